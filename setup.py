@@ -1,0 +1,50 @@
+"""Installation script for sk_replearn."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version = {}
+for line in (HERE / "sk_replearn" / "__init__.py").read_text().splitlines():
+    if line.startswith("__version__"):
+        version["v"] = line.split("=")[1].strip().strip('"')
+
+setup(
+    name="sk_replearn",
+    version=version["v"],
+    description="Representation learning as scikit-learn estimators (K-means, "
+    "PCA, autoencoders, contrastive and masked self-supervision, fine-tuning).",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["sk_replearn", "sk_replearn.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "scikit-learn>=1.6",
+        "torch>=2.2",
+        "skorch>=1.0",
+        "numpy>=1.23",
+        "scipy>=1.9",
+        "joblib>=1.2",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pandas>=1.5", "mnist1d>=0.0.2", "ruff"],
+        "docs": [
+            "sphinx>=7",
+            "sphinx-gallery>=0.15",
+            "numpydoc>=1.6",
+            "pydata-sphinx-theme>=0.15",
+            "matplotlib>=3.6",
+            "mlxtend",
+            "mnist1d>=0.0.2",
+            "pandas>=1.5",
+        ],
+        "examples": ["matplotlib>=3.6", "mlxtend", "mnist1d>=0.0.2", "pandas>=1.5"],
+        "bench": ["pandas>=1.5", "mnist1d>=0.0.2", "psutil"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,284 @@
+"""The scikit-learn face shared by every sk_replearn estimator.
+
+Everything an estimator has in common with the others lives here, once:
+resolving ``device="auto"``, seeding from ``random_state``, validating the
+input (2-D ``(n, d)`` with an optional ``input_shape``, or N-D
+``(n, C, H, W)`` / ``(n, C, L)``), moving data to the device one batch at a
+time, and the feature names that make ``set_output(transform="pandas")``
+work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import validate_data
+
+__all__ = [
+    "BaseRepresentation",
+    "batch_slices",
+    "resolve_device",
+    "seed_from_random_state",
+]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn the ``device`` parameter into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` picks CUDA when it is available and the CPU otherwise.
+        Anything :class:`torch.device` understands (``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"mps"``) is accepted as long as that device exists.
+
+    Returns
+    -------
+    torch.device
+        The device to compute on.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a device name, or names a device this machine
+        does not have.
+
+    Examples
+    --------
+    >>> from sk_replearn.base import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a device name; use 'auto', 'cpu', "
+            "'cuda', 'cuda:<index>' or 'mps'."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} asks for CUDA but no CUDA device is "
+                "available; use device='auto' or device='cpu'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} names CUDA device {dev.index} but only "
+                f"{torch.cuda.device_count()} are visible."
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} asks for Apple MPS, which is not "
+                "available here; use device='auto' or device='cpu'."
+            )
+    return dev
+
+
+def seed_from_random_state(random_state) -> int:
+    """Draw a torch seed from a scikit-learn ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        As everywhere in scikit-learn. An int always gives the same seed;
+        ``None`` draws a fresh one from numpy's global generator.
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2**31 - 1)`` for :func:`torch.manual_seed` or a
+        :class:`torch.Generator`.
+
+    Examples
+    --------
+    >>> from sk_replearn.base import seed_from_random_state
+    >>> seed_from_random_state(0) == seed_from_random_state(0)
+    True
+    """
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def batch_slices(n: int, batch_size: int | None) -> Iterator[slice]:
+    """Yield consecutive slices covering ``range(n)`` in chunks.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    batch_size : int or None
+        Rows per chunk; ``None`` means one chunk.
+
+    Yields
+    ------
+    slice
+        ``slice(start, stop)`` of at most ``batch_size`` rows.
+
+    Examples
+    --------
+    >>> from sk_replearn.base import batch_slices
+    >>> list(batch_slices(5, 2))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    step = n if batch_size is None else max(int(batch_size), 1)
+    for start in range(0, n, max(step, 1)):
+        yield slice(start, min(start + step, n))
+
+
+def _check_input_shape(input_shape) -> tuple[int, ...] | None:
+    if input_shape is None:
+        return None
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"input_shape={input_shape!r} must be a tuple of positive ints such "
+            "as (1, 8, 8) for images or (1, 40) for signals, or None."
+        ) from exc
+    if len(shape) == 0 or any(s < 1 for s in shape) or any(
+        s != v for s, v in zip(shape, input_shape)
+    ):
+        raise ValueError(
+            f"input_shape={input_shape!r} must be a non-empty tuple of positive "
+            "ints such as (1, 8, 8) for images or (1, 40) for signals, or None."
+        )
+    return shape
+
+
+class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of every sk_replearn transformer.
+
+    Subclasses declare their hyperparameters in ``__init__`` (keyword-only,
+    stored as given), extend ``_parameter_constraints`` and set
+    ``_n_features_out`` once fitted. This class supplies the rest:
+    :meth:`_validate_X` for input checking and shape handling,
+    :meth:`_device` for ``device="auto"``, :meth:`_map_batches` for a
+    transform whose memory stays flat in ``n_samples``, and the feature names
+    ``<classname>0, <classname>1, ...`` used by ``set_output``.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during ``fit`` (the flattened width for N-D
+        input).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X was a DataFrame with
+        string column names.
+    input_shape_ : tuple of int
+        Shape of one sample: ``input_shape`` if given, the trailing shape of
+        N-D input, else ``(n_features_in_,)`` (tabular data).
+    """
+
+    _parameter_constraints: dict = {
+        "input_shape": [tuple, list, None],
+        "device": [str, torch.device],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    # -- input -----------------------------------------------------------
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        """Validate X and return it as a 2-D float32/float64 array.
+
+        N-D input ``(n, *shape)`` is flattened to ``(n, prod(shape))`` and
+        ``shape`` becomes (or is checked against) ``input_shape_``. With
+        ``reset=True`` the fitted ``n_features_in_``, ``feature_names_in_``
+        and ``input_shape_`` are set; otherwise X is checked against them.
+        """
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        nd_shape = None
+        if isinstance(X, np.ndarray) and X.ndim > 2:
+            nd_shape = tuple(X.shape[1:])
+            X = X.reshape(X.shape[0], -1)
+        X = validate_data(
+            self, X, reset=reset, dtype=[np.float32, np.float64], accept_sparse=False
+        )
+        if reset:
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+        elif nd_shape is not None and nd_shape != tuple(self.input_shape_):
+            raise ValueError(
+                f"X has samples of shape {nd_shape}, but {type(self).__name__} "
+                f"was fitted on samples of shape {tuple(self.input_shape_)}."
+            )
+        return X
+
+    def _resolve_input_shape(self, n_features: int, nd_shape) -> tuple[int, ...]:
+        shape = _check_input_shape(self.input_shape)
+        if shape is not None:
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={tuple(shape)} holds {math.prod(shape)} values "
+                    f"per sample but X has {n_features} features; pass an "
+                    "input_shape whose product equals n_features, or None."
+                )
+            if nd_shape is not None and nd_shape != shape:
+                raise ValueError(
+                    f"input_shape={tuple(shape)} does not match the shape of "
+                    f"the samples in X, {nd_shape}; drop input_shape or reshape X."
+                )
+            return shape
+        if nd_shape is not None:
+            return nd_shape
+        return (n_features,)
+
+    # -- device and batches ------------------------------------------------
+    def _device(self) -> torch.device:
+        """The resolved ``device`` parameter (never stored over the user's)."""
+        return resolve_device(self.device)
+
+    def _map_batches(
+        self,
+        X: np.ndarray,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        n_out: int,
+        *,
+        device: torch.device | None = None,
+        batch_size: int | None = None,
+        dtype=np.float32,
+    ) -> np.ndarray:
+        """Apply ``fn`` to X one batch at a time on ``device``.
+
+        Only one batch of X lives on the device at once, and the output is
+        written into a preallocated array, so memory stays flat in
+        ``n_samples`` apart from the output itself.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Validated input.
+        fn : callable
+            Maps a float32 tensor ``(B, n_features)`` on ``device`` to a
+            tensor ``(B, n_out)`` (or ``(B,)`` when ``n_out`` is 0).
+        n_out : int
+            Output width; 0 for a 1-D output.
+        """
+        device = self._device() if device is None else device
+        batch_size = batch_size or getattr(self, "batch_size", None) or 4096
+        shape = (X.shape[0], n_out) if n_out else (X.shape[0],)
+        out = np.empty(shape, dtype=dtype)
+        with torch.inference_mode():
+            for sl in batch_slices(X.shape[0], batch_size):
+                xb = torch.as_tensor(X[sl]).to(device, torch.float32, non_blocking=True)
+                out[sl] = fn(xb).detach().to("cpu").numpy()
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
