@@ -211,6 +211,8 @@ class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+            # Whether X came N-D: inverse_transform answers in the same layout.
+            self._nd_input = nd_shape is not None
         elif nd_shape is not None and nd_shape != tuple(self.input_shape_):
             raise ValueError(
                 f"X has samples of shape {nd_shape}, but {type(self).__name__} "
@@ -236,6 +238,12 @@ class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if nd_shape is not None:
             return nd_shape
         return (n_features,)
+
+    def _output_layout(self, X2d: np.ndarray) -> np.ndarray:
+        """Reshape a 2-D ``(n, n_features_in_)`` result like the fit input."""
+        if getattr(self, "_nd_input", False):
+            return X2d.reshape(X2d.shape[0], *self.input_shape_)
+        return X2d
 
     # -- device and batches ------------------------------------------------
     def _device(self) -> torch.device:
@@ -274,7 +282,10 @@ class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         out = np.empty(shape, dtype=dtype)
         with torch.inference_mode():
             for sl in batch_slices(X.shape[0], batch_size):
-                xb = torch.as_tensor(X[sl]).to(device, torch.float32, non_blocking=True)
+                chunk = X[sl]
+                if not chunk.flags.writeable:  # torch warns on read-only memory
+                    chunk = chunk.copy()
+                xb = torch.from_numpy(chunk).to(device, torch.float32, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out
 

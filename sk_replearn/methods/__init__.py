@@ -1,0 +1,5 @@
+"""The neural representation learners."""
+
+from .autoencoder import AutoencoderTransformer
+
+__all__ = ["AutoencoderTransformer"]

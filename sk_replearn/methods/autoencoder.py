@@ -1,0 +1,304 @@
+"""AutoencoderTransformer: a deep encoder and decoder through a bottleneck."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array
+
+from ..objectives.reconstruction import AutoencoderObjective
+from ._base import NeuralRepresentation
+
+__all__ = ["AutoencoderTransformer"]
+
+
+class AutoencoderTransformer(NeuralRepresentation):
+    """Autoencoder representation: ``z = E(x)`` trained so that ``D(z) ≈ x``.
+
+    The lecture's non-linear generalisation of PCA: a deep encoder maps the
+    input through a narrow bottleneck of ``n_components`` units and a decoder
+    maps it back; minimising the reconstruction error forces the bottleneck
+    to keep what matters about the data. With ``noise > 0`` it is a
+    denoising autoencoder: the input is corrupted and the clean input
+    reconstructed.
+
+    Parameters
+    ----------
+    n_components : int, default=16
+        Width of the bottleneck, the dimension of the representation.
+    encoder : {"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class, default="auto"
+        The encoder network. "auto" picks an MLP for tabular data and a CNN
+        for images and signals (see ``input_shape``). A class is called as
+        ``encoder(input_shape=..., **encoder_kwargs)``.
+    encoder_kwargs : dict, default=None
+        Keyword arguments of the encoder, e.g. ``{"hidden_sizes": (128,)}``
+        for "mlp" or ``{"channels": (16, 32)}`` for "cnn".
+    decoder : {"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class, default="auto"
+        The decoder; "auto" mirrors the encoder.
+    decoder_kwargs : dict, default=None
+        Keyword arguments of the decoder.
+    noise : float, default=0.0
+        Training-time corruption: a Gaussian standard deviation (in units of
+        the standardised input) or a masking fraction, by ``noise_type``.
+    noise_type : {"gaussian", "mask"}, default="gaussian"
+        The kind of corruption of a denoising autoencoder.
+    input_shape : tuple of int, default=None
+        Shape of one sample when X is 2-D, e.g. ``(1, 8, 8)`` for 8×8
+        images or ``(1, 40)`` for signals; None means tabular unless X
+        itself is N-D ``(n, C, H, W)`` or ``(n, C, L)``.
+    max_epochs : int, default=100
+        Passes over the training data.
+    batch_size : int, default=128
+        Samples per optimisation step.
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
+        The optimiser.
+    weight_decay : float, default=1e-4
+        Decoupled weight decay (L2 penalty for "adam"/"sgd").
+    lr_schedule : {"cosine"} or None, default="cosine"
+        Cosine decay of the learning rate to zero over training, after
+        ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.
+    warmup_epochs : int, default=0
+        Epochs of linear learning-rate warm-up.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks (instances or ``(name, callback)`` tuples), appended
+        to the defaults.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its loss
+        has not improved for ``n_iter_no_change`` epochs; the best weights
+        are restored.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : str or torch.device, default="auto"
+        "auto" trains on CUDA when present, else on the CPU; or "cpu",
+        "cuda", "cuda:1", "mps".
+    precision : {"32", "bf16", "16"}, default="32"
+        Float precision of the forward pass: "bf16" autocasts to bfloat16
+        (CPU or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
+    compile : bool, default=False
+        Compile the module with :func:`torch.compile`.
+    verbose : int, default=0
+        0 is silent; 1 prints a progress bar and one line per epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and noise; an int makes CPU
+        training bit-for-bit repeatable.
+    warm_start : bool, default=False
+        When True, a second ``fit`` continues training the same network.
+
+    Attributes
+    ----------
+    net_ : sk_replearn.training.RepresentationNet
+        The trained skorch net; ``net_.module_`` is the objective holding
+        the encoder (``backbone`` + ``bottleneck``) and the ``decoder``.
+    history_ : skorch.History
+        Per-epoch (and per-batch) training record.
+    loss_curve_ : list of float
+        Training loss at each epoch.
+    n_epochs_ : int
+        Epochs run (fewer than ``max_epochs`` after early stopping).
+    input_shape_ : tuple of int
+        Shape of one sample.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, for DataFrames with string
+        column names.
+
+    See Also
+    --------
+    PCATransformer : The linear autoencoder, in closed form.
+
+    References
+    ----------
+    .. [1] Hinton, G. E. & Salakhutdinov, R. R. (2006). Reducing the
+       dimensionality of data with neural networks. Science, 313.
+    .. [2] Vincent, P. et al. (2008). Extracting and composing robust
+       features with denoising autoencoders. ICML.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn import AutoencoderTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=8, input_shape=(1, 8, 8),
+    ...                             max_epochs=2, random_state=0)
+    >>> ae.fit_transform(X[:200]).shape
+    (200, 8)
+    >>> ae.inverse_transform(ae.transform(X[:3])).shape
+    (3, 64)
+    """
+
+    _parameter_constraints: dict = {
+        **NeuralRepresentation._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "encoder_kwargs": [dict, None],
+        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "decoder_kwargs": [dict, None],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "noise_type": [StrOptions({"gaussian", "mask"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 16,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        decoder="auto",
+        decoder_kwargs: dict | None = None,
+        noise: float = 0.0,
+        noise_type: str = "gaussian",
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 100,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.decoder = decoder
+        self.decoder_kwargs = decoder_kwargs
+        self.noise = noise
+        self.noise_type = noise_type
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> AutoencoderTransformer:
+        """Train the autoencoder on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training samples.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : AutoencoderTransformer
+            The fitted estimator.
+        """
+        return self._fit(X)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Decode codes back to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features_in_) or (n_samples, *input_shape_)
+            Reconstructions, in the layout of the data ``fit`` was given.
+        """
+        module = self._module()
+        Z = check_array(X, dtype=[np.float32, np.float64], input_name="X")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects "
+                f"codes of width n_components={self.n_components}."
+            )
+        out = self._map_batches(
+            Z,
+            lambda zb: module.decode(zb).float().flatten(1),
+            self.n_features_in_,
+            device=next(module.parameters()).device,
+        )
+        return self._output_layout(out)
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Encode and decode X: ``D(E(X))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features_in_) or (n_samples, *input_shape_)
+            Reconstructions.
+        """
+        out = self._apply(X, lambda m, xb: m.decode(m.encode(xb)), self.n_features_in_)
+        return self._output_layout(out)
+
+    def score(self, X, y=None) -> float:
+        """Negative mean squared reconstruction error (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            ``-mean((X - reconstruct(X)) ** 2)``, in the units of X.
+        """
+        errors = self._apply(
+            X,
+            lambda m, xb: (m.decode(m.encode(xb)) - xb).pow(2).flatten(1).mean(1, keepdim=True),
+            1,
+        )
+        return -float(errors.astype(np.float64).mean())
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components
+
+    def _build_objective(self) -> AutoencoderObjective:
+        return AutoencoderObjective(
+            input_shape=self.input_shape_,
+            n_components=self.n_components,
+            encoder=self.encoder,
+            encoder_kwargs=self.encoder_kwargs,
+            decoder=self.decoder,
+            decoder_kwargs=self.decoder_kwargs,
+            noise=self.noise,
+            noise_type=self.noise_type,
+        )
+
+

@@ -1,0 +1,72 @@
+"""The contract every training objective fulfils."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Objective"]
+
+
+class Objective(nn.Module):
+    """An encoder together with the loss that trains it.
+
+    The training engine (:class:`sk_replearn.training.RepresentationNet`)
+    knows nothing about any particular method: it calls :meth:`forward` on a
+    batch, hands the result to :meth:`loss`, and later asks :meth:`encode` for
+    the representation. A new method is a subclass that fills these three in.
+
+    Every objective standardises its input with a scalar shift and scale
+    (buffers set once from the training data by :meth:`set_input_scale`),
+    so that a learning rate that suits unit-variance data suits raw pixel
+    values too; the scale travels with the weights when the model is saved.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.base import Objective
+    >>> class Identity(Objective):
+    ...     def forward(self, x):
+    ...         return self.normalize(x)
+    ...     def loss(self, output, x):
+    ...         return output.pow(2).mean()
+    ...     def encode(self, x):
+    ...         return self.normalize(x).flatten(1)
+    >>> obj = Identity()
+    >>> obj.set_input_scale(torch.tensor([1.0, 3.0]))
+    >>> obj.encode(torch.tensor([[1.0, 3.0]]))
+    tensor([[-0.7071,  0.7071]])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("input_shift", torch.zeros(()))
+        self.register_buffer("input_scale", torch.ones(()))
+
+    @torch.no_grad()
+    def set_input_scale(self, x: torch.Tensor) -> None:
+        """Set the standardising shift and scale from a sample of inputs."""
+        x = x.detach().double()
+        std = x.std() if x.numel() > 1 else torch.ones((), dtype=x.dtype)
+        self.input_shift.copy_(x.mean())
+        self.input_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map raw input to standardised units."""
+        return (x - self.input_shift) / self.input_scale
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map standardised units back to the input's units."""
+        return x * self.input_scale + self.input_shift
+
+    def forward(self, x: torch.Tensor):  # pragma: no cover - abstract
+        """Training-time output for a batch ``x`` of shape ``(B, *input_shape)``."""
+        raise NotImplementedError
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Scalar loss from :meth:`forward`'s output and the batch."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The representation ``(B, n_components)`` of a raw batch."""
+        raise NotImplementedError

@@ -1,0 +1,307 @@
+"""The one skorch ``NeuralNet`` subclass that trains every objective.
+
+:class:`RepresentationNet` is skorch's training loop with four small
+overrides and nothing copied: the loss comes from the objective
+(:meth:`get_loss`), batches are sliced straight out of a tensor instead of
+collated sample by sample (:meth:`get_iterator`), the forward pass runs under
+autocast when ``precision`` asks for it (:meth:`infer`), and float16 steps
+go through a gradient scaler (:meth:`train_step`). Callbacks stop training on
+a non-finite loss and give the learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.utils import TeeGenerator
+
+__all__ = [
+    "ArrayDataset",
+    "NonFiniteLossError",
+    "RandomSplit",
+    "RepresentationNet",
+    "WarmupCosine",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """Unlabelled samples held in one tensor ``(n, *input_shape)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        The samples, float32, on the CPU.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import ArrayDataset
+    >>> len(ArrayDataset(torch.zeros(5, 1, 8, 8)))
+    5
+    """
+
+    def __init__(self, X: torch.Tensor) -> None:
+        self.X = X
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], torch.zeros(())
+
+
+class _Batches:
+    """Iterate over ``(X[idx], None)`` batches sliced from one tensor.
+
+    Slicing a whole batch at once costs one gather, where a DataLoader over
+    a map-style dataset costs one ``__getitem__`` and a collate per sample;
+    on small models that difference dominates the epoch time. In training
+    the order is reshuffled each epoch from torch's global generator (which
+    the estimator seeds), and a last batch of one sample is dropped so that
+    batch normalisation never sees a batch of one.
+    """
+
+    def __init__(self, X: torch.Tensor, batch_size: int, training: bool) -> None:
+        self.X = X
+        self.batch_size = len(X) if batch_size == -1 else int(batch_size)
+        self.training = training
+
+    def __len__(self) -> int:
+        n_batches = math.ceil(len(self.X) / self.batch_size)
+        if self.training and len(self.X) > 1 and len(self.X) % self.batch_size == 1:
+            n_batches -= 1
+        return n_batches
+
+    def __iter__(self):
+        n = len(self.X)
+        if self.training:
+            order = torch.randperm(n)
+            for k in range(len(self)):
+                yield self.X[order[k * self.batch_size : (k + 1) * self.batch_size]], None
+        else:
+            for start in range(0, n, self.batch_size):
+                yield self.X[start : start + self.batch_size], None
+
+
+class RandomSplit:
+    """Hold out a random fraction of the samples for validation.
+
+    A picklable ``train_split`` for skorch: ``split(dataset)`` returns
+    ``(train, valid)`` :class:`ArrayDataset` s, drawn from torch's global
+    generator (seeded by the estimator).
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the samples in the validation set, in (0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import ArrayDataset, RandomSplit
+    >>> train, valid = RandomSplit(0.2)(ArrayDataset(torch.zeros(10, 3)))
+    >>> len(train), len(valid)
+    (8, 2)
+    """
+
+    def __init__(self, fraction: float) -> None:
+        self.fraction = fraction
+
+    def __call__(self, dataset: ArrayDataset, y=None, **fit_params):
+        n = len(dataset)
+        n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
+        order = torch.randperm(n)
+        return (
+            ArrayDataset(dataset.X[order[n_valid:]]),
+            ArrayDataset(dataset.X[order[:n_valid]]),
+        )
+
+
+class WarmupCosine:
+    """Learning-rate factor: linear warm-up, then cosine decay to zero.
+
+    Parameters
+    ----------
+    total_steps : int
+        Number of optimiser steps in the whole run.
+    warmup_steps : int
+        Steps of linear warm-up from ``1 / warmup_steps`` to 1.
+
+    Examples
+    --------
+    >>> from sk_replearn.training import WarmupCosine
+    >>> f = WarmupCosine(total_steps=10, warmup_steps=2)
+    >>> [round(f(s), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int) -> None:
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = max(int(warmup_steps), 0)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(self.total_steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop training with a clear error as soon as the loss is not finite.
+
+    A model whose weights went to NaN must never be reported as fitted.
+    The message names the epoch and batch and the usual cause.
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        value = float(loss) if loss is not None else 0.0
+        if not math.isfinite(value):
+            epoch = len(net.history)
+            raise NonFiniteLossError(
+                f"The {'training' if training else 'validation'} loss became "
+                f"{value} in epoch {epoch}. The learning rate (lr={net.lr}) is "
+                "most likely too high for this model and data; lower lr, add "
+                "warm-up (lr_schedule='cosine', warmup_epochs>0) or use "
+                "precision='32'."
+            )
+
+
+class RepresentationNet(NeuralNet):
+    """skorch ``NeuralNet`` that trains an :class:`~sk_replearn.objectives.base.Objective`.
+
+    Fitted on unlabelled data: ``net.fit(X, None)`` with ``X`` a float32
+    tensor ``(n, *input_shape)``. The module is an ``Objective``; its
+    ``forward`` output and the batch go to its ``loss``.
+
+    Parameters
+    ----------
+    module : Objective
+        The objective to train (an instance or a class with ``module__``
+        arguments, as in skorch).
+    precision : {"32", "bf16", "16"}, default="32"
+        Autocast dtype of the forward pass. "16" runs float16 with a
+        gradient scaler and needs CUDA.
+    **kwargs
+        Passed on to :class:`skorch.NeuralNet`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    >>> from sk_replearn.training import RepresentationNet
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> obj = AutoencoderObjective(input_shape=(4,), n_components=2)
+    >>> net = RepresentationNet(obj, max_epochs=2, lr=1e-2, verbose=0)
+    >>> _ = net.fit(torch.randn(32, 4), None)
+    >>> len(net.history)
+    2
+    """
+
+    def __init__(self, module, *args, precision: str = "32", **kwargs) -> None:
+        kwargs.setdefault("criterion", torch.nn.Identity)
+        kwargs.setdefault("train_split", None)
+        kwargs.setdefault("dataset", ArrayDataset)
+        kwargs.setdefault("optimizer", torch.optim.AdamW)
+        # Our modules are plain nn.Modules defined in this package; loading
+        # them back needs the full unpickler (pickle runs code anyway).
+        kwargs.setdefault("torch_load_kwargs", {"weights_only": False})
+        super().__init__(module, *args, **kwargs)
+        self.precision = precision
+
+    # -- data --------------------------------------------------------------
+    def get_dataset(self, X, y=None):
+        """Wrap a tensor in an :class:`ArrayDataset` (datasets pass through)."""
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        return ArrayDataset(torch.as_tensor(X, dtype=torch.float32))
+
+    def get_iterator(self, dataset, training=False):
+        """Batches sliced from the dataset's tensor (see :class:`_Batches`)."""
+        if not isinstance(dataset, ArrayDataset):
+            return super().get_iterator(dataset, training=training)
+        prefix = "iterator_train" if training else "iterator_valid"
+        batch_size = self.get_params_for(prefix).get("batch_size", self.batch_size)
+        return _Batches(dataset.X, batch_size, training)
+
+    # -- one step ----------------------------------------------------------
+    def _autocast(self):
+        if self.precision == "32":
+            return contextlib.nullcontext()
+        device_type = torch.device(self.device).type
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device_type, dtype=dtype)
+
+    def infer(self, x, **fit_params):
+        """Forward pass, under autocast when ``precision`` is not "32"."""
+        with self._autocast():
+            return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The objective's loss; labels are ignored."""
+        with self._autocast():
+            return self.module_.loss(y_pred, torch.as_tensor(X).to(self.device))
+
+    def initialize(self):
+        """Initialise as skorch does, plus the float16 gradient scaler."""
+        super().initialize()
+        self.grad_scaler_ = (
+            torch.amp.GradScaler("cuda") if self.precision == "16" else None
+        )
+        return self
+
+    def train_step_single(self, batch, **fit_params):
+        """As skorch's, with the loss scaled before ``backward`` in float16."""
+        if getattr(self, "grad_scaler_", None) is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, _ = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, None, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        """As skorch's; in float16 the scaler unscales, steps and updates."""
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        scaler.unscale_(self.optimizer_)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        scaler.step(self.optimizer_)
+        scaler.update()
+        return step
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; an interrupt keeps the weights and warns."""
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training was interrupted during epoch {len(self.history)}; "
+                "the model keeps the weights of the last finished step and "
+                "can be used (or trained further with warm_start=True).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.interrupted_ = True
+            return self
+

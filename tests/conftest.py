@@ -1,0 +1,25 @@
+"""Shared fixtures: small real data sets, loaded once."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+# Two cores: keep torch from oversubscribing them when pytest-xdist or
+# GridSearchCV(n_jobs=2) runs workers side by side.
+torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """Digits, stratified 75/25 split with random_state=0 (the issues' split)."""
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def small_digits():
+    """300 digits images as float32, (n, 64)."""
+    X, y = load_digits(return_X_y=True)
+    return X[:300].astype(np.float32), y[:300]

@@ -1,0 +1,295 @@
+"""AutoencoderTransformer and, through it, the training engine."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from skorch.callbacks import Callback
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn import AutoencoderTransformer, PCATransformer
+from sk_replearn.training import NonFiniteLossError
+
+TINY = dict(
+    n_components=3,
+    encoder_kwargs={"hidden_sizes": (16,)},
+    max_epochs=3,
+    batch_size=32,
+    random_state=0,
+)
+IMAGE = dict(n_components=8, input_shape=(1, 8, 8), max_epochs=3, random_state=0)
+
+
+@parametrize_with_checks([AutoencoderTransformer(**TINY)])
+def test_autoencoder_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_autoencoder_beats_pca_on_digits(digits_split):
+    """The issue's bar: probe accuracy >= PCA(16)'s, held-out MSE below it."""
+    X_train, X_test, y_train, y_test = digits_split
+    ae = AutoencoderTransformer(n_components=16, input_shape=(1, 8, 8), random_state=0)
+    pca = PCATransformer(n_components=16)
+    scores = {}
+    for name, rep in [("ae", ae), ("pca", pca)]:
+        pipe = Pipeline([(name, rep), ("clf", LogisticRegression(max_iter=5000))])
+        scores[name] = pipe.fit(X_train, y_train).score(X_test, y_test)
+    mse_ae = mean_squared_error(X_test, ae.inverse_transform(ae.transform(X_test)))
+    mse_pca = mean_squared_error(X_test, pca.inverse_transform(pca.transform(X_test)))
+    assert scores["ae"] >= scores["pca"], scores
+    assert mse_ae < mse_pca, (mse_ae, mse_pca)
+    assert ae.score(X_test) == pytest.approx(-mse_ae, rel=1e-4)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_autoencoder_grid_search_in_pipeline(small_digits, n_jobs):
+    X, y = small_digits
+    pipe = Pipeline([
+        ("ae", AutoencoderTransformer(input_shape=(1, 8, 8), max_epochs=2, random_state=0)),
+        ("clf", LogisticRegression(max_iter=500)),
+    ])
+    grid = GridSearchCV(
+        pipe, {"ae__n_components": [4, 8], "ae__lr": [1e-3, 3e-3]}, cv=2, n_jobs=n_jobs
+    )
+    grid.fit(X, y)
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert grid.best_estimator_.named_steps["ae"].n_components in (4, 8)
+
+
+def test_autoencoder_training_lowers_the_loss(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 10}).fit(X)
+    assert ae.n_epochs_ == 10 == len(ae.loss_curve_)
+    assert ae.loss_curve_[-1] < 0.7 * ae.loss_curve_[0]
+    untrained = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}).fit(X)
+    assert ae.score(X) > untrained.score(X)
+
+
+def test_autoencoder_random_state_makes_training_repeatable(small_digits):
+    X, _ = small_digits
+    a = AutoencoderTransformer(**IMAGE).fit(X).transform(X)
+    b = AutoencoderTransformer(**IMAGE).fit(X).transform(X)
+    c = AutoencoderTransformer(**{**IMAGE, "random_state": 1}).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_autoencoder_leaves_global_torch_rng_alone(small_digits):
+    import torch
+
+    X, _ = small_digits
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    AutoencoderTransformer(**IMAGE).fit(X)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("dump, load", [
+    (pickle.dumps, pickle.loads),
+    (lambda est: _joblib_bytes(est), lambda b: _joblib_load(b)),
+])
+def test_autoencoder_pickle_round_trip(small_digits, dump, load):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE).fit(X)
+    again = load(dump(ae))
+    np.testing.assert_array_equal(again.transform(X), ae.transform(X))
+    np.testing.assert_array_equal(
+        again.inverse_transform(ae.transform(X[:5])), ae.inverse_transform(ae.transform(X[:5]))
+    )
+
+
+def _joblib_bytes(est):
+    import io
+
+    buf = io.BytesIO()
+    joblib.dump(est, buf)
+    return buf.getvalue()
+
+
+def _joblib_load(data):
+    import io
+
+    return joblib.load(io.BytesIO(data))
+
+
+def test_autoencoder_clone_is_unfitted_with_same_params(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE).fit(X)
+    copy = clone(ae)
+    assert copy.get_params() == ae.get_params()
+    assert not hasattr(copy, "net_")
+
+
+def test_autoencoder_nd_input_round_trips_in_its_shape(small_digits):
+    X, _ = small_digits
+    X4 = X.reshape(-1, 1, 8, 8)
+    ae = AutoencoderTransformer(**{**IMAGE, "input_shape": None}).fit(X4)
+    assert ae.input_shape_ == (1, 8, 8)
+    Z = ae.transform(X4)
+    assert Z.shape == (len(X), 8) and Z.dtype == np.float32
+    np.testing.assert_allclose(Z, ae.transform(X), rtol=1e-6)
+    assert ae.inverse_transform(Z).shape == X4.shape
+    assert ae.reconstruct(X4).shape == X4.shape
+
+
+@pytest.mark.parametrize("noise, noise_type", [(0.3, "gaussian"), (0.5, "mask")])
+def test_autoencoder_denoising_trains_and_differs(small_digits, noise, noise_type):
+    X, _ = small_digits
+    plain = AutoencoderTransformer(**IMAGE).fit(X)
+    denoising = AutoencoderTransformer(**IMAGE, noise=noise, noise_type=noise_type).fit(X)
+    assert np.isfinite(denoising.loss_curve_).all()
+    assert not np.allclose(plain.transform(X), denoising.transform(X))
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "cnn", "resnet", "vit"])
+def test_autoencoder_each_encoder_trains(small_digits, encoder):
+    X, _ = small_digits
+    kwargs = {"patch_size": 4, "depth": 1} if encoder == "vit" else None
+    ae = AutoencoderTransformer(
+        **{**IMAGE, "max_epochs": 2}, encoder=encoder, encoder_kwargs=kwargs
+    ).fit(X)
+    assert ae.transform(X[:7]).shape == (7, 8)
+    assert np.isfinite(ae.loss_curve_).all()
+
+
+def test_autoencoder_signal_input(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(n_components=4, input_shape=(1, 64), max_epochs=2).fit(X)
+    assert ae.reconstruct(X[:3]).shape == (3, 64)
+
+
+def test_autoencoder_cosine_schedule_decays_to_zero(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE, warmup_epochs=1).fit(X)
+    lrs = ae.history_[:, "batches", :, "event_lr"]
+    assert lrs[0][0] < 1e-3  # warm-up starts low
+    assert ae.net_.optimizer_.param_groups[0]["lr"] < 1e-5
+
+
+def test_autoencoder_early_stopping_stops_and_records_validation(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(
+        **{**IMAGE, "max_epochs": 300}, lr_schedule=None, lr=3e-2,
+        early_stopping=True, n_iter_no_change=2, validation_fraction=0.2,
+    ).fit(X)
+    assert ae.n_epochs_ < 300
+    assert "valid_loss" in ae.history_[-1]
+
+
+def test_autoencoder_warm_start_continues_training(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE, warm_start=True).fit(X)
+    first_net = ae.net_
+    ae.fit(X)
+    assert ae.net_ is first_net
+    assert ae.n_epochs_ == 2 * IMAGE["max_epochs"]
+
+
+def test_autoencoder_user_callbacks_run(small_digits):
+    X, _ = small_digits
+
+    class Count(Callback):
+        def initialize(self):
+            self.epochs = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs += 1
+
+    ae = AutoencoderTransformer(**IMAGE, callbacks=[Count()]).fit(X)
+    assert ae.net_.callbacks_[-1][1].epochs == IMAGE["max_epochs"]
+
+
+def test_autoencoder_non_finite_loss_is_a_clear_error(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE, optimizer="sgd", lr=1e30, lr_schedule=None)
+    with pytest.raises(NonFiniteLossError, match=r"in epoch \d+.*lr=1e\+30.*too high"):
+        ae.fit(X)
+    assert not hasattr(ae, "net_")
+
+
+def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):
+    X, _ = small_digits
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt
+
+    ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 10}, callbacks=[Interrupt()])
+    with pytest.warns(RuntimeWarning, match="interrupted during epoch 2"):
+        ae.fit(X)
+    assert ae.n_epochs_ == 2
+    assert np.isfinite(ae.transform(X)).all()
+
+
+def test_autoencoder_verbose_prints_epochs(small_digits, capsys):
+    X, _ = small_digits
+    AutoencoderTransformer(**{**IMAGE, "max_epochs": 2}, verbose=1).fit(X)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and out.count("\n") >= 2
+
+
+def test_autoencoder_bf16_precision_on_cpu(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE, precision="bf16").fit(X)
+    assert np.isfinite(ae.loss_curve_).all()
+    assert ae.transform(X[:4]).dtype == np.float32
+
+
+def test_autoencoder_pandas_output(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    out = AutoencoderTransformer(**IMAGE).set_output(transform="pandas").fit_transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [f"autoencodertransformer{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": -1}, "'n_components' parameter"),
+        ({"input_shape": (1, 8, 9)}, "holds 72 values per sample but X has 64"),
+        ({"encoder": "transformer"}, "'encoder' parameter"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"precision": "8"}, "'precision' parameter"),
+        ({"precision": "16", "device": "cpu"}, "needs a CUDA device"),
+        ({"optimizer": "lbfgs"}, "'optimizer' parameter"),
+        ({"device": "tpu:0"}, "is not a device name"),
+    ],
+)
+def test_autoencoder_bad_parameters_fail_at_fit(small_digits, params, match):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(**{**IMAGE, **params}).fit(X)
+
+
+def test_autoencoder_bad_input_is_a_clear_error(small_digits):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        AutoencoderTransformer(**IMAGE).fit(X[:1])
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        AutoencoderTransformer(**IMAGE).fit(X_nan)
+    ae = AutoencoderTransformer(**IMAGE).fit(X)
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        ae.transform(X[:, :10])
+    with pytest.raises(ValueError, match="n_components=8"):
+        ae.inverse_transform(np.zeros((2, 3)))
+
+
+def test_autoencoder_unfitted_transform_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        AutoencoderTransformer().transform(np.zeros((2, 4)))
+

@@ -1,0 +1,124 @@
+"""The shared base: devices, seeds, input shapes, batched transform."""
+
+import numpy as np
+import pytest
+import torch
+
+from sk_replearn.base import (
+    BaseRepresentation,
+    batch_slices,
+    resolve_device,
+    seed_from_random_state,
+)
+
+
+class _Scale(BaseRepresentation):
+    """Smallest concrete estimator: multiplies by 2, in batches."""
+
+    def __init__(self, *, input_shape=None, device="auto", batch_size=3, random_state=None):
+        self.input_shape = input_shape
+        self.device = device
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        self._validate_X(X, reset=True)
+        return self
+
+    def transform(self, X):
+        X = self._validate_X(X, reset=False)
+        self.batch_rows_ = []
+
+        def fn(xb):
+            self.batch_rows_.append(xb.shape[0])
+            return 2 * xb
+
+        return self._map_batches(X, fn, X.shape[1])
+
+    @property
+    def _n_features_out(self):
+        return self.n_features_in_
+
+
+def test_resolve_device_auto_is_cpu_without_cuda():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_missing_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device is available"):
+        resolve_device("cuda:1")
+
+
+def test_resolve_device_rejects_nonsense():
+    with pytest.raises(ValueError, match="device='gpu0' is not a device name"):
+        resolve_device("gpu0")
+
+
+def test_seed_from_random_state_is_repeatable():
+    assert seed_from_random_state(3) == seed_from_random_state(3)
+    assert seed_from_random_state(3) != seed_from_random_state(4)
+    rng = np.random.RandomState(0)
+    assert 0 <= seed_from_random_state(rng) < 2**31
+
+
+def test_batch_slices_cover_everything_once():
+    covered = np.concatenate([np.arange(10)[sl] for sl in batch_slices(10, 4)])
+    np.testing.assert_array_equal(covered, np.arange(10))
+    assert list(batch_slices(3, None)) == [slice(0, 3)]
+
+
+def test_base_transform_runs_in_batches_and_keeps_float32():
+    X = np.arange(20, dtype=np.float64).reshape(10, 2)
+    est = _Scale(batch_size=3).fit(X)
+    Z = est.transform(X)
+    assert Z.dtype == np.float32
+    np.testing.assert_allclose(Z, 2 * X)
+    assert est.batch_rows_ == [3, 3, 3, 1]
+
+
+def test_base_input_shape_from_nd_input_and_flat_equivalence():
+    X = np.random.RandomState(0).rand(6, 1, 2, 3)
+    est = _Scale().fit(X)
+    assert est.input_shape_ == (1, 2, 3)
+    assert est.n_features_in_ == 6
+    np.testing.assert_allclose(est.transform(X), est.transform(X.reshape(6, -1)))
+    with pytest.raises(ValueError, match="fitted on samples of shape"):
+        est.transform(X.reshape(6, 1, 3, 2))
+
+
+def test_base_tabular_input_shape_defaults_to_n_features():
+    assert _Scale().fit(np.zeros((4, 5))).input_shape_ == (5,)
+
+
+@pytest.mark.parametrize(
+    "input_shape, match",
+    [
+        ((1, 8, 9), "holds 72 values per sample but X has 64 features"),
+        ((0, 64), "non-empty tuple of positive ints"),
+        (("a", 2), "tuple of positive ints"),
+        ((1.5, 2), "tuple of positive ints"),
+    ],
+)
+def test_base_bad_input_shape_is_a_clear_error(input_shape, match):
+    with pytest.raises(ValueError, match=match):
+        _Scale(input_shape=input_shape).fit(np.zeros((3, 64)))
+
+
+def test_base_input_shape_must_agree_with_nd_input():
+    with pytest.raises(ValueError, match="does not match the shape of the samples"):
+        _Scale(input_shape=(64,)).fit(np.zeros((3, 1, 8, 8)))
+
+
+def test_base_accepts_torch_tensors():
+    X = torch.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(_Scale().fit(X).transform(X), 2 * X.numpy())
+
+
+def test_base_pandas_output():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    out = _Scale().set_output(transform="pandas").fit(X).transform(X)
+    assert list(out.columns) == ["_scale0", "_scale1"]
