@@ -1,0 +1,555 @@
+"""Contrastive and non-contrastive losses against naive loops from the papers."""
+
+import math
+from collections import deque
+
+import pytest
+import torch
+from torch import nn
+
+from sk_replearn.objectives.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss
+from sk_replearn.objectives.momentum import (
+    copy_frozen,
+    cosine_momentum,
+    update_momentum,
+)
+from sk_replearn.objectives.noncontrastive import (
+    BarlowTwinsLoss,
+    DINOLoss,
+    NegativeCosineLoss,
+    collapse_std,
+)
+
+TEMPERATURES = [0.05, 0.1, 0.5, 1.0]
+BAD_TEMPERATURES = [0.0, -0.1, float("nan")]
+ATOL = 1e-6
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).double()
+
+
+# --- naive references, written from the papers' formulas -------------------
+
+
+def _unit(v):
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v]
+
+
+def _dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _naive_ntxent(z1, z2, tau):
+    """SimCLR Algorithm 1: interleaved views, l(i, j) over k != i."""
+    z = []
+    for a, b in zip(z1.tolist(), z2.tolist()):
+        z += [_unit(a), _unit(b)]
+    n2 = len(z)
+
+    def ell(i, j):
+        num = math.exp(_dot(z[i], z[j]) / tau)
+        den = sum(math.exp(_dot(z[i], z[k]) / tau) for k in range(n2) if k != i)
+        return -math.log(num / den)
+
+    return (
+        sum(ell(2 * k, 2 * k + 1) + ell(2 * k + 1, 2 * k) for k in range(n2 // 2)) / n2
+    )
+
+
+def _naive_infonce(q, k, queue, tau):
+    """MoCo eq. (1): one positive key, negatives from the queue or the batch."""
+    q = [_unit(v) for v in q.tolist()]
+    k = [_unit(v) for v in k.tolist()]
+    total = 0.0
+    for i, qi in enumerate(q):
+        pos = math.exp(_dot(qi, k[i]) / tau)
+        if queue is None:
+            negs = [k[j] for j in range(len(k)) if j != i]
+        else:
+            negs = [_unit(v) for v in queue.tolist()]
+        den = pos + sum(math.exp(_dot(qi, kj) / tau) for kj in negs)
+        total += -math.log(pos / den)
+    return total / len(q)
+
+
+def _naive_negative_cosine(p, z):
+    """SimSiam eq. (1): D(p, z) = -cos(p, z), averaged over the batch."""
+    cosines = [_dot(_unit(a), _unit(b)) for a, b in zip(p.tolist(), z.tolist())]
+    return -sum(cosines) / len(cosines)
+
+
+def _naive_barlow(z1, z2, lam, eps):
+    """Barlow Twins eq. (1)-(2) with a per-dimension batch standardisation."""
+    a, b = z1.tolist(), z2.tolist()
+    n, d = len(a), len(a[0])
+
+    def standardize(x):
+        out = [[0.0] * d for _ in range(n)]
+        for j in range(d):
+            mean = sum(x[i][j] for i in range(n)) / n
+            var = sum((x[i][j] - mean) ** 2 for i in range(n)) / n
+            for i in range(n):
+                out[i][j] = (x[i][j] - mean) / math.sqrt(var + eps)
+        return out
+
+    a, b = standardize(a), standardize(b)
+    loss = 0.0
+    for i in range(d):
+        for j in range(d):
+            c_ij = sum(a[s][i] * b[s][j] for s in range(n)) / n
+            loss += (1 - c_ij) ** 2 if i == j else lam * c_ij**2
+    return loss
+
+
+def _softmax(v, tau):
+    m = max(x / tau for x in v)
+    e = [math.exp(x / tau - m) for x in v]
+    s = sum(e)
+    return [x / s for x in e]
+
+
+def _naive_dino(student, teacher, center, t_tau, s_tau):
+    """DINO Algorithm 1: H(t, s) over teacher views a and student views b != a."""
+    center = center.flatten().tolist()
+    total, pairs = 0.0, 0
+    for a, t in enumerate(teacher):
+        for b, s in enumerate(student):
+            if a == b:
+                continue
+            h = 0.0
+            for tr, sr in zip(t.tolist(), s.tolist()):
+                pt = _softmax([x - c for x, c in zip(tr, center)], t_tau)
+                ps = _softmax(sr, s_tau)
+                h += -sum(x * math.log(y) for x, y in zip(pt, ps))
+            total += h / len(t)
+            pairs += 1
+    return total / pairs
+
+
+# --- NT-Xent ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("n", [2, 5])
+def test_ntxent_matches_naive_loop(temperature, n):
+    z1, z2 = _randn(n, 3, seed=1), _randn(n, 3, seed=2)
+    got = NTXentLoss(temperature)(z1, z2)
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(_naive_ntxent(z1, z2, temperature), abs=ATOL)
+
+
+def test_ntxent_symmetric_in_views():
+    z1, z2 = _randn(4, 3, seed=1), _randn(4, 3, seed=2)
+    loss = NTXentLoss(0.3)
+    torch.testing.assert_close(loss(z1, z2), loss(z2, z1))
+
+
+def test_ntxent_rejects_single_sample():
+    with pytest.raises(ValueError, match=r"N >= 2"):
+        NTXentLoss()(torch.randn(1, 4), torch.randn(1, 4))
+
+
+@pytest.mark.parametrize("temperature", BAD_TEMPERATURES)
+def test_ntxent_rejects_bad_temperature(temperature):
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        NTXentLoss(temperature)
+
+
+def test_ntxent_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+        NTXentLoss()(torch.randn(3, 4), torch.randn(3, 5))
+
+
+def test_ntxent_alignment_lower_than_random():
+    z = _randn(16, 8, seed=3)
+    loss = NTXentLoss(0.1)
+    assert loss(z, z) < loss(z, _randn(16, 8, seed=4))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_ntxent_gradients_finite_small_temperature(scale):
+    z1 = (scale * torch.randn(8, 4)).requires_grad_()
+    z2 = (scale * torch.randn(8, 4)).requires_grad_()
+    for a, b in [(z1, z2), (z1, z1)]:  # z1, z1: all logits at 1 / tau = 100
+        loss = NTXentLoss(temperature=0.01)(a, b)
+        (ga, gb) = torch.autograd.grad(loss, [z1, z2], allow_unused=True)
+        assert torch.isfinite(loss)
+        assert all(g is None or torch.isfinite(g).all() for g in (ga, gb))
+
+
+def test_ntxent_half_precision_computes_in_float32():
+    z1, z2 = torch.randn(4, 8).bfloat16(), torch.randn(4, 8).bfloat16()
+    loss = NTXentLoss(0.01)(z1, z2)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+# --- InfoNCE ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_infonce_matches_naive_loop_with_queue(temperature):
+    q, k, queue = _randn(4, 3, seed=1), _randn(4, 3, seed=2), _randn(6, 3, seed=5)
+    got = InfoNCELoss(temperature)(q, k, 2.5 * queue)  # queue normalised inside
+    want = _naive_infonce(q, k, queue, temperature)
+    assert got.item() == pytest.approx(want, abs=ATOL)
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_infonce_matches_naive_loop_in_batch(temperature):
+    q, k = _randn(5, 3, seed=1), _randn(5, 3, seed=2)
+    got = InfoNCELoss(temperature)(q, k)
+    assert got.item() == pytest.approx(
+        _naive_infonce(q, k, None, temperature), abs=ATOL
+    )
+
+
+def test_infonce_single_sample_needs_queue():
+    q, k = torch.randn(1, 4), torch.randn(1, 4)
+    with pytest.raises(ValueError, match="N >= 2"):
+        InfoNCELoss()(q, k)
+    assert torch.isfinite(InfoNCELoss()(q, k, torch.randn(3, 4)))
+
+
+@pytest.mark.parametrize("temperature", BAD_TEMPERATURES)
+def test_infonce_rejects_bad_temperature(temperature):
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        InfoNCELoss(temperature)
+
+
+def test_infonce_rejects_queue_of_wrong_width():
+    with pytest.raises(ValueError, match=r"queue must have shape \(K, 4\)"):
+        InfoNCELoss()(torch.randn(2, 4), torch.randn(2, 4), torch.randn(3, 5))
+
+
+def test_infonce_alignment_lower_than_random():
+    q, queue = _randn(8, 6, seed=1), _randn(32, 6, seed=2)
+    loss = InfoNCELoss(0.2)
+    assert loss(q, q, queue) < loss(q, _randn(8, 6, seed=3), queue)
+
+
+def test_infonce_gradients_finite_small_temperature():
+    q = (1e4 * torch.randn(8, 4)).requires_grad_()
+    queue = torch.cat([q.detach(), torch.randn(8, 4)])  # logits up to 1 / tau
+    for queue_ in (queue, None):
+        loss = InfoNCELoss(temperature=0.01)(q, q.detach(), queue_)
+        (g,) = torch.autograd.grad(loss, [q])
+        assert torch.isfinite(loss) and torch.isfinite(g).all()
+
+
+def test_infonce_queue_receives_no_gradient():
+    q = torch.randn(3, 4, requires_grad=True)
+    queue = torch.randn(5, 4, requires_grad=True)
+    InfoNCELoss()(q, torch.randn(3, 4), queue).backward()
+    assert queue.grad is None and q.grad is not None
+
+
+# --- MemoryQueue -----------------------------------------------------------
+
+
+def test_memory_queue_init_normalised():
+    queue = MemoryQueue(dim=5, size=7)
+    assert queue.queue.shape == (7, 5)
+    torch.testing.assert_close(queue.queue.norm(dim=1), torch.ones(7))
+    assert {"keys", "ptr"} <= set(queue.state_dict())
+
+
+@pytest.mark.parametrize("size", [0, -3])
+def test_memory_queue_rejects_bad_size(size):
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        MemoryQueue(dim=4, size=size)
+
+
+def test_memory_queue_rejects_wrong_key_width():
+    with pytest.raises(ValueError, match=r"keys must have shape \(B, 4\)"):
+        MemoryQueue(dim=4, size=8).enqueue(torch.randn(2, 3))
+
+
+def _distinct_keys(start, b, dim=3):
+    """Unit keys whose first coordinate encodes an id (ids start .. start+b-1)."""
+    ids = torch.arange(start, start + b, dtype=torch.float32)
+    keys = torch.zeros(b, dim)
+    keys[:, 0] = torch.cos(ids / 100)
+    keys[:, 1] = torch.sin(ids / 100)
+    return keys
+
+
+@pytest.mark.parametrize("size, batches", [(6, [2, 2, 2, 2]), (5, [2, 2, 2, 3, 1])])
+def test_memory_queue_fifo_order_and_wraparound(size, batches):
+    queue = MemoryQueue(dim=3, size=size)
+    ref = deque(queue.queue.clone(), maxlen=size)  # one push per key
+    start = 0
+    for b in batches:
+        keys = _distinct_keys(start, b)
+        queue.enqueue(3.0 * keys)  # normalised on the way in
+        ref.extend(keys)
+        start += b
+        torch.testing.assert_close(queue.queue, torch.stack(list(ref)))
+    assert int(queue.ptr) == sum(batches) % size
+
+
+def test_memory_queue_batch_larger_than_size_keeps_newest():
+    queue = MemoryQueue(dim=3, size=4)
+    queue.enqueue(_distinct_keys(0, 1))
+    queue.enqueue(_distinct_keys(1, 6))
+    torch.testing.assert_close(queue.queue, _distinct_keys(3, 4))
+
+
+def test_memory_queue_enqueue_after_loss_keeps_backward_valid():
+    queue = MemoryQueue(dim=4, size=8)
+    q = torch.randn(3, 4, requires_grad=True)
+    loss = InfoNCELoss()(q, torch.randn(3, 4), queue.queue)
+    queue.enqueue(torch.randn(3, 4))  # in place, as in MoCo's training step
+    loss.backward()
+    assert torch.isfinite(q.grad).all()
+
+
+# --- momentum --------------------------------------------------------------
+
+
+def _net():
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+
+
+def _perturbed_copy(net):
+    other = copy_frozen(net)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p))
+        other[1].running_mean.fill_(7.0)
+    return other
+
+
+def test_update_momentum_m0_copies():
+    online = _net()
+    online[1].running_mean.fill_(3.0)
+    target = _perturbed_copy(online)
+    update_momentum(online, target, m=0.0)
+    for a, b in zip(online.state_dict().values(), target.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_update_momentum_m1_keeps_parameters_copies_buffers():
+    online, target = _net(), _net()
+    online[1].running_mean.fill_(3.0)
+    before = [p.clone() for p in target.parameters()]
+    update_momentum(online, target, m=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters()))
+    assert torch.equal(target[1].running_mean, online[1].running_mean)
+
+
+def test_update_momentum_matches_ema_formula():
+    online, target = _net(), _net()
+    want = [0.9 * t + 0.1 * o for o, t in zip(online.parameters(), target.parameters())]
+    update_momentum(online, target, m=0.9)
+    for w, t in zip(want, target.parameters()):
+        torch.testing.assert_close(t, w.detach())
+    assert not any(p.grad_fn is not None for p in target.parameters())
+
+
+@pytest.mark.parametrize("m", [-0.1, 1.5])
+def test_update_momentum_rejects_bad_m(m):
+    with pytest.raises(ValueError, match=r"m must be in \[0, 1\]"):
+        update_momentum(_net(), _net(), m)
+
+
+def test_update_momentum_rejects_mismatched_modules():
+    with pytest.raises(ValueError, match="matching parameters"):
+        update_momentum(nn.Linear(3, 2), nn.Linear(3, 4), 0.99)
+
+
+def test_copy_frozen_is_independent_and_frozen():
+    online = _net()
+    target = copy_frozen(online)
+    assert all(p.requires_grad for p in online.parameters())
+    assert not any(p.requires_grad for p in target.parameters())
+    with torch.no_grad():
+        target[0].weight.add_(1.0)
+    assert not torch.equal(target[0].weight, online[0].weight)
+
+
+def test_cosine_momentum_matches_byol_formula():
+    total = 17
+    for k in range(total + 1):
+        want = 1 - (1 - 0.99) * (math.cos(math.pi * k / total) + 1) / 2
+        assert cosine_momentum(k, total, base=0.99) == pytest.approx(want, abs=1e-12)
+    assert cosine_momentum(0, 10) == pytest.approx(0.996)
+    assert cosine_momentum(25, 10) == 1.0  # clipped past the end
+    assert cosine_momentum(5, 10, base=0.9, final=0.99) == pytest.approx(0.945)
+
+
+def test_cosine_momentum_rejects_zero_total_steps():
+    with pytest.raises(ValueError, match="total_steps must be >= 1"):
+        cosine_momentum(0, 0)
+
+
+# --- negative cosine (BYOL / SimSiam) --------------------------------------
+
+
+def test_negative_cosine_matches_naive_loop():
+    p, z = _randn(6, 4, seed=1), _randn(6, 4, seed=2)
+    got = NegativeCosineLoss()(p, z)
+    assert got.item() == pytest.approx(_naive_negative_cosine(p, z), abs=ATOL)
+
+
+def test_negative_cosine_is_affine_in_byol_loss():
+    p, z = _randn(6, 4, seed=1), _randn(6, 4, seed=2)
+    pn, zn = nn.functional.normalize(p, dim=1), nn.functional.normalize(z, dim=1)
+    byol = (pn - zn).pow(2).sum(dim=1).mean()  # 2 - 2 cos
+    torch.testing.assert_close(2 + 2 * NegativeCosineLoss()(p, z), byol)
+
+
+def test_negative_cosine_stop_gradient():
+    p = torch.randn(5, 4, requires_grad=True)
+    z = torch.randn(5, 4, requires_grad=True)
+    NegativeCosineLoss()(p, z).backward()
+    assert z.grad is None
+    assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_negative_cosine_aligned_is_minus_one():
+    p = _randn(5, 4, seed=1)
+    assert NegativeCosineLoss()(p, 3 * p).item() == pytest.approx(-1.0, abs=ATOL)
+
+
+# --- Barlow Twins ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("lambda_", [0.0, 5e-3, 1.0])
+@pytest.mark.parametrize("eps", [0.0, 1e-5])
+def test_barlow_twins_matches_naive_loop(lambda_, eps):
+    z1, z2 = _randn(6, 4, seed=1), _randn(6, 4, seed=2)
+    got = BarlowTwinsLoss(lambda_=lambda_, eps=eps)(z1, z2)
+    want = _naive_barlow(z1, z2, lambda_, eps)
+    assert got.item() == pytest.approx(want, abs=ATOL)
+
+
+def test_barlow_twins_zero_for_decorrelated_identical_views():
+    # Columns 1-3 of the 4x4 Hadamard matrix: zero mean, unit (biased)
+    # variance, mutually orthogonal, i.e. whitened; scaled and shifted so
+    # that the standardisation is exercised.
+    h = torch.tensor(
+        [[1, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]], dtype=torch.float64
+    )
+    z = 3.0 * h + torch.tensor([1.0, -2.0, 5.0], dtype=torch.float64)
+    assert BarlowTwinsLoss(lambda_=1.0, eps=0.0)(z, z).item() == pytest.approx(
+        0.0, abs=1e-12
+    )
+    assert BarlowTwinsLoss(lambda_=1.0)(z, z).item() < 1e-9  # eps ~ 1e-5 on var 9
+    assert BarlowTwinsLoss()(z, z.flip(0)).item() > 1.0  # views no longer aligned
+
+
+def test_barlow_twins_rejects_single_sample():
+    with pytest.raises(ValueError, match="N >= 2"):
+        BarlowTwinsLoss()(torch.randn(1, 4), torch.randn(1, 4))
+
+
+def test_barlow_twins_rejects_negative_lambda():
+    with pytest.raises(ValueError, match="lambda_ must be >= 0"):
+        BarlowTwinsLoss(lambda_=-1.0)
+
+
+def test_barlow_twins_gradients_finite_constant_dimension():
+    z1 = torch.randn(8, 4)
+    z1[:, 0] = 1.0  # a collapsed dimension: variance 0, eps keeps it finite
+    z1.requires_grad_()
+    z2 = torch.randn(8, 4, requires_grad=True)
+    loss = BarlowTwinsLoss()(z1, z2)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z1.grad).all()
+
+
+# --- DINO ------------------------------------------------------------------
+
+
+def _dino_views(n_global=2, n_local=2, b=3, k=5):
+    teacher = [_randn(b, k, seed=10 + i) * 3 for i in range(n_global)]
+    student = [_randn(b, k, seed=20 + i) * 3 for i in range(n_global + n_local)]
+    return student, teacher
+
+
+@pytest.mark.parametrize("teacher_temp, student_temp", [(0.04, 0.1), (0.07, 0.2)])
+def test_dino_matches_naive_loop(teacher_temp, student_temp):
+    student, teacher = _dino_views()
+    loss = DINOLoss(5, teacher_temp, student_temp).double()
+    loss.center.copy_(_randn(1, 5, seed=99))
+    want = _naive_dino(student, teacher, loss.center, teacher_temp, student_temp)
+    assert loss(student, teacher).item() == pytest.approx(want, abs=ATOL)
+
+
+def test_dino_center_update_is_ema_of_teacher_mean():
+    student, teacher = _dino_views()
+    loss = DINOLoss(5, center_momentum=0.8).double()
+    c0 = _randn(1, 5, seed=99)
+    loss.center.copy_(c0)
+    value = loss(student, teacher)
+    # the loss used the center before the update
+    want = _naive_dino(student, teacher, c0, 0.04, 0.1)
+    assert value.item() == pytest.approx(want, abs=ATOL)
+    batch_mean = torch.cat(teacher).mean(0, keepdim=True)
+    torch.testing.assert_close(loss.center, 0.8 * c0 + 0.2 * batch_mean)
+
+
+def test_dino_center_frozen_in_eval_mode():
+    student, teacher = _dino_views()
+    loss = DINOLoss(5).double().eval()
+    loss(student, teacher)
+    assert torch.equal(loss.center, torch.zeros(1, 5, dtype=torch.float64))
+
+
+def test_dino_teacher_temp_warmup_attribute():
+    student, teacher = _dino_views()
+    loss = DINOLoss(5, teacher_temp=0.04).double().eval()
+    before = loss(student, teacher).item()
+    loss.teacher_temp = 0.07  # what the estimator sets during warm-up
+    after = loss(student, teacher).item()
+    assert after != pytest.approx(before)
+    assert after == pytest.approx(
+        _naive_dino(student, teacher, loss.center, 0.07, 0.1), abs=ATOL
+    )
+    loss.teacher_temp = 0.0
+    with pytest.raises(ValueError, match="teacher_temp must be > 0"):
+        loss(student, teacher)
+
+
+def test_dino_teacher_receives_no_gradient():
+    student = [torch.randn(3, 5, requires_grad=True) for _ in range(3)]
+    teacher = [torch.randn(3, 5, requires_grad=True) for _ in range(2)]
+    DINOLoss(5)(student, teacher).backward()
+    assert all(t.grad is None for t in teacher)
+    assert all(torch.isfinite(s.grad).all() for s in student)
+
+
+def test_dino_rejects_wrong_output_dim_and_single_view():
+    with pytest.raises(ValueError, match=r"\(B, 5\)"):
+        DINOLoss(5)([torch.randn(3, 4)] * 2, [torch.randn(3, 4)])
+    with pytest.raises(ValueError, match="at least 2 student views"):
+        DINOLoss(5)([torch.randn(3, 5)], [torch.randn(3, 5)])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"teacher_temp": 0.0}, "teacher_temp"),
+        ({"student_temp": -1.0}, "student_temp"),
+        ({"center_momentum": 1.5}, "center_momentum"),
+        ({"out_dim": 0}, "out_dim"),
+    ],
+)
+def test_dino_rejects_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DINOLoss(**{"out_dim": 5, **kwargs})
+
+
+# --- collapse --------------------------------------------------------------
+
+
+def test_collapse_std_healthy_vs_collapsed():
+    d = 16
+    healthy = collapse_std(_randn(2000, d, seed=1))
+    assert healthy.item() == pytest.approx(1 / math.sqrt(d), rel=0.05)
+    collapsed = _randn(1, d, seed=2).repeat(50, 1) + 1e-6 * _randn(50, d, seed=3)
+    assert collapse_std(collapsed).item() < 1e-5
+    with pytest.raises(ValueError, match="N >= 2"):
+        collapse_std(torch.randn(1, d))
