@@ -85,8 +85,12 @@ def engine(X: torch.Tensor, config: dict, epochs: int, seed: int) -> list[float]
 
 CONFIGS = [
     {"name": "cnn AE, digits 1x8x8, batch 128", "encoder": "cnn", "batch_size": 128},
-    {"name": "mlp AE, digits 64-d, batch 128", "encoder": "mlp", "batch_size": 128,
-     "flat": True},
+    {
+        "name": "mlp AE, digits 64-d, batch 128",
+        "encoder": "mlp",
+        "batch_size": 128,
+        "flat": True,
+    },
     {"name": "cnn AE, digits 1x8x8, batch 32", "encoder": "cnn", "batch_size": 32},
 ]
 
@@ -99,7 +103,8 @@ def main(argv=None) -> None:
     X, _ = load_digits(return_X_y=True)
     X = X.astype(np.float32)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    print(f"{'configuration':<36} {'plain ms/epoch':>15} {'engine ms/epoch':>16} {'ratio':>7}")
+    cols = f"{'plain ms/epoch':>15} {'engine ms/epoch':>16} {'ratio':>7}"
+    print(f"{'configuration':<36} {cols}")
     for config in CONFIGS:
         Xt = torch.from_numpy(X if config.get("flat") else X.reshape(-1, 1, 8, 8))
         plain, ours = [], []

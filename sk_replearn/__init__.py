@@ -1,5 +1,7 @@
 """Representation learning as scikit-learn estimators."""
 
+from .methods import AutoencoderTransformer
+
 __version__ = "0.1.0.dev0"
 
-__all__: list[str] = []
+__all__ = ["AutoencoderTransformer"]

@@ -24,7 +24,9 @@ def estimators(random_state: int = 0) -> dict:
         "KMeansTransformer(k=64)": KMeansTransformer(
             n_clusters=64, random_state=random_state
         ),
-        "PCATransformer(32)": PCATransformer(n_components=32, random_state=random_state),
+        "PCATransformer(32)": PCATransformer(
+            n_components=32, random_state=random_state
+        ),
         "AutoencoderTransformer(32)": AutoencoderTransformer(
             n_components=32, input_shape=(1, 8, 8), random_state=random_state
         ),
@@ -50,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name, est in estimators(args.random_state).items():
         result = linear_probe(est, X_train, y_train, X_test, y_test)
-        print(f"{name:<30} {result.fit_time:>12.2f} {result.accuracy:>15.3f}", flush=True)
+        print(
+            f"{name:<30} {result.fit_time:>12.2f} {result.accuracy:>15.3f}", flush=True
+        )
     return 0
 
 

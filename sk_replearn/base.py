@@ -150,8 +150,10 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
             f"input_shape={input_shape!r} must be a tuple of positive ints such "
             "as (1, 8, 8) for images or (1, 40) for signals, or None."
         ) from exc
-    if len(shape) == 0 or any(s < 1 for s in shape) or any(
-        s != v for s, v in zip(shape, input_shape)
+    if (
+        len(shape) == 0
+        or any(s < 1 for s in shape)
+        or any(s != v for s, v in zip(shape, input_shape))
     ):
         raise ValueError(
             f"input_shape={input_shape!r} must be a non-empty tuple of positive "
@@ -160,7 +162,9 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     return shape
 
 
-class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseRepresentation(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Base class of every sk_replearn transformer.
 
     Subclasses declare their hyperparameters in ``__init__`` (keyword-only,
@@ -285,7 +289,9 @@ class BaseRepresentation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 chunk = X[sl]
                 if not chunk.flags.writeable:  # torch warns on read-only memory
                     chunk = chunk.copy()
-                xb = torch.from_numpy(chunk).to(device, torch.float32, non_blocking=True)
+                xb = torch.from_numpy(chunk).to(
+                    device, torch.float32, non_blocking=True
+                )
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out
 

@@ -62,4 +62,6 @@ def linear_probe(representation, X_train, y_train, X_test, y_test) -> ProbeResul
         Z_test = rep.transform(X_test)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     probe.fit(np.asarray(Z_train), y_train)
-    return ProbeResult(fit_time=fit_time, accuracy=float(probe.score(np.asarray(Z_test), y_test)))
+    return ProbeResult(
+        fit_time=fit_time, accuracy=float(probe.score(np.asarray(Z_test), y_test))
+    )

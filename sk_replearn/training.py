@@ -15,10 +15,9 @@ import contextlib
 import math
 import warnings
 
-import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import TeeGenerator
 
 __all__ = [
@@ -87,7 +86,10 @@ class _Batches:
         if self.training:
             order = torch.randperm(n)
             for k in range(len(self)):
-                yield self.X[order[k * self.batch_size : (k + 1) * self.batch_size]], None
+                yield (
+                    self.X[order[k * self.batch_size : (k + 1) * self.batch_size]],
+                    None,
+                )
         else:
             for start in range(0, n, self.batch_size):
                 yield self.X[start : start + self.batch_size], None
@@ -165,7 +167,7 @@ class StopOnNonFiniteLoss(Callback):
     """
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        value = float(loss) if loss is not None else 0.0
+        value = float(loss.detach()) if loss is not None else 0.0
         if not math.isfinite(value):
             epoch = len(net.history)
             raise NonFiniteLossError(
@@ -178,7 +180,9 @@ class StopOnNonFiniteLoss(Callback):
 
 
 class RepresentationNet(NeuralNet):
-    """skorch ``NeuralNet`` that trains an :class:`~sk_replearn.objectives.base.Objective`.
+    """skorch ``NeuralNet`` that trains an objective.
+
+    The module is an :class:`~sk_replearn.objectives.base.Objective`.
 
     Fitted on unlabelled data: ``net.fit(X, None)`` with ``X`` a float32
     tensor ``(n, *input_shape)``. The module is an ``Objective``; its
@@ -295,6 +299,8 @@ class RepresentationNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
+            if self._early_stopped():
+                return self  # skorch's EarlyStopping stops by raising KeyboardInterrupt
             warnings.warn(
                 f"Training was interrupted during epoch {len(self.history)}; "
                 "the model keeps the weights of the last finished step and "
@@ -305,3 +311,8 @@ class RepresentationNet(NeuralNet):
             self.interrupted_ = True
             return self
 
+    def _early_stopped(self) -> bool:
+        return any(
+            isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+            for _, cb in self.callbacks_
+        )

@@ -15,7 +15,9 @@ from sk_replearn.base import (
 class _Scale(BaseRepresentation):
     """Smallest concrete estimator: multiplies by 2, in batches."""
 
-    def __init__(self, *, input_shape=None, device="auto", batch_size=3, random_state=None):
+    def __init__(
+        self, *, input_shape=None, device="auto", batch_size=3, random_state=None
+    ):
         self.input_shape = input_shape
         self.device = device
         self.batch_size = batch_size

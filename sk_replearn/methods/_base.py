@@ -13,9 +13,9 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 
 from ..base import BaseRepresentation, seed_from_random_state
 from ..objectives.base import Objective
@@ -110,15 +110,15 @@ class NeuralRepresentation(BaseRepresentation):
         X = np.asarray(X, dtype=np.float32)
         if not X.flags.writeable:  # torch warns on read-only memory
             X = X.copy()
-        return torch.from_numpy(X).reshape(
-            X.shape[0], *self.input_shape_
-        )
+        return torch.from_numpy(X).reshape(X.shape[0], *self.input_shape_)
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
         module.set_input_scale(X_t)
         optimizer = (
-            OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+            OPTIMIZERS[self.optimizer]
+            if isinstance(self.optimizer, str)
+            else self.optimizer
         )
         net = RepresentationNet(
             module,
@@ -127,7 +127,9 @@ class NeuralRepresentation(BaseRepresentation):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            train_split=RandomSplit(self.validation_fraction) if self.early_stopping else None,
+            train_split=RandomSplit(self.validation_fraction)
+            if self.early_stopping
+            else None,
             callbacks=self._callbacks(X_t.shape[0]),
             device=str(device),
             precision=self.precision,
@@ -143,26 +145,30 @@ class NeuralRepresentation(BaseRepresentation):
             if self.early_stopping:
                 n_train -= max(int(round(self.validation_fraction * n_samples)), 1)
             steps = math.ceil(n_train / self.batch_size)
-            callbacks.append((
-                "lr_schedule",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.LambdaLR,
-                    lr_lambda=WarmupCosine(
-                        self.max_epochs * steps, self.warmup_epochs * steps
+            callbacks.append(
+                (
+                    "lr_schedule",
+                    LRScheduler(
+                        policy=torch.optim.lr_scheduler.LambdaLR,
+                        lr_lambda=WarmupCosine(
+                            self.max_epochs * steps, self.warmup_epochs * steps
+                        ),
+                        step_every="batch",
                     ),
-                    step_every="batch",
-                ),
-            ))
+                )
+            )
         if self.early_stopping:
-            callbacks.append((
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=self.n_iter_no_change,
-                    load_best=True,
-                    sink=print if self.verbose else _silent,
-                ),
-            ))
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        load_best=True,
+                        sink=print if self.verbose else _silent,
+                    ),
+                )
+            )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         for i, cb in enumerate(self.callbacks or []):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
@@ -229,7 +228,7 @@ class AutoencoderTransformer(NeuralRepresentation):
 
         Returns
         -------
-        X_rec : ndarray of shape (n_samples, n_features_in_) or (n_samples, *input_shape_)
+        X_rec : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
             Reconstructions, in the layout of the data ``fit`` was given.
         """
         module = self._module()
@@ -257,7 +256,7 @@ class AutoencoderTransformer(NeuralRepresentation):
 
         Returns
         -------
-        X_rec : ndarray of shape (n_samples, n_features_in_) or (n_samples, *input_shape_)
+        X_rec : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
             Reconstructions.
         """
         out = self._apply(X, lambda m, xb: m.decode(m.encode(xb)), self.n_features_in_)
@@ -280,7 +279,9 @@ class AutoencoderTransformer(NeuralRepresentation):
         """
         errors = self._apply(
             X,
-            lambda m, xb: (m.decode(m.encode(xb)) - xb).pow(2).flatten(1).mean(1, keepdim=True),
+            lambda m, xb: (
+                (m.decode(m.encode(xb)) - xb).pow(2).flatten(1).mean(1, keepdim=True)
+            ),
             1,
         )
         return -float(errors.astype(np.float64).mean())
@@ -300,5 +301,3 @@ class AutoencoderTransformer(NeuralRepresentation):
             noise=self.noise,
             noise_type=self.noise_type,
         )
-
-

@@ -92,7 +92,9 @@ class AutoencoderObjective(Objective):
         noise_type: str = "gaussian",
     ) -> None:
         super().__init__()
-        self.backbone = build_encoder(encoder, tuple(input_shape), **(encoder_kwargs or {}))
+        self.backbone = build_encoder(
+            encoder, tuple(input_shape), **(encoder_kwargs or {})
+        )
         self.bottleneck = nn.Linear(self.backbone.out_features, n_components)
         self.decoder = build_decoder(
             decoder, encoder, tuple(input_shape), n_components, **(decoder_kwargs or {})
