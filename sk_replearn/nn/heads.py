@@ -1,0 +1,124 @@
+"""Projection, prediction and classification heads.
+
+One parametrised MLP serves every method: SimCLR's and MoCo v2's projector
+(2 layers), BYOL's projector and predictor (2 layers), SimSiam's and
+Barlow Twins' projector (3 layers, ``last_bn=True`` for SimSiam), and a
+linear task head (1 layer).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import torch
+from torch import nn
+
+__all__ = ["ProjectionHead"]
+
+
+class ProjectionHead(nn.Module):
+    """MLP head mapping embeddings to the space where a loss is computed.
+
+    ``num_layers - 1`` blocks of ``Linear -> BatchNorm1d -> ReLU`` followed by
+    a final ``Linear`` (optionally followed by a ``BatchNorm1d`` without
+    affine parameters). SimCLR [1]_ showed that computing the contrastive
+    loss on such a projection, and keeping the representation *before* it,
+    gives markedly better features than using the encoder output directly.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the incoming embedding.
+    hidden_features : int, optional
+        Width of the hidden layers; defaults to ``in_features`` (SimCLR's
+        choice). Unused when ``num_layers=1``.
+    out_features : int, default=128
+        Width of the output.
+    num_layers : int, default=2
+        Number of linear layers. ``1`` gives a single ``Linear``, i.e. a
+        linear classification or regression head.
+    batch_norm : bool, default=True
+        Put a ``BatchNorm1d`` after each hidden linear layer (their bias is
+        then dropped, as the normalisation cancels it).
+    last_bn : bool, default=False
+        Put a ``BatchNorm1d(affine=False)`` after the output layer, as the
+        projectors of SimSiam [2]_ and MoCo v3.
+
+    Attributes
+    ----------
+    layers : torch.nn.Sequential
+        The stacked layers.
+    in_features, out_features : int
+        The input and output widths.
+
+    References
+    ----------
+    .. [1] T. Chen, S. Kornblith, M. Norouzi and G. Hinton. "A Simple
+       Framework for Contrastive Learning of Visual Representations."
+       ICML 2020.
+    .. [2] X. Chen and K. He. "Exploring Simple Siamese Representation
+       Learning." CVPR 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ProjectionHead
+    >>> head = ProjectionHead(64, hidden_features=128, out_features=32)
+    >>> head(torch.randn(4, 64)).shape
+    torch.Size([4, 32])
+    >>> ProjectionHead(64, out_features=10, num_layers=1).layers
+    Sequential(
+      (0): Linear(in_features=64, out_features=10, bias=True)
+    )
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int | None = None,
+        out_features: int = 128,
+        num_layers: int = 2,
+        batch_norm: bool = True,
+        last_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        hidden_features = in_features if hidden_features is None else hidden_features
+        sizes = {
+            "in_features": in_features,
+            "hidden_features": hidden_features,
+            "out_features": out_features,
+            "num_layers": num_layers,
+        }
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive int.")
+        in_features, hidden_features, out_features, num_layers = (
+            int(v) for v in sizes.values()
+        )
+        self.in_features = in_features
+        self.out_features = out_features
+        layers: list[nn.Module] = []
+        width = in_features
+        for _ in range(num_layers - 1):
+            layers.append(nn.Linear(width, hidden_features, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(hidden_features))
+            layers.append(nn.ReLU(inplace=True))
+            width = hidden_features
+        layers.append(nn.Linear(width, out_features, bias=not last_bn))
+        if last_bn:
+            layers.append(nn.BatchNorm1d(out_features, affine=False))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Project a batch of embeddings.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, in_features)
+
+        Returns
+        -------
+        torch.Tensor of shape (B, out_features)
+        """
+        return self.layers(x)

@@ -1,0 +1,560 @@
+"""Tests of the encoder zoo: sk_replearn.nn.encoders, .vit and .heads."""
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+from torch import nn
+
+from sk_replearn.nn import (
+    DECODER_NAMES,
+    ENCODER_NAMES,
+    CNNEncoder,
+    ConvDecoder,
+    MLPDecoder,
+    MLPEncoder,
+    ProjectionHead,
+    ResNetEncoder,
+    ViTDecoder,
+    ViTEncoder,
+    build_decoder,
+    build_encoder,
+    patchify,
+    random_masking,
+    sincos_pos_embed_1d,
+    sincos_pos_embed_2d,
+    unpatchify,
+)
+
+TABULAR_SHAPES = [(64,), (5,)]
+SIGNAL_SHAPES = [(1, 40), (2, 37)]
+IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
+ALL_SHAPES = TABULAR_SHAPES + SIGNAL_SHAPES + IMAGE_SHAPES
+ROUND_TRIP_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (1, 40), (2, 37), (64,)]
+NAMED_ENCODERS = [n for n in ENCODER_NAMES if n != "auto"]
+ENCODER_CLASSES = {
+    "mlp": MLPEncoder,
+    "cnn": CNNEncoder,
+    "resnet": ResNetEncoder,
+    "vit": ViTEncoder,
+}
+SPATIAL_ENCODERS = ["cnn", "resnet", "vit"]
+MASK_RATIOS = [0.25, 0.5, 0.75, 0.9]
+BATCH = 3
+
+
+def _applicable(name, shape):
+    return name in ("mlp", "auto") or len(shape) > 1
+
+
+ENCODER_CASES = [
+    (name, shape)
+    for name in ENCODER_NAMES
+    for shape in ALL_SHAPES
+    if _applicable(name, shape)
+]
+ROUND_TRIP_CASES = [
+    (name, shape)
+    for name in ENCODER_NAMES
+    for shape in ROUND_TRIP_SHAPES
+    if _applicable(name, shape)
+]
+
+
+@pytest.fixture(autouse=True)
+def _seed_one_thread():
+    # Tensors here are tiny: extra threads only add overhead, and on a busy
+    # machine oversubscribed threads slow these tests several-fold.
+    torch.manual_seed(0)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+# -- build_encoder -------------------------------------------------------------
+@pytest.mark.parametrize(("name", "shape"), ENCODER_CASES)
+def test_build_encoder_output_shape(name, shape):
+    enc = build_encoder(name, shape)
+    z = enc(torch.randn(BATCH, *shape))
+    assert isinstance(enc.out_features, int)
+    assert z.shape == (BATCH, enc.out_features)
+    assert torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [((64,), MLPEncoder), ((1, 40), CNNEncoder), ((1, 8, 8), CNNEncoder)],
+)
+def test_build_encoder_auto_picks_by_shape(shape, expected):
+    assert type(build_encoder("auto", shape)) is expected
+
+
+@pytest.mark.parametrize("name", NAMED_ENCODERS)
+def test_build_encoder_gradients_flow(name):
+    shape = (1, 8, 8)
+    enc = build_encoder(name, shape)
+    x = torch.randn(BATCH, *shape, requires_grad=True)
+    enc(x).pow(2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for pname, param in enc.named_parameters():
+        assert param.grad is not None, pname
+
+
+@pytest.mark.parametrize("name", NAMED_ENCODERS)
+def test_build_encoder_passes_kwargs(name):
+    kwargs = {
+        "mlp": {"hidden_sizes": (32, 8)},
+        "cnn": {"channels": (4, 8), "pool_size": 1},
+        "resnet": {"channels": (4, 8), "blocks_per_stage": 2},
+        "vit": {"embed_dim": 16, "depth": 1, "num_heads": 2},
+    }[name]
+    enc = build_encoder(name, (1, 8, 8), **kwargs)
+    assert isinstance(enc, ENCODER_CLASSES[name])
+    assert enc.out_features in (8, 16)
+    assert enc(torch.randn(2, 1, 8, 8)).shape == (2, enc.out_features)
+
+
+@pytest.mark.parametrize("name", SPATIAL_ENCODERS)
+@pytest.mark.parametrize("shape", TABULAR_SHAPES)
+def test_build_encoder_spatial_on_tabular_raises(name, shape):
+    with pytest.raises(ValueError, match=r"input_shape.*encoder='mlp'"):
+        build_encoder(name, shape)
+
+
+def test_build_encoder_unknown_name_raises():
+    with pytest.raises(ValueError, match=r"encoder='resnt'.*Did you mean 'resnet'"):
+        build_encoder("resnt", (1, 8, 8))
+
+
+def test_build_encoder_bad_kwarg_raises():
+    with pytest.raises(TypeError, match=r"'chanels'.*Did you mean 'channels'"):
+        build_encoder("cnn", (1, 8, 8), chanels=(4, 8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"channels": ()}, "channels"),
+        ({"channels": (4, -1)}, "channels"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"activation": "tanhh"}, "activation"),
+    ],
+)
+def test_build_encoder_bad_value_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_encoder("cnn", (1, 8, 8), **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(), (0, 8), (1, 2, 3, 4), "abc"])
+def test_build_encoder_bad_input_shape_raises(shape):
+    with pytest.raises(ValueError, match="input_shape"):
+        build_encoder("mlp", shape)
+
+
+def test_build_encoder_bad_type_raises():
+    with pytest.raises(TypeError, match="encoder"):
+        build_encoder(42, (8,))
+
+
+class _WithOut(nn.Module):
+    def __init__(self, input_shape, width=7):
+        super().__init__()
+        self.fc = nn.Linear(math.prod(input_shape), width)
+        self.out_features = width
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class _WithoutOut(nn.Module):
+    def __init__(self, input_shape, width=5):
+        super().__init__()
+        self.fc = nn.Linear(math.prod(input_shape), width)
+        self.bn = nn.BatchNorm1d(width)
+
+    def forward(self, x):
+        return self.bn(self.fc(x.flatten(1)))
+
+
+class _BadOutput(nn.Module):
+    def __init__(self, input_shape):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[-1], 4)
+
+    def forward(self, x):
+        return self.fc(x)  # keeps the extra dims of image input
+
+
+def test_build_encoder_user_class_with_out_features():
+    enc = build_encoder(_WithOut, (1, 8, 8), width=9)
+    assert isinstance(enc, _WithOut) and enc.out_features == 9
+
+
+def test_build_encoder_user_class_infers_out_features():
+    enc = build_encoder(_WithoutOut, (1, 8, 8), width=6)
+    assert enc.out_features == 6
+    assert enc.training  # the probe ran in eval mode and restored the mode
+    assert enc.bn.num_batches_tracked.item() == 0  # BN statistics untouched
+    assert enc(torch.randn(BATCH, 1, 8, 8)).shape == (BATCH, 6)
+
+
+def test_build_encoder_user_instance_used_as_is():
+    module = _WithoutOut((4,))
+    assert build_encoder(module, (4,)) is module
+    assert module.out_features == 5
+
+
+def test_build_encoder_user_class_bad_output_raises():
+    with pytest.raises(ValueError, match=r"\(B, out_features\)"):
+        build_encoder(_BadOutput, (1, 8, 8))
+
+
+def test_build_encoder_user_class_bad_kwarg_raises():
+    with pytest.raises(TypeError, match="'widht'.*Did you mean 'width'"):
+        build_encoder(_WithOut, (4,), widht=3)
+
+
+# -- build_decoder -------------------------------------------------------------
+@pytest.mark.parametrize(("name", "shape"), ROUND_TRIP_CASES)
+def test_build_decoder_auto_round_trips_shape(name, shape):
+    enc = build_encoder(name, shape)
+    dec = build_decoder("auto", enc, shape, in_features=enc.out_features)
+    x = torch.randn(BATCH, *shape)
+    assert dec(enc(x)).shape == x.shape
+
+
+@pytest.mark.parametrize(("name", "shape"), ROUND_TRIP_CASES)
+def test_build_decoder_auto_from_name_round_trips_shape(name, shape):
+    dec = build_decoder("auto", name, shape, in_features=10)
+    assert dec(torch.randn(BATCH, 10)).shape == (BATCH, *shape)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "expected"),
+    [
+        ("mlp", MLPDecoder),
+        ("cnn", ConvDecoder),
+        ("resnet", ConvDecoder),
+        ("vit", ViTDecoder),
+        (_WithOut, MLPDecoder),
+    ],
+)
+def test_build_decoder_auto_mirrors_encoder(encoder, expected):
+    assert type(build_decoder("auto", encoder, (1, 8, 8), 16)) is expected
+
+
+def test_build_decoder_auto_mirrors_built_encoder_sizes():
+    mlp = build_encoder("mlp", (64,), hidden_sizes=(48, 24, 12))
+    dec = build_decoder("auto", mlp, (64,), in_features=12)
+    widths = [m.out_features for m in dec.layers if isinstance(m, nn.Linear)]
+    assert widths == [12, 24, 48, 64]
+    vit = build_encoder("vit", (1, 8, 8), patch_size=4, embed_dim=32, num_heads=2)
+    vdec = build_decoder("auto", vit, (1, 8, 8), in_features=32)
+    assert vdec.patch_size == 4 and vdec.proj.out_features == 32
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3, 4, 5])
+@pytest.mark.parametrize("shape", [(1, 7, 9), (1, 1, 1), (2, 3), (1, 40)])
+def test_conv_decoder_exact_size_any_kernel(kernel_size, shape):
+    enc = CNNEncoder(shape, channels=(4, 8, 8), kernel_size=kernel_size)
+    dec = build_decoder("auto", enc, shape, enc.out_features)
+    assert dec(enc(torch.randn(2, *shape))).shape == (2, *shape)
+
+
+@pytest.mark.parametrize("name", [n for n in DECODER_NAMES if n != "auto"])
+def test_build_decoder_named(name):
+    dec = build_decoder(name, "mlp", (1, 8, 8), in_features=4)
+    assert dec(torch.randn(2, 4)).shape == (2, 1, 8, 8)
+
+
+def test_build_decoder_unknown_name_raises():
+    with pytest.raises(ValueError, match=r"decoder='cnnn'.*Did you mean 'cnn'"):
+        build_decoder("cnnn", "cnn", (1, 8, 8), 4)
+
+
+class _UserDecoder(nn.Module):
+    def __init__(self, input_shape, in_features, scale=1.0):
+        super().__init__()
+        self.input_shape = input_shape
+        self.fc = nn.Linear(in_features, math.prod(input_shape))
+
+    def forward(self, z):
+        return self.fc(z).reshape(-1, *self.input_shape)
+
+
+def test_build_decoder_user_class():
+    dec = build_decoder(_UserDecoder, "cnn", (1, 8, 8), in_features=4, scale=2.0)
+    assert dec(torch.randn(2, 4)).shape == (2, 1, 8, 8)
+
+
+class _WrongDecoder(_UserDecoder):
+    def forward(self, z):
+        return super().forward(z).flatten(1)  # (B, prod(input_shape))
+
+
+def test_build_decoder_user_class_wrong_shape_raises():
+    with pytest.raises(ValueError, match=r"expected \(2, 1, 8, 8\)"):
+        build_decoder(_WrongDecoder, "cnn", (1, 8, 8), in_features=4)
+
+
+@pytest.mark.parametrize("name", NAMED_ENCODERS)
+@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 37)])
+def test_build_decoder_gradients_flow(name, shape):
+    enc = build_encoder(name, shape)
+    dec = build_decoder("auto", enc, shape, enc.out_features)
+    x = torch.randn(2, *shape)
+    ((dec(enc(x)) - x) ** 2).mean().backward()
+    for pname, param in [*enc.named_parameters(), *dec.named_parameters()]:
+        assert param.grad is not None, pname
+
+
+def test_cnn_autoencoder_reduces_reconstruction_loss():
+    shape = (1, 8, 8)
+    enc = CNNEncoder(shape, channels=(8, 16))
+    dec = build_decoder("auto", enc, shape, enc.out_features)
+    x = torch.rand(32, *shape)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = ((dec(enc(x)) - x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# -- ViT -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "patch_size"),
+    [((1, 8, 8), 2), ((1, 28, 28), 4), ((3, 32, 32), 4), ((1, 40), 2), ((2, 37), 1)],
+)
+def test_vit_encoder_auto_patch_size(shape, patch_size):
+    enc = ViTEncoder(shape, depth=1)
+    assert enc.patch_size == patch_size
+    assert enc.num_patches == math.prod(s // patch_size for s in shape[1:])
+    assert 1 <= enc.num_patches <= 64
+
+
+@pytest.mark.parametrize("shape", SIGNAL_SHAPES + IMAGE_SHAPES)
+def test_vit_encoder_stages_compose(shape):
+    enc = ViTEncoder(shape, depth=2).eval()
+    x = torch.randn(BATCH, *shape)
+    tokens = enc.embed(x)
+    assert tokens.shape == (BATCH, enc.num_patches, enc.embed_dim)
+    full = enc.forward_tokens(tokens)
+    assert full.shape == (BATCH, 1 + enc.num_patches, enc.embed_dim)
+    torch.testing.assert_close(enc.pool(full), enc(x))
+
+
+def test_vit_encoder_forward_tokens_on_visible_subset():
+    enc = ViTEncoder((1, 28, 28), depth=1)
+    visible, mask, _ = random_masking(enc.embed(torch.randn(BATCH, 1, 28, 28)), 0.75)
+    latent = enc.forward_tokens(visible)
+    assert latent.shape == (BATCH, 1 + 12, enc.embed_dim)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_vit_encoder_pooling(pooling):
+    enc = ViTEncoder((1, 8, 8), depth=1, pooling=pooling).eval()
+    x = torch.randn(BATCH, 1, 8, 8)
+    tokens = enc.forward_tokens(enc.embed(x))
+    expected = tokens[:, 0] if pooling == "cls" else tokens[:, 1:].mean(1)
+    torch.testing.assert_close(enc(x), expected)
+
+
+def test_vit_encoder_positions_are_fixed_buffer():
+    enc = ViTEncoder((1, 8, 8), embed_dim=32, num_heads=2, depth=1)
+    assert "pos_embed" in dict(enc.named_buffers())
+    assert "pos_embed" not in dict(enc.named_parameters())
+    torch.testing.assert_close(enc.pos_embed[0], sincos_pos_embed_2d(32, 4, 4))
+    assert enc.cls_token.shape == (1, 1, 32)
+    assert 0 < enc.cls_token.std() < 0.1  # truncated normal, std 0.02
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "match"),
+    [
+        ((1, 28, 28), {"patch_size": 3}, r"patch_size=3.*\[1, 2, 4, 7, 14, 28\]"),
+        ((1, 40), {"patch_size": 7}, "patch_size=7"),
+        ((1, 8, 8), {"embed_dim": 30, "num_heads": 3}, "embed_dim=30"),
+        ((1, 8, 8), {"embed_dim": 64, "num_heads": 5}, "num_heads=5"),
+        ((1, 8, 8), {"pooling": "max"}, "pooling"),
+        ((64,), {}, "input_shape"),
+    ],
+)
+def test_vit_encoder_bad_config_raises(shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_encoder("vit", shape, **kwargs)
+
+
+def test_vit_encoder_auto_patch_size_impossible_raises():
+    with pytest.raises(ValueError, match="patch_size"):
+        ViTEncoder((1, 1009))  # prime and too long for one token per step
+
+
+# -- vit.py tensor functions ---------------------------------------------------
+def test_patchify_matches_naive_loop():
+    x = torch.randn(2, 3, 6, 4)
+    p = 2
+    patches = patchify(x, p)
+    assert patches.shape == (2, 6, p * p * 3)
+    for i in range(3):
+        for j in range(2):
+            naive = x[:, :, i * p : (i + 1) * p, j * p : (j + 1) * p]  # (N, C, p, p)
+            expected = naive.permute(0, 2, 3, 1).reshape(2, -1)  # (p, q, c) order
+            torch.testing.assert_close(patches[:, i * 2 + j], expected)
+
+
+def test_patchify_1d_matches_naive_loop():
+    x = torch.randn(2, 3, 12)
+    patches = patchify(x, 4)
+    assert patches.shape == (2, 3, 12)
+    for i in range(3):
+        expected = x[:, :, i * 4 : (i + 1) * 4].permute(0, 2, 1).reshape(2, -1)
+        torch.testing.assert_close(patches[:, i], expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "p"), [((1, 8, 8), 2), ((3, 32, 32), 4), ((2, 12, 6), 3), ((2, 40), 5)]
+)
+def test_unpatchify_inverts_patchify(shape, p):
+    x = torch.randn(BATCH, *shape)
+    assert torch.equal(unpatchify(patchify(x, p), p, shape), x)
+
+
+def test_patchify_bad_patch_size_raises():
+    with pytest.raises(ValueError, match="patch_size=3"):
+        patchify(torch.zeros(1, 1, 8, 8), 3)
+    with pytest.raises(ValueError, match="expected"):
+        unpatchify(torch.zeros(1, 4, 5), 2, (1, 4, 4))
+
+
+@pytest.mark.parametrize(("dim", "length"), [(8, 10), (64, 49), (2, 3)])
+def test_sincos_pos_embed_1d_shape_and_distinct(dim, length):
+    emb = sincos_pos_embed_1d(dim, length)
+    assert emb.shape == (length, dim) and emb.dtype == torch.float32
+    assert emb.abs().max() <= 1.0
+    assert torch.cdist(emb, emb).add(torch.eye(length)).min() > 1e-3
+    torch.testing.assert_close(
+        emb[0], torch.cat([torch.zeros(dim // 2), torch.ones(dim // 2)])
+    )
+
+
+@pytest.mark.parametrize(("dim", "gh", "gw"), [(16, 4, 4), (64, 7, 7), (8, 2, 5)])
+def test_sincos_pos_embed_2d_shape_and_distinct(dim, gh, gw):
+    emb = sincos_pos_embed_2d(dim, gh, gw)
+    assert emb.shape == (gh * gw, dim)
+    assert torch.cdist(emb, emb).add(torch.eye(gh * gw)).min() > 1e-3
+    grid = emb.reshape(gh, gw, dim)
+    # First half encodes the row only, second half the column only.
+    torch.testing.assert_close(
+        grid[:, :1, : dim // 2].expand(-1, gw, -1), grid[..., : dim // 2]
+    )
+    torch.testing.assert_close(
+        grid[:1, :, dim // 2 :].expand(gh, -1, -1), grid[..., dim // 2 :]
+    )
+
+
+@pytest.mark.parametrize(
+    "call", [lambda: sincos_pos_embed_1d(7, 4), lambda: sincos_pos_embed_2d(6, 2, 2)]
+)
+def test_sincos_pos_embed_bad_dim_raises(call):
+    with pytest.raises(ValueError, match="embed_dim"):
+        call()
+
+
+@pytest.mark.parametrize("mask_ratio", MASK_RATIOS)
+@pytest.mark.parametrize("length", [10, 16, 49])
+def test_random_masking_counts_and_restore(mask_ratio, length):
+    n, d = 4, 6
+    x = torch.randn(n, length, d)
+    visible, mask, ids_restore = random_masking(x, mask_ratio)
+    # Exact floor of L * (1 - ratio): 10 * (1 - 0.9) keeps 1 token, not 0.
+    n_keep = math.floor(length * (1 - Fraction(str(mask_ratio))))
+    assert visible.shape == (n, n_keep, d)
+    assert mask.shape == (n, length)
+    assert (mask.sum(1) == length - n_keep).all()
+    # Visible tokens are exactly the rows where mask == 0.
+    for i in range(n):
+        kept = x[i][mask[i] == 0]
+        assert sorted(map(tuple, kept.tolist())) == sorted(
+            map(tuple, visible[i].tolist())
+        )
+    # Appending placeholders and gathering with ids_restore restores order.
+    filler = torch.full((n, length - n_keep, d), float("nan"))
+    restored = torch.gather(
+        torch.cat([visible, filler], 1), 1, ids_restore[..., None].expand(-1, -1, d)
+    )
+    keep = mask == 0
+    torch.testing.assert_close(restored[keep], x[keep])
+    assert restored[~keep].isnan().all()
+
+
+def test_random_masking_generator_is_reproducible():
+    x = torch.randn(2, 16, 4)
+    a = random_masking(x, 0.5, generator=torch.Generator().manual_seed(1))
+    b = random_masking(x, 0.5, generator=torch.Generator().manual_seed(1))
+    for t, u in zip(a, b):
+        assert torch.equal(t, u)
+
+
+@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, -0.1, 1.5, True])
+def test_random_masking_bad_ratio_raises(mask_ratio):
+    with pytest.raises(ValueError, match="mask_ratio"):
+        random_masking(torch.zeros(1, 8, 2), mask_ratio)
+
+
+def test_random_masking_keeps_nothing_raises():
+    with pytest.raises(ValueError, match="keeps no token"):
+        random_masking(torch.zeros(1, 4, 2), 0.9)
+
+
+# -- heads ---------------------------------------------------------------------
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("last_bn", [False, True])
+def test_projection_head_shape_and_layers(num_layers, last_bn):
+    head = ProjectionHead(
+        32, hidden_features=16, out_features=8, num_layers=num_layers, last_bn=last_bn
+    )
+    assert head(torch.randn(BATCH, 32)).shape == (BATCH, 8)
+    linears = [m for m in head.layers if isinstance(m, nn.Linear)]
+    norms = [m for m in head.layers if isinstance(m, nn.BatchNorm1d)]
+    assert len(linears) == num_layers
+    assert len(norms) == num_layers - 1 + last_bn
+    assert linears[-1].out_features == 8
+
+
+def test_projection_head_defaults_and_no_bn():
+    head = ProjectionHead(64)
+    assert [m.out_features for m in head.layers if isinstance(m, nn.Linear)] == [
+        64,
+        128,
+    ]
+    plain = ProjectionHead(64, batch_norm=False)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.layers)
+
+
+def test_projection_head_bad_value_raises():
+    with pytest.raises(ValueError, match="num_layers"):
+        ProjectionHead(8, num_layers=0)
+
+
+def test_build_encoder_accepts_numpy_ints():
+    np = pytest.importorskip("numpy")
+    enc = build_encoder("vit", (1, 8, 8), patch_size=np.int64(4), depth=np.int64(1))
+    assert enc.patch_size == 4 and type(enc.patch_size) is int
+    cnn = build_encoder("cnn", (1, 8, 8), channels=np.array([4, 8]))
+    assert cnn.channels == (4, 8) and cnn.out_features == 32
+    assert ProjectionHead(np.int64(8), out_features=np.int64(4)).out_features == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"activation": "swish"}, "activation"), ({"norm": "group"}, "norm")],
+)
+def test_mlp_encoder_single_layer_still_validates(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MLPEncoder((8,), hidden_sizes=(4,), **kwargs)
