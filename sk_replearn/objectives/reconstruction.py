@@ -96,8 +96,13 @@ class AutoencoderObjective(Objective):
             encoder, tuple(input_shape), **(encoder_kwargs or {})
         )
         self.bottleneck = nn.Linear(self.backbone.out_features, n_components)
+        # Given the built encoder, "auto" mirrors its actual sizes.
         self.decoder = build_decoder(
-            decoder, encoder, tuple(input_shape), n_components, **(decoder_kwargs or {})
+            decoder,
+            self.backbone,
+            tuple(input_shape),
+            n_components,
+            **(decoder_kwargs or {}),
         )
         self.noise = float(noise)
         self.noise_type = noise_type
