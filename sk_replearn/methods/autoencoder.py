@@ -53,8 +53,8 @@ class AutoencoderTransformer(NeuralRepresentation):
         Passes over the training data.
     batch_size : int, default=128
         Samples per optimisation step.
-    lr : float, default=1e-3
-        Learning rate.
+    lr : float, default=3e-3
+        Learning rate (with the default cosine schedule, the peak one).
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         The optimiser.
     weight_decay : float, default=1e-4
@@ -158,7 +158,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 100,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",
