@@ -263,6 +263,7 @@ class BaseRepresentation(
         device: torch.device | None = None,
         batch_size: int | None = None,
         dtype=np.float32,
+        in_dtype: torch.dtype | None = torch.float32,
     ) -> np.ndarray:
         """Apply ``fn`` to X one batch at a time on ``device``.
 
@@ -279,6 +280,9 @@ class BaseRepresentation(
             tensor ``(B, n_out)`` (or ``(B,)`` when ``n_out`` is 0).
         n_out : int
             Output width; 0 for a 1-D output.
+        in_dtype : torch.dtype or None, default=torch.float32
+            dtype of the batches given to ``fn``; None keeps X's own dtype
+            (float32 or float64), for computations that need float64 input.
         """
         device = self._device() if device is None else device
         batch_size = batch_size or getattr(self, "batch_size", None) or 4096
@@ -289,9 +293,7 @@ class BaseRepresentation(
                 chunk = X[sl]
                 if not chunk.flags.writeable:  # torch warns on read-only memory
                     chunk = chunk.copy()
-                xb = torch.from_numpy(chunk).to(
-                    device, torch.float32, non_blocking=True
-                )
+                xb = torch.from_numpy(chunk).to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out
 

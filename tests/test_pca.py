@@ -1,0 +1,312 @@
+"""Tests of PCATransformer against scikit-learn's PCA and a float64 reference."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn.classical.pca import PCATransformer, _no_tf32
+
+SOLVERS = ["covariance_eigh", "full", "randomized"]
+N_COMPONENTS = [5, 0.8, None]
+CPU = {"device": "cpu"}
+
+
+def _data(n=500, d=30, mean=1.0, seed=0, dtype=np.float64):
+    """Well-conditioned data: distinct variances 9 ... 0.01 on random axes."""
+    rng = np.random.default_rng(seed)
+    axes, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    scales = np.linspace(3.0, 0.1, d)
+    return ((rng.standard_normal((n, d)) * scales) @ axes.T + mean).astype(dtype)
+
+
+def _power_law(n, d, seed=0):
+    """The hard float32 case: mean 3.0, standard deviations k ** -1."""
+    rng = np.random.default_rng(seed)
+    axes, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    z = rng.standard_normal((n, d)) * np.arange(1, d + 1) ** -1.0
+    return (z @ axes.T + 3.0).astype(np.float32)
+
+
+def _close(actual, desired, rtol=1e-4):
+    """allclose relative to the overall scale of ``desired``."""
+    desired = np.asarray(desired, dtype=np.float64)
+    atol = rtol * max(np.abs(desired).max(), 1e-12)
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol)
+
+
+@parametrize_with_checks(
+    [
+        PCATransformer(**CPU),
+        PCATransformer(n_components=2, whiten=True, svd_solver="randomized", **CPU),
+        PCATransformer(n_components=0.9, svd_solver="covariance_eigh", batch_size=7),
+    ]
+)
+def test_pca_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _cases():
+    for solver in SOLVERS:
+        for whiten in (False, True):
+            for k in N_COMPONENTS if solver != "randomized" else [5]:
+                yield solver, whiten, k
+
+
+@pytest.mark.parametrize("solver, whiten, n_components", list(_cases()))
+def test_pca_matches_sklearn(solver, whiten, n_components):
+    X = _data()
+    params = dict(n_components=n_components, whiten=whiten, svd_solver=solver)
+    ours = PCATransformer(random_state=0, **params, **CPU)
+    rtol = 1e-4
+    if solver == "randomized":
+        # Approximate for both libraries (each ~1e-3 off with 4 power
+        # iterations here): compare 7 iterations with sklearn's exact solver.
+        ours.set_params(iterated_power=7)
+        params["svd_solver"] = "full"
+        rtol = 1e-3
+    ours.fit(X)
+    theirs = PCA(random_state=0, **params).fit(X)
+
+    assert ours.n_components_ == theirs.n_components_
+    assert ours.components_.shape == theirs.components_.shape
+    _close(ours.components_, theirs.components_, rtol)
+    _close(ours.explained_variance_, theirs.explained_variance_, rtol)
+    _close(ours.explained_variance_ratio_, theirs.explained_variance_ratio_, rtol)
+    _close(ours.singular_values_, theirs.singular_values_, rtol)
+    _close(ours.mean_, theirs.mean_, 1e-10)
+    assert ours.noise_variance_ == pytest.approx(theirs.noise_variance_, rel=rtol)
+    assert ours.n_samples_ == theirs.n_samples_ == X.shape[0]
+
+    Z = ours.transform(X)
+    assert Z.dtype == np.float32
+    _close(Z, theirs.transform(X), rtol)
+    _close(
+        ours.inverse_transform(Z), theirs.inverse_transform(theirs.transform(X)), rtol
+    )
+    # The probabilistic PCA density does not depend on whitening; sklearn's
+    # get_covariance rescales components when whiten=True (its issue #13898),
+    # so the reference is always the unwhitened sklearn model.
+    reference = PCA(random_state=0, **{**params, "whiten": False}).fit(X)
+    assert ours.score(X) == pytest.approx(reference.score(X), rel=rtol)
+    _close(ours.score_samples(X[:20]), reference.score_samples(X[:20]), rtol)
+    if not whiten:
+        _close(ours.get_covariance(), theirs.get_covariance(), rtol)
+        _close(ours.get_precision(), theirs.get_precision(), rtol)
+
+
+@pytest.mark.parametrize(
+    "shape, n_components, expected",
+    [
+        ((2000, 20), 5, "covariance_eigh"),  # tall and narrow
+        ((300, 40), 5, "full"),  # small
+        ((600, 700), 10, "randomized"),  # large, few components
+        ((600, 700), 500, "full"),  # large, many components
+        ((600, 700), 0.5, "full"),  # a variance fraction
+    ],
+)
+def test_pca_auto_solver_follows_sklearn_rule(shape, n_components, expected):
+    pca = PCATransformer(n_components=n_components, **CPU)
+    assert pca._resolve_solver(*shape) == expected
+    assert pca.svd_solver == "auto"  # the user's setting is kept
+    if expected != "full" or shape == (300, 40):  # skip the slow large SVDs
+        X = np.random.default_rng(0).standard_normal(shape)
+        theirs = PCA(n_components=n_components, random_state=0).fit(X)
+        assert theirs._fit_svd_solver == expected
+        pca.fit(X)
+        assert pca._fit_svd_solver == expected
+
+
+def test_pca_float32_large_mean_robust():
+    X = _power_law(20_000, 256)
+    ours = PCATransformer(n_components=32, svd_solver="covariance_eigh", **CPU).fit(X)
+    X64 = X.astype(np.float64)
+    Xc = X64 - X64.mean(0)
+    reference = np.linalg.eigvalsh(Xc.T @ Xc / (len(X) - 1))[::-1][:32]
+    rel = np.abs(ours.explained_variance_ - reference) / reference
+    assert rel.max() < 1e-4
+    np.testing.assert_allclose(ours.mean_, X64.mean(0), rtol=1e-12)
+
+
+def test_pca_float64_huge_mean_robust():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5000, 5)) * np.array([3, 2, 1, 0.5, 0.2]) * 1e-3 + 1e4
+    ours = PCATransformer(n_components=3, **CPU).fit(X)
+    Xc = X - X.mean(0)  # two-pass reference: exact enough in float64
+    reference = np.linalg.eigvalsh(Xc.T @ Xc / (len(X) - 1))[::-1][:3]
+    np.testing.assert_allclose(ours.explained_variance_, reference, rtol=1e-6)
+    Z = ours.transform(X)  # centred in float64 before the float32 output
+    np.testing.assert_allclose(Z.var(0, ddof=1), reference, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pca_partial_fit_matches_fit(dtype):
+    X = _data(n=900, mean=3.0, dtype=dtype)
+    full = PCATransformer(n_components=6, svd_solver="covariance_eigh", **CPU).fit(X)
+    inc = PCATransformer(n_components=6, **CPU)
+    for chunk in np.array_split(X, [7, 100, 101, 400, 650]):  # uneven, one of 1 row
+        inc.partial_fit(chunk)
+    assert inc.n_samples_ == len(X)
+    np.testing.assert_allclose(inc.components_, full.components_, atol=1e-4)
+    np.testing.assert_allclose(
+        inc.explained_variance_, full.explained_variance_, rtol=1e-4
+    )
+    np.testing.assert_allclose(inc.mean_, full.mean_, rtol=1e-10)
+    assert inc.noise_variance_ == pytest.approx(full.noise_variance_, rel=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["covariance_eigh", "full"])
+def test_pca_partial_fit_continues_after_fit(solver):
+    X = _data()
+    whole = PCATransformer(n_components=4, svd_solver=solver, **CPU).fit(X)
+    model = PCATransformer(n_components=4, svd_solver=solver, **CPU)
+    model.fit(X[:200]).partial_fit(X[200:])  # continues from fit's statistics
+    assert model.n_samples_ == len(X)
+    np.testing.assert_allclose(model.components_, whole.components_, atol=1e-10)
+    np.testing.assert_allclose(model.mean_, whole.mean_, rtol=1e-12)
+
+
+def test_pca_partial_fit_after_randomized_fit_keeps_new_data():
+    X = _data()
+    model = PCATransformer(n_components=4, svd_solver="randomized", **CPU)
+    model.fit(X[:200]).partial_fit(X[200:])
+    alone = PCATransformer(n_components=4, **CPU).partial_fit(X[200:])
+    assert model.n_samples_ == len(X) - 200
+    np.testing.assert_allclose(model.components_, alone.components_, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pca_components_orthonormal(solver):
+    W = PCATransformer(n_components=7, svd_solver=solver, random_state=0, **CPU)
+    W = W.fit(_data()).components_
+    np.testing.assert_allclose(W @ W.T, np.eye(7), atol=1e-10)
+
+
+def test_pca_decoder_inverts_encoder_on_subspace():
+    X = _data(n=300, d=10)
+    pca = PCATransformer(n_components=None, whiten=True, **CPU).fit(X)
+    np.testing.assert_allclose(pca.inverse_transform(pca.transform(X)), X, atol=1e-4)
+    Z = pca.transform(X)  # whitened codes have unit variance
+    np.testing.assert_allclose(Z.var(0, ddof=1), 1.0, rtol=1e-4)
+
+
+def test_pca_precision_and_score_are_gaussian():
+    X = _data(n=400, d=12)
+    pca = PCATransformer(n_components=4, **CPU).fit(X)
+    cov, prec = pca.get_covariance(), pca.get_precision()
+    np.testing.assert_allclose(cov @ prec, np.eye(12), atol=1e-10)
+    diff = X - pca.mean_
+    _, logdet = np.linalg.slogdet(cov)
+    naive = -0.5 * (
+        np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
+        + 12 * np.log(2 * np.pi)
+        + logdet
+    )
+    np.testing.assert_allclose(pca.score_samples(X), naive, rtol=1e-8)
+    assert pca.score(X) == pytest.approx(naive.mean())
+
+
+def test_pca_singular_model_score_raises():
+    Z = np.random.default_rng(0).standard_normal((100, 3))
+    Z = np.hstack([Z, Z])  # rank 3 in 6 features
+    with pytest.raises(ValueError, match="covariance is singular"):
+        PCATransformer(**CPU).fit(Z).score(Z)
+    assert np.isfinite(PCATransformer(n_components=2, **CPU).fit(Z).score(Z))
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pca_deterministic(solver):
+    X = _data()
+    a = PCATransformer(n_components=5, svd_solver=solver, random_state=3, **CPU)
+    b = clone(a)
+    np.testing.assert_array_equal(a.fit_transform(X), b.fit(X).transform(X))
+    np.testing.assert_array_equal(a.components_, b.components_)
+
+
+def test_pca_batches_do_not_change_result():
+    X = _data()
+    one = PCATransformer(n_components=5, svd_solver="covariance_eigh", **CPU).fit(X)
+    many = clone(one).set_params(batch_size=13).fit(X)
+    np.testing.assert_allclose(many.components_, one.components_, atol=1e-10)
+    np.testing.assert_allclose(many.transform(X), one.transform(X), atol=1e-5)
+
+
+def test_pca_pickle_and_clone():
+    X = _data()
+    pca = PCATransformer(n_components=3, whiten=True, **CPU).fit(X)
+    restored = pickle.loads(pickle.dumps(pca))
+    np.testing.assert_array_equal(restored.transform(X), pca.transform(X))
+    fresh = clone(pca)
+    assert fresh.get_params() == pca.get_params()
+    assert not hasattr(fresh, "components_")
+
+
+def test_pca_set_output_pandas():
+    pd = pytest.importorskip("pandas")
+    X = _data()
+    pca = PCATransformer(n_components=3, **CPU).set_output(transform="pandas")
+    out = pca.fit_transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [f"pcatransformer{i}" for i in range(3)]
+    np.testing.assert_array_equal(out.to_numpy(), pca.transform(X).to_numpy())
+
+
+def test_pca_nd_input_equals_flattened():
+    X = _data(n=200, d=64).reshape(200, 1, 8, 8)
+    nd = PCATransformer(n_components=5, **CPU).fit(X)
+    flat = PCATransformer(n_components=5, **CPU).fit(X.reshape(200, -1))
+    assert nd.input_shape_ == (1, 8, 8)
+    np.testing.assert_array_equal(nd.components_, flat.components_)
+    np.testing.assert_array_equal(nd.transform(X), flat.transform(X.reshape(200, -1)))
+    shaped = PCATransformer(n_components=5, input_shape=(1, 8, 8), **CPU)
+    assert shaped.fit(X.reshape(200, -1)).input_shape_ == (1, 8, 8)
+
+
+def test_pca_tf32_switched_off_and_restored():
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with _no_tf32(torch.device("cuda")):
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def _bad_fit_inputs():
+    X = _data(n=20, d=5)
+    nan, inf = X.copy(), X.copy()
+    nan[3, 2], inf[0, 0] = np.nan, np.inf
+    return [
+        (nan, {}, "NaN"),
+        (inf, {}, "infinity"),
+        (X[:, 0], {}, "Expected 2D array"),
+        (np.empty((0, 5)), {}, "0 sample"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), {}, "could not convert"),
+        (X, {"n_components": 6}, r"n_components=6 .*min\(n_samples, n_features\)=5"),
+        (X[:1], {"n_components": 1}, "n_samples=1"),
+        (X, {"n_components": 0.5, "svd_solver": "randomized"}, "variance fraction"),
+        (X, {"svd_solver": "arpack"}, "svd_solver"),
+        (X, {"device": "not-a-device"}, "device="),
+    ]
+
+
+@pytest.mark.parametrize("X, params, match", _bad_fit_inputs())
+def test_pca_bad_input_raises(X, params, match):
+    with pytest.raises(ValueError, match=match):
+        PCATransformer(**{**CPU, **params}).fit(X)
+
+
+def test_pca_bad_input_after_fit_raises():
+    X = _data(n=50, d=6)
+    pca = PCATransformer(n_components=2, **CPU).fit(X)
+    with pytest.raises(ValueError, match="X has 5 features.*expecting 6"):
+        pca.transform(X[:, :5])
+    with pytest.raises(ValueError, match="n_components_=2"):
+        pca.inverse_transform(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="X has 5 features"):
+        pca.partial_fit(X[:, :5])
