@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
-from sk_replearn import AutoencoderTransformer
+from sk_replearn import AutoencoderTransformer, PCATransformer
 from sk_replearn.training import NonFiniteLossError
 
 TINY = dict(

@@ -1,0 +1,132 @@
+"""KMeansTransformer against sklearn.cluster.KMeans (Lloyd), same start.
+
+Both fit the same float32 blobs from the same initial centers with
+``tol=0`` and ``max_iter=n_iter``, so both run exactly ``n_iter`` Lloyd
+iterations (unless the labels stop changing first, reported as ``n_iter``).
+Torch and scikit-learn's OpenMP get the same number of threads. Each fit runs
+``repeats`` times, alternating, and the best time of each is kept (a shared
+machine adds noise, never speed); the medians and the load average are
+reported too, to judge how noisy the machine was.
+
+Run alone: ``python benchmarks/_kmeans_bench.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from sk_replearn.classical.kmeans import KMeansTransformer
+
+
+def _blobs(n: int, d: int, k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)).astype(np.float32) * 2.0
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X += centers[rng.integers(0, k, n)]
+    return X
+
+
+def bench_kmeans(
+    n: int = 200_000,
+    d: int = 64,
+    k: int = 32,
+    n_iter: int = 50,
+    *,
+    repeats: int = 5,
+    n_threads: int | None = None,
+) -> dict:
+    """Time KMeansTransformer and sklearn's KMeans on the same problem.
+
+    Parameters
+    ----------
+    n, d, k : int
+        Samples, features, clusters.
+    n_iter : int
+        Lloyd iterations (``max_iter`` with ``tol=0``).
+    repeats : int
+        Timed fits of each; the fastest counts.
+    n_threads : int or None
+        Threads for both; None uses every core.
+
+    Returns
+    -------
+    dict
+        ``time_ours``, ``time_sklearn`` (best of ``repeats``, seconds),
+        ``time_ratio`` (ours / sklearn), ``time_ratio_median``,
+        ``inertia_ours``, ``inertia_sklearn``, ``inertia_ratio``,
+        ``label_agreement``, ``n_iter_ours``, ``n_iter_sklearn``,
+        ``n_threads``, ``device``, ``load_average`` (1 min, before the runs)
+        and the problem size.
+    """
+    n_threads = n_threads or os.cpu_count() or 1
+    X = _blobs(n, d, k)
+    init = X[np.random.default_rng(1).choice(n, k, replace=False)]
+    ours = KMeansTransformer(
+        n_clusters=k, init=init, n_init=1, max_iter=n_iter, tol=0.0, device="auto"
+    )
+    ref = KMeans(
+        n_clusters=k, init=init, n_init=1, max_iter=n_iter, tol=0.0, algorithm="lloyd"
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    times_ours, times_ref = [], []
+    try:
+        with threadpool_limits(limits=n_threads):
+            ours.fit(X[:1000] if n > 1000 else X)  # warm up torch kernels
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                ours.fit(X)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                times_ours.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                ref.fit(X)
+                times_ref.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old_threads)
+    t_ours, t_ref = min(times_ours), min(times_ref)
+    return {
+        "n": n,
+        "d": d,
+        "k": k,
+        "n_iter": n_iter,
+        "n_threads": n_threads,
+        "device": str(ours._device()),
+        "load_average": load,
+        "time_ours": t_ours,
+        "time_sklearn": t_ref,
+        "time_ratio": t_ours / t_ref,
+        "time_ratio_median": float(np.median(times_ours) / np.median(times_ref)),
+        "inertia_ours": ours.inertia_,
+        "inertia_sklearn": float(ref.inertia_),
+        "inertia_ratio": ours.inertia_ / float(ref.inertia_),
+        "label_agreement": float(np.mean(ours.labels_ == ref.labels_)),
+        "n_iter_ours": ours.n_iter_,
+        "n_iter_sklearn": int(ref.n_iter_),
+    }
+
+
+if __name__ == "__main__":
+    result = bench_kmeans()
+    print(
+        f"KMeans n={result['n']} d={result['d']} k={result['k']} "
+        f"{result['n_iter']} iterations, {result['n_threads']} threads, "
+        f"device {result['device']}, load average {result['load_average']:.1f}"
+    )
+    print(
+        f"  time: ours {result['time_ours']:.3f} s, sklearn "
+        f"{result['time_sklearn']:.3f} s, ratio {result['time_ratio']:.2f} "
+        f"(median ratio {result['time_ratio_median']:.2f})"
+    )
+    print(
+        f"  inertia ratio {result['inertia_ratio']:.7f}, labels agree "
+        f"{100 * result['label_agreement']:.2f}%, n_iter "
+        f"{result['n_iter_ours']} / {result['n_iter_sklearn']}"
+    )

@@ -1,0 +1,271 @@
+"""Tests of KMeansTransformer: sklearn API checks, agreement with sklearn's
+KMeans (Lloyd) from the same start, encodings, partial_fit, edge cases."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn.classical.kmeans import KMeansTransformer
+
+# small problems so the whole file runs in seconds on 2 cores
+N_SAMPLES, N_FEATURES, N_CLUSTERS = 3000, 8, 5
+SMALL = {"n_clusters": 3, "random_state": 0, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(
+        n_samples=N_SAMPLES,
+        n_features=N_FEATURES,
+        centers=N_CLUSTERS,
+        cluster_std=2.0,
+        random_state=0,
+    )
+    return X.astype(np.float32)
+
+
+def _init_from(X, k, seed=0):
+    return X[np.random.default_rng(seed).choice(len(X), k, replace=False)]
+
+
+@parametrize_with_checks([KMeansTransformer(**SMALL), KMeansTransformer()])
+def test_kmeans_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [None, 257])
+def test_kmeans_matches_sklearn_lloyd(blobs, dtype, batch_size):
+    X = blobs.astype(dtype)
+    init = _init_from(X, 8)
+    ours = KMeansTransformer(
+        n_clusters=8, init=init, max_iter=100, batch_size=batch_size, device="cpu"
+    ).fit(X)
+    ref = KMeans(n_clusters=8, init=init, n_init=1, max_iter=100, algorithm="lloyd")
+    ref.fit(X)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+    assert np.mean(ours.labels_ == ref.labels_) >= 0.99
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-3)
+    assert ours.n_iter_ == ref.n_iter_
+    assert -ours.score(X) == pytest.approx(ref.inertia_, rel=1e-4)
+    np.testing.assert_allclose(ours.transform(X), ref.transform(X), atol=1e-3)
+
+
+def test_kmeans_matches_sklearn_exact_iterations(blobs):
+    # tol=0 and few iterations: the same number of Lloyd steps as sklearn
+    init = _init_from(blobs, 16, seed=3)
+    kw = {"n_clusters": 16, "init": init, "max_iter": 7, "tol": 0.0}
+    ours = KMeansTransformer(**kw, device="cpu").fit(blobs)
+    ref = KMeans(**kw, n_init=1, algorithm="lloyd").fit(blobs)
+    assert ours.n_iter_ == ref.n_iter_ == 7
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+    assert np.mean(ours.labels_ == ref.labels_) >= 0.99
+
+
+def test_kmeans_kmeanspp_and_random_init_quality(blobs):
+    ref = KMeans(n_clusters=N_CLUSTERS, n_init=10, random_state=0).fit(blobs).inertia_
+    for init in ["k-means++", "random"]:
+        km = KMeansTransformer(n_clusters=N_CLUSTERS, init=init, random_state=0)
+        km.fit(blobs)
+        assert km.inertia_ <= 1.05 * ref
+    assert km._n_init == 10  # n_init="auto" with init="random"
+
+
+def test_kmeans_kmeanspp_subsample_on_large_n(blobs, monkeypatch):
+    import sk_replearn.classical.kmeans as mod
+
+    monkeypatch.setattr(mod, "_KMEANSPP_MAX_SAMPLES", 100)
+    km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    ref = KMeans(n_clusters=N_CLUSTERS, n_init=10, random_state=0).fit(blobs)
+    assert km.inertia_ <= 1.05 * ref.inertia_
+
+
+def test_kmeans_onehot_encoding_and_inverse(blobs):
+    km = KMeansTransformer(
+        n_clusters=N_CLUSTERS, encoding="onehot", random_state=0, batch_size=1000
+    ).fit(blobs)
+    code = km.transform(blobs)
+    assert code.dtype == np.float32 and code.shape == (N_SAMPLES, N_CLUSTERS)
+    np.testing.assert_array_equal(code.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(code.argmax(axis=1), km.labels_)
+    np.testing.assert_array_equal(
+        km.inverse_transform(code), km.cluster_centers_[km.labels_]
+    )
+
+
+def test_kmeans_distance_encoding_and_inverse(blobs):
+    km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    code = km.transform(blobs)
+    assert code.dtype == np.float32 and (code >= 0).all()
+    np.testing.assert_array_equal(km.predict(blobs), km.labels_)
+    np.testing.assert_array_equal(
+        km.inverse_transform(code), km.cluster_centers_[code.argmin(axis=1)]
+    )
+    with pytest.raises(ValueError, match="n_clusters=5"):
+        km.inverse_transform(code[:, :3])
+
+
+def test_kmeans_random_state_determinism(blobs):
+    a = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=7).fit(blobs)
+    b = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=7).fit(blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.inertia_ == b.inertia_
+
+
+def test_kmeans_pickle_roundtrip(blobs):
+    km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    back = pickle.loads(pickle.dumps(km))
+    np.testing.assert_array_equal(back.transform(blobs), km.transform(blobs))
+    np.testing.assert_array_equal(back.predict(blobs), km.predict(blobs))
+
+
+def test_kmeans_clone():
+    km = KMeansTransformer(n_clusters=4, encoding="onehot", random_state=3)
+    twin = clone(km)
+    assert twin.get_params() == km.get_params()
+    assert not hasattr(twin, "cluster_centers_")
+
+
+def test_kmeans_set_output_pandas(blobs):
+    km = KMeansTransformer(n_clusters=3, random_state=0).set_output(transform="pandas")
+    out = km.fit_transform(pd.DataFrame(blobs, columns=[f"f{i}" for i in range(8)]))
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(km.get_feature_names_out())
+    assert list(out.columns) == [f"kmeanstransformer{i}" for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, 3.0]]), "NaN"),
+        (np.array([[0.0, 1.0], [np.inf, 1.0], [2.0, 3.0]]), "infinity"),
+        (np.arange(5.0), "Expected 2D array"),
+        (np.empty((0, 3)), "0 sample"),
+        (np.array([["a", "b"], ["c", "d"]]), "could not convert|dtype"),
+        (np.ones((2, 3)), "n_clusters=3 is larger .* n_samples=2"),
+    ],
+)
+def test_kmeans_bad_input_fit(X, match):
+    with pytest.raises(ValueError, match=match):
+        KMeansTransformer(n_clusters=3).fit(X)
+
+
+def test_kmeans_bad_input_transform(blobs):
+    km = KMeansTransformer(n_clusters=3, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="X has 4 features"):
+        km.transform(blobs[:, :4])
+    with pytest.raises(ValueError, match="NaN"):
+        km.predict(np.full((2, 8), np.nan))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"encoding": "sparse"}, "encoding"),
+        ({"init": "kmeans"}, "init"),
+        ({"n_clusters": 0}, "n_clusters"),
+        ({"n_init": 0}, "n_init"),
+        ({"tol": -1.0}, "tol"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "gpu0"}, "device"),
+        ({"init": np.zeros((3, 5))}, r"init has shape \(3, 5\)"),
+        ({"init": np.zeros((2, 8))}, r"init has shape \(2, 8\)"),
+        ({"init": np.full((3, 8), np.nan)}, "init"),
+    ],
+)
+def test_kmeans_bad_params(blobs, params, match):
+    with pytest.raises(ValueError, match=match):
+        KMeansTransformer(**{"n_clusters": 3, **params}).fit(blobs)
+
+
+def test_kmeans_array_init_runs_once(blobs):
+    init = _init_from(blobs, 3)
+    km = KMeansTransformer(n_clusters=3, init=init, n_init=4)
+    with pytest.warns(RuntimeWarning, match="only one init"):
+        km.fit(blobs)
+    assert km._n_init == 1 and km.n_init == 4
+
+
+def test_kmeans_partial_fit_close_to_fit(blobs):
+    full = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    mb = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        for chunk in np.array_split(blobs[rng.permutation(N_SAMPLES)], 10):
+            mb.partial_fit(chunk)
+    assert mb.n_iter_ == 30 and mb.labels_.shape == (N_SAMPLES // 10,)
+    assert -mb.score(blobs) <= 1.05 * full.inertia_
+    with pytest.raises(ValueError, match="X has 3 features"):
+        mb.partial_fit(blobs[:, :3])
+
+
+def test_kmeans_partial_fit_continues_fit(blobs):
+    km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    before = -km.score(blobs)
+    km.partial_fit(blobs[:500])
+    assert -km.score(blobs) <= 1.01 * before
+    np.testing.assert_allclose(km._counts.sum(), N_SAMPLES + 500)
+
+
+def test_kmeans_empty_cluster_relocation(blobs):
+    init = _init_from(blobs, 6)
+    init[2] = 1e3  # far from every sample: empty after the first assignment
+    ours = KMeansTransformer(n_clusters=6, init=init, device="cpu").fit(blobs)
+    ref = KMeans(n_clusters=6, init=init, n_init=1, algorithm="lloyd").fit(blobs)
+    assert np.abs(ours.cluster_centers_[2]).max() < 100  # moved into the data
+    assert np.bincount(ours.labels_, minlength=6).min() > 0
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+    assert np.mean(ours.labels_ == ref.labels_) >= 0.99
+
+
+def test_kmeans_duplicate_points_warn():
+    X = np.repeat(np.arange(3.0)[:, None], 10, axis=0)  # 3 distinct points
+    with pytest.warns(Warning, match="distinct clusters"):
+        KMeansTransformer(n_clusters=4, random_state=0).fit(X)
+
+
+def test_kmeans_nd_input_equals_flattened():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 1, 8, 8)).astype(np.float32)
+    a = KMeansTransformer(n_clusters=4, random_state=0).fit(X)
+    b = KMeansTransformer(n_clusters=4, random_state=0).fit(X.reshape(300, -1))
+    assert a.input_shape_ == (1, 8, 8) and b.input_shape_ == (64,)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X.reshape(300, -1)))
+    np.testing.assert_array_equal(a.transform(X), a.transform(X.reshape(300, -1)))
+    init = a.cluster_centers_.reshape(4, 1, 8, 8)  # init in the sample shape
+    c = KMeansTransformer(n_clusters=4, init=init).fit(X)
+    np.testing.assert_allclose(c.cluster_centers_, a.cluster_centers_, atol=1e-6)
+
+
+def test_kmeans_threads_do_not_change_result(blobs):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    results = []
+    for n_threads in [1, 2]:
+        torch.set_num_threads(n_threads)
+        try:
+            km = KMeansTransformer(n_clusters=5, random_state=0, batch_size=100)
+            results.append(km.fit(blobs))
+        finally:
+            torch.set_num_threads(before)
+        assert torch.get_num_threads() == before
+    np.testing.assert_array_equal(results[0].labels_, results[1].labels_)
+    np.testing.assert_allclose(
+        results[0].cluster_centers_, results[1].cluster_centers_, rtol=1e-6
+    )
+
+
+def test_kmeans_transform_batches_match_one_block(blobs):
+    km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    whole, labels = km.transform(blobs), km.predict(blobs)
+    km.set_params(batch_size=7)  # only changes the blocks of transform
+    np.testing.assert_allclose(km.transform(blobs), whole, atol=1e-5)
+    np.testing.assert_array_equal(km.predict(blobs), labels)
