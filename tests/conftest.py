@@ -6,9 +6,11 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-# Two cores: keep torch from oversubscribing them when pytest-xdist or
-# GridSearchCV(n_jobs=2) runs workers side by side.
-torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+# The tests' models are tiny: one intra-op thread is as fast as two for them,
+# and it cannot oversubscribe a 2-core machine when GridSearchCV(n_jobs=2)
+# or anything else runs beside the suite (OpenMP threads spinning against
+# each other made single tests 10x slower).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

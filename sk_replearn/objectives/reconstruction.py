@@ -39,7 +39,7 @@ def corrupt(x: torch.Tensor, noise: float, noise_type: str) -> torch.Tensor:
     >>> import torch
     >>> from sk_replearn.objectives.reconstruction import corrupt
     >>> x = torch.ones(2, 1000)
-    >>> float((corrupt(x, 0.25, "mask") == 0).float().mean().round(decimals=1))
+    >>> round(float((corrupt(x, 0.25, "mask") == 0).float().mean()), 1)
     0.2
     """
     if noise <= 0:
