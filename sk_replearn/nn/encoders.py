@@ -487,9 +487,10 @@ class ConvDecoder(nn.Module):
     ``channels[0]`` map on the grid the encoder's ``len(channels)`` stride-2
     convolutions would reach, then each transposed convolution (stride 2)
     doubles the grid, ``channels[i] -> channels[i + 1]`` with an activation
-    (and BatchNorm when ``batch_norm=True``), the last one going to the ``C`` input channels with no
-    activation (inputs may be standardised). Each ``output_padding`` is set
-    from the encoder's size formula, so every input size, odd ones included
+    (and BatchNorm when ``batch_norm=True``), the last one going to the
+    ``C`` input channels with no activation (inputs may be standardised).
+    Each ``output_padding`` is set from the encoder's size formula, so every
+    input size, odd ones included
     (7x7, length 37), is reproduced exactly. Transposed convolutions cost
     about what the encoder's convolutions cost; upsample-then-convolve
     would run its convolutions at the larger grid, several times slower.
