@@ -1,0 +1,304 @@
+"""Tests of the batched augmentations in ``sk_replearn.views``."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, clone
+
+from sk_replearn.views import ImageViews, SequenceViews, TabularViews, make_views
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DTYPES = [torch.float32, torch.float64]
+# (views factory, batch shape): every family, images with 1 and 3 channels
+CASES = [
+    (lambda: ImageViews(blur_prob=0.5, noise_std=0.1, flip_prob=0.5), (6, 3, 12, 10)),
+    (lambda: ImageViews(), (6, 1, 8, 8)),
+    (lambda: SequenceViews(mask_fraction=0.2), (6, 2, 40)),
+    (lambda: TabularViews(noise_std=0.1), (6, 10)),
+]
+CASE_IDS = ["image-rgb", "image-gray", "sequence", "tabular"]
+# everything off, so that one augmentation can be switched on alone
+IMAGE_OFF = dict(crop_scale=None, jitter_prob=0.0, grayscale_prob=0.0)
+SEQUENCE_OFF = dict(crop_scale=None, max_shift=0.0, scale_range=(1, 1), noise_std=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
+def test_views_keep_shape_dtype_device(make, shape, dtype, device):
+    x = torch.randn(shape, dtype=dtype, device=device)
+    out = make()(x)
+    assert out.shape == x.shape
+    assert out.dtype == dtype
+    assert out.device == x.device
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
+def test_views_two_calls_differ(make, shape):
+    views, x = make(), torch.randn(shape)
+    assert not torch.equal(views(x), views(x))
+
+
+@pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
+def test_views_reproducible_under_manual_seed(make, shape):
+    views, x = make(), torch.randn(shape)
+    torch.manual_seed(3)
+    first = views(x)
+    torch.manual_seed(3)
+    assert torch.equal(views(x), first)
+
+
+@pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
+def test_views_leave_input_untouched_and_allow_empty_batch(make, shape):
+    x = torch.randn(shape)
+    before = x.clone()
+    make()(x)
+    assert torch.equal(x, before)
+    assert make()(x[:0]).shape == x[:0].shape
+
+
+@pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
+def test_views_clone_pickle_deepcopy(make, shape):
+    views = make()
+    pickled = pickle.loads(pickle.dumps(views))
+    for copied in (clone(views), pickled, copy.deepcopy(views)):
+        assert type(copied) is type(views)
+        assert copied.get_params() == views.get_params()
+        assert repr(copied) == repr(views)
+
+
+def test_imageviews_get_set_params_and_repr():
+    views = ImageViews(crop_scale=(0.5, 1.0))
+    assert repr(views) == "ImageViews(crop_scale=(0.5, 1.0))"
+    assert views.get_params()["crop_scale"] == (0.5, 1.0)
+    assert views.set_params(flip_prob=0.5) is views
+    assert views.flip_prob == 0.5
+    with pytest.raises(ValueError, match="crop_size"):
+        views.set_params(crop_size=3)
+
+
+def test_views_nested_params_reach_grid_search():
+    class Holder(BaseEstimator):
+        def __init__(self, views="auto"):
+            self.views = views
+
+    est = Holder(views=SequenceViews())
+    assert est.get_params(deep=True)["views__crop_scale"] == (0.8, 1.0)
+    est.set_params(views__crop_scale=(0.8, 1.0))
+    copied = clone(est)
+    assert copied.views is not est.views
+    assert copied.views.crop_scale == (0.8, 1.0)
+
+
+# -- each augmentation alone -------------------------------------------------
+def test_imageviews_flip_alone_mirrors_width():
+    x = torch.randn(4, 3, 5, 7)
+    out = ImageViews(**IMAGE_OFF, flip_prob=1.0)(x)
+    torch.testing.assert_close(out, x.flip(-1))
+
+
+def test_imageviews_full_crop_is_identity():
+    x = torch.randn(4, 2, 5, 7)
+    views = ImageViews(**IMAGE_OFF | dict(crop_scale=(1, 1), crop_ratio=(1.4, 1.4)))
+    out = views(x)  # crop of the whole 5 x 7 image
+    torch.testing.assert_close(out, x)
+
+
+def test_imageviews_crop_zooms_into_the_image():
+    ramp = torch.linspace(-1, 1, 32).expand(64, 1, 32, 32)  # value = column
+    out = ImageViews(**IMAGE_OFF | dict(crop_scale=(0.2, 0.3)))(ramp)
+    span = out.amax(dim=(1, 2, 3)) - out.amin(dim=(1, 2, 3))  # (B,)
+    assert (out >= -1).all() and (out <= 1).all()
+    assert (span < 2 * 0.75).all()  # crop width <= sqrt(0.3 * 4/3) of the image
+    assert (out.diff(dim=-1) >= -1e-6).all()  # not flipped: still increasing
+
+
+def test_imageviews_brightness_alone_shifts_each_image():
+    x = torch.randn(64, 3, 6, 6)
+    jitter = dict(jitter_prob=1.0, contrast=0, saturation=0, hue=0)
+    shift = ImageViews(**IMAGE_OFF | jitter)(x) - x
+    per_image = shift.mean(dim=(1, 2, 3), keepdim=True)
+    torch.testing.assert_close(shift, per_image.expand_as(shift))
+    assert (per_image.abs() <= 0.4 + 1e-6).all() and per_image.std() > 0.05
+
+
+def test_imageviews_contrast_alone_scales_about_the_mean():
+    x = torch.randn(64, 1, 6, 6)
+    out = ImageViews(**IMAGE_OFF | dict(jitter_prob=1.0), brightness=0)(x)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    torch.testing.assert_close(out.mean(dim=(1, 2, 3), keepdim=True), mean)
+    factor = (out - mean).flatten(1).norm(dim=1) / (x - mean).flatten(1).norm(dim=1)
+    assert (factor >= 0.6 - 1e-5).all() and (factor <= 1.4 + 1e-5).all()
+
+
+def test_imageviews_grayscale_alone_copies_luma_to_all_channels():
+    x = torch.randn(8, 3, 5, 5)
+    out = ImageViews(**IMAGE_OFF | dict(grayscale_prob=1.0))(x)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    for c in range(3):
+        torch.testing.assert_close(out[:, c], luma)
+
+
+def test_imageviews_saturation_and_hue_keep_gray_images():
+    gray = torch.randn(16, 1, 5, 5).expand(16, 3, 5, 5)
+    views = ImageViews(**IMAGE_OFF | dict(jitter_prob=1.0), brightness=0, contrast=0)
+    torch.testing.assert_close(views(gray), gray)
+    colour = torch.randn(16, 3, 5, 5)
+    assert not torch.allclose(views(colour), colour)
+
+
+def test_imageviews_colour_ops_skip_other_channel_counts():
+    x = torch.randn(8, 2, 5, 5)
+    colour_only = dict(jitter_prob=1.0, grayscale_prob=1.0, brightness=0, contrast=0)
+    torch.testing.assert_close(ImageViews(crop_scale=None, **colour_only)(x), x)
+
+
+def test_imageviews_blur_alone_matches_reflect_padded_convolution():
+    x = torch.randn(3, 2, 9, 7, dtype=torch.float64)
+    out = ImageViews(**IMAGE_OFF | dict(blur_prob=1.0, blur_sigma=(1.0, 1.0)))(x)
+    taps = torch.arange(-3, 4, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * taps**2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(x, (3, 3, 3, 3), mode="reflect").view(6, 1, 15, 13)
+    expected = F.conv2d(padded, kernel.view(1, 1, 1, 7))
+    expected = F.conv2d(expected, kernel.view(1, 1, 7, 1)).view_as(x)
+    torch.testing.assert_close(out, expected)
+
+
+def test_imageviews_blur_keeps_constant_images():
+    x = torch.full((4, 1, 8, 8), 3.0)
+    out = ImageViews(**IMAGE_OFF | dict(blur_prob=1.0))(x)
+    torch.testing.assert_close(out, x)
+
+
+def test_imageviews_noise_alone_has_noise_std():
+    x = torch.randn(32, 1, 16, 16)
+    out = ImageViews(**IMAGE_OFF | dict(noise_std=0.3))(x)
+    assert abs((out - x).std().item() - 0.3) < 0.02
+
+
+def test_sequenceviews_shift_alone_is_a_circular_roll():
+    x = torch.randn(32, 2, 40)
+    out = SequenceViews(**SEQUENCE_OFF | dict(max_shift=0.25))(x)
+    shifts = set()
+    for xi, oi in zip(x, out):
+        match = [k for k in range(-10, 11) if torch.equal(oi, xi.roll(k, dims=-1))]
+        assert match, "each signal must be x rolled by at most 10 steps"
+        shifts.add(match[0])
+    assert len(shifts) > 3
+    torch.testing.assert_close(out.sort(-1).values, x.sort(-1).values)
+
+
+def test_sequenceviews_crop_alone_stretches_part_of_the_signal():
+    ramp = torch.linspace(0, 1, 40).expand(32, 1, 40)
+    out = SequenceViews(**SEQUENCE_OFF | dict(crop_scale=(0.5, 0.6)))(ramp)
+    span = out[..., -1] - out[..., 0]  # (B, 1)
+    assert (span > 0.5 * 39 / 40 - 0.05).all() and (span < 0.6).all()
+    assert (out.diff(dim=-1) > 0).all()
+
+
+def test_sequenceviews_scale_alone_multiplies_each_signal():
+    x = torch.randn(32, 2, 40)
+    out = SequenceViews(**SEQUENCE_OFF | dict(scale_range=(0.5, 2.0)))(x)
+    ratio = out / x
+    torch.testing.assert_close(ratio, ratio[:, :1, :1].expand_as(ratio))
+    assert (ratio >= 0.5 - 1e-5).all() and (ratio <= 2.0 + 1e-5).all()
+
+
+def test_sequenceviews_mask_alone_zeroes_one_contiguous_span():
+    x = torch.rand(32, 2, 40) + 1  # no zeros of its own
+    out = SequenceViews(**SEQUENCE_OFF | dict(mask_fraction=0.25))(x)
+    zero = out[:, 0] == 0  # (B, L)
+    assert (zero.sum(-1) == 10).all()
+    assert (zero.int().diff(dim=-1).abs().sum(-1) <= 2).all()  # one run
+    assert torch.equal(out[:, 0] == 0, out[:, 1] == 0)
+    torch.testing.assert_close(out[out != 0], x[out != 0])
+
+
+@pytest.mark.parametrize(("noise_sigma", "min_corr"), [(0.0, -0.1), (3.0, 0.8)])
+def test_sequenceviews_noise_alone_has_noise_std_and_correlation(noise_sigma, min_corr):
+    x = torch.randn(256, 2, 40)
+    views = SequenceViews(**SEQUENCE_OFF | dict(noise_std=0.5, noise_sigma=noise_sigma))
+    noise = views(x) - x
+    assert abs(noise.std().item() - 0.5) < 0.02
+    pairs = torch.stack([noise[..., 0].ravel(), noise[..., 1].ravel()])  # (2, B*C)
+    assert min_corr < torch.corrcoef(pairs)[0, 1] < min_corr + 0.2
+
+
+def test_tabularviews_zero_corruption_is_identity():
+    x = torch.randn(16, 7)
+    assert torch.equal(TabularViews(corruption_rate=0.0)(x), x)
+
+
+def test_tabularviews_full_corruption_draws_every_value_from_its_column():
+    x = torch.randn(16, 7)  # distinct values, so a donor row always differs
+    out = TabularViews(corruption_rate=1.0)(x)
+    assert (out != x).all()
+    for j in range(x.shape[1]):
+        assert set(out[:, j].tolist()) <= set(x[:, j].tolist())
+
+
+def test_tabularviews_corrupts_the_given_fraction_of_each_row():
+    x = torch.randn(64, 10)
+    out = TabularViews(corruption_rate=0.3)(x)
+    assert ((out != x).sum(1) == 3).all()
+
+
+def test_tabularviews_single_row_is_left_unchanged():
+    x = torch.randn(1, 5)
+    assert torch.equal(TabularViews(corruption_rate=1.0)(x), x)
+
+
+# -- make_views and errors ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("input_shape", "family"),
+    [((3, 8, 8), ImageViews), ((1, 40), SequenceViews), ((10,), TabularViews)],
+)
+def test_make_views_auto_picks_family_from_input_shape(input_shape, family):
+    views = make_views("auto", input_shape)
+    assert type(views) is family
+    assert views.get_params() == family().get_params()
+
+
+def test_make_views_passes_objects_through_and_none_is_identity():
+    views = SequenceViews(max_shift=0.1)
+    assert make_views(views, (1, 40)) is views
+    x = torch.randn(4, 10)
+    assert torch.equal(make_views(None, (10,))(x), x)
+    assert make_views(torch.neg, (10,)) is torch.neg
+
+
+@pytest.mark.parametrize(
+    ("views", "input_shape", "match"),
+    [
+        ("simclr", (1, 40), r"views='simclr'.*'auto', None"),
+        (3, (10,), r"views=3 .*callable"),
+        ("auto", (1, 2, 3, 4), r"input_shape=\(1, 2, 3, 4\)"),
+        (ImageViews(), (64,), r"views=ImageViews\(\).*input_shape=\(64,\)"),
+        (TabularViews(), (1, 40), r"views=TabularViews\(\).*input_shape=\(1, 40\)"),
+        (ImageViews(crop_scale=(0.9, 0.2)), (1, 8, 8), r"crop_scale=\(0.9, 0.2\)"),
+        (ImageViews(flip_prob=2.0), (1, 8, 8), "flip_prob"),
+        (SequenceViews(scale_range=1.0), (1, 40), "scale_range"),
+        (TabularViews(corruption_rate=-0.1), (10,), "corruption_rate"),
+    ],
+)
+def test_make_views_rejects_invalid_views(views, input_shape, match):
+    with pytest.raises(ValueError, match=match):
+        make_views(views, input_shape)
+
+
+@pytest.mark.parametrize(
+    ("views", "x", "match"),
+    [
+        (ImageViews(), torch.randn(4, 64), r"ImageViews.*\(B, C, H, W\)"),
+        (SequenceViews(), torch.zeros(4, 1, 40, dtype=torch.long), "floating"),
+        (ImageViews(blur_sigma=(2.0, 1.0)), torch.randn(2, 1, 8, 8), "blur_sigma"),
+    ],
+)
+def test_views_call_rejects_bad_batches_and_params(views, x, match):
+    with pytest.raises(ValueError, match=match):
+        views(x)
