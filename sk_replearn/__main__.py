@@ -13,7 +13,18 @@ import sys
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from . import AutoencoderTransformer, KMeansTransformer, PCATransformer
+from . import (
+    AutoencoderTransformer,
+    BarlowTwinsTransformer,
+    BYOLTransformer,
+    DINOTransformer,
+    KMeansTransformer,
+    MAETransformer,
+    MoCoTransformer,
+    PCATransformer,
+    SimCLRTransformer,
+    SimSiamTransformer,
+)
 from .evaluation import linear_probe
 
 
@@ -30,6 +41,18 @@ def estimators(random_state: int = 0) -> dict:
         "AutoencoderTransformer(32)": AutoencoderTransformer(
             n_components=32, input_shape=(1, 8, 8), random_state=random_state
         ),
+        **{
+            f"{cls.__name__}": cls(input_shape=(1, 8, 8), random_state=random_state)
+            for cls in (
+                SimCLRTransformer,
+                MoCoTransformer,
+                BYOLTransformer,
+                SimSiamTransformer,
+                BarlowTwinsTransformer,
+                DINOTransformer,
+                MAETransformer,
+            )
+        },
     }
 
 

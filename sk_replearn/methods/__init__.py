@@ -1,5 +1,22 @@
 """The neural representation learners."""
 
 from .autoencoder import AutoencoderTransformer
+from .contrastive import MoCoTransformer, SimCLRTransformer
+from .masked import MAETransformer
+from .noncontrastive import (
+    BarlowTwinsTransformer,
+    BYOLTransformer,
+    DINOTransformer,
+    SimSiamTransformer,
+)
 
-__all__ = ["AutoencoderTransformer"]
+__all__ = [
+    "AutoencoderTransformer",
+    "BYOLTransformer",
+    "BarlowTwinsTransformer",
+    "DINOTransformer",
+    "MAETransformer",
+    "MoCoTransformer",
+    "SimCLRTransformer",
+    "SimSiamTransformer",
+]

@@ -1,0 +1,246 @@
+"""Contrastive representation learners: SimCLR and MoCo."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval
+
+from ..objectives.ssl_contrastive import MoCoObjective, SimCLRObjective
+from ._ssl import _fill_doc, _SSLTransformer
+
+__all__ = ["MoCoTransformer", "SimCLRTransformer"]
+
+
+@_fill_doc(hidden_default="the encoder's width")
+class SimCLRTransformer(_SSLTransformer):
+    """SimCLR representation: two views of a sample attract, other samples repel.
+
+    The lecture's "vocabulary formed with the data itself": each sample of a
+    batch is randomly augmented twice; an encoder and a projection head map
+    the ``2N`` views to embeddings, and the NT-Xent loss
+    ``-log exp(q·k₊/τ) / Σᵢ exp(q·kᵢ/τ)`` pulls the two views of a sample
+    together and pushes the ``2N - 2`` other views away. ``transform``
+    returns the encoder's output, before the projection head.
+
+    Parameters
+    ----------
+    {common_params}
+    temperature : float, default=0.1
+        Temperature ``τ`` of the softmax over similarities (> 0); lower
+        values weigh the hardest negatives more.
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    MoCoTransformer : Negatives from a queue of momentum-encoded keys.
+    BYOLTransformer : No negatives: an EMA target and a predictor.
+
+    References
+    ----------
+    .. [1] T. Chen, S. Kornblith, M. Norouzi and G. Hinton, "A Simple
+       Framework for Contrastive Learning of Visual Representations",
+       ICML 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import SimCLRTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> simclr = SimCLRTransformer(input_shape=(1, 8, 8), max_epochs=2,
+    ...                            random_state=0)
+    >>> simclr.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = SimCLRObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        temperature: float = 0.1,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.temperature = temperature
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {"temperature": self.temperature}
+
+
+@_fill_doc(hidden_default="the encoder's width")
+class MoCoTransformer(_SSLTransformer):
+    """MoCo (v2) representation: queries against a queue of momentum-encoded keys.
+
+    Contrastive like SimCLR, but the negatives come from a first-in
+    first-out queue of ``queue_size`` keys, produced by a slowly moving
+    (momentum, EMA) copy of the encoder and head, so that their number does
+    not depend on the batch size. MoCo v2's 2-layer MLP head; the loss is
+    symmetrised over the two views. ``transform`` returns the online
+    encoder's output, before the head.
+
+    Parameters
+    ----------
+    {common_params}
+    temperature : float, default=0.2
+        Temperature ``τ`` of the InfoNCE softmax (> 0).
+    queue_size : int, default=4096
+        Number ``K`` of negative keys held in the queue.
+    momentum : float, default=0.99
+        Momentum ``m`` of the key encoder at the start of training,
+        ``ξ ← m ξ + (1 - m) θ`` after each step; it rises to 1 on a cosine
+        schedule. MoCo uses 0.999 for hundreds of thousands of steps; fewer
+        steps need a faster-moving key encoder.
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    SimCLRTransformer : The other samples of the batch as negatives.
+
+    References
+    ----------
+    .. [1] K. He, H. Fan, Y. Wu, S. Xie and R. Girshick, "Momentum Contrast
+       for Unsupervised Visual Representation Learning", CVPR 2020.
+    .. [2] X. Chen, H. Fan, R. Girshick and K. He, "Improved Baselines with
+       Momentum Contrastive Learning", arXiv:2003.04297, 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import MoCoTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> moco = MoCoTransformer(input_shape=(1, 8, 8), queue_size=256,
+    ...                        max_epochs=2, random_state=0)
+    >>> moco.fit_transform(X[:200]).shape
+    (200, 256)
+    >>> int(moco.net_.module_.queue.ptr)  # 2 epochs x 2 views x 200 keys, mod 256
+    32
+    """
+
+    _objective = MoCoObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "queue_size": [Interval(Integral, 1, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        temperature: float = 0.2,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.temperature = temperature
+        self.queue_size = queue_size
+        self.momentum = momentum
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {
+            "temperature": self.temperature,
+            "queue_size": self.queue_size,
+            "momentum": self.momentum,
+        }

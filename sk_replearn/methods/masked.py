@@ -1,0 +1,429 @@
+"""MAETransformer: masked autoencoding of images, signals and tables."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..base import seed_from_random_state
+from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
+from ._base import NeuralRepresentation
+
+__all__ = ["MAETransformer"]
+
+#: Seed of the masks drawn by :meth:`MAETransformer.score`.
+_SCORE_SEED = 0
+
+
+class MAETransformer(NeuralRepresentation):
+    """Masked autoencoder representation (MAE): predict hidden tokens.
+
+    Each sample is cut into tokens: ``patch_size x patch_size`` patches of an
+    image, segments of ``patch_size`` steps of a signal, or single features
+    (groups of ``patch_size`` consecutive features) of a table. In training a
+    random ``mask_ratio`` of each sample's tokens is hidden; a Vision
+    Transformer encoder sees only the visible ones (plus a class token), and
+    a light transformer decoder, given mask tokens at the hidden positions,
+    predicts their values. The loss is the mean squared error on the hidden
+    tokens only. Predicting a large hidden part needs more than local
+    interpolation, so the encoder learns semantic features [1]_.
+
+    :meth:`transform` runs the encoder on every token of the unmasked input
+    and pools the tokens to an ``(n_samples, embed_dim)`` representation.
+
+    Parameters
+    ----------
+    patch_size : int or "auto", default="auto"
+        Token size: patch side (images), segment length (signals), features
+        per token (tables); must divide the spatial sizes (the number of
+        features of a table). ``"auto"`` picks, for images and signals, the
+        smallest ``p >= 2`` that gives 4 to 64 tokens (8x8 -> 2, 28x28 -> 4,
+        length 40 -> 2), or 1 for short samples without one; for a table
+        with ``d`` features, 1 when ``d <= 64``, else the smallest divisor of
+        ``d`` giving 4 to 64 tokens, else 1.
+    mask_ratio : float, default=0.75
+        Fraction of the tokens hidden in training, in (0, 1). At least one
+        token always stays visible: for samples of very few tokens the
+        ratio is lowered to ``1 - 1 / n_tokens``.
+    embed_dim : int, default=64
+        Token width of the encoder, the dimension of the representation; a
+        multiple of ``num_heads`` and of 4 (images) or 2 (signals, tables).
+    depth : int, default=4
+        Transformer blocks of the encoder.
+    num_heads : int, default=4
+        Attention heads of the encoder.
+    decoder_embed_dim : int, default=64
+        Token width of the decoder (same rules as ``embed_dim``).
+    decoder_depth : int, default=2
+        Transformer blocks of the decoder.
+    decoder_num_heads : int, default=4
+        Attention heads of the decoder.
+    mlp_ratio : float, default=4.0
+        Hidden width of every block's MLP relative to its token width.
+    norm_pix_loss : bool, default=False
+        Normalise each target token by its own mean and standard deviation
+        (the MAE paper's best setting on ImageNet). Needs tokens of at least
+        two values, so not with one feature per token.
+    pooling : {"mean", "cls"}, default="mean"
+        Representation given by :meth:`transform`: the mean of the token
+        outputs (better for linear probes of MAE features) or the class
+        token's output.
+    input_shape : tuple of int, default=None
+        Shape of one sample when X is 2-D: ``(C, H, W)`` for images such as
+        ``(1, 8, 8)``, ``(C, L)`` for signals such as ``(1, 40)``. With None,
+        2-D X is a table (one token per feature or group of features, whose
+        "positions" are then just feature identities: columns are never
+        guessed to be pixels, even when their number is a perfect square),
+        and N-D X ``(n, C, H, W)`` or ``(n, C, L)`` gives its own shape.
+        Tables are standardised per column; images and signals by one
+        global mean and standard deviation.
+    max_epochs : int, default=200
+        Passes over the training data.
+    batch_size : int, default=128
+        Samples per optimisation step.
+    lr : float, default=1e-3
+        Peak learning rate, reached after ``warmup_epochs``.
+    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
+        The optimiser.
+    weight_decay : float, default=0.05
+        Decoupled weight decay (L2 penalty for "adam"/"sgd"), as in MAE.
+    lr_schedule : {"cosine"} or None, default="cosine"
+        Cosine decay of the learning rate to zero over training, after
+        ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.
+    warmup_epochs : int, default=10
+        Epochs of linear learning-rate warm-up.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks (instances or ``(name, callback)`` tuples), appended
+        to the defaults.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its
+        (masked) loss has not improved for ``n_iter_no_change`` epochs; the
+        best weights are restored.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : str or torch.device, default="auto"
+        "auto" trains on CUDA when present, else on the CPU; or "cpu",
+        "cuda", "cuda:1", "mps".
+    precision : {"32", "bf16", "16"}, default="32"
+        Float precision of the forward pass: "bf16" autocasts to bfloat16
+        (CPU or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
+    compile : bool, default=False
+        Compile the module with :func:`torch.compile`.
+    verbose : int, default=0
+        0 is silent; 1 prints a progress bar and one line per epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and masking; an int makes CPU
+        training bit-for-bit repeatable.
+    warm_start : bool, default=False
+        When True, a second ``fit`` continues training the same network.
+
+    Attributes
+    ----------
+    net_ : sk_replearn.training.RepresentationNet
+        The trained skorch net; ``net_.module_`` is the
+        :class:`~sk_replearn.objectives.masked.MAEObjective`, whose
+        ``encoder`` is a :class:`~sk_replearn.nn.ViTEncoder`.
+    patch_size_ : int
+        The resolved patch size.
+    n_tokens_ : int
+        Tokens per sample, ``L``; training encodes
+        ``max(1, floor(L * (1 - mask_ratio)))`` of them.
+    history_ : skorch.History
+        Per-epoch (and per-batch) training record.
+    loss_curve_ : list of float
+        Training loss (masked MSE in standardised units) at each epoch.
+    n_epochs_ : int
+        Epochs run (fewer than ``max_epochs`` after early stopping).
+    input_shape_ : tuple of int
+        Shape of one sample.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, for DataFrames with string
+        column names.
+
+    See Also
+    --------
+    AutoencoderTransformer : Reconstructs the whole input through a bottleneck.
+
+    References
+    ----------
+    .. [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick. "Masked
+       Autoencoders Are Scalable Vision Learners." CVPR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import MAETransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> mae = MAETransformer(input_shape=(1, 8, 8), embed_dim=16, depth=1,
+    ...                      decoder_embed_dim=16, decoder_depth=1,
+    ...                      max_epochs=2, random_state=0)
+    >>> mae.fit_transform(X[:100]).shape
+    (100, 16)
+    >>> mae.n_tokens_, mae.patch_size_
+    (16, 2)
+    >>> reconstruction, mask = mae.reconstruct(X[:3], random_state=0)
+    >>> reconstruction.shape, mask.shape, float(mask.mean())
+    ((3, 64), (3, 64), 0.75)
+    """
+
+    _parameter_constraints: dict = {
+        **NeuralRepresentation._parameter_constraints,
+        "patch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "mask_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "embed_dim": [Interval(Integral, 1, None, closed="left")],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "num_heads": [Interval(Integral, 1, None, closed="left")],
+        "decoder_embed_dim": [Interval(Integral, 1, None, closed="left")],
+        "decoder_depth": [Interval(Integral, 1, None, closed="left")],
+        "decoder_num_heads": [Interval(Integral, 1, None, closed="left")],
+        "mlp_ratio": [Interval(Real, 0, None, closed="neither")],
+        "norm_pix_loss": ["boolean"],
+        "pooling": [StrOptions({"mean", "cls"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        patch_size: int | str = "auto",
+        mask_ratio: float = 0.75,
+        embed_dim: int = 64,
+        depth: int = 4,
+        num_heads: int = 4,
+        decoder_embed_dim: int = 64,
+        decoder_depth: int = 2,
+        decoder_num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        norm_pix_loss: bool = False,
+        pooling: str = "mean",
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 200,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 0.05,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 10,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.patch_size = patch_size
+        self.mask_ratio = mask_ratio
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.num_heads = num_heads
+        self.decoder_embed_dim = decoder_embed_dim
+        self.decoder_depth = decoder_depth
+        self.decoder_num_heads = decoder_num_heads
+        self.mlp_ratio = mlp_ratio
+        self.norm_pix_loss = norm_pix_loss
+        self.pooling = pooling
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> MAETransformer:
+        """Train the masked autoencoder on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training samples.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : MAETransformer
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For a ``patch_size`` that does not divide the input, an
+            ``input_shape`` that does not match X, widths that do not suit
+            the heads or the sin-cos positions, or samples of one token.
+        """
+        return self._fit(X)
+
+    def reconstruct(
+        self, X, mask_ratio: float | None = None, random_state=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hide random tokens of X and fill them in with the decoder.
+
+        For pictures like the MAE paper's triplets: ``X * (1 - mask)`` is
+        the masked input, ``reconstruction`` the prediction, ``X`` the
+        original.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples.
+        mask_ratio : float, default=None
+            Fraction of tokens to hide, in (0, 1); None uses ``mask_ratio``.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the masks; None draws new ones each call.
+
+        Returns
+        -------
+        reconstruction : ndarray of the shape of X, dtype float32
+            X itself on the visible tokens (pasted from the input) and the
+            decoder's prediction, in X's units, on the hidden ones. With
+            ``norm_pix_loss=True`` each predicted token is mapped back with
+            the true token's mean and standard deviation, so only its shape
+            within the token is predicted.
+        mask : ndarray of the shape of X, dtype float32
+            1 on the values of hidden tokens, 0 on visible ones.
+        """
+        check_is_fitted(self, "net_")
+        ratio = self._check_mask_ratio(mask_ratio)
+        generator = _generator(random_state)
+        n_out = self.n_features_in_
+        both = self._apply(
+            X,
+            lambda m, xb: torch.cat(
+                [t.flatten(1) for t in m.reconstruct(xb, ratio, generator)[1:]], dim=1
+            ),
+            2 * n_out,
+        )
+        shape = (-1, *self.input_shape_) if np.ndim(X) > 2 else (-1, n_out)
+        return both[:, :n_out].reshape(shape), both[:, n_out:].reshape(shape)
+
+    def score(self, X, y=None) -> float:
+        """Negative mean squared error on hidden tokens (higher is better).
+
+        The masks are drawn with a fixed seed, so the score of a model on
+        the same X is always the same.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            ``-mean((X - prediction) ** 2)`` over the values of the hidden
+            tokens, in the units of X (see :meth:`reconstruct`).
+        """
+        ratio = self._check_mask_ratio(None)
+        generator = _generator(_SCORE_SEED)
+
+        def masked_mse(module, xb):
+            prediction, _, mask = module.reconstruct(xb, ratio, generator)
+            sq = (prediction - xb).pow(2) * mask  # (B, *input_shape)
+            return sq.flatten(1).sum(1, keepdim=True) / mask.flatten(1).sum(
+                1, keepdim=True
+            )
+
+        return -float(self._apply(X, masked_mse, 1).astype(np.float64).mean())
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.embed_dim
+
+    def _check_mask_ratio(self, mask_ratio: float | None) -> float:
+        ratio = self.mask_ratio if mask_ratio is None else mask_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < 1:
+            raise ValueError(
+                f"mask_ratio={ratio!r} must be a float strictly between 0 and 1 "
+                "(the fraction of tokens hidden)."
+            )
+        return float(ratio)
+
+    def _check_params_against_data(self, X: np.ndarray) -> None:
+        """Also check the tokenisation and the widths against the data."""
+        super()._check_params_against_data(X)
+        shape = tuple(self.input_shape_)
+        if len(shape) > 3:
+            raise ValueError(
+                f"MAETransformer takes samples of shape (d,), (C, L) or (C, H, W); "
+                f"got input_shape={shape}. Reshape X or pass input_shape."
+            )
+        tshape = token_shape(shape)
+        self.patch_size_ = resolve_patch_size(self.patch_size, shape)
+        grid = [s // self.patch_size_ for s in tshape[1:]]
+        self.n_tokens_ = int(np.prod(grid))
+        if self.n_tokens_ < 2:
+            what = f"{X.shape[1]} feature(s)" if len(shape) == 1 else f"{shape}"
+            raise ValueError(
+                f"MAETransformer needs at least 2 tokens to hide some and see "
+                f"others; samples of {what} with patch_size={self.patch_size_} "
+                "give 1. Use a smaller patch_size or more features."
+            )
+        if self.norm_pix_loss and self.patch_size_ ** len(grid) * tshape[0] < 2:
+            raise ValueError(
+                "norm_pix_loss=True normalises each target token by its own mean "
+                "and variance, which needs tokens of at least 2 values; with "
+                f"patch_size={self.patch_size_} a token holds 1. Use "
+                "norm_pix_loss=False or a larger patch_size."
+            )
+        multiple = 4 if len(grid) == 2 else 2  # sin-cos needs sin and cos per axis
+        for width, heads in [
+            ("embed_dim", "num_heads"),
+            ("decoder_embed_dim", "decoder_num_heads"),
+        ]:
+            w, h = getattr(self, width), getattr(self, heads)
+            if w % multiple or w % h:
+                raise ValueError(
+                    f"{width}={w} must be a multiple of {multiple} (sin-cos "
+                    f"positions of {len(grid)}-D tokens) and of {heads}={h}."
+                )
+
+    def _build_objective(self) -> MAEObjective:
+        return MAEObjective(
+            self.input_shape_,
+            patch_size=self.patch_size_,
+            mask_ratio=self.mask_ratio,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            decoder_embed_dim=self.decoder_embed_dim,
+            decoder_depth=self.decoder_depth,
+            decoder_num_heads=self.decoder_num_heads,
+            mlp_ratio=self.mlp_ratio,
+            norm_pix_loss=self.norm_pix_loss,
+            pooling=self.pooling,
+        )
+
+
+def _generator(random_state) -> torch.Generator:
+    """A CPU generator for masks: the same masks on every device."""
+    return torch.Generator().manual_seed(seed_from_random_state(random_state))

@@ -1,0 +1,477 @@
+"""Non-contrastive representation learners: BYOL, SimSiam, Barlow Twins, DINO."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval
+
+from ..objectives.ssl_noncontrastive import (
+    BarlowTwinsObjective,
+    BYOLObjective,
+    DINOObjective,
+    SimSiamObjective,
+)
+from ._ssl import _fill_doc, _SSLTransformer
+
+__all__ = [
+    "BYOLTransformer",
+    "BarlowTwinsTransformer",
+    "DINOTransformer",
+    "SimSiamTransformer",
+]
+
+_Unit = Interval(Real, 0, 1, closed="both")
+_Positive = Interval(Real, 0, None, closed="neither")
+
+
+@_fill_doc(hidden_default="the encoder's width")
+class BYOLTransformer(_SSLTransformer):
+    """BYOL representation: predict an EMA target's embedding of the other view.
+
+    No negatives. An online network (encoder, projector, predictor) is
+    trained so that its prediction for one view matches the projection of
+    the other view by a target network, a slowly moving average of the
+    online encoder and projector that receives no gradient. The predictor
+    and the moving target keep the two branches from agreeing on a
+    constant. ``transform`` returns the online encoder's output.
+
+    Parameters
+    ----------
+    {common_params}
+    momentum : float, default=0.99
+        Momentum ``τ`` of the target at the start of training,
+        ``ξ ← τ ξ + (1 - τ) θ`` after each step; it rises to 1 on BYOL's
+        cosine schedule. The paper's 0.996 suits hundreds of thousands of
+        steps; fewer steps need a faster-moving target.
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    SimSiamTransformer : The same without the moving average.
+    DINOTransformer : Self-distillation with a centred, sharpened teacher.
+
+    References
+    ----------
+    .. [1] J.-B. Grill et al., "Bootstrap Your Own Latent: A New Approach to
+       Self-Supervised Learning", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import BYOLTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> byol = BYOLTransformer(input_shape=(1, 8, 8), max_epochs=2, random_state=0)
+    >>> byol.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = BYOLObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "momentum": [_Unit],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        momentum: float = 0.99,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.momentum = momentum
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {"momentum": self.momentum}
+
+
+@_fill_doc(hidden_default="the encoder's width")
+class SimSiamTransformer(_SSLTransformer):
+    """SimSiam representation: a predictor and a stop-gradient, nothing else.
+
+    Both views go through the same encoder and 3-layer projector; a
+    predictor maps one view's projection to the other's, which is treated
+    as a constant (stop-gradient). The paper shows that the stop-gradient
+    alone prevents collapse: no negatives, no momentum encoder, no large
+    batches. ``transform`` returns the encoder's output.
+
+    Parameters
+    ----------
+    {common_params}
+    predictor_dim : int or None, default=None
+        Bottleneck width of the 2-layer predictor; None uses
+        ``projection_dim // 4`` (the paper's 2048 -> 512 -> 2048).
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    BYOLTransformer : The same with a momentum target.
+
+    References
+    ----------
+    .. [1] X. Chen and K. He, "Exploring Simple Siamese Representation
+       Learning", CVPR 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import SimSiamTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> simsiam = SimSiamTransformer(input_shape=(1, 8, 8), max_epochs=2,
+    ...                              random_state=0)
+    >>> simsiam.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = SimSiamObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "predictor_dim": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        predictor_dim: int | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.predictor_dim = predictor_dim
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {"predictor_dim": self.predictor_dim}
+
+
+@_fill_doc(hidden_default="``projection_dim``")
+class BarlowTwinsTransformer(_SSLTransformer):
+    """Barlow Twins representation: decorrelate, and agree across views.
+
+    The cross-correlation matrix between the batch-standardised projections
+    of the two views is driven to the identity: its diagonal to 1 (the two
+    views agree on every feature) and its off-diagonal to 0 (features carry
+    no redundant information), which rules out collapse without negatives.
+    ``transform`` returns the encoder's output.
+
+    Parameters
+    ----------
+    {common_params}
+    lambda_ : float, default=5e-3
+        Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term.
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    SimSiamTransformer : Agreement only, with a stop-gradient.
+
+    References
+    ----------
+    .. [1] J. Zbontar, L. Jing, I. Misra, Y. LeCun and S. Deny, "Barlow
+       Twins: Self-Supervised Learning via Redundancy Reduction", ICML 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import BarlowTwinsTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> barlow = BarlowTwinsTransformer(input_shape=(1, 8, 8), max_epochs=2,
+    ...                                 random_state=0)
+    >>> barlow.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = BarlowTwinsObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "lambda_": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 512,
+        hidden_dim: int | None = None,
+        lambda_: float = 5e-3,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.lambda_ = lambda_
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {"lambda_": self.lambda_}
+
+
+@_fill_doc(hidden_default="the encoder's width")
+class DINOTransformer(_SSLTransformer):
+    """DINO representation: self-distillation with no labels.
+
+    A student network matches the output distribution of a teacher, a
+    moving average of the student, over ``projection_dim`` learned
+    prototypes: the teacher sees one view, the student the other, and the
+    loss is their cross-entropy. The teacher's outputs are centred (a
+    running mean subtracted) and sharpened (a low ``teacher_temp``); the
+    two effects pull in opposite directions and together avoid collapse.
+    Two global views (no local crops). ``transform`` returns the student
+    encoder's output.
+
+    Parameters
+    ----------
+    {common_params}
+    bottleneck_dim : int, default=64
+        Width of the L2-normalised bottleneck before the prototypes.
+    teacher_temp : float, default=0.04
+        Temperature ``τ_t`` of the teacher's softmax (> 0); lower is
+        sharper.
+    student_temp : float, default=0.1
+        Temperature ``τ_s`` of the student's softmax (> 0).
+    center_momentum : float, default=0.9
+        Momentum of the running mean (center) of the teacher's outputs.
+    momentum : float, default=0.996
+        Momentum of the teacher at the start of training; it rises to 1 on a
+        cosine schedule.
+    {engine_params}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
+    --------
+    BYOLTransformer : Regression onto a moving-average target.
+
+    References
+    ----------
+    .. [1] M. Caron, H. Touvron, I. Misra, H. Jégou, J. Mairal, P. Bojanowski
+       and A. Joulin, "Emerging Properties in Self-Supervised Vision
+       Transformers", ICCV 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import DINOTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> dino = DINOTransformer(input_shape=(1, 8, 8), max_epochs=2, random_state=0)
+    >>> dino.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = DINOObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
+        "teacher_temp": [_Positive],
+        "student_temp": [_Positive],
+        "center_momentum": [_Unit],
+        "momentum": [_Unit],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 1024,
+        hidden_dim: int | None = None,
+        bottleneck_dim: int = 64,
+        teacher_temp: float = 0.04,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+        momentum: float = 0.996,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.encoder_kwargs = encoder_kwargs
+        self.views = views
+        self.projection_dim = projection_dim
+        self.hidden_dim = hidden_dim
+        self.bottleneck_dim = bottleneck_dim
+        self.teacher_temp = teacher_temp
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.momentum = momentum
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    def _objective_params(self) -> dict:
+        return {
+            "bottleneck_dim": self.bottleneck_dim,
+            "teacher_temp": self.teacher_temp,
+            "student_temp": self.student_temp,
+            "center_momentum": self.center_momentum,
+            "momentum": self.momentum,
+        }

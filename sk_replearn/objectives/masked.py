@@ -1,0 +1,431 @@
+"""Masked autoencoding (MAE): hide most tokens, predict them from the rest.
+
+He et al. (2022), "Masked Autoencoders Are Scalable Vision Learners": the
+input is cut into tokens (patches of an image, segments of a signal, single
+features or groups of features of a table), a large random subset is hidden,
+a ViT encoder sees only the visible tokens (plus a class token), and a light
+transformer decoder fills mask tokens in at the hidden positions and predicts
+their values. The loss is the mean squared error on the hidden tokens only.
+
+The forward pass is split into the paper's named stages, each callable on its
+own: :meth:`MAEObjective.random_masking`, :meth:`MAEObjective.forward_encoder`,
+:meth:`MAEObjective.forward_decoder` and :meth:`MAEObjective.forward_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..nn import ViTEncoder
+from ..nn import vit as vit_ops
+from ..nn.encoders import _blocks, _init_transformer, _pos_embed, _resolve_patch_size
+from .base import Objective
+
+__all__ = ["MAEObjective", "resolve_patch_size", "token_shape"]
+
+#: "auto" aims at no more tokens than this (attention is quadratic in them).
+_MAX_AUTO_TOKENS = 64
+
+
+def token_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """The ``(C, L)`` or ``(C, H, W)`` shape that is cut into tokens.
+
+    A table ``(d,)`` is read as a 1-channel signal ``(1, d)``: its tokens are
+    single features or groups of consecutive features, and their "positions"
+    are feature identities rather than places in space or time.
+
+    Examples
+    --------
+    >>> from sk_replearn.objectives.masked import token_shape
+    >>> token_shape((64,)), token_shape((1, 8, 8))
+    ((1, 64), (1, 8, 8))
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 1:
+        return (1, shape[0])
+    if len(shape) not in (2, 3):
+        raise ValueError(
+            f"input_shape={shape} must be (d,) for tables, (C, L) for signals "
+            "or (C, H, W) for images."
+        )
+    return shape
+
+
+def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int:
+    """Resolve the ``patch_size`` parameter for a sample shape.
+
+    Parameters
+    ----------
+    patch_size : int or "auto"
+        Side of a square patch (images), length of a segment (signals) or
+        number of consecutive features per token (tables).
+    input_shape : tuple of int
+        ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
+
+    Returns
+    -------
+    int
+        For images and signals, ``"auto"`` is the smallest ``p >= 2`` giving
+        4 to 64 tokens (8x8 -> 2, 28x28 -> 4, length 40 -> 2), else 1 for
+        short samples, as :class:`~sk_replearn.nn.ViTEncoder` chooses. For
+        tables it is 1 (one token per feature) when ``d <= 64``, else the
+        smallest divisor of ``d`` giving at most 64 tokens and at least 4,
+        else 1.
+
+    Raises
+    ------
+    ValueError
+        If an int ``patch_size`` does not divide the spatial sizes (naming
+        ``patch_size`` and the valid values).
+
+    Examples
+    --------
+    >>> from sk_replearn.objectives.masked import resolve_patch_size
+    >>> resolve_patch_size("auto", (1, 8, 8)), resolve_patch_size("auto", (64,))
+    (2, 1)
+    >>> resolve_patch_size("auto", (100,)), resolve_patch_size(5, (1, 40))
+    (2, 5)
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 1 and patch_size == "auto":
+        d = shape[0]
+        if d <= _MAX_AUTO_TOKENS:
+            return 1
+        for p in range(2, d + 1):
+            if d % p == 0 and d // p <= _MAX_AUTO_TOKENS:
+                return p if d // p >= 4 else 1
+    return _resolve_patch_size(patch_size, token_shape(shape), "MAETransformer")
+
+
+def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
+    """``mask_ratio``, lowered just enough that at least one token stays."""
+    if int(num_tokens * (1.0 - mask_ratio) + 1e-6) >= 1:
+        return mask_ratio
+    return 1.0 - 1.0 / num_tokens
+
+
+class MAEObjective(Objective):
+    """Masked autoencoder: ViT encoder on visible tokens, light decoder.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(d,)`` (a table), ``(C, L)`` (signals) or ``(C, H, W)`` (images).
+    patch_size : int or "auto", default="auto"
+        See :func:`resolve_patch_size`.
+    mask_ratio : float, default=0.75
+        Fraction of tokens hidden in training, in (0, 1). At least one token
+        always stays visible (for very few tokens the ratio is lowered).
+    embed_dim, depth, num_heads : int, default=64, 4, 4
+        Width, number of blocks and attention heads of the encoder.
+    decoder_embed_dim, decoder_depth, decoder_num_heads : int, default=32, 2, 4
+        The same for the decoder.
+    mlp_ratio : float, default=4.0
+        Hidden width of every block's MLP relative to its token width.
+    norm_pix_loss : bool, default=False
+        Normalise each target token by its own mean and variance (needs
+        tokens of at least two values).
+    pooling : {"mean", "cls"}, default="mean"
+        How :meth:`encode` reduces the encoder's tokens.
+
+    Attributes
+    ----------
+    encoder : ViTEncoder
+        Patch embedding, class token, fixed positions, blocks and norm.
+    decoder_embed : torch.nn.Linear
+        Encoder width to decoder width.
+    mask_token : torch.nn.Parameter of shape (1, 1, decoder_embed_dim)
+    decoder_pos_embed : torch.Tensor of shape (1, L, decoder_embed_dim)
+        Fixed sine-cosine positions (a buffer).
+    decoder_blocks : torch.nn.ModuleList
+    decoder_norm : torch.nn.LayerNorm
+    decoder_pred : torch.nn.Linear
+        Decoder width to the values of one token.
+
+    References
+    ----------
+    .. [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick. "Masked
+       Autoencoders Are Scalable Vision Learners." CVPR 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.masked import MAEObjective
+    >>> obj = MAEObjective((1, 8, 8), depth=1, decoder_depth=1)
+    >>> x = torch.randn(3, 1, 8, 8)
+    >>> latent, mask, ids_restore = obj.forward_encoder(x, 0.75)
+    >>> latent.shape, mask.shape  # class token + 4 of the 16 patches
+    (torch.Size([3, 5, 64]), torch.Size([3, 16]))
+    >>> pred = obj.forward_decoder(latent, ids_restore)
+    >>> pred.shape
+    torch.Size([3, 16, 4])
+    >>> obj.forward_loss(x, pred, mask).shape
+    torch.Size([])
+    >>> obj.encode(x).shape
+    torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        patch_size: int | str = "auto",
+        mask_ratio: float = 0.75,
+        embed_dim: int = 64,
+        depth: int = 4,
+        num_heads: int = 4,
+        decoder_embed_dim: int = 32,
+        decoder_depth: int = 2,
+        decoder_num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        norm_pix_loss: bool = False,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.token_shape = token_shape(self.input_shape)
+        self.patch_size = resolve_patch_size(patch_size, self.input_shape)
+        self.mask_ratio = float(mask_ratio)
+        self.norm_pix_loss = bool(norm_pix_loss)
+        self.encoder = ViTEncoder(
+            self.token_shape,
+            patch_size=self.patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            pooling=pooling,
+        )
+        n_values = self.patch_size ** len(self.encoder.grid_size) * self.token_shape[0]
+        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.register_buffer(
+            "decoder_pos_embed", _pos_embed(decoder_embed_dim, self.encoder.grid_size)
+        )
+        self.decoder_blocks = _blocks(
+            decoder_embed_dim, decoder_depth, decoder_num_heads, mlp_ratio, 0.0
+        )
+        self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, n_values)
+        for module in (
+            self.decoder_embed,
+            self.decoder_blocks,
+            self.decoder_norm,
+            self.decoder_pred,
+        ):
+            _init_transformer(module)
+        nn.init.normal_(self.mask_token, std=0.02)
+        if len(self.input_shape) == 1:
+            # A table's columns have their own units: standardise each one.
+            d = self.input_shape[0]
+            self.register_buffer("input_shift", torch.zeros(d))
+            self.register_buffer("input_scale", torch.ones(d))
+
+    @property
+    def num_patches(self) -> int:
+        """``L``, the number of tokens of one sample."""
+        return self.encoder.num_patches
+
+    # -- input scale -----------------------------------------------------------
+    @torch.no_grad()
+    def set_input_scale(self, x: torch.Tensor) -> None:
+        """Scalar standardisation, or one shift and scale per column of a table."""
+        if len(self.input_shape) != 1:
+            return super().set_input_scale(x)
+        x = x.detach().double().reshape(len(x), -1)  # (N, d)
+        std = x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+        self.input_shift.copy_(x.mean(dim=0))
+        self.input_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    # -- tokens ----------------------------------------------------------------
+    def _signal(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw ``(B, *input_shape)`` to standardised ``(B, *token_shape)``."""
+        return self.normalize(x).reshape(len(x), *self.token_shape)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw ``(B, *input_shape)`` to standardised tokens ``(B, L, n_values)``."""
+        return vit_ops.patchify(self._signal(x), self.patch_size)
+
+    def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(B, L, n_values)`` back to ``(B, *input_shape)``, same units."""
+        out = vit_ops.unpatchify(tokens, self.patch_size, self.token_shape)
+        return out.reshape(len(tokens), *self.input_shape)
+
+    # -- the named stages ---------------------------------------------------------
+    def random_masking(
+        self,
+        x: torch.Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keep a random subset of each sample's tokens.
+
+        :func:`sk_replearn.nn.vit.random_masking` (argsort of uniform noise
+        per sample), except that at least one token is always kept.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, L, D)
+            Embedded tokens.
+        mask_ratio : float
+            Fraction to remove, in (0, 1).
+        generator : torch.Generator, optional
+            Source of the noise; torch's global generator by default.
+
+        Returns
+        -------
+        x_visible : torch.Tensor of shape (N, L_keep, D)
+        mask : torch.Tensor of shape (N, L)
+            0 is keep, 1 is remove.
+        ids_restore : torch.Tensor of shape (N, L)
+            Gathering with it undoes the shuffle.
+        """
+        ratio = _keep_ratio(x.shape[1], mask_ratio)
+        return vit_ops.random_masking(x, ratio, generator=generator)
+
+    def forward_encoder(
+        self,
+        x: torch.Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embed a raw batch, drop the masked tokens, encode the rest.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, *input_shape)
+            Raw input (standardised here).
+        mask_ratio : float
+            Fraction of tokens to hide, in (0, 1).
+        generator : torch.Generator, optional
+            Source of the masking noise.
+
+        Returns
+        -------
+        latent : torch.Tensor of shape (N, 1 + L_keep, embed_dim)
+            Class token then the visible tokens, in their shuffled order.
+        mask : torch.Tensor of shape (N, L)
+            0 is keep, 1 is remove.
+        ids_restore : torch.Tensor of shape (N, L)
+        """
+        tokens = self.encoder.embed(self._signal(x))  # (N, L, D) with positions
+        visible, mask, ids_restore = self.random_masking(tokens, mask_ratio, generator)
+        return self.encoder.forward_tokens(visible), mask, ids_restore
+
+    def forward_decoder(
+        self, latent: torch.Tensor, ids_restore: torch.Tensor
+    ) -> torch.Tensor:
+        """Predict every token's values from the encoded visible tokens.
+
+        Parameters
+        ----------
+        latent : torch.Tensor of shape (N, 1 + L_keep, embed_dim)
+            Output of :meth:`forward_encoder`.
+        ids_restore : torch.Tensor of shape (N, L)
+            Output of :meth:`forward_encoder`.
+
+        Returns
+        -------
+        torch.Tensor of shape (N, L, n_values)
+            Predicted values of each token (standardised, or per-token
+            normalised with ``norm_pix_loss``), in the original order.
+        """
+        x = self.decoder_embed(latent)  # (N, 1 + L_keep, Dd)
+        n, length = ids_restore.shape
+        n_masked = length - (x.shape[1] - 1)
+        masks = self.mask_token.expand(n, n_masked, -1)  # (N, L - L_keep, Dd)
+        patches = torch.cat([x[:, 1:], masks], dim=1)  # (N, L, Dd) shuffled
+        index = ids_restore[:, :, None].expand(-1, -1, x.shape[2])
+        patches = torch.gather(patches, 1, index) + self.decoder_pos_embed  # (N, L, Dd)
+        x = torch.cat([x[:, :1], patches], dim=1)  # (N, 1 + L, Dd)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]  # (N, L, n_values)
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the decoder predicts: ``(N, L, n_values)`` from raw ``x``."""
+        target = self.patchify(x)  # (N, L, n_values)
+        if self.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    def forward_loss(
+        self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error on the hidden tokens only.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, *input_shape)
+            Raw input.
+        pred : torch.Tensor of shape (N, L, n_values)
+            Output of :meth:`forward_decoder`.
+        mask : torch.Tensor of shape (N, L)
+            1 on the hidden tokens, which alone are scored.
+
+        Returns
+        -------
+        torch.Tensor of shape ()
+        """
+        per_token = (pred.float() - self.target(x)).pow(2).mean(dim=-1)  # (N, L)
+        return (per_token * mask).sum() / mask.sum()
+
+    # -- the Objective contract ---------------------------------------------------
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: ``(pred, mask)``, shapes ``(N, L, n_values)``, ``(N, L)``."""
+        latent, mask, ids_restore = self.forward_encoder(x, self.mask_ratio)
+        return self.forward_decoder(latent, ids_restore), mask
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_loss` of the training pass's output."""
+        pred, mask = output
+        return self.forward_loss(x, pred, mask)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder on every token of a raw batch, pooled: ``(N, embed_dim)``."""
+        return self.encoder(self._signal(x))
+
+    @torch.no_grad()
+    def reconstruct(
+        self,
+        x: torch.Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mask, encode, decode, and map the prediction to the input's units.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, *input_shape)
+            Raw input.
+        mask_ratio : float
+            Fraction of tokens to hide, in (0, 1).
+        generator : torch.Generator, optional
+            Source of the masking noise.
+
+        Returns
+        -------
+        prediction : torch.Tensor of shape (N, *input_shape)
+            The decoder's prediction of every token in raw units. With
+            ``norm_pix_loss`` each token is mapped back with the mean and
+            standard deviation of the true token.
+        pasted : torch.Tensor of shape (N, *input_shape)
+            ``x`` on the visible tokens, the prediction on the hidden ones.
+        mask : torch.Tensor of shape (N, *input_shape)
+            1 on the values of hidden tokens, 0 elsewhere.
+        """
+        latent, mask, ids_restore = self.forward_encoder(x, mask_ratio, generator)
+        pred = self.forward_decoder(latent, ids_restore).float()  # (N, L, n_values)
+        if self.norm_pix_loss:
+            target = self.patchify(x)  # (N, L, n_values)
+            std = (target.var(dim=-1, keepdim=True) + 1e-6).sqrt()
+            pred = pred * std + target.mean(dim=-1, keepdim=True)
+        prediction = self.denormalize(self.unpatchify(pred))  # (N, *input_shape)
+        mask_values = mask[:, :, None].expand(-1, -1, pred.shape[-1])
+        mask_values = self.unpatchify(mask_values.contiguous())  # (N, *input_shape)
+        pasted = torch.where(mask_values.bool(), prediction, x)
+        return prediction, pasted, mask_values

@@ -1,0 +1,334 @@
+"""Non-contrastive two-view objectives: BYOL, SimSiam, Barlow Twins and DINO.
+
+No negatives: an EMA target and a predictor (BYOL), a stop-gradient and a
+predictor (SimSiam), decorrelation (Barlow Twins) or a centred, sharpened EMA
+teacher (DINO) keep the representation from collapsing. The losses live in
+:mod:`~sk_replearn.objectives.noncontrastive`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..nn import ProjectionHead
+from .momentum import copy_frozen
+from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss
+from .two_view import Pair, TwoViewObjective, embed_pair
+
+__all__ = [
+    "BYOLObjective",
+    "BarlowTwinsObjective",
+    "DINOObjective",
+    "SimSiamObjective",
+]
+
+
+class BYOLObjective(TwoViewObjective):
+    """BYOL: an online predictor regresses an EMA target's projection.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=256
+        Output width of the projector and the predictor.
+    hidden_dim : int or None, default=None
+        Hidden width of both 2-layer heads; None is the encoder's width.
+    momentum : float, default=0.99
+        Starting momentum of the target (cosine schedule to 1).
+
+    References
+    ----------
+    .. [1] J.-B. Grill et al., "Bootstrap Your Own Latent: A New Approach to
+       Self-Supervised Learning", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.ssl_noncontrastive import BYOLObjective
+    >>> obj = BYOLObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> 0 <= obj.loss(obj(x), x).item() <= 8
+    True
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        momentum: float = 0.99,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        width = self.backbone.out_features
+        self.projector = ProjectionHead(width, hidden_dim or width, projection_dim)
+        self.predictor = ProjectionHead(
+            projection_dim, hidden_dim or width, projection_dim
+        )
+        self.target_backbone = copy_frozen(self.backbone)
+        self.target_projector = copy_frozen(self.projector)
+        self.criterion = NegativeCosineLoss()
+        self.momentum = float(momentum)
+
+    def forward_views(self, v1, v2):
+        """Online predictions ``(p1, p2)`` and target projections ``(t1, t2)``."""
+        if self.training:
+            self.momentum_update(
+                [
+                    (self.backbone, self.target_backbone),
+                    (self.projector, self.target_projector),
+                ],
+                self.momentum,
+            )
+        p = embed_pair(
+            lambda v: self.predictor(self.projector(self.backbone(v))), v1, v2
+        )
+        with torch.no_grad():
+            t = embed_pair(
+                lambda v: self.target_projector(self.target_backbone(v)), v1, v2
+            )
+        return p, t
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """``‖p̄1 − t̄2‖² + ‖p̄2 − t̄1‖²`` (each ``2 − 2 cos``), batch means."""
+        (p1, p2), (t1, t2) = output
+        return 4 + 2 * (self.criterion(p1, t2) + self.criterion(p2, t1))
+
+
+class SimSiamObjective(TwoViewObjective):
+    """SimSiam: a predictor matches the other view's stop-gradient projection.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=256
+        Output width of the 3-layer projector (last layer batch-normalised).
+    hidden_dim : int or None, default=None
+        Hidden width of the projector; None is the encoder's width.
+    predictor_dim : int or None, default=None
+        Bottleneck width of the 2-layer predictor; None is
+        ``projection_dim // 4`` (the paper's 2048 -> 512).
+
+    References
+    ----------
+    .. [1] X. Chen and K. He, "Exploring Simple Siamese Representation
+       Learning", CVPR 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.ssl_noncontrastive import SimSiamObjective
+    >>> obj = SimSiamObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> -1 <= obj.loss(obj(x), x).item() <= 1
+    True
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        predictor_dim: int | None = None,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features,
+            hidden_dim,
+            projection_dim,
+            num_layers=3,
+            last_bn=True,
+        )
+        self.predictor = ProjectionHead(
+            projection_dim, predictor_dim or max(projection_dim // 4, 1), projection_dim
+        )
+        self.criterion = NegativeCosineLoss()
+
+    def forward_views(self, v1, v2):
+        """Projections ``(z1, z2)`` and predictions ``(p1, p2)``."""
+        z = embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+        p = embed_pair(self.predictor, *z)
+        return z, p
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """``D(p1, z2) / 2 + D(p2, z1) / 2``, ``D`` the negative cosine."""
+        (z1, z2), (p1, p2) = output
+        return (self.criterion(p1, z2) + self.criterion(p2, z1)) / 2
+
+
+class BarlowTwinsObjective(TwoViewObjective):
+    """Barlow Twins: cross-correlation of the two views' projections to identity.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=512
+        Output width of the 3-layer projector.
+    hidden_dim : int or None, default=None
+        Hidden width of the projector; None is ``projection_dim``.
+    lambda_ : float, default=5e-3
+        Weight of the off-diagonal (redundancy) term.
+
+    References
+    ----------
+    .. [1] J. Zbontar, L. Jing, I. Misra, Y. LeCun and S. Deny, "Barlow
+       Twins: Self-Supervised Learning via Redundancy Reduction", ICML 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.ssl_noncontrastive import BarlowTwinsObjective
+    >>> obj = BarlowTwinsObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 512,
+        hidden_dim: int | None = None,
+        lambda_: float = 5e-3,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features,
+            hidden_dim or projection_dim,
+            projection_dim,
+            num_layers=3,
+        )
+        self.criterion = BarlowTwinsLoss(lambda_)
+
+    def forward_views(self, v1, v2) -> Pair:
+        """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""
+        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+
+    def loss(self, output: Pair, x: torch.Tensor) -> torch.Tensor:
+        """Barlow Twins loss of the two projections."""
+        return self.criterion(*output)
+
+
+class _Prototypes(nn.Module):
+    """DINO's last layer: cosine similarities to ``out_dim`` learned prototypes.
+
+    The weight-normalised linear layer with its norm fixed to 1 of DINO,
+    applied to the L2-normalised bottleneck: logits in ``[-1, 1]``.
+    """
+
+    def __init__(self, in_features: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_dim, in_features))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(z, dim=1), F.normalize(self.weight, dim=1))
+
+
+class DINOObjective(TwoViewObjective):
+    """DINO: a student matches a centred, sharpened EMA teacher.
+
+    Two global views, no local crops (short inputs have little to crop); the
+    head is a 3-layer MLP to a bottleneck, L2-normalised, then the
+    weight-normalised prototype layer.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=1024
+        Number of prototypes ``K`` (the head's output width).
+    hidden_dim : int or None, default=None
+        Hidden width of the head's MLP; None is the encoder's width.
+    bottleneck_dim : int, default=64
+        Width of the L2-normalised bottleneck.
+    teacher_temp, student_temp : float, default=0.04, 0.1
+        Temperatures of the teacher's (sharpening) and student's softmax.
+    center_momentum : float, default=0.9
+        Momentum of the teacher's center.
+    momentum : float, default=0.996
+        Starting momentum of the teacher (cosine schedule to 1).
+
+    References
+    ----------
+    .. [1] M. Caron et al., "Emerging Properties in Self-Supervised Vision
+       Transformers", ICCV 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.ssl_noncontrastive import DINOObjective
+    >>> obj = DINOObjective((1, 40), projection_dim=32)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 1024,
+        hidden_dim: int | None = None,
+        bottleneck_dim: int = 64,
+        teacher_temp: float = 0.04,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+        momentum: float = 0.996,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.head = nn.Sequential(
+            ProjectionHead(
+                self.backbone.out_features, hidden_dim, bottleneck_dim, num_layers=3
+            ),
+            _Prototypes(bottleneck_dim, projection_dim),
+        )
+        self.teacher_backbone = copy_frozen(self.backbone)
+        self.teacher_head = copy_frozen(self.head)
+        self.criterion = DINOLoss(
+            projection_dim, teacher_temp, student_temp, center_momentum
+        )
+        self.momentum = float(momentum)
+
+    def forward_views(self, v1, v2):
+        """Student logits ``(s1, s2)`` and teacher logits ``(t1, t2)``."""
+        if self.training:
+            self.momentum_update(
+                [
+                    (self.backbone, self.teacher_backbone),
+                    (self.head, self.teacher_head),
+                ],
+                self.momentum,
+            )
+        s = embed_pair(lambda v: self.head(self.backbone(v)), v1, v2)
+        with torch.no_grad():
+            t = embed_pair(
+                lambda v: self.teacher_head(self.teacher_backbone(v)), v1, v2
+            )
+        return s, t
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """DINO cross-entropy; updates the center in training mode."""
+        s, t = output
+        return self.criterion(list(s), list(t))

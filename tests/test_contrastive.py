@@ -1,0 +1,294 @@
+"""The two-view self-supervised estimators: SimCLR, MoCo, BYOL, SimSiam,
+Barlow Twins and DINO."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
+from torch import nn
+
+from sk_replearn.methods import (
+    BarlowTwinsTransformer,
+    BYOLTransformer,
+    DINOTransformer,
+    MoCoTransformer,
+    SimCLRTransformer,
+    SimSiamTransformer,
+)
+from sk_replearn.methods._ssl import CollapseWarning
+from sk_replearn.views import ImageViews
+
+ESTIMATORS = [
+    SimCLRTransformer,
+    MoCoTransformer,
+    BYOLTransformer,
+    SimSiamTransformer,
+    BarlowTwinsTransformer,
+    DINOTransformer,
+]
+IDS = [cls.__name__ for cls in ESTIMATORS]
+# Per-method settings that keep the tiny models tiny.
+SMALL_HEADS = {
+    MoCoTransformer: {"queue_size": 64},
+    DINOTransformer: {"bottleneck_dim": 8},
+}
+TABULAR = dict(
+    encoder_kwargs={"hidden_sizes": (16,)},
+    projection_dim=8,
+    hidden_dim=16,
+    max_epochs=2,
+    batch_size=32,
+    random_state=0,
+)
+IMAGE = dict(
+    input_shape=(1, 8, 8),
+    encoder_kwargs={"channels": (8, 16)},
+    projection_dim=16,
+    hidden_dim=32,
+    max_epochs=3,
+    batch_size=64,
+    random_state=0,
+)
+
+
+def _make(cls, base=IMAGE, **overrides):
+    return cls(**{**base, **SMALL_HEADS.get(cls, {}), **overrides})
+
+
+@parametrize_with_checks([_make(cls, TABULAR) for cls in ESTIMATORS])
+def test_ssl_estimator_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        # The checks fit on tiny random data, which may well collapse.
+        warnings.simplefilter("ignore", CollapseWarning)
+        check(estimator)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_training_lowers_the_loss(cls, small_digits):
+    X, _ = small_digits
+    if cls is MoCoTransformer:
+        # MoCo's queue starts as random keys, far easier negatives than real
+        # ones: its first epoch's loss is low. Compare with the second epoch,
+        # once the queue holds keys, on a model big enough to learn quickly.
+        est = MoCoTransformer(
+            input_shape=(1, 8, 8),
+            max_epochs=8,
+            batch_size=64,
+            queue_size=256,
+            lr=3e-3,
+            random_state=0,
+        ).fit(X)
+        start = est.loss_curve_[1]
+    else:
+        est = _make(cls, max_epochs=6).fit(X)
+        start = est.loss_curve_[0]
+    assert est.n_epochs_ == len(est.loss_curve_) == est.max_epochs
+    assert np.all(np.isfinite(est.loss_curve_))
+    assert est.loss_curve_[-1] < start, est.loss_curve_
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_random_state_makes_training_repeatable(cls, small_digits):
+    X, _ = small_digits
+    a = _make(cls).fit(X).transform(X)
+    b = _make(cls).fit(X).transform(X)
+    c = _make(cls, random_state=1).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_transform_is_the_encoder_output(cls, small_digits):
+    X, _ = small_digits
+    est = _make(cls).fit(X)
+    Z = est.transform(X[:50])
+    width = est.net_.module_.backbone.out_features
+    assert Z.shape == (50, width) and Z.dtype == np.float32
+    assert est.get_feature_names_out().shape == (width,)
+    with torch.no_grad():
+        direct = est.net_.module_.backbone(
+            est.net_.module_.normalize(torch.from_numpy(X[:50]).view(-1, 1, 8, 8))
+        )
+    np.testing.assert_allclose(Z, direct.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_score_is_deterministic_minus_loss(cls, small_digits):
+    X, _ = small_digits
+    est = _make(cls).fit(X)
+    module = est.net_.module_
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    score = est.score(X)
+    assert np.isfinite(score) and score == est.score(X)
+    # Scoring neither trains nor moves queues, centers or momentum networks.
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_pickle_round_trip(cls, small_digits):
+    X, _ = small_digits
+    est = _make(cls).fit(X)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.transform(X), est.transform(X))
+    assert again.score(X) == est.score(X)
+
+
+@pytest.mark.parametrize(
+    "cls, params, match",
+    [
+        (SimCLRTransformer, {"temperature": 0.0}, "temperature"),
+        (SimCLRTransformer, {"views": "random"}, "views"),
+        (SimCLRTransformer, {"batch_size": 1}, "batch_size"),
+        (SimCLRTransformer, {"encoder": "transformer"}, "encoder"),
+        (MoCoTransformer, {"queue_size": 0}, "queue_size"),
+        (MoCoTransformer, {"momentum": 1.5}, "momentum"),
+        (BYOLTransformer, {"momentum": -0.1}, "momentum"),
+        (SimSiamTransformer, {"predictor_dim": 0}, "predictor_dim"),
+        (BarlowTwinsTransformer, {"lambda_": -1.0}, "lambda_"),
+        (DINOTransformer, {"teacher_temp": 0.0}, "teacher_temp"),
+        (DINOTransformer, {"center_momentum": 2.0}, "center_momentum"),
+        (SimCLRTransformer, {"projection_dim": 0}, "projection_dim"),
+    ],
+)
+def test_ssl_estimator_bad_params_raise(cls, params, match, small_digits):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match=match):
+        _make(cls, **params).fit(X)
+
+
+def test_simclr_views_that_do_not_fit_the_input_raise(small_digits):
+    X, _ = small_digits
+    from sk_replearn.views import SequenceViews
+
+    with pytest.raises(ValueError, match="views=SequenceViews"):
+        _make(SimCLRTransformer, views=SequenceViews()).fit(X)
+
+
+def test_simclr_learns_a_better_representation_than_random_init(digits_split):
+    """A few epochs of SimCLR beat the same encoder untrained, on held-out digits.
+
+    The untrained encoder gets the same passes at a negligible learning rate,
+    so that its batch-norm statistics fit the data as well. A narrow encoder
+    (64 features) keeps it quick and leaves random features room to lose.
+    """
+    X_train, X_test, y_train, y_test = digits_split
+    params = dict(
+        input_shape=(1, 8, 8),
+        encoder_kwargs={"channels": (8, 16)},
+        max_epochs=10,
+        random_state=0,
+    )
+    scores = {}
+    for name, lr in [("trained", 3e-3), ("untrained", 1e-12)]:
+        rep = SimCLRTransformer(lr=lr, **params)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        probe.fit(rep.fit_transform(X_train), y_train)
+        scores[name] = probe.score(rep.transform(X_test), y_test)
+    assert scores["trained"] > scores["untrained"] + 0.01, scores
+
+
+def test_simclr_grid_search_over_temperature_and_views(small_digits):
+    X, y = small_digits
+    pipe = Pipeline(
+        [
+            ("rep", _make(SimCLRTransformer, views=ImageViews(), max_epochs=1)),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    )
+    grid = GridSearchCV(
+        pipe,
+        {"rep__temperature": [0.1, 0.5], "rep__views__crop_scale": [(0.5, 1.0), None]},
+        cv=2,
+    )
+    grid.fit(X, y)
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    best = grid.best_estimator_.named_steps["rep"]
+    assert best.temperature in (0.1, 0.5)
+    assert best.views.crop_scale in ((0.5, 1.0), None)
+    # the grid's views objects were cloned, never the one passed in
+    assert pipe.named_steps["rep"].views.get_params() == ImageViews().get_params()
+
+
+class _RecordStart(Callback):
+    """Copy the queue and the online encoder's weights before training."""
+
+    def on_train_begin(self, net, **kwargs):
+        module = net.module_
+        self.queue = module.queue.keys.clone()
+        self.online = [p.detach().clone() for p in module.backbone.parameters()]
+
+
+def test_moco_queue_fills_and_key_encoder_tracks_the_online_one(small_digits):
+    X, _ = small_digits
+    record = _RecordStart()
+    moco = _make(MoCoTransformer, queue_size=128, callbacks=[record]).fit(X)
+    module = moco.net_.module_
+    # every key was overwritten: 3 epochs x 2 views x 300 samples >> 128
+    assert bool((module.queue.keys != record.queue).any(dim=1).all())
+    assert int(module.queue.ptr) == (3 * 2 * len(X)) % 128
+    torch.testing.assert_close(
+        module.queue.keys.norm(dim=1), torch.ones(128), rtol=0, atol=1e-5
+    )
+    online = [p.detach() for p in module.backbone.parameters()]
+    key = list(module.key_backbone.parameters())
+    assert not any(k.requires_grad for k in key)
+    gap = sum(float((o - k).pow(2).sum()) for o, k in zip(online, key))
+    moved = sum(float((o - s).pow(2).sum()) for o, s in zip(online, record.online))
+    assert gap > 0, "the key encoder is a frozen copy, not a moving average"
+    assert gap < moved, "the key encoder should follow the online one"
+    assert int(module.step) == moco._total_steps == 3 * 5  # 300 / 64 -> 5 steps
+
+
+def test_byol_warm_start_restarts_the_momentum_schedule(small_digits):
+    X, _ = small_digits
+    byol = _make(BYOLTransformer, warm_start=True, max_epochs=1).fit(X)
+    assert int(byol.net_.module_.step) == 5
+    byol.fit(X)
+    assert int(byol.net_.module_.step) == 5 and byol.n_epochs_ == 2
+
+
+class _Constant(nn.Module):
+    """An encoder that ignores its input: the most collapsed representation."""
+
+    def __init__(self, input_shape, width=8):
+        super().__init__()
+        self.value = nn.Parameter(torch.ones(width))
+        self.out_features = width
+
+    def forward(self, x):
+        return self.value.expand(x.shape[0], -1)  # (B, width), same for all
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_warns_on_a_collapsed_representation(cls, small_digits):
+    X, _ = small_digits
+    with pytest.warns(CollapseWarning, match="collapsed representation"):
+        est = _make(cls, encoder=_Constant, encoder_kwargs=None).fit(X)
+    assert est.collapse_std_ == 0.0
+
+
+def test_simclr_healthy_fit_does_not_warn(small_digits):
+    X, _ = small_digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        est = _make(SimCLRTransformer).fit(X)
+    assert est.collapse_std_ > est.collapse_threshold / np.sqrt(64)
+
+
+def test_ssl_estimator_clone_keeps_views_params():
+    est = SimCLRTransformer(views=ImageViews(crop_scale=(0.3, 1.0)), temperature=0.3)
+    copy = clone(est)
+    assert copy.views is not est.views
+    assert copy.get_params()["views__crop_scale"] == (0.3, 1.0)
+    assert copy.temperature == 0.3

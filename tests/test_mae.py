@@ -1,0 +1,325 @@
+"""MAETransformer and its objective, MAEObjective."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn.methods import MAETransformer
+from sk_replearn.objectives.masked import MAEObjective, resolve_patch_size
+
+TINY = dict(
+    embed_dim=8,
+    depth=1,
+    num_heads=2,
+    decoder_embed_dim=8,
+    decoder_depth=1,
+    decoder_num_heads=2,
+    mlp_ratio=2.0,
+    max_epochs=2,
+    batch_size=32,
+    warmup_epochs=0,
+    random_state=0,
+)
+IMAGE = dict(TINY, embed_dim=16, decoder_embed_dim=16, input_shape=(1, 8, 8))
+
+
+def _signals(n=120, length=40, seed=0):
+    """Noisy sines of random frequency and phase, (n, 1, length)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, length)
+    freq = rng.uniform(1, 4, (n, 1))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1))
+    x = np.sin(2 * np.pi * freq * t + phase) + 0.1 * rng.standard_normal((n, length))
+    return x[:, None, :].astype(np.float32)
+
+
+@parametrize_with_checks([MAETransformer(**TINY)])
+def test_mae_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("input_shape", [None, (1, 8, 8)])
+def test_mae_user_pipeline_runs_as_written(input_shape):
+    X, y = load_digits(return_X_y=True)
+    if input_shape is None:
+        pipe = Pipeline([("rep", MAETransformer()), ("clf", LogisticRegression())])
+    else:
+        pipe = Pipeline(
+            [
+                ("rep", MAETransformer(input_shape=input_shape)),
+                ("clf", LogisticRegression()),
+            ]
+        )
+    # The defaults train for minutes; the line itself is what is tested.
+    pipe.set_params(
+        rep__max_epochs=3, rep__warmup_epochs=0, rep__random_state=0, clf__max_iter=500
+    )
+    pipe.fit(X[:600], y[:600])
+    rep = pipe.named_steps["rep"]
+    if input_shape is None:  # a table: one token per pixel, never guessed 8x8
+        assert rep.input_shape_ == (64,) and rep.n_tokens_ == 64
+    else:
+        assert rep.input_shape_ == (1, 8, 8) and rep.n_tokens_ == 16
+    assert pipe.score(X[600:], y[600:]) > 0.2  # 3 epochs; chance is 0.1
+
+
+def test_mae_grid_search_over_mask_ratio(small_digits):
+    X, y = small_digits
+    pipe = Pipeline(
+        [("rep", MAETransformer(**IMAGE)), ("clf", LogisticRegression(max_iter=300))]
+    )
+    grid = GridSearchCV(
+        pipe,
+        {"rep__mask_ratio": [0.5, 0.75], "rep__patch_size": [2, 4]},
+        cv=2,
+    )
+    grid.fit(X, y)
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert grid.best_params_["rep__mask_ratio"] in (0.5, 0.75)
+
+
+def test_mae_held_out_reconstruction_improves_with_training(digits_split):
+    X_train, X_test, _, _ = digits_split
+    params = dict(IMAGE, embed_dim=32, decoder_embed_dim=32, lr=3e-3)
+    short = MAETransformer(**{**params, "max_epochs": 1}).fit(X_train)
+    long = MAETransformer(**{**params, "max_epochs": 12}).fit(X_train)
+    assert long.loss_curve_[-1] < 0.8 * long.loss_curve_[0]
+    # Scored on held-out digits, with the hidden patches in pixel units.
+    assert long.score(X_test) > 1.15 * short.score(X_test)  # scores are < 0
+    assert long.score(X_test) == long.score(X_test)  # fixed masks
+
+
+def test_mae_encoder_never_sees_masked_tokens(small_digits):
+    X, _ = small_digits
+    mae = MAETransformer(**IMAGE, mask_ratio=0.75).fit(X)
+    module = mae.net_.module_
+    seen = []
+    hook = module.encoder.blocks[0].register_forward_pre_hook(
+        lambda block, args: seen.append(args[0].shape[1])
+    )
+    try:
+        mae.set_params(warm_start=True, max_epochs=1).fit(X)
+        n_train = len(seen)
+        mae.transform(X[:5])
+    finally:
+        hook.remove()
+    # 16 patches of 2x2, a quarter kept, plus the class token.
+    assert n_train > 0 and set(seen[:n_train]) == {1 + 16 // 4}
+    assert seen[n_train:] == [1 + 16]  # transform sees every token
+
+    # What is hidden cannot change the encoding; what is visible does.
+    module.eval()
+    x = torch.from_numpy(X[:4]).reshape(4, 1, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    latent, mask, _ = module.forward_encoder(x, 0.75, gen)
+    hidden = module.unpatchify(mask[:, :, None].expand(-1, -1, 4).contiguous())
+    noise = 100 * torch.randn_like(x)
+    latent_h, mask_h, _ = module.forward_encoder(
+        x + noise * hidden, 0.75, torch.Generator().manual_seed(0)
+    )
+    latent_v, _, _ = module.forward_encoder(
+        x + noise * (1 - hidden), 0.75, torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(mask, mask_h)
+    torch.testing.assert_close(latent, latent_h)
+    assert not torch.allclose(latent, latent_v)
+
+
+@pytest.mark.parametrize("nd", [False, True])
+def test_mae_reconstruct_shapes_and_mask_fraction(small_digits, nd):
+    X, _ = small_digits
+    X_in = X.reshape(-1, 1, 8, 8) if nd else X
+    params = {**IMAGE, "input_shape": None} if nd else IMAGE
+    mae = MAETransformer(**params).fit(X_in)
+    rec, mask = mae.reconstruct(X_in[:6], random_state=0)
+    assert rec.shape == mask.shape == X_in[:6].shape
+    assert rec.dtype == mask.dtype == np.float32
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    np.testing.assert_allclose(mask.reshape(6, -1).mean(axis=1), 0.75)
+    np.testing.assert_array_equal(rec[mask == 0], X_in[:6][mask == 0])  # pasted
+    # One mask value per 2x2 patch.
+    m = mask.reshape(6, 4, 2, 4, 2)
+    assert (m == m[:, :, :1, :, :1]).all()
+    rec_half, mask_half = mae.reconstruct(X_in[:6], mask_ratio=0.5, random_state=0)
+    np.testing.assert_allclose(mask_half.mean(), 0.5)
+    again = mae.reconstruct(X_in[:6], random_state=0)
+    np.testing.assert_array_equal(again[0], rec)
+    np.testing.assert_array_equal(again[1], mask)
+    other = mae.reconstruct(X_in[:6], random_state=1)
+    assert not np.array_equal(other[1], mask)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"mask_ratio": 0.0}, "'mask_ratio' parameter"),
+        ({"mask_ratio": 1.0}, "'mask_ratio' parameter"),
+        ({"mask_ratio": 1.5}, "'mask_ratio' parameter"),
+        ({"patch_size": 3}, r"patch_size=3 must divide .* one of \[1, 2, 4, 8\]"),
+        ({"patch_size": 0}, "'patch_size' parameter"),
+        ({"input_shape": (1, 8, 9)}, "input_shape=.* 72 values .* X has 64"),
+        ({"input_shape": (1, 2, 4, 8)}, r"input_shape=\(1, 2, 4, 8\)"),
+        ({"embed_dim": 6}, "embed_dim=6 must be a multiple of 4"),
+        ({"decoder_embed_dim": 12, "decoder_num_heads": 8}, "decoder_num_heads=8"),
+        ({"pooling": "max"}, "'pooling' parameter"),
+        (
+            {"input_shape": None, "patch_size": 1, "norm_pix_loss": True},
+            "norm_pix_loss=True .* patch_size=1",
+        ),
+        ({"input_shape": (1, 8, 8), "patch_size": 8}, "at least 2 tokens"),
+    ],
+)
+def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match=match):
+        MAETransformer(**{**IMAGE, **params}).fit(X)
+
+
+def test_mae_bad_reconstruct_arguments(small_digits):
+    X, _ = small_digits
+    mae = MAETransformer(**IMAGE).fit(X)
+    for ratio in (0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="mask_ratio=.* strictly between 0 and 1"):
+            mae.reconstruct(X[:2], mask_ratio=ratio)
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        mae.reconstruct(X[:2, :10])
+
+
+def test_mae_random_state_makes_training_repeatable(small_digits):
+    X, _ = small_digits
+    a = MAETransformer(**IMAGE).fit(X)
+    b = MAETransformer(**IMAGE).fit(X)
+    c = MAETransformer(**{**IMAGE, "random_state": 1}).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.loss_curve_ == b.loss_curve_
+    assert not np.allclose(a.transform(X), c.transform(X))
+    assert a.score(X) == b.score(X)
+
+
+def test_mae_pickle_round_trip(small_digits):
+    X, _ = small_digits
+    mae = MAETransformer(**IMAGE).fit(X)
+    again = pickle.loads(pickle.dumps(mae))
+    np.testing.assert_array_equal(again.transform(X), mae.transform(X))
+    for a, b in zip(
+        again.reconstruct(X[:5], random_state=3), mae.reconstruct(X[:5], random_state=3)
+    ):
+        np.testing.assert_array_equal(a, b)
+    copy = clone(mae)
+    assert copy.get_params() == mae.get_params() and not hasattr(copy, "net_")
+
+
+def test_mae_nd_images_match_2d_with_input_shape(small_digits):
+    X, _ = small_digits
+    X4 = X.reshape(-1, 1, 8, 8)
+    nd = MAETransformer(**{**IMAGE, "input_shape": None}).fit(X4)
+    flat = MAETransformer(**IMAGE).fit(X)
+    assert nd.input_shape_ == (1, 8, 8) and nd.patch_size_ == 2
+    np.testing.assert_allclose(nd.transform(X4), flat.transform(X), rtol=1e-5)
+    np.testing.assert_allclose(nd.transform(X), nd.transform(X4))
+
+
+@pytest.mark.parametrize("layout", ["nd", "2d"])
+def test_mae_signals(layout):
+    X = _signals()
+    params = {**TINY, "embed_dim": 16, "decoder_embed_dim": 16, "max_epochs": 3}
+    if layout == "2d":
+        X, params = X.reshape(len(X), -1), {**params, "input_shape": (1, 40)}
+    mae = MAETransformer(**params).fit(X)
+    assert mae.input_shape_ == (1, 40)
+    assert (mae.patch_size_, mae.n_tokens_) == (2, 20)
+    assert mae.transform(X).shape == (len(X), 16)
+    rec, mask = mae.reconstruct(X, random_state=0)
+    assert rec.shape == mask.shape == X.shape
+    np.testing.assert_allclose(mask.mean(), 0.75)
+    assert np.isfinite(mae.loss_curve_).all()
+
+
+def test_mae_tables(small_digits):
+    X, _ = small_digits
+    rng = np.random.default_rng(0)
+    # Columns in wildly different units: each is standardised on its own.
+    table = X[:, :12] * np.logspace(-3, 3, 12, dtype=np.float32)
+    mae = MAETransformer(**{**TINY, "max_epochs": 3}).fit(table)
+    assert mae.input_shape_ == (12,) and (mae.patch_size_, mae.n_tokens_) == (1, 12)
+    scale = mae.net_.module_.input_scale.numpy()
+    expected = np.where(table.std(0) > 0, table.std(0, ddof=1), 1)
+    np.testing.assert_allclose(scale, expected, rtol=1e-5)
+    assert mae.transform(table).shape == (len(table), 8)
+    rec, mask = mae.reconstruct(table, random_state=0)
+    assert rec.shape == table.shape
+    np.testing.assert_allclose(mask.mean(axis=1), 9 / 12)  # floor(12 * 0.25) kept
+    grouped = MAETransformer(**TINY, patch_size=3, norm_pix_loss=True).fit(table)
+    assert grouped.n_tokens_ == 4
+    wide = rng.standard_normal((40, 100)).astype(np.float32)
+    assert MAETransformer(**{**TINY, "max_epochs": 1}).fit(wide).patch_size_ == 2
+
+
+@pytest.mark.parametrize("n_features", [2, 3])
+def test_mae_keeps_at_least_one_token(n_features):
+    X = np.random.default_rng(0).standard_normal((30, n_features))
+    mae = MAETransformer(**TINY).fit(X)
+    _, mask = mae.reconstruct(X, random_state=0)
+    np.testing.assert_array_equal(mask.sum(axis=1), n_features - 1)
+
+
+def test_mae_pooling_cls_or_mean(small_digits):
+    X, _ = small_digits
+    mean = MAETransformer(**IMAGE).fit(X)
+    cls = MAETransformer(**IMAGE, pooling="cls").fit(X)
+    tokens = mean.net_.module_.encoder.forward_tokens(
+        mean.net_.module_.encoder.embed(mean.net_.module_._signal(torch.tensor(X[:3])))
+    )
+    np.testing.assert_allclose(
+        mean.transform(X[:3]), tokens[:, 1:].mean(1).detach().numpy(), rtol=1e-5
+    )
+    assert not np.allclose(mean.transform(X[:3]), cls.transform(X[:3]))
+
+
+@pytest.mark.parametrize("norm_pix_loss", [False, True])
+def test_mae_forward_loss_matches_naive_loop(norm_pix_loss):
+    torch.manual_seed(0)
+    obj = MAEObjective(
+        (2, 8, 8), patch_size=4, depth=1, decoder_depth=1, norm_pix_loss=norm_pix_loss
+    )
+    x = torch.randn(3, 2, 8, 8) * 5 + 2
+    obj.set_input_scale(x)
+    latent, mask, ids_restore = obj.forward_encoder(x, 0.5)
+    pred = obj.forward_decoder(latent, ids_restore)  # (3, 4, 32)
+    xn = (x - x.mean()) / x.std()
+    total, count = 0.0, 0
+    for n in range(3):
+        for i in range(2):
+            for j in range(2):
+                token = i * 2 + j  # row-major patch order
+                if mask[n, token] == 0:
+                    continue
+                patch = xn[n, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4]
+                target = patch.permute(1, 2, 0).reshape(-1)  # (p, q, c) layout
+                if norm_pix_loss:
+                    target = (target - target.mean()) / (target.var() + 1e-6).sqrt()
+                total += ((pred[n, token] - target) ** 2).mean()
+                count += 1
+    torch.testing.assert_close(obj.forward_loss(x, pred, mask), total / count)
+    assert count == 3 * 2  # half of the 4 patches hidden in each sample
+
+
+def test_resolve_patch_size_rules():
+    assert resolve_patch_size("auto", (1, 8, 8)) == 2
+    assert resolve_patch_size("auto", (1, 28, 28)) == 4
+    assert resolve_patch_size("auto", (1, 40)) == 2
+    assert resolve_patch_size("auto", (64,)) == 1
+    assert resolve_patch_size("auto", (100,)) == 2
+    assert resolve_patch_size("auto", (784,)) == 14
+    assert resolve_patch_size("auto", (67,)) == 1  # prime: one token per feature
+    with pytest.raises(ValueError, match="patch_size=3 must divide"):
+        resolve_patch_size(3, (64,))
