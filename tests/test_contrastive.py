@@ -292,3 +292,22 @@ def test_ssl_estimator_clone_keeps_views_params():
     assert copy.views is not est.views
     assert copy.get_params()["views__crop_scale"] == (0.3, 1.0)
     assert copy.temperature == 0.3
+
+
+def test_ssl_estimator_auto_encoder_on_signals_is_a_resnet():
+    from sk_replearn.nn import MLPEncoder, ResNetEncoder
+    from sk_replearn.views import SequenceViews
+
+    X = np.random.default_rng(0).normal(size=(64, 1, 40)).astype(np.float32)
+    est = SimCLRTransformer(
+        encoder_kwargs={"channels": (8, 16)},
+        max_epochs=1,
+        batch_size=32,
+        random_state=0,
+    ).fit(X)  # N-D input: input_shape (1, 40) from the data
+    module = est.net_.module_
+    assert isinstance(module.backbone, ResNetEncoder)
+    assert isinstance(module.views, SequenceViews)
+    assert est.transform(X).shape == (64, 16)
+    tabular = SimCLRTransformer(max_epochs=1, batch_size=32).fit(X.reshape(64, 40))
+    assert isinstance(tabular.net_.module_.backbone, MLPEncoder)
