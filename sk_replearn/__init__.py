@@ -11,6 +11,7 @@ from .methods import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
+from .transfer import FineTuner, FineTunerRegressor
 
 __version__ = "0.1.0.dev0"
 
@@ -19,6 +20,8 @@ __all__ = [
     "BYOLTransformer",
     "BarlowTwinsTransformer",
     "DINOTransformer",
+    "FineTuner",
+    "FineTunerRegressor",
     "KMeansTransformer",
     "MAETransformer",
     "MoCoTransformer",

@@ -28,6 +28,7 @@ from sklearn.utils.validation import validate_data
 __all__ = [
     "BaseRepresentation",
     "batch_slices",
+    "flatten_samples",
     "resolve_device",
     "seed_from_random_state",
 ]
@@ -140,6 +141,27 @@ def batch_slices(n: int, batch_size: int | None) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
+def flatten_samples(X):
+    """Flatten N-D samples: ``(X_2d, sample_shape)``, shape None for 2-D input.
+
+    A torch tensor comes back as a numpy array; anything else not N-D is
+    returned as it is, for :func:`~sklearn.utils.validation.validate_data`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.base import flatten_samples
+    >>> X2, shape = flatten_samples(np.zeros((5, 1, 8, 8)))
+    >>> X2.shape, shape
+    ((5, 64), (1, 8, 8))
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(X, np.ndarray) and X.ndim > 2:
+        return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
+    return X, None
+
+
 def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     if input_shape is None:
         return None
@@ -204,12 +226,7 @@ class BaseRepresentation(
         ``reset=True`` the fitted ``n_features_in_``, ``feature_names_in_``
         and ``input_shape_`` are set; otherwise X is checked against them.
         """
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        nd_shape = None
-        if isinstance(X, np.ndarray) and X.ndim > 2:
-            nd_shape = tuple(X.shape[1:])
-            X = X.reshape(X.shape[0], -1)
+        X, nd_shape = flatten_samples(X)
         X = validate_data(
             self, X, reset=reset, dtype=[np.float32, np.float64], accept_sparse=False
         )

@@ -25,6 +25,7 @@ __all__ = [
     "NonFiniteLossError",
     "RandomSplit",
     "RepresentationNet",
+    "SupervisedNet",
     "WarmupCosine",
 ]
 
@@ -34,12 +35,15 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class ArrayDataset(torch.utils.data.Dataset):
-    """Unlabelled samples held in one tensor ``(n, *input_shape)``.
+    """Samples held in one tensor ``(n, *input_shape)``, with optional targets.
 
     Parameters
     ----------
     X : torch.Tensor
         The samples, float32, on the CPU.
+    y : torch.Tensor or None, default=None
+        Targets ``(n, ...)`` (class indices or regression values), or None
+        for unlabelled data.
 
     Examples
     --------
@@ -49,50 +53,66 @@ class ArrayDataset(torch.utils.data.Dataset):
     5
     """
 
-    def __init__(self, X: torch.Tensor) -> None:
+    def __init__(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:
         self.X = X
+        self.y = y
 
     def __len__(self) -> int:
         return len(self.X)
 
     def __getitem__(self, i):
-        return self.X[i], torch.zeros(())
+        return self.X[i], (torch.zeros(()) if self.y is None else self.y[i])
+
+    def subset(self, idx: torch.Tensor) -> ArrayDataset:
+        """The samples (and targets) at the indices ``idx``."""
+        return ArrayDataset(self.X[idx], None if self.y is None else self.y[idx])
 
 
 class _Batches:
-    """Iterate over ``(X[idx], None)`` batches sliced from one tensor.
+    """Iterate over ``(X[idx], y[idx])`` batches sliced from one tensor.
 
     Slicing a whole batch at once costs one gather, where a DataLoader over
     a map-style dataset costs one ``__getitem__`` and a collate per sample;
     on small models that difference dominates the epoch time. In training
     the order is reshuffled each epoch from torch's global generator (which
     the estimator seeds), and a last batch of one sample is dropped so that
-    batch normalisation never sees a batch of one.
+    batch normalisation never sees a batch of one. In evaluation no sample
+    is dropped: a last batch of one joins the batch before it, so that
+    losses that compare samples within a batch (InfoNCE, Barlow Twins) are
+    defined on every batch. ``y`` is None for unlabelled data.
     """
 
-    def __init__(self, X: torch.Tensor, batch_size: int, training: bool) -> None:
-        self.X = X
-        self.batch_size = len(X) if batch_size == -1 else int(batch_size)
+    def __init__(
+        self,
+        X: torch.Tensor,
+        batch_size: int,
+        training: bool,
+        y: torch.Tensor | None = None,
+    ) -> None:
+        self.X, self.y = X, y
+        self.batch_size = len(X) if batch_size == -1 else max(int(batch_size), 1)
         self.training = training
 
     def __len__(self) -> int:
         n_batches = math.ceil(len(self.X) / self.batch_size)
-        if self.training and len(self.X) > 1 and len(self.X) % self.batch_size == 1:
-            n_batches -= 1
-        return n_batches
+        if len(self.X) > 1 and len(self.X) % self.batch_size == 1:
+            n_batches -= 1  # dropped in training, merged in evaluation
+        return max(n_batches, 1) if len(self.X) else 0
+
+    def _take(self, idx):
+        return self.X[idx], None if self.y is None else self.y[idx]
 
     def __iter__(self):
-        n = len(self.X)
+        n, size = len(self.X), self.batch_size
         if self.training:
             order = torch.randperm(n)
             for k in range(len(self)):
-                yield (
-                    self.X[order[k * self.batch_size : (k + 1) * self.batch_size]],
-                    None,
-                )
-        else:
-            for start in range(0, n, self.batch_size):
-                yield self.X[start : start + self.batch_size], None
+                yield self._take(order[k * size : (k + 1) * size])
+            return
+        n_batches = len(self)
+        for k in range(n_batches):
+            stop = n if k == n_batches - 1 else (k + 1) * size
+            yield self._take(slice(k * size, stop))
 
 
 class RandomSplit:
@@ -123,10 +143,7 @@ class RandomSplit:
         n = len(dataset)
         n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
-        return (
-            ArrayDataset(dataset.X[order[n_valid:]]),
-            ArrayDataset(dataset.X[order[:n_valid]]),
-        )
+        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
 
 
 class WarmupCosine:
@@ -229,7 +246,10 @@ class RepresentationNet(NeuralNet):
         """Wrap a tensor in an :class:`ArrayDataset` (datasets pass through)."""
         if isinstance(X, torch.utils.data.Dataset):
             return X
-        return ArrayDataset(torch.as_tensor(X, dtype=torch.float32))
+        return ArrayDataset(
+            torch.as_tensor(X, dtype=torch.float32),
+            None if y is None else torch.as_tensor(y),
+        )
 
     def get_iterator(self, dataset, training=False):
         """Batches sliced from the dataset's tensor (see :class:`_Batches`)."""
@@ -237,7 +257,7 @@ class RepresentationNet(NeuralNet):
             return super().get_iterator(dataset, training=training)
         prefix = "iterator_train" if training else "iterator_valid"
         batch_size = self.get_params_for(prefix).get("batch_size", self.batch_size)
-        return _Batches(dataset.X, batch_size, training)
+        return _Batches(dataset.X, batch_size, training, y=dataset.y)
 
     # -- one step ----------------------------------------------------------
     def _autocast(self):
@@ -270,9 +290,9 @@ class RepresentationNet(NeuralNet):
         if getattr(self, "grad_scaler_", None) is None:
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)
-        Xi, _ = batch
+        Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, None, X=Xi, training=True)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         self.grad_scaler_.scale(loss).backward()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -316,3 +336,33 @@ class RepresentationNet(NeuralNet):
             isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
             for _, cb in self.callbacks_
         )
+
+
+class SupervisedNet(RepresentationNet):
+    """:class:`RepresentationNet` for labelled data: the loss is the criterion's.
+
+    The module maps a batch to predictions (logits, or regression values)
+    and ``criterion`` (e.g. :class:`torch.nn.CrossEntropyLoss`) scores them
+    against the targets; everything else (tensor batches, autocast, the
+    gradient scaler, interrupts) is :class:`RepresentationNet`'s.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import SupervisedNet
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> X, y = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    >>> net = SupervisedNet(
+    ...     torch.nn.Linear(3, 2), criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=3, lr=1e-2, verbose=0,
+    ... )
+    >>> _ = net.fit(X, y)
+    >>> net.forward(X).shape
+    torch.Size([64, 2])
+    """
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion on the predictions (in float32) and the targets."""
+        y_true = torch.as_tensor(y_true).to(self.device)
+        return self.criterion_(y_pred.float(), y_true)

@@ -115,28 +115,31 @@ class NeuralRepresentation(BaseRepresentation):
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
         module.set_input_scale(X_t)
+        net = RepresentationNet(module, **self._engine_kwargs(X_t.shape[0], device))
+        return net.initialize()
+
+    def _engine_kwargs(self, n_samples: int, device: torch.device) -> dict:
+        """The training net's keyword arguments from the engine parameters."""
         optimizer = (
             OPTIMIZERS[self.optimizer]
             if isinstance(self.optimizer, str)
             else self.optimizer
         )
-        net = RepresentationNet(
-            module,
-            optimizer=optimizer,
-            optimizer__weight_decay=self.weight_decay,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=RandomSplit(self.validation_fraction)
+        return {
+            "optimizer": optimizer,
+            "optimizer__weight_decay": self.weight_decay,
+            "lr": self.lr,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+            "train_split": RandomSplit(self.validation_fraction)
             if self.early_stopping
             else None,
-            callbacks=self._callbacks(X_t.shape[0]),
-            device=str(device),
-            precision=self.precision,
-            compile=self.compile,
-            verbose=int(self.verbose),
-        )
-        return net.initialize()
+            "callbacks": self._callbacks(n_samples),
+            "device": str(device),
+            "precision": self.precision,
+            "compile": self.compile,
+            "verbose": int(self.verbose),
+        }
 
     def _callbacks(self, n_samples: int) -> list:
         callbacks = [("finite_loss", StopOnNonFiniteLoss())]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.transfer import Standardize
+
 __all__ = ["Objective"]
 
 
@@ -70,3 +72,20 @@ class Objective(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """The representation ``(B, n_components)`` of a raw batch."""
         raise NotImplementedError
+
+    def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
+        """A trainable copy of the path from raw input to :meth:`encode`'s output.
+
+        Returns a :class:`~sk_replearn.nn.transfer.TransferEncoder` whose
+        output equals :meth:`encode`'s, holding copies of the weights, so
+        fine-tuning it leaves this objective unchanged.
+        """
+        raise TypeError(
+            f"{type(self).__name__} does not define transfer_encoder(), so its "
+            "encoder cannot be fine-tuned."
+        )
+
+    def _standardize(self, shape=None) -> nn.Module:
+        return Standardize(
+            self.input_shift.detach().clone(), self.input_scale.detach().clone(), shape
+        )

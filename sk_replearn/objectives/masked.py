@@ -14,6 +14,7 @@ own: :meth:`MAEObjective.random_masking`, :meth:`MAEObjective.forward_encoder`,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 from ..nn import ViTEncoder
 from ..nn import vit as vit_ops
 from ..nn.encoders import _blocks, _init_transformer, _pos_embed, _resolve_patch_size
+from ..nn.transfer import TransferEncoder
 from .base import Objective
 
 __all__ = ["MAEObjective", "resolve_patch_size", "token_shape"]
@@ -388,6 +390,15 @@ class MAEObjective(Objective):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder on every token of a raw batch, pooled: ``(N, embed_dim)``."""
         return self.encoder(self._signal(x))
+
+    def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
+        """Copies of the standardisation (to tokens) and the ViT encoder."""
+        return TransferEncoder(
+            copy.deepcopy(self.encoder),
+            input_shape,
+            self.encoder.out_features,
+            prep=self._standardize(self.token_shape),
+        )
 
     @torch.no_grad()
     def reconstruct(

@@ -7,11 +7,14 @@ composing robust features with denoising autoencoders").
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..nn import build_decoder, build_encoder
+from ..nn.transfer import TransferEncoder
 from .base import Objective
 
 __all__ = ["AutoencoderObjective", "corrupt"]
@@ -111,6 +114,16 @@ class AutoencoderObjective(Objective):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Bottleneck code ``(B, n_components)`` of a raw batch."""
         return self.bottleneck(self.backbone(self.normalize(x)))
+
+    def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
+        """Copies of the standardisation, backbone and bottleneck."""
+        return TransferEncoder(
+            copy.deepcopy(self.backbone),
+            input_shape,
+            self.bottleneck.out_features,
+            prep=self._standardize(),
+            head=copy.deepcopy(self.bottleneck),
+        )
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``(B, *input_shape)`` in the input's units."""

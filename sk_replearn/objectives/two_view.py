@@ -16,12 +16,14 @@ a fit), counted by the ``step`` buffer.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..nn import build_encoder
+from ..nn.transfer import TransferEncoder
 from ..views import make_views
 from .base import Objective
 from .momentum import cosine_momentum, update_momentum
@@ -84,6 +86,15 @@ class TwoViewObjective(Objective):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Representation ``(B, backbone.out_features)`` of a raw batch."""
         return self.backbone(self.normalize(x))
+
+    def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
+        """Copies of the standardisation and the (online) backbone."""
+        return TransferEncoder(
+            copy.deepcopy(self.backbone),
+            input_shape,
+            self.backbone.out_features,
+            prep=self._standardize(),
+        )
 
     def draw_views(self, x: torch.Tensor) -> Pair:
         """Two random views ``(B, *input_shape)`` of the standardised batch."""

@@ -1,0 +1,248 @@
+"""Encoders cut out of a trained representation, ready to be fine-tuned.
+
+:class:`TransferEncoder` is the part of a trained objective that maps raw
+input to the representation (the input standardisation, the backbone and,
+for an autoencoder, its bottleneck), copied so that training it leaves the
+original untouched. :func:`encoder_blocks` lists its layers from input to
+output as :class:`Block` s, the unit the transfer strategies freeze,
+re-initialise and give learning rates to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .encoders import CNNEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
+
+__all__ = ["Block", "Standardize", "TransferEncoder", "encoder_blocks"]
+
+
+class Standardize(nn.Module):
+    """``(x - shift) / scale`` with scalar buffers, then an optional reshape.
+
+    Parameters
+    ----------
+    shift, scale : float or torch.Tensor
+        The objective's input standardisation.
+    shape : tuple of int or None, default=None
+        Shape of one sample after standardising (e.g. the token layout of
+        a masked autoencoder); None keeps the input's.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.transfer import Standardize
+    >>> Standardize(1.0, 2.0, shape=(1, 2))(torch.tensor([[3.0, 5.0]]))
+    tensor([[[1., 2.]]])
+    """
+
+    def __init__(self, shift, scale, shape: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.shape = None if shape is None else tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise (and reshape) a batch ``(B, *input_shape)``."""
+        x = (x - self.shift) / self.scale
+        return x if self.shape is None else x.reshape(len(x), *self.shape)
+
+
+class TransferEncoder(nn.Module):
+    """Raw input to representation: ``head(body(prep(x)))``.
+
+    Parameters
+    ----------
+    body : torch.nn.Module
+        The backbone, mapping a standardised batch to ``(B, D)``.
+    input_shape : tuple of int
+        Shape of one raw sample.
+    out_features : int
+        Width of the representation.
+    prep : torch.nn.Module or None, default=None
+        Input standardisation (:class:`Standardize`); None for none.
+    head : torch.nn.Module or None, default=None
+        A last layer on top of ``body`` (an autoencoder's bottleneck).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import MLPEncoder
+    >>> from sk_replearn.nn.transfer import TransferEncoder, encoder_blocks
+    >>> enc = TransferEncoder(MLPEncoder((6,), hidden_sizes=(8, 4)), (6,), 4)
+    >>> enc(torch.randn(3, 6)).shape
+    torch.Size([3, 4])
+    >>> len(encoder_blocks(enc))
+    2
+    """
+
+    def __init__(
+        self,
+        body: nn.Module,
+        input_shape: Sequence[int],
+        out_features: int,
+        prep: nn.Module | None = None,
+        head: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.prep = prep if prep is not None else nn.Identity()
+        self.body = body
+        self.head = head if head is not None else nn.Identity()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.out_features = int(out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode a raw batch ``(B, *input_shape)`` (or flat) to ``(B, D)``."""
+        x = x.reshape(len(x), *self.input_shape)
+        return self.head(self.body(self.prep(x)))
+
+
+@dataclass
+class Block:
+    """One layer of an encoder, as the transfer strategies see it.
+
+    Attributes
+    ----------
+    modules : list of torch.nn.Module
+        The sub-modules that make up the layer (re-initialised with their
+        ``reset_parameters``; put in eval mode when frozen).
+    params : list of torch.nn.Parameter
+        Every parameter of the layer, including loose ones such as a class
+        token that belong to no sub-module.
+    """
+
+    modules: list[nn.Module] = field(default_factory=list)
+    params: list[nn.Parameter] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, *modules: nn.Module, extra: Sequence[nn.Parameter] = ()) -> Block:
+        """The block made of ``modules`` plus loose parameters ``extra``."""
+        params = [p for m in modules for p in m.parameters()] + list(extra)
+        return cls(list(modules), params)
+
+    def reset_parameters(self) -> None:
+        """Re-draw every weight of the block as at construction."""
+        owned = set()
+        for module in self.modules:
+            for m in module.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+                owned.update(id(p) for p in m.parameters(recurse=False))
+        with torch.no_grad():
+            for p in self.params:
+                if id(p) not in owned:
+                    nn.init.trunc_normal_(p, std=0.02)
+
+
+def _split_at(layers: nn.Sequential, kinds: tuple[type, ...]) -> list[Block]:
+    """Group a Sequential into blocks, one starting at each layer of ``kinds``."""
+    groups: list[list[nn.Module]] = []
+    for layer in layers:
+        if isinstance(layer, kinds) or not groups:
+            groups.append([])
+        groups[-1].append(layer)
+    return [Block.of(*g) for g in groups]
+
+
+def _vit_blocks(vit: ViTEncoder) -> list[Block]:
+    blocks = [Block.of(vit.patch_embed, extra=[vit.cls_token])]
+    blocks += [Block.of(b) for b in vit.blocks]
+    last = blocks[-1]
+    blocks[-1] = Block(
+        last.modules + [vit.norm], last.params + list(vit.norm.parameters())
+    )
+    return blocks
+
+
+def _body_blocks(body: nn.Module) -> list[Block]:
+    if isinstance(body, MLPEncoder):
+        return _split_at(body.layers, (nn.Linear,))
+    if isinstance(body, CNNEncoder):
+        return _split_at(body.features, (nn.Conv1d, nn.Conv2d))
+    if isinstance(body, ResNetEncoder):
+        # The stem is conv, norm, activation; each residual block follows.
+        stem = Block.of(*body.features[:3])
+        return [stem] + [Block.of(m) for m in body.features[3:]]
+    if isinstance(body, ViTEncoder):
+        return _vit_blocks(body)
+    if isinstance(body, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return [Block.of(body)]
+    # Any other module: its children in registration order, loose
+    # parameters with the first.
+    children = [c for c in body.children() if any(True for _ in c.parameters())]
+    loose = list(body.parameters(recurse=False))
+    if not children:
+        return [Block(params=loose)] if loose else []
+    blocks = [Block.of(c) for c in children]
+    blocks[0].params += loose
+    return blocks
+
+
+def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
+    """The encoder's layers from input to output, as :class:`Block` s.
+
+    MLP: one block per ``Linear`` (with its norm and activation); CNN: one
+    per convolution stage; ResNet: the stem, then one per residual block;
+    ViT: the patch embedding (with the class token), then one per
+    transformer block (the final norm joins the last). An autoencoder's
+    bottleneck is one more block on top. A module of any other type is
+    split into its children.
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+
+    Returns
+    -------
+    list of Block
+        In order from input to output; every trainable parameter of the
+        encoder is in exactly one block.
+    """
+    blocks = _body_blocks(encoder.body)
+    if not isinstance(encoder.head, nn.Identity):
+        blocks.append(Block.of(encoder.head))
+    seen = {id(p) for b in blocks for p in b.params}
+    missing = [p for p in encoder.parameters() if id(p) not in seen]
+    if missing:  # never leave a weight outside every block
+        blocks.append(Block(params=missing))
+    return blocks
+
+
+def linear_encoder(components, mean, scale=None) -> TransferEncoder:
+    """A :class:`TransferEncoder` for PCA: ``z = ((x - mean) @ W.T) / scale``.
+
+    Parameters
+    ----------
+    components : array-like of shape (k, d)
+        The rows of W.
+    mean : array-like of shape (d,)
+    scale : array-like of shape (k,) or None
+        Whitening divisors, or None.
+
+    Returns
+    -------
+    TransferEncoder
+        A single ``Linear(d, k)`` layer holding W and ``-W @ mean``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.nn.transfer import linear_encoder
+    >>> enc = linear_encoder(np.eye(2, 3), np.ones(3))
+    >>> enc(torch.tensor([[1.0, 2.0, 3.0]]))
+    tensor([[0., 1.]], grad_fn=<AddmmBackward0>)
+    """
+    W = torch.as_tensor(components, dtype=torch.float64)
+    mu = torch.as_tensor(mean, dtype=torch.float64)
+    if scale is not None:
+        W = W / torch.as_tensor(scale, dtype=torch.float64)[:, None]
+    k, d = W.shape
+    layer = nn.Linear(d, k)
+    with torch.no_grad():
+        layer.weight.copy_(W.float())
+        layer.bias.copy_((-W @ mu).float())
+    return TransferEncoder(layer, (d,), k)

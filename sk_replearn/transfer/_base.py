@@ -1,0 +1,393 @@
+"""What FineTuner and FineTunerRegressor share: pre-training, surgery, training.
+
+The fit of a fine-tuner has four steps, in this order:
+
+1. **pre-train** (or reuse) the representation (:func:`pretrained`);
+2. **cut out** its encoder as a trainable copy
+   (:func:`~sk_replearn.nn.transfer.encoder_blocks` splits it into blocks);
+3. **surgery**: a new head, the top ``reinit_layers`` blocks re-drawn, the
+   first ``freeze_layers`` (or all, ``strategy="frozen"``) frozen;
+4. **train** the encoder and head on the labels, each block at its own
+   learning rate (:func:`param_groups`).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from ..base import flatten_samples, seed_from_random_state
+from ..classical import KMeansTransformer, PCATransformer
+from ..methods._base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
+from ..nn.transfer import Block, TransferEncoder, encoder_blocks, linear_encoder
+from ..training import SupervisedNet
+
+__all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
+
+_HEADS = {"linear", "mlp"}
+#: Width of the hidden layer of head="mlp".
+_MLP_HIDDEN = 256
+
+
+def _is_fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def pretrained(representation, X, pretrain_X, seed: int):
+    """The fitted representation to transfer from.
+
+    A fitted ``representation`` is returned as it is (it is only read); an
+    unfitted one is cloned and fitted on ``pretrain_X`` if given, else on
+    ``X``, without labels. A clone whose ``random_state`` is None gets
+    ``seed``, so that the whole fine-tuner is reproducible.
+    """
+    if _is_fitted(representation):
+        return representation
+    rep = clone(representation)
+    if "random_state" in rep.get_params() and rep.random_state is None:
+        rep.set_params(random_state=seed)
+    return rep.fit(X if pretrain_X is None else pretrain_X)
+
+
+def transfer_encoder(representation) -> TransferEncoder:
+    """A trainable copy of a fitted representation's encoder.
+
+    Parameters
+    ----------
+    representation : fitted estimator
+        A neural sk_replearn estimator or a :class:`~sk_replearn.PCATransformer`.
+
+    Returns
+    -------
+    TransferEncoder
+        Its output equals ``representation.transform`` on the same input.
+
+    Raises
+    ------
+    TypeError
+        For a representation with no differentiable encoder.
+    """
+    if isinstance(representation, NeuralRepresentation):
+        module = representation.net_.module_
+        return module.transfer_encoder(tuple(representation.input_shape_)).cpu()
+    if isinstance(representation, PCATransformer):
+        scale = representation._scale() if representation.whiten else None
+        return linear_encoder(representation.components_, representation.mean_, scale)
+    if isinstance(representation, KMeansTransformer):
+        raise TypeError(
+            "KMeansTransformer's code (distances to centres, or one-hot) has no "
+            "weights to fine-tune; use PCATransformer or a neural estimator "
+            "(AutoencoderTransformer, SimCLRTransformer, MAETransformer, ...) "
+            "as the representation."
+        )
+    raise TypeError(
+        f"representation={type(representation).__name__} cannot be fine-tuned: "
+        "pass an sk_replearn neural estimator or PCATransformer."
+    )
+
+
+def build_head(head, in_features: int, out_features: int) -> nn.Module:
+    """The new task head (network surgery) on ``in_features`` features.
+
+    ``"linear"`` and ``"mlp"`` start with a parameter-free batch
+    normalisation of the features (as MAE's linear probe does), since
+    pre-trained features come at any scale.
+    """
+    if isinstance(head, str):
+        norm = nn.BatchNorm1d(in_features, affine=False)
+        if head == "linear":
+            return nn.Sequential(norm, nn.Linear(in_features, out_features))
+        return nn.Sequential(
+            norm,
+            nn.Linear(in_features, _MLP_HIDDEN),
+            nn.ReLU(),
+            nn.Linear(_MLP_HIDDEN, out_features),
+        )
+    module = head(in_features, out_features)
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"head={head!r} must return a torch.nn.Module when called as "
+            f"head(in_features, out_features); got {type(module).__name__}."
+        )
+    return module
+
+
+class FineTuneModule(nn.Module):
+    """Encoder plus head, with frozen blocks kept in evaluation mode.
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+    head : torch.nn.Module
+    frozen : list of Block
+        Blocks whose weights do not train; their batch-norm statistics stay
+        fixed too (they are kept in eval mode by :meth:`train`).
+
+    Attributes
+    ----------
+    features_input : bool
+        When True, :meth:`forward` takes encoder outputs instead of raw
+        input (used to train a head on pre-computed frozen features).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: list[Block]):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+        self.frozen_modules = [m for b in frozen for m in b.modules]
+        self.features_input = False
+
+    def train(self, mode: bool = True) -> FineTuneModule:
+        """As :meth:`torch.nn.Module.train`, frozen blocks staying in eval mode."""
+        super().train(mode)
+        for m in self.frozen_modules:
+            m.eval()
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The (fine-tuned) representation of a raw batch."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Head outputs of a raw batch (or of features, see ``features_input``)."""
+        return self.head(x if self.features_input else self.encoder(x))
+
+
+def param_groups(
+    module: FineTuneModule, blocks: list[Block], lrs: list[float | None]
+) -> list[tuple[str, dict]]:
+    """skorch ``optimizer__param_groups``: each block's weights at its lr.
+
+    ``lrs[i]`` is the learning rate of ``blocks[i]``, None when frozen
+    (its weights stop requiring gradients). The head keeps the net's lr.
+    """
+    names = {id(p): name for name, p in module.named_parameters()}
+    groups = []
+    for block, lr in zip(blocks, lrs):
+        for p in block.params:
+            if lr is None:
+                p.requires_grad_(False)
+            else:
+                groups.append((names[id(p)], {"lr": lr}))
+    return groups
+
+
+class FineTunerMixin(NeuralRepresentation):
+    """Fit logic shared by :class:`FineTuner` and :class:`FineTunerRegressor`."""
+
+    _parameter_constraints: dict = {
+        **{
+            k: v
+            for k, v in NeuralRepresentation._parameter_constraints.items()
+            if k not in ("input_shape", "warm_start")
+        },
+        "representation": [HasMethods(["fit", "transform"]), None],
+        "strategy": [StrOptions({"full", "frozen"})],
+        "head": [StrOptions(_HEADS), callable],
+        "freeze_layers": [Interval(Integral, 0, None, closed="left")],
+        "reinit_layers": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"all"}),
+        ],
+        "encoder_lr_scale": [Interval(Real, 0, None, closed="left")],
+        "layer_decay": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    #: Loss of the task; set by the subclass.
+    _criterion: type[nn.Module] = nn.MSELoss
+
+    def __init__(
+        self,
+        representation=None,
+        *,
+        strategy: str = "full",
+        head="linear",
+        freeze_layers: int = 0,
+        reinit_layers: int | str = 0,
+        encoder_lr_scale: float = 0.1,
+        layer_decay: float = 1.0,
+        max_epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-2,
+        optimizer="adamw",
+        weight_decay: float = 0.01,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+    ) -> None:
+        self.representation = representation
+        self.strategy = strategy
+        self.head = head
+        self.freeze_layers = freeze_layers
+        self.reinit_layers = reinit_layers
+        self.encoder_lr_scale = encoder_lr_scale
+        self.layer_decay = layer_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _default_representation(self):
+        from ..methods import AutoencoderTransformer
+
+        return AutoencoderTransformer()
+
+    def __sklearn_clone__(self):
+        """Clone the parameters, but share a fitted representation.
+
+        ``sklearn.base.clone`` would return an unfitted copy of a fitted
+        representation, so a grid search would pre-train it again on each
+        fold. A fitted representation is only ever read by ``fit``, so the
+        clone shares it; an unfitted one is cloned as usual.
+        """
+        rep = self.representation
+        if rep is None or not _is_fitted(rep):
+            return super().__sklearn_clone__()
+        params = {
+            k: clone(v, safe=False)
+            for k, v in self.get_params(deep=False).items()
+            if k != "representation"
+        }
+        return type(self)(representation=rep, **params)
+
+    # -- fit ---------------------------------------------------------------
+    def _validate_Xy(self, X, y, **kwargs):
+        """2-D float X (N-D input flattened) and y, as sklearn checks them."""
+        X, nd_shape = flatten_samples(X)
+        X, y = validate_data(
+            self, X, y, dtype=[np.float32, np.float64], accept_sparse=False, **kwargs
+        )
+        return X, y, nd_shape
+
+    def _fit_encoder(self, X, y_t: torch.Tensor, n_out: int, nd_shape, pretrain_X):
+        """Steps 1-4 of the module docstring; ``y_t`` holds encoded targets."""
+        if self.strategy == "frozen" and self.reinit_layers not in (0,):
+            raise ValueError(
+                f"reinit_layers={self.reinit_layers!r} re-draws layers that "
+                "strategy='frozen' would then never train; use strategy='full' "
+                "for partial transfer."
+            )
+        seed = seed_from_random_state(self.random_state)
+        rep = self.representation
+        rep = self._default_representation() if rep is None else rep
+        X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
+        self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
+        encoder = transfer_encoder(self.representation_)
+        n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
+        if n_rep != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the representation was fitted "
+                f"on {n_rep}; fine-tune on data of the pre-training's shape."
+            )
+        self.input_shape_ = tuple(encoder.input_shape)
+        if nd_shape is not None and int(np.prod(nd_shape)) != int(
+            np.prod(self.input_shape_)
+        ):  # pragma: no cover - caught by the n_features check above
+            raise ValueError(f"X has samples of shape {nd_shape}.")
+        self._nd_input = nd_shape is not None
+        device = self._device()
+        with seeded(seed, device):
+            module, lrs, blocks = self._surgery(encoder, n_out)
+            X_t = self._as_samples(X)
+            net = self._make_net(module, blocks, lrs, X_t.shape[0], device)
+            if all(lr is None for lr in lrs):
+                # Frozen encoder: encode once, train the head on the features.
+                X_t = self._features(module, X_t, device)
+                module.features_input = True
+            try:
+                net.partial_fit(X_t, y_t)
+            finally:
+                module.features_input = False
+        self.n_blocks_ = len(blocks)
+        self._record_fit(net)
+
+    def _surgery(self, encoder: TransferEncoder, n_out: int):
+        blocks = encoder_blocks(encoder)
+        n = len(blocks)
+        reinit = n if self.reinit_layers == "all" else int(self.reinit_layers)
+        frozen = n if self.strategy == "frozen" else int(self.freeze_layers)
+        for name, k in (("reinit_layers", reinit), ("freeze_layers", frozen)):
+            if k > n:
+                raise ValueError(
+                    f"{name}={k} but the encoder has only {n} blocks; use at "
+                    f"most {n} (see FineTuner's n_blocks_)."
+                )
+        if reinit and frozen and frozen + reinit > n:
+            raise ValueError(
+                f"freeze_layers={frozen} and reinit_layers={reinit} overlap in an "
+                f"encoder of {n} blocks: a re-drawn layer must train."
+            )
+        for block in blocks[n - reinit :]:
+            block.reset_parameters()
+        base = self.lr * self.encoder_lr_scale
+        lrs: list[float | None] = []
+        for i in range(n):
+            if i < frozen:
+                lrs.append(None)
+            elif i >= n - reinit:
+                lrs.append(self.lr)  # new layers learn at the head's rate
+            else:
+                lrs.append(base * self.layer_decay ** (n - reinit - 1 - i))
+        head = build_head(self.head, encoder.out_features, n_out)
+        module = FineTuneModule(encoder, head, blocks[:frozen])
+        module.head_out_features = n_out
+        return module, lrs, blocks
+
+    def _make_net(self, module, blocks, lrs, n_samples: int, device) -> SupervisedNet:
+        net = SupervisedNet(
+            module,
+            criterion=self._criterion,
+            optimizer__param_groups=param_groups(module, blocks, lrs),
+            **self._engine_kwargs(n_samples, device),
+        )
+        return net.initialize()
+
+    def _features(self, module: FineTuneModule, X_t: torch.Tensor, device):
+        module.to(device).eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(X_t), _TRANSFORM_BATCH):
+                xb = X_t[start : start + _TRANSFORM_BATCH].to(device)
+                out.append(module.encoder(xb).float().cpu())
+        return torch.cat(out)
+
+    # -- outputs ---------------------------------------------------------------
+    @property
+    def _n_features_out(self) -> int:
+        return self.net_.module_.encoder.out_features
+
+    def _outputs(self, X) -> np.ndarray:
+        """Head outputs (logits or standardised predictions) of X, batched."""
+        check_is_fitted(self, "net_")
+        n_out = self.net_.module_.head_out_features
+        return self._apply(X, lambda m, xb: m(xb), n_out)

@@ -1,0 +1,356 @@
+"""FineTuner and FineTunerRegressor: transfer a learned representation to a task."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from torch import nn
+
+from ._base import FineTunerMixin
+
+__all__ = ["FineTuner", "FineTunerRegressor"]
+
+_SHARED_PARAMETERS = """
+    representation : estimator or None, default=None
+        The representation to transfer: a neural sk_replearn estimator
+        (``SimCLRTransformer``, ``MAETransformer``, ``AutoencoderTransformer``,
+        ...) or a :class:`~sk_replearn.PCATransformer` (its ``W`` initialises
+        a linear layer). If it is fitted, its encoder is copied and the
+        estimator itself is never changed (and :func:`sklearn.base.clone`
+        shares rather than re-fits it, so grid searches reuse the
+        pre-training); if it is unfitted, ``fit`` first pre-trains a clone
+        of it without labels, on ``pretrain_X`` when given, else on X. None
+        means ``AutoencoderTransformer()``.
+    strategy : {"full", "frozen"}, default="full"
+        ``"full"`` fine-tunes every weight, the encoder at the lower rate
+        ``lr * encoder_lr_scale``; ``"frozen"`` trains the head alone on
+        the fixed features (a linear probe with ``head="linear"``).
+    head : {"linear", "mlp"} or callable, default="linear"
+        The new task-specific head (network surgery): a linear layer, or
+        one hidden layer of 256 ReLU units; both start with a batch
+        normalisation (without learned scale) of the features. A callable
+        (e.g. an ``nn.Module`` class) is called as
+        ``head(n_features, n_outputs)`` and must return an ``nn.Module``.
+    freeze_layers : int, default=0
+        With ``strategy="full"``, freeze the first k encoder blocks (see
+        ``n_blocks_``): they keep their pre-trained weights and batch-norm
+        statistics.
+    reinit_layers : int or "all", default=0
+        Partial transfer: re-initialise the top k encoder blocks before
+        training; they learn at the head's rate ``lr``. ``"all"`` trains
+        the same architecture from scratch (the no-transfer baseline).
+    encoder_lr_scale : float, default=0.1
+        Learning rate of the pre-trained encoder relative to the head's.
+    layer_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay, as in MAE fine-tuning: the block i
+        places below the top trains at ``lr * encoder_lr_scale *
+        layer_decay**i``. 1 means no decay.
+    max_epochs : int, default=50
+        Passes over the labelled data.
+    batch_size : int, default=64
+        Samples per optimiser step.
+    lr : float, default=1e-2
+        Learning rate of the head (and of re-initialised blocks); the
+        pre-trained encoder trains at ``lr * encoder_lr_scale``.
+    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
+        The optimiser.
+    weight_decay : float, default=0.01
+        Weight decay of the optimiser.
+    lr_schedule : {"cosine"} or None, default="cosine"
+        Cosine decay of every learning rate after ``warmup_epochs``.
+    warmup_epochs : int, default=0
+        Epochs of linear learning-rate warm-up.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks for the training net.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the labelled samples and stop
+        when their loss has not improved for ``n_iter_no_change`` epochs,
+        keeping the best weights.
+    validation_fraction : float, default=0.1
+        Share of the samples held out by ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience of ``early_stopping``, in epochs.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when it is available, else on the CPU.
+    precision : {"32", "bf16", "16"}, default="32"
+        Autocast precision of the forward pass ("16" needs CUDA).
+    compile : bool, default=False
+        Compile the module with :func:`torch.compile`.
+    verbose : int, default=0
+        Print the training progress when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the head, re-drawn layers, batch order and (for an unfitted
+        representation whose own ``random_state`` is None) the
+        pre-training.
+"""
+
+_SHARED_ATTRIBUTES = """
+    representation_ : estimator
+        The fitted representation the encoder was copied from: the given
+        one when it was fitted, else the clone ``fit`` pre-trained.
+    n_blocks_ : int
+        Number of encoder blocks that ``freeze_layers`` and ``reinit_layers``
+        count (e.g. one per MLP layer, ResNet block or transformer block).
+    net_ : skorch.NeuralNet
+        The trained network (encoder and head).
+    history_ : skorch.History
+        Per-epoch training record.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    n_epochs_ : int
+        Epochs trained.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when X was a DataFrame with string columns.
+    input_shape_ : tuple of int
+        Shape of one sample, the representation's.
+"""
+
+
+def _doc(text: str) -> str:
+    return text.replace("%(parameters)s", _SHARED_PARAMETERS.strip("\n")).replace(
+        "%(attributes)s", _SHARED_ATTRIBUTES.strip("\n")
+    )
+
+
+class FineTuner(ClassifierMixin, FineTunerMixin):
+    __doc__ = _doc(
+        """Fine-tune a pre-trained representation to a classification task.
+
+    "Pre-train on large-scale data, fine-tune on small-scale data": the
+    encoder of ``representation`` (learned without labels) gets a new head
+    and is trained on the labels, fully at a lower learning rate, frozen,
+    or partly re-initialised. The result is a classifier (``predict``,
+    ``predict_proba``, ``decision_function``, ``score``) that is also a
+    transformer: ``transform`` gives the fine-tuned representation.
+
+    Parameters
+    ----------
+%(parameters)s
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+%(attributes)s
+
+    See Also
+    --------
+    FineTunerRegressor : The same for regression.
+    sk_replearn.evaluation.linear_probe : Score frozen features.
+
+    Notes
+    -----
+    Pickling a fitted fine-tuner works (``joblib.dump``); it pickles the
+    torch modules, so load it only from a trusted source.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn import AutoencoderTransformer, FineTuner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=16, max_epochs=5,
+    ...                             random_state=0).fit(X)
+    >>> clf = FineTuner(ae, max_epochs=20, random_state=0).fit(X[:500], y[:500])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 10)
+    >>> clf.transform(X[:2]).shape
+    (2, 16)
+    >>> round(clf.score(X[1000:], y[1000:]), 1) >= 0.8
+    True
+    """
+    )
+
+    _criterion = nn.CrossEntropyLoss
+
+    def fit(self, X, y, *, pretrain_X=None) -> FineTuner:
+        """Pre-train if needed, then fine-tune on the labelled samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Labelled training samples.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values: ints, strings, ...).
+        pretrain_X : array-like or None, default=None
+            Unlabelled samples to pre-train an unfitted ``representation``
+            on (e.g. many more than the labelled ones); None means X.
+
+        Returns
+        -------
+        self : FineTuner
+            The fitted classifier.
+        """
+        self._validate_params()
+        X, y, nd_shape = self._validate_Xy(X, y)
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "FineTuner needs samples of at least 2 classes in y; got 1 class "
+                f"({self.classes_[0]!r})."
+            )
+        if X.shape[0] < 2:
+            raise ValueError("FineTuner needs at least 2 samples; got 1 sample.")
+        y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
+        self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits of the head; for two classes, ``logit_1 - logit_0``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        logits = self._outputs(X)
+        if len(self.classes_) == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax of the logits).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1, columns in the order of ``classes_``.
+        """
+        logits = torch.from_numpy(self._outputs(X)).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        logits = torch.from_numpy(self._outputs(X)).double()
+        return torch.log_softmax(logits, dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        best = np.argmax(self._outputs(X), axis=1)
+        return self.classes_[best]
+
+
+class FineTunerRegressor(RegressorMixin, FineTunerMixin):
+    __doc__ = _doc(
+        """Fine-tune a pre-trained representation to a regression task.
+
+    :class:`FineTuner` for continuous targets, one or several: the head
+    predicts the standardised targets under a mean-squared-error loss, and
+    ``predict`` maps them back. ``transform`` gives the fine-tuned
+    representation.
+
+    Parameters
+    ----------
+%(parameters)s
+
+    Attributes
+    ----------
+    y_mean_, y_scale_ : ndarray of shape (n_targets,)
+        Standardisation of the targets learned by ``fit``.
+%(attributes)s
+
+    See Also
+    --------
+    FineTuner : The same for classification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn import FineTunerRegressor, PCATransformer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 10)).astype("float32")
+    >>> y = X[:, 0] - 2 * X[:, 1]
+    >>> reg = FineTunerRegressor(PCATransformer(n_components=5), max_epochs=100,
+    ...                          random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
+    )
+
+    _criterion = nn.MSELoss
+
+    def fit(self, X, y, *, pretrain_X=None) -> FineTunerRegressor:
+        """Pre-train if needed, then fine-tune on the targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        pretrain_X : array-like or None, default=None
+            Unlabelled samples to pre-train an unfitted ``representation``
+            on; None means X.
+
+        Returns
+        -------
+        self : FineTunerRegressor
+            The fitted regressor.
+        """
+        self._validate_params()
+        X, y, nd_shape = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
+        if X.shape[0] < 2:
+            raise ValueError(
+                "FineTunerRegressor needs at least 2 samples; got 1 sample."
+            )
+        self._y_ndim = y.ndim
+        Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        self.y_mean_ = Y.mean(axis=0)
+        std = Y.std(axis=0)
+        self.y_scale_ = np.where(std > 0, std, 1.0)
+        Y = (Y - self.y_mean_) / self.y_scale_
+        y_t = torch.as_tensor(Y, dtype=torch.float32)
+        self._fit_encoder(X, y_t, Y.shape[1], nd_shape, pretrain_X)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            As the ``y`` given to ``fit``.
+        """
+        out = self._outputs(X).astype(np.float64) * self.y_scale_ + self.y_mean_
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,368 @@
+"""FineTuner / FineTunerRegressor: transfer strategies, sklearn contract, errors."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn import (
+    AutoencoderTransformer,
+    BarlowTwinsTransformer,
+    BYOLTransformer,
+    DINOTransformer,
+    FineTuner,
+    FineTunerRegressor,
+    KMeansTransformer,
+    MAETransformer,
+    MoCoTransformer,
+    PCATransformer,
+    SimCLRTransformer,
+    SimSiamTransformer,
+)
+from sk_replearn.transfer._base import transfer_encoder
+
+
+def _tiny_ae(**kw):
+    params = {
+        "n_components": 4,
+        "encoder": "mlp",
+        "encoder_kwargs": {"hidden_sizes": (16,)},
+        "max_epochs": 2,
+        "batch_size": 32,
+        "device": "cpu",
+        "random_state": 0,
+    }
+    return AutoencoderTransformer(**{**params, **kw})
+
+
+@parametrize_with_checks(
+    [
+        FineTuner(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
+        FineTunerRegressor(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits_ae(small_digits):
+    X, _ = small_digits
+    return AutoencoderTransformer(
+        n_components=16, max_epochs=5, device="cpu", random_state=0
+    ).fit(X)
+
+
+def _state(est):
+    return {k: v.clone() for k, v in est.net_.module_.state_dict().items()}
+
+
+# -- the encoder copied out of every representation ---------------------------------
+_FAST = {"max_epochs": 1, "batch_size": 64, "device": "cpu", "random_state": 0}
+
+
+@pytest.mark.parametrize(
+    "rep",
+    [
+        AutoencoderTransformer(n_components=8, **_FAST),
+        AutoencoderTransformer(n_components=8, input_shape=(1, 8, 8), **_FAST),
+        SimCLRTransformer(input_shape=(1, 8, 8), **_FAST),
+        MoCoTransformer(input_shape=(1, 8, 8), queue_size=128, **_FAST),
+        BYOLTransformer(**_FAST),
+        SimSiamTransformer(**_FAST),
+        BarlowTwinsTransformer(**_FAST),
+        DINOTransformer(input_shape=(1, 8, 8), **_FAST),
+        MAETransformer(input_shape=(1, 8, 8), **_FAST),
+        MAETransformer(**_FAST),
+        PCATransformer(n_components=8),
+        PCATransformer(n_components=8, whiten=True),
+    ],
+    ids=lambda r: type(r).__name__,
+)
+def test_transfer_encoder_reproduces_transform(rep, small_digits):
+    X, _ = small_digits
+    rep.fit(X)
+    encoder = transfer_encoder(rep).eval()
+    with torch.no_grad():
+        Z = encoder(torch.as_tensor(X[:50], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(Z, rep.transform(X[:50]), rtol=1e-4, atol=1e-4)
+    # A copy: training it leaves the representation alone.
+    before = rep.transform(X[:5])
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    np.testing.assert_array_equal(rep.transform(X[:5]), before)
+
+
+def test_kmeans_cannot_be_fine_tuned(small_digits):
+    X, y = small_digits
+    km = KMeansTransformer(n_clusters=5, random_state=0).fit(X)
+    with pytest.raises(TypeError, match="KMeansTransformer.*PCATransformer"):
+        FineTuner(km, max_epochs=1).fit(X, y)
+
+
+# -- the pre-trained estimator is never changed -------------------------------------
+@pytest.mark.parametrize("strategy", ["full", "frozen"])
+def test_fit_leaves_pretrained_representation_unchanged(
+    digits_ae, small_digits, strategy
+):
+    X, y = small_digits
+    state, params = _state(digits_ae), digits_ae.get_params()
+    Z = digits_ae.transform(X)
+    clf = FineTuner(digits_ae, strategy=strategy, max_epochs=3, random_state=0)
+    clf.fit(X, y)
+    assert clf.representation_ is digits_ae
+    assert digits_ae.get_params() == params
+    for k, v in _state(digits_ae).items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0)
+    np.testing.assert_array_equal(digits_ae.transform(X), Z)
+    if strategy == "full":  # while the fine-tuned copy did move
+        assert not np.allclose(clf.transform(X), Z, atol=1e-3)
+    else:  # frozen features are the pre-trained ones
+        np.testing.assert_allclose(clf.transform(X), Z, atol=1e-5)
+
+
+def test_unfitted_representation_is_pretrained_on_pretrain_X(small_digits):
+    X, y = small_digits
+    rep = _tiny_ae()
+    clf = FineTuner(rep, max_epochs=2, random_state=0)
+    clf.fit(X[:100], y[:100], pretrain_X=X)
+    assert not hasattr(rep, "net_")  # the given estimator stays unfitted
+    assert clf.representation_ is not rep
+    assert clf.representation_.n_features_in_ == X.shape[1]
+    # pre-trained on all of X: its loss curve has ceil(n/batch) steps' worth
+    assert clf.representation_.n_epochs_ == rep.max_epochs
+
+
+def test_clone_shares_a_fitted_representation(digits_ae):
+    clf = FineTuner(digits_ae, lr=0.5)
+    twin = clone(clf)
+    assert twin.representation is digits_ae
+    assert twin.lr == 0.5
+    unfitted = FineTuner(_tiny_ae())
+    assert clone(unfitted).representation is not unfitted.representation
+
+
+# -- strategies ----------------------------------------------------------------------
+def test_freeze_layers_keeps_first_blocks(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, freeze_layers=1, max_epochs=3, random_state=0)
+    clf.fit(X, y)
+    assert clf.n_blocks_ == 3  # two MLP layers + the bottleneck
+    first = transfer_encoder(digits_ae).body.layers[0].weight
+    tuned = clf.net_.module_.encoder.body.layers[0].weight
+    torch.testing.assert_close(tuned.detach().cpu(), first.detach())
+    top = transfer_encoder(digits_ae).head.weight
+    assert not torch.allclose(clf.net_.module_.encoder.head.weight.cpu(), top)
+
+
+def test_frozen_batchnorm_statistics_stay_fixed(small_digits):
+    X, y = small_digits
+    rep = AutoencoderTransformer(n_components=8, input_shape=(1, 8, 8), **_FAST).fit(
+        X
+    )  # CNN encoder with BatchNorm
+    before = transfer_encoder(rep).state_dict()
+    clf = FineTuner(rep, strategy="full", freeze_layers=1, max_epochs=2, random_state=0)
+    clf.fit(X, y)
+    after = clf.net_.module_.encoder.state_dict()
+    for key in ("body.features.1.running_mean", "body.features.1.running_var"):
+        torch.testing.assert_close(after[key].cpu(), before[key])
+    assert not torch.allclose(
+        after["body.features.4.running_mean"].cpu(),
+        before["body.features.4.running_mean"],
+    )
+
+
+def test_learning_rates_per_block(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(
+        digits_ae,
+        lr=0.1,
+        encoder_lr_scale=0.5,
+        layer_decay=0.5,
+        reinit_layers=0,
+        lr_schedule=None,
+        max_epochs=1,
+    ).fit(X, y)
+    net = clf.net_
+    names = {id(p): n for n, p in net.module_.named_parameters()}
+    lr_of = {
+        names[id(p)]: g["lr"] for g in net.optimizer_.param_groups for p in g["params"]
+    }
+    # top block (bottleneck) 0.1*0.5, then each block below halves
+    assert lr_of["encoder.head.weight"] == pytest.approx(0.05)
+    assert lr_of["encoder.body.layers.3.weight"] == pytest.approx(0.025)
+    assert lr_of["encoder.body.layers.0.weight"] == pytest.approx(0.0125)
+    assert lr_of["head.1.weight"] == pytest.approx(0.1)
+
+
+def test_reinit_layers_redraws_the_top(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, reinit_layers=1, max_epochs=1, lr=1e-9, random_state=0)
+    clf.fit(X, y)
+    old = transfer_encoder(digits_ae)
+    new = clf.net_.module_.encoder
+    # lr ~ 0: the re-drawn bottleneck differs from the pre-trained one, the
+    # block below it is (almost) the pre-trained one
+    assert not torch.allclose(new.head.weight.cpu(), old.head.weight, atol=1e-3)
+    torch.testing.assert_close(
+        new.body.layers[0].weight.cpu(), old.body.layers[0].weight, atol=1e-6, rtol=0
+    )
+    scratch = FineTuner(digits_ae, reinit_layers="all", max_epochs=1).fit(X, y)
+    assert scratch.n_blocks_ == 3
+
+
+def test_custom_head_class(digits_ae, small_digits):
+    X, y = small_digits
+
+    class TwoLayer(torch.nn.Sequential):
+        def __init__(self, n_in, n_out):
+            super().__init__(
+                torch.nn.Linear(n_in, 8), torch.nn.Tanh(), torch.nn.Linear(8, n_out)
+            )
+
+    clf = FineTuner(digits_ae, head=TwoLayer, max_epochs=2, random_state=0).fit(X, y)
+    assert isinstance(clf.net_.module_.head, TwoLayer)
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+# -- learning happens; determinism; persistence ---------------------------------------
+def test_fine_tuning_learns_digits(digits_split):
+    X_tr, X_te, y_tr, y_te = digits_split
+    rep = AutoencoderTransformer(
+        n_components=16, max_epochs=20, device="cpu", random_state=0
+    )
+    rep.fit(X_tr)
+    tuned = FineTuner(rep, max_epochs=30, random_state=0).fit(X_tr, y_tr)
+    frozen = FineTuner(rep, strategy="frozen", max_epochs=30, random_state=0)
+    frozen.fit(X_tr, y_tr)
+    assert tuned.score(X_te, y_te) >= 0.95
+    assert tuned.score(X_te, y_te) > frozen.score(X_te, y_te)
+
+
+def test_images_in_their_own_shape(small_digits):
+    X, y = small_digits
+    images = X.reshape(-1, 1, 8, 8)
+    rep = AutoencoderTransformer(n_components=8, **_FAST)
+    clf = FineTuner(rep, max_epochs=2, random_state=0).fit(images, y)
+    assert clf.input_shape_ == (1, 8, 8)
+    assert clf.predict(images[:4]).shape == (4,)
+    np.testing.assert_array_equal(clf.predict(images[:4]), clf.predict(X[:4]))
+
+
+def test_random_state_makes_fit_deterministic(small_digits):
+    X, y = small_digits
+
+    def fit():
+        return FineTuner(_tiny_ae(random_state=None), max_epochs=3, random_state=7).fit(
+            X, y
+        )
+
+    np.testing.assert_array_equal(fit().predict_proba(X), fit().predict_proba(X))
+
+
+def test_pickle_round_trip(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, max_epochs=2, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(again.transform(X), clf.transform(X))
+
+
+def test_string_labels_round_trip(digits_ae, small_digits):
+    X, y = small_digits
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    clf = FineTuner(digits_ae, max_epochs=5, random_state=0).fit(X, names[y])
+    assert set(clf.classes_) == set(names)
+    assert set(clf.predict(X)) <= set(names)
+    assert clf.score(X, names[y]) > 0.5
+
+
+def test_regressor_multi_output(small_digits):
+    X, y = small_digits
+    Y = np.column_stack([y, X[:, 20], -y])
+    reg = FineTunerRegressor(
+        PCATransformer(n_components=16), max_epochs=150, random_state=0
+    )
+    reg.fit(X, Y)
+    assert reg.predict(X[:5]).shape == (5, 3)
+    assert reg.score(X, Y) > 0.8
+    reg1 = clone(reg).fit(X, y.astype(float))
+    assert reg1.predict(X[:5]).shape == (5,)
+
+
+# -- model selection -------------------------------------------------------------------
+def test_grid_search_over_strategy_and_lr(digits_ae, small_digits):
+    X, y = small_digits
+    search = GridSearchCV(
+        FineTuner(digits_ae, max_epochs=3, random_state=0),
+        {"strategy": ["full", "frozen"], "lr": [1e-2, 3e-3]},
+        cv=2,
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_.representation is digits_ae
+    assert search.score(X, y) > 0.3
+
+
+def test_cross_val_score_on_pipeline_with_scaler(small_digits):
+    X, y = small_digits
+    rep = AutoencoderTransformer(n_components=16, max_epochs=10, random_state=0)
+    pipe = make_pipeline(
+        StandardScaler(), FineTuner(rep, max_epochs=20, random_state=0)
+    )
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.85)
+
+
+# -- bad input -------------------------------------------------------------------------
+def test_bad_targets(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, max_epochs=1)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X, np.zeros(len(X)))
+    y_nan = y.astype(float)
+    y_nan[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.fit(X, y_nan)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        clf.fit(X, np.linspace(0, 1, len(X)))
+    with pytest.raises(ValueError, match="NaN"):
+        FineTunerRegressor(digits_ae, max_epochs=1).fit(X, y_nan)
+
+
+def test_bad_parameters(digits_ae, small_digits):
+    X, y = small_digits
+    with pytest.raises(ValueError, match="freeze_layers=5 but the encoder has only 3"):
+        FineTuner(digits_ae, freeze_layers=5, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="overlap"):
+        FineTuner(digits_ae, freeze_layers=2, reinit_layers=2, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="strategy='frozen'"):
+        FineTuner(digits_ae, strategy="frozen", reinit_layers=1).fit(X, y)
+    with pytest.raises(ValueError, match="strategy"):
+        FineTuner(digits_ae, strategy="partial").fit(X, y)
+    with pytest.raises(ValueError, match="X has 10 features, but the representation"):
+        FineTuner(digits_ae, max_epochs=1).fit(X[:, :10], y)
+    with pytest.raises(TypeError, match="must return a torch.nn.Module"):
+        FineTuner(digits_ae, head=lambda i, o: "linear", max_epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match="cannot be fine-tuned"):
+        FineTuner(StandardScaler(), max_epochs=1).fit(X, y)
+
+
+def test_predict_checks_features(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(copy.deepcopy(digits_ae), max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :10])
