@@ -28,7 +28,18 @@ setup(
         "joblib>=1.2",
     ],
     extras_require={
-        "test": ["pytest>=7", "pandas>=1.5", "mnist1d>=0.0.2", "ruff"],
+        "test": [
+            "pytest>=7",
+            "pandas>=1.5",
+            "mnist1d>=0.0.2",
+            "ruff",
+            "hypothesis>=6",
+            "accelerate>=0.26",
+            "dask[distributed]>=2023.1",
+            "psutil",
+        ],
+        # Multi-GPU training (accelerate) and distributed grid search (dask).
+        "distributed": ["accelerate>=0.26", "dask[distributed]>=2023.1"],
         "docs": [
             "sphinx>=7",
             "sphinx-gallery>=0.15",

@@ -29,41 +29,14 @@ import argparse
 import ast
 import time
 
-import numpy as np
 import torch
-from sklearn.datasets import load_digits
+from _data import load_digits_split, load_mnist1d_split
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_replearn.methods import MAETransformer
-
-
-def load_digits_split():
-    X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0
-    )
-    return X_tr.astype(np.float32), X_te.astype(np.float32), y_tr, y_te
-
-
-def load_mnist1d_split():
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    # make_dataset reseeds numpy's legacy global RNG: restore it afterwards.
-    state = np.random.get_state()  # noqa: NPY002
-    try:
-        data = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
-    return (
-        data["x"].astype(np.float32),
-        data["x_test"].astype(np.float32),
-        data["y"],
-        data["y_test"],
-    )
 
 
 def probe(Z_train, Z_test, y_train, y_test) -> float:

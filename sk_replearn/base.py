@@ -184,6 +184,27 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     return shape
 
 
+def _check_float32_range(X: np.ndarray, owner: str) -> None:
+    """Refuse values whose squares overflow float32, the models' precision.
+
+    Every estimator computes squared distances, variances or squared errors
+    in float32: a row whose squared norm exceeds float32's largest value
+    (3.4e38, e.g. any value above 1.8e19) would turn into inf and then NaN
+    silently, so it is refused here with a clear message.
+    """
+    if X.size == 0:
+        return
+    peak = max(abs(float(X.max())), abs(float(X.min())))  # no copy of X
+    limit = math.sqrt(float(np.finfo(np.float32).max) / X.shape[1])
+    if peak > limit:
+        raise ValueError(
+            f"X holds values up to {peak:.3g} in magnitude: squared and summed "
+            f"over its {X.shape[1]} features they overflow float32 (above "
+            f"{limit:.3g}), the precision in which {owner} computes; rescale X "
+            "(e.g. with StandardScaler)."
+        )
+
+
 class BaseRepresentation(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -230,6 +251,7 @@ class BaseRepresentation(
         X = validate_data(
             self, X, reset=reset, dtype=[np.float32, np.float64], accept_sparse=False
         )
+        _check_float32_range(X, type(self).__name__)
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
             # Whether X came N-D: inverse_transform answers in the same layout.

@@ -15,6 +15,7 @@ import contextlib
 import math
 import warnings
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
@@ -22,6 +23,8 @@ from skorch.utils import TeeGenerator
 
 __all__ = [
     "ArrayDataset",
+    "ArrayRows",
+    "SampleDataset",
     "NonFiniteLossError",
     "RandomSplit",
     "RepresentationNet",
@@ -30,8 +33,112 @@ __all__ = [
 ]
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """Raised when the training loss becomes NaN or infinite.
+
+    Also a :class:`ValueError`: its cause is a value the user chose (a too
+    high ``lr``, or data of extreme magnitude), and ``except ValueError``
+    (as in scikit-learn's model selection) should catch it.
+    """
+
+
+class ArrayRows:
+    """Rows of a numpy array (a memmap) read on demand as float32 batches.
+
+    Stands in for the tensor of an :class:`ArrayDataset` when the data does
+    not fit in memory: indexing with a slice or an index tensor reads only
+    those rows from the array and returns them as a float32 tensor
+    ``(B, *sample_shape)``. :meth:`subset` is lazy too (it composes indices).
+
+    Parameters
+    ----------
+    array : numpy.ndarray of shape (n, n_features)
+        The rows, typically a :class:`numpy.memmap`; never copied whole.
+    sample_shape : tuple of int
+        Shape of one sample, of product ``n_features``.
+    index : numpy.ndarray of int or None, default=None
+        Rows of ``array`` that make up this view, in order; None for all.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.training import ArrayRows
+    >>> rows = ArrayRows(np.arange(12.0).reshape(6, 2), (1, 2))
+    >>> rows[torch.tensor([4, 1])].shape, len(rows.subset(torch.tensor([0, 5])))
+    (torch.Size([2, 1, 2]), 2)
+    """
+
+    def __init__(self, array, sample_shape, index=None) -> None:
+        self.array = array
+        self.sample_shape = tuple(sample_shape)
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.array) if self.index is None else len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.sample_shape)
+
+    def _rows(self, idx) -> np.ndarray | slice:
+        if isinstance(idx, torch.Tensor):
+            idx = idx.numpy()
+        return idx if self.index is None else self.index[idx]
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        """Float32 tensor of the rows ``idx`` (an int gives one sample)."""
+        if isinstance(idx, (int, np.integer)):
+            return self[slice(idx, idx + 1)][0]
+        block = np.array(self.array[self._rows(idx)], dtype=np.float32)  # (B, d)
+        return torch.from_numpy(block).reshape(-1, *self.sample_shape)
+
+    def subset(self, idx) -> ArrayRows:
+        """The rows ``idx`` of this view, still unread."""
+        rows = self._rows(idx)
+        if self.index is None:  # a slice or indices of the whole array
+            rows = np.arange(len(self.array))[rows]
+        return ArrayRows(self.array, self.sample_shape, np.asarray(rows))
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """A user's map-style dataset as ``(sample, target)`` pairs of fixed shape.
+
+    Items of ``dataset`` may be a sample or a ``(sample, target)`` pair; the
+    sample (anything :func:`torch.as_tensor` takes) is returned as a float32
+    tensor of shape ``sample_shape``, the target as given (a 0-d zero when
+    there is none), so that a :class:`~torch.utils.data.DataLoader` collates
+    ``(X, y)`` batches for skorch.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Map-style dataset with ``__len__``.
+    sample_shape : tuple of int
+        Shape every sample is reshaped to.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import SampleDataset
+    >>> data = SampleDataset(torch.utils.data.TensorDataset(torch.zeros(5, 4)), (1, 4))
+    >>> len(data), data[0][0].shape
+    (5, torch.Size([1, 4]))
+    """
+
+    def __init__(self, dataset, sample_shape) -> None:
+        self.dataset = dataset
+        self.sample_shape = tuple(sample_shape)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        x, y = item, None
+        if isinstance(item, (tuple, list)):  # (sample,) or (sample, target)
+            x, y = item[0], (item[1] if len(item) > 1 else None)
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        return x.reshape(self.sample_shape), torch.zeros(()) if y is None else y
 
 
 class ArrayDataset(torch.utils.data.Dataset):
@@ -39,8 +146,9 @@ class ArrayDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    X : torch.Tensor
-        The samples, float32, on the CPU.
+    X : torch.Tensor or ArrayRows
+        The samples, float32, on the CPU; an :class:`ArrayRows` reads them
+        from a memmap one batch at a time.
     y : torch.Tensor or None, default=None
         Targets ``(n, ...)`` (class indices or regression values), or None
         for unlabelled data.
@@ -65,7 +173,8 @@ class ArrayDataset(torch.utils.data.Dataset):
 
     def subset(self, idx: torch.Tensor) -> ArrayDataset:
         """The samples (and targets) at the indices ``idx``."""
-        return ArrayDataset(self.X[idx], None if self.y is None else self.y[idx])
+        X = self.X.subset(idx) if isinstance(self.X, ArrayRows) else self.X[idx]
+        return ArrayDataset(X, None if self.y is None else self.y[idx])
 
 
 class _Batches:
@@ -94,10 +203,15 @@ class _Batches:
         self.training = training
 
     def __len__(self) -> int:
-        n_batches = math.ceil(len(self.X) / self.batch_size)
-        if len(self.X) > 1 and len(self.X) % self.batch_size == 1:
+        return self.count(len(self.X), self.batch_size)
+
+    @staticmethod
+    def count(n: int, batch_size: int) -> int:
+        """Number of batches of ``n`` samples (a last batch of one is not one)."""
+        n_batches = math.ceil(n / batch_size)
+        if n > 1 and n % batch_size == 1:
             n_batches -= 1  # dropped in training, merged in evaluation
-        return max(n_batches, 1) if len(self.X) else 0
+        return max(n_batches, 1) if n else 0
 
     def _take(self, idx):
         return self.X[idx], None if self.y is None else self.y[idx]
@@ -139,11 +253,16 @@ class RandomSplit:
     def __init__(self, fraction: float) -> None:
         self.fraction = fraction
 
-    def __call__(self, dataset: ArrayDataset, y=None, **fit_params):
+    def __call__(self, dataset, y=None, **fit_params):
         n = len(dataset)
         n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
-        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+        if isinstance(dataset, ArrayDataset):
+            return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+        Subset = torch.utils.data.Subset  # any other map-style dataset
+        return Subset(dataset, order[n_valid:].tolist()), Subset(
+            dataset, order[:n_valid].tolist()
+        )
 
 
 class WarmupCosine:
@@ -192,7 +311,8 @@ class StopOnNonFiniteLoss(Callback):
                 f"{value} in epoch {epoch}. The learning rate (lr={net.lr}) is "
                 "most likely too high for this model and data; lower lr, add "
                 "warm-up (lr_schedule='cosine', warmup_epochs>0) or use "
-                "precision='32'."
+                "precision='32'. If X holds values of extreme magnitude, "
+                "rescale it first (e.g. with StandardScaler)."
             )
 
 
@@ -243,21 +363,36 @@ class RepresentationNet(NeuralNet):
 
     # -- data --------------------------------------------------------------
     def get_dataset(self, X, y=None):
-        """Wrap a tensor in an :class:`ArrayDataset` (datasets pass through)."""
+        """Wrap a tensor (or :class:`ArrayRows`) in an :class:`ArrayDataset`.
+
+        Datasets pass through.
+        """
         if isinstance(X, torch.utils.data.Dataset):
             return X
-        return ArrayDataset(
-            torch.as_tensor(X, dtype=torch.float32),
-            None if y is None else torch.as_tensor(y),
-        )
+        y = None if y is None else torch.as_tensor(y)
+        if isinstance(X, ArrayRows):
+            return ArrayDataset(X, y)
+        return ArrayDataset(torch.as_tensor(X, dtype=torch.float32), y)
 
     def get_iterator(self, dataset, training=False):
-        """Batches sliced from the dataset's tensor (see :class:`_Batches`)."""
-        if not isinstance(dataset, ArrayDataset):
-            return super().get_iterator(dataset, training=training)
+        """Batches sliced from the dataset's tensor (see :class:`_Batches`).
+
+        Any other dataset is read by a :class:`~torch.utils.data.DataLoader`,
+        shuffled in training (where, as in :class:`_Batches`, a last batch of
+        one sample is dropped); ``iterator_train__*`` / ``iterator_valid__*``
+        parameters reach it as in skorch.
+        """
         prefix = "iterator_train" if training else "iterator_valid"
-        batch_size = self.get_params_for(prefix).get("batch_size", self.batch_size)
-        return _Batches(dataset.X, batch_size, training, y=dataset.y)
+        kwargs = self.get_params_for(prefix)
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        if isinstance(dataset, ArrayDataset):
+            return _Batches(dataset.X, batch_size, training, y=dataset.y)
+        n = len(dataset)
+        batch_size = n if batch_size == -1 else batch_size
+        if training:
+            kwargs.setdefault("shuffle", True)
+            kwargs.setdefault("drop_last", n > 1 and n % batch_size == 1)
+        return getattr(self, prefix)(dataset, batch_size=batch_size, **kwargs)
 
     # -- one step ----------------------------------------------------------
     def _autocast(self):
@@ -275,7 +410,11 @@ class RepresentationNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The objective's loss; labels are ignored."""
         with self._autocast():
-            return self.module_.loss(y_pred, torch.as_tensor(X).to(self.device))
+            return self.objective().loss(y_pred, torch.as_tensor(X).to(self.device))
+
+    def objective(self):
+        """The trained objective, ``module_`` (unwrapped when accelerated)."""
+        return self.module_
 
     def initialize(self):
         """Initialise as skorch does, plus the float16 gradient scaler."""

@@ -64,8 +64,8 @@ def test_mae_user_pipeline_runs_as_written(input_shape):
     )
     pipe.fit(X[:600], y[:600])
     rep = pipe.named_steps["rep"]
-    if input_shape is None:  # a table: one token per pixel, never guessed 8x8
-        assert rep.input_shape_ == (64,) and rep.n_tokens_ == 64
+    if input_shape is None:  # a table: tokens of 2 pixels, never guessed 8x8
+        assert rep.input_shape_ == (64,) and rep.n_tokens_ == 32
     else:
         assert rep.input_shape_ == (1, 8, 8) and rep.n_tokens_ == 16
     assert pipe.score(X[600:], y[600:]) > 0.2  # 3 epochs; chance is 0.1
@@ -261,7 +261,7 @@ def test_mae_tables(small_digits):
     grouped = MAETransformer(**TINY, patch_size=3, norm_pix_loss=True).fit(table)
     assert grouped.n_tokens_ == 4
     wide = rng.standard_normal((40, 100)).astype(np.float32)
-    assert MAETransformer(**{**TINY, "max_epochs": 1}).fit(wide).patch_size_ == 2
+    assert MAETransformer(**{**TINY, "max_epochs": 1}).fit(wide).patch_size_ == 4
 
 
 @pytest.mark.parametrize("n_features", [2, 3])
@@ -317,9 +317,10 @@ def test_resolve_patch_size_rules():
     assert resolve_patch_size("auto", (1, 8, 8)) == 2
     assert resolve_patch_size("auto", (1, 28, 28)) == 4
     assert resolve_patch_size("auto", (1, 40)) == 2
-    assert resolve_patch_size("auto", (64,)) == 1
-    assert resolve_patch_size("auto", (100,)) == 2
-    assert resolve_patch_size("auto", (784,)) == 14
+    assert resolve_patch_size("auto", (32,)) == 1
+    assert resolve_patch_size("auto", (64,)) == 2
+    assert resolve_patch_size("auto", (100,)) == 4
+    assert resolve_patch_size("auto", (784,)) == 28
     assert resolve_patch_size("auto", (67,)) == 1  # prime: one token per feature
     with pytest.raises(ValueError, match="patch_size=3 must divide"):
         resolve_patch_size(3, (64,))

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 
 from ..base import BaseRepresentation, seed_from_random_state
+from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..objectives.base import Objective
-from ..training import RandomSplit, RepresentationNet, StopOnNonFiniteLoss, WarmupCosine
+from ..persistence import TrainingCheckpoint, fingerprint
+from ..persistence import load as _load_estimator
+from ..persistence import save as _save_estimator
+from ..streaming import is_memory_mapped, sample_dataset, scale_sample
+from ..training import (
+    ArrayRows,
+    RandomSplit,
+    RepresentationNet,
+    StopOnNonFiniteLoss,
+    WarmupCosine,
+)
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
 
@@ -70,17 +82,25 @@ class NeuralRepresentation(BaseRepresentation):
         "compile": ["boolean"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "accelerator": [HasMethods(["prepare", "backward"]), None],
     }
 
     # -- fit -----------------------------------------------------------------
     def _fit(self, X) -> NeuralRepresentation:
         """Validate, build, train and record; shared by every subclass's fit."""
         warm = self.warm_start and hasattr(self, "net_")
-        X = self._validate_X(X, reset=not warm)
+        if isinstance(X, torch.utils.data.Dataset):  # streamed by a DataLoader
+            X_t = sample_dataset(self, X, reset=not warm)
+            X = np.empty((len(X_t), 0), np.float32)  # only its length is checked
+        else:
+            X = self._validate_X(X, reset=not warm)
+            X_t = None
         self._check_params_against_data(X)
         device = self._device()
-        X_t = self._as_samples(X)
-        with seeded(seed_from_random_state(self.random_state), device):
+        X_t = self._as_samples(X) if X_t is None else X_t
+        seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
+        with seeded(seed, device):
             net = self.net_ if warm else self._build_net(X_t, device)
             net.partial_fit(X_t, None)
         self._record_fit(net)
@@ -105,8 +125,13 @@ class NeuralRepresentation(BaseRepresentation):
                 "device; use precision='bf16' or '32' on the CPU."
             )
 
-    def _as_samples(self, X: np.ndarray) -> torch.Tensor:
-        """2-D validated X as a float32 tensor ``(n, *input_shape_)``."""
+    def _as_samples(self, X: np.ndarray) -> torch.Tensor | ArrayRows:
+        """2-D validated X as a float32 tensor ``(n, *input_shape_)``.
+
+        A memory-mapped X stays on disk: its rows are read batch by batch.
+        """
+        if is_memory_mapped(X):
+            return ArrayRows(X, self.input_shape_)
         X = np.asarray(X, dtype=np.float32)
         if not X.flags.writeable:  # torch warns on read-only memory
             X = X.copy()
@@ -114,8 +139,9 @@ class NeuralRepresentation(BaseRepresentation):
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
-        module.set_input_scale(X_t)
-        net = RepresentationNet(module, **self._engine_kwargs(X_t.shape[0], device))
+        module.set_input_scale(scale_sample(X_t))
+        net_class = accelerated_net_class(RepresentationNet, self.accelerator)
+        net = net_class(module, **self._engine_kwargs(len(X_t), device))
         return net.initialize()
 
     def _engine_kwargs(self, n_samples: int, device: torch.device) -> dict:
@@ -125,7 +151,7 @@ class NeuralRepresentation(BaseRepresentation):
             if isinstance(self.optimizer, str)
             else self.optimizer
         )
-        return {
+        kwargs = {
             "optimizer": optimizer,
             "optimizer__weight_decay": self.weight_decay,
             "lr": self.lr,
@@ -140,6 +166,20 @@ class NeuralRepresentation(BaseRepresentation):
             "compile": self.compile,
             "verbose": int(self.verbose),
         }
+        if self.accelerator is not None:
+            if self.precision != "32":
+                raise ValueError(
+                    f"precision={self.precision!r} cannot be combined with an "
+                    "accelerator, which sets the precision itself: leave "
+                    "precision='32' and create the accelerator with "
+                    "Accelerator(mixed_precision='bf16') (or 'fp16')."
+                )
+            kwargs["accelerator"] = self.accelerator
+            # The accelerator places the model unless told not to.
+            kwargs["device"] = (
+                None if self.accelerator.device_placement else str(device)
+            )
+        return kwargs
 
     def _callbacks(self, n_samples: int) -> list:
         callbacks = [("finite_loss", StopOnNonFiniteLoss())]
@@ -147,7 +187,8 @@ class NeuralRepresentation(BaseRepresentation):
             n_train = n_samples
             if self.early_stopping:
                 n_train -= max(int(round(self.validation_fraction * n_samples)), 1)
-            steps = math.ceil(n_train / self.batch_size)
+            # batch_size is per process; each takes 1 / world of the samples
+            steps = math.ceil(n_train // world_size(self.accelerator) / self.batch_size)
             callbacks.append(
                 (
                     "lr_schedule",
@@ -174,8 +215,35 @@ class NeuralRepresentation(BaseRepresentation):
             )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
+        if self.checkpoint_dir is not None:
+            directory = os.fspath(self.checkpoint_dir)
+            if not directory or (
+                os.path.exists(directory) and not os.path.isdir(directory)
+            ):
+                raise ValueError(
+                    f"checkpoint_dir={self.checkpoint_dir!r} is not a directory "
+                    "(nor a path where one can be made); pass a directory path, or "
+                    "None to save no checkpoint."
+                )
+            # After the engine's callbacks, so their epoch's state is saved.
+            checkpoint = TrainingCheckpoint(self.checkpoint_dir, fingerprint(self))
+            callbacks.append(("checkpoint", checkpoint))
         for i, cb in enumerate(self.callbacks or []):
-            callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}", cb))
+            named = cb if isinstance(cb, tuple) else (f"user_{i}", cb)
+            if not (
+                len(named) == 2
+                and isinstance(named[0], str)
+                and (
+                    isinstance(named[1], Callback)
+                    or (isinstance(named[1], type) and issubclass(named[1], Callback))
+                )
+            ):
+                raise TypeError(
+                    f"callbacks[{i}]={cb!r} is not a skorch callback; pass "
+                    "instances of skorch.callbacks.Callback, or (name, callback) "
+                    "tuples."
+                )
+            callbacks.append(named)
         return callbacks
 
     def _record_fit(self, net: RepresentationNet) -> None:
@@ -183,6 +251,112 @@ class NeuralRepresentation(BaseRepresentation):
         self.history_ = net.history
         self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         self.n_epochs_ = len(net.history)
+
+    # -- persistence -----------------------------------------------------------
+    def save(self, path) -> None:
+        """Save the fitted estimator to ``path``, as data that runs no code.
+
+        The file holds the parameters, the fitted attributes and the
+        network's weights (and optimizer state and history), in a format
+        ``torch.load(path, weights_only=True)`` reads; :meth:`load` rebuilds
+        the network from the parameters and loads the weights into it.
+        ``callbacks`` and ``accelerator`` are saved as None (they say how a
+        fit runs, not what it learned). A parameter that is code, such as an
+        ``encoder`` class or a ``head`` function, cannot be saved: ``save``
+        raises a TypeError. Pickling (``joblib.dump``) works too, but
+        loading a pickle runs code: use it only for files you trust, and
+        prefer ``save``/``load`` to exchange models.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write, conventionally ``*.pt``.
+
+        Raises
+        ------
+        TypeError
+            If a parameter or fitted attribute is not data.
+
+        See Also
+        --------
+        sk_replearn.persistence.save : The same for any sk_replearn estimator.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sk_replearn import AutoencoderTransformer
+        >>> X = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+        >>> ae = AutoencoderTransformer(n_components=2, max_epochs=1,
+        ...                             random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "ae.pt")
+        >>> ae.save(path)
+        >>> same = AutoencoderTransformer.load(path)
+        >>> np.array_equal(same.transform(X), ae.transform(X))
+        True
+        """
+        check_is_fitted(self, "net_")
+        _save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path, *, device=None):
+        """Load an estimator written by :meth:`save`.
+
+        The file is read with ``torch.load(weights_only=True)``: it can hold
+        tensors and plain data only, so loading it never runs code; a file
+        holding anything else is refused with a ValueError.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+        device : str, torch.device or None, default=None
+            Device for the network (sets the ``device`` parameter), e.g.
+            ``"cpu"`` for a model trained on a GPU; None keeps the saved one.
+
+        Returns
+        -------
+        estimator : fitted estimator of this class
+            Its outputs equal the saved estimator's.
+
+        Raises
+        ------
+        ValueError
+            If the file is not an sk_replearn file or holds more than data.
+        TypeError
+            If it holds an estimator of another class.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sk_replearn import AutoencoderTransformer
+        >>> X = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+        >>> path = os.path.join(tempfile.mkdtemp(), "ae.pt")
+        >>> AutoencoderTransformer(max_epochs=1, random_state=0).fit(X).save(path)
+        >>> AutoencoderTransformer.load(path, device="cpu").n_features_in_
+        6
+        """
+        estimator = _load_estimator(path, device=device)
+        if not isinstance(estimator, cls):
+            name = type(estimator).__name__
+            raise TypeError(
+                f"{os.fspath(path)!r} holds a {name}, not a {cls.__name__}; load "
+                f"it with {name}.load or sk_replearn.persistence.load."
+            )
+        return estimator
+
+    def _restore_net(self, n_samples: int) -> RepresentationNet:
+        """An initialised net of the fitted architecture, for :meth:`load`.
+
+        The weights are drawn under a fixed seed (leaving the caller's
+        random state alone) and then overwritten by the loaded ones.
+        """
+        device = self._device()
+        with seeded(0, device):
+            module = self._build_objective()
+            net = RepresentationNet(module, **self._engine_kwargs(n_samples, device))
+            return net.initialize()
 
     def _build_objective(self) -> Objective:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -203,13 +377,15 @@ class NeuralRepresentation(BaseRepresentation):
         module = self._module()
         X = self._validate_X(X, reset=False)
         shape = tuple(self.input_shape_)
-        return self._map_batches(
+        out = self._map_batches(
             X,
             lambda xb: fn(module, xb.view(-1, *shape)).float().flatten(1),
             n_out,
             device=next(module.parameters()).device,
             batch_size=max(self.batch_size, _TRANSFORM_BATCH),
         )
+        _check_finite_output(out, X, type(self).__name__)
+        return out
 
     def transform(self, X) -> np.ndarray:
         """Encode X into its learned representation.
@@ -230,6 +406,21 @@ class NeuralRepresentation(BaseRepresentation):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _check_finite_output(out: np.ndarray, X: np.ndarray, owner: str) -> None:
+    """Never answer NaN silently: overflow in float32 is an error naming X."""
+    finite = np.isfinite(out)
+    if finite.all():
+        return
+    n_bad = int((~finite).reshape(len(out), -1).any(axis=1).sum())
+    peak = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0
+    raise ValueError(
+        f"{owner} computed non-finite values (inf or NaN) for {n_bad} of "
+        f"{len(out)} samples: float32 overflowed. X holds values up to "
+        f"{peak:.3g} in magnitude; rescale X (e.g. with StandardScaler) before "
+        "fitting and predicting."
+    )
 
 
 def _silent(*args, **kwargs) -> None:

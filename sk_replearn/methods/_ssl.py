@@ -22,9 +22,11 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..distributed import world_size
 from ..nn import ENCODER_NAMES
 from ..objectives.noncontrastive import collapse_std
 from ..objectives.two_view import TwoViewObjective
+from ..streaming import dataset_head
 from ._base import NeuralRepresentation, seeded
 
 __all__ = ["CollapseWarning"]
@@ -149,6 +151,7 @@ class _SSLTransformer(NeuralRepresentation):
         n_train = X.shape[0]
         if self.early_stopping:
             n_train -= max(int(round(self.validation_fraction * n_train)), 1)
+        n_train //= world_size(self.accelerator)  # each process's share
         steps = math.ceil(n_train / self.batch_size)
         if n_train % self.batch_size == 1 and n_train > 1:
             steps -= 1  # the training iterator drops a last batch of one
@@ -193,6 +196,8 @@ class _SSLTransformer(NeuralRepresentation):
 
     def _check_collapse(self, X) -> None:
         """Set ``collapse_std_`` on a sample of X and warn if it is tiny."""
+        if isinstance(X, torch.utils.data.Dataset):  # its first samples
+            X = dataset_head(X, _COLLAPSE_SAMPLE)
         X = self._validate_X(X, reset=False)  # (n, n_features_in_)
         if X.shape[0] > _COLLAPSE_SAMPLE:
             rows = check_random_state(0).choice(X.shape[0], _COLLAPSE_SAMPLE, False)
@@ -295,7 +300,20 @@ random_state : int, RandomState instance or None, default={random_state}
     training bit-for-bit repeatable.
 warm_start : bool, default={warm_start}
     When True, a second ``fit`` continues training the same network (the
-    momentum schedule, if any, starts again)."""
+    momentum schedule, if any, starts again).
+checkpoint_dir : str, path-like or None, default=None
+    Directory where the training state (weights, optimiser, history) is
+    saved after every epoch. A ``fit`` that finds a checkpoint there
+    resumes after its last finished epoch, so a killed run loses at most
+    one epoch. None saves nothing.
+accelerator : accelerate.Accelerator or None, default=None
+    Train through Hugging Face Accelerate (several GPUs or machines,
+    started with ``accelerate launch``; see the user guide). None trains
+    in this process on ``device``.
+    Data-parallel: ``batch_size`` is per process, ``precision`` must stay
+    "32" (set ``mixed_precision`` on the accelerator) and ``device`` is the
+    accelerator's. An estimator with an accelerator cannot be pickled: use
+    ``save``/``load``. See :mod:`sk_replearn.distributed`."""
 
 _ATTRIBUTES = """\
 net_ : sk_replearn.training.RepresentationNet

@@ -90,6 +90,20 @@ class AutoencoderTransformer(NeuralRepresentation):
         training bit-for-bit repeatable.
     warm_start : bool, default=False
         When True, a second ``fit`` continues training the same network.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the training state (weights, optimiser, history) is
+        saved after every epoch. A ``fit`` that finds a checkpoint there
+        resumes after its last finished epoch, so a killed run loses at most
+        one epoch. None saves nothing.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (several GPUs or machines,
+        started with ``accelerate launch``; see the user guide). None trains
+        in this process on ``device``.
+        Data-parallel: ``batch_size`` is per process, ``precision`` must
+        stay "32" (set ``mixed_precision`` on the accelerator) and
+        ``device`` is the accelerator's. An estimator with an
+        accelerator cannot be pickled: use ``save``/``load``. See
+        :mod:`sk_replearn.distributed`.
 
     Attributes
     ----------
@@ -173,6 +187,8 @@ class AutoencoderTransformer(NeuralRepresentation):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.n_components = n_components
         self.encoder = encoder
@@ -199,6 +215,8 @@ class AutoencoderTransformer(NeuralRepresentation):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> AutoencoderTransformer:

@@ -90,6 +90,8 @@ class SimCLRTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -115,6 +117,8 @@ class SimCLRTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {"temperature": self.temperature}
@@ -210,6 +214,8 @@ class MoCoTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -237,6 +243,8 @@ class MoCoTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {

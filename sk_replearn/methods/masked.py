@@ -44,8 +44,8 @@ class MAETransformer(NeuralRepresentation):
         features of a table). ``"auto"`` picks, for images and signals, the
         smallest ``p >= 2`` that gives 4 to 64 tokens (8x8 -> 2, 28x28 -> 4,
         length 40 -> 2), or 1 for short samples without one; for a table
-        with ``d`` features, 1 when ``d <= 64``, else the smallest divisor of
-        ``d`` giving 4 to 64 tokens, else 1.
+        with ``d`` features, 1 when ``d <= 32``, else the smallest divisor of
+        ``d`` giving 4 to 32 tokens, else 1 (digits' 64 pixels -> 2).
     mask_ratio : float, default=0.75
         Fraction of the tokens hidden in training, in (0, 1). At least one
         token always stays visible: for samples of very few tokens the
@@ -123,6 +123,20 @@ class MAETransformer(NeuralRepresentation):
         training bit-for-bit repeatable.
     warm_start : bool, default=False
         When True, a second ``fit`` continues training the same network.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the training state (weights, optimiser, history) is
+        saved after every epoch. A ``fit`` that finds a checkpoint there
+        resumes after its last finished epoch, so a killed run loses at most
+        one epoch. None saves nothing.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (several GPUs or machines,
+        started with ``accelerate launch``; see the user guide). None trains
+        in this process on ``device``.
+        Data-parallel: ``batch_size`` is per process, ``precision`` must
+        stay "32" (set ``mixed_precision`` on the accelerator) and
+        ``device`` is the accelerator's. An estimator with an
+        accelerator cannot be pickled: use ``save``/``load``. See
+        :mod:`sk_replearn.distributed`.
 
     Attributes
     ----------
@@ -225,6 +239,8 @@ class MAETransformer(NeuralRepresentation):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.patch_size = patch_size
         self.mask_ratio = mask_ratio
@@ -255,6 +271,8 @@ class MAETransformer(NeuralRepresentation):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> MAETransformer:

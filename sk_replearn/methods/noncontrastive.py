@@ -103,6 +103,8 @@ class BYOLTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -128,6 +130,8 @@ class BYOLTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {"momentum": self.momentum}
@@ -208,6 +212,8 @@ class SimSiamTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -233,6 +239,8 @@ class SimSiamTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {"predictor_dim": self.predictor_dim}
@@ -312,6 +320,8 @@ class BarlowTwinsTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -337,6 +347,8 @@ class BarlowTwinsTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {"lambda_": self.lambda_}
@@ -437,6 +449,8 @@ class DINOTransformer(_SSLTransformer):
         verbose: int = 0,
         random_state=None,
         warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.encoder = encoder
         self.encoder_kwargs = encoder_kwargs
@@ -466,6 +480,8 @@ class DINOTransformer(_SSLTransformer):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
         return {

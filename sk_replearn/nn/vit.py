@@ -175,7 +175,8 @@ def sincos_pos_embed_1d(embed_dim: int, length: int) -> torch.Tensor:
     -------
     torch.Tensor of shape (length, embed_dim)
         Row ``i`` is ``[sin(i * w_k), cos(i * w_k)]`` for frequencies
-        ``w_k = 10000 ** (-k / (D/2))``, ``k = 0 .. D/2 - 1`` [2]_.
+        ``w_k = 10000 ** (-k / (D/2))``, ``k = 0 .. D/2 - 1``, the
+        Transformer's frequencies [1]_.
 
     Raises
     ------
@@ -187,6 +188,10 @@ def sincos_pos_embed_1d(embed_dim: int, length: int) -> torch.Tensor:
     >>> from sk_replearn.nn.vit import sincos_pos_embed_1d
     >>> sincos_pos_embed_1d(8, 10).shape
     torch.Size([10, 8])
+
+    References
+    ----------
+    .. [1] A. Vaswani et al. "Attention Is All You Need." NeurIPS 2017.
     """
     if embed_dim < 2 or embed_dim % 2:
         raise ValueError(
@@ -248,12 +253,13 @@ def random_masking(
     mask_ratio: float,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Keep a random subset of tokens per sample, as in MAE [1]_.
+    """Keep a random subset of tokens per sample, as in MAE.
 
-    Each sample draws uniform noise per token; the tokens with the smallest
-    noise are kept, so every sample keeps the same number but a different
-    subset. Sorting noise instead of sampling indices makes the whole batch
-    one ``argsort`` and one ``gather``.
+    MAE's ``random_masking`` [1]_: each sample draws uniform noise per
+    token; the tokens with the smallest noise are kept, so every sample
+    keeps the same number but a different subset. Sorting noise instead of
+    sampling indices makes the whole batch one ``argsort`` and one
+    ``gather``.
 
     Parameters
     ----------
@@ -294,6 +300,11 @@ def random_masking(
     >>> x_vis, mask, ids_restore = random_masking(x, 0.75)
     >>> x_vis.shape, mask.shape, mask.sum(dim=1).tolist()
     (torch.Size([2, 4, 8]), torch.Size([2, 16]), [12.0, 12.0])
+
+    References
+    ----------
+    .. [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick. "Masked
+       Autoencoders Are Scalable Vision Learners." CVPR 2022.
     """
     if isinstance(mask_ratio, bool) or not 0.0 < float(mask_ratio) < 1.0:
         raise ValueError(

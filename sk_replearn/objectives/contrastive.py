@@ -9,10 +9,60 @@ The momentum encoder that produces MoCo's keys lives in
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["InfoNCELoss", "MemoryQueue", "NTXentLoss"]
+__all__ = ["InfoNCELoss", "MemoryQueue", "NTXentLoss", "gather_batch"]
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` if none."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process, differentiably.
+
+    With :mod:`torch.distributed` initialised and more than one process, the
+    ``(N, D)`` tensors of the ``W`` ranks are concatenated in rank order to
+    ``(W N, D)``; otherwise ``x`` is returned as it is. The backward pass is
+    torch's own (a reduce-scatter): each rank receives the sum over ranks of
+    the gradients that reached its rows, which is what a loss averaged by
+    DistributedDataParallel needs (see :class:`NTXentLoss`). Every rank must
+    call it with the same ``N``.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, ...)
+        This rank's batch.
+
+    Returns
+    -------
+    torch.Tensor of shape (W * N, ...)
+        Rows ``r N`` to ``(r + 1) N`` are rank ``r``'s ``x``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.contrastive import gather_batch
+    >>> gather_batch(torch.ones(2, 3)).shape  # one process: unchanged
+    torch.Size([2, 3])
+    """
+    _, world = _world()
+    if world == 1:
+        return x
+    try:  # torch >= 2.x: the functional collectives, with autograd
+        from torch.distributed._functional_collectives import (
+            all_gather_tensor_autograd,
+        )
+    except ImportError:  # pragma: no cover - older torch
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(x.contiguous()))
+    return all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD)
 
 
 def _check_temperature(temperature: float) -> float:
@@ -51,6 +101,14 @@ class NTXentLoss(nn.Module):
     ``2N`` anchors. It is computed as a cross-entropy over the ``(2N, 2N)``
     similarity matrix with its diagonal set to ``-inf`` (log-sum-exp keeps it
     stable for small ``temperature``).
+
+    In training under :mod:`torch.distributed` with ``W > 1`` processes the
+    negatives are those of the global batch, as in SimCLR's multi-device
+    training: each rank's ``2N`` anchors are scored against the ``2 W N``
+    embeddings gathered by :func:`gather_batch`. The mean of the ranks'
+    losses is then the loss of one process on the concatenated batch, and,
+    since the gather's backward sums the ranks' gradients and
+    DistributedDataParallel averages them, so is the weights' gradient.
 
     Parameters
     ----------
@@ -100,12 +158,21 @@ class NTXentLoss(nn.Module):
                 f"NTXentLoss needs a batch of at least 2 samples (N >= 2) to have "
                 f"negatives; got N={n}."
             )
-        z = _normalize(torch.cat([z1, z2]))  # (2N, D)
-        logits = z @ z.T / self.temperature  # (2N, 2N)
-        self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-        logits = logits.masked_fill(self_mask, float("-inf"))  # (2N, 2N)
-        idx = torch.arange(n, device=z.device)
-        targets = torch.cat([idx + n, idx])  # (2N,) anchor a -> its other view
+        rank, world = _world() if self.training else (0, 1)
+        z = _normalize(torch.cat([z1, z2]))  # (2N, D) this rank's anchors
+        if world > 1:  # candidates: both views of the global batch
+            z1_all, z2_all = gather_batch(z[:n]), gather_batch(z[n:])  # (WN, D)
+            candidates = torch.cat([z1_all, z2_all])  # (2WN, D)
+        else:
+            candidates = z
+        m = world * n  # samples in the global batch
+        logits = z @ candidates.T / self.temperature  # (2N, 2WN)
+        idx = torch.arange(n, device=z.device) + rank * n  # global sample index
+        own = torch.cat([idx, idx + m])  # (2N,) column of each anchor itself
+        self_mask = torch.zeros_like(logits, dtype=torch.bool)  # (2N, 2WN)
+        self_mask[torch.arange(2 * n, device=z.device), own] = True
+        logits = logits.masked_fill(self_mask, float("-inf"))
+        targets = torch.cat([idx + m, idx])  # (2N,) anchor a -> its other view
         return F.cross_entropy(logits, targets)
 
 

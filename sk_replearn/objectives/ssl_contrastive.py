@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..nn import ProjectionHead
-from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss
+from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
 from .momentum import copy_frozen
 from .two_view import Pair, TwoViewObjective, embed_pair
 
@@ -169,8 +169,8 @@ class MoCoObjective(TwoViewObjective):
                 lambda v: self.key_projector(self.key_backbone(v)), v1, v2
             )
         queue = self.queue.queue  # (K, D), a copy: safe from the enqueue below
-        if self.training:
-            self.queue.enqueue(torch.cat([k1, k2]))
+        if self.training:  # every rank's keys, as MoCo's concat_all_gather
+            self.queue.enqueue(gather_batch(torch.cat([k1, k2])))
         return q1, q2, k1, k2, queue
 
     def loss(self, output, x: torch.Tensor) -> torch.Tensor:

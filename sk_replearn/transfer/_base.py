@@ -23,8 +23,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ..base import flatten_samples, seed_from_random_state
+from ..base import _check_float32_range, flatten_samples, seed_from_random_state
 from ..classical import KMeansTransformer, PCATransformer
+from ..distributed import accelerated_net_class, shared_seed
 from ..methods._base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.transfer import Block, TransferEncoder, encoder_blocks, linear_encoder
 from ..training import SupervisedNet
@@ -232,6 +233,8 @@ class FineTunerMixin(NeuralRepresentation):
         compile: bool = False,
         verbose: int = 0,
         random_state=None,
+        checkpoint_dir=None,
+        accelerator=None,
     ) -> None:
         self.representation = representation
         self.strategy = strategy
@@ -256,6 +259,8 @@ class FineTunerMixin(NeuralRepresentation):
         self.compile = compile
         self.verbose = verbose
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.accelerator = accelerator
 
     def _default_representation(self):
         from ..methods import AutoencoderTransformer
@@ -287,6 +292,7 @@ class FineTunerMixin(NeuralRepresentation):
         X, y = validate_data(
             self, X, y, dtype=[np.float32, np.float64], accept_sparse=False, **kwargs
         )
+        _check_float32_range(X, type(self).__name__)
         return X, y, nd_shape
 
     def _fit_encoder(self, X, y_t: torch.Tensor, n_out: int, nd_shape, pretrain_X):
@@ -297,7 +303,7 @@ class FineTunerMixin(NeuralRepresentation):
                 "strategy='frozen' would then never train; use strategy='full' "
                 "for partial transfer."
             )
-        seed = seed_from_random_state(self.random_state)
+        seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
         rep = self.representation
         rep = self._default_representation() if rep is None else rep
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
@@ -364,13 +370,23 @@ class FineTunerMixin(NeuralRepresentation):
         return module, lrs, blocks
 
     def _make_net(self, module, blocks, lrs, n_samples: int, device) -> SupervisedNet:
-        net = SupervisedNet(
+        net_class = accelerated_net_class(SupervisedNet, self.accelerator)
+        net = net_class(
             module,
             criterion=self._criterion,
             optimizer__param_groups=param_groups(module, blocks, lrs),
             **self._engine_kwargs(n_samples, device),
         )
         return net.initialize()
+
+    def _restore_net(self, n_samples: int) -> SupervisedNet:
+        """The fitted architecture, rebuilt for ``load``: encoder, head, groups."""
+        n_out = len(self.classes_) if hasattr(self, "classes_") else len(self.y_mean_)
+        device = self._device()
+        with seeded(0, device):
+            encoder = transfer_encoder(self.representation_)
+            module, lrs, blocks = self._surgery(encoder, n_out)
+            return self._make_net(module, blocks, lrs, n_samples, device)
 
     def _features(self, module: FineTuneModule, X_t: torch.Tensor, device):
         module.to(device).eval()

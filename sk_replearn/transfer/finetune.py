@@ -84,6 +84,18 @@ _SHARED_PARAMETERS = """
         Seeds the head, re-drawn layers, batch order and (for an unfitted
         representation whose own ``random_state`` is None) the
         pre-training.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the fine-tuning state is saved after every epoch; a
+        ``fit`` that finds a checkpoint there resumes after its last
+        finished epoch. None saves nothing.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (several GPUs or machines);
+        None trains in this process on ``device``.
+        Data-parallel: ``batch_size`` is per process, ``precision`` must
+        stay "32" (set ``mixed_precision`` on the accelerator) and
+        ``device`` is the accelerator's. An estimator with an
+        accelerator cannot be pickled: use ``save``/``load``. See
+        :mod:`sk_replearn.distributed`.
 """
 
 _SHARED_ATTRIBUTES = """
@@ -145,7 +157,10 @@ class FineTuner(ClassifierMixin, FineTunerMixin):
     Notes
     -----
     Pickling a fitted fine-tuner works (``joblib.dump``); it pickles the
-    torch modules, so load it only from a trusted source.
+    torch modules, and loading a pickle runs code, so load one only from a
+    trusted source. :meth:`save` and :meth:`load` write and read a file of
+    data only (``torch.load(weights_only=True)``), the fitted representation
+    included: prefer them to exchange models.
 
     Examples
     --------

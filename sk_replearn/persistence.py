@@ -1,0 +1,682 @@
+"""Saving, loading and checkpointing estimators as data, never as code.
+
+Two things live here:
+
+* :func:`save` and :func:`load` write a fitted estimator to one file that
+  ``torch.load(path, weights_only=True)`` reads: the estimator's class name
+  (looked up among sk_replearn's public classes, never imported by name from
+  the file), its parameters, its fitted attributes as plain data and the
+  module's ``state_dict``. Loading rebuilds the module from the parameters
+  and loads the weights into it, so a file can hold tensors and numbers but
+  no code. Pickle (``joblib.dump``) also works but runs code when loading;
+  use it only for files you trust.
+* :class:`TrainingCheckpoint` is the skorch callback behind the estimators'
+  ``checkpoint_dir``: it saves the whole training state after every epoch and
+  resumes a killed fit so exactly that, on the CPU, it ends with the same
+  weights as an uninterrupted one.
+
+What an *identical* resume needs, beyond skorch's own ``Checkpoint``
+(weights, optimizer, history): the learning-rate scheduler's step count,
+the early-stopping and best-score bookkeeping of the callbacks, the float16
+gradient scaler, and torch's random state twice: once as it was when
+training began (so the train/validation split is drawn again the same) and
+once at the end of the last saved epoch (batch order, views, masks).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.history import History
+
+__all__ = ["TrainingCheckpoint", "load", "save"]
+
+#: Key marking the dicts that stand for a non-plain value (an array, ...).
+_TAG = "__sk_replearn__"
+_FORMAT = "sk_replearn-estimator"
+_CHECKPOINT_FORMAT = "sk_replearn-checkpoint"
+_VERSION = 1
+#: Parameters that say how a fit runs, not what it learns: ``save`` stores
+#: them as None and a checkpoint ignores them when deciding to resume.
+_RUNTIME_PARAMS = ("callbacks", "accelerator")
+_NOT_FINGERPRINTED = (
+    *_RUNTIME_PARAMS,
+    "verbose",
+    "checkpoint_dir",
+    "device",
+    "compile",
+    "warm_start",
+)
+
+
+# -- plain data ----------------------------------------------------------------
+def to_plain(value, name: str):
+    """``value`` as data ``torch.load(weights_only=True)`` can read.
+
+    Numbers, strings, None, tensors, lists, tuples and dicts with string
+    keys pass through (recursively); numpy arrays and scalars, random
+    states, torch devices, ``torch.optim`` classes and sk_replearn
+    estimators become tagged dicts that :func:`from_plain` turns back.
+
+    Parameters
+    ----------
+    value : object
+        The value to convert.
+    name : str
+        What the value is (e.g. ``"encoder_kwargs['activation']"``), for the
+        error message.
+
+    Returns
+    -------
+    object
+        Plain data.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` (or something inside it) is not data, e.g. a function or
+        a class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.persistence import from_plain, to_plain
+    >>> from_plain(to_plain({"a": np.arange(3), "b": (1, "x")}, "d"))
+    {'a': array([0, 1, 2]), 'b': (1, 'x')}
+    """
+    if isinstance(value, np.generic):  # before float: np.float64 is a float
+        return to_plain(value.item(), name)
+    if value is None or isinstance(value, (bool, int, float, complex, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, np.ndarray):
+        return _array_to_plain(value, name)
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)) or k == _TAG:
+                raise TypeError(f"{name} has the key {k!r}; only str keys are saved.")
+            out[k] = to_plain(v, f"{name}[{k!r}]")
+        return out
+    if isinstance(value, torch.device):
+        return {_TAG: "device", "name": str(value)}
+    if isinstance(value, np.random.RandomState):
+        kind, keys, pos, has_gauss, cached = value.get_state()
+        state = (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
+        return {_TAG: "random_state", "state": state}
+    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
+        if getattr(torch.optim, value.__name__, None) is value:
+            return {_TAG: "optimizer", "name": value.__name__}
+    if isinstance(value, BaseEstimator):
+        return estimator_to_plain(value, name)
+    raise TypeError(
+        f"{name}={value!r} cannot be saved as data (save() stores no code, "
+        "only numbers, strings, arrays and sk_replearn estimators). Use a named "
+        "option instead of a class or function, or pickle the estimator with "
+        "joblib.dump (which runs code when loaded: trusted files only)."
+    )
+
+
+def _array_to_plain(value: np.ndarray, name: str) -> dict:
+    if value.dtype.kind in "biufc":
+        data = torch.from_numpy(np.ascontiguousarray(value).copy())
+        return {_TAG: "ndarray", "data": data}
+    if value.dtype.kind in "OUS":
+        items = [to_plain(v, f"{name}[...]") for v in value.ravel().tolist()]
+        return {
+            _TAG: "ndarray",
+            "dtype": value.dtype.str,
+            "shape": tuple(value.shape),
+            "items": items,
+        }
+    raise TypeError(f"{name} is an array of dtype {value.dtype}, which is not saved.")
+
+
+def from_plain(value):
+    """Undo :func:`to_plain` (estimators come back through :func:`_build`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.persistence import from_plain, to_plain
+    >>> from_plain(to_plain(np.array(["a", "b"]), "classes_"))
+    array(['a', 'b'], dtype='<U1')
+    """
+    if isinstance(value, list):
+        return [from_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(from_plain(v) for v in value)
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(_TAG)
+    if tag is None:
+        return {k: from_plain(v) for k, v in value.items()}
+    if tag == "ndarray":
+        if "data" in value:
+            return value["data"].numpy()
+        out = np.empty(len(value["items"]), dtype=np.dtype(value["dtype"]))
+        out[:] = from_plain(value["items"])
+        return out.reshape(value["shape"])
+    if tag == "device":
+        return torch.device(value["name"])
+    if tag == "random_state":
+        kind, keys, pos, has_gauss, cached = value["state"]
+        rs = np.random.RandomState()
+        rs.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        return rs
+    if tag == "optimizer":
+        return _torch_optimizer(value["name"])
+    if tag == "estimator":
+        return _build(value, device=None)
+    raise ValueError(f"Unknown tagged value {tag!r}: the file is not ours.")
+
+
+def _torch_optimizer(name: str) -> type:
+    cls = getattr(torch.optim, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise ValueError(f"The file names torch.optim.{name}, which does not exist.")
+    return cls
+
+
+# -- estimators ----------------------------------------------------------------
+def _public_classes() -> dict[str, type]:
+    """The only classes a file may name: sk_replearn's public estimators."""
+    import sk_replearn
+    from sk_replearn import views
+
+    return {
+        name: obj
+        for mod in (sk_replearn, views)
+        for name in mod.__all__
+        if isinstance(obj := getattr(mod, name), type)
+        and issubclass(obj, BaseEstimator)
+    }
+
+
+def _is_fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
+def estimator_to_plain(estimator, name: str = "estimator") -> dict:
+    """An sk_replearn estimator as plain data: class name, params, fitted state.
+
+    ``callbacks`` and ``accelerator`` are stored as None (with a warning when
+    set): they say how a fit runs, not what it learned. Fitted attributes
+    are stored as data; a fitted network as its module's ``state_dict``, its
+    optimizer's state and its history. Private attributes that are not data
+    (caches) are left out.
+    """
+    cls = type(estimator)
+    if _public_classes().get(cls.__name__) is not cls:
+        raise TypeError(
+            f"{name} is a {cls.__module__}.{cls.__qualname__}; save() stores only "
+            "sk_replearn's public estimators. Pickle it with joblib.dump instead "
+            "(trusted files only)."
+        )
+    params = estimator.get_params(deep=False)
+    plain_params = {}
+    for key, value in params.items():
+        if key in _RUNTIME_PARAMS:
+            if value:
+                warnings.warn(
+                    f"{key}={value!r} is not saved (it is how a fit runs, not what "
+                    f"it learned); the loaded {cls.__name__} has {key}=None.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            plain_params[key] = None
+        else:
+            plain_params[key] = to_plain(value, f"{cls.__name__}.{key}")
+    state = None
+    if _is_fitted(estimator):
+        state = {}
+        for key, value in vars(estimator).items():
+            if key in params or key == "history_":
+                continue
+            if key == "net_":
+                state[key] = _net_to_plain(value)
+            elif isinstance(value, BaseEstimator) and any(
+                value is p for p in params.values()
+            ):
+                same = next(k for k, p in params.items() if p is value)
+                state[key] = {_TAG: "same_as", "param": same}
+            elif key.startswith("_"):
+                try:
+                    state[key] = to_plain(value, f"{cls.__name__}.{key}")
+                except TypeError:
+                    continue  # a private cache, rebuilt when needed
+            else:
+                state[key] = to_plain(value, f"{cls.__name__}.{key}")
+    return {
+        _TAG: "estimator",
+        "class": cls.__name__,
+        "params": plain_params,
+        "state": state,
+    }
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module itself, under a ``torch.compile`` wrapper if any."""
+    return getattr(module, "_orig_mod", module)
+
+
+def _net_to_plain(net) -> dict:
+    return {
+        "module": {
+            k: v.detach().cpu() for k, v in _unwrap(net.module_).state_dict().items()
+        },
+        "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
+        "history": to_plain(list(net.history), "history"),
+    }
+
+
+def _n_samples(history: list) -> int:
+    """Training samples of a fit, read off its last epoch's batches."""
+    if not history:
+        return 1
+    batches = history[-1].get("batches", [])
+    n = sum(
+        b.get("train_batch_size", 0) + b.get("valid_batch_size", 0) for b in batches
+    )
+    return max(int(n), 1)
+
+
+def _build(spec: dict, device) -> BaseEstimator:
+    """Rebuild an estimator from :func:`estimator_to_plain`'s data."""
+    cls = _public_classes().get(spec.get("class"))
+    if cls is None:
+        raise ValueError(
+            f"The file names the class {spec.get('class')!r}, which is not an "
+            "sk_replearn estimator; it was not loaded."
+        )
+    params = {k: from_plain(v) for k, v in spec["params"].items()}
+    if device is not None and "device" in params:
+        params["device"] = device
+    for key, value in params.items():
+        if isinstance(value, dict) and value.get(_TAG) == "estimator":
+            params[key] = _build(value, device)
+    estimator = cls(**params)
+    state = spec.get("state")
+    if state is None:
+        return estimator
+    for key, value in state.items():
+        if key == "net_":
+            continue
+        if isinstance(value, dict) and value.get(_TAG) == "same_as":
+            setattr(estimator, key, params[value["param"]])
+        elif isinstance(value, dict) and value.get(_TAG) == "estimator":
+            setattr(estimator, key, _build(value, device))
+        else:
+            setattr(estimator, key, from_plain(value))
+    if "net_" in state:
+        payload = state["net_"]
+        history = from_plain(payload["history"])
+        net = estimator._restore_net(_n_samples(history))
+        _unwrap(net.module_).load_state_dict(payload["module"])
+        net.optimizer_.load_state_dict(from_plain(payload["optimizer"]))
+        net.history = History(history)
+        estimator.net_ = net
+        estimator.history_ = net.history
+    return estimator
+
+
+def save(estimator, path) -> None:
+    """Save a fitted sk_replearn estimator to ``path``, as data only.
+
+    The file holds the class name, the parameters (``callbacks`` and
+    ``accelerator`` as None), the fitted attributes and the module's
+    weights; ``torch.load(path, weights_only=True)`` reads it and
+    :func:`load` rebuilds the estimator from it. Nothing in it is code: a
+    parameter that is a class or a function (``encoder=MyNet``) cannot be
+    saved, and ``save`` says so.
+
+    Parameters
+    ----------
+    estimator : fitted sk_replearn estimator
+        A neural estimator, fine-tuner, or :class:`~sk_replearn.PCATransformer`
+        / :class:`~sk_replearn.KMeansTransformer`.
+    path : str or path-like
+        The file to write (conventionally ``*.pt``).
+
+    Raises
+    ------
+    TypeError
+        If a parameter or fitted attribute is not data.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sk_replearn import PCATransformer
+    >>> from sk_replearn.persistence import load, save
+    >>> X = np.random.default_rng(0).normal(size=(20, 4))
+    >>> pca = PCATransformer(n_components=2).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "pca.pt")
+    >>> save(pca, path)
+    >>> np.allclose(load(path).transform(X), pca.transform(X))
+    True
+    """
+    check_is_fitted(estimator)
+    payload = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "estimator": estimator_to_plain(estimator, type(estimator).__name__),
+    }
+    _atomic_save(payload, path)
+
+
+def load(path, *, device=None) -> BaseEstimator:
+    """Load an estimator written by :func:`save`.
+
+    The file is read with ``torch.load(weights_only=True)``, so it can hold
+    only tensors and plain data: a file with anything else (a pickle that
+    would run code) is refused. The module is rebuilt from the saved
+    parameters and its weights loaded into it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+    device : str, torch.device or None, default=None
+        Device to put the model on (sets the ``device`` parameter), e.g.
+        ``"cpu"`` for a model trained on a GPU; None keeps the saved one.
+
+    Returns
+    -------
+    estimator : fitted estimator
+        Equal in every output to the one saved.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an sk_replearn file, or holds more than data.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sk_replearn import KMeansTransformer
+    >>> from sk_replearn.persistence import load, save
+    >>> X = np.random.default_rng(0).normal(size=(20, 3))
+    >>> km = KMeansTransformer(n_clusters=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "km.pt")
+    >>> save(km, path)
+    >>> load(path).n_clusters
+    2
+    """
+    payload = _read(path, _FORMAT)
+    return _build(payload["estimator"], device)
+
+
+def _read(path, fmt: str) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a file written by sk_replearn, or holds "
+            f"more than data (e.g. a pickle that would run code); it was not "
+            f"loaded. ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ValueError(f"{os.fspath(path)!r} is not a {fmt} file.")
+    if payload.get("version", 0) > _VERSION:
+        raise ValueError(
+            f"{os.fspath(path)!r} was written by a newer sk_replearn (format "
+            f"version {payload['version']}); upgrade sk_replearn to load it."
+        )
+    return payload
+
+
+def _atomic_save(payload: dict, path) -> None:
+    """Write to a temporary file and rename it: never a half-written file."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# -- checkpoints ---------------------------------------------------------------
+def fingerprint(estimator) -> dict:
+    """What must match for a checkpoint to be resumed by ``estimator``.
+
+    The class and every (nested) parameter but those that only say how a
+    fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...).
+
+    Examples
+    --------
+    >>> from sk_replearn import AutoencoderTransformer
+    >>> from sk_replearn.persistence import fingerprint
+    >>> fingerprint(AutoencoderTransformer())["params"]["n_components"]
+    '16'
+    """
+    params = {
+        k: repr(v)
+        for k, v in sorted(estimator.get_params(deep=True).items())
+        if k.rsplit("__", 1)[-1] not in _NOT_FINGERPRINTED
+        and not isinstance(v, BaseEstimator)
+    }
+    return {"estimator": type(estimator).__name__, "params": params}
+
+
+def _rng_state(net) -> dict:
+    device = torch.device(net.device)
+    cuda = None
+    if device.type == "cuda" and torch.cuda.is_available():
+        cuda = torch.cuda.get_rng_state(device)
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(net, state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    device = torch.device(net.device)
+    if state.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _callback_states(net) -> dict:
+    """The bookkeeping of the callbacks a resumed fit must carry on with."""
+    states = {}
+    for name, cb in net.callbacks_:
+        state = {}
+        if isinstance(cb, LRScheduler) and getattr(cb, "lr_scheduler_", None):
+            state["lr_scheduler"] = cb.lr_scheduler_.state_dict()
+            state["batch_idx_"] = cb.batch_idx_
+        if isinstance(cb, EarlyStopping):
+            for attr in ("misses_", "dynamic_threshold_", "best_epoch_"):
+                state[attr] = getattr(cb, attr, None)
+            state["best_model_weights_"] = getattr(cb, "best_model_weights_", None)
+        if hasattr(cb, "best_score_"):
+            state["best_score_"] = cb.best_score_
+        if state:
+            try:
+                states[name] = to_plain(state, f"callback {name!r}")
+            except TypeError:
+                continue  # e.g. a user's scheduler holding a lambda
+    return states
+
+
+def _restore_callback_states(net, states: dict) -> None:
+    callbacks = dict(net.callbacks_)
+    for name, state in states.items():
+        cb = callbacks.get(name)
+        if cb is None:
+            continue
+        state = from_plain(state)
+        if "lr_scheduler" in state and getattr(cb, "lr_scheduler_", None):
+            cb.lr_scheduler_.load_state_dict(state.pop("lr_scheduler"))
+        for attr, value in state.items():
+            setattr(cb, attr, value)
+
+
+class TrainingCheckpoint(Callback):
+    """Save the training state after every epoch; resume a killed fit from it.
+
+    The callback behind the estimators' ``checkpoint_dir``. After every
+    epoch it writes ``checkpoint.pt`` in ``dirname`` (atomically: a kill
+    during the write leaves the previous checkpoint): the module's weights,
+    the optimizer, the history, the callbacks' bookkeeping (learning-rate
+    schedule, early stopping, best scores), the gradient scaler and torch's
+    random state. When training begins on a fresh net and the file holds an
+    unfinished run of the same estimator and data, the state is loaded and
+    only the remaining epochs run; on the CPU the result equals an
+    uninterrupted fit's, bit for bit.
+
+    A checkpoint of a run that finished (all its epochs, or stopped early)
+    is *not* resumed: a new fit starts over and overwrites it, as a fit
+    without ``checkpoint_dir`` would. An unfinished checkpoint of another
+    estimator, other parameters or other data raises a ValueError rather
+    than being overwritten.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        Directory of the checkpoint (created if needed).
+    fingerprint : dict or None, default=None
+        What must match for a resume (see :func:`fingerprint`); the shape of
+        the training data is added to it.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    >>> from sk_replearn.persistence import TrainingCheckpoint
+    >>> from sk_replearn.training import RepresentationNet
+    >>> d = tempfile.mkdtemp()
+    >>> net = RepresentationNet(
+    ...     AutoencoderObjective(input_shape=(4,), n_components=2), max_epochs=2,
+    ...     callbacks=[("checkpoint", TrainingCheckpoint(d))], verbose=0)
+    >>> _ = net.fit(torch.randn(16, 4), None)
+    >>> sorted(os.listdir(d))
+    ['checkpoint.pt']
+    """
+
+    filename = "checkpoint.pt"
+
+    def __init__(self, dirname, fingerprint: dict | None = None) -> None:
+        self.dirname = dirname
+        self.fingerprint = fingerprint
+
+    def initialize(self):
+        self._resume = None
+        self._target = None
+        self._train_begin_rng = None
+        return self
+
+    @property
+    def path(self) -> str:
+        """The checkpoint file."""
+        return os.path.join(os.fspath(self.dirname), self.filename)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        shape = list(getattr(X, "shape", ()))
+        self.fingerprint_ = {**(self.fingerprint or {}), "data_shape": shape}
+        checkpoint = None
+        if len(net.history) == 0 and os.path.exists(self.path):
+            checkpoint = _read(self.path, _CHECKPOINT_FORMAT)
+            if checkpoint["finished"]:
+                checkpoint = None  # a finished run: start over
+        if checkpoint is None:
+            self._target = len(net.history) + net.max_epochs
+            self._train_begin_rng = _rng_state(net)
+            return
+        self._check_fingerprint(checkpoint["fingerprint"])
+        # The callbacks before this one have begun; load over their state.
+        _unwrap(net.module_).load_state_dict(checkpoint["module"])
+        net.optimizer_.load_state_dict(from_plain(checkpoint["optimizer"]))
+        net.history = History(from_plain(checkpoint["history"]))
+        _restore_callback_states(net, checkpoint["callbacks"])
+        if checkpoint.get("grad_scaler") and getattr(net, "grad_scaler_", None):
+            net.grad_scaler_.load_state_dict(from_plain(checkpoint["grad_scaler"]))
+        self._target = checkpoint["target_epochs"]
+        # The loop reads max_epochs after this hook: run only what is left.
+        self._resume = (net.max_epochs, checkpoint["rng"]["epoch_end"])
+        net.max_epochs = self._target - len(net.history)
+        # Draw the train/validation split as the interrupted fit did.
+        _set_rng_state(net, checkpoint["rng"]["train_begin"])
+        self._train_begin_rng = checkpoint["rng"]["train_begin"]
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self._resume is None:
+            return
+        max_epochs, rng = self._resume
+        self._resume = None
+        net.max_epochs = max_epochs
+        _set_rng_state(net, rng)  # where the saved epoch left the generator
+
+    def on_epoch_end(self, net, **kwargs):
+        self._write(net, finished=False)
+
+    def on_train_end(self, net, **kwargs):
+        stopped = getattr(net, "_early_stopped", lambda: False)()
+        if stopped or len(net.history) >= self._target:
+            self._write(net, finished=True)
+        # else interrupted mid-epoch: keep the last epoch's checkpoint
+
+    def _check_fingerprint(self, saved: dict) -> None:
+        if saved == self.fingerprint_:
+            return
+        keys = sorted(
+            k
+            for k in {*saved.get("params", {}), *self.fingerprint_.get("params", {})}
+            if saved.get("params", {}).get(k)
+            != self.fingerprint_.get("params", {}).get(k)
+        )
+        if saved.get("estimator") != self.fingerprint_.get("estimator"):
+            what = f"a {saved.get('estimator')}"
+        elif saved.get("data_shape") != self.fingerprint_.get("data_shape"):
+            what = f"data of shape {tuple(saved.get('data_shape', ()))}"
+        else:
+            what = (
+                "other parameters ("
+                + ", ".join(
+                    f"{k}={saved.get('params', {}).get(k, '<unset>')}" for k in keys
+                )
+                + ")"
+            )
+        raise ValueError(
+            f"checkpoint_dir={os.fspath(self.dirname)!r} holds an unfinished "
+            f"training run of {what}, which this fit cannot resume. Use another "
+            "checkpoint_dir (one per model), or delete the checkpoint to start "
+            "over."
+        )
+
+    def _write(self, net, finished: bool) -> None:
+        scaler = getattr(net, "grad_scaler_", None)
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "version": _VERSION,
+            "fingerprint": self.fingerprint_,
+            "target_epochs": self._target,
+            "finished": finished,
+            "module": _unwrap(net.module_).state_dict(),
+            "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
+            "history": to_plain(list(net.history), "history"),
+            "callbacks": _callback_states(net),
+            "grad_scaler": to_plain(scaler.state_dict(), "scaler") if scaler else None,
+            "rng": {"train_begin": self._train_begin_rng, "epoch_end": _rng_state(net)},
+        }
+        os.makedirs(os.fspath(self.dirname), exist_ok=True)
+        _atomic_save(payload, self.path)

@@ -1,0 +1,252 @@
+"""checkpoint_dir: a killed fit resumes and ends with an uninterrupted fit's weights."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sk_replearn import (
+    AutoencoderTransformer,
+    FineTuner,
+    MoCoTransformer,
+    SimCLRTransformer,
+)
+
+MAX_EPOCHS = 4
+KILL_AFTER = 2
+
+
+class Killed(Exception):
+    """What kills the fit: not KeyboardInterrupt, which the engine catches."""
+
+
+class KillAfterEpoch(Callback):
+    """Raise at the end of epoch ``epoch``, as a crash or a lost node would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise Killed(f"killed after epoch {self.epoch}")
+
+
+class InterruptMidEpoch(Callback):
+    """Ctrl-C in the middle of epoch ``epoch`` (caught by the engine)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 8)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, y
+
+
+def _ae(**kw):
+    params = {
+        "n_components": 3,
+        "encoder": "mlp",
+        "encoder_kwargs": {"hidden_sizes": (16,)},
+        "max_epochs": MAX_EPOCHS,
+        "batch_size": 32,
+        "device": "cpu",
+        "random_state": 0,
+    }
+    return AutoencoderTransformer(**{**params, **kw})
+
+
+def _ae_early(**kw):
+    return _ae(early_stopping=True, validation_fraction=0.2, n_iter_no_change=10, **kw)
+
+
+def _simclr(**kw):
+    params = {
+        "encoder": "mlp",
+        "encoder_kwargs": {"hidden_sizes": (16, 8)},
+        "projection_dim": 8,
+        "hidden_dim": 16,
+        "max_epochs": MAX_EPOCHS,
+        "batch_size": 32,
+        "device": "cpu",
+        "random_state": 0,
+    }
+    return SimCLRTransformer(**{**params, **kw})
+
+
+def _moco(**kw):
+    params = {
+        "encoder": "mlp",
+        "encoder_kwargs": {"hidden_sizes": (16, 8)},
+        "projection_dim": 8,
+        "hidden_dim": 16,
+        "queue_size": 64,
+        "max_epochs": MAX_EPOCHS,
+        "batch_size": 32,
+        "device": "cpu",
+        "random_state": 0,
+    }
+    return MoCoTransformer(**{**params, **kw})
+
+
+_PRETRAINED = {}
+
+
+def _finetuner(**kw):
+    if "ae" not in _PRETRAINED:
+        X = np.random.default_rng(1).normal(size=(100, 8)).astype(np.float32)
+        _PRETRAINED["ae"] = _ae(max_epochs=1).fit(X)
+    params = {
+        "max_epochs": MAX_EPOCHS,
+        "batch_size": 32,
+        "device": "cpu",
+        "random_state": 0,
+    }
+    return FineTuner(_PRETRAINED["ae"], **{**params, **kw})
+
+
+FACTORIES = {
+    "autoencoder": _ae,
+    "autoencoder-early-stopping": _ae_early,
+    "simclr": _simclr,
+    "moco": _moco,
+    "finetuner": _finetuner,
+}
+
+
+def _fit(est, data):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # collapse warnings of tiny SSL runs
+        return est.fit(X, y) if isinstance(est, FineTuner) else est.fit(X)
+
+
+def _assert_same_weights(a, b):
+    sa, sb = a.net_.module_.state_dict(), b.net_.module_.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_checkpoint_resume_equals_uninterrupted_fit(name, data, tmp_path):
+    make = FACTORIES[name]
+    reference = _fit(make(), data)
+
+    with pytest.raises(Killed):
+        _fit(
+            make(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]), data
+        )
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(saved["history"]) == KILL_AFTER and not saved["finished"]
+
+    resumed = _fit(make(checkpoint_dir=str(tmp_path)), data)
+    assert resumed.n_epochs_ == MAX_EPOCHS
+    # Only the remaining epochs ran: the first two came from the checkpoint.
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)
+    X = data[0]
+    np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
+
+
+def test_checkpoint_resume_after_keyboard_interrupt_mid_epoch(data, tmp_path):
+    reference = _fit(_ae(), data)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        _ae(checkpoint_dir=tmp_path, callbacks=[InterruptMidEpoch(2)]).fit(data[0])
+    # The half-trained epoch 2 was not saved; epoch 1 is resumed.
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(saved["history"]) == 1 and not saved["finished"]
+    resumed = _fit(_ae(checkpoint_dir=tmp_path), data)
+    _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_resume_with_random_state_none(data, tmp_path):
+    """The generator's state is saved too: the resumed fit is the killed one's."""
+    torch.manual_seed(123)
+    with pytest.raises(Killed):
+        _fit(
+            _ae(
+                random_state=None,
+                checkpoint_dir=tmp_path,
+                callbacks=[KillAfterEpoch(3)],
+            ),
+            data,
+        )
+    killed_curve = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"]
+    resumed = _fit(_ae(random_state=None, checkpoint_dir=tmp_path), data)
+    assert resumed.loss_curve_[:3] == [e["train_loss"] for e in killed_curve]
+    assert resumed.n_epochs_ == MAX_EPOCHS
+
+
+def test_checkpoint_of_finished_fit_starts_over(data, tmp_path):
+    first = _fit(_ae(checkpoint_dir=tmp_path), data)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["finished"] and len(saved["history"]) == MAX_EPOCHS
+
+    again = _fit(_ae(checkpoint_dir=tmp_path), data)
+    assert again.n_epochs_ == MAX_EPOCHS  # not MAX_EPOCHS more, nor zero
+    _assert_same_weights(again, first)
+    # A finished checkpoint of other parameters is overwritten, not an error.
+    other = _fit(_ae(n_components=2, checkpoint_dir=tmp_path), data)
+    assert other.transform(data[0]).shape == (len(data[0]), 2)
+
+
+def test_checkpoint_early_stopped_fit_is_finished(data, tmp_path):
+    est = _ae(
+        max_epochs=30,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=1,
+        lr=1e-6,
+        checkpoint_dir=tmp_path,
+    )
+    _fit(est, data)
+    assert est.n_epochs_ < 30
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["finished"]
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"n_components": 2}, "n_components=3"),
+        ({"lr": 1e-2}, "lr="),
+    ],
+)
+def test_checkpoint_of_other_parameters_is_refused(data, tmp_path, change, match):
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    with pytest.raises(ValueError, match=f"checkpoint_dir=.*{match}"):
+        _fit(_ae(checkpoint_dir=tmp_path, **change), data)
+
+
+def test_checkpoint_of_other_data_is_refused(data, tmp_path):
+    X, y = data
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    with pytest.raises(ValueError, match="data of shape"):
+        _ae(checkpoint_dir=tmp_path).fit(X[:100])
+
+
+def test_checkpoint_unreadable_file_is_a_clear_error(data, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a file written by sk_replearn"):
+        _fit(_ae(checkpoint_dir=tmp_path), data)
+
+
+def test_checkpoint_dir_is_created(data, tmp_path):
+    target = tmp_path / "a" / "b"
+    _fit(_ae(max_epochs=1, checkpoint_dir=os.fspath(target)), data)
+    assert (target / "checkpoint.pt").exists()
+    assert not [p for p in os.listdir(target) if ".tmp" in p]

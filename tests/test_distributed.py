@@ -1,0 +1,289 @@
+"""Scaling out: data-parallel training with accelerate, grid search on dask.
+
+The multi-process tests launch a real two-process run on the CPU (gloo
+backend) with ``accelerate launch``; each rank writes what it computed and
+the tests here compare the ranks with each other and with one process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from sk_replearn import AutoencoderTransformer, PCATransformer, SimCLRTransformer
+from sk_replearn.distributed import (
+    AcceleratedRepresentationNet,
+    _ShardedBatches,
+    accelerated_net_class,
+    world_size,
+)
+from sk_replearn.objectives.contrastive import NTXentLoss
+from sk_replearn.training import RepresentationNet, SupervisedNet
+
+accelerate = pytest.importorskip("accelerate")
+
+WORLD = 2
+N_GLOBAL = 8  # samples of the global contrastive batch (4 per rank)
+TEMPERATURE = 0.5
+
+_SCRIPT = """
+import os, sys
+import numpy as np
+import torch
+from accelerate import Accelerator
+from sk_replearn import AutoencoderTransformer, FineTuner, PCATransformer
+from sk_replearn import SimCLRTransformer
+from sk_replearn.objectives.contrastive import NTXentLoss
+
+out = sys.argv[1]
+acc = Accelerator(cpu=True)
+rank, world = acc.process_index, acc.num_processes
+res = {"world": world}
+
+# 1. NT-Xent on the global batch: each rank holds its rows.
+g = torch.Generator().manual_seed(0)
+z1, z2 = torch.randn(N_GLOBAL, 5, generator=g), torch.randn(N_GLOBAL, 5, generator=g)
+n = N_GLOBAL // world
+rows = slice(rank * n, (rank + 1) * n)
+a, b = z1[rows].clone().requires_grad_(), z2[rows].clone().requires_grad_()
+loss = NTXentLoss(TEMPERATURE)(a, b)
+loss.backward()
+res["loss"], res["grad_z1"], res["grad_z2"] = loss.detach(), a.grad, b.grad
+
+# 2. The same through a DistributedDataParallel linear layer.
+torch.manual_seed(0)
+layer = acc.prepare(torch.nn.Linear(5, 3))
+x1, x2 = z1[rows], z2[rows]
+loss = NTXentLoss(TEMPERATURE)(layer(x1), layer(x2))
+acc.backward(loss)
+res["ddp_weight_grad"] = acc.unwrap_model(layer).weight.grad.clone()
+
+# 3. Estimators trained on both ranks on the same data.
+X = np.random.default_rng(0).normal(size=(N_FIT, 6)).astype(np.float32)
+X[:, :3] += 3 * np.random.default_rng(1).normal(size=(N_FIT, 1)).astype(np.float32)
+common = dict(max_epochs=6, batch_size=8, lr=1e-2, random_state=0, accelerator=acc)
+sim = SimCLRTransformer(
+    encoder="mlp", encoder_kwargs={"hidden_sizes": (16, 4)}, views=None,
+    projection_dim=4, temperature=TEMPERATURE, **common
+).fit(X)
+ae = AutoencoderTransformer(
+    n_components=2, encoder_kwargs={"hidden_sizes": (16,)}, **common
+).fit(X)
+y = (X[:, 0] > X[:, 0].mean()).astype(int)
+ft = FineTuner(PCATransformer(n_components=3).fit(X), **{**common, "lr": 3e-2})
+ft.fit(X, y)
+for name, est in [("simclr", sim), ("ae", ae), ("finetuner", ft)]:
+    res[name + "_loss_curve"] = est.loss_curve_
+    res[name + "_state"] = {
+        k: v.detach().cpu() for k, v in est.net_.module_.state_dict().items()
+    }
+    res[name + "_samples_per_epoch"] = [
+        sum(b["train_batch_size"] for b in epoch["batches"]) for epoch in est.history_
+    ]
+res["ae_transform"] = ae.transform(X)
+torch.save(res, os.path.join(out, f"rank{rank}.pt"))
+"""
+
+N_FIT = 64
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Results of a two-process ``accelerate launch`` run, one dict per rank."""
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable))
+    if launcher is None:  # pragma: no cover - accelerate installs its CLI
+        pytest.skip("the accelerate command-line launcher is not installed")
+    tmp = tmp_path_factory.mktemp("launch")
+    script = tmp / "train.py"
+    constants = f"N_GLOBAL, TEMPERATURE, N_FIT = {N_GLOBAL}, {TEMPERATURE}, {N_FIT}\n"
+    script.write_text(constants + textwrap.dedent(_SCRIPT))
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HOME": str(tmp / "hf"),  # no user accelerate config
+        "PYTHONWARNINGS": "ignore",
+    }
+    # accelerate's --cpu launcher needs MPI for several processes; --multi_gpu
+    # runs torch.distributed.run, and Accelerator(cpu=True) in the script then
+    # trains on the CPU with the gloo backend.
+    cmd = [
+        launcher, "launch", "--multi_gpu", "--num_processes", str(WORLD),
+        "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        str(script), str(tmp),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+def _single_process_ntxent():
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(N_GLOBAL, 5, generator=g).requires_grad_()
+    z2 = torch.randn(N_GLOBAL, 5, generator=g).requires_grad_()
+    loss = NTXentLoss(TEMPERATURE)(z1, z2)
+    loss.backward()
+    return z1.detach(), z2.detach(), loss.detach(), z1.grad, z2.grad
+
+
+def test_ntxent_gathered_equals_single_process(ranks):
+    assert [r["world"] for r in ranks] == [WORLD, WORLD]
+    _, _, loss, g1, g2 = _single_process_ntxent()
+    mean_rank_loss = torch.stack([r["loss"] for r in ranks]).mean()
+    torch.testing.assert_close(mean_rank_loss, loss, rtol=1e-6, atol=1e-6)
+    # The gather's backward sums every rank's gradient into each rank's rows;
+    # the loss of one process is the mean of the ranks': divide by WORLD.
+    torch.testing.assert_close(
+        torch.cat([r["grad_z1"] for r in ranks]) / WORLD, g1, rtol=1e-5, atol=1e-7
+    )
+    torch.testing.assert_close(
+        torch.cat([r["grad_z2"] for r in ranks]) / WORLD, g2, rtol=1e-5, atol=1e-7
+    )
+
+
+def test_ntxent_ddp_weight_gradient_equals_single_process(ranks):
+    z1, z2, *_ = _single_process_ntxent()
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(5, 3)
+    NTXentLoss(TEMPERATURE)(layer(z1), layer(z2)).backward()
+    for r in ranks:  # DistributedDataParallel averaged the ranks' gradients
+        torch.testing.assert_close(
+            r["ddp_weight_grad"], layer.weight.grad, rtol=1e-5, atol=1e-7
+        )
+
+
+@pytest.mark.parametrize("name", ["simclr", "ae", "finetuner"])
+def test_accelerated_fit_identical_weights_on_ranks(ranks, name):
+    first, second = (r[name + "_state"] for r in ranks)
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    for r in ranks:
+        curve = r[name + "_loss_curve"]
+        assert len(curve) == 6 and curve[-1] < curve[0], curve
+        # Each rank trained on its half of every epoch, not on all of it.
+        assert set(r[name + "_samples_per_epoch"]) == {N_FIT // WORLD}
+
+
+def test_accelerated_transform_same_on_ranks(ranks):
+    np.testing.assert_array_equal(ranks[0]["ae_transform"], ranks[1]["ae_transform"])
+
+
+# -- in one process ------------------------------------------------------------
+class _FakeAccelerator:
+    device = torch.device("cpu")
+
+    def __init__(self, rank: int, world: int) -> None:
+        self.process_index, self.num_processes = rank, world
+
+
+def test_sharded_batches_are_disjoint_and_cover_the_epoch(monkeypatch):
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: seed
+    )
+    X = torch.arange(23.0)[:, None]  # 23 // 2 = 11 per rank, one left out
+    seen = []
+    for rank in range(2):
+        torch.manual_seed(0)  # fit seeds every rank alike
+        batches = _ShardedBatches(X, 4, _FakeAccelerator(rank, 2))
+        rows = [xb[:, 0].long() for xb, _ in batches]
+        assert len(rows) == len(batches) == 3  # 4 + 4 + 3
+        seen.append(torch.cat(rows))
+    assert len(seen[0]) == len(seen[1]) == 11
+    assert not set(seen[0].tolist()) & set(seen[1].tolist())
+
+
+def test_accelerated_net_class_and_world_size():
+    acc = accelerate.Accelerator(cpu=True)
+    assert accelerated_net_class(RepresentationNet, acc) is AcceleratedRepresentationNet
+    assert accelerated_net_class(SupervisedNet, None) is SupervisedNet
+    assert world_size(acc) == 1 and world_size(None) == 1
+
+
+def test_accelerator_refuses_precision():
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    ae = AutoencoderTransformer(
+        max_epochs=1, precision="bf16", accelerator=accelerate.Accelerator(cpu=True)
+    )
+    with pytest.raises(ValueError, match="precision='bf16' cannot be combined"):
+        ae.fit(X)
+
+
+def test_accelerated_one_process_trains_and_continues():
+    X = np.random.default_rng(0).normal(size=(48, 6)).astype(np.float32)
+    sim = SimCLRTransformer(
+        encoder="mlp", encoder_kwargs={"hidden_sizes": (16, 4)},
+        projection_dim=4, max_epochs=2, batch_size=8, random_state=0,
+        warm_start=True, accelerator=accelerate.Accelerator(cpu=True),
+    )  # fmt: skip
+    sim.fit(X).fit(X)  # warm start re-prepares the unwrapped model
+    assert sim.n_epochs_ == 4 and np.isfinite(sim.loss_curve_).all()
+    assert type(sim.net_.module_).__name__ == "SimCLRObjective"  # unwrapped
+    assert sim.transform(X).shape == (48, 4)
+
+
+# -- dask ------------------------------------------------------------------------
+def test_gridsearch_on_dask_equals_sequential():
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_backend
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 10)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    pipe = Pipeline(
+        [("rep", PCATransformer(n_components=2)), ("clf", LogisticRegression())]
+    )
+    grid = [
+        {"rep": [PCATransformer(n_components=2)], "rep__n_components": [2, 5]},
+        {
+            "rep": [
+                AutoencoderTransformer(
+                    encoder_kwargs={"hidden_sizes": (8,)},
+                    max_epochs=2,
+                    batch_size=16,
+                    random_state=0,
+                )
+            ],
+            "rep__n_components": [2, 4],
+        },
+    ]
+    sequential = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": "1"},
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with parallel_backend("dask"):
+            on_dask = GridSearchCV(pipe, grid, cv=3, n_jobs=-1).fit(X, y)
+        workers = client.run(os.getpid)
+    assert len(workers) == 2 and os.getpid() not in workers.values()
+    np.testing.assert_array_equal(
+        on_dask.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+    )
+    assert on_dask.best_params_.keys() == sequential.best_params_.keys()
+    assert repr(on_dask.best_params_) == repr(sequential.best_params_)
+    assert on_dask.best_score_ == sequential.best_score_

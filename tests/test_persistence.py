@@ -1,0 +1,249 @@
+"""save / load as data, pickling, and grid searches with failing fits."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from sk_replearn import (
+    AutoencoderTransformer,
+    BarlowTwinsTransformer,
+    BYOLTransformer,
+    DINOTransformer,
+    FineTuner,
+    FineTunerRegressor,
+    KMeansTransformer,
+    MAETransformer,
+    MoCoTransformer,
+    PCATransformer,
+    SimCLRTransformer,
+    SimSiamTransformer,
+    persistence,
+)
+from sk_replearn.views import TabularViews
+
+_RUN = {"max_epochs": 1, "batch_size": 32, "device": "cpu", "random_state": 0}
+_MLP = {"encoder": "mlp", "encoder_kwargs": {"hidden_sizes": (8, 4)}}
+_SSL = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **_RUN}
+
+
+def _ae(**kw):
+    return AutoencoderTransformer(
+        n_components=2,
+        encoder="mlp",
+        encoder_kwargs={"hidden_sizes": (8,)},
+        **{**_RUN, **kw},
+    )
+
+
+ESTIMATORS = {
+    "AutoencoderTransformer": lambda: _ae(),
+    "SimCLRTransformer": lambda: SimCLRTransformer(**_SSL),
+    "MoCoTransformer": lambda: MoCoTransformer(queue_size=32, **_SSL),
+    "BYOLTransformer": lambda: BYOLTransformer(**_SSL),
+    "SimSiamTransformer": lambda: SimSiamTransformer(predictor_dim=4, **_SSL),
+    "BarlowTwinsTransformer": lambda: BarlowTwinsTransformer(**_SSL),
+    "DINOTransformer": lambda: DINOTransformer(bottleneck_dim=4, **_SSL),
+    "MAETransformer": lambda: MAETransformer(
+        patch_size=2,
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=8,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        **_RUN,
+    ),
+    "FineTuner": lambda: FineTuner(_ae(), **_RUN),
+    "FineTunerRegressor": lambda: FineTunerRegressor(_ae(), **_RUN),
+    "PCATransformer": lambda: PCATransformer(n_components=2),
+    "KMeansTransformer": lambda: KMeansTransformer(n_clusters=2, random_state=0),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(96, 8)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    return X, y
+
+
+def _fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # collapse warnings of 1-epoch SSL runs
+        if isinstance(est, FineTunerRegressor):
+            return est.fit(X, X[:, 0] * 2.0)
+        return est.fit(X, y)
+
+
+def _outputs(est, X) -> dict:
+    out = {"transform": est.transform(X)}
+    for method in ("predict", "predict_proba", "inverse_transform", "reconstruct"):
+        if hasattr(est, method):
+            arg = out["transform"] if method == "inverse_transform" else X
+            kw = {"random_state": 0} if isinstance(est, MAETransformer) else {}
+            out[method] = getattr(est, method)(arg, **kw)
+    return out
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_save_load_round_trip_gives_identical_outputs(name, data, tmp_path):
+    X, y = data
+    est = _fit(ESTIMATORS[name](), X, y)
+    path = tmp_path / "model.pt"
+    if hasattr(type(est), "save"):
+        est.save(path)
+        loaded = type(est).load(path)
+    else:
+        persistence.save(est, path)
+        loaded = persistence.load(path)
+    assert type(loaded) is type(est)
+    assert repr(loaded.get_params(deep=False)) == repr(est.get_params(deep=False))
+    before, after = _outputs(est, X), _outputs(loaded, X)
+    assert before.keys() == after.keys()
+    for method in before:
+        np.testing.assert_array_equal(after[method], before[method], err_msg=method)
+    if hasattr(est, "net_"):
+        assert loaded.loss_curve_ == est.loss_curve_
+        assert len(loaded.history_) == len(est.history_)
+    # The file is plain data: torch's safe loader reads it.
+    payload = torch.load(path, weights_only=True)
+    assert payload["estimator"]["class"] == name
+
+
+def test_load_refuses_a_pickle_that_runs_code(tmp_path):
+    marker = tmp_path / "code-ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.makedirs, (str(marker),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "sk_replearn-estimator", "estimator": Evil()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    with pytest.raises(ValueError, match="holds more than data"):
+        AutoencoderTransformer.load(path)
+    with pytest.raises(ValueError, match="holds more than data"):
+        persistence.load(path)
+    assert not marker.exists()
+
+
+def test_load_refuses_other_files(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a sk_replearn-estimator file"):
+        persistence.load(path)
+    path = tmp_path / "forged.pt"
+    spec = {"__sk_replearn__": "estimator", "class": "os.system", "params": {}}
+    torch.save({"format": "sk_replearn-estimator", "estimator": spec}, path)
+    with pytest.raises(ValueError, match="not an sk_replearn estimator"):
+        persistence.load(path)
+
+
+def test_load_of_another_class_is_a_type_error(data, tmp_path):
+    X, y = data
+    _fit(_ae(), X, y).save(tmp_path / "ae.pt")
+    with pytest.raises(TypeError, match="holds a AutoencoderTransformer"):
+        SimCLRTransformer.load(tmp_path / "ae.pt")
+
+
+def test_save_unfitted_raises(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _ae().save(tmp_path / "x.pt")
+
+
+def test_save_refuses_code_parameters(data, tmp_path):
+    X, y = data
+    clf = _fit(FineTuner(_ae(), head=lambda i, o: nn.Linear(i, o), **_RUN), X, y)
+    with pytest.raises(TypeError, match="FineTuner.head=.*cannot be saved as data"):
+        clf.save(tmp_path / "clf.pt")
+    assert not (tmp_path / "clf.pt").exists()
+
+
+def test_save_drops_callbacks_with_a_warning(data, tmp_path):
+    from skorch.callbacks import EpochTimer
+
+    X, y = data
+    est = _fit(_ae(callbacks=[("timer2", EpochTimer())]), X, y)
+    with pytest.warns(UserWarning, match="callbacks=.* is not saved"):
+        est.save(tmp_path / "ae.pt")
+    loaded = AutoencoderTransformer.load(tmp_path / "ae.pt")
+    assert loaded.callbacks is None
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_save_load_keeps_shared_representation_and_nested_params(data, tmp_path):
+    X, y = data
+    rep = _fit(_ae(), X, None)
+    clf = _fit(FineTuner(rep, **_RUN), X, y)
+    clf.save(tmp_path / "clf.pt")
+    loaded = FineTuner.load(tmp_path / "clf.pt")
+    assert loaded.representation_ is loaded.representation
+    np.testing.assert_array_equal(loaded.representation.transform(X), rep.transform(X))
+    assert list(loaded.classes_) == ["no", "yes"]
+
+    views = TabularViews(corruption_rate=0.3)
+    simclr = _fit(
+        SimCLRTransformer(views=views, optimizer=torch.optim.SGD, **_SSL), X, y
+    )
+    simclr.save(tmp_path / "simclr.pt")
+    loaded = SimCLRTransformer.load(tmp_path / "simclr.pt")
+    assert loaded.views.get_params() == views.get_params()
+    assert loaded.optimizer is torch.optim.SGD
+
+
+def test_save_load_feature_names_and_refit(data, tmp_path):
+    X, y = data
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    est = _ae(random_state=np.random.RandomState(3)).fit(df)
+    est.save(tmp_path / "ae.pt")
+    loaded = AutoencoderTransformer.load(tmp_path / "ae.pt", device="cpu")
+    np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    np.testing.assert_array_equal(loaded.transform(df), est.transform(df))
+    # The loaded estimator is an ordinary one: it can be fitted again.
+    assert loaded.fit(df).n_epochs_ == 1
+
+
+@pytest.mark.parametrize("name", ["AutoencoderTransformer", "FineTuner"])
+def test_joblib_pickle_round_trip(name, data, tmp_path):
+    X, y = data
+    est = _fit(ESTIMATORS[name](), X, y)
+    joblib.dump(est, tmp_path / "est.joblib")
+    loaded = joblib.load(tmp_path / "est.joblib")
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    assert "joblib" in type(est).save.__doc__ and "trust" in type(est).save.__doc__
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_grid_search_in_parallel_survives_failing_fits(data):
+    """8 fits on 2 processes; the 2 with an impossible input_shape fail cleanly."""
+    X, _ = data
+    y = (X[:, 0] > 0).astype(int)
+    pipe = make_pipeline(StandardScaler(), _ae(max_epochs=2), LogisticRegression())
+    grid = {"autoencodertransformer__input_shape": [None, (8,), (1, 8), (3, 3)]}
+    search = GridSearchCV(pipe, grid, cv=2, n_jobs=2, error_score=np.nan)
+    with pytest.warns(FitFailedWarning, match="2 fits failed out of a total of 8"):
+        search.fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[3])
+    assert np.all(np.isfinite(scores[:3]))
+    assert search.best_params_["autoencodertransformer__input_shape"] != (3, 3)
+    with pytest.raises(ValueError, match=r"input_shape=\(3, 3\) holds 9 values"):
+        pipe.set_params(autoencodertransformer__input_shape=(3, 3)).fit(X, y)

@@ -1,0 +1,211 @@
+"""Data larger than memory: fitting memmaps and torch Datasets, batched transform,
+and partial_fit over chunks of a memmap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sk_replearn import (
+    AutoencoderTransformer,
+    FineTuner,
+    KMeansTransformer,
+    PCATransformer,
+    SimCLRTransformer,
+)
+from sk_replearn.streaming import is_memory_mapped, scale_sample
+from sk_replearn.training import ArrayRows
+
+N, D = 96, 8
+TINY = dict(
+    n_components=3,
+    encoder_kwargs={"hidden_sizes": (16,)},
+    max_epochs=3,
+    batch_size=16,
+    random_state=0,
+    device="cpu",
+)
+
+
+def _data(n=N, d=D, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[:, :3] += 2 * rng.normal(size=(n, 1)).astype(np.float32)
+    return X
+
+
+@pytest.fixture
+def memmap(tmp_path):
+    """The rows of ``_data()`` in a read-only memmap on disk."""
+    X = _data()
+    path = tmp_path / "X.dat"
+    out = np.memmap(path, dtype=np.float32, mode="w+", shape=X.shape)
+    out[:] = X
+    out.flush()
+    del out
+    return np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+
+
+def test_autoencoder_fit_memmap_equals_in_memory(memmap):
+    in_memory = AutoencoderTransformer(**TINY).fit(np.array(memmap))
+    streamed = AutoencoderTransformer(**TINY).fit(memmap)
+    assert streamed.loss_curve_ == in_memory.loss_curve_
+    np.testing.assert_array_equal(
+        streamed.transform(memmap), in_memory.transform(memmap)
+    )
+
+
+def test_autoencoder_memmap_rows_are_not_materialised(memmap):
+    ae = AutoencoderTransformer(**TINY)
+    X = ae._validate_X(memmap, reset=True)
+    assert is_memory_mapped(X)  # validate_data kept a view of the mapping
+    samples = ae._as_samples(X)
+    assert isinstance(samples, ArrayRows) and samples.shape == (N, D)
+    batch = samples[torch.tensor([5, 2])]
+    np.testing.assert_array_equal(batch.numpy(), np.asarray(memmap)[[5, 2]])
+
+
+def test_autoencoder_memmap_early_stopping_splits_lazily(memmap):
+    ae = AutoencoderTransformer(
+        **{**TINY, "max_epochs": 4}, early_stopping=True, validation_fraction=0.25
+    ).fit(memmap)
+    assert ae.n_epochs_ >= 1 and np.isfinite(ae.history_[:, "valid_loss"]).all()
+
+
+def test_scale_sample_caps_the_rows_read(memmap):
+    rows = ArrayRows(memmap, (D,))
+    assert scale_sample(rows).shape == (N, D)  # small: read whole
+    torch.manual_seed(0)
+    sample = scale_sample(rows, max_values=10 * D)
+    assert sample.shape == (10, D)
+
+
+def test_autoencoder_fit_dataset_of_samples_and_pairs():
+    X = torch.from_numpy(_data())
+    for dataset in (
+        torch.utils.data.TensorDataset(X),  # (sample,)
+        torch.utils.data.TensorDataset(X, torch.zeros(N)),  # (sample, target)
+    ):
+        ae = AutoencoderTransformer(**TINY).fit(dataset)
+        assert ae.n_features_in_ == D and ae.input_shape_ == (D,)
+        assert ae.n_epochs_ == 3 and ae.loss_curve_[-1] < ae.loss_curve_[0]
+        assert ae.transform(X.numpy()).shape == (N, 3)
+
+
+class _Images(torch.utils.data.Dataset):
+    """Images ``(1, 4, 4)`` made on the fly, as numpy arrays."""
+
+    def __init__(self, n: int) -> None:
+        self.X = _data(n, 16).reshape(n, 1, 4, 4)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i]
+
+
+def test_simclr_fit_image_dataset_reads_shape_from_first_item():
+    sim = SimCLRTransformer(
+        encoder="mlp",
+        encoder_kwargs={"hidden_sizes": (16, 4)},
+        projection_dim=4,
+        views=None,
+        max_epochs=2,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+    ).fit(_Images(48))
+    assert sim.input_shape_ == (1, 4, 4) and sim.n_features_in_ == 16
+    assert sim.transform(_Images(48).X).shape == (48, 4)
+    assert np.isfinite(sim.collapse_std_)
+
+
+def test_fit_dataset_errors():
+    ae = AutoencoderTransformer(**TINY)
+    with pytest.raises(ValueError, match="empty Dataset"):
+        ae.fit(torch.utils.data.TensorDataset(torch.zeros(0, 3)))
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from torch.zeros(4, 3)
+
+    with pytest.raises(TypeError, match="map-style torch Dataset"):
+        ae.fit(Stream())
+    bad = torch.ones(8, 3)
+    bad[0, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        ae.fit(torch.utils.data.TensorDataset(bad))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        ae.fit(torch.utils.data.TensorDataset(torch.ones(1, 3)))
+    ae.set_params(warm_start=True).fit(torch.utils.data.TensorDataset(torch.ones(8, 3)))
+    with pytest.raises(ValueError, match="X has 4 features"):
+        ae.fit(torch.utils.data.TensorDataset(torch.ones(8, 4)))
+
+
+def test_transform_memmap_is_batched_and_not_copied(memmap, monkeypatch):
+    ae = AutoencoderTransformer(**TINY).fit(np.array(memmap))
+    seen = []
+    original = ae._map_batches
+
+    def spy(X, *args, **kwargs):
+        seen.append(is_memory_mapped(X))
+        return original(X, *args, **kwargs)
+
+    monkeypatch.setattr(ae, "_map_batches", spy)
+    Z = ae.transform(memmap)
+    assert seen == [True] and Z.shape == (N, 3) and Z.dtype == np.float32
+
+
+def test_finetuner_fit_memmap(memmap):
+    y = (np.asarray(memmap)[:, 0] > 0).astype(int)
+    ft = FineTuner(
+        PCATransformer(n_components=3).fit(memmap),
+        max_epochs=2,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+    ).fit(memmap, y)
+    assert ft.predict(memmap).shape == (N,)
+
+
+# -- classical partial_fit over chunks of a memmap -----------------------------
+def _chunks(X, size=25):
+    for start in range(0, len(X), size):
+        yield X[start : start + size]
+
+
+def test_pca_partial_fit_memmap_chunks_equals_fit(memmap):
+    full = PCATransformer(n_components=4, svd_solver="covariance_eigh", device="cpu")
+    full.fit(np.array(memmap))
+    inc = PCATransformer(n_components=4, device="cpu")
+    for chunk in _chunks(memmap):
+        inc.partial_fit(chunk)
+    assert inc.n_samples_ == N
+    np.testing.assert_allclose(inc.components_, full.components_, atol=1e-4)
+    np.testing.assert_allclose(
+        inc.explained_variance_, full.explained_variance_, rtol=1e-4
+    )
+    np.testing.assert_allclose(inc.transform(memmap), full.transform(memmap), atol=1e-4)
+
+
+def test_kmeans_partial_fit_memmap_chunks(tmp_path):
+    """Mini-batch k-means over a memmap's chunks: as over the same chunks in
+    memory, and close to the full fit."""
+    rng = np.random.default_rng(0)
+    centers = 6 * rng.normal(size=(3, D))
+    X = (centers[rng.integers(0, 3, 150)] + rng.normal(size=(150, D))).astype(
+        np.float32
+    )
+    mm = np.memmap(tmp_path / "blobs.dat", dtype=np.float32, mode="w+", shape=X.shape)
+    mm[:] = X
+    on_disk = KMeansTransformer(n_clusters=3, random_state=0, device="cpu")
+    in_memory = KMeansTransformer(n_clusters=3, random_state=0, device="cpu")
+    for _ in range(3):
+        for chunk in _chunks(mm, 50):
+            on_disk.partial_fit(chunk)
+            in_memory.partial_fit(np.array(chunk))
+    np.testing.assert_array_equal(on_disk.cluster_centers_, in_memory.cluster_centers_)
+    full = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(mm)
+    assert -on_disk.score(mm) <= 1.05 * full.inertia_
