@@ -57,7 +57,7 @@ plt.show()
 # %%
 # The autoencoder's training curve: the loss it minimised, in standardised
 # units, epoch by epoch.
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 ax.plot(models["autoencoder"].loss_curve_)
 ax.set_xlabel("epoch")
 ax.set_ylabel("training loss")

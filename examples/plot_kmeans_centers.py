@@ -1,6 +1,6 @@
 """
 K-means on MNIST digits: the centres are the representation
-==========================================================
+===========================================================
 
 K-means represents data by ``k`` centres. The encoder maps an image to the
 one-hot code of its nearest centre; the decoder maps a code back to its
@@ -34,7 +34,7 @@ print(
 # The 20 centres, ordered by how many images each one claims.
 counts = np.bincount(kmeans.labels_, minlength=20)
 order = np.argsort(-counts)
-fig, axes = plt.subplots(2, 10, figsize=(10, 2.4))
+fig, axes = plt.subplots(2, 10, figsize=(10, 2.6), layout="constrained")
 for ax, k in zip(axes.ravel(), order):
     ax.imshow(kmeans.cluster_centers_[k].reshape(28, 28), cmap="gray_r")
     ax.set_title(f"{counts[k]}", fontsize=8)
@@ -46,16 +46,24 @@ plt.show()
 # Encoding and decoding
 # ---------------------
 # ``transform`` gives the one-hot code; ``inverse_transform`` maps it back to
-# the centre. The reconstruction of an image is its centre.
-codes = kmeans.transform(X[:8])
+# the centre. The reconstruction of an image is its centre. (The images are
+# sorted by class, 500 of each: every 500th is a digit of the next class.)
+sample = X[::500][:8]
+codes = kmeans.transform(sample)
 recon = kmeans.inverse_transform(codes)
 print("code of the first image:", codes[0].astype(int))
 fig, axes = plt.subplots(2, 8, figsize=(8, 2.2))
 for i in range(8):
-    axes[0, i].imshow(X[i].reshape(28, 28), cmap="gray_r")
+    axes[0, i].imshow(sample[i].reshape(28, 28), cmap="gray_r")
     axes[1, i].imshow(recon[i].reshape(28, 28), cmap="gray_r")
     axes[0, i].axis("off")
     axes[1, i].axis("off")
 axes[0, 0].set_title("input", fontsize=8, loc="left")
 axes[1, 0].set_title("decoded code = nearest centre", fontsize=8, loc="left")
 plt.show()
+
+# %%
+# Most digits come back as a smoothed version of themselves; the 4, open at
+# the top, is nearest to a centre that averages 9s. With only 20 centres the
+# code cannot tell every style of a digit apart, nor every digit from its
+# look-alikes.

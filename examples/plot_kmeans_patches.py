@@ -1,6 +1,6 @@
 """
 K-means on 8×8 patches of a photograph: a patch dictionary
-=========================================================
+==========================================================
 
 Cut a photograph into small patches and cluster them: each centre is a
 typical patch, and together the centres form a *dictionary* from which the

@@ -1,6 +1,6 @@
 """
 PCA: eigen-digits, patch components and the explained variance
-===============================================================
+==============================================================
 
 PCA represents data in the space of its largest principal components:
 ``min_W Σ ||x − WᵀWx||²`` subject to ``WWᵀ = I``. The encoder ``W`` projects
@@ -39,17 +39,19 @@ plt.show()
 # Reconstruction through the bottleneck
 # -------------------------------------
 # ``transform`` is the encoder W, ``inverse_transform`` the decoder Wᵀ. With
-# more components the reconstruction sharpens.
+# more components the reconstruction sharpens. (The images are sorted by
+# class, 500 of each: every 500th is a digit of the next class.)
+sample = X[::500][:8]
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
 for row, k in enumerate([5, 15, 50]):
     model = PCATransformer(n_components=k).fit(X)
-    recon = model.inverse_transform(model.transform(X[:8]))
+    recon = model.inverse_transform(model.transform(sample))
     for i in range(8):
         axes[row, i].imshow(recon[i].reshape(28, 28), cmap="gray_r")
         axes[row, i].axis("off")
     axes[row, 0].set_title(f"{k} components", fontsize=8, loc="left")
 for i in range(8):
-    axes[3, i].imshow(X[i].reshape(28, 28), cmap="gray_r")
+    axes[3, i].imshow(sample[i].reshape(28, 28), cmap="gray_r")
     axes[3, i].axis("off")
 axes[3, 0].set_title("original", fontsize=8, loc="left")
 plt.show()
@@ -58,7 +60,7 @@ plt.show()
 # Explained variance
 # ------------------
 full = PCATransformer(n_components=None).fit(X[:2000])
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 ax.plot(
     np.arange(1, len(full.explained_variance_ratio_) + 1),
     np.cumsum(full.explained_variance_ratio_),

@@ -38,7 +38,10 @@ __all__ = [
     "build_encoder",
 ]
 
+#: Names the estimators' ``encoder`` parameter accepts (besides an
+#: ``nn.Module`` class); see :func:`build_encoder`.
 ENCODER_NAMES = ("auto", "mlp", "cnn", "resnet", "vit")
+#: Names the ``decoder`` parameter accepts; see :func:`build_decoder`.
 DECODER_NAMES = ("auto", "mlp", "cnn", "vit")
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 _MAX_AUTO_PATCHES = 64  # attention is O(L^2); 64 tokens keeps CPU training quick
