@@ -214,6 +214,9 @@ def test_autoencoder_warm_start_continues_training(small_digits):
     ae.fit(X)
     assert ae.net_ is first_net
     assert ae.n_epochs_ == 2 * IMAGE["max_epochs"]
+    # a max_epochs set between fits applies to the next one
+    ae.set_params(max_epochs=IMAGE["max_epochs"] + 3).fit(X)
+    assert ae.n_epochs_ == 3 * IMAGE["max_epochs"] + 3
 
 
 def test_autoencoder_user_callbacks_run(small_digits):

@@ -77,7 +77,12 @@ def _tiny(name: str):
     }[name]()
 
 
-NAMES = sorted(sk_replearn.__all__)
+NAMES = sorted(
+    n
+    for n in sk_replearn.__all__
+    if isinstance(getattr(sk_replearn, n), type)
+    and hasattr(getattr(sk_replearn, n), "fit")
+)
 ACCEPTED = (ValueError, TypeError)
 
 

@@ -1,5 +1,6 @@
 """The neural representation learners."""
 
+from ._ssl import CollapseWarning
 from .autoencoder import AutoencoderTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
@@ -14,6 +15,7 @@ __all__ = [
     "AutoencoderTransformer",
     "BYOLTransformer",
     "BarlowTwinsTransformer",
+    "CollapseWarning",
     "DINOTransformer",
     "MAETransformer",
     "MoCoTransformer",

@@ -101,7 +101,15 @@ class NeuralRepresentation(BaseRepresentation):
         X_t = self._as_samples(X) if X_t is None else X_t
         seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
         with seeded(seed, device):
-            net = self.net_ if warm else self._build_net(X_t, device)
+            if warm:
+                net = self.net_
+                # max_epochs (and callbacks) set since the last fit apply to
+                # this one; the learning-rate schedule spans this run.
+                net.set_params(
+                    max_epochs=self.max_epochs, callbacks=self._callbacks(len(X_t))
+                )
+            else:
+                net = self._build_net(X_t, device)
             net.partial_fit(X_t, None)
         self._record_fit(net)
         return self

@@ -36,7 +36,7 @@ class AutoencoderTransformer(NeuralRepresentation):
     encoder_kwargs : dict, default=None
         Keyword arguments of the encoder, e.g. ``{"hidden_sizes": (128,)}``
         for "mlp" or ``{"channels": (16, 32)}`` for "cnn".
-    decoder : {"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class, default="auto"
+    decoder : {"auto", "mlp", "cnn", "vit"} or nn.Module class, default="auto"
         The decoder; "auto" mirrors the encoder.
     decoder_kwargs : dict, default=None
         Keyword arguments of the decoder.
