@@ -259,6 +259,16 @@ def test_images_in_their_own_shape(small_digits):
     np.testing.assert_array_equal(clf.predict(images[:4]), clf.predict(X[:4]))
 
 
+def test_pca_fitted_on_images_fine_tunes_images(small_digits):
+    X, y = small_digits
+    images = X.reshape(-1, 1, 8, 8)
+    pca = PCATransformer(n_components=8).fit(images)
+    clf = FineTuner(pca, max_epochs=3, random_state=0).fit(images, y)
+    assert clf.input_shape_ == (1, 8, 8)
+    np.testing.assert_array_equal(clf.predict(images[:5]), clf.predict(X[:5]))
+    assert clf.transform(images[:5]).shape == (5, 8)
+
+
 def test_random_state_makes_fit_deterministic(small_digits):
     X, y = small_digits
 

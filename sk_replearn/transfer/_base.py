@@ -315,11 +315,9 @@ class FineTunerMixin(NeuralRepresentation):
                 f"X has {X.shape[1]} features, but the representation was fitted "
                 f"on {n_rep}; fine-tune on data of the pre-training's shape."
             )
-        self.input_shape_ = tuple(encoder.input_shape)
-        if nd_shape is not None and int(np.prod(nd_shape)) != int(
-            np.prod(self.input_shape_)
-        ):  # pragma: no cover - caught by the n_features check above
-            raise ValueError(f"X has samples of shape {nd_shape}.")
+        # The representation's sample shape (a PCA's encoder itself is flat).
+        shape = getattr(self.representation_, "input_shape_", encoder.input_shape)
+        self.input_shape_ = tuple(shape)
         self._nd_input = nd_shape is not None
         device = self._device()
         with seeded(seed, device):
