@@ -311,3 +311,25 @@ def test_ssl_estimator_auto_encoder_on_signals_is_a_resnet():
     assert est.transform(X).shape == (64, 16)
     tabular = SimCLRTransformer(max_epochs=1, batch_size=32).fit(X.reshape(64, 40))
     assert isinstance(tabular.net_.module_.backbone, MLPEncoder)
+
+
+@pytest.mark.parametrize(
+    "cls", [SimCLRTransformer, MoCoTransformer, BarlowTwinsTransformer]
+)
+def test_early_stopping_with_a_validation_batch_of_one(cls, small_digits):
+    # 21 validation samples in batches of 10 leave a last batch of one, on
+    # which in-batch losses are undefined: it is merged with the one before.
+    X, _ = small_digits
+    est = cls(
+        max_epochs=2,
+        batch_size=10,
+        early_stopping=True,
+        validation_fraction=21 / 100,
+        device="cpu",
+        random_state=0,
+    )
+    if cls is MoCoTransformer:
+        est.set_params(queue_size=20)
+    est.fit(X[:100])
+    valid = [float(v) for v in est.history_[:, "valid_loss"]]
+    assert len(valid) == 2 and np.all(np.isfinite(valid))
