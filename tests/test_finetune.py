@@ -367,6 +367,9 @@ def test_bad_parameters(digits_ae, small_digits):
         FineTuner(digits_ae, max_epochs=1).fit(X[:, :10], y)
     with pytest.raises(TypeError, match="must return a torch.nn.Module"):
         FineTuner(digits_ae, head=lambda i, o: "linear", max_epochs=1).fit(X, y)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA device"):
+            FineTuner(digits_ae, precision="16", max_epochs=1).fit(X, y)
     with pytest.raises(TypeError, match="cannot be fine-tuned"):
         FineTuner(StandardScaler(), max_epochs=1).fit(X, y)
 

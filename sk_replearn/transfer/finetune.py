@@ -208,8 +208,7 @@ class FineTuner(ClassifierMixin, FineTunerMixin):
                 "FineTuner needs samples of at least 2 classes in y; got 1 class "
                 f"({self.classes_[0]!r})."
             )
-        if X.shape[0] < 2:
-            raise ValueError("FineTuner needs at least 2 samples; got 1 sample.")
+        self._check_params_against_data(X)
         y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
         self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
         return self
@@ -336,10 +335,7 @@ class FineTunerRegressor(RegressorMixin, FineTunerMixin):
         """
         self._validate_params()
         X, y, nd_shape = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
-        if X.shape[0] < 2:
-            raise ValueError(
-                "FineTunerRegressor needs at least 2 samples; got 1 sample."
-            )
+        self._check_params_against_data(X)
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         self.y_mean_ = Y.mean(axis=0)
