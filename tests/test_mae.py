@@ -324,3 +324,17 @@ def test_resolve_patch_size_rules():
     assert resolve_patch_size("auto", (67,)) == 1  # prime: one token per feature
     with pytest.raises(ValueError, match="patch_size=3 must divide"):
         resolve_patch_size(3, (64,))
+
+
+def test_mae_trains_and_transforms_under_torch_compile(small_digits):
+    # The masking noise is drawn for a batch size torch.compile treats as
+    # symbolic (the last batch is smaller); rand(..., generator=None) used
+    # to make the trace fail.
+    X, _ = small_digits
+    mae = MAETransformer(**{**IMAGE, "compile": True, "batch_size": 48}).fit(X[:100])
+    assert len(mae.loss_curve_) == 2 and np.isfinite(mae.loss_curve_).all()
+    module = mae.net_.module_
+    eager = getattr(module, "_orig_mod", module)
+    with torch.no_grad():
+        expected = eager.eval().encode(torch.as_tensor(X[:20]).reshape(-1, 1, 8, 8))
+    np.testing.assert_allclose(mae.transform(X[:20]), expected.numpy(), atol=1e-5)

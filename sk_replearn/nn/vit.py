@@ -322,9 +322,13 @@ def random_masking(
             f"mask_ratio={mask_ratio} keeps no token out of {length}; lower "
             "mask_ratio or use more (smaller) patches."
         )
-    noise_device = generator.device if generator is not None else x.device
-    noise = torch.rand(n, length, generator=generator, device=noise_device)
-    noise = noise.to(x.device)  # (N, L)
+    if generator is None:
+        # No generator argument at all: torch.compile traces this with a
+        # symbolic batch size, which rand(..., generator=None) rejects.
+        noise = torch.rand(n, length, device=x.device)  # (N, L)
+    else:
+        noise = torch.rand(n, length, generator=generator, device=generator.device)
+        noise = noise.to(x.device)  # (N, L)
     ids_shuffle = torch.argsort(noise, dim=1)  # (N, L) ascending: keep small
     ids_restore = torch.argsort(ids_shuffle, dim=1)  # (N, L)
     ids_keep = ids_shuffle[:, :len_keep]  # (N, L_keep)
