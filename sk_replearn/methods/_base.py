@@ -19,9 +19,9 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 
 from ..base import BaseRepresentation, seed_from_random_state
+from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..objectives.base import Objective
-from ..persistence import TrainingCheckpoint, fingerprint
 from ..persistence import load as _load_estimator
 from ..persistence import save as _save_estimator
 from ..streaming import is_memory_mapped, sample_dataset, scale_sample

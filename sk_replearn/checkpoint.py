@@ -1,0 +1,261 @@
+"""Training checkpoints: resume a killed fit exactly where it stopped.
+
+:class:`TrainingCheckpoint` is the skorch callback behind the estimators'
+``checkpoint_dir``: it saves the whole training state after every epoch and
+resumes a killed fit so exactly that, on the CPU, it ends with the same
+weights as an uninterrupted one. Its files are written and read like
+:mod:`sk_replearn.persistence`'s: plain data that
+``torch.load(path, weights_only=True)`` reads.
+
+What an *identical* resume needs, beyond skorch's own ``Checkpoint``
+(weights, optimizer, history): the learning-rate scheduler's step count,
+the early-stopping and best-score bookkeeping of the callbacks, the float16
+gradient scaler, and torch's random state twice: once as it was when
+training began (so the train/validation split is drawn again the same) and
+once at the end of the last saved epoch (batch order, views, masks).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from sklearn.base import BaseEstimator
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.history import History
+
+from .persistence import (
+    _CHECKPOINT_FORMAT,
+    _NOT_FINGERPRINTED,
+    _VERSION,
+    _atomic_save,
+    _read,
+    _unwrap,
+    from_plain,
+    to_plain,
+)
+
+__all__ = ["TrainingCheckpoint", "fingerprint"]
+
+
+def fingerprint(estimator) -> dict:
+    """What must match for a checkpoint to be resumed by ``estimator``.
+
+    The class and every (nested) parameter but those that only say how a
+    fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...).
+
+    Examples
+    --------
+    >>> from sk_replearn import AutoencoderTransformer
+    >>> from sk_replearn.checkpoint import fingerprint
+    >>> fingerprint(AutoencoderTransformer())["params"]["n_components"]
+    '16'
+    """
+    params = {
+        k: repr(v)
+        for k, v in sorted(estimator.get_params(deep=True).items())
+        if k.rsplit("__", 1)[-1] not in _NOT_FINGERPRINTED
+        and not isinstance(v, BaseEstimator)
+    }
+    return {"estimator": type(estimator).__name__, "params": params}
+
+
+def _rng_state(net) -> dict:
+    device = torch.device(net.device)
+    cuda = None
+    if device.type == "cuda" and torch.cuda.is_available():
+        cuda = torch.cuda.get_rng_state(device)
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(net, state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    device = torch.device(net.device)
+    if state.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _callback_states(net) -> dict:
+    """The bookkeeping of the callbacks a resumed fit must carry on with."""
+    states = {}
+    for name, cb in net.callbacks_:
+        state = {}
+        if isinstance(cb, LRScheduler) and getattr(cb, "lr_scheduler_", None):
+            state["lr_scheduler"] = cb.lr_scheduler_.state_dict()
+            state["batch_idx_"] = cb.batch_idx_
+        if isinstance(cb, EarlyStopping):
+            for attr in ("misses_", "dynamic_threshold_", "best_epoch_"):
+                state[attr] = getattr(cb, attr, None)
+            state["best_model_weights_"] = getattr(cb, "best_model_weights_", None)
+        if hasattr(cb, "best_score_"):
+            state["best_score_"] = cb.best_score_
+        if state:
+            try:
+                states[name] = to_plain(state, f"callback {name!r}")
+            except TypeError:
+                continue  # e.g. a user's scheduler holding a lambda
+    return states
+
+
+def _restore_callback_states(net, states: dict) -> None:
+    callbacks = dict(net.callbacks_)
+    for name, state in states.items():
+        cb = callbacks.get(name)
+        if cb is None:
+            continue
+        state = from_plain(state)
+        if "lr_scheduler" in state and getattr(cb, "lr_scheduler_", None):
+            cb.lr_scheduler_.load_state_dict(state.pop("lr_scheduler"))
+        for attr, value in state.items():
+            setattr(cb, attr, value)
+
+
+class TrainingCheckpoint(Callback):
+    """Save the training state after every epoch; resume a killed fit from it.
+
+    The callback behind the estimators' ``checkpoint_dir``. After every
+    epoch it writes ``checkpoint.pt`` in ``dirname`` (atomically: a kill
+    during the write leaves the previous checkpoint): the module's weights,
+    the optimizer, the history, the callbacks' bookkeeping (learning-rate
+    schedule, early stopping, best scores), the gradient scaler and torch's
+    random state. When training begins on a fresh net and the file holds an
+    unfinished run of the same estimator and data, the state is loaded and
+    only the remaining epochs run; on the CPU the result equals an
+    uninterrupted fit's, bit for bit.
+
+    A checkpoint of a run that finished (all its epochs, or stopped early)
+    is *not* resumed: a new fit starts over and overwrites it, as a fit
+    without ``checkpoint_dir`` would. An unfinished checkpoint of another
+    estimator, other parameters or other data raises a ValueError rather
+    than being overwritten.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        Directory of the checkpoint (created if needed).
+    fingerprint : dict or None, default=None
+        What must match for a resume (see :func:`fingerprint`); the shape of
+        the training data is added to it.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    >>> from sk_replearn.checkpoint import TrainingCheckpoint
+    >>> from sk_replearn.training import RepresentationNet
+    >>> d = tempfile.mkdtemp()
+    >>> net = RepresentationNet(
+    ...     AutoencoderObjective(input_shape=(4,), n_components=2), max_epochs=2,
+    ...     callbacks=[("checkpoint", TrainingCheckpoint(d))], verbose=0)
+    >>> _ = net.fit(torch.randn(16, 4), None)
+    >>> sorted(os.listdir(d))
+    ['checkpoint.pt']
+    """
+
+    filename = "checkpoint.pt"
+
+    def __init__(self, dirname, fingerprint: dict | None = None) -> None:
+        self.dirname = dirname
+        self.fingerprint = fingerprint
+
+    def initialize(self):
+        self._resume = None
+        self._target = None
+        self._train_begin_rng = None
+        return self
+
+    @property
+    def path(self) -> str:
+        """The checkpoint file."""
+        return os.path.join(os.fspath(self.dirname), self.filename)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        shape = list(getattr(X, "shape", ()))
+        self.fingerprint_ = {**(self.fingerprint or {}), "data_shape": shape}
+        checkpoint = None
+        if len(net.history) == 0 and os.path.exists(self.path):
+            checkpoint = _read(self.path, _CHECKPOINT_FORMAT)
+            if checkpoint["finished"]:
+                checkpoint = None  # a finished run: start over
+        if checkpoint is None:
+            self._target = len(net.history) + net.max_epochs
+            self._train_begin_rng = _rng_state(net)
+            return
+        self._check_fingerprint(checkpoint["fingerprint"])
+        # The callbacks before this one have begun; load over their state.
+        _unwrap(net.module_).load_state_dict(checkpoint["module"])
+        net.optimizer_.load_state_dict(from_plain(checkpoint["optimizer"]))
+        net.history = History(from_plain(checkpoint["history"]))
+        _restore_callback_states(net, checkpoint["callbacks"])
+        if checkpoint.get("grad_scaler") and getattr(net, "grad_scaler_", None):
+            net.grad_scaler_.load_state_dict(from_plain(checkpoint["grad_scaler"]))
+        self._target = checkpoint["target_epochs"]
+        # The loop reads max_epochs after this hook: run only what is left.
+        self._resume = (net.max_epochs, checkpoint["rng"]["epoch_end"])
+        net.max_epochs = self._target - len(net.history)
+        # Draw the train/validation split as the interrupted fit did.
+        _set_rng_state(net, checkpoint["rng"]["train_begin"])
+        self._train_begin_rng = checkpoint["rng"]["train_begin"]
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self._resume is None:
+            return
+        max_epochs, rng = self._resume
+        self._resume = None
+        net.max_epochs = max_epochs
+        _set_rng_state(net, rng)  # where the saved epoch left the generator
+
+    def on_epoch_end(self, net, **kwargs):
+        self._write(net, finished=False)
+
+    def on_train_end(self, net, **kwargs):
+        stopped = getattr(net, "_early_stopped", lambda: False)()
+        if stopped or len(net.history) >= self._target:
+            self._write(net, finished=True)
+        # else interrupted mid-epoch: keep the last epoch's checkpoint
+
+    def _check_fingerprint(self, saved: dict) -> None:
+        if saved == self.fingerprint_:
+            return
+        keys = sorted(
+            k
+            for k in {*saved.get("params", {}), *self.fingerprint_.get("params", {})}
+            if saved.get("params", {}).get(k)
+            != self.fingerprint_.get("params", {}).get(k)
+        )
+        if saved.get("estimator") != self.fingerprint_.get("estimator"):
+            what = f"a {saved.get('estimator')}"
+        elif saved.get("data_shape") != self.fingerprint_.get("data_shape"):
+            what = f"data of shape {tuple(saved.get('data_shape', ()))}"
+        else:
+            what = (
+                "other parameters ("
+                + ", ".join(
+                    f"{k}={saved.get('params', {}).get(k, '<unset>')}" for k in keys
+                )
+                + ")"
+            )
+        raise ValueError(
+            f"checkpoint_dir={os.fspath(self.dirname)!r} holds an unfinished "
+            f"training run of {what}, which this fit cannot resume. Use another "
+            "checkpoint_dir (one per model), or delete the checkpoint to start "
+            "over."
+        )
+
+    def _write(self, net, finished: bool) -> None:
+        scaler = getattr(net, "grad_scaler_", None)
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "version": _VERSION,
+            "fingerprint": self.fingerprint_,
+            "target_epochs": self._target,
+            "finished": finished,
+            "module": _unwrap(net.module_).state_dict(),
+            "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
+            "history": to_plain(list(net.history), "history"),
+            "callbacks": _callback_states(net),
+            "grad_scaler": to_plain(scaler.state_dict(), "scaler") if scaler else None,
+            "rng": {"train_begin": self._train_begin_rng, "epoch_end": _rng_state(net)},
+        }
+        os.makedirs(os.fspath(self.dirname), exist_ok=True)
+        _atomic_save(payload, self.path)
