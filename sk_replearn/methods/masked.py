@@ -49,12 +49,16 @@ class MAETransformer(NeuralRepresentation):
     mask_ratio : float, default=0.75
         Fraction of the tokens hidden in training, in (0, 1). At least one
         token always stays visible: for samples of very few tokens the
-        ratio is lowered to ``1 - 1 / n_tokens``.
+        ratio is lowered to ``1 - 1 / n_tokens``. Short, smooth signals
+        can take more: on MNIST-1D (20 tokens) 0.85 probed best (see the
+        user guide's recipe).
     embed_dim : int, default=128
         Token width of the encoder, the dimension of the representation; a
         multiple of ``num_heads`` and of 4 (images) or 2 (signals, tables).
         A wide, shallow encoder probed best on digits and MNIST-1D: 128
-        wide and 3 deep gave 0.958 on digits against 0.927 for 64 and 4.
+        wide and 3 deep gave 0.958 on digits against 0.927 for 64 and 4;
+        on MNIST-1D, 256 wide and 2 deep with ``mask_ratio=0.85`` gave
+        0.73 to 0.75 in 50 epochs against 0.70 for the defaults in 150.
     depth : int, default=3
         Transformer blocks of the encoder.
     num_heads : int, default=4
