@@ -229,6 +229,27 @@ class _Batches:
             yield self._take(slice(k * size, stop))
 
 
+class _EvalBatchSampler(torch.utils.data.Sampler):
+    """Index batches in order for evaluation, a last batch of one merged.
+
+    The :class:`~torch.utils.data.DataLoader` counterpart of :class:`_Batches`
+    in evaluation: consecutive batches of ``batch_size`` indices, except that
+    a last batch of one sample joins the batch before it.
+    """
+
+    def __init__(self, n: int, batch_size: int) -> None:
+        self.n, self.batch_size = int(n), max(int(batch_size), 1)
+
+    def __len__(self) -> int:
+        return _Batches.count(self.n, self.batch_size)
+
+    def __iter__(self):
+        n_batches, size = len(self), self.batch_size
+        for k in range(n_batches):
+            stop = self.n if k == n_batches - 1 else (k + 1) * size
+            yield list(range(k * size, stop))
+
+
 class RandomSplit:
     """Hold out a random fraction of the samples for validation.
 
@@ -378,8 +399,10 @@ class RepresentationNet(NeuralNet):
         """Batches sliced from the dataset's tensor (see :class:`_Batches`).
 
         Any other dataset is read by a :class:`~torch.utils.data.DataLoader`,
-        shuffled in training (where, as in :class:`_Batches`, a last batch of
-        one sample is dropped); ``iterator_train__*`` / ``iterator_valid__*``
+        shuffled in training, where, as in :class:`_Batches`, a last batch of
+        one sample is dropped (in evaluation it joins the batch before it,
+        unless ``iterator_valid__*`` sets a sampler, ``shuffle`` or
+        ``drop_last``); ``iterator_train__*`` / ``iterator_valid__*``
         parameters reach it as in skorch.
         """
         prefix = "iterator_train" if training else "iterator_valid"
@@ -392,6 +415,10 @@ class RepresentationNet(NeuralNet):
         if training:
             kwargs.setdefault("shuffle", True)
             kwargs.setdefault("drop_last", n > 1 and n % batch_size == 1)
+        elif not {"sampler", "batch_sampler", "shuffle", "drop_last"} & set(kwargs):
+            # As in _Batches: a last batch of one joins the one before it.
+            sampler = _EvalBatchSampler(n, batch_size)
+            return getattr(self, prefix)(dataset, batch_sampler=sampler, **kwargs)
         return getattr(self, prefix)(dataset, batch_size=batch_size, **kwargs)
 
     # -- one step ----------------------------------------------------------

@@ -333,3 +333,8 @@ def test_early_stopping_with_a_validation_batch_of_one(cls, small_digits):
     est.fit(X[:100])
     valid = [float(v) for v in est.history_[:, "valid_loss"]]
     assert len(valid) == 2 and np.all(np.isfinite(valid))
+    # The same through a DataLoader, when the data come as a torch Dataset.
+    images = torch.as_tensor(X[:100], dtype=torch.float32).reshape(-1, 1, 8, 8)
+    est.fit(torch.utils.data.TensorDataset(images))
+    valid = [float(v) for v in est.history_[:, "valid_loss"]]
+    assert len(valid) == 2 and np.all(np.isfinite(valid))
