@@ -91,6 +91,13 @@ def test_autoencoder_fit_dataset_of_samples_and_pairs():
         assert ae.n_features_in_ == D and ae.input_shape_ == (D,)
         assert ae.n_epochs_ == 3 and ae.loss_curve_[-1] < ae.loss_curve_[0]
         assert ae.transform(X.numpy()).shape == (N, 3)
+        # transform (and score) read a Dataset too, batch by batch, in order.
+        np.testing.assert_allclose(
+            ae.transform(dataset), ae.transform(X.numpy()), rtol=1e-6, atol=1e-6
+        )
+        assert ae.score(dataset) == pytest.approx(ae.score(X.numpy()), rel=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        ae.transform(torch.utils.data.TensorDataset(torch.ones(4, D + 1)))
 
 
 class _Images(torch.utils.data.Dataset):
