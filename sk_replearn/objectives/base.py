@@ -18,10 +18,19 @@ class Objective(nn.Module):
     batch, hands the result to :meth:`loss`, and later asks :meth:`encode` for
     the representation. A new method is a subclass that fills these three in.
 
-    Every objective standardises its input with a scalar shift and scale
-    (buffers set once from the training data by :meth:`set_input_scale`),
-    so that a learning rate that suits unit-variance data suits raw pixel
-    values too; the scale travels with the weights when the model is saved.
+    Every objective standardises its input (buffers set once from the
+    training data by :meth:`set_input_scale`), so that a learning rate that
+    suits unit-variance data suits raw pixel values too; the scale travels
+    with the weights when the model is saved. Images and signals share one
+    scalar shift and scale, so their pixels keep their relative brightness;
+    a table (``input_shape`` of length 1) gets one per column, since its
+    columns come in their own units.
+
+    Parameters
+    ----------
+    input_shape : tuple of int or None, default=None
+        Shape of one sample; ``(d,)`` standardises per column, anything
+        else (or None) with scalars.
 
     Examples
     --------
@@ -40,17 +49,29 @@ class Objective(nn.Module):
     tensor([[-0.7071,  0.7071]])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, input_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.register_buffer("input_shift", torch.zeros(()))
-        self.register_buffer("input_scale", torch.ones(()))
+        table = input_shape is not None and len(input_shape) == 1
+        size = tuple(input_shape) if table else ()
+        self.register_buffer("input_shift", torch.zeros(size))
+        self.register_buffer("input_scale", torch.ones(size))
 
     @torch.no_grad()
     def set_input_scale(self, x: torch.Tensor) -> None:
-        """Set the standardising shift and scale from a sample of inputs."""
+        """Set the standardising shift and scale from a sample of inputs.
+
+        Scalars, or one shift and scale per column of a table; a constant
+        column (or a single sample) keeps a scale of 1.
+        """
         x = x.detach().double()
-        std = x.std() if x.numel() > 1 else torch.ones((), dtype=x.dtype)
-        self.input_shift.copy_(x.mean())
+        if self.input_shift.dim() == 1:  # a table: per column
+            x = x.reshape(len(x), -1)  # (N, d)
+            std = x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+            mean = x.mean(dim=0)
+        else:
+            std = x.std() if x.numel() > 1 else torch.ones((), dtype=x.dtype)
+            mean = x.mean()
+        self.input_shift.copy_(mean)
         self.input_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

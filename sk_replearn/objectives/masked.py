@@ -190,7 +190,7 @@ class MAEObjective(Objective):
         norm_pix_loss: bool = False,
         pooling: str = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(tuple(int(s) for s in input_shape))
         self.input_shape = tuple(int(s) for s in input_shape)
         self.token_shape = token_shape(self.input_shape)
         self.patch_size = resolve_patch_size(patch_size, self.input_shape)
@@ -224,27 +224,11 @@ class MAEObjective(Objective):
         ):
             _init_transformer(module)
         nn.init.normal_(self.mask_token, std=0.02)
-        if len(self.input_shape) == 1:
-            # A table's columns have their own units: standardise each one.
-            d = self.input_shape[0]
-            self.register_buffer("input_shift", torch.zeros(d))
-            self.register_buffer("input_scale", torch.ones(d))
 
     @property
     def num_patches(self) -> int:
         """``L``, the number of tokens of one sample."""
         return self.encoder.num_patches
-
-    # -- input scale -----------------------------------------------------------
-    @torch.no_grad()
-    def set_input_scale(self, x: torch.Tensor) -> None:
-        """Scalar standardisation, or one shift and scale per column of a table."""
-        if len(self.input_shape) != 1:
-            return super().set_input_scale(x)
-        x = x.detach().double().reshape(len(x), -1)  # (N, d)
-        std = x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
-        self.input_shift.copy_(x.mean(dim=0))
-        self.input_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
     # -- tokens ----------------------------------------------------------------
     def _signal(self, x: torch.Tensor) -> torch.Tensor:

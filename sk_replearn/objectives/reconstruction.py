@@ -95,7 +95,7 @@ class AutoencoderObjective(Objective):
         noise: float = 0.0,
         noise_type: str = "gaussian",
     ) -> None:
-        super().__init__()
+        super().__init__(tuple(input_shape))
         self.backbone = build_encoder(
             encoder, tuple(input_shape), **(encoder_kwargs or {})
         )

@@ -75,7 +75,7 @@ class TwoViewObjective(Objective):
         views: str | Callable | None = "auto",
         total_steps: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(tuple(input_shape))
         self.backbone = build_encoder(
             encoder, tuple(input_shape), **(encoder_kwargs or {})
         )
