@@ -292,7 +292,9 @@ precision : {{"32", "bf16", "16"}}, default={precision}
     Float precision of the forward pass: "bf16" autocasts to bfloat16 (CPU
     or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
 compile : bool, default={compile}
-    Compile the module with :func:`torch.compile`.
+    Compile the module with :func:`torch.compile`: for large models on
+    a GPU. On a CPU the small default networks gain nothing (12
+    epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
 verbose : int, default={verbose}
     0 is silent; 1 prints a progress bar and one line per epoch.
 random_state : int, RandomState instance or None, default={random_state}

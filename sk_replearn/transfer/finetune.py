@@ -77,7 +77,9 @@ _SHARED_PARAMETERS = """
     precision : {"32", "bf16", "16"}, default="32"
         Autocast precision of the forward pass ("16" needs CUDA).
     compile : bool, default=False
-        Compile the module with :func:`torch.compile`.
+        Compile the module with :func:`torch.compile`: for large models on
+        a GPU. On a CPU the small default networks gain nothing (12
+        epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
     verbose : int, default=0
         Print the training progress when positive.
     random_state : int, RandomState instance or None, default=None
