@@ -141,6 +141,21 @@ def batch_slices(n: int, batch_size: int | None) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
+def _chunks(X, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(rows, batch)`` pairs covering X in order: an array or a Dataset."""
+    if isinstance(X, torch.utils.data.Dataset):
+        start = 0
+        for xb, _ in torch.utils.data.DataLoader(X, batch_size=batch_size):
+            yield slice(start, start + len(xb)), xb
+            start += len(xb)
+        return
+    for sl in batch_slices(X.shape[0], batch_size):
+        chunk = X[sl]
+        if not chunk.flags.writeable:  # torch warns on read-only memory
+            chunk = chunk.copy()
+        yield sl, torch.from_numpy(chunk)
+
+
 def flatten_samples(X):
     """Flatten N-D samples: ``(X_2d, sample_shape)``, shape None for 2-D input.
 
@@ -312,8 +327,10 @@ class BaseRepresentation(
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-            Validated input.
+        X : ndarray of shape (n_samples, n_features) or torch Dataset
+            Validated input, or a map-style dataset of ``(sample, target)``
+            pairs (:class:`~sk_replearn.training.SampleDataset`), read in
+            order by a :class:`~torch.utils.data.DataLoader`.
         fn : callable
             Maps a float32 tensor ``(B, n_features)`` on ``device`` to a
             tensor ``(B, n_out)`` (or ``(B,)`` when ``n_out`` is 0).
@@ -325,14 +342,11 @@ class BaseRepresentation(
         """
         device = self._device() if device is None else device
         batch_size = batch_size or getattr(self, "batch_size", None) or 4096
-        shape = (X.shape[0], n_out) if n_out else (X.shape[0],)
+        shape = (len(X), n_out) if n_out else (len(X),)
         out = np.empty(shape, dtype=dtype)
         with torch.inference_mode():
-            for sl in batch_slices(X.shape[0], batch_size):
-                chunk = X[sl]
-                if not chunk.flags.writeable:  # torch warns on read-only memory
-                    chunk = chunk.copy()
-                xb = torch.from_numpy(chunk).to(device, in_dtype, non_blocking=True)
+            for sl, xb in _chunks(X, batch_size):
+                xb = xb.to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out
 

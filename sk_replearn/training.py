@@ -213,6 +213,14 @@ class _Batches:
             n_batches -= 1  # dropped in training, merged in evaluation
         return max(n_batches, 1) if n else 0
 
+    @classmethod
+    def eval_slices(cls, n: int, batch_size: int):
+        """Slices of ``range(n)`` in order, a last batch of one merged."""
+        n_batches = cls.count(n, batch_size)
+        for k in range(n_batches):
+            stop = n if k == n_batches - 1 else (k + 1) * batch_size
+            yield slice(k * batch_size, stop)
+
     def _take(self, idx):
         return self.X[idx], None if self.y is None else self.y[idx]
 
@@ -223,10 +231,8 @@ class _Batches:
             for k in range(len(self)):
                 yield self._take(order[k * size : (k + 1) * size])
             return
-        n_batches = len(self)
-        for k in range(n_batches):
-            stop = n if k == n_batches - 1 else (k + 1) * size
-            yield self._take(slice(k * size, stop))
+        for sl in self.eval_slices(n, size):
+            yield self._take(sl)
 
 
 class _EvalBatchSampler(torch.utils.data.Sampler):
@@ -244,10 +250,8 @@ class _EvalBatchSampler(torch.utils.data.Sampler):
         return _Batches.count(self.n, self.batch_size)
 
     def __iter__(self):
-        n_batches, size = len(self), self.batch_size
-        for k in range(n_batches):
-            stop = self.n if k == n_batches - 1 else (k + 1) * size
-            yield list(range(k * size, stop))
+        for sl in _Batches.eval_slices(self.n, self.batch_size):
+            yield list(range(sl.start, sl.stop))
 
 
 class RandomSplit:

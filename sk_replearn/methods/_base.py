@@ -383,9 +383,10 @@ class NeuralRepresentation(BaseRepresentation):
         module's device; ``fn``'s output is flattened to ``(B, n_out)``.
         """
         module = self._module()
-        if isinstance(X, torch.utils.data.Dataset):
-            return self._apply_dataset(module, X, fn, n_out)
-        X = self._validate_X(X, reset=False)
+        if isinstance(X, torch.utils.data.Dataset):  # read in order, batched
+            X = sample_dataset(self, X, reset=False)
+        else:
+            X = self._validate_X(X, reset=False)
         shape = tuple(self.input_shape_)
         out = self._map_batches(
             X,
@@ -395,26 +396,6 @@ class NeuralRepresentation(BaseRepresentation):
             batch_size=max(self.batch_size, _TRANSFORM_BATCH),
         )
         _check_finite_output(out, X, type(self).__name__)
-        return out
-
-    def _apply_dataset(self, module, dataset, fn, n_out: int) -> np.ndarray:
-        """:meth:`_apply` for a torch Dataset, read in order by a DataLoader.
-
-        Its samples are checked against ``input_shape_`` as in ``fit``; only
-        one batch is in memory at a time, beside the output.
-        """
-        data = sample_dataset(self, dataset, reset=False)
-        device = next(module.parameters()).device
-        batch_size = max(self.batch_size, _TRANSFORM_BATCH)
-        loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
-        out = np.empty((len(data), n_out), dtype=np.float32)
-        start = 0
-        with torch.inference_mode():
-            for xb, _ in loader:
-                result = fn(module, xb.to(device)).float().flatten(1)
-                out[start : start + len(xb)] = result.to("cpu").numpy()
-                start += len(xb)
-        _check_finite_output(out, None, type(self).__name__)
         return out
 
     def transform(self, X) -> np.ndarray:
@@ -440,14 +421,17 @@ class NeuralRepresentation(BaseRepresentation):
         return tags
 
 
-def _check_finite_output(out: np.ndarray, X: np.ndarray | None, owner: str) -> None:
-    """Never answer NaN silently: overflow in float32 is an error naming X."""
+def _check_finite_output(out: np.ndarray, X, owner: str) -> None:
+    """Never answer NaN silently: overflow in float32 is an error naming X.
+
+    X is the validated array (its largest value is quoted) or a Dataset.
+    """
     finite = np.isfinite(out)
     if finite.all():
         return
     n_bad = int((~finite).reshape(len(out), -1).any(axis=1).sum())
     held = "X holds large values"
-    if X is not None and X.size:
+    if isinstance(X, np.ndarray) and X.size:
         peak = max(abs(float(X.max())), abs(float(X.min())))
         held = f"X holds values up to {peak:.3g} in magnitude"
     raise ValueError(
