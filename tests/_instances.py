@@ -1,0 +1,83 @@
+"""One table of small constructor arguments for every public estimator.
+
+Like scikit-learn's ``INIT_PARAMS``: the common checks, the persistence,
+fuzz, checkpoint and behaviour tests all build their estimators from
+:data:`INSTANCES` through :func:`make`, so a new estimator gets every one
+of those tests by adding one row here; ``test_instances_cover_every_public
+estimator`` fails until it has one.
+"""
+
+from __future__ import annotations
+
+from sklearn.base import clone
+
+import sk_replearn
+
+#: What makes a neural fit tiny: one epoch, small batches, CPU, seeded.
+RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
+_MLP = {"encoder": "mlp", "encoder_kwargs": {"hidden_sizes": (8, 4)}}
+_TWO_VIEW = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **RUN}
+_AE = {"n_components": 2, **_MLP, **RUN}
+
+#: ``name -> constructor arguments``; an estimator argument is cloned by
+#: :func:`make`, so instances never share state.
+INSTANCES: dict[str, dict] = {
+    "AutoencoderTransformer": _AE,
+    "SimCLRTransformer": _TWO_VIEW,
+    "MoCoTransformer": {**_TWO_VIEW, "queue_size": 16},
+    "BYOLTransformer": _TWO_VIEW,
+    "SimSiamTransformer": {**_TWO_VIEW, "predictor_dim": 4},
+    "BarlowTwinsTransformer": _TWO_VIEW,
+    "DINOTransformer": {**_TWO_VIEW, "bottleneck_dim": 4},
+    "MAETransformer": {
+        "patch_size": 2,
+        "embed_dim": 8,
+        "depth": 1,
+        "num_heads": 2,
+        "decoder_embed_dim": 8,
+        "decoder_depth": 1,
+        "decoder_num_heads": 2,
+        **RUN,
+    },
+    "FineTuner": {
+        "representation": sk_replearn.AutoencoderTransformer(**_AE),
+        **RUN,
+    },
+    "FineTunerRegressor": {
+        "representation": sk_replearn.AutoencoderTransformer(**_AE),
+        **RUN,
+    },
+    "PCATransformer": {"n_components": 1},
+    "KMeansTransformer": {
+        "n_clusters": 2,
+        "n_init": 1,
+        "max_iter": 5,
+        "random_state": 0,
+    },
+}
+
+#: Every public estimator class, by name, read off ``sk_replearn.__all__``.
+PUBLIC_ESTIMATORS: dict[str, type] = {
+    name: getattr(sk_replearn, name)
+    for name in sorted(sk_replearn.__all__)
+    if isinstance(getattr(sk_replearn, name), type)
+    and hasattr(getattr(sk_replearn, name), "fit")
+}
+
+
+def make(name: str, **overrides):
+    """A fresh small instance of the public estimator ``name``.
+
+    ``overrides`` replace (or add to) the table's arguments.
+    """
+    params = {**INSTANCES[name], **overrides}
+    params = {
+        k: clone(v) if hasattr(v, "get_params") and not isinstance(v, type) else v
+        for k, v in params.items()
+    }
+    return PUBLIC_ESTIMATORS[name](**params)
+
+
+def all_instances() -> list:
+    """One small instance of every public estimator, in name order."""
+    return [make(name) for name in PUBLIC_ESTIMATORS]

@@ -1,0 +1,194 @@
+"""Outputs frozen bit for bit: a refactoring must not change what is learned.
+
+Every public estimator (the rows of ``tests/_instances.py``) and the code
+paths a table alone does not reach (each encoder family on images and
+signals, every transfer source of the fine-tuners) is fitted with a fixed
+``random_state`` on the CPU, at one torch thread, on a slice of digits. The
+SHA-256 of ``transform`` (and of ``predict`` for the fine-tuners) must equal
+the one recorded in ``tests/data/behaviour.json``.
+
+A different CPU may pick other float kernels (another vector width sums in
+another order): there the hashes cannot be compared, and the test checks the
+recorded summary statistics to a relative 1e-3 instead, which a changed
+computation still fails. Regenerate the file only for an intended change of
+behaviour: ``python tests/test_behaviour.py --record``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import sk_replearn
+from sk_replearn import (
+    AutoencoderTransformer,
+    FineTuner,
+    MAETransformer,
+    PCATransformer,
+    SimCLRTransformer,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _instances import INSTANCES, RUN, make  # noqa: E402
+
+RECORD = Path(__file__).parent / "data" / "behaviour.json"
+_IMAGE = {"input_shape": (1, 8, 8)}
+_SIGNAL = {"input_shape": (1, 64)}
+_TWO_VIEW_IMAGE = {
+    "encoder_kwargs": {"channels": (4, 8)},
+    "projection_dim": 4,
+    "hidden_dim": 8,
+    **_IMAGE,
+    **RUN,
+}
+_TINY_MAE = {k: v for k, v in INSTANCES["MAETransformer"].items()}
+
+
+def _cases() -> dict:
+    """``case id -> factory`` of the estimators whose outputs are frozen."""
+    cases = {f"table-{name}": (lambda name=name: make(name)) for name in INSTANCES}
+    for name in [
+        "SimCLRTransformer",
+        "MoCoTransformer",
+        "BYOLTransformer",
+        "SimSiamTransformer",
+        "BarlowTwinsTransformer",
+        "DINOTransformer",
+    ]:
+        extra = {"queue_size": 16} if name == "MoCoTransformer" else {}
+        cases[f"cnn-image-{name}"] = lambda name=name, extra=extra: getattr(
+            sk_replearn, name
+        )(**_TWO_VIEW_IMAGE, **extra)
+    cases["resnet-signal-SimCLR"] = lambda: SimCLRTransformer(
+        encoder_kwargs={"channels": (4, 8)},
+        projection_dim=4,
+        hidden_dim=8,
+        **_SIGNAL,
+        **RUN,
+    )
+    cases["cnn-signal-SimCLR"] = lambda: SimCLRTransformer(
+        encoder="cnn",
+        encoder_kwargs={"channels": (4, 8)},
+        projection_dim=4,
+        hidden_dim=8,
+        **_SIGNAL,
+        **RUN,
+    )
+    cases["vit-image-SimCLR"] = lambda: SimCLRTransformer(
+        encoder="vit",
+        encoder_kwargs={"patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2},
+        projection_dim=4,
+        hidden_dim=8,
+        **_IMAGE,
+        **RUN,
+    )
+    cases["cnn-image-Autoencoder"] = lambda: AutoencoderTransformer(
+        n_components=3, encoder_kwargs={"channels": (4, 8)}, noise=0.1, **_IMAGE, **RUN
+    )
+    cases["image-MAE"] = lambda: MAETransformer(**{**_TINY_MAE, **_IMAGE})
+    cases["signal-MAE"] = lambda: MAETransformer(
+        **{**_TINY_MAE, **_SIGNAL, "patch_size": 8}
+    )
+    cases["finetune-PCA"] = lambda: FineTuner(PCATransformer(n_components=4), **RUN)
+    cases["finetune-MAE-layer-decay"] = lambda: FineTuner(
+        MAETransformer(**{**_TINY_MAE, **_IMAGE}), layer_decay=0.5, **RUN
+    )
+    cases["finetune-SimCLR-frozen"] = lambda: FineTuner(
+        SimCLRTransformer(**_TWO_VIEW_IMAGE), strategy="frozen", head="mlp", **RUN
+    )
+    cases["finetune-SimCLR-reinit"] = lambda: FineTuner(
+        SimCLRTransformer(**_TWO_VIEW_IMAGE),
+        reinit_layers=1,
+        freeze_layers=1,
+        **RUN,
+    )
+    return cases
+
+
+CASES = _cases()
+
+
+def _data():
+    X, y = load_digits(return_X_y=True)
+    X = (X[:96] / 16.0).astype(np.float32)
+    return X, y[:96]
+
+
+def _outputs(case: str) -> dict[str, np.ndarray]:
+    X, y = _data()
+    est = CASES[case]()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            target = y.astype(float) / 10 if "Regressor" in case else y
+            est.fit(X, target if hasattr(est, "predict") else None)
+            out = {"transform": np.asarray(est.transform(X))}
+            if hasattr(est, "predict"):
+                out["predict"] = np.asarray(est.predict(X))
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _summary(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a)
+    f = a.astype(np.float64)
+    return {
+        "sha256": hashlib.sha256(a.tobytes()).hexdigest(),
+        "shape": list(a.shape),
+        "dtype": str(a.dtype),
+        "sum": float(f.sum()),
+        "abs_sum": float(np.abs(f).sum()),
+        "head": [float(v) for v in f.ravel()[:8]],
+    }
+
+
+def _platform() -> str:
+    return f"torch {torch.__version__}, cpu {torch.backends.cpu.get_cpu_capability()}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_behaviour_outputs_unchanged(case):
+    record = json.loads(RECORD.read_text())
+    assert case in record["cases"], (
+        f"no recorded outputs for {case!r}: run python tests/test_behaviour.py --record"
+    )
+    expected = record["cases"][case]
+    got = {k: _summary(v) for k, v in _outputs(case).items()}
+    assert set(got) == set(expected)
+    same_platform = record["platform"] == _platform()
+    for key, summary in got.items():
+        want = expected[key]
+        assert summary["shape"] == want["shape"] and summary["dtype"] == want["dtype"]
+        if same_platform:
+            assert summary["sha256"] == want["sha256"], (key, summary, want)
+        else:
+            for stat in ("sum", "abs_sum", "head"):
+                np.testing.assert_allclose(
+                    summary[stat], want[stat], rtol=1e-3, atol=1e-3, err_msg=stat
+                )
+
+
+def test_behaviour_record_covers_every_public_estimator():
+    record = json.loads(RECORD.read_text())
+    missing = {f"table-{n}" for n in INSTANCES} - set(record["cases"])
+    assert not missing
+
+
+if __name__ == "__main__" and "--record" in sys.argv:
+    RECORD.parent.mkdir(exist_ok=True)
+    cases = {c: {k: _summary(v) for k, v in _outputs(c).items()} for c in CASES}
+    RECORD.write_text(
+        json.dumps({"platform": _platform(), "cases": cases}, indent=1) + "\n"
+    )
+    print(f"recorded {len(cases)} cases in {RECORD}")
