@@ -21,7 +21,7 @@ do, and this module only makes the training net compose with them.
   A :class:`torch.utils.data.Dataset` passed to ``fit`` goes through a
   :class:`~torch.utils.data.DataLoader` that accelerate shards.
 * **Contrastive negatives.** SimCLR's NT-Xent scores each sample against the
-  whole global batch (:func:`~sk_replearn.objectives.contrastive.gather_batch`,
+  whole global batch (:func:`~sk_replearn.losses.contrastive.gather_batch`,
   a differentiable all-gather), and MoCo queues the keys of every process.
 * **Precision** is the accelerator's: create it with
   ``Accelerator(mixed_precision="bf16")`` (or ``"fp16"``) and leave

@@ -25,7 +25,7 @@ from sk_replearn.distributed import (
     accelerated_net_class,
     world_size,
 )
-from sk_replearn.objectives.contrastive import NTXentLoss
+from sk_replearn.losses.contrastive import NTXentLoss
 from sk_replearn.training import RepresentationNet, SupervisedNet
 
 accelerate = pytest.importorskip("accelerate")
@@ -41,7 +41,7 @@ import torch
 from accelerate import Accelerator
 from sk_replearn import AutoencoderTransformer, FineTuner, PCATransformer
 from sk_replearn import SimCLRTransformer
-from sk_replearn.objectives.contrastive import NTXentLoss
+from sk_replearn.losses.contrastive import NTXentLoss
 
 out = sys.argv[1]
 acc = Accelerator(cpu=True)

@@ -1,4 +1,4 @@
-"""Tests of the encoder zoo: sk_replearn.nn.encoders, .vit and .heads."""
+"""Tests of the building blocks: sk_replearn.nn (encoders, patches, heads)."""
 
 import math
 from fractions import Fraction
@@ -22,6 +22,7 @@ from sk_replearn.nn import (
     build_encoder,
     patchify,
     random_masking,
+    resolve_encoder,
     sincos_pos_embed_1d,
     sincos_pos_embed_2d,
     unpatchify,
@@ -85,10 +86,18 @@ def test_build_encoder_output_shape(name, shape):
 
 @pytest.mark.parametrize(
     ("shape", "expected"),
-    [((64,), MLPEncoder), ((1, 40), CNNEncoder), ((1, 8, 8), CNNEncoder)],
+    [((64,), MLPEncoder), ((1, 40), ResNetEncoder), ((1, 8, 8), CNNEncoder)],
 )
 def test_build_encoder_auto_picks_by_shape(shape, expected):
     assert type(build_encoder("auto", shape)) is expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"), [((64,), "mlp"), ((1, 40), "cnn"), ((1, 8, 8), "cnn")]
+)
+def test_resolve_encoder_mirrored_auto_has_a_mirror_decoder(shape, expected):
+    assert resolve_encoder("auto", shape, mirrored=True) == expected
+    assert resolve_encoder("vit", shape, mirrored=True) == "vit"
 
 
 @pytest.mark.parametrize("name", NAMED_ENCODERS)

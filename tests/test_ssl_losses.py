@@ -7,17 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from sk_replearn.objectives.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss
-from sk_replearn.objectives.momentum import (
-    copy_frozen,
-    cosine_momentum,
-    update_momentum,
-)
-from sk_replearn.objectives.noncontrastive import (
+from sk_replearn.losses import (
     BarlowTwinsLoss,
     DINOLoss,
     NegativeCosineLoss,
     collapse_std,
+)
+from sk_replearn.losses.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss
+from sk_replearn.nn.momentum import (
+    copy_frozen,
+    cosine_momentum,
+    update_momentum,
 )
 
 TEMPERATURES = [0.05, 0.1, 0.5, 1.0]

@@ -23,8 +23,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..distributed import world_size
+from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
-from ..objectives.noncontrastive import collapse_std
 from ..objectives.two_view import TwoViewObjective
 from ..streaming import dataset_head
 from ._base import NeuralRepresentation, seeded

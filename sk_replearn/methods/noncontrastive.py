@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
-from ..objectives.ssl_noncontrastive import (
+from ..objectives.noncontrastive import (
     BarlowTwinsObjective,
     BYOLObjective,
     DINOObjective,

@@ -12,8 +12,9 @@ from numbers import Integral
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["ProjectionHead"]
+__all__ = ["ProjectionHead", "Prototypes"]
 
 
 class ProjectionHead(nn.Module):
@@ -122,3 +123,39 @@ class ProjectionHead(nn.Module):
         torch.Tensor of shape (B, out_features)
         """
         return self.layers(x)
+
+
+class Prototypes(nn.Module):
+    """DINO's last layer: cosine similarities to ``out_dim`` learned prototypes.
+
+    The weight-normalised linear layer with its norm fixed to 1 of DINO,
+    applied to the L2-normalised bottleneck: logits in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the embeddings.
+    out_dim : int
+        Number of prototypes.
+
+    References
+    ----------
+    .. [1] M. Caron et al., "Emerging Properties in Self-Supervised Vision
+       Transformers", ICCV 2021 (DINO).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import Prototypes
+    >>> logits = Prototypes(8, 5)(torch.randn(3, 8))
+    >>> logits.shape, bool(logits.abs().max() <= 1)
+    (torch.Size([3, 5]), True)
+    """
+
+    def __init__(self, in_features: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_dim, in_features))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(z, dim=1), F.normalize(self.weight, dim=1))

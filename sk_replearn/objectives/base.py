@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.transfer import Standardize
+from ..nn import Standardize
 
 __all__ = ["Objective"]
 
@@ -97,7 +97,7 @@ class Objective(nn.Module):
     def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
         """A trainable copy of the path from raw input to :meth:`encode`'s output.
 
-        Returns a :class:`~sk_replearn.nn.transfer.TransferEncoder` whose
+        Returns a :class:`~sk_replearn.nn.surgery.TransferEncoder` whose
         output equals :meth:`encode`'s, holding copies of the weights, so
         fine-tuning it leaves this objective unchanged.
         """

@@ -1,356 +1,179 @@
-"""Contrastive losses: NT-Xent (SimCLR), InfoNCE (MoCo) and a queue of keys.
+"""Contrastive two-view objectives: SimCLR and MoCo (v2).
 
-All losses take embeddings (the projection head's output), L2-normalise them
-inside, and compute in at least float32 so that they are safe under autocast.
-The momentum encoder that produces MoCo's keys lives in
-:mod:`sk_replearn.objectives.momentum`.
+The other samples of the batch (SimCLR) or a queue of keys from a momentum
+encoder (MoCo) are the negatives; the losses are
+:class:`~sk_replearn.losses.NTXentLoss` and
+:class:`~sk_replearn.losses.InfoNCELoss`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.distributed as dist
-from torch import nn
-from torch.nn import functional as F
 
-__all__ = ["InfoNCELoss", "MemoryQueue", "NTXentLoss", "gather_batch"]
+from ..losses.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
+from ..nn import ProjectionHead
+from ..nn.momentum import copy_frozen
+from .two_view import Pair, TwoViewObjective, embed_pair
 
-
-def _world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` if none."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+__all__ = ["MoCoObjective", "SimCLRObjective"]
 
 
-def gather_batch(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every process, differentiably.
-
-    With :mod:`torch.distributed` initialised and more than one process, the
-    ``(N, D)`` tensors of the ``W`` ranks are concatenated in rank order to
-    ``(W N, D)``; otherwise ``x`` is returned as it is. The backward pass is
-    torch's own (a reduce-scatter): each rank receives the sum over ranks of
-    the gradients that reached its rows, which is what a loss averaged by
-    DistributedDataParallel needs (see :class:`NTXentLoss`). Every rank must
-    call it with the same ``N``.
+class SimCLRObjective(TwoViewObjective):
+    """SimCLR: NT-Xent between the projections of two views.
 
     Parameters
     ----------
-    x : torch.Tensor of shape (N, ...)
-        This rank's batch.
-
-    Returns
-    -------
-    torch.Tensor of shape (W * N, ...)
-        Rows ``r N`` to ``(r + 1) N`` are rank ``r``'s ``x``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.objectives.contrastive import gather_batch
-    >>> gather_batch(torch.ones(2, 3)).shape  # one process: unchanged
-    torch.Size([2, 3])
-    """
-    _, world = _world()
-    if world == 1:
-        return x
-    try:  # torch >= 2.x: the functional collectives, with autograd
-        from torch.distributed._functional_collectives import (
-            all_gather_tensor_autograd,
-        )
-    except ImportError:  # pragma: no cover - older torch
-        from torch.distributed.nn.functional import all_gather
-
-        return torch.cat(all_gather(x.contiguous()))
-    return all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD)
-
-
-def _check_temperature(temperature: float) -> float:
-    temperature = float(temperature)
-    if not temperature > 0:  # also rejects nan
-        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-    return temperature
-
-
-def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"{names} must both have shape (N, D); got {tuple(a.shape)} and "
-            f"{tuple(b.shape)}."
-        )
-
-
-def _normalize(z: torch.Tensor) -> torch.Tensor:
-    """L2-normalise rows, in at least float32 (half-precision logits overflow)."""
-    return F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=1)
-
-
-class NTXentLoss(nn.Module):
-    """Normalised temperature-scaled cross-entropy (NT-Xent) of SimCLR.
-
-    For two views ``z1[i]``, ``z2[i]`` of the same ``N`` samples, each of the
-    ``2N`` embeddings is an anchor whose positive is its other view and whose
-    negatives are the remaining ``2N - 2`` embeddings:
-
-    .. math::
-
-        \\ell_a = -\\log \\frac{\\exp(\\mathrm{sim}(z_a, z_{a^+}) / \\tau)}
-        {\\sum_{b \\ne a} \\exp(\\mathrm{sim}(z_a, z_b) / \\tau)},
-
-    with cosine similarity ``sim``; the loss is the mean of ``l_a`` over the
-    ``2N`` anchors. It is computed as a cross-entropy over the ``(2N, 2N)``
-    similarity matrix with its diagonal set to ``-inf`` (log-sum-exp keeps it
-    stable for small ``temperature``).
-
-    In training under :mod:`torch.distributed` with ``W > 1`` processes the
-    negatives are those of the global batch, as in SimCLR's multi-device
-    training: each rank's ``2N`` anchors are scored against the ``2 W N``
-    embeddings gathered by :func:`gather_batch`. The mean of the ranks'
-    losses is then the loss of one process on the concatenated batch, and,
-    since the gather's backward sums the ranks' gradients and
-    DistributedDataParallel averages them, so is the weights' gradient.
-
-    Parameters
-    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=128
+        Output width of the 2-layer projection head.
+    hidden_dim : int or None, default=None
+        Hidden width of the head; None is the encoder's width.
     temperature : float, default=0.1
-        Softmax temperature ``τ`` (> 0).
+        NT-Xent temperature.
 
     References
     ----------
     .. [1] T. Chen, S. Kornblith, M. Norouzi and G. Hinton, "A Simple
        Framework for Contrastive Learning of Visual Representations",
-       ICML 2020 (SimCLR), eq. (1).
+       ICML 2020.
 
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.contrastive import NTXentLoss
-    >>> _ = torch.manual_seed(0)
-    >>> z = torch.randn(8, 16)
-    >>> loss = NTXentLoss(temperature=0.1)
-    >>> bool(loss(z, z) < loss(z, torch.randn(8, 16)))
-    True
-    >>> loss(z, z).shape
-    torch.Size([])
+    >>> from sk_replearn.objectives.contrastive import SimCLRObjective
+    >>> obj = SimCLRObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape, obj.encode(x).shape
+    (torch.Size([]), torch.Size([8, 128]))
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
-        super().__init__()
-        self.temperature = _check_temperature(temperature)
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features, hidden_dim, projection_dim
+        )
+        self.criterion = NTXentLoss(temperature)
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """Mean NT-Xent over the ``2N`` anchors.
+    def forward_views(self, v1, v2) -> Pair:
+        """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""
+        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
 
-        Parameters
-        ----------
-        z1, z2 : torch.Tensor of shape (N, D)
-            Embeddings of two views; row ``i`` of each comes from sample ``i``.
-            ``N >= 2`` (with one sample there are no negatives).
-
-        Returns
-        -------
-        torch.Tensor of shape ()
-        """
-        _check_pair(z1, z2, "z1 and z2")
-        n = z1.shape[0]
-        if n < 2:
-            raise ValueError(
-                f"NTXentLoss needs a batch of at least 2 samples (N >= 2) to have "
-                f"negatives; got N={n}."
-            )
-        rank, world = _world() if self.training else (0, 1)
-        z = _normalize(torch.cat([z1, z2]))  # (2N, D) this rank's anchors
-        if world > 1:  # candidates: both views of the global batch
-            z1_all, z2_all = gather_batch(z[:n]), gather_batch(z[n:])  # (WN, D)
-            candidates = torch.cat([z1_all, z2_all])  # (2WN, D)
-        else:
-            candidates = z
-        m = world * n  # samples in the global batch
-        logits = z @ candidates.T / self.temperature  # (2N, 2WN)
-        idx = torch.arange(n, device=z.device) + rank * n  # global sample index
-        own = torch.cat([idx, idx + m])  # (2N,) column of each anchor itself
-        self_mask = torch.zeros_like(logits, dtype=torch.bool)  # (2N, 2WN)
-        self_mask[torch.arange(2 * n, device=z.device), own] = True
-        logits = logits.masked_fill(self_mask, float("-inf"))
-        targets = torch.cat([idx + m, idx])  # (2N,) anchor a -> its other view
-        return F.cross_entropy(logits, targets)
+    def loss(self, output: Pair, x: torch.Tensor) -> torch.Tensor:
+        """NT-Xent over the ``2B`` projections."""
+        return self.criterion(*output)
 
 
-class InfoNCELoss(nn.Module):
-    """InfoNCE of MoCo, with a queue of negatives or in-batch negatives.
+class MoCoObjective(TwoViewObjective):
+    """MoCo v2: queries against a momentum key encoder and a queue of keys.
 
-    With a ``queue`` of ``K`` keys (MoCo v1/v2), query ``q[i]`` is scored
-    against its positive key ``k[i]`` and the ``K`` queued keys,
-    ``logits = [q·k₊, q·queue] / τ`` with target 0. Without a queue (MoCo v3),
-    the negatives of ``q[i]`` are the other keys ``k[j], j ≠ i`` of the batch:
-    ``logits = q kᵀ / τ`` of shape ``(N, N)`` with target ``i``.
-
-    Gradients flow into ``k`` as given: pass keys from a momentum encoder
-    under ``torch.no_grad()`` (or detached) as MoCo does. The queue is always
-    treated as a constant. MoCo v3 additionally scales its loss by ``2τ``;
-    that is left to the caller.
+    The query encoder is the backbone with a 2-layer MLP head (v2); the key
+    encoder is its EMA copy. The loss is symmetrised (each view is once the
+    query, once the key), as in MoCo v3 and the authors' CIFAR demo, and
+    both views' keys are queued after the loss's snapshot of the queue.
 
     Parameters
     ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=128
+        Width of the keys and queries.
+    hidden_dim : int or None, default=None
+        Hidden width of the head; None is the encoder's width.
     temperature : float, default=0.2
-        Softmax temperature ``τ`` (> 0).
-
-    References
-    ----------
-    .. [1] K. He, H. Fan, Y. Wu, S. Xie and R. Girshick, "Momentum Contrast
-       for Unsupervised Visual Representation Learning", CVPR 2020 (MoCo),
-       eq. (1) and Algorithm 1.
-    .. [2] X. Chen, S. Xie and K. He, "An Empirical Study of Training
-       Self-Supervised Vision Transformers", ICCV 2021 (MoCo v3).
-    .. [3] A. van den Oord, Y. Li and O. Vinyals, "Representation Learning
-       with Contrastive Predictive Coding", arXiv:1807.03748, 2018 (InfoNCE).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.objectives.contrastive import InfoNCELoss, MemoryQueue
-    >>> _ = torch.manual_seed(0)
-    >>> q, k = torch.randn(4, 8), torch.randn(4, 8)
-    >>> queue = MemoryQueue(dim=8, size=32)
-    >>> loss = InfoNCELoss(temperature=0.2)
-    >>> loss(q, k, queue.queue).shape
-    torch.Size([])
-    >>> bool(loss(q, q) < loss(q, k))  # in-batch negatives
-    True
-    """
-
-    def __init__(self, temperature: float = 0.2) -> None:
-        super().__init__()
-        self.temperature = _check_temperature(temperature)
-
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Mean InfoNCE over the ``N`` queries.
-
-        Parameters
-        ----------
-        q : torch.Tensor of shape (N, D)
-            Queries (online encoder).
-        k : torch.Tensor of shape (N, D)
-            Positive keys; ``k[i]`` is the positive of ``q[i]``.
-        queue : torch.Tensor of shape (K, D) or None, default=None
-            Negative keys. ``None`` uses the other keys of the batch, which
-            needs ``N >= 2``.
-
-        Returns
-        -------
-        torch.Tensor of shape ()
-        """
-        _check_pair(q, k, "q and k")
-        q, k = _normalize(q), _normalize(k)  # (N, D)
-        n = q.shape[0]
-        if queue is None:
-            if n < 2:
-                raise ValueError(
-                    "InfoNCELoss without a queue uses the other keys of the batch "
-                    f"as negatives and needs N >= 2; got N={n}."
-                )
-            logits = q @ k.T / self.temperature  # (N, N)
-            targets = torch.arange(n, device=q.device)  # (N,)
-            return F.cross_entropy(logits, targets)
-        if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
-            raise ValueError(
-                f"queue must have shape (K, {q.shape[1]}); got {tuple(queue.shape)}."
-            )
-        negatives = _normalize(queue.detach()).to(q.dtype)  # (K, D)
-        pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
-        neg = q @ negatives.T  # (N, K)
-        logits = torch.cat([pos, neg], dim=1) / self.temperature  # (N, 1 + K)
-        targets = torch.zeros(n, dtype=torch.long, device=q.device)  # (N,)
-        return F.cross_entropy(logits, targets)
-
-
-class MemoryQueue(nn.Module):
-    """First-in first-out queue of L2-normalised keys (MoCo's dictionary).
-
-    The queue starts as ``size`` random-normal keys, normalised, as in MoCo's
-    reference implementation; :meth:`enqueue` overwrites the oldest entries.
-    Keys are buffers, so the queue moves with ``.to(device)`` and is saved in
-    the ``state_dict``.
-
-    Parameters
-    ----------
-    dim : int
-        Width ``D`` of a key.
-    size : int
-        Number ``K`` of keys held (>= 1).
+        InfoNCE temperature.
+    queue_size : int, default=4096
+        Number of negative keys kept.
+    momentum : float, default=0.99
+        Starting momentum of the key encoder (cosine schedule to 1).
 
     Attributes
     ----------
-    keys : torch.Tensor of shape (size, dim)
-        Storage, a buffer; row ``ptr`` is the oldest key.
-    ptr : torch.Tensor of shape ()
-        Index (long) of the next row to be overwritten.
+    key_backbone, key_projector : torch.nn.Module
+        The momentum key encoder (no gradients).
+    queue : MemoryQueue
+        The negative keys.
 
     References
     ----------
     .. [1] K. He, H. Fan, Y. Wu, S. Xie and R. Girshick, "Momentum Contrast
-       for Unsupervised Visual Representation Learning", CVPR 2020 (MoCo),
-       Sec. 3.2 "Dictionary as a queue".
+       for Unsupervised Visual Representation Learning", CVPR 2020.
+    .. [2] X. Chen, H. Fan, R. Girshick and K. He, "Improved Baselines with
+       Momentum Contrastive Learning", arXiv:2003.04297, 2020 (MoCo v2).
 
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.contrastive import MemoryQueue
-    >>> queue = MemoryQueue(dim=2, size=3)
-    >>> queue.enqueue(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
-    >>> queue.enqueue(torch.tensor([[0.0, -1.0], [-3.0, 0.0]]))
-    >>> queue.queue  # oldest first
-    tensor([[ 0.,  1.],
-            [ 0., -1.],
-            [-1.,  0.]])
+    >>> from sk_replearn.objectives.contrastive import MoCoObjective
+    >>> obj = MoCoObjective((1, 40), projection_dim=16, queue_size=32)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape, int(obj.queue.ptr)  # 2 x 8 keys queued
+    (torch.Size([]), 16)
     """
 
-    def __init__(self, dim: int, size: int) -> None:
-        super().__init__()
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size!r}.")
-        if int(dim) < 1:
-            raise ValueError(f"dim must be >= 1, got {dim!r}.")
-        self.dim, self.size = int(dim), int(size)
-        keys = F.normalize(torch.randn(self.size, self.dim), dim=1)  # (K, D)
-        self.register_buffer("keys", keys)
-        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        temperature: float = 0.2,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features, hidden_dim, projection_dim
+        )
+        self.key_backbone = copy_frozen(self.backbone)
+        self.key_projector = copy_frozen(self.projector)
+        self.queue = MemoryQueue(projection_dim, queue_size)
+        self.criterion = InfoNCELoss(temperature)
+        self.momentum = float(momentum)
 
-    @property
-    def queue(self) -> torch.Tensor:
-        """The ``(size, dim)`` keys, oldest first, as a detached copy.
+    def forward_views(self, v1, v2):
+        """Queries, keys and the queue before this batch's keys are pushed.
 
-        A copy, not a view: :meth:`enqueue` writes the storage in place, which
-        would otherwise break the backward pass of a loss computed before it.
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(q1, q2, k1, k2, queue)``: ``(B, projection_dim)`` each and
+            ``(queue_size, projection_dim)``.
         """
-        rows = torch.arange(self.size, device=self.keys.device)  # (K,)
-        order = (self.ptr + rows) % self.size  # (K,) oldest to newest
-        return self.keys.detach().index_select(0, order)  # (size, dim)
-
-    @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Normalise a batch of keys and push it, dropping the oldest entries.
-
-        Equivalent to pushing the rows one by one, in order: a batch that
-        does not divide ``size`` wraps around, and a batch larger than
-        ``size`` leaves only its last ``size`` rows.
-
-        Parameters
-        ----------
-        keys : torch.Tensor of shape (B, dim)
-        """
-        if keys.ndim != 2 or keys.shape[1] != self.dim:
-            raise ValueError(
-                f"keys must have shape (B, {self.dim}); got {tuple(keys.shape)}."
+        if self.training:
+            self.momentum_update(
+                [
+                    (self.backbone, self.key_backbone),
+                    (self.projector, self.key_projector),
+                ],
+                self.momentum,
             )
-        b = keys.shape[0]
-        skipped = max(b - self.size, 0)  # rows overwritten within this batch
-        new = F.normalize(keys[skipped:].detach().to(self.keys.dtype), dim=1)
-        rows = torch.arange(skipped, b, device=self.keys.device)  # (min(B, K),)
-        self.keys[(self.ptr + rows) % self.size] = new.to(self.keys.device)
-        self.ptr.copy_((self.ptr + b) % self.size)
+        q1, q2 = embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+        with torch.no_grad():
+            k1, k2 = embed_pair(
+                lambda v: self.key_projector(self.key_backbone(v)), v1, v2
+            )
+        queue = self.queue.queue  # (K, D), a copy: safe from the enqueue below
+        if self.training:  # every rank's keys, as MoCo's concat_all_gather
+            self.queue.enqueue(gather_batch(torch.cat([k1, k2])))
+        return q1, q2, k1, k2, queue
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, size={self.size}"
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """Symmetrised InfoNCE: query of each view, key of the other."""
+        q1, q2, k1, k2, queue = output
+        return (self.criterion(q1, k2, queue) + self.criterion(q2, k1, queue)) / 2

@@ -20,10 +20,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..nn import ViTEncoder
-from ..nn import vit as vit_ops
-from ..nn.encoders import _blocks, _init_transformer, _pos_embed, _resolve_patch_size
-from ..nn.transfer import TransferEncoder
+from ..nn import ViTEncoder, transformer
+from ..nn.patches import patchify, random_masking, unpatchify
+from ..nn.surgery import TransferEncoder
 from .base import Objective
 
 __all__ = ["MAEObjective", "resolve_patch_size", "token_shape"]
@@ -104,7 +103,9 @@ def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int
         for p in range(2, d + 1):
             if d % p == 0 and d // p <= _MAX_AUTO_TABLE_TOKENS:
                 return p if d // p >= 4 else 1
-    return _resolve_patch_size(patch_size, token_shape(shape), "MAETransformer")
+    return transformer.resolve_patch_size(
+        patch_size, token_shape(shape), "MAETransformer"
+    )
 
 
 def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
@@ -209,9 +210,10 @@ class MAEObjective(Objective):
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.register_buffer(
-            "decoder_pos_embed", _pos_embed(decoder_embed_dim, self.encoder.grid_size)
+            "decoder_pos_embed",
+            transformer.pos_embed(decoder_embed_dim, self.encoder.grid_size),
         )
-        self.decoder_blocks = _blocks(
+        self.decoder_blocks = transformer.transformer_blocks(
             decoder_embed_dim, decoder_depth, decoder_num_heads, mlp_ratio, 0.0
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
@@ -222,7 +224,7 @@ class MAEObjective(Objective):
             self.decoder_norm,
             self.decoder_pred,
         ):
-            _init_transformer(module)
+            transformer.init_transformer(module)
         nn.init.normal_(self.mask_token, std=0.02)
 
     @property
@@ -237,11 +239,11 @@ class MAEObjective(Objective):
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """Raw ``(B, *input_shape)`` to standardised tokens ``(B, L, n_values)``."""
-        return vit_ops.patchify(self._signal(x), self.patch_size)
+        return patchify(self._signal(x), self.patch_size)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens ``(B, L, n_values)`` back to ``(B, *input_shape)``, same units."""
-        out = vit_ops.unpatchify(tokens, self.patch_size, self.token_shape)
+        out = unpatchify(tokens, self.patch_size, self.token_shape)
         return out.reshape(len(tokens), *self.input_shape)
 
     # -- the named stages ---------------------------------------------------------
@@ -253,7 +255,7 @@ class MAEObjective(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keep a random subset of each sample's tokens.
 
-        :func:`sk_replearn.nn.vit.random_masking` (argsort of uniform noise
+        :func:`sk_replearn.nn.patches.random_masking` (argsort of uniform noise
         per sample), except that at least one token is always kept.
 
         Parameters
@@ -274,7 +276,7 @@ class MAEObjective(Objective):
             Gathering with it undoes the shuffle.
         """
         ratio = _keep_ratio(x.shape[1], mask_ratio)
-        return vit_ops.random_masking(x, ratio, generator=generator)
+        return random_masking(x, ratio, generator=generator)
 
     def forward_encoder(
         self,

@@ -1,369 +1,317 @@
-"""Non-contrastive losses: BYOL / SimSiam, Barlow Twins and DINO.
+"""Non-contrastive two-view objectives: BYOL, SimSiam, Barlow Twins and DINO.
 
-These methods use no negatives; what keeps them from collapsing to a constant
-is a stop-gradient and predictor (BYOL, SimSiam), decorrelation (Barlow
-Twins) or centering and sharpening of a teacher (DINO). :func:`collapse_std`
-measures collapse. All losses compute in at least float32 (autocast-safe).
+No negatives: an EMA target and a predictor (BYOL), a stop-gradient and a
+predictor (SimSiam), decorrelation (Barlow Twins) or a centred, sharpened EMA
+teacher (DINO) keep the representation from collapsing. The losses live in
+:mod:`sk_replearn.losses.noncontrastive`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-__all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss", "collapse_std"]
+from ..losses.noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss
+from ..nn import ProjectionHead, Prototypes
+from ..nn.momentum import copy_frozen
+from .two_view import Pair, TwoViewObjective, embed_pair
 
-
-def _upcast(z: torch.Tensor) -> torch.Tensor:
-    return z.to(torch.promote_types(z.dtype, torch.float32))
-
-
-def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"{names} must both have shape (N, D); got {tuple(a.shape)} and "
-            f"{tuple(b.shape)}."
-        )
+__all__ = [
+    "BYOLObjective",
+    "BarlowTwinsObjective",
+    "DINOObjective",
+    "SimSiamObjective",
+]
 
 
-def _check_positive(name: str, value: float) -> float:
-    value = float(value)
-    if not value > 0:  # also rejects nan
-        raise ValueError(f"{name} must be > 0, got {value!r}.")
-    return value
-
-
-class NegativeCosineLoss(nn.Module):
-    """Negative cosine similarity with a stop-gradient on the target.
-
-    ``D(p, z) = −mean_i cos(p_i, stopgrad(z_i))``, in ``[−1, 1]``; the
-    gradient never reaches ``z``. This is SimSiam's ``D``; BYOL's
-    ``‖p̄ − z̄‖² = 2 − 2 cos(p, z)`` is the affine map ``2 + 2·D`` of it, so
-    both give the same gradients up to a factor 2. The symmetric losses
-    (``D(p1, z2)/2 + D(p2, z1)/2`` in SimSiam, the sum in BYOL) are two
-    calls.
-
-    References
-    ----------
-    .. [1] X. Chen and K. He, "Exploring Simple Siamese Representation
-       Learning", CVPR 2021 (SimSiam), eq. (1)-(3) and Algorithm 1.
-    .. [2] J.-B. Grill et al., "Bootstrap Your Own Latent: A New Approach to
-       Self-Supervised Learning", NeurIPS 2020 (BYOL), eq. (2).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.objectives.noncontrastive import NegativeCosineLoss
-    >>> loss = NegativeCosineLoss()
-    >>> p = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
-    >>> z = torch.tensor([[3.0, 0.0], [1.0, 0.0]], requires_grad=True)
-    >>> loss(p, z)
-    tensor(-0.5000, grad_fn=<NegBackward0>)
-    >>> loss(p, z).backward()
-    >>> z.grad is None
-    True
-    """
-
-    def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Mean negative cosine similarity.
-
-        Parameters
-        ----------
-        p : torch.Tensor of shape (N, D)
-            Predictions (online branch); receives the gradient.
-        z : torch.Tensor of shape (N, D)
-            Targets (other branch); detached inside.
-
-        Returns
-        -------
-        torch.Tensor of shape ()
-        """
-        _check_pair(p, z, "p and z")
-        p = F.normalize(_upcast(p), dim=1)  # (N, D)
-        z = F.normalize(_upcast(z.detach()), dim=1)  # (N, D)
-        return -(p * z).sum(dim=1).mean()
-
-
-class BarlowTwinsLoss(nn.Module):
-    """Barlow Twins redundancy-reduction loss.
-
-    Each view's embeddings are standardised along the batch (mean 0,
-    variance 1 per dimension, ``(z − μ) / sqrt(σ² + eps)`` with the biased
-    variance, as a parameter-free batch norm); with the cross-correlation
-    ``C = z̃1ᵀ z̃2 / N`` of shape ``(D, D)``,
-
-    .. math::
-
-        \\mathcal{L} = \\sum_i (1 - C_{ii})^2
-        + \\lambda \\sum_i \\sum_{j \\ne i} C_{ij}^2 .
+class BYOLObjective(TwoViewObjective):
+    """BYOL: an online predictor regresses an EMA target's projection.
 
     Parameters
     ----------
-    lambda_ : float, default=5e-3
-        Weight ``λ`` (>= 0) of the redundancy-reduction (off-diagonal) term.
-    eps : float, default=1e-5
-        Added to the variance before the square root (>= 0).
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=256
+        Output width of the projector and the predictor.
+    hidden_dim : int or None, default=None
+        Hidden width of both 2-layer heads; None is the encoder's width.
+    momentum : float, default=0.99
+        Starting momentum of the target (cosine schedule to 1).
 
     References
     ----------
-    .. [1] J. Zbontar, L. Jing, I. Misra, Y. LeCun and S. Deny, "Barlow
-       Twins: Self-Supervised Learning via Redundancy Reduction", ICML 2021,
-       eq. (1)-(2) and Algorithm 1.
+    .. [1] J.-B. Grill et al., "Bootstrap Your Own Latent: A New Approach to
+       Self-Supervised Learning", NeurIPS 2020.
 
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.noncontrastive import BarlowTwinsLoss
-    >>> _ = torch.manual_seed(0)
-    >>> z = torch.randn(32, 4)
-    >>> loss = BarlowTwinsLoss(lambda_=5e-3)
-    >>> bool(loss(z, z) < loss(z, torch.randn(32, 4)))
-    True
-    """
-
-    def __init__(self, lambda_: float = 5e-3, eps: float = 1e-5) -> None:
-        super().__init__()
-        lambda_, eps = float(lambda_), float(eps)
-        if not lambda_ >= 0:
-            raise ValueError(f"lambda_ must be >= 0, got {lambda_!r}.")
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}.")
-        self.lambda_, self.eps = lambda_, eps
-
-    def standardize(self, z: torch.Tensor) -> torch.Tensor:
-        """Standardise ``(N, D)`` embeddings along the batch, per dimension."""
-        z = _upcast(z)
-        mean = z.mean(dim=0, keepdim=True)  # (1, D)
-        var = z.var(dim=0, unbiased=False, keepdim=True)  # (1, D)
-        return (z - mean) / torch.sqrt(var + self.eps)  # (N, D)
-
-    def cross_correlation(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """The ``(D, D)`` cross-correlation of the standardised views."""
-        return self.standardize(z1).T @ self.standardize(z2) / z1.shape[0]  # (D, D)
-
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """Barlow Twins loss of two views.
-
-        Parameters
-        ----------
-        z1, z2 : torch.Tensor of shape (N, D)
-            Embeddings of two views of the same ``N >= 2`` samples.
-
-        Returns
-        -------
-        torch.Tensor of shape ()
-        """
-        _check_pair(z1, z2, "z1 and z2")
-        if z1.shape[0] < 2:
-            raise ValueError(
-                "BarlowTwinsLoss standardises along the batch and needs N >= 2; "
-                f"got N={z1.shape[0]}."
-            )
-        c = self.cross_correlation(z1, z2)  # (D, D)
-        on_diag = (torch.diagonal(c) - 1).pow(2).sum()
-        eye = torch.eye(c.shape[0], dtype=torch.bool, device=c.device)
-        off_diag = c.masked_fill(eye, 0).pow(2).sum()
-        return on_diag + self.lambda_ * off_diag
-
-
-class DINOLoss(nn.Module):
-    """Self-distillation cross-entropy of DINO with a centred, sharp teacher.
-
-    For teacher outputs ``t_a`` (global views only) and student outputs
-    ``s_b`` (all views; the first ``len(teacher_out)`` are the same crops as
-    the teacher's), the loss averages over the pairs ``a ≠ b``
-
-    .. math::
-
-        H(P_t(t_a), P_s(s_b)) = -\\sum_k
-        \\mathrm{softmax}\\!\\left(\\frac{t_a - c}{\\tau_t}\\right)_k
-        \\log \\mathrm{softmax}\\!\\left(\\frac{s_b}{\\tau_s}\\right)_k ,
-
-    each averaged over the batch; the teacher side is detached. After a
-    forward in training mode the center ``c`` moves towards the teacher's
-    batch mean, ``c ← m c + (1 − m) mean(t)`` (:meth:`update_center`).
-
-    Parameters
-    ----------
-    out_dim : int
-        Width ``K`` of the DINO head's output.
-    teacher_temp : float, default=0.04
-        Teacher temperature ``τ_t`` (> 0). A plain attribute: for DINO's
-        warm-up the estimator sets ``loss.teacher_temp`` each epoch (the
-        paper: linear from 0.04 to 0.07 over the first 30 epochs).
-    student_temp : float, default=0.1
-        Student temperature ``τ_s`` (> 0).
-    center_momentum : float, default=0.9
-        Momentum ``m`` in ``[0, 1]`` of the center's EMA.
-
-    Attributes
-    ----------
-    center : torch.Tensor of shape (1, out_dim)
-        Buffer, the running mean of the teacher's outputs; starts at zero.
-
-    References
-    ----------
-    .. [1] M. Caron, H. Touvron, I. Misra, H. Jégou, J. Mairal, P. Bojanowski
-       and A. Joulin, "Emerging Properties in Self-Supervised Vision
-       Transformers", ICCV 2021 (DINO), eq. (2)-(4) and Algorithm 1.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.objectives.noncontrastive import DINOLoss
-    >>> _ = torch.manual_seed(0)
-    >>> loss = DINOLoss(out_dim=16)
-    >>> teacher = [torch.randn(4, 16) for _ in range(2)]  # 2 global views
-    >>> student = [torch.randn(4, 16) for _ in range(4)]  # + 2 local views
-    >>> loss(student, teacher).shape
-    torch.Size([])
-    >>> bool(loss.center.abs().sum() > 0)  # updated in training mode
+    >>> from sk_replearn.objectives.noncontrastive import BYOLObjective
+    >>> obj = BYOLObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> 0 <= obj.loss(obj(x), x).item() <= 8
     True
     """
 
     def __init__(
         self,
-        out_dim: int,
-        teacher_temp: float = 0.04,
-        student_temp: float = 0.1,
-        center_momentum: float = 0.9,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        momentum: float = 0.99,
     ) -> None:
-        super().__init__()
-        if int(out_dim) < 1:
-            raise ValueError(f"out_dim must be >= 1, got {out_dim!r}.")
-        center_momentum = float(center_momentum)
-        if not 0.0 <= center_momentum <= 1.0:
-            raise ValueError(
-                f"center_momentum must be in [0, 1], got {center_momentum!r}."
-            )
-        self.out_dim = int(out_dim)
-        self.teacher_temp = _check_positive("teacher_temp", teacher_temp)
-        self.student_temp = _check_positive("student_temp", student_temp)
-        self.center_momentum = center_momentum
-        self.register_buffer("center", torch.zeros(1, self.out_dim))
-
-    def _check_views(self, views: Sequence[torch.Tensor], name: str) -> None:
-        if len(views) == 0 or any(
-            v.ndim != 2 or v.shape != views[0].shape or v.shape[1] != self.out_dim
-            for v in views
-        ):
-            raise ValueError(
-                f"{name} must be a non-empty sequence of tensors of the same shape "
-                f"(B, {self.out_dim}); got shapes {[tuple(v.shape) for v in views]}."
-            )
-
-    def teacher_probs(self, teacher_out: torch.Tensor) -> torch.Tensor:
-        """Centred, sharpened, detached teacher distribution ``(B, K)``."""
-        _check_positive("teacher_temp", self.teacher_temp)
-        t = _upcast(teacher_out.detach()) - self.center  # (B, K)
-        return F.softmax(t / self.teacher_temp, dim=-1)  # (B, K)
-
-    def forward(
-        self,
-        student_out: Sequence[torch.Tensor],
-        teacher_out: Sequence[torch.Tensor],
-    ) -> torch.Tensor:
-        """Mean cross-entropy over the (teacher view, other student view) pairs.
-
-        Parameters
-        ----------
-        student_out : sequence of torch.Tensor of shape (B, out_dim)
-            Student head outputs (logits) of every view, global views first.
-        teacher_out : sequence of torch.Tensor of shape (B, out_dim)
-            Teacher head outputs of the global views; ``teacher_out[a]`` is
-            the same crop as ``student_out[a]``.
-
-        Returns
-        -------
-        torch.Tensor of shape ()
-        """
-        self._check_views(student_out, "student_out")
-        self._check_views(teacher_out, "teacher_out")
-        if student_out[0].shape != teacher_out[0].shape:
-            raise ValueError(
-                "student_out and teacher_out views must have the same batch size; "
-                f"got {tuple(student_out[0].shape)} and {tuple(teacher_out[0].shape)}."
-            )
-        if len(student_out) < 2:
-            raise ValueError(
-                "DINOLoss compares different views and needs at least 2 student "
-                f"views; got {len(student_out)}."
-            )
-        log_p = [
-            F.log_softmax(_upcast(s) / self.student_temp, dim=-1)  # (B, K)
-            for s in student_out
-        ]
-        total, n_pairs = 0.0, 0
-        for a, t in enumerate(teacher_out):
-            q = self.teacher_probs(t)  # (B, K)
-            for b, lp in enumerate(log_p):
-                if a == b:
-                    continue
-                total = total + (-(q * lp).sum(dim=-1)).mean()
-                n_pairs += 1
-        loss = total / n_pairs
-        if self.training:
-            self.update_center(teacher_out)
-        return loss
-
-    @torch.no_grad()
-    def update_center(self, teacher_out: Sequence[torch.Tensor]) -> None:
-        """EMA of the center towards the teacher's mean output.
-
-        Parameters
-        ----------
-        teacher_out : sequence of torch.Tensor of shape (B, out_dim)
-            Teacher head outputs of the global views.
-        """
-        batch_center = _upcast(torch.cat(list(teacher_out))).mean(0, keepdim=True)
-        self.center.lerp_(batch_center.to(self.center.dtype), 1 - self.center_momentum)
-
-    def extra_repr(self) -> str:
-        return (
-            f"out_dim={self.out_dim}, teacher_temp={self.teacher_temp}, "
-            f"student_temp={self.student_temp}, "
-            f"center_momentum={self.center_momentum}"
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        width = self.backbone.out_features
+        self.projector = ProjectionHead(width, hidden_dim or width, projection_dim)
+        self.predictor = ProjectionHead(
+            projection_dim, hidden_dim or width, projection_dim
         )
+        self.target_backbone = copy_frozen(self.backbone)
+        self.target_projector = copy_frozen(self.projector)
+        self.criterion = NegativeCosineLoss()
+        self.momentum = float(momentum)
+
+    def forward_views(self, v1, v2):
+        """Online predictions ``(p1, p2)`` and target projections ``(t1, t2)``."""
+        if self.training:
+            self.momentum_update(
+                [
+                    (self.backbone, self.target_backbone),
+                    (self.projector, self.target_projector),
+                ],
+                self.momentum,
+            )
+        p = embed_pair(
+            lambda v: self.predictor(self.projector(self.backbone(v))), v1, v2
+        )
+        with torch.no_grad():
+            t = embed_pair(
+                lambda v: self.target_projector(self.target_backbone(v)), v1, v2
+            )
+        return p, t
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """``‖p̄1 − t̄2‖² + ‖p̄2 − t̄1‖²`` (each ``2 − 2 cos``), batch means."""
+        (p1, p2), (t1, t2) = output
+        return 4 + 2 * (self.criterion(p1, t2) + self.criterion(p2, t1))
 
 
-@torch.no_grad()
-def collapse_std(z: torch.Tensor) -> torch.Tensor:
-    """Mean over dimensions of the batch std of L2-normalised outputs.
-
-    About ``1 / sqrt(D)`` for outputs spread over the sphere, and 0 when
-    every sample maps to the same point (complete collapse); SimSiam's
-    diagnostic.
+class SimSiamObjective(TwoViewObjective):
+    """SimSiam: a predictor matches the other view's stop-gradient projection.
 
     Parameters
     ----------
-    z : torch.Tensor of shape (N, D)
-        Embeddings, ``N >= 2``.
-
-    Returns
-    -------
-    torch.Tensor of shape ()
-        Detached.
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=256
+        Output width of the 3-layer projector (last layer batch-normalised).
+    hidden_dim : int or None, default=None
+        Hidden width of the projector; None is the encoder's width.
+    predictor_dim : int or None, default=None
+        Bottleneck width of the 2-layer predictor; None is
+        ``projection_dim // 4`` (the paper's 2048 -> 512).
 
     References
     ----------
     .. [1] X. Chen and K. He, "Exploring Simple Siamese Representation
-       Learning", CVPR 2021 (SimSiam), Sec. 4.1 and Fig. 2 (middle).
+       Learning", CVPR 2021.
 
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.noncontrastive import collapse_std
-    >>> _ = torch.manual_seed(0)
-    >>> round(float(collapse_std(torch.randn(4096, 64))), 2)  # 1 / sqrt(64)
-    0.12
-    >>> float(collapse_std(torch.ones(10, 64)))
-    0.0
+    >>> from sk_replearn.objectives.noncontrastive import SimSiamObjective
+    >>> obj = SimSiamObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> -1 <= obj.loss(obj(x), x).item() <= 1
+    True
     """
-    if z.ndim != 2 or z.shape[0] < 2:
-        raise ValueError(
-            f"collapse_std needs z of shape (N, D) with N >= 2; got {tuple(z.shape)}."
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 256,
+        hidden_dim: int | None = None,
+        predictor_dim: int | None = None,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features,
+            hidden_dim,
+            projection_dim,
+            num_layers=3,
+            last_bn=True,
         )
-    return F.normalize(_upcast(z), dim=1).std(dim=0).mean()  # std: (D,)
+        self.predictor = ProjectionHead(
+            projection_dim, predictor_dim or max(projection_dim // 4, 1), projection_dim
+        )
+        self.criterion = NegativeCosineLoss()
+
+    def forward_views(self, v1, v2):
+        """Projections ``(z1, z2)`` and predictions ``(p1, p2)``."""
+        z = embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+        p = embed_pair(self.predictor, *z)
+        return z, p
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """``D(p1, z2) / 2 + D(p2, z1) / 2``, ``D`` the negative cosine."""
+        (z1, z2), (p1, p2) = output
+        return (self.criterion(p1, z2) + self.criterion(p2, z1)) / 2
+
+
+class BarlowTwinsObjective(TwoViewObjective):
+    """Barlow Twins: cross-correlation of the two views' projections to identity.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=512
+        Output width of the 3-layer projector.
+    hidden_dim : int or None, default=None
+        Hidden width of the projector; None is ``projection_dim``.
+    lambda_ : float, default=5e-3
+        Weight of the off-diagonal (redundancy) term.
+
+    References
+    ----------
+    .. [1] J. Zbontar, L. Jing, I. Misra, Y. LeCun and S. Deny, "Barlow
+       Twins: Self-Supervised Learning via Redundancy Reduction", ICML 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.noncontrastive import BarlowTwinsObjective
+    >>> obj = BarlowTwinsObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 512,
+        hidden_dim: int | None = None,
+        lambda_: float = 5e-3,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.projector = ProjectionHead(
+            self.backbone.out_features,
+            hidden_dim or projection_dim,
+            projection_dim,
+            num_layers=3,
+        )
+        self.criterion = BarlowTwinsLoss(lambda_)
+
+    def forward_views(self, v1, v2) -> Pair:
+        """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""
+        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+
+    def loss(self, output: Pair, x: torch.Tensor) -> torch.Tensor:
+        """Barlow Twins loss of the two projections."""
+        return self.criterion(*output)
+
+
+class DINOObjective(TwoViewObjective):
+    """DINO: a student matches a centred, sharpened EMA teacher.
+
+    Two global views, no local crops (short inputs have little to crop); the
+    head is a 3-layer MLP to a bottleneck, L2-normalised, then the
+    weight-normalised prototype layer.
+
+    Parameters
+    ----------
+    input_shape, encoder, encoder_kwargs, views, total_steps
+        See :class:`TwoViewObjective`.
+    projection_dim : int, default=1024
+        Number of prototypes ``K`` (the head's output width).
+    hidden_dim : int or None, default=None
+        Hidden width of the head's MLP; None is the encoder's width.
+    bottleneck_dim : int, default=64
+        Width of the L2-normalised bottleneck.
+    teacher_temp, student_temp : float, default=0.04, 0.1
+        Temperatures of the teacher's (sharpening) and student's softmax.
+    center_momentum : float, default=0.9
+        Momentum of the teacher's center.
+    momentum : float, default=0.996
+        Starting momentum of the teacher (cosine schedule to 1).
+
+    References
+    ----------
+    .. [1] M. Caron et al., "Emerging Properties in Self-Supervised Vision
+       Transformers", ICCV 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.noncontrastive import DINOObjective
+    >>> obj = DINOObjective((1, 40), projection_dim=32)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        encoder: str | type = "auto",
+        encoder_kwargs: dict | None = None,
+        views: str | Callable | None = "auto",
+        total_steps: int = 1,
+        projection_dim: int = 1024,
+        hidden_dim: int | None = None,
+        bottleneck_dim: int = 64,
+        teacher_temp: float = 0.04,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+        momentum: float = 0.996,
+    ) -> None:
+        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        self.head = nn.Sequential(
+            ProjectionHead(
+                self.backbone.out_features, hidden_dim, bottleneck_dim, num_layers=3
+            ),
+            Prototypes(bottleneck_dim, projection_dim),
+        )
+        self.teacher_backbone = copy_frozen(self.backbone)
+        self.teacher_head = copy_frozen(self.head)
+        self.criterion = DINOLoss(
+            projection_dim, teacher_temp, student_temp, center_momentum
+        )
+        self.momentum = float(momentum)
+
+    def forward_views(self, v1, v2):
+        """Student logits ``(s1, s2)`` and teacher logits ``(t1, t2)``."""
+        if self.training:
+            self.momentum_update(
+                [
+                    (self.backbone, self.teacher_backbone),
+                    (self.head, self.teacher_head),
+                ],
+                self.momentum,
+            )
+        s = embed_pair(lambda v: self.head(self.backbone(v)), v1, v2)
+        with torch.no_grad():
+            t = embed_pair(
+                lambda v: self.teacher_head(self.teacher_backbone(v)), v1, v2
+            )
+        return s, t
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """DINO cross-entropy; updates the center in training mode."""
+        s, t = output
+        return self.criterion(list(s), list(t))

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..nn import build_decoder, build_encoder
-from ..nn.transfer import TransferEncoder
+from ..nn import build_decoder, build_encoder, resolve_encoder
+from ..nn.surgery import TransferEncoder
 from .base import Objective
 
 __all__ = ["AutoencoderObjective", "corrupt"]
@@ -96,6 +96,7 @@ class AutoencoderObjective(Objective):
         noise_type: str = "gaussian",
     ) -> None:
         super().__init__(tuple(input_shape))
+        encoder = resolve_encoder(encoder, tuple(input_shape), mirrored=True)
         self.backbone = build_encoder(
             encoder, tuple(input_shape), **(encoder_kwargs or {})
         )

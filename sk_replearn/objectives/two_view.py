@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from ..nn import build_encoder
-from ..nn.transfer import TransferEncoder
+from ..nn.momentum import cosine_momentum, update_momentum
+from ..nn.surgery import TransferEncoder
 from ..views import make_views
 from .base import Objective
-from .momentum import cosine_momentum, update_momentum
 
 __all__ = ["TwoViewObjective", "embed_pair"]
 

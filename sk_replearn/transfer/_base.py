@@ -4,7 +4,7 @@ The fit of a fine-tuner has four steps, in this order:
 
 1. **pre-train** (or reuse) the representation (:func:`pretrained`);
 2. **cut out** its encoder as a trainable copy
-   (:func:`~sk_replearn.nn.transfer.encoder_blocks` splits it into blocks);
+   (:func:`~sk_replearn.nn.surgery.encoder_blocks` splits it into blocks);
 3. **surgery**: a new head, the top ``reinit_layers`` blocks re-drawn, the
    first ``freeze_layers`` (or all, ``strategy="frozen"``) frozen;
 4. **train** the encoder and head on the labels, each block at its own
@@ -27,7 +27,7 @@ from ..base import _check_float32_range, flatten_samples, seed_from_random_state
 from ..classical import KMeansTransformer, PCATransformer
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods._base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
-from ..nn.transfer import Block, TransferEncoder, encoder_blocks, linear_encoder
+from ..nn.surgery import Block, TransferEncoder, encoder_blocks, linear_encoder
 from ..training import SupervisedNet
 
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]

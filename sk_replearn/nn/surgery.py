@@ -16,40 +16,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .encoders import CNNEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
+from .conv import CNNEncoder, ResNetEncoder
+from .mlp import MLPEncoder
+from .transformer import ViTEncoder
 
-__all__ = ["Block", "Standardize", "TransferEncoder", "encoder_blocks"]
-
-
-class Standardize(nn.Module):
-    """``(x - shift) / scale`` with scalar buffers, then an optional reshape.
-
-    Parameters
-    ----------
-    shift, scale : float or torch.Tensor
-        The objective's input standardisation.
-    shape : tuple of int or None, default=None
-        Shape of one sample after standardising (e.g. the token layout of
-        a masked autoencoder); None keeps the input's.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.nn.transfer import Standardize
-    >>> Standardize(1.0, 2.0, shape=(1, 2))(torch.tensor([[3.0, 5.0]]))
-    tensor([[[1., 2.]]])
-    """
-
-    def __init__(self, shift, scale, shape: Sequence[int] | None = None) -> None:
-        super().__init__()
-        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
-        self.shape = None if shape is None else tuple(shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardise (and reshape) a batch ``(B, *input_shape)``."""
-        x = (x - self.shift) / self.scale
-        return x if self.shape is None else x.reshape(len(x), *self.shape)
+__all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder"]
 
 
 class TransferEncoder(nn.Module):
@@ -72,7 +43,7 @@ class TransferEncoder(nn.Module):
     --------
     >>> import torch
     >>> from sk_replearn.nn import MLPEncoder
-    >>> from sk_replearn.nn.transfer import TransferEncoder, encoder_blocks
+    >>> from sk_replearn.nn.surgery import TransferEncoder, encoder_blocks
     >>> enc = TransferEncoder(MLPEncoder((6,), hidden_sizes=(8, 4)), (6,), 4)
     >>> enc(torch.randn(3, 6)).shape
     torch.Size([3, 4])
@@ -231,7 +202,7 @@ def linear_encoder(components, mean, scale=None) -> TransferEncoder:
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from sk_replearn.nn.transfer import linear_encoder
+    >>> from sk_replearn.nn.surgery import linear_encoder
     >>> enc = linear_encoder(np.eye(2, 3), np.ones(3))
     >>> enc(torch.tensor([[1.0, 2.0, 3.0]]))
     tensor([[0., 1.]], grad_fn=<AddmmBackward0>)

@@ -44,7 +44,7 @@ def copy_frozen(module: ModuleT) -> ModuleT:
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.momentum import copy_frozen
+    >>> from sk_replearn.nn.momentum import copy_frozen
     >>> online = torch.nn.Linear(3, 2)
     >>> target = copy_frozen(online)
     >>> any(p.requires_grad for p in target.parameters())
@@ -87,7 +87,7 @@ def update_momentum(online: nn.Module, target: nn.Module, m: float) -> None:
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.objectives.momentum import update_momentum
+    >>> from sk_replearn.nn.momentum import update_momentum
     >>> online, target = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
     >>> with torch.no_grad():
     ...     _ = online.weight.fill_(1.0), target.weight.fill_(0.0)
@@ -149,7 +149,7 @@ def cosine_momentum(
 
     Examples
     --------
-    >>> from sk_replearn.objectives.momentum import cosine_momentum
+    >>> from sk_replearn.nn.momentum import cosine_momentum
     >>> [round(cosine_momentum(k, 10), 4) for k in (0, 5, 10)]
     [0.996, 0.998, 1.0]
     """

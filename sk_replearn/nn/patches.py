@@ -2,7 +2,7 @@
 
 Patches, fixed sin-cos positions and random masking, written for both images
 ``(N, C, H, W)`` and 1-D signals ``(N, C, L)``. Nothing here holds parameters;
-:class:`~sk_replearn.nn.encoders.ViTEncoder` and the MAE objective build on
+:class:`~sk_replearn.nn.ViTEncoder` and the MAE objective build on
 these. Conventions follow MAE (He et al. 2022): patches are numbered in
 row-major order, a patch's values are laid out position-major then channel
 (``(p, q, c)``), and a mask has ``0`` for keep and ``1`` for remove.
@@ -69,7 +69,7 @@ def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.nn.vit import patchify
+    >>> from sk_replearn.nn.patches import patchify
     >>> patchify(torch.zeros(2, 3, 8, 8), 4).shape
     torch.Size([2, 4, 48])
     >>> patchify(torch.zeros(2, 1, 40), 5).shape
@@ -122,7 +122,7 @@ def unpatchify(
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.nn.vit import patchify, unpatchify
+    >>> from sk_replearn.nn.patches import patchify, unpatchify
     >>> x = torch.randn(2, 3, 8, 8)
     >>> torch.equal(unpatchify(patchify(x, 4), 4, (3, 8, 8)), x)
     True
@@ -185,7 +185,7 @@ def sincos_pos_embed_1d(embed_dim: int, length: int) -> torch.Tensor:
 
     Examples
     --------
-    >>> from sk_replearn.nn.vit import sincos_pos_embed_1d
+    >>> from sk_replearn.nn.patches import sincos_pos_embed_1d
     >>> sincos_pos_embed_1d(8, 10).shape
     torch.Size([10, 8])
 
@@ -231,7 +231,7 @@ def sincos_pos_embed_2d(embed_dim: int, grid_h: int, grid_w: int) -> torch.Tenso
 
     Examples
     --------
-    >>> from sk_replearn.nn.vit import sincos_pos_embed_2d
+    >>> from sk_replearn.nn.patches import sincos_pos_embed_2d
     >>> sincos_pos_embed_2d(16, 7, 7).shape
     torch.Size([49, 16])
     """
@@ -295,7 +295,7 @@ def random_masking(
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.nn.vit import random_masking
+    >>> from sk_replearn.nn.patches import random_masking
     >>> x = torch.randn(2, 16, 8)
     >>> x_vis, mask, ids_restore = random_masking(x, 0.75)
     >>> x_vis.shape, mask.shape, mask.sum(dim=1).tolist()

@@ -1,0 +1,23 @@
+"""Loss modules of the self-supervised methods, one module per family.
+
+Pure torch: each loss is a small ``nn.Module`` taking embeddings, its
+docstring citing its paper. ``contrastive`` holds NT-Xent, InfoNCE and the
+queue of keys; ``noncontrastive`` the BYOL / SimSiam, Barlow Twins and DINO
+losses; ``diagnostics`` the collapse measure. The objectives of
+:mod:`sk_replearn.objectives` (same family names) build on them.
+"""
+
+from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
+from .diagnostics import collapse_std
+from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss
+
+__all__ = [
+    "BarlowTwinsLoss",
+    "DINOLoss",
+    "InfoNCELoss",
+    "MemoryQueue",
+    "NTXentLoss",
+    "NegativeCosineLoss",
+    "collapse_std",
+    "gather_batch",
+]

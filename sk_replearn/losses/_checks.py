@@ -1,0 +1,33 @@
+"""Argument checks and numerics shared by the loss modules."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def upcast(z: torch.Tensor) -> torch.Tensor:
+    """``z`` in at least float32: half-precision logits and sums overflow."""
+    return z.to(torch.promote_types(z.dtype, torch.float32))
+
+
+def normalize(z: torch.Tensor) -> torch.Tensor:
+    """L2-normalise rows, in at least float32."""
+    return F.normalize(upcast(z), dim=1)
+
+
+def check_positive(name: str, value: float) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is > 0."""
+    value = float(value)
+    if not value > 0:  # also rejects nan
+        raise ValueError(f"{name} must be > 0, got {value!r}.")
+    return value
+
+
+def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    """Two embeddings of the same shape ``(N, D)``, or a ValueError naming them."""
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(
+            f"{names} must both have shape (N, D); got {tuple(a.shape)} and "
+            f"{tuple(b.shape)}."
+        )

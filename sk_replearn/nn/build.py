@@ -1,0 +1,383 @@
+"""Encoders and decoders from the estimators' parameters: the name registry.
+
+Every encoder maps a float tensor ``(B, *input_shape)`` to ``(B, out_features)``
+and carries the int attribute ``out_features``; every decoder maps
+``(B, in_features)`` back to ``(B, *input_shape)``. ``input_shape`` is the
+shape of ONE sample: ``(d,)`` for tabular data, ``(C, L)`` for 1-D signals,
+``(C, H, W)`` for images. :func:`build_encoder` and :func:`build_decoder` turn
+the estimators' ``encoder`` / ``decoder`` parameters (a name or an
+``nn.Module`` subclass) into modules and check them; :func:`resolve_encoder`
+is the one place where ``"auto"`` becomes a name.
+
+Nothing here knows about scikit-learn, skorch or devices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_input_shape, check_int, is_int
+from .conv import RESNET_CHANNELS, CNNEncoder, ConvDecoder, ResNetEncoder
+from .mlp import MLPDecoder, MLPEncoder
+from .transformer import ViTDecoder, ViTEncoder
+
+__all__ = [
+    "AUTO_ENCODERS",
+    "DECODER_NAMES",
+    "ENCODER_NAMES",
+    "build_decoder",
+    "build_encoder",
+    "resolve_encoder",
+]
+
+#: Names the estimators' ``encoder`` parameter accepts (besides an
+#: ``nn.Module`` class); see :func:`build_encoder`.
+ENCODER_NAMES = ("auto", "mlp", "cnn", "resnet", "vit")
+#: Names the ``decoder`` parameter accepts; see :func:`build_decoder`.
+DECODER_NAMES = ("auto", "mlp", "cnn", "vit")
+#: What ``encoder="auto"`` builds, by the kind of sample: an MLP for tables
+#: ``(d,)``, a small ResNet for 1-D signals ``(C, L)``, a CNN for images.
+AUTO_ENCODERS = {1: "mlp", 2: "resnet", 3: "cnn"}
+#: The same for an encoder a decoder must mirror (the autoencoder).
+AUTO_MIRRORED_ENCODERS = {1: "mlp", 2: "cnn", 3: "cnn"}
+
+
+def resolve_encoder(encoder, input_shape: Sequence[int], *, mirrored: bool = False):
+    """The encoder ``"auto"`` stands for; any other value is returned as is.
+
+    This is the one place where ``"auto"`` becomes a name. On 1-D signals it
+    is a small ResNet, which keeps the full resolution in its first stage
+    and pools globally: on MNIST-1D with the default views, SimCLR's linear
+    probe reached 0.92 with it after 60 epochs, against 0.85 (100 epochs)
+    and 0.88 (150 epochs) with the strided CNN, whose first convolution
+    already halves the 40-step signal (benchmarks/bench_ssl.py). An encoder
+    that a decoder mirrors (``mirrored=True``, the autoencoder) stays the
+    strided CNN on signals, whose :class:`ConvDecoder` undoes its strides
+    exactly.
+
+    Parameters
+    ----------
+    encoder : str, nn.Module subclass or nn.Module
+        The estimator's ``encoder`` parameter.
+    input_shape : tuple of int
+        Shape of one sample: ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
+    mirrored : bool, default=False
+        Whether a decoder will mirror the encoder.
+
+    Returns
+    -------
+    str, nn.Module subclass or nn.Module
+        ``encoder``, with ``"auto"`` replaced by a name.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn import resolve_encoder
+    >>> resolve_encoder("auto", (1, 40)), resolve_encoder("auto", (1, 8, 8))
+    ('resnet', 'cnn')
+    >>> resolve_encoder("auto", (1, 40), mirrored=True)
+    'cnn'
+    """
+    if isinstance(encoder, str) and encoder == "auto":
+        table = AUTO_MIRRORED_ENCODERS if mirrored else AUTO_ENCODERS
+        return table[len(check_input_shape(input_shape))]
+    return encoder
+
+
+_ENCODERS: dict[str, type[nn.Module]] = {
+    "mlp": MLPEncoder,
+    "cnn": CNNEncoder,
+    "resnet": ResNetEncoder,
+    "vit": ViTEncoder,
+}
+_DECODERS: dict[str, type[nn.Module]] = {
+    "mlp": MLPDecoder,
+    "cnn": ConvDecoder,
+    "vit": ViTDecoder,
+}
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_name(param: str, value: str, names: Sequence[str]) -> str:
+    if value not in names:
+        raise ValueError(
+            f"{param}={value!r} is not a known {param}; use one of "
+            f"{list(names)} or an nn.Module subclass.{_did_you_mean(value, names)}"
+        )
+    return value
+
+
+def _check_kwargs(cls: type, kwargs: dict, required: Sequence[str]) -> None:
+    # Name the bad keyword and the valid ones before Python's bare TypeError.
+    params = inspect.signature(cls).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [r for r in required if r not in params]
+    if missing:
+        raise TypeError(
+            f"{cls.__name__} must accept the keyword argument(s) {missing}; "
+            f"it is called as {cls.__name__}({', '.join(f'{r}=...' for r in required)}"
+            ", **kwargs)."
+        )
+    valid = [n for n in params if n not in required and n != "self"]
+    for name in kwargs:
+        if name in required:
+            raise TypeError(f"{name} is set by the builder; do not pass it in kwargs.")
+        if name not in params:
+            raise TypeError(
+                f"{cls.__name__} got an unexpected keyword argument {name!r}; "
+                f"valid ones are {valid}.{_did_you_mean(name, valid)}"
+            )
+
+
+def _is_module_class(obj) -> bool:
+    return isinstance(obj, type) and issubclass(obj, nn.Module)
+
+
+def _dummy_forward(module: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+    # eval() so BatchNorm running statistics are not touched by the probe.
+    was_training = module.training
+    param = next(module.parameters(), None)
+    if param is not None:
+        x = x.to(param.device, param.dtype)
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except Exception as exc:
+        raise ValueError(
+            f"{what} {type(module).__name__} failed on a zero batch of shape "
+            f"{tuple(x.shape)}: {exc}"
+        ) from exc
+    finally:
+        module.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(
+            f"{what} {type(module).__name__} must return a tensor, got "
+            f"{type(out).__name__}."
+        )
+    return out
+
+
+def build_encoder(
+    encoder: str | type[nn.Module] | nn.Module,
+    input_shape: Sequence[int],
+    **kwargs,
+) -> nn.Module:
+    """Build the encoder named by an estimator's ``encoder`` parameter.
+
+    Parameters
+    ----------
+    encoder : {"auto", "mlp", "cnn", "resnet", "vit"}, nn.Module subclass \
+or nn.Module
+        ``"auto"`` is resolved by :func:`resolve_encoder`: ``"mlp"`` for
+        tabular ``(d,)`` input, ``"resnet"`` for signals, ``"cnn"`` for
+        images. A subclass is called as ``encoder(input_shape=input_shape,
+        **kwargs)``. A module instance is used as is (not copied).
+    input_shape : tuple of int
+        Shape of one sample: ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
+    **kwargs
+        Keyword arguments of the encoder class, e.g. ``channels=(16, 32)``.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(B, *input_shape)`` to ``(B, out_features)`` and has an int
+        attribute ``out_features``; for a user module without one it is
+        inferred by one forward pass on a zero batch of 2 (in eval mode).
+
+    Raises
+    ------
+    ValueError
+        Unknown name (with a suggestion), an input the encoder cannot handle
+        (``"cnn"`` on tabular data, a ``patch_size`` not dividing the
+        sizes), a bad value, or a user module that fails or does not return
+        ``(B, out_features)``.
+    TypeError
+        An unexpected keyword argument, or ``encoder`` of the wrong type.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn import build_encoder
+    >>> build_encoder("auto", (64,)).out_features
+    128
+    >>> build_encoder("cnn", (1, 8, 8), channels=(8, 16)).out_features
+    64
+    >>> import torch
+    >>> class Tiny(torch.nn.Module):
+    ...     def __init__(self, input_shape, width=10):
+    ...         super().__init__()
+    ...         self.fc = torch.nn.Linear(input_shape[-1], width)
+    ...     def forward(self, x):
+    ...         return self.fc(x)
+    >>> build_encoder(Tiny, (5,), width=3).out_features
+    3
+    """
+    shape = check_input_shape(input_shape)
+    if isinstance(encoder, str):
+        name = resolve_encoder(_check_name("encoder", encoder, ENCODER_NAMES), shape)
+        cls = _ENCODERS[name]
+        _check_kwargs(cls, kwargs, ["input_shape"])
+        return cls(input_shape=shape, **kwargs)
+    if _is_module_class(encoder):
+        _check_kwargs(encoder, kwargs, ["input_shape"])
+        module = encoder(input_shape=shape, **kwargs)
+    elif isinstance(encoder, nn.Module):
+        if kwargs:
+            raise TypeError(
+                f"encoder is already a module; kwargs {sorted(kwargs)} cannot "
+                "be applied to it. Pass its class instead."
+            )
+        module = encoder
+    else:
+        raise TypeError(
+            f"encoder={encoder!r} must be one of {list(ENCODER_NAMES)}, an "
+            "nn.Module subclass or an nn.Module."
+        )
+    out_features = getattr(module, "out_features", None)
+    if out_features is None:
+        out = _dummy_forward(module, torch.zeros(2, *shape), "encoder")
+        if out.dim() != 2 or out.shape[0] != 2:
+            raise ValueError(
+                f"encoder {type(module).__name__} must map (B, *input_shape) to "
+                f"(B, out_features); on input {(2, *shape)} it returned "
+                f"{tuple(out.shape)}."
+            )
+        module.out_features = int(out.shape[1])
+    elif not is_int(out_features):
+        raise ValueError(
+            f"encoder {type(module).__name__} has out_features={out_features!r}; "
+            "it must be an int."
+        )
+    return module
+
+
+def _mirror(encoder, shape: tuple[int, ...]) -> tuple[str, dict]:
+    """The decoder name and kwargs that mirror ``encoder``."""
+    if isinstance(encoder, str):
+        name = _check_name("encoder", encoder, ENCODER_NAMES)
+        name = resolve_encoder(name, shape, mirrored=True)
+        if name == "resnet":
+            return "cnn", {"channels": RESNET_CHANNELS[::-1]}
+        return name, {}  # the decoders' defaults mirror the encoders'
+    if isinstance(encoder, MLPEncoder):
+        return "mlp", {
+            "hidden_sizes": encoder.hidden_sizes[::-1],
+            "activation": encoder.activation,
+            "norm": encoder.norm,
+            "dropout": encoder.dropout,
+        }
+    if isinstance(encoder, CNNEncoder | ResNetEncoder):
+        return "cnn", {
+            "channels": encoder.channels[::-1],
+            "kernel_size": encoder.kernel_size,
+            "activation": encoder.activation,
+        }
+    if isinstance(encoder, ViTEncoder):
+        return "vit", {
+            "patch_size": encoder.patch_size,
+            "embed_dim": encoder.embed_dim,
+            "num_heads": encoder.num_heads,
+            "mlp_ratio": encoder.mlp_ratio,
+        }
+    if isinstance(encoder, type) and issubclass(encoder, tuple(_ENCODERS.values())):
+        name = next(n for n, c in _ENCODERS.items() if issubclass(encoder, c))
+        return _mirror(name, shape)
+    return "mlp", {}  # a user encoder: the MLP decoder handles any shape
+
+
+def build_decoder(
+    decoder: str | type[nn.Module] | nn.Module,
+    encoder: str | type[nn.Module] | nn.Module,
+    input_shape: Sequence[int],
+    in_features: int,
+    **kwargs,
+) -> nn.Module:
+    """Build the decoder named by an estimator's ``decoder`` parameter.
+
+    Parameters
+    ----------
+    decoder : {"auto", "mlp", "cnn", "vit"}, nn.Module subclass or nn.Module
+        ``"auto"`` mirrors ``encoder``: ``"mlp"`` -> :class:`MLPDecoder` with
+        the hidden sizes reversed; ``"cnn"`` and ``"resnet"`` ->
+        :class:`ConvDecoder` with the channels reversed (exact output size,
+        odd sizes included); ``"vit"`` -> the light transformer
+        :class:`ViTDecoder` with the encoder's patch size and width; a user
+        encoder -> :class:`MLPDecoder`. A subclass is called as
+        ``decoder(input_shape=input_shape, in_features=in_features,
+        **kwargs)``; a module instance is used as is.
+    encoder : str, nn.Module subclass or nn.Module
+        The encoder parameter, or better the built encoder module, whose
+        actual sizes are then mirrored.
+    input_shape : tuple of int
+        Shape of one sample to reconstruct.
+    in_features : int
+        Width of the code the decoder receives.
+    **kwargs
+        Keyword arguments of the decoder class; with ``"auto"`` they
+        override the mirrored ones.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(B, in_features)`` to ``(B, *input_shape)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, an input the decoder cannot handle, a bad value, or a
+        user module whose output is not ``(B, *input_shape)``.
+    TypeError
+        An unexpected keyword argument, or ``decoder`` of the wrong type.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import build_decoder, build_encoder
+    >>> enc = build_encoder("cnn", (1, 28, 28))
+    >>> dec = build_decoder("auto", enc, (1, 28, 28), in_features=enc.out_features)
+    >>> dec(enc(torch.randn(2, 1, 28, 28))).shape
+    torch.Size([2, 1, 28, 28])
+    """
+    shape = check_input_shape(input_shape)
+    in_features = check_int("in_features", in_features)
+    required = ["input_shape", "in_features"]
+    if isinstance(decoder, str):
+        name = _check_name("decoder", decoder, DECODER_NAMES)
+        if name == "auto":
+            name, mirrored = _mirror(encoder, shape)
+            kwargs = {**mirrored, **kwargs}
+        cls = _DECODERS[name]
+        _check_kwargs(cls, kwargs, required)
+        return cls(input_shape=shape, in_features=in_features, **kwargs)
+    if _is_module_class(decoder):
+        _check_kwargs(decoder, kwargs, required)
+        module = decoder(input_shape=shape, in_features=in_features, **kwargs)
+    elif isinstance(decoder, nn.Module):
+        if kwargs:
+            raise TypeError(
+                f"decoder is already a module; kwargs {sorted(kwargs)} cannot "
+                "be applied to it. Pass its class instead."
+            )
+        module = decoder
+    else:
+        raise TypeError(
+            f"decoder={decoder!r} must be one of {list(DECODER_NAMES)}, an "
+            "nn.Module subclass or an nn.Module."
+        )
+    out = _dummy_forward(module, torch.zeros(2, in_features), "decoder")
+    if tuple(out.shape) != (2, *shape):
+        raise ValueError(
+            f"decoder {type(module).__name__} must map (B, in_features) to "
+            f"(B, *input_shape); on input (2, {in_features}) it returned "
+            f"{tuple(out.shape)}, expected {(2, *shape)}."
+        )
+    return module

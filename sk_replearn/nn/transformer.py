@@ -1,0 +1,332 @@
+"""The transformer block and the Vision Transformer built on it.
+
+:func:`transformer_blocks` is the one pre-norm transformer block (attention
+and MLP, GELU) of the package: the ViT encoder and decoder here and the MAE
+objective stack it. Patches and positions come from
+:mod:`sk_replearn.nn.patches`.
+
+References
+----------
+.. [1] A. Dosovitskiy et al. "An Image is Worth 16x16 Words: Transformers for
+   Image Recognition at Scale." ICLR 2021.
+.. [2] A. Vaswani et al. "Attention Is All You Need." NeurIPS 2017.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_dropout, check_input_shape, check_int, is_int, spatial_sizes
+from .patches import sincos_pos_embed_1d, sincos_pos_embed_2d, unpatchify
+
+__all__ = [
+    "ViTDecoder",
+    "ViTEncoder",
+    "check_transformer",
+    "init_transformer",
+    "pos_embed",
+    "resolve_patch_size",
+    "transformer_blocks",
+]
+
+_MAX_AUTO_PATCHES = 64  # attention is O(L^2); 64 tokens keeps CPU training quick
+
+
+def resolve_patch_size(patch_size: int | str, shape: tuple[int, ...], owner: str):
+    sizes = spatial_sizes(shape, owner)
+    common = math.gcd(*sizes)
+    divisors = [p for p in range(1, common + 1) if common % p == 0]
+    if isinstance(patch_size, str) and patch_size == "auto":
+        # Smallest patch giving 4..64 tokens; a prime length has no such
+        # patch, so short samples fall back to one token per position.
+        for p in divisors:
+            if p >= 2 and 4 <= math.prod(s // p for s in sizes) <= _MAX_AUTO_PATCHES:
+                return p
+        if math.prod(sizes) <= 4 * _MAX_AUTO_PATCHES:
+            return 1
+        raise ValueError(
+            f"{owner} could not choose a patch_size for input_shape={shape}: "
+            f"pass patch_size= one of {divisors}, the ints dividing {sizes}."
+        )
+    if not is_int(patch_size) or patch_size not in divisors:
+        raise ValueError(
+            f"patch_size={patch_size!r} must divide every spatial size {sizes} "
+            f"of input_shape={shape}; use 'auto' or one of {divisors}."
+        )
+    return int(patch_size)
+
+
+def check_transformer(embed_dim: int, num_heads: int, ndim: int) -> None:
+    check_int("num_heads", num_heads)
+    multiple = 4 if ndim == 2 else 2  # sin-cos needs sin+cos per axis
+    if check_int("embed_dim", embed_dim) % multiple or embed_dim % num_heads:
+        raise ValueError(
+            f"embed_dim={embed_dim} must be a multiple of {multiple} (sin-cos "
+            f"positions for {ndim}-D patches) and of num_heads={num_heads}."
+        )
+
+
+def pos_embed(embed_dim: int, grid: tuple[int, ...]) -> torch.Tensor:
+    if len(grid) == 2:
+        return sincos_pos_embed_2d(embed_dim, *grid)[None]  # (1, L, D)
+    return sincos_pos_embed_1d(embed_dim, grid[0])[None]  # (1, L, D)
+
+
+def transformer_blocks(
+    embed_dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float
+) -> nn.ModuleList:
+    check_int("depth", depth)
+    if not float(mlp_ratio) > 0:
+        raise ValueError(f"mlp_ratio={mlp_ratio!r} must be positive.")
+    return nn.ModuleList(
+        nn.TransformerEncoderLayer(
+            embed_dim,
+            num_heads,
+            dim_feedforward=max(1, round(embed_dim * mlp_ratio)),
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        for _ in range(depth)
+    )
+
+
+def init_transformer(module: nn.Module) -> None:
+    # ViT / MAE initialisation: xavier-uniform linears, zero biases, unit
+    # LayerNorms (the attention in-projection is xavier already).
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ViTEncoder(nn.Module):
+    """Vision Transformer for images or 1-D signals (Dosovitskiy et al. 2021).
+
+    Non-overlapping patches (``p x p`` squares, or length-``p`` segments of a
+    signal) are embedded linearly, fixed sine-cosine positions are added, a
+    class token is prepended, and pre-norm transformer blocks followed by a
+    LayerNorm process the sequence. The stages are separate methods so a
+    masked autoencoder (He et al. 2022) can drop tokens in between::
+
+        tokens = enc.embed(x)                              # (B, L, D)
+        visible, mask, ids_restore = random_masking(tokens, 0.75)
+        latent = enc.forward_tokens(visible)               # (B, 1 + L_keep, D)
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, L)`` or ``(C, H, W)``.
+    patch_size : int or "auto", default="auto"
+        Patch side (images) or segment length (signals); must divide every
+        spatial size. ``"auto"`` takes the smallest ``p >= 2`` giving 4 to 64
+        patches (8x8 -> 2, 28x28 -> 4, 32x32 -> 4, length 40 -> 2), or
+        ``p = 1`` for short samples with no such divisor (length 37).
+    embed_dim : int, default=64
+        Token width ``D``; a multiple of ``num_heads`` and of 4 (images) or
+        2 (signals).
+    depth : int, default=4
+        Number of transformer blocks.
+    num_heads : int, default=4
+        Attention heads per block.
+    mlp_ratio : float, default=4.0
+        Hidden width of each block's MLP, relative to ``embed_dim``.
+    pooling : {"mean", "cls"}, default="mean"
+        Output of :meth:`forward`: the mean of the patch tokens (better for
+        linear probes of MAE features, per He et al.) or the class token.
+    dropout : float, default=0.0
+        Dropout inside the blocks.
+
+    Attributes
+    ----------
+    patch_size : int
+        The resolved patch size.
+    grid_size : tuple of int
+        Patches along each spatial axis.
+    num_patches : int
+        ``L``, the number of patch tokens.
+    out_features : int
+        ``embed_dim``.
+    patch_embed : torch.nn.Conv1d or torch.nn.Conv2d
+        Linear patch embedding (a convolution with stride = kernel = p).
+    pos_embed : torch.Tensor of shape (1, L, D)
+        Fixed sine-cosine positions (a buffer, not trained).
+    cls_token : torch.nn.Parameter of shape (1, 1, D)
+    blocks : torch.nn.ModuleList of torch.nn.TransformerEncoderLayer
+    norm : torch.nn.LayerNorm
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ViTEncoder
+    >>> enc = ViTEncoder((1, 28, 28), depth=2)
+    >>> enc.patch_size, enc.num_patches, enc.out_features
+    (4, 49, 64)
+    >>> x = torch.randn(3, 1, 28, 28)
+    >>> enc(x).shape
+    torch.Size([3, 64])
+    >>> enc.forward_tokens(enc.embed(x)[:, :10]).shape
+    torch.Size([3, 11, 64])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        patch_size: int | str = "auto",
+        embed_dim: int = 64,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        pooling: str = "mean",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.input_shape = check_input_shape(input_shape)
+        self.patch_size = resolve_patch_size(patch_size, self.input_shape, "ViTEncoder")
+        sizes = self.input_shape[1:]
+        check_transformer(embed_dim, num_heads, len(sizes))
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling={pooling!r} must be 'mean' or 'cls'.")
+        self.embed_dim, self.num_heads, self.mlp_ratio = embed_dim, num_heads, mlp_ratio
+        self.pooling = pooling
+        self.grid_size = tuple(s // self.patch_size for s in sizes)
+        self.num_patches = math.prod(self.grid_size)
+        self.out_features = embed_dim
+        conv = nn.Conv1d if len(sizes) == 1 else nn.Conv2d
+        p = self.patch_size
+        self.patch_embed = conv(self.input_shape[0], embed_dim, p, stride=p)
+        self.register_buffer("pos_embed", pos_embed(embed_dim, self.grid_size))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.blocks = transformer_blocks(
+            embed_dim, depth, num_heads, mlp_ratio, check_dropout(dropout)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        init_transformer(self)
+        # The patch embedding is a linear map of a flattened patch: init it so.
+        nn.init.xavier_uniform_(self.patch_embed.weight.view(embed_dim, -1))
+        nn.init.zeros_(self.patch_embed.bias)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed patches and add positions: ``(B, *input_shape) -> (B, L, D)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, *input_shape)
+
+        Returns
+        -------
+        torch.Tensor of shape (B, num_patches, embed_dim)
+            Patch tokens in the row-major order of
+            :func:`~sk_replearn.nn.patches.patchify`.
+        """
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, L, D)
+        return tokens + self.pos_embed
+
+    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Prepend the class token, run the blocks and the final norm.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor of shape (B, L', D)
+            Any subset of the tokens from :meth:`embed` (positions already
+            added), e.g. the visible ones after masking.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, 1 + L', D)
+            Class token first.
+        """
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
+        tokens = torch.cat([cls, tokens], dim=1)  # (B, 1 + L', D)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Reduce ``(B, 1 + L', D)`` to ``(B, D)`` as set by ``pooling``."""
+        if self.pooling == "cls":
+            return tokens[:, 0]
+        return tokens[:, 1:].mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``(B, *input_shape)`` to ``(B, embed_dim)``."""
+        return self.pool(self.forward_tokens(self.embed(x)))
+
+
+class ViTDecoder(nn.Module):
+    """Light transformer decoder from a code back to an image or signal.
+
+    The code is projected to one ``embed_dim`` vector, copied to every patch
+    position and added to that position's fixed sine-cosine embedding; a few
+    pre-norm transformer blocks let the positions exchange information, and
+    a linear layer predicts each patch's pixels, which are reassembled with
+    :func:`~sk_replearn.nn.patches.unpatchify`. It is the decoder of an
+    autoencoder whose encoder is a :class:`ViTEncoder`; a masked autoencoder
+    decodes tokens instead and builds its own decoder.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, L)`` or ``(C, H, W)`` of one reconstructed sample.
+    in_features : int
+        Width of the incoming code.
+    patch_size : int or "auto", default="auto"
+        As in :class:`ViTEncoder`.
+    embed_dim : int, default=64
+        Token width.
+    depth : int, default=2
+        Number of transformer blocks.
+    num_heads : int, default=4
+        Attention heads per block.
+    mlp_ratio : float, default=4.0
+        Hidden width of each block's MLP, relative to ``embed_dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ViTDecoder
+    >>> ViTDecoder((1, 8, 8), in_features=16)(torch.randn(2, 16)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        in_features: int,
+        patch_size: int | str = "auto",
+        embed_dim: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+    ) -> None:
+        super().__init__()
+        self.input_shape = check_input_shape(input_shape)
+        self.patch_size = resolve_patch_size(patch_size, self.input_shape, "ViTDecoder")
+        sizes = self.input_shape[1:]
+        check_transformer(embed_dim, num_heads, len(sizes))
+        grid = tuple(s // self.patch_size for s in sizes)
+        self.proj = nn.Linear(check_int("in_features", in_features), embed_dim)
+        self.register_buffer("pos_embed", pos_embed(embed_dim, grid))
+        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, 0.0)
+        self.norm = nn.LayerNorm(embed_dim)
+        patch_values = self.patch_size ** len(sizes) * self.input_shape[0]
+        self.head = nn.Linear(embed_dim, patch_values)
+        init_transformer(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode ``(B, in_features)`` to ``(B, *input_shape)``."""
+        tokens = self.proj(z)[:, None, :] + self.pos_embed  # (B, L, D)
+        for block in self.blocks:
+            tokens = block(tokens)
+        patches = self.head(self.norm(tokens))  # (B, L, p**ndim * C)
+        return unpatchify(patches, self.patch_size, self.input_shape)
