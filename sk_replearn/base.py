@@ -11,7 +11,7 @@ work.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from numbers import Integral
 
 import numpy as np
@@ -25,9 +25,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
+from .data import eval_chunks
+
 __all__ = [
     "BaseRepresentation",
-    "batch_slices",
     "flatten_samples",
     "resolve_device",
     "seed_from_random_state",
@@ -113,47 +114,6 @@ def seed_from_random_state(random_state) -> int:
     True
     """
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
-
-
-def batch_slices(n: int, batch_size: int | None) -> Iterator[slice]:
-    """Yield consecutive slices covering ``range(n)`` in chunks.
-
-    Parameters
-    ----------
-    n : int
-        Number of rows.
-    batch_size : int or None
-        Rows per chunk; ``None`` means one chunk.
-
-    Yields
-    ------
-    slice
-        ``slice(start, stop)`` of at most ``batch_size`` rows.
-
-    Examples
-    --------
-    >>> from sk_replearn.base import batch_slices
-    >>> list(batch_slices(5, 2))
-    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
-    """
-    step = n if batch_size is None else max(int(batch_size), 1)
-    for start in range(0, n, max(step, 1)):
-        yield slice(start, min(start + step, n))
-
-
-def _chunks(X, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(rows, batch)`` pairs covering X in order: an array or a Dataset."""
-    if isinstance(X, torch.utils.data.Dataset):
-        start = 0
-        for xb, _ in torch.utils.data.DataLoader(X, batch_size=batch_size):
-            yield slice(start, start + len(xb)), xb
-            start += len(xb)
-        return
-    for sl in batch_slices(X.shape[0], batch_size):
-        chunk = X[sl]
-        if not chunk.flags.writeable:  # torch warns on read-only memory
-            chunk = chunk.copy()
-        yield sl, torch.from_numpy(chunk)
 
 
 def flatten_samples(X):
@@ -345,7 +305,7 @@ class BaseRepresentation(
         shape = (len(X), n_out) if n_out else (len(X),)
         out = np.empty(shape, dtype=dtype)
         with torch.inference_mode():
-            for sl, xb in _chunks(X, batch_size):
+            for sl, xb in eval_chunks(X, batch_size):
                 xb = xb.to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out

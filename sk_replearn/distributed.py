@@ -68,9 +68,9 @@ from skorch.hf import AccelerateMixin
 
 from .training import (
     ArrayDataset,
+    Batches,
     RepresentationNet,
     SupervisedNet,
-    _Batches,
 )
 
 __all__ = [
@@ -126,12 +126,12 @@ def shared_seed(accelerator, seed: int) -> int:
     return int(broadcast_object_list([seed], from_process=0)[0])
 
 
-class _ShardedBatches(_Batches):
+class _ShardedBatches(Batches):
     """Training batches of one process: its contiguous part of each epoch.
 
     The epoch's order is drawn from a seed broadcast by the main process,
     so that the parts of the ``world`` processes are disjoint; each process
-    takes ``len(X) // world`` samples and batches them as :class:`_Batches`
+    takes ``len(X) // world`` samples and batches them as :class:`Batches`
     does, so every process runs the same number of equal-sized steps
     (DistributedDataParallel and the NT-Xent all-gather need that). Batches
     are moved to ``device``.

@@ -15,16 +15,14 @@ import contextlib
 import math
 import warnings
 
-import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import TeeGenerator
 
+from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
+
 __all__ = [
-    "ArrayDataset",
-    "ArrayRows",
-    "SampleDataset",
     "NonFiniteLossError",
     "RandomSplit",
     "RepresentationNet",
@@ -42,218 +40,6 @@ class NonFiniteLossError(FloatingPointError, ValueError):
     """
 
 
-class ArrayRows:
-    """Rows of a numpy array (a memmap) read on demand as float32 batches.
-
-    Stands in for the tensor of an :class:`ArrayDataset` when the data does
-    not fit in memory: indexing with a slice or an index tensor reads only
-    those rows from the array and returns them as a float32 tensor
-    ``(B, *sample_shape)``. :meth:`subset` is lazy too (it composes indices).
-
-    Parameters
-    ----------
-    array : numpy.ndarray of shape (n, n_features)
-        The rows, typically a :class:`numpy.memmap`; never copied whole.
-    sample_shape : tuple of int
-        Shape of one sample, of product ``n_features``.
-    index : numpy.ndarray of int or None, default=None
-        Rows of ``array`` that make up this view, in order; None for all.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from sk_replearn.training import ArrayRows
-    >>> rows = ArrayRows(np.arange(12.0).reshape(6, 2), (1, 2))
-    >>> rows[torch.tensor([4, 1])].shape, len(rows.subset(torch.tensor([0, 5])))
-    (torch.Size([2, 1, 2]), 2)
-    """
-
-    def __init__(self, array, sample_shape, index=None) -> None:
-        self.array = array
-        self.sample_shape = tuple(sample_shape)
-        self.index = index
-
-    def __len__(self) -> int:
-        return len(self.array) if self.index is None else len(self.index)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self), *self.sample_shape)
-
-    def _rows(self, idx) -> np.ndarray | slice:
-        if isinstance(idx, torch.Tensor):
-            idx = idx.numpy()
-        return idx if self.index is None else self.index[idx]
-
-    def __getitem__(self, idx) -> torch.Tensor:
-        """Float32 tensor of the rows ``idx`` (an int gives one sample)."""
-        if isinstance(idx, (int, np.integer)):
-            return self[slice(idx, idx + 1)][0]
-        block = np.array(self.array[self._rows(idx)], dtype=np.float32)  # (B, d)
-        return torch.from_numpy(block).reshape(-1, *self.sample_shape)
-
-    def subset(self, idx) -> ArrayRows:
-        """The rows ``idx`` of this view, still unread."""
-        rows = self._rows(idx)
-        if self.index is None:  # a slice or indices of the whole array
-            rows = np.arange(len(self.array))[rows]
-        return ArrayRows(self.array, self.sample_shape, np.asarray(rows))
-
-
-class SampleDataset(torch.utils.data.Dataset):
-    """A user's map-style dataset as ``(sample, target)`` pairs of fixed shape.
-
-    Items of ``dataset`` may be a sample or a ``(sample, target)`` pair; the
-    sample (anything :func:`torch.as_tensor` takes) is returned as a float32
-    tensor of shape ``sample_shape``, the target as given (a 0-d zero when
-    there is none), so that a :class:`~torch.utils.data.DataLoader` collates
-    ``(X, y)`` batches for skorch.
-
-    Parameters
-    ----------
-    dataset : torch.utils.data.Dataset
-        Map-style dataset with ``__len__``.
-    sample_shape : tuple of int
-        Shape every sample is reshaped to.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.training import SampleDataset
-    >>> data = SampleDataset(torch.utils.data.TensorDataset(torch.zeros(5, 4)), (1, 4))
-    >>> len(data), data[0][0].shape
-    (5, torch.Size([1, 4]))
-    """
-
-    def __init__(self, dataset, sample_shape) -> None:
-        self.dataset = dataset
-        self.sample_shape = tuple(sample_shape)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        item = self.dataset[i]
-        x, y = item, None
-        if isinstance(item, (tuple, list)):  # (sample,) or (sample, target)
-            x, y = item[0], (item[1] if len(item) > 1 else None)
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        return x.reshape(self.sample_shape), torch.zeros(()) if y is None else y
-
-
-class ArrayDataset(torch.utils.data.Dataset):
-    """Samples held in one tensor ``(n, *input_shape)``, with optional targets.
-
-    Parameters
-    ----------
-    X : torch.Tensor or ArrayRows
-        The samples, float32, on the CPU; an :class:`ArrayRows` reads them
-        from a memmap one batch at a time.
-    y : torch.Tensor or None, default=None
-        Targets ``(n, ...)`` (class indices or regression values), or None
-        for unlabelled data.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.training import ArrayDataset
-    >>> len(ArrayDataset(torch.zeros(5, 1, 8, 8)))
-    5
-    """
-
-    def __init__(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        self.X = X
-        self.y = y
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return self.X[i], (torch.zeros(()) if self.y is None else self.y[i])
-
-    def subset(self, idx: torch.Tensor) -> ArrayDataset:
-        """The samples (and targets) at the indices ``idx``."""
-        X = self.X.subset(idx) if isinstance(self.X, ArrayRows) else self.X[idx]
-        return ArrayDataset(X, None if self.y is None else self.y[idx])
-
-
-class _Batches:
-    """Iterate over ``(X[idx], y[idx])`` batches sliced from one tensor.
-
-    Slicing a whole batch at once costs one gather, where a DataLoader over
-    a map-style dataset costs one ``__getitem__`` and a collate per sample;
-    on small models that difference dominates the epoch time. In training
-    the order is reshuffled each epoch from torch's global generator (which
-    the estimator seeds), and a last batch of one sample is dropped so that
-    batch normalisation never sees a batch of one. In evaluation no sample
-    is dropped: a last batch of one joins the batch before it, so that
-    losses that compare samples within a batch (InfoNCE, Barlow Twins) are
-    defined on every batch. ``y`` is None for unlabelled data.
-    """
-
-    def __init__(
-        self,
-        X: torch.Tensor,
-        batch_size: int,
-        training: bool,
-        y: torch.Tensor | None = None,
-    ) -> None:
-        self.X, self.y = X, y
-        self.batch_size = len(X) if batch_size == -1 else max(int(batch_size), 1)
-        self.training = training
-
-    def __len__(self) -> int:
-        return self.count(len(self.X), self.batch_size)
-
-    @staticmethod
-    def count(n: int, batch_size: int) -> int:
-        """Number of batches of ``n`` samples (a last batch of one is not one)."""
-        n_batches = math.ceil(n / batch_size)
-        if n > 1 and n % batch_size == 1:
-            n_batches -= 1  # dropped in training, merged in evaluation
-        return max(n_batches, 1) if n else 0
-
-    @classmethod
-    def eval_slices(cls, n: int, batch_size: int):
-        """Slices of ``range(n)`` in order, a last batch of one merged."""
-        n_batches = cls.count(n, batch_size)
-        for k in range(n_batches):
-            stop = n if k == n_batches - 1 else (k + 1) * batch_size
-            yield slice(k * batch_size, stop)
-
-    def _take(self, idx):
-        return self.X[idx], None if self.y is None else self.y[idx]
-
-    def __iter__(self):
-        n, size = len(self.X), self.batch_size
-        if self.training:
-            order = torch.randperm(n)
-            for k in range(len(self)):
-                yield self._take(order[k * size : (k + 1) * size])
-            return
-        for sl in self.eval_slices(n, size):
-            yield self._take(sl)
-
-
-class _EvalBatchSampler(torch.utils.data.Sampler):
-    """Index batches in order for evaluation, a last batch of one merged.
-
-    The :class:`~torch.utils.data.DataLoader` counterpart of :class:`_Batches`
-    in evaluation: consecutive batches of ``batch_size`` indices, except that
-    a last batch of one sample joins the batch before it.
-    """
-
-    def __init__(self, n: int, batch_size: int) -> None:
-        self.n, self.batch_size = int(n), max(int(batch_size), 1)
-
-    def __len__(self) -> int:
-        return _Batches.count(self.n, self.batch_size)
-
-    def __iter__(self):
-        for sl in _Batches.eval_slices(self.n, self.batch_size):
-            yield list(range(sl.start, sl.stop))
-
-
 class RandomSplit:
     """Hold out a random fraction of the samples for validation.
 
@@ -269,7 +55,8 @@ class RandomSplit:
     Examples
     --------
     >>> import torch
-    >>> from sk_replearn.training import ArrayDataset, RandomSplit
+    >>> from sk_replearn.data import ArrayDataset
+    >>> from sk_replearn.training import RandomSplit
     >>> train, valid = RandomSplit(0.2)(ArrayDataset(torch.zeros(10, 3)))
     >>> len(train), len(valid)
     (8, 2)
@@ -400,10 +187,10 @@ class RepresentationNet(NeuralNet):
         return ArrayDataset(torch.as_tensor(X, dtype=torch.float32), y)
 
     def get_iterator(self, dataset, training=False):
-        """Batches sliced from the dataset's tensor (see :class:`_Batches`).
+        """Batches sliced from the dataset's tensor (see :class:`Batches`).
 
         Any other dataset is read by a :class:`~torch.utils.data.DataLoader`,
-        shuffled in training, where, as in :class:`_Batches`, a last batch of
+        shuffled in training, where, as in :class:`Batches`, a last batch of
         one sample is dropped (in evaluation it joins the batch before it,
         unless ``iterator_valid__*`` sets a sampler, ``shuffle`` or
         ``drop_last``); ``iterator_train__*`` / ``iterator_valid__*``
@@ -413,15 +200,15 @@ class RepresentationNet(NeuralNet):
         kwargs = self.get_params_for(prefix)
         batch_size = kwargs.pop("batch_size", self.batch_size)
         if isinstance(dataset, ArrayDataset):
-            return _Batches(dataset.X, batch_size, training, y=dataset.y)
+            return Batches(dataset.X, batch_size, training, y=dataset.y)
         n = len(dataset)
         batch_size = n if batch_size == -1 else batch_size
         if training:
             kwargs.setdefault("shuffle", True)
             kwargs.setdefault("drop_last", n > 1 and n % batch_size == 1)
         elif not {"sampler", "batch_sampler", "shuffle", "drop_last"} & set(kwargs):
-            # As in _Batches: a last batch of one joins the one before it.
-            sampler = _EvalBatchSampler(n, batch_size)
+            # As in Batches: a last batch of one joins the one before it.
+            sampler = EvalBatchSampler(n, batch_size)
             return getattr(self, prefix)(dataset, batch_sampler=sampler, **kwargs)
         return getattr(self, prefix)(dataset, batch_size=batch_size, **kwargs)
 

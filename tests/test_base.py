@@ -6,10 +6,10 @@ import torch
 
 from sk_replearn.base import (
     BaseRepresentation,
-    batch_slices,
     resolve_device,
     seed_from_random_state,
 )
+from sk_replearn.data import batch_slices
 
 
 class _Scale(BaseRepresentation):

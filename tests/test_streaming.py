@@ -14,8 +14,13 @@ from sk_replearn import (
     PCATransformer,
     SimCLRTransformer,
 )
-from sk_replearn.streaming import is_memory_mapped, scale_sample
-from sk_replearn.training import ArrayRows
+from sk_replearn.data import (
+    ArrayRows,
+    input_rows,
+    is_memory_mapped,
+    scale_sample,
+    training_samples,
+)
 
 N, D = 96, 8
 TINY = dict(
@@ -58,9 +63,9 @@ def test_autoencoder_fit_memmap_equals_in_memory(memmap):
 
 def test_autoencoder_memmap_rows_are_not_materialised(memmap):
     ae = AutoencoderTransformer(**TINY)
-    X = ae._validate_X(memmap, reset=True)
+    X = input_rows(ae, memmap, reset=True)
     assert is_memory_mapped(X)  # validate_data kept a view of the mapping
-    samples = ae._as_samples(X)
+    samples = training_samples(X, ae.input_shape_)
     assert isinstance(samples, ArrayRows) and samples.shape == (N, D)
     batch = samples[torch.tensor([5, 2])]
     np.testing.assert_array_equal(batch.numpy(), np.asarray(memmap)[[5, 2]])

@@ -23,7 +23,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..base import BaseRepresentation, batch_slices
+from ..base import BaseRepresentation
+from ..data import batch_slices
 
 __all__ = ["KMeansTransformer"]
 

@@ -26,7 +26,8 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from sk_replearn.base import BaseRepresentation, batch_slices, seed_from_random_state
+from ..base import BaseRepresentation, seed_from_random_state
+from ..data import batch_slices
 
 __all__ = ["PCATransformer"]
 

@@ -20,13 +20,12 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 
 from ..base import BaseRepresentation, seed_from_random_state
 from ..checkpoint import TrainingCheckpoint, fingerprint
+from ..data import input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..objectives.base import Objective
 from ..persistence import load as _load_estimator
 from ..persistence import save as _save_estimator
-from ..streaming import is_memory_mapped, sample_dataset, scale_sample
 from ..training import (
-    ArrayRows,
     RandomSplit,
     RepresentationNet,
     StopOnNonFiniteLoss,
@@ -90,41 +89,41 @@ class NeuralRepresentation(BaseRepresentation):
     def _fit(self, X) -> NeuralRepresentation:
         """Validate, build, train and record; shared by every subclass's fit."""
         warm = self.warm_start and hasattr(self, "net_")
-        if isinstance(X, torch.utils.data.Dataset):  # streamed by a DataLoader
-            X_t = sample_dataset(self, X, reset=not warm)
-            X = np.empty((len(X_t), 0), np.float32)  # only its length is checked
-        else:
-            X = self._validate_X(X, reset=not warm)
-            X_t = None
-        self._check_params_against_data(X)
+        rows = input_rows(self, X, reset=not warm)
+        self._check_params_against_data(len(rows))
+        self._total_steps = self._optimizer_steps(len(rows))
         device = self._device()
-        X_t = self._as_samples(X) if X_t is None else X_t
+        X_t = training_samples(rows, self.input_shape_)
         seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
         with seeded(seed, device):
             if warm:
                 net = self.net_
                 # max_epochs (and callbacks) set since the last fit apply to
-                # this one; the learning-rate schedule spans this run.
+                # this one; the learning-rate and momentum schedules span it.
                 net.set_params(
                     max_epochs=self.max_epochs, callbacks=self._callbacks(len(X_t))
                 )
+                net.module_.restart_schedule(self._total_steps)
             else:
                 net = self._build_net(X_t, device)
             net.partial_fit(X_t, None)
         self._record_fit(net)
         return self
 
-    def _check_params_against_data(self, X: np.ndarray) -> None:
-        """Errors the data reveals: too few samples, an impossible precision."""
-        if X.shape[0] < 2:
+    def _check_params_against_data(self, n_samples: int) -> None:
+        """Errors the data reveals: too few samples, an impossible precision.
+
+        Only checks: it sets nothing.
+        """
+        if n_samples < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 samples to train; got "
                 "1 sample."
             )
-        if self.early_stopping and round(self.validation_fraction * X.shape[0]) < 1:
+        if self.early_stopping and round(self.validation_fraction * n_samples) < 1:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves no "
-                f"validation sample out of {X.shape[0]}; raise it or set "
+                f"validation sample out of {n_samples}; raise it or set "
                 "early_stopping=False."
             )
         if self.precision == "16" and self._device().type != "cuda":
@@ -133,17 +132,20 @@ class NeuralRepresentation(BaseRepresentation):
                 "device; use precision='bf16' or '32' on the CPU."
             )
 
-    def _as_samples(self, X: np.ndarray) -> torch.Tensor | ArrayRows:
-        """2-D validated X as a float32 tensor ``(n, *input_shape_)``.
+    def _optimizer_steps(self, n_samples: int) -> int:
+        """Optimiser steps of one fit on ``n_samples``: the schedules' length.
 
-        A memory-mapped X stays on disk: its rows are read batch by batch.
+        Per process (``batch_size`` is per process), after the early-stopping
+        hold-out, without the last batch of one the training iterator drops.
         """
-        if is_memory_mapped(X):
-            return ArrayRows(X, self.input_shape_)
-        X = np.asarray(X, dtype=np.float32)
-        if not X.flags.writeable:  # torch warns on read-only memory
-            X = X.copy()
-        return torch.from_numpy(X).reshape(X.shape[0], *self.input_shape_)
+        n_train = n_samples
+        if self.early_stopping:
+            n_train -= max(int(round(self.validation_fraction * n_train)), 1)
+        n_train //= world_size(self.accelerator)  # each process's share
+        steps = math.ceil(n_train / self.batch_size)
+        if n_train % self.batch_size == 1 and n_train > 1:
+            steps -= 1  # the training iterator drops a last batch of one
+        return self.max_epochs * max(steps, 1)
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
@@ -383,10 +385,7 @@ class NeuralRepresentation(BaseRepresentation):
         module's device; ``fn``'s output is flattened to ``(B, n_out)``.
         """
         module = self._module()
-        if isinstance(X, torch.utils.data.Dataset):  # read in order, batched
-            X = sample_dataset(self, X, reset=False)
-        else:
-            X = self._validate_X(X, reset=False)
+        X = input_rows(self, X, reset=False)  # an array, or a Dataset read in order
         shape = tuple(self.input_shape_)
         out = self._map_batches(
             X,

@@ -22,11 +22,10 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..distributed import world_size
+from ..data import dataset_head, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
-from ..streaming import dataset_head
 from ._base import NeuralRepresentation, seeded
 
 __all__ = ["CollapseWarning"]
@@ -35,11 +34,6 @@ __all__ = ["CollapseWarning"]
 _COLLAPSE_SAMPLE = 2048
 #: Seed of the views drawn by ``score``, so that it is deterministic.
 _SCORE_SEED = 0
-#: Encoder for 1-D signals ``(C, L)`` when ``encoder="auto"``, and its
-#: default kwargs (``encoder_kwargs`` update them); chosen on MNIST-1D
-#: (benchmarks/bench_ssl.py).
-_SIGNAL_ENCODER = "resnet"
-_SIGNAL_ENCODER_KWARGS: dict = {}
 
 
 class CollapseWarning(UserWarning):
@@ -123,7 +117,7 @@ class _SSLTransformer(NeuralRepresentation):
                 f"{type(self).__name__}.score compares samples with each other "
                 f"and needs at least 2; got {X.shape[0]}."
             )
-        X_t = self._as_samples(X)
+        X_t = training_samples(X, self.input_shape_)
         device = next(module.parameters()).device
         # array_split gives chunks of >= batch_size >= 2 rows: none is alone.
         chunks = np.array_split(
@@ -145,35 +139,6 @@ class _SSLTransformer(NeuralRepresentation):
         return hasattr(self, "net_")
 
     # -- private helpers -----------------------------------------------------
-    def _check_params_against_data(self, X: np.ndarray) -> None:
-        """Also fix the number of optimiser steps, the momentum schedule's length."""
-        super()._check_params_against_data(X)
-        n_train = X.shape[0]
-        if self.early_stopping:
-            n_train -= max(int(round(self.validation_fraction * n_train)), 1)
-        n_train //= world_size(self.accelerator)  # each process's share
-        steps = math.ceil(n_train / self.batch_size)
-        if n_train % self.batch_size == 1 and n_train > 1:
-            steps -= 1  # the training iterator drops a last batch of one
-        self._total_steps = self.max_epochs * max(steps, 1)
-        if self.warm_start and hasattr(self, "net_"):
-            self.net_.module_.restart_schedule(self._total_steps)
-
-    def _encoder_spec(self) -> tuple:
-        """The encoder and its kwargs; "auto" on 1-D signals is a small ResNet.
-
-        The ResNet keeps the full resolution in its first stage and pools
-        globally, which suits signals shifted around a circle. On MNIST-1D
-        with the default views, SimCLR's linear probe reached 0.92 with it
-        after 60 epochs, against 0.85 (100 epochs) and 0.88 (150 epochs) with
-        the default strided CNN, whose first convolution already halves the
-        40-step signal; an epoch costs about 2.2 s against 0.6 s on 2 cores.
-        """
-        kwargs = dict(self.encoder_kwargs or {})
-        if self.encoder == "auto" and len(self.input_shape_) == 2:
-            return _SIGNAL_ENCODER, {**_SIGNAL_ENCODER_KWARGS, **kwargs}
-        return self.encoder, kwargs
-
     def _objective_params(self) -> dict:  # pragma: no cover - abstract
         """The method's own hyperparameters, as keyword arguments."""
         raise NotImplementedError
@@ -182,11 +147,10 @@ class _SSLTransformer(NeuralRepresentation):
         views = (
             clone(self.views) if isinstance(self.views, BaseEstimator) else self.views
         )
-        encoder, encoder_kwargs = self._encoder_spec()
         return self._objective(
             input_shape=self.input_shape_,
-            encoder=encoder,
-            encoder_kwargs=encoder_kwargs,
+            encoder=self.encoder,
+            encoder_kwargs=self.encoder_kwargs,
             views=views,
             total_steps=self._total_steps,
             projection_dim=self.projection_dim,

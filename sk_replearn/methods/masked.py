@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -308,7 +309,10 @@ class MAETransformer(NeuralRepresentation):
             ``input_shape`` that does not match X, widths that do not suit
             the heads or the sin-cos positions, or samples of one token.
         """
-        return self._fit(X)
+        self._fit(X)
+        self.patch_size_, grid = self._token_grid()
+        self.n_tokens_ = math.prod(grid)
+        return self
 
     def reconstruct(
         self, X, mask_ratio: float | None = None, random_state=None
@@ -397,31 +401,34 @@ class MAETransformer(NeuralRepresentation):
             )
         return float(ratio)
 
-    def _check_params_against_data(self, X: np.ndarray) -> None:
-        """Also check the tokenisation and the widths against the data."""
-        super()._check_params_against_data(X)
+    def _token_grid(self) -> tuple[int, list[int]]:
+        """The patch size and the grid of tokens the samples are cut into."""
         shape = tuple(self.input_shape_)
         if len(shape) > 3:
             raise ValueError(
                 f"MAETransformer takes samples of shape (d,), (C, L) or (C, H, W); "
                 f"got input_shape={shape}. Reshape X or pass input_shape."
             )
-        tshape = token_shape(shape)
-        self.patch_size_ = resolve_patch_size(self.patch_size, shape)
-        grid = [s // self.patch_size_ for s in tshape[1:]]
-        self.n_tokens_ = int(np.prod(grid))
-        if self.n_tokens_ < 2:
-            what = f"{X.shape[1]} feature(s)" if len(shape) == 1 else f"{shape}"
+        patch_size = resolve_patch_size(self.patch_size, shape)
+        return patch_size, [s // patch_size for s in token_shape(shape)[1:]]
+
+    def _check_params_against_data(self, n_samples: int) -> None:
+        """Also check the tokenisation and the widths against the data."""
+        super()._check_params_against_data(n_samples)
+        shape = tuple(self.input_shape_)
+        patch_size, grid = self._token_grid()
+        if math.prod(grid) < 2:
+            what = f"{shape[0]} feature(s)" if len(shape) == 1 else f"{shape}"
             raise ValueError(
                 f"MAETransformer needs at least 2 tokens to hide some and see "
-                f"others; samples of {what} with patch_size={self.patch_size_} "
+                f"others; samples of {what} with patch_size={patch_size} "
                 "give 1. Use a smaller patch_size or more features."
             )
-        if self.norm_pix_loss and self.patch_size_ ** len(grid) * tshape[0] < 2:
+        if self.norm_pix_loss and patch_size ** len(grid) * token_shape(shape)[0] < 2:
             raise ValueError(
                 "norm_pix_loss=True normalises each target token by its own mean "
                 "and variance, which needs tokens of at least 2 values; with "
-                f"patch_size={self.patch_size_} a token holds 1. Use "
+                f"patch_size={patch_size} a token holds 1. Use "
                 "norm_pix_loss=False or a larger patch_size."
             )
         multiple = 4 if len(grid) == 2 else 2  # sin-cos needs sin and cos per axis
@@ -439,7 +446,7 @@ class MAETransformer(NeuralRepresentation):
     def _build_objective(self) -> MAEObjective:
         return MAEObjective(
             self.input_shape_,
-            patch_size=self.patch_size_,
+            patch_size=self._token_grid()[0],
             mask_ratio=self.mask_ratio,
             embed_dim=self.embed_dim,
             depth=self.depth,

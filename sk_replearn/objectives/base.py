@@ -94,6 +94,13 @@ class Objective(nn.Module):
         """The representation ``(B, n_components)`` of a raw batch."""
         raise NotImplementedError
 
+    def restart_schedule(self, total_steps: int) -> None:
+        """Start the objective's own schedules again over ``total_steps`` steps.
+
+        Called when a warm-started ``fit`` trains on; an objective without
+        a schedule (the default) has nothing to restart.
+        """
+
     def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
         """A trainable copy of the path from raw input to :meth:`encode`'s output.
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..base import _check_float32_range, flatten_samples, seed_from_random_state
 from ..classical import KMeansTransformer, PCATransformer
+from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods._base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks, linear_encoder
@@ -322,7 +323,7 @@ class FineTunerMixin(NeuralRepresentation):
         device = self._device()
         with seeded(seed, device):
             module, lrs, blocks = self._surgery(encoder, n_out)
-            X_t = self._as_samples(X)
+            X_t = training_samples(X, self.input_shape_)
             net = self._make_net(module, blocks, lrs, X_t.shape[0], device)
             if all(lr is None for lr in lrs):
                 # Frozen encoder: encode once, train the head on the features.

@@ -210,7 +210,7 @@ class FineTuner(ClassifierMixin, FineTunerMixin):
                 "FineTuner needs samples of at least 2 classes in y; got 1 class "
                 f"({self.classes_[0]!r})."
             )
-        self._check_params_against_data(X)
+        self._check_params_against_data(len(X))
         y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
         self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
         return self
@@ -337,7 +337,7 @@ class FineTunerRegressor(RegressorMixin, FineTunerMixin):
         """
         self._validate_params()
         X, y, nd_shape = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
-        self._check_params_against_data(X)
+        self._check_params_against_data(len(X))
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         self.y_mean_ = Y.mean(axis=0)

@@ -1,0 +1,495 @@
+"""Every accepted input, turned once into samples and batches.
+
+``fit``, ``transform`` and ``score`` take in-memory arrays, a
+:class:`numpy.memmap` (or any array backed by one), whose rows are read one
+batch at a time (:class:`ArrayRows`), and a map-style
+:class:`torch.utils.data.Dataset` yielding samples or ``(sample, target)``
+pairs, read through a :class:`~torch.utils.data.DataLoader`
+(:class:`SampleDataset`). :func:`input_rows` validates any of them against
+the estimator (a 2-D array, or a :class:`SampleDataset`),
+:func:`training_samples` turns the result into what the training net slices
+batches from, and :class:`Batches` / :func:`eval_chunks` are the batches.
+Nothing is copied whole: the input standardisation of streamed data is
+computed from a sample of at most :data:`SCALE_SAMPLE_VALUES` values, and a
+dataset's shape is read off its first item.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+__all__ = [
+    "SCALE_SAMPLE_VALUES",
+    "ArrayDataset",
+    "ArrayRows",
+    "Batches",
+    "EvalBatchSampler",
+    "SampleDataset",
+    "batch_slices",
+    "dataset_head",
+    "eval_chunks",
+    "input_rows",
+    "is_memory_mapped",
+    "sample_dataset",
+    "scale_sample",
+    "training_samples",
+]
+
+
+class ArrayRows:
+    """Rows of a numpy array (a memmap) read on demand as float32 batches.
+
+    Stands in for the tensor of an :class:`ArrayDataset` when the data does
+    not fit in memory: indexing with a slice or an index tensor reads only
+    those rows from the array and returns them as a float32 tensor
+    ``(B, *sample_shape)``. :meth:`subset` is lazy too (it composes indices).
+
+    Parameters
+    ----------
+    array : numpy.ndarray of shape (n, n_features)
+        The rows, typically a :class:`numpy.memmap`; never copied whole.
+    sample_shape : tuple of int
+        Shape of one sample, of product ``n_features``.
+    index : numpy.ndarray of int or None, default=None
+        Rows of ``array`` that make up this view, in order; None for all.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.data import ArrayRows
+    >>> rows = ArrayRows(np.arange(12.0).reshape(6, 2), (1, 2))
+    >>> rows[torch.tensor([4, 1])].shape, len(rows.subset(torch.tensor([0, 5])))
+    (torch.Size([2, 1, 2]), 2)
+    """
+
+    def __init__(self, array, sample_shape, index=None) -> None:
+        self.array = array
+        self.sample_shape = tuple(sample_shape)
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.array) if self.index is None else len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.sample_shape)
+
+    def _rows(self, idx) -> np.ndarray | slice:
+        if isinstance(idx, torch.Tensor):
+            idx = idx.numpy()
+        return idx if self.index is None else self.index[idx]
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        """Float32 tensor of the rows ``idx`` (an int gives one sample)."""
+        if isinstance(idx, (int, np.integer)):
+            return self[slice(idx, idx + 1)][0]
+        block = np.array(self.array[self._rows(idx)], dtype=np.float32)  # (B, d)
+        return torch.from_numpy(block).reshape(-1, *self.sample_shape)
+
+    def subset(self, idx) -> ArrayRows:
+        """The rows ``idx`` of this view, still unread."""
+        rows = self._rows(idx)
+        if self.index is None:  # a slice or indices of the whole array
+            rows = np.arange(len(self.array))[rows]
+        return ArrayRows(self.array, self.sample_shape, np.asarray(rows))
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """A user's map-style dataset as ``(sample, target)`` pairs of fixed shape.
+
+    Items of ``dataset`` may be a sample or a ``(sample, target)`` pair; the
+    sample (anything :func:`torch.as_tensor` takes) is returned as a float32
+    tensor of shape ``sample_shape``, the target as given (a 0-d zero when
+    there is none), so that a :class:`~torch.utils.data.DataLoader` collates
+    ``(X, y)`` batches for skorch.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Map-style dataset with ``__len__``.
+    sample_shape : tuple of int
+        Shape every sample is reshaped to.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.data import SampleDataset
+    >>> data = SampleDataset(torch.utils.data.TensorDataset(torch.zeros(5, 4)), (1, 4))
+    >>> len(data), data[0][0].shape
+    (5, torch.Size([1, 4]))
+    """
+
+    def __init__(self, dataset, sample_shape) -> None:
+        self.dataset = dataset
+        self.sample_shape = tuple(sample_shape)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        x, y = item, None
+        if isinstance(item, (tuple, list)):  # (sample,) or (sample, target)
+            x, y = item[0], (item[1] if len(item) > 1 else None)
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        return x.reshape(self.sample_shape), torch.zeros(()) if y is None else y
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """Samples held in one tensor ``(n, *input_shape)``, with optional targets.
+
+    Parameters
+    ----------
+    X : torch.Tensor or ArrayRows
+        The samples, float32, on the CPU; an :class:`ArrayRows` reads them
+        from a memmap one batch at a time.
+    y : torch.Tensor or None, default=None
+        Targets ``(n, ...)`` (class indices or regression values), or None
+        for unlabelled data.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.data import ArrayDataset
+    >>> len(ArrayDataset(torch.zeros(5, 1, 8, 8)))
+    5
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        self.X = X
+        self.y = y
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], (torch.zeros(()) if self.y is None else self.y[i])
+
+    def subset(self, idx: torch.Tensor) -> ArrayDataset:
+        """The samples (and targets) at the indices ``idx``."""
+        X = self.X.subset(idx) if isinstance(self.X, ArrayRows) else self.X[idx]
+        return ArrayDataset(X, None if self.y is None else self.y[idx])
+
+
+class Batches:
+    """Iterate over ``(X[idx], y[idx])`` batches sliced from one tensor.
+
+    Slicing a whole batch at once costs one gather, where a DataLoader over
+    a map-style dataset costs one ``__getitem__`` and a collate per sample;
+    on small models that difference dominates the epoch time. In training
+    the order is reshuffled each epoch from torch's global generator (which
+    the estimator seeds), and a last batch of one sample is dropped so that
+    batch normalisation never sees a batch of one. In evaluation no sample
+    is dropped: a last batch of one joins the batch before it, so that
+    losses that compare samples within a batch (InfoNCE, Barlow Twins) are
+    defined on every batch. ``y`` is None for unlabelled data.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        batch_size: int,
+        training: bool,
+        y: torch.Tensor | None = None,
+    ) -> None:
+        self.X, self.y = X, y
+        self.batch_size = len(X) if batch_size == -1 else max(int(batch_size), 1)
+        self.training = training
+
+    def __len__(self) -> int:
+        return self.count(len(self.X), self.batch_size)
+
+    @staticmethod
+    def count(n: int, batch_size: int) -> int:
+        """Number of batches of ``n`` samples (a last batch of one is not one)."""
+        n_batches = math.ceil(n / batch_size)
+        if n > 1 and n % batch_size == 1:
+            n_batches -= 1  # dropped in training, merged in evaluation
+        return max(n_batches, 1) if n else 0
+
+    @classmethod
+    def eval_slices(cls, n: int, batch_size: int):
+        """Slices of ``range(n)`` in order, a last batch of one merged."""
+        n_batches = cls.count(n, batch_size)
+        for k in range(n_batches):
+            stop = n if k == n_batches - 1 else (k + 1) * batch_size
+            yield slice(k * batch_size, stop)
+
+    def _take(self, idx):
+        return self.X[idx], None if self.y is None else self.y[idx]
+
+    def __iter__(self):
+        n, size = len(self.X), self.batch_size
+        if self.training:
+            order = torch.randperm(n)
+            for k in range(len(self)):
+                yield self._take(order[k * size : (k + 1) * size])
+            return
+        for sl in self.eval_slices(n, size):
+            yield self._take(sl)
+
+
+class EvalBatchSampler(torch.utils.data.Sampler):
+    """Index batches in order for evaluation, a last batch of one merged.
+
+    The :class:`~torch.utils.data.DataLoader` counterpart of :class:`Batches`
+    in evaluation: consecutive batches of ``batch_size`` indices, except that
+    a last batch of one sample joins the batch before it.
+    """
+
+    def __init__(self, n: int, batch_size: int) -> None:
+        self.n, self.batch_size = int(n), max(int(batch_size), 1)
+
+    def __len__(self) -> int:
+        return Batches.count(self.n, self.batch_size)
+
+    def __iter__(self):
+        for sl in Batches.eval_slices(self.n, self.batch_size):
+            yield list(range(sl.start, sl.stop))
+
+
+#: Most values read to set the input standardisation of streamed data
+#: (32 MiB in float64); data with fewer is read whole, as an array is.
+SCALE_SAMPLE_VALUES = 2**22
+
+
+def is_memory_mapped(X) -> bool:
+    """Whether the numpy array ``X`` is (a view of) a memory-mapped file.
+
+    ``validate_data`` turns a :class:`numpy.memmap` into a plain ndarray
+    view of the same mapping; this looks through such views.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sk_replearn.data import is_memory_mapped
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.dat")
+    >>> X = np.memmap(path, dtype=np.float32, mode="w+", shape=(4, 2))
+    >>> is_memory_mapped(np.asarray(X)[1:]), is_memory_mapped(np.zeros(3))
+    (True, False)
+    """
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap):
+            return True
+        X = X.base
+    return isinstance(X, mmap.mmap)
+
+
+def _sample_of(item) -> np.ndarray:
+    """The sample of a dataset item (a sample, or a (sample, target) pair)."""
+    if isinstance(item, (tuple, list)):
+        item = item[0]
+    if isinstance(item, torch.Tensor):
+        item = item.detach().cpu().numpy()
+    return np.asarray(item)
+
+
+def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
+    """Validate a dataset's first item; the dataset as batches of that shape.
+
+    The first sample sets (``reset=True``) or is checked against the
+    estimator's ``n_features_in_`` and ``input_shape_``, with the errors of
+    ``_validate_X``; later items must have the same shape (a DataLoader
+    cannot batch them otherwise) and non-finite values in them stop
+    training with a clear error.
+
+    Parameters
+    ----------
+    estimator : NeuralRepresentation
+    dataset : torch.utils.data.Dataset
+        Map-style, with ``__len__``; items are samples or
+        ``(sample, target)`` pairs.
+    reset : bool
+        Whether this fit sets the input shape (False with ``warm_start``).
+
+    Returns
+    -------
+    SampleDataset
+        ``(sample, target)`` pairs of float32 samples ``input_shape_``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn import AutoencoderTransformer
+    >>> from sk_replearn.data import sample_dataset
+    >>> ae = AutoencoderTransformer()
+    >>> data = sample_dataset(ae, torch.utils.data.TensorDataset(torch.ones(6, 3)),
+    ...                       reset=True)
+    >>> len(data), ae.n_features_in_, ae.input_shape_
+    (6, 3, (3,))
+    """
+    name = type(estimator).__name__
+    if not hasattr(dataset, "__len__") or isinstance(
+        dataset, torch.utils.data.IterableDataset
+    ):
+        raise TypeError(
+            f"{name}.fit takes a map-style torch Dataset with __len__ and "
+            f"__getitem__; got {type(dataset).__name__}. Wrap the stream in a "
+            "map-style Dataset, or pass a numpy memmap."
+        )
+    if len(dataset) == 0:
+        raise ValueError(f"{name}.fit got an empty Dataset (0 samples).")
+    first = _sample_of(dataset[0])
+    if first.ndim == 0:
+        raise ValueError(
+            f"The first item of the Dataset is a scalar; {name} needs samples of "
+            "shape (n_features,) or (C, L) / (C, H, W)."
+        )
+    estimator._validate_X(first[None], reset=reset)  # (1, *shape)
+    return SampleDataset(dataset, estimator.input_shape_)
+
+
+def dataset_head(dataset, n: int) -> np.ndarray:
+    """The first ``n`` samples of a dataset, as an array ``(m, *shape)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.data import dataset_head
+    >>> dataset_head(torch.utils.data.TensorDataset(torch.ones(6, 3)), 4).shape
+    (4, 3)
+    """
+    return np.stack([_sample_of(dataset[i]) for i in range(min(n, len(dataset)))])
+
+
+def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
+    """The samples to set the input standardisation from.
+
+    A tensor is used whole. Streamed data (:class:`ArrayRows`,
+    :class:`SampleDataset`) is read whole when it holds at most
+    ``max_values`` values (so that fitting a memmap gives the model of the
+    same array in memory), else a random subset of rows drawn from torch's
+    generator (which ``fit`` seeds) is read, in file order.
+
+    Parameters
+    ----------
+    X_t : torch.Tensor, ArrayRows or SampleDataset
+    max_values : int, default=SCALE_SAMPLE_VALUES
+
+    Returns
+    -------
+    torch.Tensor of shape (m, *input_shape)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.data import scale_sample
+    >>> from sk_replearn.data import ArrayRows
+    >>> rows = ArrayRows(np.zeros((1000, 10), np.float32), (10,))
+    >>> scale_sample(rows, max_values=2000).shape
+    torch.Size([200, 10])
+    """
+    if isinstance(X_t, torch.Tensor):
+        return X_t
+    n, shape = len(X_t), X_t.sample_shape  # ArrayRows or SampleDataset
+    k = min(n, max(2, max_values // max(math.prod(shape), 1)))
+    rows = (
+        torch.arange(n) if k == n else torch.sort(torch.randperm(n)[:k]).values
+    )  # (k,)
+    if isinstance(X_t, ArrayRows):
+        return X_t[rows]
+    return torch.stack([X_t[int(i)][0] for i in rows])
+
+
+def input_rows(estimator, X, *, reset: bool):
+    """Validate any accepted input once, against ``estimator``.
+
+    Parameters
+    ----------
+    estimator : BaseRepresentation
+        Sets (``reset=True``) or checks ``n_features_in_`` and
+        ``input_shape_``, with the errors of its ``_validate_X``.
+    X : array-like, memmap or torch Dataset
+        The user's input.
+    reset : bool
+        Whether this call sets the input shape (``fit`` without
+        ``warm_start``).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features) or SampleDataset
+        A memmap stays a view of its file; a Dataset is wrapped, unread.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn import AutoencoderTransformer
+    >>> from sk_replearn.data import input_rows
+    >>> ae = AutoencoderTransformer(input_shape=(1, 2, 2))
+    >>> input_rows(ae, np.zeros((3, 4)), reset=True).shape, ae.input_shape_
+    ((3, 4), (1, 2, 2))
+    """
+    if isinstance(X, torch.utils.data.Dataset):  # streamed by a DataLoader
+        return sample_dataset(estimator, X, reset=reset)
+    return estimator._validate_X(X, reset=reset)
+
+
+def training_samples(rows, sample_shape) -> torch.Tensor | ArrayRows | SampleDataset:
+    """What the training net slices batches from, given :func:`input_rows`.
+
+    An in-memory array becomes a float32 tensor ``(n, *sample_shape)``
+    (sharing its memory where it can); a memmap stays on disk as
+    :class:`ArrayRows`, read batch by batch; a :class:`SampleDataset` is
+    returned as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.data import training_samples
+    >>> training_samples(np.zeros((3, 4)), (1, 2, 2)).shape
+    torch.Size([3, 1, 2, 2])
+    """
+    if isinstance(rows, SampleDataset):
+        return rows
+    if is_memory_mapped(rows):
+        return ArrayRows(rows, sample_shape)
+    rows = np.asarray(rows, dtype=np.float32)
+    if not rows.flags.writeable:  # torch warns on read-only memory
+        rows = rows.copy()
+    return torch.from_numpy(rows).reshape(rows.shape[0], *sample_shape)
+
+
+def eval_chunks(X, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(rows, batch)`` pairs covering X in order: an array or a Dataset."""
+    if isinstance(X, torch.utils.data.Dataset):
+        start = 0
+        for xb, _ in torch.utils.data.DataLoader(X, batch_size=batch_size):
+            yield slice(start, start + len(xb)), xb
+            start += len(xb)
+        return
+    for sl in batch_slices(X.shape[0], batch_size):
+        chunk = X[sl]
+        if not chunk.flags.writeable:  # torch warns on read-only memory
+            chunk = chunk.copy()
+        yield sl, torch.from_numpy(chunk)
+
+
+def batch_slices(n: int, batch_size: int | None) -> Iterator[slice]:
+    """Yield consecutive slices covering ``range(n)`` in chunks.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    batch_size : int or None
+        Rows per chunk; ``None`` means one chunk.
+
+    Yields
+    ------
+    slice
+        ``slice(start, stop)`` of at most ``batch_size`` rows.
+
+    Examples
+    --------
+    >>> from sk_replearn.data import batch_slices
+    >>> list(batch_slices(5, 2))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    step = n if batch_size is None else max(int(batch_size), 1)
+    for start in range(0, n, max(step, 1)):
+        yield slice(start, min(start + step, n))
