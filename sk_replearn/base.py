@@ -21,15 +21,17 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data import eval_chunks
 
 __all__ = [
     "BaseRepresentation",
     "flatten_samples",
+    "is_fitted",
     "resolve_device",
     "seed_from_random_state",
 ]
@@ -90,6 +92,25 @@ def resolve_device(device: str | torch.device) -> torch.device:
                 "available here; use device='auto' or device='cpu'."
             )
     return dev
+
+
+def is_fitted(estimator) -> bool:
+    """Whether ``estimator`` is fitted, as :func:`check_is_fitted` decides.
+
+    Anything that is not an estimator counts as not fitted.
+
+    Examples
+    --------
+    >>> from sk_replearn import PCATransformer
+    >>> from sk_replearn.base import is_fitted
+    >>> is_fitted(PCATransformer()), is_fitted(object())
+    (False, False)
+    """
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
 
 
 def seed_from_random_state(random_state) -> int:
@@ -262,6 +283,20 @@ class BaseRepresentation(
         if getattr(self, "_nd_input", False):
             return X2d.reshape(X2d.shape[0], *self.input_shape_)
         return X2d
+
+    # -- transfer --------------------------------------------------------------
+    def _transfer_encoder(self):
+        """A trainable copy of the fitted encoder, for the fine-tuners.
+
+        Returns a :class:`~sk_replearn.nn.surgery.TransferEncoder` whose
+        output equals :meth:`transform`'s; every representation that has
+        weights to fine-tune overrides this.
+        """
+        raise TypeError(
+            f"{type(self).__name__} has no weights to fine-tune; use "
+            "PCATransformer or a neural estimator (AutoencoderTransformer, "
+            "SimCLRTransformer, MAETransformer, ...) as the representation."
+        )
 
     # -- device and batches ------------------------------------------------
     def _device(self) -> torch.device:

@@ -24,9 +24,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
+
+from .base import is_fitted
 
 __all__ = ["from_plain", "load", "save", "to_plain"]
 
@@ -196,14 +197,6 @@ def _public_classes() -> dict[str, type]:
     }
 
 
-def _is_fitted(estimator) -> bool:
-    try:
-        check_is_fitted(estimator)
-    except (NotFittedError, TypeError):
-        return False
-    return True
-
-
 def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     """An sk_replearn estimator as plain data: class name, params, fitted state.
 
@@ -235,7 +228,7 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
         else:
             plain_params[key] = to_plain(value, f"{cls.__name__}.{key}")
     state = None
-    if _is_fitted(estimator):
+    if is_fitted(estimator):
         state = {}
         for key, value in vars(estimator).items():
             if key in params or key == "history_":

@@ -416,12 +416,12 @@ def test_negative_cosine_aligned_is_minus_one():
 # --- Barlow Twins ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("lambda_", [0.0, 5e-3, 1.0])
+@pytest.mark.parametrize("lambd", [0.0, 5e-3, 1.0])
 @pytest.mark.parametrize("eps", [0.0, 1e-5])
-def test_barlow_twins_matches_naive_loop(lambda_, eps):
+def test_barlow_twins_matches_naive_loop(lambd, eps):
     z1, z2 = _randn(6, 4, seed=1), _randn(6, 4, seed=2)
-    got = BarlowTwinsLoss(lambda_=lambda_, eps=eps)(z1, z2)
-    want = _naive_barlow(z1, z2, lambda_, eps)
+    got = BarlowTwinsLoss(lambd=lambd, eps=eps)(z1, z2)
+    want = _naive_barlow(z1, z2, lambd, eps)
     assert got.item() == pytest.approx(want, abs=ATOL)
 
 
@@ -433,10 +433,10 @@ def test_barlow_twins_zero_for_decorrelated_identical_views():
         [[1, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]], dtype=torch.float64
     )
     z = 3.0 * h + torch.tensor([1.0, -2.0, 5.0], dtype=torch.float64)
-    assert BarlowTwinsLoss(lambda_=1.0, eps=0.0)(z, z).item() == pytest.approx(
+    assert BarlowTwinsLoss(lambd=1.0, eps=0.0)(z, z).item() == pytest.approx(
         0.0, abs=1e-12
     )
-    assert BarlowTwinsLoss(lambda_=1.0)(z, z).item() < 1e-9  # eps ~ 1e-5 on var 9
+    assert BarlowTwinsLoss(lambd=1.0)(z, z).item() < 1e-9  # eps ~ 1e-5 on var 9
     assert BarlowTwinsLoss()(z, z.flip(0)).item() > 1.0  # views no longer aligned
 
 
@@ -446,8 +446,8 @@ def test_barlow_twins_rejects_single_sample():
 
 
 def test_barlow_twins_rejects_negative_lambda():
-    with pytest.raises(ValueError, match="lambda_ must be >= 0"):
-        BarlowTwinsLoss(lambda_=-1.0)
+    with pytest.raises(ValueError, match="lambd must be >= 0"):
+        BarlowTwinsLoss(lambd=-1.0)
 
 
 def test_barlow_twins_gradients_finite_constant_dimension():

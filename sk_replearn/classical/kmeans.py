@@ -738,6 +738,14 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         return -float(self._map_blocks(X, fn, 0, np.float64).sum())
 
     # -- private helpers ------------------------------------------------------
+    def _transfer_encoder(self):
+        raise TypeError(
+            "KMeansTransformer's code (distances to centres, or one-hot) has no "
+            "weights to fine-tune; use PCATransformer or a neural estimator "
+            "(AutoencoderTransformer, SimCLRTransformer, MAETransformer, ...) "
+            "as the representation."
+        )
+
     def _check_params_vs_data(self, X: np.ndarray) -> np.ndarray | None:
         """Check n_clusters and init against X; resolve ``_n_init``."""
         n, d = X.shape

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..base import BaseRepresentation, seed_from_random_state
 from ..data import batch_slices
+from ..nn.surgery import TransferEncoder, linear_encoder
 
 __all__ = ["PCATransformer"]
 
@@ -722,6 +723,12 @@ class PCATransformer(BaseRepresentation):
         self._n_features_out = n_components
 
     # -- encoding -------------------------------------------------------------
+    def _transfer_encoder(self) -> TransferEncoder:
+        """W, the mean and (when whitening) the scale as a trainable layer."""
+        check_is_fitted(self)
+        scale = self._scale() if self.whiten else None
+        return linear_encoder(self.components_, self.mean_, scale)
+
     def _scale(self) -> np.ndarray:
         """Per-component divisor of the codes: sqrt(variance) when whitening."""
         if not self.whiten:

@@ -86,7 +86,7 @@ class BarlowTwinsLoss(nn.Module):
 
     Parameters
     ----------
-    lambda_ : float, default=5e-3
+    lambd : float, default=5e-3
         Weight ``λ`` (>= 0) of the redundancy-reduction (off-diagonal) term.
     eps : float, default=1e-5
         Added to the variance before the square root (>= 0).
@@ -103,19 +103,19 @@ class BarlowTwinsLoss(nn.Module):
     >>> from sk_replearn.losses.noncontrastive import BarlowTwinsLoss
     >>> _ = torch.manual_seed(0)
     >>> z = torch.randn(32, 4)
-    >>> loss = BarlowTwinsLoss(lambda_=5e-3)
+    >>> loss = BarlowTwinsLoss(lambd=5e-3)
     >>> bool(loss(z, z) < loss(z, torch.randn(32, 4)))
     True
     """
 
-    def __init__(self, lambda_: float = 5e-3, eps: float = 1e-5) -> None:
+    def __init__(self, lambd: float = 5e-3, eps: float = 1e-5) -> None:
         super().__init__()
-        lambda_, eps = float(lambda_), float(eps)
-        if not lambda_ >= 0:
-            raise ValueError(f"lambda_ must be >= 0, got {lambda_!r}.")
+        lambd, eps = float(lambd), float(eps)
+        if not lambd >= 0:
+            raise ValueError(f"lambd must be >= 0, got {lambd!r}.")
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps!r}.")
-        self.lambda_, self.eps = lambda_, eps
+        self.lambd, self.eps = lambd, eps
 
     def standardize(self, z: torch.Tensor) -> torch.Tensor:
         """Standardise ``(N, D)`` embeddings along the batch, per dimension."""
@@ -150,7 +150,7 @@ class BarlowTwinsLoss(nn.Module):
         on_diag = (torch.diagonal(c) - 1).pow(2).sum()
         eye = torch.eye(c.shape[0], dtype=torch.bool, device=c.device)
         off_diag = c.masked_fill(eye, 0).pow(2).sum()
-        return on_diag + self.lambda_ * off_diag
+        return on_diag + self.lambd * off_diag
 
 
 class DINOLoss(nn.Module):

@@ -1,7 +1,5 @@
 """The neural representation learners."""
 
-from ._ssl import CollapseWarning
-from .autoencoder import AutoencoderTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
 from .noncontrastive import (
@@ -10,6 +8,8 @@ from .noncontrastive import (
     DINOTransformer,
     SimSiamTransformer,
 )
+from .reconstruction import AutoencoderTransformer
+from .two_view import CollapseWarning
 
 __all__ = [
     "AutoencoderTransformer",

@@ -7,7 +7,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from ..objectives.contrastive import MoCoObjective, SimCLRObjective
-from ._ssl import _fill_doc, _SSLTransformer
+from .two_view import _fill_doc, _SSLTransformer
 
 __all__ = ["MoCoTransformer", "SimCLRTransformer"]
 

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..base import seed_from_random_state
 from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
-from ._base import NeuralRepresentation
+from .base import NeuralRepresentation
 
 __all__ = ["MAETransformer"]
 

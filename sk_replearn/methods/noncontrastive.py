@@ -12,7 +12,7 @@ from ..objectives.noncontrastive import (
     DINOObjective,
     SimSiamObjective,
 )
-from ._ssl import _fill_doc, _SSLTransformer
+from .two_view import _fill_doc, _SSLTransformer
 
 __all__ = [
     "BYOLTransformer",
@@ -259,8 +259,9 @@ class BarlowTwinsTransformer(_SSLTransformer):
     Parameters
     ----------
     {common_params}
-    lambda_ : float, default=5e-3
-        Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term.
+    lambd : float, default=5e-3
+        Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term
+        (spelled as torch spells λ: ``lambda`` is a Python keyword).
     {engine_params}
 
     Attributes
@@ -290,7 +291,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
     _objective = BarlowTwinsObjective
     _parameter_constraints: dict = {
         **_SSLTransformer._parameter_constraints,
-        "lambda_": [Interval(Real, 0, None, closed="left")],
+        "lambd": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -301,7 +302,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
         views="auto",
         projection_dim: int = 512,
         hidden_dim: int | None = None,
-        lambda_: float = 5e-3,
+        lambd: float = 5e-3,
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 60,
         batch_size: int = 256,
@@ -328,7 +329,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
         self.views = views
         self.projection_dim = projection_dim
         self.hidden_dim = hidden_dim
-        self.lambda_ = lambda_
+        self.lambd = lambd
         self.input_shape = input_shape
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -351,7 +352,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
         self.accelerator = accelerator
 
     def _objective_params(self) -> dict:
-        return {"lambda_": self.lambda_}
+        return {"lambd": self.lambd}
 
 
 @_fill_doc(hidden_default="the encoder's width")

@@ -179,7 +179,7 @@ class BarlowTwinsObjective(TwoViewObjective):
         Output width of the 3-layer projector.
     hidden_dim : int or None, default=None
         Hidden width of the projector; None is ``projection_dim``.
-    lambda_ : float, default=5e-3
+    lambd : float, default=5e-3
         Weight of the off-diagonal (redundancy) term.
 
     References
@@ -206,7 +206,7 @@ class BarlowTwinsObjective(TwoViewObjective):
         total_steps: int = 1,
         projection_dim: int = 512,
         hidden_dim: int | None = None,
-        lambda_: float = 5e-3,
+        lambd: float = 5e-3,
     ) -> None:
         super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
         self.projector = ProjectionHead(
@@ -215,7 +215,7 @@ class BarlowTwinsObjective(TwoViewObjective):
             projection_dim,
             num_layers=3,
         )
-        self.criterion = BarlowTwinsLoss(lambda_)
+        self.criterion = BarlowTwinsLoss(lambd)
 
     def forward_views(self, v1, v2) -> Pair:
         """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""

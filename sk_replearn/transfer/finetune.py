@@ -8,7 +8,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
-from ._base import FineTunerMixin
+from .base import BaseFineTuner
 
 __all__ = ["FineTuner", "FineTunerRegressor"]
 
@@ -130,7 +130,7 @@ def _doc(text: str) -> str:
     )
 
 
-class FineTuner(ClassifierMixin, FineTunerMixin):
+class FineTuner(ClassifierMixin, BaseFineTuner):
     __doc__ = _doc(
         """Fine-tune a pre-trained representation to a classification task.
 
@@ -276,7 +276,7 @@ class FineTuner(ClassifierMixin, FineTunerMixin):
         return self.classes_[best]
 
 
-class FineTunerRegressor(RegressorMixin, FineTunerMixin):
+class FineTunerRegressor(RegressorMixin, BaseFineTuner):
     __doc__ = _doc(
         """Fine-tune a pre-trained representation to a regression task.
 

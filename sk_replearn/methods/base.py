@@ -414,6 +414,15 @@ class NeuralRepresentation(BaseRepresentation):
         """
         return self._apply(X, lambda m, xb: m.encode(xb), self._n_features_out)
 
+    def _transfer_encoder(self):
+        check_is_fitted(self, "net_")
+        return self.net_.module_.transfer_encoder(tuple(self.input_shape_)).cpu()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # Fitted once training has produced a net: validation alone (which
+        # sets n_features_in_) before a failed fit does not count.
+        return hasattr(self, "net_")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False

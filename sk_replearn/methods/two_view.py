@@ -26,7 +26,7 @@ from ..data import dataset_head, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
-from ._base import NeuralRepresentation, seeded
+from .base import NeuralRepresentation, seeded
 
 __all__ = ["CollapseWarning"]
 
@@ -133,10 +133,6 @@ class _SSLTransformer(NeuralRepresentation):
     @property
     def _n_features_out(self) -> int:
         return self.net_.module_.backbone.out_features
-
-    def __sklearn_is_fitted__(self) -> bool:
-        # Not the default "any attribute ending in _": ``lambda_`` is a parameter.
-        return hasattr(self, "net_")
 
     # -- private helpers -----------------------------------------------------
     def _objective_params(self) -> dict:  # pragma: no cover - abstract

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
 from ..objectives.reconstruction import AutoencoderObjective
-from ._base import NeuralRepresentation
+from .base import NeuralRepresentation
 
 __all__ = ["AutoencoderTransformer"]
 

@@ -13,22 +13,26 @@ The fit of a fine-tuner has four steps, in this order:
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ..base import _check_float32_range, flatten_samples, seed_from_random_state
-from ..classical import KMeansTransformer, PCATransformer
+from ..base import (
+    _check_float32_range,
+    flatten_samples,
+    is_fitted,
+    seed_from_random_state,
+)
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
-from ..methods._base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
-from ..nn.surgery import Block, TransferEncoder, encoder_blocks, linear_encoder
+from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
+from ..nn.surgery import Block, TransferEncoder, encoder_blocks
 from ..training import SupervisedNet
 
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
@@ -36,14 +40,6 @@ __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
 _HEADS = {"linear", "mlp"}
 #: Width of the hidden layer of head="mlp".
 _MLP_HIDDEN = 256
-
-
-def _is_fitted(estimator) -> bool:
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
 
 
 def pretrained(representation, X, pretrain_X, seed: int):
@@ -54,7 +50,7 @@ def pretrained(representation, X, pretrain_X, seed: int):
     ``X``, without labels. A clone whose ``random_state`` is None gets
     ``seed``, so that the whole fine-tuner is reproducible.
     """
-    if _is_fitted(representation):
+    if is_fitted(representation):
         return representation
     rep = clone(representation)
     if "random_state" in rep.get_params() and rep.random_state is None:
@@ -80,23 +76,13 @@ def transfer_encoder(representation) -> TransferEncoder:
     TypeError
         For a representation with no differentiable encoder.
     """
-    if isinstance(representation, NeuralRepresentation):
-        module = representation.net_.module_
-        return module.transfer_encoder(tuple(representation.input_shape_)).cpu()
-    if isinstance(representation, PCATransformer):
-        scale = representation._scale() if representation.whiten else None
-        return linear_encoder(representation.components_, representation.mean_, scale)
-    if isinstance(representation, KMeansTransformer):
+    make = getattr(representation, "_transfer_encoder", None)
+    if make is None:
         raise TypeError(
-            "KMeansTransformer's code (distances to centres, or one-hot) has no "
-            "weights to fine-tune; use PCATransformer or a neural estimator "
-            "(AutoencoderTransformer, SimCLRTransformer, MAETransformer, ...) "
-            "as the representation."
+            f"representation={type(representation).__name__} cannot be "
+            "fine-tuned: pass an sk_replearn neural estimator or PCATransformer."
         )
-    raise TypeError(
-        f"representation={type(representation).__name__} cannot be fine-tuned: "
-        "pass an sk_replearn neural estimator or PCATransformer."
-    )
+    return make()
 
 
 def build_head(head, in_features: int, out_features: int) -> nn.Module:
@@ -184,7 +170,7 @@ def param_groups(
     return groups
 
 
-class FineTunerMixin(NeuralRepresentation):
+class BaseFineTuner(NeuralRepresentation):
     """Fit logic shared by :class:`FineTuner` and :class:`FineTunerRegressor`."""
 
     _parameter_constraints: dict = {
@@ -277,7 +263,7 @@ class FineTunerMixin(NeuralRepresentation):
         clone shares it; an unfitted one is cloned as usual.
         """
         rep = self.representation
-        if rep is None or not _is_fitted(rep):
+        if rep is None or not is_fitted(rep):
             return super().__sklearn_clone__()
         params = {
             k: clone(v, safe=False)
@@ -400,6 +386,11 @@ class FineTunerMixin(NeuralRepresentation):
     @property
     def _n_features_out(self) -> int:
         return self.net_.module_.encoder.out_features
+
+    def _transfer_encoder(self) -> TransferEncoder:
+        """A trainable copy of the fine-tuned encoder (to fine-tune it again)."""
+        check_is_fitted(self, "net_")
+        return copy.deepcopy(self.net_.module_.encoder).cpu()
 
     def _outputs(self, X) -> np.ndarray:
         """Head outputs (logits or standardised predictions) of X, batched."""
