@@ -34,6 +34,7 @@ setup(
             "mnist1d>=0.0.2",
             "ruff",
             "hypothesis>=6",
+            "numpydoc>=1.6",
             "accelerate>=0.26",
             "dask[distributed]>=2023.1",
             "psutil",

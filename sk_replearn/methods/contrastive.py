@@ -6,13 +6,14 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
+from .._docstrings import fill_doc
 from ..objectives.contrastive import MoCoObjective, SimCLRObjective
-from .two_view import _fill_doc, _SSLTransformer
+from .two_view import TWO_VIEW_DOCS, _SSLTransformer
 
 __all__ = ["MoCoTransformer", "SimCLRTransformer"]
 
 
-@_fill_doc(hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
 class SimCLRTransformer(_SSLTransformer):
     """SimCLR representation: two views of a sample attract, other samples repel.
 
@@ -25,15 +26,15 @@ class SimCLRTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     temperature : float, default=0.1
         Temperature ``τ`` of the softmax over similarities (> 0); lower
         values weigh the hardest negatives more.
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------
@@ -124,7 +125,7 @@ class SimCLRTransformer(_SSLTransformer):
         return {"temperature": self.temperature}
 
 
-@_fill_doc(hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
 class MoCoTransformer(_SSLTransformer):
     """MoCo (v2) representation: queries against a queue of momentum-encoded keys.
 
@@ -137,7 +138,7 @@ class MoCoTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     temperature : float, default=0.2
         Temperature ``τ`` of the InfoNCE softmax (> 0).
     queue_size : int, default=4096
@@ -147,11 +148,11 @@ class MoCoTransformer(_SSLTransformer):
         ``ξ ← m ξ + (1 - m) θ`` after each step; it rises to 1 on a cosine
         schedule. MoCo uses 0.999 for hundreds of thousands of steps; fewer
         steps need a faster-moving key encoder.
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------

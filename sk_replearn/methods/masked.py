@@ -11,6 +11,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._docstrings import fill_doc
 from ..base import seed_from_random_state
 from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
 from .base import NeuralRepresentation
@@ -21,6 +22,21 @@ __all__ = ["MAETransformer"]
 _SCORE_SEED = 0
 
 
+@fill_doc(
+    docs={
+        "input_shape": """\
+Shape of one sample when X is 2-D: ``(C, H, W)`` for images such as
+``(1, 8, 8)``, ``(C, L)`` for signals such as ``(1, 40)``. With None,
+2-D X is a table (one token per feature or group of features, whose
+"positions" are then just feature identities: columns are never
+guessed to be pixels, even when their number is a perfect square),
+and N-D X ``(n, C, H, W)`` or ``(n, C, L)`` gives its own shape.
+Tables are standardised per column; images and signals by one
+global mean and standard deviation.""",
+        "loss_curve_": "Training loss (masked MSE in standardised units) at each "
+        "epoch.",
+    }
+)
 class MAETransformer(NeuralRepresentation):
     """Masked autoencoder representation (MAE): predict hidden tokens.
 
@@ -83,72 +99,7 @@ class MAETransformer(NeuralRepresentation):
         Representation given by :meth:`transform`: the mean of the token
         outputs (better for linear probes of MAE features) or the class
         token's output.
-    input_shape : tuple of int, default=None
-        Shape of one sample when X is 2-D: ``(C, H, W)`` for images such as
-        ``(1, 8, 8)``, ``(C, L)`` for signals such as ``(1, 40)``. With None,
-        2-D X is a table (one token per feature or group of features, whose
-        "positions" are then just feature identities: columns are never
-        guessed to be pixels, even when their number is a perfect square),
-        and N-D X ``(n, C, H, W)`` or ``(n, C, L)`` gives its own shape.
-        Tables are standardised per column; images and signals by one
-        global mean and standard deviation.
-    max_epochs : int, default=150
-        Passes over the training data.
-    batch_size : int, default=128
-        Samples per optimisation step.
-    lr : float, default=1e-3
-        Peak learning rate, reached after ``warmup_epochs``.
-    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
-        The optimiser.
-    weight_decay : float, default=0.05
-        Decoupled weight decay (L2 penalty for "adam"/"sgd"), as in MAE.
-    lr_schedule : {"cosine"} or None, default="cosine"
-        Cosine decay of the learning rate to zero over training, after
-        ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.
-    warmup_epochs : int, default=10
-        Epochs of linear learning-rate warm-up.
-    callbacks : list of skorch callbacks, default=None
-        Extra callbacks (instances or ``(name, callback)`` tuples), appended
-        to the defaults.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when its
-        (masked) loss has not improved for ``n_iter_no_change`` epochs; the
-        best weights are restored.
-    validation_fraction : float, default=0.1
-        Share of the data held out when ``early_stopping=True``.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    device : str or torch.device, default="auto"
-        "auto" trains on CUDA when present, else on the CPU; or "cpu",
-        "cuda", "cuda:1", "mps".
-    precision : {"32", "bf16", "16"}, default="32"
-        Float precision of the forward pass: "bf16" autocasts to bfloat16
-        (CPU or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
-    compile : bool, default=False
-        Compile the module with :func:`torch.compile`: for large models on
-        a GPU. On a CPU the small default networks gain nothing (12
-        epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
-    verbose : int, default=0
-        0 is silent; 1 prints a progress bar and one line per epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling and masking; an int makes CPU
-        training bit-for-bit repeatable.
-    warm_start : bool, default=False
-        When True, a second ``fit`` continues training the same network.
-    checkpoint_dir : str, path-like or None, default=None
-        Directory where the training state (weights, optimiser, history) is
-        saved after every epoch. A ``fit`` that finds a checkpoint there
-        resumes after its last finished epoch, so a killed run loses at most
-        one epoch. None saves nothing.
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face Accelerate (several GPUs or machines,
-        started with ``accelerate launch``; see the user guide). None trains
-        in this process on ``device``.
-        Data-parallel: ``batch_size`` is per process, ``precision`` must
-        stay "32" (set ``mixed_precision`` on the accelerator) and
-        ``device`` is the accelerator's. An estimator with an
-        accelerator cannot be pickled: use ``save``/``load``. See
-        :mod:`sk_replearn.distributed`.
+    {params input_shape..accelerator}
 
     Attributes
     ----------
@@ -161,19 +112,7 @@ class MAETransformer(NeuralRepresentation):
     n_tokens_ : int
         Tokens per sample, ``L``; training encodes
         ``max(1, floor(L * (1 - mask_ratio)))`` of them.
-    history_ : skorch.History
-        Per-epoch (and per-batch) training record.
-    loss_curve_ : list of float
-        Training loss (masked MSE in standardised units) at each epoch.
-    n_epochs_ : int
-        Epochs run (fewer than ``max_epochs`` after early stopping).
-    input_shape_ : tuple of int
-        Shape of one sample.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, for DataFrames with string
-        column names.
+    {attributes training input}
 
     See Also
     --------

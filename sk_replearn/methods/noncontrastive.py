@@ -6,13 +6,14 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
+from .._docstrings import fill_doc
 from ..objectives.noncontrastive import (
     BarlowTwinsObjective,
     BYOLObjective,
     DINOObjective,
     SimSiamObjective,
 )
-from .two_view import _fill_doc, _SSLTransformer
+from .two_view import TWO_VIEW_DOCS, _SSLTransformer
 
 __all__ = [
     "BYOLTransformer",
@@ -25,7 +26,7 @@ _Unit = Interval(Real, 0, 1, closed="both")
 _Positive = Interval(Real, 0, None, closed="neither")
 
 
-@_fill_doc(hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
 class BYOLTransformer(_SSLTransformer):
     """BYOL representation: predict an EMA target's embedding of the other view.
 
@@ -38,17 +39,17 @@ class BYOLTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     momentum : float, default=0.99
         Momentum ``τ`` of the target at the start of training,
         ``ξ ← τ ξ + (1 - τ) θ`` after each step; it rises to 1 on BYOL's
         cosine schedule. The paper's 0.996 suits hundreds of thousands of
         steps; fewer steps need a faster-moving target.
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------
@@ -137,7 +138,7 @@ class BYOLTransformer(_SSLTransformer):
         return {"momentum": self.momentum}
 
 
-@_fill_doc(hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
 class SimSiamTransformer(_SSLTransformer):
     """SimSiam representation: a predictor and a stop-gradient, nothing else.
 
@@ -149,15 +150,15 @@ class SimSiamTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     predictor_dim : int or None, default=None
         Bottleneck width of the 2-layer predictor; None uses
         ``projection_dim // 4`` (the paper's 2048 -> 512 -> 2048).
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------
@@ -246,7 +247,7 @@ class SimSiamTransformer(_SSLTransformer):
         return {"predictor_dim": self.predictor_dim}
 
 
-@_fill_doc(hidden_default="``projection_dim``")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
 class BarlowTwinsTransformer(_SSLTransformer):
     """Barlow Twins representation: decorrelate, and agree across views.
 
@@ -258,15 +259,15 @@ class BarlowTwinsTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     lambd : float, default=5e-3
         Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term
         (spelled as torch spells λ: ``lambda`` is a Python keyword).
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------
@@ -355,7 +356,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
         return {"lambd": self.lambd}
 
 
-@_fill_doc(hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
 class DINOTransformer(_SSLTransformer):
     """DINO representation: self-distillation with no labels.
 
@@ -370,7 +371,7 @@ class DINOTransformer(_SSLTransformer):
 
     Parameters
     ----------
-    {common_params}
+    {params encoder..hidden_dim}
     bottleneck_dim : int, default=64
         Width of the L2-normalised bottleneck before the prototypes.
     teacher_temp : float, default=0.04
@@ -383,11 +384,11 @@ class DINOTransformer(_SSLTransformer):
     momentum : float, default=0.996
         Momentum of the teacher at the start of training; it rises to 1 on a
         cosine schedule.
-    {engine_params}
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    {attributes}
+    {attributes net_ training collapse_std_ input}
 
     See Also
     --------

@@ -9,12 +9,20 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
+from .._docstrings import fill_doc
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation
 
 __all__ = ["AutoencoderTransformer"]
 
 
+@fill_doc(
+    docs={
+        "net_": """\
+The trained skorch net; ``net_.module_`` is the objective holding the
+encoder (``backbone`` + ``bottleneck``) and the ``decoder``."""
+    }
+)
 class AutoencoderTransformer(NeuralRepresentation):
     """Autoencoder representation: ``z = E(x)`` trained so that ``D(z) ≈ x``.
 
@@ -29,102 +37,17 @@ class AutoencoderTransformer(NeuralRepresentation):
     ----------
     n_components : int, default=16
         Width of the bottleneck, the dimension of the representation.
-    encoder : {"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class, default="auto"
-        The encoder network. "auto" picks an MLP for tabular data and a CNN
-        for images and signals (see ``input_shape``). A class is called as
-        ``encoder(input_shape=..., **encoder_kwargs)``.
-    encoder_kwargs : dict, default=None
-        Keyword arguments of the encoder, e.g. ``{"hidden_sizes": (128,)}``
-        for "mlp" or ``{"channels": (16, 32)}`` for "cnn".
-    decoder : {"auto", "mlp", "cnn", "vit"} or nn.Module class, default="auto"
-        The decoder; "auto" mirrors the encoder.
-    decoder_kwargs : dict, default=None
-        Keyword arguments of the decoder.
+    {params encoder..decoder_kwargs}
     noise : float, default=0.0
         Training-time corruption: a Gaussian standard deviation (in units of
         the standardised input) or a masking fraction, by ``noise_type``.
     noise_type : {"gaussian", "mask"}, default="gaussian"
         The kind of corruption of a denoising autoencoder.
-    input_shape : tuple of int, default=None
-        Shape of one sample when X is 2-D, e.g. ``(1, 8, 8)`` for 8×8
-        images or ``(1, 40)`` for signals; None means tabular unless X
-        itself is N-D ``(n, C, H, W)`` or ``(n, C, L)``.
-    max_epochs : int, default=100
-        Passes over the training data.
-    batch_size : int, default=128
-        Samples per optimisation step.
-    lr : float, default=3e-3
-        Learning rate (with the default cosine schedule, the peak one).
-    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
-        The optimiser.
-    weight_decay : float, default=1e-4
-        Decoupled weight decay (L2 penalty for "adam"/"sgd").
-    lr_schedule : {"cosine"} or None, default="cosine"
-        Cosine decay of the learning rate to zero over training, after
-        ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.
-    warmup_epochs : int, default=0
-        Epochs of linear learning-rate warm-up.
-    callbacks : list of skorch callbacks, default=None
-        Extra callbacks (instances or ``(name, callback)`` tuples), appended
-        to the defaults.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when its loss
-        has not improved for ``n_iter_no_change`` epochs; the best weights
-        are restored.
-    validation_fraction : float, default=0.1
-        Share of the data held out when ``early_stopping=True``.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    device : str or torch.device, default="auto"
-        "auto" trains on CUDA when present, else on the CPU; or "cpu",
-        "cuda", "cuda:1", "mps".
-    precision : {"32", "bf16", "16"}, default="32"
-        Float precision of the forward pass: "bf16" autocasts to bfloat16
-        (CPU or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
-    compile : bool, default=False
-        Compile the module with :func:`torch.compile`: for large models on
-        a GPU. On a CPU the small default networks gain nothing (12
-        epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
-    verbose : int, default=0
-        0 is silent; 1 prints a progress bar and one line per epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling and noise; an int makes CPU
-        training bit-for-bit repeatable.
-    warm_start : bool, default=False
-        When True, a second ``fit`` continues training the same network.
-    checkpoint_dir : str, path-like or None, default=None
-        Directory where the training state (weights, optimiser, history) is
-        saved after every epoch. A ``fit`` that finds a checkpoint there
-        resumes after its last finished epoch, so a killed run loses at most
-        one epoch. None saves nothing.
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face Accelerate (several GPUs or machines,
-        started with ``accelerate launch``; see the user guide). None trains
-        in this process on ``device``.
-        Data-parallel: ``batch_size`` is per process, ``precision`` must
-        stay "32" (set ``mixed_precision`` on the accelerator) and
-        ``device`` is the accelerator's. An estimator with an
-        accelerator cannot be pickled: use ``save``/``load``. See
-        :mod:`sk_replearn.distributed`.
+    {params input_shape..accelerator}
 
     Attributes
     ----------
-    net_ : sk_replearn.training.RepresentationNet
-        The trained skorch net; ``net_.module_`` is the objective holding
-        the encoder (``backbone`` + ``bottleneck``) and the ``decoder``.
-    history_ : skorch.History
-        Per-epoch (and per-batch) training record.
-    loss_curve_ : list of float
-        Training loss at each epoch.
-    n_epochs_ : int
-        Epochs run (fewer than ``max_epochs`` after early stopping).
-    input_shape_ : tuple of int
-        Shape of one sample.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, for DataFrames with string
-        column names.
+    {attributes net_ training input}
 
     See Also
     --------

@@ -4,15 +4,13 @@
 (encoder, views, projection head sizes), the collapse check after ``fit``,
 ``score`` and the objective's construction; each method adds its
 hyperparameters, a keyword-only ``__init__`` and ``_objective_params``.
-Docstrings are completed by :func:`_fill_doc` from shared fragments, with
-each estimator's own defaults.
+Their docstrings are filled from the shared entries of
+:mod:`sk_replearn._docstrings`, with each estimator's own defaults.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import textwrap
 import warnings
 from numbers import Integral
 
@@ -28,7 +26,14 @@ from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
 from .base import NeuralRepresentation, seeded
 
-__all__ = ["CollapseWarning"]
+__all__ = ["TWO_VIEW_DOCS", "CollapseWarning"]
+
+#: What the two-view methods say differently of a shared parameter.
+TWO_VIEW_DOCS = {
+    "batch_size": """\
+Samples per optimisation step (>= 2); larger batches give more negatives
+and steadier batch statistics.""",
+}
 
 #: Rows of X whose representation the collapse check looks at.
 _COLLAPSE_SAMPLE = 2048
@@ -182,158 +187,3 @@ class _SSLTransformer(NeuralRepresentation):
                 CollapseWarning,
                 stacklevel=4,  # the caller of fit (through _fit_context)
             )
-
-
-# -- docstrings ----------------------------------------------------------------
-_COMMON_PARAMS = """\
-encoder : {{"auto", "mlp", "cnn", "resnet", "vit"}} or nn.Module class, \
-default={encoder}
-    The encoder network, whose output is the representation. "auto" picks
-    an MLP for tabular data, a CNN for images and a small ResNet for 1-D
-    signals (see ``input_shape``), which on MNIST-1D learns far better
-    features than the plain CNN. A class is called as
-    ``encoder(input_shape=..., **encoder_kwargs)``.
-encoder_kwargs : dict, default={encoder_kwargs}
-    Keyword arguments of the encoder, e.g. ``{{"channels": (32, 64)}}`` for
-    "cnn"; None uses its defaults.
-views : "auto", views object or None, default={views}
-    The random augmentation that makes the two views of a sample, applied
-    to the standardised batch. "auto" picks
-    :class:`~sk_replearn.views.ImageViews`,
-    :class:`~sk_replearn.views.SequenceViews` or
-    :class:`~sk_replearn.views.TabularViews` by ``input_shape``, with their
-    defaults; pass one of these to set its parameters (they can be
-    grid-searched as ``views__<param>``), or any callable mapping a batch to
-    a batch of the same shape. None uses the sample itself (no
-    augmentation: nothing to learn, for tests only).
-projection_dim : int, default={projection_dim}
-    Output width of the projection head, where the loss is computed.
-hidden_dim : int or None, default={hidden_dim}
-    Hidden width of the projection head (and predictor); None uses
-    {hidden_default}."""
-
-_ENGINE_PARAMS = """\
-input_shape : tuple of int, default={input_shape}
-    Shape of one sample when X is 2-D, e.g. ``(1, 8, 8)`` for 8×8 images or
-    ``(1, 40)`` for signals; None means tabular unless X itself is N-D
-    ``(n, C, H, W)`` or ``(n, C, L)``.
-max_epochs : int, default={max_epochs}
-    Passes over the training data.
-batch_size : int, default={batch_size}
-    Samples per optimisation step (>= 2); larger batches give more
-    negatives and steadier batch statistics.
-lr : float, default={lr}
-    Learning rate.
-optimizer : {{"adamw", "adam", "sgd"}} or torch optimizer class, \
-default={optimizer}
-    The optimiser.
-weight_decay : float, default={weight_decay}
-    Decoupled weight decay (L2 penalty for "adam"/"sgd").
-lr_schedule : {{"cosine"}} or None, default={lr_schedule}
-    Cosine decay of the learning rate to zero over training, after
-    ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.
-warmup_epochs : int, default={warmup_epochs}
-    Epochs of linear learning-rate warm-up.
-callbacks : list of skorch callbacks, default={callbacks}
-    Extra callbacks (instances or ``(name, callback)`` tuples), appended to
-    the defaults.
-early_stopping : bool, default={early_stopping}
-    Hold out ``validation_fraction`` of the data and stop when its loss has
-    not improved for ``n_iter_no_change`` epochs; the best weights are
-    restored.
-validation_fraction : float, default={validation_fraction}
-    Share of the data held out when ``early_stopping=True``.
-n_iter_no_change : int, default={n_iter_no_change}
-    Patience of early stopping, in epochs.
-device : str or torch.device, default={device}
-    "auto" trains on CUDA when present, else on the CPU; or "cpu", "cuda",
-    "cuda:1", "mps".
-precision : {{"32", "bf16", "16"}}, default={precision}
-    Float precision of the forward pass: "bf16" autocasts to bfloat16 (CPU
-    or CUDA), "16" uses float16 with a gradient scaler (CUDA only).
-compile : bool, default={compile}
-    Compile the module with :func:`torch.compile`: for large models on
-    a GPU. On a CPU the small default networks gain nothing (12
-    epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
-verbose : int, default={verbose}
-    0 is silent; 1 prints a progress bar and one line per epoch.
-random_state : int, RandomState instance or None, default={random_state}
-    Seeds weight initialisation, shuffling and the views; an int makes CPU
-    training bit-for-bit repeatable.
-warm_start : bool, default={warm_start}
-    When True, a second ``fit`` continues training the same network (the
-    momentum schedule, if any, starts again).
-checkpoint_dir : str, path-like or None, default=None
-    Directory where the training state (weights, optimiser, history) is
-    saved after every epoch. A ``fit`` that finds a checkpoint there
-    resumes after its last finished epoch, so a killed run loses at most
-    one epoch. None saves nothing.
-accelerator : accelerate.Accelerator or None, default=None
-    Train through Hugging Face Accelerate (several GPUs or machines,
-    started with ``accelerate launch``; see the user guide). None trains
-    in this process on ``device``.
-    Data-parallel: ``batch_size`` is per process, ``precision`` must stay
-    "32" (set ``mixed_precision`` on the accelerator) and ``device`` is the
-    accelerator's. An estimator with an accelerator cannot be pickled: use
-    ``save``/``load``. See :mod:`sk_replearn.distributed`."""
-
-_ATTRIBUTES = """\
-net_ : sk_replearn.training.RepresentationNet
-    The trained skorch net; ``net_.module_`` is the objective, holding the
-    encoder ``backbone`` and the heads.
-history_ : skorch.History
-    Per-epoch (and per-batch) training record.
-loss_curve_ : list of float
-    Training loss at each epoch.
-n_epochs_ : int
-    Epochs run (fewer than ``max_epochs`` after early stopping).
-collapse_std_ : float
-    Mean over dimensions of the std of the L2-normalised representation of
-    (up to 2048 rows of) the training data: about ``1 / sqrt(D)`` when
-    spread out, 0 when collapsed; see :class:`CollapseWarning`.
-input_shape_ : tuple of int
-    Shape of one sample.
-n_features_in_ : int
-    Number of features seen during fit.
-feature_names_in_ : ndarray of shape (n_features_in_,)
-    Names of the features seen during fit, for DataFrames with string column
-    names."""
-
-
-def _show(value) -> str:
-    """A default as numpydoc writes it: strings in double quotes."""
-    return f'"{value}"' if isinstance(value, str) else repr(value)
-
-
-def _fill_doc(hidden_default: str):
-    """Class decorator: put the shared Parameters and Attributes in the docstring.
-
-    The docstring holds the markers ``{common_params}``, ``{engine_params}``
-    and ``{attributes}`` on lines of their own; they are replaced by the
-    fragments above, indented like the marker, with the defaults read from
-    the class's ``__init__``.
-    """
-
-    def decorate(cls):
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        fields = {
-            **{k: _show(v) for k, v in defaults.items()},
-            "hidden_default": hidden_default,
-        }
-        doc = cls.__doc__
-        for marker, text in [
-            ("{common_params}", _COMMON_PARAMS),
-            ("{engine_params}", _ENGINE_PARAMS),
-            ("{attributes}", _ATTRIBUTES),
-        ]:
-            line = next(ln for ln in doc.splitlines() if ln.strip() == marker)
-            indent = line[: len(line) - len(line.lstrip())]
-            doc = doc.replace(line, textwrap.indent(text.format(**fields), indent))
-        cls.__doc__ = doc
-        return cls
-
-    return decorate

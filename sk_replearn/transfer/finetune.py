@@ -8,131 +8,37 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
+from .._docstrings import fill_doc
 from .base import BaseFineTuner
 
 __all__ = ["FineTuner", "FineTunerRegressor"]
 
-_SHARED_PARAMETERS = """
-    representation : estimator or None, default=None
-        The representation to transfer: a neural sk_replearn estimator
-        (``SimCLRTransformer``, ``MAETransformer``, ``AutoencoderTransformer``,
-        ...) or a :class:`~sk_replearn.PCATransformer` (its ``W`` initialises
-        a linear layer). If it is fitted, its encoder is copied and the
-        estimator itself is never changed (and :func:`sklearn.base.clone`
-        shares rather than re-fits it, so grid searches reuse the
-        pre-training); if it is unfitted, ``fit`` first pre-trains a clone
-        of it without labels, on ``pretrain_X`` when given, else on X. None
-        means ``AutoencoderTransformer()``.
-    strategy : {"full", "frozen"}, default="full"
-        ``"full"`` fine-tunes every weight, the encoder at the lower rate
-        ``lr * encoder_lr_scale``; ``"frozen"`` trains the head alone on
-        the fixed features (a linear probe with ``head="linear"``).
-    head : {"linear", "mlp"} or callable, default="linear"
-        The new task-specific head (network surgery): a linear layer, or
-        one hidden layer of 256 ReLU units; both start with a batch
-        normalisation (without learned scale) of the features. A callable
-        (e.g. an ``nn.Module`` class) is called as
-        ``head(n_features, n_outputs)`` and must return an ``nn.Module``.
-    freeze_layers : int, default=0
-        With ``strategy="full"``, freeze the first k encoder blocks (see
-        ``n_blocks_``): they keep their pre-trained weights and batch-norm
-        statistics.
-    reinit_layers : int or "all", default=0
-        Partial transfer: re-initialise the top k encoder blocks before
-        training; they learn at the head's rate ``lr``. ``"all"`` trains
-        the same architecture from scratch (the no-transfer baseline).
-    encoder_lr_scale : float, default=0.1
-        Learning rate of the pre-trained encoder relative to the head's.
-    layer_decay : float in (0, 1], default=1.0
-        Layer-wise learning-rate decay, as in MAE fine-tuning: the block i
-        places below the top trains at ``lr * encoder_lr_scale *
-        layer_decay**i``. 1 means no decay.
-    max_epochs : int, default=50
-        Passes over the labelled data.
-    batch_size : int, default=64
-        Samples per optimiser step.
-    lr : float, default=1e-2
-        Learning rate of the head (and of re-initialised blocks); the
-        pre-trained encoder trains at ``lr * encoder_lr_scale``.
-    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
-        The optimiser.
-    weight_decay : float, default=0.01
-        Weight decay of the optimiser.
-    lr_schedule : {"cosine"} or None, default="cosine"
-        Cosine decay of every learning rate after ``warmup_epochs``.
-    warmup_epochs : int, default=0
-        Epochs of linear learning-rate warm-up.
-    callbacks : list of skorch callbacks or None, default=None
-        Extra callbacks for the training net.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the labelled samples and stop
-        when their loss has not improved for ``n_iter_no_change`` epochs,
-        keeping the best weights.
-    validation_fraction : float, default=0.1
-        Share of the samples held out by ``early_stopping``.
-    n_iter_no_change : int, default=10
-        Patience of ``early_stopping``, in epochs.
-    device : str or torch.device, default="auto"
-        ``"auto"`` trains on CUDA when it is available, else on the CPU.
-    precision : {"32", "bf16", "16"}, default="32"
-        Autocast precision of the forward pass ("16" needs CUDA).
-    compile : bool, default=False
-        Compile the module with :func:`torch.compile`: for large models on
-        a GPU. On a CPU the small default networks gain nothing (12
-        epochs of an MAE on MNIST-1D took 161 s compiled, 58 s not).
-    verbose : int, default=0
-        Print the training progress when positive.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the head, re-drawn layers, batch order and (for an unfitted
-        representation whose own ``random_state`` is None) the
-        pre-training.
-    checkpoint_dir : str, path-like or None, default=None
-        Directory where the fine-tuning state is saved after every epoch; a
-        ``fit`` that finds a checkpoint there resumes after its last
-        finished epoch. None saves nothing.
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face Accelerate (several GPUs or machines);
-        None trains in this process on ``device``.
-        Data-parallel: ``batch_size`` is per process, ``precision`` must
-        stay "32" (set ``mixed_precision`` on the accelerator) and
-        ``device`` is the accelerator's. An estimator with an
-        accelerator cannot be pickled: use ``save``/``load``. See
-        :mod:`sk_replearn.distributed`.
-"""
-
-_SHARED_ATTRIBUTES = """
-    representation_ : estimator
-        The fitted representation the encoder was copied from: the given
-        one when it was fitted, else the clone ``fit`` pre-trained.
-    n_blocks_ : int
-        Number of encoder blocks that ``freeze_layers`` and ``reinit_layers``
-        count (e.g. one per MLP layer, ResNet block or transformer block).
-    net_ : skorch.NeuralNet
-        The trained network (encoder and head).
-    history_ : skorch.History
-        Per-epoch training record.
-    loss_curve_ : list of float
-        Training loss per epoch.
-    n_epochs_ : int
-        Epochs trained.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features, when X was a DataFrame with string columns.
-    input_shape_ : tuple of int
-        Shape of one sample, the representation's.
-"""
+#: What the fine-tuners say differently of the shared parameters.
+FINE_TUNER_DOCS = {
+    "max_epochs": "Passes over the labelled data.",
+    "lr": """\
+Learning rate of the head (and of re-initialised blocks); the
+pre-trained encoder trains at ``lr * encoder_lr_scale``.""",
+    "early_stopping": """\
+Hold out ``validation_fraction`` of the labelled samples and stop when
+their loss has not improved for ``n_iter_no_change`` epochs, keeping the
+best weights.""",
+    "random_state": """\
+Seeds the head, re-drawn layers, batch order and (for an unfitted
+representation whose own ``random_state`` is None) the pre-training; an
+int makes CPU training bit-for-bit repeatable at a fixed number of torch
+threads.""",
+    "net_": """\
+The trained network (encoder and head); ``net_.module_.encoder`` is the
+fine-tuned encoder.""",
+    "n_features_in_": "Number of features seen during ``fit``.",
+    "input_shape_": "Shape of one sample, the representation's.",
+}
 
 
-def _doc(text: str) -> str:
-    return text.replace("%(parameters)s", _SHARED_PARAMETERS.strip("\n")).replace(
-        "%(attributes)s", _SHARED_ATTRIBUTES.strip("\n")
-    )
-
-
+@fill_doc(FINE_TUNER_DOCS)
 class FineTuner(ClassifierMixin, BaseFineTuner):
-    __doc__ = _doc(
-        """Fine-tune a pre-trained representation to a classification task.
+    """Fine-tune a pre-trained representation to a classification task.
 
     "Pre-train on large-scale data, fine-tune on small-scale data": the
     encoder of ``representation`` (learned without labels) gets a new head
@@ -143,13 +49,13 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
 
     Parameters
     ----------
-%(parameters)s
+    {params representation..accelerator}
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         The class labels.
-%(attributes)s
+    {attributes representation_ n_blocks_ net_ training input}
 
     See Also
     --------
@@ -179,7 +85,6 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     >>> round(clf.score(X[1000:], y[1000:]), 1) >= 0.8
     True
     """
-    )
 
     _criterion = nn.CrossEntropyLoss
 
@@ -276,9 +181,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         return self.classes_[best]
 
 
+@fill_doc(FINE_TUNER_DOCS)
 class FineTunerRegressor(RegressorMixin, BaseFineTuner):
-    __doc__ = _doc(
-        """Fine-tune a pre-trained representation to a regression task.
+    """Fine-tune a pre-trained representation to a regression task.
 
     :class:`FineTuner` for continuous targets, one or several: the head
     predicts the standardised targets under a mean-squared-error loss, and
@@ -287,13 +192,13 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
 
     Parameters
     ----------
-%(parameters)s
+    {params representation..accelerator}
 
     Attributes
     ----------
     y_mean_, y_scale_ : ndarray of shape (n_targets,)
         Standardisation of the targets learned by ``fit``.
-%(attributes)s
+    {attributes representation_ n_blocks_ net_ training input}
 
     See Also
     --------
@@ -313,7 +218,6 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
     >>> reg.score(X, y) > 0.9
     True
     """
-    )
 
     _criterion = nn.MSELoss
 

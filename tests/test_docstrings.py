@@ -1,0 +1,79 @@
+"""Every public estimator documents exactly its parameters, in signature order.
+
+Like scikit-learn's ``test_docstring_parameters``: the class docstring's
+Parameters section must list the ``__init__`` parameters in order, and each
+public method's Parameters section its own arguments, so that the shared
+documentation of :mod:`sk_replearn._docstrings` can neither drift from a
+signature nor leave a parameter out.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from _instances import PUBLIC_ESTIMATORS
+from numpydoc.docscrape import NumpyDocString
+
+METHODS = [
+    "fit",
+    "transform",
+    "fit_transform",
+    "inverse_transform",
+    "reconstruct",
+    "score",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "partial_fit",
+    "save",
+    "load",
+    "get_feature_names_out",
+]
+
+
+def _documented(doc: str, section: str = "Parameters") -> list[str]:
+    names = []
+    for param in NumpyDocString(doc)[section]:
+        names += [n.strip() for n in param.name.split(",") if n.strip()]
+    return names
+
+
+def _arguments(fn) -> list[str]:
+    return [
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if name not in ("self", "cls") and p.kind is not p.VAR_KEYWORD
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_ESTIMATORS))
+def test_docstring_parameters_equal_signature(name):
+    cls = PUBLIC_ESTIMATORS[name]
+    doc = inspect.getdoc(cls)
+    assert "{params" not in doc and "{attributes" not in doc, "unfilled marker"
+    assert _documented(doc) == _arguments(cls.__init__)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_ESTIMATORS))
+def test_docstring_methods_document_their_arguments(name):
+    cls = PUBLIC_ESTIMATORS[name]
+    for method in METHODS:
+        fn = getattr(cls, method, None)
+        if (
+            fn is None
+            or not fn.__doc__
+            or not fn.__qualname__.startswith(
+                tuple(c.__name__ for c in cls.__mro__ if c.__module__.startswith("sk_"))
+            )
+        ):
+            continue  # inherited from scikit-learn, which documents it
+        assert _documented(inspect.getdoc(fn)) == _arguments(fn), f"{name}.{method}"
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_ESTIMATORS))
+def test_docstring_attributes_are_documented_once(name):
+    attributes = _documented(inspect.getdoc(PUBLIC_ESTIMATORS[name]), "Attributes")
+    assert attributes and len(attributes) == len(set(attributes))
+    assert all(a.endswith("_") for a in attributes), attributes
