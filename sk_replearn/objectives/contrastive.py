@@ -8,8 +8,6 @@ encoder (MoCo) are the negatives; the losses are
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from ..losses.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
@@ -25,8 +23,11 @@ class SimCLRObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=128
         Output width of the 2-layer projection head.
     hidden_dim : int or None, default=None
@@ -53,15 +54,13 @@ class SimCLRObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 128,
         hidden_dim: int | None = None,
         temperature: float = 0.1,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         self.projector = ProjectionHead(
             self.backbone.out_features, hidden_dim, projection_dim
         )
@@ -86,8 +85,11 @@ class MoCoObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=128
         Width of the keys and queries.
     hidden_dim : int or None, default=None
@@ -126,17 +128,15 @@ class MoCoObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 128,
         hidden_dim: int | None = None,
         temperature: float = 0.2,
         queue_size: int = 4096,
         momentum: float = 0.99,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         self.projector = ProjectionHead(
             self.backbone.out_features, hidden_dim, projection_dim
         )

@@ -8,8 +8,6 @@ teacher (DINO) keep the representation from collapsing. The losses live in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -31,8 +29,11 @@ class BYOLObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=256
         Output width of the projector and the predictor.
     hidden_dim : int or None, default=None
@@ -58,15 +59,13 @@ class BYOLObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 256,
         hidden_dim: int | None = None,
         momentum: float = 0.99,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         width = self.backbone.out_features
         self.projector = ProjectionHead(width, hidden_dim or width, projection_dim)
         self.predictor = ProjectionHead(
@@ -107,8 +106,11 @@ class SimSiamObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=256
         Output width of the 3-layer projector (last layer batch-normalised).
     hidden_dim : int or None, default=None
@@ -135,15 +137,13 @@ class SimSiamObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 256,
         hidden_dim: int | None = None,
         predictor_dim: int | None = None,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         self.projector = ProjectionHead(
             self.backbone.out_features,
             hidden_dim,
@@ -173,8 +173,11 @@ class BarlowTwinsObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=512
         Output width of the 3-layer projector.
     hidden_dim : int or None, default=None
@@ -200,15 +203,13 @@ class BarlowTwinsObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 512,
         hidden_dim: int | None = None,
         lambd: float = 5e-3,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         self.projector = ProjectionHead(
             self.backbone.out_features,
             hidden_dim or projection_dim,
@@ -235,8 +236,11 @@ class DINOObjective(TwoViewObjective):
 
     Parameters
     ----------
-    input_shape, encoder, encoder_kwargs, views, total_steps
-        See :class:`TwoViewObjective`.
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=1024
         Number of prototypes ``K`` (the head's output width).
     hidden_dim : int or None, default=None
@@ -268,10 +272,7 @@ class DINOObjective(TwoViewObjective):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        encoder: str | type = "auto",
-        encoder_kwargs: dict | None = None,
-        views: str | Callable | None = "auto",
-        total_steps: int = 1,
+        *,
         projection_dim: int = 1024,
         hidden_dim: int | None = None,
         bottleneck_dim: int = 64,
@@ -279,8 +280,9 @@ class DINOObjective(TwoViewObjective):
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
         momentum: float = 0.996,
+        **two_view,
     ) -> None:
-        super().__init__(input_shape, encoder, encoder_kwargs, views, total_steps)
+        super().__init__(input_shape, **two_view)
         self.head = nn.Sequential(
             ProjectionHead(
                 self.backbone.out_features, hidden_dim, bottleneck_dim, num_layers=3
