@@ -32,6 +32,7 @@ __all__ = [
     "BaseRepresentation",
     "flatten_samples",
     "is_fitted",
+    "store_params",
     "resolve_device",
     "seed_from_random_state",
 ]
@@ -92,6 +93,27 @@ def resolve_device(device: str | torch.device) -> torch.device:
                 "available here; use device='auto' or device='cpu'."
             )
     return dev
+
+
+def store_params(estimator, params: dict) -> None:
+    """Store an ``__init__``'s arguments as attributes of the same names.
+
+    Called as ``store_params(self, locals())`` first thing in the keyword-only
+    ``__init__`` of an estimator: it stores and does nothing else, as
+    scikit-learn requires, without a line per parameter.
+
+    Examples
+    --------
+    >>> from sk_replearn.base import store_params
+    >>> class Probe:
+    ...     def __init__(self, *, lr=0.1, max_epochs=5):
+    ...         store_params(self, locals())
+    >>> vars(Probe(lr=0.5))
+    {'lr': 0.5, 'max_epochs': 5}
+    """
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def is_fitted(estimator) -> bool:

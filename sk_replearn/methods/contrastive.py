@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import fill_doc
+from ..base import store_params
 from ..objectives.contrastive import MoCoObjective, SimCLRObjective
 from .two_view import TWO_VIEW_DOCS, _SSLTransformer
 
@@ -94,32 +95,7 @@ class SimCLRTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.temperature = temperature
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {"temperature": self.temperature}
@@ -218,34 +194,7 @@ class MoCoTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.temperature = temperature
-        self.queue_size = queue_size
-        self.momentum = momentum
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import seed_from_random_state
+from ..base import seed_from_random_state, store_params
 from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
 from .base import NeuralRepresentation
 
@@ -193,37 +193,7 @@ class MAETransformer(NeuralRepresentation):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.patch_size = patch_size
-        self.mask_ratio = mask_ratio
-        self.embed_dim = embed_dim
-        self.depth = depth
-        self.num_heads = num_heads
-        self.decoder_embed_dim = decoder_embed_dim
-        self.decoder_depth = decoder_depth
-        self.decoder_num_heads = decoder_num_heads
-        self.mlp_ratio = mlp_ratio
-        self.norm_pix_loss = norm_pix_loss
-        self.pooling = pooling
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> MAETransformer:

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import fill_doc
+from ..base import store_params
 from ..objectives.noncontrastive import (
     BarlowTwinsObjective,
     BYOLObjective,
@@ -107,32 +108,7 @@ class BYOLTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.momentum = momentum
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {"momentum": self.momentum}
@@ -216,32 +192,7 @@ class SimSiamTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.predictor_dim = predictor_dim
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {"predictor_dim": self.predictor_dim}
@@ -325,32 +276,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.lambd = lambd
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {"lambd": self.lambd}
@@ -454,36 +380,7 @@ class DINOTransformer(_SSLTransformer):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.views = views
-        self.projection_dim = projection_dim
-        self.hidden_dim = hidden_dim
-        self.bottleneck_dim = bottleneck_dim
-        self.teacher_temp = teacher_temp
-        self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.momentum = momentum
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _objective_params(self) -> dict:
         return {

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
 from .._docstrings import fill_doc
+from ..base import store_params
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation
 
@@ -115,33 +116,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.n_components = n_components
-        self.encoder = encoder
-        self.encoder_kwargs = encoder_kwargs
-        self.decoder = decoder
-        self.decoder_kwargs = decoder_kwargs
-        self.noise = noise
-        self.noise_type = noise_type
-        self.input_shape = input_shape
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> AutoencoderTransformer:

@@ -28,6 +28,7 @@ from ..base import (
     flatten_samples,
     is_fitted,
     seed_from_random_state,
+    store_params,
 )
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
@@ -223,31 +224,7 @@ class BaseFineTuner(NeuralRepresentation):
         checkpoint_dir=None,
         accelerator=None,
     ) -> None:
-        self.representation = representation
-        self.strategy = strategy
-        self.head = head
-        self.freeze_layers = freeze_layers
-        self.reinit_layers = reinit_layers
-        self.encoder_lr_scale = encoder_lr_scale
-        self.layer_decay = layer_decay
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.callbacks = callbacks
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.verbose = verbose
-        self.random_state = random_state
-        self.checkpoint_dir = checkpoint_dir
-        self.accelerator = accelerator
+        store_params(self, locals())
 
     def _default_representation(self):
         from ..methods import AutoencoderTransformer
