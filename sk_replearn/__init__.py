@@ -11,6 +11,7 @@ from .methods import (
     MoCoTransformer,
     SimCLRTransformer,
     SimSiamTransformer,
+    VICRegTransformer,
 )
 from .transfer import FineTuner, FineTunerRegressor
 
@@ -30,4 +31,5 @@ __all__ = [
     "PCATransformer",
     "SimCLRTransformer",
     "SimSiamTransformer",
+    "VICRegTransformer",
 ]

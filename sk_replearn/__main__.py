@@ -8,24 +8,35 @@ representation, and prints fit time and held-out accuracy beside raw pixels.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from . import (
-    AutoencoderTransformer,
-    BarlowTwinsTransformer,
-    BYOLTransformer,
-    DINOTransformer,
-    KMeansTransformer,
-    MAETransformer,
-    MoCoTransformer,
-    PCATransformer,
-    SimCLRTransformer,
-    SimSiamTransformer,
-)
+from . import AutoencoderTransformer, KMeansTransformer, PCATransformer, methods
 from .evaluation import linear_probe
+
+#: The families of :mod:`sk_replearn.methods` in the order the table shows them.
+_FAMILIES = ["contrastive", "noncontrastive", "masked"]
+
+
+def _self_supervised() -> list[type]:
+    """Every self-supervised estimator, by family, then as its module defines it."""
+    found = [getattr(methods, name) for name in methods.__all__]
+    found = [
+        cls
+        for cls in found
+        if isinstance(cls, type) and hasattr(cls, "fit")
+        if cls is not AutoencoderTransformer
+    ]
+    return sorted(
+        found,
+        key=lambda cls: (
+            _FAMILIES.index(cls.__module__.rsplit(".", 1)[1]),
+            inspect.getsourcelines(cls)[1],
+        ),
+    )
 
 
 def estimators(random_state: int = 0) -> dict:
@@ -43,15 +54,7 @@ def estimators(random_state: int = 0) -> dict:
         ),
         **{
             f"{cls.__name__}": cls(input_shape=(1, 8, 8), random_state=random_state)
-            for cls in (
-                SimCLRTransformer,
-                MoCoTransformer,
-                BYOLTransformer,
-                SimSiamTransformer,
-                BarlowTwinsTransformer,
-                DINOTransformer,
-                MAETransformer,
-            )
+            for cls in _self_supervised()
         },
     }
 

@@ -12,25 +12,16 @@ from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
 from sk_replearn import AutoencoderTransformer, PCATransformer
 from sk_replearn.training import NonFiniteLossError
 
-TINY = dict(
-    n_components=3,
-    encoder_kwargs={"hidden_sizes": (16,)},
-    max_epochs=3,
-    batch_size=32,
-    random_state=0,
-)
 IMAGE = dict(n_components=8, input_shape=(1, 8, 8), max_epochs=3, random_state=0)
 
 
-@parametrize_with_checks([AutoencoderTransformer(**TINY)])
-def test_autoencoder_sklearn_compatible(estimator, check):
-    check(estimator)
+# The scikit-learn common checks run on the row of tests/_instances.py, in
+# tests/test_common.py.
 
 
 def test_autoencoder_beats_pca_on_digits(digits_split):

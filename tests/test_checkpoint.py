@@ -8,14 +8,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _instances import make
 from skorch.callbacks import Callback
 
-from sk_replearn import (
-    AutoencoderTransformer,
-    FineTuner,
-    MoCoTransformer,
-    SimCLRTransformer,
-)
+from sk_replearn import FineTuner
 
 MAX_EPOCHS = 4
 KILL_AFTER = 2
@@ -55,17 +51,27 @@ def data():
     return X, y
 
 
+#: What the checkpoint tests change in the table's rows: several epochs of
+#: 5 batches, and networks a little wider than the table's.
+_EPOCHS = {"max_epochs": MAX_EPOCHS, "batch_size": 32}
+_TWO_VIEW = {
+    "encoder_kwargs": {"hidden_sizes": (16, 8)},
+    "projection_dim": 8,
+    "hidden_dim": 16,
+    **_EPOCHS,
+}
+
+
 def _ae(**kw):
-    params = {
-        "n_components": 3,
-        "encoder": "mlp",
-        "encoder_kwargs": {"hidden_sizes": (16,)},
-        "max_epochs": MAX_EPOCHS,
-        "batch_size": 32,
-        "device": "cpu",
-        "random_state": 0,
-    }
-    return AutoencoderTransformer(**{**params, **kw})
+    return make(
+        "AutoencoderTransformer",
+        **{
+            "n_components": 3,
+            "encoder_kwargs": {"hidden_sizes": (16,)},
+            **_EPOCHS,
+            **kw,
+        },
+    )
 
 
 def _ae_early(**kw):
@@ -73,32 +79,11 @@ def _ae_early(**kw):
 
 
 def _simclr(**kw):
-    params = {
-        "encoder": "mlp",
-        "encoder_kwargs": {"hidden_sizes": (16, 8)},
-        "projection_dim": 8,
-        "hidden_dim": 16,
-        "max_epochs": MAX_EPOCHS,
-        "batch_size": 32,
-        "device": "cpu",
-        "random_state": 0,
-    }
-    return SimCLRTransformer(**{**params, **kw})
+    return make("SimCLRTransformer", **{**_TWO_VIEW, **kw})
 
 
 def _moco(**kw):
-    params = {
-        "encoder": "mlp",
-        "encoder_kwargs": {"hidden_sizes": (16, 8)},
-        "projection_dim": 8,
-        "hidden_dim": 16,
-        "queue_size": 64,
-        "max_epochs": MAX_EPOCHS,
-        "batch_size": 32,
-        "device": "cpu",
-        "random_state": 0,
-    }
-    return MoCoTransformer(**{**params, **kw})
+    return make("MoCoTransformer", **{**_TWO_VIEW, "queue_size": 64, **kw})
 
 
 _PRETRAINED = {}
@@ -108,13 +93,9 @@ def _finetuner(**kw):
     if "ae" not in _PRETRAINED:
         X = np.random.default_rng(1).normal(size=(100, 8)).astype(np.float32)
         _PRETRAINED["ae"] = _ae(max_epochs=1).fit(X)
-    params = {
-        "max_epochs": MAX_EPOCHS,
-        "batch_size": 32,
-        "device": "cpu",
-        "random_state": 0,
-    }
-    return FineTuner(_PRETRAINED["ae"], **{**params, **kw})
+    # set_params, not make: make would clone the fitted representation unfitted.
+    est = make("FineTuner", **{**_EPOCHS, **kw})
+    return est.set_params(representation=_PRETRAINED["ae"])
 
 
 FACTORIES = {
@@ -142,17 +123,18 @@ def _assert_same_weights(a, b):
 
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_checkpoint_resume_equals_uninterrupted_fit(name, data, tmp_path):
-    make = FACTORIES[name]
-    reference = _fit(make(), data)
+    factory = FACTORIES[name]
+    reference = _fit(factory(), data)
 
     with pytest.raises(Killed):
         _fit(
-            make(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]), data
+            factory(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]),
+            data,
         )
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert len(saved["history"]) == KILL_AFTER and not saved["finished"]
 
-    resumed = _fit(make(checkpoint_dir=str(tmp_path)), data)
+    resumed = _fit(factory(checkpoint_dir=str(tmp_path)), data)
     assert resumed.n_epochs_ == MAX_EPOCHS
     # Only the remaining epochs ran: the first two came from the checkpoint.
     np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)

@@ -8,11 +8,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _instances import EXPECTED_FAILED_CHECKS, only_checks
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_replearn import (
     AutoencoderTransformer,
@@ -28,7 +28,7 @@ from sk_replearn import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
-from sk_replearn.transfer._base import transfer_encoder
+from sk_replearn.transfer.base import transfer_encoder
 
 
 def _tiny_ae(**kw):
@@ -44,13 +44,23 @@ def _tiny_ae(**kw):
     return AutoencoderTransformer(**{**params, **kw})
 
 
-@parametrize_with_checks(
+# tests/test_common.py runs the scikit-learn common checks on the rows of
+# tests/_instances.py, whose one epoch cannot reach the accuracy / R^2 the
+# training checks ask for; those checks (and only those) run here on 20 epochs.
+@pytest.mark.parametrize(
+    "estimator, check",
     [
-        FineTuner(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
-        FineTunerRegressor(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
-    ]
+        *only_checks(
+            FineTuner(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
+            EXPECTED_FAILED_CHECKS["FineTuner"],
+        ),
+        *only_checks(
+            FineTunerRegressor(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
+            EXPECTED_FAILED_CHECKS["FineTunerRegressor"],
+        ),
+    ],
 )
-def test_sklearn_compatible(estimator, check):
+def test_finetuner_sklearn_training_checks_pass_in_20_epochs(estimator, check):
     check(estimator)
 
 

@@ -1,23 +1,37 @@
 """Fuzz the public API: odd inputs and bad parameters fail clearly, or work.
 
-For every public estimator, hypothesis draws odd inputs (0 or 1 samples,
-1 feature, 1-D and 3-D to 5-D arrays, int / bool / float16 / complex /
-object / str dtypes, NaN and inf, huge values, sparse matrices, DataFrames
-with string columns, lists, tensors) and bad parameter values (negative,
-zero, NaN, huge, wrong types). The contract checked on each case:
+For every public estimator (the rows of ``tests/_instances.py``), hypothesis
+draws odd inputs (0 or 1 samples, 1 feature, 1-D and 3-D to 5-D arrays,
+int / bool / float16 / complex / object / str dtypes, NaN and inf, huge
+values, sparse matrices, DataFrames with string columns, lists, tensors) and
+bad parameter values (negative, zero, NaN, huge, wrong types). The contract
+checked on each case:
 
 * a failure is a ValueError or TypeError with a message (no torch
   RuntimeError, no IndexError, no crash);
 * a fit that succeeds gives finite ``transform`` / ``predict`` outputs: a
   model never silently answers NaN.
 
-The number of cases tried is recorded per test and asserted at the end
-(``N_INPUT_EXAMPLES`` + ``N_PARAM_EXAMPLES`` per estimator).
+How many cases are tried is a named profile, chosen with the environment
+variable ``SK_REPLEARN_FUZZ_PROFILE``:
+
+* ``quick`` (the default, what CI runs): 40 odd inputs and 30 bad parameters
+  per estimator, the whole file in well under a minute;
+* ``thorough``: 880 odd inputs and up to 400 bad parameters per estimator
+  (every parameter with every bad value when there are fewer: 120 for PCA),
+  at least 1,000 cases per estimator, some minutes::
+
+      SK_REPLEARN_FUZZ_PROFILE=thorough python -m pytest tests/test_fuzz.py -s
+
+Either way the cases are derandomized, so a failure repeats. The number of
+cases tried is recorded per test and asserted at the end against the
+profile's numbers (``-s`` prints them).
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import warnings
 
 import numpy as np
@@ -25,64 +39,25 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from _instances import PUBLIC_ESTIMATORS, make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sk_replearn
-from sk_replearn import FineTuner, FineTunerRegressor, MAETransformer
+from sk_replearn import FineTuner, FineTunerRegressor
 
-#: Cases per estimator; the whole file runs in well under a minute.
-N_INPUT_EXAMPLES = 40
-N_PARAM_EXAMPLES = 30
+#: ``profile -> (odd inputs, bad parameters)``: cases per estimator.
+PROFILES = {"quick": (40, 30), "thorough": (880, 400)}
+PROFILE = os.environ.get("SK_REPLEARN_FUZZ_PROFILE", "quick")
+if PROFILE not in PROFILES:
+    raise ValueError(
+        f"SK_REPLEARN_FUZZ_PROFILE={PROFILE!r}: use one of {sorted(PROFILES)}"
+    )
+N_INPUT_EXAMPLES, N_PARAM_EXAMPLES = PROFILES[PROFILE]
 #: Cases actually run, by (estimator, kind): asserted by the last test.
 CASES: collections.Counter = collections.Counter()
-
-_RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
-_MLP = {"encoder": "mlp", "encoder_kwargs": {"hidden_sizes": (8, 4)}}
-_SSL = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **_RUN}
-_AE = {"n_components": 2, **_MLP, **_RUN}
-
-
-def _tiny(name: str):
-    """Each public estimator, as small and fast as it gets."""
-    ae = sk_replearn.AutoencoderTransformer(**_AE)
-    return {
-        "AutoencoderTransformer": lambda: sk_replearn.AutoencoderTransformer(**_AE),
-        "SimCLRTransformer": lambda: sk_replearn.SimCLRTransformer(**_SSL),
-        "MoCoTransformer": lambda: sk_replearn.MoCoTransformer(queue_size=16, **_SSL),
-        "BYOLTransformer": lambda: sk_replearn.BYOLTransformer(**_SSL),
-        "SimSiamTransformer": lambda: sk_replearn.SimSiamTransformer(
-            predictor_dim=4, **_SSL
-        ),
-        "BarlowTwinsTransformer": lambda: sk_replearn.BarlowTwinsTransformer(**_SSL),
-        "DINOTransformer": lambda: sk_replearn.DINOTransformer(
-            bottleneck_dim=4, **_SSL
-        ),
-        "MAETransformer": lambda: MAETransformer(
-            patch_size=2,
-            embed_dim=8,
-            depth=1,
-            num_heads=2,
-            decoder_embed_dim=8,
-            decoder_depth=1,
-            decoder_num_heads=2,
-            **_RUN,
-        ),
-        "FineTuner": lambda: FineTuner(ae, **_RUN),
-        "FineTunerRegressor": lambda: FineTunerRegressor(ae, **_RUN),
-        "PCATransformer": lambda: sk_replearn.PCATransformer(n_components=1),
-        "KMeansTransformer": lambda: sk_replearn.KMeansTransformer(
-            n_clusters=2, n_init=1, max_iter=5, random_state=0
-        ),
-    }[name]()
-
-
-NAMES = sorted(
-    n
-    for n in sk_replearn.__all__
-    if isinstance(getattr(sk_replearn, n), type)
-    and hasattr(getattr(sk_replearn, n), "fit")
-)
+#: Their outcomes ("rejected", "fitted", ...), by (estimator, kind): printed.
+OUTCOMES: dict = {}
+NAMES = sorted(PUBLIC_ESTIMATORS)
 ACCEPTED = (ValueError, TypeError)
 
 
@@ -181,17 +156,25 @@ _BAD_VALUES = [
 ]
 
 
-@st.composite
-def bad_params(draw, name: str):
-    """``{param: value}`` with one parameter set to an odd value."""
-    params = sorted(
+def _fuzzed_params(name: str) -> list[str]:
+    return sorted(
         p
-        for p in _tiny(name).get_params(deep=False)
+        for p in make(name).get_params(deep=False)
         # checkpoint_dir="abc" would write into the working directory (tested
         # on its own below); compile=True costs ~10 s of torch.compile a case.
         if p not in ("checkpoint_dir", "compile")
     )
-    key = draw(st.sampled_from(params))
+
+
+def _n_param_cases(name: str) -> int:
+    """The profile's parameter cases, or all of them when there are fewer."""
+    return min(N_PARAM_EXAMPLES, len(_fuzzed_params(name)) * len(_BAD_VALUES))
+
+
+@st.composite
+def bad_params(draw, name: str):
+    """``{param: value}`` with one parameter set to an odd value."""
+    key = draw(st.sampled_from(_fuzzed_params(name)))
     return {key: draw(st.sampled_from(_BAD_VALUES))}
 
 
@@ -264,10 +247,11 @@ def test_fuzz_odd_inputs_fail_clearly_or_work(name):
     @given(case=odd_inputs())
     def run(case):
         X, n = case
-        outcomes[_check_contract(_tiny(name), X, n)] += 1
+        outcomes[_check_contract(make(name), X, n)] += 1
 
     run()
     CASES[name, "inputs"] = sum(outcomes.values())
+    OUTCOMES[name, "inputs"] = dict(outcomes)
     assert CASES[name, "inputs"] >= N_INPUT_EXAMPLES, outcomes
 
 
@@ -279,7 +263,7 @@ def test_fuzz_bad_parameters_fail_clearly_or_work(name):
     @settings(max_examples=N_PARAM_EXAMPLES, **_SETTINGS)
     @given(params=bad_params(name))
     def run(params):
-        est = _tiny(name)
+        est = make(name)
         try:
             est.set_params(**params)
         except ACCEPTED:
@@ -289,7 +273,8 @@ def test_fuzz_bad_parameters_fail_clearly_or_work(name):
 
     run()
     CASES[name, "params"] = sum(outcomes.values())
-    assert CASES[name, "params"] >= N_PARAM_EXAMPLES, outcomes
+    OUTCOMES[name, "params"] = dict(outcomes)
+    assert CASES[name, "params"] >= _n_param_cases(name), outcomes
 
 
 @pytest.mark.parametrize("value", ["", "file"])
@@ -298,7 +283,7 @@ def test_fuzz_checkpoint_dir_that_cannot_be_a_directory(value, tmp_path):
     if value == "file":
         value = tmp_path / "a-file"
         value.write_text("")
-    est = sk_replearn.AutoencoderTransformer(**_AE, checkpoint_dir=value)
+    est = make("AutoencoderTransformer", checkpoint_dir=value)
     with pytest.raises(ValueError, match="checkpoint_dir="):
         est.fit(X)
 
@@ -307,16 +292,25 @@ def test_fuzz_huge_values_never_give_silent_nan():
     """1e30 overflows float32 when squared: fit raises or transforms finitely."""
     X = np.random.default_rng(0).normal(size=(24, 8)) * 1e30
     for name in NAMES:
-        outcome = _check_contract(_tiny(name), X, len(X))
+        outcome = _check_contract(make(name), X, len(X))
         CASES[name, "huge"] += 1
         assert outcome in ("rejected", "fitted", "fitted+rejected")
 
 
 def test_fuzz_number_of_cases():
     """Runs last: how many cases the fuzzing above tried (-s prints them)."""
-    total = sum(CASES.values())
-    print(f"\nfuzz cases tried: {total} ({dict(CASES)})")
-    if len(CASES) < 2 * len(NAMES):
+    kinds = ("inputs", "params", "huge")
+    print(f"\nfuzz profile {PROFILE!r}: {sum(CASES.values())} cases tried")
+    for name in NAMES:
+        counts = {kind: CASES[name, kind] for kind in kinds}
+        print(f"  {name}: {sum(counts.values())} {counts}")
+        for kind in ("inputs", "params"):
+            print(f"    {kind}: {OUTCOMES.get((name, kind), {})}")
+    if any((name, kind) not in CASES for name in NAMES for kind in kinds):
         pytest.skip("only part of the fuzz tests ran")
-    expected = len(NAMES) * (N_INPUT_EXAMPLES + N_PARAM_EXAMPLES + 1)
-    assert total >= expected
+    for name in NAMES:
+        assert CASES[name, "inputs"] >= N_INPUT_EXAMPLES, name
+        assert CASES[name, "params"] >= _n_param_cases(name), name
+        assert CASES[name, "huge"] == 1, name
+        if PROFILE == "thorough":
+            assert CASES[name, "inputs"] + CASES[name, "params"] >= 1000, name

@@ -39,6 +39,11 @@ def _close(actual, desired, rtol=1e-4):
     np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol)
 
 
+# tests/test_common.py runs the scikit-learn common checks on the row of
+# tests/_instances.py (n_components=1, the default solver); here they run on
+# configurations the table does not have: every component (the defaults),
+# whitening with the randomized solver, and a variance fraction fitted in
+# mini-batches.
 @parametrize_with_checks(
     [
         PCATransformer(**CPU),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _instances import PUBLIC_ESTIMATORS, make
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -20,58 +21,17 @@ from torch import nn
 
 from sk_replearn import (
     AutoencoderTransformer,
-    BarlowTwinsTransformer,
-    BYOLTransformer,
-    DINOTransformer,
     FineTuner,
     FineTunerRegressor,
-    KMeansTransformer,
     MAETransformer,
-    MoCoTransformer,
-    PCATransformer,
     SimCLRTransformer,
-    SimSiamTransformer,
     persistence,
 )
 from sk_replearn.views import TabularViews
 
-_RUN = {"max_epochs": 1, "batch_size": 32, "device": "cpu", "random_state": 0}
-_MLP = {"encoder": "mlp", "encoder_kwargs": {"hidden_sizes": (8, 4)}}
-_SSL = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **_RUN}
-
 
 def _ae(**kw):
-    return AutoencoderTransformer(
-        n_components=2,
-        encoder="mlp",
-        encoder_kwargs={"hidden_sizes": (8,)},
-        **{**_RUN, **kw},
-    )
-
-
-ESTIMATORS = {
-    "AutoencoderTransformer": lambda: _ae(),
-    "SimCLRTransformer": lambda: SimCLRTransformer(**_SSL),
-    "MoCoTransformer": lambda: MoCoTransformer(queue_size=32, **_SSL),
-    "BYOLTransformer": lambda: BYOLTransformer(**_SSL),
-    "SimSiamTransformer": lambda: SimSiamTransformer(predictor_dim=4, **_SSL),
-    "BarlowTwinsTransformer": lambda: BarlowTwinsTransformer(**_SSL),
-    "DINOTransformer": lambda: DINOTransformer(bottleneck_dim=4, **_SSL),
-    "MAETransformer": lambda: MAETransformer(
-        patch_size=2,
-        embed_dim=8,
-        depth=1,
-        num_heads=2,
-        decoder_embed_dim=8,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        **_RUN,
-    ),
-    "FineTuner": lambda: FineTuner(_ae(), **_RUN),
-    "FineTunerRegressor": lambda: FineTunerRegressor(_ae(), **_RUN),
-    "PCATransformer": lambda: PCATransformer(n_components=2),
-    "KMeansTransformer": lambda: KMeansTransformer(n_clusters=2, random_state=0),
-}
+    return make("AutoencoderTransformer", **kw)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +60,10 @@ def _outputs(est, X) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", list(PUBLIC_ESTIMATORS))
 def test_save_load_round_trip_gives_identical_outputs(name, data, tmp_path):
     X, y = data
-    est = _fit(ESTIMATORS[name](), X, y)
+    est = _fit(make(name), X, y)
     path = tmp_path / "model.pt"
     if hasattr(type(est), "save"):
         est.save(path)
@@ -171,7 +131,7 @@ def test_save_unfitted_raises(tmp_path):
 
 def test_save_refuses_code_parameters(data, tmp_path):
     X, y = data
-    clf = _fit(FineTuner(_ae(), head=lambda i, o: nn.Linear(i, o), **_RUN), X, y)
+    clf = _fit(make("FineTuner", head=lambda i, o: nn.Linear(i, o)), X, y)
     with pytest.raises(TypeError, match="FineTuner.head=.*cannot be saved as data"):
         clf.save(tmp_path / "clf.pt")
     assert not (tmp_path / "clf.pt").exists()
@@ -192,7 +152,8 @@ def test_save_drops_callbacks_with_a_warning(data, tmp_path):
 def test_save_load_keeps_shared_representation_and_nested_params(data, tmp_path):
     X, y = data
     rep = _fit(_ae(), X, None)
-    clf = _fit(FineTuner(rep, **_RUN), X, y)
+    # set_params, not make: make would clone the fitted representation unfitted.
+    clf = _fit(make("FineTuner").set_params(representation=rep), X, y)
     clf.save(tmp_path / "clf.pt")
     loaded = FineTuner.load(tmp_path / "clf.pt")
     assert loaded.representation_ is loaded.representation
@@ -201,7 +162,7 @@ def test_save_load_keeps_shared_representation_and_nested_params(data, tmp_path)
 
     views = TabularViews(corruption_rate=0.3)
     simclr = _fit(
-        SimCLRTransformer(views=views, optimizer=torch.optim.SGD, **_SSL), X, y
+        make("SimCLRTransformer", views=views, optimizer=torch.optim.SGD), X, y
     )
     simclr.save(tmp_path / "simclr.pt")
     loaded = SimCLRTransformer.load(tmp_path / "simclr.pt")
@@ -224,7 +185,7 @@ def test_save_load_feature_names_and_refit(data, tmp_path):
 @pytest.mark.parametrize("name", ["AutoencoderTransformer", "FineTuner"])
 def test_joblib_pickle_round_trip(name, data, tmp_path):
     X, y = data
-    est = _fit(ESTIMATORS[name](), X, y)
+    est = _fit(make(name), X, y)
     joblib.dump(est, tmp_path / "est.joblib")
     loaded = joblib.load(tmp_path / "est.joblib")
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))

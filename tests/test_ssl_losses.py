@@ -11,6 +11,7 @@ from sk_replearn.losses import (
     BarlowTwinsLoss,
     DINOLoss,
     NegativeCosineLoss,
+    VICRegLoss,
     collapse_std,
 )
 from sk_replearn.losses.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss
@@ -101,6 +102,39 @@ def _naive_barlow(z1, z2, lam, eps):
             c_ij = sum(a[s][i] * b[s][j] for s in range(n)) / n
             loss += (1 - c_ij) ** 2 if i == j else lam * c_ij**2
     return loss
+
+
+def _naive_vicreg(z1, z2, lam, mu, nu, gamma=1.0, eps=1e-4):
+    """VICReg eq. (1)-(6), Algorithm 1 of Bardes et al., as plain loops."""
+    a, b = z1.tolist(), z2.tolist()
+    n, d = len(a), len(a[0])
+
+    def variance(x):
+        hinge = 0.0
+        for j in range(d):
+            mean = sum(x[i][j] for i in range(n)) / n
+            var = sum((x[i][j] - mean) ** 2 for i in range(n)) / (n - 1)
+            hinge += max(0.0, gamma - math.sqrt(var + eps))
+        return hinge / d
+
+    def covariance(x):
+        means = [sum(x[i][j] for i in range(n)) / n for j in range(d)]
+        total = 0.0
+        for j in range(d):
+            for k in range(d):
+                if j != k:
+                    c = sum(
+                        (x[i][j] - means[j]) * (x[i][k] - means[k]) for i in range(n)
+                    )
+                    total += (c / (n - 1)) ** 2
+        return total / d
+
+    invariance = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d))
+    return (
+        lam * invariance / (n * d)
+        + mu * (variance(a) + variance(b))
+        + nu * (covariance(a) + covariance(b))
+    )
 
 
 def _softmax(v, tau):
@@ -553,3 +587,29 @@ def test_collapse_std_healthy_vs_collapsed():
     assert collapse_std(collapsed).item() < 1e-5
     with pytest.raises(ValueError, match="N >= 2"):
         collapse_std(torch.randn(1, d))
+
+
+@pytest.mark.parametrize(("lam", "mu", "nu"), [(25.0, 25.0, 1.0), (1.0, 0.0, 3.0)])
+def test_vicreg_matches_naive_loop(lam, mu, nu):
+    gen = torch.Generator().manual_seed(3)
+    z1 = torch.randn(9, 5, generator=gen, dtype=torch.float64)
+    z2 = z1 + 0.3 * torch.randn(9, 5, generator=gen, dtype=torch.float64)
+    got = VICRegLoss(lam, mu, nu)(z1, z2)
+    assert got.item() == pytest.approx(_naive_vicreg(z1, z2, lam, mu, nu), abs=ATOL)
+
+
+def test_vicreg_variance_term_penalises_collapse():
+    z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    collapsed = torch.zeros(16, 4)
+    only_variance = VICRegLoss(invariance_weight=0.0, covariance_weight=0.0)
+    # each view: mean over dimensions of max(0, 1 - sqrt(0 + eps)) = 0.99
+    want = 25.0 * 2 * (1 - math.sqrt(1e-4))
+    assert only_variance(collapsed, collapsed).item() == pytest.approx(want)
+    assert only_variance(3 * z, 3 * z).item() < 1.0
+
+
+def test_vicreg_rejects_bad_weights_and_single_sample():
+    with pytest.raises(ValueError, match="variance_weight must be >= 0"):
+        VICRegLoss(variance_weight=-1.0)
+    with pytest.raises(ValueError, match="N >= 2"):
+        VICRegLoss()(torch.randn(1, 4), torch.randn(1, 4))

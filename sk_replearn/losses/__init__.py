@@ -9,7 +9,7 @@ losses; ``diagnostics`` the collapse measure. The objectives of
 
 from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
 from .diagnostics import collapse_std
-from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss
+from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss, VICRegLoss
 
 __all__ = [
     "BarlowTwinsLoss",
@@ -18,6 +18,7 @@ __all__ = [
     "MemoryQueue",
     "NTXentLoss",
     "NegativeCosineLoss",
+    "VICRegLoss",
     "collapse_std",
     "gather_batch",
 ]

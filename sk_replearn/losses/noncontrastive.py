@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from ._checks import check_pair, check_positive, upcast
 
-__all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss"]
+__all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss", "VICRegLoss"]
 
 
 class NegativeCosineLoss(nn.Module):
@@ -310,4 +310,112 @@ class DINOLoss(nn.Module):
             f"out_dim={self.out_dim}, teacher_temp={self.teacher_temp}, "
             f"student_temp={self.student_temp}, "
             f"center_momentum={self.center_momentum}"
+        )
+
+
+class VICRegLoss(nn.Module):
+    """Variance-invariance-covariance regularisation loss of VICReg.
+
+    With ``v(z) = mean_j max(0, γ - sqrt(Var(z_j) + eps))`` (unbiased
+    variance along the batch) and ``c(z) = sum_{i≠j} Cov(z)_{ij}² / D``,
+
+    .. math::
+
+        \\mathcal{L} = \\lambda \\, \\frac{1}{N} \\lVert z_1 - z_2 \\rVert^2_F / D
+        + \\mu \\, [v(z_1) + v(z_2)] + \\nu \\, [c(z_1) + c(z_2)] .
+
+    The invariance term pulls the two views together, the variance term
+    keeps every dimension spread out (no collapse) and the covariance term
+    decorrelates the dimensions.
+
+    Parameters
+    ----------
+    invariance_weight : float, default=25.0
+        Weight ``λ`` (>= 0) of the mean squared distance between the views.
+    variance_weight : float, default=25.0
+        Weight ``μ`` (>= 0) of the hinge on each dimension's std.
+    covariance_weight : float, default=1.0
+        Weight ``ν`` (>= 0) of the off-diagonal covariance.
+    gamma : float, default=1.0
+        Target standard deviation ``γ`` (> 0).
+    eps : float, default=1e-4
+        Added to the variance before the square root (>= 0).
+
+    References
+    ----------
+    .. [1] A. Bardes, J. Ponce and Y. LeCun, "VICReg: Variance-Invariance-
+       Covariance Regularization for Self-Supervised Learning", ICLR 2022,
+       eq. (1)-(6) and Algorithm 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.losses import VICRegLoss
+    >>> _ = torch.manual_seed(0)
+    >>> z = torch.randn(32, 4)
+    >>> loss = VICRegLoss()
+    >>> bool(loss(z, z) < loss(z, torch.randn(32, 4)))
+    True
+    """
+
+    def __init__(
+        self,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        weights = {
+            "invariance_weight": invariance_weight,
+            "variance_weight": variance_weight,
+            "covariance_weight": covariance_weight,
+            "eps": eps,
+        }
+        for name, value in weights.items():
+            if not float(value) >= 0:  # also rejects nan
+                raise ValueError(f"{name} must be >= 0, got {value!r}.")
+            setattr(self, name, float(value))
+        self.gamma = check_positive("gamma", gamma)
+
+    def variance(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean hinge ``max(0, γ - std)`` over the dimensions of ``(N, D)``."""
+        std = torch.sqrt(z.var(dim=0) + self.eps)  # (D,)
+        return torch.relu(self.gamma - std).mean()
+
+    def covariance(self, z: torch.Tensor) -> torch.Tensor:
+        """Sum of squared off-diagonal covariances of ``(N, D)``, over ``D``."""
+        n, d = z.shape
+        z = z - z.mean(dim=0)
+        cov = z.T @ z / (n - 1)  # (D, D)
+        off_diag = cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()
+        return off_diag / d
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """VICReg loss of two views.
+
+        Parameters
+        ----------
+        z1, z2 : torch.Tensor of shape (N, D)
+            Embeddings of two views of the same ``N >= 2`` samples.
+
+        Returns
+        -------
+        torch.Tensor of shape ()
+        """
+        check_pair(z1, z2, "z1 and z2")
+        if z1.shape[0] < 2:
+            raise ValueError(
+                "VICRegLoss takes variances along the batch and needs N >= 2; "
+                f"got N={z1.shape[0]}."
+            )
+        z1, z2 = upcast(z1), upcast(z2)
+        invariance = F.mse_loss(z1, z2)
+        variance = self.variance(z1) + self.variance(z2)
+        covariance = self.covariance(z1) + self.covariance(z2)
+        return (
+            self.invariance_weight * invariance
+            + self.variance_weight * variance
+            + self.covariance_weight * covariance
         )

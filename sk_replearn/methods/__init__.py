@@ -7,6 +7,7 @@ from .noncontrastive import (
     BYOLTransformer,
     DINOTransformer,
     SimSiamTransformer,
+    VICRegTransformer,
 )
 from .reconstruction import AutoencoderTransformer
 from .two_view import CollapseWarning
@@ -21,4 +22,5 @@ __all__ = [
     "MoCoTransformer",
     "SimCLRTransformer",
     "SimSiamTransformer",
+    "VICRegTransformer",
 ]

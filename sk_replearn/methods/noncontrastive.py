@@ -13,6 +13,7 @@ from ..objectives.noncontrastive import (
     BYOLObjective,
     DINOObjective,
     SimSiamObjective,
+    VICRegObjective,
 )
 from .two_view import TWO_VIEW_DOCS, _SSLTransformer
 
@@ -21,6 +22,7 @@ __all__ = [
     "BarlowTwinsTransformer",
     "DINOTransformer",
     "SimSiamTransformer",
+    "VICRegTransformer",
 ]
 
 _Unit = Interval(Real, 0, 1, closed="both")
@@ -389,4 +391,101 @@ class DINOTransformer(_SSLTransformer):
             "student_temp": self.student_temp,
             "center_momentum": self.center_momentum,
             "momentum": self.momentum,
+        }
+
+
+@fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
+class VICRegTransformer(_SSLTransformer):
+    """VICReg representation: invariance, variance and covariance, no negatives.
+
+    The two views' embeddings (after a 3-layer expander) are pulled
+    together by a mean squared error, while a hinge keeps the standard
+    deviation of every dimension above 1 along the batch and a penalty on
+    the off-diagonal covariance decorrelates the dimensions: collapse is
+    ruled out by the variance term alone, without negatives, momentum
+    encoders or batch-wise normalisation of the loss. ``transform`` returns
+    the encoder's output.
+
+    Parameters
+    ----------
+    {params encoder..hidden_dim}
+    invariance_weight : float, default=25.0
+        Weight ``λ`` (>= 0) of the invariance (mean squared error) term.
+    variance_weight : float, default=25.0
+        Weight ``μ`` (>= 0) of the variance (std hinge) term.
+    covariance_weight : float, default=1.0
+        Weight ``ν`` (>= 0) of the covariance (decorrelation) term.
+    {params input_shape..accelerator}
+
+    Attributes
+    ----------
+    {attributes net_ training collapse_std_ input}
+
+    See Also
+    --------
+    BarlowTwinsTransformer : Decorrelation through the cross-correlation.
+
+    References
+    ----------
+    .. [1] A. Bardes, J. Ponce and Y. LeCun, "VICReg: Variance-Invariance-
+       Covariance Regularization for Self-Supervised Learning", ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import VICRegTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vicreg = VICRegTransformer(input_shape=(1, 8, 8), max_epochs=2,
+    ...                            random_state=0)
+    >>> vicreg.fit_transform(X[:200]).shape
+    (200, 256)
+    """
+
+    _objective = VICRegObjective
+    _parameter_constraints: dict = {
+        **_SSLTransformer._parameter_constraints,
+        "invariance_weight": [Interval(Real, 0, None, closed="left")],
+        "variance_weight": [Interval(Real, 0, None, closed="left")],
+        "covariance_weight": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        views="auto",
+        projection_dim: int = 512,
+        hidden_dim: int | None = None,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
+    ) -> None:
+        store_params(self, locals())
+
+    def _objective_params(self) -> dict:
+        return {
+            "invariance_weight": self.invariance_weight,
+            "variance_weight": self.variance_weight,
+            "covariance_weight": self.covariance_weight,
         }

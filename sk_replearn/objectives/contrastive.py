@@ -13,7 +13,7 @@ import torch
 from ..losses.contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
 from ..nn import ProjectionHead
 from ..nn.momentum import copy_frozen
-from .two_view import Pair, TwoViewObjective, embed_pair
+from .two_view import TwoViewObjective, embed_pair
 
 __all__ = ["MoCoObjective", "SimCLRObjective"]
 
@@ -65,14 +65,6 @@ class SimCLRObjective(TwoViewObjective):
             self.backbone.out_features, hidden_dim, projection_dim
         )
         self.criterion = NTXentLoss(temperature)
-
-    def forward_views(self, v1, v2) -> Pair:
-        """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""
-        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
-
-    def loss(self, output: Pair, x: torch.Tensor) -> torch.Tensor:
-        """NT-Xent over the ``2B`` projections."""
-        return self.criterion(*output)
 
 
 class MoCoObjective(TwoViewObjective):

@@ -11,16 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses.noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss
+from ..losses.noncontrastive import (
+    BarlowTwinsLoss,
+    DINOLoss,
+    NegativeCosineLoss,
+    VICRegLoss,
+)
 from ..nn import ProjectionHead, Prototypes
 from ..nn.momentum import copy_frozen
-from .two_view import Pair, TwoViewObjective, embed_pair
+from .two_view import TwoViewObjective, embed_pair
 
 __all__ = [
     "BYOLObjective",
     "BarlowTwinsObjective",
     "DINOObjective",
     "SimSiamObjective",
+    "VICRegObjective",
 ]
 
 
@@ -218,14 +224,6 @@ class BarlowTwinsObjective(TwoViewObjective):
         )
         self.criterion = BarlowTwinsLoss(lambd)
 
-    def forward_views(self, v1, v2) -> Pair:
-        """Projections ``(z1, z2)``, each ``(B, projection_dim)``."""
-        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
-
-    def loss(self, output: Pair, x: torch.Tensor) -> torch.Tensor:
-        """Barlow Twins loss of the two projections."""
-        return self.criterion(*output)
-
 
 class DINOObjective(TwoViewObjective):
     """DINO: a student matches a centred, sharpened EMA teacher.
@@ -317,3 +315,59 @@ class DINOObjective(TwoViewObjective):
         """DINO cross-entropy; updates the center in training mode."""
         s, t = output
         return self.criterion(list(s), list(t))
+
+
+class VICRegObjective(TwoViewObjective):
+    """VICReg: invariance, variance and covariance terms on an expander's output.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample.
+    **two_view
+        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
+    projection_dim : int, default=512
+        Output width of the 3-layer expander.
+    hidden_dim : int or None, default=None
+        Hidden width of the expander; None is ``projection_dim``.
+    invariance_weight, variance_weight, covariance_weight : float
+        The weights ``λ``, ``μ``, ``ν`` of :class:`~sk_replearn.losses.VICRegLoss`
+        (defaults 25, 25 and 1).
+
+    References
+    ----------
+    .. [1] A. Bardes, J. Ponce and Y. LeCun, "VICReg: Variance-Invariance-
+       Covariance Regularization for Self-Supervised Learning", ICLR 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.noncontrastive import VICRegObjective
+    >>> obj = VICRegObjective((1, 40), projection_dim=16)
+    >>> x = torch.randn(8, 1, 40)
+    >>> obj.loss(obj(x), x).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        *,
+        projection_dim: int = 512,
+        hidden_dim: int | None = None,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        **two_view,
+    ) -> None:
+        super().__init__(input_shape, **two_view)
+        self.projector = ProjectionHead(
+            self.backbone.out_features,
+            hidden_dim or projection_dim,
+            projection_dim,
+            num_layers=3,
+        )
+        self.criterion = VICRegLoss(
+            invariance_weight, variance_weight, covariance_weight
+        )

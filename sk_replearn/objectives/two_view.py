@@ -109,8 +109,16 @@ class TwoViewObjective(Objective):
         return out
 
     def forward_views(self, v1: torch.Tensor, v2: torch.Tensor):
-        """Embeddings of two views, the input of :meth:`loss`."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Embeddings of two views, the input of :meth:`loss`.
+
+        By default the projections ``(z1, z2)``, each ``(B, D)``, of both
+        views through ``backbone`` and the subclass's ``projector``.
+        """
+        return embed_pair(lambda v: self.projector(self.backbone(v)), v1, v2)
+
+    def loss(self, output, x: torch.Tensor) -> torch.Tensor:
+        """By default the subclass's ``criterion`` of the two projections."""
+        return self.criterion(*output)
 
     def restart_schedule(self, total_steps: int) -> None:
         """Start the momentum schedule again, over ``total_steps`` steps."""
