@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Integral
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,126 +27,21 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ..base import BaseRepresentation, seed_from_random_state
 from ..data import batch_slices
 from ..nn.surgery import TransferEncoder, linear_encoder
+from ._moments import (
+    _acc_dtype,
+    _batch_moments,
+    _column_sum,
+    _compute_dtype,
+    _eigh,
+    _flip_signs,
+    _merge_moments,
+    _Moments,
+    _no_tf32,
+)
 
 __all__ = ["PCATransformer"]
 
 _N_OVERSAMPLES = 10  # extra random directions of the randomized solver (Halko)
-
-
-# -- numerics: pure tensor functions ------------------------------------------
-class _Moments(NamedTuple):
-    """Count, mean ``(d,)`` and centred scatter ``Σ (x-mean)(x-mean)ᵀ``.
-
-    ``m2`` is ``(d, d)``, or only its diagonal ``(d,)`` when that is all the
-    solver needs.
-    """
-
-    n: int
-    mean: torch.Tensor
-    m2: torch.Tensor
-
-
-def _batch_moments(xb: torch.Tensor, shift: torch.Tensor, diagonal: bool) -> _Moments:
-    """Exact moments of one batch ``xb`` ``(B, d)``, accumulated in ``shift.dtype``.
-
-    The mean is a float64 sum of the raw batch. The scatter is the Gram matrix
-    of the batch centred on ``shift`` (close to its mean), so the float32
-    products hold small numbers and nothing cancels; the remaining offset
-    ``mean - shift`` is removed exactly in float64.
-    """
-    acc = shift.dtype
-    nb = xb.shape[0]
-    mean = _column_sum(xb, acc) / nb  # (d,)
-    shift = shift.to(xb.dtype)  # the value actually subtracted below
-    offset = mean - shift.to(acc)  # (d,)
-    xc = xb - shift  # (B, d)
-    if diagonal:
-        gram = _column_sum(xc * xc, acc)  # (d,)
-        return _Moments(nb, mean, gram - nb * offset * offset)
-    gram = (xc.T @ xc).to(acc)  # (d, d), in the batch's dtype, never TF32
-    return _Moments(nb, mean, torch.addr(gram, offset, offset, alpha=-nb))
-
-
-def _column_sum(x: torch.Tensor, acc: torch.dtype) -> torch.Tensor:
-    """Sum of the rows of ``x`` ``(B, d)``, accumulated in ``acc``; ``(d,)``.
-
-    On CPU NumPy's upcasting sum is used: torch's ``sum(dtype=float64)`` of a
-    float32 tensor was measured 15x slower there (56 ms against 3.5 ms for
-    16384 x 256), which would dominate a PCA fit.
-    """
-    if x.device.type == "cpu":
-        return torch.from_numpy(x.numpy().sum(0, dtype=np.float64)).to(acc)
-    return x.sum(0, dtype=acc)
-
-
-def _merge_moments(a: _Moments, b: _Moments) -> _Moments:
-    """Pool two sets of moments exactly (Chan, Golub & LeVeque's update)."""
-    n = a.n + b.n
-    delta = b.mean - a.mean  # (d,)
-    weight = a.n * b.n / n
-    if a.m2.ndim == 1:
-        m2 = a.m2 + b.m2 + weight * delta * delta
-    else:  # addr fuses the rank-one update: fewer passes over (d, d)
-        m2 = torch.addr(a.m2 + b.m2, delta, delta, alpha=weight)
-    return _Moments(n, a.mean + delta * (b.n / n), m2)
-
-
-def _flip_signs(components: torch.Tensor) -> torch.Tensor:
-    """Make the largest-magnitude entry of each row ``(k, d)`` positive.
-
-    scikit-learn 1.9's ``svd_flip(..., u_based_decision=False)``, which it
-    applies for every solver, so components agree with ``PCA``'s.
-    """
-    rows = torch.arange(components.shape[0], device=components.device)
-    signs = torch.sign(components[rows, components.abs().argmax(1)])
-    signs[signs == 0] = 1.0
-    return components * signs[:, None]
-
-
-def _eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.linalg.eigh``, single-threaded on CPU for matrices up to 1024².
-
-    LAPACK's eigh on a small matrix is a long chain of small steps: extra
-    threads add little, and on a shared CPU their barriers can stall it for
-    seconds (measured: 0.02 s on one thread, up to 7 s on two).
-    """
-    if matrix.device.type != "cpu" or matrix.shape[0] > 1024:
-        return torch.linalg.eigh(matrix)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return torch.linalg.eigh(matrix)
-    finally:
-        torch.set_num_threads(threads)
-
-
-@contextmanager
-def _no_tf32(device: torch.device) -> Iterator[None]:
-    """Disable TF32 matmuls on CUDA (10-bit mantissas ruin PCA's small eigenvalues)."""
-    if device.type != "cuda":
-        yield
-        return
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
-
-
-def _compute_dtype(X: np.ndarray, device: torch.device) -> torch.dtype:
-    """The dtype batches are computed in: X's own (float32 on MPS).
-
-    A float32 cast would lose the digits of float64 data with a large mean.
-    """
-    if X.dtype == np.float64 and device.type != "mps":
-        return torch.float64
-    return torch.float32
-
-
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    # MPS has no float64; every other device accumulates in double.
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 class PCATransformer(BaseRepresentation):

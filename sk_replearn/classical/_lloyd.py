@@ -1,0 +1,362 @@
+"""Lloyd's algorithm, k-means++ and mini-batch updates as pure tensor functions.
+
+The number crunching of :class:`~sk_replearn.classical.KMeansTransformer`:
+``_nearest``, ``_assign_and_sum``, ``_lloyd``, ``_minibatch_step`` and
+``_kmeans_plusplus`` run on whatever device their inputs are on, a block of
+rows at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from ..data import batch_slices
+
+T = TypeVar("T")
+
+# k-means++ looks at no more rows than this (or 16 per cluster, if more): its
+# cost is n_local_trials distance passes per center, so on the full data it
+# would cost several Lloyd iterations (see the class Notes).
+_KMEANSPP_MAX_SAMPLES = 65_536
+# Elements (rows x max(n_clusters, n_features)) of one block of rows when
+# ``batch_size=None``, on the CPU and on an accelerator.
+_CPU_BLOCK = 2**19
+_DEVICE_BLOCK = 2**24
+
+
+# -- tensor math ------------------------------------------------------------
+def _nearest(
+    xb: torch.Tensor,
+    c_t: torch.Tensor,
+    c_sqnorm: torch.Tensor,
+    rev: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+    buf: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Index of the nearest center of each row, ties going to the lowest index.
+
+    Parameters
+    ----------
+    xb : Tensor (B, d)
+    c_t : Tensor (d, k)
+        Centers, transposed.
+    c_sqnorm : Tensor (k,)
+        Squared norms of the centers.
+    rev : Tensor (k,)
+        ``k, k-1, ..., 1`` in the dtype of ``xb``.
+    out : Tensor (B,) of int64, optional
+        Where to write the labels.
+    buf : Tensor (B, k), optional
+        Scratch space for the distances.
+    """
+    # ||x||^2 is the same for every center of a row, so argmin can skip it.
+    dist = torch.addmm(c_sqnorm, xb, c_t, alpha=-2.0, out=buf)  # (B, k)
+    # On CPU torch's argmin over a short last axis is ~8x slower than amin and
+    # amax (it is not vectorised), so find the first minimum as
+    # k - max_j [d_j == min] * (k - j).
+    dist.eq_(dist.amin(1, keepdim=True)).mul_(rev)  # (B, k): k-j at minima
+    first = dist.amax(1).neg_().add_(rev[0])  # (B,) float, exact below 2**24
+    if out is None:
+        return first.long()
+    return out.copy_(first)
+
+
+def _centers_t(
+    centers: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Transposed centers, their squared norms and ``rev`` for :func:`_nearest`."""
+    k = centers.shape[0]
+    rev = torch.arange(k, 0, -1, dtype=centers.dtype, device=centers.device)
+    return centers.T.contiguous(), centers.square().sum(1), rev
+
+
+def _nearest_fn(centers: torch.Tensor):
+    """A function mapping a block (B, d) to the nearest of ``centers`` (B,)."""
+    c_t, c_sq, rev = _centers_t(centers)
+    return lambda xb: _nearest(xb, c_t, c_sq, rev)
+
+
+class _Workers:
+    """Share the row blocks of a pass among threads that run torch serially.
+
+    torch's own CPU threads meet at a barrier after every operation; a Lloyd
+    iteration runs ~10 small operations per block, so thousands of barriers.
+    That is cheap on an idle machine, but when other processes compete for
+    the cores each barrier waits for a time slice (measured: a 2-thread fit
+    50x slower than a 1-thread one). With ``torch.get_num_threads()`` Python
+    threads, each running torch single-threaded on a contiguous share of the
+    blocks, a pass has one join, as scikit-learn's OpenMP loop does. Torch
+    ops release the GIL, so the threads run in parallel. On an accelerator,
+    or with one thread, blocks run in order in the calling thread.
+    """
+
+    def __init__(self, device: torch.device):
+        self.n = torch.get_num_threads() if device.type == "cpu" else 1
+        self._pool = None
+
+    def __enter__(self) -> _Workers:
+        if self.n > 1:
+            torch.set_num_threads(1)
+            # MKL's thread count is per thread: set it in each worker too
+            self._pool = ThreadPoolExecutor(
+                self.n, initializer=torch.set_num_threads, initargs=(1,)
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            torch.set_num_threads(self.n)
+
+    def map(self, fn: Callable[[list[slice]], T], n_rows: int, chunk: int) -> list[T]:
+        """``fn(blocks)`` for each thread's share of the blocks of ``range(n_rows)``."""
+        blocks = list(batch_slices(n_rows, chunk))
+        if self._pool is None or len(blocks) == 1:
+            return [fn(blocks)]
+        bounds = np.linspace(0, len(blocks), min(self.n, len(blocks)) + 1).astype(int)
+        shares = [blocks[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return list(self._pool.map(fn, shares))
+
+
+_SERIAL = _Workers(torch.device("meta"))
+
+
+def _assign(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> None:
+    """Write the nearest center of every row of x (n, d) into labels (n,)."""
+    c_t, c_sq, rev = _centers_t(centers)
+
+    def work(blocks: list[slice]) -> None:
+        buf = x.new_empty((min(chunk, x.shape[0]), centers.shape[0]))
+        for sl in blocks:
+            xb = x[sl]
+            _nearest(xb, c_t, c_sq, rev, out=labels[sl], buf=buf[: xb.shape[0]])
+
+    workers.map(work, x.shape[0], chunk)
+
+
+def _sq_dist_to_own(x, centers, labels, chunk: int) -> torch.Tensor:
+    """Exact squared distance (n,) of each row to the center it is labelled with."""
+    out = x.new_empty(x.shape[0])
+    for sl in batch_slices(x.shape[0], chunk):
+        out[sl] = (x[sl] - centers[labels[sl]]).square_().sum(1)
+    return out
+
+
+def _inertia(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> float:
+    """Sum of squared distances to the assigned centers, accumulated in float64."""
+
+    def work(blocks: list[slice]) -> float:
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
+        for sl in blocks:
+            diff = x[sl] - centers[labels[sl]]  # (B, d)
+            total += diff.square_().sum(dtype=torch.float64)
+        return float(total)
+
+    return sum(workers.map(work, x.shape[0], chunk))
+
+
+def _assign_and_sum(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    labels: torch.Tensor,
+    sums: torch.Tensor,
+    chunk: int,
+    *,
+    incremental: bool,
+    workers: _Workers = _SERIAL,
+) -> int:
+    """Relabel every row of x (n, d) and bring the per-cluster sums up to date.
+
+    ``labels`` (n,) and ``sums`` (k, d, float64) are updated in place and the
+    number of rows whose label changed is returned. ``incremental=False``
+    recomputes ``sums`` from scratch; ``incremental=True`` assumes ``sums``
+    matches the old ``labels`` and only moves the rows that changed cluster
+    (after the first few Lloyd iterations few do, so this skips most of the
+    update).
+    """
+    k, d = centers.shape
+    c_t, c_sq, rev = _centers_t(centers)
+
+    def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
+        buf = x.new_empty((min(chunk, x.shape[0]), k))
+        part = x.new_empty((k, d))
+        delta = torch.zeros_like(sums)  # (k, d) float64
+        n_changed = 0
+        for sl in blocks:
+            xb, old = x[sl], labels[sl]  # (B, d), (B,)
+            new = _nearest(xb, c_t, c_sq, rev, buf=buf[: xb.shape[0]])  # (B,)
+            moved = torch.nonzero(new != old)[:, 0]  # (m,)
+            n_changed += moved.shape[0]
+            if not incremental:
+                # float32 sums within a block, float64 across blocks: as exact
+                # as sklearn's (float32 over each thread's share of X).
+                delta += part.zero_().index_add_(0, new, xb)  # no (B, k) one-hot
+            elif moved.shape[0]:
+                xm = xb[moved].double()  # (m, d)
+                delta.index_add_(0, new[moved], xm)
+                delta.index_add_(0, old[moved], xm, alpha=-1)
+            old.copy_(new)
+        return delta, n_changed
+
+    results = workers.map(work, x.shape[0], chunk)
+    if not incremental:
+        sums.zero_()
+    for delta, _ in results:
+        sums += delta
+    return sum(n for _, n in results)
+
+
+def _update_centers(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    labels: torch.Tensor,
+    sums: torch.Tensor,
+    chunk: int,
+    *,
+    relocate: bool,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Cluster means (k, d) from ``sums``, and the cluster sizes (k,) in float64.
+
+    With ``relocate``, an empty cluster gets the row farthest from its
+    center (that row leaves its old cluster; ``sums`` then no longer matches
+    ``labels``, which the third return value, ``relocated``, says), as
+    scikit-learn does; otherwise, and for a cluster emptied by relocation, it
+    keeps its center.
+    """
+    counts = torch.bincount(labels, minlength=centers.shape[0]).double()  # (k,)
+    relocated = relocate and bool((counts == 0).any())
+    if relocated:
+        _relocate_empty_clusters(x, centers, labels, sums, counts, chunk)
+    means = sums / counts.clamp(min=1)[:, None]
+    new = torch.where((counts > 0)[:, None], means, centers.double())
+    return new.to(x.dtype), counts, relocated
+
+
+def _relocate_empty_clusters(x, centers, labels, sums, counts, chunk) -> None:
+    """Give each empty cluster one of the rows farthest from their centers.
+
+    Updates ``sums`` (k, d) and ``counts`` (k,) in place; labels are left as
+    they are (the next iteration relabels).
+    """
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    far = torch.topk(_sq_dist_to_own(x, centers, labels, chunk), len(empty)).indices
+    for new, i in zip(empty, far.tolist()):
+        old = int(labels[i])
+        sums[old] -= x[i].double()
+        counts[old] -= 1
+        sums[new] = x[i].double()
+        counts[new] = 1
+
+
+def _lloyd(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    chunk: int,
+    workers: _Workers = _SERIAL,
+) -> tuple[torch.Tensor, float, torch.Tensor, int]:
+    """Lloyd's algorithm from ``centers`` (k, d) on ``x`` (n, d).
+
+    Stops when no label changes or when the squared center shift, summed
+    over centers, is at most ``tol``. The returned labels are those of the
+    returned centers. Returns labels (n,), inertia, centers (k, d), n_iter.
+    """
+    n = x.shape[0]
+    labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
+    sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
+    n_changed, strict = n, False
+    for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)
+        # moving rows one by one beats summing all once a quarter or less move
+        n_changed = _assign_and_sum(
+            x,
+            centers,
+            labels,
+            sums,
+            chunk,
+            incremental=n_changed <= n // 4,
+            workers=workers,
+        )
+        new, _, relocated = _update_centers(
+            x, centers, labels, sums, chunk, relocate=True
+        )
+        if relocated:
+            n_changed = n  # sums no longer match labels: recompute next time
+        shift = float((new.double() - centers.double()).square().sum())
+        centers = new
+        if n_changed == 0:
+            strict = True  # the labels are those of ``new`` already
+            break
+        if shift <= tol:
+            break
+    if not strict:
+        _assign(x, centers, labels, chunk, workers)
+    return labels, _inertia(x, centers, labels, chunk, workers), centers, i + 1
+
+
+def _minibatch_step(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    counts: torch.Tensor,
+    chunk: int,
+    workers: _Workers = _SERIAL,
+) -> tuple[torch.Tensor, float, torch.Tensor, torch.Tensor]:
+    """One mini-batch k-means step (Sculley 2010) on the batch x (n, d).
+
+    Each center moves to the running mean of every sample ever assigned to
+    it: ``c <- (count * c + sum of its new samples) / (count + n_new)``, i.e.
+    a per-sample learning rate of ``1 / count``. ``counts`` (k,) are the
+    float64 cluster sizes so far. Returns the labels (n,) and inertia of the
+    batch under the moved centers, the centers (k, d) and the new counts.
+    """
+    labels = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
+    _assign_and_sum(x, centers, labels, sums, chunk, incremental=False, workers=workers)
+    n_new = torch.bincount(labels, minlength=centers.shape[0]).double()  # (k,)
+    total = counts + n_new
+    moved = (centers.double() * counts[:, None] + sums) / total.clamp(min=1)[:, None]
+    centers = torch.where((n_new > 0)[:, None], moved, centers.double()).to(x.dtype)
+    _assign(x, centers, labels, chunk, workers)
+    return labels, _inertia(x, centers, labels, chunk, workers), centers, total
+
+
+def _kmeans_plusplus(x: torch.Tensor, n_clusters: int, rng) -> torch.Tensor:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007) on x (n, d).
+
+    Each new center is the best, by resulting potential, of
+    ``2 + int(log(n_clusters))`` candidates drawn with probability
+    proportional to the squared distance to the nearest chosen center.
+    Random draws come from the numpy ``rng`` so the choice is the same on
+    every device.
+    """
+    n = x.shape[0]
+    n_trials = 2 + int(np.log(n_clusters))
+    x_sq = x.square().sum(1)  # (n,)
+
+    def sq_dist(c: torch.Tensor) -> torch.Tensor:  # (t, d) -> (n, t)
+        d2 = torch.addmm(x_sq[:, None], x, c.T, alpha=-2.0).add_(c.square().sum(1))
+        return d2.clamp_(min=0)
+
+    idx = torch.empty(n_clusters, dtype=torch.long, device=x.device)
+    idx[0] = int(rng.randint(n))
+    closest = sq_dist(x[idx[:1]])[:, 0]  # (n,) squared distance to the chosen
+    for c in range(1, n_clusters):
+        cum = torch.cumsum(closest, 0, dtype=torch.float64)  # (n,)
+        draws = torch.as_tensor(rng.uniform(size=n_trials), device=x.device)
+        cand = torch.searchsorted(cum, draws * cum[-1]).clamp_(max=n - 1)  # (t,)
+        d_cand = sq_dist(x[cand])  # (n, t)
+        d_cand = torch.minimum(d_cand, closest[:, None], out=d_cand)
+        best = int(d_cand.sum(0, dtype=torch.float64).argmin())
+        idx[c], closest = cand[best], d_cand[:, best].contiguous()
+    return x[idx]
+
+
+# -- estimator --------------------------------------------------------------
