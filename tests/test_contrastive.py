@@ -25,12 +25,12 @@ from sk_replearn.methods import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
-from sk_replearn.methods.two_view import _SSLTransformer
+from sk_replearn.methods.two_view import _TwoViewTransformer
 from sk_replearn.views import ImageViews
 
 #: Every public two-view estimator: a new method gets these tests unasked.
 ESTIMATORS = [
-    cls for cls in PUBLIC_ESTIMATORS.values() if issubclass(cls, _SSLTransformer)
+    cls for cls in PUBLIC_ESTIMATORS.values() if issubclass(cls, _TwoViewTransformer)
 ]
 IDS = [cls.__name__ for cls in ESTIMATORS]
 # Per-method settings that keep the tiny models tiny.

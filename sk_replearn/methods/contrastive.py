@@ -9,13 +9,13 @@ from sklearn.utils._param_validation import Interval
 from .._docstrings import fill_doc
 from ..base import store_params
 from ..objectives.contrastive import MoCoObjective, SimCLRObjective
-from .two_view import TWO_VIEW_DOCS, _SSLTransformer
+from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = ["MoCoTransformer", "SimCLRTransformer"]
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
-class SimCLRTransformer(_SSLTransformer):
+class SimCLRTransformer(_TwoViewTransformer):
     """SimCLR representation: two views of a sample attract, other samples repel.
 
     The lecture's "vocabulary formed with the data itself": each sample of a
@@ -61,7 +61,7 @@ class SimCLRTransformer(_SSLTransformer):
 
     _objective = SimCLRObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -102,7 +102,7 @@ class SimCLRTransformer(_SSLTransformer):
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
-class MoCoTransformer(_SSLTransformer):
+class MoCoTransformer(_TwoViewTransformer):
     """MoCo (v2) representation: queries against a queue of momentum-encoded keys.
 
     Contrastive like SimCLR, but the negatives come from a first-in
@@ -156,7 +156,7 @@ class MoCoTransformer(_SSLTransformer):
 
     _objective = MoCoObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "queue_size": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],

@@ -15,7 +15,7 @@ from ..objectives.noncontrastive import (
     SimSiamObjective,
     VICRegObjective,
 )
-from .two_view import TWO_VIEW_DOCS, _SSLTransformer
+from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = [
     "BYOLTransformer",
@@ -30,7 +30,7 @@ _Positive = Interval(Real, 0, None, closed="neither")
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
-class BYOLTransformer(_SSLTransformer):
+class BYOLTransformer(_TwoViewTransformer):
     """BYOL representation: predict an EMA target's embedding of the other view.
 
     No negatives. An online network (encoder, projector, predictor) is
@@ -76,7 +76,7 @@ class BYOLTransformer(_SSLTransformer):
 
     _objective = BYOLObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "momentum": [_Unit],
     }
 
@@ -117,7 +117,7 @@ class BYOLTransformer(_SSLTransformer):
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
-class SimSiamTransformer(_SSLTransformer):
+class SimSiamTransformer(_TwoViewTransformer):
     """SimSiam representation: a predictor and a stop-gradient, nothing else.
 
     Both views go through the same encoder and 3-layer projector; a
@@ -160,7 +160,7 @@ class SimSiamTransformer(_SSLTransformer):
 
     _objective = SimSiamObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "predictor_dim": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -201,7 +201,7 @@ class SimSiamTransformer(_SSLTransformer):
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
-class BarlowTwinsTransformer(_SSLTransformer):
+class BarlowTwinsTransformer(_TwoViewTransformer):
     """Barlow Twins representation: decorrelate, and agree across views.
 
     The cross-correlation matrix between the batch-standardised projections
@@ -244,7 +244,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
 
     _objective = BarlowTwinsObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "lambd": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -285,7 +285,7 @@ class BarlowTwinsTransformer(_SSLTransformer):
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
-class DINOTransformer(_SSLTransformer):
+class DINOTransformer(_TwoViewTransformer):
     """DINO representation: self-distillation with no labels.
 
     A student network matches the output distribution of a teacher, a
@@ -340,7 +340,7 @@ class DINOTransformer(_SSLTransformer):
 
     _objective = DINOObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
         "teacher_temp": [_Positive],
         "student_temp": [_Positive],
@@ -395,7 +395,7 @@ class DINOTransformer(_SSLTransformer):
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
-class VICRegTransformer(_SSLTransformer):
+class VICRegTransformer(_TwoViewTransformer):
     """VICReg representation: invariance, variance and covariance, no negatives.
 
     The two views' embeddings (after a 3-layer expander) are pulled
@@ -443,7 +443,7 @@ class VICRegTransformer(_SSLTransformer):
 
     _objective = VICRegObjective
     _parameter_constraints: dict = {
-        **_SSLTransformer._parameter_constraints,
+        **_TwoViewTransformer._parameter_constraints,
         "invariance_weight": [Interval(Real, 0, None, closed="left")],
         "variance_weight": [Interval(Real, 0, None, closed="left")],
         "covariance_weight": [Interval(Real, 0, None, closed="left")],

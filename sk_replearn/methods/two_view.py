@@ -1,6 +1,6 @@
 """What the two-view self-supervised estimators share.
 
-:class:`_SSLTransformer` holds the parameters every SimCLR-like method has
+:class:`_TwoViewTransformer` holds the parameters every SimCLR-like method has
 (encoder, views, projection head sizes), the collapse check after ``fit``,
 ``score`` and the objective's construction; each method adds its
 hyperparameters, a keyword-only ``__init__`` and ``_objective_params``.
@@ -51,7 +51,7 @@ class CollapseWarning(UserWarning):
     """
 
 
-class _SSLTransformer(NeuralRepresentation):
+class _TwoViewTransformer(NeuralRepresentation):
     """Base of the two-view self-supervised estimators (not used directly)."""
 
     _parameter_constraints: dict = {
