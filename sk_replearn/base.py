@@ -306,6 +306,23 @@ class BaseRepresentation(
             return X2d.reshape(X2d.shape[0], *self.input_shape_)
         return X2d
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output feature names: ``<classname>0``, ``<classname>1``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored, as by scikit-learn's transformers that make new features;
+            checked against ``feature_names_in_`` when given.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of :meth:`transform`'s output.
+        """
+        check_is_fitted(self)
+        return super().get_feature_names_out(input_features)
+
     # -- transfer --------------------------------------------------------------
     def _transfer_encoder(self):
         """A trainable copy of the fitted encoder, for the fine-tuners.

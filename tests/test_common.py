@@ -11,8 +11,10 @@ other PCA solvers).
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
+import numpy as np
 import pytest
 from _instances import (
     EXPECTED_FAILED_CHECKS,
@@ -21,7 +23,9 @@ from _instances import (
     all_instances,
     check_name_and_keywords,
     expected_failed_checks,
+    make,
 )
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sk_replearn
@@ -65,3 +69,40 @@ def test_instances_cover_every_public_estimator():
     assert set(PUBLIC_ESTIMATORS) == public
     unknown = sorted(set(EXPECTED_FAILED_CHECKS) - public)
     assert not unknown, f"EXPECTED_FAILED_CHECKS of no public estimator: {unknown}"
+
+
+#: Public methods that work, or mean something, before ``fit``.
+_USABLE_UNFITTED = {"get_params", "set_params", "set_output", "get_metadata_routing"}
+
+
+def _unfitted_calls(estimator) -> list[str]:
+    """Every public method of ``estimator`` that needs a fitted estimator."""
+    names = []
+    for name in dir(type(estimator)):
+        member = getattr(type(estimator), name)
+        if (
+            name.startswith("_")
+            or not callable(member)
+            or isinstance(member, type)
+            or name in _USABLE_UNFITTED
+            or name.startswith(("fit", "partial_fit", "set_"))
+            or isinstance(inspect.getattr_static(type(estimator), name), classmethod)
+        ):
+            continue
+        names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_every_public_method_raises_not_fitted_error_before_fit(name, tmp_path):
+    estimator = make(name)
+    X = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
+    arguments = {"X": X, "y": np.arange(12) % 2, "path": tmp_path / "model.pt"}
+    called = _unfitted_calls(estimator)
+    assert "transform" in called
+    for method in called:
+        fn = getattr(estimator, method)
+        params = inspect.signature(fn).parameters
+        args = {k: arguments[k] for k in params if k in arguments}
+        with pytest.raises(NotFittedError):
+            fn(**args)

@@ -412,6 +412,7 @@ class NeuralRepresentation(BaseRepresentation):
         Z : ndarray of shape (n_samples, n_components), dtype float32
             The representation.
         """
+        check_is_fitted(self)  # before _n_features_out, which reads the net
         return self._apply(X, lambda m, xb: m.encode(xb), self._n_features_out)
 
     def _transfer_encoder(self):

@@ -7,7 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
 from ..base import store_params
@@ -177,6 +177,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         X_rec : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
             Reconstructions.
         """
+        check_is_fitted(self)
         out = self._apply(X, lambda m, xb: m.decode(m.encode(xb)), self.n_features_in_)
         return self._output_layout(out)
 
