@@ -106,3 +106,25 @@ def test_every_public_method_raises_not_fitted_error_before_fit(name, tmp_path):
         args = {k: arguments[k] for k in params if k in arguments}
         with pytest.raises(NotFittedError):
             fn(**args)
+
+
+#: The defining parameter of an estimator, positional as in scikit-learn
+#: (``PCA(16)``, ``KMeans(8)``); every other parameter is keyword-only.
+POSITIONAL = {
+    "AutoencoderTransformer": "n_components",
+    "FineTuner": "representation",
+    "FineTunerRegressor": "representation",
+    "KMeansTransformer": "n_clusters",
+    "PCATransformer": "n_components",
+}
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_first_parameter_is_positional_and_the_rest_keyword_only(name):
+    cls = PUBLIC_ESTIMATORS[name]
+    params = list(inspect.signature(cls).parameters.values())
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == ([POSITIONAL[name]] if name in POSITIONAL else [])
+    if name in POSITIONAL:
+        value = INSTANCES[name][POSITIONAL[name]]
+        assert cls(value).get_params()[POSITIONAL[name]] is value

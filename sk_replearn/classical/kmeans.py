@@ -178,8 +178,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
     def __init__(
         self,
-        *,
         n_clusters: int = 8,
+        *,
         init="k-means++",
         n_init: str | int = "auto",
         max_iter: int = 300,

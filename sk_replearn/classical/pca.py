@@ -184,8 +184,8 @@ class PCATransformer(BaseRepresentation):
 
     def __init__(
         self,
-        *,
         n_components: int | float | None = None,
+        *,
         whiten: bool = False,
         svd_solver: str = "auto",
         iterated_power: int | str = "auto",

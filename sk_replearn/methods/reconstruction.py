@@ -87,8 +87,8 @@ class AutoencoderTransformer(NeuralRepresentation):
 
     def __init__(
         self,
-        *,
         n_components: int = 16,
+        *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
         decoder="auto",
