@@ -3,7 +3,7 @@
 ``SimCLRTransformer`` (defaults, ``input_shape=(1, 40)``) is pre-trained on
 the 4000 training signals without their labels. Then ``FineTuner`` trains
 on a stratified 10% of the labels (400) and on all of them, with each
-strategy of the lecture:
+transfer strategy:
 
 * ``full``: fine-tune every weight, the encoder at ``lr * 0.1``;
 * ``frozen``: the linear probe (head only, on fixed features);

@@ -6,7 +6,8 @@ Cut a photograph into small patches and cluster them: each centre is a
 typical patch, and together the centres form a *dictionary* from which the
 image can be rebuilt, every patch replaced by its nearest centre. Edges at
 various orientations and flat regions of various brightness appear by
-themselves: the lecture's "K-means on 8x8 image patches".
+themselves, as Coates, Lee and Ng found ("An Analysis of Single-Layer
+Networks in Unsupervised Feature Learning", AISTATS 2011).
 
 The photograph is one of scikit-learn's sample images; patches are
 normalised (mean removed, contrast scaled) before clustering, as is usual for

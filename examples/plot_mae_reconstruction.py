@@ -73,8 +73,9 @@ print(
 # digit. Strokes that continue the visible ones appear next, and after 30
 # epochs most predictions are recognisable digits (the 0s, the 1, the 9)
 # although three quarters of each was never seen; the 4 and the 5, of which
-# only a few dots were visible, are still smudges. This is the lecture's
-# "the network gradually makes sense of the semantic patterns".
+# only a few dots were visible, are still smudges: the network gradually
+# makes sense of the semantic patterns, as in the MAE paper's figures (He et
+# al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022).
 hidden = plt.get_cmap("gray_r").with_extremes(bad="lightsteelblue")
 
 

@@ -5,8 +5,9 @@ Transfer learning: accuracy against the number of labels
 "Pre-train on large-scale data, fine-tune on small-scale data." A
 representation is learned once, without labels, from every training image;
 then a classifier is built on it from only a few labelled ones.
-:class:`~sk_replearn.FineTuner` does the second step in the three ways of
-the lecture:
+:class:`~sk_replearn.FineTuner` does the second step in the three classic
+ways (Yosinski et al., "How transferable are features in deep neural
+networks?", NeurIPS 2014):
 
 * **fine-tuned** (``strategy="full"``): a new linear head, and every weight
   of the pre-trained encoder trained further at a tenth of the head's

@@ -120,8 +120,8 @@ class TrainingCheckpoint(Callback):
     schedule, early stopping, best scores), the gradient scaler and torch's
     random state. When training begins on a fresh net and the file holds an
     unfinished run of the same estimator and data, the state is loaded and
-    only the remaining epochs run; on the CPU the result equals an
-    uninterrupted fit's, bit for bit.
+    only the remaining epochs run; on the CPU, at the same number of
+    threads, the result equals an uninterrupted fit's, bit for bit.
 
     A checkpoint of a run that finished (all its epochs, or stopped early)
     is *not* resumed: a new fit starts over and overwrites it, as a fit

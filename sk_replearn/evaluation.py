@@ -28,8 +28,9 @@ def linear_probe(representation, X_train, y_train, X_test, y_test) -> ProbeResul
     The representation (an unfitted estimator, or None for the raw input) is
     fitted on ``X_train`` alone; a standardised ``LogisticRegression`` is
     fitted on its output for the training labels and scored on the
-    held-out split: the lecture's test of what a representation makes
-    linearly available.
+    held-out split: the linear evaluation protocol of the self-supervised
+    literature (e.g. Chen et al., SimCLR, 2020), a test of what a
+    representation makes linearly available.
 
     Parameters
     ----------

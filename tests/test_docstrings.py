@@ -10,6 +10,7 @@ signature nor leave a parameter out.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 from _instances import PUBLIC_ESTIMATORS
@@ -77,3 +78,22 @@ def test_docstring_attributes_are_documented_once(name):
     attributes = _documented(inspect.getdoc(PUBLIC_ESTIMATORS[name]), "Attributes")
     assert attributes and len(attributes) == len(set(attributes))
     assert all(a.endswith("_") for a in attributes), attributes
+
+
+def test_docs_cite_papers_not_an_unnamed_lecture():
+    """Code, docs and gallery cite their sources; "the lecture" is none."""
+    root = Path(__file__).parents[1]
+    files = [
+        *root.glob("sk_replearn/**/*.py"),
+        *root.glob("examples/*"),
+        *root.glob("benchmarks/*.py"),
+        *root.glob("docs/*.rst"),
+        *root.glob("docs/user_guide/*.rst"),
+        root / "README.md",
+    ]
+    offending = [
+        str(f.relative_to(root))
+        for f in files
+        if f.is_file() and "lecture" in f.read_text(encoding="utf-8").lower()
+    ]
+    assert not offending

@@ -18,8 +18,8 @@ __all__ = ["MoCoTransformer", "SimCLRTransformer"]
 class SimCLRTransformer(_TwoViewTransformer):
     """SimCLR representation: two views of a sample attract, other samples repel.
 
-    The lecture's "vocabulary formed with the data itself": each sample of a
-    batch is randomly augmented twice; an encoder and a projection head map
+    Contrastive learning with a vocabulary formed by the data itself: each
+    sample of a batch is randomly augmented twice; an encoder and a projection head map
     the ``2N`` views to embeddings, and the NT-Xent loss
     ``-log exp(q·k₊/τ) / Σᵢ exp(q·kᵢ/τ)`` pulls the two views of a sample
     together and pushes the ``2N - 2`` other views away. ``transform``

@@ -27,7 +27,8 @@ encoder (``backbone`` + ``bottleneck``) and the ``decoder``."""
 class AutoencoderTransformer(NeuralRepresentation):
     """Autoencoder representation: ``z = E(x)`` trained so that ``D(z) ≈ x``.
 
-    The lecture's non-linear generalisation of PCA: a deep encoder maps the
+    The non-linear generalisation of PCA (Hinton and Salakhutdinov, 2006):
+    a deep encoder maps the
     input through a narrow bottleneck of ``n_components`` units and a decoder
     maps it back; minimising the reconstruction error forces the bottleneck
     to keep what matters about the data. With ``noise > 0`` it is a
