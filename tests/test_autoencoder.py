@@ -1,6 +1,7 @@
 """AutoencoderTransformer and, through it, the training engine."""
 
 import pickle
+import sys
 import warnings
 
 import joblib
@@ -339,3 +340,19 @@ def test_tables_are_standardised_per_column():
         np.random.default_rng(0).random((20, 4))
     )
     assert images.net_.module_.input_shift.shape == ()
+
+
+def test_autoencoder_verbose_log_has_epoch_lines_and_no_bar_fragments(capsys):
+    X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+    AutoencoderTransformer(n_components=2, max_epochs=3, verbose=1).fit(X)
+    out, err = capsys.readouterr()  # captured: not a terminal, like a log file
+    assert "%|" not in out + err and "\r" not in out + err
+    epochs = [line.split()[0] for line in out.splitlines()[2:]]
+    assert epochs == ["1", "2", "3"]
+
+
+def test_autoencoder_verbose_in_a_terminal_draws_a_progress_bar(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    ae = AutoencoderTransformer(n_components=2, max_epochs=1, verbose=1).fit(X)
+    assert "progress_bar" in dict(ae.net_.callbacks)

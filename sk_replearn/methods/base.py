@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -223,7 +224,7 @@ class NeuralRepresentation(BaseRepresentation):
                     ),
                 )
             )
-        if self.verbose:
+        if self.verbose and _live_output():
             callbacks.append(("progress_bar", ProgressBar()))
         if self.checkpoint_dir is not None:
             directory = os.fspath(self.checkpoint_dir)
@@ -448,6 +449,19 @@ def _check_finite_output(out: np.ndarray, X, owner: str) -> None:
         f"{len(out)} samples: float32 overflowed. {held}; rescale X (e.g. "
         "with StandardScaler) before fitting and predicting."
     )
+
+
+def _live_output() -> bool:
+    """Whether stdout redraws a progress bar: a terminal or a notebook.
+
+    Written to a file or a pipe (a log), a bar leaves a fragment such as
+    ``0%| | 0/8`` before every epoch line, so there only the epoch lines are
+    printed.
+    """
+    if "ipykernel" in sys.modules:  # Jupyter: tqdm draws a widget
+        return True
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _silent(*args, **kwargs) -> None:
