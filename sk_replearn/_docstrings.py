@@ -29,6 +29,16 @@ __all__ = ["ATTRIBUTES", "ATTRIBUTE_GROUPS", "PARAMETERS", "fill_doc"]
 #: ``name -> (type, description)`` of every shared parameter.
 PARAMETERS: dict[str, tuple[str, str]] = {
     # -- the encoder and the two-view methods' heads ----------------------
+    "n_components": (
+        "int or None",
+        """\
+Width of the representation, the number of columns of ``transform``'s
+output. An int ends the encoder with a linear layer to ``n_components``
+features (:class:`~sk_replearn.nn.Bottleneck`), trained with it, under
+the projection head. None keeps the encoder's own width, given by
+``n_components_`` after ``fit``: 256 for the default CNN on 8×8 images,
+128 for the default ResNet on signals and for the default MLP on tables.""",
+    ),
     "encoder": (
         '{"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class',
         """\
@@ -238,6 +248,10 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
         """\
 The trained skorch net; ``net_.module_`` is the objective, holding the
 encoder ``backbone`` and the heads.""",
+    ),
+    "n_components_": (
+        "int",
+        "Width of the representation, the number of columns of ``transform``.",
     ),
     "history_": ("skorch.History", "Per-epoch (and per-batch) training record."),
     "loss_curve_": ("list of float", "Training loss at each epoch."),

@@ -30,6 +30,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sk_replearn
 from sk_replearn import CollapseWarning
+from sk_replearn.methods.two_view import _TwoViewTransformer
 
 
 @parametrize_with_checks(all_instances())
@@ -111,6 +112,11 @@ def test_every_public_method_raises_not_fitted_error_before_fit(name, tmp_path):
 #: The defining parameter of an estimator, positional as in scikit-learn
 #: (``PCA(16)``, ``KMeans(8)``); every other parameter is keyword-only.
 POSITIONAL = {
+    **{
+        name: "n_components"
+        for name, cls in PUBLIC_ESTIMATORS.items()
+        if issubclass(cls, _TwoViewTransformer)
+    },
     "AutoencoderTransformer": "n_components",
     "FineTuner": "representation",
     "FineTunerRegressor": "representation",
@@ -126,5 +132,20 @@ def test_first_parameter_is_positional_and_the_rest_keyword_only(name):
     positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert positional == ([POSITIONAL[name]] if name in POSITIONAL else [])
     if name in POSITIONAL:
-        value = INSTANCES[name][POSITIONAL[name]]
+        value = INSTANCES[name].get(POSITIONAL[name], 3)
         assert cls(value).get_params()[POSITIONAL[name]] is value
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n for n in INSTANCES if "n_components" in PUBLIC_ESTIMATORS[n]().get_params()
+    ),
+)
+def test_n_components_is_the_width_of_transform(name):
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        est = make(name, n_components=3).fit(X)
+    assert est.transform(X).shape == (40, 3)
+    assert getattr(est, "n_components_", 3) == 3

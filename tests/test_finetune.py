@@ -86,7 +86,9 @@ _FAST = {"max_epochs": 1, "batch_size": 64, "device": "cpu", "random_state": 0}
         AutoencoderTransformer(n_components=8, **_FAST),
         AutoencoderTransformer(n_components=8, input_shape=(1, 8, 8), **_FAST),
         SimCLRTransformer(input_shape=(1, 8, 8), **_FAST),
+        SimCLRTransformer(6, input_shape=(1, 8, 8), **_FAST),
         MoCoTransformer(input_shape=(1, 8, 8), queue_size=128, **_FAST),
+        BYOLTransformer(5, **_FAST),
         BYOLTransformer(**_FAST),
         SimSiamTransformer(**_FAST),
         BarlowTwinsTransformer(**_FAST),
@@ -389,3 +391,13 @@ def test_predict_checks_features(digits_ae, small_digits):
     clf = FineTuner(copy.deepcopy(digits_ae), max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :10])
+
+
+def test_finetuner_counts_the_bottleneck_of_n_components_as_a_block(small_digits):
+    X, y = small_digits
+    plain = SimCLRTransformer(input_shape=(1, 8, 8), **_FAST).fit(X)
+    narrow = SimCLRTransformer(4, input_shape=(1, 8, 8), **_FAST).fit(X)
+    ft_plain = FineTuner(plain, **_FAST).fit(X, y)
+    ft_narrow = FineTuner(narrow, reinit_layers=1, **_FAST).fit(X, y)
+    assert ft_narrow.n_blocks_ == ft_plain.n_blocks_ + 1
+    assert ft_narrow.transform(X[:5]).shape == (5, 4)

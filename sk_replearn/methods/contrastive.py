@@ -27,7 +27,7 @@ class SimCLRTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     temperature : float, default=0.1
         Temperature ``τ`` of the softmax over similarities (> 0); lower
         values weigh the hardest negatives more.
@@ -35,7 +35,7 @@ class SimCLRTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -67,6 +67,7 @@ class SimCLRTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
@@ -114,7 +115,7 @@ class MoCoTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     temperature : float, default=0.2
         Temperature ``τ`` of the InfoNCE softmax (> 0).
     queue_size : int, default=4096
@@ -128,7 +129,7 @@ class MoCoTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -164,6 +165,7 @@ class MoCoTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,

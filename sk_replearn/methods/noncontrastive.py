@@ -42,7 +42,7 @@ class BYOLTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     momentum : float, default=0.99
         Momentum ``τ`` of the target at the start of training,
         ``ξ ← τ ξ + (1 - τ) θ`` after each step; it rises to 1 on BYOL's
@@ -52,7 +52,7 @@ class BYOLTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -82,6 +82,7 @@ class BYOLTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
@@ -128,7 +129,7 @@ class SimSiamTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     predictor_dim : int or None, default=None
         Bottleneck width of the 2-layer predictor; None uses
         ``projection_dim // 4`` (the paper's 2048 -> 512 -> 2048).
@@ -136,7 +137,7 @@ class SimSiamTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -166,6 +167,7 @@ class SimSiamTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
@@ -212,7 +214,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     lambd : float, default=5e-3
         Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term
         (spelled as torch spells λ: ``lambda`` is a Python keyword).
@@ -220,7 +222,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -250,6 +252,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
@@ -299,7 +302,7 @@ class DINOTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     bottleneck_dim : int, default=64
         Width of the L2-normalised bottleneck before the prototypes.
     teacher_temp : float, default=0.04
@@ -316,7 +319,7 @@ class DINOTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -350,6 +353,7 @@ class DINOTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,
@@ -408,7 +412,7 @@ class VICRegTransformer(_TwoViewTransformer):
 
     Parameters
     ----------
-    {params encoder..hidden_dim}
+    {params n_components..hidden_dim}
     invariance_weight : float, default=25.0
         Weight ``λ`` (>= 0) of the invariance (mean squared error) term.
     variance_weight : float, default=25.0
@@ -419,7 +423,7 @@ class VICRegTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ training collapse_std_ input}
+    {attributes net_ n_components_ training collapse_std_ input}
 
     See Also
     --------
@@ -451,6 +455,7 @@ class VICRegTransformer(_TwoViewTransformer):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         encoder="auto",
         encoder_kwargs: dict | None = None,

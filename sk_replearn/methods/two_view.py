@@ -58,6 +58,7 @@ class _TwoViewTransformer(NeuralRepresentation):
         **NeuralRepresentation._parameter_constraints,
         # a batch of one has no negatives and no batch statistics
         "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "encoder": [StrOptions(set(ENCODER_NAMES)), type],
         "encoder_kwargs": [dict, None],
         "views": [StrOptions({"auto"}), callable, None],
@@ -92,6 +93,7 @@ class _TwoViewTransformer(NeuralRepresentation):
             If the learned representation of (a sample of) X has collapsed.
         """
         self._fit(X)
+        self.n_components_ = self._n_features_out
         self._check_collapse(X)
         return self
 
@@ -154,6 +156,7 @@ class _TwoViewTransformer(NeuralRepresentation):
             encoder_kwargs=self.encoder_kwargs,
             views=views,
             total_steps=self._total_steps,
+            n_components=self.n_components,
             projection_dim=self.projection_dim,
             hidden_dim=self.hidden_dim,
             **self._objective_params(),

@@ -19,7 +19,7 @@ from .build import (
     resolve_encoder,
 )
 from .conv import CNNEncoder, ConvDecoder, ResNetEncoder
-from .heads import ProjectionHead, Prototypes
+from .heads import Bottleneck, ProjectionHead, Prototypes
 from .mlp import MLPDecoder, MLPEncoder
 from .patches import (
     patchify,
@@ -32,6 +32,7 @@ from .standardize import Standardize
 from .transformer import ViTDecoder, ViTEncoder
 
 __all__ = [
+    "Bottleneck",
     "AUTO_ENCODERS",
     "DECODER_NAMES",
     "ENCODER_NAMES",

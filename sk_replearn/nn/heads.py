@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ProjectionHead", "Prototypes"]
+__all__ = ["Bottleneck", "ProjectionHead", "Prototypes"]
 
 
 class ProjectionHead(nn.Module):
@@ -159,3 +159,48 @@ class Prototypes(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(z, dim=1), F.normalize(self.weight, dim=1))
+
+
+class Bottleneck(nn.Module):
+    """An encoder followed by a linear layer to ``n_components`` features.
+
+    How the two-view estimators realise ``n_components``: the linear layer
+    is part of the encoder (the projection head sits on top of it, and a
+    momentum copy of the encoder copies it too), so the representation is
+    trained, not a projection fitted afterwards.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps ``(B, *input_shape)`` to ``(B, encoder.out_features)``.
+    n_components : int
+        Width of the output.
+
+    Attributes
+    ----------
+    out_features : int
+        ``n_components``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import Bottleneck, MLPEncoder
+    >>> enc = Bottleneck(MLPEncoder((6,), hidden_sizes=(8,)), 3)
+    >>> enc(torch.randn(4, 6)).shape, enc.out_features
+    (torch.Size([4, 3]), 3)
+    """
+
+    def __init__(self, encoder: nn.Module, n_components: int) -> None:
+        super().__init__()
+        if not isinstance(n_components, Integral) or n_components < 1:
+            raise ValueError(
+                f"n_components={n_components!r} must be an int >= 1 (the width "
+                "of the representation), or None for the encoder's own width."
+            )
+        self.encoder = encoder
+        self.linear = nn.Linear(encoder.out_features, int(n_components))
+        self.out_features = int(n_components)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, *input_shape)`` to ``(B, n_components)``."""
+        return self.linear(self.encoder(x))

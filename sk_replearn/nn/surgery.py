@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .conv import CNNEncoder, ResNetEncoder
+from .heads import Bottleneck
 from .mlp import MLPEncoder
 from .transformer import ViTEncoder
 
@@ -130,6 +131,8 @@ def _vit_blocks(vit: ViTEncoder) -> list[Block]:
 
 
 def _body_blocks(body: nn.Module) -> list[Block]:
+    if isinstance(body, Bottleneck):
+        return _body_blocks(body.encoder) + [Block.of(body.linear)]
     if isinstance(body, MLPEncoder):
         return _split_at(body.layers, (nn.Linear,))
     if isinstance(body, CNNEncoder):
@@ -160,7 +163,8 @@ def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
     per convolution stage; ResNet: the stem, then one per residual block;
     ViT: the patch embedding (with the class token), then one per
     transformer block (the final norm joins the last). An autoencoder's
-    bottleneck is one more block on top. A module of any other type is
+    bottleneck, or the linear layer of a :class:`~sk_replearn.nn.Bottleneck`,
+    is one more block on top. A module of any other type is
     split into its children.
 
     Parameters

@@ -26,7 +26,8 @@ class SimCLRObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=128
         Output width of the 2-layer projection head.
@@ -80,7 +81,8 @@ class MoCoObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=128
         Width of the keys and queries.

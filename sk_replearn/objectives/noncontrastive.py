@@ -38,7 +38,8 @@ class BYOLObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=256
         Output width of the projector and the predictor.
@@ -115,7 +116,8 @@ class SimSiamObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=256
         Output width of the 3-layer projector (last layer batch-normalised).
@@ -182,7 +184,8 @@ class BarlowTwinsObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=512
         Output width of the 3-layer projector.
@@ -237,7 +240,8 @@ class DINOObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=1024
         Number of prototypes ``K`` (the head's output width).
@@ -325,7 +329,8 @@ class VICRegObjective(TwoViewObjective):
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views`` and ``total_steps``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
+        ``n_components``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=512
         Output width of the 3-layer expander.

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..nn import build_encoder
+from ..nn import Bottleneck, build_encoder
 from ..nn.momentum import cosine_momentum, update_momentum
 from ..nn.surgery import TransferEncoder
 from ..views import make_views
@@ -58,6 +58,10 @@ class TwoViewObjective(Objective):
         standardised batch.
     total_steps : int, default=1
         Optimiser steps of the fit, the length of the momentum schedule.
+    n_components : int or None, default=None
+        Width of the representation: a linear layer to ``n_components``
+        ends the backbone (:class:`~sk_replearn.nn.Bottleneck`); None keeps
+        the encoder's own width.
 
     Attributes
     ----------
@@ -74,11 +78,14 @@ class TwoViewObjective(Objective):
         encoder_kwargs: dict | None = None,
         views: str | Callable | None = "auto",
         total_steps: int = 1,
+        n_components: int | None = None,
     ) -> None:
         super().__init__(tuple(input_shape))
         self.backbone = build_encoder(
             encoder, tuple(input_shape), **(encoder_kwargs or {})
         )
+        if n_components is not None:
+            self.backbone = Bottleneck(self.backbone, n_components)
         self.views = make_views(views, tuple(input_shape))
         self.total_steps = max(int(total_steps), 1)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
