@@ -121,6 +121,7 @@ POSITIONAL = {
     "FineTuner": "representation",
     "FineTunerRegressor": "representation",
     "KMeansTransformer": "n_clusters",
+    "MAETransformer": "n_components",
     "PCATransformer": "n_components",
 }
 

@@ -94,6 +94,7 @@ _FAST = {"max_epochs": 1, "batch_size": 64, "device": "cpu", "random_state": 0}
         BarlowTwinsTransformer(**_FAST),
         DINOTransformer(input_shape=(1, 8, 8), **_FAST),
         MAETransformer(input_shape=(1, 8, 8), **_FAST),
+        MAETransformer(6, input_shape=(1, 8, 8), **_FAST),
         MAETransformer(**_FAST),
         PCATransformer(n_components=8),
         PCATransformer(n_components=8, whiten=True),

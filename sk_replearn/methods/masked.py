@@ -55,6 +55,13 @@ class MAETransformer(NeuralRepresentation):
 
     Parameters
     ----------
+    n_components : int or None, default=None
+        Width of the representation, the number of columns of
+        ``transform``'s output. An int adds a linear layer that maps every
+        encoded token to ``n_components`` values, which the decoder reads
+        (so the code is trained by the reconstruction) and ``transform``
+        pools. None uses the encoder's tokens directly: ``embed_dim``
+        values.
     patch_size : int or "auto", default="auto"
         Token size: patch side (images), segment length (signals), features
         per token (tables); must divide the spatial sizes (the number of
@@ -107,6 +114,8 @@ class MAETransformer(NeuralRepresentation):
         The trained skorch net; ``net_.module_`` is the
         :class:`~sk_replearn.objectives.masked.MAEObjective`, whose
         ``encoder`` is a :class:`~sk_replearn.nn.ViTEncoder`.
+    n_components_ : int
+        Width of the representation.
     patch_size_ : int
         The resolved patch size.
     n_tokens_ : int
@@ -142,6 +151,7 @@ class MAETransformer(NeuralRepresentation):
 
     _parameter_constraints: dict = {
         **NeuralRepresentation._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "patch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -160,6 +170,7 @@ class MAETransformer(NeuralRepresentation):
 
     def __init__(
         self,
+        n_components: int | None = None,
         *,
         patch_size: int | str = "auto",
         mask_ratio: float = 0.75,
@@ -221,6 +232,7 @@ class MAETransformer(NeuralRepresentation):
         self._fit(X)
         self.patch_size_, grid = self._token_grid()
         self.n_tokens_ = math.prod(grid)
+        self.n_components_ = self._n_features_out
         return self
 
     def reconstruct(
@@ -299,7 +311,7 @@ class MAETransformer(NeuralRepresentation):
 
     @property
     def _n_features_out(self) -> int:
-        return self.embed_dim
+        return self.embed_dim if self.n_components is None else self.n_components
 
     def _check_mask_ratio(self, mask_ratio: float | None) -> float:
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
@@ -366,6 +378,7 @@ class MAETransformer(NeuralRepresentation):
             mlp_ratio=self.mlp_ratio,
             norm_pix_loss=self.norm_pix_loss,
             pooling=self.pooling,
+            n_components=self.n_components,
         )
 
 

@@ -138,6 +138,11 @@ class MAEObjective(Objective):
         tokens of at least two values).
     pooling : {"mean", "cls"}, default="mean"
         How :meth:`encode` reduces the encoder's tokens.
+    n_components : int or None, default=None
+        Width of the representation: a linear layer maps every encoded token
+        to ``n_components`` values, which the decoder reads and
+        :meth:`encode` pools; None uses the encoder's tokens
+        (``embed_dim``) directly.
 
     Attributes
     ----------
@@ -190,6 +195,7 @@ class MAEObjective(Objective):
         mlp_ratio: float = 4.0,
         norm_pix_loss: bool = False,
         pooling: str = "mean",
+        n_components: int | None = None,
     ) -> None:
         super().__init__(tuple(int(s) for s in input_shape))
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -207,7 +213,15 @@ class MAEObjective(Objective):
             pooling=pooling,
         )
         n_values = self.patch_size ** len(self.encoder.grid_size) * self.token_shape[0]
-        self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
+        # A per-token linear code between encoder and decoder; the decoder
+        # reads it, so the representation (its pooled value) is trained.
+        self.bottleneck = (
+            nn.Identity()
+            if n_components is None
+            else transformer.init_transformer_linear(embed_dim, n_components)
+        )
+        width = embed_dim if n_components is None else int(n_components)
+        self.decoder_embed = nn.Linear(width, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.register_buffer(
             "decoder_pos_embed",
@@ -325,7 +339,7 @@ class MAEObjective(Objective):
             Predicted values of each token (standardised, or per-token
             normalised with ``norm_pix_loss``), in the original order.
         """
-        x = self.decoder_embed(latent)  # (N, 1 + L_keep, Dd)
+        x = self.decoder_embed(self.bottleneck(latent))  # (N, 1 + L_keep, Dd)
         n, length = ids_restore.shape
         n_masked = length - (x.shape[1] - 1)
         masks = self.mask_token.expand(n, n_masked, -1)  # (N, L - L_keep, Dd)
@@ -379,17 +393,28 @@ class MAEObjective(Objective):
         return self.forward_loss(x, pred, mask)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder on every token of a raw batch, pooled: ``(N, embed_dim)``."""
-        return self.encoder(self._signal(x))
+        """Encoder on every token of a raw batch, pooled, through the bottleneck.
+
+        ``(N, embed_dim)``, or ``(N, n_components)`` with a bottleneck (a
+        linear map commutes with the mean over tokens).
+        """
+        return self.bottleneck(self.encoder(self._signal(x)))
 
     def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
-        """Copies of the standardisation (to tokens) and the ViT encoder."""
+        """Copies of the standardisation (to tokens), the ViT and the bottleneck."""
+        head = self.bottleneck
         return TransferEncoder(
             copy.deepcopy(self.encoder),
             input_shape,
-            self.encoder.out_features,
+            self.out_features,
             prep=self._standardize(self.token_shape),
+            head=None if isinstance(head, nn.Identity) else copy.deepcopy(head),
         )
+
+    @property
+    def out_features(self) -> int:
+        """Width of :meth:`encode`'s output."""
+        return self.decoder_embed.in_features
 
     @torch.no_grad()
     def reconstruct(
