@@ -43,7 +43,7 @@ setup(
         "distributed": ["accelerate>=0.26", "dask[distributed]>=2023.1"],
         "docs": [
             "sphinx>=7",
-            "sphinx-gallery>=0.15",
+            "sphinx-gallery>=0.17",
             "numpydoc>=1.6",
             "pydata-sphinx-theme>=0.15",
             "matplotlib>=3.6",
