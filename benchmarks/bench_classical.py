@@ -21,6 +21,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _kmeans_bench import bench_kmeans  # noqa: E402
 from _pca_bench import bench_pca  # noqa: E402
+from _targets import verdict  # noqa: E402
+
+#: ``(estimator, row) -> the most the ratio to scikit-learn may be``.
+TARGETS = {("KMeans", "time_ratio"): 1.5, ("PCA", "time_ratio"): 1.3}
 
 
 def main() -> None:
@@ -29,7 +33,11 @@ def main() -> None:
         print(f"\n{name}")
         for key, value in result.items():
             shown = f"{value:.6g}" if isinstance(value, float) else value
-            print(f"  {key:<32} {shown}")
+            target = TARGETS.get((name, key))
+            note = (
+                "" if target is None else f"  ({verdict(value, target, at_most=True)})"
+            )
+            print(f"  {key:<32} {shown}{note}")
 
 
 if __name__ == "__main__":

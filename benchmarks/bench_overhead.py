@@ -19,11 +19,15 @@ import time
 
 import numpy as np
 import torch
+from _targets import verdict
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
 from sk_replearn import AutoencoderTransformer
 from sk_replearn.objectives.reconstruction import AutoencoderObjective
+
+#: The most an epoch of the engine may take, relative to the plain loop.
+TARGET = 1.10
 
 
 class _EpochTimes(Callback):
@@ -103,7 +107,7 @@ def main(argv=None) -> None:
     X, _ = load_digits(return_X_y=True)
     X = X.astype(np.float32)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    cols = f"{'plain ms/epoch':>15} {'engine ms/epoch':>16} {'ratio':>7}"
+    cols = f"{'plain ms/epoch':>15} {'engine ms/epoch':>16} {'ratio':>7}  verdict"
     print(f"{'configuration':<36} {cols}")
     for config in CONFIGS:
         Xt = torch.from_numpy(X if config.get("flat") else X.reshape(-1, 1, 8, 8))
@@ -113,7 +117,11 @@ def main(argv=None) -> None:
             plain += plain_loop(Xt, config, args.epochs, seed=r)[1:]
             ours += engine(Xt, config, args.epochs, seed=r)[1:]
         p, o = statistics.median(plain) * 1e3, statistics.median(ours) * 1e3
-        print(f"{config['name']:<36} {p:>15.1f} {o:>16.1f} {o / p:>7.3f}", flush=True)
+        print(
+            f"{config['name']:<36} {p:>15.1f} {o:>16.1f} {o / p:>7.3f}  "
+            f"{verdict(o / p, TARGET, at_most=True)}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

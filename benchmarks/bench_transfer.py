@@ -30,6 +30,7 @@ import time
 
 import torch
 from _data import load_mnist1d_split
+from _targets import verdict
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
@@ -126,11 +127,14 @@ def main() -> None:
     low = min(fractions)
     if {("full", low), ("scratch", low), ("frozen", low)} <= results.keys():
         gain = results["full", low] - results["scratch", low]
-        print(f"full - scratch at {low:.0%}: {100 * gain:+.1f} points (target >= +10)")
+        gain_verdict = verdict(100 * gain, 10, at_most=False)
+        print(f"full - scratch at {low:.0%}: {100 * gain:+.1f} points ({gain_verdict})")
         lead = results["full", low] - results["frozen", low]
-        print(f"full - frozen at {low:.0%}: {100 * lead:+.1f} points (target > 0)")
+        lead_verdict = verdict(100 * lead, 0, at_most=False, strict=True)
+        print(f"full - frozen at {low:.0%}: {100 * lead:+.1f} points ({lead_verdict})")
     if ("full", 1.0) in results:
-        print(f"full at 100%: {results['full', 1.0]:.3f} (target >= 0.94)")
+        full = results["full", 1.0]
+        print(f"full at 100%: {full:.3f} ({verdict(full, 0.94, at_most=False)})")
 
 
 if __name__ == "__main__":
