@@ -1,9 +1,9 @@
 """What the two-view self-supervised estimators share.
 
-:class:`_TwoViewTransformer` holds the parameters every SimCLR-like method has
-(encoder, views, projection head sizes), the collapse check after ``fit``,
-``score`` and the objective's construction; each method adds its
-hyperparameters, a keyword-only ``__init__`` and ``_objective_params``.
+:class:`_TwoViewTransformer` holds the parameters every SimCLR-like method
+has (``n_components``, encoder, views, projection head sizes), the collapse
+check after ``fit``, ``score`` and the objective's construction; each method
+adds its hyperparameters, its ``__init__`` and ``_objective_params``.
 Their docstrings are filled from the shared entries of
 :mod:`sk_replearn._docstrings`, with each estimator's own defaults.
 """
