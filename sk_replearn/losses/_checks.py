@@ -24,6 +24,14 @@ def check_positive(name: str, value: float) -> float:
     return value
 
 
+def check_non_negative(name: str, value: float) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is >= 0."""
+    value = float(value)
+    if not value >= 0:  # also rejects nan
+        raise ValueError(f"{name} must be >= 0, got {value!r}.")
+    return value
+
+
 def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     """Two embeddings of the same shape ``(N, D)``, or a ValueError naming them."""
     if a.ndim != 2 or a.shape != b.shape:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_pair, check_positive, upcast
+from ._checks import check_non_negative, check_pair, check_positive, upcast
 
 __all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss", "VICRegLoss"]
 
@@ -110,12 +110,8 @@ class BarlowTwinsLoss(nn.Module):
 
     def __init__(self, lambd: float = 5e-3, eps: float = 1e-5) -> None:
         super().__init__()
-        lambd, eps = float(lambd), float(eps)
-        if not lambd >= 0:
-            raise ValueError(f"lambd must be >= 0, got {lambd!r}.")
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}.")
-        self.lambd, self.eps = lambd, eps
+        self.lambd = check_non_negative("lambd", lambd)
+        self.eps = check_non_negative("eps", eps)
 
     def standardize(self, z: torch.Tensor) -> torch.Tensor:
         """Standardise ``(N, D)`` embeddings along the batch, per dimension."""
@@ -367,16 +363,14 @@ class VICRegLoss(nn.Module):
         eps: float = 1e-4,
     ) -> None:
         super().__init__()
-        weights = {
-            "invariance_weight": invariance_weight,
-            "variance_weight": variance_weight,
-            "covariance_weight": covariance_weight,
-            "eps": eps,
-        }
-        for name, value in weights.items():
-            if not float(value) >= 0:  # also rejects nan
-                raise ValueError(f"{name} must be >= 0, got {value!r}.")
-            setattr(self, name, float(value))
+        self.invariance_weight = check_non_negative(
+            "invariance_weight", invariance_weight
+        )
+        self.variance_weight = check_non_negative("variance_weight", variance_weight)
+        self.covariance_weight = check_non_negative(
+            "covariance_weight", covariance_weight
+        )
+        self.eps = check_non_negative("eps", eps)
         self.gamma = check_positive("gamma", gamma)
 
     def variance(self, z: torch.Tensor) -> torch.Tensor:

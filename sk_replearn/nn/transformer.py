@@ -28,7 +28,6 @@ __all__ = [
     "ViTEncoder",
     "check_transformer",
     "init_transformer",
-    "init_transformer_linear",
     "pos_embed",
     "resolve_patch_size",
     "transformer_blocks",
@@ -95,13 +94,6 @@ def transformer_blocks(
         )
         for _ in range(depth)
     )
-
-
-def init_transformer_linear(in_features: int, out_features: int) -> nn.Linear:
-    """A linear layer initialised as :func:`init_transformer` does."""
-    layer = nn.Linear(in_features, out_features)
-    init_transformer(layer)
-    return layer
 
 
 def init_transformer(module: nn.Module) -> None:

@@ -218,7 +218,7 @@ class MAEObjective(Objective):
         self.bottleneck = (
             nn.Identity()
             if n_components is None
-            else transformer.init_transformer_linear(embed_dim, n_components)
+            else nn.Linear(embed_dim, n_components)
         )
         width = embed_dim if n_components is None else int(n_components)
         self.decoder_embed = nn.Linear(width, decoder_embed_dim)
@@ -233,6 +233,7 @@ class MAEObjective(Objective):
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
         self.decoder_pred = nn.Linear(decoder_embed_dim, n_values)
         for module in (
+            self.bottleneck,
             self.decoder_embed,
             self.decoder_blocks,
             self.decoder_norm,
