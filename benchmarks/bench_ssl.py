@@ -1,6 +1,6 @@
 """Self-supervised estimators: linear-probe accuracy and fit time.
 
-Each estimator (SimCLR, MoCo, BYOL, SimSiam, Barlow Twins, DINO) is fitted
+Each estimator (SimCLR, MoCo, BYOL, SimSiam, Barlow Twins, DINO, VICReg) is fitted
 with its defaults (only ``input_shape`` and ``random_state`` given) on the
 training split without labels; a linear probe, ``StandardScaler`` +
 ``LogisticRegression`` on ``transform`` of the frozen encoder, is fitted on
@@ -48,6 +48,7 @@ from sk_replearn.methods import (
     MoCoTransformer,
     SimCLRTransformer,
     SimSiamTransformer,
+    VICRegTransformer,
 )
 
 METHODS = {
@@ -57,6 +58,7 @@ METHODS = {
     "SimSiam": (SimSiamTransformer, 0.75),
     "BarlowTwins": (BarlowTwinsTransformer, 0.75),
     "DINO": (DINOTransformer, 0.75),
+    "VICReg": (VICRegTransformer, 0.75),
 }
 DIGITS_BAR = 0.975
 TIME_BAR = 300.0  # seconds per fit

@@ -32,9 +32,9 @@ __all__ = [
     "BaseRepresentation",
     "flatten_samples",
     "is_fitted",
-    "store_params",
     "resolve_device",
     "seed_from_random_state",
+    "store_params",
 ]
 
 
@@ -98,9 +98,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def store_params(estimator, params: dict) -> None:
     """Store an ``__init__``'s arguments as attributes of the same names.
 
-    Called as ``store_params(self, locals())`` first thing in the keyword-only
-    ``__init__`` of an estimator: it stores and does nothing else, as
-    scikit-learn requires, without a line per parameter.
+    Called as ``store_params(self, locals())`` first thing in an estimator's
+    ``__init__``: it stores and does nothing else, as scikit-learn requires,
+    without a line per parameter.
 
     Examples
     --------
