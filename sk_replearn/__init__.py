@@ -4,9 +4,11 @@ from .classical import KMeansTransformer, PCATransformer
 from .methods import (
     AutoencoderTransformer,
     BarlowTwinsTransformer,
+    BERTTransformer,
     BYOLTransformer,
     CollapseWarning,
     DINOTransformer,
+    GPTTransformer,
     MAETransformer,
     MoCoTransformer,
     SimCLRTransformer,
@@ -19,12 +21,14 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AutoencoderTransformer",
+    "BERTTransformer",
     "BYOLTransformer",
     "BarlowTwinsTransformer",
     "CollapseWarning",
     "DINOTransformer",
     "FineTuner",
     "FineTunerRegressor",
+    "GPTTransformer",
     "KMeansTransformer",
     "MAETransformer",
     "MoCoTransformer",

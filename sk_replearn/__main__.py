@@ -12,6 +12,7 @@ import sys
 
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from sklearn.utils import get_tags
 
 from . import AutoencoderTransformer, KMeansTransformer, PCATransformer, methods
 from .evaluation import linear_probe
@@ -28,6 +29,7 @@ def _self_supervised() -> list[type]:
         for cls in found
         if isinstance(cls, type) and hasattr(cls, "fit")
         if cls is not AutoencoderTransformer
+        and get_tags(cls()).input_tags.two_d_array  # not the sequence models
     ]
     return sorted(
         found,

@@ -83,6 +83,52 @@ augmentation: nothing to learn, for tests only).""",
 Hidden width of the projection head (and predictor); None uses
 {hidden_default}.""",
     ),
+    # -- the sequence models (GPT, BERT) ----------------------------------
+    "tokenizer": (
+        '{"char", "word", "bpe", "wordpiece"} or tokenizers.Tokenizer',
+        """\
+How strings are cut into tokens. "char": every character is a token
+(right for DNA, proteins and SMILES; needs no library). "word": the
+matches of ``token_pattern``. "bpe" (byte-level byte-pair encoding,
+which never meets an unknown token) and "wordpiece": a subword
+vocabulary of ``vocab_size`` tokens learned in ``fit`` with Hugging
+Face ``tokenizers`` (``pip install tokenizers``). A ready
+``tokenizers.Tokenizer`` is used as it is. Ignored for integer input,
+whose tokens are its ids. Tokens unseen in ``fit`` become ``[UNK]``.""",
+    ),
+    "vocab_size": (
+        "int or None",
+        """\
+Most tokens in the vocabulary: the most frequent ones for "char" and
+"word" (None keeps all), the size of the learned subword vocabulary for
+"bpe" and "wordpiece" (None means 1000).""",
+    ),
+    "token_pattern": (
+        "str",
+        """\
+Regular expression of a token for ``tokenizer="word"``: by default runs
+of letters and digits, and single punctuation marks.""",
+    ),
+    "max_length": (
+        "int",
+        """\
+Most tokens kept per sequence, at least 2 (``[CLS]`` and ``[SEP]`` come
+on top); longer sequences are cut, with a warning saying how many. Sets
+the size of the learned position table.""",
+    ),
+    "embed_dim": (
+        "int",
+        """\
+Token width of the transformer, the dimension of the representation; a
+multiple of ``num_heads``.""",
+    ),
+    "depth": ("int", "Transformer blocks."),
+    "num_heads": ("int", "Attention heads per block."),
+    "mlp_ratio": (
+        "float",
+        "Hidden width of every block's MLP relative to its token width.",
+    ),
+    "dropout": ("float", "Dropout of the embeddings and inside the blocks, in [0, 1)."),
     # -- the engine: how every neural estimator trains --------------------
     "input_shape": (
         "tuple of int or None",

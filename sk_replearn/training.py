@@ -21,6 +21,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import TeeGenerator
 
 from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
+from .tokens import TokenBatches, TokenDataset
 
 __all__ = [
     "NonFiniteLossError",
@@ -69,7 +70,7 @@ class RandomSplit:
         n = len(dataset)
         n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
-        if isinstance(dataset, ArrayDataset):
+        if isinstance(dataset, (ArrayDataset, TokenDataset)):
             return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
         Subset = torch.utils.data.Subset  # any other map-style dataset
         return Subset(dataset, order[n_valid:].tolist()), Subset(
@@ -189,6 +190,9 @@ class RepresentationNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         """Batches sliced from the dataset's tensor (see :class:`Batches`).
 
+        Token sequences come in length-grouped padded batches
+        (:class:`~sk_replearn.tokens.TokenBatches`).
+
         Any other dataset is read by a :class:`~torch.utils.data.DataLoader`,
         shuffled in training, where, as in :class:`Batches`, a last batch of
         one sample is dropped (in evaluation it joins the batch before it,
@@ -201,6 +205,8 @@ class RepresentationNet(NeuralNet):
         batch_size = kwargs.pop("batch_size", self.batch_size)
         if isinstance(dataset, ArrayDataset):
             return Batches(dataset.X, batch_size, training, y=dataset.y)
+        if isinstance(dataset, TokenDataset):
+            return TokenBatches(dataset, batch_size, training)
         n = len(dataset)
         batch_size = n if batch_size == -1 else batch_size
         if training:

@@ -63,6 +63,15 @@ INSTANCES: dict[str, dict] = {
     },
 }
 
+#: The estimators of token sequences (strings or integer ids), which the
+#: array-fed common checks cannot feed: ``tests/test_sequences.py`` runs the
+#: equivalent checks on these rows.
+_TOKENS = {"embed_dim": 8, "depth": 1, "num_heads": 2, "max_length": 32}
+SEQUENCE_INSTANCES: dict[str, dict] = {
+    "GPTTransformer": {**_TOKENS, **RUN},
+    "BERTTransformer": {**_TOKENS, **RUN},
+}
+
 #: Every public estimator class, by name, read off ``sk_replearn.__all__``.
 PUBLIC_ESTIMATORS: dict[str, type] = {
     name: getattr(sk_replearn, name)
@@ -75,9 +84,11 @@ PUBLIC_ESTIMATORS: dict[str, type] = {
 def make(name: str, **overrides):
     """A fresh small instance of the public estimator ``name``.
 
+    ``name`` is a row of :data:`INSTANCES` or :data:`SEQUENCE_INSTANCES`.
+
     ``overrides`` replace (or add to) the table's arguments.
     """
-    params = {**INSTANCES[name], **overrides}
+    params = {**{**INSTANCES, **SEQUENCE_INSTANCES}[name], **overrides}
     params = {
         k: clone(v) if hasattr(v, "get_params") and not isinstance(v, type) else v
         for k, v in params.items()

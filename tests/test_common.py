@@ -20,6 +20,7 @@ from _instances import (
     EXPECTED_FAILED_CHECKS,
     INSTANCES,
     PUBLIC_ESTIMATORS,
+    SEQUENCE_INSTANCES,
     all_instances,
     check_name_and_keywords,
     expected_failed_checks,
@@ -63,9 +64,11 @@ def test_instances_cover_every_public_estimator():
         and hasattr(getattr(sk_replearn, name), "fit")
     }
     assert public, "no public estimator found in sk_replearn.__all__"
-    missing = sorted(public - set(INSTANCES))
+    assert not set(INSTANCES) & set(SEQUENCE_INSTANCES)
+    rows = set(INSTANCES) | set(SEQUENCE_INSTANCES)
+    missing = sorted(public - rows)
     assert not missing, f"public estimators without a row in INSTANCES: {missing}"
-    unknown = sorted(set(INSTANCES) - public)
+    unknown = sorted(rows - public)
     assert not unknown, f"rows of INSTANCES that name no public estimator: {unknown}"
     assert set(PUBLIC_ESTIMATORS) == public
     unknown = sorted(set(EXPECTED_FAILED_CHECKS) - public)
@@ -118,22 +121,25 @@ POSITIONAL = {
         if issubclass(cls, _TwoViewTransformer)
     },
     "AutoencoderTransformer": "n_components",
+    "BERTTransformer": "tokenizer",
     "FineTuner": "representation",
     "FineTunerRegressor": "representation",
+    "GPTTransformer": "tokenizer",
     "KMeansTransformer": "n_clusters",
     "MAETransformer": "n_components",
     "PCATransformer": "n_components",
 }
 
 
-@pytest.mark.parametrize("name", sorted(INSTANCES))
+@pytest.mark.parametrize("name", sorted({**INSTANCES, **SEQUENCE_INSTANCES}))
 def test_first_parameter_is_positional_and_the_rest_keyword_only(name):
     cls = PUBLIC_ESTIMATORS[name]
     params = list(inspect.signature(cls).parameters.values())
     positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert positional == ([POSITIONAL[name]] if name in POSITIONAL else [])
     if name in POSITIONAL:
-        value = INSTANCES[name].get(POSITIONAL[name], 3)
+        row = {**INSTANCES, **SEQUENCE_INSTANCES}[name]
+        value = row.get(POSITIONAL[name], "word" if name in SEQUENCE_INSTANCES else 3)
         assert cls(value).get_params()[POSITIONAL[name]] is value
 
 

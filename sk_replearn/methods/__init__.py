@@ -10,14 +10,17 @@ from .noncontrastive import (
     VICRegTransformer,
 )
 from .reconstruction import AutoencoderTransformer
+from .sequence import BERTTransformer, GPTTransformer
 from .two_view import CollapseWarning
 
 __all__ = [
     "AutoencoderTransformer",
+    "BERTTransformer",
     "BYOLTransformer",
     "BarlowTwinsTransformer",
     "CollapseWarning",
     "DINOTransformer",
+    "GPTTransformer",
     "MAETransformer",
     "MoCoTransformer",
     "SimCLRTransformer",

@@ -90,11 +90,10 @@ class NeuralRepresentation(BaseRepresentation):
     def _fit(self, X) -> NeuralRepresentation:
         """Validate, build, train and record; shared by every subclass's fit."""
         warm = self.warm_start and hasattr(self, "net_")
-        rows = input_rows(self, X, reset=not warm)
-        self._check_params_against_data(len(rows))
-        self._total_steps = self._optimizer_steps(len(rows))
+        X_t = self._training_data(X, reset=not warm)
+        self._check_params_against_data(len(X_t))
+        self._total_steps = self._optimizer_steps(len(X_t))
         device = self._device()
-        X_t = training_samples(rows, self.input_shape_)
         seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
         with seeded(seed, device):
             if warm:
@@ -110,6 +109,14 @@ class NeuralRepresentation(BaseRepresentation):
             net.partial_fit(X_t, None)
         self._record_fit(net)
         return self
+
+    def _training_data(self, X, *, reset: bool):
+        """Validate X (setting the input shape when ``reset``); what the net slices.
+
+        A float32 tensor ``(n, *input_shape_)``, a memmap's rows or a
+        Dataset (see :func:`~sk_replearn.data.training_samples`).
+        """
+        return training_samples(input_rows(self, X, reset=reset), self.input_shape_)
 
     def _check_params_against_data(self, n_samples: int) -> None:
         """Errors the data reveals: too few samples, an impossible precision.
@@ -150,7 +157,8 @@ class NeuralRepresentation(BaseRepresentation):
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
-        module.set_input_scale(scale_sample(X_t))
+        if module.standardizes_input:
+            module.set_input_scale(scale_sample(X_t))
         net_class = accelerated_net_class(RepresentationNet, self.accelerator)
         net = net_class(module, **self._engine_kwargs(len(X_t), device))
         return net.initialize()
@@ -379,13 +387,31 @@ class NeuralRepresentation(BaseRepresentation):
         module.eval()
         return module
 
+    def _token_source(self):
+        """The fitted estimator whose vocabulary reads X, or None for arrays.
+
+        A sequence estimator returns itself; a fine-tuner its sequence
+        representation.
+        """
+        return None
+
     def _apply(self, X, fn, n_out: int) -> np.ndarray:
         """Validate X and map ``fn(module, batch)`` over batches.
 
         Each batch reaches ``fn`` shaped ``(B, *input_shape_)`` on the
-        module's device; ``fn``'s output is flattened to ``(B, n_out)``.
+        module's device (padded token ids ``(B, T)`` for sequences);
+        ``fn``'s output is flattened to ``(B, n_out)``.
         """
         module = self._module()
+        source = self._token_source()
+        if source is not None:
+            return source._map_tokens(
+                X,
+                lambda ids: fn(module, ids).float().flatten(1),
+                n_out,
+                device=next(module.parameters()).device,
+                owner=type(self).__name__,
+            )
         X = input_rows(self, X, reset=False)  # an array, or a Dataset read in order
         shape = tuple(self.input_shape_)
         out = self._map_batches(

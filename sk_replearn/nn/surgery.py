@@ -19,6 +19,7 @@ from torch import nn
 from .conv import CNNEncoder, ResNetEncoder
 from .heads import Bottleneck
 from .mlp import MLPEncoder
+from .sequence import TokenEncoder
 from .transformer import ViTEncoder
 
 __all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder"]
@@ -31,8 +32,9 @@ class TransferEncoder(nn.Module):
     ----------
     body : torch.nn.Module
         The backbone, mapping a standardised batch to ``(B, D)``.
-    input_shape : tuple of int
-        Shape of one raw sample.
+    input_shape : tuple of int or None
+        Shape of one raw sample; None for inputs taken as they come (the
+        padded token ids of a sequence model).
     out_features : int
         Width of the representation.
     prep : torch.nn.Module or None, default=None
@@ -64,12 +66,15 @@ class TransferEncoder(nn.Module):
         self.prep = prep if prep is not None else nn.Identity()
         self.body = body
         self.head = head if head is not None else nn.Identity()
-        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_shape = (
+            None if input_shape is None else tuple(int(s) for s in input_shape)
+        )
         self.out_features = int(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a raw batch ``(B, *input_shape)`` (or flat) to ``(B, D)``."""
-        x = x.reshape(len(x), *self.input_shape)
+        if self.input_shape is not None:
+            x = x.reshape(len(x), *self.input_shape)
         return self.head(self.body(self.prep(x)))
 
 
@@ -130,6 +135,16 @@ def _vit_blocks(vit: ViTEncoder) -> list[Block]:
     return blocks
 
 
+def _token_blocks(enc: TokenEncoder) -> list[Block]:
+    blocks = [Block.of(enc.token_embed, extra=[enc.pos_embed])]
+    blocks += [Block.of(b) for b in enc.blocks]
+    last = blocks[-1]
+    blocks[-1] = Block(
+        last.modules + [enc.norm], last.params + list(enc.norm.parameters())
+    )
+    return blocks
+
+
 def _body_blocks(body: nn.Module) -> list[Block]:
     if isinstance(body, Bottleneck):
         return _body_blocks(body.encoder) + [Block.of(body.linear)]
@@ -143,6 +158,8 @@ def _body_blocks(body: nn.Module) -> list[Block]:
         return [stem] + [Block.of(m) for m in body.features[3:]]
     if isinstance(body, ViTEncoder):
         return _vit_blocks(body)
+    if isinstance(body, TokenEncoder):
+        return _token_blocks(body)
     if isinstance(body, (nn.Linear, nn.Conv1d, nn.Conv2d)):
         return [Block.of(body)]
     # Any other module: its children in registration order, loose
@@ -162,7 +179,8 @@ def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
     MLP: one block per ``Linear`` (with its norm and activation); CNN: one
     per convolution stage; ResNet: the stem, then one per residual block;
     ViT: the patch embedding (with the class token), then one per
-    transformer block (the final norm joins the last). An autoencoder's
+    transformer block (the final norm joins the last); a token encoder
+    likewise, from its token and position embeddings. An autoencoder's
     bottleneck, or the linear layer of a :class:`~sk_replearn.nn.Bottleneck`,
     is one more block on top. A module of any other type is
     split into its children.

@@ -49,6 +49,10 @@ class Objective(nn.Module):
     tensor([[-0.7071,  0.7071]])
     """
 
+    #: Whether the estimator sets :meth:`set_input_scale` from the training
+    #: data (objectives of token ids have nothing to standardise).
+    standardizes_input = True
+
     def __init__(self, input_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         table = input_shape is not None and len(input_shape) == 1

