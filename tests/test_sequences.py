@@ -235,7 +235,8 @@ def test_padding_marks_the_start_end_and_cuts_with_one_warning():
         ids, lengths = pad_sequences([[7, 8, 9], [], [5, 6, 7]], 2, "GPT")
     assert ids.tolist()[:2] == [[CLS, 7, 8, SEP], [CLS, SEP, PAD, PAD]]
     assert lengths.tolist() == [4, 2, 4]
-    est = make("BERTTransformer", max_length=4).fit(["ABCDEFGH", "AB"] * 5)
+    with pytest.warns(UserWarning, match="5 of 10 sequences"):
+        est = make("BERTTransformer", max_length=4).fit(["ABCDEFGH", "AB"] * 5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.transform(["ABCDEFGH"] * 3)
@@ -295,6 +296,20 @@ def test_gpt_is_causal_and_padding_changes_nothing():
         for pooling in ("mean", "cls", "last"):
             enc.pooling = pooling
             torch.testing.assert_close(enc(batch)[:1], enc(short), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_inference_mode_gives_the_training_graph_s_outputs(causal):
+    # transform runs under torch.inference_mode, where PyTorch may take its
+    # fused attention path: it must agree with the autograd one.
+    torch.manual_seed(0)
+    enc = TokenEncoder(20, 16, embed_dim=8, depth=2, num_heads=2, causal=causal)
+    enc.eval()
+    batch = torch.tensor([[CLS, 5, 6, SEP, PAD, PAD], [CLS, 5, 6, 7, 8, SEP]])
+    with torch.inference_mode():
+        fused = enc(batch)
+    assert torch.isfinite(fused).all()
+    torch.testing.assert_close(fused, enc(batch), rtol=1e-5, atol=1e-5)
 
 
 def test_bert_masking_chooses_text_tokens_and_corrupts_80_10_10():

@@ -63,8 +63,9 @@ def pool_tokens(hidden: torch.Tensor, ids: torch.Tensor, pooling: str) -> torch.
     if pooling == "last":
         last = real.sum(dim=1) - 1  # (B,)
         return hidden[torch.arange(len(hidden), device=hidden.device), last]
-    weights = real.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+    real = real.unsqueeze(-1)  # (B, T, 1); padding never counts, even if NaN
+    total = hidden.masked_fill(~real, 0.0).sum(dim=1)  # (B, D)
+    return total / real.sum(dim=1).clamp_min(1).to(hidden.dtype)
 
 
 class TokenEncoder(nn.Module):

@@ -1,8 +1,9 @@
 """Training objectives: one module per family of methods.
 
 ``base`` holds the :class:`Objective` contract; ``reconstruction`` the
-autoencoder; ``contrastive`` / ``noncontrastive`` the self-supervised loss
-modules and ``ssl_*`` the objectives built on them; ``masked`` the MAE.
+autoencoder; ``two_view``, ``contrastive`` and ``noncontrastive`` the
+self-supervised objectives of two views; ``masked`` the MAE; ``sequence``
+next- and masked-token prediction (GPT, BERT).
 """
 
 from .base import Objective
