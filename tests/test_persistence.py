@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _instances import PUBLIC_ESTIMATORS, make
+from _instances import INSTANCES, make
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -60,7 +60,8 @@ def _outputs(est, X) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", list(PUBLIC_ESTIMATORS))
+# The array estimators; test_sequences.py saves and loads GPT and BERT.
+@pytest.mark.parametrize("name", list(INSTANCES))
 def test_save_load_round_trip_gives_identical_outputs(name, data, tmp_path):
     X, y = data
     est = _fit(make(name), X, y)

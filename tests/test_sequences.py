@@ -471,6 +471,11 @@ def test_generate_continues_prompts_and_is_seeded(strings):
     assert texts == gpt.generate(
         ["AC", "W"], n_samples=3, max_new_tokens=5, random_state=0
     )
+    words = make("GPTTransformer", tokenizer="word").fit(
+        ["the cat sat", "a dog ran"] * 5
+    )
+    (text,) = words.generate(["the dog"], max_new_tokens=3, random_state=0)
+    assert text.startswith("the dog")
     greedy = gpt.generate(n_samples=4, top_k=1, max_new_tokens=8)
     assert len(set(greedy)) == 1
     for bad in (

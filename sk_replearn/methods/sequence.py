@@ -136,12 +136,14 @@ class _SequenceTransformer(NeuralRepresentation):
         start = 0
         with torch.inference_mode():
             while start < len(order):
-                longest = int(lengths[order[min(start + 1, len(order)) - 1]])
-                # Sorted: the batch's longest is its last; grow while it fits.
+                # Sorted by length, a batch's longest sequence is its last:
+                # grow the batch while its padded size fits the budget.
                 stop = start + 1
-                while stop < len(order) and (stop - start + 1) * int(
-                    lengths[order[stop]]
-                ) <= max(_TRANSFORM_TOKENS, longest):
+                while (
+                    stop < len(order)
+                    and (stop - start + 1) * int(lengths[order[stop]])
+                    <= _TRANSFORM_TOKENS
+                ):
                     stop += 1
                 idx = order[start:stop]
                 ids = data.take(idx).to(device, non_blocking=True)
@@ -447,7 +449,7 @@ class GPTTransformer(_SequenceTransformer):
                 if codec.kind == "char":
                     texts.append(prompt + codec.decode(row))
                 else:
-                    texts.append(codec.decode([i + N_SPECIAL for i in ids] + row))
+                    texts.append(codec.decode(list(ids) + row))
         return texts
 
     def _build_objective(self) -> GPTObjective:

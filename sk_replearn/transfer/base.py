@@ -286,7 +286,7 @@ class BaseFineTuner(NeuralRepresentation):
             if not kwargs.get("multi_output"):
                 y = column_or_1d(y, warn=True)
             check_consistent_length(sequences, y)
-            return X, y, None
+            return sequences, y, None
         X, nd_shape = flatten_samples(X)
         X, y = validate_data(
             self, X, y, dtype=[np.float32, np.float64], accept_sparse=False, **kwargs
