@@ -221,9 +221,9 @@ class Codec:
     --------
     >>> from sk_replearn.tokens import fit_codec
     >>> codec = fit_codec("char", ["ACGT", "GATTACA"])
-    >>> codec.vocab_size, codec.encode(["CAT", "CAN"])
-    (9, [[6, 5, 8], [6, 5, 1]])
-    >>> codec.decode([6, 5, 8, 1])
+    >>> codec.vocab_size, codec.encode(["CAT", "CAN"])  # A most frequent: id 5
+    (9, [[7, 5, 6], [7, 5, 1]])
+    >>> codec.decode([7, 5, 6, 1])  # [UNK] is left out
     'CAT'
     """
 
@@ -424,9 +424,9 @@ def pad_sequences(
     Examples
     --------
     >>> from sk_replearn.tokens import pad_sequences
-    >>> ids, lengths = pad_sequences([[7, 8, 9], []], 2, "GPTTransformer")
+    >>> ids, lengths = pad_sequences([[7, 8, 9], []], 3, "GPTTransformer")
     >>> ids.tolist(), lengths.tolist()
-    ([[2, 7, 8, 3], [2, 3, 0, 0]], [4, 2])
+    ([[2, 7, 8, 9, 3], [2, 3, 0, 0, 0]], [5, 2])
     """
     n_cut = sum(len(s) > max_length for s in encoded)
     if n_cut:
