@@ -261,7 +261,7 @@ def prose() -> None:
         f"{verdict(gpt_nll, tri_nll, at_most=True, strict=True)} (the trigram's)",
     )
     for text in gpt.generate(
-        ["The government", "Police said"],
+        ["The government", "Police said", "", ""],
         max_new_tokens=200,
         temperature=0.8,
         random_state=0,
@@ -278,8 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
-        f"fine-tuners: {FINE_TUNE}, max_epochs={EPOCHS} (all labels) or "
-        f"{10 * EPOCHS} (10% of the peptide labels; FreeSolv)"
+        f"fine-tuners: {FINE_TUNE}; peptides max_epochs={EPOCHS} (all labels) "
+        f"or {10 * EPOCHS} (10%); FreeSolv max_epochs=100, head='mlp'"
     )
     for name in args.only:
         SECTIONS[name]()
