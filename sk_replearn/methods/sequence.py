@@ -119,9 +119,7 @@ class _SequenceTransformer(NeuralRepresentation):
     def _token_source(self):
         return self
 
-    def _map_tokens(
-        self, X, fn, n_out: int, *, device, owner: str, y=None
-    ) -> np.ndarray:
+    def _map_tokens(self, X, fn, n_out: int, *, device, owner: str) -> np.ndarray:
         """Encode X and map ``fn(ids)`` over padded batches, in X's order.
 
         The sequences are sorted by length and cut into batches of at most
@@ -129,7 +127,7 @@ class _SequenceTransformer(NeuralRepresentation):
         ``n_samples`` and little compute goes to padding; the rows of the
         output come back in the order of X.
         """
-        data = self._token_data(X, y, owner=owner)
+        data = self._token_data(X, owner=owner)
         lengths = data.lengths
         order = torch.sort(lengths, stable=True).indices
         out = np.empty((len(data), n_out), dtype=np.float32)
@@ -155,7 +153,8 @@ class _SequenceTransformer(NeuralRepresentation):
     # -- fit -----------------------------------------------------------------
     @property
     def _n_features_out(self) -> int:
-        return self.embed_dim
+        # The fitted width, even if embed_dim was set again after fit.
+        return getattr(self, "n_components_", self.embed_dim)
 
     def _fit_sequences(self, X):
         self._fit(X)
