@@ -442,6 +442,7 @@ def test_fine_tuner_regressor_on_strings_with_pretraining_data(markov_split):
 
 def test_grid_search_over_a_pipeline_after_a_column_selector(markov_split):
     pd = pytest.importorskip("pandas")
+    pytest.importorskip("tokenizers")
     train, y_train, _, _ = markov_split
     frame = pd.DataFrame({"sequence": train, "other": 0})
     pipe = Pipeline(
@@ -455,10 +456,14 @@ def test_grid_search_over_a_pipeline_after_a_column_selector(markov_split):
     )
     search = GridSearchCV(
         pipe,
-        {"select__rep__mask_ratio": [0.15, 0.3], "select__rep__embed_dim": [4, 8]},
+        {
+            "select__rep__mask_ratio": [0.15, 0.3],
+            "select__rep__embed_dim": [4, 8],
+            "select__rep__tokenizer": ["char", "bpe"],
+        },
         cv=2,
     ).fit(frame, y_train)
-    assert len(search.cv_results_["params"]) == 4
+    assert len(search.cv_results_["params"]) == 8
     assert search.predict(frame.head(5)).shape == (5,)
 
 
