@@ -542,3 +542,33 @@ def test_verbose_prints_epochs_and_checkpoints_resume(strings, tmp_path, capsys)
         checkpointed.transform(strings), reference.transform(strings)
     )
     assert est.n_epochs_ == 2
+
+
+def test_warm_start_early_stopping_and_device_auto(strings):
+    est = make("BERTTransformer", max_epochs=2, warm_start=True, device="auto")
+    est.fit(strings)
+    vocabulary = est.vocabulary_
+    est.fit(strings[:10])  # trains on, keeping the vocabulary of the first fit
+    assert est.n_epochs_ == 4 and est.vocabulary_ == vocabulary
+    with pytest.raises(TypeError, match="another kind of sequences"):
+        est.fit([[1, 2], [3]])
+    stopped = make(
+        "GPTTransformer",
+        max_epochs=30,
+        early_stopping=True,
+        n_iter_no_change=1,
+        validation_fraction=0.25,
+        lr=1e-9,
+    ).fit(strings)
+    assert stopped.n_epochs_ < 30
+    assert "valid_loss" in stopped.history_[-1]
+    labels = np.arange(len(strings)) % 2
+    clf = FineTuner(
+        make("BERTTransformer"),
+        max_epochs=3,
+        early_stopping=True,
+        validation_fraction=0.25,
+        random_state=0,
+        device="cpu",
+    ).fit(strings, labels)
+    assert "valid_loss" in clf.history_[-1]
