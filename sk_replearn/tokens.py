@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from .data import Batches
+
 __all__ = [
     "CLS",
     "MASK",
@@ -517,14 +519,11 @@ class TokenBatches:
     """
 
     def __init__(self, dataset: TokenDataset, batch_size: int, training: bool) -> None:
-        from .data import Batches
-
         self.dataset = dataset
         n = len(dataset)
         self.batch_size = n if batch_size == -1 else max(int(batch_size), 1)
         self.training = training
         self._count = Batches.count(n, self.batch_size)
-        self._eval_slices = Batches.eval_slices
 
     def __len__(self) -> int:
         return self._count
@@ -550,7 +549,7 @@ class TokenBatches:
 
     def __iter__(self):
         if not self.training:
-            for sl in self._eval_slices(len(self.dataset), self.batch_size):
+            for sl in Batches.eval_slices(len(self.dataset), self.batch_size):
                 yield self._batch(torch.arange(sl.start, sl.stop))
             return
         for idx in self.training_batches():

@@ -550,7 +550,9 @@ def test_warm_start_early_stopping_and_device_auto(strings):
     vocabulary = est.vocabulary_
     est.fit(strings[:10])  # trains on, keeping the vocabulary of the first fit
     assert est.n_epochs_ == 4 and est.vocabulary_ == vocabulary
-    with pytest.raises(TypeError, match="another kind of sequences"):
+    with pytest.raises(
+        TypeError, match="fitted on strings but X holds integer token ids"
+    ):
         est.fit([[1, 2], [3]])
     stopped = make(
         "GPTTransformer",

@@ -81,17 +81,22 @@ class _SequenceTransformer(NeuralRepresentation):
         """Encode X with the fitted vocabulary: padded ids (and targets ``y``)."""
         owner = owner or type(self).__name__
         kind, sequences = check_sequences(X, owner)
+        codec = self._same_kind(kind, owner, "X")
+        positions = self.net_.module_.encoder.pos_embed.shape[1]
+        ids, lengths = pad_sequences(codec.encode(sequences), positions - 2, owner)
+        return TokenDataset(ids, lengths, y)
+
+    def _same_kind(self, kind: str, owner: str, what: str) -> Codec:
+        """The fitted vocabulary, if ``kind`` is the kind of sequences fit got."""
         codec = self._codec()
         if (kind == "ids") != (codec.kind == "ids"):
             fitted = "integer token ids" if codec.kind == "ids" else "strings"
             given = "integer token ids" if kind == "ids" else "strings"
             raise TypeError(
-                f"{owner} was fitted on {fitted} but X holds {given}; pass the "
-                "same kind of sequences as in fit."
+                f"{owner} was fitted on {fitted} but {what} holds {given}; pass "
+                "the same kind of sequences as in fit."
             )
-        positions = self.net_.module_.encoder.pos_embed.shape[1]
-        ids, lengths = pad_sequences(codec.encode(sequences), positions - 2, owner)
-        return TokenDataset(ids, lengths, y)
+        return codec
 
     def _training_data(self, X, *, reset: bool) -> TokenDataset:
         name = type(self).__name__
@@ -106,11 +111,8 @@ class _SequenceTransformer(NeuralRepresentation):
             self._codec_state, self._codec_cache = codec.state, codec
             self.vocabulary_ = dict(codec.vocabulary)
             self.vocab_size_ = codec.vocab_size
-        elif (kind == "ids") != (self._codec().kind == "ids"):
-            raise TypeError(
-                f"warm_start: {name} was fitted on another kind of sequences "
-                "(strings or integer ids) than this X."
-            )
+        else:  # warm start: the vocabulary of the first fit reads X
+            self._same_kind(kind, name, "X")
         ids, lengths = pad_sequences(
             self._codec().encode(sequences), self.max_length, name
         )
@@ -170,14 +172,6 @@ class _SequenceTransformer(NeuralRepresentation):
             "dropout": self.dropout,
             "pooling": self.pooling,
         }
-
-    def _check_params_against_data(self, n_samples: int) -> None:
-        super()._check_params_against_data(n_samples)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"embed_dim={self.embed_dim} must be a multiple of "
-                f"num_heads={self.num_heads}."
-            )
 
     def transform(self, X) -> np.ndarray:
         """Encode sequences into their learned representation.
@@ -411,10 +405,7 @@ class GPTTransformer(_SequenceTransformer):
             prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
         else:
             kind, prompts = check_sequences(prompts, "GPTTransformer.generate")
-            if (kind == "ids") != (codec.kind == "ids"):
-                raise TypeError(
-                    "prompts must be of the kind fit got (strings or integer ids)."
-                )
+            self._same_kind(kind, "GPTTransformer", "prompts")
         module = self._module()
         device = next(module.parameters()).device
         positions = module.encoder.pos_embed.shape[1]
