@@ -31,6 +31,10 @@ INSTANCES: dict[str, dict] = {
     "AutoencoderTransformer": _AE,
     "SimCLRTransformer": _TWO_VIEW,
     "MoCoTransformer": {**_TWO_VIEW, "queue_size": 16},
+    # Views "auto": the two halves of the columns, whatever the width. One
+    # view's encoding, so that n_components is the width of transform (the
+    # default, both views side by side, has 2 * n_components: tests/test_cmc.py).
+    "CMCTransformer": {**_TWO_VIEW, "transform_view": 0},
     "BYOLTransformer": _TWO_VIEW,
     "SimSiamTransformer": {**_TWO_VIEW, "predictor_dim": 4},
     "BarlowTwinsTransformer": _TWO_VIEW,

@@ -1,5 +1,6 @@
 """The neural representation learners."""
 
+from .cmc import CMCTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
 from .noncontrastive import (
@@ -18,6 +19,7 @@ __all__ = [
     "BERTTransformer",
     "BYOLTransformer",
     "BarlowTwinsTransformer",
+    "CMCTransformer",
     "CollapseWarning",
     "DINOTransformer",
     "GPTTransformer",

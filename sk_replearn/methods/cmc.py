@@ -1,0 +1,548 @@
+"""Contrastive Multiview Coding (CMC): one encoder a view, InfoNCE between views.
+
+The views are the user's groups of columns of X (``views=``), or the arrays
+of X given as a list (one per view). The estimator resolves them once
+against the data in ``fit`` (``views_``, ``view_shapes_``) and trains
+:class:`~sk_replearn.objectives.cmc.CMCObjective`.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._docstrings import fill_doc
+from ..base import flatten_samples, store_params
+from ..losses.multiview import GRAPHS
+from ..objectives.cmc import CMCObjective
+from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
+
+__all__ = ["CMCTransformer"]
+
+#: CMC's own description of the shared parameters.
+CMC_DOCS = {
+    **TWO_VIEW_DOCS,
+    "n_components": """\
+Width of each view's encoding: an int ends every view's encoder with a
+linear layer to ``n_components`` features
+(:class:`~sk_replearn.nn.Bottleneck`); None keeps the encoders' own
+widths (256 for the default CNN on an image, 128 for the default MLP on
+a vector or ResNet on a signal). ``transform`` returns the views'
+encodings side by side, ``n_views * n_components`` columns, or one
+view's (``transform_view``).""",
+    "encoder": """\
+The encoder of every view (each view has its own, of its own shape).
+"auto" picks by the view's shape: an MLP for a vector, a small ResNet
+for a signal ``(C, L)``, a CNN for an image ``(C, H, W)``. A class is
+called as ``encoder(input_shape=view_shape, **encoder_kwargs)``.""",
+}
+
+
+@fill_doc(CMC_DOCS, hidden_default="the view's encoding width")
+class CMCTransformer(_TwoViewTransformer):
+    """CMC representation: the views of a sample agree, other samples differ.
+
+    Contrastive Multiview Coding learns from data that come in several
+    *views*: the colour channels of an image (luminance and chrominance),
+    several sensors or modalities recording the same event, the column
+    groups of a multi-view table, or parts of a sample such as the left and
+    right halves of an image. Each view has its own encoder and projection
+    head; InfoNCE ``-log exp(z_a·z_b₊/τ) / Σⱼ exp(z_a·z_bⱼ/τ)`` between the
+    projections of two views pulls a sample's views together and pushes the
+    other samples' views away, for every pair of views (``graph="full"``) or
+    every view with a core view (``graph="core"``). What the views share is
+    what the representation learns; ``transform`` returns the encoders'
+    outputs, before the heads, side by side.
+
+    The views are groups of columns of a 2-D ``X`` (``views``), which is
+    what a :class:`~sklearn.pipeline.Pipeline` and
+    :class:`~sklearn.model_selection.GridSearchCV` pass and slice by rows.
+    For convenience ``fit`` and ``transform`` also take ``X`` as a list or
+    tuple of arrays, one per view, each ``(n_samples, ...)``: they are
+    flattened and joined side by side, and each array's columns become a
+    view (an N-D array ``(n, C, H, W)`` keeps its shape). This equals
+    passing ``np.hstack`` of the flattened arrays with ``views`` set to the
+    consecutive groups (``views_``), which is the form to use in a
+    pipeline, since cross-validation cannot slice a list of arrays by rows.
+
+    Parameters
+    ----------
+    {params n_components..n_components}
+    views : "auto" or list of array-like, default="auto"
+        The views, one group of columns each (at least 2 groups), as indices
+        into the columns of 2-D ``X`` (or into the flattened samples of N-D
+        ``X``), boolean masks of the columns, or column names of a
+        DataFrame. A view's values are taken in column order; the groups
+        may not overlap, and columns in no group are not used. "auto" makes
+        two views: for a table, the first ``d // 2`` columns and the rest;
+        for images ``(C, H, W)`` and signals ``(C, L)`` with several
+        channels, the first ``C // 2`` channels and the rest (for Lab
+        images, L and ab, the paper's views); for one channel, the first
+        half of the width (or length) and the rest. When ``X`` is a list of
+        arrays, its arrays are the views and ``views`` must be "auto".
+    view_shapes : "auto" or list of (tuple of int or None), default="auto"
+        The shape of one sample of each view, which picks its encoder: a
+        tuple such as ``(1, 8, 4)`` (its product the view's number of
+        columns), or None for a flat vector. "auto": when ``input_shape`` is
+        an image or signal and a view's columns form a box of it (a block
+        of channels, rows, columns or steps, also strided, as the even
+        columns of an image), the box's shape, else a flat vector; for X as
+        a list of arrays, the shape of each N-D array.
+    graph : {"full", "core"}, default="full"
+        Which pairs of views are contrasted: every pair (``V (V - 1) / 2``
+        pairs of ``V`` views), or each view with ``core_view``
+        (``V - 1``). The same for two views.
+    core_view : int, default=0
+        The core view of ``graph="core"``, an index into the views.
+    transform_view : int or None, default=None
+        What ``transform`` returns: None, every view's encoding, side by
+        side in view order; an int, that view's encoding alone (to encode
+        data of which only that view is informative, the other columns
+        still given).
+    augmentation : "auto", views object, callable or None, default=None
+        A random augmentation of each view, applied to the standardised
+        views in training: "auto" is the family of
+        :mod:`sk_replearn.views` that fits each view's shape with its
+        defaults; a views object (e.g. ``ImageViews(noise_std=0.1)``) or a
+        callable is applied to every view and must fit each view's shape.
+        None: the views themselves (the paper's views differ from each
+        other already).
+    {params encoder..hidden_dim}
+    temperature : float, default=0.1
+        Temperature ``τ`` of the InfoNCE softmax (> 0). The paper uses 0.07
+        with a memory bank of 16384 negatives; with the batch's negatives
+        0.1 did better on the digits benchmark.
+    {params input_shape..accelerator}
+
+    Attributes
+    ----------
+    views_ : list of list of int
+        The columns of each view, sorted (into the flattened samples).
+    view_shapes_ : list of tuple of int
+        The shape of one sample of each view.
+    {attributes net_ n_components_ training collapse_std_ input}
+
+    See Also
+    --------
+    SimCLRTransformer : Two random augmentations of a sample, one encoder.
+
+    References
+    ----------
+    .. [1] Y. Tian, D. Krishnan and P. Isola, "Contrastive Multiview
+       Coding", arXiv:1906.05849, 2019 (ECCV 2020).
+
+    Examples
+    --------
+    Two views of each 8×8 digit, its left and right four pixel columns, as
+    the columns of the flattened images (each view an image of 8×4):
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from sk_replearn.methods import CMCTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> cols = np.arange(64).reshape(8, 8)
+    >>> cmc = CMCTransformer(16, views=[cols[:, :4].ravel(), cols[:, 4:].ravel()],
+    ...                      input_shape=(1, 8, 8), max_epochs=2, random_state=0)
+    >>> cmc.fit_transform(X[:200]).shape
+    (200, 32)
+    >>> cmc.view_shapes_
+    [(1, 8, 4), (1, 8, 4)]
+    >>> cmc.get_feature_names_out()[[0, 16]].tolist()
+    ['cmctransformer_view0_0', 'cmctransformer_view1_0']
+
+    The same views given as a list of arrays, one per view:
+
+    >>> images = X[:200].reshape(-1, 1, 8, 8)
+    >>> halves = [images[..., :4], images[..., 4:]]
+    >>> cmc = CMCTransformer(16, max_epochs=2, random_state=0).fit(halves)
+    >>> cmc.transform(halves).shape, cmc.view_shapes_
+    ((200, 32), [(1, 8, 4), (1, 8, 4)])
+    """
+
+    _objective = CMCObjective
+    _parameter_constraints: dict = {
+        **_TwoViewTransformer._parameter_constraints,
+        "views": [StrOptions({"auto"}), list, tuple],
+        "view_shapes": [StrOptions({"auto"}), list, tuple],
+        "graph": [StrOptions(set(GRAPHS))],
+        "core_view": [Interval(Integral, 0, None, closed="left")],
+        "transform_view": [Interval(Integral, 0, None, closed="left"), None],
+        "augmentation": [StrOptions({"auto"}), callable, None],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_components: int | None = None,
+        *,
+        views="auto",
+        view_shapes="auto",
+        graph: str = "full",
+        core_view: int = 0,
+        transform_view: int | None = None,
+        augmentation=None,
+        encoder="auto",
+        encoder_kwargs: dict | None = None,
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        temperature: float = 0.1,
+        input_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 60,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer="adamw",
+        weight_decay: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        warm_start: bool = False,
+        checkpoint_dir=None,
+        accelerator=None,
+    ) -> None:
+        store_params(self, locals())
+
+    def fit(self, X, y=None):
+        """Train one encoder a view, contrasting the views of every sample of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or list of array-like
+            Training samples, whose columns ``views`` groups; or one array
+            ``(n_samples, ...)`` per view.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Warns
+        -----
+        CollapseWarning
+            If the learned representation of (a sample of) X has collapsed.
+        """
+        return super().fit(X, y)
+
+    def transform(self, X):
+        """Encode X: the views' encodings side by side, or one view's.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or list of array-like
+            Samples to encode, as in ``fit``: with the columns of the fitted
+            views, or one array per view when ``fit`` got a list.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components_), dtype float32
+            The encodings of the views (``transform_view=None``), in view
+            order, or of view ``transform_view``.
+        """
+        return super().transform(X)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output feature names by view: ``cmctransformer_view<v>_<j>``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored; checked against ``feature_names_in_`` when given.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of :meth:`transform`'s output: column ``j``
+            of view ``v``'s encoding.
+        """
+        super().get_feature_names_out(input_features)  # checks input_features
+        encoders = self._module().backbone.encoders
+        shown = (
+            range(len(encoders))
+            if self.transform_view is None
+            else [self.transform_view]
+        )
+        prefix = type(self).__name__.lower()
+        names = [
+            f"{prefix}_view{v}_{j}"
+            for v in shown
+            for j in range(encoders[v].out_features)
+        ]
+        return np.asarray(names, dtype=object)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self._module().backbone.out_features
+
+    # -- private helpers -----------------------------------------------------
+    def _objective_params(self) -> dict:
+        return {
+            "temperature": self.temperature,
+            "graph": self.graph,
+            "core_view": self.core_view,
+            "output_view": self.transform_view,
+        }
+
+    def _build_objective(self) -> CMCObjective:
+        augmentation = self.augmentation
+        if isinstance(augmentation, BaseEstimator):
+            augmentation = clone(augmentation)
+        return CMCObjective(
+            self.input_shape_,
+            self.views_,
+            self.view_shapes_,
+            encoder=self.encoder,
+            encoder_kwargs=self.encoder_kwargs,
+            augmentation=augmentation,
+            n_components=self.n_components,
+            projection_dim=self.projection_dim,
+            hidden_dim=self.hidden_dim,
+            **self._objective_params(),
+        )
+
+    def _module(self):
+        """The fitted objective, encoding the views ``transform_view`` asks for."""
+        module = super()._module()
+        module.backbone.output_view = self._check_view_index(
+            "transform_view", self.transform_view, len(self.views_)
+        )
+        return module
+
+    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+        """Join a list of per-view arrays, validate, and (fit) resolve the views."""
+        X, arrays = _join_arrays(X)
+        X = super()._validate_X(X, reset=reset)
+        if reset:
+            self._resolve_views(X.shape[1], arrays)
+        elif arrays is not None and _consecutive(arrays[0]) != self.views_:
+            raise ValueError(
+                f"X is a list of arrays of {arrays[0]} columns, but "
+                f"{type(self).__name__} was fitted on views of "
+                f"{[len(v) for v in self.views_]} columns at {self._where()}; pass "
+                "one array per fitted view, or the 2-D X it was fitted on."
+            )
+        return X
+
+    def _where(self) -> str:
+        return "columns " + ", ".join(f"{v[0]}..{v[-1]}" for v in self.views_)
+
+    def _resolve_views(self, n_features: int, arrays) -> None:
+        """Set ``views_`` and ``view_shapes_`` from the parameters and the data."""
+        if arrays is not None:
+            if not (isinstance(self.views, str) and self.views == "auto"):
+                raise ValueError(
+                    "X is a list of arrays, one per view, so views must be "
+                    f"'auto'; got views={self.views!r}. Pass the 2-D X with "
+                    "views=<groups of columns>, or the list with views='auto'."
+                )
+            if self.input_shape is not None:
+                raise ValueError(
+                    "input_shape describes a single array X; X is a list of "
+                    "arrays, one per view: give each view's shape by its "
+                    "array's shape (n, C, H, W) or by view_shapes, and leave "
+                    "input_shape=None."
+                )
+            views = _consecutive(arrays[0])
+        elif isinstance(self.views, str):
+            views = _auto_views(tuple(self.input_shape_))
+        else:
+            names = getattr(self, "feature_names_in_", None)
+            views = _check_views(self.views, n_features, names)
+        self.view_shapes_ = self._resolve_shapes(views, arrays)
+        self.views_ = views
+        if self.graph == "core":
+            self._check_view_index("core_view", self.core_view, len(views))
+        self._check_view_index("transform_view", self.transform_view, len(views))
+
+    def _resolve_shapes(self, views, arrays) -> list[tuple[int, ...]]:
+        if isinstance(self.view_shapes, str):  # "auto"
+            if arrays is not None:
+                return [s or (len(v),) for s, v in zip(arrays[1], views)]
+            return [_box_shape(v, tuple(self.input_shape_)) for v in views]
+        if len(self.view_shapes) != len(views):
+            raise ValueError(
+                f"view_shapes has {len(self.view_shapes)} entries for "
+                f"{len(views)} views; pass one shape (or None) per view, or "
+                "view_shapes='auto'."
+            )
+        shapes = []
+        for v, (shape, cols) in enumerate(zip(self.view_shapes, views)):
+            if shape is None:
+                shapes.append((len(cols),))
+                continue
+            try:
+                shape = tuple(int(s) for s in shape)
+            except (TypeError, ValueError):
+                shape = ()
+            if not shape or min(shape) < 1 or math.prod(shape) != len(cols):
+                raise ValueError(
+                    f"view_shapes[{v}]={self.view_shapes[v]!r} does not fit view "
+                    f"{v}, which has {len(cols)} columns; pass a tuple of positive "
+                    f"ints whose product is {len(cols)} (e.g. ({len(cols)},)), "
+                    "None for a flat vector, or view_shapes='auto'."
+                )
+            shapes.append(shape)
+        return shapes
+
+    @staticmethod
+    def _check_view_index(name: str, value, n_views: int):
+        if value is not None and not 0 <= value < n_views:
+            raise ValueError(
+                f"{name}={value!r} is out of range for {n_views} views; pass an "
+                f"index in [0, {n_views - 1}]"
+                + (" or None (every view)." if name == "transform_view" else ".")
+            )
+        return value
+
+
+def _join_arrays(X):
+    """``X`` as it is, or a list of per-view arrays joined side by side.
+
+    Returns ``(X, None)``, or ``(joined, (widths, shapes))`` with each
+    array's number of columns and its sample shape (None for a 2-D array).
+    """
+    if not (
+        isinstance(X, (list, tuple))
+        and X
+        and all(getattr(a, "ndim", 0) >= 2 for a in X)
+    ):
+        return X, None  # a 2-D array-like (a list of rows included)
+    if len(X) < 2:
+        raise ValueError(
+            "X is a list of 1 array; CMC needs at least 2 views, one array each "
+            "(n_samples, ...), or a 2-D X with views=<groups of columns>."
+        )
+    flat = [flatten_samples(a) for a in X]
+    arrays = [np.asarray(a).reshape(len(a), -1) for a, _ in flat]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) > 1:
+        raise ValueError(
+            "X is a list of arrays, one per view, which must hold the same "
+            f"samples; got {[len(a) for a in arrays]} rows."
+        )
+    widths = [a.shape[1] for a in arrays]
+    return np.hstack(arrays), (widths, [shape for _, shape in flat])
+
+
+def _consecutive(widths) -> list[list[int]]:
+    """The column groups of arrays of ``widths`` columns joined side by side."""
+    ends = np.cumsum([0, *widths])
+    return [list(range(ends[i], ends[i + 1])) for i in range(len(widths))]
+
+
+def _auto_views(shape: tuple[int, ...]) -> list[list[int]]:
+    """``views="auto"``: two halves of the columns, the channels or the width."""
+    cols = np.arange(math.prod(shape)).reshape(shape)
+    if len(shape) == 1:
+        axis = 0  # a table: the columns
+    elif shape[0] >= 2:
+        axis = 0  # several channels: the channel groups
+    else:
+        axis = len(shape) - 1  # one channel: the width (or length)
+    size = shape[axis]
+    if size < 2:
+        n = "1 feature(s)" if len(shape) == 1 else f"shape {shape}"
+        raise ValueError(
+            f"views='auto' splits the samples into two halves, but X has {n}; "
+            "CMC needs at least 2 views: pass data with at least 2 features, or "
+            "views=<groups of columns>."
+        )
+    first, rest = np.split(cols, [size // 2], axis=axis)
+    return [first.ravel().tolist(), rest.ravel().tolist()]
+
+
+def _check_views(views, n_features: int, names) -> list[list[int]]:
+    """The user's groups of columns as sorted lists of indices, checked."""
+    if len(views) < 2:
+        raise ValueError(
+            f"views holds {len(views)} group(s) of columns; CMC contrasts views "
+            "with each other and needs at least 2, e.g. views=[[0, 1], [2, 3]] "
+            "(or views='auto', the two halves of the columns)."
+        )
+    groups, owner = [], {}
+    for v, group in enumerate(views):
+        cols = _group_columns(v, group, n_features, names)
+        shared = sorted(c for c in cols if c in owner)
+        if shared:
+            raise ValueError(
+                f"views[{owner[shared[0]]}] and views[{v}] share the columns "
+                f"{shared[:10]}; views must not overlap: give every column to "
+                "one view at most."
+            )
+        owner.update(dict.fromkeys(cols, v))
+        groups.append(cols)
+    return groups
+
+
+def _group_columns(v: int, group, n_features: int, names) -> list[int]:
+    """One group of columns (indices, a mask or names) as sorted indices."""
+    arr = np.asarray(group)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"views[{v}]={group!r} is not a non-empty group of columns; pass a "
+            "list of column indices such as [0, 1, 2] (a single column as [3])."
+        )
+    if arr.dtype.kind == "b":
+        if arr.size != n_features:
+            raise ValueError(
+                f"views[{v}] is a boolean mask of {arr.size} entries, but X has "
+                f"{n_features} features; pass a mask of one entry per column."
+            )
+        arr = np.flatnonzero(arr)
+    elif arr.dtype.kind in "UO":
+        if names is None:
+            raise ValueError(
+                f"views[{v}] names columns, but X has no column names; pass "
+                "column indices, or X as a DataFrame with string column names."
+            )
+        lookup = {name: i for i, name in enumerate(names)}
+        unknown = [c for c in arr.tolist() if c not in lookup]
+        if unknown:
+            raise ValueError(
+                f"views[{v}] names columns {unknown[:5]} that X does not have; "
+                f"its columns are {list(names)[:10]}..."
+            )
+        arr = np.asarray([lookup[c] for c in arr.tolist()])
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"views[{v}]={group!r} must hold column indices (ints), a boolean "
+            f"mask or column names; got {arr.dtype} values."
+        )
+    bad = arr[(arr < 0) | (arr >= n_features)]
+    if bad.size:
+        raise ValueError(
+            f"views[{v}] holds column {int(bad[0])}, out of range for X with "
+            f"{n_features} features; use indices 0 to {n_features - 1}."
+        )
+    cols = sorted(int(c) for c in arr)
+    if len(set(cols)) < len(cols):
+        raise ValueError(f"views[{v}] lists a column twice; list each column once.")
+    return cols
+
+
+def _box_shape(cols: list[int], input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the box of ``input_shape`` the columns form, else flat.
+
+    Sorted flat indices of a box (the product of a set of indices on every
+    axis) enumerate it in row-major order, so the view's values reshape to
+    it directly.
+    """
+    if len(input_shape) == 1:
+        return (len(cols),)
+    per_axis = [np.unique(i) for i in np.unravel_index(cols, input_shape)]
+    box = tuple(len(u) for u in per_axis)
+    return box if math.prod(box) == len(cols) else (len(cols),)

@@ -1,0 +1,328 @@
+"""Contrastive Multiview Coding: the multi-view loss and CMCTransformer."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import socket
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_replearn import CMCTransformer
+from sk_replearn.losses import InfoNCELoss
+from sk_replearn.losses.multiview import MultiViewInfoNCELoss, view_pairs
+from sk_replearn.nn import MLPEncoder
+from sk_replearn.views import ImageViews
+
+#: Left and right four pixel columns of a flattened 8×8 image.
+_COLS = np.arange(64).reshape(8, 8)
+HALVES = [_COLS[:, :4].ravel().tolist(), _COLS[:, 4:].ravel().tolist()]
+SMALL = dict(
+    encoder_kwargs={"channels": (4, 8)},
+    projection_dim=8,
+    hidden_dim=16,
+    max_epochs=2,
+    batch_size=64,
+    device="cpu",
+    random_state=0,
+)
+
+
+def _cmc(*args, **params):
+    return CMCTransformer(*args, **{**SMALL, **params})
+
+
+# -- the loss ---------------------------------------------------------------------
+def _naive_loss(zs, temperature, pairs):
+    """The paper's eq. (2), one anchor at a time, in float64 Python."""
+    z = [[row / np.linalg.norm(row) for row in v.double().numpy()] for v in zs]
+    terms = []
+    for a, b in pairs:
+        for i in range(len(z[a])):
+            sims = [float(z[a][i] @ z[b][j]) / temperature for j in range(len(z[b]))]
+            terms.append(-sims[i] + math.log(sum(math.exp(s) for s in sims)))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize(
+    "graph, core_view, pairs",
+    [
+        ("full", 0, [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]),
+        ("core", 1, [(1, 0), (0, 1), (1, 2), (2, 1)]),
+    ],
+)
+def test_cmc_loss_equals_a_naive_loop_over_pairs(graph, core_view, pairs):
+    g = torch.Generator().manual_seed(0)
+    zs = [torch.randn(6, 5, generator=g) for _ in range(3)]
+    assert sorted(view_pairs(3, graph, core_view)) == sorted(pairs)
+    loss = MultiViewInfoNCELoss(0.3, graph, core_view)(zs)
+    assert float(loss) == pytest.approx(_naive_loss(zs, 0.3, pairs), rel=1e-5)
+
+
+@pytest.mark.parametrize("graph", ["full", "core"])
+def test_cmc_loss_with_two_views_is_the_symmetric_infonce(graph):
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    infonce = InfoNCELoss(0.2)
+    expected = (infonce(z1, z2) + infonce(z2, z1)) / 2
+    got = MultiViewInfoNCELoss(0.2, graph, core_view=1)([z1, z2])
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "zs, params, match",
+    [
+        ([torch.ones(4, 3)], {}, "at least 2"),
+        ([torch.ones(4, 3)] * 3, {"graph": "core", "core_view": 3}, "core_view=3"),
+        ([torch.ones(1, 3)] * 2, {}, "N >= 2"),
+        ([torch.ones(4, 3), torch.ones(4, 2)], {}, "views 0 and 1"),
+    ],
+)
+def test_cmc_loss_bad_input_raises(zs, params, match):
+    with pytest.raises(ValueError, match=match):
+        MultiViewInfoNCELoss(**params)(zs)
+
+
+# -- views ------------------------------------------------------------------------
+_BAD_VIEWS = [
+    ({"views": [HALVES[0]]}, "needs at least 2"),
+    (
+        {"views": [[0, 1, 2], [2, 3]]},
+        r"views\[0\] and views\[1\] share the columns \[2\]",
+    ),
+    ({"views": [[0, 1], [2, 64]]}, "column 64, out of range for X with 64 features"),
+    ({"views": [[0, 1], [-1, 2]]}, "column -1, out of range"),
+    ({"views": [[0, 0], [2, 3]]}, "lists a column twice"),
+    ({"views": [[0.5, 1.0], [2, 3]]}, "must hold column indices"),
+    ({"views": [3, [2, 4]]}, r"views\[0\]=3 is not a non-empty group"),
+    ({"views": [[True, False], [2]]}, "boolean mask of 2 entries"),
+    ({"views": [["a"], ["b"]]}, "X has no column names"),
+    ({"graph": "core", "core_view": 2}, "core_view=2 is out of range for 2 views"),
+    ({"transform_view": 2}, "transform_view=2 is out of range"),
+    ({"view_shapes": [(1, 8, 4)]}, "view_shapes has 1 entries for 2 views"),
+    ({"view_shapes": [(1, 8, 3), None]}, r"view_shapes\[0\]=\(1, 8, 3\) does not fit"),
+    ({"graph": "ring"}, "graph"),
+]
+
+
+@pytest.mark.parametrize("params, match", _BAD_VIEWS)
+def test_cmc_bad_views_raise_a_value_error_naming_the_parameter(
+    params, match, small_digits
+):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match=match):
+        _cmc(**{"input_shape": (1, 8, 8), **params}).fit(X[:40])
+
+
+def test_cmc_auto_views_need_two_features():
+    with pytest.raises(ValueError, match=r"1 feature\(s\)"):
+        _cmc(encoder="mlp", encoder_kwargs=None).fit(np.ones((10, 1)))
+
+
+def test_cmc_list_of_arrays_rules(small_digits):
+    X, _ = small_digits
+    arrays = [X[:40, :32], X[:40, 32:]]
+    with pytest.raises(ValueError, match="views must be 'auto'"):
+        _cmc(views=HALVES).fit(arrays)
+    with pytest.raises(ValueError, match="leave input_shape=None"):
+        _cmc(input_shape=(1, 8, 8)).fit(arrays)
+    with pytest.raises(ValueError, match="same samples"):
+        _cmc().fit([X[:40, :32], X[:30, 32:]])
+    with pytest.raises(ValueError, match="list of 1 array"):
+        _cmc().fit([X[:40]])
+    cmc = _cmc(encoder="mlp", encoder_kwargs={"hidden_sizes": (8,)}).fit(arrays)
+    assert cmc.views_ == [list(range(32)), list(range(32, 64))]
+    with pytest.raises(ValueError, match=r"fitted on views of \[32, 32\] columns"):
+        cmc.transform([X[:5, :16], X[:5, 16:]])
+
+
+@pytest.mark.parametrize(
+    "shape, views, expected",
+    [
+        ((7,), [[0, 1, 2], [3, 4, 5, 6]], [(3,), (4,)]),
+        ((1, 8, 8), HALVES, [(1, 8, 4), (1, 8, 4)]),
+        ((3, 2, 2), [[0, 1, 2, 3], list(range(4, 12))], [(1, 2, 2), (2, 2, 2)]),
+        ((1, 10), [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], [(1, 5), (1, 5)]),
+    ],
+)
+def test_cmc_auto_views_split_columns_channels_or_width(shape, views, expected):
+    X = np.random.default_rng(0).normal(size=(20, math.prod(shape)))
+    encoder = "mlp" if len(shape) == 1 else "cnn"
+    kwargs = {"hidden_sizes": (4,)} if encoder == "mlp" else {"channels": (2,)}
+    input_shape = None if len(shape) == 1 else shape
+    cmc = _cmc(encoder=encoder, encoder_kwargs=kwargs, input_shape=input_shape)
+    cmc.set_params(max_epochs=1).fit(X)
+    assert cmc.views_ == views and cmc.view_shapes_ == expected
+
+
+def test_cmc_view_shapes_auto_finds_boxes_else_flat(small_digits):
+    X, _ = small_digits
+    even, odd = _COLS[:, ::2].ravel(), _COLS[:, 1::2].ravel()
+    cmc = _cmc(views=[odd, even], input_shape=(1, 8, 8)).fit(X[:40])
+    assert cmc.view_shapes_ == [(1, 8, 4), (1, 8, 4)]  # strided columns: a box
+    assert cmc.views_[0] == sorted(odd.tolist())
+    diagonal, rest = np.eye(8, dtype=bool).ravel(), ~np.eye(8, dtype=bool).ravel()
+    cmc = _cmc(views=[diagonal, rest], input_shape=(1, 8, 8), encoder="mlp")
+    cmc.set_params(encoder_kwargs={"hidden_sizes": (4,)}).fit(X[:40])
+    assert cmc.view_shapes_ == [(8,), (56,)]  # no box: flat vectors, MLPs
+    assert all(isinstance(e, MLPEncoder) for e in cmc.net_.module_.backbone.encoders)
+
+
+def test_cmc_views_by_dataframe_column_names():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(30, 4)), columns=["a", "b", "c", "d"])
+    cmc = _cmc(views=[["c", "a"], ["d"]], encoder="mlp")
+    cmc.set_params(encoder_kwargs={"hidden_sizes": (4,)}).fit(df)
+    assert cmc.views_ == [[0, 2], [3]]
+
+
+# -- the estimator ----------------------------------------------------------------
+def test_cmc_random_state_makes_training_repeatable(small_digits):
+    X, _ = small_digits
+    params = dict(views=HALVES, input_shape=(1, 8, 8))
+    a = _cmc(**params).fit(X).transform(X)
+    b = _cmc(**params).fit(X).transform(X)
+    c = _cmc(**params, random_state=1).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_cmc_transform_shapes_and_feature_names(small_digits):
+    X, _ = small_digits
+    cmc = _cmc(5, views=HALVES, input_shape=(1, 8, 8)).fit(X[:100])
+    Z = cmc.transform(X[:30])
+    assert Z.shape == (30, 10) and Z.dtype == np.float32 and cmc.n_components_ == 10
+    names = cmc.get_feature_names_out()
+    assert names[0] == "cmctransformer_view0_0" and names[9] == "cmctransformer_view1_4"
+    # One view's encoding: the second half of the concatenation, no refit.
+    cmc.set_params(transform_view=1)
+    np.testing.assert_array_equal(cmc.transform(X[:30]), Z[:, 5:])
+    assert cmc.get_feature_names_out().tolist() == [
+        f"cmctransformer_view1_{j}" for j in range(5)
+    ]
+    # The fine-tuners' copy of the encoder gives what transform gives.
+    encoder = cmc._transfer_encoder()
+    with torch.no_grad():
+        copied = encoder(torch.from_numpy(X[:30]).view(-1, 1, 8, 8)).numpy()
+    np.testing.assert_allclose(copied, Z[:, 5:], rtol=1e-5, atol=1e-6)
+    cmc.set_params(transform_view=2)
+    with pytest.raises(ValueError, match="transform_view=2 is out of range"):
+        cmc.transform(X[:5])
+
+
+def test_cmc_list_of_arrays_equals_the_joined_columns(small_digits):
+    X, _ = small_digits
+    images = X.reshape(-1, 1, 8, 8)
+    halves = [images[..., :4], images[..., 4:]]
+    listed = _cmc().fit(halves)
+    assert listed.view_shapes_ == [(1, 8, 4), (1, 8, 4)]
+    joined = np.hstack([h.reshape(len(X), -1) for h in halves])
+    flat = _cmc(views=listed.views_, view_shapes=listed.view_shapes_).fit(joined)
+    np.testing.assert_array_equal(listed.transform(halves), flat.transform(joined))
+    np.testing.assert_array_equal(listed.transform(joined), flat.transform(joined))
+    assert listed.score(halves) == flat.score(joined)
+
+
+def test_cmc_augmentation_and_many_views_in_a_grid_search(small_digits):
+    X, y = small_digits
+    thirds = [_COLS[:, :3].ravel(), _COLS[:, 3:6].ravel(), _COLS[:, 6:].ravel()]
+    rep = _cmc(views=thirds, input_shape=(1, 8, 8), max_epochs=1)
+    pipe = Pipeline([("rep", rep), ("clf", LogisticRegression(max_iter=300))])
+    grid = GridSearchCV(
+        pipe,
+        {
+            "rep__graph": ["full", "core"],
+            "rep__augmentation": [None, ImageViews(crop_scale=None, noise_std=0.1)],
+        },
+        cv=2,
+    ).fit(X[:120], y[:120])
+    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+    best = grid.best_estimator_.named_steps["rep"]
+    assert best.view_shapes_ == [(1, 8, 3), (1, 8, 3), (1, 8, 2)]
+    assert best.transform(X[:4]).shape == (4, 3 * 32)  # 8 channels x 2 x 2
+
+
+def test_cmc_learns_a_better_representation_than_random_init(digits_split):
+    """A few epochs of CMC on the halves of digits beat the same encoders untrained.
+
+    The untrained encoders get the same passes at a negligible learning rate,
+    so that their batch-norm statistics fit the data as well.
+    """
+    X_train, X_test, y_train, y_test = digits_split
+    scores = {}
+    for name, lr in [("trained", 3e-3), ("untrained", 1e-12)]:
+        rep = _cmc(
+            16, views=HALVES, input_shape=(1, 8, 8), temperature=0.5, max_epochs=8
+        ).set_params(lr=lr, encoder_kwargs={"channels": (8, 16)})
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        probe.fit(rep.fit_transform(X_train), y_train)
+        scores[name] = probe.score(rep.transform(X_test), y_test)
+    assert scores["trained"] > scores["untrained"] + 0.02, scores
+
+
+# -- distributed: negatives from every process ---------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, world: int, port: int, out) -> None:
+    """One gloo process: the loss and its gradients on this rank's rows."""
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    zs, n = _embeddings(), 8 // world
+    res = {}
+    for graph in ("full", "core"):
+        mine = [z[rank * n : (rank + 1) * n].clone().requires_grad_() for z in zs]
+        loss = MultiViewInfoNCELoss(0.5, graph, core_view=2)(mine)
+        loss.backward()
+        res[graph] = (loss.detach(), [z.grad for z in mine])
+    torch.save(res, out / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _embeddings() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(8, 5, generator=g) for _ in range(3)]
+
+
+def test_cmc_loss_on_two_gloo_processes_equals_one_process(tmp_path):
+    """Two processes on halves of a batch: the loss and gradients of the whole.
+
+    As tests/test_distributed.py does for NT-Xent, with two processes forked
+    from this one (they start with the package imported).
+    """
+    world, port = 2, _free_port()
+    context = multiprocessing.get_context("fork")
+    procs = [
+        context.Process(target=_rank, args=(r, world, port, tmp_path))
+        for r in range(world)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    zs = [z.requires_grad_() for z in _embeddings()]
+    for graph in ("full", "core"):
+        loss = MultiViewInfoNCELoss(0.5, graph, core_view=2)(zs)
+        grads = torch.autograd.grad(loss, zs)
+        mean = torch.stack([r[graph][0] for r in ranks]).mean()
+        torch.testing.assert_close(mean, loss.detach(), rtol=1e-6, atol=1e-6)
+        for v in range(3):
+            # The gather's backward sums every rank's gradient into each
+            # rank's rows; one process's loss is the mean of the ranks'.
+            rows = torch.cat([r[graph][1][v] for r in ranks]) / world
+            torch.testing.assert_close(rows, grads[v], rtol=1e-5, atol=1e-7)
