@@ -40,6 +40,7 @@ INSTANCES: dict[str, dict] = {
     "BarlowTwinsTransformer": _TWO_VIEW,
     "DINOTransformer": {**_TWO_VIEW, "bottleneck_dim": 4},
     "VICRegTransformer": _TWO_VIEW,
+    "ContextEncoderTransformer": _AE,  # the autoencoder's networks
     "MAETransformer": {
         "patch_size": "auto",
         "embed_dim": 8,

@@ -122,6 +122,7 @@ POSITIONAL = {
     },
     "AutoencoderTransformer": "n_components",
     "BERTTransformer": "tokenizer",
+    "ContextEncoderTransformer": "n_components",
     "FineTuner": "representation",
     "FineTunerRegressor": "representation",
     "GPTTransformer": "tokenizer",

@@ -1,6 +1,7 @@
 """The neural representation learners."""
 
 from .cmc import CMCTransformer
+from .context import ContextEncoderTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
 from .noncontrastive import (
@@ -21,6 +22,7 @@ __all__ = [
     "BarlowTwinsTransformer",
     "CMCTransformer",
     "CollapseWarning",
+    "ContextEncoderTransformer",
     "DINOTransformer",
     "GPTTransformer",
     "MAETransformer",
