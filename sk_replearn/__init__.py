@@ -15,6 +15,7 @@ from .methods import (
     MoCoTransformer,
     SimCLRTransformer,
     SimSiamTransformer,
+    SwAVTransformer,
     VICRegTransformer,
 )
 from .transfer import FineTuner, FineTunerRegressor
@@ -39,5 +40,6 @@ __all__ = [
     "PCATransformer",
     "SimCLRTransformer",
     "SimSiamTransformer",
+    "SwAVTransformer",
     "VICRegTransformer",
 ]

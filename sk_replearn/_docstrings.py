@@ -83,6 +83,18 @@ augmentation: nothing to learn, for tests only).""",
 Hidden width of the projection head (and predictor); None uses
 {hidden_default}.""",
     ),
+    "n_local_views": (
+        '"auto" or int',
+        """\
+Multi-crop (Caron et al. 2020): small crops seen besides the two global
+views, made by the views' ``local`` method
+(:class:`~sk_replearn.views.ImageViews` and
+:class:`~sk_replearn.views.SequenceViews`: ``local_crop_scale``,
+``local_size``). They go to the network that predicts, the global views
+also to the one that gives targets, so the representation learns to
+match a part to the whole. "auto" is {local_auto} for images and
+signals and 0 for tables (which have nothing to crop).""",
+    ),
     # -- the sequence models (GPT, BERT) ----------------------------------
     "tokenizer": (
         '{"char", "word", "bpe", "wordpiece"} or tokenizers.Tokenizer',

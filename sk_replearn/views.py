@@ -64,6 +64,14 @@ class _Views(BaseEstimator):
         torch.Tensor
             The augmented batch, with ``x``'s shape, dtype and device.
         """
+        self._check_batch(x)
+        if x.shape[0] == 0:
+            return x.clone()
+        params = self._resolved_params()
+        params.pop("local_crop_scale", None)
+        return self._augment(x, **params)
+
+    def _check_batch(self, x) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != self._ndim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
             raise ValueError(
@@ -74,9 +82,6 @@ class _Views(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} needs a floating point batch; got {x.dtype}."
             )
-        if x.shape[0] == 0:
-            return x.clone()
-        return self._augment(x, **self._resolved_params())
 
     def _check_input_shape(self, input_shape: tuple[int, ...]) -> None:
         if len(input_shape) != self._ndim - 1:
@@ -117,7 +122,49 @@ def _check_pair(name: str, value, low: float, high: float, optional: bool):
     return lo, hi
 
 
-class ImageViews(_Views):
+class _MultiCrop(_Views):
+    """Local views for multi-crop: small crops at a reduced size."""
+
+    def local(self, x: torch.Tensor) -> torch.Tensor:
+        """Return one random *local* view of every sample of the batch ``x``.
+
+        Multi-crop (Caron et al. 2020): a crop of ``local_crop_scale`` of the
+        sample, resized to ``local_size`` times its size (rounded, at least
+        1), then the same augmentations as :meth:`__call__`. Small crops are
+        cheap to encode and teach a network to match a part to the whole.
+        The encoder must accept the smaller size (the package's convolutional
+        encoders end in global pooling and do).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A float batch of the family's layout (see the class docstring).
+
+        Returns
+        -------
+        torch.Tensor
+            The local views: ``x``'s batch size, channels, dtype and device,
+            the spatial size scaled by ``local_size``.
+        """
+        self._check_batch(x)
+        size = self.local_shape(x.shape[2:])
+        if x.shape[0] == 0:
+            return x.new_empty(*x.shape[:2], *size)
+        params = self._resolved_params()
+        params["crop_scale"] = params.pop("local_crop_scale")
+        return self._augment(x, size=size, **params)
+
+    def local_shape(self, size: Sequence[int]) -> tuple[int, ...]:
+        """Spatial size of the local views of samples of spatial ``size``."""
+        if not 0 < self.local_size <= 1:
+            raise ValueError(
+                f"local_size={self.local_size!r} must be in (0, 1]: the size of "
+                "the local views as a fraction of the input's."
+            )
+        return tuple(max(1, round(self.local_size * int(n))) for n in size)
+
+
+class ImageViews(_MultiCrop):
     """SimCLR-style random views of a batch of images ``(B, C, H, W)``.
 
     In order: a random resized crop, optionally flipped (one
@@ -165,6 +212,13 @@ class ImageViews(_Views):
         Range of the blur's standard deviation, in pixels.
     noise_std : float, default=0.0
         Standard deviation of additive Gaussian noise, in standardised units.
+    local_crop_scale : pair of float, default=(0.1, 0.4)
+        Range of the crop's area of the local views (:meth:`local`, used by
+        multi-crop), as a fraction of the image's. DINO uses (0.05, 0.4) on
+        224-pixel images; a small image has fewer pixels to lose.
+    local_size : float, default=0.5
+        Side of the local views as a fraction of the image's (DINO: 96 of
+        224 pixels).
 
     See Also
     --------
@@ -190,6 +244,8 @@ class ImageViews(_Views):
     torch.Size([16, 3, 32, 32])
     >>> bool((views(x) != views(x)).any())
     True
+    >>> views.local(x).shape  # multi-crop's small views
+    torch.Size([16, 3, 16, 16])
     """
 
     _ndim, _layout = 4, "C, H, W"
@@ -197,6 +253,7 @@ class ImageViews(_Views):
         "crop_scale": (0.0, 1.0, True),
         "crop_ratio": (0.0, math.inf, False),
         "blur_sigma": (0.0, math.inf, False),
+        "local_crop_scale": (0.0, 1.0, False),
     }
     _parameter_constraints: dict = {
         "crop_scale": ["array-like", None],
@@ -211,6 +268,8 @@ class ImageViews(_Views):
         "blur_prob": [_Prob],
         "blur_sigma": ["array-like"],
         "noise_std": [_NonNeg],
+        "local_crop_scale": ["array-like"],
+        "local_size": [Interval(Real, 0, 1, closed="right")],
     }
 
     def __init__(
@@ -228,6 +287,8 @@ class ImageViews(_Views):
         blur_prob: float = 0.0,
         blur_sigma: tuple[float, float] = (0.1, 2.0),
         noise_std: float = 0.0,
+        local_crop_scale: tuple[float, float] = (0.1, 0.4),
+        local_size: float = 0.5,
     ) -> None:
         self.crop_scale = crop_scale
         self.crop_ratio = crop_ratio
@@ -241,11 +302,13 @@ class ImageViews(_Views):
         self.blur_prob = blur_prob
         self.blur_sigma = blur_sigma
         self.noise_std = noise_std
+        self.local_crop_scale = local_crop_scale
+        self.local_size = local_size
 
-    def _augment(self, x, *, crop_scale, crop_ratio, blur_sigma):
+    def _augment(self, x, *, crop_scale, crop_ratio, blur_sigma, size=None):
         B, C = x.shape[:2]
-        if crop_scale is not None or self.flip_prob > 0:
-            x = self._crop_and_flip(x, crop_scale, crop_ratio)
+        if crop_scale is not None or self.flip_prob > 0 or size is not None:
+            x = self._crop_and_flip(x, crop_scale, crop_ratio, size)
         # one coin per image for the whole jitter, as torchvision's RandomApply
         on = _coin(B, self.jitter_prob, x).to(x.dtype)  # (B,)
         if self.jitter_prob > 0 and (self.brightness > 0 or self.contrast > 0):
@@ -259,7 +322,7 @@ class ImageViews(_Views):
             x = x + self.noise_std * torch.randn_like(x)
         return x
 
-    def _crop_and_flip(self, x, crop_scale, crop_ratio):
+    def _crop_and_flip(self, x, crop_scale, crop_ratio, size=None):
         B, _, H, W = x.shape
         if crop_scale is None:
             fw = fh = torch.ones(B, device=x.device, dtype=x.dtype)
@@ -272,11 +335,14 @@ class ImageViews(_Views):
         # [0, fh, cy]], so its grid is an outer broadcast; built directly, as
         # F.affine_grid's batched matmul is 6x slower on the CPU and costs more
         # than grid_sample itself (7 ms and 6 ms for 256 x 3 x 32 x 32).
-        u = (2 * torch.arange(W, device=x.device, dtype=x.dtype) + 1) / W - 1  # (W,)
-        v = (2 * torch.arange(H, device=x.device, dtype=x.dtype) + 1) / H - 1  # (H,)
-        gx = (sign * fw)[:, None, None] * u + cx[:, None, None]  # (B, 1, W)
-        gy = fh[:, None, None] * v[:, None] + cy[:, None, None]  # (B, H, 1)
-        grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)  # (B, H, W, 2)
+        # Sample centres of an output of (h, w) pixels (the input's unless a
+        # local view asks for fewer), in [-1, 1] units of the crop.
+        h, w = (H, W) if size is None else size
+        u = (2 * torch.arange(w, device=x.device, dtype=x.dtype) + 1) / w - 1  # (w,)
+        v = (2 * torch.arange(h, device=x.device, dtype=x.dtype) + 1) / h - 1  # (h,)
+        gx = (sign * fw)[:, None, None] * u + cx[:, None, None]  # (B, 1, w)
+        gy = fh[:, None, None] * v[:, None] + cy[:, None, None]  # (B, h, 1)
+        grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)  # (B, h, w, 2)
         return F.grid_sample(
             x, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
@@ -368,7 +434,7 @@ def _band_matrices(kernel: torch.Tensor, n: int, radius: int) -> torch.Tensor:
     return (kernel @ taps.view(len(t), n * n)).view(-1, n, n)
 
 
-class SequenceViews(_Views):
+class SequenceViews(_MultiCrop):
     """Random views of a batch of 1-D signals ``(B, C, L)``.
 
     In order: a random crop stretched back to length ``L`` with linear
@@ -399,6 +465,11 @@ class SequenceViews(_Views):
         noise. Smooth noise hides each signal's own low-frequency background,
         by which a contrastive encoder would otherwise match the two views
         instead of by their shape (see Notes).
+    local_crop_scale : pair of float, default=(0.3, 0.6)
+        Range of the crop's length of the local views (:meth:`local`, used by
+        multi-crop), as a fraction of ``L``.
+    local_size : float, default=0.5
+        Length of the local views as a fraction of ``L``.
 
     See Also
     --------
@@ -439,12 +510,15 @@ class SequenceViews(_Views):
     >>> _ = torch.manual_seed(0); b = views(x)
     >>> torch.equal(a, b)
     True
+    >>> views.local(x).shape  # multi-crop's short views
+    torch.Size([8, 1, 20])
     """
 
     _ndim, _layout = 3, "C, L"
     _pairs = {
         "crop_scale": (0.0, 1.0, True),
         "scale_range": (-math.inf, math.inf, False),
+        "local_crop_scale": (0.0, 1.0, False),
     }
     _parameter_constraints: dict = {
         "crop_scale": ["array-like", None],
@@ -453,6 +527,8 @@ class SequenceViews(_Views):
         "mask_fraction": [_Prob],
         "noise_std": [_NonNeg],
         "noise_sigma": [_NonNeg],
+        "local_crop_scale": ["array-like"],
+        "local_size": [Interval(Real, 0, 1, closed="right")],
     }
 
     def __init__(
@@ -464,6 +540,8 @@ class SequenceViews(_Views):
         mask_fraction: float = 0.0,
         noise_std: float = 0.6,
         noise_sigma: float = 2.0,
+        local_crop_scale: tuple[float, float] = (0.3, 0.6),
+        local_size: float = 0.5,
     ) -> None:
         self.crop_scale = crop_scale
         self.max_shift = max_shift
@@ -471,11 +549,13 @@ class SequenceViews(_Views):
         self.mask_fraction = mask_fraction
         self.noise_std = noise_std
         self.noise_sigma = noise_sigma
+        self.local_crop_scale = local_crop_scale
+        self.local_size = local_size
 
-    def _augment(self, x, *, crop_scale, scale_range):
+    def _augment(self, x, *, crop_scale, scale_range, size=None):
+        if crop_scale is not None or self.max_shift > 0 or size is not None:
+            x = self._crop_and_shift(x, crop_scale, size)
         B, C, L = x.shape
-        if crop_scale is not None or self.max_shift > 0:
-            x = self._crop_and_shift(x, crop_scale)
         if scale_range != (1.0, 1.0):
             x = x * _uniform((B, 1, 1), *scale_range, x)
         span = round(self.mask_fraction * L)
@@ -488,24 +568,25 @@ class SequenceViews(_Views):
             x = x + self.noise_std * _smooth_noise(x, self.noise_sigma)
         return x
 
-    def _crop_and_shift(self, x, crop_scale):
+    def _crop_and_shift(self, x, crop_scale, size=None):
         B, C, L = x.shape
-        t = torch.arange(L, device=x.device, dtype=x.dtype)  # (L,)
-        if crop_scale is None:
-            pos = t.expand(B, L)
+        n = L if size is None else size[0]  # output length
+        t = torch.arange(n, device=x.device, dtype=x.dtype)  # (n,)
+        if crop_scale is None:  # the whole signal (resampled if n < L)
+            pos = ((t + 0.5) * (L / n) - 0.5).clamp(0, L - 1).expand(B, n)
         else:
             frac = _uniform((B, 1), *crop_scale, x)  # crop length / L
             start = torch.rand(B, 1, device=x.device, dtype=x.dtype) * (1 - frac) * L
             # sample centres of the stretched crop (align_corners=False)
-            pos = (start + (t + 0.5) * frac - 0.5).clamp(0, L - 1)  # (B, L)
+            pos = (start + (t + 0.5) * frac * (L / n) - 0.5).clamp(0, L - 1)  # (B, n)
         shift = (_uniform((B, 1), -self.max_shift, self.max_shift, x) * L).round()
         pos = pos - shift
         left = pos.floor()
-        w = (pos - left)[:, None, :]  # (B, 1, L) weight of the right neighbour
+        w = (pos - left)[:, None, :]  # (B, 1, n) weight of the right neighbour
         left = left.long().remainder(L)  # circular: the shift wraps around
         right = (left + 1).remainder(L)
-        left = x.gather(2, left[:, None, :].expand(B, C, L))  # (B, C, L)
-        right = x.gather(2, right[:, None, :].expand(B, C, L))
+        left = x.gather(2, left[:, None, :].expand(B, C, n))  # (B, C, n)
+        right = x.gather(2, right[:, None, :].expand(B, C, n))
         return torch.lerp(left, right, w)
 
 

@@ -40,6 +40,7 @@ INSTANCES: dict[str, dict] = {
     "BarlowTwinsTransformer": _TWO_VIEW,
     "DINOTransformer": {**_TWO_VIEW, "bottleneck_dim": 4},
     "VICRegTransformer": _TWO_VIEW,
+    "SwAVTransformer": {**_TWO_VIEW, "n_prototypes": 4, "queue_length": 8},
     "ContextEncoderTransformer": _AE,  # the autoencoder's networks
     "MAETransformer": {
         "patch_size": "auto",

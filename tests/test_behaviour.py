@@ -71,6 +71,8 @@ def _cases() -> dict:
         "DINOTransformer",
     ]:
         extra = {"queue_size": 16} if name == "MoCoTransformer" else {}
+        if name == "DINOTransformer":  # recorded before multi-crop ("auto": 2)
+            extra = {"n_local_views": 0}
         cases[f"cnn-image-{name}"] = lambda name=name, extra=extra: getattr(
             sk_replearn, name
         )(**_TWO_VIEW_IMAGE, **extra)

@@ -3,10 +3,12 @@
 Pure torch: each loss is a small ``nn.Module`` taking embeddings, its
 docstring citing its paper. ``contrastive`` holds NT-Xent, InfoNCE and the
 queue of keys; ``noncontrastive`` the BYOL / SimSiam, Barlow Twins and DINO
-losses; ``diagnostics`` the collapse measure. The objectives of
+losses; ``clustering`` SwAV's Sinkhorn codes and swapped prediction;
+``diagnostics`` the collapse measure. The objectives of
 :mod:`sk_replearn.objectives` (same family names) build on them.
 """
 
+from .clustering import SwAVLoss, sinkhorn_knopp
 from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
 from .diagnostics import collapse_std
 from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss, VICRegLoss
@@ -18,7 +20,9 @@ __all__ = [
     "MemoryQueue",
     "NTXentLoss",
     "NegativeCosineLoss",
+    "SwAVLoss",
     "VICRegLoss",
     "collapse_std",
     "gather_batch",
+    "sinkhorn_knopp",
 ]

@@ -1,6 +1,7 @@
 """The neural representation learners."""
 
 from .cmc import CMCTransformer
+from .clustering import SwAVTransformer
 from .context import ContextEncoderTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
@@ -29,5 +30,6 @@ __all__ = [
     "MoCoTransformer",
     "SimCLRTransformer",
     "SimSiamTransformer",
+    "SwAVTransformer",
     "VICRegTransformer",
 ]

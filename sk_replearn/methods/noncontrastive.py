@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import fill_doc
 from ..base import store_params
@@ -15,7 +15,7 @@ from ..objectives.noncontrastive import (
     SimSiamObjective,
     VICRegObjective,
 )
-from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
+from .two_view import LOCAL_VIEWS, TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = [
     "BYOLTransformer",
@@ -287,7 +287,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
         return {"lambd": self.lambd}
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
+@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width", local_auto="2")
 class DINOTransformer(_TwoViewTransformer):
     """DINO representation: self-distillation with no labels.
 
@@ -297,8 +297,9 @@ class DINOTransformer(_TwoViewTransformer):
     loss is their cross-entropy. The teacher's outputs are centred (a
     running mean subtracted) and sharpened (a low ``teacher_temp``); the
     two effects pull in opposite directions and together avoid collapse.
-    Two global views (no local crops). ``transform`` returns the student
-    encoder's output.
+    Two global views go to both networks and ``n_local_views`` small crops
+    (multi-crop) to the student only, which so learns to infer the whole
+    from a part. ``transform`` returns the student encoder's output.
 
     Parameters
     ----------
@@ -308,6 +309,16 @@ class DINOTransformer(_TwoViewTransformer):
     teacher_temp : float, default=0.04
         Temperature ``τ_t`` of the teacher's softmax (> 0); lower is
         sharper.
+    warmup_teacher_temp : float, default=0.04
+        Teacher temperature at the start of training (> 0); it moves
+        linearly to ``teacher_temp`` over the first
+        ``warmup_teacher_temp_epochs``. The paper warms up from 0.04 to
+        0.07 over 30 epochs: a too soft teacher early on lets training
+        collapse. Equal to ``teacher_temp`` by default, so no warm-up.
+    warmup_teacher_temp_epochs : "auto" or int, default="auto"
+        Length of the warm-up, in epochs, at most ``max_epochs``. "auto"
+        is 30% of ``max_epochs`` (the paper's 30 of 100 epochs), so that a
+        short training is not all warm-up.
     student_temp : float, default=0.1
         Temperature ``τ_s`` of the student's softmax (> 0).
     center_momentum : float, default=0.9
@@ -315,6 +326,7 @@ class DINOTransformer(_TwoViewTransformer):
     momentum : float, default=0.996
         Momentum of the teacher at the start of training; it rises to 1 on a
         cosine schedule.
+    {params n_local_views..n_local_views}
     {params input_shape..accelerator}
 
     Attributes
@@ -346,6 +358,12 @@ class DINOTransformer(_TwoViewTransformer):
         **_TwoViewTransformer._parameter_constraints,
         "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
         "teacher_temp": [_Positive],
+        "warmup_teacher_temp": [_Positive],
+        "warmup_teacher_temp_epochs": [
+            StrOptions({"auto"}),
+            Interval(Integral, 0, None, closed="left"),
+        ],
+        "n_local_views": LOCAL_VIEWS,
         "student_temp": [_Positive],
         "center_momentum": [_Unit],
         "momentum": [_Unit],
@@ -362,9 +380,12 @@ class DINOTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         bottleneck_dim: int = 64,
         teacher_temp: float = 0.04,
+        warmup_teacher_temp: float = 0.04,
+        warmup_teacher_temp_epochs="auto",
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
         momentum: float = 0.996,
+        n_local_views="auto",
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 60,
         batch_size: int = 256,
@@ -392,10 +413,19 @@ class DINOTransformer(_TwoViewTransformer):
         return {
             "bottleneck_dim": self.bottleneck_dim,
             "teacher_temp": self.teacher_temp,
+            "warmup_teacher_temp": self.warmup_teacher_temp,
+            "warmup_teacher_temp_steps": self._warmup_teacher_temp_epochs()
+            * self._steps_per_epoch(),
             "student_temp": self.student_temp,
             "center_momentum": self.center_momentum,
             "momentum": self.momentum,
+            "n_local_views": self._n_local_views(),
         }
+
+    def _warmup_teacher_temp_epochs(self) -> int:
+        if self.warmup_teacher_temp_epochs == "auto":
+            return round(0.3 * self.max_epochs)
+        return min(int(self.warmup_teacher_temp_epochs), self.max_epochs)
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")

@@ -26,7 +26,10 @@ from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
 from .base import NeuralRepresentation, seeded
 
-__all__ = ["TWO_VIEW_DOCS", "CollapseWarning"]
+__all__ = ["LOCAL_VIEWS", "TWO_VIEW_DOCS", "CollapseWarning"]
+
+#: Constraint of ``n_local_views`` (multi-crop), for the methods that use it.
+LOCAL_VIEWS = [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")]
 
 #: What the two-view methods say differently of a shared parameter.
 TWO_VIEW_DOCS = {
@@ -140,6 +143,29 @@ class _TwoViewTransformer(NeuralRepresentation):
     @property
     def _n_features_out(self) -> int:
         return self.net_.module_.backbone.out_features
+
+    #: What ``n_local_views="auto"`` gives on images and signals (multi-crop).
+    _auto_local_views = 2
+
+    def _n_local_views(self) -> int:
+        """``n_local_views`` resolved.
+
+        "auto" gives local views when the views can make them (images and
+        signals) and the encoder is one of the package's convolutional ones,
+        which end in global pooling and so take the smaller crops.
+        """
+        if self.n_local_views != "auto":
+            return int(self.n_local_views)
+        if isinstance(self.views, str):  # "auto": the family of the input
+            crops = len(self.input_shape_) in (2, 3)
+        else:
+            crops = callable(getattr(self.views, "local", None))
+        pooled = self.encoder in ("auto", "cnn", "resnet")
+        return self._auto_local_views if crops and pooled else 0
+
+    def _steps_per_epoch(self) -> int:
+        """Optimiser steps of one epoch of this fit (schedules in epochs)."""
+        return max(self._total_steps // max(self.max_epochs, 1), 1)
 
     # -- private helpers -----------------------------------------------------
     def _objective_params(self) -> dict:  # pragma: no cover - abstract

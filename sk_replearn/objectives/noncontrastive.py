@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..losses._checks import check_positive
 from ..losses.noncontrastive import (
     BarlowTwinsLoss,
     DINOLoss,
@@ -231,17 +232,20 @@ class BarlowTwinsObjective(TwoViewObjective):
 class DINOObjective(TwoViewObjective):
     """DINO: a student matches a centred, sharpened EMA teacher.
 
-    Two global views, no local crops (short inputs have little to crop); the
-    head is a 3-layer MLP to a bottleneck, L2-normalised, then the
-    weight-normalised prototype layer.
+    Two global views go to the teacher and the student, the
+    ``n_local_views`` local crops (multi-crop) to the student only; the head
+    is a 3-layer MLP to a bottleneck, L2-normalised, then the
+    weight-normalised prototype layer. The backbone runs once per size (the
+    global views together, the local views together) and the head once on
+    all of them, as in DINO's implementation.
 
     Parameters
     ----------
     input_shape : tuple of int
         Shape of one sample.
     **two_view
-        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps`` and
-        ``n_components``: see
+        ``encoder``, ``encoder_kwargs``, ``views``, ``total_steps``,
+        ``n_components`` and ``n_local_views``: see
         :class:`~sk_replearn.objectives.two_view.TwoViewObjective`.
     projection_dim : int, default=1024
         Number of prototypes ``K`` (the head's output width).
@@ -255,6 +259,13 @@ class DINOObjective(TwoViewObjective):
         Momentum of the teacher's center.
     momentum : float, default=0.996
         Starting momentum of the teacher (cosine schedule to 1).
+    warmup_teacher_temp : float or None, default=None
+        Teacher temperature at the first step, rising linearly to
+        ``teacher_temp`` over ``warmup_teacher_temp_steps`` training steps
+        (counted by the ``step`` buffer, so a resumed fit continues the
+        schedule); None is ``teacher_temp`` (no warm-up).
+    warmup_teacher_temp_steps : int, default=0
+        Length of the warm-up, in optimiser steps.
 
     References
     ----------
@@ -282,6 +293,8 @@ class DINOObjective(TwoViewObjective):
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
         momentum: float = 0.996,
+        warmup_teacher_temp: float | None = None,
+        warmup_teacher_temp_steps: int = 0,
         **two_view,
     ) -> None:
         super().__init__(input_shape, **two_view)
@@ -297,9 +310,20 @@ class DINOObjective(TwoViewObjective):
             projection_dim, teacher_temp, student_temp, center_momentum
         )
         self.momentum = float(momentum)
+        self.teacher_temp = float(teacher_temp)
+        self.warmup_teacher_temp = (
+            self.teacher_temp
+            if warmup_teacher_temp is None
+            else check_positive("warmup_teacher_temp", warmup_teacher_temp)
+        )
+        self.warmup_teacher_temp_steps = max(int(warmup_teacher_temp_steps), 0)
 
-    def forward_views(self, v1, v2):
-        """Student logits ``(s1, s2)`` and teacher logits ``(t1, t2)``."""
+    def forward_views(self, v1, v2, local=None):
+        """Student logits of every view, teacher logits of the global views.
+
+        Returns ``(s, t)``: ``s`` a tuple of ``2 + n_local_views`` tensors
+        ``(B, projection_dim)``, the global views first, ``t`` a pair.
+        """
         if self.training:
             self.momentum_update(
                 [
@@ -308,16 +332,27 @@ class DINOObjective(TwoViewObjective):
                 ],
                 self.momentum,
             )
-        s = embed_pair(lambda v: self.head(self.backbone(v)), v1, v2)
+        features = self.backbone_views(v1, v2, local)  # (V B, D)
+        s = self.head(features).chunk(2 + (0 if local is None else self.n_local_views))
         with torch.no_grad():
             t = embed_pair(
                 lambda v: self.teacher_head(self.teacher_backbone(v)), v1, v2
             )
         return s, t
 
+    def scheduled_teacher_temp(self) -> float:
+        """The teacher temperature of the current step (the warm-up's)."""
+        steps = self.warmup_teacher_temp_steps
+        done = max(int(self.step) - 1, 0)  # forward counted this step already
+        if not self.training or done >= steps:
+            return self.teacher_temp
+        start = self.warmup_teacher_temp
+        return start + (self.teacher_temp - start) * done / steps
+
     def loss(self, output, x: torch.Tensor) -> torch.Tensor:
         """DINO cross-entropy; updates the center in training mode."""
         s, t = output
+        self.criterion.teacher_temp = self.scheduled_teacher_temp()
         return self.criterion(list(s), list(t))
 
 

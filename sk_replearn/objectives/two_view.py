@@ -62,6 +62,13 @@ class TwoViewObjective(Objective):
         Width of the representation: a linear layer to ``n_components``
         ends the backbone (:class:`~sk_replearn.nn.Bottleneck`); None keeps
         the encoder's own width.
+    n_local_views : int, default=0
+        Multi-crop (Caron et al. 2020): small local views drawn besides the
+        two global ones (:meth:`draw_local_views`) and passed to
+        ``forward_views`` as a third argument. Needs views with a ``local``
+        method (:class:`~sk_replearn.views.ImageViews`,
+        :class:`~sk_replearn.views.SequenceViews`); only the methods that
+        use them (SwAV, DINO) set it.
 
     Attributes
     ----------
@@ -79,6 +86,7 @@ class TwoViewObjective(Objective):
         views: str | Callable | None = "auto",
         total_steps: int = 1,
         n_components: int | None = None,
+        n_local_views: int = 0,
     ) -> None:
         super().__init__(tuple(input_shape))
         self.backbone = build_encoder(
@@ -87,8 +95,37 @@ class TwoViewObjective(Objective):
         if n_components is not None:
             self.backbone = Bottleneck(self.backbone, n_components)
         self.views = make_views(views, tuple(input_shape))
+        self.n_local_views = int(n_local_views)
+        if self.n_local_views and not callable(getattr(self.views, "local", None)):
+            raise ValueError(
+                f"n_local_views={self.n_local_views} needs views with local crops "
+                f"(ImageViews or SequenceViews); views={self.views!r} has none, "
+                f"as for samples of shape {tuple(input_shape)}: set "
+                "n_local_views=0, or pass views whose 'local' method returns a "
+                "batch of small crops."
+            )
+        if self.n_local_views:
+            self._check_local_size(tuple(input_shape))
         self.total_steps = max(int(total_steps), 1)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def _check_local_size(self, input_shape: tuple[int, ...]) -> None:
+        """A dry run of the backbone on two local views: a clear error if it fails."""
+        shape = (input_shape[0], *self.views.local_shape(input_shape[1:]))
+        training = self.backbone.training
+        try:
+            with torch.no_grad():
+                self.backbone.eval()(torch.zeros(2, *shape))
+        except RuntimeError as exc:
+            raise ValueError(
+                f"n_local_views={self.n_local_views}: the encoder does not accept "
+                f"the local views of shape {shape} (local_size="
+                f"{self.views.local_size} of {input_shape}): {exc}. Use an encoder "
+                "that ends in global pooling (encoder='cnn' or 'resnet'), "
+                "local_size=1.0 in the views, or n_local_views=0."
+            ) from None
+        finally:
+            self.backbone.train(training)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Representation ``(B, backbone.out_features)`` of a raw batch."""
@@ -108,9 +145,40 @@ class TwoViewObjective(Objective):
         xn = self.normalize(x)
         return self.views(xn), self.views(xn)
 
+    def draw_local_views(self, x: torch.Tensor) -> torch.Tensor:
+        """``n_local_views`` local views of the standardised batch, stacked.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_local_views * B, C, *local size)
+            The ``j``-th local views of the batch are rows ``j B`` to
+            ``(j + 1) B``: all in one batch, one pass of the encoder.
+        """
+        xn = self.normalize(x)
+        return self.views.local(xn.repeat(self.n_local_views, *[1] * (x.ndim - 1)))
+
+    def backbone_views(self, v1, v2, local=None) -> torch.Tensor:
+        """Backbone features of every view, ``(V B, D)``: global views first.
+
+        One pass per size: the two global views together, then the stacked
+        local views (multi-crop), as in SwAV's and DINO's implementations,
+        so that the heads run once on all views.
+        """
+        features = self.backbone(torch.cat([v1, v2]))  # (2B, D)
+        if local is None:
+            return features
+        return torch.cat([features, self.backbone(local)])  # (V B, D)
+
     def forward(self, x: torch.Tensor):
-        """Draw two views of ``x`` and embed them (see :meth:`forward_views`)."""
-        out = self.forward_views(*self.draw_views(x))
+        """Draw the views of ``x`` and embed them (see :meth:`forward_views`).
+
+        Two global views, plus the stacked local views (a third argument)
+        when ``n_local_views > 0``.
+        """
+        views = self.draw_views(x)
+        if self.n_local_views:
+            views = (*views, self.draw_local_views(x))
+        out = self.forward_views(*views)
         if self.training:
             self.step += 1
         return out

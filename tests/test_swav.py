@@ -1,0 +1,341 @@
+"""SwAV, multi-crop and DINO's teacher-temperature warm-up.
+
+The Sinkhorn-Knopp codes and the swapped-prediction loss against naive
+loops written from the paper, the local views of multi-crop, and what the
+estimators do with them. The common checks, persistence, fuzzing and
+checkpoint tests reach SwAV through its row in ``tests/_instances.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from sk_replearn import DINOTransformer, SwAVTransformer
+from sk_replearn.losses import SwAVLoss, sinkhorn_knopp
+from sk_replearn.objectives.clustering import SwAVObjective
+from sk_replearn.objectives.noncontrastive import DINOObjective
+from sk_replearn.views import ImageViews, SequenceViews, TabularViews
+
+ATOL = 1e-10
+
+
+def _randn(*shape, seed):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).double()
+
+
+def _naive_sinkhorn(scores, epsilon, n_iterations):
+    """The paper's Algorithm (appendix A.1), element by element."""
+    B, K = scores.shape
+    Q = [[math.exp(scores[i, k].item() / epsilon) for i in range(B)] for k in range(K)]
+    total = sum(map(sum, Q))
+    Q = [[q / total for q in row] for row in Q]
+    for _ in range(n_iterations):
+        for k in range(K):
+            r = sum(Q[k])
+            Q[k] = [q / r / K for q in Q[k]]
+        for i in range(B):
+            c = sum(Q[k][i] for k in range(K))
+            for k in range(K):
+                Q[k][i] = Q[k][i] / c / B
+    return torch.tensor(
+        [[Q[k][i] * B for k in range(K)] for i in range(B)], dtype=torch.float64
+    )
+
+
+# -- Sinkhorn-Knopp ----------------------------------------------------------
+@pytest.mark.parametrize(("epsilon", "n_iterations"), [(0.05, 3), (0.5, 1), (1.0, 7)])
+def test_sinkhorn_matches_naive_loop(epsilon, n_iterations):
+    scores = _randn(6, 4, seed=0).clamp(-1, 1)
+    got = sinkhorn_knopp(scores, epsilon, n_iterations)
+    want = _naive_sinkhorn(scores, epsilon, n_iterations).double()
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=ATOL)
+
+
+def test_sinkhorn_codes_sum_to_one_and_prototypes_share_equally():
+    scores = _randn(32, 8, seed=1).clamp(-1, 1)
+    q = sinkhorn_knopp(scores, 0.05, 3)
+    # the paper's constraints: each sample's code is a distribution ...
+    torch.testing.assert_close(q.sum(1), torch.ones(32, dtype=q.dtype))
+    assert (q >= 0).all()
+    # ... and the prototypes tend to equal shares B / K as iterations go on
+    shares = sinkhorn_knopp(scores, 0.05, 200).sum(0)
+    torch.testing.assert_close(shares, torch.full((8,), 4.0, dtype=q.dtype))
+    assert (q.sum(0) - 4).abs().max() < (scores.softmax(1).sum(0) - 4).abs().max()
+
+
+def test_sinkhorn_spreads_a_collapsed_batch():
+    # every sample prefers prototype 0: the softmax collapses, the codes do not
+    scores = torch.zeros(16, 4, dtype=torch.float64)
+    scores[:, 0] = 0.5
+    scores += 1e-3 * _randn(16, 4, seed=2)
+    q = sinkhorn_knopp(scores, 0.05, 50)
+    torch.testing.assert_close(q.sum(0), torch.full((4,), 4.0, dtype=q.dtype))
+
+
+def test_sinkhorn_large_scores_stay_finite():
+    q = sinkhorn_knopp(torch.tensor([[300.0, -300.0], [250.0, 0.0]]), 0.05, 3)
+    assert torch.isfinite(q).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"epsilon": 0.0}, "epsilon"), ({"n_iterations": 0}, "n_iterations")],
+)
+def test_sinkhorn_rejects_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sinkhorn_knopp(torch.randn(4, 3), **kwargs)
+
+
+# -- the swapped-prediction loss ---------------------------------------------
+def _naive_swav(scores, n_global, temperature, epsilon, n_iterations, queues=None):
+    total, pairs = 0.0, 0
+    for a in range(n_global):
+        s = scores[a]
+        if queues is not None:
+            s = torch.cat([s, queues[a]])
+        q = _naive_sinkhorn(s, epsilon, n_iterations)[: len(scores[a])]
+        for b in range(len(scores)):
+            if b == a:
+                continue
+            for i in range(len(q)):
+                logits = [
+                    scores[b][i, k].item() / temperature for k in range(q.shape[1])
+                ]
+                log_z = math.log(sum(math.exp(v) for v in logits))
+                total -= sum(
+                    q[i, k].item() * (logits[k] - log_z) for k in range(q.shape[1])
+                ) / len(q)
+            pairs += 1
+    return total / pairs
+
+
+@pytest.mark.parametrize(("n_views", "n_global"), [(2, 2), (4, 2), (3, 1)])
+@pytest.mark.parametrize("temperature", [0.1, 0.5])
+def test_swav_loss_matches_naive_loop(n_views, n_global, temperature):
+    scores = [_randn(5, 3, seed=10 + v).clamp(-1, 1) for v in range(n_views)]
+    loss = SwAVLoss(temperature, epsilon=0.05, sinkhorn_iterations=3)
+    want = _naive_swav(scores, n_global, temperature, 0.05, 3)
+    assert loss(scores, n_global=n_global).item() == pytest.approx(want, abs=1e-9)
+
+
+def test_swav_loss_queue_joins_the_codes_only():
+    scores = [_randn(4, 3, seed=20 + v).clamp(-1, 1) for v in range(3)]
+    queues = [_randn(6, 3, seed=30 + a).clamp(-1, 1) for a in range(2)]
+    got = SwAVLoss()(scores, n_global=2, queue_scores=queues).item()
+    assert got == pytest.approx(_naive_swav(scores, 2, 0.1, 0.05, 3, queues), abs=1e-9)
+    assert got != pytest.approx(SwAVLoss()(scores, n_global=2).item(), abs=1e-6)
+
+
+def test_swav_loss_codes_carry_no_gradient():
+    scores = [_randn(4, 3, seed=40 + v).requires_grad_() for v in range(2)]
+    SwAVLoss()(scores).backward()
+    # d loss / d s_b = (softmax(s_b / T) - q_a) / (T B), summed over the pairs
+    q = [sinkhorn_knopp(s.detach()) for s in scores]
+    for b, a in [(0, 1), (1, 0)]:
+        want = (scores[b].detach().div(0.1).softmax(1) - q[a]) / (0.1 * 4) / 2
+        torch.testing.assert_close(scores[b].grad, want)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ([torch.randn(4, 3)], {}, "at least 2"),
+        ([torch.randn(4, 3), torch.randn(4, 2)], {}, "same shape"),
+        ([torch.randn(4, 3)] * 2, {"n_global": 3}, "n_global"),
+    ],
+)
+def test_swav_loss_rejects_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SwAVLoss()(args, **kwargs)
+
+
+# -- the objective -------------------------------------------------------------
+def test_swav_objective_prototypes_unit_norm_and_frozen_at_first():
+    torch.manual_seed(0)
+    obj = SwAVObjective((6,), n_prototypes=5, freeze_prototypes_steps=1)
+    x = torch.randn(16, 6)
+    obj.loss(obj(x), x).backward()  # step 1: frozen
+    assert obj.prototypes.weight.grad is None
+    torch.testing.assert_close(
+        obj.prototypes.weight.norm(dim=1), torch.ones(5), rtol=0, atol=1e-6
+    )
+    obj.loss(obj(x), x).backward()  # step 2: learning
+    assert obj.prototypes.weight.grad.abs().sum() > 0
+
+
+def test_swav_objective_queue_fills_newest_first_then_serves_codes():
+    torch.manual_seed(0)
+    obj = SwAVObjective((6,), n_prototypes=5, queue_length=12)
+    x = torch.randn(8, 6)
+    scores, z = obj(x)
+    obj.loss((scores, z), x)
+    assert int(obj.queued) == 8
+    torch.testing.assert_close(obj.queue[:, :8], z)
+    obj.loss(obj(x), x)
+    assert int(obj.queued) == 12  # full: the next batch's codes use it
+
+
+def test_swav_objective_eval_leaves_state_alone():
+    obj = SwAVObjective((6,), n_prototypes=5, queue_length=4).eval()
+    state = {k: v.clone() for k, v in obj.state_dict().items()}
+    x = torch.randn(8, 6)
+    obj.loss(obj(x), x)
+    for k, v in obj.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+# -- multi-crop ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("views", "shape", "local"),
+    [
+        (ImageViews(), (5, 3, 12, 10), (5, 3, 6, 5)),
+        (ImageViews(local_size=0.25), (5, 1, 8, 8), (5, 1, 2, 2)),
+        (SequenceViews(), (5, 2, 40), (5, 2, 20)),
+        (SequenceViews(local_size=1.0), (5, 1, 40), (5, 1, 40)),
+    ],
+)
+def test_local_views_shape_and_reproducible(views, shape, local):
+    x = torch.randn(*shape)
+    torch.manual_seed(0)
+    a = views.local(x)
+    torch.manual_seed(0)
+    assert a.shape == local and torch.equal(a, views.local(x))
+    assert views.local(x[:0]).shape == (0, *local[1:])
+
+
+def test_local_sequence_views_are_short_crops():
+    ramp = torch.linspace(0, 1, 40).expand(64, 1, 40)
+    views = SequenceViews(
+        max_shift=0.0, scale_range=(1, 1), noise_std=0, local_crop_scale=(0.3, 0.4)
+    )
+    out = views.local(ramp)  # (64, 1, 20)
+    span = out[..., -1] - out[..., 0]
+    assert (span > 0.3 * 19 / 20 - 0.05).all() and (span < 0.4).all()
+    assert (out.diff(dim=-1) > 0).all()
+
+
+def test_local_image_views_are_small_crops():
+    ramp = torch.linspace(-1, 1, 32).expand(64, 1, 32, 32)
+    views = ImageViews(jitter_prob=0.0, local_crop_scale=(0.1, 0.2))
+    out = views.local(ramp)  # (64, 1, 16, 16)
+    span = out.amax(dim=(1, 2, 3)) - out.amin(dim=(1, 2, 3))
+    assert out.shape == (64, 1, 16, 16)
+    assert (span < 2 * math.sqrt(0.2 * 4 / 3)).all()
+
+
+def test_global_views_unchanged_by_the_local_parameters():
+    x = torch.randn(6, 1, 40)
+    torch.manual_seed(0)
+    a = SequenceViews()(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, SequenceViews(local_crop_scale=(0.1, 0.2), local_size=0.3)(x))
+
+
+@pytest.mark.parametrize(
+    ("views", "match"),
+    [
+        (SequenceViews(local_size=0.0), "local_size"),
+        (SequenceViews(local_crop_scale=(0.5, 0.2)), "local_crop_scale"),
+    ],
+)
+def test_local_views_reject_bad_parameters(views, match):
+    with pytest.raises(ValueError, match=match):
+        views.local(torch.randn(4, 1, 40))
+
+
+def test_local_views_need_an_encoder_that_takes_them():
+    with pytest.raises(ValueError, match="does not accept the local views"):
+        SwAVObjective((1, 40), encoder="mlp", n_local_views=2)
+    est = SwAVTransformer(encoder="mlp", input_shape=(1, 40), max_epochs=1)
+    X = np.random.default_rng(0).normal(size=(20, 40))
+    assert est.fit(X).net_.module_.n_local_views == 0  # "auto": none for an MLP
+
+
+def test_local_views_need_a_family_with_crops():
+    with pytest.raises(ValueError, match="n_local_views=2 needs views with local"):
+        SwAVObjective((6,), views=TabularViews(), n_local_views=2)
+    with pytest.raises(ValueError, match="n_local_views=1 needs views with local"):
+        SwAVTransformer(encoder="mlp", n_local_views=1, max_epochs=1).fit(
+            np.random.default_rng(0).normal(size=(20, 6))
+        )
+
+
+@pytest.mark.parametrize("objective", [SwAVObjective, DINOObjective])
+def test_multi_crop_objectives_see_every_view(objective):
+    obj = objective((1, 40), n_local_views=3, projection_dim=16)
+    x = torch.randn(8, 1, 40)
+    out = obj(x)
+    student = out[0]  # DINO: logits over 16 prototypes; SwAV: scores over 100
+    assert len(student) == 5
+    assert all(s.shape == student[0].shape and len(s) == 8 for s in student)
+    assert obj.loss(out, x).isfinite()
+
+
+@pytest.mark.parametrize(
+    ("cls", "input_shape", "n_local"),
+    [
+        (SwAVTransformer, (1, 8, 8), 2),
+        (DINOTransformer, (1, 8, 8), 2),
+        (SwAVTransformer, None, 0),  # tables: nothing to crop
+    ],
+)
+def test_auto_local_views_by_input_kind(cls, input_shape, n_local):
+    X, _ = load_digits(return_X_y=True)
+    kw = {} if input_shape else {"encoder": "mlp"}
+    est = cls(
+        input_shape=input_shape, max_epochs=1, batch_size=64, random_state=0, **kw
+    )
+    est.fit(X[:128])
+    assert est.net_.module_.n_local_views == n_local
+
+
+# -- DINO's teacher temperature warm-up ----------------------------------------
+def test_dino_teacher_temp_rises_linearly_then_stays():
+    obj = DINOObjective(
+        (6,), teacher_temp=0.07, warmup_teacher_temp=0.04,
+        warmup_teacher_temp_steps=3, projection_dim=8,
+    )  # fmt: skip
+    x = torch.randn(8, 6)
+    temps = []
+    for _ in range(5):
+        obj.loss(obj(x), x)
+        temps.append(obj.criterion.teacher_temp)
+    assert temps == pytest.approx([0.04, 0.05, 0.06, 0.07, 0.07])
+    obj.eval()
+    obj.loss(obj(x), x)
+    assert obj.criterion.teacher_temp == 0.07
+
+
+@pytest.mark.parametrize(
+    ("epochs", "steps"), [("auto", 3 * 2), (4, 4 * 2), (99, 10 * 2)]
+)
+def test_dino_warmup_epochs_to_steps(epochs, steps):
+    X = np.random.default_rng(0).normal(size=(64, 6))
+    dino = DINOTransformer(
+        encoder="mlp", warmup_teacher_temp_epochs=epochs, max_epochs=10,
+        batch_size=32, projection_dim=8, random_state=0,
+    ).fit(X)  # fmt: skip
+    assert dino.net_.module_.warmup_teacher_temp_steps == steps
+
+
+# -- learning happens --------------------------------------------------------
+def test_swav_beats_a_random_encoder_on_digits():
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, stratify=y, random_state=0)
+
+    def probe(est):
+        clf = LogisticRegression(max_iter=2000).fit(est.transform(X_tr), y_tr)
+        return clf.score(est.transform(X_te), y_te)
+
+    kw = dict(input_shape=(1, 8, 8), batch_size=128, n_prototypes=30, random_state=0)
+    trained = SwAVTransformer(max_epochs=8, **kw).fit(X_tr)
+    untrained = SwAVTransformer(max_epochs=1, lr=1e-12, **kw).fit(X_tr)
+    assert probe(trained) > probe(untrained) + 0.01
+    assert trained.loss_curve_[-1] < trained.loss_curve_[0]
