@@ -231,6 +231,24 @@ saved after every epoch. A ``fit`` that finds a checkpoint there resumes
 after its last finished epoch, so a killed run loses at most one epoch.
 None saves nothing.""",
     ),
+    "transform_layer": (
+        "int",
+        """\
+The encoder block whose output ``transform`` returns: an index into the
+blocks that the fine-tuners' ``freeze_layers`` counts (one per MLP layer,
+CNN stage or ResNet block, after the stem; a ViT's or a token model's
+embedding, then one per transformer block; a linear ``n_components``
+layer last), negative from the end; -1 is the encoder's output. A
+ConvNet's inner feature map is averaged over space (global average
+pooling) and a transformer's tokens are pooled as the encoder pools its
+output (``pooling``, where the estimator has one); the number of columns
+(``get_feature_names_out``, ``set_output``) follows the block. Inner
+layers often probe better than the last one, which the training
+objective shapes most. It only says what ``transform`` reads: setting it
+on a fitted estimator (``set_params``) needs no refit and leaves the
+weights untouched. A value outside the blocks raises a ValueError that
+says how many there are.""",
+    ),
     "accelerator": (
         "accelerate.Accelerator or None",
         """\
@@ -309,7 +327,9 @@ encoder ``backbone`` and the heads.""",
     ),
     "n_components_": (
         "int",
-        "Width of the representation, the number of columns of ``transform``.",
+        """\
+Width of the representation, the number of columns of ``transform`` at
+``transform_layer=-1``.""",
     ),
     "history_": ("skorch.History", "Per-epoch (and per-batch) training record."),
     "loss_curve_": ("list of float", "Training loss at each epoch."),

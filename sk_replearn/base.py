@@ -24,7 +24,11 @@ from sklearn.base import (
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _generate_get_feature_names_out,
+    check_is_fitted,
+    validate_data,
+)
 
 from .data import eval_chunks
 
@@ -321,7 +325,13 @@ class BaseRepresentation(
             One name per column of :meth:`transform`'s output.
         """
         check_is_fitted(self)
-        return super().get_feature_names_out(input_features)
+        return _generate_get_feature_names_out(
+            self, self._transform_width(), input_features=input_features
+        )
+
+    def _transform_width(self) -> int:
+        """Columns of :meth:`transform`'s output: ``_n_features_out`` here."""
+        return self._n_features_out
 
     # -- transfer --------------------------------------------------------------
     def _transfer_encoder(self):

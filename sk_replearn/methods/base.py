@@ -8,6 +8,8 @@ only its hyperparameters and ``_build_objective``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import os
 import sys
@@ -23,6 +25,8 @@ from ..base import BaseRepresentation, seed_from_random_state
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
+from ..nn.layers import block_features, block_widths
+from ..nn.surgery import TransferEncoder
 from ..objectives.base import Objective
 from ..persistence import load as _load_estimator
 from ..persistence import save as _save_estimator
@@ -59,10 +63,15 @@ class NeuralRepresentation(BaseRepresentation):
 
     Holds the engine parameters every neural method shares and the fit /
     transform logic around the training net ``net_``. A subclass sets
-    ``_n_features_out`` and implements ``_build_objective``.
+    ``_n_features_out`` (the width of its encoder's output) and implements
+    ``_build_objective``.
 
-    Parameters shared by every subclass are documented on each estimator
-    (see :class:`~sk_replearn.AutoencoderTransformer`).
+    Every subclass gets the parameter ``transform_layer`` (default -1)
+    without declaring it: :meth:`__init_subclass__` adds it to the
+    ``__init__`` the subclass writes, just before ``accelerator`` (or
+    last), so a new method, whoever writes it, can be probed at every
+    layer. Parameters shared by every subclass are documented on each
+    estimator (see :class:`~sk_replearn.AutoencoderTransformer`).
     """
 
     _parameter_constraints: dict = {
@@ -84,7 +93,15 @@ class NeuralRepresentation(BaseRepresentation):
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "accelerator": [HasMethods(["prepare", "backward"]), None],
+        # Checked against the encoder's blocks, which only the fitted (or
+        # built) encoder knows: see _check_transform_layer.
+        "transform_layer": "no_validation",
     }
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _with_transform_layer(cls.__init__)
 
     # -- fit -----------------------------------------------------------------
     def _fit(self, X) -> NeuralRepresentation:
@@ -106,6 +123,7 @@ class NeuralRepresentation(BaseRepresentation):
                 net.module_.restart_schedule(self._total_steps)
             else:
                 net = self._build_net(X_t, device)
+            self._inner_layer(net.module_)  # a bad transform_layer: now
             net.partial_fit(X_t, None)
         self._record_fit(net)
         return self
@@ -437,10 +455,72 @@ class NeuralRepresentation(BaseRepresentation):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components), dtype float32
-            The representation.
+            The representation: the encoder's output, or the pooled output
+            of the block ``transform_layer`` names (as wide as that block).
         """
         check_is_fitted(self)  # before _n_features_out, which reads the net
-        return self._apply(X, lambda m, xb: m.encode(xb), self._n_features_out)
+        return self._apply(X, *self._layer_encoding(self._module()))
+
+    # -- the layer transform returns ---------------------------------------------
+    def _layer_encoding(self, module: Objective):
+        """``fn(module, batch)`` and its width at ``transform_layer``.
+
+        The default, -1, is ``module.encode`` itself. Another block runs a
+        :class:`~sk_replearn.nn.surgery.TransferEncoder` of ``module``
+        (:meth:`_layer_encoder`) up to that block; nothing is stored, so
+        ``set_params(transform_layer=...)`` after ``fit`` needs no refit.
+        """
+        inner = self._inner_layer(module)
+        if inner is None:
+            return (lambda m, xb: m.encode(xb)), self._n_features_out
+        encoder, layer, width = inner
+        return (lambda m, xb: block_features(encoder, xb, layer)), width
+
+    def _inner_layer(self, module) -> tuple[TransferEncoder, int, int] | None:
+        """The encoder, block index and width of an inner ``transform_layer``.
+
+        None for the last block, which ``module.encode`` gives (bit for
+        bit as before the parameter existed); a ValueError for a value
+        that is no block.
+        """
+        if self.transform_layer == -1 and _is_int(self.transform_layer):
+            return None
+        encoder = self._layer_encoder(module)
+        widths = block_widths(encoder)
+        layer = self._check_transform_layer(len(widths))
+        return None if layer == len(widths) - 1 else (encoder, layer, widths[layer])
+
+    def _layer_encoder(self, module: Objective) -> TransferEncoder:
+        """The encoder whose blocks ``transform_layer`` counts, in eval mode.
+
+        A copy of the weights (made per call, so that it never goes stale)
+        on the module's device; the fine-tuners use their own encoder.
+        """
+        make = module.transfer_encoder  # (through a torch.compile wrapper too)
+        if getattr(make, "__func__", None) is Objective.transfer_encoder:
+            raise ValueError(
+                f"transform_layer={self.transform_layer!r}: "
+                f"{type(self).__name__} cannot return an inner layer, as its "
+                f"objective {type(module).__name__} defines no "
+                "transfer_encoder(); use transform_layer=-1."
+            )
+        return make(getattr(self, "input_shape_", None)).eval()
+
+    def _check_transform_layer(self, n_blocks: int) -> int:
+        """``transform_layer`` as an index in ``[0, n_blocks)``, or a ValueError."""
+        layer = self.transform_layer
+        if not _is_int(layer) or not -n_blocks <= layer < n_blocks:
+            raise ValueError(
+                f"transform_layer={layer!r} is not a block of the encoder of "
+                f"{type(self).__name__}, which has {n_blocks} blocks (those "
+                "that freeze_layers counts); pass an int from "
+                f"{-n_blocks} to {n_blocks - 1}, -1 (the default) being the "
+                "last block, the encoder's output."
+            )
+        return int(layer) % n_blocks
+
+    def _transform_width(self) -> int:
+        return self._layer_encoding(self._module())[1]
 
     def _transfer_encoder(self):
         check_is_fitted(self, "net_")
@@ -455,6 +535,39 @@ class NeuralRepresentation(BaseRepresentation):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral | np.integer) and not isinstance(value, bool)
+
+
+def _with_transform_layer(init):
+    """``init`` taking the keyword ``transform_layer=-1`` as well.
+
+    The parameter enters the signature (which scikit-learn's ``get_params``
+    and the docstrings read) before ``accelerator``, the last parameter of
+    every estimator (so that the docstrings' ``{params ..accelerator}``
+    ranges document it), or last when there is none.
+    """
+    signature = inspect.signature(init)
+    params = list(signature.parameters.values())
+    if "transform_layer" in signature.parameters:
+        return init
+    last = params[-1]
+    at = len(params) - (last.name == "accelerator" or last.kind is last.VAR_KEYWORD)
+    layer = inspect.Parameter(
+        "transform_layer", inspect.Parameter.KEYWORD_ONLY, default=-1
+    )
+
+    @functools.wraps(init)
+    def __init__(self, *args, transform_layer: int = -1, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        self.transform_layer = transform_layer
+
+    __init__.__signature__ = signature.replace(
+        parameters=[*params[:at], layer, *params[at:]]
+    )
+    return __init__
 
 
 def _check_finite_output(out: np.ndarray, X, owner: str) -> None:

@@ -185,10 +185,11 @@ class _SequenceTransformer(NeuralRepresentation):
         Returns
         -------
         Z : ndarray of shape (n_samples, embed_dim), dtype float32
-            The pooled hidden states (see ``pooling``).
+            The pooled hidden states (see ``pooling``) of the last block, or
+            of the block ``transform_layer`` names.
         """
         check_is_fitted(self)
-        return self._apply(X, lambda m, ids: m.encode(ids), self._n_features_out)
+        return self._apply(X, *self._layer_encoding(self._module()))
 
     def _transfer_encoder(self):
         check_is_fitted(self, "net_")

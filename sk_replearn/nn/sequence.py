@@ -149,17 +149,24 @@ class TokenEncoder(nn.Module):
         nn.init.normal_(self.token_embed.weight, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
 
-    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``(B, T, D)`` of a padded batch of ids ``(B, T)``."""
+    def forward_tokens(
+        self, ids: torch.Tensor, n_blocks: int | None = None
+    ) -> torch.Tensor:
+        """Hidden states ``(B, T, D)`` of a padded batch of ids ``(B, T)``.
+
+        ``n_blocks`` runs only the first transformer blocks, and no final
+        norm (the states of an inner layer); None runs them all, then the
+        norm.
+        """
         T = ids.shape[1]
         x = self.drop(self.token_embed(ids) + self.pos_embed[:, :T])  # (B, T, D)
         padding = ids == PAD  # (B, T): True where attention must not look
         causal = None
         if self.causal:
             causal = torch.ones(T, T, dtype=torch.bool, device=ids.device).triu(1)
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             x = block(x, src_mask=causal, src_key_padding_mask=padding)
-        return self.norm(x)
+        return self.norm(x) if n_blocks is None else x
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """One vector ``(B, D)`` per sequence, pooled as ``pooling`` says."""

@@ -232,7 +232,9 @@ class ViTEncoder(nn.Module):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, L, D)
         return tokens + self.pos_embed
 
-    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(
+        self, tokens: torch.Tensor, n_blocks: int | None = None
+    ) -> torch.Tensor:
         """Prepend the class token, run the blocks and the final norm.
 
         Parameters
@@ -240,6 +242,10 @@ class ViTEncoder(nn.Module):
         tokens : torch.Tensor of shape (B, L', D)
             Any subset of the tokens from :meth:`embed` (positions already
             added), e.g. the visible ones after masking.
+        n_blocks : int or None, default=None
+            Run only the first ``n_blocks`` transformer blocks and no final
+            norm: the tokens of an inner layer. None runs every block, then
+            the norm.
 
         Returns
         -------
@@ -248,9 +254,9 @@ class ViTEncoder(nn.Module):
         """
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
         tokens = torch.cat([cls, tokens], dim=1)  # (B, 1 + L', D)
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             tokens = block(tokens)
-        return self.norm(tokens)
+        return self.norm(tokens) if n_blocks is None else tokens
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Reduce ``(B, 1 + L', D)`` to ``(B, D)`` as set by ``pooling``."""

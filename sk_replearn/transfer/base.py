@@ -324,6 +324,7 @@ class BaseFineTuner(NeuralRepresentation):
         device = self._device()
         with seeded(seed, device):
             module, lrs, blocks = self._surgery(encoder, n_out)
+            self._inner_layer(module)  # a bad transform_layer: before training
             frozen = all(lr is None for lr in lrs)
             if source is None:
                 X_t = training_samples(X, self.input_shape_)
@@ -419,6 +420,10 @@ class BaseFineTuner(NeuralRepresentation):
     @property
     def _n_features_out(self) -> int:
         return self.net_.module_.encoder.out_features
+
+    def _layer_encoder(self, module: FineTuneModule) -> TransferEncoder:
+        """The fine-tuned encoder itself, whose blocks ``n_blocks_`` counts."""
+        return module.encoder
 
     def _transfer_encoder(self) -> TransferEncoder:
         """A trainable copy of the fine-tuned encoder (to fine-tune it again)."""

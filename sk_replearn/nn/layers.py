@@ -1,0 +1,209 @@
+"""Features from any block of an encoder, one vector per sample.
+
+The blocks are those of :func:`~sk_replearn.nn.surgery.encoder_blocks`,
+the layers the fine-tuners freeze and re-initialise, so that block ``k``
+means the same thing to ``transform_layer`` and to ``freeze_layers``.
+:func:`block_features` runs a :class:`~sk_replearn.nn.surgery.TransferEncoder`
+through its first blocks only and reduces what the last of them returns to
+a vector: a ConvNet's feature map ``(B, C, *spatial)`` by global average
+pooling, as linear probes of intermediate layers do (Zhang et al. 2016,
+Kolesnikov et al. 2019); the tokens of a transformer as its ``pooling``
+says. The last block is the encoder's own output.
+
+References
+----------
+.. [1] R. Zhang, P. Isola and A. A. Efros. "Colorful Image Colorization."
+   ECCV 2016.
+.. [2] A. Kolesnikov, X. Zhai and L. Beyer. "Revisiting Self-Supervised
+   Visual Representation Learning." CVPR 2019.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .conv import CNNEncoder, ResNetEncoder
+from .heads import Bottleneck
+from .mlp import MLPEncoder
+from .sequence import TokenEncoder, pool_tokens
+from .surgery import Block, TransferEncoder, _body_blocks, encoder_blocks
+from .transformer import ViTEncoder
+
+__all__ = ["block_features", "block_widths"]
+
+#: Bodies whose blocks are consecutive layers of one ``nn.Sequential``.
+_SEQUENTIAL = (MLPEncoder, CNNEncoder, ResNetEncoder)
+
+
+def _pool_map(h: torch.Tensor) -> torch.Tensor:
+    """Global average pooling of ``(B, C, *spatial)`` to ``(B, C)``."""
+    return h.flatten(2).mean(dim=2) if h.dim() > 2 else h
+
+
+def _tapped(body: nn.Module, h: torch.Tensor, block: Block) -> torch.Tensor:
+    # A module of unknown structure: what the block's last sub-module
+    # returns when the whole body runs (read by a forward hook).
+    if not block.modules:
+        raise ValueError(
+            f"block of {type(body).__name__} holds loose parameters only; "
+            "it returns nothing that could be read as features."
+        )
+    seen: list[torch.Tensor] = []
+    handle = block.modules[-1].register_forward_hook(
+        lambda module, args, out: seen.append(out)
+    )
+    try:
+        body(h)
+    finally:
+        handle.remove()
+    if not seen or not isinstance(seen[-1], torch.Tensor):
+        raise ValueError(
+            f"{type(block.modules[-1]).__name__} in {type(body).__name__} "
+            "returned no tensor in the forward pass; choose another layer."
+        )
+    return _pool_map(seen[-1])
+
+
+def _body_features(body: nn.Module, h: torch.Tensor, k: int) -> torch.Tensor:
+    """Pooled output ``(B, width)`` of block ``k`` of ``body`` on its input ``h``."""
+    blocks = _body_blocks(body)
+    if k == len(blocks) - 1:
+        return body(h)  # the body's own output
+    if isinstance(body, Bottleneck):
+        return _body_features(body.encoder, h, k)  # k < the linear layer
+    if isinstance(body, _SEQUENTIAL):
+        if isinstance(body, MLPEncoder):
+            h = h.flatten(1)
+        for block in blocks[: k + 1]:
+            for module in block.modules:
+                h = module(h)
+        return _pool_map(h)  # (B, C) of a feature map (B, C, *spatial)
+    if isinstance(body, ViTEncoder):
+        # Block 0 is the patch embedding (with the class token).
+        return body.pool(body.forward_tokens(body.embed(h), n_blocks=k))
+    if isinstance(body, TokenEncoder):
+        hidden = body.forward_tokens(h, n_blocks=k)  # (B, T, D); h holds ids
+        return pool_tokens(hidden, h, body.pooling)
+    return _tapped(body, h, blocks[k])
+
+
+def block_features(
+    encoder: TransferEncoder, x: torch.Tensor, block: int
+) -> torch.Tensor:
+    """The output of one block of ``encoder``, one vector per sample.
+
+    Only the blocks up to ``block`` run (a module of another type than the
+    package's encoders runs whole, its block's output read by a hook), so
+    the activations of one layer at a time are held.
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+        Its blocks are :func:`~sk_replearn.nn.surgery.encoder_blocks`'.
+    x : torch.Tensor of shape (B, *input_shape)
+        A raw batch, as ``encoder`` takes it (padded token ids ``(B, T)``
+        for a sequence model).
+    block : int
+        Index of the block, from 0 to ``len(encoder_blocks(encoder)) - 1``.
+
+    Returns
+    -------
+    torch.Tensor of shape (B, block_widths(encoder)[block])
+        The last block gives ``encoder(x)`` exactly. An MLP block gives its
+        activations; a ConvNet block its feature map averaged over space
+        (global average pooling); a transformer block its tokens pooled as
+        the encoder's ``pooling`` says (a ViT's block 0, the patch
+        embedding, gives the embedded patches with their positions, the
+        class token still untouched by attention).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ResNetEncoder
+    >>> from sk_replearn.nn.layers import block_features, block_widths
+    >>> from sk_replearn.nn.surgery import TransferEncoder
+    >>> enc = TransferEncoder(ResNetEncoder((1, 40)), (1, 40), 128).eval()
+    >>> block_widths(enc)
+    [32, 32, 64, 128]
+    >>> block_features(enc, torch.randn(5, 1, 40), 2).shape
+    torch.Size([5, 64])
+    """
+    n = len(encoder_blocks(encoder))
+    if not 0 <= block < n:
+        raise IndexError(f"block={block} is not one of the encoder's {n} blocks.")
+    if block == n - 1:
+        return encoder(x)
+    if encoder.input_shape is not None:
+        x = x.reshape(len(x), *encoder.input_shape)
+    h = encoder.prep(x)
+    if block >= len(_body_blocks(encoder.body)):  # the head, below loose weights
+        return encoder.head(encoder.body(h))
+    return _body_features(encoder.body, h, block)
+
+
+def _body_widths(body: nn.Module) -> list[int] | None:
+    """Widths of the pooled block outputs of a known body; None if unknown."""
+    if isinstance(body, Bottleneck):
+        inner = _body_widths(body.encoder)
+        return None if inner is None else [*inner, body.out_features]
+    blocks = _body_blocks(body)
+    if isinstance(body, (ViTEncoder, TokenEncoder)):
+        return [body.out_features] * len(blocks)
+    if isinstance(body, MLPEncoder):
+        widths = [b.modules[0].out_features for b in blocks]
+    elif isinstance(body, CNNEncoder):
+        widths = [b.modules[0].out_channels for b in blocks]
+    elif isinstance(body, ResNetEncoder):  # the stem's convolution, then blocks
+        widths = [blocks[0].modules[0].out_channels]
+        widths += [b.modules[0].conv2.out_channels for b in blocks[1:]]
+    else:
+        return None
+    widths[-1] = body.out_features  # the encoder's own pooling
+    return widths
+
+
+def block_widths(encoder: TransferEncoder) -> list[int]:
+    """Width of :func:`block_features`' output at every block of ``encoder``.
+
+    Read off the layers for the package's encoders; for any other module,
+    measured by one pass of a zero batch of two samples (in eval mode).
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+
+    Returns
+    -------
+    list of int
+        One width per block of :func:`~sk_replearn.nn.surgery.encoder_blocks`;
+        the last is ``encoder.out_features``.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn import MLPEncoder
+    >>> from sk_replearn.nn.layers import block_widths
+    >>> from sk_replearn.nn.surgery import TransferEncoder
+    >>> block_widths(TransferEncoder(MLPEncoder((6,), hidden_sizes=(8, 4)), (6,), 4))
+    [8, 4]
+    """
+    n = len(encoder_blocks(encoder))
+    widths = _body_widths(encoder.body)
+    if widths is None:
+        if encoder.input_shape is None:
+            raise ValueError(
+                f"the widths of the blocks of {type(encoder.body).__name__} "
+                "cannot be measured without an input_shape."
+            )
+        was_training = encoder.training
+        param = next(encoder.parameters(), None)
+        x = torch.zeros(2, *encoder.input_shape, device=getattr(param, "device", None))
+        encoder.eval()
+        try:
+            with torch.no_grad():
+                widths = [block_features(encoder, x, k).shape[1] for k in range(n)]
+        finally:
+            encoder.train(was_training)
+    widths = widths[:n] + [encoder.out_features] * (n - len(widths))
+    widths[-1] = encoder.out_features
+    return widths

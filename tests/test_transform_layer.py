@@ -1,0 +1,277 @@
+"""``transform_layer``: features from any block of every kind of encoder.
+
+One small fitted estimator per kind of encoder (an MLP on a table, a CNN on
+images, a ResNet on signals, a ViT, a token transformer, a fine-tuned
+encoder). For each: the width of every block's features, the last block
+equal to the default ``transform`` bit for bit, an inner block equal to a
+computation by hand through the encoder's first blocks, ``set_params``
+after ``fit`` with no refit and the weights untouched, a grid search over
+the layer, and the errors of values that are no block.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _instances import PUBLIC_ESTIMATORS, make
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from sk_replearn import CollapseWarning
+from sk_replearn.methods.base import NeuralRepresentation
+from sk_replearn.nn.sequence import pool_tokens
+from sk_replearn.nn.surgery import encoder_blocks
+from sk_replearn.tokens import PAD
+
+_RNG = np.random.default_rng(0)
+TABLE = _RNG.normal(size=(40, 8)).astype(np.float32)
+IMAGES = _RNG.normal(size=(40, 64)).astype(np.float32)  # (1, 8, 8)
+SIGNALS = _RNG.normal(size=(40, 16)).astype(np.float32)  # (1, 16)
+LABELS = np.arange(40) % 2
+TEXTS = [
+    "".join(_RNG.choice(list("abcd"), size=_RNG.integers(3, 12))) for _ in range(40)
+]
+_TINY = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
+_PROJ = {"projection_dim": 4, "hidden_dim": 8}
+
+
+def _normalized(est, X) -> torch.Tensor:
+    """X standardised as the objective does, one sample shaped ``input_shape_``."""
+    x = torch.as_tensor(X).reshape(len(X), *est.input_shape_)
+    return est.net_.module_.normalize(x)
+
+
+def _mlp_by_hand(est, X, k):
+    obj = est.net_.module_  # an autoencoder: backbone MLP (8, 4), bottleneck
+    layers = obj.backbone.layers  # Linear, LayerNorm, ReLU, Linear
+    return layers[: [3, 4][k]](_normalized(est, X))
+
+
+def _cnn_by_hand(est, X, k):
+    features = est.net_.module_.backbone.features  # (Conv, BN, ReLU) x 2
+    return features[: 3 * (k + 1)](_normalized(est, X)).mean(dim=(2, 3))
+
+
+def _resnet_by_hand(est, X, k):
+    resnet = est.net_.module_.backbone.encoder  # under the n_components layer
+    h = resnet.features[: 3 + k](_normalized(est, X))  # the stem, then k blocks
+    return h.mean(dim=2)  # global average pooling over time
+
+
+def _vit_by_hand(est, X, k):
+    obj = est.net_.module_
+    vit = obj.encoder
+    x = _normalized(est, X).reshape(len(X), *obj.token_shape)
+    tokens = vit.patch_embed(x).flatten(2).transpose(1, 2) + vit.pos_embed
+    tokens = torch.cat([vit.cls_token.expand(len(X), -1, -1), tokens], dim=1)
+    for block in vit.blocks[:k]:
+        tokens = block(tokens)
+    return tokens[:, 0] if vit.pooling == "cls" else tokens[:, 1:].mean(dim=1)
+
+
+def _tokens_by_hand(est, X, k):
+    enc = est.net_.module_.encoder
+    data = est._token_data(X)
+    ids = data.take(torch.arange(len(data)))  # (B, T), padded to the longest
+    T = ids.shape[1]
+    h = enc.token_embed(ids) + enc.pos_embed[:, :T]
+    causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+    for block in enc.blocks[:k]:
+        h = block(h, src_mask=causal, src_key_padding_mask=ids == PAD)
+    return pool_tokens(h, ids, enc.pooling)
+
+
+def _finetuned_by_hand(est, X, k):
+    enc = est.net_.module_.encoder  # the fine-tuned copy of the MLP
+    return enc.body.layers[:3](enc.prep(torch.as_tensor(X)))
+
+
+#: kind -> (estimator, its data, its widths per block, (inner block, by hand)).
+CASES = {
+    "mlp": (
+        lambda: make("AutoencoderTransformer"),
+        TABLE,
+        [8, 4, 2],
+        (0, _mlp_by_hand),
+    ),
+    "cnn": (
+        lambda: make(
+            "SimCLRTransformer",
+            encoder="cnn",
+            encoder_kwargs={"channels": (4, 6)},
+            input_shape=(1, 8, 8),
+        ),
+        IMAGES,
+        [4, 24],  # the last stage pooled to 2 x 2 by the encoder itself
+        (0, _cnn_by_hand),
+    ),
+    "resnet": (
+        lambda: make(
+            "SimCLRTransformer",
+            n_components=3,
+            encoder="resnet",
+            encoder_kwargs={"channels": (4, 6)},
+            input_shape=(1, 16),
+        ),
+        SIGNALS,
+        [4, 4, 6, 3],  # stem, two residual blocks, the n_components layer
+        (1, _resnet_by_hand),
+    ),
+    "vit": (
+        lambda: make("MAETransformer", depth=2, input_shape=(1, 16)),
+        SIGNALS,
+        [8, 8, 8],  # patch embedding, two transformer blocks
+        (1, _vit_by_hand),
+    ),
+    "vit-cls": (
+        lambda: make("MAETransformer", depth=2, pooling="cls", input_shape=(1, 16)),
+        SIGNALS,
+        [8, 8, 8],
+        (1, _vit_by_hand),
+    ),
+    "tokens": (
+        lambda: make("GPTTransformer", tokenizer="char", depth=2),
+        TEXTS,
+        [8, 8, 8],  # token embedding, two transformer blocks
+        (1, _tokens_by_hand),
+    ),
+    "finetuned": (
+        lambda: make("FineTuner"),
+        TABLE,
+        [8, 4, 2],  # the autoencoder's MLP (8, 4) and bottleneck, fine-tuned
+        (0, _finetuned_by_hand),
+    ),
+}
+
+
+def _fit(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)  # 1 epoch, tiny data
+        return est.fit(X, LABELS)  # the labels of the fine-tuner; others ignore y
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def fitted(request):
+    build, X, widths, by_hand = CASES[request.param]
+    return _fit(build(), X), X, widths, by_hand
+
+
+def test_transform_layer_is_a_parameter_of_every_neural_estimator():
+    neural = [
+        c for c in PUBLIC_ESTIMATORS.values() if issubclass(c, NeuralRepresentation)
+    ]
+    assert len(neural) >= 12
+    for cls in neural:
+        param = inspect.signature(cls).parameters["transform_layer"]
+        assert param.default == -1 and param.kind is param.KEYWORD_ONLY, cls
+        assert cls().get_params()["transform_layer"] == -1
+        assert cls(transform_layer=2).transform_layer == 2
+
+
+def test_transform_layer_width_of_every_block(fitted):
+    est, X, widths, _ = fitted
+    n = len(widths)
+    assert len(encoder_blocks(est._transfer_encoder())) == n
+    for k in range(-n, n):
+        est.set_params(transform_layer=k)
+        Z = est.transform(X)
+        assert Z.shape == (len(X), widths[k]) and Z.dtype == np.float32
+        assert np.isfinite(Z).all()
+        names = est.get_feature_names_out()
+        assert len(names) == widths[k]
+    est.set_params(transform_layer=-1)
+
+
+def test_transform_layer_last_block_is_the_default_transform_exactly(fitted):
+    est, X, widths, _ = fitted
+    default = est.set_params(transform_layer=-1).transform(X)
+    last = est.set_params(transform_layer=len(widths) - 1).transform(X)
+    est.set_params(transform_layer=-1)
+    assert np.array_equal(last, default)
+    assert default.shape[1] == est._n_features_out
+
+
+def test_transform_layer_inner_block_equals_the_first_blocks_by_hand(fitted):
+    est, X, _, (k, by_hand) = fitted
+    Z = est.set_params(transform_layer=k).transform(X)
+    default = est.set_params(transform_layer=-1).transform(X)
+    with torch.no_grad():
+        expected = by_hand(est, X, k).numpy()
+    np.testing.assert_allclose(Z, expected, rtol=1e-5, atol=1e-5)
+    assert Z.shape != default.shape or not np.allclose(Z, default)
+
+
+def test_transform_layer_set_after_fit_needs_no_refit(fitted):
+    est, X, widths, _ = fitted
+    net, n_epochs = est.net_, est.n_epochs_
+    before = {k: v.clone() for k, v in est.net_.module_.state_dict().items()}
+    default = est.transform(X)
+    for k in range(len(widths)):
+        est.set_params(transform_layer=k).transform(X)
+    est.set_params(transform_layer=-1)
+    assert est.net_ is net and est.n_epochs_ == n_epochs
+    after = est.net_.module_.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert np.array_equal(est.transform(X), default)
+
+
+def test_transform_layer_does_not_change_what_fit_learns():
+    inner = make("AutoencoderTransformer", transform_layer=0).fit(TABLE)
+    default = make("AutoencoderTransformer").fit(TABLE)
+    assert inner.transform(TABLE).shape == (40, 8)
+    inner.set_params(transform_layer=-1)
+    assert np.array_equal(inner.transform(TABLE), default.transform(TABLE))
+
+
+def test_transform_layer_set_output_follows_the_block():
+    pytest.importorskip("pandas")
+    est = make("AutoencoderTransformer", transform_layer=1).fit(TABLE)
+    frame = est.set_output(transform="pandas").transform(TABLE)
+    assert list(frame.columns) == [f"autoencodertransformer{i}" for i in range(4)]
+    assert list(est.get_feature_names_out()) == list(frame.columns)
+
+
+def test_transform_layer_grid_search_in_a_pipeline():
+    pipe = make_pipeline(make("AutoencoderTransformer"), LogisticRegression())
+    grid = {"autoencodertransformer__transform_layer": [0, 1, -1]}
+    search = GridSearchCV(pipe, grid, cv=2, error_score="raise").fit(TABLE, LABELS)
+    assert len(search.cv_results_["mean_test_score"]) == 3
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_params_["autoencodertransformer__transform_layer"]
+    assert best in (0, 1, -1)
+    width = {0: 8, 1: 4, -1: 2}[best]
+    assert search.best_estimator_[0].transform(TABLE).shape == (40, width)
+
+
+def test_transform_layer_counts_the_blocks_freeze_layers_counts():
+    clf = make("FineTuner", freeze_layers=3).fit(TABLE, LABELS)
+    assert clf.n_blocks_ == 3
+    assert clf.set_params(transform_layer=clf.n_blocks_ - 1).transform(TABLE).shape
+    with pytest.raises(ValueError, match="has 3 blocks"):
+        clf.set_params(transform_layer=clf.n_blocks_).transform(TABLE)
+
+
+@pytest.mark.parametrize("bad", [3, -4, 1.0, "0", True, None])
+def test_transform_layer_not_a_block_raises(bad):
+    est = make("AutoencoderTransformer").fit(TABLE)  # 3 blocks
+    est.set_params(transform_layer=bad)
+    message = rf"transform_layer={bad!r} .* has 3 blocks .* from -3 to 2"
+    with pytest.raises(ValueError, match=message):
+        est.transform(TABLE)
+    with pytest.raises(ValueError, match=message):
+        est.get_feature_names_out()
+
+
+def test_transform_layer_not_a_block_raises_at_fit_before_training():
+    est = make("AutoencoderTransformer", transform_layer=7)
+    with pytest.raises(ValueError, match=r"transform_layer=7 .* has 3 blocks"):
+        est.fit(TABLE)
+    assert not hasattr(est, "net_")
+    clf = make("FineTuner", transform_layer=-9)
+    with pytest.raises(ValueError, match=r"transform_layer=-9 .* has 3 blocks"):
+        clf.fit(TABLE, LABELS)
