@@ -66,6 +66,14 @@ loss = NTXentLoss(TEMPERATURE)(layer(x1), layer(x2))
 acc.backward(loss)
 res["ddp_weight_grad"] = acc.unwrap_model(layer).weight.grad.clone()
 
+# 2b. SwAV's loss: Sinkhorn-Knopp codes over the global batch.
+from sk_replearn.losses.clustering import SwAVLoss
+swav_scores = [torch.randn(N_GLOBAL, 4, generator=g) for _ in range(3)]
+mine = [s[rows].clone().requires_grad_() for s in swav_scores]
+loss = SwAVLoss()(mine, n_global=2)
+loss.backward()
+res["swav_loss"], res["swav_grads"] = loss.detach(), [m.grad for m in mine]
+
 # 3. Estimators trained on both ranks on the same data.
 X = np.random.default_rng(0).normal(size=(N_FIT, 6)).astype(np.float32)
 X[:, :3] += 3 * np.random.default_rng(1).normal(size=(N_FIT, 1)).astype(np.float32)
@@ -169,6 +177,23 @@ def test_ntxent_ddp_weight_gradient_equals_single_process(ranks):
         torch.testing.assert_close(
             r["ddp_weight_grad"], layer.weight.grad, rtol=1e-5, atol=1e-7
         )
+
+
+def test_swav_codes_over_the_global_batch_equal_single_process(ranks):
+    from sk_replearn.losses.clustering import SwAVLoss
+
+    g = torch.Generator().manual_seed(0)
+    torch.randn(N_GLOBAL, 5, generator=g), torch.randn(N_GLOBAL, 5, generator=g)
+    scores = [torch.randn(N_GLOBAL, 4, generator=g).requires_grad_() for _ in range(3)]
+    loss = SwAVLoss()(scores, n_global=2)
+    loss.backward()
+    # each rank's codes are its rows of the global codes, so the ranks' mean
+    # loss is the global one, and each rank's gradient WORLD times its rows'
+    mean_rank_loss = torch.stack([r["swav_loss"] for r in ranks]).mean()
+    torch.testing.assert_close(mean_rank_loss, loss.detach(), rtol=1e-5, atol=1e-6)
+    for v, s in enumerate(scores):
+        got = torch.cat([r["swav_grads"][v] for r in ranks]) / WORLD
+        torch.testing.assert_close(got, s.grad, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["simclr", "ae", "finetuner", "bert"])
