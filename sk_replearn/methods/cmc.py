@@ -274,10 +274,14 @@ class CMCTransformer(_TwoViewTransformer):
         -------
         feature_names_out : ndarray of str objects
             One name per column of :meth:`transform`'s output: column ``j``
-            of view ``v``'s encoding.
+            of view ``v``'s encoding (``<classname><i>`` for an inner
+            ``transform_layer``).
         """
-        super().get_feature_names_out(input_features)  # checks input_features
-        encoders = self._module().backbone.encoders
+        names = super().get_feature_names_out(input_features)
+        module = self._module()
+        if self._inner_layer(module) is not None:  # an inner transform_layer
+            return names
+        encoders = module.backbone.encoders
         shown = (
             range(len(encoders))
             if self.transform_view is None
