@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from sk_replearn import AutoencoderTransformer, FineTuner, PCATransformer
-from sk_replearn import BERTTransformer, SimCLRTransformer
+from sk_replearn import BERTTransformer, SimCLRTransformer, SwAVTransformer
 from sk_replearn.losses.contrastive import NTXentLoss
 
 out = sys.argv[1]
@@ -93,7 +93,13 @@ bert = BERTTransformer(
     embed_dim=8, depth=1, num_heads=2, **{**common, "lr": 3e-3}
 ).fit(words)
 res["bert_transform"] = bert.transform(words)
-for name, est in [("simclr", sim), ("ae", ae), ("finetuner", ft), ("bert", bert)]:
+swav = SwAVTransformer(
+    encoder="mlp", encoder_kwargs={"hidden_sizes": (16, 4)}, views=None,
+    projection_dim=4, n_prototypes=4, **common
+).fit(X)
+for name, est in [
+    ("simclr", sim), ("ae", ae), ("finetuner", ft), ("bert", bert), ("swav", swav)
+]:
     res[name + "_loss_curve"] = est.loss_curve_
     res[name + "_state"] = {
         k: v.detach().cpu() for k, v in est.net_.module_.state_dict().items()
@@ -196,7 +202,7 @@ def test_swav_codes_over_the_global_batch_equal_single_process(ranks):
         torch.testing.assert_close(got, s.grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["simclr", "ae", "finetuner", "bert"])
+@pytest.mark.parametrize("name", ["simclr", "ae", "finetuner", "bert", "swav"])
 def test_accelerated_fit_identical_weights_on_ranks(ranks, name):
     first, second = (r[name + "_state"] for r in ranks)
     assert first.keys() == second.keys()

@@ -128,7 +128,11 @@ class SwAVObjective(TwoViewObjective):
             with torch.no_grad():  # unit-norm prototypes at every step
                 weight.copy_(F.normalize(weight, dim=1))
             if int(self.step) < self.freeze_prototypes_steps:
-                weight = weight.detach()  # frozen: no gradient, no update
+                # Frozen: a zero gradient, not none, which DistributedDataParallel
+                # needs (every parameter must get one); Adam's step on zero
+                # moments is zero, and weight decay is undone by the next
+                # normalisation.
+                weight = weight.detach() + 0.0 * weight
         scores = F.linear(z, weight)  # (VB, K)
         n_views = 2 + (0 if local is None else self.n_local_views)
         return scores.chunk(n_views), z[: 2 * len(v1)].detach().view(2, len(v1), -1)
