@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from test_mae import _signals  # noisy sines, (n, 1, 40)
 
 from sk_replearn import ContextEncoderTransformer
 from sk_replearn.objectives.context import (
@@ -16,16 +17,6 @@ SHAPES = [(1, 28, 28), (3, 12, 10), (2, 40)]
 
 # The scikit-learn common checks, persistence, fuzzing and checkpoint tests
 # run on the row of tests/_instances.py (a table, MLP encoder and decoder).
-
-
-def _signals(n=120, length=40, seed=0):
-    """Noisy sines of random frequency and phase, (n, 1, length)."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 1, length)
-    freq = rng.uniform(1, 4, (n, 1))
-    phase = rng.uniform(0, 2 * np.pi, (n, 1))
-    x = np.sin(2 * np.pi * freq * t + phase) + 0.1 * rng.standard_normal((n, length))
-    return x[:, None, :].astype(np.float32)
 
 
 @pytest.mark.parametrize("context_weight", [0.0, 0.3])
