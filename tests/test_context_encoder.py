@@ -47,6 +47,13 @@ def test_context_encoder_loss_is_the_squared_error_on_the_hidden_region(
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_context_encoder_loss_is_finite_when_nothing_is_visible():
+    obj = ContextEncoderObjective((1, 4, 4), n_components=2, context_weight=0.5)
+    x = torch.randn(2, 1, 4, 4)
+    loss = obj.forward_loss(x, torch.zeros_like(x), torch.ones(2, 1, 4, 4))
+    assert loss.item() == pytest.approx(obj.normalize(x).pow(2).mean().item())
+
+
 def test_context_encoder_encoder_sees_the_hidden_region_at_the_mean():
     obj = ContextEncoderObjective((1, 8, 8), n_components=4, mask="center")
     obj.eval()

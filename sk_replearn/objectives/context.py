@@ -211,7 +211,8 @@ def context_mask(
         random features of each row (features have no neighbours).
     mask_ratio : float, default=0.25
         Fraction of the sample to hide, in (0, 1); at least one value is
-        hidden and one stays visible.
+        hidden, and one stays visible except under overlapping blocks at a
+        ratio close to 1.
     block_size : int or "auto", default="auto"
         See :func:`resolve_block_size`.
     generator : torch.Generator, optional
@@ -404,10 +405,11 @@ class ContextEncoderObjective(AutoencoderObjective):
         """
         sq = (pred.float() - self.normalize(x)).pow(2)  # (N, *input_shape)
         hidden = mask.expand_as(sq)
-        loss = (sq * hidden).sum() / hidden.sum()
+        loss = (sq * hidden).sum() / hidden.sum().clamp_min(1)
         if self.context_weight > 0:
             visible = 1.0 - hidden
-            loss = loss + self.context_weight * (sq * visible).sum() / visible.sum()
+            context = (sq * visible).sum() / visible.sum().clamp_min(1)
+            loss = loss + self.context_weight * context
         return loss
 
     # -- the Objective contract ---------------------------------------------
