@@ -8,8 +8,6 @@ only its hyperparameters and ``_build_objective``.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import math
 import os
 import sys
@@ -66,11 +64,9 @@ class NeuralRepresentation(BaseRepresentation):
     ``_n_features_out`` (the width of its encoder's output) and implements
     ``_build_objective``.
 
-    Every subclass gets the parameter ``transform_layer`` (default -1)
-    without declaring it: :meth:`__init_subclass__` adds it to the
-    ``__init__`` the subclass writes, just before ``accelerator`` (or
-    last), so a new method, whoever writes it, can be probed at every
-    layer. Parameters shared by every subclass are documented on each
+    Every subclass declares ``transform_layer=-1`` (just before
+    ``accelerator``) so that it can be probed at every layer; the logic is
+    here. Parameters shared by every subclass are documented on each
     estimator (see :class:`~sk_replearn.AutoencoderTransformer`).
     """
 
@@ -97,11 +93,6 @@ class NeuralRepresentation(BaseRepresentation):
         # built) encoder knows: see _check_transform_layer.
         "transform_layer": "no_validation",
     }
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__:
-            cls.__init__ = _with_transform_layer(cls.__init__)
 
     # -- fit -----------------------------------------------------------------
     def _fit(self, X) -> NeuralRepresentation:
@@ -539,35 +530,6 @@ class NeuralRepresentation(BaseRepresentation):
 
 def _is_int(value) -> bool:
     return isinstance(value, Integral | np.integer) and not isinstance(value, bool)
-
-
-def _with_transform_layer(init):
-    """``init`` taking the keyword ``transform_layer=-1`` as well.
-
-    The parameter enters the signature (which scikit-learn's ``get_params``
-    and the docstrings read) before ``accelerator``, the last parameter of
-    every estimator (so that the docstrings' ``{params ..accelerator}``
-    ranges document it), or last when there is none.
-    """
-    signature = inspect.signature(init)
-    params = list(signature.parameters.values())
-    if "transform_layer" in signature.parameters:
-        return init
-    last = params[-1]
-    at = len(params) - (last.name == "accelerator" or last.kind is last.VAR_KEYWORD)
-    layer = inspect.Parameter(
-        "transform_layer", inspect.Parameter.KEYWORD_ONLY, default=-1
-    )
-
-    @functools.wraps(init)
-    def __init__(self, *args, transform_layer: int = -1, **kwargs) -> None:
-        init(self, *args, **kwargs)
-        self.transform_layer = transform_layer
-
-    __init__.__signature__ = signature.replace(
-        parameters=[*params[:at], layer, *params[at:]]
-    )
-    return __init__
 
 
 def _check_finite_output(out: np.ndarray, X, owner: str) -> None:

@@ -126,6 +126,7 @@ class SwAVTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

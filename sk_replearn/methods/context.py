@@ -174,6 +174,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

@@ -94,6 +94,7 @@ class SimCLRTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -194,6 +195,7 @@ class MoCoTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

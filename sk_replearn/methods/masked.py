@@ -202,6 +202,7 @@ class MAETransformer(NeuralRepresentation):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

@@ -109,6 +109,7 @@ class BYOLTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -194,6 +195,7 @@ class SimSiamTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -279,6 +281,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -405,6 +408,7 @@ class DINOTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -514,6 +518,7 @@ class VICRegTransformer(_TwoViewTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

@@ -115,6 +115,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

@@ -319,6 +319,7 @@ class GPTTransformer(_SequenceTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
@@ -553,6 +554,7 @@ class BERTTransformer(_SequenceTransformer):
         random_state=None,
         warm_start: bool = False,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())

@@ -230,6 +230,7 @@ class BaseFineTuner(NeuralRepresentation):
         verbose: int = 0,
         random_state=None,
         checkpoint_dir=None,
+        transform_layer: int = -1,
         accelerator=None,
     ) -> None:
         store_params(self, locals())
