@@ -22,7 +22,7 @@ from . import AutoencoderTransformer, KMeansTransformer, PCATransformer, methods
 from .evaluation import linear_probe
 
 #: The families of :mod:`sk_replearn.methods` in the order the table shows them.
-_FAMILIES = ["contrastive", "noncontrastive", "masked"]
+_FAMILIES = ["contrastive", "noncontrastive", "clustering", "cmc", "masked", "context"]
 
 
 def _self_supervised() -> list[type]:

@@ -1,7 +1,7 @@
 """The neural representation learners."""
 
-from .cmc import CMCTransformer
 from .clustering import SwAVTransformer
+from .cmc import CMCTransformer
 from .context import ContextEncoderTransformer
 from .contrastive import MoCoTransformer, SimCLRTransformer
 from .masked import MAETransformer
