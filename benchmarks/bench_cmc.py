@@ -18,9 +18,11 @@ then probed by :func:`sk_replearn.evaluation.linear_probe` (a standardised
 * MNIST-1D: ``mnist1d``'s 4000 / 1000 split generated offline, samples of
   length 40 as ``input_shape=(1, 40)``, with two choices of views: the
   first and second half of the signal (``views="auto"``) and its even and
-  odd steps (two signals of length 20, a ResNet each). No target: reported
-  beside the raw baselines (SimCLR's probe, with views that are random
-  augmentations of the whole signal, is in ``bench_ssl``).
+  odd steps (two signals of length 20, a ResNet each), each without
+  augmentation (the default) and with ``augmentation="auto"`` (the
+  ``SequenceViews`` of each view). No target: reported beside the raw
+  baselines (SimCLR's probe, with views that are random augmentations of
+  the whole signal, is in ``bench_ssl``).
 
 Run: ``python benchmarks/bench_cmc.py [--only digits mnist1d] [--threads N]``
 (torch on one thread by default, as in ``bench_ssl``). Fit times are wall
@@ -105,10 +107,17 @@ def mnist1d() -> None:
     print(_row("raw logistic", raw, 0.0))
     knn = KNeighborsClassifier().fit(X_tr, y_tr).score(X_te, y_te)
     print(_row("raw kNN (k=5)", knn, 0.0))
-    for name, views in [("halves", "auto"), ("even | odd steps", EVEN_ODD)]:
-        cmc = CMCTransformer(views=views, input_shape=(1, 40), random_state=0)
-        result = linear_probe(cmc, X_tr, y_tr, X_te, y_te)
-        print(_row(f"CMC ({name})", result.accuracy, result.fit_time), flush=True)
+    for name, views in [("halves", "auto"), ("even | odd", EVEN_ODD)]:
+        for augmentation in (None, "auto"):
+            cmc = CMCTransformer(
+                views=views,
+                augmentation=augmentation,
+                input_shape=(1, 40),
+                random_state=0,
+            )
+            result = linear_probe(cmc, X_tr, y_tr, X_te, y_te)
+            label = f"CMC ({name}{', augmented' if augmentation else ''})"
+            print(_row(label, result.accuracy, result.fit_time), flush=True)
 
 
 def main() -> None:
