@@ -12,8 +12,9 @@ digits). The raw pixels get the same probe.
 Why: a context encoder learns by filling in hidden regions, an autoencoder
 by copying its whole input through a bottleneck. The bars: the context
 encoder's probe at least the autoencoder's and at least the raw pixels'
-logistic regression (0.906, the figure the issue gives; the standardised
-probe of the raw pixels on this split is printed beside it), each fit within
+logistic regression (0.906, a plain logistic regression on the pixels
+scaled to [0, 1]; the standardised probe of the raw pixels on this split is
+printed beside it), each fit within
 5 minutes on 2 CPU cores. The held-out fill-in error of the context encoder
 (squared error on the hidden regions, ``-score``) is printed beside the error
 of filling them with the training pixels' means.
@@ -38,7 +39,7 @@ from sklearn.model_selection import train_test_split
 from sk_replearn import AutoencoderTransformer, ContextEncoderTransformer
 from sk_replearn.evaluation import linear_probe
 
-#: The raw pixels' logistic regression, as the issue gives it.
+#: A plain logistic regression on the raw pixels scaled to [0, 1].
 RAW_PIXELS_BAR = 0.906
 #: Most seconds a fit may take.
 FIT_SECONDS = 300
@@ -107,7 +108,7 @@ def main() -> None:
         + verdict(context["acc"], autoencoder["acc"], at_most=False)
     )
     print(
-        "  raw pixels' logistic regression as the issue gives it "
+        "  plain logistic regression on the raw pixels in [0, 1] "
         f"({RAW_PIXELS_BAR}): " + verdict(context["acc"], RAW_PIXELS_BAR, at_most=False)
     )
     print(
