@@ -1,0 +1,325 @@
+"""Few-label evaluation: draws, kNN and cross-validated linear probes, scorer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import (
+    GridSearchCV,
+    RepeatedStratifiedKFold,
+    StratifiedKFold,
+    cross_val_score,
+    cross_validate,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_replearn import PCATransformer
+from sk_replearn.evaluation import (
+    KNNProbe,
+    LinearProbeCV,
+    ProbeScorer,
+    few_label_indices,
+    few_label_scores,
+)
+
+X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
+X_TRAIN, Y_TRAIN = X_DIGITS[:1000], Y_DIGITS[:1000]
+X_TEST, Y_TEST = X_DIGITS[1000:], Y_DIGITS[1000:]
+LABELS_PER_CLASS = [1, 2, 5]
+
+
+def _lr():
+    return LogisticRegression(max_iter=5000)
+
+
+# -- few_label_indices -----------------------------------------------------------
+@pytest.mark.parametrize("n_per_class", LABELS_PER_CLASS)
+def test_few_label_indices_draws_n_of_every_class(n_per_class):
+    idx = few_label_indices(Y_TRAIN, n_per_class, random_state=0)
+    assert np.array_equal(idx, np.sort(idx))
+    assert len(np.unique(idx)) == len(idx) == 10 * n_per_class
+    np.testing.assert_array_equal(
+        np.bincount(Y_TRAIN[idx], minlength=10), np.full(10, n_per_class)
+    )
+
+
+def test_few_label_indices_seeded_like_numpy_choice():
+    y = np.array([2, 0, 2, 1, 0, 2, 1, 0, 1, 2])
+    rng = np.random.RandomState(7)
+    expected = np.sort(
+        np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), 2, replace=False) for c in (0, 1, 2)]
+        )
+    )
+    np.testing.assert_array_equal(few_label_indices(y, 2, random_state=7), expected)
+    np.testing.assert_array_equal(
+        few_label_indices(y, 2, random_state=7), few_label_indices(y, 2, random_state=7)
+    )
+    draws = {tuple(few_label_indices(Y_TRAIN, 2, random_state=s)) for s in range(5)}
+    assert len(draws) == 5
+
+
+def test_few_label_indices_errors_name_the_parameter():
+    with pytest.raises(InvalidParameterError, match="n_per_class"):
+        few_label_indices(Y_TRAIN, 0)
+    with pytest.raises(ValueError, match="n_per_class=3 but class 1 has only 2"):
+        few_label_indices([0, 0, 0, 1, 1], 3)
+
+
+# -- few_label_scores ------------------------------------------------------------
+def test_few_label_scores_equal_a_loop_over_the_draws():
+    result = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=3
+    )
+    rng = check_random_state(0)
+    expected = []
+    for _ in range(3):
+        idx = few_label_indices(Y_TRAIN, 2, random_state=rng)
+        expected.append(_lr().fit(X_TRAIN[idx], Y_TRAIN[idx]).score(X_TEST, Y_TEST))
+    np.testing.assert_array_equal(result.scores, expected)
+    assert result.mean == pytest.approx(np.mean(expected))
+    assert result.std == pytest.approx(np.std(expected))
+    assert result.n_per_class == 2
+    assert str(result) == f"{np.mean(expected):.3f} ± {np.std(expected):.3f}"
+    # deterministic, and more labels help a logistic regression on digits
+    again = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=3
+    )
+    np.testing.assert_array_equal(result.scores, again.scores)
+    more = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=20, n_draws=3
+    )
+    assert more.mean > result.mean + 0.1
+
+
+def test_few_label_scores_keep_a_frozen_representation_fitted():
+    pca = PCATransformer(n_components=16, random_state=0).fit(X_TRAIN)
+    model = Pipeline([("rep", FrozenEstimator(pca)), ("clf", _lr())])
+    result = few_label_scores(
+        model, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=5, n_draws=2
+    )
+    Z_train, Z_test = pca.transform(X_TRAIN), pca.transform(X_TEST)
+    direct = few_label_scores(
+        _lr(), Z_train, Y_TRAIN, Z_test, Y_TEST, n_per_class=5, n_draws=2
+    )
+    np.testing.assert_allclose(result.scores, direct.scores)
+
+
+def test_few_label_scores_errors_name_the_parameter():
+    with pytest.raises(InvalidParameterError, match="n_draws"):
+        few_label_scores(
+            _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=0
+        )
+    with pytest.raises(InvalidParameterError, match="model"):
+        few_label_scores("lr", X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2)
+    with pytest.raises(ValueError, match="n_per_class=500"):
+        few_label_scores(_lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=500)
+
+
+# -- KNNProbe ---------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_knn_probe_equals_scikit_learn_neighbours(metric, standardize):
+    idx = few_label_indices(Y_TRAIN, 5, random_state=0)
+    probe = KNNProbe(n_neighbors=3, metric=metric, standardize=standardize)
+    probe.fit(X_TRAIN[idx], Y_TRAIN[idx])
+    knn = KNeighborsClassifier(n_neighbors=3, metric=metric, weights="distance")
+    reference = make_pipeline(StandardScaler(), knn) if standardize else knn
+    reference.fit(X_TRAIN[idx], Y_TRAIN[idx])
+    np.testing.assert_array_equal(probe.predict(X_TEST), reference.predict(X_TEST))
+    np.testing.assert_allclose(
+        probe.predict_proba(X_TEST), reference.predict_proba(X_TEST)
+    )
+    assert (probe.scaler_ is not None) == standardize
+
+
+@pytest.mark.parametrize(
+    "n_per_class, k", [(1, 1), (2, 1), (5, 2), (10, 3), (50, 7), (90, 9)]
+)
+def test_knn_probe_auto_neighbours_grow_as_the_root_of_the_smallest_class(
+    n_per_class, k
+):
+    idx = few_label_indices(Y_TRAIN, n_per_class, random_state=0)
+    probe = KNNProbe().fit(X_TRAIN[idx], Y_TRAIN[idx])
+    assert probe.n_neighbors_ == k == max(1, round(math.sqrt(n_per_class)))
+
+
+def test_knn_probe_auto_neighbours_stop_at_20():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(1000, 3), np.repeat([0, 1], 500)
+    assert KNNProbe().fit(X, y).n_neighbors_ == 20
+    # the smallest class decides
+    assert KNNProbe().fit(X[:509], y[:509]).n_neighbors_ == 3
+
+
+def test_knn_probe_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="n_neighbors=30 but there are only 20"):
+        idx = few_label_indices(Y_TRAIN, 2, random_state=0)
+        KNNProbe(n_neighbors=30).fit(X_TRAIN[idx], Y_TRAIN[idx])
+    with pytest.raises(InvalidParameterError, match="'metric' parameter"):
+        KNNProbe(metric="manhattan").fit(X_TRAIN, Y_TRAIN)
+    with pytest.raises(ValueError, match="y has 1 class"):
+        KNNProbe().fit(X_TRAIN[:5], np.zeros(5))
+
+
+# -- LinearProbeCV ----------------------------------------------------------------
+def _hand_chosen_C(X, y, Cs, splits) -> float:
+    """The C of the best mean log-loss over the folds, each fit on its own."""
+    losses = []
+    for C in Cs:
+        fold = []
+        for train, test in splits:
+            lr = LogisticRegression(C=C, max_iter=1000).fit(X[train], y[train])
+            fold.append(
+                log_loss(y[test], lr.predict_proba(X[test]), labels=lr.classes_)
+            )
+        losses.append(np.mean(fold))
+    return Cs[int(np.argmin(losses))]
+
+
+@pytest.mark.parametrize("n_per_class, n_splits, n_repeats", [(2, 2, 5), (5, 5, 2)])
+def test_linear_probe_cv_chooses_C_as_cross_validation_by_hand(
+    n_per_class, n_splits, n_repeats
+):
+    idx = few_label_indices(Y_TRAIN, n_per_class, random_state=1)
+    X, y = X_TRAIN[idx] / 16, Y_TRAIN[idx]
+    Cs = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    probe = LinearProbeCV(Cs=Cs, random_state=3).fit(X, y)
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=3)
+    assert probe.cv_.get_n_splits() == n_splits * n_repeats
+    splits = list(cv.split(X, y))
+    for (a_train, a_test), (b_train, b_test) in zip(probe.cv_.split(X, y), splits):
+        np.testing.assert_array_equal(a_train, b_train)
+        np.testing.assert_array_equal(a_test, b_test)
+    assert probe.C_ == _hand_chosen_C(X, y, Cs, splits)
+    # refitted on every label at that C: scikit-learn's own regression
+    reference = LogisticRegression(C=probe.C_, max_iter=1000).fit(X, y)
+    np.testing.assert_array_equal(
+        probe.predict_proba(X_TEST / 16), reference.predict_proba(X_TEST / 16)
+    )
+    np.testing.assert_array_equal(
+        probe.predict(X_TEST / 16), reference.predict(X_TEST / 16)
+    )
+
+
+def test_linear_probe_cv_equals_logistic_regression_cv_on_the_same_folds():
+    idx = few_label_indices(Y_TRAIN, 2, random_state=0)
+    X, y = X_TRAIN[idx], Y_TRAIN[idx]
+    probe = LinearProbeCV(standardize=True, random_state=0).fit(X, y)
+    Z = StandardScaler().fit_transform(X)
+    cv = RepeatedStratifiedKFold(n_splits=2, n_repeats=5, random_state=0)
+    reference = LogisticRegressionCV(
+        Cs=10,
+        l1_ratios=(0.0,),
+        cv=list(cv.split(Z, y)),
+        scoring="neg_log_loss",
+        max_iter=1000,
+        use_legacy_attributes=False,
+    ).fit(Z, y)
+    assert probe.C_ == reference.C_
+    Z_test = StandardScaler().fit(X).transform(X_TEST)
+    refit = LogisticRegression(C=probe.C_, max_iter=1000).fit(Z, y)
+    np.testing.assert_array_equal(probe.predict(X_TEST), refit.predict(Z_test))
+
+
+def test_linear_probe_cv_errors_name_the_parameter():
+    idx = few_label_indices(Y_TRAIN, 1, random_state=0)
+    with pytest.raises(ValueError, match="at least 2 labels of every class"):
+        LinearProbeCV().fit(X_TRAIN[idx], Y_TRAIN[idx])
+    with pytest.raises(InvalidParameterError, match="'n_splits' parameter"):
+        LinearProbeCV(n_splits=1).fit(X_TRAIN, Y_TRAIN)
+    with pytest.raises(InvalidParameterError, match="'n_repeats' parameter"):
+        LinearProbeCV(n_repeats="many").fit(X_TRAIN, Y_TRAIN)
+
+
+@parametrize_with_checks([KNNProbe(), LinearProbeCV(n_splits=2, n_repeats=1)])
+def test_probes_pass_the_scikit_learn_checks(estimator, check):
+    check(estimator)
+
+
+# -- ProbeScorer ------------------------------------------------------------------
+def test_probe_scorer_few_labels_equals_draws_within_the_scored_data():
+    pca = PCATransformer(n_components=16, random_state=0).fit(X_TRAIN)
+    scorer = ProbeScorer("linear", n_per_class=2, n_draws=3, random_state=4)
+    Z = pca.transform(X_TEST)
+    rng = check_random_state(4)
+    expected = []
+    for _ in range(3):
+        labelled = few_label_indices(Y_TEST, 2, random_state=rng)
+        rest = np.setdiff1d(np.arange(len(Y_TEST)), labelled)
+        probe = LinearProbeCV().fit(Z[labelled], Y_TEST[labelled])
+        expected.append(probe.score(Z[rest], Y_TEST[rest]))
+    assert scorer(pca, X_TEST, Y_TEST) == pytest.approx(np.mean(expected))
+
+
+def test_probe_scorer_all_labels_equals_stratified_cross_validation():
+    pca = PCATransformer(n_components=16, random_state=0).fit(X_TRAIN)
+    Z = pca.transform(X_TEST)
+    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    expected = cross_val_score(KNNProbe(), Z, Y_TEST, cv=cv).mean()
+    assert ProbeScorer("knn")(pca, X_TEST, Y_TEST) == pytest.approx(expected)
+    # any classifier as the probe, and a pipeline ending in a classifier
+    lr = ProbeScorer(_lr())(pca, X_TEST, Y_TEST)
+    expected_lr = cross_val_score(_lr(), Z, Y_TEST, cv=cv).mean()
+    assert lr == pytest.approx(expected_lr)
+    pipe = Pipeline([("rep", FrozenEstimator(pca)), ("clf", _lr())]).fit(
+        X_TRAIN, Y_TRAIN
+    )
+    assert ProbeScorer(_lr())(pipe, X_TEST, Y_TEST) == pytest.approx(expected_lr)
+
+
+def test_probe_scorer_selects_a_representation_in_grid_search():
+    scorer = ProbeScorer("knn", n_per_class=2)
+    search = GridSearchCV(
+        PCATransformer(random_state=0),
+        {"n_components": [1, 2, 32]},
+        scoring=scorer,
+        cv=2,
+    ).fit(X_DIGITS, Y_DIGITS)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_ == {"n_components": 32}
+    assert scores[0] < scores[1] < scores[2]
+    both = cross_validate(
+        PCATransformer(n_components=16, random_state=0),
+        X_DIGITS,
+        Y_DIGITS,
+        cv=2,
+        scoring={"knn": scorer, "linear": ProbeScorer("linear", n_per_class=2)},
+    )
+    assert set(both) >= {"test_knn", "test_linear"}
+    assert (both["test_knn"] > 0.5).all() and (both["test_linear"] > 0.5).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"probe": "svm"}, "probe='svm'"),
+        ({"n_per_class": 0}, "n_per_class=0"),
+        ({"n_per_class": 2.0}, "n_per_class=2.0"),
+        ({"n_draws": 0}, "n_draws=0"),
+        ({"cv": 1}, "cv=1"),
+        ({"random_state": np.random.RandomState(0)}, "random_state="),
+    ],
+)
+def test_probe_scorer_errors_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ProbeScorer(**kwargs)
+
+
+def test_probe_scorer_refuses_what_it_cannot_score():
+    with pytest.raises(TypeError, match="has no transform"):
+        ProbeScorer()(_lr().fit(X_TRAIN, Y_TRAIN), X_TEST, Y_TEST)
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    with pytest.raises(ValueError, match="n_per_class=2 leaves nothing"):
+        ProbeScorer(n_per_class=2)(pca, X_TEST[:30], np.repeat(np.arange(15), 2))
