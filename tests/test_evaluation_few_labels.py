@@ -25,12 +25,14 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_replearn import PCATransformer
+from sk_replearn.__main__ import _probes
 from sk_replearn.evaluation import (
     KNNProbe,
     LinearProbeCV,
     ProbeScorer,
     few_label_indices,
     few_label_scores,
+    linear_probe,
 )
 
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
@@ -323,3 +325,36 @@ def test_probe_scorer_refuses_what_it_cannot_score():
     pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
     with pytest.raises(ValueError, match="n_per_class=2 leaves nothing"):
         ProbeScorer(n_per_class=2)(pca, X_TEST[:30], np.repeat(np.arange(15), 2))
+
+
+# -- the main job's few-label column ------------------------------------------------
+def test_main_job_columns_are_the_all_label_probe_and_few_label_scores():
+    pca = PCATransformer(n_components=16, random_state=0)
+    fit_time, everything, few = _probes(pca, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, None)
+    assert fit_time > 0
+    assert everything == linear_probe(pca, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST).accuracy
+    fitted = PCATransformer(n_components=16, random_state=0).fit(X_TRAIN)
+    expected = few_label_scores(
+        LogisticRegression(max_iter=5000),
+        fitted.transform(X_TRAIN),
+        Y_TRAIN,
+        fitted.transform(X_TEST),
+        Y_TEST,
+        n_per_class=2,
+        n_draws=5,
+        random_state=0,
+    )
+    assert few == pytest.approx(expected.mean)
+    raw = _probes(None, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, None)
+    assert raw[0] == 0.0
+    assert raw[2] == pytest.approx(
+        few_label_scores(
+            LogisticRegression(max_iter=5000),
+            X_TRAIN,
+            Y_TRAIN,
+            X_TEST,
+            Y_TEST,
+            n_per_class=2,
+            n_draws=5,
+        ).mean
+    )
