@@ -52,7 +52,7 @@ _TWO_VIEW_IMAGE = {
     **RUN,
 }
 #: Rows of the table changed since their outputs were recorded, as recorded.
-AS_RECORDED = {"MAETransformer": {"patch_size": 2}}
+AS_RECORDED = {"MAETransformer": {"patch_size": 2}, "DINOTransformer": {"lr": 1e-3}}
 _TINY_MAE = {**INSTANCES["MAETransformer"], **AS_RECORDED["MAETransformer"]}
 
 
@@ -71,8 +71,8 @@ def _cases() -> dict:
         "DINOTransformer",
     ]:
         extra = {"queue_size": 16} if name == "MoCoTransformer" else {}
-        if name == "DINOTransformer":  # recorded before multi-crop ("auto": 2)
-            extra = {"n_local_views": 0}
+        if name == "DINOTransformer":  # recorded before multi-crop and lr=3e-3
+            extra = {"n_local_views": 0, "lr": 1e-3}
         cases[f"cnn-image-{name}"] = lambda name=name, extra=extra: getattr(
             sk_replearn, name
         )(**_TWO_VIEW_IMAGE, **extra)
