@@ -27,18 +27,15 @@ import argparse
 import sys
 import time
 
-import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
 from . import AutoencoderTransformer, KMeansTransformer, PCATransformer, methods
-from .evaluation import few_label_scores
+from .evaluation import _fit_represent, _probe_accuracy, few_label_scores, linear_probe
 
 #: Labels a class, and draws, of the few-label column.
 _FEW_LABELS, _FEW_DRAWS = 2, 5
@@ -102,20 +99,13 @@ def _probes(est, X_train, y_train, X_test, y_test, threads: int | None):
         import torch
 
         torch.set_num_threads(threads)
-    Z_train, Z_test, fit_time = X_train, X_test, 0.0
-    if est is not None:
-        rep = clone(est)
-        start = time.perf_counter()
-        Z_train = rep.fit_transform(X_train)
-        fit_time = time.perf_counter() - start
-        Z_test = rep.transform(X_test)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    everything = probe.fit(Z_train, y_train).score(Z_test, y_test)
+    Z_train, Z_test, fit_time = _fit_represent(est, X_train, X_test)
+    everything = _probe_accuracy(Z_train, y_train, Z_test, y_test)
     few = few_label_scores(
         LogisticRegression(max_iter=5000),
-        np.asarray(Z_train),
+        Z_train,
         y_train,
-        np.asarray(Z_test),
+        Z_test,
         y_test,
         n_per_class=_FEW_LABELS,
         n_draws=_FEW_DRAWS,
@@ -161,8 +151,6 @@ def sequences(random_state: int) -> None:
     """GPT and BERT on peptides, beside character n-gram counts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     from . import BERTTransformer, GPTTransformer
     from .datasets import load_peptides
@@ -188,12 +176,9 @@ def sequences(random_state: int) -> None:
 
     def probe(cls):
         def run():
-            start = time.perf_counter()
-            rep = cls(random_state=random_state).fit(X_train)
-            fit_time = time.perf_counter() - start
-            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-            clf.fit(rep.transform(X_train), y_train)
-            return fit_time, clf.score(rep.transform(X_test), y_test)
+            rep = cls(random_state=random_state)
+            result = linear_probe(rep, X_train, y_train, X_test, y_test)
+            return result.fit_time, result.accuracy
 
         return run
 

@@ -107,6 +107,19 @@ def linear_probe(representation, X_train, y_train, X_test, y_test) -> ProbeResul
     >>> result.accuracy > 0.85
     True
     """
+    Z_train, Z_test, fit_time = _fit_represent(representation, X_train, X_test)
+    return ProbeResult(
+        fit_time=fit_time, accuracy=_probe_accuracy(Z_train, y_train, Z_test, y_test)
+    )
+
+
+def _fit_represent(
+    representation, X_train, X_test
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(Z_train, Z_test, fit_time)``: a clone fitted on ``X_train`` alone.
+
+    None keeps the raw input (and a fit time of 0).
+    """
     Z_train, Z_test, fit_time = X_train, X_test, 0.0
     if representation is not None:
         rep = clone(representation)
@@ -114,11 +127,13 @@ def linear_probe(representation, X_train, y_train, X_test, y_test) -> ProbeResul
         Z_train = rep.fit_transform(X_train)
         fit_time = time.perf_counter() - start
         Z_test = rep.transform(X_test)
+    return np.asarray(Z_train), np.asarray(Z_test), fit_time
+
+
+def _probe_accuracy(Z_train, y_train, Z_test, y_test) -> float:
+    """Held-out accuracy of the standardised logistic-regression probe."""
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    probe.fit(np.asarray(Z_train), y_train)
-    return ProbeResult(
-        fit_time=fit_time, accuracy=float(probe.score(np.asarray(Z_test), y_test))
-    )
+    return float(probe.fit(Z_train, y_train).score(Z_test, y_test))
 
 
 # -- few labels: which, and how well -------------------------------------------
