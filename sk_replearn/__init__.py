@@ -18,7 +18,7 @@ from .methods import (
     SwAVTransformer,
     VICRegTransformer,
 )
-from .transfer import FineTuner, FineTunerRegressor
+from .transfer import FineTuner, FineTunerRegressor, PretrainedTransformer
 
 __version__ = "0.1.0.dev0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "MAETransformer",
     "MoCoTransformer",
     "PCATransformer",
+    "PretrainedTransformer",
     "SimCLRTransformer",
     "SimSiamTransformer",
     "SwAVTransformer",

@@ -40,14 +40,19 @@ the projection head. None keeps the encoder's own width, given by
 128 for the default ResNet on signals and for the default MLP on tables.""",
     ),
     "encoder": (
-        '{"auto", "mlp", "cnn", "resnet", "vit"} or nn.Module class',
+        '{"auto", "mlp", "cnn", "resnet", "vit"}, nn.Module class, nn.Module '
+        "or callable",
         """\
 The encoder network, whose output is the representation. "auto" picks
 an MLP for tabular data, a CNN for images and a small ResNet for 1-D
 signals (see ``input_shape``), which on MNIST-1D learns far better
 features than the plain CNN; an encoder that a decoder mirrors (the
 autoencoder's) stays the strided CNN on signals. A class is called as
-``encoder(input_shape=..., **encoder_kwargs)``.""",
+``encoder(input_shape=..., **encoder_kwargs)``. A module instance (e.g.
+a torchvision ResNet with ``fc = nn.Identity()``) is copied at each fit,
+never trained in place; any other callable is a factory called with no
+arguments. The width is found by a forward pass on one zero batch; the
+module must map ``(B, *input_shape)`` to ``(B, width)``.""",
     ),
     "encoder_kwargs": (
         "dict or None",
@@ -56,8 +61,9 @@ Keyword arguments of the encoder, e.g. ``{{"hidden_sizes": (128,)}}`` for
 "mlp" or ``{{"channels": (16, 32)}}`` for "cnn"; None uses its defaults.""",
     ),
     "decoder": (
-        '{"auto", "mlp", "cnn", "vit"} or nn.Module class',
-        'The decoder; "auto" mirrors the encoder.',
+        '{"auto", "mlp", "cnn", "vit"}, nn.Module class, nn.Module or callable',
+        'The decoder; "auto" mirrors the encoder. A module instance is copied '
+        "at each fit; any other callable is a factory of no arguments.",
     ),
     "decoder_kwargs": ("dict or None", "Keyword arguments of the decoder."),
     "views": (

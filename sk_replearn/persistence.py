@@ -113,8 +113,13 @@ def to_plain(value, name: str):
             return {_TAG: "optimizer", "name": value.__name__}
     if isinstance(value, BaseEstimator):
         return estimator_to_plain(value, name)
+    shown = (
+        f"<a {type(value).__name__} module>"
+        if isinstance(value, torch.nn.Module)
+        else repr(value)
+    )
     raise TypeError(
-        f"{name}={value!r} cannot be saved as data (save() stores no code, "
+        f"{name}={shown} cannot be saved as data (save() stores no code, "
         "only numbers, strings, arrays and sk_replearn estimators). Use a named "
         "option instead of a class or function, or pickle the estimator with "
         "joblib.dump (which runs code when loaded: trusted files only)."

@@ -16,6 +16,7 @@ from functools import partial
 import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import estimator_checks_generator
+from torch import nn
 
 import sk_replearn
 
@@ -24,6 +25,12 @@ RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
 _MLP = {"encoder": "mlp", "encoder_kwargs": {"hidden_sizes": (8, 4)}}
 _TWO_VIEW = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **RUN}
 _AE = {"n_components": 2, **_MLP, **RUN}
+
+
+def tabular_network() -> nn.Module:
+    """A network "pre-trained elsewhere" that takes any number of features."""
+    return nn.Sequential(nn.LazyLinear(4), nn.Tanh())
+
 
 #: ``name -> constructor arguments``; an estimator argument is cloned by
 #: :func:`make`, so instances never share state.
@@ -61,6 +68,11 @@ INSTANCES: dict[str, dict] = {
         **RUN,
     },
     "PCATransformer": {"n_components": 1},
+    "PretrainedTransformer": {
+        "model": tabular_network,
+        "device": "cpu",
+        "random_state": 0,
+    },
     "KMeansTransformer": {
         "n_clusters": 2,
         "n_init": 1,

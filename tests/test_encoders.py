@@ -209,10 +209,41 @@ def test_build_encoder_user_class_infers_out_features():
     assert enc(torch.randn(BATCH, 1, 8, 8)).shape == (BATCH, 6)
 
 
-def test_build_encoder_user_instance_used_as_is():
+def test_build_encoder_user_instance_is_copied_not_changed():
     module = _WithoutOut((4,))
-    assert build_encoder(module, (4,)) is module
-    assert module.out_features == 5
+    enc = build_encoder(module, (4,))
+    assert enc is not module and enc.out_features == 5
+    assert not hasattr(module, "out_features")  # the caller's module untouched
+    for a, b in zip(enc.parameters(), module.parameters()):
+        assert a is not b and torch.equal(a, b)
+    with torch.no_grad():
+        enc.fc.weight.add_(1.0)  # training the copy leaves the original as it was
+    assert not torch.equal(enc.fc.weight, module.fc.weight)
+
+
+def test_build_encoder_zero_argument_factory():
+    enc = build_encoder(
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), (1, 8, 8)
+    )
+    assert enc.out_features == 3
+    assert enc(torch.randn(BATCH, 1, 8, 8)).shape == (BATCH, 3)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: "not a module", "must return an nn.Module; it returned str"),
+        (lambda width: nn.Linear(4, width), "called with no arguments"),
+    ],
+)
+def test_build_encoder_bad_factory_raises(factory, match):
+    with pytest.raises(TypeError, match=match):
+        build_encoder(factory, (4,))
+
+
+def test_build_encoder_module_with_kwargs_raises():
+    with pytest.raises(TypeError, match="encoder_kwargs.*cannot be applied"):
+        build_encoder(nn.Linear(4, 2), (4,), width=3)
 
 
 def test_build_encoder_user_class_bad_output_raises():

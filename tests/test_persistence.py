@@ -61,7 +61,9 @@ def _outputs(est, X) -> dict:
 
 
 # The array estimators; test_sequences.py saves and loads GPT and BERT.
-@pytest.mark.parametrize("name", list(INSTANCES))
+# PretrainedTransformer holds a network built elsewhere, which is code, not
+# data: test_pretrained.py checks that save() says so and that it pickles.
+@pytest.mark.parametrize("name", [n for n in INSTANCES if n != "PretrainedTransformer"])
 def test_save_load_round_trip_gives_identical_outputs(name, data, tmp_path):
     X, y = data
     est = _fit(make(name), X, y)

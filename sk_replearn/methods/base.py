@@ -8,6 +8,7 @@ only its hyperparameters and ``_build_objective``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import sys
@@ -18,12 +19,13 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from torch import nn
 
 from ..base import BaseRepresentation, seed_from_random_state
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
-from ..nn.layers import block_features, block_widths
+from ..nn.layers import LayerEncoder, block_features, block_widths
 from ..nn.surgery import TransferEncoder
 from ..objectives.base import Objective
 from ..persistence import load as _load_estimator
@@ -516,6 +518,47 @@ class NeuralRepresentation(BaseRepresentation):
     def _transfer_encoder(self):
         check_is_fitted(self, "net_")
         return self.net_.module_.transfer_encoder(tuple(self.input_shape_)).cpu()
+
+    def export_encoder(self) -> nn.Module:
+        """The trained encoder as a plain torch module: raw input to ``transform``.
+
+        The module holds everything between a raw sample and the
+        representation (the input standardisation, the network, the
+        bottleneck; the blocks up to ``transform_layer``), so that it runs
+        with torch alone: save it with ``torch.save(module.state_dict(),
+        ...)``, or as a program with :func:`torch.export.export` and
+        :func:`torch.export.save`, which a process without sk_replearn can
+        load with :func:`torch.export.load`; or give that file to
+        :class:`~sk_replearn.PretrainedTransformer` to fine-tune it on
+        another data set.
+
+        Returns
+        -------
+        torch.nn.Module
+            A copy on the CPU, in eval mode, with trainable weights. It maps
+            ``(B, *input_shape_)`` (or flat rows ``(B, n_features_in_)``) to
+            ``(B, width)``, equal to :meth:`transform`'s output; a sequence
+            model's takes the padded token ids ``(B, T)`` of its vocabulary.
+            Its ``out_features`` attribute is the width.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from sk_replearn import AutoencoderTransformer
+        >>> X = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+        >>> ae = AutoencoderTransformer(2, max_epochs=1, random_state=0).fit(X)
+        >>> encoder = ae.export_encoder()
+        >>> z = encoder(torch.from_numpy(X)).detach().numpy()
+        >>> bool(np.allclose(z, ae.transform(X), atol=1e-6))
+        True
+        """
+        check_is_fitted(self)
+        inner = self._inner_layer(self._module())
+        if inner is None:
+            encoder = self._transfer_encoder()  # a copy already
+        else:
+            encoder = LayerEncoder(copy.deepcopy(inner[0]), inner[1])
+        return encoder.cpu().eval()
 
     def __sklearn_is_fitted__(self) -> bool:
         # Fitted once training has produced a net: validation alone (which

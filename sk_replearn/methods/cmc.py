@@ -38,7 +38,9 @@ view's (``transform_view``).""",
 The encoder of every view (each view has its own, of its own shape).
 "auto" picks by the view's shape: an MLP for a vector, a small ResNet
 for a signal ``(C, L)``, a CNN for an image ``(C, H, W)``. A class is
-called as ``encoder(input_shape=view_shape, **encoder_kwargs)``.""",
+called as ``encoder(input_shape=view_shape, **encoder_kwargs)``; a module
+instance (or a factory of no arguments) is copied for every view, so it
+must take every view's shape.""",
 }
 
 

@@ -137,9 +137,9 @@ class ContextEncoderTransformer(NeuralRepresentation):
             StrOptions({"auto"}),
         ],
         "context_weight": [Interval(Real, 0, None, closed="left")],
-        "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "encoder_kwargs": [dict, None],
-        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "decoder_kwargs": [dict, None],
     }
 

@@ -78,9 +78,9 @@ class AutoencoderTransformer(NeuralRepresentation):
     _parameter_constraints: dict = {
         **NeuralRepresentation._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "encoder_kwargs": [dict, None],
-        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), type],
+        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "decoder_kwargs": [dict, None],
         "noise": [Interval(Real, 0, None, closed="left")],
         "noise_type": [StrOptions({"gaussian", "mask"})],

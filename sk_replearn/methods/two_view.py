@@ -62,7 +62,7 @@ class _TwoViewTransformer(NeuralRepresentation):
         # a batch of one has no negatives and no batch statistics
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "encoder": [StrOptions(set(ENCODER_NAMES)), type],
+        "encoder": [StrOptions(set(ENCODER_NAMES)), callable],
         "encoder_kwargs": [dict, None],
         "views": [StrOptions({"auto"}), callable, None],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],

@@ -14,6 +14,7 @@ Nothing here knows about scikit-learn, skorch or devices.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 from collections.abc import Sequence
@@ -142,6 +143,39 @@ def _is_module_class(obj) -> bool:
     return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
+def _user_module(obj, kwargs: dict, param: str, names: Sequence[str]) -> nn.Module:
+    """A copy of a module instance, or what a zero-argument factory returns."""
+    if kwargs:
+        raise TypeError(
+            f"{param} is a module or a factory; {param}_kwargs {sorted(kwargs)} "
+            f"cannot be applied to it. Pass an nn.Module subclass instead, or "
+            f"build the module with these arguments."
+        )
+    if isinstance(obj, nn.Module):
+        # A copy: fitting trains it, and the caller's module (an estimator
+        # parameter, shared by clones in a grid search) must stay as given.
+        return copy.deepcopy(obj)
+    if callable(obj):
+        try:
+            module = obj()
+        except TypeError as exc:
+            raise TypeError(
+                f"{param}={obj!r} is called with no arguments as a factory and "
+                f"failed: {exc}. Pass a module, an nn.Module subclass, or a "
+                "function of no arguments returning a module."
+            ) from exc
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"{param}={obj!r} is a factory and must return an nn.Module; it "
+                f"returned {type(module).__name__}."
+            )
+        return module
+    raise TypeError(
+        f"{param}={obj!r} must be one of {list(names)}, an nn.Module subclass, "
+        "an nn.Module or a function of no arguments returning one."
+    )
+
+
 def _dummy_forward(module: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
     # eval() so BatchNorm running statistics are not touched by the probe.
     was_training = module.training
@@ -176,12 +210,16 @@ def build_encoder(
 
     Parameters
     ----------
-    encoder : {"auto", "mlp", "cnn", "resnet", "vit"}, nn.Module subclass \
-or nn.Module
+    encoder : {"auto", "mlp", "cnn", "resnet", "vit"}, nn.Module subclass, \
+nn.Module or callable
         ``"auto"`` is resolved by :func:`resolve_encoder`: ``"mlp"`` for
         tabular ``(d,)`` input, ``"resnet"`` for signals, ``"cnn"`` for
         images. A subclass is called as ``encoder(input_shape=input_shape,
-        **kwargs)``. A module instance is used as is (not copied).
+        **kwargs)``. A module instance (e.g. a torchvision ResNet whose
+        ``fc`` is ``nn.Identity()``) is deep-copied, so training never
+        changes the caller's module; any other callable is a factory
+        called with no arguments that returns a module (e.g.
+        ``functools.partial(torchvision.models.resnet18, num_classes=10)``).
     input_shape : tuple of int
         Shape of one sample: ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
     **kwargs
@@ -220,6 +258,12 @@ or nn.Module
     ...         return self.fc(x)
     >>> build_encoder(Tiny, (5,), width=3).out_features
     3
+    >>> mine = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(5, 4))
+    >>> enc = build_encoder(mine, (5,))
+    >>> enc.out_features, enc is mine
+    (4, False)
+    >>> build_encoder(lambda: torch.nn.Linear(5, 2), (5,)).out_features
+    2
     """
     shape = check_input_shape(input_shape)
     if isinstance(encoder, str):
@@ -230,18 +274,8 @@ or nn.Module
     if _is_module_class(encoder):
         _check_kwargs(encoder, kwargs, ["input_shape"])
         module = encoder(input_shape=shape, **kwargs)
-    elif isinstance(encoder, nn.Module):
-        if kwargs:
-            raise TypeError(
-                f"encoder is already a module; kwargs {sorted(kwargs)} cannot "
-                "be applied to it. Pass its class instead."
-            )
-        module = encoder
     else:
-        raise TypeError(
-            f"encoder={encoder!r} must be one of {list(ENCODER_NAMES)}, an "
-            "nn.Module subclass or an nn.Module."
-        )
+        module = _user_module(encoder, kwargs, "encoder", ENCODER_NAMES)
     out_features = getattr(module, "out_features", None)
     if out_features is None:
         out = _dummy_forward(module, torch.zeros(2, *shape), "encoder")
@@ -305,7 +339,8 @@ def build_decoder(
 
     Parameters
     ----------
-    decoder : {"auto", "mlp", "cnn", "vit"}, nn.Module subclass or nn.Module
+    decoder : {"auto", "mlp", "cnn", "vit"}, nn.Module subclass, nn.Module \
+or callable
         ``"auto"`` mirrors ``encoder``: ``"mlp"`` -> :class:`MLPDecoder` with
         the hidden sizes reversed; ``"cnn"`` and ``"resnet"`` ->
         :class:`ConvDecoder` with the channels reversed (exact output size,
@@ -313,7 +348,8 @@ def build_decoder(
         :class:`ViTDecoder` with the encoder's patch size and width; a user
         encoder -> :class:`MLPDecoder`. A subclass is called as
         ``decoder(input_shape=input_shape, in_features=in_features,
-        **kwargs)``; a module instance is used as is.
+        **kwargs)``; a module instance is deep-copied; any other callable
+        is a factory called with no arguments.
     encoder : str, nn.Module subclass or nn.Module
         The encoder parameter, or better the built encoder module, whose
         actual sizes are then mirrored.
@@ -361,18 +397,8 @@ def build_decoder(
     if _is_module_class(decoder):
         _check_kwargs(decoder, kwargs, required)
         module = decoder(input_shape=shape, in_features=in_features, **kwargs)
-    elif isinstance(decoder, nn.Module):
-        if kwargs:
-            raise TypeError(
-                f"decoder is already a module; kwargs {sorted(kwargs)} cannot "
-                "be applied to it. Pass its class instead."
-            )
-        module = decoder
     else:
-        raise TypeError(
-            f"decoder={decoder!r} must be one of {list(DECODER_NAMES)}, an "
-            "nn.Module subclass or an nn.Module."
-        )
+        module = _user_module(decoder, kwargs, "decoder", DECODER_NAMES)
     out = _dummy_forward(module, torch.zeros(2, in_features), "decoder")
     if tuple(out.shape) != (2, *shape):
         raise ValueError(

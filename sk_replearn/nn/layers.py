@@ -30,7 +30,7 @@ from .sequence import TokenEncoder, pool_tokens
 from .surgery import Block, TransferEncoder, _body_blocks, encoder_blocks
 from .transformer import ViTEncoder
 
-__all__ = ["block_features", "block_widths"]
+__all__ = ["LayerEncoder", "block_features", "block_widths"]
 
 #: Bodies whose blocks are consecutive layers of one ``nn.Sequential``.
 _SEQUENTIAL = (MLPEncoder, CNNEncoder, ResNetEncoder)
@@ -135,7 +135,7 @@ def block_features(
     if block == n - 1:
         return encoder(x)
     if encoder.input_shape is not None:
-        x = x.reshape(len(x), *encoder.input_shape)
+        x = x.reshape(x.shape[0], *encoder.input_shape)
     h = encoder.prep(x)
     if block >= len(_body_blocks(encoder.body)):  # the head, below loose weights
         return encoder.head(encoder.body(h))
@@ -207,3 +207,41 @@ def block_widths(encoder: TransferEncoder) -> list[int]:
     widths = widths[:n] + [encoder.out_features] * (n - len(widths))
     widths[-1] = encoder.out_features
     return widths
+
+
+class LayerEncoder(nn.Module):
+    """An encoder cut after one of its blocks: :func:`block_features` as a module.
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+        Used as given (copy it first to keep the original).
+    block : int
+        Index of the block whose pooled output is returned.
+
+    Attributes
+    ----------
+    out_features : int
+        Width of the output, ``block_widths(encoder)[block]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ResNetEncoder
+    >>> from sk_replearn.nn.layers import LayerEncoder
+    >>> from sk_replearn.nn.surgery import TransferEncoder
+    >>> enc = TransferEncoder(ResNetEncoder((1, 40)), (1, 40), 128)
+    >>> LayerEncoder(enc, 2).eval()(torch.randn(5, 1, 40)).shape
+    torch.Size([5, 64])
+    """
+
+    def __init__(self, encoder: TransferEncoder, block: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.block = int(block)
+        self.input_shape = encoder.input_shape
+        self.out_features = block_widths(encoder)[self.block]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled output of the block for a raw batch."""
+        return block_features(self.encoder, x, self.block)

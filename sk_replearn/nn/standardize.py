@@ -38,4 +38,4 @@ class Standardize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardise (and reshape) a batch ``(B, *input_shape)``."""
         x = (x - self.shift) / self.scale
-        return x if self.shape is None else x.reshape(len(x), *self.shape)
+        return x if self.shape is None else x.reshape(x.shape[0], *self.shape)

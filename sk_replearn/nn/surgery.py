@@ -74,7 +74,7 @@ class TransferEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a raw batch ``(B, *input_shape)`` (or flat) to ``(B, D)``."""
         if self.input_shape is not None:
-            x = x.reshape(len(x), *self.input_shape)
+            x = x.reshape(x.shape[0], *self.input_shape)
         return self.head(self.body(self.prep(x)))
 
 
@@ -162,6 +162,8 @@ def _body_blocks(body: nn.Module) -> list[Block]:
         return _token_blocks(body)
     if isinstance(body, (nn.Linear, nn.Conv1d, nn.Conv2d)):
         return [Block.of(body)]
+    if callable(getattr(body, "transfer_blocks", None)):  # it knows its blocks
+        return body.transfer_blocks()
     # Any other module: its children in registration order, loose
     # parameters with the first.
     children = [c for c in body.children() if any(True for _ in c.parameters())]

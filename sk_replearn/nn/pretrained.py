@@ -1,0 +1,477 @@
+"""Networks trained elsewhere, as encoders: cut, pooled, adapted, exported.
+
+A network pre-trained on large data (a torchvision or timm classifier, a
+module saved with :func:`torch.export.save`, any ``nn.Module``) becomes an
+encoder ``(B, *input_shape) -> (B, D)`` here, as DeCAF (Donahue et al.
+2014) and "CNN features off-the-shelf" (Razavian et al. 2014) use one:
+
+- :func:`strip_classifier` replaces a classification network's last layer
+  by the identity, so that it gives its penultimate features;
+- :class:`PretrainedBackbone` runs the network (up to a named ``layer``, read
+  by a forward hook; the rest of the forward pass is skipped) and pools its
+  output to one vector per sample (:func:`pool_features`);
+- :class:`ImagePreprocess` adapts small arrays to the network: rescaling,
+  channel repeat, resizing, normalisation with the weights' statistics;
+- :class:`ExportedModule` holds a :func:`torch.export.load` ed program as a
+  trainable, picklable module.
+
+Nothing here knows about scikit-learn or devices.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "POOLINGS",
+    "ExportedModule",
+    "ImagePreprocess",
+    "PretrainedBackbone",
+    "pool_features",
+    "strip_classifier",
+]
+
+#: Values of the ``pooling`` of :class:`PretrainedBackbone`.
+POOLINGS = ("avg", "max", "cls", "flatten")
+#: Names that torchvision and most model zoos give a classifier's last layer.
+CLASSIFIER_NAMES = ("fc", "classifier", "head", "heads", "last_linear")
+
+
+def strip_classifier(model: nn.Module) -> str | None:
+    """Replace a classification network's output layer by the identity.
+
+    The network then gives its penultimate features (512 for a ResNet-18)
+    instead of its class scores, as off-the-shelf features are read. A timm
+    model drops its classifier with its own ``reset_classifier(0)``;
+    otherwise the last top-level child named one of ``fc``, ``classifier``,
+    ``head``, ``heads`` or ``last_linear`` that is a ``Linear`` (or a
+    ``Sequential`` ending in one, whose last ``Linear`` alone is replaced)
+    becomes ``nn.Identity()``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Changed in place.
+
+    Returns
+    -------
+    str or None
+        The name of the replaced layer, or None when the network has no
+        classifier layer by those names (it is left as it is).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sk_replearn.nn.pretrained import strip_classifier
+    >>> net = nn.Sequential()
+    >>> net.add_module("features", nn.Linear(4, 3))
+    >>> net.add_module("fc", nn.Linear(3, 10))
+    >>> strip_classifier(net), net.fc
+    ('fc', Identity())
+    """
+    if callable(getattr(model, "reset_classifier", None)) and hasattr(
+        model, "default_cfg"
+    ):  # a timm model: it knows where its head is
+        model.reset_classifier(0)
+        return "classifier"
+    names = [n for n, _ in model.named_children()]
+    for name in reversed(names):
+        if name not in CLASSIFIER_NAMES:
+            continue
+        child = getattr(model, name)
+        if isinstance(child, nn.Linear):
+            setattr(model, name, nn.Identity())
+            return name
+        if isinstance(child, nn.Sequential) and len(child):
+            for i in reversed(range(len(child))):
+                if isinstance(child[i], nn.Linear):
+                    child[i] = nn.Identity()
+                    return f"{name}.{i}"
+        return None
+    return None
+
+
+def pool_features(out: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per sample from a network's output, ``(B, D)``.
+
+    Parameters
+    ----------
+    out : torch.Tensor of shape (B, D), (B, T, D) or (B, C, H, W)
+        A 2-D output is returned as it is. A 3-D output is read as tokens
+        ``(B, T, D)`` (a transformer's): ``"avg"`` and ``"max"`` pool over
+        the tokens, ``"cls"`` takes the first. A 4-D feature map
+        ``(B, C, H, W)`` is pooled over space (``"avg"``: global average
+        pooling, ``"max"``). ``"flatten"`` keeps every value.
+    pooling : {"avg", "max", "cls", "flatten"}
+
+    Returns
+    -------
+    torch.Tensor of shape (B, D')
+
+    Raises
+    ------
+    ValueError
+        For an output of another number of dimensions, or ``"cls"`` on a
+        feature map.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.pretrained import pool_features
+    >>> pool_features(torch.ones(2, 8, 3, 3), "avg").shape
+    torch.Size([2, 8])
+    >>> pool_features(torch.arange(6.0).reshape(1, 3, 2), "cls")
+    tensor([[0., 1.]])
+    """
+    if out.dim() == 2:
+        return out
+    if pooling == "flatten" and out.dim() >= 2:
+        return out.flatten(1)
+    if out.dim() == 3:  # tokens (B, T, D)
+        if pooling == "cls":
+            return out[:, 0]
+        return out.mean(1) if pooling == "avg" else out.amax(1)
+    if out.dim() == 4:  # feature maps (B, C, H, W)
+        if pooling == "cls":
+            raise ValueError(
+                "pooling='cls' takes the first token of a transformer's output "
+                f"(B, T, D), but the network returned a feature map of shape "
+                f"{tuple(out.shape)}; use pooling='avg' or 'max'."
+            )
+        return out.mean((2, 3)) if pooling == "avg" else out.amax((2, 3))
+    raise ValueError(
+        f"the network returned an output of shape {tuple(out.shape)}; a 2-D "
+        "(B, D), 3-D tokens (B, T, D) or 4-D feature map (B, C, H, W) output is "
+        "needed. Cut the network at another layer (layer=...)."
+    )
+
+
+class _Stop(Exception):
+    """Raised by the cut's forward hook: the rest of the network is not run."""
+
+
+def _as_tensor(out, what: str) -> torch.Tensor:
+    """The tensor a network returned (the first of a tuple, or ``.logits``-less
+    output objects' first field)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and out:
+        first = next(iter(out.values()))
+        if isinstance(first, torch.Tensor):
+            return first
+    raise ValueError(
+        f"{what} returned {type(out).__name__}, not a tensor; cut the network "
+        "at a layer whose output is a tensor (layer=...)."
+    )
+
+
+class PretrainedBackbone(nn.Module):
+    """A network cut at a layer and pooled: ``(B, *shape) -> (B, D)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (used as given: copy it first to keep the original).
+    layer : str or None, default=None
+        The name of a sub-module, as ``model.named_modules()`` gives it,
+        whose output is returned; the layers after it are not run. None
+        returns the network's output.
+    pooling : {"avg", "max", "cls", "flatten"}, default="avg"
+        How the output becomes a vector (:func:`pool_features`).
+    blocks : list of (str or list of str) or None, default=None
+        The network's blocks for the transfer strategies, from input to
+        output, each a sub-module name or a list of names. None takes the
+        top-level children that hold weights (descending through a module
+        that is the only one holding weights, such as a wrapper's body), up
+        to the one that holds ``layer``.
+
+    Attributes
+    ----------
+    out_features : int
+        Set by :meth:`infer_width`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sk_replearn.nn.pretrained import PretrainedBackbone
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3))
+    >>> cut = PretrainedBackbone(net, layer="1")
+    >>> cut.infer_width((1, 8, 8))
+    4
+    >>> cut(torch.randn(2, 1, 8, 8)).shape
+    torch.Size([2, 4])
+    >>> len(cut.transfer_blocks())
+    1
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | None = None,
+        pooling: str = "avg",
+        blocks: Sequence | None = None,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} must be one of {list(POOLINGS)}.")
+        self.model = model
+        self.layer = layer
+        self.pooling = pooling
+        self.blocks = None if blocks is None else [_names(b) for b in blocks]
+        if layer is not None:
+            self._target()  # a wrong name fails here, listing the valid ones
+        if self.blocks is not None:
+            for group in self.blocks:
+                for name in group:
+                    _submodule(model, name, "blocks")
+
+    def _target(self) -> nn.Module:
+        return _submodule(self.model, self.layer, "layer")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled output of ``layer`` (or of the network) for a batch."""
+        if self.layer is None:
+            out = _as_tensor(self.model(x), f"{type(self.model).__name__}")
+            return pool_features(out, self.pooling)
+        seen: list = []
+
+        def keep(module, inputs, output):
+            seen.append(output)
+            raise _Stop
+
+        handle = self._target().register_forward_hook(keep)
+        try:
+            self.model(x)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        if not seen:
+            raise ValueError(
+                f"layer={self.layer!r} did not run in the forward pass of "
+                f"{type(self.model).__name__}; cut at a layer the forward uses."
+            )
+        return pool_features(_as_tensor(seen[0], f"layer {self.layer!r}"), self.pooling)
+
+    def infer_width(self, input_shape: Sequence[int]) -> int:
+        """Set and return ``out_features`` by one forward pass on zeros.
+
+        The network runs in eval mode (batch-norm statistics untouched) on
+        a batch of 2 zero samples of shape ``input_shape``.
+        """
+        param = next(self.parameters(), None)
+        x = torch.zeros(2, *input_shape)
+        if param is not None:
+            x = x.to(param.device, param.dtype)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = self(x)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(
+                f"{type(self.model).__name__} failed on a zero batch of shape "
+                f"{tuple(x.shape)}: {exc}. Give samples of the shape the network "
+                "takes (input_shape=...), or adapt them with preprocess "
+                "(channels, image_size)."
+            ) from exc
+        finally:
+            self.train(was_training)
+        self.out_features = int(out.shape[1])
+        return self.out_features
+
+    def transfer_blocks(self) -> list:
+        """The network's blocks, as :func:`~sk_replearn.nn.surgery.encoder_blocks`
+        reads them: a list of :class:`~sk_replearn.nn.surgery.Block`."""
+        from .surgery import Block  # surgery imports this module's users
+
+        if self.blocks is not None:
+            groups = [
+                [_submodule(self.model, n, "blocks") for n in g] for g in self.blocks
+            ]
+            return [Block.of(*g) for g in groups]
+        root = self.model
+        while True:  # descend through wrappers with a single weighted child
+            weighted = [c for c in root.children() if _has_params(c)]
+            if len(weighted) != 1 or list(root.parameters(recurse=False)):
+                break
+            root = weighted[0]
+        children = list(root.named_children())
+        last = None
+        if self.layer is not None:  # the children after the cut do not run
+            target = self._target()
+            for i, (_, child) in enumerate(children):
+                if child is target or any(m is target for m in child.modules()):
+                    last = i
+        if last is not None:
+            children = children[: last + 1]
+        blocks = [Block.of(c) for _, c in children if _has_params(c)]
+        loose = list(root.parameters(recurse=False))
+        if loose:
+            if blocks:
+                blocks[0].params += loose
+            else:
+                blocks = [Block(params=loose)]
+        return blocks
+
+
+def _names(group) -> list[str]:
+    return [group] if isinstance(group, str) else [str(n) for n in group]
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _submodule(model: nn.Module, name: str, param: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    import difflib
+
+    valid = [n for n in modules if n]
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    shown = valid if len(valid) <= 40 else valid[:20] + ["..."] + valid[-10:]
+    raise ValueError(
+        f"{param}={name!r} is not a module of {type(model).__name__}.{hint} Its "
+        f"modules are: {', '.join(shown)}."
+    )
+
+
+class ImagePreprocess(nn.Module):
+    """Adapt raw samples to a pre-trained image network.
+
+    In this order: ``(x - low) / (high - low)`` (to [0, 1], as the
+    networks' training images were), channel repeat (a grey image to the
+    three channels an RGB network takes), bilinear resize, then
+    ``(x - mean) / std`` with the weights' own statistics.
+
+    Parameters
+    ----------
+    low, high : float or None, default=None
+        The range of the raw values; None for none (no rescaling).
+    channels : int or None, default=None
+        Repeat a 1-channel image to this many channels; None keeps them.
+    size : tuple of int or None, default=None
+        ``(H, W)`` to resize to; None keeps the size.
+    mean, std : sequence of float or None, default=None
+        Per-channel normalisation after the resize; None for none.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.pretrained import ImagePreprocess
+    >>> prep = ImagePreprocess(low=0, high=16, channels=3, size=(28, 28))
+    >>> prep(torch.full((2, 1, 8, 8), 16.0)).shape
+    torch.Size([2, 3, 28, 28])
+    """
+
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        channels: int | None = None,
+        size: Sequence[int] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.rescale = low is not None and high is not None and high > low
+        self.register_buffer("low", torch.tensor(float(low) if self.rescale else 0.0))
+        self.register_buffer(
+            "span", torch.tensor(float(high - low) if self.rescale else 1.0)
+        )
+        self.channels = None if channels is None else int(channels)
+        self.size = None if size is None else tuple(int(s) for s in size)
+        self.normalize = mean is not None and std is not None
+        shape = (1, -1, 1, 1)
+        self.register_buffer(
+            "mean", torch.tensor(list(mean) if self.normalize else [0.0]).view(shape)
+        )
+        self.register_buffer(
+            "std", torch.tensor(list(std) if self.normalize else [1.0]).view(shape)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapted batch, ``(B, channels, *size)``."""
+        if self.rescale:
+            x = (x - self.low) / self.span
+        if self.channels is not None and x.shape[1] == 1 and self.channels != 1:
+            x = x.expand(-1, self.channels, *x.shape[2:])
+        if self.size is not None and tuple(x.shape[2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        return x
+
+
+class ExportedModule(nn.Module):
+    """A program saved by :func:`torch.export.save`, as a trainable module.
+
+    The program runs as it was exported: layers that behave differently in
+    training (batch norm, dropout) keep the mode they were exported in, so
+    :meth:`train` changes nothing inside. Its weights train. It pickles
+    (and deep-copies) as the saved program plus its current weights.
+
+    Parameters
+    ----------
+    program : bytes
+        The file's content, as :func:`torch.export.save` wrote it.
+
+    Examples
+    --------
+    >>> import io, torch
+    >>> from sk_replearn.nn.pretrained import ExportedModule
+    >>> lin = torch.nn.Linear(3, 2)
+    >>> buf = io.BytesIO()
+    >>> torch.export.save(torch.export.export(lin, (torch.randn(4, 3),)), buf)
+    >>> m = ExportedModule(buf.getvalue())
+    >>> x = torch.randn(4, 3)
+    >>> torch.allclose(m(x), lin(x))
+    True
+    """
+
+    def __init__(self, program: bytes) -> None:
+        super().__init__()
+        self.program = bytes(program)
+        self.graph = torch.export.load(io.BytesIO(self.program)).module()
+
+    @classmethod
+    def from_file(cls, path) -> ExportedModule:
+        """Read a ``.pt2`` file written by :func:`torch.export.save`."""
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def forward(self, *args, **kwargs):
+        """Run the program."""
+        return self.graph(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> ExportedModule:
+        """Set the flag only: the program keeps the mode it was exported in."""
+        self.training = mode
+        return self
+
+    def __getstate__(self) -> dict:
+        weights = {k: v.detach().cpu() for k, v in self.graph.state_dict().items()}
+        return {"program": self.program, "weights": weights, "training": self.training}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["program"])
+        self.graph.load_state_dict(state["weights"])
+        self.training = state["training"]
+
+    def __deepcopy__(self, memo) -> ExportedModule:
+        new = ExportedModule.__new__(ExportedModule)
+        new.__setstate__(self.__getstate__())
+        return new

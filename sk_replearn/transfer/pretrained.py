@@ -1,0 +1,608 @@
+"""Features of a network pre-trained elsewhere: PretrainedTransformer.
+
+The network comes from torchvision, timm, a file written by
+:func:`torch.export.save` (such as an encoder exported by this package's
+``export_encoder``), or is any ``nn.Module``. :class:`PretrainedTransformer`
+runs it frozen, batched, cut at a layer and pooled; as the
+``representation`` of :class:`~sk_replearn.FineTuner` it is fine-tuned with
+every transfer strategy.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..base import BaseRepresentation, seed_from_random_state
+from ..nn.pretrained import (
+    POOLINGS,
+    ExportedModule,
+    ImagePreprocess,
+    PretrainedBackbone,
+    strip_classifier,
+)
+from ..nn.surgery import TransferEncoder
+
+__all__ = ["PretrainedTransformer", "load_weights"]
+
+#: Normalisation of torchvision's ImageNet weights (and timm's default).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_SOURCES = ("torchvision:", "timm:")
+
+
+class PretrainedTransformer(BaseRepresentation):
+    """Off-the-shelf features of a network pre-trained elsewhere.
+
+    A network trained on large data gives features that serve tasks it
+    was never trained for (DeCAF [1]_; "CNN features off-the-shelf" [2]_):
+    this transformer runs one frozen on X, batch by batch, and returns its
+    penultimate features (a classifier's class scores are dropped), or the
+    pooled output of any named layer (network surgery). Pass it to
+    :class:`~sk_replearn.FineTuner` to fine-tune the network instead, with
+    every strategy (full, frozen, ``freeze_layers``, ``reinit_layers``,
+    ``layer_decay``) acting on its blocks.
+
+    Parameters
+    ----------
+    model : nn.Module, callable, str or path
+        The network:
+
+        - an ``nn.Module`` (copied at ``fit``, never changed in place) or a
+          function of no arguments that returns one (called at ``fit``,
+          under ``random_state``);
+        - ``"torchvision:<name>"`` (e.g. ``"torchvision:resnet18"``) or
+          ``"timm:<name>"``, built by that library (optional extras:
+          ``pip install sk_replearn[vision]``);
+        - the path of a ``.pt2`` file written by :func:`torch.export.save`,
+          e.g. an encoder of this package's ``export_encoder()``.
+    weights : str, path or None, default=None
+        A local file holding a state dict (read with
+        ``torch.load(weights_only=True)``, so a file that would run code is
+        refused), or, for ``"torchvision:"`` and ``"timm:"`` models, the
+        library's own weights name (``"DEFAULT"``, ``"IMAGENET1K_V1"`` for
+        torchvision; ``"default"`` for timm's pretrained weights), which the
+        library downloads; None keeps the network's own weights (random for
+        a freshly built library model).
+    layer : str or None, default=None
+        The sub-module whose output is the representation, by its name in
+        ``model.named_modules()`` (e.g. ``"layer3"`` of a ResNet); the
+        layers after it are not run. None is the network's output, its
+        classifier removed.
+    pooling : {"avg", "max", "cls", "flatten"}, default="avg"
+        How the output becomes one vector per sample: feature maps
+        ``(B, C, H, W)`` are pooled over space, tokens ``(B, T, D)`` over
+        the tokens (``"cls"``: the first token); ``"flatten"`` keeps every
+        value; a 2-D output is used as it is.
+    preprocess : "auto", callable or None, default="auto"
+        Adapts image samples ``(C, H, W)`` to the network. ``"auto"``
+        repeats a grey image's channel to the channels the network's first
+        convolution takes and resizes to ``image_size``; with a library's
+        weights it also rescales X to [0, 1] (by the range seen in ``fit``)
+        and normalises with the weights' mean and standard deviation. A
+        callable (an ``nn.Module`` or a picklable function) maps each batch
+        ``(B, *input_shape)`` to the network's input. None passes the
+        samples as they are.
+    image_size : int, tuple of int, "auto" or None, default="auto"
+        The size images are resized to (with ``preprocess="auto"``).
+        ``"auto"`` is the resolution of a library's weights (224 for most
+        ImageNet weights) when weights are loaded by name, else no resize.
+    blocks : list of (str or list of str) or None, default=None
+        The network's blocks for the fine-tuners' strategies, from input to
+        output: each a sub-module name or a list of names. None: its
+        top-level children that hold weights (through a single-child
+        wrapper), up to the one that holds ``layer``.
+    input_shape : tuple of int or None, default=None
+        Shape of one sample, e.g. ``(1, 8, 8)``, when X is given flattened.
+    batch_size : int, default=128
+        Samples per batch in :meth:`transform`.
+    device : str or torch.device, default="auto"
+        ``"auto"`` is CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights a factory (or a library model without weights)
+        draws, so that the features are reproducible.
+
+    Attributes
+    ----------
+    encoder_ : TransferEncoder
+        The frozen network with its preprocessing, ``(B, *input_shape_)``
+        to ``(B, n_components_)``, in eval mode.
+    n_components_ : int
+        Width of the representation, found by one forward pass.
+    classifier_ : str or None
+        The name of the classification layer that was removed, if any.
+    data_range_ : tuple of float or None
+        ``(min, max)`` of X in ``fit``, used to rescale it when the
+        weights' normalisation applies.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, for DataFrame input.
+    input_shape_ : tuple of int
+        Shape of one sample.
+
+    See Also
+    --------
+    FineTuner : Fine-tune this network (or a package estimator) on labels.
+    SimCLRTransformer.export_encoder : A trained encoder as a plain module.
+
+    References
+    ----------
+    .. [1] J. Donahue et al., "DeCAF: A Deep Convolutional Activation Feature
+       for Generic Visual Recognition", ICML 2014.
+    .. [2] A. S. Razavian, H. Azizpour, J. Sullivan and S. Carlsson, "CNN
+       Features off-the-shelf: an Astounding Baseline for Recognition",
+       CVPR Workshops 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from sk_replearn import PretrainedTransformer
+    >>> net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3))
+    >>> X = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
+    >>> rep = PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
+    >>> rep.transform(X).shape
+    (20, 16)
+    >>> cut = PretrainedTransformer(net, layer="1", input_shape=(1, 8, 8))
+    >>> cut.fit_transform(X).shape
+    (20, 8)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRepresentation._parameter_constraints,
+        "model": [nn.Module, callable, str, os.PathLike],
+        "weights": [str, os.PathLike, None],
+        "layer": [str, None],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "preprocess": [StrOptions({"auto"}), callable, None],
+        "image_size": [
+            Interval(Integral, 1, None, closed="left"),
+            tuple,
+            list,
+            StrOptions({"auto"}),
+            None,
+        ],
+        "blocks": [list, tuple, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        model,
+        *,
+        weights=None,
+        layer: str | None = None,
+        pooling: str = "avg",
+        preprocess="auto",
+        image_size="auto",
+        blocks: Sequence | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        batch_size: int = 128,
+        device: str | torch.device = "auto",
+        random_state=None,
+    ) -> None:
+        self.model = model
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.preprocess = preprocess
+        self.image_size = image_size
+        self.blocks = blocks
+        self.input_shape = input_shape
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> PretrainedTransformer:
+        """Build the network and find its output width on X's samples.
+
+        Nothing is trained: ``fit`` loads the network and its weights, cuts
+        it at ``layer``, sets up the preprocessing (with the range of X
+        when the weights' normalisation applies) and runs one forward pass
+        to find ``n_components_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training samples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PretrainedTransformer
+            The fitted transformer.
+        """
+        X = self._validate_X(X, reset=True)
+        with torch.random.fork_rng(devices=[]):
+            # Seeded: the weights a factory (or a lazy layer at the first
+            # forward pass) draws.
+            torch.manual_seed(seed_from_random_state(self.random_state))
+            network, hints = _load_network(self.model, self.weights)
+            self.classifier_ = None if self.layer else strip_classifier(network)
+            backbone = PretrainedBackbone(
+                network, self.layer, self.pooling, self.blocks
+            )
+            prep = self._build_preprocess(X, network, hints)
+            shape = tuple(self.input_shape_)
+            prep_shape = shape if prep is None else tuple(_dry(prep, shape).shape[1:])
+            width = backbone.infer_width(prep_shape)
+        self.encoder_ = TransferEncoder(backbone, shape, width, prep=prep).eval()
+        self.encoder_.requires_grad_(False)
+        self.n_components_ = width
+        self._n_features_out = width
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The network's pooled features of X, computed batch by batch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples of the shape seen in ``fit``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components_), dtype float32
+            The features.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        device = self._device()
+        encoder = self.encoder_.to(device).eval()
+        out = self._map_batches(
+            X, encoder, self.n_components_, device=device, batch_size=self.batch_size
+        )
+        if not np.isfinite(out).all():
+            raise ValueError(
+                f"{type(self).__name__} computed non-finite features; check the "
+                "scale of X and the network's weights."
+            )
+        return out
+
+    def export_encoder(self) -> nn.Module:
+        """The network with its preprocessing as a plain torch module.
+
+        Returns
+        -------
+        torch.nn.Module
+            A copy, on the CPU, in eval mode, mapping ``(B, *input_shape_)``
+            (or flat rows) to :meth:`transform`'s output.
+        """
+        check_is_fitted(self)
+        module = copy.deepcopy(self.encoder_).cpu().eval()
+        return module.requires_grad_(True)
+
+    # -- helpers ------------------------------------------------------------------
+    def _build_preprocess(self, X, network: nn.Module, hints: dict):
+        """The preprocessing module (or None) before the network."""
+        self.data_range_ = None
+        if self.preprocess is None:
+            return None
+        if self.preprocess != "auto":
+            if isinstance(self.preprocess, nn.Module):
+                return copy.deepcopy(self.preprocess)
+            return _Function(self.preprocess)
+        shape = tuple(self.input_shape_)
+        if len(shape) != 3:  # only images are adapted
+            return None
+        channels = _first_conv_channels(network)
+        size = self.image_size
+        if isinstance(size, str):  # "auto": the weights' own resolution
+            size = hints.get("size")
+        if isinstance(size, Integral):
+            size = (int(size), int(size))
+        normalize = hints.get("mean") is not None
+        low = high = None
+        if normalize:
+            low, high = float(X.min()), float(X.max())
+            self.data_range_ = (low, high)
+        if not normalize and size is None and (channels in (None, shape[0])):
+            return None
+        return ImagePreprocess(
+            low=low,
+            high=high,
+            channels=channels if channels != shape[0] else None,
+            size=size,
+            mean=hints.get("mean"),
+            std=hints.get("std"),
+        )
+
+    def _transfer_encoder(self) -> TransferEncoder:
+        """A trainable copy of the network (for the fine-tuners)."""
+        check_is_fitted(self)
+        return self.export_encoder()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class _Function(nn.Module):
+    """A preprocessing function as a module (it must be picklable)."""
+
+    def __init__(self, fn: Callable) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _dry(prep: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    try:
+        with torch.no_grad():
+            out = prep(torch.zeros(2, *shape))
+    except Exception as exc:
+        raise ValueError(
+            f"preprocess failed on a batch of shape {(2, *shape)}: {exc}"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or out.shape[0] != 2:
+        raise ValueError(
+            "preprocess must map a batch (B, *input_shape) to a tensor (B, ...); "
+            f"it returned {type(out).__name__}."
+        )
+    return out
+
+
+def _first_conv_channels(network: nn.Module) -> int | None:
+    for m in network.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return None
+
+
+# -- loading -------------------------------------------------------------------------
+def _load_network(model, weights) -> tuple[nn.Module, dict]:
+    """A fresh copy of the network and its preprocessing hints.
+
+    The hints are ``mean``, ``std`` (the weights' normalisation) and
+    ``size`` (their resolution), set only when known.
+    """
+    if isinstance(model, str) and model.startswith(_SOURCES):
+        kind, _, name = model.partition(":")
+        if not name:
+            raise ValueError(
+                f"model={model!r} names no network; e.g. '{kind}:resnet18'."
+            )
+        build = _torchvision_model if kind == "torchvision" else _timm_model
+        return build(name, weights)
+    if isinstance(model, (str, os.PathLike)):
+        network = _exported(model)
+    elif isinstance(model, nn.Module):
+        network = copy.deepcopy(model)
+    elif callable(model):
+        network = model()
+        if not isinstance(network, nn.Module):
+            raise TypeError(
+                f"model={model!r} is a factory and must return an nn.Module; it "
+                f"returned {type(network).__name__}."
+            )
+    else:  # pragma: no cover - the parameter constraints refuse it first
+        raise TypeError(f"model={model!r} is not a network.")
+    if weights is not None:
+        load_weights(network, _weights_file(weights, model))
+    return network, {}
+
+
+def _exported(path) -> nn.Module:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"model={path!r} is neither 'torchvision:<name>', 'timm:<name>' nor an "
+            "existing file written by torch.export.save (e.g. of an encoder from "
+            "export_encoder()); pass an nn.Module or a factory for other networks."
+        )
+    try:
+        return ExportedModule.from_file(path)
+    except Exception as exc:
+        raise ValueError(
+            f"model={path!r} could not be read as a program saved by "
+            f"torch.export.save: {exc}"
+        ) from exc
+
+
+def _weights_file(weights, model) -> str:
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"weights={path!r} is not a file. For model={_short(model)} weights "
+            "must be a local file holding a state dict (torch.save(module."
+            "state_dict(), path)); names of a library's weights apply to "
+            "'torchvision:<name>' and 'timm:<name>' models."
+        )
+    return path
+
+
+def _short(obj) -> str:
+    return type(obj).__name__ if isinstance(obj, nn.Module) else repr(obj)
+
+
+def load_weights(network: nn.Module, path) -> None:
+    """Load a state dict file into ``network``, strictly, without running code.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Changed in place.
+    path : str or path
+        A file written by ``torch.save(module.state_dict(), path)`` (or a
+        dict holding one under ``"state_dict"`` or ``"model"``).
+
+    Raises
+    ------
+    ValueError
+        A file that holds more than tensors (refused by
+        ``weights_only=True``: loading it would run code), or weights that do
+        not match the architecture, the missing and unexpected keys named.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from sk_replearn.transfer.pretrained import load_weights
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    >>> load_weights(torch.nn.Linear(3, 2), path)
+    """
+    path = os.fspath(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"weights={path!r} holds more than tensors (a pickled object whose "
+            "loading would run code), so it was refused (torch.load with "
+            "weights_only=True). Save the weights with torch.save(module."
+            "state_dict(), path)."
+        ) from exc
+    except Exception as exc:
+        raise ValueError(f"weights={path!r} could not be read: {exc}") from exc
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise ValueError(
+            f"weights={path!r} does not hold a state dict (a dict of tensors); "
+            "save one with torch.save(module.state_dict(), path)."
+        )
+    own = network.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (the network has {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", wrong),
+        ):
+            if keys:
+                more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+                parts.append(f"{label}: {', '.join(keys[:5])}{more}")
+        raise ValueError(
+            f"weights={path!r} do not match the architecture of "
+            f"{type(network).__name__}: {'; '.join(parts)}."
+        )
+    network.load_state_dict(state)
+
+
+def _import(library: str, extra: str = "vision"):
+    try:
+        return __import__(library)
+    except ImportError as exc:
+        raise ImportError(
+            f"model='{library}:...' needs {library}, which is not installed (or "
+            f"does not import: {exc}). Install it with pip install "
+            f"sk_replearn[{extra}]; torchvision needs the torch version it was "
+            "built for."
+        ) from exc
+
+
+def _download_error(model: str, weights, exc: Exception) -> ValueError:
+    return ValueError(
+        f"the weights {weights!r} of {model!r} could not be downloaded ({exc}). "
+        "On a machine without network access, download the file elsewhere, save "
+        "its state dict, and pass weights='path/to/file.pth' (a local file is "
+        "read with torch.load(weights_only=True))."
+    )
+
+
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
+
+
+def _is_file_like(weights) -> bool:
+    """Whether ``weights`` names a local file rather than a library's weights."""
+    if isinstance(weights, os.PathLike):
+        return True
+    return (
+        os.path.isfile(weights)
+        or os.path.sep in weights
+        or weights.lower().endswith(_WEIGHT_SUFFIXES)
+    )
+
+
+def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
+    tv = _import("torchvision")
+    models = tv.models
+    if name not in models.list_models():
+        import difflib
+
+        close = difflib.get_close_matches(name, models.list_models(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"model='torchvision:{name}' is not a torchvision model.{hint}"
+        )
+    hints: dict = {}
+    if weights is None:
+        return models.get_model(name, weights=None), hints
+    if _is_file_like(weights):
+        network = models.get_model(name, weights=None)
+        load_weights(network, _weights_file(weights, f"torchvision:{name}"))
+        return network, {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    try:
+        enum = models.get_model_weights(name)
+        entry = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f"weights={weights!r} is not a weights name of torchvision:{name}; "
+            f"use 'DEFAULT', one of {[w.name for w in enum]}, or a local file."
+        ) from exc
+    try:
+        network = models.get_model(name, weights=entry)
+    except Exception as exc:
+        raise _download_error(f"torchvision:{name}", weights, exc) from exc
+    preset = entry.transforms()
+    mean, std = getattr(preset, "mean", None), getattr(preset, "std", None)
+    crop = getattr(preset, "crop_size", None)
+    hints = {"mean": tuple(mean) if mean else None, "std": tuple(std) if std else None}
+    if crop:
+        hints["size"] = tuple(crop) if len(crop) == 2 else (crop[0], crop[0])
+    return network, hints
+
+
+def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
+    timm = _import("timm")
+    if not timm.list_models(name) and name not in timm.list_models():
+        raise ValueError(f"model='timm:{name}' is not a timm model.")
+    file_weights = weights is not None and _is_file_like(weights)
+    by_name = weights is not None and not file_weights
+    tagged = name if not by_name or weights == "default" else f"{name}.{weights}"
+    try:
+        network = timm.create_model(tagged, pretrained=by_name)
+    except Exception as exc:
+        if by_name:
+            raise _download_error(f"timm:{name}", weights, exc) from exc
+        raise
+    if weights is None:
+        return network, {}
+    if file_weights:
+        load_weights(network, _weights_file(weights, f"timm:{name}"))
+    cfg = getattr(network, "pretrained_cfg", None) or {}
+    hints = {
+        "mean": tuple(cfg.get("mean", IMAGENET_MEAN)),
+        "std": tuple(cfg.get("std", IMAGENET_STD)),
+    }
+    size = cfg.get("input_size")
+    if size and not file_weights:
+        hints["size"] = tuple(size[1:])
+    return network, hints
