@@ -30,6 +30,7 @@ from torch import nn
 __all__ = [
     "POOLINGS",
     "ExportedModule",
+    "HFTextBackbone",
     "ImagePreprocess",
     "PretrainedBackbone",
     "pool_features",
@@ -190,7 +191,8 @@ class PretrainedBackbone(nn.Module):
         output, each a sub-module name or a list of names. None takes the
         top-level children that hold weights (descending through a module
         that is the only one holding weights, such as a wrapper's body), up
-        to the one that holds ``layer``.
+        to the one that holds ``layer`` (the children after it, which do not
+        run, join the last block).
 
     Attributes
     ----------
@@ -313,9 +315,14 @@ class PretrainedBackbone(nn.Module):
             for i, (_, child) in enumerate(children):
                 if child is target or any(m is target for m in child.modules()):
                     last = i
+        after = []
         if last is not None:
-            children = children[: last + 1]
+            children, after = children[: last + 1], children[last + 1 :]
         blocks = [Block.of(c) for _, c in children if _has_params(c)]
+        if blocks and after:
+            # Layers after the cut never run; they join the last block so
+            # that every weight has one and the count is of the layers used.
+            blocks[-1] = Block.of(*blocks[-1].modules, *(c for _, c in after))
         loose = list(root.parameters(recurse=False))
         if loose:
             if blocks:
@@ -475,3 +482,63 @@ class ExportedModule(nn.Module):
         new = ExportedModule.__new__(ExportedModule)
         new.__setstate__(self.__getstate__())
         return new
+
+
+class HFTextBackbone(nn.Module):
+    """A Hugging Face text model on padded token ids: ``(B, T) -> (B, D)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A ``transformers`` model without a task head (``AutoModel``), whose
+        output has ``last_hidden_state``.
+    pad_id : int
+        The tokenizer's padding id: positions holding it are masked out of
+        attention and of the pooling.
+    pooling : {"avg", "max", "cls"}, default="avg"
+        Mean (or max) of the hidden states over the real tokens, or the
+        first token's ([CLS]).
+
+    Attributes
+    ----------
+    out_features : int
+        The model's hidden size.
+    """
+
+    def __init__(self, model: nn.Module, pad_id: int, pooling: str = "avg") -> None:
+        super().__init__()
+        if pooling not in ("avg", "max", "cls"):
+            raise ValueError(
+                f"pooling={pooling!r} is not available for a text model; use "
+                "'avg', 'max' or 'cls'."
+            )
+        self.model = model
+        self.pad_id = int(pad_id)
+        self.pooling = pooling
+        self.out_features = int(model.config.hidden_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Pooled last hidden states of a padded batch of ids."""
+        mask = ids != self.pad_id  # (B, T)
+        hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        if self.pooling == "avg":
+            return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(1)
+
+    def transfer_blocks(self) -> list:
+        """The embeddings, then one block per transformer layer (BERT-like
+        models); otherwise the model's weighted children."""
+        from .surgery import Block
+
+        embeddings = getattr(self.model, "embeddings", None)
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if embeddings is None or layers is None:
+            return [Block.of(c) for c in self.model.children() if _has_params(c)]
+        blocks = [Block.of(embeddings)] + [Block.of(layer) for layer in layers]
+        used = {id(p) for b in blocks for p in b.params}
+        rest = [p for p in self.model.parameters() if id(p) not in used]
+        blocks[-1].params += rest  # a pooler, which the features do not use
+        return blocks

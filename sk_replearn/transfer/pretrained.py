@@ -24,14 +24,17 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..base import BaseRepresentation, seed_from_random_state
+from ..methods.sequence import _SequenceTransformer
 from ..nn.pretrained import (
     POOLINGS,
     ExportedModule,
+    HFTextBackbone,
     ImagePreprocess,
     PretrainedBackbone,
     strip_classifier,
 )
 from ..nn.surgery import TransferEncoder
+from ..tokens import TokenDataset, check_sequences
 
 __all__ = ["PretrainedTransformer", "load_weights"]
 
@@ -65,7 +68,13 @@ class PretrainedTransformer(BaseRepresentation):
           ``"timm:<name>"``, built by that library (optional extras:
           ``pip install sk_replearn[vision]``);
         - the path of a ``.pt2`` file written by :func:`torch.export.save`,
-          e.g. an encoder of this package's ``export_encoder()``.
+          e.g. an encoder of this package's ``export_encoder()``;
+        - ``"hf:<name or folder>"``: a Hugging Face ``transformers`` text
+          model with its tokenizer (``AutoModel``, ``AutoTokenizer``; a
+          folder written by ``save_pretrained`` is read offline). X is then
+          an iterable of strings, as scikit-learn's text vectorizers take,
+          and ``pooling`` is ``"avg"`` (mean over the real tokens),
+          ``"max"`` or ``"cls"``. Optional extra: ``sk_replearn[hf]``.
     weights : str, path or None, default=None
         A local file holding a state dict (read with
         ``torch.load(weights_only=True)``, so a file that would run code is
@@ -104,6 +113,9 @@ class PretrainedTransformer(BaseRepresentation):
         wrapper), up to the one that holds ``layer``.
     input_shape : tuple of int or None, default=None
         Shape of one sample, e.g. ``(1, 8, 8)``, when X is given flattened.
+    max_length : int or None, default=None
+        Tokens kept per string for a text model (longer ones are cut);
+        None is the model's own limit (at most its position embeddings).
     batch_size : int, default=128
         Samples per batch in :meth:`transform`.
     device : str or torch.device, default="auto"
@@ -124,6 +136,8 @@ class PretrainedTransformer(BaseRepresentation):
     data_range_ : tuple of float or None
         ``(min, max)`` of X in ``fit``, used to rescale it when the
         weights' normalisation applies.
+    tokenizer_ : transformers tokenizer
+        A text model's tokenizer (only for ``"hf:"`` models).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -174,6 +188,7 @@ class PretrainedTransformer(BaseRepresentation):
             None,
         ],
         "blocks": [list, tuple, None],
+        "max_length": [Interval(Integral, 2, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -188,6 +203,7 @@ class PretrainedTransformer(BaseRepresentation):
         image_size="auto",
         blocks: Sequence | None = None,
         input_shape: tuple[int, ...] | None = None,
+        max_length: int | None = None,
         batch_size: int = 128,
         device: str | torch.device = "auto",
         random_state=None,
@@ -200,6 +216,7 @@ class PretrainedTransformer(BaseRepresentation):
         self.image_size = image_size
         self.blocks = blocks
         self.input_shape = input_shape
+        self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
         self.random_state = random_state
@@ -215,8 +232,9 @@ class PretrainedTransformer(BaseRepresentation):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Training samples.
+        X : array-like of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or iterable of str
+            Training samples; strings for a text model (``"hf:"``).
         y : None
             Ignored.
 
@@ -225,6 +243,8 @@ class PretrainedTransformer(BaseRepresentation):
         self : PretrainedTransformer
             The fitted transformer.
         """
+        if self._is_text():
+            return self._fit_text(X)
         X = self._validate_X(X, reset=True)
         with torch.random.fork_rng(devices=[]):
             # Seeded: the weights a factory (or a lazy layer at the first
@@ -250,8 +270,9 @@ class PretrainedTransformer(BaseRepresentation):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Samples of the shape seen in ``fit``.
+        X : array-like of shape (n_samples, n_features) or \
+(n_samples, *input_shape), or iterable of str
+            Samples of the shape seen in ``fit``; strings for a text model.
 
         Returns
         -------
@@ -259,9 +280,13 @@ class PretrainedTransformer(BaseRepresentation):
             The features.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
         device = self._device()
         encoder = self.encoder_.to(device).eval()
+        if self._is_text():
+            return self._map_tokens(
+                X, encoder, self.n_components_, device=device, owner=type(self).__name__
+            )
+        X = self._validate_X(X, reset=False)
         out = self._map_batches(
             X, encoder, self.n_components_, device=device, batch_size=self.batch_size
         )
@@ -284,6 +309,56 @@ class PretrainedTransformer(BaseRepresentation):
         check_is_fitted(self)
         module = copy.deepcopy(self.encoder_).cpu().eval()
         return module.requires_grad_(True)
+
+    # -- text models ------------------------------------------------------------
+    def _is_text(self) -> bool:
+        return isinstance(self.model, str) and self.model.startswith("hf:")
+
+    def _fit_text(self, X) -> PretrainedTransformer:
+        self._check_strings(X)
+        name = self.model.partition(":")[2]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_from_random_state(self.random_state))
+            self.tokenizer_, network = _hf_model(name)
+        pad = self.tokenizer_.pad_token_id
+        backbone = HFTextBackbone(network, 0 if pad is None else pad, self.pooling)
+        width = backbone.out_features
+        self.encoder_ = TransferEncoder(backbone, None, width).eval()
+        self.encoder_.requires_grad_(False)
+        self.n_components_ = self._n_features_out = width
+        return self
+
+    def _check_strings(self, X) -> list[str]:
+        kind, sequences = check_sequences(X, type(self).__name__)
+        if kind != "str":
+            raise TypeError(
+                f"{type(self).__name__}(model={self.model!r}) reads strings, which "
+                "its own tokenizer encodes; X holds integer token ids."
+            )
+        return sequences
+
+    def _token_source(self):
+        """Itself for a text model (the fine-tuners encode strings through it)."""
+        return self if self._is_text() else None
+
+    def _token_data(self, X, y=None, *, owner: str | None = None) -> TokenDataset:
+        """X tokenised by the model's tokenizer: padded ids, lengths, targets."""
+        check_is_fitted(self, "tokenizer_")
+        sequences = self._check_strings(X)
+        network = self.encoder_.body.model
+        limit = getattr(network.config, "max_position_embeddings", 512)
+        length = min(self.max_length or limit, limit)
+        enc = self.tokenizer_(
+            sequences,
+            truncation=True,
+            max_length=length,
+            padding="longest",
+            return_tensors="pt",
+        )
+        lengths = enc["attention_mask"].sum(1)
+        return TokenDataset(enc["input_ids"], lengths, y)
+
+    _map_tokens = _SequenceTransformer._map_tokens
 
     # -- helpers ------------------------------------------------------------------
     def _build_preprocess(self, X, network: nn.Module, hints: dict):
@@ -328,6 +403,9 @@ class PretrainedTransformer(BaseRepresentation):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        if self._is_text():  # strings in, as scikit-learn's text vectorizers
+            tags.input_tags.two_d_array = False
+            tags.input_tags.string = True
         return tags
 
 
@@ -606,3 +684,23 @@ def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
     if size and not file_weights:
         hints["size"] = tuple(size[1:])
     return network, hints
+
+
+def _hf_model(name: str):
+    """The tokenizer and the base model of a Hugging Face name or folder."""
+    transformers = _import("transformers", extra="hf")
+    if not name:
+        raise ValueError("model='hf:' names no model; e.g. 'hf:path/to/folder'.")
+    local = os.path.isdir(name)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            name, local_files_only=local
+        )
+        network = transformers.AutoModel.from_pretrained(name, local_files_only=local)
+    except OSError as exc:
+        raise ValueError(
+            f"model='hf:{name}' could not be loaded ({exc}). On a machine without "
+            "network access, save the model and its tokenizer with save_pretrained "
+            "into a folder elsewhere and pass model='hf:path/to/folder'."
+        ) from exc
+    return tokenizer, network

@@ -1,0 +1,575 @@
+"""Networks in and out: encoder= as a module, PretrainedTransformer, export_encoder.
+
+The tests of real torchvision, timm and Hugging Face objects are skipped,
+with the reason, where the library is absent (or, for torchvision, does not
+import with this torch); CI runs them in a second environment
+(``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _instances import INSTANCES, SEQUENCE_INSTANCES, make
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+
+from sk_replearn import (
+    CollapseWarning,
+    FineTuner,
+    PretrainedTransformer,
+    SimCLRTransformer,
+    persistence,
+)
+from sk_replearn.nn.pretrained import ExportedModule, pool_features
+
+RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:160].astype(np.float32), y[:160]
+
+
+class SmallNet(nn.Module):
+    """A small "pre-trained" classification network: stem, two stages, fc."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU())
+        self.stage1 = nn.Sequential(
+            nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU()
+        )
+        self.stage2 = nn.Sequential(nn.Conv2d(12, 16, 3, stride=2), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        h = self.stage2(self.stage1(self.stem(x)))
+        return self.fc(self.pool(h).flatten(1))
+
+
+def _small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return SmallNet()
+
+
+def _params(module: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# -- encoder= as a module instance or a factory ----------------------------------
+def test_encoder_module_instance_is_copied_never_trained_in_place(digits):
+    X, _ = digits
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    before = _params(net)
+    est = SimCLRTransformer(encoder=net, input_shape=(1, 8, 8), **RUN).fit(X)
+    assert est.transform(X).shape == (len(X), 6)
+    assert _same(before, _params(net)), "fit trained the caller's module"
+    trained = est.net_.module_.backbone
+    assert trained is not net and not _same(before, _params(trained))
+    # Clones (and a grid search's fits) each copy it again.
+    search = GridSearchCV(
+        Pipeline([("rep", est), ("clf", FunctionTransformer())]),
+        {"rep__temperature": [0.1, 0.5]},
+        cv=2,
+        scoring=lambda *_: 0.0,
+    ).fit(X)
+    assert _same(before, _params(search.best_estimator_.named_steps["rep"].encoder))
+    assert _same(before, _params(net))
+
+
+def test_encoder_factory_is_called_at_each_fit(digits):
+    X, _ = digits
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+
+    est = SimCLRTransformer(encoder=factory, input_shape=(1, 8, 8), **RUN)
+    a = est.fit_transform(X)
+    b = clone(est).fit_transform(X)
+    assert a.shape == (len(X), 5) and len(calls) == 2
+    np.testing.assert_array_equal(a, b)  # seeded by random_state
+
+
+def test_encoder_module_of_the_wrong_shape_says_so(digits):
+    X, _ = digits
+    net = nn.Sequential(nn.Flatten(), nn.Linear(10, 3))  # takes 10 features, not 64
+    est = SimCLRTransformer(encoder=net, input_shape=(1, 8, 8), **RUN)
+    with pytest.raises(ValueError, match="failed on a zero batch"):
+        est.fit(X)
+
+
+# -- export_encoder ------------------------------------------------------------------
+_NEURAL = [
+    n
+    for n in INSTANCES
+    if n not in ("PCATransformer", "KMeansTransformer", "PretrainedTransformer")
+]
+
+
+def _fit_row(name, X, y):
+    est = make(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        return est.fit(X, y) if name.startswith("FineTuner") else est.fit(X)
+
+
+@pytest.mark.parametrize("name", _NEURAL)
+def test_export_encoder_gives_transform_s_output(name, digits):
+    X, y = digits
+    est = _fit_row(name, X, y.astype(float) if name == "FineTunerRegressor" else y)
+    encoder = est.export_encoder()
+    assert isinstance(encoder, nn.Module) and not encoder.training
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(z, est.transform(X), rtol=1e-5, atol=1e-5)
+    assert encoder.out_features == z.shape[1]
+    # A copy: changing it leaves the estimator's transform as it was.
+    before = est.transform(X[:5])
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    np.testing.assert_array_equal(est.transform(X[:5]), before)
+
+
+def test_export_encoder_follows_transform_layer(digits):
+    X, _ = digits
+    est = SimCLRTransformer(input_shape=(1, 8, 8), transform_layer=0, **RUN).fit(X)
+    with torch.no_grad():
+        z = est.export_encoder()(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(z, est.transform(X), rtol=1e-5, atol=1e-6)
+    assert z.shape[1] != est.n_components_
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_INSTANCES))
+def test_export_encoder_of_a_sequence_model_takes_token_ids(name):
+    seqs = ["ACDEFG"[: 2 + i % 5] * (1 + i % 3) for i in range(40)]
+    est = make(name).fit(seqs)
+    data = est._token_data(seqs)
+    ids = data.ids[:, : int(data.lengths.max())]
+    with torch.no_grad():
+        z = est.export_encoder()(ids).numpy()
+    np.testing.assert_allclose(z, est.transform(seqs), rtol=1e-5, atol=1e-5)
+
+
+def _export(module: nn.Module, example: torch.Tensor, path) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, path)
+
+
+_FRESH_PROCESS = """
+import sys, numpy as np, torch
+program = torch.export.load(sys.argv[1])
+x = torch.from_numpy(np.load(sys.argv[2]))
+np.save(sys.argv[3], program.module()(x).detach().numpy())
+assert not any(m.startswith("sk_replearn") for m in sys.modules), "imported sk_replearn"
+"""
+
+
+@pytest.mark.parametrize("name", ["SimCLRTransformer", "MAETransformer", "FineTuner"])
+def test_exported_encoder_runs_in_a_fresh_process_with_torch_alone(
+    name, digits, tmp_path
+):
+    X, y = digits
+    est = _fit_row(name, X, y)
+    _export(est.export_encoder(), torch.from_numpy(X[:4]), tmp_path / "enc.pt2")
+    np.save(tmp_path / "x.npy", X[:37])
+    env = {**os.environ, "PYTHONPATH": ""}
+    subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS, str(tmp_path / "enc.pt2"),
+         str(tmp_path / "x.npy"), str(tmp_path / "z.npy")],
+        check=True, cwd=tmp_path, env=env, capture_output=True, timeout=300,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        np.load(tmp_path / "z.npy"), est.transform(X[:37]), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_export_encoder_before_fit_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SimCLRTransformer().export_encoder()
+
+
+# -- PretrainedTransformer ---------------------------------------------------------
+def test_pretrained_gives_penultimate_features_not_class_scores(digits):
+    X, _ = digits
+    net = _small_net()
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
+    assert rep.classifier_ == "fc" and rep.n_components_ == 16
+    net.eval()
+    with torch.no_grad():
+        h = net.stage2(net.stage1(net.stem(torch.from_numpy(X).view(-1, 1, 8, 8))))
+    np.testing.assert_allclose(rep.transform(X), h.mean((2, 3)).numpy(), atol=1e-6)
+    assert isinstance(net.fc, nn.Linear), "the caller's network was changed"
+
+
+def test_pretrained_layer_cut_equals_a_forward_hook(digits):
+    X, _ = digits
+    net = _small_net().eval()
+    seen = []
+    handle = net.stage1.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        net(torch.from_numpy(X).view(-1, 1, 8, 8))
+    handle.remove()
+    rep = PretrainedTransformer(net, layer="stage1", input_shape=(1, 8, 8)).fit(X)
+    np.testing.assert_allclose(
+        rep.transform(X), seen[0].mean((2, 3)).numpy(), atol=1e-6
+    )
+    assert rep.classifier_ is None
+    flat = PretrainedTransformer(
+        net, layer="stage1.2", pooling="flatten", input_shape=(1, 8, 8)
+    ).fit(X)
+    np.testing.assert_allclose(flat.transform(X), seen[0].flatten(1).numpy(), atol=1e-6)
+
+
+def test_pretrained_wrong_layer_lists_the_valid_ones(digits):
+    X, _ = digits
+    rep = PretrainedTransformer(_small_net(), layer="stage3", input_shape=(1, 8, 8))
+    with pytest.raises(
+        ValueError, match=r"'stage3'.*Did you mean 'stage\d'.*stem, stem.0"
+    ):
+        rep.fit(X)
+
+
+class _Volume(nn.Module):
+    def forward(self, x):
+        return x.reshape(len(x), 1, 1, 8, 8)
+
+
+class _Scalar(nn.Module):
+    def forward(self, x):
+        return x.sum((1, 2, 3))
+
+
+@pytest.mark.parametrize("net", [_Volume(), _Scalar()])
+def test_pretrained_output_neither_2d_3d_nor_4d_raises(net, digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match=r"returned an output of shape.*layer="):
+        PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
+
+
+def test_pretrained_pools_tokens_by_mean_or_first():
+    out = torch.arange(24.0).reshape(2, 3, 4)
+    assert torch.equal(pool_features(out, "cls"), out[:, 0])
+    assert torch.equal(pool_features(out, "avg"), out.mean(1))
+    with pytest.raises(ValueError, match="pooling='cls'.*feature map"):
+        pool_features(torch.ones(2, 3, 4, 4), "cls")
+
+
+def test_pretrained_wrong_input_shape_says_what_the_network_takes(digits):
+    X, _ = digits
+    net = SmallNet(in_channels=3)
+    with pytest.raises(ValueError, match="input_shape"):
+        PretrainedTransformer(net, preprocess=None, input_shape=(1, 8, 8)).fit(X)
+    with pytest.raises(ValueError, match="input_shape"):
+        PretrainedTransformer(net, preprocess=None).fit(X)  # tabular rows
+
+
+def test_pretrained_preprocess_repeats_channels_and_resizes(digits):
+    X, _ = digits
+    net = SmallNet(in_channels=3)
+    rep = PretrainedTransformer(net, image_size=16, input_shape=(1, 8, 8)).fit(X)
+    prep = rep.encoder_.prep
+    assert prep(torch.zeros(2, 1, 8, 8)).shape == (2, 3, 16, 16)
+    assert rep.transform(X).shape == (len(X), 16)
+    same = PretrainedTransformer(
+        net,
+        preprocess=lambda x: torch.nn.functional.interpolate(
+            x.expand(-1, 3, -1, -1), size=(16, 16), mode="bilinear"
+        ),
+        input_shape=(1, 8, 8),
+    ).fit(X)
+    np.testing.assert_allclose(same.transform(X), rep.transform(X), atol=1e-6)
+
+
+def test_pretrained_weights_file_is_loaded_and_checked(digits, tmp_path):
+    X, _ = digits
+    trained = _small_net()
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    torch.manual_seed(1)
+    rep = PretrainedTransformer(
+        SmallNet(), weights=tmp_path / "w.pt", input_shape=(1, 8, 8)
+    ).fit(X)
+    ref = PretrainedTransformer(trained, input_shape=(1, 8, 8)).fit(X)
+    np.testing.assert_array_equal(rep.transform(X), ref.transform(X))
+    # Weights of another architecture: the keys are named.
+    torch.save(nn.Linear(3, 2).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(
+        ValueError, match=r"missing keys: stem.0.weight.*unexpected keys: weight"
+    ):
+        PretrainedTransformer(SmallNet(), weights=tmp_path / "other.pt").fit(X)
+    wide = SmallNet(n_classes=3)
+    torch.save(wide.state_dict(), tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match=r"shape mismatches: fc.weight \(3, 16\)"):
+        PretrainedTransformer(SmallNet(), weights=tmp_path / "wide.pt").fit(X)
+
+
+def test_pretrained_refuses_a_weights_file_that_would_run_code(digits, tmp_path):
+    X, _ = digits
+    torch.save(_small_net(), tmp_path / "pickled.pt")  # the whole object: code
+    with pytest.raises(ValueError, match="weights_only=True"):
+        PretrainedTransformer(SmallNet(), weights=tmp_path / "pickled.pt").fit(X)
+    with pytest.raises(ValueError, match="is not a file"):
+        PretrainedTransformer(SmallNet(), weights=tmp_path / "absent.pt").fit(X)
+
+
+def test_pretrained_factory_is_seeded_by_random_state(digits):
+    X, _ = digits
+    a = PretrainedTransformer(SmallNet, input_shape=(1, 8, 8), random_state=0)
+    b = PretrainedTransformer(SmallNet, input_shape=(1, 8, 8), random_state=1)
+    za = a.fit_transform(X)
+    np.testing.assert_array_equal(clone(a).fit_transform(X), za)
+    assert not np.allclose(b.fit_transform(X), za)
+
+
+def test_pretrained_pickles_and_save_says_it_stores_no_code(digits, tmp_path):
+    X, _ = digits
+    rep = PretrainedTransformer(_small_net(), input_shape=(1, 8, 8)).fit(X)
+    again = pickle.loads(pickle.dumps(rep))
+    np.testing.assert_array_equal(again.transform(X), rep.transform(X))
+    with pytest.raises(TypeError, match="model=<a SmallNet module> cannot be saved"):
+        persistence.save(rep, tmp_path / "rep.pt")
+
+
+def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
+    X, _ = digits
+    ssl = SimCLRTransformer(input_shape=(1, 8, 8), **RUN).fit(X)
+    _export(ssl.export_encoder(), torch.from_numpy(X[:4]), tmp_path / "enc.pt2")
+    rep = PretrainedTransformer(str(tmp_path / "enc.pt2")).fit(X)
+    np.testing.assert_allclose(rep.transform(X), ssl.transform(X), atol=1e-6)
+    again = pickle.loads(pickle.dumps(rep))  # the program travels as bytes
+    np.testing.assert_allclose(again.transform(X), ssl.transform(X), atol=1e-6)
+    with pytest.raises(ValueError, match="neither 'torchvision:<name>'"):
+        PretrainedTransformer(str(tmp_path / "absent.pt2")).fit(X)
+
+
+def test_exported_module_trains_and_keeps_its_weights_through_pickle():
+    lin = nn.Linear(3, 2)
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(lin, (torch.randn(4, 3),)), buf)
+    module = ExportedModule(buf.getvalue())
+    module(torch.randn(4, 3)).sum().backward()  # exported for batches of 4
+    assert all(p.grad is not None for p in module.parameters())
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    x = torch.randn(4, 3)
+    for copy_ in (
+        pickle.loads(pickle.dumps(module)),
+        __import__("copy").deepcopy(module),
+    ):
+        assert torch.equal(copy_(x), module(x))
+    assert not torch.equal(module(x), lin(x))
+
+
+# -- FineTuner on a network pre-trained elsewhere -----------------------------------
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"strategy": "frozen"},
+        {"freeze_layers": 2},
+        {"reinit_layers": 1},
+        {"layer_decay": 0.5},
+    ],
+)
+def test_finetuner_takes_every_strategy_on_a_pretrained_network(params, digits):
+    X, y = digits
+    net = _small_net()
+    before = _params(net)
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8))
+    ft = FineTuner(rep, **{**RUN, "max_epochs": 2}, **params).fit(X, y)
+    assert ft.n_blocks_ == 3  # stem, stage1, stage2: the children holding weights
+    assert ft.predict(X).shape == (len(X),)
+    assert _same(before, _params(net)), "fine-tuning changed the caller's network"
+    encoder = ft.net_.module_.encoder
+    start = rep.fit(X).encoder_.body.model
+    stem_moved = not _same(_params(start.stem), _params(encoder.body.model.stem))
+    assert stem_moved == (
+        params.get("strategy") != "frozen" and "freeze_layers" not in params
+    )
+
+
+def test_finetuner_blocks_can_be_given(digits):
+    X, y = digits
+    rep = PretrainedTransformer(
+        _small_net(), blocks=[["stem", "stage1"], "stage2"], input_shape=(1, 8, 8)
+    )
+    ft = FineTuner(rep, freeze_layers=1, **RUN).fit(X, y)
+    assert ft.n_blocks_ == 2
+
+
+def test_finetuner_fine_tunes_an_exported_encoder_file(digits, tmp_path):
+    X, y = digits
+    ssl = SimCLRTransformer(input_shape=(1, 8, 8), **RUN).fit(X)
+    _export(ssl.export_encoder(), torch.from_numpy(X[:4]), tmp_path / "enc.pt2")
+    ft = FineTuner(PretrainedTransformer(str(tmp_path / "enc.pt2")), **RUN).fit(X, y)
+    assert ft.n_blocks_ > 1
+    assert not np.allclose(ft.transform(X), ssl.transform(X))  # it trained
+    again = pickle.loads(pickle.dumps(ft))
+    np.testing.assert_array_equal(again.predict_proba(X), ft.predict_proba(X))
+
+
+# -- real library objects, made locally ------------------------------------------------
+def _library(name: str):
+    try:
+        return __import__(name)
+    except Exception as exc:  # torchvision raises RuntimeError on a torch mismatch
+        pytest.skip(f"{name} is not usable here ({type(exc).__name__}: {exc})")
+
+
+def test_torchvision_resnet18_from_a_weights_file(tmp_path):
+    tv = _library("torchvision")
+    torch.manual_seed(0)
+    resnet = tv.models.resnet18(weights=None)
+    torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
+    X = np.random.default_rng(0).random((6, 3, 32, 32)).astype(np.float32)
+    rep = PretrainedTransformer(
+        "torchvision:resnet18", weights=tmp_path / "resnet18.pth", image_size=None
+    ).fit(X)
+    assert rep.n_components_ == 512 and rep.classifier_ == "fc"
+    resnet.fc = nn.Identity()
+    prep = rep.encoder_.prep  # [0, 1] by the fit range, then ImageNet statistics
+    with torch.no_grad():
+        ref = resnet.eval()(prep(torch.from_numpy(X))).numpy()
+    np.testing.assert_allclose(rep.transform(X), ref, rtol=1e-4, atol=1e-5)
+    cut = PretrainedTransformer(
+        "torchvision:resnet18", weights=tmp_path / "resnet18.pth", layer="layer3",
+        image_size=None,
+    ).fit(X)  # fmt: skip
+    assert cut.n_components_ == 256
+    ft = FineTuner(cut, freeze_layers=3, max_epochs=1, batch_size=3, device="cpu",
+                   random_state=0).fit(X, [0, 1, 0, 1, 0, 1])  # fmt: skip
+    assert ft.n_blocks_ == 5  # conv1, bn1, layer1..layer3
+
+
+def test_torchvision_weights_by_name_offline_says_how_to_pass_a_file(monkeypatch):
+    tv = _library("torchvision")
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(
+        tv.models._api, "load_state_dict_from_url", offline, raising=False
+    )
+    X = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"could not be downloaded.*weights='path/to"):
+        PretrainedTransformer("torchvision:resnet18", weights="DEFAULT").fit(X)
+
+
+def test_timm_tiny_model():
+    _library("timm")
+    X = np.random.default_rng(0).random((4, 3, 32, 32)).astype(np.float32)
+    rep = PretrainedTransformer("timm:test_resnet", random_state=0).fit(X)
+    Z = rep.transform(X)
+    assert Z.shape == (4, rep.n_components_) and np.isfinite(Z).all()
+    ft = FineTuner(rep, max_epochs=1, batch_size=2, device="cpu", random_state=0)
+    assert ft.fit(X, [0, 1, 0, 1]).n_blocks_ > 1
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    """A tiny Hugging Face BERT and its tokenizer, saved into a folder."""
+    transformers = _library("transformers")
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *"abcdefghijklmnopqrstuvwxyz",
+    ]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab))
+    try:  # transformers >= 5 takes the vocabulary itself
+        tokenizer = transformers.BertTokenizerFast(
+            vocab={t: i for i, t in enumerate(vocab)}
+        )
+    except TypeError:
+        tokenizer = transformers.BertTokenizerFast(
+            vocab_file=str(tmp_path / "vocab.txt")
+        )
+    assert tokenizer.vocab_size == len(vocab)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.BertModel(config)
+    folder = tmp_path / "tiny-bert"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder, model.eval(), tokenizer
+
+
+def test_hugging_face_text_model_from_a_local_folder(tiny_bert):
+    folder, model, tokenizer = tiny_bert
+    texts = ["a b c", "hello world", "x", "the quick brown fox jumps", ""]
+    rep = PretrainedTransformer(f"hf:{folder}").fit(texts)
+    Z = rep.transform(texts)
+    assert Z.shape == (5, 16) and rep.n_components_ == 16
+    # The mean of the last hidden states over the real tokens, one text at a time.
+    for text, z in zip(texts, Z):
+        enc = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            ref = model(**enc).last_hidden_state.mean(1)[0].numpy()
+        np.testing.assert_allclose(z, ref, rtol=1e-4, atol=1e-5)
+    cls = PretrainedTransformer(f"hf:{folder}", pooling="cls").fit(texts)
+    enc = tokenizer(texts[1], return_tensors="pt")
+    with torch.no_grad():
+        ref = model(**enc).last_hidden_state[0, 0].numpy()
+    np.testing.assert_allclose(cls.transform(texts)[1], ref, rtol=1e-4, atol=1e-5)
+    again = pickle.loads(pickle.dumps(rep))
+    np.testing.assert_allclose(again.transform(texts), Z, atol=1e-6)
+
+
+def test_finetuner_on_a_hugging_face_model_learns_from_strings(tiny_bert):
+    folder, _, _ = tiny_bert
+    rng = np.random.default_rng(0)
+    # Letters apart: the tiny WordPiece vocabulary has no "##" pieces.
+    texts = [
+        " ".join(rng.choice(list("abc" if i % 2 else "xyz"), 6)) for i in range(60)
+    ]
+    y = np.arange(60) % 2
+    ft = FineTuner(PretrainedTransformer(f"hf:{folder}"), max_epochs=20, lr=3e-3,
+                   device="cpu", random_state=0).fit(texts, y)  # fmt: skip
+    assert ft.n_blocks_ == 3  # embeddings, then the two layers
+    assert (ft.predict(texts) == y).mean() > 0.9
+    assert ft.transform(texts).shape == (60, 16)
+
+
+def test_hugging_face_name_offline_says_how_to_pass_a_folder(monkeypatch):
+    transformers = _library("transformers")
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    with pytest.raises(ValueError, match="save_pretrained.*hf:path/to/folder"):
+        PretrainedTransformer("hf:bert-base-uncased").fit(["a text"])
