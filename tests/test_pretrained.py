@@ -573,3 +573,20 @@ def test_hugging_face_name_offline_says_how_to_pass_a_folder(monkeypatch):
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
     with pytest.raises(ValueError, match="save_pretrained.*hf:path/to/folder"):
         PretrainedTransformer("hf:bert-base-uncased").fit(["a text"])
+
+
+def test_block_reset_redraws_untyped_layers_by_their_names():
+    from sk_replearn.nn.surgery import Block
+
+    # The layers of a program loaded by torch.export.load are plain modules.
+    layer, norm, loose = nn.Module(), nn.Module(), nn.Module()
+    layer.weight = nn.Parameter(torch.full((4, 3), 5.0))
+    layer.bias = nn.Parameter(torch.full((4,), 5.0))
+    norm.weight = nn.Parameter(torch.full((4,), 5.0))
+    loose.token = nn.Parameter(torch.full((1, 4), 5.0))
+    Block.of(layer, norm, loose).reset_parameters()
+    bound = 1 / 3**0.5  # nn.Linear's draw for 3 inputs
+    assert 0 < layer.weight.abs().max() <= bound
+    assert torch.equal(layer.bias, torch.zeros(4))
+    assert torch.equal(norm.weight, torch.ones(4))
+    assert 0 < loose.token.abs().max() < 0.2  # a normal of std 0.02

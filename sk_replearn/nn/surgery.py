@@ -102,17 +102,44 @@ class Block:
         return cls(list(modules), params)
 
     def reset_parameters(self) -> None:
-        """Re-draw every weight of the block as at construction."""
+        """Re-draw every weight of the block as at construction.
+
+        A layer without ``reset_parameters`` (such as the layers of a
+        program loaded by :func:`torch.export.load`, which have lost their
+        types) is re-drawn by the names of torch's layers: ``weight`` of two
+        or more dimensions as ``nn.Linear`` and ``nn.Conv2d`` draw it
+        (Kaiming uniform), a 1-D ``weight`` (a norm's scale) to ones,
+        ``bias`` to zeros. Other loose parameters, such as a class token,
+        are drawn from a normal of standard deviation 0.02.
+        """
         owned = set()
-        for module in self.modules:
-            for m in module.modules():
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-                owned.update(id(p) for p in m.parameters(recurse=False))
         with torch.no_grad():
+            for module in self.modules:
+                for m in module.modules():
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+                        owned.update(id(p) for p in m.parameters(recurse=False))
+                        continue
+                    for name, p in m.named_parameters(recurse=False):
+                        if _reset_by_name(name, p):
+                            owned.add(id(p))
             for p in self.params:
                 if id(p) not in owned:
                     nn.init.trunc_normal_(p, std=0.02)
+
+
+def _reset_by_name(name: str, p: nn.Parameter) -> bool:
+    """Re-draw ``p`` as torch's layers draw a parameter of that name, if known."""
+    if name == "weight" and p.dim() >= 2:
+        nn.init.kaiming_uniform_(p, a=5**0.5)  # nn.Linear's and nn.ConvNd's
+        return True
+    if name == "weight" and p.dim() == 1:
+        nn.init.ones_(p)
+        return True
+    if name == "bias":
+        nn.init.zeros_(p)
+        return True
+    return False
 
 
 def _split_at(layers: nn.Sequential, kinds: tuple[type, ...]) -> list[Block]:
