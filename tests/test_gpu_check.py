@@ -1,0 +1,37 @@
+"""The GPU proof run (``benchmarks/gpu_check.py``) keeps working on the CPU.
+
+It runs once on a GPU machine; here its tiny size runs on the CPU, one
+thread, so that a change in the package that breaks one of its checks shows
+up before that run (about 10 s; the subprocess timeout is a safety net).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+CHECK_LINE = re.compile(r"^(\S+)\s+(PASS|FAIL|SKIP)\s+[\d.]+ s")
+
+
+def test_gpu_check_tiny_on_cpu_passes_every_check(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--size", "tiny", "--device", "cpu"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0, output
+    lines = [m.groups() for m in map(CHECK_LINE.match, proc.stdout.splitlines()) if m]
+    names = {name for name, _ in lines}
+    assert {"device_auto", "kmeans_speed", "fit[SimCLRTransformer]"} <= names, output
+    assert all(status in ("PASS", "SKIP") for _, status in lines), output
+    assert proc.stdout.splitlines()[-1].startswith("summary: "), output
+    assert " 0 failed" in proc.stdout.splitlines()[-1], output
