@@ -1,6 +1,6 @@
 """
 Transfer across data sets: pre-train on MNIST, fine-tune on 8×8 digits
-=====================================================================
+======================================================================
 
 Pre-train on large data, fine-tune on small data: the weights learned on one
 data set are a better start on another than random weights (Yosinski et al.,
