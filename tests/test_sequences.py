@@ -42,7 +42,7 @@ from sk_replearn import (
     GPTTransformer,
 )
 from sk_replearn.data import Batches
-from sk_replearn.nn.sequence import TokenEncoder
+from sk_replearn.nn.sequence import ConvTransformerBlock, TokenEncoder
 from sk_replearn.objectives.sequence import BERTObjective, GPTObjective, bert_masking
 from sk_replearn.tokens import (
     CLS,
@@ -296,6 +296,42 @@ def test_gpt_is_causal_and_padding_changes_nothing():
         for pooling in ("mean", "cls", "last"):
             enc.pooling = pooling
             torch.testing.assert_close(enc(batch)[:1], enc(short), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_conv_mixer_keeps_gpt_causal_and_padding_changes_nothing(causal):
+    torch.manual_seed(0)
+    enc = TokenEncoder(
+        20, 16, embed_dim=8, depth=2, num_heads=2, causal=causal, conv_kernel_size=3
+    )
+    enc.eval()
+    assert all(isinstance(b, ConvTransformerBlock) for b in enc.blocks)
+    a = torch.tensor([[CLS, 5, 6, 7, 8, SEP]])
+    b = torch.tensor([[CLS, 5, 6, 9, 9, SEP]])
+    ha, hb = enc.forward_tokens(a), enc.forward_tokens(b)
+    # Causal: the tokens before the first change never see it; otherwise the
+    # convolution and attention carry it back to the start.
+    assert torch.allclose(ha[:, :3], hb[:, :3]) == causal
+    short = torch.tensor([[CLS, 5, 6, SEP]])
+    batch = torch.tensor([[CLS, 5, 6, SEP, PAD, PAD], [CLS, 5, 6, 7, 8, SEP]])
+    torch.testing.assert_close(
+        enc.forward_tokens(batch)[:1, :4], enc.forward_tokens(short)
+    )
+    with torch.inference_mode():  # the fused attention path agrees
+        torch.testing.assert_close(enc(batch)[:1], enc(short), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_kernel_size_adds_a_mixer_to_every_block_and_fine_tunes(strings):
+    labels = np.repeat([0, 1], 40)
+    for cls in (GPTTransformer, BERTTransformer):
+        rep = make(cls.__name__, conv_kernel_size=5).fit(strings)
+        blocks = rep.net_.module_.encoder.blocks
+        assert [b.mixer.conv.kernel_size for b in blocks] == [(5,)] * len(blocks)
+        clf = FineTuner(rep, max_epochs=2, random_state=0).fit(strings, labels)
+        assert clf.n_blocks_ == len(blocks) + 1
+        assert clf.predict(strings[:3]).shape == (3,)
+    with pytest.raises(ValueError, match="conv_kernel_size"):
+        make("BERTTransformer", conv_kernel_size=0).fit(strings)
 
 
 @pytest.mark.parametrize("causal", [False, True])

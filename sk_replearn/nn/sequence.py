@@ -18,13 +18,20 @@ References
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..tokens import PAD
 from ._checks import check_dropout, check_int
 from .transformer import init_transformer, transformer_blocks
 
-__all__ = ["POOLINGS", "TokenEncoder", "pool_tokens"]
+__all__ = [
+    "POOLINGS",
+    "ConvMixer",
+    "ConvTransformerBlock",
+    "TokenEncoder",
+    "pool_tokens",
+]
 
 #: How hidden states become one vector per sequence.
 POOLINGS = ("mean", "cls", "last")
@@ -68,6 +75,93 @@ def pool_tokens(hidden: torch.Tensor, ids: torch.Tensor, pooling: str) -> torch.
     return total / real.sum(dim=1).clamp_min(1).to(hidden.dtype)
 
 
+class ConvMixer(nn.Module):
+    """Residual convolution over neighbouring tokens, before a transformer block.
+
+    ``x + drop(W gelu(dwconv(LN(x))))``: a pre-norm depthwise convolution
+    of width ``kernel_size`` along the sequence, GELU and a pointwise
+    linear layer, as the convolution module of Conformer (Gulati et al.
+    2020) and, in spirit, ConvBERT's mixing of local spans (Jiang et al.
+    2020). Attention has to learn from data that neighbours matter; the
+    convolution has it built in, which helps with few training sequences.
+
+    Padding is set to zero before the convolution, so a sequence's output
+    does not depend on how much padding follows it; with ``causal=True``
+    the convolution is padded on the left only, so a token sees only itself
+    and the ``kernel_size - 1`` tokens before it.
+
+    Parameters
+    ----------
+    embed_dim : int
+        Token width ``D``.
+    kernel_size : int
+        Tokens the convolution reads at once.
+    dropout : float, default=0.0
+        Dropout of the residual branch.
+    causal : bool, default=False
+        Read only the current and earlier tokens.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.sequence import ConvMixer
+    >>> mix = ConvMixer(8, 3, causal=True)
+    >>> mix(torch.randn(2, 5, 8), torch.zeros(2, 5, dtype=torch.bool)).shape
+    torch.Size([2, 5, 8])
+    """
+
+    def __init__(
+        self, embed_dim: int, kernel_size: int, dropout: float = 0.0, causal=False
+    ) -> None:
+        super().__init__()
+        k = check_int("conv_kernel_size", kernel_size)
+        # Causal: all k - 1 zeros on the left; otherwise split as 'same'.
+        self.pad = (k - 1, 0) if causal else ((k - 1) // 2, k // 2)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv = nn.Conv1d(embed_dim, embed_dim, k, groups=embed_dim)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, padding: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mix ``x`` ``(B, T, D)``; ``padding`` ``(B, T)`` is True at padding."""
+        h = self.norm(x)  # (B, T, D)
+        if padding is not None:
+            h = h.masked_fill(padding.unsqueeze(-1), 0.0)
+        h = F.pad(h.transpose(1, 2), self.pad)  # (B, D, T + k - 1)
+        h = self.act(self.conv(h)).transpose(1, 2)  # (B, T, D)
+        return x + self.drop(self.proj(h))
+
+
+class ConvTransformerBlock(nn.Module):
+    """A :class:`ConvMixer` followed by the package's transformer block.
+
+    Called as the block itself, ``block(x, src_mask=...,
+    src_key_padding_mask=...)``, so that one entry of
+    :attr:`TokenEncoder.blocks` is one unit to freeze, re-draw or give a
+    learning rate when fine-tuning.
+
+    Parameters
+    ----------
+    mixer : ConvMixer
+    block : torch.nn.TransformerEncoderLayer
+        Called with ``src_mask`` and ``src_key_padding_mask``.
+    """
+
+    def __init__(self, mixer: ConvMixer, block: nn.Module) -> None:
+        super().__init__()
+        self.mixer, self.block = mixer, block
+
+    def forward(self, x, src_mask=None, src_key_padding_mask=None):
+        """Mixer, then block: ``(B, T, D)`` to ``(B, T, D)``."""
+        x = self.mixer(x, src_key_padding_mask)
+        return self.block(
+            x, src_mask=src_mask, src_key_padding_mask=src_key_padding_mask
+        )
+
+
 class TokenEncoder(nn.Module):
     """Transformer encoder of token ids (GPT's when causal, BERT's if not).
 
@@ -96,6 +190,9 @@ class TokenEncoder(nn.Module):
         Mask attention to later tokens (a language model).
     pooling : {"mean", "cls", "last"}, default="mean"
         Output of :meth:`forward` (see :func:`pool_tokens`).
+    conv_kernel_size : int or None, default=None
+        Width of a :class:`ConvMixer` before each transformer block (causal
+        when ``causal=True``); None for none.
 
     Attributes
     ----------
@@ -124,6 +221,7 @@ class TokenEncoder(nn.Module):
         dropout: float = 0.1,
         causal: bool = False,
         pooling: str = "mean",
+        conv_kernel_size: int | None = None,
     ) -> None:
         super().__init__()
         check_int("num_heads", num_heads)
@@ -143,6 +241,13 @@ class TokenEncoder(nn.Module):
         self.blocks = transformer_blocks(
             embed_dim, depth, num_heads, mlp_ratio, dropout
         )
+        if conv_kernel_size is not None:
+            self.blocks = nn.ModuleList(
+                ConvTransformerBlock(
+                    ConvMixer(embed_dim, conv_kernel_size, dropout, causal), block
+                )
+                for block in self.blocks
+            )
         self.norm = nn.LayerNorm(embed_dim)
         init_transformer(self)
         # GPT-2 / BERT: embeddings drawn from N(0, 0.02^2).

@@ -116,6 +116,7 @@ class _SequenceObjective(Objective):
         mlp_ratio: float = 4.0,
         dropout: float = 0.1,
         pooling: str = "mean",
+        conv_kernel_size: int | None = None,
     ) -> None:
         super().__init__(None)
         self.vocab_size = int(vocab_size)
@@ -129,6 +130,7 @@ class _SequenceObjective(Objective):
             dropout=dropout,
             causal=self.causal,
             pooling=pooling,
+            conv_kernel_size=conv_kernel_size,
         )
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))
 
@@ -159,7 +161,7 @@ class GPTObjective(_SequenceObjective):
         Number of token ids, special tokens included.
     max_positions : int
         Longest sequence, ``[CLS]`` and ``[SEP]`` included.
-    embed_dim, depth, num_heads, mlp_ratio, dropout, pooling
+    embed_dim, depth, num_heads, mlp_ratio, dropout, pooling, conv_kernel_size
         Of the :class:`~sk_replearn.nn.sequence.TokenEncoder`.
 
     Examples
@@ -221,7 +223,7 @@ class BERTObjective(_SequenceObjective):
     mask_ratio : float, default=0.15
         Fraction of the text tokens chosen for prediction (see
         :func:`bert_masking`).
-    embed_dim, depth, num_heads, mlp_ratio, dropout, pooling
+    embed_dim, depth, num_heads, mlp_ratio, dropout, pooling, conv_kernel_size
         Of the :class:`~sk_replearn.nn.sequence.TokenEncoder`.
 
     Examples
