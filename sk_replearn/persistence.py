@@ -16,6 +16,7 @@ file writing here also serve the training checkpoints of
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import warnings
@@ -286,6 +287,13 @@ def _n_samples(history: list) -> int:
     return max(int(n), 1)
 
 
+#: Parameters added after files were first saved, with the value that
+#: rebuilds what a file written without them holds (the behaviour before the
+#: parameter existed): files of GPT and BERT from before the token
+#: convolution hold a model without it.
+_ADDED_PARAMS = {"conv_kernel_size": None}
+
+
 def _build(spec: dict, device) -> BaseEstimator:
     """Rebuild an estimator from :func:`estimator_to_plain`'s data."""
     cls = _public_classes().get(spec.get("class"))
@@ -295,6 +303,10 @@ def _build(spec: dict, device) -> BaseEstimator:
             "sk_replearn estimator; it was not loaded."
         )
     params = {k: from_plain(v) for k, v in spec["params"].items()}
+    accepted = inspect.signature(cls).parameters
+    for name, before in _ADDED_PARAMS.items():
+        if name in accepted and name not in params:  # an older file
+            params[name] = before
     if device is not None and "device" in params:
         params["device"] = device
     for key, value in params.items():

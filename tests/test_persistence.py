@@ -211,3 +211,22 @@ def test_grid_search_in_parallel_survives_failing_fits(data):
     assert search.best_params_["autoencodertransformer__input_shape"] != (3, 3)
     with pytest.raises(ValueError, match=r"input_shape=\(3, 3\) holds 9 values"):
         pipe.set_params(autoencodertransformer__input_shape=(3, 3)).fit(X, y)
+
+
+def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
+    # A GPT file from before conv_kernel_size: no such parameter, no mixer.
+    from sk_replearn import GPTTransformer
+
+    texts = ["abcab", "bcabc", "cabca", "aabbc"] * 4
+    old = GPTTransformer(
+        embed_dim=8, depth=1, num_heads=2, max_epochs=1, conv_kernel_size=None,
+        random_state=0, device="cpu",
+    ).fit(texts)  # fmt: skip
+    path = tmp_path / "gpt.pt"
+    old.save(path)
+    payload = torch.load(path, weights_only=True)
+    del payload["estimator"]["params"]["conv_kernel_size"]
+    torch.save(payload, path)
+    loaded = GPTTransformer.load(path)
+    assert loaded.conv_kernel_size is None
+    np.testing.assert_array_equal(loaded.transform(texts), old.transform(texts))

@@ -304,7 +304,21 @@ class PretrainedTransformer(BaseRepresentation):
         -------
         torch.nn.Module
             A copy, on the CPU, in eval mode, mapping ``(B, *input_shape_)``
-            (or flat rows) to :meth:`transform`'s output.
+            (or flat rows) to :meth:`transform`'s output; a text model's
+            takes the tokenizer's padded ids ``(B, T)``.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from torch import nn
+        >>> from sk_replearn import PretrainedTransformer
+        >>> X = np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+        >>> rep = PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
+        >>> encoder = rep.export_encoder()
+        >>> z = encoder(torch.from_numpy(X)).detach().numpy()
+        >>> bool(np.allclose(z, rep.transform(X)))
+        True
         """
         check_is_fitted(self)
         module = copy.deepcopy(self.encoder_).cpu().eval()
