@@ -11,12 +11,13 @@ the held-out accuracy:
   Rows: raw pixels (``LogisticRegression()``, the cross-validated
   :class:`~sk_replearn.evaluation.LinearProbeCV`, the cosine
   :class:`~sk_replearn.evaluation.KNNProbe`), then SimCLR and MAE frozen
-  (the same two linear probes) and fine-tuned (``FineTuner(rep)``).
+  (the same three probes) and fine-tuned (``FineTuner(rep)``).
   Target (issue 18): the best self-supervised row >= the best raw row + 10
   points.
 * **MNIST-1D** (4,000 / 1,000 signals of length 40): 4 labels a class
   (40). Every self-supervised method of the library, frozen
-  (``LogisticRegression()`` and ``LinearProbeCV``) and fine-tuned, beside
+  (``LogisticRegression()``, ``LinearProbeCV``, ``KNNProbe``) and
+  fine-tuned, beside
   raw signals and their kNN. No target: the table is the report.
 
 Why: a representation learned without labels should make a task with few
@@ -116,6 +117,8 @@ def mnist(n_draws: int, methods) -> None:
             split, 10, n_draws, rows)  # fmt: skip
         row(f"{short} frozen, LinearProbeCV", frozen(rep, LinearProbeCV()),
             split, 10, n_draws, rows)  # fmt: skip
+        row(f"{short} frozen, KNNProbe", frozen(rep, KNNProbe()),
+            split, 10, n_draws, rows)  # fmt: skip
         row(f"{short} fine-tuned, FineTuner(rep)", FineTuner(rep, random_state=0),
             split, 10, n_draws, rows)  # fmt: skip
     raw = max(v for k, v in rows.items() if k.startswith("raw"))
@@ -149,6 +152,8 @@ def mnist1d(n_draws: int) -> None:
         row(f"{short} frozen, LogisticRegression()", frozen(rep, LogisticRegression()),
             split, 4, n_draws, rows)  # fmt: skip
         row(f"{short} frozen, LinearProbeCV", frozen(rep, LinearProbeCV()),
+            split, 4, n_draws, rows)  # fmt: skip
+        row(f"{short} frozen, KNNProbe", frozen(rep, KNNProbe()),
             split, 4, n_draws, rows)  # fmt: skip
         row(f"{short} fine-tuned, FineTuner(rep)", FineTuner(rep, random_state=0),
             split, 4, n_draws, rows)  # fmt: skip
