@@ -79,6 +79,29 @@ def row(name: str, model, split, k: int, n_draws: int, rows: dict) -> None:
     rows[name] = result.mean
 
 
+def raw_rows(kind: str, split, k: int, n_draws: int, rows: dict) -> None:
+    """The three probes on the raw input."""
+    for probe, model in (
+        ("LogisticRegression()", LogisticRegression()),
+        ("LinearProbeCV", LinearProbeCV()),
+        ("KNNProbe", KNNProbe()),
+    ):
+        row(f"raw {kind}, {probe}", model, split, k, n_draws, rows)
+
+
+def method_rows(name: str, rep, split, k: int, n_draws: int, rows: dict) -> None:
+    """The three probes on ``rep`` frozen, then ``rep`` fine-tuned."""
+    short = name.removesuffix("Transformer")
+    for probe, clf in (
+        ("LogisticRegression()", LogisticRegression()),
+        ("LinearProbeCV", LinearProbeCV()),
+        ("KNNProbe", KNNProbe()),
+    ):
+        row(f"{short} frozen, {probe}", frozen(rep, clf), split, k, n_draws, rows)
+    tuned = FineTuner(rep, random_state=0)
+    row(f"{short} fine-tuned, FineTuner(rep)", tuned, split, k, n_draws, rows)
+
+
 def pretrain(name: str, X, shape):
     """Fit the estimator ``name`` with its defaults on X, without labels."""
     start = time.perf_counter()
@@ -101,26 +124,9 @@ def mnist(n_draws: int, methods) -> None:
     )
     reps = {n: pretrain(n, split[0], (1, 28, 28)) for n in methods}
     rows: dict[str, float] = {}
-    row(
-        "raw pixels, LogisticRegression()",
-        LogisticRegression(),
-        split,
-        10,
-        n_draws,
-        rows,
-    )
-    row("raw pixels, LinearProbeCV", LinearProbeCV(), split, 10, n_draws, rows)
-    row("raw pixels, KNNProbe", KNNProbe(), split, 10, n_draws, rows)
+    raw_rows("pixels", split, 10, n_draws, rows)
     for name, rep in reps.items():
-        short = name.removesuffix("Transformer")
-        row(f"{short} frozen, LogisticRegression()", frozen(rep, LogisticRegression()),
-            split, 10, n_draws, rows)  # fmt: skip
-        row(f"{short} frozen, LinearProbeCV", frozen(rep, LinearProbeCV()),
-            split, 10, n_draws, rows)  # fmt: skip
-        row(f"{short} frozen, KNNProbe", frozen(rep, KNNProbe()),
-            split, 10, n_draws, rows)  # fmt: skip
-        row(f"{short} fine-tuned, FineTuner(rep)", FineTuner(rep, random_state=0),
-            split, 10, n_draws, rows)  # fmt: skip
+        method_rows(name, rep, split, 10, n_draws, rows)
     raw = max(v for k, v in rows.items() if k.startswith("raw"))
     ssl = max(v for k, v in rows.items() if not k.startswith("raw"))
     gain = 100 * (ssl - raw)
@@ -136,27 +142,9 @@ def mnist1d(n_draws: int) -> None:
         f"held out; 4 labels a class (40), {n_draws} draws"
     )
     rows: dict[str, float] = {}
-    row(
-        "raw signals, LogisticRegression()",
-        LogisticRegression(),
-        split,
-        4,
-        n_draws,
-        rows,
-    )
-    row("raw signals, LinearProbeCV", LinearProbeCV(), split, 4, n_draws, rows)
-    row("raw signals, KNNProbe", KNNProbe(), split, 4, n_draws, rows)
+    raw_rows("signals", split, 4, n_draws, rows)
     for name in MNIST1D_METHODS:
-        rep = pretrain(name, X_tr, (1, 40))
-        short = name.removesuffix("Transformer")
-        row(f"{short} frozen, LogisticRegression()", frozen(rep, LogisticRegression()),
-            split, 4, n_draws, rows)  # fmt: skip
-        row(f"{short} frozen, LinearProbeCV", frozen(rep, LinearProbeCV()),
-            split, 4, n_draws, rows)  # fmt: skip
-        row(f"{short} frozen, KNNProbe", frozen(rep, KNNProbe()),
-            split, 4, n_draws, rows)  # fmt: skip
-        row(f"{short} fine-tuned, FineTuner(rep)", FineTuner(rep, random_state=0),
-            split, 4, n_draws, rows)  # fmt: skip
+        method_rows(name, pretrain(name, X_tr, (1, 40)), split, 4, n_draws, rows)
 
 
 def main() -> None:
