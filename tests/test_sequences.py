@@ -636,3 +636,23 @@ def test_data_sets_read_the_wheels_files_or_say_what_to_install():
         assert all(isinstance(s, str) and s for s in sequences)
     if ran == 0:
         pytest.skip("none of the data wheels is installed")
+
+
+def test_main_job_sequences_table(monkeypatch, capsys):
+    # python -m sk_replearn sequences, on a few peptides of two kinds.
+    import sk_replearn.datasets
+    from sk_replearn.__main__ import main
+
+    rng = np.random.default_rng(0)
+    X = ["".join(rng.choice(list("KLRG" if i % 2 else "DEST"), 12)) for i in range(80)]
+    y = np.arange(80) % 2
+    monkeypatch.setattr(sk_replearn.datasets, "load_peptides", lambda: (X, y))
+    assert main(["sequences", "--n-jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "TF-IDF of character 1-3-grams",
+        "BERTTransformer()",
+        "GPTTransformer()",
+    ):
+        line = next(row for row in out.splitlines() if row.startswith(name))
+        assert float(line.split()[-1]) > 0.9  # two kinds of letters: easy
