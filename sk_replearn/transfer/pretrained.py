@@ -24,7 +24,9 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..base import BaseRepresentation, seed_from_random_state
+from ..methods.base import _check_finite_output
 from ..methods.sequence import _SequenceTransformer
+from ..nn.build import _dummy_forward
 from ..nn.pretrained import (
     POOLINGS,
     ExportedModule,
@@ -257,7 +259,7 @@ class PretrainedTransformer(BaseRepresentation):
             )
             prep = self._build_preprocess(X, network, hints)
             shape = tuple(self.input_shape_)
-            prep_shape = shape if prep is None else tuple(_dry(prep, shape).shape[1:])
+            prep_shape = shape if prep is None else _prep_shape(prep, shape)
             width = backbone.infer_width(prep_shape)
         self.encoder_ = TransferEncoder(backbone, shape, width, prep=prep).eval()
         self.encoder_.requires_grad_(False)
@@ -290,11 +292,7 @@ class PretrainedTransformer(BaseRepresentation):
         out = self._map_batches(
             X, encoder, self.n_components_, device=device, batch_size=self.batch_size
         )
-        if not np.isfinite(out).all():
-            raise ValueError(
-                f"{type(self).__name__} computed non-finite features; check the "
-                "scale of X and the network's weights."
-            )
+        _check_finite_output(out, X, type(self).__name__)
         return out
 
     def export_encoder(self) -> nn.Module:
@@ -434,20 +432,15 @@ class _Function(nn.Module):
         return self.fn(x)
 
 
-def _dry(prep: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
-    try:
-        with torch.no_grad():
-            out = prep(torch.zeros(2, *shape))
-    except Exception as exc:
-        raise ValueError(
-            f"preprocess failed on a batch of shape {(2, *shape)}: {exc}"
-        ) from exc
-    if not isinstance(out, torch.Tensor) or out.shape[0] != 2:
+def _prep_shape(prep: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The sample shape ``prep`` gives, by the encoders' dry run on zeros."""
+    out = _dummy_forward(prep, torch.zeros(2, *shape), "preprocess")
+    if out.shape[0] != 2:
         raise ValueError(
             "preprocess must map a batch (B, *input_shape) to a tensor (B, ...); "
-            f"it returned {type(out).__name__}."
+            f"it returned one of shape {tuple(out.shape)}."
         )
-    return out
+    return tuple(out.shape[1:])
 
 
 def _first_conv_channels(network: nn.Module) -> int | None:
