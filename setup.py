@@ -26,6 +26,7 @@ setup(
         "numpy>=1.23",
         "scipy>=1.9",
         "joblib>=1.2",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "test": [

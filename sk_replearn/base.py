@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from numbers import Integral
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import (
     _generate_get_feature_names_out,
@@ -261,19 +262,28 @@ class BaseRepresentation(
     }
 
     # -- input -----------------------------------------------------------
-    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+    def _validate_X(self, X, *, reset: bool, check_values: bool = True) -> np.ndarray:
         """Validate X and return it as a 2-D float32/float64 array.
 
         N-D input ``(n, *shape)`` is flattened to ``(n, prod(shape))`` and
         ``shape`` becomes (or is checked against) ``input_shape_``. With
         ``reset=True`` the fitted ``n_features_in_``, ``feature_names_in_``
         and ``input_shape_`` are set; otherwise X is checked against them.
+        ``check_values=False`` leaves out the two passes over the values
+        (finite, within float32's range), for a caller that checks its own
+        result and then calls :meth:`_check_values` to name the bad input.
         """
         X, nd_shape = flatten_samples(X)
         X = validate_data(
-            self, X, reset=reset, dtype=[np.float32, np.float64], accept_sparse=False
+            self,
+            X,
+            reset=reset,
+            dtype=[np.float32, np.float64],
+            accept_sparse=False,
+            ensure_all_finite=check_values,
         )
-        _check_float32_range(X, type(self).__name__)
+        if check_values:
+            _check_float32_range(X, type(self).__name__)
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
             # Whether X came N-D: inverse_transform answers in the same layout.
@@ -284,6 +294,26 @@ class BaseRepresentation(
                 f"was fitted on samples of shape {tuple(self.input_shape_)}."
             )
         return X
+
+    def _check_values(self, X: np.ndarray) -> None:
+        """The checks of X's values that ``_validate_X(check_values=False)`` skips."""
+        assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+        _check_float32_range(X, type(self).__name__)
+
+    def _raise_not_finite(self, X: np.ndarray, result: str) -> NoReturn:
+        """Raise the error that names why ``result``, computed from X, is not finite.
+
+        For callers of ``_validate_X(check_values=False)`` whose result came
+        out NaN or infinite: NaN, infinity or values too large for float32 in
+        X get the errors validation would have raised; otherwise the overflow
+        happened inside the computation, and the error says so.
+        """
+        self._check_values(X)
+        raise ValueError(
+            f"The {result} computed by {type(self).__name__} overflowed: X holds "
+            f"values up to {float(np.abs(X).max()):.3g} in magnitude; rescale X "
+            "(e.g. with StandardScaler)."
+        )
 
     def _resolve_input_shape(self, n_features: int, nd_shape) -> tuple[int, ...]:
         shape = _check_input_shape(self.input_shape)

@@ -315,3 +315,57 @@ def test_pca_bad_input_after_fit_raises():
         pca.inverse_transform(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="X has 5 features"):
         pca.partial_fit(X[:, :5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_pca_cpu_one_pass_moments_match_batched_moments(dtype, n_threads):
+    """The CPU pass (blocks in cache, syrk) equals the device path's moments."""
+    from sk_replearn.classical._moments import (
+        _batch_moments,
+        _merge_moments,
+        _numpy_moments,
+    )
+    from sk_replearn.classical._threads import _Workers
+
+    X = _data(n=1003, d=17, mean=50.0, dtype=dtype)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with _Workers(torch.device("cpu"), blas=True) as workers:
+            fast = _numpy_moments(X, None, workers, rows=64)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.get_num_threads() == previous
+    x = torch.from_numpy(X)
+    shift = x[:64].double().mean(0)
+    batched = None
+    for chunk in torch.split(x, 300):
+        moments = _batch_moments(chunk, shift, diagonal=False)
+        batched = moments if batched is None else _merge_moments(batched, moments)
+    assert fast.n == batched.n == len(X)
+    np.testing.assert_allclose(fast.mean, X.astype(np.float64).mean(0), rtol=1e-13)
+    scale = float(batched.m2.abs().max())
+    np.testing.assert_allclose(fast.m2, batched.m2, atol=1e-5 * scale)
+    np.testing.assert_allclose(fast.m2, fast.m2.T)  # symmetric
+
+
+def test_pca_overflow_inside_the_covariance_is_an_error_not_nan():
+    """Values within float32's range whose products overflow: a clear error."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 4)) * 1e18).astype(np.float32)
+    with pytest.raises(ValueError, match="overflowed.*rescale X"):
+        PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU).fit(X)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_pca_fit_and_transform_name_nan_and_inf(bad):
+    X = _data(n=200, d=6, dtype=np.float32)
+    pca = PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU).fit(X)
+    X_bad = X.copy()
+    X_bad[150, 3] = bad
+    word = "NaN" if np.isnan(bad) else "infinity"
+    with pytest.raises(ValueError, match=word):
+        PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU).fit(X_bad)
+    with pytest.raises(ValueError, match=word):
+        pca.transform(X_bad)

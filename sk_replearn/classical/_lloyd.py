@@ -8,16 +8,11 @@ rows at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
 import numpy as np
 import torch
 
 from ..data import batch_slices
-
-T = TypeVar("T")
+from ._threads import _SERIAL, _Workers
 
 # k-means++ looks at no more rows than this (or 16 per cluster, if more): its
 # cost is n_local_trials distance passes per center, so on the full data it
@@ -80,52 +75,6 @@ def _nearest_fn(centers: torch.Tensor):
     """A function mapping a block (B, d) to the nearest of ``centers`` (B,)."""
     c_t, c_sq, rev = _centers_t(centers)
     return lambda xb: _nearest(xb, c_t, c_sq, rev)
-
-
-class _Workers:
-    """Share the row blocks of a pass among threads that run torch serially.
-
-    torch's own CPU threads meet at a barrier after every operation; a Lloyd
-    iteration runs ~10 small operations per block, so thousands of barriers.
-    That is cheap on an idle machine, but when other processes compete for
-    the cores each barrier waits for a time slice (measured: a 2-thread fit
-    50x slower than a 1-thread one). With ``torch.get_num_threads()`` Python
-    threads, each running torch single-threaded on a contiguous share of the
-    blocks, a pass has one join, as scikit-learn's OpenMP loop does. Torch
-    ops release the GIL, so the threads run in parallel. On an accelerator,
-    or with one thread, blocks run in order in the calling thread.
-    """
-
-    def __init__(self, device: torch.device):
-        self.n = torch.get_num_threads() if device.type == "cpu" else 1
-        self._pool = None
-
-    def __enter__(self) -> _Workers:
-        if self.n > 1:
-            torch.set_num_threads(1)
-            # MKL's thread count is per thread: set it in each worker too
-            self._pool = ThreadPoolExecutor(
-                self.n, initializer=torch.set_num_threads, initargs=(1,)
-            )
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-            torch.set_num_threads(self.n)
-
-    def map(self, fn: Callable[[list[slice]], T], n_rows: int, chunk: int) -> list[T]:
-        """``fn(blocks)`` for each thread's share of the blocks of ``range(n_rows)``."""
-        blocks = list(batch_slices(n_rows, chunk))
-        if self._pool is None or len(blocks) == 1:
-            return [fn(blocks)]
-        bounds = np.linspace(0, len(blocks), min(self.n, len(blocks)) + 1).astype(int)
-        shares = [blocks[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
-        return list(self._pool.map(fn, shares))
-
-
-_SERIAL = _Workers(torch.device("meta"))
 
 
 def _assign(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> None:

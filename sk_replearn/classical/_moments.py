@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ._threads import _Workers
+
 
 # -- numerics: pure tensor functions ------------------------------------------
 class _Moments(NamedTuple):
@@ -49,6 +51,79 @@ def _batch_moments(xb: torch.Tensor, shift: torch.Tensor, diagonal: bool) -> _Mo
         return _Moments(nb, mean, gram - nb * offset * offset)
     gram = (xc.T @ xc).to(acc)  # (d, d), in the batch's dtype, never TF32
     return _Moments(nb, mean, torch.addr(gram, offset, offset, alpha=-nb))
+
+
+# Rows of a block of the CPU pass: about 2**20 values (4 MiB of float32), so
+# the shifted block stays in the L2 cache between being written and being
+# multiplied. Blocks are pooled in float64 every ``_POOL_ROWS`` rows.
+_CPU_BLOCK_VALUES = 2**20
+_POOL_ROWS = 2**16
+
+
+def _cpu_block_rows(n_features: int) -> int:
+    """Rows of one cache-sized block of ``n_features`` columns."""
+    return max(64, _CPU_BLOCK_VALUES // n_features)
+
+
+def _numpy_moments(
+    X: np.ndarray, shift: np.ndarray | None, workers: _Workers, rows: int
+) -> _Moments:
+    """Exact moments of all of X ``(n, d)`` in one pass over its memory (CPU).
+
+    Each block of ``rows`` rows is summed in float64 and shifted into a
+    buffer that stays in the cache, and one symmetric rank-k product
+    ``bufᵀ buf`` (numpy's ``X.T @ X`` calls BLAS ``syrk``, half the work of
+    a general product) gives its scatter about ``shift`` while the block is
+    still in cache: X is read from memory once, where centring, summing and
+    multiplying batch by batch read it three times. Products are in X's
+    dtype within ``_POOL_ROWS`` rows and pooled in float64 across them; the
+    offset of the mean from ``shift`` is removed exactly in float64, as in
+    :func:`_batch_moments`, and the mean is a float64 sum of X.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), float32 or float64
+    shift : ndarray (d,) or None
+        A point near the mean; None takes the mean of the first block.
+    workers : _Workers
+        Threads sharing the blocks (each pools its own share).
+    rows : int
+        Rows per block.
+
+    Returns
+    -------
+    _Moments
+        On the CPU, in float64. NaN or infinity in X, or an overflow of the
+        products, make them non-finite: the caller checks.
+    """
+    n, d = X.shape
+    if shift is None:
+        shift = X[:rows].sum(0, dtype=np.float64) / min(rows, n)
+    shift = np.asarray(shift).astype(X.dtype)  # the value actually subtracted
+    group = max(1, _POOL_ROWS // rows)  # blocks per float64 pooling
+
+    def work(blocks: list[slice]) -> tuple[np.ndarray, np.ndarray]:
+        buf = np.empty((min(rows, n), d), dtype=X.dtype)
+        total = np.zeros((d, d))  # float64
+        sums = np.zeros(d)  # float64
+        part = np.zeros((d, d), dtype=X.dtype)
+        for i, sl in enumerate(blocks):
+            b, xb = buf[: sl.stop - sl.start], X[sl]
+            sums += xb.sum(0, dtype=np.float64)  # brings xb into the cache
+            np.subtract(xb, shift, out=b)
+            part += b.T @ b  # (d, d)
+            if (i + 1) % group == 0 or i + 1 == len(blocks):
+                total += part
+                part[...] = 0.0
+        return total, sums
+
+    with np.errstate(all="ignore"):  # NaN and overflow are the caller's check
+        results = workers.map(work, n, rows)
+        scatter = sum(r[0] for r in results)  # (d, d), float64
+        mean = sum(r[1] for r in results) / n  # (d,), float64
+        offset = mean - shift.astype(np.float64)
+        m2 = scatter - n * np.outer(offset, offset)
+    return _Moments(n, torch.from_numpy(mean), torch.from_numpy(m2))
 
 
 def _column_sum(x: torch.Tensor, acc: torch.dtype) -> torch.Tensor:

@@ -32,16 +32,28 @@ from ._moments import (
     _batch_moments,
     _column_sum,
     _compute_dtype,
+    _cpu_block_rows,
     _eigh,
     _flip_signs,
     _merge_moments,
     _Moments,
     _no_tf32,
+    _numpy_moments,
 )
+from ._threads import _Workers
 
 __all__ = ["PCATransformer"]
 
 _N_OVERSAMPLES = 10  # extra random directions of the randomized solver (Halko)
+
+
+def _checks_own_result(device: torch.device, X, solver: str) -> bool:
+    """Whether the fit's pass finds NaN and overflow in its own result."""
+    return device.type == "cpu" and solver == "covariance_eigh"
+
+
+def _finite(moments: _Moments) -> bool:
+    return bool(torch.isfinite(moments.mean).all() and torch.isfinite(moments.m2).all())
 
 
 class PCATransformer(BaseRepresentation):
@@ -284,7 +296,10 @@ class PCATransformer(BaseRepresentation):
             The codes, computed batch by batch.
         """
         check_is_fitted(self)
-        return self._encode(self._validate_X(X, reset=False))
+        # On the CPU the projection checks its own output for NaN and
+        # overflow, sparing validation's passes over X (see _encode_cpu).
+        cpu = self._device().type == "cpu"
+        return self._encode(self._validate_X(X, reset=False, check_values=not cpu))
 
     def inverse_transform(self, X) -> np.ndarray:
         """Decode codes back to input space: ``X @ components_ + mean_``.
@@ -423,14 +438,21 @@ class PCATransformer(BaseRepresentation):
     # -- fitting --------------------------------------------------------------
     def _fit(self, X) -> np.ndarray:
         """Validate X, run the solver, set the fitted attributes; return X."""
-        X = self._validate_X(X, reset=True)
+        # The CPU covariance pass checks its own result for NaN and overflow:
+        # that saves validation's passes over X (see _numpy_moments).
+        X = self._validate_X(X, reset=True, check_values=False)
         n_samples, n_features = X.shape
         solver = self._resolve_solver(n_samples, n_features)
         n_components = self._check_n_components(n_samples, n_features, solver)
         device = self._device()
+        if not _checks_own_result(device, X, solver):
+            self._check_values(X)
         with _no_tf32(device):
             if solver == "covariance_eigh":
-                self._set_from_moments(self._stream_moments(X, device), n_components)
+                moments = self._stream_moments(X, device)
+                if not _finite(moments):
+                    self._raise_not_finite(X, result="covariance")
+                self._set_from_moments(moments, n_components)
             elif solver == "full":
                 self._fit_full(X, n_components, device)
             else:
@@ -503,6 +525,12 @@ class PCATransformer(BaseRepresentation):
         diagonal: bool = False,
     ) -> _Moments:
         """Merge the moments of every batch of X into ``moments``."""
+        if device.type == "cpu" and not diagonal:
+            rows = self.batch_size or _cpu_block_rows(X.shape[1])
+            shift = None if moments is None else moments.mean.numpy()
+            with _Workers(device, blas=True) as workers:
+                batch = _numpy_moments(X, shift, workers, rows)
+            return batch if moments is None else _merge_moments(moments, batch)
         acc = _acc_dtype(device)
         for xb in self._batches(X, device):
             if moments is None:
@@ -632,6 +660,8 @@ class PCATransformer(BaseRepresentation):
     def _encode(self, X: np.ndarray) -> np.ndarray:
         device, dtype = self._device(), _compute_dtype(X, self._device())
         encoder = (self.components_ / self._scale()[:, None]).T  # (d, k)
+        if device.type == "cpu":
+            return self._encode_cpu(X, encoder.astype(X.dtype))
         encoder = torch.as_tensor(encoder, dtype=dtype, device=device)
         mean = torch.as_tensor(self.mean_, dtype=dtype, device=device)  # (d,)
         rows = min(self._rows_per_batch(X.shape[1]), X.shape[0])
@@ -645,6 +675,41 @@ class PCATransformer(BaseRepresentation):
             return xc @ encoder  # (B, k)
 
         return self._batched(X, encode, self.n_components_)
+
+    def _encode_cpu(self, X: np.ndarray, encoder: np.ndarray) -> np.ndarray:
+        """``(X - mean_) @ encoder`` in cache-sized blocks, on the CPU threads.
+
+        Each block is centred into a small buffer that stays in cache and
+        multiplied straight into the output, so X is read once and nothing
+        the size of a batch is allocated. Centring before projecting keeps
+        float32 codes exact when the mean is large (``X @ W - mean @ W``
+        cancels: measured 30x the error).
+        """
+        n, d = X.shape
+        rows = self.batch_size or _cpu_block_rows(d) // 4
+        out = np.empty((n, encoder.shape[1]), dtype=np.float32)
+        mean = self.mean_.astype(X.dtype)
+        w = torch.from_numpy(np.ascontiguousarray(encoder))  # (d, k)
+
+        def work(blocks: list[slice]) -> None:
+            buf = np.empty((min(rows, n), d), dtype=X.dtype)
+            for sl in blocks:
+                xc = buf[: sl.stop - sl.start]
+                np.subtract(X[sl], mean, out=xc)
+                if X.dtype == np.float32:
+                    torch.mm(torch.from_numpy(xc), w, out=torch.from_numpy(out[sl]))
+                else:  # float64 data: project in float64, store float32
+                    out[sl] = xc @ encoder
+
+        with (
+            _Workers(torch.device("cpu"), blas=True) as workers,
+            torch.inference_mode(),
+            np.errstate(all="ignore"),  # NaN and overflow: checked below
+        ):
+            workers.map(work, n, rows)
+        if not np.isfinite(out).all():  # NaN or inf in X, or an overflow
+            self._raise_not_finite(X, result="codes")
+        return out
 
     def _batched(self, X: np.ndarray, fn, n_out: int, out_dtype=np.float32):
         """``_map_batches`` in X's own precision (float64 input stays float64)."""
