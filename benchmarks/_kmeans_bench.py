@@ -50,15 +50,17 @@ def bench_kmeans(
     n_iter : int
         Lloyd iterations (``max_iter`` with ``tol=0``).
     repeats : int
-        Timed fits of each; the fastest counts.
+        Timed fits (and transforms) of each, alternating; the fastest counts.
     n_threads : int or None
         Threads for both; None uses every core.
 
     Returns
     -------
     dict
-        ``time_ours``, ``time_sklearn`` (best of ``repeats``, seconds),
-        ``time_ratio`` (ours / sklearn), ``time_ratio_median``,
+        ``time_ours``, ``time_sklearn`` (best of ``repeats`` fits, seconds),
+        ``time_ratio`` (ours / sklearn), ``time_ratio_median`` (of the
+        back-to-back pairs), the same four for ``transform`` (distances to
+        the centers, ``transform_time_*``),
         ``inertia_ours``, ``inertia_sklearn``, ``inertia_ratio``,
         ``label_agreement``, ``n_iter_ours``, ``n_iter_sklearn``,
         ``n_threads``, ``device``, ``load_average`` (1 min, before the runs)
@@ -76,22 +78,21 @@ def bench_kmeans(
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(n_threads)
-    times_ours, times_ref = [], []
+    times = {"fit": ([], []), "transform": ([], [])}
     try:
         with threadpool_limits(limits=n_threads):
             ours.fit(X[:1000] if n > 1000 else X)  # warm up torch kernels
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                ours.fit(X)
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                times_ours.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                ref.fit(X)
-                times_ref.append(time.perf_counter() - t0)
+            for _ in range(repeats):  # alternate: ours, theirs, ours, theirs ...
+                for step in ("fit", "transform"):
+                    for i, est in enumerate((ours, ref)):
+                        t0 = time.perf_counter()
+                        est.fit(X) if step == "fit" else est.transform(X)
+                        if torch.cuda.is_available():
+                            torch.cuda.synchronize()
+                        times[step][i].append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(old_threads)
-    t_ours, t_ref = min(times_ours), min(times_ref)
+    (fit_ours, fit_ref), (tr_ours, tr_ref) = times["fit"], times["transform"]
     return {
         "n": n,
         "d": d,
@@ -100,10 +101,14 @@ def bench_kmeans(
         "n_threads": n_threads,
         "device": str(ours._device()),
         "load_average": load,
-        "time_ours": t_ours,
-        "time_sklearn": t_ref,
-        "time_ratio": t_ours / t_ref,
-        "time_ratio_median": float(np.median(times_ours) / np.median(times_ref)),
+        "time_ours": min(fit_ours),
+        "time_sklearn": min(fit_ref),
+        "time_ratio": min(fit_ours) / min(fit_ref),
+        "time_ratio_median": _median_ratio(fit_ours, fit_ref),
+        "transform_time_ours": min(tr_ours),
+        "transform_time_sklearn": min(tr_ref),
+        "transform_time_ratio": min(tr_ours) / min(tr_ref),
+        "transform_time_ratio_median": _median_ratio(tr_ours, tr_ref),
         "inertia_ours": ours.inertia_,
         "inertia_sklearn": float(ref.inertia_),
         "inertia_ratio": ours.inertia_ / float(ref.inertia_),
@@ -111,6 +116,11 @@ def bench_kmeans(
         "n_iter_ours": ours.n_iter_,
         "n_iter_sklearn": int(ref.n_iter_),
     }
+
+
+def _median_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median of the ratios of runs made back to back (robust to load drift)."""
+    return float(np.median(np.array(ours) / np.array(theirs)))
 
 
 if __name__ == "__main__":

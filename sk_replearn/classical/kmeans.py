@@ -29,8 +29,9 @@ from ._lloyd import (
     _lloyd,
     _minibatch_step,
     _nearest_fn,
-    _Workers,
 )
+from ._moments import _no_tf32
+from ._threads import _Workers
 
 __all__ = ["KMeansTransformer"]
 
@@ -221,20 +222,22 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         init = self._check_params_vs_data(X)
         rng = check_random_state(self.random_state)
         x, tol = self._to_device(X, fit=True)
-        starts = [self._init_centers(x, init, rng) for _ in range(self._n_init)]
-        with _Workers(x.device) as workers:
-            runs = (
-                _lloyd(
-                    x,
-                    centers,
-                    max_iter=self.max_iter,
-                    tol=tol,
-                    chunk=self._chunk_rows(),
-                    workers=workers,
+        # TF32 would round the distances to 10-bit mantissas: labels would flip
+        with _no_tf32(x.device):
+            starts = [self._init_centers(x, init, rng) for _ in range(self._n_init)]
+            with _Workers(x.device) as workers:
+                runs = (
+                    _lloyd(
+                        x,
+                        centers,
+                        max_iter=self.max_iter,
+                        tol=tol,
+                        chunk=self._chunk_rows(),
+                        workers=workers,
+                    )
+                    for centers in starts
                 )
-                for centers in starts
-            )
-            best = min(runs, key=lambda run: run[1])  # lowest inertia, first wins
+                best = min(runs, key=lambda run: run[1])  # lowest inertia first
         self._set_fitted(*best, full_fit=True)
         return self
 
@@ -262,20 +265,20 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         first = not hasattr(self, "cluster_centers_")
         X = self._validate_X(X, reset=first)
-        if first:
-            init = self._check_params_vs_data(X)
-            x, _ = self._to_device(X, fit=True)
-            rng = check_random_state(self.random_state)
-            centers = self._init_centers(x, init, rng)
-            self._counts, self.n_iter_ = np.zeros(self.n_clusters), 0
-        else:
-            x, _ = self._to_device(X)
-            centers = torch.as_tensor(self._centers, device=x.device)
-        counts = torch.as_tensor(self._counts, device=x.device)  # (k,) float64
-        with _Workers(x.device) as workers:
-            labels, inertia, centers, counts = _minibatch_step(
-                x, centers, counts, self._chunk_rows(), workers
-            )
+        init = self._check_params_vs_data(X) if first else None
+        x, _ = self._to_device(X, fit=first)
+        with _no_tf32(x.device):
+            if first:
+                rng = check_random_state(self.random_state)
+                centers = self._init_centers(x, init, rng)
+                self._counts, self.n_iter_ = np.zeros(self.n_clusters), 0
+            else:
+                centers = torch.as_tensor(self._centers, device=x.device)
+            counts = torch.as_tensor(self._counts, device=x.device)  # (k,) float64
+            with _Workers(x.device) as workers:
+                labels, inertia, centers, counts = _minibatch_step(
+                    x, centers, counts, self._chunk_rows(), workers
+                )
         self._counts = counts.cpu().numpy()
         self._set_fitted(labels, inertia, centers, self.n_iter_ + 1, full_fit=False)
         return self
@@ -463,30 +466,36 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     def _to_device(self, X: np.ndarray, *, fit: bool = False):
         """X minus an offset, as a float32 tensor (n, d) on the device.
 
-        With ``fit`` the offset is the (float32) mean of X, stored in
-        ``_offset``, and the tolerance ``tol * mean(var(X, axis=0))`` is
-        returned as well; otherwise the stored offset is used and the
-        tolerance is None. Blocks are shifted exactly as in ``predict``, so
-        fit and predict label a sample alike.
+        With ``fit`` the offset is the float64 mean of at most 65,536 rows
+        spread over X (a centre for conditioning: any point near the data
+        serves, and this one costs a fraction of a pass), stored as float32
+        in ``_offset``, and the tolerance ``tol * mean(var(X, axis=0))`` is
+        returned as well (0 when ``tol=0``, as scikit-learn's); otherwise the
+        stored offset is used and the tolerance is None. Blocks are shifted
+        exactly as in ``predict``, so fit and predict label a sample alike.
         """
         device = self._device()
         n, d = X.shape
         if fit:
-            self._offset = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+            sample = X[:: max(1, n // _KMEANSPP_MAX_SAMPLES)]
+            self._offset = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
         offset = torch.as_tensor(self._offset, device=device)
         x = torch.empty((n, d), dtype=torch.float32, device=device)
+        moments = fit and self.tol > 0
         s1 = torch.zeros(d, dtype=torch.float64, device=device)
         s2 = torch.zeros(d, dtype=torch.float64, device=device)
         for sl in batch_slices(n, self._chunk_rows()):
             xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(
                 device, torch.float32
             )
-            x[sl] = xb - offset
-            if fit:
-                s1 += x[sl].sum(0, dtype=torch.float64)
-                s2 += x[sl].square().sum(0, dtype=torch.float64)
+            xs = torch.sub(xb, offset, out=x[sl])
+            if moments:  # float32 within a block is plenty for a tolerance
+                s1 += xs.sum(0)
+                s2 += xs.square().sum(0)
         if not fit:
             return x, None
+        if not moments:
+            return x, 0.0
         variance = s2 / n - (s1 / n).square()  # (d,), about a near-zero mean
         return x, float(variance.mean()) * self.tol
 
@@ -535,6 +544,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         return centers, torch.as_tensor(self._offset, device=device)
 
     def _map_blocks(self, X, fn, n_out, dtype) -> np.ndarray:
-        return self._map_batches(
-            X, fn, n_out, batch_size=self._chunk_rows(), dtype=dtype
-        )
+        with _no_tf32(self._device()):
+            return self._map_batches(
+                X, fn, n_out, batch_size=self._chunk_rows(), dtype=dtype
+            )
