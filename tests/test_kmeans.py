@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
@@ -272,3 +273,75 @@ def test_kmeans_transform_batches_match_one_block(blobs):
     km.set_params(batch_size=7)  # only changes the blocks of transform
     np.testing.assert_allclose(km.transform(blobs), whole, atol=1e-5)
     np.testing.assert_array_equal(km.predict(blobs), labels)
+
+
+def _grid_with_ties(n=3000, seed=0):
+    """Integer points, many exactly halfway between integer centers."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 6, size=(n, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _blobs_like(4000, 8, 0),
+        lambda: np.random.default_rng(1).random((4000, 5)).astype(np.float32),
+        _grid_with_ties,
+    ],
+    ids=["blobs", "uniform", "ties"],
+)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(make, n_threads):
+    """Hamerly's bounds skip rows, never change a label Lloyd would compute."""
+    from sk_replearn.classical._lloyd import _lloyd
+    from sk_replearn.classical._threads import _Workers
+
+    x = torch.from_numpy(make())
+    init = x[torch.from_numpy(np.random.default_rng(2).choice(len(x), 12, False))]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        runs = []
+        for bounds in (False, True):
+            with _Workers(x.device) as workers:
+                runs.append(
+                    _lloyd(
+                        x,
+                        init.clone(),
+                        max_iter=60,
+                        tol=0.0,
+                        chunk=257,
+                        workers=workers,
+                        bounds=bounds,
+                    )
+                )
+    finally:
+        torch.set_num_threads(previous)
+    (lab0, in0, c0, it0), (lab1, in1, c1, it1) = runs
+    assert it0 == it1
+    torch.testing.assert_close(lab1, lab0, rtol=0, atol=0)
+    torch.testing.assert_close(c1, c0, rtol=0, atol=1e-6)
+    assert in1 == pytest.approx(in0, rel=1e-6)
+
+
+def test_kmeans_bounds_survive_empty_cluster_relocation():
+    """Duplicate initial centers empty a cluster: relocation resets the bounds."""
+    from sk_replearn.classical._lloyd import _lloyd
+
+    x = torch.from_numpy(_blobs_like(2000, 4, 3))
+    init = x[:6].clone()
+    init[1] = init[0]  # cluster 1 is empty after the first pass (ties go to 0)
+    runs = [
+        _lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=300, bounds=b)
+        for b in (False, True)
+    ]
+    torch.testing.assert_close(runs[1][0], runs[0][0], rtol=0, atol=0)
+    assert runs[1][3] == runs[0][3]
+    assert len(torch.unique(runs[1][0])) == 6
+
+
+def _blobs_like(n, d, seed):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((6, d)) * 3
+    X = centers[rng.integers(0, 6, n)] + rng.standard_normal((n, d))
+    return X.astype(np.float32)

@@ -172,6 +172,106 @@ def _assign_and_sum(
     return int(sum(n for _, n in results))  # one wait for the device per pass
 
 
+def _put(target: torch.Tensor, rows: torch.Tensor | None, values: torch.Tensor) -> None:
+    """``target[rows] = values`` (all of target when ``rows`` is None)."""
+    if rows is None:
+        target.copy_(values)
+    else:
+        target.index_copy_(0, rows, values)
+
+
+def _half_gaps(centers: torch.Tensor) -> torch.Tensor:
+    """Half the distance from each center (k, d) to its nearest other (k,)."""
+    k = centers.shape[0]
+    if k == 1:
+        return centers.new_full((1,), float("inf"))
+    c = centers.double()
+    gaps = torch.cdist(c, c).fill_diagonal_(float("inf"))  # (k, k)
+    return (gaps.amin(1) / 2).to(centers.dtype)
+
+
+def _assign_and_sum_bounded(
+    x: torch.Tensor,
+    x_sq: torch.Tensor,
+    centers: torch.Tensor,
+    labels: torch.Tensor,
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+    sums: torch.Tensor,
+    chunk: int,
+    *,
+    incremental: bool,
+    slack: float,
+    fresh: bool = False,
+    workers: _Workers = _SERIAL,
+) -> int:
+    """:func:`_assign_and_sum` that skips the rows whose label cannot change.
+
+    Hamerly's bounds (Hamerly 2010, "Making k-means even faster"): ``upper``
+    (n,) bounds each row's distance to its center from above, ``lower`` (n,)
+    its distance to every other center from below. A row whose upper bound
+    is below both its lower bound and half the gap from its center to the
+    nearest other center keeps its label, by the triangle inequality, and
+    costs no distances; the others get all k distances (one product on the
+    gathered rows), exact bounds and their nearest center, first minimum
+    winning as in :func:`_nearest`. ``slack`` widens the test by the
+    largest float32 error of a computed distance, so that a row is skipped
+    only when the label Lloyd's full pass would compute cannot change
+    either. ``fresh=True`` (no labels yet) computes every row. Bounds,
+    labels and ``sums`` are updated in place; the number of rows whose
+    label changed is returned. CPU only (numpy finds the rows).
+    """
+    k, d = centers.shape
+    c_t, c_sq, rev = _centers_t(centers)
+    half = _half_gaps(centers)  # (k,)
+    inf = float("inf")
+
+    def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
+        part = x.new_empty((k, d))
+        delta = torch.zeros_like(sums)  # (k, d) float64
+        n_changed = 0
+        for sl in blocks:
+            xb, lab, up, low = x[sl], labels[sl], upper[sl], lower[sl]
+            if fresh:  # no labels yet: every row gets its distances
+                rows, xr, xs = None, xb, x_sq[sl]
+            else:
+                bound = torch.maximum(low, half.index_select(0, lab))  # (B,)
+                need = up.add(slack).ge_(bound).numpy()  # (B,) 1: may change
+                # numpy's flatnonzero is ~8x faster than torch.nonzero here
+                rows = torch.from_numpy(np.flatnonzero(need))  # (m,)
+                if not rows.shape[0]:
+                    xr = None
+                else:
+                    xr = xb.index_select(0, rows)  # (m, d)
+                    xs = x_sq[sl].index_select(0, rows)  # (m,)
+            if xr is not None:
+                dist = torch.addmm(c_sq, xr, c_t, alpha=-2.0)  # (m, k)
+                near = dist.amin(1, keepdim=True)  # (m, 1): ||x||^2 left out
+                ranks = dist.eq(near).to(dist.dtype).mul_(rev)  # k - j at minima
+                first = ranks.amax(1).neg_().add_(rev[0]).long()  # (m,)
+                dist.scatter_(1, first[:, None], inf)  # hide the nearest
+                _put(up, rows, near[:, 0].add_(xs).clamp_(min=0).sqrt_())
+                _put(low, rows, dist.amin(1).add_(xs).clamp_(min=0).sqrt_())
+                was = lab.clone() if rows is None else lab.index_select(0, rows)
+                moved = torch.from_numpy(np.flatnonzero((first != was).numpy()))
+                n_changed += moved.shape[0]
+                _put(lab, rows, first)
+                if incremental and moved.shape[0]:
+                    xm = xr.index_select(0, moved).double()  # (c, d)
+                    delta.index_add_(0, first.index_select(0, moved), xm)
+                    delta.index_add_(0, was.index_select(0, moved), xm, alpha=-1)
+            if not incremental:
+                delta += part.zero_().index_add_(0, lab, xb)
+        return delta, n_changed
+
+    results = workers.map(work, x.shape[0], chunk)
+    if not incremental:
+        sums.zero_()
+    for delta, _ in results:
+        sums += delta
+    return sum(n for _, n in results)
+
+
 def _update_centers(
     x: torch.Tensor,
     centers: torch.Tensor,
@@ -222,34 +322,76 @@ def _lloyd(
     tol: float,
     chunk: int,
     workers: _Workers = _SERIAL,
+    bounds: bool | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor, int]:
     """Lloyd's algorithm from ``centers`` (k, d) on ``x`` (n, d).
 
     Stops when no label changes or when the squared center shift, summed
     over centers, is at most ``tol``. The returned labels are those of the
-    returned centers. Returns labels (n,), inertia, centers (k, d), n_iter.
+    returned centers. ``bounds`` (default: on the CPU) skips the rows whose
+    label cannot change (:func:`_assign_and_sum_bounded`); the iterations
+    are Lloyd's either way. Returns labels (n,), inertia, centers (k, d),
+    n_iter.
     """
     n = x.shape[0]
     labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
     sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
     n_changed, strict = n, False
-    for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)
-        # moving rows one by one beats summing all once a quarter or less move
-        n_changed = _assign_and_sum(
+    # On the CPU, Hamerly's bounds skip the rows that cannot change label;
+    # on an accelerator the gathers would wait for the device at every
+    # block, and the full product is cheap there.
+    bounded = x.device.type == "cpu" if bounds is None else bounds
+    if bounded:
+        x_sq = _row_sq_norms(x, chunk, workers)  # (n,)
+        upper = torch.full((n,), float("inf"), dtype=x.dtype)
+        lower = torch.zeros(n, dtype=x.dtype)
+        slack = _distance_slack(x, x_sq)
+
+    def assign(
+        centers: torch.Tensor, sums: torch.Tensor, incremental: bool, fresh=False
+    ) -> int:
+        if not bounded:
+            return _assign_and_sum(
+                x,
+                centers,
+                labels,
+                sums,
+                chunk,
+                incremental=incremental,
+                workers=workers,
+            )
+        return _assign_and_sum_bounded(
             x,
+            x_sq,
             centers,
             labels,
+            upper,
+            lower,
             sums,
             chunk,
-            incremental=n_changed <= n // 4,
+            incremental=incremental,
+            slack=slack,
+            fresh=fresh,
             workers=workers,
         )
+
+    for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)
+        # moving rows one by one beats summing all once a quarter or less move
+        n_changed = assign(centers, sums, n_changed <= n // 4, fresh=i == 0)
         new, _, relocated = _update_centers(
             x, centers, labels, sums, chunk, relocate=True
         )
         if relocated:
             n_changed = n  # sums no longer match labels: recompute next time
-        shift = float((new.double() - centers.double()).square().sum())
+        moves = (new.double() - centers.double()).square().sum(1)  # (k,)
+        shift = float(moves.sum())
+        if bounded:
+            if relocated:  # rows changed cluster outside the bounds' view
+                upper.fill_(float("inf"))
+            else:
+                moves = moves.sqrt_().to(x.dtype)
+                upper += moves.index_select(0, labels)
+                lower -= moves.max()
         centers = new
         if n_changed == 0:
             strict = True  # the labels are those of ``new`` already
@@ -257,8 +399,39 @@ def _lloyd(
         if shift <= tol:
             break
     if not strict:
-        _assign(x, centers, labels, chunk, workers)
+        if bounded:  # relabel for the final centers; these sums are not used
+            assign(centers, torch.zeros_like(sums), True)
+        else:
+            _assign(x, centers, labels, chunk, workers)
     return labels, _inertia(x, centers, labels, chunk, workers), centers, i + 1
+
+
+def _row_sq_norms(x: torch.Tensor, chunk: int, workers: _Workers) -> torch.Tensor:
+    """Squared norm of every row of x (n, d), in x's dtype."""
+    out = x.new_empty(x.shape[0])
+
+    def work(blocks: list[slice]) -> None:
+        for sl in blocks:
+            torch.linalg.vector_norm(x[sl], dim=1, out=out[sl]).square_()
+
+    workers.map(work, x.shape[0], chunk)
+    return out
+
+
+def _distance_slack(x: torch.Tensor, x_sq: torch.Tensor) -> float:
+    """Twice the largest float error of a distance computed from the product.
+
+    ``||x||^2 - 2 x.c + ||c||^2`` in the dtype of x (d products summed) errs
+    by at most ``(d + 2) eps (||x|| + ||c||)^2`` (Higham's gamma_d bound);
+    centers are means of rows, so ``||c|| <= R``, the largest row norm, and
+    the distance, a square root, errs by at most the root of that. Twice
+    it covers both bounds of a comparison.
+    """
+    if x.shape[0] == 0:
+        return 0.0
+    eps = torch.finfo(x.dtype).eps
+    radius = float(x_sq.max()) ** 0.5
+    return 2.0 * 2.0 * radius * ((x.shape[1] + 2) * eps) ** 0.5
 
 
 def _minibatch_step(

@@ -113,17 +113,29 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     within a block and in float64 across blocks; once at most a quarter of
     the labels change per iteration, only the samples that changed cluster
     are moved between the sums. The final inertia is computed directly as
-    ``||x - c||^2`` (no cancellation) and summed in float64. X is shifted
-    by its mean and copied to the device once as float32; ``predict``,
-    ``transform`` and ``score`` move one block at a time (memory flat in
-    ``n_samples``). Empty clusters are relocated to the samples farthest
-    from their centers, as in scikit-learn.
+    ``||x - c||^2`` (no cancellation), summed in float32 within a block and
+    in float64 across blocks. X is shifted by a mean and copied to the
+    device once as float32; ``predict``, ``transform`` and ``score`` move
+    one block at a time (memory flat in ``n_samples``). Empty clusters are
+    relocated to the samples farthest from their centers, as in
+    scikit-learn. Products run with TF32 disabled on CUDA.
 
-    On the CPU, ``fit`` and ``partial_fit`` split the blocks among
-    ``torch.get_num_threads()`` Python threads, each running torch with one
-    thread (torch's thread count is set to 1 meanwhile and restored after):
-    one join per pass instead of a barrier per tensor operation, which keeps
-    the fit fast when other processes share the cores.
+    On the CPU, ``fit`` keeps Hamerly's bounds (Hamerly 2010) on each
+    sample's distance to its own center and to the others: a sample whose
+    bounds prove its label cannot change costs no distances, so after the
+    first few iterations a pass computes distances for a small share of
+    the rows. The bounds are widened by the largest float32 rounding error
+    of a distance, so the iterations, labels and centers are those of the
+    full Lloyd pass (tested to be identical, ties included); it is
+    ``algorithm="lloyd"``'s result at a fraction of its cost, not Elkan's
+    k x k bounds. On an accelerator every pass computes all distances.
+
+    On the CPU, ``fit``, ``partial_fit``, ``predict``, ``transform`` and
+    ``score`` split the blocks among ``torch.get_num_threads()`` Python
+    threads, each running torch with one thread (torch's thread count is
+    set to 1 meanwhile and restored after): one join per pass instead of a
+    barrier per tensor operation, which keeps them fast when other
+    processes share the cores.
 
     On more than ``max(65536, 16 * n_clusters)`` samples, k-means++ seeds
     from a random subsample of that size (as MiniBatchKMeans does with
@@ -232,7 +244,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                         centers,
                         max_iter=self.max_iter,
                         tol=tol,
-                        chunk=self._chunk_rows(),
+                        chunk=self._lloyd_rows(x.device),
                         workers=workers,
                     )
                     for centers in starts
@@ -463,6 +475,19 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         width = max(self.n_clusters, getattr(self, "n_features_in_", 1))
         return max(1024, (_CPU_BLOCK if cpu else _DEVICE_BLOCK) // width)
 
+    def _lloyd_rows(self, device: torch.device) -> int:
+        """Rows per block of a Lloyd pass.
+
+        On the CPU the bounds skip most rows after the first passes, so a
+        block's distances are few and a block can be 4x larger than
+        :meth:`_chunk_rows`: fewer, larger blocks cost less Python per pass
+        and share better between threads (measured at 200k x 64, k=32:
+        fit 0.83 -> 0.67x scikit-learn's time at 1 thread, 1.13 -> 0.85x at 2).
+        """
+        if self.batch_size is not None or device.type != "cpu":
+            return self._chunk_rows()
+        return 4 * self._chunk_rows()
+
     def _to_device(self, X: np.ndarray, *, fit: bool = False):
         """X minus an offset, as a float32 tensor (n, d) on the device.
 
@@ -544,7 +569,26 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         return centers, torch.as_tensor(self._offset, device=device)
 
     def _map_blocks(self, X, fn, n_out, dtype) -> np.ndarray:
-        with _no_tf32(self._device()):
-            return self._map_batches(
-                X, fn, n_out, batch_size=self._chunk_rows(), dtype=dtype
-            )
+        """``fn`` on float32 blocks of X, into one output array.
+
+        On the CPU the blocks are shared among torch's threads by
+        :class:`_Workers` (one join per call, not one barrier per operation);
+        elsewhere they go to the device one after the other.
+        """
+        device = self._device()
+        if device.type != "cpu" or not isinstance(X, np.ndarray):
+            with _no_tf32(device):
+                return self._map_batches(
+                    X, fn, n_out, batch_size=self._chunk_rows(), dtype=dtype
+                )
+        n = X.shape[0]
+        out = np.empty((n, n_out) if n_out else (n,), dtype=dtype)
+
+        def work(blocks: list[slice]) -> None:
+            for sl in blocks:
+                xb = np.require(X[sl], dtype=np.float32, requirements="W")
+                out[sl] = fn(torch.from_numpy(xb)).numpy()
+
+        with _Workers(device) as workers, torch.inference_mode():
+            workers.map(work, n, self._chunk_rows())
+        return out
