@@ -164,12 +164,7 @@ def _assign_and_sum(
             old.copy_(new)
         return delta, n_changed
 
-    results = workers.map(work, x.shape[0], chunk)
-    if not incremental:
-        sums.zero_()
-    for delta, _ in results:
-        sums += delta
-    return int(sum(n for _, n in results))  # one wait for the device per pass
+    return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
 
 
 def _put(target: torch.Tensor, rows: torch.Tensor | None, values: torch.Tensor) -> None:
@@ -264,12 +259,16 @@ def _assign_and_sum_bounded(
                 delta += part.zero_().index_add_(0, lab, xb)
         return delta, n_changed
 
-    results = workers.map(work, x.shape[0], chunk)
+    return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
+
+
+def _pool(results: list, sums: torch.Tensor, incremental: bool) -> int:
+    """Add the threads' ``(delta, n_changed)`` to ``sums``; the total changed."""
     if not incremental:
         sums.zero_()
     for delta, _ in results:
         sums += delta
-    return sum(n for _, n in results)
+    return int(sum(n for _, n in results))  # one wait for the device per pass
 
 
 def _update_centers(
