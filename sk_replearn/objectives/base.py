@@ -65,16 +65,27 @@ class Objective(nn.Module):
         """Set the standardising shift and scale from a sample of inputs.
 
         Scalars, or one shift and scale per column of a table; a constant
-        column (or a single sample) keeps a scale of 1.
+        column (or a single sample) keeps a scale of 1. Two passes in
+        float64 over blocks of about 65,536 values, so the extra memory is
+        one block, not a float64 copy of ``x``.
         """
-        x = x.detach().double()
-        if self.input_shift.dim() == 1:  # a table: per column
-            x = x.reshape(len(x), -1)  # (N, d)
-            std = x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
-            mean = x.mean(dim=0)
+        x = x.detach()
+        x = x.reshape(len(x), -1)  # (N, d)
+        table = self.input_shift.dim() == 1
+        rows = max(1, 2**16 // max(x.shape[1], 1))
+        blocks = x.split(rows)
+        count = len(x) if table else x.numel()
+
+        def total(fn) -> torch.Tensor:  # per column (table) or over everything
+            sums = [fn(b.double()).sum(0) for b in blocks]
+            out = torch.stack(sums).sum(0)
+            return out if table else out.sum()
+
+        mean = total(lambda b: b) / count
+        if count > 1:
+            std = (total(lambda b: (b - mean).square()) / (count - 1)).sqrt()
         else:
-            std = x.std() if x.numel() > 1 else torch.ones((), dtype=x.dtype)
-            mean = x.mean()
+            std = torch.ones_like(mean)
         self.input_shift.copy_(mean)
         self.input_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
