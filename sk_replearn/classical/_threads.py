@@ -79,12 +79,20 @@ class _Workers:
             self._limits = None
 
     def map(self, fn: Callable[[list[slice]], T], n_rows: int, chunk: int) -> list[T]:
-        """``fn(blocks)`` for each thread's share of the blocks of ``range(n_rows)``."""
-        blocks = list(batch_slices(n_rows, chunk))
-        if self._pool is None or len(blocks) <= 1:
-            return [fn(blocks)]
-        bounds = np.linspace(0, len(blocks), min(self.n, len(blocks)) + 1).astype(int)
-        shares = [blocks[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        """``fn(blocks)`` for each thread's share of the rows ``range(n_rows)``.
+
+        Each thread gets an equal contiguous share of the rows, cut into
+        blocks of at most ``chunk`` rows (7 blocks split 3 and 4 would give
+        one thread a third more work).
+        """
+        if self._pool is None or n_rows <= chunk:
+            return [fn(list(batch_slices(n_rows, chunk)))]
+        threads = min(self.n, -(-n_rows // chunk))
+        bounds = np.linspace(0, n_rows, threads + 1).astype(int)
+        shares = [
+            [slice(lo + b.start, lo + b.stop) for b in batch_slices(hi - lo, chunk)]
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+        ]
         return list(self._pool.map(fn, shares))
 
 
