@@ -397,8 +397,9 @@ def fill_doc(docs: dict[str, str] | None = None, **fields: str):
 
     Parameters
     ----------
-    docs : dict of str to str or None, default=None
-        Descriptions that replace the shared ones for this class, by name.
+    docs : dict or None, default=None
+        Descriptions that replace the shared ones for this class, by name:
+        a text, or a ``(type, text)`` pair that replaces the type too.
     **fields : str
         Values of the format fields in the shared descriptions.
 
@@ -433,7 +434,8 @@ def fill_doc(docs: dict[str, str] | None = None, **fields: str):
 
     def describe(table: dict, name: str) -> tuple[str, str]:
         kind, text = table[name]
-        return kind, docs.get(name, text.format(**fields))
+        own = docs.get(name, text.format(**fields))
+        return own if isinstance(own, tuple) else (kind, own)
 
     def decorate(cls):
         signature = inspect.signature(cls.__init__).parameters

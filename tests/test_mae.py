@@ -234,7 +234,9 @@ def test_mae_signals(layout):
     assert mae.transform(X).shape == (len(X), 16)
     rec, mask = mae.reconstruct(X, random_state=0)
     assert rec.shape == mask.shape == X.shape
-    np.testing.assert_allclose(mask.mean(), 0.75)
+    # "auto" picks the short-signal recipe's ratio: 17 of 20 segments hidden
+    assert mae.mask_ratio_ == 0.85
+    np.testing.assert_allclose(mask.mean(), 0.85)
     assert np.isfinite(mae.loss_curve_).all()
 
 
@@ -332,3 +334,26 @@ def test_mae_trains_and_transforms_under_torch_compile(small_digits):
     with torch.no_grad():
         expected = eager.eval().encode(torch.as_tensor(X[:20]).reshape(-1, 1, 8, 8))
     np.testing.assert_allclose(mae.transform(X[:20]), expected.numpy(), atol=1e-5)
+
+
+def test_mae_auto_settings_follow_the_kind_of_sample():
+    """Signals get the short-signal recipe; images and tables the defaults."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 40)).astype(np.float32)
+    tiny = {"num_heads": 2, "decoder_embed_dim": 8, "decoder_depth": 1}
+    signal = MAETransformer(input_shape=(1, 40), **tiny, max_epochs=1).fit(X)
+    image = MAETransformer(input_shape=(1, 8, 5), **tiny, max_epochs=1).fit(X)
+    table = MAETransformer(**tiny, max_epochs=1).fit(X)
+    assert (signal.mask_ratio_, signal.embed_dim_, signal.depth_) == (0.85, 256, 2)
+    for est in (image, table):
+        assert (est.mask_ratio_, est.embed_dim_, est.depth_) == (0.75, 128, 3)
+    assert signal.transform(X).shape == (24, 256)
+    assert table.transform(X).shape == (24, 128)
+    assert len(signal.net_.module_.encoder.blocks) == 2
+    # "auto" resolves to the epochs actually run
+    auto = MAETransformer(input_shape=(1, 40), **tiny, embed_dim=8, depth=1)
+    assert auto.get_params()["max_epochs"] == "auto"
+    explicit = MAETransformer(input_shape=(1, 40), **tiny, mask_ratio=0.5, depth=1)
+    explicit.set_params(embed_dim=8, max_epochs=2).fit(X)
+    assert (explicit.mask_ratio_, explicit.depth_, explicit.max_epochs_) == (0.5, 1, 2)
+    assert len(explicit.history_) == 2

@@ -111,7 +111,7 @@ class NeuralRepresentation(BaseRepresentation):
                 # max_epochs (and callbacks) set since the last fit apply to
                 # this one; the learning-rate and momentum schedules span it.
                 net.set_params(
-                    max_epochs=self.max_epochs, callbacks=self._callbacks(len(X_t))
+                    max_epochs=self._epochs(), callbacks=self._callbacks(len(X_t))
                 )
                 net.module_.restart_schedule(self._total_steps)
             else:
@@ -128,6 +128,10 @@ class NeuralRepresentation(BaseRepresentation):
         Dataset (see :func:`~sk_replearn.data.training_samples`).
         """
         return training_samples(input_rows(self, X, reset=reset), self.input_shape_)
+
+    def _epochs(self) -> int:
+        """``max_epochs`` as the fit uses it (a subclass may resolve "auto")."""
+        return self.max_epochs
 
     def _check_params_against_data(self, n_samples: int) -> None:
         """Errors the data reveals: too few samples, an impossible precision.
@@ -164,7 +168,7 @@ class NeuralRepresentation(BaseRepresentation):
         steps = math.ceil(n_train / self.batch_size)
         if n_train % self.batch_size == 1 and n_train > 1:
             steps -= 1  # the training iterator drops a last batch of one
-        return self.max_epochs * max(steps, 1)
+        return self._epochs() * max(steps, 1)
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
@@ -185,7 +189,7 @@ class NeuralRepresentation(BaseRepresentation):
             "optimizer": optimizer,
             "optimizer__weight_decay": self.weight_decay,
             "lr": self.lr,
-            "max_epochs": self.max_epochs,
+            "max_epochs": self._epochs(),
             "batch_size": self.batch_size,
             "train_split": RandomSplit(self.validation_fraction)
             if self.early_stopping
@@ -225,7 +229,7 @@ class NeuralRepresentation(BaseRepresentation):
                     LRScheduler(
                         policy=torch.optim.lr_scheduler.LambdaLR,
                         lr_lambda=WarmupCosine(
-                            self.max_epochs * steps, self.warmup_epochs * steps
+                            self._epochs() * steps, self.warmup_epochs * steps
                         ),
                         step_every="batch",
                     ),

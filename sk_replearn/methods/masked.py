@@ -22,8 +22,26 @@ __all__ = ["MAETransformer"]
 _SCORE_SEED = 0
 
 
+#: What "auto" means for each of these parameters, by kind of sample:
+#: 1-D signals ``(C, L)`` take the short-signal recipe measured on MNIST-1D
+#: (wide and shallow, more hidden; the user guide's table); images and
+#: tables the settings measured on the digits.
+_AUTO = {
+    "mask_ratio": {"signal": 0.85, "other": 0.75},
+    "embed_dim": {"signal": 256, "other": 128},
+    "depth": {"signal": 2, "other": 3},
+    "max_epochs": {"signal": 50, "other": 150},
+}
+
+
 @fill_doc(
     docs={
+        "max_epochs": (
+            'int or "auto"',
+            """\
+Passes over the training data. "auto": 50 for 1-D signals (the
+short-signal recipe), 150 for images and tables.""",
+        ),
         "input_shape": """\
 Shape of one sample when X is 2-D: ``(C, H, W)`` for images such as
 ``(1, 8, 8)``, ``(C, L)`` for signals such as ``(1, 40)``. With None,
@@ -70,21 +88,24 @@ class MAETransformer(NeuralRepresentation):
         length 40 -> 2), or 1 for short samples without one; for a table
         with ``d`` features, 1 when ``d <= 32``, else the smallest divisor of
         ``d`` giving 4 to 32 tokens, else 1 (digits' 64 pixels -> 2).
-    mask_ratio : float, default=0.75
+    mask_ratio : float or "auto", default="auto"
         Fraction of the tokens hidden in training, in (0, 1). At least one
         token always stays visible: for samples of very few tokens the
-        ratio is lowered to ``1 - 1 / n_tokens``. Short, smooth signals
-        can take more: on MNIST-1D (20 tokens) 0.85 probed best (see the
-        user guide's recipe).
-    embed_dim : int, default=128
+        ratio is lowered to ``1 - 1 / n_tokens``. "auto": 0.85 for 1-D
+        signals, 0.75 (the MAE paper's) for images and tables. Short,
+        smooth signals can take more: on MNIST-1D (20 tokens) 0.85 probed
+        best (see the user guide's recipe).
+    embed_dim : int or "auto", default="auto"
         Token width of the encoder, the dimension of the representation; a
         multiple of ``num_heads`` and of 4 (images) or 2 (signals, tables).
-        A wide, shallow encoder probed best on digits and MNIST-1D: 128
-        wide and 3 deep gave 0.958 on digits against 0.927 for 64 and 4;
-        on MNIST-1D, 256 wide and 2 deep with ``mask_ratio=0.85`` gave
-        0.73 to 0.75 in 50 epochs against 0.70 for the defaults in 150.
-    depth : int, default=3
-        Transformer blocks of the encoder.
+        "auto": 256 for 1-D signals, 128 for images and tables. A wide,
+        shallow encoder probed best on digits and MNIST-1D: 128 wide and 3
+        deep gave 0.958 on digits against 0.927 for 64 and 4; on MNIST-1D,
+        256 wide and 2 deep with ``mask_ratio=0.85`` gave 0.73 to 0.75 in
+        50 epochs against 0.70 for 128 wide, 3 deep and 0.75 in 150.
+    depth : int or "auto", default="auto"
+        Transformer blocks of the encoder. "auto": 2 for 1-D signals, 3
+        for images and tables.
     num_heads : int, default=4
         Attention heads of the encoder.
     decoder_embed_dim : int, default=32
@@ -120,7 +141,9 @@ class MAETransformer(NeuralRepresentation):
         The resolved patch size.
     n_tokens_ : int
         Tokens per sample, ``L``; training encodes
-        ``max(1, floor(L * (1 - mask_ratio)))`` of them.
+        ``max(1, floor(L * (1 - mask_ratio_)))`` of them.
+    mask_ratio_, embed_dim_, depth_, max_epochs_ : float, int, int, int
+        The values the fit used: the parameters, with "auto" resolved.
     {attributes training input}
 
     See Also
@@ -156,9 +179,13 @@ class MAETransformer(NeuralRepresentation):
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "mask_ratio": [Interval(Real, 0, 1, closed="neither")],
-        "embed_dim": [Interval(Integral, 1, None, closed="left")],
-        "depth": [Interval(Integral, 1, None, closed="left")],
+        "mask_ratio": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
+        "embed_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "depth": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "num_heads": [Interval(Integral, 1, None, closed="left")],
         "decoder_embed_dim": [Interval(Integral, 1, None, closed="left")],
         "decoder_depth": [Interval(Integral, 1, None, closed="left")],
@@ -173,9 +200,9 @@ class MAETransformer(NeuralRepresentation):
         n_components: int | None = None,
         *,
         patch_size: int | str = "auto",
-        mask_ratio: float = 0.75,
-        embed_dim: int = 128,
-        depth: int = 3,
+        mask_ratio: float | str = "auto",
+        embed_dim: int | str = "auto",
+        depth: int | str = "auto",
         num_heads: int = 4,
         decoder_embed_dim: int = 32,
         decoder_depth: int = 2,
@@ -184,7 +211,7 @@ class MAETransformer(NeuralRepresentation):
         norm_pix_loss: bool = False,
         pooling: str = "mean",
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 150,
+        max_epochs: int | str = "auto",
         batch_size: int = 128,
         lr: float = 1e-3,
         optimizer="adamw",
@@ -234,6 +261,8 @@ class MAETransformer(NeuralRepresentation):
         self.patch_size_, grid = self._token_grid()
         self.n_tokens_ = math.prod(grid)
         self.n_components_ = self._n_features_out
+        for name in _AUTO:
+            setattr(self, f"{name}_", self._setting(name))
         return self
 
     def reconstruct(
@@ -312,10 +341,28 @@ class MAETransformer(NeuralRepresentation):
 
     @property
     def _n_features_out(self) -> int:
-        return self.embed_dim if self.n_components is None else self.n_components
+        if self.n_components is None:
+            return self._setting("embed_dim")
+        return self.n_components
+
+    def _setting(self, name: str):
+        """A parameter of :data:`_AUTO` as the fit uses it: "auto" resolved.
+
+        Computed from the parameters and ``input_shape_`` (not stored), so
+        an estimator saved before these took "auto" loads unchanged.
+        """
+        value = getattr(self, name)
+        if isinstance(value, str) and value == "auto":
+            check_is_fitted(self, "input_shape_")  # the kind of sample decides
+            kind = "signal" if len(self.input_shape_) == 2 else "other"
+            return _AUTO[name][kind]
+        return value
+
+    def _epochs(self) -> int:
+        return self._setting("max_epochs")
 
     def _check_mask_ratio(self, mask_ratio: float | None) -> float:
-        ratio = self.mask_ratio if mask_ratio is None else mask_ratio
+        ratio = self._setting("mask_ratio") if mask_ratio is None else mask_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < 1:
             raise ValueError(
                 f"mask_ratio={ratio!r} must be a float strictly between 0 and 1 "
@@ -358,7 +405,10 @@ class MAETransformer(NeuralRepresentation):
             ("embed_dim", "num_heads"),
             ("decoder_embed_dim", "decoder_num_heads"),
         ]:
-            w, h = getattr(self, width), getattr(self, heads)
+            w, h = (
+                self._setting(width) if width == "embed_dim" else getattr(self, width),
+                getattr(self, heads),
+            )
             if w % multiple or w % h:
                 raise ValueError(
                     f"{width}={w} must be a multiple of {multiple} (sin-cos "
@@ -369,9 +419,9 @@ class MAETransformer(NeuralRepresentation):
         return MAEObjective(
             self.input_shape_,
             patch_size=self._token_grid()[0],
-            mask_ratio=self.mask_ratio,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
+            mask_ratio=self._setting("mask_ratio"),
+            embed_dim=self._setting("embed_dim"),
+            depth=self._setting("depth"),
             num_heads=self.num_heads,
             decoder_embed_dim=self.decoder_embed_dim,
             decoder_depth=self.decoder_depth,

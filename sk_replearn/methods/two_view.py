@@ -165,7 +165,7 @@ class _TwoViewTransformer(NeuralRepresentation):
 
     def _steps_per_epoch(self) -> int:
         """Optimiser steps of one epoch of this fit (schedules in epochs)."""
-        return max(self._total_steps // max(self.max_epochs, 1), 1)
+        return max(self._total_steps // max(self._epochs(), 1), 1)
 
     # -- private helpers -----------------------------------------------------
     def _objective_params(self) -> dict:  # pragma: no cover - abstract
