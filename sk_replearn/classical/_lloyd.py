@@ -470,7 +470,7 @@ def _kmeans_plusplus(x: torch.Tensor, n_clusters: int, rng) -> torch.Tensor:
     """
     n = x.shape[0]
     n_trials = 2 + int(np.log(n_clusters))
-    x_sq = x.square().sum(1)  # (n,)
+    x_sq = _row_sq_norms(x, max(1, 2**16 // max(x.shape[1], 1)), _SERIAL)  # (n,)
 
     def sq_dist(c: torch.Tensor) -> torch.Tensor:  # (t, d) -> (n, t)
         d2 = torch.addmm(x_sq[:, None], x, c.T, alpha=-2.0).add_(c.square().sum(1))
