@@ -6,8 +6,8 @@ each beside the baseline a scikit-learn user would try first:
 * **Peptides** (``modlamp``, 5,200 labelled antimicrobial or not; stratified
   75/25 split): ``BERTTransformer`` and ``GPTTransformer`` with their defaults
   are fitted on the training peptides without labels and probed with
-  ``StandardScaler`` + ``LogisticRegression``; ``FineTuner`` trains a head
-  on the frozen BERT encoder, or fine-tunes all of it, on all training
+  ``StandardScaler`` + ``LogisticRegression``; ``FineTuner`` trains an MLP
+  head on the frozen BERT encoder, or fine-tunes all of it, on all training
   labels and on 10% of them (after pre-training on all training
   peptides). Baseline: TF-IDF of character 1-3-grams +
   ``LogisticRegression``.
@@ -67,11 +67,21 @@ from sk_replearn.datasets import (
 #: ten times the epochs make about the same number of steps.
 FINE_TUNE = {"lr": 1e-3, "random_state": 0}
 EPOCHS = 5
-#: The frozen encoder's head (trained on features computed once, so epochs
-#: are cheap). Full fine-tuning distorts the pre-trained features (Kumar et
-#: al. 2022): on the peptides it ends below the frozen encoder, even started
-#: from the frozen encoder's head (0.878 with all labels, 0.870 with 10%).
-FROZEN = {"strategy": "frozen", "lr": 1e-2, "max_epochs": 50, "random_state": 0}
+#: The frozen encoder with a two-layer head (trained on features computed
+#: once, so epochs are cheap). Full fine-tuning distorts the pre-trained
+#: features (Kumar et al. 2022): on the peptides it ends below the frozen
+#: encoder, even started from the frozen encoder's head (0.878 with all
+#: labels, 0.870 with 10%), and at lower learning rates (1e-4 for all
+#: layers, or 3e-4 with the encoder at 0.3 of it, 10 epochs: 0.84). The MLP
+#: head reads the frozen features better than a linear one (0.894): 0.912,
+#: 0.913, 0.909 over three seeds with all labels, 0.865 to 0.873 with 10%.
+FROZEN = {
+    "strategy": "frozen",
+    "head": "mlp",
+    "lr": 1e-3,
+    "max_epochs": 50,
+    "random_state": 0,
+}
 
 
 def timed(fn, *args, **kwargs):
@@ -130,7 +140,7 @@ def peptides() -> None:
         )
     bert = reps["BERTTransformer"]
     for name, params, (Xf, yf), target in [
-        ("FineTuner(BERT, frozen), all labels", FROZEN, (X_tr, y_tr), 0.91),
+        ("FineTuner(BERT, frozen, MLP head), all labels", FROZEN, (X_tr, y_tr), 0.91),
         (
             "FineTuner(BERT), full fine-tuning, all labels",
             {**FINE_TUNE, "max_epochs": EPOCHS},
@@ -138,7 +148,7 @@ def peptides() -> None:
             0.91,
         ),
         (
-            "FineTuner(BERT pre-trained on all, frozen), 10%",
+            "FineTuner(BERT pre-trained on all, frozen, MLP head), 10%",
             FROZEN,
             (X_few, y_few),
             0.85,
