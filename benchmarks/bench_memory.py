@@ -90,13 +90,13 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-def _child(model_path: str, data_path: str, rows: int, features: int) -> None:
-    """Transform the first ``rows`` rows of the memmap; print the peaks as JSON."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with open(model_path, "rb") as f:
-        model = pickle.load(f)
-    X = np.memmap(data_path, dtype=np.float32, mode="r", shape=(rows, features))
-    model.transform(np.array(X[:8]))  # warm up lazy imports and allocations
+def _peaks(call) -> dict:
+    """Run ``call()``; its peaks above the memory just before, and its time.
+
+    ``anon_mib``: anonymous memory (``RssAnon``) sampled every millisecond;
+    ``total_mib``: the high-water mark of the whole RSS (``VmHWM``), reset
+    first; ``seconds``; and ``result``, what ``call`` returned.
+    """
     base_anon, base_rss = _status_kib("RssAnon"), _status_kib("VmRSS")
     _reset_peak()
     peak, done = [base_anon], threading.Event()
@@ -109,21 +109,29 @@ def _child(model_path: str, data_path: str, rows: int, features: int) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    Z = model.transform(X)
+    result = call()
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
     peak[0] = max(peak[0], _status_kib("RssAnon"))
-    print(
-        json.dumps(
-            {
-                "anon_mib": (peak[0] - base_anon) / 1024,
-                "total_mib": (_status_kib("VmHWM") - base_rss) / 1024,
-                "output_mib": Z.nbytes / _MIB,
-                "seconds": seconds,
-            }
-        )
-    )
+    return {
+        "anon_mib": (peak[0] - base_anon) / 1024,
+        "total_mib": (_status_kib("VmHWM") - base_rss) / 1024,
+        "seconds": seconds,
+        "result": result,
+    }
+
+
+def _child(model_path: str, data_path: str, rows: int, features: int) -> None:
+    """Transform the first ``rows`` rows of the memmap; print the peaks as JSON."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with open(model_path, "rb") as f:
+        model = pickle.load(f)
+    X = np.memmap(data_path, dtype=np.float32, mode="r", shape=(rows, features))
+    model.transform(np.array(X[:8]))  # warm up lazy imports and allocations
+    peaks = _peaks(lambda: model.transform(X))
+    Z = peaks.pop("result")
+    print(json.dumps({**peaks, "output_mib": Z.nbytes / _MIB}))
 
 
 def _run_child(model_path, data_path, rows, features) -> dict:
@@ -219,34 +227,10 @@ def _fit_child(label: str, rows: int, kind: str, signals_path: str) -> None:
     X = _jittered(signals, rows, seed=0)
     data = _fit_input(X, kind)
     gc.collect()
-    base_anon, base_rss = _status_kib("RssAnon"), _status_kib("VmRSS")
-    _reset_peak()
-    peak, done = [base_anon], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _status_kib("RssAnon"))
-            time.sleep(0.001)
-
     estimator = _fit_estimator(label)
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    estimator.fit(data)
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], _status_kib("RssAnon"))
-    print(
-        json.dumps(
-            {
-                "anon_mib": (peak[0] - base_anon) / 1024,
-                "total_mib": (_status_kib("VmHWM") - base_rss) / 1024,
-                "data_mib": X.nbytes / _MIB,
-                "seconds": seconds,
-            }
-        )
-    )
+    peaks = _peaks(lambda: estimator.fit(data))
+    del peaks["result"]
+    print(json.dumps({**peaks, "data_mib": X.nbytes / _MIB}))
 
 
 def _run_fit_child(label: str, rows: int, kind: str, signals_path: str) -> dict:

@@ -47,7 +47,7 @@ __all__ = ["PCATransformer"]
 _N_OVERSAMPLES = 10  # extra random directions of the randomized solver (Halko)
 
 
-def _checks_own_result(device: torch.device, X, solver: str) -> bool:
+def _checks_own_result(device: torch.device, solver: str) -> bool:
     """Whether the fit's pass finds NaN and overflow in its own result."""
     return device.type == "cpu" and solver == "covariance_eigh"
 
@@ -445,7 +445,7 @@ class PCATransformer(BaseRepresentation):
         solver = self._resolve_solver(n_samples, n_features)
         n_components = self._check_n_components(n_samples, n_features, solver)
         device = self._device()
-        if not _checks_own_result(device, X, solver):
+        if not _checks_own_result(device, solver):
             self._check_values(X)
         with _no_tf32(device):
             if solver == "covariance_eigh":

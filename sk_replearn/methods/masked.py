@@ -346,7 +346,7 @@ class MAETransformer(NeuralRepresentation):
         return self.n_components
 
     def _setting(self, name: str):
-        """A parameter of :data:`_AUTO` as the fit uses it: "auto" resolved.
+        """A parameter as the fit uses it: "auto" resolved by :data:`_AUTO`.
 
         Computed from the parameters and ``input_shape_`` (not stored), so
         an estimator saved before these took "auto" loads unchanged.
@@ -405,10 +405,7 @@ class MAETransformer(NeuralRepresentation):
             ("embed_dim", "num_heads"),
             ("decoder_embed_dim", "decoder_num_heads"),
         ]:
-            w, h = (
-                self._setting(width) if width == "embed_dim" else getattr(self, width),
-                getattr(self, heads),
-            )
+            w, h = self._setting(width), getattr(self, heads)
             if w % multiple or w % h:
                 raise ValueError(
                     f"{width}={w} must be a multiple of {multiple} (sin-cos "
