@@ -74,9 +74,11 @@ to the standardised batch. "auto" picks
 :class:`~sk_replearn.views.ImageViews`,
 :class:`~sk_replearn.views.SequenceViews` or
 :class:`~sk_replearn.views.TabularViews` by ``input_shape``, with their
-defaults; pass one of these to set its parameters (they can be
-grid-searched as ``views__<param>``), or any callable mapping a batch to
-a batch of the same shape. None uses the sample itself (no
+defaults, and for single-channel images the small warps of handwriting
+instead of crops (see :func:`~sk_replearn.views.make_views`); pass one
+of these to set its parameters (they can be grid-searched as
+``views__<param>``), or any callable mapping a batch to a batch of the
+same shape. None uses the sample itself (no
 augmentation: nothing to learn, for tests only).""",
     ),
     "projection_dim": (

@@ -37,6 +37,7 @@ from sk_replearn import (
     PCATransformer,
     SimCLRTransformer,
 )
+from sk_replearn.views import ImageViews
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _instances import INSTANCES, RUN, make  # noqa: E402
@@ -44,19 +45,26 @@ from _instances import INSTANCES, RUN, make  # noqa: E402
 RECORD = Path(__file__).parent / "data" / "behaviour.json"
 _IMAGE = {"input_shape": (1, 8, 8)}
 _SIGNAL = {"input_shape": (1, 64)}
+#: Defaults changed since the outputs were recorded, as recorded: views="auto"
+#: gave single-channel images ImageViews() (crops), not warps; SimCLR had
+#: temperature 0.1 and lr 1e-3.
+_IMAGE_VIEWS_AS_RECORDED = {"views": ImageViews()}
 _TWO_VIEW_IMAGE = {
     "encoder_kwargs": {"channels": (4, 8)},
     "projection_dim": 4,
     "hidden_dim": 8,
     **_IMAGE,
     **RUN,
+    **_IMAGE_VIEWS_AS_RECORDED,
 }
 #: Rows of the table changed since their outputs were recorded, as recorded.
 #: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording.)
 AS_RECORDED = {
     "MAETransformer": {"patch_size": 2, "mask_ratio": 0.75},
     "DINOTransformer": {"lr": 1e-3},
+    "SimCLRTransformer": {"temperature": 0.1, "lr": 1e-3},
 }
+_SIMCLR = AS_RECORDED["SimCLRTransformer"]
 _TINY_MAE = {**INSTANCES["MAETransformer"], **AS_RECORDED["MAETransformer"]}
 
 
@@ -77,6 +85,8 @@ def _cases() -> dict:
         extra = {"queue_size": 16} if name == "MoCoTransformer" else {}
         if name == "DINOTransformer":  # recorded before multi-crop and lr=3e-3
             extra = {"n_local_views": 0, "lr": 1e-3}
+        if name == "SimCLRTransformer":
+            extra = _SIMCLR
         cases[f"cnn-image-{name}"] = lambda name=name, extra=extra: getattr(
             sk_replearn, name
         )(**_TWO_VIEW_IMAGE, **extra)
@@ -86,6 +96,7 @@ def _cases() -> dict:
         hidden_dim=8,
         **_SIGNAL,
         **RUN,
+        **_SIMCLR,
     )
     cases["cnn-signal-SimCLR"] = lambda: SimCLRTransformer(
         encoder="cnn",
@@ -94,6 +105,7 @@ def _cases() -> dict:
         hidden_dim=8,
         **_SIGNAL,
         **RUN,
+        **_SIMCLR,
     )
     cases["vit-image-SimCLR"] = lambda: SimCLRTransformer(
         encoder="vit",
@@ -102,6 +114,8 @@ def _cases() -> dict:
         hidden_dim=8,
         **_IMAGE,
         **RUN,
+        **_IMAGE_VIEWS_AS_RECORDED,
+        **_SIMCLR,
     )
     cases["cnn-image-Autoencoder"] = lambda: AutoencoderTransformer(
         n_components=3, encoder_kwargs={"channels": (4, 8)}, noise=0.1, **_IMAGE, **RUN
@@ -115,10 +129,13 @@ def _cases() -> dict:
         MAETransformer(**{**_TINY_MAE, **_IMAGE}), layer_decay=0.5, **RUN
     )
     cases["finetune-SimCLR-frozen"] = lambda: FineTuner(
-        SimCLRTransformer(**_TWO_VIEW_IMAGE), strategy="frozen", head="mlp", **RUN
+        SimCLRTransformer(**_TWO_VIEW_IMAGE, **_SIMCLR),
+        strategy="frozen",
+        head="mlp",
+        **RUN,
     )
     cases["finetune-SimCLR-reinit"] = lambda: FineTuner(
-        SimCLRTransformer(**_TWO_VIEW_IMAGE),
+        SimCLRTransformer(**_TWO_VIEW_IMAGE, **_SIMCLR),
         reinit_layers=1,
         freeze_layers=1,
         **RUN,

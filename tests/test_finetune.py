@@ -29,6 +29,7 @@ from sk_replearn import (
     SimSiamTransformer,
 )
 from sk_replearn.transfer.base import transfer_encoder
+from sk_replearn.views import ImageViews
 
 
 def _tiny_ae(**kw):
@@ -402,3 +403,73 @@ def test_finetuner_counts_the_bottleneck_of_n_components_as_a_block(small_digits
     ft_narrow = FineTuner(narrow, reinit_layers=1, **_FAST).fit(X, y)
     assert ft_narrow.n_blocks_ == ft_plain.n_blocks_ + 1
     assert ft_narrow.transform(X[:5]).shape == (5, 4)
+
+
+# -- augmentation while fine-tuning (views) ------------------------------------
+def _tiny_simclr(**kw):
+    return SimCLRTransformer(
+        input_shape=(1, 8, 8),
+        encoder_kwargs={"channels": (4, 8)},
+        projection_dim=4,
+        hidden_dim=8,
+        **{**_FAST, **kw},
+    )
+
+
+def test_views_auto_reuses_the_pretraining_views(small_digits):
+    X, y = small_digits
+    simclr = _tiny_simclr().fit(X)
+    tuned = FineTuner(simclr, views="auto", max_epochs=1, random_state=0)
+    tuned.fit(X, y)
+    # the very object SimCLR augmented with: the single-channel warps
+    assert tuned.net_.module_.views is simclr.net_.module_.views
+    assert tuned.net_.module_.views.elastic > 0
+    # nothing to reuse: reconstruction, or views switched off in pre-training
+    ae = FineTuner(_tiny_ae(), views="auto", max_epochs=1, random_state=0)
+    assert ae.fit(X, y).net_.module_.views is None
+    plain = _tiny_simclr(views=None).fit(X)
+    again = FineTuner(plain, views="auto", max_epochs=1).fit(X, y)
+    assert again.net_.module_.views is None
+
+
+def test_views_none_frozen_and_explicit(small_digits):
+    X, y = small_digits
+    simclr = _tiny_simclr().fit(X)
+    off = FineTuner(simclr, max_epochs=1).fit(X, y)
+    assert off.views is None and off.net_.module_.views is None  # the default
+    frozen = FineTuner(simclr, strategy="frozen", views="auto", max_epochs=1)
+    assert frozen.fit(X, y).net_.module_.views is None  # features computed once
+    mine = ImageViews(crop_scale=None, rotation=10)
+    own = FineTuner(simclr, views=mine, max_epochs=1).fit(X, y)
+    assert own.net_.module_.views is mine
+    with pytest.raises(ValueError, match=r"views=ImageViews\(\).*input_shape=\(64,\)"):
+        FineTuner(_tiny_ae(), views=ImageViews(), max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="views"):
+        FineTuner(simclr, views="simclr", max_epochs=1).fit(X, y)
+
+
+def test_views_change_training_and_stay_deterministic(small_digits):
+    X, y = small_digits
+    simclr = _tiny_simclr().fit(X)
+
+    def proba(views):
+        clf = FineTuner(simclr, views=views, max_epochs=2, random_state=3)
+        return clf.fit(X, y).predict_proba(X)
+
+    augmented = proba("auto")
+    np.testing.assert_array_equal(augmented, proba("auto"))
+    assert not np.allclose(augmented, proba(None))
+
+
+def test_views_apply_in_training_mode_only(small_digits):
+    X, y = small_digits
+    clf = FineTuner(_tiny_simclr().fit(X), views="auto", max_epochs=1, random_state=0)
+    module = clf.fit(X, y).net_.module_.eval()
+    x = torch.as_tensor(X[:8]).view(8, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), module(x))  # eval: no views
+        torch.testing.assert_close(module(x), module.head(module.encoder(x)))
+        module.train()
+        assert not torch.allclose(module(x), module(x))  # train: fresh views
+        module.views = None
+        torch.testing.assert_close(module(x), module(x))

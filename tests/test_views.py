@@ -16,10 +16,11 @@ DTYPES = [torch.float32, torch.float64]
 CASES = [
     (lambda: ImageViews(blur_prob=0.5, noise_std=0.1, flip_prob=0.5), (6, 3, 12, 10)),
     (lambda: ImageViews(), (6, 1, 8, 8)),
+    (lambda: make_views("auto", (1, 8, 8)), (6, 1, 8, 8)),
     (lambda: SequenceViews(mask_fraction=0.2), (6, 2, 40)),
     (lambda: TabularViews(noise_std=0.1), (6, 10)),
 ]
-CASE_IDS = ["image-rgb", "image-gray", "sequence", "tabular"]
+CASE_IDS = ["image-rgb", "image-gray", "image-warps", "sequence", "tabular"]
 # everything off, so that one augmentation can be switched on alone
 IMAGE_OFF = dict(crop_scale=None, jitter_prob=0.0, grayscale_prob=0.0)
 SEQUENCE_OFF = dict(crop_scale=None, max_shift=0.0, scale_range=(1, 1), noise_std=0)
@@ -115,6 +116,82 @@ def test_imageviews_crop_zooms_into_the_image():
     assert (out >= -1).all() and (out <= 1).all()
     assert (span < 2 * 0.75).all()  # crop width <= sqrt(0.3 * 4/3) of the image
     assert (out.diff(dim=-1) >= -1e-6).all()  # not flipped: still increasing
+
+
+def _centroid(x):
+    """Intensity-weighted (row, column) centre of each image, from the middle."""
+    H, W = x.shape[-2:]
+    rows = torch.arange(H, dtype=x.dtype) - (H - 1) / 2
+    cols = torch.arange(W, dtype=x.dtype) - (W - 1) / 2
+    mass = x.sum(dim=(1, 2, 3))
+    r = (x.sum(dim=(1, 3)) * rows).sum(-1) / mass
+    c = (x.sum(dim=(1, 2)) * cols).sum(-1) / mass
+    return r, c
+
+
+def test_imageviews_rotation_alone_turns_about_the_centre():
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, 6:10, 14:19] = 1.0  # a blob 8.5 pixels straight above the centre
+    out = ImageViews(**IMAGE_OFF, rotation=60)(x)
+    r, c = _centroid(out)
+    r0, c0 = _centroid(x)
+    radius = (r**2 + c**2).sqrt()
+    torch.testing.assert_close(radius, (r0**2 + c0**2).sqrt(), atol=0.3, rtol=0)
+    angle = torch.rad2deg(torch.atan2(c, -r))  # 0: straight up
+    assert angle.abs().max() <= 60 + 1 and angle.abs().max() > 30
+    torch.testing.assert_close(
+        out.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=0.05, atol=0
+    )
+
+
+def test_imageviews_shear_alone_moves_columns_by_row():
+    rows = torch.linspace(-1, 1, 16)[:, None].expand(8, 1, 16, 16)  # value = row
+    out = ImageViews(**IMAGE_OFF, shear=0.5)(rows)
+    torch.testing.assert_close(out, rows)  # a horizontal shear keeps every row
+    cols = rows.transpose(-1, -2).contiguous()  # value = column
+    out = ImageViews(**IMAGE_OFF, shear=0.5)(cols)
+    shift = (out - cols)[:, 0, :, 4:12]  # away from the clamped borders
+    slope = shift[:, -1].mean(-1) - shift[:, 0].mean(-1)  # bottom row - top row
+    # rows 15/16 of a half-height from the middle, values 16/15 a grid unit: 2 s
+    assert slope.abs().max() > 0.1 and slope.abs().max() <= 2 * 0.5 + 1e-4
+
+
+def test_imageviews_zoom_alone_scales_about_the_centre():
+    ramp = torch.linspace(-1, 1, 32).expand(4, 1, 32, 32)  # value = column
+    out = ImageViews(**IMAGE_OFF, zoom=(2.0, 2.0))(ramp)
+    torch.testing.assert_close(out, ramp / 2)  # twice as large: half the span
+    out = ImageViews(**IMAGE_OFF, zoom=(0.5, 0.5))(ramp)
+    centre = out[..., 8:24]  # the image shrunk into the middle half
+    torch.testing.assert_close(centre, 2 * ramp[..., 8:24], atol=1e-5, rtol=0)
+    assert (out[..., :4] == ramp[..., :1]).all()  # edge pixels around it
+
+
+def test_imageviews_translate_alone_shifts_each_image():
+    ramp = torch.linspace(-1, 1, 32).expand(16, 1, 32, 32)
+    out = ImageViews(**IMAGE_OFF, translate=0.1)(ramp)
+    shift = (out - ramp)[..., 5:27]  # interior: no clamping at a shift <= 3.2 px
+    per_image = shift.mean(dim=(1, 2, 3))
+    torch.testing.assert_close(shift, per_image.view(-1, 1, 1, 1).expand_as(shift))
+    # 2 * 0.1 in grid units (2 / 32 a pixel) is a value shift of 0.2 * 32 / 31
+    assert per_image.abs().max() <= 0.2 * 32 / 31 + 1e-5 and per_image.std() > 0.01
+
+
+def test_imageviews_elastic_alone_is_a_small_smooth_warp():
+    ramp = torch.linspace(-1, 1, 32).expand(16, 1, 32, 32)
+    out = ImageViews(**IMAGE_OFF, elastic=0.02)(ramp)
+    moved = out - ramp
+    assert moved.abs().amax(dim=(1, 2, 3)).min() > 0  # every image is warped
+    assert moved.abs().mean() < 0.2  # by about a pixel, not a scramble
+    # smooth: neighbouring pixels move alike (inside, away from the clamped edge)
+    inner = moved[..., 4:28, 4:28]
+    assert inner.diff(dim=-1).abs().max() < 0.3 * inner.abs().max()
+    assert out.min() >= -1 - 1e-6 and out.max() <= 1 + 1e-6
+
+
+def test_imageviews_warps_reach_local_views():
+    x = torch.randn(5, 1, 28, 20)
+    views = ImageViews(crop_scale=None, rotation=15, elastic=0.04, zoom=(0.8, 1.2))
+    assert views.local(x).shape == (5, 1, 14, 10)
 
 
 def test_imageviews_brightness_alone_shifts_each_image():
@@ -264,6 +341,14 @@ def test_make_views_auto_picks_family_from_input_shape(input_shape, family):
     assert views.get_params() == family().get_params()
 
 
+def test_make_views_auto_warps_single_channel_images_instead_of_cropping():
+    views = make_views("auto", (1, 28, 28))
+    assert views.crop_scale is None
+    assert views.rotation > 0 and views.shear > 0 and views.elastic > 0
+    assert views.translate > 0 and views.zoom[0] < 1 < views.zoom[1]
+    assert views.brightness == ImageViews().brightness  # the rest as default
+
+
 def test_make_views_passes_objects_through_and_none_is_identity():
     views = SequenceViews(max_shift=0.1)
     assert make_views(views, (1, 40)) is views
@@ -282,6 +367,8 @@ def test_make_views_passes_objects_through_and_none_is_identity():
         (TabularViews(), (1, 40), r"views=TabularViews\(\).*input_shape=\(1, 40\)"),
         (ImageViews(crop_scale=(0.9, 0.2)), (1, 8, 8), r"crop_scale=\(0.9, 0.2\)"),
         (ImageViews(flip_prob=2.0), (1, 8, 8), "flip_prob"),
+        (ImageViews(zoom=(0.0, 1.0)), (1, 8, 8), r"zoom=\(0.0, 1.0\)"),
+        (ImageViews(rotation=-5), (1, 8, 8), "rotation"),
         (SequenceViews(scale_range=1.0), (1, 40), "scale_range"),
         (TabularViews(corruption_rate=-0.1), (10,), "corruption_rate"),
     ],

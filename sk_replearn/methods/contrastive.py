@@ -28,7 +28,7 @@ class SimCLRTransformer(_TwoViewTransformer):
     Parameters
     ----------
     {params n_components..hidden_dim}
-    temperature : float, default=0.1
+    temperature : float, default=0.2
         Temperature ``τ`` of the softmax over similarities (> 0); lower
         values weigh the hardest negatives more.
     {params input_shape..accelerator}
@@ -41,6 +41,18 @@ class SimCLRTransformer(_TwoViewTransformer):
     --------
     MoCoTransformer : Negatives from a queue of momentum-encoded keys.
     BYOLTransformer : No negatives: an EMA target and a predictor.
+
+    Notes
+    -----
+    The defaults (``temperature=0.2``, ``batch_size=128``, ``lr=3e-3``) are
+    tuned for the small data sets an estimator of this kind meets on a CPU,
+    where 60 epochs are a few hundred optimiser steps: on scikit-learn's
+    digits (1,347 images), a ``LogisticRegression()`` on the representation
+    trained on 2 labels a class scored 0.85 with them against 0.79 with
+    ``temperature=0.1`` (the paper's, for batches of thousands),
+    ``batch_size=256`` and ``lr=1e-3``, and on MNIST-1D the linear
+    probe with every label 0.931 against 0.924
+    (``benchmarks/bench_few_labels.py``, ``benchmarks/bench_ssl.py``).
 
     References
     ----------
@@ -74,11 +86,11 @@ class SimCLRTransformer(_TwoViewTransformer):
         views="auto",
         projection_dim: int = 128,
         hidden_dim: int | None = None,
-        temperature: float = 0.1,
+        temperature: float = 0.2,
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",

@@ -43,6 +43,7 @@ from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
+from ..views import _identity, make_views
 
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
 
@@ -120,6 +121,18 @@ def build_head(head, in_features: int, out_features: int) -> nn.Module:
     return module
 
 
+def pretraining_views(representation):
+    """The augmentation ``representation`` was pre-trained with, or None.
+
+    The two-view methods keep theirs on their objective (``net_.module_``);
+    every other representation (reconstruction, masking, sequences, PCA,
+    networks from elsewhere, CMC's split views) has none to reuse.
+    """
+    objective = getattr(getattr(representation, "net_", None), "module_", None)
+    views = getattr(objective, "views", None)
+    return None if views is None or views is _identity else views
+
+
 class FineTuneModule(nn.Module):
     """Encoder plus head, with frozen blocks kept in evaluation mode.
 
@@ -136,6 +149,9 @@ class FineTuneModule(nn.Module):
     features_input : bool
         When True, :meth:`forward` takes encoder outputs instead of raw
         input (used to train a head on pre-computed frozen features).
+    views : callable or None
+        Augmentation applied in training mode to the standardised batch,
+        between the encoder's input standardisation and its body.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, frozen: list[Block]):
@@ -143,6 +159,7 @@ class FineTuneModule(nn.Module):
         self.encoder, self.head = encoder, head
         self.frozen_modules = [m for b in frozen for m in b.modules]
         self.features_input = False
+        self.views = None
 
     def train(self, mode: bool = True) -> FineTuneModule:
         """As :meth:`torch.nn.Module.train`, frozen blocks staying in eval mode."""
@@ -157,7 +174,14 @@ class FineTuneModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Head outputs of a raw batch (or of features, see ``features_input``)."""
-        return self.head(x if self.features_input else self.encoder(x))
+        if self.features_input:
+            return self.head(x)
+        if self.training and self.views is not None:
+            enc = self.encoder
+            if enc.input_shape is not None:
+                x = x.reshape(x.shape[0], *enc.input_shape)
+            return self.head(enc.head(enc.body(self.views(enc.prep(x)))))
+        return self.head(self.encoder(x))
 
 
 def param_groups(
@@ -198,6 +222,7 @@ class BaseFineTuner(NeuralRepresentation):
         ],
         "encoder_lr_scale": [Interval(Real, 0, None, closed="left")],
         "layer_decay": [Interval(Real, 0, 1, closed="right")],
+        "views": [StrOptions({"auto"}), callable, None],
     }
 
     #: Loss of the task; set by the subclass.
@@ -213,6 +238,7 @@ class BaseFineTuner(NeuralRepresentation):
         reinit_layers: int | str = 0,
         encoder_lr_scale: float = 0.1,
         layer_decay: float = 1.0,
+        views=None,
         max_epochs: int = 50,
         batch_size: int = 64,
         lr: float = 1e-2,
@@ -329,6 +355,7 @@ class BaseFineTuner(NeuralRepresentation):
             frozen = all(lr is None for lr in lrs)
             if source is None:
                 X_t = training_samples(X, self.input_shape_)
+                module.views = None if frozen else self._training_views()
             else:  # padded token ids carrying the targets
                 X_t = source._token_data(X, y_t, owner=type(self).__name__)
             net = self._make_net(module, blocks, lrs, len(X_t), device)
@@ -345,6 +372,14 @@ class BaseFineTuner(NeuralRepresentation):
                 module.features_input = False
         self.n_blocks_ = len(blocks)
         self._record_fit(net)
+
+    def _training_views(self):
+        """The ``views`` parameter as a batch augmentation, or None."""
+        if self.views is None:
+            return None
+        if isinstance(self.views, str):  # "auto"
+            return pretraining_views(self.representation_)
+        return make_views(self.views, self.input_shape_)
 
     def _surgery(self, encoder: TransferEncoder, n_out: int):
         blocks = encoder_blocks(encoder)

@@ -33,6 +33,22 @@ The trained network (encoder and head); ``net_.module_.encoder`` is the
 fine-tuned encoder.""",
     "n_features_in_": "Number of features seen during ``fit``.",
     "input_shape_": "Shape of one sample, the representation's.",
+    "views": (
+        '"auto", callable or None',
+        """\
+Augmentation of the labelled samples while the encoder trains: a views
+object of :mod:`sk_replearn.views` (or any callable mapping a
+standardised batch to a batch of the same shape), or ``"auto"`` for the
+views the representation was pre-trained with (the two-view methods:
+SimCLR, MoCo, BYOL, SwAV, DINO, ...; none for the others). None (the
+default) trains on the samples as given. Ignored with
+``strategy="frozen"``, whose features are computed once. Measured with
+2 labels a class: on scikit-learn's 8x8 digits, fine-tuning SimCLR with
+``"auto"`` (its small warps) scored 0.82 against 0.76 without; on
+MNIST-1D, SimCLR's strong signal views (crops, circular shifts, masks)
+cost 5 points (0.73 against 0.78 with 4 labels a class), so the default
+is off and mild, class-preserving views are the ones to pass.""",
+    ),
 }
 
 
