@@ -68,9 +68,12 @@ plt.show()
 # --------------------
 # ``views="auto"`` (the default of every self-supervised estimator) picks the
 # family from the shape of a sample: :func:`~sk_replearn.views.make_views`
-# shows the choice. For one-channel 8×8 digits it is ``ImageViews()`` with
-# its defaults, which never flip (a mirrored digit is another digit or none)
-# and skip the colour steps that need three channels.
+# shows the choice. For one-channel images such as these 8×8 digits it does
+# not crop (a small crop of an 8×8 digit keeps a few pixels of one stroke)
+# but warps: a small rotation, slant, zoom and shift and an elastic
+# distortion, the variations of handwriting. It never flips (a mirrored
+# digit is another digit or none) and skips the colour steps that need
+# three channels.
 X, y = load_digits(return_X_y=True)
 digit_views = make_views("auto", (1, 8, 8))
 print(digit_views)

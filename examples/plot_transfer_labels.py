@@ -15,7 +15,9 @@ neural networks?", NeurIPS 2014):
   :class:`~sk_replearn.evaluation.LinearProbeCV`, whose regularisation is
   chosen by cross-validation on the few labels, and other methods);
 * **fine-tuned**: :class:`~sk_replearn.FineTuner` puts a new linear head on
-  the pre-trained encoder and trains every weight on the labels.
+  the pre-trained encoder and trains every weight on the labels, here
+  augmenting them with the views SimCLR was pre-trained with
+  (``views="auto"``).
 
 The protocol is that of ``benchmarks/bench_few_labels.py``: a
 :class:`~sk_replearn.SimCLRTransformer` (defaults, ``input_shape=(1, 8,
@@ -56,7 +58,7 @@ MODELS = {
     "frozen + LogisticRegression": Pipeline(
         [("rep", FrozenEstimator(simclr)), ("clf", LogisticRegression(max_iter=5000))]
     ),
-    "fine-tuned": FineTuner(simclr, random_state=0),
+    "fine-tuned": FineTuner(simclr, views="auto", random_state=0),
 }
 rows = []
 for name, model in MODELS.items():
@@ -104,20 +106,27 @@ plt.show()
 # %%
 # What the curves say
 # -------------------
-# * **On 8×8 digits the pixels are a strong baseline.** A centred, clean
-#   digit is nearly linearly separable, and its nearest neighbours in pixel
-#   space are mostly of its class: with 20 labels a logistic regression on
-#   the 64 pixels is about as good as one on the SimCLR representation, and
-#   the representation pulls ahead from 50 labels on.
+# * **The representation pays most when labels are few.** With 20 labels a
+#   logistic regression on the SimCLR representation is about 8 points above
+#   the same classifier on the 64 pixels, and the gap narrows as labels
+#   grow: with all 1,347 both are near 0.97.
+# * **The views make the representation.** For single-channel images
+#   ``views="auto"`` does not crop but warps (small rotations, slants,
+#   zooms, shifts and elastic distortions, the variations of handwriting):
+#   a random resized crop of an 8×8 digit keeps a few pixels of one stroke.
+#   With crops, the same SimCLR is level with the pixels at 20 labels
+#   (``benchmarks/bench_few_labels.py`` measures both).
 # * **Do not standardise with the statistics of 20 labels.** The
 #   classifiers above see the representation as it is. Scaling each of its
 #   256 features by a mean and variance estimated from 20 samples inflates
-#   the features that hardly vary and costs 6 to 9 points at 20 labels
-#   (``benchmarks/bench_few_labels.py`` measures it); the same holds for the
-#   batch normalisation that starts FineTuner's default head.
-# * **Fine-tuning does not help with so few labels.** Training the whole
-#   network on 20 labels does not beat the logistic regression on the
-#   frozen representation; it catches up with a few hundred labels.
+#   the features that hardly vary and costs about 10 points at 20 labels;
+#   the same holds for the batch normalisation that starts FineTuner's
+#   default head.
+# * **Fine-tuning needs augmentation with so few labels.** Without it,
+#   training the whole network on 20 labels memorises them (6 points lower
+#   than with ``views="auto"``); with it, fine-tuning comes close to the
+#   frozen representation, which stays the better choice up to about 100
+#   labels.
 # * Where raw features say less, as on the MNIST-1D signals (raw logistic
 #   regression 0.33), the gain of pre-training is much larger:
 #   ``benchmarks/bench_transfer.py`` measures it (see :doc:`/benchmarks`).
