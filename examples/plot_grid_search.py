@@ -88,8 +88,8 @@ ax.legend(loc="upper right")
 plt.show()
 
 # %%
-# The curve has its best between ``τ = 0.1`` (SimCLR's default here) and
-# ``0.3``. Too low a temperature makes the loss chase the hardest negatives,
+# The curve has its best between ``τ = 0.1`` and ``0.3`` (SimCLR's default is
+# 0.2). Too low a temperature makes the loss chase the hardest negatives,
 # which on digits are often other images of the same class that it then
 # pushes apart; too high a temperature weighs all negatives alike and
 # separates the classes less sharply. Every temperature beats the raw

@@ -356,3 +356,26 @@ def test_autoencoder_verbose_in_a_terminal_draws_a_progress_bar(monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     ae = AutoencoderTransformer(n_components=2, max_epochs=1, verbose=1).fit(X)
     assert "progress_bar" in dict(ae.net_.callbacks)
+
+
+@pytest.mark.parametrize("shape", [(5000, 40), (5000, 1, 40), (3, 7)])
+def test_input_scale_matches_float64_over_many_blocks(shape):
+    """Blockwise float64 sums (a last partial block, a constant column)."""
+    import torch
+
+    from sk_replearn.objectives.base import Objective
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 3 + 1e3).astype(np.float32)
+    table = len(shape) == 2
+    if table:
+        x[:, 1] = 7.0  # constant: keeps a scale of 1
+    obj = Objective(input_shape=shape[1:])
+    obj.set_input_scale(torch.from_numpy(x))
+    ref = x.reshape(len(x), -1).astype(np.float64)
+    mean = ref.mean(0) if table else ref.mean()
+    std = ref.std(0, ddof=1) if table else ref.std(ddof=1)
+    if table:
+        std[1] = 1.0
+    np.testing.assert_allclose(obj.input_shift.numpy(), mean, rtol=1e-7)
+    np.testing.assert_allclose(obj.input_scale.numpy(), std, rtol=1e-6)

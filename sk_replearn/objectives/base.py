@@ -66,8 +66,10 @@ class Objective(nn.Module):
 
         Scalars, or one shift and scale per column of a table; a constant
         column (or a single sample) keeps a scale of 1. Two passes in
-        float64 over blocks of about 65,536 values, so the extra memory is
-        one block, not a float64 copy of ``x``.
+        float64 over blocks of about 65,536 values, each copied into one
+        reused buffer, so the extra memory is that block: no float64 copy of
+        ``x``, and no fresh block per step for the allocator to keep (which
+        had held on to about twice the size of ``x``).
         """
         x = x.detach()
         x = x.reshape(len(x), -1)  # (N, d)
@@ -75,15 +77,22 @@ class Objective(nn.Module):
         rows = max(1, 2**16 // max(x.shape[1], 1))
         blocks = x.split(rows)
         count = len(x) if table else x.numel()
+        buf = torch.empty(min(rows, len(x)), x.shape[1], dtype=torch.float64)
+        buf = buf.to(x.device)
 
-        def total(fn) -> torch.Tensor:  # per column (table) or over everything
-            sums = [fn(b.double()).sum(0) for b in blocks]
-            out = torch.stack(sums).sum(0)
+        def total(center=None) -> torch.Tensor:  # per column (table) or overall
+            sums = buf.new_empty(len(blocks), x.shape[1])
+            for i, b in enumerate(blocks):
+                block = buf[: len(b)].copy_(b)
+                if center is not None:
+                    block.sub_(center).square_()
+                torch.sum(block, 0, out=sums[i])
+            out = sums.sum(0)
             return out if table else out.sum()
 
-        mean = total(lambda b: b) / count
+        mean = total() / count
         if count > 1:
-            std = (total(lambda b: (b - mean).square()) / (count - 1)).sqrt()
+            std = (total(mean) / (count - 1)).sqrt()
         else:
             std = torch.ones_like(mean)
         self.input_shift.copy_(mean)
