@@ -172,8 +172,10 @@ BY_DESIGN = {
     "KMeansTransformer": (
         "holds X minus its mean as one float32 tensor (4 B a value) that every "
         "Lloyd iteration reads, as scikit-learn's KMeans centres a copy "
-        "(copy_x=True), and labels_ (8 B a sample); k-means++ seeding keeps a "
-        "few values a sample for at most 65536 samples"
+        "(copy_x=True), and labels_ (8 B a sample); on the CPU Lloyd's "
+        "iterations keep each sample's squared norm and Hamerly's upper and "
+        "lower distance bounds (3 float32, 12 B a sample); k-means++ seeding "
+        "keeps a few values a sample for at most 65536 samples"
     ),
     "PCATransformer": (
         "shifts X into a buffer of at most 2**20 values (4 MiB) a worker, so "
