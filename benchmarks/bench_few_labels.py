@@ -24,15 +24,15 @@ count; SwAV or DINO >= the best raw-pixel row at every count; a default
 ``LogisticRegression()`` on the frozen SimCLR representation above the
 same classifier on pixels at every count.
 
-The diagnosis section (``--no-diagnose`` skips it) measures the suspects:
-a probe standardised with the statistics of its few labels (and the batch
+The diagnosis section (``--no-diagnose`` skips it) measures the suspects: a
+probe standardised with the statistics of its few labels (and the batch
 normalisation of FineTuner's default head, which does the same), the layer
 probed (``transform_layer``), the views and training settings (SimCLR's
 previous defaults, ``ImageViews()`` with τ = 0.1, batch 256 and lr 1e-3,
-each half swapped back in turn), a longer pre-training, other pre-training seeds, and label spreading over
-the nearest-neighbour graph of all training images (raw pixels against
-SimCLR), which shows how well each space's neighbourhoods follow the
-classes.
+each half swapped back in turn), a longer pre-training, other pre-training
+seeds, and label spreading over the nearest-neighbour graph of all training
+images (raw pixels against SimCLR), which shows how well each space's
+neighbourhoods follow the classes.
 
 Run: ``python benchmarks/bench_few_labels.py [--draws N] [--no-diagnose]``
 (about 5 minutes on 2 cores at one thread).
