@@ -5,7 +5,9 @@ The same work on the same batch in this one process: a random resized crop
 followed by colour jitter with probability 0.8 (brightness and contrast 0.4;
 for 3 channels also saturation 0.4 and hue 0.1). Calls of the two libraries
 alternate and the median time of each is reported, so a slow moment of the
-machine hits both sides alike.
+machine hits both sides alike. A last row times what ``views="auto"``
+gives single-channel images (the warps: rotation, shear, zoom, shift and an
+elastic field, then the jitter), ours alone.
 
 Run: ``python benchmarks/bench_views.py [--repeats 30] [--threads 1]``.
 Needs ``pip install kornia`` for the kornia column (skipped without it).
@@ -21,7 +23,7 @@ import time
 
 import torch
 
-from sk_replearn.views import ImageViews
+from sk_replearn.views import ImageViews, make_views
 
 SHAPES = [(256, 1, 28, 28), (256, 3, 32, 32)]
 SCALE, RATIO = (0.2, 1.0), (3 / 4, 4 / 3)
@@ -91,6 +93,14 @@ def main() -> None:
             else:
                 row += f" {'n/a':>10}"
             print(row)
+    # views="auto" on single-channel images: warps (rotation, shear, zoom,
+    # shift, elastic field) and jitter in one resampling; ours only
+    shape = SHAPES[0]
+    with torch.no_grad():
+        (ms,) = median_ms(
+            [make_views("auto", shape[1:])], torch.rand(shape), args.repeats
+        )
+    print(f"{str(shape):<18} {'auto warps':<12} {ms:>8.2f} {'n/a':>10}")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ plt.show()
 #   default head.
 # * **Fine-tuning needs augmentation with so few labels.** Without it,
 #   training the whole network on 20 labels memorises them (6 points lower
-#   than with ``views="auto"``); with it, fine-tuning comes within 1 to 2
+#   than with ``views="auto"``); with it, fine-tuning comes within 1 to 2.5
 #   points of the frozen representation, which stays ahead at every count
 #   here.
 # * Where raw features say less, as on the MNIST-1D signals (raw logistic
