@@ -656,3 +656,12 @@ def test_main_job_sequences_table(monkeypatch, capsys):
     ):
         line = next(row for row in out.splitlines() if row.startswith(name))
         assert float(line.split()[-1]) > 0.9  # two kinds of letters: easy
+
+
+def test_fine_tuner_views_on_token_sequences(strings):
+    labels = np.repeat([0, 1], 40)
+    rep = make("BERTTransformer").fit(strings)
+    auto = FineTuner(rep, views="auto", max_epochs=1, random_state=0)
+    assert auto.fit(strings, labels).net_.module_.views is None  # nothing to reuse
+    with pytest.raises(ValueError, match="reads token sequences; use views=None"):
+        FineTuner(rep, views=torch.neg, max_epochs=1).fit(strings, labels)

@@ -357,6 +357,11 @@ class BaseFineTuner(NeuralRepresentation):
                 X_t = training_samples(X, self.input_shape_)
                 module.views = None if frozen else self._training_views()
             else:  # padded token ids carrying the targets
+                if self.views is not None and not isinstance(self.views, str):
+                    raise ValueError(
+                        f"views={self.views!r} augments arrays, but the "
+                        "representation reads token sequences; use views=None."
+                    )
                 X_t = source._token_data(X, y_t, owner=type(self).__name__)
             net = self._make_net(module, blocks, lrs, len(X_t), device)
             if frozen:
