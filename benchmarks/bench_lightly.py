@@ -4,8 +4,8 @@ The same SimCLR twice, on the MNIST-1D training split without labels:
 
 * ours: ``SimCLRTransformer(input_shape=(1, 40))`` with its defaults (a
   small 1-D ResNet, :class:`~sk_replearn.views.SequenceViews`, a 2-layer
-  projection head to 128, NT-Xent at temperature 0.1, batch 256, AdamW at
-  lr 1e-3 and weight decay 1e-4 with a per-step cosine decay), trained by
+  projection head to 128, NT-Xent at temperature 0.2, batch 128, AdamW at
+  lr 3e-3 and weight decay 1e-4 with a per-step cosine decay), trained by
   skorch through ``fit``;
 * the loop: what a user of lightly (the self-supervised library of
   Susmelj et al., 2020) writes by hand: the same encoder built by
