@@ -134,6 +134,13 @@ def _cases() -> dict:
         head="mlp",
         **RUN,
     )
+    # recorded since: single-channel warps (views="auto"), SimCLR's defaults,
+    # and fine-tuning on the pre-training views
+    tiny_simclr = {k: v for k, v in _TWO_VIEW_IMAGE.items() if k != "views"}
+    cases["warps-image-SimCLR"] = lambda: SimCLRTransformer(**tiny_simclr)
+    cases["finetune-SimCLR-views"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), views="auto", **RUN
+    )
     cases["finetune-SimCLR-reinit"] = lambda: FineTuner(
         SimCLRTransformer(**_TWO_VIEW_IMAGE, **_SIMCLR),
         reinit_layers=1,
