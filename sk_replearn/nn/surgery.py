@@ -71,11 +71,18 @@ class TransferEncoder(nn.Module):
         )
         self.out_features = int(out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode a raw batch ``(B, *input_shape)`` (or flat) to ``(B, D)``."""
+    def forward(self, x: torch.Tensor, augment=None) -> torch.Tensor:
+        """Encode a raw batch ``(B, *input_shape)`` (or flat) to ``(B, D)``.
+
+        ``augment``, if given, maps the standardised batch to another of the
+        same shape before the body (the fine-tuners' ``views``).
+        """
         if self.input_shape is not None:
             x = x.reshape(x.shape[0], *self.input_shape)
-        return self.head(self.body(self.prep(x)))
+        x = self.prep(x)
+        if augment is not None:
+            x = augment(x)
+        return self.head(self.body(x))
 
 
 @dataclass

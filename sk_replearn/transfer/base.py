@@ -176,12 +176,7 @@ class FineTuneModule(nn.Module):
         """Head outputs of a raw batch (or of features, see ``features_input``)."""
         if self.features_input:
             return self.head(x)
-        if self.training and self.views is not None:
-            enc = self.encoder
-            if enc.input_shape is not None:
-                x = x.reshape(x.shape[0], *enc.input_shape)
-            return self.head(enc.head(enc.body(self.views(enc.prep(x)))))
-        return self.head(self.encoder(x))
+        return self.head(self.encoder(x, self.views if self.training else None))
 
 
 def param_groups(
