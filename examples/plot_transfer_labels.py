@@ -11,7 +11,7 @@ neural networks?", NeurIPS 2014):
 * **frozen**: the representation is kept as it is and a classifier is
   trained on its output, here what a scikit-learn user writes,
   ``Pipeline([("rep", FrozenEstimator(rep)), ("clf",
-  LogisticRegression())])`` (``benchmarks/bench_few_labels.py`` adds
+  LogisticRegression())])`` (``benchmarks/bench_labels.py`` adds
   :class:`~sk_replearn.evaluation.LinearProbeCV`, whose regularisation is
   chosen by cross-validation on the few labels, and other methods);
 * **fine-tuned**: :class:`~sk_replearn.FineTuner` puts a new linear head on
@@ -19,7 +19,7 @@ neural networks?", NeurIPS 2014):
   augmenting them with the views SimCLR was pre-trained with
   (``views="auto"``).
 
-The protocol is that of ``benchmarks/bench_few_labels.py``: a
+The protocol is that of ``benchmarks/bench_labels.py``: a
 :class:`~sk_replearn.SimCLRTransformer` (defaults, ``input_shape=(1, 8,
 8)``) pre-trained on the 1,347 training digits of scikit-learn, then 2, 5,
 10 and 30 labels a class, five seeded draws each
@@ -115,7 +115,7 @@ plt.show()
 #   zooms, shifts and elastic distortions, the variations of handwriting):
 #   a random resized crop of an 8×8 digit keeps a few pixels of one stroke.
 #   With crops, the same SimCLR is level with the pixels at 20 labels
-#   (``benchmarks/bench_few_labels.py`` measures both).
+#   (``benchmarks/bench_labels.py`` measures both).
 # * **Do not standardise with the statistics of 20 labels.** The
 #   classifiers above see the representation as it is. Scaling each of its
 #   256 features by a mean and variance estimated from 20 samples inflates

@@ -293,8 +293,9 @@ fixed features (a linear probe with ``head="linear"``).""",
         '{"linear", "mlp"} or callable',
         """\
 The new task-specific head (network surgery): a linear layer, or one
-hidden layer of 256 ReLU units; both start with a batch normalisation
-(without learned scale) of the features. A callable (e.g. an
+hidden layer of 256 ReLU units; both start with a layer normalisation
+(without learned scale) of each sample's features, which needs no batch
+statistics and so holds up with a few labels. A callable (e.g. an
 ``nn.Module`` class) is called as ``head(n_features, n_outputs)`` and
 must return an ``nn.Module``.""",
     ),

@@ -379,3 +379,11 @@ def test_input_scale_matches_float64_over_many_blocks(shape):
         std[1] = 1.0
     np.testing.assert_allclose(obj.input_shift.numpy(), mean, rtol=1e-7)
     np.testing.assert_allclose(obj.input_scale.numpy(), std, rtol=1e-6)
+
+
+def test_autoencoder_keeps_the_strided_cnn_on_small_images():
+    # encoder="auto" gives two-view methods a full-resolution CNN on small
+    # images; the autoencoder keeps the strided CNN its decoder mirrors.
+    X = np.random.default_rng(0).random((32, 64), dtype=np.float32)
+    ae = AutoencoderTransformer(input_shape=(1, 8, 8), max_epochs=1, random_state=0)
+    assert ae.fit(X).net_.module_.backbone.strides == (2, 2)

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from torch import nn
 
 import sk_replearn
 from sk_replearn import (
@@ -57,13 +58,33 @@ _TWO_VIEW_IMAGE = {
     **RUN,
     **_IMAGE_VIEWS_AS_RECORDED,
 }
+
+
+def _batch_norm_head(n_features: int, n_outputs: int) -> nn.Module:
+    """FineTuner's ``head="linear"`` as recorded: a batch normalisation first."""
+    norm = nn.BatchNorm1d(n_features, affine=False)
+    return nn.Sequential(norm, nn.Linear(n_features, n_outputs))
+
+
+def _batch_norm_mlp_head(n_features: int, n_outputs: int) -> nn.Module:
+    """FineTuner's ``head="mlp"`` as recorded."""
+    norm = nn.BatchNorm1d(n_features, affine=False)
+    return nn.Sequential(
+        norm, nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, n_outputs)
+    )
+
+
 #: Rows of the table changed since their outputs were recorded, as recorded.
-#: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording.)
+#: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording;
+#: the fine-tuners' heads started with a batch normalisation.)
 AS_RECORDED = {
     "MAETransformer": {"patch_size": 2, "mask_ratio": 0.75},
     "DINOTransformer": {"lr": 1e-3},
     "SimCLRTransformer": {"temperature": 0.1, "lr": 1e-3},
+    "FineTuner": {"head": _batch_norm_head},
+    "FineTunerRegressor": {"head": _batch_norm_head},
 }
+_HEAD = AS_RECORDED["FineTuner"]
 _SIMCLR = AS_RECORDED["SimCLRTransformer"]
 _TINY_MAE = {**INSTANCES["MAETransformer"], **AS_RECORDED["MAETransformer"]}
 
@@ -124,14 +145,16 @@ def _cases() -> dict:
     cases["signal-MAE"] = lambda: MAETransformer(
         **{**_TINY_MAE, **_SIGNAL, "patch_size": 8}
     )
-    cases["finetune-PCA"] = lambda: FineTuner(PCATransformer(n_components=4), **RUN)
+    cases["finetune-PCA"] = lambda: FineTuner(
+        PCATransformer(n_components=4), **_HEAD, **RUN
+    )
     cases["finetune-MAE-layer-decay"] = lambda: FineTuner(
-        MAETransformer(**{**_TINY_MAE, **_IMAGE}), layer_decay=0.5, **RUN
+        MAETransformer(**{**_TINY_MAE, **_IMAGE}), layer_decay=0.5, **_HEAD, **RUN
     )
     cases["finetune-SimCLR-frozen"] = lambda: FineTuner(
         SimCLRTransformer(**_TWO_VIEW_IMAGE, **_SIMCLR),
         strategy="frozen",
-        head="mlp",
+        head=_batch_norm_mlp_head,
         **RUN,
     )
     # recorded since: single-channel warps (views="auto"), SimCLR's defaults,
@@ -139,14 +162,26 @@ def _cases() -> dict:
     tiny_simclr = {k: v for k, v in _TWO_VIEW_IMAGE.items() if k != "views"}
     cases["warps-image-SimCLR"] = lambda: SimCLRTransformer(**tiny_simclr)
     cases["finetune-SimCLR-views"] = lambda: FineTuner(
-        SimCLRTransformer(**tiny_simclr), views="auto", **RUN
+        SimCLRTransformer(**tiny_simclr), views="auto", **_HEAD, **RUN
     )
     cases["finetune-SimCLR-reinit"] = lambda: FineTuner(
         SimCLRTransformer(**_TWO_VIEW_IMAGE, **_SIMCLR),
         reinit_layers=1,
         freeze_layers=1,
+        **_HEAD,
         **RUN,
     )
+    # recorded since: the layer-normalised heads, and the full-resolution CNN
+    # encoder="auto" builds for small images
+    cases["finetune-SimCLR-linear-head"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), **RUN
+    )
+    cases["finetune-SimCLR-mlp-head"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), head="mlp", strategy="frozen", **RUN
+    )
+    small = {**tiny_simclr}
+    del small["encoder_kwargs"]
+    cases["small-image-SimCLR"] = lambda: SimCLRTransformer(**small)
     return cases
 
 

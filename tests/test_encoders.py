@@ -18,6 +18,7 @@ from sk_replearn.nn import (
     ResNetEncoder,
     ViTDecoder,
     ViTEncoder,
+    auto_encoder_kwargs,
     build_decoder,
     build_encoder,
     patchify,
@@ -364,6 +365,39 @@ def test_cnn_autoencoder_reduces_reconstruction_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_cnn_strides_keep_resolution_where_they_are_one():
+    x = torch.randn(3, 1, 8, 8)
+    default = CNNEncoder((1, 8, 8), channels=(4, 8))
+    assert default.strides == (2, 2)
+    assert default.features(x).shape == (3, 8, 2, 2)
+    small = CNNEncoder((1, 8, 8), (4, 8, 16), strides=(1, 2, 2), pool_size=1)
+    assert small.features(x).shape == (3, 16, 2, 2)
+    assert small(x).shape == (3, small.out_features) == (3, 16)
+
+
+@pytest.mark.parametrize("strides", [(1,), (1, 3), (2.0, 2), "12", 2])
+def test_cnn_bad_strides_raise_naming_the_parameter(strides):
+    with pytest.raises(ValueError, match=r"strides must give one stride, 1 or 2"):
+        CNNEncoder((1, 8, 8), channels=(4, 8), strides=strides)
+
+
+def test_auto_encoder_keeps_small_images_at_full_resolution():
+    enc = build_encoder("auto", (1, 8, 8))
+    assert isinstance(enc, CNNEncoder)
+    assert (enc.channels, enc.strides, enc.pool_size) == ((16, 32, 64), (1, 2, 2), 1)
+    assert enc(torch.randn(2, 1, 8, 8)).shape == (2, 64)
+    assert build_encoder("auto", (3, 16, 16)).strides == (1, 2, 2)
+    # larger images and explicit kwargs keep the strided CNN's defaults
+    assert build_encoder("auto", (1, 17, 17)).strides == (2, 2)
+    assert build_encoder("auto", (1, 28, 28)).strides == (2, 2)
+    given = build_encoder("auto", (1, 8, 8), channels=(4, 8))
+    assert (given.channels, given.strides, given.pool_size) == ((4, 8), (2, 2), 2)
+    assert build_encoder("cnn", (1, 8, 8)).strides == (2, 2)
+    # a mirrored encoder (the autoencoder's) and signals are left alone
+    assert auto_encoder_kwargs((1, 8, 8), mirrored=True) == {}
+    assert auto_encoder_kwargs((1, 8)) == {}
 
 
 # -- ViT -----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from sk_replearn import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
-from sk_replearn.transfer.base import transfer_encoder
+from sk_replearn.transfer.base import build_head, transfer_encoder
 from sk_replearn.views import ImageViews
 
 
@@ -473,3 +473,17 @@ def test_views_apply_in_training_mode_only(small_digits):
         assert not torch.allclose(module(x), module(x))  # train: fresh views
         module.views = None
         torch.testing.assert_close(module(x), module(x))
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_default_heads_need_no_batch_statistics(head):
+    # A few labels must not standardise the features with their own
+    # statistics: each sample is normalised over its features, so its output
+    # does not depend on the batch, on training mode or on the scale.
+    torch.manual_seed(0)
+    h = build_head(head, 6, 3).train()
+    x = torch.randn(5, 6) * torch.tensor([1.0, 1e-3, 10.0, 1.0, 0.1, 5.0])
+    out = h(x)
+    torch.testing.assert_close(h(x[:1]), out[:1])
+    torch.testing.assert_close(h(100.0 * x), out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h.eval()(x), out)

@@ -52,7 +52,7 @@ class SimCLRTransformer(_TwoViewTransformer):
     ``temperature=0.1`` (the paper's, for batches of thousands),
     ``batch_size=256`` and ``lr=1e-3``, and on MNIST-1D the linear
     probe with every label 0.931 against 0.924
-    (``benchmarks/bench_few_labels.py``, ``benchmarks/bench_ssl.py``).
+    (``benchmarks/bench_labels.py``, ``benchmarks/bench_ssl.py``).
 
     References
     ----------

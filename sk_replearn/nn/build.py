@@ -31,6 +31,7 @@ __all__ = [
     "AUTO_ENCODERS",
     "DECODER_NAMES",
     "ENCODER_NAMES",
+    "auto_encoder_kwargs",
     "build_decoder",
     "build_encoder",
     "resolve_encoder",
@@ -42,10 +43,15 @@ ENCODER_NAMES = ("auto", "mlp", "cnn", "resnet", "vit")
 #: Names the ``decoder`` parameter accepts; see :func:`build_decoder`.
 DECODER_NAMES = ("auto", "mlp", "cnn", "vit")
 #: What ``encoder="auto"`` builds, by the kind of sample: an MLP for tables
-#: ``(d,)``, a small ResNet for 1-D signals ``(C, L)``, a CNN for images.
+#: ``(d,)``, a small ResNet for 1-D signals ``(C, L)``, a CNN for images
+#: (a full-resolution one for small images, :func:`auto_encoder_kwargs`).
 AUTO_ENCODERS = {1: "mlp", 2: "resnet", 3: "cnn"}
 #: The same for an encoder a decoder must mirror (the autoencoder).
 AUTO_MIRRORED_ENCODERS = {1: "mlp", 2: "cnn", 3: "cnn"}
+#: Images whose sides are all at most this are small (auto_encoder_kwargs).
+SMALL_IMAGE_SIDE = 16
+#: The CNN ``encoder="auto"`` builds for small images (not mirrored).
+SMALL_IMAGE_CNN = {"channels": (16, 32, 64), "strides": (1, 2, 2), "pool_size": 1}
 
 
 def resolve_encoder(encoder, input_shape: Sequence[int], *, mirrored: bool = False):
@@ -87,6 +93,48 @@ def resolve_encoder(encoder, input_shape: Sequence[int], *, mirrored: bool = Fal
         table = AUTO_MIRRORED_ENCODERS if mirrored else AUTO_ENCODERS
         return table[len(check_input_shape(input_shape))]
     return encoder
+
+
+def auto_encoder_kwargs(input_shape: Sequence[int], *, mirrored: bool = False) -> dict:
+    """The keyword arguments ``encoder="auto"`` gives its encoder class.
+
+    Empty (the class defaults) except on small images, whose sides are all
+    at most 16, for an encoder no decoder mirrors: there :class:`CNNEncoder`
+    gets three blocks of 16, 32 and 64 channels, the first of stride 1, and
+    global pooling. The default strided CNN halves an 8x8 digit at its
+    first convolution, which then sees each stroke at one position in
+    four. On scikit-learn's digits (1,347 training images, three stratified
+    splits) SimCLR's frozen ``LogisticRegression()`` scored 0.960 with 100
+    labels and 0.872 with 20 against 0.946 and 0.839 with the default CNN,
+    for about 15% more fit time (a small ResNet reached 0.966 and 0.901 in
+    three times the time; ``benchmarks/bench_labels.py``). An estimator's
+    ``encoder_kwargs``, when given, replace these rather than add to them.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample: ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
+    mirrored : bool, default=False
+        Whether a decoder will mirror the encoder.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for the class ``resolve_encoder("auto",
+        input_shape, mirrored=mirrored)`` names.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn import auto_encoder_kwargs
+    >>> auto_encoder_kwargs((1, 8, 8))
+    {'channels': (16, 32, 64), 'strides': (1, 2, 2), 'pool_size': 1}
+    >>> auto_encoder_kwargs((1, 28, 28)), auto_encoder_kwargs((1, 8, 8), mirrored=True)
+    ({}, {})
+    """
+    shape = check_input_shape(input_shape)
+    if len(shape) == 3 and not mirrored and max(shape[1:]) <= SMALL_IMAGE_SIDE:
+        return dict(SMALL_IMAGE_CNN)
+    return {}
 
 
 _ENCODERS: dict[str, type[nn.Module]] = {
@@ -214,11 +262,13 @@ def build_encoder(
 nn.Module or callable
         ``"auto"`` is resolved by :func:`resolve_encoder`: ``"mlp"`` for
         tabular ``(d,)`` input, ``"resnet"`` for signals, ``"cnn"`` for
-        images. A subclass is called as ``encoder(input_shape=input_shape,
-        **kwargs)``. A module instance (e.g. a torchvision ResNet whose
-        ``fc`` is ``nn.Identity()``) is deep-copied, so training never
-        changes the caller's module; any other callable is a factory
-        called with no arguments that returns a module (e.g.
+        images (with :func:`auto_encoder_kwargs` on small images when no
+        ``kwargs`` are given). A subclass is called as
+        ``encoder(input_shape=input_shape, **kwargs)``. A module instance
+        (e.g. a torchvision ResNet whose ``fc`` is ``nn.Identity()``) is
+        deep-copied, so training never changes the caller's module; any
+        other callable is a factory called with no arguments that returns a
+        module (e.g.
         ``functools.partial(torchvision.models.resnet18, num_classes=10)``).
     input_shape : tuple of int
         Shape of one sample: ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
@@ -267,8 +317,10 @@ nn.Module or callable
     """
     shape = check_input_shape(input_shape)
     if isinstance(encoder, str):
-        name = resolve_encoder(_check_name("encoder", encoder, ENCODER_NAMES), shape)
-        cls = _ENCODERS[name]
+        given = _check_name("encoder", encoder, ENCODER_NAMES)
+        cls = _ENCODERS[resolve_encoder(given, shape)]
+        if given == "auto" and not kwargs:
+            kwargs = auto_encoder_kwargs(shape)
         _check_kwargs(cls, kwargs, ["input_shape"])
         return cls(input_shape=shape, **kwargs)
     if _is_module_class(encoder):

@@ -16,6 +16,7 @@ from ._checks import (
     check_input_shape,
     check_int,
     check_sizes,
+    is_int,
     spatial_sizes,
 )
 
@@ -42,13 +43,36 @@ def init_conv(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _check_strides(strides, n_blocks: int) -> tuple[int, ...]:
+    """One stride, 1 or 2, per block; ``None`` is 2 for every block."""
+    if strides is None:
+        return (2,) * n_blocks
+    given = strides
+    try:
+        strides = None if isinstance(given, str) else tuple(given)
+    except TypeError:
+        strides = None
+    if (
+        strides is None
+        or len(strides) != n_blocks
+        or any(not is_int(s) or s not in (1, 2) for s in strides)
+    ):
+        raise ValueError(
+            f"strides must give one stride, 1 or 2, per entry of channels "
+            f"({n_blocks} of them), e.g. strides={(1,) + (2,) * (n_blocks - 1)}, "
+            f"or None for 2 everywhere; got {given!r}."
+        )
+    return tuple(int(s) for s in strides)
+
+
 class CNNEncoder(nn.Module):
     """Plain convolutional encoder for 1-D signals or images.
 
-    One ``Conv(stride=2) -> BatchNorm -> activation`` block per entry of
-    ``channels`` (``Conv1d`` for ``(C, L)``, ``Conv2d`` for ``(C, H, W)``),
-    each halving the spatial size (rounding up), then adaptive average
-    pooling to a ``pool_size`` grid, flattened.
+    One ``Conv -> BatchNorm -> activation`` block per entry of ``channels``
+    (``Conv1d`` for ``(C, L)``, ``Conv2d`` for ``(C, H, W)``), each of
+    stride 2 (halving the spatial size, rounding up) unless ``strides``
+    says 1, then adaptive average pooling to a ``pool_size`` grid,
+    flattened.
 
     ``pool_size=2`` is the default rather than global average pooling
     (``pool_size=1``): with two stages an 8x8 digit ends as a 2x2 map, and
@@ -72,6 +96,12 @@ class CNNEncoder(nn.Module):
         Side of the pooled grid; ``1`` is global average pooling.
     activation : {"relu", "gelu"}, default="relu"
         Non-linearity after each normalisation.
+    strides : sequence of int, default=None
+        Stride, 1 or 2, of each block (one per entry of ``channels``);
+        ``None`` is 2 for every block. A first block of stride 1 keeps the
+        full resolution of a small image: ``encoder="auto"`` on images of
+        side at most 16 is ``channels=(16, 32, 64), strides=(1, 2, 2),
+        pool_size=1`` (see :func:`resolve_encoder`).
 
     Attributes
     ----------
@@ -89,6 +119,9 @@ class CNNEncoder(nn.Module):
     (torch.Size([3, 256]), 256)
     >>> CNNEncoder((2, 40), channels=(8, 16))(torch.randn(3, 2, 40)).shape
     torch.Size([3, 32])
+    >>> small = CNNEncoder((1, 8, 8), (16, 32, 64), strides=(1, 2, 2), pool_size=1)
+    >>> small.features(torch.randn(3, 1, 8, 8)).shape  # 8x8 -> 8x8 -> 4x4 -> 2x2
+    torch.Size([3, 64, 2, 2])
     """
 
     def __init__(
@@ -98,6 +131,7 @@ class CNNEncoder(nn.Module):
         kernel_size: int = 3,
         pool_size: int = 2,
         activation: str = "relu",
+        strides: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.input_shape = check_input_shape(input_shape)
@@ -106,13 +140,19 @@ class CNNEncoder(nn.Module):
         self.kernel_size = check_int("kernel_size", kernel_size)
         self.pool_size = check_int("pool_size", pool_size)
         self.activation = activation
+        self.strides = _check_strides(strides, len(self.channels))
         conv, bn, pool = conv_ops(ndim)
         layers: list[nn.Module] = []
         prev = self.input_shape[0]
-        for c in self.channels:
+        for c, stride in zip(self.channels, self.strides):
             layers += [
                 conv(
-                    prev, c, kernel_size, stride=2, padding=kernel_size // 2, bias=False
+                    prev,
+                    c,
+                    kernel_size,
+                    stride=stride,
+                    padding=kernel_size // 2,
+                    bias=False,
                 ),
                 bn(c),
                 activation_layer(activation),

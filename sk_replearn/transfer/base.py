@@ -98,12 +98,19 @@ def transfer_encoder(representation) -> TransferEncoder:
 def build_head(head, in_features: int, out_features: int) -> nn.Module:
     """The new task head (network surgery) on ``in_features`` features.
 
-    ``"linear"`` and ``"mlp"`` start with a parameter-free batch
-    normalisation of the features (as MAE's linear probe does), since
-    pre-trained features come at any scale.
+    ``"linear"`` and ``"mlp"`` start with a layer normalisation without
+    learned scale (ViT's classifier also reads a layer-normalised token),
+    since pre-trained features come at any scale. It normalises each sample
+    over its features, so it needs no batch statistics: a batch normalisation
+    (MAE's linear probe) standardises every feature with the mean and
+    variance of the labelled batch, which with a few labels inflates the
+    features that hardly vary. With SimCLR on the digits, fine-tuning on 20
+    labels scored 0.791 with the layer normalisation against 0.750 with
+    the batch normalisation; on MNIST-1D with 40 labels, 0.811 against
+    0.773 (``benchmarks/bench_labels.py``).
     """
     if isinstance(head, str):
-        norm = nn.BatchNorm1d(in_features, affine=False)
+        norm = nn.LayerNorm(in_features, elementwise_affine=False)
         if head == "linear":
             return nn.Sequential(norm, nn.Linear(in_features, out_features))
         return nn.Sequential(
