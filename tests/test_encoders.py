@@ -386,8 +386,9 @@ def test_cnn_bad_strides_raise_naming_the_parameter(strides):
 def test_auto_encoder_keeps_small_images_at_full_resolution():
     enc = build_encoder("auto", (1, 8, 8))
     assert isinstance(enc, CNNEncoder)
-    assert (enc.channels, enc.strides, enc.pool_size) == ((16, 32, 64), (1, 2, 2), 1)
-    assert enc(torch.randn(2, 1, 8, 8)).shape == (2, 64)
+    assert (enc.channels, enc.strides, enc.pool_size) == ((16, 32, 64), (1, 2, 2), 2)
+    assert enc.features(torch.randn(2, 1, 8, 8)).shape == (2, 64, 2, 2)
+    assert enc(torch.randn(2, 1, 8, 8)).shape == (2, 256)
     assert build_encoder("auto", (3, 16, 16)).strides == (1, 2, 2)
     # larger images and explicit kwargs keep the strided CNN's defaults
     assert build_encoder("auto", (1, 17, 17)).strides == (2, 2)

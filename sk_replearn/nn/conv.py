@@ -100,8 +100,8 @@ class CNNEncoder(nn.Module):
         Stride, 1 or 2, of each block (one per entry of ``channels``);
         ``None`` is 2 for every block. A first block of stride 1 keeps the
         full resolution of a small image: ``encoder="auto"`` on images of
-        side at most 16 is ``channels=(16, 32, 64), strides=(1, 2, 2),
-        pool_size=1`` (see :func:`resolve_encoder`).
+        side at most 16 is ``channels=(16, 32, 64), strides=(1, 2, 2)``
+        (see :func:`auto_encoder_kwargs`).
 
     Attributes
     ----------
