@@ -15,9 +15,7 @@ neural networks?", NeurIPS 2014):
   :class:`~sk_replearn.evaluation.LinearProbeCV`, whose regularisation is
   chosen by cross-validation on the few labels, and other methods);
 * **fine-tuned**: :class:`~sk_replearn.FineTuner` puts a new linear head on
-  the pre-trained encoder and trains every weight on the labels, here
-  augmenting them with the views SimCLR was pre-trained with
-  (``views="auto"``).
+  the pre-trained encoder and trains every weight on the labels.
 
 The protocol is that of ``benchmarks/bench_labels.py``: a
 :class:`~sk_replearn.SimCLRTransformer` (defaults, ``input_shape=(1, 8,
@@ -58,7 +56,7 @@ MODELS = {
     "frozen + LogisticRegression": Pipeline(
         [("rep", FrozenEstimator(simclr)), ("clf", LogisticRegression(max_iter=5000))]
     ),
-    "fine-tuned": FineTuner(simclr, views="auto", random_state=0),
+    "fine-tuned": FineTuner(simclr, random_state=0),
 }
 rows = []
 for name, model in MODELS.items():

@@ -46,10 +46,13 @@ the projection head. None keeps the encoder's own width, given by
 The encoder network, whose output is the representation. "auto" picks
 an MLP for tabular data, a CNN for images and a small ResNet for 1-D
 signals (see ``input_shape``), which on MNIST-1D learns far better
-features than the plain CNN; an encoder that a decoder mirrors (the
-autoencoder's) stays the strided CNN on signals. A class is called as
-``encoder(input_shape=..., **encoder_kwargs)``. A module instance (e.g.
-a torchvision ResNet with ``fc = nn.Identity()``) is copied at each fit,
+features than the plain CNN. On small images (sides of at most 16, such
+as 8x8 digits) the CNN's first block keeps the full resolution
+(:func:`~sk_replearn.nn.auto_encoder_kwargs`). An encoder that a decoder
+mirrors (the autoencoder's) stays the strided CNN on signals and
+images. A class is called as ``encoder(input_shape=...,
+**encoder_kwargs)``. A module instance (e.g. a torchvision ResNet with
+``fc = nn.Identity()``) is copied at each fit,
 never trained in place; any other callable is a factory called with no
 arguments. The width is found by a forward pass on one zero batch; the
 module must map ``(B, *input_shape)`` to ``(B, width)``.""",

@@ -16,10 +16,12 @@ from sklearn.model_selection import (
     StratifiedKFold,
     cross_val_score,
     cross_validate,
+    train_test_split,
 )
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -358,3 +360,31 @@ def test_main_job_columns_are_the_all_label_probe_and_few_label_scores():
             n_draws=5,
         ).mean
     )
+
+
+# a test sample whose neighbours carry no label yet divides 0 by 0 in
+# scikit-learn's label spreading (and is then predicted as the first class)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_unlabelled_samples_reach_a_frozen_representation_semi_supervised():
+    # The semi-supervised learners of scikit-learn take a frozen
+    # representation in a pipeline: the unlabelled samples (label -1) shape
+    # the label spreading, which then beats a classifier on the labels alone.
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+    rep = FrozenEstimator(PCATransformer(n_components=16).fit(X_tr))
+    labelled = few_label_indices(y_tr, 2, random_state=0)
+    partial = np.full_like(y_tr, -1)
+    partial[labelled] = y_tr[labelled]
+    spreading = Pipeline(
+        [("rep", rep), ("spread", LabelSpreading(kernel="knn", n_neighbors=7))]
+    ).fit(X_tr, partial)
+    self_training = Pipeline(
+        [("rep", rep), ("clf", SelfTrainingClassifier(LogisticRegression()))]
+    ).fit(X_tr, partial)
+    supervised = Pipeline([("rep", rep), ("clf", LogisticRegression())])
+    supervised.fit(X_tr[labelled], y_tr[labelled])
+    assert spreading.score(X_te, y_te) > supervised.score(X_te, y_te) + 0.05
+    assert self_training.named_steps["clf"].labeled_iter_.max() > 0  # it self-labelled
+    assert self_training.score(X_te, y_te) > supervised.score(X_te, y_te)
