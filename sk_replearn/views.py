@@ -796,7 +796,7 @@ _FAMILIES = {3: ImageViews, 2: SequenceViews, 1: TabularViews}
 #: What ``views="auto"`` gives single-channel images: no crop, but the small
 #: warps of handwriting (Simard et al. 2003). On scikit-learn's 8x8 digits, a
 #: LogisticRegression() on SimCLR's representation, trained on 2 labels a
-#: class, scored 0.80 with ImageViews() and 0.84 with these
+#: class, scored 0.84 with ImageViews() and 0.87 with these
 #: (benchmarks/bench_labels.py).
 _SINGLE_CHANNEL = {
     "crop_scale": None,
