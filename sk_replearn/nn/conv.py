@@ -119,7 +119,7 @@ class CNNEncoder(nn.Module):
     (torch.Size([3, 256]), 256)
     >>> CNNEncoder((2, 40), channels=(8, 16))(torch.randn(3, 2, 40)).shape
     torch.Size([3, 32])
-    >>> small = CNNEncoder((1, 8, 8), (16, 32, 64), strides=(1, 2, 2), pool_size=1)
+    >>> small = CNNEncoder((1, 8, 8), (16, 32, 64), strides=(1, 2, 2))
     >>> small.features(torch.randn(3, 1, 8, 8)).shape  # 8x8 -> 8x8 -> 4x4 -> 2x2
     torch.Size([3, 64, 2, 2])
     """
