@@ -298,7 +298,10 @@ fixed features (a linear probe with ``head="linear"``).""",
 The new task-specific head (network surgery): a linear layer, or one
 hidden layer of 256 ReLU units; both start with a layer normalisation
 (without learned scale) of each sample's features, which needs no batch
-statistics and so holds up with a few labels. A callable (e.g. an
+statistics and so holds up with a few labels. On a Vision Transformer's
+features a batch normalisation did better (see the user guide on
+pre-trained networks): pass ``head=lambda n, k: nn.Sequential(
+nn.BatchNorm1d(n, affine=False), nn.Linear(n, k))``. A callable (e.g. an
 ``nn.Module`` class) is called as ``head(n_features, n_outputs)`` and
 must return an ``nn.Module``.""",
     ),
