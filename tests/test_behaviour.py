@@ -34,6 +34,7 @@ import sk_replearn
 from sk_replearn import (
     AutoencoderTransformer,
     FineTuner,
+    FineTunerRegressor,
     MAETransformer,
     PCATransformer,
     SimCLRTransformer,
@@ -64,6 +65,20 @@ def _batch_norm_head(n_features: int, n_outputs: int) -> nn.Module:
     """FineTuner's ``head="linear"`` as recorded: a batch normalisation first."""
     norm = nn.BatchNorm1d(n_features, affine=False)
     return nn.Sequential(norm, nn.Linear(n_features, n_outputs))
+
+
+def _layer_norm_head(n_features: int, n_outputs: int) -> nn.Module:
+    """``head="linear"`` as recorded next: a layer normalisation first."""
+    norm = nn.LayerNorm(n_features, elementwise_affine=False)
+    return nn.Sequential(norm, nn.Linear(n_features, n_outputs))
+
+
+def _layer_norm_mlp_head(n_features: int, n_outputs: int) -> nn.Module:
+    """``head="mlp"`` as recorded next."""
+    norm = nn.LayerNorm(n_features, elementwise_affine=False)
+    return nn.Sequential(
+        norm, nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, n_outputs)
+    )
 
 
 def _batch_norm_mlp_head(n_features: int, n_outputs: int) -> nn.Module:
@@ -174,14 +189,28 @@ def _cases() -> dict:
     # recorded since: the layer-normalised heads, and the full-resolution CNN
     # encoder="auto" builds for small images
     cases["finetune-SimCLR-linear-head"] = lambda: FineTuner(
-        SimCLRTransformer(**tiny_simclr), **RUN
+        SimCLRTransformer(**tiny_simclr), head=_layer_norm_head, **RUN
     )
     cases["finetune-SimCLR-mlp-head"] = lambda: FineTuner(
-        SimCLRTransformer(**tiny_simclr), head="mlp", strategy="frozen", **RUN
+        SimCLRTransformer(**tiny_simclr),
+        head=_layer_norm_mlp_head,
+        strategy="frozen",
+        **RUN,
     )
     small = {**tiny_simclr}
     del small["encoder_kwargs"]
     cases["small-image-SimCLR"] = lambda: SimCLRTransformer(**small)
+    # recorded since: the classifier head's centred layer normalisation (and the
+    # regressor's layer normalisation, not recorded before)
+    cases["finetune-SimCLR-centred-head"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), **RUN
+    )
+    cases["finetune-SimCLR-centred-mlp-head"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), head="mlp", strategy="frozen", **RUN
+    )
+    cases["finetune-regressor-PCA-layer-head"] = lambda: FineTunerRegressor(
+        PCATransformer(n_components=4), **RUN
+    )
     return cases
 
 

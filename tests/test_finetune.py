@@ -28,6 +28,7 @@ from sk_replearn import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
+from sk_replearn.nn import CentredLayerNorm
 from sk_replearn.transfer.base import build_head, transfer_encoder
 from sk_replearn.views import ImageViews
 
@@ -475,15 +476,91 @@ def test_views_apply_in_training_mode_only(small_digits):
         torch.testing.assert_close(module(x), module(x))
 
 
+_SPREADS = torch.tensor([1.0, 1e-2, 10.0, 1.0, 0.1, 5.0])
+
+
 @pytest.mark.parametrize("head", ["linear", "mlp"])
-def test_default_heads_need_no_batch_statistics(head):
-    # A few labels must not standardise the features with their own
-    # statistics: each sample is normalised over its features, so its output
-    # does not depend on the batch, on training mode or on the scale.
+def test_classifier_heads_centre_features_without_scaling_them(head):
+    # Pre-trained features come at any scale and with an offset every sample
+    # shares (a ViT's do): FineTuner's head sees neither. A few labels must
+    # not standardise the features with their own spread: a feature that
+    # hardly varies stays small instead of being inflated to unit variance.
     torch.manual_seed(0)
-    h = build_head(head, 6, 3).train()
-    x = torch.randn(5, 6) * torch.tensor([1.0, 1e-3, 10.0, 1.0, 0.1, 5.0])
+    h = build_head(head, 6, 3, "centred").train()
+    x = torch.randn(5, 6) * _SPREADS
+    moved = copy.deepcopy(h)
+    out = h(x)
+    offset = torch.tensor([100.0, -30.0, 7.0, 0.0, 50.0, -2.0])
+    torch.testing.assert_close(moved(100.0 * x + offset), out, rtol=1e-4, atol=1e-4)
+    flat = x.clone()
+    flat[:, 1] = x[:, 1].mean()
+    assert (h[0](x) - h[0](flat)).abs().max() < 1e-2
+    assert torch.nn.BatchNorm1d(6, affine=False)(x)[:, 1].abs().max() > 0.5
+    # Evaluation centres on the mean of the training batches: the batch it
+    # trained on gets the same outputs, and a sample's output is its own.
+    h = build_head(head, 6, 3, "centred").train()
+    out = h(x)
+    h.eval()
+    torch.testing.assert_close(h(x), out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h(x[:1]), out[:1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_regressor_heads_need_no_batch_statistics(head):
+    # FineTunerRegressor's head normalises each sample over its features: a
+    # prediction carries no noise from the batch it was trained in.
+    torch.manual_seed(0)
+    h = build_head(head, 6, 3, "layer").train()
+    x = torch.randn(5, 6) * _SPREADS
     out = h(x)
     torch.testing.assert_close(h(x[:1]), out[:1])
     torch.testing.assert_close(h(100.0 * x), out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(h.eval()(x), out)
+
+
+def test_fine_tuners_heads(digits_ae, small_digits):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, max_epochs=1, random_state=0).fit(X, y)
+    reg = FineTunerRegressor(digits_ae, max_epochs=1, random_state=0)
+    reg.fit(X, y.astype(np.float32))
+    assert isinstance(clf.net_.module_.head[0], CentredLayerNorm)
+    assert isinstance(reg.net_.module_.head[0], torch.nn.LayerNorm)
+
+
+def test_centred_layer_norm_running_mean():
+    # The first batch's mean is taken whole (a short training must not end
+    # with a mean shrunk towards zero); later ones by the momentum; a lone
+    # training sample, which has no batch mean, is centred on the running one.
+    norm = CentredLayerNorm(3, momentum=0.25)
+    a, b = torch.randn(4, 3) + 10.0, torch.randn(4, 3) - 10.0
+    norm(a)
+    torch.testing.assert_close(norm.running_mean, a.mean(0))
+    norm(b)
+    torch.testing.assert_close(norm.running_mean, 0.5 * a.mean(0) + 0.5 * b.mean(0))
+    for _ in range(8):  # weights 1/3, then max(1/t, 0.25) = 0.25
+        norm(b)
+    left = 0.5 * (2 / 3) * 0.75**7  # what remains of the first batch's weight
+    expected = b.mean(0) + left * (a.mean(0) - b.mean(0))
+    torch.testing.assert_close(norm.running_mean, expected)
+    before = norm.running_mean.clone()
+    lone = norm(b[:1])
+    torch.testing.assert_close(norm.running_mean, before)
+    centred = b[:1] - before
+    expected = (centred - centred.mean()) / (centred.var(unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(lone, expected)
+    assert torch.isfinite(norm(torch.zeros(2, 3))).all()  # constant: no NaN
+
+
+def test_frozen_head_centred_on_the_features_mean(digits_ae, small_digits):
+    # Trained on fixed features, the head's running mean is their mean (up
+    # to the noise of the last batch means), and it is saved with the model.
+    X, y = small_digits
+    features = digits_ae.transform(X)
+    clf = FineTuner(digits_ae, strategy="frozen", max_epochs=20, random_state=0)
+    clf.fit(X, y)
+    mean = clf.net_.module_.head[0].running_mean.cpu().numpy()
+    assert np.abs(features.mean(0)).max() > 0.1  # the codes are offset
+    tol = 0.1 * features.std(0).max()
+    np.testing.assert_allclose(mean, features.mean(0), atol=tol)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))

@@ -20,7 +20,7 @@ from .build import (
     resolve_encoder,
 )
 from .conv import CNNEncoder, ConvDecoder, ResNetEncoder
-from .heads import Bottleneck, ProjectionHead, Prototypes
+from .heads import Bottleneck, CentredLayerNorm, ProjectionHead, Prototypes
 from .mlp import MLPDecoder, MLPEncoder
 from .patches import (
     patchify,
@@ -38,6 +38,7 @@ __all__ = [
     "DECODER_NAMES",
     "ENCODER_NAMES",
     "CNNEncoder",
+    "CentredLayerNorm",
     "ConvDecoder",
     "MLPDecoder",
     "MLPEncoder",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Bottleneck", "ProjectionHead", "Prototypes"]
+__all__ = ["Bottleneck", "CentredLayerNorm", "ProjectionHead", "Prototypes"]
 
 
 class ProjectionHead(nn.Module):
@@ -204,3 +204,78 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, *input_shape)`` to ``(B, n_components)``."""
         return self.linear(self.encoder(x))
+
+
+class CentredLayerNorm(nn.Module):
+    """Centre every feature on its mean, then normalise every sample.
+
+    The input normalisation of :class:`~sk_replearn.FineTuner`'s task heads.
+    Each feature first loses its mean over the samples: the batch mean in
+    training (whose running average is kept, as a batch normalisation keeps
+    it), the running mean in evaluation. Each sample is then scaled to zero
+    mean and unit variance over its features, a layer normalisation without
+    learned scale. Like a batch normalisation, and unlike a layer
+    normalisation alone, it removes the offset that all samples share (a
+    Vision Transformer's features carry one) and keeps the gradient from
+    moving every sample's features in one shared direction; unlike a batch
+    normalisation, it divides no feature by its own spread, so with a few
+    labels a feature that hardly varies is not inflated to the size of the
+    others.
+
+    Parameters
+    ----------
+    num_features : int
+        Width of the input.
+    momentum : float, default=0.1
+        Weight of a new batch mean in the running mean. The first batches
+        are averaged cumulatively (the t-th batch weighs
+        ``max(momentum, 1 / t)``), so a short training still ends with the
+        mean of its batches.
+    eps : float, default=1e-5
+        Added to the variance of each sample before its square root.
+
+    Attributes
+    ----------
+    running_mean : torch.Tensor of shape (num_features,)
+        The features' mean used in evaluation mode.
+    num_batches_tracked : torch.Tensor
+        Training batches averaged into ``running_mean``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import CentredLayerNorm
+    >>> norm = CentredLayerNorm(4)
+    >>> x = torch.randn(8, 4) + torch.tensor([100.0, -50.0, 0.0, 3.0])
+    >>> out = norm(x)  # training mode: centred on the batch mean
+    >>> out.shape, bool(out.mean(dim=1).abs().max() < 1e-5)
+    (torch.Size([8, 4]), True)
+    >>> bool(torch.allclose(norm.eval()(x), out, atol=1e-5))  # running mean
+    True
+    """
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5
+    ) -> None:
+        super().__init__()
+        self.num_features, self.momentum, self.eps = num_features, momentum, eps
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, num_features)`` to the same shape, centred and normalised."""
+        if self.training and x.shape[0] > 1:
+            mean = x.mean(dim=0)
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                # max(momentum, 1 / t) without a device-to-host copy
+                weight = self.num_batches_tracked.reciprocal().clamp(min=self.momentum)
+                self.running_mean.lerp_(
+                    mean.detach().to(self.running_mean), weight.to(self.running_mean)
+                )
+        else:  # evaluation, or a lone sample that has no batch mean
+            mean = self.running_mean.to(x.dtype)
+        return F.layer_norm(x - mean, (self.num_features,), eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
