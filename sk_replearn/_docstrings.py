@@ -170,7 +170,9 @@ after ``warmup_epochs``).""",
     ),
     "optimizer": (
         '{"adamw", "adam", "sgd"} or torch optimizer class',
-        "The optimiser.",
+        """\
+The optimiser. ``"adamw"`` and ``"adam"`` take torch's fused step (one
+kernel for all weights) on CUDA, and on the CPU from torch 2.4.""",
     ),
     "weight_decay": ("float", 'Decoupled weight decay (L2 penalty for "adam"/"sgd").'),
     "lr_schedule": (

