@@ -28,9 +28,10 @@ scored on the held-out split: mean ± standard deviation over the draws.
 
   The diagnosis section (``--no-diagnose`` skips it) measures the
   suspects: a probe standardised with the statistics of its few labels
-  (and the normalisation of FineTuner's head: a layer normalisation, none,
-  or the batch normalisation it had before), the encoder (the strided CNN
-  ``encoder="auto"`` gave 8x8 images before, a ResNet), the layer probed
+  (and the normalisation of FineTuner's head: none, or the layer or batch
+  normalisation it had before its centred layer normalisation), the
+  encoder (the strided CNN ``encoder="auto"`` gave 8x8 images before, a
+  ResNet), the layer probed
   (``transform_layer``), the views and training settings (SimCLR's
   previous defaults, ``ImageViews()`` with τ = 0.1, batch 256 and lr 1e-3,
   each half swapped back in turn), a longer pre-training, other
@@ -193,8 +194,14 @@ def linear_head(in_features: int, out_features: int) -> nn.Module:
 
 
 def batch_norm_head(in_features: int, out_features: int) -> nn.Module:
-    """FineTuner's linear head as it was: a batch normalisation first."""
+    """FineTuner's linear head as it was first: a batch normalisation first."""
     norm = nn.BatchNorm1d(in_features, affine=False)
+    return nn.Sequential(norm, nn.Linear(in_features, out_features))
+
+
+def layer_norm_head(in_features: int, out_features: int) -> nn.Module:
+    """FineTuner's linear head as it was next: a layer normalisation first."""
+    norm = nn.LayerNorm(in_features, elementwise_affine=False)
     return nn.Sequential(norm, nn.Linear(in_features, out_features))
 
 
@@ -240,22 +247,17 @@ def diagnose(simclr, split, n_draws: int) -> None:
         "SimCLR FineTuner(strategy='frozen')",
         FineTuner(simclr, strategy="frozen", random_state=0),
     )
-    t.row(
-        "SimCLR FineTuner(strategy='frozen'), head no normalisation",
-        FineTuner(simclr, strategy="frozen", head=linear_head, random_state=0),
-    )
-    t.row(
-        "SimCLR FineTuner(strategy='frozen'), head batch norm",
-        FineTuner(simclr, strategy="frozen", head=batch_norm_head, random_state=0),
-    )
-    t.row(
-        "SimCLR FineTuner(), head without normalisation",
-        FineTuner(simclr, head=linear_head, random_state=0),
-    )
-    t.row(
-        "SimCLR FineTuner(), head batch norm (the default before)",
-        FineTuner(simclr, head=batch_norm_head, random_state=0),
-    )
+    heads = {
+        "no normalisation": linear_head,
+        "layer norm (the default before)": layer_norm_head,
+        "batch norm (the first default)": batch_norm_head,
+    }
+    for strategy in ("frozen", "full"):
+        for name, head in heads.items():
+            t.row(
+                f"SimCLR FineTuner(strategy='{strategy}'), head {name}",
+                FineTuner(simclr, strategy=strategy, head=head, random_state=0),
+            )
     inner = copy.deepcopy(simclr).set_params(transform_layer=0)  # no refit
     t.row(
         "SimCLR frozen, first conv block (transform_layer=0)",
