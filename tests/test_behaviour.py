@@ -200,15 +200,14 @@ def _cases() -> dict:
     small = {**tiny_simclr}
     del small["encoder_kwargs"]
     cases["small-image-SimCLR"] = lambda: SimCLRTransformer(**small)
-    # recorded since: the classifier head's centred layer normalisation (and the
-    # regressor's layer normalisation, not recorded before)
+    # recorded since: the heads' centred layer normalisation
     cases["finetune-SimCLR-centred-head"] = lambda: FineTuner(
         SimCLRTransformer(**tiny_simclr), **RUN
     )
     cases["finetune-SimCLR-centred-mlp-head"] = lambda: FineTuner(
         SimCLRTransformer(**tiny_simclr), head="mlp", strategy="frozen", **RUN
     )
-    cases["finetune-regressor-PCA-layer-head"] = lambda: FineTunerRegressor(
+    cases["finetune-regressor-PCA-centred-head"] = lambda: FineTunerRegressor(
         PCATransformer(n_components=4), **RUN
     )
     return cases

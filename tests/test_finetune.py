@@ -480,13 +480,13 @@ _SPREADS = torch.tensor([1.0, 1e-2, 10.0, 1.0, 0.1, 5.0])
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp"])
-def test_classifier_heads_centre_features_without_scaling_them(head):
+def test_default_heads_centre_features_without_scaling_them(head):
     # Pre-trained features come at any scale and with an offset every sample
-    # shares (a ViT's do): FineTuner's head sees neither. A few labels must
-    # not standardise the features with their own spread: a feature that
-    # hardly varies stays small instead of being inflated to unit variance.
+    # shares (a ViT's do): the head sees neither. A few labels must not
+    # standardise the features with their own spread: a feature that hardly
+    # varies stays small instead of being inflated to unit variance.
     torch.manual_seed(0)
-    h = build_head(head, 6, 3, "centred").train()
+    h = build_head(head, 6, 3).train()
     x = torch.randn(5, 6) * _SPREADS
     moved = copy.deepcopy(h)
     out = h(x)
@@ -496,26 +496,12 @@ def test_classifier_heads_centre_features_without_scaling_them(head):
     flat[:, 1] = x[:, 1].mean()
     assert (h[0](x) - h[0](flat)).abs().max() < 1e-2
     assert torch.nn.BatchNorm1d(6, affine=False)(x)[:, 1].abs().max() > 0.5
-    # Evaluation centres on the mean of the training batches: the batch it
-    # trained on gets the same outputs, and a sample's output is its own.
-    h = build_head(head, 6, 3, "centred").train()
-    out = h(x)
+    # Once trained, every sample is centred on the running mean: the same
+    # output in training and in evaluation, and a sample's output is its own
+    # (no noise from the batch it comes in).
     h.eval()
     torch.testing.assert_close(h(x), out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(h(x[:1]), out[:1], rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("head", ["linear", "mlp"])
-def test_regressor_heads_need_no_batch_statistics(head):
-    # FineTunerRegressor's head normalises each sample over its features: a
-    # prediction carries no noise from the batch it was trained in.
-    torch.manual_seed(0)
-    h = build_head(head, 6, 3, "layer").train()
-    x = torch.randn(5, 6) * _SPREADS
-    out = h(x)
-    torch.testing.assert_close(h(x[:1]), out[:1])
-    torch.testing.assert_close(h(100.0 * x), out, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(h.eval()(x), out)
 
 
 def test_fine_tuners_heads(digits_ae, small_digits):
@@ -523,8 +509,25 @@ def test_fine_tuners_heads(digits_ae, small_digits):
     clf = FineTuner(digits_ae, max_epochs=1, random_state=0).fit(X, y)
     reg = FineTunerRegressor(digits_ae, max_epochs=1, random_state=0)
     reg.fit(X, y.astype(np.float32))
-    assert isinstance(clf.net_.module_.head[0], CentredLayerNorm)
-    assert isinstance(reg.net_.module_.head[0], torch.nn.LayerNorm)
+    for est in (clf, reg):
+        assert isinstance(est.net_.module_.head[0], CentredLayerNorm)
+
+
+def test_centred_layer_norm_gradient_has_no_shared_direction():
+    # In training the gradient is that of centring on the batch mean: a
+    # loss that rewards moving every sample the same way gets no gradient,
+    # so the features cannot drift together (a layer normalisation alone
+    # lets them).
+    x = torch.randn(8, 5, requires_grad=True)
+    norm = CentredLayerNorm(5).train()
+    norm(x.detach())  # a running mean that is not this batch's
+    direction = torch.randn(5)
+    (norm(x) @ direction).sum().backward()
+    torch.testing.assert_close(x.grad.sum(dim=0), torch.zeros(5), atol=1e-5, rtol=0)
+    y = torch.randn(8, 5, requires_grad=True)
+    layer = torch.nn.functional.layer_norm(y, (5,))
+    (layer @ direction).sum().backward()
+    assert y.grad.sum(dim=0).abs().max() > 1e-2
 
 
 def test_centred_layer_norm_running_mean():

@@ -209,35 +209,35 @@ class Bottleneck(nn.Module):
 class CentredLayerNorm(nn.Module):
     """Centre every feature on its mean, then normalise every sample.
 
-    The input normalisation of :class:`~sk_replearn.FineTuner`'s task heads.
-    Each feature first loses its mean over the samples: the batch mean in
-    training (whose running average is kept, as a batch normalisation keeps
-    it), the running mean in evaluation. Each sample is then scaled to zero
-    mean and unit variance over its features, a layer normalisation without
-    learned scale. Like a batch normalisation, and unlike a layer
-    normalisation alone, it removes the offset that all samples share (a
-    Vision Transformer's features carry one) and keeps the gradient from
-    moving every sample's features in one shared direction; unlike a batch
-    normalisation, it divides no feature by its own spread, so with a few
-    labels a feature that hardly varies is not inflated to the size of the
-    others.
+    The input normalisation of the fine-tuners' task heads. Each feature is
+    centred on a running mean of the training batches' means (the first
+    batch's mean is taken whole), then each sample is scaled to zero mean
+    and unit variance over its features, a layer normalisation without
+    learned scale. In training the gradient is the one of centring on the
+    batch's own mean, as a batch normalisation centres: it has no component
+    that moves every sample of the batch in one shared direction, a drift
+    that a layer normalisation alone lets grow on a Vision Transformer's
+    features until it swamps each sample's own signal. The forward pass
+    uses the running mean, so a prediction carries no noise from the batch
+    it was computed in, and no feature is divided by its own spread, so
+    with a few labels a feature that hardly varies is not inflated to the
+    size of the others (what a batch normalisation does).
 
     Parameters
     ----------
     num_features : int
         Width of the input.
     momentum : float, default=0.1
-        Weight of a new batch mean in the running mean. The first batches
-        are averaged cumulatively (the t-th batch weighs
-        ``max(momentum, 1 / t)``), so a short training still ends with the
-        mean of its batches.
+        Weight of a new batch mean in the running mean. The t-th batch
+        weighs ``max(momentum, 1 / t)``: the first batches are averaged
+        cumulatively, so a short training still ends with their mean.
     eps : float, default=1e-5
         Added to the variance of each sample before its square root.
 
     Attributes
     ----------
     running_mean : torch.Tensor of shape (num_features,)
-        The features' mean used in evaluation mode.
+        The features' mean every sample is centred on.
     num_batches_tracked : torch.Tensor
         Training batches averaged into ``running_mean``.
 
@@ -247,10 +247,12 @@ class CentredLayerNorm(nn.Module):
     >>> from sk_replearn.nn import CentredLayerNorm
     >>> norm = CentredLayerNorm(4)
     >>> x = torch.randn(8, 4) + torch.tensor([100.0, -50.0, 0.0, 3.0])
-    >>> out = norm(x)  # training mode: centred on the batch mean
+    >>> out = norm(x)  # the first batch: centred on its own mean
     >>> out.shape, bool(out.mean(dim=1).abs().max() < 1e-5)
     (torch.Size([8, 4]), True)
     >>> bool(torch.allclose(norm.eval()(x), out, atol=1e-5))  # running mean
+    True
+    >>> bool(torch.allclose(norm(x[:1]), out[:1], atol=1e-5))  # its own
     True
     """
 
@@ -264,18 +266,23 @@ class CentredLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, num_features)`` to the same shape, centred and normalised."""
+        running = self.running_mean.to(x.dtype)
         if self.training and x.shape[0] > 1:
-            mean = x.mean(dim=0)
+            batch_mean = x.mean(dim=0)
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 # max(momentum, 1 / t) without a device-to-host copy
                 weight = self.num_batches_tracked.reciprocal().clamp(min=self.momentum)
                 self.running_mean.lerp_(
-                    mean.detach().to(self.running_mean), weight.to(self.running_mean)
+                    batch_mean.detach().to(self.running_mean),
+                    weight.to(self.running_mean),
                 )
+            running = self.running_mean.to(x.dtype)
+            # The value of x - running, the gradient of x - batch_mean.
+            centred = x - batch_mean + (batch_mean - running).detach()
         else:  # evaluation, or a lone sample that has no batch mean
-            mean = self.running_mean.to(x.dtype)
-        return F.layer_norm(x - mean, (self.num_features,), eps=self.eps)
+            centred = x - running
+        return F.layer_norm(centred, (self.num_features,), eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"

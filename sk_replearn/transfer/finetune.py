@@ -105,7 +105,6 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     """
 
     _criterion = nn.CrossEntropyLoss
-    _head_norm = "centred"
 
     def fit(self, X, y, *, pretrain_X=None) -> FineTuner:
         """Pre-train if needed, then fine-tune on the labelled samples.
@@ -239,7 +238,6 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
     """
 
     _criterion = nn.MSELoss
-    _head_norm = "layer"
 
     def fit(self, X, y, *, pretrain_X=None) -> FineTunerRegressor:
         """Pre-train if needed, then fine-tune on the targets.
