@@ -471,6 +471,7 @@ def test_views_apply_in_training_mode_only(small_digits):
         torch.testing.assert_close(module(x), module(x))  # eval: no views
         torch.testing.assert_close(module(x), module.head(module.encoder(x)))
         module.train()
+        module.head.eval()  # its running mean would move with each call
         assert not torch.allclose(module(x), module(x))  # train: fresh views
         module.views = None
         torch.testing.assert_close(module(x), module(x))
@@ -502,6 +503,21 @@ def test_default_heads_centre_features_without_scaling_them(head):
     h.eval()
     torch.testing.assert_close(h(x), out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(h(x[:1]), out[:1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [FineTuner, FineTunerRegressor])
+def test_predictions_do_not_depend_on_the_batch(cls, digits_ae, small_digits):
+    # Each sample's prediction is its own: predicting one sample at a time,
+    # or in subsets, gives the whole batch's outputs up to float32 rounding.
+    X, y = small_digits
+    est = cls(digits_ae, max_epochs=2, random_state=0).fit(X, y)
+    method = est.predict_proba if cls is FineTuner else est.predict
+    whole = method(X[:40])
+    parts = np.concatenate([method(X[i : min(i + 7, 40)]) for i in range(0, 40, 7)])
+    ones = np.concatenate([method(X[i : i + 1]) for i in range(40)])
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ones, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.transform(X[:1]), est.transform(X)[:1], rtol=1e-5)
 
 
 def test_fine_tuners_heads(digits_ae, small_digits):
