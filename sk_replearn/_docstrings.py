@@ -298,17 +298,15 @@ fixed features (a linear probe with ``head="linear"``).""",
         '{"linear", "mlp"} or callable',
         """\
 The new task-specific head (network surgery): a linear layer, or one
-hidden layer of 256 ReLU units. Both start with a normalisation without
-learned scale that divides no feature by its own spread (a batch
-normalisation, fed a few labels, inflates the features that hardly vary):
-in :class:`~sk_replearn.FineTuner`, a
-:class:`~sk_replearn.nn.CentredLayerNorm`, each feature centred on its
-batch mean and then each sample normalised over its features, which also
-removes the offset a Vision Transformer's features share; in
-:class:`~sk_replearn.FineTunerRegressor`, a layer normalisation of each
-sample, which puts no batch noise into the predictions (the user guide
-on transfer learning gives the measurements). A callable (e.g. an
-``nn.Module`` class) is called as ``head(n_features, n_outputs)`` and
+hidden layer of 256 ReLU units. Both start with a
+:class:`~sk_replearn.nn.CentredLayerNorm`: each feature centred on a
+running mean (with the gradient of centring on the batch mean, which
+keeps a Vision Transformer's features from drifting together), then each
+sample normalised over its features. No feature is divided by its own
+spread, which a batch normalisation does and which, fed a few labels,
+inflates the features that hardly vary (the user guide on transfer
+learning gives the measurements). A callable (e.g. an ``nn.Module``
+class) is called as ``head(n_features, n_outputs)`` and
 must return an ``nn.Module``.""",
     ),
     "freeze_layers": (
