@@ -139,6 +139,11 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 
+#: Expected failures that hinge on float32 rounding, which another CPU's
+#: kernels may round the other way: passing there is not a regression.
+ROUNDING_DEPENDENT_CHECKS = frozenset({"check_methods_subset_invariance"})
+
+
 def expected_failed_checks(estimator) -> dict[str, str]:
     """``{check: reason}`` of ``estimator``'s row, for ``parametrize_with_checks``."""
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})

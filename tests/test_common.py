@@ -4,7 +4,8 @@ A new public estimator gets the checks by adding one row to the table;
 ``test_instances_cover_every_public_estimator`` fails until it has one. The
 checks a row fails by design are listed, with the reason, in
 ``_instances.EXPECTED_FAILED_CHECKS`` and expected to fail here (strictly:
-one that passes fails the test); the per-file check blocks that are left run
+one that passes fails the test, but for those that hinge on float32
+rounding, ``ROUNDING_DEPENDENT_CHECKS``); the per-file check blocks that are left run
 those, and configurations the table does not have (PCA and KMeans defaults,
 other PCA solvers).
 """
@@ -20,6 +21,7 @@ from _instances import (
     EXPECTED_FAILED_CHECKS,
     INSTANCES,
     PUBLIC_ESTIMATORS,
+    ROUNDING_DEPENDENT_CHECKS,
     SEQUENCE_INSTANCES,
     all_instances,
     check_name_and_keywords,
@@ -49,6 +51,8 @@ def test_common_sklearn_checks(estimator, check):
         except Exception:
             pass
         else:
+            if name in ROUNDING_DEPENDENT_CHECKS:
+                return  # this CPU rounds the other way
             pytest.fail(f"{name} passes now: take it out of EXPECTED_FAILED_CHECKS")
     # Not parametrize_with_checks(expected_failed_checks=...): pytest's report
     # of the failure it marks xfail takes ~0.3 s (it parses sklearn's
