@@ -266,7 +266,6 @@ class CentredLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, num_features)`` to the same shape, centred and normalised."""
-        running = self.running_mean.to(x.dtype)
         if self.training and x.shape[0] > 1:
             batch_mean = x.mean(dim=0)
             with torch.no_grad():
@@ -281,7 +280,7 @@ class CentredLayerNorm(nn.Module):
             # The value of x - running, the gradient of x - batch_mean.
             centred = x - batch_mean + (batch_mean - running).detach()
         else:  # evaluation, or a lone sample that has no batch mean
-            centred = x - running
+            centred = x - self.running_mean.to(x.dtype)
         return F.layer_norm(centred, (self.num_features,), eps=self.eps)
 
     def extra_repr(self) -> str:
