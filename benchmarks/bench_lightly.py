@@ -80,8 +80,9 @@ with status 0.
 Run: ``python benchmarks/bench_lightly.py [--epochs 20] [--seeds 2]
 [--threads 1 2]`` (``--seeds`` at each thread count). About 8 minutes on
 two CPU cores with the defaults: 4 pairs of 20-epoch trainings, an epoch
-taking 2 to 3 s at one thread. The estimator's default is 60 epochs; 20
-keep the run short, and both sides train for the same number.
+taking 2 to 3 s at one thread. The estimator's default,
+``max_epochs="auto"``, gives these 4,000 signals 30 epochs; 20 keep the run
+short, and both sides train for the same number.
 """
 
 from __future__ import annotations

@@ -356,6 +356,10 @@ Width of the representation, the number of columns of ``transform`` at
         "int",
         "Epochs run (fewer than ``max_epochs`` after early stopping).",
     ),
+    "max_epochs_": (
+        "int",
+        """Epochs the fit was given: ``max_epochs``, with "auto" resolved.""",
+    ),
     "collapse_std_": (
         "float",
         """\

@@ -25,7 +25,7 @@ from sk_replearn.methods import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
-from sk_replearn.methods.two_view import _TwoViewTransformer
+from sk_replearn.methods.two_view import _auto_epochs, _TwoViewTransformer
 from sk_replearn.views import ImageViews
 
 #: Every public two-view estimator: a new method gets these tests unasked.
@@ -143,6 +143,8 @@ def test_ssl_estimator_pickle_round_trip(cls, small_digits):
         (DINOTransformer, {"teacher_temp": 0.0}, "teacher_temp"),
         (DINOTransformer, {"center_momentum": 2.0}, "center_momentum"),
         (SimCLRTransformer, {"projection_dim": 0}, "projection_dim"),
+        (MoCoTransformer, {"max_epochs": "many"}, "max_epochs"),
+        (BYOLTransformer, {"max_epochs": 0}, "max_epochs"),
     ],
 )
 def test_ssl_estimator_bad_params_raise(cls, params, match, small_digits):
@@ -296,6 +298,87 @@ def test_ssl_estimator_auto_encoder_on_signals_is_a_resnet():
     assert est.transform(X).shape == (64, 16)
     tabular = SimCLRTransformer(max_epochs=1, batch_size=32).fit(X.reshape(64, 40))
     assert isinstance(tabular.net_.module_.backbone, MLPEncoder)
+
+
+# -- max_epochs="auto" ----------------------------------------------------------
+TINY = dict(encoder="mlp", projection_dim=8, hidden_dim=16, random_state=0)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_ssl_estimator_defaults_to_auto_epochs(cls):
+    assert cls().get_params()["max_epochs"] == "auto"
+
+
+@pytest.mark.parametrize(
+    "n_samples, epochs",
+    [
+        (2, 60),
+        (1347, 60),
+        (2000, 60),
+        (2001, 60),
+        (4000, 30),
+        (12_000, 10),
+        (10**7, 10),
+    ],
+)
+def test_auto_epochs_show_the_encoder_about_120k_samples(n_samples, epochs):
+    # ceil(120000 / n) epochs, at least 10 and at most 60: small data sets
+    # (the digits) keep 60 epochs, MNIST-1D's 4000 signals get 30.
+    assert _auto_epochs(n_samples) == epochs
+
+
+#: Epochs of "auto" on MNIST-1D's 4000 signals: what each method's probe
+#: needs, measured in benchmarks/bench_ssl.py (digits, 1347, get 60 each).
+AUTO_EPOCHS_ON_4000 = {
+    "SimSiamTransformer": 50,
+    "BarlowTwinsTransformer": 40,
+    "DINOTransformer": 60,
+    "SwAVTransformer": 25,
+}
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_each_method_auto_epochs_and_its_docstring_agree(cls):
+    expected = AUTO_EPOCHS_ON_4000.get(cls.__name__, 30)
+    for n_samples, epochs in [(1347, 60), (4000, expected)]:
+        est = cls()
+        est._resolve_epochs(n_samples)
+        assert est.max_epochs_ == epochs
+    doc = " ".join(cls.__doc__.split())
+    assert f"60 epochs on the 1,347 digits, {expected} on MNIST-1D's" in doc
+
+
+@pytest.mark.parametrize(
+    "n_samples, batch_size, epochs", [(64, 32, 60), (4000, 500, 30)]
+)
+def test_auto_epochs_are_the_epochs_a_fit_runs(n_samples, batch_size, epochs):
+    X = np.random.default_rng(0).normal(size=(n_samples, 6)).astype(np.float32)
+    est = SimCLRTransformer(batch_size=batch_size, **TINY).fit(X)
+    assert est.max_epochs_ == est.n_epochs_ == len(est.loss_curve_) == epochs
+    steps = -(-n_samples // batch_size)
+    assert est._total_steps == epochs * steps  # the cosine schedule spans them
+    # an integer is taken as given
+    two = SimCLRTransformer(max_epochs=2, batch_size=batch_size, **TINY).fit(X)
+    assert two.max_epochs_ == two.n_epochs_ == 2
+
+
+def test_auto_epochs_follow_the_data_of_each_fit():
+    rng = np.random.default_rng(0)
+    est = BYOLTransformer(batch_size=100, warm_start=True, **TINY)
+    est.fit(rng.normal(size=(200, 6)))
+    assert est.max_epochs_ == 60
+    est.set_params(max_epochs=3).fit(rng.normal(size=(200, 6)))
+    assert est.max_epochs_ == 3 and est.n_epochs_ == 63
+    est.set_params(max_epochs="auto").fit(rng.normal(size=(6000, 6)))
+    assert est.max_epochs_ == 20 and est.n_epochs_ == 83  # resolved for 6000
+
+
+def test_dino_auto_teacher_warmup_uses_the_resolved_epochs():
+    X = np.random.default_rng(0).normal(size=(64, 6))
+    dino = DINOTransformer(batch_size=32, bottleneck_dim=8, **TINY).fit(X)
+    # "auto" max_epochs -> 60 on 64 samples; "auto" warm-up: 30% of them
+    assert dino.max_epochs_ == 60
+    assert dino.net_.module_.warmup_teacher_temp_steps == 18 * 2
 
 
 @pytest.mark.parametrize(

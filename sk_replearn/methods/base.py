@@ -121,6 +121,7 @@ class NeuralRepresentation(BaseRepresentation):
         """Validate, build, train and record; shared by every subclass's fit."""
         warm = self.warm_start and hasattr(self, "net_")
         X_t = self._training_data(X, reset=not warm)
+        self._resolve_epochs(len(X_t))
         self._check_params_against_data(len(X_t))
         self._total_steps = self._optimizer_steps(len(X_t))
         device = self._device()
@@ -149,9 +150,20 @@ class NeuralRepresentation(BaseRepresentation):
         """
         return training_samples(input_rows(self, X, reset=reset), self.input_shape_)
 
+    def _resolve_epochs(self, n_samples: int) -> None:
+        """Set what ``max_epochs="auto"`` means for a fit on ``n_samples``.
+
+        A subclass that takes "auto" sets ``max_epochs_`` here; the others
+        train for ``max_epochs``.
+        """
+
     def _epochs(self) -> int:
-        """``max_epochs`` as the fit uses it (a subclass may resolve "auto")."""
-        return self.max_epochs
+        """``max_epochs`` as the fit uses it: ``max_epochs_`` where resolved.
+
+        An estimator saved before its class took "auto" has no
+        ``max_epochs_`` and loads with its integer ``max_epochs``.
+        """
+        return getattr(self, "max_epochs_", self.max_epochs)
 
     def _check_params_against_data(self, n_samples: int) -> None:
         """Errors the data reveals: too few samples, an impossible precision.

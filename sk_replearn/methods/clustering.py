@@ -9,12 +9,21 @@ from sklearn.utils._param_validation import Interval
 from .._docstrings import fill_doc
 from ..base import store_params
 from ..objectives.clustering import SwAVObjective
-from .two_view import LOCAL_VIEWS, TWO_VIEW_DOCS, _TwoViewTransformer
+from .two_view import (
+    LOCAL_VIEWS,
+    TWO_VIEW_DOCS,
+    _auto_epochs_doc,
+    _TwoViewTransformer,
+)
 
 __all__ = ["SwAVTransformer"]
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width", local_auto="2")
+@fill_doc(
+    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(100_000)},
+    hidden_default="the encoder's width",
+    local_auto="2",
+)
 class SwAVTransformer(_TwoViewTransformer):
     """SwAV representation: views predict each other's cluster assignments.
 
@@ -56,7 +65,7 @@ class SwAVTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -89,6 +98,9 @@ class SwAVTransformer(_TwoViewTransformer):
     """
 
     _objective = SwAVObjective
+    #: Multi-crop makes its steps dear and it learns fast: 25 epochs on MNIST-1D
+    #: probed 0.923 (30: 0.940) in about 41 s on 2 cores.
+    _auto_samples_seen = 100_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "n_prototypes": [Interval(Integral, 1, None, closed="left")],
@@ -117,9 +129,9 @@ class SwAVTransformer(_TwoViewTransformer):
         queue_length: int = 0,
         freeze_prototypes_epochs: int = 1,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",

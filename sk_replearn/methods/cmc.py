@@ -135,7 +135,7 @@ class CMCTransformer(_TwoViewTransformer):
         The columns of each view, sorted (into the flattened samples).
     view_shapes_ : list of tuple of int
         The shape of one sample of each view.
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -202,7 +202,7 @@ class CMCTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         temperature: float = 0.5,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
+        max_epochs: int | str = "auto",
         batch_size: int = 256,
         lr: float = 3e-3,
         optimizer="adamw",

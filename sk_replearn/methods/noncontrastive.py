@@ -15,7 +15,12 @@ from ..objectives.noncontrastive import (
     SimSiamObjective,
     VICRegObjective,
 )
-from .two_view import LOCAL_VIEWS, TWO_VIEW_DOCS, _TwoViewTransformer
+from .two_view import (
+    LOCAL_VIEWS,
+    TWO_VIEW_DOCS,
+    _auto_epochs_doc,
+    _TwoViewTransformer,
+)
 
 __all__ = [
     "BYOLTransformer",
@@ -52,7 +57,7 @@ class BYOLTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -91,9 +96,9 @@ class BYOLTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         momentum: float = 0.99,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",
@@ -118,7 +123,10 @@ class BYOLTransformer(_TwoViewTransformer):
         return {"momentum": self.momentum}
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
+@fill_doc(
+    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(200_000)},
+    hidden_default="the encoder's width",
+)
 class SimSiamTransformer(_TwoViewTransformer):
     """SimSiam representation: a predictor and a stop-gradient, nothing else.
 
@@ -138,7 +146,7 @@ class SimSiamTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -161,6 +169,9 @@ class SimSiamTransformer(_TwoViewTransformer):
     """
 
     _objective = SimSiamObjective
+    #: Its steps are cheap (no second network) and it learns slowly: 50 epochs on
+    #: MNIST-1D probed 0.897 against 0.868 after 30, in 38 s on 2 cores.
+    _auto_samples_seen = 200_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "predictor_dim": [Interval(Integral, 1, None, closed="left"), None],
@@ -177,9 +188,9 @@ class SimSiamTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         predictor_dim: int | None = None,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",
@@ -204,7 +215,10 @@ class SimSiamTransformer(_TwoViewTransformer):
         return {"predictor_dim": self.predictor_dim}
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
+@fill_doc(
+    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(160_000)},
+    hidden_default="``projection_dim``",
+)
 class BarlowTwinsTransformer(_TwoViewTransformer):
     """Barlow Twins representation: decorrelate, and agree across views.
 
@@ -224,7 +238,7 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -247,6 +261,9 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
     """
 
     _objective = BarlowTwinsObjective
+    #: 40 epochs on MNIST-1D probed 0.932 against 0.907 after 30, in about
+    #: 43 s on 2 cores.
+    _auto_samples_seen = 160_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "lambd": [Interval(Real, 0, None, closed="left")],
@@ -263,9 +280,9 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         lambd: float = 5e-3,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",
@@ -290,7 +307,11 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
         return {"lambd": self.lambd}
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width", local_auto="2")
+@fill_doc(
+    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(240_000)},
+    hidden_default="the encoder's width",
+    local_auto="2",
+)
 class DINOTransformer(_TwoViewTransformer):
     """DINO representation: self-distillation with no labels.
 
@@ -334,7 +355,7 @@ class DINOTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -348,7 +369,11 @@ class DINOTransformer(_TwoViewTransformer):
     0.852; with them, ``projection_dim=256`` 0.837, ``momentum=0.99``
     0.842, a warm-up of the teacher temperature from 0.04 to 0.07 (with
     ``momentum=0.99``) 0.828, ``teacher_temp=0.02`` 0.876, batches of 128
-    0.860, and ``lr=3e-3``, the default, 0.906.
+    0.860, and ``lr=3e-3``, the default, 0.906. The present defaults,
+    batches of 128 with ``momentum=0.99``, probe 0.914 in the 60 epochs of
+    ``max_epochs="auto"`` on these 4,000 signals (0.864 to 0.897 in 30);
+    on the digits a ``LogisticRegression`` on 2 labels a class scores 0.843
+    with them against 0.796 (``python -m sk_replearn``).
 
     References
     ----------
@@ -367,6 +392,9 @@ class DINOTransformer(_TwoViewTransformer):
     """
 
     _objective = DINOObjective
+    #: DINO learns slowest: 60 epochs on MNIST-1D probed 0.914, 30 epochs 0.864
+    #: to 0.897 (one seed each).
+    _auto_samples_seen = 240_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
@@ -397,11 +425,11 @@ class DINOTransformer(_TwoViewTransformer):
         warmup_teacher_temp_epochs="auto",
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
-        momentum: float = 0.996,
+        momentum: float = 0.99,
         n_local_views="auto",
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
         lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
@@ -438,8 +466,8 @@ class DINOTransformer(_TwoViewTransformer):
 
     def _warmup_teacher_temp_epochs(self) -> int:
         if self.warmup_teacher_temp_epochs == "auto":
-            return round(0.3 * self.max_epochs)
-        return min(int(self.warmup_teacher_temp_epochs), self.max_epochs)
+            return round(0.3 * self._epochs())
+        return min(int(self.warmup_teacher_temp_epochs), self._epochs())
 
 
 @fill_doc(TWO_VIEW_DOCS, hidden_default="``projection_dim``")
@@ -467,7 +495,7 @@ class VICRegTransformer(_TwoViewTransformer):
 
     Attributes
     ----------
-    {attributes net_ n_components_ training collapse_std_ input}
+    {attributes net_ n_components_ training max_epochs_ collapse_std_ input}
 
     See Also
     --------
@@ -510,9 +538,9 @@ class VICRegTransformer(_TwoViewTransformer):
         variance_weight: float = 25.0,
         covariance_weight: float = 1.0,
         input_shape: tuple[int, ...] | None = None,
-        max_epochs: int = 60,
-        batch_size: int = 256,
-        lr: float = 1e-3,
+        max_epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,
         lr_schedule: str | None = "cosine",

@@ -11,6 +11,7 @@ Their docstrings are filled from the shared entries of
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from numbers import Integral
 
@@ -31,11 +32,45 @@ __all__ = ["LOCAL_VIEWS", "TWO_VIEW_DOCS", "CollapseWarning"]
 #: Constraint of ``n_local_views`` (multi-crop), for the methods that use it.
 LOCAL_VIEWS = [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")]
 
+#: ``max_epochs="auto"``: the epochs that show the encoder about this many
+#: samples (a class may set its own ``_auto_samples_seen``), within
+#: ``_AUTO_EPOCHS_RANGE``.
+_AUTO_SAMPLES_SEEN = 120_000
+#: The fewest and most epochs ``max_epochs="auto"`` gives.
+_AUTO_EPOCHS_RANGE = (10, 60)
+
+
+def _auto_epochs(n_samples: int, samples_seen: int = _AUTO_SAMPLES_SEEN) -> int:
+    """What ``max_epochs="auto"`` gives a fit on ``n_samples``.
+
+    ``ceil(samples_seen / n_samples)`` epochs, within ``_AUTO_EPOCHS_RANGE``:
+    with the default 120,000, 60 on up to 2,000 samples (1,347 digits), 30
+    on MNIST-1D's 4,000, 10 from 12,000 on.
+    """
+    low, high = _AUTO_EPOCHS_RANGE
+    return min(max(math.ceil(samples_seen / n_samples), low), high)
+
+
+def _auto_epochs_doc(samples_seen: int = _AUTO_SAMPLES_SEEN) -> tuple[str, str]:
+    """The ``max_epochs`` entry of an estimator whose "auto" shows ``samples_seen``."""
+    low, high = _AUTO_EPOCHS_RANGE
+    text = (
+        'Passes over the training data. "auto": enough to show the encoder '
+        f"about {samples_seen:,} samples, ``ceil({samples_seen} / n_samples)`` "
+        f"within {low} to {high}: {_auto_epochs(1347, samples_seen)} epochs on "
+        f"the 1,347 digits, {_auto_epochs(4000, samples_seen)} on MNIST-1D's "
+        f"4,000 signals, {low} from {math.ceil(samples_seen / low):,} samples "
+        "on. ``max_epochs_`` holds the number a fit used."
+    )
+    return 'int or "auto"', textwrap.fill(text, width=72)
+
+
 #: What the two-view methods say differently of a shared parameter.
 TWO_VIEW_DOCS = {
     "batch_size": """\
 Samples per optimisation step (>= 2); larger batches give more negatives
 and steadier batch statistics.""",
+    "max_epochs": _auto_epochs_doc(),
 }
 
 #: Rows of X whose representation the collapse check looks at.
@@ -67,12 +102,19 @@ class _TwoViewTransformer(NeuralRepresentation):
         "views": [StrOptions({"auto"}), callable, None],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "max_epochs": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
     }
 
     #: The objective the estimator trains; set by each subclass.
     _objective: type[TwoViewObjective]
     #: ``collapse_std_`` below ``collapse_threshold / sqrt(D)`` warns.
     collapse_threshold = 0.1
+    #: Samples shown to the encoder by ``max_epochs="auto"`` (see
+    #: :func:`_auto_epochs`); a method that needs more sets its own.
+    _auto_samples_seen = _AUTO_SAMPLES_SEEN
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -162,6 +204,13 @@ class _TwoViewTransformer(NeuralRepresentation):
             crops = callable(getattr(self.views, "local", None))
         pooled = self.encoder in ("auto", "cnn", "resnet")
         return self._auto_local_views if crops and pooled else 0
+
+    def _resolve_epochs(self, n_samples: int) -> None:
+        self.max_epochs_ = (
+            _auto_epochs(n_samples, self._auto_samples_seen)
+            if self.max_epochs == "auto"
+            else self.max_epochs
+        )
 
     def _steps_per_epoch(self) -> int:
         """Optimiser steps of one epoch of this fit (schedules in epochs)."""
