@@ -99,7 +99,8 @@ class SwAVTransformer(_TwoViewTransformer):
 
     _objective = SwAVObjective
     #: Multi-crop makes its steps dear and it learns fast: 25 epochs on MNIST-1D
-    #: probed 0.923 (30: 0.940) in about 41 s on 2 cores.
+    #: probed 0.918 to 0.923 (30: 0.940, in 49 s) in 35 s on 2 cores
+    #: (benchmarks/bench_ssl.py).
     _auto_samples_seen = 100_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,

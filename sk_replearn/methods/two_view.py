@@ -113,7 +113,7 @@ class _TwoViewTransformer(NeuralRepresentation):
     #: ``collapse_std_`` below ``collapse_threshold / sqrt(D)`` warns.
     collapse_threshold = 0.1
     #: Samples shown to the encoder by ``max_epochs="auto"`` (see
-    #: :func:`_auto_epochs`); a method that needs more sets its own.
+    #: :func:`_auto_epochs`); a method that learns faster or slower sets its own.
     _auto_samples_seen = _AUTO_SAMPLES_SEEN
 
     @_fit_context(prefer_skip_nested_validation=True)
