@@ -303,13 +303,12 @@ def test_behaviour_outputs_unchanged(case):
         assert summary["shape"] == want["shape"] and summary["dtype"] == want["dtype"]
         if any(summary["sha256"] == w[key]["sha256"] for w in wants):
             continue  # bit for bit what one of the recorded CPUs computed
-        if here:
-            assert summary["sha256"] == here[0][key]["sha256"], (key, summary, want)
-        else:
-            for stat in ("sum", "abs_sum", "head"):
-                np.testing.assert_allclose(
-                    summary[stat], want[stat], rtol=1e-3, atol=1e-3, err_msg=stat
-                )
+        # On a recorded CPU only its own bits pass; elsewhere, the statistics.
+        assert not here, (key, summary, here[0][key])
+        for stat in ("sum", "abs_sum", "head"):
+            np.testing.assert_allclose(
+                summary[stat], want[stat], rtol=1e-3, atol=1e-3, err_msg=stat
+            )
 
 
 if __name__ == "__main__" and {"--record", "--add-platform"} & set(sys.argv):
