@@ -332,7 +332,6 @@ def test_auto_epochs_show_the_encoder_about_120k_samples(n_samples, epochs):
 AUTO_EPOCHS_ON_4000 = {
     "SimSiamTransformer": 50,
     "BarlowTwinsTransformer": 40,
-    "DINOTransformer": 60,
     "SwAVTransformer": 25,
 }
 
