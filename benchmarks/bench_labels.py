@@ -55,7 +55,8 @@ labels are few (SimCLR's 1% ImageNet labels, Chen et al. 2020); on 8x8
 digits the pixels are already a good space, on MNIST and MNIST-1D less so.
 
 Run: ``python benchmarks/bench_labels.py [--draws N] [--no-diagnose]
-[--only digits mnist mnist1d]`` (about 70 minutes on 2 cores at one
+[--only digits mnist mnist1d] [--mnist-methods NAME ...]
+[--mnist1d-methods NAME ...]`` (about 70 minutes on 2 cores at one
 thread: digits 5, MNIST 15, MNIST-1D 50).
 """
 
@@ -362,8 +363,8 @@ def mnist(n_draws: int, methods) -> None:
           f"{verdict(gain, 10, at_most=False)}")  # fmt: skip
 
 
-def mnist1d(n_draws: int) -> None:
-    """MNIST-1D, 4 labels a class, every self-supervised method."""
+def mnist1d(n_draws: int, methods: tuple[str, ...] = MNIST1D_METHODS) -> None:
+    """MNIST-1D, 4 labels a class, ``methods`` (every self-supervised one)."""
     X_tr, X_te, y_tr, y_te = load_mnist1d_split()
     split = (X_tr, y_tr, X_te, y_te)
     print(
@@ -373,7 +374,7 @@ def mnist1d(n_draws: int) -> None:
     rows: dict[str, float] = {}
     for p in PROBES:
         row(f"raw signals, {p}", probe(p), split, 4, n_draws, rows)
-    for name in MNIST1D_METHODS:
+    for name in methods:
         method_rows(name, pretrain(name, X_tr, (1, 40)), split, 4, n_draws, rows)
 
 
@@ -390,6 +391,13 @@ def main() -> None:
     parser.add_argument(
         "--mnist-methods", nargs="+", default=["SimCLRTransformer", "MAETransformer"]
     )
+    parser.add_argument(
+        "--mnist1d-methods",
+        nargs="+",
+        choices=MNIST1D_METHODS,
+        default=MNIST1D_METHODS,
+        help="the MNIST-1D section's methods (default: all of them)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -399,7 +407,7 @@ def main() -> None:
     if "mnist" in args.only:
         mnist(args.draws, args.mnist_methods)
     if "mnist1d" in args.only:
-        mnist1d(args.draws)
+        mnist1d(args.draws, tuple(args.mnist1d_methods))
 
 
 if __name__ == "__main__":
