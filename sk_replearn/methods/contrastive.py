@@ -133,8 +133,10 @@ class MoCoTransformer(_TwoViewTransformer):
     {params n_components..hidden_dim}
     temperature : float, default=0.2
         Temperature ``τ`` of the InfoNCE softmax (> 0).
-    queue_size : int, default=4096
-        Number ``K`` of negative keys held in the queue.
+    queue_size : int, default=2048
+        Number ``K`` of negative keys held in the queue; each step queues
+        both views' keys, ``2 * batch_size``. A queue of a few steps keeps
+        the keys close to the moving encoder (see Notes).
     momentum : float, default=0.99
         Momentum ``m`` of the key encoder at the start of training,
         ``ξ ← m ξ + (1 - m) θ`` after each step; it rises to 1 on a cosine
@@ -149,6 +151,21 @@ class MoCoTransformer(_TwoViewTransformer):
     See Also
     --------
     SimCLRTransformer : The other samples of the batch as negatives.
+
+    Notes
+    -----
+    The queue holds ``queue_size / (2 * batch_size)`` steps of keys: 8 with
+    the defaults. On MNIST-1D (4,000 signals, the 30 epochs of
+    ``max_epochs="auto"``, linear probe on the 1,000 test signals, one
+    thread) ``queue_size=2048`` probed 0.929, 0.926 and 0.922 for
+    ``random_state`` 0, 1 and 2, against 0.913, 0.931 and 0.923 with 4096,
+    in the same time (``temperature=0.3``: 0.911). On the digits, whose
+    1,347 images take 11 steps an epoch, a queue of 4096 holds 16 steps, so
+    about nine samples in ten meet their own keys from the previous epoch
+    among the negatives; there a ``LogisticRegression`` on 2 labels a class (five
+    draws) scored 0.856 and 0.891 with 2048 (``random_state`` 0 and 1)
+    against 0.874 and 0.865 with 4096, and the fits took 24 and 19 s
+    against 31 and 27 s.
 
     References
     ----------
@@ -188,7 +205,7 @@ class MoCoTransformer(_TwoViewTransformer):
         projection_dim: int = 128,
         hidden_dim: int | None = None,
         temperature: float = 0.2,
-        queue_size: int = 4096,
+        queue_size: int = 2048,
         momentum: float = 0.99,
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int | str = "auto",
