@@ -88,8 +88,8 @@ REFERENCE = {
 FAST_BAR = 45.0  # seconds per MNIST-1D fit on 2 cores
 #: 2-thread float32 matmul peak (GFLOP/s, bench_flops' torch.mm) of the machine
 #: FAST_BAR was first measured against. Fit times follow a machine's speed
-#: more steeply than its peak: at 148 GFLOP/s they took 1.7 to 2.2 times as
-#: long, with the same probes.
+#: more steeply than its peak: at 148 to 164 GFLOP/s they took 1.3 to 2.2
+#: times as long, with the same probes.
 REFERENCE_PEAK = 205.0
 
 
