@@ -159,13 +159,13 @@ class MoCoTransformer(_TwoViewTransformer):
     ``max_epochs="auto"``, linear probe on the 1,000 test signals, one
     thread) ``queue_size=2048`` probed 0.929, 0.926 and 0.922 for
     ``random_state`` 0, 1 and 2, against 0.913, 0.931 and 0.923 with 4096,
-    in the same time (``temperature=0.3``: 0.911). On the digits, whose
-    1,347 images take 11 steps an epoch, a queue of 4096 holds 16 steps, so
-    about nine samples in ten meet their own keys from the previous epoch
-    among the negatives; there a ``LogisticRegression`` on 2 labels a class (five
-    draws) scored 0.856 and 0.891 with 2048 (``random_state`` 0 and 1)
-    against 0.874 and 0.865 with 4096, and the fits took 24 and 19 s
-    against 31 and 27 s.
+    in the same time (with 4096, ``temperature=0.3`` gave 0.911). On the
+    digits, whose 1,347 images take 11 steps an epoch, a queue of 4096
+    holds 16 steps, so about nine samples in ten meet their own keys from
+    the previous epoch among the negatives; there a ``LogisticRegression``
+    on 2 labels a class (five draws) scored 0.856 and 0.891 with 2048
+    (``random_state`` 0 and 1) against 0.874 and 0.865 with 4096, and the
+    fits took 24 and 19 s against 31 and 27 s.
 
     References
     ----------

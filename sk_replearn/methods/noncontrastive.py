@@ -380,8 +380,8 @@ class DINOTransformer(_TwoViewTransformer):
     27 epochs with them 0.892 and 0.898. On the digits, which get 60
     epochs either way, a ``LogisticRegression`` on 2 labels a class scores
     0.837 with the present defaults (0.843 with ``teacher_temp=0.04``)
-    against 0.796 for batches of 256 at ``lr=1e-3`` (``python -m
-    sk_replearn``).
+    against 0.796 for batches of 256 at ``lr=1e-3``
+    (``python -m sk_replearn``).
 
     References
     ----------
