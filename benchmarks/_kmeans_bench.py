@@ -4,8 +4,9 @@ Both fit the same float32 blobs from the same initial centers with
 ``tol=0`` and ``max_iter=n_iter``, so both run exactly ``n_iter`` Lloyd
 iterations (unless the labels stop changing first, reported as ``n_iter``).
 Torch and scikit-learn's OpenMP get the same number of threads. Each fit runs
-``repeats`` times, alternating, and the best time of each is kept (a shared
-machine adds noise, never speed); the medians and the load average are
+``repeats`` times, alternating, each after a pause that lets the other's
+threads go idle (:func:`_timing.timed`), and the best time of each is kept
+(a shared machine adds noise, never speed); the medians and the load average are
 reported too, to judge how noisy the machine was.
 
 Run alone: ``python benchmarks/_kmeans_bench.py``.
@@ -14,10 +15,11 @@ Run alone: ``python benchmarks/_kmeans_bench.py``.
 from __future__ import annotations
 
 import os
-import time
+from functools import partial
 
 import numpy as np
 import torch
+from _timing import timed
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
@@ -85,11 +87,8 @@ def bench_kmeans(
             for _ in range(repeats):  # alternate: ours, theirs, ours, theirs ...
                 for step in ("fit", "transform"):
                     for i, est in enumerate((ours, ref)):
-                        t0 = time.perf_counter()
-                        est.fit(X) if step == "fit" else est.transform(X)
-                        if torch.cuda.is_available():
-                            torch.cuda.synchronize()
-                        times[step][i].append(time.perf_counter() - t0)
+                        call = est.fit if step == "fit" else est.transform
+                        times[step][i].append(timed(partial(call, X)))
     finally:
         torch.set_num_threads(old_threads)
     (fit_ours, fit_ref), (tr_ours, tr_ref) = times["fit"], times["transform"]

@@ -7,17 +7,16 @@ the top explained variances between ours and scikit-learn's, fitted on a
 float64 copy of the data (accurate) and on the float32 data itself (where
 scikit-learn's ``X.T @ X - n mean meanᵀ`` loses the small eigenvalues).
 
-Run alone from the repository root with ``python -m benchmarks._pca_bench``
-(or ``python benchmarks/_pca_bench.py`` once sk_replearn is installed).
+Run alone: ``python benchmarks/_pca_bench.py``.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
@@ -35,19 +34,15 @@ def _power_law_data(n: int, d: int, seed: int) -> np.ndarray:
     return X
 
 
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def _paired_times(ours, theirs, repeats: int) -> tuple[float, float, float]:
     """Best times of two callables, run alternately, and the median ratio.
 
     Alternating the runs and taking the median of the per-pair ratios keeps
-    the ratio honest on a shared machine whose load drifts during the run.
+    the ratio honest on a shared machine whose load drifts during the run;
+    each run starts after a pause (:func:`_timing.timed`), so neither pays
+    for the other's spinning threads.
     """
-    pairs = [(_seconds(ours), _seconds(theirs)) for _ in range(repeats)]
+    pairs = [(timed(ours), timed(theirs)) for _ in range(repeats)]
     mine, other = zip(*pairs)
     return min(mine), min(other), float(np.median([a / b for a, b in pairs]))
 

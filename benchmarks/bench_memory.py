@@ -154,9 +154,10 @@ WARMUP_ROWS = 32
 FIT_ESTIMATORS = {
     "KMeansTransformer": {},
     "PCATransformer": {},
-    # PCA's CPU pass shifts X into a cache-sized buffer of 2**20 values
-    # (4 MiB) a worker, min(n, 2**20 / 40) rows here: it grows with n up to
-    # that cap. Blocks of 4096 rows (batch_size) show the rest is flat.
+    # PCA's CPU pass sums and shifts X in cache-sized buffers of 2**18
+    # values (3 MiB: float64 and float32) a worker, min(n, 2**18 / 40) rows
+    # here: they grow with n up to that cap. Blocks of 4096 rows
+    # (batch_size) show the rest is flat.
     "PCATransformer(batch_size=4096)": {"batch_size": 4096},
     "AutoencoderTransformer": {"max_epochs": 1},
     "MAETransformer": {"max_epochs": 1},
@@ -178,8 +179,9 @@ BY_DESIGN = {
         "keeps a few values a sample for at most 65536 samples"
     ),
     "PCATransformer": (
-        "shifts X into a buffer of at most 2**20 values (4 MiB) a worker, so "
-        "its peak grows with n only until the buffer is full"
+        "sums and shifts X in buffers of at most 2**18 values (3 MiB as "
+        "float64 and float32) a worker, so its peak grows with n only until "
+        "the buffers are full"
     ),
 }
 

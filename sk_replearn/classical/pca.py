@@ -686,7 +686,7 @@ class PCATransformer(BaseRepresentation):
         cancels: measured 30x the error).
         """
         n, d = X.shape
-        rows = self.batch_size or _cpu_block_rows(d) // 4
+        rows = self.batch_size or _cpu_block_rows(d)
         out = np.empty((n, encoder.shape[1]), dtype=np.float32)
         mean = self.mean_.astype(X.dtype)
         w = torch.from_numpy(np.ascontiguousarray(encoder))  # (d, k)
