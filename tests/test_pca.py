@@ -137,6 +137,30 @@ def test_pca_float32_large_mean_robust():
     np.testing.assert_allclose(ours.mean_, X64.mean(0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["read-only", "fortran", "reversed"])
+def test_pca_fit_same_for_any_memory_layout(layout, dtype):
+    # a joblib memory map is read-only, and slicing can lay rows out backwards:
+    # the covariance pass reads such X through NumPy rather than in place
+    X = _power_law(3000, 40).astype(dtype)
+    if layout == "read-only":
+        other = X.copy()
+        other.flags.writeable = False
+    elif layout == "fortran":
+        other = np.asfortranarray(X)
+    else:
+        other = X[::-1].copy()[::-1]  # X's rows, negative stride
+        assert other.strides[0] < 0
+    kw = dict(n_components=5, svd_solver="covariance_eigh", batch_size=256, **CPU)
+    ours = PCATransformer(**kw).fit(X)
+    theirs = PCATransformer(**kw).fit(other)
+    np.testing.assert_allclose(theirs.mean_, ours.mean_, rtol=1e-12)
+    np.testing.assert_allclose(
+        theirs.explained_variance_, ours.explained_variance_, rtol=1e-5
+    )
+    np.testing.assert_allclose(theirs.transform(other), ours.transform(X), atol=1e-5)
+
+
 def test_pca_float64_huge_mean_robust():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((5000, 5)) * np.array([3, 2, 1, 0.5, 0.2]) * 1e-3 + 1e4

@@ -73,9 +73,7 @@ def _numpy_moments(
 ) -> _Moments:
     """Exact moments of all of X ``(n, d)`` in one pass over its memory (CPU).
 
-    Each block of ``rows`` rows is summed in float64 (a float32 block is
-    first copied into a float64 buffer and summed there: exact, and 1.5x
-    faster than NumPy's upcasting sum along the rows), shifted into a buffer
+    Each block of ``rows`` rows is summed in float64, shifted into a buffer
     that stays in the cache, and one symmetric rank-k product ``bufᵀ buf``
     (numpy's ``X.T @ X`` calls BLAS ``syrk``, half the work of a general
     product) gives its scatter about ``shift`` while the block is still in
@@ -84,6 +82,13 @@ def _numpy_moments(
     dtype within ``_POOL_ROWS`` rows and pooled in float64 across them; the
     offset of the mean from ``shift`` is removed exactly in float64, as in
     :func:`_batch_moments`, and the mean is a float64 sum of X.
+
+    The sum copies a float32 block into a float64 buffer (exact: a float32
+    value is a float64 one) and multiplies a vector of ones by it (BLAS
+    ``dgemv``); the shift is torch's subtraction. Measured per pass over
+    200k x 256 float32 on one thread: 25 ms for the two, against 33 ms with
+    NumPy's ``sum`` of the copy and ``subtract``, and 47 ms with NumPy's
+    upcasting ``sum(0, dtype=float64)``.
 
     Parameters
     ----------
@@ -107,21 +112,31 @@ def _numpy_moments(
     shift = np.asarray(shift).astype(X.dtype)  # the value actually subtracted
     group = max(1, _POOL_ROWS // rows)  # blocks per float64 pooling
 
+    # torch reads X in place unless it is read-only (a memory map) or laid
+    # out backwards; such X is shifted by NumPy instead (slower, the same).
+    Xt = None
+    if X.flags.writeable and min(X.strides) > 0:
+        Xt = torch.from_numpy(X)
+    shift_t = torch.from_numpy(shift)
+    ones = np.ones(min(rows, n))  # float64
+
     def work(blocks: list[slice]) -> tuple[np.ndarray, np.ndarray]:
         buf = np.empty((min(rows, n), d), dtype=X.dtype)
+        buf_t = torch.from_numpy(buf)
         wide = None if X.dtype == np.float64 else np.empty(buf.shape)  # float64
         total = np.zeros((d, d))  # float64
         sums = np.zeros(d)  # float64
         part = np.zeros((d, d), dtype=X.dtype)
         for i, sl in enumerate(blocks):
-            b, xb = buf[: sl.stop - sl.start], X[sl]
-            if wide is None:
-                sums += xb.sum(0)  # brings xb into the cache
+            m = sl.stop - sl.start
+            b, xb = buf[:m], X[sl]
+            if wide is not None:
+                np.copyto(wide[:m], xb)  # brings xb into the cache
+            sums += ones[:m] @ (xb if wide is None else wide[:m])
+            if Xt is None:
+                np.subtract(xb, shift, out=b)
             else:
-                w = wide[: len(xb)]
-                np.copyto(w, xb)  # brings xb into the cache
-                sums += w.sum(0)
-            np.subtract(xb, shift, out=b)
+                torch.sub(Xt[sl], shift_t, out=buf_t[:m])
             part += b.T @ b  # (d, d)
             if (i + 1) % group == 0 or i + 1 == len(blocks):
                 total += part
