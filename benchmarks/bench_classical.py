@@ -8,9 +8,10 @@ the fit and ``transform`` (distances to the centres) times against
 32 components, float32, mean 3 and a power-law spectrum) the fit and
 ``transform`` times against ``sklearn.decomposition.PCA(
 svd_solver="covariance_eigh")`` and the explained-variance agreement with a
-float64 reference. Our runs and scikit-learn's alternate, and the ratio is
-the median of the back-to-back pairs, so load that drifts during the run
-cancels out.
+float64 reference. Our runs and scikit-learn's alternate, each after a
+0.3 s pause so that neither pays for the other's spinning threads, and the
+ratio is the median of the back-to-back pairs, so load that drifts during
+the run cancels out.
 
 Run: ``python benchmarks/bench_classical.py`` (about a minute on 2 CPU
 cores). Targets: at most 1.0 times scikit-learn's time for every fit and

@@ -114,9 +114,7 @@ def _numpy_moments(
 
     # torch reads X in place unless it is read-only (a memory map) or laid
     # out backwards; such X is shifted by NumPy instead (slower, the same).
-    Xt = None
-    if X.flags.writeable and min(X.strides) > 0:
-        Xt = torch.from_numpy(X)
+    Xt = torch.from_numpy(X) if _torch_readable(X) else None
     shift_t = torch.from_numpy(shift)
     ones = np.ones(min(rows, n))  # float64
 
@@ -150,6 +148,11 @@ def _numpy_moments(
         offset = mean - shift.astype(np.float64)
         m2 = scatter - n * np.outer(offset, offset)
     return _Moments(n, torch.from_numpy(mean), torch.from_numpy(m2))
+
+
+def _torch_readable(X: np.ndarray) -> bool:
+    """Whether torch can read X in place (writeable, no negative strides)."""
+    return X.flags.writeable and min(X.strides, default=1) > 0
 
 
 def _column_sum(x: torch.Tensor, acc: torch.dtype) -> torch.Tensor:

@@ -39,6 +39,7 @@ from ._moments import (
     _Moments,
     _no_tf32,
     _numpy_moments,
+    _torch_readable,
 )
 from ._threads import _Workers
 
@@ -689,15 +690,24 @@ class PCATransformer(BaseRepresentation):
         rows = self.batch_size or _cpu_block_rows(d)
         out = np.empty((n, encoder.shape[1]), dtype=np.float32)
         mean = self.mean_.astype(X.dtype)
-        w = torch.from_numpy(np.ascontiguousarray(encoder))  # (d, k)
+        encoder = np.ascontiguousarray(encoder)  # (d, k)
+        # torch's broadcast subtraction is twice NumPy's speed; it reads X in
+        # place unless X is read-only or laid out backwards (as in the fit).
+        Xt = torch.from_numpy(X) if _torch_readable(X) else None
+        mean_t = torch.from_numpy(mean)
 
         def work(blocks: list[slice]) -> None:
             buf = np.empty((min(rows, n), d), dtype=X.dtype)
+            buf_t = torch.from_numpy(buf)
             for sl in blocks:
-                xc = buf[: sl.stop - sl.start]
-                np.subtract(X[sl], mean, out=xc)
+                m = sl.stop - sl.start
+                xc = buf[:m]
+                if Xt is None:
+                    np.subtract(X[sl], mean, out=xc)
+                else:
+                    torch.sub(Xt[sl], mean_t, out=buf_t[:m])
                 if X.dtype == np.float32:
-                    torch.mm(torch.from_numpy(xc), w, out=torch.from_numpy(out[sl]))
+                    np.matmul(xc, encoder, out=out[sl])
                 else:  # float64 data: project in float64, store float32
                     out[sl] = xc @ encoder
 
