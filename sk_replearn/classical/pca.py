@@ -691,6 +691,7 @@ class PCATransformer(BaseRepresentation):
         out = np.empty((n, encoder.shape[1]), dtype=np.float32)
         mean = self.mean_.astype(X.dtype)
         encoder = np.ascontiguousarray(encoder)  # (d, k)
+        w = torch.from_numpy(encoder)
         # torch's broadcast subtraction is twice NumPy's speed; it reads X in
         # place unless X is read-only or laid out backwards (as in the fit).
         Xt = torch.from_numpy(X) if _torch_readable(X) else None
@@ -706,8 +707,8 @@ class PCATransformer(BaseRepresentation):
                     np.subtract(X[sl], mean, out=xc)
                 else:
                     torch.sub(Xt[sl], mean_t, out=buf_t[:m])
-                if X.dtype == np.float32:
-                    np.matmul(xc, encoder, out=out[sl])
+                if X.dtype == np.float32:  # torch's product: the recorded bits
+                    torch.mm(buf_t[:m], w, out=torch.from_numpy(out[sl]))
                 else:  # float64 data: project in float64, store float32
                     out[sl] = xc @ encoder
 
