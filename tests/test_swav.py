@@ -313,6 +313,19 @@ def test_dino_teacher_temp_rises_linearly_then_stays():
     assert obj.criterion.teacher_temp == 0.07
 
 
+@pytest.mark.parametrize(("teacher_temp", "start"), [(0.05, None), (0.05, 0.03)])
+def test_dino_warm_up_starts_at_teacher_temp_unless_set(teacher_temp, start):
+    X = np.random.default_rng(0).normal(size=(64, 6))
+    dino = DINOTransformer(
+        encoder="mlp", teacher_temp=teacher_temp, warmup_teacher_temp=start,
+        max_epochs=2, batch_size=32, projection_dim=8, random_state=0,
+    ).fit(X)  # fmt: skip
+    module = dino.net_.module_
+    assert module.teacher_temp == teacher_temp
+    # None: the teacher stays at teacher_temp from the first step
+    assert module.warmup_teacher_temp == (teacher_temp if start is None else start)
+
+
 @pytest.mark.parametrize(
     ("epochs", "steps"), [("auto", 3 * 2), (4, 4 * 2), (99, 10 * 2)]
 )

@@ -332,12 +332,13 @@ class DINOTransformer(_TwoViewTransformer):
         sharper. The paper's 0.04 to 0.07 were tuned on ImageNet with
         65,536 prototypes; on small data and 1,024 prototypes the sharper
         teacher learned faster (see Notes).
-    warmup_teacher_temp : float, default=0.02
+    warmup_teacher_temp : float or None, default=None
         Teacher temperature at the start of training (> 0); it moves
         linearly to ``teacher_temp`` over the first
         ``warmup_teacher_temp_epochs``. The paper warms up from 0.04 to
         0.07 over 30 epochs: a too soft teacher early on lets training
-        collapse. Equal to ``teacher_temp`` by default, so no warm-up.
+        collapse. None starts at ``teacher_temp``, whatever its value:
+        no warm-up.
     warmup_teacher_temp_epochs : "auto" or int, default="auto"
         Length of the warm-up, in epochs, at most ``max_epochs``. "auto"
         is 30% of ``max_epochs`` (the paper's 30 of 100 epochs), so that a
@@ -404,7 +405,7 @@ class DINOTransformer(_TwoViewTransformer):
         **_TwoViewTransformer._parameter_constraints,
         "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
         "teacher_temp": [_Positive],
-        "warmup_teacher_temp": [_Positive],
+        "warmup_teacher_temp": [_Positive, None],
         "warmup_teacher_temp_epochs": [
             StrOptions({"auto"}),
             Interval(Integral, 0, None, closed="left"),
@@ -426,7 +427,7 @@ class DINOTransformer(_TwoViewTransformer):
         hidden_dim: int | None = None,
         bottleneck_dim: int = 64,
         teacher_temp: float = 0.02,
-        warmup_teacher_temp: float = 0.02,
+        warmup_teacher_temp: float | None = None,
         warmup_teacher_temp_epochs="auto",
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
