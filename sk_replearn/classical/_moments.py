@@ -56,9 +56,10 @@ def _batch_moments(xb: torch.Tensor, shift: torch.Tensor, diagonal: bool) -> _Mo
 # Rows of a block of the CPU passes: about 2**18 values (1 MiB of float32,
 # with its 2 MiB float64 copy in the covariance pass), so a block stays in
 # the cache between being written and being read again. Measured on 2 cores
-# (200k x 256, float32), against 2**20: fit 1.17 -> 0.81 times scikit-learn's
-# at two threads (two workers' 4 MiB blocks evict each other), 1.18 -> 1.13
-# at one. Blocks are pooled in float64 every ``_POOL_ROWS`` rows.
+# (200k x 256, float32), against 2**20: the fit at two threads went from
+# 1.15-1.17 to 0.83-0.85 times scikit-learn's (two workers' 4 MiB blocks
+# evicted each other); one thread gained little. Blocks are pooled in
+# float64 every ``_POOL_ROWS`` rows.
 _CPU_BLOCK_VALUES = 2**18
 _POOL_ROWS = 2**16
 
