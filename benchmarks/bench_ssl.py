@@ -18,14 +18,14 @@ regression and k-nearest-neighbours (k=5) rows are printed beside.
   ``input_shape=(1, 8, 8)``; SimCLR only.
 
 Bars: SimCLR >= 0.85 on MNIST-1D, every other method >= 0.75, SwAV and
-VICReg >= 0.88, DINO >= 0.90, each fit <= 5 minutes on 2 CPU cores; digits
-SimCLR >= 0.975 (raw logistic regression 0.969). Time-to-accuracy target on
-MNIST-1D: each fit at most 45 s on 2 cores with a probe at least that of the
-60-epoch defaults of 2026-12-01 (the ``REFERENCE`` column, measured by this
-script at one thread). The header gives the machine's float32 matmul peak at
-the threads used (``bench_flops.matmul_peak``) beside that of the machine
-the 45 s target was set on, so that fit times from machines of different
-speed can be compared.
+VICReg >= 0.88, DINO (with its default multi-crop) >= 0.90, each fit <= 5
+minutes on 2 CPU cores; digits SimCLR >= 0.975 (raw logistic regression
+0.969). Time-to-accuracy target on MNIST-1D: each fit at most 45 s on 2
+cores with a probe at least that of the 60-epoch defaults of 2026-12-01
+(the ``REFERENCE`` column, measured by this script at one thread). The
+header gives the machine's float32 matmul peak at the threads used
+(``bench_flops.matmul_peak``) beside that of the machine the 45 s target was
+set on, so that fit times from machines of different speed can be compared.
 
 Run: ``python benchmarks/bench_ssl.py [--only NAME ...] [--threads N]
 [--set key=value ...]``; ``--set`` overrides an estimator parameter for

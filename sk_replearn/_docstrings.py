@@ -103,8 +103,8 @@ views, made by the views' ``local`` method
 :class:`~sk_replearn.views.SequenceViews`: ``local_crop_scale``,
 ``local_size``). They go to the network that predicts, the global views
 also to the one that gives targets, so the representation learns to
-match a part to the whole. "auto" gives {local_auto};
-tables get none (they have nothing to crop).""",
+match a part to the whole. "auto" is {local_auto} for images and
+signals and 0 for tables (which have nothing to crop).""",
     ),
     # -- the sequence models (GPT, BERT) ----------------------------------
     "tokenizer": (

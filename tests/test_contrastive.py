@@ -330,7 +330,6 @@ def test_auto_epochs_show_the_encoder_about_120k_samples(n_samples, epochs):
 #: Epochs of "auto" on MNIST-1D's 4000 signals: what each method's probe
 #: needs, measured in benchmarks/bench_ssl.py (digits, 1347, get 60 each).
 AUTO_EPOCHS_ON_4000 = {
-    "DINOTransformer": 32,
     "SimSiamTransformer": 50,
     "BarlowTwinsTransformer": 40,
     "SwAVTransformer": 25,

@@ -186,8 +186,8 @@ class _TwoViewTransformer(NeuralRepresentation):
     def _n_features_out(self) -> int:
         return self.net_.module_.backbone.out_features
 
-    #: What ``n_local_views="auto"`` gives on images and on signals (multi-crop).
-    _auto_local_views = {"image": 2, "signal": 2}
+    #: What ``n_local_views="auto"`` gives on images and signals (multi-crop).
+    _auto_local_views = 2
 
     def _n_local_views(self) -> int:
         """``n_local_views`` resolved.
@@ -203,8 +203,7 @@ class _TwoViewTransformer(NeuralRepresentation):
         else:
             crops = callable(getattr(self.views, "local", None))
         pooled = self.encoder in ("auto", "cnn", "resnet")
-        kind = "signal" if len(self.input_shape_) == 2 else "image"
-        return self._auto_local_views[kind] if crops and pooled else 0
+        return self._auto_local_views if crops and pooled else 0
 
     def _resolve_epochs(self, n_samples: int) -> None:
         self.max_epochs_ = (
