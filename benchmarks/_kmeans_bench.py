@@ -1,13 +1,13 @@
 """KMeansTransformer against sklearn.cluster.KMeans (Lloyd), same start.
 
-Both fit the same float32 blobs from the same initial centers with
-``tol=0`` and ``max_iter=n_iter``, so both run exactly ``n_iter`` Lloyd
-iterations (unless the labels stop changing first, reported as ``n_iter``).
-Torch and scikit-learn's OpenMP get the same number of threads. Each fit runs
+Both fit the same float32 blobs from the same initial centers with ``tol=0``
+and ``max_iter=n_iter``, so both run exactly ``n_iter`` Lloyd iterations
+(unless the labels stop changing first, reported as ``n_iter``). Torch and
+scikit-learn's OpenMP get the same number of threads. Each fit runs
 ``repeats`` times, alternating, each after a pause that lets the other's
 threads go idle (:func:`_timing.timed`), and the best time of each is kept
-(a shared machine adds noise, never speed); the medians and the load average are
-reported too, to judge how noisy the machine was.
+(a shared machine adds noise, never speed); the medians and the load average
+are reported too, to judge how noisy the machine was.
 
 Run alone: ``python benchmarks/_kmeans_bench.py``.
 """

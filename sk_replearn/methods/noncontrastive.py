@@ -366,27 +366,27 @@ class DINOTransformer(_TwoViewTransformer):
     The defaults were measured on MNIST-1D (4,000 training signals, the
     default ResNet and views, 60 epochs; linear probe on the 1,000 test
     signals): without local views and at ``lr=1e-3`` 0.857; two local views
-    0.852; with them, ``projection_dim=256`` 0.837, ``momentum=0.99``
-    0.842, a warm-up of the teacher temperature from 0.04 to 0.07 (with
+    0.852; with them, ``projection_dim=256`` 0.837, ``momentum=0.99`` 0.842,
+    a warm-up of the teacher temperature from 0.04 to 0.07 (with
     ``momentum=0.99``) 0.828, ``teacher_temp=0.02`` 0.876, batches of 128
     0.860, and ``lr=3e-3``, the default, 0.906. Batches of 128 with
     ``momentum=0.99`` then probed 0.904 to 0.914 in 60 epochs but 0.864 to
     0.897 in 30; a sharper teacher, ``teacher_temp=0.02`` (the default),
-    brings 30 epochs to 0.899 to 0.909 (two seeds, one and two threads),
-    so ``max_epochs="auto"`` gives DINO the 30 epochs of the other methods
-    on these 4,000 signals, half the former fit time; where labels are
-    few the shorter fit costs more (a ``LogisticRegression`` on 4 labels a
-    class, five draws: 0.654 against 0.699 after 60 epochs at 0.04).
-    Without local views a step does three quarters of the work: 32 epochs
-    probed 0.915, 0.903 and 0.904 (seeds 0, 1, 2) at one thread but 0.898
-    at two (in 62 s, 1.5 times SimCLR's 41.9 s), 30 epochs 0.897, 0.890
-    and 0.892, 36 epochs 0.915 and 0.892; one local view, 30 epochs, 0.899
-    and 0.896; two, 27 epochs, 0.892 and 0.898. The present defaults gave
-    0.906, 0.899 and 0.908, and 0.909 at two threads. On the digits, which get 60
-    epochs either way, a ``LogisticRegression`` on 2 labels a class scores
-    0.837 with the present defaults (0.843 with ``teacher_temp=0.04``)
-    against 0.796 for batches of 256 at ``lr=1e-3``
-    (``python -m sk_replearn``).
+    brings 30 epochs to 0.899 to 0.909 (two seeds, one and two threads), so
+    ``max_epochs="auto"`` gives DINO the 30 epochs of the other methods on
+    these 4,000 signals, half the former fit time; where labels are few the
+    shorter fit costs more (a ``LogisticRegression`` on 4 labels a class,
+    five draws: 0.654 against 0.699 after 60 epochs at 0.04). Without local
+    views a step does three quarters of the work: 32 epochs probed 0.915,
+    0.903 and 0.904 (seeds 0, 1, 2) at one thread but 0.898 at two (in 62 s,
+    1.5 times SimCLR's 41.9 s), 30 epochs 0.897, 0.890 and 0.892, 36 epochs
+    0.915 and 0.892; one local view, 30 epochs, 0.899 and 0.896; two, 27
+    epochs, 0.892 and 0.898. The present defaults gave 0.906, 0.899 and
+    0.908, and 0.909 at two threads: about the same mean, with no run below
+    0.899, so they keep two local views. On the digits, which get 60 epochs
+    either way, a ``LogisticRegression`` on 2 labels a class scores 0.837
+    with the present defaults (0.843 with ``teacher_temp=0.04``) against
+    0.796 for batches of 256 at ``lr=1e-3`` (``python -m sk_replearn``).
 
     References
     ----------
