@@ -9,7 +9,7 @@ the origin keeps its small eigenvalues and ``partial_fit`` equals ``fit``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -113,15 +113,11 @@ def _numpy_moments(
     shift = np.asarray(shift).astype(X.dtype)  # the value actually subtracted
     group = max(1, _POOL_ROWS // rows)  # blocks per float64 pooling
 
-    # torch reads X in place unless it is read-only (a memory map) or laid
-    # out backwards; such X is shifted by NumPy instead (slower, the same).
-    Xt = torch.from_numpy(X) if _torch_readable(X) else None
-    shift_t = torch.from_numpy(shift)
+    shift_into = _subtractor(X, shift)
     ones = np.ones(min(rows, n))  # float64
 
     def work(blocks: list[slice]) -> tuple[np.ndarray, np.ndarray]:
         buf = np.empty((min(rows, n), d), dtype=X.dtype)
-        buf_t = torch.from_numpy(buf)
         wide = None if X.dtype == np.float64 else np.empty(buf.shape)  # float64
         total = np.zeros((d, d))  # float64
         sums = np.zeros(d)  # float64
@@ -132,10 +128,7 @@ def _numpy_moments(
             if wide is not None:
                 np.copyto(wide[:m], xb)  # brings xb into the cache
             sums += ones[:m] @ (xb if wide is None else wide[:m])
-            if Xt is None:
-                np.subtract(xb, shift, out=b)
-            else:
-                torch.sub(Xt[sl], shift_t, out=buf_t[:m])
+            shift_into(sl, b)
             part += b.T @ b  # (d, d)
             if (i + 1) % group == 0 or i + 1 == len(blocks):
                 total += part
@@ -151,9 +144,19 @@ def _numpy_moments(
     return _Moments(n, torch.from_numpy(mean), torch.from_numpy(m2))
 
 
-def _torch_readable(X: np.ndarray) -> bool:
-    """Whether torch can read X in place (writeable, no negative strides)."""
-    return X.flags.writeable and min(X.strides, default=1) > 0
+def _subtractor(
+    X: np.ndarray, value: np.ndarray
+) -> Callable[[slice, np.ndarray], object]:
+    """``f(rows, out)`` writes ``X[rows] - value`` into ``out`` (X's dtype).
+
+    torch's broadcast subtraction runs at twice NumPy's speed and reads X in
+    place, unless X is read-only (a memory map) or laid out backwards: such
+    X is subtracted by NumPy (slower, the same values).
+    """
+    if not (X.flags.writeable and min(X.strides, default=1) > 0):
+        return lambda rows, out: np.subtract(X[rows], value, out=out)
+    X_t, value_t = torch.from_numpy(X), torch.from_numpy(value)
+    return lambda rows, out: torch.sub(X_t[rows], value_t, out=torch.from_numpy(out))
 
 
 def _column_sum(x: torch.Tensor, acc: torch.dtype) -> torch.Tensor:

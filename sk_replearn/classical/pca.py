@@ -39,7 +39,7 @@ from ._moments import (
     _Moments,
     _no_tf32,
     _numpy_moments,
-    _torch_readable,
+    _subtractor,
 )
 from ._threads import _Workers
 
@@ -692,23 +692,15 @@ class PCATransformer(BaseRepresentation):
         mean = self.mean_.astype(X.dtype)
         encoder = np.ascontiguousarray(encoder)  # (d, k)
         w = torch.from_numpy(encoder)
-        # torch's broadcast subtraction is twice NumPy's speed; it reads X in
-        # place unless X is read-only or laid out backwards (as in the fit).
-        Xt = torch.from_numpy(X) if _torch_readable(X) else None
-        mean_t = torch.from_numpy(mean)
+        centre_into = _subtractor(X, mean)
 
         def work(blocks: list[slice]) -> None:
             buf = np.empty((min(rows, n), d), dtype=X.dtype)
-            buf_t = torch.from_numpy(buf)
             for sl in blocks:
-                m = sl.stop - sl.start
-                xc = buf[:m]
-                if Xt is None:
-                    np.subtract(X[sl], mean, out=xc)
-                else:
-                    torch.sub(Xt[sl], mean_t, out=buf_t[:m])
-                if X.dtype == np.float32:  # torch's product: the recorded bits
-                    torch.mm(buf_t[:m], w, out=torch.from_numpy(out[sl]))
+                xc = buf[: sl.stop - sl.start]
+                centre_into(sl, xc)
+                if X.dtype == np.float32:
+                    torch.mm(torch.from_numpy(xc), w, out=torch.from_numpy(out[sl]))
                 else:  # float64 data: project in float64, store float32
                     out[sl] = xc @ encoder
 
