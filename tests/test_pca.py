@@ -161,6 +161,62 @@ def test_pca_fit_same_for_any_memory_layout(layout, dtype):
     np.testing.assert_allclose(theirs.transform(other), ours.transform(X), atol=1e-5)
 
 
+def _compiler_present() -> bool:
+    import shutil
+    import sysconfig
+
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) is not None
+
+
+def test_pca_compiled_pass_is_built_where_a_compiler_is():
+    # The fused shift-and-sum loop is an optional extension: an install
+    # without a C compiler runs NumPy's passes instead (same results, ~10%
+    # slower at one thread). Where a compiler exists the build must succeed.
+    from sk_replearn.classical import _moments
+
+    if not _compiler_present():
+        pytest.skip("no C compiler: the package runs NumPy's passes")
+    assert _moments._kernels is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pca_compiled_pass_matches_numpy(monkeypatch, dtype, threads):
+    from sk_replearn.classical import _moments
+
+    if _moments._kernels is None:
+        pytest.skip("built without a C compiler: only NumPy's passes exist")
+    X = _power_law(3000, 40).astype(dtype)
+    kw = dict(n_components=5, svd_solver="covariance_eigh", batch_size=256, **CPU)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ours = PCATransformer(**kw).fit(X)
+        monkeypatch.setattr(_moments, "_kernels", None)
+        numpy = PCATransformer(**kw).fit(X)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(ours.mean_, X.astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(ours.mean_, numpy.mean_, rtol=1e-14)
+    np.testing.assert_allclose(ours._scatter, numpy._scatter, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ours.components_, numpy.components_, atol=1e-10)
+
+
+def test_pca_compiled_pass_checks_buffer_sizes():
+    from sk_replearn.classical import _moments
+
+    if _moments._kernels is None:
+        pytest.skip("built without a C compiler: only NumPy's passes exist")
+    x = np.ones((4, 3), dtype=np.float32)
+    out, sums = np.empty((3, 3), dtype=np.float32), np.zeros(3)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _moments._kernels.shift_sum(x, np.zeros(3, np.float32), out, sums, 3, False)
+    _moments._kernels.shift_sum(x[:3], np.ones(3, np.float32), out, sums, 3, False)
+    np.testing.assert_array_equal(out, 0.0)
+    np.testing.assert_array_equal(sums, 3.0)
+
+
 def test_pca_float64_huge_mean_robust():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((5000, 5)) * np.array([3, 2, 1, 0.5, 0.2]) * 1e-3 + 1e4

@@ -18,6 +18,11 @@ import torch
 
 from ._threads import _Workers
 
+try:  # the fused shift-and-sum loop, where a C compiler built it
+    from . import _kernels
+except ImportError:  # pragma: no cover - NumPy's passes instead
+    _kernels = None
+
 
 # -- numerics: pure tensor functions ------------------------------------------
 class _Moments(NamedTuple):
@@ -84,12 +89,8 @@ def _numpy_moments(
     offset of the mean from ``shift`` is removed exactly in float64, as in
     :func:`_batch_moments`, and the mean is a float64 sum of X.
 
-    The sum copies a float32 block into a float64 buffer (exact: a float32
-    value is a float64 one) and multiplies a vector of ones by it (BLAS
-    ``dgemv``); the shift is torch's subtraction. Measured per pass over
-    200k x 256 float32 on one thread: 25 ms for the two, against 33 ms with
-    NumPy's ``sum`` of the copy and ``subtract``, and 47 ms with NumPy's
-    upcasting ``sum(0, dtype=float64)``.
+    The sum and the shift of a block are one compiled loop where the package
+    was built with a C compiler (:func:`_shift_summer`).
 
     Parameters
     ----------
@@ -113,26 +114,22 @@ def _numpy_moments(
     shift = np.asarray(shift).astype(X.dtype)  # the value actually subtracted
     group = max(1, _POOL_ROWS // rows)  # blocks per float64 pooling
 
-    shift_into = _subtractor(X, shift)
-    ones = np.ones(min(rows, n))  # float64
-
     def work(blocks: list[slice]) -> tuple[np.ndarray, np.ndarray]:
+        shift_and_sum = _shift_summer(X, shift, min(rows, n))  # own buffers
         buf = np.empty((min(rows, n), d), dtype=X.dtype)
-        wide = None if X.dtype == np.float64 else np.empty(buf.shape)  # float64
         total = np.zeros((d, d))  # float64
         sums = np.zeros(d)  # float64
         part = np.zeros((d, d), dtype=X.dtype)
+        part_sums = np.zeros(d)  # float64
         for i, sl in enumerate(blocks):
-            m = sl.stop - sl.start
-            b, xb = buf[:m], X[sl]
-            if wide is not None:
-                np.copyto(wide[:m], xb)  # brings xb into the cache
-            sums += ones[:m] @ (xb if wide is None else wide[:m])
-            shift_into(sl, b)
+            b = buf[: sl.stop - sl.start]
+            shift_and_sum(sl, b, part_sums)
             part += b.T @ b  # (d, d)
             if (i + 1) % group == 0 or i + 1 == len(blocks):
                 total += part
                 part[...] = 0.0
+                sums += part_sums
+                part_sums[...] = 0.0
         return total, sums
 
     with np.errstate(all="ignore"):  # NaN and overflow are the caller's check
@@ -142,6 +139,40 @@ def _numpy_moments(
         offset = mean - shift.astype(np.float64)
         m2 = scatter - n * np.outer(offset, offset)
     return _Moments(n, torch.from_numpy(mean), torch.from_numpy(m2))
+
+
+def _shift_summer(
+    X: np.ndarray, shift: np.ndarray, rows: int
+) -> Callable[[slice, np.ndarray, np.ndarray], object]:
+    """``f(block, out, sums)``: ``out = X[block] - shift``, ``sums += X[block]``.
+
+    ``sums`` is float64 and the sum exact per value; ``block`` has at most
+    ``rows`` rows, and each thread makes its own ``f`` (NumPy's has buffers).
+    With the compiled loop (C-contiguous X) each value of X is read once.
+    Otherwise NumPy copies the block into a float64 buffer, sums it by
+    multiplying a vector of ones by it (BLAS ``dgemv``), then subtracts
+    (:func:`_subtractor`). Measured per pass over 200k x 256 float32 on one
+    thread: 16-19 ms for the compiled loop, 35-40 ms for NumPy's two passes,
+    47 ms with NumPy's upcasting ``sum(0, dtype=float64)`` instead of dgemv.
+    """
+    if _kernels is not None and X.flags.c_contiguous:
+        is_double = X.dtype == np.float64
+        d = X.shape[1]
+        return lambda sl, out, sums: _kernels.shift_sum(
+            X[sl], shift, out, sums, d, is_double
+        )
+    shift_into = _subtractor(X, shift)
+    ones = np.ones(rows)  # float64
+    wide = None if X.dtype == np.float64 else np.empty((rows, X.shape[1]))
+
+    def numpy_pass(sl: slice, out: np.ndarray, sums: np.ndarray) -> None:
+        m, xb = sl.stop - sl.start, X[sl]
+        if wide is not None:
+            np.copyto(wide[:m], xb)  # brings xb into the cache
+        sums += ones[:m] @ (xb if wide is None else wide[:m])
+        shift_into(sl, out)
+
+    return numpy_pass
 
 
 def _subtractor(
