@@ -1,5 +1,6 @@
 """Tests of the building blocks: sk_replearn.nn (encoders, patches, heads)."""
 
+import contextlib
 import math
 from fractions import Fraction
 
@@ -633,3 +634,64 @@ def test_build_encoder_accepts_numpy_ints():
 def test_mlp_encoder_single_layer_still_validates(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MLPEncoder((8,), hidden_sizes=(4,), **kwargs)
+
+
+def _block_inputs(masks: str, length: int) -> tuple[torch.Tensor, dict]:
+    x = torch.randn(3, length, 16, dtype=torch.float64)
+    if masks == "causal":
+        mask = nn.Transformer.generate_square_subsequent_mask(length)
+        return x, {"src_mask": mask.double(), "is_causal": True}
+    if masks == "padding":
+        pad = torch.zeros(3, length, dtype=torch.bool)
+        pad[0, -2:] = True
+        return x, {"src_key_padding_mask": pad}
+    return x, {}
+
+
+@pytest.mark.parametrize("masks", ["none", "causal", "padding"])
+def test_transformer_block_math_attention_matches_default(masks):
+    # Short sequences on the CPU take the plain matrix-product attention
+    # kernel: the block computes the same function and gradients as with
+    # torch's default kernel, with every kind of mask.
+    from sk_replearn.nn import transformer
+
+    torch.manual_seed(0)
+    block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0].double()
+    x, kw = _block_inputs(masks, 7)
+
+    def run(short):
+        block.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        before, transformer._SHORT_SEQUENCE = transformer._SHORT_SEQUENCE, short
+        try:
+            out = block(xi, **kw)
+        finally:
+            transformer._SHORT_SEQUENCE = before
+        out.square().sum().backward()
+        return out, xi.grad, block.self_attn.in_proj_weight.grad.clone()
+
+    for a, b in zip(run(32), run(0)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("length, kernel", [(5, "math"), (32, "math"), (33, None)])
+def test_transformer_block_picks_math_attention_for_short_cpu_sequences(
+    monkeypatch, length, kernel
+):
+    from sk_replearn.nn import transformer
+
+    used = []
+    real = transformer.sdpa_kernel
+
+    def spy(backends):
+        used.append(backends)
+        return real(backends)
+
+    monkeypatch.setattr(transformer, "sdpa_kernel", spy)
+    block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0]
+    block(torch.randn(2, length, 16))
+    expected = [] if kernel is None else [transformer.SDPBackend.MATH]
+    assert used == expected
+    # on other devices (here "meta", as a GPU would) torch keeps its choice
+    meta = torch.randn(2, 5, 16, device="meta")
+    assert isinstance(transformer._attention_kernel(meta), contextlib.nullcontext)

