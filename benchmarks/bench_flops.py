@@ -268,6 +268,16 @@ def kind_shares(events, wall_s: float) -> dict[str, float]:
     return {k: v / wall_s for k, v in seconds.items()}
 
 
+def _warm_profiler() -> None:
+    """Start and stop the profiler once: its first start in a process is slow.
+
+    Measured: without this the first estimator's profiled epoch took 5 times
+    its timed ones (and its table rows read 80% "optim"), the others' 1.1.
+    """
+    with profile(activities=[ProfilerActivity.CPU]):
+        torch.mm(torch.ones(64, 64), torch.ones(64, 64))
+
+
 def measure(name: str, X, batches: int, epochs: int) -> dict:
     """One estimator: FLOPs, best time per step and the profile of a step."""
     cls = getattr(sk_replearn, name)
@@ -345,6 +355,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     names = [n for n in ESTIMATORS if not args.only or n.startswith(tuple(args.only))]
     X = load_mnist1d_split()[0]
+    _warm_profiler()
     print(
         f"torch {torch.__version__}, CPU, MNIST-1D {X.shape[0]} x {X.shape[1]}, "
         f"input_shape=(1, 40); {args.batches} full batches an epoch, best of "
