@@ -1,6 +1,5 @@
 """Tests of the building blocks: sk_replearn.nn (encoders, patches, heads)."""
 
-import contextlib
 import math
 from fractions import Fraction
 
@@ -674,24 +673,26 @@ def test_transformer_block_math_attention_matches_default(masks):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("length, kernel", [(5, "math"), (32, "math"), (33, None)])
-def test_transformer_block_picks_math_attention_for_short_cpu_sequences(
-    monkeypatch, length, kernel
+@pytest.mark.parametrize("length, explicit", [(5, True), (32, True), (33, False)])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_block_explicit_attention_for_short_cpu_sequences(
+    length, explicit, batch_first
 ):
+    # Attention's explicit path (asked for by need_weights=True) for at most
+    # 32 tokens on the CPU, torch's own choice otherwise.
     from sk_replearn.nn import transformer
 
-    used = []
-    real = transformer.sdpa_kernel
+    block = transformer.TransformerBlock(16, 4, 32, batch_first=batch_first)
+    calls = []
+    attend = block.self_attn.forward
 
-    def spy(backends):
-        used.append(backends)
-        return real(backends)
+    def spy(*args, **kwargs):
+        calls.append(kwargs["need_weights"])
+        return attend(*args, **kwargs)
 
-    monkeypatch.setattr(transformer, "sdpa_kernel", spy)
-    block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0]
-    block(torch.randn(2, length, 16))
-    expected = [] if kernel is None else [transformer.SDPBackend.MATH]
-    assert used == expected
-    # on other devices (here "meta", as a GPU would) torch keeps its choice
-    meta = torch.randn(2, 5, 16, device="meta")
-    assert isinstance(transformer._attention_kernel(meta), contextlib.nullcontext)
+    block.self_attn.forward = spy
+    x = torch.randn(2, length, 16)
+    block(x if batch_first else x.transpose(0, 1))
+    assert calls == [explicit]
+    # off the CPU (here "meta", as a GPU would be) torch keeps its choice
+    assert not block._short_on_cpu(torch.randn(2, 5, 16, device="meta"))
