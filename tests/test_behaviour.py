@@ -244,9 +244,9 @@ def _data():
     return X, y[:96]
 
 
-#: The attention of short sequences on the CPU as recorded: torch's default
-#: kernel (the plain matrix-product kernel came later, for speed; it computes
-#: the same attention to rounding, which training amplifies).
+#: The attention of short sequences on the CPU as recorded: torch's flash
+#: kernel (TransformerBlock's explicit path came later, for speed; it
+#: computes the same attention to rounding, which training amplifies).
 _SHORT_SEQUENCE_AS_RECORDED = 0
 
 
