@@ -648,10 +648,10 @@ def _block_inputs(masks: str, length: int) -> tuple[torch.Tensor, dict]:
 
 
 @pytest.mark.parametrize("masks", ["none", "causal", "padding"])
-def test_transformer_block_math_attention_matches_default(masks):
-    # Short sequences on the CPU take the plain matrix-product attention
-    # kernel: the block computes the same function and gradients as with
-    # torch's default kernel, with every kind of mask.
+def test_transformer_block_explicit_attention_matches_default(masks):
+    # Short sequences on the CPU take attention's explicit path: the block
+    # computes the same function and gradients as with torch's default
+    # kernel, with every kind of mask.
     from sk_replearn.nn import transformer
 
     torch.manual_seed(0)

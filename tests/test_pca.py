@@ -180,13 +180,21 @@ def test_pca_compiled_pass_is_built_where_a_compiler_is():
     assert _moments._kernels is not None
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_pca_compiled_pass_matches_numpy(monkeypatch, dtype, threads):
+@pytest.fixture
+def kernels():
+    """The compiled loop's module; skips where the build had no C compiler."""
     from sk_replearn.classical import _moments
 
     if _moments._kernels is None:
         pytest.skip("built without a C compiler: only NumPy's passes exist")
+    return _moments._kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pca_compiled_pass_matches_numpy(monkeypatch, kernels, dtype, threads):
+    from sk_replearn.classical import _moments
+
     X = _power_law(3000, 40).astype(dtype)
     kw = dict(n_components=5, svd_solver="covariance_eigh", batch_size=256, **CPU)
     before = torch.get_num_threads()
@@ -203,16 +211,12 @@ def test_pca_compiled_pass_matches_numpy(monkeypatch, dtype, threads):
     np.testing.assert_allclose(ours.components_, numpy.components_, atol=1e-10)
 
 
-def test_pca_compiled_pass_checks_buffer_sizes():
-    from sk_replearn.classical import _moments
-
-    if _moments._kernels is None:
-        pytest.skip("built without a C compiler: only NumPy's passes exist")
+def test_pca_compiled_pass_checks_buffer_sizes(kernels):
     x = np.ones((4, 3), dtype=np.float32)
     out, sums = np.empty((3, 3), dtype=np.float32), np.zeros(3)
     with pytest.raises(ValueError, match="buffer sizes"):
-        _moments._kernels.shift_sum(x, np.zeros(3, np.float32), out, sums, 3, False)
-    _moments._kernels.shift_sum(x[:3], np.ones(3, np.float32), out, sums, 3, False)
+        kernels.shift_sum(x, np.zeros(3, np.float32), out, sums, 3, False)
+    kernels.shift_sum(x[:3], np.ones(3, np.float32), out, sums, 3, False)
     np.testing.assert_array_equal(out, 0.0)
     np.testing.assert_array_equal(sums, 3.0)
 

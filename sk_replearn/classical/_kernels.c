@@ -23,37 +23,26 @@
 #define MULTIVERSION
 #endif
 
-MULTIVERSION
-static void
-shift_sum_f32(const float *x, Py_ssize_t rows, Py_ssize_t d,
-              const float *shift, float *out, double *sums)
-{
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        const float *xr = x + r * d;
-        float *o = out + r * d;
-        for (Py_ssize_t j = 0; j < d; j++) {
-            float v = xr[j];
-            o[j] = v - shift[j];
-            sums[j] += (double)v;
-        }
+/* out = x - shift and sums += x, row after row, for one element type. */
+#define DEFINE_SHIFT_SUM(name, type)                                        \
+    MULTIVERSION                                                            \
+    static void                                                             \
+    name(const type *x, Py_ssize_t rows, Py_ssize_t d, const type *shift,   \
+         type *out, double *sums)                                           \
+    {                                                                       \
+        for (Py_ssize_t r = 0; r < rows; r++) {                             \
+            const type *xr = x + r * d;                                     \
+            type *o = out + r * d;                                          \
+            for (Py_ssize_t j = 0; j < d; j++) {                            \
+                type v = xr[j];                                             \
+                o[j] = v - shift[j];                                        \
+                sums[j] += (double)v;                                       \
+            }                                                               \
+        }                                                                   \
     }
-}
 
-MULTIVERSION
-static void
-shift_sum_f64(const double *x, Py_ssize_t rows, Py_ssize_t d,
-              const double *shift, double *out, double *sums)
-{
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        const double *xr = x + r * d;
-        double *o = out + r * d;
-        for (Py_ssize_t j = 0; j < d; j++) {
-            double v = xr[j];
-            o[j] = v - shift[j];
-            sums[j] += v;
-        }
-    }
-}
+DEFINE_SHIFT_SUM(shift_sum_f32, float)
+DEFINE_SHIFT_SUM(shift_sum_f64, double)
 
 PyDoc_STRVAR(shift_sum_doc,
 "shift_sum(x, shift, out, sums, n_features, is_double)\n"
