@@ -20,6 +20,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import TeeGenerator
 
+from ._heap import release_heap, retain_heap
 from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
 from .tokens import TokenBatches, TokenDataset
 
@@ -278,7 +279,17 @@ class RepresentationNet(NeuralNet):
         return step
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's loop; an interrupt keeps the weights and warns."""
+        """skorch's loop; an interrupt keeps the weights and warns.
+
+        On the CPU under glibc, the memory a step frees stays in the heap for
+        the next step while the loop runs (instead of going back to the
+        kernel and faulting in again, page by page) and is handed back at
+        the end; ``SK_REPLEARN_RETAIN_HEAP=0`` or the user's own glibc malloc
+        settings turn this off.
+        """
+        on_cpu = self.device is not None and torch.device(self.device).type == "cpu"
+        if on_cpu:
+            retain_heap()
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -293,6 +304,9 @@ class RepresentationNet(NeuralNet):
             )
             self.interrupted_ = True
             return self
+        finally:
+            if on_cpu:
+                release_heap()
 
     def _early_stopped(self) -> bool:
         return any(
