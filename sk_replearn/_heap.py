@@ -11,13 +11,15 @@ process that trains on a few MiB of data never gets there. On MNIST-1D,
 SimCLR's step faulted in 2,000 to 5,000 pages (8 to 20 MiB), about a tenth
 of its time.
 
-:func:`retain_heap` moves the two thresholds to the ceiling glibc's own
-adjustment would reach (blocks of up to 32 MiB from the heap, 64 MiB of
-free heap kept), where a step's memory stays mapped and is reused; it then
-faults in tens of pages, not thousands. :func:`release_heap`, at the end of
-a fit, hands the free memory back (``malloc_trim``), so a fitted model does
-not keep its training memory. Both do nothing off glibc, and nothing when
-the user has set glibc's malloc parameters (``MALLOC_*_`` variables or
+:func:`retain_heap`, at the first fit on the CPU, moves the two thresholds
+to the ceiling glibc's own adjustment can reach (blocks of up to 32 MiB from
+the heap, 64 MiB of free heap kept), where a step's memory stays mapped and
+is reused; a step then faults in tens of pages, not thousands. They stay
+there for the rest of the process, as glibc's own adjustment would (glibc
+has no call that goes back to it). :func:`release_heap`, at the end of every
+fit, hands the heap's free memory back (``malloc_trim``), so a fitted model
+does not keep its training memory. Both do nothing off glibc, and nothing
+when the user has set glibc's malloc parameters (``MALLOC_*_`` variables or
 ``glibc.malloc`` tunables); ``SK_REPLEARN_RETAIN_HEAP=0`` turns them off.
 """
 
