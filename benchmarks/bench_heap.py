@@ -17,7 +17,7 @@ faults and kernel (system) time a training step of the last epoch costs on
 each side (medians).
 
 Run: ``python benchmarks/bench_heap.py [--pairs 4] [--epochs 3]
-[--threads 1 2] [--only SimCLR DINO]``. About 25 minutes on 2 CPU cores.
+[--threads 1 2] [--only SimCLR DINO]``. About 11 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from sk_replearn import (
     PCATransformer,
     SimCLRTransformer,
 )
-from sk_replearn.nn import transformer
+from sk_replearn.nn import conv, transformer
 from sk_replearn.views import ImageViews
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -248,6 +248,10 @@ def _data():
 #: kernel (TransformerBlock's explicit path came later, for speed; it
 #: computes the same attention to rounding, which training amplifies).
 _SHORT_SEQUENCE_AS_RECORDED = 0
+#: The signal layers as recorded: Conv1d's and BatchNorm1d's own layout
+#: (SignalConv and SignalBatchNorm compute in the channels-last layout, for
+#: speed, since; the same results to rounding, which training amplifies).
+_CHANNELS_LAST_SIGNALS_AS_RECORDED = False
 
 
 def _outputs(case: str) -> dict[str, np.ndarray]:
@@ -257,6 +261,8 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     short = transformer._SHORT_SEQUENCE
     transformer._SHORT_SEQUENCE = _SHORT_SEQUENCE_AS_RECORDED
+    layout = conv._CHANNELS_LAST_SIGNALS
+    conv._CHANNELS_LAST_SIGNALS = _CHANNELS_LAST_SIGNALS_AS_RECORDED
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -268,6 +274,7 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
     finally:
         torch.set_num_threads(threads)
         transformer._SHORT_SEQUENCE = short
+        conv._CHANNELS_LAST_SIGNALS = layout
     return out
 
 

@@ -16,11 +16,14 @@ from sk_replearn.nn import (
     MLPEncoder,
     ProjectionHead,
     ResNetEncoder,
+    SignalBatchNorm,
+    SignalConv,
     ViTDecoder,
     ViTEncoder,
     auto_encoder_kwargs,
     build_decoder,
     build_encoder,
+    conv,
     patchify,
     random_masking,
     resolve_encoder,
@@ -696,3 +699,88 @@ def test_transformer_block_explicit_attention_for_short_cpu_sequences(
     assert calls == [explicit]
     # off the CPU (here "meta", as a GPU would be) torch keeps its choice
     assert not block._short_on_cpu(torch.randn(2, 5, 16, device="meta"))
+
+
+# -- signal layers in the channels-last layout --------------------------------
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 3, "padding": 1},
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+        {"kernel_size": 1, "stride": 2},
+        {"kernel_size": 5, "padding": "same", "bias": True},
+        {"kernel_size": 3, "dilation": 2, "padding": 2},
+        {"kernel_size": 3, "groups": 2, "padding": 1},
+    ],
+)
+def test_signal_conv_computes_conv1d(kwargs):
+    torch.manual_seed(0)
+    kwargs = {"bias": False, **kwargs}
+    ours = SignalConv(4, 6, **kwargs).double()
+    ref = nn.Conv1d(4, 6, **kwargs).double()
+    ref.load_state_dict(ours.state_dict())  # the same parameters, the same keys
+    x = torch.randn(5, 4, 17, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = ours(x), ref(x_ref)
+    assert y.shape == y_ref.shape
+    assert y.stride(1) == 1  # channels last: the next layer reads it as a view
+    torch.testing.assert_close(y, y_ref)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"momentum": None}, {"affine": False}, {"track_running_stats": False}],
+)
+def test_signal_batch_norm_computes_batch_norm_1d(kwargs):
+    torch.manual_seed(0)
+    ours = SignalBatchNorm(6, **kwargs).double()
+    ref = nn.BatchNorm1d(6, **kwargs).double()
+    ref.load_state_dict(ours.state_dict())
+    for step in range(3):  # training: outputs, gradients, running statistics
+        x = torch.randn(5, 6, 9, dtype=torch.float64).mul_(step + 1).add_(step)
+        x.requires_grad_()
+        x_ref = x.detach().clone().requires_grad_()
+        y, y_ref = ours(x), ref(x_ref)
+        torch.testing.assert_close(y, y_ref)
+        y.square().sum().backward()
+        y_ref.square().sum().backward()
+        torch.testing.assert_close(x.grad, x_ref.grad)
+    for name, buffer in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], buffer, msg=name)
+    ours.eval(), ref.eval()
+    x = torch.randn(3, 6, 9, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))
+    x2 = torch.randn(3, 6, dtype=torch.float64)  # (B, C) as BatchNorm1d
+    torch.testing.assert_close(ours(x2), ref(x2))
+
+
+def test_signal_batch_norm_still_refuses_other_shapes():
+    with pytest.raises(ValueError, match="expected 2D or 3D input"):
+        SignalBatchNorm(6)(torch.randn(2, 6, 3, 3))
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_signal_encoders_compute_what_conv1d_layers_compute(monkeypatch, name):
+    torch.manual_seed(0)
+    enc = build_encoder(name, (2, 40)).double()
+    assert any(isinstance(m, SignalConv) for m in enc.modules())
+    assert any(isinstance(m, SignalBatchNorm) for m in enc.modules())
+    x = torch.randn(8, 2, 40, dtype=torch.float64)
+    out = enc(x)
+    # the same encoder in Conv1d's and BatchNorm1d's own layout
+    monkeypatch.setattr(conv, "_CHANNELS_LAST_SIGNALS", False)
+    torch.testing.assert_close(out, enc(x))
+    enc.eval()
+    ref = enc(x)
+    monkeypatch.setattr(conv, "_CHANNELS_LAST_SIGNALS", True)
+    torch.testing.assert_close(enc(x), ref)
+
+
+def test_image_encoders_keep_torch_s_layers():
+    enc = build_encoder("resnet", (1, 8, 8))
+    assert not any(isinstance(m, SignalConv | SignalBatchNorm) for m in enc.modules())

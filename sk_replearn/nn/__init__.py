@@ -19,7 +19,13 @@ from .build import (
     build_encoder,
     resolve_encoder,
 )
-from .conv import CNNEncoder, ConvDecoder, ResNetEncoder
+from .conv import (
+    CNNEncoder,
+    ConvDecoder,
+    ResNetEncoder,
+    SignalBatchNorm,
+    SignalConv,
+)
 from .heads import Bottleneck, CentredLayerNorm, ProjectionHead, Prototypes
 from .mlp import MLPDecoder, MLPEncoder
 from .patches import (
@@ -45,6 +51,8 @@ __all__ = [
     "ProjectionHead",
     "Prototypes",
     "ResNetEncoder",
+    "SignalBatchNorm",
+    "SignalConv",
     "Standardize",
     "ViTDecoder",
     "ViTEncoder",

@@ -20,15 +20,118 @@ from ._checks import (
     spatial_sizes,
 )
 
-__all__ = ["CNNEncoder", "ConvDecoder", "ResNetEncoder"]
+__all__ = [
+    "CNNEncoder",
+    "ConvDecoder",
+    "ResNetEncoder",
+    "SignalBatchNorm",
+    "SignalConv",
+]
 
 #: Channels of the ResNet stages (and, reversed, of the decoder mirroring it).
 RESNET_CHANNELS = (32, 64, 128)
 
 
+#: Whether the encoders' signal layers compute in the channels-last layout
+#: (:class:`SignalConv`, :class:`SignalBatchNorm`); read at every call.
+_CHANNELS_LAST_SIGNALS = True
+
+
+def _as_channels_last_image(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, L)`` as a one-row image ``(B, C, 1, L)`` in channels-last layout.
+
+    A view when ``x`` already has channels-last strides (what the signal
+    layers return), a copy otherwise.
+    """
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+class SignalConv(nn.Conv1d):
+    """:class:`torch.nn.Conv1d` computed as a channels-last one-row image.
+
+    The same module, parameters and result as ``Conv1d`` (to rounding): the
+    input ``(B, C, L)`` is viewed as an image ``(B, C, 1, L)`` stored
+    channels last, convolved by the ``(1, k)`` kernel, and the output
+    ``(B, C', L')`` comes back as a view with channels-last strides
+    (``stride(1) == 1``), which the next signal layer uses without a copy.
+    On the CPU, oneDNN convolves that layout directly and batch norm runs
+    its channels-last kernel (see :class:`SignalBatchNorm`), where
+    ``Conv1d``'s layout is reordered at every call: a ResNet training step
+    on MNIST-1D (batches of 256 signals of length 40) took 25% less time at
+    one thread and at two. Images gain nothing from the same layout here,
+    so :class:`CNNEncoder` and :class:`ResNetEncoder` use it for signals
+    only.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import SignalConv
+    >>> conv = SignalConv(3, 8, 5, padding=2)
+    >>> x = torch.randn(4, 3, 40)
+    >>> y = conv(x)
+    >>> y.shape, y.stride(1)
+    (torch.Size([4, 8, 40]), 1)
+    >>> torch.allclose(y, torch.nn.functional.conv1d(x, conv.weight, conv.bias,
+    ...                                              padding=2), atol=1e-5)
+    True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not _CHANNELS_LAST_SIGNALS
+            or x.dim() != 3
+            or self.padding_mode != "zeros"
+            or x.device.type != "cpu"
+        ):
+            return super().forward(x)
+        padding = self.padding if isinstance(self.padding, str) else (0, *self.padding)
+        out = nn.functional.conv2d(
+            _as_channels_last_image(x),
+            self.weight.unsqueeze(2),
+            self.bias,
+            (1, *self.stride),
+            padding,
+            (1, *self.dilation),
+            self.groups,
+        )
+        return out.squeeze(2)
+
+
+class SignalBatchNorm(nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` of signals ``(B, C, L)``, channels last.
+
+    The same module, parameters, running statistics and result as
+    ``BatchNorm1d`` (to rounding); a signal is normalised as a one-row
+    image in channels-last layout, where torch's CPU kernel reads each
+    position's channels as one vector, and comes back with channels-last
+    strides (see :class:`SignalConv`). Inputs ``(B, C)`` are normalised as
+    ``BatchNorm1d`` does.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import SignalBatchNorm
+    >>> bn = SignalBatchNorm(8)
+    >>> x = torch.randn(4, 8, 40)
+    >>> torch.allclose(bn(x), torch.nn.BatchNorm1d(8)(x), atol=1e-5)
+    True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _CHANNELS_LAST_SIGNALS or x.dim() != 3 or x.device.type != "cpu":
+            return super().forward(x)
+        return super().forward(_as_channels_last_image(x)).squeeze(2)
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() == 4 and input.shape[2] == 1:
+            return  # a signal as a one-row image, from forward
+        super()._check_input_dim(input)
+
+
 def conv_ops(ndim: int) -> tuple[type, type, type]:
+    """Convolution, batch norm and adaptive pooling of ``ndim`` spatial axes."""
     if ndim == 1:
-        return nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d
+        return SignalConv, SignalBatchNorm, nn.AdaptiveAvgPool1d
     return nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
 
 
@@ -346,7 +449,7 @@ class ConvDecoder(nn.Module):
             sizes.append(tuple(_downsampled(s, k) for s in sizes[-1]))
         ndim = len(sizes[0])
         conv_t = nn.ConvTranspose1d if ndim == 1 else nn.ConvTranspose2d
-        _, bn, _ = conv_ops(ndim)
+        bn = nn.BatchNorm1d if ndim == 1 else nn.BatchNorm2d
         self._grid = (channels[0], *sizes[-1])
         self.fc = nn.Linear(in_features, math.prod(self._grid))
         layers: list[nn.Module] = [activation_layer(activation)]
