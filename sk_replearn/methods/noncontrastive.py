@@ -245,6 +245,14 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
     --------
     SimSiamTransformer : Agreement only, with a stop-gradient.
 
+    Notes
+    -----
+    The wide projector earns its cost, as in the paper: on MNIST-1D (4,000
+    training signals, the default ResNet and views, 40 epochs; linear probe
+    on the 1,000 test signals, two threads) the default three layers of 512
+    probed 0.928 (seeds 0 and 1) in 53 to 55 s, three layers of 256 0.902
+    and 0.908 in 42 to 45 s, and 30 epochs of the default 0.908 (seed 0).
+
     References
     ----------
     .. [1] J. Zbontar, L. Jing, I. Misra, Y. LeCun and S. Deny, "Barlow
