@@ -31,6 +31,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._heap import kept_heap
 from .data import eval_chunks
 
 __all__ = [
@@ -397,7 +398,9 @@ class BaseRepresentation(
 
         Only one batch of X lives on the device at once, and the output is
         written into a preallocated array, so memory stays flat in
-        ``n_samples`` apart from the output itself.
+        ``n_samples`` apart from the output itself. On the CPU, the memory a
+        batch frees stays in glibc's heap for the next one
+        (:func:`~sk_replearn._heap.kept_heap`).
 
         Parameters
         ----------
@@ -418,7 +421,9 @@ class BaseRepresentation(
         batch_size = batch_size or getattr(self, "batch_size", None) or 4096
         shape = (len(X), n_out) if n_out else (len(X),)
         out = np.empty(shape, dtype=dtype)
-        with torch.inference_mode():
+        # Several batches on the CPU: the memory one frees serves the next.
+        several = torch.device(device).type == "cpu" and len(X) > batch_size
+        with kept_heap(several), torch.inference_mode():
             for sl, xb in eval_chunks(X, batch_size):
                 xb = xb.to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()

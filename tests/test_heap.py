@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -11,9 +12,16 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from skorch.callbacks import Callback
 
-from sk_replearn import AutoencoderTransformer, _heap, training
+from sk_replearn import (
+    AutoencoderTransformer,
+    BERTTransformer,
+    MAETransformer,
+    _heap,
+    training,
+)
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 needs_glibc = pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
@@ -158,3 +166,124 @@ def test_fit_on_the_cpu_retains_the_heap_and_releases_it_at_the_end(
     else:
         rep.fit(X)
     assert calls == ["retain", "release"]
+
+
+# -- transform on the CPU: batches within a memory budget, the heap kept ----------
+def test_widest_output_measures_the_largest_submodule_output_and_unhooks():
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 100), torch.nn.ReLU(), torch.nn.Linear(100, 2)
+    )
+    x = torch.zeros(3, 4)
+    assert _heap.widest_output(net, lambda: net(x)) == 3 * 100 * 4  # float32
+    assert _heap.widest_output(net.double(), lambda: net(x.double())) == 3 * 100 * 8
+    assert all(not m._forward_hooks for m in net.modules())
+    with pytest.raises(RuntimeError):  # hooks come off on an error too
+        _heap.widest_output(net, lambda: net(torch.zeros(3, 5, dtype=torch.float64)))
+    assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_batch_within_budget_keeps_the_batch_that_fits_and_cuts_the_rest():
+    budget = _heap.BATCH_BYTES
+    assert _heap.batch_within_budget(budget / 2000, 1024) == 1024
+    assert _heap.batch_within_budget(budget / 128, 1024) == 128
+    assert _heap.batch_within_budget(10 * budget, 1024) == 1  # never empty
+    assert _heap.batch_within_budget(0, 1024) == 1024
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_kept_heap_retains_and_releases_only_when_enabled(monkeypatch, fail):
+    calls = []
+    monkeypatch.setattr(_heap, "retain_heap", lambda: calls.append("retain"))
+    monkeypatch.setattr(_heap, "release_heap", lambda: calls.append("release"))
+    with contextlib.suppress(ValueError), _heap.kept_heap(True):
+        calls.append("work")
+        if fail:
+            raise ValueError
+    with _heap.kept_heap(False):
+        calls.append("alone")
+    assert calls == ["retain", "work", "release", "alone"]
+
+
+def _batch_rows(monkeypatch, module) -> list[int]:
+    rows = []
+    encode = module.encode
+    monkeypatch.setattr(module, "encode", lambda xb: rows.append(len(xb)) or encode(xb))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def mae_and_signals():
+    X = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
+    mae = MAETransformer(
+        input_shape=(1, 16), embed_dim=16, depth=1, max_epochs=1, random_state=0
+    )
+    return mae.fit(X[:64]), X
+
+
+def test_transform_on_the_cpu_cuts_batches_by_their_widest_activation(
+    monkeypatch, mae_and_signals
+):
+    mae, X = mae_and_signals
+    # 8 tokens of a 64-wide MLP hidden a row: 2 KiB; a budget of 64 KiB -> 32 rows
+    widest = _heap.widest_output(
+        mae._module(),
+        lambda: mae._module().encode(torch.from_numpy(X[:2]).view(2, 1, 16)),
+    )
+    per_row = widest // 2
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 32 * per_row)
+    rows = _batch_rows(monkeypatch, mae._module())
+    Z = mae.transform(X)
+    assert rows[0] == 2  # the probe
+    assert set(rows[1:-1]) == {32} and sum(rows[1:]) == len(X)
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 1 << 40)  # one batch, as on a GPU
+    np.testing.assert_allclose(mae.transform(X), Z, rtol=1e-5, atol=1e-6)
+    rows.clear()
+    mae.transform(X[:200])  # one batch: no probe
+    assert rows == [200]
+
+
+def test_transform_keeps_the_heap_across_batches_only(monkeypatch, mae_and_signals):
+    mae, X = mae_and_signals
+    calls = []
+    monkeypatch.setattr(_heap, "retain_heap", lambda: calls.append("retain"))
+    monkeypatch.setattr(_heap, "release_heap", lambda: calls.append("release"))
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 1 << 40)
+    mae.transform(X)  # 600 rows: one batch of up to 1,024
+    assert calls == []
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 1)  # a row a batch
+    mae.transform(X[:300])
+    assert calls == ["retain", "release"]
+
+
+def test_random_masks_of_score_and_reconstruct_are_not_re_batched(
+    monkeypatch, mae_and_signals
+):
+    mae, X = mae_and_signals
+    score, (pred, mask) = mae.score(X), mae.reconstruct(X, random_state=0)
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 1)
+    assert mae.score(X) == score
+    again = mae.reconstruct(X, random_state=0)
+    np.testing.assert_array_equal(again[0], pred)
+    np.testing.assert_array_equal(again[1], mask)
+
+
+def test_sequence_transform_on_the_cpu_cuts_batches_by_tokens(monkeypatch):
+    rng = np.random.default_rng(0)
+    seqs = [
+        "".join(rng.choice(list("ACDEFGHIK"), rng.integers(5, 30))) for _ in range(400)
+    ]
+    bert = BERTTransformer(
+        embed_dim=16, depth=1, num_heads=2, max_epochs=1, random_state=0
+    )
+    bert.fit(seqs[:50])
+    Z = bert.transform(seqs)
+    module = bert._module()
+    ids = bert._token_data(seqs, owner="test").take(torch.arange(2))
+    widest = _heap.widest_output(module, lambda: module.encode(ids))
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 300 * widest // ids.numel())
+    shapes = []
+    encode = module.encode
+    monkeypatch.setattr(module, "encode", lambda i: shapes.append(i.shape) or encode(i))
+    np.testing.assert_allclose(bert.transform(seqs), Z, rtol=1e-5, atol=1e-6)
+    assert len(shapes) > 3  # the probe, then several batches
+    assert all(rows * length <= 300 for rows, length in shapes[1:-1])

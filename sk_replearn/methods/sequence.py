@@ -9,8 +9,10 @@ import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from torch import nn
 
 from .._docstrings import fill_doc
+from .._heap import batch_within_budget, kept_heap, widest_output
 from ..base import seed_from_random_state, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import (
@@ -25,7 +27,7 @@ from ..tokens import (
     fit_codec,
     pad_sequences,
 )
-from .base import NeuralRepresentation, _check_finite_output
+from .base import _SIZED_FROM, NeuralRepresentation, _check_finite_output
 
 __all__ = ["BERTTransformer", "GPTTransformer"]
 
@@ -122,28 +124,41 @@ class _SequenceTransformer(NeuralRepresentation):
     def _token_source(self):
         return self
 
-    def _map_tokens(self, X, fn, n_out: int, *, device, owner: str) -> np.ndarray:
+    def _map_tokens(
+        self, X, fn, n_out: int, *, device, owner: str, probe: nn.Module | None = None
+    ) -> np.ndarray:
         """Encode X and map ``fn(ids)`` over padded batches, in X's order.
 
         The sequences are sorted by length and cut into batches of at most
         :data:`_TRANSFORM_TOKENS` tokens, so that memory stays flat in
         ``n_samples`` and little compute goes to padding; the rows of the
-        output come back in the order of X.
+        output come back in the order of X. On the CPU, with ``probe`` (the
+        module ``fn`` runs; ``fn`` then deterministic) and more than
+        :data:`_SIZED_FROM` sequences, a batch also keeps its widest
+        activation within :data:`~sk_replearn._heap.BATCH_BYTES`, measured
+        on the two longest sequences; the memory a batch frees serves the
+        next.
         """
         data = self._token_data(X, owner=owner)
         lengths = data.lengths
         order = torch.sort(lengths, stable=True).indices
         out = np.empty((len(data), n_out), dtype=np.float32)
+        on_cpu = torch.device(device).type == "cpu"
+        budget = _TRANSFORM_TOKENS
+        if probe is not None and on_cpu and len(order) > _SIZED_FROM:
+            ids = data.take(order[-2:])  # (2, T): the longest, padded
+            widest = widest_output(probe, lambda: fn(ids))
+            budget = batch_within_budget(widest / ids.numel(), budget)
+        several = on_cpu and int(lengths.sum()) > budget
         start = 0
-        with torch.inference_mode():
+        with kept_heap(several), torch.inference_mode():
             while start < len(order):
                 # Sorted by length, a batch's longest sequence is its last:
                 # grow the batch while its padded size fits the budget.
                 stop = start + 1
                 while (
                     stop < len(order)
-                    and (stop - start + 1) * int(lengths[order[stop]])
-                    <= _TRANSFORM_TOKENS
+                    and (stop - start + 1) * int(lengths[order[stop]]) <= budget
                 ):
                     stop += 1
                 idx = order[start:stop]
@@ -191,7 +206,7 @@ class _SequenceTransformer(NeuralRepresentation):
             of the block ``transform_layer`` names.
         """
         check_is_fitted(self)
-        return self._apply(X, *self._layer_encoding(self._module()))
+        return self._apply(X, *self._layer_encoding(self._module()), sized=True)
 
     def _transfer_encoder(self):
         check_is_fitted(self, "net_")

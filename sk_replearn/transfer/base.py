@@ -502,4 +502,4 @@ class BaseFineTuner(NeuralRepresentation):
         """Head outputs (logits or standardised predictions) of X, batched."""
         check_is_fitted(self, "net_")
         n_out = self.net_.module_.head_out_features
-        return self._apply(X, lambda m, xb: m(xb), n_out)
+        return self._apply(X, lambda m, xb: m(xb), n_out, sized=True)
