@@ -23,7 +23,7 @@ faults per call and peak RSS, and whether the outputs agree (max absolute
 difference).
 
 Run: ``python benchmarks/bench_transform.py [--pairs 3] [--repeats 3]
-[--threads 1 2] [--only SimCLR MAE BERT]``. About 5 minutes on 2 CPU cores.
+[--threads 1 2] [--only SimCLR MAE BERT]``. About 15 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations

@@ -21,6 +21,13 @@ fit, hands the heap's free memory back (``malloc_trim``), so a fitted model
 does not keep its training memory. Both do nothing off glibc, and nothing
 when the user has set glibc's malloc parameters (``MALLOC_*_`` variables or
 ``glibc.malloc`` tunables); ``SK_REPLEARN_RETAIN_HEAP=0`` turns them off.
+
+``transform`` on the CPU keeps the heap across its batches too
+(:func:`kept_heap`), and cuts its batches so that their widest tensor fits
+:data:`BATCH_BYTES`, a quarter of the mmap threshold: a larger tensor is
+mapped afresh at every batch whatever the thresholds, and the kernel zeroes
+its pages again. :func:`widest_output` measures that tensor on a small
+probe batch, :func:`batch_within_budget` turns it into a batch size.
 """
 
 from __future__ import annotations
