@@ -127,9 +127,10 @@ def kept_heap(enabled: bool = True) -> Iterator[None]:
     """Keep the heap between the steps of the block; hand it back after.
 
     :func:`retain_heap` on entry and :func:`release_heap` on exit (also on
-    an error), where ``enabled``: the training loop and batched ``transform``
-    on the CPU pass True, and ``transform`` of a single batch False (nothing
-    to keep between batches, and ``malloc_trim`` costs 20 to 400 µs).
+    an error), where ``enabled``: batched ``transform`` on the CPU passes
+    True when it has several batches, and False for a single one (nothing to
+    keep between batches, and ``malloc_trim`` costs 20 to 400 µs). The
+    training loop calls the two itself (``RepresentationNet.fit_loop``).
 
     Parameters
     ----------
