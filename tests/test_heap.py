@@ -65,6 +65,9 @@ def _faults_per_step(retain: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env.pop("GLIBC_TUNABLES", None)
     env.pop("SK_REPLEARN_RETAIN_HEAP", None)
+    # One thread: with torch's intra-op threads the fills sometimes run (and
+    # fault) in other threads' arenas, and the count drops to a fifth.
+    env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run(
         [sys.executable, "-c", _STEPS, "1" if retain else "0"],
         env=env,
@@ -287,3 +290,24 @@ def test_sequence_transform_on_the_cpu_cuts_batches_by_tokens(monkeypatch):
     np.testing.assert_allclose(bert.transform(seqs), Z, rtol=1e-5, atol=1e-6)
     assert len(shapes) > 3  # the probe, then several batches
     assert all(rows * length <= 300 for rows, length in shapes[1:-1])
+
+
+def test_an_inner_transform_layer_is_measured_on_the_encoder_it_runs(monkeypatch):
+    from sk_replearn.methods import base
+
+    X = np.random.default_rng(1).normal(size=(400, 16)).astype(np.float32)
+    mae = MAETransformer(
+        input_shape=(1, 16), embed_dim=16, depth=2, max_epochs=1, random_state=0
+    ).fit(X[:64])
+    mae.set_params(transform_layer=0)
+    Z = mae.transform(X)
+    rows = []
+    features = base.block_features
+    monkeypatch.setattr(
+        base,
+        "block_features",
+        lambda e, xb, layer: rows.append(len(xb)) or features(e, xb, layer),
+    )
+    monkeypatch.setattr(_heap, "BATCH_BYTES", 1)  # a row a batch, if measured
+    np.testing.assert_allclose(mae.transform(X), Z, rtol=1e-5, atol=1e-6)
+    assert rows[0] == 2 and set(rows[1:]) == {1} and len(rows) == 1 + len(X)

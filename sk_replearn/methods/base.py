@@ -459,11 +459,13 @@ class NeuralRepresentation(BaseRepresentation):
         ``fn``'s output is flattened to ``(B, n_out)``. With ``sized``, for
         a deterministic ``fn`` (a probe runs it once more), batches on the
         CPU are cut by the memory of their widest activation
-        (:func:`_cpu_batch_rows`); otherwise they hold the larger of
-        ``batch_size`` and :data:`_TRANSFORM_BATCH` rows.
+        (:func:`_cpu_batch_rows`), measured on the module ``fn.runs`` names
+        (an inner layer's encoder) or else the fitted module; otherwise they
+        hold the larger of ``batch_size`` and :data:`_TRANSFORM_BATCH` rows.
         """
         module = self._module()
         device = next(module.parameters()).device
+        runs = getattr(fn, "runs", module)  # an inner layer runs its own copy
         source = self._token_source()
         if source is not None:
             return source._map_tokens(
@@ -472,7 +474,7 @@ class NeuralRepresentation(BaseRepresentation):
                 n_out,
                 device=device,
                 owner=type(self).__name__,
-                probe=module if sized else None,
+                probe=runs if sized else None,
             )
         X = input_rows(self, X, reset=False)  # an array, or a Dataset read in order
         shape = tuple(self.input_shape_)
@@ -482,7 +484,7 @@ class NeuralRepresentation(BaseRepresentation):
 
         rows = max(self.batch_size, _TRANSFORM_BATCH)
         if sized and device.type == "cpu" and len(X) > _SIZED_FROM:
-            rows = _cpu_batch_rows(module, call, X, rows)
+            rows = _cpu_batch_rows(runs, call, X, rows)
         out = self._map_batches(X, call, n_out, device=device, batch_size=rows)
         _check_finite_output(out, X, type(self).__name__)
         return out
@@ -519,7 +521,12 @@ class NeuralRepresentation(BaseRepresentation):
         if inner is None:
             return (lambda m, xb: m.encode(xb)), self._n_features_out
         encoder, layer, width = inner
-        return (lambda m, xb: block_features(encoder, xb, layer)), width
+
+        def encode(m, xb):
+            return block_features(encoder, xb, layer)
+
+        encode.runs = encoder  # the network a probe of its memory must watch
+        return encode, width
 
     def _inner_layer(self, module) -> tuple[TransferEncoder, int, int] | None:
         """The encoder, block index and width of an inner ``transform_layer``.
