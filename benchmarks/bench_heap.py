@@ -24,13 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _process import child_json
 
 ESTIMATORS = ["SimCLRTransformer", "DINOTransformer", "MAETransformer"]
 
@@ -84,16 +80,8 @@ def child(name: str, epochs: int) -> None:
 
 
 def fit_in_process(name: str, epochs: int, threads: int, retain: bool) -> dict:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "SK_REPLEARN_RETAIN_HEAP": "1" if retain else "0",
-    }
-    cmd = [sys.executable, __file__, "--child", name, "--epochs", str(epochs)]
-    out = subprocess.run(
-        cmd, env=env, cwd=HERE, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = ["--child", name, "--epochs", str(epochs)]
+    return child_json(__file__, args, threads=threads, retain_heap=retain)
 
 
 def main(argv=None) -> None:

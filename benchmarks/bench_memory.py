@@ -67,6 +67,7 @@ import threading
 import time
 
 import numpy as np
+from _process import child_json
 from _targets import verdict
 
 _MIB = 2**20
@@ -135,11 +136,8 @@ def _child(model_path: str, data_path: str, rows: int, features: int) -> None:
 
 
 def _run_child(model_path, data_path, rows, features) -> dict:
-    cmd = [sys.executable, __file__, "--child", model_path, data_path, str(rows)]
-    cmd += ["--features", str(features)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = ["--child", model_path, data_path, str(rows), "--features", str(features)]
+    return child_json(__file__, args, threads=1)
 
 
 # -- fit ----------------------------------------------------------------------

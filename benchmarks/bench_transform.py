@@ -31,17 +31,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import pickle
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _process import child_json
 
-HERE = Path(__file__).resolve().parent
 ESTIMATORS = ["SimCLR", "MAE", "BERT"]
 LOOP_BATCH = 1024
 
@@ -145,13 +142,8 @@ def child(path: str, side: str, repeats: int, out: str) -> None:
 
 
 def run_side(path: Path, side: str, threads: int, repeats: int, out: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    env["SK_REPLEARN_RETAIN_HEAP"] = "1" if side == "ours" else "0"
-    cmd = [sys.executable, __file__, "--child", str(path), side, str(repeats), str(out)]
-    proc = subprocess.run(
-        cmd, env=env, cwd=HERE, capture_output=True, text=True, check=True
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--child", str(path), side, str(repeats), str(out)]
+    return child_json(__file__, args, threads=threads, retain_heap=side == "ours")
 
 
 def main(argv=None) -> None:
