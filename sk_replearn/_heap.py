@@ -127,10 +127,10 @@ def kept_heap(enabled: bool = True) -> Iterator[None]:
     """Keep the heap between the steps of the block; hand it back after.
 
     :func:`retain_heap` on entry and :func:`release_heap` on exit (also on
-    an error), where ``enabled``: batched ``transform`` on the CPU passes
-    True when it has several batches, and False for a single one (nothing to
-    keep between batches, and ``malloc_trim`` costs 20 to 400 µs). The
-    training loop calls the two itself (``RepresentationNet.fit_loop``).
+    an error), where ``enabled``: the training loop on the CPU
+    (``RepresentationNet.fit_loop``) passes True, and so does batched
+    ``transform`` when it has several batches; a single batch passes False
+    (nothing to keep between batches, and ``malloc_trim`` costs 20 to 400 µs).
 
     Parameters
     ----------

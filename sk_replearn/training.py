@@ -20,7 +20,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import TeeGenerator
 
-from ._heap import release_heap, retain_heap
+from ._heap import kept_heap
 from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
 from .tokens import TokenBatches, TokenDataset
 
@@ -288,25 +288,21 @@ class RepresentationNet(NeuralNet):
         settings turn this off.
         """
         on_cpu = self.device is not None and torch.device(self.device).type == "cpu"
-        if on_cpu:
-            retain_heap()
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            if self._early_stopped():
-                return self  # skorch's EarlyStopping stops by raising KeyboardInterrupt
-            warnings.warn(
-                f"Training was interrupted during epoch {len(self.history)}; "
-                "the model keeps the weights of the last finished step and "
-                "can be used (or trained further with warm_start=True).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self.interrupted_ = True
-            return self
-        finally:
-            if on_cpu:
-                release_heap()
+        with kept_heap(on_cpu):
+            try:
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            except KeyboardInterrupt:
+                if self._early_stopped():
+                    return self  # skorch's EarlyStopping stops by raising it
+                warnings.warn(
+                    f"Training was interrupted during epoch {len(self.history)}; "
+                    "the model keeps the weights of the last finished step and "
+                    "can be used (or trained further with warm_start=True).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.interrupted_ = True
+                return self
 
     def _early_stopped(self) -> bool:
         return any(

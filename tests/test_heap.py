@@ -20,7 +20,6 @@ from sk_replearn import (
     BERTTransformer,
     MAETransformer,
     _heap,
-    training,
 )
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
@@ -152,8 +151,8 @@ def test_fit_on_the_cpu_retains_the_heap_and_releases_it_at_the_end(
     monkeypatch, interrupt
 ):
     calls = []
-    monkeypatch.setattr(training, "retain_heap", lambda: calls.append("retain"))
-    monkeypatch.setattr(training, "release_heap", lambda: calls.append("release"))
+    monkeypatch.setattr(_heap, "retain_heap", lambda: calls.append("retain"))
+    monkeypatch.setattr(_heap, "release_heap", lambda: calls.append("release"))
     X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
     rep = AutoencoderTransformer(
         2,
