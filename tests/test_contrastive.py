@@ -405,3 +405,20 @@ def test_early_stopping_with_a_validation_batch_of_one(cls, small_digits):
     est.fit(torch.utils.data.TensorDataset(images))
     valid = [float(v) for v in est.history_[:, "valid_loss"]]
     assert len(valid) == 2 and np.all(np.isfinite(valid))
+
+
+@pytest.mark.parametrize("cls", [BarlowTwinsTransformer])
+def test_wide_projector_hidden_layers_default_to_the_encoders_width(cls):
+    # The output is projection_dim wide; the hidden layers are the encoder's
+    # width unless hidden_dim says otherwise.
+    def widths(est):
+        module = est.net_.module_
+        linears = [m for m in module.projector.modules() if isinstance(m, nn.Linear)]
+        return module.backbone.out_features, [m.out_features for m in linears]
+
+    X = np.random.default_rng(0).normal(size=(32, 12)).astype(np.float32)
+    tiny = dict(encoder_kwargs={"hidden_sizes": (24, 20)}, max_epochs=1)
+    width, default = widths(cls(projection_dim=40, **tiny).fit(X))
+    assert width == 20 and default == [20, 20, 40]
+    _, given = widths(cls(projection_dim=40, hidden_dim=8, **tiny).fit(X))
+    assert given == [8, 8, 40]

@@ -191,7 +191,7 @@ class BarlowTwinsObjective(TwoViewObjective):
     projection_dim : int, default=512
         Output width of the 3-layer projector.
     hidden_dim : int or None, default=None
-        Hidden width of the projector; None is ``projection_dim``.
+        Hidden width of the projector; None is the encoder's width.
     lambd : float, default=5e-3
         Weight of the off-diagonal (redundancy) term.
 
@@ -220,11 +220,9 @@ class BarlowTwinsObjective(TwoViewObjective):
         **two_view,
     ) -> None:
         super().__init__(input_shape, **two_view)
+        width = self.backbone.out_features
         self.projector = ProjectionHead(
-            self.backbone.out_features,
-            hidden_dim or projection_dim,
-            projection_dim,
-            num_layers=3,
+            width, hidden_dim or width, projection_dim, num_layers=3
         )
         self.criterion = BarlowTwinsLoss(lambd)
 
