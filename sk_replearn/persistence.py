@@ -294,6 +294,27 @@ def _n_samples(history: list) -> int:
 _ADDED_PARAMS = {"conv_kernel_size": None}
 
 
+def _barlow_twins_hidden_as_saved(params: dict, module_state: dict) -> dict:
+    """``hidden_dim`` that rebuilds a Barlow Twins projector as its file holds it.
+
+    ``hidden_dim=None`` gave hidden layers of ``projection_dim`` until it
+    gave the encoder's width: a file from before holds a first projector
+    layer ``(projection_dim, width)``, which None no longer builds.
+    """
+    weight = module_state.get("projector.layers.0.weight")
+    if params.get("hidden_dim") is None and weight is not None:
+        hidden, width = weight.shape
+        if hidden != width:
+            return {"hidden_dim": int(hidden)}
+    return {}
+
+
+#: Defaults whose network changed after files were first saved: for a class,
+#: a function of the file's parameters and module weights giving the
+#: parameters that rebuild the network the file holds.
+_CHANGED_DEFAULTS = {"BarlowTwinsTransformer": _barlow_twins_hidden_as_saved}
+
+
 def _build(spec: dict, device) -> BaseEstimator:
     """Rebuild an estimator from :func:`estimator_to_plain`'s data."""
     cls = _public_classes().get(spec.get("class"))
@@ -307,13 +328,16 @@ def _build(spec: dict, device) -> BaseEstimator:
     for name, before in _ADDED_PARAMS.items():
         if name in accepted and name not in params:  # an older file
             params[name] = before
+    as_saved = _CHANGED_DEFAULTS.get(spec["class"])
+    state = spec.get("state")
+    if as_saved is not None and state is not None and "net_" in state:
+        params.update(as_saved(params, state["net_"]["module"]))
     if device is not None and "device" in params:
         params["device"] = device
     for key, value in params.items():
         if isinstance(value, dict) and value.get(_TAG) == "estimator":
             params[key] = _build(value, device)
     estimator = cls(**params)
-    state = spec.get("state")
     if state is None:
         return estimator
     for key, value in state.items():

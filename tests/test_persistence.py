@@ -21,6 +21,7 @@ from torch import nn
 
 from sk_replearn import (
     AutoencoderTransformer,
+    BarlowTwinsTransformer,
     FineTuner,
     FineTunerRegressor,
     MAETransformer,
@@ -230,3 +231,24 @@ def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
     loaded = GPTTransformer.load(path)
     assert loaded.conv_kernel_size is None
     np.testing.assert_array_equal(loaded.transform(texts), old.transform(texts))
+
+
+def test_load_of_a_barlow_twins_file_saved_before_the_narrower_projector(tmp_path):
+    # hidden_dim=None meant projection_dim (40 here) before it meant the
+    # encoder's width (20): a file from then holds 40-wide hidden layers.
+    X = np.random.default_rng(0).normal(size=(32, 12)).astype(np.float32)
+    kw = dict(encoder_kwargs={"hidden_sizes": (24, 20)}, projection_dim=40)
+    old = BarlowTwinsTransformer(hidden_dim=40, max_epochs=1, random_state=0, **kw)
+    old.fit(X)
+    path = tmp_path / "barlow.pt"
+    old.save(path)
+    payload = torch.load(path, weights_only=True)
+    payload["estimator"]["params"]["hidden_dim"] = None  # as the file was written
+    torch.save(payload, path)
+    loaded = BarlowTwinsTransformer.load(path)
+    assert loaded.hidden_dim == 40
+    np.testing.assert_array_equal(loaded.transform(X), old.transform(X))
+    # A file of the present default loads with hidden_dim=None, as saved.
+    new = BarlowTwinsTransformer(max_epochs=1, random_state=0, **kw).fit(X)
+    new.save(path)
+    assert BarlowTwinsTransformer.load(path).hidden_dim is None
