@@ -407,10 +407,11 @@ def test_early_stopping_with_a_validation_batch_of_one(cls, small_digits):
     assert len(valid) == 2 and np.all(np.isfinite(valid))
 
 
-@pytest.mark.parametrize("cls", [BarlowTwinsTransformer])
-def test_wide_projector_hidden_layers_default_to_the_encoders_width(cls):
-    # The output is projection_dim wide; the hidden layers are the encoder's
-    # width unless hidden_dim says otherwise.
+def test_barlow_twins_hidden_layers_default_to_the_encoders_width():
+    # The projector's output is projection_dim wide; its hidden layers are
+    # the encoder's width unless hidden_dim says otherwise.
+    cls = BarlowTwinsTransformer
+
     def widths(est):
         module = est.net_.module_
         linears = [m for m in module.projector.modules() if isinstance(m, nn.Linear)]
