@@ -423,3 +423,20 @@ def test_barlow_twins_hidden_layers_default_to_the_encoders_width():
     assert width == 20 and default == [20, 20, 40]
     _, given = widths(cls(projection_dim=40, hidden_dim=8, **tiny).fit(X))
     assert given == [8, 8, 40]
+
+
+def test_bf16_precision_trains_in_bfloat16_and_transforms_in_float32():
+    # precision="bf16" autocasts the training steps only: transform gives
+    # the float32 encoder's output, bit for bit.
+    X = np.random.default_rng(0).normal(size=(64, 40)).astype(np.float32)
+    est = BarlowTwinsTransformer(
+        input_shape=(1, 40), max_epochs=1, precision="bf16", random_state=0
+    ).fit(X)
+    module = est.net_.module_
+    with torch.no_grad():
+        direct = module.encode(torch.from_numpy(X).view(-1, 1, 40))
+    assert direct.dtype == torch.float32
+    np.testing.assert_array_equal(est.transform(X), direct.numpy())
+    # The training steps did run in bfloat16: float32 steps learn otherwise.
+    fp32 = BarlowTwinsTransformer(input_shape=(1, 40), max_epochs=1, random_state=0)
+    assert not np.allclose(fp32.fit(X).transform(X), est.transform(X), atol=1e-4)
