@@ -353,7 +353,15 @@ def _build(spec: dict, device) -> BaseEstimator:
         payload = state["net_"]
         history = from_plain(payload["history"])
         net = estimator._restore_net(_n_samples(history))
-        _unwrap(net.module_).load_state_dict(payload["module"])
+        try:
+            _unwrap(net.module_).load_state_dict(payload["module"])
+        except RuntimeError as exc:
+            raise ValueError(
+                f"The file's {spec['class']} holds a network of other shapes than "
+                "its parameters build here (a version of sk_replearn with other "
+                "defaults wrote it); it was not loaded. "
+                f"({str(exc).splitlines()[0][:200]})"
+            ) from exc
         net.optimizer_.load_state_dict(from_plain(payload["optimizer"]))
         net.history = History(history)
         estimator.net_ = net

@@ -221,6 +221,20 @@ def test_checkpoint_of_other_data_is_refused(data, tmp_path):
         _ae(checkpoint_dir=tmp_path).fit(X[:100])
 
 
+def test_checkpoint_of_a_network_of_other_shapes_is_refused(data, tmp_path):
+    # Same parameters, other weights' shapes: what a checkpoint written under
+    # another default network (Barlow Twins' former hidden_dim=None) holds.
+    with pytest.raises(Killed):
+        _fit(_simclr(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    path = tmp_path / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    weight = checkpoint["module"]["projector.layers.0.weight"]
+    checkpoint["module"]["projector.layers.0.weight"] = weight.repeat(2, 1)
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="network of other shapes"):
+        _fit(_simclr(checkpoint_dir=tmp_path), data)
+
+
 def test_checkpoint_unreadable_file_is_a_clear_error(data, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a file written by sk_replearn"):

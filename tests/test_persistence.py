@@ -252,3 +252,20 @@ def test_load_of_a_barlow_twins_file_saved_before_the_narrower_projector(tmp_pat
     new = BarlowTwinsTransformer(max_epochs=1, random_state=0, **kw).fit(X)
     new.save(path)
     assert BarlowTwinsTransformer.load(path).hidden_dim is None
+
+
+def test_load_of_a_network_of_other_shapes_is_a_clear_error(tmp_path):
+    # Weights that the file's parameters no longer build: a ValueError that
+    # says so, not torch's size mismatch.
+    X = np.random.default_rng(0).normal(size=(32, 12)).astype(np.float32)
+    est = SimCLRTransformer(
+        encoder_kwargs={"hidden_sizes": (24, 20)}, max_epochs=1, random_state=0
+    ).fit(X)
+    path = tmp_path / "simclr.pt"
+    est.save(path)
+    payload = torch.load(path, weights_only=True)
+    module = payload["estimator"]["state"]["net_"]["module"]
+    module["projector.layers.0.weight"] = module["projector.layers.0.weight"][:5]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="network of other shapes"):
+        SimCLRTransformer.load(path)
