@@ -29,6 +29,7 @@ from .persistence import (
     _NOT_FINGERPRINTED,
     _VERSION,
     _atomic_save,
+    _load_weights,
     _read,
     _unwrap,
     from_plain,
@@ -183,7 +184,15 @@ class TrainingCheckpoint(Callback):
             return
         self._check_fingerprint(checkpoint["fingerprint"])
         # The callbacks before this one have begun; load over their state.
-        self._load_module(net, checkpoint["module"])
+        _load_weights(
+            net,
+            checkpoint["module"],
+            f"checkpoint_dir={os.fspath(self.dirname)!r} holds an unfinished "
+            "training run of a network of other shapes than this fit's, with the "
+            "same parameters (a version of sk_replearn with other defaults wrote "
+            "it), which this fit cannot resume. Use another checkpoint_dir, or "
+            "delete the checkpoint to start over.",
+        )
         net.optimizer_.load_state_dict(from_plain(checkpoint["optimizer"]))
         net.history = History(from_plain(checkpoint["history"]))
         _restore_callback_states(net, checkpoint["callbacks"])
@@ -196,24 +205,6 @@ class TrainingCheckpoint(Callback):
         # Draw the train/validation split as the interrupted fit did.
         _set_rng_state(net, checkpoint["rng"]["train_begin"])
         self._train_begin_rng = checkpoint["rng"]["train_begin"]
-
-    def _load_module(self, net, state: dict) -> None:
-        """Load the checkpoint's weights, or say why this fit cannot resume.
-
-        The same parameters build another network when a default changed
-        between the versions of sk_replearn that wrote and read the file.
-        """
-        try:
-            _unwrap(net.module_).load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"checkpoint_dir={os.fspath(self.dirname)!r} holds an unfinished "
-                "training run of a network of other shapes than this fit's, with "
-                "the same parameters (a version of sk_replearn with other "
-                "defaults wrote it), which this fit cannot resume. Use another "
-                "checkpoint_dir, or delete the checkpoint to start over. "
-                f"({str(exc).splitlines()[0][:200]})"
-            ) from exc
 
     def on_epoch_begin(self, net, **kwargs):
         if self._resume is None:

@@ -266,6 +266,19 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def _load_weights(net, state: dict, refusal: str) -> None:
+    """Load ``state`` into the net's module, or raise ``refusal`` as a ValueError.
+
+    Weights of other shapes than the parameters build come from a version
+    of sk_replearn with other defaults; torch's size-mismatch error is
+    appended to ``refusal``, which says what to do.
+    """
+    try:
+        _unwrap(net.module_).load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{refusal} ({str(exc).splitlines()[0][:200]})") from exc
+
+
 def _net_to_plain(net) -> dict:
     return {
         "module": {
@@ -353,15 +366,13 @@ def _build(spec: dict, device) -> BaseEstimator:
         payload = state["net_"]
         history = from_plain(payload["history"])
         net = estimator._restore_net(_n_samples(history))
-        try:
-            _unwrap(net.module_).load_state_dict(payload["module"])
-        except RuntimeError as exc:
-            raise ValueError(
-                f"The file's {spec['class']} holds a network of other shapes than "
-                "its parameters build here (a version of sk_replearn with other "
-                "defaults wrote it); it was not loaded. "
-                f"({str(exc).splitlines()[0][:200]})"
-            ) from exc
+        _load_weights(
+            net,
+            payload["module"],
+            f"The file's {spec['class']} holds a network of other shapes than "
+            "its parameters build here (a version of sk_replearn with other "
+            "defaults wrote it); it was not loaded.",
+        )
         net.optimizer_.load_state_dict(from_plain(payload["optimizer"]))
         net.history = History(history)
         estimator.net_ = net
