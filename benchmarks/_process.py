@@ -32,3 +32,19 @@ def child_json(
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def status_kib(field: str) -> int:
+    """A field of ``/proc/self/status`` in KiB (Linux), e.g. ``"VmHWM"``.
+
+    ``VmHWM`` is the high-water mark of this process's own memory map. Use
+    it rather than ``ru_maxrss``, which a child started by ``subprocess``
+    inherits from its parent (the kernel keeps the larger of the two at
+    ``exec``), so that a child reports its parent's peak whenever its own
+    is smaller.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")

@@ -67,7 +67,7 @@ import threading
 import time
 
 import numpy as np
-from _process import child_json
+from _process import child_json, status_kib
 from _targets import verdict
 
 _MIB = 2**20
@@ -75,14 +75,6 @@ _MIB = 2**20
 #: output) or of ``fit`` (peak RSS above the data) may grow when
 #: ``n_samples`` grows tenfold.
 TARGET = 1.25
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
 def _reset_peak() -> None:
@@ -98,13 +90,13 @@ def _peaks(call) -> dict:
     ``total_mib``: the high-water mark of the whole RSS (``VmHWM``), reset
     first; ``seconds``; and ``result``, what ``call`` returned.
     """
-    base_anon, base_rss = _status_kib("RssAnon"), _status_kib("VmRSS")
+    base_anon, base_rss = status_kib("RssAnon"), status_kib("VmRSS")
     _reset_peak()
     peak, done = [base_anon], threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _status_kib("RssAnon"))
+            peak[0] = max(peak[0], status_kib("RssAnon"))
             time.sleep(0.001)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -114,10 +106,10 @@ def _peaks(call) -> dict:
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    peak[0] = max(peak[0], _status_kib("RssAnon"))
+    peak[0] = max(peak[0], status_kib("RssAnon"))
     return {
         "anon_mib": (peak[0] - base_anon) / 1024,
-        "total_mib": (_status_kib("VmHWM") - base_rss) / 1024,
+        "total_mib": (status_kib("VmHWM") - base_rss) / 1024,
         "seconds": seconds,
         "result": result,
     }

@@ -19,8 +19,9 @@ alternation, ``--pairs`` times per estimator and thread count; each process
 times ``--repeats`` calls after one warm-up call and reports the median.
 Printed per row: the median time of each side, their ratio (ours / the loop;
 below 1 is faster) and its range over the pairs, each side's minor page
-faults per call and peak RSS, and whether the outputs agree (max absolute
-difference).
+faults per call and peak RSS (the process's own high-water mark,
+``VmHWM``: loading, the warm-up and the timed calls), and whether the
+outputs agree (max absolute difference).
 
 Run: ``python benchmarks/bench_transform.py [--pairs 3] [--repeats 3]
 [--threads 1 2] [--only SimCLR MAE BERT]``. About 15 minutes on 2 CPU cores.
@@ -37,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _process import child_json
+from _process import child_json, status_kib
 
 ESTIMATORS = ["SimCLR", "MAE", "BERT"]
 LOOP_BATCH = 1024
@@ -135,7 +136,7 @@ def child(path: str, side: str, repeats: int, out: str) -> None:
             {
                 "seconds": statistics.median(times),
                 "faults": statistics.median(faults),
-                "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mib": status_kib("VmHWM") / 1024,
             }
         )
     )
