@@ -364,9 +364,10 @@ class DINOTransformer(_TwoViewTransformer):
         Temperature ``τ_s`` of the student's softmax (> 0).
     center_momentum : float, default=0.9
         Momentum of the running mean (center) of the teacher's outputs.
-    momentum : float, default=0.996
+    momentum : float, default=0.99
         Momentum of the teacher at the start of training; it rises to 1 on a
-        cosine schedule.
+        cosine schedule. The paper's 0.996 suits hundreds of thousands of
+        steps; fewer steps need a faster-moving teacher (see Notes).
     {params n_local_views..n_local_views}
     {params input_shape..accelerator}
 
@@ -393,17 +394,18 @@ class DINOTransformer(_TwoViewTransformer):
     ``max_epochs="auto"`` gives DINO the 30 epochs of the other methods on
     these 4,000 signals, half the former fit time; where labels are few the
     shorter fit costs more (a ``LogisticRegression`` on 4 labels a class,
-    five draws: 0.654 against 0.699 after 60 epochs at 0.04). Without local
+    five draws: 0.667 against 0.699 after 60 epochs at 0.04). Without local
     views a step does three quarters of the work: 32 epochs probed 0.915,
     0.903 and 0.904 (seeds 0, 1, 2) at one thread but 0.898 at two (in 62 s,
     1.5 times SimCLR's 41.9 s), 30 epochs 0.897, 0.890 and 0.892, 36 epochs
     0.915 and 0.892; one local view, 30 epochs, 0.899 and 0.896; two, 27
     epochs, 0.892 and 0.898. The present defaults gave 0.906, 0.899 and
-    0.908, and 0.909 at two threads: about the same mean, with no run below
-    0.899, so they keep two local views. On the digits, which get 60 epochs
-    either way, a ``LogisticRegression`` on 2 labels a class scores 0.837
-    with the present defaults (0.843 with ``teacher_temp=0.04``) against
-    0.796 for batches of 256 at ``lr=1e-3`` (``python -m sk_replearn``).
+    0.908, and 0.906 at two threads (``benchmarks/bench_ssl.py``): about the
+    same mean, with no run below 0.899, so they keep two local views. On the
+    digits, which get 60 epochs either way, a ``LogisticRegression`` on 2
+    labels a class scores 0.837 with the present defaults (0.843 with
+    ``teacher_temp=0.04``) against 0.796 for batches of 256 at ``lr=1e-3``
+    (``python -m sk_replearn``).
 
     References
     ----------
