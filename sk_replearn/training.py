@@ -113,21 +113,60 @@ class StopOnNonFiniteLoss(Callback):
     """Stop training with a clear error as soon as the loss is not finite.
 
     A model whose weights went to NaN must never be reported as fitted.
-    The message names the epoch and batch and the usual cause.
+    The message names the epoch and batch and the likely cause: NaN or
+    infinite values in the batch (a Dataset's items are not checked ahead
+    of training), else a too high learning rate. The loss is computed
+    before each step, so the weights the last step leaves are checked at
+    the end of training too.
     """
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
         value = float(loss.detach()) if loss is not None else 0.0
         if not math.isfinite(value):
             epoch = len(net.history)
+            what = "training" if training else "validation"
+            if _holds_non_finite(batch):
+                raise NonFiniteLossError(
+                    f"The {what} loss became {value} in epoch {epoch}: the batch "
+                    "holds NaN or infinite values. X (a Dataset's items are not "
+                    "checked before training) must be finite; remove or impute "
+                    "those values first."
+                )
             raise NonFiniteLossError(
-                f"The {'training' if training else 'validation'} loss became "
-                f"{value} in epoch {epoch}. The learning rate (lr={net.lr}) is "
-                "most likely too high for this model and data; lower lr, add "
-                "warm-up (lr_schedule='cosine', warmup_epochs>0) or use "
-                "precision='32'. If X holds values of extreme magnitude, "
-                "rescale it first (e.g. with StandardScaler)."
+                f"The {what} loss became {value} in epoch {epoch}. " + _too_high_lr(net)
             )
+
+    def on_train_end(self, net, **kwargs):
+        tensors = [*net.module_.parameters(), *net.module_.buffers()]
+        if any(t.is_floating_point() and not torch.isfinite(t).all() for t in tensors):
+            raise NonFiniteLossError(
+                "Training left NaN or infinite weights after its last step "
+                f"(epoch {len(net.history)}), whose loss was still finite. "
+                + _too_high_lr(net)
+            )
+
+
+def _too_high_lr(net) -> str:
+    return (
+        f"The learning rate (lr={net.lr}) is most likely too high for this model "
+        "and data; lower lr, add warm-up (lr_schedule='cosine', "
+        "warmup_epochs>0) or use precision='32'. If X holds values of extreme "
+        "magnitude, rescale it first (e.g. with StandardScaler)."
+    )
+
+
+def _holds_non_finite(batch) -> bool:
+    """Whether a batch's floating-point inputs hold a NaN or an infinity."""
+    if batch is None:
+        return False
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    parts = inputs if isinstance(inputs, (tuple, list)) else [inputs]
+    return any(
+        isinstance(t, torch.Tensor)
+        and t.is_floating_point()
+        and not torch.isfinite(t).all()
+        for t in parts
+    )
 
 
 class RepresentationNet(NeuralNet):

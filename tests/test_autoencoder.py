@@ -7,6 +7,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mean_squared_error
@@ -233,6 +234,60 @@ def test_autoencoder_non_finite_loss_is_a_clear_error(small_digits):
     with pytest.raises(NonFiniteLossError, match=r"in epoch \d+.*lr=1e\+30.*too high"):
         ae.fit(X)
     assert not hasattr(ae, "net_")
+
+
+def test_weights_the_last_step_makes_non_finite_are_an_error(small_digits):
+    # The loss is computed before each step: only the end-of-training check
+    # sees weights that the very last step made NaN.
+    X, _ = small_digits
+
+    class SpoilLastStep(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                with torch.no_grad():
+                    next(net.module_.parameters()).fill_(float("nan"))
+
+    ae = AutoencoderTransformer(
+        **{**IMAGE, "max_epochs": 2}, callbacks=[SpoilLastStep()]
+    )
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite weights.*lr="):
+        ae.fit(X)
+    assert not hasattr(ae, "net_")
+
+
+def test_a_model_that_overflows_is_blamed_not_the_data():
+    # One step (60 rows < batch_size) at an absurd lr leaves finite but huge
+    # weights and a finite loss curve; every output is then an error that
+    # points at the fit, never NaN and never "rescale X" alone.
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    ae = AutoencoderTransformer(n_components=4, max_epochs=1, lr=1e30, random_state=0)
+    ae.fit(X)
+    with pytest.raises(ValueError, match=r"up to 3\.\d+ .*model itself.*lower lr"):
+        ae.transform(X)
+    with pytest.raises(ValueError, match="model itself"):
+        ae.inverse_transform(np.zeros((2, 4)))
+
+
+def test_inverse_transform_of_huge_codes_is_an_error_not_nan():
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    ae = AutoencoderTransformer(n_components=4, max_epochs=1, random_state=0).fit(X)
+    assert np.isfinite(ae.inverse_transform(ae.transform(X))).all()
+    with pytest.raises(ValueError, match=r"up to 1e\+30"):
+        ae.inverse_transform(np.full((2, 4), 1e30))
+
+
+def test_nan_in_a_dataset_is_named_as_such():
+    # A Dataset is read as it trains, not checked ahead like an array.
+    X = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)
+    bad = X.copy()
+    bad[50, 3] = np.nan
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(bad))
+    ae = AutoencoderTransformer(max_epochs=1, random_state=0)
+    with pytest.raises(NonFiniteLossError, match="batch holds NaN or infinite"):
+        ae.fit(dataset)
+    ae.fit(X)
+    with pytest.raises(ValueError, match="1 of 64 samples. X is a Dataset"):
+        ae.transform(dataset)
 
 
 def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):

@@ -440,3 +440,14 @@ def test_bf16_precision_trains_in_bfloat16_and_transforms_in_float32():
     # The training steps did run in bfloat16: float32 steps learn otherwise.
     fp32 = BarlowTwinsTransformer(input_shape=(1, 40), max_epochs=1, random_state=0)
     assert not np.allclose(fp32.fit(X).transform(X), est.transform(X), atol=1e-4)
+
+
+def test_a_fit_whose_encoder_ends_non_finite_is_an_error():
+    # A single step (60 rows < batch_size) at an absurd lr leaves a finite
+    # loss but an encoder that overflows on the training data.
+    from sk_replearn.training import NonFiniteLossError
+
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    est = SimCLRTransformer(max_epochs=1, lr=1e30, random_state=0)
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite.*lr=1e\+30"):
+        est.fit(X)

@@ -635,23 +635,41 @@ def _is_int(value) -> bool:
 
 
 def _check_finite_output(out: np.ndarray, X, owner: str) -> None:
-    """Never answer NaN silently: overflow in float32 is an error naming X.
+    """Never answer NaN silently: an error that says where it likely came from.
 
-    X is the validated array (its largest value is quoted) or a Dataset.
+    X is the validated array (its largest value is quoted), a Dataset (whose
+    items nobody checked), or None for token ids (always finite).
     """
     finite = np.isfinite(out)
     if finite.all():
         return
     n_bad = int((~finite).reshape(len(out), -1).any(axis=1).sum())
-    held = "X holds large values"
-    if isinstance(X, np.ndarray) and X.size:
-        peak = max(abs(float(X.max())), abs(float(X.min())))
-        held = f"X holds values up to {peak:.3g} in magnitude"
-    raise ValueError(
+    head = (
         f"{owner} computed non-finite values (inf or NaN) for {n_bad} of "
-        f"{len(out)} samples: float32 overflowed. {held}; rescale X (e.g. "
-        "with StandardScaler) before fitting and predicting."
+        f"{len(out)} samples"
     )
+    model = (
+        "the model itself overflows: its weights may have grown too large in "
+        "fit (refit with a lower lr and check loss_curve_ or history), or its "
+        "network produces NaN (e.g. divides by zero)"
+    )
+    if isinstance(X, np.ndarray) and X.size:
+        if not np.isfinite(X).all():
+            raise ValueError(
+                f"{head}: X holds NaN or infinite values; remove or impute them."
+            )
+        peak = max(abs(float(X.max())), abs(float(X.min())))
+        raise ValueError(
+            f"{head} from X holding values up to {peak:.3g} in magnitude: "
+            f"{model}. If such values are extreme for X, rescale it (e.g. with "
+            "StandardScaler) before fitting and predicting."
+        )
+    if X is not None and not isinstance(X, np.ndarray):  # a Dataset, unchecked
+        raise ValueError(
+            f"{head}. X is a Dataset, whose items are not checked ahead: NaN, "
+            f"infinite or extreme values in them give this; otherwise {model}."
+        )
+    raise ValueError(f"{head}: {model}.")
 
 
 def _live_output() -> bool:

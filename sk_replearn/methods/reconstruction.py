@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._docstrings import fill_doc
 from ..base import store_params
 from ..objectives.reconstruction import AutoencoderObjective
-from .base import NeuralRepresentation
+from .base import NeuralRepresentation, _check_finite_output
 
 __all__ = ["AutoencoderTransformer"]
 
@@ -164,6 +164,7 @@ class AutoencoderTransformer(NeuralRepresentation):
             self.n_features_in_,
             device=next(module.parameters()).device,
         )
+        _check_finite_output(out, Z, type(self).__name__)
         return self._output_layout(out)
 
     def reconstruct(self, X) -> np.ndarray:

@@ -25,6 +25,7 @@ from ..data import dataset_head, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
+from ..training import NonFiniteLossError
 from .base import NeuralRepresentation, seeded
 
 __all__ = ["LOCAL_VIEWS", "TWO_VIEW_DOCS", "CollapseWarning"]
@@ -252,6 +253,13 @@ class _TwoViewTransformer(NeuralRepresentation):
             self._n_features_out,
             device=next(module.parameters()).device,
         )  # (m, D)
+        if not np.isfinite(Z).all():
+            raise NonFiniteLossError(
+                f"{type(self).__name__} finished training, but its encoder now "
+                "maps training samples to NaN or infinite values: the weights "
+                f"grew too large. Lower lr (lr={self.lr}) or add warm-up "
+                "(warmup_epochs>0)."
+            )
         Z = torch.from_numpy(Z)
         self.collapse_std_ = float(collapse_std(Z))
         bound = self.collapse_threshold / math.sqrt(Z.shape[1])
