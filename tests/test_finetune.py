@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -583,3 +584,31 @@ def test_frozen_head_centred_on_the_features_mean(digits_ae, small_digits):
     np.testing.assert_allclose(mean, features.mean(0), atol=tol)
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_finetuner_refuses_columns_the_representation_did_not_see_in_that_order():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        rng.normal(size=(100, 5)) * [10, 5, 1, 0.1, 0.01], columns=list("abcde")
+    )
+    y = (df["a"] > 0).astype(int)
+    rep = PCATransformer(n_components=2).fit(df)
+    ft = FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=r"X: e, d, c, b, a; the representation: a, b"):
+        ft.fit(df[list("edcba")], y)
+    ft.fit(df, y)
+    np.testing.assert_allclose(
+        ft.transform(df), rep.transform(df), rtol=1e-5, atol=1e-4
+    )
+    with pytest.warns(
+        UserWarning,
+        match="X has no feature names, but the representation was fitted with",
+    ):
+        FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0).fit(
+            df.to_numpy(), y
+        )
+    # A representation the fine-tuner fits itself reads the same X: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FineTuner(PCATransformer(2), strategy="frozen", max_epochs=1).fit(df, y)

@@ -14,6 +14,7 @@ The fit of a fine-tuner has four steps, in this order:
 from __future__ import annotations
 
 import copy
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -67,6 +68,12 @@ def pretrained(representation, X, pretrain_X, seed: int):
     if "random_state" in rep.get_params() and rep.random_state is None:
         rep.set_params(random_state=seed)
     return rep.fit(X if pretrain_X is None else pretrain_X)
+
+
+def _names(names) -> str:
+    """The first few column names, for a message."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
 
 def transfer_encoder(representation) -> TransferEncoder:
@@ -364,6 +371,8 @@ class BaseFineTuner(NeuralRepresentation):
                     f"fitted on {n_rep}; fine-tune on data of the pre-training's "
                     "shape."
                 )
+            if is_fitted(rep) or pretrain_X is not None:  # not fitted on X here
+                self._check_representation_columns()
             # The representation's sample shape (a PCA's encoder itself is flat).
             shape = getattr(self.representation_, "input_shape_", encoder.input_shape)
             self.input_shape_ = tuple(shape)
@@ -397,6 +406,37 @@ class BaseFineTuner(NeuralRepresentation):
                 module.features_input = False
         self.n_blocks_ = len(blocks)
         self._record_fit(net)
+
+    def _check_representation_columns(self) -> None:
+        """X's column names are those the representation was fitted on, in order.
+
+        The encoder reads columns by position: a DataFrame with the same
+        columns in another order would give wrong features without an error.
+        """
+        theirs = getattr(self.representation_, "feature_names_in_", None)
+        ours = getattr(self, "feature_names_in_", None)
+        if theirs is None and ours is None:
+            return
+        if theirs is None or ours is None:
+            state = (
+                "X has feature names, but the representation was fitted without"
+                if theirs is None
+                else "X has no feature names, but the representation was fitted with"
+            )
+            warnings.warn(
+                f"{state} them: the encoder reads the columns by position, so "
+                "make sure they are in the pre-training's order.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        if list(ours) != list(theirs):
+            raise ValueError(
+                "X's columns are not those the representation was fitted on, in "
+                f"the same order (X: {_names(ours)}; the representation: "
+                f"{_names(theirs)}). The encoder reads columns by position: pass "
+                "X[representation.feature_names_in_]."
+            )
 
     def _training_views(self):
         """The ``views`` parameter as a batch augmentation, or None."""
