@@ -612,3 +612,15 @@ def test_finetuner_refuses_columns_the_representation_did_not_see_in_that_order(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FineTuner(PCATransformer(2), strategy="frozen", max_epochs=1).fit(df, y)
+
+
+def test_finetuner_regressor_standardises_targets_too_large_to_square():
+    # y above ~1e154 overflows y.std() in float64: the scale must stay finite
+    # and so must the predictions.
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    y = np.r_[1e200, np.arange(99.0)]
+    reg = FineTunerRegressor(PCATransformer(2), max_epochs=1, random_state=0).fit(X, y)
+    assert np.isfinite(reg.y_scale_).all() and np.isfinite(reg.y_mean_).all()
+    np.testing.assert_allclose(reg.y_mean_, [y.mean()], rtol=1e-12)
+    np.testing.assert_allclose(reg.y_scale_, [np.std(y / 1e200) * 1e200], rtol=1e-12)
+    assert np.isfinite(reg.predict(X)).all()

@@ -263,8 +263,7 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         self._check_params_against_data(len(X))
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        self.y_mean_ = Y.mean(axis=0)
-        std = Y.std(axis=0)
+        self.y_mean_, std = _mean_std(Y)
         self.y_scale_ = np.where(std > 0, std, 1.0)
         Y = (Y - self.y_mean_) / self.y_scale_
         y_t = torch.as_tensor(Y, dtype=torch.float32)
@@ -290,3 +289,19 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _mean_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of finite ``Y``, never inf.
+
+    Squares of values above about 1e154 overflow float64: those columns are
+    divided by their largest magnitude first, and the results scaled back.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = Y.mean(axis=0), Y.std(axis=0)
+    if np.isfinite(mean).all() and np.isfinite(std).all():
+        return mean, std
+    peak = np.abs(Y).max(axis=0)
+    peak = np.where(peak > 0, peak, 1.0)
+    scaled = Y / peak
+    return scaled.mean(axis=0) * peak, scaled.std(axis=0) * peak
