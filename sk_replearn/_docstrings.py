@@ -124,7 +124,8 @@ whose tokens are its ids. Tokens unseen in ``fit`` become ``[UNK]``.""",
         """\
 Most tokens in the vocabulary: the most frequent ones for "char" and
 "word" (None keeps all), the size of the learned subword vocabulary for
-"bpe" and "wordpiece" (None means 1000).""",
+"bpe" and "wordpiece" (None means 1000). Ignored for integer input,
+whose vocabulary is every id from 0 to the largest (at most 2**24 ids).""",
     ),
     "token_pattern": (
         "str",

@@ -59,6 +59,10 @@ N_SPECIAL = len(SPECIAL_TOKENS)
 #: ``tokenizers.Tokenizer`` is accepted too.
 TOKENIZERS = ("char", "word", "bpe", "wordpiece")
 
+#: Most ids an integer vocabulary may span (0 to the largest id): 2**24, an
+#: embedding table of 8 GiB at a width of 128, far above any tokenizer's.
+MAX_IDS = 2**24
+
 #: Sequences per length-sorted pool, in batches (see :class:`TokenBatches`).
 _POOL_BATCHES = 32
 
@@ -375,6 +379,14 @@ def fit_codec(
         n_ids = int(max((int(s.max()) for s in sequences if s.size), default=-1)) + 1
         if n_ids == 0:
             raise ValueError("Every sequence of X is empty: there is nothing to learn.")
+        if n_ids > MAX_IDS:
+            raise ValueError(
+                f"X holds the token id {n_ids - 1}: integer sequences get every id "
+                f"from 0 to the largest as their vocabulary, here {n_ids:,} ids "
+                f"(at most {MAX_IDS:,}), each with a row of the embedding table. "
+                "Map the ids to 0..k-1 first, e.g. with np.unique(..., "
+                "return_inverse=True)."
+            )
         return Codec({"kind": "ids", "n_ids": n_ids})
     if not any(sequences):
         raise ValueError("Every string of X is empty: there is nothing to learn.")
@@ -382,7 +394,13 @@ def fit_codec(
         counts = Counter(c for s in sequences for c in s)
         return Codec({"kind": "char", "tokens": _frequent(counts, vocab_size)})
     if isinstance(tokenizer, str) and tokenizer == "word":
-        pattern = re.compile(token_pattern)
+        try:
+            pattern = re.compile(token_pattern)
+        except re.error as err:
+            raise ValueError(
+                f"token_pattern={token_pattern!r} is not a valid regular "
+                f"expression ({err}); give a pattern that matches one word."
+            ) from None
         counts = Counter(w for s in sequences for w in pattern.findall(s))
         if not counts:
             raise ValueError(

@@ -665,3 +665,17 @@ def test_fine_tuner_views_on_token_sequences(strings):
     assert auto.fit(strings, labels).net_.module_.views is None  # nothing to reuse
     with pytest.raises(ValueError, match="reads token sequences; use views=None"):
         FineTuner(rep, views=torch.neg, max_epochs=1).fit(strings, labels)
+
+
+def test_integer_ids_whose_range_is_too_large_are_refused_before_allocating():
+    # The vocabulary of integer input spans 0..max: id 10**9 would ask for
+    # an embedding table of a billion rows.
+    with pytest.raises(ValueError, match=r"token id 1000000000.*np\.unique"):
+        GPTTransformer(max_epochs=1).fit([[1, 2, 10**9], [4, 5]] * 5)
+
+
+def test_an_invalid_token_pattern_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"token_pattern='\(' is not a valid"):
+        GPTTransformer(tokenizer="word", token_pattern="(", max_epochs=1).fit(
+            ["a b", "c d"] * 5
+        )
