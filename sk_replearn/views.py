@@ -890,4 +890,27 @@ def make_views(
         views._validate_params()
         views._resolved_params()
         views._check_input_shape(input_shape)
+    else:
+        _check_views_shape(views, input_shape)
     return views
+
+
+def _check_views_shape(views: Callable, input_shape: tuple[int, ...]) -> None:
+    """A user's views callable maps a batch to a batch of its shape (tried on 2)."""
+    batch = torch.zeros(2, *input_shape)
+    with torch.random.fork_rng(devices=[]):  # the probe draws nothing of the fit's
+        try:
+            out = views(batch)
+        except Exception as err:  # the user's callable: any error, reported as ours
+            raise ValueError(
+                f"views={views!r} fails on a batch of samples of shape "
+                f"{input_shape} ({type(err).__name__}: {err}); it must map "
+                "(batch, *input_shape) to a batch of the same shape."
+            ) from err
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != tuple(batch.shape):
+        raise ValueError(
+            f"views={views!r} must map (batch, *input_shape) to a batch of the "
+            f"same shape, {tuple(batch.shape)} for 2 samples of shape "
+            f"{input_shape}; it returned {shape}."
+        )

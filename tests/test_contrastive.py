@@ -451,3 +451,33 @@ def test_a_fit_whose_encoder_ends_non_finite_is_an_error():
     est = SimCLRTransformer(max_epochs=1, lr=1e30, random_state=0)
     with pytest.raises(NonFiniteLossError, match=r"NaN or infinite.*lr=1e\+30"):
         est.fit(X)
+
+
+def test_views_that_change_the_batch_shape_are_refused_by_name():
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"views=.*same shape.*returned \(2, 3\)"):
+        SimCLRTransformer(max_epochs=1, views=lambda x: x[:, :3]).fit(X)
+
+
+@pytest.mark.parametrize(
+    "optimizer, error, match",
+    [
+        (torch.optim.LBFGS, ValueError, "closure"),
+        (int, TypeError, "not a torch.optim.Optimizer subclass"),
+    ],
+)
+def test_an_optimizer_class_that_cannot_train_in_batches_is_refused(
+    optimizer, error, match
+):
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        SimCLRTransformer(max_epochs=1, optimizer=optimizer).fit(X)
+
+
+def test_early_stopping_that_leaves_one_training_sample_is_refused():
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    est = SimCLRTransformer(max_epochs=1, early_stopping=True, validation_fraction=0.99)
+    with pytest.raises(
+        ValueError, match="validation_fraction=0.99 leaves fewer than 2"
+    ):
+        est.fit(X)

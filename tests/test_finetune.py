@@ -624,3 +624,21 @@ def test_finetuner_regressor_standardises_targets_too_large_to_square():
     np.testing.assert_allclose(reg.y_mean_, [y.mean()], rtol=1e-12)
     np.testing.assert_allclose(reg.y_scale_, [np.std(y / 1e200) * 1e200], rtol=1e-12)
     assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize(
+    "head, match",
+    [
+        (lambda i, o: torch.nn.Linear(i + 1, o), "fails on the encoder's 4 features"),
+        (
+            lambda i, o: torch.nn.Linear(i, o + 1),
+            r"must map \(batch, 4\) to \(batch, 3\)",
+        ),
+        (lambda i, o: torch.nn.Linear(i, 1), r"returned \(2, 1\)"),
+    ],
+)
+def test_a_head_of_the_wrong_shape_is_refused_before_training(head, match):
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    y = np.arange(60) % 3
+    with pytest.raises(ValueError, match=match):
+        FineTuner(PCATransformer(4), head=head, max_epochs=1).fit(X, y)

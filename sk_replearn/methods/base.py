@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import os
 import sys
@@ -189,6 +190,16 @@ class NeuralRepresentation(BaseRepresentation):
                 f"validation sample out of {n_samples}; raise it or set "
                 "early_stopping=False."
             )
+        if (
+            self.early_stopping
+            and n_samples - round(self.validation_fraction * n_samples) < 2
+        ):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves fewer than "
+                f"2 of the {n_samples} samples to train on; lower it or set "
+                "early_stopping=False."
+            )
+        _check_optimizer_class(self.optimizer)
         if self.precision == "16" and self._device().type != "cuda":
             raise ValueError(
                 "precision='16' (float16 with a gradient scaler) needs a CUDA "
@@ -632,6 +643,24 @@ class NeuralRepresentation(BaseRepresentation):
 
 def _is_int(value) -> bool:
     return isinstance(value, Integral | np.integer) and not isinstance(value, bool)
+
+
+def _check_optimizer_class(optimizer) -> None:
+    """A class given as ``optimizer`` is a torch optimiser stepping without closure."""
+    if isinstance(optimizer, str):
+        return
+    if not issubclass(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer={optimizer!r} is not a torch.optim.Optimizer subclass; "
+            f"pass one (e.g. torch.optim.SGD) or one of {sorted(OPTIMIZERS)}."
+        )
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise ValueError(
+            f"optimizer={optimizer.__name__} steps with a closure that "
+            "re-evaluates the loss, which mini-batch training does not give; "
+            "use a first-order optimiser such as 'adamw' or torch.optim.SGD."
+        )
 
 
 def _check_finite_output(out: np.ndarray, X, owner: str) -> None:

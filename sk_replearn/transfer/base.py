@@ -150,7 +150,31 @@ def build_head(head, in_features: int, out_features: int) -> nn.Module:
             f"head={head!r} must return a torch.nn.Module when called as "
             f"head(in_features, out_features); got {type(module).__name__}."
         )
+    _check_head_shape(head, module, in_features, out_features)
     return module
+
+
+def _check_head_shape(head, module: nn.Module, in_features: int, out_features: int):
+    """A user's head maps ``(B, in_features)`` to ``(B, out_features)`` (2 rows)."""
+    expected = f"(batch, {in_features}) to (batch, {out_features})"
+    training = module.training
+    module.eval()  # no running statistics touched, no dropout drawn
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(2, in_features))
+    except Exception as err:  # the user's module: any error, reported as ours
+        raise ValueError(
+            f"head={head!r} built a module that fails on the encoder's "
+            f"{in_features} features ({type(err).__name__}: {err}); it must map "
+            f"{expected}."
+        ) from err
+    finally:
+        module.train(training)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, out_features):
+        raise ValueError(
+            f"head={head!r} must map {expected}; on 2 rows its module returned {shape}."
+        )
 
 
 def pretraining_views(representation):
