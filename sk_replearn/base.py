@@ -186,6 +186,26 @@ def flatten_samples(X):
     return X, None
 
 
+def float_dtypes(X) -> list:
+    """The float dtypes validation keeps for X, the one others become first.
+
+    Arrays keep float32 or float64, and other dtypes (integers, booleans)
+    become float32, the networks' precision, without a float64 copy.
+    Python lists and tuples hold float64 numbers: they become float64, as
+    numpy would make them, so that ``fit(X.tolist())`` is ``fit(X)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.base import float_dtypes
+    >>> float_dtypes([[0.5]])[0], float_dtypes(np.zeros((1, 1), np.uint8))[0]
+    (<class 'numpy.float64'>, <class 'numpy.float32'>)
+    """
+    if isinstance(X, (list, tuple)):
+        return [np.float64, np.float32]
+    return [np.float32, np.float64]
+
+
 def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     if input_shape is None:
         return None
@@ -279,7 +299,7 @@ class BaseRepresentation(
             self,
             X,
             reset=reset,
-            dtype=[np.float32, np.float64],
+            dtype=float_dtypes(X),
             accept_sparse=False,
             ensure_all_finite=check_values,
         )

@@ -137,6 +137,12 @@ class SampleDataset(torch.utils.data.Dataset):
         if isinstance(item, (tuple, list)):  # (sample,) or (sample, target)
             x, y = item[0], (item[1] if len(item) > 1 else None)
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        if x.numel() != math.prod(self.sample_shape):
+            raise ValueError(
+                f"Item {i} of the Dataset has {x.numel()} values (shape "
+                f"{tuple(x.shape)}), but the samples have shape {self.sample_shape}, "
+                "as its first item set: every item must have the same shape."
+            )
         return x.reshape(self.sample_shape), torch.zeros(()) if y is None else y
 
 

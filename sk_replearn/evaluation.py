@@ -185,6 +185,11 @@ def few_label_indices(y, n_per_class: int, *, random_state=None) -> np.ndarray:
     (6, [0, 1, 2])
     """
     y = column_or_1d(np.asarray(y), warn=True)
+    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+        raise ValueError(
+            "y holds NaN or infinite labels; drop those samples (or give them "
+            "a class) first."
+        )
     classes, counts = _class_counts(y)
     if (counts < n_per_class).any():
         short = classes[np.argmin(counts)].tolist()

@@ -492,6 +492,12 @@ def _read(path, fmt: str) -> dict:
 def _atomic_save(payload: dict, path) -> None:
     """Write to a temporary file and rename it: never a half-written file."""
     path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"Cannot save to {path!r}: the folder {folder!r} does not exist; "
+            "create it first."
+        )
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         torch.save(payload, tmp)

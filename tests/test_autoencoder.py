@@ -442,3 +442,10 @@ def test_autoencoder_keeps_the_strided_cnn_on_small_images():
     X = np.random.default_rng(0).random((32, 64), dtype=np.float32)
     ae = AutoencoderTransformer(input_shape=(1, 8, 8), max_epochs=1, random_state=0)
     assert ae.fit(X).net_.module_.backbone.strides == (2, 2)
+
+
+def test_inverse_transform_says_why_an_inner_layer_does_not_decode(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}, transform_layer=0).fit(X)
+    with pytest.raises(ValueError, match="transform_layer=0 makes transform return"):
+        ae.inverse_transform(ae.transform(X))

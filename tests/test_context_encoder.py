@@ -213,3 +213,10 @@ def test_context_encoder_one_feature_is_refused():
     X = np.arange(20, dtype=np.float32).reshape(-1, 1)
     with pytest.raises(ValueError, match="at least 2; got 1 feature"):
         ContextEncoderTransformer(2, max_epochs=1).fit(X)
+
+
+def test_images_with_a_side_of_one_are_told_to_be_signals():
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"side of 1.*signals are \(C, L\)"):
+        ContextEncoderTransformer(max_epochs=1).fit(X.reshape(40, 1, 1, 8))
+    ContextEncoderTransformer(max_epochs=1).fit(X.reshape(40, 1, 8))  # a signal

@@ -388,3 +388,8 @@ def test_unlabelled_samples_reach_a_frozen_representation_semi_supervised():
     assert spreading.score(X_te, y_te) > supervised.score(X_te, y_te) + 0.05
     assert self_training.named_steps["clf"].labeled_iter_.max() > 0  # it self-labelled
     assert self_training.score(X_te, y_te) > supervised.score(X_te, y_te)
+
+
+def test_few_label_indices_refuses_nan_labels():
+    with pytest.raises(ValueError, match="NaN or infinite labels"):
+        few_label_indices([0.0, np.nan, 1.0, 1.0], 1)

@@ -25,6 +25,7 @@ from sk_replearn import (
     FineTuner,
     FineTunerRegressor,
     MAETransformer,
+    PCATransformer,
     SimCLRTransformer,
     persistence,
 )
@@ -269,3 +270,9 @@ def test_load_of_a_network_of_other_shapes_is_a_clear_error(tmp_path):
     torch.save(payload, path)
     with pytest.raises(ValueError, match="network of other shapes"):
         SimCLRTransformer.load(path)
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    est = PCATransformer(2).fit(np.random.default_rng(0).normal(size=(20, 4)))
+    with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
+        persistence.save(est, tmp_path / "no" / "such" / "model.pt")

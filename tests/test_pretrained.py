@@ -8,6 +8,7 @@ import with this torch); CI runs them in a second environment
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import pickle
@@ -590,3 +591,13 @@ def test_block_reset_redraws_untyped_layers_by_their_names():
     assert torch.equal(layer.bias, torch.zeros(4))
     assert torch.equal(norm.weight, torch.ones(4))
     assert 0 < loose.token.abs().max() < 0.2  # a normal of std 0.02
+
+
+def test_a_missing_hf_library_is_named_with_the_hf_prefix():
+    if importlib.util.find_spec("transformers") is not None:
+        pytest.skip("transformers is installed")
+    with pytest.raises(
+        ImportError, match=r"model='hf:\.\.\.' needs transformers"
+    ) as err:
+        PretrainedTransformer("hf:some/model").fit(["a text", "another"])
+    assert "torchvision" not in str(err.value)

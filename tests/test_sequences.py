@@ -679,3 +679,15 @@ def test_an_invalid_token_pattern_is_a_value_error_naming_it():
         GPTTransformer(tokenizer="word", token_pattern="(", max_epochs=1).fit(
             ["a b", "c d"] * 5
         )
+
+
+def test_generate_at_a_temperature_that_overflows_is_greedy():
+    # logits / 1e-45 overflow float32: the likeliest token must be picked
+    # (the same one at every seed), not a NaN distribution.
+    gpt = GPTTransformer(max_epochs=2, random_state=0).fit(["abcabc", "abcab"] * 8)
+    texts = {
+        gpt.generate(["ab"], temperature=1e-45, max_new_tokens=5, random_state=s)[0]
+        for s in range(3)
+    }
+    assert len(texts) == 1
+    assert texts == {gpt.generate(["ab"], temperature=1e-6, max_new_tokens=5)[0]}

@@ -221,3 +221,15 @@ def test_kmeans_partial_fit_memmap_chunks(tmp_path):
     np.testing.assert_array_equal(on_disk.cluster_centers_, in_memory.cluster_centers_)
     full = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(mm)
     assert -on_disk.score(mm) <= 1.05 * full.inertia_
+
+
+def test_a_dataset_whose_items_change_shape_names_the_item():
+    class Ragged(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return torch.zeros(64 if i < 5 else 32)
+
+    with pytest.raises(ValueError, match=r"Item 5 of the Dataset has 32 values"):
+        AutoencoderTransformer(max_epochs=1).fit(Ragged())

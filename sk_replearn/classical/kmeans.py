@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..base import BaseRepresentation
+from ..base import BaseRepresentation, float_dtypes
 from ..data import batch_slices
 from ._lloyd import (
     _CPU_BLOCK,
@@ -379,7 +379,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             The center of each code.
         """
         check_is_fitted(self)
-        codes = check_array(X, dtype=[np.float32, np.float64])
+        codes = check_array(X, dtype=float_dtypes(X))
         k = self.cluster_centers_.shape[0]
         if codes.shape[1] != k:
             raise ValueError(

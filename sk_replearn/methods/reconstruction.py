@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import store_params
+from ..base import float_dtypes, store_params
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation, _check_finite_output
 
@@ -152,11 +152,17 @@ class AutoencoderTransformer(NeuralRepresentation):
             Reconstructions, in the layout of the data ``fit`` was given.
         """
         module = self._module()
-        Z = check_array(X, dtype=[np.float32, np.float64], input_name="X")
+        Z = check_array(X, dtype=float_dtypes(X), input_name="X")
         if Z.shape[1] != self.n_components:
+            layer = (
+                ""
+                if self.transform_layer == -1
+                else f" (the bottleneck's; transform_layer={self.transform_layer} "
+                "makes transform return another layer, which does not decode)"
+            )
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
-                f"codes of width n_components={self.n_components}."
+                f"codes of width n_components={self.n_components}{layer}."
             )
         out = self._map_batches(
             Z,

@@ -219,6 +219,22 @@ class _SequenceTransformer(NeuralRepresentation):
         return tags
 
 
+def _tempered(logits: torch.Tensor, temperature: float, banned: torch.Tensor):
+    """``logits / temperature``, banned ids at -inf, finite for any temperature.
+
+    A temperature so low that the division overflows float32 (1e-45) is
+    greedy decoding: the logits are shifted by their maximum first, so that
+    the best id keeps 0 and the others fall to -inf instead of inf - inf.
+    """
+    out = (logits / temperature).masked_fill(banned, -torch.inf)
+    if torch.isfinite(out.amax(dim=1)).all():
+        return out
+    allowed = logits.masked_fill(banned, -torch.inf)
+    return ((allowed - allowed.amax(dim=1, keepdim=True)) / temperature).nan_to_num(
+        nan=-torch.inf
+    )
+
+
 def _check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
     for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
@@ -422,7 +438,11 @@ class GPTTransformer(_SequenceTransformer):
         -------
         texts : list of str
             ``n_samples`` texts per prompt, prompt-major, each beginning
-            with its prompt (for integer input: the ids, space-separated).
+            with its prompt as the vocabulary reads it: with
+            ``tokenizer="word"`` its known words joined by single spaces
+            (words unseen in ``fit`` are left out, as ``[UNK]`` is); for
+            integer input, the ids, space-separated. Temperatures so low
+            that the division overflows (1e-45) pick the likeliest token.
         """
         check_is_fitted(self, "net_")
         _check_generate(n_samples, max_new_tokens, temperature, top_k)
@@ -448,7 +468,7 @@ class GPTTransformer(_SequenceTransformer):
             with torch.inference_mode():
                 for _ in range(max_new_tokens):
                     logits = module.next_logits(seqs[:, -positions:]).cpu()
-                    logits = (logits / temperature).masked_fill(banned, -torch.inf)
+                    logits = _tempered(logits, temperature, banned)
                     if top_k is not None and top_k < logits.shape[1]:
                         kth = logits.topk(top_k, dim=1).values[:, -1:]
                         logits = logits.masked_fill(logits < kth, -torch.inf)

@@ -68,6 +68,12 @@ def resolve_block_size(block_size: int | str, input_shape: Sequence[int]) -> int
     spatial = tuple(int(s) for s in input_shape[1:])
     if not spatial:
         return 1
+    if min(spatial) < 2:
+        raise ValueError(
+            f"Samples of shape {tuple(input_shape)} have a side of 1, which any "
+            "block hides whole. Drop that axis: signals are (C, L) (reshape X, "
+            "or pass such an input_shape)."
+        )
     if block_size == "auto":
         return max(1, min(spatial) // 4)
     if block_size >= min(spatial):

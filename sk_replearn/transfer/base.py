@@ -34,6 +34,7 @@ from torch import nn
 from ..base import (
     _check_float32_range,
     flatten_samples,
+    float_dtypes,
     is_fitted,
     seed_from_random_state,
     store_params,
@@ -367,7 +368,7 @@ class BaseFineTuner(NeuralRepresentation):
             return sequences, y, None
         X, nd_shape = flatten_samples(X)
         X, y = validate_data(
-            self, X, y, dtype=[np.float32, np.float64], accept_sparse=False, **kwargs
+            self, X, y, dtype=float_dtypes(X), accept_sparse=False, **kwargs
         )
         _check_float32_range(X, type(self).__name__)
         return X, y, nd_shape

@@ -591,15 +591,19 @@ def load_weights(network: nn.Module, path) -> None:
     network.load_state_dict(state)
 
 
-def _import(library: str, extra: str = "vision"):
+def _import(library: str, extra: str = "vision", prefix: str | None = None):
     try:
         return __import__(library)
     except ImportError as exc:
+        note = (
+            "; torchvision needs the torch version it was built for"
+            if "torchvision" in (library, str(exc))
+            else ""
+        )
         raise ImportError(
-            f"model='{library}:...' needs {library}, which is not installed (or "
-            f"does not import: {exc}). Install it with pip install "
-            f"sk_replearn[{extra}]; torchvision needs the torch version it was "
-            "built for."
+            f"model='{prefix or library}:...' needs {library}, which is not "
+            f"installed (or does not import: {exc}). Install it with pip "
+            f"install sk_replearn[{extra}]{note}."
         ) from exc
 
 
@@ -695,7 +699,7 @@ def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
 
 def _hf_model(name: str):
     """The tokenizer and the base model of a Hugging Face name or folder."""
-    transformers = _import("transformers", extra="hf")
+    transformers = _import("transformers", extra="hf", prefix="hf")
     if not name:
         raise ValueError("model='hf:' names no model; e.g. 'hf:path/to/folder'.")
     local = os.path.isdir(name)
