@@ -453,3 +453,31 @@ def test_pca_fit_and_transform_name_nan_and_inf(bad):
         PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU).fit(X_bad)
     with pytest.raises(ValueError, match=word):
         pca.transform(X_bad)
+
+
+@pytest.mark.parametrize("tf32_on", ["new_api", "legacy_api"])
+def test_no_tf32_restores_the_users_setting_through_either_api(tf32_on):
+    # After TF32 is set through fp32_precision (torch >= 2.9), reading the
+    # legacy allow_tf32 raises: K-means and PCA on CUDA failed at every call.
+    from types import SimpleNamespace
+
+    from sk_replearn.classical._moments import _no_tf32
+
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("this torch has only the legacy allow_tf32 flag")
+    saved = matmul.fp32_precision
+    try:
+        if tf32_on == "new_api":
+            matmul.fp32_precision = "tf32"  # now allow_tf32 cannot be read
+        else:
+            matmul.allow_tf32 = True
+        before = matmul.fp32_precision
+        with _no_tf32(SimpleNamespace(type="cuda")):
+            assert matmul.fp32_precision == "ieee"
+        assert matmul.fp32_precision == before == "tf32"
+    finally:  # back through the API that set it: mixing them is what raises
+        if tf32_on == "new_api":
+            matmul.fp32_precision = saved
+        else:
+            matmul.allow_tf32 = False

@@ -249,12 +249,16 @@ def _no_tf32(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    matmul = torch.backends.cuda.matmul
+    # torch >= 2.9 sets TF32 through fp32_precision; reading the legacy
+    # allow_tf32 after a user set the new one raises, so use the new one.
+    name = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
+    previous = getattr(matmul, name)
+    setattr(matmul, name, "ieee" if name == "fp32_precision" else False)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
+        setattr(matmul, name, previous)
 
 
 def _compute_dtype(X: np.ndarray, device: torch.device) -> torch.dtype:
