@@ -30,8 +30,8 @@ from .persistence import (
     _VERSION,
     _atomic_save,
     _load_weights,
+    _objective,
     _read,
-    _unwrap,
     from_plain,
     to_plain,
 )
@@ -61,8 +61,16 @@ def fingerprint(estimator) -> dict:
     return {"estimator": type(estimator).__name__, "params": params}
 
 
+def _device(net) -> torch.device:
+    """Where the net trains: its ``device``, or (None) its accelerator's."""
+    if net.device is not None:
+        return torch.device(net.device)
+    accelerator = getattr(net, "accelerator", None)
+    return torch.device("cpu") if accelerator is None else accelerator.device
+
+
 def _rng_state(net) -> dict:
-    device = torch.device(net.device)
+    device = _device(net)
     cuda = None
     if device.type == "cuda" and torch.cuda.is_available():
         cuda = torch.cuda.get_rng_state(device)
@@ -71,7 +79,7 @@ def _rng_state(net) -> dict:
 
 def _set_rng_state(net, state: dict) -> None:
     torch.set_rng_state(state["cpu"])
-    device = torch.device(net.device)
+    device = _device(net)
     if state.get("cuda") is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
 
@@ -252,6 +260,9 @@ class TrainingCheckpoint(Callback):
         )
 
     def _write(self, net, finished: bool) -> None:
+        accelerator = getattr(net, "accelerator", None)
+        if accelerator is not None and not accelerator.is_main_process:
+            return  # the processes hold the same weights: the main one writes
         scaler = getattr(net, "grad_scaler_", None)
         payload = {
             "format": _CHECKPOINT_FORMAT,
@@ -259,7 +270,7 @@ class TrainingCheckpoint(Callback):
             "fingerprint": self.fingerprint_,
             "target_epochs": self._target,
             "finished": finished,
-            "module": _unwrap(net.module_).state_dict(),
+            "module": _objective(net).state_dict(),
             "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
             "history": to_plain(list(net.history), "history"),
             "callbacks": _callback_states(net),

@@ -266,6 +266,12 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def _objective(net) -> torch.nn.Module:
+    """The net's trained module, out of accelerate's and torch.compile's wrappers."""
+    module = net.objective() if hasattr(net, "objective") else net.module_
+    return _unwrap(module)
+
+
 def _load_weights(net, state: dict, refusal: str) -> None:
     """Load ``state`` into the net's module, or raise ``refusal`` as a ValueError.
 
@@ -274,7 +280,7 @@ def _load_weights(net, state: dict, refusal: str) -> None:
     appended to ``refusal``, which says what to do.
     """
     try:
-        _unwrap(net.module_).load_state_dict(state)
+        _objective(net).load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"{refusal} ({str(exc).splitlines()[0][:200]})") from exc
 

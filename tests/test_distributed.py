@@ -17,6 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 from sk_replearn import AutoencoderTransformer, PCATransformer, SimCLRTransformer
 from sk_replearn.distributed import (
@@ -273,6 +274,38 @@ def test_accelerated_one_process_trains_and_continues():
     assert sim.n_epochs_ == 4 and np.isfinite(sim.loss_curve_).all()
     assert type(sim.net_.module_).__name__ == "SimCLRObjective"  # unwrapped
     assert sim.transform(X).shape == (48, 4)
+
+
+def test_accelerated_fit_writes_and_resumes_a_checkpoint(tmp_path):
+    # The accelerator places the model (the net's device is None): the
+    # checkpoint read the device from the net and failed at the first epoch.
+    X = np.random.default_rng(0).normal(size=(48, 6)).astype(np.float32)
+
+    def make(max_epochs, folder, callbacks=None):
+        return AutoencoderTransformer(
+            n_components=2, encoder="mlp", encoder_kwargs={"hidden_sizes": (8,)},
+            max_epochs=max_epochs, batch_size=8, random_state=0,
+            checkpoint_dir=folder, callbacks=callbacks,
+            accelerator=accelerate.Accelerator(cpu=True),
+        )  # fmt: skip
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterEpoch2(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise Killed
+
+    whole = make(3, tmp_path / "whole").fit(X)
+    state = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    assert state["finished"] and len(state["history"]) == 3
+    assert not any(k.startswith("module.") for k in state["module"])  # unwrapped
+    with pytest.raises(Killed):
+        make(3, tmp_path / "killed", callbacks=[KillAfterEpoch2()]).fit(X)
+    resumed = make(3, tmp_path / "killed").fit(X)
+    assert resumed.loss_curve_ == whole.loss_curve_
+    np.testing.assert_array_equal(resumed.transform(X), whole.transform(X))
 
 
 # -- dask ------------------------------------------------------------------------
