@@ -243,7 +243,9 @@ momentum schedule, if any, starts again).""",
 Directory where the training state (weights, optimiser, history) is
 saved after every epoch. A ``fit`` that finds a checkpoint there resumes
 after its last finished epoch, so a killed run loses at most one epoch.
-None saves nothing.""",
+One fit at a time per directory: an unfinished checkpoint of other
+parameters or other data (another fold of a parallel cross-validation)
+is refused, not resumed. None saves nothing.""",
     ),
     "transform_layer": (
         "int",
@@ -372,8 +374,8 @@ spread out, 0 when collapsed; see :class:`CollapseWarning`.""",
     "representation_": (
         "estimator",
         """\
-The fitted representation the encoder was copied from: the given one when
-it was fitted, else the clone ``fit`` pre-trained.""",
+The fitted representation the encoder was copied from: a copy of the
+given one when it was fitted, else the clone ``fit`` pre-trained.""",
     ),
     "n_blocks_": (
         "int",

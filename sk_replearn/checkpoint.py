@@ -17,8 +17,10 @@ once at the end of the last saved epoch (batch order, views, masks).
 
 from __future__ import annotations
 
+import hashlib
 import os
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
@@ -82,6 +84,39 @@ def _set_rng_state(net, state: dict) -> None:
     device = _device(net)
     if state.get("cuda") is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+#: Rows of the training data a checkpoint's fingerprint reads, evenly spaced.
+_DIGEST_ROWS = 1024
+
+
+def _data_digest(X, y=None) -> str | None:
+    """A digest of evenly spaced rows of the training data (and targets).
+
+    Two folds of a cross-validation have data of one shape: without it, a
+    fold running beside another would resume the other's checkpoint and
+    train on its rows. None for data whose rows cannot be read by index.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (X, y):
+        if part is None:
+            continue
+        rows = getattr(part, "ids", part)  # a TokenDataset: its padded ids
+        if not isinstance(rows, (torch.Tensor, np.ndarray)) and not hasattr(
+            rows, "subset"
+        ):
+            return None  # a user's Dataset: its shape alone
+        n = len(rows)
+        if n == 0:
+            continue
+        idx = torch.linspace(0, n - 1, min(n, _DIGEST_ROWS)).round().long()
+        block = rows[idx.numpy()] if isinstance(rows, np.ndarray) else rows[idx]
+        block = block.numpy() if isinstance(block, torch.Tensor) else np.asarray(block)
+        digest.update(np.ascontiguousarray(block).tobytes())
+        labels = getattr(part, "y", None)  # a TokenDataset's targets
+        if isinstance(labels, torch.Tensor) and len(labels):
+            digest.update(np.ascontiguousarray(labels[idx].numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def _callback_states(net) -> dict:
@@ -181,6 +216,9 @@ class TrainingCheckpoint(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         shape = list(getattr(X, "shape", ()))
         self.fingerprint_ = {**(self.fingerprint or {}), "data_shape": shape}
+        digest = _data_digest(X, y)
+        if digest is not None:
+            self.fingerprint_["data_digest"] = digest
         checkpoint = None
         if len(net.history) == 0 and os.path.exists(self.path):
             checkpoint = _read(self.path, _CHECKPOINT_FORMAT)
@@ -232,7 +270,10 @@ class TrainingCheckpoint(Callback):
         # else interrupted mid-epoch: keep the last epoch's checkpoint
 
     def _check_fingerprint(self, saved: dict) -> None:
-        if saved == self.fingerprint_:
+        ours = self.fingerprint_
+        if "data_digest" not in saved:  # written before digests: shapes only
+            ours = {k: v for k, v in ours.items() if k != "data_digest"}
+        if saved == ours:
             return
         keys = sorted(
             k
@@ -244,6 +285,12 @@ class TrainingCheckpoint(Callback):
             what = f"a {saved.get('estimator')}"
         elif saved.get("data_shape") != self.fingerprint_.get("data_shape"):
             what = f"data of shape {tuple(saved.get('data_shape', ()))}"
+        elif saved.get("data_digest") != ours.get("data_digest"):
+            what = (
+                "other data of the same shape (another fold of a "
+                "cross-validation running at the same time, say: there, run "
+                "the folds one at a time, n_jobs=1)"
+            )
         else:
             what = (
                 "other parameters ("

@@ -266,7 +266,7 @@ def few_label_scores(
     training split contributes: pre-train it on ``X_train`` without labels
     and wrap it in :class:`sklearn.frozen.FrozenEstimator` (its clone stays
     fitted), or pass a :class:`~sk_replearn.FineTuner` of the fitted
-    representation (its clone shares it).
+    representation (its clone keeps a fitted copy).
 
     Parameters
     ----------

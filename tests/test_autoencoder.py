@@ -449,3 +449,33 @@ def test_inverse_transform_says_why_an_inner_layer_does_not_decode(small_digits)
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}, transform_layer=0).fit(X)
     with pytest.raises(ValueError, match="transform_layer=0 makes transform return"):
         ae.inverse_transform(ae.transform(X))
+
+
+def test_warm_start_applies_the_engine_parameters_set_since(small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(
+        **{**IMAGE, "max_epochs": 1}, lr_schedule=None, warm_start=True
+    ).fit(X)
+    optimizer = ae.net_.optimizer_
+    ae.set_params(lr=0.01, weight_decay=0.3, batch_size=7, early_stopping=True).fit(X)
+    assert ae.net_.optimizer_ is optimizer  # continued, with its state
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (0.01, 0.3)
+    ]
+    assert ae.net_.batch_size == 7
+    assert "valid_loss" in ae.history_[-1] and "valid_loss" not in ae.history_[0]
+    ae.fit(X)  # early stopping reads only the epochs that have a validation loss
+    assert ae.n_epochs_ == 3
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [({"n_components": 5}, "other shapes"), ({"optimizer": "sgd"}, "AdamW optimiser")],
+)
+def test_warm_start_refuses_what_the_fitted_network_cannot_continue(
+    small_digits, change, match
+):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}, warm_start=True).fit(X)
+    with pytest.raises(ValueError, match=match):
+        ae.set_params(**change).fit(X)

@@ -246,3 +246,19 @@ def test_checkpoint_dir_is_created(data, tmp_path):
     _fit(_ae(max_epochs=1, checkpoint_dir=os.fspath(target)), data)
     assert (target / "checkpoint.pt").exists()
     assert not [p for p in os.listdir(target) if ".tmp" in p]
+
+
+def test_checkpoint_of_other_data_of_the_same_shape_is_refused(data, tmp_path):
+    # Two folds of a cross-validation have data of one shape: a fold running
+    # beside another resumed the other's checkpoint and trained on its rows.
+    X, y = data
+    with pytest.raises(Killed):
+        _fit(
+            FACTORIES[next(iter(FACTORIES))](
+                checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]
+            ),
+            (X, y),
+        )
+    other = (X[::-1].copy(), y[::-1].copy())
+    with pytest.raises(ValueError, match="other data of the same shape"):
+        _fit(FACTORIES[next(iter(FACTORIES))](checkpoint_dir=tmp_path), other)

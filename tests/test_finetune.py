@@ -29,6 +29,7 @@ from sk_replearn import (
     SimCLRTransformer,
     SimSiamTransformer,
 )
+from sk_replearn.base import is_fitted
 from sk_replearn.nn import CentredLayerNorm
 from sk_replearn.transfer.base import build_head, transfer_encoder
 from sk_replearn.views import ImageViews
@@ -136,7 +137,8 @@ def test_fit_leaves_pretrained_representation_unchanged(
     Z = digits_ae.transform(X)
     clf = FineTuner(digits_ae, strategy=strategy, max_epochs=3, random_state=0)
     clf.fit(X, y)
-    assert clf.representation_ is digits_ae
+    assert clf.representation_ is not digits_ae  # a copy the fine-tuner owns
+    np.testing.assert_array_equal(clf.representation_.transform(X), Z)
     assert digits_ae.get_params() == params
     for k, v in _state(digits_ae).items():
         torch.testing.assert_close(v, state[k], rtol=0, atol=0)
@@ -159,10 +161,14 @@ def test_unfitted_representation_is_pretrained_on_pretrain_X(small_digits):
     assert clf.representation_.n_epochs_ == rep.max_epochs
 
 
-def test_clone_shares_a_fitted_representation(digits_ae):
+def test_clone_copies_a_fitted_representation_still_fitted(digits_ae, small_digits):
+    X, _ = small_digits
     clf = FineTuner(digits_ae, lr=0.5)
     twin = clone(clf)
-    assert twin.representation is digits_ae
+    assert twin.representation is not digits_ae and is_fitted(twin.representation)
+    np.testing.assert_array_equal(
+        twin.representation.transform(X), digits_ae.transform(X)
+    )
     assert twin.lr == 0.5
     unfitted = FineTuner(_tiny_ae())
     assert clone(unfitted).representation is not unfitted.representation
@@ -337,7 +343,9 @@ def test_grid_search_over_strategy_and_lr(digits_ae, small_digits):
         cv=2,
     ).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
-    assert search.best_estimator_.representation is digits_ae
+    best = search.best_estimator_.representation  # a fitted copy, not refitted
+    assert best.n_epochs_ == digits_ae.n_epochs_
+    np.testing.assert_array_equal(best.transform(X), digits_ae.transform(X))
     assert search.score(X, y) > 0.3
 
 
@@ -423,8 +431,9 @@ def test_views_auto_reuses_the_pretraining_views(small_digits):
     simclr = _tiny_simclr().fit(X)
     tuned = FineTuner(simclr, views="auto", max_epochs=1, random_state=0)
     tuned.fit(X, y)
-    # the very object SimCLR augmented with: the single-channel warps
-    assert tuned.net_.module_.views is simclr.net_.module_.views
+    # the views SimCLR augmented with (a copy): the single-channel warps
+    views = tuned.net_.module_.views
+    assert repr(views) == repr(simclr.net_.module_.views)
     assert tuned.net_.module_.views.elastic > 0
     # nothing to reuse: reconstruction, or views switched off in pre-training
     ae = FineTuner(_tiny_ae(), views="auto", max_epochs=1, random_state=0)
@@ -642,3 +651,22 @@ def test_a_head_of_the_wrong_shape_is_refused_before_training(head, match):
     y = np.arange(60) % 3
     with pytest.raises(ValueError, match=match):
         FineTuner(PCATransformer(4), head=head, max_epochs=1).fit(X, y)
+
+
+def test_a_fitted_representation_is_copied_not_shared(small_digits):
+    # Refitting the caller's object, or a set_params on a clone (as a grid
+    # search does), must change nothing of a fitted fine-tuner or the caller.
+    X, y = small_digits
+    rep = PCATransformer(n_components=4, random_state=0).fit(X)
+    ft = FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+    assert ft.representation_ is not rep
+    before = ft.predict_proba(X[:20])
+    rep.set_params(n_components=6).fit(X[::-1] * 2)
+    np.testing.assert_array_equal(ft.predict_proba(X[:20]), before)
+
+    rep = PCATransformer(n_components=4, random_state=0).fit(X)
+    twin = clone(FineTuner(rep).set_output(transform="pandas"))
+    twin.set_params(representation__n_components=7)
+    assert rep.n_components == 4 and rep.transform(X[:2]).shape == (2, 4)
+    assert is_fitted(twin.representation) and twin.representation is not rep
+    assert twin._sklearn_output_config == {"transform": "pandas"}

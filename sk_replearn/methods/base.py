@@ -30,6 +30,7 @@ from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..nn.layers import LayerEncoder, block_features, block_widths
 from ..nn.surgery import TransferEncoder
 from ..objectives.base import Objective
+from ..persistence import _objective
 from ..persistence import load as _load_estimator
 from ..persistence import save as _save_estimator
 from ..training import (
@@ -138,10 +139,24 @@ class NeuralRepresentation(BaseRepresentation):
         with seeded(seed, device):
             if warm:
                 net = self.net_
-                # max_epochs (and callbacks) set since the last fit apply to
-                # this one; the learning-rate and momentum schedules span it.
+                self._check_warm_start(net)
+                # The engine parameters set since the last fit apply to this
+                # one (the optimiser keeps its state); the learning-rate and
+                # momentum schedules span it.
+                engine = self._engine_kwargs(len(X_t), device)
                 net.set_params(
-                    max_epochs=self._epochs(), callbacks=self._callbacks(len(X_t))
+                    **{
+                        k: engine[k]
+                        for k in (
+                            "max_epochs",
+                            "callbacks",
+                            "lr",
+                            "optimizer__weight_decay",
+                            "batch_size",
+                            "train_split",
+                            "verbose",
+                        )
+                    }
                 )
                 net.module_.restart_schedule(self._total_steps)
             else:
@@ -150,6 +165,42 @@ class NeuralRepresentation(BaseRepresentation):
             net.partial_fit(X_t, None)
         self._record_fit(net)
         return self
+
+    def _check_warm_start(self, net) -> None:
+        """Refuse a warm start the fitted network or optimiser cannot follow.
+
+        ``warm_start=True`` continues the same network with the same
+        optimiser: parameters that would build another network (other
+        shapes: ``n_components``, widths, ...) or choose another optimiser
+        need a new fit.
+        """
+        optimizer = (
+            OPTIMIZERS[self.optimizer]
+            if isinstance(self.optimizer, str)
+            else self.optimizer
+        )
+        if net.optimizer is not optimizer:  # the class (an accelerator wraps it)
+            raise ValueError(
+                f"warm_start=True continues the fitted {net.optimizer.__name__} "
+                f"optimiser, but optimizer={self.optimizer!r} now; set "
+                "warm_start=False to train anew."
+            )
+        with torch.random.fork_rng(devices=[]):  # draws nothing of the fit's
+            fresh = self._build_objective().state_dict()
+        fitted = _objective(net).state_dict()
+        changed = [
+            k
+            for k in sorted({*fresh, *fitted})
+            if k not in fresh or k not in fitted or fresh[k].shape != fitted[k].shape
+        ]
+        if changed:
+            raise ValueError(
+                "warm_start=True continues the fitted network, but the parameters "
+                f"now build one of other shapes ({', '.join(changed[:4])}"
+                f"{', ...' if len(changed) > 4 else ''}): a parameter such as "
+                "n_components or a width changed since the last fit. Set "
+                "warm_start=False to train a new network."
+            )
 
     def _training_data(self, X, *, reset: bool):
         """Validate X (setting the input shape when ``reset``); what the net slices.

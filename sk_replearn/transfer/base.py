@@ -14,6 +14,7 @@ The fit of a fine-tuner has four steps, in this order:
 from __future__ import annotations
 
 import copy
+import pickle
 import warnings
 from numbers import Integral, Real
 
@@ -58,17 +59,32 @@ _MLP_HIDDEN = 256
 def pretrained(representation, X, pretrain_X, seed: int):
     """The fitted representation to transfer from.
 
-    A fitted ``representation`` is returned as it is (it is only read); an
-    unfitted one is cloned and fitted on ``pretrain_X`` if given, else on
+    A fitted ``representation`` is copied (the fine-tuner owns what it
+    reads, whatever happens to the caller's object later); an unfitted one
+    is cloned and fitted on ``pretrain_X`` if given, else on
     ``X``, without labels. A clone whose ``random_state`` is None gets
     ``seed``, so that the whole fine-tuner is reproducible.
     """
     if is_fitted(representation):
-        return representation
+        return _own_copy(representation)
     rep = clone(representation)
     if "random_state" in rep.get_params() and rep.random_state is None:
         rep.set_params(random_state=seed)
     return rep.fit(X if pretrain_X is None else pretrain_X)
+
+
+def _own_copy(representation):
+    """A deep copy of a fitted representation, for a fine-tuner to own.
+
+    Sharing the caller's object would let a later ``fit`` or ``set_params``
+    of it change the fine-tuner (a refitted BERT's vocabulary changes what
+    the fine-tuner reads). An object that cannot be copied (one holding an
+    accelerator) is shared.
+    """
+    try:
+        return copy.deepcopy(representation)
+    except (TypeError, RuntimeError, pickle.PicklingError, AttributeError):
+        return representation
 
 
 def _names(names) -> str:
@@ -319,12 +335,15 @@ class BaseFineTuner(NeuralRepresentation):
         return AutoencoderTransformer()
 
     def __sklearn_clone__(self):
-        """Clone the parameters, but share a fitted representation.
+        """Clone the parameters, but keep a fitted representation fitted.
 
         ``sklearn.base.clone`` would return an unfitted copy of a fitted
         representation, so a grid search would pre-train it again on each
-        fold. A fitted representation is only ever read by ``fit``, so the
-        clone shares it; an unfitted one is cloned as usual.
+        fold. The clone gets a copy of it, fitted: a ``set_params`` on the
+        clone (``representation__lr=...``, as a grid search does) changes
+        the copy, never the caller's object. An unfitted representation is
+        cloned as usual. As ``clone`` does, the clone keeps the output
+        container of ``set_output`` and the metadata requests.
         """
         rep = self.representation
         if rep is None or not is_fitted(rep):
@@ -334,7 +353,11 @@ class BaseFineTuner(NeuralRepresentation):
             for k, v in self.get_params(deep=False).items()
             if k != "representation"
         }
-        return type(self)(representation=rep, **params)
+        new = type(self)(representation=_own_copy(rep), **params)
+        for attr in ("_metadata_request", "_sklearn_output_config"):
+            if hasattr(self, attr):
+                setattr(new, attr, copy.deepcopy(getattr(self, attr)))
+        return new
 
     # -- fit ---------------------------------------------------------------
     def _takes_sequences(self) -> bool:
