@@ -10,6 +10,7 @@ from torch import nn
 from sk_replearn.losses import (
     BarlowTwinsLoss,
     DINOLoss,
+    MultiViewInfoNCELoss,
     NegativeCosineLoss,
     VICRegLoss,
     collapse_std,
@@ -613,3 +614,32 @@ def test_vicreg_rejects_bad_weights_and_single_sample():
         VICRegLoss(variance_weight=-1.0)
     with pytest.raises(ValueError, match="N >= 2"):
         VICRegLoss()(torch.randn(1, 4), torch.randn(1, 4))
+
+
+@pytest.mark.parametrize(
+    "loss, n_inputs",
+    [
+        (lambda: VICRegLoss(), 2),
+        (lambda: BarlowTwinsLoss(), 2),
+        (lambda: NTXentLoss(0.2), 2),
+        (lambda: InfoNCELoss(0.2), 2),
+        (lambda: MultiViewInfoNCELoss(0.2), 3),
+    ],
+)
+def test_losses_compute_their_products_in_float32_under_autocast(loss, n_inputs):
+    # Under float16 autocast a product of float32 tensors still ran in
+    # float16: VICReg's covariance of 256 embeddings of spread 20 overflowed
+    # (the loss was NaN). The loss of float16 inputs under autocast must be
+    # the float32 loss of the same values.
+    g = torch.Generator().manual_seed(0)
+    zs = [(torch.randn(256, 64, generator=g) * 20).half() for _ in range(n_inputs)]
+    criterion = loss()
+
+    def call(tensors):  # the multi-view loss takes a list of views
+        return criterion(tensors) if n_inputs > 2 else criterion(*tensors)
+
+    reference = call([z.float() for z in zs])
+    with torch.autocast("cpu", dtype=torch.float16):
+        low = call(zs)
+    assert torch.isfinite(low)
+    torch.testing.assert_close(low.float(), reference, rtol=1e-5, atol=0)

@@ -11,6 +11,20 @@ def upcast(z: torch.Tensor) -> torch.Tensor:
     return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
+def matmul32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` of float32 tensors in float32, even under autocast.
+
+    Autocast runs matrix products in its low precision whatever their
+    inputs: a float16 covariance ``z.T @ z`` of 256 embeddings of spread 16
+    overflows (65,504), and float16 logits round a cosine to 3 digits.
+    """
+    kind = a.device.type
+    if kind not in ("cpu", "cuda"):
+        return a @ b
+    with torch.autocast(device_type=kind, enabled=False):
+        return a @ b
+
+
 def normalize(z: torch.Tensor) -> torch.Tensor:
     """L2-normalise rows, in at least float32."""
     return F.normalize(upcast(z), dim=1)

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_pair, check_positive, normalize
+from ._checks import check_pair, check_positive, matmul32, normalize
 
 __all__ = ["InfoNCELoss", "MemoryQueue", "NTXentLoss", "gather_batch"]
 
@@ -148,7 +148,7 @@ class NTXentLoss(nn.Module):
         else:
             candidates = z
         m = world * n  # samples in the global batch
-        logits = z @ candidates.T / self.temperature  # (2N, 2WN)
+        logits = matmul32(z, candidates.T) / self.temperature  # (2N, 2WN)
         idx = torch.arange(n, device=z.device) + rank * n  # global sample index
         own = torch.cat([idx, idx + m])  # (2N,) column of each anchor itself
         self_mask = torch.zeros_like(logits, dtype=torch.bool)  # (2N, 2WN)
@@ -233,7 +233,7 @@ class InfoNCELoss(nn.Module):
                     "InfoNCELoss without a queue uses the other keys of the batch "
                     f"as negatives and needs N >= 2; got N={n}."
                 )
-            logits = q @ k.T / self.temperature  # (N, N)
+            logits = matmul32(q, k.T) / self.temperature  # (N, N)
             targets = torch.arange(n, device=q.device)  # (N,)
             return F.cross_entropy(logits, targets)
         if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
@@ -242,7 +242,7 @@ class InfoNCELoss(nn.Module):
             )
         negatives = normalize(queue.detach()).to(q.dtype)  # (K, D)
         pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
-        neg = q @ negatives.T  # (N, K)
+        neg = matmul32(q, negatives.T)  # (N, K)
         logits = torch.cat([pos, neg], dim=1) / self.temperature  # (N, 1 + K)
         targets = torch.zeros(n, dtype=torch.long, device=q.device)  # (N,)
         return F.cross_entropy(logits, targets)

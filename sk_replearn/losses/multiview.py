@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_pair, check_positive, normalize
+from ._checks import check_pair, check_positive, matmul32, normalize
 from .contrastive import InfoNCELoss, _world, gather_batch
 
 __all__ = ["GRAPHS", "MultiViewInfoNCELoss", "view_pairs"]
@@ -187,7 +187,7 @@ class MultiViewInfoNCELoss(nn.Module):
         candidates = {b: gather_batch(z[b]) for b in {b for _, b in pairs}}  # (WN, D)
         targets = torch.arange(n, device=z[0].device) + rank * n  # (N,)
         losses = [
-            F.cross_entropy(z[a] @ candidates[b].T / self.temperature, targets)
+            F.cross_entropy(matmul32(z[a], candidates[b].T) / self.temperature, targets)
             for a, b in pairs
         ]  # each over logits (N, WN)
         return torch.stack(losses).mean()

@@ -15,7 +15,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_non_negative, check_pair, check_positive, upcast
+from ._checks import (
+    check_non_negative,
+    check_pair,
+    check_positive,
+    matmul32,
+    upcast,
+)
 
 __all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss", "VICRegLoss"]
 
@@ -122,7 +128,8 @@ class BarlowTwinsLoss(nn.Module):
 
     def cross_correlation(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """The ``(D, D)`` cross-correlation of the standardised views."""
-        return self.standardize(z1).T @ self.standardize(z2) / z1.shape[0]  # (D, D)
+        n = z1.shape[0]
+        return matmul32(self.standardize(z1).T, self.standardize(z2)) / n  # (D, D)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """Barlow Twins loss of two views.
@@ -382,7 +389,7 @@ class VICRegLoss(nn.Module):
         """Sum of squared off-diagonal covariances of ``(N, D)``, over ``D``."""
         n, d = z.shape
         z = z - z.mean(dim=0)
-        cov = z.T @ z / (n - 1)  # (D, D)
+        cov = matmul32(z.T, z) / (n - 1)  # (D, D)
         off_diag = cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()
         return off_diag / d
 
