@@ -8,6 +8,7 @@ import with this torch); CI runs them in a second environment
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import os
@@ -601,3 +602,25 @@ def test_a_missing_hf_library_is_named_with_the_hf_prefix():
     ) as err:
         PretrainedTransformer("hf:some/model").fit(["a text", "another"])
     assert "torchvision" not in str(err.value)
+
+
+def test_an_exported_program_that_creates_tensors_follows_its_module_to_a_device():
+    # The program records the device of the tensors its graph creates: moving
+    # the weights alone (to CUDA, say; here the meta device) broke the forward.
+    pytest.importorskip("torch.export.passes")
+
+    class Positions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(x) + torch.arange(x.shape[1], device=x.device)
+
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(Positions(), (torch.randn(2, 4),)), buf)
+    holder = nn.Sequential(ExportedModule(buf.getvalue())).to("meta")
+    assert holder(torch.randn(2, 4, device="meta")).device.type == "meta"
+    module = ExportedModule(buf.getvalue())
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(copy.deepcopy(module)(x), module(x), rtol=0, atol=0)

@@ -82,10 +82,21 @@ def fused_optimizer_kwargs(optimizer, device: torch.device) -> dict:
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device):
     """Seed torch inside the block, leaving the caller's RNG state untouched."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         yield
+
+
+def rng_devices(device: torch.device | None = None) -> list[int]:
+    """The CUDA devices whose generators a block calling ``manual_seed`` saves.
+
+    :func:`torch.manual_seed` seeds every CUDA device, not only the one a
+    fit uses: all of them, once CUDA is in use (by this fit or the caller).
+    """
+    in_use = device is not None and device.type == "cuda"
+    if torch.cuda.is_available() and (in_use or torch.cuda.is_initialized()):
+        return list(range(torch.cuda.device_count()))
+    return []
 
 
 class NeuralRepresentation(BaseRepresentation):

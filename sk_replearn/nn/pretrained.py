@@ -464,6 +464,35 @@ class ExportedModule(nn.Module):
         """Run the program."""
         return self.graph(*args, **kwargs)
 
+    def _apply(self, fn, *args, **kwargs):
+        """Move and cast as a module does; the program follows to a new device.
+
+        A program records the device of the tensors its graph creates (a
+        mask, an ``arange``): moving the weights alone would leave those
+        behind, so for a new device the program is rebuilt there (torch >=
+        2.4), with the present weights. ``to``, ``cuda`` and ``cpu`` of this
+        module or of one holding it all come here.
+        """
+        here = self._device()
+        target = fn(torch.zeros((), device=here)).device
+        if target != here:
+            self._rebuild(target)
+        return super()._apply(fn, *args, **kwargs)
+
+    def _device(self) -> torch.device:
+        tensor = next(iter(self.graph.state_dict().values()), None)
+        return torch.device("cpu") if tensor is None else tensor.device
+
+    def _rebuild(self, device: torch.device) -> None:
+        try:
+            from torch.export.passes import move_to_device_pass
+        except ImportError:  # torch < 2.4: the weights move, created tensors stay
+            return
+        weights = {k: v.detach() for k, v in self.graph.state_dict().items()}
+        program = torch.export.load(io.BytesIO(self.program))
+        self.graph = move_to_device_pass(program, device).module()
+        self.graph.load_state_dict({k: v.to(device) for k, v in weights.items()})
+
     def train(self, mode: bool = True) -> ExportedModule:
         """Set the flag only: the program keeps the mode it was exported in."""
         self.training = mode
@@ -481,7 +510,7 @@ class ExportedModule(nn.Module):
     def __deepcopy__(self, memo) -> ExportedModule:
         new = ExportedModule.__new__(ExportedModule)
         new.__setstate__(self.__getstate__())
-        return new
+        return new.to(self._device())  # on the device of the original
 
 
 class HFTextBackbone(nn.Module):
