@@ -498,10 +498,16 @@ def _mm_peak(device: torch.device, tf32: bool) -> float:
     """Measured float32 ``torch.mm`` rate, TFLOP/s, with or without TF32."""
     m, reps = (8192, 50) if device.type == "cuda" else (512, 20)
     matmul = torch.backends.cuda.matmul
-    # torch >= 2.9: fp32_precision, whose setting makes allow_tf32 unreadable.
-    name = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
-    old = getattr(matmul, name)
-    new = ("tf32" if tf32 else "ieee") if name == "fp32_precision" else tf32
+    # The legacy flag, unless TF32 was set through fp32_precision (torch >=
+    # 2.9), after which reading the legacy one raises.
+    try:
+        name, old, new = "allow_tf32", matmul.allow_tf32, tf32
+    except RuntimeError:
+        name, old, new = (
+            "fp32_precision",
+            matmul.fp32_precision,
+            "tf32" if tf32 else "ieee",
+        )
     setattr(matmul, name, new)
     try:
         a = torch.randn(m, m, device=device)

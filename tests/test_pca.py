@@ -475,7 +475,11 @@ def test_no_tf32_restores_the_users_setting_through_either_api(tf32_on):
         before = matmul.fp32_precision
         with _no_tf32(SimpleNamespace(type="cuda")):
             assert matmul.fp32_precision == "ieee"
+            if tf32_on == "legacy_api":  # still readable the user's way
+                assert matmul.allow_tf32 is False
         assert matmul.fp32_precision == before == "tf32"
+        if tf32_on == "legacy_api":
+            assert matmul.allow_tf32 is True
     finally:  # back through the API that set it: mixing them is what raises
         if tf32_on == "new_api":
             matmul.fp32_precision = saved

@@ -250,11 +250,15 @@ def _no_tf32(device: torch.device) -> Iterator[None]:
         yield
         return
     matmul = torch.backends.cuda.matmul
-    # torch >= 2.9 sets TF32 through fp32_precision; reading the legacy
-    # allow_tf32 after a user set the new one raises, so use the new one.
-    name = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
-    previous = getattr(matmul, name)
-    setattr(matmul, name, "ieee" if name == "fp32_precision" else False)
+    # Through the API the user set TF32 with: torch >= 2.9 raises on reading
+    # the legacy allow_tf32 after a setting through fp32_precision (and on
+    # reading it inside a block that used the new one), so the new one is
+    # used only where the legacy one cannot be read.
+    try:
+        name, previous, off = "allow_tf32", matmul.allow_tf32, False
+    except RuntimeError:
+        name, previous, off = "fp32_precision", matmul.fp32_precision, "ieee"
+    setattr(matmul, name, off)
     try:
         yield
     finally:
