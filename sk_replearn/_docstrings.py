@@ -210,8 +210,9 @@ restored.""",
     "precision": (
         '{"32", "bf16", "16"}',
         """\
-Float precision of the forward pass: "bf16" autocasts to bfloat16 (CPU
-or CUDA), "16" uses float16 with a gradient scaler (CUDA only).""",
+Float precision of the forward pass: "bf16" autocasts to bfloat16 (CPU,
+or a GPU with bfloat16 products: NVIDIA's since Ampere), "16" uses float16
+with a gradient scaler (CUDA only). The losses compute in float32.""",
     ),
     "compile": (
         "bool",

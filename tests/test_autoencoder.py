@@ -479,3 +479,17 @@ def test_warm_start_refuses_what_the_fitted_network_cannot_continue(
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}, warm_start=True).fit(X)
     with pytest.raises(ValueError, match=match):
         ae.set_params(**change).fit(X)
+
+
+def test_bf16_on_a_gpu_without_bfloat16_is_refused_before_training(
+    small_digits, monkeypatch
+):
+    # A V100 or T4 has no bfloat16 products: autocast would fail in the
+    # first step; the refusal names the GPU and the precisions that work.
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE, precision="bf16")
+    monkeypatch.setattr(type(ae), "_device", lambda self: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    with pytest.raises(ValueError, match=r"Tesla V100 lacks .*precision='16' or '32'"):
+        ae.fit(X)

@@ -267,6 +267,17 @@ class NeuralRepresentation(BaseRepresentation):
                 "precision='16' (float16 with a gradient scaler) needs a CUDA "
                 "device; use precision='bf16' or '32' on the CPU."
             )
+        device = self._device()
+        if (
+            self.precision == "bf16"
+            and device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()
+        ):
+            raise ValueError(
+                f"precision='bf16' needs bfloat16 products, which "
+                f"{torch.cuda.get_device_name(device)} lacks (GPUs before "
+                "NVIDIA's Ampere); use precision='16' or '32'."
+            )
 
     def _optimizer_steps(self, n_samples: int) -> int:
         """Optimiser steps of one fit on ``n_samples``: the schedules' length.
