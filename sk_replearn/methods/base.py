@@ -727,7 +727,10 @@ def _check_optimizer_class(optimizer) -> None:
             f"optimizer={optimizer!r} is not a torch.optim.Optimizer subclass; "
             f"pass one (e.g. torch.optim.SGD) or one of {sorted(OPTIMIZERS)}."
         )
-    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    try:
+        closure = inspect.signature(optimizer.step).parameters.get("closure")
+    except (TypeError, ValueError):  # a step without a readable signature
+        return
     if closure is not None and closure.default is inspect.Parameter.empty:
         raise ValueError(
             f"optimizer={optimizer.__name__} steps with a closure that "
