@@ -67,6 +67,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 import sk_replearn
+from sk_replearn.classical._moments import _tf32
 
 SIZES = {
     # n: samples of the estimator checks; kmeans: (n, d, k); *_iters: the two
@@ -497,19 +498,7 @@ def _sync(device: torch.device) -> None:
 def _mm_peak(device: torch.device, tf32: bool) -> float:
     """Measured float32 ``torch.mm`` rate, TFLOP/s, with or without TF32."""
     m, reps = (8192, 50) if device.type == "cuda" else (512, 20)
-    matmul = torch.backends.cuda.matmul
-    # The legacy flag, unless TF32 was set through fp32_precision (torch >=
-    # 2.9), after which reading the legacy one raises.
-    try:
-        name, old, new = "allow_tf32", matmul.allow_tf32, tf32
-    except RuntimeError:
-        name, old, new = (
-            "fp32_precision",
-            matmul.fp32_precision,
-            "tf32" if tf32 else "ieee",
-        )
-    setattr(matmul, name, new)
-    try:
+    with _tf32(device, on=tf32):
         a = torch.randn(m, m, device=device)
         b = torch.randn(m, m, device=device)
         torch.mm(a, b)  # warm up
@@ -519,8 +508,6 @@ def _mm_peak(device: torch.device, tf32: bool) -> float:
             torch.mm(a, b)
         _sync(device)
         return 2 * m**3 * reps / (time.perf_counter() - t0) / 1e12
-    finally:
-        setattr(matmul, name, old)
 
 
 def _timed_iterations(fit, n_iter: tuple[int, int], repeats: int, device):

@@ -64,11 +64,9 @@ def fingerprint(estimator) -> dict:
 
 
 def _device(net) -> torch.device:
-    """Where the net trains: its ``device``, or (None) its accelerator's."""
-    if net.device is not None:
-        return torch.device(net.device)
-    accelerator = getattr(net, "accelerator", None)
-    return torch.device("cpu") if accelerator is None else accelerator.device
+    """Where the net trains: an accelerated net says (``_dev``), else ``device``."""
+    device = net._dev() if hasattr(net, "_dev") else net.device
+    return torch.device("cpu" if device is None else device)
 
 
 def _rng_state(net) -> dict:

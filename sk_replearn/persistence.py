@@ -288,7 +288,7 @@ def _load_weights(net, state: dict, refusal: str) -> None:
 def _net_to_plain(net) -> dict:
     return {
         "module": {
-            k: v.detach().cpu() for k, v in _unwrap(net.module_).state_dict().items()
+            k: v.detach().cpu() for k, v in _objective(net).state_dict().items()
         },
         "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
         "history": to_plain(list(net.history), "history"),

@@ -244,8 +244,8 @@ def _eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @contextmanager
-def _no_tf32(device: torch.device) -> Iterator[None]:
-    """Disable TF32 matmuls on CUDA (10-bit mantissas ruin PCA's small eigenvalues)."""
+def _tf32(device: torch.device, on: bool) -> Iterator[None]:
+    """TF32 matmuls on CUDA switched on or off inside the block, then restored."""
     if device.type != "cuda":
         yield
         return
@@ -255,14 +255,20 @@ def _no_tf32(device: torch.device) -> Iterator[None]:
     # reading it inside a block that used the new one), so the new one is
     # used only where the legacy one cannot be read.
     try:
-        name, previous, off = "allow_tf32", matmul.allow_tf32, False
+        name, previous, value = "allow_tf32", matmul.allow_tf32, on
     except RuntimeError:
-        name, previous, off = "fp32_precision", matmul.fp32_precision, "ieee"
-    setattr(matmul, name, off)
+        name, previous = "fp32_precision", matmul.fp32_precision
+        value = "tf32" if on else "ieee"
+    setattr(matmul, name, value)
     try:
         yield
     finally:
         setattr(matmul, name, previous)
+
+
+def _no_tf32(device: torch.device):
+    """Disable TF32 matmuls on CUDA (10-bit mantissas ruin PCA's small eigenvalues)."""
+    return _tf32(device, on=False)
 
 
 def _compute_dtype(X: np.ndarray, device: torch.device) -> torch.dtype:

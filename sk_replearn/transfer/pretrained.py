@@ -597,7 +597,7 @@ def _import(library: str, extra: str = "vision", prefix: str | None = None):
     except ImportError as exc:
         note = (
             "; torchvision needs the torch version it was built for"
-            if "torchvision" in (library, str(exc))
+            if library == "torchvision" or "torchvision" in str(exc)
             else ""
         )
         raise ImportError(
