@@ -18,7 +18,8 @@ import warnings
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
-from skorch.utils import TeeGenerator
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator, to_tensor
 
 from ._heap import kept_heap
 from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
@@ -288,8 +289,26 @@ class RepresentationNet(NeuralNet):
         )
         return self
 
+    def _on_device(self, batch):
+        """The batch with its inputs on the net's device, copied there once.
+
+        skorch's steps hand the batch's inputs to both :meth:`infer` and
+        :meth:`get_loss`, each of which moves them to the device: on a GPU
+        that was two host-to-device copies of every batch.
+        """
+        Xi, yi = unpack_data(batch)
+        return to_tensor(Xi, device=self.device), yi
+
+    def validation_step(self, batch, **fit_params):
+        """As skorch's, with the batch moved to the device once."""
+        return super().validation_step(self._on_device(batch), **fit_params)
+
     def train_step_single(self, batch, **fit_params):
-        """As skorch's, with the loss scaled before ``backward`` in float16."""
+        """As skorch's, with the loss scaled before ``backward`` in float16.
+
+        The batch is moved to the device once (:meth:`_on_device`).
+        """
+        batch = self._on_device(batch)
         if getattr(self, "grad_scaler_", None) is None:
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)

@@ -170,3 +170,40 @@ def test_a_list_is_read_as_the_float64_array_it_holds(name):
         make = lambda: getattr(sk_replearn, name)(random_state=0)  # noqa: E731
         out = [make().fit(A).transform(A) for A in (X, X.tolist())]
     np.testing.assert_array_equal(out[0], out[1])
+
+
+class _HostTensor(torch.Tensor):
+    """A tensor whose every ``.to()`` makes a copy, as a move to a GPU does."""
+
+    copies = 0
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.to:
+            cls.copies += 1
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {})).clone()
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def test_each_batch_is_copied_to_the_device_once():
+    # skorch hands a batch to the forward pass and to the loss, and each
+    # moved it to the device: two host-to-device copies per batch on a GPU.
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    from sk_replearn.training import RepresentationNet
+
+    torch.manual_seed(0)
+    X = torch.randn(64, 4).as_subclass(_HostTensor)
+    net = RepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        max_epochs=2,
+        batch_size=16,
+        lr=1e-2,
+        verbose=0,
+        train_split=lambda dataset, y=None: (dataset, dataset),
+    )
+    _HostTensor.copies = 0
+    net.fit(X, None)
+    # 2 epochs of 4 training and 4 validation batches
+    assert _HostTensor.copies == 16
+    assert np.isfinite(net.history[:, "valid_loss"]).all()
