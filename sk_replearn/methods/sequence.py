@@ -467,7 +467,17 @@ class GPTTransformer(_SequenceTransformer):
             done = torch.zeros(n_samples, dtype=torch.bool, device=device)
             with torch.inference_mode():
                 for _ in range(max_new_tokens):
-                    logits = module.next_logits(seqs[:, -positions:]).cpu()
+                    # Only the unfinished samples go through the model: a
+                    # finished one grows by [PAD]s, and a window of nothing
+                    # but [PAD] has no token to attend to (NaN logits). The
+                    # finished rows' draws are discarded below.
+                    logits = torch.zeros(n_samples, module.vocab_size)
+                    active = ~done.cpu()
+                    logits[active] = (
+                        module.next_logits(seqs[active.to(device), -positions:])
+                        .float()
+                        .cpu()
+                    )
                     logits = _tempered(logits, temperature, banned)
                     if top_k is not None and top_k < logits.shape[1]:
                         kth = logits.topk(top_k, dim=1).values[:, -1:]
