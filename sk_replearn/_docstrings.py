@@ -116,15 +116,19 @@ matches of ``token_pattern``. "bpe" (byte-level byte-pair encoding,
 which never meets an unknown token) and "wordpiece": a subword
 vocabulary of ``vocab_size`` tokens learned in ``fit`` with Hugging
 Face ``tokenizers`` (``pip install tokenizers``). A ready
-``tokenizers.Tokenizer`` is used as it is. Ignored for integer input,
+``tokenizers.Tokenizer`` is used as it is, but for its padding and
+truncation, which the estimator's copy turns off: it pads its batches
+itself and cuts at ``max_length``, with a warning. Ignored for integer input,
 whose tokens are its ids. Tokens unseen in ``fit`` become ``[UNK]``.""",
     ),
     "vocab_size": (
         "int or None",
         """\
 Most tokens in the vocabulary: the most frequent ones for "char" and
-"word" (None keeps all), the size of the learned subword vocabulary for
-"bpe" and "wordpiece" (None means 1000). Ignored for integer input,
+"word" (None keeps all), the size the subword vocabulary of "bpe" and
+"wordpiece" is learned up to (None means 1000), which is never less
+than the alphabet: byte-level BPE holds the 256 bytes, WordPiece every
+character of X, alone and as a continuation (``##a``). Ignored for integer input,
 whose vocabulary is every id from 0 to the largest (at most 2**24 ids).""",
     ),
     "token_pattern": (

@@ -241,6 +241,11 @@ class Codec:
             from tokenizers import Tokenizer
 
             self._hf = Tokenizer.from_str(state["json"])
+            # Our own copy: its padding ids would read as tokens, and its
+            # truncation would cut sequences silently (``pad_sequences``
+            # pads, and cuts to max_length with a warning).
+            self._hf.no_padding()
+            self._hf.no_truncation()
             self._hf_unk = state.get("unk")
             n = self._hf.get_vocab_size(with_added_tokens=True)
             tokens = [None] * n
@@ -416,7 +421,8 @@ def fit_codec(
         )
     if isinstance(tokenizer, str):
         return Codec(_train_hf(tokenizer, sequences, vocab_size or 1000))
-    # A ready Hugging Face tokenizer, used as it is.
+    # A ready Hugging Face tokenizer, used as it is (but for padding and
+    # truncation, which Codec turns off in its copy).
     unk = None
     model = getattr(tokenizer, "model", None)
     unk_token = getattr(model, "unk_token", None)

@@ -691,3 +691,45 @@ def test_generate_at_a_temperature_that_overflows_is_greedy():
     }
     assert len(texts) == 1
     assert texts == {gpt.generate(["ab"], temperature=1e-6, max_new_tokens=5)[0]}
+
+
+def test_generate_past_the_context_window_with_early_finishers():
+    # A finished sample grows by [PAD]s; once its window (max_length + 2)
+    # held only [PAD], the model's logits were NaN and sampling raised
+    # torch's "probability tensor contains either inf, nan or element < 0".
+    gpt = GPTTransformer(
+        max_length=4, embed_dim=16, depth=1, num_heads=2, max_epochs=2, random_state=0
+    ).fit(["ab", "abcd", "a", "abc"] * 8)
+    for seed in range(4):
+        texts = gpt.generate(n_samples=5, max_new_tokens=20, random_state=seed)
+        assert len(texts) == 5 and all(len(t) <= 20 for t in texts)
+        assert set("".join(texts)) <= set("abcd")
+
+
+def test_a_ready_tokenizer_pads_and_truncates_as_the_estimator_does(strings):
+    # Its own padding ids read as tokens (a row's output depended on the
+    # longest sequence of its batch) and its truncation cut silently.
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            {"[UNK]": 0, "[PAD]": 1, **{c: i + 2 for i, c in enumerate(ALPHABET)}},
+            unk_token="[UNK]",
+        )
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    tok.enable_padding(pad_id=1, pad_token="[PAD]")
+    est = BERTTransformer(
+        tok, embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
+    ).fit(strings)
+    alone = est.transform(["ACD"])
+    beside_a_long_one = est.transform(["ACD", "ACDEFGHIKLMNPQRSTVWY" * 3])[:1]
+    np.testing.assert_allclose(alone, beside_a_long_one, rtol=1e-5, atol=1e-6)
+    tok.no_padding()
+    tok.enable_truncation(max_length=2)
+    est = clone(est).set_params(tokenizer=tok, max_length=4)
+    with pytest.warns(UserWarning, match="longer than max_length=4"):
+        est.fit(strings)
+    with pytest.warns(UserWarning, match="longer than max_length=4"):
+        Z = est.transform(["ACDEF", "ACDEG", "AC"])
+    assert not np.allclose(Z[0], Z[2])  # cut at 4 tokens, not at the tokenizer's 2
+    assert tok.truncation is not None  # the user's tokenizer is left as it was
