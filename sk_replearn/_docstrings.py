@@ -289,11 +289,17 @@ The representation to transfer: a neural sk_replearn estimator
 (``SimCLRTransformer``, ``MAETransformer``, ``AutoencoderTransformer``,
 ...) or a :class:`~sk_replearn.PCATransformer` (its ``W`` initialises a
 linear layer). If it is fitted, its encoder is copied and the estimator
-itself is never changed (and :func:`sklearn.base.clone` shares rather
-than re-fits it, so grid searches reuse the pre-training); if it is
-unfitted, ``fit`` first pre-trains a clone of it without labels, on
-``pretrain_X`` when given, else on X. None means
-``AutoencoderTransformer()``.""",
+itself is never refitted: :func:`sklearn.base.clone` gives the clone a
+fitted copy, so a grid search over the fine-tuner's own parameters
+reuses the pre-training. Setting one of its parameters that changes what
+it learns (``representation__n_components=8``, as a grid over it does)
+replaces it by an unfitted clone with that value (see :meth:`set_params`).
+If it is unfitted, ``fit`` first pre-trains a clone of it without
+labels, on ``pretrain_X`` when given, else on X. None means
+``AutoencoderTransformer()``. A grid over ``representation`` itself gets
+unfitted clones of its values, as scikit-learn clones a grid's values:
+to compare fitted representations, search over fine-tuners, each holding
+one (a pipeline step ``{{"ft": [FineTuner(a), FineTuner(b)]}}``).""",
     ),
     "strategy": (
         '{"full", "frozen"}',

@@ -668,5 +668,70 @@ def test_a_fitted_representation_is_copied_not_shared(small_digits):
     twin = clone(FineTuner(rep).set_output(transform="pandas"))
     twin.set_params(representation__n_components=7)
     assert rep.n_components == 4 and rep.transform(X[:2]).shape == (2, 4)
-    assert is_fitted(twin.representation) and twin.representation is not rep
+    # A new value of what it learns: an unfitted clone with it, pre-trained
+    # by fit (test_a_new_setting_of_a_fitted_representation_is_pre_trained).
+    assert not is_fitted(twin.representation) and twin.representation is not rep
+    assert twin.representation.n_components == 7
     assert twin._sklearn_output_config == {"transform": "pandas"}
+
+
+def test_fine_tuning_a_frozen_fine_tuner_trains_all_its_weights(
+    digits_ae, small_digits
+):
+    # The copy of a fine-tuner's encoder kept its frozen weights'
+    # requires_grad=False: "full" fine-tuning from it trained nothing but
+    # the head, and a re-drawn block stayed random.
+    X, y = small_digits
+    probe = FineTuner(digits_ae, strategy="frozen", max_epochs=1, random_state=0)
+    probe.fit(X, y)
+    assert all(p.requires_grad for p in probe.export_encoder().parameters())
+    before = transfer_encoder(probe)
+    assert all(p.requires_grad for p in before.parameters())
+    full = FineTuner(probe, reinit_layers=1, max_epochs=2, random_state=0).fit(X, y)
+    after = full.net_.module_.encoder
+    for (name, old), new in zip(before.named_parameters(), after.parameters()):
+        assert new.requires_grad, name
+        assert not torch.equal(old, new.detach().cpu()), name  # trained (or re-drawn)
+
+
+def test_an_inner_transform_layer_of_the_representation_is_not_carried_over(
+    digits_ae, small_digits
+):
+    X, y = small_digits
+    rep = copy.deepcopy(digits_ae).set_params(transform_layer=0)
+    with pytest.warns(UserWarning, match="transform_layer=0 says which block"):
+        FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FineTuner(digits_ae, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+
+
+def test_a_new_setting_of_a_fitted_representation_is_pre_trained(small_digits):
+    # A grid over representation__n_components reused the fitted weights
+    # whatever the value: every candidate scored the same and
+    # best_estimator_ transformed to the fitted width.
+    X, y = small_digits
+    pca = PCATransformer(5).fit(X)
+    search = GridSearchCV(
+        FineTuner(pca, max_epochs=2, random_state=0),
+        {"representation__n_components": [3, 5]},
+        cv=2,
+    ).fit(X, y)
+    assert search.cv_results_["mean_test_score"][0] != pytest.approx(
+        search.cv_results_["mean_test_score"][1]
+    )
+    best = search.best_params_["representation__n_components"]
+    assert search.best_estimator_.representation_.n_components_ == best
+    assert pca.n_components == 5 and pca.n_components_ == 5  # left as it was
+
+    ft = FineTuner(pca).set_params(representation__n_components=3)
+    assert ft.representation is not pca and not is_fitted(ft.representation)
+    assert ft.fit(X, y).representation_.n_components_ == 3
+    # The same value, or a setting of how it runs, keeps it fitted.
+    ft = FineTuner(pca).set_params(representation__n_components=5)
+    assert ft.representation is pca
+    ae = _tiny_ae().fit(X)
+    ft = FineTuner(ae).set_params(
+        representation__verbose=0, representation__device="cpu"
+    )
+    assert ft.representation is ae and is_fitted(ft.representation)

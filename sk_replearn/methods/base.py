@@ -701,7 +701,8 @@ class NeuralRepresentation(BaseRepresentation):
             encoder = self._transfer_encoder()  # a copy already
         else:
             encoder = LayerEncoder(copy.deepcopy(inner[0]), inner[1])
-        return encoder.cpu().eval()
+        # A fine-tuner's frozen blocks come back trainable, as documented.
+        return encoder.cpu().eval().requires_grad_(True)
 
     def __sklearn_is_fitted__(self) -> bool:
         # Fitted once training has produced a net: validation alone (which

@@ -45,6 +45,7 @@ from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.heads import CentredLayerNorm
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks
+from ..persistence import _NOT_FINGERPRINTED
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
 from ..views import _identity, make_views
@@ -87,6 +88,20 @@ def _own_copy(representation):
         return representation
 
 
+#: Parameters of a representation whose change keeps it fitted.
+_KEEP_FITTED = frozenset({*_NOT_FINGERPRINTED, "transform_layer"})
+
+
+def _same_value(a, b) -> bool:
+    """Whether a parameter's value ``b`` is its present value ``a``."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays and the like: compared by identity
+        return False
+
+
 def _names(names) -> str:
     """The first few column names, for a message."""
     names = [str(n) for n in names]
@@ -104,7 +119,9 @@ def transfer_encoder(representation) -> TransferEncoder:
     Returns
     -------
     TransferEncoder
-        Its output equals ``representation.transform`` on the same input.
+        The whole encoder: its output equals ``representation.transform`` on
+        the same input when the representation's ``transform_layer`` is -1
+        (its default), the last block.
 
     Raises
     ------
@@ -118,6 +135,23 @@ def transfer_encoder(representation) -> TransferEncoder:
             "fine-tuned: pass an sk_replearn neural estimator or PCATransformer."
         )
     return make()
+
+
+def _warn_inner_transform_layer(representation, owner: str) -> None:
+    """Warn that a representation's inner ``transform_layer`` is not carried over."""
+    layer = getattr(representation, "transform_layer", -1)
+    inner = getattr(representation, "_inner_layer", None)
+    if layer == -1 or inner is None or inner(representation._module()) is None:
+        return
+    warnings.warn(
+        f"The representation's transform_layer={layer!r} says which block its "
+        f"transform returns; {owner} fine-tunes (or, frozen, reads) the whole "
+        "encoder, up to its last block, so the head sees other features than "
+        "representation.transform gives. Set the representation's "
+        "transform_layer=-1 to silence this warning.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def build_head(head, in_features: int, out_features: int) -> nn.Module:
@@ -339,10 +373,12 @@ class BaseFineTuner(NeuralRepresentation):
 
         ``sklearn.base.clone`` would return an unfitted copy of a fitted
         representation, so a grid search would pre-train it again on each
-        fold. The clone gets a copy of it, fitted: a ``set_params`` on the
-        clone (``representation__lr=...``, as a grid search does) changes
-        the copy, never the caller's object. An unfitted representation is
-        cloned as usual. As ``clone`` does, the clone keeps the output
+        fold. The clone gets a copy of it, fitted, so a grid search over the
+        fine-tuner's own parameters pre-trains nothing again; a
+        ``set_params`` on the clone (``representation__lr=...``, as a grid
+        over the representation's parameters does) replaces the copy (see
+        :meth:`set_params`), never the caller's object. An unfitted
+        representation is cloned as usual. As ``clone`` does, the clone keeps the output
         container of ``set_output`` and the metadata requests.
         """
         rep = self.representation
@@ -358,6 +394,50 @@ class BaseFineTuner(NeuralRepresentation):
             if hasattr(self, attr):
                 setattr(new, attr, copy.deepcopy(getattr(self, attr)))
         return new
+
+    def set_params(self, **params):
+        """Set the parameters, as scikit-learn's ``set_params`` does.
+
+        A nested parameter of a *fitted* representation
+        (``representation__n_components=8``, as a grid over it sets) that
+        changes what it learns would leave its fitted weights out of step
+        with its parameters, and ``fit`` would reuse them as they are. Such
+        a change replaces the representation by an unfitted clone with the
+        new values, which ``fit`` pre-trains; the fitted object is left as
+        it was. Parameters of how it runs (``verbose``, ``device``, ...)
+        and ``transform_layer`` are set on it in place, as usual.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, ``representation__<name>`` for the
+            representation's.
+
+        Returns
+        -------
+        self : estimator
+            The estimator.
+        """
+        nested = {
+            k.split("__", 1)[1]: v
+            for k, v in params.items()
+            if k.startswith("representation__")
+        }
+        rep = params.get("representation", self.representation)
+        if nested and rep is not None and is_fitted(rep):
+            current = rep.get_params(deep=True)
+            if any(
+                k.rsplit("__", 1)[-1] not in _KEEP_FITTED
+                and not _same_value(current.get(k), v)
+                for k, v in nested.items()
+            ):
+                params = {
+                    k: v
+                    for k, v in params.items()
+                    if k != "representation" and not k.startswith("representation__")
+                }
+                params["representation"] = clone(rep).set_params(**nested)
+        return super().set_params(**params)
 
     # -- fit ---------------------------------------------------------------
     def _takes_sequences(self) -> bool:
@@ -410,6 +490,7 @@ class BaseFineTuner(NeuralRepresentation):
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
         encoder = transfer_encoder(self.representation_)
+        _warn_inner_transform_layer(self.representation_, type(self).__name__)
         source = self._token_source()  # the vocabulary, for sequences
         if source is None:
             n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
@@ -575,9 +656,13 @@ class BaseFineTuner(NeuralRepresentation):
         return module.encoder
 
     def _transfer_encoder(self) -> TransferEncoder:
-        """A trainable copy of the fine-tuned encoder (to fine-tune it again)."""
+        """A trainable copy of the fine-tuned encoder (to fine-tune it again).
+
+        Every weight of the copy trains: the blocks this fit froze are
+        frozen again only if the next fine-tuner says so.
+        """
         check_is_fitted(self, "net_")
-        return copy.deepcopy(self.net_.module_.encoder).cpu()
+        return copy.deepcopy(self.net_.module_.encoder).cpu().requires_grad_(True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
