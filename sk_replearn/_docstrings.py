@@ -334,7 +334,8 @@ statistics.""",
         'int or "all"',
         """\
 Partial transfer: re-initialise the top k encoder blocks before
-training; they learn at the head's rate ``lr``. ``"all"`` trains the
+training, drawn as the encoder's construction draws them; they learn at
+the head's rate ``lr``. ``"all"`` trains the
 same architecture from scratch (the no-transfer baseline).""",
     ),
     "encoder_lr_scale": (

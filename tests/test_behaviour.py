@@ -17,8 +17,9 @@ instead, which a changed computation still fails. Every recorded case is
 checked; an estimator added since has no recorded outputs and is left to
 its own tests. Regenerate the file only for an intended change of
 behaviour, ``python tests/test_behaviour.py --record`` (this CPU's outputs
-replace every record), or, with the code unchanged, add a CPU:
-``python tests/test_behaviour.py --add-platform``.
+replace every record) or, for one case, ``--record-case CASE`` (this CPU's
+outputs of it replace it in every record); or, with the code unchanged,
+add a CPU: ``python tests/test_behaviour.py --add-platform``.
 """
 
 from __future__ import annotations
@@ -334,7 +335,18 @@ def test_behaviour_outputs_unchanged(case):
             )
 
 
-if __name__ == "__main__" and {"--record", "--add-platform"} & set(sys.argv):
+if __name__ == "__main__" and "--record-case" in sys.argv:
+    # --record-case CASE: an intended change of one case's behaviour (the
+    # others unchanged, which the test checks first); this CPU's outputs of
+    # that case replace it in every record.
+    case = sys.argv[sys.argv.index("--record-case") + 1]
+    assert case in CASES, f"no case {case!r}"
+    summary = {k: _summary(v) for k, v in _outputs(case).items()}
+    for record in RECORDS:
+        record["cases"][case] = summary
+    RECORD.write_text(json.dumps({"records": RECORDS}, indent=1) + "\n")
+    print(f"recorded {case} on {_platform()} in every record of {RECORD}")
+elif __name__ == "__main__" and {"--record", "--add-platform"} & set(sys.argv):
     # --record: an intended change of behaviour; the outputs of this CPU
     # replace every record. --add-platform: the same code on another CPU
     # (check first that the test's summary statistics agree); its outputs

@@ -31,6 +31,8 @@ from sk_replearn.nn import (
     sincos_pos_embed_2d,
     unpatchify,
 )
+from sk_replearn.nn.sequence import TokenEncoder
+from sk_replearn.nn.surgery import TransferEncoder, encoder_blocks
 
 TABULAR_SHAPES = [(64,), (5,)]
 SIGNAL_SHAPES = [(1, 40), (2, 37)]
@@ -784,3 +786,34 @@ def test_signal_encoders_compute_what_conv1d_layers_compute(monkeypatch, name):
 def test_image_encoders_keep_torch_s_layers():
     enc = build_encoder("resnet", (1, 8, 8))
     assert not any(isinstance(m, SignalConv | SignalBatchNorm) for m in enc.modules())
+
+
+@pytest.mark.parametrize(
+    "body, shape",
+    [
+        (lambda: ResNetEncoder((1, 40)), (1, 40)),
+        (lambda: CNNEncoder((1, 8, 8)), (1, 8, 8)),
+        (lambda: ViTEncoder((1, 8, 8), patch_size=2, embed_dim=128), (1, 8, 8)),
+        (lambda: TokenEncoder(30, 20, embed_dim=128, depth=2, num_heads=4), None),
+    ],
+    ids=["resnet", "cnn", "vit", "tokens"],
+)
+def test_redrawn_blocks_are_drawn_as_at_construction(body, shape):
+    # reinit_layers promises the architecture from scratch: torch's default
+    # initialisations are not the encoders' (a ResNet's residual branches
+    # start at 0, token embeddings at N(0, 0.02²), not N(0, 1)).
+    torch.manual_seed(0)
+    enc = TransferEncoder(body(), shape, 0)
+    fresh = {k: v.detach().clone() for k, v in enc.named_parameters()}
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.mul_(3.0).add_(0.5)
+    for block in encoder_blocks(enc):
+        block.reset_parameters()
+    for name, p in enc.named_parameters():
+        new, old = p.detach(), fresh[name]
+        if old.std() == 0 or old.numel() == 1:  # constants: exactly
+            torch.testing.assert_close(new, old, msg=name)
+        else:  # random draws: the same spread about the same mean
+            assert float(new.std()) == pytest.approx(float(old.std()), rel=0.2), name
+            assert abs(float(new.mean() - old.mean())) < 0.2 * float(old.std()), name

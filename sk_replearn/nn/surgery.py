@@ -10,17 +10,17 @@ re-initialise and give learning rates to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .conv import CNNEncoder, ResNetEncoder
+from .conv import CNNEncoder, ResNetEncoder, _BasicBlock, init_conv
 from .heads import Bottleneck
 from .mlp import MLPEncoder
 from .sequence import TokenEncoder
-from .transformer import ViTEncoder
+from .transformer import ViTEncoder, init_transformer
 
 __all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder"]
 
@@ -97,10 +97,15 @@ class Block:
     params : list of torch.nn.Parameter
         Every parameter of the layer, including loose ones such as a class
         token that belong to no sub-module.
+    init : callable or None
+        The initialisation the encoder gave the block at construction,
+        called with the block after the layers' own ``reset_parameters``;
+        None where that is all there was.
     """
 
     modules: list[nn.Module] = field(default_factory=list)
     params: list[nn.Parameter] = field(default_factory=list)
+    init: Callable[[Block], None] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, *modules: nn.Module, extra: Sequence[nn.Parameter] = ()) -> Block:
@@ -111,20 +116,28 @@ class Block:
     def reset_parameters(self) -> None:
         """Re-draw every weight of the block as at construction.
 
-        A layer without ``reset_parameters`` (such as the layers of a
-        program loaded by :func:`torch.export.load`, which have lost their
-        types) is re-drawn by the names of torch's layers: ``weight`` of two
-        or more dimensions as ``nn.Linear`` and ``nn.Conv2d`` draw it
-        (Kaiming uniform), a 1-D ``weight`` (a norm's scale) to ones,
-        ``bias`` to zeros. Other loose parameters, such as a class token,
-        are drawn from a normal of standard deviation 0.02.
+        Each layer's ``reset_parameters``, then the encoder's own scheme
+        (``init``): a ResNet's Kaiming-normal convolutions and zeroed last
+        norm of each residual branch, a transformer's Xavier linears, a
+        token model's embeddings drawn from N(0, 0.02²). A layer without
+        ``reset_parameters`` (such as the layers of a program loaded by
+        :func:`torch.export.load`, which have lost their types) is re-drawn
+        by the names of torch's layers: ``weight`` of two or more dimensions
+        as ``nn.Linear`` and ``nn.Conv2d`` draw it (Kaiming uniform), a 1-D
+        ``weight`` (a norm's scale) to ones, ``bias`` to zeros. Other loose
+        parameters, such as a class token, are drawn from a normal of
+        standard deviation 0.02.
         """
         owned = set()
         with torch.no_grad():
             for module in self.modules:
                 for m in module.modules():
-                    if hasattr(m, "reset_parameters"):
-                        m.reset_parameters()
+                    # (nn.MultiheadAttention's is private)
+                    reset = getattr(m, "reset_parameters", None) or getattr(
+                        m, "_reset_parameters", None
+                    )
+                    if callable(reset):
+                        reset()
                         owned.update(id(p) for p in m.parameters(recurse=False))
                         continue
                     for name, p in m.named_parameters(recurse=False):
@@ -133,6 +146,48 @@ class Block:
             for p in self.params:
                 if id(p) not in owned:
                     nn.init.trunc_normal_(p, std=0.02)
+            if self.init is not None:
+                self.init(self)
+
+
+def _init_conv_block(block: Block) -> None:
+    """A ConvNet's construction: Kaiming-normal convolutions, unit norms."""
+    for module in block.modules:
+        init_conv(module)
+
+
+def _init_residual_block(block: Block) -> None:
+    """A ResNet's: a ConvNet's, with each residual branch's last norm at 0."""
+    _init_conv_block(block)
+    for module in block.modules:
+        for m in module.modules():
+            if isinstance(m, _BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+
+def _init_transformer_block(block: Block) -> None:
+    """A transformer block's: Xavier-uniform linears, zero biases."""
+    for module in block.modules:
+        init_transformer(module)
+
+
+def _init_patch_embedding(vit: ViTEncoder) -> Callable[[Block], None]:
+    def init(block: Block) -> None:
+        # A linear map of a flattened patch; the class token N(0, 0.02²).
+        weight = vit.patch_embed.weight
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        nn.init.zeros_(vit.patch_embed.bias)
+        nn.init.trunc_normal_(vit.cls_token, std=0.02)
+
+    return init
+
+
+def _init_token_embedding(enc: TokenEncoder) -> Callable[[Block], None]:
+    def init(block: Block) -> None:
+        nn.init.normal_(enc.token_embed.weight, std=0.02)  # GPT-2 / BERT
+        nn.init.normal_(enc.pos_embed, std=0.02)
+
+    return init
 
 
 def _reset_by_name(name: str, p: nn.Parameter) -> bool:
@@ -159,23 +214,35 @@ def _split_at(layers: nn.Sequential, kinds: tuple[type, ...]) -> list[Block]:
     return [Block.of(*g) for g in groups]
 
 
-def _vit_blocks(vit: ViTEncoder) -> list[Block]:
-    blocks = [Block.of(vit.patch_embed, extra=[vit.cls_token])]
-    blocks += [Block.of(b) for b in vit.blocks]
-    last = blocks[-1]
-    blocks[-1] = Block(
-        last.modules + [vit.norm], last.params + list(vit.norm.parameters())
+def _transformer_blocks(first: Block, blocks, norm: nn.LayerNorm) -> list[Block]:
+    """The embedding block, then one per transformer block, the norm with the last."""
+    out = [first]
+    for b in blocks:
+        block = Block.of(b)
+        block.init = _init_transformer_block
+        out.append(block)
+    last = out[-1]
+    out[-1] = Block(
+        last.modules + [norm], last.params + list(norm.parameters()), last.init
     )
-    return blocks
+    return out
+
+
+def _vit_blocks(vit: ViTEncoder) -> list[Block]:
+    first = Block.of(vit.patch_embed, extra=[vit.cls_token])
+    first.init = _init_patch_embedding(vit)
+    return _transformer_blocks(first, vit.blocks, vit.norm)
 
 
 def _token_blocks(enc: TokenEncoder) -> list[Block]:
-    blocks = [Block.of(enc.token_embed, extra=[enc.pos_embed])]
-    blocks += [Block.of(b) for b in enc.blocks]
-    last = blocks[-1]
-    blocks[-1] = Block(
-        last.modules + [enc.norm], last.params + list(enc.norm.parameters())
-    )
+    first = Block.of(enc.token_embed, extra=[enc.pos_embed])
+    first.init = _init_token_embedding(enc)
+    return _transformer_blocks(first, enc.blocks, enc.norm)
+
+
+def _with_init(blocks: list[Block], init: Callable[[Block], None]) -> list[Block]:
+    for block in blocks:
+        block.init = init
     return blocks
 
 
@@ -185,11 +252,13 @@ def _body_blocks(body: nn.Module) -> list[Block]:
     if isinstance(body, MLPEncoder):
         return _split_at(body.layers, (nn.Linear,))
     if isinstance(body, CNNEncoder):
-        return _split_at(body.features, (nn.Conv1d, nn.Conv2d))
+        blocks = _split_at(body.features, (nn.Conv1d, nn.Conv2d))
+        return _with_init(blocks, _init_conv_block)
     if isinstance(body, ResNetEncoder):
         # The stem is conv, norm, activation; each residual block follows.
         stem = Block.of(*body.features[:3])
-        return [stem] + [Block.of(m) for m in body.features[3:]]
+        blocks = [stem] + [Block.of(m) for m in body.features[3:]]
+        return _with_init(blocks, _init_residual_block)
     if isinstance(body, ViTEncoder):
         return _vit_blocks(body)
     if isinstance(body, TokenEncoder):
