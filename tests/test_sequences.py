@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import warnings
+from unittest import mock
 
 import joblib
 import numpy as np
@@ -733,3 +734,35 @@ def test_a_ready_tokenizer_pads_and_truncates_as_the_estimator_does(strings):
         Z = est.transform(["ACDEF", "ACDEG", "AC"])
     assert not np.allclose(Z[0], Z[2])  # cut at 4 tokens, not at the tokenizer's 2
     assert tok.truncation is not None  # the user's tokenizer is left as it was
+
+
+def test_bert_score_masks_each_sequence_by_itself(strings):
+    # The tokens to predict were drawn per batch, so a sequence's mask (and
+    # the score) depended on the other rows of X, their order and padding.
+    from sk_replearn.objectives.sequence import bert_masking, content_noise
+
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(N_SPECIAL, 30, size=n).tolist() for n in (3, 17, 9, 40)]
+
+    def chosen(batch):
+        ids = torch.full((len(batch), 2 + max(map(len, batch))), PAD)
+        for i, r in enumerate(batch):
+            ids[i, : len(r) + 2] = torch.tensor([2, *r, 3])
+        noise = content_noise(ids, 0)
+        _, targets = bert_masking(ids, 0.3, 30, corrupt=False, noise=noise)
+        return [tuple(torch.nonzero(t != PAD).flatten().tolist()) for t in targets]
+
+    alone = [chosen([r])[0] for r in rows]
+    assert chosen(rows) == alone
+    assert chosen(rows[::-1]) == alone[::-1]
+    assert chosen([rows[0], [7] * 200, rows[2]]) == [alone[0], mock.ANY, alone[2]]
+    assert len(set(alone)) == len(rows) and all(alone)
+
+    bert = BERTTransformer(
+        embed_dim=16, depth=1, num_heads=2, max_epochs=2, random_state=0
+    ).fit(strings)
+    order = np.random.default_rng(0).permutation(len(strings))
+    shuffled = [strings[i] for i in order]
+    assert bert.score(shuffled) == bert.score(strings)
+    with pytest.raises(ValueError, match="no token to predict"):
+        bert.score(["", ""])

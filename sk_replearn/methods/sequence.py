@@ -647,8 +647,10 @@ class BERTTransformer(_SequenceTransformer):
         """Accuracy of the masked-token predictions on X (higher is better).
 
         ``mask_ratio`` of each sequence's tokens are replaced by ``[MASK]``
-        (drawn with a fixed seed, so a model's score on the same X is
-        always the same) and predicted from the rest.
+        and predicted from the rest. Which are masked is drawn from a fixed
+        seed and the sequence's own tokens, so a sequence is masked alike
+        whatever the other rows of X and their order: a model's score on
+        the same sequences is always the same.
 
         Parameters
         ----------
@@ -661,12 +663,22 @@ class BERTTransformer(_SequenceTransformer):
         -------
         score : float
             Fraction of the masked tokens predicted right, over all of X.
+
+        Raises
+        ------
+        ValueError
+            If X holds no token to mask.
         """
-        generator = torch.Generator().manual_seed(_SCORE_SEED)
         sums = self._apply(
-            X, lambda m, ids: m.masked_accuracy(ids, generator), 2
+            X, lambda m, ids: m.masked_accuracy(ids, _SCORE_SEED), 2
         ).astype(np.float64)
-        return float(sums[:, 0].sum() / max(sums[:, 1].sum(), 1.0))
+        if sums[:, 1].sum() == 0:
+            raise ValueError(
+                "BERTTransformer.score: X holds no token to predict (every "
+                "sequence is empty, or holds only tokens unseen in fit); "
+                "score sequences with at least one known token."
+            )
+        return float(sums[:, 0].sum() / sums[:, 1].sum())
 
     def _build_objective(self) -> BERTObjective:
         return BERTObjective(

@@ -16,6 +16,7 @@ vocabulary whose output layer is tied to the token embedding (Press and Wolf
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ def bert_masking(
     vocab_size: int,
     generator: torch.Generator | None = None,
     corrupt: bool = True,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose tokens to predict and corrupt them, as BERT's pre-training does.
 
@@ -56,6 +58,9 @@ def bert_masking(
         device of ``ids``).
     corrupt : bool, default=True
         The 80/10/10 corruption (training) or ``[MASK]`` only (scoring).
+    noise : torch.Tensor of shape (B, T) or None, default=None
+        Uniform draws in [0, 1) that choose the tokens (the lowest of each
+        sequence's), instead of drawing them (see :func:`content_noise`).
 
     Returns
     -------
@@ -86,7 +91,8 @@ def bert_masking(
     k = torch.where(
         n_text > 0, (n_text * mask_ratio).round().clamp_min(1), torch.zeros_like(n_text)
     )
-    scores = rand(*ids.shape).masked_fill(~text, 2.0)  # (B, T); non-text last
+    draws = rand(*ids.shape) if noise is None else noise.to(ids.device)
+    scores = draws.masked_fill(~text, 2.0)  # (B, T); non-text last
     rank = scores.argsort(dim=1).argsort(dim=1)  # (B, T): each token's rank
     chosen = rank < k[:, None]
     targets = ids.masked_fill(~chosen, PAD)
@@ -97,6 +103,34 @@ def bert_masking(
     swap = chosen & (u >= 0.8) & (u < 0.9)
     random_ids = (rand(*ids.shape) * (vocab_size - N_SPECIAL)).long() + N_SPECIAL
     return torch.where(swap, random_ids.clamp_max(vocab_size - 1), inputs), targets
+
+
+def content_noise(ids: torch.Tensor, seed: int) -> torch.Tensor:
+    """Uniform draws ``(B, T)`` that depend on each sequence alone.
+
+    Row ``i`` is drawn from a generator seeded by ``seed`` and the row's
+    tokens (its padding left out), so a sequence gets the same draws
+    whatever else is in its batch, in whatever order, however padded:
+    what makes :meth:`BERTObjective.masked_accuracy` a function of the
+    sequence.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.sequence import content_noise
+    >>> a = content_noise(torch.tensor([[2, 7, 8, 3]]), 0)
+    >>> b = content_noise(torch.tensor([[2, 9, 3, 0, 0], [2, 7, 8, 3, 0]]), 0)
+    >>> torch.equal(a[0], b[1, :4])
+    True
+    """
+    out = torch.full(ids.shape, 2.0)
+    for i, row in enumerate(ids.cpu()):
+        tokens = row[row != PAD].to(torch.int64).numpy()
+        digest = hashlib.blake2b(tokens.tobytes(), digest_size=7).digest()
+        key = int.from_bytes(digest, "little") ^ int(seed)
+        generator = torch.Generator().manual_seed(key)
+        out[i, : len(tokens)] = torch.rand(len(tokens), generator=generator)
+    return out
 
 
 class _SequenceObjective(Objective):
@@ -270,15 +304,18 @@ class BERTObjective(_SequenceObjective):
         return F.cross_entropy(logits.float(), targets)
 
     @torch.no_grad()
-    def masked_accuracy(
-        self, ids: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
+    def masked_accuracy(self, ids: torch.Tensor, seed: int) -> torch.Tensor:
         """Per sequence: correct predictions and chosen tokens, ``(B, 2)``.
 
-        The chosen tokens (drawn from ``generator``) all become ``[MASK]``.
+        The chosen tokens all become ``[MASK]``; which are chosen depends on
+        ``seed`` and the sequence alone (:func:`content_noise`).
         """
         inputs, targets = bert_masking(
-            ids, self.mask_ratio, self.vocab_size, generator, corrupt=False
+            ids,
+            self.mask_ratio,
+            self.vocab_size,
+            corrupt=False,
+            noise=content_noise(ids, seed),
         )
         chosen = targets != PAD
         correct = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
