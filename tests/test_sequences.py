@@ -766,3 +766,22 @@ def test_bert_score_masks_each_sequence_by_itself(strings):
     assert bert.score(shuffled) == bert.score(strings)
     with pytest.raises(ValueError, match="no token to predict"):
         bert.score(["", ""])
+
+
+def test_warm_start_refuses_another_vocabulary(strings):
+    # A changed tokenizer was ignored: the second fit read X with the first
+    # fit's vocabulary, so unseen words all became [UNK], silently.
+    est = make("GPTTransformer", max_epochs=1, warm_start=True).fit(strings)
+    est.set_params(max_length=est.max_length)  # settings of the net: fine
+    est.fit(strings)
+    for change in ({"tokenizer": "word"}, {"vocab_size": 5}):
+        with pytest.raises(ValueError, match="vocabulary of the first fit"):
+            clone(est).set_params(warm_start=False).fit(strings).set_params(
+                warm_start=True, **change
+            ).fit(strings)
+    words = make("GPTTransformer", tokenizer="word", max_epochs=1, warm_start=True)
+    words.fit(strings).set_params(token_pattern=r"\S")
+    with pytest.raises(ValueError, match="the first fit's tokenizer: word"):
+        words.fit(strings)
+    ids = make("GPTTransformer", max_epochs=1, warm_start=True).fit([[1, 2], [3]] * 8)
+    ids.set_params(tokenizer="word").fit([[1, 2], [3]] * 8)  # ids: no tokenizer

@@ -112,14 +112,39 @@ class _SequenceTransformer(NeuralRepresentation):
                 token_pattern=self.token_pattern,
             )
             self._codec_state, self._codec_cache = codec.state, codec
+            self._codec_settings = self._vocabulary_settings()
             self.vocabulary_ = dict(codec.vocabulary)
             self.vocab_size_ = codec.vocab_size
         else:  # warm start: the vocabulary of the first fit reads X
             self._same_kind(kind, name, "X")
+            self._check_same_vocabulary_settings()
         ids, lengths = pad_sequences(
             self._codec().encode(sequences), self.max_length, name
         )
         return TokenDataset(ids, lengths)
+
+    def _vocabulary_settings(self) -> tuple:
+        """The parameters that make the vocabulary, as far as they matter."""
+        tokenizer = self.tokenizer
+        if not isinstance(tokenizer, str):  # a ready tokenizer, by its contents
+            contents = getattr(tokenizer, "to_str", lambda: repr(tokenizer))()
+            return ("a ready tokenizer", contents)
+        if tokenizer == "word":
+            return (tokenizer, self.vocab_size, self.token_pattern)
+        return (tokenizer, self.vocab_size)
+
+    def _check_same_vocabulary_settings(self) -> None:
+        """A warm start reads X with the first fit's vocabulary: refuse another."""
+        fitted = getattr(self, "_codec_settings", None)
+        if fitted is None or self._codec().kind == "ids":  # ids: no tokenizer
+            return
+        if self._vocabulary_settings() != fitted:
+            raise ValueError(
+                "warm_start=True continues the fitted network on the vocabulary "
+                "of the first fit, but tokenizer, vocab_size or token_pattern "
+                f"changed since (the first fit's tokenizer: {fitted[0]}); set "
+                "them back, or warm_start=False to learn a new vocabulary."
+            )
 
     def _token_source(self):
         return self
