@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -76,6 +77,14 @@ def _is_int_sequence(item) -> bool:
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in item
         )
     return False
+
+
+def _is_missing(value) -> bool:
+    """None, a float NaN or pandas' NA: a missing sample."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    pandas = sys.modules.get("pandas")  # only if the caller uses it
+    return pandas is not None and value is getattr(pandas, "NA", None)
 
 
 def check_sequences(X, owner: str) -> tuple[str, list]:
@@ -185,7 +194,7 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
     for i, s in enumerate(items):  # name the first item that does not fit
         if isinstance(s, str) if strings else _is_int_sequence(s):
             continue
-        if s is None or (isinstance(s, float) and math.isnan(s)):
+        if _is_missing(s):
             raise TypeError(
                 f"X[{i}] is a missing value ({s!r}); {owner} needs a string for "
                 "every sample. Drop the sample or fill it, e.g. with ''."

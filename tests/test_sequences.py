@@ -785,3 +785,24 @@ def test_warm_start_refuses_another_vocabulary(strings):
         words.fit(strings)
     ids = make("GPTTransformer", max_epochs=1, warm_start=True).fit([[1, 2], [3]] * 8)
     ids.set_params(tokenizer="word").fit([[1, 2], [3]] * 8)  # ids: no tokenizer
+
+
+def test_a_frozen_embedding_block_drops_nothing(strings):
+    # The embeddings' dropout sat outside every block: with the embedding
+    # block frozen it still dropped, so the frozen features were noisy.
+    gpt = GPTTransformer(
+        embed_dim=16, depth=2, num_heads=2, dropout=0.5, max_epochs=1, random_state=0
+    ).fit(strings)
+    y = np.arange(len(strings)) % 2
+    clf = FineTuner(gpt, freeze_layers=1, max_epochs=1, random_state=0).fit(strings, y)
+    module = clf.net_.module_.train()
+    body = module.encoder.body
+    assert not body.drop.training and not body.token_embed.training
+    assert body.blocks[0].training  # the blocks above still train
+
+
+def test_pandas_missing_values_are_named():
+    pd = pytest.importorskip("pandas")
+    X = pd.Series(["ACD", "EF", pd.NA], dtype="string")
+    with pytest.raises(TypeError, match=r"X\[2\] is a missing value \(<NA>\)"):
+        BERTTransformer(max_epochs=1).fit(X)

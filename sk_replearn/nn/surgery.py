@@ -235,7 +235,8 @@ def _vit_blocks(vit: ViTEncoder) -> list[Block]:
 
 
 def _token_blocks(enc: TokenEncoder) -> list[Block]:
-    first = Block.of(enc.token_embed, extra=[enc.pos_embed])
+    # The embeddings' dropout is the block's: frozen, it runs in eval mode.
+    first = Block.of(enc.token_embed, enc.drop, extra=[enc.pos_embed])
     first.init = _init_token_embedding(enc)
     return _transformer_blocks(first, enc.blocks, enc.norm)
 
