@@ -186,6 +186,17 @@ def flatten_samples(X):
     return X, None
 
 
+def positive_strides(X):
+    """X, copied where a stride is negative (``X[::-1]``, ``np.flip``).
+
+    torch cannot view such an array (``torch.from_numpy`` raises); numpy and
+    scikit-learn take it, so a validated array never keeps one.
+    """
+    if isinstance(X, np.ndarray) and any(s < 0 for s in X.strides):
+        return np.ascontiguousarray(X)
+    return X
+
+
 def float_dtypes(X) -> list:
     """The float dtypes validation keeps for X, the one others become first.
 
@@ -303,6 +314,7 @@ class BaseRepresentation(
             accept_sparse=False,
             ensure_all_finite=check_values,
         )
+        X = positive_strides(X)
         if check_values:
             _check_float32_range(X, type(self).__name__)
         if reset:

@@ -164,3 +164,34 @@ def test_n_components_is_the_width_of_transform(name):
         est = make(name, n_components=3).fit(X)
     assert est.transform(X).shape == (40, 3)
     assert getattr(est, "n_components_", 3) == 3
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_arrays_with_negative_strides_are_read_as_copies(name):
+    # torch cannot view X[::-1] or np.flip(X): transform, score, fit and
+    # inverse_transform raised torch's "At least one stride ... is negative".
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8)).astype(np.float32)
+    y = np.arange(40) % 2
+    flipped = X[::-1, ::-1]
+    assert any(s < 0 for s in flipped.strides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # collapse warnings of tiny SSL runs
+        view = make(name).fit(flipped, y[::-1])
+        copy = make(name).fit(flipped.copy(), y[::-1].copy())
+    np.testing.assert_array_equal(
+        view.transform(flipped), copy.transform(flipped.copy())
+    )
+    Z = copy.transform(X)
+    calls = _unfitted_calls(make(name))
+    for method, args in [
+        ("score", (flipped, y[::-1])),
+        ("inverse_transform", (Z[::-1],)),
+        ("predict", (flipped,)),
+    ]:
+        if method in calls:
+            fn = getattr(view, method)
+            args = args[: len(inspect.signature(fn).parameters)]
+            np.testing.assert_array_equal(
+                fn(*args), getattr(copy, method)(*(a.copy() for a in args))
+            )

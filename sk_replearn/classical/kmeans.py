@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..base import BaseRepresentation, float_dtypes
+from ..base import BaseRepresentation, float_dtypes, positive_strides
 from ..data import batch_slices
 from ._lloyd import (
     _CPU_BLOCK,
@@ -457,7 +457,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         init = np.asarray(self.init)
         if init.ndim > 2 and init.shape[1:] == tuple(self.input_shape_):
             init = init.reshape(init.shape[0], -1)
-        init = check_array(init, dtype=[np.float64, np.float32], input_name="init")
+        init = positive_strides(
+            check_array(init, dtype=[np.float64, np.float32], input_name="init")
+        )
         if init.shape != (k, d):
             raise ValueError(
                 f"init has shape {init.shape}, but the initial centers must have "

@@ -24,7 +24,12 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..base import BaseRepresentation, float_dtypes, seed_from_random_state
+from ..base import (
+    BaseRepresentation,
+    float_dtypes,
+    positive_strides,
+    seed_from_random_state,
+)
 from ..data import batch_slices
 from ..nn.surgery import TransferEncoder, linear_encoder
 from ._moments import (
@@ -319,7 +324,7 @@ class PCATransformer(BaseRepresentation):
             The reconstructions, flattened.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=float_dtypes(X), input_name="X")
+        Z = positive_strides(check_array(X, dtype=float_dtypes(X), input_name="X"))
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects codes "

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import float_dtypes, store_params
+from ..base import float_dtypes, positive_strides, store_params
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation, _check_finite_output
 
@@ -152,7 +152,7 @@ class AutoencoderTransformer(NeuralRepresentation):
             Reconstructions, in the layout of the data ``fit`` was given.
         """
         module = self._module()
-        Z = check_array(X, dtype=float_dtypes(X), input_name="X")
+        Z = positive_strides(check_array(X, dtype=float_dtypes(X), input_name="X"))
         if Z.shape[1] != self.n_components:
             layer = (
                 ""

@@ -37,6 +37,7 @@ from ..base import (
     flatten_samples,
     float_dtypes,
     is_fitted,
+    positive_strides,
     seed_from_random_state,
     store_params,
 )
@@ -473,6 +474,7 @@ class BaseFineTuner(NeuralRepresentation):
         X, y = validate_data(
             self, X, y, dtype=float_dtypes(X), accept_sparse=False, **kwargs
         )
+        X = positive_strides(X)
         _check_float32_range(X, type(self).__name__)
         return X, y, nd_shape
 
