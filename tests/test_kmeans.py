@@ -345,3 +345,19 @@ def _blobs_like(n, d, seed):
     centers = rng.standard_normal((6, d)) * 3
     X = centers[rng.integers(0, 6, n)] + rng.standard_normal((n, d))
     return X.astype(np.float32)
+
+
+def test_float64_data_far_from_the_origin_keep_their_precision():
+    # Timestamps: float32 steps are 128 s at 1.7e9 s, so casting each block
+    # before subtracting the offset merged three bursts 100 s apart.
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 100)
+    X = (1.7e9 + truth * 100.0 + rng.normal(0, 15, 300))[:, None]
+    init = np.array([[1.7e9], [1.7e9 + 100], [1.7e9 + 200]])
+    km = KMeansTransformer(3, init=init, device="cpu").fit(X)
+    np.testing.assert_array_equal(km.labels_, truth)
+    np.testing.assert_array_equal(km.predict(X), truth)
+    means = np.array([X[truth == j, 0].mean() for j in range(3)])
+    exact = np.abs((X - 1.7e9) - (means - 1.7e9)[None, :])
+    np.testing.assert_allclose(km.transform(X), exact, atol=0.05)
+    assert -km.score(X) == pytest.approx((exact[np.arange(300), truth] ** 2).sum())

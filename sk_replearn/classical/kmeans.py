@@ -327,9 +327,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        centers, offset = self._device_centers()
-        nearest = _nearest_fn(centers)
-        return self._map_blocks(X, lambda xb: nearest(xb - offset), 0, np.int64)
+        centers = self._device_centers()
+        return self._map_blocks(X, _nearest_fn(centers), 0, np.int64)
 
     def transform(self, X) -> np.ndarray:
         """Encode X: distances to the centers, or one-hot nearest center.
@@ -348,17 +347,16 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         k = self.cluster_centers_.shape[0]
-        centers, offset = self._device_centers()
+        centers = self._device_centers()
         if self.encoding == "onehot":
             nearest = _nearest_fn(centers)
 
-            def fn(xb):  # (B, d) -> (B, k)
-                return torch.nn.functional.one_hot(nearest(xb - offset), k).float()
+            def fn(xb):  # shifted (B, d) -> (B, k)
+                return torch.nn.functional.one_hot(nearest(xb), k).float()
         else:
             c_sq = centers.square().sum(1)
 
-            def fn(xb):  # (B, d) -> (B, k)
-                xb = xb - offset
+            def fn(xb):  # shifted (B, d) -> (B, k)
                 d2 = torch.addmm(c_sq, xb, centers.T, alpha=-2.0)
                 return d2.add_(xb.square().sum(1, keepdim=True)).clamp_(min=0).sqrt_()
 
@@ -407,11 +405,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        centers, offset = self._device_centers()
+        centers = self._device_centers()
         nearest = _nearest_fn(centers)
 
-        def fn(xb):  # (B, d) -> (B,)
-            xb = xb - offset
+        def fn(xb):  # shifted (B, d) -> (B,)
             return (xb - centers[nearest(xb)]).square_().sum(1)
 
         return -float(self._map_blocks(X, fn, 0, np.float64).sum())
@@ -512,10 +509,14 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         s1 = torch.zeros(d, dtype=torch.float64, device=device)
         s2 = torch.zeros(d, dtype=torch.float64, device=device)
         for sl in batch_slices(n, self._chunk_rows()):
-            xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(
-                device, torch.float32
-            )
-            xs = torch.sub(xb, offset, out=x[sl])
+            if X.dtype == np.float64:  # shifted in float64, then rounded
+                xs = x[sl]
+                xs.copy_(torch.from_numpy(self._shifted_rows(X[sl])))
+            else:
+                xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(
+                    device, torch.float32
+                )
+                xs = torch.sub(xb, offset, out=x[sl])
             if moments:  # float32 within a block is plenty for a tolerance
                 s1 += xs.sum(0)
                 s2 += xs.square().sum(0)
@@ -564,14 +565,23 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                 stacklevel=3,
             )
 
-    def _device_centers(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shifted centers (k, d) and the offset (d,), float32 on the device."""
-        device = self._device()
-        centers = torch.as_tensor(self._centers, device=device)
-        return centers, torch.as_tensor(self._offset, device=device)
+    def _device_centers(self) -> torch.Tensor:
+        """Shifted centers (k, d), float32 on the device."""
+        return torch.as_tensor(self._centers, device=self._device())
+
+    def _shifted_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows minus the offset, as float32.
+
+        float64 rows are shifted in float64 and then rounded, so that data
+        far from the origin (timestamps, say: float32 steps of 128 at 1.7e9)
+        lose nothing to the offset; float32 rows are shifted in float32.
+        """
+        if rows.dtype == np.float64:
+            return (rows - self._offset.astype(np.float64)).astype(np.float32)
+        return np.subtract(rows, self._offset, dtype=np.float32)
 
     def _map_blocks(self, X, fn, n_out, dtype) -> np.ndarray:
-        """``fn`` on float32 blocks of X, into one output array.
+        """``fn`` on float32 blocks of X minus the offset, into one output array.
 
         On the CPU the blocks are shared among torch's threads by
         :class:`_Workers` (one join per call, not one barrier per operation);
@@ -579,17 +589,21 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         device = self._device()
         if device.type != "cpu" or not isinstance(X, np.ndarray):
+            offset = torch.as_tensor(self._offset, device=device)
             with _no_tf32(device):
                 return self._map_batches(
-                    X, fn, n_out, batch_size=self._chunk_rows(), dtype=dtype
+                    X,
+                    lambda xb: fn(xb - offset),
+                    n_out,
+                    batch_size=self._chunk_rows(),
+                    dtype=dtype,
                 )
         n = X.shape[0]
         out = np.empty((n, n_out) if n_out else (n,), dtype=dtype)
 
         def work(blocks: list[slice]) -> None:
             for sl in blocks:
-                xb = np.require(X[sl], dtype=np.float32, requirements="W")
-                out[sl] = fn(torch.from_numpy(xb)).numpy()
+                out[sl] = fn(torch.from_numpy(self._shifted_rows(X[sl]))).numpy()
 
         with _Workers(device) as workers, torch.inference_mode():
             workers.map(work, n, self._chunk_rows())
