@@ -240,7 +240,12 @@ repeatable at a fixed number of torch threads.""",
         "bool",
         """\
 When True, a second ``fit`` continues training the same network (a
-momentum schedule, if any, starts again).""",
+momentum schedule, if any, starts again). The training settings set
+since apply to it (``max_epochs``, ``lr``, ``weight_decay``,
+``batch_size``, the schedule, early stopping, callbacks, ``random_state``);
+a change of any other parameter (the method's own, such as a
+temperature or the views, a width, ``device``, ``precision``) is refused
+with a ValueError, since the fitted model would not follow it.""",
     ),
     "checkpoint_dir": (
         "str, path-like or None",

@@ -470,7 +470,12 @@ def test_warm_start_applies_the_engine_parameters_set_since(small_digits):
 
 @pytest.mark.parametrize(
     "change, match",
-    [({"n_components": 5}, "other shapes"), ({"optimizer": "sgd"}, "AdamW optimiser")],
+    [
+        ({"n_components": 5}, "fitted with n_components=8"),
+        ({"optimizer": "sgd"}, "AdamW optimiser"),
+        ({"noise": 0.5}, "fitted with noise=0.0"),
+        ({"precision": "bf16"}, "fitted with precision='32'"),
+    ],
 )
 def test_warm_start_refuses_what_the_fitted_network_cannot_continue(
     small_digits, change, match
@@ -479,6 +484,10 @@ def test_warm_start_refuses_what_the_fitted_network_cannot_continue(
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 1}, warm_start=True).fit(X)
     with pytest.raises(ValueError, match=match):
         ae.set_params(**change).fit(X)
+    if "n_components" in change:  # fitted by a version that kept no parameters
+        del ae._fitted_params
+        with pytest.raises(ValueError, match="other shapes"):
+            ae.fit(X)
 
 
 def test_bf16_on_a_gpu_without_bfloat16_is_refused_before_training(

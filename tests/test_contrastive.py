@@ -245,6 +245,22 @@ def test_byol_warm_start_restarts_the_momentum_schedule(small_digits):
     assert int(byol.net_.module_.step) == 5 and byol.n_epochs_ == 2
 
 
+@pytest.mark.parametrize(
+    "change", [{"temperature": 5.0}, {"views": ImageViews(noise_std=3.0)}]
+)
+def test_warm_start_refuses_a_setting_the_fitted_model_would_not_follow(
+    small_digits, change
+):
+    # A changed temperature or views showed in get_params but the fitted
+    # objective kept training (and scoring) with the old ones.
+    X, _ = small_digits
+    simclr = _make(SimCLRTransformer, warm_start=True, max_epochs=1).fit(X)
+    simclr.set_params(lr=1e-4, max_epochs=2).fit(X)  # training settings apply
+    assert simclr.n_epochs_ == 3
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted"):
+        simclr.set_params(**change).fit(X)
+
+
 class _Constant(nn.Module):
     """An encoder that ignores its input: the most collapsed representation."""
 

@@ -150,6 +150,7 @@ class NeuralRepresentation(BaseRepresentation):
         with seeded(seed, device):
             if warm:
                 net = self.net_
+                self._check_warm_params()
                 self._check_warm_start(net)
                 # The engine parameters set since the last fit apply to this
                 # one (the optimiser keeps its state); the learning-rate and
@@ -175,7 +176,64 @@ class NeuralRepresentation(BaseRepresentation):
             self._inner_layer(net.module_)  # a bad transform_layer: now
             net.partial_fit(X_t, None)
         self._record_fit(net)
+        self._fitted_params = self._model_params()
         return self
+
+    #: Parameters a warm start applies to the network it continues (the
+    #: engine's: epochs, learning rate and schedule, batches, early
+    #: stopping, callbacks, seed) or that need no refit (transform_layer).
+    _WARM_APPLIED = frozenset(
+        {
+            "max_epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "lr_schedule",
+            "warmup_epochs",
+            "callbacks",
+            "early_stopping",
+            "validation_fraction",
+            "n_iter_no_change",
+            "verbose",
+            "checkpoint_dir",
+            "random_state",
+            "warm_start",
+            "transform_layer",
+        }
+    )
+    #: Parameters a subclass checks itself in a warm start (``optimizer``
+    #: is checked by :meth:`_check_warm_start`).
+    _WARM_OWN_CHECK: frozenset = frozenset()
+
+    def _model_params(self) -> dict:
+        """What the fitted model was built and trained with, as reprs."""
+        skip = self._WARM_APPLIED | self._WARM_OWN_CHECK | {"optimizer"}
+        return {
+            k: repr(v) for k, v in self.get_params(deep=False).items() if k not in skip
+        }
+
+    def _check_warm_params(self) -> None:
+        """Refuse a warm start after a change it would not apply.
+
+        A warm start continues the fitted network and objective: a changed
+        ``temperature``, ``views``, ``momentum``, width, ``device`` or
+        ``precision`` would be reported by ``get_params`` but not used.
+        """
+        fitted = getattr(self, "_fitted_params", None)
+        if fitted is None:  # fitted by a version that did not record them
+            return
+        now = self._model_params()
+        changed = sorted(k for k in {*fitted, *now} if fitted.get(k) != now.get(k))
+        if changed:
+            was = ", ".join(f"{k}={fitted.get(k, '<unset>')}" for k in changed[:4])
+            raise ValueError(
+                "warm_start=True continues the fitted model, which these changed "
+                f"parameters would not reach (it was fitted with {was}"
+                f"{', ...' if len(changed) > 4 else ''}); only the training "
+                "settings (max_epochs, lr, batch_size, the schedule, early "
+                "stopping, callbacks) apply to a warm start. Set them back, or "
+                "warm_start=False to fit anew."
+            )
 
     def _check_warm_start(self, net) -> None:
         """Refuse a warm start the fitted network or optimiser cannot follow.

@@ -123,6 +123,9 @@ class _SequenceTransformer(NeuralRepresentation):
         )
         return TokenDataset(ids, lengths)
 
+    #: The vocabulary's parameters, compared as far as they matter.
+    _WARM_OWN_CHECK = frozenset({"tokenizer", "vocab_size", "token_pattern"})
+
     def _vocabulary_settings(self) -> tuple:
         """The parameters that make the vocabulary, as far as they matter."""
         tokenizer = self.tokenizer
