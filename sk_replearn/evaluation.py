@@ -35,7 +35,7 @@ from sklearn.model_selection import (
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -312,13 +312,17 @@ def few_label_scores(
     scores = []
     for _ in range(n_draws):
         idx = few_label_indices(y_train, n_per_class, random_state=rng)
-        fitted = clone(model).fit(X_train[idx], y_train[idx])
+        fitted = clone(model).fit(_safe_indexing(X_train, idx), y_train[idx])
         scores.append(fitted.score(X_test, y_test))
     return FewLabelResult(n_per_class=n_per_class, scores=np.asarray(scores))
 
 
 def _indexable(X):
-    """``X`` as something ``X[indices]`` rows: arrays as they are, else numpy."""
+    """``X`` as ``_safe_indexing`` takes it: arrays and DataFrames as given.
+
+    Rows are picked by position; anything else (a list of strings) becomes
+    a numpy array.
+    """
     return X if hasattr(X, "shape") and hasattr(X, "__getitem__") else np.asarray(X)
 
 

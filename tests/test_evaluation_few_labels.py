@@ -107,6 +107,22 @@ def test_few_label_scores_equal_a_loop_over_the_draws():
     assert more.mean > result.mean + 0.1
 
 
+def test_few_label_scores_pick_dataframe_rows_by_position():
+    # X_train[idx] on a DataFrame looked the indices up as columns (KeyError).
+    pd = pytest.importorskip("pandas")
+    columns = [f"p{i}" for i in range(64)]
+    frame = pd.DataFrame(X_TRAIN, columns=columns)
+    frame.index = frame.index[::-1]  # an index that is not the positions
+    test = pd.DataFrame(X_TEST, columns=columns)
+    result = few_label_scores(
+        _lr(), frame, Y_TRAIN, test, Y_TEST, n_per_class=2, n_draws=2
+    )
+    arrays = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=2
+    )
+    np.testing.assert_array_equal(result.scores, arrays.scores)
+
+
 def test_few_label_scores_keep_a_frozen_representation_fitted():
     pca = PCATransformer(n_components=16, random_state=0).fit(X_TRAIN)
     model = Pipeline([("rep", FrozenEstimator(pca)), ("clf", _lr())])
