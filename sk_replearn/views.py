@@ -847,7 +847,10 @@ def make_views(
     ------
     ValueError
         If ``views`` is an unknown string or not callable, if its parameters
-        are invalid, or if its family does not fit ``input_shape``.
+        are invalid, or if its family does not fit ``input_shape``; if a
+        callable changes the shape or dtype of a batch of 2 samples.
+    TypeError
+        If ``views`` is a views class rather than an instance.
 
     Examples
     --------
@@ -881,6 +884,11 @@ def make_views(
         return _FAMILIES[len(input_shape)]()
     if views is None:
         return _identity
+    if isinstance(views, type) and issubclass(views, _Views | torch.nn.Module):
+        raise TypeError(
+            f"views={views.__name__} is a class; pass an instance of it, such as "
+            f"views={views.__name__}()."
+        )
     if not callable(views):
         raise ValueError(
             f"views={views!r} is not a valid choice; use 'auto', None, or a "
@@ -896,7 +904,7 @@ def make_views(
 
 
 def _check_views_shape(views: Callable, input_shape: tuple[int, ...]) -> None:
-    """A user's views callable maps a batch to a batch of its shape (tried on 2)."""
+    """A user's views callable keeps a batch's shape and dtype (tried on 2)."""
     batch = torch.zeros(2, *input_shape)
     with torch.random.fork_rng(devices=[]):  # the probe draws nothing of the fit's
         try:
@@ -909,4 +917,10 @@ def _check_views_shape(views: Callable, input_shape: tuple[int, ...]) -> None:
             f"views={views!r} must map (batch, *input_shape) to a batch of the "
             f"same shape, {tuple(batch.shape)} for 2 samples of shape "
             f"{input_shape}; it returned {shape}."
+        )
+    if out.dtype != batch.dtype:
+        raise ValueError(
+            f"views={views!r} must return a batch of the dtype it is given "
+            f"({batch.dtype}); it returned {out.dtype}. Cast its result back, "
+            "e.g. with .to(batch.dtype)."
         )

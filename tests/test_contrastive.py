@@ -281,6 +281,19 @@ def test_ssl_estimator_warns_on_a_collapsed_representation(cls, small_digits):
     assert est.collapse_std_ == 0.0
 
 
+def test_a_one_dimensional_representation_warns_only_when_constant(small_digits):
+    # Normalised, one dimension is its sign: collapse_std_ measured the
+    # balance of signs and warned on outputs that varied.
+    X, _ = small_digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        for seed in range(3):
+            est = _make(SimCLRTransformer, n_components=1, random_state=seed).fit(X)
+            assert np.std(est.transform(X)) > 0
+    with pytest.warns(CollapseWarning, match="its one output is the same"):
+        _make(SimCLRTransformer, encoder=_Constant, encoder_kwargs={"width": 1}).fit(X)
+
+
 def test_simclr_healthy_fit_does_not_warn(small_digits):
     X, _ = small_digits
     with warnings.catch_warnings():
@@ -497,3 +510,17 @@ def test_early_stopping_that_leaves_one_training_sample_is_refused():
         ValueError, match="validation_fraction=0.99 leaves fewer than 2"
     ):
         est.fit(X)
+
+
+def test_early_stopping_leaves_a_validation_batch_the_loss_can_score(small_digits):
+    # One validation sample: NT-Xent raised in the validation step after a
+    # whole epoch of training.
+    X, _ = small_digits
+    simclr = _make(SimCLRTransformer, early_stopping=True, max_epochs=2)
+    with pytest.raises(ValueError, match=r"validation_fraction=0.1 leaves 1 valid"):
+        simclr.fit(X[:12])
+    simclr.set_params(validation_fraction=0.2).fit(X[:12])
+    # BYOL's loss is per sample: one validation sample is enough.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        _make(BYOLTransformer, early_stopping=True, max_epochs=2).fit(X[:12])

@@ -371,11 +371,19 @@ def test_make_views_passes_objects_through_and_none_is_identity():
         (ImageViews(rotation=-5), (1, 8, 8), "rotation"),
         (SequenceViews(scale_range=1.0), (1, 40), "scale_range"),
         (TabularViews(corruption_rate=-0.1), (10,), "corruption_rate"),
+        (lambda b: b.double(), (10,), r"dtype it is given \(torch.float32\)"),
     ],
 )
 def test_make_views_rejects_invalid_views(views, input_shape, match):
     with pytest.raises(ValueError, match=match):
         make_views(views, input_shape)
+
+
+def test_make_views_names_a_class_given_for_an_instance():
+    # The class was called with the batch mid-training: "__init__() takes 1
+    # positional argument but 2 were given".
+    with pytest.raises(TypeError, match=r"views=ImageViews is a class.*ImageViews\(\)"):
+        make_views(ImageViews, (1, 8, 8))
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,10 @@ class NeuralRepresentation(BaseRepresentation):
         self._fitted_params = self._model_params()
         return self
 
+    #: Fewest validation samples early stopping can score (a loss that
+    #: compares the samples of a batch needs 2).
+    _min_validation = 1
+
     #: Parameters a warm start applies to the network it continues (the
     #: engine's: epochs, learning rate and schedule, batches, early
     #: stopping, callbacks, seed) or that need no refit (transform_layer).
@@ -304,11 +308,18 @@ class NeuralRepresentation(BaseRepresentation):
                 f"{type(self).__name__} needs at least 2 samples to train; got "
                 "1 sample."
             )
-        if self.early_stopping and round(self.validation_fraction * n_samples) < 1:
+        n_valid = round(self.validation_fraction * n_samples)
+        if self.early_stopping and n_valid < self._min_validation:
+            needs = (
+                "no validation sample"
+                if n_valid < 1
+                else f"{n_valid} validation sample, and {type(self).__name__}'s "
+                f"loss compares the samples of a batch (at least "
+                f"{self._min_validation})"
+            )
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no "
-                f"validation sample out of {n_samples}; raise it or set "
-                "early_stopping=False."
+                f"validation_fraction={self.validation_fraction} leaves {needs} "
+                f"out of {n_samples}; raise it or set early_stopping=False."
             )
         if (
             self.early_stopping

@@ -175,6 +175,7 @@ class CMCTransformer(_TwoViewTransformer):
     """
 
     _objective = CMCObjective
+    _min_validation = 2  # its loss compares the samples of a batch
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "views": [StrOptions({"auto"}), list, tuple],

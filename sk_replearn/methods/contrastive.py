@@ -74,6 +74,7 @@ class SimCLRTransformer(_TwoViewTransformer):
     """
 
     _objective = SimCLRObjective
+    _min_validation = 2  # its loss compares the samples of a batch
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],

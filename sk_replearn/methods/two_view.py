@@ -86,7 +86,9 @@ class CollapseWarning(UserWarning):
     Raised by the self-supervised estimators after ``fit`` when the mean
     standard deviation of the L2-normalised representation, ``collapse_std_``,
     is below ``0.1 / sqrt(D)`` (``D`` its width; spread-out outputs give
-    about ``1 / sqrt(D)``, a constant output 0).
+    about ``1 / sqrt(D)``, a constant output 0). At ``D = 1`` the normalised
+    output is the sign alone, so there the warning asks for a constant
+    output itself.
     """
 
 
@@ -263,13 +265,19 @@ class _TwoViewTransformer(NeuralRepresentation):
         Z = torch.from_numpy(Z)
         self.collapse_std_ = float(collapse_std(Z))
         bound = self.collapse_threshold / math.sqrt(Z.shape[1])
-        if self.collapse_std_ < bound:
+        what = (
+            f"the std of its L2-normalised outputs is {self.collapse_std_:.3g}, "
+            f"below {bound:.3g} = {self.collapse_threshold} / sqrt({Z.shape[1]}) "
+            "(spread-out outputs give about 1 / sqrt(D))"
+        )
+        collapsed = self.collapse_std_ < bound
+        if Z.shape[1] == 1:  # normalised, one value is its sign: ask for more
+            collapsed = float(Z.std()) <= 1e-6 * max(float(Z.abs().mean()), 1e-30)
+            what = "its one output is the same for every sample"
+        if collapsed:
             warnings.warn(
-                f"{type(self).__name__} learned a collapsed representation: the "
-                f"std of its L2-normalised outputs is {self.collapse_std_:.3g}, "
-                f"below {bound:.3g} = {self.collapse_threshold} / sqrt({Z.shape[1]})"
-                " (spread-out outputs give about 1 / sqrt(D)). Try other views, a "
-                "lower lr, or more epochs.",
+                f"{type(self).__name__} learned a collapsed representation: "
+                f"{what}. Try other views, a lower lr, or more epochs.",
                 CollapseWarning,
                 stacklevel=4,  # the caller of fit (through _fit_context)
             )
