@@ -91,8 +91,8 @@ augmentation: nothing to learn, for tests only).""",
     "hidden_dim": (
         "int or None",
         """\
-Hidden width of the projection head (and predictor); None uses
-{hidden_default}.""",
+Hidden width of the projection head (and of BYOL's predictor); None
+uses {hidden_default}.""",
     ),
     "n_local_views": (
         '"auto" or int',
@@ -104,7 +104,10 @@ views, made by the views' ``local`` method
 ``local_size``). They go to the network that predicts, the global views
 also to the one that gives targets, so the representation learns to
 match a part to the whole. "auto" is {local_auto} for images and
-signals and 0 for tables (which have nothing to crop).""",
+signals with the package's convolutional encoders ("auto", "cnn",
+"resnet", which pool globally and so take the smaller crops) and views
+that make local crops; 0 otherwise (tables have nothing to crop; "mlp",
+"vit" and other encoders take one input size).""",
     ),
     # -- the sequence models (GPT, BERT) ----------------------------------
     "tokenizer": (

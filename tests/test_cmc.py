@@ -326,3 +326,24 @@ def test_cmc_loss_on_two_gloo_processes_equals_one_process(tmp_path):
             # rank's rows; one process's loss is the mean of the ranks'.
             rows = torch.cat([r[graph][1][v] for r in ranks]) / world
             torch.testing.assert_close(rows, grads[v], rtol=1e-5, atol=1e-7)
+
+
+def test_transform_view_set_after_fit_moves_n_components_and_warm_starts(
+    small_digits,
+):
+    X = small_digits[0][:64]
+    cmc = _cmc(
+        input_shape=(1, 8, 8), transform_view=1, warm_start=True, max_epochs=1
+    ).fit(X)
+    width = cmc.transform(X[:2]).shape[1]
+    assert cmc.n_components_ == width
+    cmc.set_params(transform_view=None)
+    assert cmc.n_components_ == cmc.transform(X[:2]).shape[1] == 2 * width
+    cmc.fit(X)  # transform_view needs no refit: a warm start takes it
+
+
+def test_a_bad_augmentation_is_named_augmentation_not_views():
+    # views are CMC's column groups: the error sent users to the wrong one.
+    X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"augmentation=ImageViews\(\) augments"):
+        _cmc(encoder="mlp", encoder_kwargs=None, augmentation=ImageViews()).fit(X)

@@ -352,3 +352,14 @@ def test_swav_beats_a_random_encoder_on_digits():
     untrained = SwAVTransformer(max_epochs=1, lr=1e-12, **kw).fit(X_tr)
     assert probe(trained) > probe(untrained) + 0.01
     assert trained.loss_curve_[-1] < trained.loss_curve_[0]
+
+
+@pytest.mark.parametrize(
+    "cls, param",
+    [(SwAVTransformer, "n_prototypes"), (DINOTransformer, "projection_dim")],
+)
+def test_one_prototype_that_would_learn_nothing_is_refused(cls, param):
+    # A softmax over one output is 1: the loss was 0 at every step.
+    X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"'{param}' parameter .* range \\[2, inf\\)"):
+        cls(**{param: 1}, max_epochs=1).fit(X)

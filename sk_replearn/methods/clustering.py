@@ -41,7 +41,8 @@ class SwAVTransformer(_TwoViewTransformer):
     ----------
     {params n_components..hidden_dim}
     n_prototypes : int, default=300
-        Number of prototypes ``K``, the clusters of the online clustering.
+        Number of prototypes ``K`` (at least 2), the clusters of the online
+        clustering.
         The paper uses 3,000 for ImageNet and finds the number matters
         little as long as it is well above the number of classes.
     temperature : float, default=0.1
@@ -104,7 +105,8 @@ class SwAVTransformer(_TwoViewTransformer):
     _auto_samples_seen = 100_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
-        "n_prototypes": [Interval(Integral, 1, None, closed="left")],
+        # one prototype takes every assignment: the loss is 0, nothing learned
+        "n_prototypes": [Interval(Integral, 2, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "sinkhorn_iterations": [Interval(Integral, 1, None, closed="left")],

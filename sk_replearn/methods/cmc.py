@@ -305,6 +305,30 @@ class CMCTransformer(_TwoViewTransformer):
     def _n_features_out(self) -> int:
         return self._module().backbone.out_features
 
+    #: ``transform_view`` only says which encodings ``transform`` returns.
+    _WARM_APPLIED = _TwoViewTransformer._WARM_APPLIED | {"transform_view"}
+
+    def set_params(self, **params):
+        """Set the parameters, as scikit-learn's ``set_params`` does.
+
+        ``transform_view`` needs no refit: on a fitted estimator,
+        ``n_components_`` follows it.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : CMCTransformer
+            The estimator.
+        """
+        super().set_params(**params)
+        if "transform_view" in params and hasattr(self, "net_"):
+            self.n_components_ = self._n_features_out
+        return self
+
     # -- private helpers -----------------------------------------------------
     def _objective_params(self) -> dict:
         return {

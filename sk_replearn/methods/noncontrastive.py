@@ -427,6 +427,8 @@ class DINOTransformer(_TwoViewTransformer):
     _objective = DINOObjective
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
+        # a softmax over one output is 1 whatever the input: nothing to learn
+        "projection_dim": [Interval(Integral, 2, None, closed="left")],
         "bottleneck_dim": [Interval(Integral, 1, None, closed="left")],
         "teacher_temp": [_Positive],
         "warmup_teacher_temp": [_Positive, None],

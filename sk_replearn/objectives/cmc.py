@@ -206,7 +206,7 @@ class CMCObjective(Objective):
         self.projectors = nn.ModuleList(
             ProjectionHead(e.out_features, hidden_dim, projection_dim) for e in encoders
         )
-        self.augmentations = [make_views(augmentation, s) for s in view_shapes]
+        self.augmentations = [_augmentation(augmentation, s) for s in view_shapes]
 
     @staticmethod
     def _view_encoder(v, shape, encoder, encoder_kwargs, n_components) -> nn.Module:
@@ -236,3 +236,16 @@ class CMCObjective(Objective):
     # standardised batch.
     encode = TwoViewObjective.encode
     transfer_encoder = TwoViewObjective.transfer_encoder
+
+
+def _augmentation(augmentation, view_shape):
+    """:func:`make_views` for one view; its errors name ``augmentation``.
+
+    In CMC, ``views`` are the column groups: an error about the augmentation
+    must not send the user to them.
+    """
+    try:
+        return make_views(augmentation, view_shape)
+    except (ValueError, TypeError) as err:
+        message = str(err).replace("views=", "augmentation=")
+        raise type(err)(message) from err
