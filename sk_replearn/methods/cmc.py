@@ -326,7 +326,10 @@ class CMCTransformer(_TwoViewTransformer):
         """
         super().set_params(**params)
         if "transform_view" in params and hasattr(self, "net_"):
-            self.n_components_ = self._n_features_out
+            try:
+                self.n_components_ = self._n_features_out
+            except ValueError:  # no such view: transform will say so
+                pass
         return self
 
     # -- private helpers -----------------------------------------------------
