@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import pickle
 import warnings
 from collections.abc import Mapping
 
@@ -477,13 +476,14 @@ def load(path, *, device=None) -> BaseEstimator:
 def _read(path, fmt: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+    except OSError:  # no such file, a folder, no permission: said as it is
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch.load fails as many ways as files can be odd
+        # (a text file: KeyError; an empty one: EOFError; a pickle: Unpickling)
         raise ValueError(
             f"{os.fspath(path)!r} is not a file written by sk_replearn, or holds "
             f"more than data (e.g. a pickle that would run code); it was not "
-            f"loaded. ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            f"loaded. ({type(exc).__name__}: {(str(exc) or '-').splitlines()[0][:200]})"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise ValueError(f"{os.fspath(path)!r} is not a {fmt} file.")

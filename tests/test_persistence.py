@@ -120,6 +120,17 @@ def test_load_refuses_other_files(tmp_path):
         persistence.load(path)
 
 
+@pytest.mark.parametrize("content", [b"", b"hi", b"\x80\x02}q\x00."], ids=repr)
+def test_load_of_a_file_torch_cannot_read_is_a_value_error(content, tmp_path):
+    # A text file raised torch's KeyError, an empty one an IndexError of ours.
+    path = tmp_path / "odd.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="is not a file written by sk_replearn"):
+        persistence.load(path)
+    with pytest.raises(FileNotFoundError):
+        persistence.load(tmp_path / "missing.pt")
+
+
 def test_load_of_another_class_is_a_type_error(data, tmp_path):
     X, y = data
     _fit(_ae(), X, y).save(tmp_path / "ae.pt")
