@@ -220,3 +220,19 @@ def test_images_with_a_side_of_one_are_told_to_be_signals():
     with pytest.raises(ValueError, match=r"side of 1.*signals are \(C, L\)"):
         ContextEncoderTransformer(max_epochs=1).fit(X.reshape(40, 1, 1, 8))
     ContextEncoderTransformer(max_epochs=1).fit(X.reshape(40, 1, 8))  # a signal
+
+
+def test_center_mask_ignores_block_size_as_documented(small_digits):
+    # "Ignored by 'center'", yet a block_size as large as the image raised.
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(
+        4,
+        mask="center",
+        block_size=8,
+        input_shape=(1, 8, 8),
+        max_epochs=1,
+        random_state=0,
+    ).fit(X[:64])
+    assert ce.block_size_ == 2  # "auto"'s value: center draws no blocks
+    with pytest.raises(ValueError, match="block_size"):
+        ce.set_params(mask="blocks").fit(X[:64])

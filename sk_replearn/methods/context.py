@@ -100,7 +100,8 @@ class ContextEncoderTransformer(NeuralRepresentation):
     ----------
     {attributes net_ n_components_ training input}
     block_size_ : int
-        The resolved ``block_size``.
+        The resolved ``block_size`` (``"auto"``'s value for ``"center"``,
+        which draws no blocks).
 
     See Also
     --------
@@ -203,7 +204,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
             table of one feature, or an ``input_shape`` that does not match X.
         """
         self._fit(X)
-        self.block_size_ = resolve_block_size(self.block_size, self.input_shape_)
+        self.block_size_ = self._module().block_size
         self.n_components_ = self.n_components
         return self
 
@@ -292,7 +293,8 @@ class ContextEncoderTransformer(NeuralRepresentation):
                 f"from the others, which needs at least 2; got {shape[0]} "
                 "feature(s). Use another representation for one feature."
             )
-        resolve_block_size(self.block_size, shape)
+        if self.mask != "center":  # which ignores block_size
+            resolve_block_size(self.block_size, shape)
         if len(shape) > 1 and self.mask == "center":
             center_extent(shape[1:], self.mask_ratio)
 

@@ -346,7 +346,9 @@ class ContextEncoderObjective(AutoencoderObjective):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.mask = mask
         self.mask_ratio = float(mask_ratio)
-        self.block_size = resolve_block_size(block_size, self.input_shape)
+        # "center" draws no blocks: its block_size is ignored, never checked
+        used = "auto" if mask == "center" else block_size
+        self.block_size = resolve_block_size(used, self.input_shape)
         self.context_weight = float(context_weight)
 
     def draw_mask(
