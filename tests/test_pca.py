@@ -1,6 +1,7 @@
 """Tests of PCATransformer against scikit-learn's PCA and a float64 reference."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -485,3 +486,31 @@ def test_no_tf32_restores_the_users_setting_through_either_api(tf32_on):
             matmul.fp32_precision = saved
         else:
             matmul.allow_tf32 = False
+
+
+@pytest.mark.parametrize("solver", ["full", "randomized", "covariance_eigh"])
+def test_pca_solvers_agree_on_values_too_large_for_float32_squares(solver):
+    # The SVD solvers compute in float64, yet refused what "covariance_eigh"
+    # fits: which data passed depended on the solver "auto" picked.
+    X = np.random.default_rng(0).normal(size=(200, 10)) * 1e19
+    ours = PCATransformer(3, svd_solver=solver, random_state=0, device="cpu").fit(X)
+    ref = PCA(3, svd_solver="full").fit(X)
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        PCATransformer(3, svd_solver=solver, device="cpu").fit(
+            np.full((20, 10), np.nan)
+        )
+
+
+def test_pca_full_solver_reads_a_read_only_memmap_without_a_warning(tmp_path):
+    X = np.random.default_rng(0).normal(size=(50, 6))
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "array is not writable"
+        pca = PCATransformer(2, svd_solver="full", device="cpu").fit(mapped)
+    np.testing.assert_allclose(
+        pca.explained_variance_, PCA(2, svd_solver="full").fit(X).explained_variance_
+    )

@@ -15,12 +15,14 @@ same merge makes :meth:`PCATransformer.partial_fit` exact.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -452,7 +454,11 @@ class PCATransformer(BaseRepresentation):
         n_components = self._check_n_components(n_samples, n_features, solver)
         device = self._device()
         if not _checks_own_result(device, solver):
-            self._check_values(X)
+            if solver != "covariance_eigh" and device.type != "mps":
+                # the SVD solvers compute in float64: finite is enough
+                assert_all_finite(X, input_name="X", estimator_name="PCATransformer")
+            else:
+                self._check_values(X)
         with _no_tf32(device):
             if solver == "covariance_eigh":
                 moments = self._stream_moments(X, device)
@@ -570,7 +576,9 @@ class PCATransformer(BaseRepresentation):
         """Exact SVD of the centred data in float64 (the whole of X on device)."""
         acc = _acc_dtype(device)
         mean = self._stream_moments(X, device, diagonal=True).mean  # (d,)
-        Xc = torch.as_tensor(X, device=device).to(acc) - mean  # (n, d)
+        with warnings.catch_warnings():  # a read-only X (a memmap) is only read
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            Xc = torch.as_tensor(X, device=device).to(acc) - mean  # (n, d)
         _, S, Vt = torch.linalg.svd(Xc, full_matrices=False)
         del Xc
         variances = S * S / (X.shape[0] - 1)  # (min(n, d),)
