@@ -10,8 +10,9 @@ work.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from numbers import Integral
 from typing import NoReturn
 
@@ -184,6 +185,35 @@ def flatten_samples(X):
     if isinstance(X, np.ndarray) and X.ndim > 2:
         return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
     return X, None
+
+
+def keyed_uniform(
+    keys: Sequence[bytes], seed: int, lengths: Sequence[int], width: int
+) -> torch.Tensor:
+    """Uniform draws ``(len(keys), width)``, row ``i`` seeded by ``keys[i]``.
+
+    Row ``i`` holds ``lengths[i]`` draws from a generator seeded by ``seed``
+    and the bytes ``keys[i]`` (a sample's own values), then 2.0: so a
+    sample gets the same draws whatever batch it is in, in whatever order,
+    however padded. What makes a masked model's score (BERT's, MAE's) a
+    function of each sample.
+
+    Examples
+    --------
+    >>> from sk_replearn.base import keyed_uniform
+    >>> a = keyed_uniform([b"x", b"yz"], 0, [2, 3], 4)
+    >>> b = keyed_uniform([b"yz"], 0, [3], 3)
+    >>> bool((a[1, :3] == b[0]).all()), a[0, 2:].tolist()
+    (True, [2.0, 2.0])
+    """
+    out = torch.full((len(keys), width), 2.0)
+    for i, (key, n) in enumerate(zip(keys, lengths)):
+        digest = hashlib.blake2b(key, digest_size=7).digest()
+        generator = torch.Generator().manual_seed(
+            int.from_bytes(digest, "little") ^ int(seed)
+        )
+        out[i, :n] = torch.rand(n, generator=generator)
+    return out
 
 
 def positive_strides(X):

@@ -359,3 +359,27 @@ def test_mae_auto_settings_follow_the_kind_of_sample():
     explicit.set_params(embed_dim=8, max_epochs=2).fit(X)
     assert (explicit.mask_ratio_, explicit.depth_, explicit.max_epochs_) == (0.5, 1, 2)
     assert len(explicit.history_) == 2
+
+
+def test_score_and_reconstruct_mask_each_sample_by_itself(small_digits):
+    # One generator per call masked the rows batch by batch: a row's mask,
+    # and the score, depended on the other rows and their order.
+    X, _ = small_digits
+    mae = MAETransformer(
+        input_shape=(1, 8, 8),
+        embed_dim=16,
+        depth=1,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X[:100])
+    order = np.random.default_rng(0).permutation(100)
+    assert mae.score(X[:100][order]) == pytest.approx(mae.score(X[:100]), rel=1e-6)
+    rec, mask = mae.reconstruct(X[:100], random_state=3)
+    rec_p, mask_p = mae.reconstruct(X[:100][order], random_state=3)
+    np.testing.assert_array_equal(mask_p, mask[order])
+    np.testing.assert_allclose(rec_p, rec[order], rtol=1e-5, atol=1e-5)
+    _, one = mae.reconstruct(X[7:8], random_state=3)
+    np.testing.assert_array_equal(one[0], mask[7])
+    assert not np.array_equal(mae.reconstruct(X[:1], random_state=4)[1], mask[:1])

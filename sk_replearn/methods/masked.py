@@ -13,7 +13,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
 from ..base import seed_from_random_state, store_params
-from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
+from ..objectives.masked import (
+    KeyedNoise,
+    MAEObjective,
+    resolve_patch_size,
+    token_shape,
+)
 from .base import NeuralRepresentation
 
 __all__ = ["MAETransformer"]
@@ -281,7 +286,9 @@ class MAETransformer(NeuralRepresentation):
         mask_ratio : float, default=None
             Fraction of tokens to hide, in (0, 1); None uses ``mask_ratio``.
         random_state : int, RandomState instance or None, default=None
-            Seeds the masks; None draws new ones each call.
+            Seeds the masks; None draws new ones each call. A sample's mask
+            depends on the seed and the sample alone, not on the other rows
+            of X or their order.
 
         Returns
         -------
@@ -296,7 +303,7 @@ class MAETransformer(NeuralRepresentation):
         """
         check_is_fitted(self, "net_")
         ratio = self._check_mask_ratio(mask_ratio)
-        generator = _generator(random_state)
+        generator = KeyedNoise(seed_from_random_state(random_state))
         n_out = self.n_features_in_
         both = self._apply(
             X,
@@ -311,8 +318,9 @@ class MAETransformer(NeuralRepresentation):
     def score(self, X, y=None) -> float:
         """Negative mean squared error on hidden tokens (higher is better).
 
-        The masks are drawn with a fixed seed, so the score of a model on
-        the same X is always the same.
+        The masks are drawn from a fixed seed and each sample's own values,
+        so a sample is masked alike whatever the other rows of X and their
+        order: a model's score on the same samples is always the same.
 
         Parameters
         ----------
@@ -328,7 +336,7 @@ class MAETransformer(NeuralRepresentation):
             tokens, in the units of X (see :meth:`reconstruct`).
         """
         ratio = self._check_mask_ratio(None)
-        generator = _generator(_SCORE_SEED)
+        generator = KeyedNoise(_SCORE_SEED)
 
         def masked_mse(module, xb):
             prediction, _, mask = module.reconstruct(xb, ratio, generator)

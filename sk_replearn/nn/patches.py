@@ -252,6 +252,7 @@ def random_masking(
     x: torch.Tensor,
     mask_ratio: float,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep a random subset of tokens per sample, as in MAE.
 
@@ -273,6 +274,9 @@ def random_masking(
     generator : torch.Generator, optional
         Source of the noise, for reproducible masks. Noise is drawn on the
         generator's device and moved to ``x``'s.
+    noise : torch.Tensor of shape (N, L), optional
+        The uniform draws themselves (the lowest of each row are kept),
+        instead of drawing them.
 
     Returns
     -------
@@ -322,7 +326,9 @@ def random_masking(
             f"mask_ratio={mask_ratio} keeps no token out of {length}; lower "
             "mask_ratio or use more (smaller) patches."
         )
-    if generator is None:
+    if noise is not None:
+        noise = noise.to(x.device)
+    elif generator is None:
         # No generator argument at all: torch.compile traces this with a
         # symbolic batch size, which rand(..., generator=None) rejects.
         noise = torch.rand(n, length, device=x.device)  # (N, L)

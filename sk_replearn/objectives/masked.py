@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..base import keyed_uniform
 from ..nn import ViTEncoder, transformer
 from ..nn.patches import patchify, random_masking, unpatchify
 from ..nn.surgery import TransferEncoder
 from .base import Objective
 
-__all__ = ["MAEObjective", "resolve_patch_size", "token_shape"]
+__all__ = ["KeyedNoise", "MAEObjective", "resolve_patch_size", "token_shape"]
 
 #: "auto" aims at no more tokens than this (attention is quadratic in them).
 _MAX_AUTO_TOKENS = 64
@@ -113,6 +114,42 @@ def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
     if int(num_tokens * (1.0 - mask_ratio) + 1e-6) >= 1:
         return mask_ratio
     return 1.0 - 1.0 / num_tokens
+
+
+class KeyedNoise:
+    """Masking noise drawn from each sample's own values and a seed.
+
+    Passed as the ``generator`` of :meth:`MAEObjective.reconstruct`, it
+    makes a sample's mask a function of the sample and ``seed`` alone, not
+    of the other rows of its batch or their order
+    (:func:`~sk_replearn.base.keyed_uniform`).
+
+    Parameters
+    ----------
+    seed : int
+        Mixed with each sample's bytes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.objectives.masked import KeyedNoise
+    >>> x = torch.randn(3, 1, 8, 8)
+    >>> alone = KeyedNoise(0).of(x[2:])(16)
+    >>> in_batch = KeyedNoise(0).of(x)(16)
+    >>> torch.equal(alone[0], in_batch[2]), in_batch.shape
+    (True, torch.Size([3, 16]))
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def of(self, x: torch.Tensor):
+        """The noise source for the raw batch ``x``: ``source(L) -> (N, L)``."""
+        rows = x.detach().float().cpu().reshape(len(x), -1).numpy()
+        keys = [row.tobytes() for row in rows]
+        return lambda length: keyed_uniform(
+            keys, self.seed, [length] * len(keys), length
+        )
 
 
 class MAEObjective(Objective):
@@ -279,8 +316,10 @@ class MAEObjective(Objective):
             Embedded tokens.
         mask_ratio : float
             Fraction to remove, in (0, 1).
-        generator : torch.Generator, optional
-            Source of the noise; torch's global generator by default.
+        generator : torch.Generator or callable, optional
+            Source of the noise; torch's global generator by default. A
+            callable ``generator(L)`` returns the noise ``(N, L)`` itself
+            (see :class:`KeyedNoise`).
 
         Returns
         -------
@@ -291,6 +330,8 @@ class MAEObjective(Objective):
             Gathering with it undoes the shuffle.
         """
         ratio = _keep_ratio(x.shape[1], mask_ratio)
+        if callable(generator):  # a noise source keyed by each sample
+            return random_masking(x, ratio, noise=generator(x.shape[1]))
         return random_masking(x, ratio, generator=generator)
 
     def forward_encoder(
@@ -319,6 +360,8 @@ class MAEObjective(Objective):
         ids_restore : torch.Tensor of shape (N, L)
         """
         tokens = self.encoder.embed(self._signal(x))  # (N, L, D) with positions
+        if isinstance(generator, KeyedNoise):
+            generator = generator.of(x)
         visible, mask, ids_restore = self.random_masking(tokens, mask_ratio, generator)
         return self.encoder.forward_tokens(visible), mask, ids_restore
 

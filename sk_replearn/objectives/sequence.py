@@ -16,12 +16,12 @@ vocabulary whose output layer is tied to the token embedding (Press and Wolf
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import keyed_uniform
 from ..nn.sequence import TokenEncoder
 from ..nn.surgery import TransferEncoder
 from ..tokens import MASK, N_SPECIAL, PAD
@@ -123,14 +123,9 @@ def content_noise(ids: torch.Tensor, seed: int) -> torch.Tensor:
     >>> torch.equal(a[0], b[1, :4])
     True
     """
-    out = torch.full(ids.shape, 2.0)
-    for i, row in enumerate(ids.cpu()):
-        tokens = row[row != PAD].to(torch.int64).numpy()
-        digest = hashlib.blake2b(tokens.tobytes(), digest_size=7).digest()
-        key = int.from_bytes(digest, "little") ^ int(seed)
-        generator = torch.Generator().manual_seed(key)
-        out[i, : len(tokens)] = torch.rand(len(tokens), generator=generator)
-    return out
+    rows = [row[row != PAD].to(torch.int64).numpy() for row in ids.cpu()]
+    keys = [row.tobytes() for row in rows]
+    return keyed_uniform(keys, seed, [len(row) for row in rows], ids.shape[1])
 
 
 class _SequenceObjective(Objective):
