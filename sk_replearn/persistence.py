@@ -113,10 +113,16 @@ def to_plain(value, name: str):
             return {_TAG: "optimizer", "name": value.__name__}
     if isinstance(value, BaseEstimator):
         return estimator_to_plain(value, name)
+    if hasattr(value, "to_numpy") and hasattr(value, "shape"):  # a DataFrame
+        raise TypeError(
+            f"{name} is a {type(value).__name__}, which save() does not store; "
+            f"set it as an array ({name.rsplit('.', 1)[-1]}=value.to_numpy()) "
+            "before saving, or pickle the estimator with joblib.dump."
+        )
     shown = (
         f"<a {type(value).__name__} module>"
         if isinstance(value, torch.nn.Module)
-        else repr(value)
+        else f"{repr(value)[:80]}{'...' if len(repr(value)) > 80 else ''}"
     )
     raise TypeError(
         f"{name}={shown} cannot be saved as data (save() stores no code, "

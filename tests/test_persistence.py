@@ -287,3 +287,15 @@ def test_save_into_a_missing_folder_names_the_folder(tmp_path):
     est = PCATransformer(2).fit(np.random.default_rng(0).normal(size=(20, 4)))
     with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
         persistence.save(est, tmp_path / "no" / "such" / "model.pt")
+
+
+def test_save_of_a_dataframe_parameter_says_to_pass_an_array(tmp_path):
+    # It printed the whole frame and spoke of "a class or function".
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    init = pd.DataFrame(X[:2], columns=["a", "b", "c"])
+    km = make("KMeansTransformer", n_clusters=2, init=init).fit(X)
+    with pytest.raises(
+        TypeError, match=r"init is a DataFrame.*init=value.to_numpy\(\)"
+    ):
+        persistence.save(km, tmp_path / "km.pt")
+    persistence.save(km.set_params(init=init.to_numpy()), tmp_path / "km.pt")
