@@ -208,12 +208,23 @@ def keyed_uniform(
     """
     out = torch.full((len(keys), width), 2.0)
     for i, (key, n) in enumerate(zip(keys, lengths)):
-        digest = hashlib.blake2b(key, digest_size=7).digest()
-        generator = torch.Generator().manual_seed(
-            int.from_bytes(digest, "little") ^ int(seed)
-        )
-        out[i, :n] = torch.rand(n, generator=generator)
+        out[i, :n] = torch.rand(n, generator=keyed_generator(key, seed))
     return out
+
+
+def keyed_generator(key: bytes, seed: int) -> torch.Generator:
+    """A CPU generator seeded by ``seed`` and the bytes ``key``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.base import keyed_generator
+    >>> a = torch.rand(2, generator=keyed_generator(b"sample", 0))
+    >>> torch.equal(a, torch.rand(2, generator=keyed_generator(b"sample", 0)))
+    True
+    """
+    digest = hashlib.blake2b(key, digest_size=7).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") ^ int(seed))
 
 
 def positive_strides(X):

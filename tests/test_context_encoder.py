@@ -236,3 +236,21 @@ def test_center_mask_ignores_block_size_as_documented(small_digits):
     assert ce.block_size_ == 2  # "auto"'s value: center draws no blocks
     with pytest.raises(ValueError, match="block_size"):
         ce.set_params(mask="blocks").fit(X[:64])
+
+
+@pytest.mark.parametrize("mask", ["regions", "blocks"])
+def test_score_and_reconstruct_mask_each_sample_by_itself(small_digits, mask):
+    # One generator per call drew the regions batch by batch: a row's mask,
+    # and the score, depended on the other rows and their order.
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(**{**IMAGE, "mask": mask, "max_epochs": 1}).fit(
+        X[:100]
+    )
+    order = np.random.default_rng(0).permutation(100)
+    assert ce.score(X[:100][order]) == pytest.approx(ce.score(X[:100]), rel=1e-6)
+    _, masks = ce.reconstruct(X[:100], return_mask=True)
+    _, shuffled = ce.reconstruct(X[:100][order], return_mask=True)
+    np.testing.assert_array_equal(shuffled, masks[order])
+    _, one = ce.reconstruct(X[7:8], return_mask=True)
+    np.testing.assert_array_equal(one[0], masks[7])
+    assert len({m.tobytes() for m in masks[:10]}) > 1  # rows differ

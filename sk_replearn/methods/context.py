@@ -11,15 +11,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import store_params
+from ..base import seed_from_random_state, store_params
 from ..objectives.context import (
     MASKS,
     ContextEncoderObjective,
     center_extent,
     resolve_block_size,
 )
+from ..objectives.masked import KeyedNoise
 from .base import NeuralRepresentation
-from .masked import _generator
 
 __all__ = ["ContextEncoderTransformer"]
 
@@ -211,11 +211,11 @@ class ContextEncoderTransformer(NeuralRepresentation):
     def reconstruct(self, X, *, return_mask: bool = False):
         """Hide regions of X and fill them in with the decoder.
 
-        The regions are drawn as in training, from a generator seeded by
-        ``random_state`` (so an int gives the same regions at every call;
-        None draws new ones). For pictures like the paper's: ``X`` with the
-        mask's values blanked is the input, ``filled`` the fill, ``X`` the
-        original.
+        The regions are drawn as in training, from ``random_state`` and
+        each sample's own values (so an int gives a sample the same regions
+        at every call, whatever the other rows of X; None draws new ones).
+        For pictures like the paper's: ``X`` with the mask's values blanked
+        is the input, ``filled`` the fill, ``X`` the original.
 
         Parameters
         ----------
@@ -234,7 +234,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
             ``return_mask=True``.
         """
         check_is_fitted(self, "net_")
-        generator = _generator(self.random_state)
+        generator = KeyedNoise(seed_from_random_state(self.random_state))
         n_out = self.n_features_in_
         both = self._apply(
             X,
@@ -248,8 +248,9 @@ class ContextEncoderTransformer(NeuralRepresentation):
     def score(self, X, y=None) -> float:
         """Negative mean squared error of the fills (higher is better).
 
-        The regions are drawn with a fixed seed, so the score of a model on
-        the same X is always the same.
+        The regions are drawn from a fixed seed and each sample's own values,
+        so a sample is masked alike whatever the other rows of X and their
+        order: a model's score on the same samples is always the same.
 
         Parameters
         ----------
@@ -264,7 +265,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
             ``-mean((X - filled) ** 2)`` over the hidden values, in the
             units of X.
         """
-        generator = _generator(_SCORE_SEED)
+        generator = KeyedNoise(_SCORE_SEED)
 
         def hidden_mse(module, xb):
             filled, mask = module.fill(xb, generator)

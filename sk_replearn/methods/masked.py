@@ -436,8 +436,3 @@ class MAETransformer(NeuralRepresentation):
             pooling=self.pooling,
             n_components=self.n_components,
         )
-
-
-def _generator(random_state) -> torch.Generator:
-    """A CPU generator for masks: the same masks on every device."""
-    return torch.Generator().manual_seed(seed_from_random_state(random_state))

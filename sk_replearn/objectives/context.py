@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
+from .masked import KeyedNoise
 from .reconstruction import AutoencoderObjective
 
 __all__ = [
@@ -354,7 +355,25 @@ class ContextEncoderObjective(AutoencoderObjective):
     def draw_mask(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """:func:`context_mask` for the batch ``x``, on its device."""
+        """:func:`context_mask` for the batch ``x``, on its device.
+
+        With a :class:`~sk_replearn.objectives.masked.KeyedNoise` for
+        ``generator``, each sample's mask is drawn from its own values.
+        """
+        if isinstance(generator, KeyedNoise):
+            masks = [
+                context_mask(
+                    1,
+                    self.input_shape,
+                    self.mask,
+                    self.mask_ratio,
+                    self.block_size,
+                    generator=g,
+                    device=x.device,
+                )
+                for g in generator.generators(x)
+            ]
+            return torch.cat(masks) if masks else self.draw_mask(x)
         return context_mask(
             len(x),
             self.input_shape,

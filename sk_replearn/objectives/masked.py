@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..base import keyed_uniform
+from ..base import keyed_generator, keyed_uniform
 from ..nn import ViTEncoder, transformer
 from ..nn.patches import patchify, random_masking, unpatchify
 from ..nn.surgery import TransferEncoder
@@ -145,11 +145,19 @@ class KeyedNoise:
 
     def of(self, x: torch.Tensor):
         """The noise source for the raw batch ``x``: ``source(L) -> (N, L)``."""
-        rows = x.detach().float().cpu().reshape(len(x), -1).numpy()
-        keys = [row.tobytes() for row in rows]
+        keys = self._keys(x)
         return lambda length: keyed_uniform(
             keys, self.seed, [length] * len(keys), length
         )
+
+    def generators(self, x: torch.Tensor) -> list[torch.Generator]:
+        """One generator per sample of the raw batch ``x``."""
+        return [keyed_generator(key, self.seed) for key in self._keys(x)]
+
+    @staticmethod
+    def _keys(x: torch.Tensor) -> list[bytes]:
+        rows = x.detach().float().cpu().reshape(len(x), -1).numpy()
+        return [row.tobytes() for row in rows]
 
 
 class MAEObjective(Objective):
