@@ -360,29 +360,21 @@ class ContextEncoderObjective(AutoencoderObjective):
         With a :class:`~sk_replearn.objectives.masked.KeyedNoise` for
         ``generator``, each sample's mask is drawn from its own values.
         """
-        if isinstance(generator, KeyedNoise):
-            masks = [
-                context_mask(
-                    1,
-                    self.input_shape,
-                    self.mask,
-                    self.mask_ratio,
-                    self.block_size,
-                    generator=g,
-                    device=x.device,
-                )
-                for g in generator.generators(x)
-            ]
-            return torch.cat(masks) if masks else self.draw_mask(x)
-        return context_mask(
-            len(x),
-            self.input_shape,
-            self.mask,
-            self.mask_ratio,
-            self.block_size,
-            generator=generator,
-            device=x.device,
-        )
+
+        def draw(n: int, source) -> torch.Tensor:
+            return context_mask(
+                n,
+                self.input_shape,
+                self.mask,
+                self.mask_ratio,
+                self.block_size,
+                generator=source,
+                device=x.device,
+            )
+
+        if isinstance(generator, KeyedNoise) and len(x):
+            return torch.cat([draw(1, g) for g in generator.generators(x)])
+        return draw(len(x), None if isinstance(generator, KeyedNoise) else generator)
 
     def forward_encoder(
         self, x: torch.Tensor, generator: torch.Generator | None = None
