@@ -63,8 +63,9 @@ plt.show()
 # ----------------------
 # The defaults hide random regions covering 40% of each image. After
 # fitting, :meth:`~sk_replearn.ContextEncoderTransformer.reconstruct` hides
-# regions drawn from the estimator's ``random_state`` (the same ones at every
-# call) and returns the filled-in images, with the mask when
+# regions drawn from the estimator's ``random_state`` and each digit (the
+# same ones for a digit at every call) and returns the filled-in images,
+# with the mask when
 # ``return_mask=True``.
 ce = ContextEncoderTransformer(
     input_shape=(1, 28, 28), max_epochs=10, random_state=0

@@ -71,9 +71,9 @@ print(
 # the visible patches are pasted back as they were. After 6 epochs the
 # decoder paints every hidden patch with a grey smudge, about the average
 # digit. Strokes that continue the visible ones appear next, and after 30
-# epochs most predictions are recognisable digits (the 0s, the 1, the 9)
-# although three quarters of each was never seen; the 4 and the 5, of which
-# only a few dots were visible, are still smudges: the network gradually
+# epochs most predictions are recognisable digits (the 0s, the 7, the 5,
+# the 9) although three quarters of each was never seen; the 4 and the 1,
+# of which only a few dots were visible, are still smudges: the network gradually
 # makes sense of the semantic patterns, as in the MAE paper's figures (He et
 # al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022).
 hidden = plt.get_cmap("gray_r").with_extremes(bad="lightsteelblue")
@@ -120,9 +120,9 @@ plt.show()
 # accepts any ``mask_ratio``. With a quarter hidden, the visible patches
 # pin down the digit and the prediction is close to the original: filling a
 # small gap is interpolation. With three quarters hidden the model has to
-# guess the digit from a few strokes: simple shapes (the 1s, the 0, the
-# last 2) come back, blurred; the 6 and the 7 become smudges, and the first
-# 2 turns into something closer to a 0. Only this hard version of the task
+# guess the digit from a few strokes: simple shapes (the 1s, the 0, the 7,
+# the 4) come back, blurred; the 6 becomes a smudge, and the two 2s turn
+# into something closer to a 3. Only this hard version of the task
 # needs a model of what digits look like.
 ratios = [0.25, 0.5, 0.75]
 fig, axes = plt.subplots(3 * len(ratios), 8, figsize=(8, 9.6))
