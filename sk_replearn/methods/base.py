@@ -310,16 +310,16 @@ class NeuralRepresentation(BaseRepresentation):
             )
         n_valid = round(self.validation_fraction * n_samples)
         if self.early_stopping and n_valid < self._min_validation:
-            needs = (
-                "no validation sample"
+            why = (
+                ""
                 if n_valid < 1
-                else f"{n_valid} validation sample, and {type(self).__name__}'s "
-                f"loss compares the samples of a batch (at least "
-                f"{self._min_validation})"
+                else f", and {type(self).__name__}'s loss compares the samples "
+                f"of a batch (at least {self._min_validation})"
             )
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves {needs} "
-                f"out of {n_samples}; raise it or set early_stopping=False."
+                f"validation_fraction={self.validation_fraction} leaves "
+                f"{n_valid or 'no'} validation sample out of {n_samples}{why}; "
+                "raise it or set early_stopping=False."
             )
         if (
             self.early_stopping
