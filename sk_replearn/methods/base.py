@@ -28,7 +28,7 @@ from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..nn.layers import LayerEncoder, block_features, block_widths
-from ..nn.surgery import TransferEncoder
+from ..nn.surgery import TransferEncoder, trainable
 from ..objectives.base import Objective
 from ..persistence import _objective
 from ..persistence import load as _load_estimator
@@ -771,7 +771,7 @@ class NeuralRepresentation(BaseRepresentation):
         else:
             encoder = LayerEncoder(copy.deepcopy(inner[0]), inner[1])
         # A fine-tuner's frozen blocks come back trainable, as documented.
-        return encoder.cpu().eval().requires_grad_(True)
+        return trainable(encoder.cpu().eval())
 
     def __sklearn_is_fitted__(self) -> bool:
         # Fitted once training has produced a net: validation alone (which

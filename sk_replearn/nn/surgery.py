@@ -22,7 +22,7 @@ from .mlp import MLPEncoder
 from .sequence import TokenEncoder
 from .transformer import ViTEncoder, init_transformer
 
-__all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder"]
+__all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder", "trainable"]
 
 
 class TransferEncoder(nn.Module):
@@ -277,6 +277,23 @@ def _body_blocks(body: nn.Module) -> list[Block]:
     blocks = [Block.of(c) for c in children]
     blocks[0].params += loose
     return blocks
+
+
+def trainable(module: nn.Module) -> nn.Module:
+    """``module`` with every floating-point weight trainable again (in place).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.surgery import trainable
+    >>> layer = torch.nn.Linear(2, 2).requires_grad_(False)
+    >>> all(p.requires_grad for p in trainable(layer).parameters())
+    True
+    """
+    for p in module.parameters():
+        if p.is_floating_point() or p.is_complex():
+            p.requires_grad_(True)
+    return module
 
 
 def encoder_blocks(encoder: TransferEncoder) -> list[Block]:

@@ -27,7 +27,7 @@ from ..nn.surgery import TransferEncoder
 from ..tokens import MASK, N_SPECIAL, PAD
 from .base import Objective
 
-__all__ = ["BERTObjective", "GPTObjective", "bert_masking"]
+__all__ = ["BERTObjective", "GPTObjective", "bert_masking", "content_noise"]
 
 
 def bert_masking(

@@ -45,7 +45,7 @@ from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.heads import CentredLayerNorm
-from ..nn.surgery import Block, TransferEncoder, encoder_blocks
+from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
 from ..persistence import _NOT_FINGERPRINTED
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
@@ -664,7 +664,7 @@ class BaseFineTuner(NeuralRepresentation):
         frozen again only if the next fine-tuner says so.
         """
         check_is_fitted(self, "net_")
-        return copy.deepcopy(self.net_.module_.encoder).cpu().requires_grad_(True)
+        return trainable(copy.deepcopy(self.net_.module_.encoder).cpu())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
