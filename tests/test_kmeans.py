@@ -361,3 +361,26 @@ def test_float64_data_far_from_the_origin_keep_their_precision():
     exact = np.abs((X - 1.7e9) - (means - 1.7e9)[None, :])
     np.testing.assert_allclose(km.transform(X), exact, atol=0.05)
     assert -km.score(X) == pytest.approx((exact[np.arange(300), truth] ** 2).sum())
+
+
+def test_the_batched_path_shifts_float64_rows_as_the_cpu_path_does():
+    # On an accelerator (or for a Dataset) blocks go through _map_batches:
+    # there too float64 rows must be shifted before rounding, or predict
+    # disagrees with fit's labels far from the origin.
+    from sk_replearn.classical.kmeans import _nearest_fn
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 100)
+    X = (1.7e9 + truth * 100.0 + rng.normal(0, 15, 300))[:, None]
+    init = np.array([[1.7e9], [1.7e9 + 100], [1.7e9 + 200]])
+    km = KMeansTransformer(3, init=init, device="cpu").fit(X)
+    nearest = _nearest_fn(km._device_centers())
+    for rows in (X, X.astype(np.float32)):
+        dataset = torch.utils.data.TensorDataset(
+            torch.from_numpy(rows), torch.zeros(len(rows))
+        )
+        batched = km._map_blocks(dataset, nearest, 0, np.int64)
+        np.testing.assert_array_equal(
+            batched, km._map_blocks(rows, nearest, 0, np.int64)
+        )
+    np.testing.assert_array_equal(km.predict(X), km.labels_)

@@ -590,13 +590,21 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         device = self._device()
         if device.type != "cpu" or not isinstance(X, np.ndarray):
             offset = torch.as_tensor(self._offset, device=device)
+            offset64 = offset.double()
+
+            def shifted(xb):  # as _shifted_rows: float64 rows shift in float64
+                if xb.dtype == torch.float64:
+                    return fn((xb - offset64).float())
+                return fn(xb.float() - offset)
+
             with _no_tf32(device):
                 return self._map_batches(
                     X,
-                    lambda xb: fn(xb - offset),
+                    shifted,
                     n_out,
                     batch_size=self._chunk_rows(),
                     dtype=dtype,
+                    in_dtype=None,
                 )
         n = X.shape[0]
         out = np.empty((n, n_out) if n_out else (n,), dtype=dtype)
