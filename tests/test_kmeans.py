@@ -347,13 +347,18 @@ def _blobs_like(n, d, seed):
     return X.astype(np.float32)
 
 
-def test_float64_data_far_from_the_origin_keep_their_precision():
-    # Timestamps: float32 steps are 128 s at 1.7e9 s, so casting each block
-    # before subtracting the offset merged three bursts 100 s apart.
+def _timestamps():
+    """Three bursts of timestamps 100 s apart at 1.7e9 s, and their starts."""
     rng = np.random.default_rng(0)
     truth = np.repeat([0, 1, 2], 100)
     X = (1.7e9 + truth * 100.0 + rng.normal(0, 15, 300))[:, None]
-    init = np.array([[1.7e9], [1.7e9 + 100], [1.7e9 + 200]])
+    return truth, X, np.array([[1.7e9], [1.7e9 + 100], [1.7e9 + 200]])
+
+
+def test_float64_data_far_from_the_origin_keep_their_precision():
+    # Timestamps: float32 steps are 128 s at 1.7e9 s, so casting each block
+    # before subtracting the offset merged three bursts 100 s apart.
+    truth, X, init = _timestamps()
     km = KMeansTransformer(3, init=init, device="cpu").fit(X)
     np.testing.assert_array_equal(km.labels_, truth)
     np.testing.assert_array_equal(km.predict(X), truth)
@@ -369,10 +374,7 @@ def test_the_batched_path_shifts_float64_rows_as_the_cpu_path_does():
     # disagrees with fit's labels far from the origin.
     from sk_replearn.classical.kmeans import _nearest_fn
 
-    rng = np.random.default_rng(0)
-    truth = np.repeat([0, 1, 2], 100)
-    X = (1.7e9 + truth * 100.0 + rng.normal(0, 15, 300))[:, None]
-    init = np.array([[1.7e9], [1.7e9 + 100], [1.7e9 + 200]])
+    truth, X, init = _timestamps()
     km = KMeansTransformer(3, init=init, device="cpu").fit(X)
     nearest = _nearest_fn(km._device_centers())
     for rows in (X, X.astype(np.float32)):
