@@ -36,6 +36,22 @@ from ._threads import _Workers
 __all__ = ["KMeansTransformer"]
 
 
+def _shift(
+    xb: torch.Tensor, offset: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rows minus the float32 ``offset``, as float32 (fit, predict, transform).
+
+    float64 rows are shifted in float64 and then rounded, so that data far
+    from the origin (timestamps, say: float32 steps of 128 at 1.7e9) lose
+    nothing to the offset; float32 rows are shifted in float32. ``out``, a
+    float32 tensor of ``xb``'s shape, receives the result.
+    """
+    if xb.dtype == torch.float64:
+        shifted = xb - offset.double()
+        return shifted.float() if out is None else out.copy_(shifted)
+    return torch.sub(xb, offset, out=out)
+
+
 class KMeansTransformer(ClusterMixin, BaseRepresentation):
     """K-means clustering in PyTorch, as a transformer.
 
@@ -509,14 +525,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         s1 = torch.zeros(d, dtype=torch.float64, device=device)
         s2 = torch.zeros(d, dtype=torch.float64, device=device)
         for sl in batch_slices(n, self._chunk_rows()):
-            if X.dtype == np.float64:  # shifted in float64, then rounded
-                xs = x[sl]
-                xs.copy_(torch.from_numpy(self._shifted_rows(X[sl])))
-            else:
-                xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(
-                    device, torch.float32
-                )
-                xs = torch.sub(xb, offset, out=x[sl])
+            xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(device)
+            xs = _shift(xb, offset, out=x[sl])
             if moments:  # float32 within a block is plenty for a tolerance
                 s1 += xs.sum(0)
                 s2 += xs.square().sum(0)
@@ -569,17 +579,6 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """Shifted centers (k, d), float32 on the device."""
         return torch.as_tensor(self._centers, device=self._device())
 
-    def _shifted_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows minus the offset, as float32.
-
-        float64 rows are shifted in float64 and then rounded, so that data
-        far from the origin (timestamps, say: float32 steps of 128 at 1.7e9)
-        lose nothing to the offset; float32 rows are shifted in float32.
-        """
-        if rows.dtype == np.float64:
-            return (rows - self._offset.astype(np.float64)).astype(np.float32)
-        return np.subtract(rows, self._offset, dtype=np.float32)
-
     def _map_blocks(self, X, fn, n_out, dtype) -> np.ndarray:
         """``fn`` on float32 blocks of X minus the offset, into one output array.
 
@@ -588,19 +587,12 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         elsewhere they go to the device one after the other.
         """
         device = self._device()
+        offset = torch.as_tensor(self._offset, device=device)
         if device.type != "cpu" or not isinstance(X, np.ndarray):
-            offset = torch.as_tensor(self._offset, device=device)
-            offset64 = offset.double()
-
-            def shifted(xb):  # as _shifted_rows: float64 rows shift in float64
-                if xb.dtype == torch.float64:
-                    return fn((xb - offset64).float())
-                return fn(xb.float() - offset)
-
             with _no_tf32(device):
                 return self._map_batches(
                     X,
-                    shifted,
+                    lambda xb: fn(_shift(xb, offset)),
                     n_out,
                     batch_size=self._chunk_rows(),
                     dtype=dtype,
@@ -611,7 +603,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
         def work(blocks: list[slice]) -> None:
             for sl in blocks:
-                out[sl] = fn(torch.from_numpy(self._shifted_rows(X[sl]))).numpy()
+                xb = torch.from_numpy(np.require(X[sl], requirements="W"))
+                out[sl] = fn(_shift(xb, offset)).numpy()
 
         with _Workers(device) as workers, torch.inference_mode():
             workers.map(work, n, self._chunk_rows())
