@@ -134,8 +134,8 @@ class KeyedNoise:
     >>> import torch
     >>> from sk_replearn.objectives.masked import KeyedNoise
     >>> x = torch.randn(3, 1, 8, 8)
-    >>> alone = KeyedNoise(0).of(x[2:])(16)
-    >>> in_batch = KeyedNoise(0).of(x)(16)
+    >>> alone = KeyedNoise(0).uniform(x[2:], 16)
+    >>> in_batch = KeyedNoise(0).uniform(x, 16)
     >>> torch.equal(alone[0], in_batch[2]), in_batch.shape
     (True, torch.Size([3, 16]))
     """
@@ -143,12 +143,10 @@ class KeyedNoise:
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
 
-    def of(self, x: torch.Tensor):
-        """The noise source for the raw batch ``x``: ``source(L) -> (N, L)``."""
+    def uniform(self, x: torch.Tensor, length: int) -> torch.Tensor:
+        """``length`` uniform draws ``(N, length)`` for each sample of ``x``."""
         keys = self._keys(x)
-        return lambda length: keyed_uniform(
-            keys, self.seed, [length] * len(keys), length
-        )
+        return keyed_uniform(keys, self.seed, [length] * len(keys), length)
 
     def generators(self, x: torch.Tensor) -> list[torch.Generator]:
         """One generator per sample of the raw batch ``x``."""
@@ -312,6 +310,7 @@ class MAEObjective(Objective):
         x: torch.Tensor,
         mask_ratio: float,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keep a random subset of each sample's tokens.
 
@@ -324,10 +323,10 @@ class MAEObjective(Objective):
             Embedded tokens.
         mask_ratio : float
             Fraction to remove, in (0, 1).
-        generator : torch.Generator or callable, optional
-            Source of the noise; torch's global generator by default. A
-            callable ``generator(L)`` returns the noise ``(N, L)`` itself
-            (see :class:`KeyedNoise`).
+        generator : torch.Generator, optional
+            Source of the noise; torch's global generator by default.
+        noise : torch.Tensor of shape (N, L), optional
+            The noise itself, instead of drawing it (see :class:`KeyedNoise`).
 
         Returns
         -------
@@ -338,9 +337,7 @@ class MAEObjective(Objective):
             Gathering with it undoes the shuffle.
         """
         ratio = _keep_ratio(x.shape[1], mask_ratio)
-        if callable(generator):  # a noise source keyed by each sample
-            return random_masking(x, ratio, noise=generator(x.shape[1]))
-        return random_masking(x, ratio, generator=generator)
+        return random_masking(x, ratio, generator=generator, noise=noise)
 
     def forward_encoder(
         self,
@@ -356,8 +353,9 @@ class MAEObjective(Objective):
             Raw input (standardised here).
         mask_ratio : float
             Fraction of tokens to hide, in (0, 1).
-        generator : torch.Generator, optional
-            Source of the masking noise.
+        generator : torch.Generator or KeyedNoise, optional
+            Source of the masking noise; a :class:`KeyedNoise` draws each
+            sample's from its own values.
 
         Returns
         -------
@@ -368,9 +366,12 @@ class MAEObjective(Objective):
         ids_restore : torch.Tensor of shape (N, L)
         """
         tokens = self.encoder.embed(self._signal(x))  # (N, L, D) with positions
-        if isinstance(generator, KeyedNoise):
-            generator = generator.of(x)
-        visible, mask, ids_restore = self.random_masking(tokens, mask_ratio, generator)
+        noise = None
+        if isinstance(generator, KeyedNoise):  # each sample's own draws
+            generator, noise = None, generator.uniform(x, tokens.shape[1])
+        visible, mask, ids_restore = self.random_masking(
+            tokens, mask_ratio, generator, noise=noise
+        )
         return self.encoder.forward_tokens(visible), mask, ids_restore
 
     def forward_decoder(
@@ -483,8 +484,9 @@ class MAEObjective(Objective):
             Raw input.
         mask_ratio : float
             Fraction of tokens to hide, in (0, 1).
-        generator : torch.Generator, optional
-            Source of the masking noise.
+        generator : torch.Generator or KeyedNoise, optional
+            Source of the masking noise; a :class:`KeyedNoise` draws each
+            sample's from its own values.
 
         Returns
         -------
