@@ -119,11 +119,11 @@ def to_plain(value, name: str):
             f"set it as an array ({name.rsplit('.', 1)[-1]}=value.to_numpy()) "
             "before saving, or pickle the estimator with joblib.dump."
         )
-    shown = (
-        f"<a {type(value).__name__} module>"
-        if isinstance(value, torch.nn.Module)
-        else f"{repr(value)[:80]}{'...' if len(repr(value)) > 80 else ''}"
-    )
+    if isinstance(value, torch.nn.Module):
+        shown = f"<a {type(value).__name__} module>"
+    else:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:80] + "..."
     raise TypeError(
         f"{name}={shown} cannot be saved as data (save() stores no code, "
         "only numbers, strings, arrays and sk_replearn estimators). Use a named "
