@@ -275,8 +275,9 @@ output (``pooling``, where the estimator has one); the number of columns
 layers often probe better than the last one, which the training
 objective shapes most. It only says what ``transform`` reads: setting it
 on a fitted estimator (``set_params``) needs no refit and leaves the
-weights untouched. A value outside the blocks raises a ValueError that
-says how many there are.""",
+weights untouched. A fine-tuner given the estimator as its
+``representation`` fine-tunes the blocks up to this one. A value outside
+the blocks raises a ValueError that says how many there are.""",
     ),
     "accelerator": (
         "accelerate.Accelerator or None",
@@ -296,8 +297,12 @@ accelerator cannot be pickled: use ``save``/``load``. See
 The representation to transfer: a neural sk_replearn estimator
 (``SimCLRTransformer``, ``MAETransformer``, ``AutoencoderTransformer``,
 ...) or a :class:`~sk_replearn.PCATransformer` (its ``W`` initialises a
-linear layer). If it is fitted, its encoder is copied and the estimator
-itself is never refitted: :func:`sklearn.base.clone` gives the clone a
+linear layer). What is fine-tuned is what its ``transform`` reads: a
+representation with an inner ``transform_layer`` is cut after that block
+and the blocks above are dropped (network surgery; ``n_blocks_`` counts
+the blocks kept), so the head starts from the layer a probe chose. If
+it is fitted, its encoder is copied and the estimator itself is never
+refitted: :func:`sklearn.base.clone` gives the clone a
 fitted copy, so a grid search over the fine-tuner's own parameters
 reuses the pre-training. Setting one of its parameters that changes what
 it learns (``representation__n_components=8``, as a grid over it does)

@@ -31,6 +31,8 @@ from sk_replearn import (
 )
 from sk_replearn.base import is_fitted
 from sk_replearn.nn import CentredLayerNorm
+from sk_replearn.nn.surgery import encoder_blocks
+from sk_replearn.persistence import load, save
 from sk_replearn.transfer.base import build_head, transfer_encoder
 from sk_replearn.views import ImageViews
 
@@ -694,16 +696,50 @@ def test_fine_tuning_a_frozen_fine_tuner_trains_all_its_weights(
         assert not torch.equal(old, new.detach().cpu()), name  # trained (or re-drawn)
 
 
-def test_an_inner_transform_layer_of_the_representation_is_not_carried_over(
-    digits_ae, small_digits
+def test_fine_tuning_starts_from_the_representations_transform_layer(
+    digits_ae, small_digits, tmp_path
 ):
+    # The head reads what the representation's transform gives: a probe that
+    # chose an inner block is fine-tuned from that block, the blocks above
+    # dropped. (The whole encoder was fine-tuned before, with a warning.)
     X, y = small_digits
     rep = copy.deepcopy(digits_ae).set_params(transform_layer=0)
-    with pytest.warns(UserWarning, match="transform_layer=0 says which block"):
-        FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+    whole = encoder_blocks(transfer_encoder(digits_ae))
+    assert len(whole) == 3  # MLP (256, 128), then the 16-wide bottleneck
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        FineTuner(digits_ae, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+        frozen = FineTuner(rep, strategy="frozen", max_epochs=2, random_state=0)
+        frozen.fit(X, y)
+    assert frozen.n_blocks_ == 1
+    np.testing.assert_array_equal(frozen.transform(X), rep.transform(X))
+    encoder = frozen.net_.module_.encoder
+    n_kept = sum(p.numel() for p in whole[0].params)
+    assert sum(p.numel() for p in encoder.parameters()) == n_kept
+    # Partial transfer re-draws the top of the kept blocks, which it counts.
+    with pytest.raises(ValueError, match="the encoder has only 1 blocks"):
+        FineTuner(rep, reinit_layers=2, max_epochs=1).fit(X, y)
+    full = FineTuner(rep, max_epochs=2, random_state=0).fit(X, y)
+    assert full.transform(X).shape == (len(X), 256)
+    save(full, tmp_path / "ft.pkl")
+    again = load(tmp_path / "ft.pkl")
+    np.testing.assert_array_equal(again.predict_proba(X), full.predict_proba(X))
+    # The default, transform_layer=-1, still fine-tunes the whole encoder.
+    assert FineTuner(digits_ae, max_epochs=1, random_state=0).fit(X, y).n_blocks_ == 3
+
+
+def test_an_encoder_of_unknown_layers_is_not_cut_but_refused(small_digits):
+    X, y = small_digits
+    enc = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 4),
+    )
+    rep = AutoencoderTransformer(encoder=enc, max_epochs=1, random_state=0).fit(X)
+    rep.set_params(transform_layer=0)
+    assert rep.transform(X).shape == (len(X), 8)  # read by a hook, all blocks run
+    with pytest.raises(ValueError, match="Sequential cannot be cut after block 0"):
+        FineTuner(rep, max_epochs=1).fit(X, y)
 
 
 def test_a_new_setting_of_a_fitted_representation_is_pre_trained(small_digits):

@@ -22,8 +22,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-from sk_replearn import CollapseWarning
+from sk_replearn import CollapseWarning, FineTuner
 from sk_replearn.methods.base import NeuralRepresentation
+from sk_replearn.nn.layers import block_features, block_widths, cut_encoder
 from sk_replearn.nn.sequence import pool_tokens
 from sk_replearn.nn.surgery import encoder_blocks
 from sk_replearn.tokens import PAD
@@ -275,3 +276,43 @@ def test_transform_layer_not_a_block_raises_at_fit_before_training():
     clf = make("FineTuner", transform_layer=-9)
     with pytest.raises(ValueError, match=r"transform_layer=-9 .* has 3 blocks"):
         clf.fit(TABLE, LABELS)
+
+
+def _raw_batch(est, X) -> torch.Tensor:
+    """X as the estimator's TransferEncoder takes it (padded ids for tokens)."""
+    if hasattr(est, "_token_data"):
+        data = est._token_data(X)
+        return data.take(torch.arange(len(data)))
+    return torch.as_tensor(X)
+
+
+def test_cut_encoder_keeps_the_first_blocks_and_computes_their_features(fitted):
+    est, X, widths, _ = fitted
+    x = _raw_batch(est, X)
+    whole = est._transfer_encoder().eval()
+    blocks = encoder_blocks(whole)
+    for k in range(len(widths) - 1):
+        with torch.no_grad():
+            expected = block_features(whole, x, k)
+        cut = cut_encoder(est._transfer_encoder(), k).eval()
+        assert cut.out_features == widths[k]
+        assert block_widths(cut) == widths[: k + 1]
+        assert len(encoder_blocks(cut)) == k + 1
+        kept = sum(p.numel() for b in blocks[: k + 1] for p in b.params)
+        assert sum(p.numel() for p in cut.parameters()) == kept
+        with torch.no_grad():
+            torch.testing.assert_close(cut(x), expected, rtol=1e-5, atol=1e-5)
+    assert cut_encoder(whole, len(widths) - 1) is whole
+
+
+def test_a_fine_tuner_reads_the_block_its_representation_transforms_from(fitted):
+    est, X, widths, _ = fitted
+    k = len(widths) - 2
+    rep = est.set_params(transform_layer=k)
+    try:
+        expected = rep.transform(X)
+        ft = FineTuner(rep, strategy="frozen", **_TINY).fit(X, LABELS)
+    finally:
+        est.set_params(transform_layer=-1)
+    assert ft.n_blocks_ == k + 1
+    np.testing.assert_allclose(ft.transform(X), expected, rtol=1e-5, atol=1e-5)

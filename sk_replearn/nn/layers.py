@@ -30,7 +30,7 @@ from .sequence import TokenEncoder, pool_tokens
 from .surgery import Block, TransferEncoder, _body_blocks, encoder_blocks
 from .transformer import ViTEncoder
 
-__all__ = ["LayerEncoder", "block_features", "block_widths"]
+__all__ = ["LayerEncoder", "block_features", "block_widths", "cut_encoder"]
 
 #: Bodies whose blocks are consecutive layers of one ``nn.Sequential``.
 _SEQUENTIAL = (MLPEncoder, CNNEncoder, ResNetEncoder)
@@ -245,3 +245,102 @@ class LayerEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled output of the block for a raw batch."""
         return block_features(self.encoder, x, self.block)
+
+
+def _cut_body(body: nn.Module, k: int, width: int) -> nn.Module:
+    """``body`` with its blocks after block ``k`` removed (in place)."""
+    blocks = _body_blocks(body)
+    if k == len(blocks) - 1:  # the body's own output
+        return body
+    if isinstance(body, Bottleneck):  # k is below the linear layer
+        return _cut_body(body.encoder, k, width)
+    if isinstance(body, _SEQUENTIAL):
+        kept = [m for block in blocks[: k + 1] for m in block.modules]
+        if isinstance(body, MLPEncoder):
+            body.layers = nn.Sequential(*kept)
+            body.hidden_sizes = body.hidden_sizes[: k + 1]
+        else:  # a ConvNet: its feature map averaged over space, as block_features
+            body.features = nn.Sequential(*kept)
+            body.pool = type(body.pool)(1)
+            body.pool_size = 1
+        body.out_features = width
+        return body
+    if isinstance(body, (ViTEncoder, TokenEncoder)):
+        # Block 0 is the embedding: k transformer blocks, and no final norm
+        # (the norm belongs to the last block, as in block_features).
+        body.blocks = body.blocks[:k]
+        body.norm = nn.Identity()
+        return body
+    raise ValueError(
+        f"an encoder of type {type(body).__name__} cannot be cut after block "
+        f"{k}: only the blocks of the package's encoders (MLP, CNN, ResNet, "
+        "ViT, token transformer) can be dropped. Use transform_layer=-1, the "
+        "whole encoder."
+    )
+
+
+def cut_encoder(encoder: TransferEncoder, block: int) -> TransferEncoder:
+    """``encoder`` cut after one of its blocks: the blocks above are dropped.
+
+    Network surgery for fine-tuning from an inner layer: the result computes
+    :func:`block_features` of ``block`` (a ConvNet's feature map averaged
+    over space, a transformer's tokens pooled without the final norm), and
+    holds the weights of the blocks up to ``block`` only, so that
+    :func:`~sk_replearn.nn.surgery.encoder_blocks` lists those and an
+    optimiser sees nothing else.
+
+    Parameters
+    ----------
+    encoder : TransferEncoder
+        Cut in place (copy it first to keep the original).
+    block : int
+        Index of the last block kept, from 0 to
+        ``len(encoder_blocks(encoder)) - 1``; the last block returns
+        ``encoder`` unchanged.
+
+    Returns
+    -------
+    TransferEncoder
+        ``encoder``, whose ``out_features`` is now
+        ``block_widths(encoder)[block]``.
+
+    Raises
+    ------
+    IndexError
+        For a ``block`` that is no block of the encoder.
+    ValueError
+        For an encoder whose blocks cannot be dropped (a module of another
+        type than the package's encoders).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import ResNetEncoder
+    >>> from sk_replearn.nn.layers import block_features, cut_encoder
+    >>> from sk_replearn.nn.surgery import TransferEncoder, encoder_blocks
+    >>> enc = TransferEncoder(ResNetEncoder((1, 40)), (1, 40), 128).eval()
+    >>> x = torch.randn(5, 1, 40)
+    >>> inner = block_features(enc, x, 1)
+    >>> cut = cut_encoder(enc, 1)
+    >>> len(encoder_blocks(cut)), cut.out_features
+    (2, 32)
+    >>> torch.allclose(cut(x), inner, atol=1e-6)
+    True
+    """
+    blocks = encoder_blocks(encoder)
+    n = len(blocks)
+    if not 0 <= block < n:
+        raise IndexError(f"block={block} is not one of the encoder's {n} blocks.")
+    if block == n - 1:
+        return encoder
+    width = block_widths(encoder)[block]
+    n_body = len(_body_blocks(encoder.body))
+    if block >= n_body:  # the head, below a block of loose weights
+        raise ValueError(
+            f"the encoder cannot be cut after block {block}: the weights above "
+            "it belong to no layer that could be dropped. Use transform_layer=-1."
+        )
+    encoder.body = _cut_body(encoder.body, block, width)
+    encoder.head = nn.Identity()
+    encoder.out_features = width
+    return encoder

@@ -43,8 +43,9 @@ from ..base import (
 )
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
-from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
+from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
 from ..nn.heads import CentredLayerNorm
+from ..nn.layers import cut_encoder
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
 from ..persistence import _NOT_FINGERPRINTED
 from ..tokens import TokenDataset, check_sequences
@@ -110,7 +111,7 @@ def _names(names) -> str:
 
 
 def transfer_encoder(representation) -> TransferEncoder:
-    """A trainable copy of a fitted representation's encoder.
+    """A trainable copy of a fitted representation's encoder, up to its layer.
 
     Parameters
     ----------
@@ -120,14 +121,18 @@ def transfer_encoder(representation) -> TransferEncoder:
     Returns
     -------
     TransferEncoder
-        The whole encoder: its output equals ``representation.transform`` on
-        the same input when the representation's ``transform_layer`` is -1
-        (its default), the last block.
+        The encoder whose output is ``representation.transform``'s (up to
+        float rounding): cut after the block ``transform_layer`` names,
+        the blocks above dropped (network surgery,
+        :func:`~sk_replearn.nn.layers.cut_encoder`); the whole encoder
+        for the default ``transform_layer=-1``.
 
     Raises
     ------
     TypeError
         For a representation with no differentiable encoder.
+    ValueError
+        For a ``transform_layer`` that is no block of the encoder.
     """
     make = getattr(representation, "_transfer_encoder", None)
     if make is None:
@@ -135,24 +140,12 @@ def transfer_encoder(representation) -> TransferEncoder:
             f"representation={type(representation).__name__} cannot be "
             "fine-tuned: pass an sk_replearn neural estimator or PCATransformer."
         )
-    return make()
-
-
-def _warn_inner_transform_layer(representation, owner: str) -> None:
-    """Warn that a representation's inner ``transform_layer`` is not carried over."""
+    encoder = make()
     layer = getattr(representation, "transform_layer", -1)
-    inner = getattr(representation, "_inner_layer", None)
-    if layer == -1 or inner is None or inner(representation._module()) is None:
-        return
-    warnings.warn(
-        f"The representation's transform_layer={layer!r} says which block its "
-        f"transform returns; {owner} fine-tunes (or, frozen, reads) the whole "
-        "encoder, up to its last block, so the head sees other features than "
-        "representation.transform gives. Set the representation's "
-        "transform_layer=-1 to silence this warning.",
-        UserWarning,
-        stacklevel=4,
-    )
+    if _is_int(layer) and layer == -1:
+        return encoder
+    block = representation._check_transform_layer(len(encoder_blocks(encoder)))
+    return cut_encoder(encoder, block)
 
 
 def build_head(head, in_features: int, out_features: int) -> nn.Module:
@@ -492,7 +485,6 @@ class BaseFineTuner(NeuralRepresentation):
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
         encoder = transfer_encoder(self.representation_)
-        _warn_inner_transform_layer(self.representation_, type(self).__name__)
         source = self._token_source()  # the vocabulary, for sequences
         if source is None:
             n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
