@@ -36,6 +36,7 @@ from sk_replearn import (
     persistence,
 )
 from sk_replearn.nn.pretrained import ExportedModule, pool_features
+from sk_replearn.nn.surgery import encoder_blocks
 
 RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
 
@@ -424,6 +425,40 @@ def test_finetuner_blocks_can_be_given(digits):
     )
     ft = FineTuner(rep, freeze_layers=1, **RUN).fit(X, y)
     assert ft.n_blocks_ == 2
+
+
+class _DropoutNet(nn.Module):
+    """Dropout between weighted layers, a direct child (as timm's ``pos_drop``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop_in = nn.Dropout(0.5)
+        self.stem = nn.Linear(64, 16)
+        self.drop = nn.Dropout(0.5)
+        self.act = nn.ReLU()
+        self.top = nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.top(self.act(self.drop(self.stem(self.drop_in(x.flatten(1))))))
+
+
+def test_layers_without_weights_join_the_block_before_and_freeze_with_it(digits):
+    # A dropout that is a direct child belonged to no block: freezing the
+    # block before it left it dropping, so frozen features were noisy.
+    X, y = digits
+    torch.manual_seed(0)
+    rep = PretrainedTransformer(_DropoutNet(), input_shape=(1, 8, 8))
+    ft = FineTuner(rep, freeze_layers=1, **RUN).fit(X, y)
+    net = ft.net_.module_.encoder.body.model
+    blocks = encoder_blocks(ft.net_.module_.encoder)
+    assert [b.modules for b in blocks] == [
+        [net.drop_in, net.stem, net.drop, net.act],
+        [net.top],
+    ]
+    module = ft.net_.module_.train()
+    assert not net.drop_in.training and not net.drop.training and not net.act.training
+    assert net.top.training
+    assert module.training
 
 
 def test_finetuner_fine_tunes_an_exported_encoder_file(digits, tmp_path):

@@ -294,7 +294,12 @@ class PretrainedBackbone(nn.Module):
 
     def transfer_blocks(self) -> list:
         """The network's blocks, as :func:`~sk_replearn.nn.surgery.encoder_blocks`
-        reads them: a list of :class:`~sk_replearn.nn.surgery.Block`."""
+        reads them: a list of :class:`~sk_replearn.nn.surgery.Block`.
+
+        ``blocks`` when given; else one per weighted child of the network
+        (below wrappers of one child), a child without weights (dropout,
+        activation) joining the block before it, and the children after
+        ``layer``, which never run, joining the last."""
         from .surgery import Block  # surgery imports this module's users
 
         if self.blocks is not None:
@@ -318,7 +323,20 @@ class PretrainedBackbone(nn.Module):
         after = []
         if last is not None:
             children, after = children[: last + 1], children[last + 1 :]
-        blocks = [Block.of(c) for _, c in children if _has_params(c)]
+        # A layer without weights (dropout, an activation, pooling) belongs
+        # to the weighted layer before it (the first, for leading ones), so
+        # that it runs in eval mode when that block is frozen.
+        groups: list[list[nn.Module]] = []
+        leading: list[nn.Module] = []
+        for _, child in children:
+            if _has_params(child):
+                groups.append([*leading, child])
+                leading = []
+            elif groups:
+                groups[-1].append(child)
+            else:
+                leading.append(child)
+        blocks = [Block.of(*g) for g in groups]
         if blocks and after:
             # Layers after the cut never run; they join the last block so
             # that every weight has one and the count is of the layers used.
