@@ -9,6 +9,7 @@ checkpoint tests reach SwAV through its row in ``tests/_instances.py``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -363,3 +364,18 @@ def test_one_prototype_that_would_learn_nothing_is_refused(cls, param):
     X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
     with pytest.raises(ValueError, match=f"'{param}' parameter .* range \\[2, inf\\)"):
         cls(**{param: 1}, max_epochs=1).fit(X)
+
+
+def test_a_queue_longer_than_the_fit_queues_is_warned_of():
+    # The queue joins the codes once full: one longer than every embedding
+    # the fit queues was silently never used.
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    params = {"n_prototypes": 4, "batch_size": 16, "max_epochs": 2}
+    swav = SwAVTransformer(queue_length=81, **params, random_state=0)
+    with pytest.warns(UserWarning, match=r"queue_length=81 is more than the 80 "):
+        swav.fit(X)
+    assert int(swav.net_.module_.queued) == 80 < 81  # indeed never full
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        full = SwAVTransformer(queue_length=80, **params, random_state=0).fit(X)
+    assert int(full.net_.module_.queued) == 80

@@ -354,14 +354,18 @@ class NeuralRepresentation(BaseRepresentation):
         Per process (``batch_size`` is per process), after the early-stopping
         hold-out, without the last batch of one the training iterator drops.
         """
-        n_train = n_samples
-        if self.early_stopping:
-            n_train -= max(int(round(self.validation_fraction * n_train)), 1)
-        n_train //= world_size(self.accelerator)  # each process's share
+        n_train = self._samples_per_epoch(n_samples)
         steps = math.ceil(n_train / self.batch_size)
         if n_train % self.batch_size == 1 and n_train > 1:
             steps -= 1  # the training iterator drops a last batch of one
         return self._epochs() * max(steps, 1)
+
+    def _samples_per_epoch(self, n_samples: int) -> int:
+        """Training samples of one process's epoch: after the hold-out, its share."""
+        n_train = n_samples
+        if self.early_stopping:
+            n_train -= max(int(round(self.validation_fraction * n_train)), 1)
+        return n_train // world_size(self.accelerator)
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
@@ -58,7 +59,9 @@ class SwAVTransformer(_TwoViewTransformer):
         Embeddings of earlier batches kept per global view and used in the
         codes' equal-share constraint once the queue is full: for batches
         much smaller than ``n_prototypes`` (the paper's queue of 3,840 for
-        batches of 256 and 3,000 prototypes). 0 turns it off.
+        batches of 256 and 3,000 prototypes). 0 turns it off. A queue
+        longer than the embeddings a fit queues (training samples times
+        epochs) never fills and is never used: ``fit`` warns.
     freeze_prototypes_epochs : int, default=1
         Epochs at the start of training during which the prototypes are not
         updated, as in the paper.
@@ -154,6 +157,25 @@ class SwAVTransformer(_TwoViewTransformer):
         accelerator=None,
     ) -> None:
         store_params(self, locals())
+
+    def _check_params_against_data(self, n_samples: int) -> None:
+        """Also warn of a queue that this fit would never fill (nor use)."""
+        super()._check_params_against_data(n_samples)
+        if not self.queue_length or (self.warm_start and hasattr(self, "net_")):
+            return  # a warm start continues the queue it has
+        per_epoch = self._samples_per_epoch(n_samples)
+        if per_epoch % self.batch_size == 1 and per_epoch > 1:
+            per_epoch -= 1  # a last batch of one is dropped
+        queued = per_epoch * self._epochs()
+        if self.queue_length > queued:
+            warnings.warn(
+                f"queue_length={self.queue_length} is more than the {queued} "
+                f"embeddings this fit queues ({per_epoch} samples an epoch for "
+                f"{self._epochs()} epochs): the queue never fills, so it is never "
+                f"used. Use a queue_length of at most {queued}, or 0 for no queue.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _objective_params(self) -> dict:
         return {
