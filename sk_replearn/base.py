@@ -238,11 +238,14 @@ def positive_strides(X):
     return X
 
 
-def float_dtypes(X) -> list:
+def float_dtypes(X, integers: type = np.float32) -> list:
     """The float dtypes validation keeps for X, the one others become first.
 
     Arrays keep float32 or float64, and other dtypes (integers, booleans)
-    become float32, the networks' precision, without a float64 copy.
+    become ``integers``: float32 by default, the networks' precision,
+    without a float64 copy; the classical estimators, which compute in
+    float64 where precision needs it, pass float64, as scikit-learn does
+    (integer timestamps near 1.7e9 would round to float32's steps of 128).
     Python lists and tuples hold float64 numbers: they become float64, as
     numpy would make them, so that ``fit(X.tolist())`` is ``fit(X)``.
 
@@ -252,8 +255,10 @@ def float_dtypes(X) -> list:
     >>> from sk_replearn.base import float_dtypes
     >>> float_dtypes([[0.5]])[0], float_dtypes(np.zeros((1, 1), np.uint8))[0]
     (<class 'numpy.float64'>, <class 'numpy.float32'>)
+    >>> float_dtypes(np.zeros((1, 1), np.int64), np.float64)[0]
+    <class 'numpy.float64'>
     """
-    if isinstance(X, (list, tuple)):
+    if isinstance(X, (list, tuple)) or integers is np.float64:
         return [np.float64, np.float32]
     return [np.float32, np.float64]
 
@@ -334,6 +339,9 @@ class BaseRepresentation(
         "random_state": ["random_state"],
     }
 
+    #: What integer and boolean X becomes (see :func:`float_dtypes`).
+    _integers_as: type = np.float32
+
     # -- input -----------------------------------------------------------
     def _validate_X(self, X, *, reset: bool, check_values: bool = True) -> np.ndarray:
         """Validate X and return it as a 2-D float32/float64 array.
@@ -351,7 +359,7 @@ class BaseRepresentation(
             self,
             X,
             reset=reset,
-            dtype=float_dtypes(X),
+            dtype=float_dtypes(X, self._integers_as),
             accept_sparse=False,
             ensure_all_finite=check_values,
         )

@@ -386,3 +386,18 @@ def test_the_batched_path_shifts_float64_rows_as_the_cpu_path_does():
             batched, km._map_blocks(rows, nearest, 0, np.int64)
         )
     np.testing.assert_array_equal(km.predict(X), km.labels_)
+
+
+def test_integer_input_is_read_as_float64_as_scikit_learn_reads_it():
+    # Integer timestamps near 1.7e9 became float32, whose steps there are
+    # 128: 38 distinct times collapsed to 2 values and 5% of the labels
+    # differed from scikit-learn's.
+    rng = np.random.default_rng(0)
+    t = 1_700_000_000 + np.r_[rng.integers(0, 20, 50), rng.integers(60, 80, 50)]
+    X = np.c_[t, rng.integers(0, 5, 100)].astype(np.int64)
+    init = X[[0, 99]].astype(np.float64)
+    km = KMeansTransformer(2, init=init, device="cpu").fit(X)
+    ref = KMeansTransformer(2, init=init, device="cpu").fit(X.astype(np.float64))
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    assert km.inertia_ == ref.inertia_
+    np.testing.assert_array_equal(km.predict(X), ref.predict(X.astype(np.float64)))

@@ -514,3 +514,15 @@ def test_pca_full_solver_reads_a_read_only_memmap_without_a_warning(tmp_path):
     np.testing.assert_allclose(
         pca.explained_variance_, PCA(2, svd_solver="full").fit(X).explained_variance_
     )
+
+
+def test_integer_input_is_read_as_float64_as_scikit_learn_reads_it():
+    # Integer timestamps near 1.7e9 became float32 (steps of 128): the first
+    # explained variance came out as 4096 against 1000.9.
+    rng = np.random.default_rng(0)
+    t = 1_700_000_000 + np.r_[rng.integers(0, 20, 50), rng.integers(60, 80, 50)]
+    X = np.c_[t, rng.integers(0, 5, 100)].astype(np.int64)
+    pca = PCATransformer(2, device="cpu").fit(X)
+    ref = PCATransformer(2, device="cpu").fit(X.astype(np.float64))
+    np.testing.assert_allclose(pca.explained_variance_, ref.explained_variance_)
+    assert abs(pca.explained_variance_[0] - 1000.93) < 0.01

@@ -195,6 +195,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
            [1., 2.]], dtype=float32)
     """
 
+    #: Integer X becomes float64, as in scikit-learn: the float32 rounding
+    #: of integers beyond 2**24 (timestamps) would defeat the float64 paths.
+    _integers_as = np.float64
     _parameter_constraints: dict = {
         **BaseRepresentation._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
@@ -393,7 +396,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             The center of each code.
         """
         check_is_fitted(self)
-        codes = check_array(X, dtype=float_dtypes(X))
+        codes = check_array(X, dtype=float_dtypes(X, self._integers_as))
         k = self.cluster_centers_.shape[0]
         if codes.shape[1] != k:
             raise ValueError(

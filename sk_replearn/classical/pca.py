@@ -187,6 +187,9 @@ class PCATransformer(BaseRepresentation):
     (200, 6)
     """
 
+    #: Integer X becomes float64, as in scikit-learn: the float32 rounding
+    #: of integers beyond 2**24 (timestamps) would defeat the float64 paths.
+    _integers_as = np.float64
     _parameter_constraints: dict = {
         **BaseRepresentation._parameter_constraints,
         "n_components": [
@@ -326,7 +329,9 @@ class PCATransformer(BaseRepresentation):
             The reconstructions, flattened.
         """
         check_is_fitted(self)
-        Z = positive_strides(check_array(X, dtype=float_dtypes(X), input_name="X"))
+        Z = positive_strides(
+            check_array(X, dtype=float_dtypes(X, self._integers_as), input_name="X")
+        )
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects codes "
