@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
 )
 
 from ._heap import kept_heap
-from .data import eval_chunks
+from .data import eval_chunks, tensor_to_numpy
 
 __all__ = [
     "BaseRepresentation",
@@ -169,8 +169,10 @@ def seed_from_random_state(random_state) -> int:
 def flatten_samples(X):
     """Flatten N-D samples: ``(X_2d, sample_shape)``, shape None for 2-D input.
 
-    A torch tensor comes back as a numpy array; anything else not N-D is
-    returned as it is, for :func:`~sklearn.utils.validation.validate_data`.
+    A torch tensor comes back as a numpy array (bfloat16 as float32), and
+    nested lists of numbers ``(n, *shape)`` as a float64 array, as 2-D
+    lists are read; anything else not N-D is returned as it is, for
+    :func:`~sklearn.utils.validation.validate_data`.
 
     Examples
     --------
@@ -181,10 +183,25 @@ def flatten_samples(X):
     ((5, 64), (1, 8, 8))
     """
     if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
+        X = tensor_to_numpy(X)
+    elif isinstance(X, (list, tuple)):
+        nested = _nested_numbers(X)
+        if nested is not None and nested.ndim > 2:
+            X = nested  # samples as nested lists: read as the array they are
     if isinstance(X, np.ndarray) and X.ndim > 2:
         return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
     return X, None
+
+
+def _nested_numbers(X) -> np.ndarray | None:
+    """Nested lists of numbers as a float64 array (as lists are read); else None."""
+    try:
+        array = np.asarray(X)
+    except ValueError:  # ragged: validation says so
+        return None
+    if array.dtype.kind not in "biuf":
+        return None
+    return array.astype(np.float64)
 
 
 def keyed_uniform(

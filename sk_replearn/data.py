@@ -30,6 +30,8 @@ __all__ = [
     "Batches",
     "EvalBatchSampler",
     "SampleDataset",
+    "sample_of",
+    "tensor_to_numpy",
     "batch_slices",
     "dataset_head",
     "eval_chunks",
@@ -87,6 +89,10 @@ class ArrayRows:
     def __getitem__(self, idx) -> torch.Tensor:
         """Float32 tensor of the rows ``idx`` (an int gives one sample)."""
         if isinstance(idx, (int, np.integer)):
+            n = len(self)
+            if not -n <= idx < n:
+                raise IndexError(f"index {idx} is out of range for {n} rows.")
+            idx = int(idx) % n
             return self[slice(idx, idx + 1)][0]
         block = np.array(self.array[self._rows(idx)], dtype=np.float32)  # (B, d)
         return torch.from_numpy(block).reshape(-1, *self.sample_shape)
@@ -102,11 +108,14 @@ class ArrayRows:
 class SampleDataset(torch.utils.data.Dataset):
     """A user's map-style dataset as ``(sample, target)`` pairs of fixed shape.
 
-    Items of ``dataset`` may be a sample or a ``(sample, target)`` pair; the
-    sample (anything :func:`torch.as_tensor` takes) is returned as a float32
-    tensor of shape ``sample_shape``, the target as given (a 0-d zero when
-    there is none), so that a :class:`~torch.utils.data.DataLoader` collates
-    ``(X, y)`` batches for skorch.
+    Items of ``dataset`` may be a sample or a ``(sample, target, ...)``
+    tuple (see :func:`sample_of`); the sample (anything
+    :func:`torch.as_tensor` takes) is returned as a float32 tensor of shape
+    ``sample_shape``, with a 0-d zero for its target, so that a
+    :class:`~torch.utils.data.DataLoader` collates ``(X, y)`` batches for
+    skorch. The representations learn without labels: the dataset's own
+    targets are left out, so that targets a DataLoader cannot collate
+    (boxes or captions of varying sizes, None) do no harm.
 
     Parameters
     ----------
@@ -132,18 +141,14 @@ class SampleDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i):
-        item = self.dataset[i]
-        x, y = item, None
-        if isinstance(item, (tuple, list)):  # (sample,) or (sample, target)
-            x, y = item[0], (item[1] if len(item) > 1 else None)
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        x = torch.as_tensor(sample_of(self.dataset[i]), dtype=torch.float32)
         if x.numel() != math.prod(self.sample_shape):
             raise ValueError(
                 f"Item {i} of the Dataset has {x.numel()} values (shape "
                 f"{tuple(x.shape)}), but the samples have shape {self.sample_shape}, "
                 "as its first item set: every item must have the same shape."
             )
-        return x.reshape(self.sample_shape), torch.zeros(()) if y is None else y
+        return x.reshape(self.sample_shape), torch.zeros(())
 
 
 class ArrayDataset(torch.utils.data.Dataset):
@@ -286,12 +291,52 @@ def is_memory_mapped(X) -> bool:
     return isinstance(X, mmap.mmap)
 
 
-def _sample_of(item) -> np.ndarray:
-    """The sample of a dataset item (a sample, or a (sample, target) pair)."""
-    if isinstance(item, (tuple, list)):
+def tensor_to_numpy(X: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a numpy array on the CPU (bfloat16 as float32).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.data import tensor_to_numpy
+    >>> tensor_to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype
+    dtype('float32')
+    """
+    X = X.detach().cpu()
+    if X.dtype == torch.bfloat16 or (
+        X.is_floating_point() and X.dtype not in _NUMPY_FLOATS
+    ):
+        X = X.float()  # numpy has no bfloat16 (nor float8)
+    return X.numpy()
+
+
+#: Floating-point tensor dtypes numpy can hold.
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
+def sample_of(item) -> np.ndarray:
+    """The sample of a dataset item, as an array.
+
+    A tuple is ``(sample, target, ...)`` (a :class:`~torch.utils.data.TensorDataset`'s
+    items, torchvision's): its first element is the sample. So is a list
+    whose first element is a tensor or an array (``[sample, target]``). Any
+    other item is the sample itself, a list of numbers or of rows included.
+    A tensor of a dtype numpy lacks (bfloat16) is read as float32.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.data import sample_of
+    >>> sample_of((torch.ones(2), 3)).shape, sample_of([[1.0, 2.0], [3.0, 4.0]]).shape
+    ((2,), (2, 2))
+    """
+    if isinstance(item, tuple) or (
+        isinstance(item, list)
+        and item
+        and isinstance(item[0], (torch.Tensor, np.ndarray))
+    ):
         item = item[0]
     if isinstance(item, torch.Tensor):
-        item = item.detach().cpu().numpy()
+        return tensor_to_numpy(item)
     return np.asarray(item)
 
 
@@ -340,7 +385,7 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
         )
     if len(dataset) == 0:
         raise ValueError(f"{name}.fit got an empty Dataset (0 samples).")
-    first = _sample_of(dataset[0])
+    first = sample_of(dataset[0])
     if first.ndim == 0:
         raise ValueError(
             f"The first item of the Dataset is a scalar; {name} needs samples of "
@@ -360,7 +405,7 @@ def dataset_head(dataset, n: int) -> np.ndarray:
     >>> dataset_head(torch.utils.data.TensorDataset(torch.ones(6, 3)), 4).shape
     (4, 3)
     """
-    return np.stack([_sample_of(dataset[i]) for i in range(min(n, len(dataset)))])
+    return np.stack([sample_of(dataset[i]) for i in range(min(n, len(dataset)))])
 
 
 def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:

@@ -233,3 +233,107 @@ def test_a_dataset_whose_items_change_shape_names_the_item():
 
     with pytest.raises(ValueError, match=r"Item 5 of the Dataset has 32 values"):
         AutoencoderTransformer(max_epochs=1).fit(Ragged())
+
+
+class _Items(torch.utils.data.Dataset):
+    """A Dataset whose item ``i`` is ``make(i)``; counts its reads."""
+
+    def __init__(self, n: int, make) -> None:
+        self.n, self.make, self.reads = n, make, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.make(i)
+
+
+_SAMPLES = np.random.default_rng(1).normal(size=(20, 2, 4)).astype(np.float32)
+_SMALL = dict(n_components=2, max_epochs=1, batch_size=8, random_state=0, device="cpu")
+
+
+def test_a_dataset_of_nested_lists_keeps_every_row_of_a_sample():
+    # A list item was read as a (sample, target) pair: its first row became
+    # the sample, silently dropping the rest.
+    lists = _Items(20, lambda i: _SAMPLES[i].tolist())
+    ae = AutoencoderTransformer(**_SMALL).fit(lists)
+    assert ae.input_shape_ == (2, 4) and ae.n_features_in_ == 8
+    ref = AutoencoderTransformer(**_SMALL).fit(_Items(20, lambda i: _SAMPLES[i]))
+    np.testing.assert_array_equal(ae.transform(lists), ref.transform(_SAMPLES))
+    # A list whose first element is a tensor is still [sample, target].
+    pairs = _Items(20, lambda i: [torch.from_numpy(_SAMPLES[i]), i % 2])
+    assert AutoencoderTransformer(**_SMALL).fit(pairs).input_shape_ == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "target", [lambda i: torch.zeros(i % 3 + 1), lambda i: None if i % 2 else 1]
+)
+def test_targets_a_loader_cannot_collate_are_left_out(target):
+    # Boxes of varying sizes, or None for some items: the representation
+    # ignores targets, but the DataLoader stacked them and failed.
+    data = _Items(20, lambda i: (_SAMPLES[i], target(i)))
+    ae = AutoencoderTransformer(**_SMALL).fit(data)
+    ref = AutoencoderTransformer(**_SMALL).fit(_Items(20, lambda i: _SAMPLES[i]))
+    np.testing.assert_array_equal(ae.transform(data), ref.transform(_SAMPLES))
+
+
+def test_bfloat16_tensors_are_read_as_float32():
+    X = torch.from_numpy(_SAMPLES).to(torch.bfloat16)
+    ae = AutoencoderTransformer(**_SMALL).fit(X)
+    ref = AutoencoderTransformer(**_SMALL).fit(X.float().numpy())
+    np.testing.assert_array_equal(ae.transform(X), ref.transform(X.float().numpy()))
+    data = torch.utils.data.TensorDataset(X)
+    np.testing.assert_array_equal(ae.transform(data), ref.transform(X.float().numpy()))
+
+
+def test_samples_as_nested_lists_are_the_array_they_hold():
+    ae = AutoencoderTransformer(**_SMALL).fit(_SAMPLES.tolist())
+    ref = AutoencoderTransformer(**_SMALL).fit(_SAMPLES.astype(np.float64))
+    assert ae.input_shape_ == (2, 4)
+    np.testing.assert_array_equal(
+        ae.transform(_SAMPLES.tolist()), ref.transform(_SAMPLES)
+    )
+
+
+def test_two_view_score_takes_a_dataset():
+    X = np.random.default_rng(0).normal(size=(24, 1, 16)).astype(np.float32)
+    sim = SimCLRTransformer(
+        encoder="mlp",
+        encoder_kwargs={"hidden_sizes": (8, 4)},
+        projection_dim=4,
+        views=None,
+        max_epochs=1,
+        batch_size=8,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X))
+    assert sim.score(data) == sim.score(X)
+
+
+def test_reconstructions_of_a_dataset_read_it_once_in_its_samples_shape():
+    from sk_replearn import ContextEncoderTransformer, MAETransformer
+
+    X = np.random.default_rng(0).normal(size=(24, 1, 16)).astype(np.float32)
+    run = dict(input_shape=(1, 16), max_epochs=1, random_state=0, device="cpu")
+    mae = MAETransformer(**run).fit(X)
+    data = _Items(24, lambda i: (torch.from_numpy(X[i]), 0))
+    rec, mask = mae.reconstruct(data, random_state=0)
+    assert data.reads <= 24 + 1  # the first item is read once more, to check it
+    ref, ref_mask = mae.reconstruct(X, random_state=0)
+    assert rec.shape == (24, 1, 16)
+    np.testing.assert_array_equal(rec, ref)
+    np.testing.assert_array_equal(mask, ref_mask)
+    ce = ContextEncoderTransformer(**run).fit(X)
+    data.reads = 0
+    filled = ce.reconstruct(data)
+    assert data.reads <= 24 + 1 and filled.shape == (24, 1, 16)
+    np.testing.assert_array_equal(filled, ce.reconstruct(X))
+
+
+def test_array_rows_index_from_the_end_and_refuse_beyond():
+    rows = ArrayRows(np.arange(12.0).reshape(6, 2), (2,))
+    assert rows[-1].tolist() == rows[5].tolist() == [10.0, 11.0]
+    with pytest.raises(IndexError, match="index 6 is out of range for 6 rows"):
+        rows[6]

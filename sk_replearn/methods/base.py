@@ -608,6 +608,19 @@ class NeuralRepresentation(BaseRepresentation):
         """
         return None
 
+    def _layout_of(self, X) -> tuple[int, ...]:
+        """The shape in which per-value outputs for X (a fill, a reconstruction)
+        come back: ``(-1, *input_shape_)`` for N-D X and for a Dataset (whose
+        items are read as samples of that shape, and not read again here);
+        ``(-1, n_features_in_)`` for rows."""
+        if isinstance(X, torch.utils.data.Dataset) or (
+            not isinstance(X, np.ndarray | torch.Tensor) and _is_nested_samples(X)
+        ):
+            return (-1, *self.input_shape_)
+        if isinstance(X, np.ndarray | torch.Tensor) and X.ndim > 2:
+            return (-1, *self.input_shape_)
+        return (-1, self.n_features_in_)
+
     def _apply(self, X, fn, n_out: int, *, sized: bool = False) -> np.ndarray:
         """Validate X and map ``fn(module, batch)`` over batches.
 
@@ -786,6 +799,14 @@ class NeuralRepresentation(BaseRepresentation):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _is_nested_samples(X) -> bool:
+    """Whether list-like X holds N-D samples (nested lists of 3 levels or more)."""
+    try:
+        return np.ndim(X) > 2
+    except ValueError:  # ragged: rows of unequal length are no N-D samples
+        return False
 
 
 def _is_int(value) -> bool:

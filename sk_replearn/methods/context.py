@@ -241,7 +241,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
             lambda m, xb: torch.cat([t.flatten(1) for t in m.fill(xb, generator)], 1),
             2 * n_out,
         )
-        shape = (-1, *self.input_shape_) if np.ndim(X) > 2 else (-1, n_out)
+        shape = self._layout_of(X)
         filled, mask = both[:, :n_out].reshape(shape), both[:, n_out:].reshape(shape)
         return (filled, mask) if return_mask else filled
 

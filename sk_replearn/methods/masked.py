@@ -312,7 +312,7 @@ class MAETransformer(NeuralRepresentation):
             ),
             2 * n_out,
         )
-        shape = (-1, *self.input_shape_) if np.ndim(X) > 2 else (-1, n_out)
+        shape = self._layout_of(X)
         return both[:, :n_out].reshape(shape), both[:, n_out:].reshape(shape)
 
     def score(self, X, y=None) -> float:

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..data import dataset_head, training_samples
+from ..data import SampleDataset, dataset_head, input_rows, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
 from ..objectives.two_view import TwoViewObjective
@@ -166,13 +166,13 @@ class _TwoViewTransformer(NeuralRepresentation):
             ``batch_size`` samples (weighted by their size).
         """
         module = self._module()
-        X = self._validate_X(X, reset=False)
-        if X.shape[0] < 2:
+        rows = input_rows(self, X, reset=False)  # an array, or a Dataset
+        if len(rows) < 2:
             raise ValueError(
                 f"{type(self).__name__}.score compares samples with each other "
-                f"and needs at least 2; got {X.shape[0]}."
+                f"and needs at least 2; got {len(rows)}."
             )
-        X_t = training_samples(X, self.input_shape_)
+        X_t = training_samples(rows, self.input_shape_)
         device = next(module.parameters()).device
         # array_split gives chunks of >= batch_size >= 2 rows: none is alone.
         chunks = np.array_split(
@@ -181,8 +181,14 @@ class _TwoViewTransformer(NeuralRepresentation):
         total = 0.0
         with seeded(_SCORE_SEED, device), torch.inference_mode():
             for idx in chunks:
-                xb = X_t[torch.from_numpy(idx)].to(device)  # (b, *input_shape)
+                xb = _rows_of(X_t, idx).to(device)  # (b, *input_shape)
                 total += float(module.loss(module(xb), xb)) * len(idx)
+        if not math.isfinite(total):
+            raise ValueError(
+                f"{type(self).__name__}.score is not finite: X holds NaN or "
+                "infinite values (a Dataset's items are not checked ahead), or "
+                "its values are too large; remove or impute them."
+            )
         return -total / len(X_t)
 
     @property
@@ -281,3 +287,10 @@ class _TwoViewTransformer(NeuralRepresentation):
                 CollapseWarning,
                 stacklevel=4,  # the caller of fit (through _fit_context)
             )
+
+
+def _rows_of(X_t, idx: np.ndarray) -> torch.Tensor:
+    """The samples ``idx`` of a tensor, an :class:`ArrayRows` or a Dataset."""
+    if isinstance(X_t, SampleDataset):  # read item by item, in order
+        return torch.stack([X_t[int(i)][0] for i in idx])
+    return X_t[torch.from_numpy(idx)]
