@@ -140,15 +140,23 @@ def load_news() -> list[str]:
 def load_ww_domains(*, aligned: bool = False) -> list[str]:
     """4,025 WW-domain protein sequences (Pfam PF00397), unlabelled.
 
-    The seed alignment shipped with ``logomaker``
+    Pfam's RP15 alignment of the family: its domains in the representative
+    proteomes at the 15% co-membership threshold, the smallest of Pfam's
+    representative-proteome sets ("From PFAM, RP15 (4025)" in the file's
+    header), as shipped with ``logomaker``
     (``examples/datafiles/ww_sequences.fa``).
 
     Parameters
     ----------
     aligned : bool, default=False
-        Keep the alignment's gap characters (``-`` and ``.``), so every
-        sequence has the same length; by default they are removed and the
-        sequences are the proteins' own residues (about 30 each).
+        Return the alignment's rows as the file has them, 44 characters
+        each: residues of the family's match columns in upper case, gaps
+        ``-`` in those columns, and the insert columns holding either a
+        residue in lower case (one inserted relative to the family's
+        model, as in ``SAWHAVVSEDDasaGRVYY...``) or a gap ``.``. By
+        default the gaps are removed and every residue is upper-cased: the
+        sequences are the proteins' own residues (18 to 34 each), so a
+        tokenizer sees one symbol per amino acid.
 
     Returns
     -------
@@ -176,5 +184,5 @@ def load_ww_domains(*, aligned: bool = False) -> list[str]:
     if current is not None:
         sequences.append(current)
     if not aligned:
-        sequences = [s.replace("-", "").replace(".", "") for s in sequences]
+        sequences = [s.replace("-", "").replace(".", "").upper() for s in sequences]
     return sequences

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    _fit_context,
+    clone,
+    is_classifier,
+)
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import (
     RepeatedStratifiedKFold,
@@ -84,7 +90,10 @@ def linear_probe(representation, X_train, y_train, X_test, y_test) -> ProbeResul
     Parameters
     ----------
     representation : transformer or None
-        Cloned before fitting; None probes the raw features.
+        Cloned, then fitted on ``X_train`` with ``fit`` and applied with
+        ``transform``; None probes the raw features. A pre-trained
+        representation wrapped in :class:`sklearn.frozen.FrozenEstimator`
+        stays as it is (its ``fit`` does nothing).
     X_train, y_train, X_test, y_test : array-like
         The split.
 
@@ -118,14 +127,18 @@ def _fit_represent(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """``(Z_train, Z_test, fit_time)``: a clone fitted on ``X_train`` alone.
 
-    None keeps the raw input (and a fit time of 0).
+    ``fit(X_train, None)`` then ``transform``: a
+    :class:`~sklearn.frozen.FrozenEstimator` has no ``fit_transform`` and
+    its ``fit`` needs a ``y``. None keeps the raw input (and a fit time
+    of 0).
     """
     Z_train, Z_test, fit_time = X_train, X_test, 0.0
     if representation is not None:
         rep = clone(representation)
         start = time.perf_counter()
-        Z_train = rep.fit_transform(X_train)
+        rep.fit(X_train, None)  # without labels
         fit_time = time.perf_counter() - start
+        Z_train = rep.transform(X_train)
         Z_test = rep.transform(X_test)
     return np.asarray(Z_train), np.asarray(Z_test), fit_time
 
@@ -274,7 +287,9 @@ def few_label_scores(
         Cloned for every draw, e.g. ``Pipeline([("rep",
         FrozenEstimator(rep)), ("clf", LogisticRegression())])``.
     X_train, y_train : array-like
-        The pool the labels are drawn from.
+        The pool the labels are drawn from. ``X_train`` is an array, a
+        DataFrame or a list (of strings, or of token-id sequences of any
+        lengths); its rows are picked by position, and a list stays a list.
     X_test, y_test : array-like
         The held-out split every draw is scored on.
     n_per_class : int
@@ -318,12 +333,15 @@ def few_label_scores(
 
 
 def _indexable(X):
-    """``X`` as ``_safe_indexing`` takes it: arrays and DataFrames as given.
+    """``X`` as ``_safe_indexing`` takes it, rows picked by position.
 
-    Rows are picked by position; anything else (a list of strings) becomes
-    a numpy array.
+    Arrays and DataFrames are kept as given; any other sequence (a list of
+    strings, a ragged list of token-id sequences) becomes a list, whose
+    items are picked as they are, never stacked into one array.
     """
-    return X if hasattr(X, "shape") and hasattr(X, "__getitem__") else np.asarray(X)
+    if hasattr(X, "shape") and hasattr(X, "__getitem__"):
+        return X
+    return X if isinstance(X, list) else list(X)
 
 
 # -- probes ------------------------------------------------------------------
@@ -808,11 +826,19 @@ class ProbeScorer:
 
 
 def _represent(estimator, X):
-    """``estimator.transform(X)``, or all steps but a pipeline's last."""
+    """The representation of ``X`` by ``estimator`` that ProbeScorer judges.
+
+    ``estimator.transform(X)``, except for a pipeline ending in a
+    classifier (or in no transformer): all its steps but the last. The
+    classifier's own ``transform`` (that of
+    :class:`~sklearn.discriminant_analysis.LinearDiscriminantAnalysis`, say)
+    was learned from labels and is not the representation being judged.
+    """
+    if isinstance(estimator, Pipeline) and len(estimator) > 1:
+        if is_classifier(estimator[-1]) or not hasattr(estimator, "transform"):
+            return estimator[:-1].transform(X)
     if hasattr(estimator, "transform"):
         return estimator.transform(X)
-    if isinstance(estimator, Pipeline):
-        return estimator[:-1].transform(X)
     raise TypeError(
         f"estimator={type(estimator).__name__} has no transform: ProbeScorer "
         "judges a fitted representation or a Pipeline that ends in one (or in "

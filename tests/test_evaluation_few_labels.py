@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import log_loss
@@ -20,7 +21,7 @@ from sklearn.model_selection import (
 )
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
@@ -121,6 +122,40 @@ def test_few_label_scores_pick_dataframe_rows_by_position():
         _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=2
     )
     np.testing.assert_array_equal(result.scores, arrays.scores)
+
+
+def _sequence_features(sequences) -> np.ndarray:
+    """Length and mean token id of each sequence, whatever its length."""
+    return np.array([[len(s), np.mean(s)] for s in sequences])
+
+
+def test_few_label_scores_take_ragged_lists_of_token_id_sequences():
+    # The sequence estimators take token-id sequences of different lengths;
+    # stacking them into one numpy array raised "inhomogeneous shape".
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    seqs = [list(rng.integers(3 * c, 3 * c + 5, size=rng.integers(2, 6))) for c in y]
+    seen = []
+
+    def features(sequences):
+        seen.append(sequences)
+        return _sequence_features(sequences)
+
+    model = make_pipeline(FunctionTransformer(features), _lr())
+    result = few_label_scores(
+        model, seqs[:30], y[:30], seqs[30:], y[30:], n_per_class=3, n_draws=2
+    )
+    rng = check_random_state(0)
+    expected = []
+    for _ in range(2):
+        idx = few_label_indices(y[:30], 3, random_state=rng)
+        fitted = make_pipeline(FunctionTransformer(_sequence_features), _lr())
+        fitted.fit([seqs[i] for i in idx], y[idx])
+        expected.append(fitted.score(seqs[30:], y[30:]))
+    np.testing.assert_array_equal(result.scores, expected)
+    # every draw's training rows reach the model as the sequences given
+    assert isinstance(seen[0], list) and len(seen[0]) == 6
+    assert all(any(s is seq for seq in seqs) for s in seen[0])
 
 
 def test_few_label_scores_keep_a_frozen_representation_fitted():
@@ -299,6 +334,24 @@ def test_probe_scorer_all_labels_equals_stratified_cross_validation():
     assert ProbeScorer(_lr())(pipe, X_TEST, Y_TEST) == pytest.approx(expected_lr)
 
 
+def test_probe_scorer_judges_the_steps_before_a_classifier_with_transform():
+    # A pipeline ending in a classifier is represented by its other steps,
+    # even when that classifier transforms too: LDA's projection was learned
+    # from the labels, and has 9 columns where the PCA has 16.
+    X, y = X_TRAIN[:500], Y_TRAIN[:500]
+    pipe = make_pipeline(
+        PCATransformer(n_components=16, random_state=0), LinearDiscriminantAnalysis()
+    ).fit(X, y)
+    seen = []
+    probe = make_pipeline(
+        FunctionTransformer(lambda Z: seen.append(Z.shape[1]) or Z), _lr()
+    )
+    expected = ProbeScorer(probe)(pipe[0], X_TEST, Y_TEST)
+    assert seen and set(seen) == {16}
+    assert ProbeScorer(probe)(pipe, X_TEST, Y_TEST) == pytest.approx(expected)
+    assert set(seen) == {16}
+
+
 def test_probe_scorer_selects_a_representation_in_grid_search():
     scorer = ProbeScorer("knn", n_per_class=2)
     search = GridSearchCV(
@@ -343,6 +396,30 @@ def test_probe_scorer_refuses_what_it_cannot_score():
     pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
     with pytest.raises(ValueError, match="n_per_class=2 leaves nothing"):
         ProbeScorer(n_per_class=2)(pca, X_TEST[:30], np.repeat(np.arange(15), 2))
+
+
+def test_linear_probe_takes_a_frozen_pretrained_representation():
+    # FrozenEstimator has no fit_transform; linear_probe raised
+    # AttributeError instead of probing the pre-trained representation.
+    pca = PCATransformer(n_components=8, random_state=0).fit(X_TRAIN[:200])
+    fitted = {k: np.copy(v) for k, v in vars(pca).items() if k.endswith("_")}
+    result = linear_probe(
+        FrozenEstimator(pca), X_TRAIN[200:], Y_TRAIN[200:], X_TEST, Y_TEST
+    )
+    for name, value in fitted.items():  # not refitted on X_TRAIN[200:]
+        np.testing.assert_array_equal(getattr(pca, name), value, err_msg=name)
+    expected = linear_probe(
+        None, pca.transform(X_TRAIN[200:]), Y_TRAIN[200:], pca.transform(X_TEST), Y_TEST
+    )
+    assert result.accuracy == expected.accuracy
+    refitted = linear_probe(
+        PCATransformer(n_components=8, random_state=0),
+        X_TRAIN[200:],
+        Y_TRAIN[200:],
+        X_TEST,
+        Y_TEST,
+    )
+    assert refitted.accuracy != result.accuracy  # fitting again would differ
 
 
 # -- the main job's few-label column ------------------------------------------------

@@ -639,6 +639,24 @@ def test_data_sets_read_the_wheels_files_or_say_what_to_install():
         pytest.skip("none of the data wheels is installed")
 
 
+def test_ww_domains_are_upper_case_residues_unless_aligned():
+    # Pfam writes insert-state residues in lower case; unaligned, a
+    # tokenizer would read 'a' and 'A' as two amino acids.
+    from sk_replearn import datasets
+
+    try:
+        aligned = datasets.load_ww_domains(aligned=True)
+    except ImportError:
+        pytest.skip("logomaker (which ships the WW domains) is not installed")
+    sequences = datasets.load_ww_domains()
+    assert not [s for s in sequences if s != s.upper()]
+    assert set("".join(sequences)) <= set("ACDEFGHIKLMNPQRSTVWXY")
+    # the alignment's rows as the file has them, the same residues
+    assert len({len(s) for s in aligned}) == 1
+    assert any(c.islower() for s in aligned for c in s)
+    assert [s.replace("-", "").replace(".", "").upper() for s in aligned] == sequences
+
+
 def test_main_job_sequences_table(monkeypatch, capsys):
     # python -m sk_replearn sequences, on a few peptides of two kinds.
     import sk_replearn.datasets
