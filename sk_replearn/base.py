@@ -371,6 +371,13 @@ class BaseRepresentation(
         (finite, within float32's range), for a caller that checks its own
         result and then calls :meth:`_check_values` to name the bad input.
         """
+        if isinstance(X, torch.utils.data.Dataset):
+            raise TypeError(
+                f"{type(self).__name__} takes X as an array (a numpy.memmap for "
+                "data larger than memory), not a torch Dataset: stack the "
+                "Dataset's samples into an array. The neural estimators' fit, "
+                "transform and score take Datasets."
+            )
         X, nd_shape = flatten_samples(X)
         X = validate_data(
             self,

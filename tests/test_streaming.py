@@ -337,3 +337,23 @@ def test_array_rows_index_from_the_end_and_refuse_beyond():
     assert rows[-1].tolist() == rows[5].tolist() == [10.0, 11.0]
     with pytest.raises(IndexError, match="index 6 is out of range for 6 rows"):
         rows[6]
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: PCATransformer(2), lambda: KMeansTransformer(2, device="cpu")]
+)
+def test_the_classical_estimators_refuse_a_dataset_with_the_fix(make):
+    data = torch.utils.data.TensorDataset(torch.from_numpy(_data()))
+    with pytest.raises(TypeError, match="not a torch Dataset: stack the"):
+        make().fit(data)
+    est = make().fit(_data())
+    with pytest.raises(TypeError, match="not a torch Dataset"):
+        est.transform(data)
+
+
+def test_a_fine_tuner_refuses_a_dataset_as_x_and_names_pretrain_x():
+    X = _data()
+    y = (X[:, 0] > 0).astype(int)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    with pytest.raises(TypeError, match="pass it as pretrain_X"):
+        FineTuner(max_epochs=1).fit(data, y)

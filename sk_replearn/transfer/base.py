@@ -463,6 +463,13 @@ class BaseFineTuner(NeuralRepresentation):
                 y = column_or_1d(y, warn=True)
             check_consistent_length(sequences, y)
             return sequences, y, None
+        if isinstance(X, torch.utils.data.Dataset):
+            raise TypeError(
+                f"{type(self).__name__} takes X and y as arrays, not a torch "
+                "Dataset: stack the samples into X and the labels into y. An "
+                "unfitted representation can pre-train on a Dataset: pass it "
+                "as pretrain_X."
+            )
         X, nd_shape = flatten_samples(X)
         X, y = validate_data(
             self, X, y, dtype=float_dtypes(X), accept_sparse=False, **kwargs
