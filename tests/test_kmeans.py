@@ -401,3 +401,59 @@ def test_integer_input_is_read_as_float64_as_scikit_learn_reads_it():
     np.testing.assert_array_equal(km.labels_, ref.labels_)
     assert km.inertia_ == ref.inertia_
     np.testing.assert_array_equal(km.predict(X), ref.predict(X.astype(np.float64)))
+
+
+def _two_bursts():
+    """float64 timestamps near 1.7e9 s in two groups 1000 s apart."""
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1], 200)
+    X = (1.7e9 + truth * 1000.0 + rng.normal(0, 20, 400))[:, None]
+    return truth, X
+
+
+def test_float64_centers_keep_the_digits_of_data_far_from_the_origin():
+    # Centers were float32 (steps of 128 at 1.7e9): +0 and +1024 instead of
+    # the group means, and the inertia they give disagreed with inertia_.
+    truth, X = _two_bursts()
+    init = X[[0, -1]]
+    km = KMeansTransformer(2, init=init, device="cpu").fit(X)
+    ref = KMeans(2, init=init, n_init=1).fit(X)
+    assert km.cluster_centers_.dtype == np.float64
+    means = np.array([[X[truth == j, 0].mean()] for j in range(2)])
+    np.testing.assert_allclose(km.cluster_centers_, means, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, atol=1e-3)
+    recomputed = ((X - km.cluster_centers_[km.labels_]) ** 2).sum()
+    assert recomputed == pytest.approx(km.inertia_, rel=1e-6)
+    onehot = np.eye(2)[km.labels_]
+    decoded = km.set_params(encoding="onehot").inverse_transform(onehot)
+    np.testing.assert_allclose(decoded, means[truth], rtol=0, atol=1e-3)
+    # float32 fits keep float32 centers, as scikit-learn does
+    km32 = KMeansTransformer(2, device="cpu", random_state=0).fit(X.astype(np.float32))
+    assert km32.cluster_centers_.dtype == np.float32
+
+
+def test_float64_distances_near_the_centers_are_accurate():
+    # The expanded |c|^2 - 2 x.c + |x|^2 in float32 put the centers 0.25 from
+    # themselves on data of spread 100.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20)) * 100
+    km = KMeansTransformer(5, device="cpu", random_state=0).fit(X)
+    near = km.cluster_centers_ + 1e-3 * rng.normal(size=km.cluster_centers_.shape)
+    exact = np.sqrt(((near[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(km.transform(near), exact, rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(np.diag(km.transform(km.cluster_centers_)), 0)
+    ref = KMeans(5, init=km.cluster_centers_, n_init=1, max_iter=1).fit(X)
+    ref.cluster_centers_ = km.cluster_centers_
+    np.testing.assert_allclose(km.transform(X), ref.transform(X), rtol=1e-6)
+
+
+def test_float64_centers_survive_save_and_load(tmp_path):
+    from sk_replearn.persistence import load, save
+
+    rng = np.random.default_rng(0)
+    X = 1.7e9 + np.r_[rng.normal(0, 1, (50, 2)), rng.normal(1000, 1, (50, 2))]
+    km = KMeansTransformer(2, random_state=0, device="cpu").fit(X)
+    save(km, tmp_path / "km.skr")
+    again = load(tmp_path / "km.skr").partial_fit(X[:10].astype(np.float32))
+    assert again.cluster_centers_.dtype == np.float64
+    assert km.cluster_centers_.dtype == np.float64

@@ -526,3 +526,142 @@ def test_integer_input_is_read_as_float64_as_scikit_learn_reads_it():
     ref = PCATransformer(2, device="cpu").fit(X.astype(np.float64))
     np.testing.assert_allclose(pca.explained_variance_, ref.explained_variance_)
     assert abs(pca.explained_variance_[0] - 1000.93) < 0.01
+
+
+def _timestamp_columns(n=500, seed=0):
+    """A column of timestamps near 1.7e9 s (spread 100 s) beside two noise columns."""
+    rng = np.random.default_rng(seed)
+    return np.c_[1.7e9 + rng.normal(0, 100, n), rng.normal(size=(n, 2))]
+
+
+def test_pca_inverse_transform_keeps_float64_data_far_from_the_origin():
+    # mean_ used to be added in float32 (steps of 128 at 1.7e9) and the
+    # reconstruction returned as float32: up to 66.7 off, where scikit-learn
+    # is 5e-7 off.
+    X = _timestamp_columns()
+    pca = PCATransformer(n_components=None, **CPU).fit(X)
+    back = pca.inverse_transform(pca.transform(X))
+    assert back.dtype == np.float64
+    ref = PCA(n_components=None).fit(X)
+    np.testing.assert_allclose(ref.inverse_transform(ref.transform(X)), X, atol=1e-5)
+    np.testing.assert_allclose(back, X, rtol=0, atol=1e-3)
+    # exact float64 codes decode to distinct timestamps, not 6 float32 values
+    codes = (X - pca.mean_) @ pca.components_.T
+    exact = pca.inverse_transform(codes)
+    np.testing.assert_allclose(exact, X, rtol=0, atol=1e-6)
+    assert len(np.unique(exact[:, 0])) == len(X)
+
+
+def test_pca_inverse_transform_keeps_the_fit_dtype_float32():
+    X = _data(n=200, d=6, dtype=np.float32)
+    pca = PCATransformer(n_components=3, **CPU).fit(X)
+    assert pca.inverse_transform(pca.transform(X)).dtype == np.float32
+    ref = PCA(n_components=3).fit(X)
+    assert ref.inverse_transform(ref.transform(X)).dtype == np.float32
+
+
+def test_pca_score_accepts_float64_data_beyond_float32_range():
+    # fit and transform accept it; scoring computes in float64 but used to
+    # reject X for overflowing float32.
+    X = np.random.default_rng(0).normal(size=(200, 5)) * 1e20
+    pca = PCATransformer(**CPU).fit(X)
+    ref = PCA().fit(X)
+    assert pca.score(X) == pytest.approx(ref.score(X), rel=1e-8)
+    np.testing.assert_allclose(pca.score_samples(X), ref.score_samples(X), rtol=1e-8)
+
+
+def _graded_data():
+    """Full-rank data on scales 1e6, 3e5 and 1e-3 (eigenvalues 1e12 ... 1e-6)."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(300, 3)) * [1e6, 3e5, 1e-3]
+
+
+def _reference_score(pca, X):
+    """Mean log-likelihood from the model's spectrum, with an exact complement."""
+    d = X.shape[1]
+    W = pca.components_
+    complete = np.linalg.qr(W.T, mode="complete")[0]  # (d, d)
+    variances = np.r_[
+        np.maximum(pca.explained_variance_, pca.noise_variance_),
+        np.full(d - len(W), pca.noise_variance_),
+    ]
+    z = (X - pca.mean_) @ complete  # coordinates along every axis
+    quad = (z**2 / variances).sum(1)
+    return np.mean(-0.5 * (d * np.log(2 * np.pi) + np.log(variances).sum() + quad))
+
+
+@pytest.mark.parametrize("n_components", [2, None])
+def test_pca_score_of_full_rank_data_on_very_different_scales(n_components):
+    # The cut-off eps * d * max(eigenvalue) called the 1e-6 eigenvalue zero
+    # and refused to score ("covariance is singular").
+    X = _graded_data()
+    pca = PCATransformer(n_components=n_components, **CPU).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ill-conditioned, as scikit-learn warns
+        score = pca.score(X)
+        ref = PCA(n_components=None).fit(X).score(X)
+    # with 2 components the noise variance is the third eigenvalue: the same
+    # model as n_components=None (scikit-learn's inv() loses it there)
+    assert score == pytest.approx(ref, rel=1e-9)
+    assert score == pytest.approx(_reference_score(pca, X), rel=1e-9)
+
+
+def test_pca_full_solver_does_not_keep_a_d_by_d_matrix():
+    # A wide "full" fit kept the d x d scatter: 293 MB pickled at
+    # 100 x 6000, where scikit-learn's PCA pickles to 4.9 MB.
+    X = np.random.default_rng(0).normal(size=(50, 2000))
+    pca = PCATransformer(n_components=None, svd_solver="full", **CPU).fit(X)
+    size = len(pickle.dumps(pca))
+    assert size < 2 * len(pickle.dumps(PCA(svd_solver="full").fit(X)))
+    assert size < 2000 * 2000 * 8 / 4
+
+
+@pytest.mark.parametrize("n_components", [3, None])
+def test_pca_partial_fit_after_full_fit_from_an_earlier_pickle(n_components):
+    # Estimators pickled before the full solver stopped keeping the scatter
+    # matrix hold ``_scatter``; they must still load and continue exactly.
+    X = _data(n=300, d=8)
+    kw = dict(n_components=n_components, svd_solver="full", **CPU)
+    old = PCATransformer(**kw).fit(X[:100])
+    Xc = X[:100] - X[:100].mean(0)
+    state = {k: v for k, v in old.__getstate__().items() if k != "_full_spectrum"}
+    state["_scatter"] = Xc.T @ Xc
+    restored = PCATransformer.__new__(PCATransformer)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert not hasattr(restored, "_full_spectrum")
+    restored.partial_fit(X[100:])
+    new = pickle.loads(pickle.dumps(PCATransformer(**kw).fit(X[:100])))
+    new.partial_fit(X[100:])
+    whole = PCATransformer(**kw).fit(X)
+    for model in (restored, new):
+        np.testing.assert_allclose(model.mean_, whole.mean_, rtol=1e-12)
+        np.testing.assert_allclose(
+            model.explained_variance_, whole.explained_variance_, rtol=1e-10
+        )
+        np.testing.assert_allclose(
+            np.abs(model.components_), np.abs(whole.components_), atol=1e-8
+        )
+
+
+def test_pca_score_of_samples_whose_likelihood_overflows_is_an_error():
+    # Finite float64 values whose squares overflow: -inf came back silently.
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    pca = PCATransformer(2).fit(X)
+    far = X[:2].copy()
+    far[1, 1] = 1e300
+    with pytest.raises(ValueError, match="1 of the 2 samples of X overflows float64"):
+        pca.score(far)
+    assert np.isfinite(pca.score_samples(X[:2])).all()
+
+
+def test_a_float64_fit_decodes_in_float64_after_save_and_load(tmp_path):
+    from sk_replearn.persistence import load, save
+
+    rng = np.random.default_rng(0)
+    X = np.c_[1.7e9 + rng.normal(0, 100, 200), rng.normal(size=(200, 2))]
+    pca = PCATransformer(3, svd_solver="full").fit(X)
+    save(pca, tmp_path / "pca.skr")
+    again = load(tmp_path / "pca.skr")
+    Z = pca.transform(X)
+    np.testing.assert_array_equal(again.inverse_transform(Z), pca.inverse_transform(Z))
+    assert again.inverse_transform(Z).dtype == np.float64

@@ -30,7 +30,7 @@ from ._lloyd import (
     _minibatch_step,
     _nearest_fn,
 )
-from ._moments import _no_tf32
+from ._moments import _acc_dtype, _no_tf32
 from ._threads import _Workers
 
 __all__ = ["KMeansTransformer"]
@@ -50,6 +50,45 @@ def _shift(
         shifted = xb - offset.double()
         return shifted.float() if out is None else out.copy_(shifted)
     return torch.sub(xb, offset, out=out)
+
+
+def _shift64(xb: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Rows minus the float32 ``offset``, in float64 (float64 distances)."""
+    return xb.double() - offset.double()
+
+
+def _exact_distances_fn(centers: torch.Tensor):
+    """Euclidean distances to ``centers`` (k, d) of float64 rows (B, d).
+
+    The expanded ``‖c‖² - 2 x·c + ‖x‖²`` is one float32 matmul, as for
+    float32 rows, but cancels when x is near a center; the entries it puts
+    below ``_RECOMPUTE`` times ``‖x‖² + ‖c‖²`` are recomputed from the
+    float64 rows as ``‖x - c‖²``, so small distances are exact too (a
+    center's distance to itself is 0) at the cost of one gather per near
+    pair.
+    """
+    centers32 = centers.float()
+    c_sq = centers32.square().sum(1)  # (k,)
+    centers64 = centers.double()
+
+    def fn(xb64: torch.Tensor) -> torch.Tensor:  # (B, d) float64 -> (B, k)
+        xb = xb64.float()
+        x_sq = xb.square().sum(1, keepdim=True)  # (B, 1)
+        d2 = torch.addmm(c_sq, xb, centers32.T, alpha=-2.0).add_(x_sq)
+        near = d2 < x_sq.add(c_sq).mul_(_RECOMPUTE)
+        rows, cols = torch.nonzero(near, as_tuple=True)
+        if len(rows):
+            exact = (xb64[rows] - centers64[cols]).square().sum(1)
+            d2[rows, cols] = exact.to(d2.dtype)
+        return d2.clamp_(min=0).sqrt_()
+
+    return fn
+
+
+#: Squared distances below this fraction of ``‖x‖² + ‖c‖²`` are recomputed
+#: from the float64 rows by ``transform`` (see _exact_distances_fn); above
+#: it, float32's cancellation costs at most about 1e-3 of the distance.
+_RECOMPUTE = 1e-2
 
 
 class KMeansTransformer(ClusterMixin, BaseRepresentation):
@@ -97,8 +136,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
     Attributes
     ----------
-    cluster_centers_ : ndarray of shape (n_clusters, n_features_in_), float32
-        The centers.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features_in_)
+        The centers: float64 when fitted on float64 (or integer) data,
+        float32 when fitted on float32, as scikit-learn keeps X's dtype.
     labels_ : ndarray of shape (n_samples,)
         Index of the center of each training sample (after ``partial_fit``:
         of each sample of the last batch).
@@ -181,7 +221,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
     >>> km = KMeansTransformer(n_clusters=2, random_state=0, device="cpu").fit(X)
     >>> np.sort(km.cluster_centers_[:, 0])
-    array([ 1., 10.], dtype=float32)
+    array([ 1., 10.])
     >>> km.transform(X).shape
     (6, 2)
     >>> bool(km.predict([[0, 0]])[0] == km.labels_[0])
@@ -192,7 +232,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     >>> km.inverse_transform(onehot)[:3]
     array([[1., 2.],
            [1., 2.],
-           [1., 2.]], dtype=float32)
+           [1., 2.]])
     """
 
     #: Integer X becomes float64, as in scikit-learn: the float32 rounding
@@ -250,6 +290,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             The fitted estimator.
         """
         X = self._validate_X(X, reset=True)
+        self._fit_dtype = X.dtype.name  # the dtype of cluster_centers_
         init = self._check_params_vs_data(X)
         rng = check_random_state(self.random_state)
         x, tol = self._to_device(X, fit=True)
@@ -296,6 +337,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         first = not hasattr(self, "cluster_centers_")
         X = self._validate_X(X, reset=first)
+        if first or X.dtype == np.float64:  # float64 once any batch is
+            self._fit_dtype = X.dtype.name
         init = self._check_params_vs_data(X) if first else None
         x, _ = self._to_device(X, fit=first)
         with _no_tf32(x.device):
@@ -362,6 +405,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         codes : ndarray of shape (n_samples, n_clusters), float32
             Euclidean distances to every center (``encoding="distance"``),
             or the one-hot code of the nearest center (``encoding="onehot"``).
+            Computed in float32 from ``‖c‖² - 2 x·c + ‖x‖²``; for float64 X
+            the small ones, where that form cancels, are recomputed in
+            float64 as ``‖x - c‖``, so a center's distance to itself is 0.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -372,6 +418,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
             def fn(xb):  # shifted (B, d) -> (B, k)
                 return torch.nn.functional.one_hot(nearest(xb), k).float()
+        elif X.dtype == np.float64 and _acc_dtype(centers.device) == torch.float64:
+            fn = _exact_distances_fn(centers)  # (not on MPS: it has no float64)
+            return self._map_blocks(X, fn, k, np.float32, shift=_shift64)
         else:
             c_sq = centers.square().sum(1)
 
@@ -392,8 +441,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
         Returns
         -------
-        X_centers : ndarray of shape (n_samples, n_features_in_), float32
-            The center of each code.
+        X_centers : ndarray of shape (n_samples, n_features_in_)
+            The center of each code, in the dtype of ``cluster_centers_``.
         """
         check_is_fitted(self)
         codes = check_array(X, dtype=float_dtypes(X, self._integers_as))
@@ -557,7 +606,11 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
     def _set_fitted(self, labels, inertia, centers, n_iter, *, full_fit) -> None:
         self._centers = centers.cpu().numpy()  # (k, d) float32, shifted
-        self.cluster_centers_ = (self._centers + self._offset).astype(np.float32)
+        if getattr(self, "_fit_dtype", "float32") == "float64":
+            # float64 data keep their digits: float32 steps are 128 at 1.7e9
+            self.cluster_centers_ = self._centers.astype(np.float64) + self._offset
+        else:
+            self.cluster_centers_ = (self._centers + self._offset).astype(np.float32)
         self.labels_ = labels.cpu().numpy()
         self.inertia_ = float(inertia)
         self.n_iter_ = int(n_iter)
@@ -582,8 +635,12 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """Shifted centers (k, d), float32 on the device."""
         return torch.as_tensor(self._centers, device=self._device())
 
-    def _map_blocks(self, X, fn, n_out, dtype) -> np.ndarray:
-        """``fn`` on float32 blocks of X minus the offset, into one output array.
+    def _map_blocks(self, X, fn, n_out, dtype, shift=_shift) -> np.ndarray:
+        """``fn`` on blocks of X minus the offset, into one output array.
+
+        ``shift`` subtracts the offset from a block: :func:`_shift` gives
+        float32 blocks, :func:`_shift64` (the float64 distances of
+        ``transform``) float64 ones.
 
         On the CPU the blocks are shared among torch's threads by
         :class:`_Workers` (one join per call, not one barrier per operation);
@@ -595,7 +652,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             with _no_tf32(device):
                 return self._map_batches(
                     X,
-                    lambda xb: fn(_shift(xb, offset)),
+                    lambda xb: fn(shift(xb, offset)),
                     n_out,
                     batch_size=self._chunk_rows(),
                     dtype=dtype,
@@ -607,7 +664,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         def work(blocks: list[slice]) -> None:
             for sl in blocks:
                 xb = torch.from_numpy(np.require(X[sl], requirements="W"))
-                out[sl] = fn(_shift(xb, offset)).numpy()
+                out[sl] = fn(shift(xb, offset)).numpy()
 
         with _Workers(device) as workers, torch.inference_mode():
             workers.map(work, n, self._chunk_rows())

@@ -21,6 +21,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from scipy.linalg import LinAlgWarning
 from sklearn.base import _fit_context
 from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -53,6 +54,10 @@ from ._threads import _Workers
 __all__ = ["PCATransformer"]
 
 _N_OVERSAMPLES = 10  # extra random directions of the randomized solver (Halko)
+#: get_precision forms the complement of the components as ``I - WᵀW`` when
+#: the noise variance is at least this fraction of the largest eigenvalue;
+#: below it, from a Householder QR (see get_precision).
+_DIRECT_COMPLEMENT = 1e-6
 
 
 def _checks_own_result(device: torch.device, solver: str) -> bool:
@@ -283,9 +288,14 @@ class PCATransformer(BaseRepresentation):
         self : PCATransformer
             The updated transformer.
         """
-        X = self._validate_X(X, reset=not hasattr(self, "n_features_in_"))
+        first = not hasattr(self, "n_features_in_")
+        X = self._validate_X(X, reset=first)
         device = self._device()
-        previous = self._stored_moments(device) if hasattr(self, "_scatter") else None
+        previous = self._stored_moments(device)
+        if first or previous is None:
+            self._fit_dtype = X.dtype.name
+        elif X.dtype == np.float64:  # any float64 chunk makes a float64 model
+            self._fit_dtype = "float64"
         with _no_tf32(device):
             moments = self._stream_moments(X, device, previous)
         self._fit_svd_solver = "covariance_eigh"
@@ -325,8 +335,13 @@ class PCATransformer(BaseRepresentation):
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_), float32
-            The reconstructions, flattened.
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The reconstructions, flattened: float64 for a model fitted on
+            float64 (or integer) data, float32 for one fitted on float32, as
+            scikit-learn keeps the fit's dtype. The product ``X @
+            components_`` is computed in the codes' precision and ``mean_``
+            is added in float64 for a float64 fit, so data far from the
+            origin (timestamps) keep their digits.
         """
         check_is_fitted(self)
         Z = positive_strides(
@@ -340,8 +355,14 @@ class PCATransformer(BaseRepresentation):
         device, dtype = self._device(), _compute_dtype(Z, self._device())
         decoder = self.components_ * self._scale()[:, None]  # (k, d)
         decoder = torch.as_tensor(decoder, dtype=dtype, device=device)
-        mean = torch.as_tensor(self.mean_, dtype=dtype, device=device)  # (d,)
-        return self._batched(Z, lambda z: z @ decoder + mean, decoder.shape[1])
+        if getattr(self, "_fit_dtype", "float32") != "float64":
+            mean = torch.as_tensor(self.mean_, dtype=dtype, device=device)  # (d,)
+            return self._batched(Z, lambda z: z @ decoder + mean, decoder.shape[1])
+        acc = _acc_dtype(device)  # float64 (float32 on MPS, which lacks it)
+        mean = torch.as_tensor(self.mean_, dtype=acc, device=device)  # (d,)
+        return self._batched(
+            Z, lambda z: (z @ decoder).to(acc) + mean, decoder.shape[1], np.float64
+        )
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each sample under the probabilistic PCA model.
@@ -359,12 +380,20 @@ class PCATransformer(BaseRepresentation):
             Log-density of each sample.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
         device = self._device()
         acc = _acc_dtype(device)  # float64 whatever X's dtype
+        # Scoring computes in float64: X need only be finite, not within
+        # float32's range (MPS computes in float32, so there it must be).
+        X = self._validate_X(X, reset=False, check_values=acc != torch.float64)
+        if acc == torch.float64:
+            assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
         precision = self.get_precision()
-        _, logdet = np.linalg.slogdet(precision)
-        const = 0.5 * (precision.shape[0] * math.log(2.0 * math.pi) - logdet)
+        d = precision.shape[0]
+        variances = np.maximum(self.explained_variance_, self.noise_variance_)
+        logdet_cov = np.log(variances).sum() + (d - len(variances)) * math.log(
+            self.noise_variance_ or 1.0
+        )  # the eigenvalues of the covariance, known in closed form
+        const = 0.5 * (d * math.log(2.0 * math.pi) + logdet_cov)
         prec = torch.as_tensor(precision, dtype=acc, device=device)  # (d, d)
         mean = torch.as_tensor(self.mean_, dtype=acc, device=device)  # (d,)
 
@@ -372,7 +401,16 @@ class PCATransformer(BaseRepresentation):
             xr = xb.to(acc) - mean  # (B, d)
             return -0.5 * ((xr @ prec) * xr).sum(1) - const  # (B,)
 
-        return self._batched(X, log_density, 0, out_dtype=np.float64)
+        out = self._batched(X, log_density, 0, out_dtype=np.float64)
+        n_bad = int((~np.isfinite(out)).sum())
+        if n_bad:
+            raise ValueError(
+                f"The log-likelihood of {n_bad} of the {len(out)} samples of X "
+                f"overflows {str(acc).removeprefix('torch.')}: their squared "
+                "distances from mean_ exceed its range (values as large as "
+                f"{float(np.abs(X).max()):.3g}); rescale X as the training data were."
+            )
+        return out
 
     def score(self, X, y=None) -> float:
         """Average log-likelihood of the samples (see :meth:`score_samples`).
@@ -415,6 +453,10 @@ class PCATransformer(BaseRepresentation):
         As ``W Wᵀ = I``, the covariance has eigenvalue
         ``max(explained_variance_, σ²)`` along each component and ``σ²`` on
         their orthogonal complement, so its inverse needs no ``d x d`` solve.
+        When ``σ²`` is below ``1e-6`` times the largest eigenvalue, that
+        complement is taken from a Householder QR rather than as ``I - WᵀW``,
+        which would cancel, so the precision stays accurate when the
+        eigenvalues span many decades.
 
         Returns
         -------
@@ -424,29 +466,56 @@ class PCATransformer(BaseRepresentation):
         Raises
         ------
         ValueError
-            If the model covariance is singular: the noise variance is
-            (numerically) zero while the data span fewer than
-            ``n_features_in_`` directions (rank-deficient data, or
-            ``n_samples_ <= n_features_in_``). :meth:`score` and
-            :meth:`score_samples` raise it too.
+            If the model covariance is singular: a variance along a component
+            or, when components are discarded, the noise variance is zero
+            (rank-deficient data, or ``n_samples_ <= n_features_in_``).
+            :meth:`score` and :meth:`score_samples` raise it too.
+
+        Warns
+        -----
+        LinAlgWarning
+            If the covariance is ill-conditioned (its smallest eigenvalue
+            below ``n_features_in_ * eps`` times its largest), as
+            scikit-learn warns; features on very different scales do this,
+            and the precision is still formed.
         """
         check_is_fitted(self)
         W = self.components_  # (k, d)
         variances = np.maximum(self.explained_variance_, self.noise_variance_)
         d = W.shape[1]
-        tiny = np.finfo(np.float64).eps * d * max(variances.max(), 0.0)
-        if self.noise_variance_ <= tiny and (len(W) < d or variances.min() <= tiny):
+        if len(W) < d:  # the orthogonal complement has variance σ²
+            variances = np.append(variances, np.full(d - len(W), self.noise_variance_))
+        if not variances.min() > 0.0:  # also catches NaN
             raise ValueError(
                 "The probabilistic PCA covariance is singular: noise_variance_="
                 f"{self.noise_variance_:.3g} and the data span fewer than "
                 f"n_features_in_={d} directions, so the likelihood is undefined. "
                 "Fit with n_components below the rank of the data."
             )
-        precision = (W.T / variances) @ W  # (d, d), along the components
-        if len(W) < d:  # the orthogonal complement has variance σ²
-            precision -= (W.T / self.noise_variance_) @ W
-            precision[np.diag_indices_from(precision)] += 1.0 / self.noise_variance_
-        return precision
+        if variances.min() < np.finfo(np.float64).eps * d * variances.max():
+            warnings.warn(
+                "The probabilistic PCA covariance is ill-conditioned: its "
+                f"eigenvalues range from {variances.min():.3g} to "
+                f"{variances.max():.3g}, so the precision and the likelihood may "
+                "be inaccurate; rescaling X (e.g. with StandardScaler) helps.",
+                LinAlgWarning,
+                stacklevel=2,
+            )
+        if len(W) == d:
+            return (W.T / variances) @ W  # (d, d)
+        noise = self.noise_variance_
+        if noise >= _DIRECT_COMPLEMENT * variances.max():
+            # ``I - WᵀW`` spans the complement: its round-off, about eps / σ²
+            # per entry, is negligible beside the smallest precision 1 / max.
+            precision = (W.T * (1.0 / variances[: len(W)] - 1.0 / noise)) @ W
+            precision[np.diag_indices_from(precision)] += 1.0 / noise
+            return precision
+        # A small σ² would magnify the cancellation of ``I - WᵀW``: take a
+        # complete orthonormal basis whose first rows span W's by Householder
+        # QR (O(d³), as the d x d precision's uses are), and sum terms of one
+        # sign.
+        W = np.linalg.qr(W.T, mode="complete")[0].T  # (d, d)
+        return (W.T / variances) @ W
 
     # -- fitting --------------------------------------------------------------
     def _fit(self, X) -> np.ndarray:
@@ -454,6 +523,7 @@ class PCATransformer(BaseRepresentation):
         # The CPU covariance pass checks its own result for NaN and overflow:
         # that saves validation's passes over X (see _numpy_moments).
         X = self._validate_X(X, reset=True, check_values=False)
+        self._fit_dtype = X.dtype.name  # inverse_transform answers in it
         n_samples, n_features = X.shape
         solver = self._resolve_solver(n_samples, n_features)
         n_components = self._check_n_components(n_samples, n_features, solver)
@@ -558,13 +628,28 @@ class PCATransformer(BaseRepresentation):
             moments = batch if moments is None else _merge_moments(moments, batch)
         return moments
 
-    def _stored_moments(self, device: torch.device) -> _Moments:
+    def _stored_moments(self, device: torch.device) -> _Moments | None:
+        """The moments of the data fitted so far, or None if they are unknown.
+
+        The covariance solver keeps the centred scatter matrix itself; the
+        ``"full"`` solver keeps the squared singular values and the axes not
+        in ``components_``, and the scatter is formed here, only when
+        :meth:`partial_fit` continues. An estimator pickled by an earlier
+        version may hold ``_scatter`` after a ``"full"`` fit: it is used.
+        """
         acc = _acc_dtype(device)
-        return _Moments(
-            self.n_samples_,
-            torch.as_tensor(self.mean_, dtype=acc, device=device),
-            torch.as_tensor(self._scatter, dtype=acc, device=device),
-        )
+        if hasattr(self, "_scatter"):
+            scatter = torch.as_tensor(self._scatter, dtype=acc, device=device)
+        elif hasattr(self, "_full_spectrum"):
+            squares, rest = self._full_spectrum  # (r,), (r - k, d)
+            axes = np.concatenate([self.components_, rest])  # (r, d)
+            axes = torch.as_tensor(axes, dtype=acc, device=device)
+            squares = torch.as_tensor(squares, dtype=acc, device=device)
+            scatter = (axes.T * squares) @ axes  # (d, d)
+        else:
+            return None
+        mean = torch.as_tensor(self.mean_, dtype=acc, device=device)
+        return _Moments(self.n_samples_, mean, scatter)
 
     def _set_from_moments(self, moments: _Moments, n_components) -> None:
         """Eigendecompose the pooled covariance and set the attributes."""
@@ -575,6 +660,7 @@ class PCATransformer(BaseRepresentation):
         components = eigvecs.flip(1).T[: min(n, d)]  # (min(n, d), d)
         total = float(torch.trace(cov))
         self._set_spectrum(components, variances, total, n, moments.mean, n_components)
+        self.__dict__.pop("_full_spectrum", None)
         self._scatter = moments.m2.cpu().double().numpy()
 
     def _fit_full(self, X: np.ndarray, n_components, device: torch.device) -> None:
@@ -589,8 +675,12 @@ class PCATransformer(BaseRepresentation):
         variances = S * S / (X.shape[0] - 1)  # (min(n, d),)
         total = float(variances.sum())
         self._set_spectrum(Vt, variances, total, X.shape[0], mean, n_components)
-        # The whole spectrum is known, so partial_fit can continue exactly.
-        self._scatter = ((Vt.T * (S * S)) @ Vt).cpu().double().numpy()  # (d, d)
+        # The whole spectrum is known, so partial_fit can continue exactly:
+        # keep S² and the discarded axes (memory O(min(n, d) d)), from which
+        # _stored_moments forms the d x d scatter only when it is needed.
+        self.__dict__.pop("_scatter", None)
+        rest = Vt[self.n_components_ :].cpu().double().numpy()  # (r - k, d)
+        self._full_spectrum = ((S * S).cpu().double().numpy(), rest)
 
     def _fit_randomized(
         self, X: np.ndarray, n_components: int, device: torch.device
@@ -603,7 +693,9 @@ class PCATransformer(BaseRepresentation):
         if n_iter == "auto":
             n_iter = 7 if n_components < 0.1 * min(n_samples, n_features) else 4
         width = min(n_components + _N_OVERSAMPLES, n_samples, n_features)
-        self.__dict__.pop("_scatter", None)  # only top components: no scatter
+        # only top components: no scatter
+        self.__dict__.pop("_scatter", None)
+        self.__dict__.pop("_full_spectrum", None)
         seed = seed_from_random_state(self.random_state)
         generator = torch.Generator().manual_seed(seed)
         omega = torch.randn(n_features, width, generator=generator, dtype=mean.dtype)
