@@ -201,6 +201,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     from all of X, as KMeans does, costs as much as ``2 + log(n_clusters)``
     Lloyd iterations or more.
 
+    Unlike scikit-learn's ``KMeans``, ``fit``, ``fit_predict`` and ``score``
+    take no ``sample_weight`` (passing one is a TypeError, never ignored);
+    repeat rows to weigh them by integers.
+
     :meth:`partial_fit` is mini-batch k-means (Sculley 2010): each center
     moves to the running mean of all samples ever assigned to it, i.e. with
     learning rate ``1 / count``. It does not reassign small clusters at
