@@ -189,7 +189,12 @@ kernel for all weights) on CUDA, and on the CPU from torch 2.4.""",
 Cosine decay of the learning rate to zero over training, after
 ``warmup_epochs`` of linear warm-up; None keeps ``lr`` constant.""",
     ),
-    "warmup_epochs": ("int", "Epochs of linear learning-rate warm-up."),
+    "warmup_epochs": (
+        "int",
+        """\
+Epochs of linear learning-rate warm-up, at most half of the fit's
+epochs (a longer warm-up would never reach ``lr`` nor decay).""",
+    ),
     "callbacks": (
         "list of skorch callbacks or None",
         """\

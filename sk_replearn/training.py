@@ -17,7 +17,7 @@ import warnings
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
@@ -26,6 +26,7 @@ from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
 from .tokens import TokenBatches, TokenDataset
 
 __all__ = [
+    "FreshLRScheduler",
     "NonFiniteLossError",
     "RandomSplit",
     "RepresentationNet",
@@ -108,6 +109,36 @@ class WarmupCosine:
         span = max(self.total_steps - self.warmup_steps, 1)
         progress = min((step - self.warmup_steps) / span, 1.0)
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class FreshLRScheduler(LRScheduler):
+    """skorch's :class:`~skorch.callbacks.LRScheduler`, started over at every fit.
+
+    skorch resumes a schedule at the epoch count of the history, and the
+    scheduler keeps the ``initial_lr`` of the first fit in the optimiser: a
+    warm start would continue the cosine where the last fit ended (at a
+    learning rate near zero) and ignore a new ``lr``. Here every fit's
+    schedule starts at its first step, from the learning rate set for it.
+    A checkpoint restores its own position afterwards.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import FreshLRScheduler
+    >>> cb = FreshLRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
+    ...                       lr_lambda=lambda step: 1.0)
+    >>> cb.kwargs["last_epoch"]
+    -1
+    """
+
+    def __init__(self, policy="WarmRestartLR", monitor="train_loss", **kwargs):
+        kwargs.setdefault("last_epoch", -1)
+        super().__init__(policy=policy, monitor=monitor, **kwargs)
+
+    def on_train_begin(self, net, **kwargs):
+        for group in net.optimizer_.param_groups:
+            group.pop("initial_lr", None)  # the last fit's: take the present lr
+        super().on_train_begin(net, **kwargs)
 
 
 class StopOnNonFiniteLoss(Callback):

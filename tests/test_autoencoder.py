@@ -502,3 +502,82 @@ def test_bf16_on_a_gpu_without_bfloat16_is_refused_before_training(
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
     with pytest.raises(ValueError, match=r"Tesla V100 lacks .*precision='16' or '32'"):
         ae.fit(X)
+
+
+class _LrRecorder(Callback):
+    """The learning rate of every training batch of a fit, and all calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0  # over every fit: initialize does not reset it
+
+    def initialize(self):
+        self.lrs = []
+        return self
+
+    def on_batch_begin(self, net, training=None, **kwargs):
+        if training:
+            self.calls += 1
+            self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def _lr_factors(recorder: _LrRecorder, lr: float) -> list[float]:
+    return [round(v / lr, 4) for v in recorder.lrs]
+
+
+_COSINE_3x4 = [1.0, 0.983, 0.933, 0.8536, 0.75, 0.6294, 0.5, 0.3706, 0.25, 0.1464]
+
+
+def test_warm_start_starts_the_schedule_and_the_callbacks_afresh():
+    # skorch resumed the cosine where the last fit ended (its last epoch at
+    # lr 0), kept the first fit's initial lr, and kept the first fit's
+    # callbacks: new ones were never called, early stopping never switched.
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    first, second = _LrRecorder(), _LrRecorder()
+    run = dict(max_epochs=3, batch_size=10, random_state=0, device="cpu")
+    ae = AutoencoderTransformer(2, lr=1e-2, warm_start=True, callbacks=[first], **run)
+    ae.fit(X)
+    assert _lr_factors(first, 1e-2)[:10] == _COSINE_3x4
+    ae.set_params(lr=1e-1, callbacks=[second]).fit(X)
+    assert first.calls == 12  # the first fit's batches only: not called again
+    assert _lr_factors(second, 1e-1)[:10] == _COSINE_3x4  # from the new lr
+    ae.set_params(
+        lr_schedule=None, early_stopping=True, n_iter_no_change=1, max_epochs=30
+    ).fit(X)
+    assert set(second.lrs) == {1e-1}  # constant, as asked
+    assert "valid_loss" in ae.history_[-1] and ae.n_epochs_ < 30
+
+
+def test_the_cosine_ends_at_zero_when_a_last_batch_of_one_is_dropped():
+    # 41 samples in batches of 10: training drops the batch of one, so the
+    # schedule, counting 5 steps an epoch, ended at 0.21 lr.
+    X = np.random.default_rng(0).normal(size=(41, 6)).astype(np.float32)
+    rec = _LrRecorder()
+    AutoencoderTransformer(
+        2, max_epochs=2, batch_size=10, lr=1e-3, callbacks=[rec], device="cpu"
+    ).fit(X)
+    factors = _lr_factors(rec, 1e-3)
+    assert len(factors) == 8 and factors[-1] < 0.05
+
+
+def test_a_warm_up_longer_than_the_fit_is_cut_to_half_of_it():
+    from sk_replearn import MAETransformer
+
+    X = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
+    rec = _LrRecorder()
+    MAETransformer(
+        input_shape=(1, 16), max_epochs=4, batch_size=20, callbacks=[rec], device="cpu"
+    ).fit(X)  # warmup_epochs=10 by default
+    factors = _lr_factors(rec, 1e-3)
+    assert factors == [0.25, 0.5, 0.75, 1.0, 1.0, 0.8536, 0.5, 0.1464]
+
+
+def test_a_warm_start_that_diverges_leaves_the_fitted_model_as_it_was():
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    ae = AutoencoderTransformer(
+        2, max_epochs=2, batch_size=10, warm_start=True, random_state=0, device="cpu"
+    ).fit(X)
+    before, n_epochs = ae.transform(X), ae.n_epochs_
+    with pytest.raises(NonFiniteLossError):
+        ae.set_params(lr=1e12, lr_schedule=None).fit(X)
+    assert ae.n_epochs_ == n_epochs == len(ae.history_)
+    np.testing.assert_array_equal(ae.transform(X), before)
