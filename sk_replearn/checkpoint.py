@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
+from .base import is_fitted
 from .persistence import (
     _CHECKPOINT_FORMAT,
     _NOT_FINGERPRINTED,
@@ -46,6 +48,21 @@ def fingerprint(estimator) -> dict:
 
     The class and every (nested) parameter but those that only say how a
     fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...).
+    A parameter that is an unfitted estimator counts by its own parameters
+    (listed under ``name__param``); one that is fitted (a fine-tuner's
+    pre-trained ``representation``) also by a digest of what it learned,
+    since two representations of equal parameters fitted on other data
+    start two different fine-tunings.
+
+    Parameters
+    ----------
+    estimator : sk_replearn estimator
+        The estimator about to fit.
+
+    Returns
+    -------
+    dict
+        ``{"estimator": class name, "params": {name: text}}``.
 
     Examples
     --------
@@ -54,13 +71,68 @@ def fingerprint(estimator) -> dict:
     >>> fingerprint(AutoencoderTransformer())["params"]["n_components"]
     '16'
     """
-    params = {
-        k: repr(v)
-        for k, v in sorted(estimator.get_params(deep=True).items())
-        if k.rsplit("__", 1)[-1] not in _NOT_FINGERPRINTED
-        and not isinstance(v, BaseEstimator)
-    }
+    params = {}
+    for k, v in sorted(estimator.get_params(deep=True).items()):
+        if k.rsplit("__", 1)[-1] in _NOT_FINGERPRINTED:
+            continue
+        if not isinstance(v, BaseEstimator):
+            params[k] = repr(v)
+        elif is_fitted(v):
+            params[k] = f"a fitted {type(v).__name__} (learned state {_learned(v)})"
     return {"estimator": type(estimator).__name__, "params": params}
+
+
+#: Fitted attributes that record how a fit ran (its timings), not what it learned.
+_NOT_LEARNED = ("history_",)
+
+
+def _learned(estimator) -> str:
+    """A digest of what a fitted estimator learned: its public fitted attributes.
+
+    A network (``net_``) counts by its module's weights and buffers, arrays
+    and tensors by their bytes, nested estimators by what they learned, and
+    numbers, strings and containers of them by their repr; anything else
+    (a history of timings, a cache) is left out.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    _digest_learned(digest, estimator)
+    return digest.hexdigest()
+
+
+def _digest_learned(digest, estimator) -> None:
+    digest.update(type(estimator).__name__.encode())
+    for key, value in sorted(vars(estimator).items()):
+        if key.startswith("_") or not key.endswith("_") or key in _NOT_LEARNED:
+            continue
+        if hasattr(value, "module_") and hasattr(value, "history"):  # a net
+            value = _objective(value).state_dict()
+        _digest_value(digest, key, value)
+
+
+def _digest_value(digest, key: str, value) -> None:
+    if isinstance(value, BaseEstimator):
+        digest.update(f"{key}:estimator".encode())
+        _digest_learned(digest, value)
+    elif isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
+        digest.update(f"{key}:{value.dtype.str}:{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{key}:{value.dtype.str}:{value.shape}".encode())
+        digest.update(repr(value.ravel().tolist()).encode())
+    elif isinstance(value, Mapping):
+        digest.update(f"{key}:mapping:{len(value)}".encode())
+        for k, v in value.items():
+            _digest_value(digest, f"{key}[{k!r}]", v)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{key}:sequence:{len(value)}".encode())
+        for i, v in enumerate(value):
+            _digest_value(digest, f"{key}[{i}]", v)
+    elif value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        digest.update(f"{key}={value!r}".encode())
 
 
 def _device(net) -> torch.device:

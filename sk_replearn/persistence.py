@@ -157,20 +157,28 @@ def from_plain(value):
     >>> from_plain(to_plain(np.array(["a", "b"]), "classes_"))
     array(['a', 'b'], dtype='<U1')
     """
+    return _decode(value, None, None)
+
+
+def _decode(value, device, source: str | None):
+    """:func:`from_plain`, building estimators on ``device`` (None: as saved).
+
+    ``source`` names the file, for the errors of :func:`_build`.
+    """
     if isinstance(value, list):
-        return [from_plain(v) for v in value]
+        return [_decode(v, device, source) for v in value]
     if isinstance(value, tuple):
-        return tuple(from_plain(v) for v in value)
+        return tuple(_decode(v, device, source) for v in value)
     if not isinstance(value, dict):
         return value
     tag = value.get(_TAG)
     if tag is None:
-        return {k: from_plain(v) for k, v in value.items()}
+        return {k: _decode(v, device, source) for k, v in value.items()}
     if tag == "ndarray":
         if "data" in value:
             return value["data"].numpy()
         out = np.empty(len(value["items"]), dtype=np.dtype(value["dtype"]))
-        out[:] = from_plain(value["items"])
+        out[:] = _decode(value["items"], device, source)
         return out.reshape(value["shape"])
     if tag == "device":
         return torch.device(value["name"])
@@ -182,7 +190,7 @@ def from_plain(value):
     if tag == "optimizer":
         return _torch_optimizer(value["name"])
     if tag == "estimator":
-        return _build(value, device=None)
+        return _build(value, device, source)
     raise ValueError(f"Unknown tagged value {tag!r}: the file is not ours.")
 
 
@@ -339,16 +347,47 @@ def _barlow_twins_hidden_as_saved(params: dict, module_state: dict) -> dict:
 _CHANGED_DEFAULTS = {"BarlowTwinsTransformer": _barlow_twins_hidden_as_saved}
 
 
-def _build(spec: dict, device) -> BaseEstimator:
-    """Rebuild an estimator from :func:`estimator_to_plain`'s data."""
+def _other_version(source: str | None, what: str) -> ValueError:
+    """The error for a file whose estimator this version cannot rebuild."""
+    from sk_replearn import __version__
+
+    where = "The file" if source is None else repr(source)
+    return ValueError(
+        f"{where} {what}: it was probably written by another version of "
+        f"sk_replearn than this one ({__version__}), and it was not loaded. "
+        "Load it with the version of sk_replearn that saved it, or fit the "
+        "model again with this one."
+    )
+
+
+def _build(spec: dict, device, source: str | None = None) -> BaseEstimator:
+    """Rebuild an estimator from :func:`estimator_to_plain`'s data.
+
+    ``device`` (None: as saved) is the ``device`` of the estimator and of
+    every estimator in its parameters and fitted attributes; ``source`` is
+    the file, named in the errors.
+    """
     cls = _public_classes().get(spec.get("class"))
     if cls is None:
         raise ValueError(
             f"The file names the class {spec.get('class')!r}, which is not an "
             "sk_replearn estimator; it was not loaded."
         )
-    params = {k: from_plain(v) for k, v in spec["params"].items()}
+    saved = spec.get("params")
+    if not isinstance(saved, dict):
+        raise _other_version(
+            source,
+            f"holds the estimator {cls.__name__} without its parameters ('params')",
+        )
     accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(saved) - set(accepted))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        raise _other_version(
+            source,
+            f"holds the estimator {cls.__name__} with the parameter(s) "
+            f"{', '.join(map(repr, unknown))}, which {cls.__name__} does not have",
+        )
+    params = {k: _decode(v, device, source) for k, v in saved.items()}
     for name, before in _ADDED_PARAMS.items():
         if name in accepted and name not in params:  # an older file
             params[name] = before
@@ -358,9 +397,6 @@ def _build(spec: dict, device) -> BaseEstimator:
         params.update(as_saved(params, state["net_"]["module"]))
     if device is not None and "device" in params:
         params["device"] = device
-    for key, value in params.items():
-        if isinstance(value, dict) and value.get(_TAG) == "estimator":
-            params[key] = _build(value, device)
     estimator = cls(**params)
     if state is None:
         return estimator
@@ -369,10 +405,8 @@ def _build(spec: dict, device) -> BaseEstimator:
             continue
         if isinstance(value, dict) and value.get(_TAG) == "same_as":
             setattr(estimator, key, params[value["param"]])
-        elif isinstance(value, dict) and value.get(_TAG) == "estimator":
-            setattr(estimator, key, _build(value, device))
         else:
-            setattr(estimator, key, from_plain(value))
+            setattr(estimator, key, _decode(value, device, source))
     if "net_" in state:
         payload = state["net_"]
         history = from_plain(payload["history"])
@@ -449,8 +483,10 @@ def load(path, *, device=None) -> BaseEstimator:
     path : str or path-like
         A file written by :func:`save`.
     device : str, torch.device or None, default=None
-        Device to put the model on (sets the ``device`` parameter), e.g.
-        ``"cpu"`` for a model trained on a GPU; None keeps the saved one.
+        Device to put the model on (sets the ``device`` parameter of the
+        estimator and of the estimators in it, such as a fine-tuner's
+        ``representation``), e.g. ``"cpu"`` for a model trained on a GPU;
+        None keeps the saved one.
 
     Returns
     -------
@@ -460,7 +496,9 @@ def load(path, *, device=None) -> BaseEstimator:
     Raises
     ------
     ValueError
-        If the file is not an sk_replearn file, or holds more than data.
+        If the file is not an sk_replearn file, holds more than data, or
+        holds an estimator that this version of sk_replearn cannot rebuild
+        (parameters it does not have, or none: a file of another version).
 
     Examples
     --------
@@ -476,7 +514,10 @@ def load(path, *, device=None) -> BaseEstimator:
     2
     """
     payload = _read(path, _FORMAT)
-    return _build(payload["estimator"], device)
+    spec = payload.get("estimator")
+    if not isinstance(spec, dict):
+        raise _other_version(os.fspath(path), "holds no estimator ('estimator')")
+    return _build(spec, device, os.fspath(path))
 
 
 def _read(path, fmt: str) -> dict:

@@ -43,6 +43,16 @@ class InterruptMidEpoch(Callback):
             raise KeyboardInterrupt
 
 
+class CountEpochs(Callback):
+    """Append to ``epochs`` at the end of every epoch that runs."""
+
+    def __init__(self, epochs: list) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(len(net.history))
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -262,3 +272,45 @@ def test_checkpoint_of_other_data_of_the_same_shape_is_refused(data, tmp_path):
     other = (X[::-1].copy(), y[::-1].copy())
     with pytest.raises(ValueError, match="other data of the same shape"):
         _fit(FACTORIES[next(iter(FACTORIES))](checkpoint_dir=tmp_path), other)
+
+
+def test_checkpoint_of_a_fine_tuning_of_another_representation_is_refused(
+    data, tmp_path
+):
+    # Two pre-trained representations of equal parameters, fitted on other
+    # data: a fine-tuning of one resumed the other's killed run, weights and all.
+    import copy
+
+    rng = np.random.default_rng(2)
+    X_a = rng.normal(size=(100, 8)).astype(np.float32)
+    ae_a = _ae(max_epochs=1).fit(X_a)
+    ae_b = _ae(max_epochs=1).fit(3 * X_a)
+    with pytest.raises(Killed):
+        _fit(
+            make("FineTuner", **_EPOCHS).set_params(
+                representation=ae_a,
+                checkpoint_dir=tmp_path,
+                callbacks=[KillAfterEpoch(KILL_AFTER)],
+            ),
+            data,
+        )
+    other = make("FineTuner", **_EPOCHS).set_params(
+        representation=ae_b, checkpoint_dir=tmp_path
+    )
+    with pytest.raises(
+        ValueError, match="checkpoint_dir=.*representation=a fitted Autoencoder"
+    ):
+        _fit(other, data)
+    # The same representation (here an equal copy of it) resumes the run:
+    # only the epochs left run.
+    ran = []
+    same = make("FineTuner", **_EPOCHS).set_params(
+        representation=copy.deepcopy(ae_a),
+        checkpoint_dir=tmp_path,
+        callbacks=[CountEpochs(ran)],
+    )
+    reference = make("FineTuner", **_EPOCHS).set_params(representation=ae_a)
+    resumed, reference = _fit(same, data), _fit(reference, data)
+    assert len(ran) == MAX_EPOCHS - KILL_AFTER
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from _instances import INSTANCES, make
+from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -299,3 +300,66 @@ def test_save_of_a_dataframe_parameter_says_to_pass_an_array(tmp_path):
     ):
         persistence.save(km, tmp_path / "km.pt")
     persistence.save(km.set_params(init=init.to_numpy()), tmp_path / "km.pt")
+
+
+def _as_saved_on_a_gpu(plain):
+    """A file's data with every ``device`` as a fit on a GPU saves it."""
+    if isinstance(plain, dict):
+        return {
+            k: "cuda" if k == "device" and v is not None else _as_saved_on_a_gpu(v)
+            for k, v in plain.items()
+        }
+    if isinstance(plain, (list, tuple)):
+        return type(plain)(_as_saved_on_a_gpu(v) for v in plain)
+    return plain
+
+
+@pytest.mark.parametrize("representation", ["fitted", "unfitted"])
+def test_load_on_the_cpu_moves_the_nested_representation_too(
+    representation, data, tmp_path
+):
+    # A fine-tuner saved on a GPU, loaded with device="cpu" on a machine
+    # without one: its representation was rebuilt on "cuda" and failed (a
+    # fitted one) or kept device="cuda", so that a clone could not fit.
+    X, y = data
+    rep = _ae()
+    if representation == "fitted":
+        rep = _fit(rep, X, None)
+    clf = _fit(make("FineTuner").set_params(representation=rep), X, y)
+    path = tmp_path / "clf.pt"
+    clf.save(path)
+    torch.save(_as_saved_on_a_gpu(torch.load(path, weights_only=True)), path)
+
+    loaded = FineTuner.load(path, device="cpu")
+    assert loaded.device == "cpu"
+    assert loaded.representation.device == "cpu"
+    assert loaded.representation_.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # A clone fits on the CPU (pre-training an unfitted representation anew).
+    refit = _fit(clone(loaded), X, y)
+    if representation == "unfitted":
+        np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda spec: spec["params"].update(bogus=1), "parameter\\(s\\) 'bogus'"),
+        (lambda spec: spec.pop("params"), "without its parameters"),
+    ],
+    ids=["unknown-parameter", "no-parameters"],
+)
+def test_load_of_a_file_of_another_version_says_so(edit, match, data, tmp_path):
+    # A TypeError of __init__ or a bare KeyError said neither which file
+    # nor why.
+    X, _ = data
+    path = tmp_path / "ae.pt"
+    _fit(_ae(), X, None).save(path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload["estimator"])
+    torch.save(payload, path)
+    with pytest.raises(
+        ValueError,
+        match=f"ae.pt'.*{match}.*another version of sk_replearn.*Load it with",
+    ):
+        AutoencoderTransformer.load(path)
