@@ -393,6 +393,29 @@ class RepresentationNet(NeuralNet):
                 self.interrupted_ = True
                 return self
 
+    def notify(self, method_name, **cb_kwargs):
+        """As skorch's; at an epoch's end, every callback sees the epoch.
+
+        skorch's :class:`~skorch.callbacks.EarlyStopping` stops by raising
+        in ``on_epoch_end``, so the callbacks after it (the checkpoint, the
+        user's, the printed log) never saw the epoch it stopped at. Here the
+        stop waits until they all have.
+        """
+        if method_name != "on_epoch_end":
+            return super().notify(method_name, **cb_kwargs)
+        getattr(self, method_name)(self, **cb_kwargs)
+        stop = None
+        for _, cb in self.callbacks_:
+            try:
+                getattr(cb, method_name)(self, **cb_kwargs)
+            except KeyboardInterrupt as exc:
+                if stop is None and self._early_stopped():
+                    stop = exc  # the stop; the rest see the epoch first
+                else:
+                    raise
+        if stop is not None:
+            raise stop
+
     def _early_stopped(self) -> bool:
         return any(
             isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience

@@ -581,3 +581,34 @@ def test_a_warm_start_that_diverges_leaves_the_fitted_model_as_it_was():
         ae.set_params(lr=1e12, lr_schedule=None).fit(X)
     assert ae.n_epochs_ == n_epochs == len(ae.history_)
     np.testing.assert_array_equal(ae.transform(X), before)
+
+
+class _EpochsSeen(Callback):
+    def initialize(self):
+        self.epochs = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(len(net.history))
+
+
+def test_callbacks_see_the_epoch_early_stopping_stops_at():
+    # Early stopping stopped by raising in on_epoch_end, before the user's
+    # callbacks, the checkpoint and the printed log saw that epoch.
+    X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    seen = _EpochsSeen()
+    ae = AutoencoderTransformer(
+        3,
+        max_epochs=30,
+        batch_size=16,
+        lr=0.5,
+        lr_schedule=None,
+        early_stopping=True,
+        n_iter_no_change=2,
+        validation_fraction=0.25,
+        callbacks=[seen],
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    assert ae.n_epochs_ < 30  # it stopped early
+    assert seen.epochs == list(range(1, ae.n_epochs_ + 1))
