@@ -170,8 +170,8 @@ def flatten_samples(X):
     """Flatten N-D samples: ``(X_2d, sample_shape)``, shape None for 2-D input.
 
     A torch tensor comes back as a numpy array (bfloat16 as float32), and
-    nested lists of numbers ``(n, *shape)`` as a float64 array, as 2-D
-    lists are read; anything else not N-D is returned as it is, for
+    lists of numbers (rows, or N-D samples ``(n, *shape)``) as the float64
+    array they hold; anything else not N-D is returned as it is, for
     :func:`~sklearn.utils.validation.validate_data`.
 
     Examples
@@ -186,8 +186,8 @@ def flatten_samples(X):
         X = tensor_to_numpy(X)
     elif isinstance(X, (list, tuple)):
         nested = _nested_numbers(X)
-        if nested is not None and nested.ndim > 2:
-            X = nested  # samples as nested lists: read as the array they are
+        if nested is not None:
+            X = nested  # rows or N-D samples: the float64 array they hold
     if isinstance(X, np.ndarray) and X.ndim > 2:
         return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
     return X, None
