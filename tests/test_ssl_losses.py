@@ -12,6 +12,7 @@ from sk_replearn.losses import (
     DINOLoss,
     MultiViewInfoNCELoss,
     NegativeCosineLoss,
+    SwAVLoss,
     VICRegLoss,
     collapse_std,
 )
@@ -643,3 +644,93 @@ def test_losses_compute_their_products_in_float32_under_autocast(loss, n_inputs)
         low = call(zs)
     assert torch.isfinite(low)
     torch.testing.assert_close(low.float(), reference, rtol=1e-5, atol=0)
+
+
+# -- bad values and batches the losses refuse ------------------------------------
+def test_an_infinite_temperature_is_refused():
+    # It gave a constant loss with no gradient: nothing to learn, silently.
+    with pytest.raises(ValueError, match="temperature must be > 0 and finite"):
+        NTXentLoss(float("inf"))
+
+
+def test_empty_batches_are_refused_not_nan():
+    empty = torch.zeros(0, 4)
+    with pytest.raises(ValueError, match=r"no samples \(N=0\)"):
+        NegativeCosineLoss()(empty, empty)
+    with pytest.raises(ValueError, match=r"no samples \(N=0\)"):
+        InfoNCELoss(0.1)(empty, empty, torch.randn(8, 4))
+    with pytest.raises(ValueError, match=r"\(B, 4\)"):
+        DINOLoss(4)([empty, empty], [empty, empty])
+    with pytest.raises(ValueError, match="B >= 1"):
+        SwAVLoss()([torch.zeros(0, 3), torch.zeros(0, 3)])
+
+
+def test_dino_refuses_more_teacher_views_than_student_views():
+    s, t = torch.randn(8, 32), torch.randn(8, 32)
+    with pytest.raises(ValueError, match="the student has only 2"):
+        DINOLoss(32)([s, s], [t, t, t])
+
+
+def test_swav_checks_its_queue_scores_and_n_global():
+    scores = [torch.randn(8, 3), torch.randn(8, 3)]
+    with pytest.raises(ValueError, match=r"one tensor \(Q, 3\) or None"):
+        SwAVLoss()(scores, queue_scores=[torch.randn(16, 5), None])
+    with pytest.raises(ValueError, match=r"one tensor \(Q, 3\) or None"):
+        SwAVLoss()(scores, n_global=2, queue_scores=[torch.randn(16, 3)])
+    with pytest.raises(ValueError, match="n_global must be an int"):
+        SwAVLoss()(scores, n_global=1.5)
+
+
+def test_cmc_loss_follows_a_changed_temperature():
+    # The pairwise InfoNCE kept the temperature given at construction.
+    zs = [torch.randn(8, 5, generator=torch.Generator().manual_seed(v)) for v in (0, 1)]
+    loss = MultiViewInfoNCELoss(0.07)
+    loss.temperature = 0.5
+    torch.testing.assert_close(loss(zs), MultiViewInfoNCELoss(0.5)(zs))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        loss.temperature = 0.0
+
+
+# -- DINO's center over several processes ------------------------------------------
+def _dino_rank(rank: int, world: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    teacher = _dino_teacher()
+    half = [t[rank * 4 : (rank + 1) * 4] for t in teacher]
+    loss = DINOLoss(6).train()
+    loss.update_center(half)
+    torch.save(loss.center, out / f"center{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _dino_teacher() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(8, 6, generator=g) + 3 * v for v in range(2)]
+
+
+def test_dino_center_is_the_mean_over_every_process(tmp_path):
+    # Each process averaged its own rows only, so the processes' centers
+    # drifted apart (and DDP kept process 0's).
+    import multiprocessing
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    procs = [
+        context.Process(target=_dino_rank, args=(r, 2, port, tmp_path)) for r in (0, 1)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    whole = DINOLoss(6).train()
+    whole.update_center(_dino_teacher())
+    for r in (0, 1):
+        center = torch.load(tmp_path / f"center{r}.pt")
+        torch.testing.assert_close(center, whole.center, rtol=1e-6, atol=1e-7)

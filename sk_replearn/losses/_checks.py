@@ -31,10 +31,10 @@ def normalize(z: torch.Tensor) -> torch.Tensor:
 
 
 def check_positive(name: str, value: float) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless it is > 0."""
+    """``value`` as a float, or a ValueError naming ``name`` unless finite and > 0."""
     value = float(value)
-    if not value > 0:  # also rejects nan
-        raise ValueError(f"{name} must be > 0, got {value!r}.")
+    if not 0 < value < float("inf"):  # also rejects nan
+        raise ValueError(f"{name} must be > 0 and finite, got {value!r}.")
     return value
 
 
@@ -47,9 +47,13 @@ def check_non_negative(name: str, value: float) -> float:
 
 
 def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
-    """Two embeddings of the same shape ``(N, D)``, or a ValueError naming them."""
+    """Two embeddings of the same shape ``(N, D)``, ``N >= 1``, or a ValueError."""
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(
             f"{names} must both have shape (N, D); got {tuple(a.shape)} and "
             f"{tuple(b.shape)}."
+        )
+    if a.shape[0] == 0:
+        raise ValueError(
+            f"{names} hold no samples (N=0): the loss of an empty batch is undefined."
         )

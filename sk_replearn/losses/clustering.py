@@ -207,18 +207,32 @@ class SwAVLoss(nn.Module):
         torch.Tensor of shape ()
         """
         if len(scores) < 2 or any(
-            s.ndim != 2 or s.shape != scores[0].shape for s in scores
+            s.ndim != 2 or s.shape != scores[0].shape or s.shape[0] == 0 for s in scores
         ):
             raise ValueError(
-                "scores must be at least 2 tensors of the same shape (B, K); got "
-                f"shapes {[tuple(s.shape) for s in scores]}."
+                "scores must be at least 2 tensors of the same shape (B, K), "
+                f"B >= 1; got shapes {[tuple(s.shape) for s in scores]}."
             )
-        if not 1 <= int(n_global) <= len(scores):
+        if (
+            isinstance(n_global, bool)
+            or int(n_global) != n_global
+            or not 1 <= n_global <= len(scores)
+        ):
             raise ValueError(
-                f"n_global must be in [1, {len(scores)}] (the number of views); "
-                f"got {n_global!r}."
+                f"n_global must be an int in [1, {len(scores)}] (the number of "
+                f"views); got {n_global!r}."
             )
-        queue_scores = queue_scores or [None] * int(n_global)
+        n_global = int(n_global)
+        queue_scores = queue_scores or [None] * n_global
+        k = scores[0].shape[1]
+        if len(queue_scores) < n_global or any(
+            q is not None and (q.ndim != 2 or q.shape[1] != k) for q in queue_scores
+        ):
+            raise ValueError(
+                f"queue_scores must hold one tensor (Q, {k}) or None for each of "
+                f"the {n_global} global views; got "
+                f"{[None if q is None else tuple(q.shape) for q in queue_scores]}."
+            )
         log_p = [F.log_softmax(upcast(s) / self.temperature, dim=1) for s in scores]
         total = 0.0
         for a in range(int(n_global)):

@@ -147,11 +147,19 @@ class MultiViewInfoNCELoss(nn.Module):
         self, temperature: float = 0.07, graph: str = "full", core_view: int = 0
     ) -> None:
         super().__init__()
-        self.temperature = check_positive("temperature", temperature)
+        self.pair_loss = InfoNCELoss(check_positive("temperature", temperature))
         if graph not in GRAPHS:
             raise ValueError(f"graph={graph!r} is not one of {list(GRAPHS)}.")
         self.graph, self.core_view = graph, int(core_view)
-        self.pair_loss = InfoNCELoss(self.temperature)
+
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature, that of every pair's InfoNCE."""
+        return self.pair_loss.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.pair_loss.temperature = check_positive("temperature", value)
 
     def forward(self, zs: Sequence[torch.Tensor]) -> torch.Tensor:
         """Mean InfoNCE over the samples and the graph's ordered pairs of views.

@@ -22,6 +22,8 @@ from ._checks import (
     matmul32,
     upcast,
 )
+from .clustering import _all_reduce
+from .contrastive import _world
 
 __all__ = ["BarlowTwinsLoss", "DINOLoss", "NegativeCosineLoss", "VICRegLoss"]
 
@@ -95,7 +97,9 @@ class BarlowTwinsLoss(nn.Module):
     lambd : float, default=5e-3
         Weight ``λ`` (>= 0) of the redundancy-reduction (off-diagonal) term.
     eps : float, default=1e-5
-        Added to the variance before the square root (>= 0).
+        Added to the variance before the square root (>= 0). With 0, a
+        dimension constant over the batch (collapse) divides by zero: the
+        loss is NaN.
 
     References
     ----------
@@ -234,7 +238,10 @@ class DINOLoss(nn.Module):
 
     def _check_views(self, views: Sequence[torch.Tensor], name: str) -> None:
         if len(views) == 0 or any(
-            v.ndim != 2 or v.shape != views[0].shape or v.shape[1] != self.out_dim
+            v.ndim != 2
+            or v.shape != views[0].shape
+            or v.shape[1] != self.out_dim
+            or v.shape[0] == 0
             for v in views
         ):
             raise ValueError(
@@ -279,6 +286,13 @@ class DINOLoss(nn.Module):
                 "DINOLoss compares different views and needs at least 2 student "
                 f"views; got {len(student_out)}."
             )
+        if len(teacher_out) > len(student_out):
+            raise ValueError(
+                f"DINOLoss pairs each of the {len(teacher_out)} teacher views with "
+                "the student's view of the same crop, but the student has only "
+                f"{len(student_out)}: pass the student's outputs of every view, "
+                "the teacher's global views first."
+            )
         log_p = [
             F.log_softmax(upcast(s) / self.student_temp, dim=-1)  # (B, K)
             for s in student_out
@@ -305,7 +319,12 @@ class DINOLoss(nn.Module):
         teacher_out : sequence of torch.Tensor of shape (B, out_dim)
             Teacher head outputs of the global views.
         """
-        batch_center = upcast(torch.cat(list(teacher_out))).mean(0, keepdim=True)
+        rows = upcast(torch.cat(list(teacher_out)))  # (V B, K)
+        # The mean over the global batch: every process's rows (DINO's
+        # all-reduce), so that the processes' centers stay equal.
+        total = _all_reduce(rows.sum(0, keepdim=True))  # (1, K)
+        count = rows.shape[0] * _world()[1]
+        batch_center = total / count
         self.center.lerp_(batch_center.to(self.center.dtype), 1 - self.center_momentum)
 
     def extra_repr(self) -> str:
@@ -342,7 +361,9 @@ class VICRegLoss(nn.Module):
     gamma : float, default=1.0
         Target standard deviation ``γ`` (> 0).
     eps : float, default=1e-4
-        Added to the variance before the square root (>= 0).
+        Added to the variance before the square root (>= 0). With 0, a
+        dimension constant over the batch (collapse) has no gradient of its
+        standard deviation: it is not finite.
 
     References
     ----------
