@@ -379,3 +379,49 @@ def test_a_queue_longer_than_the_fit_queues_is_warned_of():
         warnings.simplefilter("error", UserWarning)
         full = SwAVTransformer(queue_length=80, **params, random_state=0).fit(X)
     assert int(full.net_.module_.queued) == 80
+
+
+def _swav_ddp_rank(rank: int, world: int, port: int, out) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    torch.manual_seed(0)  # the same initial weights in both processes
+    objective = SwAVObjective(
+        (1, 40), n_prototypes=10, projection_dim=8, queue_length=16, encoder="mlp"
+    )
+    ddp = DistributedDataParallel(objective)  # broadcasts buffers, as accelerate's
+    X = torch.randn(2, 3, 8, 1, 40, generator=torch.Generator().manual_seed(1))
+    for step in range(3):
+        x = X[rank, step]
+        objective.loss(ddp(x), x).backward()  # enqueues 8 embeddings a view
+    # The older half holds the previous step's embeddings: this process's
+    # own, unless a broadcast replaced the queue with process 0's first.
+    torch.save(objective.queue[:, 8:].clone(), out / f"queue{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_each_process_keeps_its_own_swav_queue(tmp_path):
+    # DistributedDataParallel broadcast process 0's buffers, the queue
+    # included, before every forward: every process used process 0's queue.
+    import multiprocessing
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    procs = [
+        context.Process(target=_swav_ddp_rank, args=(r, 2, port, tmp_path))
+        for r in (0, 1)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    queues = [torch.load(tmp_path / f"queue{r}.pt") for r in (0, 1)]
+    assert queues[0].abs().sum() > 0 and queues[1].abs().sum() > 0
+    assert not torch.equal(queues[0], queues[1])

@@ -110,6 +110,10 @@ class SwAVObjective(TwoViewObjective):
         self.freeze_prototypes_steps = max(int(freeze_prototypes_steps), 0)
         self.register_buffer("queue", torch.zeros(2, self.queue_length, projection_dim))
         self.register_buffer("queued", torch.zeros((), dtype=torch.long))
+        # Each process keeps its own queue, as SwAV's does (Sinkhorn sums the
+        # processes' queues): DistributedDataParallel must not overwrite it
+        # with process 0's, as it does the buffers it broadcasts.
+        self._ddp_params_and_buffers_to_ignore = ["queue", "queued"]
 
     def forward_views(self, v1, v2, local=None):
         """Prototype scores of every view and the global views' embeddings.
