@@ -46,6 +46,12 @@ def _coin(n: int, p: float, like: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, device=like.device) < p
 
 
+@functools.cache
+def _param_names(cls: type) -> list[str]:
+    """The constructor parameters of a views class (read once per class)."""
+    return cls._get_param_names()
+
+
 class _Views(BaseEstimator):
     """Shared machinery: parameter checks, input checks, ``make_views`` hooks."""
 
@@ -73,6 +79,16 @@ class _Views(BaseEstimator):
         return self._augment(x, **params)
 
     def _check_batch(self, x) -> None:
+        """``x`` a float batch of the family's layout, and the parameters valid.
+
+        The parameters are validated when they have changed since the last
+        call (a views object called directly, as to look at its views, is
+        checked as ``make_views`` checks it; training pays once).
+        """
+        state = repr([getattr(self, name) for name in _param_names(type(self))])
+        if self.__dict__.get("_valid_params") != state:
+            self._validate_params()
+            self.__dict__["_valid_params"] = state
         if not isinstance(x, torch.Tensor) or x.ndim != self._ndim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
             raise ValueError(

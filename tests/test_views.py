@@ -397,3 +397,30 @@ def test_make_views_names_a_class_given_for_an_instance():
 def test_views_call_rejects_bad_batches_and_params(views, x, match):
     with pytest.raises(ValueError, match=match):
         views(x)
+
+
+@pytest.mark.parametrize(
+    "views, x",
+    [
+        (ImageViews(flip_prob=3), torch.zeros(4, 1, 8, 8)),
+        (SequenceViews(mask_fraction=2.0), torch.zeros(4, 1, 40)),
+        (SequenceViews(noise_std=-1), torch.zeros(4, 1, 40)),
+        (TabularViews(corruption_rate=1.5), torch.zeros(4, 6)),
+    ],
+)
+def test_a_views_object_called_directly_checks_its_parameters(views, x):
+    # Only make_views checked them: called directly (to look at the views),
+    # a flip probability of 3 or a mask of 200% of the signal went through.
+    with pytest.raises(ValueError, match="parameter of"):
+        views(x)
+
+
+def test_a_views_object_checks_parameters_set_after_a_call():
+    views = SequenceViews()
+    x = torch.zeros(4, 1, 40)
+    views(x)
+    views.set_params(mask_fraction=2.0)
+    with pytest.raises(ValueError, match="'mask_fraction' parameter"):
+        views(x)
+    with pytest.raises(ValueError, match="'mask_fraction' parameter"):
+        views.local(x)
