@@ -56,15 +56,19 @@ def gather_batch(x: torch.Tensor) -> torch.Tensor:
     _, world = _world()
     if world == 1:
         return x
-    try:  # torch >= 2.x: the functional collectives, with autograd
-        from torch.distributed._functional_collectives import (
-            all_gather_tensor_autograd,
-        )
-    except ImportError:  # pragma: no cover - older torch
+    from torch.distributed import _functional_collectives as collectives
+
+    # The functional collectives, with autograd: all_gather_single_autograd
+    # from torch 2.13 (its former name now warns), all_gather_tensor_autograd
+    # before.
+    gather = getattr(collectives, "all_gather_single_autograd", None) or getattr(
+        collectives, "all_gather_tensor_autograd", None
+    )
+    if gather is None:  # pragma: no cover - older torch
         from torch.distributed.nn.functional import all_gather
 
         return torch.cat(all_gather(x.contiguous()))
-    return all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD)
+    return gather(x.contiguous(), 0, dist.group.WORLD)
 
 
 class NTXentLoss(nn.Module):
