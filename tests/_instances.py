@@ -136,6 +136,14 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
         "check_regressors_train": "one epoch does not reach the check's "
         "R^2: tests/test_finetune.py runs it with max_epochs=20",
     },
+    "KMeansTransformer": {
+        "check_sample_weight_equivalence_on_dense_data": "K-means' seeds "
+        "depend on the order and number of rows, so integer weights on "
+        "shuffled rows and the rows repeated in order reach different local "
+        "optima: scikit-learn's KMeans fails the check alike and lists it as "
+        "an expected failure; tests/test_kmeans.py checks that integer "
+        "weights equal repeated rows from the same initial centers",
+    },
 }
 
 

@@ -98,8 +98,14 @@ def _sq_dist_to_own(x, centers, labels, chunk: int) -> torch.Tensor:
     return out
 
 
-def _inertia(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> float:
-    """Sum of squared distances to the assigned centers, accumulated in float64."""
+def _inertia(
+    x, centers, labels, chunk: int, workers: _Workers = _SERIAL, w=None
+) -> float:
+    """Sum of squared distances to the assigned centers, accumulated in float64.
+
+    ``w`` (n,), optional: the sample weights, each row's distance times its
+    weight.
+    """
 
     def work(blocks: list[slice]) -> float:
         total = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -107,7 +113,10 @@ def _inertia(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> flo
             diff = x[sl] - centers.index_select(0, labels[sl])  # (B, d)
             # float32 within a row, float64 across rows: a float64 sum over
             # all B * d values costs ~10x more, one over all in float32 drifts
-            total += diff.square_().sum(1).sum(dtype=torch.float64)
+            if w is None:
+                total += diff.square_().sum(1).sum(dtype=torch.float64)
+            else:
+                total += diff.square_().sum(1).mul_(w[sl]).sum(dtype=torch.float64)
         return float(total)
 
     return sum(workers.map(work, x.shape[0], chunk))
@@ -122,6 +131,7 @@ def _assign_and_sum(
     *,
     incremental: bool,
     workers: _Workers = _SERIAL,
+    xw: torch.Tensor | None = None,
 ) -> int:
     """Relabel every row of x (n, d) and bring the per-cluster sums up to date.
 
@@ -130,7 +140,8 @@ def _assign_and_sum(
     recomputes ``sums`` from scratch; ``incremental=True`` assumes ``sums``
     matches the old ``labels`` and only moves the rows that changed cluster
     (after the first few Lloyd iterations few do, so this skips most of the
-    update).
+    update). ``xw`` (n, d), optional: the rows times their sample weights,
+    summed in their stead (weighted sums).
     """
     k, d = centers.shape
     c_t, c_sq, rev = _centers_t(centers)
@@ -156,9 +167,10 @@ def _assign_and_sum(
             if not incremental:
                 # float32 sums within a block, float64 across blocks: as exact
                 # as sklearn's (float32 over each thread's share of X).
-                delta += part.zero_().index_add_(0, new, xb)  # no (B, k) one-hot
+                sb = xb if xw is None else xw[sl]  # (B, d): rows summed
+                delta += part.zero_().index_add_(0, new, sb)  # no (B, k) one-hot
             elif moved.shape[0]:
-                xm = xb[moved].double()  # (m, d)
+                xm = (xb if xw is None else xw[sl])[moved].double()  # (m, d)
                 delta.index_add_(0, new[moved], xm)
                 delta.index_add_(0, old[moved], xm, alpha=-1)
             old.copy_(new)
@@ -199,6 +211,7 @@ def _assign_and_sum_bounded(
     slack: float,
     fresh: bool = False,
     workers: _Workers = _SERIAL,
+    xw: torch.Tensor | None = None,
 ) -> int:
     """:func:`_assign_and_sum` that skips the rows whose label cannot change.
 
@@ -214,7 +227,9 @@ def _assign_and_sum_bounded(
     only when the label Lloyd's full pass would compute cannot change
     either. ``fresh=True`` (no labels yet) computes every row. Bounds,
     labels and ``sums`` are updated in place; the number of rows whose
-    label changed is returned. CPU only (numpy finds the rows).
+    label changed is returned. CPU only (numpy finds the rows). ``xw``
+    (n, d), optional: the rows times their sample weights, summed in their
+    stead (weighted sums).
     """
     k, d = centers.shape
     c_t, c_sq, rev = _centers_t(centers)
@@ -252,11 +267,15 @@ def _assign_and_sum_bounded(
                 n_changed += moved.shape[0]
                 _put(lab, rows, first)
                 if incremental and moved.shape[0]:
-                    xm = xr.index_select(0, moved).double()  # (c, d)
+                    if xw is None:
+                        xm = xr.index_select(0, moved).double()  # (c, d)
+                    else:
+                        src = moved if rows is None else rows.index_select(0, moved)
+                        xm = xw[sl].index_select(0, src).double()  # (c, d)
                     delta.index_add_(0, first.index_select(0, moved), xm)
                     delta.index_add_(0, was.index_select(0, moved), xm, alpha=-1)
             if not incremental:
-                delta += part.zero_().index_add_(0, lab, xb)
+                delta += part.zero_().index_add_(0, lab, xb if xw is None else xw[sl])
         return delta, n_changed
 
     return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
@@ -279,6 +298,8 @@ def _update_centers(
     chunk: int,
     *,
     relocate: bool,
+    w: torch.Tensor | None = None,
+    xw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Cluster means (k, d) from ``sums``, and the cluster sizes (k,) in float64.
 
@@ -286,27 +307,46 @@ def _update_centers(
     center (that row leaves its old cluster; ``sums`` then no longer matches
     ``labels``, which the third return value, ``relocated``, says), as
     scikit-learn does; otherwise, and for a cluster emptied by relocation, it
-    keeps its center.
+    keeps its center. With sample weights ``w`` (n,) and the weighted rows
+    ``xw`` (n, d) the sizes are the clusters' total weights, and a cluster
+    of total weight 0 counts as empty, as in scikit-learn.
     """
-    counts = torch.bincount(labels, minlength=centers.shape[0]).double()  # (k,)
+    k = centers.shape[0]
+    if w is None:
+        counts = torch.bincount(labels, minlength=k).double()  # (k,)
+    else:
+        counts = torch.bincount(labels, weights=w.double(), minlength=k)  # (k,)
     relocated = relocate and bool((counts == 0).any())
     if relocated:
-        _relocate_empty_clusters(x, centers, labels, sums, counts, chunk)
-    means = sums / counts.clamp(min=1)[:, None]
+        _relocate_empty_clusters(x, centers, labels, sums, counts, chunk, w, xw)
+    if w is None:
+        means = sums / counts.clamp(min=1)[:, None]
+    else:
+        means = sums / torch.where(counts > 0, counts, 1.0)[:, None]
     new = torch.where((counts > 0)[:, None], means, centers.double())
     return new.to(x.dtype), counts, relocated
 
 
-def _relocate_empty_clusters(x, centers, labels, sums, counts, chunk) -> None:
+def _relocate_empty_clusters(
+    x, centers, labels, sums, counts, chunk, w=None, xw=None
+) -> None:
     """Give each empty cluster one of the rows farthest from their centers.
 
     Updates ``sums`` (k, d) and ``counts`` (k,) in place; labels are left as
-    they are (the next iteration relabels).
+    they are (the next iteration relabels). With sample weights ``w`` (n,)
+    a row carries its weight and its weighted row ``xw`` (n, d) along.
     """
     empty = torch.nonzero(counts == 0).flatten().tolist()
     far = torch.topk(_sq_dist_to_own(x, centers, labels, chunk), len(empty)).indices
     for new, i in zip(empty, far.tolist()):
         old = int(labels[i])
+        if w is not None:
+            wi, xi = float(w[i]), xw[i].double()
+            sums[old] -= xi
+            counts[old] -= wi
+            sums[new] = xi
+            counts[new] = wi
+            continue
         sums[old] -= x[i].double()
         counts[old] -= 1
         sums[new] = x[i].double()
@@ -322,6 +362,7 @@ def _lloyd(
     chunk: int,
     workers: _Workers = _SERIAL,
     bounds: bool | None = None,
+    w: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor, int]:
     """Lloyd's algorithm from ``centers`` (k, d) on ``x`` (n, d).
 
@@ -329,10 +370,13 @@ def _lloyd(
     over centers, is at most ``tol``. The returned labels are those of the
     returned centers. ``bounds`` (default: on the CPU) skips the rows whose
     label cannot change (:func:`_assign_and_sum_bounded`); the iterations
-    are Lloyd's either way. Returns labels (n,), inertia, centers (k, d),
-    n_iter.
+    are Lloyd's either way. ``w`` (n,), optional: sample weights, in x's
+    dtype; the centers are then weighted means and the inertia is weighted
+    (the tolerance is the caller's). Returns labels (n,), inertia, centers
+    (k, d), n_iter.
     """
     n = x.shape[0]
+    xw = None if w is None else x * w[:, None]  # (n, d) weighted rows
     labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
     sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
     n_changed, strict = n, False
@@ -358,6 +402,7 @@ def _lloyd(
                 chunk,
                 incremental=incremental,
                 workers=workers,
+                xw=xw,
             )
         return _assign_and_sum_bounded(
             x,
@@ -372,13 +417,14 @@ def _lloyd(
             slack=slack,
             fresh=fresh,
             workers=workers,
+            xw=xw,
         )
 
     for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)
         # moving rows one by one beats summing all once a quarter or less move
         n_changed = assign(centers, sums, n_changed <= n // 4, fresh=i == 0)
         new, _, relocated = _update_centers(
-            x, centers, labels, sums, chunk, relocate=True
+            x, centers, labels, sums, chunk, relocate=True, w=w, xw=xw
         )
         if relocated:
             n_changed = n  # sums no longer match labels: recompute next time
@@ -402,7 +448,8 @@ def _lloyd(
             assign(centers, torch.zeros_like(sums), True)
         else:
             _assign(x, centers, labels, chunk, workers)
-    return labels, _inertia(x, centers, labels, chunk, workers), centers, i + 1
+    inertia = _inertia(x, centers, labels, chunk, workers, w)
+    return labels, inertia, centers, i + 1
 
 
 def _row_sq_norms(x: torch.Tensor, chunk: int, workers: _Workers) -> torch.Tensor:
@@ -439,34 +486,51 @@ def _minibatch_step(
     counts: torch.Tensor,
     chunk: int,
     workers: _Workers = _SERIAL,
+    w: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor, torch.Tensor]:
     """One mini-batch k-means step (Sculley 2010) on the batch x (n, d).
 
     Each center moves to the running mean of every sample ever assigned to
     it: ``c <- (count * c + sum of its new samples) / (count + n_new)``, i.e.
     a per-sample learning rate of ``1 / count``. ``counts`` (k,) are the
-    float64 cluster sizes so far. Returns the labels (n,) and inertia of the
+    float64 cluster sizes so far (total weights, with sample weights ``w``
+    (n,), as MiniBatchKMeans keeps them). Returns the labels (n,) and inertia of the
     batch under the moved centers, the centers (k, d) and the new counts.
     """
     labels = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
-    _assign_and_sum(x, centers, labels, sums, chunk, incremental=False, workers=workers)
-    n_new = torch.bincount(labels, minlength=centers.shape[0]).double()  # (k,)
-    total = counts + n_new
-    moved = (centers.double() * counts[:, None] + sums) / total.clamp(min=1)[:, None]
+    xw = None if w is None else x * w[:, None]  # (n, d) weighted rows
+    _assign_and_sum(
+        x, centers, labels, sums, chunk, incremental=False, workers=workers, xw=xw
+    )
+    k = centers.shape[0]
+    if w is None:
+        n_new = torch.bincount(labels, minlength=k).double()  # (k,)
+        total = counts + n_new
+        denom = total.clamp(min=1)
+    else:
+        n_new = torch.bincount(labels, weights=w.double(), minlength=k)  # (k,)
+        total = counts + n_new
+        denom = torch.where(total > 0, total, 1.0)
+    moved = (centers.double() * counts[:, None] + sums) / denom[:, None]
     centers = torch.where((n_new > 0)[:, None], moved, centers.double()).to(x.dtype)
     _assign(x, centers, labels, chunk, workers)
-    return labels, _inertia(x, centers, labels, chunk, workers), centers, total
+    return labels, _inertia(x, centers, labels, chunk, workers, w), centers, total
 
 
-def _kmeans_plusplus(x: torch.Tensor, n_clusters: int, rng) -> torch.Tensor:
+def _kmeans_plusplus(
+    x: torch.Tensor, n_clusters: int, rng, w: torch.Tensor | None = None
+) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007) on x (n, d).
 
     Each new center is the best, by resulting potential, of
     ``2 + int(log(n_clusters))`` candidates drawn with probability
     proportional to the squared distance to the nearest chosen center.
     Random draws come from the numpy ``rng`` so the choice is the same on
-    every device.
+    every device. With sample weights ``w`` (n,), as scikit-learn's
+    ``_kmeans_plusplus``: the first center is drawn with probability
+    proportional to the weight, the candidates to the weight times the
+    squared distance, and the potential is weighted.
     """
     n = x.shape[0]
     n_trials = 2 + int(np.log(n_clusters))
@@ -477,15 +541,26 @@ def _kmeans_plusplus(x: torch.Tensor, n_clusters: int, rng) -> torch.Tensor:
         return d2.clamp_(min=0)
 
     idx = torch.empty(n_clusters, dtype=torch.long, device=x.device)
-    idx[0] = int(rng.randint(n))
+    if w is None:
+        idx[0] = int(rng.randint(n))
+    else:
+        w = w.double()
+        p = w.cpu().numpy()
+        idx[0] = int(rng.choice(n, p=p / p.sum()))
     closest = sq_dist(x[idx[:1]])[:, 0]  # (n,) squared distance to the chosen
     for c in range(1, n_clusters):
-        cum = torch.cumsum(closest, 0, dtype=torch.float64)  # (n,)
+        if w is None:
+            cum = torch.cumsum(closest, 0, dtype=torch.float64)  # (n,)
+        else:
+            cum = torch.cumsum(closest.double() * w, 0)  # (n,)
         draws = torch.as_tensor(rng.uniform(size=n_trials), device=x.device)
         cand = torch.searchsorted(cum, draws * cum[-1]).clamp_(max=n - 1)  # (t,)
         d_cand = sq_dist(x[cand])  # (n, t)
         d_cand = torch.minimum(d_cand, closest[:, None], out=d_cand)
-        best = int(d_cand.sum(0, dtype=torch.float64).argmin())
+        if w is None:
+            best = int(d_cand.sum(0, dtype=torch.float64).argmin())
+        else:
+            best = int((w @ d_cand.double()).argmin())  # weighted potentials
         idx[c], closest = cand[best], d_cand[:, best].contiguous()
     return x[idx]
 

@@ -17,7 +17,11 @@ from sklearn.base import ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+)
 
 from ..base import BaseRepresentation, float_dtypes, positive_strides
 from ..data import batch_slices
@@ -201,10 +205,6 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     from all of X, as KMeans does, costs as much as ``2 + log(n_clusters)``
     Lloyd iterations or more.
 
-    Unlike scikit-learn's ``KMeans``, ``fit``, ``fit_predict`` and ``score``
-    take no ``sample_weight`` (passing one is a TypeError, never ignored);
-    repeat rows to weigh them by integers.
-
     :meth:`partial_fit` is mini-batch k-means (Sculley 2010): each center
     moves to the running mean of all samples ever assigned to it, i.e. with
     learning rate ``1 / count``. It does not reassign small clusters at
@@ -278,7 +278,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         self.input_shape = input_shape
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None) -> KMeansTransformer:
+    def fit(self, X, y=None, sample_weight=None) -> KMeansTransformer:
         """Compute the k-means clustering of X.
 
         Parameters
@@ -287,6 +287,13 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             Training samples.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample, as in
+            :meth:`sklearn.cluster.KMeans.fit`: centers are weighted means,
+            ``inertia_`` is weighted, k-means++ draws samples with
+            probability proportional to weight times squared distance and
+            ``init="random"`` with probability proportional to weight. The
+            tolerance is not weighted. ``None`` weighs all samples equally.
 
         Returns
         -------
@@ -294,13 +301,15 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             The fitted estimator.
         """
         X = self._validate_X(X, reset=True)
+        sw = self._check_weights(sample_weight, X)
         self._fit_dtype = X.dtype.name  # the dtype of cluster_centers_
         init = self._check_params_vs_data(X)
         rng = check_random_state(self.random_state)
         x, tol = self._to_device(X, fit=True)
+        w = None if sw is None else torch.as_tensor(sw, device=x.device).to(x.dtype)
         # TF32 would round the distances to 10-bit mantissas: labels would flip
         with _no_tf32(x.device):
-            starts = [self._init_centers(x, init, rng) for _ in range(self._n_init)]
+            starts = [self._init_centers(x, init, rng, w) for _ in range(self._n_init)]
             with _Workers(x.device) as workers:
                 runs = (
                     _lloyd(
@@ -310,15 +319,16 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                         tol=tol,
                         chunk=self._lloyd_rows(x.device),
                         workers=workers,
+                        w=w,
                     )
                     for centers in starts
                 )
                 best = min(runs, key=lambda run: run[1])  # lowest inertia first
-        self._set_fitted(*best, full_fit=True)
+        self._set_fitted(*best, full_fit=True, weights=sw)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None) -> KMeansTransformer:
+    def partial_fit(self, X, y=None, sample_weight=None) -> KMeansTransformer:
         """Update the centers with one mini-batch (mini-batch k-means).
 
         The first call (on an unfitted estimator) initialises the centers
@@ -333,6 +343,11 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             One batch of samples.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample of the batch, as in
+            :meth:`sklearn.cluster.MiniBatchKMeans.partial_fit`: the cluster
+            sizes that set the learning rate are total weights, and
+            ``inertia_`` is weighted. ``None`` weighs all samples equally.
 
         Returns
         -------
@@ -341,27 +356,29 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         first = not hasattr(self, "cluster_centers_")
         X = self._validate_X(X, reset=first)
+        sw = self._check_weights(sample_weight, X)
         if first or X.dtype == np.float64:  # float64 once any batch is
             self._fit_dtype = X.dtype.name
         init = self._check_params_vs_data(X) if first else None
         x, _ = self._to_device(X, fit=first)
+        w = None if sw is None else torch.as_tensor(sw, device=x.device).to(x.dtype)
         with _no_tf32(x.device):
             if first:
                 rng = check_random_state(self.random_state)
-                centers = self._init_centers(x, init, rng)
+                centers = self._init_centers(x, init, rng, w)
                 self._counts, self.n_iter_ = np.zeros(self.n_clusters), 0
             else:
                 centers = torch.as_tensor(self._centers, device=x.device)
             counts = torch.as_tensor(self._counts, device=x.device)  # (k,) float64
             with _Workers(x.device) as workers:
                 labels, inertia, centers, counts = _minibatch_step(
-                    x, centers, counts, self._chunk_rows(), workers
+                    x, centers, counts, self._chunk_rows(), workers, w
                 )
         self._counts = counts.cpu().numpy()
         self._set_fitted(labels, inertia, centers, self.n_iter_ + 1, full_fit=False)
         return self
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
         """Fit, then return the cluster index of each training sample.
 
         Parameters
@@ -370,13 +387,16 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             Training samples.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample (see :meth:`fit`). ``None``
+            weighs all samples equally.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
             ``labels_``.
         """
-        return self.fit(X).labels_
+        return self.fit(X, sample_weight=sample_weight).labels_
 
     def predict(self, X) -> np.ndarray:
         """Index of the nearest center of each sample.
@@ -459,7 +479,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         pick = codes.argmax(1) if self.encoding == "onehot" else codes.argmin(1)
         return self.cluster_centers_[pick]
 
-    def score(self, X, y=None) -> float:
+    def score(self, X, y=None, sample_weight=None) -> float:
         """Opposite of the inertia of X under the fitted centers.
 
         Parameters
@@ -468,22 +488,28 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             Samples.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample. ``None`` weighs all samples
+            equally.
 
         Returns
         -------
         score : float
             Minus the sum of squared distances of the samples to their
-            nearest centers (higher is better).
+            nearest centers, times their weights (higher is better).
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        sw = self._check_weights(sample_weight, X)
         centers = self._device_centers()
         nearest = _nearest_fn(centers)
 
         def fn(xb):  # shifted (B, d) -> (B,)
             return (xb - centers[nearest(xb)]).square_().sum(1)
 
-        return -float(self._map_blocks(X, fn, 0, np.float64).sum())
+        if sw is None:
+            return -float(self._map_blocks(X, fn, 0, np.float64).sum())
+        return -float(self._map_blocks(X, fn, 0, np.float64) @ sw)
 
     # -- private helpers ------------------------------------------------------
     def _transfer_encoder(self):
@@ -493,6 +519,20 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             "(AutoencoderTransformer, SimCLRTransformer, MAETransformer, ...) "
             "as the representation."
         )
+
+    @staticmethod
+    def _check_weights(sample_weight, X: np.ndarray) -> np.ndarray | None:
+        """Validated float64 sample weights (n,), or None for equal weights.
+
+        Weights of 1 everywhere are the same as none, and take the same
+        code (and random draws) as ``sample_weight=None``.
+        """
+        if sample_weight is None:
+            return None
+        sw = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        return None if np.all(sw == 1) else sw
 
     def _check_params_vs_data(self, X: np.ndarray) -> np.ndarray | None:
         """Check n_clusters and init against X; resolve ``_n_init``."""
@@ -593,22 +633,36 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         variance = s2 / n - (s1 / n).square()  # (d,), about a near-zero mean
         return x, float(variance.mean()) * self.tol
 
-    def _init_centers(self, x: torch.Tensor, init, rng) -> torch.Tensor:
-        """Initial centers (k, d) in the shifted coordinates of x."""
+    def _init_centers(self, x: torch.Tensor, init, rng, w=None) -> torch.Tensor:
+        """Initial centers (k, d) in the shifted coordinates of x.
+
+        With sample weights ``w`` (n,), ``"random"`` draws rows with
+        probability proportional to their weight, as scikit-learn, and
+        k-means++ weighs its draws and potentials.
+        """
         n, k = x.shape[0], self.n_clusters
         if init is not None:
             shifted = (init - self._offset).astype(np.float32)
             return torch.as_tensor(shifted, device=x.device)
         if self.init == "random":
-            idx = torch.as_tensor(rng.permutation(n)[:k], device=x.device)
+            if w is None:
+                idx = torch.as_tensor(rng.permutation(n)[:k], device=x.device)
+            else:
+                p = w.double().cpu().numpy()
+                seeds = rng.choice(n, size=k, replace=False, p=p / p.sum())
+                idx = torch.as_tensor(seeds, device=x.device)
             return x[idx].clone()
         m = max(_KMEANSPP_MAX_SAMPLES, 16 * k)
         if n > m:
             sub = np.sort(rng.choice(n, m, replace=False))
             x = x[torch.as_tensor(sub, device=x.device)]
-        return _kmeans_plusplus(x, k, rng)
+            if w is not None:
+                w = w[torch.as_tensor(sub, device=w.device)]
+        return _kmeans_plusplus(x, k, rng, w)
 
-    def _set_fitted(self, labels, inertia, centers, n_iter, *, full_fit) -> None:
+    def _set_fitted(
+        self, labels, inertia, centers, n_iter, *, full_fit, weights=None
+    ) -> None:
         self._centers = centers.cpu().numpy()  # (k, d) float32, shifted
         if getattr(self, "_fit_dtype", "float32") == "float64":
             # float64 data keep their digits: float32 steps are 128 at 1.7e9
@@ -626,6 +680,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             np.float64
         )
         distinct = int((self._counts > 0).sum())
+        if weights is not None:  # total weights, as partial_fit keeps them
+            self._counts = np.bincount(
+                self.labels_, weights=weights, minlength=self.n_clusters
+            )
         if distinct < self.n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than "
