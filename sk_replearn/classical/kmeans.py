@@ -178,7 +178,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     device once as float32; ``predict``, ``transform`` and ``score`` move
     one block at a time (memory flat in ``n_samples``). Empty clusters are
     relocated to the samples farthest from their centers, as in
-    scikit-learn. Products run with TF32 disabled on CUDA.
+    scikit-learn (with sample weights, a cluster given a row of weight 0
+    stays empty and keeps its center). Products run with TF32 disabled on CUDA.
 
     On the CPU, ``fit`` keeps Hamerly's bounds (Hamerly 2010) on each
     sample's distance to its own center and to the others: a sample whose
