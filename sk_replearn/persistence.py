@@ -393,7 +393,12 @@ def _build(spec: dict, device, source: str | None = None) -> BaseEstimator:
             params[name] = before
     as_saved = _CHANGED_DEFAULTS.get(spec["class"])
     state = spec.get("state")
-    if as_saved is not None and state is not None and "net_" in state:
+    if (
+        as_saved is not None
+        and state is not None
+        and isinstance(state.get("net_"), dict)
+        and "module" in state["net_"]
+    ):
         params.update(as_saved(params, state["net_"]["module"]))
     if device is not None and "device" in params:
         params["device"] = device
@@ -409,6 +414,17 @@ def _build(spec: dict, device, source: str | None = None) -> BaseEstimator:
             setattr(estimator, key, _decode(value, device, source))
     if "net_" in state:
         payload = state["net_"]
+        missing = [
+            part
+            for part in ("module", "optimizer", "history")
+            if not isinstance(payload, dict) or part not in payload
+        ]
+        if missing:
+            raise _other_version(
+                source,
+                f"holds the estimator {cls.__name__} with a network entry that "
+                f"lacks {', '.join(map(repr, missing))}",
+            )
         history = from_plain(payload["history"])
         net = estimator._restore_net(_n_samples(history))
         _load_weights(

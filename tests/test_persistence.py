@@ -346,8 +346,12 @@ def test_load_on_the_cpu_moves_the_nested_representation_too(
     [
         (lambda spec: spec["params"].update(bogus=1), "parameter\\(s\\) 'bogus'"),
         (lambda spec: spec.pop("params"), "without its parameters"),
+        (
+            lambda spec: spec["state"]["net_"].pop("optimizer"),
+            "network entry that lacks 'optimizer'",
+        ),
     ],
-    ids=["unknown-parameter", "no-parameters"],
+    ids=["unknown-parameter", "no-parameters", "no-optimizer"],
 )
 def test_load_of_a_file_of_another_version_says_so(edit, match, data, tmp_path):
     # A TypeError of __init__ or a bare KeyError said neither which file
