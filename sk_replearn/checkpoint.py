@@ -52,7 +52,9 @@ def fingerprint(estimator) -> dict:
     (listed under ``name__param``); one that is fitted (a fine-tuner's
     pre-trained ``representation``) also by a digest of what it learned,
     since two representations of equal parameters fitted on other data
-    start two different fine-tunings.
+    start two different fine-tunings. A fine-tuner that pre-trains its
+    representation on ``pretrain_X`` counts that data too (its digest, set
+    by the fit as ``_pretrain_digest``).
 
     Parameters
     ----------
@@ -79,7 +81,31 @@ def fingerprint(estimator) -> dict:
             params[k] = repr(v)
         elif is_fitted(v):
             params[k] = f"a fitted {type(v).__name__} (learned state {_learned(v)})"
+    pretrain = getattr(estimator, "_pretrain_digest", None)
+    if pretrain is not None:  # a fine-tuner's pre-training data
+        params["pretrain_X"] = f"data of digest {pretrain}"
     return {"estimator": type(estimator).__name__, "params": params}
+
+
+def pretrain_digest(pretrain_X) -> str | None:
+    """A digest of a fine-tuner's ``pretrain_X``, as of its training data.
+
+    None when there is none, or for data whose rows cannot be read by index
+    (a user's Dataset, ragged sequences): its shape is not known either.
+    """
+    if pretrain_X is None:
+        return None
+    rows = pretrain_X
+    if hasattr(rows, "to_numpy"):  # a DataFrame
+        rows = rows.to_numpy()
+    elif isinstance(rows, (list, tuple)):
+        try:
+            rows = np.asarray(rows)
+        except ValueError:  # ragged sequences
+            return None
+        if rows.dtype == object:
+            return None
+    return _data_digest(rows)
 
 
 #: Fitted attributes that record how a fit ran (its timings), not what it learned.

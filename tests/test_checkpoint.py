@@ -314,3 +314,28 @@ def test_checkpoint_of_a_fine_tuning_of_another_representation_is_refused(
     assert len(ran) == MAX_EPOCHS - KILL_AFTER
     np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
     _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_of_a_fine_tuning_pre_trained_on_other_data_is_refused(
+    data, tmp_path
+):
+    # An unfitted representation counted by its parameters alone: a killed
+    # fine-tuning pre-trained on pretrain_X A was resumed by one asked to
+    # pre-train on B, keeping A's pre-training.
+    X, y = data
+    rng = np.random.default_rng(3)
+    pre_a = rng.normal(size=(80, X.shape[1])).astype(np.float32)
+    pre_b = 2 * pre_a
+
+    def tuner(**kw):
+        return make("FineTuner", **_EPOCHS).set_params(
+            representation=_ae(max_epochs=1), checkpoint_dir=tmp_path, **kw
+        )
+
+    with pytest.raises(Killed):
+        tuner(callbacks=[KillAfterEpoch(KILL_AFTER)]).fit(X, y, pretrain_X=pre_a)
+    with pytest.raises(ValueError, match="checkpoint_dir=.*pretrain_X=data of digest"):
+        tuner().fit(X, y, pretrain_X=pre_b)
+    ran = []
+    tuner(callbacks=[CountEpochs(ran)]).fit(X, y, pretrain_X=pre_a)  # resumes
+    assert len(ran) == MAX_EPOCHS - KILL_AFTER

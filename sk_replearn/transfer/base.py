@@ -41,6 +41,7 @@ from ..base import (
     seed_from_random_state,
     store_params,
 )
+from ..checkpoint import pretrain_digest
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
@@ -491,6 +492,9 @@ class BaseFineTuner(NeuralRepresentation):
         rep = self._default_representation() if rep is None else rep
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
+        # The checkpoint's fingerprint: a run pre-trained on other data
+        # must not be resumed (a fitted representation counts by its state).
+        self._pretrain_digest = None if is_fitted(rep) else pretrain_digest(pretrain_X)
         encoder = transfer_encoder(self.representation_)
         source = self._token_source()  # the vocabulary, for sequences
         if source is None:
