@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
-import socket
 
 import numpy as np
 import pytest
 import torch
+from _processes import run_ranks
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -268,19 +267,8 @@ def test_cmc_learns_a_better_representation_than_random_init(digits_split):
 
 
 # -- distributed: negatives from every process ---------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rank(rank: int, world: int, port: int, out) -> None:
+def _rank(rank: int, world: int, out) -> None:
     """One gloo process: the loss and its gradients on this rank's rows."""
-    import torch.distributed as dist
-
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
     zs, n = _embeddings(), 8 // world
     res = {}
     for graph in ("full", "core"):
@@ -289,7 +277,6 @@ def _rank(rank: int, world: int, port: int, out) -> None:
         loss.backward()
         res[graph] = (loss.detach(), [z.grad for z in mine])
     torch.save(res, out / f"rank{rank}.pt")
-    dist.destroy_process_group()
 
 
 def _embeddings() -> list[torch.Tensor]:
@@ -303,17 +290,8 @@ def test_cmc_loss_on_two_gloo_processes_equals_one_process(tmp_path):
     As tests/test_distributed.py does for NT-Xent, with two processes forked
     from this one (they start with the package imported).
     """
-    world, port = 2, _free_port()
-    context = multiprocessing.get_context("fork")
-    procs = [
-        context.Process(target=_rank, args=(r, world, port, tmp_path))
-        for r in range(world)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    world = 2
+    run_ranks(_rank, tmp_path, world)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
     zs = [z.requires_grad_() for z in _embeddings()]
     for graph in ("full", "core"):

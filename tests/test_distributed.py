@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from _processes import free_port
 from skorch.callbacks import Callback
 
 from sk_replearn import AutoencoderTransformer, PCATransformer, SimCLRTransformer
@@ -115,12 +115,6 @@ torch.save(res, os.path.join(out, f"rank{rank}.pt"))
 N_FIT = 64
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """Results of a two-process ``accelerate launch`` run, one dict per rank."""
@@ -143,7 +137,7 @@ def ranks(tmp_path_factory):
     cmd = [
         launcher, "launch", "--multi_gpu", "--num_processes", str(WORLD),
         "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         str(script), str(tmp),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)

@@ -5,6 +5,7 @@ from collections import deque
 
 import pytest
 import torch
+from _processes import run_ranks
 from torch import nn
 
 from sk_replearn.losses import (
@@ -692,18 +693,12 @@ def test_cmc_loss_follows_a_changed_temperature():
 
 
 # -- DINO's center over several processes ------------------------------------------
-def _dino_rank(rank: int, world: int, port: int, out) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+def _dino_rank(rank: int, world: int, out) -> None:
     teacher = _dino_teacher()
     half = [t[rank * 4 : (rank + 1) * 4] for t in teacher]
     loss = DINOLoss(6).train()
     loss.update_center(half)
     torch.save(loss.center, out / f"center{rank}.pt")
-    dist.destroy_process_group()
 
 
 def _dino_teacher() -> list[torch.Tensor]:
@@ -714,21 +709,7 @@ def _dino_teacher() -> list[torch.Tensor]:
 def test_dino_center_is_the_mean_over_every_process(tmp_path):
     # Each process averaged its own rows only, so the processes' centers
     # drifted apart (and DDP kept process 0's).
-    import multiprocessing
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    context = multiprocessing.get_context("fork")
-    procs = [
-        context.Process(target=_dino_rank, args=(r, 2, port, tmp_path)) for r in (0, 1)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    run_ranks(_dino_rank, tmp_path)
     whole = DINOLoss(6).train()
     whole.update_center(_dino_teacher())
     for r in (0, 1):

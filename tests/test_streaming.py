@@ -118,17 +118,21 @@ class _Images(torch.utils.data.Dataset):
         return self.X[i]
 
 
-def test_simclr_fit_image_dataset_reads_shape_from_first_item():
-    sim = SimCLRTransformer(
+def _mlp_simclr(hidden_sizes, **engine) -> SimCLRTransformer:
+    """A small SimCLR on an MLP, without views (any input shape)."""
+    return SimCLRTransformer(
         encoder="mlp",
-        encoder_kwargs={"hidden_sizes": (16, 4)},
+        encoder_kwargs={"hidden_sizes": hidden_sizes},
         projection_dim=4,
         views=None,
-        max_epochs=2,
-        batch_size=16,
         random_state=0,
         device="cpu",
-    ).fit(_Images(48))
+        **engine,
+    )
+
+
+def test_simclr_fit_image_dataset_reads_shape_from_first_item():
+    sim = _mlp_simclr((16, 4), max_epochs=2, batch_size=16).fit(_Images(48))
     assert sim.input_shape_ == (1, 4, 4) and sim.n_features_in_ == 16
     assert sim.transform(_Images(48).X).shape == (48, 4)
     assert np.isfinite(sim.collapse_std_)
@@ -298,16 +302,7 @@ def test_samples_as_nested_lists_are_the_array_they_hold():
 
 def test_two_view_score_takes_a_dataset():
     X = np.random.default_rng(0).normal(size=(24, 1, 16)).astype(np.float32)
-    sim = SimCLRTransformer(
-        encoder="mlp",
-        encoder_kwargs={"hidden_sizes": (8, 4)},
-        projection_dim=4,
-        views=None,
-        max_epochs=1,
-        batch_size=8,
-        random_state=0,
-        device="cpu",
-    ).fit(X)
+    sim = _mlp_simclr((8, 4), max_epochs=1, batch_size=8).fit(X)
     data = torch.utils.data.TensorDataset(torch.from_numpy(X))
     assert sim.score(data) == sim.score(X)
 

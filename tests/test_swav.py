@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _processes import run_ranks
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -381,13 +382,9 @@ def test_a_queue_longer_than_the_fit_queues_is_warned_of():
     assert int(full.net_.module_.queued) == 80
 
 
-def _swav_ddp_rank(rank: int, world: int, port: int, out) -> None:
-    import torch.distributed as dist
+def _swav_ddp_rank(rank: int, world: int, out) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
     torch.manual_seed(0)  # the same initial weights in both processes
     objective = SwAVObjective(
         (1, 40), n_prototypes=10, projection_dim=8, queue_length=16, encoder="mlp"
@@ -400,28 +397,12 @@ def _swav_ddp_rank(rank: int, world: int, port: int, out) -> None:
     # The older half holds the previous step's embeddings: this process's
     # own, unless a broadcast replaced the queue with process 0's first.
     torch.save(objective.queue[:, 8:].clone(), out / f"queue{rank}.pt")
-    dist.destroy_process_group()
 
 
 def test_each_process_keeps_its_own_swav_queue(tmp_path):
     # DistributedDataParallel broadcast process 0's buffers, the queue
     # included, before every forward: every process used process 0's queue.
-    import multiprocessing
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    context = multiprocessing.get_context("fork")
-    procs = [
-        context.Process(target=_swav_ddp_rank, args=(r, 2, port, tmp_path))
-        for r in (0, 1)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0, f"rank process exited with {proc.exitcode}"
+    run_ranks(_swav_ddp_rank, tmp_path)
     queues = [torch.load(tmp_path / f"queue{r}.pt") for r in (0, 1)]
     assert queues[0].abs().sum() > 0 and queues[1].abs().sum() > 0
     assert not torch.equal(queues[0], queues[1])
