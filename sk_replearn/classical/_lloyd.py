@@ -311,20 +311,21 @@ def _update_centers(
     ``xw`` (n, d) the sizes are the clusters' total weights, and a cluster
     of total weight 0 counts as empty, as in scikit-learn.
     """
-    k = centers.shape[0]
-    if w is None:
-        counts = torch.bincount(labels, minlength=k).double()  # (k,)
-    else:
-        counts = torch.bincount(labels, weights=w.double(), minlength=k)  # (k,)
+    counts = _cluster_sizes(labels, centers.shape[0], w)  # (k,)
     relocated = relocate and bool((counts == 0).any())
     if relocated:
         _relocate_empty_clusters(x, centers, labels, sums, counts, chunk, w, xw)
-    if w is None:
-        means = sums / counts.clamp(min=1)[:, None]
-    else:
-        means = sums / torch.where(counts > 0, counts, 1.0)[:, None]
+    # Sizes are integers without weights; with weights, (0, 1) is possible.
+    means = sums / torch.where(counts > 0, counts, 1.0)[:, None]
     new = torch.where((counts > 0)[:, None], means, centers.double())
     return new.to(x.dtype), counts, relocated
+
+
+def _cluster_sizes(labels: torch.Tensor, k: int, w: torch.Tensor | None):
+    """Float64 size (k,) of each cluster: its rows, or their total weight ``w``."""
+    if w is None:
+        return torch.bincount(labels, minlength=k).double()
+    return torch.bincount(labels, weights=w.double(), minlength=k)
 
 
 def _relocate_empty_clusters(
@@ -340,17 +341,12 @@ def _relocate_empty_clusters(
     far = torch.topk(_sq_dist_to_own(x, centers, labels, chunk), len(empty)).indices
     for new, i in zip(empty, far.tolist()):
         old = int(labels[i])
-        if w is not None:
-            wi, xi = float(w[i]), xw[i].double()
-            sums[old] -= xi
-            counts[old] -= wi
-            sums[new] = xi
-            counts[new] = wi
-            continue
-        sums[old] -= x[i].double()
-        counts[old] -= 1
-        sums[new] = x[i].double()
-        counts[new] = 1
+        wi = 1.0 if w is None else float(w[i])
+        xi = (x if xw is None else xw)[i].double()  # the row as summed
+        sums[old] -= xi
+        counts[old] -= wi
+        sums[new] = xi
+        counts[new] = wi
 
 
 def _lloyd(
@@ -503,15 +499,9 @@ def _minibatch_step(
     _assign_and_sum(
         x, centers, labels, sums, chunk, incremental=False, workers=workers, xw=xw
     )
-    k = centers.shape[0]
-    if w is None:
-        n_new = torch.bincount(labels, minlength=k).double()  # (k,)
-        total = counts + n_new
-        denom = total.clamp(min=1)
-    else:
-        n_new = torch.bincount(labels, weights=w.double(), minlength=k)  # (k,)
-        total = counts + n_new
-        denom = torch.where(total > 0, total, 1.0)
+    n_new = _cluster_sizes(labels, centers.shape[0], w)  # (k,)
+    total = counts + n_new
+    denom = total.clamp(min=1) if w is None else torch.where(total > 0, total, 1.0)
     moved = (centers.double() * counts[:, None] + sums) / denom[:, None]
     centers = torch.where((n_new > 0)[:, None], moved, centers.double()).to(x.dtype)
     _assign(x, centers, labels, chunk, workers)

@@ -362,18 +362,22 @@ class NeuralRepresentation(BaseRepresentation):
         Per process (``batch_size`` is per process), after the early-stopping
         hold-out, without the last batch of one the training iterator drops.
         """
-        n_train = self._samples_per_epoch(n_samples)
-        steps = math.ceil(n_train / self.batch_size)
-        if n_train % self.batch_size == 1 and n_train > 1:
-            steps -= 1  # the training iterator drops a last batch of one
+        steps = math.ceil(self._samples_per_epoch(n_samples) / self.batch_size)
         return self._epochs() * max(steps, 1)
 
     def _samples_per_epoch(self, n_samples: int) -> int:
-        """Training samples of one process's epoch: after the hold-out, its share."""
+        """Samples one process trains on an epoch.
+
+        After the early-stopping hold-out, its share of the processes, and
+        without the last batch of one the training iterator drops.
+        """
         n_train = n_samples
         if self.early_stopping:
             n_train -= max(int(round(self.validation_fraction * n_train)), 1)
-        return n_train // world_size(self.accelerator)
+        n_train //= world_size(self.accelerator)
+        if n_train % self.batch_size == 1 and n_train > 1:
+            n_train -= 1  # a last batch of one is dropped
+        return n_train
 
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
@@ -626,13 +630,11 @@ class NeuralRepresentation(BaseRepresentation):
         come back: ``(-1, *input_shape_)`` for N-D X and for a Dataset (whose
         items are read as samples of that shape, and not read again here);
         ``(-1, n_features_in_)`` for rows."""
-        if isinstance(X, torch.utils.data.Dataset) or (
-            not isinstance(X, np.ndarray | torch.Tensor) and _is_nested_samples(X)
-        ):
-            return (-1, *self.input_shape_)
-        if isinstance(X, np.ndarray | torch.Tensor) and X.ndim > 2:
-            return (-1, *self.input_shape_)
-        return (-1, self.n_features_in_)
+        if isinstance(X, np.ndarray | torch.Tensor):
+            samples = X.ndim > 2
+        else:  # a Dataset's items are samples; lists may nest them
+            samples = isinstance(X, torch.utils.data.Dataset) or _is_nested_samples(X)
+        return (-1, *self.input_shape_) if samples else (-1, self.n_features_in_)
 
     def _apply(self, X, fn, n_out: int, *, sized: bool = False) -> np.ndarray:
         """Validate X and map ``fn(module, batch)`` over batches.

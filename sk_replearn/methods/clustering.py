@@ -164,8 +164,6 @@ class SwAVTransformer(_TwoViewTransformer):
         if not self.queue_length or (self.warm_start and hasattr(self, "net_")):
             return  # a warm start continues the queue it has
         per_epoch = self._samples_per_epoch(n_samples)
-        if per_epoch % self.batch_size == 1 and per_epoch > 1:
-            per_epoch -= 1  # a last batch of one is dropped
         queued = per_epoch * self._epochs()
         if self.queue_length > queued:
             warnings.warn(
