@@ -306,11 +306,24 @@ def _grid_with_ties(n=3000, seed=0):
     ids=["blobs", "uniform", "ties"],
 )
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(make, n_threads):
+# blocks of 257 rows; or of 4000, whose rows to recompute (all at first) go
+# through in pieces of 1024
+@pytest.mark.parametrize("chunk", [257, 4000])
+# the bounded pass in torch, or in the compiled loop where it is built
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(
+    make, n_threads, chunk, compiled, monkeypatch
+):
     """Hamerly's bounds skip rows, never change a label Lloyd would compute."""
+    from sk_replearn.classical import _lloyd as lloyd_module
     from sk_replearn.classical._lloyd import _lloyd
     from sk_replearn.classical._threads import _Workers
 
+    if compiled and lloyd_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    if not compiled:
+        monkeypatch.setattr(lloyd_module, "_kernels", None)
+    monkeypatch.setattr(lloyd_module, "_CPU_BLOCK", 1)  # pieces of 1024 rows
     x = torch.from_numpy(make())
     init = x[torch.from_numpy(np.random.default_rng(2).choice(len(x), 12, False))]
     previous = torch.get_num_threads()
@@ -325,7 +338,7 @@ def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(make, n_threads):
                         init.clone(),
                         max_iter=60,
                         tol=0.0,
-                        chunk=257,
+                        chunk=chunk,
                         workers=workers,
                         bounds=bounds,
                     )
@@ -335,8 +348,21 @@ def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(make, n_threads):
     (lab0, in0, c0, it0), (lab1, in1, c1, it1) = runs
     assert it0 == it1
     torch.testing.assert_close(lab1, lab0, rtol=0, atol=0)
-    torch.testing.assert_close(c1, c0, rtol=0, atol=1e-6)
     assert in1 == pytest.approx(in0, rel=1e-6)
+    if not compiled:  # the same sums, in the same order
+        torch.testing.assert_close(c1, c0, rtol=0, atol=1e-6)
+        return
+    # The compiled pass sums in float64 where the full pass sums float32
+    # within a block: its centers are the exact means of their clusters
+    # (converged, so the labels are the centers'), rounded once to float32.
+    assert it1 < 60
+    sizes = torch.bincount(lab1, minlength=12).double()[:, None]
+    means = torch.zeros(12, x.shape[1], dtype=torch.float64)
+    means = means.index_add_(0, lab1, x.double()) / sizes
+    assert np.all(
+        np.abs(c1.double().numpy() - means.numpy())
+        <= np.spacing(np.abs(means.numpy()).astype(np.float32)) / 2
+    )
 
 
 def test_kmeans_bounds_survive_empty_cluster_relocation():
@@ -649,3 +675,84 @@ def test_kmeans_unit_weights_are_no_weights(blobs):
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     assert a.inertia_ == b.inertia_
+
+
+# -- copy_x ---------------------------------------------------------------
+def _far_blobs(blobs):
+    return blobs + np.float32(1000.0)  # centring matters far from the origin
+
+
+def test_copy_x_false_gives_the_same_clustering_and_gives_x_back(blobs):
+    X = _far_blobs(blobs)
+    original = X.copy()
+    ref = KMeansTransformer(n_clusters=4, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(X, original)  # copy_x=True leaves X alone
+    est = KMeansTransformer(n_clusters=4, copy_x=False, random_state=0, device="cpu")
+    est.fit(X)
+    np.testing.assert_array_equal(est.labels_, ref.labels_)
+    np.testing.assert_array_equal(est.cluster_centers_, ref.cluster_centers_)
+    assert est.inertia_ == ref.inertia_
+    # X is given back, but for the rounding of (x - mean) + mean: two
+    # roundings, each at most a float32 step of the larger of x and the mean
+    step = np.spacing(np.maximum(np.abs(original), np.abs(est._offset)))
+    assert np.all(np.abs(X - original) <= 2 * step)
+
+
+def test_copy_x_false_centres_x_itself_and_copy_x_true_a_copy(blobs, monkeypatch):
+    import sk_replearn.classical.kmeans as kmeans_module
+
+    seen = []
+    lloyd = kmeans_module._lloyd
+
+    def spy(x, centers, **kwargs):
+        seen.append(x.data_ptr())
+        return lloyd(x, centers, **kwargs)
+
+    monkeypatch.setattr(kmeans_module, "_lloyd", spy)
+    X = _far_blobs(blobs)
+    for copy_x in (False, True):
+        KMeansTransformer(
+            n_clusters=3, copy_x=copy_x, random_state=0, device="cpu"
+        ).fit(X)
+    assert seen == [X.ctypes.data, seen[1]] and seen[1] != X.ctypes.data
+    # a tensor sharing the memory is centred in place alike
+    T = torch.from_numpy(X.copy())
+    KMeansTransformer(n_clusters=3, copy_x=False, random_state=0, device="cpu").fit(T)
+    assert seen[2] == T.data_ptr()
+
+
+def _read_only(X):
+    X = X.copy()
+    X.setflags(write=False)
+    return X
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda X: X.astype(np.float64), np.asfortranarray, _read_only],
+    ids=["float64", "fortran", "read-only"],
+)
+def test_copy_x_false_copies_what_it_cannot_centre_in_place(blobs, make):
+    X = make(_far_blobs(blobs))
+    original = X.copy()
+    est = KMeansTransformer(n_clusters=3, copy_x=False, random_state=0, device="cpu")
+    est.fit(X)
+    np.testing.assert_array_equal(X, original)  # untouched, not even rounded
+    ref = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(original)
+    np.testing.assert_array_equal(est.labels_, ref.labels_)
+
+
+def test_copy_x_false_gives_x_back_when_fit_fails(blobs, monkeypatch):
+    import sk_replearn.classical.kmeans as kmeans_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(kmeans_module, "_lloyd", broken)
+    X = _far_blobs(blobs)
+    original = X.copy()
+    est = KMeansTransformer(n_clusters=3, copy_x=False, random_state=0, device="cpu")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        est.fit(X)
+    step = np.spacing(np.maximum(np.abs(original), np.abs(est._offset)))
+    assert np.all(np.abs(X - original) <= 2 * step)  # not left centred

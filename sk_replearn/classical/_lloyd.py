@@ -14,6 +14,11 @@ import torch
 from ..data import batch_slices
 from ._threads import _SERIAL, _Workers
 
+try:  # the fused Lloyd pass, where a C compiler built it
+    from . import _kernels
+except ImportError:  # pragma: no cover - torch's tensor operations instead
+    _kernels = None
+
 # k-means++ looks at no more rows than this (or 16 per cluster, if more): its
 # cost is n_local_trials distance passes per center, so on the full data it
 # would cost several Lloyd iterations (see the class Notes).
@@ -107,16 +112,21 @@ def _inertia(
     weight.
     """
 
+    # (rows, d) differences of cache size (the Lloyd blocks are 4x larger)
+    piece = max(1024, _CPU_BLOCK // max(x.shape[1], 1))
+
     def work(blocks: list[slice]) -> float:
         total = torch.zeros((), dtype=torch.float64, device=x.device)
-        for sl in blocks:
-            diff = x[sl] - centers.index_select(0, labels[sl])  # (B, d)
-            # float32 within a row, float64 across rows: a float64 sum over
-            # all B * d values costs ~10x more, one over all in float32 drifts
-            if w is None:
-                total += diff.square_().sum(1).sum(dtype=torch.float64)
-            else:
-                total += diff.square_().sum(1).mul_(w[sl]).sum(dtype=torch.float64)
+        for block in blocks:
+            for start in range(block.start, block.stop, piece):
+                sl = slice(start, min(start + piece, block.stop))
+                diff = centers.index_select(0, labels[sl]).sub_(x[sl])  # (B, d)
+                # float32 within a row, float64 across rows: a float64 sum of
+                # all B * d values costs ~10x more, one in float32 drifts
+                sq = diff.square_().sum(1)  # (B,)
+                if w is not None:
+                    sq.mul_(w[sl])
+                total += sq.sum(dtype=torch.float64)
         return float(total)
 
     return sum(workers.map(work, x.shape[0], chunk))
@@ -179,10 +189,12 @@ def _assign_and_sum(
     return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
 
 
-def _put(target: torch.Tensor, rows: torch.Tensor | None, values: torch.Tensor) -> None:
-    """``target[rows] = values`` (all of target when ``rows`` is None)."""
-    if rows is None:
-        target.copy_(values)
+def _put(
+    target: torch.Tensor, rows: torch.Tensor | slice, values: torch.Tensor
+) -> None:
+    """``target[rows] = values``; ``rows`` is a slice or an index tensor."""
+    if isinstance(rows, slice):
+        target[rows].copy_(values)
     else:
         target.index_copy_(0, rows, values)
 
@@ -212,6 +224,7 @@ def _assign_and_sum_bounded(
     fresh: bool = False,
     workers: _Workers = _SERIAL,
     xw: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
 ) -> int:
     """:func:`_assign_and_sum` that skips the rows whose label cannot change.
 
@@ -228,13 +241,56 @@ def _assign_and_sum_bounded(
     either. ``fresh=True`` (no labels yet) computes every row. Bounds,
     labels and ``sums`` are updated in place; the number of rows whose
     label changed is returned. CPU only (numpy finds the rows). ``xw``
-    (n, d), optional: the rows times their sample weights, summed in their
-    stead (weighted sums).
+    (n, d), optional: the rows times their sample weights ``w`` (n,),
+    summed in their stead (weighted sums). Where the C extension is built,
+    one compiled loop runs the pass (:func:`_hamerly_compiled`).
     """
     k, d = centers.shape
-    c_t, c_sq, rev = _centers_t(centers)
     half = _half_gaps(centers)  # (k,)
+    if _compiled(x, w):
+        return _hamerly_compiled(
+            x, x_sq, centers, half, labels, upper, lower, sums, w, chunk,
+            incremental=incremental, slack=slack, fresh=fresh, workers=workers,
+        )  # fmt: skip
+    c_t, c_sq, rev = _centers_t(centers)
     inf = float("inf")
+    # The rows to recompute go through in pieces whose (rows, k) distances
+    # and gathered (rows, d) rows stay cache-sized: in the first passes
+    # (nearly every row) a whole block's would be 4x larger, and a constant
+    # of tens of MiB a thread.
+    piece = max(1024, _CPU_BLOCK // max(k, d, 1))
+
+    def settle(xb, xs, lab, up, low, xwb, rows, delta) -> int:
+        """Exact bounds and nearest center of the rows ``rows`` of a block.
+
+        ``rows``: a slice of the block, or the index tensor (m,) of the rows;
+        ``xb`` (m, d) and ``xs`` (m,) are those rows and their squared norms,
+        ``xwb`` the block's weighted rows (or None). Returns the rows moved.
+        """
+        dist = torch.addmm(c_sq, xb, c_t, alpha=-2.0)  # (m, k)
+        near = dist.amin(1, keepdim=True)  # (m, 1): ||x||^2 left out
+        ranks = dist.eq(near).to(dist.dtype).mul_(rev)  # k - j at minima
+        first = ranks.amax(1).neg_().add_(rev[0]).long()  # (m,)
+        del ranks
+        dist.scatter_(1, first[:, None], inf)  # hide the nearest
+        _put(up, rows, near[:, 0].add_(xs).clamp_(min=0).sqrt_())
+        _put(low, rows, dist.amin(1).add_(xs).clamp_(min=0).sqrt_())
+        del dist
+        was = lab[rows].clone() if isinstance(rows, slice) else lab[rows]
+        moved = torch.from_numpy(np.flatnonzero((first != was).numpy()))
+        _put(lab, rows, first)
+        if incremental and moved.shape[0]:
+            if xwb is None:
+                xm = xb.index_select(0, moved).double()  # (c, d)
+            else:
+                if isinstance(rows, slice):
+                    src = moved + rows.start
+                else:
+                    src = rows.index_select(0, moved)
+                xm = xwb.index_select(0, src).double()  # (c, d)
+            delta.index_add_(0, first.index_select(0, moved), xm)
+            delta.index_add_(0, was.index_select(0, moved), xm, alpha=-1)
+        return moved.shape[0]
 
     def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
         part = x.new_empty((k, d))
@@ -242,41 +298,77 @@ def _assign_and_sum_bounded(
         n_changed = 0
         for sl in blocks:
             xb, lab, up, low = x[sl], labels[sl], upper[sl], lower[sl]
+            xsb, xwb = x_sq[sl], None if xw is None else xw[sl]
             if fresh:  # no labels yet: every row gets its distances
-                rows, xr, xs = None, xb, x_sq[sl]
+                for start in range(0, xb.shape[0], piece):
+                    rows = slice(start, start + piece)
+                    n_changed += settle(
+                        xb[rows], xsb[rows], lab, up, low, xwb, rows, delta
+                    )
             else:
                 bound = torch.maximum(low, half.index_select(0, lab))  # (B,)
                 need = up.add(slack).ge_(bound).numpy()  # (B,) 1: may change
                 # numpy's flatnonzero is ~8x faster than torch.nonzero here
-                rows = torch.from_numpy(np.flatnonzero(need))  # (m,)
-                if not rows.shape[0]:
-                    xr = None
-                else:
-                    xr = xb.index_select(0, rows)  # (m, d)
-                    xs = x_sq[sl].index_select(0, rows)  # (m,)
-            if xr is not None:
-                dist = torch.addmm(c_sq, xr, c_t, alpha=-2.0)  # (m, k)
-                near = dist.amin(1, keepdim=True)  # (m, 1): ||x||^2 left out
-                ranks = dist.eq(near).to(dist.dtype).mul_(rev)  # k - j at minima
-                first = ranks.amax(1).neg_().add_(rev[0]).long()  # (m,)
-                dist.scatter_(1, first[:, None], inf)  # hide the nearest
-                _put(up, rows, near[:, 0].add_(xs).clamp_(min=0).sqrt_())
-                _put(low, rows, dist.amin(1).add_(xs).clamp_(min=0).sqrt_())
-                was = lab.clone() if rows is None else lab.index_select(0, rows)
-                moved = torch.from_numpy(np.flatnonzero((first != was).numpy()))
-                n_changed += moved.shape[0]
-                _put(lab, rows, first)
-                if incremental and moved.shape[0]:
-                    if xw is None:
-                        xm = xr.index_select(0, moved).double()  # (c, d)
-                    else:
-                        src = moved if rows is None else rows.index_select(0, moved)
-                        xm = xw[sl].index_select(0, src).double()  # (c, d)
-                    delta.index_add_(0, first.index_select(0, moved), xm)
-                    delta.index_add_(0, was.index_select(0, moved), xm, alpha=-1)
+                need_rows = torch.from_numpy(np.flatnonzero(need))  # (m,)
+                for start in range(0, need_rows.shape[0], piece):
+                    rows = need_rows[start : start + piece]
+                    xr = xb.index_select(0, rows)  # (p, d)
+                    xs = xsb.index_select(0, rows)  # (p,)
+                    n_changed += settle(xr, xs, lab, up, low, xwb, rows, delta)
             if not incremental:
-                delta += part.zero_().index_add_(0, lab, xb if xw is None else xw[sl])
+                delta += part.zero_().index_add_(0, lab, xb if xw is None else xwb)
         return delta, n_changed
+
+    return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
+
+
+def _compiled(x: torch.Tensor, w: torch.Tensor | None) -> bool:
+    """Whether :func:`_hamerly_compiled` can run the pass on x (and w)."""
+    return (
+        _kernels is not None
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.is_contiguous()
+        and (w is None or (w.dtype == torch.float32 and w.is_contiguous()))
+    )
+
+
+def _hamerly_compiled(
+    x, x_sq, centers, half, labels, upper, lower, sums, w, chunk, *,
+    incremental: bool, slack: float, fresh: bool, workers: _Workers,
+) -> int:  # fmt: skip
+    """:func:`_assign_and_sum_bounded` in one C loop a block (``_kernels``).
+
+    The same pass, row for row: the rows the bounds cannot settle get all
+    k distances ``||c||^2 - 2 x.c`` in float32 (first minimum winning),
+    their exact bounds and their label; rows are summed in float64 (all of
+    them, or incrementally those that moved), weighted by ``w`` (n,) if
+    given. Each row of x is read once, and no (rows, k) block of distances
+    is written to memory. The dot products are summed in another order
+    than torch's matrix product, so a distance may differ from it in the
+    last bits.
+    """
+    k, d = centers.shape
+    kp = -(-k // 8) * 8  # the loop takes the centers 8 at a time
+    c_t = np.zeros((d, kp), dtype=np.float32)
+    c_t[:, :k] = centers.numpy().T
+    c_sq = np.full(kp, np.inf, dtype=np.float32)
+    c_sq[:k] = centers.square().sum(1).numpy()
+    half_np = np.ascontiguousarray(half.numpy())
+    arrays = [t.numpy() for t in (x, x_sq, labels, upper, lower)]
+    xn, x_sqn, labn, upn, lown = arrays
+    wn = None if w is None else w.numpy()
+
+    def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
+        delta = np.zeros((k, d))  # float64
+        n_changed = 0
+        for sl in blocks:
+            n_changed += _kernels.hamerly_pass(
+                xn[sl], x_sqn[sl], c_t, c_sq, half_np, labn[sl], upn[sl],
+                lown[sl], None if wn is None else wn[sl], delta, slack,
+                fresh, incremental,
+            )  # fmt: skip
+        return torch.from_numpy(delta), n_changed
 
     return _pool(workers.map(work, x.shape[0], chunk), sums, incremental)
 
@@ -414,6 +506,7 @@ def _lloyd(
             fresh=fresh,
             workers=workers,
             xw=xw,
+            w=w,
         )
 
     for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)

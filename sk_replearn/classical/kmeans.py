@@ -123,6 +123,15 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         Convergence tolerance on the squared center shift (summed over
         centers), relative to the mean variance of the features of X.
         Lloyd also stops as soon as no label changes.
+    copy_x : bool, default=True
+        ``fit`` works on X minus a mean (distances between centred rows
+        lose less to rounding). ``True`` centres a float32 copy of X.
+        ``False`` centres X itself, in place, and adds the mean back before
+        ``fit`` returns (or raises), saving the copy, as
+        :class:`sklearn.cluster.KMeans` does: X may then differ from the
+        original in the last bit of some values. X is copied all the same
+        unless it is a writable, C-contiguous float32 array (or CPU tensor)
+        and ``device`` is the CPU.
     encoding : {"distance", "onehot"}, default="distance"
         What :meth:`transform` returns.
     batch_size : int or None, default=None
@@ -250,6 +259,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "copy_x": ["boolean"],
         "encoding": [StrOptions({"distance", "onehot"})],
     }
 
@@ -261,6 +271,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         n_init: str | int = "auto",
         max_iter: int = 300,
         tol: float = 1e-4,
+        copy_x: bool = True,
         encoding: str = "distance",
         batch_size: int | None = None,
         device: str | torch.device = "auto",
@@ -272,6 +283,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.copy_x = copy_x
         self.encoding = encoding
         self.batch_size = batch_size
         self.device = device
@@ -306,25 +318,33 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         self._fit_dtype = X.dtype.name  # the dtype of cluster_centers_
         init = self._check_params_vs_data(X)
         rng = check_random_state(self.random_state)
-        x, tol = self._to_device(X, fit=True)
-        w = None if sw is None else torch.as_tensor(sw, device=x.device).to(x.dtype)
-        # TF32 would round the distances to 10-bit mantissas: labels would flip
-        with _no_tf32(x.device):
-            starts = [self._init_centers(x, init, rng, w) for _ in range(self._n_init)]
-            with _Workers(x.device) as workers:
-                runs = (
-                    _lloyd(
-                        x,
-                        centers,
-                        max_iter=self.max_iter,
-                        tol=tol,
-                        chunk=self._lloyd_rows(x.device),
-                        workers=workers,
-                        w=w,
+        in_place = self._in_place(X)
+        x, tol = self._to_device(X, fit=True, in_place=in_place)
+        try:
+            w = None if sw is None else torch.as_tensor(sw, device=x.device)
+            w = None if w is None else w.to(x.dtype)
+            # TF32 would round the distances to 10-bit mantissas: labels flip
+            with _no_tf32(x.device):
+                starts = [
+                    self._init_centers(x, init, rng, w) for _ in range(self._n_init)
+                ]
+                with _Workers(x.device) as workers:
+                    runs = (
+                        _lloyd(
+                            x,
+                            centers,
+                            max_iter=self.max_iter,
+                            tol=tol,
+                            chunk=self._lloyd_rows(x.device),
+                            workers=workers,
+                            w=w,
+                        )
+                        for centers in starts
                     )
-                    for centers in starts
-                )
-                best = min(runs, key=lambda run: run[1])  # lowest inertia first
+                    best = min(runs, key=lambda run: run[1])  # lowest inertia
+        finally:
+            if in_place:  # X back as it came, but for rounding
+                x.add_(torch.as_tensor(self._offset))
         self._set_fitted(*best, full_fit=True, weights=sw)
         return self
 
@@ -600,7 +620,17 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             return self._chunk_rows()
         return 4 * self._chunk_rows()
 
-    def _to_device(self, X: np.ndarray, *, fit: bool = False):
+    def _in_place(self, X: np.ndarray) -> bool:
+        """Whether ``fit`` may centre X itself (``copy_x=False``, see there)."""
+        return (
+            not self.copy_x
+            and self._device().type == "cpu"
+            and X.dtype == np.float32
+            and X.flags.c_contiguous
+            and X.flags.writeable
+        )
+
+    def _to_device(self, X: np.ndarray, *, fit: bool = False, in_place=False):
         """X minus an offset, as a float32 tensor (n, d) on the device.
 
         With ``fit`` the offset is the float64 mean of at most 65,536 rows
@@ -610,6 +640,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         returned as well (0 when ``tol=0``, as scikit-learn's); otherwise the
         stored offset is used and the tolerance is None. Blocks are shifted
         exactly as in ``predict``, so fit and predict label a sample alike.
+        ``in_place`` (see :meth:`_in_place`) shifts X itself and returns it
+        as the tensor.
         """
         device = self._device()
         n, d = X.shape
@@ -617,12 +649,18 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             sample = X[:: max(1, n // _KMEANSPP_MAX_SAMPLES)]
             self._offset = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
         offset = torch.as_tensor(self._offset, device=device)
-        x = torch.empty((n, d), dtype=torch.float32, device=device)
+        if in_place:
+            x = torch.from_numpy(X)  # X itself
+        else:
+            x = torch.empty((n, d), dtype=torch.float32, device=device)
         moments = fit and self.tol > 0
         s1 = torch.zeros(d, dtype=torch.float64, device=device)
         s2 = torch.zeros(d, dtype=torch.float64, device=device)
         for sl in batch_slices(n, self._chunk_rows()):
-            xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(device)
+            if in_place:
+                xb = x[sl]
+            else:
+                xb = torch.as_tensor(np.require(X[sl], requirements="W")).to(device)
             xs = _shift(xb, offset, out=x[sl])
             if moments:  # float32 within a block is plenty for a tolerance
                 s1 += xs.sum(0)
