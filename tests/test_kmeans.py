@@ -756,3 +756,47 @@ def test_copy_x_false_gives_x_back_when_fit_fails(blobs, monkeypatch):
         est.fit(X)
     step = np.spacing(np.maximum(np.abs(original), np.abs(est._offset)))
     assert np.all(np.abs(X - original) <= 2 * step)  # not left centred
+
+
+class _Portable:
+    """The compiled pass, forced onto its portable loop."""
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+
+    def hamerly_pass(self, *args):
+        return self.kernels.hamerly_pass(*args, True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _blobs_like(3000, 9, 0),
+        lambda: np.random.default_rng(1).random((3000, 5)).astype(np.float32),
+        _grid_with_ties,
+    ],
+    ids=["blobs", "uniform", "ties"],
+)
+# one center; eight at a time; sixteen at a time; sixteen then eight
+@pytest.mark.parametrize("k", [1, 5, 12, 20])
+def test_the_compiled_pass_agrees_with_its_portable_loop(make, k, monkeypatch):
+    """The AVX2 loop (where the CPU has it) and the plain C loop agree."""
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    kernels = lloyd_module._kernels
+    if kernels is None:
+        pytest.skip("the C extension is not built")
+    x = torch.from_numpy(make())
+    init = x[torch.from_numpy(np.random.default_rng(3).choice(len(x), k, False))]
+    runs = []
+    for portable in (False, True):
+        if portable:
+            monkeypatch.setattr(lloyd_module, "_kernels", _Portable(kernels))
+        runs.append(
+            lloyd_module._lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=1000)
+        )
+    (lab0, in0, c0, it0), (lab1, in1, c1, it1) = runs
+    assert it0 == it1
+    torch.testing.assert_close(lab1, lab0, rtol=0, atol=0)
+    torch.testing.assert_close(c1, c0, rtol=0, atol=0)  # same rows, same sums
+    assert in1 == in0

@@ -118,81 +118,14 @@ done:
  */
 #define TILE_ROWS 8
 
-#if defined(__GNUC__)
-typedef float v8sf __attribute__((vector_size(32)));
-typedef int32_t v8si __attribute__((vector_size(32)));
-
-/* mask ? a : b, lane by lane (mask lanes all ones or all zeros). */
-#define SELECT_I(mask, a, b) (((mask) & (a)) | (~(mask) & (b)))
-#define SELECT_F(mask, a, b) ((v8sf)SELECT_I(mask, (v8si)(a), (v8si)(b)))
-
 /* Nearest center (first minimum), its distance and the second smallest
- * distance of r <= TILE_ROWS rows, without ||x||^2. rows has TILE_ROWS
- * pointers (those beyond r are computed and ignored). c_t is (d, kp) with
- * kp a multiple of 8; c_sq has kp values, +inf beyond the k centers.
- *
- * Eight rows at a time keep eight independent multiply-add chains in
- * flight; each lane l of a row keeps the smallest and second smallest
- * distance of the centers l, l + 8, l + 16, ... (the first of equal ones),
- * without branches, and the lanes are merged at the end. */
+ * distance of r <= TILE_ROWS rows, without ||x||^2 (portable C). rows has
+ * TILE_ROWS pointers, c_t is (d, kp) and c_sq has kp values, +inf beyond
+ * the k centers. */
 static ALWAYS_INLINE void
-nearest_two(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-            const float *c_t, Py_ssize_t kp, const float *c_sq,
-            int64_t *arg, float *best, float *second)
-{
-    const v8sf inf = {INFINITY, INFINITY, INFINITY, INFINITY,
-                      INFINITY, INFINITY, INFINITY, INFINITY};
-    const v8si lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    v8sf b1[TILE_ROWS], b2[TILE_ROWS];
-    v8si at[TILE_ROWS];
-    for (int q = 0; q < TILE_ROWS; q++) {
-        b1[q] = inf;
-        b2[q] = inf;
-        at[q] = lane;
-    }
-    for (Py_ssize_t j0 = 0; j0 < kp; j0 += 8) {
-        v8sf acc[TILE_ROWS];
-        for (int q = 0; q < TILE_ROWS; q++)
-            acc[q] = (v8sf){0};
-        const float *ct = c_t + j0;
-        for (Py_ssize_t t = 0; t < d; t++) {
-            v8sf cv;
-            memcpy(&cv, ct + t * kp, sizeof cv);
-            for (int q = 0; q < TILE_ROWS; q++)
-                acc[q] += rows[q][t] * cv;
-        }
-        v8sf cs;
-        memcpy(&cs, c_sq + j0, sizeof cs);
-        v8si j = lane + (int32_t)j0;
-        for (int q = 0; q < TILE_ROWS; q++) {
-            v8sf v = cs - 2.0f * acc[q];
-            v8si lt = v < b1[q];  /* strictly: an equal later center loses */
-            v8sf below2 = SELECT_F(v < b2[q], v, b2[q]);
-            b2[q] = SELECT_F(lt, b1[q], below2);
-            b1[q] = SELECT_F(lt, v, b1[q]);
-            at[q] = SELECT_I(lt, j, at[q]);
-        }
-    }
-    for (Py_ssize_t q = 0; q < r; q++) {
-        int win = 0;
-        for (int l = 1; l < 8; l++)
-            if (b1[q][l] < b1[q][win] ||
-                (b1[q][l] == b1[q][win] && at[q][l] < at[q][win]))
-                win = l;
-        float sec = b2[q][win];
-        for (int l = 0; l < 8; l++)
-            if (l != win && b1[q][l] < sec)
-                sec = b1[q][l];
-        best[q] = b1[q][win];
-        second[q] = sec;
-        arg[q] = at[q][win];
-    }
-}
-#else
-static ALWAYS_INLINE void
-nearest_two(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-            const float *c_t, Py_ssize_t kp, const float *c_sq,
-            int64_t *arg, float *best, float *second)
+nearest_two_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+                  const float *c_t, Py_ssize_t kp, const float *c_sq,
+                  int64_t *arg, float *best, float *second)
 {
     for (Py_ssize_t q = 0; q < r; q++) {
         best[q] = INFINITY;
@@ -203,7 +136,7 @@ nearest_two(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
             for (Py_ssize_t t = 0; t < d; t++)
                 dot += rows[q][t] * c_t[t * kp + j];
             float v = c_sq[j] - 2.0f * dot;
-            if (v < best[q]) {
+            if (v < best[q]) {  /* strictly: an equal later center loses */
                 second[q] = best[q];
                 best[q] = v;
                 arg[q] = j;
@@ -213,9 +146,127 @@ nearest_two(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
         }
     }
 }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_BUILD 1
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* v's minimum in every lane. */
+static ALWAYS_INLINE AVX2 __m256
+hmin_ps(__m256 v)
+{
+    v = _mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    v = _mm256_min_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+    return _mm256_min_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+static ALWAYS_INLINE AVX2 __m256i
+hmin_epi32(__m256i v)
+{
+    v = _mm256_min_epi32(v, _mm256_permute2x128_si256(v, v, 1));
+    v = _mm256_min_epi32(v, _mm256_shuffle_epi32(v, 0x4E));
+    return _mm256_min_epi32(v, _mm256_shuffle_epi32(v, 0xB1));
+}
+
+/* Fold the dot products acc of one row with the centers j0 .. j0 + 7 into
+ * the lanes' smallest (b1) and second smallest (b2) distances and the
+ * index (at) of the smallest. */
+static ALWAYS_INLINE AVX2 void
+keep_two(__m256 *b1, __m256 *b2, __m256i *at, __m256 acc, const float *c_sq,
+         Py_ssize_t j0)
+{
+    /* c_sq - 2 acc: 2 acc is exact, so one rounding, as unfused */
+    __m256 v = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), acc,
+                                _mm256_loadu_ps(c_sq + j0));
+    __m256 lt = _mm256_cmp_ps(v, *b1, _CMP_LT_OQ);
+    /* v < b1: b2 = b1; else b2 = min(b2, v) */
+    *b2 = _mm256_min_ps(*b2, _mm256_max_ps(v, *b1));
+    *b1 = _mm256_min_ps(*b1, v);
+    __m256i j = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                 _mm256_set1_epi32((int)j0));
+    *at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*at),
+                                               _mm256_castsi256_ps(j), lt));
+}
+
+/* nearest_two_plain with AVX2 and FMA: eight rows at a time against eight
+ * centers (or four against sixteen) keep eight independent multiply-add
+ * chains in flight, and each lane l of a row keeps, without branches, the smallest and second smallest
+ * distance of the centers l, l + 8, l + 16, ... (the first of equal ones);
+ * the lanes are merged at the end. */
+static ALWAYS_INLINE AVX2 void
+nearest_two_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+                 const float *c_t, Py_ssize_t kp, const float *c_sq,
+                 int64_t *arg, float *best, float *second)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 b1[TILE_ROWS], b2[TILE_ROWS];
+    __m256i at[TILE_ROWS];
+    for (int q = 0; q < TILE_ROWS; q++) {
+        b1[q] = _mm256_set1_ps(INFINITY);
+        b2[q] = b1[q];
+        at[q] = lane;
+    }
+    Py_ssize_t j0 = 0;
+    /* Sixteen centers at a time, four rows at a time: 6 loads for 8
+     * multiply-adds, where eight centers and eight rows take 9. */
+    for (; j0 + 16 <= kp; j0 += 16) {
+        const float *ct = c_t + j0;
+        for (int h = 0; h < TILE_ROWS; h += 4) {
+            __m256 lo[4], hi[4];
+            for (int q = 0; q < 4; q++) {
+                lo[q] = _mm256_setzero_ps();
+                hi[q] = _mm256_setzero_ps();
+            }
+            for (Py_ssize_t t = 0; t < d; t++) {
+                __m256 c0 = _mm256_loadu_ps(ct + t * kp);
+                __m256 c1 = _mm256_loadu_ps(ct + t * kp + 8);
+                for (int q = 0; q < 4; q++) {
+                    __m256 xv = _mm256_broadcast_ss(rows[h + q] + t);
+                    lo[q] = _mm256_fmadd_ps(xv, c0, lo[q]);
+                    hi[q] = _mm256_fmadd_ps(xv, c1, hi[q]);
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                keep_two(&b1[h + q], &b2[h + q], &at[h + q], lo[q], c_sq, j0);
+                keep_two(&b1[h + q], &b2[h + q], &at[h + q], hi[q], c_sq,
+                         j0 + 8);
+            }
+        }
+    }
+    for (; j0 < kp; j0 += 8) {
+        __m256 acc[TILE_ROWS];
+        for (int q = 0; q < TILE_ROWS; q++)
+            acc[q] = _mm256_setzero_ps();
+        const float *ct = c_t + j0;
+        for (Py_ssize_t t = 0; t < d; t++) {
+            __m256 cv = _mm256_loadu_ps(ct + t * kp);
+            for (int q = 0; q < TILE_ROWS; q++)
+                acc[q] = _mm256_fmadd_ps(_mm256_broadcast_ss(rows[q] + t), cv,
+                                         acc[q]);
+        }
+        for (int q = 0; q < TILE_ROWS; q++)
+            keep_two(&b1[q], &b2[q], &at[q], acc[q], c_sq, j0);
+    }
+    /* Per row: the smallest distance, the lowest center index that has it,
+     * and the smallest of the others (the winning lane's second smallest,
+     * or another lane's smallest). */
+    const __m256i none = _mm256_set1_epi32(INT32_MAX);
+    for (Py_ssize_t q = 0; q < r; q++) {
+        __m256 m = hmin_ps(b1[q]);
+        __m256 is_min = _mm256_cmp_ps(b1[q], m, _CMP_EQ_OQ);
+        __m256i idx = hmin_epi32(_mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(none), _mm256_castsi256_ps(at[q]), is_min)));
+        __m256 won = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at[q], idx));
+        __m256 rest = hmin_ps(_mm256_blendv_ps(b1[q], b2[q], won));
+        best[q] = _mm256_cvtss_f32(m);
+        second[q] = _mm256_cvtss_f32(rest);
+        arg[q] = _mm256_cvtsi256_si32(idx);
+    }
+}
 #endif
 
-/* delta[label] += scale * x (in double), d values. */
+/* delta += scale * x (in double), d values. */
 static ALWAYS_INLINE void
 add_row(double *delta, const float *x, Py_ssize_t d, double scale)
 {
@@ -233,9 +284,14 @@ typedef struct {
     int all_rows, incremental;
 } lloyd_block;
 
+typedef void (*nearest_fn)(const float *const *, Py_ssize_t, Py_ssize_t,
+                           const float *, Py_ssize_t, const float *, int64_t *,
+                           float *, float *);
+
 /* Settle the r pending rows idx[0..r): labels, bounds and sums. */
 static ALWAYS_INLINE Py_ssize_t
-settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r)
+settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r,
+       nearest_fn nearest)
 {
     const float *rows[TILE_ROWS];
     int64_t arg[TILE_ROWS];
@@ -243,7 +299,7 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r)
     Py_ssize_t changed = 0, d = b->d;
     for (Py_ssize_t q = 0; q < TILE_ROWS; q++)  /* spare lanes repeat row 0 */
         rows[q] = b->x + idx[q < r ? q : 0] * d;
-    nearest_two(rows, r, d, b->c_t, b->kp, b->c_sq, arg, best, second);
+    nearest(rows, r, d, b->c_t, b->kp, b->c_sq, arg, best, second);
     for (Py_ssize_t q = 0; q < r; q++) {
         Py_ssize_t i = idx[q];
         float xs = b->x_sq[i];
@@ -265,67 +321,90 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r)
     return changed;
 }
 
+/* Rows are screened SCREEN at a time: the indices of those the bounds
+ * cannot settle are listed without branches (a branch a row mispredicts
+ * when, as on data without cluster structure, most rows but not all need
+ * their distances), then settled TILE_ROWS at a time. */
+#define SCREEN 512
+
 static ALWAYS_INLINE Py_ssize_t
-hamerly_rows_body(const lloyd_block *b, Py_ssize_t n)
+hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
 {
-    Py_ssize_t idx[TILE_ROWS], pending = 0, changed = 0, d = b->d;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!b->all_rows) {
-            int64_t lab = b->labels[i];
-            float bound = fmaxf(b->lower[i], b->half[lab]);
-            if (!(b->upper[i] + b->slack >= bound)) {
-                if (!b->incremental)  /* the label stands: sum the row */
+    Py_ssize_t idx[SCREEN + TILE_ROWS], changed = 0, d = b->d;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += SCREEN) {
+        Py_ssize_t end = i0 + SCREEN < n ? i0 + SCREEN : n, m = 0;
+        if (b->all_rows) {
+            for (Py_ssize_t i = i0; i < end; i++)
+                idx[m++] = i;
+        } else {
+            for (Py_ssize_t i = i0; i < end; i++) {
+                int64_t lab = b->labels[i];
+                float bound = fmaxf(b->lower[i], b->half[lab]);
+                int need = b->upper[i] + b->slack >= bound;
+                idx[m] = i;
+                m += need;
+                if (!need && !b->incremental)  /* the label stands: sum it */
                     add_row(b->delta + lab * d, b->x + i * d, d,
                             b->w ? (double)b->w[i] : 1.0);
-                continue;
             }
         }
-        idx[pending++] = i;
-        if (pending == TILE_ROWS) {
-            changed += settle(b, idx, pending);
-            pending = 0;
-        }
+        for (Py_ssize_t q = 0; q < m; q += TILE_ROWS)
+            changed += settle(b, idx + q, m - q < TILE_ROWS ? m - q : TILE_ROWS,
+                              nearest);
     }
-    if (pending)
-        changed += settle(b, idx, pending);
     return changed;
+}
+
+static void
+nearest_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+              const float *c_t, Py_ssize_t kp, const float *c_sq,
+              int64_t *arg, float *best, float *second)
+{
+    nearest_two_plain(rows, r, d, c_t, kp, c_sq, arg, best, second);
 }
 
 static Py_ssize_t
 hamerly_rows_plain(const lloyd_block *b, Py_ssize_t n)
 {
-    return hamerly_rows_body(b, n);
+    return hamerly_rows_body(b, n, nearest_plain);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-/* The same loop built for AVX2 with fused multiply-add, chosen at run time
- * where the CPU has both (GCC's target_clones can only pick one feature). */
-#define HAVE_FMA_BUILD 1
-__attribute__((target("avx2,fma"))) static Py_ssize_t
-hamerly_rows_fma(const lloyd_block *b, Py_ssize_t n)
+#ifdef HAVE_AVX2_BUILD
+static AVX2 void
+nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+             const float *c_t, Py_ssize_t kp, const float *c_sq,
+             int64_t *arg, float *best, float *second)
 {
-    return hamerly_rows_body(b, n);
+    nearest_two_avx2(rows, r, d, c_t, kp, c_sq, arg, best, second);
+}
+
+static AVX2 Py_ssize_t
+hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
+{
+    return hamerly_rows_body(b, n, nearest_avx2);
 }
 #endif
 
+/* The AVX2 loop where the CPU has AVX2 and FMA (unless portable), else the
+ * portable one. */
 static Py_ssize_t
-hamerly_rows(const lloyd_block *b, Py_ssize_t n)
+hamerly_rows(const lloyd_block *b, Py_ssize_t n, int portable)
 {
-#ifdef HAVE_FMA_BUILD
-    static int fma = -1;
-    if (fma < 0) {
+#ifdef HAVE_AVX2_BUILD
+    static int avx2 = -1;
+    if (avx2 < 0) {
         __builtin_cpu_init();
-        fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    if (fma)
-        return hamerly_rows_fma(b, n);
+    if (avx2 && !portable)
+        return hamerly_rows_avx2(b, n);
 #endif
     return hamerly_rows_plain(b, n);
 }
 
 PyDoc_STRVAR(hamerly_pass_doc,
 "hamerly_pass(x, x_sq, c_t, c_sq, half, labels, upper, lower, w, delta,\n"
-"             slack, all_rows, incremental)\n"
+"             slack, all_rows, incremental, portable=False)\n"
 "--\n\n"
 "One Lloyd pass over a block of rows with Hamerly's bounds; returns the\n"
 "number of rows whose label changed.\n\n"
@@ -337,8 +416,9 @@ PyDoc_STRVAR(hamerly_pass_doc,
 "weights or None; delta (k, d) float64, to which the rows are added (all\n"
 "of them, or with incremental only those that changed cluster, moved\n"
 "from the old sum to the new). A row is recomputed when all_rows or when\n"
-"upper + slack >= max(lower, half[label]). Buffers are C-contiguous;\n"
-"the caller checks dtypes.");
+"upper + slack >= max(lower, half[label]). portable runs the plain C\n"
+"loop where the AVX2 one would run (for tests). Buffers are\n"
+"C-contiguous; the caller checks dtypes.");
 
 static PyObject *
 hamerly_pass(PyObject *self, PyObject *args)
@@ -346,11 +426,12 @@ hamerly_pass(PyObject *self, PyObject *args)
     Py_buffer x, x_sq, c_t, c_sq, half, labels, upper, lower, w, delta;
     PyObject *w_obj, *result = NULL;
     float slack;
-    int all_rows, incremental, have_w = 0;
+    int all_rows, incremental, portable = 0, have_w = 0;
 
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*Ow*fpp:hamerly_pass", &x,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*Ow*fpp|p:hamerly_pass", &x,
                           &x_sq, &c_t, &c_sq, &half, &labels, &upper, &lower,
-                          &w_obj, &delta, &slack, &all_rows, &incremental))
+                          &w_obj, &delta, &slack, &all_rows, &incremental,
+                          &portable))
         return NULL;
     if (w_obj != Py_None) {
         if (PyObject_GetBuffer(w_obj, &w, PyBUF_SIMPLE) < 0)
@@ -379,7 +460,7 @@ hamerly_pass(PyObject *self, PyObject *args)
     Py_ssize_t changed = 0;
     if (n && d) {
         Py_BEGIN_ALLOW_THREADS
-        changed = hamerly_rows(&b, n);
+        changed = hamerly_rows(&b, n, portable);
         Py_END_ALLOW_THREADS
     }
     result = PyLong_FromSsize_t(changed);
