@@ -296,7 +296,9 @@ def _grid_with_ties(n=3000, seed=0):
     return rng.integers(0, 6, size=(n, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize(
+#: Data for the tests that hold one Lloyd pass to another: blobs, uniform
+#: rows, and a grid whose rows are often equidistant from two centers.
+_LLOYD_DATA = pytest.mark.parametrize(
     "make",
     [
         lambda: _blobs_like(4000, 8, 0),
@@ -305,6 +307,9 @@ def _grid_with_ties(n=3000, seed=0):
     ],
     ids=["blobs", "uniform", "ties"],
 )
+
+
+@_LLOYD_DATA
 @pytest.mark.parametrize("n_threads", [1, 2])
 # blocks of 257 rows; or of 4000, whose rows to recompute (all at first) go
 # through in pieces of 1024
@@ -768,15 +773,7 @@ class _Portable:
         return self.kernels.hamerly_pass(*args, True)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: _blobs_like(3000, 9, 0),
-        lambda: np.random.default_rng(1).random((3000, 5)).astype(np.float32),
-        _grid_with_ties,
-    ],
-    ids=["blobs", "uniform", "ties"],
-)
+@_LLOYD_DATA
 # one center; eight at a time; sixteen at a time; sixteen then eight
 @pytest.mark.parametrize("k", [1, 5, 12, 20])
 def test_the_compiled_pass_agrees_with_its_portable_loop(make, k, monkeypatch):
