@@ -23,12 +23,16 @@ over the data, not about convergence. The process first fits on 32 rows
 a full batch's activations), then builds the data, then measures the fit
 above the memory at that point, so the data are not counted. Per estimator
 the verdict is the ratio of the total peaks at ``10 n`` and at ``n`` (the
-data being excluded from both, there is no extra data to subtract), and the
-growth per sample in bytes, against a row of data (160 B). Memory a fit
+data being excluded from both, there is no extra data to subtract), net of
+the output, as for ``transform``: K-means' ``labels_``, the one fitted
+attribute with a value per sample (8 B); and the growth per sample in
+bytes, against a row of data (160 B). Memory a fit
 needs whatever ``n`` is (activations of a batch, the model) makes the ratio
 about 1; a copy of the data (or a list of per-sample values) makes it up to
 10 once the copy outweighs that constant. Copies inherent to an estimator
-are listed under the table.
+are listed under the table. K-means runs on 25 times more rows (100k and
+1M at the default ``--fit-n``; see ``SCALE``), with ``copy_x`` at its
+default and at ``False``.
 
 **transform** on a memmap. A float32 memmap of ``10 n`` rows is written to a
 temporary folder, an ``AutoencoderTransformer`` and a ``PCATransformer`` are
@@ -143,6 +147,7 @@ WARMUP_ROWS = 32
 #: ``input_shape=(1, 40)``, ``random_state=0``, ``device="cpu"``).
 FIT_ESTIMATORS = {
     "KMeansTransformer": {},
+    "KMeansTransformer(copy_x=False)": {"copy_x": False},
     "PCATransformer": {},
     # PCA's CPU pass sums and shifts X in cache-sized buffers of 2**18
     # values (3 MiB: float64 and float32) a worker, min(n, 2**18 / 40) rows
@@ -157,16 +162,29 @@ FIT_ESTIMATORS = {
 }
 #: Estimators also fitted on the numpy array (the same memory as the
 #: tensor); the others would only repeat their seconds-long fits.
-NUMPY_TOO = ("KMeansTransformer", "PCATransformer", "AutoencoderTransformer")
+NUMPY_TOO = (
+    "KMeansTransformer",
+    "KMeansTransformer(copy_x=False)",
+    "PCATransformer",
+    "AutoencoderTransformer",
+)
+#: Estimators measured on ``SCALE`` times more rows (n and 10 n rows then
+#: being 100k and 1M at the default ``--fit-n``): K-means' constants, a
+#: Lloyd block of 52,428 rows and k-means++'s sample of 65,536, reach their
+#: full size only beyond 65,536 rows, so below that they grow with n too,
+#: and a fit on a million rows takes about 3 seconds.
+SCALE = {"KMeansTransformer": 25, "KMeansTransformer(copy_x=False)": 25}
 #: What an estimator's fit keeps per sample by design, printed with the table.
 BY_DESIGN = {
     "KMeansTransformer": (
-        "holds X minus its mean as one float32 tensor (4 B a value) that every "
-        "Lloyd iteration reads, as scikit-learn's KMeans centres a copy "
-        "(copy_x=True), and labels_ (8 B a sample); on the CPU Lloyd's "
-        "iterations keep each sample's squared norm and Hamerly's upper and "
-        "lower distance bounds (3 float32, 12 B a sample); k-means++ seeding "
-        "keeps a few values a sample for at most 65536 samples"
+        "keeps labels_ (8 B a sample) and, on the CPU, each sample's squared "
+        "norm and Hamerly's upper and lower distance bounds (3 float32, 12 B "
+        "a sample); with copy_x=True (the default, as scikit-learn's KMeans) "
+        "it also holds X minus its mean as one float32 copy (4 B a value, "
+        "160 B a row here) that every Lloyd iteration reads, where "
+        "copy_x=False centres X itself and adds the mean back at the end; "
+        "k-means++ seeding keeps a few values a sample for at most 65536 "
+        "samples"
     ),
     "PCATransformer": (
         "sums and shifts X in buffers of at most 2**18 values (3 MiB as "
@@ -224,7 +242,25 @@ def _fit_child(label: str, rows: int, kind: str, signals_path: str) -> None:
     estimator = _fit_estimator(label)
     peaks = _peaks(lambda: estimator.fit(data))
     del peaks["result"]
-    print(json.dumps({**peaks, "data_mib": X.nbytes / _MIB}))
+    print(
+        json.dumps(
+            {
+                **peaks,
+                "data_mib": X.nbytes / _MIB,
+                "output_mib": _outputs_mib(estimator),
+            }
+        )
+    )
+
+
+def _outputs_mib(estimator) -> float:
+    """MiB of ``labels_``, the one fitted attribute with a value per sample.
+
+    It is part of what ``fit`` returns, as ``transform``'s output is, so the
+    verdict leaves it out.
+    """
+    labels = getattr(estimator, "labels_", None)
+    return 0.0 if labels is None else labels.nbytes / _MIB
 
 
 def _run_fit_child(label: str, rows: int, kind: str, signals_path: str) -> dict:
@@ -253,7 +289,7 @@ def fit_section(n: int, labels) -> None:
         "data were made (so the data are not counted)"
     )
     header = (
-        f"{'estimator':<32}{'input':>7}{'n_samples':>10}{'data':>7}"
+        f"{'estimator':<32}{'input':>7}{'n_samples':>10}{'data':>7}{'output':>8}"
         f"{'anon peak':>11}{'peak RSS':>10}{'time s':>8}"
     )
     print(header)
@@ -263,25 +299,30 @@ def fit_section(n: int, labels) -> None:
         np.save(signals_path, signals)
         for label in labels:
             kinds = ("tensor", "numpy") if label in NUMPY_TOO else ("tensor",)
+            scaled = n * SCALE.get(label, 1)
             for kind in kinds:
                 res = {}
-                for rows in (n, 10 * n):
+                for rows in (scaled, 10 * scaled):
                     res[rows] = r = _run_fit_child(label, rows, kind, signals_path)
                     if "error" in r:
                         print(f"{label:<32}{kind:>7}{rows:>10}  FAILED: {r['error']}")
                         break
                     print(
                         f"{label:<32}{kind:>7}{rows:>10}{r['data_mib']:>7.1f}"
-                        f"{r['anon_mib']:>11.1f}{r['total_mib']:>10.1f}"
-                        f"{r['seconds']:>8.2f}"
+                        f"{r['output_mib']:>8.1f}{r['anon_mib']:>11.1f}"
+                        f"{r['total_mib']:>10.1f}{r['seconds']:>8.2f}"
                     )
                 if any("error" in r for r in res.values()):
                     continue
-                small, large = res[n]["total_mib"], res[10 * n]["total_mib"]
+                small, large = (
+                    res[r]["total_mib"] - res[r]["output_mib"]
+                    for r in (scaled, 10 * scaled)
+                )
                 ratio = large / max(small, 1e-9)
-                per_row = (large - small) * _MIB / (9 * n)
+                per_row = (large - small) * _MIB / (9 * scaled)
                 print(
-                    f"  peak RSS at 10n / at n: {large:.1f} / {small:.1f} MiB = "
+                    f"  peak RSS - output at 10n / at n: {large:.1f} / {small:.1f} MiB "
+                    "= "
                     f"{ratio:.2f} ({verdict(ratio, TARGET, at_most=True)}); "
                     f"{per_row:+.0f} B a sample more (a row of data: {row_bytes} B)"
                 )
