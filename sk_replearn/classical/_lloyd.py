@@ -427,14 +427,16 @@ def _relocate_empty_clusters(
 
     Updates ``sums`` (k, d) and ``counts`` (k,) in place; labels are left as
     they are (the next iteration relabels). With sample weights ``w`` (n,)
-    a row carries its weight and its weighted row ``xw`` (n, d) along.
+    a row carries its weight and its weighted row along: ``xw`` (n, d)'s,
+    or (``xw`` None, as the compiled pass sums) the row times its weight.
     """
     empty = torch.nonzero(counts == 0).flatten().tolist()
     far = torch.topk(_sq_dist_to_own(x, centers, labels, chunk), len(empty)).indices
     for new, i in zip(empty, far.tolist()):
         old = int(labels[i])
         wi = 1.0 if w is None else float(w[i])
-        xi = (x if xw is None else xw)[i].double()  # the row as summed
+        # the row as summed: weighted in float32 (xw), or in float64
+        xi = xw[i].double() if xw is not None else x[i].double() * wi
         sums[old] -= xi
         counts[old] -= wi
         sums[new] = xi
@@ -464,7 +466,6 @@ def _lloyd(
     (k, d), n_iter.
     """
     n = x.shape[0]
-    xw = None if w is None else x * w[:, None]  # (n, d) weighted rows
     labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
     sums = torch.zeros(centers.shape, dtype=torch.float64, device=x.device)
     n_changed, strict = n, False
@@ -472,6 +473,9 @@ def _lloyd(
     # on an accelerator the gathers would wait for the device at every
     # block, and the full product is cheap there.
     bounded = x.device.type == "cpu" if bounds is None else bounds
+    # the weighted rows (n, d), which the compiled pass weighs as it sums
+    weigh = w is not None and not (bounded and _compiled(x, w))
+    xw = x * w[:, None] if weigh else None
     if bounded:
         x_sq = _row_sq_norms(x, chunk, workers)  # (n,)
         upper = torch.full((n,), float("inf"), dtype=x.dtype)
