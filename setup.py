@@ -12,10 +12,10 @@ for line in (HERE / "sk_replearn" / "__init__.py").read_text().splitlines():
         version["v"] = line.split("=")[1].strip().strip('"')
 
 # Two small C loops: PCATransformer's fused shift-and-sum pass over X, and
-# KMeansTransformer's Lloyd pass (AVX2 where the CPU has it). They are
-# optional: without a C compiler the build goes on and the same passes run in
-# NumPy and torch, PCA's about 10% slower at one thread, K-means' fit 1.5 to
-# 3 times slower.
+# KMeansTransformer's Lloyd pass (used on x86-64 CPUs with AVX2 and FMA).
+# They are optional: without a C compiler the build goes on and the same
+# passes run in NumPy and torch, PCA's about 10% slower at one thread,
+# K-means' fit 1.5 to 3 times slower.
 KERNELS = Extension(
     "sk_replearn.classical._kernels",
     sources=["sk_replearn/classical/_kernels.c"],

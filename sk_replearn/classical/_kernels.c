@@ -385,10 +385,9 @@ hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
 }
 #endif
 
-/* The AVX2 loop where the CPU has AVX2 and FMA (unless portable), else the
- * portable one. */
-static Py_ssize_t
-hamerly_rows(const lloyd_block *b, Py_ssize_t n, int portable)
+/* Whether the AVX2 loop runs here: built, and the CPU has AVX2 and FMA. */
+static int
+have_avx2(void)
 {
 #ifdef HAVE_AVX2_BUILD
     static int avx2 = -1;
@@ -396,10 +395,34 @@ hamerly_rows(const lloyd_block *b, Py_ssize_t n, int portable)
         __builtin_cpu_init();
         avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    if (avx2 && !portable)
+    return avx2;
+#else
+    return 0;
+#endif
+}
+
+/* The AVX2 loop where it runs (unless portable), else the portable one. */
+static Py_ssize_t
+hamerly_rows(const lloyd_block *b, Py_ssize_t n, int portable)
+{
+#ifdef HAVE_AVX2_BUILD
+    if (have_avx2() && !portable)
         return hamerly_rows_avx2(b, n);
 #endif
     return hamerly_rows_plain(b, n);
+}
+
+PyDoc_STRVAR(hamerly_simd_doc,
+"hamerly_simd()\n"
+"--\n\n"
+"Whether hamerly_pass runs its AVX2 loop on this CPU. The portable loop\n"
+"computes each distance one multiply-add at a time, slower than torch's\n"
+"matrix products, so the caller uses it only for tests.");
+
+static PyObject *
+hamerly_simd(PyObject *self, PyObject *args)
+{
+    return PyBool_FromLong(have_avx2());
 }
 
 PyDoc_STRVAR(hamerly_pass_doc,
@@ -482,6 +505,7 @@ done:
 static PyMethodDef methods[] = {
     {"shift_sum", shift_sum, METH_VARARGS, shift_sum_doc},
     {"hamerly_pass", hamerly_pass, METH_VARARGS, hamerly_pass_doc},
+    {"hamerly_simd", hamerly_simd, METH_NOARGS, hamerly_simd_doc},
     {NULL, NULL, 0, NULL},
 };
 

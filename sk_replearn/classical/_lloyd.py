@@ -18,6 +18,9 @@ try:  # the fused Lloyd pass, where a C compiler built it
     from . import _kernels
 except ImportError:  # pragma: no cover - torch's tensor operations instead
     _kernels = None
+#: Whether the compiled pass runs its SIMD loop here (x86-64 with AVX2 and
+#: FMA); elsewhere torch's matrix products beat its portable loop.
+_SIMD = _kernels is not None and _kernels.hamerly_simd()
 
 # k-means++ looks at no more rows than this (or 16 per cluster, if more): its
 # cost is n_local_trials distance passes per center, so on the full data it
@@ -325,7 +328,7 @@ def _assign_and_sum_bounded(
 def _compiled(x: torch.Tensor, w: torch.Tensor | None) -> bool:
     """Whether :func:`_hamerly_compiled` can run the pass on x (and w)."""
     return (
-        _kernels is not None
+        _SIMD
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and x.is_contiguous()

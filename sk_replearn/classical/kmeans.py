@@ -199,9 +199,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     full Lloyd pass (tested to be identical, ties included); it is
     ``algorithm="lloyd"``'s result at a fraction of its cost, not Elkan's
     k x k bounds. On an accelerator every pass computes all distances.
-    Where the package's optional C extension is built, the CPU pass is one
-    compiled loop (AVX2 and FMA where the CPU has them) that reads each
-    row once and sums in float64; otherwise it runs as torch operations,
+    On x86-64 CPUs with AVX2 and FMA, where the package's optional C
+    extension is built, the CPU pass is one compiled loop that reads each
+    row once and sums in float64; elsewhere it runs as torch operations,
     1.5 to 3 times slower.
 
     On the CPU, ``fit``, ``partial_fit``, ``predict``, ``transform`` and
