@@ -117,6 +117,8 @@ done:
  * (||x||^2 is added for the bounds only); the first minimum wins ties.
  */
 #define TILE_ROWS 8
+/* Rows at a time against sixteen centers (8 accumulators) */
+#define WIDE_ROWS (TILE_ROWS / 2)
 
 /* Nearest center (first minimum), its distance and the second smallest
  * distance of r <= TILE_ROWS rows, without ||x||^2 (portable C). rows has
@@ -212,22 +214,22 @@ nearest_two_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
      * multiply-adds, where eight centers and eight rows take 9. */
     for (; j0 + 16 <= kp; j0 += 16) {
         const float *ct = c_t + j0;
-        for (int h = 0; h < TILE_ROWS; h += 4) {
-            __m256 lo[4], hi[4];
-            for (int q = 0; q < 4; q++) {
+        for (int h = 0; h < TILE_ROWS; h += WIDE_ROWS) {
+            __m256 lo[WIDE_ROWS], hi[WIDE_ROWS];
+            for (int q = 0; q < WIDE_ROWS; q++) {
                 lo[q] = _mm256_setzero_ps();
                 hi[q] = _mm256_setzero_ps();
             }
             for (Py_ssize_t t = 0; t < d; t++) {
                 __m256 c0 = _mm256_loadu_ps(ct + t * kp);
                 __m256 c1 = _mm256_loadu_ps(ct + t * kp + 8);
-                for (int q = 0; q < 4; q++) {
+                for (int q = 0; q < WIDE_ROWS; q++) {
                     __m256 xv = _mm256_broadcast_ss(rows[h + q] + t);
                     lo[q] = _mm256_fmadd_ps(xv, c0, lo[q]);
                     hi[q] = _mm256_fmadd_ps(xv, c1, hi[q]);
                 }
             }
-            for (int q = 0; q < 4; q++) {
+            for (int q = 0; q < WIDE_ROWS; q++) {
                 keep_two(&b1[h + q], &b2[h + q], &at[h + q], lo[q], c_sq, j0);
                 keep_two(&b1[h + q], &b2[h + q], &at[h + q], hi[q], c_sq,
                          j0 + 8);
