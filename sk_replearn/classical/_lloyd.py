@@ -245,8 +245,8 @@ def _assign_and_sum_bounded(
     labels and ``sums`` are updated in place; the number of rows whose
     label changed is returned. CPU only (numpy finds the rows). ``xw``
     (n, d), optional: the rows times their sample weights ``w`` (n,),
-    summed in their stead (weighted sums). Where the C extension is built,
-    one compiled loop runs the pass (:func:`_hamerly_compiled`).
+    summed in their stead (weighted sums). Where the C extension's SIMD
+    loop runs (``_SIMD``), it makes the pass (:func:`_hamerly_compiled`).
     """
     k, d = centers.shape
     half = _half_gaps(centers)  # (k,)
