@@ -634,7 +634,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             and X.flags.writeable
         )
 
-    def _to_device(self, X: np.ndarray, *, fit: bool = False, in_place=False):
+    def _to_device(self, X: np.ndarray, *, fit: bool = False, in_place: bool = False):
         """X minus an offset, as a float32 tensor (n, d) on the device.
 
         With ``fit`` the offset is the float64 mean of at most 65,536 rows
