@@ -117,8 +117,8 @@ def bench_kmeans(
     }
 
 
-#: Real data for :func:`bench_kmeans_real`: name -> (loader, copies). Each
-#: set is tiled to about 200k rows (MNIST: 20k rows of 784 values), plus
+#: Real data sets of :func:`bench_kmeans_real` (see :func:`_real_data`):
+#: each is tiled to 200k rows (MNIST: 20k rows of 784 values), plus
 #: N(0, 0.01^2) noise so that no two rows are equal.
 REAL_SETS = ("MNIST-1D", "digits", "MNIST")
 

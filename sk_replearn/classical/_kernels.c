@@ -124,10 +124,10 @@ done:
  * distance of r <= TILE_ROWS rows, without ||x||^2 (portable C). rows has
  * TILE_ROWS pointers, c_t is (d, kp) and c_sq has kp values, +inf beyond
  * the k centers. */
-static ALWAYS_INLINE void
-nearest_two_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-                  const float *c_t, Py_ssize_t kp, const float *c_sq,
-                  int64_t *arg, float *best, float *second)
+static void
+nearest_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+              const float *c_t, Py_ssize_t kp, const float *c_sq,
+              int64_t *arg, float *best, float *second)
 {
     for (Py_ssize_t q = 0; q < r; q++) {
         best[q] = INFINITY;
@@ -191,15 +191,15 @@ keep_two(__m256 *b1, __m256 *b2, __m256i *at, __m256 acc, const float *c_sq,
                                                _mm256_castsi256_ps(j), lt));
 }
 
-/* nearest_two_plain with AVX2 and FMA: eight rows at a time against eight
+/* nearest_plain with AVX2 and FMA: eight rows at a time against eight
  * centers (or four against sixteen) keep eight independent multiply-add
- * chains in flight, and each lane l of a row keeps, without branches, the smallest and second smallest
- * distance of the centers l, l + 8, l + 16, ... (the first of equal ones);
- * the lanes are merged at the end. */
-static ALWAYS_INLINE AVX2 void
-nearest_two_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-                 const float *c_t, Py_ssize_t kp, const float *c_sq,
-                 int64_t *arg, float *best, float *second)
+ * chains in flight, and each lane l of a row keeps, without branches, the
+ * smallest and second smallest distance of the centers l, l + 8, l + 16,
+ * ... (the first of equal ones); the lanes are merged at the end. */
+static AVX2 void
+nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
+             const float *c_t, Py_ssize_t kp, const float *c_sq,
+             int64_t *arg, float *best, float *second)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256 b1[TILE_ROWS], b2[TILE_ROWS];
@@ -286,6 +286,13 @@ typedef struct {
     int all_rows, incremental;
 } lloyd_block;
 
+/* Sample weight of row i (1 without weights). */
+static ALWAYS_INLINE double
+row_weight(const lloyd_block *b, Py_ssize_t i)
+{
+    return b->w ? (double)b->w[i] : 1.0;
+}
+
 typedef void (*nearest_fn)(const float *const *, Py_ssize_t, Py_ssize_t,
                            const float *, Py_ssize_t, const float *, int64_t *,
                            float *, float *);
@@ -308,7 +315,7 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r,
         b->upper[i] = sqrtf(fmaxf(best[q] + xs, 0.0f));
         b->lower[i] = sqrtf(fmaxf(second[q] + xs, 0.0f));
         int64_t old = b->labels[i], new = arg[q];
-        double wi = b->w ? (double)b->w[i] : 1.0;
+        double wi = row_weight(b, i);
         if (new != old) {
             changed++;
             if (b->incremental) {
@@ -332,7 +339,7 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r,
 static ALWAYS_INLINE Py_ssize_t
 hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
 {
-    Py_ssize_t idx[SCREEN + TILE_ROWS], changed = 0, d = b->d;
+    Py_ssize_t idx[SCREEN], changed = 0, d = b->d;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += SCREEN) {
         Py_ssize_t end = i0 + SCREEN < n ? i0 + SCREEN : n, m = 0;
         if (b->all_rows) {
@@ -347,7 +354,7 @@ hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
                 m += need;
                 if (!need && !b->incremental)  /* the label stands: sum it */
                     add_row(b->delta + lab * d, b->x + i * d, d,
-                            b->w ? (double)b->w[i] : 1.0);
+                            row_weight(b, i));
             }
         }
         for (Py_ssize_t q = 0; q < m; q += TILE_ROWS)
@@ -357,14 +364,6 @@ hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
     return changed;
 }
 
-static void
-nearest_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-              const float *c_t, Py_ssize_t kp, const float *c_sq,
-              int64_t *arg, float *best, float *second)
-{
-    nearest_two_plain(rows, r, d, c_t, kp, c_sq, arg, best, second);
-}
-
 static Py_ssize_t
 hamerly_rows_plain(const lloyd_block *b, Py_ssize_t n)
 {
@@ -372,14 +371,6 @@ hamerly_rows_plain(const lloyd_block *b, Py_ssize_t n)
 }
 
 #ifdef HAVE_AVX2_BUILD
-static AVX2 void
-nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
-             const float *c_t, Py_ssize_t kp, const float *c_sq,
-             int64_t *arg, float *best, float *second)
-{
-    nearest_two_avx2(rows, r, d, c_t, kp, c_sq, arg, best, second);
-}
-
 static AVX2 Py_ssize_t
 hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
 {

@@ -358,8 +358,7 @@ def _hamerly_compiled(
     c_sq = np.full(kp, np.inf, dtype=np.float32)
     c_sq[:k] = centers.square().sum(1).numpy()
     half_np = np.ascontiguousarray(half.numpy())
-    arrays = [t.numpy() for t in (x, x_sq, labels, upper, lower)]
-    xn, x_sqn, labn, upn, lown = arrays
+    xn, x_sqn, labn, upn, lown = (t.numpy() for t in (x, x_sq, labels, upper, lower))
     wn = None if w is None else w.numpy()
 
     def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
