@@ -790,11 +790,81 @@ def test_the_compiled_pass_agrees_with_its_portable_loop(make, k, monkeypatch):
     for portable in (False, True):
         if portable:
             monkeypatch.setattr(lloyd_module, "_kernels", _Portable(kernels))
+        # blocks of 999 rows: screened 512 then 487 rows, 8 at a time and a
+        # tail of 7 one at a time
         runs.append(
-            lloyd_module._lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=1000)
+            lloyd_module._lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=999)
         )
     (lab0, in0, c0, it0), (lab1, in1, c1, it1) = runs
     assert it0 == it1
     torch.testing.assert_close(lab1, lab0, rtol=0, atol=0)
     torch.testing.assert_close(c1, c0, rtol=0, atol=0)  # same rows, same sums
     assert in1 == in0
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+@pytest.mark.parametrize("moved", [False, True], ids=["still", "moved"])
+@pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])
+def test_the_compiled_pass_screens_the_rows_its_bounds_cannot_settle(
+    incremental, moved, portable
+):
+    """A row is recomputed exactly when its moved bounds cannot keep its label.
+
+    Against numpy, on one block of 1,003 rows (screened 512 then 491: eight
+    at a time and a tail of 3): the bounds move by the centers' moves, the
+    rows whose upper bound (plus the slack) reaches max(lower bound, half
+    gap) get their exact bounds and nearest center, the others keep their
+    label and moved bounds; the sums hold every row's final label (or, when
+    incremental, the rows that moved).
+    """
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    kernels = lloyd_module._kernels
+    if kernels is None:
+        pytest.skip("the C extension is not built")
+    rng = np.random.default_rng(0)
+    n, d, k = 1003, 5, 6
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x_sq = np.square(x).sum(1, dtype=np.float32)
+    centers = rng.standard_normal((k, d)).astype(np.float32)
+    c_t = np.zeros((d, 8), np.float32)
+    c_t[:, :k] = centers.T
+    c_sq = np.full(8, np.inf, np.float32)
+    c_sq[:k] = np.square(centers).sum(1)
+    half = rng.uniform(0.2, 1.0, k).astype(np.float32)
+    labels = rng.integers(0, k, n)
+    upper = rng.uniform(0.0, 2.0, n).astype(np.float32)
+    lower = rng.uniform(0.0, 2.0, n).astype(np.float32)
+    moves = rng.uniform(0.0, 0.3, k).astype(np.float32) if moved else None
+    slack = np.float32(0.01)
+    up, low, lab = upper.copy(), lower.copy(), labels.copy()
+    delta = np.zeros((k, d))
+    n_changed = kernels.hamerly_pass(
+        x, x_sq, c_t, c_sq, half, lab, up, low, moves, None, delta, float(slack),
+        False, incremental, portable,
+    )  # fmt: skip
+
+    if moved:
+        upper = upper + moves[labels]
+        lower = lower - moves.max()
+    need = upper + slack >= np.maximum(lower, half[labels])
+    assert 0.2 < need.mean() < 0.8  # both kinds of row, in the tail too
+    assert need[-3:].any() and not need[-3:].all()
+    np.testing.assert_array_equal(up[~need], upper[~need])  # moved, kept
+    np.testing.assert_array_equal(low[~need], lower[~need])
+    np.testing.assert_array_equal(lab[~need], labels[~need])
+    dist = c_sq[:k] - 2 * x[need] @ centers.T  # recomputed: exact
+    nearest = dist.argmin(1)
+    np.testing.assert_array_equal(lab[need], nearest)
+    dist.sort(1)
+    np.testing.assert_allclose(up[need], np.sqrt(dist[:, 0] + x_sq[need]), 1e-5)
+    np.testing.assert_allclose(low[need], np.sqrt(dist[:, 1] + x_sq[need]), 1e-5)
+    changed = lab != labels
+    assert n_changed == changed.sum() > 0
+    expected = np.zeros((k, d))
+    if incremental:
+        np.add.at(expected, lab[changed], x[changed].astype(np.float64))
+        np.add.at(expected, labels[changed], -x[changed].astype(np.float64))
+    else:
+        np.add.at(expected, lab, x.astype(np.float64))
+    np.testing.assert_allclose(delta, expected, rtol=0, atol=1e-9)

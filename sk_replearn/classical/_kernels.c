@@ -107,7 +107,8 @@ done:
  *
  * hamerly_pass(...) relabels a block of rows, keeps each row's upper bound
  * (distance to its center) and lower bound (to the nearest other center),
- * skips the rows whose bounds prove the label cannot change, and adds the
+ * moving them by the centers' last moves as it reads them, skips the rows
+ * whose bounds prove the label cannot change, and adds the
  * rows (or, incrementally, only the rows that changed cluster) to float64
  * per-cluster sums. Each value of X is read once a pass, and the distances
  * of a row are never written to memory: torch's version of the same pass
@@ -277,12 +278,12 @@ add_row(double *delta, const float *x, Py_ssize_t d, double scale)
 }
 
 typedef struct {
-    const float *x, *x_sq, *c_t, *c_sq, *half, *w;
+    const float *x, *x_sq, *c_t, *c_sq, *half, *w, *moves;
     int64_t *labels;
     float *upper, *lower;
     double *delta;
     Py_ssize_t d, kp;
-    float slack;
+    float slack, max_move;
     int all_rows, incremental;
 } lloyd_block;
 
@@ -312,8 +313,10 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r,
     for (Py_ssize_t q = 0; q < r; q++) {
         Py_ssize_t i = idx[q];
         float xs = b->x_sq[i];
-        b->upper[i] = sqrtf(fmaxf(best[q] + xs, 0.0f));
-        b->lower[i] = sqrtf(fmaxf(second[q] + xs, 0.0f));
+        /* x^2 + c^2 - 2 x.c, rounded below 0 when the row is a center */
+        float up = best[q] + xs, low = second[q] + xs;
+        b->upper[i] = sqrtf(up > 0.0f ? up : 0.0f);
+        b->lower[i] = sqrtf(low > 0.0f ? low : 0.0f);
         int64_t old = b->labels[i], new = arg[q];
         double wi = row_weight(b, i);
         if (new != old) {
@@ -333,11 +336,138 @@ settle(const lloyd_block *b, const Py_ssize_t *idx, Py_ssize_t r,
 /* Rows are screened SCREEN at a time: the indices of those the bounds
  * cannot settle are listed without branches (a branch a row mispredicts
  * when, as on data without cluster structure, most rows but not all need
- * their distances), then settled TILE_ROWS at a time. */
+ * their distances), then settled TILE_ROWS at a time. The listed rows are
+ * not contiguous, so the memory's prefetcher cannot guess them: each tile
+ * asks for the rows PREFETCH_TILES tiles ahead (on 200k x 40 float32
+ * rows, 8 centers, half the rows listed: 4.8 ms a pass against 7.9). */
 #define SCREEN 512
+#define PREFETCH_TILES 2
+
+/* Ask for a row's first cache lines (the prefetcher follows the rest). */
+static ALWAYS_INLINE void
+prefetch_row(const float *row, Py_ssize_t d)
+{
+#if defined(__GNUC__)
+    const char *p = (const char *)row;
+    Py_ssize_t bytes = d * (Py_ssize_t)sizeof(float);
+    if (bytes > 1024)
+        bytes = 1024;
+    for (Py_ssize_t o = 0; o < bytes; o += 64)
+        __builtin_prefetch(p + o, 0, 3);
+#else
+    (void)row;
+    (void)d;
+#endif
+}
+
+/* Screen row i: move its bounds by the centers' moves, list it in idx[m]
+ * if the bounds cannot settle it (returns m + 1, else m), and otherwise
+ * sum it, unless incremental, as its label stands. */
+static ALWAYS_INLINE Py_ssize_t
+screen_row(const lloyd_block *b, Py_ssize_t i, Py_ssize_t *idx, Py_ssize_t m)
+{
+    int64_t lab = b->labels[i];
+    float up = b->upper[i], low = b->lower[i];
+    if (b->moves) {  /* the centers moved since the bounds */
+        up += b->moves[lab];
+        low -= b->max_move;
+        b->upper[i] = up;
+        b->lower[i] = low;
+    }
+    float half = b->half[lab];
+    float bound = low > half ? low : half;
+    int need = up + b->slack >= bound;
+    idx[m] = i;
+    if (!need && !b->incremental)
+        add_row(b->delta + lab * b->d, b->x + i * b->d, b->d, row_weight(b, i));
+    return m + need;
+}
+
+/* Screen the rows i0 .. end - 1 into idx; the number listed. */
+typedef Py_ssize_t (*screen_fn)(const lloyd_block *, Py_ssize_t, Py_ssize_t,
+                                Py_ssize_t *);
+
+static Py_ssize_t
+screen_plain(const lloyd_block *b, Py_ssize_t i0, Py_ssize_t end,
+             Py_ssize_t *idx)
+{
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = i0; i < end; i++)
+        m = screen_row(b, i, idx, m);
+    return m;
+}
+
+#ifdef HAVE_AVX2_BUILD
+/* COMPRESS[mask]: the lanes set in mask, in order (then zeros). */
+static int32_t COMPRESS[256][8];
+
+static void
+fill_compress(void)
+{
+    for (int mask = 0; mask < 256; mask++) {
+        int m = 0;
+        for (int lane = 0; lane < 8; lane++)
+            if (mask >> lane & 1)
+                COMPRESS[mask][m++] = lane;
+        while (m < 8)
+            COMPRESS[mask][m++] = 0;
+    }
+}
+
+/* screen_plain eight rows at a time: the same float operations, the
+ * rows to settle listed without a branch (COMPRESS). On 200k x 40 rows and
+ * 8 centers, a pass took 4.2 ms against 5.8 screening row by row. */
+static AVX2 Py_ssize_t
+screen_avx2(const lloyd_block *b, Py_ssize_t i0, Py_ssize_t end,
+            Py_ssize_t *idx)
+{
+    Py_ssize_t m = 0, i = i0;
+    const __m256 slack = _mm256_set1_ps(b->slack);
+    const __m256 max_move = _mm256_set1_ps(b->max_move);
+    for (; i + 8 <= end; i += 8) {
+        const __m256i *lab = (const __m256i *)(b->labels + i);
+        __m256i l0 = _mm256_loadu_si256(lab), l1 = _mm256_loadu_si256(lab + 1);
+        __m256 up = _mm256_loadu_ps(b->upper + i);
+        __m256 low = _mm256_loadu_ps(b->lower + i);
+        if (b->moves) {
+            __m256 mv = _mm256_set_m128(_mm256_i64gather_ps(b->moves, l1, 4),
+                                        _mm256_i64gather_ps(b->moves, l0, 4));
+            up = _mm256_add_ps(up, mv);
+            low = _mm256_sub_ps(low, max_move);
+            _mm256_storeu_ps(b->upper + i, up);
+            _mm256_storeu_ps(b->lower + i, low);
+        }
+        __m256 half = _mm256_set_m128(_mm256_i64gather_ps(b->half, l1, 4),
+                                      _mm256_i64gather_ps(b->half, l0, 4));
+        /* max_ps(low, half) is half when equal, as low > half ? low : half */
+        __m256 need = _mm256_cmp_ps(_mm256_add_ps(up, slack),
+                                    _mm256_max_ps(low, half), _CMP_GE_OQ);
+        int mask = _mm256_movemask_ps(need);
+        __m256i lanes = _mm256_loadu_si256((const __m256i *)COMPRESS[mask]);
+        __m256i at = _mm256_set1_epi64x(i);
+        __m256i *out = (__m256i *)(idx + m);  /* m + 8 <= i - i0 + 8 <= SCREEN */
+        _mm256_storeu_si256(out, _mm256_add_epi64(
+            at, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(lanes))));
+        _mm256_storeu_si256(out + 1, _mm256_add_epi64(
+            at, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(lanes, 1))));
+        m += __builtin_popcount(mask);
+        if (!b->incremental) {  /* the labels that stand: sum their rows */
+            for (unsigned rest = ~mask & 0xffu; rest; rest &= rest - 1) {
+                Py_ssize_t r = i + __builtin_ctz(rest);
+                add_row(b->delta + b->labels[r] * b->d, b->x + r * b->d, b->d,
+                        row_weight(b, r));
+            }
+        }
+    }
+    for (; i < end; i++)
+        m = screen_row(b, i, idx, m);
+    return m;
+}
+#endif
 
 static ALWAYS_INLINE Py_ssize_t
-hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
+hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest,
+                  screen_fn screen)
 {
     Py_ssize_t idx[SCREEN], changed = 0, d = b->d;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += SCREEN) {
@@ -346,20 +476,15 @@ hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
             for (Py_ssize_t i = i0; i < end; i++)
                 idx[m++] = i;
         } else {
-            for (Py_ssize_t i = i0; i < end; i++) {
-                int64_t lab = b->labels[i];
-                float bound = fmaxf(b->lower[i], b->half[lab]);
-                int need = b->upper[i] + b->slack >= bound;
-                idx[m] = i;
-                m += need;
-                if (!need && !b->incremental)  /* the label stands: sum it */
-                    add_row(b->delta + lab * d, b->x + i * d, d,
-                            row_weight(b, i));
-            }
+            m = screen(b, i0, end, idx);
         }
-        for (Py_ssize_t q = 0; q < m; q += TILE_ROWS)
+        for (Py_ssize_t q = 0; q < m; q += TILE_ROWS) {
+            Py_ssize_t ahead = q + PREFETCH_TILES * TILE_ROWS;
+            for (Py_ssize_t p = ahead; p < ahead + TILE_ROWS && p < m; p++)
+                prefetch_row(b->x + idx[p] * d, d);
             changed += settle(b, idx + q, m - q < TILE_ROWS ? m - q : TILE_ROWS,
                               nearest);
+        }
     }
     return changed;
 }
@@ -367,14 +492,14 @@ hamerly_rows_body(const lloyd_block *b, Py_ssize_t n, nearest_fn nearest)
 static Py_ssize_t
 hamerly_rows_plain(const lloyd_block *b, Py_ssize_t n)
 {
-    return hamerly_rows_body(b, n, nearest_plain);
+    return hamerly_rows_body(b, n, nearest_plain, screen_plain);
 }
 
 #ifdef HAVE_AVX2_BUILD
 static AVX2 Py_ssize_t
 hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
 {
-    return hamerly_rows_body(b, n, nearest_avx2);
+    return hamerly_rows_body(b, n, nearest_avx2, screen_avx2);
 }
 #endif
 
@@ -419,8 +544,8 @@ hamerly_simd(PyObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(hamerly_pass_doc,
-"hamerly_pass(x, x_sq, c_t, c_sq, half, labels, upper, lower, w, delta,\n"
-"             slack, all_rows, incremental, portable=False)\n"
+"hamerly_pass(x, x_sq, c_t, c_sq, half, labels, upper, lower, moves, w,\n"
+"             delta, slack, all_rows, incremental, portable=False)\n"
 "--\n\n"
 "One Lloyd pass over a block of rows with Hamerly's bounds; returns the\n"
 "number of rows whose label changed.\n\n"
@@ -428,7 +553,10 @@ PyDoc_STRVAR(hamerly_pass_doc,
 "float32 transposed centers, kp a multiple of 8 (zero columns beyond k);\n"
 "c_sq (kp,) float32 squared center norms, +inf beyond k; half (k,)\n"
 "float32 half gaps to the nearest other center; labels (n,) int64,\n"
-"upper and lower (n,) float32, updated in place; w (n,) float32 sample\n"
+"upper and lower (n,) float32, updated in place; moves (k,) float32,\n"
+"how far each center moved since the bounds were last updated, or None:\n"
+"unless all_rows, a row's upper bound first grows by its center's move\n"
+"and its lower bound shrinks by the largest move; w (n,) float32 sample\n"
 "weights or None; delta (k, d) float64, to which the rows are added (all\n"
 "of them, or with incremental only those that changed cluster, moved\n"
 "from the old sum to the new). A row is recomputed when all_rows or when\n"
@@ -439,16 +567,21 @@ PyDoc_STRVAR(hamerly_pass_doc,
 static PyObject *
 hamerly_pass(PyObject *self, PyObject *args)
 {
-    Py_buffer x, x_sq, c_t, c_sq, half, labels, upper, lower, w, delta;
-    PyObject *w_obj, *result = NULL;
+    Py_buffer x, x_sq, c_t, c_sq, half, labels, upper, lower, moves, w, delta;
+    PyObject *moves_obj, *w_obj, *result = NULL;
     float slack;
-    int all_rows, incremental, portable = 0, have_w = 0;
+    int all_rows, incremental, portable = 0, have_moves = 0, have_w = 0;
 
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*Ow*fpp|p:hamerly_pass", &x,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*OOw*fpp|p:hamerly_pass", &x,
                           &x_sq, &c_t, &c_sq, &half, &labels, &upper, &lower,
-                          &w_obj, &delta, &slack, &all_rows, &incremental,
-                          &portable))
+                          &moves_obj, &w_obj, &delta, &slack, &all_rows,
+                          &incremental, &portable))
         return NULL;
+    if (moves_obj != Py_None) {
+        if (PyObject_GetBuffer(moves_obj, &moves, PyBUF_SIMPLE) < 0)
+            goto done;
+        have_moves = 1;
+    }
     if (w_obj != Py_None) {
         if (PyObject_GetBuffer(w_obj, &w, PyBUF_SIMPLE) < 0)
             goto done;
@@ -460,18 +593,25 @@ hamerly_pass(PyObject *self, PyObject *args)
     if (kp % 8 != 0 || k > kp || k < 1 || x.len != n * d * fs ||
         c_t.len != d * kp * fs || labels.len != n * (Py_ssize_t)sizeof(int64_t) ||
         upper.len != n * fs || lower.len != n * fs ||
-        (have_w && w.len != n * fs) ||
+        (have_moves && moves.len != k * fs) || (have_w && w.len != n * fs) ||
         delta.len != k * d * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError,
                         "hamerly_pass: buffer sizes do not match");
         goto done;
     }
+    float max_move = 0.0f;
+    if (have_moves) {
+        const float *m = (const float *)moves.buf;
+        for (Py_ssize_t j = 0; j < k; j++)
+            max_move = fmaxf(max_move, m[j]);
+    }
     lloyd_block b = {
         (const float *)x.buf, (const float *)x_sq.buf, (const float *)c_t.buf,
         (const float *)c_sq.buf, (const float *)half.buf,
-        have_w ? (const float *)w.buf : NULL, (int64_t *)labels.buf,
+        have_w ? (const float *)w.buf : NULL,
+        have_moves ? (const float *)moves.buf : NULL, (int64_t *)labels.buf,
         (float *)upper.buf, (float *)lower.buf, (double *)delta.buf, d, kp,
-        slack, all_rows, incremental,
+        slack, max_move, all_rows, incremental,
     };
     Py_ssize_t changed = 0;
     if (n && d) {
@@ -490,6 +630,8 @@ done:
     PyBuffer_Release(&upper);
     PyBuffer_Release(&lower);
     PyBuffer_Release(&delta);
+    if (have_moves)
+        PyBuffer_Release(&moves);
     if (have_w)
         PyBuffer_Release(&w);
     return result;
@@ -513,5 +655,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
+#ifdef HAVE_AVX2_BUILD
+    fill_compress();
+#endif
     return PyModule_Create(&module);
 }

@@ -228,6 +228,7 @@ def _assign_and_sum_bounded(
     workers: _Workers = _SERIAL,
     xw: torch.Tensor | None = None,
     w: torch.Tensor | None = None,
+    moves: torch.Tensor | None = None,
 ) -> int:
     """:func:`_assign_and_sum` that skips the rows whose label cannot change.
 
@@ -245,8 +246,12 @@ def _assign_and_sum_bounded(
     labels and ``sums`` are updated in place; the number of rows whose
     label changed is returned. CPU only (numpy finds the rows). ``xw``
     (n, d), optional: the rows times their sample weights ``w`` (n,),
-    summed in their stead (weighted sums). Where the C extension's SIMD
-    loop runs (``_SIMD``), it makes the pass (:func:`_hamerly_compiled`).
+    summed in their stead (weighted sums). ``moves`` (k,), optional: how
+    far each center moved since the bounds were last updated, in x's dtype;
+    before the rows are screened, each upper bound grows by its center's
+    move and each lower bound shrinks by the largest. Where the C
+    extension's SIMD loop runs (``_SIMD``), it makes the pass
+    (:func:`_hamerly_compiled`), updating the bounds as it screens them.
     """
     k, d = centers.shape
     half = _half_gaps(centers)  # (k,)
@@ -254,7 +259,11 @@ def _assign_and_sum_bounded(
         return _hamerly_compiled(
             x, x_sq, centers, half, labels, upper, lower, sums, w, chunk,
             incremental=incremental, slack=slack, fresh=fresh, workers=workers,
+            moves=None if fresh else moves,
         )  # fmt: skip
+    if moves is not None and not fresh:
+        upper += moves.index_select(0, labels)
+        lower -= moves.max()
     c_t, c_sq, rev = _centers_t(centers)
     inf = float("inf")
     # The rows to recompute go through in pieces whose (rows, k) distances
@@ -339,6 +348,7 @@ def _compiled(x: torch.Tensor, w: torch.Tensor | None) -> bool:
 def _hamerly_compiled(
     x, x_sq, centers, half, labels, upper, lower, sums, w, chunk, *,
     incremental: bool, slack: float, fresh: bool, workers: _Workers,
+    moves: torch.Tensor | None = None,
 ) -> int:  # fmt: skip
     """:func:`_assign_and_sum_bounded` in one C loop a block (``_kernels``).
 
@@ -347,9 +357,11 @@ def _hamerly_compiled(
     their exact bounds and their label; rows are summed in float64 (all of
     them, or incrementally those that moved), weighted by ``w`` (n,) if
     given. Each row of x is read once, and no (rows, k) block of distances
-    is written to memory. The dot products are summed in another order
-    than torch's matrix product, so a distance may differ from it in the
-    last bits.
+    is written to memory. The bounds are moved by ``moves`` as each row is
+    screened (one trip over them, shared among the threads, instead of two
+    tensor operations before the pass). The dot products are summed in
+    another order than torch's matrix product, so a distance may differ
+    from it in the last bits.
     """
     k, d = centers.shape
     kp = -(-k // 8) * 8  # the loop takes the centers 8 at a time
@@ -360,6 +372,7 @@ def _hamerly_compiled(
     half_np = np.ascontiguousarray(half.numpy())
     xn, x_sqn, labn, upn, lown = (t.numpy() for t in (x, x_sq, labels, upper, lower))
     wn = None if w is None else w.numpy()
+    mn = None if moves is None else np.ascontiguousarray(moves.numpy())
 
     def work(blocks: list[slice]) -> tuple[torch.Tensor, int]:
         delta = np.zeros((k, d))  # float64
@@ -367,7 +380,7 @@ def _hamerly_compiled(
         for sl in blocks:
             n_changed += _kernels.hamerly_pass(
                 xn[sl], x_sqn[sl], c_t, c_sq, half_np, labn[sl], upn[sl],
-                lown[sl], None if wn is None else wn[sl], delta, slack,
+                lown[sl], mn, None if wn is None else wn[sl], delta, slack,
                 fresh, incremental,
             )  # fmt: skip
         return torch.from_numpy(delta), n_changed
@@ -484,6 +497,8 @@ def _lloyd(
         lower = torch.zeros(n, dtype=x.dtype)
         slack = _distance_slack(x, x_sq)
 
+    moves = None  # (k,) how far the centers moved since the bounds were moved
+
     def assign(
         centers: torch.Tensor, sums: torch.Tensor, incremental: bool, fresh=False
     ) -> int:
@@ -513,6 +528,7 @@ def _lloyd(
             workers=workers,
             xw=xw,
             w=w,
+            moves=moves,
         )
 
     for i in range(max_iter):  # noqa: B007 (i is n_iter - 1 after the loop)
@@ -523,15 +539,14 @@ def _lloyd(
         )
         if relocated:
             n_changed = n  # sums no longer match labels: recompute next time
-        moves = (new.double() - centers.double()).square().sum(1)  # (k,)
-        shift = float(moves.sum())
+        shifts = (new.double() - centers.double()).square().sum(1)  # (k,)
+        shift = float(shifts.sum())
+        moves = None
         if bounded:
             if relocated:  # rows changed cluster outside the bounds' view
                 upper.fill_(float("inf"))
-            else:
-                moves = moves.sqrt_().to(x.dtype)
-                upper += moves.index_select(0, labels)
-                lower -= moves.max()
+            else:  # the next pass moves the bounds as it screens the rows
+                moves = shifts.sqrt_().to(x.dtype)
         centers = new
         if n_changed == 0:
             strict = True  # the labels are those of ``new`` already
