@@ -868,3 +868,18 @@ def test_the_compiled_pass_screens_the_rows_its_bounds_cannot_settle(
     else:
         np.add.at(expected, lab, x.astype(np.float64))
     np.testing.assert_allclose(delta, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_shifts_rows_bit_for_bit_as_predict_does(dtype):
+    """The fit's numpy shift and predict's torch shift give the same floats."""
+    from sk_replearn.classical.kmeans import _shift, _shift_numpy
+
+    rng = np.random.default_rng(0)
+    X = (1.7e9 + rng.normal(0, 1e3, (257, 6))).astype(dtype)  # far out
+    offset = X.mean(0).astype(np.float32)
+    out = np.empty(X.shape, np.float32)
+    _shift_numpy(X, offset, out)
+    ref = _shift(torch.from_numpy(X), torch.from_numpy(offset)).numpy()
+    assert ref.dtype == np.float32
+    np.testing.assert_array_equal(out, ref)
