@@ -302,6 +302,11 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     return shape
 
 
+def _float32_square_limit(n_features: int) -> float:
+    """The largest magnitude whose square, summed over ``n_features``, fits float32."""
+    return math.sqrt(float(np.finfo(np.float32).max) / n_features)
+
+
 def _check_float32_range(X: np.ndarray, owner: str) -> None:
     """Refuse values whose squares overflow float32, the models' precision.
 
@@ -313,7 +318,7 @@ def _check_float32_range(X: np.ndarray, owner: str) -> None:
     if X.size == 0:
         return
     peak = max(abs(float(X.max())), abs(float(X.min())))  # no copy of X
-    limit = math.sqrt(float(np.finfo(np.float32).max) / X.shape[1])
+    limit = _float32_square_limit(X.shape[1])
     if peak > limit:
         raise ValueError(
             f"X holds values up to {peak:.3g} in magnitude: squared and summed "

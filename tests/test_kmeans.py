@@ -883,3 +883,70 @@ def test_fit_shifts_rows_bit_for_bit_as_predict_does(dtype):
     ref = _shift(torch.from_numpy(X), torch.from_numpy(offset)).numpy()
     assert ref.dtype == np.float32
     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("k", [1, 5, 12, 20])
+@pytest.mark.parametrize("shifted", [False, True], ids=["as is", "offset"])
+@pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])
+def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
+    k, shifted, portable
+):
+    """nearest_labels against numpy, ties to the lowest index, tail rows too."""
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    kernels = lloyd_module._kernels
+    if kernels is None:
+        pytest.skip("the C extension is not built")
+    X = _grid_with_ties(1003) - 2.0  # 125 tiles of 8, and 3 rows; exact ties
+    X[5, 2] = -7.0  # the largest magnitude
+    offset = np.array([0.5, -1.0, 2.0], np.float32) if shifted else None
+    rows = X - offset if shifted else X  # the float32 shift
+    centers = np.random.default_rng(k).integers(-2, 4, (k, 3)).astype(np.float32)
+    if shifted:
+        centers -= offset
+    c_t, c_sq = lloyd_module._padded_centers(torch.from_numpy(centers))
+    labels = np.full(len(X), -1)
+    bad, peak = kernels.nearest_labels(X, offset, c_t, c_sq, labels, portable)
+    assert bad == 0
+    assert peak == (7.0 if shifted else 0.0)  # measured as it shifts
+    dist = np.square(centers).sum(1) - 2 * rows @ centers.T
+    np.testing.assert_array_equal(labels, dist.argmin(1))  # first minimum
+    if k > 1:
+        assert (dist.min(1)[:, None] == dist).sum(1).max() > 1  # ties were there
+
+    X[[0, 500, 1002], [0, 1, 2]] = [np.nan, np.inf, -np.inf]
+    bad, _ = kernels.nearest_labels(X, offset, c_t, c_sq, labels, portable)
+    assert bad == 3
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+def test_predict_gives_the_training_samples_their_fitted_labels(
+    blobs, compiled, monkeypatch
+):
+    """float32 data far from the origin: predict(X) is labels_, bit for bit."""
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    if compiled and lloyd_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    X = np.ascontiguousarray(_far_blobs(blobs), dtype=np.float32)
+    km = KMeansTransformer(n_clusters=5, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    np.testing.assert_array_equal(km.predict(X[::-1]), km.labels_[::-1])
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
+def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
+    """NaN, infinity or a value too large for float32 squares: a clear error."""
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    if compiled and lloyd_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    X = np.ascontiguousarray(blobs, dtype=np.float32)
+    km = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(X)
+    bad = X.copy()
+    bad[7, 1] = value
+    with pytest.raises(ValueError, match="NaN|infinity|rescale X"):
+        km.predict(bad)

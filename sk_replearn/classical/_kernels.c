@@ -503,6 +503,77 @@ hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
 }
 #endif
 
+/* The nearest center of each of n rows (first minimum), TILE_ROWS at a
+ * time: the distances of settle, so a row gets the label a pass gives it.
+ * With an offset (d values), the rows are x - offset, shifted a tile at a
+ * time into tile (TILE_ROWS * d floats), as a float32 subtraction, and
+ * *peak is the largest magnitude of their values (NaN if one is). Returns the
+ * number of rows whose nearest distance is not finite (NaN or infinite
+ * values in x make every distance of their row NaN or infinite). */
+static ALWAYS_INLINE Py_ssize_t
+nearest_rows_body(const float *x, Py_ssize_t n, Py_ssize_t d,
+                  const float *offset, float *tile, float *peak,
+                  const float *c_t, Py_ssize_t kp, const float *c_sq,
+                  int64_t *labels, nearest_fn nearest)
+{
+    const float *rows[TILE_ROWS];
+    int64_t arg[TILE_ROWS];
+    float best[TILE_ROWS], second[TILE_ROWS];
+    /* |value|'s bits: as unsigned ints they order as the magnitudes (NaN
+     * above infinity), and their maximum vectorises where a float one,
+     * NaN's order mattering, would not */
+    uint32_t top = 0;
+    Py_ssize_t bad = 0;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += TILE_ROWS) {
+        Py_ssize_t r = n - i0 < TILE_ROWS ? n - i0 : TILE_ROWS;
+        for (Py_ssize_t q = 0; q < TILE_ROWS; q++) {  /* spare lanes: row i0 */
+            const float *row = x + (i0 + (q < r ? q : 0)) * d;
+            if (offset) {
+                float *shifted = tile + q * d;
+                for (Py_ssize_t t = 0; t < d; t++) {
+                    float v = row[t];
+                    uint32_t bits;
+                    memcpy(&bits, &v, sizeof bits);
+                    bits &= 0x7fffffffu;
+                    top = bits > top ? bits : top;
+                    shifted[t] = v - offset[t];
+                }
+                row = shifted;
+            }
+            rows[q] = row;
+        }
+        nearest(rows, r, d, c_t, kp, c_sq, arg, best, second);
+        for (Py_ssize_t q = 0; q < r; q++) {
+            labels[i0 + q] = arg[q];
+            bad += !isfinite(best[q]);
+        }
+    }
+    memcpy(peak, &top, sizeof top);
+    return bad;
+}
+
+static Py_ssize_t
+nearest_rows_plain(const float *x, Py_ssize_t n, Py_ssize_t d,
+                   const float *offset, float *tile, float *peak,
+                   const float *c_t, Py_ssize_t kp, const float *c_sq,
+                   int64_t *labels)
+{
+    return nearest_rows_body(x, n, d, offset, tile, peak, c_t, kp, c_sq,
+                             labels, nearest_plain);
+}
+
+#ifdef HAVE_AVX2_BUILD
+static AVX2 Py_ssize_t
+nearest_rows_avx2(const float *x, Py_ssize_t n, Py_ssize_t d,
+                  const float *offset, float *tile, float *peak,
+                  const float *c_t, Py_ssize_t kp, const float *c_sq,
+                  int64_t *labels)
+{
+    return nearest_rows_body(x, n, d, offset, tile, peak, c_t, kp, c_sq,
+                             labels, nearest_avx2);
+}
+#endif
+
 /* Whether the AVX2 loop runs here: built, and the CPU has AVX2 and FMA. */
 static int
 have_avx2(void)
@@ -637,10 +708,90 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(nearest_labels_doc,
+"nearest_labels(x, offset, c_t, c_sq, labels, portable=False)\n"
+"--\n\n"
+"Write the nearest center of each row of x - offset into labels (the first\n"
+"of equal distances), computing the distances as hamerly_pass does, so\n"
+"that a row gets the label a Lloyd pass gives it. Returns (bad, peak):\n"
+"the number of rows whose nearest distance is not finite (non-finite\n"
+"values in x), and with an offset the largest magnitude of x's values\n"
+"(NaN if one is; 0.0 without an offset).\n\n"
+"x (n, d) float32; offset (d,) float32, subtracted in float32, or None;\n"
+"c_t (d, kp) and c_sq (kp,) float32 as hamerly_pass takes them; labels\n"
+"(n,) int64, written. portable runs the plain C loop where the AVX2 one\n"
+"would run (for tests). Buffers are C-contiguous; the caller checks\n"
+"dtypes.");
+
+static PyObject *
+nearest_labels(PyObject *self, PyObject *args)
+{
+    Py_buffer x, offset, c_t, c_sq, labels;
+    PyObject *offset_obj, *result = NULL;
+    int portable = 0, have_offset = 0;
+    float *tile = NULL;
+
+    if (!PyArg_ParseTuple(args, "y*Oy*y*w*|p:nearest_labels", &x, &offset_obj,
+                          &c_t, &c_sq, &labels, &portable))
+        return NULL;
+    if (offset_obj != Py_None) {
+        if (PyObject_GetBuffer(offset_obj, &offset, PyBUF_SIMPLE) < 0)
+            goto done;
+        have_offset = 1;
+    }
+    Py_ssize_t fs = (Py_ssize_t)sizeof(float);
+    Py_ssize_t n = labels.len / (Py_ssize_t)sizeof(int64_t), kp = c_sq.len / fs;
+    Py_ssize_t d = kp ? c_t.len / (kp * fs) : 0;
+    if (kp < 8 || kp % 8 != 0 || c_t.len != d * kp * fs || x.len != n * d * fs ||
+        labels.len != n * (Py_ssize_t)sizeof(int64_t) ||
+        (have_offset && offset.len != d * fs)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "nearest_labels: buffer sizes do not match");
+        goto done;
+    }
+    if (have_offset && n && d) {
+        tile = PyMem_RawMalloc((size_t)(TILE_ROWS * d) * sizeof(float));
+        if (!tile) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    const float *off = have_offset ? (const float *)offset.buf : NULL;
+    Py_ssize_t bad = 0;
+    float peak = 0.0f;
+    if (n && d) {
+        Py_BEGIN_ALLOW_THREADS
+#ifdef HAVE_AVX2_BUILD
+        if (have_avx2() && !portable)
+            bad = nearest_rows_avx2((const float *)x.buf, n, d, off, tile,
+                                    &peak, (const float *)c_t.buf, kp,
+                                    (const float *)c_sq.buf,
+                                    (int64_t *)labels.buf);
+        else
+#endif
+            bad = nearest_rows_plain((const float *)x.buf, n, d, off, tile,
+                                     &peak, (const float *)c_t.buf, kp,
+                                     (const float *)c_sq.buf,
+                                     (int64_t *)labels.buf);
+        Py_END_ALLOW_THREADS
+    }
+    result = Py_BuildValue("nd", bad, (double)peak);
+done:
+    PyMem_RawFree(tile);
+    PyBuffer_Release(&x);
+    if (have_offset)
+        PyBuffer_Release(&offset);
+    PyBuffer_Release(&c_t);
+    PyBuffer_Release(&c_sq);
+    PyBuffer_Release(&labels);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"shift_sum", shift_sum, METH_VARARGS, shift_sum_doc},
     {"hamerly_pass", hamerly_pass, METH_VARARGS, hamerly_pass_doc},
     {"hamerly_simd", hamerly_simd, METH_NOARGS, hamerly_simd_doc},
+    {"nearest_labels", nearest_labels, METH_VARARGS, nearest_labels_doc},
     {NULL, NULL, 0, NULL},
 };
 

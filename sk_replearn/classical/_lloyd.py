@@ -80,9 +80,44 @@ def _centers_t(
 
 
 def _nearest_fn(centers: torch.Tensor):
-    """A function mapping a block (B, d) to the nearest of ``centers`` (B,)."""
+    """A function mapping a block (B, d) to the nearest of ``centers`` (B,).
+
+    Where the C extension's SIMD loop runs (``_SIMD``), contiguous float32
+    blocks on the CPU go through it (``_kernels.nearest_labels``): the
+    distances of the compiled Lloyd pass, so a training sample gets the
+    label ``fit`` gave it, and no (B, k) block of distances goes through
+    memory. The caller has checked the blocks' values.
+    """
     c_t, c_sq, rev = _centers_t(centers)
-    return lambda xb: _nearest(xb, c_t, c_sq, rev)
+    if not (_SIMD and centers.device.type == "cpu" and centers.dtype == torch.float32):
+        return lambda xb: _nearest(xb, c_t, c_sq, rev)
+    c_tp, c_sqp = _padded_centers(centers)
+
+    def nearest(xb: torch.Tensor) -> torch.Tensor:
+        if xb.dtype != torch.float32 or not xb.is_contiguous():
+            return _nearest(xb, c_t, c_sq, rev)
+        labels = np.empty(xb.shape[0], dtype=np.int64)
+        # the rows' values were checked when X was validated
+        _kernels.nearest_labels(xb.numpy(), None, c_tp, c_sqp, labels)
+        return torch.from_numpy(labels)
+
+    return nearest
+
+
+def _padded_centers(centers: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The centers (k, d) as the compiled loops take them.
+
+    Transposed (d, kp) with zero columns up to kp, the next multiple of 8 (the
+    loops take the centers 8 at a time), and their squared norms (kp,), +inf
+    beyond k so that no padding column is ever nearest.
+    """
+    k, d = centers.shape
+    kp = -(-k // 8) * 8
+    c_t = np.zeros((d, kp), dtype=np.float32)
+    c_t[:, :k] = centers.numpy().T
+    c_sq = np.full(kp, np.inf, dtype=np.float32)
+    c_sq[:k] = centers.square().sum(1).numpy()
+    return c_t, c_sq
 
 
 def _assign(x, centers, labels, chunk: int, workers: _Workers = _SERIAL) -> None:
@@ -364,11 +399,7 @@ def _hamerly_compiled(
     from it in the last bits.
     """
     k, d = centers.shape
-    kp = -(-k // 8) * 8  # the loop takes the centers 8 at a time
-    c_t = np.zeros((d, kp), dtype=np.float32)
-    c_t[:, :k] = centers.numpy().T
-    c_sq = np.full(kp, np.inf, dtype=np.float32)
-    c_sq[:k] = centers.square().sum(1).numpy()
+    c_t, c_sq = _padded_centers(centers)
     half_np = np.ascontiguousarray(half.numpy())
     xn, x_sqn, labn, upn, lown = (t.numpy() for t in (x, x_sq, labels, upper, lower))
     wn = None if w is None else w.numpy()

@@ -23,16 +23,24 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from ..base import BaseRepresentation, float_dtypes, positive_strides
+from ..base import (
+    BaseRepresentation,
+    _float32_square_limit,
+    float_dtypes,
+    positive_strides,
+)
 from ..data import batch_slices
+from . import _lloyd as _lloyd_module
 from ._lloyd import (
     _CPU_BLOCK,
     _DEVICE_BLOCK,
     _KMEANSPP_MAX_SAMPLES,
+    _kernels,
     _kmeans_plusplus,
     _lloyd,
     _minibatch_step,
     _nearest_fn,
+    _padded_centers,
 )
 from ._moments import _acc_dtype, _no_tf32
 from ._threads import _Workers
@@ -62,6 +70,21 @@ def _shift_numpy(xb: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:
         out[...] = xb - offset.astype(np.float64)  # rounded once, as _shift
     else:
         np.subtract(xb, offset, out=out)
+
+
+def _compiled_rows(X, device: torch.device) -> bool:
+    """Whether the compiled loop can read the rows of X as they are.
+
+    A C-contiguous float32 array on the CPU, where the C extension's SIMD
+    loop runs.
+    """
+    return (
+        _lloyd_module._SIMD
+        and device.type == "cpu"
+        and isinstance(X, np.ndarray)
+        and X.dtype == np.float32
+        and X.flags.c_contiguous
+    )
 
 
 def _shift64(xb: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -447,9 +470,42 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             Cluster indices.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X, reset=False, check_values=False)
         centers = self._device_centers()
+        if _compiled_rows(X, self._device()):
+            return self._predict_compiled(X, centers)
+        self._check_values(X)
         return self._map_blocks(X, _nearest_fn(centers), 0, np.int64)
+
+    def _predict_compiled(self, X: np.ndarray, centers: torch.Tensor) -> np.ndarray:
+        """:meth:`predict` by the compiled loop, which shifts each row as it reads it.
+
+        The same float32 shift and distances as ``fit`` (so a training sample
+        keeps its label), without a shifted copy of each block in memory. X's
+        values are checked in the same read, not in passes of their own: the
+        loop counts the rows whose distances are NaN or infinite (a NaN or
+        infinite value makes them so) and returns the largest magnitude of
+        the values; only then, if either is out of bounds, is X checked for
+        the error that names the cause, as in ``fit``.
+        """
+        n = X.shape[0]
+        out = np.empty(n, dtype=np.int64)
+        c_t, c_sq = _padded_centers(centers)
+
+        def work(blocks: list[slice]) -> tuple[int, float]:
+            bad, peak = 0, 0.0
+            for sl in blocks:
+                b, p = _kernels.nearest_labels(X[sl], self._offset, c_t, c_sq, out[sl])
+                bad, peak = bad + b, max(peak, p)
+            return bad, peak
+
+        with _Workers(self._device()) as workers:
+            results = workers.map(work, n, self._chunk_rows())
+        bad = sum(b for b, _ in results)
+        peak = max((p for _, p in results), default=0.0)
+        if bad or peak > _float32_square_limit(X.shape[1]):
+            self._raise_not_finite(X, "distances to the centers")
+        return out
 
     def transform(self, X) -> np.ndarray:
         """Encode X: distances to the centers, or one-hot nearest center.
