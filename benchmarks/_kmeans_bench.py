@@ -80,18 +80,18 @@ def bench_kmeans(
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(n_threads)
-    times = {"fit": ([], []), "transform": ([], [])}
+    times = {"fit": ([], []), "transform": ([], []), "predict": ([], [])}
     try:
         with threadpool_limits(limits=n_threads):
             ours.fit(X[:1000] if n > 1000 else X)  # warm up torch kernels
             for _ in range(repeats):  # alternate: ours, theirs, ours, theirs ...
-                for step in ("fit", "transform"):
+                for step in ("fit", "transform", "predict"):
                     for i, est in enumerate((ours, ref)):
-                        call = est.fit if step == "fit" else est.transform
-                        times[step][i].append(timed(partial(call, X)))
+                        times[step][i].append(timed(partial(getattr(est, step), X)))
     finally:
         torch.set_num_threads(old_threads)
     (fit_ours, fit_ref), (tr_ours, tr_ref) = times["fit"], times["transform"]
+    pr_ours, pr_ref = times["predict"]
     return {
         "n": n,
         "d": d,
@@ -108,6 +108,10 @@ def bench_kmeans(
         "transform_time_sklearn": min(tr_ref),
         "transform_time_ratio": min(tr_ours) / min(tr_ref),
         "transform_time_ratio_median": _median_ratio(tr_ours, tr_ref),
+        "predict_time_ours": min(pr_ours),
+        "predict_time_sklearn": min(pr_ref),
+        "predict_time_ratio": min(pr_ours) / min(pr_ref),
+        "predict_time_ratio_median": _median_ratio(pr_ours, pr_ref),
         "inertia_ours": ours.inertia_,
         "inertia_sklearn": float(ref.inertia_),
         "inertia_ratio": ours.inertia_ / float(ref.inertia_),
@@ -163,7 +167,8 @@ def bench_kmeans_real(
     (both estimators' default) and at most ``max_iter`` iterations, as a
     user would; their iteration counts may differ, so ``ms_per_iter_*`` are
     reported beside the whole fits' ``time_ratio_median`` (median of the
-    back-to-back pairs).
+    back-to-back pairs). ``predict_ratio_median``: the fitted estimators'
+    ``predict`` on the same rows, timed the same way.
     """
     X = _real_data(name)
     init = X[np.random.default_rng(1).choice(len(X), k, replace=False)]
@@ -173,12 +178,16 @@ def bench_kmeans_real(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     times: tuple[list[float], list[float]] = ([], [])
+    predict_times: tuple[list[float], list[float]] = ([], [])
     try:
         with threadpool_limits(limits=n_threads):
             ours.fit(X[:1000])  # warm up
             for _ in range(repeats):
                 for i, est in enumerate((ours, ref)):
                     times[i].append(timed(partial(est.fit, X)))
+            for _ in range(repeats):
+                for i, est in enumerate((ours, ref)):
+                    predict_times[i].append(timed(partial(est.predict, X)))
     finally:
         torch.set_num_threads(old_threads)
     return {
@@ -191,6 +200,7 @@ def bench_kmeans_real(
         "ms_per_iter_ours": 1e3 * min(times[0]) / ours.n_iter_,
         "ms_per_iter_sklearn": 1e3 * min(times[1]) / ref.n_iter_,
         "time_ratio_median": _median_ratio(*times),
+        "predict_ratio_median": _median_ratio(*predict_times),
         "inertia_ratio": ours.inertia_ / float(ref.inertia_),
     }
 
