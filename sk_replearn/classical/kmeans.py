@@ -232,10 +232,12 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     k x k bounds. On an accelerator every pass computes all distances.
     On x86-64 CPUs with AVX2 and FMA, where the package's optional C
     extension is built, the CPU pass is one compiled loop that reads each
-    row once and sums in float64; elsewhere it runs as torch operations
-    (on the real data of ``benchmarks/bench_classical.py``, at one thread,
-    the fit took 1.15 to 2.2 times scikit-learn's time that way, against
-    0.43 to 0.78 with the compiled loop).
+    row once and sums in float64, and ``predict`` runs its distances over
+    every row of a float32 X, shifting and checking each row as it reads it
+    (so a training sample keeps its fitted label); elsewhere they run as
+    torch operations (on the real data of ``benchmarks/bench_classical.py``,
+    at one thread, the fit took 1.15 to 2.2 times scikit-learn's time that
+    way, against 0.43 to 0.79 with the compiled loop).
 
     On the CPU, ``fit``, ``partial_fit``, ``predict``, ``transform`` and
     ``score`` split the blocks among ``torch.get_num_threads()`` Python
