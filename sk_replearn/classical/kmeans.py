@@ -492,18 +492,20 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         """
         n = X.shape[0]
         out = np.empty(n, dtype=np.int64)
-
-        def work(blocks: list[slice]) -> tuple[int, float]:
-            bad, peak = 0, 0.0
-            for sl in blocks:
-                b, p = _kernels.nearest_labels(X[sl], self._offset, c_t, c_sq, out[sl])
-                bad, peak = bad + b, max(peak, p)
-            return bad, peak
-
         with _Workers(self._device()) as workers:
             # torch on one thread, as in fit: at two, its threads woke for
             # these small products and took 6 ms of a 30 ms predict
             c_t, c_sq = _padded_centers(centers)
+
+            def work(blocks: list[slice]) -> tuple[int, float]:
+                bad, peak = 0, 0.0
+                for sl in blocks:
+                    b, p = _kernels.nearest_labels(
+                        X[sl], self._offset, c_t, c_sq, out[sl]
+                    )
+                    bad, peak = bad + b, max(peak, p)
+                return bad, peak
+
             results = workers.map(work, n, self._chunk_rows())
         bad = sum(b for b, _ in results)
         peak = max((p for _, p in results), default=0.0)
@@ -722,8 +724,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         if fit:
             sample = X[:: max(1, n // _KMEANSPP_MAX_SAMPLES)]
             self._offset = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
-        offset = torch.as_tensor(self._offset, device=device)
         cpu = device.type == "cpu"
+        # the device's copy of the offset (the CPU shifts with numpy's)
+        offset = None if cpu else torch.as_tensor(self._offset, device=device)
         if in_place:
             x = torch.from_numpy(X)  # X itself
         elif cpu:
