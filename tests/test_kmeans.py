@@ -290,10 +290,10 @@ def test_kmeans_transform_batches_match_one_block(blobs):
     np.testing.assert_array_equal(km.predict(blobs), labels)
 
 
-def _grid_with_ties(n=3000, seed=0):
+def _grid_with_ties(n=3000, seed=0, d=3):
     """Integer points, many exactly halfway between integer centers."""
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 6, size=(n, 3)).astype(np.float32)
+    return rng.integers(0, 6, size=(n, d)).astype(np.float32)
 
 
 #: Data for the tests that hold one Lloyd pass to another: blobs, uniform
@@ -774,8 +774,8 @@ class _Portable:
 
 
 @_LLOYD_DATA
-# one center; eight at a time; sixteen at a time; sixteen then eight
-@pytest.mark.parametrize("k", [1, 5, 12, 20])
+# one center; eight at a time; sixteen; twenty-four; twenty-four then sixteen
+@pytest.mark.parametrize("k", [1, 5, 12, 20, 40])
 def test_the_compiled_pass_agrees_with_its_portable_loop(make, k, monkeypatch):
     """The AVX2 loop (where the CPU has it) and the plain C loop agree."""
     from sk_replearn.classical import _lloyd as lloyd_module
@@ -885,11 +885,14 @@ def test_fit_shifts_rows_bit_for_bit_as_predict_does(dtype):
     np.testing.assert_array_equal(out, ref)
 
 
-@pytest.mark.parametrize("k", [1, 5, 12, 20])
+# centers 8, 16, 24 at a time and their mixes (kp = 8, 8, 16, 24, 32, 40, 64)
+@pytest.mark.parametrize("k", [1, 5, 12, 20, 30, 40, 64])
+# rows read whole, or in blocks of 128 values and a tail of 44
+@pytest.mark.parametrize("d", [3, 300])
 @pytest.mark.parametrize("shifted", [False, True], ids=["as is", "offset"])
 @pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])
 def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
-    k, shifted, portable
+    k, d, shifted, portable
 ):
     """nearest_labels against numpy, ties to the lowest index, tail rows too."""
     from sk_replearn.classical import _lloyd as lloyd_module
@@ -897,11 +900,13 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     kernels = lloyd_module._kernels
     if kernels is None:
         pytest.skip("the C extension is not built")
-    X = _grid_with_ties(1003) - 2.0  # 125 tiles of 8, and 3 rows; exact ties
+    X = _grid_with_ties(1003, d=d) - 2.0  # 125 tiles of 8, and 3 rows
     X[5, 2] = -7.0  # the largest magnitude
-    offset = np.array([0.5, -1.0, 2.0], np.float32) if shifted else None
+    offset = np.resize(np.float32([0.5, -1.0, 2.0]), d) if shifted else None
     rows = X - offset if shifted else X  # the float32 shift
-    centers = np.random.default_rng(k).integers(-2, 4, (k, 3)).astype(np.float32)
+    centers = np.random.default_rng(k).integers(-2, 4, (k, d)).astype(np.float32)
+    if d > 3:  # every center twice, so that every row's nearest is a tie
+        centers[k // 2 :] = centers[: k - k // 2]
     if shifted:
         centers -= offset
     c_t, c_sq = lloyd_module._padded_centers(torch.from_numpy(centers))
@@ -909,7 +914,7 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     bad, peak = kernels.nearest_labels(X, offset, c_t, c_sq, labels, portable)
     assert bad == 0
     assert peak == (7.0 if shifted else 0.0)  # measured as it shifts
-    dist = np.square(centers).sum(1) - 2 * rows @ centers.T
+    dist = np.square(centers).sum(1) - 2 * rows @ centers.T  # exact here
     np.testing.assert_array_equal(labels, dist.argmin(1))  # first minimum
     if k > 1:
         assert (dist.min(1)[:, None] == dist).sum(1).max() > 1  # ties were there

@@ -192,6 +192,77 @@ keep_two(__m256 *b1, __m256 *b2, __m256i *at, __m256 acc, const float *c_sq,
                                                _mm256_castsi256_ps(j), lt));
 }
 
+/* Values of a row the wide loops read per block of the centers: a block
+ * of 24 centers' 128 values (12 KiB) stays in the level-1 cache while both
+ * halves of a tile read it, where a whole MNIST row's (784 values, 73 KiB)
+ * was read from level 2 twice. */
+#define D_BLOCK 128
+
+/* s[v][q] += the dot products over t0 <= t < t1 of the tile's row h + q
+ * (q < WIDE_ROWS) with the eight centers whose values are at
+ * ct[t * kp + 8 v], for v < nv <= 3: 4 nv independent multiply-add chains,
+ * nv + 4 loads for 4 nv multiply-adds. */
+static ALWAYS_INLINE AVX2 void
+add_dots(const float *const *rows, int h, Py_ssize_t t0, Py_ssize_t t1,
+         const float *ct, Py_ssize_t kp, int nv, __m256 s[][WIDE_ROWS])
+{
+    for (Py_ssize_t t = t0; t < t1; t++) {
+        __m256 c[3];
+        for (int v = 0; v < nv; v++)
+            c[v] = _mm256_loadu_ps(ct + t * kp + 8 * v);
+        for (int q = 0; q < WIDE_ROWS; q++) {
+            __m256 xv = _mm256_broadcast_ss(rows[h + q] + t);
+            for (int v = 0; v < nv; v++)
+                s[v][q] = _mm256_fmadd_ps(xv, c[v], s[v][q]);
+        }
+    }
+}
+
+/* The tile's distances to the 8 nv centers j0 .. j0 + 8 nv - 1 (nv <= 3),
+ * folded into b1, b2 and at (see keep_two). Rows longer than D_BLOCK are
+ * read a block at a time by both halves of the tile, the sums kept in
+ * memory between blocks; shorter ones keep them in registers. */
+static ALWAYS_INLINE AVX2 void
+wide_centers(const float *const *rows, Py_ssize_t d, const float *c_t,
+             Py_ssize_t kp, const float *c_sq, Py_ssize_t j0, int nv,
+             __m256 *b1, __m256 *b2, __m256i *at)
+{
+    const float *ct = c_t + j0;
+    __m256 s[3][WIDE_ROWS];
+    if (d <= D_BLOCK) {
+        for (int h = 0; h < TILE_ROWS; h += WIDE_ROWS) {
+            for (int v = 0; v < nv; v++)
+                for (int q = 0; q < WIDE_ROWS; q++)
+                    s[v][q] = _mm256_setzero_ps();
+            add_dots(rows, h, 0, d, ct, kp, nv, s);
+            for (int q = 0; q < WIDE_ROWS; q++)
+                for (int v = 0; v < nv; v++)
+                    keep_two(&b1[h + q], &b2[h + q], &at[h + q], s[v][q], c_sq,
+                             j0 + 8 * v);
+        }
+        return;
+    }
+    __m256 acc[3][TILE_ROWS];
+    for (int v = 0; v < nv; v++)
+        for (int q = 0; q < TILE_ROWS; q++)
+            acc[v][q] = _mm256_setzero_ps();
+    for (Py_ssize_t t0 = 0; t0 < d; t0 += D_BLOCK) {
+        Py_ssize_t t1 = t0 + D_BLOCK < d ? t0 + D_BLOCK : d;
+        for (int h = 0; h < TILE_ROWS; h += WIDE_ROWS) {
+            for (int v = 0; v < nv; v++)
+                for (int q = 0; q < WIDE_ROWS; q++)
+                    s[v][q] = acc[v][h + q];
+            add_dots(rows, h, t0, t1, ct, kp, nv, s);
+            for (int v = 0; v < nv; v++)
+                for (int q = 0; q < WIDE_ROWS; q++)
+                    acc[v][h + q] = s[v][q];
+        }
+    }
+    for (int q = 0; q < TILE_ROWS; q++)
+        for (int v = 0; v < nv; v++)
+            keep_two(&b1[q], &b2[q], &at[q], acc[v][q], c_sq, j0 + 8 * v);
+}
+
 /* nearest_plain with AVX2 and FMA: eight rows at a time against eight
  * centers (or four against sixteen) keep eight independent multiply-add
  * chains in flight, and each lane l of a row keeps, without branches, the
@@ -211,32 +282,10 @@ nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
         at[q] = lane;
     }
     Py_ssize_t j0 = 0;
-    /* Sixteen centers at a time, four rows at a time: 6 loads for 8
-     * multiply-adds, where eight centers and eight rows take 9. */
-    for (; j0 + 16 <= kp; j0 += 16) {
-        const float *ct = c_t + j0;
-        for (int h = 0; h < TILE_ROWS; h += WIDE_ROWS) {
-            __m256 lo[WIDE_ROWS], hi[WIDE_ROWS];
-            for (int q = 0; q < WIDE_ROWS; q++) {
-                lo[q] = _mm256_setzero_ps();
-                hi[q] = _mm256_setzero_ps();
-            }
-            for (Py_ssize_t t = 0; t < d; t++) {
-                __m256 c0 = _mm256_loadu_ps(ct + t * kp);
-                __m256 c1 = _mm256_loadu_ps(ct + t * kp + 8);
-                for (int q = 0; q < WIDE_ROWS; q++) {
-                    __m256 xv = _mm256_broadcast_ss(rows[h + q] + t);
-                    lo[q] = _mm256_fmadd_ps(xv, c0, lo[q]);
-                    hi[q] = _mm256_fmadd_ps(xv, c1, hi[q]);
-                }
-            }
-            for (int q = 0; q < WIDE_ROWS; q++) {
-                keep_two(&b1[h + q], &b2[h + q], &at[h + q], lo[q], c_sq, j0);
-                keep_two(&b1[h + q], &b2[h + q], &at[h + q], hi[q], c_sq,
-                         j0 + 8);
-            }
-        }
-    }
+    for (; j0 + 24 <= kp; j0 += 24)
+        wide_centers(rows, d, c_t, kp, c_sq, j0, 3, b1, b2, at);
+    for (; j0 + 16 <= kp; j0 += 16)
+        wide_centers(rows, d, c_t, kp, c_sq, j0, 2, b1, b2, at);
     for (; j0 < kp; j0 += 8) {
         __m256 acc[TILE_ROWS];
         for (int q = 0; q < TILE_ROWS; q++)
