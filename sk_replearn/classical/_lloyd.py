@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..data import batch_slices
-from ._threads import _SERIAL, _Workers
+from ._threads import _SERIAL, _one_torch_thread, _Workers
 
 try:  # the fused Lloyd pass, where a C compiler built it
     from . import _kernels
@@ -88,10 +88,12 @@ def _nearest_fn(centers: torch.Tensor):
     label ``fit`` gave it, and no (B, k) block of distances goes through
     memory. The caller has checked the blocks' values.
     """
-    c_t, c_sq, rev = _centers_t(centers)
     if not (_SIMD and centers.device.type == "cpu" and centers.dtype == torch.float32):
+        c_t, c_sq, rev = _centers_t(centers)
         return lambda xb: _nearest(xb, c_t, c_sq, rev)
-    c_tp, c_sqp = _padded_centers(centers)
+    with _one_torch_thread():  # small products: see _one_torch_thread
+        c_t, c_sq, rev = _centers_t(centers)
+        c_tp, c_sqp = _padded_centers(centers)
 
     def nearest(xb: torch.Tensor) -> torch.Tensor:
         if xb.dtype != torch.float32 or not xb.is_contiguous():

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._threads import _Workers
+from ._threads import _one_torch_thread, _Workers
 
 try:  # the fused shift-and-sum loop, where a C compiler built it
     from . import _kernels
@@ -235,12 +235,8 @@ def _eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     if matrix.device.type != "cpu" or matrix.shape[0] > 1024:
         return torch.linalg.eigh(matrix)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_torch_thread():
         return torch.linalg.eigh(matrix)
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextmanager

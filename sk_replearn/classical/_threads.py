@@ -7,8 +7,9 @@ pass has one join, as scikit-learn's OpenMP loops do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -32,6 +33,24 @@ def _blas_one_thread():
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch's CPU operations on one thread inside the block, then as before.
+
+    For the small operations around a pass (a (k, d) block of centers, a
+    small matrix's eigh): at two threads torch wakes its second thread for
+    each, which can cost more than the operation (6 ms of a 30 ms predict).
+    """
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 class _Workers:
