@@ -237,7 +237,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     (so a training sample keeps its fitted label); elsewhere they run as
     torch operations (on the real data of ``benchmarks/bench_classical.py``,
     at one thread, the fit took 1.15 to 2.2 times scikit-learn's time that
-    way, against 0.43 to 0.79 with the compiled loop).
+    way, against 0.43 to 0.86 with the compiled loop).
 
     On the CPU, ``fit``, ``partial_fit``, ``predict``, ``transform`` and
     ``score`` split the blocks among ``torch.get_num_threads()`` Python
