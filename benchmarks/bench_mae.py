@@ -78,7 +78,9 @@ def run_case(name: str, overrides: dict) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run cases containing this")
-    parser.add_argument("--set", nargs="*", default=[], help="param=value overrides")
+    parser.add_argument(
+        "--set", nargs="*", action="extend", default=[], help="param=value overrides"
+    )
     args = parser.parse_args()
     overrides = {}
     for item in args.set:
