@@ -124,12 +124,15 @@ done:
  */
 #define TILE_ROWS 8
 
-/* The rows of the next tile, asked for from memory a few cache lines at a
- * time between the multiply-adds of this one (per lines a request), so that
- * reading x overlaps the arithmetic. Where the tile's rows are shifted
- * first, they are otherwise read in a burst that the arithmetic waits for
- * (measured on MNIST, 20k x 784, k = 100, one thread: 49 ms a pass where
- * the unshifted rows took 35; 34 ms with these requests). */
+/* Rows at a time against 16 or 24 centers (8 or 12 accumulators) */
+#define WIDE_ROWS (TILE_ROWS / 2)
+
+/* The rows of the next tile, [next, end), asked for from memory a few cache
+ * lines at a time (per lines a request) between the blocks of arithmetic of
+ * this tile, so that reading x overlaps the multiply-adds. Without it a
+ * shifted tile is read in one burst that the arithmetic waits for (MNIST,
+ * 20k x 784, k = 100, one thread: 49 ms a pass where the unshifted rows
+ * took 35; 34 ms with these requests). */
 typedef struct {
     const char *next, *end;
     Py_ssize_t per;
@@ -137,7 +140,8 @@ typedef struct {
 
 #define CACHE_LINE 64
 
-/* Ask for the next lines cache lines of a (all of them if lines < 0). */
+/* Request the next `lines` cache lines of a (all that are left if lines < 0;
+ * nothing if a is NULL). A prefetch never faults. */
 static ALWAYS_INLINE void
 fetch_ahead(ahead *a, Py_ssize_t lines)
 {
@@ -146,13 +150,11 @@ fetch_ahead(ahead *a, Py_ssize_t lines)
     for (; lines != 0 && a->next < a->end; lines--, a->next += CACHE_LINE)
         PREFETCH(a->next);
 }
-/* Rows at a time against sixteen centers (8 accumulators) */
-#define WIDE_ROWS (TILE_ROWS / 2)
 
 /* Nearest center (first minimum), its distance and the second smallest
  * distance of r <= TILE_ROWS rows, without ||x||^2 (portable C). rows has
  * TILE_ROWS pointers, c_t is (d, kp) and c_sq has kp values, +inf beyond
- * the k centers. */
+ * the k centers; next (or NULL) is the next tile, requested meanwhile. */
 static void
 nearest_plain(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
               const float *c_t, Py_ssize_t kp, const float *c_sq,
@@ -315,7 +317,7 @@ nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
         b2[q] = b1[q];
         at[q] = lane;
     }
-    if (next) {  /* spread the requests over the calls of add_dots */
+    if (next) {  /* spread the requests over the blocks of arithmetic */
         Py_ssize_t wide = kp / 24 + (kp % 24) / 16, tail = (kp % 24 % 16) / 8;
         Py_ssize_t blocks = d <= D_BLOCK ? 1 : (d + D_BLOCK - 1) / D_BLOCK;
         Py_ssize_t calls = wide * blocks * (TILE_ROWS / WIDE_ROWS) + tail;
@@ -598,7 +600,8 @@ hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
  * time: the distances of settle, so a row gets the label a pass gives it.
  * With an offset (d values), the rows are x - offset, shifted a tile at a
  * time into tile (TILE_ROWS * d floats), as a float32 subtraction, and
- * *peak is the largest magnitude of their values (NaN if one is). Returns the
+ * *peak is the largest magnitude of their values (NaN if one is). Each
+ * tile's arithmetic requests the next tile's rows (see ahead). Returns the
  * number of rows whose nearest distance is not finite (NaN or infinite
  * values in x make every distance of their row NaN or infinite). */
 static ALWAYS_INLINE Py_ssize_t
