@@ -299,11 +299,12 @@ wide_centers(const float *const *rows, Py_ssize_t d, const float *c_t,
             keep_two(&b1[q], &b2[q], &at[q], acc[v][q], c_sq, j0 + 8 * v);
 }
 
-/* nearest_plain with AVX2 and FMA: eight rows at a time against eight
- * centers (or four against sixteen) keep eight independent multiply-add
- * chains in flight, and each lane l of a row keeps, without branches, the
- * smallest and second smallest distance of the centers l, l + 8, l + 16,
- * ... (the first of equal ones); the lanes are merged at the end. */
+/* nearest_plain with AVX2 and FMA: four rows at a time against 24 or 16
+ * centers (wide_centers), then eight rows against the last eight, keep 12
+ * or 8 independent multiply-add chains in flight, and each lane l of a row
+ * keeps, without branches, the smallest and second smallest distance of
+ * the centers l, l + 8, l + 16, ... (the first of equal ones); the lanes
+ * are merged at the end. */
 static AVX2 void
 nearest_avx2(const float *const *rows, Py_ssize_t r, Py_ssize_t d,
              const float *c_t, Py_ssize_t kp, const float *c_sq,
