@@ -66,6 +66,7 @@ from __future__ import annotations
 import torch
 from skorch.hf import AccelerateMixin
 
+from .data import shuffled_order
 from .tokens import TokenBatches, TokenDataset
 from .training import (
     ArrayDataset,
@@ -151,7 +152,7 @@ class _ShardedBatches(Batches):
     def __iter__(self):
         seed = int(torch.randint(0, 2**62, ()))  # torch's generator, seeded by fit
         generator = torch.Generator().manual_seed(shared_seed(self.accelerator, seed))
-        order = torch.randperm(len(self.X), generator=generator)
+        order = shuffled_order(len(self.X), generator)
         mine = order[self.rank * self.n_local : (self.rank + 1) * self.n_local]
         size, device = self.batch_size, self.accelerator.device
         for k in range(len(self)):

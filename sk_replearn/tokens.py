@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from .data import Batches
+from .data import Batches, shuffled_order
 
 __all__ = [
     "CLS",
@@ -568,7 +568,7 @@ class TokenBatches:
     def training_batches(self, generator=None) -> list[torch.Tensor]:
         """One epoch's batches of indices, length-grouped, in random order."""
         n, size = len(self.dataset), self.batch_size
-        order = torch.randperm(n, generator=generator)
+        order = shuffled_order(n, generator)
         pool = size * _POOL_BATCHES
         lengths = self.dataset.lengths
         for start in range(0, n, pool):

@@ -352,3 +352,22 @@ def test_a_fine_tuner_refuses_a_dataset_as_x_and_names_pretrain_x():
     data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     with pytest.raises(TypeError, match="pass it as pretrain_X"):
         FineTuner(max_epochs=1).fit(data, y)
+
+
+def test_training_batches_shuffle_with_four_byte_indices_and_the_same_order():
+    # An epoch's order is the one per-sample allocation of a fit beyond the
+    # data: int32 halves it, and the batches are those an int64 permutation
+    # from the same generator state gives (fits stay as they were).
+    from sk_replearn.data import Batches, shuffled_order
+
+    X = torch.arange(1000.0).reshape(500, 2)
+    torch.manual_seed(3)
+    batches = [xb for xb, _ in Batches(X, 64, training=True)]
+    torch.manual_seed(3)
+    order = torch.randperm(500)
+    expected = [X[order[k * 64 : (k + 1) * 64]] for k in range(len(batches))]
+    assert all(torch.equal(a, b) for a, b in zip(batches, expected, strict=True))
+    assert shuffled_order(500).dtype == torch.int32
+    rows = ArrayRows(X.numpy(), (2,))
+    torch.manual_seed(3)
+    assert torch.equal(next(iter(Batches(rows, 64, training=True)))[0], expected[0])
