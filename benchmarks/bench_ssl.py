@@ -18,7 +18,7 @@ regression and k-nearest-neighbours (k=5) rows are printed beside.
   ``input_shape=(1, 8, 8)``; SimCLR only.
 
 Bars: SimCLR >= 0.85 on MNIST-1D, every other method >= 0.75, SwAV and
-VICReg >= 0.88, DINO (with its default multi-crop) >= 0.90, each fit <= 5
+VICReg >= 0.88, DINO (with its defaults) >= 0.90, each fit <= 5
 minutes on 2 CPU cores; digits SimCLR >= 0.975 (raw logistic regression
 0.969). Time-to-accuracy target on MNIST-1D: each fit at most 45 s on 2
 cores with a probe at least that of the 60-epoch defaults of 2026-12-01

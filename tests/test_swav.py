@@ -285,6 +285,8 @@ def test_multi_crop_objectives_see_every_view(objective):
     [
         (SwAVTransformer, (1, 8, 8), 2),
         (DINOTransformer, (1, 8, 8), 2),
+        (SwAVTransformer, (1, 64), 2),
+        (DINOTransformer, (1, 64), 0),  # DINO's recipe for 1-D signals
         (SwAVTransformer, None, 0),  # tables: nothing to crop
     ],
 )
@@ -296,6 +298,32 @@ def test_auto_local_views_by_input_kind(cls, input_shape, n_local):
     )
     est.fit(X[:128])
     assert est.net_.module_.n_local_views == n_local
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "center_momentum", "epochs_on_4000"),
+    [((1, 8, 8), 0.9, 30), ((1, 64), 0.8, 33)],
+)
+def test_dino_auto_settings_by_input_kind(input_shape, center_momentum, epochs_on_4000):
+    # 1-D signals: no local views, a faster center and 33 epochs on 4,000
+    # samples (the Notes' measurements); images keep the paper's center.
+    X, _ = load_digits(return_X_y=True)
+    dino = DINOTransformer(
+        input_shape=input_shape, max_epochs=1, batch_size=64, random_state=0
+    ).fit(X[:128])
+    assert dino.net_.module_.criterion.center_momentum == center_momentum
+    dino.set_params(max_epochs="auto")._resolve_epochs(4000)
+    assert dino.max_epochs_ == epochs_on_4000
+    explicit = DINOTransformer(
+        input_shape=input_shape,
+        center_momentum=0.5,
+        n_local_views=1,
+        max_epochs=1,
+        batch_size=64,
+        random_state=0,
+    ).fit(X[:128])
+    assert explicit.net_.module_.criterion.center_momentum == 0.5
+    assert explicit.net_.module_.n_local_views == 1
 
 
 # -- DINO's teacher temperature warm-up ----------------------------------------

@@ -23,7 +23,7 @@ __all__ = ["SwAVTransformer"]
 @fill_doc(
     {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(100_000)},
     hidden_default="the encoder's width",
-    local_auto="2",
+    local_auto="2 for images and signals",
 )
 class SwAVTransformer(_TwoViewTransformer):
     """SwAV representation: views predict each other's cluster assignments.
