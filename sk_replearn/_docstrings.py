@@ -103,11 +103,13 @@ views, made by the views' ``local`` method
 :class:`~sk_replearn.views.SequenceViews`: ``local_crop_scale``,
 ``local_size``). They go to the network that predicts, the global views
 also to the one that gives targets, so the representation learns to
-match a part to the whole. "auto" is {local_auto}
-with the package's convolutional encoders ("auto", "cnn", "resnet",
-which pool globally and so take the smaller crops) and views that make
-local crops; 0 otherwise (tables have nothing to crop; "mlp", "vit" and
-other encoders take one input size).""",
+match a part to the whole. "auto" is 2 for images with the package's
+convolutional encoders ("auto", "cnn", "resnet", which pool globally and
+so take the smaller crops) and views that make local crops; 0 otherwise:
+tables have nothing to crop, "mlp", "vit" and other encoders take one
+input size, and on 1-D signals (``(C, L)``) no local views and more
+epochs probed higher in less time (MNIST-1D; the user guide's
+contrastive page).""",
     ),
     # -- the sequence models (GPT, BERT) ----------------------------------
     "tokenizer": (

@@ -327,20 +327,8 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
 
 @fill_doc(
-    {
-        **TWO_VIEW_DOCS,
-        "max_epochs": (
-            'int or "auto"',
-            """\
-Passes over the training data. "auto": enough to show the encoder about
-120,000 images or 132,000 1-D signals (see Notes), ``ceil(samples /
-n_samples)`` within 10 to 60: 60 epochs on the 1,347 digits, 33 on
-MNIST-1D's 4,000 signals, 10 from 12,000 images or 13,200 signals on.
-``max_epochs_`` holds the number a fit used.""",
-        ),
-    },
+    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(120_000, 132_000)},
     hidden_default="the encoder's width",
-    local_auto="2 for images and 0 for 1-D signals (see Notes)",
 )
 class DINOTransformer(_TwoViewTransformer):
     """DINO representation: self-distillation with no labels.
@@ -464,6 +452,8 @@ class DINOTransformer(_TwoViewTransformer):
     """
 
     _objective = DINOObjective
+    #: Without local views on 1-D signals, a tenth more samples (see Notes).
+    _auto_signal_samples_seen = 132_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         # a softmax over one output is 1 whatever the input: nothing to learn
@@ -535,34 +525,10 @@ class DINOTransformer(_TwoViewTransformer):
             "n_local_views": self._n_local_views(),
         }
 
-    #: Samples ``max_epochs="auto"`` shows the encoder, by kind of sample:
-    #: 1-D signals, whose steps have no local views, take a tenth more.
-    _AUTO_SAMPLES_SEEN = {
-        "signal": 132_000,
-        "other": _TwoViewTransformer._auto_samples_seen,
-    }
-    #: What ``center_momentum="auto"`` gives, by kind of sample.
-    _AUTO_CENTER_MOMENTUM = {"signal": 0.8, "other": 0.9}
-
-    def _sample_kind(self) -> str:
-        """ "signal" for 1-D signals ``(C, L)``, "other" for images and tables."""
-        shape = getattr(self, "input_shape_", self.input_shape)  # fitted, or given
-        return "signal" if shape is not None and len(shape) == 2 else "other"
-
-    @property
-    def _auto_samples_seen(self) -> int:
-        return self._AUTO_SAMPLES_SEEN[self._sample_kind()]
-
     def _center_momentum(self) -> float:
         if self.center_momentum == "auto":
-            return self._AUTO_CENTER_MOMENTUM[self._sample_kind()]
+            return 0.8 if self._is_signal() else 0.9
         return float(self.center_momentum)
-
-    def _n_local_views(self) -> int:
-        """``n_local_views`` resolved: "auto" gives 1-D signals none (Notes)."""
-        if self.n_local_views == "auto" and self._sample_kind() == "signal":
-            return 0
-        return super()._n_local_views()
 
     def _warmup_teacher_temp_epochs(self) -> int:
         if self.warmup_teacher_temp_epochs == "auto":
