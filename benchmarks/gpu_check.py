@@ -440,6 +440,7 @@ torch.save(
     {"state": state, "devices": devices, "loss": est.loss_curve_},
     f"{sys.argv[1]}/rank{acc.process_index}.pt",
 )
+acc.end_training()  # destroys the process group before exit
 """
 
 

@@ -23,6 +23,9 @@ do, and this module only makes the training net compose with them.
 * **Contrastive negatives.** SimCLR's NT-Xent scores each sample against the
   whole global batch (:func:`~sk_replearn.losses.contrastive.gather_batch`,
   a differentiable all-gather), and MoCo queues the keys of every process.
+* **Ending the script.** Call ``accelerator.end_training()`` last: it
+  destroys the process group, without which gloo's threads can abort a
+  process as the interpreter exits.
 * **Precision** is the accelerator's: create it with
   ``Accelerator(mixed_precision="bf16")`` (or ``"fp16"``) and leave
   ``precision="32"``; any other ``precision`` with an accelerator is an
