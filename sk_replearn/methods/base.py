@@ -291,6 +291,15 @@ class NeuralRepresentation(BaseRepresentation):
         """
         return training_samples(input_rows(self, X, reset=reset), self.input_shape_)
 
+    def _is_signal(self) -> bool:
+        """Whether the samples are 1-D signals ``(C, L)`` (fitted, or given).
+
+        The kind of sample that "auto" settings tell apart from images and
+        tables.
+        """
+        shape = getattr(self, "input_shape_", self.input_shape)
+        return shape is not None and len(shape) == 2
+
     def _resolve_epochs(self, n_samples: int) -> None:
         """Set what ``max_epochs="auto"`` means for a fit on ``n_samples``.
 

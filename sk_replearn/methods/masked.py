@@ -362,7 +362,7 @@ class MAETransformer(NeuralRepresentation):
         value = getattr(self, name)
         if isinstance(value, str) and value == "auto":
             check_is_fitted(self, "input_shape_")  # the kind of sample decides
-            kind = "signal" if len(self.input_shape_) == 2 else "other"
+            kind = "signal" if self._is_signal() else "other"
             return _AUTO[name][kind]
         return value
 

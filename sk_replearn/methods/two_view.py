@@ -216,11 +216,6 @@ class _TwoViewTransformer(NeuralRepresentation):
     #: What ``n_local_views="auto"`` gives on images (multi-crop).
     _auto_local_views = 2
 
-    def _is_signal(self) -> bool:
-        """Whether the samples are 1-D signals ``(C, L)`` (fitted, or given)."""
-        shape = getattr(self, "input_shape_", self.input_shape)
-        return shape is not None and len(shape) == 2
-
     def _n_local_views(self) -> int:
         """``n_local_views`` resolved.
 
