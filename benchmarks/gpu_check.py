@@ -67,7 +67,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 import sk_replearn
-from sk_replearn.classical._moments import _tf32
+from sk_replearn.classical._moments import _no_tf32, _tf32
 
 SIZES = {
     # n: samples of the estimator checks; kmeans: (n, d, k); *_iters: the two
@@ -552,6 +552,35 @@ def _blobs(n: int, d: int, k: int, device: torch.device) -> np.ndarray:
     return X
 
 
+def _products_alone(n: int, rows: int, d: int, k: int, device, repeats: int) -> float:
+    """Seconds of one iteration's distance products, nothing else.
+
+    The ``addmm`` of :func:`sk_replearn.classical._lloyd._nearest` on blocks
+    of ``rows`` rows (those of ``fit``'s Lloyd pass), enough blocks to cover
+    n rows, float32 without TF32 as in ``fit``; fastest of ``repeats``. What
+    a Lloyd iteration takes beyond this goes to the argmin, the sums and
+    Python.
+    """
+    rows = min(n, rows)
+    g = torch.Generator(device=device).manual_seed(0)
+    xb = torch.randn(rows, d, generator=g, device=device)
+    c_t = torch.randn(d, k, generator=g, device=device)
+    c_sq = c_t.square().sum(0)
+    buf = xb.new_empty(rows, k)
+    blocks = -(-n // rows)
+    best = np.inf
+    with _no_tf32(device):
+        torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf)  # warm up
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(blocks):
+                torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf)
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return best * n / (blocks * rows)
+
+
 def check_kmeans_speed(ctx: Context) -> str:
     """Milliseconds per Lloyd iteration, the floor, and scikit-learn's CPU time."""
     n, d, k = ctx.sizes["kmeans"]
@@ -559,17 +588,23 @@ def check_kmeans_speed(ctx: Context) -> str:
     X = _blobs(n, d, k, device)
     init = X[np.random.default_rng(1).choice(n, k, replace=False)]  # (k, d)
 
+    fitted = []  # the estimators fitted by ours()
+
     def ours(max_iter: int, rows: int = n) -> int:
         est = sk_replearn.KMeansTransformer(
             n_clusters=k, init=init, n_init=1, max_iter=max_iter, tol=0.0,
             device=str(device),
         )  # fmt: skip
-        return est.fit(X[:rows]).n_iter_
+        fitted.append(est.fit(X[:rows]))
+        return est.n_iter_
 
     ours(2, min(n, 50_000))  # warm up the kernels
     per_iter, counted = _timed_iterations(
         ours, ctx.sizes["kmeans_iters"], repeats, device
     )
+
+    block = fitted[-1]._lloyd_rows()
+    products = _products_alone(n, block, d, k, device, repeats)
 
     n_sk = min(n, ctx.sizes["sklearn_n"])
     threads = _cores() if ctx.size == "full" else torch.get_num_threads()
@@ -591,7 +626,8 @@ def check_kmeans_speed(ctx: Context) -> str:
     line = (
         f"n={n} d={d} k={k} float32: {1e3 * per_iter:.3g} ms/iteration "
         f"({counted} iterations timed, best of {repeats}; "
-        f"{flops / per_iter / 1e12:.3g} TFLOP/s)"
+        f"{flops / per_iter / 1e12:.3g} TFLOP/s), of which the distance "
+        f"products alone {1e3 * products:.3g} ms"
     )
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

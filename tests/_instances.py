@@ -27,9 +27,22 @@ _TWO_VIEW = {**_MLP, "projection_dim": 4, "hidden_dim": 8, **RUN}
 _AE = {"n_components": 2, **_MLP, **RUN}
 
 
-def tabular_network() -> nn.Module:
-    """A network "pre-trained elsewhere" that takes any number of features."""
-    return nn.Sequential(nn.LazyLinear(4), nn.Tanh())
+class _TabularNetwork:
+    """A network "pre-trained elsewhere" that takes any number of features.
+
+    A callable object rather than a function: its ``repr`` is the same in
+    every process, so the test ids built from an estimator's ``repr`` are too
+    (``pytest -n`` requires it; a function's ``repr`` holds its address).
+    """
+
+    def __call__(self) -> nn.Module:
+        return nn.Sequential(nn.LazyLinear(4), nn.Tanh())
+
+    def __repr__(self) -> str:
+        return "tabular_network"
+
+
+tabular_network = _TabularNetwork()
 
 
 #: ``name -> constructor arguments``; an estimator argument is cloned by

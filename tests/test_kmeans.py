@@ -955,3 +955,29 @@ def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
     bad[7, 1] = value
     with pytest.raises(ValueError, match="NaN|infinity|rescale X"):
         km.predict(bad)
+
+
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
+    # Each device has its own route to the first minimum (CUDA's argmin, the
+    # CPU's comparison with the row minimum): rows equidistant from several
+    # centers must get the lowest index on both, as scikit-learn gives them.
+    from sk_replearn.classical._lloyd import _centers_t, _nearest
+
+    centers = torch.tensor(
+        [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [0.0, -2.0], [2.0, 0.0]],
+        device=device,
+    )  # (5, 2): centers 0 and 4 coincide
+    x = torch.tensor(
+        [[0.0, 0.0], [1.0, 1.0], [-1.0, 1.0], [3.0, 0.0], [0.0, -3.0]],
+        device=device,
+    )  # tied with all four; 0 and 1; 1 and 2; 0 and 4; 3 alone
+    labels = _nearest(x, *_centers_t(centers))
+    assert labels.device.type == device
+    assert labels.tolist() == [0, 0, 1, 0, 3]
+    out = torch.full((5,), -1, dtype=torch.int64, device=device)
+    _nearest(x, *_centers_t(centers), out=out)
+    assert out.tolist() == [0, 0, 1, 0, 3]

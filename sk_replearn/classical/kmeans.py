@@ -374,7 +374,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                             centers,
                             max_iter=self.max_iter,
                             tol=tol,
-                            chunk=self._lloyd_rows(x.device),
+                            chunk=self._lloyd_rows(),
                             workers=workers,
                             w=w,
                         )
@@ -683,16 +683,18 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         width = max(self.n_clusters, getattr(self, "n_features_in_", 1))
         return max(1024, (_CPU_BLOCK if cpu else _DEVICE_BLOCK) // width)
 
-    def _lloyd_rows(self, device: torch.device) -> int:
+    def _lloyd_rows(self) -> int:
         """Rows per block of a Lloyd pass.
 
-        On the CPU the bounds skip most rows after the first passes, so a
-        block's distances are few and a block can be 4x larger than
-        :meth:`_chunk_rows`: fewer, larger blocks cost less Python per pass
-        and share better between threads (measured at 200k x 64, k=32:
-        fit 0.83 -> 0.67x scikit-learn's time at 1 thread, 1.13 -> 0.85x at 2).
+        4x :meth:`_chunk_rows`. On the CPU the bounds skip most rows after
+        the first passes, so a block's distances are few, and fewer, larger
+        blocks cost less Python per pass and share better between threads
+        (measured at 200k x 64, k=32: fit 0.83 -> 0.67x scikit-learn's time
+        at 1 thread, 1.13 -> 0.85x at 2). On an accelerator a block of 2**26
+        distances (256 MiB in float32) keeps each launch long against the
+        Python that issues it.
         """
-        if self.batch_size is not None or device.type != "cpu":
+        if self.batch_size is not None:
             return self._chunk_rows()
         return 4 * self._chunk_rows()
 
