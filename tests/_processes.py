@@ -1,4 +1,4 @@
-"""Running a test function in several gloo processes forked from this one."""
+"""Running a test function in several gloo processes started from this one."""
 
 from __future__ import annotations
 
@@ -30,12 +30,16 @@ def _rank_main(target, rank: int, world: int, port: int, out: Path) -> None:
 def run_ranks(target: Callable[[int, int, Path], None], out: Path, world: int = 2):
     """Run ``target(rank, world, out)`` in ``world`` processes of one gloo group.
 
-    The processes are forked (they start with the package imported); each
-    writes what the test compares under ``out``. Fails the test if one of
-    them does not exit cleanly within two minutes.
+    The processes are forked (they start with the package imported), or
+    spawned once this process has used CUDA: autograd's device threads
+    cannot be forked. Each writes what the test compares under ``out``.
+    Fails the test if one of them does not exit cleanly within two minutes.
     """
+    import torch
+
     port = free_port()
-    context = multiprocessing.get_context("fork")
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    context = multiprocessing.get_context(method)
     procs = [
         context.Process(target=_rank_main, args=(target, r, world, port, out))
         for r in range(world)

@@ -46,6 +46,9 @@ IMAGE = dict(
     max_epochs=3,
     batch_size=64,
     random_state=0,
+    # The tests read the fitted modules with CPU tensors and hold fits to the
+    # bit; benchmarks/gpu_check.py checks the CUDA paths.
+    device="cpu",
 )
 
 
@@ -460,8 +463,9 @@ def test_bf16_precision_trains_in_bfloat16_and_transforms_in_float32():
     # the float32 encoder's output, bit for bit.
     X = np.random.default_rng(0).normal(size=(64, 40)).astype(np.float32)
     est = BarlowTwinsTransformer(
-        input_shape=(1, 40), max_epochs=1, precision="bf16", random_state=0
-    ).fit(X)
+        input_shape=(1, 40), max_epochs=1, precision="bf16", random_state=0,
+        device="cpu",
+    ).fit(X)  # fmt: skip
     module = est.net_.module_
     with torch.no_grad():
         direct = module.encode(torch.from_numpy(X).view(-1, 1, 40))

@@ -132,6 +132,9 @@ def ranks(tmp_path_factory):
         "OMP_NUM_THREADS": "1",
         "HF_HOME": str(tmp / "hf"),  # no user accelerate config
         "PYTHONWARNINGS": "ignore",
+        # A CPU run on a GPU machine too: accelerate's barrier otherwise
+        # names one CUDA device per rank (invalid with fewer GPUs than ranks).
+        "CUDA_VISIBLE_DEVICES": "",
     }
     # accelerate's --cpu launcher needs MPI for several processes; --multi_gpu
     # runs torch.distributed.run, and Accelerator(cpu=True) in the script then

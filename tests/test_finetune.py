@@ -466,7 +466,9 @@ def test_views_change_training_and_stay_deterministic(small_digits):
     simclr = _tiny_simclr().fit(X)
 
     def proba(views):
-        clf = FineTuner(simclr, views=views, max_epochs=2, random_state=3)
+        clf = FineTuner(
+            simclr, views=views, max_epochs=2, random_state=3, device="cpu"
+        )  # to the bit on the CPU (CUDA may add in another order each run)
         return clf.fit(X, y).predict_proba(X)
 
     augmented = proba("auto")
@@ -476,7 +478,10 @@ def test_views_change_training_and_stay_deterministic(small_digits):
 
 def test_views_apply_in_training_mode_only(small_digits):
     X, y = small_digits
-    clf = FineTuner(_tiny_simclr().fit(X), views="auto", max_epochs=1, random_state=0)
+    clf = FineTuner(
+        _tiny_simclr().fit(X), views="auto", max_epochs=1, random_state=0,
+        device="cpu",
+    )  # fmt: skip
     module = clf.fit(X, y).net_.module_.eval()
     x = torch.as_tensor(X[:8]).view(8, 1, 8, 8)
     with torch.no_grad():
@@ -708,7 +713,9 @@ def test_fine_tuning_starts_from_the_representations_transform_layer(
     assert len(whole) == 3  # MLP (256, 128), then the 16-wide bottleneck
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        frozen = FineTuner(rep, strategy="frozen", max_epochs=2, random_state=0)
+        frozen = FineTuner(
+            rep, strategy="frozen", max_epochs=2, random_state=0, device="cpu"
+        )  # on the CPU, as rep: the two transforms are held to the bit
         frozen.fit(X, y)
     assert frozen.n_blocks_ == 1
     np.testing.assert_array_equal(frozen.transform(X), rep.transform(X))

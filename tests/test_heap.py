@@ -217,8 +217,9 @@ def _batch_rows(monkeypatch, module) -> list[int]:
 def mae_and_signals():
     X = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
     mae = MAETransformer(
-        input_shape=(1, 16), embed_dim=16, depth=1, max_epochs=1, random_state=0
-    )
+        input_shape=(1, 16), embed_dim=16, depth=1, max_epochs=1, random_state=0,
+        device="cpu",  # the heap and the batch cuts are the CPU's
+    )  # fmt: skip
     return mae.fit(X[:64]), X
 
 
@@ -275,7 +276,7 @@ def test_sequence_transform_on_the_cpu_cuts_batches_by_tokens(monkeypatch):
         "".join(rng.choice(list("ACDEFGHIK"), rng.integers(5, 30))) for _ in range(400)
     ]
     bert = BERTTransformer(
-        embed_dim=16, depth=1, num_heads=2, max_epochs=1, random_state=0
+        embed_dim=16, depth=1, num_heads=2, max_epochs=1, random_state=0, device="cpu"
     )
     bert.fit(seqs[:50])
     Z = bert.transform(seqs)
@@ -296,8 +297,9 @@ def test_an_inner_transform_layer_is_measured_on_the_encoder_it_runs(monkeypatch
 
     X = np.random.default_rng(1).normal(size=(400, 16)).astype(np.float32)
     mae = MAETransformer(
-        input_shape=(1, 16), embed_dim=16, depth=2, max_epochs=1, random_state=0
-    ).fit(X[:64])
+        input_shape=(1, 16), embed_dim=16, depth=2, max_epochs=1, random_state=0,
+        device="cpu",
+    ).fit(X[:64])  # fmt: skip
     mae.set_params(transform_layer=0)
     Z = mae.transform(X)
     rows = []

@@ -26,6 +26,9 @@ TINY = dict(
     batch_size=32,
     warmup_epochs=0,
     random_state=0,
+    # The tests call the fitted modules with CPU tensors; the CUDA paths are
+    # benchmarks/gpu_check.py's.
+    device="cpu",
 )
 IMAGE = dict(TINY, embed_dim=16, decoder_embed_dim=16, input_shape=(1, 8, 8))
 

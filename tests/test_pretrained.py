@@ -222,7 +222,8 @@ def test_export_encoder_before_fit_raises():
 def test_pretrained_gives_penultimate_features_not_class_scores(digits):
     X, _ = digits
     net = _small_net()
-    rep = PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
+    # on the CPU, as the reference (cuDNN convolves float32 in TF32)
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8), device="cpu").fit(X)
     assert rep.classifier_ == "fc" and rep.n_components_ == 16
     net.eval()
     with torch.no_grad():
@@ -239,7 +240,9 @@ def test_pretrained_layer_cut_equals_a_forward_hook(digits):
     with torch.no_grad():
         net(torch.from_numpy(X).view(-1, 1, 8, 8))
     handle.remove()
-    rep = PretrainedTransformer(net, layer="stage1", input_shape=(1, 8, 8)).fit(X)
+    rep = PretrainedTransformer(
+        net, layer="stage1", input_shape=(1, 8, 8), device="cpu"
+    ).fit(X)  # on the CPU, as the reference
     np.testing.assert_allclose(
         rep.transform(X), seen[0].mean((2, 3)).numpy(), atol=1e-6
     )
@@ -487,8 +490,9 @@ def test_torchvision_resnet18_from_a_weights_file(tmp_path):
     torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
     X = np.random.default_rng(0).random((6, 3, 32, 32)).astype(np.float32)
     rep = PretrainedTransformer(
-        "torchvision:resnet18", weights=tmp_path / "resnet18.pth", image_size=None
-    ).fit(X)
+        "torchvision:resnet18", weights=tmp_path / "resnet18.pth", image_size=None,
+        device="cpu",  # as the reference: cuDNN convolves float32 in TF32
+    ).fit(X)  # fmt: skip
     assert rep.n_components_ == 512 and rep.classifier_ == "fc"
     resnet.fc = nn.Identity()
     prep = rep.encoder_.prep  # [0, 1] by the fit range, then ImageNet statistics

@@ -223,7 +223,7 @@ def _assign_and_sum(
                 # float32 sums within a block, float64 across blocks: as exact
                 # as sklearn's (float32 over each thread's share of X).
                 sb = xb if xw is None else xw[sl]  # (B, d): rows summed
-                delta += part.zero_().index_add_(0, new, sb)  # no (B, k) one-hot
+                delta += _sum_rows_by_label(part.zero_(), new, sb)  # no one-hot
             elif moved.shape[0]:
                 xm = (xb if xw is None else xw[sl])[moved].double()  # (m, d)
                 delta.index_add_(0, new[moved], xm)
@@ -466,10 +466,30 @@ def _update_centers(
     return new.to(x.dtype), counts, relocated
 
 
+def _sum_rows_by_label(
+    out: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    """``out[labels[i]] += rows[i]`` for every i, in the same order every run.
+
+    ``out`` (k, ...) is updated in place and returned. On CUDA,
+    ``index_add_`` adds with atomics, so the order of the float additions,
+    and the last bits of a cluster's sum, change from run to run; there the
+    sort-based ``index_put_(accumulate=True)`` is used, which PyTorch keeps
+    deterministic. Elsewhere ``index_add_`` is deterministic and faster.
+    """
+    if out.device.type == "cuda":
+        return out.index_put_((labels,), rows, accumulate=True)
+    return out.index_add_(0, labels, rows)
+
+
 def _cluster_sizes(labels: torch.Tensor, k: int, w: torch.Tensor | None):
     """Float64 size (k,) of each cluster: its rows, or their total weight ``w``."""
     if w is None:
         return torch.bincount(labels, minlength=k).double()
+    if labels.device.type == "cuda":  # bincount's weights add with atomics there
+        return _sum_rows_by_label(
+            labels.new_zeros(k, dtype=torch.float64), labels, w.double()
+        )
     return torch.bincount(labels, weights=w.double(), minlength=k)
 
 

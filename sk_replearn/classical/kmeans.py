@@ -209,7 +209,9 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     -----
     Distances are computed in blocks of ``batch_size`` rows as
     ``||c||^2 - 2 x c^T`` (one matrix product; ``||x||^2`` does not change
-    the argmin). Centers are updated with ``index_add_``, summed in float32
+    the argmin). Centers are updated with ``index_add_`` (on CUDA with the
+    sort-based ``index_put_(accumulate=True)``, whose order of additions is
+    fixed, so that a fit repeats to the bit there too), summed in float32
     within a block and in float64 across blocks; once at most a quarter of
     the labels change per iteration, only the samples that changed cluster
     are moved between the sums. The final inertia is computed directly as
