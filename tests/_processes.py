@@ -31,14 +31,16 @@ def run_ranks(target: Callable[[int, int, Path], None], out: Path, world: int = 
     """Run ``target(rank, world, out)`` in ``world`` processes of one gloo group.
 
     The processes are forked (they start with the package imported), or
-    spawned once this process has used CUDA: autograd's device threads
-    cannot be forked. Each writes what the test compares under ``out``.
+    spawned where a CUDA device exists: there autograd starts its device
+    threads at a backward pass, and a forked child of such a process cannot
+    run autograd (on an H200, forking whenever ``torch.cuda.is_initialized()``
+    was False still failed so). Each writes what the test compares under ``out``.
     Fails the test if one of them does not exit cleanly within two minutes.
     """
     import torch
 
     port = free_port()
-    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    method = "spawn" if torch.cuda.is_available() else "fork"
     context = multiprocessing.get_context(method)
     procs = [
         context.Process(target=_rank_main, args=(target, r, world, port, out))

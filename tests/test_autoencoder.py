@@ -77,7 +77,7 @@ def test_autoencoder_training_lowers_the_loss(small_digits):
 def test_autoencoder_random_state_makes_training_repeatable(small_digits):
     X, _ = small_digits
     # to the bit on the CPU; CUDA's kernels (cuDNN's convolutions) may add in
-    # another order each run (see the user guide's note on reproducibility)
+    # another order each run (docs/design.rst, Reproducibility)
     on_cpu = {**IMAGE, "device": "cpu"}
     a = AutoencoderTransformer(**on_cpu).fit(X).transform(X)
     b = AutoencoderTransformer(**on_cpu).fit(X).transform(X)

@@ -258,9 +258,6 @@ _CHANNELS_LAST_SIGNALS_AS_RECORDED = False
 def _outputs(case: str) -> dict[str, np.ndarray]:
     X, y = _data()
     est = CASES[case]()
-    # On the CPU, the nested estimators too, whatever the machine has.
-    params = est.get_params(deep=True)
-    est.set_params(**{k: "cpu" for k in params if k.split("__")[-1] == "device"})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     short = transformer._SHORT_SEQUENCE

@@ -132,7 +132,7 @@ def test_context_encoder_reconstruct_uses_the_estimators_seeded_masks(small_digi
 def test_context_encoder_fit_is_repeatable(small_digits):
     X, _ = small_digits
     # to the bit on the CPU; CUDA's kernels (cuDNN's convolutions) may add in
-    # another order each run (see the user guide's note on reproducibility)
+    # another order each run (docs/design.rst, Reproducibility)
     a = ContextEncoderTransformer(**IMAGE, device="cpu").fit(X).transform(X)
     b = ContextEncoderTransformer(**IMAGE, device="cpu").fit(X).transform(X)
     np.testing.assert_array_equal(a, b)

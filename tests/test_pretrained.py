@@ -248,7 +248,7 @@ def test_pretrained_layer_cut_equals_a_forward_hook(digits):
     )
     assert rep.classifier_ is None
     flat = PretrainedTransformer(
-        net, layer="stage1.2", pooling="flatten", input_shape=(1, 8, 8)
+        net, layer="stage1.2", pooling="flatten", input_shape=(1, 8, 8), device="cpu"
     ).fit(X)
     np.testing.assert_allclose(flat.transform(X), seen[0].flatten(1).numpy(), atol=1e-6)
 
