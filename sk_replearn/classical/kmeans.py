@@ -692,9 +692,11 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         the first passes, so a block's distances are few, and fewer, larger
         blocks cost less Python per pass and share better between threads
         (measured at 200k x 64, k=32: fit 0.83 -> 0.67x scikit-learn's time
-        at 1 thread, 1.13 -> 0.85x at 2). On an accelerator a block of 2**26
-        distances (256 MiB in float32) keeps each launch long against the
-        Python that issues it.
+        at 1 thread, 1.13 -> 0.85x at 2). On an accelerator too: fewer
+        launches, each longer, and 2**26 distances (256 MiB in float32) a
+        block. The size matters little there: on an H200 (n=10M, d=128,
+        k=1000) blocks of 16,777 to 1,048,576 rows took 86 to 107 ms an
+        iteration, within the 20% spread of repeated runs.
         """
         if self.batch_size is not None:
             return self._chunk_rows()
