@@ -173,7 +173,8 @@ class SimSiamTransformer(_TwoViewTransformer):
     #: MNIST-1D probed 0.897 to 0.899 against 0.868 after 30, in 37 s on 2 cores
     #: (benchmarks/bench_ssl.py). 40 epochs probed as well (mean 0.885 against
     #: 0.883 on five seeds) but did worse on 4 labels a class (0.630 against
-    #: 0.693, benchmarks/bench_labels.py); 45 epochs did too (0.641).
+    #: 0.693, benchmarks/bench_labels.py; on seeds 0-2, 0.620 against 0.677 on
+    #: average); 45 epochs did too (0.641).
     _auto_samples_seen = 200_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
