@@ -40,6 +40,8 @@ Run on a GPU machine (43 s on an H200, 26 of them K-means):
 ``python benchmarks/gpu_check.py --size full | tee benchmarks/results/gpu_check.txt``.
 On the CPU (as the test suite does): ``python benchmarks/gpu_check.py --size
 tiny --device cpu``, a few dozen samples and one epoch, under a minute.
+``--only kmeans_speed`` runs just the named checks (``*`` stands for any
+characters: ``--only 'fit[*]' '*MAE*'``).
 ``benchmarks/run_all.py`` does not run this script (it runs ``bench_*.py``).
 """
 
@@ -48,6 +50,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -680,6 +683,15 @@ def checks(ctx: Context) -> list[tuple[str, callable]]:
     return out
 
 
+def _matches(name: str, pattern: str) -> bool:
+    """Whether a check's name matches ``pattern``, where ``*`` is any text.
+
+    Brackets are literal (the names hold them: ``fit[PCATransformer]``).
+    """
+    regex = ".*".join(map(re.escape, pattern.split("*")))
+    return re.fullmatch(regex, name) is not None
+
+
 def run_check(name: str, thunk) -> str:
     """Run one check, print its line (and a failure's traceback tail)."""
     t0 = time.perf_counter()
@@ -718,6 +730,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="run only the checks whose names match one of these patterns, "
+        "where * stands for any characters: kmeans_speed, 'fit[*]', '*MAE*'",
+    )
     args = parser.parse_args(argv)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu")
@@ -730,7 +749,15 @@ def main(argv=None) -> int:
     print(header(device, args.size), flush=True)
     ctx = Context(device, args.size)
     t0 = time.perf_counter()
-    statuses = [run_check(name, thunk) for name, thunk in checks(ctx)]
+    selected = [
+        (name, thunk)
+        for name, thunk in checks(ctx)
+        if args.only is None or any(_matches(name, p) for p in args.only)
+    ]
+    if not selected:
+        print(f"--only {' '.join(args.only)} matches no check", file=sys.stderr)
+        return 2
+    statuses = [run_check(name, thunk) for name, thunk in selected]
     counts = {s: statuses.count(s) for s in ("PASS", "FAIL", "SKIP")}
     print(
         f"summary: {counts['PASS']} passed, {counts['FAIL']} failed, "
