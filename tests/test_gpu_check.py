@@ -17,26 +17,6 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 CHECK_LINE = re.compile(r"^(\S+)\s+(PASS|FAIL|SKIP)\s+[\d.]+ s")
 
 
-def test_gpu_check_tiny_on_cpu_passes_every_check(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--size", "tiny", "--device", "cpu"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr[-3000:]
-    assert proc.returncode == 0, output
-    lines = [m.groups() for m in map(CHECK_LINE.match, proc.stdout.splitlines()) if m]
-    names = {name for name, _ in lines}
-    assert {"device_auto", "kmeans_speed", "fit[SimCLRTransformer]"} <= names, output
-    assert all(status in ("PASS", "SKIP") for _, status in lines), output
-    assert proc.stdout.splitlines()[-1].startswith("summary: "), output
-    assert " 0 failed" in proc.stdout.splitlines()[-1], output
-
-
 def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
@@ -47,6 +27,18 @@ def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+def test_gpu_check_tiny_on_cpu_passes_every_check(tmp_path):
+    proc = _run([], tmp_path)
+    output = proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0, output
+    lines = [m.groups() for m in map(CHECK_LINE.match, proc.stdout.splitlines()) if m]
+    names = {name for name, _ in lines}
+    assert {"device_auto", "kmeans_speed", "fit[SimCLRTransformer]"} <= names, output
+    assert all(status in ("PASS", "SKIP") for _, status in lines), output
+    assert proc.stdout.splitlines()[-1].startswith("summary: "), output
+    assert " 0 failed" in proc.stdout.splitlines()[-1], output
 
 
 def test_gpu_check_only_runs_the_matching_checks(tmp_path):
