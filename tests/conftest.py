@@ -1,4 +1,4 @@
-"""Shared fixtures: small real data sets, loaded once."""
+"""Shared fixtures: small real data sets, loaded once, and the devices."""
 
 import numpy as np
 import pytest
@@ -25,3 +25,9 @@ def small_digits():
     """300 digits images as float32, (n, 64)."""
     X, y = load_digits(return_X_y=True)
     return X[:300].astype(np.float32), y[:300]
+
+
+@pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def device(request) -> str:
+    """Each device a test runs on: the CPU, and CUDA where there is a GPU."""
+    return request.param

@@ -14,8 +14,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_replearn.classical.kmeans import KMeansTransformer
 
-_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
 # small problems so the whole file runs in seconds on 2 cores
 N_SAMPLES, N_FEATURES, N_CLUSTERS = 3000, 8, 5
 
@@ -132,7 +130,6 @@ def test_kmeans_distance_encoding_and_inverse(blobs):
         km.inverse_transform(code[:, :3])
 
 
-@pytest.mark.parametrize("device", _DEVICES)
 def test_kmeans_random_state_determinism(blobs, device):
     # to the bit on CUDA too, where index_add_'s atomics would reorder sums
     a = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=7, device=device)
@@ -967,7 +964,6 @@ def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
         km.predict(bad)
 
 
-@pytest.mark.parametrize("device", _DEVICES)
 def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
     # Each device has its own route to the first minimum (CUDA's argmin, the
     # CPU's comparison with the row minimum): rows equidistant from several

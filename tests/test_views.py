@@ -10,7 +10,6 @@ from sklearn.base import BaseEstimator, clone
 
 from sk_replearn.views import ImageViews, SequenceViews, TabularViews, make_views
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64]
 # (views factory, batch shape): every family, images with 1 and 3 channels
 CASES = [
@@ -26,7 +25,6 @@ IMAGE_OFF = dict(crop_scale=None, jitter_prob=0.0, grayscale_prob=0.0)
 SEQUENCE_OFF = dict(crop_scale=None, max_shift=0.0, scale_range=(1, 1), noise_std=0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
 def test_views_keep_shape_dtype_device(make, shape, dtype, device):
