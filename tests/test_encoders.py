@@ -429,6 +429,22 @@ def test_vit_encoder_stages_compose(shape):
     torch.testing.assert_close(enc.pool(full), enc(x))
 
 
+@pytest.mark.parametrize("shape", [(2, 40), (1, 8, 8), (3, 32, 32)])
+def test_vit_encoder_embedding_is_its_strided_convolution(shape):
+    # Stored as a convolution (the layout of published ViT weights), applied
+    # as a matrix product to patchify's patches: the same map, any channels.
+    enc = ViTEncoder(shape, depth=1)
+    x = torch.randn(BATCH, *shape)
+    conv = enc.patch_embed(x).flatten(2).transpose(1, 2) + enc.pos_embed
+    torch.testing.assert_close(enc.embed(x), conv)
+    # A subset of the patches, with their positions: those tokens alone.
+    keep = torch.stack([torch.randperm(enc.num_patches)[:3] for _ in range(BATCH)])
+    patches = patchify(x, enc.patch_size)
+    visible = patches.gather(1, keep[:, :, None].expand(-1, -1, patches.shape[2]))
+    expected = conv.gather(1, keep[:, :, None].expand(-1, -1, enc.embed_dim))
+    torch.testing.assert_close(enc.embed_patches(visible, keep), expected)
+
+
 def test_vit_encoder_forward_tokens_on_visible_subset():
     enc = ViTEncoder((1, 28, 28), depth=1)
     visible, mask, _ = random_masking(enc.embed(torch.randn(BATCH, 1, 28, 28)), 0.75)

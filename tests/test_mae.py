@@ -130,6 +130,17 @@ def test_mae_encoder_never_sees_masked_tokens(small_digits):
     torch.testing.assert_close(latent, latent_h)
     assert not torch.allclose(latent, latent_v)
 
+    # Only the visible patches are embedded: the same as embedding every
+    # patch and keeping the visible tokens, in the masking's order.
+    tokens = module.encoder.embed(module._signal(x))
+    _, _, ids_restore = module.forward_encoder(
+        x, 0.75, torch.Generator().manual_seed(0)
+    )
+    keep = ids_restore.argsort(dim=1)[:, : latent.shape[1] - 1]
+    assert torch.equal(mask.gather(1, keep), torch.zeros_like(keep, dtype=mask.dtype))
+    visible = tokens.gather(1, keep[:, :, None].expand(-1, -1, tokens.shape[2]))
+    torch.testing.assert_close(latent, module.encoder.forward_tokens(visible))
+
 
 @pytest.mark.parametrize("nd", [False, True])
 def test_mae_reconstruct_shapes_and_mask_fraction(small_digits, nd):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ._checks import check_dropout, check_input_shape, check_int, is_int, spatial_sizes
-from .patches import sincos_pos_embed_1d, sincos_pos_embed_2d, unpatchify
+from .patches import patchify, sincos_pos_embed_1d, sincos_pos_embed_2d, unpatchify
 
 __all__ = [
     "TransformerBlock",
@@ -185,6 +185,14 @@ class ViTEncoder(nn.Module):
         visible, mask, ids_restore = random_masking(tokens, 0.75)
         latent = enc.forward_tokens(visible)               # (B, 1 + L_keep, D)
 
+    or, cheaper in training, drop the patches before embedding them, so
+    that only the visible ones are embedded::
+
+        patches = patchify(x, enc.patch_size)              # (B, L, p**k * C)
+        visible, mask, ids_restore = random_masking(patches, 0.75)
+        keep = ids_restore.argsort(dim=1)[:, : visible.shape[1]]
+        latent = enc.forward_tokens(enc.embed_patches(visible, keep))
+
     Parameters
     ----------
     input_shape : tuple of int
@@ -220,7 +228,10 @@ class ViTEncoder(nn.Module):
     out_features : int
         ``embed_dim``.
     patch_embed : torch.nn.Conv1d or torch.nn.Conv2d
-        Linear patch embedding (a convolution with stride = kernel = p).
+        Linear patch embedding, stored as a convolution with stride = kernel
+        = p (the layout of the ViT's published weights) and applied as a
+        matrix product to the patches of
+        :func:`~sk_replearn.nn.patches.patchify`.
     pos_embed : torch.Tensor of shape (1, L, D)
         Fixed sine-cosine positions (a buffer, not trained).
     cls_token : torch.nn.Parameter of shape (1, 1, D)
@@ -292,8 +303,50 @@ class ViTEncoder(nn.Module):
             Patch tokens in the row-major order of
             :func:`~sk_replearn.nn.patches.patchify`.
         """
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, L, D)
-        return tokens + self.pos_embed
+        return self.embed_patches(patchify(x, self.patch_size))
+
+    def embed_patches(
+        self, patches: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embed flattened patches and add the positions they come from.
+
+        A masked autoencoder embeds only its visible patches this way: the
+        embedding is per patch, so this equals embedding every patch and
+        keeping the visible tokens, at a fraction of the cost.
+
+        Parameters
+        ----------
+        patches : torch.Tensor of shape (B, L', p**k * C)
+            Patches laid out as :func:`~sk_replearn.nn.patches.patchify`
+            cuts them.
+        positions : torch.Tensor of shape (B, L'), optional
+            The index (in ``0 .. num_patches - 1``, row-major) of each
+            patch's place in its sample. None: the patches are all
+            ``num_patches`` of each sample, in order.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, L', embed_dim)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sk_replearn.nn import ViTEncoder
+        >>> from sk_replearn.nn.patches import patchify
+        >>> enc = ViTEncoder((1, 8, 8), patch_size=2)
+        >>> x = torch.randn(3, 1, 8, 8)
+        >>> keep = torch.tensor([[0, 5], [7, 1], [15, 2]])
+        >>> patches = patchify(x, 2).gather(1, keep[:, :, None].expand(-1, -1, 4))
+        >>> tokens = enc.embed_patches(patches, keep)
+        >>> expected = enc.embed(x).gather(1, keep[:, :, None].expand(-1, -1, 64))
+        >>> tokens.shape, torch.allclose(tokens, expected, atol=1e-6)
+        (torch.Size([3, 2, 64]), True)
+        """
+        # The convolution's weight (D, C, p[, p]) reordered to patchify's
+        # layout (p[, p], C): the same linear map, as one matrix product.
+        weight = self.patch_embed.weight.movedim(1, -1).flatten(1)
+        pos = self.pos_embed if positions is None else self.pos_embed[0][positions]
+        return nn.functional.linear(patches, weight, self.patch_embed.bias) + pos
 
     def forward_tokens(
         self, tokens: torch.Tensor, n_blocks: int | None = None

@@ -320,7 +320,7 @@ class MAEObjective(Objective):
         Parameters
         ----------
         x : torch.Tensor of shape (N, L, D)
-            Embedded tokens.
+            Tokens: the patches themselves in training, or embedded tokens.
         mask_ratio : float
             Fraction to remove, in (0, 1).
         generator : torch.Generator, optional
@@ -345,7 +345,7 @@ class MAEObjective(Objective):
         mask_ratio: float,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Embed a raw batch, drop the masked tokens, encode the rest.
+        """Cut a raw batch into patches, drop the masked ones, encode the rest.
 
         Parameters
         ----------
@@ -365,14 +365,18 @@ class MAEObjective(Objective):
             0 is keep, 1 is remove.
         ids_restore : torch.Tensor of shape (N, L)
         """
-        tokens = self.encoder.embed(self._signal(x))  # (N, L, D) with positions
+        patches = self.patchify(x)  # (N, L, n_values)
         noise = None
         if isinstance(generator, KeyedNoise):  # each sample's own draws
-            generator, noise = None, generator.uniform(x, tokens.shape[1])
+            generator, noise = None, generator.uniform(x, patches.shape[1])
+        # Drop the hidden patches before embedding: the embedding is per
+        # patch, so only the visible ones need it (and its gradient).
         visible, mask, ids_restore = self.random_masking(
-            tokens, mask_ratio, generator, noise=noise
+            patches, mask_ratio, generator, noise=noise
         )
-        return self.encoder.forward_tokens(visible), mask, ids_restore
+        keep = ids_restore.argsort(dim=1)[:, : visible.shape[1]]  # (N, L_keep)
+        tokens = self.encoder.embed_patches(visible, keep)  # with positions
+        return self.encoder.forward_tokens(tokens), mask, ids_restore
 
     def forward_decoder(
         self, latent: torch.Tensor, ids_restore: torch.Tensor
