@@ -750,6 +750,25 @@ def test_signal_conv_computes_conv1d(kwargs):
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
 
 
+def test_signal_conv_of_one_channel_returns_channels_last():
+    # A network's input has one channel, whose strides torch reads as channels
+    # first; the output must still come back channels last, or the batch norm
+    # after the first convolution copies it at every step.
+    torch.manual_seed(0)
+    ours = SignalConv(1, 6, 3, padding=1).double()
+    ref = nn.Conv1d(1, 6, 3, padding=1).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 1, 17, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = ours(x), ref(x_ref)
+    assert y.stride(1) == 1
+    torch.testing.assert_close(y, y_ref)
+    y.backward(torch.ones_like(y))
+    y_ref.backward(torch.ones_like(y_ref))
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    assert ours(x[:, :, ::2]).stride(1) == 1  # a strided input too
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{}, {"momentum": None}, {"affine": False}, {"track_running_stats": False}],

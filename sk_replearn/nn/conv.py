@@ -41,8 +41,18 @@ def _as_channels_last_image(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, L)`` as a one-row image ``(B, C, 1, L)`` in channels-last layout.
 
     A view when ``x`` already has channels-last strides (what the signal
-    layers return), a copy otherwise.
+    layers return), a copy otherwise, and always for a single channel.
     """
+    if x.shape[1] == 1:
+        # One channel (a network's input): torch reads the strides of any
+        # (B, 1, 1, L) layout as channels first unless told, so the first
+        # convolution would return channels first and the batch norm after
+        # it would copy its output. Copy the B * L input values instead.
+        n, _, length = x.shape
+        image = torch.empty_strided(
+            (n, 1, 1, length), (length, 1, length, 1), dtype=x.dtype, device=x.device
+        )
+        return image.copy_(x.unsqueeze(2))
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
