@@ -101,14 +101,20 @@ def _batch_norm_mlp_head(n_features: int, n_outputs: int) -> nn.Module:
 
 
 #: Rows of the table changed since their outputs were recorded, as recorded.
-#: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording;
+#: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording,
+#: and its mlp_ratio and pooling "auto", 3 for signals and "blocks";
 #: the fine-tuners' heads started with a batch normalisation; MoCo, BYOL,
 #: SimSiam, Barlow Twins, VICReg and SwAV took lr=3e-3 and DINO momentum=0.99,
 #: with batches of 128 that RUN's 16 overrides; then DINO teacher_temp=0.02.
 #: MoCo's cases set their own queue_size.)
 _LR_AS_RECORDED = {"lr": 1e-3}
 AS_RECORDED = {
-    "MAETransformer": {"patch_size": 2, "mask_ratio": 0.75},
+    "MAETransformer": {
+        "patch_size": 2,
+        "mask_ratio": 0.75,
+        "mlp_ratio": 4.0,
+        "pooling": "mean",
+    },
     "DINOTransformer": {
         "lr": 1e-3,
         "momentum": 0.996,

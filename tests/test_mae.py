@@ -245,7 +245,8 @@ def test_mae_signals(layout):
     mae = MAETransformer(**params).fit(X)
     assert mae.input_shape_ == (1, 40)
     assert (mae.patch_size_, mae.n_tokens_) == (2, 20)
-    assert mae.transform(X).shape == (len(X), 16)
+    # "auto" pooling: class token and patch mean of the one block, 2 x 16
+    assert mae.transform(X).shape == (len(X), 32) and mae.pooling_ == "blocks"
     rec, mask = mae.reconstruct(X, random_state=0)
     assert rec.shape == mask.shape == X.shape
     # "auto" picks the short-signal recipe's ratio: 17 of 20 segments hidden
@@ -264,7 +265,7 @@ def test_mae_tables(small_digits):
     scale = mae.net_.module_.input_scale.numpy()
     expected = np.where(table.std(0) > 0, table.std(0, ddof=1), 1)
     np.testing.assert_allclose(scale, expected, rtol=1e-5)
-    assert mae.transform(table).shape == (len(table), 8)
+    assert mae.transform(table).shape == (len(table), 16)  # 2 x 8, one block
     rec, mask = mae.reconstruct(table, random_state=0)
     assert rec.shape == table.shape
     np.testing.assert_allclose(mask.mean(axis=1), 9 / 12)  # floor(12 * 0.25) kept
@@ -284,7 +285,7 @@ def test_mae_keeps_at_least_one_token(n_features):
 
 def test_mae_pooling_cls_or_mean(small_digits):
     X, _ = small_digits
-    mean = MAETransformer(**IMAGE).fit(X)
+    mean = MAETransformer(**IMAGE, pooling="mean").fit(X)
     cls = MAETransformer(**IMAGE, pooling="cls").fit(X)
     module = mean.net_.module_.eval()  # as transform runs it
     with torch.no_grad():
@@ -295,6 +296,43 @@ def test_mae_pooling_cls_or_mean(small_digits):
         mean.transform(X[:3]), tokens[:, 1:].mean(1).numpy(), rtol=1e-5
     )
     assert not np.allclose(mean.transform(X[:3]), cls.transform(X[:3]))
+    # The same training (pooling does not enter the loss) gives the same net
+    assert mean.loss_curve_ == cls.loss_curve_
+
+
+def test_mae_pooling_blocks_concatenates_every_block_by_hand(small_digits):
+    """'blocks': class token and patch mean after each block, the last normed."""
+    X, _ = small_digits
+    params = {**IMAGE, "depth": 2, "max_epochs": 2}
+    blocks = MAETransformer(**params).fit(X)  # "auto": blocks, no n_components
+    mean = MAETransformer(**params, pooling="mean").fit(X)
+    assert blocks.pooling_ == "blocks" and mean.pooling_ == "mean"
+    assert blocks.n_components_ == 2 * 2 * 16 and mean.n_components_ == 16
+    assert blocks.get_feature_names_out().shape == (64,)
+    enc = blocks.net_.module_.eval().encoder
+    with torch.no_grad():
+        tokens = enc.embed(blocks.net_.module_._signal(torch.tensor(X[:5])))
+        tokens = torch.cat([enc.cls_token.expand(5, -1, -1), tokens], dim=1)
+        first = enc.blocks[0](tokens)
+        last = enc.norm(enc.blocks[1](first))
+    expected = torch.cat(
+        [first[:, 0], first[:, 1:].mean(1), last[:, 0], last[:, 1:].mean(1)], dim=1
+    )
+    np.testing.assert_allclose(blocks.transform(X[:5]), expected.numpy(), atol=1e-5)
+    # Pooling does not enter training: the same seed trains the same net, and
+    # the last block's patch mean is what pooling="mean" returns
+    assert blocks.loss_curve_ == mean.loss_curve_
+    np.testing.assert_allclose(
+        blocks.transform(X[:5])[:, 48:], mean.transform(X[:5]), atol=1e-5
+    )
+
+
+def test_mae_pooling_auto_is_mean_with_n_components(small_digits):
+    X, _ = small_digits
+    coded = MAETransformer(**IMAGE, n_components=6).fit(X)
+    assert coded.pooling_ == "mean" and coded.transform(X[:4]).shape == (4, 6)
+    with pytest.raises(ValueError, match="pooling='blocks'.*n_components=6"):
+        MAETransformer(**IMAGE, n_components=6, pooling="blocks").fit(X)
 
 
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
@@ -360,12 +398,17 @@ def test_mae_auto_settings_follow_the_kind_of_sample():
     signal = MAETransformer(input_shape=(1, 40), **tiny, max_epochs=1).fit(X)
     image = MAETransformer(input_shape=(1, 8, 5), **tiny, max_epochs=1).fit(X)
     table = MAETransformer(**tiny, max_epochs=1).fit(X)
-    assert (signal.mask_ratio_, signal.embed_dim_, signal.depth_) == (0.85, 256, 2)
+    recipe = (signal.mask_ratio_, signal.embed_dim_, signal.depth_, signal.mlp_ratio_)
+    assert recipe == (0.85, 192, 2, 3.0)
     for est in (image, table):
         assert (est.mask_ratio_, est.embed_dim_, est.depth_) == (0.75, 128, 3)
-    assert signal.transform(X).shape == (24, 256)
-    assert table.transform(X).shape == (24, 128)
-    assert len(signal.net_.module_.encoder.blocks) == 2
+        assert est.mlp_ratio_ == 4.0 and est.pooling_ == "blocks"
+    # Class token and patch mean of every block: 2 x depth x embed_dim
+    assert signal.transform(X).shape == (24, 2 * 2 * 192)
+    assert table.transform(X).shape == (24, 2 * 3 * 128)
+    encoder = signal.net_.module_.encoder
+    assert len(encoder.blocks) == 2
+    assert encoder.blocks[0].linear1.out_features == 3 * 192  # mlp_ratio_ = 3
     # "auto" resolves to the epochs actually run
     auto = MAETransformer(input_shape=(1, 40), **tiny, embed_dim=8, depth=1)
     assert auto.get_params()["max_epochs"] == "auto"

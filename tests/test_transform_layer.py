@@ -70,8 +70,12 @@ def _vit_by_hand(est, X, k):
     x = _normalized(est, X).reshape(len(X), *obj.token_shape)
     tokens = vit.patch_embed(x).flatten(2).transpose(1, 2) + vit.pos_embed
     tokens = torch.cat([vit.cls_token.expand(len(X), -1, -1), tokens], dim=1)
+    pooled = []  # "blocks": class token and patch mean after each block
     for block in vit.blocks[:k]:
         tokens = block(tokens)
+        pooled += [tokens[:, 0], tokens[:, 1:].mean(dim=1)]
+    if vit.pooling == "blocks":
+        return torch.cat(pooled, dim=1) if k else tokens[:, 1:].mean(dim=1)
     return tokens[:, 0] if vit.pooling == "cls" else tokens[:, 1:].mean(dim=1)
 
 
@@ -125,6 +129,14 @@ CASES = {
     ),
     "vit": (
         lambda: make("MAETransformer", depth=2, input_shape=(1, 16)),
+        SIGNALS,
+        # patch embedding (its mean), then "auto" pooling's class token and
+        # patch mean of each transformer block run so far
+        [8, 16, 32],
+        (1, _vit_by_hand),
+    ),
+    "vit-mean": (
+        lambda: make("MAETransformer", depth=2, pooling="mean", input_shape=(1, 16)),
         SIGNALS,
         [8, 8, 8],  # patch embedding, two transformer blocks
         (1, _vit_by_hand),

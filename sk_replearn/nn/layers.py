@@ -81,7 +81,7 @@ def _body_features(body: nn.Module, h: torch.Tensor, k: int) -> torch.Tensor:
         return _pool_map(h)  # (B, C) of a feature map (B, C, *spatial)
     if isinstance(body, ViTEncoder):
         # Block 0 is the patch embedding (with the class token).
-        return body.pool(body.forward_tokens(body.embed(h), n_blocks=k))
+        return body.forward_pooled(body.embed(h), n_blocks=k)
     if isinstance(body, TokenEncoder):
         hidden = body.forward_tokens(h, n_blocks=k)  # (B, T, D); h holds ids
         return pool_tokens(hidden, h, body.pooling)
@@ -148,7 +148,11 @@ def _body_widths(body: nn.Module) -> list[int] | None:
         inner = _body_widths(body.encoder)
         return None if inner is None else [*inner, body.out_features]
     blocks = _body_blocks(body)
-    if isinstance(body, (ViTEncoder, TokenEncoder)):
+    if isinstance(body, ViTEncoder):  # block 0 is the patch embedding
+        return [body.pooled_width(k) for k in range(len(blocks) - 1)] + [
+            body.out_features
+        ]
+    if isinstance(body, TokenEncoder):
         return [body.out_features] * len(blocks)
     if isinstance(body, MLPEncoder):
         widths = [b.modules[0].out_features for b in blocks]
@@ -270,6 +274,7 @@ def _cut_body(body: nn.Module, k: int, width: int) -> nn.Module:
         # (the norm belongs to the last block, as in block_features).
         body.blocks = body.blocks[:k]
         body.norm = nn.Identity()
+        body.out_features = width
         return body
     raise ValueError(
         f"an encoder of type {type(body).__name__} cannot be cut after block "

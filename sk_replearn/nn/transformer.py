@@ -77,6 +77,9 @@ def pos_embed(embed_dim: int, grid: tuple[int, ...]) -> torch.Tensor:
     return sincos_pos_embed_1d(embed_dim, grid[0])[None]  # (1, L, D)
 
 
+#: Values of :class:`ViTEncoder`'s ``pooling``.
+POOLINGS = ("mean", "cls", "blocks")
+
 #: Longest sequence whose attention runs on the CPU as plain matrix products
 #: (see :class:`TransformerBlock`).
 _SHORT_SEQUENCE = 32
@@ -211,9 +214,13 @@ class ViTEncoder(nn.Module):
         Attention heads per block.
     mlp_ratio : float, default=4.0
         Hidden width of each block's MLP, relative to ``embed_dim``.
-    pooling : {"mean", "cls"}, default="mean"
+    pooling : {"mean", "cls", "blocks"}, default="mean"
         Output of :meth:`forward`: the mean of the patch tokens (better for
-        linear probes of MAE features, per He et al.) or the class token.
+        linear probes of MAE features, per He et al.), the class token, or,
+        with ``"blocks"``, the class token and the mean of the patch tokens
+        after every block, concatenated (``2 * depth * embed_dim`` values;
+        the last block's after the final norm): the multi-layer features of
+        linear probes (Chen et al. 2020, iGPT; Caron et al. 2021, DINO).
     dropout : float, default=0.0
         Dropout inside the blocks.
 
@@ -226,7 +233,8 @@ class ViTEncoder(nn.Module):
     num_patches : int
         ``L``, the number of patch tokens.
     out_features : int
-        ``embed_dim``.
+        Width of :meth:`forward`'s output: ``embed_dim``, or
+        ``2 * depth * embed_dim`` with ``pooling="blocks"``.
     patch_embed : torch.nn.Conv1d or torch.nn.Conv2d
         Linear patch embedding, stored as a convolution with stride = kernel
         = p (the layout of the ViT's published weights) and applied as a
@@ -268,13 +276,15 @@ class ViTEncoder(nn.Module):
         self.patch_size = resolve_patch_size(patch_size, self.input_shape, "ViTEncoder")
         sizes = self.input_shape[1:]
         check_transformer(embed_dim, num_heads, len(sizes))
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling={pooling!r} must be 'mean' or 'cls'.")
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling={pooling!r} must be one of {', '.join(map(repr, POOLINGS))}."
+            )
         self.embed_dim, self.num_heads, self.mlp_ratio = embed_dim, num_heads, mlp_ratio
         self.pooling = pooling
         self.grid_size = tuple(s // self.patch_size for s in sizes)
         self.num_patches = math.prod(self.grid_size)
-        self.out_features = embed_dim
+        self.out_features = embed_dim * (2 * depth if pooling == "blocks" else 1)
         conv = nn.Conv1d if len(sizes) == 1 else nn.Conv2d
         p = self.patch_size
         self.patch_embed = conv(self.input_shape[0], embed_dim, p, stride=p)
@@ -375,14 +385,72 @@ class ViTEncoder(nn.Module):
         return self.norm(tokens) if n_blocks is None else tokens
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Reduce ``(B, 1 + L', D)`` to ``(B, D)`` as set by ``pooling``."""
+        """Reduce the tokens of one layer, ``(B, 1 + L', D)``, to ``(B, width)``.
+
+        The class token (``"cls"``), the mean of the patch tokens
+        (``"mean"``), or both, concatenated (``"blocks"``, which
+        :meth:`forward_pooled` gathers from every block).
+        """
         if self.pooling == "cls":
             return tokens[:, 0]
-        return tokens[:, 1:].mean(dim=1)
+        mean = tokens[:, 1:].mean(dim=1)
+        if self.pooling == "blocks":
+            return torch.cat([tokens[:, 0], mean], dim=1)
+        return mean
+
+    def forward_pooled(
+        self, tokens: torch.Tensor, n_blocks: int | None = None
+    ) -> torch.Tensor:
+        """Run the blocks on embedded tokens and pool them as ``pooling`` says.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor of shape (B, L', D)
+            Tokens from :meth:`embed` (positions already added).
+        n_blocks : int or None, default=None
+            As in :meth:`forward_tokens`: the first ``n_blocks`` blocks
+            only, without the final norm; None runs them all, then the norm.
+
+        Returns
+        -------
+        torch.Tensor of shape (B, pooled_width(n_blocks))
+            With ``pooling="blocks"``, the pooled tokens of each block run,
+            in order; at ``n_blocks=0`` (no block) the mean of the embedded
+            patches, as ``"mean"`` gives.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sk_replearn.nn import ViTEncoder
+        >>> enc = ViTEncoder((1, 40), embed_dim=16, depth=3, pooling="blocks")
+        >>> tokens = enc.embed(torch.randn(5, 1, 40))
+        >>> enc.forward_pooled(tokens).shape, enc.forward_pooled(tokens, 1).shape
+        (torch.Size([5, 96]), torch.Size([5, 32]))
+        """
+        if self.pooling != "blocks":
+            return self.pool(self.forward_tokens(tokens, n_blocks))
+        blocks = self.blocks[:n_blocks]
+        if not len(blocks):  # the embedding alone (or an encoder cut there)
+            return tokens.mean(dim=1)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
+        tokens = torch.cat([cls, tokens], dim=1)  # (B, 1 + L', D)
+        pooled = []
+        for i, block in enumerate(blocks):
+            tokens = block(tokens)
+            last = n_blocks is None and i == len(blocks) - 1
+            pooled.append(self.pool(self.norm(tokens) if last else tokens))
+        return torch.cat(pooled, dim=1)
+
+    def pooled_width(self, n_blocks: int | None = None) -> int:
+        """Width of :meth:`forward_pooled`'s output after ``n_blocks`` blocks."""
+        if self.pooling != "blocks" or n_blocks is None:
+            return self.out_features
+        run = len(self.blocks[:n_blocks])
+        return self.embed_dim * (2 * run if run else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode ``(B, *input_shape)`` to ``(B, embed_dim)``."""
-        return self.pool(self.forward_tokens(self.embed(x)))
+        """Encode ``(B, *input_shape)`` to ``(B, out_features)``."""
+        return self.forward_pooled(self.embed(x))
 
 
 class ViTDecoder(nn.Module):

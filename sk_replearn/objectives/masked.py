@@ -179,13 +179,14 @@ class MAEObjective(Objective):
     norm_pix_loss : bool, default=False
         Normalise each target token by its own mean and variance (needs
         tokens of at least two values).
-    pooling : {"mean", "cls"}, default="mean"
-        How :meth:`encode` reduces the encoder's tokens.
+    pooling : {"mean", "cls", "blocks"}, default="mean"
+        How :meth:`encode` reduces the encoder's tokens (see
+        :class:`~sk_replearn.nn.ViTEncoder`); ``"blocks"`` only without
+        ``n_components``.
     n_components : int or None, default=None
         Width of the representation: a linear layer maps every encoded token
         to ``n_components`` values, which the decoder reads and
-        :meth:`encode` pools; None uses the encoder's tokens
-        (``embed_dim``) directly.
+        :meth:`encode` pools; None uses the encoder's tokens directly.
 
     Attributes
     ----------
@@ -246,6 +247,12 @@ class MAEObjective(Objective):
         self.patch_size = resolve_patch_size(patch_size, self.input_shape)
         self.mask_ratio = float(mask_ratio)
         self.norm_pix_loss = bool(norm_pix_loss)
+        if pooling == "blocks" and n_components is not None:
+            raise ValueError(
+                "pooling='blocks' concatenates the tokens of every block, which "
+                "the n_components code does not see; use pooling='mean' or "
+                "'cls' with n_components, or n_components=None."
+            )
         self.encoder = ViTEncoder(
             self.token_shape,
             patch_size=self.patch_size,
@@ -471,7 +478,9 @@ class MAEObjective(Objective):
     @property
     def out_features(self) -> int:
         """Width of :meth:`encode`'s output."""
-        return self.decoder_embed.in_features
+        if isinstance(self.bottleneck, nn.Identity):
+            return self.encoder.out_features
+        return self.bottleneck.out_features
 
     @torch.no_grad()
     def reconstruct(
