@@ -9,7 +9,8 @@ refit) and a linear probe, :func:`sk_replearn.evaluation.linear_probe` on
 the features (``StandardScaler`` + ``LogisticRegression``, fitted on the
 training split, scored on the 1000 test signals), is printed per block.
 Inner ConvNet blocks are averaged over time (global average pooling);
-transformer blocks are mean-pooled over patch tokens, the MAE default.
+transformer blocks are pooled as MAE's default ``pooling="blocks"`` says:
+the class token and the patch mean of every block up to this one.
 
 Anchors: the MNIST-1D paper's SimCLR notebook (Greydanus 2020) probes 82.1%
 on a middle layer of its CNN against 75.0% on the projector's output; an

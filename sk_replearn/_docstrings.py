@@ -277,7 +277,8 @@ embedding, then one per transformer block; a linear ``n_components``
 layer last), negative from the end; -1 is the encoder's output. A
 ConvNet's inner feature map is averaged over space (global average
 pooling) and a transformer's tokens are pooled as the encoder pools its
-output (``pooling``, where the estimator has one); the number of columns
+output (``pooling``, where the estimator has one; MAE's ``"blocks"``
+concatenates the blocks up to this one); the number of columns
 (``get_feature_names_out``, ``set_output``) follows the block. Inner
 layers often probe better than the last one, which the training
 objective shapes most. It only says what ``transform`` reads: setting it
