@@ -442,7 +442,27 @@ class ViTEncoder(nn.Module):
         return torch.cat(pooled, dim=1)
 
     def pooled_width(self, n_blocks: int | None = None) -> int:
-        """Width of :meth:`forward_pooled`'s output after ``n_blocks`` blocks."""
+        """Width of :meth:`forward_pooled`'s output after ``n_blocks`` blocks.
+
+        Parameters
+        ----------
+        n_blocks : int or None, default=None
+            As in :meth:`forward_pooled`; None is the whole encoder.
+
+        Returns
+        -------
+        int
+            ``out_features`` for None or a pooling of one layer; with
+            ``pooling="blocks"``, ``2 * n * embed_dim`` for the ``n``
+            blocks run, or ``embed_dim`` when none runs.
+
+        Examples
+        --------
+        >>> from sk_replearn.nn import ViTEncoder
+        >>> enc = ViTEncoder((1, 40), embed_dim=16, depth=3, pooling="blocks")
+        >>> [enc.pooled_width(k) for k in (0, 1, 2, None)]
+        [16, 32, 64, 96]
+        """
         if self.pooling != "blocks" or n_blocks is None:
             return self.out_features
         run = len(self.blocks[:n_blocks])
