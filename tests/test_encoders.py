@@ -700,24 +700,49 @@ def test_transformer_block_explicit_attention_matches_default(masks):
 def test_transformer_block_explicit_attention_for_short_cpu_sequences(
     length, explicit, batch_first
 ):
-    # Attention's explicit path (asked for by need_weights=True) for at most
-    # 32 tokens on the CPU, torch's own choice otherwise.
+    # At most 32 tokens on the CPU: batch-first blocks attend with their own
+    # matrix products, others through the attention module's explicit path
+    # (asked for by need_weights=True); longer sequences keep torch's choice.
     from sk_replearn.nn import transformer
 
     block = transformer.TransformerBlock(16, 4, 32, batch_first=batch_first)
     calls = []
-    attend = block.self_attn.forward
+    attend, own = block.self_attn.forward, block._attend
 
     def spy(*args, **kwargs):
         calls.append(kwargs["need_weights"])
         return attend(*args, **kwargs)
 
-    block.self_attn.forward = spy
+    def spy_own(*args, **kwargs):
+        calls.append("own")
+        return own(*args, **kwargs)
+
+    block.self_attn.forward, block._attend = spy, spy_own
     x = torch.randn(2, length, 16)
     block(x if batch_first else x.transpose(0, 1))
-    assert calls == [explicit]
+    expected = ("own" if batch_first else True) if explicit else False
+    assert calls == [expected]
     # off the CPU (here "meta", as a GPU would be) torch keeps its choice
     assert not block._short_on_cpu(torch.randn(2, 5, 16, device="meta"))
+
+
+def test_transformer_block_own_attention_matches_module_with_dropout():
+    # With attention dropout in training, the block's own attention draws the
+    # same dropout mask from the same seed as the attention module's path.
+    from sk_replearn.nn import transformer
+
+    torch.manual_seed(0)
+    block = transformer.TransformerBlock(16, 4, 32, dropout=0.3, batch_first=True)
+    block = block.double().train()
+    x = torch.randn(3, 6, 16, dtype=torch.float64)
+    torch.manual_seed(1)
+    own = block._attend(x, None, None)
+    torch.manual_seed(1)
+    module, _ = block.self_attn(x, x, x, need_weights=True)
+    torch.testing.assert_close(own, module, rtol=1e-10, atol=1e-10)
+    assert block._plain_attention(None, False)
+    assert not block._plain_attention(None, True)  # causal hint without a mask
+    assert not block._plain_attention(torch.zeros(6, 6, dtype=torch.bool), False)
 
 
 # -- signal layers in the channels-last layout --------------------------------

@@ -103,6 +103,15 @@ class TransformerBlock(nn.TransformerEncoderLayer):
     recipe trains in 20% less time on 2 cores, 8% on one. Elsewhere
     (longer sequences, a GPU) torch chooses, as before.
 
+    On that path a batch-first block attends with its own matrix products
+    on views of the packed projection, instead of through
+    :class:`torch.nn.MultiheadAttention`, whose explicit path transposes and
+    copies Q, K and V apart forward and backward; the function, its
+    gradients and the attention dropout's draws are the same. One block,
+    forward and backward, 2 threads / 1 thread: 128 sequences of 21 tokens
+    32 wide (MAE's decoder) 6.2 / 9.0 ms against 7.4 / 10.3; of 4 tokens
+    192 wide (its encoder) 12.0 / 19.4 against 12.3 / 19.9.
+
     Examples
     --------
     >>> import torch
@@ -120,6 +129,8 @@ class TransformerBlock(nn.TransformerEncoderLayer):
     ) -> torch.Tensor:
         if not self._short_on_cpu(x):
             return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
+        if self._plain_attention(attn_mask, is_causal):
+            return self.dropout1(self._attend(x, attn_mask, key_padding_mask))
         # Asking for the weights takes the explicit path; the flags of
         # torch.nn.attention.sdpa_kernel would do it too, but they are global
         # to the process, so fits in two threads could leave them changed.
@@ -134,6 +145,59 @@ class TransformerBlock(nn.TransformerEncoderLayer):
             is_causal=is_causal,
         )
         return self.dropout1(out)
+
+    def _plain_attention(self, attn_mask: torch.Tensor | None, is_causal: bool) -> bool:
+        """Whether :meth:`_attend` computes what ``self.self_attn`` would.
+
+        True for the attention :func:`transformer_blocks` builds (one packed
+        in-projection, no extra key/value biases or zero attention, batch
+        first) with masks, if any, in the float form the layer's ``forward``
+        gives them; anything else keeps :class:`torch.nn.MultiheadAttention`.
+        """
+        a = self.self_attn
+        return (
+            a.batch_first
+            and a._qkv_same_embed_dim
+            and a.bias_k is None
+            and not a.add_zero_attn
+            and (attn_mask is None or attn_mask.is_floating_point())
+            and not (is_causal and attn_mask is None)
+        )
+
+    def _attend(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Multi-head self-attention of ``x`` ``(N, T, E)`` as matrix products.
+
+        ``softmax(QKᵀ/√d + masks) V`` with the parameters of
+        ``self.self_attn``, written with views of the packed projection so
+        that no step copies Q, K and V apart (torch's own explicit path
+        transposes and copies them, forward and backward).
+        """
+        a = self.self_attn
+        n, length, width = x.shape
+        heads = a.num_heads
+        qkv = nn.functional.linear(x, a.in_proj_weight, a.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        scores = torch.matmul(q * a.head_dim**-0.5, k.transpose(-2, -1))  # (N,H,T,T)
+        if attn_mask is not None:  # additive, (T, T) or (N * H, T, T)
+            if attn_mask.dim() == 3:
+                attn_mask = attn_mask.view(n, heads, length, length)
+            scores = scores + attn_mask
+        if key_padding_mask is not None:  # (N, T)
+            if not key_padding_mask.is_floating_point():
+                key_padding_mask = torch.zeros_like(
+                    key_padding_mask, dtype=scores.dtype
+                ).masked_fill_(key_padding_mask, float("-inf"))
+            scores = scores + key_padding_mask.view(n, 1, 1, length)
+        weights = torch.softmax(scores, dim=-1)
+        if self.training and a.dropout > 0:
+            weights = nn.functional.dropout(weights, a.dropout)
+        out = torch.matmul(weights, v).transpose(1, 2).reshape(n, length, width)
+        return a.out_proj(out)
 
     def _short_on_cpu(self, x: torch.Tensor) -> bool:
         """Whether the tokens ``x`` are a sequence short enough, on the CPU."""
