@@ -22,6 +22,16 @@ of at most 300 s wall-clock), the fit's wall-clock seconds and the CPU
 seconds of this process (the steadier figure on a shared machine), the raw
 baselines, and ``MAETransformer.score`` on the test split.
 
+A second table weighs the default readout, ``pooling="blocks"`` (the class
+token and the patch mean after every block), against ``pooling="mean"``
+(the last block's patch mean alone) where labels are few: a
+``LogisticRegression(max_iter=2000)`` trained on 2, 5 and 10 labels a
+class (five seeded draws, :func:`sk_replearn.evaluation.few_label_scores`),
+scored on the test split, for each case whose fit read every block. The
+"mean" readout is the last ``embed_dim`` columns of the same fit's output,
+which is what ``pooling="mean"`` returns after the same training (pooling
+does not enter the loss; ``tests/test_mae.py`` checks both).
+
 Run: ``python benchmarks/bench_mae.py [--only digits|mnist1d] [--set k=v ...]``.
 Targets: probe accuracy >= 0.95 on digits and >= 0.72 on MNIST-1D with the
 defaults, each fit within 5 minutes on 2 CPU cores.
@@ -40,7 +50,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sk_replearn.evaluation import few_label_scores
 from sk_replearn.methods import MAETransformer
+
+#: Labels a class in the few-label comparison of the readouts.
+FEW_LABELS = (2, 5, 10)
 
 
 def probe(Z_train, Z_test, y_train, y_test) -> float:
@@ -63,6 +77,7 @@ CASES = {
 
 
 def run_case(name: str, overrides: dict) -> tuple:
+    """The table's row for one case, and the readouts for the few-label table."""
     load, params, target = CASES[name]
     X_train, X_test, y_train, y_test = load()
     mae = MAETransformer(**params, random_state=0).set_params(**overrides)
@@ -70,10 +85,48 @@ def run_case(name: str, overrides: dict) -> tuple:
     mae.fit(X_train)
     fit_s = time.perf_counter() - start
     cpu_s = time.process_time() - cpu_start
-    acc = probe(mae.transform(X_train), mae.transform(X_test), y_train, y_test)
+    Z_train, Z_test = mae.transform(X_train), mae.transform(X_test)
+    acc = probe(Z_train, Z_test, y_train, y_test)
     raw = probe(X_train, X_test, y_train, y_test)
     raw_knn = knn(X_train, X_test, y_train, y_test)
-    return name, acc, target, fit_s, cpu_s, raw, raw_knn, mae.score(X_test)
+    row = (name, acc, target, fit_s, cpu_s, raw, raw_knn, mae.score(X_test))
+    readouts = None
+    if mae.pooling_ == "blocks":
+        width = mae.embed_dim_
+        readouts = {
+            f"blocks ({Z_train.shape[1]})": (Z_train, Z_test),
+            f"mean ({width})": (Z_train[:, -width:], Z_test[:, -width:]),
+        }
+    return row, (readouts, y_train, y_test)
+
+
+def few_label_table(results: dict) -> None:
+    """Print the few-label scores of each case's two readouts."""
+    if not results:
+        return
+    cols = "".join(f"{f'{k} a class':>16}" for k in FEW_LABELS)
+    header = f"{'data set, readout (columns)':<34}{cols}"
+    print(
+        "\nfew labels: LogisticRegression(max_iter=2000) on k labels a class, "
+        "5 draws, mean ± std"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, (readouts, y_train, y_test) in results.items():
+        for readout, (Z_train, Z_test) in readouts.items():
+            scores = [
+                few_label_scores(
+                    LogisticRegression(max_iter=2000),
+                    Z_train,
+                    y_train,
+                    Z_test,
+                    y_test,
+                    n_per_class=k,
+                ).scores
+                for k in FEW_LABELS
+            ]
+            cells = "".join(f"{s.mean():>8.3f} ± {s.std():.3f}" for s in scores)
+            print(f"{f'{name}, {readout}':<34}{cells}", flush=True)
 
 
 def main() -> None:
@@ -102,10 +155,12 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
+    few = {}
     for name in CASES:
         if args.only and args.only not in name:
             continue
-        name, acc, target, fit_s, cpu_s, raw, raw_knn, score = run_case(name, overrides)
+        row, (readouts, y_train, y_test) = run_case(name, overrides)
+        name, acc, target, fit_s, cpu_s, raw, raw_knn, score = row
         if target is None:
             met, target_text = "-", "-"
         else:
@@ -116,6 +171,9 @@ def main() -> None:
             f"{cpu_s:>7.1f} {raw:>7.4f} {raw_knn:>7.4f} {score:>8.4f}",
             flush=True,
         )
+        if readouts is not None:
+            few[name] = (readouts, y_train, y_test)
+    few_label_table(few)
 
 
 if __name__ == "__main__":
