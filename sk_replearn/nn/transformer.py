@@ -173,9 +173,10 @@ class TransformerBlock(nn.TransformerEncoderLayer):
         """Multi-head self-attention of ``x`` ``(N, T, E)`` as matrix products.
 
         ``softmax(QKᵀ/√d + masks) V`` with the parameters of
-        ``self.self_attn``, written with views of the packed projection so
-        that no step copies Q, K and V apart (torch's own explicit path
-        transposes and copies them, forward and backward).
+        ``self.self_attn``, taking Q, K and V as views of the packed
+        projection where torch's own explicit path transposes and copies
+        them apart, forward and backward (the matrix products still copy
+        a view they cannot read in place).
         """
         a = self.self_attn
         n, length, width = x.shape
