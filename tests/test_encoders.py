@@ -671,14 +671,21 @@ def _block_inputs(masks: str, length: int) -> tuple[torch.Tensor, dict]:
 
 @pytest.mark.parametrize("masks", ["none", "causal", "padding"])
 def test_transformer_block_explicit_attention_matches_default(masks):
-    # Short sequences on the CPU take attention's explicit path: the block
-    # computes the same function and gradients as with torch's default
-    # kernel, with every kind of mask.
+    # Short sequences on the CPU take the block's own attention (the masks
+    # in the float form the layer gives them): the same function and
+    # gradients as torch's default kernel, with every kind of mask.
     from sk_replearn.nn import transformer
 
     torch.manual_seed(0)
     block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0].double()
     x, kw = _block_inputs(masks, 7)
+    own, calls = block._attend, []
+
+    def spy(*args):
+        calls.append(args)
+        return own(*args)
+
+    block._attend = spy  # the short path is the block's own, masks and all
 
     def run(short):
         block.zero_grad()
@@ -691,7 +698,9 @@ def test_transformer_block_explicit_attention_matches_default(masks):
         out.square().sum().backward()
         return out, xi.grad, block.self_attn.in_proj_weight.grad.clone()
 
-    for a, b in zip(run(32), run(0)):
+    short, default = run(32), run(0)
+    assert len(calls) == 1
+    for a, b in zip(short, default):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
