@@ -749,9 +749,11 @@ def test_transformer_block_own_attention_matches_module_with_dropout():
     torch.manual_seed(1)
     module, _ = block.self_attn(x, x, x, need_weights=True)
     torch.testing.assert_close(own, module, rtol=1e-10, atol=1e-10)
-    assert block._plain_attention(None, False)
-    assert not block._plain_attention(None, True)  # causal hint without a mask
-    assert not block._plain_attention(torch.zeros(6, 6, dtype=torch.bool), False)
+    assert block._plain_attention(None, None, False)
+    assert not block._plain_attention(None, None, True)  # causal hint, no mask
+    # masks not in the additive float form the layer's forward gives
+    assert not block._plain_attention(torch.zeros(6, 6, dtype=torch.bool), None, False)
+    assert not block._plain_attention(None, torch.zeros(3, 6, dtype=torch.bool), False)
 
 
 # -- signal layers in the channels-last layout --------------------------------

@@ -129,7 +129,7 @@ class TransformerBlock(nn.TransformerEncoderLayer):
     ) -> torch.Tensor:
         if not self._short_on_cpu(x):
             return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
-        if self._plain_attention(attn_mask, is_causal):
+        if self._plain_attention(attn_mask, key_padding_mask, is_causal):
             return self.dropout1(self._attend(x, attn_mask, key_padding_mask))
         # Asking for the weights takes the explicit path; the flags of
         # torch.nn.attention.sdpa_kernel would do it too, but they are global
@@ -146,13 +146,19 @@ class TransformerBlock(nn.TransformerEncoderLayer):
         )
         return self.dropout1(out)
 
-    def _plain_attention(self, attn_mask: torch.Tensor | None, is_causal: bool) -> bool:
+    def _plain_attention(
+        self,
+        attn_mask: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+        is_causal: bool,
+    ) -> bool:
         """Whether :meth:`_attend` computes what ``self.self_attn`` would.
 
         True for the attention :func:`transformer_blocks` builds (one packed
         in-projection, no extra key/value biases or zero attention, batch
-        first) with masks, if any, in the float form the layer's ``forward``
-        gives them; anything else keeps :class:`torch.nn.MultiheadAttention`.
+        first) with masks, if any, in the additive float form the layer's
+        ``forward`` gives them; anything else keeps
+        :class:`torch.nn.MultiheadAttention`.
         """
         a = self.self_attn
         return (
@@ -160,7 +166,10 @@ class TransformerBlock(nn.TransformerEncoderLayer):
             and a._qkv_same_embed_dim
             and a.bias_k is None
             and not a.add_zero_attn
-            and (attn_mask is None or attn_mask.is_floating_point())
+            and all(
+                m is None or m.is_floating_point()
+                for m in (attn_mask, key_padding_mask)
+            )
             and not (is_causal and attn_mask is None)
         )
 
@@ -182,17 +191,13 @@ class TransformerBlock(nn.TransformerEncoderLayer):
         n, length, width = x.shape
         heads = a.num_heads
         qkv = nn.functional.linear(x, a.in_proj_weight, a.in_proj_bias)
-        q, k, v = qkv.view(n, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.view(n, length, 3, heads, a.head_dim).permute(2, 0, 3, 1, 4)
         scores = torch.matmul(q * a.head_dim**-0.5, k.transpose(-2, -1))  # (N,H,T,T)
         if attn_mask is not None:  # additive, (T, T) or (N * H, T, T)
             if attn_mask.dim() == 3:
                 attn_mask = attn_mask.view(n, heads, length, length)
             scores = scores + attn_mask
-        if key_padding_mask is not None:  # (N, T)
-            if not key_padding_mask.is_floating_point():
-                key_padding_mask = torch.zeros_like(
-                    key_padding_mask, dtype=scores.dtype
-                ).masked_fill_(key_padding_mask, float("-inf"))
+        if key_padding_mask is not None:  # additive, (N, T)
             scores = scores + key_padding_mask.view(n, 1, 1, length)
         weights = torch.softmax(scores, dim=-1)
         if self.training and a.dropout > 0:
