@@ -428,6 +428,11 @@ class ViTEncoder(nn.Module):
         pos = self.pos_embed if positions is None else self.pos_embed[0][positions]
         return nn.functional.linear(patches, weight, self.patch_embed.bias) + pos
 
+    def _with_class_token(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, L', D)`` tokens with the class token first, ``(B, 1 + L', D)``."""
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
+        return torch.cat([cls, tokens], dim=1)
+
     def forward_tokens(
         self, tokens: torch.Tensor, n_blocks: int | None = None
     ) -> torch.Tensor:
@@ -448,8 +453,7 @@ class ViTEncoder(nn.Module):
         torch.Tensor of shape (B, 1 + L', D)
             Class token first.
         """
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        tokens = torch.cat([cls, tokens], dim=1)  # (B, 1 + L', D)
+        tokens = self._with_class_token(tokens)
         for block in self.blocks[:n_blocks]:
             tokens = block(tokens)
         return self.norm(tokens) if n_blocks is None else tokens
@@ -502,8 +506,7 @@ class ViTEncoder(nn.Module):
         blocks = self.blocks[:n_blocks]
         if not len(blocks):  # the embedding alone (or an encoder cut there)
             return tokens.mean(dim=1)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        tokens = torch.cat([cls, tokens], dim=1)  # (B, 1 + L', D)
+        tokens = self._with_class_token(tokens)
         pooled = []
         for i, block in enumerate(blocks):
             tokens = block(tokens)
