@@ -305,7 +305,10 @@ accelerator cannot be pickled: use ``save``/``load``. See
 The representation to transfer: a neural sk_replearn estimator
 (``SimCLRTransformer``, ``MAETransformer``, ``AutoencoderTransformer``,
 ...) or a :class:`~sk_replearn.PCATransformer` (its ``W`` initialises a
-linear layer). What is fine-tuned is what its ``transform`` reads: a
+linear layer). What is fine-tuned is what its ``transform`` reads
+(but for an ``MAETransformer`` with ``pooling="auto"``, which
+``strategy="full"`` fine-tunes through its last block's patch mean, see
+its ``pooling``): a
 representation with an inner ``transform_layer`` is cut after that block
 and the blocks above are dropped (network surgery; ``n_blocks_`` counts
 the blocks kept), so the head starts from the layer a probe chose. If

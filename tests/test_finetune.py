@@ -122,6 +122,34 @@ def test_transfer_encoder_reproduces_transform(rep, small_digits):
     np.testing.assert_array_equal(rep.transform(X[:5]), before)
 
 
+def test_mae_auto_pooling_fine_tunes_the_last_block_mean(small_digits):
+    """MAE's "auto" readout concatenates every block for ``transform`` and a
+    frozen fine-tuner, but a fine-tuner that trains the encoder reads the
+    last block's patch mean, which fine-tuned better (the pooling docstring):
+    the same as fine-tuning MAE(pooling="mean"), whose weights are the same
+    (pooling does not enter the pre-training). An explicit "blocks" stays."""
+    X, y = small_digits
+    tiny = {"embed_dim": 16, "depth": 2, "decoder_embed_dim": 8, "decoder_depth": 1}
+    tiny = {**tiny, "decoder_num_heads": 2, "input_shape": (1, 8, 8), **_FAST}
+    reps = {p: MAETransformer(pooling=p, **tiny).fit(X) for p in ("auto", "mean")}
+    blocks = MAETransformer(pooling="blocks", **tiny).fit(X)
+    assert reps["auto"].transform(X[:3]).shape == (3, 2 * 2 * 16)  # every block
+    fine = {p: FineTuner(r, max_epochs=2, random_state=0) for p, r in reps.items()}
+    for model in fine.values():
+        model.fit(X, y)
+    assert fine["auto"].transform(X[:3]).shape == (3, 16)
+    np.testing.assert_array_equal(
+        fine["auto"].predict_proba(X[:20]), fine["mean"].predict_proba(X[:20])
+    )
+    frozen = FineTuner(reps["auto"], strategy="frozen", max_epochs=1, random_state=0)
+    assert frozen.fit(X, y).transform(X[:3]).shape == (3, 64)
+    explicit = FineTuner(blocks, max_epochs=1, random_state=0).fit(X, y)
+    assert explicit.transform(X[:3]).shape == (3, 64)
+    # transfer_encoder without trained=True still reproduces transform
+    assert transfer_encoder(reps["auto"]).out_features == 64
+    assert transfer_encoder(reps["auto"], trained=True).out_features == 16
+
+
 def test_kmeans_cannot_be_fine_tuned(small_digits):
     X, y = small_digits
     km = KMeansTransformer(n_clusters=5, random_state=0).fit(X)

@@ -346,15 +346,9 @@ class ViTEncoder(nn.Module):
         self.patch_size = resolve_patch_size(patch_size, self.input_shape, "ViTEncoder")
         sizes = self.input_shape[1:]
         check_transformer(embed_dim, num_heads, len(sizes))
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"pooling={pooling!r} must be one of {', '.join(map(repr, POOLINGS))}."
-            )
         self.embed_dim, self.num_heads, self.mlp_ratio = embed_dim, num_heads, mlp_ratio
-        self.pooling = pooling
         self.grid_size = tuple(s // self.patch_size for s in sizes)
         self.num_patches = math.prod(self.grid_size)
-        self.out_features = embed_dim * (2 * depth if pooling == "blocks" else 1)
         conv = nn.Conv1d if len(sizes) == 1 else nn.Conv2d
         p = self.patch_size
         self.patch_embed = conv(self.input_shape[0], embed_dim, p, stride=p)
@@ -364,6 +358,7 @@ class ViTEncoder(nn.Module):
             embed_dim, depth, num_heads, mlp_ratio, check_dropout(dropout)
         )
         self.norm = nn.LayerNorm(embed_dim)
+        self.set_pooling(pooling)
         init_transformer(self)
         # The patch embedding is a linear map of a flattened patch: init it so.
         nn.init.xavier_uniform_(self.patch_embed.weight.view(embed_dim, -1))
@@ -427,6 +422,37 @@ class ViTEncoder(nn.Module):
         weight = self.patch_embed.weight.movedim(1, -1).flatten(1)
         pos = self.pos_embed if positions is None else self.pos_embed[0][positions]
         return nn.functional.linear(patches, weight, self.patch_embed.bias) + pos
+
+    def set_pooling(self, pooling: str) -> ViTEncoder:
+        """Read the tokens another way; the weights stay as they are.
+
+        Pooling has no parameters, so an encoder trained with one pooling
+        can be read, or fine-tuned, with another.
+
+        Parameters
+        ----------
+        pooling : {"mean", "cls", "blocks"}
+            As in the constructor; ``out_features`` follows it.
+
+        Returns
+        -------
+        self : ViTEncoder
+
+        Examples
+        --------
+        >>> from sk_replearn.nn import ViTEncoder
+        >>> enc = ViTEncoder((1, 40), embed_dim=16, depth=3, pooling="blocks")
+        >>> enc.out_features, enc.set_pooling("mean").out_features
+        (96, 16)
+        """
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling={pooling!r} must be one of {', '.join(map(repr, POOLINGS))}."
+            )
+        self.pooling = pooling
+        depth = len(self.blocks)
+        self.out_features = self.embed_dim * (2 * depth if pooling == "blocks" else 1)
+        return self
 
     def _with_class_token(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, L', D)`` tokens with the class token first, ``(B, 1 + L', D)``."""

@@ -464,15 +464,26 @@ class MAEObjective(Objective):
         """
         return self.bottleneck(self.encoder(self._signal(x)))
 
-    def transfer_encoder(self, input_shape: tuple[int, ...]) -> nn.Module:
-        """Copies of the standardisation (to tokens), the ViT and the bottleneck."""
+    def transfer_encoder(
+        self, input_shape: tuple[int, ...], pooling: str | None = None
+    ) -> nn.Module:
+        """Copies of the standardisation (to tokens), the ViT and the bottleneck.
+
+        ``pooling`` reads the copy's tokens another way than the encoder's
+        own (:meth:`ViTEncoder.set_pooling <sk_replearn.nn.ViTEncoder.set_pooling>`);
+        None keeps it.
+        """
         head = self.bottleneck
+        encoder = copy.deepcopy(self.encoder)
+        if pooling is not None:
+            encoder.set_pooling(pooling)
+        plain = isinstance(head, nn.Identity)
         return TransferEncoder(
-            copy.deepcopy(self.encoder),
+            encoder,
             input_shape,
-            self.out_features,
+            encoder.out_features if plain else head.out_features,
             prep=self._standardize(self.token_shape),
-            head=None if isinstance(head, nn.Identity) else copy.deepcopy(head),
+            head=None if plain else copy.deepcopy(head),
         )
 
     @property

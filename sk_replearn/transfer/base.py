@@ -111,19 +111,26 @@ def _names(names) -> str:
     return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
 
-def transfer_encoder(representation) -> TransferEncoder:
+def transfer_encoder(representation, *, trained: bool = False) -> TransferEncoder:
     """A trainable copy of a fitted representation's encoder, up to its layer.
 
     Parameters
     ----------
     representation : fitted estimator
         A neural sk_replearn estimator or a :class:`~sk_replearn.PCATransformer`.
+    trained : bool, default=False
+        Whether the copy is for training (a fine-tuner's ``strategy="full"``)
+        rather than for fixed features. A representation may read its
+        encoder otherwise for training: :class:`~sk_replearn.MAETransformer`
+        with ``pooling="auto"`` gives the last block's patch mean, where its
+        ``transform`` concatenates every block.
 
     Returns
     -------
     TransferEncoder
         The encoder whose output is ``representation.transform``'s (up to
-        float rounding): cut after the block ``transform_layer`` names,
+        float rounding; but see ``trained``): cut after the block
+        ``transform_layer`` names,
         the blocks above dropped (network surgery,
         :func:`~sk_replearn.nn.layers.cut_encoder`); the whole encoder
         for the default ``transform_layer=-1``.
@@ -141,6 +148,8 @@ def transfer_encoder(representation) -> TransferEncoder:
             f"representation={type(representation).__name__} cannot be "
             "fine-tuned: pass an sk_replearn neural estimator or PCATransformer."
         )
+    if trained:
+        make = getattr(representation, "_fine_tuning_encoder", make)
     encoder = make()
     layer = getattr(representation, "transform_layer", -1)
     if _is_int(layer) and layer == -1:
@@ -495,7 +504,9 @@ class BaseFineTuner(NeuralRepresentation):
         # The checkpoint's fingerprint: a run pre-trained on other data
         # must not be resumed (a fitted representation counts by its state).
         self._pretrain_digest = None if is_fitted(rep) else pretrain_digest(pretrain_X)
-        encoder = transfer_encoder(self.representation_)
+        encoder = transfer_encoder(
+            self.representation_, trained=self.strategy != "frozen"
+        )
         source = self._token_source()  # the vocabulary, for sequences
         if source is None:
             n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
