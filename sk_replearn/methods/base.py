@@ -768,9 +768,15 @@ class NeuralRepresentation(BaseRepresentation):
     def _transform_width(self) -> int:
         return self._layer_encoding(self._module())[1]
 
-    def _transfer_encoder(self):
+    def _transfer_encoder(self, **options):
+        """A CPU copy of the encoder, up to the representation's output.
+
+        ``options`` go to the objective's ``transfer_encoder`` (MAE's
+        ``pooling``).
+        """
         check_is_fitted(self, "net_")
-        return self.net_.module_.transfer_encoder(tuple(self.input_shape_)).cpu()
+        shape = tuple(self.input_shape_)
+        return self.net_.module_.transfer_encoder(shape, **options).cpu()
 
     def export_encoder(self) -> nn.Module:
         """The trained encoder as a plain torch module: raw input to ``transform``.

@@ -392,11 +392,8 @@ class MAETransformer(NeuralRepresentation):
         as He et al. (2022) fine-tune MAE, rather than by every block, which
         probes better but fine-tuned worse (the pooling docstring).
         """
-        check_is_fitted(self, "net_")
         auto_blocks = self.pooling == "auto" and self._pooling() == "blocks"
-        return self.net_.module_.transfer_encoder(
-            tuple(self.input_shape_), "mean" if auto_blocks else None
-        ).cpu()
+        return self._transfer_encoder(pooling="mean" if auto_blocks else None)
 
     def _pooling(self) -> str:
         """``pooling`` as the fit uses it: "auto" resolved by ``n_components``."""
