@@ -187,6 +187,20 @@ def test_save_load_keeps_the_representation_and_nested_params(data, tmp_path):
     assert loaded.optimizer is torch.optim.SGD
 
 
+@pytest.mark.parametrize("strategy", ["full", "frozen"])
+def test_save_load_of_a_fine_tuned_auto_mae(strategy, data, tmp_path):
+    # A fine-tuner trains an "auto" MAE through the last block's patch mean
+    # and reads a frozen one by every block: load must rebuild the same one.
+    X, y = data
+    rep = make("MAETransformer", depth=2)  # blocks: 2 x (class token, mean)
+    clf = _fit(FineTuner(rep, strategy=strategy, max_epochs=1, random_state=0), X, y)
+    assert clf.transform(X).shape[1] == (8 if strategy == "full" else 32)
+    clf.save(tmp_path / "clf.pt")
+    loaded = FineTuner.load(tmp_path / "clf.pt")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.transform(X), clf.transform(X))
+
+
 def test_save_load_feature_names_and_refit(data, tmp_path):
     X, y = data
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])

@@ -504,9 +504,7 @@ class BaseFineTuner(NeuralRepresentation):
         # The checkpoint's fingerprint: a run pre-trained on other data
         # must not be resumed (a fitted representation counts by its state).
         self._pretrain_digest = None if is_fitted(rep) else pretrain_digest(pretrain_X)
-        encoder = transfer_encoder(
-            self.representation_, trained=self.strategy != "frozen"
-        )
+        encoder = self._representation_encoder()
         source = self._token_source()  # the vocabulary, for sequences
         if source is None:
             n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
@@ -591,6 +589,14 @@ class BaseFineTuner(NeuralRepresentation):
             return pretraining_views(self.representation_)
         return make_views(self.views, self.input_shape_)
 
+    def _representation_encoder(self) -> TransferEncoder:
+        """The copy of ``representation_``'s encoder this fine-tuner trains.
+
+        Read as ``strategy`` asks (:func:`transfer_encoder`'s ``trained``),
+        the same way at ``fit`` and when ``load`` rebuilds the network.
+        """
+        return transfer_encoder(self.representation_, trained=self.strategy != "frozen")
+
     def _surgery(self, encoder: TransferEncoder, n_out: int):
         blocks = encoder_blocks(encoder)
         n = len(blocks)
@@ -638,7 +644,7 @@ class BaseFineTuner(NeuralRepresentation):
         n_out = len(self.classes_) if hasattr(self, "classes_") else len(self.y_mean_)
         device = self._device()
         with seeded(0, device):
-            encoder = transfer_encoder(self.representation_)
+            encoder = self._representation_encoder()
             module, lrs, blocks = self._surgery(encoder, n_out)
             return self._make_net(module, blocks, lrs, n_samples, device)
 
