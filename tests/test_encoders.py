@@ -462,6 +462,19 @@ def test_vit_encoder_pooling(pooling):
     torch.testing.assert_close(enc(x), expected)
 
 
+def test_vit_encoder_mean_over_regions():
+    enc = ViTEncoder((1, 40), embed_dim=16, depth=1, regions=4).eval()  # 20 tokens
+    x = torch.randn(BATCH, 1, 40)
+    patches = enc.forward_tokens(enc.embed(x))[:, 1:]
+    expected = torch.cat([patches[:, k : k + 5].mean(1) for k in (0, 5, 10, 15)], 1)
+    assert enc.out_features == 4 * 16
+    torch.testing.assert_close(enc(x), expected)
+    # An encoder pickled before regions existed averages over every token.
+    del enc.regions
+    torch.testing.assert_close(enc(x), patches.mean(1))
+    assert enc.set_pooling("blocks").out_features == 2 * 16
+
+
 def test_vit_encoder_positions_are_fixed_buffer():
     enc = ViTEncoder((1, 8, 8), embed_dim=32, num_heads=2, depth=1)
     assert "pos_embed" in dict(enc.named_buffers())
@@ -479,6 +492,9 @@ def test_vit_encoder_positions_are_fixed_buffer():
         ((1, 8, 8), {"embed_dim": 30, "num_heads": 3}, "embed_dim=30"),
         ((1, 8, 8), {"embed_dim": 64, "num_heads": 5}, "num_heads=5"),
         ((1, 8, 8), {"pooling": "max"}, "pooling"),
+        ((1, 8, 8), {"regions": 17}, "regions=17 is more than the 16 patch tokens"),
+        ((1, 8, 8), {"regions": 2, "pooling": "cls"}, "pooling='cls' does not read"),
+        ((1, 8, 8), {"regions": 0}, "regions=0 must be a positive int"),
         ((64,), {}, "input_shape"),
     ],
 )

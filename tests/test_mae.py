@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+from sk_replearn import FineTuner
 from sk_replearn.methods import MAETransformer
 from sk_replearn.objectives.masked import MAEObjective, resolve_patch_size
 
@@ -184,6 +185,10 @@ def test_mae_reconstruct_shapes_and_mask_fraction(small_digits, nd):
             "norm_pix_loss=True .* patch_size=1",
         ),
         ({"input_shape": (1, 8, 8), "patch_size": 8}, "at least 2 tokens"),
+        ({"pooling_regions": 0}, "'pooling_regions' parameter"),
+        ({"pooling_regions": 17}, "pooling_regions=17 is more than the 16 tokens"),
+        ({"pooling_regions": 2, "pooling": "cls"}, "pooling='cls' does not read"),
+        ({"pooling_regions": 2, "n_components": 3}, "n_components=3 code does not"),
     ],
 )
 def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
@@ -300,6 +305,16 @@ def test_mae_pooling_cls_or_mean(small_digits):
     assert mean.loss_curve_ == cls.loss_curve_
 
 
+def _tokens_of_two_blocks(mae, X):
+    """A fitted 2-block MAE's tokens after each block (the last one normed)."""
+    enc = mae.net_.module_.eval().encoder
+    with torch.no_grad():
+        tokens = enc.embed(mae.net_.module_._signal(torch.tensor(X)))
+        tokens = torch.cat([enc.cls_token.expand(len(X), -1, -1), tokens], dim=1)
+        first = enc.blocks[0](tokens)
+        return first, enc.norm(enc.blocks[1](first))
+
+
 def test_mae_pooling_blocks_concatenates_every_block_by_hand(small_digits):
     """'blocks': class token and patch mean after each block, the last normed."""
     X, _ = small_digits
@@ -309,12 +324,7 @@ def test_mae_pooling_blocks_concatenates_every_block_by_hand(small_digits):
     assert blocks.pooling_ == "blocks" and mean.pooling_ == "mean"
     assert blocks.n_components_ == 2 * 2 * 16 and mean.n_components_ == 16
     assert blocks.get_feature_names_out().shape == (64,)
-    enc = blocks.net_.module_.eval().encoder
-    with torch.no_grad():
-        tokens = enc.embed(blocks.net_.module_._signal(torch.tensor(X[:5])))
-        tokens = torch.cat([enc.cls_token.expand(5, -1, -1), tokens], dim=1)
-        first = enc.blocks[0](tokens)
-        last = enc.norm(enc.blocks[1](first))
+    first, last = _tokens_of_two_blocks(blocks, X[:5])
     expected = torch.cat(
         [first[:, 0], first[:, 1:].mean(1), last[:, 0], last[:, 1:].mean(1)], dim=1
     )
@@ -324,6 +334,46 @@ def test_mae_pooling_blocks_concatenates_every_block_by_hand(small_digits):
     assert blocks.loss_curve_ == mean.loss_curve_
     np.testing.assert_allclose(
         blocks.transform(X[:5])[:, 48:], mean.transform(X[:5]), atol=1e-5
+    )
+
+
+def test_mae_pooling_regions_averages_contiguous_parts_by_hand():
+    """Each block: class token, then the patch mean of each part, in order."""
+    X = _signals(n=48).reshape(48, -1)  # 20 tokens of 2 steps
+    params = {**TINY, "input_shape": (1, 40), "depth": 2, "max_epochs": 1}
+    whole = MAETransformer(**params).fit(X)
+    parts = MAETransformer(**params, pooling_regions=3).fit(X)  # 7 + 7 + 6 tokens
+    assert parts.n_components_ == 2 * (1 + 3) * 8
+    assert parts.get_feature_names_out().shape == (64,)
+    first, last = _tokens_of_two_blocks(parts, X[:5])
+    expected = [
+        t
+        for out in (first, last)
+        for t in (
+            out[:, 0],
+            out[:, 1:8].mean(1),
+            out[:, 8:15].mean(1),
+            out[:, 15:].mean(1),
+        )
+    ]
+    np.testing.assert_allclose(
+        parts.transform(X[:5]), torch.cat(expected, dim=1).numpy(), atol=1e-5
+    )
+    # Pooling does not enter training: the same net, read two ways.
+    assert parts.loss_curve_ == whole.loss_curve_
+    widths = [
+        parts.set_params(transform_layer=k).transform(X[:2]).shape[1] for k in (0, 1)
+    ]
+    assert widths == [3 * 8, (1 + 3) * 8]  # the embedding's parts, one block's
+    # A fine-tuner that trains an "auto" encoder reads the last block's mean
+    # over all tokens; a frozen one reads what transform reads.
+    parts.set_params(transform_layer=-1)
+    y = np.arange(48) % 2
+    full = FineTuner(parts, max_epochs=1, random_state=0).fit(X, y)
+    frozen = FineTuner(parts, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+    assert full.transform(X[:2]).shape == (2, 8)
+    np.testing.assert_allclose(
+        frozen.transform(X[:5]), parts.transform(X[:5]), atol=1e-5
     )
 
 

@@ -161,6 +161,19 @@ class MAETransformer(NeuralRepresentation):
         0.846, on MNIST-1D 0.302 and 0.393 with 4 and 10 against 0.318
         and 0.412. Its ``transform`` is then ``embed_dim`` wide; a frozen
         fine-tuner, or an explicit ``"blocks"``, reads every block.
+    pooling_regions : int, default=1
+        With ``"mean"`` or ``"blocks"``, average the patch tokens over this
+        many contiguous parts, in token order (segments of a signal; bands
+        of patch rows of an image), rather than over all of them: each mean
+        becomes ``pooling_regions`` means side by side, so a linear probe
+        sees where along the sample a feature is (``"blocks"`` then gives
+        ``(1 + pooling_regions) * depth * embed_dim`` values). Pooling does
+        not enter training, and a fine-tuner that trains an "auto" encoder
+        still reads the last block's mean over all tokens. On MNIST-1D, 4
+        regions read from 32-epoch fits of the defaults probed 0.789, 0.743,
+        0.742, 0.739 and 0.724 (seeds 0 to 4) against 0.782, 0.720, 0.712,
+        0.725 and 0.704 with 1 (the user guide's recipe). Not with
+        ``n_components``, and at most one region per patch token.
     {params input_shape..accelerator}
 
     Attributes
@@ -231,6 +244,7 @@ class MAETransformer(NeuralRepresentation):
         "mlp_ratio": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "norm_pix_loss": ["boolean"],
         "pooling": [StrOptions({"auto", "mean", "cls", "blocks"})],
+        "pooling_regions": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -248,6 +262,7 @@ class MAETransformer(NeuralRepresentation):
         mlp_ratio: float | str = "auto",
         norm_pix_loss: bool = False,
         pooling: str = "auto",
+        pooling_regions: int = 1,
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int | str = "auto",
         batch_size: int = 128,
@@ -392,8 +407,9 @@ class MAETransformer(NeuralRepresentation):
         as He et al. (2022) fine-tune MAE, rather than by every block, which
         probes better but fine-tuned worse (the pooling docstring).
         """
-        auto_blocks = self.pooling == "auto" and self._pooling() == "blocks"
-        return self._transfer_encoder(pooling="mean" if auto_blocks else None)
+        if self.pooling == "auto" and self._pooling() == "blocks":
+            return self._transfer_encoder(pooling="mean", regions=1)
+        return self._transfer_encoder()
 
     def _pooling(self) -> str:
         """``pooling`` as the fit uses it: "auto" resolved by ``n_components``."""
@@ -463,6 +479,27 @@ class MAETransformer(NeuralRepresentation):
                 f"patch_size={patch_size} a token holds 1. Use "
                 "norm_pix_loss=False or a larger patch_size."
             )
+        regions = self.pooling_regions
+        if regions > 1:
+            reader = (
+                f"the n_components={self.n_components} code does not see"
+                if self.n_components is not None
+                else "pooling='cls' does not read"
+                if self._pooling() == "cls"
+                else None
+            )
+            if reader:
+                raise ValueError(
+                    f"pooling_regions={regions} averages the patch tokens over "
+                    f"regions, which {reader}; use pooling='auto', 'mean' or "
+                    "'blocks' without n_components, or pooling_regions=1."
+                )
+            if regions > math.prod(grid):
+                raise ValueError(
+                    f"pooling_regions={regions} is more than the "
+                    f"{math.prod(grid)} tokens of a sample (patch_size="
+                    f"{patch_size}); use at most that many."
+                )
         multiple = 4 if len(grid) == 2 else 2  # sin-cos needs sin and cos per axis
         for width, heads in [
             ("embed_dim", "num_heads"),
@@ -490,4 +527,5 @@ class MAETransformer(NeuralRepresentation):
             norm_pix_loss=self.norm_pix_loss,
             pooling=self._pooling(),
             n_components=self.n_components,
+            pooling_regions=self.pooling_regions,
         )

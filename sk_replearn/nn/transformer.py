@@ -293,6 +293,13 @@ class ViTEncoder(nn.Module):
         linear probes (Chen et al. 2020, iGPT; Caron et al. 2021, DINO).
     dropout : float, default=0.0
         Dropout inside the blocks.
+    regions : int, default=1
+        With ``"mean"`` or ``"blocks"``, the patch tokens are averaged over
+        this many contiguous parts, in their order (segments of a signal;
+        bands of patch rows of an image), parts of near-equal size as
+        :func:`torch.tensor_split` cuts them, instead of over all of them:
+        each mean becomes ``regions`` means side by side. A linear probe then
+        sees where along the sample a feature is.
 
     Attributes
     ----------
@@ -303,8 +310,9 @@ class ViTEncoder(nn.Module):
     num_patches : int
         ``L``, the number of patch tokens.
     out_features : int
-        Width of :meth:`forward`'s output: ``embed_dim``, or
-        ``2 * depth * embed_dim`` with ``pooling="blocks"``.
+        Width of :meth:`forward`'s output: ``embed_dim`` with ``"cls"``,
+        ``regions * embed_dim`` with ``"mean"``, ``(1 + regions) * depth *
+        embed_dim`` with ``"blocks"``.
     patch_embed : torch.nn.Conv1d or torch.nn.Conv2d
         Linear patch embedding, stored as a convolution with stride = kernel
         = p (the layout of the ViT's published weights) and applied as a
@@ -340,6 +348,7 @@ class ViTEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         pooling: str = "mean",
         dropout: float = 0.0,
+        regions: int = 1,
     ) -> None:
         super().__init__()
         self.input_shape = check_input_shape(input_shape)
@@ -358,7 +367,7 @@ class ViTEncoder(nn.Module):
             embed_dim, depth, num_heads, mlp_ratio, check_dropout(dropout)
         )
         self.norm = nn.LayerNorm(embed_dim)
-        self.set_pooling(pooling)
+        self.set_pooling(pooling, regions)
         init_transformer(self)
         # The patch embedding is a linear map of a flattened patch: init it so.
         nn.init.xavier_uniform_(self.patch_embed.weight.view(embed_dim, -1))
@@ -423,7 +432,7 @@ class ViTEncoder(nn.Module):
         pos = self.pos_embed if positions is None else self.pos_embed[0][positions]
         return nn.functional.linear(patches, weight, self.patch_embed.bias) + pos
 
-    def set_pooling(self, pooling: str) -> ViTEncoder:
+    def set_pooling(self, pooling: str, regions: int | None = None) -> ViTEncoder:
         """Read the tokens another way; the weights stay as they are.
 
         Pooling has no parameters, so an encoder trained with one pooling
@@ -433,6 +442,8 @@ class ViTEncoder(nn.Module):
         ----------
         pooling : {"mean", "cls", "blocks"}
             As in the constructor; ``out_features`` follows it.
+        regions : int, optional
+            As in the constructor; None keeps the encoder's.
 
         Returns
         -------
@@ -444,15 +455,46 @@ class ViTEncoder(nn.Module):
         >>> enc = ViTEncoder((1, 40), embed_dim=16, depth=3, pooling="blocks")
         >>> enc.out_features, enc.set_pooling("mean").out_features
         (96, 16)
+        >>> enc.set_pooling("blocks", regions=4).out_features  # 3 x (1 + 4) x 16
+        240
         """
         if pooling not in POOLINGS:
             raise ValueError(
                 f"pooling={pooling!r} must be one of {', '.join(map(repr, POOLINGS))}."
             )
-        self.pooling = pooling
-        depth = len(self.blocks)
-        self.out_features = self.embed_dim * (2 * depth if pooling == "blocks" else 1)
+        regions = self._regions() if regions is None else regions
+        if isinstance(regions, bool) or not isinstance(regions, int) or regions < 1:
+            raise ValueError(f"regions={regions!r} must be a positive int.")
+        if regions > self.num_patches:
+            raise ValueError(
+                f"regions={regions} is more than the {self.num_patches} patch "
+                "tokens it averages over; use at most that many."
+            )
+        if regions > 1 and pooling == "cls":
+            raise ValueError(
+                f"regions={regions} averages the patch tokens, which "
+                "pooling='cls' does not read; use 'mean' or 'blocks', or regions=1."
+            )
+        self.pooling, self.regions = pooling, regions
+        depth, width = len(self.blocks), self.embed_dim
+        self.out_features = {
+            "cls": width,
+            "mean": regions * width,
+            "blocks": (1 + regions) * depth * width,
+        }[pooling]
         return self
+
+    def _regions(self) -> int:
+        # An encoder pickled before regions existed averages over all tokens.
+        return getattr(self, "regions", 1)
+
+    def _patch_mean(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, L', D)`` patch tokens to their mean(s), ``(B, regions * D)``."""
+        regions = self._regions()
+        if regions == 1:
+            return patches.mean(dim=1)
+        parts = patches.tensor_split(regions, dim=1)
+        return torch.cat([part.mean(dim=1) for part in parts], dim=1)
 
     def _with_class_token(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, L', D)`` tokens with the class token first, ``(B, 1 + L', D)``."""
@@ -488,12 +530,12 @@ class ViTEncoder(nn.Module):
         """Reduce the tokens of one layer, ``(B, 1 + L', D)``, to ``(B, width)``.
 
         The class token (``"cls"``), the mean of the patch tokens
-        (``"mean"``), or both, concatenated (``"blocks"``, which
-        :meth:`forward_pooled` gathers from every block).
+        (``"mean"``; one per region), or both, concatenated (``"blocks"``,
+        which :meth:`forward_pooled` gathers from every block).
         """
         if self.pooling == "cls":
             return tokens[:, 0]
-        mean = tokens[:, 1:].mean(dim=1)
+        mean = self._patch_mean(tokens[:, 1:])
         if self.pooling == "blocks":
             return torch.cat([tokens[:, 0], mean], dim=1)
         return mean
@@ -516,7 +558,7 @@ class ViTEncoder(nn.Module):
         torch.Tensor of shape (B, pooled_width(n_blocks))
             With ``pooling="blocks"``, the pooled tokens of each block run,
             in order; at ``n_blocks=0`` (no block) the mean of the embedded
-            patches, as ``"mean"`` gives.
+            patches (one per region), as ``"mean"`` gives.
 
         Examples
         --------
@@ -531,7 +573,7 @@ class ViTEncoder(nn.Module):
             return self.pool(self.forward_tokens(tokens, n_blocks))
         blocks = self.blocks[:n_blocks]
         if not len(blocks):  # the embedding alone (or an encoder cut there)
-            return tokens.mean(dim=1)
+            return self._patch_mean(tokens)
         tokens = self._with_class_token(tokens)
         pooled = []
         for i, block in enumerate(blocks):
@@ -552,8 +594,8 @@ class ViTEncoder(nn.Module):
         -------
         int
             ``out_features`` for None or a pooling of one layer; with
-            ``pooling="blocks"``, ``2 * n * embed_dim`` for the ``n``
-            blocks run, or ``embed_dim`` when none runs.
+            ``pooling="blocks"``, ``(1 + regions) * n * embed_dim`` for the
+            ``n`` blocks run, or ``regions * embed_dim`` when none runs.
 
         Examples
         --------
@@ -564,8 +606,8 @@ class ViTEncoder(nn.Module):
         """
         if self.pooling != "blocks" or n_blocks is None:
             return self.out_features
-        run = len(self.blocks[:n_blocks])
-        return self.embed_dim * (2 * run if run else 1)
+        run, regions = len(self.blocks[:n_blocks]), self._regions()
+        return self.embed_dim * ((1 + regions) * run if run else regions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, *input_shape)`` to ``(B, out_features)``."""

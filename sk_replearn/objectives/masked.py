@@ -187,6 +187,10 @@ class MAEObjective(Objective):
         Width of the representation: a linear layer maps every encoded token
         to ``n_components`` values, which the decoder reads and
         :meth:`encode` pools; None uses the encoder's tokens directly.
+    pooling_regions : int, default=1
+        The ``regions`` of the :class:`~sk_replearn.nn.ViTEncoder`: patch
+        means over that many contiguous parts of the tokens; 1 only with
+        ``n_components``.
 
     Attributes
     ----------
@@ -240,6 +244,7 @@ class MAEObjective(Objective):
         norm_pix_loss: bool = False,
         pooling: str = "mean",
         n_components: int | None = None,
+        pooling_regions: int = 1,
     ) -> None:
         super().__init__(tuple(int(s) for s in input_shape))
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -253,6 +258,12 @@ class MAEObjective(Objective):
                 "the n_components code does not see; use pooling='mean' or "
                 "'cls' with n_components, or n_components=None."
             )
+        if pooling_regions > 1 and n_components is not None:
+            raise ValueError(
+                f"pooling_regions={pooling_regions} pools the encoder's tokens "
+                "over regions, which the n_components code does not see; use "
+                "pooling_regions=1 with n_components, or n_components=None."
+            )
         self.encoder = ViTEncoder(
             self.token_shape,
             patch_size=self.patch_size,
@@ -261,6 +272,7 @@ class MAEObjective(Objective):
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
             pooling=pooling,
+            regions=pooling_regions,
         )
         n_values = self.patch_size ** len(self.encoder.grid_size) * self.token_shape[0]
         # A per-token linear code between encoder and decoder; the decoder
@@ -465,18 +477,22 @@ class MAEObjective(Objective):
         return self.bottleneck(self.encoder(self._signal(x)))
 
     def transfer_encoder(
-        self, input_shape: tuple[int, ...], pooling: str | None = None
+        self,
+        input_shape: tuple[int, ...],
+        pooling: str | None = None,
+        regions: int | None = None,
     ) -> nn.Module:
         """Copies of the standardisation (to tokens), the ViT and the bottleneck.
 
-        ``pooling`` reads the copy's tokens another way than the encoder's
-        own (:meth:`ViTEncoder.set_pooling <sk_replearn.nn.ViTEncoder.set_pooling>`);
-        None keeps it.
+        ``pooling`` and ``regions`` read the copy's tokens another way than
+        the encoder's own
+        (:meth:`ViTEncoder.set_pooling <sk_replearn.nn.ViTEncoder.set_pooling>`);
+        None keeps them.
         """
         head = self.bottleneck
         encoder = copy.deepcopy(self.encoder)
-        if pooling is not None:
-            encoder.set_pooling(pooling)
+        if pooling is not None or regions is not None:
+            encoder.set_pooling(pooling or encoder.pooling, regions)
         plain = isinstance(head, nn.Identity)
         return TransferEncoder(
             encoder,
