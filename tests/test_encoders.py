@@ -494,7 +494,7 @@ def test_vit_encoder_positions_are_fixed_buffer():
         ((1, 8, 8), {"pooling": "max"}, "pooling"),
         ((1, 8, 8), {"regions": 17}, "regions=17 is more than the 16 patch tokens"),
         ((1, 8, 8), {"regions": 2, "pooling": "cls"}, "pooling='cls' does not read"),
-        ((1, 8, 8), {"regions": 0}, "regions=0 must be a positive int"),
+        ((1, 8, 8), {"regions": 0}, "regions=0 must be an int >= 1"),
         ((64,), {}, "input_shape"),
     ],
 )

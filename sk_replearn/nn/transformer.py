@@ -462,9 +462,7 @@ class ViTEncoder(nn.Module):
             raise ValueError(
                 f"pooling={pooling!r} must be one of {', '.join(map(repr, POOLINGS))}."
             )
-        regions = self._regions() if regions is None else regions
-        if isinstance(regions, bool) or not isinstance(regions, int) or regions < 1:
-            raise ValueError(f"regions={regions!r} must be a positive int.")
+        regions = check_int("regions", self._regions() if regions is None else regions)
         if regions > self.num_patches:
             raise ValueError(
                 f"regions={regions} is more than the {self.num_patches} patch "
