@@ -162,7 +162,7 @@ CONFIGS = [
 ]
 
 
-def _data(config: dict) -> torch.Tensor:
+def _inputs(config: dict) -> torch.Tensor:
     if config["kind"] == "mae":
         X = load_mnist1d_split()[0]
         return torch.from_numpy(X.reshape(-1, 1, 40))
@@ -181,7 +181,7 @@ def main(argv=None) -> None:
     cols = f"{'plain ms/epoch':>15} {'engine ms/epoch':>16} {'ratio':>7}  verdict"
     print(f"{'configuration':<36} {'threads':>7} {cols}")
     for config in CONFIGS:
-        Xt = _data(config)
+        Xt = _inputs(config)
         epochs = args.mae_epochs if config["kind"] == "mae" else args.epochs
         for threads in args.threads:
             torch.set_num_threads(threads)

@@ -481,18 +481,17 @@ class MAETransformer(NeuralRepresentation):
             )
         regions = self.pooling_regions
         if regions > 1:
-            reader = (
-                f"the n_components={self.n_components} code does not see"
-                if self.n_components is not None
-                else "pooling='cls' does not read"
-                if self._pooling() == "cls"
-                else None
-            )
-            if reader:
+            if self.n_components is not None:
                 raise ValueError(
                     f"pooling_regions={regions} averages the patch tokens over "
-                    f"regions, which {reader}; use pooling='auto', 'mean' or "
-                    "'blocks' without n_components, or pooling_regions=1."
+                    f"regions, which the n_components={self.n_components} code "
+                    "does not see; use n_components=None or pooling_regions=1."
+                )
+            if self._pooling() == "cls":
+                raise ValueError(
+                    f"pooling_regions={regions} averages the patch tokens over "
+                    "regions, which pooling='cls' does not read; use "
+                    "pooling='auto', 'mean' or 'blocks', or pooling_regions=1."
                 )
             if regions > math.prod(grid):
                 raise ValueError(
