@@ -102,7 +102,8 @@ def _batch_norm_mlp_head(n_features: int, n_outputs: int) -> nn.Module:
 
 #: Rows of the table changed since their outputs were recorded, as recorded.
 #: (MAE's mask_ratio became "auto", 0.85 for signals, after the recording,
-#: and its mlp_ratio and pooling "auto", 3 for signals and "blocks";
+#: and its mlp_ratio and pooling "auto", 3 for signals and "blocks", and
+#: pooling_regions "auto", 4 for signals;
 #: the fine-tuners' heads started with a batch normalisation; MoCo, BYOL,
 #: SimSiam, Barlow Twins, VICReg and SwAV took lr=3e-3 and DINO momentum=0.99,
 #: with batches of 128 that RUN's 16 overrides; then DINO teacher_temp=0.02.
@@ -114,6 +115,7 @@ AS_RECORDED = {
         "mask_ratio": 0.75,
         "mlp_ratio": 4.0,
         "pooling": "mean",
+        "pooling_regions": 1,
     },
     "DINOTransformer": {
         "lr": 1e-3,

@@ -250,8 +250,10 @@ def test_mae_signals(layout):
     mae = MAETransformer(**params).fit(X)
     assert mae.input_shape_ == (1, 40)
     assert (mae.patch_size_, mae.n_tokens_) == (2, 20)
-    # "auto" pooling: class token and patch mean of the one block, 2 x 16
-    assert mae.transform(X).shape == (len(X), 32) and mae.pooling_ == "blocks"
+    # "auto" pooling of a signal: the class token and the patch means over
+    # its quarters, of the one block: (1 + 4) x 16
+    assert (mae.pooling_, mae.pooling_regions_) == ("blocks", 4)
+    assert mae.transform(X).shape == (len(X), 80)
     rec, mask = mae.reconstruct(X, random_state=0)
     assert rec.shape == mask.shape == X.shape
     # "auto" picks the short-signal recipe's ratio: 17 of 20 segments hidden
@@ -341,7 +343,7 @@ def test_mae_pooling_regions_averages_contiguous_parts_by_hand():
     """Each block: class token, then the patch mean of each part, in order."""
     X = _signals(n=48).reshape(48, -1)  # 20 tokens of 2 steps
     params = {**TINY, "input_shape": (1, 40), "depth": 2, "max_epochs": 1}
-    whole = MAETransformer(**params).fit(X)
+    whole = MAETransformer(**params, pooling_regions=1).fit(X)
     parts = MAETransformer(**params, pooling_regions=3).fit(X)  # 7 + 7 + 6 tokens
     assert parts.n_components_ == 2 * (1 + 3) * 8
     assert parts.get_feature_names_out().shape == (64,)
@@ -375,6 +377,42 @@ def test_mae_pooling_regions_averages_contiguous_parts_by_hand():
     np.testing.assert_allclose(
         frozen.transform(X[:5]), parts.transform(X[:5]), atol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "params, regions",
+    [
+        ({}, 4),
+        ({"pooling": "mean"}, 4),
+        ({"pooling": "cls"}, 1),
+        ({"n_components": 3}, 1),
+        ({"patch_size": 20}, 2),  # two tokens: one region each
+        ({"input_shape": (1, 5, 8)}, 1),  # an image
+        ({"input_shape": None}, 1),  # a table
+    ],
+)
+def test_mae_auto_pooling_regions_are_the_quarters_of_a_signal(params, regions):
+    X = _signals(n=32).reshape(32, -1)
+    kwargs = {**TINY, "input_shape": (1, 40), "max_epochs": 1, **params}
+    mae = MAETransformer(**kwargs).fit(X)
+    assert mae.pooling_regions_ == regions
+    if regions > 1:  # the same net as with pooling_regions=regions set
+        explicit = MAETransformer(**kwargs, pooling_regions=regions).fit(X)
+        np.testing.assert_array_equal(mae.transform(X), explicit.transform(X))
+
+
+def test_a_fine_tuner_reads_auto_regions_as_one():
+    """Training the encoder, a fine-tuner reads set regions, never "auto"'s."""
+    X = _signals(n=48).reshape(48, -1)
+    y = np.arange(48) % 2
+    params = {**TINY, "input_shape": (1, 40), "max_epochs": 1, "pooling": "mean"}
+    widths = {}
+    for regions in ("auto", 4):
+        mae = MAETransformer(**params, pooling_regions=regions).fit(X)
+        assert mae.transform(X[:2]).shape == (2, 4 * 8)
+        tuner = FineTuner(mae, max_epochs=1, random_state=0).fit(X, y)
+        widths[regions] = tuner.transform(X[:2]).shape[1]
+    assert widths == {"auto": 8, 4: 4 * 8}
 
 
 def test_mae_pooling_auto_is_mean_with_n_components(small_digits):
@@ -453,8 +491,11 @@ def test_mae_auto_settings_follow_the_kind_of_sample():
     for est in (image, table):
         assert (est.mask_ratio_, est.embed_dim_, est.depth_) == (0.75, 128, 3)
         assert est.mlp_ratio_ == 4.0 and est.pooling_ == "blocks"
-    # Class token and patch mean of every block: 2 x depth x embed_dim
-    assert signal.transform(X).shape == (24, 2 * 2 * 192)
+        assert est.pooling_regions_ == 1
+    # Class token and patch means of every block: (1 + regions) x depth x
+    # embed_dim, the signal's patches averaged over its quarters
+    assert signal.pooling_regions_ == 4
+    assert signal.transform(X).shape == (24, (1 + 4) * 2 * 192)
     assert table.transform(X).shape == (24, 2 * 3 * 128)
     encoder = signal.net_.module_.encoder
     assert len(encoder.blocks) == 2
@@ -462,6 +503,7 @@ def test_mae_auto_settings_follow_the_kind_of_sample():
     # "auto" resolves to the epochs actually run
     auto = MAETransformer(input_shape=(1, 40), **tiny, embed_dim=8, depth=1)
     assert auto.get_params()["max_epochs"] == "auto"
+    assert auto.fit(X).max_epochs_ == len(auto.history_) == 32
     explicit = MAETransformer(input_shape=(1, 40), **tiny, mask_ratio=0.5, depth=1)
     explicit.set_params(embed_dim=8, max_epochs=2).fit(X)
     assert (explicit.mask_ratio_, explicit.depth_, explicit.max_epochs_) == (0.5, 1, 2)

@@ -128,15 +128,22 @@ CASES = {
         (1, _resnet_by_hand),
     ),
     "vit": (
-        lambda: make("MAETransformer", depth=2, input_shape=(1, 16)),
+        lambda: make("MAETransformer", depth=2, input_shape=(1, 16), pooling_regions=1),
         SIGNALS,
         # patch embedding (its mean), then "auto" pooling's class token and
-        # patch mean of each transformer block run so far
+        # patch mean of each transformer block run so far (over all tokens:
+        # tests/test_mae.py checks the means over regions)
         [8, 16, 32],
         (1, _vit_by_hand),
     ),
     "vit-mean": (
-        lambda: make("MAETransformer", depth=2, pooling="mean", input_shape=(1, 16)),
+        lambda: make(
+            "MAETransformer",
+            depth=2,
+            pooling="mean",
+            input_shape=(1, 16),
+            pooling_regions=1,
+        ),
         SIGNALS,
         [8, 8, 8],  # patch embedding, two transformer blocks
         (1, _vit_by_hand),

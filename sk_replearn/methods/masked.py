@@ -36,8 +36,10 @@ _AUTO = {
     "embed_dim": {"signal": 192, "other": 128},
     "depth": {"signal": 2, "other": 3},
     "mlp_ratio": {"signal": 3.0, "other": 4.0},
-    "max_epochs": {"signal": 40, "other": 150},
+    "max_epochs": {"signal": 32, "other": 150},
 }
+#: ``pooling_regions="auto"`` for 1-D signals read by patch means: quarters.
+_AUTO_SIGNAL_REGIONS = 4
 
 
 @fill_doc(
@@ -45,7 +47,7 @@ _AUTO = {
         "max_epochs": (
             'int or "auto"',
             """\
-Passes over the training data. "auto": 40 for 1-D signals (the
+Passes over the training data. "auto": 32 for 1-D signals (the
 short-signal recipe), 150 for images and tables.""",
         ),
         "input_shape": """\
@@ -138,42 +140,47 @@ class MAETransformer(NeuralRepresentation):
         Representation given by :meth:`transform`. ``"blocks"``: the class
         token and the mean of the patch tokens after every block,
         concatenated, the last block's after the final norm (``2 * depth *
-        embed_dim`` values; the multi-layer features of linear probes,
-        Chen et al. 2020, Caron et al. 2021). ``"mean"``: the mean of the
-        last block's patch tokens (better than the class token for linear
-        probes of MAE features [1]_); ``"cls"``: the class token's output.
-        "auto": ``"blocks"``, or ``"mean"`` with ``n_components`` (whose
-        code is per token of the last block). Pooling does not enter
-        training. On MNIST-1D, ``"blocks"`` probed 0.78, 0.73 and 0.75
-        (seeds 0, 1, 2) against 0.71, 0.67 and 0.67 with ``"mean"`` of the
-        same encoders; on digits 0.962 against 0.958. With few labels
-        (a logistic regression, five draws; ``benchmarks/bench_mae.py``)
+        embed_dim`` values; the multi-layer features of linear probes, Chen
+        et al. 2020, Caron et al. 2021). ``"mean"``: the mean of the last
+        block's patch tokens (better than the class token for linear probes
+        of MAE features [1]_); ``"cls"``: the class token's output. "auto":
+        ``"blocks"``, or ``"mean"`` with ``n_components`` (whose code is per
+        token of the last block). Pooling does not enter training. On
+        MNIST-1D, ``"blocks"`` probed 0.78, 0.73 and 0.75 (seeds 0, 1, 2; 40
+        epochs, one region) against 0.71, 0.67 and 0.67 with ``"mean"`` of
+        the same encoders; on digits 0.962 against 0.958. With few labels (a
+        logistic regression, five draws; ``benchmarks/bench_mae.py``)
         ``"blocks"`` scored 0.819 and 0.858 on the digits with 5 and 10
-        labels a class against 0.814 and 0.849, but 0.722 against 0.754
-        with 2 (its 768 columns against 128); on MNIST-1D 0.249, 0.320
-        and 0.399 with 2, 5 and 10 against 0.241, 0.313 and 0.401. With 2
-        labels a class of images, try ``"mean"``. Fine-tuning is another
-        matter: a :class:`~sk_replearn.FineTuner` that trains the encoder
+        labels a class against 0.814 and 0.849, but 0.722 against 0.754 with
+        2 (its 768 columns against 128); on MNIST-1D 0.249, 0.320 and 0.399
+        with 2, 5 and 10 against 0.241, 0.313 and 0.401. With 2 labels a
+        class of images, try ``"mean"``. Fine-tuning is another matter: a
+        :class:`~sk_replearn.FineTuner` that trains the encoder
         (``strategy="full"``) reads an "auto" encoder by the last block's
-        patch mean, as MAE is fine-tuned [1]_, since through every block it
-        fine-tuned worse (five draws each): on the digits 0.560, 0.732 and
-        0.805 with 2, 5 and 10 labels a class against 0.610, 0.756 and
-        0.846, on MNIST-1D 0.302 and 0.393 with 4 and 10 against 0.318
-        and 0.412. Its ``transform`` is then ``embed_dim`` wide; a frozen
-        fine-tuner, or an explicit ``"blocks"``, reads every block.
-    pooling_regions : int, default=1
+        patch mean over all tokens, as MAE is fine-tuned [1]_, since through
+        every block it fine-tuned worse (five draws each): on the digits
+        0.560, 0.732 and 0.805 with 2, 5 and 10 labels a class against
+        0.610, 0.756 and 0.846, on MNIST-1D (40 epochs) 0.302 and 0.393 with
+        4 and 10 against 0.318 and 0.412. Its ``transform`` is then
+        ``embed_dim`` wide; a frozen fine-tuner, or an explicit
+        ``"blocks"``, reads every block.
+    pooling_regions : int or "auto", default="auto"
         With ``"mean"`` or ``"blocks"``, average the patch tokens over this
         many contiguous parts, in token order (segments of a signal; bands
         of patch rows of an image), rather than over all of them: each mean
         becomes ``pooling_regions`` means side by side, so a linear probe
         sees where along the sample a feature is (``"blocks"`` then gives
-        ``(1 + pooling_regions) * depth * embed_dim`` values). Pooling does
-        not enter training, and a fine-tuner that trains an "auto" encoder
-        still reads the last block's mean over all tokens. On MNIST-1D, 4
-        regions read from 32-epoch fits of the defaults probed 0.789, 0.743,
-        0.742, 0.739 and 0.724 (seeds 0 to 4) against 0.782, 0.720, 0.712,
-        0.725 and 0.704 with 1 (the user guide's recipe). Not with
-        ``n_components``, and at most one region per patch token.
+        ``(1 + pooling_regions) * depth * embed_dim`` values). "auto": 4
+        for 1-D signals (at most one per token), 1 for images and tables,
+        with ``n_components`` and with ``pooling="cls"``. Pooling does not
+        enter training, and a fine-tuner that trains the encoder reads the
+        patch tokens over all of them unless both ``pooling`` and
+        ``pooling_regions`` are set. On MNIST-1D, 4 regions read from the
+        32-epoch fits of the defaults probed 0.789, 0.743, 0.742, 0.739
+        and 0.724 (seeds 0 to 4, mean 0.747) against 0.782, 0.720, 0.712,
+        0.725 and 0.704 with 1 (mean 0.729; 0.752 after 40 epochs; the
+        user guide's recipe). Not with ``n_components``, and at most one
+        region per patch token.
     {params input_shape..accelerator}
 
     Attributes
@@ -193,6 +200,8 @@ class MAETransformer(NeuralRepresentation):
         The values the fit used: the parameters, with "auto" resolved.
     pooling_ : str
         The pooling :meth:`transform` uses, "auto" resolved.
+    pooling_regions_ : int
+        The regions :meth:`transform` averages over, "auto" resolved.
     {attributes training input}
 
     See Also
@@ -244,7 +253,10 @@ class MAETransformer(NeuralRepresentation):
         "mlp_ratio": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "norm_pix_loss": ["boolean"],
         "pooling": [StrOptions({"auto", "mean", "cls", "blocks"})],
-        "pooling_regions": [Interval(Integral, 1, None, closed="left")],
+        "pooling_regions": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
     }
 
     def __init__(
@@ -262,7 +274,7 @@ class MAETransformer(NeuralRepresentation):
         mlp_ratio: float | str = "auto",
         norm_pix_loss: bool = False,
         pooling: str = "auto",
-        pooling_regions: int = 1,
+        pooling_regions: int | str = "auto",
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int | str = "auto",
         batch_size: int = 128,
@@ -317,6 +329,7 @@ class MAETransformer(NeuralRepresentation):
         for name in _AUTO:
             setattr(self, f"{name}_", self._setting(name))
         self.pooling_ = self._pooling()
+        self.pooling_regions_ = self._regions()
         return self
 
     def reconstruct(
@@ -409,6 +422,8 @@ class MAETransformer(NeuralRepresentation):
         """
         if self.pooling == "auto" and self._pooling() == "blocks":
             return self._transfer_encoder(pooling="mean", regions=1)
+        if isinstance(self.pooling_regions, str):  # "auto": over all tokens
+            return self._transfer_encoder(regions=1)
         return self._transfer_encoder()
 
     def _pooling(self) -> str:
@@ -416,6 +431,23 @@ class MAETransformer(NeuralRepresentation):
         if self.pooling == "auto":
             return "blocks" if self.n_components is None else "mean"
         return self.pooling
+
+    def _regions(self) -> int:
+        """``pooling_regions`` as the fit uses it: "auto" resolved.
+
+        Quarters of a 1-D signal (at most one region per token) when the
+        pooling reads patch means and there is no ``n_components`` code;
+        one region otherwise. Computed, not stored, as :meth:`_setting`.
+        """
+        regions = self.pooling_regions
+        if not (isinstance(regions, str) and regions == "auto"):
+            return int(regions)
+        if self.n_components is not None or self._pooling() == "cls":
+            return 1
+        if not self._is_signal():
+            return 1
+        _, grid = self._token_grid()
+        return min(_AUTO_SIGNAL_REGIONS, math.prod(grid))
 
     def _setting(self, name: str):
         """A parameter as the fit uses it: "auto" resolved by :data:`_AUTO`.
@@ -480,7 +512,7 @@ class MAETransformer(NeuralRepresentation):
                 "norm_pix_loss=False or a larger patch_size."
             )
         regions = self.pooling_regions
-        if regions > 1:
+        if not isinstance(regions, str) and regions > 1:
             if self.n_components is not None:
                 raise ValueError(
                     f"pooling_regions={regions} averages the patch tokens over "
@@ -526,5 +558,5 @@ class MAETransformer(NeuralRepresentation):
             norm_pix_loss=self.norm_pix_loss,
             pooling=self._pooling(),
             n_components=self.n_components,
-            pooling_regions=self.pooling_regions,
+            pooling_regions=self._regions(),
         )
