@@ -28,9 +28,13 @@ token and the patch mean after every block), against ``pooling="mean"``
 ``LogisticRegression(max_iter=2000)`` trained on 2, 5 and 10 labels a
 class (five seeded draws, :func:`sk_replearn.evaluation.few_label_scores`),
 scored on the test split, for each case whose fit read every block. The
-"mean" readout is the last ``embed_dim`` columns of the same fit's output,
-which is what ``pooling="mean"`` returns after the same training (pooling
-does not enter the loss; ``tests/test_mae.py`` checks both).
+"mean" readout is the same fit's encoder read by the last block's patch
+mean over all tokens, which is what ``pooling="mean"`` and
+``pooling_regions=1`` return after the same training (pooling does not
+enter the loss; ``tests/test_mae.py`` checks both). On signals the
+default reads the patch means over the quarters of the signal
+(``pooling_regions="auto"``), so the two rows differ in regions as well
+as in blocks.
 
 A third table fine-tunes the same fit on the same draws of 2, 5 and 10
 labels a class (``FineTuner(mae, random_state=0)``, every weight trained):
@@ -50,6 +54,7 @@ import ast
 import copy
 import time
 
+import numpy as np
 import torch
 from _data import load_digits_split, load_mnist1d_split
 from sklearn.linear_model import LogisticRegression
@@ -100,13 +105,30 @@ def run_case(name: str, overrides: dict) -> tuple:
     row = (name, acc, target, fit_s, cpu_s, raw, raw_knn, mae.score(X_test))
     readouts = None
     if mae.pooling_ == "blocks":
-        width = mae.embed_dim_
+        mean_train, mean_test = last_mean(mae, X_train), last_mean(mae, X_test)
         readouts = {
             f"blocks ({Z_train.shape[1]})": (Z_train, Z_test),
-            f"mean ({width})": (Z_train[:, -width:], Z_test[:, -width:]),
+            f"mean ({mean_train.shape[1]})": (mean_train, mean_test),
         }
     split = (X_train, y_train, X_test, y_test)
     return row, (readouts, y_train, y_test), (mae, split)
+
+
+def last_mean(mae: MAETransformer, X: np.ndarray) -> np.ndarray:
+    """``X`` read by ``mae``'s encoder as ``pooling="mean"`` would read it.
+
+    The last block's patch mean over all tokens: what a fit with
+    ``pooling="mean"`` and ``pooling_regions=1`` returns after the same
+    training, since pooling does not enter it (``set_params`` after the fit
+    would not change the fitted encoder's readout).
+    """
+    encoder = mae._transfer_encoder(pooling="mean", regions=1).eval()
+    with torch.no_grad():
+        parts = [
+            encoder(torch.as_tensor(X[i : i + 512])).numpy()
+            for i in range(0, len(X), 512)
+        ]
+    return np.concatenate(parts)
 
 
 def fine_tuning_table(fits: dict) -> None:

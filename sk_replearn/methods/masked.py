@@ -154,7 +154,7 @@ class MAETransformer(NeuralRepresentation):
         labels a class against 0.814 and 0.849, but 0.722 against 0.754 with
         2 (its 768 columns against 128); on MNIST-1D 0.236, 0.315 and 0.406
         with 2, 5 and 10 (its 1,920 columns, the means over the signal's
-        quarters, ``pooling_regions``) against 0.228, 0.299 and 0.370. With
+        quarters, ``pooling_regions``) against 0.228, 0.302 and 0.387. With
         2 labels a class of images, try ``"mean"``. Fine-tuning is another
         matter: a :class:`~sk_replearn.FineTuner` that trains the encoder
         (``strategy="full"``) reads an "auto" encoder by the last block's
