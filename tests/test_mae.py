@@ -405,14 +405,19 @@ def test_a_fine_tuner_reads_auto_regions_as_one():
     """Training the encoder, a fine-tuner reads set regions, never "auto"'s."""
     X = _signals(n=48).reshape(48, -1)
     y = np.arange(48) % 2
-    params = {**TINY, "input_shape": (1, 40), "max_epochs": 1, "pooling": "mean"}
+    params = {**TINY, "input_shape": (1, 40), "max_epochs": 1}
     widths = {}
-    for regions in ("auto", 4):
-        mae = MAETransformer(**params, pooling_regions=regions).fit(X)
-        assert mae.transform(X[:2]).shape == (2, 4 * 8)
+    # transform's width, then what a fine-tuner that trains the encoder reads
+    for pooling, regions, read in [
+        ("auto", "auto", (1 + 4) * 8),  # "blocks" over quarters
+        ("mean", "auto", 4 * 8),
+        ("mean", 4, 4 * 8),
+    ]:
+        mae = MAETransformer(**params, pooling=pooling, pooling_regions=regions)
+        assert mae.fit(X).transform(X[:2]).shape == (2, read)
         tuner = FineTuner(mae, max_epochs=1, random_state=0).fit(X, y)
-        widths[regions] = tuner.transform(X[:2]).shape[1]
-    assert widths == {"auto": 8, 4: 4 * 8}
+        widths[pooling, regions] = tuner.transform(X[:2]).shape[1]
+    assert widths == {("auto", "auto"): 8, ("mean", "auto"): 8, ("mean", 4): 4 * 8}
 
 
 def test_mae_pooling_auto_is_mean_with_n_components(small_digits):
