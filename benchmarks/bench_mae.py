@@ -123,12 +123,8 @@ def last_mean(mae: MAETransformer, X: np.ndarray) -> np.ndarray:
     would not change the fitted encoder's readout).
     """
     encoder = mae._transfer_encoder(pooling="mean", regions=1).eval()
-    with torch.no_grad():
-        parts = [
-            encoder(torch.as_tensor(X[i : i + 512])).numpy()
-            for i in range(0, len(X), 512)
-        ]
-    return np.concatenate(parts)
+    cpu = torch.device("cpu")  # where _transfer_encoder puts its copy
+    return mae._map_batches(X, encoder, encoder.out_features, device=cpu)
 
 
 def fine_tuning_table(fits: dict) -> None:
