@@ -435,6 +435,34 @@ def test_pca_cpu_one_pass_moments_match_batched_moments(dtype, n_threads):
     np.testing.assert_allclose(fast.m2, fast.m2.T)  # symmetric
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_pca_default_cpu_blocks_keep_the_float64_answer(n_threads):
+    """The default cache blocks (larger for one thread) split 10,000 rows into
+    several, and the fit still agrees with scikit-learn in float64."""
+    from sk_replearn.classical._moments import _covariance_block_rows
+
+    X = _power_law(10_000, 256).astype(np.float32)
+    assert len(X) > 2 * _covariance_block_rows(X.shape[1], n_threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        ours = PCATransformer(n_components=32, svd_solver="covariance_eigh", **CPU)
+        ours.fit(X)
+    finally:
+        torch.set_num_threads(previous)
+    reference = PCA(n_components=32, svd_solver="covariance_eigh")
+    reference.fit(X.astype(np.float64))
+    np.testing.assert_allclose(
+        ours.explained_variance_, reference.explained_variance_, rtol=1e-5
+    )
+    np.testing.assert_allclose(ours.mean_, reference.mean_, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.abs(np.sum(ours.components_[:8] * reference.components_[:8], axis=1)),
+        1.0,
+        atol=1e-5,
+    )
+
+
 def test_pca_overflow_inside_the_covariance_is_an_error_not_nan():
     """Values within float32's range whose products overflow: a clear error."""
     rng = np.random.default_rng(0)

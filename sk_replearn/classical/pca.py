@@ -40,6 +40,7 @@ from ._moments import (
     _batch_moments,
     _column_sum,
     _compute_dtype,
+    _covariance_block_rows,
     _cpu_block_rows,
     _eigh,
     _flip_signs,
@@ -613,9 +614,9 @@ class PCATransformer(BaseRepresentation):
     ) -> _Moments:
         """Merge the moments of every batch of X into ``moments``."""
         if device.type == "cpu" and not diagonal:
-            rows = self.batch_size or _cpu_block_rows(X.shape[1])
             shift = None if moments is None else moments.mean.numpy()
             with _Workers(device, blas=True) as workers:
+                rows = self.batch_size or _covariance_block_rows(X.shape[1], workers.n)
                 batch = _numpy_moments(X, shift, workers, rows)
             return batch if moments is None else _merge_moments(moments, batch)
         acc = _acc_dtype(device)
