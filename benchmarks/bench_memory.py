@@ -151,8 +151,9 @@ FIT_ESTIMATORS = {
     "PCATransformer": {},
     # PCA's CPU pass sums and shifts X in cache-sized buffers of 2**18
     # values (3 MiB: float64 and float32) a worker, min(n, 2**18 / 40) rows
-    # here: they grow with n up to that cap. Blocks of 4096 rows
-    # (batch_size) show the rest is flat.
+    # here (one worker takes at least 4096 rows: the same at 40 features):
+    # they grow with n up to that cap. Blocks of 4096 rows (batch_size)
+    # show the rest is flat.
     "PCATransformer(batch_size=4096)": {"batch_size": 4096},
     "AutoencoderTransformer": {"max_epochs": 1},
     "MAETransformer": {"max_epochs": 1},

@@ -64,18 +64,21 @@ def _batch_moments(xb: torch.Tensor, shift: torch.Tensor, diagonal: bool) -> _Mo
 # (200k x 256, float32), against 2**20: the fit at two threads went from
 # 1.15-1.17 to 0.83-0.85 times scikit-learn's (two workers' 4 MiB blocks
 # evicted each other); one thread gained little there, but does on other
-# machines (``_ONE_WORKER_BLOCK_VALUES``). Blocks are pooled in float64
+# machines (``_ONE_WORKER_BLOCK_ROWS``). Blocks are pooled in float64
 # every ``_POOL_ROWS`` rows.
 _CPU_BLOCK_VALUES = 2**18
 _POOL_ROWS = 2**16
-#: Values of a block of the covariance pass on one thread: 2**20 (4 MiB of
-#: float32). A lone worker has the cache to itself, and BLAS ``syrk`` pays
-#: its fixed cost (reading and writing the d x d product) once per block:
-#: measured on one thread of an AVX2 machine (200k x 256, float32), the fit
-#: took 218-220 ms with 4096-row blocks against 240 ms with 1024 (0.94
-#: against 1.03 times scikit-learn's 233 ms, whose one ``syrk`` over all
-#: rows took 193 ms), 562 against 596 ms for 60k x 784 (scikit-learn 535)
-#: and 78 against 79 ms for 800k x 64.
+#: A block of the covariance pass on one thread: at least this many rows,
+#: within ``_ONE_WORKER_BLOCK_VALUES`` values (4 MiB of float32). BLAS
+#: ``syrk`` pays a fixed cost per block (reading and writing the d x d
+#: product) against work in proportion to its rows, and a lone worker has
+#: the cache to itself. Measured on one thread of an AVX2 machine (float32):
+#: 200k x 256 took 218-220 ms in 4096-row blocks against 240 ms in 1024 (0.94
+#: against 1.03 times scikit-learn's 233 ms, whose one ``syrk`` over all rows
+#: took 193 ms); 60k x 784, 562 ms in 1337-row blocks against 596 in 334
+#: (scikit-learn 535). Narrow data, whose 2**18-value blocks already have
+#: this many rows, keep them (800k x 64: 78 ms against 79).
+_ONE_WORKER_BLOCK_ROWS = 4096
 _ONE_WORKER_BLOCK_VALUES = 2**20
 
 
@@ -87,12 +90,15 @@ def _cpu_block_rows(n_features: int) -> int:
 def _covariance_block_rows(n_features: int, n_workers: int) -> int:
     """Rows of a block of the covariance pass shared by ``n_workers`` threads.
 
-    :func:`_cpu_block_rows` when several threads share the cache, larger
-    blocks (``_ONE_WORKER_BLOCK_VALUES``) for one.
+    :func:`_cpu_block_rows` when several threads share the cache; for one,
+    at least ``_ONE_WORKER_BLOCK_ROWS`` rows within
+    ``_ONE_WORKER_BLOCK_VALUES`` values.
     """
+    rows = _cpu_block_rows(n_features)
     if n_workers > 1:
-        return _cpu_block_rows(n_features)
-    return max(64, _ONE_WORKER_BLOCK_VALUES // n_features)
+        return rows
+    longest = max(64, _ONE_WORKER_BLOCK_VALUES // n_features)
+    return min(max(rows, _ONE_WORKER_BLOCK_ROWS), longest)
 
 
 def _numpy_moments(
