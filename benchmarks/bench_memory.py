@@ -21,7 +21,10 @@ memory) and, for the neural ones, ``max_epochs=1``: memory is about a pass
 over the data, not about convergence. The process first fits on 32 rows
 (lazy imports, first-call allocations; too few rows to pre-grow the heap by
 a full batch's activations), then builds the data, then measures the fit
-above the memory at that point, so the data are not counted. Per estimator
+above the memory at that point, so the data are not counted. A fit that
+takes under 5 seconds is measured in three such processes and the median
+peak kept: on a base of a few MiB, allocator jitter alone once moved a
+ratio from about 1 to 1.5. Per estimator
 the verdict is the ratio of the total peaks at ``10 n`` and at ``n`` (the
 data being excluded from both, there is no extra data to subtract), net of
 the output, as for ``transform``: K-means' ``labels_``, the one fitted
@@ -175,6 +178,11 @@ NUMPY_TOO = (
 #: full size only beyond 65,536 rows, so below that they grow with n too,
 #: and a fit on a million rows takes about 3 seconds.
 SCALE = {"KMeansTransformer": 25, "KMeansTransformer(copy_x=False)": 25}
+#: Fits quicker than this (seconds) are measured ``REPEATS`` times, each in a
+#: fresh process, and the median peak kept (see :func:`_measure_fit`); the
+#: slower ones (the self-supervised fits, on bases of 50 MiB and more) once.
+QUICK_FIT_SECONDS = 5.0
+REPEATS = 3
 #: What an estimator's fit keeps per sample by design, printed with the table.
 BY_DESIGN = {
     "KMeansTransformer": (
@@ -189,8 +197,9 @@ BY_DESIGN = {
     ),
     "PCATransformer": (
         "sums and shifts X in buffers of at most 2**18 values (3 MiB as "
-        "float64 and float32) a worker, so its peak grows with n only until "
-        "the buffers are full"
+        "float64 and float32) a worker, or on one thread at least 4096 rows "
+        "within 2**20 values (12 MiB; at 40 features 6553 rows either way), "
+        "so its peak grows with n only until the buffers are full"
     ),
 }
 
@@ -275,6 +284,28 @@ def _run_fit_child(label: str, rows: int, kind: str, signals_path: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _measure_fit(label: str, rows: int, kind: str, signals_path: str) -> dict:
+    """The fit's peaks: one run, or for a quick fit the median of ``REPEATS``.
+
+    A quick fit's peak sits on a base of a few MiB, where the allocator's
+    jitter (an arena grown a little earlier or later) moved a ratio by up
+    to half on its own (1.52, then 0.91 and 0.99, for the same row). Each
+    run is a fresh process; the run with the median peak RSS is kept,
+    with ``runs`` saying how many there were.
+    """
+    first = _run_fit_child(label, rows, kind, signals_path)
+    if "error" in first or first["seconds"] > QUICK_FIT_SECONDS:
+        return {**first, "runs": 1}
+    runs = [first]
+    for _ in range(REPEATS - 1):
+        r = _run_fit_child(label, rows, kind, signals_path)
+        if "error" in r:
+            return {**r, "runs": len(runs) + 1}
+        runs.append(r)
+    runs.sort(key=lambda r: r["total_mib"])
+    return {**runs[len(runs) // 2], "runs": len(runs)}
+
+
 def fit_section(n: int, labels) -> None:
     """Peak memory of ``fit`` on ``n`` and ``10 n`` jittered MNIST-1D signals."""
     from _data import load_mnist1d_split
@@ -287,11 +318,12 @@ def fit_section(n: int, labels) -> None:
         f"each plus N(0, {JITTER}^2) noise, float32 ({row_bytes} B a row), as a "
         "tensor (n, 1, 40) or a numpy array (n, 40); defaults, input_shape=(1, 40), "
         "random_state=0, device='cpu', max_epochs=1; MiB above the memory once the "
-        "data were made (so the data are not counted)"
+        "data were made (so the data are not counted); fits under "
+        f"{QUICK_FIT_SECONDS:g} s: the median of {REPEATS} fresh processes (runs)"
     )
     header = (
         f"{'estimator':<32}{'input':>7}{'n_samples':>10}{'data':>7}{'output':>8}"
-        f"{'anon peak':>11}{'peak RSS':>10}{'time s':>8}"
+        f"{'anon peak':>11}{'peak RSS':>10}{'time s':>8}{'runs':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -304,7 +336,7 @@ def fit_section(n: int, labels) -> None:
             for kind in kinds:
                 res = {}
                 for rows in (scaled, 10 * scaled):
-                    res[rows] = r = _run_fit_child(label, rows, kind, signals_path)
+                    res[rows] = r = _measure_fit(label, rows, kind, signals_path)
                     if "error" in r:
                         print(f"{label:<32}{kind:>7}{rows:>10}  FAILED: {r['error']}")
                         break
@@ -312,6 +344,7 @@ def fit_section(n: int, labels) -> None:
                         f"{label:<32}{kind:>7}{rows:>10}{r['data_mib']:>7.1f}"
                         f"{r['output_mib']:>8.1f}{r['anon_mib']:>11.1f}"
                         f"{r['total_mib']:>10.1f}{r['seconds']:>8.2f}"
+                        f"{r['runs']:>6}"
                     )
                 if any("error" in r for r in res.values()):
                     continue
@@ -334,6 +367,10 @@ def fit_section(n: int, labels) -> None:
     print(
         "  numpy float64 input (not measured here: MNIST-1D is float32) is first "
         "copied to float32 by the neural estimators (4 B a value)."
+    )
+    print(
+        "  the neural estimators shuffle through a permutation of the sample "
+        "indices, drawn each epoch (int32 below 2**31 samples: 4 B a sample)."
     )
 
 

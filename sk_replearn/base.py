@@ -189,7 +189,9 @@ def flatten_samples(X):
         if nested is not None:
             X = nested  # rows or N-D samples: the float64 array they hold
     if isinstance(X, np.ndarray) and X.ndim > 2:
-        return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
+        # the width spelt out: -1 cannot be inferred for 0 samples, which
+        # validate_data then refuses with scikit-learn's message
+        return X.reshape(X.shape[0], math.prod(X.shape[1:])), tuple(X.shape[1:])
     return X, None
 
 

@@ -481,9 +481,21 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
     rows = (
         torch.arange(n) if k == n else torch.sort(torch.randperm(n)[:k]).values
     )  # (k,)
-    if isinstance(X_t, ArrayRows):
-        return X_t[rows]
-    return torch.stack([X_t[int(i)][0] for i in rows])
+    sample = (
+        X_t[rows]
+        if isinstance(X_t, ArrayRows)
+        else (torch.stack([X_t[int(i)][0] for i in rows]))
+    )
+    if sample.is_floating_point() and not torch.isfinite(sample).all():
+        # A Dataset's items are not validated ahead of training: without
+        # this, the NaN would spread through the standardisation to every
+        # batch, and the loss would turn NaN on batches that hold none.
+        raise ValueError(
+            "X holds NaN or infinite values (found among the samples read to "
+            "set the input standardisation); a Dataset's samples are not "
+            "checked ahead of training. Remove or impute them first."
+        )
+    return sample
 
 
 def input_rows(estimator, X, *, reset: bool):

@@ -111,8 +111,10 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
         input, a torch Dataset, or items that are neither strings nor integer
         sequences (the first such item's position is named).
     ValueError
-        For an empty input, a DataFrame of several columns, or a 2-D array
-        of strings with several columns.
+        For an empty input (no sequences, including a 2-D array of ids with
+        no rows), a missing value (None, NaN, ``pd.NA``) among strings, a
+        DataFrame of several columns, or a 2-D array of strings with several
+        columns.
 
     Examples
     --------
@@ -158,6 +160,8 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
                     "of token ids is 2-D (n_samples, length): reshape a single "
                     "sequence with X[None]."
                 )
+            if not len(X):
+                raise ValueError(f"{owner} got an empty input (0 sequences).")
             return "ids", [row[row >= 0].astype(np.int64) for row in X]
         if X.dtype.kind in "fcb":
             kind = {"f": "float", "c": "complex", "b": "boolean"}[X.dtype.kind]
@@ -194,8 +198,9 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
     for i, s in enumerate(items):  # name the first item that does not fit
         if isinstance(s, str) if strings else _is_int_sequence(s):
             continue
-        if _is_missing(s):
-            raise TypeError(
+        if _is_missing(s):  # a value, not a type, is wrong: scikit-learn's
+            # CountVectorizer and check_array raise ValueError for NaN too
+            raise ValueError(
                 f"X[{i}] is a missing value ({s!r}); {owner} needs a string for "
                 "every sample. Drop the sample or fill it, e.g. with ''."
             )
@@ -452,7 +457,8 @@ def pad_sequences(
     Returns
     -------
     ids : torch.Tensor of shape (n, T), dtype int32
-        ``T`` is the longest sequence plus 2; padding is ``PAD``.
+        ``T`` is the longest sequence plus 2 (2 when ``encoded`` is empty);
+        padding is ``PAD``.
     lengths : torch.Tensor of shape (n,), dtype int64
         Tokens per sequence, ``[CLS]`` and ``[SEP]`` included.
 
@@ -479,7 +485,8 @@ def pad_sequences(
         dtype=np.int64,
         count=len(encoded),
     )
-    ids = np.full((len(encoded), int(lengths.max())), PAD, dtype=np.int32)
+    width = int(lengths.max()) if len(encoded) else 2  # none: (0, 2)
+    ids = np.full((len(encoded), width), PAD, dtype=np.int32)
     ids[:, 0] = CLS
     for i, s in enumerate(encoded):
         n = lengths[i] - 2

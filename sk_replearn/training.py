@@ -164,6 +164,14 @@ class StopOnNonFiniteLoss(Callback):
                     "checked before training) must be finite; remove or impute "
                     "those values first."
                 )
+            if _views_give_non_finite(net.module_, batch):
+                raise NonFiniteLossError(
+                    f"The {what} loss became {value} in epoch {epoch}: the views "
+                    f"callable (views={net.module_.views!r}) returns NaN or "
+                    "infinite values for a finite batch. Make it return finite "
+                    "values (it gets the standardised batch: about zero mean and "
+                    "unit variance)."
+                )
             raise NonFiniteLossError(
                 f"The {what} loss became {value} in epoch {epoch}. " + _too_high_lr(net)
             )
@@ -185,6 +193,34 @@ def _too_high_lr(net) -> str:
         "warmup_epochs>0) or use precision='32'. If X holds values of extreme "
         "magnitude, rescale it first (e.g. with StandardScaler)."
     )
+
+
+def _views_give_non_finite(module, batch) -> bool:
+    """Whether a user's ``views`` callable maps the (finite) batch to NaN or inf.
+
+    Only for an objective that draws views with a callable other than the
+    package's own view classes (which keep finite inputs finite); drawn
+    again here, outside autograd and on a forked generator, once training
+    has already failed.
+    """
+    from .views import _Views
+
+    views = getattr(module, "views", None)
+    draw = getattr(module, "draw_views", None)
+    if views is None or draw is None or isinstance(views, _Views) or batch is None:
+        return False
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return False
+    param = next(module.parameters(), None)
+    if param is not None:
+        x = x.to(param.device)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        try:
+            drawn = draw(x)
+        except Exception:  # noqa: BLE001 - the diagnosis must not mask the error
+            return False
+    return _holds_non_finite(list(drawn))
 
 
 def _holds_non_finite(batch) -> bool:

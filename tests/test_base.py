@@ -109,6 +109,16 @@ def test_base_bad_input_shape_is_a_clear_error(input_shape, match):
         _Scale(input_shape=input_shape).fit(np.zeros((3, 64)))
 
 
+@pytest.mark.parametrize("shape", [(0, 1, 8, 8), (0, 2, 5)])
+def test_base_empty_nd_input_gets_scikit_learns_error(shape):
+    # Not numpy's "cannot reshape array of size 0" from flattening.
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        _Scale().fit(np.zeros(shape))
+    est = _Scale().fit(np.zeros((3, *shape[1:])))
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        est.transform(np.zeros(shape))
+
+
 def test_base_input_shape_must_agree_with_nd_input():
     with pytest.raises(ValueError, match="does not match the shape of the samples"):
         _Scale(input_shape=(64,)).fit(np.zeros((3, 1, 8, 8)))

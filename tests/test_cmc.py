@@ -216,6 +216,22 @@ def test_cmc_transform_shapes_and_feature_names(small_digits):
         cmc.transform(X[:5])
 
 
+def test_cmc_exported_encoder_keeps_a_dynamic_batch_size(small_digits):
+    # The views are split with a symbolic batch size, so torch.export
+    # does not pin the batch to the example's.
+    X, _ = small_digits
+    cmc = _cmc(5, views=HALVES, input_shape=(1, 8, 8)).fit(X[:100])
+    encoder = cmc.export_encoder()
+    batch = torch.export.Dim("batch", min=1)
+    example = torch.from_numpy(X[:4]).view(-1, 1, 8, 8)
+    program = torch.export.export(encoder, (example,), dynamic_shapes=({0: batch},))
+    for n in (1, 7):
+        x = torch.from_numpy(X[:n]).view(-1, 1, 8, 8)
+        with torch.no_grad():
+            got = program.module()(x).numpy()
+        np.testing.assert_allclose(got, cmc.transform(X[:n]), rtol=1e-5, atol=1e-6)
+
+
 def test_cmc_list_of_arrays_equals_the_joined_columns(small_digits):
     X, _ = small_digits
     images = X.reshape(-1, 1, 8, 8)

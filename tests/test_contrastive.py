@@ -487,6 +487,19 @@ def test_a_fit_whose_encoder_ends_non_finite_is_an_error():
         est.fit(X)
 
 
+def test_views_that_return_nan_are_named_not_the_learning_rate():
+    from sk_replearn.training import NonFiniteLossError
+
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+
+    def holes(x):  # a user's augmentation that divides by a zero norm
+        return x / (x[:, :1] * 0)
+
+    est = SimCLRTransformer(max_epochs=1, views=holes, random_state=0)
+    with pytest.raises(NonFiniteLossError, match=r"views callable.*NaN or infinite"):
+        est.fit(X)
+
+
 def test_views_that_change_the_batch_shape_are_refused_by_name():
     X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
     with pytest.raises(ValueError, match=r"views=.*same shape.*returned \(2, 3\)"):

@@ -537,10 +537,11 @@ BAD_INPUT = [
     ("ACGT", TypeError, "single str"),
     (b"ACGT", TypeError, "single bytes"),
     ([b"AC", b"GT"], TypeError, r"X\[0\] is bytes"),
-    (["AC", None, "GT"], TypeError, r"X\[1\] is a missing value"),
-    (["AC", float("nan")], TypeError, r"X\[1\] is a missing value"),
+    (["AC", None, "GT"], ValueError, r"X\[1\] is a missing value"),
+    (["AC", float("nan")], ValueError, r"X\[1\] is a missing value"),
     (["AC", 3], TypeError, r"X\[1\] is a int"),
     ([], ValueError, "empty input"),
+    (np.zeros((0, 8), dtype=np.int64), ValueError, "empty input"),
     (["", ""], ValueError, "Every string of X is empty"),
     (np.array([1, 2, 3]), ValueError, "1-D integer array"),
     ([[1, -2]], ValueError, "negative token id"),
@@ -822,5 +823,5 @@ def test_a_frozen_embedding_block_drops_nothing(strings):
 def test_pandas_missing_values_are_named():
     pd = pytest.importorskip("pandas")
     X = pd.Series(["ACD", "EF", pd.NA], dtype="string")
-    with pytest.raises(TypeError, match=r"X\[2\] is a missing value \(<NA>\)"):
+    with pytest.raises(ValueError, match=r"X\[2\] is a missing value \(<NA>\)"):
         BERTTransformer(max_epochs=1).fit(X)

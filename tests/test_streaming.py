@@ -153,6 +153,12 @@ def test_fit_dataset_errors():
     bad[0, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         ae.fit(torch.utils.data.TensorDataset(bad))
+    # A NaN outside the first failing batch: named before training, not
+    # blamed on the learning rate once it has spread through the scaling.
+    late = torch.ones(48, 3) + torch.arange(48.0)[:, None]
+    late[40, 2] = float("inf")
+    with pytest.raises(ValueError, match="input standardisation"):
+        ae.fit(torch.utils.data.TensorDataset(late))
     with pytest.raises(ValueError, match="at least 2 samples"):
         ae.fit(torch.utils.data.TensorDataset(torch.ones(1, 3)))
     ae.set_params(warm_start=True).fit(torch.utils.data.TensorDataset(torch.ones(8, 3)))

@@ -93,7 +93,9 @@ class MultiViewEncoder(nn.Module):
         """The views ``(B, *view_shapes[v])`` of a batch ``(B, ...)``."""
         flat = x.flatten(1)[:, self.columns]  # (B, sum of view sizes)
         parts = torch.split(flat, self.sizes, dim=1)  # V x (B, size_v)
-        return [p.reshape(len(x), *s) for p, s in zip(parts, self.view_shapes)]
+        # unflatten, not reshape(len(x), ...): the batch size stays symbolic,
+        # so torch.export of the encoder keeps a dynamic batch dimension
+        return [p.unflatten(1, s) for p, s in zip(parts, self.view_shapes)]
 
     def encode_views(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each view through its own encoder: V tensors ``(B, out_v)``."""
