@@ -201,7 +201,10 @@ epochs (a longer warm-up would never reach ``lr`` nor decay).""",
         "list of skorch callbacks or None",
         """\
 Extra callbacks (instances or ``(name, callback)`` tuples), appended to
-the defaults.""",
+the defaults. A name must differ from those of the fit's own callbacks
+(skorch's ``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``;
+``finite_loss``, and as the settings ask ``lr_schedule``,
+``early_stopping``, ``progress_bar``, ``checkpoint``).""",
     ),
     "early_stopping": (
         "bool",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import NoReturn
 
 import numpy as np
@@ -25,7 +25,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import assert_all_finite, check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import (
     _generate_get_feature_names_out,
     check_is_fitted,
@@ -330,6 +330,14 @@ def _check_float32_range(X: np.ndarray, owner: str) -> None:
         )
 
 
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 class BaseRepresentation(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -365,6 +373,35 @@ class BaseRepresentation(
 
     #: What integer and boolean X becomes (see :func:`float_dtypes`).
     _integers_as: type = np.float32
+
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, and no bool for a number.
+
+        ``Interval(Integral, ...)`` and ``Interval(Real, ...)`` take
+        ``True`` as 1, so ``n_components=True`` would pass validation and
+        fail deep inside torch; a bool is refused wherever the constraints
+        do not list booleans.
+        """
+        super()._validate_params()
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name, None)
+            if not isinstance(value, bool | np.bool_) or not isinstance(
+                constraints, list
+            ):
+                continue
+            if {"boolean", "verbose", bool} & {c for c in constraints if _hashable(c)}:
+                continue
+            numeric = [
+                c
+                for c in constraints
+                if isinstance(c, Interval) and c.type in (Integral, Real)
+            ]
+            if numeric:
+                kind = "an int" if numeric[0].type is Integral else "a float"
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be "
+                    f"{kind}, not a bool; got {value!r}."
+                )
 
     # -- input -----------------------------------------------------------
     def _validate_X(self, X, *, reset: bool, check_values: bool = True) -> np.ndarray:

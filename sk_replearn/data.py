@@ -418,12 +418,12 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
         dataset, torch.utils.data.IterableDataset
     ):
         raise TypeError(
-            f"{name}.fit takes a map-style torch Dataset with __len__ and "
+            f"{name} takes a map-style torch Dataset with __len__ and "
             f"__getitem__; got {type(dataset).__name__}. Wrap the stream in a "
             "map-style Dataset, or pass a numpy memmap."
         )
     if len(dataset) == 0:
-        raise ValueError(f"{name}.fit got an empty Dataset (0 samples).")
+        raise ValueError(f"{name} got an empty Dataset (0 samples).")
     first = sample_of(dataset[0])
     if first.ndim == 0:
         raise ValueError(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,6 +26,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._warn import warn_user
 from .base import is_fitted
 
 __all__ = ["from_plain", "load", "save", "to_plain"]
@@ -237,11 +237,10 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     for key, value in params.items():
         if key in _RUNTIME_PARAMS:
             if value:
-                warnings.warn(
+                warn_user(
                     f"{key}={value!r} is not saved (it is how a fit runs, not what "
                     f"it learned); the loaded {cls.__name__} has {key}=None.",
                     UserWarning,
-                    stacklevel=3,
                 )
             plain_params[key] = None
         else:

@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 import re
 import sys
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
+from ._warn import warn_user
 from .data import Batches, shuffled_order
 
 __all__ = [
@@ -472,13 +472,12 @@ def pad_sequences(
     n_cut = sum(len(s) > max_length for s in encoded)
     if n_cut:
         longest = max(len(s) for s in encoded)
-        warnings.warn(
+        warn_user(
             f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
             f"max_length={max_length} tokens (the longest has {longest}); "
             "they are cut to their first max_length tokens. Raise max_length "
             "to keep them whole.",
             UserWarning,
-            stacklevel=3,
         )
     lengths = np.fromiter(
         (min(len(s), max_length) + 2 for s in encoded),

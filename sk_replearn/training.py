@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 
 import torch
 from skorch import NeuralNet
@@ -22,6 +21,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._heap import kept_heap
+from ._warn import warn_user
 from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
 from .tokens import TokenBatches, TokenDataset
 
@@ -419,12 +419,11 @@ class RepresentationNet(NeuralNet):
             except KeyboardInterrupt:
                 if self._early_stopped():
                     return self  # skorch's EarlyStopping stops by raising it
-                warnings.warn(
+                warn_user(
                     f"Training was interrupted during epoch {len(self.history)}; "
                     "the model keeps the weights of the last finished step and "
                     "can be used (or trained further with warm_start=True).",
                     RuntimeWarning,
-                    stacklevel=2,
                 )
                 self.interrupted_ = True
                 return self

@@ -229,6 +229,17 @@ def test_autoencoder_user_callbacks_run(small_digits):
 
     ae = AutoencoderTransformer(**IMAGE, callbacks=[Count()]).fit(X)
     assert dict(ae.net_.callbacks_)["user_0"].epochs == IMAGE["max_epochs"]
+    # A name one of the fit's own callbacks has is refused, naming the fix
+    # (skorch's own error said "duplicate user-set callback name").
+    for name in ("lr_schedule", "print_log"):
+        taken = AutoencoderTransformer(**IMAGE, callbacks=[(name, Count())])
+        with pytest.raises(ValueError, match=f"callbacks\\[0\\] is named '{name}'"):
+            taken.fit(X)
+    # Free once the fit has no callback of that name.
+    free = AutoencoderTransformer(
+        **IMAGE, lr_schedule=None, callbacks=[("lr_schedule", Count())]
+    ).fit(X)
+    assert dict(free.net_.callbacks_)["lr_schedule"].epochs == IMAGE["max_epochs"]
 
 
 def test_autoencoder_non_finite_loss_is_a_clear_error(small_digits):
@@ -279,13 +290,23 @@ def test_inverse_transform_of_huge_codes_is_an_error_not_nan():
         ae.inverse_transform(np.full((2, 4), 1e30))
 
 
-def test_nan_in_a_dataset_is_named_as_such():
-    # A Dataset is read as it trains, not checked ahead like an array.
+def test_nan_in_a_dataset_is_named_as_such(monkeypatch):
+    # A Dataset is read as it trains, not checked ahead like an array: the
+    # samples read to set the standardisation are checked, then each batch
+    # whose loss is not finite.
     X = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)
     bad = X.copy()
     bad[50, 3] = np.nan
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(bad))
     ae = AutoencoderTransformer(max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="NaN or infinite.*input standardisation"):
+        ae.fit(dataset)
+    # A Dataset too large to be read whole for the standardisation: its
+    # sample missed the NaN, which the batch that holds it then names.
+    import sk_replearn.methods.base as methods_base
+
+    head = methods_base.scale_sample
+    monkeypatch.setattr(methods_base, "scale_sample", lambda X_t: head(X_t, 20))
     with pytest.raises(NonFiniteLossError, match="batch holds NaN or infinite"):
         ae.fit(dataset)
     ae.fit(X)
@@ -343,6 +364,7 @@ def test_autoencoder_pandas_output(small_digits):
         ({"precision": "16", "device": "cpu"}, "needs a CUDA device"),
         ({"optimizer": "lbfgs"}, "'optimizer' parameter"),
         ({"device": "tpu:0"}, "is not a device name"),
+        ({"noise": 1.5, "noise_type": "mask"}, r"noise=1.5 with noise_type='mask'"),
     ],
 )
 def test_autoencoder_bad_parameters_fail_at_fit(small_digits, params, match):

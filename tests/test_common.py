@@ -195,3 +195,24 @@ def test_arrays_with_negative_strides_are_read_as_copies(name):
             np.testing.assert_array_equal(
                 fn(*args), getattr(copy, method)(*(a.copy() for a in args))
             )
+
+
+@pytest.mark.parametrize("name", sorted({**INSTANCES, **SEQUENCE_INSTANCES}))
+def test_a_bool_for_a_number_is_refused_by_name(name):
+    # scikit-learn's Interval(Integral) and Interval(Real) take True as 1:
+    # n_components=True passed validation and failed inside torch.
+    from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+    est = make(name)
+    numeric = [
+        param
+        for param, constraints in est._parameter_constraints.items()
+        if isinstance(constraints, list)
+        and any(isinstance(c, Interval) for c in constraints)
+        and not any(c in ("boolean", "verbose", bool) for c in constraints)
+    ]
+    assert numeric or name == "PretrainedTransformer"
+    for param in numeric:
+        # "not a bool", or the range that True (as 1) falls outside of
+        with pytest.raises(InvalidParameterError, match=f"The '{param}' parameter"):
+            make(name, **{param: True})._validate_params()

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from torch import nn
 
-from sk_replearn import CollapseWarning
+from sk_replearn import CMCTransformer, CollapseWarning
 from sk_replearn.methods import (
     BarlowTwinsTransformer,
     BYOLTransformer,
@@ -282,6 +282,28 @@ def test_ssl_estimator_warns_on_a_collapsed_representation(cls, small_digits):
     with pytest.warns(CollapseWarning, match="collapsed representation"):
         est = _make(cls, encoder=_Constant, encoder_kwargs=None).fit(X)
     assert est.collapse_std_ == 0.0
+
+
+def test_the_collapse_warning_points_at_the_users_line(small_digits):
+    # A fixed stacklevel pointed into scikit-learn for fit_transform and a
+    # Pipeline, and into the package for CMC's own fit.
+    from sklearn.pipeline import make_pipeline
+
+    X, _ = small_digits
+    calls = {
+        "fit": lambda est: est.fit(X),
+        "fit_transform": lambda est: est.fit_transform(X),
+        "pipeline": lambda est: make_pipeline(est).fit(X),
+    }
+    for how, call in calls.items():
+        est = _make(SimCLRTransformer, encoder=_Constant, encoder_kwargs=None)
+        with pytest.warns(CollapseWarning) as seen:
+            call(est)
+        assert {w.filename for w in seen} == {__file__}, how
+    cmc = CMCTransformer(max_epochs=1, random_state=0)
+    with pytest.warns(CollapseWarning) as seen:
+        cmc.fit(np.ones((40, 8)))
+    assert {w.filename for w in seen} == {__file__}
 
 
 def test_a_one_dimensional_representation_warns_only_when_constant(small_digits):

@@ -471,6 +471,17 @@ def test_pca_overflow_inside_the_covariance_is_an_error_not_nan():
         PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU).fit(X)
 
 
+@pytest.mark.parametrize("solver", ["full", "randomized"])
+def test_pca_svd_solvers_refuse_data_whose_squares_overflow(solver):
+    # Finite float64 values above 1e154: the SVD solvers' variances came
+    # out inf and NaN with only a RuntimeWarning, as a "fitted" model.
+    X = _data(n=200, d=6, dtype=np.float64) * 1e160
+    pca = PCATransformer(n_components=2, svd_solver=solver, **CPU)
+    with pytest.raises(ValueError, match="rescale X"):
+        pca.fit(X)
+    assert not hasattr(pca, "components_")
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_pca_fit_and_transform_name_nan_and_inf(bad):
     X = _data(n=200, d=6, dtype=np.float32)

@@ -8,7 +8,6 @@ their inputs are on.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,6 +22,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
+from .._warn import warn_user
 from ..base import (
     BaseRepresentation,
     _float32_square_limit,
@@ -655,11 +655,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         if not is_array:
             return None
         if self._n_init != 1:
-            warnings.warn(
+            warn_user(
                 "Explicit initial center position passed: performing only one "
                 f"init in {type(self).__name__} instead of n_init={self._n_init}.",
                 RuntimeWarning,
-                stacklevel=3,
             )
             self._n_init = 1
         init = np.asarray(self.init)
@@ -816,12 +815,11 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                 self.labels_, weights=weights, minlength=self.n_clusters
             )
         if distinct < self.n_clusters:
-            warnings.warn(
+            warn_user(
                 f"Number of distinct clusters ({distinct}) found smaller than "
                 f"n_clusters ({self.n_clusters}). Possibly due to duplicate "
                 "points in X.",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
     def _device_centers(self) -> torch.Tensor:

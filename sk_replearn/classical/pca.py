@@ -27,6 +27,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._warn import warn_user
 from ..base import (
     BaseRepresentation,
     float_dtypes,
@@ -64,6 +65,10 @@ _DIRECT_COMPLEMENT = 1e-6
 def _checks_own_result(device: torch.device, solver: str) -> bool:
     """Whether the fit's pass finds NaN and overflow in its own result."""
     return device.type == "cpu" and solver == "covariance_eigh"
+
+
+class _SpectrumNotFinite(ArithmeticError):
+    """An SVD solver's variances or axes came out NaN or infinite."""
 
 
 def _finite(moments: _Moments) -> bool:
@@ -494,13 +499,12 @@ class PCATransformer(BaseRepresentation):
                 "Fit with n_components below the rank of the data."
             )
         if variances.min() < np.finfo(np.float64).eps * d * variances.max():
-            warnings.warn(
+            warn_user(
                 "The probabilistic PCA covariance is ill-conditioned: its "
                 f"eigenvalues range from {variances.min():.3g} to "
                 f"{variances.max():.3g}, so the precision and the likelihood may "
                 "be inaccurate; rescaling X (e.g. with StandardScaler) helps.",
                 LinAlgWarning,
-                stacklevel=2,
             )
         if len(W) == d:
             return (W.T / variances) @ W  # (d, d)
@@ -541,10 +545,13 @@ class PCATransformer(BaseRepresentation):
                 if not _finite(moments):
                     self._raise_not_finite(X, result="covariance")
                 self._set_from_moments(moments, n_components)
-            elif solver == "full":
-                self._fit_full(X, n_components, device)
             else:
-                self._fit_randomized(X, n_components, device)
+                fit = self._fit_full if solver == "full" else self._fit_randomized
+                try:
+                    fit(X, n_components, device)
+                except _SpectrumNotFinite:
+                    # finite X whose squares overflow float64 (|X| > 1e154)
+                    self._raise_not_finite(X, result="spectrum")
         return X
 
     def _resolve_solver(self, n_samples: int, n_features: int) -> str:
@@ -737,8 +744,18 @@ class PCATransformer(BaseRepresentation):
     def _set_spectrum(
         self, components, variances, total, n_samples, mean, n_components
     ) -> None:
-        """Keep the leading components and set every fitted attribute."""
+        """Keep the leading components and set every fitted attribute.
+
+        Raises :class:`_SpectrumNotFinite`, setting nothing, where the
+        solver's answer holds NaN or an infinity.
+        """
         variances = variances.cpu().double().numpy()
+        if not (
+            np.isfinite(variances).all()
+            and np.isfinite(total)
+            and bool(torch.isfinite(torch.as_tensor(components)).all())
+        ):
+            raise _SpectrumNotFinite
         ratio = variances / total if total > 0 else np.zeros_like(variances)
         if isinstance(n_components, float):  # fewest components exceeding the fraction
             above = np.searchsorted(np.cumsum(ratio), n_components, side="right")

@@ -60,6 +60,10 @@ _TRANSFORM_BATCH = 1024
 #: batch. Fewer rows than this make one batch, which needs no probe.
 _SIZED_FROM = 256
 
+#: The callbacks every skorch net has (``NeuralNet._default_callbacks``): a
+#: user's callback of the same name would meet skorch's "duplicate" error.
+_SKORCH_DEFAULT_CALLBACKS = ["epoch_timer", "train_loss", "valid_loss", "print_log"]
+
 #: torch has had fused (one-kernel) Adam and AdamW steps on the CPU since 2.4.
 _CPU_FUSED_ADAM = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
@@ -500,6 +504,14 @@ class NeuralRepresentation(BaseRepresentation):
                     f"callbacks[{i}]={cb!r} is not a skorch callback; pass "
                     "instances of skorch.callbacks.Callback, or (name, callback) "
                     "tuples."
+                )
+            taken = [name for name, _ in callbacks] + _SKORCH_DEFAULT_CALLBACKS
+            if named[0] in taken:
+                raise ValueError(
+                    f"callbacks[{i}] is named {named[0]!r}, a name this fit "
+                    f"already gives a callback of its own (taken: "
+                    f"{', '.join(sorted(set(taken)))}); give it another name, "
+                    "e.g. ('my_" + named[0] + "', callback)."
                 )
             callbacks.append(named)
         return callbacks

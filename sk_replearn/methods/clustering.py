@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
 from .._docstrings import fill_doc
+from .._warn import warn_user
 from ..base import store_params
 from ..objectives.clustering import SwAVObjective
 from .two_view import (
@@ -170,13 +170,12 @@ class SwAVTransformer(_TwoViewTransformer):
         per_epoch = self._samples_per_epoch(n_samples)
         queued = per_epoch * self._epochs()
         if self.queue_length > queued:
-            warnings.warn(
+            warn_user(
                 f"queue_length={self.queue_length} is more than the {queued} "
                 f"embeddings this fit queues ({per_epoch} samples an epoch for "
                 f"{self._epochs()} epochs): the queue never fills, so it is never "
                 f"used. Use a queue_length of at most {queued}, or 0 for no queue.",
                 UserWarning,
-                stacklevel=4,
             )
 
     def _objective_params(self) -> dict:

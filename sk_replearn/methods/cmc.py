@@ -41,6 +41,15 @@ for a signal ``(C, L)``, a CNN for an image ``(C, H, W)``. A class is
 called as ``encoder(input_shape=view_shape, **encoder_kwargs)``; a module
 instance (or a factory of no arguments) is copied for every view, so it
 must take every view's shape.""",
+    "transform_layer": """\
+Which block's output ``transform`` returns, as the other estimators
+count blocks (see :class:`SimCLRTransformer`). CMC's encoder runs one
+network per view side by side, and the blocks of the views' networks do
+not line up (each has the depth its view's shape gives it), so the
+encoder of all the views counts as one block: 0 and -1 (the default)
+both return the views' encodings, and ``FineTuner(freeze_layers=1)``
+freezes all of it. Any other value raises a ValueError saying so. To
+read inside one view's network, take it from :meth:`export_encoder`.""",
 }
 
 
@@ -280,13 +289,11 @@ class CMCTransformer(_TwoViewTransformer):
         -------
         feature_names_out : ndarray of str objects
             One name per column of :meth:`transform`'s output: column ``j``
-            of view ``v``'s encoding (``<classname><i>`` for an inner
-            ``transform_layer``).
+            of view ``v``'s encoding.
         """
         names = super().get_feature_names_out(input_features)
         module = self._module()
-        if self._inner_layer(module) is not None:  # an inner transform_layer
-            return names
+        self._inner_layer(module)  # a transform_layer that is no block: say so
         encoders = module.backbone.encoders
         shown = (
             range(len(encoders))

@@ -42,7 +42,8 @@ class AutoencoderTransformer(NeuralRepresentation):
     {params encoder..decoder_kwargs}
     noise : float, default=0.0
         Training-time corruption: a Gaussian standard deviation (in units of
-        the standardised input) or a masking fraction, by ``noise_type``.
+        the standardised input) or a masking fraction (at most 1), by
+        ``noise_type``.
     noise_type : {"gaussian", "mask"}, default="gaussian"
         The kind of corruption of a denoising autoencoder.
     {params input_shape..accelerator}
@@ -136,6 +137,12 @@ class AutoencoderTransformer(NeuralRepresentation):
         self : AutoencoderTransformer
             The fitted estimator.
         """
+        if self.noise_type == "mask" and self.noise > 1:
+            raise ValueError(
+                f"noise={self.noise} with noise_type='mask' is the fraction of "
+                "input values set to zero, at most 1; pass a fraction such as "
+                "noise=0.25 (or noise_type='gaussian' for a standard deviation)."
+            )
         return self._fit(X)
 
     def inverse_transform(self, X) -> np.ndarray:

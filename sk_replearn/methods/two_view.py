@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -21,6 +20,7 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._warn import warn_user
 from ..data import SampleDataset, dataset_head, input_rows, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
@@ -306,11 +306,10 @@ class _TwoViewTransformer(NeuralRepresentation):
             collapsed = float(Z.std()) <= 1e-6 * max(float(Z.abs().mean()), 1e-30)
             what = "its one output is the same for every sample"
         if collapsed:
-            warnings.warn(
+            warn_user(
                 f"{type(self).__name__} learned a collapsed representation: "
                 f"{what}. Try other views, a lower lr, or more epochs.",
                 CollapseWarning,
-                stacklevel=4,  # the caller of fit (through _fit_context)
             )
 
 

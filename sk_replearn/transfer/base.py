@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,6 +31,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
+from .._warn import warn_user
 from ..base import (
     _check_float32_range,
     flatten_samples,
@@ -566,11 +566,10 @@ class BaseFineTuner(NeuralRepresentation):
                 if theirs is None
                 else "X has no feature names, but the representation was fitted with"
             )
-            warnings.warn(
+            warn_user(
                 f"{state} them: the encoder reads the columns by position, so "
                 "make sure they are in the pre-training's order.",
                 UserWarning,
-                stacklevel=4,
             )
             return
         if list(ours) != list(theirs):
