@@ -55,7 +55,8 @@ def to_plain(value, name: str):
 
     Numbers, strings, None, tensors, lists, tuples and dicts with string
     keys pass through (recursively); numpy arrays and scalars, random
-    states, torch devices, ``torch.optim`` classes and sk_replearn
+    states, torch devices, ``torch.optim`` classes, Hugging Face
+    ``tokenizers.Tokenizer`` objects (as their JSON) and sk_replearn
     estimators become tagged dicts that :func:`from_plain` turns back.
 
     Parameters
@@ -113,6 +114,8 @@ def to_plain(value, name: str):
             return {_TAG: "optimizer", "name": value.__name__}
     if isinstance(value, BaseEstimator):
         return estimator_to_plain(value, name)
+    if _is_hf_tokenizer(value):  # a ready tokenizer is data: its JSON
+        return {_TAG: "hf_tokenizer", "json": value.to_str()}
     if hasattr(value, "to_numpy") and hasattr(value, "shape"):  # a DataFrame
         raise TypeError(
             f"{name} is a {type(value).__name__}, which save() does not store; "
@@ -129,6 +132,16 @@ def to_plain(value, name: str):
         "only numbers, strings, arrays and sk_replearn estimators). Use a named "
         "option instead of a class or function, or pickle the estimator with "
         "joblib.dump (which runs code when loaded: trusted files only)."
+    )
+
+
+def _is_hf_tokenizer(value) -> bool:
+    """Whether ``value`` is a Hugging Face ``tokenizers.Tokenizer`` (not imported)."""
+    cls = type(value)
+    return (
+        cls.__name__ == "Tokenizer"
+        and cls.__module__.split(".")[0] == "tokenizers"
+        and callable(getattr(value, "to_str", None))
     )
 
 
@@ -189,6 +202,10 @@ def _decode(value, device, source: str | None):
         return rs
     if tag == "optimizer":
         return _torch_optimizer(value["name"])
+    if tag == "hf_tokenizer":
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_str(value["json"])
     if tag == "estimator":
         return _build(value, device, source)
     raise ValueError(f"Unknown tagged value {tag!r}: the file is not ours.")

@@ -212,6 +212,32 @@ def test_a_ready_hugging_face_tokenizer_is_used_as_it_is(strings):
     assert clone(est).tokenizer is not tok  # cloning copies, never shares
 
 
+def test_a_ready_tokenizer_is_saved_as_its_json(strings, tmp_path):
+    # save() refused it as "not data", though a tokenizer is its JSON.
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(ALPHABET)}},
+            unk_token="[UNK]",
+        )
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    est = GPTTransformer(
+        tok, embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
+    ).fit(strings)
+    est.save(tmp_path / "gpt.pt")
+    loaded = GPTTransformer.load(tmp_path / "gpt.pt")
+    assert isinstance(loaded.tokenizer, tokenizers.Tokenizer)
+    assert loaded.tokenizer.to_str() == tok.to_str()
+    np.testing.assert_array_equal(loaded.transform(strings), est.transform(strings))
+    # and it trains on as the original does
+    more = dict(warm_start=True, max_epochs=1)
+    np.testing.assert_array_equal(
+        loaded.set_params(**more).fit(strings).transform(strings),
+        est.set_params(**more).fit(strings).transform(strings),
+    )
+
+
 def test_integer_sequences_and_padded_arrays_are_token_ids():
     lists = [[0, 5, 2], [3], [1, 1, 4, 2]] * 10
     padded = np.full((30, 4), -1)
