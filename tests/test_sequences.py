@@ -194,15 +194,17 @@ def test_subword_tokenizers_are_learned_in_fit(kind, strings):
         assert codec.decode(codec.encode(["ACD 💥"])[0]) == "ACD 💥"
 
 
+def _character_tokenizer(tokenizers):
+    """A ready Hugging Face tokenizer of the ALPHABET's characters."""
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(ALPHABET)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    return tok
+
+
 def test_a_ready_hugging_face_tokenizer_is_used_as_it_is(strings):
     tokenizers = pytest.importorskip("tokenizers")
-    tok = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(
-            {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(ALPHABET)}},
-            unk_token="[UNK]",
-        )
-    )
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    tok = _character_tokenizer(tokenizers)
     est = BERTTransformer(
         tok, embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
     ).fit(strings)
@@ -215,13 +217,7 @@ def test_a_ready_hugging_face_tokenizer_is_used_as_it_is(strings):
 def test_a_ready_tokenizer_is_saved_as_its_json(strings, tmp_path):
     # save() refused it as "not data", though a tokenizer is its JSON.
     tokenizers = pytest.importorskip("tokenizers")
-    tok = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(
-            {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(ALPHABET)}},
-            unk_token="[UNK]",
-        )
-    )
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    tok = _character_tokenizer(tokenizers)
     est = GPTTransformer(
         tok, embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
     ).fit(strings)
