@@ -128,6 +128,14 @@ def test_kmeans_distance_encoding_and_inverse(blobs):
     )
     with pytest.raises(ValueError, match="n_clusters=5"):
         km.inverse_transform(code[:, :3])
+    # Fitted on N-D samples, it decodes to N-D samples (as fit was given).
+    signals = blobs.reshape(len(blobs), 1, -1)
+    km_nd = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(signals)
+    centers = km_nd.inverse_transform(km_nd.transform(signals))
+    assert centers.shape == signals.shape
+    np.testing.assert_array_equal(
+        centers.reshape(len(blobs), -1), km_nd.cluster_centers_[km_nd.labels_]
+    )
 
 
 def test_kmeans_random_state_determinism(blobs, device):

@@ -276,6 +276,18 @@ def test_pca_components_orthonormal(solver):
     np.testing.assert_allclose(W @ W.T, np.eye(7), atol=1e-10)
 
 
+def test_pca_inverse_transform_answers_in_the_layout_fit_was_given():
+    # As the neural estimators do: images in, images back.
+    X = _data(n=300, d=12)
+    images = X.reshape(300, 1, 3, 4)
+    pca = PCATransformer(n_components=None, **CPU).fit(images)
+    back = pca.inverse_transform(pca.transform(images))
+    assert back.shape == (300, 1, 3, 4)
+    np.testing.assert_allclose(back, images, atol=1e-4)
+    flat = PCATransformer(n_components=None, input_shape=(1, 3, 4), **CPU).fit(X)
+    assert flat.inverse_transform(flat.transform(X)).shape == (300, 12)
+
+
 def test_pca_decoder_inverts_encoder_on_subspace():
     X = _data(n=300, d=10)
     pca = PCATransformer(n_components=None, whiten=True, **CPU).fit(X)

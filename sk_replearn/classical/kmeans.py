@@ -564,8 +564,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
         Returns
         -------
-        X_centers : ndarray of shape (n_samples, n_features_in_)
-            The center of each code, in the dtype of ``cluster_centers_``.
+        X_centers : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
+            The center of each code, in the dtype of ``cluster_centers_`` and
+            the layout of the data ``fit`` was given (N-D samples when it was
+            given them, else 2-D).
         """
         check_is_fitted(self)
         codes = check_array(X, dtype=float_dtypes(X, self._integers_as))
@@ -576,7 +578,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                 f"codes of width n_clusters={k}."
             )
         pick = codes.argmax(1) if self.encoding == "onehot" else codes.argmin(1)
-        return self.cluster_centers_[pick]
+        return self._output_layout(self.cluster_centers_[pick])
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Opposite of the inertia of X under the fitted centers.

@@ -341,8 +341,10 @@ class PCATransformer(BaseRepresentation):
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-            The reconstructions, flattened: float64 for a model fitted on
+        X_original : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
+            The reconstructions, in the layout of the data ``fit`` was given
+            (N-D samples ``(n, *input_shape_)`` when it was given them, as
+            the neural estimators answer; else 2-D): float64 for a model fitted on
             float64 (or integer) data, float32 for one fitted on float32, as
             scikit-learn keeps the fit's dtype. The product ``X @
             components_`` is computed in the codes' precision and ``mean_``
@@ -363,12 +365,14 @@ class PCATransformer(BaseRepresentation):
         decoder = torch.as_tensor(decoder, dtype=dtype, device=device)
         if getattr(self, "_fit_dtype", "float32") != "float64":
             mean = torch.as_tensor(self.mean_, dtype=dtype, device=device)  # (d,)
-            return self._batched(Z, lambda z: z @ decoder + mean, decoder.shape[1])
+            out = self._batched(Z, lambda z: z @ decoder + mean, decoder.shape[1])
+            return self._output_layout(out)
         acc = _acc_dtype(device)  # float64 (float32 on MPS, which lacks it)
         mean = torch.as_tensor(self.mean_, dtype=acc, device=device)  # (d,)
-        return self._batched(
+        out = self._batched(
             Z, lambda z: (z @ decoder).to(acc) + mean, decoder.shape[1], np.float64
         )
+        return self._output_layout(out)
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each sample under the probabilistic PCA model.
