@@ -240,7 +240,8 @@ MAE on MNIST-1D took 161 s compiled, 58 s not).""",
     ),
     "verbose": (
         "int",
-        "0 is silent; 1 prints a progress bar and one line per epoch.",
+        "0 is silent; 1 prints one line per epoch, and a progress bar when "
+        "the output is a terminal or a notebook.",
     ),
     "random_state": (
         "int, RandomState instance or None",

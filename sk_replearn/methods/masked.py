@@ -89,8 +89,9 @@ class MAETransformer(NeuralRepresentation):
         encoded token to ``n_components`` values, which the decoder reads
         (so the code is trained by the reconstruction) and ``transform``
         pools (``pooling="mean"`` or ``"cls"``). None uses the encoder's
-        tokens directly: ``embed_dim`` values, or ``2 * depth * embed_dim``
-        with ``pooling="blocks"``.
+        tokens directly: ``embed_dim`` values a region, or ``(1 +
+        pooling_regions) * depth * embed_dim`` with ``pooling="blocks"``
+        (the default; ``2 * depth * embed_dim`` with one region).
     patch_size : int or "auto", default="auto"
         Token size: patch side (images), segment length (signals), features
         per token (tables); must divide the spatial sizes (the number of
@@ -141,10 +142,12 @@ class MAETransformer(NeuralRepresentation):
         Representation given by :meth:`transform`. ``"blocks"``: the class
         token and the mean of the patch tokens after every block,
         concatenated, the last block's after the final norm (``2 * depth *
-        embed_dim`` values; the multi-layer features of linear probes, Chen
-        et al. 2020, Caron et al. 2021). ``"mean"``: the mean of the last
-        block's patch tokens (better than the class token for linear probes
-        of MAE features [1]_); ``"cls"``: the class token's output. "auto":
+        embed_dim`` values with one pooling region, ``(1 +
+        pooling_regions) * depth * embed_dim`` with several; the multi-layer
+        features of linear probes, Chen et al. 2020, Caron et al. 2021).
+        ``"mean"``: the mean of the last block's patch tokens (better than
+        the class token for linear probes of MAE features [1]_);
+        ``"cls"``: the class token's output. "auto":
         ``"blocks"``, or ``"mean"`` with ``n_components`` (whose code is per
         token of the last block). Pooling does not enter training. On
         MNIST-1D, ``"blocks"`` probed 0.78, 0.73 and 0.75 (seeds 0, 1, 2; 40
