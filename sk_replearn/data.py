@@ -481,11 +481,10 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
     rows = (
         torch.arange(n) if k == n else torch.sort(torch.randperm(n)[:k]).values
     )  # (k,)
-    sample = (
-        X_t[rows]
-        if isinstance(X_t, ArrayRows)
-        else (torch.stack([X_t[int(i)][0] for i in rows]))
-    )
+    if isinstance(X_t, ArrayRows):
+        sample = X_t[rows]
+    else:
+        sample = torch.stack([X_t[int(i)][0] for i in rows])
     if sample.is_floating_point() and not torch.isfinite(sample).all():
         # A Dataset's items are not validated ahead of training: without
         # this, the NaN would spread through the standardisation to every
