@@ -332,6 +332,30 @@ def test_random_state_makes_fit_deterministic(small_digits):
     np.testing.assert_array_equal(fit().predict_proba(X), fit().predict_proba(X))
 
 
+def test_fits_in_threads_give_the_models_of_serial_fits(small_digits):
+    # torch's generator is one per process: fits running at once in threads
+    # (joblib's threading backend) drew from one stream and gave other
+    # models for the same random_state. The pre-training inside each
+    # fine-tuner's fit takes the same lock again.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = small_digits
+
+    def fit(seed):
+        rep = _tiny_ae(random_state=seed)
+        return (
+            FineTuner(rep, max_epochs=2, random_state=seed).fit(X, y).predict_proba(X)
+        )
+
+    seeds = [0, 1, 0, 1]
+    serial = [fit(s) for s in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(fit, seeds))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(serial[0], serial[1])
+
+
 def test_pickle_round_trip(digits_ae, small_digits):
     X, y = small_digits
     clf = FineTuner(digits_ae, max_epochs=2, random_state=0).fit(X, y)

@@ -13,6 +13,7 @@ import inspect
 import math
 import os
 import sys
+import threading
 from numbers import Integral, Real
 
 import numpy as np
@@ -85,10 +86,23 @@ def fused_optimizer_kwargs(optimizer, device: torch.device) -> dict:
     return {}
 
 
+#: Held by every block that seeds torch's generator (:func:`seeded`).
+_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
-def seeded(seed: int, device: torch.device):
-    """Seed torch inside the block, leaving the caller's RNG state untouched."""
-    with torch.random.fork_rng(devices=rng_devices(device)):
+def seeded(seed: int, device: torch.device | None = None):
+    """Seed torch inside the block, leaving the caller's RNG state untouched.
+
+    torch's default generator is one per process, and weight
+    initialisation, dropout and the random views draw from it, so blocks
+    running at once in threads of one process (joblib's threading
+    backend, a thread pool) would share one stream and give other models
+    for the same ``random_state``: such blocks take turns, under one
+    re-entrant lock (a fit within a fit, as a fine-tuner's pre-training,
+    goes on). Processes, as joblib's default workers, each have their own.
+    """
+    with _RNG_LOCK, torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         yield
 

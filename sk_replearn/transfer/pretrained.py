@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..base import BaseRepresentation, seed_from_random_state
-from ..methods.base import _check_finite_output, rng_devices
+from ..methods.base import _check_finite_output, seeded
 from ..methods.sequence import _SequenceTransformer
 from ..nn.build import _dummy_forward
 from ..nn.pretrained import (
@@ -248,10 +248,9 @@ class PretrainedTransformer(BaseRepresentation):
         if self._is_text():
             return self._fit_text(X)
         X = self._validate_X(X, reset=True)
-        with torch.random.fork_rng(devices=rng_devices()):
-            # Seeded: the weights a factory (or a lazy layer at the first
-            # forward pass) draws.
-            torch.manual_seed(seed_from_random_state(self.random_state))
+        # Seeded: the weights a factory (or a lazy layer at the first
+        # forward pass) draws.
+        with seeded(seed_from_random_state(self.random_state)):
             network, hints = _load_network(self.model, self.weights)
             self.classifier_ = None if self.layer else strip_classifier(network)
             backbone = PretrainedBackbone(
@@ -329,8 +328,7 @@ class PretrainedTransformer(BaseRepresentation):
     def _fit_text(self, X) -> PretrainedTransformer:
         self._check_strings(X)
         name = self.model.partition(":")[2]
-        with torch.random.fork_rng(devices=rng_devices()):
-            torch.manual_seed(seed_from_random_state(self.random_state))
+        with seeded(seed_from_random_state(self.random_state)):
             self.tokenizer_, network = _hf_model(name)
         pad = self.tokenizer_.pad_token_id
         backbone = HFTextBackbone(network, 0 if pad is None else pad, self.pooling)
