@@ -508,6 +508,28 @@ def test_float64_distances_near_the_centers_are_accurate():
     np.testing.assert_allclose(km.transform(X), ref.transform(X), rtol=1e-6)
 
 
+def test_float32_distances_near_the_centers_are_accurate():
+    # The same cancellation in float32 put repeated digits 0.0156 from their
+    # own centers (scikit-learn's transform: 3e-6), now recomputed as |x - c|.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2000, 20)) * 100).astype(np.float32)
+    km = KMeansTransformer(5, device="cpu", random_state=0).fit(X)
+    centers = km.cluster_centers_.astype(np.float32)
+    # 0 to the rounding of a center shifted by the data's mean in float32
+    # (4e-6 at this scale of 100), not the 0.02 of the expanded form
+    assert np.diag(km.transform(centers)).max() < 1e-5
+    near = centers + np.float32(1e-2) * rng.normal(size=centers.shape).astype(
+        np.float32
+    )
+    exact = np.sqrt(
+        ((near[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(-1)
+    )
+    np.testing.assert_allclose(km.transform(near), exact, rtol=1e-4)
+    ref = KMeans(5, init=km.cluster_centers_, n_init=1, max_iter=1).fit(X)
+    ref.cluster_centers_ = km.cluster_centers_
+    np.testing.assert_allclose(km.transform(X), ref.transform(X), rtol=2e-5)
+
+
 def test_float64_centers_survive_save_and_load(tmp_path):
     from sk_replearn.persistence import load, save
 
