@@ -97,11 +97,12 @@ def _exact_distances_fn(centers: torch.Tensor):
 
     The expanded ``‖c‖² - 2 x·c + ‖x‖²`` is one float32 matmul, but
     cancels when x is near a center (repeated float32 digits were 0.0156
-    from their own centers); the entries it puts below ``_RECOMPUTE`` times ``‖x‖² +
-    ‖c‖²`` are recomputed from the rows, in their own precision, as
-    ``‖x - c‖²``, whose subtraction does not cancel: small distances are
-    exact too (a center's distance to itself is 0) at the cost of one
-    gather per near pair, few beside the nearest center.
+    from their own centers); the entries it puts below ``_RECOMPUTE``
+    times ``‖x‖² + max ‖c‖²`` are recomputed from the rows, in their own
+    precision, as ``‖x - c‖²``, whose subtraction does not cancel: small
+    distances are exact too (a center's distance to itself is 0, to the
+    rounding of the center for float32 rows) at the cost of one gather per
+    near pair, few beside the nearest center.
     """
     centers32 = centers.float()
     c_sq = centers32.square().sum(1)  # (k,)
@@ -121,8 +122,8 @@ def _exact_distances_fn(centers: torch.Tensor):
     return fn
 
 
-#: Squared distances below this fraction of ``‖x‖² + ‖c‖²`` are recomputed
-#: from the float64 rows by ``transform`` (see _exact_distances_fn); above
+#: Squared distances below this fraction of ``‖x‖² + max ‖c‖²`` are recomputed
+#: from the rows by ``transform`` (see _exact_distances_fn); above
 #: it, float32's cancellation costs at most about 1e-3 of the distance.
 _RECOMPUTE = 1e-2
 
