@@ -614,10 +614,16 @@ def test_random_masking_generator_is_reproducible():
         assert torch.equal(t, u)
 
 
-@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, -0.1, 1.5, True])
+@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, -0.1, 1.5, True, "0.5"])
 def test_random_masking_bad_ratio_raises(mask_ratio):
     with pytest.raises(ValueError, match="mask_ratio"):
         random_masking(torch.zeros(1, 8, 2), mask_ratio)
+
+
+def test_random_masking_noise_of_another_shape_raises():
+    # a (2, 7) draw for 10 tokens gave a mask over 7 of them, silently
+    with pytest.raises(ValueError, match=r"noise has shape \(2, 7\)"):
+        random_masking(torch.zeros(2, 10, 3), 0.5, noise=torch.rand(2, 7))
 
 
 def test_random_masking_keeps_nothing_raises():

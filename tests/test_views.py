@@ -60,6 +60,35 @@ def test_views_leave_input_untouched_and_allow_empty_batch(make, shape):
     assert make()(x[:0]).shape == x[:0].shape
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_batches_are_augmented_as_float32(dtype):
+    # torch's CPU grid_sample read out of bounds in half precision on large
+    # images (NaN and 1e37 in a flipped image of ones), and bfloat16 cannot
+    # hold the sample positions of a signal longer than 256 steps.
+    flip = ImageViews(**IMAGE_OFF, flip_prob=1.0)
+    ones = torch.ones(1, 1, 224, 224, dtype=dtype)
+    out = flip(ones)
+    assert out.dtype == dtype and torch.equal(out, ones)
+    assert flip.local(ones).dtype == dtype
+    signal = torch.randn(2, 1, 300).to(dtype)
+    same = SequenceViews(**{**SEQUENCE_OFF, "crop_scale": (1.0, 1.0)})
+    assert torch.equal(same(signal), signal)
+    torch.manual_seed(0)
+    half = ImageViews()(torch.rand(2, 3, 40, 40).to(dtype))
+    torch.manual_seed(0)
+    full = ImageViews()(torch.rand(2, 3, 40, 40))
+    torch.testing.assert_close(half.float(), full, atol=2e-2, rtol=0)
+
+
+def test_an_empty_batch_still_checks_the_parameters():
+    bad = ImageViews(crop_scale=(0.5, 2.0))
+    for batch in (torch.zeros(0, 3, 8, 8), torch.zeros(1, 3, 8, 8)):
+        with pytest.raises(ValueError, match="crop_scale"):
+            bad(batch)
+    with pytest.raises(ValueError, match="local_crop_scale"):
+        ImageViews(local_crop_scale=(0.0, 0.5)).local(torch.zeros(0, 3, 8, 8))
+
+
 @pytest.mark.parametrize(("make", "shape"), CASES, ids=CASE_IDS)
 def test_views_clone_pickle_deepcopy(make, shape):
     views = make()

@@ -5,7 +5,10 @@ Patches, fixed sin-cos positions and random masking, written for both images
 :class:`~sk_replearn.nn.ViTEncoder` and the MAE objective build on
 these. Conventions follow MAE (He et al. 2022): patches are numbered in
 row-major order, a patch's values are laid out position-major then channel
-(``(p, q, c)``), and a mask has ``0`` for keep and ``1`` for remove.
+(``(p, q, c)``), and a mask has ``0`` for keep and ``1`` for remove. One
+difference: the 2-D positional embedding puts the rows' half first, where
+MAE's code puts the columns' first (the same set of values, which a model
+trained with either learns to read).
 
 References
 ----------
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 
 import torch
 
@@ -310,7 +314,11 @@ def random_masking(
     .. [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick. "Masked
        Autoencoders Are Scalable Vision Learners." CVPR 2022.
     """
-    if isinstance(mask_ratio, bool) or not 0.0 < float(mask_ratio) < 1.0:
+    if (
+        isinstance(mask_ratio, bool)
+        or not isinstance(mask_ratio, Real)
+        or not 0.0 < float(mask_ratio) < 1.0
+    ):
         raise ValueError(
             f"mask_ratio={mask_ratio!r} must be a float strictly between 0 and "
             "1 (the fraction of tokens removed; MAE uses 0.75)."
@@ -327,6 +335,11 @@ def random_masking(
             "mask_ratio or use more (smaller) patches."
         )
     if noise is not None:
+        if tuple(noise.shape) != (n, length):
+            raise ValueError(
+                f"noise has shape {tuple(noise.shape)}; it must be (N, L) = "
+                f"{(n, length)}, one draw per token of x."
+            )
         noise = noise.to(x.device)
     elif generator is None:
         # No generator argument at all: torch.compile traces this with a
