@@ -104,6 +104,19 @@ def _probes(est, X_train, y_train, X_test, y_test, threads: int | None):
     return fit_time, everything, few.mean
 
 
+def _n_jobs(text: str) -> int:
+    """``--n-jobs``: a positive int, or -1 for every core (as joblib's)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(
+            f"{value} estimators at a time: pass 1 or more, or -1 for every core"
+        )
+    return value
+
+
 def digits(random_state: int, n_jobs: int = 2) -> None:
     """Every method on digits: the package's main table."""
     X, y = load_digits(return_X_y=True)
@@ -204,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument(
         "--n-jobs",
-        type=int,
+        type=_n_jobs,
         default=2,
         help="estimators fitted at a time, one torch thread each (2)",
     )

