@@ -235,6 +235,13 @@ def test_autoencoder_user_callbacks_run(small_digits):
         taken = AutoencoderTransformer(**IMAGE, callbacks=[(name, Count())])
         with pytest.raises(ValueError, match=f"callbacks\\[0\\] is named '{name}'"):
             taken.fit(X)
+    # A warm start that swaps the callbacks leaves the old ones as they were
+    # (skorch's set_params had initialised them again, emptying their record).
+    first = Count()
+    warm = AutoencoderTransformer(**IMAGE, warm_start=True, callbacks=[first]).fit(X)
+    second = Count()
+    warm.set_params(callbacks=[second]).fit(X)
+    assert first.epochs == IMAGE["max_epochs"] and second.epochs == IMAGE["max_epochs"]
     # Free once the fit has no callback of that name.
     free = AutoencoderTransformer(
         **IMAGE, lr_schedule=None, callbacks=[("lr_schedule", Count())]

@@ -181,7 +181,6 @@ class NeuralRepresentation(BaseRepresentation):
                         k: engine[k]
                         for k in (
                             "max_epochs",
-                            "callbacks",
                             "lr",
                             "optimizer__weight_decay",
                             "batch_size",
@@ -190,8 +189,10 @@ class NeuralRepresentation(BaseRepresentation):
                         )
                     }
                 )
-                # skorch's set_params builds the callbacks from the old list
-                # and then stores the new: build them again from the new.
+                # Not set_params(callbacks=...): skorch's builds the callbacks
+                # from the old list first, which initialised again (and so
+                # emptied) a callback the user had since taken out.
+                net.callbacks = engine["callbacks"]
                 net.initialize_callbacks()
                 net.module_.restart_schedule(self._total_steps)
             else:
