@@ -24,6 +24,7 @@ installed), beside TF-IDF of character n-grams.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
@@ -102,6 +103,12 @@ def _probes(est, X_train, y_train, X_test, y_test, threads: int | None):
         random_state=0,
     )
     return fit_time, everything, few.mean
+
+
+def _plain(doc: str) -> str:
+    """The module docstring for a terminal: no reST markup, lists kept."""
+    doc = re.sub(r":\w+:`~?([\w.]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], doc)
+    return doc.replace("``", "").replace("**", "")
 
 
 def _n_jobs(text: str) -> int:
@@ -205,7 +212,11 @@ def sequences(random_state: int, n_jobs: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m sk_replearn", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m sk_replearn",
+        description=_plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "data",
         nargs="?",

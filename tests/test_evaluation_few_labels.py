@@ -511,3 +511,15 @@ def test_the_command_line_refuses_a_job_count_joblib_cannot_run(value, capsys):
     with pytest.raises(SystemExit):
         main(["--n-jobs", value])
     assert "argument --n-jobs" in capsys.readouterr().err
+
+
+def test_the_command_line_help_is_plain_text(capsys):
+    # It had printed the module docstring's reST (``...``, **...**, :func:)
+    # with argparse's reflow running the list into one paragraph.
+    from sk_replearn.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "**" not in text and ":func:" not in text
+    assert "\n* all labels:" in text and "linear_probe" in text
