@@ -299,11 +299,16 @@ def test_the_collapse_warning_points_at_the_users_line(small_digits):
         est = _make(SimCLRTransformer, encoder=_Constant, encoder_kwargs=None)
         with pytest.warns(CollapseWarning) as seen:
             call(est)
-        assert {w.filename for w in seen} == {__file__}, how
+        assert _collapse_warning_files(seen) == {__file__}, how
     cmc = CMCTransformer(max_epochs=1, random_state=0)
     with pytest.warns(CollapseWarning) as seen:
         cmc.fit(np.ones((40, 8)))
-    assert {w.filename for w in seen} == {__file__}
+    assert _collapse_warning_files(seen) == {__file__}
+
+
+def _collapse_warning_files(seen) -> set[str]:
+    """The files the CollapseWarnings of a record point at (others ignored)."""
+    return {w.filename for w in seen if issubclass(w.category, CollapseWarning)}
 
 
 def test_a_one_dimensional_representation_warns_only_when_constant(small_digits):
