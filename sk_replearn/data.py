@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import mmap
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -424,7 +424,16 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
         )
     if len(dataset) == 0:
         raise ValueError(f"{name} got an empty Dataset (0 samples).")
-    first = sample_of(dataset[0])
+    item = dataset[0]
+    if isinstance(item, Mapping):  # a Hugging Face style {"pixel_values": ...}
+        keys = ", ".join(repr(k) for k in list(item)[:4])
+        raise TypeError(
+            f"The items of the Dataset are dicts (keys {keys}); {name} takes "
+            "items that are a sample or a (sample, target) tuple. Wrap the "
+            "Dataset so that __getitem__ returns the sample, e.g. "
+            f"item[{next(iter(item), 'key')!r}]."
+        )
+    first = sample_of(item)
     if first.ndim == 0:
         raise ValueError(
             f"The first item of the Dataset is a scalar; {name} needs samples of "

@@ -233,6 +233,11 @@ def _public_classes() -> dict[str, type]:
     }
 
 
+#: Parameters that say where and how a model runs, not what it is: changed
+#: after fit, they are saved as they are now.
+_WHERE_IT_RUNS = frozenset({"device", "precision", "compile", "accelerator"})
+
+
 def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     """An sk_replearn estimator as plain data: class name, params, fitted state.
 
@@ -248,6 +253,19 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
             f"{name} is a {cls.__module__}.{cls.__qualname__}; save() stores only "
             "sk_replearn's public estimators. Pickle it with joblib.dump instead "
             "(trusted files only)."
+        )
+    changed = [
+        (k, was, now)
+        for k, was, now in getattr(estimator, "_changed_since_fit", list)()
+        if k not in _WHERE_IT_RUNS
+    ]
+    if changed:
+        what = ", ".join(f"{k}={now} (fitted with {was})" for k, was, now in changed)
+        raise ValueError(
+            f"Cannot save {name}: set_params changed {what} since fit, so the "
+            "file would pair the fitted network with parameters it was not "
+            "fitted with (and load rebuilds the network from them). Set them "
+            "back, or fit again, before saving."
         )
     params = estimator.get_params(deep=False)
     plain_params = {}

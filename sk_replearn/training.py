@@ -419,10 +419,16 @@ class RepresentationNet(NeuralNet):
             except KeyboardInterrupt:
                 if self._early_stopped():
                     return self  # skorch's EarlyStopping stops by raising it
+                epoch = len(self.history)
+                if self.history and "train_loss" not in self.history[-1]:
+                    # The record keeps finished epochs only: the unfinished
+                    # one's row has no loss (loss_curve_, n_epochs_ read it).
+                    self.history.pop()
                 warn_user(
-                    f"Training was interrupted during epoch {len(self.history)}; "
-                    "the model keeps the weights of the last finished step and "
-                    "can be used (or trained further with warm_start=True).",
+                    f"Training was interrupted during epoch {epoch}; the model "
+                    "keeps the weights of the last finished step and can be "
+                    "used (or trained further with warm_start=True); its "
+                    f"history_ records the {len(self.history)} finished epoch(s).",
                     RuntimeWarning,
                 )
                 self.interrupted_ = True

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from sk_replearn import AutoencoderTransformer, PCATransformer
+from sk_replearn import AutoencoderTransformer, FineTuner, PCATransformer
 from sk_replearn.training import NonFiniteLossError
 
 IMAGE = dict(n_components=8, input_shape=(1, 8, 8), max_epochs=3, random_state=0)
@@ -336,6 +336,35 @@ def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):
         ae.fit(X)
     assert ae.n_epochs_ == 2
     assert np.isfinite(ae.transform(X)).all()
+
+
+@pytest.mark.parametrize("epoch", [1, 3])
+def test_keyboard_interrupt_mid_epoch_records_the_finished_epochs(small_digits, epoch):
+    # Ctrl-C inside an epoch: the fit ends fitted, and its record holds the
+    # finished epochs only (in the first epoch the loss curve's read of the
+    # unfinished row raised a KeyError and left the estimator half-fitted).
+    X, y = small_digits
+
+    class CtrlC(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training and len(net.history) == epoch:
+                raise KeyboardInterrupt
+
+    params = {**IMAGE, "max_epochs": 5, "batch_size": 16}
+    ae = AutoencoderTransformer(**params, callbacks=[CtrlC()])
+    with pytest.warns(RuntimeWarning, match=f"during epoch {epoch}.*{epoch - 1} fin"):
+        ae.fit(X)
+    assert ae.n_epochs_ == len(ae.loss_curve_) == len(ae.history_) == epoch - 1
+    assert np.isfinite(ae.transform(X)).all()
+    # Trained further, the record goes on from the finished epochs.
+    ae.set_params(warm_start=True, callbacks=None, max_epochs=2).fit(X)
+    assert ae.n_epochs_ == len(ae.loss_curve_) == epoch + 1
+    # The fine-tuner's fit ends the same way.
+    clf = FineTuner(ae, max_epochs=3, batch_size=16, callbacks=[CtrlC()])
+    with pytest.warns(RuntimeWarning, match=f"during epoch {epoch}"):
+        clf.fit(X, y)
+    assert clf.n_epochs_ == len(clf.loss_curve_) == epoch - 1
+    assert clf.predict(X).shape == (len(X),)
 
 
 def test_autoencoder_verbose_prints_epochs(small_digits, capsys):

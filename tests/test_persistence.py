@@ -154,6 +154,39 @@ def test_save_refuses_code_parameters(data, tmp_path):
     assert not (tmp_path / "clf.pt").exists()
 
 
+def test_save_refuses_model_parameters_changed_since_fit(data, tmp_path):
+    # The file pairs the weights with the parameters; load rebuilds the
+    # network from the latter, so a width set after fit used to write a file
+    # that load refused ("other shapes"), blaming another version.
+    X, y = data
+    path = tmp_path / "simclr.pt"
+    simclr = _fit(make("SimCLRTransformer"), X, y)
+    fitted = simclr.projection_dim
+    simclr.set_params(projection_dim=fitted + 8)
+    with pytest.raises(ValueError, match=f"projection_dim={fitted + 8} \\(fitted with"):
+        simclr.save(path)
+    assert not path.exists()
+    # Where it runs is not what it is: a device set after fit is saved.
+    simclr.set_params(projection_dim=fitted, device="cpu").save(path)
+    loaded = persistence.load(path)
+    np.testing.assert_array_equal(loaded.transform(X), simclr.transform(X))
+    loaded.save(tmp_path / "again.pt")  # a loaded model saves as it came
+
+
+@pytest.mark.parametrize(
+    "name", ["AutoencoderTransformer", "ContextEncoderTransformer"]
+)
+def test_transform_keeps_the_fitted_width_after_set_params(name, data):
+    # As the other methods do: set_params alone changes nothing fitted (the
+    # autoencoders' transform had read the new n_components and failed).
+    X, y = data
+    est = _fit(make(name, n_components=4), X, y)
+    before = est.transform(X)
+    est.set_params(n_components=3)
+    np.testing.assert_array_equal(est.transform(X), before)
+    assert len(est.get_feature_names_out()) == 4
+
+
 def test_save_drops_callbacks_with_a_warning(data, tmp_path):
     from skorch.callbacks import EpochTimer
 

@@ -149,6 +149,17 @@ def test_fit_dataset_errors():
 
     with pytest.raises(TypeError, match="map-style torch Dataset"):
         ae.fit(Stream())
+
+    class Dicts(torch.utils.data.Dataset):  # Hugging Face style items
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return {"pixel_values": torch.ones(3), "label": 0}
+
+    # Named as dicts, with the fix (the message said "a scalar").
+    with pytest.raises(TypeError, match="are dicts.*item\\['pixel_values'\\]"):
+        ae.fit(Dicts())
     bad = torch.ones(8, 3)
     bad[0, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):

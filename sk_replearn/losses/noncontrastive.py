@@ -1,8 +1,9 @@
-"""Non-contrastive losses: BYOL / SimSiam, Barlow Twins and DINO.
+"""Non-contrastive losses: BYOL / SimSiam, Barlow Twins, DINO and VICReg.
 
 These methods use no negatives; what keeps them from collapsing to a constant
 is a stop-gradient and predictor (BYOL, SimSiam), decorrelation (Barlow
-Twins) or centering and sharpening of a teacher (DINO);
+Twins), centering and sharpening of a teacher (DINO) or a floor on each
+dimension's spread with decorrelation (VICReg);
 :func:`~sk_replearn.losses.collapse_std` measures collapse. All losses
 compute in at least float32 (autocast-safe).
 """

@@ -243,6 +243,20 @@ class NeuralRepresentation(BaseRepresentation):
             k: repr(v) for k, v in self.get_params(deep=False).items() if k not in skip
         }
 
+    def _changed_since_fit(self) -> list[tuple[str, str, str]]:
+        """``(name, fitted repr, present repr)`` of each model parameter that
+        ``set_params`` changed since ``fit`` (none for an unfitted estimator,
+        or one fitted by a version that did not record them)."""
+        fitted = getattr(self, "_fitted_params", None)
+        if fitted is None:
+            return []
+        now = self._model_params()
+        return [
+            (k, fitted.get(k, "<unset>"), now.get(k, "<unset>"))
+            for k in sorted({*fitted, *now})
+            if fitted.get(k) != now.get(k)
+        ]
+
     def _check_warm_params(self) -> None:
         """Refuse a warm start after a change it would not apply.
 
@@ -250,13 +264,9 @@ class NeuralRepresentation(BaseRepresentation):
         ``temperature``, ``views``, ``momentum``, width, ``device`` or
         ``precision`` would be reported by ``get_params`` but not used.
         """
-        fitted = getattr(self, "_fitted_params", None)
-        if fitted is None:  # fitted by a version that did not record them
-            return
-        now = self._model_params()
-        changed = sorted(k for k in {*fitted, *now} if fitted.get(k) != now.get(k))
+        changed = self._changed_since_fit()
         if changed:
-            was = ", ".join(f"{k}={fitted.get(k, '<unset>')}" for k in changed[:4])
+            was = ", ".join(f"{k}={fitted}" for k, fitted, _ in changed[:4])
             raise ValueError(
                 "warm_start=True continues the fitted model, which these changed "
                 f"parameters would not reach (it was fitted with {was}"
@@ -534,7 +544,9 @@ class NeuralRepresentation(BaseRepresentation):
     def _record_fit(self, net: RepresentationNet) -> None:
         self.net_ = net
         self.history_ = net.history
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        # Every row is a finished epoch (an interrupted one's is dropped); an
+        # interrupt in the first epoch leaves none, and an empty curve.
+        self.loss_curve_ = [float(row["train_loss"]) for row in net.history]
         self.n_epochs_ = len(net.history)
 
     # -- persistence -----------------------------------------------------------

@@ -276,7 +276,8 @@ class ContextEncoderTransformer(NeuralRepresentation):
 
     @property
     def _n_features_out(self) -> int:
-        return self.n_components
+        # The fitted width, even if n_components was set again after fit.
+        return self.net_.module_.bottleneck.out_features
 
     def _check_params_against_data(self, n_samples: int) -> None:
         """Also check the mask against the samples' shape."""

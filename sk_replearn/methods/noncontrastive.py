@@ -1,4 +1,4 @@
-"""Non-contrastive representation learners: BYOL, SimSiam, Barlow Twins, DINO."""
+"""Non-contrastive learners: BYOL, SimSiam, Barlow Twins, DINO and VICReg."""
 
 from __future__ import annotations
 

@@ -223,7 +223,8 @@ class AutoencoderTransformer(NeuralRepresentation):
 
     @property
     def _n_features_out(self) -> int:
-        return self.n_components
+        # The fitted width, even if n_components was set again after fit.
+        return self.net_.module_.bottleneck.out_features
 
     def _build_objective(self) -> AutoencoderObjective:
         return AutoencoderObjective(

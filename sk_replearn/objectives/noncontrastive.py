@@ -1,8 +1,9 @@
-"""Non-contrastive two-view objectives: BYOL, SimSiam, Barlow Twins and DINO.
+"""Non-contrastive two-view objectives: BYOL, SimSiam, Barlow Twins, DINO, VICReg.
 
 No negatives: an EMA target and a predictor (BYOL), a stop-gradient and a
-predictor (SimSiam), decorrelation (Barlow Twins) or a centred, sharpened EMA
-teacher (DINO) keep the representation from collapsing. The losses live in
+predictor (SimSiam), decorrelation (Barlow Twins), a centred, sharpened EMA
+teacher (DINO) or a variance floor and decorrelation (VICReg) keep the
+representation from collapsing. The losses live in
 :mod:`sk_replearn.losses.noncontrastive`.
 """
 
