@@ -31,6 +31,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["sk_replearn", "sk_replearn.*"]),
+    # PEP 561: the inline type hints are part of the installed package.
+    package_data={"sk_replearn": ["py.typed"]},
     ext_modules=[KERNELS],
     python_requires=">=3.10",
     install_requires=[
