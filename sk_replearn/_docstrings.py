@@ -264,12 +264,18 @@ with a ValueError, since the fitted model would not follow it.""",
     "checkpoint_dir": (
         "str, path-like or None",
         """\
-Directory where the training state (weights, optimiser, history) is
-saved after every epoch. A ``fit`` that finds a checkpoint there resumes
-after its last finished epoch, so a killed run loses at most one epoch.
-One fit at a time per directory: an unfinished checkpoint of other
+Directory where the training state (weights, optimiser, history, the
+bookkeeping of the callbacks, the user's included) is saved after every
+epoch. A ``fit`` that finds there an unfinished run that began where it
+begins (a fit from scratch; a warm start of the same fitted model from
+the same epoch) resumes it after its last finished epoch, so a killed
+run loses at most one epoch and ends as an uninterrupted fit would. A
+finished run, or one that began elsewhere (the second round of warm
+starts of a script that runs again from the start), is overwritten. One
+fit at a time per directory: an unfinished checkpoint of other
 parameters or other data (another fold of a parallel cross-validation)
-is refused, not resumed. None saves nothing.""",
+is refused, not resumed. The directory is made, and checked to take
+files, when training begins. None saves nothing.""",
     ),
     "transform_layer": (
         "int",

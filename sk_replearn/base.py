@@ -142,6 +142,26 @@ def is_fitted(estimator) -> bool:
     return True
 
 
+def with_article(noun: str) -> str:
+    """``noun`` after "a" or "an", as it is spoken, for messages.
+
+    A word takes "an" before a vowel (an AutoencoderTransformer); a name
+    that begins with an initialism (two capitals) before a letter whose
+    name begins with one (an MAETransformer, a PCATransformer).
+
+    Examples
+    --------
+    >>> from sk_replearn.base import with_article
+    >>> with_article("AutoencoderTransformer"), with_article("SimCLRTransformer")
+    ('an AutoencoderTransformer', 'a SimCLRTransformer')
+    >>> with_article("MAETransformer"), with_article("PCATransformer")
+    ('an MAETransformer', 'a PCATransformer')
+    """
+    initialism = noun[:2].isupper() and noun[:2].isalpha()
+    vowels = "AEFHILMNORSX" if initialism else "AEIOUaeiou"
+    return f"{'an' if noun[:1] and noun[0] in vowels else 'a'} {noun}"
+
+
 def seed_from_random_state(random_state) -> int:
     """Draw a torch seed from a scikit-learn ``random_state``.
 

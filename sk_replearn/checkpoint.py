@@ -17,8 +17,12 @@ once at the end of the last saved epoch (batch order, views, masks).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
+import tempfile
+import types
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,7 +31,8 @@ from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
-from .base import is_fitted
+from .base import is_fitted, with_article
+from .data import sample_of
 from .persistence import (
     _CHECKPOINT_FORMAT,
     _NOT_FINGERPRINTED,
@@ -40,14 +45,17 @@ from .persistence import (
     to_plain,
 )
 
-__all__ = ["TrainingCheckpoint", "fingerprint"]
+__all__ = ["TrainingCheckpoint", "check_checkpoint_dir", "fingerprint"]
 
 
 def fingerprint(estimator) -> dict:
     """What must match for a checkpoint to be resumed by ``estimator``.
 
     The class and every (nested) parameter but those that only say how a
-    fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...).
+    fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...),
+    each as text that reads the same in every process (see
+    :func:`_stable_repr`: a random state by its state, a function by its
+    name, never a memory address), so that a new process resumes the run.
     A parameter that is an unfitted estimator counts by its own parameters
     (listed under ``name__param``); one that is fitted (a fine-tuner's
     pre-trained ``representation``) also by a digest of what it learned,
@@ -78,7 +86,7 @@ def fingerprint(estimator) -> dict:
         if k.rsplit("__", 1)[-1] in _NOT_FINGERPRINTED:
             continue
         if not isinstance(v, BaseEstimator):
-            params[k] = repr(v)
+            params[k] = _stable_repr(v)
         elif is_fitted(v):
             params[k] = f"a fitted {type(v).__name__} (learned state {_learned(v)})"
     pretrain = getattr(estimator, "_pretrain_digest", None)
@@ -87,11 +95,103 @@ def fingerprint(estimator) -> dict:
     return {"estimator": type(estimator).__name__, "params": params}
 
 
+#: A memory address in a repr (``<function f at 0x7f...>``): other in every process.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: How deep :func:`_stable_repr` reads the attributes of objects in attributes.
+_REPR_DEPTH = 3
+
+
+def _stable_repr(value, depth: int = 0) -> str:
+    """``repr(value)`` as it reads in every process: without memory addresses.
+
+    A numpy random state or generator counts by a digest of its state, a
+    function by its module and qualified name (a lambda by its code too),
+    an object without a repr of its own by its class and attributes, and
+    lists, tuples, dicts and sets by their items (a set's sorted); anything
+    else by its repr, less the addresses in it. Plain values (numbers,
+    strings, tuples of them) read as their repr.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.checkpoint import _stable_repr
+    >>> _stable_repr({"hidden_sizes": (16,)})
+    "{'hidden_sizes': (16,)}"
+    >>> _stable_repr(np.random.RandomState(0)) == _stable_repr(np.random.RandomState(0))
+    True
+    >>> _stable_repr(np.sqrt)
+    "<ufunc 'sqrt'>"
+    """
+    if isinstance(value, np.random.RandomState):
+        return f"RandomState(state {_digest_of(value.get_state(legacy=False))})"
+    if isinstance(value, np.random.Generator):
+        state = value.bit_generator.state
+        return f"Generator({state['bit_generator']}, state {_digest_of(state)})"
+    if isinstance(value, types.FunctionType):
+        name = f"{value.__module__}.{value.__qualname__}"
+        if value.__name__ == "<lambda>":  # lambdas of one module share a name
+            code = value.__code__
+            body = [
+                code.co_code.hex(),
+                _ADDRESS.sub("", repr(code.co_consts)),
+                code.co_names,
+            ]
+            name += f" {_digest_of(body)}"
+        return f"<function {name}>"
+    if isinstance(value, types.MethodType):
+        owner = _stable_repr(value.__self__, depth + 1)
+        return f"<bound method {value.__func__.__qualname__} of {owner}>"
+    if isinstance(value, functools.partial):
+        args = [_stable_repr(v, depth + 1) for v in (value.func, *value.args)]
+        args += [f"{k}={_stable_repr(v, depth + 1)}" for k, v in value.keywords.items()]
+        return f"functools.partial({', '.join(args)})"
+    if type(value) in (list, tuple):
+        items = [_stable_repr(v, depth + 1) for v in value]
+        if type(value) is list:
+            return "[" + ", ".join(items) + "]"
+        return "(" + items[0] + ",)" if len(items) == 1 else f"({', '.join(items)})"
+    if type(value) is dict:
+        items = [f"{k!r}: {_stable_repr(v, depth + 1)}" for k, v in value.items()]
+        return "{" + ", ".join(items) + "}"
+    if type(value) in (set, frozenset) and value:  # in the order of no process
+        items = sorted(_stable_repr(v, depth + 1) for v in value)
+        text = "{" + ", ".join(items) + "}"
+        return text if type(value) is set else f"frozenset({text})"
+    if type(value).__repr__ is object.__repr__ and not isinstance(value, type):
+        # A user's object (a views callable, say) shows only its address.
+        cls = type(value)
+        attrs = vars(value) if hasattr(value, "__dict__") else {}
+        text = _stable_repr(attrs, depth + 1) if depth < _REPR_DEPTH else "{...}"
+        return f"<{cls.__module__}.{cls.__qualname__} object {text}>"
+    return _ADDRESS.sub("", repr(value))
+
+
+def _digest_of(value) -> str:
+    """A short digest of numbers, arrays, strings and containers of them."""
+    digest = hashlib.blake2b(digest_size=8)
+    _digest_value(digest, "", value)
+    return digest.hexdigest()
+
+
 def pretrain_digest(pretrain_X) -> str | None:
     """A digest of a fine-tuner's ``pretrain_X``, as of its training data.
 
-    None when there is none, or for data whose rows cannot be read by index
-    (a user's Dataset, ragged sequences): its shape is not known either.
+    A Dataset counts by its length and a few samples (see
+    :func:`_data_digest`). None when there is none, or for ragged
+    sequences, whose rows cannot be read as one array.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.checkpoint import pretrain_digest
+    >>> X = np.arange(12.0, dtype=np.float32).reshape(6, 2)
+    >>> data = torch.utils.data.TensorDataset(torch.from_numpy(X))
+    >>> pretrain_digest(data) == pretrain_digest(torch.utils.data.TensorDataset(
+    ...     torch.from_numpy(X.copy())))
+    True
+    >>> pretrain_digest(data) == pretrain_digest(torch.utils.data.TensorDataset(
+    ...     torch.from_numpy(X[:5])))
+    False
     """
     if pretrain_X is None:
         return None
@@ -184,6 +284,34 @@ def _set_rng_state(net, state: dict) -> None:
 
 #: Rows of the training data a checkpoint's fingerprint reads, evenly spaced.
 _DIGEST_ROWS = 1024
+#: Samples of a Dataset it reads, evenly spaced: each may be a file to read
+#: and decode, where rows of an array are a slice of memory.
+_DIGEST_SAMPLES = 16
+
+
+def _data_fingerprint(X, y=None) -> dict:
+    """The training data's part of a fingerprint: its shape and a digest.
+
+    ``data_shape`` is ``(n_samples, *sample_shape)`` (a Dataset's sample
+    shape read off its first item; empty for data of no known shape), and
+    ``data_digest`` is left out where :func:`_data_digest` reads nothing.
+    """
+    if hasattr(X, "shape"):
+        shape = list(X.shape)
+    elif _is_sample_dataset(X):
+        shape = [len(X), *(sample_of(X[0]).shape if len(X) else ())]
+    else:
+        shape = []
+    data = {"data_shape": shape}
+    digest = _data_digest(X, y)
+    if digest is not None:
+        data["data_digest"] = digest
+    return data
+
+
+def _is_sample_dataset(data) -> bool:
+    """Whether ``data`` is a map-style Dataset read sample by sample."""
+    return isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__")
 
 
 def _data_digest(X, y=None) -> str | None:
@@ -191,7 +319,10 @@ def _data_digest(X, y=None) -> str | None:
 
     Two folds of a cross-validation have data of one shape: without it, a
     fold running beside another would resume the other's checkpoint and
-    train on its rows. None for data whose rows cannot be read by index.
+    train on its rows. A Dataset (read one sample at a time: a file to
+    decode, perhaps) counts by its length and :data:`_DIGEST_SAMPLES`
+    samples at fixed positions. None for data whose rows cannot be read by
+    index (an iterable Dataset).
     """
     digest = hashlib.blake2b(digest_size=16)
     for part in (X, y):
@@ -201,7 +332,10 @@ def _data_digest(X, y=None) -> str | None:
         if not isinstance(rows, (torch.Tensor, np.ndarray)) and not hasattr(
             rows, "subset"
         ):
-            return None  # a user's Dataset: its shape alone
+            if not _is_sample_dataset(rows):
+                return None
+            _digest_samples(digest, rows)
+            continue
         n = len(rows)
         if n == 0:
             continue
@@ -213,6 +347,15 @@ def _data_digest(X, y=None) -> str | None:
         if isinstance(labels, torch.Tensor) and len(labels):
             digest.update(np.ascontiguousarray(labels[idx].numpy()).tobytes())
     return digest.hexdigest()
+
+
+def _digest_samples(digest, dataset) -> None:
+    """Add a Dataset's length and its samples at evenly spaced positions."""
+    n = len(dataset)
+    digest.update(f"dataset of {n} samples".encode())
+    positions = np.linspace(0, n - 1, min(n, _DIGEST_SAMPLES)).round().astype(int)
+    for i in positions.tolist():
+        _digest_value(digest, f"sample {i}", sample_of(dataset[i]))
 
 
 def _callback_states(net) -> dict:
@@ -244,10 +387,64 @@ def _restore_callback_states(net, states: dict) -> None:
         if cb is None:
             continue
         state = from_plain(state)
-        if "lr_scheduler" in state and getattr(cb, "lr_scheduler_", None):
-            cb.lr_scheduler_.load_state_dict(state.pop("lr_scheduler"))
+        scheduler = state.pop("lr_scheduler", None)
+        if scheduler is not None and getattr(cb, "lr_scheduler_", None):
+            cb.lr_scheduler_.load_state_dict(scheduler)
         for attr, value in state.items():
             setattr(cb, attr, value)
+
+
+def _state_digest(net) -> str:
+    """A digest of the weights and optimizer state a warm start goes on from."""
+    digest = hashlib.blake2b(digest_size=16)
+    _digest_value(digest, "module", _objective(net).state_dict())
+    _digest_value(digest, "optimizer", net.optimizer_.state_dict())
+    return digest.hexdigest()
+
+
+def check_checkpoint_dir(dirname: str | os.PathLike) -> None:
+    """Make the directory ``dirname`` if needed and check that it takes files.
+
+    Run when training begins, so that a directory no checkpoint can be
+    written to fails the fit before its first epoch rather than after it.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        The ``checkpoint_dir``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``checkpoint_dir``, the path and the system's reason, where
+        the directory cannot be made (a path below a file, an empty path)
+        or a file cannot be created in it (a read-only folder).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sk_replearn.checkpoint import check_checkpoint_dir
+    >>> d = os.path.join(tempfile.mkdtemp(), "run")
+    >>> check_checkpoint_dir(d)
+    >>> os.listdir(d)
+    []
+    """
+    directory = os.fspath(dirname)
+    try:
+        if not directory:
+            raise FileNotFoundError("the path is empty")
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise NotADirectoryError(f"{directory!r} is a file")
+        os.makedirs(directory, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        raise ValueError(
+            f"checkpoint_dir={dirname!r} is not a directory where a checkpoint "
+            f"can be written ({type(exc).__name__}: {exc}); pass a directory "
+            "this process can write to, or None to save no checkpoint."
+        ) from exc
 
 
 class TrainingCheckpoint(Callback):
@@ -257,25 +454,40 @@ class TrainingCheckpoint(Callback):
     epoch it writes ``checkpoint.pt`` in ``dirname`` (atomically: a kill
     during the write leaves the previous checkpoint): the module's weights,
     the optimizer, the history, the callbacks' bookkeeping (learning-rate
-    schedule, early stopping, best scores), the gradient scaler and torch's
-    random state. When training begins on a fresh net and the file holds an
-    unfinished run of the same estimator and data, the state is loaded and
-    only the remaining epochs run; on the CPU, at the same number of
-    threads, the result equals an uninterrupted fit's, bit for bit.
+    schedules, early stopping, best scores, the user's as the engine's),
+    the gradient scaler and torch's random state. When training begins and
+    the file holds an unfinished run of the same estimator and data that
+    started where this fit starts, the state is loaded and only the
+    remaining epochs run; on the CPU, at the same number of threads, the
+    result equals an uninterrupted fit's, bit for bit. A fit from scratch
+    resumes a run from scratch; a warm start (``warm_start=True``) resumes
+    one that went on from the same epoch of the same fitted model (its
+    weights and optimizer state).
+
+    It must come after the callbacks whose state it saves (the estimators
+    put it last): it restores their bookkeeping once they all have begun
+    training, and the estimators' net lets every callback see an epoch
+    before any error raised at its end (a stop, a crash) propagates, so
+    that the checkpoint saves the epoch after them all.
 
     A checkpoint of a run that finished (all its epochs, or stopped early)
     is *not* resumed: a new fit starts over and overwrites it, as a fit
-    without ``checkpoint_dir`` would. An unfinished checkpoint of another
-    estimator, other parameters or other data raises a ValueError rather
-    than being overwritten.
+    without ``checkpoint_dir`` would. Neither is one of a run that started
+    at another epoch: the warm-start continuation of a script's first fit
+    when the script runs again from the start, whose first fit starts over
+    (the continuation then runs again after it). An unfinished checkpoint
+    of another estimator, other parameters or other data, or of a warm
+    start of another fitted model, raises a ValueError rather than being
+    overwritten, and so does a file that cannot be read (a truncated copy).
 
     Parameters
     ----------
     dirname : str or path-like
-        Directory of the checkpoint (created if needed).
+        Directory of the checkpoint (created if needed; training begins
+        with a check that a file can be written there).
     fingerprint : dict or None, default=None
-        What must match for a resume (see :func:`fingerprint`); the shape of
-        the training data is added to it.
+        What must match for a resume (see :func:`fingerprint`); the shape
+        and a digest of the training data are added to it.
 
     Examples
     --------
@@ -300,6 +512,7 @@ class TrainingCheckpoint(Callback):
 
     def initialize(self):
         self._resume = None
+        self._start = 0
         self._target = None
         self._train_begin_rng = None
         return self
@@ -310,22 +523,17 @@ class TrainingCheckpoint(Callback):
         return os.path.join(os.fspath(self.dirname), self.filename)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        shape = list(getattr(X, "shape", ()))
-        self.fingerprint_ = {**(self.fingerprint or {}), "data_shape": shape}
-        digest = _data_digest(X, y)
-        if digest is not None:
-            self.fingerprint_["data_digest"] = digest
-        checkpoint = None
-        if len(net.history) == 0 and os.path.exists(self.path):
-            checkpoint = _read(self.path, _CHECKPOINT_FORMAT)
-            if checkpoint["finished"]:
-                checkpoint = None  # a finished run: start over
+        check_checkpoint_dir(self.dirname)
+        self._start = start = len(net.history)  # a warm start goes on from it
+        self.fingerprint_ = {**(self.fingerprint or {}), **_data_fingerprint(X, y)}
+        if start:  # ... and from the weights and optimizer state it holds
+            self.fingerprint_["start_state"] = _state_digest(net)
+        checkpoint = self._unfinished_run(start)
         if checkpoint is None:
-            self._target = len(net.history) + net.max_epochs
+            self._target = start + net.max_epochs
             self._train_begin_rng = _rng_state(net)
             return
-        self._check_fingerprint(checkpoint["fingerprint"])
-        # The callbacks before this one have begun; load over their state.
+        # Every callback has begun (this one comes last): load over their state.
         _load_weights(
             net,
             checkpoint["module"],
@@ -365,21 +573,47 @@ class TrainingCheckpoint(Callback):
             self._write(net, finished=True)
         # else interrupted mid-epoch: keep the last epoch's checkpoint
 
+    def _unfinished_run(self, start: int) -> dict | None:
+        """The checkpoint's run that this fit, begun at epoch ``start``, resumes.
+
+        None where there is none to resume: no file, a finished run, or a
+        run begun at another epoch (another round of warm starts of the
+        same training), which this fit overwrites. Raises a ValueError for
+        a file that cannot be read and for another model's unfinished run.
+        """
+        if not os.path.exists(self.path):
+            return None
+        try:
+            checkpoint = _read(self.path, _CHECKPOINT_FORMAT)
+        except ValueError as exc:
+            raise ValueError(
+                f"checkpoint_dir={os.fspath(self.dirname)!r} holds a checkpoint "
+                f"that cannot be resumed: {exc} Delete {self.path!r} to start "
+                "over, or use another checkpoint_dir."
+            ) from exc
+        # A file written before starts were recorded counts as from scratch.
+        begun = checkpoint.get("start_epoch", 0)
+        if checkpoint["finished"] or begun != start:
+            return None  # finished, or another round of warm starts: start over
+        self._check_fingerprint(checkpoint["fingerprint"])
+        return checkpoint
+
     def _check_fingerprint(self, saved: dict) -> None:
         ours = self.fingerprint_
         if "data_digest" not in saved:  # written before digests: shapes only
             ours = {k: v for k, v in ours.items() if k != "data_digest"}
+        elif not saved.get("data_shape"):  # before Datasets' shapes: digests
+            ours = {**ours, "data_shape": saved.get("data_shape", [])}
         if saved == ours:
             return
         keys = sorted(
             k
-            for k in {*saved.get("params", {}), *self.fingerprint_.get("params", {})}
-            if saved.get("params", {}).get(k)
-            != self.fingerprint_.get("params", {}).get(k)
+            for k in {*saved.get("params", {}), *ours.get("params", {})}
+            if saved.get("params", {}).get(k) != ours.get("params", {}).get(k)
         )
-        if saved.get("estimator") != self.fingerprint_.get("estimator"):
-            what = f"a {saved.get('estimator')}"
-        elif saved.get("data_shape") != self.fingerprint_.get("data_shape"):
+        if saved.get("estimator") != ours.get("estimator"):
+            what = with_article(str(saved.get("estimator")))
+        elif saved.get("data_shape") != ours.get("data_shape"):
             what = f"data of shape {tuple(saved.get('data_shape', ()))}"
         elif saved.get("data_digest") != ours.get("data_digest"):
             what = (
@@ -387,13 +621,18 @@ class TrainingCheckpoint(Callback):
                 "cross-validation running at the same time, say: there, run "
                 "the folds one at a time, n_jobs=1)"
             )
-        else:
+        elif keys:
             what = (
                 "other parameters ("
                 + ", ".join(
                     f"{k}={saved.get('params', {}).get(k, '<unset>')}" for k in keys
                 )
                 + ")"
+            )
+        else:
+            what = (
+                f"a warm start of another fitted model (other weights or "
+                f"optimizer state at epoch {self._start})"
             )
         raise ValueError(
             f"checkpoint_dir={os.fspath(self.dirname)!r} holds an unfinished "
@@ -411,6 +650,7 @@ class TrainingCheckpoint(Callback):
             "format": _CHECKPOINT_FORMAT,
             "version": _VERSION,
             "fingerprint": self.fingerprint_,
+            "start_epoch": self._start,
             "target_epochs": self._target,
             "finished": finished,
             "module": _objective(net).state_dict(),

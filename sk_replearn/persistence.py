@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._warn import warn_user
-from .base import is_fitted
+from .base import is_fitted, with_article
 
 __all__ = ["from_plain", "load", "save", "to_plain"]
 
@@ -118,9 +118,10 @@ def to_plain(value, name: str):
         return {_TAG: "hf_tokenizer", "json": value.to_str()}
     if hasattr(value, "to_numpy") and hasattr(value, "shape"):  # a DataFrame
         raise TypeError(
-            f"{name} is a {type(value).__name__}, which save() does not store; "
-            f"set it as an array ({name.rsplit('.', 1)[-1]}=value.to_numpy()) "
-            "before saving, or pickle the estimator with joblib.dump."
+            f"{name} is {with_article(type(value).__name__)}, which save() does "
+            f"not store; set it as an array ({name.rsplit('.', 1)[-1]}="
+            "value.to_numpy()) before saving, or pickle the estimator with "
+            "joblib.dump."
         )
     if isinstance(value, torch.nn.Module):
         shown = f"<a {type(value).__name__} module>"
@@ -250,9 +251,9 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     cls = type(estimator)
     if _public_classes().get(cls.__name__) is not cls:
         raise TypeError(
-            f"{name} is a {cls.__module__}.{cls.__qualname__}; save() stores only "
-            "sk_replearn's public estimators. Pickle it with joblib.dump instead "
-            "(trusted files only)."
+            f"{name} is {with_article(f'{cls.__module__}.{cls.__qualname__}')}; "
+            "save() stores only sk_replearn's public estimators. Pickle it with "
+            "joblib.dump instead (trusted files only)."
         )
     changed = [
         (k, was, now)

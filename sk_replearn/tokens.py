@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ._warn import warn_user
+from .base import with_article
 from .data import Batches, shuffled_order
 
 __all__ = [
@@ -210,7 +211,8 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
                 "[b.decode('utf-8') for b in X]."
             )
         raise TypeError(
-            f"X[{i}] is a {type(s).__name__} ({s!r:.40}); {what}, all of one kind."
+            f"X[{i}] is {with_article(type(s).__name__)} ({s!r:.40}); {what}, all "
+            "of one kind."
         )
     raise TypeError(f"{what}.")  # pragma: no cover - the loop raises
 

@@ -438,24 +438,24 @@ class RepresentationNet(NeuralNet):
         """As skorch's; at an epoch's end, every callback sees the epoch.
 
         skorch's :class:`~skorch.callbacks.EarlyStopping` stops by raising
-        in ``on_epoch_end``, so the callbacks after it (the checkpoint, the
-        user's, the printed log) never saw the epoch it stopped at. Here the
-        stop waits until they all have.
+        in ``on_epoch_end``, and a callback may fail there (a crash, an
+        interrupt); the callbacks after it (the user's, the checkpoint,
+        which saves the epoch after all the others, the printed log) never
+        saw the epoch. Here they all see it first; then the first error is
+        raised, or the stop if nothing else was raised.
         """
         if method_name != "on_epoch_end":
             return super().notify(method_name, **cb_kwargs)
         getattr(self, method_name)(self, **cb_kwargs)
-        stop = None
+        errors, stops = [], []
         for _, cb in self.callbacks_:
             try:
                 getattr(cb, method_name)(self, **cb_kwargs)
-            except KeyboardInterrupt as exc:
-                if stop is None and self._early_stopped():
-                    stop = exc  # the stop; the rest see the epoch first
-                else:
-                    raise
-        if stop is not None:
-            raise stop
+            except BaseException as exc:  # raised once the rest saw the epoch
+                stop = isinstance(exc, KeyboardInterrupt) and self._early_stopped()
+                (stops if stop else errors).append(exc)
+        if errors or stops:
+            raise (errors or stops)[0]
 
     def _early_stopped(self) -> bool:
         return any(

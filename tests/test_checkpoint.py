@@ -339,3 +339,218 @@ def test_checkpoint_of_a_fine_tuning_pre_trained_on_other_data_is_refused(
     ran = []
     tuner(callbacks=[CountEpochs(ran)]).fit(X, y, pretrain_X=pre_a)  # resumes
     assert len(ran) == MAX_EPOCHS - KILL_AFTER
+
+
+class _Silent:
+    """An EarlyStopping sink that prints nothing."""
+
+    def __call__(self, *args, **kwargs) -> None:
+        return None
+
+
+@pytest.mark.parametrize("kind", ["lr_scheduler", "early_stopping"])
+def test_checkpoint_resume_with_the_users_callbacks_equals_uninterrupted_fit(
+    kind, data, tmp_path
+):
+    # The checkpoint restored the user's callbacks before their own
+    # on_train_begin: a StepLR got an 'lr_scheduler' argument, and an
+    # EarlyStopping started counting its misses again (and saved before it
+    # counted an epoch).
+    from skorch.callbacks import EarlyStopping, LRScheduler
+
+    def users():
+        if kind == "lr_scheduler":
+            policy = torch.optim.lr_scheduler.StepLR
+            return [("sched", LRScheduler(policy, step_size=1, gamma=0.5))]
+        # Every epoch is a miss after the first: it stops at epoch 1 + 3.
+        stop = EarlyStopping(
+            monitor="train_loss", patience=3, threshold=0.9, sink=_Silent()
+        )
+        return [("stop", stop)]
+
+    def ae(**kw):
+        return _ae(max_epochs=8, lr_schedule=None, lr=0.05, **kw)
+
+    reference = _fit(ae(callbacks=users()), data)
+    with pytest.raises(Killed):
+        _fit(
+            ae(checkpoint_dir=tmp_path, callbacks=[*users(), KillAfterEpoch(2)]),
+            data,
+        )
+    resumed = _fit(ae(checkpoint_dir=tmp_path, callbacks=users()), data)
+    assert resumed.n_epochs_ == reference.n_epochs_
+    assert reference.n_epochs_ == (4 if kind == "early_stopping" else 8)
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_of_a_warm_start_continuation_is_resumed_only_by_one(data, tmp_path):
+    # A script fits, then trains on with warm_start=True; killed in the
+    # second round, run again from the start: its first fit resumed the
+    # second round's checkpoint (4 epochs where it asked for 2).
+    import copy
+
+    X = data[0]
+
+    def round_one(**kw):
+        return _ae(max_epochs=2, warm_start=True, **kw).fit(X)
+
+    first = round_one()
+    reference = copy.deepcopy(first).fit(X)
+    assert reference.n_epochs_ == 4
+    with pytest.raises(Killed):
+        round_one(checkpoint_dir=tmp_path).set_params(
+            callbacks=[KillAfterEpoch(3)]
+        ).fit(X)
+
+    again = round_one(checkpoint_dir=tmp_path)  # the script run again
+    assert again.n_epochs_ == 2
+    _assert_same_weights(again, first)
+    again.fit(X)
+    assert again.n_epochs_ == 4
+    _assert_same_weights(again, reference)
+
+    # A continuation of the same fitted model from the same epoch resumes.
+    with pytest.raises(Killed):
+        copy.deepcopy(first).set_params(
+            checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(3)]
+        ).fit(X)
+    ran = []
+    resumed = copy.deepcopy(first).set_params(
+        checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]
+    )
+    resumed.fit(X)
+    assert ran == [4]
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)
+    # One of another fitted model (other weights, same parameters) is refused.
+    with pytest.raises(Killed):
+        copy.deepcopy(first).set_params(
+            checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(3)]
+        ).fit(X)
+    other = _ae(max_epochs=2, warm_start=True, random_state=1).fit(X)
+    with pytest.raises(ValueError, match="warm start of another fitted model"):
+        other.set_params(random_state=0, checkpoint_dir=tmp_path).fit(X)
+
+
+def _views_function():
+    """A new function object each call, of one name: as in a new process."""
+
+    def views(batch):
+        return batch + 0.1 * torch.randn_like(batch)
+
+    return views
+
+
+def test_checkpoint_fingerprint_holds_no_memory_address(data, tmp_path):
+    # random_state=RandomState(0) or a views function counted by their repr,
+    # "<... at 0x7f...>": in a new process the run was "of other parameters".
+    from sk_replearn.checkpoint import fingerprint
+
+    def simclr(seed=0, **kw):
+        return _simclr(
+            random_state=np.random.RandomState(seed), views=_views_function(), **kw
+        )
+
+    text = repr(fingerprint(simclr()))
+    assert " at 0x" not in text and "RandomState(state" in text
+    reference = _fit(simclr(), data)
+    with pytest.raises(Killed):
+        _fit(simclr(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    resumed = _fit(simclr(checkpoint_dir=tmp_path), data)  # new objects
+    _assert_same_weights(resumed, reference)
+    # A value that differs is still refused.
+    with pytest.raises(Killed):
+        _fit(simclr(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    with pytest.raises(ValueError, match=r"other parameters \(random_state=Random"):
+        _fit(simclr(seed=1, checkpoint_dir=tmp_path), data)
+    a, b = fingerprint(_simclr(views=lambda x: x)), fingerprint(_simclr(views=abs))
+    assert a["params"]["views"] != b["params"]["views"]
+
+
+def test_checkpoint_of_another_dataset_is_refused(data, tmp_path):
+    # A Dataset's fingerprint had no shape and no digest: a fit on another
+    # Dataset resumed the run; one of another sample width blamed "a version
+    # of sk_replearn with other defaults".
+    from torch.utils.data import TensorDataset
+
+    X = torch.from_numpy(data[0])
+    with pytest.raises(Killed):
+        _ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]).fit(
+            TensorDataset(X)
+        )
+    with pytest.raises(ValueError, match="other data of the same shape"):
+        _ae(checkpoint_dir=tmp_path).fit(TensorDataset(X.flip(0)))
+    with pytest.raises(ValueError, match=r"data of shape \(160, 8\)"):
+        _ae(checkpoint_dir=tmp_path).fit(TensorDataset(X[:100]))
+    with pytest.raises(ValueError, match=r"data of shape \(160, 8\)"):
+        _ae(checkpoint_dir=tmp_path).fit(TensorDataset(X[:, :6].contiguous()))
+    ran = []
+    _ae(checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]).fit(TensorDataset(X))
+    assert ran == [2, 3, 4]  # the same Dataset resumes
+
+
+def test_checkpoint_of_a_fine_tuning_pre_trained_on_another_dataset_is_refused(
+    data, tmp_path
+):
+    from torch.utils.data import TensorDataset
+
+    X, y = data
+    pre = torch.from_numpy(np.random.default_rng(3).normal(size=(80, 8)))
+    pre = pre.float()
+
+    def tuner(**kw):
+        return make("FineTuner", **_EPOCHS).set_params(
+            representation=_ae(max_epochs=1), checkpoint_dir=tmp_path, **kw
+        )
+
+    with pytest.raises(Killed):
+        tuner(callbacks=[KillAfterEpoch(KILL_AFTER)]).fit(
+            X, y, pretrain_X=TensorDataset(pre)
+        )
+    with pytest.raises(ValueError, match="checkpoint_dir=.*pretrain_X=data of digest"):
+        tuner().fit(X, y, pretrain_X=TensorDataset(2 * pre))
+
+
+@pytest.mark.parametrize("how", ["below_a_file", "read_only"])
+def test_checkpoint_dir_that_cannot_be_written_fails_before_training(
+    how, data, tmp_path, monkeypatch
+):
+    # It failed after the first epoch: NotADirectoryError, or torch's
+    # "[enforce fail at inline_container.cc] open file failed".
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "run"
+    reason = "Not a directory"
+    if how == "read_only":  # as root, chmod does not stop writes: pretend
+        import tempfile
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+        folder, reason = tmp_path / "read-only", "Permission denied"
+    ran = []
+    est = _ae(checkpoint_dir=folder, callbacks=[CountEpochs(ran)])
+    with pytest.raises(ValueError, match=f"checkpoint_dir=.*{reason}") as info:
+        _fit(est, data)
+    assert str(folder) in str(info.value)
+    assert ran == []
+
+
+def test_checkpoint_messages_read_well(data, tmp_path):
+    # "a AutoencoderTransformer"; and a truncated file said only that it was
+    # not sk_replearn's, not what to do.
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    with pytest.raises(ValueError, match="run of an AutoencoderTransformer,"):
+        _fit(_simclr(checkpoint_dir=tmp_path), data)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(
+        ValueError, match="not a file written by sk_replearn.*Delete .*checkpoint_dir"
+    ):
+        _fit(_ae(checkpoint_dir=tmp_path), data)
+    saved = tmp_path / "simclr.pt"
+    _fit(_simclr(max_epochs=1), data).save(saved)
+    with pytest.raises(TypeError, match="not an AutoencoderTransformer"):
+        type(_ae()).load(saved)

@@ -135,7 +135,7 @@ def test_load_of_a_file_torch_cannot_read_is_a_value_error(content, tmp_path):
 def test_load_of_another_class_is_a_type_error(data, tmp_path):
     X, y = data
     _fit(_ae(), X, y).save(tmp_path / "ae.pt")
-    with pytest.raises(TypeError, match="holds a AutoencoderTransformer"):
+    with pytest.raises(TypeError, match="holds an AutoencoderTransformer"):
         SimCLRTransformer.load(tmp_path / "ae.pt")
 
 

@@ -561,7 +561,7 @@ BAD_INPUT = [
     ([b"AC", b"GT"], TypeError, r"X\[0\] is bytes"),
     (["AC", None, "GT"], ValueError, r"X\[1\] is a missing value"),
     (["AC", float("nan")], ValueError, r"X\[1\] is a missing value"),
-    (["AC", 3], TypeError, r"X\[1\] is a int"),
+    (["AC", 3], TypeError, r"X\[1\] is an int"),
     ([], ValueError, "empty input"),
     (np.zeros((0, 8), dtype=np.int64), ValueError, "empty input"),
     (["", ""], ValueError, "Every string of X is empty"),

@@ -24,7 +24,7 @@ from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from torch import nn
 
 from .._heap import batch_within_budget, widest_output
-from ..base import BaseRepresentation, seed_from_random_state
+from ..base import BaseRepresentation, seed_from_random_state, with_article
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
@@ -502,19 +502,10 @@ class NeuralRepresentation(BaseRepresentation):
             )
         if self.verbose and _live_output():
             callbacks.append(("progress_bar", ProgressBar()))
+        # Names of the callbacks around the user's: skorch's and the checkpoint.
+        reserved = list(_SKORCH_DEFAULT_CALLBACKS)
         if self.checkpoint_dir is not None:
-            directory = os.fspath(self.checkpoint_dir)
-            if not directory or (
-                os.path.exists(directory) and not os.path.isdir(directory)
-            ):
-                raise ValueError(
-                    f"checkpoint_dir={self.checkpoint_dir!r} is not a directory "
-                    "(nor a path where one can be made); pass a directory path, or "
-                    "None to save no checkpoint."
-                )
-            # After the engine's callbacks, so their epoch's state is saved.
-            checkpoint = TrainingCheckpoint(self.checkpoint_dir, fingerprint(self))
-            callbacks.append(("checkpoint", checkpoint))
+            reserved.append("checkpoint")
         for i, cb in enumerate(self.callbacks or []):
             named = cb if isinstance(cb, tuple) else (f"user_{i}", cb)
             if not (
@@ -530,7 +521,7 @@ class NeuralRepresentation(BaseRepresentation):
                     "instances of skorch.callbacks.Callback, or (name, callback) "
                     "tuples."
                 )
-            taken = [name for name, _ in callbacks] + _SKORCH_DEFAULT_CALLBACKS
+            taken = [name for name, _ in callbacks] + reserved
             if named[0] in taken:
                 raise ValueError(
                     f"callbacks[{i}] is named {named[0]!r}, a name this fit "
@@ -539,6 +530,13 @@ class NeuralRepresentation(BaseRepresentation):
                     "e.g. ('my_" + named[0] + "', callback)."
                 )
             callbacks.append(named)
+        if self.checkpoint_dir is not None:
+            # Last (skorch puts only its printed log after it): it restores the
+            # callbacks' state once they all have begun, and saves an epoch
+            # once they all have seen it (RepresentationNet.notify). It checks
+            # that it can write there when training begins.
+            checkpoint = TrainingCheckpoint(self.checkpoint_dir, fingerprint(self))
+            callbacks.append(("checkpoint", checkpoint))
         return callbacks
 
     def _record_fit(self, net: RepresentationNet) -> None:
@@ -638,7 +636,8 @@ class NeuralRepresentation(BaseRepresentation):
         if not isinstance(estimator, cls):
             name = type(estimator).__name__
             raise TypeError(
-                f"{os.fspath(path)!r} holds a {name}, not a {cls.__name__}; load "
+                f"{os.fspath(path)!r} holds {with_article(name)}, not "
+                f"{with_article(cls.__name__)}; load "
                 f"it with {name}.load or sk_replearn.persistence.load."
             )
         return estimator

@@ -41,7 +41,7 @@ from ..base import (
     seed_from_random_state,
     store_params,
 )
-from ..checkpoint import pretrain_digest
+from ..checkpoint import check_checkpoint_dir, pretrain_digest
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
@@ -496,6 +496,8 @@ class BaseFineTuner(NeuralRepresentation):
                 "strategy='frozen' would then never train; use strategy='full' "
                 "for partial transfer."
             )
+        if self.checkpoint_dir is not None:  # before a pre-training, not after
+            check_checkpoint_dir(self.checkpoint_dir)
         seed = shared_seed(self.accelerator, seed_from_random_state(self.random_state))
         rep = self.representation
         rep = self._default_representation() if rep is None else rep
