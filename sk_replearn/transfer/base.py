@@ -31,6 +31,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
+from .._fingerprint import pretrain_digest
 from .._warn import warn_user
 from ..base import (
     _check_float32_range,
@@ -41,7 +42,7 @@ from ..base import (
     seed_from_random_state,
     store_params,
 )
-from ..checkpoint import check_checkpoint_dir, pretrain_digest
+from ..checkpoint import check_checkpoint_dir
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
