@@ -189,9 +189,9 @@ pd.DataFrame(
 # core, each gets 20, a third of its default training.
 #
 # Beside the raw pixels, a second baseline: the *untrained* encoder, that
-# of a SimCLR estimator given one epoch at a learning rate of 1e-12, so
-# that its weights stay as they were drawn at random (only its batch
-# normalisation has seen the data).
+# of a SimCLR estimator given one epoch at ``lr=0``, so that its weights
+# stay as they were drawn at random (only its input scaling and batch
+# normalisation have seen the data).
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=0
@@ -207,7 +207,7 @@ methods = {
     "VICReg": VICRegTransformer(**common),
     "DINO": DINOTransformer(**common),
     "SwAV": SwAVTransformer(**common),
-    "untrained encoder": SimCLRTransformer(**{**common, "max_epochs": 1, "lr": 1e-12}),
+    "untrained encoder": SimCLRTransformer(**{**common, "max_epochs": 1, "lr": 0}),
 }
 fit_time = {}
 for name, rep in methods.items():

@@ -176,7 +176,10 @@ Shape of one sample when X is 2-D, e.g. ``(1, 8, 8)`` for 8×8 images or
         "float",
         """\
 Learning rate (with the default cosine schedule, the peak one, reached
-after ``warmup_epochs``).""",
+after ``warmup_epochs``). ``lr=0`` with ``max_epochs=1`` trains nothing:
+the network keeps its random initial weights while its input scaling and
+batch-norm statistics follow the data, the untrained-encoder baseline a
+learned representation should beat.""",
     ),
     "optimizer": (
         '{"adamw", "adam", "sgd"} or torch optimizer class',

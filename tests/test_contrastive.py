@@ -167,9 +167,9 @@ def test_simclr_views_that_do_not_fit_the_input_raise(small_digits):
 def test_simclr_learns_a_better_representation_than_random_init(digits_split):
     """A few epochs of SimCLR beat the same encoder untrained, on held-out digits.
 
-    The untrained encoder gets the same passes at a negligible learning rate,
-    so that its batch-norm statistics fit the data as well. A narrow encoder
-    (64 features) keeps it quick and leaves random features room to lose.
+    The untrained encoder gets the same passes at ``lr=0``, so that its
+    batch-norm statistics fit the data as well. A narrow encoder (64
+    features) keeps it quick and leaves random features room to lose.
     """
     X_train, X_test, y_train, y_test = digits_split
     params = dict(
@@ -179,12 +179,47 @@ def test_simclr_learns_a_better_representation_than_random_init(digits_split):
         random_state=0,
     )
     scores = {}
-    for name, lr in [("trained", 3e-3), ("untrained", 1e-12)]:
+    for name, lr in [("trained", 3e-3), ("untrained", 0)]:
         rep = SimCLRTransformer(lr=lr, **params)
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
         probe.fit(rep.fit_transform(X_train), y_train)
         scores[name] = probe.score(rep.transform(X_test), y_test)
     assert scores["trained"] > scores["untrained"] + 0.01, scores
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_lr_zero_is_the_untrained_baseline(cls, small_digits):
+    # lr=0 trains no weight (momentum targets and prototypes included) while
+    # the batch-norm statistics follow the data: the baseline the tests above
+    # beat, which needed a learning rate of 1e-12 while lr had to be > 0.
+    # (SwAV projects its prototypes onto the unit sphere at each step, which
+    # moves them by rounding only.)
+    X, y = small_digits
+
+    def fitted(**params):
+        module = _make(cls, **params).fit(X).net_.module_
+        weights = {k: v.detach().clone() for k, v in module.named_parameters()}
+        return weights, module.state_dict()
+
+    (drawn, drawn_all), (seen, seen_all) = (
+        fitted(lr=0, max_epochs=epochs) for epochs in (1, 2)
+    )
+    trained, _ = fitted(max_epochs=1)
+    for k in drawn:
+        torch.testing.assert_close(drawn[k], seen[k], rtol=0, atol=1e-6)
+    assert max((drawn[k] - trained[k]).abs().max() for k in drawn) > 1e-3
+    stats = [k for k in drawn_all if k.endswith("running_mean")]
+    assert stats and not all(torch.equal(drawn_all[k], seen_all[k]) for k in stats)
+
+
+def test_fine_tuner_refuses_lr_zero(small_digits):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sk_replearn import FineTuner
+
+    X, y = small_digits
+    with pytest.raises(InvalidParameterError, match="'lr' parameter of FineTuner"):
+        FineTuner(_make(SimCLRTransformer), lr=0).fit(X, y)
 
 
 def test_simclr_grid_search_over_temperature_and_views(small_digits):

@@ -137,7 +137,7 @@ class NeuralRepresentation(BaseRepresentation):
         **BaseRepresentation._parameter_constraints,
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="left")],  # 0: the untrained baseline
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "lr_schedule": [StrOptions({"cosine"}), None],

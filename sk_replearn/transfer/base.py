@@ -319,6 +319,9 @@ class BaseFineTuner(NeuralRepresentation):
             for k, v in NeuralRepresentation._parameter_constraints.items()
             if k not in ("input_shape", "warm_start")
         },
+        # The head must learn: lr=0 (a representation's untrained baseline)
+        # would leave it as drawn.
+        "lr": [Interval(Real, 0, None, closed="neither")],
         "representation": [HasMethods(["fit", "transform"]), None],
         "strategy": [StrOptions({"full", "frozen"})],
         "head": [StrOptions(_HEADS), callable],
