@@ -34,7 +34,7 @@ def fingerprint(estimator) -> dict:
     The class and every (nested) parameter but those that only say how a
     fit runs (``verbose``, ``device``, ``callbacks``, ``checkpoint_dir``, ...),
     each as text that reads the same in every process (see
-    :func:`_stable_repr`: a random state by its state, a function by its
+    ``_stable_repr``: a random state by its state, a function by its
     name, never a memory address), so that a new process resumes the run.
     A parameter that is an unfitted estimator counts by its own parameters
     (listed under ``name__param``); one that is fitted (a fine-tuner's

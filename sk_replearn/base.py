@@ -575,7 +575,7 @@ class BaseRepresentation(
         ----------
         X : ndarray of shape (n_samples, n_features) or torch Dataset
             Validated input, or a map-style dataset of ``(sample, target)``
-            pairs (:class:`~sk_replearn.training.SampleDataset`), read in
+            pairs (:class:`~sk_replearn.data.SampleDataset`), read in
             order by a :class:`~torch.utils.data.DataLoader`.
         fn : callable
             Maps a float32 tensor ``(B, n_features)`` on ``device`` to a

@@ -21,7 +21,7 @@ do, and this module only makes the training net compose with them.
   A :class:`torch.utils.data.Dataset` passed to ``fit`` goes through a
   :class:`~torch.utils.data.DataLoader` that accelerate shards.
 * **Contrastive negatives.** SimCLR's NT-Xent scores each sample against the
-  whole global batch (:func:`~sk_replearn.losses.contrastive.gather_batch`,
+  whole global batch (:func:`~sk_replearn.losses.gather_batch`,
   a differentiable all-gather), and MoCo queues the keys of every process.
 * **Ending the script.** Call ``accelerator.end_training()`` last: it
   destroys the process group, without which gloo's threads can abort a
@@ -213,7 +213,7 @@ class _Reiterable:
 class _Accelerated(AccelerateMixin):
     """What both accelerated nets add to skorch's :class:`AccelerateMixin`.
 
-    * Training batches of an :class:`~sk_replearn.training.ArrayDataset` (and
+    * Training batches of an :class:`~sk_replearn.data.ArrayDataset` (and
       of token sequences) are sharded per process (:class:`_ShardedBatches`,
       :class:`_ShardedTokenBatches`), since the tensor slicing iterator is
       not a DataLoader that accelerate could shard; any other dataset's

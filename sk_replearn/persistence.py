@@ -162,7 +162,7 @@ def _array_to_plain(value: np.ndarray, name: str) -> dict:
 
 
 def from_plain(value):
-    """Undo :func:`to_plain` (estimators come back through :func:`_build`).
+    """Undo :func:`to_plain` (estimators come back through ``_build``).
 
     Examples
     --------

@@ -221,8 +221,8 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
 class Codec:
     """A fitted vocabulary: strings to ids and back.
 
-    Built by :func:`fit_codec` (or from its :attr:`state`, plain data that
-    :mod:`sk_replearn.persistence` saves). Ids below :data:`N_SPECIAL` are
+    Built by :func:`fit_codec` (or from its ``state``, plain data that
+    :mod:`sk_replearn.persistence` saves). Ids below ``N_SPECIAL`` are
     the special tokens; every token of the vocabulary has an id above.
 
     Parameters

@@ -2,10 +2,12 @@
 
 :class:`RepresentationNet` is skorch's training loop with four small
 overrides and nothing copied: the loss comes from the objective
-(:meth:`get_loss`), batches are sliced straight out of a tensor instead of
-collated sample by sample (:meth:`get_iterator`), the forward pass runs under
-autocast when ``precision`` asks for it (:meth:`infer`), and float16 steps
-go through a gradient scaler (:meth:`train_step`). Callbacks stop training on
+(:meth:`~RepresentationNet.get_loss`), batches are sliced straight out of a
+tensor instead of collated sample by sample
+(:meth:`~RepresentationNet.get_iterator`), the forward pass runs under
+autocast when ``precision`` asks for it (:meth:`~RepresentationNet.infer`),
+and float16 steps go through a gradient scaler
+(:meth:`~RepresentationNet.train_step`). Callbacks stop training on
 a non-finite loss and give the learning-rate schedule.
 """
 
@@ -48,8 +50,8 @@ class RandomSplit:
     """Hold out a random fraction of the samples for validation.
 
     A picklable ``train_split`` for skorch: ``split(dataset)`` returns
-    ``(train, valid)`` :class:`ArrayDataset` s, drawn from torch's global
-    generator (seeded by the estimator).
+    ``(train, valid)`` :class:`~sk_replearn.data.ArrayDataset` s, drawn from
+    torch's global generator (seeded by the estimator).
 
     Parameters
     ----------
@@ -255,7 +257,7 @@ class RepresentationNet(NeuralNet):
         Autocast dtype of the forward pass. "16" runs float16 with a
         gradient scaler and needs CUDA.
     **kwargs
-        Passed on to :class:`skorch.NeuralNet`.
+        Passed on to :class:`skorch.net.NeuralNet`.
 
     Examples
     --------
@@ -284,8 +286,9 @@ class RepresentationNet(NeuralNet):
 
     # -- data --------------------------------------------------------------
     def get_dataset(self, X, y=None):
-        """Wrap a tensor (or :class:`ArrayRows`) in an :class:`ArrayDataset`.
+        """Wrap ``X`` in an :class:`~sk_replearn.data.ArrayDataset`.
 
+        ``X`` is a tensor, an array or an :class:`~sk_replearn.data.ArrayRows`;
         Datasets pass through.
         """
         if isinstance(X, torch.utils.data.Dataset):
@@ -296,15 +299,16 @@ class RepresentationNet(NeuralNet):
         return ArrayDataset(torch.as_tensor(X, dtype=torch.float32), y)
 
     def get_iterator(self, dataset, training=False):
-        """Batches sliced from the dataset's tensor (see :class:`Batches`).
+        """Batches sliced from the dataset's tensor.
 
-        Token sequences come in length-grouped padded batches
-        (:class:`~sk_replearn.tokens.TokenBatches`).
+        An :class:`~sk_replearn.data.ArrayDataset` is cut into
+        :class:`~sk_replearn.data.Batches`; token sequences come in
+        length-grouped padded batches (:class:`~sk_replearn.tokens.TokenBatches`).
 
         Any other dataset is read by a :class:`~torch.utils.data.DataLoader`,
-        shuffled in training, where, as in :class:`Batches`, a last batch of
-        one sample is dropped (in evaluation it joins the batch before it,
-        unless ``iterator_valid__*`` sets a sampler, ``shuffle`` or
+        shuffled in training, where, as in :class:`~sk_replearn.data.Batches`,
+        a last batch of one sample is dropped (in evaluation it joins the batch
+        before it, unless ``iterator_valid__*`` sets a sampler, ``shuffle`` or
         ``drop_last``); ``iterator_train__*`` / ``iterator_valid__*``
         parameters reach it as in skorch.
         """
@@ -373,7 +377,7 @@ class RepresentationNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         """As skorch's, with the loss scaled before ``backward`` in float16.
 
-        The batch is moved to the device once (:meth:`_on_device`).
+        The batch is moved to the device once (``_on_device``).
         """
         batch = self._on_device(batch)
         if getattr(self, "grad_scaler_", None) is None:

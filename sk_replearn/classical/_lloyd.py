@@ -1,6 +1,6 @@
 """Lloyd's algorithm, k-means++ and mini-batch updates as pure tensor functions.
 
-The number crunching of :class:`~sk_replearn.classical.KMeansTransformer`:
+The number crunching of :class:`~sk_replearn.KMeansTransformer`:
 ``_nearest``, ``_assign_and_sum``, ``_lloyd``, ``_minibatch_step`` and
 ``_kmeans_plusplus`` run on whatever device their inputs are on, a block of
 rows at a time.

@@ -1,6 +1,6 @@
 """PCA's numerics as pure tensor functions: exact moments, merged in float64.
 
-The default solver of :class:`~sk_replearn.classical.PCATransformer` streams X
+The default solver of :class:`~sk_replearn.PCATransformer` streams X
 one batch at a time; each batch gives its count, mean and centred scatter
 (:func:`_batch_moments`), and :func:`_merge_moments` merges them exactly
 (the pairwise update of Chan, Golub and LeVeque), so float32 data far from

@@ -199,13 +199,14 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
     input_shape_ : tuple of int
-        Shape of one sample (see :class:`~sk_replearn.base.BaseRepresentation`).
+        Shape of one sample: ``input_shape`` if given, the trailing shape of
+        N-D input, else ``(n_features_in_,)`` (tabular data).
 
     See Also
     --------
     sklearn.cluster.KMeans : The NumPy / Cython original.
     sklearn.cluster.MiniBatchKMeans : What :meth:`partial_fit` follows.
-    sk_replearn.classical.PCATransformer : The other closed-form encoder.
+    sk_replearn.PCATransformer : The other closed-form encoder.
 
     Notes
     -----

@@ -97,16 +97,16 @@ class MultiViewInfoNCELoss(nn.Module):
         {\\sum_j \\exp(\\mathrm{sim}(z_a[i], z_b[j]) / \\tau)}.
 
     The loss is the mean of ``l^{a,b}_i`` over the samples and the ordered
-    pairs of :func:`view_pairs` (``graph``): the paper's sum over pairs,
-    divided by their number so that its scale does not grow with ``V``. For
-    two views either graph gives the symmetric InfoNCE
+    pairs of :func:`~sk_replearn.losses.multiview.view_pairs` (``graph``): the
+    paper's sum over pairs, divided by their number so that its scale does not
+    grow with ``V``. For two views either graph gives the symmetric InfoNCE
     ``(InfoNCE(z_1, z_2) + InfoNCE(z_2, z_1)) / 2``.
 
     The paper draws its negatives from a memory bank of past embeddings
     (and reports that more negatives help); here they are the other samples
     of the batch, as in SimCLR. In training under :mod:`torch.distributed`
     with ``W > 1`` processes the candidates of each view are gathered from
-    every process (:func:`~sk_replearn.losses.contrastive.gather_batch`,
+    every process (:func:`~sk_replearn.losses.gather_batch`,
     differentiable), so that, as for NT-Xent, the mean of the processes'
     losses and the weights' gradient are those of one process on the
     concatenated batch.

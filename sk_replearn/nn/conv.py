@@ -87,6 +87,7 @@ class SignalConv(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``(B, C, L)`` to ``(B, C', L')`` (other inputs as ``Conv1d``)."""
         if (
             not _CHANNELS_LAST_SIGNALS
             or x.dim() != 3
@@ -128,6 +129,7 @@ class SignalBatchNorm(nn.BatchNorm1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``(B, C, L)`` (or ``(B, C)``), keeping the shape."""
         if not _CHANNELS_LAST_SIGNALS or x.dim() != 3 or x.device.type != "cpu":
             return super().forward(x)
         return super().forward(_as_channels_last_image(x)).squeeze(2)

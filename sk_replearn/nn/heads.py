@@ -158,6 +158,7 @@ class Prototypes(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(B, in_features)`` to logits ``(B, out_dim)`` in ``[-1, 1]``."""
         return F.linear(F.normalize(z, dim=1), F.normalize(self.weight, dim=1))
 
 

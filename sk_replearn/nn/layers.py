@@ -168,10 +168,11 @@ def _body_widths(body: nn.Module) -> list[int] | None:
 
 
 def block_widths(encoder: TransferEncoder) -> list[int]:
-    """Width of :func:`block_features`' output at every block of ``encoder``.
+    """Width of the features of every block of ``encoder``.
 
-    Read off the layers for the package's encoders; for any other module,
-    measured by one pass of a zero batch of two samples (in eval mode).
+    The width of :func:`block_features`' output at each block, read off the
+    layers for the package's encoders; for any other module, measured by one
+    pass of a zero batch of two samples (in eval mode).
 
     Parameters
     ----------
@@ -214,7 +215,9 @@ def block_widths(encoder: TransferEncoder) -> list[int]:
 
 
 class LayerEncoder(nn.Module):
-    """An encoder cut after one of its blocks: :func:`block_features` as a module.
+    """An encoder cut after one of its blocks, as a module.
+
+    Its output is :func:`block_features` of that block.
 
     Parameters
     ----------

@@ -1,10 +1,11 @@
 """The transformer over token sequences shared by GPT and BERT.
 
 :class:`TokenEncoder` embeds token ids, adds learned positions and runs the
-package's one transformer block (:func:`~sk_replearn.nn.transformer.
-transformer_blocks`, shared with the Vision Transformer) with a padding mask
-and, for a language model, a causal mask. Its :meth:`TokenEncoder.forward`
-pools the hidden states to one vector per sequence, so it is the body of a
+package's one transformer block
+(:class:`~sk_replearn.nn.transformer.TransformerBlock`, shared with the
+Vision Transformer) with a padding mask and, for a language model, a causal
+mask. Its :meth:`TokenEncoder.forward` pools the hidden states to one vector
+per sequence, so it is the body of a
 :class:`~sk_replearn.nn.surgery.TransferEncoder` that the fine-tuners train.
 
 References
@@ -136,11 +137,11 @@ class ConvMixer(nn.Module):
 
 
 class ConvTransformerBlock(nn.Module):
-    """A :class:`ConvMixer` followed by the package's transformer block.
+    """A :class:`~sk_replearn.nn.sequence.ConvMixer`, then the transformer block.
 
     Called as the block itself, ``block(x, src_mask=...,
-    src_key_padding_mask=...)``, so that one entry of
-    :attr:`TokenEncoder.blocks` is one unit to freeze, re-draw or give a
+    src_key_padding_mask=...)``, so that one entry of the ``blocks`` of a
+    :class:`TokenEncoder` is one unit to freeze, re-draw or give a
     learning rate when fine-tuning.
 
     Parameters

@@ -38,7 +38,7 @@ class TransferEncoder(nn.Module):
     out_features : int
         Width of the representation.
     prep : torch.nn.Module or None, default=None
-        Input standardisation (:class:`Standardize`); None for none.
+        Input standardisation (:class:`~sk_replearn.nn.Standardize`); None for none.
     head : torch.nn.Module or None, default=None
         A last layer on top of ``body`` (an autoencoder's bottleneck).
 
@@ -101,6 +101,22 @@ class Block:
         The initialisation the encoder gave the block at construction,
         called with the block after the layers' own ``reset_parameters``;
         None where that is all there was.
+
+    See Also
+    --------
+    encoder_blocks : The blocks of an encoder.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.surgery import Block
+    >>> block = Block.of(torch.nn.Linear(3, 2))
+    >>> [tuple(p.shape) for p in block.params]
+    [(2, 3), (2,)]
+    >>> before = block.params[0].detach().clone()
+    >>> block.reset_parameters()  # drawn again, as nn.Linear draws them
+    >>> torch.equal(block.params[0], before)
+    False
     """
 
     modules: list[nn.Module] = field(default_factory=list)
@@ -297,7 +313,11 @@ def trainable(module: nn.Module) -> nn.Module:
 
 
 def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
-    """The encoder's layers from input to output, as :class:`Block` s.
+    """The encoder's layers from input to output, as a list of blocks.
+
+    Each is a :class:`Block`, the unit that the fine-tuners freeze,
+    re-initialise and give learning rates to, and that
+    :func:`~sk_replearn.nn.layers.block_features` reads features from.
 
     MLP: one block per ``Linear`` (with its norm and activation); CNN: one
     per convolution stage; ResNet: the stem, then one per residual block;
@@ -317,6 +337,14 @@ def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
     list of Block
         In order from input to output; every trainable parameter of the
         encoder is in exactly one block.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn import MLPEncoder
+    >>> from sk_replearn.nn.surgery import TransferEncoder, encoder_blocks
+    >>> enc = TransferEncoder(MLPEncoder((6,), hidden_sizes=(8, 4)), (6,), 4)
+    >>> [[type(m).__name__ for m in b.modules] for b in encoder_blocks(enc)]
+    [['Linear', 'LayerNorm', 'ReLU'], ['Linear']]
     """
     blocks = _body_blocks(encoder.body)
     if not isinstance(encoder.head, nn.Identity):

@@ -1,9 +1,9 @@
 """The transformer block and the Vision Transformer built on it.
 
-:func:`transformer_blocks` is the one pre-norm transformer block (attention
+:class:`TransformerBlock` is the one pre-norm transformer block (attention
 and MLP, GELU) of the package: the ViT encoder and decoder here and the MAE
-objective stack it. Patches and positions come from
-:mod:`sk_replearn.nn.patches`.
+objective stack it (``transformer_blocks``). Patches and positions come from
+``sk_replearn.nn.patches``.
 
 References
 ----------
@@ -88,7 +88,7 @@ _SHORT_SEQUENCE = 32
 class TransformerBlock(nn.TransformerEncoderLayer):
     """The package's transformer block: :class:`torch.nn.TransformerEncoderLayer`.
 
-    Pre-norm, GELU, batch first (as :func:`transformer_blocks` builds it),
+    Pre-norm, GELU, batch first (as ``transformer_blocks`` builds it),
     with the same parameters, state dict and call. Only the attention kernel
     differs: on the CPU, sequences of at most 32 tokens (MAE's visible
     patches, the tokens of small images and signals) take attention's
@@ -154,7 +154,7 @@ class TransformerBlock(nn.TransformerEncoderLayer):
     ) -> bool:
         """Whether :meth:`_attend` computes what ``self.self_attn`` would.
 
-        True for the attention :func:`transformer_blocks` builds (one packed
+        True for the attention ``transformer_blocks`` builds (one packed
         in-projection, no extra key/value biases or zero attention, batch
         first) with masks, if any, in the additive float form the layer's
         ``forward`` gives them; anything else keeps
@@ -317,7 +317,7 @@ class ViTEncoder(nn.Module):
         Linear patch embedding, stored as a convolution with stride = kernel
         = p (the layout of the ViT's published weights) and applied as a
         matrix product to the patches of
-        :func:`~sk_replearn.nn.patches.patchify`.
+        :func:`~sk_replearn.nn.patchify`.
     pos_embed : torch.Tensor of shape (1, L, D)
         Fixed sine-cosine positions (a buffer, not trained).
     cls_token : torch.nn.Parameter of shape (1, 1, D)
@@ -385,7 +385,7 @@ class ViTEncoder(nn.Module):
         -------
         torch.Tensor of shape (B, num_patches, embed_dim)
             Patch tokens in the row-major order of
-            :func:`~sk_replearn.nn.patches.patchify`.
+            :func:`~sk_replearn.nn.patchify`.
         """
         return self.embed_patches(patchify(x, self.patch_size))
 
@@ -401,7 +401,7 @@ class ViTEncoder(nn.Module):
         Parameters
         ----------
         patches : torch.Tensor of shape (B, L', p**k * C)
-            Patches laid out as :func:`~sk_replearn.nn.patches.patchify`
+            Patches laid out as :func:`~sk_replearn.nn.patchify`
             cuts them.
         positions : torch.Tensor of shape (B, L'), optional
             The index (in ``0 .. num_patches - 1``, row-major) of each
@@ -619,7 +619,7 @@ class ViTDecoder(nn.Module):
     position and added to that position's fixed sine-cosine embedding; a few
     pre-norm transformer blocks let the positions exchange information, and
     a linear layer predicts each patch's pixels, which are reassembled with
-    :func:`~sk_replearn.nn.patches.unpatchify`. It is the decoder of an
+    :func:`~sk_replearn.nn.unpatchify`. It is the decoder of an
     autoencoder whose encoder is a :class:`ViTEncoder`; a masked autoencoder
     decodes tokens instead and builds its own decoder.
 

@@ -121,8 +121,7 @@ class KeyedNoise:
 
     Passed as the ``generator`` of :meth:`MAEObjective.reconstruct`, it
     makes a sample's mask a function of the sample and ``seed`` alone, not
-    of the other rows of its batch or their order
-    (:func:`~sk_replearn.base.keyed_uniform`).
+    of the other rows of its batch or their order (``keyed_uniform``).
 
     Parameters
     ----------
@@ -166,7 +165,7 @@ class MAEObjective(Objective):
     input_shape : tuple of int
         ``(d,)`` (a table), ``(C, L)`` (signals) or ``(C, H, W)`` (images).
     patch_size : int or "auto", default="auto"
-        See :func:`resolve_patch_size`.
+        As the ``patch_size`` of :class:`~sk_replearn.MAETransformer`.
     mask_ratio : float, default=0.75
         Fraction of tokens hidden in training, in (0, 1). At least one token
         always stays visible (for very few tokens the ratio is lowered).
@@ -333,7 +332,7 @@ class MAEObjective(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keep a random subset of each sample's tokens.
 
-        :func:`sk_replearn.nn.patches.random_masking` (argsort of uniform noise
+        :func:`sk_replearn.nn.random_masking` (argsort of uniform noise
         per sample), except that at least one token is always kept.
 
         Parameters
