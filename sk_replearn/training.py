@@ -92,6 +92,9 @@ class WarmupCosine:
         Number of optimiser steps in the whole run.
     warmup_steps : int
         Steps of linear warm-up from ``1 / warmup_steps`` to 1.
+    decay : bool, default=True
+        Whether the cosine decay follows the warm-up; False holds the
+        factor at 1 (``lr_schedule=None`` with ``warmup_epochs``).
 
     Examples
     --------
@@ -99,15 +102,21 @@ class WarmupCosine:
     >>> f = WarmupCosine(total_steps=10, warmup_steps=2)
     >>> [round(f(s), 3) for s in (0, 1, 2, 6, 10)]
     [0.5, 1.0, 1.0, 0.5, 0.0]
+    >>> g = WarmupCosine(total_steps=10, warmup_steps=2, decay=False)
+    >>> [round(g(s), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 1.0, 1.0]
     """
 
-    def __init__(self, total_steps: int, warmup_steps: int) -> None:
+    def __init__(self, total_steps: int, warmup_steps: int, decay: bool = True) -> None:
         self.total_steps = max(int(total_steps), 1)
         self.warmup_steps = max(int(warmup_steps), 0)
+        self.decay = decay
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
+        if not self.decay:
+            return 1.0
         span = max(self.total_steps - self.warmup_steps, 1)
         progress = min((step - self.warmup_steps) / span, 1.0)
         return 0.5 * (1.0 + math.cos(math.pi * progress))

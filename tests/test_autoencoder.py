@@ -187,6 +187,29 @@ def test_autoencoder_cosine_schedule_decays_to_zero(small_digits):
     assert ae.net_.optimizer_.param_groups[0]["lr"] < 1e-5
 
 
+def test_warmup_without_a_schedule_rises_then_holds_lr(small_digits):
+    # lr_schedule=None keeps lr constant after the warm-up it is given (the
+    # warm-up lived in the cosine schedule only, so it was silently dropped).
+    X, _ = small_digits
+    params = {**IMAGE, "max_epochs": 4, "lr_schedule": None}
+    ae = AutoencoderTransformer(**params, warmup_epochs=2).fit(X)
+    lrs = ae.history_[:, "batches", :, "event_lr"]
+    assert lrs[0][0] < ae.lr / 2 and lrs[0][0] < lrs[0][-1] < ae.lr
+    assert all(lr == ae.lr for epoch in lrs[2:] for lr in epoch)
+    constant = AutoencoderTransformer(**params).fit(X)  # no warm-up: no schedule
+    assert "lr_schedule" not in dict(constant.net_.callbacks_)
+    assert constant.net_.optimizer_.param_groups[0]["lr"] == ae.lr
+
+
+def test_autoencoder_refuses_a_decoder_it_cannot_build():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    # "resnet" is an encoder, not a decoder: refused with the others' errors,
+    # not accepted by the constraints and refused later in fit.
+    with pytest.raises(InvalidParameterError, match="'decoder' parameter"):
+        AutoencoderTransformer(decoder="resnet").fit(np.ones((4, 3)))
+
+
 def test_autoencoder_early_stopping_stops_and_records_validation(small_digits):
     X, _ = small_digits
     ae = AutoencoderTransformer(

@@ -573,6 +573,8 @@ def test_views_that_change_the_batch_shape_are_refused_by_name():
     [
         (torch.optim.LBFGS, ValueError, "closure"),
         (int, TypeError, "not a torch.optim.Optimizer subclass"),
+        # Rprop has no weight decay (skorch passed it on: a TypeError in Rprop)
+        (torch.optim.Rprop, ValueError, "Rprop takes no weight_decay.*=0"),
     ],
 )
 def test_an_optimizer_class_that_cannot_train_in_batches_is_refused(
@@ -581,6 +583,12 @@ def test_an_optimizer_class_that_cannot_train_in_batches_is_refused(
     X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
     with pytest.raises(error, match=match):
         SimCLRTransformer(max_epochs=1, optimizer=optimizer).fit(X)
+
+
+def test_an_optimizer_without_weight_decay_trains_at_weight_decay_zero():
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    est = SimCLRTransformer(max_epochs=1, optimizer=torch.optim.Rprop, weight_decay=0)
+    assert np.isfinite(est.fit(X).loss_curve_).all()
 
 
 def test_early_stopping_that_leaves_one_training_sample_is_refused():

@@ -403,6 +403,24 @@ def test_grid_search_over_strategy_and_lr(digits_ae, small_digits):
     assert search.score(X, y) > 0.3
 
 
+def test_grid_search_over_the_default_representations_parameters(small_digits):
+    # representation=None stands for an AutoencoderTransformer: a grid over
+    # representation__n_components sets one up (it was an AttributeError on
+    # None.set_params deep in scikit-learn).
+    X, y = small_digits
+    search = GridSearchCV(
+        FineTuner(**_FAST),
+        {"representation__n_components": [4, 8]},
+        cv=2,
+        error_score="raise",
+    ).fit(X, y)
+    best = search.best_estimator_
+    assert type(best.representation).__name__ == "AutoencoderTransformer"
+    assert best.representation_.n_components == best.transform(X[:2]).shape[1]
+    assert {p["representation__n_components"] for p in search.cv_results_["params"]}
+    assert FineTuner().representation is None  # the default object is untouched
+
+
 def test_cross_val_score_on_pipeline_with_scaler(small_digits):
     X, y = small_digits
     rep = AutoencoderTransformer(n_components=16, max_epochs=10, random_state=0)

@@ -376,7 +376,7 @@ class NeuralRepresentation(BaseRepresentation):
                 f"2 of the {n_samples} samples to train on; lower it or set "
                 "early_stopping=False."
             )
-        _check_optimizer_class(self.optimizer)
+        _check_optimizer_class(self.optimizer, self.weight_decay)
         if self.precision == "16" and self._device().type != "cuda":
             raise ValueError(
                 "precision='16' (float16 with a gradient scaler) needs a CUDA "
@@ -435,7 +435,6 @@ class NeuralRepresentation(BaseRepresentation):
         kwargs = {
             "optimizer": optimizer,
             **fused_optimizer_kwargs(self.optimizer, device),
-            "optimizer__weight_decay": self.weight_decay,
             "lr": self.lr,
             "max_epochs": self._epochs(),
             "batch_size": self.batch_size,
@@ -448,6 +447,8 @@ class NeuralRepresentation(BaseRepresentation):
             "compile": self.compile,
             "verbose": int(self.verbose),
         }
+        if _takes_weight_decay(optimizer):  # not Rprop, say (then it is 0)
+            kwargs["optimizer__weight_decay"] = self.weight_decay
         if self.accelerator is not None:
             if self.precision != "32":
                 raise ValueError(
@@ -473,17 +474,19 @@ class NeuralRepresentation(BaseRepresentation):
 
     def _callbacks(self, n_samples: int) -> list:
         callbacks = [("finite_loss", StopOnNonFiniteLoss())]
-        if self.lr_schedule == "cosine":
+        cosine = self.lr_schedule == "cosine"
+        if cosine or self._warmup_epochs():  # None: a warm-up, then lr held
             # The steps training takes (per process, without a dropped last
             # batch of one), as the momentum schedules count them.
             total = self._optimizer_steps(n_samples)
             steps = max(total // max(self._epochs(), 1), 1)  # an epoch's
+            factor = WarmupCosine(total, self._warmup_epochs() * steps, decay=cosine)
             callbacks.append(
                 (
                     "lr_schedule",
                     FreshLRScheduler(
                         policy=torch.optim.lr_scheduler.LambdaLR,
-                        lr_lambda=WarmupCosine(total, self._warmup_epochs() * steps),
+                        lr_lambda=factor,
                         step_every="batch",
                     ),
                 )
@@ -900,8 +903,20 @@ def _is_int(value) -> bool:
     return isinstance(value, Integral | np.integer) and not isinstance(value, bool)
 
 
-def _check_optimizer_class(optimizer) -> None:
-    """A class given as ``optimizer`` is a torch optimiser stepping without closure."""
+def _takes_weight_decay(optimizer: type) -> bool:
+    """Whether the optimiser class takes a ``weight_decay`` argument."""
+    try:
+        params = inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # no readable signature: as torch's do
+        return True
+    return "weight_decay" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+
+def _check_optimizer_class(optimizer, weight_decay: float = 0.0) -> None:
+    """A class given as ``optimizer`` is a torch optimiser stepping without
+    closure, and takes ``weight_decay`` unless it is 0."""
     if isinstance(optimizer, str):
         return
     if not issubclass(optimizer, torch.optim.Optimizer):
@@ -918,6 +933,12 @@ def _check_optimizer_class(optimizer) -> None:
             f"optimizer={optimizer.__name__} steps with a closure that "
             "re-evaluates the loss, which mini-batch training does not give; "
             "use a first-order optimiser such as 'adamw' or torch.optim.SGD."
+        )
+    if weight_decay and not _takes_weight_decay(optimizer):
+        raise ValueError(
+            f"optimizer={optimizer.__name__} takes no weight_decay, but "
+            f"weight_decay={weight_decay}; set weight_decay=0, or use an "
+            "optimiser that decays weights (e.g. 'adamw')."
         )
 
 

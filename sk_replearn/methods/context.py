@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
 from ..base import seed_from_random_state, store_params
+from ..nn.build import DECODER_NAMES
 from ..objectives.context import (
     MASKS,
     ContextEncoderObjective,
@@ -140,7 +141,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
         "context_weight": [Interval(Real, 0, None, closed="left")],
         "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "encoder_kwargs": [dict, None],
-        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
+        "decoder": [StrOptions(set(DECODER_NAMES)), callable],
         "decoder_kwargs": [dict, None],
     }
 

@@ -365,8 +365,9 @@ class DINOTransformer(_TwoViewTransformer):
         no warm-up.
     warmup_teacher_temp_epochs : "auto" or int, default="auto"
         Length of the warm-up, in epochs, at most ``max_epochs``. "auto"
-        is 30% of ``max_epochs`` (the paper's 30 of 100 epochs), so that a
-        short training is not all warm-up.
+        is 30% of ``max_epochs``, rounded (the paper's 30 of 100 epochs),
+        so that a short training is not all warm-up; a fit of one epoch
+        has none, and starts at ``teacher_temp``.
     student_temp : float, default=0.1
         Temperature ``τ_s`` of the student's softmax (> 0).
     center_momentum : float or "auto", default="auto"

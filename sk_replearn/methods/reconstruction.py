@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
 from ..base import float_dtypes, positive_strides, store_params
+from ..nn.build import DECODER_NAMES
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation, _check_finite_output
 
@@ -81,7 +82,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
         "encoder_kwargs": [dict, None],
-        "decoder": [StrOptions({"auto", "mlp", "cnn", "resnet", "vit"}), callable],
+        "decoder": [StrOptions(set(DECODER_NAMES)), callable],
         "decoder_kwargs": [dict, None],
         "noise": [Interval(Real, 0, None, closed="left")],
         "noise_type": [StrOptions({"gaussian", "mask"})],

@@ -413,7 +413,9 @@ class BaseFineTuner(NeuralRepresentation):
         a change replaces the representation by an unfitted clone with the
         new values, which ``fit`` pre-trains; the fitted object is left as
         it was. Parameters of how it runs (``verbose``, ``device``, ...)
-        and ``transform_layer`` are set on it in place, as usual.
+        and ``transform_layer`` are set on it in place, as usual. With
+        ``representation=None``, a nested parameter sets up the default it
+        stands for (an unfitted ``AutoencoderTransformer``) with the value.
 
         Parameters
         ----------
@@ -432,7 +434,16 @@ class BaseFineTuner(NeuralRepresentation):
             if k.startswith("representation__")
         }
         rep = params.get("representation", self.representation)
-        if nested and rep is not None and is_fitted(rep):
+        if nested and rep is None:  # the default it stands for, set up
+            params = {
+                k: v
+                for k, v in params.items()
+                if k != "representation" and not k.startswith("representation__")
+            }
+            params["representation"] = self._default_representation().set_params(
+                **nested
+            )
+        elif nested and is_fitted(rep):
             current = rep.get_params(deep=True)
             if any(
                 k.rsplit("__", 1)[-1] not in _KEEP_FITTED
