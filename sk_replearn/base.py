@@ -394,6 +394,47 @@ class BaseRepresentation(
     #: What integer and boolean X becomes (see :func:`float_dtypes`).
     _integers_as: type = np.float32
 
+    def set_params(self, **params):
+        """Set the parameters, as scikit-learn's ``set_params`` does.
+
+        A nested ``<param>__<name>`` (``views__noise_std``, as a grid over
+        it sets) needs ``<param>`` to be an object with parameters. Where it
+        is a name or None (``views="auto"``), a ValueError says so and what
+        to pass, where scikit-learn raised an AttributeError on
+        ``str.set_params``.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, ``<param>__<name>`` for those of a
+            parameter that is an object.
+
+        Returns
+        -------
+        self : estimator
+            The estimator.
+        """
+        own = self.get_params(deep=False)
+        for key, value in params.items():
+            name, sep, _ = key.partition("__")
+            if not sep or name not in own:
+                continue  # scikit-learn names an unknown parameter itself
+            target = params.get(name, own[name])
+            if not hasattr(target, "set_params"):
+                hint = (
+                    " (a views object of sk_replearn.views: make_views('auto', "
+                    "input_shape) returns the one 'auto' picks)"
+                    if name in ("views", "augmentation")
+                    else ""
+                )
+                raise ValueError(
+                    f"{key}={value!r} sets a parameter of {name}, but "
+                    f"{name}={target!r} has no parameters to set; pass {name} "
+                    f"as an object that has them{hint}, in the same call or "
+                    "before."
+                )
+        return super().set_params(**params)
+
     def _validate_params(self) -> None:
         """scikit-learn's parameter validation, and no bool for a number.
 

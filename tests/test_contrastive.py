@@ -562,6 +562,23 @@ def test_views_that_return_nan_are_named_not_the_learning_rate():
         est.fit(X)
 
 
+def test_a_views_parameter_needs_a_views_object(small_digits):
+    # A grid over views__noise_std with the default views="auto": a clear
+    # ValueError (scikit-learn's was an AttributeError on str.set_params),
+    # and the same grid works once views is an object.
+    from sk_replearn.views import ImageViews
+
+    X, y = small_digits
+    pipe = Pipeline([("rep", _make(SimCLRTransformer, max_epochs=1)), ("clf", None)])
+    with pytest.raises(ValueError, match="views='auto' has no parameters.*make_views"):
+        pipe.set_params(rep__views__noise_std=0.3)
+    rep = _make(SimCLRTransformer, views=None)
+    with pytest.raises(ValueError, match="views=None has no parameters"):
+        rep.set_params(views__noise_std=0.3)
+    rep.set_params(views=ImageViews(), views__noise_std=0.3)  # in one call
+    assert rep.views.noise_std == 0.3
+
+
 def test_views_that_change_the_batch_shape_are_refused_by_name():
     X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
     with pytest.raises(ValueError, match=r"views=.*same shape.*returned \(2, 3\)"):
