@@ -302,7 +302,7 @@ def _data_digest(X, y=None) -> str | None:
         n = len(rows)
         if n == 0:
             continue
-        idx = torch.linspace(0, n - 1, min(n, _DIGEST_ROWS)).round().long()
+        idx = _evenly_spaced(n, _DIGEST_ROWS)
         block = rows[idx.numpy()] if isinstance(rows, np.ndarray) else rows[idx]
         block = block.numpy() if isinstance(block, torch.Tensor) else np.asarray(block)
         digest.update(np.ascontiguousarray(block).tobytes())
@@ -312,10 +312,14 @@ def _data_digest(X, y=None) -> str | None:
     return digest.hexdigest()
 
 
+def _evenly_spaced(n: int, most: int) -> torch.Tensor:
+    """At most ``most`` indices of ``range(n)``, evenly spaced, both ends in."""
+    return torch.linspace(0, n - 1, min(n, most)).round().long()
+
+
 def _digest_samples(digest, dataset) -> None:
     """Add a Dataset's length and its samples at evenly spaced positions."""
     n = len(dataset)
     digest.update(f"dataset of {n} samples".encode())
-    positions = np.linspace(0, n - 1, min(n, _DIGEST_SAMPLES)).round().astype(int)
-    for i in positions.tolist():
+    for i in _evenly_spaced(n, _DIGEST_SAMPLES).tolist():
         _digest_value(digest, f"sample {i}", sample_of(dataset[i]))

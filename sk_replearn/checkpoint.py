@@ -17,7 +17,6 @@ once at the end of the last saved epoch (batch order, views, masks).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 
@@ -25,7 +24,7 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
-from ._fingerprint import _data_fingerprint, _digest_value, fingerprint
+from ._fingerprint import _data_fingerprint, _digest_of, fingerprint
 from .base import with_article
 from .persistence import (
     _CHECKPOINT_FORMAT,
@@ -100,10 +99,8 @@ def _restore_callback_states(net, states: dict) -> None:
 
 def _state_digest(net) -> str:
     """A digest of the weights and optimizer state a warm start goes on from."""
-    digest = hashlib.blake2b(digest_size=16)
-    _digest_value(digest, "module", _objective(net).state_dict())
-    _digest_value(digest, "optimizer", net.optimizer_.state_dict())
-    return digest.hexdigest()
+    state = {"module": _objective(net).state_dict()}
+    return _digest_of({**state, "optimizer": net.optimizer_.state_dict()})
 
 
 def check_checkpoint_dir(dirname: str | os.PathLike) -> None:

@@ -434,15 +434,9 @@ class BaseFineTuner(NeuralRepresentation):
             if k.startswith("representation__")
         }
         rep = params.get("representation", self.representation)
+        replacement = None
         if nested and rep is None:  # the default it stands for, set up
-            params = {
-                k: v
-                for k, v in params.items()
-                if k != "representation" and not k.startswith("representation__")
-            }
-            params["representation"] = self._default_representation().set_params(
-                **nested
-            )
+            replacement = self._default_representation()
         elif nested and is_fitted(rep):
             current = rep.get_params(deep=True)
             if any(
@@ -450,12 +444,14 @@ class BaseFineTuner(NeuralRepresentation):
                 and not _same_value(current.get(k), v)
                 for k, v in nested.items()
             ):
-                params = {
-                    k: v
-                    for k, v in params.items()
-                    if k != "representation" and not k.startswith("representation__")
-                }
-                params["representation"] = clone(rep).set_params(**nested)
+                replacement = clone(rep)
+        if replacement is not None:
+            params = {
+                k: v
+                for k, v in params.items()
+                if k != "representation" and not k.startswith("representation__")
+            }
+            params["representation"] = replacement.set_params(**nested)
         return super().set_params(**params)
 
     # -- fit ---------------------------------------------------------------
