@@ -590,7 +590,27 @@ def _read(path, fmt: str) -> dict:
             f"{os.fspath(path)!r} was written by a newer sk_replearn (format "
             f"version {payload['version']}); upgrade sk_replearn to load it."
         )
+    # Files written before checksums hold none and are read as they are.
+    if "checksum" in payload and payload["checksum"] != _checksum(payload):
+        raise ValueError(
+            f"{os.fspath(path)!r} is damaged: what it holds does not match the "
+            "checksum written with it (a disk or copy error changed it after "
+            "it was written); it was not loaded. Restore it from a copy, or "
+            "save the estimator again."
+        )
     return payload
+
+
+def _checksum(payload: dict) -> str:
+    """A digest of everything in ``payload`` but its own ``"checksum"``.
+
+    ``torch.load`` does not check the CRCs of the zip file it reads, so a
+    flipped bit in a weight would load silently; :func:`_read` compares
+    this digest to the one :func:`_atomic_save` wrote.
+    """
+    from ._fingerprint import _digest_of  # it imports this module
+
+    return _digest_of({k: v for k, v in payload.items() if k != "checksum"})
 
 
 def _atomic_save(payload: dict, path) -> None:
@@ -603,6 +623,7 @@ def _atomic_save(payload: dict, path) -> None:
             "create it first."
         )
     tmp = f"{path}.tmp{os.getpid()}"
+    payload = {**payload, "checksum": _checksum(payload)}
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)

@@ -8,10 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _damage import flip_a_bit_of
 from _instances import make
 from skorch.callbacks import Callback
 
 from sk_replearn import FineTuner
+from sk_replearn.persistence import _atomic_save
 
 MAX_EPOCHS = 4
 KILL_AFTER = 2
@@ -240,9 +242,21 @@ def test_checkpoint_of_a_network_of_other_shapes_is_refused(data, tmp_path):
     checkpoint = torch.load(path, weights_only=True)
     weight = checkpoint["module"]["projector.layers.0.weight"]
     checkpoint["module"]["projector.layers.0.weight"] = weight.repeat(2, 1)
-    torch.save(checkpoint, path)
+    del checkpoint["checksum"]
+    _atomic_save(checkpoint, path)  # as it was written, with its checksum
     with pytest.raises(ValueError, match="network of other shapes"):
         _fit(_simclr(checkpoint_dir=tmp_path), data)
+
+
+def test_checkpoint_with_a_flipped_bit_is_refused(data, tmp_path):
+    # torch.load does not check the zip's CRCs: the damaged weights resumed.
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    path = tmp_path / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    flip_a_bit_of(next(iter(checkpoint["module"].values())), path)
+    with pytest.raises(ValueError, match="cannot be resumed.*is damaged.*Delete"):
+        _fit(_ae(checkpoint_dir=tmp_path), data)
 
 
 def test_checkpoint_unreadable_file_is_a_clear_error(data, tmp_path):

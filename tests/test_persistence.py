@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _damage import flip_a_bit_of
 from _instances import INSTANCES, make
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
@@ -43,6 +44,12 @@ def data():
     X = rng.normal(size=(96, 8)).astype(np.float32)
     y = np.where(X[:, 0] > 0, "yes", "no")
     return X, y
+
+
+def _resave(payload: dict, path) -> None:
+    """Write an edited file as ``save`` would, with a checksum of the edit."""
+    payload.pop("checksum", None)
+    persistence._atomic_save(payload, path)
 
 
 def _fit(est, X, y):
@@ -130,6 +137,32 @@ def test_load_of_a_file_torch_cannot_read_is_a_value_error(content, tmp_path):
         persistence.load(path)
     with pytest.raises(FileNotFoundError):
         persistence.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("name", ["PCATransformer", "SimCLRTransformer"])
+def test_load_of_a_file_with_a_flipped_bit_is_refused(name, data, tmp_path):
+    # torch.load does not check the CRCs of the zip it reads: a bit flipped
+    # in a weight by a disk or a copy loaded silently, and transformed wrong.
+    X, y = data
+    est = _fit(make(name), X, y)
+    path = tmp_path / "est.pt"
+    est.save(path)  # the classical estimators have save and load too
+    np.testing.assert_array_equal(type(est).load(path).transform(X), est.transform(X))
+    flip_a_bit_of(next(_tensors(torch.load(path, weights_only=True))), path)
+    with pytest.raises(ValueError, match="est.pt' is damaged.*not loaded"):
+        persistence.load(path)
+
+
+def _tensors(value):
+    """The tensors in nested dicts and lists, depth first."""
+    if isinstance(value, torch.Tensor) and value.numel() > 4:
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
 
 
 def test_load_of_another_class_is_a_type_error(data, tmp_path):
@@ -287,7 +320,7 @@ def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
     old.save(path)
     payload = torch.load(path, weights_only=True)
     del payload["estimator"]["params"]["conv_kernel_size"]
-    torch.save(payload, path)
+    _resave(payload, path)
     loaded = GPTTransformer.load(path)
     assert loaded.conv_kernel_size is None
     np.testing.assert_array_equal(loaded.transform(texts), old.transform(texts))
@@ -304,7 +337,7 @@ def test_load_of_a_barlow_twins_file_saved_before_the_narrower_projector(tmp_pat
     old.save(path)
     payload = torch.load(path, weights_only=True)
     payload["estimator"]["params"]["hidden_dim"] = None  # as the file was written
-    torch.save(payload, path)
+    _resave(payload, path)
     loaded = BarlowTwinsTransformer.load(path)
     assert loaded.hidden_dim == 40
     np.testing.assert_array_equal(loaded.transform(X), old.transform(X))
@@ -326,7 +359,7 @@ def test_load_of_a_network_of_other_shapes_is_a_clear_error(tmp_path):
     payload = torch.load(path, weights_only=True)
     module = payload["estimator"]["state"]["net_"]["module"]
     module["projector.layers.0.weight"] = module["projector.layers.0.weight"][:5]
-    torch.save(payload, path)
+    _resave(payload, path)
     with pytest.raises(ValueError, match="network of other shapes"):
         SimCLRTransformer.load(path)
 
@@ -375,7 +408,7 @@ def test_load_on_the_cpu_moves_the_nested_representation_too(
     clf = _fit(make("FineTuner").set_params(representation=rep), X, y)
     path = tmp_path / "clf.pt"
     clf.save(path)
-    torch.save(_as_saved_on_a_gpu(torch.load(path, weights_only=True)), path)
+    _resave(_as_saved_on_a_gpu(torch.load(path, weights_only=True)), path)
 
     loaded = FineTuner.load(path, device="cpu")
     assert loaded.device == "cpu"
@@ -408,7 +441,7 @@ def test_load_of_a_file_of_another_version_says_so(edit, match, data, tmp_path):
     _fit(_ae(), X, None).save(path)
     payload = torch.load(path, weights_only=True)
     edit(payload["estimator"])
-    torch.save(payload, path)
+    _resave(payload, path)
     with pytest.raises(
         ValueError,
         match=f"ae.pt'.*{match}.*another version of sk_replearn.*Load it with",

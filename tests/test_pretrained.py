@@ -360,6 +360,8 @@ def test_pretrained_pickles_and_save_says_it_stores_no_code(digits, tmp_path):
     np.testing.assert_array_equal(again.transform(X), rep.transform(X))
     with pytest.raises(TypeError, match="model=<a SmallNet module> cannot be saved"):
         persistence.save(rep, tmp_path / "rep.pt")
+    with pytest.raises(TypeError, match="model=<a SmallNet module> cannot be saved"):
+        rep.save(tmp_path / "rep.pt")
 
 
 def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
