@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from _instances import EXPECTED_FAILED_CHECKS, only_checks
+from _instances import EXPECTED_FAILED_CHECKS, make, only_checks
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -848,3 +848,15 @@ def test_a_new_setting_of_a_fitted_representation_is_pre_trained(small_digits):
         representation__verbose=0, representation__device="cpu"
     )
     assert ft.representation is ae and is_fitted(ft.representation)
+
+
+def test_fine_tuner_of_a_string_model_given_ids_names_its_representation():
+    # The message blamed the fine-tuner: "FineTuner was fitted on strings".
+    strings = ["abcab", "bcabc", "cabca", "aabbc"] * 4
+    rep = make("GPTTransformer").fit(strings)
+    with pytest.raises(
+        TypeError,
+        match="FineTuner's representation, a GPTTransformer, was fitted on "
+        "strings but X holds integer token ids",
+    ):
+        FineTuner(rep, max_epochs=1, random_state=0).fit([[1, 2], [3, 4]], [0, 1])

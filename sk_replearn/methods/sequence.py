@@ -13,7 +13,7 @@ from torch import nn
 
 from .._docstrings import fill_doc
 from .._heap import batch_within_budget, kept_heap, widest_output
-from ..base import seed_from_random_state, store_params
+from ..base import seed_from_random_state, store_params, with_article
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import (
     CLS,
@@ -95,8 +95,11 @@ class _SequenceTransformer(NeuralRepresentation):
         if (kind == "ids") != (codec.kind == "ids"):
             fitted = "integer token ids" if codec.kind == "ids" else "strings"
             given = "integer token ids" if kind == "ids" else "strings"
+            who = type(self).__name__
+            if owner != who:  # a fine-tuner passing X to its representation
+                who = f"{owner}'s representation, {with_article(who)},"
             raise TypeError(
-                f"{owner} was fitted on {fitted} but {what} holds {given}; pass "
+                f"{who} was fitted on {fitted} but {what} holds {given}; pass "
                 "the same kind of sequences as in fit."
             )
         return codec
@@ -427,6 +430,14 @@ class GPTTransformer(_SequenceTransformer):
             Minus the mean negative log-likelihood (in nats) of the tokens
             ``t_1 ... t_n [SEP]`` of every sequence, each predicted from
             the ones before it, averaged over all tokens of X.
+
+        Notes
+        -----
+        Scores compare fits with the same ``tokenizer`` and ``vocab_size``
+        only: a coarser tokenizer leaves fewer, harder tokens to predict,
+        and a small vocabulary maps much of the text to ``[UNK]``, an easy
+        token. Choose those by a downstream score (a pipeline ending in the
+        task's model), not by this one.
         """
         sums = self._apply(X, lambda m, ids: m.token_nll(ids), 2).astype(np.float64)
         return -float(sums[:, 0].sum() / max(sums[:, 1].sum(), 1.0))
@@ -696,6 +707,15 @@ class BERTTransformer(_SequenceTransformer):
         ------
         ValueError
             If X holds no token to mask.
+
+        Notes
+        -----
+        Scores compare fits with the same ``tokenizer``, ``vocab_size`` and
+        ``mask_ratio`` only: ``mask_ratio`` sets the task that is scored (a
+        few hidden tokens are easier to predict than many), and a small
+        vocabulary maps much of the text to ``[UNK]``, an easy token.
+        Choose those by a downstream score (a pipeline ending in the task's
+        model), not by this one.
         """
         sums = self._apply(
             X, lambda m, ids: m.masked_accuracy(ids, _SCORE_SEED), 2
