@@ -140,7 +140,9 @@ whose vocabulary is every id from 0 to the largest (at most 2**24 ids).""",
         "str",
         """\
 Regular expression of a token for ``tokenizer="word"``: by default runs
-of letters and digits, and single punctuation marks.""",
+of letters and digits, and single punctuation marks. With one capturing
+group the group is the token, as in scikit-learn's ``CountVectorizer``;
+more than one is a ValueError at ``fit``.""",
     ),
     "max_length": (
         "int",

@@ -68,6 +68,10 @@ MAX_IDS = 2**24
 #: Sequences per length-sorted pool, in batches (see :class:`TokenBatches`).
 _POOL_BATCHES = 32
 
+#: A lone surrogate, U+D800 to U+DFFF: half of a UTF-16 pair (a JSON
+#: "\ud800" escape), or a byte that ``errors="surrogateescape"`` kept.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 # -- input ---------------------------------------------------------------------
 def _is_int_sequence(item) -> bool:
@@ -217,6 +221,56 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
     raise TypeError(f"{what}.")  # pragma: no cover - the loop raises
 
 
+def _check_utf8(strings: Sequence[str], name: str = "X") -> None:
+    """Refuse lone surrogates, which Hugging Face ``tokenizers`` cannot read.
+
+    ``tokenizers`` reads strings as UTF-8, which has no encoding of the
+    code points U+D800 to U+DFFF: it raised a ``UnicodeEncodeError`` or a
+    ``TypeError`` about ``TextEncodeInput`` that named no sample. Called
+    before every call of such a tokenizer; the "char" and "word"
+    vocabularies take these strings as they are.
+
+    Parameters
+    ----------
+    strings : sequence of str
+        The samples.
+    name : str, default="X"
+        The parameter that holds them, for the message.
+
+    Raises
+    ------
+    ValueError
+        For the first string that holds a lone surrogate, naming its index,
+        the surrogate and its position, and how to replace it.
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import _check_utf8
+    >>> _check_utf8(["café", "🙂"])
+    >>> _check_utf8(["café", b"caf\\xe9".decode("utf-8", "surrogateescape")])
+    Traceback (most recent call last):
+    ...
+    ValueError: X[1] holds a lone surrogate, '\\udce9' at position 3, ...
+    """
+    for i, s in enumerate(strings):
+        if s.isascii():  # O(1) in CPython: most text needs no search
+            continue
+        found = _SURROGATE.search(s)
+        if found is None:
+            continue
+        raise ValueError(
+            f"{name}[{i}] holds a lone surrogate, {found.group()!r} at position "
+            f"{found.start()}, which is half of a UTF-16 pair or a byte that "
+            "errors='surrogateescape' could not decode, not a character. The "
+            "Hugging Face tokenizers (tokenizer='bpe', 'wordpiece' or a "
+            "tokenizers.Tokenizer) read UTF-8 text, which cannot hold it. "
+            "Decode the bytes with their real encoding (e.g. b.decode('latin-1')), "
+            "or replace such code points with '?': "
+            f"[s.encode('utf-8', 'replace').decode() for s in {name}]; "
+            "tokenizer='char' and 'word' read them as they are."
+        )
+
+
 # -- vocabularies --------------------------------------------------------------
 class Codec:
     """A fitted vocabulary: strings to ids and back.
@@ -285,8 +339,29 @@ class Codec:
         """``"char"``, ``"word"``, ``"hf"`` (subwords) or ``"ids"``."""
         return self.state["kind"]
 
-    def encode(self, sequences: Sequence) -> list[list[int]]:
-        """Ids of each sequence (no special tokens; unknown tokens ``UNK``)."""
+    def encode(self, sequences: Sequence, *, name: str = "X") -> list[list[int]]:
+        """Ids of each sequence (no special tokens; unknown tokens ``UNK``).
+
+        Parameters
+        ----------
+        sequences : sequence of str, or of 1-D int arrays
+            As returned by :func:`check_sequences`.
+        name : str, default="X"
+            The parameter that holds them, for the messages.
+
+        Returns
+        -------
+        list of list of int
+
+        Raises
+        ------
+        ValueError
+            For an integer id outside the fitted vocabulary, or (with a
+            Hugging Face tokenizer, before it reads any string) a string
+            that holds a lone surrogate (U+D800 to U+DFFF), which UTF-8
+            cannot encode; the message names the sample and how to
+            replace it.
+        """
         kind = self.kind
         if kind == "ids":
             n = self.state["n_ids"]
@@ -294,7 +369,7 @@ class Codec:
             for i, s in enumerate(sequences):
                 if s.size and s.max() >= n:
                     raise ValueError(
-                        f"Sequence {i} of X holds the token id {int(s.max())}, "
+                        f"Sequence {i} of {name} holds the token id {int(s.max())}, "
                         f"outside the vocabulary of the ids seen in fit (0 to "
                         f"{n - 1}); map unseen tokens to an id seen in fit."
                     )
@@ -302,7 +377,9 @@ class Codec:
             return out
         if kind == "hf":
             unk = self._hf_unk
-            encoded = self._hf.encode_batch(list(sequences), add_special_tokens=False)
+            sequences = list(sequences)
+            _check_utf8(sequences, name)
+            encoded = self._hf.encode_batch(sequences, add_special_tokens=False)
             return [
                 [UNK if i == unk else i + N_SPECIAL for i in e.ids] for e in encoded
             ]
@@ -384,11 +461,21 @@ def fit_codec(
         Most tokens kept ("char", "word": the most frequent; "bpe",
         "wordpiece": the size of the learned vocabulary, 1000 when None).
     token_pattern : str
-        Regular expression of a word, for ``"word"``.
+        Regular expression of a word, for ``"word"``. As in scikit-learn's
+        ``CountVectorizer``, with one capturing group the group is the
+        token, and more than one is an error.
 
     Returns
     -------
     Codec
+
+    Raises
+    ------
+    ValueError
+        For integer ids past ``MAX_IDS`` (2**24), input with nothing to learn,
+        an invalid ``token_pattern`` or one of several capturing groups, or
+        (for "bpe" and "wordpiece", before training) a string that holds a
+        lone surrogate (U+D800 to U+DFFF), which UTF-8 cannot encode.
 
     Examples
     --------
@@ -422,6 +509,12 @@ def fit_codec(
                 f"token_pattern={token_pattern!r} is not a valid regular "
                 f"expression ({err}); give a pattern that matches one word."
             ) from None
+        if pattern.groups > 1:  # re.findall would give tuples of the groups
+            raise ValueError(  # scikit-learn's CountVectorizer's words, then ours
+                "More than 1 capturing group in token pattern. Only a single "
+                f"group should be captured. token_pattern={token_pattern!r} has "
+                f"{pattern.groups}: make the others non-capturing, (?:...)."
+            )
         counts = Counter(w for s in sequences for w in pattern.findall(s))
         if not counts:
             raise ValueError(
@@ -436,6 +529,7 @@ def fit_codec(
             }
         )
     if isinstance(tokenizer, str):
+        _check_utf8(sequences)  # before the trainer meets a lone surrogate
         return Codec(_train_hf(tokenizer, sequences, vocab_size or 1000))
     # A ready Hugging Face tokenizer, used as it is (but for padding and
     # truncation, which Codec turns off in its copy).

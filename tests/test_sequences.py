@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import re
 import warnings
 from unittest import mock
 
@@ -863,3 +864,75 @@ def test_pandas_missing_values_are_named():
     X = pd.Series(["ACD", "EF", pd.NA], dtype="string")
     with pytest.raises(ValueError, match=r"X\[2\] is a missing value \(<NA>\)"):
         BERTTransformer(max_epochs=1).fit(X)
+
+
+# -- lone surrogates and capture groups ----------------------------------------
+#: Strings that are not valid Unicode text: a byte decoded with
+#: errors="surrogateescape" and the half of a UTF-16 pair of a JSON "\ud800".
+LONE_SURROGATES = [b"caf\xe9".decode("utf-8", "surrogateescape"), "\ud800"]
+
+
+@pytest.mark.parametrize("tokenizer", ["bpe", "wordpiece", "a ready one"])
+@pytest.mark.parametrize("name", NAMES)
+def test_subword_tokenizers_name_a_lone_surrogate_in_fit(name, tokenizer, strings):
+    # Hugging Face tokenizers raised UnicodeEncodeError from inside their
+    # trainer (or a TypeError about TextEncodeInput) without naming X[i].
+    tokenizers = pytest.importorskip("tokenizers")
+    if tokenizer == "a ready one":
+        tokenizer = _character_tokenizer(tokenizers)
+    for bad in LONE_SURROGATES:
+        with pytest.raises(
+            ValueError,
+            match=rf"X\[10\] holds a lone surrogate, {re.escape(ascii(bad[-1]))}.*"
+            r"s\.encode\('utf-8', 'replace'\)\.decode\(\)",
+        ):
+            make(name, tokenizer=tokenizer).fit(strings[:10] + [bad, "ACD"])
+
+
+def test_gpt_names_a_lone_surrogate_in_transform_score_and_generate(strings):
+    pytest.importorskip("tokenizers")
+    gpt = make("GPTTransformer", tokenizer="bpe", vocab_size=300).fit(strings)
+    for method, name in [
+        (gpt.transform, "X"),
+        (gpt.score, "X"),
+        (gpt.generate, "prompts"),
+    ]:
+        for bad in LONE_SURROGATES:
+            with pytest.raises(
+                ValueError, match=rf"^{name}\[1\] holds a lone surrogate"
+            ):
+                method(["ACD", bad])
+    assert gpt.transform(["ACD", "caf\N{REPLACEMENT CHARACTER}"]).shape == (2, 8)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "word"])
+def test_char_and_word_tokenizers_read_lone_surrogates(tokenizer, strings):
+    gpt = make("GPTTransformer", tokenizer=tokenizer).fit(strings + LONE_SURROGATES)
+    assert "\udce9" in gpt.vocabulary_ and "\ud800" in gpt.vocabulary_
+    assert gpt.transform(LONE_SURROGATES).shape == (2, 8)
+    (text,) = gpt.generate(["caf\udce9"], max_new_tokens=2, random_state=0)
+    assert text.startswith("caf") and "\udce9" in text
+
+
+def test_word_token_pattern_captures_one_group_as_count_vectorizer_does():
+    # re.findall gives tuples for two groups: they became tokens, fit ran
+    # silently and generate raised "expected str instance, tuple found".
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    X = ["the cat sat on the mat.", "a tall tree", "the end"] * 4
+    for pattern in (r"(?u)\w+|[^\w\s]", r"t(\w+)", r"(?:t|s)(\w)", r"a|(t)"):
+        counts = CountVectorizer(token_pattern=pattern, lowercase=False).fit(X)
+        codec = fit_codec("word", X, token_pattern=pattern)
+        assert sorted(codec.tokens) == sorted(counts.vocabulary_), pattern
+    gpt = make("GPTTransformer", tokenizer="word", token_pattern=r"t(\w+)").fit(X)
+    assert all(isinstance(t, str) for t in gpt.generate(n_samples=2, random_state=0))
+    sklearn_words = (
+        "More than 1 capturing group in token pattern. Only a single group "
+        "should be captured."
+    )
+    for pattern in (r"(\w)(\w*)", r"(?P<first>\w)(?P<rest>\w*)"):
+        with pytest.raises(ValueError, match=re.escape(sklearn_words)) as err:
+            make("GPTTransformer", tokenizer="word", token_pattern=pattern).fit(X)
+        assert f"token_pattern={pattern!r}" in str(err.value)
+        with pytest.raises(ValueError, match=re.escape(sklearn_words)):
+            CountVectorizer(token_pattern=pattern).fit(X)

@@ -499,7 +499,7 @@ class GPTTransformer(_SequenceTransformer):
         banned[N_SPECIAL:] = False
         banned[SEP] = False  # the model may end the sequence
         texts = []
-        for prompt, ids in zip(prompts, codec.encode(prompts)):
+        for prompt, ids in zip(prompts, codec.encode(prompts, name="prompts")):
             context = torch.tensor([CLS, *ids], dtype=torch.long)[-(positions - 1) :]
             seqs = context.repeat(n_samples, 1).to(device)  # (n, L)
             new = torch.full((n_samples, 0), PAD, dtype=torch.long, device=device)
