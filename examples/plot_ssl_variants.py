@@ -24,8 +24,9 @@ This example fits eight estimators on the same unlabelled digits with the
 same seed and the same budget, and measures what each representation makes
 available to a linear classifier, with every label and with only a few.
 (:class:`~sk_replearn.CMCTransformer` is left out: it contrasts views that
-the data come in, such as groups of channels or columns, rather than
-augmentations, and a one-channel digit has no such views.)
+the data come in, such as groups of channels or columns, rather than two
+augmentations of the whole sample, and has an example of its own, on the two
+halves of each digit: :ref:`sphx_glr_auto_examples_plot_cmc_views.py`.)
 """
 
 # %%

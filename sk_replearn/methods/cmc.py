@@ -113,7 +113,11 @@ class CMCTransformer(_TwoViewTransformer):
         What ``transform`` returns: None, every view's encoding, side by
         side in view order; an int, that view's encoding alone (to encode
         data of which only that view is informative, the other columns
-        still given).
+        still given). Each view has its own encoder, so the encodings of two
+        views are in coordinates of their own and cannot be compared with
+        each other; the loss compares the views after each one's projection
+        head (``net_.module_.projectors[view]``, which maps a view's
+        encoding to the space where its views meet).
     augmentation : "auto", views object, callable or None, default=None
         A random augmentation of each view, applied to the standardised
         views before they are encoded for the loss (in training, and in
