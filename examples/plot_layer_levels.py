@@ -117,6 +117,7 @@ def top_patches(maps, unit, field, images, n=9):
 
 
 def mosaic(patches):
+    """Nine square patches in a 3×3 grid, one pixel of grey between them."""
     size = patches[0].shape[0]
     grid = np.full((3 * size + 2, 3 * size + 2), np.nan)
     for k, patch in enumerate(patches):
