@@ -480,8 +480,9 @@ def save(estimator, path) -> None:
     """Save a fitted sk_replearn estimator to ``path``, as data only.
 
     The file holds the class name, the parameters (``callbacks`` and
-    ``accelerator`` as None), the fitted attributes and the module's
-    weights; ``torch.load(path, weights_only=True)`` reads it and
+    ``accelerator`` as None), the fitted attributes, the module's weights
+    and a checksum of them all, which :func:`load` checks;
+    ``torch.load(path, weights_only=True)`` reads it and
     :func:`load` rebuilds the estimator from it. Nothing in it is code: a
     parameter that is a class or a function (``encoder=MyNet``) cannot be
     saved, and ``save`` says so.
@@ -547,9 +548,11 @@ def load(path, *, device=None) -> BaseEstimator:
     Raises
     ------
     ValueError
-        If the file is not an sk_replearn file, holds more than data, or
-        holds an estimator that this version of sk_replearn cannot rebuild
-        (parameters it does not have, or none: a file of another version).
+        If the file is not an sk_replearn file, holds more than data, is
+        damaged (what it holds does not match the checksum written with
+        it), or holds an estimator that this version of sk_replearn cannot
+        rebuild (parameters it does not have, or none: a file of another
+        version).
 
     Examples
     --------
