@@ -860,18 +860,3 @@ def test_fine_tuner_of_a_string_model_given_ids_names_its_representation():
         "strings but X holds integer token ids",
     ):
         FineTuner(rep, max_epochs=1, random_state=0).fit([[1, 2], [3, 4]], [0, 1])
-
-
-def test_fine_tuner_scores_are_float64_as_its_probabilities():
-    # decision_function returned float32 where predict_proba gave float64,
-    # and took a two-class logit difference in float32.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 5)).astype(np.float32)
-    for n_classes in (2, 3):
-        y = np.arange(40) % n_classes
-        clf = FineTuner(max_epochs=1, random_state=0).fit(X, y)
-        scores, proba = clf.decision_function(X), clf.predict_proba(X)
-        assert scores.dtype == proba.dtype == np.float64
-        logits = clf.net_.module_(torch.from_numpy(X)).detach().double().numpy()
-        expected = logits[:, 1] - logits[:, 0] if n_classes == 2 else logits
-        np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-6)

@@ -149,10 +149,8 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            float64, as :meth:`predict_proba` (the head computes in float32;
-            the two-class difference is taken in float64).
         """
-        logits = self._outputs(X).astype(np.float64)
+        logits = self._outputs(X)
         if len(self.classes_) == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
