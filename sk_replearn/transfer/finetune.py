@@ -149,6 +149,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            float32, the precision the network computes in (as
+            :meth:`transform`); :meth:`predict_proba` takes its softmax in
+            float64, so that its rows sum to 1.
         """
         logits = self._outputs(X)
         if len(self.classes_) == 2:
