@@ -477,10 +477,12 @@ class GPTTransformer(_SequenceTransformer):
         -------
         texts : list of str
             ``n_samples`` texts per prompt, prompt-major, each beginning
-            with its prompt as the vocabulary reads it: with
-            ``tokenizer="word"`` its known words joined by single spaces
-            (words unseen in ``fit`` are left out, as ``[UNK]`` is); for
-            integer input, the ids, space-separated. Temperatures so low
+            with its prompt: with ``tokenizer="char"`` as given, unseen
+            characters included (the model read them as ``[UNK]``); else as
+            the vocabulary reads it, with ``tokenizer="word"`` its known
+            words joined by single spaces (words unseen in ``fit`` are left
+            out, as ``[UNK]`` is); for integer input, the ids,
+            space-separated. Temperatures so low
             that the division overflows (1e-45) pick the likeliest token.
         """
         check_is_fitted(self, "net_")
