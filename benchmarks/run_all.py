@@ -35,6 +35,22 @@ def benchmarks() -> list[str]:
     return sorted(p.stem for p in HERE.glob("bench_*.py"))
 
 
+def cpu_model() -> str:
+    """The processor's name as Linux reports it, else :func:`platform.processor`.
+
+    Two machines of one architecture can differ twofold in speed, so a
+    results file names the processor it was measured on.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
+
+
 def header(stem: str, seconds: float, returncode: int) -> str:
     """One line saying when, where and with what the benchmark ran."""
     try:
@@ -44,7 +60,7 @@ def header(stem: str, seconds: float, returncode: int) -> str:
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     return (
         f"# {stem}.py, {now}, {platform.machine()} {platform.system()}, "
-        f"{os.cpu_count()} CPUs, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({cpu_model()}), python {platform.python_version()}, "
         f"torch {torch_version}, OMP_NUM_THREADS=1, {seconds:.0f} s, "
         f"exit status {returncode}\n"
     )
