@@ -369,6 +369,24 @@ class RepresentationNet(NeuralNet):
         )
         return self
 
+    def initialize_optimizer(self, *args, **kwargs):
+        """Build the optimiser as skorch does; a refusal names the parameter.
+
+        An optimiser class can refuse some networks at construction (torch's
+        ``Muon`` takes only 2-D weights, and every network here has biases
+        and norms), with torch's message alone; the error then says which
+        estimator parameter chose it and what to pick instead.
+        """
+        try:
+            return super().initialize_optimizer(*args, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            name = getattr(self.optimizer, "__name__", repr(self.optimizer))
+            raise ValueError(
+                f"optimizer={name} could not be built for this network's "
+                f"parameters: {exc}. Use an optimiser that takes every "
+                "parameter, such as 'adamw' or torch.optim.SGD."
+            ) from exc
+
     def _on_device(self, batch):
         """The batch with its inputs on the net's device, copied there once.
 

@@ -602,6 +602,30 @@ def test_an_optimizer_class_that_cannot_train_in_batches_is_refused(
         SimCLRTransformer(max_epochs=1, optimizer=optimizer).fit(X)
 
 
+class _MatricesOnly(torch.optim.SGD):
+    """Refuses any parameter that is not a matrix, as torch's Muon does."""
+
+    def __init__(self, params, **kwargs):
+        params = list(params)  # parameter groups, as skorch passes them
+        tensors = [
+            p for g in params for p in (g["params"] if isinstance(g, dict) else [g])
+        ]
+        if any(p.ndim != 2 for p in tensors):
+            raise ValueError("only 2-D parameters are supported")
+        super().__init__(params, **kwargs)
+
+
+def test_an_optimizer_that_refuses_the_network_names_the_parameter():
+    # The network has biases and norms: the optimiser refuses it when built,
+    # and the error says which parameter chose it, not only torch's words.
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    est = SimCLRTransformer(max_epochs=1, optimizer=_MatricesOnly, weight_decay=0)
+    with pytest.raises(
+        ValueError, match=r"optimizer=_MatricesOnly could not be built.*2-D.*adamw"
+    ):
+        est.fit(X)
+
+
 def test_an_optimizer_without_weight_decay_trains_at_weight_decay_zero():
     X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
     est = SimCLRTransformer(max_epochs=1, optimizer=torch.optim.Rprop, weight_decay=0)
