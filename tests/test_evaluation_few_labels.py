@@ -429,6 +429,29 @@ def test_linear_probe_takes_a_frozen_pretrained_representation():
     assert refitted.accuracy != result.accuracy  # fitting again would differ
 
 
+@pytest.mark.parametrize("standardize", [True, False])
+def test_linear_probe_is_logistic_regression_with_or_without_scaling(standardize):
+    # The protocol by hand: scaled (the default) or on the features as they are.
+    pca = PCATransformer(n_components=8, random_state=0)
+    result = linear_probe(
+        pca, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, standardize=standardize
+    )
+    fitted = PCATransformer(n_components=8, random_state=0).fit(X_TRAIN)
+    Z_train, Z_test = fitted.transform(X_TRAIN), fitted.transform(X_TEST)
+    if standardize:
+        scaler = StandardScaler().fit(Z_train)
+        Z_train, Z_test = scaler.transform(Z_train), scaler.transform(Z_test)
+    expected = _lr().fit(Z_train, Y_TRAIN).score(Z_test, Y_TEST)
+    assert result.accuracy == expected
+    if standardize:  # the default
+        assert linear_probe(pca, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST).accuracy == expected
+
+
+def test_linear_probe_refuses_a_standardize_that_is_not_a_bool():
+    with pytest.raises(TypeError, match="standardize='yes' must be True or False"):
+        linear_probe(None, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, standardize="yes")
+
+
 # -- the main job's few-label column ------------------------------------------------
 def test_main_job_columns_are_the_all_label_probe_and_few_label_scores():
     pca = PCATransformer(n_components=16, random_state=0)
