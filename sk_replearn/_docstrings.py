@@ -228,7 +228,9 @@ restored.""",
         "str or torch.device",
         """\
 "auto" trains on CUDA when present, else on the CPU; or "cpu", "cuda",
-"cuda:1", "mps".""",
+"cuda:1", "mps". ``transform`` computes where the fitted network is: a
+new ``device`` set after ``fit`` takes effect at the next ``fit``, and
+``load(path, device=...)`` moves a fitted estimator.""",
     ),
     "precision": (
         '{"32", "bf16", "16"}',

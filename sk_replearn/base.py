@@ -585,6 +585,10 @@ class BaseRepresentation(
                 "transform and score take Datasets."
             )
         X, nd_shape = flatten_samples(X)
+        if not reset and nd_shape is not None:
+            # Before validate_data, whose message would count the flattened
+            # features ("X has 729 features") of images of the wrong size.
+            self._check_sample_shape(nd_shape)
         X = validate_data(
             self,
             X,
@@ -600,12 +604,16 @@ class BaseRepresentation(
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
             # Whether X came N-D: inverse_transform answers in the same layout.
             self._nd_input = nd_shape is not None
-        elif nd_shape is not None and nd_shape != tuple(self.input_shape_):
+        return X
+
+    def _check_sample_shape(self, nd_shape: tuple[int, ...]) -> None:
+        """N-D samples at transform time have the fitted ``input_shape_``."""
+        fitted = getattr(self, "input_shape_", None)
+        if fitted is not None and nd_shape != tuple(fitted):
             raise ValueError(
                 f"X has samples of shape {nd_shape}, but {type(self).__name__} "
-                f"was fitted on samples of shape {tuple(self.input_shape_)}."
+                f"was fitted on samples of shape {tuple(fitted)}."
             )
-        return X
 
     def _check_values(self, X: np.ndarray) -> None:
         """The checks of X's values that ``_validate_X(check_values=False)`` skips."""

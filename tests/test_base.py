@@ -89,6 +89,10 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
     np.testing.assert_allclose(est.transform(X), est.transform(X.reshape(6, -1)))
     with pytest.raises(ValueError, match="fitted on samples of shape"):
         est.transform(X.reshape(6, 1, 3, 2))
+    # Images of another size: their shape, where the message counted features
+    # ("X has 4 features, but ... is expecting 6").
+    with pytest.raises(ValueError, match=r"samples of shape \(1, 2, 2\), but"):
+        est.transform(X[:, :, :, :2])
 
 
 def test_base_tabular_input_shape_defaults_to_n_features():

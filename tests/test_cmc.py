@@ -120,8 +120,18 @@ def test_cmc_bad_views_raise_a_value_error_naming_the_parameter(
 
 
 def test_cmc_auto_views_need_two_features():
-    with pytest.raises(ValueError, match=r"1 feature\(s\)"):
+    with pytest.raises(ValueError, match=r"X has 1 feature\(s\);"):
         _cmc(encoder="mlp", encoder_kwargs=None).fit(np.ones((10, 1)))
+
+
+def test_cmc_auto_views_of_one_pixel_wide_images_say_what_is_1_wide():
+    # The error said "pass data with at least 2 features" of samples with 7.
+    X = np.random.default_rng(0).random((20, 1, 7, 1))
+    with pytest.raises(
+        ValueError, match=r"shape \(1, 7, 1\) are 1 wide there.*range\(3, 7\)"
+    ):
+        _cmc().fit(X)
+    assert _cmc(views=[range(0, 3), range(3, 7)]).fit(X).transform(X).shape[0] == 20
 
 
 def test_cmc_list_of_arrays_rules(small_digits):

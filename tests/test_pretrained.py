@@ -279,6 +279,20 @@ def test_pretrained_output_neither_2d_3d_nor_4d_raises(net, digits):
         PretrainedTransformer(net, input_shape=(1, 8, 8)).fit(X)
 
 
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [("gpu", "'gpu' is not a device name"), ("cuda:7", "cuda:7")],
+)
+def test_pretrained_fit_refuses_a_device_as_every_fit_does(device, match, digits):
+    # fit accepted them and transform raised, so a Pipeline or a grid search
+    # failed a step later than for the trained estimators.
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that device")
+    X, _ = digits
+    with pytest.raises(ValueError, match=match):
+        PretrainedTransformer(_small_net(), input_shape=(1, 8, 8), device=device).fit(X)
+
+
 def test_pretrained_pools_tokens_by_mean_or_first():
     out = torch.arange(24.0).reshape(2, 3, 4)
     assert torch.equal(pool_features(out, "cls"), out[:, 0])

@@ -260,9 +260,24 @@ def test_local_views_need_an_encoder_that_takes_them():
     assert est.fit(X).net_.module_.n_local_views == 0  # "auto": none for an MLP
 
 
+@pytest.mark.parametrize("objective", [SwAVObjective, DINOObjective])
+def test_a_vit_whose_patches_do_not_divide_the_local_views_is_explained(objective):
+    # The ViT's own patch check (a ValueError) went past the local-view
+    # message and named patch_size, which the user never set.
+    with pytest.raises(
+        ValueError, match=r"n_local_views=2: the encoder does not accept.*patch_size"
+    ):
+        objective((1, 28, 28), encoder="vit", n_local_views=2)
+
+
 def test_local_views_need_a_family_with_crops():
     with pytest.raises(ValueError, match="n_local_views=2 needs views with local"):
         SwAVObjective((6,), views=TabularViews(), n_local_views=2)
+    # the error quotes the views as given, not the function None stands for
+    with pytest.raises(ValueError, match=r"views=None \(the input as it is\) has"):
+        SwAVObjective((1, 8, 8), views=None, n_local_views=2)
+    with pytest.raises(ValueError, match=r"views='auto' \(TabularViews here\)"):
+        SwAVObjective((6,), n_local_views=2)
     with pytest.raises(ValueError, match="n_local_views=1 needs views with local"):
         SwAVTransformer(encoder="mlp", n_local_views=1, max_epochs=1).fit(
             np.random.default_rng(0).normal(size=(20, 6))

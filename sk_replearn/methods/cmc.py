@@ -510,11 +510,21 @@ def _auto_views(shape: tuple[int, ...]) -> list[list[int]]:
         axis = len(shape) - 1  # one channel: the width (or length)
     size = shape[axis]
     if size < 2:
-        n = "1 feature(s)" if len(shape) == 1 else f"shape {shape}"
+        if len(shape) == 1:
+            raise ValueError(
+                # "1 feature(s)": the words scikit-learn's checks look for
+                "views='auto' splits the samples into two halves, but X has 1 "
+                "feature(s); CMC needs at least 2 views: pass data with at least "
+                "2 features, or views=<groups of columns>."
+            )
         raise ValueError(
-            f"views='auto' splits the samples into two halves, but X has {n}; "
-            "CMC needs at least 2 views: pass data with at least 2 features, or "
-            "views=<groups of columns>."
+            f"views='auto' splits one-channel samples into the two halves of "
+            f"their last axis, but X's samples of shape {shape} are 1 wide "
+            f"there; pass views=<groups of columns> (indices into the "
+            f"{math.prod(shape)} values of the flattened sample, e.g. "
+            f"views=[range(0, {math.prod(shape) // 2}), "
+            f"range({math.prod(shape) // 2}, {math.prod(shape)})] for its two "
+            "halves in row order), or samples of another shape."
         )
     first, rest = np.split(cols, [size // 2], axis=axis)
     return [first.ravel().tolist(), rest.ravel().tolist()]

@@ -97,9 +97,15 @@ class TwoViewObjective(Objective):
         self.views = make_views(views, tuple(input_shape))
         self.n_local_views = int(n_local_views)
         if self.n_local_views and not callable(getattr(self.views, "local", None)):
+            if views is None:
+                given = "views=None (the input as it is)"
+            elif views is self.views:
+                given = f"views={views!r}"
+            else:  # "auto": say what it chose
+                given = f"views={views!r} ({type(self.views).__name__} here)"
             raise ValueError(
                 f"n_local_views={self.n_local_views} needs views with local crops "
-                f"(ImageViews or SequenceViews); views={self.views!r} has none, "
+                f"(ImageViews or SequenceViews); {given} has none, "
                 f"as for samples of shape {tuple(input_shape)}: set "
                 "n_local_views=0, or pass views whose 'local' method returns a "
                 "batch of small crops."
@@ -116,11 +122,14 @@ class TwoViewObjective(Objective):
         try:
             with torch.no_grad():
                 self.backbone.eval()(torch.zeros(2, *shape))
-        except RuntimeError as exc:
+        # RuntimeError from a layer's shapes, ValueError from an encoder's own
+        # check (a ViT's patches must divide the local views).
+        except (RuntimeError, ValueError) as exc:
             raise ValueError(
                 f"n_local_views={self.n_local_views}: the encoder does not accept "
                 f"the local views of shape {shape} (local_size="
-                f"{self.views.local_size} of {input_shape}): {exc}. Use an encoder "
+                f"{self.views.local_size} of {input_shape}): {str(exc).rstrip('.')}. "
+                "Use an encoder "
                 "that ends in global pooling (encoder='cnn' or 'resnet'), "
                 "local_size=1.0 in the views, or n_local_views=0."
             ) from None

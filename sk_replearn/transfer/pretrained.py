@@ -245,6 +245,7 @@ class PretrainedTransformer(BaseRepresentation):
         self : PretrainedTransformer
             The fitted transformer.
         """
+        self._device()  # a device this machine lacks fails here, as in any fit
         if self._is_text():
             return self._fit_text(X)
         X = self._validate_X(X, reset=True)
