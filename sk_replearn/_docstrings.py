@@ -353,7 +353,7 @@ one (a pipeline step ``{{"ft": [FineTuner(a), FineTuner(b)]}}``).""",
 fixed features (a linear probe with ``head="linear"``).""",
     ),
     "head": (
-        '{"linear", "mlp"} or callable',
+        '{"linear", "mlp"}, callable or torch.nn.Module',
         """\
 The new task-specific head (network surgery): a linear layer, or one
 hidden layer of 256 ReLU units. Both start with a
@@ -365,7 +365,9 @@ spread, which a batch normalisation does and which, fed a few labels,
 inflates the features that hardly vary (the user guide on transfer
 learning gives the measurements). A callable (e.g. an ``nn.Module``
 class) is called as ``head(n_features, n_outputs)`` and
-must return an ``nn.Module``.""",
+must return an ``nn.Module``; an ``nn.Module`` instance is copied at
+each fit (the one passed is never trained) and must map
+``(batch, n_features)`` to ``(batch, n_outputs)``.""",
     ),
     "freeze_layers": (
         "int",

@@ -255,6 +255,21 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
             "save() stores only sk_replearn's public estimators. Pickle it with "
             "joblib.dump instead (trusted files only)."
         )
+    if cls.__name__ == "PretrainedTransformer" and is_fitted(estimator):
+        model = getattr(estimator, "model", None)
+        shown = (
+            f"<a {type(model).__name__} module>"
+            if isinstance(model, torch.nn.Module)
+            else repr(model)
+        )
+        raise TypeError(
+            f"{name} is a fitted PretrainedTransformer (model={shown}), whose "
+            "network comes from elsewhere: save() stores no code, so it cannot "
+            "rebuild that network, whatever model names. Its fit trains "
+            "nothing: keep model and weights and fit it again, or pickle "
+            "what holds it with joblib.dump (which runs code when loaded: "
+            "trusted files only)."
+        )
     changed = [
         (k, was, now)
         for k, was, now in getattr(estimator, "_changed_since_fit", list)()

@@ -282,6 +282,10 @@ class RepresentationNet(NeuralNet):
     2
     """
 
+    #: How the interrupt warning says training can go on, for the estimator
+    #: this net trains (the representations have ``warm_start``).
+    _go_on = "trained further with warm_start=True"
+
     def __init__(self, module, *args, precision: str = "32", **kwargs) -> None:
         kwargs.setdefault("criterion", torch.nn.Identity)
         kwargs.setdefault("train_split", None)
@@ -458,8 +462,8 @@ class RepresentationNet(NeuralNet):
                 warn_user(
                     f"Training was interrupted during epoch {epoch}; the model "
                     "keeps the weights of the last finished step and can be "
-                    "used (or trained further with warm_start=True); its "
-                    f"history_ records the {len(self.history)} finished epoch(s).",
+                    f"used (or {self._go_on}); its history_ records the "
+                    f"{len(self.history)} finished epoch(s).",
                     RuntimeWarning,
                 )
                 self.interrupted_ = True
@@ -518,6 +522,9 @@ class SupervisedNet(RepresentationNet):
     >>> net.forward(X).shape
     torch.Size([64, 2])
     """
+
+    #: A fine-tuner has no warm_start: each fit starts from the representation.
+    _go_on = "resumed by fit again when checkpoint_dir is set"
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The criterion on the predictions (in float32) and the targets."""

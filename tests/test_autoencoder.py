@@ -355,10 +355,16 @@ def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):
                 raise KeyboardInterrupt
 
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 10}, callbacks=[Interrupt()])
-    with pytest.warns(RuntimeWarning, match="interrupted during epoch 2"):
+    with pytest.warns(RuntimeWarning, match="interrupted during epoch 2.*warm_start"):
         ae.fit(X)
     assert ae.n_epochs_ == 2
     assert np.isfinite(ae.transform(X)).all()
+    # A fine-tuner has no warm_start: its warning says how it can go on.
+    clf = FineTuner(ae, max_epochs=5, callbacks=[Interrupt()])
+    with pytest.warns(RuntimeWarning, match="when checkpoint_dir is set") as record:
+        clf.fit(X, np.arange(len(X)) % 3)
+    assert not any("warm_start" in str(w.message) for w in record)
+    assert "warm_start" not in clf.get_params()
 
 
 @pytest.mark.parametrize("epoch", [1, 3])

@@ -191,6 +191,33 @@ def test_unfitted_representation_is_pretrained_on_pretrain_X(small_digits):
     assert clf.representation_.n_epochs_ == rep.max_epochs
 
 
+def test_pretrain_X_with_a_fitted_representation_warns_that_it_is_not_used(
+    digits_ae, small_digits
+):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, max_epochs=1, random_state=0)
+    with pytest.warns(UserWarning, match="pretrain_X is not used"):
+        clf.fit(X[:100], y[:100], pretrain_X=X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf.fit(X[:100], y[:100])  # no pretrain_X, no warning
+
+
+def test_a_representation_that_cannot_pre_train_is_named_before_it_tries(
+    small_digits,
+):
+    X, y = small_digits
+    # Its device, not the fine-tuner's: the error quoted device='cuda' of a
+    # FineTuner(device='cpu').
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="pre-train cannot run.*representation__"):
+            FineTuner(_tiny_ae(device="cuda"), device="cpu", max_epochs=1).fit(X, y)
+    # An unfitted supervised estimator: "fit() missing 1 required positional
+    # argument: 'y'" from inside.
+    with pytest.raises(TypeError, match=r"representation=FineTuner\(...\) is unfit"):
+        FineTuner(FineTuner(_tiny_ae()), max_epochs=1).fit(X, y)
+
+
 def test_clone_copies_a_fitted_representation_still_fitted(digits_ae, small_digits):
     X, _ = small_digits
     clf = FineTuner(digits_ae, lr=0.5)
@@ -285,6 +312,41 @@ def test_custom_head_class(digits_ae, small_digits):
     clf = FineTuner(digits_ae, head=TwoLayer, max_epochs=2, random_state=0).fit(X, y)
     assert isinstance(clf.net_.module_.head, TwoLayer)
     assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+def test_samples_of_another_shape_than_the_representation_s_are_refused_at_fit(
+    small_digits,
+):
+    # 64 values either way: fit reread them as 8x8 images without a word, and
+    # predict on the very X it was fitted on was then refused.
+    X, y = small_digits
+    rep = PCATransformer(n_components=4, random_state=0).fit(X.reshape(-1, 1, 8, 8))
+    with pytest.raises(
+        ValueError,
+        match=r"samples of shape \(1, 4, 16\), but the representation was fitted "
+        r"on samples of shape \(1, 8, 8\); pass X as \(n_samples, \*\(1, 8, 8\)\)",
+    ):
+        FineTuner(rep, max_epochs=1).fit(X.reshape(-1, 1, 4, 16), y)
+    flat = FineTuner(rep, max_epochs=1, random_state=0).fit(X, y)  # flat is fine
+    assert flat.predict(X).shape == (len(X),)
+
+
+def test_a_head_module_instance_is_copied_and_trained_as_the_head(small_digits):
+    # A module is callable: it was called as head(n_in, n_out), which ran its
+    # forward and failed deep inside torch.
+    X, y = small_digits
+    rep = PCATransformer(n_components=8, random_state=0).fit(X)
+    head = torch.nn.Linear(8, 10)
+    before = copy.deepcopy(head.state_dict())
+    clf = FineTuner(rep, head=head, max_epochs=2, random_state=0).fit(X, y)
+    trained = clf.net_.module_.head
+    assert isinstance(trained, torch.nn.Linear) and trained is not head
+    assert not torch.equal(trained.weight.cpu(), before["weight"])
+    for name, value in head.state_dict().items():  # the caller's never trained
+        assert torch.equal(value, before[name]), name
+    assert clone(clf).fit(X, y).net_.module_.head is not trained
+    with pytest.raises(ValueError, match=r"must map \(batch, 8\) to \(batch, 10\)"):
+        FineTuner(rep, head=torch.nn.Linear(8, 3), max_epochs=1).fit(X, y)
 
 
 # -- learning happens; determinism; persistence ---------------------------------------

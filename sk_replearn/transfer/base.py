@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
@@ -39,6 +39,7 @@ from ..base import (
     float_dtypes,
     is_fitted,
     positive_strides,
+    resolve_device,
     seed_from_random_state,
     store_params,
 )
@@ -71,10 +72,33 @@ def pretrained(representation, X, pretrain_X, seed: int):
     ``seed``, so that the whole fine-tuner is reproducible.
     """
     if is_fitted(representation):
+        if pretrain_X is not None:
+            warn_user(
+                "pretrain_X is not used: the representation is already fitted, "
+                "so nothing is pre-trained. Pass an unfitted representation to "
+                "pre-train it on pretrain_X, or leave pretrain_X out.",
+                UserWarning,
+            )
         return _own_copy(representation)
+    if is_classifier(representation) or is_regressor(representation):
+        raise TypeError(
+            f"representation={type(representation).__name__}(...) is unfitted, "
+            "and it learns from labels, which pre-training has none of: pass "
+            "it fitted, or an unsupervised representation to pre-train."
+        )
     rep = clone(representation)
-    if "random_state" in rep.get_params() and rep.random_state is None:
+    params = rep.get_params()
+    if "random_state" in params and rep.random_state is None:
         rep.set_params(random_state=seed)
+    if "device" in params:
+        try:  # before the pre-training, naming whose device it is
+            resolve_device(rep.device)
+        except ValueError as exc:
+            raise ValueError(
+                f"The representation to pre-train cannot run: {exc} Set its "
+                "device with representation__device (the fine-tuner's own "
+                "device is where the fine-tuning runs)."
+            ) from None
     return rep.fit(X if pretrain_X is None else pretrain_X)
 
 
@@ -200,6 +224,12 @@ def build_head(head, in_features: int, out_features: int) -> nn.Module:
             nn.ReLU(),
             nn.Linear(_MLP_HIDDEN, out_features),
         )
+    if isinstance(head, nn.Module):
+        # A module is callable too, but as a network: copy it (each fit and
+        # each clone trains its own, as encoder= does), and check its widths.
+        module = copy.deepcopy(head)
+        _check_head_shape(head, module, in_features, out_features)
+        return module
     module = head(in_features, out_features)
     if not isinstance(module, nn.Module):
         raise TypeError(
@@ -530,8 +560,20 @@ class BaseFineTuner(NeuralRepresentation):
             if is_fitted(rep) or pretrain_X is not None:  # not fitted on X here
                 self._check_representation_columns()
             # The representation's sample shape (a PCA's encoder itself is flat).
-            shape = getattr(self.representation_, "input_shape_", encoder.input_shape)
-            self.input_shape_ = tuple(shape)
+            shape = tuple(
+                getattr(self.representation_, "input_shape_", encoder.input_shape)
+            )
+            if nd_shape is not None and tuple(nd_shape) != shape:
+                # Same count of values, another layout: training would reread
+                # the samples in the representation's shape, and predict on
+                # this X would then be refused.
+                raise ValueError(
+                    f"X has samples of shape {tuple(nd_shape)}, but the "
+                    f"representation was fitted on samples of shape {shape}; "
+                    f"pass X as (n_samples, *{shape}), or flat as "
+                    f"(n_samples, {X.shape[1]})."
+                )
+            self.input_shape_ = shape
             self._nd_input = nd_shape is not None
         device = self._device()
         with seeded(seed, device):

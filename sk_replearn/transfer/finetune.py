@@ -118,7 +118,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             Class labels (any hashable values: ints, strings, ...).
         pretrain_X : array-like or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
-            on (e.g. many more than the labelled ones); None means X.
+            on (e.g. many more than the labelled ones); None means X. With
+            a fitted representation nothing is pre-trained, and a
+            UserWarning says that pretrain_X is not used.
 
         Returns
         -------
@@ -254,7 +256,8 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
             Targets.
         pretrain_X : array-like or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
-            on; None means X.
+            on; None means X. With a fitted representation nothing is
+            pre-trained, and a UserWarning says that pretrain_X is not used.
 
         Returns
         -------
