@@ -34,6 +34,7 @@ from sklearn.utils.validation import (
 )
 
 from ._heap import kept_heap
+from ._warn import warn_user
 from .data import eval_chunks, tensor_to_numpy
 
 __all__ = [
@@ -44,6 +45,34 @@ __all__ = [
     "seed_from_random_state",
     "store_params",
 ]
+
+
+def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
+    """Warn when N-D samples look like a layout other than channels first.
+
+    Images usually come channels last from image libraries (``(H, W, 3)``)
+    and grey ones without a channel axis (``(H, W)``); read channels first,
+    as torch does, they train without an error on a wrong picture of the
+    data. An explicit ``input_shape`` keeps the reading without a warning.
+    """
+    if len(shape) == 3 and shape[0] > 4 and shape[2] in (1, 3, 4):
+        c, h, w = shape
+        warn_user(
+            f"X's samples have shape {shape}, read channels first: {c} channels "
+            f"of {h} x {w} images. If the channels are last (height, width, "
+            "channels), pass X.transpose(0, 3, 1, 2); to keep this reading, "
+            f"set input_shape={shape}.",
+            UserWarning,
+        )
+    elif len(shape) == 2 and shape[0] == shape[1] >= 8:
+        c, length = shape
+        warn_user(
+            f"X's samples have shape {shape}, read as signals of {c} channels "
+            f"and length {length}. For one-channel images, pass X[:, None] "
+            f"(samples of shape (1, {c}, {length})); to keep this reading, set "
+            f"input_shape={shape}.",
+            UserWarning,
+        )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -651,6 +680,7 @@ class BaseRepresentation(
                 )
             return shape
         if nd_shape is not None:
+            _warn_unlikely_layout(tuple(nd_shape))
             return nd_shape
         return (n_features,)
 

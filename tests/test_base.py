@@ -1,5 +1,7 @@
 """The shared base: devices, seeds, input shapes, batched transform."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,29 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
     # ("X has 4 features, but ... is expecting 6").
     with pytest.raises(ValueError, match=r"samples of shape \(1, 2, 2\), but"):
         est.transform(X[:, :, :, :2])
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ((8, 8, 3), r"read channels first: 8 channels.*X.transpose\(0, 3, 1, 2\)"),
+        ((10, 10), r"signals of 10 channels.*X\[:, None\]"),
+    ],
+)
+def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
+    shape, match
+):
+    # Image libraries give (H, W, 3) and grey images (H, W): read channels
+    # first, they trained without a word on a wrong picture of the data.
+    X = np.random.RandomState(0).rand(6, *shape)
+    with pytest.warns(UserWarning, match=match):
+        assert _Scale().fit(X).input_shape_ == shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _Scale(input_shape=shape).fit(X)  # said so: no warning
+        _Scale().fit(X.reshape(6, 1, *shape[:2], -1)[:, :, :, :, 0])
+        _Scale().fit(np.zeros((6, 3, 40)))  # a 3-channel signal
+        _Scale().fit(np.zeros((6, 4, 4)))  # too small to be an image
 
 
 def test_base_tabular_input_shape_defaults_to_n_features():
