@@ -132,6 +132,10 @@ def test_cmc_auto_views_of_one_pixel_wide_images_say_what_is_1_wide():
     ):
         _cmc().fit(X)
     assert _cmc(views=[range(0, 3), range(3, 7)]).fit(X).transform(X).shape[0] == 20
+    # One value a sample: no views= can help, and the error suggested an
+    # empty one (views=[range(0, 0), range(0, 1)]).
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 1\) hold 1 value; CMC needs"):
+        _cmc().fit(X[:, :, :1, :])
 
 
 def test_cmc_list_of_arrays_rules(small_digits):

@@ -197,6 +197,22 @@ def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
         MAETransformer(**{**IMAGE, **params}).fit(X)
 
 
+@pytest.mark.parametrize(
+    ("shape", "params", "match"),
+    [
+        # The fixes these name exist: the errors said "a smaller patch_size"
+        # at patch_size=1 and "a larger patch_size" where none leaves 2 tokens.
+        ((8, 1), {}, r"Even one value a token.*input_shape=\(1, 8\)"),
+        ((1, 5), {"norm_pix_loss": True}, r"False \(no larger patch_size leaves"),
+        ((1, 8), {"norm_pix_loss": True, "patch_size": 1}, r"or patch_size=2\."),
+    ],
+)
+def test_mae_token_errors_name_a_fix_that_exists(shape, params, match):
+    X = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        MAETransformer(max_epochs=1, **params).fit(X)
+
+
 def test_mae_bad_reconstruct_arguments(small_digits):
     X, _ = small_digits
     mae = MAETransformer(**IMAGE).fit(X)
@@ -465,6 +481,14 @@ def test_resolve_patch_size_rules():
     assert resolve_patch_size("auto", (100,)) == 4
     assert resolve_patch_size("auto", (784,)) == 28
     assert resolve_patch_size("auto", (67,)) == 1  # prime: one token per feature
+    # Signals with no patch of 4 to 64 tokens: the smallest giving up to 256,
+    # where 262 = 2 x 131 was refused and 254 took 254 tokens of one value.
+    assert resolve_patch_size("auto", (1, 127)) == 1
+    assert resolve_patch_size("auto", (1, 262)) == 2
+    assert resolve_patch_size("auto", (1, 254)) == 2
+    assert resolve_patch_size("auto", (1, 2000)) == 40  # 50 tokens, as before
+    with pytest.raises(ValueError, match=r"no patch gives 4 to 256 tokens.*\[1, 997\]"):
+        resolve_patch_size("auto", (1, 997))
     with pytest.raises(ValueError, match="patch_size=3 must divide"):
         resolve_patch_size(3, (64,))
 

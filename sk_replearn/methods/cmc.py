@@ -517,6 +517,11 @@ def _auto_views(shape: tuple[int, ...]) -> list[list[int]]:
                 "feature(s); CMC needs at least 2 views: pass data with at least "
                 "2 features, or views=<groups of columns>."
             )
+        if math.prod(shape) < 2:
+            raise ValueError(
+                f"X's samples of shape {shape} hold 1 value; CMC needs at least "
+                "2 values a sample, one for each of at least 2 views."
+            )
         raise ValueError(
             f"views='auto' splits one-channel samples into the two halves of "
             f"their last axis, but X's samples of shape {shape} are 1 wide "

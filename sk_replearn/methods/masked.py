@@ -97,7 +97,9 @@ class MAETransformer(NeuralRepresentation):
         per token (tables); must divide the spatial sizes (the number of
         features of a table). ``"auto"`` picks, for images and signals, the
         smallest ``p >= 2`` that gives 4 to 64 tokens (8x8 -> 2, 28x28 -> 4,
-        length 40 -> 2), or 1 for short samples without one; for a table
+        length 40 -> 2); for sizes without one (a prime length), the ``p``
+        that gives the fewest tokens from 4 to 256 (length 127 -> 1,
+        254 -> 2), else a ValueError (length 997); for a table
         with ``d`` features, 1 when ``d <= 32``, else the smallest divisor of
         ``d`` giving 4 to 32 tokens, else 1 (digits' 64 pixels -> 2).
     mask_ratio : float or "auto", default="auto"
@@ -203,6 +205,9 @@ class MAETransformer(NeuralRepresentation):
         ``max(1, floor(L * (1 - mask_ratio_)))`` of them.
     mask_ratio_, embed_dim_, depth_, mlp_ratio_, max_epochs_ : float or int
         The values the fit used: the parameters, with "auto" resolved.
+        ``mask_ratio_`` is the ratio asked for; where it would hide every
+        token, training keeps one visible (``n_tokens_`` above says how
+        many are encoded).
     pooling_ : str
         The pooling :meth:`transform` uses, "auto" resolved.
     pooling_regions_ : int
@@ -502,19 +507,42 @@ class MAETransformer(NeuralRepresentation):
             )
         shape = tuple(self.input_shape_)
         patch_size, grid = self._token_grid()
+        cut = token_shape(shape)  # (C, *sizes): the sizes are cut into tokens
         if math.prod(grid) < 2:
             what = f"{shape[0]} feature(s)" if len(shape) == 1 else f"{shape}"
+            if math.prod(shape) < 2:
+                fix = "MAE needs samples of at least 2 values."
+            elif patch_size > 1:
+                fix = "Use a smaller patch_size or more features."
+            else:  # one value a token already: the sizes themselves are 1
+                fix = (
+                    f"Even one value a token gives 1: the axes cut into tokens, "
+                    f"{cut[1:]}, need 2 positions or more (the first axis, "
+                    f"{cut[0]}, holds channels); if these values are one "
+                    f"channel's, pass them as input_shape={(1, math.prod(shape))}."
+                )
             raise ValueError(
                 f"MAETransformer needs at least 2 tokens to hide some and see "
                 f"others; samples of {what} with patch_size={patch_size} "
-                "give 1. Use a smaller patch_size or more features."
+                f"give 1. {fix}"
             )
-        if self.norm_pix_loss and patch_size ** len(grid) * token_shape(shape)[0] < 2:
+        if self.norm_pix_loss and patch_size ** len(grid) * cut[0] < 2:
+            common = math.gcd(*cut[1:])
+            larger = [
+                p
+                for p in range(patch_size + 1, common + 1)
+                if common % p == 0 and math.prod(s // p for s in cut[1:]) >= 2
+            ]
+            fix = (
+                f"or patch_size={larger[0]}"
+                if larger
+                else "(no larger patch_size leaves 2 tokens of these samples)"
+            )
             raise ValueError(
                 "norm_pix_loss=True normalises each target token by its own mean "
                 "and variance, which needs tokens of at least 2 values; with "
                 f"patch_size={patch_size} a token holds 1. Use "
-                "norm_pix_loss=False or a larger patch_size."
+                f"norm_pix_loss=False {fix}."
             )
         regions = self.pooling_regions
         if not isinstance(regions, str) and regions > 1:

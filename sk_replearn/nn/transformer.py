@@ -42,16 +42,26 @@ def resolve_patch_size(patch_size: int | str, shape: tuple[int, ...], owner: str
     common = math.gcd(*sizes)
     divisors = [p for p in range(1, common + 1) if common % p == 0]
     if isinstance(patch_size, str) and patch_size == "auto":
-        # Smallest patch giving 4..64 tokens; a prime length has no such
-        # patch, so short samples fall back to one token per position.
+        # Smallest patch giving 4..64 tokens. A length with few divisors (a
+        # prime, or 262 = 2 x 131) has none: then the fewest tokens from 65
+        # to 256 (one token per position for a short prime length), where
+        # attention over them is still cheap.
+        def n_tokens(p: int) -> int:
+            return math.prod(s // p for s in sizes)
+
         for p in divisors:
-            if p >= 2 and 4 <= math.prod(s // p for s in sizes) <= _MAX_AUTO_PATCHES:
+            if p >= 2 and 4 <= n_tokens(p) <= _MAX_AUTO_PATCHES:
+                return p
+        for p in reversed(divisors):
+            if 4 <= n_tokens(p) <= 4 * _MAX_AUTO_PATCHES:
                 return p
         if math.prod(sizes) <= 4 * _MAX_AUTO_PATCHES:
-            return 1
+            return 1  # fewer than 4 values: one token each
         raise ValueError(
             f"{owner} could not choose a patch_size for input_shape={shape}: "
-            f"pass patch_size= one of {divisors}, the ints dividing {sizes}."
+            f"no patch gives 4 to {4 * _MAX_AUTO_PATCHES} tokens; pass "
+            f"patch_size= one of {divisors}, the ints dividing {sizes}, or crop "
+            "or pad the samples to a length with more divisors."
         )
     if not is_int(patch_size) or patch_size not in divisors:
         raise ValueError(
@@ -273,8 +283,9 @@ class ViTEncoder(nn.Module):
     patch_size : int or "auto", default="auto"
         Patch side (images) or segment length (signals); must divide every
         spatial size. ``"auto"`` takes the smallest ``p >= 2`` giving 4 to 64
-        patches (8x8 -> 2, 28x28 -> 4, 32x32 -> 4, length 40 -> 2), or
-        ``p = 1`` for short samples with no such divisor (length 37).
+        patches (8x8 -> 2, 28x28 -> 4, 32x32 -> 4, length 40 -> 2); for
+        sizes with no such divisor, the ``p`` giving the fewest tokens from
+        4 to 256 (length 37 -> 1, 254 -> 2), else a ValueError (length 997).
     embed_dim : int, default=64
         Token width ``D``; a multiple of ``num_heads`` and of 4 (images) or
         2 (signals).

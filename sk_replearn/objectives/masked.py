@@ -74,8 +74,10 @@ def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int
     -------
     int
         For images and signals, ``"auto"`` is the smallest ``p >= 2`` giving
-        4 to 64 tokens (8x8 -> 2, 28x28 -> 4, length 40 -> 2), else 1 for
-        short samples, as :class:`~sk_replearn.nn.ViTEncoder` chooses. For
+        4 to 64 tokens (8x8 -> 2, 28x28 -> 4, length 40 -> 2), else the
+        ``p`` giving the fewest tokens from 4 to 256 (length 127 -> 1,
+        254 -> 2), as
+        :class:`~sk_replearn.nn.ViTEncoder` chooses. For
         tables it is 1 (one token per feature) when ``d <= 32``, else the
         smallest divisor of ``d`` giving at most 32 tokens and at least 4,
         else 1.
