@@ -7,7 +7,7 @@ accuracies beside raw pixels:
 * **all labels**: a standardised logistic regression trained on the
   representation of the 1,347 labelled training images
   (:func:`~sk_replearn.evaluation.linear_probe`);
-* **2 labels/class**: a default ``LogisticRegression`` trained on 20 of
+* **2 labels/class**: ``LogisticRegression(max_iter=5000)`` trained on 20 of
   them, two of each digit, the mean over 5 seeded draws
   (:func:`~sk_replearn.evaluation.few_label_scores`), the regime that
   learning without labels is for. It is not standardised: the statistics

@@ -134,6 +134,8 @@ def linear_probe(
     """
     if not isinstance(standardize, (bool, np.bool_)):
         raise TypeError(f"standardize={standardize!r} must be True or False.")
+    y_train = _checked_labels(y_train, "y_train")
+    y_test = _checked_labels(y_test, "y_test")
     Z_train, Z_test, fit_time = _fit_represent(representation, X_train, X_test)
     accuracy = _probe_accuracy(
         Z_train, y_train, Z_test, y_test, standardize=bool(standardize)
@@ -184,6 +186,33 @@ def _class_counts(y) -> tuple[np.ndarray, np.ndarray]:
     return classes, counts
 
 
+def _checked_labels(y, name: str = "y") -> np.ndarray:
+    """``y`` as a 1-D array of class labels, or a ValueError that says why not.
+
+    Empty, missing (NaN, None, pd.NA) and mixed (strings and numbers) labels
+    are refused in scikit-learn's words, before numpy's sorting fails on
+    them with a TypeError.
+    """
+    y = column_or_1d(np.asarray(y), warn=True)
+    if y.size == 0:
+        raise ValueError(f"{name} is empty; pass one class label a sample.")
+    if y.dtype.kind in "fc":
+        missing = not np.isfinite(y).all()
+    else:  # None, NaN or pd.NA among objects
+        missing = y.dtype.kind == "O" and any(_missing_label(v) for v in y)
+    if missing:
+        raise ValueError(
+            f"{name} holds NaN or infinite labels, or missing ones (None, "
+            "pd.NA); drop those samples (or give them a class) first."
+        )
+    if y.dtype.kind == "O" and len({isinstance(v, str) for v in y}) > 1:
+        raise ValueError(
+            f"{name} mixes label types (strings and numbers), which do not sort "
+            f"together; make them one type (e.g. {name}.astype(str))."
+        )
+    return y
+
+
 @validate_params(
     {
         "y": ["array-like"],
@@ -231,16 +260,7 @@ def few_label_indices(y, n_per_class: int, *, random_state=None) -> np.ndarray:
             f"The 'n_per_class' parameter of few_label_indices must be an int, "
             f"not a bool; got {n_per_class!r}."
         )
-    y = column_or_1d(np.asarray(y), warn=True)
-    if y.dtype.kind in "fc":
-        missing = not np.isfinite(y).all()
-    else:  # None, NaN or pd.NA among objects
-        missing = y.dtype.kind == "O" and any(_missing_label(v) for v in y)
-    if missing:
-        raise ValueError(
-            "y holds NaN or infinite labels, or missing ones (None, pd.NA); "
-            "drop those samples (or give them a class) first."
-        )
+    y = _checked_labels(y)
     classes, counts = _class_counts(y)
     if (counts < n_per_class).any():
         short = classes[np.argmin(counts)].tolist()
@@ -837,10 +857,18 @@ class ProbeScorer:
         -------
         float
         """
+        y = _checked_labels(y)
         Z = np.asarray(_represent(estimator, X))
-        y = column_or_1d(np.asarray(y))
+        classes, counts = _class_counts(y)
+        if counts.min() < 2:
+            raise ValueError(
+                f"class {classes[np.argmin(counts)].tolist()!r} has 1 sample in "
+                "the scored fold, too few to fit a probe on some of a class and "
+                "score it on others; score on more samples (fewer folds, or "
+                "shuffled ones for data sorted by class) or drop the class."
+            )
         if self.n_per_class is None:
-            smallest = int(_class_counts(y)[1].min())
+            smallest = int(counts.min())
             cv = StratifiedKFold(
                 n_splits=max(2, min(self.cv, smallest)),
                 shuffle=True,

@@ -526,6 +526,40 @@ def test_few_label_indices_refuses_nan_labels():
             few_label_indices(labels, 1)
 
 
+def test_few_label_indices_refuses_empty_and_mixed_labels():
+    # numpy's errors before: "need at least one array to concatenate" and
+    # "'<' not supported between instances of 'str' and 'int'"
+    with pytest.raises(ValueError, match="y is empty"):
+        few_label_indices([], 1)
+    with pytest.raises(ValueError, match=r"mixes label types.*astype\(str\)"):
+        few_label_indices(np.array([1, "a", 1, "a"], dtype=object), 1)
+
+
+def test_probe_scorer_and_linear_probe_check_the_labels_first():
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    missing = np.array([None, *Y_TEST[1:].astype(str)], dtype=object)
+    # The all-label path sorted them (a TypeError); the few-label path blamed
+    # n_per_class for class nan.
+    for scorer in (ProbeScorer(), ProbeScorer(n_per_class=2)):
+        with pytest.raises(ValueError, match="missing ones"):
+            scorer(pca, X_TEST, missing)
+        with pytest.raises(ValueError, match="missing ones"):
+            scorer(pca, X_TEST, np.r_[np.nan, Y_TEST[1:]])
+    with pytest.raises(ValueError, match="y_train holds NaN or infinite labels, or"):
+        linear_probe(None, X_TRAIN[:100], missing[:100], X_TEST, Y_TEST)
+
+
+def test_probe_scorer_refuses_a_class_of_one_sample():
+    # The all-label linear probe's cross-validation returned NaN (a fold
+    # without the class failed, with a FitFailedWarning).
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    y = Y_TEST.copy()
+    y[0] = 10
+    for scorer in (ProbeScorer(), ProbeScorer("knn"), ProbeScorer(n_per_class=1)):
+        with pytest.raises(ValueError, match="class 10 has 1 sample in the scored"):
+            scorer(pca, X_TEST, y)
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_the_command_line_refuses_a_job_count_joblib_cannot_run(value, capsys):
     # --n-jobs 0 reached joblib, whose traceback said "n_jobs == 0 has no meaning"
