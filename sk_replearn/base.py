@@ -316,7 +316,9 @@ def float_dtypes(X, integers: type = np.float32) -> list:
     float64 where precision needs it, pass float64, as scikit-learn does
     (integer timestamps near 1.7e9 would round to float32's steps of 128).
     Python lists and tuples hold float64 numbers: they become float64, as
-    numpy would make them, so that ``fit(X.tolist())`` is ``fit(X)``.
+    numpy would make them, so that ``fit(X.tolist())`` is ``fit(X)``; so
+    does another array-like without a ``dtype`` whose values numpy reads as
+    float64 (an object with ``__array__``).
 
     Examples
     --------
@@ -329,6 +331,10 @@ def float_dtypes(X, integers: type = np.float32) -> list:
     """
     if isinstance(X, (list, tuple)) or integers is np.float64:
         return [np.float64, np.float32]
+    if not hasattr(X, "dtype") and hasattr(X, "__array__"):
+        # Validation converts what has no dtype to the first of the list.
+        if np.asarray(X).dtype == np.float64:
+            return [np.float64, np.float32]
     return [np.float32, np.float64]
 
 
