@@ -190,8 +190,8 @@ def _checked_labels(y, name: str = "y") -> np.ndarray:
     """``y`` as a 1-D array of class labels, or a ValueError that says why not.
 
     Empty, missing (NaN, None, pd.NA) and mixed (strings and numbers) labels
-    are refused in scikit-learn's words, before numpy's sorting fails on
-    them with a TypeError.
+    are refused with a message that names them, before numpy's sorting fails
+    on them with a TypeError.
     """
     y = column_or_1d(np.asarray(y), warn=True)
     if y.size == 0:
