@@ -123,17 +123,21 @@ def to_plain(value, name: str):
             "value.to_numpy()) before saving, or pickle the estimator with "
             "joblib.dump."
         )
-    if isinstance(value, torch.nn.Module):
-        shown = f"<a {type(value).__name__} module>"
-    else:
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:80] + "..."
     raise TypeError(
-        f"{name}={shown} cannot be saved as data (save() stores no code, "
+        f"{name}={_shown(value)} cannot be saved as data (save() stores no code, "
         "only numbers, strings, arrays and sk_replearn estimators). Use a named "
         "option instead of a class or function, or pickle the estimator with "
         "joblib.dump (which runs code when loaded: trusted files only)."
     )
+
+
+def _shown(value) -> str:
+    """``value`` as an error message quotes it: a module by its class, else
+    its repr cut at 80 characters."""
+    if isinstance(value, torch.nn.Module):
+        return f"<a {type(value).__name__} module>"
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:80] + "..."
 
 
 def _is_hf_tokenizer(value) -> bool:
@@ -256,12 +260,7 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
             "joblib.dump instead (trusted files only)."
         )
     if cls.__name__ == "PretrainedTransformer" and is_fitted(estimator):
-        model = getattr(estimator, "model", None)
-        shown = (
-            f"<a {type(model).__name__} module>"
-            if isinstance(model, torch.nn.Module)
-            else repr(model)
-        )
+        shown = _shown(getattr(estimator, "model", None))
         raise TypeError(
             f"{name} is a fitted PretrainedTransformer (model={shown}), whose "
             "network comes from elsewhere: save() stores no code, so it cannot "

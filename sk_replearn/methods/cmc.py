@@ -517,18 +517,19 @@ def _auto_views(shape: tuple[int, ...]) -> list[list[int]]:
                 "feature(s); CMC needs at least 2 views: pass data with at least "
                 "2 features, or views=<groups of columns>."
             )
-        if math.prod(shape) < 2:
+        n_values = cols.size
+        if n_values < 2:
             raise ValueError(
                 f"X's samples of shape {shape} hold 1 value; CMC needs at least "
                 "2 values a sample, one for each of at least 2 views."
             )
+        half = n_values // 2
         raise ValueError(
             f"views='auto' splits one-channel samples into the two halves of "
             f"their last axis, but X's samples of shape {shape} are 1 wide "
             f"there; pass views=<groups of columns> (indices into the "
-            f"{math.prod(shape)} values of the flattened sample, e.g. "
-            f"views=[range(0, {math.prod(shape) // 2}), "
-            f"range({math.prod(shape) // 2}, {math.prod(shape)})] for its two "
+            f"{n_values} values of the flattened sample, e.g. "
+            f"views=[range(0, {half}), range({half}, {n_values})] for its two "
             "halves in row order), or samples of another shape."
         )
     first, rest = np.split(cols, [size // 2], axis=axis)
