@@ -16,6 +16,7 @@ from sk_replearn.nn import (
     MLPEncoder,
     ProjectionHead,
     ResNetEncoder,
+    SignalAvgPool,
     SignalBatchNorm,
     SignalConv,
     ViTDecoder,
@@ -860,12 +861,39 @@ def test_signal_batch_norm_still_refuses_other_shapes():
         SignalBatchNorm(6)(torch.randn(2, 6, 3, 3))
 
 
+@pytest.mark.parametrize("output_size", [1, 2])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("shape", [(5, 6, 9), (3, 1, 40), (2, 128, 1000)])
+def test_signal_avg_pool_is_adaptive_avg_pool_bit_for_bit(
+    shape, channels_last, output_size
+):
+    torch.manual_seed(0)
+    n, c, length = shape
+    x = torch.randn(n, length, c).mul_(3).add_(1).transpose(1, 2)
+    if not channels_last:
+        x = x.contiguous()
+    x.requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = SignalAvgPool(output_size)(x), nn.AdaptiveAvgPool1d(output_size)(x_ref)
+    assert torch.equal(y, y_ref)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    assert torch.equal(x.grad, x_ref.grad)
+    if channels_last and output_size == 1 and c > 1:
+        # the gradient reaching the layers before keeps their layout
+        activations = torch.relu(x)
+        (grad,) = torch.autograd.grad(SignalAvgPool(1)(activations).sum(), activations)
+        assert grad.stride(1) == 1
+
+
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_signal_encoders_compute_what_conv1d_layers_compute(monkeypatch, name):
     torch.manual_seed(0)
     enc = build_encoder(name, (2, 40)).double()
     assert any(isinstance(m, SignalConv) for m in enc.modules())
     assert any(isinstance(m, SignalBatchNorm) for m in enc.modules())
+    assert any(isinstance(m, SignalAvgPool) for m in enc.modules())
     x = torch.randn(8, 2, 40, dtype=torch.float64)
     out = enc(x)
     # the same encoder in Conv1d's and BatchNorm1d's own layout
@@ -879,7 +907,10 @@ def test_signal_encoders_compute_what_conv1d_layers_compute(monkeypatch, name):
 
 def test_image_encoders_keep_torch_s_layers():
     enc = build_encoder("resnet", (1, 8, 8))
-    assert not any(isinstance(m, SignalConv | SignalBatchNorm) for m in enc.modules())
+    assert not any(
+        isinstance(m, SignalConv | SignalBatchNorm | SignalAvgPool)
+        for m in enc.modules()
+    )
 
 
 @pytest.mark.parametrize(

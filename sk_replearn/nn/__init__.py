@@ -23,6 +23,7 @@ from .conv import (
     CNNEncoder,
     ConvDecoder,
     ResNetEncoder,
+    SignalAvgPool,
     SignalBatchNorm,
     SignalConv,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "ProjectionHead",
     "Prototypes",
     "ResNetEncoder",
+    "SignalAvgPool",
     "SignalBatchNorm",
     "SignalConv",
     "Standardize",

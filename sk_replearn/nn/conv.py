@@ -24,6 +24,7 @@ __all__ = [
     "CNNEncoder",
     "ConvDecoder",
     "ResNetEncoder",
+    "SignalAvgPool",
     "SignalBatchNorm",
     "SignalConv",
 ]
@@ -140,10 +141,46 @@ class SignalBatchNorm(nn.BatchNorm1d):
         super()._check_input_dim(input)
 
 
+class SignalAvgPool(nn.AdaptiveAvgPool1d):
+    """:class:`torch.nn.AdaptiveAvgPool1d` whose gradient keeps channels last.
+
+    The same module and result as ``AdaptiveAvgPool1d``, bit for bit. For
+    global pooling (``output_size=1``) of a signal in the channels-last
+    layout on the CPU (what :class:`SignalConv` and :class:`SignalBatchNorm`
+    return), the mean is taken as a sum along the length divided by it:
+    the same additions in the same order, but the gradient flowing back is
+    the output's gradient broadcast along the length, in the layout of the
+    activations. ``AdaptiveAvgPool1d``'s gradient is a new channels-first
+    tensor, and the ReLU's backward that meets it mixes the two layouts,
+    which torch computes several times slower than either one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import SignalAvgPool
+    >>> x = torch.randn(4, 40, 8).transpose(1, 2)  # (4, 8, 40), channels last
+    >>> y = SignalAvgPool(1)(x)
+    >>> y.shape, torch.equal(y, torch.nn.AdaptiveAvgPool1d(1)(x))
+    (torch.Size([4, 8, 1]), True)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool ``(B, C, L)`` to ``(B, C, output_size)``."""
+        if (
+            _CHANNELS_LAST_SIGNALS
+            and self.output_size in (1, (1,))
+            and x.dim() == 3
+            and x.stride(1) == 1
+            and x.device.type == "cpu"
+        ):
+            return x.sum(2, keepdim=True) / x.shape[2]
+        return super().forward(x)
+
+
 def conv_ops(ndim: int) -> tuple[type, type, type]:
     """Convolution, batch norm and adaptive pooling of ``ndim`` spatial axes."""
     if ndim == 1:
-        return SignalConv, SignalBatchNorm, nn.AdaptiveAvgPool1d
+        return SignalConv, SignalBatchNorm, SignalAvgPool
     return nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
 
 
