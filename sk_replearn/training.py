@@ -37,6 +37,11 @@ __all__ = [
 ]
 
 
+#: The start of torch's error for a batch normalisation given one sample to
+#: normalise per channel in training.
+_BATCH_OF_ONE = "Expected more than 1 value per channel when training"
+
+
 class NonFiniteLossError(FloatingPointError, ValueError):
     """Raised when the training loss becomes NaN or infinite.
 
@@ -352,9 +357,29 @@ class RepresentationNet(NeuralNet):
         return torch.autocast(device_type=device_type, dtype=dtype)
 
     def infer(self, x, **fit_params):
-        """Forward pass, under autocast when ``precision`` is not "32"."""
+        """Forward pass, under autocast when ``precision`` is not "32".
+
+        A batch normalisation given one sample in training (in a user's own
+        network: ``BatchNorm1d`` on ``(1, C)``) fails with torch's message
+        alone; the error then says which parameter gave the batch of one.
+        """
         with self._autocast():
-            return super().infer(x, **fit_params)
+            try:
+                return super().infer(x, **fit_params)
+            except ValueError as exc:
+                if not str(exc).startswith(_BATCH_OF_ONE):
+                    raise
+                raise ValueError(self._batch_of_one(exc)) from exc
+
+    def _batch_of_one(self, exc: Exception) -> str:
+        if self.batch_size == 1:
+            fix = "set batch_size to 2 or more (it is 1)"
+        else:
+            fix = "give every training batch 2 samples or more"
+        return (
+            f"A batch normalisation layer of the network got a batch of one "
+            f"sample in training, which has no batch statistics ({exc}): {fix}."
+        )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The objective's loss; labels are ignored."""

@@ -371,6 +371,49 @@ def test_a_head_module_instance_is_copied_and_trained_as_the_head(small_digits):
         FineTuner(rep, head=torch.nn.Linear(8, 3), max_epochs=1).fit(X, y)
 
 
+def _batch_norm_head():
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+    )
+
+
+def _batch_norm_encoder():
+    enc = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16)
+    )
+    enc.out_features = 16
+    return enc
+
+
+@pytest.mark.parametrize(
+    "make_estimator",
+    [
+        lambda: FineTuner(
+            PCATransformer(n_components=8, random_state=0).fit(
+                np.random.default_rng(0).normal(size=(40, 64))
+            ),
+            head=_batch_norm_head(),
+            batch_size=1,
+            max_epochs=1,
+        ),
+        lambda: AutoencoderTransformer(
+            encoder=_batch_norm_encoder(), batch_size=1, max_epochs=1
+        ),
+    ],
+    ids=["FineTuner-head", "Autoencoder-encoder"],
+)
+def test_a_user_batch_norm_given_batches_of_one_names_batch_size(
+    small_digits, make_estimator
+):
+    # BatchNorm1d on (1, C) in training: torch's "Expected more than 1 value
+    # per channel" alone named neither the layer's cause nor the fix.
+    X, y = small_digits
+    with pytest.raises(ValueError, match=r"batch of one.*set batch_size to 2"):
+        make_estimator().fit(X, y)
+    fitted = make_estimator().set_params(batch_size=2).fit(X, y)
+    assert np.isfinite(fitted.transform(X)).all()
+
+
 # -- learning happens; determinism; persistence ---------------------------------------
 def test_fine_tuning_learns_digits(digits_split):
     X_tr, X_te, y_tr, y_te = digits_split
