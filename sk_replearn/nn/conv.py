@@ -145,14 +145,15 @@ class SignalAvgPool(nn.AdaptiveAvgPool1d):
     """:class:`torch.nn.AdaptiveAvgPool1d` whose gradient keeps channels last.
 
     The same module and result as ``AdaptiveAvgPool1d``, bit for bit. For
-    global pooling (``output_size=1``) of a signal in the channels-last
-    layout on the CPU (what :class:`SignalConv` and :class:`SignalBatchNorm`
-    return), the mean is taken as a sum along the length divided by it:
-    the same additions in the same order, but the gradient flowing back is
-    the output's gradient broadcast along the length, in the layout of the
-    activations. ``AdaptiveAvgPool1d``'s gradient is a new channels-first
-    tensor, and the ReLU's backward that meets it mixes the two layouts,
-    which torch computes several times slower than either one.
+    global pooling (``output_size=1``) of a float32 or float64 signal in the
+    channels-last layout on the CPU (what :class:`SignalConv` and
+    :class:`SignalBatchNorm` return), the mean is taken as a sum along the
+    length divided by it: the same additions in the same order, but the
+    gradient flowing back is the output's gradient broadcast along the
+    length, in the layout of the activations. ``AdaptiveAvgPool1d``'s
+    gradient is a new channels-first tensor, and the ReLU's backward that
+    meets it mixes the two layouts, which torch computes several times
+    slower than either one.
 
     Examples
     --------
@@ -172,7 +173,9 @@ class SignalAvgPool(nn.AdaptiveAvgPool1d):
             and x.dim() == 3
             and x.stride(1) == 1
             and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
         ):
+            # (in half precision the sum would be rounded before the division)
             return x.sum(2, keepdim=True) / x.shape[2]
         return super().forward(x)
 
