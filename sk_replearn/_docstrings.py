@@ -54,8 +54,9 @@ images. A class is called as ``encoder(input_shape=...,
 **encoder_kwargs)``. A module instance (e.g. a torchvision ResNet with
 ``fc = nn.Identity()``) is copied at each fit,
 never trained in place; any other callable is a factory called with no
-arguments. The width is found by a forward pass on one zero batch; the
-module must map ``(B, *input_shape)`` to ``(B, width)``.""",
+arguments. A module of the user's is run on one zero batch before
+training, which finds its width (or checks its ``out_features``); it
+must map ``(B, *input_shape)`` to ``(B, width)``.""",
     ),
     "encoder_kwargs": (
         "dict or None",

@@ -258,6 +258,27 @@ def test_build_encoder_user_class_bad_output_raises():
         build_encoder(_BadOutput, (1, 8, 8))
 
 
+class _WrongOut(_WithOut):
+    def __init__(self, input_shape, width=5):
+        super().__init__(input_shape, width)
+        self.out_features = width + 2  # declared, but not what forward returns
+
+
+@pytest.mark.parametrize("given", ["instance", "class"])
+def test_build_encoder_checks_a_module_that_declares_out_features(given):
+    # nn.Linear declares out_features (for its own input width); it skipped the
+    # probe, and a mismatch failed inside the training loop, batch after batch.
+    linear = nn.Linear(64, 6) if given == "instance" else _WrongOut
+    match = (
+        r"failed on a zero batch of shape \(2, 10\)"
+        if given == "instance"
+        else r"has out_features=7 but returns 5 features"
+    )
+    with pytest.raises(ValueError, match=match):
+        build_encoder(linear, (10,))
+    assert build_encoder(nn.Linear(10, 6), (10,)).out_features == 6
+
+
 def test_build_encoder_user_class_bad_kwarg_raises():
     with pytest.raises(TypeError, match="'widht'.*Did you mean 'width'"):
         build_encoder(_WithOut, (4,), widht=3)

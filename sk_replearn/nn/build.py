@@ -285,8 +285,10 @@ nn.Module or callable
     -------
     torch.nn.Module
         Maps ``(B, *input_shape)`` to ``(B, out_features)`` and has an int
-        attribute ``out_features``; for a user module without one it is
-        inferred by one forward pass on a zero batch of 2 (in eval mode).
+        attribute ``out_features``. A user's module (an instance, a factory's
+        or a class's) is run once on a zero batch of 2 (in eval mode), which
+        gives ``out_features`` where it has none and checks it where it has
+        one.
 
     Raises
     ------
@@ -334,21 +336,29 @@ nn.Module or callable
         module = encoder(input_shape=shape, **kwargs)
     else:
         module = _user_module(encoder, kwargs, "encoder", ENCODER_NAMES)
-    out_features = getattr(module, "out_features", None)
-    if out_features is None:
-        out = _dummy_forward(module, torch.zeros(2, *shape), "encoder")
-        if out.dim() != 2 or out.shape[0] != 2:
-            raise ValueError(
-                f"encoder {type(module).__name__} must map (B, *input_shape) to "
-                f"(B, out_features); on input {(2, *shape)} it returned "
-                f"{tuple(out.shape)}."
-            )
-        module.out_features = int(out.shape[1])
-    elif not is_int(out_features):
+    # A module given by the user is run once, whether or not it declares
+    # out_features (nn.Linear does, for its own input width): a module
+    # that does not take these samples fails here, with their shape, rather
+    # than inside the training loop.
+    name = type(module).__name__
+    declared = getattr(module, "out_features", None)
+    if declared is not None and not is_int(declared):
         raise ValueError(
-            f"encoder {type(module).__name__} has out_features={out_features!r}; "
-            "it must be an int."
+            f"encoder {name} has out_features={declared!r}; it must be an int."
         )
+    out = _dummy_forward(module, torch.zeros(2, *shape), "encoder")
+    if out.dim() != 2 or out.shape[0] != 2:
+        raise ValueError(
+            f"encoder {name} must map (B, *input_shape) to (B, out_features); "
+            f"on input {(2, *shape)} it returned {tuple(out.shape)}."
+        )
+    if declared is not None and int(declared) != out.shape[1]:
+        raise ValueError(
+            f"encoder {name} has out_features={declared} but returns "
+            f"{out.shape[1]} features a sample (on input {(2, *shape)}); set "
+            "out_features to the width its forward returns."
+        )
+    module.out_features = int(out.shape[1])
     return module
 
 
