@@ -149,6 +149,35 @@ def test_autoencoder_nd_input_round_trips_in_its_shape(small_digits):
     assert ae.reconstruct(X4).shape == X4.shape
 
 
+def test_autoencoder_reconstructs_in_the_layout_of_the_x_given(small_digits):
+    # It answered in the layout of the fit's data, so that X - reconstruct(X)
+    # failed on rows after a fit on images and on images after one on rows.
+    X, _ = small_digits
+    X4 = X.reshape(-1, 1, 8, 8)
+    on_rows = AutoencoderTransformer(**IMAGE).fit(X)
+    on_images = AutoencoderTransformer(**{**IMAGE, "input_shape": None}).fit(X4)
+    for ae in (on_rows, on_images):
+        for data in (X[:5], X4[:5]):
+            rec = ae.reconstruct(data)
+            assert rec.shape == data.shape and rec.dtype == np.float32
+        np.testing.assert_array_equal(
+            ae.reconstruct(X4[:5]).reshape(5, -1), ae.reconstruct(X[:5])
+        )
+
+
+def test_autoencoder_inverse_transform_decodes_the_fitted_width(small_digits):
+    # set_params after fit changes the next fit, not the fitted bottleneck:
+    # inverse_transform asked for codes of the new n_components.
+    X, _ = small_digits
+    ae = AutoencoderTransformer(**IMAGE).fit(X)
+    Z = ae.transform(X[:4])
+    expected = ae.inverse_transform(Z)
+    ae.set_params(n_components=2)
+    np.testing.assert_array_equal(ae.inverse_transform(Z), expected)
+    with pytest.raises(ValueError, match="codes of width 8, the fitted bottleneck"):
+        ae.inverse_transform(Z[:, :2])
+
+
 @pytest.mark.parametrize("noise, noise_type", [(0.3, "gaussian"), (0.5, "mask")])
 def test_autoencoder_denoising_trains_and_differs(small_digits, noise, noise_type):
     X, _ = small_digits

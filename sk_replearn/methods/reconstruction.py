@@ -161,16 +161,23 @@ class AutoencoderTransformer(NeuralRepresentation):
         """
         module = self._module()
         Z = positive_strides(check_array(X, dtype=float_dtypes(X), input_name="X"))
-        if Z.shape[1] != self.n_components:
+        width = self._n_features_out  # fitted, even if n_components changed since
+        if Z.shape[1] != width:
             layer = (
                 ""
                 if self.transform_layer == -1
                 else f" (the bottleneck's; transform_layer={self.transform_layer} "
                 "makes transform return another layer, which does not decode)"
             )
+            fitted = (
+                f"n_components={width}"
+                if self.n_components == width
+                else f"{width}, the fitted bottleneck's (n_components has been "
+                f"set to {self.n_components!r} since fit)"
+            )
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
-                f"codes of width n_components={self.n_components}{layer}."
+                f"codes of width {fitted}{layer}."
             )
         out = self._map_batches(
             Z,
@@ -191,12 +198,13 @@ class AutoencoderTransformer(NeuralRepresentation):
 
         Returns
         -------
-        X_rec : ndarray of shape (n_samples, n_features_in_) or (n, *input_shape_)
-            Reconstructions.
+        X_rec : ndarray of the shape of X, dtype float32
+            Reconstructions, rows for rows and samples for N-D samples, so
+            that ``X - reconstruct(X)`` is the error of each value.
         """
         check_is_fitted(self)
         out = self._apply(X, lambda m, xb: m.decode(m.encode(xb)), self.n_features_in_)
-        return self._output_layout(out)
+        return out.reshape(self._layout_of(X))
 
     def score(self, X, y=None) -> float:
         """Negative mean squared reconstruction error (higher is better).
