@@ -240,6 +240,24 @@ def test_center_mask_ignores_block_size_as_documented(small_digits):
         ce.set_params(mask="blocks").fit(X[:64])
 
 
+def test_score_is_the_mean_over_all_hidden_values(small_digits):
+    # "blocks" hides more values in some samples than in others: the score
+    # averaged each sample's mean, where its docstring promises the mean
+    # over the hidden values.
+    from sk_replearn.methods.context import _SCORE_SEED
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(**{**IMAGE, "mask": "blocks"}).fit(X[:100])
+    xb = torch.as_tensor(X[:50].reshape(-1, 1, 8, 8), dtype=torch.float32)
+    module = ce.net_.module_.eval()
+    with torch.no_grad():
+        filled, mask = module.fill(xb, KeyedNoise(_SCORE_SEED))
+    assert len(set(mask.flatten(1).sum(1).tolist())) > 1  # counts differ
+    pooled = (((filled - xb) ** 2 * mask).sum() / mask.sum()).item()
+    assert ce.score(X[:50]) == pytest.approx(-pooled, rel=1e-5)
+
+
 @pytest.mark.parametrize("mask", ["regions", "blocks"])
 def test_score_and_reconstruct_mask_each_sample_by_itself(small_digits, mask):
     # One generator per call drew the regions batch by batch: a row's mask,

@@ -268,12 +268,15 @@ class ContextEncoderTransformer(NeuralRepresentation):
         """
         generator = KeyedNoise(_SCORE_SEED)
 
-        def hidden_mse(module, xb):
+        def hidden_errors(module, xb):
+            # Per sample: the squared errors summed over its hidden values,
+            # and how many it hides (masks of "blocks" hide more in some).
             filled, mask = module.fill(xb, generator)
             sq = ((filled - xb).pow(2) * mask).flatten(1)  # (B, n_features)
-            return sq.sum(1, keepdim=True) / mask.flatten(1).sum(1, keepdim=True)
+            return torch.stack([sq.sum(1), mask.flatten(1).sum(1)], 1)
 
-        return -float(self._apply(X, hidden_mse, 1).astype(np.float64).mean())
+        sums = self._apply(X, hidden_errors, 2).astype(np.float64).sum(0)
+        return -float(sums[0] / sums[1])
 
     @property
     def _n_features_out(self) -> int:
