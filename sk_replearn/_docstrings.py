@@ -218,7 +218,8 @@ the defaults. A name must differ from those of the fit's own callbacks
         """\
 Hold out ``validation_fraction`` of the data and stop when its loss has
 not improved for ``n_iter_no_change`` epochs; the best weights are
-restored.""",
+restored. The held-out loss draws the same random views or masks at
+every epoch, so that epochs differ by their weights alone.""",
     ),
     "validation_fraction": (
         "float",

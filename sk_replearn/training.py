@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+#: Seed of torch's generators in every validation pass (any fixed value).
+_VALIDATION_SEED = 0
+
 #: The start of torch's error for a batch normalisation given one sample to
 #: normalise per channel in training.
 _BATCH_OF_ONE = "Expected more than 1 value per channel when training"
@@ -429,6 +432,30 @@ class RepresentationNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         """As skorch's, with the batch moved to the device once."""
         return super().validation_step(self._on_device(batch), **fit_params)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """As skorch's; the validation pass draws the same noise every epoch.
+
+        A validation loss of random views or masks, drawn afresh at each
+        epoch, moves with the draws as much as with the weights (a context
+        encoder at ``lr=0``: 1.050 to 1.086 over eight epochs), and early
+        stopping would keep the epoch of the luckiest draws. The validation
+        pass runs on torch's generators seeded alike at every epoch, and
+        leaves them as they were, so training draws what it would without
+        validation.
+        """
+        if training or iterator is None:
+            return super().run_single_epoch(
+                iterator, training, prefix, step_fn, **fit_params
+            )
+        device = torch.device(self.device)
+        kind = device.type if device.type in ("cuda", "mps", "xpu") else "cuda"
+        devices = [device.index or 0] if device.type == kind else []
+        with torch.random.fork_rng(devices=devices, device_type=kind):
+            torch.manual_seed(_VALIDATION_SEED)
+            return super().run_single_epoch(
+                iterator, training, prefix, step_fn, **fit_params
+            )
 
     def train_step_single(self, batch, **fit_params):
         """As skorch's, with the loss scaled before ``backward`` in float16.
