@@ -224,6 +224,16 @@ def test_images_with_a_side_of_one_are_told_to_be_signals():
     ContextEncoderTransformer(max_epochs=1).fit(X.reshape(40, 1, 8))  # a signal
 
 
+@pytest.mark.parametrize("mask_ratio", [0.4, 0.01])
+def test_center_mask_on_one_value_a_channel_says_to_pass_rows(mask_ratio):
+    # It said "lower mask_ratio", which no ratio satisfies on length 1.
+    X = np.random.default_rng(0).normal(size=(40, 2, 1)).astype(np.float32)
+    ce = ContextEncoderTransformer(mask="center", mask_ratio=mask_ratio, max_epochs=1)
+    with pytest.raises(ValueError, match=r"one value a channel.*at any mask_ratio"):
+        ce.fit(X)
+    assert ce.fit(X.reshape(40, -1)).transform(X.reshape(40, -1)).shape[0] == 40
+
+
 def test_center_mask_ignores_block_size_as_documented(small_digits):
     # "Ignored by 'center'", yet a block_size as large as the image raised.
     X, _ = small_digits

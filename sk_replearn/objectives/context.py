@@ -95,7 +95,8 @@ def center_extent(spatial: Sequence[int], mask_ratio: float) -> tuple[int, ...]:
     Raises
     ------
     ValueError
-        If the block would cover the whole grid.
+        If the block would cover the whole grid (at any ``mask_ratio`` for a
+        grid of one cell).
 
     Examples
     --------
@@ -103,6 +104,13 @@ def center_extent(spatial: Sequence[int], mask_ratio: float) -> tuple[int, ...]:
     >>> center_extent((28, 28), 0.25), center_extent((40,), 0.25)
     ((14, 14), (10,))
     """
+    if all(s == 1 for s in spatial):
+        raise ValueError(
+            f"Samples of spatial size {tuple(spatial)} hold one value a channel, "
+            "which a central block hides whole at any mask_ratio. Pass them as "
+            "rows (X.reshape(len(X), -1)): on a table the context encoder hides "
+            "some features and predicts them from the others."
+        )
     root = mask_ratio ** (1.0 / len(spatial))
     sides = tuple(max(1, round(s * root)) for s in spatial)
     if all(side >= s for side, s in zip(sides, spatial)):
