@@ -139,6 +139,13 @@ def test_build_encoder_spatial_on_tabular_raises(name, shape):
         build_encoder(name, shape)
 
 
+@pytest.mark.parametrize("name", ["cnn", "vit"])
+def test_a_spatial_decoder_on_tabular_names_the_decoder(name):
+    # The hint said encoder='mlp' to a user who had set decoder=.
+    with pytest.raises(ValueError, match=r"input_shape.*use decoder='mlp'"):
+        build_decoder(name, "mlp", (10,), 3)
+
+
 def test_build_encoder_unknown_name_raises():
     with pytest.raises(ValueError, match=r"encoder='resnt'.*Did you mean 'resnet'"):
         build_encoder("resnt", (1, 8, 8))

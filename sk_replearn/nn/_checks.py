@@ -87,8 +87,9 @@ def check_dropout(dropout: float) -> float:
 
 def spatial_sizes(shape: tuple[int, ...], owner: str) -> tuple[int, ...]:
     if len(shape) not in (2, 3):
+        param = "decoder" if owner.endswith("Decoder") else "encoder"
         hint = (
-            f"; for tabular data use encoder='mlp', or pass input_shape=(1, "
+            f"; for tabular data use {param}='mlp', or pass input_shape=(1, "
             f"{shape[0]}) to treat each row as a 1-channel signal"
             if len(shape) == 1
             else ""
