@@ -634,7 +634,7 @@ class BaseRepresentation(
         )
         X = positive_strides(X)
         if check_values:
-            _check_float32_range(X, type(self).__name__)
+            self._check_range(X, reset=reset)
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
             # Whether X came N-D: inverse_transform answers in the same layout.
@@ -653,6 +653,14 @@ class BaseRepresentation(
     def _check_values(self, X: np.ndarray) -> None:
         """The checks of X's values that ``_validate_X(check_values=False)`` skips."""
         assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+        self._check_range(X, reset=False)
+
+    def _check_range(self, X: np.ndarray, *, reset: bool) -> None:
+        """Refuse finite values the estimator's float32 arithmetic cannot hold.
+
+        Here, values whose squares overflow float32; an estimator that
+        shifts X before squaring it checks the shifted values instead.
+        """
         _check_float32_range(X, type(self).__name__)
 
     def _raise_not_finite(self, X: np.ndarray, result: str) -> NoReturn:

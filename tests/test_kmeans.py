@@ -10,6 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_replearn.classical.kmeans import KMeansTransformer
@@ -938,7 +939,7 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     if kernels is None:
         pytest.skip("the C extension is not built")
     X = _grid_with_ties(1003, d=d) - 2.0  # 125 tiles of 8, and 3 rows
-    X[5, 2] = -7.0  # the largest magnitude
+    X[5, 2] = -7.0  # the largest magnitude, shifted to -9 (offset 2.0)
     offset = np.resize(np.float32([0.5, -1.0, 2.0]), d) if shifted else None
     rows = X - offset if shifted else X  # the float32 shift
     centers = np.random.default_rng(k).integers(-2, 4, (k, d)).astype(np.float32)
@@ -950,7 +951,9 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     labels = np.full(len(X), -1)
     bad, peak = kernels.nearest_labels(X, offset, c_t, c_sq, labels, portable)
     assert bad == 0
-    assert peak == (7.0 if shifted else 0.0)  # measured as it shifts
+    # measured on the shifted values, which the distances square
+    assert peak == (9.0 if shifted else 0.0)
+    assert not shifted or peak == np.abs(rows).max()
     dist = np.square(centers).sum(1) - 2 * rows @ centers.T  # exact here
     np.testing.assert_array_equal(labels, dist.argmin(1))  # first minimum
     if k > 1:
@@ -992,6 +995,41 @@ def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
     bad[7, 1] = value
     with pytest.raises(ValueError, match="NaN|infinity|rescale X"):
         km.predict(bad)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_common_offset_is_shifted_away_not_refused(
+    compiled, dtype, monkeypatch
+):
+    # Timestamps in nanoseconds (1.7e18) spread by 1e13 over 200 features: the
+    # values' squares overflow float32, the shifted ones' do not, and fit
+    # refused what the docstring offers to handle.
+    from sk_replearn.classical import _lloyd as lloyd_module
+
+    if compiled and lloyd_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(3), 100)
+    X = 1.7e18 + rng.normal(size=(300, 200)) * 1e12 + groups[:, None] * 1e13
+    X = X.astype(dtype)
+    km = KMeansTransformer(3, random_state=0, device="cpu").fit(X)
+    assert adjusted_rand_score(groups, km.labels_) == 1.0
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    assert np.isfinite(km.transform(X)).all() and np.isfinite(km.score(X))
+    with pytest.raises(ValueError, match="from the mean of the data fit saw"):
+        km.predict(X * 10)  # spread by 1.5e19 about the fitted offset
+
+
+def test_data_spread_below_float32_squares_is_refused_not_merged():
+    # At 1e-25 every squared distance rounded to 0 in float32: all samples
+    # fell into one cluster, reported as "duplicate points".
+    X, _ = make_blobs(200, n_features=4, centers=3, random_state=0)
+    with pytest.raises(ValueError, match=r"lie at most .* round to 0; rescale X"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(X * 1e-25)
+    km = KMeansTransformer(3, random_state=0, device="cpu").fit(X * 1e-13)
+    assert len(np.unique(km.labels_)) == 3
 
 
 def test_nearest_gives_ties_to_the_first_center_on_every_device(device):

@@ -601,7 +601,7 @@ hamerly_rows_avx2(const lloyd_block *b, Py_ssize_t n)
  * time: the distances of settle, so a row gets the label a pass gives it.
  * With an offset (d values), the rows are x - offset, shifted a tile at a
  * time into tile (TILE_ROWS * d floats), as a float32 subtraction, and
- * *peak is the largest magnitude of their values (NaN if one is). Each
+ * *peak is the largest magnitude of the shifted values (NaN if one is). Each
  * tile's arithmetic requests the next tile's rows (see ahead). Returns the
  * number of rows whose nearest distance is not finite (NaN or infinite
  * values in x make every distance of their row NaN or infinite). */
@@ -626,12 +626,12 @@ nearest_rows_body(const float *x, Py_ssize_t n, Py_ssize_t d,
             if (offset) {
                 float *shifted = tile + q * d;
                 for (Py_ssize_t t = 0; t < d; t++) {
-                    float v = row[t];
+                    float v = row[t] - offset[t];
                     uint32_t bits;
                     memcpy(&bits, &v, sizeof bits);
                     bits &= 0x7fffffffu;
                     top = bits > top ? bits : top;
-                    shifted[t] = v - offset[t];
+                    shifted[t] = v;
                 }
                 row = shifted;
             }
@@ -814,8 +814,8 @@ PyDoc_STRVAR(nearest_labels_doc,
 "of equal distances), computing the distances as hamerly_pass does, so\n"
 "that a row gets the label a Lloyd pass gives it. Returns (bad, peak):\n"
 "the number of rows whose nearest distance is not finite (non-finite\n"
-"values in x), and with an offset the largest magnitude of x's values\n"
-"(NaN if one is; 0.0 without an offset).\n\n"
+"values in x), and with an offset the largest magnitude of x - offset's\n"
+"values (NaN if one is; 0.0 without an offset).\n\n"
 "x (n, d) float32; offset (d,) float32, subtracted in float32, or None;\n"
 "c_t (d, kp) and c_sq (kp,) float32 as hamerly_pass takes them; labels\n"
 "(n,) int64, written. portable runs the plain C loop where the AVX2 one\n"

@@ -64,6 +64,16 @@ def _shift(
     return torch.sub(xb, offset, out=out)
 
 
+#: The least spread about the offset that ``fit`` takes (see ``_check_range``).
+_SPREAD_FLOOR = 1e-15
+
+
+def _fit_offset(X: np.ndarray) -> np.ndarray:
+    """The float64 mean of at most 65,536 rows spread over X, as float32."""
+    sample = X[:: max(1, X.shape[0] // _KMEANSPP_MAX_SAMPLES)]
+    return sample.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
 def _shift_numpy(xb: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:
     """:func:`_shift` of numpy rows into ``out``: the same float operations."""
     if xb.dtype == np.float64:
@@ -221,7 +231,12 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     ``||x - c||^2`` (no cancellation), summed in float32 within a block and
     in float64 across blocks. X is shifted by a mean and copied to the
     device once as float32; ``predict``, ``transform`` and ``score`` move
-    one block at a time (memory flat in ``n_samples``). Empty clusters are
+    one block at a time (memory flat in ``n_samples``). Data far from the
+    origin are therefore fine (timestamps in nanoseconds, 1e18), but X
+    whose values spread so widely about their mean that their squared
+    distances overflow float32, or so narrowly (by less than 1e-15) that
+    they fall below its precision, is refused with a ValueError: rescale
+    it. Empty clusters are
     relocated to the samples farthest from their centers, as in
     scikit-learn (with sample weights, a cluster given a row of weight 0
     stays empty and keeps its center). Products run with TF32 disabled on CUDA.
@@ -492,7 +507,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         values are checked in the same read, not in passes of their own: the
         loop counts the rows whose distances are NaN or infinite (a NaN or
         infinite value makes them so) and returns the largest magnitude of
-        the values; only then, if either is out of bounds, is X checked for
+        the shifted values; only then, if either is out of bounds, is X checked for
         the error that names the cause, as in ``fit``.
         """
         n = X.shape[0]
@@ -621,6 +636,44 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             "as the representation."
         )
 
+    def _check_range(self, X: np.ndarray, *, reset: bool) -> None:
+        """Refuse X whose shifted values float32 cannot square and sum.
+
+        The distances are computed from ``X - _offset`` (at fit, the offset
+        this X will get), so a large common offset, such as timestamps in
+        nanoseconds, is fine; values spread too widely about it overflow
+        float32, and values spread too narrowly (below 1e-15 from the
+        offset, squares below 1e-30) underflow it: their squared distances
+        lose their digits and round to 0, and every sample fell into one
+        cluster, reported as "duplicate points".
+        """
+        if X.size == 0:
+            return
+        offset = (_fit_offset(X) if reset else self._offset).astype(np.float64)
+        spread = float(
+            np.maximum(
+                np.abs(X.max(axis=0) - offset), np.abs(X.min(axis=0) - offset)
+            ).max()
+        )
+        name, d = type(self).__name__, X.shape[1]
+        limit = _float32_square_limit(d)
+        mean = "their mean" if reset else "the mean of the data fit saw"
+        if spread > limit:
+            raise ValueError(
+                f"X holds values up to {spread:.3g} from {mean}: squared and "
+                f"summed over its {d} features they overflow float32 (above "
+                f"{limit:.3g}), the precision in which {name} computes; rescale "
+                "X (e.g. with StandardScaler)."
+            )
+        if reset and 0 < spread < _SPREAD_FLOOR:
+            raise ValueError(
+                f"X's values lie at most {spread:.3g} from their mean: their "
+                f"squared distances (at most {spread**2:.1g}) fall to the bottom "
+                f"of the range of float32, in which {name} computes, where they "
+                "lose their digits or round to 0; rescale X (e.g. with "
+                "StandardScaler)."
+            )
+
     @staticmethod
     def _check_weights(sample_weight, X: np.ndarray) -> np.ndarray | None:
         """Validated float64 sample weights (n,), or None for equal weights.
@@ -729,8 +782,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         device = self._device()
         n, d = X.shape
         if fit:
-            sample = X[:: max(1, n // _KMEANSPP_MAX_SAMPLES)]
-            self._offset = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
+            self._offset = _fit_offset(X)
         cpu = device.type == "cpu"
         # the device's copy of the offset (the CPU shifts with numpy's)
         offset = None if cpu else torch.as_tensor(self._offset, device=device)
