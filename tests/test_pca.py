@@ -494,6 +494,20 @@ def test_pca_svd_solvers_refuse_data_whose_squares_overflow(solver):
     assert not hasattr(pca, "components_")
 
 
+def test_pca_overflow_of_float64_data_names_what_overflowed():
+    # Float64 data are computed in float64: the messages blamed float32
+    # squares "above 5.83e+18" for data of 1e100 and 1e160, which fit takes
+    # at 1e20 and 1e100.
+    X = _data(n=300, d=10, dtype=np.float64)
+    pca = PCATransformer(n_components=3, **CPU).fit(X * 1e100)
+    with pytest.raises(ValueError, match=r"codes .* overflowed float32 \(above 3.4e38"):
+        pca.transform(X * 1e100)
+    with pytest.raises(ValueError, match="covariance .* overflowed float64"):
+        PCATransformer(n_components=3, **CPU).fit(X * 1e160)
+    with pytest.raises(ValueError, match="5.83e"):  # float32 data: float32 squares
+        PCATransformer(n_components=3, **CPU).fit((X * 1e20).astype(np.float32))
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_pca_fit_and_transform_name_nan_and_inf(bad):
     X = _data(n=200, d=6, dtype=np.float32)

@@ -18,6 +18,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from numbers import Integral
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -808,6 +809,28 @@ class PCATransformer(BaseRepresentation):
             return xc @ encoder  # (B, k)
 
         return self._batched(X, encode, self.n_components_)
+
+    def _raise_not_finite(self, X: np.ndarray, result: str) -> NoReturn:
+        """The base class's error, without its float32 limit for float64 data.
+
+        The covariance and the spectrum of float64 X are float64 wherever
+        the device has it (not on MPS), and only the codes ``transform``
+        returns are float32: the base class's check would blame float32
+        squares (above 5.8e18) for data of 1e100 that fit accepts.
+        """
+        if X.dtype != np.float64 or _acc_dtype(self._device()) != torch.float64:
+            super()._raise_not_finite(X, result)
+        assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+        where = (
+            "overflowed float32 (above 3.4e38), in which transform returns them"
+            if result == "codes"
+            else "overflowed float64"
+        )
+        raise ValueError(
+            f"The {result} computed by {type(self).__name__} {where}: X holds "
+            f"values up to {float(np.abs(X).max()):.3g} in magnitude; rescale X "
+            "(e.g. with StandardScaler)."
+        )
 
     def _encode_cpu(self, X: np.ndarray, encoder: np.ndarray) -> np.ndarray:
         """``(X - mean_) @ encoder`` in cache-sized blocks, on the CPU threads.
