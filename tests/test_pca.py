@@ -320,6 +320,21 @@ def test_pca_singular_model_score_raises():
     assert np.isfinite(PCATransformer(n_components=2, **CPU).fit(Z).score(Z))
 
 
+def test_pca_singular_score_of_full_rank_badly_scaled_data_names_the_solver():
+    # Rank 6, but features 1e18 apart in variance: the covariance solver
+    # cannot resolve the smallest, and the error said only "fit with
+    # n_components below the rank", which lowering n_components never meets.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6))
+    assert np.linalg.matrix_rank(X) == 6  # and still so once its columns scale
+    X *= np.array([1e-9, 1, 1, 1, 1, 1e9])
+    with pytest.raises(ValueError, match=r"rescale X.*svd_solver='full'"):
+        PCATransformer(n_components=3, **CPU).fit(X).score(X)
+    with pytest.warns(UserWarning, match="ill-conditioned"):
+        full = PCATransformer(n_components=3, svd_solver="full", **CPU).fit(X)
+        assert np.isfinite(full.score(X))
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_pca_deterministic(solver):
     X = _data()

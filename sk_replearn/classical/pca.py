@@ -499,9 +499,13 @@ class PCATransformer(BaseRepresentation):
         if not variances.min() > 0.0:  # also catches NaN
             raise ValueError(
                 "The probabilistic PCA covariance is singular: noise_variance_="
-                f"{self.noise_variance_:.3g} and the data span fewer than "
-                f"n_features_in_={d} directions, so the likelihood is undefined. "
-                "Fit with n_components below the rank of the data."
+                f"{self.noise_variance_:.3g}, so the likelihood is undefined. "
+                f"Either the data span fewer than n_features_in_={d} directions "
+                "(fit with n_components below their rank), or their smallest "
+                "variances are too small beside the largest "
+                f"({self.explained_variance_.max():.3g}) for the covariance "
+                "solver to resolve (rescale X, e.g. with StandardScaler, or fit "
+                "with svd_solver='full')."
             )
         if variances.min() < np.finfo(np.float64).eps * d * variances.max():
             warn_user(
