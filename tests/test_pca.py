@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy.linalg import LinAlgWarning
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -330,7 +331,7 @@ def test_pca_singular_score_of_full_rank_badly_scaled_data_names_the_solver():
     X *= np.array([1e-9, 1, 1, 1, 1, 1e9])
     with pytest.raises(ValueError, match=r"rescale X.*svd_solver='full'"):
         PCATransformer(n_components=3, **CPU).fit(X).score(X)
-    with pytest.warns(UserWarning, match="ill-conditioned"):
+    with pytest.warns(LinAlgWarning, match="ill-conditioned"):
         full = PCATransformer(n_components=3, svd_solver="full", **CPU).fit(X)
         assert np.isfinite(full.score(X))
 
