@@ -711,6 +711,17 @@ def test_kmeans_bad_sample_weight(blobs, method):
         getattr(est, method)(blobs, sample_weight=negative)
 
 
+def test_kmeans_random_init_with_fewer_weighted_samples_than_clusters(blobs):
+    # numpy's "Fewer non-zero entries in p than size" named neither parameter.
+    w = np.zeros(len(blobs))
+    w[:2] = 1.0
+    est = KMeansTransformer(n_clusters=4, init="random", device="cpu", random_state=0)
+    with pytest.raises(ValueError, match=r"n_clusters=4.*only 2 sample\(s\).*k-means"):
+        est.fit(blobs, sample_weight=w)
+    w[:4] = 1.0
+    assert est.fit(blobs, sample_weight=w).cluster_centers_.shape[0] == 4
+
+
 def test_kmeans_unit_weights_are_no_weights(blobs):
     kw = {"n_clusters": 5, "n_init": 2, "random_state": 0, "device": "cpu"}
     a = KMeansTransformer(**kw).fit(blobs)

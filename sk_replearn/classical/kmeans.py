@@ -146,6 +146,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     :meth:`sklearn.cluster.KMeans.transform`) or the one-hot vector of its
     nearest center (``encoding="onehot"``). The decoder maps a code back to
     its center. Fitting runs Lloyd's algorithm on the GPU when there is one.
+    X is dense: sparse matrices are refused (scikit-learn's
+    :class:`~sklearn.cluster.KMeans` takes them).
 
     Parameters
     ----------
@@ -833,6 +835,14 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
                 idx = torch.as_tensor(rng.permutation(n)[:k], device=x.device)
             else:
                 p = w.double().cpu().numpy()
+                if np.count_nonzero(p) < k:
+                    raise ValueError(
+                        f"init='random' draws n_clusters={k} distinct samples "
+                        "with probabilities proportional to sample_weight, but "
+                        f"only {np.count_nonzero(p)} sample(s) have a positive "
+                        "weight; use init='k-means++', fewer clusters, or weigh "
+                        "more samples."
+                    )
                 seeds = rng.choice(n, size=k, replace=False, p=p / p.sum())
                 idx = torch.as_tensor(seeds, device=x.device)
             return x[idx].clone()

@@ -83,7 +83,8 @@ class PCATransformer(BaseRepresentation):
     ``W = components_`` (``W Wᵀ = I``) and decoder ``x ≈ Wᵀ z + mean_`` that
     minimise the squared reconstruction error. Semantics follow
     :class:`sklearn.decomposition.PCA`; the data are moved to ``device`` one
-    batch at a time.
+    batch at a time. X is dense: sparse matrices are refused (scikit-learn's
+    :class:`~sklearn.decomposition.TruncatedSVD` takes them uncentred).
 
     Parameters
     ----------
