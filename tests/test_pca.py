@@ -510,6 +510,22 @@ def test_pca_svd_solvers_refuse_data_whose_squares_overflow(solver):
     assert not hasattr(pca, "components_")
 
 
+def test_pca_float32_data_whose_squares_underflow_are_refused():
+    # At 1e-25 the float32 products of the covariance rounded to 0: every
+    # explained variance ratio was 0 and the components arbitrary, silently.
+    X = _data(n=500, d=4, dtype=np.float64) @ np.diag([3.0, 2.0, 1.0, 0.5])
+    pca = PCATransformer(n_components=2, svd_solver="covariance_eigh", **CPU)
+    with pytest.raises(ValueError, match=r"squares round to 0 in float32.*float64"):
+        pca.fit((X * 1e-25).astype(np.float32))
+    reference = pca.fit(X).explained_variance_ratio_
+    for tiny in ((X * 1e-25), (X * 1e-18).astype(np.float32)):  # float64; float32
+        np.testing.assert_allclose(
+            pca.fit(tiny).explained_variance_ratio_, reference, rtol=1e-5
+        )
+    constant = np.ones((10, 3), dtype=np.float32)  # no spread: no error
+    assert not pca.fit(constant).explained_variance_.any()
+
+
 def test_pca_overflow_of_float64_data_names_what_overflowed():
     # Float64 data are computed in float64: the messages blamed float32
     # squares "above 5.83e+18" for data of 1e100 and 1e160, which fit takes

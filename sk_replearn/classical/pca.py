@@ -554,6 +554,7 @@ class PCATransformer(BaseRepresentation):
                 moments = self._stream_moments(X, device)
                 if not _finite(moments):
                     self._raise_not_finite(X, result="covariance")
+                self._check_not_underflowed(moments, X)
                 self._set_from_moments(moments, n_components)
             else:
                 fit = self._fit_full if solver == "full" else self._fit_randomized
@@ -668,6 +669,27 @@ class PCATransformer(BaseRepresentation):
             return None
         mean = torch.as_tensor(self.mean_, dtype=acc, device=device)
         return _Moments(self.n_samples_, mean, scatter)
+
+    def _check_not_underflowed(self, moments: _Moments, X: np.ndarray) -> None:
+        """Refuse a covariance of no variance from X that is not constant.
+
+        Its squares, formed in X's float32, rounded to 0 (values within
+        about 1e-19 of their mean; what is left is the float64 correction
+        for the shift, zero or negative), and every component would be
+        arbitrary.
+        """
+        m2 = moments.m2
+        total = float(torch.trace(m2) if m2.dim() == 2 else m2.sum())
+        if X.dtype != np.float32 or total > 0.0:
+            return
+        spread = float(np.max(X.max(axis=0) - X.min(axis=0)))
+        if spread > 0.0:
+            raise ValueError(
+                f"X's float32 values spread by at most {spread:.3g}: their "
+                "squares round to 0 in float32, in which PCATransformer forms "
+                "the covariance's products, and no direction would be found; "
+                "rescale X (e.g. with StandardScaler) or pass it as float64."
+            )
 
     def _set_from_moments(self, moments: _Moments, n_components) -> None:
         """Eigendecompose the pooled covariance and set the attributes."""
