@@ -208,6 +208,7 @@ def test_kmeans_bad_input_transform(blobs):
         ({"device": "gpu0"}, "device"),
         ({"init": np.zeros((3, 5))}, r"init has shape \(3, 5\)"),
         ({"init": np.zeros((2, 8))}, r"init has shape \(2, 8\)"),
+        ({"init": np.zeros((3, 2, 4))}, r"init has shape \(3, 2, 4\).*\(3, 8\)"),
         ({"init": np.full((3, 8), np.nan)}, "init"),
     ],
 )

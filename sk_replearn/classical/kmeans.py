@@ -719,7 +719,14 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             )
             self._n_init = 1
         init = np.asarray(self.init)
-        if init.ndim > 2 and init.shape[1:] == tuple(self.input_shape_):
+        if init.ndim > 2:
+            if init.shape[1:] != tuple(self.input_shape_):
+                raise ValueError(
+                    f"init has shape {init.shape}, but N-D initial centers must "
+                    f"have shape (n_clusters, *input_shape) = "
+                    f"{(k, *self.input_shape_)}, or pass them flat, "
+                    f"({k}, {d})."
+                )
             init = init.reshape(init.shape[0], -1)
         init = positive_strides(
             check_array(init, dtype=[np.float64, np.float32], input_name="init")
