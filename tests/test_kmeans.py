@@ -1042,6 +1042,11 @@ def test_data_spread_below_float32_squares_is_refused_not_merged():
         KMeansTransformer(3, random_state=0, device="cpu").fit(X * 1e-25)
     km = KMeansTransformer(3, random_state=0, device="cpu").fit(X * 1e-13)
     assert len(np.unique(km.labels_)) == 3
+    labels = km.predict(X * 1e-13)
+    for refused in (X * 1e-25, X * 1e30):  # a refit refused keeps the model
+        with pytest.raises(ValueError, match="rescale X"):
+            km.fit(refused)
+        np.testing.assert_array_equal(km.predict(X * 1e-13), labels)
 
 
 def test_nearest_gives_ties_to_the_first_center_on_every_device(device):

@@ -641,24 +641,36 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     def _check_range(self, X: np.ndarray, *, reset: bool) -> None:
         """Refuse X whose shifted values float32 cannot square and sum.
 
-        The distances are computed from ``X - _offset`` (at fit, the offset
-        this X will get), so a large common offset, such as timestamps in
-        nanoseconds, is fine; values spread too widely about it overflow
-        float32, and values spread too narrowly (below 1e-15 from the
-        offset, squares below 1e-30) underflow it: their squared distances
-        lose their digits and round to 0, and every sample fell into one
-        cluster, reported as "duplicate points".
+        The distances are computed from ``X - _offset``, so a large common
+        offset, such as timestamps in nanoseconds, is fine; values spread
+        too widely about it overflow float32, and values spread too narrowly
+        (below 1e-15 from the offset, squares below 1e-30) underflow it:
+        their squared distances lose their digits and round to 0, and every
+        sample fell into one cluster, reported as "duplicate points". With
+        ``reset`` (``fit``), the offset is computed here from this X and
+        stored once X passes, for :meth:`_to_device` to shift X by.
         """
-        if X.size == 0:
+        offset32 = _fit_offset(X) if reset and X.size else self._offset
+        if X.size:
+            self._check_spread(X, offset32.astype(np.float64), reset=reset)
+        if reset:
+            self._offset = offset32
+
+    def _check_spread(self, X: np.ndarray, offset: np.ndarray, *, reset: bool):
+        name, d = type(self).__name__, X.shape[1]
+        limit = _float32_square_limit(d)
+        # A bound first, from X's extremes (a third of the time of the
+        # columns' own, on 200,000 x 64): no value lies farther than it from
+        # its column's offset; only near a limit are the columns read.
+        hi, lo = float(X.max()), float(X.min())
+        bound = max(hi - offset.min(), offset.max() - lo)
+        if bound <= limit and (not reset or bound >= _SPREAD_FLOOR):
             return
-        offset = (_fit_offset(X) if reset else self._offset).astype(np.float64)
         spread = float(
             np.maximum(
                 np.abs(X.max(axis=0) - offset), np.abs(X.min(axis=0) - offset)
             ).max()
         )
-        name, d = type(self).__name__, X.shape[1]
-        limit = _float32_square_limit(d)
         mean = "their mean" if reset else "the mean of the data fit saw"
         if spread > limit:
             raise ValueError(
@@ -778,20 +790,18 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     def _to_device(self, X: np.ndarray, *, fit: bool = False, in_place: bool = False):
         """X minus an offset, as a float32 tensor (n, d) on the device.
 
-        With ``fit`` the offset is the float64 mean of at most 65,536 rows
-        spread over X (a centre for conditioning: any point near the data
-        serves, and this one costs a fraction of a pass), stored as float32
-        in ``_offset``, and the tolerance ``tol * mean(var(X, axis=0))`` is
-        returned as well (0 when ``tol=0``, as scikit-learn's); otherwise the
-        stored offset is used and the tolerance is None. Blocks are shifted
+        The offset, ``_offset``, is the float64 mean of at most 65,536 rows
+        spread over the X that ``fit`` validated (:meth:`_check_range` sets
+        it; a centre for conditioning: any point near the data serves, and
+        this one costs a fraction of a pass), as float32. With ``fit`` the
+        tolerance ``tol * mean(var(X, axis=0))`` is returned as well (0 when
+        ``tol=0``, as scikit-learn's); otherwise it is None. Blocks are shifted
         exactly as in ``predict``, so fit and predict label a sample alike.
         ``in_place`` (see :meth:`_in_place`) shifts X itself and returns it
         as the tensor.
         """
         device = self._device()
         n, d = X.shape
-        if fit:
-            self._offset = _fit_offset(X)
         cpu = device.type == "cpu"
         # the device's copy of the offset (the CPU shifts with numpy's)
         offset = None if cpu else torch.as_tensor(self._offset, device=device)
