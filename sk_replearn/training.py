@@ -450,9 +450,17 @@ class RepresentationNet(NeuralNet):
             )
         device = torch.device(self.device)
         kind = device.type if device.type in ("cuda", "mps", "xpu") else "cuda"
-        devices = [device.index or 0] if device.type == kind else []
+        index = device.index
+        if index is None:  # the current device, as torch places tensors
+            index = torch.cuda.current_device() if device.type == "cuda" else 0
+        devices = [index] if device.type == kind else []
         with torch.random.fork_rng(devices=devices, device_type=kind):
-            torch.manual_seed(_VALIDATION_SEED)
+            # this net's generators only: another device's stay as they are
+            torch.default_generator.manual_seed(_VALIDATION_SEED)
+            if device.type == "cuda":
+                torch.cuda.default_generators[devices[0]].manual_seed(_VALIDATION_SEED)
+            elif devices:
+                getattr(torch, device.type).manual_seed(_VALIDATION_SEED)
             return super().run_single_epoch(
                 iterator, training, prefix, step_fn, **fit_params
             )
