@@ -56,8 +56,8 @@ digits the pixels are already a good space, on MNIST and MNIST-1D less so.
 
 Run: ``python benchmarks/bench_labels.py [--draws N] [--no-diagnose]
 [--only digits mnist mnist1d] [--mnist-methods NAME ...]
-[--mnist1d-methods NAME ...]`` (about 70 minutes on 2 cores at one
-thread: digits 5, MNIST 15, MNIST-1D 50).
+[--mnist1d-methods NAME ...]`` (about 40 minutes on 2 cores at one
+thread: 37 in the recorded run; 70 on the slower machines before).
 """
 
 from __future__ import annotations

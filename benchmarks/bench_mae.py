@@ -14,8 +14,8 @@ same probe on the input, and 1-nearest-neighbours) are printed beside.
   ``mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())`` (its 4000 /
   1000 split), ``input_shape=(1, 40)`` and the defaults, whose "auto"
   settings pick the short-signal recipe of the user guide for signals
-  (``embed_dim=192, depth=2, mlp_ratio=3, mask_ratio=0.85, max_epochs=40``;
-  ``pooling="blocks"``).
+  (``embed_dim=192, depth=2, mlp_ratio=3, mask_ratio=0.85, max_epochs=32``;
+  ``pooling="blocks"``, ``pooling_regions=4``).
 
 Columns: probe accuracy, its target, whether it is met (accuracy and a fit
 of at most 300 s wall-clock), the fit's wall-clock seconds and the CPU

@@ -5,10 +5,10 @@ with its default arguments and ``OMP_NUM_THREADS=1``; its standard output is
 saved verbatim to ``benchmarks/results/<stem>.txt`` under one header line
 (date, machine, CPU count and model, torch version, wall time, exit
 status). The benchmarks page of the documentation (``docs/benchmarks.rst``)
-shows these files as they are, so its numbers are never typed by hand.
+shows these files as they are, so its tables are never typed by hand.
 
 Run: ``python benchmarks/run_all.py [--only bench_ssl bench_mae ...]``.
-All of them take about an hour on 2 CPU cores. A benchmark that fails still
+All of them take about three hours on 2 CPU cores. A benchmark that fails still
 gets its file (what it printed, then its exit status and the end of its
 standard error), the others still run, and the exit status of this script
 is non-zero.

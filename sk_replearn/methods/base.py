@@ -53,10 +53,11 @@ OPTIMIZERS = {
 _TRANSFORM_BATCH = 1024
 #: On the CPU, ``transform`` of more rows than this cuts its batches so that
 #: their widest activation fits :data:`~sk_replearn._heap.BATCH_BYTES`: an MAE
-#: on MNIST-1D (21 tokens of 256) encoded 8,000 signals in 4.2 s in batches
-#: of 64 to 256 rows against 6.8 s in batches of 1,024 (2 threads), whose
-#: 84 MiB MLP activations glibc maps afresh, and the kernel zeroes, at every
-#: batch. Fewer rows than this make one batch, which needs no probe.
+#: on MNIST-1D (the former recipe's 21 tokens of 256) encoded 8,000 signals in
+#: 4.2 s in batches of 64 to 256 rows against 6.8 s in batches of 1,024 (2
+#: threads), whose 84 MiB MLP activations glibc maps afresh, and the kernel
+#: zeroes, at every batch. Fewer rows than this make one batch, which needs no
+#: probe.
 _SIZED_FROM = 256
 
 #: The callbacks every skorch net has (``NeuralNet._default_callbacks``): a
