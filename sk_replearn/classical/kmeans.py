@@ -238,10 +238,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     whose values spread so widely about their mean that their squared
     distances overflow float32, or so narrowly (by less than 1e-15) that
     they fall below its precision, is refused with a ValueError: rescale
-    it. Empty clusters are
-    relocated to the samples farthest from their centers, as in
-    scikit-learn (with sample weights, a cluster given a row of weight 0
-    stays empty and keeps its center). Products run with TF32 disabled on CUDA.
+    it. Empty clusters are relocated to the samples farthest from their
+    centers, as in scikit-learn (with sample weights, a cluster given a row
+    of weight 0 stays empty and keeps its center). Products run with TF32
+    disabled on CUDA.
 
     On the CPU, ``fit`` keeps Hamerly's bounds (Hamerly 2010) on each
     sample's distance to its own center and to the others: a sample whose
@@ -509,8 +509,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         values are checked in the same read, not in passes of their own: the
         loop counts the rows whose distances are NaN or infinite (a NaN or
         infinite value makes them so) and returns the largest magnitude of
-        the shifted values; only then, if either is out of bounds, is X checked for
-        the error that names the cause, as in ``fit``.
+        the shifted values; only then, if either is out of bounds, is X
+        checked for the error that names the cause, as in ``fit``.
         """
         n = X.shape[0]
         out = np.empty(n, dtype=np.int64)
