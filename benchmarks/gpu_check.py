@@ -16,7 +16,9 @@ exit status is non-zero when any check failed. The checks:
    ``precision="bf16"`` and ``"16"`` (float16 with a gradient scaler). The
    package refuses ``"16"`` without CUDA, so on the CPU it is skipped.
 3. ``device_auto``: ``device="auto"`` trains on CUDA when there is one, else
-   on the CPU.
+   on the CPU; ``early_stopping``: MAE at ``lr=0`` with early stopping gets
+   the same validation loss at every epoch (the validation pass seeds the
+   device's generators alike each time).
 4. ``save_load[<estimator>]``: each estimator of check 1 saved from the
    device and loaded with ``load(path, device="cpu")`` (skipped where a
    parameter is code, which ``save`` refuses); its CPU ``transform`` must
@@ -358,6 +360,23 @@ def check_device_auto(ctx: Context) -> str:
     return f"trained on {expected}"
 
 
+def check_early_stopping(ctx: Context) -> str:
+    """The validation pass draws the same masks every epoch, on the device too.
+
+    MAE at ``lr=0`` (nothing learns, and its layer norms keep no running
+    statistics) with ``early_stopping=True``: every epoch's validation loss
+    must be the same, as the validation pass seeds the generators of the
+    net's device alike at every epoch.
+    """
+    est = make("MAETransformer", ctx, lr=0.0, early_stopping=True, max_epochs=3)
+    est.fit(ctx.X)
+    losses = [float(v) for v in est.history_[:, "valid_loss"]]
+    if len(set(losses)) != 1:
+        raise AssertionError(f"validation losses differ at lr=0: {losses}")
+    where = _check_device(est, ctx.device)
+    return f"{len(losses)} equal validation losses ({losses[0]:.4f}) on {where}"
+
+
 def check_save_load(name: str, ctx: Context) -> str:
     """Save from the device, load on the CPU, compare ``transform``."""
     if name not in ctx.fitted:
@@ -676,6 +695,7 @@ def checks(ctx: Context) -> list[tuple[str, callable]]:
             thunk = partial(check_precision, name, p, ctx)
             out.append((f"precision[{name},{p}]", thunk))
     out.append(("device_auto", lambda: check_device_auto(ctx)))
+    out.append(("early_stopping", lambda: check_early_stopping(ctx)))
     for name in public_estimators():
         out.append((f"save_load[{name}]", lambda n=name: check_save_load(n, ctx)))
     for name in ("FineTuner", "FineTunerRegressor"):

@@ -458,7 +458,8 @@ class RepresentationNet(NeuralNet):
             # this net's generators only: another device's stay as they are
             torch.default_generator.manual_seed(_VALIDATION_SEED)
             if device.type == "cuda":
-                torch.cuda.default_generators[devices[0]].manual_seed(_VALIDATION_SEED)
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(_VALIDATION_SEED)
             elif devices:
                 getattr(torch, device.type).manual_seed(_VALIDATION_SEED)
             return super().run_single_epoch(
