@@ -875,14 +875,17 @@ class ProbeScorer:
                 random_state=self.random_state,
             )
             return float(cross_val_score(self._probe(), Z, y, cv=cv).mean())
-        return self._few_label_score(Z, y)
+        return self._few_label_score(Z, y, classes, counts)
 
     def _probe(self):
         probe = self.probe
         return _PROBES[probe]() if isinstance(probe, str) else clone(probe)
 
-    def _few_label_score(self, Z: np.ndarray, y: np.ndarray) -> float:
-        classes, counts = _class_counts(y)
+    def _few_label_score(
+        self, Z: np.ndarray, y: np.ndarray, classes: np.ndarray, counts: np.ndarray
+    ) -> float:
+        """Mean score over ``n_draws`` few-label draws; ``classes, counts``
+        are ``_class_counts(y)``, as the caller counted them."""
         if counts.min() <= self.n_per_class:
             raise ValueError(
                 f"n_per_class={self.n_per_class} leaves nothing to score class "
