@@ -47,9 +47,11 @@ __all__ = [
     "Codec",
     "TokenBatches",
     "TokenDataset",
+    "check_learnable",
     "check_sequences",
     "fit_codec",
     "pad_sequences",
+    "warn_unknown",
 ]
 
 #: The special tokens, by id: padding, unknown token, start, end, mask.
@@ -84,6 +86,19 @@ def _is_int_sequence(item) -> bool:
     return False
 
 
+def _is_number_sequence(item) -> bool:
+    """A list, tuple or 1-D array of numbers that are not all ints (floats)."""
+    if isinstance(item, np.ndarray):
+        return item.ndim == 1 and item.dtype.kind == "f"
+    if isinstance(item, (list, tuple)) and item:
+        return all(
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, bool)
+            for v in item
+        )
+    return False
+
+
 def _is_missing(value) -> bool:
     """None, a float NaN or pandas' NA: a missing sample."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -92,7 +107,7 @@ def _is_missing(value) -> bool:
     return pandas is not None and value is getattr(pandas, "NA", None)
 
 
-def check_sequences(X, owner: str) -> tuple[str, list]:
+def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
     """Validate sequence input: ``("str", strings)`` or ``("ids", arrays)``.
 
     Parameters
@@ -103,6 +118,9 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
         or a 2-D integer array whose negative entries are padding.
     owner : str
         The estimator's name, for the messages.
+    name : str, default="X"
+        The parameter that holds the sequences (``"prompts"``,
+        ``"pretrain_X"``), for the messages.
 
     Returns
     -------
@@ -194,7 +212,8 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
         for i, s in enumerate(ids):
             if s.size and s.min() < 0:
                 raise ValueError(
-                    f"Sequence {i} of X holds the negative token id {s.min()}; "
+                    f"Sequence {i} of {name} holds the negative token id "
+                    f"{s.min()}; "
                     "token ids are non-negative (negative values pad only a 2-D "
                     "integer array)."
                 )
@@ -206,17 +225,23 @@ def check_sequences(X, owner: str) -> tuple[str, list]:
         if _is_missing(s):  # a value, not a type, is wrong: scikit-learn's
             # CountVectorizer and check_array raise ValueError for NaN too
             raise ValueError(
-                f"X[{i}] is a missing value ({s!r}); {owner} needs a string for "
+                f"{name}[{i}] is a missing value ({s!r}); {owner} needs a string for "
                 "every sample. Drop the sample or fill it, e.g. with ''."
             )
         if isinstance(s, bytes):
             raise TypeError(
-                f"X[{i}] is bytes; {owner} takes str. Decode first, e.g. "
-                "[b.decode('utf-8') for b in X]."
+                f"{name}[{i}] is bytes; {owner} takes str. Decode first, e.g. "
+                f"[b.decode('utf-8') for b in {name}]."
+            )
+        if not strings and _is_number_sequence(s):
+            raise TypeError(
+                f"{name}[{i}] is a sequence of non-integer numbers ({s!r:.40}); "
+                "token ids are ints (e.g. np.asarray(ids, dtype=int) if they "
+                f"are whole numbers stored as floats). {what}, all of one kind."
             )
         raise TypeError(
-            f"X[{i}] is {with_article(type(s).__name__)} ({s!r:.40}); {what}, all "
-            "of one kind."
+            f"{name}[{i}] is {with_article(type(s).__name__)} ({s!r:.40}); {what}, "
+            "all of one kind."
         )
     raise TypeError(f"{what}.")  # pragma: no cover - the loop raises
 
@@ -360,7 +385,8 @@ class Codec:
             Hugging Face tokenizer, before it reads any string) a string
             that holds a lone surrogate (U+D800 to U+DFFF), which UTF-8
             cannot encode; the message names the sample and how to
-            replace it.
+            replace it. Also when a Hugging Face tokenizer fails (an
+            untrained ``WordLevel`` model has no ``[UNK]``).
         """
         kind = self.kind
         if kind == "ids":
@@ -379,7 +405,16 @@ class Codec:
             unk = self._hf_unk
             sequences = list(sequences)
             _check_utf8(sequences, name)
-            encoded = self._hf.encode_batch(sequences, add_special_tokens=False)
+            try:
+                encoded = self._hf.encode_batch(sequences, add_special_tokens=False)
+            except Exception as err:  # the Rust side raises a bare Exception
+                raise ValueError(
+                    f"The tokenizer could not encode {name}: {err}. A "
+                    "tokenizers.Tokenizer passed as tokenizer= is used as it "
+                    "is: train it first (e.g. tokenizer.train_from_iterator), "
+                    "or pass tokenizer='bpe' or 'wordpiece' to train one on X "
+                    "in fit."
+                ) from None
             return [
                 [UNK if i == unk else i + N_SPECIAL for i in e.ids] for e in encoded
             ]
@@ -541,14 +576,130 @@ def fit_codec(
     return Codec({"kind": "hf", "json": tokenizer.to_str(), "unk": unk})
 
 
+# -- unknown tokens ---------------------------------------------------------------
+def _count_unknown(encoded: list[list[int]]) -> tuple[int, int]:
+    """``(tokens, of which [UNK])`` of encoded sequences."""
+    return sum(map(len, encoded)), sum(s.count(UNK) for s in encoded)
+
+
+def check_learnable(encoded: list[list[int]], owner: str) -> float:
+    """Refuse training sequences with no known token; return the [UNK] share.
+
+    The character and word vocabularies are learned from the training
+    strings, but a subword tokenizer can learn nothing (WordPiece on
+    whitespace), and a ready ``tokenizers.Tokenizer`` may never have been
+    trained (an empty vocabulary reads every string as no token) or may
+    know none of X's tokens. A model would then train on nothing but
+    ``[CLS] [SEP]`` or ``[UNK]``, and ``transform`` would give every sample
+    the same row.
+
+    Parameters
+    ----------
+    encoded : list of list of int
+        The training sequences, as :meth:`Codec.encode` gives them.
+    owner : str
+        The estimator's name, for the messages.
+
+    Returns
+    -------
+    fraction : float
+        The share of the training tokens that are ``[UNK]``: the baseline
+        :func:`warn_unknown` compares later input against.
+
+    Raises
+    ------
+    ValueError
+        If the sequences hold no token, or only ``[UNK]``.
+
+    Examples
+    --------
+    >>> from sk_replearn.tokens import UNK, check_learnable
+    >>> check_learnable([[7, UNK], [8, 9]], "BERTTransformer")
+    0.25
+    >>> check_learnable([[], []], "BERTTransformer")
+    Traceback (most recent call last):
+    ...
+    ValueError: BERTTransformer: the tokenizer reads no token in any string of X...
+    """
+    n_tokens, n_unknown = _count_unknown(encoded)
+    if n_tokens == 0:
+        raise ValueError(
+            f"{owner}: the tokenizer reads no token in any string of X, so "
+            "there is nothing to learn. A tokenizers.Tokenizer that was never "
+            "trained has an empty vocabulary, and strings of whitespace hold "
+            "no word: pass a trained tokenizer, or tokenizer='char', 'word' "
+            "or 'bpe', which learn their vocabulary from X in fit."
+        )
+    if n_unknown == n_tokens:
+        raise ValueError(
+            f"{owner}: every token the tokenizer reads in X ({n_tokens:,}) is "
+            "unknown to its vocabulary ([UNK]), so there is nothing to learn. "
+            "Pass a tokenizer trained on text like X, or tokenizer='char', "
+            "'word', 'bpe' or 'wordpiece', which learn their vocabulary from "
+            "X in fit."
+        )
+    return n_unknown / n_tokens
+
+
+def warn_unknown(
+    encoded: list[list[int]], fitted: float, owner: str, name: str = "X"
+) -> None:
+    """Warn when most tokens of new input are unknown to the fitted vocabulary.
+
+    Text the vocabulary cannot read (another case: ``"acgt"`` for a
+    vocabulary of ``"ACGT"``; another alphabet or domain) becomes
+    ``[UNK]``, and different sequences then get nearly the same features.
+    One UserWarning when the share of ``[UNK]`` is more than halfway from
+    the training data's share ``fitted`` to all: more than half with a
+    vocabulary that knew every training token, more than three quarters
+    where a small ``vocab_size`` left half of them unknown.
+
+    Parameters
+    ----------
+    encoded : list of list of int
+        The sequences, as :meth:`Codec.encode` gives them.
+    fitted : float
+        The share of ``[UNK]`` among the training tokens
+        (:func:`check_learnable`).
+    owner : str
+        The estimator's name, for the message.
+    name : str, default="X"
+        The parameter that holds the sequences, for the message.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sk_replearn.tokens import UNK, warn_unknown
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_unknown([[UNK, UNK, 7]], 0.0, "GPTTransformer")
+    >>> str(caught[0].message)[:60]
+    'GPTTransformer: 67% of the tokens of X (2 of 3) are unknown '
+    """
+    n_tokens, n_unknown = _count_unknown(encoded)
+    if not n_tokens or n_unknown / n_tokens <= (1 + fitted) / 2:
+        return
+    warn_user(
+        f"{owner}: {n_unknown / n_tokens:.0%} of the tokens of {name} "
+        f"({n_unknown:,} of {n_tokens:,}) are unknown to the vocabulary "
+        f"learned in fit ({fitted:.0%} of the training tokens were) and read "
+        "as [UNK], so different sequences get much the same features. Text "
+        "of another case or alphabet than the training data's (e.g. 'acgt' "
+        "for a vocabulary of 'ACGT') reads as unknown: normalise it as the "
+        "training data were (str.upper, str.lower), or fit on text like it.",
+        UserWarning,
+    )
+
+
 # -- padded storage and batches -------------------------------------------------
 def pad_sequences(
-    encoded: list[list[int]], max_length: int, owner: str
+    encoded: list[list[int]], max_length: int, owner: str, fix: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[CLS] ids [SEP]`` of each sequence, padded into one tensor.
 
     Sequences of more than ``max_length`` tokens keep their first
-    ``max_length`` (one warning says how many were cut).
+    ``max_length`` (one warning says how many were cut, and ``fix``, how to
+    keep them whole: by default, raise ``max_length``).
 
     Returns
     -------
@@ -571,8 +722,8 @@ def pad_sequences(
         warn_user(
             f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
             f"max_length={max_length} tokens (the longest has {longest}); "
-            "they are cut to their first max_length tokens. Raise max_length "
-            "to keep them whole.",
+            "they are cut to their first max_length tokens. "
+            f"{fix or 'Raise max_length to keep them whole.'}",
             UserWarning,
         )
     lengths = np.fromiter(

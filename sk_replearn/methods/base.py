@@ -160,6 +160,8 @@ class NeuralRepresentation(BaseRepresentation):
     def _fit(self, X) -> NeuralRepresentation:
         """Validate, build, train and record; shared by every subclass's fit."""
         warm = self.warm_start and hasattr(self, "net_")
+        if warm:  # before reading X, whose encoding may use the changed values
+            self._check_warm_params()
         X_t = self._training_data(X, reset=not warm)
         self._resolve_epochs(len(X_t))
         self._check_params_against_data(len(X_t))
@@ -169,7 +171,6 @@ class NeuralRepresentation(BaseRepresentation):
         with seeded(seed, device):
             if warm:
                 net = self.net_
-                self._check_warm_params()
                 self._check_warm_start(net)
                 # The engine parameters set since the last fit apply to this
                 # one (the optimiser keeps its state); the learning-rate and

@@ -23,9 +23,11 @@ from ..tokens import (
     TOKENIZERS,
     Codec,
     TokenDataset,
+    check_learnable,
     check_sequences,
     fit_codec,
     pad_sequences,
+    warn_unknown,
 )
 from .base import _SIZED_FROM, NeuralRepresentation, _check_finite_output
 
@@ -82,11 +84,22 @@ class _SequenceTransformer(NeuralRepresentation):
 
     def _token_data(self, X, y=None, *, owner: str | None = None) -> TokenDataset:
         """Encode X with the fitted vocabulary: padded ids (and targets ``y``)."""
-        owner = owner or type(self).__name__
+        who = type(self).__name__
+        owner = owner or who
         kind, sequences = check_sequences(X, owner)
         codec = self._same_kind(kind, owner, "X")
         positions = self.net_.module_.encoder.pos_embed.shape[1]
-        ids, lengths = pad_sequences(codec.encode(sequences), positions - 2, owner)
+        encoded = codec.encode(sequences)
+        warn_unknown(encoded, getattr(self, "_unknown_fraction", 0.0), owner)
+        fix = None
+        if owner != who:  # a fine-tuner, which has no max_length of its own
+            fix = (
+                f"The cut is its representation's, {with_article(who)} fitted "
+                f"with max_length={positions - 2} (its position table has that "
+                "many rows): to keep them whole, pre-train the representation "
+                "with a larger max_length."
+            )
+        ids, lengths = pad_sequences(encoded, positions - 2, owner, fix)
         return TokenDataset(ids, lengths, y)
 
     def _same_kind(self, kind: str, owner: str, what: str) -> Codec:
@@ -121,9 +134,12 @@ class _SequenceTransformer(NeuralRepresentation):
         else:  # warm start: the vocabulary of the first fit reads X
             self._same_kind(kind, name, "X")
             self._check_same_vocabulary_settings()
-        ids, lengths = pad_sequences(
-            self._codec().encode(sequences), self.max_length, name
-        )
+        encoded = self._codec().encode(sequences)
+        if reset:
+            self._unknown_fraction = check_learnable(encoded, name)
+        else:
+            warn_unknown(encoded, getattr(self, "_unknown_fraction", 0.0), name)
+        ids, lengths = pad_sequences(encoded, self.max_length, name)
         return TokenDataset(ids, lengths)
 
     #: The vocabulary's parameters, compared as far as they matter.
@@ -491,7 +507,9 @@ class GPTTransformer(_SequenceTransformer):
         if prompts is None:
             prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
         else:
-            kind, prompts = check_sequences(prompts, "GPTTransformer.generate")
+            kind, prompts = check_sequences(
+                prompts, "GPTTransformer.generate", "prompts"
+            )
             self._same_kind(kind, "GPTTransformer", "prompts")
         module = self._module()
         device = next(module.parameters()).device

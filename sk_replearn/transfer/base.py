@@ -102,6 +102,19 @@ def pretrained(representation, X, pretrain_X, seed: int):
     return rep.fit(X if pretrain_X is None else pretrain_X)
 
 
+def _holds_strings(X) -> bool:
+    """Whether X is a list, tuple, 1-D array or Series whose first item is a str."""
+    if isinstance(X, np.ndarray):
+        if X.ndim != 1 or X.dtype.kind not in "UO":
+            return False
+    elif not (isinstance(X, (list, tuple)) or hasattr(X, "iloc")):
+        return False
+    if hasattr(X, "columns") or not len(X):  # a DataFrame: scikit-learn's rules
+        return False
+    first = X.iloc[0] if hasattr(X, "iloc") else X[0]
+    return isinstance(first, str)
+
+
 def _own_copy(representation):
     """A deep copy of a fitted representation, for a fine-tuner to own.
 
@@ -514,6 +527,15 @@ class BaseFineTuner(NeuralRepresentation):
                 y = column_or_1d(y, warn=True)
             check_consistent_length(sequences, y)
             return sequences, y, None
+        if _holds_strings(X):
+            rep = self.representation
+            rep = "the default" if rep is None else type(rep).__name__
+            raise TypeError(
+                f"X holds strings, but {type(self).__name__}'s representation "
+                f"({rep}) reads arrays of numbers. To fine-tune on text, "
+                "pass a representation of sequences: "
+                "representation=BERTTransformer() or GPTTransformer()."
+            )
         if isinstance(X, torch.utils.data.Dataset):
             raise TypeError(
                 f"{type(self).__name__} takes X and y as arrays, not a torch "
@@ -529,6 +551,27 @@ class BaseFineTuner(NeuralRepresentation):
         _check_float32_range(X, type(self).__name__)
         return X, y, nd_shape
 
+    def _check_pretrain_sequences(self, sequences: list, pretrain_X):
+        """``pretrain_X`` checked as sequences of X's kind, before pre-training.
+
+        Its errors name ``pretrain_X`` (the representation's own fit would
+        name X), and integer ids to pre-train on for string X (or the
+        reverse) are refused before the pre-training, not after it. A
+        one-pass iterable comes back as the list it held.
+        """
+        name = type(self).__name__
+        kind, checked = check_sequences(pretrain_X, name, "pretrain_X")
+        x_kind = "str" if isinstance(sequences[0], str) else "ids"
+        if kind != x_kind:
+            what = {"str": "strings", "ids": "integer token ids"}
+            raise TypeError(
+                f"pretrain_X holds {what[kind]} but X holds {what[x_kind]}: the "
+                "representation pre-trained on pretrain_X reads X with the "
+                "vocabulary it learns there. Pass both as the same kind of "
+                "sequences."
+            )
+        return checked if iter(pretrain_X) is pretrain_X else pretrain_X
+
     def _fit_encoder(self, X, y_t: torch.Tensor, n_out: int, nd_shape, pretrain_X):
         """Steps 1-4 of the module docstring; ``y_t`` holds encoded targets."""
         if self.strategy == "frozen" and self.reinit_layers not in (0,):
@@ -543,6 +586,8 @@ class BaseFineTuner(NeuralRepresentation):
         rep = self.representation
         rep = self._default_representation() if rep is None else rep
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
+        if pretrain_X is not None and not is_fitted(rep) and self._takes_sequences():
+            pretrain_X = self._check_pretrain_sequences(X, pretrain_X)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
         # The checkpoint's fingerprint: a run pre-trained on other data
         # must not be resumed (a fitted representation counts by its state).

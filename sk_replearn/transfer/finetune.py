@@ -31,8 +31,14 @@ threads.""",
     "net_": """\
 The trained network (encoder and head); ``net_.module_.encoder`` is the
 fine-tuned encoder.""",
-    "n_features_in_": "Number of features seen during ``fit``.",
-    "input_shape_": "Shape of one sample, the representation's.",
+    "n_features_in_": """\
+Number of features seen during ``fit``; not set when the representation
+reads sequences (strings or token ids).""",
+    "input_shape_": """\
+Shape of one sample, the representation's; not set for sequences.""",
+    "feature_names_in_": """\
+Names of the features seen during fit, for DataFrames with string column
+names; not set for sequences.""",
     "views": (
         '"auto", callable or None',
         """\
@@ -113,10 +119,12 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Labelled training samples.
+            Labelled training samples; with a representation of
+            sequences (GPTTransformer, BERTTransformer), an iterable
+            of strings or of integer token ids, as it takes them.
         y : array-like of shape (n_samples,)
             Class labels (any hashable values: ints, strings, ...).
-        pretrain_X : array-like or None, default=None
+        pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on (e.g. many more than the labelled ones); None means X. With
             a fitted representation nothing is pre-trained, and a
@@ -147,6 +155,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples; with a representation of sequences (GPTTransformer,
+            BERTTransformer), an iterable of strings or of integer token
+            ids, as it takes them.
 
         Returns
         -------
@@ -166,6 +177,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples; with a representation of sequences (GPTTransformer,
+            BERTTransformer), an iterable of strings or of integer token
+            ids, as it takes them.
 
         Returns
         -------
@@ -181,6 +195,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples; with a representation of sequences (GPTTransformer,
+            BERTTransformer), an iterable of strings or of integer token
+            ids, as it takes them.
 
         Returns
         -------
@@ -195,6 +212,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples; with a representation of sequences (GPTTransformer,
+            BERTTransformer), an iterable of strings or of integer token
+            ids, as it takes them.
 
         Returns
         -------
@@ -251,10 +271,12 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Training samples.
+            Training samples; with a representation of sequences
+            (GPTTransformer, BERTTransformer), an iterable of strings or of
+            integer token ids, as it takes them.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
-        pretrain_X : array-like or None, default=None
+        pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on; None means X. With a fitted representation nothing is
             pre-trained, and a UserWarning says that pretrain_X is not used.
@@ -282,6 +304,9 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Samples; with a representation of sequences (GPTTransformer,
+            BERTTransformer), an iterable of strings or of integer token
+            ids, as it takes them.
 
         Returns
         -------
