@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import torch
 
+from ._warn import warn_user
+
 __all__ = [
     "SCALE_SAMPLE_VALUES",
     "ArrayDataset",
@@ -33,6 +35,7 @@ __all__ = [
     "sample_of",
     "tensor_to_numpy",
     "batch_slices",
+    "check_float32_precision",
     "dataset_head",
     "eval_chunks",
     "input_rows",
@@ -539,13 +542,73 @@ def input_rows(estimator, X, *, reset: bool):
     return estimator._validate_X(X, reset=reset)
 
 
-def training_samples(rows, sample_shape) -> torch.Tensor | ArrayRows | SampleDataset:
+def check_float32_precision(rows: np.ndarray, owner: str) -> None:
+    """Warn when float32, the training precision, blurs float64 X's values.
+
+    The networks train in float32, which resolves about 7 significant
+    digits: a feature whose values sit at a large common offset (a
+    baseline, a timestamp) loses its differences in the cast, before the
+    model standardises it (the 17 levels of the digits' pixels at an
+    offset of 1e9 became 1, and the representation collapsed). One
+    UserWarning names the first such feature when float32's step at the
+    feature's largest magnitude exceeds a sixteenth of its standard
+    deviation, read on at most :data:`SCALE_SAMPLE_VALUES` values (evenly
+    spaced rows, no random draw).
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n_samples, n_features)
+        The validated input (a memmap is read on the sampled rows only).
+    owner : str
+        The estimator's name, for the message.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sk_replearn.data import check_float32_precision
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_float32_precision(X, "SimCLRTransformer")
+    ...     check_float32_precision(X + 1e9, "SimCLRTransformer")
+    >>> len(caught), str(caught[0].message)[:55]
+    (1, 'SimCLRTransformer: feature 0 of X has values around 1e+')
+    """
+    if rows.dtype != np.float64 or rows.size == 0 or rows.ndim != 2:
+        return
+    step = max(1, rows.size // SCALE_SAMPLE_VALUES)
+    sample = np.asarray(rows[::step])
+    if len(sample) < 2:
+        return
+    std = sample.std(axis=0)
+    top = np.abs(sample).max(axis=0)
+    spacing = np.spacing(top.astype(np.float32)).astype(np.float64)
+    blurred = np.flatnonzero((std > 0) & (spacing > std / 16))
+    if not blurred.size:
+        return
+    j = int(blurred[0])
+    warn_user(
+        f"{owner}: feature {j} of X has values around {sample[:, j].mean():.4g} "
+        f"that vary by {std[j]:.3g} (standard deviation), and float32, in "
+        f"which the network trains, resolves steps of {spacing[j]:.3g} there; "
+        f"{blurred.size} feature(s) lose their differences so. Standardise X "
+        "first (StandardScaler in a Pipeline), or subtract the offset.",
+        UserWarning,
+    )
+
+
+def training_samples(
+    rows, sample_shape, owner: str | None = None
+) -> torch.Tensor | ArrayRows | SampleDataset:
     """What the training net slices batches from, given :func:`input_rows`.
 
     An in-memory array becomes a float32 tensor ``(n, *sample_shape)``
     (sharing its memory where it can); a memmap stays on disk as
     :class:`ArrayRows`, read batch by batch; a :class:`SampleDataset` is
-    returned as it is.
+    returned as it is. With ``owner`` (the estimator's name), float64
+    rows that float32 would blur get a warning
+    (:func:`check_float32_precision`).
 
     Examples
     --------
@@ -556,6 +619,8 @@ def training_samples(rows, sample_shape) -> torch.Tensor | ArrayRows | SampleDat
     """
     if isinstance(rows, SampleDataset):
         return rows
+    if owner is not None:
+        check_float32_precision(rows, owner)
     if is_memory_mapped(rows):
         return ArrayRows(rows, sample_shape)
     rows = np.asarray(rows, dtype=np.float32)

@@ -520,8 +520,11 @@ class RepresentationNet(NeuralNet):
                     # The record keeps finished epochs only: the unfinished
                     # one's row has no loss (loss_curve_, n_epochs_ read it).
                     self.history.pop()
+                    when = f"during epoch {epoch}"
+                else:  # at an epoch's end (a callback's), or before the first
+                    when = f"after epoch {epoch}" if epoch else "before epoch 1"
                 warn_user(
-                    f"Training was interrupted during epoch {epoch}; the model "
+                    f"Training was interrupted {when}; the model "
                     "keeps the weights of the last finished step and can be "
                     f"used (or {self._go_on}); its history_ records the "
                     f"{len(self.history)} finished epoch(s).",

@@ -384,7 +384,7 @@ def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):
                 raise KeyboardInterrupt
 
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 10}, callbacks=[Interrupt()])
-    with pytest.warns(RuntimeWarning, match="interrupted during epoch 2.*warm_start"):
+    with pytest.warns(RuntimeWarning, match="interrupted after epoch 2.*warm_start"):
         ae.fit(X)
     assert ae.n_epochs_ == 2
     assert np.isfinite(ae.transform(X)).all()

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from torch import nn
 
 from .._heap import batch_within_budget, widest_output
-from ..base import BaseRepresentation, seed_from_random_state
+from ..base import BaseRepresentation, seed_from_random_state, with_article
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
@@ -318,7 +318,8 @@ class NeuralRepresentation(BaseRepresentation):
         A float32 tensor ``(n, *input_shape_)``, a memmap's rows or a
         Dataset (see :func:`~sk_replearn.data.training_samples`).
         """
-        return training_samples(input_rows(self, X, reset=reset), self.input_shape_)
+        rows = input_rows(self, X, reset=reset)
+        return training_samples(rows, self.input_shape_, type(self).__name__)
 
     def _is_signal(self) -> bool:
         """Whether the samples are 1-D signals ``(C, L)`` (fitted, or given).
@@ -447,6 +448,11 @@ class NeuralRepresentation(BaseRepresentation):
             "compile": self.compile,
             "verbose": int(self.verbose),
         }
+        if self.compile:
+            # Random ops (the views' draws, dropout, masks) through torch's
+            # own generator, not inductor's: a compiled fit then draws what
+            # an eager one with the same random_state draws.
+            kwargs["compile__options"] = {"fallback_random": True}
         if _takes_weight_decay(optimizer):  # not Rprop, say (then it is 0)
             kwargs["optimizer__weight_decay"] = self.weight_decay
         if self.accelerator is not None:
@@ -524,6 +530,7 @@ class NeuralRepresentation(BaseRepresentation):
                     "instances of skorch.callbacks.Callback, or (name, callback) "
                     "tuples."
                 )
+            self._check_user_callback(i, named[1])
             taken = [name for name, _ in callbacks] + reserved
             if named[0] in taken:
                 raise ValueError(
@@ -541,6 +548,50 @@ class NeuralRepresentation(BaseRepresentation):
             checkpoint = TrainingCheckpoint(self.checkpoint_dir, fingerprint(self))
             callbacks.append(("checkpoint", checkpoint))
         return callbacks
+
+    def _check_user_callback(self, i: int, callback) -> None:
+        """Refuse a user's callback that this fit's own settings would defeat.
+
+        A learning-rate scheduler while ``lr_schedule`` or a warm-up sets
+        the rate at every batch (the user's step showed for one batch,
+        then was overwritten); a callback that monitors a validation score
+        (skorch's ``EarlyStopping``, ``Checkpoint``) without the validation
+        split that ``early_stopping=True`` makes (skorch's KeyError on
+        'valid_loss' after the first epoch).
+        """
+        kind = callback if isinstance(callback, type) else type(callback)
+        name = kind.__name__
+        if issubclass(kind, LRScheduler) and (
+            self.lr_schedule is not None or self._warmup_epochs()
+        ):
+            setting = (
+                f"lr_schedule={self.lr_schedule!r}"
+                if self.lr_schedule is not None
+                else f"warmup_epochs={self.warmup_epochs}"
+            )
+            raise ValueError(
+                f"callbacks[{i}] is {with_article(name)}, but {setting} sets the "
+                "learning rate at every batch too, and would overwrite it. To "
+                "use your own scheduler, set lr_schedule=None and "
+                "warmup_epochs=0."
+            )
+        if isinstance(callback, type):  # skorch builds it with its defaults
+            default = inspect.signature(kind).parameters.get("monitor")
+            monitor = None if default is None else default.default
+        else:
+            monitor = getattr(callback, "monitor", None)
+        if (
+            not self.early_stopping
+            and isinstance(monitor, str)
+            and monitor.startswith("valid")
+        ):
+            raise ValueError(
+                f"callbacks[{i}], {with_article(name)}, monitors {monitor!r}, "
+                "which exists only with a validation split: set "
+                "early_stopping=True (validation_fraction sets its size; it "
+                "stops the fit on valid_loss itself, with n_iter_no_change), "
+                f"or give the {name} monitor='train_loss'."
+            )
 
     def _record_fit(self, net: RepresentationNet) -> None:
         self.net_ = net

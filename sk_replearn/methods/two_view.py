@@ -182,6 +182,17 @@ class _TwoViewTransformer(NeuralRepresentation):
         score : float
             Minus the objective's loss, averaged over batches of about
             ``batch_size`` samples (weighted by their size).
+
+        Notes
+        -----
+        Scores compare fits of the same loss only: its hyperparameters
+        (``temperature``, the loss weights, ``batch_size``, the widths of
+        the heads) change its scale, so a grid search over them on this
+        score picks the setting with the smallest loss, not the best
+        representation (on 400 of the digits, VICReg's
+        ``invariance_weight`` 5 by this score, 100 by a linear probe in
+        the pipeline). Choose those by a downstream
+        score: search a pipeline that ends in the task's model.
         """
         module = self._module()
         rows = input_rows(self, X, reset=False)  # an array, or a Dataset

@@ -116,25 +116,37 @@ class TwoViewObjective(Objective):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def _check_local_size(self, input_shape: tuple[int, ...]) -> None:
-        """A dry run of the backbone on two local views: a clear error if it fails."""
+        """A dry run of the backbone on two local views: a clear error if it
+        fails, or if it gives them another width than the global views (an
+        encoder that flattens its feature map, without global pooling)."""
         shape = (input_shape[0], *self.views.local_shape(input_shape[1:]))
+        views = (
+            f"the local views of shape {shape} (local_size="
+            f"{self.views.local_size} of {input_shape})"
+        )
         training = self.backbone.training
         try:
             with torch.no_grad():
-                self.backbone.eval()(torch.zeros(2, *shape))
+                out = self.backbone.eval()(torch.zeros(2, *shape))
         # RuntimeError from a layer's shapes, ValueError from an encoder's own
         # check (a ViT's patches must divide the local views).
         except (RuntimeError, ValueError) as exc:
-            raise ValueError(
-                f"n_local_views={self.n_local_views}: the encoder does not accept "
-                f"the local views of shape {shape} (local_size="
-                f"{self.views.local_size} of {input_shape}): {str(exc).rstrip('.')}. "
-                "Use an encoder "
-                "that ends in global pooling (encoder='cnn' or 'resnet'), "
-                "local_size=1.0 in the views, or n_local_views=0."
-            ) from None
+            problem = f"does not accept {views}: {str(exc).rstrip('.')}"
+        else:
+            width = self.backbone.out_features
+            if tuple(out.shape) == (2, width):
+                return
+            problem = (
+                f"maps {views} to outputs of shape {tuple(out.shape[1:])}, not "
+                f"to the {width} features of the global views"
+            )
         finally:
             self.backbone.train(training)
+        raise ValueError(
+            f"n_local_views={self.n_local_views}: the encoder {problem}. Use an "
+            "encoder that ends in global pooling (encoder='cnn' or 'resnet'), "
+            "local_size=1.0 in the views, or n_local_views=0."
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Representation ``(B, backbone.out_features)`` of a raw batch."""

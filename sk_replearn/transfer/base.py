@@ -626,7 +626,7 @@ class BaseFineTuner(NeuralRepresentation):
             self._inner_layer(module)  # a bad transform_layer: before training
             frozen = all(lr is None for lr in lrs)
             if source is None:
-                X_t = training_samples(X, self.input_shape_)
+                X_t = training_samples(X, self.input_shape_, type(self).__name__)
                 module.views = None if frozen else self._training_views()
             else:  # padded token ids carrying the targets
                 if self.views is not None and not isinstance(self.views, str):

@@ -17,6 +17,7 @@ data mean.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -140,13 +141,27 @@ def make_views(
 
 
 def _check_views_shape(views: Callable, input_shape: tuple[int, ...]) -> None:
-    """A user's views callable keeps a batch's shape and dtype (tried on 2)."""
-    batch = torch.zeros(2, *input_shape)
+    """A user's views callable keeps a batch's shape and dtype (tried on 2).
+
+    It must also leave the batch it is given as it was: the methods call it
+    twice on one batch for a sample's two views, which a callable that adds
+    its noise in place (``x.add_(noise)``) would make one and the same.
+    """
+    size = 2 * math.prod(input_shape)
+    batch = torch.linspace(-1.0, 1.0, size).reshape(2, *input_shape)
+    given = batch.clone()
     with torch.random.fork_rng(devices=[]):  # the probe draws nothing of the fit's
         try:
             out = views(batch)
         except Exception:  # e.g. a callable made for CUDA tensors: training calls
             return  # it on the device, where its own error is reported
+    if not torch.equal(batch, given):
+        raise ValueError(
+            f"views={views!r} changed the batch it was given in place. The two "
+            "views of a sample are two calls on the same batch, which would "
+            "then be one and the same view: augment out of place, e.g. "
+            "x + noise rather than x.add_(noise), or x = x.clone() first."
+        )
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if shape != tuple(batch.shape):
         raise ValueError(

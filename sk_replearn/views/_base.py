@@ -32,6 +32,12 @@ def _coin(n: int, p: float, like: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, device=like.device) < p
 
 
+def _compiling() -> bool:
+    """Whether :func:`torch.compile` is tracing the caller (torch >= 2.3)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return is_compiling is not None and is_compiling()
+
+
 @functools.cache
 def _param_names(cls: type) -> list[str]:
     """The constructor parameters of a views class (read once per class)."""
@@ -81,10 +87,11 @@ class _Views(BaseEstimator):
         call (a views object called directly, as to look at its views, is
         checked as ``make_views`` checks it; training pays once).
         """
-        state = repr([getattr(self, name) for name in _param_names(type(self))])
-        if self.__dict__.get("_valid_params") != state:
-            self._validate_params()
-            self.__dict__["_valid_params"] = state
+        if not _compiling():  # traced by torch.compile: checked when called eager
+            state = repr([getattr(self, n) for n in _param_names(type(self))])
+            if self.__dict__.get("_valid_params") != state:
+                self._validate_params()
+                self.__dict__["_valid_params"] = state
         if not isinstance(x, torch.Tensor) or x.ndim != self._ndim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
             raise ValueError(

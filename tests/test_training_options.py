@@ -1,0 +1,164 @@
+"""Training options a user sets that the fit's own settings would defeat.
+
+A views callable that works in place, a user's learning-rate scheduler under
+the built-in schedule, a callback that monitors a validation score with no
+validation split, local views an encoder maps to another width, float64 data
+that float32 blurs, and the interrupt's message: each is refused or named
+before training, where it had silently trained something else or failed
+inside skorch or torch.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
+from torch import nn
+
+from sk_replearn import (
+    AutoencoderTransformer,
+    DINOTransformer,
+    FineTuner,
+    SimCLRTransformer,
+    SwAVTransformer,
+)
+from sk_replearn.views import make_views
+
+SMALL = {"input_shape": (1, 8, 8), "max_epochs": 1, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:96], y[:96]
+
+
+def _add_noise_in_place(x):
+    return x.add_(0.1 * torch.randn_like(x))
+
+
+def test_views_that_change_their_batch_in_place_are_refused(digits):
+    # The two views are two calls on one batch: an in-place callable made
+    # them one and the same, and training ran with no augmentation.
+    with pytest.raises(ValueError, match=r"in place.*x \+ noise"):
+        make_views(_add_noise_in_place, (1, 8, 8))
+    with pytest.raises(ValueError, match="changed the batch it was given in place"):
+        SimCLRTransformer(views=_add_noise_in_place, **SMALL).fit(digits[0])
+    # Out of place, or the batch as it is (no augmentation), is fine.
+    for views in (lambda x: x + 0.1 * torch.randn_like(x), lambda x: x):
+        assert make_views(views, (1, 8, 8)) is views
+    rep = SimCLRTransformer(
+        views=lambda x: x + 0.1 * torch.randn_like(x), random_state=0, **SMALL
+    ).fit(digits[0])
+    assert rep.transform(digits[0][:2]).shape == (2, rep.n_components_)
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [
+        ({}, "lr_schedule='cosine'"),
+        ({"lr_schedule": None, "warmup_epochs": 2}, "warmup_epochs=2"),
+    ],
+)
+def test_a_users_lr_scheduler_under_the_built_in_schedule_is_refused(
+    digits, settings, named
+):
+    # The built-in LambdaLR wrote its rate back at every batch: a StepLR's
+    # decay showed for one batch only, and nothing said so.
+    step = LRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.1)
+    rep = AutoencoderTransformer(callbacks=[step], **{**SMALL, "max_epochs": 4})
+    with pytest.raises(ValueError, match=rf"callbacks\[0\] is an LRScheduler.*{named}"):
+        rep.set_params(**settings).fit(digits[0])
+
+
+def test_a_users_lr_scheduler_runs_alone_without_the_built_in_one(digits):
+    class Rates(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+    step = LRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.1)
+    rep = AutoencoderTransformer(
+        callbacks=[step, Rates()],
+        lr_schedule=None,
+        lr=1e-3,
+        **{**SMALL, "max_epochs": 3},
+    ).fit(digits[0])
+    np.testing.assert_allclose(rep.history_[:, "lr"], [1e-4, 1e-5, 1e-6])
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        EarlyStopping(),
+        EarlyStopping,
+        Checkpoint(dirname="never-written"),
+    ],
+    ids=["EarlyStopping()", "EarlyStopping", "Checkpoint"],
+)
+def test_a_callback_on_a_validation_score_needs_early_stopping(digits, callback):
+    # skorch raised KeyError: 'valid_loss' from inside its callback after
+    # the first epoch, with no hint that early_stopping=True makes the split.
+    with pytest.raises(ValueError, match=r"monitors 'valid_loss.*early_stopping=True"):
+        AutoencoderTransformer(callbacks=[callback], **SMALL).fit(digits[0])
+    with pytest.raises(ValueError, match="monitors 'valid_loss"):
+        FineTuner(
+            AutoencoderTransformer(**SMALL), callbacks=[callback], max_epochs=1
+        ).fit(*digits)
+
+
+def test_a_callback_on_a_validation_score_runs_with_early_stopping(digits):
+    watch = EarlyStopping(patience=50, sink=lambda *a: None)
+    rep = AutoencoderTransformer(
+        callbacks=[("watch", watch)],
+        early_stopping=True,
+        **{**SMALL, "max_epochs": 2},
+    ).fit(digits[0])
+    assert rep.n_epochs_ == 2 and "valid_loss" in rep.history_[-1]
+    on_train = EarlyStopping(monitor="train_loss", patience=50, sink=lambda *a: None)
+    AutoencoderTransformer(callbacks=[on_train], **SMALL).fit(digits[0])
+
+
+@pytest.mark.parametrize("cls", [DINOTransformer, SwAVTransformer])
+def test_local_views_an_encoder_maps_to_another_width_are_refused(digits, cls):
+    # A convolution and a flatten run on the smaller crops too, but give
+    # them 128 features against 512: training failed in torch.cat.
+    encoder = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Flatten())
+    with pytest.raises(
+        ValueError,
+        match=r"maps the local views of shape \(1, 4, 4\).*\(128,\), not to the "
+        "512 features.*global pooling",
+    ):
+        cls(encoder=encoder, n_local_views=2, **SMALL).fit(digits[0])
+
+
+@pytest.mark.filterwarnings("ignore::sk_replearn.CollapseWarning")  # its result
+def test_float64_values_that_float32_blurs_get_a_warning(digits):
+    # An offset of 1e9 merged the digits' 17 pixel levels into 1 in the
+    # cast to float32, and the only message blamed the training settings.
+    X = digits[0]
+    rep = SimCLRTransformer(random_state=0, **SMALL)
+    with pytest.warns(UserWarning, match=r"feature 1 of X has values around 1e\+09"):
+        rep.fit(X + 1e9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep.fit(X + 1e4)  # float32 still resolves a tenth of a pixel level
+        rep.fit((X + 1e9).astype(np.float32))  # the user's own cast: no check
+    assert not any("Standardise X" in str(w.message) for w in caught)
+    clf = FineTuner(SimCLRTransformer(random_state=0, **SMALL), max_epochs=1)
+    with pytest.warns(UserWarning, match="Standardise X first"):
+        clf.fit(X + 1e9, digits[1])
+
+
+def test_an_interrupt_at_an_epochs_end_says_after_it(digits):
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise KeyboardInterrupt
+
+    rep = AutoencoderTransformer(callbacks=[CtrlC()], **{**SMALL, "max_epochs": 3})
+    with pytest.warns(RuntimeWarning, match="interrupted after epoch 1;.* 1 finished"):
+        rep.fit(digits[0])
