@@ -536,6 +536,9 @@ class RepresentationNet(NeuralNet):
     def notify(self, method_name, **cb_kwargs):
         """As skorch's; at an epoch's end, every callback sees the epoch.
 
+        When the gradients are computed, the objective's ``after_backward``
+        (if it has one) runs before the callbacks.
+
         skorch's :class:`~skorch.callbacks.EarlyStopping` stops by raising
         in ``on_epoch_end``, and a callback may fail there (a crash, an
         interrupt); the callbacks after it (the user's, the checkpoint,
@@ -543,6 +546,13 @@ class RepresentationNet(NeuralNet):
         saw the epoch. Here they all see it first; then the first error is
         raised, or the stop if nothing else was raised.
         """
+        if method_name == "on_grad_computed":
+            # Between backward and the optimiser's step (every training path
+            # notifies here): the objective's own hook first, e.g. SwAV's
+            # frozen prototypes giving up their gradient.
+            after_backward = getattr(self.objective(), "after_backward", None)
+            if after_backward is not None:
+                after_backward()
         if method_name != "on_epoch_end":
             return super().notify(method_name, **cb_kwargs)
         getattr(self, method_name)(self, **cb_kwargs)

@@ -172,6 +172,27 @@ def test_swav_objective_prototypes_unit_norm_and_frozen_at_first():
     assert obj.prototypes.weight.grad.abs().sum() > 0
 
 
+def test_the_optimiser_skips_the_frozen_prototypes():
+    # The frozen prototypes' zero gradient counted as AdamW steps: after the
+    # freeze, its bias correction made their first updates 1.3 to 2 times
+    # too large. As SwAV's code does, the optimiser now skips them.
+    X = load_digits().data[:64]
+    rep = SwAVTransformer(
+        input_shape=(1, 8, 8),
+        n_prototypes=10,
+        freeze_prototypes_epochs=1,
+        max_epochs=3,
+        batch_size=32,
+        random_state=0,
+    ).fit(X)
+    net = rep.net_
+    prototypes = net.module_.prototypes.weight
+    steps_per_epoch = 2
+    others = [p for p in net.module_.parameters() if p is not prototypes]
+    assert int(net.optimizer_.state[others[0]]["step"]) == 3 * steps_per_epoch
+    assert int(net.optimizer_.state[prototypes]["step"]) == 2 * steps_per_epoch
+
+
 def test_swav_objective_queue_fills_newest_first_then_serves_codes():
     torch.manual_seed(0)
     obj = SwAVObjective((6,), n_prototypes=5, queue_length=12)

@@ -125,9 +125,13 @@ class MoCoTransformer(_TwoViewTransformer):
     Contrastive like SimCLR, but the negatives come from a first-in
     first-out queue of ``queue_size`` keys, produced by a slowly moving
     (momentum, EMA) copy of the encoder and head, so that their number does
-    not depend on the batch size. MoCo v2's 2-layer MLP head; the loss is
-    symmetrised over the two views. ``transform`` returns the online
-    encoder's output, before the head.
+    not depend on the batch size. MoCo v2's 2-layer MLP head, with batch
+    normalisation after its hidden layer as the other heads here (MoCo
+    v2's has none); the loss is symmetrised over the two views.
+    ``transform`` returns the online encoder's output, before the head.
+    MoCo's shuffled batch normalisation, which keeps a key's batch
+    statistics from telling it which query it belongs to, is not done:
+    both views of a batch pass through each network together.
 
     Parameters
     ----------

@@ -237,7 +237,12 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
     {params n_components..hidden_dim}
     lambd : float, default=5e-3
         Weight ``λ`` (>= 0) of the off-diagonal, redundancy-reduction term
-        (spelled as torch spells λ: ``lambda`` is a Python keyword).
+        (spelled as torch spells λ: ``lambda`` is a Python keyword). The
+        paper's value, set for 8,192 dimensions: the off-diagonal term
+        sums ``D² − D`` entries against the diagonal's ``D``, so at the
+        default ``projection_dim=512`` it weighs about 16 times less than
+        in the paper; ``λ = 5e-3 · 8192 / D`` (0.08 at 512) keeps the
+        paper's ratio.
     {params input_shape..accelerator}
 
     Attributes
@@ -344,7 +349,10 @@ class DINOTransformer(_TwoViewTransformer):
     two effects pull in opposite directions and together avoid collapse.
     Two global views go to both networks and ``n_local_views`` small crops
     (multi-crop) to the student only, which so learns to infer the whole
-    from a part. ``transform`` returns the student encoder's output.
+    from a part. ``transform`` returns the student encoder's output. The
+    head's hidden layers use batch normalisation and ReLU, as the other
+    heads here do (DINO's use GELU without batch normalisation), and its
+    prototype layer trains from the first epoch (DINO freezes it then).
 
     Parameters
     ----------
@@ -558,7 +566,11 @@ class VICRegTransformer(_TwoViewTransformer):
     invariance_weight : float, default=25.0
         Weight ``λ`` (>= 0) of the invariance (mean squared error) term.
     variance_weight : float, default=25.0
-        Weight ``μ`` (>= 0) of the variance (std hinge) term.
+        Weight ``μ`` (>= 0) of the variance (std hinge) term, the sum of
+        both branches' hinges as the paper's equation writes it (and
+        solo-learn computes it). The authors' code, whose runs set the
+        paper's 25 / 25 / 1, halves that sum: ``variance_weight=25`` here
+        is their 50, and 12.5 here is their 25.
     covariance_weight : float, default=1.0
         Weight ``ν`` (>= 0) of the covariance (decorrelation) term.
     {params input_shape..accelerator}

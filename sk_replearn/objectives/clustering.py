@@ -132,14 +132,26 @@ class SwAVObjective(TwoViewObjective):
             with torch.no_grad():  # unit-norm prototypes at every step
                 weight.copy_(F.normalize(weight, dim=1))
             if int(self.step) < self.freeze_prototypes_steps:
-                # Frozen: a zero gradient, not none, which DistributedDataParallel
-                # needs (every parameter must get one); Adam's step on zero
-                # moments is zero, and weight decay is undone by the next
-                # normalisation.
+                # Frozen: a zero gradient, which DistributedDataParallel needs
+                # in backward (every parameter must get one); after_backward
+                # then takes it away, so that the optimiser skips them.
                 weight = weight.detach() + 0.0 * weight
         scores = F.linear(z, weight)  # (VB, K)
         n_views = 2 + (0 if local is None else self.n_local_views)
         return scores.chunk(n_views), z[: 2 * len(v1)].detach().view(2, len(v1), -1)
+
+    def after_backward(self) -> None:
+        """While the prototypes are frozen, take their (zero) gradient away.
+
+        Called by the training loop between ``backward`` and the optimiser's
+        step, as SwAV's code sets their gradient to None: the optimiser
+        then skips them. A zero gradient counted as a step of Adam's, whose
+        bias correction then made the first steps after the freeze 1.3 to
+        2 times too large.
+        """
+        # forward has counted the step being trained: it is step - 1.
+        if self.training and int(self.step) <= self.freeze_prototypes_steps:
+            self.prototypes.weight.grad = None
 
     def loss(self, output, x: torch.Tensor) -> torch.Tensor:
         """SwAV's swapped prediction; queues the global embeddings in training."""
