@@ -38,9 +38,10 @@ X_train, X_test = X[order[:4500]], X[order[4500:]]
 # --------------------------------
 # With ``warm_start=True`` every ``fit`` continues training the same network
 # for ``max_epochs`` more epochs, so the model can be looked at along the
-# way. A constant learning rate (``lr_schedule=None``) keeps the rounds
-# alike. After each round the same eight held-out digits are masked with the
-# same seed and filled in.
+# way. ``lr_schedule=None`` holds the learning rate after each round's short
+# warm-up (MAE's ``warmup_epochs``, at most half of a fit's epochs, starts
+# again with every ``fit``), so the rounds are alike. After each round the
+# same eight held-out digits are masked with the same seed and filled in.
 mae = MAETransformer(
     input_shape=(1, 28, 28),
     patch_size=4,
@@ -141,8 +142,9 @@ plt.show()
 
 # %%
 # The representation that :meth:`~sk_replearn.MAETransformer.transform`
-# returns is the encoder's output on *all* the patches (no mask), averaged
-# over tokens: 64 numbers per image, ready for a classifier. The
+# returns reads the encoder on *all* the patches (no mask): the class token
+# and the mean of the patch tokens after each of its 2 blocks (``pooling``'s
+# ``"blocks"``), 256 numbers per image, ready for a classifier. The
 # :ref:`grid-search example <sphx_glr_auto_examples_plot_grid_search.py>`
 # tunes a self-supervised representation inside a ``Pipeline``.
 print(mae.transform(X_test).shape)

@@ -274,8 +274,10 @@ repeatable at a fixed number of torch threads.""",
     "warm_start": (
         "bool",
         """\
-When True, a second ``fit`` continues training the same network (a
-momentum schedule, if any, starts again). The training settings set
+When True, a second ``fit`` continues training the same network; its
+schedules start again (the learning rate's warm-up and decay over this
+fit's ``max_epochs``, and a momentum schedule, if any). The training
+settings set
 since apply to it (``max_epochs``, ``lr``, ``weight_decay``,
 ``batch_size``, the schedule, early stopping, callbacks, ``random_state``);
 a change of any other parameter (the method's own, such as a

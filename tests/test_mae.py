@@ -306,6 +306,32 @@ def test_mae_keeps_at_least_one_token(n_features):
     np.testing.assert_array_equal(mask.sum(axis=1), n_features - 1)
 
 
+def test_a_tiny_mask_ratio_still_hides_one_token(small_digits):
+    # Below about 1e-6 / n_tokens no token was hidden: the loss on the
+    # hidden tokens was 0 / 0, and the fit stopped on a NaN loss that it
+    # blamed on the learning rate.
+    X, _ = small_digits
+    mae = MAETransformer(**{**IMAGE, "mask_ratio": 1e-9}).fit(X[:64])
+    assert np.isfinite(mae.loss_curve_).all()
+    _, mask = mae.reconstruct(X[:5], random_state=0)
+    np.testing.assert_array_equal(mask.sum(axis=1), 2 * 2)  # one 2x2 patch
+    assert np.isfinite(mae.score(X[:5]))
+
+
+def test_score_and_reconstruct_use_the_fitted_mask_ratio(small_digits):
+    # set_params(mask_ratio=...) after fit changed score (and reconstruct's
+    # masks) of the same weights, while mask_ratio_ kept the fitted value.
+    X, _ = small_digits
+    mae = MAETransformer(**IMAGE).fit(X[:64])
+    score = mae.score(X[64:96])
+    _, mask = mae.reconstruct(X[:4], random_state=0)
+    mae.set_params(mask_ratio=0.25)
+    assert mae.score(X[64:96]) == score
+    np.testing.assert_array_equal(mae.reconstruct(X[:4], random_state=0)[1], mask)
+    asked = mae.reconstruct(X[:4], mask_ratio=0.25, random_state=0)[1]
+    assert asked.mean() == pytest.approx(0.25)
+
+
 def test_mae_pooling_cls_or_mean(small_digits):
     X, _ = small_digits
     mean = MAETransformer(**IMAGE, pooling="mean").fit(X)
@@ -481,6 +507,14 @@ def test_resolve_patch_size_rules():
     assert resolve_patch_size("auto", (100,)) == 4
     assert resolve_patch_size("auto", (784,)) == 28
     assert resolve_patch_size("auto", (67,)) == 1  # prime: one token per feature
+    # ... up to 256 features, as signals: beyond, 997 took 13 s an epoch for
+    # 256 rows, and about 5 GB, with no word said.
+    assert resolve_patch_size("auto", (251,)) == 1
+    with pytest.raises(ValueError, match=r"997 features.*patch_size=1 to accept"):
+        resolve_patch_size("auto", (997,))
+    with pytest.raises(ValueError, match=r"another divisor of 526: \[2, 263\]"):
+        resolve_patch_size("auto", (526,))
+    assert resolve_patch_size(1, (997,)) == 1  # asked for: as asked
     # Signals with no patch of 4 to 64 tokens: the smallest giving up to 256,
     # where 262 = 2 x 131 was refused and 254 took 254 tokens of one value.
     assert resolve_patch_size("auto", (1, 127)) == 1

@@ -197,7 +197,8 @@ class MAETransformer(NeuralRepresentation):
         :class:`~sk_replearn.objectives.masked.MAEObjective`, whose
         ``encoder`` is a :class:`~sk_replearn.nn.ViTEncoder`.
     n_components_ : int
-        Width of the representation.
+        Width of the representation, the number of columns of
+        ``transform`` at ``transform_layer=-1``.
     patch_size_ : int
         The resolved patch size.
     n_tokens_ : int
@@ -356,7 +357,8 @@ class MAETransformer(NeuralRepresentation):
         X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
             Samples.
         mask_ratio : float, default=None
-            Fraction of tokens to hide, in (0, 1); None uses ``mask_ratio``.
+            Fraction of tokens to hide, in (0, 1); None uses the fit's,
+            ``mask_ratio_``.
         random_state : int, RandomState instance or None, default=None
             Seeds the masks; None draws new ones each call. A sample's mask
             depends on the seed and the sample alone, not on the other rows
@@ -405,7 +407,16 @@ class MAETransformer(NeuralRepresentation):
         -------
         score : float
             ``-mean((X - prediction) ** 2)`` over the values of the hidden
-            tokens, in the units of X (see :meth:`reconstruct`).
+            tokens, in the units of X (see :meth:`reconstruct`), with the
+            fit's ``mask_ratio_`` of them hidden.
+
+        Notes
+        -----
+        Scores compare fits of the same ``mask_ratio`` only: fewer hidden
+        tokens are easier to fill in, so a grid search over ``mask_ratio``
+        on this score picks the smallest (0.25 of 0.25 to 0.9 on the
+        digits), not the best representation. Choose it by a downstream
+        score: search a pipeline that ends in the task's model.
         """
         ratio = self._check_mask_ratio(None)
         generator = KeyedNoise(_SCORE_SEED)
@@ -476,7 +487,16 @@ class MAETransformer(NeuralRepresentation):
         return self._setting("max_epochs")
 
     def _check_mask_ratio(self, mask_ratio: float | None) -> float:
-        ratio = self._setting("mask_ratio") if mask_ratio is None else mask_ratio
+        """``mask_ratio`` checked; None is the fit's, ``mask_ratio_``.
+
+        A ``set_params(mask_ratio=...)`` after ``fit`` changes nothing
+        until the next fit, as for every other parameter.
+        """
+        if mask_ratio is None:
+            ratio = getattr(self, "mask_ratio_", None)
+            ratio = self._setting("mask_ratio") if ratio is None else ratio
+        else:
+            ratio = mask_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < 1:
             raise ValueError(
                 f"mask_ratio={ratio!r} must be a float strictly between 0 and 1 "

@@ -80,13 +80,15 @@ def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int
         :class:`~sk_replearn.nn.ViTEncoder` chooses. For
         tables it is 1 (one token per feature) when ``d <= 32``, else the
         smallest divisor of ``d`` giving at most 32 tokens and at least 4,
-        else 1.
+        else 1 up to ``d = 256``.
 
     Raises
     ------
     ValueError
         If an int ``patch_size`` does not divide the spatial sizes (naming
-        ``patch_size`` and the valid values).
+        ``patch_size`` and the valid values), or if "auto" finds no patch
+        for a table of more than 256 features (a prime number of them, say),
+        which would otherwise get one token per feature.
 
     Examples
     --------
@@ -105,17 +107,41 @@ def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int
             return 1
         for p in range(2, d + 1):
             if d % p == 0 and d // p <= _MAX_AUTO_TABLE_TOKENS:
-                return p if d // p >= 4 else 1
+                if d // p >= 4:
+                    return p
+                break
+        if d <= 4 * _MAX_AUTO_TOKENS:  # as for signals without a patch
+            return 1
+        others = [p for p in range(2, d // 2 + 1) if d % p == 0]
+        other = f" (or another divisor of {d}: {others[:8]})" if others else ""
+        raise ValueError(
+            f"MAETransformer could not choose a patch_size for {d} features: "
+            f"no divisor of {d} cuts them into 4 to {_MAX_AUTO_TABLE_TOKENS} "
+            f"tokens, and one token per feature would make {d} (attention's "
+            "cost grows with their square: 997 took 13 s an epoch for 256 "
+            "rows on one core). Pass patch_size=1 to accept that"
+            f"{other}, or reduce the features first (PCATransformer, or fewer "
+            "columns)."
+        )
     return transformer.resolve_patch_size(
         patch_size, token_shape(shape), "MAETransformer"
     )
 
 
 def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
-    """``mask_ratio``, lowered just enough that at least one token stays."""
-    if int(num_tokens * (1.0 - mask_ratio) + 1e-6) >= 1:
-        return mask_ratio
-    return 1.0 - 1.0 / num_tokens
+    """``mask_ratio``, moved just enough that one token stays and one is hidden.
+
+    A ratio so high that no token would stay is lowered to keep one; one so
+    low (below about ``1e-6 / num_tokens``) that none would be hidden is
+    raised to hide one: with nothing hidden, the loss on the hidden tokens
+    is 0 / 0.
+    """
+    kept = int(num_tokens * (1.0 - mask_ratio) + 1e-6)
+    if kept < 1:
+        return 1.0 - 1.0 / num_tokens
+    if kept >= num_tokens > 1:
+        return 1.0 / num_tokens
+    return mask_ratio
 
 
 class KeyedNoise:
@@ -335,7 +361,8 @@ class MAEObjective(Objective):
         """Keep a random subset of each sample's tokens.
 
         :func:`sk_replearn.nn.random_masking` (argsort of uniform noise
-        per sample), except that at least one token is always kept.
+        per sample), except that at least one token is always kept, and
+        (of two or more) at least one hidden.
 
         Parameters
         ----------
