@@ -43,7 +43,12 @@ class BYOLTransformer(_TwoViewTransformer):
     the other view by a target network, a slowly moving average of the
     online encoder and projector that receives no gradient. The predictor
     and the moving target keep the two branches from agreeing on a
-    constant. ``transform`` returns the online encoder's output.
+    constant. ``transform`` returns the online encoder's output. Both
+    views pass through each network as one batch, so that batch
+    normalisation pools their statistics, as SimCLR's implementation does
+    (BYOL's runs each view alone): on MNIST-1D, per-view passes probed
+    0.871 against 0.868 (mean of seeds 0 to 2, one thread), in the same
+    time.
 
     Parameters
     ----------
@@ -134,7 +139,12 @@ class SimSiamTransformer(_TwoViewTransformer):
     predictor maps one view's projection to the other's, which is treated
     as a constant (stop-gradient). The paper shows that the stop-gradient
     alone prevents collapse: no negatives, no momentum encoder, no large
-    batches. ``transform`` returns the encoder's output.
+    batches. ``transform`` returns the encoder's output. Both views pass
+    through each network as one batch, so that batch normalisation pools
+    their statistics (SimSiam's implementation runs each view alone): the
+    predictor's statistics then carry some gradient to the stop-gradient
+    side's projection. On MNIST-1D, per-view passes probed 0.900 against
+    0.895 (mean of seeds 0 to 2, one thread), and took 7% longer.
 
     Parameters
     ----------
@@ -230,7 +240,9 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
     of the two views is driven to the identity: its diagonal to 1 (the two
     views agree on every feature) and its off-diagonal to 0 (features carry
     no redundant information), which rules out collapse without negatives.
-    ``transform`` returns the encoder's output.
+    ``transform`` returns the encoder's output. Both views pass through the
+    network as one batch, so that the projector's batch normalisation pools
+    their statistics (the authors' implementation runs each view alone).
 
     Parameters
     ----------
@@ -558,7 +570,9 @@ class VICRegTransformer(_TwoViewTransformer):
     the off-diagonal covariance decorrelates the dimensions: collapse is
     ruled out by the variance term alone, without negatives, momentum
     encoders or batch-wise normalisation of the loss. ``transform`` returns
-    the encoder's output.
+    the encoder's output. Both views pass through the network as one
+    batch, so that batch normalisation pools their statistics (the
+    authors' implementation runs each view alone).
 
     Parameters
     ----------
