@@ -162,3 +162,11 @@ def test_an_interrupt_at_an_epochs_end_says_after_it(digits):
     rep = AutoencoderTransformer(callbacks=[CtrlC()], **{**SMALL, "max_epochs": 3})
     with pytest.warns(RuntimeWarning, match="interrupted after epoch 1;.* 1 finished"):
         rep.fit(digits[0])
+
+
+def test_a_collapse_on_identical_samples_blames_the_data():
+    # The CollapseWarning told the user to try other views, a lower lr or
+    # more epochs, where no training could tell the samples apart.
+    X = np.ones((64, 64))
+    with pytest.warns(UserWarning, match="Every sample of X is the same"):
+        SimCLRTransformer(random_state=0, **SMALL).fit(X)

@@ -317,9 +317,16 @@ class _TwoViewTransformer(NeuralRepresentation):
             collapsed = float(Z.std()) <= 1e-6 * max(float(Z.abs().mean()), 1e-30)
             what = "its one output is the same for every sample"
         if collapsed:
+            rows = np.asarray(X, dtype=np.float32)  # as the network reads them
+            cure = (
+                "Every sample of X is the same (in float32, as the network "
+                "reads them): there is nothing to tell apart."
+                if (rows == rows[:1]).all()
+                else "Try other views, a lower lr, or more epochs."
+            )
             warn_user(
                 f"{type(self).__name__} learned a collapsed representation: "
-                f"{what}. Try other views, a lower lr, or more epochs.",
+                f"{what}. {cure}",
                 CollapseWarning,
             )
 
