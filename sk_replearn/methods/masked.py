@@ -170,7 +170,9 @@ class MAETransformer(NeuralRepresentation):
         0.610, 0.756 and 0.846, on MNIST-1D (40 epochs) 0.302 and 0.393 with
         4 and 10 against 0.318 and 0.412. Its ``transform`` is then
         ``embed_dim`` wide; a frozen fine-tuner, or an explicit
-        ``"blocks"``, reads every block.
+        ``"blocks"``, reads every block. Like every parameter but
+        ``transform_layer``, a ``pooling`` set after ``fit`` is read by the
+        next fit, not by ``transform`` (``pooling_`` is the fitted one).
     pooling_regions : int or "auto", default="auto"
         With ``"mean"`` or ``"blocks"``, average the patch tokens over this
         many contiguous parts, in token order (segments of a signal; bands
