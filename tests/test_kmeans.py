@@ -73,6 +73,10 @@ def test_kmeans_matches_sklearn_lloyd(blobs, dtype, batch_size):
     assert np.mean(ours.labels_ == ref.labels_) >= 0.99
     np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-3)
     assert ours.n_iter_ == ref.n_iter_
+    # labels as scikit-learn types them, from every path that gives them
+    assert ours.labels_.dtype == ref.labels_.dtype == np.int32
+    assert ours.predict(X).dtype == ref.predict(X).dtype
+    assert ours.predict(torch.from_numpy(X)).dtype == np.int32
     assert -ours.score(X) == pytest.approx(ref.inertia_, rel=1e-4)
     np.testing.assert_allclose(ours.transform(X), ref.transform(X), atol=1e-3)
 

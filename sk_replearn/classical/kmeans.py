@@ -197,7 +197,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     cluster_centers_ : ndarray of shape (n_clusters, n_features_in_)
         The centers: float64 when fitted on float64 (or integer) data,
         float32 when fitted on float32, as scikit-learn keeps X's dtype.
-    labels_ : ndarray of shape (n_samples,)
+    labels_ : ndarray of shape (n_samples,) of int32
         Index of the center of each training sample (after ``partial_fit``:
         of each sample of the last batch).
     inertia_ : float
@@ -490,8 +490,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,) of int64
-            Cluster indices.
+        labels : ndarray of shape (n_samples,) of int32
+            Cluster indices (int32, as scikit-learn's ``KMeans.predict``).
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False, check_values=False)
@@ -499,7 +499,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         if _compiled_rows(X, self._device()):
             return self._predict_compiled(X, centers)
         self._check_values(X)
-        return self._map_blocks(X, _nearest_fn(centers), 0, np.int64)
+        return self._map_blocks(X, _nearest_fn(centers), 0, np.int32)
 
     def _predict_compiled(self, X: np.ndarray, centers: torch.Tensor) -> np.ndarray:
         """:meth:`predict` by the compiled loop, which shifts each row as it reads it.
@@ -533,7 +533,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         peak = max((p for _, p in results), default=0.0)
         if bad or peak > _float32_square_limit(X.shape[1]):
             self._raise_not_finite(X, "distances to the centers")
-        return out
+        return out.astype(np.int32)
 
     def transform(self, X) -> np.ndarray:
         """Encode X: distances to the centers, or one-hot nearest center.
@@ -880,7 +880,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             self.cluster_centers_ = self._centers.astype(np.float64) + self._offset
         else:
             self.cluster_centers_ = (self._centers + self._offset).astype(np.float32)
-        self.labels_ = labels.cpu().numpy()
+        self.labels_ = labels.cpu().numpy().astype(np.int32)  # as scikit-learn's
         self.inertia_ = float(inertia)
         self.n_iter_ = int(n_iter)
         self._n_features_out = self.cluster_centers_.shape[0]
