@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
 from torch import nn
 
@@ -149,9 +150,15 @@ def test_float64_values_that_float32_blurs_get_a_warning(digits):
         rep.fit(X + 1e4)  # float32 still resolves a tenth of a pixel level
         rep.fit((X + 1e9).astype(np.float32))  # the user's own cast: no check
     assert not any("Standardise X" in str(w.message) for w in caught)
-    clf = FineTuner(SimCLRTransformer(random_state=0, **SMALL), max_epochs=1)
-    with pytest.warns(UserWarning, match="Standardise X first"):
-        clf.fit(X + 1e9, digits[1])
+    # Once a fit: a fine-tuner pre-training on X does not repeat its warning;
+    # one fine-tuning a fitted representation gives it itself.
+    fitted = SimCLRTransformer(random_state=0, **SMALL).fit(X)
+    for given, owner in [(clone(rep), "SimCLRTransformer"), (fitted, "FineTuner")]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            FineTuner(given, max_epochs=1).fit(X + 1e9, digits[1])
+        blurred = [str(w.message) for w in caught if "Standardise X" in str(w.message)]
+        assert len(blurred) == 1 and blurred[0].startswith(owner + ":")
 
 
 def test_an_interrupt_at_an_epochs_end_says_after_it(digits):

@@ -626,7 +626,10 @@ class BaseFineTuner(NeuralRepresentation):
             self._inner_layer(module)  # a bad transform_layer: before training
             frozen = all(lr is None for lr in lrs)
             if source is None:
-                X_t = training_samples(X, self.input_shape_, type(self).__name__)
+                # X's float32 precision was checked by a pre-training on X
+                warned = not is_fitted(rep) and pretrain_X is None
+                owner = None if warned else type(self).__name__
+                X_t = training_samples(X, self.input_shape_, owner)
                 module.views = None if frozen else self._training_views()
             else:  # padded token ids carrying the targets
                 if self.views is not None and not isinstance(self.views, str):
