@@ -1,10 +1,10 @@
 """What the sequence estimators say when their input cannot teach or be read.
 
 A tokenizer that reads nothing, text the fitted vocabulary does not know, a
-refused warm start, a fine-tuner's cut sequences, and errors in ``prompts``
-and ``pretrain_X``: each gets a message that names the parameter at fault and
-the fix, before any training time is spent, and never a degenerate model
-whose every row is the same.
+refused warm start, a ``max_length`` past memory, a fine-tuner's cut
+sequences, and errors in ``prompts`` and ``pretrain_X``: each gets a message
+that names the parameter at fault and the fix, before any training time is
+spent, and never a degenerate model whose every row is the same.
 """
 
 from __future__ import annotations
@@ -101,6 +101,16 @@ def test_a_refused_warm_start_warns_nothing_first(name, dna):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="it was fitted with max_length"):
             est.fit(dna)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_max_length_past_memory_is_named_with_the_longest_sequence(name, dna):
+    # The position table has max_length + 2 rows: torch's allocator refused
+    # 10**12 of them with a RuntimeError that did not say which parameter.
+    with pytest.raises(
+        ValueError, match=r"max_length=10+ asks for .* longest sequence of X has 16"
+    ):
+        make(name, max_length=10**12).fit(dna)
 
 
 def test_a_fine_tuner_cut_names_the_representations_max_length(dna):

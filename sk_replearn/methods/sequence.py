@@ -226,6 +226,21 @@ class _SequenceTransformer(NeuralRepresentation):
         self.n_components_ = self.embed_dim
         return self
 
+    def _build_net(self, X_t: TokenDataset, device: torch.device):
+        try:
+            return super()._build_net(X_t, device)
+        except (RuntimeError, MemoryError) as exc:
+            # The position table has max_length + 2 rows, whatever X holds.
+            if "allocate" not in str(exc) and not isinstance(exc, MemoryError):
+                raise
+            raise ValueError(
+                f"{type(self).__name__}: max_length={self.max_length} asks for "
+                f"a position table of {self.max_length + 2} x {self.embed_dim} "
+                "values, more memory than can be allocated; the longest "
+                f"sequence of X has {X_t.ids.shape[1] - 2} tokens: set "
+                "max_length to about that."
+            ) from None
+
     def _encoder_kwargs(self) -> dict:
         return {
             "embed_dim": self.embed_dim,
