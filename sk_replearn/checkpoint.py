@@ -36,18 +36,13 @@ from .persistence import (
     from_plain,
     to_plain,
 )
+from .training import net_device
 
 __all__ = ["TrainingCheckpoint", "check_checkpoint_dir", "fingerprint"]
 
 
-def _device(net) -> torch.device:
-    """Where the net trains: an accelerated net says (``_dev``), else ``device``."""
-    device = net._dev() if hasattr(net, "_dev") else net.device
-    return torch.device("cpu" if device is None else device)
-
-
 def _rng_state(net) -> dict:
-    device = _device(net)
+    device = net_device(net)
     cuda = None
     if device.type == "cuda" and torch.cuda.is_available():
         cuda = torch.cuda.get_rng_state(device)
@@ -56,7 +51,7 @@ def _rng_state(net) -> dict:
 
 def _set_rng_state(net, state: dict) -> None:
     torch.set_rng_state(state["cpu"])
-    device = _device(net)
+    device = net_device(net)
     if state.get("cuda") is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
 

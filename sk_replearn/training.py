@@ -34,6 +34,7 @@ __all__ = [
     "RepresentationNet",
     "SupervisedNet",
     "WarmupCosine",
+    "net_device",
 ]
 
 
@@ -256,6 +257,24 @@ def _holds_non_finite(batch) -> bool:
     )
 
 
+
+def net_device(net: NeuralNet) -> torch.device:
+    """Where ``net`` trains: an accelerated net says (``_dev``), else ``device``.
+
+    An accelerator places the model itself, and such a net's ``device`` is
+    None (on the CPU as on a GPU).
+
+    Examples
+    --------
+    >>> from skorch import NeuralNet
+    >>> from torch import nn
+    >>> from sk_replearn.training import net_device
+    >>> net_device(NeuralNet(nn.Linear(2, 1), nn.MSELoss, device=None))
+    device(type='cpu')
+    """
+    device = net._dev() if hasattr(net, "_dev") else net.device
+    return torch.device("cpu" if device is None else device)
+
 class RepresentationNet(NeuralNet):
     """skorch ``NeuralNet`` that trains an objective.
 
@@ -448,7 +467,7 @@ class RepresentationNet(NeuralNet):
             return super().run_single_epoch(
                 iterator, training, prefix, step_fn, **fit_params
             )
-        device = torch.device(self.device)
+        device = net_device(self)
         kind = device.type if device.type in ("cuda", "mps", "xpu") else "cuda"
         index = device.index
         if index is None:  # the current device, as torch places tensors

@@ -307,6 +307,25 @@ def test_accelerated_fit_writes_and_resumes_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(resumed.transform(X), whole.transform(X))
 
 
+def test_accelerated_fit_with_early_stopping_validates_every_epoch():
+    # The accelerator places the model (the net's device is None): the
+    # seeded validation pass read the device from the net, and raised a
+    # TypeError at the first epoch of every accelerated early-stopping fit.
+    X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+
+    def fit():
+        return AutoencoderTransformer(
+            n_components=2, encoder="mlp", encoder_kwargs={"hidden_sizes": (8,)},
+            max_epochs=3, batch_size=8, random_state=0, early_stopping=True,
+            accelerator=accelerate.Accelerator(cpu=True),
+        ).fit(X)  # fmt: skip
+
+    first, second = fit(), fit()
+    valid = first.history_[:, "valid_loss"]
+    assert len(valid) == 3 and np.isfinite(valid).all()
+    assert second.history_[:, "valid_loss"] == valid
+
+
 # -- dask ------------------------------------------------------------------------
 def test_gridsearch_on_dask_equals_sequential():
     distributed = pytest.importorskip("distributed")
