@@ -10,6 +10,7 @@ work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -23,6 +24,7 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
+    _fit_context,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import assert_all_finite, check_random_state
@@ -39,6 +41,7 @@ from .data import eval_chunks, tensor_to_numpy
 
 __all__ = [
     "BaseRepresentation",
+    "fit_context",
     "flatten_samples",
     "is_fitted",
     "resolve_device",
@@ -151,6 +154,70 @@ def store_params(estimator, params: dict) -> None:
     for name, value in params.items():
         if name not in ("self", "__class__"):
             setattr(estimator, name, value)
+
+
+def fit_context(*, prefer_skip_nested_validation: bool) -> Callable:
+    """scikit-learn's ``_fit_context``; and a fit that raises changes nothing.
+
+    Wraps a ``fit`` or ``partial_fit`` as scikit-learn's decorator does
+    (the parameters validated first, nested validation skipped if
+    preferred). If the method raises, the estimator's attributes are put
+    back as they were before the call: a refused refit does not leave a
+    fitted model that claims the refused data's width, and a refused first
+    fit does not leave an estimator that looks fitted. (Arrays the method
+    changed in place are not copied back: fits check their input before
+    they change any.)
+
+    Parameters
+    ----------
+    prefer_skip_nested_validation : bool
+        As scikit-learn's: skip the validation of the parameters of the
+        estimators that the method fits in its turn.
+
+    Returns
+    -------
+    decorator : callable
+        The decorator of a ``fit``-like method.
+
+    Examples
+    --------
+    >>> from sklearn.base import BaseEstimator
+    >>> from sk_replearn.base import fit_context
+    >>> class Sizes(BaseEstimator):
+    ...     _parameter_constraints = {}
+    ...     @fit_context(prefer_skip_nested_validation=True)
+    ...     def fit(self, X):
+    ...         self.n_seen_ = len(X)
+    ...         if not len(X):
+    ...             raise ValueError("X is empty")
+    ...         return self
+    >>> est = Sizes().fit([1, 2, 3])
+    >>> try:
+    ...     est.fit([])
+    ... except ValueError:
+    ...     pass
+    >>> est.n_seen_
+    3
+    """
+
+    def decorate(fit_method: Callable) -> Callable:
+        validated = _fit_context(
+            prefer_skip_nested_validation=prefer_skip_nested_validation
+        )(fit_method)
+
+        @functools.wraps(fit_method)
+        def fit(estimator, *args, **kwargs):
+            before = dict(vars(estimator))
+            try:
+                return validated(estimator, *args, **kwargs)
+            except Exception:
+                vars(estimator).clear()
+                vars(estimator).update(before)
+                raise
+
+        return fit
+
+    return decorate
 
 
 def is_fitted(estimator) -> bool:

@@ -28,7 +28,6 @@ import numpy as np
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
-    _fit_context,
     clone,
     is_classifier,
 )
@@ -56,6 +55,8 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
+
+from .base import fit_context
 
 __all__ = [
     "FewLabelResult",
@@ -545,7 +546,7 @@ class KNNProbe(_Probe):
         self.metric = metric
         self.standardize = standardize
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> KNNProbe:
         """Store the labelled samples (scaled) for the neighbour search.
 
@@ -682,7 +683,7 @@ class LinearProbeCV(_Probe):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> LinearProbeCV:
         """Choose ``C`` by cross-validation, then fit on every label.
 

@@ -257,7 +257,6 @@ def _holds_non_finite(batch) -> bool:
     )
 
 
-
 def net_device(net: NeuralNet) -> torch.device:
     """Where ``net`` trains: an accelerated net says (``_dev``), else ``device``.
 
@@ -274,6 +273,7 @@ def net_device(net: NeuralNet) -> torch.device:
     """
     device = net._dev() if hasattr(net, "_dev") else net.device
     return torch.device("cpu" if device is None else device)
+
 
 class RepresentationNet(NeuralNet):
     """skorch ``NeuralNet`` that trains an objective.

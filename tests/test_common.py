@@ -30,6 +30,7 @@ from _instances import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_is_fitted
 
 import sk_replearn
 from sk_replearn import CollapseWarning
@@ -195,6 +196,36 @@ def test_arrays_with_negative_strides_are_read_as_copies(name):
             np.testing.assert_array_equal(
                 fn(*args), getattr(copy, method)(*(a.copy() for a in args))
             )
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_a_refused_fit_leaves_the_estimator_as_it_was(name):
+    # validate_data records the width before the checks that come after it:
+    # a refit refused for one sample (or, by a model with nothing to train,
+    # for values past float32) left the fitted model claiming the refused
+    # data's 5 features, so that transform of its own 8 was refused and of
+    # 5 failed inside torch; a refused first fit or partial_fit looked fitted.
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(12, 8)).astype(np.float32), np.arange(12) % 2
+    bad = rng.normal(size=(12, 5)).astype(np.float32)
+    bad[3, 1] = 1e30
+    bad = bad if name == "PretrainedTransformer" else bad[:1]
+    methods = ["fit"] + (["partial_fit"] if hasattr(make(name), "partial_fit") else [])
+    for method in methods:
+        est = make(name)
+        with pytest.raises(ValueError):
+            getattr(est, method)(bad, y[: len(bad)])
+        with pytest.raises(NotFittedError):
+            check_is_fitted(est)
+        assert vars(est).keys() == vars(make(name)).keys()  # no state kept
+    est = make(name).fit(X, y)
+    before, out = dict(vars(est)), est.transform(X)
+    for method in methods:
+        with pytest.raises(ValueError):
+            getattr(est, method)(bad, y[: len(bad)])
+        assert vars(est).keys() == before.keys()
+        assert all(vars(est)[k] is v for k, v in before.items())
+        np.testing.assert_array_equal(est.transform(X), out)
 
 
 @pytest.mark.parametrize("name", sorted({**INSTANCES, **SEQUENCE_INSTANCES}))

@@ -12,7 +12,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import ClusterMixin, _fit_context
+from sklearn.base import ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -26,6 +26,7 @@ from .._warn import warn_user
 from ..base import (
     BaseRepresentation,
     _float32_square_limit,
+    fit_context,
     float_dtypes,
     positive_strides,
 )
@@ -351,7 +352,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         self.random_state = random_state
         self.input_shape = input_shape
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None) -> KMeansTransformer:
         """Compute the k-means clustering of X.
 
@@ -409,7 +410,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         self._set_fitted(*best, full_fit=True, weights=sw)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None) -> KMeansTransformer:
         """Update the centers with one mini-batch (mini-batch k-means).
 

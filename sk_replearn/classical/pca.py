@@ -23,7 +23,6 @@ from typing import NoReturn
 import numpy as np
 import torch
 from scipy.linalg import LinAlgWarning
-from sklearn.base import _fit_context
 from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -31,6 +30,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._warn import warn_user
 from ..base import (
     BaseRepresentation,
+    fit_context,
     float_dtypes,
     positive_strides,
     seed_from_random_state,
@@ -239,7 +239,7 @@ class PCATransformer(BaseRepresentation):
         self.batch_size = batch_size
         self.input_shape = input_shape
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> PCATransformer:
         """Fit the principal axes on X.
 
@@ -258,7 +258,7 @@ class PCATransformer(BaseRepresentation):
         self._fit(X)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit on X and return its codes ``(n_samples, n_components_)``.
 
@@ -276,7 +276,7 @@ class PCATransformer(BaseRepresentation):
         """
         return self._encode(self._fit(X))
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None) -> PCATransformer:
         """Update the fit with one more chunk of samples.
 

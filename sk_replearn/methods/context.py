@@ -6,12 +6,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import seed_from_random_state, store_params
+from ..base import fit_context, seed_from_random_state, store_params
 from ..nn.build import DECODER_NAMES
 from ..objectives.context import (
     MASKS,
@@ -181,7 +180,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
     ) -> None:
         store_params(self, locals())
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> ContextEncoderTransformer:
         """Train the context encoder on X.
 

@@ -7,12 +7,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import seed_from_random_state, store_params
+from ..base import fit_context, seed_from_random_state, store_params
 from ..objectives.masked import (
     KeyedNoise,
     MAEObjective,
@@ -312,7 +311,7 @@ class MAETransformer(NeuralRepresentation):
     ) -> None:
         store_params(self, locals())
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> MAETransformer:
         """Train the masked autoencoder on X.
 

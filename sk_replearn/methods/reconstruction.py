@@ -5,12 +5,11 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import float_dtypes, positive_strides, store_params
+from ..base import fit_context, float_dtypes, positive_strides, store_params
 from ..nn.build import DECODER_NAMES
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation, _check_finite_output
@@ -122,7 +121,7 @@ class AutoencoderTransformer(NeuralRepresentation):
     ) -> None:
         store_params(self, locals())
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> AutoencoderTransformer:
         """Train the autoencoder on X.
 

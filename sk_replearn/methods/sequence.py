@@ -6,14 +6,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._docstrings import fill_doc
 from .._heap import batch_within_budget, kept_heap, widest_output
-from ..base import seed_from_random_state, store_params, with_article
+from ..base import fit_context, seed_from_random_state, store_params, with_article
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import (
     CLS,
@@ -426,7 +425,7 @@ class GPTTransformer(_SequenceTransformer):
     ) -> None:
         store_params(self, locals())
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> GPTTransformer:
         """Learn the vocabulary and train the language model on X.
 
@@ -698,7 +697,7 @@ class BERTTransformer(_SequenceTransformer):
     ) -> None:
         store_params(self, locals())
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> BERTTransformer:
         """Learn the vocabulary and train the masked-token model on X.
 

@@ -16,11 +16,12 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, _fit_context, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._warn import warn_user
+from ..base import fit_context
 from ..data import SampleDataset, dataset_head, input_rows, training_samples
 from ..losses import collapse_std
 from ..nn import ENCODER_NAMES
@@ -137,7 +138,7 @@ class _TwoViewTransformer(NeuralRepresentation):
     #: The same for 1-D signals where a method's differs (None: the same).
     _auto_signal_samples_seen: int | None = None
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the encoder on two random views of every sample of X.
 

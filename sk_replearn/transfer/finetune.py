@@ -9,6 +9,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
 from .._docstrings import fill_doc
+from ..base import fit_context
 from .base import BaseFineTuner
 
 __all__ = ["FineTuner", "FineTunerRegressor"]
@@ -113,6 +114,7 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
 
     _criterion = nn.CrossEntropyLoss
 
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, pretrain_X=None) -> FineTuner:
         """Pre-train if needed, then fine-tune on the labelled samples.
 
@@ -135,7 +137,6 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         self : FineTuner
             The fitted classifier.
         """
-        self._validate_params()
         X, y, nd_shape = self._validate_Xy(X, y)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
@@ -265,6 +266,7 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
 
     _criterion = nn.MSELoss
 
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, pretrain_X=None) -> FineTunerRegressor:
         """Pre-train if needed, then fine-tune on the targets.
 
@@ -286,7 +288,6 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         self : FineTunerRegressor
             The fitted regressor.
         """
-        self._validate_params()
         X, y, nd_shape = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
         self._check_params_against_data(len(X))
         self._y_ndim = y.ndim

@@ -18,12 +18,11 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..base import BaseRepresentation, seed_from_random_state
+from ..base import BaseRepresentation, fit_context, seed_from_random_state
 from ..methods.base import _check_finite_output, seeded
 from ..methods.sequence import _SequenceTransformer
 from ..nn.build import _dummy_forward
@@ -223,7 +222,7 @@ class PretrainedTransformer(BaseRepresentation):
         self.device = device
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> PretrainedTransformer:
         """Build the network and find its output width on X's samples.
 
