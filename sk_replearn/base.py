@@ -37,7 +37,7 @@ from sklearn.utils.validation import (
 
 from ._heap import kept_heap
 from ._warn import warn_user
-from .data import eval_chunks, tensor_to_numpy
+from .data import _float32_square_limit, eval_chunks, tensor_to_numpy
 
 __all__ = [
     "BaseRepresentation",
@@ -425,11 +425,6 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
             "ints such as (1, 8, 8) for images or (1, 40) for signals, or None."
         )
     return shape
-
-
-def _float32_square_limit(n_features: int) -> float:
-    """The largest magnitude whose square, summed over ``n_features``, fits float32."""
-    return math.sqrt(float(np.finfo(np.float32).max) / n_features)
 
 
 def _check_float32_range(X: np.ndarray, owner: str) -> None:

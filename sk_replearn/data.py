@@ -459,6 +459,11 @@ def dataset_head(dataset, n: int) -> np.ndarray:
     return np.stack([sample_of(dataset[i]) for i in range(min(n, len(dataset)))])
 
 
+def _float32_square_limit(n_features: int) -> float:
+    """The largest magnitude whose square, summed over ``n_features``, fits float32."""
+    return math.sqrt(float(np.finfo(np.float32).max) / n_features)
+
+
 def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
     """The samples to set the input standardisation from.
 
@@ -505,6 +510,19 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
             "X holds NaN or infinite values (found among the samples read to "
             "set the input standardisation); a Dataset's samples are not "
             "checked ahead of training. Remove or impute them first."
+        )
+    limit = _float32_square_limit(math.prod(shape))
+    peak = float(sample.abs().max()) if sample.numel() else 0.0
+    if sample.is_floating_point() and peak > limit:
+        # Arrays are refused so ahead of training; here one such sample
+        # would make the standardisation's scale of every feature huge,
+        # and the model would learn the same code for every other sample.
+        raise ValueError(
+            f"X holds values up to {peak:.3g} in magnitude (found among the "
+            "samples read to set the input standardisation): squared and "
+            f"summed over the {math.prod(shape)} values of a sample they "
+            f"overflow float32 (above {limit:.3g}), the precision in which the "
+            "network computes. Rescale the Dataset's samples."
         )
     return sample
 

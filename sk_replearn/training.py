@@ -24,7 +24,13 @@ from skorch.utils import TeeGenerator, to_tensor
 
 from ._heap import kept_heap
 from ._warn import warn_user
-from .data import ArrayDataset, ArrayRows, Batches, EvalBatchSampler
+from .data import (
+    ArrayDataset,
+    ArrayRows,
+    Batches,
+    EvalBatchSampler,
+    _float32_square_limit,
+)
 from .tokens import TokenBatches, TokenDataset
 
 __all__ = [
@@ -184,6 +190,15 @@ class StopOnNonFiniteLoss(Callback):
                     "checked before training) must be finite; remove or impute "
                     "those values first."
                 )
+            peak = _peak_past_float32(batch)
+            if peak is not None:
+                raise NonFiniteLossError(
+                    f"The {what} loss became {value} in epoch {epoch}: the batch "
+                    f"holds values up to {peak:.3g} in magnitude, whose squares "
+                    "summed over a sample overflow float32, the precision of "
+                    "training. Rescale X (a Dataset's items are not checked "
+                    "before training)."
+                )
             if _views_give_non_finite(net.module_, batch):
                 raise NonFiniteLossError(
                     f"The {what} loss became {value} in epoch {epoch}: the views "
@@ -255,6 +270,18 @@ def _holds_non_finite(batch) -> bool:
         and not torch.isfinite(t).all()
         for t in parts
     )
+
+
+def _peak_past_float32(batch) -> float | None:
+    """The largest magnitude of a batch's inputs, if their squares overflow float32."""
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    parts = inputs if isinstance(inputs, (tuple, list)) else [inputs]
+    for t in parts:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
+            peak = float(t.abs().max())
+            if peak > _float32_square_limit(t[0].numel()):
+                return peak
+    return None
 
 
 def net_device(net: NeuralNet) -> torch.device:

@@ -375,6 +375,30 @@ def test_nan_in_a_dataset_is_named_as_such(monkeypatch):
         ae.transform(dataset)
 
 
+@pytest.mark.parametrize(
+    "name", ["AutoencoderTransformer", "ContextEncoderTransformer", "MAETransformer"]
+)
+def test_values_past_float32_in_a_dataset_are_refused_not_learned(name, monkeypatch):
+    # An array holding 1e30 is refused ahead of training; a Dataset holding
+    # it made the standardisation's scale huge, and these models fitted
+    # without a word a code that was the same for every other sample.
+    import sk_replearn
+    import sk_replearn.methods.base as methods_base
+
+    X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    bad = X.copy()
+    bad[50] *= 1e30
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(bad))
+    est = getattr(sk_replearn, name)(max_epochs=1, batch_size=16, random_state=0)
+    with pytest.raises(ValueError, match=r"up to \d.*e\+30.*input standardisation"):
+        est.fit(dataset)
+    # Too large a Dataset to be read whole: the batch that holds it says so.
+    head = methods_base.scale_sample
+    monkeypatch.setattr(methods_base, "scale_sample", lambda X_t: head(X_t, 16))
+    with pytest.raises(NonFiniteLossError, match=r"values up to .*e\+30.*Rescale X"):
+        est.fit(dataset)
+
+
 def test_autoencoder_keyboard_interrupt_keeps_a_usable_model(small_digits):
     X, _ = small_digits
 
