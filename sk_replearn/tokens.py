@@ -27,7 +27,8 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 import torch
@@ -79,6 +80,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _is_int_sequence(item) -> bool:
     if isinstance(item, np.ndarray):
         return item.ndim == 1 and item.dtype.kind in "iu"
+    if isinstance(item, torch.Tensor):
+        return item.ndim == 1 and not (
+            item.is_floating_point() or item.is_complex() or item.dtype == torch.bool
+        )
     if isinstance(item, (list, tuple)):
         return all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in item
@@ -90,6 +95,8 @@ def _is_number_sequence(item) -> bool:
     """A list, tuple or 1-D array of numbers that are not all ints (floats)."""
     if isinstance(item, np.ndarray):
         return item.ndim == 1 and item.dtype.kind == "f"
+    if isinstance(item, torch.Tensor):
+        return item.ndim == 1 and item.is_floating_point()
     if isinstance(item, (list, tuple)) and item:
         return all(
             isinstance(v, (int, float, np.integer, np.floating))
@@ -114,8 +121,9 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
     ----------
     X : iterable of str, or integer sequences
         An iterable of strings (list, tuple, 1-D array of str or object,
-        pandas Series, one-column DataFrame), a list of integer sequences,
-        or a 2-D integer array whose negative entries are padding.
+        pandas Series, one-column DataFrame), a list of integer sequences
+        (lists, 1-D arrays or 1-D tensors), or a 2-D integer array whose
+        negative entries are padding.
     owner : str
         The estimator's name, for the messages.
     name : str, default="X"
@@ -131,7 +139,8 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
     ------
     TypeError
         For None, a single string, bytes, a float or boolean array, sparse
-        input, a torch Dataset, or items that are neither strings nor integer
+        input, a torch Dataset, a set (no order to match the output's rows
+        to) or a dict, or items that are neither strings nor integer
         sequences (the first such item's position is named).
     ValueError
         For an empty input (no sequences, including a 2-D array of ids with
@@ -202,13 +211,31 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
             )
     if not isinstance(X, Iterable):
         raise TypeError(f"{what}; got {type(X).__name__}.")
+    if isinstance(X, AbstractSet):
+        # transform's rows come in the order of X: a set has none to match
+        raise TypeError(
+            f"{what}; got {with_article(type(X).__name__)}, whose order is "
+            "arbitrary, so that the rows of the output could not be matched to "
+            f"the samples. Pass a list, e.g. sorted({name})."
+        )
+    if isinstance(X, Mapping):
+        raise TypeError(
+            f"{what}; got {with_article(type(X).__name__)}, which iterates over "
+            f"its keys. Pass list({name}.values()) for its values, or "
+            f"list({name}) for its keys."
+        )
     items = list(X)
     if not items:
         raise ValueError(f"{owner} got an empty input (0 sequences).")
     if all(isinstance(s, str) for s in items):
         return "str", [str(s) for s in items]
     if all(_is_int_sequence(s) for s in items):
-        ids = [np.asarray(s, dtype=np.int64).reshape(-1) for s in items]
+        ids = [
+            np.asarray(
+                s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.int64
+            ).reshape(-1)
+            for s in items
+        ]
         for i, s in enumerate(ids):
             if s.size and s.min() < 0:
                 raise ValueError(

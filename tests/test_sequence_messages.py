@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from _instances import make
 
 from sk_replearn import FineTuner, FineTunerRegressor, GPTTransformer
@@ -186,7 +187,33 @@ def test_strings_for_an_array_representation_point_to_a_sequence_model(X):
         FineTunerRegressor(PCATransformer(1), max_epochs=1).fit(X, [0.0, 1.0])
 
 
-@pytest.mark.parametrize("X", [[[1.0, 2.0]], [np.array([1.5, 2.0])]])
+@pytest.mark.parametrize(
+    "X", [[[1.0, 2.0]], [np.array([1.5, 2.0])], [torch.tensor([1.0, 2.0])]]
+)
 def test_float_token_ids_are_named_as_such(X):
     with pytest.raises(TypeError, match=r"X\[0\] is a sequence of non-integer"):
         make("GPTTransformer").fit(X)
+
+
+def test_token_ids_as_1d_tensors_read_as_lists():
+    # A list of 1-D integer tensors was refused ("X[0] is a Tensor"), where
+    # a 2-D tensor and a list of 1-D arrays were read.
+    lists = [[5, 6, 7], [8, 9], [5, 9, 9, 6]] * 4
+    tensors = [torch.tensor(s) for s in lists]
+    gpt = make("GPTTransformer").fit(tensors)
+    np.testing.assert_array_equal(
+        gpt.transform(tensors), make("GPTTransformer").fit(lists).transform(lists)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unordered_input_is_refused(name, dna):
+    # A set was read in its iteration order, so that transform's rows matched
+    # no order the user knew; a dict was read as its keys.
+    with pytest.raises(TypeError, match=r"got a set, whose order is arbitrary"):
+        make(name).fit(set(dna))
+    est = make(name).fit(dna)
+    with pytest.raises(TypeError, match=r"got a frozenset.*sorted\(X\)"):
+        est.transform(frozenset(dna))
+    with pytest.raises(TypeError, match=r"iterates over its keys.*X.values"):
+        est.transform(dict(enumerate(dna)))
