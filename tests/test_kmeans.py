@@ -242,6 +242,14 @@ def test_kmeans_partial_fit_close_to_fit(blobs):
         mb.partial_fit(blobs[:, :3])
 
 
+def test_kmeans_partial_fit_says_how_large_a_first_batch_must_be(blobs):
+    km = KMeansTransformer(n_clusters=8, random_state=0, device="cpu")
+    with pytest.raises(ValueError, match=r"first batch.*at least 8 samples"):
+        km.partial_fit(blobs[:3])
+    km.partial_fit(blobs[:8]).partial_fit(blobs[8:9])  # later: any size
+    assert km.cluster_centers_.shape == (8, blobs.shape[1])
+
+
 def test_kmeans_partial_fit_continues_fit(blobs):
     km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
     before = -km.score(blobs)

@@ -250,6 +250,20 @@ def test_pca_partial_fit_matches_fit(dtype):
     assert inc.noise_variance_ == pytest.approx(full.noise_variance_, rel=1e-4)
 
 
+def test_pca_partial_fit_says_how_large_a_first_chunk_must_be():
+    # The message named svd_solver='covariance_eigh', which the user never
+    # chose, and did not say that only the first chunk is bound.
+    X = _data(n=40)
+    model = PCATransformer(n_components=5, **CPU)
+    with pytest.raises(ValueError, match=r"seen 3 sample.*first chunk of at least 5"):
+        model.partial_fit(X[:3])
+    assert not hasattr(model, "n_features_in_")  # the refused chunk is not kept
+    model.partial_fit(X[:5])
+    for row in X[5:]:  # later chunks of any size
+        model.partial_fit(row[None])
+    assert model.n_samples_ == len(X) and model.n_components_ == 5
+
+
 @pytest.mark.parametrize("solver", ["covariance_eigh", "full"])
 def test_pca_partial_fit_continues_after_fit(solver):
     X = _data()

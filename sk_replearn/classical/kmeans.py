@@ -442,6 +442,13 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         sw = self._check_weights(sample_weight, X)
         if first or X.dtype == np.float64:  # float64 once any batch is
             self._fit_dtype = X.dtype.name
+        if first and len(X) < self.n_clusters:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} is larger than the {len(X)} "
+                "samples of partial_fit's first batch, which initialises the "
+                f"centers; pass a first batch of at least {self.n_clusters} "
+                "samples (later batches may be of any size)."
+            )
         init = self._check_params_vs_data(X) if first else None
         x, _ = self._to_device(X, fit=first)
         w = None if sw is None else torch.as_tensor(sw, device=x.device).to(x.dtype)

@@ -307,7 +307,16 @@ class PCATransformer(BaseRepresentation):
         with _no_tf32(device):
             moments = self._stream_moments(X, device, previous)
         self._fit_svd_solver = "covariance_eigh"
-        k = self._check_n_components(moments.n, X.shape[1], "covariance_eigh")
+        k, d = self.n_components, X.shape[1]
+        needed = k if isinstance(k, Integral) and 2 <= k <= d else 2
+        if moments.n < needed:  # the count is over every chunk so far
+            raise ValueError(
+                f"PCATransformer.partial_fit has seen {moments.n} sample(s), "
+                f"and n_components={k!r} needs at least {needed}: pass a first "
+                f"chunk of at least {needed} samples (later chunks may be of "
+                "any size)."
+            )
+        k = self._check_n_components(moments.n, d, "covariance_eigh")
         self._set_from_moments(moments, k)
         return self
 
