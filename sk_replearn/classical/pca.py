@@ -175,7 +175,12 @@ class PCATransformer(BaseRepresentation):
     :meth:`partial_fit` always uses the covariance solver. It continues from
     earlier ``partial_fit`` calls or a ``fit`` (exactly, except after a
     ``"randomized"`` fit, whose discarded spectrum is unknown: then it keeps
-    only the new data, on the same features).
+    only the new data, on the same features). To continue exactly, a
+    ``"full"`` fit keeps the whole spectrum (``min(n, d) * d`` float64
+    values) and a covariance fit the ``d x d`` scatter matrix, and both go
+    into pickles and saved files: on 500 samples of 3000 features, a pickle
+    of 12 MB (``"full"``) or 72 MB (``"covariance_eigh"``) for a model whose
+    10 components take 0.24 MB. A ``"randomized"`` fit keeps neither.
 
     References
     ----------

@@ -90,7 +90,9 @@ class MAETransformer(NeuralRepresentation):
         pools (``pooling="mean"`` or ``"cls"``). None uses the encoder's
         tokens directly: ``embed_dim`` values a region, or ``(1 +
         pooling_regions) * depth * embed_dim`` with ``pooling="blocks"``
-        (the default; ``2 * depth * embed_dim`` with one region).
+        (the default; ``2 * depth * embed_dim`` with one region: 768
+        columns for a table or an image with the "auto" settings, however
+        few its features; pass an int for a narrower code).
     patch_size : int or "auto", default="auto"
         Token size: patch side (images), segment length (signals), features
         per token (tables); must divide the spatial sizes (the number of
