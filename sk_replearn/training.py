@@ -222,11 +222,14 @@ class StopOnNonFiniteLoss(Callback):
 
 
 def _too_high_lr(net) -> str:
+    reduced = getattr(net, "precision", "32") != "32"
     return (
         f"The learning rate (lr={net.lr}) is most likely too high for this model "
         "and data; lower lr, add warm-up (lr_schedule='cosine', "
-        "warmup_epochs>0) or use precision='32'. If X holds values of extreme "
-        "magnitude, rescale it first (e.g. with StandardScaler)."
+        f"warmup_epochs>0){' or use precision=' + repr('32') if reduced else ''}. "
+        "If X holds values of extreme magnitude, rescale it first (e.g. with "
+        "StandardScaler); a parameter that scales the data (a view's noise "
+        "level, say) must stay in their range too."
     )
 
 

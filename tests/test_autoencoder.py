@@ -306,9 +306,14 @@ def test_autoencoder_user_callbacks_run(small_digits):
 def test_autoencoder_non_finite_loss_is_a_clear_error(small_digits):
     X, _ = small_digits
     ae = AutoencoderTransformer(**IMAGE, optimizer="sgd", lr=1e30, lr_schedule=None)
-    with pytest.raises(NonFiniteLossError, match=r"in epoch \d+.*lr=1e\+30.*too high"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"in epoch \d+.*lr=1e\+30.*too high"
+    ) as e:
         ae.fit(X)
     assert not hasattr(ae, "net_")
+    assert "precision=" not in str(e.value)  # it is float32 already
+    with pytest.raises(NonFiniteLossError, match=r"warmup_epochs>0\) or use precision"):
+        ae.set_params(precision="bf16").fit(X)
 
 
 def test_weights_the_last_step_makes_non_finite_are_an_error(small_digits):
