@@ -101,12 +101,15 @@ class PCATransformer(BaseRepresentation):
         ``"covariance_eigh"`` streams X in batches, accumulates the centred
         covariance in float64 and eigendecomposes it (memory ``O(d²)``, best
         for ``n_samples >> n_features``); ``"full"`` takes the exact SVD of
-        the centred data in float64 (memory ``O(n d)``); ``"randomized"`` is
-        Halko et al.'s randomized SVD, streamed in batches. ``"auto"`` picks
-        as scikit-learn does: ``"covariance_eigh"`` if ``n_features <= 1000``
-        and ``n_samples >= 10 * n_features``, else ``"full"`` for problems up
-        to 500 x 500 or a float ``n_components``, else ``"randomized"`` when
-        ``n_components < 0.8 * min(n_samples, n_features)``, else ``"full"``.
+        the centred data in float64 (memory ``O(n d)``, on the device: X is
+        moved there whole); ``"randomized"`` is Halko et al.'s randomized SVD,
+        which streams X in batches but keeps a float64 basis of its range on
+        the device (memory ``O(n (k + 10))`` for ``k`` components).
+        ``"auto"`` picks as scikit-learn does: ``"covariance_eigh"`` if
+        ``n_features <= 1000`` and ``n_samples >= 10 * n_features``, else
+        ``"full"`` for problems up to 500 x 500 or a float ``n_components``,
+        else ``"randomized"`` when ``n_components < 0.8 * min(n_samples,
+        n_features)``, else ``"full"``.
     iterated_power : int or "auto", default="auto"
         Power iterations of the randomized solver; ``"auto"`` uses 7 when
         ``n_components < 0.1 * min(X.shape)`` and 4 otherwise.
