@@ -39,7 +39,12 @@ exit status is non-zero when any check failed. The checks:
    ``KMeans`` on this machine's CPU, timed the same way at a smaller n
    (``--size full``: 200k) and scaled linearly in n.
 
-Run on a GPU machine (43 s on an H200, 26 of them K-means):
+8. ``kmeans_small_k``: milliseconds per Lloyd iteration with k=8 (at most
+   2M samples), and those of the cluster sums alone: on CUDA the
+   deterministic ``index_put_`` adds a cluster's rows one after another, so
+   a few large clusters may make the sums, not the products, the cost.
+
+Run on a GPU machine (43 s on an H200, 26 of them K-means, before check 8):
 ``python benchmarks/gpu_check.py --size full | tee benchmarks/results/gpu_check.txt``.
 On the CPU (as the test suite does): ``python benchmarks/gpu_check.py --size
 tiny --device cpu``, a few dozen samples and one epoch, under a minute.
@@ -684,6 +689,59 @@ def check_kmeans_speed(ctx: Context) -> str:
     )
 
 
+def _sums_alone(n: int, d: int, k: int, device, repeats: int) -> float:
+    """Seconds of one iteration's cluster sums, nothing else.
+
+    :func:`sk_replearn.classical._lloyd._sum_rows_by_label` of n rows with
+    uniform labels into (k, d) float64 sums, as a Lloyd pass calls it. On
+    CUDA it is the sort-based ``index_put_(accumulate=True)``, which adds
+    the rows of one cluster one after another: with few clusters and many
+    rows, the sums may take longer than the distance products.
+    """
+    from sk_replearn.classical._lloyd import _sum_rows_by_label
+
+    g = torch.Generator(device=device).manual_seed(0)
+    rows = torch.randn(n, d, generator=g, device=device, dtype=torch.float64)
+    labels = torch.randint(0, k, (n,), generator=g, device=device)
+    out = rows.new_zeros(k, d)
+    _sum_rows_by_label(out, labels, rows)  # warm up
+    best = np.inf
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        _sum_rows_by_label(out.zero_(), labels, rows)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def check_kmeans_small_k(ctx: Context) -> str:
+    """Milliseconds per Lloyd iteration with 8 clusters, and the sums' share."""
+    n, d, _ = ctx.sizes["kmeans"]
+    n = min(n, 2_000_000)  # (n, d) float64 rows for the sums alone
+    k, device, repeats = 8, ctx.device, ctx.sizes["repeats"]
+    X = _blobs(n, d, k, device)
+    init = X[np.random.default_rng(1).choice(n, k, replace=False)]  # (k, d)
+
+    def ours(max_iter: int) -> int:
+        est = sk_replearn.KMeansTransformer(
+            n_clusters=k, init=init, n_init=1, max_iter=max_iter, tol=0.0,
+            device=str(device),
+        )  # fmt: skip
+        return est.fit(X).n_iter_
+
+    ours(2)  # warm up the kernels
+    per_iter, counted = _timed_iterations(
+        ours, ctx.sizes["kmeans_iters"], repeats, device
+    )
+    sums = _sums_alone(n, d, k, device, repeats)
+    return (
+        f"n={n} d={d} k={k} float32: {1e3 * per_iter:.3g} ms/iteration "
+        f"({counted} iterations timed, best of {repeats}), of which the "
+        f"cluster sums alone {1e3 * sums:.3g} ms"
+    )
+
+
 # -- running ------------------------------------------------------------------------
 def checks(ctx: Context) -> list[tuple[str, callable]]:
     """``(name, thunk)`` of every check, in the order they run."""
@@ -702,6 +760,7 @@ def checks(ctx: Context) -> list[tuple[str, callable]]:
         out.append((f"finetune[{name}]", lambda n=name: check_finetune(n, ctx)))
     out.append(("accelerate_two_process", lambda: check_accelerate(ctx)))
     out.append(("kmeans_speed", lambda: check_kmeans_speed(ctx)))
+    out.append(("kmeans_small_k", lambda: check_kmeans_small_k(ctx)))
     return out
 
 
