@@ -9,6 +9,7 @@ import with this torch); CI runs them in a second environment
 from __future__ import annotations
 
 import copy
+import gc
 import importlib.util
 import io
 import os
@@ -16,6 +17,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -35,7 +37,7 @@ from sk_replearn import (
     SimCLRTransformer,
     persistence,
 )
-from sk_replearn.nn.pretrained import ExportedModule, pool_features
+from sk_replearn.nn.pretrained import ExportedModule, HFTextBackbone, pool_features
 from sk_replearn.nn.surgery import encoder_blocks
 
 RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
@@ -417,6 +419,96 @@ def test_exported_module_trains_and_keeps_its_weights_through_pickle():
     ):
         assert torch.equal(copy_(x), module(x))
     assert not torch.equal(module(x), lin(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_pretrained_reduced_precision_network_runs_in_it_and_gives_float32(
+    dtype, digits
+):
+    # A bf16 or fp16 checkpoint fitted (the probe took the weights' dtype),
+    # then transform fed it float32 batches and failed.
+    X, _ = digits
+    net = _small_net().to(dtype)
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8), device="cpu").fit(X)
+    Z = rep.transform(X)
+    assert Z.dtype == np.float32 and Z.shape == (len(X), 16)
+    penultimate = copy.deepcopy(net).eval()
+    penultimate.fc = nn.Identity()
+    with torch.no_grad():
+        expected = penultimate(torch.from_numpy(X).reshape(-1, 1, 8, 8).to(dtype))
+    np.testing.assert_allclose(Z, expected.float().numpy(), rtol=1e-2, atol=1e-2)
+    cut = PretrainedTransformer(net, layer="stem", input_shape=(1, 8, 8), device="cpu")
+    assert cut.fit_transform(X).dtype == np.float32
+    # Its float32 features feed a fine-tuner's float32 head.
+    clf = FineTuner(rep, strategy="frozen", max_epochs=1, device="cpu", random_state=0)
+    assert clf.fit(X, np.arange(len(X)) % 3).predict(X).shape == (len(X),)
+
+
+def test_hugging_face_backbone_pools_a_reduced_precision_model_in_float32():
+    # Its bf16 states gave bf16 features, which numpy cannot hold.
+    class Text(nn.Module):
+        config = type("Config", (), {"hidden_size": 4})
+
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+
+        def forward(self, input_ids, attention_mask):
+            return type("Out", (), {"last_hidden_state": self.embed(input_ids)})
+
+    model = Text().to(torch.bfloat16)
+    ids = torch.tensor([[1, 2, 0], [3, 0, 0]])  # 0 pads
+    rows = model.embed.weight.float()
+    expected = {
+        "avg": torch.stack([(rows[1] + rows[2]) / 2, rows[3]]),
+        "max": torch.stack([torch.maximum(rows[1], rows[2]), rows[3]]),
+        "cls": rows[[1, 3]],
+    }
+    for pooling, want in expected.items():
+        with torch.no_grad():
+            out = HFTextBackbone(model, 0, pooling)(ids)
+        assert out.dtype == torch.float32, pooling
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+def test_pretrained_transform_on_a_device_leaves_the_fitted_encoder_on_the_cpu(
+    digits, monkeypatch
+):
+    # transform moved encoder_ to its device in place: after a transform on
+    # CUDA, the estimator's pickle held CUDA tensors, which a machine without
+    # a GPU cannot load. The meta device stands in for CUDA; meta tensors
+    # hold no values to copy back, so the batches' loop returns zeros.
+    X, _ = digits
+    rep = PretrainedTransformer(_small_net(), input_shape=(1, 8, 8), device="cpu")
+    rep.fit(X)
+    runs = []
+
+    def on_device(self, X, fn, n_out, *, device, **kwargs):
+        out = fn(torch.zeros(len(X), X.shape[1], device=device))
+        runs.append((fn, out.device.type))
+        return np.zeros((len(X), n_out), dtype=np.float32)
+
+    monkeypatch.setattr(
+        PretrainedTransformer, "_device", lambda self: torch.device("meta")
+    )
+    monkeypatch.setattr(PretrainedTransformer, "_map_batches", on_device)
+    rep.transform(X[:4])
+    rep.transform(X[:4])
+    assert [kind for _, kind in runs] == ["meta", "meta"]
+    assert runs[1][0] is runs[0][0], "the network was copied to the device twice"
+    for est in (rep, pickle.loads(pickle.dumps(rep))):
+        assert {t.device.type for t in est.encoder_.state_dict().values()} == {"cpu"}
+    # A change of the fitted weights reaches the device: a new copy.
+    with torch.no_grad():
+        next(rep.encoder_.parameters()).add_(1.0)
+    rep.transform(X[:4])
+    assert runs[2][0] is not runs[1][0]
+    # A refit frees the device's copy of the encoder it replaces.
+    copied = weakref.ref(runs[2][0])
+    runs.clear()
+    rep.fit(X)
+    gc.collect()
+    assert copied() is None
 
 
 # -- FineTuner on a network pre-trained elsewhere -----------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -230,12 +231,44 @@ def _user_module(obj, kwargs: dict, param: str, names: Sequence[str]) -> nn.Modu
     )
 
 
-def _dummy_forward(module: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+def first_floating(module: nn.Module) -> torch.Tensor | None:
+    """The first floating parameter of ``module`` (else buffer), or None.
+
+    Its device and dtype are where and in what precision the module computes.
+    """
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return next((t for t in tensors if t.is_floating_point()), None)
+
+
+def probe_zeros(module: nn.Module, *shape: int) -> torch.Tensor:
+    """Zeros of ``shape`` for a dry run of ``module``, made where it computes.
+
+    On the device and in the dtype of the module's first floating parameter
+    (or buffer, for a module without parameters): a user's module may live
+    on CUDA or hold bf16 weights, and a probe on the CPU in float32 would
+    fail there for a reason that is not the shape being checked. A module
+    without floating tensors takes float32 zeros on the CPU.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn.build import probe_zeros
+    >>> probe_zeros(torch.nn.Linear(3, 2).to(torch.bfloat16), 2, 3).dtype
+    torch.bfloat16
+    >>> probe_zeros(torch.nn.ReLU(), 2, 3).device
+    device(type='cpu')
+    """
+    ref = first_floating(module)
+    if ref is None:
+        return torch.zeros(shape)
+    return torch.zeros(shape, device=ref.device, dtype=ref.dtype)
+
+
+def _dummy_forward(module: nn.Module, shape: tuple, what: str) -> torch.Tensor:
+    """``module`` run on :func:`probe_zeros` of the batch ``shape``, in eval mode."""
     # eval() so BatchNorm running statistics are not touched by the probe.
     was_training = module.training
-    param = next(module.parameters(), None)
-    if param is not None:
-        x = x.to(param.device, param.dtype)
+    x = probe_zeros(module, *shape)
     module.eval()
     try:
         with torch.no_grad():
@@ -346,7 +379,7 @@ nn.Module or callable
         raise ValueError(
             f"encoder {name} has out_features={declared!r}; it must be an int."
         )
-    out = _dummy_forward(module, torch.zeros(2, *shape), "encoder")
+    out = _dummy_forward(module, (2, *shape), "encoder")
     if out.dim() != 2 or out.shape[0] != 2:
         raise ValueError(
             f"encoder {name} must map (B, *input_shape) to (B, out_features); "
@@ -467,7 +500,7 @@ or callable
         module = decoder(input_shape=shape, in_features=in_features, **kwargs)
     else:
         module = _user_module(decoder, kwargs, "decoder", DECODER_NAMES)
-    out = _dummy_forward(module, torch.zeros(2, in_features), "decoder")
+    out = _dummy_forward(module, (2, in_features), "decoder")
     if tuple(out.shape) != (2, *shape):
         raise ValueError(
             f"decoder {type(module).__name__} must map (B, in_features) to "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .build import probe_zeros
 from .conv import CNNEncoder, ResNetEncoder
 from .heads import Bottleneck
 from .mlp import MLPEncoder
@@ -201,8 +202,7 @@ def block_widths(encoder: TransferEncoder) -> list[int]:
                 "cannot be measured without an input_shape."
             )
         was_training = encoder.training
-        param = next(encoder.parameters(), None)
-        x = torch.zeros(2, *encoder.input_shape, device=getattr(param, "device", None))
+        x = probe_zeros(encoder, 2, *encoder.input_shape)
         encoder.eval()
         try:
             with torch.no_grad():

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .build import first_floating, probe_zeros
+
 __all__ = [
     "POOLINGS",
     "ExportedModule",
@@ -239,7 +241,18 @@ class PretrainedBackbone(nn.Module):
         return _submodule(self.model, self.layer, "layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled output of ``layer`` (or of the network) for a batch."""
+        """Pooled output of ``layer`` (or of the network) for a batch.
+
+        A network whose weights are in another floating dtype than ``x`` (a
+        bf16 or fp16 checkpoint) runs on ``x`` cast to that dtype, and its
+        features come back in ``x``'s dtype.
+        """
+        weights = first_floating(self.model)
+        if weights is not None and x.is_floating_point() and x.dtype != weights.dtype:
+            return self._features(x.to(weights.dtype)).to(x.dtype)
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer is None:
             out = _as_tensor(self.model(x), f"{type(self.model).__name__}")
             return pool_features(out, self.pooling)
@@ -269,10 +282,7 @@ class PretrainedBackbone(nn.Module):
         The network runs in eval mode (batch-norm statistics untouched) on
         a batch of 2 zero samples of shape ``input_shape``.
         """
-        param = next(self.parameters(), None)
-        x = torch.zeros(2, *input_shape)
-        if param is not None:
-            x = x.to(param.device, param.dtype)
+        x = probe_zeros(self, 2, *input_shape)
         was_training = self.training
         self.eval()
         try:
@@ -565,9 +575,12 @@ class HFTextBackbone(nn.Module):
         self.out_features = int(model.config.hidden_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Pooled last hidden states of a padded batch of ids."""
+        """Pooled last hidden states of a padded batch of ids, in float32."""
         mask = ids != self.pad_id  # (B, T)
         hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        # A bf16 or fp16 model's states are pooled (summed over the tokens)
+        # in float32, the features' dtype.
+        hidden = hidden.float()  # (B, T, D)
         if self.pooling == "cls":
             return hidden[:, 0]
         m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..nn import Bottleneck, build_encoder
+from ..nn.build import probe_zeros
 from ..nn.momentum import cosine_momentum, update_momentum
 from ..nn.surgery import TransferEncoder
 from ..views import make_views
@@ -130,7 +131,7 @@ class TwoViewObjective(Objective):
         training = self.backbone.training
         try:
             with torch.no_grad():
-                out = self.backbone.eval()(torch.zeros(2, *shape))
+                out = self.backbone.eval()(probe_zeros(self.backbone, 2, *shape))
         # RuntimeError from a layer's shapes, ValueError from an encoder's own
         # check (a ViT's patches must divide the local views).
         except (RuntimeError, ValueError) as exc:

@@ -47,6 +47,7 @@ from ..checkpoint import check_checkpoint_dir
 from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
+from ..nn.build import probe_zeros
 from ..nn.heads import CentredLayerNorm
 from ..nn.layers import cut_encoder
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
@@ -260,7 +261,7 @@ def _check_head_shape(head, module: nn.Module, in_features: int, out_features: i
     module.eval()  # no running statistics touched, no dropout drawn
     try:
         with torch.no_grad():
-            out = module(torch.zeros(2, in_features))
+            out = module(probe_zeros(module, 2, in_features))
     except Exception as err:  # the user's module: any error, reported as ours
         raise ValueError(
             f"head={head!r} built a module that fails on the encoder's "

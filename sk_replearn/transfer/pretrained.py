@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import weakref
 from collections.abc import Callable, Sequence
 from numbers import Integral
 
@@ -129,7 +130,8 @@ class PretrainedTransformer(BaseRepresentation):
     ----------
     encoder_ : TransferEncoder
         The frozen network with its preprocessing, ``(B, *input_shape_)``
-        to ``(B, n_components_)``, in eval mode.
+        to ``(B, n_components_)``, in eval mode, on the CPU (:meth:`transform`
+        runs a copy on ``device``, kept for the next calls).
     n_components_ : int
         Width of the representation, found by one forward pass.
     classifier_ : str or None
@@ -260,11 +262,7 @@ class PretrainedTransformer(BaseRepresentation):
             shape = tuple(self.input_shape_)
             prep_shape = shape if prep is None else _prep_shape(prep, shape)
             width = backbone.infer_width(prep_shape)
-        self.encoder_ = TransferEncoder(backbone, shape, width, prep=prep).eval()
-        self.encoder_.requires_grad_(False)
-        self.n_components_ = width
-        self._n_features_out = width
-        return self
+        return self._set_encoder(TransferEncoder(backbone, shape, width, prep=prep))
 
     def transform(self, X) -> np.ndarray:
         """The network's pooled features of X, computed batch by batch.
@@ -282,7 +280,7 @@ class PretrainedTransformer(BaseRepresentation):
         """
         check_is_fitted(self)
         device = self._device()
-        encoder = self.encoder_.to(device).eval()
+        encoder = _on_device(self.encoder_, device)
         if self._is_text():
             return self._map_tokens(
                 X, encoder, self.n_components_, device=device, owner=type(self).__name__
@@ -332,11 +330,7 @@ class PretrainedTransformer(BaseRepresentation):
             self.tokenizer_, network = _hf_model(name)
         pad = self.tokenizer_.pad_token_id
         backbone = HFTextBackbone(network, 0 if pad is None else pad, self.pooling)
-        width = backbone.out_features
-        self.encoder_ = TransferEncoder(backbone, None, width).eval()
-        self.encoder_.requires_grad_(False)
-        self.n_components_ = self._n_features_out = width
-        return self
+        return self._set_encoder(TransferEncoder(backbone, None, backbone.out_features))
 
     def _check_strings(self, X) -> list[str]:
         kind, sequences = check_sequences(X, type(self).__name__)
@@ -371,6 +365,17 @@ class PretrainedTransformer(BaseRepresentation):
     _map_tokens = _SequenceTransformer._map_tokens
 
     # -- helpers ------------------------------------------------------------------
+    def _set_encoder(self, encoder: TransferEncoder) -> PretrainedTransformer:
+        """Keep ``encoder`` frozen, in eval mode and on the CPU, as ``encoder_``.
+
+        On the CPU whatever device a user's network came on, so that the
+        estimator's pickle loads on any machine; :meth:`transform` runs a
+        copy on ``device`` (:func:`_on_device`).
+        """
+        self.encoder_ = encoder.cpu().eval().requires_grad_(False)
+        self.n_components_ = self._n_features_out = encoder.out_features
+        return self
+
     def _build_preprocess(self, X, network: nn.Module, hints: dict):
         """The preprocessing module (or None) before the network."""
         self.data_range_ = None
@@ -419,6 +424,39 @@ class PretrainedTransformer(BaseRepresentation):
         return tags
 
 
+# Copies of fitted encoders on a device, by encoder. transform runs the
+# network on the device, but encoder_ stays on the CPU where fit put it: moved
+# there in place, it would make the estimator's pickle (joblib is how this
+# estimator is saved) load only on a machine with that GPU. The copy is made
+# once and kept rather than at every call: sending a ResNet-50's 100 MB of
+# weights costs tens of milliseconds, which would dominate the transform of a
+# small batch (a served Pipeline). Weak keys: a copy lives as long as its
+# encoder (a refit or a deleted estimator frees it), and, being outside the
+# estimator, it is never pickled or cloned, and transform leaves the
+# estimator's __dict__ as it was.
+_DEVICE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _on_device(encoder: nn.Module, device: torch.device) -> nn.Module:
+    """``encoder`` to run on ``device``, in eval mode.
+
+    The encoder itself where it already is (the CPU, where fit keeps it);
+    elsewhere a copy, cached, and made again when a tensor of the encoder was
+    replaced or changed in place since (torch counts the in-place changes of
+    a tensor in its ``_version``).
+    """
+    tensors = [*encoder.parameters(), *encoder.buffers()]
+    if all(t.device == device for t in tensors):
+        return encoder.eval()
+    stamp = (device, [(id(t), t._version) for t in tensors])
+    cached = _DEVICE_COPIES.get(encoder)
+    if cached is None or cached[0] != stamp:
+        # The tensors are kept with the stamp so that their ids stay theirs.
+        cached = (stamp, tensors, copy.deepcopy(encoder).to(device))
+        _DEVICE_COPIES[encoder] = cached
+    return cached[2].eval()
+
+
 class _Function(nn.Module):
     """A preprocessing function as a module (it must be picklable)."""
 
@@ -432,7 +470,7 @@ class _Function(nn.Module):
 
 def _prep_shape(prep: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The sample shape ``prep`` gives, by the encoders' dry run on zeros."""
-    out = _dummy_forward(prep, torch.zeros(2, *shape), "preprocess")
+    out = _dummy_forward(prep, (2, *shape), "preprocess")
     if out.shape[0] != 2:
         raise ValueError(
             "preprocess must map a batch (B, *input_shape) to a tensor (B, ...); "
