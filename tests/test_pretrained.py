@@ -444,6 +444,29 @@ def test_pretrained_reduced_precision_network_runs_in_it_and_gives_float32(
     assert clf.fit(X, np.arange(len(X)) % 3).predict(X).shape == (len(X),)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fine_tuning_a_reduced_precision_network_takes_steps_of_lr(dtype, digits):
+    # Trained in its own dtype, the network rounded AdamW's small steps away:
+    # at lr=1e-5, 1% of an fp16 layer's weights and none of its biases moved.
+    # The fine-tuner trains a float32 copy.
+    X, y = digits
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU()).to(dtype)
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8), device="cpu").fit(X)
+    lr, steps = 1e-5, 2  # one batch an epoch
+    clf = FineTuner(
+        rep, strategy="full", lr=lr, max_epochs=steps, batch_size=len(X),
+        device="cpu", random_state=0,
+    ).fit(X, y % 3)  # fmt: skip
+    before = rep.export_encoder().state_dict()
+    after = clf.export_encoder().state_dict()
+    for name, old in before.items():
+        step = (after[name].float() - old.float()).abs()
+        assert float((step > 0).float().mean()) > 0.5, name  # (dead units: 0)
+        assert float(step.max()) <= 1.5 * lr * steps  # AdamW: about lr a step
+    assert next(rep.encoder_.parameters()).dtype == dtype  # its own: untouched
+
+
 def test_hugging_face_backbone_pools_a_reduced_precision_model_in_float32():
     # Its bf16 states gave bf16 features, which numpy cannot hold.
     class Text(nn.Module):

@@ -411,9 +411,16 @@ class PretrainedTransformer(BaseRepresentation):
         )
 
     def _transfer_encoder(self) -> TransferEncoder:
-        """A trainable copy of the network (for the fine-tuners)."""
+        """A trainable float32 copy of the network (for the fine-tuners).
+
+        In float32 whatever the checkpoint's dtype: fp16 weights trained in
+        place lost AdamW's steps (its ``eps=1e-8`` underflows in fp16) and
+        the loss turned NaN. The fine-tuner's ``precision`` runs the forward
+        pass in bf16 or fp16 over these float32 weights, as mixed precision
+        does.
+        """
         check_is_fitted(self)
-        return self.export_encoder()
+        return self.export_encoder().float()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
