@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import re
 import types
 from collections.abc import Mapping
@@ -83,7 +84,7 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _REPR_DEPTH = 3
 
 
-def _stable_repr(value, depth: int = 0) -> str:
+def _stable_repr(value, depth: int = 0, *, canonical: bool = False) -> str:
     """``repr(value)`` as it reads in every process: without memory addresses.
 
     A numpy random state or generator counts by a digest of its state, a
@@ -92,6 +93,12 @@ def _stable_repr(value, depth: int = 0) -> str:
     lists, tuples, dicts and sets by their items (a set's sorted); anything
     else by its repr, less the addresses in it. Plain values (numbers,
     strings, tuples of them) read as their repr.
+
+    ``canonical=True`` reads equal settings of other types alike (see
+    :func:`_model_repr`): numpy scalars as the Python values they equal,
+    lists as tuples, a dict's items sorted by key, and an estimator (a
+    views object) as its class and the parameters it sets other than their
+    defaults.
 
     Examples
     --------
@@ -104,6 +111,9 @@ def _stable_repr(value, depth: int = 0) -> str:
     >>> _stable_repr(np.sqrt)
     "<ufunc 'sqrt'>"
     """
+    inner = functools.partial(_stable_repr, depth=depth + 1, canonical=canonical)
+    if canonical and isinstance(value, np.generic):  # np.int64(4) is 4
+        value = value.item()
     if isinstance(value, np.random.RandomState):
         return f"RandomState(state {_digest_of(value.get_state(legacy=False))})"
     if isinstance(value, np.random.Generator):
@@ -121,31 +131,76 @@ def _stable_repr(value, depth: int = 0) -> str:
             name += f" {_digest_of(body)}"
         return f"<function {name}>"
     if isinstance(value, types.MethodType):
-        owner = _stable_repr(value.__self__, depth + 1)
-        return f"<bound method {value.__func__.__qualname__} of {owner}>"
+        return (
+            f"<bound method {value.__func__.__qualname__} of {inner(value.__self__)}>"
+        )
     if isinstance(value, functools.partial):
-        args = [_stable_repr(v, depth + 1) for v in (value.func, *value.args)]
-        args += [f"{k}={_stable_repr(v, depth + 1)}" for k, v in value.keywords.items()]
+        args = [inner(v) for v in (value.func, *value.args)]
+        args += [f"{k}={inner(v)}" for k, v in value.keywords.items()]
         return f"functools.partial({', '.join(args)})"
     if type(value) in (list, tuple):
-        items = [_stable_repr(v, depth + 1) for v in value]
-        if type(value) is list:
+        items = [inner(v) for v in value]
+        if type(value) is list and not canonical:
             return "[" + ", ".join(items) + "]"
         return "(" + items[0] + ",)" if len(items) == 1 else f"({', '.join(items)})"
     if type(value) is dict:
-        items = [f"{k!r}: {_stable_repr(v, depth + 1)}" for k, v in value.items()]
-        return "{" + ", ".join(items) + "}"
+        items = [
+            f"{inner(k) if canonical else repr(k)}: {inner(v)}"
+            for k, v in value.items()
+        ]
+        return "{" + ", ".join(sorted(items) if canonical else items) + "}"
     if type(value) in (set, frozenset) and value:  # in the order of no process
-        items = sorted(_stable_repr(v, depth + 1) for v in value)
+        items = sorted(inner(v) for v in value)
         text = "{" + ", ".join(items) + "}"
         return text if type(value) is set else f"frozenset({text})"
+    if canonical and isinstance(value, BaseEstimator) and depth < _REPR_DEPTH:
+        return _estimator_text(value, inner)
     if type(value).__repr__ is object.__repr__ and not isinstance(value, type):
         # A user's object (a views callable, say) shows only its address.
         cls = type(value)
         attrs = vars(value) if hasattr(value, "__dict__") else {}
-        text = _stable_repr(attrs, depth + 1) if depth < _REPR_DEPTH else "{...}"
+        text = inner(attrs) if depth < _REPR_DEPTH else "{...}"
         return f"<{cls.__module__}.{cls.__qualname__} object {text}>"
     return _ADDRESS.sub("", repr(value))
+
+
+def _estimator_text(estimator, text) -> str:
+    """``Class(name=value, ...)`` of the parameters ``estimator`` sets other
+    than their defaults, each value read by ``text``."""
+    cls = type(estimator)
+    signature = inspect.signature(cls).parameters
+    shown = []
+    for key, value in sorted(estimator.get_params(deep=False).items()):
+        now = text(value)
+        default = (
+            signature[key].default if key in signature else inspect.Parameter.empty
+        )
+        if default is inspect.Parameter.empty or now != text(default):
+            shown.append(f"{key}={now}")
+    return f"{cls.__name__}({', '.join(shown)})"
+
+
+def _model_repr(value) -> str:
+    """A model parameter's value as text that equal settings share.
+
+    What tells a parameter that ``set_params`` changed since ``fit`` from
+    the same value set again: :func:`_stable_repr` (no memory addresses, so
+    a function or object reads the same in the process that unpickles the
+    estimator), with numpy scalars read as the Python values they equal,
+    lists as tuples, a dict's items in the order of their keys, and an
+    estimator (a views object) as its class and the parameters it sets
+    other than their defaults.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn._fingerprint import _model_repr
+    >>> _model_repr({"b": [16, np.int64(8)], "a": np.float32(0.5)})
+    "{'a': 0.5, 'b': (16, 8)}"
+    >>> _model_repr(np.int64(4)) == _model_repr(4)
+    True
+    """
+    return _stable_repr(value, canonical=True)
 
 
 def _digest_of(value) -> str:

@@ -516,6 +516,11 @@ class BaseRepresentation(
         ------
         TypeError
             If a parameter or fitted attribute is not data.
+        ValueError
+            If ``set_params`` changed a parameter of what the estimator
+            built (a width, a fine-tuner's ``head`` or
+            ``representation__n_components``, ...) since ``fit``: set it
+            back, or fit again.
 
         See Also
         --------
@@ -565,9 +570,12 @@ class BaseRepresentation(
         ------
         ValueError
             If the file is not an sk_replearn file, holds more than data, or
-            is damaged (what it holds does not match its checksum).
+            is damaged (cut off, or what it holds does not match its
+            checksum).
         TypeError
             If it holds an estimator of another class.
+        OSError
+            If the file cannot be opened (``FileNotFoundError``, ...).
 
         Examples
         --------

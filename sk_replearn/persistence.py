@@ -272,7 +272,7 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     changed = [
         (k, was, now)
         for k, was, now in getattr(estimator, "_changed_since_fit", list)()
-        if k not in _WHERE_IT_RUNS
+        if k.rsplit("__", 1)[-1] not in _WHERE_IT_RUNS  # a representation__device too
     ]
     if changed:
         what = ", ".join(f"{k}={now} (fitted with {was})" for k, was, now in changed)
@@ -513,6 +513,12 @@ def save(estimator, path) -> None:
     ------
     TypeError
         If a parameter or fitted attribute is not data.
+    ValueError
+        If ``set_params`` changed a parameter of what a neural estimator or
+        fine-tuner built (a width, ``head``, ``strategy``, ``optimizer``, a
+        fine-tuner's ``representation__n_components``, ...) since ``fit``:
+        the file would pair the fitted network with parameters that do not
+        build it. Set the parameter back, or fit again.
 
     Examples
     --------
@@ -563,10 +569,13 @@ def load(path, *, device=None) -> BaseEstimator:
     ------
     ValueError
         If the file is not an sk_replearn file, holds more than data, is
-        damaged (what it holds does not match the checksum written with
-        it), or holds an estimator that this version of sk_replearn cannot
-        rebuild (parameters it does not have, or none: a file of another
-        version).
+        damaged (cut off, or what it holds does not match the checksum
+        written with it), or holds an estimator that this version of
+        sk_replearn cannot rebuild (parameters it does not have, or none: a
+        file of another version).
+    OSError
+        If the file cannot be opened (``FileNotFoundError``,
+        ``PermissionError``, ``IsADirectoryError``).
 
     Examples
     --------
@@ -588,11 +597,37 @@ def load(path, *, device=None) -> BaseEstimator:
     return _build(spec, device, os.fspath(path))
 
 
+#: The errors of a file that could not be opened, which :func:`_read` raises
+#: as they are.
+_NOT_OPENED = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
 def _read(path, fmt: str) -> dict:
+    """The payload of an sk_replearn file of format ``fmt``, checked.
+
+    An OSError of a file that cannot be opened is raised as it is; a file
+    that opens but is not such a file (cut off, damaged, another kind of
+    file, a pickle) raises a ValueError naming it.
+    """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:  # no such file, a folder, no permission: said as it is
-        raise
+    except OSError as exc:
+        # No such file, a folder, no permission: said as it is. torch's zip
+        # reader raises a bare OSError (EINVAL) too, for a file cut off past
+        # its first kilobyte (an interrupted copy or download).
+        if isinstance(exc, _NOT_OPENED) or not os.path.isfile(path):
+            raise
+        raise ValueError(
+            f"{os.fspath(path)!r} is damaged: torch cannot read it as the zip "
+            "archive save() writes (a file cut off by an interrupted copy or "
+            "download reads so); it was not loaded. Restore it from a copy, or "
+            f"save the estimator again. ({type(exc).__name__}: {exc})"
+        ) from exc
     except Exception as exc:  # torch.load fails as many ways as files can be odd
         # (a text file: KeyError; an empty one: EOFError; a pickle: Unpickling)
         raise ValueError(

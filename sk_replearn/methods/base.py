@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from torch import nn
 
+from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
 from ..base import BaseRepresentation, seed_from_random_state, with_article
 from ..checkpoint import TrainingCheckpoint, fingerprint
@@ -236,26 +237,41 @@ class NeuralRepresentation(BaseRepresentation):
     #: is checked by :meth:`_check_warm_start`).
     _WARM_OWN_CHECK: frozenset = frozenset()
 
-    def _model_params(self) -> dict:
-        """What the fitted model was built and trained with, as reprs."""
-        skip = self._WARM_APPLIED | self._WARM_OWN_CHECK | {"optimizer"}
-        return {
-            k: repr(v) for k, v in self.get_params(deep=False).items() if k not in skip
-        }
+    def _model_params(self, text=_model_repr) -> dict:
+        """What the fitted model was built and trained with, each value as
+        ``text`` reads it (see :func:`~sk_replearn._fingerprint._model_repr`).
+
+        The optimiser counts (its saved state is its class's) by its name
+        where it has one: ``torch.optim.AdamW`` is ``"adamw"``.
+        """
+        skip = self._WARM_APPLIED | self._WARM_OWN_CHECK
+        params = self.get_params(deep=False)
+        if "optimizer" in params:
+            named = {cls: name for name, cls in OPTIMIZERS.items()}
+            params["optimizer"] = named.get(params["optimizer"], params["optimizer"])
+        return {k: text(v) for k, v in params.items() if k not in skip}
 
     def _changed_since_fit(self) -> list[tuple[str, str, str]]:
-        """``(name, fitted repr, present repr)`` of each model parameter that
-        ``set_params`` changed since ``fit`` (none for an unfitted estimator,
-        or one fitted by a version that did not record them)."""
+        """``(name, fitted value, present value)``, as text, of each model
+        parameter that ``set_params`` changed since ``fit`` (none for an
+        unfitted estimator, or one fitted by a version that did not record
+        them).
+
+        Values are compared as :func:`~sk_replearn._fingerprint._model_repr`
+        reads them: equal settings of other types (``np.int64(4)`` and
+        ``4``, a list and a tuple) and a function or object unpickled in
+        another process are no change. A parameter the fit did not record
+        (one added since) is not compared.
+        """
         fitted = getattr(self, "_fitted_params", None)
         if fitted is None:
             return []
         now = self._model_params()
-        return [
-            (k, fitted.get(k, "<unset>"), now.get(k, "<unset>"))
-            for k in sorted({*fitted, *now})
-            if fitted.get(k) != now.get(k)
-        ]
+        changed = [k for k in sorted(fitted.keys() & now.keys()) if fitted[k] != now[k]]
+        if changed:  # fitted by a version that recorded plain reprs?
+            plain = self._model_params(repr)
+            changed = [k for k in changed if fitted[k] != plain[k]]
+        return [(k, fitted[k], now[k]) for k in changed]
 
     def _check_warm_params(self) -> None:
         """Refuse a warm start after a change it would not apply.
@@ -263,8 +279,9 @@ class NeuralRepresentation(BaseRepresentation):
         A warm start continues the fitted network and objective: a changed
         ``temperature``, ``views``, ``momentum``, width, ``device`` or
         ``precision`` would be reported by ``get_params`` but not used.
+        (A changed ``optimizer`` is refused by :meth:`_check_warm_start`.)
         """
-        changed = self._changed_since_fit()
+        changed = [c for c in self._changed_since_fit() if c[0] != "optimizer"]
         if changed:
             was = ", ".join(f"{k}={fitted}" for k, fitted, _ in changed[:4])
             raise ValueError(

@@ -31,7 +31,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from .._fingerprint import pretrain_digest
+from .._fingerprint import _model_repr, pretrain_digest
 from .._warn import warn_user
 from ..base import (
     _check_float32_range,
@@ -653,6 +653,43 @@ class BaseFineTuner(NeuralRepresentation):
                 module.features_input = False
         self.n_blocks_ = len(blocks)
         self._record_fit(net)
+        self._fitted_params = self._model_params()  # what save() checks
+
+    #: How the fine-tuning trains, not what it builds: the blocks' learning
+    #: rates (the optimiser's state keeps those it trained with) and the
+    #: views, which only the training reads.
+    _TRAINING_ONLY = frozenset({"encoder_lr_scale", "layer_decay", "views"})
+
+    def _model_params(self, text=_model_repr) -> dict:
+        """What the fine-tuned network and optimiser were built with, as text.
+
+        The fine-tuner's own model parameters (``strategy``, ``head``,
+        ``freeze_layers``, ``reinit_layers``, ``optimizer``, where it runs)
+        and, as ``representation__<name>``, the representation's: its own
+        model parameters and the ``transform_layer`` its encoder was cut
+        at. The representation itself counts by its class (None by the
+        default it stands for), so that a ``device`` or ``verbose`` set on
+        it is no change. ``save`` refuses a change of any of them since
+        ``fit`` (see ``_changed_since_fit``): ``load`` rebuilds the network
+        from the fine-tuner's parameters and the fitted ``representation_``.
+        """
+        params = {
+            k: v
+            for k, v in super()._model_params(text).items()
+            if k not in self._TRAINING_ONLY
+        }
+        rep = self.representation
+        rep = self._default_representation() if rep is None else rep
+        params["representation"] = type(rep).__name__
+        own = rep.get_params(deep=False)
+        if hasattr(rep, "_model_params"):
+            inner = rep._model_params(text)
+        else:  # PCA, K-means: every parameter but those of where it runs
+            inner = {k: text(v) for k, v in own.items() if k not in _NOT_FINGERPRINTED}
+        if "transform_layer" in own:
+            inner["transform_layer"] = text(own["transform_layer"])
+        params.update({f"representation__{k}": v for k, v in inner.items()})
+        return params
 
     def _check_representation_columns(self) -> None:
         """X's column names are those the representation was fitted on, in order.
