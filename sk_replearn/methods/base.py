@@ -25,6 +25,7 @@ from torch import nn
 
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
+from .._warn import warn_user
 from ..base import BaseRepresentation, seed_from_random_state, with_article
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
@@ -401,15 +402,20 @@ class NeuralRepresentation(BaseRepresentation):
                 "device; use precision='bf16' or '32' on the CPU."
             )
         device = self._device()
+        # The capability of this device, not of the current one; and not
+        # torch.cuda.is_bf16_supported(), which says True where bfloat16 is
+        # only emulated (its default including_emulation=True).
         if (
             self.precision == "bf16"
             and device.type == "cuda"
-            and not torch.cuda.is_bf16_supported()
+            and torch.cuda.get_device_capability(device) < (8, 0)
         ):
-            raise ValueError(
-                f"precision='bf16' needs bfloat16 products, which "
-                f"{torch.cuda.get_device_name(device)} lacks (GPUs before "
-                "NVIDIA's Ampere); use precision='16' or '32'."
+            warn_user(
+                f"precision='bf16' on {torch.cuda.get_device_name(device)}, "
+                "which has no bfloat16 products (GPUs before NVIDIA's Ampere, "
+                "compute capability 8.0): they are emulated, more slowly than "
+                "float32's. precision='16' uses its float16 tensor cores.",
+                UserWarning,
             )
 
     def _optimizer_steps(self, n_samples: int) -> int:
