@@ -491,6 +491,10 @@ class BaseRepresentation(
 
     #: What integer and boolean X becomes (see :func:`float_dtypes`).
     _integers_as: type = np.float32
+    #: Whether the model reads N-D samples by their layout (channels, then
+    #: height and width): False for a model of flat rows, for which any
+    #: reading of the axes gives the same result and no warning is due.
+    _reads_layout: bool = True
 
     def save(self, path) -> None:
         """Save the fitted estimator to ``path``, as data that runs no code.
@@ -764,7 +768,8 @@ class BaseRepresentation(
                 )
             return shape
         if nd_shape is not None:
-            _warn_unlikely_layout(tuple(nd_shape))
+            if self._reads_layout:
+                _warn_unlikely_layout(tuple(nd_shape))
             return nd_shape
         return (n_features,)
 

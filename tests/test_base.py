@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sk_replearn import KMeansTransformer, PCATransformer
 from sk_replearn.base import (
     BaseRepresentation,
     resolve_device,
@@ -118,6 +119,9 @@ def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
         _Scale().fit(X.reshape(6, 1, *shape[:2], -1)[:, :, :, :, 0])
         _Scale().fit(np.zeros((6, 3, 40)))  # a 3-channel signal
         _Scale().fit(np.zeros((6, 4, 4)))  # too small to be an image
+        # Models of flat rows give the same result whatever the axes mean.
+        PCATransformer(2).fit(X)
+        KMeansTransformer(2, n_init=1, random_state=0).fit(X)
 
 
 def test_base_tabular_input_shape_defaults_to_n_features():

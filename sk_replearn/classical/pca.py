@@ -211,6 +211,7 @@ class PCATransformer(BaseRepresentation):
     #: Integer X becomes float64, as in scikit-learn: the float32 rounding
     #: of integers beyond 2**24 (timestamps) would defeat the float64 paths.
     _integers_as = np.float64
+    _reads_layout = False  # flat rows: the axes' meaning changes nothing
     _parameter_constraints: dict = {
         **BaseRepresentation._parameter_constraints,
         "n_components": [
