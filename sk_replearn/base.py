@@ -495,6 +495,9 @@ class BaseRepresentation(
     #: height and width): False for a model of flat rows, for which any
     #: reading of the axes gives the same result and no warning is due.
     _reads_layout: bool = True
+    #: Whether ``fit`` trains the network that ``transform`` runs (not a
+    #: network pre-trained elsewhere), for the advice of its errors.
+    _trains_network: bool = True
 
     def save(self, path) -> None:
         """Save the fitted estimator to ``path``, as data that runs no code.

@@ -804,3 +804,17 @@ def test_an_exported_program_that_creates_tensors_follows_its_module_to_a_device
     module = ExportedModule(buf.getvalue())
     x = torch.randn(2, 4)
     torch.testing.assert_close(copy.deepcopy(module)(x), module(x), rtol=0, atol=0)
+
+
+def test_a_network_that_gives_nan_is_named_not_its_training(digits):
+    # A frozen network's NaN was blamed on weights grown in fit, with the
+    # advice to lower lr and check loss_curve_: it has neither.
+    class Log(nn.Module):
+        def forward(self, x):
+            return torch.log(x.flatten(1) - 1.0)  # NaN below 1
+
+    X, _ = digits
+    rep = PretrainedTransformer(Log(), input_shape=(1, 8, 8), device="cpu").fit(X)
+    with pytest.raises(ValueError, match="network itself produces them") as e:
+        rep.transform(X)
+    assert "lr" not in str(e.value) and "loss_curve_" not in str(e.value)

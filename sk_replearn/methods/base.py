@@ -922,11 +922,15 @@ def _check_optimizer_class(optimizer, weight_decay: float = 0.0) -> None:
         )
 
 
-def _check_finite_output(out: np.ndarray, X, owner: str) -> None:
+def _check_finite_output(
+    out: np.ndarray, X, owner: str, *, trained: bool = True
+) -> None:
     """Never answer NaN silently: an error that says where it likely came from.
 
     X is the validated array (its largest value is quoted), a Dataset (whose
     items nobody checked), or None for token ids (always finite).
+    ``trained=False`` for a network that ``fit`` did not train (a
+    pre-trained one), whose weights no lr can have grown.
     """
     finite = np.isfinite(out)
     if finite.all():
@@ -940,6 +944,10 @@ def _check_finite_output(out: np.ndarray, X, owner: str) -> None:
         "the model itself overflows: its weights may have grown too large in "
         "fit (refit with a lower lr and check loss_curve_ or history), or its "
         "network produces NaN (e.g. divides by zero)"
+        if trained
+        else "the network itself produces them on these inputs (it overflows, "
+        "or divides by zero): run it on a batch of X to see where; fit did "
+        "not change its weights"
     )
     if isinstance(X, np.ndarray) and X.size:
         if not np.isfinite(X).all():

@@ -211,7 +211,7 @@ class _SequenceTransformer(NeuralRepresentation):
                 ids = data.take(idx).to(device, non_blocking=True)
                 out[idx.numpy()] = fn(ids).detach().to("cpu").numpy()
                 start = stop
-        _check_finite_output(out, None, owner)
+        _check_finite_output(out, None, owner, trained=self._trains_network)
         return out
 
     # -- fit -----------------------------------------------------------------

@@ -176,6 +176,7 @@ class PretrainedTransformer(BaseRepresentation):
     (20, 8)
     """
 
+    _trains_network = False  # fit only loads it
     _parameter_constraints: dict = {
         **BaseRepresentation._parameter_constraints,
         "model": [nn.Module, callable, str, os.PathLike],
@@ -289,7 +290,7 @@ class PretrainedTransformer(BaseRepresentation):
         out = self._map_batches(
             X, encoder, self.n_components_, device=device, batch_size=self.batch_size
         )
-        _check_finite_output(out, X, type(self).__name__)
+        _check_finite_output(out, X, type(self).__name__, trained=self._trains_network)
         return out
 
     def export_encoder(self) -> nn.Module:
