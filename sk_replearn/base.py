@@ -78,6 +78,48 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
         )
 
 
+def _raise_unreadable(X, exc: ValueError, owner: str) -> NoReturn:
+    """Re-raise scikit-learn's conversion error of X with its cause named.
+
+    ``check_array`` says "could not convert string to float: 'x'" for a
+    DataFrame's text or categorical column, naming no column, and prints
+    the whole of a complex array; other errors pass as they are.
+    """
+    text = str(exc)
+    if text.startswith("Complex data not supported"):
+        raise ValueError(
+            "Complex data not supported: X holds complex numbers "
+            f"({getattr(X, 'dtype', 'complex')}), and {owner} takes real "
+            "values. Pass X.real, np.abs(X), or both parts side by side, "
+            "np.hstack([X.real, X.imag])."
+        ) from None
+    if "could not convert" in text and hasattr(X, "columns"):
+        bad = [
+            str(c)
+            for c in X.columns
+            if not (
+                X[c].dtype.kind in "biuf"
+                or (X[c].dtype.kind == "O" and _numbers_only(X[c]))
+            )
+        ]
+        if bad:
+            raise ValueError(
+                f"X's column(s) {', '.join(map(repr, bad[:5]))} hold text or "
+                f"categories, and {owner} takes numbers: encode them first "
+                "(e.g. OneHotEncoder in a ColumnTransformer) or leave them out. "
+                f"({text})"
+            ) from None
+    raise exc
+
+
+def _numbers_only(column) -> bool:
+    try:
+        np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """Turn the ``device`` parameter into a :class:`torch.device`.
 
@@ -696,19 +738,27 @@ class BaseRepresentation(
                 "Dataset's samples into an array. The neural estimators' fit, "
                 "transform and score take Datasets."
             )
+        if X is None:  # scikit-learn's check_array reads it as NaN ("array=nan")
+            raise TypeError(
+                f"{type(self).__name__} got X=None; pass an array-like of shape "
+                "(n_samples, n_features) or (n_samples, *input_shape)."
+            )
         X, nd_shape = flatten_samples(X)
         if not reset and nd_shape is not None:
             # Before validate_data, whose message would count the flattened
             # features ("X has 729 features") of images of the wrong size.
             self._check_sample_shape(nd_shape)
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=float_dtypes(X, self._integers_as),
-            accept_sparse=False,
-            ensure_all_finite=check_values,
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=float_dtypes(X, self._integers_as),
+                accept_sparse=False,
+                ensure_all_finite=check_values,
+            )
+        except ValueError as exc:
+            _raise_unreadable(X, exc, type(self).__name__)
         X = positive_strides(X)
         if check_values:
             self._check_range(X, reset=reset)

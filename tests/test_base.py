@@ -250,3 +250,28 @@ def test_each_batch_is_copied_to_the_device_once():
     # 2 epochs of 4 training and 4 validation batches
     assert _HostTensor.copies == 16
     assert np.isfinite(net.history[:, "valid_loss"]).all()
+
+
+@pytest.mark.parametrize("name", ["PCATransformer", "SimCLRTransformer"])
+def test_unreadable_x_is_named_with_its_cause(name):
+    # scikit-learn's check_array read None as NaN ("array=nan"), named no
+    # column for a DataFrame's text, and printed the whole of complex data.
+    pd = pytest.importorskip("pandas")
+    import sk_replearn
+
+    est = getattr(sk_replearn, name)()
+    with pytest.raises(TypeError, match="got X=None; pass an array-like"):
+        est.fit(None)
+    frame = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, 3.0, 4.0],
+            "color": pd.Categorical(["x", "y", "x", "y"]),
+            "digits": ["1", "2", "3", "4"],  # text that reads as numbers: fine
+        }
+    )
+    with pytest.raises(ValueError, match=r"column\(s\) 'color' hold text.*OneHot"):
+        est.fit(frame)
+    big = np.full((50, 4), 1 + 2j)
+    with pytest.raises(ValueError, match=r"Complex data not supported.*X\.real") as e:
+        est.fit(big)
+    assert len(str(e.value)) < 300  # not the array
