@@ -138,6 +138,36 @@ def test_save_refuses_an_optimizer_changed_since_fit(data, tmp_path):
     assert _fit(loaded, X, y).n_epochs_ == 2
 
 
+@pytest.mark.parametrize(
+    "fitted, change",
+    [
+        ({}, {"tokenizer": "word"}),
+        ({}, {"vocab_size": 3}),
+        ({"tokenizer": "word"}, {"token_pattern": r"\w"}),
+    ],
+)
+def test_save_refuses_a_vocabulary_changed_since_fit(fitted, change, tmp_path):
+    # The vocabulary's parameters were left to the warm start's own check,
+    # so a save after set_params(vocab_size=...) wrote parameters that the
+    # fitted vocabulary was not built with.
+    rng = np.random.default_rng(0)
+    X = [" ".join(rng.choice(["AC", "GT", "TA"], size=6)) for _ in range(30)]
+    gpt = make("GPTTransformer", **fitted).fit(X)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"Cannot save GPTTransformer.*{name}="):
+        gpt.set_params(**change).save(tmp_path / "gpt.pt")
+    with pytest.raises(ValueError, match="on the vocabulary of the first fit"):
+        gpt.set_params(warm_start=True).fit(X)  # its own words, as before
+
+
+def test_a_vocabulary_parameter_that_does_not_matter_is_no_change(tmp_path):
+    rng = np.random.default_rng(0)
+    X = ["".join(rng.choice(list("ACGT"), size=12)) for _ in range(30)]
+    gpt = make("GPTTransformer").fit(X)  # characters: no token_pattern read
+    gpt.set_params(token_pattern=r"\w").save(tmp_path / "gpt.pt")
+    assert persistence.load(tmp_path / "gpt.pt").token_pattern == r"\w"
+
+
 # -- what is no change ---------------------------------------------------------
 @pytest.mark.parametrize(
     "name, fitted, now",

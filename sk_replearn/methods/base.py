@@ -235,7 +235,7 @@ class NeuralRepresentation(BaseRepresentation):
         }
     )
     #: Parameters a subclass checks itself in a warm start (``optimizer``
-    #: is checked by :meth:`_check_warm_start`).
+    #: is checked by :meth:`_check_warm_start`); ``save`` compares them too.
     _WARM_OWN_CHECK: frozenset = frozenset()
 
     def _model_params(self, text=_model_repr) -> dict:
@@ -245,7 +245,7 @@ class NeuralRepresentation(BaseRepresentation):
         The optimiser counts (its saved state is its class's) by its name
         where it has one: ``torch.optim.AdamW`` is ``"adamw"``.
         """
-        skip = self._WARM_APPLIED | self._WARM_OWN_CHECK
+        skip = self._WARM_APPLIED  # _WARM_OWN_CHECK's too: save compares them
         params = self.get_params(deep=False)
         if "optimizer" in params:
             named = {cls: name for name, cls in OPTIMIZERS.items()}
@@ -282,7 +282,8 @@ class NeuralRepresentation(BaseRepresentation):
         ``precision`` would be reported by ``get_params`` but not used.
         (A changed ``optimizer`` is refused by :meth:`_check_warm_start`.)
         """
-        changed = [c for c in self._changed_since_fit() if c[0] != "optimizer"]
+        own = self._WARM_OWN_CHECK | {"optimizer"}  # refused with their own words
+        changed = [c for c in self._changed_since_fit() if c[0] not in own]
         if changed:
             was = ", ".join(f"{k}={fitted}" for k, fitted, _ in changed[:4])
             raise ValueError(

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._docstrings import fill_doc
+from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, kept_heap, widest_output
 from ..base import fit_context, seed_from_random_state, store_params, with_article
 from ..objectives.sequence import BERTObjective, GPTObjective
@@ -153,6 +154,19 @@ class _SequenceTransformer(NeuralRepresentation):
         if tokenizer == "word":
             return (tokenizer, self.vocab_size, self.token_pattern)
         return (tokenizer, self.vocab_size)
+
+    def _model_params(self, text=_model_repr) -> dict:
+        """The base's, less the vocabulary's parameters that do not matter.
+
+        ``token_pattern`` splits only ``tokenizer="word"``'s words, and a
+        ready tokenizer ignores ``vocab_size`` too (see
+        :meth:`_vocabulary_settings`): a change of them is no change.
+        """
+        params = super()._model_params(text)
+        unused = {"token_pattern"} if self.tokenizer != "word" else set()
+        if not isinstance(self.tokenizer, str):
+            unused.add("vocab_size")
+        return {k: v for k, v in params.items() if k not in unused}
 
     def _check_same_vocabulary_settings(self) -> None:
         """A warm start reads X with the first fit's vocabulary: refuse another."""
