@@ -192,6 +192,23 @@ def test_unfitted_representation_is_pretrained_on_pretrain_X(small_digits):
     assert clf.representation_.n_epochs_ == rep.max_epochs
 
 
+def test_pretrain_X_of_other_samples_is_refused_before_pre_training(
+    small_digits, monkeypatch
+):
+    # Found only after the whole pre-training, when X met the representation.
+    X, y = small_digits
+    clf = FineTuner(_tiny_ae(), max_epochs=1, random_state=0)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("pre-training ran")
+
+    monkeypatch.setattr(type(clf.representation), "fit", no_training)
+    with pytest.raises(ValueError, match=r"pretrain_X has samples of shape \(60,\)"):
+        clf.fit(X[:100], y[:100], pretrain_X=X[:, :60])
+    with pytest.raises(ValueError, match=r"shape \(1, 8, 7\).*shape \(64,\)"):
+        clf.fit(X[:100], y[:100], pretrain_X=X.reshape(-1, 1, 8, 8)[:, :, :, :7])
+
+
 def test_pretrain_X_with_a_fitted_representation_warns_that_it_is_not_used(
     digits_ae, small_digits
 ):

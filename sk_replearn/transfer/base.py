@@ -14,6 +14,7 @@ The fit of a fine-tuner has four steps, in this order:
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 from numbers import Integral, Real
 
@@ -101,6 +102,25 @@ def pretrained(representation, X, pretrain_X, seed: int):
                 "device is where the fine-tuning runs)."
             ) from None
     return rep.fit(X if pretrain_X is None else pretrain_X)
+
+
+def _check_pretrain_width(X, pretrain_X) -> None:
+    """Refuse, before pre-training, a ``pretrain_X`` of other samples than X's.
+
+    Checked where ``pretrain_X`` has a ``shape`` (arrays, memmaps, tensors,
+    DataFrames); the representation's own fit validates the rest. Without
+    it, the mismatch was found after the whole pre-training.
+    """
+    shape = getattr(pretrain_X, "shape", None)
+    if shape is None or len(shape) < 2:
+        return
+    theirs, ours = tuple(shape[1:]), tuple(X.shape[1:])
+    if math.prod(theirs) != math.prod(ours):
+        raise ValueError(
+            f"pretrain_X has samples of shape {theirs}, but X has samples of "
+            f"shape {ours}: the representation pre-trained on pretrain_X "
+            "could not read X. Pre-train on samples like X's."
+        )
 
 
 def _holds_strings(X) -> bool:
@@ -589,6 +609,8 @@ class BaseFineTuner(NeuralRepresentation):
         X_in = X if nd_shape is None else X.reshape(len(X), *nd_shape)
         if pretrain_X is not None and not is_fitted(rep) and self._takes_sequences():
             pretrain_X = self._check_pretrain_sequences(X, pretrain_X)
+        elif pretrain_X is not None and not is_fitted(rep):
+            _check_pretrain_width(X_in, pretrain_X)
         self.representation_ = pretrained(rep, X_in, pretrain_X, seed)
         # The checkpoint's fingerprint: a run pre-trained on other data
         # must not be resumed (a fitted representation counts by its state).
