@@ -92,8 +92,7 @@ augmentation: nothing to learn, for tests only).""",
     "hidden_dim": (
         "int or None",
         """\
-Hidden width of the projection head (and of BYOL's predictor); None
-uses {hidden_default}.""",
+Hidden width of the projection head; None uses {hidden_default}.""",
     ),
     "n_local_views": (
         '"auto" or int',
@@ -134,8 +133,10 @@ Most tokens in the vocabulary: the most frequent ones for "char" and
 "word" (None keeps all), the size the subword vocabulary of "bpe" and
 "wordpiece" is learned up to (None means 1000), which is never less
 than the alphabet: byte-level BPE holds the 256 bytes, WordPiece every
-character of X, alone and as a continuation (``##a``). Ignored for integer input,
-whose vocabulary is every id from 0 to the largest (at most 2**24 ids).""",
+character of X, alone and as a continuation (``##a``). The 5 special
+tokens (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``) come on
+top: ``vocab_size_`` counts them. Ignored for integer input, whose
+vocabulary is every id from 0 to the largest (at most 2**24 ids).""",
     ),
     "token_pattern": (
         "str",
@@ -404,9 +405,10 @@ same architecture from scratch (the no-transfer baseline).""",
     "layer_decay": (
         "float in (0, 1]",
         """\
-Layer-wise learning-rate decay, as in MAE fine-tuning: the block i
-places below the top trains at ``lr * encoder_lr_scale *
-layer_decay**i``. 1 means no decay.""",
+Layer-wise learning-rate decay, as in MAE fine-tuning: the pre-trained
+block i places below the top pre-trained one (the re-initialised blocks
+of ``reinit_layers`` learn at ``lr`` and do not count) trains at ``lr *
+encoder_lr_scale * layer_decay**i``. 1 means no decay.""",
     ),
 }
 

@@ -78,6 +78,12 @@ def test_docstring_defaults_equal_signature(name):
     cls = PUBLIC_ESTIMATORS[name]
     signature = inspect.signature(cls.__init__).parameters
     stated = _stated_defaults(inspect.getdoc(cls))
+    # Every parameter that has a default says it (KMeansTransformer's init
+    # did not).
+    with_default = {
+        p for p, v in signature.items() if v.default is not inspect.Parameter.empty
+    }
+    assert with_default <= stated.keys(), f"{name}: {with_default - stated.keys()}"
     checked = 0
     for param, text in stated.items():
         try:

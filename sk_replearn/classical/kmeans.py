@@ -154,7 +154,8 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
     ----------
     n_clusters : int, default=8
         Number of clusters, and width of the code.
-    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features)
+    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features), \
+            default="k-means++"
         Initial centers. ``"k-means++"``: greedy k-means++ with
         ``2 + int(log(n_clusters))`` candidates per center, as scikit-learn.
         ``"random"``: ``n_clusters`` distinct rows of X. An array: these

@@ -19,13 +19,14 @@ from .._docstrings import fill_doc
 from ..base import flatten_samples, store_params
 from ..losses.multiview import GRAPHS
 from ..objectives.cmc import CMCObjective
-from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
+from .two_view import IN_BATCH_NEGATIVES_DOC, TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = ["CMCTransformer"]
 
 #: CMC's own description of the shared parameters.
 CMC_DOCS = {
     **TWO_VIEW_DOCS,
+    "batch_size": IN_BATCH_NEGATIVES_DOC,
     "n_components": """\
 Width of each view's encoding: an int ends every view's encoder with a
 linear layer to ``n_components`` features

@@ -9,12 +9,15 @@ from sklearn.utils._param_validation import Interval
 from .._docstrings import fill_doc
 from ..base import store_params
 from ..objectives.contrastive import MoCoObjective, SimCLRObjective
-from .two_view import TWO_VIEW_DOCS, _TwoViewTransformer
+from .two_view import IN_BATCH_NEGATIVES_DOC, TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = ["MoCoTransformer", "SimCLRTransformer"]
 
 
-@fill_doc(TWO_VIEW_DOCS, hidden_default="the encoder's width")
+@fill_doc(
+    {**TWO_VIEW_DOCS, "batch_size": IN_BATCH_NEGATIVES_DOC},
+    hidden_default="the encoder's width",
+)
 class SimCLRTransformer(_TwoViewTransformer):
     """SimCLR representation: two views of a sample attract, other samples repel.
 

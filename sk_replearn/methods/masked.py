@@ -102,7 +102,8 @@ class MAETransformer(NeuralRepresentation):
         that gives the fewest tokens from 4 to 256 (length 127 -> 1,
         254 -> 2), else a ValueError (length 997); for a table
         with ``d`` features, 1 when ``d <= 32``, else the smallest divisor of
-        ``d`` giving 4 to 32 tokens, else 1 (digits' 64 pixels -> 2).
+        ``d`` giving 4 to 32 tokens, else 1 up to 256 features (digits' 64
+        pixels -> 2), else a ValueError (257 features: pass ``patch_size``).
     mask_ratio : float or "auto", default="auto"
         Fraction of the tokens hidden in training, in (0, 1). At least one
         token always stays visible: for samples of very few tokens the

@@ -35,7 +35,15 @@ _Positive = Interval(Real, 0, None, closed="neither")
 
 
 @fill_doc(
-    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(180_000)},
+    {
+        **TWO_VIEW_DOCS,
+        "max_epochs": _auto_epochs_doc(180_000),
+        "hidden_dim": (
+            "int or None",
+            "Hidden width of the projection head and of the predictor; None "
+            "uses the encoder's width.",
+        ),
+    },
     hidden_default="the encoder's width",
 )
 class BYOLTransformer(_TwoViewTransformer):
@@ -356,7 +364,15 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
 
 
 @fill_doc(
-    {**TWO_VIEW_DOCS, "max_epochs": _auto_epochs_doc(120_000, 132_000)},
+    {
+        **TWO_VIEW_DOCS,
+        "max_epochs": _auto_epochs_doc(120_000, 132_000),
+        "projection_dim": (
+            "int",
+            "Output width of the projection head (at least 2): the number of "
+            "the soft classes whose distributions the loss compares.",
+        ),
+    },
     hidden_default="the encoder's width",
 )
 class DINOTransformer(_TwoViewTransformer):

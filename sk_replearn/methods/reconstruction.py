@@ -50,7 +50,7 @@ class AutoencoderTransformer(NeuralRepresentation):
 
     Attributes
     ----------
-    {attributes net_ training input}
+    {attributes net_ n_components_ training input}
 
     See Also
     --------
@@ -143,7 +143,9 @@ class AutoencoderTransformer(NeuralRepresentation):
                 "input values set to zero, at most 1; pass a fraction such as "
                 "noise=0.25 (or noise_type='gaussian' for a standard deviation)."
             )
-        return self._fit(X)
+        self._fit(X)
+        self.n_components_ = self._n_features_out  # the bottleneck's width
+        return self
 
     def inverse_transform(self, X) -> np.ndarray:
         """Decode codes back to the input space.

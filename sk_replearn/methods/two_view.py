@@ -29,7 +29,7 @@ from ..objectives.two_view import TwoViewObjective
 from ..training import NonFiniteLossError
 from .base import NeuralRepresentation, seeded
 
-__all__ = ["LOCAL_VIEWS", "TWO_VIEW_DOCS", "CollapseWarning"]
+__all__ = ["IN_BATCH_NEGATIVES_DOC", "LOCAL_VIEWS", "TWO_VIEW_DOCS", "CollapseWarning"]
 
 #: Constraint of ``n_local_views`` (multi-crop), for the methods that use it.
 LOCAL_VIEWS = [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")]
@@ -83,11 +83,16 @@ def _auto_epochs_doc(
     return 'int or "auto"', textwrap.fill(text, width=72)
 
 
+#: ``batch_size`` of the methods whose negatives are the batch's other samples.
+IN_BATCH_NEGATIVES_DOC = """\
+Samples per optimisation step (>= 2); larger batches give more negatives
+(each sample's other views in the batch) and steadier batch statistics."""
+
 #: What the two-view methods say differently of a shared parameter.
 TWO_VIEW_DOCS = {
     "batch_size": """\
-Samples per optimisation step (>= 2); larger batches give more negatives
-and steadier batch statistics.""",
+Samples per optimisation step (>= 2); larger batches give steadier batch
+statistics.""",
     "max_epochs": _auto_epochs_doc(),
 }
 

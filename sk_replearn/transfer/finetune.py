@@ -66,7 +66,8 @@ class-preserving views are the ones to pass.""",
 class FineTuner(ClassifierMixin, BaseFineTuner):
     """Fine-tune a pre-trained representation to a classification task.
 
-    "Pre-train on large-scale data, fine-tune on small-scale data": the
+    Pre-training on large unlabelled data, then fine-tuning on few labels
+    (Yosinski et al. [1]_; Howard and Ruder [2]_): the
     encoder of ``representation`` (learned without labels) gets a new head
     and is trained on the labels, fully at a lower learning rate, frozen,
     or partly re-initialised. The result is a classifier (``predict``,
@@ -95,6 +96,15 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     trusted source. :meth:`save` and :meth:`load` write and read a file of
     data only (``torch.load(weights_only=True)``), the fitted representation
     included: prefer them to exchange models.
+
+    References
+    ----------
+    .. [1] J. Yosinski, J. Clune, Y. Bengio and H. Lipson, "How transferable
+       are features in deep neural networks?", NeurIPS 2014.
+    .. [2] J. Howard and S. Ruder, "Universal language model fine-tuning for
+       text classification", ACL 2018 (learning rates by layer).
+    .. [3] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick, "Masked
+       autoencoders are scalable vision learners", CVPR 2022 (``layer_decay``).
 
     Examples
     --------
@@ -248,6 +258,11 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
     See Also
     --------
     FineTuner : The same for classification.
+
+    References
+    ----------
+    .. [1] J. Yosinski, J. Clune, Y. Bengio and H. Lipson, "How transferable
+       are features in deep neural networks?", NeurIPS 2014.
 
     Examples
     --------
