@@ -1083,3 +1083,21 @@ def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
     out = torch.full((5,), -1, dtype=torch.int64, device=device)
     _nearest(x, *_centers_t(centers), out=out)
     assert out.tolist() == [0, 0, 1, 0, 3]
+
+
+def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
+    # K-means keeps X on the device for its iterations: torch's
+    # OutOfMemoryError named neither X's size nor another way to fit it.
+    km = KMeansTransformer(n_clusters=3, random_state=0)
+    monkeypatch.setattr(type(km), "_device", lambda self: torch.device("meta"))
+    empty = torch.empty
+
+    def full_device(*args, device=None, **kwargs):
+        if torch.device(device or "cpu").type == "meta":
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+        return empty(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", full_device)
+    with pytest.raises(MemoryError, match=r"\d+ x \d+ float32.*device='cpu'.*partial"):
+        km.fit(blobs)
+    assert not hasattr(km, "cluster_centers_")

@@ -823,7 +823,15 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
             # of page faults, into numpy's 9 ms
             x = torch.from_numpy(np.empty((n, d), dtype=np.float32))
         else:
-            x = torch.empty((n, d), dtype=torch.float32, device=device)
+            try:
+                x = torch.empty((n, d), dtype=torch.float32, device=device)
+            except torch.OutOfMemoryError:
+                raise MemoryError(
+                    f"KMeansTransformer keeps X on the device for its "
+                    f"iterations: {n} x {d} float32 values ({4 * n * d / 2**30:.3g} "
+                    f"GiB) do not fit on {device}. Use device='cpu', fewer "
+                    "samples, or partial_fit on batches of X."
+                ) from None
         moments = fit and self.tol > 0
         s1 = torch.zeros(d, dtype=torch.float64, device=device)
         s2 = torch.zeros(d, dtype=torch.float64, device=device)
