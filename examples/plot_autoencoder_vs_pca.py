@@ -15,6 +15,7 @@ off each code.
 
 # %%
 import matplotlib.pyplot as plt
+import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mean_squared_error
@@ -58,7 +59,8 @@ plt.show()
 # The autoencoder's training curve: the loss it minimised, in standardised
 # units, epoch by epoch.
 fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
-ax.plot(models["autoencoder"].loss_curve_)
+loss_curve = models["autoencoder"].loss_curve_
+ax.plot(np.arange(1, len(loss_curve) + 1), loss_curve)
 ax.set_xlabel("epoch")
 ax.set_ylabel("training loss")
 ax.set_yscale("log")

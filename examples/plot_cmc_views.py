@@ -164,7 +164,7 @@ report("CCA of the raw halves", S_cca)
 # Between the encodings, a left half's true right half comes at a median rank
 # near chance: the two halves' encodings are not comparable, and neither are
 # the untrained network's projections. Through the trained heads, CMC puts
-# the true right half first for 36% to 42% of the test left halves, at a
+# the true right half first for 36% to 43% of the test left halves, at a
 # median rank of 2 (three runs, with ``random_state`` 0, 1 and 2 for the
 # split and the networks). CCA of the raw pixels does about as well at that
 # (38% to 43%): a stroke that crosses the middle of a digit continues from
@@ -211,15 +211,15 @@ report("CMC, without the seam", cosine(O_left, O_right))
 report("CCA, without the seam", cca_similarity(outer))
 
 # %%
-# Without the seam, the true right half is rarely first for either (CMC 7% to
-# 8%, CCA 3% to 4%, in the three runs): most of the exact matches above came
-# from the strokes that cross it. What is left is what the outer columns
-# share, and there the two methods part: CMC still ranks the true right
-# half at a median of 13, CCA at 33 to 38, and the right half CMC finds most
-# similar is of the same digit for 65% to 69% of the left halves, CCA's for
-# 50% to 54%. Following a stroke across the seam is a linear job; matching
-# the two far sides of a digit, which is mostly telling which digit it is,
-# is where the networks help.
+# Without the seam, the true right half is rarely first for either (CMC
+# about 7% to 8%, CCA 3% to 4%, in the three runs): most of the exact
+# matches above came from the strokes that cross it. What is left is what
+# the outer columns share, and there the two methods part: CMC still ranks
+# the true right half at a median of 13 or 14, CCA at 33 to 38, and the
+# right half CMC finds most similar is of the same digit for 65% to 69% of
+# the left halves, CCA's for 50% to 54%. Following a stroke across the
+# seam is a linear job; matching the two far sides of a digit, which is
+# mostly telling which digit it is, is where the networks help.
 
 # %%
 # What a half knows about the digit

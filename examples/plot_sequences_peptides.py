@@ -24,7 +24,8 @@ wheel (:func:`sk_replearn.datasets.load_peptides`).
 # Masked-token prediction on peptides
 # -----------------------------------
 # The default tokenizer makes every character a token, right for amino
-# acids. Short training keeps this example quick on a CPU; the benchmarks
+# acids. Short training (8 epochs of each model) keeps this example to about
+# two and a half minutes on two CPU cores, longer on one; the benchmarks
 # page reports the defaults.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -98,7 +99,7 @@ for peptide in written[:8]:
 # Do they look like antimicrobial peptides? Their amino-acid composition,
 # beside that of real antimicrobial and non-antimicrobial peptides: in this
 # data the antimicrobial ones hold more glycine (G), cysteine (C) and lysine
-# (K), and less arginine (R), methionine (M) and glutamate (E). Sampling at
+# (K), and less arginine (R), methionine (M) and valine (V). Sampling at
 # a temperature below 1 sharpens the model's preferences, so the written
 # peptides exaggerate the most frequent letters (G, K, L).
 letters = sorted(set("".join(X)))

@@ -186,8 +186,8 @@ pd.DataFrame(
 # The 8×8 digits of scikit-learn, split 75/25 with stratification; the
 # representations are fitted on the 1,347 training images without their
 # labels. ``max_epochs="auto"`` would give every method 60 epochs on this
-# many images; to keep the example near a minute and a half on one CPU
-# core, each gets 20, a third of its default training.
+# many images; to keep the example under two minutes on a CPU, each gets
+# 20, a third of its default training.
 #
 # Beside the raw pixels, a second baseline: the *untrained* encoder, that
 # of a SimCLR estimator given one epoch at ``lr=0``, so that its weights
@@ -397,57 +397,60 @@ plt.show()
 # %%
 # What the figures say
 # --------------------
-# The figures are of one seed; the same fits and measures with
-# ``random_state`` 1 and 2 (run outside this example) tell which of their
-# differences hold.
+# The figures are of one seed, and even the number of threads torch uses
+# moves the numbers in the second or third decimal (the order of a float
+# sum changes). Read the differences below with that, and with the spread
+# over the five draws, in mind.
 #
 # * **Every trained representation beats both baselines with 5 labels a
-#   class or more**, in all three seeds. With 2 labels a class it does here
-#   too, DINO by less than a point, but in one of the other runs (BYOL,
-#   seed 1: 0.747) a method fell below the raw pixels' 0.760.
+#   class.** With 2 labels a class all but DINO do; DINO lands within about
+#   a point of the raw pixels, above or below them depending on the run.
 # * **With every label there is little to choose.** The pixels of these
-#   small, centred digits already give 0.969; the methods give 0.980 to
-#   0.993 here, and their order changes with the seed (MoCo, last here,
-#   probed 0.993 and 0.996 with seeds 1 and 2).
+#   small, centred digits already give 0.969; the methods all give between
+#   0.97 and 1, and their order changes from run to run.
 # * **A few labels separate the methods more**, though the spread over the
-#   five draws (0.015 to 0.035) is as large as many of the gaps. In all
-#   three seeds, SimCLR, MoCo and VICReg scored 0.826 to 0.848 with 2
-#   labels a class, SimSiam and DINO 0.768 to 0.789; Barlow Twins (0.780
-#   to 0.828), SwAV (0.796 to 0.809) and BYOL (0.747 to 0.814) lay between
-#   or moved across.
+#   five draws (0.01 to 0.035) is as large as many of the gaps. With 2
+#   labels a class VICReg, MoCo and SimCLR come first (about 0.83 to 0.85),
+#   DINO last; SwAV, BYOL, SimSiam and Barlow Twins lie between (about
+#   0.78 to 0.80) and change places from run to run.
 # * **Negatives or not is not the divide here.** VICReg has none and sits
-#   with the two contrastive methods. What the three share is the
-#   uniformity of their representation: in each of the three seeds, the
-#   three most uniform representations were the three best with 2 labels
-#   (VICReg, SimCLR, and MoCo or Barlow Twins). Uniformity is not enough
-#   by itself: here the untrained encoder spreads the images about as
-#   evenly as DINO and SwAV do, and is far worse. Alignment separates the methods
-#   less: SwAV's two views agree most closely, and SwAV is in the middle.
+#   with the two contrastive methods. What VICReg and MoCo share is the
+#   uniformity of their representation: they are the two most uniform and
+#   among the three best with 2 labels, and DINO, the least uniform of the
+#   eight, is last. The link is loose: SimSiam is about as uniform as
+#   SimCLR and scores well below it. Uniformity is not enough by itself:
+#   the untrained encoder spreads the images about as evenly as DINO and
+#   SwAV do, and is far worse. Alignment separates the methods less:
+#   SwAV's two views agree most closely, and SwAV is in the middle.
 #   Both are measured on the representation, not on the head's output
 #   where each loss acts, so neither is what any loss optimised directly.
 # * **A momentum encoder did not pay at this budget.** MoCo and SimCLR are
-#   level (0.835 and 0.827 here, 0.845 and 0.848, 0.826 and 0.833 in the
-#   other seeds), and BYOL against SimSiam, its twin without the moving
-#   average, changed sign from seed to seed. A moving average was designed
-#   for hundreds of thousands of steps; these fits take 220 (11 an epoch),
-#   and each step pays for the second network's forward pass.
+#   level, within a point of each other, and BYOL against SimSiam, its twin
+#   without the moving average, is within the draws' spread, on either
+#   side. A moving average was designed for hundreds of thousands of steps;
+#   these fits take 220 (11 an epoch), and each step pays for the second
+#   network's forward pass.
 # * **The budget matters.** Twenty epochs are a third of the defaults. With
 #   the 60 of ``max_epochs="auto"``, ``benchmarks/bench_labels.py`` measures
 #   on the same split, protocol and draws 0.869 for SimCLR, 0.856 for SwAV
-#   and 0.837 for DINO with 2 labels a class (see :doc:`/benchmarks`): each
-#   4 to 7 points above its 20-epoch result here, in the same order.
+#   and 0.837 for DINO with 2 labels a class
+#   (``benchmarks/results/bench_labels.txt``, see :doc:`/benchmarks`): each
+#   4 to 9 points above its 20-epoch result in the table above, in the same
+#   order.
 # * **The untrained encoder is the floor that counts.** Its 256 random
 #   convolutional features are worth no more than the 64 pixels with every
 #   label and less with few: what the methods add comes from their
 #   training, not from the architecture.
-# * **Cost.** SimCLR and SimSiam were the cheapest fits (5 to 8 s at one
-#   thread in these runs), DINO, VICReg and SwAV usually the dearest (8 to
-#   15 s): DINO runs a teacher and, with SwAV, two local crops of every
-#   image; VICReg's expander has three layers 512 wide. Times vary by a
-#   third from run to run on a shared machine.
+# * **Cost.** The fit times (last panel of the bar chart) lie within a
+#   factor of about three of each other, and their order changes from run
+#   to run on a shared machine, so they rank nothing. What costs more per
+#   step is known: DINO runs a teacher and, with SwAV, two local crops of
+#   every image; VICReg's expander has three layers 512 wide; MoCo and BYOL
+#   run a second, momentum network.
 #
-# One data set of clean digits, one budget and three seeds make a
-# comparison of these methods, not a ranking of them. On the harder
-# MNIST-1D signals, with their full defaults, the linear probes of the
-# eight range from 0.866 (BYOL) to 0.932, where the raw signals give 0.328
-# (``benchmarks/bench_ssl.py``, in :doc:`/benchmarks`).
+# One data set of clean digits, one budget and one seed make a comparison
+# of these methods, not a ranking of them. On the harder MNIST-1D signals,
+# with their full defaults, the linear probes of the eight range from
+# 0.893 (BYOL) to 0.941 (VICReg), where the raw signals give 0.328
+# (``benchmarks/bench_ssl.py``; ``benchmarks/results/bench_ssl.txt``, in
+# :doc:`/benchmarks`).

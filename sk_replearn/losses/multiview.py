@@ -30,7 +30,7 @@ GRAPHS = ("full", "core")
 def view_pairs(n_views: int, graph: str = "full", core_view: int = 0):
     """The ordered pairs ``(anchor, positive)`` of views the loss contrasts.
 
-    CMC's two graphs of ``V`` views (Tian et al., 2019, Sec. 3.3): ``"full"``
+    CMC's two graphs of ``V`` views (Tian et al., ECCV 2020, Sec. 3.3): ``"full"``
     contrasts every pair of views, ``V (V - 1)`` ordered pairs; ``"core"``
     contrasts the ``core_view`` with each other view, ``2 (V - 1)`` ordered
     pairs. Each pair comes in both directions (each view once the anchor),
