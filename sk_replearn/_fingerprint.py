@@ -121,7 +121,9 @@ def _stable_repr(value, depth: int = 0, *, canonical: bool = False) -> str:
         return f"Generator({state['bit_generator']}, state {_digest_of(state)})"
     if isinstance(value, types.FunctionType):
         name = f"{value.__module__}.{value.__qualname__}"
-        if value.__name__ == "<lambda>":  # lambdas of one module share a name
+        # Lambdas of one module share a name, and so do functions made by
+        # one factory (canonical: what tells set_params' values apart).
+        if value.__name__ == "<lambda>" or (canonical and "<locals>" in name):
             code = value.__code__
             body = [
                 code.co_code.hex(),
@@ -129,6 +131,11 @@ def _stable_repr(value, depth: int = 0, *, canonical: bool = False) -> str:
                 code.co_names,
             ]
             name += f" {_digest_of(body)}"
+        if canonical and depth < _REPR_DEPTH:  # a closure's cells, defaults
+            cells = [c.cell_contents for c in value.__closure__ or () if _full(c)]
+            state = (value.__defaults__, value.__kwdefaults__, cells)
+            if any(state):
+                name += f" with {inner(state)}"
         return f"<function {name}>"
     if isinstance(value, types.MethodType):
         return (
@@ -136,7 +143,10 @@ def _stable_repr(value, depth: int = 0, *, canonical: bool = False) -> str:
         )
     if isinstance(value, functools.partial):
         args = [inner(v) for v in (value.func, *value.args)]
-        args += [f"{k}={inner(v)}" for k, v in value.keywords.items()]
+        keywords = list(value.keywords.items())
+        if canonical:
+            keywords.sort()
+        args += [f"{k}={inner(v)}" for k, v in keywords]
         return f"functools.partial({', '.join(args)})"
     if type(value) in (list, tuple):
         items = [inner(v) for v in value]
@@ -162,6 +172,15 @@ def _stable_repr(value, depth: int = 0, *, canonical: bool = False) -> str:
         text = inner(attrs) if depth < _REPR_DEPTH else "{...}"
         return f"<{cls.__module__}.{cls.__qualname__} object {text}>"
     return _ADDRESS.sub("", repr(value))
+
+
+def _full(cell) -> bool:
+    """Whether a closure cell holds a value (a cell not yet assigned does not)."""
+    try:
+        _ = cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def _estimator_text(estimator, text) -> str:

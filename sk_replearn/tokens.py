@@ -28,7 +28,6 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 
 import numpy as np
 import torch
@@ -211,7 +210,7 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
             )
     if not isinstance(X, Iterable):
         raise TypeError(f"{what}; got {type(X).__name__}.")
-    if isinstance(X, AbstractSet):
+    if isinstance(X, (set, frozenset)):
         # transform's rows come in the order of X: a set has none to match
         raise TypeError(
             f"{what}; got {with_article(type(X).__name__)}, whose order is "

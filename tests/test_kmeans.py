@@ -1086,6 +1086,8 @@ def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
 
 
 def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
+    import sk_replearn.classical.kmeans as kmeans_module
+
     # K-means keeps X on the device for its iterations: torch's
     # OutOfMemoryError named neither X's size nor another way to fit it.
     km = KMeansTransformer(n_clusters=3, random_state=0)
@@ -1094,7 +1096,7 @@ def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
 
     def full_device(*args, device=None, **kwargs):
         if torch.device(device or "cpu").type == "meta":
-            raise torch.OutOfMemoryError("CUDA out of memory.")
+            raise kmeans_module._OUT_OF_MEMORY("CUDA out of memory.")
         return empty(*args, device=device, **kwargs)
 
     monkeypatch.setattr(torch, "empty", full_device)

@@ -526,8 +526,13 @@ def test_pretrained_transform_on_a_device_leaves_the_fitted_encoder_on_the_cpu(
         next(rep.encoder_.parameters()).add_(1.0)
     rep.transform(X[:4])
     assert runs[2][0] is not runs[1][0]
+    # So does new data of the same tensor (.data =, as .half() assigns it).
+    weight = next(rep.encoder_.parameters())
+    weight.data = weight.data.clone()
+    rep.transform(X[:4])
+    assert runs[3][0] is not runs[2][0]
     # A refit frees the device's copy of the encoder it replaces.
-    copied = weakref.ref(runs[2][0])
+    copied = weakref.ref(runs[3][0])
     runs.clear()
     rep.fit(X)
     gc.collect()

@@ -234,6 +234,36 @@ def test_a_change_of_value_is_still_refused(name, start, change, match, data, tm
         _fit(est.set_params(warm_start=True), X, y)
 
 
+def _encoder_with(activation):
+    def build():
+        return nn.Sequential(nn.Linear(8, 4), activation())
+
+    return build
+
+
+def test_a_closure_of_another_value_is_a_change(data):
+    # Functions were compared by name once addresses were left out: another
+    # closure of one factory (Tanh -> ReLU) passed a warm start, which went
+    # on training the Tanh network that get_params no longer described.
+    X, y = data
+    est = make(
+        "AutoencoderTransformer", encoder=_encoder_with(nn.Tanh), encoder_kwargs=None
+    )
+    est = _fit(est, X, y)
+    est.set_params(encoder=_encoder_with(nn.Tanh), warm_start=True)
+    _fit(est, X, y)  # the same closure again: no change
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted model"):
+        _fit(est.set_params(encoder=_encoder_with(nn.ReLU)), X, y)
+
+
+def test_ids_fitted_sequences_save_after_tokenizer_changes(tmp_path):
+    # Integer ids use no tokenizer: a change of the vocabulary's parameters
+    # is no change, as the warm start already treats it.
+    ids = [[1, 2, 3, 4], [2, 3], [4, 4, 1]] * 10
+    gpt = make("GPTTransformer").fit(ids)
+    gpt.set_params(tokenizer="word", vocab_size=50).save(tmp_path / "gpt.pt")
+
+
 def test_warm_start_of_an_unpickled_encoder_object_goes_on(data):
     # Unpickling makes a new object, at another address: its repr changed,
     # and the warm start was refused although nothing had.

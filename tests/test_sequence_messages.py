@@ -109,9 +109,12 @@ def test_a_max_length_past_memory_is_named_with_the_longest_sequence(name, dna):
     # The position table has max_length + 2 rows: torch's allocator refused
     # 10**12 of them with a RuntimeError that did not say which parameter.
     with pytest.raises(
-        ValueError, match=r"max_length=10+ asks for .* longest sequence of X has 16"
+        ValueError, match=r"positions, max_length=10+ .* longest sequence of X has 16"
     ):
         make(name, max_length=10**12).fit(dna)
+    # Another table too large: the message gives every size, blaming none.
+    with pytest.raises(ValueError, match=r"could not allocate.*embed_dim=1048576"):
+        make(name, embed_dim=2**20, max_length=16).fit(dna)
 
 
 def test_a_fine_tuner_cut_names_the_representations_max_length(dna):

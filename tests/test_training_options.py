@@ -177,3 +177,23 @@ def test_a_collapse_on_identical_samples_blames_the_data():
     X = np.ones((64, 64))
     with pytest.warns(UserWarning, match="Every sample of X is the same"):
         SimCLRTransformer(random_state=0, **SMALL).fit(X)
+
+
+def test_a_warm_start_that_raises_keeps_the_fitted_model(digits):
+    # Only a non-finite loss put the weights back: a user's callback failing
+    # mid-continuation left them trained and the history longer, while the
+    # estimator's attributes (n_epochs_, loss_curve_) were restored.
+    class Fail(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 3:
+                raise RuntimeError("callback failed")
+
+    X = digits[0]
+    ae = AutoencoderTransformer(**{**SMALL, "max_epochs": 2}).fit(X)
+    before, curve = ae.transform(X), list(ae.loss_curve_)
+    ae.set_params(warm_start=True, callbacks=[Fail()])
+    with pytest.raises(RuntimeError, match="callback failed"):
+        ae.fit(X)
+    assert ae.n_epochs_ == 2 and len(ae.history_) == 2
+    assert list(ae.loss_curve_) == curve
+    np.testing.assert_array_equal(ae.transform(X), before)

@@ -46,6 +46,9 @@ from ._lloyd import (
 from ._moments import _acc_dtype, _no_tf32
 from ._threads import _Workers
 
+#: torch's out-of-memory error (``torch.OutOfMemoryError`` since torch 2.5).
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
 __all__ = ["KMeansTransformer"]
 
 
@@ -825,7 +828,7 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         else:
             try:
                 x = torch.empty((n, d), dtype=torch.float32, device=device)
-            except torch.OutOfMemoryError:
+            except _OUT_OF_MEMORY:
                 raise MemoryError(
                     f"KMeansTransformer keeps X on the device for its "
                     f"iterations: {n} x {d} float32 values ({4 * n * d / 2**30:.3g} "

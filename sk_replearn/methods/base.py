@@ -36,7 +36,6 @@ from ..objectives.base import Objective
 from ..persistence import _objective
 from ..training import (
     FreshLRScheduler,
-    NonFiniteLossError,
     RandomSplit,
     RepresentationNet,
     StopOnNonFiniteLoss,
@@ -854,18 +853,20 @@ class NeuralRepresentation(BaseRepresentation):
 
 
 def _partial_fit_or_restore(net, X_t) -> None:
-    """A warm start's training; if its loss turns non-finite, the model before.
+    """A warm start's training; if it raises, the model before.
 
-    The fitted model must survive a continuation that diverges: its
-    weights, optimiser state and history are put back before the error
-    propagates.
+    The fitted model must survive a continuation that diverges or fails
+    (a non-finite loss, a user's callback, memory): its weights, optimiser
+    state and history are put back before the error propagates, as
+    :func:`~sk_replearn.base.fit_context` puts back the estimator's
+    attributes.
     """
     module = copy.deepcopy(net.module_.state_dict())
     optimizer = copy.deepcopy(net.optimizer_.state_dict())
     n_epochs = len(net.history)
     try:
         net.partial_fit(X_t, None)
-    except NonFiniteLossError:
+    except Exception:
         net.module_.load_state_dict(module)
         net.optimizer_.load_state_dict(optimizer)
         del net.history[n_epochs:]

@@ -166,6 +166,9 @@ class _SequenceTransformer(NeuralRepresentation):
         unused = {"token_pattern"} if self.tokenizer != "word" else set()
         if not isinstance(self.tokenizer, str):
             unused.add("vocab_size")
+        codec = getattr(self, "_codec_state", None)
+        if isinstance(codec, dict) and codec.get("kind") == "ids":  # no tokenizer
+            unused |= {"tokenizer", "vocab_size", "token_pattern"}
         return {k: v for k, v in params.items() if k not in unused}
 
     def _check_same_vocabulary_settings(self) -> None:
@@ -246,13 +249,16 @@ class _SequenceTransformer(NeuralRepresentation):
             # The position table has max_length + 2 rows, whatever X holds.
             if "allocate" not in str(exc) and not isinstance(exc, MemoryError):
                 raise
+            d = self.embed_dim
             raise ValueError(
-                f"{type(self).__name__}: max_length={self.max_length} asks for "
-                f"a position table of {self.max_length + 2} x {self.embed_dim} "
-                "values, more memory than can be allocated; the longest "
-                f"sequence of X has {X_t.ids.shape[1] - 2} tokens: set "
-                "max_length to about that."
-            ) from None
+                f"{type(self).__name__} could not allocate its network. Its "
+                f"largest tables: the positions, max_length={self.max_length} "
+                f"+ 2 rows of embed_dim={d} values ({(self.max_length + 2) * d:.3g}); "
+                f"the tokens, {self.vocab_size_} x {d} ({self.vocab_size_ * d:.3g}); "
+                f"{self.depth} blocks of about {12 * d * d:.3g} values each. The "
+                f"longest sequence of X has {X_t.ids.shape[1] - 2} tokens: a "
+                "max_length of about that is enough; or lower embed_dim or depth."
+            ) from exc
 
     def _encoder_kwargs(self) -> dict:
         return {

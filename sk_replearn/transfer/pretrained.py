@@ -450,13 +450,15 @@ def _on_device(encoder: nn.Module, device: torch.device) -> nn.Module:
 
     The encoder itself where it already is (the CPU, where fit keeps it);
     elsewhere a copy, cached, and made again when a tensor of the encoder was
-    replaced or changed in place since (torch counts the in-place changes of
-    a tensor in its ``_version``).
+    replaced, given new data or another dtype, or changed in place since
+    (torch counts the in-place changes of a tensor in its ``_version``; not
+    those made through ``.data``).
     """
     tensors = [*encoder.parameters(), *encoder.buffers()]
     if all(t.device == device for t in tensors):
         return encoder.eval()
-    stamp = (device, [(id(t), t._version) for t in tensors])
+    # .half(), .to(dtype) and p.data = ... keep a tensor's id and version
+    stamp = (device, [(id(t), t._version, t.data_ptr(), t.dtype) for t in tensors])
     cached = _DEVICE_COPIES.get(encoder)
     if cached is None or cached[0] != stamp:
         # The tensors are kept with the stamp so that their ids stay theirs.
