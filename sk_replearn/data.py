@@ -464,6 +464,15 @@ def _float32_square_limit(n_features: int) -> float:
     return math.sqrt(float(np.finfo(np.float32).max) / n_features)
 
 
+def _peak_past_float32(samples: torch.Tensor) -> float | None:
+    """The largest magnitude of ``samples`` (n, *shape), if their squares
+    summed over a sample overflow float32; else None."""
+    if not samples.is_floating_point() or not samples.numel():
+        return None
+    peak = float(samples.abs().max())
+    return peak if peak > _float32_square_limit(samples[0].numel()) else None
+
+
 def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
     """The samples to set the input standardisation from.
 
@@ -511,9 +520,8 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
             "set the input standardisation); a Dataset's samples are not "
             "checked ahead of training. Remove or impute them first."
         )
-    limit = _float32_square_limit(math.prod(shape))
-    peak = float(sample.abs().max()) if sample.numel() else 0.0
-    if sample.is_floating_point() and peak > limit:
+    peak = _peak_past_float32(sample)
+    if peak is not None:
         # Arrays are refused so ahead of training; here one such sample
         # would make the standardisation's scale of every feature huge,
         # and the model would learn the same code for every other sample.
@@ -521,7 +529,8 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
             f"X holds values up to {peak:.3g} in magnitude (found among the "
             "samples read to set the input standardisation): squared and "
             f"summed over the {math.prod(shape)} values of a sample they "
-            f"overflow float32 (above {limit:.3g}), the precision in which the "
+            f"overflow float32 (above {_float32_square_limit(math.prod(shape)):.3g}), "
+            "the precision in which the "
             "network computes. Rescale the Dataset's samples."
         )
     return sample

@@ -29,7 +29,7 @@ from .data import (
     ArrayRows,
     Batches,
     EvalBatchSampler,
-    _float32_square_limit,
+    _peak_past_float32,
 )
 from .tokens import TokenBatches, TokenDataset
 
@@ -190,7 +190,8 @@ class StopOnNonFiniteLoss(Callback):
                     "checked before training) must be finite; remove or impute "
                     "those values first."
                 )
-            peak = _peak_past_float32(batch)
+            peaks = [_peak_past_float32(t) for t in _batch_inputs(batch)]
+            peak = max((p for p in peaks if p is not None), default=None)
             if peak is not None:
                 raise NonFiniteLossError(
                     f"The {what} loss became {value} in epoch {epoch}: the batch "
@@ -223,10 +224,11 @@ class StopOnNonFiniteLoss(Callback):
 
 def _too_high_lr(net) -> str:
     reduced = getattr(net, "precision", "32") != "32"
+    full = " or use precision='32'" if reduced else ""
     return (
         f"The learning rate (lr={net.lr}) is most likely too high for this model "
         "and data; lower lr, add warm-up (lr_schedule='cosine', "
-        f"warmup_epochs>0){' or use precision=' + repr('32') if reduced else ''}. "
+        f"warmup_epochs>0){full}. "
         "If X holds values of extreme magnitude, rescale it first (e.g. with "
         "StandardScaler); a parameter that scales the data (a view's noise "
         "level, say) must stay in their range too."
@@ -261,30 +263,19 @@ def _views_give_non_finite(module, batch) -> bool:
     return _holds_non_finite(list(drawn))
 
 
+def _batch_inputs(batch) -> list[torch.Tensor]:
+    """The floating-point input tensors of a batch (``(X, y)`` or X, X one
+    tensor or several)."""
+    if batch is None:
+        return []
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    parts = inputs if isinstance(inputs, (tuple, list)) else [inputs]
+    return [t for t in parts if isinstance(t, torch.Tensor) and t.is_floating_point()]
+
+
 def _holds_non_finite(batch) -> bool:
     """Whether a batch's floating-point inputs hold a NaN or an infinity."""
-    if batch is None:
-        return False
-    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-    parts = inputs if isinstance(inputs, (tuple, list)) else [inputs]
-    return any(
-        isinstance(t, torch.Tensor)
-        and t.is_floating_point()
-        and not torch.isfinite(t).all()
-        for t in parts
-    )
-
-
-def _peak_past_float32(batch) -> float | None:
-    """The largest magnitude of a batch's inputs, if their squares overflow float32."""
-    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-    parts = inputs if isinstance(inputs, (tuple, list)) else [inputs]
-    for t in parts:
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
-            peak = float(t.abs().max())
-            if peak > _float32_square_limit(t[0].numel()):
-                return peak
-    return None
+    return any(not torch.isfinite(t).all() for t in _batch_inputs(batch))
 
 
 def net_device(net: NeuralNet) -> torch.device:
