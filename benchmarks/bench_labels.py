@@ -28,7 +28,9 @@ scored on the held-out split: mean ± standard deviation over the draws.
 
   The diagnosis section (``--no-diagnose`` skips it) measures the
   suspects: a probe standardised with the statistics of its few labels
-  (and the normalisation of FineTuner's head: none, or the layer or batch
+  (and the normalisation of FineTuner's head: ``head_norm="scale"``, the
+  default of a frozen encoder, against ``"layer"``, the default of a
+  trained one, each with the other strategy; none; or the layer or batch
   normalisation it had before its centred layer normalisation), the
   encoder (the strided CNN ``encoder="auto"`` gave 8x8 images before, a
   ResNet), the layer probed
@@ -248,9 +250,14 @@ def diagnose(simclr, split, n_draws: int) -> None:
         "SimCLR FineTuner(strategy='frozen')",
         FineTuner(simclr, strategy="frozen", random_state=0),
     )
+    for strategy, norm in (("frozen", "layer"), ("full", "scale")):
+        t.row(
+            f"SimCLR FineTuner(strategy='{strategy}', head_norm='{norm}')",
+            FineTuner(simclr, strategy=strategy, head_norm=norm, random_state=0),
+        )
     heads = {
         "no normalisation": linear_head,
-        "layer norm (the default before)": layer_norm_head,
+        "layer norm (an earlier default)": layer_norm_head,
         "batch norm (the first default)": batch_norm_head,
     }
     for strategy in ("frozen", "full"):

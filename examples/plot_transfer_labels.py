@@ -125,10 +125,12 @@ plt.show()
 # * **Do not standardise with the statistics of 20 labels.** The
 #   classifiers above see the representation as it is. Scaling each of its
 #   256 features by a mean and variance estimated from 20 samples inflates
-#   the features that hardly vary. For the same reason FineTuner's default
-#   head divides no feature by its spread: it centres each feature on a
-#   running mean, then normalises each sample over its features
-#   (:class:`~sk_replearn.nn.CentredLayerNorm`).
+#   the features that hardly vary. For the same reason FineTuner's heads
+#   divide no feature by its spread: they centre each feature on a running
+#   mean, then normalise each sample over its features where the encoder
+#   trains (:class:`~sk_replearn.nn.CentredLayerNorm`) and divide every
+#   value by one scale where it is frozen
+#   (:class:`~sk_replearn.nn.CentredScale`).
 # * **Fine-tuning trails the frozen representation when labels are few.**
 #   Training every weight on 20 labels fits them too closely: the
 #   fine-tuner ends about 5 points below the frozen representation. The gap

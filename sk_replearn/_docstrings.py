@@ -364,24 +364,42 @@ one (a pipeline step ``{{"ft": [FineTuner(a), FineTuner(b)]}}``).""",
         """\
 ``"full"`` fine-tunes every weight, the encoder at the lower rate
 ``lr * encoder_lr_scale``; ``"frozen"`` trains the head alone on the
-fixed features (a linear probe with ``head="linear"``).""",
+fixed features (a linear probe with ``head="linear"``, whose
+``head_norm="auto"`` is then an affine map).""",
     ),
     "head": (
         '{"linear", "mlp"}, callable or torch.nn.Module',
         """\
 The new task-specific head (network surgery): a linear layer, or one
-hidden layer of 256 ReLU units. Both start with a
-:class:`~sk_replearn.nn.CentredLayerNorm`: each feature centred on a
-running mean (with the gradient of centring on the batch mean, which
-keeps a Vision Transformer's features from drifting together), then each
-sample normalised over its features. No feature is divided by its own
+hidden layer of 256 ReLU units, each after the input normalisation
+``head_norm`` chooses. A callable (e.g. an ``nn.Module`` class) is
+called as ``head(n_features, n_outputs)`` and must return an
+``nn.Module``; an ``nn.Module`` instance is copied at each fit (the one
+passed is never trained) and must map ``(batch, n_features)`` to
+``(batch, n_outputs)``. Either is used as it is: no normalisation is
+put in front of it.""",
+    ),
+    "head_norm": (
+        '{"auto", "layer", "scale"} or None',
+        """\
+How ``"linear"`` and ``"mlp"`` heads normalise the features they
+receive. Both centre each feature on a running mean, with the gradient
+of centring on the batch mean (which keeps a Vision Transformer's
+features from drifting together), and divide no feature by its own
 spread, which a batch normalisation does and which, fed a few labels,
-inflates the features that hardly vary (the user guide on transfer
-learning gives the measurements). A callable (e.g. an ``nn.Module``
-class) is called as ``head(n_features, n_outputs)`` and
-must return an ``nn.Module``; an ``nn.Module`` instance is copied at
-each fit (the one passed is never trained) and must map
-``(batch, n_features)`` to ``(batch, n_outputs)``.""",
+inflates the features that hardly vary. ``"layer"``
+(:class:`~sk_replearn.nn.CentredLayerNorm`) then normalises each sample
+over its features: the best measured for fine-tuning a network, but the
+head sees only each sample's direction, not its length (of one feature
+it sees nothing, of two a sign). ``"scale"``
+(:class:`~sk_replearn.nn.CentredScale`) divides every value by one
+running scale: the head sees every linear function of the features, and
+``head="linear"`` is a linear probe. None feeds the features as they
+come. ``"auto"`` is ``"scale"`` where the encoder does not train
+(``strategy="frozen"``, or ``freeze_layers`` covering every block) or
+gives fewer than 3 features, else ``"layer"`` (the user guide on
+transfer learning gives the measurements). Only for the built-in
+heads: with a callable or module ``head`` it must stay ``"auto"``.""",
     ),
     "freeze_layers": (
         "int",

@@ -371,8 +371,9 @@ def _n_samples(history: list) -> int:
 #: Parameters added after files were first saved, with the value that
 #: rebuilds what a file written without them holds (the behaviour before the
 #: parameter existed): files of GPT and BERT from before the token
-#: convolution hold a model without it.
-_ADDED_PARAMS = {"conv_kernel_size": None}
+#: convolution hold a model without it; the fine-tuners' heads started
+#: with a CentredLayerNorm whatever the strategy before ``head_norm``.
+_ADDED_PARAMS = {"conv_kernel_size": None, "head_norm": "layer"}
 
 
 def _barlow_twins_hidden_as_saved(params: dict, module_state: dict) -> dict:

@@ -239,7 +239,15 @@ def _cases() -> dict:
         SimCLRTransformer(**tiny_simclr), **RUN
     )
     cases["finetune-SimCLR-centred-mlp-head"] = lambda: FineTuner(
-        SimCLRTransformer(**tiny_simclr), head="mlp", strategy="frozen", **RUN
+        SimCLRTransformer(**tiny_simclr),
+        head="mlp",
+        strategy="frozen",
+        head_norm="layer",  # as recorded: "auto" was "layer" whatever the strategy
+        **RUN,
+    )
+    # recorded since: a frozen encoder's head centred and scaled ("auto")
+    cases["finetune-SimCLR-frozen-scaled-head"] = lambda: FineTuner(
+        SimCLRTransformer(**tiny_simclr), strategy="frozen", **RUN
     )
     cases["finetune-regressor-PCA-centred-head"] = lambda: FineTunerRegressor(
         PCATransformer(n_components=4), **RUN

@@ -11,7 +11,8 @@ import pytest
 import torch
 from _instances import EXPECTED_FAILED_CHECKS, make, only_checks
 from sklearn.base import clone
-from sklearn.datasets import make_regression
+from sklearn.datasets import make_blobs, make_regression
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -31,7 +32,7 @@ from sk_replearn import (
     SimSiamTransformer,
 )
 from sk_replearn.base import is_fitted
-from sk_replearn.nn import CentredLayerNorm
+from sk_replearn.nn import CentredLayerNorm, CentredScale
 from sk_replearn.nn.surgery import encoder_blocks
 from sk_replearn.persistence import load, save
 from sk_replearn.transfer.base import build_head, transfer_encoder
@@ -1004,3 +1005,92 @@ def test_fine_tuner_of_a_string_model_given_ids_names_its_representation():
         "strings but X holds integer token ids",
     ):
         FineTuner(rep, max_epochs=1, random_state=0).fit([[1, 2], [3, 4]], [0, 1])
+
+
+def test_a_head_on_one_feature_tells_the_classes_apart():
+    # Three classes along one PCA feature: a per-sample normalisation of one
+    # feature is 0 for every sample ("layer", one prediction for all), so
+    # "auto" scales a representation of fewer than 3 features instead.
+    X, y = make_blobs(
+        n_samples=300, centers=[[-4, 0], [0, 0], [4, 0]], cluster_std=0.7,
+        random_state=0,
+    )  # fmt: skip
+    X = X.astype(np.float32)
+    rep = PCATransformer(n_components=1).fit(X)
+    clf = FineTuner(rep, max_epochs=30, random_state=0).fit(X[::2], y[::2])
+    assert isinstance(clf.net_.module_.head[0], CentredScale)
+    assert clf.score(X[1::2], y[1::2]) > 0.85
+    layer = clone(clf).set_params(head_norm="layer").fit(X[::2], y[::2])
+    assert len(np.unique(layer.predict_proba(X[1::2]).round(6), axis=0)) == 1
+
+
+def test_frozen_linear_head_is_a_linear_probe():
+    # With a frozen encoder the default head is an affine map of the
+    # features: its predictions are a linear function of lossless PCA
+    # features, and it fits a linear target. A per-sample normalisation
+    # ("layer") sees only each sample's direction and cannot.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(400, 5)) * [5, 3, 2, 1, 0.5] + 10).astype(np.float32)
+    t = X @ np.array([1.0, -2.0, 0.5, 3.0, 1.0])
+    rep = PCATransformer(n_components=5).fit(X)
+    for norm, fits in (("auto", True), ("layer", False)):
+        reg = FineTunerRegressor(
+            rep, strategy="frozen", head_norm=norm, max_epochs=50, random_state=0
+        ).fit(X[:300], t[:300])
+        pred = reg.predict(X)
+        affine = LinearRegression().fit(X, pred).score(X, pred)
+        assert (affine > 1 - 1e-6) is fits, (norm, affine)
+        assert (reg.score(X[300:], t[300:]) > 0.98) is fits, norm
+
+
+@pytest.mark.parametrize(
+    "params, n_components, expected",
+    [
+        ({}, 16, CentredLayerNorm),  # a trained encoder of 3 features or more
+        ({}, 2, CentredScale),  # fewer: a sample's direction is a sign
+        ({"strategy": "frozen"}, 16, CentredScale),
+        ({"freeze_layers": 2}, 16, CentredScale),  # every block of the MLP
+        ({"freeze_layers": 1}, 16, CentredLayerNorm),
+        ({"strategy": "frozen", "head_norm": "layer"}, 16, CentredLayerNorm),
+        ({"head_norm": "scale"}, 16, CentredScale),
+        ({"head_norm": None, "head": "mlp"}, 16, torch.nn.Identity),
+    ],
+)
+def test_head_norm_auto_follows_what_trains(params, n_components, expected):
+    X, y = make_blobs(n_samples=60, n_features=6, centers=3, random_state=0)
+    rep = _tiny_ae(n_components=n_components, max_epochs=1).fit(X)
+    clf = FineTuner(rep, max_epochs=1, random_state=0, **params).fit(X, y)
+    assert clf.n_blocks_ == 2
+    assert type(clf.net_.module_.head[0]) is expected
+
+
+def test_head_norm_with_a_head_of_ones_own_is_refused(digits_ae, small_digits):
+    X, y = small_digits
+    head = lambda n_in, n_out: torch.nn.Linear(n_in, n_out)  # noqa: E731
+    clf = FineTuner(digits_ae, head=head, head_norm="scale", max_epochs=1)
+    with pytest.raises(ValueError, match=r"head_norm='scale' normalises the input"):
+        clf.fit(X, y)
+    clf.set_params(head_norm="auto").fit(X, y)
+    assert isinstance(clf.net_.module_.head, torch.nn.Linear)
+
+
+def test_centred_scale_is_one_affine_map_for_every_sample():
+    # Centred on the running mean, divided by the running root mean square
+    # (first batch whole, then the momentum); a lone sample, evaluation, and
+    # a constant batch (no NaN) change nothing.
+    norm = CentredScale(3, momentum=0.25)
+    a, b = torch.randn(6, 3) * 4.0 + 10.0, torch.randn(6, 3) - 10.0
+    out = norm(a)
+    sq = (a - a.mean(0)).square().mean()
+    torch.testing.assert_close(out, (a - a.mean(0)) / (sq + 1e-5).sqrt())
+    norm(b)
+    sq = 0.5 * sq + 0.5 * (b - b.mean(0)).square().mean()
+    torch.testing.assert_close(norm.running_sq, sq)
+    before = (norm.running_mean.clone(), norm.running_sq.clone())
+    lone = norm(b[:1])
+    torch.testing.assert_close(lone, (b[:1] - before[0]) / (before[1] + 1e-5).sqrt())
+    torch.testing.assert_close(
+        norm.eval()(b), (b - before[0]) / (before[1] + 1e-5).sqrt()
+    )
+    torch.testing.assert_close((norm.running_mean, norm.running_sq), before)
+    assert torch.isfinite(CentredScale(3)(torch.zeros(2, 3))).all()

@@ -326,6 +326,26 @@ def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
     np.testing.assert_array_equal(loaded.transform(texts), old.transform(texts))
 
 
+def test_load_of_a_fine_tuner_file_saved_before_head_norm(tmp_path):
+    # Before head_norm, every built-in head started with a CentredLayerNorm,
+    # frozen encoder or not: such a file loads as head_norm="layer".
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    rep = PCATransformer(n_components=3).fit(X)
+    old = FineTuner(rep, strategy="frozen", head_norm="layer", max_epochs=2)
+    old.fit(X, y)
+    path = tmp_path / "ft.pt"
+    old.save(path)
+    payload = torch.load(path, weights_only=True)
+    del payload["estimator"]["params"]["head_norm"]
+    _resave(payload, path)
+    loaded = FineTuner.load(path)
+    assert loaded.head_norm == "layer"
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+    with pytest.raises(ValueError, match="head_norm"):  # changed since fit
+        old.set_params(head_norm="auto").save(tmp_path / "changed.pt")
+
+
 def test_load_of_a_barlow_twins_file_saved_before_the_narrower_projector(tmp_path):
     # hidden_dim=None meant projection_dim (40 here) before it meant the
     # encoder's width (20): a file from then holds 40-wide hidden layers.

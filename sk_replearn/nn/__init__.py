@@ -27,7 +27,13 @@ from .conv import (
     SignalBatchNorm,
     SignalConv,
 )
-from .heads import Bottleneck, CentredLayerNorm, ProjectionHead, Prototypes
+from .heads import (
+    Bottleneck,
+    CentredLayerNorm,
+    CentredScale,
+    ProjectionHead,
+    Prototypes,
+)
 from .mlp import MLPDecoder, MLPEncoder
 from .patches import (
     patchify,
@@ -46,6 +52,7 @@ __all__ = [
     "ENCODER_NAMES",
     "CNNEncoder",
     "CentredLayerNorm",
+    "CentredScale",
     "ConvDecoder",
     "MLPDecoder",
     "MLPEncoder",

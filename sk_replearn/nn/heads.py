@@ -14,7 +14,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Bottleneck", "CentredLayerNorm", "ProjectionHead", "Prototypes"]
+__all__ = [
+    "Bottleneck",
+    "CentredLayerNorm",
+    "CentredScale",
+    "ProjectionHead",
+    "Prototypes",
+]
 
 
 class ProjectionHead(nn.Module):
@@ -207,7 +213,45 @@ class Bottleneck(nn.Module):
         return self.linear(self.encoder(x))
 
 
-class CentredLayerNorm(nn.Module):
+class _RunningCentre(nn.Module):
+    """Centring on a running mean of the training batches' means.
+
+    What :class:`CentredLayerNorm` and :class:`CentredScale` share: the
+    ``t``-th training batch weighs ``max(momentum, 1 / t)`` in the running
+    mean; the centred value is ``x - running_mean`` with, in training, the
+    gradient of ``x - batch_mean``.
+    """
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5
+    ) -> None:
+        super().__init__()
+        self.num_features, self.momentum, self.eps = num_features, momentum, eps
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def _centre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` centred, and this batch's weight in the running statistics
+        (None where they were not updated: evaluation, a lone sample).
+        """
+        if not (self.training and x.shape[0] > 1):
+            return x - self.running_mean.to(x.dtype), None
+        batch_mean = x.mean(dim=0)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            # max(momentum, 1 / t) without a device-to-host copy
+            weight = self.num_batches_tracked.reciprocal().clamp(min=self.momentum)
+            weight = weight.to(self.running_mean)
+            self.running_mean.lerp_(batch_mean.detach().to(self.running_mean), weight)
+        running = self.running_mean.to(x.dtype)
+        # The value of x - running, the gradient of x - batch_mean.
+        return x - batch_mean + (batch_mean - running).detach(), weight
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+
+
+class CentredLayerNorm(_RunningCentre):
     """Centre every feature on its mean, then normalise every sample.
 
     The input normalisation of the fine-tuners' task heads. Each feature is
@@ -257,32 +301,73 @@ class CentredLayerNorm(nn.Module):
     True
     """
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, num_features)`` to the same shape, centred and normalised."""
+        centred, _ = self._centre(x)
+        return F.layer_norm(centred, (self.num_features,), eps=self.eps)
+
+
+class CentredScale(_RunningCentre):
+    """Centre every feature on its mean, then divide all by one running scale.
+
+    The input normalisation of a fine-tuner's task head where the head must
+    see every linear function of the features (``head_norm="scale"``). Each
+    feature is centred on a running mean of the training batches' means, as
+    in :class:`CentredLayerNorm`, and every value is divided by one number:
+    the square root of a running mean of the batches' mean square about
+    their mean (over the samples and the features). The map is affine and
+    the same for every sample, so a linear layer after it is a linear
+    function of the features (a linear probe), where a normalisation of
+    each sample keeps only its direction (of one feature, nothing; of two,
+    a sign). One scale for all the features divides none by its own
+    spread, which with a few labels inflates the features that hardly vary
+    (what a batch normalisation does).
+
+    Parameters
+    ----------
+    num_features : int
+        Width of the input.
+    momentum : float, default=0.1
+        Weight of a new batch's statistics in the running ones. The t-th
+        batch weighs ``max(momentum, 1 / t)``: the first batches are averaged
+        cumulatively, so a short training still ends with their statistics.
+    eps : float, default=1e-5
+        Added to the mean square before its square root.
+
+    Attributes
+    ----------
+    running_mean : torch.Tensor of shape (num_features,)
+        The features' mean every sample is centred on.
+    running_sq : torch.Tensor of shape ()
+        The mean square of the centred features: the scale's square.
+    num_batches_tracked : torch.Tensor
+        Training batches averaged into the running statistics.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.nn import CentredScale
+    >>> norm = CentredScale(2)
+    >>> x = torch.tensor([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]])
+    >>> norm(x)  # the first batch: its own statistics
+    tensor([[-0.1723, -1.7235],
+            [ 0.0000,  0.0000],
+            [ 0.1723,  1.7235]])
+    >>> bool(torch.allclose(norm.eval()(x), norm(x)))  # the running ones
+    True
+    """
+
     def __init__(
         self, num_features: int, momentum: float = 0.1, eps: float = 1e-5
     ) -> None:
-        super().__init__()
-        self.num_features, self.momentum, self.eps = num_features, momentum, eps
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+        super().__init__(num_features, momentum, eps)
+        self.register_buffer("running_sq", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, num_features)`` to the same shape, centred and normalised."""
-        if self.training and x.shape[0] > 1:
-            batch_mean = x.mean(dim=0)
+        """``(B, num_features)`` to the same shape, centred and scaled."""
+        centred, weight = self._centre(x)
+        if weight is not None:  # the batch's spread about its own mean
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                # max(momentum, 1 / t) without a device-to-host copy
-                weight = self.num_batches_tracked.reciprocal().clamp(min=self.momentum)
-                self.running_mean.lerp_(
-                    batch_mean.detach().to(self.running_mean),
-                    weight.to(self.running_mean),
-                )
-            running = self.running_mean.to(x.dtype)
-            # The value of x - running, the gradient of x - batch_mean.
-            centred = x - batch_mean + (batch_mean - running).detach()
-        else:  # evaluation, or a lone sample that has no batch mean
-            centred = x - self.running_mean.to(x.dtype)
-        return F.layer_norm(centred, (self.num_features,), eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+                spread = (x - x.mean(dim=0)).square().mean()
+                self.running_sq.lerp_(spread.to(self.running_sq), weight)
+        return centred * (self.running_sq.to(x.dtype) + self.eps).rsqrt()

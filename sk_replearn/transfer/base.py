@@ -49,7 +49,7 @@ from ..data import training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
 from ..nn.build import probe_zeros
-from ..nn.heads import CentredLayerNorm
+from ..nn.heads import CentredLayerNorm, CentredScale
 from ..nn.layers import cut_encoder
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
 from ..persistence import _NOT_FINGERPRINTED
@@ -60,6 +60,13 @@ from ..views import _identity, make_views
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
 
 _HEADS = {"linear", "mlp"}
+#: A head's input normalisation, by ``head_norm`` (None: the identity,
+#: kept as a module so that the head's layers keep their indices).
+_HEAD_NORMS = {
+    "layer": CentredLayerNorm,
+    "scale": CentredScale,
+    None: lambda in_features: nn.Identity(),
+}
 #: Width of the hidden layer of head="mlp".
 _MLP_HIDDEN = 256
 
@@ -217,10 +224,14 @@ def transfer_encoder(representation, *, trained: bool = False) -> TransferEncode
     return cut_encoder(encoder, block)
 
 
-def build_head(head, in_features: int, out_features: int) -> nn.Module:
+def build_head(
+    head, in_features: int, out_features: int, norm: str | None = "layer"
+) -> nn.Module:
     """The new task head (network surgery) on ``in_features`` features.
 
-    ``"linear"`` and ``"mlp"`` start with a :class:`CentredLayerNorm`,
+    ``"linear"`` and ``"mlp"`` start with the normalisation ``norm`` names
+    (``"layer"``, ``"scale"`` or None, see the fine-tuners' ``head_norm``).
+    The default is a :class:`CentredLayerNorm`,
     since pre-trained features come at any scale and offset: each feature
     is centred on a running mean of the batch means, with the gradient of
     centring on the batch's own mean, then each sample is normalised over
@@ -249,11 +260,11 @@ def build_head(head, in_features: int, out_features: int) -> nn.Module:
     ("batch mean": centred on the batch's own mean in the forward pass.)
     """
     if isinstance(head, str):
-        norm = CentredLayerNorm(in_features)
+        first = _HEAD_NORMS[norm](in_features)
         if head == "linear":
-            return nn.Sequential(norm, nn.Linear(in_features, out_features))
+            return nn.Sequential(first, nn.Linear(in_features, out_features))
         return nn.Sequential(
-            norm,
+            first,
             nn.Linear(in_features, _MLP_HIDDEN),
             nn.ReLU(),
             nn.Linear(_MLP_HIDDEN, out_features),
@@ -389,6 +400,7 @@ class BaseFineTuner(NeuralRepresentation):
         "representation": [HasMethods(["fit", "transform"]), None],
         "strategy": [StrOptions({"full", "frozen"})],
         "head": [StrOptions(_HEADS), callable],
+        "head_norm": [StrOptions({"auto", "layer", "scale"}), None],
         "freeze_layers": [Interval(Integral, 0, None, closed="left")],
         "reinit_layers": [
             Interval(Integral, 0, None, closed="left"),
@@ -408,6 +420,7 @@ class BaseFineTuner(NeuralRepresentation):
         *,
         strategy: str = "full",
         head="linear",
+        head_norm: str | None = "auto",
         freeze_layers: int = 0,
         reinit_layers: int | str = 0,
         encoder_lr_scale: float = 0.1,
@@ -786,10 +799,33 @@ class BaseFineTuner(NeuralRepresentation):
                 lrs.append(self.lr)  # new layers learn at the head's rate
             else:
                 lrs.append(base * self.layer_decay ** (n - reinit - 1 - i))
-        head = build_head(self.head, encoder.out_features, n_out)
+        norm = self._head_norm(encoder.out_features, all_frozen=frozen == n)
+        head = build_head(self.head, encoder.out_features, n_out, norm)
         module = FineTuneModule(encoder, head, blocks[:frozen])
         module.head_out_features = n_out
         return module, lrs, blocks
+
+    def _head_norm(self, in_features: int, *, all_frozen: bool) -> str | None:
+        """``head_norm`` resolved: what ``"auto"`` is for this head.
+
+        ``"scale"`` where the encoder does not train (the head is then the
+        whole model, and must see every linear function of the features) or
+        gives fewer than 3 features (a per-sample normalisation keeps a
+        sign of 2, nothing of 1), else ``"layer"``.
+        """
+        if not isinstance(self.head, str):
+            if self.head_norm != "auto":
+                raise ValueError(
+                    f"head_norm={self.head_norm!r} normalises the input of the "
+                    "built-in heads ('linear', 'mlp'), but head is a "
+                    f"{type(self.head).__name__}, used as it is: put the "
+                    "normalisation in the head module (e.g. "
+                    "sk_replearn.nn.CentredScale), or leave head_norm='auto'."
+                )
+            return None
+        if self.head_norm != "auto":
+            return self.head_norm
+        return "scale" if all_frozen or in_features < 3 else "layer"
 
     def _make_net(self, module, blocks, lrs, n_samples: int, device) -> SupervisedNet:
         net_class = accelerated_net_class(SupervisedNet, self.accelerator)
