@@ -229,7 +229,8 @@ every epoch, so that epochs differ by their weights alone.""",
     ),
     "validation_fraction": (
         "float",
-        "Share of the data held out when ``early_stopping=True``.",
+        "Share of the data held out when ``early_stopping=True`` "
+        "(by :class:`~sk_replearn.FineTuner`, that share of each class).",
     ),
     "n_iter_no_change": ("int", "Patience of early stopping, in epochs."),
     "device": (

@@ -64,7 +64,7 @@ class NonFiniteLossError(FloatingPointError, ValueError):
 class RandomSplit:
     """Hold out a random fraction of the samples for validation.
 
-    A picklable ``train_split`` for skorch: ``split(dataset)`` returns
+    A picklable ``train_split`` for skorch: ``split(dataset, y)`` returns
     ``(train, valid)`` :class:`~sk_replearn.data.ArrayDataset` s, drawn from
     torch's global generator (seeded by the estimator).
 
@@ -72,6 +72,12 @@ class RandomSplit:
     ----------
     fraction : float
         Share of the samples in the validation set, in (0, 1).
+    stratify : bool, default=False
+        Hold out each class in that share (within one sample), as
+        scikit-learn's ``MLPClassifier`` does for its early stopping: the
+        classes are ``y``, or the dataset's ``y`` when skorch passes none
+        (class indices). A random fraction of few labels may hold no sample
+        of a class, or all of them.
 
     Examples
     --------
@@ -81,21 +87,44 @@ class RandomSplit:
     >>> train, valid = RandomSplit(0.2)(ArrayDataset(torch.zeros(10, 3)))
     >>> len(train), len(valid)
     (8, 2)
+    >>> labelled = ArrayDataset(torch.zeros(10, 3), torch.tensor([0] * 5 + [1] * 5))
+    >>> train, valid = RandomSplit(0.2, stratify=True)(labelled)
+    >>> valid.y.sort().values
+    tensor([0, 1])
     """
 
-    def __init__(self, fraction: float) -> None:
-        self.fraction = fraction
+    def __init__(self, fraction: float, stratify: bool = False) -> None:
+        self.fraction, self.stratify = fraction, stratify
 
     def __call__(self, dataset, y=None, **fit_params):
         n = len(dataset)
         n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
+        labels = y if y is not None else getattr(dataset, "y", None)
+        if self.stratify and isinstance(labels, torch.Tensor) and len(labels) == n:
+            order = self._stratified(order, labels, n_valid)
         if isinstance(dataset, (ArrayDataset, TokenDataset)):
             return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
         Subset = torch.utils.data.Subset  # any other map-style dataset
         return Subset(dataset, order[n_valid:].tolist()), Subset(
             dataset, order[:n_valid].tolist()
         )
+
+    @staticmethod
+    def _stratified(order: torch.Tensor, labels: torch.Tensor, n_valid: int):
+        """``order`` rearranged so that its first ``n_valid`` are the held-out.
+
+        The samples sorted by class, each class in ``order``'s random order;
+        the held-out are ``n_valid`` evenly spaced positions of that list, so
+        that each class of ``n_c`` samples gives ``n_c * n_valid / n`` of
+        them, rounded down or up.
+        """
+        n = len(order)
+        by_class = order[torch.sort(labels.cpu()[order], stable=True).indices]
+        valid = by_class[torch.arange(n_valid) * n // n_valid]
+        held = torch.zeros(n, dtype=torch.bool)
+        held[valid] = True
+        return torch.cat([valid, order[~held[order]]])  # the rest in order's order
 
 
 class WarmupCosine:

@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs, make_regression
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -857,6 +858,19 @@ def test_finetuner_regressor_standardises_targets_too_large_to_square():
     assert np.isfinite(reg.predict(X)).all()
 
 
+def test_finetuner_regressor_learns_targets_too_small_to_square():
+    # A spread of 1e-170 squares to 0 in float64: the targets must still be
+    # scaled to unit spread, and learned as those of 1e170 times the size.
+    X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
+    rep = PCATransformer(n_components=5).fit(X)
+    kw = dict(strategy="frozen", max_epochs=30, random_state=0)
+    small = FineTunerRegressor(rep, **kw).fit(X, y * 1e-170)
+    np.testing.assert_allclose(small.y_scale_, [y.std() * 1e-170], rtol=1e-12)
+    unit = FineTunerRegressor(rep, **kw).fit(X, y)
+    np.testing.assert_allclose(small.predict(X) * 1e170, unit.predict(X), rtol=1e-6)
+    assert unit.score(X, y) > 0.9  # what the tiny targets get too; constant: 0
+
+
 @pytest.mark.parametrize(
     "head, match",
     [
@@ -1094,3 +1108,56 @@ def test_centred_scale_is_one_affine_map_for_every_sample():
     )
     torch.testing.assert_close((norm.running_mean, norm.running_sq), before)
     assert torch.isfinite(CentredScale(3)(torch.zeros(2, 3))).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_early_stopping_holds_out_each_class_in_its_share(seed):
+    # As MLPClassifier's early stopping: 10% of 12 rare samples is one, held
+    # out every time (a random draw of 12 from 120 holds none 28% of the
+    # time); the rest train, in the random order; the draw follows the seed.
+    from sk_replearn.data import ArrayDataset
+    from sk_replearn.training import RandomSplit
+
+    y = torch.tensor([0] * 60 + [1] * 48 + [2] * 12)
+    data = ArrayDataset(torch.arange(120.0)[:, None], y)
+    torch.manual_seed(seed)
+    train, valid = RandomSplit(0.1, stratify=True)(data)
+    counts = torch.bincount(valid.y, minlength=3).tolist()
+    assert counts[0] == 6 and counts[1] in (4, 5) and counts[2] == 1  # 6, 4.8, 1.2
+    assert sum(counts) == 12
+    together = torch.cat([train.X[:, 0], valid.X[:, 0]]).sort().values
+    torch.testing.assert_close(together, torch.arange(120.0))
+    torch.manual_seed(seed)
+    again, _ = RandomSplit(0.1, stratify=True)(data)
+    torch.testing.assert_close(again.X, train.X)
+    torch.manual_seed(seed)
+    plain, held = RandomSplit(0.1)(data)  # unstratified: the draw as it was
+    torch.manual_seed(seed)
+    order = torch.randperm(120)
+    torch.testing.assert_close(held.X[:, 0], order[:12].float())
+
+
+def test_only_the_classifier_stratifies_its_early_stopping(digits_ae, small_digits):
+    X, y = small_digits
+    kw = dict(early_stopping=True, max_epochs=1, random_state=0)
+    clf = FineTuner(digits_ae, **kw).fit(X, y)
+    reg = FineTunerRegressor(digits_ae, **kw).fit(X, y.astype(float))
+    assert clf.net_.train_split.stratify and not reg.net_.train_split.stratify
+    ae = AutoencoderTransformer(**kw).fit(X)
+    assert not ae.net_.train_split.stratify
+
+
+@pytest.mark.parametrize(
+    "y, kind",
+    [
+        (np.eye(3, dtype=int)[np.arange(30) % 3], "multilabel-indicator"),
+        (np.c_[np.arange(30) % 3, np.arange(30) % 2], "multiclass-multioutput"),
+    ],
+)
+def test_finetuner_names_the_wrappers_for_several_label_columns(y, kind):
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    rep = PCATransformer(n_components=2)
+    with pytest.raises(ValueError, match=rf"y has {y.shape[1]} columns \({kind}\)"):
+        FineTuner(rep, max_epochs=1).fit(X, y)
+    wrapped = MultiOutputClassifier(FineTuner(rep, max_epochs=1, random_state=0))
+    assert wrapped.fit(X, y).predict(X).shape == y.shape

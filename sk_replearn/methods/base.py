@@ -210,6 +210,9 @@ class NeuralRepresentation(BaseRepresentation):
     #: Fewest validation samples early stopping can score (a loss that
     #: compares the samples of a batch needs 2).
     _min_validation = 1
+    #: Whether early stopping holds out each class in its share (a
+    #: classifier's targets are class indices).
+    _stratified_validation = False
 
     #: Parameters a warm start applies to the network it continues (the
     #: engine's: epochs, learning rate and schedule, batches, early
@@ -462,7 +465,9 @@ class NeuralRepresentation(BaseRepresentation):
             "lr": self.lr,
             "max_epochs": self._epochs(),
             "batch_size": self.batch_size,
-            "train_split": RandomSplit(self.validation_fraction)
+            "train_split": RandomSplit(
+                self.validation_fraction, stratify=self._stratified_validation
+            )
             if self.early_stopping
             else None,
             "callbacks": self._callbacks(n_samples),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
 from torch import nn
 
 from .._docstrings import fill_doc
@@ -123,6 +124,7 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     """
 
     _criterion = nn.CrossEntropyLoss
+    _stratified_validation = True  # as MLPClassifier's early stopping
 
     @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, pretrain_X=None) -> FineTuner:
@@ -147,7 +149,9 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         self : FineTuner
             The fitted classifier.
         """
-        X, y, nd_shape = self._validate_Xy(X, y)
+        X, y, nd_shape = self._validate_Xy(X, y, multi_output=True)
+        _refuse_several_targets(y)
+        y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -338,15 +342,35 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         return tags
 
 
-def _mean_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations of finite ``Y``, never inf.
+def _refuse_several_targets(y: np.ndarray) -> None:
+    """A ValueError that names the wrappers for y of several columns.
 
-    Squares of values above about 1e154 overflow float64: those columns are
-    divided by their largest magnitude first, and the results scaled back.
+    (scikit-learn's own message asks for a 1-d array and stops there.)
     """
-    with np.errstate(over="ignore", invalid="ignore"):
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(
+            f"FineTuner predicts one class per sample, but y has {y.shape[1]} "
+            f"columns ({type_of_target(y)}). Fit one fine-tuner per column: "
+            "sklearn.multiclass.OneVsRestClassifier(FineTuner(...)) for 0/1 "
+            "label columns, sklearn.multioutput.MultiOutputClassifier"
+            "(FineTuner(...)) for any; FineTunerRegressor takes several "
+            "continuous targets at once."
+        )
+
+
+def _mean_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of finite ``Y``, never inf or 0
+    by rounding.
+
+    Where squares overflow float64 (values above about 1e154) or round a
+    spread to zero (below about 1e-162), each column is divided by its
+    largest magnitude first and the results scaled back: a zero spread
+    would leave the targets unscaled.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         mean, std = Y.mean(axis=0), Y.std(axis=0)
-    if np.isfinite(mean).all() and np.isfinite(std).all():
+    spread = (std > 0) | (np.ptp(Y, axis=0) == 0)  # or the column is constant
+    if np.isfinite(mean).all() and np.isfinite(std).all() and spread.all():
         return mean, std
     peak = np.abs(Y).max(axis=0)
     peak = np.where(peak > 0, peak, 1.0)
