@@ -23,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .base import is_fitted
-from .data import sample_of
+from .data import WeightedTargets, sample_of
 from .persistence import _NOT_FINGERPRINTED, _objective
 
 __all__ = ["fingerprint", "pretrain_digest"]
@@ -362,7 +362,7 @@ def _data_digest(X, y=None) -> str | None:
     index (an iterable Dataset).
     """
     digest = hashlib.blake2b(digest_size=16)
-    for part in (X, y):
+    for part in (X, *_target_parts(y)):
         if part is None:
             continue
         rows = getattr(part, "ids", part)  # a TokenDataset: its padded ids
@@ -380,10 +380,15 @@ def _data_digest(X, y=None) -> str | None:
         block = rows[idx.numpy()] if isinstance(rows, np.ndarray) else rows[idx]
         block = block.numpy() if isinstance(block, torch.Tensor) else np.asarray(block)
         digest.update(np.ascontiguousarray(block).tobytes())
-        labels = getattr(part, "y", None)  # a TokenDataset's targets
-        if isinstance(labels, torch.Tensor) and len(labels):
-            digest.update(np.ascontiguousarray(labels[idx].numpy()).tobytes())
+        for labels in _target_parts(getattr(part, "y", None)):  # a TokenDataset's
+            if isinstance(labels, torch.Tensor) and len(labels):
+                digest.update(np.ascontiguousarray(labels[idx].numpy()).tobytes())
     return digest.hexdigest()
+
+
+def _target_parts(y) -> tuple:
+    """Targets, and their sample weights where they have them."""
+    return (y.y, y.weight) if isinstance(y, WeightedTargets) else (y,)
 
 
 def _evenly_spaced(n: int, most: int) -> torch.Tensor:

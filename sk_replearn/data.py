@@ -32,6 +32,7 @@ __all__ = [
     "Batches",
     "EvalBatchSampler",
     "SampleDataset",
+    "WeightedTargets",
     "sample_of",
     "tensor_to_numpy",
     "batch_slices",
@@ -189,6 +190,50 @@ class ArrayDataset(torch.utils.data.Dataset):
         """The samples (and targets) at the indices ``idx``."""
         X = self.X.subset(idx) if isinstance(self.X, ArrayRows) else self.X[idx]
         return ArrayDataset(X, None if self.y is None else self.y[idx])
+
+
+class WeightedTargets:
+    """Targets with a weight for each sample, sliced together.
+
+    What a fine-tuner given ``sample_weight`` trains on in place of its
+    targets tensor: the ``y`` of an :class:`ArrayDataset` or a
+    :class:`~sk_replearn.tokens.TokenDataset`, so that every batch's
+    targets come with their weights, and
+    :class:`~sk_replearn.training.SupervisedNet` weighs each sample's loss
+    by them.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        The targets ``(n, ...)``.
+    weight : torch.Tensor of shape (n,)
+        A float32 weight for each sample.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.data import WeightedTargets
+    >>> y, weight = torch.tensor([0, 1, 1]), torch.tensor([1.0, 2.0, 0.0])
+    >>> targets = WeightedTargets(y, weight)
+    >>> batch = targets[torch.tensor([2, 0])]
+    >>> batch.y, batch.weight, len(targets)
+    (tensor([1, 0]), tensor([0., 1.]), 3)
+    """
+
+    def __init__(self, y: torch.Tensor, weight: torch.Tensor) -> None:
+        self.y, self.weight = y, weight
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, idx) -> WeightedTargets:
+        return WeightedTargets(self.y[idx], self.weight[idx])
+
+    def to(self, *args, **kwargs) -> WeightedTargets:
+        """Both tensors moved (as :meth:`torch.Tensor.to` moves one)."""
+        return WeightedTargets(
+            self.y.to(*args, **kwargs), self.weight.to(*args, **kwargs)
+        )
 
 
 def shuffled_order(n: int, generator: torch.Generator | None = None) -> torch.Tensor:

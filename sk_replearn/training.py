@@ -29,6 +29,7 @@ from .data import (
     ArrayRows,
     Batches,
     EvalBatchSampler,
+    WeightedTargets,
     _peak_past_float32,
 )
 from .tokens import TokenBatches, TokenDataset
@@ -101,6 +102,7 @@ class RandomSplit:
         n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
         labels = y if y is not None else getattr(dataset, "y", None)
+        labels = labels.y if isinstance(labels, WeightedTargets) else labels
         if self.stratify and isinstance(labels, torch.Tensor) and len(labels) == n:
             order = self._stratified(order, labels, n_valid)
         if isinstance(dataset, (ArrayDataset, TokenDataset)):
@@ -383,7 +385,8 @@ class RepresentationNet(NeuralNet):
         """
         if isinstance(X, torch.utils.data.Dataset):
             return X
-        y = None if y is None else torch.as_tensor(y)
+        if y is not None and not isinstance(y, WeightedTargets):
+            y = torch.as_tensor(y)
         if isinstance(X, ArrayRows):
             return ArrayDataset(X, y)
         return ArrayDataset(torch.as_tensor(X, dtype=torch.float32), y)
@@ -670,6 +673,17 @@ class SupervisedNet(RepresentationNet):
     _go_on = "resumed by fit again when checkpoint_dir is set"
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The criterion on the predictions (in float32) and the targets."""
-        y_true = torch.as_tensor(y_true).to(self.device)
-        return self.criterion_(y_pred.float(), y_true)
+        """The criterion on the predictions (in float32) and the targets.
+
+        Targets with weights (:class:`~sk_replearn.data.WeightedTargets`)
+        give the mean over the batch of each sample's loss times its weight
+        (a sample's loss over several outputs is their mean, as the
+        unweighted criterion's).
+        """
+        if not isinstance(y_true, WeightedTargets):
+            y_true = torch.as_tensor(y_true).to(self.device)
+            return self.criterion_(y_pred.float(), y_true)
+        target = torch.as_tensor(y_true.y).to(self.device)
+        weight = y_true.weight.to(self.device, torch.float32)
+        losses = type(self.criterion_)(reduction="none")(y_pred.float(), target)
+        return (losses.reshape(len(weight), -1).mean(dim=1) * weight).mean()

@@ -16,7 +16,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sk_replearn import (
     AutoencoderTransformer,
@@ -56,16 +56,20 @@ def _tiny_ae(**kw):
 # tests/test_common.py runs the scikit-learn common checks on the rows of
 # tests/_instances.py, whose one epoch cannot reach the accuracy / R^2 the
 # training checks ask for; those checks (and only those) run here on 20 epochs.
+# (Weights are not repeated rows at any epoch count: see the tests below.)
+_WEIGHTS_CHECK = "check_sample_weight_equivalence_on_dense_data"
+
+
 @pytest.mark.parametrize(
     "estimator, check",
     [
         *only_checks(
             FineTuner(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
-            EXPECTED_FAILED_CHECKS["FineTuner"],
+            set(EXPECTED_FAILED_CHECKS["FineTuner"]) - {_WEIGHTS_CHECK},
         ),
         *only_checks(
             FineTunerRegressor(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
-            EXPECTED_FAILED_CHECKS["FineTunerRegressor"],
+            set(EXPECTED_FAILED_CHECKS["FineTunerRegressor"]) - {_WEIGHTS_CHECK},
         ),
     ],
 )
@@ -1161,3 +1165,118 @@ def test_finetuner_names_the_wrappers_for_several_label_columns(y, kind):
         FineTuner(rep, max_epochs=1).fit(X, y)
     wrapped = MultiOutputClassifier(FineTuner(rep, max_epochs=1, random_state=0))
     assert wrapped.fit(X, y).predict(X).shape == y.shape
+
+
+def test_sample_weight_weighs_each_samples_loss():
+    # The batch loss is the mean of each sample's loss times its weight; a
+    # sample's loss over several targets is their mean, as unweighted.
+    from sk_replearn.data import WeightedTargets
+    from sk_replearn.training import SupervisedNet
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 2, 1, 1, 0])
+    weight = torch.tensor([0.5, 2.0, 0.0, 1.0, 1.5])
+    clf = SupervisedNet(torch.nn.Linear(2, 3), criterion=torch.nn.CrossEntropyLoss)
+    clf.initialize()
+    per_sample = -torch.log_softmax(logits, dim=1)[torch.arange(5), labels]
+    torch.testing.assert_close(
+        clf.get_loss(logits, WeightedTargets(labels, weight)),
+        (per_sample * weight).mean(),
+    )
+    pred, target = torch.randn(5, 2), torch.randn(5, 2)
+    reg = SupervisedNet(torch.nn.Linear(2, 2), criterion=torch.nn.MSELoss)
+    reg.initialize()
+    expected = ((pred - target) ** 2).mean(dim=1) @ weight / 5
+    torch.testing.assert_close(
+        reg.get_loss(pred, WeightedTargets(target, weight)), expected
+    )
+    torch.testing.assert_close(
+        reg.get_loss(pred, WeightedTargets(target, torch.ones(5))),
+        reg.get_loss(pred, target),
+    )
+
+
+@pytest.mark.parametrize("cls", [FineTuner, FineTunerRegressor])
+def test_equal_sample_weights_are_no_weights(cls):
+    X, y = make_blobs(n_samples=80, centers=3, n_features=4, random_state=0)
+    rep = PCATransformer(n_components=3).fit(X)
+    method = "predict_proba" if cls is FineTuner else "predict"
+    kw = dict(max_epochs=3, random_state=0)
+    plain = getattr(cls(rep, **kw).fit(X, y), method)(X)
+    weighted = getattr(cls(rep, **kw).fit(X, y, sample_weight=np.full(80, 3.0)), method)
+    np.testing.assert_array_equal(weighted(X), plain)
+
+
+def test_labels_of_zero_weight_are_not_learned():
+    # Half the samples of class 0 are labelled 1: fitted as they are, they
+    # pull the boundary into class 0; given weight 0, they are ignored.
+    X, y = make_blobs(
+        n_samples=400, centers=[[-2, 0], [2, 0]], cluster_std=1.0, random_state=0
+    )  # fmt: skip
+    noisy = y.copy()
+    wrong = np.flatnonzero(y == 0)[::2]
+    noisy[wrong] = 1
+    weight = np.ones(len(y))
+    weight[wrong] = 0.0
+    rep = PCATransformer(n_components=2).fit(X)
+    kw = dict(max_epochs=30, random_state=0)
+    X_test, y_test = X[1::2], y[1::2]
+    plain = FineTuner(rep, **kw).fit(X[::2], noisy[::2])
+    weighted = FineTuner(rep, **kw).fit(X[::2], noisy[::2], sample_weight=weight[::2])
+    assert weighted.score(X_test, y_test) > 0.93  # the Bayes rate: 0.977
+    assert plain.score(X_test, y_test) < weighted.score(X_test, y_test) - 0.1
+
+
+def test_sample_weight_reaches_the_fit_through_scikit_learn():
+    from sklearn import config_context
+
+    X, y = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
+    weight = np.where(y == 0, 5.0, 1.0)
+    rep = PCATransformer(n_components=3).fit(X)
+    ft = FineTuner(rep, max_epochs=2, random_state=0)
+    direct = clone(ft).fit(X, y, sample_weight=weight).predict_proba(X)
+    pipe = make_pipeline(FunctionTransformer(), clone(ft))
+    pipe.fit(X, y, finetuner__sample_weight=weight)
+    np.testing.assert_array_equal(pipe.predict_proba(X), direct)
+    scores = cross_val_score(clone(ft), X, y, cv=3, params={"sample_weight": weight})
+    assert np.isfinite(scores).all()
+    with config_context(enable_metadata_routing=True):
+        routed = clone(ft).set_fit_request(sample_weight=True)
+        pipe = make_pipeline(FunctionTransformer(), routed)
+        pipe.fit(X, y, sample_weight=weight)
+        np.testing.assert_array_equal(pipe.predict_proba(X), direct)
+
+
+@pytest.mark.parametrize(
+    "weight, match",
+    [
+        (np.r_[-1.0, np.ones(29)], "Negative values in data passed to `sample_weight`"),
+        (np.ones(10), r"sample_weight.shape == \(10,\), expected \(30,\)"),
+        (np.r_[np.nan, np.ones(29)], "sample_weight contains NaN"),
+        (np.zeros(30), "Sample weights must contain at least one non-zero"),
+    ],
+)
+def test_bad_sample_weight_is_refused_by_name(weight, match):
+    X, y = make_blobs(n_samples=30, centers=2, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        FineTuner(PCATransformer(n_components=2), max_epochs=1).fit(
+            X, y, sample_weight=weight
+        )
+
+
+def test_a_checkpoint_counts_the_sample_weights_as_data():
+    # A fit resumed from a checkpoint must have the same weights: another
+    # weighting is other data.
+    from sk_replearn._fingerprint import _data_fingerprint
+    from sk_replearn.data import WeightedTargets
+
+    X, y = torch.randn(20, 3), torch.arange(20) % 2
+    ones, twos = torch.ones(20), torch.ones(20).index_fill(0, torch.tensor([3]), 2.0)
+    fingerprints = [
+        _data_fingerprint(X, y),
+        _data_fingerprint(X, WeightedTargets(y, ones)),
+        _data_fingerprint(X, WeightedTargets(y, twos)),
+    ]
+    assert len({f["data_digest"] for f in fingerprints}) == 3
+    again = _data_fingerprint(X, WeightedTargets(y, twos.clone()))
+    assert again == fingerprints[2]

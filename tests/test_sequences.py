@@ -941,3 +941,21 @@ def test_word_token_pattern_captures_one_group_as_count_vectorizer_does():
         assert f"token_pattern={pattern!r}" in str(err.value)
         with pytest.raises(ValueError, match=re.escape(sklearn_words)):
             CountVectorizer(token_pattern=pattern).fit(X)
+
+
+def test_fine_tuner_on_strings_weighs_samples(markov_split):
+    # Token batches carry the weights too: labels of weight 0 (half of one
+    # class relabelled as the other) are not learned.
+    train, _, test, _ = markov_split
+    y_train, y_test = _first_half(train), _first_half(test)
+    noisy = y_train.copy()
+    wrong = np.flatnonzero(y_train == 1)[::2]
+    noisy[wrong] = 0
+    weight = np.ones(len(train))
+    weight[wrong] = 0.0
+    rep = BERTTransformer(**{**_LEARN, "max_epochs": 2}).fit(train)
+    kw = dict(max_epochs=20, lr=3e-3, random_state=0, device="cpu")
+    plain = FineTuner(rep, **kw).fit(train, noisy)
+    weighted = FineTuner(rep, **kw).fit(train, noisy, sample_weight=weight)
+    assert weighted.score(test, y_test) > 0.85  # as without the wrong labels
+    assert plain.score(test, y_test) < weighted.score(test, y_test) - 0.1

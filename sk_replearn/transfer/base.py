@@ -24,6 +24,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
+    _check_sample_weight,
     check_array,
     check_consistent_length,
     check_is_fitted,
@@ -45,7 +46,7 @@ from ..base import (
     store_params,
 )
 from ..checkpoint import check_checkpoint_dir
-from ..data import training_samples
+from ..data import WeightedTargets, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
 from ..nn.build import probe_zeros
@@ -605,6 +606,24 @@ class BaseFineTuner(NeuralRepresentation):
                 "sequences."
             )
         return checked if iter(pretrain_X) is pretrain_X else pretrain_X
+
+    def _weighted(self, y_t: torch.Tensor, sample_weight, X):
+        """``y_t``, with ``sample_weight`` checked and scaled to a mean of 1.
+
+        Equal weights (None, or all one value) are no weights: the same
+        loss, computed the unweighted way.
+        """
+        if sample_weight is None:
+            return y_t
+        weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        peak = weight.max()  # positive: scikit-learn refuses all zeros
+        if (weight == peak).all():
+            return y_t
+        weight = weight / peak  # no overflow in the mean
+        weight = torch.as_tensor(weight / weight.mean(), dtype=torch.float32)
+        return WeightedTargets(y_t, weight)
 
     def _fit_encoder(self, X, y_t: torch.Tensor, n_out: int, nd_shape, pretrain_X):
         """Steps 1-4 of the module docstring; ``y_t`` holds encoded targets."""

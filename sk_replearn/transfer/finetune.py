@@ -127,7 +127,7 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     _stratified_validation = True  # as MLPClassifier's early stopping
 
     @fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, pretrain_X=None) -> FineTuner:
+    def fit(self, X, y, sample_weight=None, *, pretrain_X=None) -> FineTuner:
         """Pre-train if needed, then fine-tune on the labelled samples.
 
         Parameters
@@ -138,6 +138,12 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             of strings or of integer token ids, as it takes them.
         y : array-like of shape (n_samples,)
             Class labels (any hashable values: ints, strings, ...).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in the loss (each sample's
+            loss times its weight, the weights scaled to a mean of 1 so
+            that ``lr`` keeps its meaning; early stopping's validation loss
+            is weighted too); None weighs them equally. Not used by the
+            pre-training.
         pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on (e.g. many more than the labelled ones); None means X. With
@@ -161,6 +167,7 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             )
         self._check_params_against_data(len(X))
         y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
+        y_t = self._weighted(y_t, sample_weight, X)
         self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
         return self
 
@@ -286,7 +293,7 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
     _criterion = nn.MSELoss
 
     @fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, pretrain_X=None) -> FineTunerRegressor:
+    def fit(self, X, y, sample_weight=None, *, pretrain_X=None) -> FineTunerRegressor:
         """Pre-train if needed, then fine-tune on the targets.
 
         Parameters
@@ -297,6 +304,12 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
             integer token ids, as it takes them.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in the loss (each sample's
+            squared error, averaged over the targets, times its weight; the
+            weights scaled to a mean of 1 so that ``lr`` keeps its meaning;
+            early stopping's validation loss is weighted too); None weighs
+            them equally. Not used by the pre-training.
         pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on; None means X. With a fitted representation nothing is
@@ -314,7 +327,7 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         self.y_mean_, std = _mean_std(Y)
         self.y_scale_ = np.where(std > 0, std, 1.0)
         Y = (Y - self.y_mean_) / self.y_scale_
-        y_t = torch.as_tensor(Y, dtype=torch.float32)
+        y_t = self._weighted(torch.as_tensor(Y, dtype=torch.float32), sample_weight, X)
         self._fit_encoder(X, y_t, Y.shape[1], nd_shape, pretrain_X)
         return self
 
