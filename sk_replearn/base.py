@@ -10,11 +10,12 @@ work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import NoReturn
 
@@ -198,17 +199,35 @@ def store_params(estimator, params: dict) -> None:
             setattr(estimator, name, value)
 
 
+@contextlib.contextmanager
+def no_autocast(device) -> Iterator[None]:
+    """The caller's autocast off for the CPU and ``device`` inside the block.
+
+    A ``transform`` computes in the precision its estimator's parameters
+    say (a network's ``precision`` enters autocast again inside), not in
+    that of an ``autocast`` block around the call, which would give
+    bfloat16 distances and features numpy cannot read. Autocast is
+    per thread: a worker thread enters this block itself.
+    """
+    kind = torch.device(device).type
+    with contextlib.ExitStack() as stack:
+        for each in {"cpu", kind} & {"cpu", "cuda", "mps", "xpu"}:
+            stack.enter_context(torch.autocast(device_type=each, enabled=False))
+        yield
+
+
 def fit_context(*, prefer_skip_nested_validation: bool) -> Callable:
     """scikit-learn's ``_fit_context``; and a fit that raises changes nothing.
 
     Wraps a ``fit`` or ``partial_fit`` as scikit-learn's decorator does
     (the parameters validated first, nested validation skipped if
-    preferred). If the method raises, the estimator's attributes are put
-    back as they were before the call: a refused refit does not leave a
-    fitted model that claims the refused data's width, and a refused first
-    fit does not leave an estimator that looks fitted. (Arrays the method
-    changed in place are not copied back: fits check their input before
-    they change any.)
+    preferred), outside any ``torch.inference_mode`` of the caller's (in
+    which no network could train). If the method raises, the estimator's
+    attributes are put back as they were before the call: a refused refit
+    does not leave a fitted model that claims the refused data's width, and
+    a refused first fit does not leave an estimator that looks fitted.
+    (Arrays the method changed in place are not copied back: fits check
+    their input before they change any.)
 
     Parameters
     ----------
@@ -251,7 +270,10 @@ def fit_context(*, prefer_skip_nested_validation: bool) -> Callable:
         def fit(estimator, *args, **kwargs):
             before = dict(vars(estimator))
             try:
-                return validated(estimator, *args, **kwargs)
+                # Trains under a caller's inference_mode too, as under no_grad:
+                # the weights and batches made inside are ordinary tensors.
+                with torch.inference_mode(False):
+                    return validated(estimator, *args, **kwargs)
             except Exception:
                 vars(estimator).clear()
                 vars(estimator).update(before)
@@ -914,7 +936,7 @@ class BaseRepresentation(
         out = np.empty(shape, dtype=dtype)
         # Several batches on the CPU: the memory one frees serves the next.
         several = torch.device(device).type == "cpu" and len(X) > batch_size
-        with kept_heap(several), torch.inference_mode():
+        with kept_heap(several), torch.inference_mode(), no_autocast(device):
             for sl, xb in eval_chunks(X, batch_size):
                 xb = xb.to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import secrets
 from collections.abc import Mapping
 
 import numpy as np
@@ -675,10 +676,15 @@ def _atomic_save(payload: dict, path) -> None:
             f"Cannot save to {path!r}: the folder {folder!r} does not exist; "
             "create it first."
         )
-    tmp = f"{path}.tmp{os.getpid()}"
     payload = {**payload, "checksum": _checksum(payload)}
+    # A name of its own, created only if no file has it (never a file of
+    # the user's, nor another thread's write to the same path), beside the
+    # file so that the rename is atomic; opened as any file, with the
+    # permissions the umask gives (mkstemp's would be the owner's alone).
+    tmp = f"{path}.{secrets.token_hex(8)}.tmp"
     try:
-        torch.save(payload, tmp)
+        with open(tmp, "xb") as f:
+            torch.save(payload, f)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

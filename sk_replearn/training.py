@@ -38,6 +38,7 @@ __all__ = [
     "FreshLRScheduler",
     "NonFiniteLossError",
     "RandomSplit",
+    "seeded_generators",
     "RepresentationNet",
     "SupervisedNet",
     "WarmupCosine",
@@ -60,6 +61,53 @@ class NonFiniteLossError(FloatingPointError, ValueError):
     high ``lr``, or data of extreme magnitude), and ``except ValueError``
     (as in scikit-learn's model selection) should catch it.
     """
+
+
+@contextlib.contextmanager
+def seeded_generators(seed: int, device: torch.device | None = None):
+    """Seed torch's CPU generator and ``device``'s inside the block only.
+
+    Both generators are saved on entry and put back on exit; no other is
+    touched. (:func:`torch.manual_seed` would seed every accelerator, and
+    queue the seed of one not yet started, which a caller's later GPU code
+    would then draw from.)
+
+    Parameters
+    ----------
+    seed : int
+        The seed of both generators.
+    device : torch.device or None, default=None
+        Where the block draws besides the CPU (a CUDA, MPS or XPU device);
+        None or a CPU device: the CPU alone.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_replearn.training import seeded_generators
+    >>> before = torch.get_rng_state()
+    >>> with seeded_generators(0):
+    ...     a = torch.rand(2)
+    >>> with seeded_generators(0):
+    ...     b = torch.rand(2)
+    >>> bool(torch.equal(a, b)), bool(torch.equal(torch.get_rng_state(), before))
+    (True, True)
+    """
+    kind = device.type if device is not None else "cpu"
+    index = None if device is None else device.index
+    if kind == "cuda" and index is None:  # the current device, as torch places
+        index = torch.cuda.current_device()
+    accelerator = kind in ("cuda", "mps", "xpu")
+    devices = [0 if index is None else index] if accelerator else []
+    with torch.random.fork_rng(
+        devices=devices, device_type=kind if accelerator else "cuda"
+    ):
+        torch.default_generator.manual_seed(seed)
+        if kind == "cuda":
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        elif accelerator:
+            getattr(torch, kind).manual_seed(seed)
+        yield
 
 
 class RandomSplit:
@@ -520,20 +568,7 @@ class RepresentationNet(NeuralNet):
             return super().run_single_epoch(
                 iterator, training, prefix, step_fn, **fit_params
             )
-        device = net_device(self)
-        kind = device.type if device.type in ("cuda", "mps", "xpu") else "cuda"
-        index = device.index
-        if index is None:  # the current device, as torch places tensors
-            index = torch.cuda.current_device() if device.type == "cuda" else 0
-        devices = [index] if device.type == kind else []
-        with torch.random.fork_rng(devices=devices, device_type=kind):
-            # this net's generators only: another device's stay as they are
-            torch.default_generator.manual_seed(_VALIDATION_SEED)
-            if device.type == "cuda":
-                with torch.cuda.device(index):
-                    torch.cuda.manual_seed(_VALIDATION_SEED)
-            elif devices:
-                getattr(torch, device.type).manual_seed(_VALIDATION_SEED)
+        with seeded_generators(_VALIDATION_SEED, net_device(self)):
             return super().run_single_epoch(
                 iterator, training, prefix, step_fn, **fit_params
             )

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _instances import make
 
 from sk_replearn import KMeansTransformer, PCATransformer
 from sk_replearn.base import (
@@ -275,3 +276,16 @@ def test_unreadable_x_is_named_with_its_cause(name):
     with pytest.raises(ValueError, match=r"Complex data not supported.*X\.real") as e:
         est.fit(big)
     assert len(str(e.value)) < 300  # not the array
+
+
+def test_transforms_compute_as_without_the_callers_autocast():
+    # An autocast block around a call must not turn our float32 (or float64)
+    # computation into bfloat16: same outputs as outside it.
+    X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    for name in ("KMeansTransformer", "PCATransformer", "PretrainedTransformer"):
+        est = make(name).fit(X)
+        methods = [est.transform] + ([est.predict] if hasattr(est, "predict") else [])
+        for method in methods:
+            plain = method(X)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                np.testing.assert_array_equal(method(X), plain, err_msg=name)

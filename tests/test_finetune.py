@@ -1280,3 +1280,18 @@ def test_a_checkpoint_counts_the_sample_weights_as_data():
     assert len({f["data_digest"] for f in fingerprints}) == 3
     again = _data_fingerprint(X, WeightedTargets(y, twos.clone()))
     assert again == fingerprints[2]
+
+
+def test_fine_tuning_under_a_float64_default_dtype():
+    # torch.set_default_dtype(torch.float64) made the head float64 and the
+    # first product failed (Float and Double); the network is float32.
+    X, y = make_blobs(n_samples=60, centers=2, n_features=4, random_state=0)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = FineTuner(PCATransformer(n_components=2), random_state=0)
+        clf.fit(X, y)
+    finally:
+        torch.set_default_dtype(before)
+    assert {p.dtype for p in clf.net_.module_.parameters()} == {torch.float32}
+    assert clf.score(X, y) > 0.9

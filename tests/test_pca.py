@@ -1,6 +1,8 @@
 """Tests of PCATransformer against scikit-learn's PCA and a float64 reference."""
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -11,7 +13,7 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_replearn.classical.pca import PCATransformer, _no_tf32
+from sk_replearn.classical.pca import PCATransformer
 
 SOLVERS = ["covariance_eigh", "full", "randomized"]
 N_COMPONENTS = [5, 0.8, None]
@@ -398,15 +400,46 @@ def test_pca_nd_input_equals_flattened():
     assert shaped.fit(X.reshape(200, -1)).input_shape_ == (1, 8, 8)
 
 
-def test_pca_tf32_switched_off_and_restored():
-    previous = torch.backends.cuda.matmul.allow_tf32
-    try:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        with _no_tf32(torch.device("cuda")):
-            assert torch.backends.cuda.matmul.allow_tf32 is False
-        assert torch.backends.cuda.matmul.allow_tf32 is True
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
+_TF32_PROBE = """
+import torch
+from sk_replearn.classical.pca import _no_tf32
+matmul = torch.backends.cuda.matmul
+{setting}
+def state():  # what the user reads: each getter's value, or that it raises
+    out = [matmul.fp32_precision]
+    for read in (torch.get_float32_matmul_precision, lambda: matmul.allow_tf32):
+        try:
+            out.append(read())
+        except RuntimeError:  # the legacy and new APIs mixed by the user
+            out.append("raises")
+    return out
+before = state()
+with _no_tf32(torch.device("cuda")):
+    inside = matmul.fp32_precision
+print(inside, before == state())
+"""
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "",  # torch's defaults: fp32_precision "none", inheriting the global one
+        "torch.set_float32_matmul_precision('medium')",
+        "torch.set_float32_matmul_precision('highest')",
+        "matmul.allow_tf32 = True",  # the legacy flag
+        "matmul.fp32_precision = 'tf32'",
+        "torch.backends.fp32_precision = 'tf32'",
+    ],
+)
+def test_pca_tf32_switched_off_and_restored(setting):
+    # Each user's setting in a fresh process (torch's precision state cannot
+    # be reset): TF32 off inside the block, the setting as it was after,
+    # and torch.get_float32_matmul_precision() still answering.
+    code = _TF32_PROBE.format(setting=setting)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["ieee", "True"], out.stderr
 
 
 def _bad_fit_inputs():
@@ -587,8 +620,6 @@ def test_no_tf32_restores_the_users_setting_through_either_api(tf32_on):
         before = matmul.fp32_precision
         with _no_tf32(SimpleNamespace(type="cuda")):
             assert matmul.fp32_precision == "ieee"
-            if tf32_on == "legacy_api":  # still readable the user's way
-                assert matmul.allow_tf32 is False
         assert matmul.fp32_precision == before == "tf32"
         if tf32_on == "legacy_api":
             assert matmul.allow_tf32 is True

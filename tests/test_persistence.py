@@ -467,3 +467,31 @@ def test_load_of_a_file_of_another_version_says_so(edit, match, data, tmp_path):
         match=f"ae.pt'.*{match}.*another version of sk_replearn.*Load it with",
     ):
         AutoencoderTransformer.load(path)
+
+
+def test_save_never_touches_another_file_and_threads_may_save_at_once(tmp_path):
+    # The temporary file has a name of its own: a user's file named as the
+    # old scheme's (path + ".tmp" + pid) stays, and threads saving to one
+    # path each write their own before the rename.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    pca = PCATransformer(n_components=2).fit(X)
+    path = tmp_path / "pca.pt"
+    mine = tmp_path / f"pca.pt.tmp{os.getpid()}"
+    mine.write_text("the user's own file")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: pca.save(path), range(16)))
+    assert mine.read_text() == "the user's own file"
+    np.testing.assert_array_equal(
+        PCATransformer.load(path).transform(X), pca.transform(X)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pca.pt", mine.name]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """This process's umask (set and put back: read in a test only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -197,3 +197,43 @@ def test_a_warm_start_that_raises_keeps_the_fitted_model(digits):
     assert ae.n_epochs_ == 2 and len(ae.history_) == 2
     assert list(ae.loss_curve_) == curve
     np.testing.assert_array_equal(ae.transform(X), before)
+
+
+def test_a_cpu_fit_load_and_score_leave_the_accelerators_generators_alone(
+    digits, monkeypatch, tmp_path
+):
+    # torch.manual_seed would seed every GPU (queued until CUDA starts) and
+    # MPS: a user's own seeded GPU code after our CPU fit would then draw
+    # from our seed. Only the CPU generator is seeded, and restored.
+    X, y = digits[0][:64], digits[1][:64]
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    calls = []
+    for module, name in [
+        (torch.cuda, "manual_seed_all"),
+        (torch.cuda, "manual_seed"),
+        (torch.mps, "manual_seed"),
+    ]:
+        monkeypatch.setattr(module, name, lambda seed, n=name: calls.append(n))
+    est = SimCLRTransformer(**SMALL, random_state=0, device="cpu").fit(X)
+    est.score(X)
+    est.save(tmp_path / "simclr.pt")
+    SimCLRTransformer.load(tmp_path / "simclr.pt")
+    FineTuner(est, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    assert calls == []
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_fits_train_inside_the_callers_inference_mode(digits):
+    # As under torch.no_grad(): a fit made inside torch.inference_mode()
+    # trains the same network (it failed inside skorch's backward pass).
+    X, y = digits
+    kw = dict(**SMALL, random_state=0, device="cpu")
+    plain = SimCLRTransformer(**kw).fit(X).transform(X)
+    with torch.inference_mode():
+        inside = SimCLRTransformer(**kw).fit(X)
+        features = inside.transform(X)
+        clf = FineTuner(inside, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+        inside.set_params(warm_start=True).fit(X)  # one epoch more
+    np.testing.assert_array_equal(features, plain)
+    assert clf.predict(X).shape == (len(X),) and inside.n_epochs_ == 2

@@ -273,15 +273,16 @@ def _tf32(device: torch.device, on: bool) -> Iterator[None]:
         yield
         return
     matmul = torch.backends.cuda.matmul
-    # Through the API the user set TF32 with: torch >= 2.9 raises on reading
-    # the legacy allow_tf32 after a setting through fp32_precision (and on
-    # reading it inside a block that used the new one), so the new one is
-    # used only where the legacy one cannot be read.
-    try:
-        name, previous, value = "allow_tf32", matmul.allow_tf32, on
-    except RuntimeError:
+    # torch >= 2.9 keeps the setting as fp32_precision (its "none" inherits
+    # the global one), which always reads; writing the legacy allow_tf32
+    # would turn "none" into an explicit value and mark the legacy and new
+    # APIs as mixed, after which torch.get_float32_matmul_precision()
+    # raises. The legacy flag only on a torch without fp32_precision.
+    if hasattr(matmul, "fp32_precision"):
         name, previous = "fp32_precision", matmul.fp32_precision
         value = "tf32" if on else "ieee"
+    else:
+        name, previous, value = "allow_tf32", matmul.allow_tf32, on
     setattr(matmul, name, value)
     try:
         yield

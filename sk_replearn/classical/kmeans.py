@@ -28,6 +28,7 @@ from ..base import (
     _float32_square_limit,
     fit_context,
     float_dtypes,
+    no_autocast,
     positive_strides,
 )
 from ..data import batch_slices
@@ -955,9 +956,10 @@ class KMeansTransformer(ClusterMixin, BaseRepresentation):
         out = np.empty((n, n_out) if n_out else (n,), dtype=dtype)
 
         def work(blocks: list[slice]) -> None:
-            for sl in blocks:
-                xb = torch.from_numpy(np.require(X[sl], requirements="W"))
-                out[sl] = fn(shift(xb, offset)).numpy()
+            with no_autocast(device):  # in each worker thread (autocast is per thread)
+                for sl in blocks:
+                    xb = torch.from_numpy(np.require(X[sl], requirements="W"))
+                    out[sl] = fn(shift(xb, offset)).numpy()
 
         with _Workers(device) as workers, torch.inference_mode():
             workers.map(work, n, self._chunk_rows())

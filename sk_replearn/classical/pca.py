@@ -15,7 +15,6 @@ same merge makes :meth:`PCATransformer.partial_fit` exact.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from numbers import Integral
 from typing import NoReturn
@@ -725,9 +724,14 @@ class PCATransformer(BaseRepresentation):
         """Exact SVD of the centred data in float64 (the whole of X on device)."""
         acc = _acc_dtype(device)
         mean = self._stream_moments(X, device, diagonal=True).mean  # (d,)
-        with warnings.catch_warnings():  # a read-only X (a memmap) is only read
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            Xc = torch.as_tensor(X, device=device).to(acc) - mean  # (n, d)
+        # torch.as_tensor warns of a read-only X (a memmap), which is only
+        # read: numpy reads it on the CPU, and a copy goes to a device (a
+        # warning filter around it would drop other threads' filters).
+        if device.type == "cpu":  # the same float64 differences, one array
+            Xc = torch.from_numpy(np.subtract(X, mean.numpy(), dtype=np.float64))
+        else:
+            Xt = torch.as_tensor(X) if X.flags.writeable else torch.tensor(X)
+            Xc = Xt.to(device, acc) - mean  # (n, d)
         _, S, Vt = torch.linalg.svd(Xc, full_matrices=False)
         del Xc
         variances = S * S / (X.shape[0] - 1)  # (min(n, d),)

@@ -40,6 +40,7 @@ from ..training import (
     RepresentationNet,
     StopOnNonFiniteLoss,
     WarmupCosine,
+    seeded_generators,
 )
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
@@ -101,22 +102,14 @@ def seeded(seed: int, device: torch.device | None = None):
     for the same ``random_state``: such blocks take turns, under one
     re-entrant lock (a fit within a fit, as a fine-tuner's pre-training,
     goes on). Processes, as joblib's default workers, each have their own.
+    Only the CPU's generator and ``device``'s are seeded, and put back
+    after (see :func:`~sk_replearn.training.seeded_generators`). A thread
+    of the caller's that draws from torch's global generator meanwhile
+    draws from the block's stream, and the block's draws then differ: a
+    fit is reproducible while no other thread draws.
     """
-    with _RNG_LOCK, torch.random.fork_rng(devices=rng_devices(device)):
-        torch.manual_seed(seed)
+    with _RNG_LOCK, seeded_generators(seed, device):
         yield
-
-
-def rng_devices(device: torch.device | None = None) -> list[int]:
-    """The CUDA devices whose generators a block calling ``manual_seed`` saves.
-
-    :func:`torch.manual_seed` seeds every CUDA device, not only the one a
-    fit uses: all of them, once CUDA is in use (by this fit or the caller).
-    """
-    in_use = device is not None and device.type == "cuda"
-    if torch.cuda.is_available() and (in_use or torch.cuda.is_initialized()):
-        return list(range(torch.cuda.device_count()))
-    return []
 
 
 class NeuralRepresentation(BaseRepresentation):

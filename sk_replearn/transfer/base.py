@@ -820,7 +820,9 @@ class BaseFineTuner(NeuralRepresentation):
                 lrs.append(base * self.layer_decay ** (n - reinit - 1 - i))
         norm = self._head_norm(encoder.out_features, all_frozen=frozen == n)
         head = build_head(self.head, encoder.out_features, n_out, norm)
-        module = FineTuneModule(encoder, head, blocks[:frozen])
+        # float32 throughout, whatever torch's default dtype (a caller's
+        # torch.set_default_dtype(torch.float64) built a float64 head).
+        module = FineTuneModule(encoder, head, blocks[:frozen]).float()
         module.head_out_features = n_out
         return module, lrs, blocks
 
