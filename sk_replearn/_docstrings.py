@@ -397,10 +397,11 @@ it sees nothing, of two a sign). ``"scale"``
 running scale: the head sees every linear function of the features, and
 ``head="linear"`` is a linear probe. None feeds the features as they
 come. ``"auto"`` is ``"scale"`` where the encoder does not train
-(``strategy="frozen"``, or ``freeze_layers`` covering every block) or
-gives fewer than 3 features, else ``"layer"`` (the user guide on
-transfer learning gives the measurements). Only for the built-in
-heads: with a callable or module ``head`` it must stay ``"auto"``.""",
+(``strategy="frozen"``, ``freeze_layers`` covering every block, or
+``encoder_lr_scale=0``) or gives fewer than 3 features, else
+``"layer"`` (the user guide on transfer learning gives the
+measurements). Only for the built-in heads: a callable or module
+``head`` is used as it is (``"auto"`` or None).""",
     ),
     "freeze_layers": (
         "int",

@@ -69,7 +69,7 @@ from __future__ import annotations
 import torch
 from skorch.hf import AccelerateMixin
 
-from .data import shuffled_order
+from .data import WeightedTargets, shuffled_order
 from .tokens import TokenBatches, TokenDataset
 from .training import (
     ArrayDataset,
@@ -194,7 +194,8 @@ class _ShardedTokenBatches(TokenBatches):
 def _on_device(batches, device):
     """Move each ``(X, y)`` batch of an iterable to ``device``."""
     for xb, yb in batches:
-        yield xb.to(device), yb.to(device) if isinstance(yb, torch.Tensor) else yb
+        moves = isinstance(yb, (torch.Tensor, WeightedTargets))
+        yield xb.to(device), yb.to(device) if moves else yb
 
 
 class _Reiterable:

@@ -115,18 +115,24 @@ class RandomSplit:
 
     A picklable ``train_split`` for skorch: ``split(dataset, y)`` returns
     ``(train, valid)`` :class:`~sk_replearn.data.ArrayDataset` s, drawn from
-    torch's global generator (seeded by the estimator).
+    torch's global generator (seeded by the estimator). Samples of weight 0
+    (:class:`~sk_replearn.data.WeightedTargets`) are never held out: the
+    fraction is of those of positive weight, whose validation loss would
+    otherwise be 0 whatever the weights.
 
     Parameters
     ----------
     fraction : float
         Share of the samples in the validation set, in (0, 1).
     stratify : bool, default=False
-        Hold out each class in that share (within one sample), as
-        scikit-learn's ``MLPClassifier`` does for its early stopping: the
-        classes are ``y``, or the dataset's ``y`` when skorch passes none
-        (class indices). A random fraction of few labels may hold no sample
-        of a class, or all of them.
+        Hold out each class in that share, as scikit-learn's
+        ``MLPClassifier`` does for its early stopping: the classes are
+        ``y``, or the dataset's ``y`` when skorch passes none (class
+        indices). Each class gives its share rounded down, and the samples
+        left to draw come one each from the classes of the largest
+        remainders, ties broken at random; a class's last sample always
+        trains. (A random fraction of few labels may hold out none of a
+        class, or all of it.)
 
     Examples
     --------
@@ -147,34 +153,71 @@ class RandomSplit:
 
     def __call__(self, dataset, y=None, **fit_params):
         n = len(dataset)
-        n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
         order = torch.randperm(n)
-        labels = y if y is not None else getattr(dataset, "y", None)
-        labels = labels.y if isinstance(labels, WeightedTargets) else labels
-        if self.stratify and isinstance(labels, torch.Tensor) and len(labels) == n:
-            order = self._stratified(order, labels, n_valid)
-        if isinstance(dataset, (ArrayDataset, TokenDataset)):
-            return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
-        Subset = torch.utils.data.Subset  # any other map-style dataset
-        return Subset(dataset, order[n_valid:].tolist()), Subset(
-            dataset, order[:n_valid].tolist()
+        targets = y if y is not None else getattr(dataset, "y", None)
+        weighted = isinstance(targets, WeightedTargets)
+        labels = targets.y if weighted else targets
+        stratify = (
+            self.stratify and isinstance(labels, torch.Tensor) and len(labels) == n
         )
+        if not (weighted or stratify):
+            n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
+            valid = order[:n_valid]
+        else:
+            valid = self._held_out(order, labels if stratify else None, targets)
+        if isinstance(dataset, (ArrayDataset, TokenDataset)):
+            held = torch.zeros(n, dtype=torch.bool)
+            held[valid] = True
+            return dataset.subset(order[~held[order]]), dataset.subset(valid)
+        held = set(valid.tolist())
+        train = [i for i in order.tolist() if i not in held]
+        Subset = torch.utils.data.Subset  # any other map-style dataset
+        return Subset(dataset, train), Subset(dataset, valid.tolist())
 
-    @staticmethod
-    def _stratified(order: torch.Tensor, labels: torch.Tensor, n_valid: int):
-        """``order`` rearranged so that its first ``n_valid`` are the held-out.
+    def _held_out(self, order: torch.Tensor, labels, targets) -> torch.Tensor:
+        """The held-out indices among the samples of positive weight.
 
-        The samples sorted by class, each class in ``order``'s random order;
-        the held-out are ``n_valid`` evenly spaced positions of that list, so
-        that each class of ``n_c`` samples gives ``n_c * n_valid / n`` of
-        them, rounded down or up.
+        ``order`` is a random permutation of the samples; ``labels`` the
+        classes to stratify by, or None.
         """
-        n = len(order)
-        by_class = order[torch.sort(labels.cpu()[order], stable=True).indices]
-        valid = by_class[torch.arange(n_valid) * n // n_valid]
-        held = torch.zeros(n, dtype=torch.bool)
-        held[valid] = True
-        return torch.cat([valid, order[~held[order]]])  # the rest in order's order
+        eligible = order
+        if isinstance(targets, WeightedTargets):
+            eligible = order[targets.weight.cpu()[order] > 0]
+        m = len(eligible)
+        if m < 2:
+            raise ValueError(
+                f"early_stopping=True holds out samples of positive sample_weight "
+                f"for validation, but {m} of them {'has' if m == 1 else 'have'} "
+                "one: give more samples a positive weight, or set "
+                "early_stopping=False."
+            )
+        n_valid = min(max(int(round(self.fraction * m)), 1), m - 1)
+        if labels is None:
+            return eligible[:n_valid]
+        lab = labels.cpu()[eligible]
+        by_class = eligible[torch.sort(lab, stable=True).indices]  # each in order
+        _, counts = torch.unique(lab, return_counts=True)  # in by_class's order
+        share = counts.double() * n_valid / m
+        quota = torch.minimum(share.floor().long(), counts - 1)
+        left = n_valid - int(quota.sum())
+        shuffled = torch.randperm(len(counts))  # ties broken at random
+        remainders = (share - share.floor())[shuffled]
+        for c in shuffled[torch.sort(-remainders, stable=True).indices].tolist():
+            if left == 0:
+                break
+            if quota[c] < counts[c] - 1:
+                quota[c] += 1
+                left -= 1
+        if int(quota.sum()) == 0:
+            raise ValueError(
+                "early_stopping=True holds out each class in its share, but "
+                "every class has a single sample (of positive weight), which "
+                "must train: set early_stopping=False, or label more samples."
+            )
+        starts = (torch.cumsum(counts, 0) - counts).tolist()
+        return torch.cat(
+            [by_class[a : a + q] for a, q in zip(starts, quota.tolist(), strict=True)]
+        )
 
 
 class WarmupCosine:
@@ -643,6 +686,9 @@ class RepresentationNet(NeuralNet):
     def notify(self, method_name, **cb_kwargs):
         """As skorch's; at an epoch's end, every callback sees the epoch.
 
+        A batch of targets with weights reaches the callbacks as its targets
+        alone, the tensor a callback (skorch's ``EpochScoring``) reads.
+
         When the gradients are computed, the objective's ``after_backward``
         (if it has one) runs before the callbacks.
 
@@ -660,6 +706,10 @@ class RepresentationNet(NeuralNet):
             after_backward = getattr(self.objective(), "after_backward", None)
             if after_backward is not None:
                 after_backward()
+        batch = cb_kwargs.get("batch")
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            if isinstance(batch[1], WeightedTargets):  # callbacks see the targets
+                cb_kwargs = {**cb_kwargs, "batch": (batch[0], batch[1].y)}
         if method_name != "on_epoch_end":
             return super().notify(method_name, **cb_kwargs)
         getattr(self, method_name)(self, **cb_kwargs)
@@ -718,7 +768,8 @@ class SupervisedNet(RepresentationNet):
         if not isinstance(y_true, WeightedTargets):
             y_true = torch.as_tensor(y_true).to(self.device)
             return self.criterion_(y_pred.float(), y_true)
-        target = torch.as_tensor(y_true.y).to(self.device)
-        weight = y_true.weight.to(self.device, torch.float32)
+        # Where the predictions are (an accelerator's net has no device).
+        target = torch.as_tensor(y_true.y).to(y_pred.device)
+        weight = y_true.weight.to(y_pred.device, torch.float32)
         losses = type(self.criterion_)(reduction="none")(y_pred.float(), target)
         return (losses.reshape(len(weight), -1).mean(dim=1) * weight).mean()

@@ -1040,6 +1040,8 @@ def test_a_head_on_one_feature_tells_the_classes_apart():
     assert clf.score(X[1::2], y[1::2]) > 0.85
     layer = clone(clf).set_params(head_norm="layer").fit(X[::2], y[::2])
     assert len(np.unique(layer.predict_proba(X[1::2]).round(6), axis=0)) == 1
+    frozen = clone(clf).set_params(strategy="frozen").fit(X[::2], y[::2])
+    assert frozen.score(X[1::2], y[1::2]) > 0.85
 
 
 def test_frozen_linear_head_is_a_linear_probe():
@@ -1069,6 +1071,7 @@ def test_frozen_linear_head_is_a_linear_probe():
         ({"strategy": "frozen"}, 16, CentredScale),
         ({"freeze_layers": 2}, 16, CentredScale),  # every block of the MLP
         ({"freeze_layers": 1}, 16, CentredLayerNorm),
+        ({"encoder_lr_scale": 0.0}, 16, CentredScale),  # trains at a rate of 0
         ({"strategy": "frozen", "head_norm": "layer"}, 16, CentredLayerNorm),
         ({"head_norm": "scale"}, 16, CentredScale),
         ({"head_norm": None, "head": "mlp"}, 16, torch.nn.Identity),
@@ -1088,8 +1091,9 @@ def test_head_norm_with_a_head_of_ones_own_is_refused(digits_ae, small_digits):
     clf = FineTuner(digits_ae, head=head, head_norm="scale", max_epochs=1)
     with pytest.raises(ValueError, match=r"head_norm='scale' normalises the input"):
         clf.fit(X, y)
-    clf.set_params(head_norm="auto").fit(X, y)
-    assert isinstance(clf.net_.module_.head, torch.nn.Linear)
+    for norm in ("auto", None):  # the head as it is, as given
+        clf.set_params(head_norm=norm).fit(X, y)
+        assert isinstance(clf.net_.module_.head, torch.nn.Linear)
 
 
 def test_centred_scale_is_one_affine_map_for_every_sample():
@@ -1114,31 +1118,66 @@ def test_centred_scale_is_one_affine_map_for_every_sample():
     assert torch.isfinite(CentredScale(3)(torch.zeros(2, 3))).all()
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_early_stopping_holds_out_each_class_in_its_share(seed):
-    # As MLPClassifier's early stopping: 10% of 12 rare samples is one, held
-    # out every time (a random draw of 12 from 120 holds none 28% of the
-    # time); the rest train, in the random order; the draw follows the seed.
-    from sk_replearn.data import ArrayDataset
+def _split(labels, fraction=0.1, weight=None, seed=0, stratify=True):
+    from sk_replearn.data import ArrayDataset, WeightedTargets
     from sk_replearn.training import RandomSplit
 
-    y = torch.tensor([0] * 60 + [1] * 48 + [2] * 12)
-    data = ArrayDataset(torch.arange(120.0)[:, None], y)
+    n = len(labels)
+    targets = labels if weight is None else WeightedTargets(labels, weight)
     torch.manual_seed(seed)
-    train, valid = RandomSplit(0.1, stratify=True)(data)
-    counts = torch.bincount(valid.y, minlength=3).tolist()
-    assert counts[0] == 6 and counts[1] in (4, 5) and counts[2] == 1  # 6, 4.8, 1.2
-    assert sum(counts) == 12
+    return RandomSplit(fraction, stratify=stratify)(
+        ArrayDataset(torch.arange(float(n))[:, None], targets)
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_early_stopping_holds_out_each_class_in_its_share(seed):
+    # As MLPClassifier's early stopping: a tenth of each class (60, 48, 12:
+    # 6, 4.8, 1.2), the sample left to draw from the largest remainder; a
+    # random tenth of 120 holds none of the 12 in 28% of draws. The rest
+    # train, in the random order; the draw follows the seed.
+    y = torch.tensor([0] * 60 + [1] * 48 + [2] * 12)
+    train, valid = _split(y, seed=seed)
+    assert torch.bincount(valid.y, minlength=3).tolist() == [6, 5, 1]
     together = torch.cat([train.X[:, 0], valid.X[:, 0]]).sort().values
     torch.testing.assert_close(together, torch.arange(120.0))
-    torch.manual_seed(seed)
-    again, _ = RandomSplit(0.1, stratify=True)(data)
+    again, _ = _split(y, seed=seed)
     torch.testing.assert_close(again.X, train.X)
+    plain, held = _split(y, seed=seed, stratify=False)  # the draw as it was
     torch.manual_seed(seed)
-    plain, held = RandomSplit(0.1)(data)  # unstratified: the draw as it was
-    torch.manual_seed(seed)
-    order = torch.randperm(120)
-    torch.testing.assert_close(held.X[:, 0], order[:12].float())
+    torch.testing.assert_close(held.X[:, 0], torch.randperm(120)[:12].float())
+
+
+def test_early_stopping_breaks_ties_at_random_and_trains_every_class():
+    # Four classes of 5 and a tenth held out: two samples, from two classes
+    # that the seed picks. A class of one sample always trains.
+    tied = torch.tensor([0, 1, 2, 3] * 5)
+    picked = []
+    for seed in range(20):
+        _, valid = _split(tied, seed=seed)
+        assert len(valid) == 2 and len(set(valid.y.tolist())) == 2
+        picked += valid.y.tolist()
+    assert set(picked) == {0, 1, 2, 3}
+    lone = torch.tensor([0] + [1] * 19)
+    for seed in range(20):
+        train, valid = _split(lone, seed=seed)
+        assert 0 in train.y.tolist() and valid.y.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="every class has a single sample"):
+        _split(torch.arange(10), fraction=0.3)
+
+
+@pytest.mark.parametrize("stratify", [True, False])
+def test_early_stopping_holds_out_only_samples_of_positive_weight(stratify):
+    # Held out, a sample of weight 0 adds nothing to the validation loss: a
+    # split of such samples only scored 0 at every epoch and stopped early.
+    y = torch.arange(100) % 2
+    weight = (torch.arange(100) < 20).float()  # 20 samples count
+    for seed in range(10):
+        train, valid = _split(y, weight=weight, seed=seed, stratify=stratify)
+        assert len(valid) == 2 and (valid.y.weight > 0).all()
+        assert len(train) == 98
+    with pytest.raises(ValueError, match="1 of them has one"):
+        _split(y, weight=(torch.arange(100) == 0).float(), stratify=stratify)
 
 
 def test_only_the_classifier_stratifies_its_early_stopping(digits_ae, small_digits):
@@ -1295,3 +1334,75 @@ def test_fine_tuning_under_a_float64_default_dtype():
         torch.set_default_dtype(before)
     assert {p.dtype for p in clf.net_.module_.parameters()} == {torch.float32}
     assert clf.score(X, y) > 0.9
+
+
+def test_regression_targets_are_standardised_with_their_weights():
+    # Ten targets of 1e6 with weight 0: the scale is the other samples'
+    # (it was the outliers', which squeezed every other target to ~0).
+    X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
+    noisy = y.copy()
+    noisy[:10] = 1e6
+    weight = np.r_[np.zeros(10), np.ones(190)]
+    rep = PCATransformer(n_components=5).fit(X)
+    kw = dict(strategy="frozen", max_epochs=30, random_state=0)
+    reg = FineTunerRegressor(rep, **kw).fit(X, noisy, sample_weight=weight)
+    np.testing.assert_allclose(reg.y_mean_, [y[10:].mean()], rtol=1e-12)
+    np.testing.assert_allclose(reg.y_scale_, [y[10:].std()], rtol=1e-12)
+    assert reg.score(X[10:], y[10:]) > 0.9
+
+
+def test_callbacks_see_the_targets_of_weighted_batches():
+    # skorch's EpochScoring reads each batch's targets as an array: it failed
+    # on the weighted targets ("Cannot convert this data type").
+    from skorch.callbacks import EpochScoring
+
+    def accuracy(net, X, y):  # X: the validation Dataset; y: its targets
+        return float((net.forward(X).argmax(1).numpy() == np.asarray(y)).mean())
+
+    X, y = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
+    score = EpochScoring(accuracy, lower_is_better=False, name="valid_acc")
+    clf = FineTuner(
+        PCATransformer(n_components=3), max_epochs=3, early_stopping=True,
+        callbacks=[score], random_state=0,
+    )  # fmt: skip
+    clf.fit(X, y, sample_weight=np.where(y == 0, 2.0, 1.0))
+    assert all(0 <= a <= 1 for a in clf.history_[:, "valid_acc"])
+
+
+def test_weighted_targets_go_to_the_device_with_their_batch():
+    # The accelerated validation batches moved plain targets only: weighted
+    # ones stayed on the CPU, beside predictions on the GPU.
+    from sk_replearn.data import WeightedTargets
+    from sk_replearn.distributed import _on_device
+
+    batch = (torch.zeros(2, 3), WeightedTargets(torch.tensor([0, 1]), torch.ones(2)))
+    ((xb, yb),) = _on_device([batch], torch.device("meta"))
+    assert xb.device.type == yb.y.device.type == yb.weight.device.type == "meta"
+
+
+def test_centred_scale_keeps_float16_features_of_any_spread():
+    # Features of spread 400 in float16 (a fine-tuning under precision="16"):
+    # their squares overflow float16, so the statistics are float32.
+    x = (torch.randn(32, 2) * 400.0).half()
+    norm = CentredScale(2)
+    out = norm(x)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert torch.isfinite(norm.running_sq) and norm.running_sq > 65504
+    reference = CentredScale(2).eval()
+    reference.load_state_dict(norm.state_dict())
+    torch.testing.assert_close(
+        norm.eval()(x).float(), reference(x.float()), rtol=2e-3, atol=2e-3
+    )
+
+
+def test_a_fine_tuner_pickled_before_head_norm_has_the_layer_it_was_fitted_with(
+    digits_ae, small_digits
+):
+    X, y = small_digits
+    clf = FineTuner(digits_ae, head_norm="layer", max_epochs=1, random_state=0)
+    state = clf.fit(X, y).__getstate__()
+    del state["head_norm"]  # as a pickle of then holds it
+    old = FineTuner.__new__(FineTuner)
+    old.__setstate__(state)
+    assert old.get_params()["head_norm"] == "layer"
+    np.testing.assert_array_equal(clone(old).fit(X, y).predict(X), clf.predict(X))

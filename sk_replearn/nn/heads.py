@@ -254,15 +254,17 @@ class _RunningCentre(nn.Module):
 class CentredLayerNorm(_RunningCentre):
     """Centre every feature on its mean, then normalise every sample.
 
-    The input normalisation of the fine-tuners' task heads. Each feature is
-    centred on a running mean of the training batches' means (the first
-    batch's mean is taken whole), then each sample is scaled to zero mean
-    and unit variance over its features, a layer normalisation without
-    learned scale. In training the gradient is the one of centring on the
-    batch's own mean, as a batch normalisation centres: it has no component
-    that moves every sample of the batch in one shared direction, a drift
-    that a layer normalisation alone lets grow on a Vision Transformer's
-    features until it swamps each sample's own signal. The forward pass
+    The input normalisation of the fine-tuners' task heads where the
+    encoder trains (``head_norm="layer"``; :class:`CentredScale` is the
+    other). Each feature is centred on a running mean of the training
+    batches' means (the first batch's mean is taken whole), then each
+    sample is scaled to zero mean and unit variance over its features, a
+    layer normalisation without learned scale. In training the gradient is
+    the one of centring on the batch's own mean, as a batch normalisation
+    centres: it has no component that moves every sample of the batch in
+    one shared direction, a drift that a layer normalisation alone lets
+    grow on a Vision Transformer's features until it swamps each sample's
+    own signal. The forward pass
     uses the running mean, so a prediction carries no noise from the batch
     it was computed in, and no feature is divided by its own spread, so
     with a few labels a feature that hardly varies is not inflated to the
@@ -332,7 +334,9 @@ class CentredScale(_RunningCentre):
         batch weighs ``max(momentum, 1 / t)``: the first batches are averaged
         cumulatively, so a short training still ends with their statistics.
     eps : float, default=1e-5
-        Added to the mean square before its square root.
+        Added to the mean square before its square root: features of a
+        spread well below ``sqrt(eps)`` (about 3e-3) are scaled up by less
+        than their spread asks (multiply them by a constant first).
 
     Attributes
     ----------
@@ -368,6 +372,9 @@ class CentredScale(_RunningCentre):
         centred, weight = self._centre(x)
         if weight is not None:  # the batch's spread about its own mean
             with torch.no_grad():
-                spread = (x - x.mean(dim=0)).square().mean()
+                # in float32: float16 squares overflow past a spread of 256
+                xf = x.float()
+                spread = (xf - xf.mean(dim=0)).square().mean()
                 self.running_sq.lerp_(spread.to(self.running_sq), weight)
-        return centred * (self.running_sq.to(x.dtype) + self.eps).rsqrt()
+        scale = (self.running_sq.float() + self.eps).rsqrt()
+        return (centred.float() * scale).to(x.dtype)

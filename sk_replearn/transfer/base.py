@@ -449,6 +449,13 @@ class BaseFineTuner(NeuralRepresentation):
     ) -> None:
         store_params(self, locals())
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a fine-tuner pickled before ``head_norm`` has the
+        ``"layer"`` it was fitted with (as :func:`~sk_replearn.persistence.load`
+        gives a file of then)."""
+        state.setdefault("head_norm", "layer")
+        super().__setstate__(state)
+
     def _default_representation(self):
         from ..methods import AutoencoderTransformer
 
@@ -607,23 +614,29 @@ class BaseFineTuner(NeuralRepresentation):
             )
         return checked if iter(pretrain_X) is pretrain_X else pretrain_X
 
-    def _weighted(self, y_t: torch.Tensor, sample_weight, X):
-        """``y_t``, with ``sample_weight`` checked and scaled to a mean of 1.
-
-        Equal weights (None, or all one value) are no weights: the same
-        loss, computed the unweighted way.
+    @staticmethod
+    def _relative_weights(sample_weight, X) -> np.ndarray | None:
+        """``sample_weight`` checked and scaled to a mean of 1; None for
+        equal weights (None, or all one value), which are no weights: the
+        same loss, computed the unweighted way.
         """
         if sample_weight is None:
-            return y_t
+            return None
         weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
         peak = weight.max()  # positive: scikit-learn refuses all zeros
         if (weight == peak).all():
-            return y_t
+            return None
         weight = weight / peak  # no overflow in the mean
-        weight = torch.as_tensor(weight / weight.mean(), dtype=torch.float32)
-        return WeightedTargets(y_t, weight)
+        return weight / weight.mean()
+
+    @staticmethod
+    def _weighted(y_t: torch.Tensor, weight: np.ndarray | None):
+        """``y_t`` with its samples' weights (of :meth:`_relative_weights`)."""
+        if weight is None:
+            return y_t
+        return WeightedTargets(y_t, torch.as_tensor(weight, dtype=torch.float32))
 
     def _fit_encoder(self, X, y_t: torch.Tensor, n_out: int, nd_shape, pretrain_X):
         """Steps 1-4 of the module docstring; ``y_t`` holds encoded targets."""
@@ -818,7 +831,8 @@ class BaseFineTuner(NeuralRepresentation):
                 lrs.append(self.lr)  # new layers learn at the head's rate
             else:
                 lrs.append(base * self.layer_decay ** (n - reinit - 1 - i))
-        norm = self._head_norm(encoder.out_features, all_frozen=frozen == n)
+        still = all(lr is None or lr == 0 for lr in lrs)  # no block trains
+        norm = self._head_norm(encoder.out_features, all_frozen=still)
         head = build_head(self.head, encoder.out_features, n_out, norm)
         # float32 throughout, whatever torch's default dtype (a caller's
         # torch.set_default_dtype(torch.float64) built a float64 head).
@@ -829,19 +843,20 @@ class BaseFineTuner(NeuralRepresentation):
     def _head_norm(self, in_features: int, *, all_frozen: bool) -> str | None:
         """``head_norm`` resolved: what ``"auto"`` is for this head.
 
-        ``"scale"`` where the encoder does not train (the head is then the
-        whole model, and must see every linear function of the features) or
-        gives fewer than 3 features (a per-sample normalisation keeps a
+        ``"scale"`` where the encoder does not train (every block frozen,
+        or at a learning rate of 0: the head is then the whole model, and
+        must see every linear function of the features) or gives fewer
+        than 3 features (a per-sample normalisation keeps a
         sign of 2, nothing of 1), else ``"layer"``.
         """
         if not isinstance(self.head, str):
-            if self.head_norm != "auto":
+            if self.head_norm not in ("auto", None):  # None: as it is, as given
                 raise ValueError(
                     f"head_norm={self.head_norm!r} normalises the input of the "
                     "built-in heads ('linear', 'mlp'), but head is a "
                     f"{type(self.head).__name__}, used as it is: put the "
                     "normalisation in the head module (e.g. "
-                    "sk_replearn.nn.CentredScale), or leave head_norm='auto'."
+                    "sk_replearn.nn.CentredScale), or set head_norm='auto'."
                 )
             return None
         if self.head_norm != "auto":

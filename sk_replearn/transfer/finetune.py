@@ -141,9 +141,11 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each sample in the loss (each sample's
             loss times its weight, the weights scaled to a mean of 1 so
-            that ``lr`` keeps its meaning; early stopping's validation loss
-            is weighted too); None weighs them equally. Not used by the
-            pre-training.
+            that ``lr`` keeps its meaning; early stopping holds out samples
+            of positive weight only, and weighs its validation loss too);
+            None weighs them equally. Not used by the pre-training, nor by
+            the statistics of the head's normalisation or of an encoder's
+            batch normalisations, which see every sample.
         pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on (e.g. many more than the labelled ones); None means X. With
@@ -167,7 +169,7 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             )
         self._check_params_against_data(len(X))
         y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
-        y_t = self._weighted(y_t, sample_weight, X)
+        y_t = self._weighted(y_t, self._relative_weights(sample_weight, X))
         self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
         return self
 
@@ -308,8 +310,11 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
             Non-negative weight of each sample in the loss (each sample's
             squared error, averaged over the targets, times its weight; the
             weights scaled to a mean of 1 so that ``lr`` keeps its meaning;
-            early stopping's validation loss is weighted too); None weighs
-            them equally. Not used by the pre-training.
+            the targets are standardised with the weights; early stopping
+            holds out samples of positive weight only, and weighs its
+            validation loss too); None weighs them equally. Not used by the
+            pre-training, nor by the statistics of the head's normalisation
+            or of an encoder's batch normalisations, which see every sample.
         pretrain_X : array-like, iterable of str or None, default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on; None means X. With a fitted representation nothing is
@@ -324,10 +329,11 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         self._check_params_against_data(len(X))
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        self.y_mean_, std = _mean_std(Y)
+        weight = self._relative_weights(sample_weight, X)
+        self.y_mean_, std = _mean_std(Y, weight)
         self.y_scale_ = np.where(std > 0, std, 1.0)
         Y = (Y - self.y_mean_) / self.y_scale_
-        y_t = self._weighted(torch.as_tensor(Y, dtype=torch.float32), sample_weight, X)
+        y_t = self._weighted(torch.as_tensor(Y, dtype=torch.float32), weight)
         self._fit_encoder(X, y_t, Y.shape[1], nd_shape, pretrain_X)
         return self
 
@@ -371,21 +377,35 @@ def _refuse_several_targets(y: np.ndarray) -> None:
         )
 
 
-def _mean_std(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mean_std(
+    Y: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations of finite ``Y``, never inf or 0
-    by rounding.
+    by rounding; with ``weight``, the weighted ones (a sample of weight 0
+    does not count).
 
     Where squares overflow float64 (values above about 1e154) or round a
     spread to zero (below about 1e-162), each column is divided by its
     largest magnitude first and the results scaled back: a zero spread
     would leave the targets unscaled.
     """
+
+    def moments(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if weight is None:
+            return Z.mean(axis=0), Z.std(axis=0)
+        mean = np.average(Z, axis=0, weights=weight)
+        return mean, np.sqrt(np.average((Z - mean) ** 2, axis=0, weights=weight))
+
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        mean, std = Y.mean(axis=0), Y.std(axis=0)
-    spread = (std > 0) | (np.ptp(Y, axis=0) == 0)  # or the column is constant
-    if np.isfinite(mean).all() and np.isfinite(std).all() and spread.all():
+        mean, std = moments(Y)
+        constant = np.ptp(Y if weight is None else Y[weight > 0], axis=0) == 0
+    if (
+        np.isfinite(mean).all()
+        and np.isfinite(std).all()
+        and ((std > 0) | constant).all()
+    ):
         return mean, std
     peak = np.abs(Y).max(axis=0)
     peak = np.where(peak > 0, peak, 1.0)
-    scaled = Y / peak
-    return scaled.mean(axis=0) * peak, scaled.std(axis=0) * peak
+    mean, std = moments(Y / peak)
+    return mean * peak, std * peak
