@@ -161,8 +161,7 @@ class RandomSplit:
             self.stratify and isinstance(labels, torch.Tensor) and len(labels) == n
         )
         if not (weighted or stratify):
-            n_valid = min(max(int(round(self.fraction * n)), 1), n - 1)
-            valid = order[:n_valid]
+            valid = order[: self._count(n)]
         else:
             valid = self._held_out(order, labels if stratify else None, targets)
         if isinstance(dataset, (ArrayDataset, TokenDataset)):
@@ -173,6 +172,10 @@ class RandomSplit:
         train = [i for i in order.tolist() if i not in held]
         Subset = torch.utils.data.Subset  # any other map-style dataset
         return Subset(dataset, train), Subset(dataset, valid.tolist())
+
+    def _count(self, m: int) -> int:
+        """How many of ``m`` samples to hold out: at least one, never all."""
+        return min(max(int(round(self.fraction * m)), 1), m - 1)
 
     def _held_out(self, order: torch.Tensor, labels, targets) -> torch.Tensor:
         """The held-out indices among the samples of positive weight.
@@ -191,7 +194,7 @@ class RandomSplit:
                 "one: give more samples a positive weight, or set "
                 "early_stopping=False."
             )
-        n_valid = min(max(int(round(self.fraction * m)), 1), m - 1)
+        n_valid = self._count(m)
         if labels is None:
             return eligible[:n_valid]
         lab = labels.cpu()[eligible]

@@ -307,6 +307,16 @@ def test_grid_search_in_parallel_survives_failing_fits(data):
         pipe.set_params(autoencodertransformer__input_shape=(3, 3)).fit(X, y)
 
 
+def _load_saved_without(estimator, name: str, path):
+    """``estimator`` saved to ``path`` without the parameter ``name`` (as a
+    version from before the parameter wrote it), then loaded."""
+    estimator.save(path)
+    payload = torch.load(path, weights_only=True)
+    del payload["estimator"]["params"][name]
+    _resave(payload, path)
+    return type(estimator).load(path)
+
+
 def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
     # A GPT file from before conv_kernel_size: no such parameter, no mixer.
     from sk_replearn import GPTTransformer
@@ -316,12 +326,7 @@ def test_load_of_a_file_saved_before_a_parameter_existed(tmp_path):
         embed_dim=8, depth=1, num_heads=2, max_epochs=1, conv_kernel_size=None,
         random_state=0, device="cpu",
     ).fit(texts)  # fmt: skip
-    path = tmp_path / "gpt.pt"
-    old.save(path)
-    payload = torch.load(path, weights_only=True)
-    del payload["estimator"]["params"]["conv_kernel_size"]
-    _resave(payload, path)
-    loaded = GPTTransformer.load(path)
+    loaded = _load_saved_without(old, "conv_kernel_size", tmp_path / "gpt.pt")
     assert loaded.conv_kernel_size is None
     np.testing.assert_array_equal(loaded.transform(texts), old.transform(texts))
 
@@ -333,13 +338,7 @@ def test_load_of_a_fine_tuner_file_saved_before_head_norm(tmp_path):
     y = (X[:, 0] > 0).astype(int)
     rep = PCATransformer(n_components=3).fit(X)
     old = FineTuner(rep, strategy="frozen", head_norm="layer", max_epochs=2)
-    old.fit(X, y)
-    path = tmp_path / "ft.pt"
-    old.save(path)
-    payload = torch.load(path, weights_only=True)
-    del payload["estimator"]["params"]["head_norm"]
-    _resave(payload, path)
-    loaded = FineTuner.load(path)
+    loaded = _load_saved_without(old.fit(X, y), "head_norm", tmp_path / "ft.pt")
     assert loaded.head_norm == "layer"
     np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
     with pytest.raises(ValueError, match="head_norm"):  # changed since fit

@@ -264,11 +264,11 @@ class CentredLayerNorm(_RunningCentre):
     centres: it has no component that moves every sample of the batch in
     one shared direction, a drift that a layer normalisation alone lets
     grow on a Vision Transformer's features until it swamps each sample's
-    own signal. The forward pass
-    uses the running mean, so a prediction carries no noise from the batch
-    it was computed in, and no feature is divided by its own spread, so
-    with a few labels a feature that hardly varies is not inflated to the
-    size of the others (what a batch normalisation does).
+    own signal. The forward pass uses the running mean, so a prediction
+    carries no noise from the batch it was computed in, and no feature is
+    divided by its own spread, so with a few labels a feature that hardly
+    varies is not inflated to the size of the others (what a batch
+    normalisation does).
 
     Parameters
     ----------
