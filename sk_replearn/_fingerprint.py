@@ -22,11 +22,23 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from .base import is_fitted
+from ._util import is_fitted
 from .data import WeightedTargets, sample_of
-from .persistence import _NOT_FINGERPRINTED, _objective
+from .training import trained_module
 
 __all__ = ["fingerprint", "pretrain_digest"]
+
+#: Parameters that say how a fit runs, not what it learns: ``save`` stores
+#: them as None and a checkpoint ignores them when deciding to resume.
+_RUNTIME_PARAMS = ("callbacks", "accelerator")
+_NOT_FINGERPRINTED = (
+    *_RUNTIME_PARAMS,
+    "verbose",
+    "checkpoint_dir",
+    "device",
+    "compile",
+    "warm_start",
+)
 
 
 def fingerprint(estimator) -> dict:
@@ -287,7 +299,7 @@ def _digest_learned(digest, estimator) -> None:
         if key.startswith("_") or not key.endswith("_") or key in _NOT_LEARNED:
             continue
         if hasattr(value, "module_") and hasattr(value, "history"):  # a net
-            value = _objective(value).state_dict()
+            value = trained_module(value).state_dict()
         _digest_value(digest, key, value)
 
 

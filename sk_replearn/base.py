@@ -27,7 +27,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import (
@@ -36,7 +35,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import persistence
 from ._heap import kept_heap
+from ._util import is_fitted, with_article
 from ._warn import warn_user
 from .data import _float32_square_limit, eval_chunks, tensor_to_numpy
 
@@ -282,45 +283,6 @@ def fit_context(*, prefer_skip_nested_validation: bool) -> Callable:
         return fit
 
     return decorate
-
-
-def is_fitted(estimator) -> bool:
-    """Whether ``estimator`` is fitted, as :func:`check_is_fitted` decides.
-
-    Anything that is not an estimator counts as not fitted.
-
-    Examples
-    --------
-    >>> from sk_replearn import PCATransformer
-    >>> from sk_replearn.base import is_fitted
-    >>> is_fitted(PCATransformer()), is_fitted(object())
-    (False, False)
-    """
-    try:
-        check_is_fitted(estimator)
-    except (NotFittedError, TypeError):
-        return False
-    return True
-
-
-def with_article(noun: str) -> str:
-    """``noun`` after "a" or "an", as it is spoken, for messages.
-
-    A word takes "an" before a vowel (an AutoencoderTransformer); a name
-    that begins with an initialism (two capitals) before a letter whose
-    name begins with one (an MAETransformer, a PCATransformer).
-
-    Examples
-    --------
-    >>> from sk_replearn.base import with_article
-    >>> with_article("AutoencoderTransformer"), with_article("SimCLRTransformer")
-    ('an AutoencoderTransformer', 'a SimCLRTransformer')
-    >>> with_article("MAETransformer"), with_article("PCATransformer")
-    ('an MAETransformer', 'a PCATransformer')
-    """
-    initialism = noun[:2].isupper() and noun[:2].isalpha()
-    vowels = "AEFHILMNORSX" if initialism else "AEIOUaeiou"
-    return f"{'an' if noun[:1] and noun[0] in vowels else 'a'} {noun}"
 
 
 def seed_from_random_state(random_state) -> int:
@@ -611,10 +573,8 @@ class BaseRepresentation(
         >>> np.array_equal(same.transform(X), ae.transform(X))
         True
         """
-        from .persistence import save  # it imports this module
-
         check_is_fitted(self)
-        save(self, path)
+        persistence.save(self, path)
 
     @classmethod
     def load(cls, path, *, device=None):
@@ -659,9 +619,7 @@ class BaseRepresentation(
         >>> AutoencoderTransformer.load(path, device="cpu").n_features_in_
         6
         """
-        from .persistence import load  # it imports this module
-
-        estimator = load(path, device=device)
+        estimator = persistence.load(path, device=device)
         if not isinstance(estimator, cls):
             name = type(estimator).__name__
             raise TypeError(

@@ -25,18 +25,17 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
 from ._fingerprint import _data_fingerprint, _digest_of, fingerprint
-from .base import with_article
+from ._util import with_article
 from .persistence import (
     _CHECKPOINT_FORMAT,
     _VERSION,
     _atomic_save,
     _load_weights,
-    _objective,
     _read,
     from_plain,
     to_plain,
 )
-from .training import net_device
+from .training import net_device, trained_module
 
 __all__ = ["TrainingCheckpoint", "check_checkpoint_dir", "fingerprint"]
 
@@ -94,7 +93,7 @@ def _restore_callback_states(net, states: dict) -> None:
 
 def _state_digest(net) -> str:
     """A digest of the weights and optimizer state a warm start goes on from."""
-    state = {"module": _objective(net).state_dict()}
+    state = {"module": trained_module(net).state_dict()}
     return _digest_of({**state, "optimizer": net.optimizer_.state_dict()})
 
 
@@ -349,7 +348,7 @@ class TrainingCheckpoint(Callback):
             "start_epoch": self._start,
             "target_epochs": self._target,
             "finished": finished,
-            "module": _objective(net).state_dict(),
+            "module": trained_module(net).state_dict(),
             "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
             "history": to_plain(list(net.history), "history"),
             "callbacks": _callback_states(net),

@@ -27,8 +27,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._fingerprint import _RUNTIME_PARAMS, _digest_of
+from ._util import is_fitted, with_article
 from ._warn import warn_user
-from .base import is_fitted, with_article
+from .training import trained_module
 
 __all__ = ["from_plain", "load", "save", "to_plain"]
 
@@ -37,17 +39,6 @@ _TAG = "__sk_replearn__"
 _FORMAT = "sk_replearn-estimator"
 _CHECKPOINT_FORMAT = "sk_replearn-checkpoint"
 _VERSION = 1
-#: Parameters that say how a fit runs, not what it learns: ``save`` stores
-#: them as None and a checkpoint ignores them when deciding to resume.
-_RUNTIME_PARAMS = ("callbacks", "accelerator")
-_NOT_FINGERPRINTED = (
-    *_RUNTIME_PARAMS,
-    "verbose",
-    "checkpoint_dir",
-    "device",
-    "compile",
-    "warm_start",
-)
 
 
 # -- plain data ----------------------------------------------------------------
@@ -227,6 +218,8 @@ def _torch_optimizer(name: str) -> type:
 # -- estimators ----------------------------------------------------------------
 def _public_classes() -> dict[str, type]:
     """The only classes a file may name: sk_replearn's public estimators."""
+    # Read when a file is loaded: the package's public names, whose modules
+    # import this one (the one import here that points upward).
     import sk_replearn
     from sk_replearn import views
 
@@ -324,17 +317,6 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
     }
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module itself, under a ``torch.compile`` wrapper if any."""
-    return getattr(module, "_orig_mod", module)
-
-
-def _objective(net) -> torch.nn.Module:
-    """The net's trained module, out of accelerate's and torch.compile's wrappers."""
-    module = net.objective() if hasattr(net, "objective") else net.module_
-    return _unwrap(module)
-
-
 def _load_weights(net, state: dict, refusal: str) -> None:
     """Load ``state`` into the net's module, or raise ``refusal`` as a ValueError.
 
@@ -343,7 +325,7 @@ def _load_weights(net, state: dict, refusal: str) -> None:
     appended to ``refusal``, which says what to do.
     """
     try:
-        _objective(net).load_state_dict(state)
+        trained_module(net).load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"{refusal} ({str(exc).splitlines()[0][:200]})") from exc
 
@@ -351,7 +333,7 @@ def _load_weights(net, state: dict, refusal: str) -> None:
 def _net_to_plain(net) -> dict:
     return {
         "module": {
-            k: v.detach().cpu() for k, v in _objective(net).state_dict().items()
+            k: v.detach().cpu() for k, v in trained_module(net).state_dict().items()
         },
         "optimizer": to_plain(net.optimizer_.state_dict(), "optimizer state"),
         "history": to_plain(list(net.history), "history"),
@@ -662,8 +644,6 @@ def _checksum(payload: dict) -> str:
     flipped bit in a weight would load silently; :func:`_read` compares
     this digest to the one :func:`_atomic_save` wrote.
     """
-    from ._fingerprint import _digest_of  # it imports this module
-
     return _digest_of({k: v for k, v in payload.items() if k != "checksum"})
 
 

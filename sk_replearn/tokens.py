@@ -32,8 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ._util import with_article
 from ._warn import warn_user
-from .base import with_article
 from .data import Batches, shuffled_order
 
 __all__ = [

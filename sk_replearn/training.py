@@ -33,6 +33,7 @@ from .data import (
     _peak_past_float32,
 )
 from .tokens import TokenBatches, TokenDataset
+from .views import _Views
 
 __all__ = [
     "FreshLRScheduler",
@@ -43,6 +44,7 @@ __all__ = [
     "SupervisedNet",
     "WarmupCosine",
     "net_device",
+    "trained_module",
 ]
 
 
@@ -368,8 +370,6 @@ def _views_give_non_finite(module, batch) -> bool:
     again here, outside autograd and on a forked generator, once training
     has already failed.
     """
-    from .views import _Views
-
     views = getattr(module, "views", None)
     draw = getattr(module, "draw_views", None)
     if views is None or draw is None or isinstance(views, _Views) or batch is None:
@@ -419,6 +419,28 @@ def net_device(net: NeuralNet) -> torch.device:
     """
     device = net._dev() if hasattr(net, "_dev") else net.device
     return torch.device("cpu" if device is None else device)
+
+
+def trained_module(net: NeuralNet) -> torch.nn.Module:
+    """The module ``net`` trains, out of accelerate's and torch.compile's wrappers.
+
+    What its weights are read from and written to: an accelerated net's
+    ``objective()``, else its ``module_``, and under a ``torch.compile``
+    wrapper the module it compiled.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skorch import NeuralNet
+    >>> from torch import nn
+    >>> from sk_replearn.training import trained_module
+    >>> net = NeuralNet(nn.Linear(2, 1), nn.MSELoss).initialize()
+    >>> net.module_ = torch.compile(net.module_)  # compiled lazily, at its first call
+    >>> trained_module(net)
+    Linear(in_features=2, out_features=1, bias=True)
+    """
+    module = net.objective() if hasattr(net, "objective") else net.module_
+    return getattr(module, "_orig_mod", module)
 
 
 class RepresentationNet(NeuralNet):

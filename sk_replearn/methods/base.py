@@ -25,15 +25,15 @@ from torch import nn
 
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
+from .._util import with_article
 from .._warn import warn_user
-from ..base import BaseRepresentation, seed_from_random_state, with_article
+from ..base import BaseRepresentation, seed_from_random_state
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed, world_size
 from ..nn.layers import LayerEncoder, block_features, block_widths
 from ..nn.surgery import TransferEncoder, trainable
 from ..objectives.base import Objective
-from ..persistence import _objective
 from ..training import (
     FreshLRScheduler,
     RandomSplit,
@@ -41,6 +41,7 @@ from ..training import (
     StopOnNonFiniteLoss,
     WarmupCosine,
     seeded_generators,
+    trained_module,
 )
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
@@ -311,7 +312,7 @@ class NeuralRepresentation(BaseRepresentation):
             )
         with torch.random.fork_rng(devices=[]):  # draws nothing of the fit's
             fresh = self._build_objective().state_dict()
-        fitted = _objective(net).state_dict()
+        fitted = trained_module(net).state_dict()
         changed = [
             k
             for k in sorted({*fresh, *fitted})

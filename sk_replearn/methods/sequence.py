@@ -13,7 +13,8 @@ from torch import nn
 from .._docstrings import fill_doc
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, kept_heap, widest_output
-from ..base import fit_context, seed_from_random_state, store_params, with_article
+from .._util import with_article
+from ..base import fit_context, seed_from_random_state, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import (
     CLS,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .build import first_floating, probe_zeros
+from .surgery import Block
 
 __all__ = [
     "POOLINGS",
@@ -310,8 +311,6 @@ class PretrainedBackbone(nn.Module):
         (below wrappers of one child), a child without weights (dropout,
         activation) joining the block before it, and the children after
         ``layer``, which never run, joining the last."""
-        from .surgery import Block  # surgery imports this module's users
-
         if self.blocks is not None:
             groups = [
                 [_submodule(self.model, n, "blocks") for n in g] for g in self.blocks
@@ -591,8 +590,6 @@ class HFTextBackbone(nn.Module):
     def transfer_blocks(self) -> list:
         """The embeddings, then one block per transformer layer (BERT-like
         models); otherwise the model's weighted children."""
-        from .surgery import Block
-
         embeddings = getattr(self.model, "embeddings", None)
         layers = getattr(getattr(self.model, "encoder", None), "layer", None)
         if embeddings is None or layers is None:

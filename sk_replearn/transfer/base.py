@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from .._fingerprint import _model_repr, pretrain_digest
+from .._fingerprint import _NOT_FINGERPRINTED, _model_repr, pretrain_digest
 from .._warn import warn_user
 from ..base import (
     _check_float32_range,
@@ -48,12 +48,12 @@ from ..base import (
 from ..checkpoint import check_checkpoint_dir
 from ..data import WeightedTargets, training_samples
 from ..distributed import accelerated_net_class, shared_seed
+from ..methods import AutoencoderTransformer
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
 from ..nn.build import probe_zeros
 from ..nn.heads import CentredLayerNorm, CentredScale
 from ..nn.layers import cut_encoder
 from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
-from ..persistence import _NOT_FINGERPRINTED
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
 from ..views import _identity, make_views
@@ -457,8 +457,6 @@ class BaseFineTuner(NeuralRepresentation):
         super().__setstate__(state)
 
     def _default_representation(self):
-        from ..methods import AutoencoderTransformer
-
         return AutoencoderTransformer()
 
     def __sklearn_clone__(self):

@@ -1,0 +1,53 @@
+"""Helpers that depend on nothing else in the package.
+
+What an estimator's state is (:func:`is_fitted`) and how messages name it
+(:func:`with_article`). They live below :mod:`sk_replearn.base`, which
+re-exports :func:`is_fitted`, so that the modules ``base`` itself imports
+(persistence, tokens, the fingerprints) can use them.
+"""
+
+from __future__ import annotations
+
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["is_fitted", "with_article"]
+
+
+def is_fitted(estimator) -> bool:
+    """Whether ``estimator`` is fitted, as :func:`check_is_fitted` decides.
+
+    Anything that is not an estimator counts as not fitted.
+
+    Examples
+    --------
+    >>> from sk_replearn import PCATransformer
+    >>> from sk_replearn.base import is_fitted
+    >>> is_fitted(PCATransformer()), is_fitted(object())
+    (False, False)
+    """
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
+def with_article(noun: str) -> str:
+    """``noun`` after "a" or "an", as it is spoken, for messages.
+
+    A word takes "an" before a vowel (an AutoencoderTransformer); a name
+    that begins with an initialism (two capitals) before a letter whose
+    name begins with one (an MAETransformer, a PCATransformer).
+
+    Examples
+    --------
+    >>> from sk_replearn._util import with_article
+    >>> with_article("AutoencoderTransformer"), with_article("SimCLRTransformer")
+    ('an AutoencoderTransformer', 'a SimCLRTransformer')
+    >>> with_article("MAETransformer"), with_article("PCATransformer")
+    ('an MAETransformer', 'a PCATransformer')
+    """
+    initialism = noun[:2].isupper() and noun[:2].isalpha()
+    vowels = "AEFHILMNORSX" if initialism else "AEIOUaeiou"
+    return f"{'an' if noun[:1] and noun[0] in vowels else 'a'} {noun}"
