@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import os
 import secrets
+import zipfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -606,14 +607,11 @@ def _read(path, fmt: str) -> dict:
         # its first kilobyte (an interrupted copy or download).
         if isinstance(exc, _NOT_OPENED) or not os.path.isfile(path):
             raise
-        raise ValueError(
-            f"{os.fspath(path)!r} is damaged: torch cannot read it as the zip "
-            "archive save() writes (a file cut off by an interrupted copy or "
-            "download reads so); it was not loaded. Restore it from a copy, or "
-            f"save the estimator again. ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _damaged(path, exc) from exc
     except Exception as exc:  # torch.load fails as many ways as files can be odd
         # (a text file: KeyError; an empty one: EOFError; a pickle: Unpickling)
+        if _cut_off_zip(path):  # cut within its first kilobyte: a RuntimeError
+            raise _damaged(path, exc) from exc
         raise ValueError(
             f"{os.fspath(path)!r} is not a file written by sk_replearn, or holds "
             f"more than data (e.g. a pickle that would run code); it was not "
@@ -635,6 +633,27 @@ def _read(path, fmt: str) -> dict:
             "save the estimator again."
         )
     return payload
+
+
+def _damaged(path, exc: Exception) -> ValueError:
+    """The error for a file that begins as save() writes one but is cut off."""
+    return ValueError(
+        f"{os.fspath(path)!r} is damaged: torch cannot read it as the zip "
+        "archive save() writes (a file cut off by an interrupted copy or "
+        "download reads so); it was not loaded. Restore it from a copy, or "
+        f"save the estimator again. ({type(exc).__name__}: "
+        f"{(str(exc) or '-').splitlines()[0][:200]})"
+    )
+
+
+def _cut_off_zip(path) -> bool:
+    """Whether ``path`` begins as a zip archive but lacks the end of one."""
+    try:
+        with open(path, "rb") as file:
+            begins_as_zip = file.read(4) == b"PK\x03\x04"
+        return begins_as_zip and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def _checksum(payload: dict) -> str:

@@ -14,6 +14,7 @@ import pickle
 import re
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ import torch
 from _instances import make
 from torch import nn
 
-from sk_replearn import FineTunerRegressor, persistence
+from sk_replearn import FineTunerRegressor, PCATransformer, persistence
 from sk_replearn.views import TabularViews
 
 
@@ -319,6 +320,28 @@ def test_load_of_a_cut_off_file_says_it_is_damaged(keep, data, tmp_path):
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)] if keep > 0 else raw[:keep])
     with pytest.raises(ValueError, match=r"ae.pt' is damaged.*cut off.*not loaded"):
+        persistence.load(path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 100], ids=["half", "first-100-bytes"])
+def test_load_of_a_small_file_cut_off_says_it_is_damaged(keep, tmp_path):
+    # Cut within its first kilobyte, a zip archive makes torch raise a
+    # RuntimeError, which load called "not a file written by sk_replearn".
+    X = np.random.default_rng(0).normal(size=(40, 6))
+    path = tmp_path / "pca.pt"
+    PCATransformer(n_components=2).fit(X).save(path)
+    raw = path.read_bytes()
+    assert len(raw) < 8192  # a few kilobytes: the case of a small model
+    path.write_bytes(raw[: int(len(raw) * keep)] if keep < 1 else raw[:keep])
+    with pytest.raises(ValueError, match=r"pca.pt' is damaged.*cut off.*not loaded"):
+        persistence.load(path)
+
+
+def test_load_of_another_zip_archive_is_not_called_damaged(tmp_path):
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    with pytest.raises(ValueError, match=r"not a file written by sk_replearn"):
         persistence.load(path)
 
 
