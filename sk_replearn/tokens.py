@@ -450,6 +450,21 @@ class Codec:
         find = self._pattern.findall
         return [[index.get(w, UNK) for w in find(s)] for s in sequences]
 
+    def continuations(self) -> list[int]:
+        """Ids of the pieces that continue a word (WordPiece's ``"##ing"``).
+
+        A text cannot begin with one: the decoder joins it to the word
+        before, and with none it would print its prefix.
+        """
+        prefix = getattr(
+            getattr(self._hf, "model", None), "continuing_subword_prefix", None
+        )
+        if not prefix:
+            return []
+        return [
+            i + N_SPECIAL for i, t in enumerate(self.tokens) if t.startswith(prefix)
+        ]
+
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids``, special tokens left out."""
         kept = [int(i) - N_SPECIAL for i in ids if int(i) >= N_SPECIAL]

@@ -557,6 +557,31 @@ def test_generate_continues_prompts_and_is_seeded(strings):
             gpt.generate(**bad)
 
 
+def test_generate_from_nothing_begins_with_a_word_not_a_continuation(strings):
+    # A barely trained WordPiece model began 11 of 20 texts with a piece
+    # that continues a word, printed with its prefix ("##p 9all h7").
+    pytest.importorskip("tokenizers")
+    gpt = GPTTransformer(
+        "wordpiece",
+        vocab_size=300,
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        max_epochs=1,
+        random_state=0,
+    ).fit(strings)
+    codec = gpt._codec()
+    pieces = codec.continuations()
+    assert len(pieces) > 10 and all(
+        codec.tokens[i - N_SPECIAL][:2] == "##" for i in pieces
+    )
+    texts = gpt.generate(
+        n_samples=40, max_new_tokens=3, temperature=3.0, random_state=0
+    )
+    assert not [t for t in texts if t.startswith("##")]
+    assert GPTTransformer("char").fit(strings[:4])._codec().continuations() == []
+
+
 # -- bad input ---------------------------------------------------------------
 BAD_INPUT = [
     (np.zeros((4, 3)), TypeError, "got a float array"),

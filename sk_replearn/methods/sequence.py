@@ -533,7 +533,9 @@ class GPTTransformer(_SequenceTransformer):
             the vocabulary reads it, with ``tokenizer="word"`` its known
             words joined by single spaces (words unseen in ``fit`` are left
             out, as ``[UNK]`` is); for integer input, the ids,
-            space-separated. Temperatures so low
+            space-separated. A text drawn from nothing begins with a word,
+            never with a piece that continues one (WordPiece's ``"##ing"``).
+            Temperatures so low
             that the division overflows (1e-45) pick the likeliest token.
         """
         check_is_fitted(self, "net_")
@@ -553,6 +555,9 @@ class GPTTransformer(_SequenceTransformer):
         banned = torch.ones(module.vocab_size, dtype=torch.bool)
         banned[N_SPECIAL:] = False
         banned[SEP] = False  # the model may end the sequence
+        # Nor may a text begin with a piece that continues a word ("##ing").
+        banned_first = banned.clone()
+        banned_first[codec.continuations()] = True
         texts = []
         for prompt, ids in zip(prompts, codec.encode(prompts, name="prompts")):
             context = torch.tensor([CLS, *ids], dtype=torch.long)[-(positions - 1) :]
@@ -560,7 +565,7 @@ class GPTTransformer(_SequenceTransformer):
             new = torch.full((n_samples, 0), PAD, dtype=torch.long, device=device)
             done = torch.zeros(n_samples, dtype=torch.bool, device=device)
             with torch.inference_mode():
-                for _ in range(max_new_tokens):
+                for step in range(max_new_tokens):
                     # Only the unfinished samples go through the model: a
                     # finished one grows by [PAD]s, and a window of nothing
                     # but [PAD] has no token to attend to (NaN logits). The
@@ -572,7 +577,10 @@ class GPTTransformer(_SequenceTransformer):
                         .float()
                         .cpu()
                     )
-                    logits = _tempered(logits, temperature, banned)
+                    first = step == 0 and not len(ids)
+                    logits = _tempered(
+                        logits, temperature, banned_first if first else banned
+                    )
                     if top_k is not None and top_k < logits.shape[1]:
                         kth = logits.topk(top_k, dim=1).values[:, -1:]
                         logits = logits.masked_fill(logits < kth, -torch.inf)
