@@ -176,18 +176,16 @@ def test_word_vocabulary_keeps_the_most_frequent_words():
     assert codec.encode(["the bird"]) == [[codec.vocabulary["the"], UNK]]
 
 
+def _subword_gpt(kind: str, strings: list[str]) -> GPTTransformer:
+    """A small GPT fitted for one epoch with a subword vocabulary of 300."""
+    pytest.importorskip("tokenizers")
+    gpt = GPTTransformer(kind, vocab_size=300, embed_dim=8, depth=1, num_heads=2)
+    return gpt.set_params(max_epochs=1, random_state=0).fit(strings)
+
+
 @pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
 def test_subword_tokenizers_are_learned_in_fit(kind, strings):
-    pytest.importorskip("tokenizers")
-    est = GPTTransformer(
-        kind,
-        vocab_size=300,
-        embed_dim=8,
-        depth=1,
-        num_heads=2,
-        max_epochs=1,
-        random_state=0,
-    ).fit(strings)
+    est = _subword_gpt(kind, strings)
     assert N_SPECIAL < est.vocab_size_ <= 300 + N_SPECIAL
     if kind == "wordpiece":  # a word with an unseen letter is [UNK]
         with pytest.warns(UserWarning, match="unknown to the vocabulary"):
@@ -560,16 +558,7 @@ def test_generate_continues_prompts_and_is_seeded(strings):
 def test_generate_from_nothing_begins_with_a_word_not_a_continuation(strings):
     # A barely trained WordPiece model began 11 of 20 texts with a piece
     # that continues a word, printed with its prefix ("##p 9all h7").
-    pytest.importorskip("tokenizers")
-    gpt = GPTTransformer(
-        "wordpiece",
-        vocab_size=300,
-        embed_dim=8,
-        depth=1,
-        num_heads=2,
-        max_epochs=1,
-        random_state=0,
-    ).fit(strings)
+    gpt = _subword_gpt("wordpiece", strings)
     codec = gpt._codec()
     pieces = codec.continuations()
     assert len(pieces) > 10 and all(
