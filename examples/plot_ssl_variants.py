@@ -432,8 +432,8 @@ plt.show()
 #   network's forward pass.
 # * **The budget matters.** Twenty epochs are a third of the defaults. With
 #   the 60 of ``max_epochs="auto"``, ``benchmarks/bench_labels.py`` measures
-#   on the same split, protocol and draws 0.869 for SimCLR, 0.856 for SwAV
-#   and 0.837 for DINO with 2 labels a class
+#   on the same split, protocol and draws 0.872 for SimCLR, 0.859 for SwAV
+#   and 0.841 for DINO with 2 labels a class
 #   (``benchmarks/results/bench_labels.txt``, see :doc:`/benchmarks`): each
 #   4 to 9 points above its 20-epoch result in the table above, in the same
 #   order.

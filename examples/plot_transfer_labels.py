@@ -119,8 +119,8 @@ plt.show()
 #   stride 2 sees each stroke of an 8×8 digit at one position in four. This
 #   example does not fit it, but ``benchmarks/bench_labels.py`` does
 #   (``encoder="cnn"``, the earlier default): it costs the frozen
-#   representation 2.8, 1.3 and 1.0 points with 20, 50 and 100 labels
-#   (0.841, 0.921 and 0.948 against 0.869, 0.934 and 0.958 in
+#   representation 2.8, 0.4 and 0.4 points with 20, 50 and 100 labels
+#   (0.844, 0.924 and 0.951 against 0.872, 0.928 and 0.955 in
 #   ``benchmarks/results/bench_labels.txt``).
 # * **Do not standardise with the statistics of 20 labels.** The
 #   classifiers above see the representation as it is. Scaling each of its

@@ -201,7 +201,8 @@ class SimSiamTransformer(_TwoViewTransformer):
     #: (benchmarks/bench_ssl.py). 40 epochs probed as well (mean 0.885 against
     #: 0.883 on five seeds) but did worse on 4 labels a class (0.630 against
     #: 0.693, benchmarks/bench_labels.py; on seeds 0-2, 0.620 against 0.677 on
-    #: average); 45 epochs did too (0.641).
+    #: average); 45 epochs did too (0.641). Those runs predate the signal
+    #: networks' channels-last layout; the benchmark's 50 epochs since: 0.638.
     _auto_samples_seen = 200_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
@@ -294,7 +295,8 @@ class BarlowTwinsTransformer(_TwoViewTransformer):
     0.928, 0.928 and 0.923, with 1.02 to 1.05 s; of 128, 0.932, 0.938 and
     0.927. With 4 labels a class (five draws) a ``LogisticRegression`` on
     the features scored 0.823 against 0.752 with hidden layers of 512
-    (``benchmarks/bench_labels.py``). The wide output earns its cost: three
+    (``benchmarks/bench_labels.py``; 0.797 in its run since, when the signal
+    networks had begun to compute channels-last). The wide output earns its cost: three
     layers of 256 probed 0.902 and 0.908 (seeds 0, 1), and 30 epochs of the
     former default 0.908 (seed 0).
 

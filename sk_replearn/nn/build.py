@@ -107,14 +107,14 @@ def auto_encoder_kwargs(input_shape: Sequence[int], *, mirrored: bool = False) -
     convolution, which then sees each stroke at one position in four. On
     scikit-learn's digits (1,347 training images, the same five draws of
     the labels), a frozen ``LogisticRegression()`` on SimCLR with its
-    defaults scores 0.869 / 0.934 / 0.958 with 20 / 50 / 100 labels against
-    0.841 / 0.921 / 0.948 with the default CNN (``benchmarks/bench_labels.py``).
+    defaults scores 0.872 / 0.928 / 0.955 with 20 / 50 / 100 labels against
+    0.844 / 0.924 / 0.951 with the default CNN (``benchmarks/bench_labels.py``).
     When this was adopted, with the methods' former defaults, SwAV went from
     0.797 / 0.899 / 0.923 to 0.811 / 0.906 / 0.941 and DINO from 0.792 /
     0.900 / 0.932 to 0.787 / 0.896 / 0.924, and over two more stratified
     splits SimCLR gained 1.5 to 4 points as well. The fits take longer
     (SimCLR 13 s against 9 s at one thread); a small ResNet reaches 0.907 /
-    0.947 / 0.969 with SimCLR but takes 55 s. An estimator's
+    0.949 / 0.969 with SimCLR but takes 55 s. An estimator's
     ``encoder_kwargs``, when given, replace these rather than add to them.
 
     Parameters
