@@ -580,3 +580,117 @@ def test_the_command_line_help_is_plain_text(capsys):
     text = capsys.readouterr().out
     assert "``" not in text and "**" not in text and ":func:" not in text
     assert "\n* all labels:" in text and "linear_probe" in text
+
+
+# -- what a scikit-learn user passes besides arrays and labels ---------------------
+@pytest.mark.parametrize("standardize", [False, True])
+def test_linear_probe_takes_sparse_features(standardize):
+    # np.asarray made a 0-d object array of a sparse matrix: "setting an
+    # array element with a sequence", even where LogisticRegression takes it.
+    sparse = pytest.importorskip("scipy.sparse")
+    Xs_train, Xs_test = sparse.csr_matrix(X_TRAIN), sparse.csr_matrix(X_TEST)
+    result = linear_probe(
+        None, Xs_train, Y_TRAIN, Xs_test, Y_TEST, standardize=standardize
+    )
+    scaler = StandardScaler(with_mean=False) if standardize else "passthrough"
+    by_hand = make_pipeline(scaler, _lr()).fit(X_TRAIN, Y_TRAIN)
+    assert result.accuracy == pytest.approx(by_hand.score(X_TEST, Y_TEST), abs=0.01)
+
+
+def test_a_bag_of_words_representation_is_probed_and_scored():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["apple banana", "car bus", "banana cherry", "truck train"] * 25
+    labels = np.array([0, 1, 0, 1] * 25)
+    result = linear_probe(
+        TfidfVectorizer(), texts[:60], labels[:60], texts[60:], labels[60:]
+    )
+    assert result.accuracy == 1.0
+    scorer = ProbeScorer(_lr())
+    assert scorer(TfidfVectorizer().fit(texts), texts, labels) == 1.0
+
+
+def test_probe_scorer_knows_what_the_linear_probe_needs():
+    # A class of 2 in the scored fold left LinearProbeCV one label of it in
+    # each training part: every fit failed inside cross_val_score; and
+    # n_per_class=1 was accepted, then failed at every call.
+    with pytest.raises(ValueError, match="n_per_class=1 leaves LinearProbeCV"):
+        ProbeScorer("linear", n_per_class=1)
+    with pytest.raises(ValueError, match="n_per_class=1 leaves LinearProbeCV"):
+        ProbeScorer(LinearProbeCV(), n_per_class=1)
+    ProbeScorer("knn", n_per_class=1)  # kNN needs no more than one
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    keep = np.r_[np.flatnonzero(Y_TEST != 9)[:200], np.flatnonzero(Y_TEST == 9)[:2]]
+    with pytest.raises(ValueError, match="class 9 has 2 samples.*LinearProbeCV"):
+        ProbeScorer("linear")(pca, X_TEST[keep], Y_TEST[keep])
+    assert 0 < ProbeScorer("knn")(pca, X_TEST[keep], Y_TEST[keep]) <= 1
+
+
+def test_probe_scorer_without_labels_says_it_needs_them():
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    with pytest.raises(ValueError, match="needs y, the labels of X"):
+        ProbeScorer()(pca, X_TEST, None)
+
+
+@pytest.mark.parametrize(
+    "probe", [PCATransformer(n_components=2), LogisticRegression, ["knn"]]
+)
+def test_probe_scorer_takes_a_classifier_instance_only(probe):
+    # A PCA's log-likelihood came back as "accuracy"; a class failed at call
+    # time; a list raised "unhashable type".
+    with pytest.raises(ValueError, match="must be 'knn', 'linear' or a classifier"):
+        ProbeScorer(probe)
+
+
+def test_few_label_scores_takes_a_classifier_only():
+    with pytest.raises(ValueError, match="model=PCATransformer is not a classifier"):
+        few_label_scores(
+            PCATransformer(n_components=5),
+            X_TRAIN,
+            Y_TRAIN,
+            X_TEST,
+            Y_TEST,
+            n_per_class=2,
+        )
+    with pytest.raises(InvalidParameterError, match="'n_draws' parameter.*not a bool"):
+        few_label_scores(
+            _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=True
+        )
+
+
+@pytest.mark.parametrize("Cs", [[[0.1, 1.0]], True, "many"])
+def test_linear_probe_cv_refuses_a_grid_that_is_not_one_list_of_values(Cs):
+    # [[0.1, 1.0]] passed the check and failed inside LogisticRegressionCV;
+    # True tried the one value 1e-4.
+    with pytest.raises(InvalidParameterError, match="'Cs' parameter"):
+        LinearProbeCV(Cs=Cs).fit(X_TRAIN[:100], Y_TRAIN[:100])
+
+
+def test_linear_probe_cv_has_the_logistic_regressions_scores():
+    idx = few_label_indices(Y_TRAIN, 3, random_state=0)
+    for standardize in (False, True):
+        probe = LinearProbeCV(standardize=standardize).fit(X_TRAIN[idx], Y_TRAIN[idx])
+        scores = probe.decision_function(X_TEST)
+        assert scores.shape == (len(X_TEST), 10)
+        np.testing.assert_array_equal(
+            probe.classes_[scores.argmax(axis=1)], probe.predict(X_TEST)
+        )
+        np.testing.assert_allclose(
+            np.exp(probe.predict_log_proba(X_TEST)), probe.predict_proba(X_TEST)
+        )
+    binary = Y_TRAIN < 5
+    probe = LinearProbeCV().fit(X_TRAIN[idx], binary[idx])
+    assert probe.decision_function(X_TEST).shape == (len(X_TEST),)
+
+
+def test_few_label_results_of_the_same_draws_are_equal():
+    # The dataclass's == compared the score arrays and raised ValueError.
+    first, again = (
+        few_label_scores(_lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2)
+        for _ in range(2)
+    )
+    assert first == again
+    other = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, random_state=1
+    )
+    assert first != other and first != "0.5"
