@@ -39,7 +39,12 @@ from . import persistence
 from ._heap import kept_heap
 from ._util import is_fitted, with_article
 from ._warn import warn_user
-from .data import _float32_square_limit, eval_chunks, tensor_to_numpy
+from .data import (
+    _float32_square_limit,
+    eval_chunks,
+    is_memory_mapped,
+    tensor_to_numpy,
+)
 
 __all__ = [
     "BaseRepresentation",
@@ -431,6 +436,19 @@ def float_dtypes(X, integers: type = np.float32) -> list:
     return [np.float32, np.float64]
 
 
+#: dtypes of a memory-mapped X that torch reads as they are and casts to
+#: float32 a batch at a time (see ``_validate_X``'s ``keep_mapped``).
+_MAPPED_AS_IS = frozenset(
+    np.dtype(t)
+    for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16)
+)
+
+
+def _castable_mapped(X) -> bool:
+    """Whether X is memory-mapped in a dtype of :data:`_MAPPED_AS_IS`."""
+    return getattr(X, "dtype", None) in _MAPPED_AS_IS and is_memory_mapped(X)
+
+
 def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     if input_shape is None:
         return None
@@ -700,7 +718,9 @@ class BaseRepresentation(
                 )
 
     # -- input -----------------------------------------------------------
-    def _validate_X(self, X, *, reset: bool, check_values: bool = True) -> np.ndarray:
+    def _validate_X(
+        self, X, *, reset: bool, check_values: bool = True, keep_mapped: bool = False
+    ) -> np.ndarray:
         """Validate X and return it as a 2-D float32/float64 array.
 
         N-D input ``(n, *shape)`` is flattened to ``(n, prod(shape))`` and
@@ -710,6 +730,10 @@ class BaseRepresentation(
         ``check_values=False`` leaves out the two passes over the values
         (finite, within float32's range), for a caller that checks its own
         result and then calls :meth:`_check_values` to name the bad input.
+        ``keep_mapped=True`` keeps a memory-mapped X of integers, booleans or
+        float16 as it is, for a caller that reads it in float32 batches
+        (:func:`~sk_replearn.data.training_samples`), where a cast would
+        copy the file into memory whole.
         """
         if isinstance(X, torch.utils.data.Dataset):
             raise TypeError(
@@ -728,12 +752,15 @@ class BaseRepresentation(
             # Before validate_data, whose message would count the flattened
             # features ("X has 729 features") of images of the wrong size.
             self._check_sample_shape(nd_shape)
+        dtype = float_dtypes(X, self._integers_as)
+        if keep_mapped and _castable_mapped(X):
+            dtype = None  # read in float32 batches, never copied whole
         try:
             X = validate_data(
                 self,
                 X,
                 reset=reset,
-                dtype=float_dtypes(X, self._integers_as),
+                dtype=dtype,
                 accept_sparse=False,
                 ensure_all_finite=check_values,
             )

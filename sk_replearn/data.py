@@ -2,7 +2,8 @@
 
 ``fit``, ``transform`` and ``score`` take in-memory arrays, a
 :class:`numpy.memmap` (or any array backed by one), whose rows are read one
-batch at a time (:class:`ArrayRows`), and a map-style
+batch at a time (:class:`ArrayRows`) and cast to float32 then (a memmap of
+integers, booleans or float16 stays in its dtype), and a map-style
 :class:`torch.utils.data.Dataset` yielding samples or ``(sample, target)``
 pairs, read through a :class:`~torch.utils.data.DataLoader`
 (:class:`SampleDataset`). :func:`input_rows` validates any of them against
@@ -598,7 +599,9 @@ def input_rows(estimator, X, *, reset: bool):
     Returns
     -------
     ndarray of shape (n_samples, n_features) or SampleDataset
-        A memmap stays a view of its file; a Dataset is wrapped, unread.
+        A memmap stays a view of its file, in its own dtype when that is
+        an integer, boolean or float16 one (read in float32 batches); a
+        Dataset is wrapped, unread.
 
     Examples
     --------
@@ -611,7 +614,7 @@ def input_rows(estimator, X, *, reset: bool):
     """
     if isinstance(X, torch.utils.data.Dataset):  # streamed by a DataLoader
         return sample_dataset(estimator, X, reset=reset)
-    return estimator._validate_X(X, reset=reset)
+    return estimator._validate_X(X, reset=reset, keep_mapped=True)
 
 
 def check_float32_precision(rows: np.ndarray, owner: str) -> None:

@@ -378,10 +378,10 @@ class CMCTransformer(_TwoViewTransformer):
         )
         return module
 
-    def _validate_X(self, X, *, reset: bool) -> np.ndarray:
+    def _validate_X(self, X, *, reset: bool, **kwargs) -> np.ndarray:
         """Join a list of per-view arrays, validate, and (fit) resolve the views."""
         X, arrays = _join_arrays(X)
-        X = super()._validate_X(X, reset=reset)
+        X = super()._validate_X(X, reset=reset, **kwargs)
         if reset:
             self._resolve_views(X.shape[1], arrays)
         elif arrays is not None and _consecutive(arrays[0]) != self.views_:
