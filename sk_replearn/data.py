@@ -147,7 +147,10 @@ class SampleDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i):
-        x = torch.as_tensor(sample_of(self.dataset[i]), dtype=torch.float32)
+        sample = sample_of(self.dataset[i])
+        if not sample.flags.writeable:  # torch warns on read-only memory
+            sample = sample.astype(np.float32)  # a copy of one sample
+        x = torch.as_tensor(sample, dtype=torch.float32)
         if x.numel() != math.prod(self.sample_shape):
             raise ValueError(
                 f"Item {i} of the Dataset has {x.numel()} values (shape "
@@ -425,7 +428,15 @@ def sample_of(item) -> np.ndarray:
         item = item[0]
     if isinstance(item, torch.Tensor):
         return tensor_to_numpy(item)
-    return np.asarray(item)
+    try:
+        return np.asarray(item)
+    except ValueError as exc:  # ragged: numpy's "inhomogeneous shape"
+        raise ValueError(
+            f"A Dataset item of type {type(item).__name__} cannot be read as one "
+            f"array ({str(exc).splitlines()[0]}). A list is the sample itself "
+            "unless its first element is a tensor or an array: return the "
+            "sample as an array or tensor, or (sample, target) as a tuple."
+        ) from None
 
 
 def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:

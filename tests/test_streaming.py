@@ -3,6 +3,8 @@ and partial_fit over chunks of a memmap."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -392,6 +394,43 @@ def test_a_fine_tuner_refuses_a_dataset_as_x_and_names_pretrain_x():
     data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     with pytest.raises(TypeError, match="pass it as pretrain_X"):
         FineTuner(max_epochs=1).fit(data, y)
+
+
+def test_a_fine_tuners_dataset_pretrain_x_of_other_samples_is_refused_first():
+    # Checked on arrays only: a Dataset of other samples was found out after
+    # the whole pre-training ("X has 8 features, but ... fitted on 6").
+    X = _data()
+    y = (X[:, 0] > 0).astype(int)
+    narrow = _Items(len(X), lambda i: X[i, :6])
+    ae = AutoencoderTransformer(**TINY)
+    with pytest.raises(ValueError, match=r"pretrain_X has samples of shape \(6,\)"):
+        FineTuner(ae, max_epochs=1).fit(X, y, pretrain_X=narrow)
+    assert narrow.reads == 1 and not hasattr(ae, "net_")
+    same = _Items(len(X), lambda i: X[i])
+    FineTuner(ae, max_epochs=1).fit(X, y, pretrain_X=same)
+
+
+def test_a_dataset_of_read_only_arrays_trains_without_torchs_warning(tmp_path):
+    # Rows of np.load(..., mmap_mode="r") and PIL images are read-only:
+    # torch.as_tensor warned "The given NumPy array is not writable".
+    path = tmp_path / "X.npy"
+    np.save(path, _data())
+    X = np.load(path, mmap_mode="r")
+    rows = _Items(len(X), lambda i: X[i])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = AutoencoderTransformer(**TINY).fit(rows).transform(rows)
+    in_memory = AutoencoderTransformer(**TINY).fit(_Items(len(X), lambda i: _data()[i]))
+    np.testing.assert_array_equal(Z, in_memory.transform(rows))
+
+
+def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():
+    # [row_as_list, label] is read as one ragged sample: numpy's bare
+    # "inhomogeneous shape" error named neither the item nor the fix.
+    X = _data()
+    rows = _Items(len(X), lambda i: [list(X[i]), 0])
+    with pytest.raises(ValueError, match="item of type list cannot be read.*tuple"):
+        AutoencoderTransformer(**TINY).fit(rows)
 
 
 def test_training_batches_shuffle_with_four_byte_indices_and_the_same_order():

@@ -46,7 +46,7 @@ from ..base import (
     store_params,
 )
 from ..checkpoint import check_checkpoint_dir
-from ..data import WeightedTargets, training_samples
+from ..data import WeightedTargets, sample_of, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
@@ -116,10 +116,18 @@ def _check_pretrain_width(X, pretrain_X) -> None:
     """Refuse, before pre-training, a ``pretrain_X`` of other samples than X's.
 
     Checked where ``pretrain_X`` has a ``shape`` (arrays, memmaps, tensors,
-    DataFrames); the representation's own fit validates the rest. Without
-    it, the mismatch was found after the whole pre-training.
+    DataFrames) and on a torch Dataset's first item; the representation's
+    own fit validates the rest. Without it, the mismatch was found after
+    the whole pre-training.
     """
-    shape = getattr(pretrain_X, "shape", None)
+    if isinstance(pretrain_X, torch.utils.data.Dataset) and hasattr(
+        pretrain_X, "__len__"
+    ):
+        if len(pretrain_X) == 0:
+            return  # the representation's fit names an empty Dataset
+        shape = (1, *sample_of(pretrain_X[0]).shape)
+    else:
+        shape = getattr(pretrain_X, "shape", None)
     if shape is None or len(shape) < 2:
         return
     theirs, ours = tuple(shape[1:]), tuple(X.shape[1:])

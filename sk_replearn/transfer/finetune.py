@@ -146,9 +146,12 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             None weighs them equally. Not used by the pre-training, nor by
             the statistics of the head's normalisation or of an encoder's
             batch normalisations, which see every sample.
-        pretrain_X : array-like, iterable of str or None, default=None
+        pretrain_X : array-like, memmap, torch Dataset, iterable of str or None, \
+default=None
             Unlabelled samples to pre-train an unfitted ``representation``
-            on (e.g. many more than the labelled ones); None means X. With
+            on (e.g. many more than the labelled ones, read from disk as a
+            memmap or a Dataset, as the representation's ``fit`` takes
+            them); None means X. With
             a fitted representation nothing is pre-trained, and a
             UserWarning says that pretrain_X is not used.
 
@@ -315,9 +318,11 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
             validation loss too); None weighs them equally. Not used by the
             pre-training, nor by the statistics of the head's normalisation
             or of an encoder's batch normalisations, which see every sample.
-        pretrain_X : array-like, iterable of str or None, default=None
+        pretrain_X : array-like, memmap, torch Dataset, iterable of str or None, \
+default=None
             Unlabelled samples to pre-train an unfitted ``representation``
-            on; None means X. With a fitted representation nothing is
+            on (a memmap or a Dataset, as the representation's ``fit`` takes
+            them); None means X. With a fitted representation nothing is
             pre-trained, and a UserWarning says that pretrain_X is not used.
 
         Returns
