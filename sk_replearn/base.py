@@ -70,7 +70,8 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
         warn_user(
             f"X's samples have shape {shape}, read channels first: {c} channels "
             f"of {h} x {w} images. If the channels are last (height, width, "
-            "channels), pass X.transpose(0, 3, 1, 2); to keep this reading, "
+            "channels), pass X.transpose(0, 3, 1, 2) (from a torch Dataset, "
+            "items x.permute(2, 0, 1)); to keep this reading, "
             f"set input_shape={shape}.",
             UserWarning,
         )
@@ -79,7 +80,8 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
         warn_user(
             f"X's samples have shape {shape}, read as signals of {c} channels "
             f"and length {length}. For one-channel images, pass X[:, None] "
-            f"(samples of shape (1, {c}, {length})); to keep this reading, set "
+            f"(samples of shape (1, {c}, {length}); from a torch Dataset, "
+            "items x[None]); to keep this reading, set "
             f"input_shape={shape}.",
             UserWarning,
         )

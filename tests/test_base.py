@@ -102,8 +102,8 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
 @pytest.mark.parametrize(
     ("shape", "match"),
     [
-        ((8, 8, 3), r"read channels first: 8 channels.*X.transpose\(0, 3, 1, 2\)"),
-        ((10, 10), r"signals of 10 channels.*X\[:, None\]"),
+        ((8, 8, 3), r"channels first: 8 channels.*X.transpose\(0, 3, 1, 2\).*permute"),
+        ((10, 10), r"signals of 10 channels.*X\[:, None\].*items x\[None\]"),
     ],
 )
 def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
