@@ -694,7 +694,8 @@ def training_samples(
     :class:`ArrayRows`, read batch by batch; a :class:`SampleDataset` is
     returned as it is. With ``owner`` (the estimator's name), float64
     rows that float32 would blur get a warning
-    (:func:`check_float32_precision`).
+    (:func:`check_float32_precision`; a float64 Dataset's on 64 evenly
+    spaced samples, read for it).
 
     Examples
     --------
@@ -704,6 +705,8 @@ def training_samples(
     torch.Size([3, 1, 2, 2])
     """
     if isinstance(rows, SampleDataset):
+        if owner is not None:
+            _check_dataset_precision(rows.dataset, owner)
         return rows
     if owner is not None:
         check_float32_precision(rows, owner)
@@ -713,6 +716,24 @@ def training_samples(
     if not rows.flags.writeable:  # torch warns on read-only memory
         rows = rows.copy()
     return torch.from_numpy(rows).reshape(rows.shape[0], *sample_shape)
+
+
+#: Samples of a float64 Dataset read to look for values float32 blurs.
+_PRECISION_SAMPLES = 64
+
+
+def _check_dataset_precision(dataset, owner: str) -> None:
+    """:func:`check_float32_precision` on evenly spaced samples of a Dataset.
+
+    Only where its first sample is float64: a Dataset's items are cast to
+    float32 as they are read, after which nothing is left to see.
+    """
+    if sample_of(dataset[0]).dtype != np.float64:
+        return
+    n = len(dataset)
+    picks = np.unique(np.linspace(0, n - 1, min(n, _PRECISION_SAMPLES)).astype(int))
+    rows = np.stack([sample_of(dataset[int(i)]).reshape(-1) for i in picks])
+    check_float32_precision(rows, owner)
 
 
 def eval_chunks(X, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:

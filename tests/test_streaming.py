@@ -424,6 +424,18 @@ def test_a_dataset_of_read_only_arrays_trains_without_torchs_warning(tmp_path):
     np.testing.assert_array_equal(Z, in_memory.transform(rows))
 
 
+def test_a_float64_dataset_that_float32_blurs_gets_the_arrays_warning():
+    # Its items were cast to float32 before anything looked: at an offset
+    # of 1e9 every sample trained to the same code, without the warning an
+    # array or a memmap of the same values gets.
+    X = _data().astype(np.float64) + 1e9
+    with pytest.warns(UserWarning, match="feature 0 of X has values around 1e"):
+        AutoencoderTransformer(**TINY).fit(_Items(len(X), lambda i: X[i]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoencoderTransformer(**TINY).fit(_Items(len(X), lambda i: X[i] - 1e9))
+
+
 def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():
     # [row_as_list, label] is read as one ragged sample: numpy's bare
     # "inhomogeneous shape" error named neither the item nor the fix.
