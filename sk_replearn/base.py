@@ -71,7 +71,8 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
             f"X's samples have shape {shape}, read channels first: {c} channels "
             f"of {h} x {w} images. If the channels are last (height, width, "
             "channels), pass X.transpose(0, 3, 1, 2) (from a torch Dataset, "
-            "items x.permute(2, 0, 1)); to keep this reading, "
+            "items x.permute(2, 0, 1), or x.transpose(2, 0, 1) for numpy "
+            "items); to keep this reading, "
             f"set input_shape={shape}.",
             UserWarning,
         )

@@ -943,6 +943,13 @@ class ProbeScorer:
             )
         y = _checked_labels(y)
         Z = _features(_represent(estimator, X))
+        if sp.issparse(Z) and isinstance(self.probe, str):
+            raise ValueError(
+                f"{type(estimator).__name__} gives sparse features, and "
+                f"probe={self.probe!r} takes dense ones: pass a classifier that "
+                "takes sparse input, e.g. ProbeScorer(LogisticRegression()), or "
+                "densify the features."
+            )
         classes, counts = _class_counts(y)
         # LinearProbeCV needs 2 labels a class in each training part: 3 in all.
         least = 3 if self.n_per_class is None and _chooses_by_cv(self.probe) else 2

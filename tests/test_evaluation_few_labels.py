@@ -608,6 +608,9 @@ def test_a_bag_of_words_representation_is_probed_and_scored():
     assert result.accuracy == 1.0
     scorer = ProbeScorer(_lr())
     assert scorer(TfidfVectorizer().fit(texts), texts, labels) == 1.0
+    for probe in ("knn", "linear"):  # the built-in probes take dense features
+        with pytest.raises(ValueError, match="gives sparse features.*LogisticRegr"):
+            ProbeScorer(probe)(TfidfVectorizer().fit(texts), texts, labels)
 
 
 def test_probe_scorer_knows_what_the_linear_probe_needs():

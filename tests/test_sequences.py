@@ -568,6 +568,9 @@ def test_generate_from_nothing_begins_with_a_word_not_a_continuation(strings):
         n_samples=40, max_new_tokens=3, temperature=3.0, random_state=0
     )
     assert not [t for t in texts if t.startswith("##")]
+    # A prompt of unknown characters is [UNK]s, which the decoder leaves out.
+    texts = gpt.generate(["€€"], n_samples=40, max_new_tokens=3, temperature=3.0)
+    assert not [t for t in texts if t.startswith("##")]
     assert GPTTransformer("char").fit(strings[:4])._codec().continuations() == []
 
 

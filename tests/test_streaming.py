@@ -434,6 +434,10 @@ def test_a_float64_dataset_that_float32_blurs_gets_the_arrays_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AutoencoderTransformer(**TINY).fit(_Items(len(X), lambda i: X[i] - 1e9))
+    # An item of another size is named by the training, not by numpy's stack.
+    odd = _Items(len(X), lambda i: X[i, :5] if i == 30 else X[i])
+    with pytest.raises(ValueError, match="Item 30 of the Dataset has 5 values"):
+        AutoencoderTransformer(**TINY).fit(odd)
 
 
 def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():

@@ -577,7 +577,9 @@ class GPTTransformer(_SequenceTransformer):
                         .float()
                         .cpu()
                     )
-                    first = step == 0 and not len(ids)
+                    # An empty prompt, or one of unknown tokens only, which
+                    # the decoder leaves out: the text begins with the draw.
+                    first = step == 0 and not any(i >= N_SPECIAL for i in ids)
                     logits = _tempered(
                         logits, temperature, banned_first if first else banned
                     )

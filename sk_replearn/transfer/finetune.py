@@ -150,8 +150,8 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
 default=None
             Unlabelled samples to pre-train an unfitted ``representation``
             on (e.g. many more than the labelled ones, read from disk as a
-            memmap or a Dataset, as the representation's ``fit`` takes
-            them); None means X. With
+            memmap or a Dataset where the representation's ``fit`` takes
+            them: not GPT's nor BERT's); None means X. With
             a fitted representation nothing is pre-trained, and a
             UserWarning says that pretrain_X is not used.
 
@@ -321,8 +321,8 @@ class FineTunerRegressor(RegressorMixin, BaseFineTuner):
         pretrain_X : array-like, memmap, torch Dataset, iterable of str or None, \
 default=None
             Unlabelled samples to pre-train an unfitted ``representation``
-            on (a memmap or a Dataset, as the representation's ``fit`` takes
-            them); None means X. With a fitted representation nothing is
+            on (a memmap or a Dataset where the representation's ``fit``
+            takes them); None means X. With a fitted representation nothing is
             pre-trained, and a UserWarning says that pretrain_X is not used.
 
         Returns
