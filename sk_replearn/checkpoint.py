@@ -247,6 +247,11 @@ class TrainingCheckpoint(Callback):
         # The loop reads max_epochs after this hook: run only what is left.
         self._resume = (net.max_epochs, checkpoint["rng"]["epoch_end"])
         net.max_epochs = self._target - len(net.history)
+        if getattr(net, "_early_stopped", lambda: False)():
+            # Killed in the epoch whose end stopped it early: no epoch is
+            # left (another would count a miss past the patience, which
+            # EarlyStopping never stops on), and the end runs as it would.
+            net.max_epochs = 0
         # Draw the train/validation split as the interrupted fit did.
         _set_rng_state(net, checkpoint["rng"]["train_begin"])
         self._train_begin_rng = checkpoint["rng"]["train_begin"]
@@ -263,6 +268,9 @@ class TrainingCheckpoint(Callback):
         self._write(net, finished=False)
 
     def on_train_end(self, net, **kwargs):
+        if self._resume is not None:  # resumed with no epoch left to run
+            net.max_epochs = self._resume[0]
+            self._resume = None
         stopped = getattr(net, "_early_stopped", lambda: False)()
         if stopped or len(net.history) >= self._target:
             self._write(net, finished=True)

@@ -211,6 +211,36 @@ def test_checkpoint_early_stopped_fit_is_finished(data, tmp_path):
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["finished"]
 
 
+def test_a_fit_killed_in_the_epoch_that_stopped_it_early_resumes_to_that_end(
+    data, tmp_path
+):
+    # The checkpoint of that epoch held EarlyStopping's misses at the
+    # patience: a resumed epoch counted one more, which skorch never stops
+    # on, and the fit ran to max_epochs (30 epochs against 27) with other
+    # weights.
+    settings = dict(max_epochs=30, early_stopping=True, n_iter_no_change=2, lr=1e-6)
+    reference = _fit(_ae(**settings), data)
+    assert reference.n_epochs_ < 30
+    with pytest.raises(Killed):
+        _fit(
+            _ae(
+                **settings,
+                checkpoint_dir=tmp_path,
+                callbacks=[KillAfterEpoch(reference.n_epochs_)],
+            ),
+            data,
+        )
+    ran = []
+    resumed = _fit(
+        _ae(**settings, checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]), data
+    )
+    assert ran == [] and resumed.n_epochs_ == reference.n_epochs_
+    assert resumed.net_.max_epochs == reference.net_.max_epochs
+    X = data[0]
+    np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["finished"]
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
