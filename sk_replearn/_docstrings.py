@@ -299,8 +299,12 @@ finished run, or one that began elsewhere (the second round of warm
 starts of a script that runs again from the start), is overwritten. One
 fit at a time per directory: an unfinished checkpoint of other
 parameters or other data (another fold of a parallel cross-validation)
-is refused, not resumed. The directory is made, and checked to take
-files, when training begins. None saves nothing.""",
+is refused, not resumed. Data is recognised by its shape and at most
+1,024 evenly spaced rows (16 samples of a torch Dataset; of one that
+draws its samples at random, its length and sample shape only), so a
+change elsewhere in it goes unseen: use one directory per data set. The
+directory is made, and checked to take files, when training begins.
+None saves nothing.""",
     ),
     "transform_layer": (
         "int",

@@ -23,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ._util import is_fitted
-from .data import WeightedTargets, sample_of
+from .data import WeightedTargets, generators_kept, sample_of
 from .training import trained_module
 
 __all__ = ["fingerprint", "pretrain_digest"]
@@ -347,6 +347,8 @@ def _data_fingerprint(X, y=None) -> dict:
     """
     if hasattr(X, "shape"):
         shape = list(X.shape)
+    elif hasattr(X, "sample_shape"):  # a SampleDataset: known without a read
+        shape = [len(X), *X.sample_shape]
     elif _is_sample_dataset(X):
         shape = [len(X), *(sample_of(X[0]).shape if len(X) else ())]
     else:
@@ -409,8 +411,24 @@ def _evenly_spaced(n: int, most: int) -> torch.Tensor:
 
 
 def _digest_samples(digest, dataset) -> None:
-    """Add a Dataset's length and its samples at evenly spaced positions."""
+    """Add a Dataset's length and its samples at evenly spaced positions.
+
+    The samples are read with torch's, numpy's and Python's global
+    generators seeded alike and put back after: a Dataset that draws from
+    them (a random augmentation) gives the same samples in every fit, and
+    trains as it would without a checkpoint. One that draws from a
+    generator of its own gives other samples at every read, found by
+    reading its first twice: it counts by its length and its first
+    sample's shape only.
+    """
     n = len(dataset)
     digest.update(f"dataset of {n} samples".encode())
-    for i in _evenly_spaced(n, _DIGEST_SAMPLES).tolist():
-        _digest_value(digest, f"sample {i}", sample_of(dataset[i]))
+    if not n:
+        return
+    with generators_kept(seed=0):
+        first = sample_of(dataset[0])
+        if not np.array_equal(first, sample_of(dataset[0])):
+            digest.update(f"random samples of shape {first.shape}".encode())
+            return
+        for i in _evenly_spaced(n, _DIGEST_SAMPLES).tolist():
+            _digest_value(digest, f"sample {i}", sample_of(dataset[i]))

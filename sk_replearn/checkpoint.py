@@ -322,7 +322,9 @@ class TrainingCheckpoint(Callback):
             what = (
                 "other data of the same shape (another fold of a "
                 "cross-validation running at the same time, say: there, run "
-                "the folds one at a time, n_jobs=1)"
+                "the folds one at a time, n_jobs=1; or a Dataset that draws "
+                "its samples at random from a generator of its own, which "
+                "cannot be told from other data)"
             )
         elif keys:
             what = (

@@ -17,8 +17,10 @@ dataset's shape is read off its first item.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
+import random
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -40,6 +42,7 @@ __all__ = [
     "check_float32_precision",
     "dataset_head",
     "eval_chunks",
+    "generators_kept",
     "input_rows",
     "is_memory_mapped",
     "sample_dataset",
@@ -718,6 +721,42 @@ def training_samples(
     return torch.from_numpy(rows).reshape(rows.shape[0], *sample_shape)
 
 
+@contextlib.contextmanager
+def generators_kept(seed: int | None = None) -> Iterator[None]:
+    """Put torch's CPU generator, numpy's global one and Python's back on exit.
+
+    For reads of a user's Dataset outside training (checks, digests), which
+    may draw from any of them (a random augmentation) and must not change
+    what the training draws. With ``seed``, all three are seeded with it
+    inside the block, so that such a Dataset reads alike in every fit.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sk_replearn.data import generators_kept
+    >>> before = torch.get_rng_state()
+    >>> with generators_kept(seed=0):
+    ...     a = np.random.rand()
+    >>> with generators_kept(seed=0):
+    ...     b = np.random.rand()
+    >>> a == b, bool(torch.equal(torch.get_rng_state(), before))
+    (True, True)
+    """
+    # numpy's legacy global generator: the one a user's Dataset draws from
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    python_state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.default_generator.manual_seed(seed)
+                np.random.seed(seed)  # noqa: NPY002
+                random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)  # noqa: NPY002
+        random.setstate(python_state)
+
+
 #: Samples of a float64 Dataset read to look for values float32 blurs.
 _PRECISION_SAMPLES = 64
 
@@ -728,11 +767,12 @@ def _check_dataset_precision(dataset, owner: str) -> None:
     Only where its first sample is float64: a Dataset's items are cast to
     float32 as they are read, after which nothing is left to see.
     """
-    if sample_of(dataset[0]).dtype != np.float64:
-        return
-    n = len(dataset)
-    picks = np.unique(np.linspace(0, n - 1, min(n, _PRECISION_SAMPLES)).astype(int))
-    rows = [sample_of(dataset[int(i)]).reshape(-1) for i in picks]
+    with generators_kept():  # the reads draw nothing of the training's
+        if sample_of(dataset[0]).dtype != np.float64:
+            return
+        n = len(dataset)
+        picks = np.linspace(0, n - 1, min(n, _PRECISION_SAMPLES)).astype(int)
+        rows = [sample_of(dataset[int(i)]).reshape(-1) for i in np.unique(picks)]
     if len({row.shape for row in rows}) == 1:  # else the training names the item
         check_float32_precision(np.stack(rows), owner)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import warnings
 
 import numpy as np
@@ -598,3 +599,45 @@ def test_checkpoint_messages_read_well(data, tmp_path):
     _fit(_simclr(max_epochs=1), data).save(saved)
     with pytest.raises(TypeError, match="not an AutoencoderTransformer"):
         type(_ae()).load(saved)
+
+
+class _Augmented(torch.utils.data.Dataset):
+    """Rows of X, each read with a random change drawn from ``draw``'s source."""
+
+    def __init__(self, X: torch.Tensor, source: str) -> None:
+        self.X, self.source = X, source
+        self.own = np.random.default_rng()  # a generator of its own, unseeded
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        if self.source == "torch":  # as torchvision's transforms draw
+            return self.X[i] + 0.01 * torch.randn(self.X.shape[1])
+        if self.source == "python":  # as albumentations draws
+            return self.X[i].flip(0) if random.random() < 0.5 else self.X[i]
+        return self.X[i] + float(self.own.normal(0, 0.01))
+
+
+def test_a_dataset_that_draws_from_torch_trains_as_without_a_checkpoint(data, tmp_path):
+    # The digest read its samples after the fit had seeded torch: their
+    # draws moved the generator, and checkpoint_dir alone changed the weights.
+    X = torch.from_numpy(data[0])
+    plain = _ae().fit(_Augmented(X, "torch"))
+    kept = _ae(checkpoint_dir=tmp_path).fit(_Augmented(X, "torch"))
+    np.testing.assert_array_equal(kept.transform(data[0]), plain.transform(data[0]))
+
+
+@pytest.mark.parametrize("source", ["python", "own"])
+def test_a_dataset_that_draws_at_random_resumes(source, data, tmp_path):
+    # Each fit read other samples for the digest: refused as "other data".
+    X = torch.from_numpy(data[0])
+    with pytest.raises(Killed):
+        _ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]).fit(
+            _Augmented(X, source)
+        )
+    ran = []
+    _ae(checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]).fit(
+        _Augmented(X, source)
+    )
+    assert ran == [3, 4]

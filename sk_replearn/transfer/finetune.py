@@ -9,7 +9,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d
 from torch import nn
 
-from .._docstrings import fill_doc
+from .._docstrings import PARAMETERS, fill_doc
 from ..base import fit_context
 from .base import BaseFineTuner
 
@@ -18,6 +18,13 @@ __all__ = ["FineTuner", "FineTunerRegressor"]
 #: What the fine-tuners say differently of the shared parameters.
 FINE_TUNER_DOCS = {
     "max_epochs": "Passes over the labelled data.",
+    "checkpoint_dir": PARAMETERS["checkpoint_dir"][1]
+    + """ It holds the fine-tuning: the pre-training of an unfitted
+``representation``, which ``fit`` runs first, saves to the
+representation's own ``checkpoint_dir`` (``representation__checkpoint_dir``,
+with an int ``random_state``: with None every fit draws another
+pre-training, whose features a frozen fine-tuning's checkpoint refuses
+as other data, and beside which a full one resumes).""",
     "lr": """\
 Learning rate of the head (and of re-initialised blocks); the
 pre-trained encoder trains at ``lr * encoder_lr_scale``.""",
