@@ -219,6 +219,7 @@ class TrainingCheckpoint(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         check_checkpoint_dir(self.dirname)
+        net.checkpoint_dir_ = os.fspath(self.dirname)  # for its interrupt warning
         self._start = start = len(net.history)  # a warm start goes on from it
         self.fingerprint_ = {**(self.fingerprint or {}), **_data_fingerprint(X, y)}
         if start:  # ... and from the weights and optimizer state it holds

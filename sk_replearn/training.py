@@ -698,10 +698,17 @@ class RepresentationNet(NeuralNet):
                     when = f"during epoch {epoch}"
                 else:  # at an epoch's end (a callback's), or before the first
                     when = f"after epoch {epoch}" if epoch else "before epoch 1"
+                go_on = self._go_on
+                saved = getattr(self, "checkpoint_dir_", None)
+                if saved is not None and go_on == RepresentationNet._go_on:
+                    go_on += (
+                        f"; a fit with warm_start=False resumes the run saved in "
+                        f"checkpoint_dir={saved!r}"
+                    )
                 warn_user(
                     f"Training was interrupted {when}; the model "
                     "keeps the weights of the last finished step and can be "
-                    f"used (or {self._go_on}); its history_ records the "
+                    f"used (or {go_on}); its history_ records the "
                     f"{len(self.history)} finished epoch(s).",
                     RuntimeWarning,
                 )
