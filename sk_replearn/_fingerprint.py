@@ -413,13 +413,13 @@ def _evenly_spaced(n: int, most: int) -> torch.Tensor:
 def _digest_samples(digest, dataset) -> None:
     """Add a Dataset's length and its samples at evenly spaced positions.
 
-    The samples are read with torch's, numpy's and Python's global
-    generators seeded alike and put back after: a Dataset that draws from
-    them (a random augmentation) gives the same samples in every fit, and
-    trains as it would without a checkpoint. One that draws from a
-    generator of its own gives other samples at every read, found by
-    reading its first twice: it counts by its length and its first
-    sample's shape only.
+    A Dataset that draws at random (an augmentation), found by reading its
+    first sample twice, counts by its length and that sample's shape only.
+    The reads run with torch's, numpy's and Python's global generators
+    seeded alike and put back after: the training draws what it would
+    without a checkpoint, and a Dataset that draws from those generators
+    is read alike in every fit (its two reads differ in every fit or in
+    none).
     """
     n = len(dataset)
     digest.update(f"dataset of {n} samples".encode())
