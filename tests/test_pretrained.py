@@ -736,6 +736,30 @@ def test_hugging_face_text_model_from_a_local_folder(tiny_bert):
     np.testing.assert_allclose(again.transform(texts), Z, atol=1e-6)
 
 
+def test_a_hugging_face_text_model_is_cut_at_a_named_layer(tiny_bert):
+    # layer= was ignored for "hf:" models (the guide's own example,
+    # "encoder.layer.5", returned the last layer's features), and blocks= and a
+    # name of no module were accepted without a word.
+    folder, model, tokenizer = tiny_bert
+    texts = ["a b c", "hello world", "the quick brown fox"]
+    first = PretrainedTransformer(f"hf:{folder}", layer="encoder.layer.0")
+    Z = first.fit(texts).transform(texts)
+    for text, z in zip(texts, Z):
+        enc = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            states = model(**enc, output_hidden_states=True).hidden_states
+        np.testing.assert_allclose(z, states[1].mean(1)[0].numpy(), atol=1e-5)
+    last = PretrainedTransformer(f"hf:{folder}", layer="encoder.layer.1")
+    full = PretrainedTransformer(f"hf:{folder}")
+    np.testing.assert_allclose(
+        last.fit_transform(texts), full.fit_transform(texts), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="'encoder.lyer.0' is not a module.*Did you"):
+        PretrainedTransformer(f"hf:{folder}", layer="encoder.lyer.0").fit(texts)
+    with pytest.raises(ValueError, match="blocks=.*Leave blocks=None"):
+        PretrainedTransformer(f"hf:{folder}", blocks=["embeddings"]).fit(texts)
+
+
 def test_finetuner_on_a_hugging_face_model_learns_from_strings(tiny_bert):
     folder, _, _ = tiny_bert
     rng = np.random.default_rng(0)

@@ -554,6 +554,11 @@ class HFTextBackbone(nn.Module):
     pooling : {"avg", "max", "cls"}, default="avg"
         Mean (or max) of the hidden states over the real tokens, or the
         first token's ([CLS]).
+    layer : str or None, default=None
+        A sub-module (``"encoder.layer.5"``), as ``model.named_modules()``
+        names it, whose hidden states ``(B, T, D)`` (the first element of a
+        tuple output) are pooled; the layers after it are not run. None
+        pools the last hidden states.
 
     Attributes
     ----------
@@ -561,7 +566,13 @@ class HFTextBackbone(nn.Module):
         The model's hidden size.
     """
 
-    def __init__(self, model: nn.Module, pad_id: int, pooling: str = "avg") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        pad_id: int,
+        pooling: str = "avg",
+        layer: str | None = None,
+    ) -> None:
         super().__init__()
         if pooling not in ("avg", "max", "cls"):
             raise ValueError(
@@ -571,12 +582,44 @@ class HFTextBackbone(nn.Module):
         self.model = model
         self.pad_id = int(pad_id)
         self.pooling = pooling
+        self.layer = layer
+        if layer is not None:
+            _submodule(model, layer, "layer")  # a wrong name fails here
         self.out_features = int(model.config.hidden_size)
 
+    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The hidden states ``(B, T, D)`` of the last layer, or of ``layer``."""
+        if self.layer is None:
+            return self.model(
+                input_ids=ids, attention_mask=mask.long()
+            ).last_hidden_state
+        seen: list = []
+
+        def keep(module, inputs, output):
+            seen.append(output[0] if isinstance(output, (tuple, list)) else output)
+            raise _Stop
+
+        handle = _submodule(self.model, self.layer, "layer").register_forward_hook(keep)
+        try:
+            self.model(input_ids=ids, attention_mask=mask.long())
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        hidden = seen[0] if seen else None
+        if not isinstance(hidden, torch.Tensor) or hidden.shape[:2] != ids.shape:
+            raise ValueError(
+                f"layer={self.layer!r} of {type(self.model).__name__} gives no "
+                "hidden states of one vector a token (batch, tokens, features) "
+                "in the forward pass; cut at a transformer layer (e.g. "
+                "'encoder.layer.0') or at the embeddings."
+            )
+        return hidden
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Pooled last hidden states of a padded batch of ids, in float32."""
+        """Pooled hidden states of a padded batch of ids, in float32."""
         mask = ids != self.pad_id  # (B, T)
-        hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        hidden = self._hidden(ids, mask)
         # A bf16 or fp16 model's states are pooled (summed over the tokens)
         # in float32, the features' dtype.
         hidden = hidden.float()  # (B, T, D)

@@ -87,9 +87,10 @@ class PretrainedTransformer(BaseRepresentation):
         a freshly built library model).
     layer : str or None, default=None
         The sub-module whose output is the representation, by its name in
-        ``model.named_modules()`` (e.g. ``"layer3"`` of a ResNet); the
-        layers after it are not run. None is the network's output, its
-        classifier removed.
+        ``model.named_modules()`` (e.g. ``"layer3"`` of a ResNet,
+        ``"encoder.layer.5"`` of a Hugging Face BERT); the layers after it
+        are not run. None is the network's output, its classifier removed.
+        A ``.pt2`` program runs whole: export it already cut.
     pooling : {"avg", "max", "cls", "flatten"}, default="avg"
         How the output becomes one vector per sample: feature maps
         ``(B, C, H, W)`` are pooled over space, tokens ``(B, T, D)`` over
@@ -326,11 +327,19 @@ class PretrainedTransformer(BaseRepresentation):
 
     def _fit_text(self, X) -> PretrainedTransformer:
         self._check_strings(X)
+        if self.blocks is not None:
+            raise ValueError(
+                f"blocks={self.blocks!r} groups the modules of an image network; "
+                f"a Hugging Face text model (model={self.model!r}) has its "
+                "embeddings and one block a transformer layer. Leave blocks=None."
+            )
         name = self.model.partition(":")[2]
         with seeded(seed_from_random_state(self.random_state)):
             self.tokenizer_, network = _hf_model(name)
         pad = self.tokenizer_.pad_token_id
-        backbone = HFTextBackbone(network, 0 if pad is None else pad, self.pooling)
+        backbone = HFTextBackbone(
+            network, 0 if pad is None else pad, self.pooling, self.layer
+        )
         return self._set_encoder(TransferEncoder(backbone, None, backbone.out_features))
 
     def _check_strings(self, X) -> list[str]:
