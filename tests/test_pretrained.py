@@ -576,6 +576,36 @@ def test_finetuner_blocks_can_be_given(digits):
     assert ft.n_blocks_ == 2
 
 
+def test_weights_a_blocks_list_leaves_out_join_the_block_where_they_run(digits):
+    # They went to one extra block on top: reinit_layers=1 re-drew the stem's
+    # batch norm from N(0, 0.02) (a scale near 0), and froze or decayed it
+    # as the top layer.
+    X, y = digits
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )  # fmt: skip
+    for norm in (net[1], net[4]):
+        nn.init.constant_(norm.weight, 5.0)
+    rep = PretrainedTransformer(net, blocks=["0", "3"], input_shape=(1, 8, 8))
+    ft = FineTuner(rep, reinit_layers=1, **RUN).fit(X, y)
+    assert ft.n_blocks_ == 2  # conv 0 with its norm, conv 3 with its norm
+    trained = ft.net_.module_.encoder.body.model
+    assert torch.allclose(trained[4].weight, torch.ones(4), atol=0.05)  # re-drawn
+    assert torch.allclose(trained[1].weight, torch.full((4,), 5.0), atol=0.05)
+
+
+@pytest.mark.parametrize("size", [(0, 5), (32,), (32, 32, 3), (8.0, 8.0)])
+def test_an_image_size_that_is_no_pair_of_sizes_is_named(size, digits):
+    # It reached F.interpolate: "Input and output sizes should be greater
+    # than 0", "must have the same number of spatial dimensions".
+    X, _ = digits
+    rep = PretrainedTransformer(_small_net(), image_size=size, input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"image_size=.* a pair \(height, width\)"):
+        rep.fit(X)
+
+
 class _DropoutNet(nn.Module):
     """Dropout between weighted layers, a direct child (as timm's ``pos_drop``)."""
 

@@ -315,7 +315,7 @@ class PretrainedBackbone(nn.Module):
             groups = [
                 [_submodule(self.model, n, "blocks") for n in g] for g in self.blocks
             ]
-            return [Block.of(*g) for g in groups]
+            return _with_the_rest([Block.of(*g) for g in groups], self.model)
         root = self.model
         while True:  # descend through wrappers with a single weighted child
             weighted = [c for c in root.children() if _has_params(c)]
@@ -357,6 +357,52 @@ class PretrainedBackbone(nn.Module):
             else:
                 blocks = [Block(params=loose)]
         return blocks
+
+
+def _with_the_rest(blocks: list, model: nn.Module) -> list:
+    """``blocks`` with every weight they leave out placed where it runs.
+
+    A module that no block holds joins the block of the nearest module
+    before it (in ``model.named_modules()`` order) that a block holds, or
+    the first block if none comes before it: a stem left out of a list
+    (``conv1``, ``bn1``) or a ViT's class token and position embedding
+    (the model's own parameters) feed the first block, the layers after a
+    listed one its block. A whole module joins, so that a re-drawn block
+    re-initialises it as its kind does (a norm's scale to 1). (They went
+    to one extra block on top, trained at the top's rate and re-drawn by
+    ``reinit_layers=1`` from N(0, 0.02), norm scales included.)
+    """
+    if not blocks:
+        return blocks
+    owner = {id(m): i for i, b in enumerate(blocks) for m in b.modules}
+    held = {id(p) for b in blocks for p in b.params}
+    current = 0
+
+    def place(module: nn.Module) -> None:
+        nonlocal current
+        if id(module) in owner:
+            current = owner[id(module)]
+            return  # a listed module: all its weights are held
+        params = list(module.parameters())
+        if params and module is not model and not any(id(p) in held for p in params):
+            blocks[current] = Block.of(*blocks[current].modules, module,
+                                       extra=_loose(blocks[current]))  # fmt: skip
+            held.update(id(p) for p in params)
+            return
+        loose = [p for p in module.parameters(recurse=False) if id(p) not in held]
+        blocks[current].params += loose
+        held.update(id(p) for p in loose)
+        for child in module.children():
+            place(child)
+
+    place(model)
+    return blocks
+
+
+def _loose(block) -> list:
+    """The parameters of ``block`` that none of its modules holds."""
+    inside = {id(p) for m in block.modules for p in m.parameters()}
+    return [p for p in block.params if id(p) not in inside]
 
 
 def _names(group) -> list[str]:

@@ -113,7 +113,14 @@ class PretrainedTransformer(BaseRepresentation):
         The network's blocks for the fine-tuners' strategies, from input to
         output: each a sub-module name or a list of names. None: its
         top-level children that hold weights (through a single-child
-        wrapper), up to the one that holds ``layer``.
+        wrapper), up to the one that holds ``layer``: a torchvision ResNet's
+        stages (``layer1`` to ``layer4``, after ``conv1`` and ``bn1``), but
+        a timm or torchvision Vision Transformer's transformer blocks as one
+        (timm's ``blocks``, torchvision's ``encoder``), so that
+        ``freeze_layers`` and ``layer_decay`` act per transformer block
+        only with a list that names them, e.g. ``["patch_embed",
+        *[f"blocks.{i}" for i in range(12)], "norm"]`` for timm's
+        ``vit_base_patch16_224``.
     input_shape : tuple of int or None, default=None
         Shape of one sample, e.g. ``(1, 8, 8)``, when X is given flattened.
     max_length : int or None, default=None
@@ -404,6 +411,17 @@ class PretrainedTransformer(BaseRepresentation):
             size = hints.get("size")
         if isinstance(size, Integral):
             size = (int(size), int(size))
+        elif size is not None and (
+            len(size) != 2
+            or not all(
+                isinstance(v, Integral) and not isinstance(v, bool) for v in size
+            )
+            or min(size) < 1
+        ):
+            raise ValueError(
+                f"image_size={self.image_size!r} must be an int >= 1 or a pair "
+                "(height, width) of ints >= 1, e.g. 224 or (224, 224)."
+            )
         normalize = hints.get("mean") is not None
         low = high = None
         if normalize:
