@@ -606,6 +606,18 @@ def test_an_image_size_that_is_no_pair_of_sizes_is_named(size, digits):
         rep.fit(X)
 
 
+def test_grey_images_without_a_channel_axis_are_told_how_to_get_one(digits):
+    # torch read a probe batch of two (H, W) samples as one 2-channel image:
+    # "expected ... to have 3 channels, but got 2 channels instead".
+    X, _ = digits
+    images = X.reshape(-1, 8, 8)
+    with pytest.raises(ValueError, match=r"without a channel axis.*X\[:, None\]"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # square: "read as signals" first
+            PretrainedTransformer(_small_net()).fit(images)
+    assert PretrainedTransformer(_small_net()).fit(images[:, None]).n_components_
+
+
 class _DropoutNet(nn.Module):
     """Dropout between weighted layers, a direct child (as timm's ``pos_drop``)."""
 

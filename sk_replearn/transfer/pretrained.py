@@ -263,6 +263,16 @@ class PretrainedTransformer(BaseRepresentation):
         # forward pass) draws.
         with seeded(seed_from_random_state(self.random_state)):
             network, hints = _load_network(self.model, self.weights)
+            shape = tuple(self.input_shape_)
+            if len(shape) == 2 and _first_conv_channels(network) is not None:
+                # torch would read one sample as an image of shape[0] channels
+                raise ValueError(
+                    f"X's samples have shape {shape}, images without a channel "
+                    f"axis, and {type(network).__name__} begins with a 2-D "
+                    f"convolution: pass X[:, None] (samples of shape (1, "
+                    f"{shape[0]}, {shape[1]})), or rows of X.reshape(len(X), -1) "
+                    f"with input_shape=(1, {shape[0]}, {shape[1]})."
+                )
             self.classifier_ = None if self.layer else strip_classifier(network)
             backbone = PretrainedBackbone(
                 network, self.layer, self.pooling, self.blocks
