@@ -719,6 +719,12 @@ def test_timm_tiny_model():
     rep = PretrainedTransformer("timm:test_resnet", random_state=0).fit(X)
     Z = rep.transform(X)
     assert Z.shape == (4, rep.n_components_) and np.isfinite(Z).all()
+    # The layer timm names its classifier ("classifier" was said of every
+    # timm model); none for a model built without one.
+    assert rep.classifier_ == "fc"
+    timm = importlib.import_module("timm")
+    headless = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+    assert PretrainedTransformer(headless).fit(X).classifier_ is None
     ft = FineTuner(rep, max_epochs=1, batch_size=2, device="cpu", random_state=0)
     assert ft.fit(X, [0, 1, 0, 1]).n_blocks_ > 1
 

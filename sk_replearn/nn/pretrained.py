@@ -81,8 +81,11 @@ def strip_classifier(model: nn.Module) -> str | None:
     if callable(getattr(model, "reset_classifier", None)) and hasattr(
         model, "default_cfg"
     ):  # a timm model: it knows where its head is
+        if getattr(model, "num_classes", None) == 0:
+            return None  # built without a classifier (num_classes=0)
+        name = model.default_cfg.get("classifier")
         model.reset_classifier(0)
-        return "classifier"
+        return name if isinstance(name, str) else "classifier"
     names = [n for n, _ in model.named_children()]
     for name in reversed(names):
         if name not in CLASSIFIER_NAMES:
