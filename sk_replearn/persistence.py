@@ -256,8 +256,15 @@ def estimator_to_plain(estimator, name: str = "estimator") -> dict:
         )
     if cls.__name__ == "PretrainedTransformer" and is_fitted(estimator):
         shown = _shown(getattr(estimator, "model", None))
+        # Of the estimator itself, "PretrainedTransformer is a fitted
+        # PretrainedTransformer" said its name twice.
+        subject = (
+            "This PretrainedTransformer is fitted"
+            if name == cls.__name__
+            else f"{name} is a fitted PretrainedTransformer"
+        )
         raise TypeError(
-            f"{name} is a fitted PretrainedTransformer (model={shown}), whose "
+            f"{subject} (model={shown}), and its "
             "network comes from elsewhere: save() stores no code, so it cannot "
             "rebuild that network, whatever model names. Its fit trains "
             "nothing: keep model and weights and fit it again, or pickle "

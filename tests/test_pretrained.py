@@ -374,7 +374,9 @@ def test_pretrained_pickles_and_save_says_it_stores_no_code(digits, tmp_path):
     rep = PretrainedTransformer(_small_net(), input_shape=(1, 8, 8)).fit(X)
     again = pickle.loads(pickle.dumps(rep))
     np.testing.assert_array_equal(again.transform(X), rep.transform(X))
-    match = r"fitted PretrainedTransformer \(model=<a SmallNet module>\).*no code"
+    match = (
+        r"This PretrainedTransformer is fitted \(model=<a SmallNet module>\).*no code"
+    )
     with pytest.raises(TypeError, match=match):
         persistence.save(rep, tmp_path / "rep.pt")
     with pytest.raises(TypeError, match=match):
@@ -394,7 +396,7 @@ def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
     # A path is data, but the network it names is not: save says so, for the
     # transformer and for a fine-tuner of it, where it named encoder_, a
     # fitted attribute, and advised a named option the user had already used.
-    match = r"is a fitted PretrainedTransformer \(model='.*enc.pt2'\).*fit it again"
+    match = r"is fitted \(model='.*enc.pt2'\).*fit it again"
     with pytest.raises(TypeError, match=match):
         rep.save(tmp_path / "rep.pt")
     clf = FineTuner(rep, max_epochs=1, random_state=0).fit(X[:100], np.arange(100) % 3)
