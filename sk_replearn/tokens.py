@@ -113,7 +113,9 @@ def _is_missing(value) -> bool:
     return pandas is not None and value is getattr(pandas, "NA", None)
 
 
-def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
+def check_sequences(
+    X, owner: str, name: str = "X", *, strings_only: bool = False
+) -> tuple[str, list]:
     """Validate sequence input: ``("str", strings)`` or ``("ids", arrays)``.
 
     Parameters
@@ -128,6 +130,9 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
     name : str, default="X"
         The parameter that holds the sequences (``"prompts"``,
         ``"pretrain_X"``), for the messages.
+    strings_only : bool, default=False
+        Whether the caller reads strings alone (a model with its own
+        tokenizer): the messages then offer no token ids.
 
     Returns
     -------
@@ -159,9 +164,13 @@ def check_sequences(X, owner: str, name: str = "X") -> tuple[str, list]:
     """
     what = (
         f"{owner} takes an iterable of strings (a list, an array of str, a "
-        "pandas Series), or integer token ids (a list of int sequences, or a "
-        "2-D int array padded with -1)"
+        "pandas Series)"
     )
+    if not strings_only:
+        what += (
+            ", or integer token ids (a list of int sequences, or a 2-D int "
+            "array padded with -1)"
+        )
     if X is None:
         raise TypeError(f"{what}; got None.")
     if isinstance(X, (str, bytes)):

@@ -808,6 +808,9 @@ def test_a_hugging_face_text_model_is_cut_at_a_named_layer(tiny_bert):
         PretrainedTransformer(f"hf:{folder}", layer="encoder.lyer.0").fit(texts)
     with pytest.raises(ValueError, match="blocks=.*Leave blocks=None"):
         PretrainedTransformer(f"hf:{folder}", blocks=["embeddings"]).fit(texts)
+    # A single string's message offered token ids, which it then refused.
+    with pytest.raises(TypeError, match=r"Series\); got a single str"):
+        PretrainedTransformer(f"hf:{folder}").fit(texts).transform("a b c")
 
 
 def test_finetuner_on_a_hugging_face_model_learns_from_strings(tiny_bert):

@@ -360,7 +360,8 @@ class PretrainedTransformer(BaseRepresentation):
         return self._set_encoder(TransferEncoder(backbone, None, backbone.out_features))
 
     def _check_strings(self, X) -> list[str]:
-        kind, sequences = check_sequences(X, type(self).__name__)
+        owner = f"{type(self).__name__}(model={self.model!r})"
+        kind, sequences = check_sequences(X, owner, strings_only=True)
         if kind != "str":
             raise TypeError(
                 f"{type(self).__name__}(model={self.model!r}) reads strings, which "
