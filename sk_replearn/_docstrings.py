@@ -333,8 +333,9 @@ Train through Hugging Face Accelerate (several GPUs or machines, started
 with ``accelerate launch``; see the user guide). None trains in this
 process on ``device``. Data-parallel: ``batch_size`` is per process,
 ``precision`` must stay "32" (set ``mixed_precision`` on the
-accelerator) and ``device`` is the accelerator's. An estimator with an
-accelerator cannot be pickled: use ``save``/``load``. See
+accelerator) and ``device`` is the accelerator's. An estimator fitted
+with an accelerator cannot be pickled: ``save`` then ``load`` gives it
+back without one. See
 :mod:`sk_replearn.distributed`.""",
     ),
     # -- the fine-tuners --------------------------------------------------

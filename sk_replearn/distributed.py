@@ -40,9 +40,17 @@ do, and this module only makes the training net compose with them.
   statistics, MoCo's queue), so that all hold the same model.
 
 Caveats (skorch's, see :class:`~skorch.hf.AccelerateMixin`): an estimator
-whose ``accelerator`` is set cannot be pickled, and neither can its fitted
-net; save the weights with the estimator's ``save``/``load`` (or skorch's
-``net_.save_params``) and ``set_params(accelerator=None)`` before pickling.
+fitted with an accelerator cannot be pickled (its net holds the
+accelerator's optimizer wrapper), even after ``set_params(accelerator=None)``;
+``save`` then ``load`` gives the same fitted estimator without the
+accelerator, which pickles (as does one fitted without it). A fine-tuner's
+accelerator trains the fine-tuning: an unfitted representation it
+pre-trains runs without it unless given its own
+(``representation__accelerator``), so in ``accelerate launch`` each process
+would pre-train alone. The accelerated batches are shuffled by their own
+generator, so one process does not reproduce the fit without an
+accelerator under the same ``random_state`` (two accelerated fits are
+alike).
 After ``fit`` the model is unwrapped (``net_.module_`` is the plain
 objective, on the accelerator's device), so ``transform`` runs in each
 process on the data it is given.
