@@ -768,11 +768,13 @@ def _check_dataset_precision(dataset, owner: str) -> None:
     float32 as they are read, after which nothing is left to see.
     """
     with generators_kept():  # the reads draw nothing of the training's
-        if sample_of(dataset[0]).dtype != np.float64:
+        first = sample_of(dataset[0])
+        if first.dtype != np.float64:
             return
         n = len(dataset)
-        picks = np.linspace(0, n - 1, min(n, _PRECISION_SAMPLES)).astype(int)
-        rows = [sample_of(dataset[int(i)]).reshape(-1) for i in np.unique(picks)]
+        picks = np.unique(np.linspace(0, n - 1, min(n, _PRECISION_SAMPLES)).astype(int))
+        rows = [first.reshape(-1)]  # picks[0] is 0, read already
+        rows += [sample_of(dataset[int(i)]).reshape(-1) for i in picks[1:]]
     if len({row.shape for row in rows}) == 1:  # else the training names the item
         check_float32_precision(np.stack(rows), owner)
 

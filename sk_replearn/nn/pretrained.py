@@ -21,7 +21,7 @@ Nothing here knows about scikit-learn or devices.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,28 @@ class _Stop(Exception):
     """Raised by the cut's forward hook: the rest of the network is not run."""
 
 
+def _output_of(target: nn.Module, run: Callable[[], object]):
+    """What ``target`` returns when ``run()`` calls it, the rest not run.
+
+    A forward hook keeps ``target``'s output and stops the forward pass
+    there; None if ``run`` never called ``target``.
+    """
+    seen: list = []
+
+    def keep(module, inputs, output):
+        seen.append(output)
+        raise _Stop
+
+    handle = target.register_forward_hook(keep)
+    try:
+        run()
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return seen[0] if seen else None
+
+
 def _as_tensor(out, what: str) -> torch.Tensor:
     """The tensor a network returned (the first of a tuple, or ``.logits``-less
     output objects' first field)."""
@@ -260,25 +282,13 @@ class PretrainedBackbone(nn.Module):
         if self.layer is None:
             out = _as_tensor(self.model(x), f"{type(self.model).__name__}")
             return pool_features(out, self.pooling)
-        seen: list = []
-
-        def keep(module, inputs, output):
-            seen.append(output)
-            raise _Stop
-
-        handle = self._target().register_forward_hook(keep)
-        try:
-            self.model(x)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        if not seen:
+        out = _output_of(self._target(), lambda: self.model(x))
+        if out is None:
             raise ValueError(
                 f"layer={self.layer!r} did not run in the forward pass of "
                 f"{type(self.model).__name__}; cut at a layer the forward uses."
             )
-        return pool_features(_as_tensor(seen[0], f"layer {self.layer!r}"), self.pooling)
+        return pool_features(_as_tensor(out, f"layer {self.layer!r}"), self.pooling)
 
     def infer_width(self, input_shape: Sequence[int]) -> int:
         """Set and return ``out_features`` by one forward pass on zeros.
@@ -388,8 +398,8 @@ def _with_the_rest(blocks: list, model: nn.Module) -> list:
             return  # a listed module: all its weights are held
         params = list(module.parameters())
         if params and module is not model and not any(id(p) in held for p in params):
-            blocks[current] = Block.of(*blocks[current].modules, module,
-                                       extra=_loose(blocks[current]))  # fmt: skip
+            blocks[current].modules.append(module)
+            blocks[current].params += params
             held.update(id(p) for p in params)
             return
         loose = [p for p in module.parameters(recurse=False) if id(p) not in held]
@@ -400,12 +410,6 @@ def _with_the_rest(blocks: list, model: nn.Module) -> list:
 
     place(model)
     return blocks
-
-
-def _loose(block) -> list:
-    """The parameters of ``block`` that none of its modules holds."""
-    inside = {id(p) for m in block.modules for p in m.parameters()}
-    return [p for p in block.params if id(p) not in inside]
 
 
 def _names(group) -> list[str]:
@@ -642,20 +646,12 @@ class HFTextBackbone(nn.Module):
             return self.model(
                 input_ids=ids, attention_mask=mask.long()
             ).last_hidden_state
-        seen: list = []
-
-        def keep(module, inputs, output):
-            seen.append(output[0] if isinstance(output, (tuple, list)) else output)
-            raise _Stop
-
-        handle = _submodule(self.model, self.layer, "layer").register_forward_hook(keep)
-        try:
-            self.model(input_ids=ids, attention_mask=mask.long())
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        hidden = seen[0] if seen else None
+        hidden = _output_of(
+            _submodule(self.model, self.layer, "layer"),
+            lambda: self.model(input_ids=ids, attention_mask=mask.long()),
+        )
+        if isinstance(hidden, (tuple, list)) and hidden:
+            hidden = hidden[0]  # a transformer layer's (states, attention, ...)
         if not isinstance(hidden, torch.Tensor) or hidden.shape[:2] != ids.shape:
             raise ValueError(
                 f"layer={self.layer!r} of {type(self.model).__name__} gives no "

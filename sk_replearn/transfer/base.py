@@ -33,7 +33,12 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from .._fingerprint import _NOT_FINGERPRINTED, _model_repr, pretrain_digest
+from .._fingerprint import (
+    _NOT_FINGERPRINTED,
+    _is_sample_dataset,
+    _model_repr,
+    pretrain_digest,
+)
 from .._warn import warn_user
 from ..base import (
     _check_float32_range,
@@ -120,9 +125,7 @@ def _check_pretrain_width(X, pretrain_X) -> None:
     own fit validates the rest. Without it, the mismatch was found after
     the whole pre-training.
     """
-    if isinstance(pretrain_X, torch.utils.data.Dataset) and hasattr(
-        pretrain_X, "__len__"
-    ):
+    if _is_sample_dataset(pretrain_X):
         if len(pretrain_X) == 0:
             return  # the representation's fit names an empty Dataset
         shape = (1, *sample_of(pretrain_X[0]).shape)
