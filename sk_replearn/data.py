@@ -21,11 +21,13 @@ import contextlib
 import math
 import mmap
 import random
+import reprlib
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
 
+from ._util import with_article
 from ._warn import warn_user
 
 __all__ = [
@@ -151,8 +153,18 @@ class SampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         sample = sample_of(self.dataset[i])
-        if not sample.flags.writeable:  # torch warns on read-only memory
-            sample = sample.astype(np.float32)  # a copy of one sample
+        # torch warns on read-only memory and cannot read an object array
+        if not sample.flags.writeable or sample.dtype.kind in "OSU":
+            try:
+                if sample.dtype.kind in "SU":
+                    raise ValueError(f"strings of dtype {sample.dtype}")
+                sample = sample.astype(np.float32)  # a copy of one sample
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"Item {i} of the Dataset holds values that are not numbers "
+                    f"({str(exc).splitlines()[0]}): every sample must be an "
+                    "array or tensor of numbers."
+                ) from None
         x = torch.as_tensor(sample, dtype=torch.float32)
         if x.numel() != math.prod(self.sample_shape):
             raise ValueError(
@@ -497,13 +509,33 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
             f"item[{next(iter(item), 'key')!r}]."
         )
     first = sample_of(item)
-    if first.ndim == 0:
+    if first.ndim == 0 or first.dtype.kind in "SU":
+        text = first.dtype.kind in "SU" or isinstance(first.item(), (str, bytes))
         raise ValueError(
-            f"The first item of the Dataset is a scalar; {name} needs samples of "
-            "shape (n_features,) or (C, L) / (C, H, W)."
+            f"The first sample of the Dataset is {_described(first)}; {name} "
+            "needs samples of numbers of shape (n_features,) or (C, L) / "
+            "(C, H, W)."
+            + (
+                " Strings of tokens go to GPTTransformer or BERTTransformer "
+                "as a list of strings."
+                if text
+                else ""
+            )
         )
     estimator._validate_X(first[None], reset=reset)  # (1, *shape)
     return SampleDataset(dataset, estimator.input_shape_)
+
+
+def _described(sample: np.ndarray) -> str:
+    """What a sample that is no array of numbers is, for an error message."""
+    if sample.ndim:
+        return f"an array of strings, shape {sample.shape}"
+    value = sample.item()
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float, complex, np.number)):
+        return f"one number ({value!r})"
+    return f"{with_article(type(value).__name__)} ({reprlib.repr(value)})"
 
 
 def dataset_head(dataset, n: int) -> np.ndarray:

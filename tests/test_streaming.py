@@ -449,6 +449,37 @@ def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():
         AutoencoderTransformer(**TINY).fit(rows)
 
 
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ("ACDEFG", r"is a str \('ACDEFG'\).*GPTTransformer or BERTTransformer"),
+        (np.array(["a", "b"]), "is an array of strings, shape \\(2,\\).*GPT"),
+        (None, "is None; AutoencoderTransformer needs samples of numbers"),
+        (3.0, r"is one number \(3.0\); AutoencoderTransformer needs"),
+    ],
+)
+def test_a_dataset_of_no_numeric_samples_is_named_for_what_it_holds(item, match):
+    # A string, None and a number were all "a scalar"; a string's fix is
+    # another estimator.
+    with pytest.raises(ValueError, match=match) as info:
+        AutoencoderTransformer(**TINY).fit(_Items(8, lambda i: item))
+    assert ("GPTTransformer" in str(info.value)) == isinstance(item, (str, np.ndarray))
+
+
+def test_a_dataset_of_object_arrays_of_numbers_trains_as_their_floats():
+    # torch cannot read an object array: its "can't convert np.ndarray of
+    # type numpy.object_" came from inside the training loop.
+    X = _data()
+    objects = _Items(len(X), lambda i: X[i].astype(object))
+    floats = _Items(len(X), lambda i: X[i])
+    a = AutoencoderTransformer(**TINY).fit(objects)
+    b = AutoencoderTransformer(**TINY).fit(floats)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    odd = _Items(len(X), lambda i: np.array([1.0, "x"], object) if i else X[0])
+    with pytest.raises(ValueError, match="Item [1-9][0-9]* of the Dataset holds"):
+        AutoencoderTransformer(**TINY).fit(odd)
+
+
 def test_training_batches_shuffle_with_four_byte_indices_and_the_same_order():
     # An epoch's order is the one per-sample allocation of a fit beyond the
     # data: int32 halves it, and the batches are those an int64 permutation
