@@ -39,12 +39,8 @@ from . import persistence
 from ._heap import kept_heap
 from ._util import is_fitted, with_article
 from ._warn import warn_user
-from .data import (
-    _float32_square_limit,
-    eval_chunks,
-    is_memory_mapped,
-    tensor_to_numpy,
-)
+from .data import eval_chunks, is_memory_mapped, tensor_to_numpy
+from .data._precision import _float32_square_limit
 
 __all__ = [
     "BaseRepresentation",

@@ -30,8 +30,8 @@ from .data import (
     Batches,
     EvalBatchSampler,
     WeightedTargets,
-    _peak_past_float32,
 )
+from .data._precision import _peak_past_float32
 from .tokens import TokenBatches, TokenDataset
 from .views import _Views
 

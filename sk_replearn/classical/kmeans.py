@@ -25,13 +25,13 @@ from sklearn.utils.validation import (
 from .._warn import warn_user
 from ..base import (
     BaseRepresentation,
-    _float32_square_limit,
     fit_context,
     float_dtypes,
     no_autocast,
     positive_strides,
 )
 from ..data import batch_slices
+from ..data._precision import _float32_square_limit
 from . import _lloyd as _lloyd_module
 from ._lloyd import (
     _CPU_BLOCK,
