@@ -36,7 +36,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils import get_tags
 
 from . import AutoencoderTransformer, KMeansTransformer, PCATransformer, methods
-from .evaluation import _fit_represent, _probe_accuracy, few_label_scores, linear_probe
+from .evaluation import few_label_scores, linear_probe
+from .evaluation._scoring import _fit_represent, _probe_accuracy
 
 #: Labels a class, and draws, of the few-label column.
 _FEW_LABELS, _FEW_DRAWS = 2, 5
