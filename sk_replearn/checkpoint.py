@@ -26,15 +26,9 @@ from skorch.history import History
 
 from ._fingerprint import _data_fingerprint, _digest_of, fingerprint
 from ._util import with_article
-from .persistence import (
-    _CHECKPOINT_FORMAT,
-    _VERSION,
-    _atomic_save,
-    _load_weights,
-    _read,
-    from_plain,
-    to_plain,
-)
+from .persistence import from_plain, to_plain
+from .persistence._codec import _load_weights
+from .persistence._files import _CHECKPOINT_FORMAT, _VERSION, _atomic_save, _read
 from .training import net_device, trained_module
 
 __all__ = ["TrainingCheckpoint", "check_checkpoint_dir", "fingerprint"]

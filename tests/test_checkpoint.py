@@ -14,7 +14,7 @@ from _instances import make
 from skorch.callbacks import Callback
 
 from sk_replearn import FineTuner
-from sk_replearn.persistence import _atomic_save
+from sk_replearn.persistence._files import _atomic_save
 
 MAX_EPOCHS = 4
 KILL_AFTER = 2

@@ -20,7 +20,7 @@ PACKAGE = Path(sk_replearn.__file__).resolve().parent
 UPWARD = {
     # The registry of the classes a saved file may name: the package's
     # public names, read when a file is loaded.
-    ("sk_replearn.persistence", "sk_replearn"),
+    ("sk_replearn.persistence._codec", "sk_replearn"),
 }
 
 

@@ -49,7 +49,7 @@ def data():
 def _resave(payload: dict, path) -> None:
     """Write an edited file as ``save`` would, with a checksum of the edit."""
     payload.pop("checksum", None)
-    persistence._atomic_save(payload, path)
+    persistence._files._atomic_save(payload, path)
 
 
 def _fit(est, X, y):
