@@ -16,7 +16,7 @@ from sk_replearn.nn.build import probe_zeros
 from sk_replearn.nn.layers import block_widths
 from sk_replearn.nn.surgery import TransferEncoder
 from sk_replearn.objectives.two_view import TwoViewObjective
-from sk_replearn.transfer.base import build_head
+from sk_replearn.transfer._head import build_head
 
 
 def _pooling_encoder() -> nn.Module:

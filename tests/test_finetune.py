@@ -36,7 +36,8 @@ from sk_replearn.base import is_fitted
 from sk_replearn.nn import CentredLayerNorm, CentredScale
 from sk_replearn.nn.surgery import encoder_blocks
 from sk_replearn.persistence import load, save
-from sk_replearn.transfer.base import build_head, transfer_encoder
+from sk_replearn.transfer._encoder import transfer_encoder
+from sk_replearn.transfer._head import build_head
 from sk_replearn.views import ImageViews
 
 

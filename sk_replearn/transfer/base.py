@@ -9,18 +9,21 @@ The fit of a fine-tuner has four steps, in this order:
    first ``freeze_layers`` (or all, ``strategy="frozen"``) frozen;
 4. **train** the encoder and head on the labels, each block at its own
    learning rate (:func:`param_groups`).
+
+:class:`BaseFineTuner` runs them; its building blocks live in ``_encoder.py``
+(steps 1 and 2: :func:`pretrained`, :func:`transfer_encoder`) and
+``_head.py`` (the network steps 3 and 4 make and train: :func:`build_head`,
+:class:`FineTuneModule`, :func:`param_groups`).
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import pickle
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.base import clone
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
@@ -35,7 +38,6 @@ from torch import nn
 
 from .._fingerprint import (
     _NOT_FINGERPRINTED,
-    _is_sample_dataset,
     _model_repr,
     pretrain_digest,
 )
@@ -46,100 +48,30 @@ from ..base import (
     float_dtypes,
     is_fitted,
     positive_strides,
-    resolve_device,
     seed_from_random_state,
     store_params,
 )
 from ..checkpoint import check_checkpoint_dir
-from ..data import WeightedTargets, sample_of, training_samples
+from ..data import WeightedTargets, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
-from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, _is_int, seeded
-from ..nn.build import probe_zeros
-from ..nn.heads import CentredLayerNorm, CentredScale
-from ..nn.layers import cut_encoder
-from ..nn.surgery import Block, TransferEncoder, encoder_blocks, trainable
+from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
+from ..nn.surgery import TransferEncoder, encoder_blocks, trainable
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
-from ..views import _identity, make_views
+from ..views import make_views
+from ._encoder import (
+    _check_pretrain_width,
+    _own_copy,
+    pretrained,
+    pretraining_views,
+    transfer_encoder,
+)
+from ._head import FineTuneModule, build_head, param_groups
 
 __all__ = ["FineTuneModule", "pretrained", "transfer_encoder"]
 
 _HEADS = {"linear", "mlp"}
-#: A head's input normalisation, by ``head_norm`` (None: the identity,
-#: kept as a module so that the head's layers keep their indices).
-_HEAD_NORMS = {
-    "layer": CentredLayerNorm,
-    "scale": CentredScale,
-    None: lambda in_features: nn.Identity(),
-}
-#: Width of the hidden layer of head="mlp".
-_MLP_HIDDEN = 256
-
-
-def pretrained(representation, X, pretrain_X, seed: int):
-    """The fitted representation to transfer from.
-
-    A fitted ``representation`` is copied (the fine-tuner owns what it
-    reads, whatever happens to the caller's object later); an unfitted one
-    is cloned and fitted on ``pretrain_X`` if given, else on
-    ``X``, without labels. A clone whose ``random_state`` is None gets
-    ``seed``, so that the whole fine-tuner is reproducible.
-    """
-    if is_fitted(representation):
-        if pretrain_X is not None:
-            warn_user(
-                "pretrain_X is not used: the representation is already fitted, "
-                "so nothing is pre-trained. Pass an unfitted representation to "
-                "pre-train it on pretrain_X, or leave pretrain_X out.",
-                UserWarning,
-            )
-        return _own_copy(representation)
-    if is_classifier(representation) or is_regressor(representation):
-        raise TypeError(
-            f"representation={type(representation).__name__}(...) is unfitted, "
-            "and it learns from labels, which pre-training has none of: pass "
-            "it fitted, or an unsupervised representation to pre-train."
-        )
-    rep = clone(representation)
-    params = rep.get_params()
-    if "random_state" in params and rep.random_state is None:
-        rep.set_params(random_state=seed)
-    if "device" in params:
-        try:  # before the pre-training, naming whose device it is
-            resolve_device(rep.device)
-        except ValueError as exc:
-            raise ValueError(
-                f"The representation to pre-train cannot run: {exc} Set its "
-                "device with representation__device (the fine-tuner's own "
-                "device is where the fine-tuning runs)."
-            ) from None
-    return rep.fit(X if pretrain_X is None else pretrain_X)
-
-
-def _check_pretrain_width(X, pretrain_X) -> None:
-    """Refuse, before pre-training, a ``pretrain_X`` of other samples than X's.
-
-    Checked where ``pretrain_X`` has a ``shape`` (arrays, memmaps, tensors,
-    DataFrames) and on a torch Dataset's first item; the representation's
-    own fit validates the rest. Without it, the mismatch was found after
-    the whole pre-training.
-    """
-    if _is_sample_dataset(pretrain_X):
-        if len(pretrain_X) == 0:
-            return  # the representation's fit names an empty Dataset
-        shape = (1, *sample_of(pretrain_X[0]).shape)
-    else:
-        shape = getattr(pretrain_X, "shape", None)
-    if shape is None or len(shape) < 2:
-        return
-    theirs, ours = tuple(shape[1:]), tuple(X.shape[1:])
-    if math.prod(theirs) != math.prod(ours):
-        raise ValueError(
-            f"pretrain_X has samples of shape {theirs}, but X has samples of "
-            f"shape {ours}: the representation pre-trained on pretrain_X "
-            "could not read X. Pre-train on samples like X's."
-        )
 
 
 def _holds_strings(X) -> bool:
@@ -153,20 +85,6 @@ def _holds_strings(X) -> bool:
         return False
     first = X.iloc[0] if hasattr(X, "iloc") else X[0]
     return isinstance(first, str)
-
-
-def _own_copy(representation):
-    """A deep copy of a fitted representation, for a fine-tuner to own.
-
-    Sharing the caller's object would let a later ``fit`` or ``set_params``
-    of it change the fine-tuner (a refitted BERT's vocabulary changes what
-    the fine-tuner reads). An object that cannot be copied (one holding an
-    accelerator) is shared.
-    """
-    try:
-        return copy.deepcopy(representation)
-    except (TypeError, RuntimeError, pickle.PicklingError, AttributeError):
-        return representation
 
 
 #: Parameters of a representation whose change keeps it fitted.
@@ -187,214 +105,6 @@ def _names(names) -> str:
     """The first few column names, for a message."""
     names = [str(n) for n in names]
     return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-
-
-def transfer_encoder(representation, *, trained: bool = False) -> TransferEncoder:
-    """A trainable copy of a fitted representation's encoder, up to its layer.
-
-    Parameters
-    ----------
-    representation : fitted estimator
-        A neural sk_replearn estimator or a :class:`~sk_replearn.PCATransformer`.
-    trained : bool, default=False
-        Whether the copy is for training (a fine-tuner's ``strategy="full"``)
-        rather than for fixed features. A representation may read its
-        encoder otherwise for training: :class:`~sk_replearn.MAETransformer`
-        with ``pooling="auto"`` gives the last block's patch mean, where its
-        ``transform`` concatenates every block.
-
-    Returns
-    -------
-    TransferEncoder
-        The encoder whose output is ``representation.transform``'s (up to
-        float rounding; but see ``trained``): cut after the block
-        ``transform_layer`` names,
-        the blocks above dropped (network surgery,
-        :func:`~sk_replearn.nn.layers.cut_encoder`); the whole encoder
-        for the default ``transform_layer=-1``.
-
-    Raises
-    ------
-    TypeError
-        For a representation with no differentiable encoder.
-    ValueError
-        For a ``transform_layer`` that is no block of the encoder.
-    """
-    make = getattr(representation, "_transfer_encoder", None)
-    if make is None:
-        raise TypeError(
-            f"representation={type(representation).__name__} cannot be "
-            "fine-tuned: pass an sk_replearn neural estimator or PCATransformer."
-        )
-    if trained:
-        make = getattr(representation, "_fine_tuning_encoder", make)
-    encoder = make()
-    layer = getattr(representation, "transform_layer", -1)
-    if _is_int(layer) and layer == -1:
-        return encoder
-    block = representation._check_transform_layer(len(encoder_blocks(encoder)))
-    return cut_encoder(encoder, block)
-
-
-def build_head(
-    head, in_features: int, out_features: int, norm: str | None = "layer"
-) -> nn.Module:
-    """The new task head (network surgery) on ``in_features`` features.
-
-    ``"linear"`` and ``"mlp"`` start with the normalisation ``norm`` names
-    (``"layer"``, ``"scale"`` or None, see the fine-tuners' ``head_norm``).
-    The default is a :class:`CentredLayerNorm`,
-    since pre-trained features come at any scale and offset: each feature
-    is centred on a running mean of the batch means, with the gradient of
-    centring on the batch's own mean, then each sample is normalised over
-    its features. No feature is divided by its own spread, which with a few
-    labels inflates the features that hardly vary (a batch normalisation,
-    MAE's linear probe, does). A layer normalisation alone lets the
-    features of a Vision Transformer drift in a direction all samples share
-    until fine-tuning stalls; centring on the batch mean in the forward pass
-    as well puts the batch's noise into every prediction, which costs a
-    regression most. Held-out accuracy, mean of five draws of the labels
-    (R² for FreeSolv), one pre-trained representation and the same draws in
-    each row, with the head's normalisation:
-
-    =========================================  =======  =====  =====  =====
-    fine-tuning                                default  batch  layer  batch
-                                                        mean          norm
-    =========================================  =======  =====  =====  =====
-    SimCLR (CNN), digits, 20 labels            0.819    0.821  0.816  0.796
-    SimCLR (CNN), MNIST-1D, 40 labels          0.806    0.806  0.811  0.773
-    MAE (ViT) from MNIST, digits, 100 labels   0.901    0.906  0.871  0.912
-    the same ViT from scratch                  0.538    0.807  0.147  0.819
-    BERT on peptides, all labels (one fit)     0.868    0.852  0.877  0.858
-    BERT on FreeSolv, regression (one fit)     0.906    0.822  0.912  0.792
-    =========================================  =======  =====  =====  =====
-
-    ("batch mean": centred on the batch's own mean in the forward pass.)
-    """
-    if isinstance(head, str):
-        first = _HEAD_NORMS[norm](in_features)
-        if head == "linear":
-            return nn.Sequential(first, nn.Linear(in_features, out_features))
-        return nn.Sequential(
-            first,
-            nn.Linear(in_features, _MLP_HIDDEN),
-            nn.ReLU(),
-            nn.Linear(_MLP_HIDDEN, out_features),
-        )
-    if isinstance(head, nn.Module):
-        # A module is callable too, but as a network: copy it (each fit and
-        # each clone trains its own, as encoder= does), and check its widths.
-        module = copy.deepcopy(head)
-        _check_head_shape(head, module, in_features, out_features)
-        return module
-    module = head(in_features, out_features)
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"head={head!r} must return a torch.nn.Module when called as "
-            f"head(in_features, out_features); got {type(module).__name__}."
-        )
-    _check_head_shape(head, module, in_features, out_features)
-    return module
-
-
-def _check_head_shape(head, module: nn.Module, in_features: int, out_features: int):
-    """A user's head maps ``(B, in_features)`` to ``(B, out_features)`` (2 rows)."""
-    expected = f"(batch, {in_features}) to (batch, {out_features})"
-    training = module.training
-    module.eval()  # no running statistics touched, no dropout drawn
-    try:
-        with torch.no_grad():
-            out = module(probe_zeros(module, 2, in_features))
-    except Exception as err:  # the user's module: any error, reported as ours
-        raise ValueError(
-            f"head={head!r} built a module that fails on the encoder's "
-            f"{in_features} features ({type(err).__name__}: {err}); it must map "
-            f"{expected}."
-        ) from err
-    finally:
-        module.train(training)
-    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if shape != (2, out_features):
-        raise ValueError(
-            f"head={head!r} must map {expected}; on 2 rows its module returned {shape}."
-        )
-
-
-def pretraining_views(representation):
-    """The augmentation ``representation`` was pre-trained with, or None.
-
-    The two-view methods keep theirs on their objective (``net_.module_``);
-    every other representation (reconstruction, masking, sequences, PCA,
-    networks from elsewhere, CMC's split views) has none to reuse.
-    """
-    objective = getattr(getattr(representation, "net_", None), "module_", None)
-    views = getattr(objective, "views", None)
-    return None if views is None or views is _identity else views
-
-
-class FineTuneModule(nn.Module):
-    """Encoder plus head, with frozen blocks kept in evaluation mode.
-
-    Parameters
-    ----------
-    encoder : TransferEncoder
-    head : torch.nn.Module
-    frozen : list of Block
-        Blocks whose weights do not train; their batch-norm statistics stay
-        fixed too (they are kept in eval mode by :meth:`train`).
-
-    Attributes
-    ----------
-    features_input : bool
-        When True, :meth:`forward` takes encoder outputs instead of raw
-        input (used to train a head on pre-computed frozen features).
-    views : callable or None
-        Augmentation applied in training mode to the standardised batch,
-        between the encoder's input standardisation and its body.
-    """
-
-    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: list[Block]):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-        self.frozen_modules = [m for b in frozen for m in b.modules]
-        self.features_input = False
-        self.views = None
-
-    def train(self, mode: bool = True) -> FineTuneModule:
-        """As :meth:`torch.nn.Module.train`, frozen blocks staying in eval mode."""
-        super().train(mode)
-        for m in self.frozen_modules:
-            m.eval()
-        return self
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The (fine-tuned) representation of a raw batch."""
-        return self.encoder(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Head outputs of a raw batch (or of features, see ``features_input``)."""
-        if self.features_input:
-            return self.head(x)
-        return self.head(self.encoder(x, self.views if self.training else None))
-
-
-def param_groups(
-    module: FineTuneModule, blocks: list[Block], lrs: list[float | None]
-) -> list[tuple[str, dict]]:
-    """skorch ``optimizer__param_groups``: each block's weights at its lr.
-
-    ``lrs[i]`` is the learning rate of ``blocks[i]``, None when frozen
-    (its weights stop requiring gradients). The head keeps the net's lr.
-    """
-    names = {id(p): name for name, p in module.named_parameters()}
-    groups = []
-    for block, lr in zip(blocks, lrs):
-        for p in block.params:
-            if lr is None:
-                p.requires_grad_(False)
-            else:
-                groups.append((names[id(p)], {"lr": lr}))
-    return groups
 
 
 class BaseFineTuner(NeuralRepresentation):

@@ -5,14 +5,14 @@ The network comes from torchvision, timm, a file written by
 ``export_encoder``), or is any ``nn.Module``. :class:`PretrainedTransformer`
 runs it frozen, batched, cut at a layer and pooled; as the
 ``representation`` of :class:`~sk_replearn.FineTuner` it is fine-tuned with
-every transfer strategy.
+every transfer strategy. Loading the network and its weights (torchvision,
+timm, Hugging Face, files) lives in ``_loading.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import pickle
 import weakref
 from collections.abc import Callable, Sequence
 from numbers import Integral
@@ -29,7 +29,6 @@ from ..methods.sequence import _SequenceTransformer
 from ..nn.build import _dummy_forward
 from ..nn.pretrained import (
     POOLINGS,
-    ExportedModule,
     HFTextBackbone,
     ImagePreprocess,
     PretrainedBackbone,
@@ -37,13 +36,9 @@ from ..nn.pretrained import (
 )
 from ..nn.surgery import TransferEncoder
 from ..tokens import TokenDataset, check_sequences
+from ._loading import _hf_model, _load_network, load_weights
 
 __all__ = ["PretrainedTransformer", "load_weights"]
-
-#: Normalisation of torchvision's ImageNet weights (and timm's default).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_SOURCES = ("torchvision:", "timm:")
 
 
 class PretrainedTransformer(BaseRepresentation):
@@ -532,270 +527,3 @@ def _first_conv_channels(network: nn.Module) -> int | None:
         if isinstance(m, nn.Conv2d):
             return int(m.in_channels)
     return None
-
-
-# -- loading -------------------------------------------------------------------------
-def _load_network(model, weights) -> tuple[nn.Module, dict]:
-    """A fresh copy of the network and its preprocessing hints.
-
-    The hints are ``mean``, ``std`` (the weights' normalisation) and
-    ``size`` (their resolution), set only when known.
-    """
-    if isinstance(model, str) and model.startswith(_SOURCES):
-        kind, _, name = model.partition(":")
-        if not name:
-            raise ValueError(
-                f"model={model!r} names no network; e.g. '{kind}:resnet18'."
-            )
-        build = _torchvision_model if kind == "torchvision" else _timm_model
-        return build(name, weights)
-    if isinstance(model, (str, os.PathLike)):
-        network = _exported(model)
-    elif isinstance(model, nn.Module):
-        network = copy.deepcopy(model)
-    elif callable(model):
-        network = model()
-        if not isinstance(network, nn.Module):
-            raise TypeError(
-                f"model={model!r} is a factory and must return an nn.Module; it "
-                f"returned {type(network).__name__}."
-            )
-    else:  # pragma: no cover - the parameter constraints refuse it first
-        raise TypeError(f"model={model!r} is not a network.")
-    if weights is not None:
-        load_weights(network, _weights_file(weights, model))
-    return network, {}
-
-
-def _exported(path) -> nn.Module:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"model={path!r} is neither 'torchvision:<name>', 'timm:<name>' nor an "
-            "existing file written by torch.export.save (e.g. of an encoder from "
-            "export_encoder()); pass an nn.Module or a factory for other networks."
-        )
-    try:
-        return ExportedModule.from_file(path)
-    except Exception as exc:
-        raise ValueError(
-            f"model={path!r} could not be read as a program saved by "
-            f"torch.export.save: {exc}"
-        ) from exc
-
-
-def _weights_file(weights, model) -> str:
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"weights={path!r} is not a file. For model={_short(model)} weights "
-            "must be a local file holding a state dict (torch.save(module."
-            "state_dict(), path)); names of a library's weights apply to "
-            "'torchvision:<name>' and 'timm:<name>' models."
-        )
-    return path
-
-
-def _short(obj) -> str:
-    return type(obj).__name__ if isinstance(obj, nn.Module) else repr(obj)
-
-
-def load_weights(network: nn.Module, path) -> None:
-    """Load a state dict file into ``network``, strictly, without running code.
-
-    Parameters
-    ----------
-    network : torch.nn.Module
-        Changed in place.
-    path : str or path
-        A file written by ``torch.save(module.state_dict(), path)`` (or a
-        dict holding one under ``"state_dict"`` or ``"model"``).
-
-    Raises
-    ------
-    ValueError
-        A file that holds more than tensors (refused by
-        ``weights_only=True``: loading it would run code), or weights that do
-        not match the architecture, the missing and unexpected keys named.
-
-    Examples
-    --------
-    >>> import os, tempfile, torch
-    >>> from sk_replearn.transfer.pretrained import load_weights
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
-    >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
-    >>> load_weights(torch.nn.Linear(3, 2), path)
-    """
-    path = os.fspath(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"weights={path!r} holds more than tensors (a pickled object whose "
-            "loading would run code), so it was refused (torch.load with "
-            "weights_only=True). Save the weights with torch.save(module."
-            "state_dict(), path)."
-        ) from exc
-    except Exception as exc:
-        raise ValueError(f"weights={path!r} could not be read: {exc}") from exc
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise ValueError(
-            f"weights={path!r} does not hold a state dict (a dict of tensors); "
-            "save one with torch.save(module.state_dict(), path)."
-        )
-    own = network.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (the network has {tuple(own[k].shape)})"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatches", wrong),
-        ):
-            if keys:
-                more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-                parts.append(f"{label}: {', '.join(keys[:5])}{more}")
-        raise ValueError(
-            f"weights={path!r} do not match the architecture of "
-            f"{type(network).__name__}: {'; '.join(parts)}."
-        )
-    network.load_state_dict(state)
-
-
-def _import(library: str, extra: str = "vision", prefix: str | None = None):
-    try:
-        return __import__(library)
-    except ImportError as exc:
-        note = (
-            "; torchvision needs the torch version it was built for"
-            if library == "torchvision" or "torchvision" in str(exc)
-            else ""
-        )
-        raise ImportError(
-            f"model='{prefix or library}:...' needs {library}, which is not "
-            f"installed (or does not import: {exc}). Install it with pip "
-            f"install sk_replearn[{extra}]{note}."
-        ) from exc
-
-
-def _download_error(model: str, weights, exc: Exception) -> ValueError:
-    return ValueError(
-        f"the weights {weights!r} of {model!r} could not be downloaded ({exc}). "
-        "On a machine without network access, download the file elsewhere, save "
-        "its state dict, and pass weights='path/to/file.pth' (a local file is "
-        "read with torch.load(weights_only=True))."
-    )
-
-
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
-
-
-def _is_file_like(weights) -> bool:
-    """Whether ``weights`` names a local file rather than a library's weights."""
-    if isinstance(weights, os.PathLike):
-        return True
-    return (
-        os.path.isfile(weights)
-        or os.path.sep in weights
-        or weights.lower().endswith(_WEIGHT_SUFFIXES)
-    )
-
-
-def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
-    tv = _import("torchvision")
-    models = tv.models
-    if name not in models.list_models():
-        import difflib
-
-        close = difflib.get_close_matches(name, models.list_models(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"model='torchvision:{name}' is not a torchvision model.{hint}"
-        )
-    hints: dict = {}
-    if weights is None:
-        return models.get_model(name, weights=None), hints
-    if _is_file_like(weights):
-        network = models.get_model(name, weights=None)
-        load_weights(network, _weights_file(weights, f"torchvision:{name}"))
-        return network, {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-    try:
-        enum = models.get_model_weights(name)
-        entry = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
-    except (KeyError, ValueError) as exc:
-        raise ValueError(
-            f"weights={weights!r} is not a weights name of torchvision:{name}; "
-            f"use 'DEFAULT', one of {[w.name for w in enum]}, or a local file."
-        ) from exc
-    try:
-        network = models.get_model(name, weights=entry)
-    except Exception as exc:
-        raise _download_error(f"torchvision:{name}", weights, exc) from exc
-    preset = entry.transforms()
-    mean, std = getattr(preset, "mean", None), getattr(preset, "std", None)
-    crop = getattr(preset, "crop_size", None)
-    hints = {"mean": tuple(mean) if mean else None, "std": tuple(std) if std else None}
-    if crop:
-        hints["size"] = tuple(crop) if len(crop) == 2 else (crop[0], crop[0])
-    return network, hints
-
-
-def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
-    timm = _import("timm")
-    if not timm.list_models(name) and name not in timm.list_models():
-        raise ValueError(f"model='timm:{name}' is not a timm model.")
-    file_weights = weights is not None and _is_file_like(weights)
-    by_name = weights is not None and not file_weights
-    tagged = name if not by_name or weights == "default" else f"{name}.{weights}"
-    try:
-        network = timm.create_model(tagged, pretrained=by_name)
-    except Exception as exc:
-        if by_name:
-            raise _download_error(f"timm:{name}", weights, exc) from exc
-        raise
-    if weights is None:
-        return network, {}
-    if file_weights:
-        load_weights(network, _weights_file(weights, f"timm:{name}"))
-    cfg = getattr(network, "pretrained_cfg", None) or {}
-    hints = {
-        "mean": tuple(cfg.get("mean", IMAGENET_MEAN)),
-        "std": tuple(cfg.get("std", IMAGENET_STD)),
-    }
-    size = cfg.get("input_size")
-    if size and not file_weights:
-        hints["size"] = tuple(size[1:])
-    return network, hints
-
-
-def _hf_model(name: str):
-    """The tokenizer and the base model of a Hugging Face name or folder."""
-    transformers = _import("transformers", extra="hf", prefix="hf")
-    if not name:
-        raise ValueError("model='hf:' names no model; e.g. 'hf:path/to/folder'.")
-    local = os.path.isdir(name)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            name, local_files_only=local
-        )
-        network = transformers.AutoModel.from_pretrained(name, local_files_only=local)
-    except OSError as exc:
-        raise ValueError(
-            f"model='hf:{name}' could not be loaded ({exc}). On a machine without "
-            "network access, save the model and its tokenizer with save_pretrained "
-            "into a folder elsewhere and pass model='hf:path/to/folder'."
-        ) from exc
-    return tokenizer, network
