@@ -293,7 +293,7 @@ def test_sequence_transform_on_the_cpu_cuts_batches_by_tokens(monkeypatch):
 
 
 def test_an_inner_transform_layer_is_measured_on_the_encoder_it_runs(monkeypatch):
-    from sk_replearn.methods import base
+    from sk_replearn.methods import _layers
 
     X = np.random.default_rng(1).normal(size=(400, 16)).astype(np.float32)
     mae = MAETransformer(
@@ -303,9 +303,9 @@ def test_an_inner_transform_layer_is_measured_on_the_encoder_it_runs(monkeypatch
     mae.set_params(transform_layer=0)
     Z = mae.transform(X)
     rows = []
-    features = base.block_features
+    features = _layers.block_features
     monkeypatch.setattr(
-        base,
+        _layers,
         "block_features",
         lambda e, xb, layer: rows.append(len(xb)) or features(e, xb, layer),
     )

@@ -2,17 +2,17 @@
 
 :class:`NeuralRepresentation` turns the engine parameters into a
 :class:`~sk_replearn.training.RepresentationNet` and runs it; a method adds
-only its hyperparameters and ``_build_objective``.
+only its hyperparameters and ``_build_objective``. The net's arguments
+come from :class:`~sk_replearn.methods._engine.TrainingEngineMixin`, and
+``transform_layer`` and ``export_encoder`` from
+:class:`~sk_replearn.methods._layers.TransformLayerMixin`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
-import math
 import os
-import sys
 import threading
 from numbers import Integral, Real
 
@@ -20,37 +20,24 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from torch import nn
 
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
-from .._util import with_article
 from .._warn import warn_user
 from ..base import BaseRepresentation, seed_from_random_state
-from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
-from ..distributed import accelerated_net_class, shared_seed, world_size
-from ..nn.layers import LayerEncoder, block_features, block_widths
-from ..nn.surgery import TransferEncoder, trainable
+from ..distributed import accelerated_net_class, shared_seed
 from ..objectives.base import Objective
-from ..training import (
-    FreshLRScheduler,
-    RandomSplit,
-    RepresentationNet,
-    StopOnNonFiniteLoss,
-    WarmupCosine,
-    seeded_generators,
-    trained_module,
+from ..training import RepresentationNet, seeded_generators, trained_module
+from ._engine import (
+    OPTIMIZERS,
+    TrainingEngineMixin,
+    _check_optimizer_class,
 )
+from ._layers import TransformLayerMixin
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
-
-OPTIMIZERS = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
@@ -62,31 +49,6 @@ _TRANSFORM_BATCH = 1024
 #: zeroes, at every batch. Fewer rows than this make one batch, which needs no
 #: probe.
 _SIZED_FROM = 256
-
-#: The callbacks every skorch net has (``NeuralNet._default_callbacks``): a
-#: user's callback of the same name would meet skorch's "duplicate" error.
-_SKORCH_DEFAULT_CALLBACKS = ["epoch_timer", "train_loss", "valid_loss", "print_log"]
-
-#: torch has had fused (one-kernel) Adam and AdamW steps on the CPU since 2.4.
-_CPU_FUSED_ADAM = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
-
-
-def fused_optimizer_kwargs(optimizer, device: torch.device) -> dict:
-    """``{"optimizer__fused": True}`` where the named Adam/AdamW can fuse.
-
-    The fused step updates every tensor of the model in one kernel instead
-    of a Python loop over them: an AdamW step of MAE's 72 tensors (626,000
-    weights) takes 1.5 ms instead of 7.9 ms on one CPU thread, SimCLR's
-    MNIST-1D network (32 tensors) 0.55 instead of 2.8 ms. The update is the
-    same up to float rounding. Only the names ``"adam"`` / ``"adamw"`` are
-    fused: a class passed in may not take the argument.
-    """
-    if optimizer not in ("adam", "adamw"):
-        return {}
-    if device.type == "cuda" or (device.type == "cpu" and _CPU_FUSED_ADAM):
-        return {"optimizer__fused": True}
-    return {}
-
 
 #: Held by every block that seeds torch's generator (:func:`seeded`).
 _RNG_LOCK = threading.RLock()
@@ -113,7 +75,9 @@ def seeded(seed: int, device: torch.device | None = None):
         yield
 
 
-class NeuralRepresentation(BaseRepresentation):
+class NeuralRepresentation(
+    TrainingEngineMixin, TransformLayerMixin, BaseRepresentation
+):
     """Base class of the neural estimators (not used directly).
 
     Holds the engine parameters every neural method shares and the fit /
@@ -123,8 +87,9 @@ class NeuralRepresentation(BaseRepresentation):
 
     Every subclass declares ``transform_layer=-1`` (just before
     ``accelerator``) so that it can be probed at every layer; the logic is
-    here. Parameters shared by every subclass are documented on each
-    estimator (see :class:`~sk_replearn.AutoencoderTransformer`).
+    :class:`~sk_replearn.methods._layers.TransformLayerMixin`'s. Parameters
+    shared by every subclass are documented on each estimator (see
+    :class:`~sk_replearn.AutoencoderTransformer`).
     """
 
     _parameter_constraints: dict = {
@@ -204,9 +169,6 @@ class NeuralRepresentation(BaseRepresentation):
     #: Fewest validation samples early stopping can score (a loss that
     #: compares the samples of a batch needs 2).
     _min_validation = 1
-    #: Whether early stopping holds out each class in its share (a
-    #: classifier's targets are class indices).
-    _stratified_validation = False
 
     #: Parameters a warm start applies to the network it continues (the
     #: engine's: epochs, learning rate and schedule, batches, early
@@ -345,21 +307,6 @@ class NeuralRepresentation(BaseRepresentation):
         shape = getattr(self, "input_shape_", self.input_shape)
         return shape is not None and len(shape) == 2
 
-    def _resolve_epochs(self, n_samples: int) -> None:
-        """Set what ``max_epochs="auto"`` means for a fit on ``n_samples``.
-
-        A subclass that takes "auto" sets ``max_epochs_`` here; the others
-        train for ``max_epochs``.
-        """
-
-    def _epochs(self) -> int:
-        """``max_epochs`` as the fit uses it: ``max_epochs_`` where resolved.
-
-        An estimator saved before its class took "auto" has no
-        ``max_epochs_`` and loads with its integer ``max_epochs``.
-        """
-        return getattr(self, "max_epochs_", self.max_epochs)
-
     def _check_params_against_data(self, n_samples: int) -> None:
         """Errors the data reveals: too few samples, an impossible precision.
 
@@ -415,29 +362,6 @@ class NeuralRepresentation(BaseRepresentation):
                 UserWarning,
             )
 
-    def _optimizer_steps(self, n_samples: int) -> int:
-        """Optimiser steps of one fit on ``n_samples``: the schedules' length.
-
-        Per process (``batch_size`` is per process), after the early-stopping
-        hold-out, without the last batch of one the training iterator drops.
-        """
-        steps = math.ceil(self._samples_per_epoch(n_samples) / self.batch_size)
-        return self._epochs() * max(steps, 1)
-
-    def _samples_per_epoch(self, n_samples: int) -> int:
-        """Samples one process trains on an epoch.
-
-        After the early-stopping hold-out, its share of the processes, and
-        without the last batch of one the training iterator drops.
-        """
-        n_train = n_samples
-        if self.early_stopping:
-            n_train -= max(int(round(self.validation_fraction * n_train)), 1)
-        n_train //= world_size(self.accelerator)
-        if n_train % self.batch_size == 1 and n_train > 1:
-            n_train -= 1  # a last batch of one is dropped
-        return n_train
-
     def _build_net(self, X_t: torch.Tensor, device: torch.device) -> RepresentationNet:
         module = self._build_objective()
         if module.standardizes_input:
@@ -445,175 +369,6 @@ class NeuralRepresentation(BaseRepresentation):
         net_class = accelerated_net_class(RepresentationNet, self.accelerator)
         net = net_class(module, **self._engine_kwargs(len(X_t), device))
         return net.initialize()
-
-    def _engine_kwargs(self, n_samples: int, device: torch.device) -> dict:
-        """The training net's keyword arguments from the engine parameters."""
-        optimizer = (
-            OPTIMIZERS[self.optimizer]
-            if isinstance(self.optimizer, str)
-            else self.optimizer
-        )
-        kwargs = {
-            "optimizer": optimizer,
-            **fused_optimizer_kwargs(self.optimizer, device),
-            "lr": self.lr,
-            "max_epochs": self._epochs(),
-            "batch_size": self.batch_size,
-            "train_split": RandomSplit(
-                self.validation_fraction, stratify=self._stratified_validation
-            )
-            if self.early_stopping
-            else None,
-            "callbacks": self._callbacks(n_samples),
-            "device": str(device),
-            "precision": self.precision,
-            "compile": self.compile,
-            "verbose": int(self.verbose),
-        }
-        if self.compile:
-            # Random ops (the views' draws, dropout, masks) through torch's
-            # own generator, not inductor's: a compiled fit then draws what
-            # an eager one with the same random_state draws.
-            kwargs["compile__options"] = {"fallback_random": True}
-        if _takes_weight_decay(optimizer):  # not Rprop, say (then it is 0)
-            kwargs["optimizer__weight_decay"] = self.weight_decay
-        if self.accelerator is not None:
-            if self.precision != "32":
-                raise ValueError(
-                    f"precision={self.precision!r} cannot be combined with an "
-                    "accelerator, which sets the precision itself: leave "
-                    "precision='32' and create the accelerator with "
-                    "Accelerator(mixed_precision='bf16') (or 'fp16')."
-                )
-            kwargs["accelerator"] = self.accelerator
-            # The accelerator places the model unless told not to.
-            kwargs["device"] = (
-                None if self.accelerator.device_placement else str(device)
-            )
-        return kwargs
-
-    def _warmup_epochs(self) -> int:
-        """``warmup_epochs``, at most half of the epochs of this fit.
-
-        A warm-up as long as the run would never reach ``lr`` nor decay
-        (``MAETransformer``'s 10 epochs in a fit of 4).
-        """
-        return min(int(self.warmup_epochs), self._epochs() // 2)
-
-    def _callbacks(self, n_samples: int) -> list:
-        callbacks = [("finite_loss", StopOnNonFiniteLoss())]
-        cosine = self.lr_schedule == "cosine"
-        if cosine or self._warmup_epochs():  # None: a warm-up, then lr held
-            # The steps training takes (per process, without a dropped last
-            # batch of one), as the momentum schedules count them.
-            total = self._optimizer_steps(n_samples)
-            steps = max(total // max(self._epochs(), 1), 1)  # an epoch's
-            factor = WarmupCosine(total, self._warmup_epochs() * steps, decay=cosine)
-            callbacks.append(
-                (
-                    "lr_schedule",
-                    FreshLRScheduler(
-                        policy=torch.optim.lr_scheduler.LambdaLR,
-                        lr_lambda=factor,
-                        step_every="batch",
-                    ),
-                )
-            )
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        load_best=True,
-                        sink=print if self.verbose else _silent,
-                    ),
-                )
-            )
-        if self.verbose and _live_output():
-            callbacks.append(("progress_bar", ProgressBar()))
-        # Names of the callbacks around the user's: skorch's and the checkpoint.
-        reserved = list(_SKORCH_DEFAULT_CALLBACKS)
-        if self.checkpoint_dir is not None:
-            reserved.append("checkpoint")
-        for i, cb in enumerate(self.callbacks or []):
-            named = cb if isinstance(cb, tuple) else (f"user_{i}", cb)
-            if not (
-                len(named) == 2
-                and isinstance(named[0], str)
-                and (
-                    isinstance(named[1], Callback)
-                    or (isinstance(named[1], type) and issubclass(named[1], Callback))
-                )
-            ):
-                raise TypeError(
-                    f"callbacks[{i}]={cb!r} is not a skorch callback; pass "
-                    "instances of skorch.callbacks.Callback, or (name, callback) "
-                    "tuples."
-                )
-            self._check_user_callback(i, named[1])
-            taken = [name for name, _ in callbacks] + reserved
-            if named[0] in taken:
-                raise ValueError(
-                    f"callbacks[{i}] is named {named[0]!r}, a name this fit "
-                    f"already gives a callback of its own (taken: "
-                    f"{', '.join(sorted(set(taken)))}); give it another name, "
-                    "e.g. ('my_" + named[0] + "', callback)."
-                )
-            callbacks.append(named)
-        if self.checkpoint_dir is not None:
-            # Last (skorch puts only its printed log after it): it restores the
-            # callbacks' state once they all have begun, and saves an epoch
-            # once they all have seen it (RepresentationNet.notify). It checks
-            # that it can write there when training begins.
-            checkpoint = TrainingCheckpoint(self.checkpoint_dir, fingerprint(self))
-            callbacks.append(("checkpoint", checkpoint))
-        return callbacks
-
-    def _check_user_callback(self, i: int, callback) -> None:
-        """Refuse a user's callback that this fit's own settings would defeat.
-
-        A learning-rate scheduler while ``lr_schedule`` or a warm-up sets
-        the rate at every batch (the user's step showed for one batch,
-        then was overwritten); a callback that monitors a validation score
-        (skorch's ``EarlyStopping``, ``Checkpoint``) without the validation
-        split that ``early_stopping=True`` makes (skorch's KeyError on
-        'valid_loss' after the first epoch).
-        """
-        kind = callback if isinstance(callback, type) else type(callback)
-        name = kind.__name__
-        if issubclass(kind, LRScheduler) and (
-            self.lr_schedule is not None or self._warmup_epochs()
-        ):
-            setting = (
-                f"lr_schedule={self.lr_schedule!r}"
-                if self.lr_schedule is not None
-                else f"warmup_epochs={self.warmup_epochs}"
-            )
-            raise ValueError(
-                f"callbacks[{i}] is {with_article(name)}, but {setting} sets the "
-                "learning rate at every batch too, and would overwrite it. To "
-                "use your own scheduler, set lr_schedule=None and "
-                "warmup_epochs=0."
-            )
-        if isinstance(callback, type):  # skorch builds it with its defaults
-            default = inspect.signature(kind).parameters.get("monitor")
-            monitor = None if default is None else default.default
-        else:
-            monitor = getattr(callback, "monitor", None)
-        if (
-            not self.early_stopping
-            and isinstance(monitor, str)
-            and monitor.startswith("valid")
-        ):
-            raise ValueError(
-                f"callbacks[{i}], {with_article(name)}, monitors {monitor!r}, "
-                "which exists only with a validation split: set "
-                "early_stopping=True (validation_fraction sets its size; it "
-                "stops the fit on valid_loss itself, with n_iter_no_change), "
-                f"or give the {name} monitor='train_loss'."
-            )
 
     def _record_fit(self, net: RepresentationNet) -> None:
         self.net_ = net
@@ -722,124 +477,6 @@ class NeuralRepresentation(BaseRepresentation):
         check_is_fitted(self)  # before _n_features_out, which reads the net
         return self._apply(X, *self._layer_encoding(self._module()), sized=True)
 
-    # -- the layer transform returns ---------------------------------------------
-    def _layer_encoding(self, module: Objective):
-        """``fn(module, batch)`` and its width at ``transform_layer``.
-
-        The default, -1, is ``module.encode`` itself. Another block runs a
-        :class:`~sk_replearn.nn.surgery.TransferEncoder` of ``module``
-        (:meth:`_layer_encoder`) up to that block; nothing is stored, so
-        ``set_params(transform_layer=...)`` after ``fit`` needs no refit.
-        """
-        inner = self._inner_layer(module)
-        if inner is None:
-            return (lambda m, xb: m.encode(xb)), self._n_features_out
-        encoder, layer, width = inner
-
-        def encode(m, xb):
-            return block_features(encoder, xb, layer)
-
-        encode.runs = encoder  # the network a probe of its memory must watch
-        return encode, width
-
-    def _inner_layer(self, module) -> tuple[TransferEncoder, int, int] | None:
-        """The encoder, block index and width of an inner ``transform_layer``.
-
-        None for the last block, which ``module.encode`` gives (bit for
-        bit as before the parameter existed); a ValueError for a value
-        that is no block.
-        """
-        if self.transform_layer == -1 and _is_int(self.transform_layer):
-            return None
-        encoder = self._layer_encoder(module)
-        widths = block_widths(encoder)
-        layer = self._check_transform_layer(len(widths))
-        return None if layer == len(widths) - 1 else (encoder, layer, widths[layer])
-
-    def _layer_encoder(self, module: Objective) -> TransferEncoder:
-        """The encoder whose blocks ``transform_layer`` counts, in eval mode.
-
-        A copy of the weights (made per call, so that it never goes stale)
-        on the module's device; the fine-tuners use their own encoder.
-        """
-        make = module.transfer_encoder  # (through a torch.compile wrapper too)
-        if getattr(make, "__func__", None) is Objective.transfer_encoder:
-            raise ValueError(
-                f"transform_layer={self.transform_layer!r}: "
-                f"{type(self).__name__} cannot return an inner layer, as its "
-                f"objective {type(module).__name__} defines no "
-                "transfer_encoder(); use transform_layer=-1."
-            )
-        return make(getattr(self, "input_shape_", None)).eval()
-
-    def _check_transform_layer(self, n_blocks: int) -> int:
-        """``transform_layer`` as an index in ``[0, n_blocks)``, or a ValueError."""
-        layer = self.transform_layer
-        if not _is_int(layer) or not -n_blocks <= layer < n_blocks:
-            raise ValueError(
-                f"transform_layer={layer!r} is not a block of the encoder of "
-                f"{type(self).__name__}, which has {n_blocks} blocks (those "
-                "that freeze_layers counts); pass an int from "
-                f"{-n_blocks} to {n_blocks - 1}, -1 (the default) being the "
-                "last block, the encoder's output."
-            )
-        return int(layer) % n_blocks
-
-    def _transform_width(self) -> int:
-        return self._layer_encoding(self._module())[1]
-
-    def _transfer_encoder(self, **options):
-        """A CPU copy of the encoder, up to the representation's output.
-
-        ``options`` go to the objective's ``transfer_encoder`` (MAE's
-        ``pooling``).
-        """
-        check_is_fitted(self, "net_")
-        shape = tuple(self.input_shape_)
-        return self.net_.module_.transfer_encoder(shape, **options).cpu()
-
-    def export_encoder(self) -> nn.Module:
-        """The trained encoder as a plain torch module: raw input to ``transform``.
-
-        The module holds everything between a raw sample and the
-        representation (the input standardisation, the network, the
-        bottleneck; the blocks up to ``transform_layer``), so that it runs
-        with torch alone: save it with ``torch.save(module.state_dict(),
-        ...)``, or as a program with :func:`torch.export.export` and
-        :func:`torch.export.save`, which a process without sk_replearn can
-        load with :func:`torch.export.load`; or give that file to
-        :class:`~sk_replearn.PretrainedTransformer` to fine-tune it on
-        another data set.
-
-        Returns
-        -------
-        torch.nn.Module
-            A copy on the CPU, in eval mode, with trainable weights. It maps
-            ``(B, *input_shape_)`` (or flat rows ``(B, n_features_in_)``) to
-            ``(B, width)``, equal to :meth:`transform`'s output; a sequence
-            model's takes the padded token ids ``(B, T)`` of its vocabulary.
-            Its ``out_features`` attribute is the width.
-
-        Examples
-        --------
-        >>> import numpy as np, torch
-        >>> from sk_replearn import AutoencoderTransformer
-        >>> X = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
-        >>> ae = AutoencoderTransformer(2, max_epochs=1, random_state=0).fit(X)
-        >>> encoder = ae.export_encoder()
-        >>> z = encoder(torch.from_numpy(X)).detach().numpy()
-        >>> bool(np.allclose(z, ae.transform(X), atol=1e-6))
-        True
-        """
-        check_is_fitted(self)
-        inner = self._inner_layer(self._module())
-        if inner is None:
-            encoder = self._transfer_encoder()  # a copy already
-        else:
-            encoder = LayerEncoder(copy.deepcopy(inner[0]), inner[1])
-        # A fine-tuner's frozen blocks come back trainable, as documented.
-        return trainable(encoder.cpu().eval())
-
     def __sklearn_is_fitted__(self) -> bool:
         # Fitted once training has produced a net: validation alone (which
         # sets n_features_in_) before a failed fit does not count.
@@ -878,49 +515,6 @@ def _is_nested_samples(X) -> bool:
         return np.ndim(X) > 2
     except ValueError:  # ragged: rows of unequal length are no N-D samples
         return False
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, Integral | np.integer) and not isinstance(value, bool)
-
-
-def _takes_weight_decay(optimizer: type) -> bool:
-    """Whether the optimiser class takes a ``weight_decay`` argument."""
-    try:
-        params = inspect.signature(optimizer).parameters
-    except (TypeError, ValueError):  # no readable signature: as torch's do
-        return True
-    return "weight_decay" in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
-
-
-def _check_optimizer_class(optimizer, weight_decay: float = 0.0) -> None:
-    """A class given as ``optimizer`` is a torch optimiser stepping without
-    closure, and takes ``weight_decay`` unless it is 0."""
-    if isinstance(optimizer, str):
-        return
-    if not issubclass(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer={optimizer!r} is not a torch.optim.Optimizer subclass; "
-            f"pass one (e.g. torch.optim.SGD) or one of {sorted(OPTIMIZERS)}."
-        )
-    try:
-        closure = inspect.signature(optimizer.step).parameters.get("closure")
-    except (TypeError, ValueError):  # a step without a readable signature
-        return
-    if closure is not None and closure.default is inspect.Parameter.empty:
-        raise ValueError(
-            f"optimizer={optimizer.__name__} steps with a closure that "
-            "re-evaluates the loss, which mini-batch training does not give; "
-            "use a first-order optimiser such as 'adamw' or torch.optim.SGD."
-        )
-    if weight_decay and not _takes_weight_decay(optimizer):
-        raise ValueError(
-            f"optimizer={optimizer.__name__} takes no weight_decay, but "
-            f"weight_decay={weight_decay}; set weight_decay=0, or use an "
-            "optimiser that decays weights (e.g. 'adamw')."
-        )
 
 
 def _check_finite_output(
@@ -967,23 +561,6 @@ def _check_finite_output(
             f"infinite or extreme values in them give this; otherwise {model}."
         )
     raise ValueError(f"{head}: {model}.")
-
-
-def _live_output() -> bool:
-    """Whether stdout redraws a progress bar: a terminal or a notebook.
-
-    Written to a file or a pipe (a log), a bar leaves a fragment such as
-    ``0%| | 0/8`` before every epoch line, so there only the epoch lines are
-    printed.
-    """
-    if "ipykernel" in sys.modules:  # Jupyter: tqdm draws a widget
-        return True
-    isatty = getattr(sys.stdout, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _silent(*args, **kwargs) -> None:
-    """A print sink that drops its message (early stopping when verbose=0)."""
 
 
 def _cpu_batch_rows(module: nn.Module, call, X, rows: int) -> int:

@@ -20,7 +20,7 @@ from .._fingerprint import _is_sample_dataset
 from .._warn import warn_user
 from ..base import is_fitted, resolve_device
 from ..data import sample_of
-from ..methods.base import _is_int
+from ..methods._layers import _is_int
 from ..nn.layers import cut_encoder
 from ..nn.surgery import TransferEncoder, encoder_blocks
 from ..views import _identity
