@@ -77,14 +77,9 @@ from __future__ import annotations
 import torch
 from skorch.hf import AccelerateMixin
 
-from .data import WeightedTargets, shuffled_order
+from .data import ArrayDataset, Batches, WeightedTargets, shuffled_order
 from .tokens import TokenBatches, TokenDataset
-from .training import (
-    ArrayDataset,
-    Batches,
-    RepresentationNet,
-    SupervisedNet,
-)
+from .training import RepresentationNet, SupervisedNet
 
 __all__ = [
     "AcceleratedRepresentationNet",
