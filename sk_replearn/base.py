@@ -5,17 +5,17 @@ resolving ``device="auto"``, seeding from ``random_state``, validating the
 input (2-D ``(n, d)`` with an optional ``input_shape``, or N-D
 ``(n, C, H, W)`` / ``(n, C, L)``), moving data to the device one batch at a
 time, and the feature names that make ``set_output(transform="pandas")``
-work.
+work. The input checks ``_validate_X`` calls are in ``_validation.py``, the
+seeds in ``_seeding.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 from typing import NoReturn
 
@@ -27,7 +27,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import (
     _generate_get_feature_names_out,
@@ -37,10 +37,20 @@ from sklearn.utils.validation import (
 
 from . import persistence
 from ._heap import kept_heap
+from ._seeding import seed_from_random_state
 from ._util import is_fitted, with_article
-from ._warn import warn_user
-from .data import eval_chunks, is_memory_mapped, tensor_to_numpy
-from .data._precision import _float32_square_limit
+from ._validation import (
+    _castable_mapped,
+    _check_float32_range,
+    _check_input_shape,
+    _hashable,
+    _raise_unreadable,
+    _warn_unlikely_layout,
+    flatten_samples,
+    float_dtypes,
+    positive_strides,
+)
+from .data import eval_chunks
 
 __all__ = [
     "BaseRepresentation",
@@ -51,79 +61,6 @@ __all__ = [
     "seed_from_random_state",
     "store_params",
 ]
-
-
-def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
-    """Warn when N-D samples look like a layout other than channels first.
-
-    Images usually come channels last from image libraries (``(H, W, 3)``)
-    and grey ones without a channel axis (``(H, W)``); read channels first,
-    as torch does, they train without an error on a wrong picture of the
-    data. An explicit ``input_shape`` keeps the reading without a warning.
-    """
-    if len(shape) == 3 and shape[0] > 4 and shape[2] in (1, 3, 4):
-        c, h, w = shape
-        warn_user(
-            f"X's samples have shape {shape}, read channels first: {c} channels "
-            f"of {h} x {w} images. If the channels are last (height, width, "
-            "channels), pass X.transpose(0, 3, 1, 2) (from a torch Dataset, "
-            "items x.permute(2, 0, 1), or x.transpose(2, 0, 1) for numpy "
-            "items); to keep this reading, "
-            f"set input_shape={shape}.",
-            UserWarning,
-        )
-    elif len(shape) == 2 and shape[0] == shape[1] >= 8:
-        c, length = shape
-        warn_user(
-            f"X's samples have shape {shape}, read as signals of {c} channels "
-            f"and length {length}. For one-channel images, pass X[:, None] "
-            f"(samples of shape (1, {c}, {length}); from a torch Dataset, "
-            "items x[None]); to keep this reading, set "
-            f"input_shape={shape}.",
-            UserWarning,
-        )
-
-
-def _raise_unreadable(X, exc: ValueError, owner: str) -> NoReturn:
-    """Re-raise scikit-learn's conversion error of X with its cause named.
-
-    ``check_array`` says "could not convert string to float: 'x'" for a
-    DataFrame's text or categorical column, naming no column, and prints
-    the whole of a complex array; other errors pass as they are.
-    """
-    text = str(exc)
-    if text.startswith("Complex data not supported"):
-        raise ValueError(
-            "Complex data not supported: X holds complex numbers "
-            f"({getattr(X, 'dtype', 'complex')}), and {owner} takes real "
-            "values. Pass X.real, np.abs(X), or both parts side by side, "
-            "np.hstack([X.real, X.imag])."
-        ) from None
-    if "could not convert" in text and hasattr(X, "columns"):
-        bad = [
-            str(c)
-            for c in X.columns
-            if not (
-                X[c].dtype.kind in "biuf"
-                or (X[c].dtype.kind == "O" and _numbers_only(X[c]))
-            )
-        ]
-        if bad:
-            raise ValueError(
-                f"X's column(s) {', '.join(map(repr, bad[:5]))} hold text or "
-                f"categories, and {owner} takes numbers: encode them first "
-                "(e.g. OneHotEncoder in a ColumnTransformer) or leave them out. "
-                f"({text})"
-            ) from None
-    raise exc
-
-
-def _numbers_only(column) -> bool:
-    try:
-        np.asarray(column, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -287,216 +224,6 @@ def fit_context(*, prefer_skip_nested_validation: bool) -> Callable:
         return fit
 
     return decorate
-
-
-def seed_from_random_state(random_state) -> int:
-    """Draw a torch seed from a scikit-learn ``random_state``.
-
-    Parameters
-    ----------
-    random_state : int, RandomState instance or None
-        As everywhere in scikit-learn. An int always gives the same seed;
-        ``None`` draws a fresh one from numpy's global generator.
-
-    Returns
-    -------
-    int
-        A seed in ``[0, 2**31 - 1)`` for :func:`torch.manual_seed` or a
-        :class:`torch.Generator`.
-
-    Examples
-    --------
-    >>> from sk_replearn.base import seed_from_random_state
-    >>> seed_from_random_state(0) == seed_from_random_state(0)
-    True
-    """
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
-
-
-def flatten_samples(X):
-    """Flatten N-D samples: ``(X_2d, sample_shape)``, shape None for 2-D input.
-
-    A torch tensor comes back as a numpy array (bfloat16 as float32), and
-    lists of numbers (rows, or N-D samples ``(n, *shape)``) as the float64
-    array they hold; anything else not N-D is returned as it is, for
-    :func:`~sklearn.utils.validation.validate_data`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sk_replearn.base import flatten_samples
-    >>> X2, shape = flatten_samples(np.zeros((5, 1, 8, 8)))
-    >>> X2.shape, shape
-    ((5, 64), (1, 8, 8))
-    """
-    if isinstance(X, torch.Tensor):
-        X = tensor_to_numpy(X)
-    elif isinstance(X, (list, tuple)):
-        nested = _nested_numbers(X)
-        if nested is not None:
-            X = nested  # rows or N-D samples: the float64 array they hold
-    if isinstance(X, np.ndarray) and X.ndim > 2:
-        # the width spelt out: -1 cannot be inferred for 0 samples, which
-        # validate_data then refuses with scikit-learn's message
-        return X.reshape(X.shape[0], math.prod(X.shape[1:])), tuple(X.shape[1:])
-    return X, None
-
-
-def _nested_numbers(X) -> np.ndarray | None:
-    """Nested lists of numbers as a float64 array (as lists are read); else None."""
-    try:
-        array = np.asarray(X)
-    except ValueError:  # ragged: validation says so
-        return None
-    if array.dtype.kind not in "biuf":
-        return None
-    return array.astype(np.float64)
-
-
-def keyed_uniform(
-    keys: Sequence[bytes], seed: int, lengths: Sequence[int], width: int
-) -> torch.Tensor:
-    """Uniform draws ``(len(keys), width)``, row ``i`` seeded by ``keys[i]``.
-
-    Row ``i`` holds ``lengths[i]`` draws from a generator seeded by ``seed``
-    and the bytes ``keys[i]`` (a sample's own values), then 2.0: so a
-    sample gets the same draws whatever batch it is in, in whatever order,
-    however padded. What makes a masked model's score (BERT's, MAE's) a
-    function of each sample.
-
-    Examples
-    --------
-    >>> from sk_replearn.base import keyed_uniform
-    >>> a = keyed_uniform([b"x", b"yz"], 0, [2, 3], 4)
-    >>> b = keyed_uniform([b"yz"], 0, [3], 3)
-    >>> bool((a[1, :3] == b[0]).all()), a[0, 2:].tolist()
-    (True, [2.0, 2.0])
-    """
-    out = torch.full((len(keys), width), 2.0)
-    for i, (key, n) in enumerate(zip(keys, lengths)):
-        out[i, :n] = torch.rand(n, generator=keyed_generator(key, seed))
-    return out
-
-
-def keyed_generator(key: bytes, seed: int) -> torch.Generator:
-    """A CPU generator seeded by ``seed`` and the bytes ``key``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.base import keyed_generator
-    >>> a = torch.rand(2, generator=keyed_generator(b"sample", 0))
-    >>> torch.equal(a, torch.rand(2, generator=keyed_generator(b"sample", 0)))
-    True
-    """
-    digest = hashlib.blake2b(key, digest_size=7).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") ^ int(seed))
-
-
-def positive_strides(X):
-    """X, copied where a stride is negative (``X[::-1]``, ``np.flip``).
-
-    torch cannot view such an array (``torch.from_numpy`` raises); numpy and
-    scikit-learn take it, so a validated array never keeps one.
-    """
-    if isinstance(X, np.ndarray) and any(s < 0 for s in X.strides):
-        return np.ascontiguousarray(X)
-    return X
-
-
-def float_dtypes(X, integers: type = np.float32) -> list:
-    """The float dtypes validation keeps for X, the one others become first.
-
-    Arrays keep float32 or float64, and other dtypes (integers, booleans)
-    become ``integers``: float32 by default, the networks' precision,
-    without a float64 copy; the classical estimators, which compute in
-    float64 where precision needs it, pass float64, as scikit-learn does
-    (integer timestamps near 1.7e9 would round to float32's steps of 128).
-    Python lists and tuples hold float64 numbers: they become float64, as
-    numpy would make them, so that ``fit(X.tolist())`` is ``fit(X)``; so
-    does another array-like without a ``dtype`` whose values numpy reads as
-    float64 (an object with ``__array__``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sk_replearn.base import float_dtypes
-    >>> float_dtypes([[0.5]])[0], float_dtypes(np.zeros((1, 1), np.uint8))[0]
-    (<class 'numpy.float64'>, <class 'numpy.float32'>)
-    >>> float_dtypes(np.zeros((1, 1), np.int64), np.float64)[0]
-    <class 'numpy.float64'>
-    """
-    if isinstance(X, (list, tuple)) or integers is np.float64:
-        return [np.float64, np.float32]
-    if not hasattr(X, "dtype") and hasattr(X, "__array__"):
-        # Validation converts what has no dtype to the first of the list.
-        if np.asarray(X).dtype == np.float64:
-            return [np.float64, np.float32]
-    return [np.float32, np.float64]
-
-
-#: dtypes of a memory-mapped X that torch reads as they are and casts to
-#: float32 a batch at a time (see ``_validate_X``'s ``keep_mapped``).
-_MAPPED_AS_IS = frozenset(
-    np.dtype(t)
-    for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16)
-)
-
-
-def _castable_mapped(X) -> bool:
-    """Whether X is memory-mapped in a dtype of :data:`_MAPPED_AS_IS`."""
-    return getattr(X, "dtype", None) in _MAPPED_AS_IS and is_memory_mapped(X)
-
-
-def _check_input_shape(input_shape) -> tuple[int, ...] | None:
-    if input_shape is None:
-        return None
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"input_shape={input_shape!r} must be a tuple of positive ints such "
-            "as (1, 8, 8) for images or (1, 40) for signals, or None."
-        ) from exc
-    if (
-        len(shape) == 0
-        or any(s < 1 for s in shape)
-        or any(s != v for s, v in zip(shape, input_shape))
-    ):
-        raise ValueError(
-            f"input_shape={input_shape!r} must be a non-empty tuple of positive "
-            "ints such as (1, 8, 8) for images or (1, 40) for signals, or None."
-        )
-    return shape
-
-
-def _check_float32_range(X: np.ndarray, owner: str) -> None:
-    """Refuse values whose squares overflow float32, the models' precision.
-
-    Every estimator computes squared distances, variances or squared errors
-    in float32: a row whose squared norm exceeds float32's largest value
-    (3.4e38, e.g. any value above 1.8e19) would turn into inf and then NaN
-    silently, so it is refused here with a clear message.
-    """
-    if X.size == 0:
-        return
-    peak = max(abs(float(X.max())), abs(float(X.min())))  # no copy of X
-    limit = _float32_square_limit(X.shape[1])
-    if peak > limit:
-        raise ValueError(
-            f"X holds values up to {peak:.3g} in magnitude: squared and summed "
-            f"over its {X.shape[1]} features they overflow float32 (above "
-            f"{limit:.3g}), the precision in which {owner} computes; rescale X "
-            "(e.g. with StandardScaler)."
-        )
-
-
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 class BaseRepresentation(

@@ -9,8 +9,8 @@ autocast when ``precision`` asks for it (:meth:`~RepresentationNet.infer`),
 and float16 steps go through a gradient scaler
 (:meth:`~RepresentationNet.train_step`). Callbacks stop training on
 a non-finite loss and give the learning-rate schedule; they and the
-validation split are defined in :mod:`sk_replearn._callbacks` and
-imported from here.
+validation split are defined in the private ``_callbacks.py`` and
+public from here.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ._callbacks import (
     FreshLRScheduler,
     NonFiniteLossError,
     RandomSplit,
+    StopOnNonFiniteLoss,  # noqa: F401 - nets pickled before the move name it here
     WarmupCosine,
 )
 from ._heap import kept_heap

@@ -22,14 +22,9 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
+from .._validation import float_dtypes, positive_strides
 from .._warn import warn_user
-from ..base import (
-    BaseRepresentation,
-    fit_context,
-    float_dtypes,
-    no_autocast,
-    positive_strides,
-)
+from ..base import BaseRepresentation, fit_context, no_autocast
 from ..data import batch_slices
 from ..data._precision import _float32_square_limit
 from . import _lloyd as _lloyd_module

@@ -26,14 +26,10 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._seeding import seed_from_random_state
+from .._validation import float_dtypes, positive_strides
 from .._warn import warn_user
-from ..base import (
-    BaseRepresentation,
-    fit_context,
-    float_dtypes,
-    positive_strides,
-    seed_from_random_state,
-)
+from ..base import BaseRepresentation, fit_context
 from ..data import batch_slices
 from ..nn.surgery import TransferEncoder, linear_encoder
 from ._moments import (

@@ -24,8 +24,9 @@ from torch import nn
 
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
+from .._seeding import seed_from_random_state
 from .._warn import warn_user
-from ..base import BaseRepresentation, seed_from_random_state
+from ..base import BaseRepresentation
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..objectives.base import Objective
@@ -34,6 +35,7 @@ from ._engine import (
     OPTIMIZERS,
     TrainingEngineMixin,
     _check_optimizer_class,
+    _silent,  # noqa: F401 - nets pickled before the move name it here
 )
 from ._layers import TransformLayerMixin
 

@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docstrings import fill_doc
-from ..base import flatten_samples, store_params
+from .._validation import flatten_samples
+from ..base import store_params
 from ..losses.multiview import GRAPHS
 from ..objectives.cmc import CMCObjective
 from .two_view import IN_BATCH_NEGATIVES_DOC, TWO_VIEW_DOCS, _TwoViewTransformer

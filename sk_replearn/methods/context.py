@@ -10,7 +10,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import fit_context, seed_from_random_state, store_params
+from .._seeding import seed_from_random_state
+from ..base import fit_context, store_params
 from ..nn.build import DECODER_NAMES
 from ..objectives.context import (
     MASKS,

@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._docstrings import fill_doc
-from ..base import fit_context, float_dtypes, positive_strides, store_params
+from .._validation import float_dtypes, positive_strides
+from ..base import fit_context, store_params
 from ..nn.build import DECODER_NAMES
 from ..objectives.reconstruction import AutoencoderObjective
 from .base import NeuralRepresentation, _check_finite_output

@@ -13,8 +13,9 @@ from torch import nn
 from .._docstrings import fill_doc
 from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, kept_heap, widest_output
+from .._seeding import seed_from_random_state
 from .._util import with_article
-from ..base import fit_context, seed_from_random_state, store_params
+from ..base import fit_context, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import (
     CLS,

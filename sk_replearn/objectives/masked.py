@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..base import keyed_generator, keyed_uniform
+from .._seeding import keyed_generator, keyed_uniform
 from ..nn import ViTEncoder, transformer
 from ..nn.patches import patchify, random_masking, unpatchify
 from ..nn.surgery import TransferEncoder

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import keyed_uniform
+from .._seeding import keyed_uniform
 from ..nn.sequence import TokenEncoder
 from ..nn.surgery import TransferEncoder
 from ..tokens import MASK, N_SPECIAL, PAD

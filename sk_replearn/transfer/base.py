@@ -41,16 +41,15 @@ from .._fingerprint import (
     _model_repr,
     pretrain_digest,
 )
-from .._warn import warn_user
-from ..base import (
+from .._seeding import seed_from_random_state
+from .._validation import (
     _check_float32_range,
     flatten_samples,
     float_dtypes,
-    is_fitted,
     positive_strides,
-    seed_from_random_state,
-    store_params,
 )
+from .._warn import warn_user
+from ..base import is_fitted, store_params
 from ..checkpoint import check_checkpoint_dir
 from ..data import WeightedTargets, training_samples
 from ..distributed import accelerated_net_class, shared_seed

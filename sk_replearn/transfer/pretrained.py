@@ -23,7 +23,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..base import BaseRepresentation, fit_context, seed_from_random_state
+from .._seeding import seed_from_random_state
+from ..base import BaseRepresentation, fit_context
 from ..methods.base import _check_finite_output, seeded
 from ..methods.sequence import _SequenceTransformer
 from ..nn.build import _dummy_forward
