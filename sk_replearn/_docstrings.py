@@ -517,7 +517,8 @@ def fill_doc(docs: dict[str, str] | None = None, **fields: str):
     ----------
     docs : dict or None, default=None
         Descriptions that replace the shared ones for this class, by name:
-        a text, or a ``(type, text)`` pair that replaces the type too.
+        a text, or a ``(type, text)`` pair that replaces the type too (and
+        describes a parameter of this class's own, which has no shared one).
     **fields : str
         Values of the format fields in the shared descriptions.
 
@@ -529,8 +530,9 @@ def fill_doc(docs: dict[str, str] | None = None, **fields: str):
     Raises
     ------
     KeyError
-        If a marker names a parameter or attribute with no shared entry, or
-        a range whose ends are not parameters of the class.
+        If a marker names a parameter or attribute with neither a shared
+        entry nor a ``(type, text)`` in ``docs``, or a range whose ends are
+        not parameters of the class.
 
     Examples
     --------
@@ -551,9 +553,11 @@ def fill_doc(docs: dict[str, str] | None = None, **fields: str):
     docs = docs or {}
 
     def describe(table: dict, name: str) -> tuple[str, str]:
+        own = docs.get(name)
+        if isinstance(own, tuple):
+            return own
         kind, text = table[name]
-        own = docs.get(name, text.format(**fields))
-        return own if isinstance(own, tuple) else (kind, own)
+        return kind, text.format(**fields) if own is None else own
 
     def decorate(cls):
         signature = inspect.signature(cls.__init__).parameters

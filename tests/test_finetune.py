@@ -59,6 +59,11 @@ def _tiny_ae(**kw):
 # training checks ask for; those checks (and only those) run here on 20 epochs.
 # (Weights are not repeated rows at any epoch count: see the tests below.)
 _WEIGHTS_CHECK = "check_sample_weight_equivalence_on_dense_data"
+# class_weight={0: 1000, 1: 1e-4} leaves class 0 alone in the loss; the
+# head's bias, moved by AdamW at most ~lr a step, needs lr=0.05 to predict
+# it for 87% of the check's noisy blobs in 20 epochs (lr=0.01: 82% in 50;
+# sample_weight of the same values gives the same fit).
+_CLASS_WEIGHT_CHECK = "check_class_weight_classifiers"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +71,12 @@ _WEIGHTS_CHECK = "check_sample_weight_equivalence_on_dense_data"
     [
         *only_checks(
             FineTuner(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
-            set(EXPECTED_FAILED_CHECKS["FineTuner"]) - {_WEIGHTS_CHECK},
+            set(EXPECTED_FAILED_CHECKS["FineTuner"])
+            - {_WEIGHTS_CHECK, _CLASS_WEIGHT_CHECK},
+        ),
+        *only_checks(
+            FineTuner(_tiny_ae(), max_epochs=20, lr=0.05, batch_size=32, device="cpu"),
+            {_CLASS_WEIGHT_CHECK},
         ),
         *only_checks(
             FineTunerRegressor(_tiny_ae(), max_epochs=20, batch_size=32, device="cpu"),
@@ -1302,6 +1312,97 @@ def test_bad_sample_weight_is_refused_by_name(weight, match):
         FineTuner(PCATransformer(n_components=2), max_epochs=1).fit(
             X, y, sample_weight=weight
         )
+
+
+def _imbalanced(n=300, seed=0):
+    """Two overlapping classes, "rare" a sixth of the samples."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = np.where(X[:, 0] + 0.8 * rng.normal(size=n) > 1.2, "rare", "common")
+    return X, y
+
+
+def test_class_weight_is_the_sample_weight_of_each_class():
+    # As scikit-learn's classifiers: "balanced" and a dict weigh each sample
+    # by its class, times sample_weight when both are given.
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = _imbalanced(120)
+    rep = PCATransformer(n_components=3).fit(X)
+    kw = dict(max_epochs=3, random_state=0)
+    per_sample = np.arange(1.0, 121.0) % 5
+    for class_weight in ("balanced", {"rare": 4.0}, {"rare": 2.0, "common": 0.5}):
+        expected = compute_sample_weight(class_weight, y)
+        by_class = FineTuner(rep, class_weight=class_weight, **kw).fit(X, y)
+        by_sample = FineTuner(rep, **kw).fit(X, y, sample_weight=expected)
+        np.testing.assert_array_equal(
+            by_class.predict_proba(X), by_sample.predict_proba(X)
+        )
+        both = FineTuner(rep, class_weight=class_weight, **kw)
+        both.fit(X, y, sample_weight=per_sample)
+        product = FineTuner(rep, **kw).fit(X, y, sample_weight=expected * per_sample)
+        np.testing.assert_array_equal(both.predict_proba(X), product.predict_proba(X))
+
+
+def test_balanced_class_weight_finds_the_rare_class():
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    X, y = _imbalanced()
+    X_test, y_test = _imbalanced(seed=1)
+    rep = PCATransformer(n_components=4).fit(X)
+    kw = dict(strategy="frozen", max_epochs=30, random_state=0)
+    plain = FineTuner(rep, **kw).fit(X, y)
+    balanced = FineTuner(rep, class_weight="balanced", **kw).fit(X, y)
+    recall = [
+        recall_score(y_test, m.predict(X_test), pos_label="rare")
+        for m in (plain, balanced)
+    ]
+    assert recall[1] > recall[0] + 0.25, recall  # 0.51 -> 0.84
+    assert balanced_accuracy_score(
+        y_test, balanced.predict(X_test)
+    ) > balanced_accuracy_score(y_test, plain.predict(X_test))
+
+
+@pytest.mark.parametrize(
+    "class_weight, error, match",
+    [
+        ({"rare": -1.0}, ValueError, r"class_weight\['rare'\]=-1.0 must be a finite"),
+        ({"rare": np.nan}, ValueError, r"class_weight\['rare'\]=nan must be a finite"),
+        ({"rare": "3"}, TypeError, r"class_weight\['rare'\]='3' must be a number"),
+        ({0: 1.0, 1: 5.0}, ValueError, "names none of the classes of y.*'common'"),
+        ({"rare": 0, "common": 0}, ValueError, "every sample a weight of 0"),
+        ("auto", ValueError, "'class_weight' parameter of FineTuner must be"),
+    ],
+)
+def test_bad_class_weight_is_refused_by_name(class_weight, error, match):
+    X, y = _imbalanced(60)
+    with pytest.raises(error, match=match):
+        FineTuner(PCATransformer(n_components=2), class_weight=class_weight).fit(X, y)
+
+
+def test_class_weight_is_saved_searched_and_defaults_for_older_files(tmp_path):
+    X, y = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
+    rep = PCATransformer(n_components=3).fit(X)
+    # numpy labels as keys, as np.unique gives them, are saved as numbers
+    class_weight = {np.int64(0): 3.0, 2: 0.5}
+    clf = FineTuner(rep, class_weight=class_weight, max_epochs=2, random_state=0)
+    clf.fit(X, y)
+    save(clf, tmp_path / "clf.pt")
+    loaded = load(tmp_path / "clf.pt")
+    assert loaded.class_weight == {0: 3.0, 2: 0.5}
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    search = GridSearchCV(
+        FineTuner(rep, max_epochs=2, random_state=0),
+        {"class_weight": [None, "balanced"]},
+        cv=3,
+    ).fit(X, y)
+    assert search.best_params_["class_weight"] in (None, "balanced")
+    # a pickle from before the parameter weighed every class 1
+    state = pickle.loads(pickle.dumps(clf)).__dict__
+    del state["class_weight"]
+    old = FineTuner.__new__(FineTuner)
+    old.__setstate__(state)
+    assert old.class_weight is None and "class_weight" in old.get_params()
 
 
 def test_a_checkpoint_counts_the_sample_weights_as_data():

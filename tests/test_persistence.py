@@ -361,6 +361,16 @@ def test_load_of_a_fine_tuner_file_saved_before_head_norm(tmp_path):
         old.set_params(head_norm="auto").save(tmp_path / "changed.pt")
 
 
+def test_load_of_a_fine_tuner_file_saved_before_class_weight(tmp_path):
+    # Before class_weight, every class weighed 1.
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    old = FineTuner(PCATransformer(n_components=3), max_epochs=2, random_state=0)
+    loaded = _load_saved_without(old.fit(X, y), "class_weight", tmp_path / "ft.pt")
+    assert loaded.class_weight is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+
+
 def test_load_of_a_barlow_twins_file_saved_before_the_narrower_projector(tmp_path):
     # hidden_dim=None meant projection_dim (40 here) before it meant the
     # encoder's width (20): a file from then holds 40-wide hidden layers.

@@ -29,7 +29,8 @@ def to_plain(value, name: str):
     """``value`` as data ``torch.load(weights_only=True)`` can read.
 
     Numbers, strings, None, tensors, lists, tuples and dicts with string
-    keys pass through (recursively); numpy arrays and scalars, random
+    or number keys pass through (recursively; numpy scalar keys become
+    Python's); numpy arrays and scalars, random
     states, torch devices, ``torch.optim`` classes, Hugging Face
     ``tokenizers.Tokenizer`` objects (as their JSON) and sk_replearn
     estimators become tagged dicts that :func:`from_plain` turns back.
@@ -74,9 +75,13 @@ def to_plain(value, name: str):
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if not isinstance(k, (str, int)) or k == _TAG:
-                raise TypeError(f"{name} has the key {k!r}; only str keys are saved.")
-            out[k] = to_plain(v, f"{name}[{k!r}]")
+            # a numpy label (class_weight={np.int64(1): 3}) as the number
+            key = k.item() if isinstance(k, np.generic) else k
+            if not isinstance(key, (str, int, float)) or key == _TAG:
+                raise TypeError(
+                    f"{name} has the key {k!r}; only str and number keys are saved."
+                )
+            out[key] = to_plain(v, f"{name}[{k!r}]")
         return out
     if isinstance(value, torch.device):
         return {_TAG: "device", "name": str(value)}

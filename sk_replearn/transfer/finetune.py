@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import _check_sample_weight, column_or_1d
 from torch import nn
 
 from .._docstrings import PARAMETERS, fill_doc
-from ..base import fit_context
+from ..base import fit_context, store_params
 from .base import BaseFineTuner
 
 __all__ = ["FineTuner", "FineTunerRegressor"]
@@ -48,6 +52,16 @@ Shape of one sample, the representation's; not set for sequences.""",
     "feature_names_in_": """\
 Names of the features seen during fit, for DataFrames with string column
 names; not set for sequences.""",
+    "class_weight": (
+        'dict, "balanced" or None',
+        """\
+Weights of the classes in the loss, ``{class_label: weight}`` (classes
+left out weigh 1), as scikit-learn's classifiers take them; ``"balanced"``
+weighs each class by ``n_samples / (n_classes * np.bincount(y))``, so that
+every class counts as much in total. Multiplied with ``sample_weight``
+when both are given, and scaled with it to a mean weight of 1 (see
+:meth:`fit`). None weighs every class 1.""",
+    ),
     "views": (
         '"auto", callable or None',
         """\
@@ -130,8 +144,53 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     True
     """
 
+    _parameter_constraints: dict = {
+        **BaseFineTuner._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
     _criterion = nn.CrossEntropyLoss
     _stratified_validation = True  # as MLPClassifier's early stopping
+
+    def __init__(
+        self,
+        representation=None,
+        *,
+        strategy: str = "full",
+        head="linear",
+        head_norm: str | None = "auto",
+        freeze_layers: int = 0,
+        reinit_layers: int | str = 0,
+        encoder_lr_scale: float = 0.1,
+        layer_decay: float = 1.0,
+        views=None,
+        class_weight: dict | str | None = None,
+        max_epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-2,
+        optimizer="adamw",
+        weight_decay: float = 0.01,
+        lr_schedule: str | None = "cosine",
+        warmup_epochs: int = 0,
+        callbacks: list | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="auto",
+        precision: str = "32",
+        compile: bool = False,
+        verbose: int = 0,
+        random_state=None,
+        checkpoint_dir=None,
+        transform_layer: int = -1,
+        accelerator=None,
+    ) -> None:
+        store_params(self, locals())
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a fine-tuner pickled before ``class_weight`` weighed
+        every class 1."""
+        state.setdefault("class_weight", None)
+        super().__setstate__(state)
 
     @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, *, pretrain_X=None) -> FineTuner:
@@ -150,7 +209,8 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
             loss times its weight, the weights scaled to a mean of 1 so
             that ``lr`` keeps its meaning; early stopping holds out samples
             of positive weight only, and weighs its validation loss too);
-            None weighs them equally. Not used by the pre-training, nor by
+            None weighs them equally. Multiplied by the weights of
+            ``class_weight``. Not used by the pre-training, nor by
             the statistics of the head's normalisation or of an encoder's
             batch normalisations, which see every sample.
         pretrain_X : array-like, memmap, torch Dataset, iterable of str or None, \
@@ -178,6 +238,7 @@ default=None
                 f"({self.classes_[0]!r})."
             )
         self._check_params_against_data(len(X))
+        sample_weight = self._class_weighted(sample_weight, X, y)
         y_t = torch.as_tensor(y_enc.reshape(-1), dtype=torch.long)
         y_t = self._weighted(y_t, self._relative_weights(sample_weight, X))
         self._fit_encoder(X, y_t, len(self.classes_), nd_shape, pretrain_X)
@@ -257,6 +318,43 @@ default=None
         """
         best = np.argmax(self._outputs(X), axis=1)
         return self.classes_[best]
+
+    def _class_weighted(self, sample_weight, X, y) -> np.ndarray | None:
+        """``sample_weight`` times the weights ``class_weight`` gives ``y``'s
+        samples (as scikit-learn's classifiers multiply them); checked, so
+        that a negative or non-numeric class weight is named as such."""
+        if self.class_weight is None:
+            return sample_weight
+        if isinstance(self.class_weight, dict):
+            for label, value in self.class_weight.items():
+                if not isinstance(value, Real) or isinstance(value, bool):
+                    raise TypeError(
+                        f"class_weight[{label!r}]={value!r} must be a number; "
+                        "class_weight takes {class_label: weight} with weights "
+                        '>= 0, or "balanced".'
+                    )
+                if not np.isfinite(value) or value < 0:
+                    raise ValueError(
+                        f"class_weight[{label!r}]={value!r} must be a finite "
+                        "weight >= 0."
+                    )
+            if not set(self.class_weight) & set(self.classes_.tolist()):
+                raise ValueError(
+                    f"class_weight names none of the classes of y: its keys "
+                    f"{list(self.class_weight)!r} against the classes "
+                    f"{self.classes_.tolist()!r}. Key it by the labels of y."
+                )
+        per_class = compute_sample_weight(self.class_weight, y)  # (n,)
+        if sample_weight is not None:
+            per_class = per_class * _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        if not per_class.any():
+            raise ValueError(
+                "class_weight (times sample_weight) gives every sample a weight "
+                "of 0; at least one sample must weigh more than 0."
+            )
+        return per_class
 
 
 @fill_doc(FINE_TUNER_DOCS)
