@@ -176,6 +176,20 @@ Shape of one sample when X is 2-D, e.g. ``(1, 8, 8)`` for 8×8 images or
     ),
     "max_epochs": ("int", "Passes over the training data."),
     "batch_size": ("int", "Samples per optimisation step."),
+    "num_workers": (
+        "int",
+        """\
+Worker processes that read the samples of a torch ``Dataset`` passed as X,
+in ``fit`` and ``transform`` (a :class:`~torch.utils.data.DataLoader`'s
+``num_workers``); 0 reads them in the calling process. Worth it when
+reading a sample costs (decoding an image file); arrays and memmaps are
+sliced in the calling process whatever its value. The samples come in the
+same order, so a Dataset that returns the same sample at each read gives
+the same model as with 0. Each worker's torch generator is seeded from the
+fit's; a Dataset drawing from numpy's or Python's global generator draws
+alike in every worker unless it seeds them itself
+(``torch.utils.data.get_worker_info().seed``).""",
+    ),
     "lr": (
         "float",
         """\

@@ -36,6 +36,7 @@ _NOT_FINGERPRINTED = (
     "verbose",
     "checkpoint_dir",
     "device",
+    "num_workers",
     "compile",
     "warm_start",
 )

@@ -648,7 +648,8 @@ class BaseRepresentation(
         # Several batches on the CPU: the memory one frees serves the next.
         several = torch.device(device).type == "cpu" and len(X) > batch_size
         with kept_heap(several), torch.inference_mode(), no_autocast(device):
-            for sl, xb in eval_chunks(X, batch_size):
+            workers = getattr(self, "num_workers", 0)  # those reading Datasets
+            for sl, xb in eval_chunks(X, batch_size, workers):
                 xb = xb.to(device, in_dtype, non_blocking=True)
                 out[sl] = fn(xb).detach().to("cpu").numpy()
         return out

@@ -480,6 +480,53 @@ def test_a_dataset_of_object_arrays_of_numbers_trains_as_their_floats():
         AutoencoderTransformer(**TINY).fit(odd)
 
 
+class _CountsWorkerReads(torch.utils.data.Dataset):
+    """The rows of X; counts the reads made in DataLoader worker processes."""
+
+    def __init__(self, X: np.ndarray, in_workers) -> None:
+        self.X, self.in_workers = X, in_workers
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        if torch.utils.data.get_worker_info() is not None:
+            with self.in_workers.get_lock():
+                self.in_workers.value += 1
+        return self.X[i]
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, SimCLRTransformer])
+def test_num_workers_reads_a_dataset_in_workers_and_trains_the_same_model(cls):
+    import multiprocessing
+
+    X = _data()
+    kw = {**TINY, "early_stopping": True}  # the validation batches too
+    if cls is SimCLRTransformer:
+        kw = {**_SMALL, "batch_size": 16, "early_stopping": True}
+    reads = multiprocessing.Value("i", 0)
+    alone = cls(**kw).fit(_CountsWorkerReads(X, reads))
+    assert reads.value == 0
+    workers = cls(**kw, num_workers=2).fit(_CountsWorkerReads(X, reads))
+    in_fit = reads.value
+    assert in_fit >= len(X) * kw["max_epochs"]  # every sample, every epoch
+    out = workers.transform(_CountsWorkerReads(X, reads))
+    assert reads.value == in_fit + len(X)
+    np.testing.assert_array_equal(out, alone.transform(X))
+    np.testing.assert_array_equal(workers.transform(X), alone.transform(X))
+
+
+def test_num_workers_is_where_a_model_runs_not_what_it_is(tmp_path):
+    # Changed after fit it is saved as it is, and a warm start takes it.
+    X = _data()
+    ae = AutoencoderTransformer(**TINY).fit(X)
+    ae.set_params(num_workers=2).save(tmp_path / "ae.pt")
+    loaded = AutoencoderTransformer.load(tmp_path / "ae.pt")
+    assert loaded.num_workers == 2
+    np.testing.assert_array_equal(loaded.transform(X), ae.transform(X))
+    ae.set_params(warm_start=True, max_epochs=1).fit(_Items(len(X), lambda i: X[i]))
+
+
 def test_training_batches_shuffle_with_four_byte_indices_and_the_same_order():
     # An epoch's order is the one per-sample allocation of a fit beyond the
     # data: int32 halves it, and the batches are those an int64 permutation

@@ -126,11 +126,17 @@ class EvalBatchSampler(torch.utils.data.Sampler):
             yield list(range(sl.start, sl.stop))
 
 
-def eval_chunks(X, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(rows, batch)`` pairs covering X in order: an array or a Dataset."""
+def eval_chunks(
+    X, batch_size: int, num_workers: int = 0
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(rows, batch)`` pairs covering X in order: an array or a Dataset
+    (read by ``num_workers`` worker processes; an array is sliced here)."""
     if isinstance(X, torch.utils.data.Dataset):
         start = 0
-        for xb, _ in torch.utils.data.DataLoader(X, batch_size=batch_size):
+        loader = torch.utils.data.DataLoader(
+            X, batch_size=batch_size, num_workers=num_workers
+        )
+        for xb, _ in loader:
             yield slice(start, start + len(xb)), xb
             start += len(xb)
         return

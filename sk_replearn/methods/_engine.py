@@ -134,6 +134,10 @@ class TrainingEngineMixin:
             "compile": self.compile,
             "verbose": int(self.verbose),
         }
+        workers = getattr(self, "num_workers", 0)  # GPT's, BERT's: none
+        if workers:  # reach the DataLoader of a Dataset (arrays are sliced)
+            kwargs["iterator_train__num_workers"] = workers
+            kwargs["iterator_valid__num_workers"] = workers
         if self.compile:
             # Random ops (the views' draws, dropout, masks) through torch's
             # own generator, not inductor's: a compiled fit then draws what

@@ -98,6 +98,7 @@ class NeuralRepresentation(
         **BaseRepresentation._parameter_constraints,
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="left")],  # 0: the untrained baseline
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -179,6 +180,7 @@ class NeuralRepresentation(
         {
             "max_epochs",
             "batch_size",
+            "num_workers",
             "lr",
             "weight_decay",
             "lr_schedule",

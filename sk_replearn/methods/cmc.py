@@ -220,6 +220,7 @@ class CMCTransformer(_TwoViewTransformer):
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int | str = "auto",
         batch_size: int = 256,
+        num_workers: int = 0,
         lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,

@@ -160,6 +160,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 20,
         batch_size: int = 128,
+        num_workers: int = 0,
         lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,

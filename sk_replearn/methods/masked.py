@@ -294,6 +294,7 @@ class MAETransformer(NeuralRepresentation):
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int | str = "auto",
         batch_size: int = 128,
+        num_workers: int = 0,
         lr: float = 1e-3,
         optimizer="adamw",
         weight_decay: float = 0.05,

@@ -101,6 +101,7 @@ class AutoencoderTransformer(NeuralRepresentation):
         input_shape: tuple[int, ...] | None = None,
         max_epochs: int = 100,
         batch_size: int = 128,
+        num_workers: int = 0,
         lr: float = 3e-3,
         optimizer="adamw",
         weight_decay: float = 1e-4,

@@ -58,7 +58,7 @@ class _SequenceTransformer(NeuralRepresentation):
         **{
             k: v
             for k, v in NeuralRepresentation._parameter_constraints.items()
-            if k != "input_shape"
+            if k not in ("input_shape", "num_workers")  # strings, not Datasets
         },
         "tokenizer": [
             StrOptions(set(TOKENIZERS)),

@@ -113,7 +113,7 @@ class BaseFineTuner(NeuralRepresentation):
         **{
             k: v
             for k, v in NeuralRepresentation._parameter_constraints.items()
-            if k not in ("input_shape", "warm_start")
+            if k not in ("input_shape", "warm_start", "num_workers")
         },
         # The head must learn: lr=0 (a representation's untrained baseline)
         # would leave it as drawn.
