@@ -4,8 +4,8 @@ The validation split of early stopping (:class:`RandomSplit`), the
 learning-rate factor and the scheduler that starts it over at every fit
 (:class:`WarmupCosine`, :class:`FreshLRScheduler`), and the callback that
 stops training on a non-finite loss (:class:`StopOnNonFiniteLoss`, raising
-:class:`NonFiniteLossError` with the likely cause). Public through
-:mod:`sk_replearn.training`, the engine they serve.
+:class:`NonFiniteLossError` with the likely cause). All but the callback
+are public through :mod:`sk_replearn.training`, the engine they serve.
 """
 
 from __future__ import annotations

@@ -1391,6 +1391,9 @@ def test_class_weight_is_saved_searched_and_defaults_for_older_files(tmp_path):
     loaded = load(tmp_path / "clf.pt")
     assert loaded.class_weight == {0: 3.0, 2: 0.5}
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # a loss weight, as lr: set after fit, it is saved as set
+    save(clf.set_params(class_weight="balanced"), tmp_path / "set.pt")
+    assert load(tmp_path / "set.pt").class_weight == "balanced"
     search = GridSearchCV(
         FineTuner(rep, max_epochs=2, random_state=0),
         {"class_weight": [None, "balanced"]},

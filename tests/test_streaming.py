@@ -452,10 +452,15 @@ def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():
 @pytest.mark.parametrize(
     ("item", "match"),
     [
-        ("ACDEFG", r"is a str \('ACDEFG'\).*GPTTransformer or BERTTransformer"),
-        (np.array(["a", "b"]), "is an array of strings, shape \\(2,\\).*GPT"),
+        ("ACDEFG", r"is a string \('ACDEFG'\).*GPTTransformer or BERTTransformer"),
+        (b"ACDEFG", r"is bytes \(b'ACDEFG'\).*GPTTransformer or BERTTransformer"),
+        (np.array(["a", "b"]), r"holds strings \('a', ...\).*GPT"),
+        (np.array(["a", 1.0], object), r"holds strings \('a', ...\).*GPT"),
         (None, "is None; AutoencoderTransformer needs samples of numbers"),
+        (np.array([1.0, None], object), "holds None; AutoencoderTransformer needs"),
         (3.0, r"is one number \(3.0\); AutoencoderTransformer needs"),
+        (np.zeros(4, "datetime64[D]"), "holds values of dtype datetime64.D., not real"),
+        (np.zeros(4, np.complex64), "holds values of dtype complex64, not real"),
     ],
 )
 def test_a_dataset_of_no_numeric_samples_is_named_for_what_it_holds(item, match):
@@ -463,7 +468,10 @@ def test_a_dataset_of_no_numeric_samples_is_named_for_what_it_holds(item, match)
     # another estimator.
     with pytest.raises(ValueError, match=match) as info:
         AutoencoderTransformer(**TINY).fit(_Items(8, lambda i: item))
-    assert ("GPTTransformer" in str(info.value)) == isinstance(item, (str, np.ndarray))
+    strings = isinstance(item, (str, bytes)) or (
+        isinstance(item, np.ndarray) and item.dtype.kind in "OU" and None not in item
+    )
+    assert ("GPTTransformer" in str(info.value)) == strings
 
 
 def test_a_dataset_of_object_arrays_of_numbers_trains_as_their_floats():
@@ -476,8 +484,38 @@ def test_a_dataset_of_object_arrays_of_numbers_trains_as_their_floats():
     b = AutoencoderTransformer(**TINY).fit(floats)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
     odd = _Items(len(X), lambda i: np.array([1.0, "x"], object) if i else X[0])
-    with pytest.raises(ValueError, match="Item [1-9][0-9]* of the Dataset holds"):
+    with pytest.raises(ValueError, match="Item [1-9][0-9]* of the Dataset holds str"):
         AutoencoderTransformer(**TINY).fit(odd)
+
+
+@pytest.mark.parametrize(
+    ("later", "match"),
+    [
+        # None read as NaN: "1 values (shape ())", or a NaN loss
+        (None, "Item 40 of the Dataset holds None: every sample must be"),
+        (np.r_[1.0, [None] * (D - 1)].astype(object), "Item 40 .* holds None"),
+        # torch's own "can't convert np.ndarray of type numpy.datetime64"
+        (np.zeros(D, "datetime64[D]"), "Item 40 .* dtype datetime64.D., not real"),
+        # trained on its real part, with only torch's ComplexWarning
+        (np.ones(D, np.complex64), "Item 40 .* dtype complex64, not real numbers"),
+        (1.0, r"Item 40 of the Dataset has 1 value \(shape \(\)\)"),
+    ],
+)
+def test_a_later_dataset_item_that_is_no_sample_of_numbers_is_named(later, match):
+    X = _data()
+    items = _Items(len(X), lambda i: later if i == 40 else X[i])
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(**TINY).fit(items)
+
+
+def test_dataset_samples_of_one_size_in_two_shapes_train_and_are_checked():
+    # Training reads every sample in the first's shape; the collapse check
+    # of the two-view methods stacked them as given, with numpy's "all input
+    # arrays must have the same shape" after the whole fit.
+    X = _data()
+    items = _Items(len(X), lambda i: X[i] if i % 2 else X[i].reshape(2, 4))
+    rep = SimCLRTransformer(**_SMALL).fit(items)
+    assert rep.input_shape_ == (2, 4) and np.isfinite(rep.collapse_std_)
 
 
 class _CountsWorkerReads(torch.utils.data.Dataset):

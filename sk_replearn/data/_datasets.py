@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 import mmap
+import reprlib
+from numbers import Real
 
 import numpy as np
 import torch
+
+from .._util import with_article
 
 
 class ArrayRows:
@@ -112,22 +116,19 @@ class SampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         sample = sample_of(self.dataset[i])
+        if (held := _what_it_holds(sample)) is not None:
+            raise ValueError(
+                f"Item {i} of the Dataset holds {held}: every sample must be an "
+                "array or tensor of real numbers."
+            )
         # torch warns on read-only memory and cannot read an object array
-        if not sample.flags.writeable or sample.dtype.kind in "OSU":
-            try:
-                if sample.dtype.kind in "SU":
-                    raise ValueError(f"strings of dtype {sample.dtype}")
-                sample = sample.astype(np.float32)  # a copy of one sample
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"Item {i} of the Dataset holds values that are not numbers "
-                    f"({str(exc).splitlines()[0]}): every sample must be an "
-                    "array or tensor of numbers."
-                ) from None
+        if not sample.flags.writeable or sample.dtype.kind == "O":
+            sample = sample.astype(np.float32)  # a copy of one sample
         x = torch.as_tensor(sample, dtype=torch.float32)
         if x.numel() != math.prod(self.sample_shape):
+            values = "1 value" if x.numel() == 1 else f"{x.numel()} values"
             raise ValueError(
-                f"Item {i} of the Dataset has {x.numel()} values (shape "
+                f"Item {i} of the Dataset has {values} (shape "
                 f"{tuple(x.shape)}), but the samples have shape {self.sample_shape}, "
                 "as its first item set: every item must have the same shape."
             )
@@ -256,6 +257,36 @@ def tensor_to_numpy(X: torch.Tensor) -> np.ndarray:
 
 #: Floating-point tensor dtypes numpy can hold.
 _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
+def _what_it_holds(sample: np.ndarray) -> str | None:
+    """None if ``sample`` holds real numbers (an object array of them too);
+    else what it holds, for an error message.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn.data._datasets import _what_it_holds
+    >>> _what_it_holds(np.array([1.0, 2.0], dtype=object)) is None
+    True
+    >>> _what_it_holds(np.array([1.0, None], dtype=object))
+    'None'
+    >>> _what_it_holds(np.array(["CCO", "c1ccccc1"]))
+    "strings ('CCO', ...)"
+    """
+    kind = sample.dtype.kind
+    if kind in "biuf":
+        return None
+    if kind not in "OSU":  # complex, datetime64, timedelta64, structured
+        return f"values of dtype {sample.dtype}, not real numbers"
+    for value in sample.ravel().tolist():
+        if value is None:
+            return "None"
+        if isinstance(value, (str, bytes)):
+            return f"strings ({value!r}, ...)"
+        if not isinstance(value, Real) or isinstance(value, complex):
+            return f"{with_article(type(value).__name__)} ({reprlib.repr(value)})"
+    return None
 
 
 def sample_of(item) -> np.ndarray:

@@ -11,7 +11,13 @@ import numpy as np
 import torch
 
 from .._util import with_article
-from ._datasets import ArrayRows, SampleDataset, is_memory_mapped, sample_of
+from ._datasets import (
+    ArrayRows,
+    SampleDataset,
+    _what_it_holds,
+    is_memory_mapped,
+    sample_of,
+)
 from ._precision import _check_dataset_precision, check_float32_precision
 
 
@@ -70,10 +76,14 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
             f"item[{next(iter(item), 'key')!r}]."
         )
     first = sample_of(item)
-    if first.ndim == 0 or first.dtype.kind in "SU":
-        text = first.dtype.kind in "SU" or isinstance(first.item(), (str, bytes))
+    held = _what_it_holds(first)
+    if first.ndim == 0 or held is not None:
+        what = f"is {_described(first)}" if first.ndim == 0 else f"holds {held}"
+        text = (held or "").startswith("strings") or (
+            first.ndim == 0 and isinstance(first.item(), (str, bytes))
+        )
         raise ValueError(
-            f"The first sample of the Dataset is {_described(first)}; {name} "
+            f"The first sample of the Dataset {what}; {name} "
             "needs samples of numbers of shape (n_features,) or (C, L) / "
             "(C, H, W)."
             + (
@@ -88,19 +98,23 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
 
 
 def _described(sample: np.ndarray) -> str:
-    """What a sample that is no array of numbers is, for an error message."""
-    if sample.ndim:
-        return f"an array of strings, shape {sample.shape}"
+    """What a 0-d sample is, for an error message."""
     value = sample.item()
     if value is None:
         return "None"
     if isinstance(value, (bool, int, float, complex, np.number)):
         return f"one number ({value!r})"
+    if isinstance(value, (str, bytes)):
+        kind = "a string" if isinstance(value, str) else "bytes"
+        return f"{kind} ({reprlib.repr(value)})"
     return f"{with_article(type(value).__name__)} ({reprlib.repr(value)})"
 
 
 def dataset_head(dataset, n: int) -> np.ndarray:
     """The first ``n`` samples of a dataset, as an array ``(m, *shape)``.
+
+    In the first sample's shape: a sample of as many values in another
+    shape is reshaped to it, as training reads it.
 
     Examples
     --------
@@ -109,7 +123,11 @@ def dataset_head(dataset, n: int) -> np.ndarray:
     >>> dataset_head(torch.utils.data.TensorDataset(torch.ones(6, 3)), 4).shape
     (4, 3)
     """
-    return np.stack([sample_of(dataset[i]) for i in range(min(n, len(dataset)))])
+    samples = [sample_of(dataset[i]) for i in range(min(n, len(dataset)))]
+    shape = samples[0].shape  # as training reads them: same size, first's shape
+    return np.stack(
+        [s.reshape(shape) if s.size == samples[0].size else s for s in samples]
+    )
 
 
 def input_rows(estimator, X, *, reset: bool):

@@ -150,6 +150,8 @@ class FineTuner(ClassifierMixin, BaseFineTuner):
     }
     _criterion = nn.CrossEntropyLoss
     _stratified_validation = True  # as MLPClassifier's early stopping
+    #: A loss weight, as lr: changed after fit, no other network to save.
+    _TRAINING_ONLY = BaseFineTuner._TRAINING_ONLY | {"class_weight"}
 
     def __init__(
         self,
