@@ -49,7 +49,7 @@ from sk_replearn import (
     PCATransformer,
     SimCLRTransformer,
 )
-from sk_replearn.nn import conv, transformer
+from sk_replearn.nn import _block, conv
 from sk_replearn.views import ImageViews
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -279,8 +279,8 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
     est = CASES[case]()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    short = transformer._SHORT_SEQUENCE
-    transformer._SHORT_SEQUENCE = _SHORT_SEQUENCE_AS_RECORDED
+    short = _block._SHORT_SEQUENCE
+    _block._SHORT_SEQUENCE = _SHORT_SEQUENCE_AS_RECORDED
     layout = conv._CHANNELS_LAST_SIGNALS
     conv._CHANNELS_LAST_SIGNALS = _CHANNELS_LAST_SIGNALS_AS_RECORDED
     try:
@@ -293,7 +293,7 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
                 out["predict"] = np.asarray(est.predict(X))
     finally:
         torch.set_num_threads(threads)
-        transformer._SHORT_SEQUENCE = short
+        _block._SHORT_SEQUENCE = short
         conv._CHANNELS_LAST_SIGNALS = layout
     return out
 

@@ -725,7 +725,7 @@ def test_transformer_block_explicit_attention_matches_default(masks):
     # Short sequences on the CPU take the block's own attention (the masks
     # in the float form the layer gives them): the same function and
     # gradients as torch's default kernel, with every kind of mask.
-    from sk_replearn.nn import transformer
+    from sk_replearn.nn import _block, transformer
 
     torch.manual_seed(0)
     block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0].double()
@@ -741,11 +741,11 @@ def test_transformer_block_explicit_attention_matches_default(masks):
     def run(short):
         block.zero_grad()
         xi = x.clone().requires_grad_(True)
-        before, transformer._SHORT_SEQUENCE = transformer._SHORT_SEQUENCE, short
+        before, _block._SHORT_SEQUENCE = _block._SHORT_SEQUENCE, short
         try:
             out = block(xi, **kw)
         finally:
-            transformer._SHORT_SEQUENCE = before
+            _block._SHORT_SEQUENCE = before
         out.square().sum().backward()
         return out, xi.grad, block.self_attn.in_proj_weight.grad.clone()
 

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tokens import PAD
+from ._block import init_transformer, transformer_blocks
 from ._checks import check_dropout, check_int
-from .transformer import init_transformer, transformer_blocks
 
 __all__ = [
     "POOLINGS",

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._block import init_transformer
 from .conv import CNNEncoder, ResNetEncoder, _BasicBlock, init_conv
 from .heads import Bottleneck
 from .mlp import MLPEncoder
 from .sequence import TokenEncoder
-from .transformer import ViTEncoder, init_transformer
+from .transformer import ViTEncoder
 
 __all__ = ["Block", "TransferEncoder", "encoder_blocks", "linear_encoder", "trainable"]
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from .._seeding import keyed_generator, keyed_uniform
 from ..nn import ViTEncoder, transformer
+from ..nn._block import init_transformer, transformer_blocks
 from ..nn.patches import patchify, random_masking, unpatchify
 from ..nn.surgery import TransferEncoder
 from .base import Objective
@@ -316,7 +317,7 @@ class MAEObjective(Objective):
             "decoder_pos_embed",
             transformer.pos_embed(decoder_embed_dim, self.encoder.grid_size),
         )
-        self.decoder_blocks = transformer.transformer_blocks(
+        self.decoder_blocks = transformer_blocks(
             decoder_embed_dim, decoder_depth, decoder_num_heads, mlp_ratio, 0.0
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
@@ -328,7 +329,7 @@ class MAEObjective(Objective):
             self.decoder_norm,
             self.decoder_pred,
         ):
-            transformer.init_transformer(module)
+            init_transformer(module)
         nn.init.normal_(self.mask_token, std=0.02)
 
     @property

@@ -18,7 +18,7 @@ import pickle
 import torch
 from torch import nn
 
-from ..nn.pretrained import ExportedModule
+from ..nn._exported import ExportedModule
 
 #: Normalisation of torchvision's ImageNet weights (and timm's default).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

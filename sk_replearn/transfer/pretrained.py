@@ -25,8 +25,8 @@ from torch import nn
 
 from .._seeding import seed_from_random_state
 from ..base import BaseRepresentation, fit_context
+from ..methods._sequence_base import _SequenceTransformer
 from ..methods.base import _check_finite_output, seeded
-from ..methods.sequence import _SequenceTransformer
 from ..nn.build import _dummy_forward
 from ..nn.pretrained import (
     POOLINGS,
