@@ -364,6 +364,16 @@ def test_samples_of_another_shape_than_the_representation_s_are_refused_at_fit(
         FineTuner(rep, max_epochs=1).fit(X.reshape(-1, 1, 4, 16), y)
     flat = FineTuner(rep, max_epochs=1, random_state=0).fit(X, y)  # flat is fine
     assert flat.predict(X).shape == (len(X),)
+    # Fewer values: images are named by their shapes, as predict names them
+    # (the fit spoke of 16 and 64 "features").
+    with pytest.raises(
+        ValueError,
+        match=r"X has samples of shape \(1, 4, 4\), but the representation was "
+        r"fitted on samples of shape \(1, 8, 8\); fine-tune on data",
+    ):
+        FineTuner(rep, max_epochs=1).fit(X[:, :16].reshape(-1, 1, 4, 4), y)
+    with pytest.raises(ValueError, match="X has 16 features, but the repr"):
+        FineTuner(rep, max_epochs=1).fit(X[:, :16], y)
 
 
 class _NotAnArray:

@@ -383,10 +383,20 @@ class BaseFineTuner(NeuralRepresentation):
         if source is None:
             n_rep = getattr(self.representation_, "n_features_in_", X.shape[1])
             if n_rep != X.shape[1]:
+                rep_shape = getattr(self.representation_, "input_shape_", None)
+                if nd_shape is not None and rep_shape is not None:  # images...
+                    what = (
+                        f"X has samples of shape {tuple(nd_shape)}, but the "
+                        "representation was fitted on samples of shape "
+                        f"{tuple(rep_shape)}"
+                    )
+                else:
+                    what = (
+                        f"X has {X.shape[1]} features, but the representation "
+                        f"was fitted on {n_rep}"
+                    )
                 raise ValueError(
-                    f"X has {X.shape[1]} features, but the representation was "
-                    f"fitted on {n_rep}; fine-tune on data of the pre-training's "
-                    "shape."
+                    f"{what}; fine-tune on data of the pre-training's shape."
                 )
             if is_fitted(rep) or pretrain_X is not None:  # not fitted on X here
                 self._check_representation_columns()
