@@ -369,6 +369,28 @@ def test_pretrained_factory_is_seeded_by_random_state(digits):
     assert not np.allclose(b.fit_transform(X), za)
 
 
+def test_a_model_class_that_needs_arguments_says_how_to_pass_them(digits):
+    # Called bare, it raised Python's "__init__() missing 1 required
+    # positional argument" from inside fit.
+    import functools
+
+    X, _ = digits
+
+    class Wide(torch.nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.layer = torch.nn.Linear(64, width)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    with pytest.raises(TypeError, match=r"model=Wide is called with no arguments.*"
+                       r"'width'.*functools.partial\(Wide, ...\)"):  # fmt: skip
+        PretrainedTransformer(Wide).fit(X)
+    rep = PretrainedTransformer(functools.partial(Wide, 3)).fit(X)
+    assert rep.transform(X).shape == (len(X), 3)
+
+
 def test_pretrained_pickles_and_save_says_it_stores_no_code(digits, tmp_path):
     X, _ = digits
     rep = PretrainedTransformer(_small_net(), input_shape=(1, 8, 8)).fit(X)

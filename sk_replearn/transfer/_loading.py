@@ -12,6 +12,7 @@ code. The optional libraries are imported on use (:func:`_import`).
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import pickle
 
@@ -45,6 +46,7 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
     elif isinstance(model, nn.Module):
         network = copy.deepcopy(model)
     elif callable(model):
+        _check_called_bare(model)
         network = model()
         if not isinstance(network, nn.Module):
             raise TypeError(
@@ -56,6 +58,21 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
     if weights is not None:
         load_weights(network, _weights_file(weights, model))
     return network, {}
+
+
+def _check_called_bare(model) -> None:
+    """A factory is called with no arguments: say so if it needs some."""
+    try:
+        inspect.signature(model).bind()
+    except ValueError:  # no signature to read (a builtin): call it and see
+        return
+    except TypeError as exc:
+        name = getattr(model, "__name__", type(model).__name__)
+        raise TypeError(
+            f"model={name} is called with no arguments to build the network, "
+            f"but {exc}. Pass a network (model={name}(...)) or a factory that "
+            f"takes none (functools.partial({name}, ...))."
+        ) from None
 
 
 def _exported(path) -> nn.Module:
