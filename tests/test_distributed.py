@@ -262,6 +262,21 @@ def test_accelerator_refuses_precision():
         ae.fit(X)
 
 
+def test_an_accelerator_lacking_what_training_calls_is_refused_by_name():
+    # prepare and backward were all the check asked for; the rest failed
+    # inside skorch's loop.
+    class Half:
+        def prepare(self, *objects):
+            return objects
+
+        def backward(self, loss):
+            loss.backward()
+
+    X = np.zeros((32, 4), np.float32)
+    with pytest.raises(ValueError, match="'accelerator' parameter.*'gather_for_m"):
+        AutoencoderTransformer(max_epochs=1, accelerator=Half()).fit(X)
+
+
 def test_accelerated_one_process_trains_and_continues():
     X = np.random.default_rng(0).normal(size=(48, 6)).astype(np.float32)
     sim = SimCLRTransformer(

@@ -41,6 +41,16 @@ from ._layers import TransformLayerMixin
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
 
+#: The methods of an ``accelerate.Accelerator`` that training calls.
+_ACCELERATOR_METHODS = [
+    "prepare",
+    "backward",
+    "autocast",
+    "accumulate",
+    "gather_for_metrics",
+    "unwrap_model",
+    "wait_for_everyone",
+]
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
 #: On the CPU, ``transform`` of more rows than this cuts its batches so that
@@ -113,7 +123,9 @@ class NeuralRepresentation(
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
-        "accelerator": [HasMethods(["prepare", "backward"]), None],
+        # What skorch's AccelerateMixin calls, not only what it starts with:
+        # an object with prepare and backward alone failed inside the fit.
+        "accelerator": [HasMethods(_ACCELERATOR_METHODS), None],
         # Checked against the encoder's blocks, which only the fitted (or
         # built) encoder knows: see _check_transform_layer.
         "transform_layer": "no_validation",
