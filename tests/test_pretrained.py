@@ -426,6 +426,20 @@ def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
         clf.save(tmp_path / "clf.pt")
 
 
+def test_a_torch_save_file_as_model_is_named_without_torch_s_log(
+    digits, tmp_path, caplog
+):
+    # torch.export.load logged its traceback (pages of "W... torch/export")
+    # before the refusal; a state dict is told to go through weights=.
+    X, _ = digits
+    torch.save(_small_net().state_dict(), tmp_path / "weights.pt")
+    torch.save(_small_net(), tmp_path / "module.pt")
+    for name in ("weights.pt", "module.pt"):
+        with pytest.raises(ValueError, match="is a file of torch.save .* weights="):
+            PretrainedTransformer(str(tmp_path / name)).fit(X)
+    assert not [r for r in caplog.records if r.name.startswith("torch")]
+
+
 def test_exported_module_trains_and_keeps_its_weights_through_pickle():
     lin = nn.Linear(3, 2)
     buf = io.BytesIO()

@@ -15,6 +15,7 @@ import copy
 import inspect
 import os
 import pickle
+import zipfile
 
 import torch
 from torch import nn
@@ -83,6 +84,13 @@ def _exported(path) -> nn.Module:
             "existing file written by torch.export.save (e.g. of an encoder from "
             "export_encoder()); pass an nn.Module or a factory for other networks."
         )
+    if _saved_by_torch_save(path):  # torch.export.load would log pages first
+        raise ValueError(
+            f"model={path!r} is a file of torch.save (a state dict or a pickled "
+            "module), not a program of torch.export.save. Build the network in "
+            "Python and pass it as model=, with weights=<this file> for a state "
+            "dict (or a factory that loads it)."
+        )
     try:
         return ExportedModule.from_file(path)
     except Exception as exc:
@@ -90,6 +98,16 @@ def _exported(path) -> nn.Module:
             f"model={path!r} could not be read as a program saved by "
             f"torch.export.save: {exc}"
         ) from exc
+
+
+def _saved_by_torch_save(path: str) -> bool:
+    """Whether ``path`` is torch.save's zip archive (its ``data.pkl``), which
+    torch.export.save's archive (its ``archive_format``) is not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = [name.rsplit("/", 1)[-1] for name in archive.namelist()]
+    return "data.pkl" in names and "archive_format" not in names
 
 
 def _weights_file(weights, model) -> str:
