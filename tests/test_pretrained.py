@@ -440,6 +440,17 @@ def test_a_torch_save_file_as_model_is_named_without_torch_s_log(
     assert not [r for r in caplog.records if r.name.startswith("torch")]
 
 
+def test_a_program_exported_for_one_batch_size_says_to_export_it_dynamic(
+    digits, tmp_path
+):
+    # The advice was input_shape= or preprocess, which no setting can meet.
+    X, _ = digits
+    program = torch.export.export(torch.nn.Linear(64, 3), (torch.zeros(4, 64),))
+    torch.export.save(program, tmp_path / "fixed.pt2")
+    with pytest.raises(ValueError, match=r"exported for one batch size.*Dim\('b"):
+        PretrainedTransformer(str(tmp_path / "fixed.pt2")).fit(X)
+
+
 def test_exported_module_trains_and_keeps_its_weights_through_pickle():
     lin = nn.Linear(3, 2)
     buf = io.BytesIO()

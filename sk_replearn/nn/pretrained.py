@@ -306,11 +306,20 @@ class PretrainedBackbone(nn.Module):
         except ValueError:
             raise
         except Exception as exc:
+            fix = (
+                "Give samples of the shape the network takes (input_shape=...), "
+                "or adapt them with preprocess (channels, image_size)."
+            )
+            if isinstance(self.model, ExportedModule) and "size()[0] ==" in str(exc):
+                fix = (  # a guard on the batch axis: no input_shape can pass it
+                    "The program was exported for one batch size: export it "
+                    "with a dynamic batch axis, torch.export.export(model, (x,), "
+                    "dynamic_shapes=({0: torch.export.Dim('batch', min=1)},)), "
+                    "as the user guide's export of an encoder does."
+                )
             raise ValueError(
                 f"{type(self.model).__name__} failed on a zero batch of shape "
-                f"{tuple(x.shape)}: {exc}. Give samples of the shape the network "
-                "takes (input_shape=...), or adapt them with preprocess "
-                "(channels, image_size)."
+                f"{tuple(x.shape)}: {exc}. {fix}"
             ) from exc
         finally:
             self.train(was_training)
