@@ -451,6 +451,24 @@ def test_a_program_exported_for_one_batch_size_says_to_export_it_dynamic(
         PretrainedTransformer(str(tmp_path / "fixed.pt2")).fit(X)
 
 
+def test_layer_and_blocks_of_an_exported_program_are_refused_as_such(digits, tmp_path):
+    # layer="0" suggested "Did you mean 'graph.0'?", which then "did not
+    # run in the forward pass": a program's modules never run one by one.
+    X, _ = digits
+    net = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU())
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(
+        net, (torch.zeros(4, 64),), dynamic_shapes=({0: batch},)
+    )
+    torch.export.save(program, tmp_path / "net.pt2")
+    path = str(tmp_path / "net.pt2")
+    for kw in ({"layer": "graph.0"}, {"layer": "0"}, {"blocks": ["graph.0"]}):
+        (param,) = kw
+        with pytest.raises(ValueError, match=f"^{param} names .* runs whole"):
+            PretrainedTransformer(path, **kw).fit(X)
+    assert PretrainedTransformer(path).fit(X).transform(X).shape == (len(X), 8)
+
+
 def test_exported_module_trains_and_keeps_its_weights_through_pickle():
     lin = nn.Linear(3, 2)
     buf = io.BytesIO()

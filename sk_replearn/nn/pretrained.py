@@ -431,6 +431,14 @@ def _has_params(module: nn.Module) -> bool:
 
 
 def _submodule(model: nn.Module, name: str, param: str) -> nn.Module:
+    if isinstance(model, ExportedModule):  # its graph's modules do not run
+        raise ValueError(
+            f"{param} names {name!r} in a program of torch.export, which runs "
+            "whole (its modules do not run one by one): export the network cut "
+            "where you want it (a fitted estimator's export_encoder(), or the "
+            f"module cut in Python), or pass the network itself as model= to "
+            f"use {param}."
+        )
     modules = dict(model.named_modules())
     if name in modules and name != "":
         return modules[name]
