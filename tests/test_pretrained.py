@@ -851,6 +851,16 @@ def test_hugging_face_text_model_from_a_local_folder(tiny_bert):
     np.testing.assert_allclose(again.transform(texts), Z, atol=1e-6)
 
 
+def test_an_in_memory_hugging_face_text_model_is_sent_to_its_folder(tiny_bert):
+    # As a module it read strings as numbers ("could not convert string to
+    # float") or ran its embedding on float zeros.
+    folder, model, _ = tiny_bert
+    for X in (["a b c", "hello"], np.zeros((2, 8))):
+        with pytest.raises(ValueError, match=r"is a Hugging Face text model.*'hf:"):
+            PretrainedTransformer(model).fit(X)
+    assert PretrainedTransformer(f"hf:{folder}").fit(["a b c"]).n_components_ == 16
+
+
 def test_a_hugging_face_text_model_is_cut_at_a_named_layer(tiny_bert):
     # layer= was ignored for "hf:" models (the guide's own example,
     # "encoder.layer.5", returned the last layer's features), and blocks= and a

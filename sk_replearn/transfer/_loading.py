@@ -61,6 +61,25 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
     return network, {}
 
 
+def refuse_in_memory_text_model(model) -> None:
+    """Refuse a Hugging Face text model given as a module.
+
+    It reads token ids its tokenizer makes, which only ``"hf:<folder>"``
+    brings along; as a module it failed on the probe batch (float zeros into
+    an embedding) or on strings (read as numbers).
+    """
+    if (
+        type(model).__module__.split(".")[0] == "transformers"
+        and getattr(model, "main_input_name", None) == "input_ids"
+    ):
+        raise ValueError(
+            f"model={type(model).__name__}(...) is a Hugging Face text model, "
+            "whose input is token ids from its tokenizer: save both "
+            "(model.save_pretrained(folder), tokenizer.save_pretrained(folder)) "
+            "and pass model='hf:<folder>', which tokenizes strings itself."
+        )
+
+
 def _check_called_bare(model) -> None:
     """A factory is called with no arguments: say so if it needs some."""
     try:
