@@ -61,7 +61,7 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
     return network, {}
 
 
-def refuse_in_memory_text_model(model) -> None:
+def _refuse_in_memory_text_model(model) -> None:
     """Refuse a Hugging Face text model given as a module.
 
     It reads token ids its tokenizer makes, which only ``"hf:<folder>"``

@@ -40,8 +40,8 @@ from ..tokens import TokenDataset, check_sequences
 from ._loading import (
     _hf_model,
     _load_network,
+    _refuse_in_memory_text_model,
     load_weights,
-    refuse_in_memory_text_model,
 )
 
 __all__ = ["PretrainedTransformer", "load_weights"]
@@ -259,7 +259,7 @@ class PretrainedTransformer(BaseRepresentation):
         self._device()  # a device this machine lacks fails here, as in any fit
         if self._is_text():
             return self._fit_text(X)
-        refuse_in_memory_text_model(self.model)  # before X is read as numbers
+        _refuse_in_memory_text_model(self.model)  # before X is read as numbers
         X = self._validate_X(X, reset=True)
         # Seeded: the weights a factory (or a lazy layer at the first
         # forward pass) draws.
