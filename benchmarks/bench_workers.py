@@ -7,10 +7,13 @@ folder's loader would. Per torch thread count: an autoencoder's ``fit``
 alternation, ``--pairs`` times, and the same passes over the Dataset by a
 plain :class:`~torch.utils.data.DataLoader` with no training (what reading
 alone costs). Printed per row: the median times and their ratio
-(``num_workers=2`` / 0; below 1 is faster).
+(``num_workers=2`` / 0; below 1 is faster). A fit also reads every sample
+once in the calling process, for its input standardisation (a Dataset of
+at most ``SCALE_SAMPLE_VALUES`` values is read whole), whatever
+``num_workers`` is: with 3 epochs, a quarter of its reads.
 
 Run: ``python benchmarks/bench_workers.py [--pairs 3] [--epochs 3]
-[--threads 1 2]``. About 2 minutes on 2 CPU cores.
+[--threads 1 2]``. About 1.5 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations

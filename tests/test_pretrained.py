@@ -389,6 +389,8 @@ def test_a_model_class_that_needs_arguments_says_how_to_pass_them(digits):
         PretrainedTransformer(Wide).fit(X)
     rep = PretrainedTransformer(functools.partial(Wide, 3)).fit(X)
     assert rep.transform(X).shape == (len(X), 3)
+    with pytest.raises(TypeError, match=r"model=functools.partial\(.*Wide, \.\.\.\)"):
+        PretrainedTransformer(functools.partial(Wide)).fit(X)
 
 
 def test_pretrained_pickles_and_save_says_it_stores_no_code(digits, tmp_path):
@@ -426,6 +428,7 @@ def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
         clf.save(tmp_path / "clf.pt")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # a user's file
 def test_a_torch_save_file_as_model_is_named_without_torch_s_log(
     digits, tmp_path, caplog
 ):
@@ -434,39 +437,64 @@ def test_a_torch_save_file_as_model_is_named_without_torch_s_log(
     X, _ = digits
     torch.save(_small_net().state_dict(), tmp_path / "weights.pt")
     torch.save(_small_net(), tmp_path / "module.pt")
-    for name in ("weights.pt", "module.pt"):
+    legacy = dict(_use_new_zipfile_serialization=False)  # a bare pickle
+    torch.save(_small_net().state_dict(), tmp_path / "legacy.pt", **legacy)
+    for name in ("weights.pt", "module.pt", "legacy.pt"):
         with pytest.raises(ValueError, match="is a file of torch.save .* weights="):
             PretrainedTransformer(str(tmp_path / name)).fit(X)
+    scripted = torch.jit.script(torch.nn.Linear(64, 3))
+    torch.jit.save(scripted, tmp_path / "script.pt")
+    with pytest.raises(ValueError, match=r"is a TorchScript file \(torch.jit.save"):
+        PretrainedTransformer(str(tmp_path / "script.pt")).fit(X)
+    with pytest.raises(ValueError, match="is a TorchScript module"):  # not torch's
+        PretrainedTransformer(scripted).fit(X)  # "only change requires_grad..."
     assert not [r for r in caplog.records if r.name.startswith("torch")]
 
 
 def test_a_program_exported_for_one_batch_size_says_to_export_it_dynamic(
     digits, tmp_path
 ):
-    # The advice was input_shape= or preprocess, which no setting can meet.
+    # The advice was input_shape= or preprocess, which no setting can meet;
+    # at the probe's own batch of 2 the fit passed and transform failed.
     X, _ = digits
-    program = torch.export.export(torch.nn.Linear(64, 3), (torch.zeros(4, 64),))
-    torch.export.save(program, tmp_path / "fixed.pt2")
-    with pytest.raises(ValueError, match=r"exported for one batch size.*Dim\('b"):
-        PretrainedTransformer(str(tmp_path / "fixed.pt2")).fit(X)
+    for batch in (4, 2):
+        program = torch.export.export(torch.nn.Linear(64, 3), (torch.zeros(batch, 64),))
+        torch.export.save(program, tmp_path / "fixed.pt2")
+        match = rf"exported for batches of {batch} samples only.*Dim\('batch'"
+        with pytest.raises(ValueError, match=match):
+            PretrainedTransformer(str(tmp_path / "fixed.pt2")).fit(X)
 
 
-def test_layer_and_blocks_of_an_exported_program_are_refused_as_such(digits, tmp_path):
+def test_layer_of_an_exported_program_is_refused_and_blocks_group_it(digits, tmp_path):
     # layer="0" suggested "Did you mean 'graph.0'?", which then "did not
     # run in the forward pass": a program's modules never run one by one.
+    # blocks only group its weights (freeze_layers, layer_decay), and do.
     X, _ = digits
-    net = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU())
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)
+    )
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(
         net, (torch.zeros(4, 64),), dynamic_shapes=({0: batch},)
     )
     torch.export.save(program, tmp_path / "net.pt2")
     path = str(tmp_path / "net.pt2")
-    for kw in ({"layer": "graph.0"}, {"layer": "0"}, {"blocks": ["graph.0"]}):
-        (param,) = kw
-        with pytest.raises(ValueError, match=f"^{param} names .* runs whole"):
-            PretrainedTransformer(path, **kw).fit(X)
+    for layer in ("graph.0", "0"):
+        with pytest.raises(ValueError, match=f"^layer='{layer}' cannot cut a prog"):
+            PretrainedTransformer(path, layer=layer).fit(X)
     assert PretrainedTransformer(path).fit(X).transform(X).shape == (len(X), 8)
+    rep = PretrainedTransformer(path, blocks=["graph.0", "graph.2"]).fit(X)
+    clf = FineTuner(rep, freeze_layers=1, max_epochs=2, random_state=0)
+    clf.fit(X[:60], np.arange(60) % 3)
+    tuned = clf.net_.module_.encoder.state_dict()
+    start = rep.export_encoder().state_dict()
+    same = {k.split(".graph.")[1]: torch.equal(tuned[k], v) for k, v in start.items()}
+    assert same == {
+        "0.weight": True,
+        "0.bias": True,
+        "2.weight": False,
+        "2.bias": False,
+    }
 
 
 def test_exported_module_trains_and_keeps_its_weights_through_pickle():
@@ -855,9 +883,15 @@ def test_an_in_memory_hugging_face_text_model_is_sent_to_its_folder(tiny_bert):
     # As a module it read strings as numbers ("could not convert string to
     # float") or ran its embedding on float zeros.
     folder, model, _ = tiny_bert
-    for X in (["a b c", "hello"], np.zeros((2, 8))):
-        with pytest.raises(ValueError, match=r"is a Hugging Face text model.*'hf:"):
-            PretrainedTransformer(model).fit(X)
+
+    class Mine(type(model)):  # a subclass, as remote code's models are
+        pass
+
+    mine = Mine(model.config)
+    for net in (model, mine, type(model)):  # the class too: a factory
+        for X in (["a b c", "hello"], np.zeros((2, 8))):
+            with pytest.raises(ValueError, match=r"a Hugging Face text model.*'hf:"):
+                PretrainedTransformer(net).fit(X)
     assert PretrainedTransformer(f"hf:{folder}").fit(["a b c"]).n_components_ == 16
 
 

@@ -46,7 +46,11 @@ class ExportedModule(nn.Module):
     def __init__(self, program: bytes) -> None:
         super().__init__()
         self.program = bytes(program)
-        self.graph = torch.export.load(io.BytesIO(self.program)).module()
+        loaded = torch.export.load(io.BytesIO(self.program))
+        self.graph = loaded.module()
+        #: The one batch size the program takes, if it was exported with a
+        #: static batch axis; None for a dynamic one.
+        self.static_batch = _static_batch(loaded)
 
     @classmethod
     def from_file(cls, path) -> ExportedModule:
@@ -105,3 +109,20 @@ class ExportedModule(nn.Module):
         new = ExportedModule.__new__(ExportedModule)
         new.__setstate__(self.__getstate__())
         return new.to(self._device())  # on the device of the original
+
+
+def _static_batch(program) -> int | None:
+    """The size of the first input's first axis if the program fixed it."""
+    from torch.export.graph_signature import InputKind
+
+    user = [
+        spec.arg.name
+        for spec in program.graph_signature.input_specs
+        if spec.kind == InputKind.USER_INPUT
+    ]
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and user and node.name == user[0]:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            if shape and type(shape[0]) is int:  # a SymInt when dynamic
+                return shape[0]
+    return None

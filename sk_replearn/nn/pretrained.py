@@ -297,6 +297,14 @@ class PretrainedBackbone(nn.Module):
         The network runs in eval mode (batch-norm statistics untouched) on
         a batch of 2 zero samples of shape ``input_shape``.
         """
+        batch = getattr(self.model, "static_batch", None)  # an ExportedModule's
+        if batch is not None:  # no input_shape can meet it; transform's batches vary
+            raise ValueError(
+                f"The program was exported for batches of {batch} samples only: "
+                "export it with a dynamic batch axis, torch.export.export(model, "
+                "(x,), dynamic_shapes=({0: torch.export.Dim('batch', min=1)},)), "
+                "as the user guide's export of an encoder does."
+            )
         x = probe_zeros(self, 2, *input_shape)
         was_training = self.training
         self.eval()
@@ -306,20 +314,11 @@ class PretrainedBackbone(nn.Module):
         except ValueError:
             raise
         except Exception as exc:
-            fix = (
-                "Give samples of the shape the network takes (input_shape=...), "
-                "or adapt them with preprocess (channels, image_size)."
-            )
-            if isinstance(self.model, ExportedModule) and "size()[0] ==" in str(exc):
-                fix = (  # a guard on the batch axis: no input_shape can pass it
-                    "The program was exported for one batch size: export it "
-                    "with a dynamic batch axis, torch.export.export(model, (x,), "
-                    "dynamic_shapes=({0: torch.export.Dim('batch', min=1)},)), "
-                    "as the user guide's export of an encoder does."
-                )
             raise ValueError(
                 f"{type(self.model).__name__} failed on a zero batch of shape "
-                f"{tuple(x.shape)}: {exc}. {fix}"
+                f"{tuple(x.shape)}: {exc}. Give samples of the shape the network "
+                "takes (input_shape=...), or adapt them with preprocess "
+                "(channels, image_size)."
             ) from exc
         finally:
             self.train(was_training)
@@ -431,13 +430,12 @@ def _has_params(module: nn.Module) -> bool:
 
 
 def _submodule(model: nn.Module, name: str, param: str) -> nn.Module:
-    if isinstance(model, ExportedModule):  # its graph's modules do not run
+    if isinstance(model, ExportedModule) and param == "layer":  # runs whole
         raise ValueError(
-            f"{param} names {name!r} in a program of torch.export, which runs "
+            f"layer={name!r} cannot cut a program of torch.export, which runs "
             "whole (its modules do not run one by one): export the network cut "
             "where you want it (a fitted estimator's export_encoder(), or the "
-            f"module cut in Python), or pass the network itself as model= to "
-            f"use {param}."
+            "module cut in Python), or pass the network itself as model=."
         )
     modules = dict(model.named_modules())
     if name in modules and name != "":

@@ -12,6 +12,7 @@ code. The optional libraries are imported on use (:func:`_import`).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import os
 import pickle
@@ -44,6 +45,13 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
         return build(name, weights)
     if isinstance(model, (str, os.PathLike)):
         network = _exported(model)
+    elif isinstance(model, torch.jit.ScriptModule):
+        raise ValueError(
+            f"model={type(model).__name__}(...) is a TorchScript module, which "
+            "PretrainedTransformer does not run (its weights cannot be frozen "
+            "or trained as a module's): pass the Python module, or a program "
+            "of torch.export.save."
+        )
     elif isinstance(model, nn.Module):
         network = copy.deepcopy(model)
     elif callable(model):
@@ -68,12 +76,14 @@ def _refuse_in_memory_text_model(model) -> None:
     brings along; as a module it failed on the probe batch (float zeros into
     an embedding) or on strings (read as numbers).
     """
-    if (
-        type(model).__module__.split(".")[0] == "transformers"
-        and getattr(model, "main_input_name", None) == "input_ids"
-    ):
+    cls = model if isinstance(model, type) else type(model)  # a class builds one
+    hugging_face = any(  # a subclass, or a model of remote code, too
+        base.__module__.split(".")[0] in ("transformers", "transformers_modules")
+        for base in getattr(cls, "__mro__", ())
+    )
+    if hugging_face and getattr(cls, "main_input_name", None) == "input_ids":
         raise ValueError(
-            f"model={type(model).__name__}(...) is a Hugging Face text model, "
+            f"model={cls.__name__}(...) is a Hugging Face text model, "
             "whose input is token ids from its tokenizer: save both "
             "(model.save_pretrained(folder), tokenizer.save_pretrained(folder)) "
             "and pass model='hf:<folder>', which tokenizes strings itself."
@@ -83,15 +93,30 @@ def _refuse_in_memory_text_model(model) -> None:
 def _check_called_bare(model) -> None:
     """A factory is called with no arguments: say so if it needs some."""
     try:
-        inspect.signature(model).bind()
-    except ValueError:  # no signature to read (a builtin): call it and see
+        signature = inspect.signature(model)
+    except (TypeError, ValueError):  # none to read (a builtin): call it and see
         return
+    try:
+        signature.bind()
     except TypeError as exc:
-        name = getattr(model, "__name__", type(model).__name__)
+        if isinstance(model, functools.partial):
+            func = getattr(model.func, "__name__", repr(model.func))
+            name, fix = (
+                f"functools.partial({func}, ...)",
+                "Give the partial every argument it needs.",
+            )
+        elif isinstance(model, type) or inspect.isfunction(model):
+            name = model.__name__
+            fix = (
+                f"Pass a network (model={name}(...)) or a factory that takes "
+                f"none (functools.partial({name}, ...))."
+            )
+        else:  # an object with __call__
+            name = f"<a {type(model).__name__} object>"
+            fix = "Pass a network, or a callable that takes no arguments."
         raise TypeError(
             f"model={name} is called with no arguments to build the network, "
-            f"but {exc}. Pass a network (model={name}(...)) or a factory that "
-            f"takes none (functools.partial({name}, ...))."
+            f"but {exc}. {fix}"
         ) from None
 
 
@@ -103,12 +128,19 @@ def _exported(path) -> nn.Module:
             "existing file written by torch.export.save (e.g. of an encoder from "
             "export_encoder()); pass an nn.Module or a factory for other networks."
         )
-    if _saved_by_torch_save(path):  # torch.export.load would log pages first
+    kind = _other_torch_file(path)  # torch.export.load would log pages first
+    if kind == "torch.save":
         raise ValueError(
             f"model={path!r} is a file of torch.save (a state dict or a pickled "
             "module), not a program of torch.export.save. Build the network in "
             "Python and pass it as model=, with weights=<this file> for a state "
             "dict (or a factory that loads it)."
+        )
+    if kind == "torch.jit":
+        raise ValueError(
+            f"model={path!r} is a TorchScript file (torch.jit.save), which "
+            "PretrainedTransformer does not run: pass the network as a Python "
+            "module, or save it with torch.export.save."
         )
     try:
         return ExportedModule.from_file(path)
@@ -119,14 +151,25 @@ def _exported(path) -> nn.Module:
         ) from exc
 
 
-def _saved_by_torch_save(path: str) -> bool:
-    """Whether ``path`` is torch.save's zip archive (its ``data.pkl``), which
-    torch.export.save's archive (its ``archive_format``) is not."""
+def _other_torch_file(path: str) -> str | None:
+    """``"torch.save"`` or ``"torch.jit"`` for a file of those, which
+    torch.export.load cannot read; None otherwise (a program, or unknown).
+
+    torch.export.save's zip archive holds an ``archive_format`` record,
+    TorchScript's a ``constants.pkl`` and a ``code`` folder, torch.save's a
+    ``data.pkl`` alone; torch.save's legacy format is a bare pickle.
+    """
     if not zipfile.is_zipfile(path):
-        return False
+        with open(path, "rb") as f:
+            return "torch.save" if f.read(1) == b"\x80" else None  # pickle's PROTO
     with zipfile.ZipFile(path) as archive:
-        names = [name.rsplit("/", 1)[-1] for name in archive.namelist()]
-    return "data.pkl" in names and "archive_format" not in names
+        names = archive.namelist()
+    base = {name.rsplit("/", 1)[-1] for name in names}
+    if "archive_format" in base:
+        return None
+    if "constants.pkl" in base or any("/code/" in name for name in names):
+        return "torch.jit"
+    return "torch.save" if "data.pkl" in base else None
 
 
 def _weights_file(weights, model) -> str:
