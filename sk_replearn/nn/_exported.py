@@ -30,6 +30,14 @@ class ExportedModule(nn.Module):
     program : bytes
         The file's content, as :func:`torch.export.save` wrote it.
 
+    Attributes
+    ----------
+    graph : torch.nn.Module
+        The program's module, which runs it.
+    static_batch : int or None
+        The one batch size the program takes when it was exported with a
+        static batch axis; None when its batch axis is dynamic.
+
     Examples
     --------
     >>> import io, torch
@@ -48,8 +56,6 @@ class ExportedModule(nn.Module):
         self.program = bytes(program)
         loaded = torch.export.load(io.BytesIO(self.program))
         self.graph = loaded.module()
-        #: The one batch size the program takes, if it was exported with a
-        #: static batch axis; None for a dynamic one.
         self.static_batch = _static_batch(loaded)
 
     @classmethod
