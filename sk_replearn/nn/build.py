@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
 import itertools
 from collections.abc import Sequence
@@ -198,6 +199,53 @@ def _is_module_class(obj) -> bool:
     return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
+def call_factory(factory, param: str) -> nn.Module:
+    """The module ``factory()`` builds, called with no arguments.
+
+    A factory that needs arguments is named before the call, with how to
+    pass them (its signature read, so that a TypeError raised inside the
+    factory is not taken for one), and what it returns must be a module.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sk_replearn.nn.build import call_factory
+    >>> call_factory(lambda: nn.Linear(3, 2), "encoder")
+    Linear(in_features=3, out_features=2, bias=True)
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # none to read (a builtin): call it and see
+        signature = inspect.Signature()
+    try:
+        signature.bind()
+    except TypeError as exc:
+        if isinstance(factory, functools.partial):
+            func = getattr(factory.func, "__name__", repr(factory.func))
+            name = f"functools.partial({func}, ...)"
+            fix = "Give the partial every argument it needs."
+        elif isinstance(factory, type) or inspect.isfunction(factory):
+            name = factory.__name__
+            fix = (
+                f"Pass a module ({param}={name}(...)) or a factory that takes "
+                f"none (functools.partial({name}, ...))."
+            )
+        else:  # an object with __call__
+            name = f"<a {type(factory).__name__} object>"
+            fix = "Pass a module, or a callable that takes no arguments."
+        raise TypeError(
+            f"{param}={name} is called with no arguments to build the network, "
+            f"but {exc}. {fix}"
+        ) from None
+    module = factory()
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"{param}={factory!r} is a factory and must return an nn.Module; it "
+            f"returned {type(module).__name__}."
+        )
+    return module
+
+
 def _user_module(obj, kwargs: dict, param: str, names: Sequence[str]) -> nn.Module:
     """A copy of a module instance, or what a zero-argument factory returns."""
     if kwargs:
@@ -211,20 +259,7 @@ def _user_module(obj, kwargs: dict, param: str, names: Sequence[str]) -> nn.Modu
         # parameter, shared by clones in a grid search) must stay as given.
         return copy.deepcopy(obj)
     if callable(obj):
-        try:
-            module = obj()
-        except TypeError as exc:
-            raise TypeError(
-                f"{param}={obj!r} is called with no arguments as a factory and "
-                f"failed: {exc}. Pass a module, an nn.Module subclass, or a "
-                "function of no arguments returning a module."
-            ) from exc
-        if not isinstance(module, nn.Module):
-            raise TypeError(
-                f"{param}={obj!r} is a factory and must return an nn.Module; it "
-                f"returned {type(module).__name__}."
-            )
-        return module
+        return call_factory(obj, param)
     raise TypeError(
         f"{param}={obj!r} must be one of {list(names)}, an nn.Module subclass, "
         "an nn.Module or a function of no arguments returning one."

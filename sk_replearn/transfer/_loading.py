@@ -12,8 +12,6 @@ code. The optional libraries are imported on use (:func:`_import`).
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import os
 import pickle
 import zipfile
@@ -22,6 +20,7 @@ import torch
 from torch import nn
 
 from ..nn._exported import ExportedModule
+from ..nn.build import call_factory
 
 #: Normalisation of torchvision's ImageNet weights (and timm's default).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,13 +54,7 @@ def _load_network(model, weights) -> tuple[nn.Module, dict]:
     elif isinstance(model, nn.Module):
         network = copy.deepcopy(model)
     elif callable(model):
-        _check_called_bare(model)
-        network = model()
-        if not isinstance(network, nn.Module):
-            raise TypeError(
-                f"model={model!r} is a factory and must return an nn.Module; it "
-                f"returned {type(network).__name__}."
-            )
+        network = call_factory(model, "model")
     else:  # pragma: no cover - the parameter constraints refuse it first
         raise TypeError(f"model={model!r} is not a network.")
     if weights is not None:
@@ -88,36 +81,6 @@ def _refuse_in_memory_text_model(model) -> None:
             "(model.save_pretrained(folder), tokenizer.save_pretrained(folder)) "
             "and pass model='hf:<folder>', which tokenizes strings itself."
         )
-
-
-def _check_called_bare(model) -> None:
-    """A factory is called with no arguments: say so if it needs some."""
-    try:
-        signature = inspect.signature(model)
-    except (TypeError, ValueError):  # none to read (a builtin): call it and see
-        return
-    try:
-        signature.bind()
-    except TypeError as exc:
-        if isinstance(model, functools.partial):
-            func = getattr(model.func, "__name__", repr(model.func))
-            name, fix = (
-                f"functools.partial({func}, ...)",
-                "Give the partial every argument it needs.",
-            )
-        elif isinstance(model, type) or inspect.isfunction(model):
-            name = model.__name__
-            fix = (
-                f"Pass a network (model={name}(...)) or a factory that takes "
-                f"none (functools.partial({name}, ...))."
-            )
-        else:  # an object with __call__
-            name = f"<a {type(model).__name__} object>"
-            fix = "Pass a network, or a callable that takes no arguments."
-        raise TypeError(
-            f"model={name} is called with no arguments to build the network, "
-            f"but {exc}. {fix}"
-        ) from None
 
 
 def _exported(path) -> nn.Module:
