@@ -79,9 +79,7 @@ def sample_dataset(estimator, dataset, *, reset: bool) -> SampleDataset:
     held = _what_it_holds(first)
     if first.ndim == 0 or held is not None:
         what = f"is {_described(first)}" if first.ndim == 0 else f"holds {held}"
-        text = (held or "").startswith("strings") or (
-            first.ndim == 0 and isinstance(first.item(), (str, bytes))
-        )
+        text = (held or "").startswith("strings")  # a str or bytes is one too
         raise ValueError(
             f"The first sample of the Dataset {what}; {name} "
             "needs samples of numbers of shape (n_features,) or (C, L) / "
