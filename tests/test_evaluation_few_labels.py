@@ -271,6 +271,25 @@ def test_linear_probe_cv_chooses_C_as_cross_validation_by_hand(
     )
 
 
+@pytest.mark.parametrize("random_state", [None, "instance"])
+def test_linear_probe_cv_folds_are_the_ones_used_whatever_the_random_state(
+    random_state,
+):
+    # cv_ is "the split used to choose C": with None or a RandomState it
+    # must still give those folds, each time it is asked.
+    idx = few_label_indices(Y_TRAIN, 3, random_state=2)
+    X, y = X_TRAIN[idx] / 16, Y_TRAIN[idx]
+    Cs = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    if random_state == "instance":
+        random_state = check_random_state(5)
+    probe = LinearProbeCV(Cs=Cs, random_state=random_state).fit(X, y)
+    splits = list(probe.cv_.split(X, y))
+    for (a_train, a_test), (b_train, b_test) in zip(probe.cv_.split(X, y), splits):
+        np.testing.assert_array_equal(a_train, b_train)
+        np.testing.assert_array_equal(a_test, b_test)
+    assert probe.C_ == _hand_chosen_C(X, y, Cs, splits)
+
+
 def test_linear_probe_cv_equals_logistic_regression_cv_on_the_same_folds():
     idx = few_label_indices(Y_TRAIN, 2, random_state=0)
     X, y = X_TRAIN[idx], Y_TRAIN[idx]

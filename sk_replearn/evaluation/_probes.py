@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -250,7 +251,9 @@ class LinearProbeCV(_Probe):
     C_ : float
         The chosen inverse regularisation strength.
     cv_ : RepeatedStratifiedKFold
-        The split used to choose it.
+        The split used to choose it: ``cv_.split(X, y)`` gives its folds
+        again. Its seed is ``random_state``, or an int drawn from it when
+        ``random_state`` is None or a RandomState instance.
     scaler_ : StandardScaler or None
         The fitted scaling, None when ``standardize=False``.
     estimator_ : LogisticRegression
@@ -357,8 +360,14 @@ class LinearProbeCV(_Probe):
         n_repeats = self.n_repeats
         if n_repeats == "auto":
             n_repeats = math.ceil(_AUTO_CV_FITS / n_splits)
+        seed = self.random_state
+        if not isinstance(seed, Integral):
+            # A RandomState (or None: numpy's global one) would be drawn from
+            # anew at each split(): fix one seed so that cv_ gives the folds
+            # used here again.
+            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
         self.cv_ = RepeatedStratifiedKFold(
-            n_splits=n_splits, n_repeats=n_repeats, random_state=self.random_state
+            n_splits=n_splits, n_repeats=n_repeats, random_state=seed
         )
         search = LogisticRegressionCV(
             Cs=Cs,
