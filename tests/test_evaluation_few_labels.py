@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import (
     GridSearchCV,
@@ -232,13 +232,16 @@ def test_knn_probe_errors_name_the_parameter():
 
 
 # -- LinearProbeCV ----------------------------------------------------------------
-def _hand_chosen_C(X, y, Cs, splits) -> float:
+def _hand_chosen_C(X, y, Cs, splits, standardize=False) -> float:
     """The C of the best mean log-loss over the folds, each fit on its own."""
     losses = []
     for C in Cs:
         fold = []
         for train, test in splits:
-            lr = LogisticRegression(C=C, max_iter=1000).fit(X[train], y[train])
+            lr = LogisticRegression(C=C, max_iter=1000)
+            if standardize:
+                lr = make_pipeline(StandardScaler(), lr)
+            lr.fit(X[train], y[train])
             fold.append(
                 log_loss(y[test], lr.predict_proba(X[test]), labels=lr.classes_)
             )
@@ -290,24 +293,26 @@ def test_linear_probe_cv_folds_are_the_ones_used_whatever_the_random_state(
     assert probe.C_ == _hand_chosen_C(X, y, Cs, splits)
 
 
-def test_linear_probe_cv_equals_logistic_regression_cv_on_the_same_folds():
-    idx = few_label_indices(Y_TRAIN, 2, random_state=0)
+@pytest.mark.parametrize("n_per_class, draw", [(2, 1), (5, 4)])
+def test_linear_probe_cv_standardizes_each_fold_by_its_training_rows(
+    n_per_class, draw
+):
+    # standardize=True is a Pipeline of StandardScaler and the regression
+    # inside the cross-validation (no statistics of a fold's held-out rows
+    # in its features), then refitted on every label. On these draws,
+    # scaling by every label before the folds chooses another C.
+    idx = few_label_indices(Y_TRAIN, n_per_class, random_state=draw)
     X, y = X_TRAIN[idx], Y_TRAIN[idx]
-    probe = LinearProbeCV(standardize=True, random_state=0).fit(X, y)
-    Z = StandardScaler().fit_transform(X)
-    cv = RepeatedStratifiedKFold(n_splits=2, n_repeats=5, random_state=0)
-    reference = LogisticRegressionCV(
-        Cs=10,
-        l1_ratios=(0.0,),
-        cv=list(cv.split(Z, y)),
-        scoring="neg_log_loss",
-        max_iter=1000,
-        use_legacy_attributes=False,
-    ).fit(Z, y)
-    assert probe.C_ == reference.C_
-    Z_test = StandardScaler().fit(X).transform(X_TEST)
-    refit = LogisticRegression(C=probe.C_, max_iter=1000).fit(Z, y)
-    np.testing.assert_array_equal(probe.predict(X_TEST), refit.predict(Z_test))
+    Cs = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    probe = LinearProbeCV(Cs=Cs, standardize=True, random_state=0).fit(X, y)
+    splits = list(probe.cv_.split(X, y))
+    assert probe.C_ == _hand_chosen_C(X, y, Cs, splits, standardize=True)
+    refit = make_pipeline(
+        StandardScaler(), LogisticRegression(C=probe.C_, max_iter=1000)
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        probe.predict_proba(X_TEST), refit.predict_proba(X_TEST), atol=1e-12
+    )
 
 
 def test_linear_probe_cv_errors_name_the_parameter():
