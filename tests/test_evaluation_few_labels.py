@@ -294,9 +294,7 @@ def test_linear_probe_cv_folds_are_the_ones_used_whatever_the_random_state(
 
 
 @pytest.mark.parametrize("n_per_class, draw", [(2, 1), (5, 4)])
-def test_linear_probe_cv_standardizes_each_fold_by_its_training_rows(
-    n_per_class, draw
-):
+def test_linear_probe_cv_standardizes_each_fold_by_its_training_rows(n_per_class, draw):
     # standardize=True is a Pipeline of StandardScaler and the regression
     # inside the cross-validation (no statistics of a fold's held-out rows
     # in its features), then refitted on every label. On these draws,
