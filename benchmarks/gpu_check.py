@@ -585,7 +585,7 @@ def _blobs(n: int, d: int, k: int, device: torch.device) -> np.ndarray:
 def _products_alone(n: int, rows: int, d: int, k: int, device, repeats: int) -> float:
     """Seconds of one iteration's distance products, nothing else.
 
-    The ``addmm`` of :func:`sk_replearn.classical._lloyd._nearest` on blocks
+    The ``addmm`` of :func:`sk_replearn.classical._assign._nearest` on blocks
     of ``rows`` rows (those of ``fit``'s Lloyd pass), enough blocks to cover
     n rows, float32 without TF32 as in ``fit``; fastest of ``repeats``. What
     a Lloyd iteration takes beyond this goes to the argmin, the sums and
@@ -692,13 +692,13 @@ def check_kmeans_speed(ctx: Context) -> str:
 def _sums_alone(n: int, d: int, k: int, device, repeats: int) -> float:
     """Seconds of one iteration's cluster sums, nothing else.
 
-    :func:`sk_replearn.classical._lloyd._sum_rows_by_label` of n rows with
+    :func:`sk_replearn.classical._assign._sum_rows_by_label` of n rows with
     uniform labels into (k, d) float64 sums, as a Lloyd pass calls it. On
     CUDA it is the sort-based ``index_put_(accumulate=True)``, which adds
     the rows of one cluster one after another: with few clusters and many
     rows, the sums may take longer than the distance products.
     """
-    from sk_replearn.classical._lloyd import _sum_rows_by_label
+    from sk_replearn.classical._assign import _sum_rows_by_label
 
     g = torch.Generator(device=device).manual_seed(0)
     rows = torch.randn(n, d, generator=g, device=device, dtype=torch.float64)

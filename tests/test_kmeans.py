@@ -349,15 +349,15 @@ def test_kmeans_bounds_give_the_same_iterations_as_full_lloyd(
     make, n_threads, chunk, compiled, monkeypatch
 ):
     """Hamerly's bounds skip rows, never change a label Lloyd would compute."""
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
     from sk_replearn.classical._lloyd import _lloyd
     from sk_replearn.classical._threads import _Workers
 
-    if compiled and not lloyd_module._SIMD:
+    if compiled and not hamerly_module._SIMD:
         pytest.skip("the C extension's SIMD loop does not run here")
     if not compiled:
-        monkeypatch.setattr(lloyd_module, "_SIMD", False)
-    monkeypatch.setattr(lloyd_module, "_CPU_BLOCK", 1)  # pieces of 1024 rows
+        monkeypatch.setattr(hamerly_module, "_SIMD", False)
+    monkeypatch.setattr(hamerly_module, "_CPU_BLOCK", 1)  # pieces of 1024 rows
     x = torch.from_numpy(make())
     init = x[torch.from_numpy(np.random.default_rng(2).choice(len(x), 12, False))]
     previous = torch.get_num_threads()
@@ -842,23 +842,22 @@ class _Portable:
 @pytest.mark.parametrize("k", [1, 5, 12, 20, 40])
 def test_the_compiled_pass_agrees_with_its_portable_loop(make, k, monkeypatch):
     """The AVX2 loop (where the CPU has it) and the plain C loop agree."""
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
+    from sk_replearn.classical._lloyd import _lloyd
 
-    kernels = lloyd_module._kernels
+    kernels = hamerly_module._kernels
     if kernels is None:
         pytest.skip("the C extension is not built")
-    monkeypatch.setattr(lloyd_module, "_SIMD", True)  # the compiled pass
+    monkeypatch.setattr(hamerly_module, "_SIMD", True)  # the compiled pass
     x = torch.from_numpy(make())
     init = x[torch.from_numpy(np.random.default_rng(3).choice(len(x), k, False))]
     runs = []
     for portable in (False, True):
         if portable:
-            monkeypatch.setattr(lloyd_module, "_kernels", _Portable(kernels))
+            monkeypatch.setattr(hamerly_module, "_kernels", _Portable(kernels))
         # blocks of 999 rows: screened 512 then 487 rows, 8 at a time and a
         # tail of 7 one at a time
-        runs.append(
-            lloyd_module._lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=999)
-        )
+        runs.append(_lloyd(x, init.clone(), max_iter=40, tol=0.0, chunk=999))
     (lab0, in0, c0, it0), (lab1, in1, c1, it1) = runs
     assert it0 == it1
     torch.testing.assert_close(lab1, lab0, rtol=0, atol=0)
@@ -881,9 +880,9 @@ def test_the_compiled_pass_screens_the_rows_its_bounds_cannot_settle(
     label and moved bounds; the sums hold every row's final label (or, when
     incremental, the rows that moved).
     """
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
 
-    kernels = lloyd_module._kernels
+    kernels = hamerly_module._kernels
     if kernels is None:
         pytest.skip("the C extension is not built")
     rng = np.random.default_rng(0)
@@ -959,9 +958,9 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     k, d, shifted, portable
 ):
     """nearest_labels against numpy, ties to the lowest index, tail rows too."""
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
 
-    kernels = lloyd_module._kernels
+    kernels = hamerly_module._kernels
     if kernels is None:
         pytest.skip("the C extension is not built")
     X = _grid_with_ties(1003, d=d) - 2.0  # 125 tiles of 8, and 3 rows
@@ -973,7 +972,7 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
         centers[k // 2 :] = centers[: k - k // 2]
     if shifted:
         centers -= offset
-    c_t, c_sq = lloyd_module._padded_centers(torch.from_numpy(centers))
+    c_t, c_sq = hamerly_module._padded_centers(torch.from_numpy(centers))
     labels = np.full(len(X), -1)
     bad, peak = kernels.nearest_labels(X, offset, c_t, c_sq, labels, portable)
     assert bad == 0
@@ -995,11 +994,11 @@ def test_predict_gives_the_training_samples_their_fitted_labels(
     blobs, compiled, monkeypatch
 ):
     """float32 data far from the origin: predict(X) is labels_, bit for bit."""
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
 
-    if compiled and lloyd_module._kernels is None:
+    if compiled and hamerly_module._kernels is None:
         pytest.skip("the C extension is not built")
-    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     X = np.ascontiguousarray(_far_blobs(blobs), dtype=np.float32)
     km = KMeansTransformer(n_clusters=5, random_state=0, device="cpu").fit(X)
     np.testing.assert_array_equal(km.predict(X), km.labels_)
@@ -1010,11 +1009,11 @@ def test_predict_gives_the_training_samples_their_fitted_labels(
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
 def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
     """NaN, infinity or a value too large for float32 squares: a clear error."""
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
 
-    if compiled and lloyd_module._kernels is None:
+    if compiled and hamerly_module._kernels is None:
         pytest.skip("the C extension is not built")
-    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     X = np.ascontiguousarray(blobs, dtype=np.float32)
     km = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(X)
     bad = X.copy()
@@ -1031,11 +1030,11 @@ def test_a_large_common_offset_is_shifted_away_not_refused(
     # Timestamps in nanoseconds (1.7e18) spread by 1e13 over 200 features: the
     # values' squares overflow float32, the shifted ones' do not, and fit
     # refused what the docstring offers to handle.
-    from sk_replearn.classical import _lloyd as lloyd_module
+    from sk_replearn.classical import _hamerly as hamerly_module
 
-    if compiled and lloyd_module._kernels is None:
+    if compiled and hamerly_module._kernels is None:
         pytest.skip("the C extension is not built")
-    monkeypatch.setattr(lloyd_module, "_SIMD", compiled)
+    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(3), 100)
     X = 1.7e18 + rng.normal(size=(300, 200)) * 1e12 + groups[:, None] * 1e13
@@ -1067,7 +1066,7 @@ def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
     # Each device has its own route to the first minimum (CUDA's argmin, the
     # CPU's comparison with the row minimum): rows equidistant from several
     # centers must get the lowest index on both, as scikit-learn gives them.
-    from sk_replearn.classical._lloyd import _centers_t, _nearest
+    from sk_replearn.classical._assign import _centers_t, _nearest
 
     centers = torch.tensor(
         [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [0.0, -2.0], [2.0, 0.0]],

@@ -117,7 +117,7 @@ done:
  * rows (or, incrementally, only the rows that changed cluster) to float64
  * per-cluster sums. Each value of X is read once a pass, and the distances
  * of a row are never written to memory: torch's version of the same pass
- * (the fallback, in _lloyd.py) runs about ten tensor operations over
+ * (the fallback, in _hamerly.py) runs about ten tensor operations over
  * (rows, k) blocks plus an index_add_ over (rows, d), each a trip through
  * memory. The distances are ||c||^2 - 2 x.c in float32, as the fallback's
  * (||x||^2 is added for the bounds only); the first minimum wins ties.

@@ -27,18 +27,15 @@ from .._warn import warn_user
 from ..base import BaseRepresentation, fit_context, no_autocast
 from ..data import batch_slices
 from ..data._precision import _float32_square_limit
-from . import _lloyd as _lloyd_module
-from ._lloyd import (
+from . import _hamerly as _hamerly_module
+from ._hamerly import (
     _CPU_BLOCK,
     _DEVICE_BLOCK,
-    _KMEANSPP_MAX_SAMPLES,
     _kernels,
-    _kmeans_plusplus,
-    _lloyd,
-    _minibatch_step,
     _nearest_fn,
     _padded_centers,
 )
+from ._lloyd import _KMEANSPP_MAX_SAMPLES, _kmeans_plusplus, _lloyd, _minibatch_step
 from ._moments import _acc_dtype, _no_tf32
 from ._threads import _Workers
 
@@ -89,7 +86,7 @@ def _compiled_rows(X, device: torch.device) -> bool:
     loop runs.
     """
     return (
-        _lloyd_module._SIMD
+        _hamerly_module._SIMD
         and device.type == "cpu"
         and isinstance(X, np.ndarray)
         and X.dtype == np.float32
