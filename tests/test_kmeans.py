@@ -102,7 +102,7 @@ def test_kmeans_kmeanspp_and_random_init_quality(blobs):
 
 
 def test_kmeans_kmeanspp_subsample_on_large_n(blobs, monkeypatch):
-    import sk_replearn.classical.kmeans as mod
+    import sk_replearn.classical._kmeans_blocks as mod
 
     monkeypatch.setattr(mod, "_KMEANSPP_MAX_SAMPLES", 100)
     km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
@@ -936,7 +936,7 @@ def test_the_compiled_pass_screens_the_rows_its_bounds_cannot_settle(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fit_shifts_rows_bit_for_bit_as_predict_does(dtype):
     """The fit's numpy shift and predict's torch shift give the same floats."""
-    from sk_replearn.classical.kmeans import _shift, _shift_numpy
+    from sk_replearn.classical._kmeans_blocks import _shift, _shift_numpy
 
     rng = np.random.default_rng(0)
     X = (1.7e9 + rng.normal(0, 1e3, (257, 6))).astype(dtype)  # far out
@@ -1085,7 +1085,7 @@ def test_nearest_gives_ties_to_the_first_center_on_every_device(device):
 
 
 def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
-    import sk_replearn.classical.kmeans as kmeans_module
+    import sk_replearn.classical._kmeans_blocks as blocks_module
 
     # K-means keeps X on the device for its iterations: torch's
     # OutOfMemoryError named neither X's size nor another way to fit it.
@@ -1095,7 +1095,7 @@ def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
 
     def full_device(*args, device=None, **kwargs):
         if torch.device(device or "cpu").type == "meta":
-            raise kmeans_module._OUT_OF_MEMORY("CUDA out of memory.")
+            raise blocks_module._OUT_OF_MEMORY("CUDA out of memory.")
         return empty(*args, device=device, **kwargs)
 
     monkeypatch.setattr(torch, "empty", full_device)
