@@ -1,0 +1,171 @@
+"""The views of :class:`~sk_replearn.methods.CMCTransformer`, from its parameters.
+
+Module functions that turn ``views=`` and ``X`` into groups of columns: a
+list of per-view arrays joined side by side and the consecutive groups of
+its arrays, the two halves of ``views="auto"``, the user's groups (indices,
+boolean masks or column names) checked and sorted, and the shape of the box
+of ``input_shape`` a view's columns form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import flatten_samples
+
+
+def _join_arrays(X):
+    """``X`` as it is, or a list of per-view arrays joined side by side.
+
+    Returns ``(X, None)``, or ``(joined, (widths, shapes))`` with each
+    array's number of columns and its sample shape (None for a 2-D array).
+    """
+    if not (
+        isinstance(X, (list, tuple))
+        and X
+        and all(getattr(a, "ndim", 0) >= 2 for a in X)
+    ):
+        return X, None  # a 2-D array-like (a list of rows included)
+    if len(X) < 2:
+        raise ValueError(
+            "X is a list of 1 array; CMC needs at least 2 views, one array each "
+            "(n_samples, ...), or a 2-D X with views=<groups of columns>."
+        )
+    flat = [flatten_samples(a) for a in X]
+    arrays = [np.asarray(a).reshape(len(a), -1) for a, _ in flat]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) > 1:
+        raise ValueError(
+            "X is a list of arrays, one per view, which must hold the same "
+            f"samples; got {[len(a) for a in arrays]} rows."
+        )
+    widths = [a.shape[1] for a in arrays]
+    return np.hstack(arrays), (widths, [shape for _, shape in flat])
+
+
+def _consecutive(widths) -> list[list[int]]:
+    """The column groups of arrays of ``widths`` columns joined side by side."""
+    ends = np.cumsum([0, *widths])
+    return [list(range(ends[i], ends[i + 1])) for i in range(len(widths))]
+
+
+def _auto_views(shape: tuple[int, ...]) -> list[list[int]]:
+    """``views="auto"``: two halves of the columns, the channels or the width."""
+    cols = np.arange(math.prod(shape)).reshape(shape)
+    if len(shape) == 1:
+        axis = 0  # a table: the columns
+    elif shape[0] >= 2:
+        axis = 0  # several channels: the channel groups
+    else:
+        axis = len(shape) - 1  # one channel: the width (or length)
+    size = shape[axis]
+    if size < 2:
+        if len(shape) == 1:
+            raise ValueError(
+                # "1 feature(s)": the words scikit-learn's checks look for
+                "views='auto' splits the samples into two halves, but X has 1 "
+                "feature(s); CMC needs at least 2 views: pass data with at least "
+                "2 features, or views=<groups of columns>."
+            )
+        n_values = cols.size
+        if n_values < 2:
+            raise ValueError(
+                f"X's samples of shape {shape} hold 1 value; CMC needs at least "
+                "2 values a sample, one for each of at least 2 views."
+            )
+        half = n_values // 2
+        raise ValueError(
+            f"views='auto' splits one-channel samples into the two halves of "
+            f"their last axis, but X's samples of shape {shape} are 1 wide "
+            f"there; pass views=<groups of columns> (indices into the "
+            f"{n_values} values of the flattened sample, e.g. "
+            f"views=[range(0, {half}), range({half}, {n_values})] for its two "
+            "halves in row order), or samples of another shape."
+        )
+    first, rest = np.split(cols, [size // 2], axis=axis)
+    return [first.ravel().tolist(), rest.ravel().tolist()]
+
+
+def _check_views(views, n_features: int, names) -> list[list[int]]:
+    """The user's groups of columns as sorted lists of indices, checked."""
+    if len(views) < 2:
+        raise ValueError(
+            f"views holds {len(views)} group(s) of columns; CMC contrasts views "
+            "with each other and needs at least 2, e.g. views=[[0, 1], [2, 3]] "
+            "(or views='auto', the two halves of the columns)."
+        )
+    groups, owner = [], {}
+    for v, group in enumerate(views):
+        cols = _group_columns(v, group, n_features, names)
+        shared = sorted(c for c in cols if c in owner)
+        if shared:
+            raise ValueError(
+                f"views[{owner[shared[0]]}] and views[{v}] share the columns "
+                f"{shared[:10]}; views must not overlap: give every column to "
+                "one view at most."
+            )
+        owner.update(dict.fromkeys(cols, v))
+        groups.append(cols)
+    return groups
+
+
+def _group_columns(v: int, group, n_features: int, names) -> list[int]:
+    """One group of columns (indices, a mask or names) as sorted indices."""
+    arr = np.asarray(group)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"views[{v}]={group!r} is not a non-empty group of columns; pass a "
+            "list of column indices such as [0, 1, 2] (a single column as [3])."
+        )
+    if arr.dtype.kind == "b":
+        if arr.size != n_features:
+            raise ValueError(
+                f"views[{v}] is a boolean mask of {arr.size} entries, but X has "
+                f"{n_features} features; pass a mask of one entry per column."
+            )
+        arr = np.flatnonzero(arr)
+    elif arr.dtype.kind in "UO":
+        if names is None:
+            raise ValueError(
+                f"views[{v}] names columns, but X has no column names; pass "
+                "column indices, or X as a DataFrame with string column names."
+            )
+        lookup = {name: i for i, name in enumerate(names)}
+        unknown = [c for c in arr.tolist() if c not in lookup]
+        if unknown:
+            raise ValueError(
+                f"views[{v}] names columns {unknown[:5]} that X does not have; "
+                f"its columns are {list(names)[:10]}..."
+            )
+        arr = np.asarray([lookup[c] for c in arr.tolist()])
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"views[{v}]={group!r} must hold column indices (ints), a boolean "
+            f"mask or column names; got {arr.dtype} values."
+        )
+    bad = arr[(arr < 0) | (arr >= n_features)]
+    if bad.size:
+        raise ValueError(
+            f"views[{v}] holds column {int(bad[0])}, out of range for X with "
+            f"{n_features} features; use indices 0 to {n_features - 1}."
+        )
+    cols = sorted(int(c) for c in arr)
+    if len(set(cols)) < len(cols):
+        raise ValueError(f"views[{v}] lists a column twice; list each column once.")
+    return cols
+
+
+def _box_shape(cols: list[int], input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the box of ``input_shape`` the columns form, else flat.
+
+    Sorted flat indices of a box (the product of a set of indices on every
+    axis) enumerate it in row-major order, so the view's values reshape to
+    it directly.
+    """
+    if len(input_shape) == 1:
+        return (len(cols),)
+    per_axis = [np.unique(i) for i in np.unravel_index(cols, input_shape)]
+    box = tuple(len(u) for u in per_axis)
+    return box if math.prod(box) == len(cols) else (len(cols),)
