@@ -25,9 +25,14 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
     """Warn when N-D samples look like a layout other than channels first.
 
     Images usually come channels last from image libraries (``(H, W, 3)``)
-    and grey ones without a channel axis (``(H, W)``); read channels first,
-    as torch does, they train without an error on a wrong picture of the
-    data. An explicit ``input_shape`` keeps the reading without a warning.
+    and grey ones without a channel axis (``(H, W)``), and signals time
+    first from Keras and tslearn (``(T, C)``); read channels first, as torch
+    does, they train without an error on a wrong picture of the data (a
+    signal of 100 steps as 100 channels of one step, which no crop or shift
+    can change). Square ``(H, W)`` samples and more channels than steps
+    are warned of; ``(C, T)`` with fewer channels than steps, the usual
+    multichannel signal, is not. An explicit ``input_shape`` keeps the
+    reading without a warning.
     """
     if len(shape) == 3 and shape[0] > 4 and shape[2] in (1, 3, 4):
         c, h, w = shape
@@ -47,6 +52,18 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
             f"and length {length}. For one-channel images, pass X[:, None] "
             f"(samples of shape (1, {c}, {length}); from a torch Dataset, "
             "items x[None]); to keep this reading, set "
+            f"input_shape={shape}.",
+            UserWarning,
+        )
+    elif len(shape) == 2 and shape[0] > shape[1] and shape[0] >= 8:
+        c, length = shape
+        warn_user(
+            f"X's samples have shape {shape}, read as signals of {c} channels "
+            f"and length {length}: more channels than time steps. If time "
+            "comes first (samples of shape (length, channels), as Keras and "
+            "tslearn store signals), pass X.transpose(0, 2, 1) (from a torch "
+            "Dataset, items x.T); for one-channel images, pass X[:, None] "
+            "(items x[None]); to keep this reading, set "
             f"input_shape={shape}.",
             UserWarning,
         )

@@ -104,6 +104,11 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
     [
         ((8, 8, 3), r"channels first: 8 channels.*X.transpose\(0, 3, 1, 2\).*permute"),
         ((10, 10), r"signals of 10 channels.*X\[:, None\].*items x\[None\]"),
+        # Keras's and tslearn's signals, (timesteps, channels)
+        ((100, 1), r"100 channels and length 1: more.*X.transpose\(0, 2, 1\)"),
+        ((40, 3), r"40 channels and length 3.*items x.T"),
+        # a grey image taller than wide
+        ((28, 20), r"28 channels and length 20.*X\[:, None\]"),
     ],
 )
 def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
@@ -120,6 +125,8 @@ def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
         _Scale().fit(X.reshape(6, 1, *shape[:2], -1)[:, :, :, :, 0])
         _Scale().fit(np.zeros((6, 3, 40)))  # a 3-channel signal
         _Scale().fit(np.zeros((6, 4, 4)))  # too small to be an image
+        _Scale().fit(np.zeros((6, 64, 256)))  # EEG: 64 channels of 256 steps
+        _Scale().fit(np.zeros((6, 5, 2)))  # too short to tell
         # Models of flat rows give the same result whatever the axes mean.
         PCATransformer(2).fit(X)
         KMeansTransformer(2, n_init=1, random_state=0).fit(X)

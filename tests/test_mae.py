@@ -165,6 +165,11 @@ def test_mae_reconstruct_shapes_and_mask_fraction(small_digits, nd):
     np.testing.assert_array_equal(again[1], mask)
     other = mae.reconstruct(X_in[:6], random_state=1)
     assert not np.array_equal(other[1], mask)
+    # ContextEncoderTransformer's keyword: the fill alone, or with its mask.
+    alone = mae.reconstruct(X_in[:6], random_state=0, return_mask=False)
+    np.testing.assert_array_equal(alone, rec)
+    pair = mae.reconstruct(X_in[:6], random_state=0, return_mask=True)
+    np.testing.assert_array_equal(pair[1], mask)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +215,11 @@ def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
 def test_mae_token_errors_name_a_fix_that_exists(shape, params, match):
     X = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
     with pytest.raises(ValueError, match=match):
-        MAETransformer(max_epochs=1, **params).fit(X)
+        if shape[0] > shape[1]:  # the layout is warned of first, with the fix
+            with pytest.warns(UserWarning, match=r"X.transpose\(0, 2, 1\)"):
+                MAETransformer(max_epochs=1, **params).fit(X)
+        else:
+            MAETransformer(max_epochs=1, **params).fit(X)
 
 
 def test_mae_bad_reconstruct_arguments(small_digits):
@@ -221,6 +230,8 @@ def test_mae_bad_reconstruct_arguments(small_digits):
             mae.reconstruct(X[:2], mask_ratio=ratio)
     with pytest.raises(ValueError, match="expecting 64 features"):
         mae.reconstruct(X[:2, :10])
+    with pytest.raises(TypeError, match="return_mask='no' must be True or False"):
+        mae.reconstruct(X[:2], return_mask="no")
 
 
 def test_mae_random_state_makes_training_repeatable(small_digits):

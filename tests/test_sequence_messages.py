@@ -137,6 +137,9 @@ def test_prompts_and_pretrain_x_are_named_in_their_errors(dna):
         gpt.generate(["AC", None])
     with pytest.raises(TypeError, match=r"prompts\[0\] is bytes"):
         gpt.generate([b"AC"])
+    # A count where the prompts go: sklearn-minded users write generate(3).
+    with pytest.raises(TypeError, match=r"not a count; got 3.*generate\(n_samples=3\)"):
+        gpt.generate(3)
     y = np.arange(40) % 2
     clf = FineTuner(make("GPTTransformer"), max_epochs=1, device="cpu")
     with pytest.raises(ValueError, match=r"pretrain_X\[2\] is a missing value"):

@@ -124,7 +124,12 @@ class TransformLayerMixin:
             ``(B, *input_shape_)`` (or flat rows ``(B, n_features_in_)``) to
             ``(B, width)``, equal to :meth:`transform`'s output; a sequence
             model's takes the padded token ids ``(B, T)`` of its vocabulary.
-            Its ``out_features`` attribute is the width.
+            Its ``out_features`` attribute is the width. Its weights are
+            float32, and so must its input be (a sequence model's ids
+            excepted): numpy's float64 arrays go in
+            as ``torch.from_numpy(X).float()`` (torch refuses a float64
+            input with a dtype error), where ``transform`` converts them
+            itself.
 
         Examples
         --------

@@ -331,8 +331,13 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
         return self
 
     def reconstruct(
-        self, X, mask_ratio: float | None = None, random_state=None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        X,
+        mask_ratio: float | None = None,
+        random_state=None,
+        *,
+        return_mask: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Hide random tokens of X and fill them in with the decoder.
 
         For pictures like the MAE paper's triplets: ``X * (1 - mask)`` is
@@ -350,6 +355,12 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
             Seeds the masks; None draws new ones each call. A sample's mask
             depends on the seed and the sample alone, not on the other rows
             of X or their order.
+        return_mask : bool, default=True
+            Also return the mask (the keyword of
+            :meth:`ContextEncoderTransformer.reconstruct
+            <sk_replearn.ContextEncoderTransformer.reconstruct>`, whose
+            default is False: an MAE's reconstruction is mostly its input,
+            and reads only beside its mask).
 
         Returns
         -------
@@ -360,9 +371,12 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
             the true token's mean and standard deviation, so only its shape
             within the token is predicted.
         mask : ndarray of the shape of X, dtype float32
-            1 on the values of hidden tokens, 0 on visible ones.
+            1 on the values of hidden tokens, 0 on visible ones; only with
+            ``return_mask=True``.
         """
         check_is_fitted(self, "net_")
+        if not isinstance(return_mask, bool | np.bool_):
+            raise TypeError(f"return_mask={return_mask!r} must be True or False.")
         ratio = self._check_mask_ratio(mask_ratio)
         generator = KeyedNoise(seed_from_random_state(random_state))
         n_out = self.n_features_in_
@@ -374,7 +388,8 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
             2 * n_out,
         )
         shape = self._layout_of(X)
-        return both[:, :n_out].reshape(shape), both[:, n_out:].reshape(shape)
+        filled = both[:, :n_out].reshape(shape)
+        return (filled, both[:, n_out:].reshape(shape)) if return_mask else filled
 
     def score(self, X, y=None) -> float:
         """Negative mean squared error on hidden tokens (higher is better).

@@ -274,6 +274,13 @@ class GPTTransformer(_SequenceTransformer):
         codec = self._codec()
         if prompts is None:
             prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
+        elif isinstance(prompts, Integral) and not isinstance(prompts, bool):
+            raise TypeError(
+                f"GPTTransformer.generate's first argument, prompts, is the "
+                f"beginnings to continue (a list of str), not a count; got "
+                f"{prompts!r}. For {prompts} sequences drawn from nothing, call "
+                f"generate(n_samples={prompts})."
+            )
         else:
             kind, prompts = check_sequences(
                 prompts, "GPTTransformer.generate", "prompts"
