@@ -161,6 +161,11 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH_WEIGHTS,
         "check_regressors_train": "one epoch does not reach the check's "
         "R^2: tests/test_finetune.py runs it with max_epochs=20",
+        "check_methods_subset_invariance": "float32 matrix products round "
+        "one row and many rows differently (up to 2.3e-7 in predict with "
+        "the default parameters), about the check's 1e-7: passes with this "
+        "instance on some CPUs; tests/test_finetune.py checks it to float32 "
+        "precision",
     },
     "KMeansTransformer": {
         "check_sample_weight_equivalence_on_dense_data": "K-means' seeds "
