@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 from sk_replearn import SimCLRTransformer
@@ -30,6 +31,11 @@ def test_a_compiled_fit_draws_the_views_an_eager_one_draws(lr):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         compiled = SimCLRTransformer(compile=True, **params).fit(X)
+    # Compiled indeed (were compile=True ignored, the two fits would agree
+    # by being one): the trained module is torch.compile's wrapper.
+    optimized = torch._dynamo.eval_frame.OptimizedModule
+    assert isinstance(compiled.net_.module_, optimized)
+    assert not isinstance(eager.net_.module_, optimized)
     np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(
         compiled.transform(X), eager.transform(X), rtol=0, atol=1e-4

@@ -105,7 +105,17 @@ def test_kmeans_kmeanspp_subsample_on_large_n(blobs, monkeypatch):
     import sk_replearn.classical._kmeans_blocks as mod
 
     monkeypatch.setattr(mod, "_KMEANSPP_MAX_SAMPLES", 100)
+    seen = []  # rows each k-means++ draw reads: a subsample of max(100, 16 k)
+    kmeanspp = mod._kmeans_plusplus
+
+    def counted(x, *args):
+        seen.append(len(x))
+        return kmeanspp(x, *args)
+
+    monkeypatch.setattr(mod, "_kmeans_plusplus", counted)
     km = KMeansTransformer(n_clusters=N_CLUSTERS, random_state=0).fit(blobs)
+    assert len(blobs) > max(100, 16 * N_CLUSTERS)
+    assert seen and set(seen) == {max(100, 16 * N_CLUSTERS)}
     ref = KMeans(n_clusters=N_CLUSTERS, n_init=10, random_state=0).fit(blobs)
     assert km.inertia_ <= 1.05 * ref.inertia_
 
