@@ -49,7 +49,9 @@ def test_common_sklearn_checks(estimator, check):
             return
         try:
             check(estimator)
-        except Exception:
+        except AssertionError:
+            # The check's own assertion: another error (a TypeError inside
+            # the estimator, say) is a bug, not the expected failure.
             pass
         else:
             if name in ROUNDING_DEPENDENT_CHECKS:
