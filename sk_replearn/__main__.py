@@ -1,7 +1,9 @@
-"""``python -m sk_replearn``: every method on digits, one table.
+"""``python -m sk_replearn``: every representation of images on digits, one table.
 
-Fits each estimator of the package on the training part of scikit-learn's
-8×8 digits (no labels), then prints its fit time and two held-out
+Fits each representation of the package that takes images (K-means, PCA,
+the autoencoder and the self-supervised methods; the fine-tuners build on
+them, and ``sequences`` runs the sequence models) on the training part of
+scikit-learn's 8×8 digits (no labels), then prints its fit time and two held-out
 accuracies beside raw pixels:
 
 * **all labels**: a standardised logistic regression trained on the

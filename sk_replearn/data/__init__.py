@@ -3,7 +3,8 @@
 ``fit``, ``transform`` and ``score`` take in-memory arrays, a
 :class:`numpy.memmap` (or any array backed by one), whose rows are read one
 batch at a time (:class:`ArrayRows`) and cast to float32 then (a memmap of
-integers, booleans or float16 stays in its dtype), and a map-style
+``uint8``, signed integers, booleans or float16 stays in its dtype; other
+dtypes are cast whole first, in memory), and a map-style
 :class:`torch.utils.data.Dataset` yielding samples or ``(sample, target)``
 pairs, read through a :class:`~torch.utils.data.DataLoader`
 (:class:`SampleDataset`). :func:`input_rows` validates any of them against

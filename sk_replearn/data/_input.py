@@ -146,7 +146,8 @@ def input_rows(estimator, X, *, reset: bool):
     -------
     ndarray of shape (n_samples, n_features) or SampleDataset
         A memmap stays a view of its file, in its own dtype when that is
-        an integer, boolean or float16 one (read in float32 batches); a
+        ``uint8``, a signed integer, boolean or float16 one (read in
+        float32 batches; ``uint16`` to ``uint64`` are cast whole); a
         Dataset is wrapped, unread.
 
     Examples

@@ -77,7 +77,7 @@ take none. Measured with
 ``"auto"`` (its small warps) scored 0.825 ± 0.047 against 0.825 ±
 0.012 without (the same mean, four times the spread); on MNIST-1D,
 with the heads' earlier batch normalisation, SimCLR's strong signal
-views (crops, circular shifts, masks) cost 5 points (0.73 against 0.78
+views (crops and circular shifts among them) cost 5 points (0.73 against 0.78
 with 4 labels a class), so the default is off and mild,
 class-preserving views are the ones to pass.""",
     ),
