@@ -285,7 +285,7 @@ def context_mask(
 class ContextEncoderObjective(AutoencoderObjective):
     """Convolutional encoder-decoder trained to fill in hidden regions.
 
-    The autoencoder's networks (:class:`AutoencoderObjective`: encoder,
+    The autoencoder's networks (:class:`.AutoencoderObjective`: encoder,
     linear code of ``n_components``, mirrored decoder), trained on another
     task: the encoder reads the sample with a region hidden (set to the
     mean, 0 in standardised units, as the paper fills it) and the decoder
@@ -298,7 +298,7 @@ class ContextEncoderObjective(AutoencoderObjective):
     n_components : int
         Width of the code between encoder and decoder.
     encoder, decoder : str or type, default="auto"
-        As for :class:`AutoencoderObjective` (a strided CNN and its mirror
+        As for :class:`.AutoencoderObjective` (a strided CNN and its mirror
         on images and signals, MLPs on tables).
     encoder_kwargs, decoder_kwargs : dict or None
         Keyword arguments of the encoder / decoder.
