@@ -234,8 +234,8 @@ class BaseRepresentation(
     Subclasses declare their hyperparameters in ``__init__`` (keyword-only,
     stored as given), extend ``_parameter_constraints`` and set
     ``_n_features_out`` once fitted. This class supplies the rest:
-    :meth:`_validate_X` for input checking and shape handling,
-    :meth:`_device` for ``device="auto"``, :meth:`_map_batches` for a
+    ``_validate_X`` for input checking and shape handling,
+    ``_device`` for ``device="auto"``, ``_map_batches`` for a
     transform whose memory stays flat in ``n_samples``, and the feature names
     ``<classname>0, <classname>1, ...`` used by ``set_output``.
 
@@ -577,7 +577,7 @@ class BaseRepresentation(
         Returns
         -------
         feature_names_out : ndarray of str objects
-            One name per column of :meth:`transform`'s output.
+            One name per column of ``transform``'s output.
         """
         check_is_fitted(self)
         return _generate_get_feature_names_out(

@@ -99,7 +99,7 @@ class NeuralRepresentation(
 
     Every subclass declares ``transform_layer=-1`` (just before
     ``accelerator``) so that it can be probed at every layer; the logic is
-    :class:`~sk_replearn.methods._layers.TransformLayerMixin`'s. Parameters
+    the private ``methods._layers.TransformLayerMixin``'s. Parameters
     shared by every subclass are documented on each estimator (see
     :class:`~sk_replearn.AutoencoderTransformer`).
     """
