@@ -136,6 +136,10 @@ def test_context_encoder_fit_is_repeatable(small_digits):
     a = ContextEncoderTransformer(**IMAGE, device="cpu").fit(X).transform(X)
     b = ContextEncoderTransformer(**IMAGE, device="cpu").fit(X).transform(X)
     np.testing.assert_array_equal(a, b)
+    # and random_state is read: another seed, another fit
+    other = {**IMAGE, "random_state": 1}
+    c = ContextEncoderTransformer(**other, device="cpu").fit(X).transform(X)
+    assert not np.allclose(c, a)
 
 
 def test_context_encoder_learns_to_fill_in_better_than_the_mean(digits_split):

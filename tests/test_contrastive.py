@@ -24,6 +24,8 @@ from sk_replearn.methods import (
     MoCoTransformer,
     SimCLRTransformer,
     SimSiamTransformer,
+    SwAVTransformer,
+    VICRegTransformer,
 )
 from sk_replearn.methods.two_view import _auto_epochs, _TwoViewTransformer
 from sk_replearn.views import ImageViews
@@ -164,27 +166,61 @@ def test_simclr_views_that_do_not_fit_the_input_raise(small_digits):
         _make(SimCLRTransformer, views=SequenceViews()).fit(X)
 
 
-def test_simclr_learns_a_better_representation_than_random_init(digits_split):
-    """A few epochs of SimCLR beat the same encoder untrained, on held-out digits.
+#: Settings of the held-out learning test below, per method: the encoder is
+#: narrow (64 features), which keeps it quick and leaves random features
+#: room to lose; BYOL and DINO need 20 epochs for a clear margin.
+LEARNING = {
+    SimCLRTransformer: {"max_epochs": 10},
+    MoCoTransformer: {"max_epochs": 10, "queue_size": 256},
+    BYOLTransformer: {"max_epochs": 20},
+    SimSiamTransformer: {"max_epochs": 10},
+    BarlowTwinsTransformer: {"max_epochs": 10},
+    DINOTransformer: {"max_epochs": 20, "bottleneck_dim": 16},
+    VICRegTransformer: {"max_epochs": 10},
+}
+#: Two-view methods whose held-out learning test lives in their own file.
+OWN_LEARNING_TEST = {
+    SwAVTransformer: "test_swav.py::test_swav_beats_a_random_encoder_on_digits",
+    CMCTransformer: "test_cmc.py::"
+    "test_cmc_learns_a_better_representation_than_random_init",
+}
+
+
+def test_every_two_view_method_has_a_held_out_learning_test():
+    assert set(ESTIMATORS) == set(LEARNING) | set(OWN_LEARNING_TEST)
+
+
+@pytest.mark.parametrize("cls", list(LEARNING), ids=[c.__name__ for c in LEARNING])
+def test_ssl_estimator_learns_a_better_representation_than_random_init(
+    cls, digits_split
+):
+    """A few epochs beat the same encoder untrained, on held-out digits.
 
     The untrained encoder gets the same passes at ``lr=0``, so that its
-    batch-norm statistics fit the data as well. A narrow encoder (64
-    features) keeps it quick and leaves random features room to lose.
+    batch-norm statistics fit the data as well. Measured with a standardised
+    logistic regression at seeds 0, 1, 2, the smallest gains: SimCLR 0.033,
+    MoCo 0.042, BYOL 0.029, SimSiam 0.022, Barlow Twins 0.033, DINO 0.029,
+    VICReg 0.042. The held-out score (minus the loss) rises too, which
+    pins its sign.
     """
     X_train, X_test, y_train, y_test = digits_split
     params = dict(
         input_shape=(1, 8, 8),
         encoder_kwargs={"channels": (8, 16)},
-        max_epochs=10,
         random_state=0,
+        **LEARNING[cls],
     )
-    scores = {}
+    scores, ssl_scores = {}, {}
     for name, lr in [("trained", 3e-3), ("untrained", 0)]:
-        rep = SimCLRTransformer(lr=lr, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CollapseWarning)  # lr=0 may look so
+            rep = cls(lr=lr, **params).fit(X_train)
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        probe.fit(rep.fit_transform(X_train), y_train)
+        probe.fit(rep.transform(X_train), y_train)
         scores[name] = probe.score(rep.transform(X_test), y_test)
-    assert scores["trained"] > scores["untrained"] + 0.01, scores
+        ssl_scores[name] = rep.score(X_test)
+    assert scores["trained"] > scores["untrained"] + 0.015, scores
+    assert ssl_scores["trained"] > ssl_scores["untrained"], ssl_scores
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
