@@ -150,6 +150,16 @@ def test_ssl_estimator_pickle_round_trip(cls, small_digits):
         (SimCLRTransformer, {"projection_dim": 0}, "projection_dim"),
         (MoCoTransformer, {"max_epochs": "many"}, "max_epochs"),
         (BYOLTransformer, {"max_epochs": 0}, "max_epochs"),
+        (VICRegTransformer, {"invariance_weight": -1.0}, "'invariance_weight'"),
+        (VICRegTransformer, {"covariance_weight": float("nan")}, "'covariance_weight'"),
+        (
+            VICRegTransformer,
+            {"invariance_weight": 0, "variance_weight": 0, "covariance_weight": 0},
+            "all 0: the loss is 0 and the encoder learns nothing",
+        ),
+        (SwAVTransformer, {"epsilon": 0.0}, "'epsilon'"),
+        (SwAVTransformer, {"sinkhorn_iterations": 0}, "'sinkhorn_iterations'"),
+        (SwAVTransformer, {"queue_length": -1}, "'queue_length'"),
     ],
 )
 def test_ssl_estimator_bad_params_raise(cls, params, match, small_digits):

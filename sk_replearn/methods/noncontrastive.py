@@ -617,7 +617,8 @@ class VICRegTransformer(_TwoViewTransformer):
         paper's 25 / 25 / 1, halves that sum: ``variance_weight=25`` here
         is their 50, and 12.5 here is their 25.
     covariance_weight : float, default=1.0
-        Weight ``ν`` (>= 0) of the covariance (decorrelation) term.
+        Weight ``ν`` (>= 0) of the covariance (decorrelation) term. At
+        least one of the three weights must be above 0.
     {params input_shape..accelerator}
 
     Attributes
@@ -689,6 +690,17 @@ class VICRegTransformer(_TwoViewTransformer):
         accelerator=None,
     ) -> None:
         store_params(self, locals())
+
+    def _check_params_against_data(self, n_samples: int) -> None:
+        super()._check_params_against_data(n_samples)
+        weights = (self.invariance_weight, self.variance_weight, self.covariance_weight)
+        if not any(weights):
+            # A loss of 0 at every step: the fit would train nothing.
+            raise ValueError(
+                "invariance_weight, variance_weight and covariance_weight are "
+                "all 0: the loss is 0 and the encoder learns nothing; set at "
+                "least one above 0 (the paper's are 25, 25 and 1)."
+            )
 
     def _objective_params(self) -> dict:
         return {
