@@ -415,13 +415,8 @@ def test_swav_beats_a_random_encoder_on_digits():
     # The untrained twin gets the same passes at lr=0 (batch-norm statistics
     # fitted alike). Measured at seeds 0, 1, 2: trained 0.987, 0.982, 0.984,
     # untrained 0.962, 0.971, 0.962, raw pixels 0.958.
-    kw = dict(
-        input_shape=(1, 8, 8),
-        batch_size=128,
-        n_prototypes=30,
-        max_epochs=12,
-        random_state=0,
-    )
+    kw = dict(input_shape=(1, 8, 8), batch_size=128, n_prototypes=30, random_state=0)
+    kw["max_epochs"] = 12
     trained = SwAVTransformer(**kw).fit(X_tr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
