@@ -27,6 +27,7 @@ from sk_replearn import (
     AutoencoderTransformer,
     BarlowTwinsTransformer,
     BYOLTransformer,
+    CollapseWarning,
     DINOTransformer,
     FineTuner,
     FineTunerRegressor,
@@ -38,6 +39,7 @@ from sk_replearn import (
     SimSiamTransformer,
 )
 from sk_replearn.base import is_fitted
+from sk_replearn.evaluation import few_label_indices
 from sk_replearn.nn import CentredLayerNorm, CentredScale
 from sk_replearn.nn.surgery import encoder_blocks
 from sk_replearn.persistence import load, save
@@ -478,6 +480,32 @@ def test_fine_tuning_learns_digits(digits_split):
     frozen.fit(X_tr, y_tr)
     assert tuned.score(X_te, y_te) >= 0.95
     assert tuned.score(X_te, y_te) > frozen.score(X_te, y_te)
+
+
+def test_pre_training_helps_with_few_labels(digits_split):
+    # Transfer learning's claim: a representation pre-trained on the
+    # unlabelled images, fine-tuned on 5 labels a class, beats the same
+    # encoder untrained (SimCLR at lr=0: the same passes, batch-norm
+    # statistics fitted alike) fine-tuned alike. Held-out accuracy at seeds
+    # 0, 1, 2: 0.764, 0.816, 0.802 against 0.696, 0.698, 0.736 (frozen:
+    # 0.727, 0.798, 0.802 against 0.660, 0.667, 0.724).
+    X_tr, X_te, y_tr, y_te = digits_split
+    labelled = few_label_indices(y_tr, 5, random_state=0)
+    scores = {}
+    for name, lr in [("pre-trained", 3e-3), ("untrained", 0.0)]:
+        rep = SimCLRTransformer(
+            input_shape=(1, 8, 8),
+            encoder_kwargs={"channels": (8, 16)},
+            max_epochs=10,
+            lr=lr,
+            random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CollapseWarning)  # lr=0 may look so
+            rep.fit(X_tr)
+        clf = FineTuner(rep, max_epochs=30, random_state=0)
+        scores[name] = clf.fit(X_tr[labelled], y_tr[labelled]).score(X_te, y_te)
+    assert scores["pre-trained"] > scores["untrained"] + 0.04, scores
 
 
 def test_images_in_their_own_shape(small_digits):
