@@ -42,6 +42,20 @@ def test_autoencoder_beats_pca_on_digits(digits_split):
     assert ae.score(X_test) == pytest.approx(-mse_ae, rel=1e-4)
 
 
+def test_autoencoder_beats_its_untrained_encoder(digits_split):
+    # The same MLP at lr=0 (the same passes, batch-norm statistics fitted
+    # alike), standardised logistic regression on held-out digits. At seeds
+    # 0, 1, 2: 0.942, 0.944, 0.936 against 0.784, 0.709, 0.718.
+    X_train, X_test, y_train, y_test = digits_split
+    scores = {}
+    for lr in (3e-3, 0.0):
+        ae = AutoencoderTransformer(16, max_epochs=30, lr=lr, random_state=0)
+        Z_train, Z_test = ae.fit_transform(X_train), ae.transform(X_test)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        scores[lr] = probe.fit(Z_train, y_train).score(Z_test, y_test)
+    assert scores[3e-3] > scores[0.0] + 0.1, scores
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_autoencoder_grid_search_in_pipeline(small_digits, n_jobs):
     X, y = small_digits
