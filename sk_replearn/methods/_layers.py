@@ -126,10 +126,9 @@ class TransformLayerMixin:
             model's takes the padded token ids ``(B, T)`` of its vocabulary.
             Its ``out_features`` attribute is the width. Its weights are
             float32, and so must its input be (a sequence model's ids
-            excepted): numpy's float64 arrays go in
-            as ``torch.from_numpy(X).float()`` (torch refuses a float64
-            input with a dtype error), where ``transform`` converts them
-            itself.
+            excepted): numpy's float64 arrays go in as
+            ``torch.from_numpy(X).float()`` (torch refuses a float64 input
+            with a dtype error), where ``transform`` converts them itself.
 
         Examples
         --------
