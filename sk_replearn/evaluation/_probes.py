@@ -17,11 +17,11 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._seeding import seed_from_random_state
 from ..base import fit_context
 from ._common import _class_counts
 
@@ -373,7 +373,7 @@ class LinearProbeCV(_Probe):
             # A RandomState (or None: numpy's global one) would be drawn from
             # anew at each split(): fix one seed so that cv_ gives the folds
             # used here again.
-            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+            seed = seed_from_random_state(seed)
         self.cv_ = RepeatedStratifiedKFold(
             n_splits=n_splits, n_repeats=n_repeats, random_state=seed
         )
