@@ -45,25 +45,21 @@ def _warn_unlikely_layout(shape: tuple[int, ...]) -> None:
             f"set input_shape={shape}.",
             UserWarning,
         )
-    elif len(shape) == 2 and shape[0] == shape[1] >= 8:
+    elif len(shape) == 2 and shape[0] >= max(shape[1], 8):
         c, length = shape
+        reorder = ". For"
+        if c > length:
+            reorder = (
+                ": more channels than time steps. If time comes first (samples "
+                "of shape (length, channels), as Keras and tslearn store "
+                "signals), pass X.transpose(0, 2, 1) (from a torch Dataset, "
+                "items x.T); for"
+            )
         warn_user(
             f"X's samples have shape {shape}, read as signals of {c} channels "
-            f"and length {length}. For one-channel images, pass X[:, None] "
+            f"and length {length}{reorder} one-channel images, pass X[:, None] "
             f"(samples of shape (1, {c}, {length}); from a torch Dataset, "
             "items x[None]); to keep this reading, set "
-            f"input_shape={shape}.",
-            UserWarning,
-        )
-    elif len(shape) == 2 and shape[0] > shape[1] and shape[0] >= 8:
-        c, length = shape
-        warn_user(
-            f"X's samples have shape {shape}, read as signals of {c} channels "
-            f"and length {length}: more channels than time steps. If time "
-            "comes first (samples of shape (length, channels), as Keras and "
-            "tslearn store signals), pass X.transpose(0, 2, 1) (from a torch "
-            "Dataset, items x.T); for one-channel images, pass X[:, None] "
-            "(items x[None]); to keep this reading, set "
             f"input_shape={shape}.",
             UserWarning,
         )
