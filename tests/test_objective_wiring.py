@@ -17,8 +17,12 @@ their statistics, see ``embed_pair``), so the hand computations do the same.
 import pytest
 import torch
 import torch.nn.functional as F
+from _instances import PUBLIC_ESTIMATORS
 
+from sk_replearn.methods.two_view import _TwoViewTransformer
 from sk_replearn.nn.momentum import cosine_momentum
+from sk_replearn.objectives.clustering import SwAVObjective
+from sk_replearn.objectives.cmc import CMCObjective
 from sk_replearn.objectives.contrastive import MoCoObjective, SimCLRObjective
 from sk_replearn.objectives.noncontrastive import (
     BarlowTwinsObjective,
@@ -266,6 +270,26 @@ def _run(name):
 
 
 # --- tests -------------------------------------------------------------------
+
+
+#: Two-view objectives not wired by hand here, and what tests them instead.
+NOT_HERE = {
+    SwAVObjective: "test_swav.py: its loss against a loop, the prototypes, "
+    "the queue and the codes' stop-gradient, not the objective's whole loss",
+    CMCObjective: "test_cmc.py: its loss against a loop over view pairs, "
+    "not the objective's whole loss",
+}
+
+
+def test_every_two_view_objective_is_wired_here_or_named():
+    # A new method adds its row to OBJECTIVES and its formula to BY_HAND.
+    used = {
+        cls._objective
+        for cls in PUBLIC_ESTIMATORS.values()
+        if issubclass(cls, _TwoViewTransformer)
+    }
+    here = {cls for cls, _ in OBJECTIVES.values()}
+    assert used == here | set(NOT_HERE)
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
