@@ -15,6 +15,7 @@ from ..base import fit_context, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import CLS, N_SPECIAL, PAD, SEP, check_sequences
 from ._sequence_base import _SequenceTransformer
+from ._sequence_queries import fill_mask_candidates, next_token_candidates
 
 __all__ = ["BERTTransformer", "GPTTransformer"]
 
@@ -340,6 +341,49 @@ class GPTTransformer(_SequenceTransformer):
                     texts.append(codec.decode(list(ids) + row))
         return texts
 
+    def predict_next(self, prompts, *, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """The most likely next tokens of each prompt, with their probabilities.
+
+        What the language model predicts after a prefix: "The students
+        opened their" is followed by "books" or "laptops" with the
+        probabilities the model gives them.
+
+        Parameters
+        ----------
+        prompts : iterable of str, or integer sequences
+            Beginnings of sequences, of the kind ``fit`` got (an empty
+            string asks for the first token). A prompt longer than
+            ``max_length + 1`` tokens is read by its last ones, as
+            :meth:`generate` reads it.
+        top_k : int, default=5
+            How many tokens to list per prompt.
+
+        Returns
+        -------
+        candidates : list of list of (str, float)
+            For each prompt, its ``top_k`` most likely next tokens, most
+            likely first, each named as in ``vocabulary_`` with its
+            probability under the model (the softmax over the whole
+            vocabulary). The end of the sequence is ``"[SEP]"``, a token
+            unseen in ``fit`` is ``"[UNK]"``; for integer input the ids
+            are named as strings (``"7"``).
+
+        See Also
+        --------
+        generate : Sample whole continuations.
+
+        Examples
+        --------
+        >>> from sk_replearn import GPTTransformer
+        >>> X = ["ABCABCABC", "ABCABC", "ABCABCABCABC"] * 10
+        >>> gpt = GPTTransformer(embed_dim=16, depth=1, num_heads=2,
+        ...                      max_epochs=20, random_state=0).fit(X)
+        >>> [token for token, p in gpt.predict_next(["ABCA"], top_k=1)[0]]
+        ['B']
+        """
+        check_is_fitted(self, "net_")
+        return next_token_candidates(self, prompts, top_k)
+
     def _build_objective(self) -> GPTObjective:
         return GPTObjective(
             self.vocab_size_, self.max_length + 2, **self._encoder_kwargs()
@@ -530,6 +574,56 @@ class BERTTransformer(_SequenceTransformer):
                 "score sequences with at least one known token."
             )
         return float(sums[:, 0].sum() / sums[:, 1].sum())
+
+    def fill_mask(
+        self, X, *, mask_token="[MASK]", top_k: int = 5
+    ) -> list[list[list[tuple[str, float]]]]:
+        """The most likely tokens at each masked position, with their probabilities.
+
+        BERT's own task on new text: each ``mask_token`` in a sequence
+        hides one token, and the model predicts it from both sides of its
+        context ("The students opened their [MASK] to page ten").
+
+        Parameters
+        ----------
+        X : iterable of str, or integer sequences
+            Sequences of the kind ``fit`` got, each holding at least one
+            ``mask_token`` within its first ``max_length`` tokens.
+        mask_token : str or int, default="[MASK]"
+            What marks a hidden token: a text in strings (one token
+            whatever the tokenizer; with a subword tokenizer the space
+            before it goes with it, as it would with the word it hides),
+            or, for integer input, an int (every position holding it is
+            hidden, e.g. one above the largest id seen in ``fit``).
+        top_k : int, default=5
+            How many tokens to list per mask.
+
+        Returns
+        -------
+        candidates : list of list of list of (str, float)
+            For each sequence, for each of its masks from left to right,
+            the ``top_k`` most likely tokens, most likely first, each named
+            as in ``vocabulary_`` with its probability under the model
+            (the softmax over the whole vocabulary). The masks of one
+            sequence are predicted together, as in training, each without
+            the others' tokens.
+
+        Raises
+        ------
+        ValueError
+            If a sequence holds no mask, or one beyond ``max_length``.
+
+        Examples
+        --------
+        >>> from sk_replearn import BERTTransformer
+        >>> X = ["ABCABCABC", "ABCABC", "ABCABCABCABC"] * 10
+        >>> bert = BERTTransformer(embed_dim=16, depth=1, num_heads=2,
+        ...                        max_epochs=30, random_state=0).fit(X)
+        >>> [c[0][0] for c in bert.fill_mask(["ABCA[MASK]CAB"])[0]]
+        ['B']
+        """
+        check_is_fitted(self, "net_")
+        return fill_mask_candidates(self, X, mask_token, top_k)
 
     def _build_objective(self) -> BERTObjective:
         return BERTObjective(

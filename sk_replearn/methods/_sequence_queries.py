@@ -1,0 +1,178 @@
+"""What a fitted language model predicts: next tokens (GPT), masked tokens (BERT).
+
+The work behind :meth:`GPTTransformer.predict_next` and
+:meth:`BERTTransformer.fill_mask`: reading the prompts or the masked texts,
+running the trained objective in batches, and naming the most likely tokens
+with their probabilities.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from ..tokens import (
+    CLS,
+    MASK,
+    N_SPECIAL,
+    PAD,
+    SEP,
+    SPECIAL_TOKENS,
+    check_sequences,
+    warn_unknown,
+)
+
+#: Sequences per forward pass of the queries (their memory stays flat in X).
+_QUERY_BATCH = 64
+
+Candidates = list[tuple[str, float]]
+
+
+def check_top_k(top_k, owner: str) -> None:
+    """``top_k`` is an int >= 1."""
+    if isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1:
+        raise ValueError(
+            f"{owner}: top_k={top_k!r} must be an int >= 1 (how many of the "
+            "most likely tokens to list)."
+        )
+
+
+def _token_names(codec) -> list[str]:
+    """The name of every id, as ``vocabulary_`` spells it."""
+    return list(SPECIAL_TOKENS) + list(codec.tokens)
+
+
+def _ranked(probs: torch.Tensor, allowed: torch.Tensor, names, top_k: int):
+    """The ``top_k`` allowed ids of each row of ``probs``, most likely first."""
+    scores = probs.masked_fill(~allowed, -1.0)
+    k = min(top_k, int(allowed.sum()))
+    values, ids = scores.topk(k, dim=1)
+    return [
+        [(names[i], float(p)) for i, p in zip(row_ids, row_p)]
+        for row_ids, row_p in zip(ids.tolist(), values.tolist())
+    ]
+
+
+def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
+    """The ``top_k`` likeliest next tokens of each prompt and their probabilities.
+
+    Each prompt is read as ``[CLS] t_1 ... t_n``, its last ``max_length + 1``
+    tokens if longer (the window :meth:`GPTTransformer.generate` reads); the
+    candidates are the tokens the model was trained to predict: every text
+    token, ``[UNK]`` and ``[SEP]`` (the end of the sequence).
+    """
+    owner = "GPTTransformer.predict_next"
+    check_top_k(top_k, owner)
+    if isinstance(prompts, Integral) and not isinstance(prompts, bool):
+        raise TypeError(
+            f"{owner}'s first argument, prompts, is the beginnings whose next "
+            f"token is asked (a list of str); got {prompts!r}."
+        )
+    kind, prompts = check_sequences(prompts, owner, "prompts")
+    codec = est._same_kind(kind, owner, "prompts")
+    encoded = codec.encode(prompts, name="prompts")
+    warn_unknown(encoded, getattr(est, "_unknown_fraction", 0.0), owner, "prompts")
+    module = est._module()
+    device = next(module.parameters()).device
+    window = module.encoder.pos_embed.shape[1] - 1
+    allowed = torch.ones(module.vocab_size, dtype=torch.bool)
+    allowed[[PAD, CLS, MASK]] = False  # never a target in training
+    names = _token_names(codec)
+    out: list[Candidates] = []
+    for start in range(0, len(encoded), _QUERY_BATCH):
+        rows = [[CLS, *ids][-window:] for ids in encoded[start : start + _QUERY_BATCH]]
+        lengths = torch.tensor([len(r) for r in rows])
+        ids = torch.full((len(rows), int(lengths.max())), PAD, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        with torch.inference_mode():
+            # Causal: a prompt's last state does not read the padding after it.
+            hidden = module.encoder.forward_tokens(ids.to(device))
+            last = hidden[torch.arange(len(rows)), (lengths - 1).to(device)]
+            probs = module.logits(last).float().softmax(dim=1).cpu()
+        out.extend(_ranked(probs, allowed.expand_as(probs), names, top_k))
+    return out
+
+
+def _mask_token_ids(codec, sequences, mask_token, owner: str) -> list[list[int]]:
+    """Ids of each sequence with ``[MASK]`` where it holds ``mask_token``."""
+    if codec.kind == "ids":
+        if isinstance(mask_token, bool) or not isinstance(mask_token, Integral):
+            raise TypeError(
+                f"{owner}: the model was fitted on integer token ids, so the "
+                "hidden positions are marked by an integer: pass mask_token=<int>, "
+                f"an id that marks them in X (e.g. {codec.state['n_ids']}, one "
+                f"above the largest id seen in fit); got mask_token={mask_token!r}."
+            )
+        out = []
+        for s in sequences:
+            hidden = s == mask_token
+            ids = np.where(hidden, 0, s)
+            row = codec.encode([ids], name="X")[0]
+            out.append([MASK if h else i for i, h in zip(row, hidden.tolist())])
+        return out
+    if not isinstance(mask_token, str) or not mask_token:
+        raise TypeError(
+            f"{owner}: mask_token={mask_token!r} must be a non-empty str, the "
+            "text that marks each hidden token in X (default '[MASK]')."
+        )
+    out = []
+    for s in sequences:
+        pieces = s.split(mask_token)
+        if codec.kind == "hf":
+            # A subword vocabulary carries a word's space with the word
+            # (byte-level BPE's "Ġbooks"): the space before a mask is its.
+            pieces = [p.rstrip() for p in pieces[:-1]] + pieces[-1:]
+        parts = codec.encode(pieces, name="X")
+        row = list(parts[0])
+        for part in parts[1:]:
+            row += [MASK, *part]
+        out.append(row)
+    return out
+
+
+def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates]]:
+    """For each sequence of X, the ``top_k`` likeliest tokens at each of its masks."""
+    owner = "BERTTransformer.fill_mask"
+    check_top_k(top_k, owner)
+    kind, sequences = check_sequences(X, owner)
+    codec = est._same_kind(kind, owner, "X")
+    encoded = _mask_token_ids(codec, sequences, mask_token, owner)
+    module = est._module()
+    device = next(module.parameters()).device
+    longest = module.encoder.pos_embed.shape[1] - 2
+    for i, row in enumerate(encoded):
+        if MASK not in row:
+            raise ValueError(
+                f"{owner}: X[{i}] holds no {mask_token!r}; mark each token to "
+                f"predict with mask_token={mask_token!r} (e.g. 'The students "
+                "opened their [MASK].' with tokenizer='word')."
+            )
+        if MASK in row[longest:]:
+            raise ValueError(
+                f"{owner}: X[{i}] has a mask beyond its first max_length="
+                f"{longest} tokens, which the model cannot read; shorten the "
+                "sequence around its masks."
+            )
+    shown = [[t for t in row if t != MASK] for row in encoded]
+    warn_unknown(shown, getattr(est, "_unknown_fraction", 0.0), owner)
+    allowed = torch.zeros(module.vocab_size, dtype=torch.bool)
+    allowed[N_SPECIAL:] = True  # BERT predicts text tokens only
+    names = _token_names(codec)
+    out: list[list[Candidates]] = []
+    for start in range(0, len(encoded), _QUERY_BATCH):
+        rows = [[CLS, *r[:longest], SEP] for r in encoded[start : start + _QUERY_BATCH]]
+        ids = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        ids = ids.to(device)
+        chosen = ids == MASK
+        with torch.inference_mode():
+            probs = module.predict_masked(ids, chosen).float().softmax(dim=1).cpu()
+        ranked = iter(_ranked(probs, allowed.expand_as(probs), names, top_k))
+        # predict_masked orders the masks row by row, left to right.
+        for n in chosen.sum(dim=1).tolist():
+            out.append([next(ranked) for _ in range(n)])
+    return out
