@@ -1,4 +1,4 @@
-"""Momentum (exponential moving average) target networks of MoCo and BYOL.
+"""Momentum (exponential moving average) networks of MoCo, BYOL and DINO.
 
 A target network ``ξ`` follows an online network ``θ`` by
 ``ξ ← m·ξ + (1 − m)·θ`` after each optimiser step; it receives no gradient.

@@ -41,7 +41,7 @@ __all__ = [
     "strip_classifier",
 ]
 
-#: Values of the ``pooling`` of :class:`PretrainedBackbone`.
+#: Values of the ``pooling`` of :class:`~sk_replearn.nn.pretrained.PretrainedBackbone`.
 POOLINGS = ("avg", "max", "cls", "flatten")
 #: Names that torchvision and most model zoos give a classifier's last layer.
 CLASSIFIER_NAMES = ("fc", "classifier", "head", "heads", "last_linear")

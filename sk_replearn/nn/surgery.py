@@ -358,7 +358,10 @@ def encoder_blocks(encoder: TransferEncoder) -> list[Block]:
 
 
 def linear_encoder(components, mean, scale=None) -> TransferEncoder:
-    """A :class:`TransferEncoder` for PCA: ``z = ((x - mean) @ W.T) / scale``.
+    """The encoder of PCA as a module: ``z = ((x - mean) @ W.T) / scale``.
+
+    A :class:`~sk_replearn.nn.surgery.TransferEncoder`, which a fine-tuner
+    of :class:`~sk_replearn.PCATransformer` trains as any other network.
 
     Parameters
     ----------
@@ -370,7 +373,7 @@ def linear_encoder(components, mean, scale=None) -> TransferEncoder:
 
     Returns
     -------
-    TransferEncoder
+    encoder : sk_replearn.nn.surgery.TransferEncoder
         A single ``Linear(d, k)`` layer holding W and ``-W @ mean``.
 
     Examples
