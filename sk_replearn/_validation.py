@@ -251,3 +251,9 @@ def _hashable(value) -> bool:
     except TypeError:
         return False
     return True
+
+
+def check_flag(value, name: str) -> None:
+    """Refuse a keyword flag that is not True or False (``"no"`` is truthy)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}={value!r} must be True or False.")

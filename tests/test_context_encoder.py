@@ -127,6 +127,9 @@ def test_context_encoder_reconstruct_uses_the_estimators_seeded_masks(small_digi
     np.testing.assert_array_equal(filled, again)
     other = ce.set_params(random_state=1).reconstruct(X[:20], return_mask=True)[1]
     assert not np.array_equal(mask, other)
+    # "no" is truthy: a flag that is not a bool is refused, as MAE's is.
+    with pytest.raises(TypeError, match="return_mask='no' must be True or False"):
+        ce.reconstruct(X[:2], return_mask="no")
 
 
 def test_context_encoder_fit_is_repeatable(small_digits):

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
 from .._seeding import seed_from_random_state
+from .._validation import check_flag
 from ..base import fit_context, store_params
 from ..nn.build import DECODER_NAMES
 from ..objectives.context import (
@@ -236,6 +237,7 @@ class ContextEncoderTransformer(NeuralRepresentation):
             ``return_mask=True``.
         """
         check_is_fitted(self, "net_")
+        check_flag(return_mask, "return_mask")
         generator = KeyedNoise(seed_from_random_state(self.random_state))
         n_out = self.n_features_in_
         both = self._apply(

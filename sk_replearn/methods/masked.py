@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
 from .._seeding import seed_from_random_state
+from .._validation import check_flag
 from ..base import fit_context, store_params
 from ..objectives.masked import KeyedNoise
 from ._mae_settings import _AUTO, MAESettingsMixin
@@ -375,8 +376,7 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
             ``return_mask=True``.
         """
         check_is_fitted(self, "net_")
-        if not isinstance(return_mask, bool | np.bool_):
-            raise TypeError(f"return_mask={return_mask!r} must be True or False.")
+        check_flag(return_mask, "return_mask")
         ratio = self._check_mask_ratio(mask_ratio)
         generator = KeyedNoise(seed_from_random_state(random_state))
         n_out = self.n_features_in_
