@@ -184,7 +184,7 @@ class DINOLoss(nn.Module):
         Width ``K`` of the DINO head's output.
     teacher_temp : float, default=0.04
         Teacher temperature ``τ_t`` (> 0). A plain attribute: for DINO's
-        warm-up the estimator sets ``loss.teacher_temp`` each epoch (the
+        warm-up the objective sets ``loss.teacher_temp`` at each step (the
         paper: linear from 0.04 to 0.07 over the first 30 epochs).
     student_temp : float, default=0.1
         Student temperature ``τ_s`` (> 0).
@@ -250,16 +250,23 @@ class DINOLoss(nn.Module):
                 f"(B, {self.out_dim}); got shapes {[tuple(v.shape) for v in views]}."
             )
 
-    def teacher_probs(self, teacher_out: torch.Tensor) -> torch.Tensor:
-        """Centred, sharpened, detached teacher distribution ``(B, K)``."""
+    def teacher_probs(
+        self, teacher_out: torch.Tensor, center: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Centred, sharpened, detached teacher distribution ``(B, K)``.
+
+        ``center`` replaces the running :attr:`center` when given.
+        """
         check_positive("teacher_temp", self.teacher_temp)
-        t = upcast(teacher_out.detach()) - self.center  # (B, K)
+        c = self.center if center is None else center
+        t = upcast(teacher_out.detach()) - c  # (B, K)
         return F.softmax(t / self.teacher_temp, dim=-1)  # (B, K)
 
     def forward(
         self,
         student_out: Sequence[torch.Tensor],
         teacher_out: Sequence[torch.Tensor],
+        center: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean cross-entropy over the (teacher view, other student view) pairs.
 
@@ -270,6 +277,11 @@ class DINOLoss(nn.Module):
         teacher_out : sequence of torch.Tensor of shape (B, out_dim)
             Teacher head outputs of the global views; ``teacher_out[a]`` is
             the same crop as ``student_out[a]``.
+        center : torch.Tensor of shape (1, out_dim) or None, default=None
+            The center to subtract from the teacher's outputs; None uses the
+            running :attr:`center`. (DINO's objective passes the teacher's
+            own mean in evaluation mode, where the running center, a mean
+            of training-mode outputs, does not fit.)
 
         Returns
         -------
@@ -300,7 +312,7 @@ class DINOLoss(nn.Module):
         ]
         total, n_pairs = 0.0, 0
         for a, t in enumerate(teacher_out):
-            q = self.teacher_probs(t)  # (B, K)
+            q = self.teacher_probs(t, center)  # (B, K)
             for b, lp in enumerate(log_p):
                 if a == b:
                     continue

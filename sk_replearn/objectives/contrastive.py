@@ -74,7 +74,10 @@ class MoCoObjective(TwoViewObjective):
     The query encoder is the backbone with a 2-layer MLP head (v2); the key
     encoder is its EMA copy. The loss is symmetrised (each view is once the
     query, once the key), as in MoCo v3 and the authors' CIFAR demo, and
-    both views' keys are queued after the loss's snapshot of the queue.
+    both views' keys are queued after the loss's snapshot of the queue. In
+    evaluation mode (``score``, a validation split) the queue is neither
+    read nor filled: the negatives are the batch's other keys, as in MoCo
+    v3, since the queued keys were drawn in training mode.
 
     Parameters
     ----------
@@ -162,9 +165,17 @@ class MoCoObjective(TwoViewObjective):
             k1, k2 = embed_pair(
                 lambda v: self.key_projector(self.key_backbone(v)), v1, v2
             )
+        if not self.training:
+            # Evaluation (score, a validation split): the queue holds keys of
+            # the training batches, drawn in training mode (batch statistics);
+            # queries in evaluation mode (running statistics) sit apart from
+            # them, so that the loss could fall as the network got worse. The
+            # negatives are the batch's other keys instead (InfoNCE without a
+            # queue): one mode throughout, and nothing but X read.
+            return q1, q2, k1, k2, None
         queue = self.queue.queue  # (K, D), a copy: safe from the enqueue below
-        if self.training:  # every rank's keys, as MoCo's concat_all_gather
-            self.queue.enqueue(gather_batch(torch.cat([k1, k2])))
+        # every rank's keys, as MoCo's concat_all_gather
+        self.queue.enqueue(gather_batch(torch.cat([k1, k2])))
         return q1, q2, k1, k2, queue
 
     def loss(self, output, x: torch.Tensor) -> torch.Tensor:

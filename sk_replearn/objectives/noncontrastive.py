@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses._checks import check_positive
+from ..losses._checks import check_positive, upcast
 from ..losses.noncontrastive import (
     BarlowTwinsLoss,
     DINOLoss,
@@ -349,10 +349,20 @@ class DINOObjective(TwoViewObjective):
         return start + (self.teacher_temp - start) * done / steps
 
     def loss(self, output, x: torch.Tensor) -> torch.Tensor:
-        """DINO cross-entropy; updates the center in training mode."""
+        """DINO cross-entropy; updates the center in training mode.
+
+        In evaluation mode (``score``, a validation split) the teacher is
+        centred on its own mean over the batch's global views: the running
+        center averages outputs of training mode (batch statistics), which
+        those of evaluation mode (running statistics) need not share, so
+        that the loss could fall as the network got worse.
+        """
         s, t = output
         self.criterion.teacher_temp = self.scheduled_teacher_temp()
-        return self.criterion(list(s), list(t))
+        center = None
+        if not self.training:
+            center = upcast(torch.cat(list(t))).mean(0, keepdim=True)  # (1, K)
+        return self.criterion(list(s), list(t), center)
 
 
 class VICRegObjective(TwoViewObjective):
