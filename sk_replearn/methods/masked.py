@@ -132,8 +132,8 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
         embed_dim`` values with one pooling region, ``(1 +
         pooling_regions) * depth * embed_dim`` with several; the multi-layer
         features of linear probes, Chen et al. 2020, Caron et al. 2021).
-        ``"mean"``: the mean of the last block's patch tokens (better than
-        the class token for linear probes of MAE features [1]_);
+        ``"mean"``: the mean of the last block's patch tokens (as MAE's
+        fine-tuning reads them, as good as the class token there [1]_);
         ``"cls"``: the class token's output. "auto":
         ``"blocks"``, or ``"mean"`` with ``n_components`` (whose code is per
         token of the last block). Pooling does not enter training. On

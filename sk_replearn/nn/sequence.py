@@ -169,7 +169,10 @@ class TokenEncoder(nn.Module):
     Token embeddings plus learned position embeddings, dropout, pre-norm
     transformer blocks that attend to real tokens only (padding is masked
     out; with ``causal=True`` each token sees only itself and earlier
-    ones), and a final LayerNorm.
+    ones), and a final LayerNorm. Pre-norm is GPT-2's layout; the GPT and
+    BERT papers normalise after each residual addition (post-norm), which
+    needs a long learning-rate warm-up to train stably (Xiong et al., "On
+    Layer Normalization in the Transformer Architecture", ICML 2020).
 
     Parameters
     ----------

@@ -19,9 +19,13 @@ _CROP_TRIES = 10  # candidate crops drawn per sample, as torchvision's 10 tries
 
 
 class ImageViews(_MultiCrop):
-    """SimCLR-style random views of a batch of images ``(B, C, H, W)``.
+    """Random views of a batch of images ``(B, C, H, W)``, as SimCLR draws them.
 
-    In order: a random resized crop, optionally flipped and warped (a random
+    SimCLR's sequence of transformations (Chen et al. 2020, appendix A) at
+    MoCo v2's milder strengths (Chen, Fan, Girshick and He 2020): crops of
+    0.2 to 1 of the area and colour jitter of 0.4, 0.4, 0.4 and 0.1, where
+    SimCLR's are 0.08 to 1 and 0.8, 0.8, 0.8 and 0.2. In order: a random
+    resized crop, optionally flipped and warped (a random
     rotation, shear, zoom, translation and elastic distortion), all in one
     :func:`~torch.nn.functional.grid_sample` for the batch, brightness and
     contrast jitter (with saturation and a hue rotation for 3-channel input),
