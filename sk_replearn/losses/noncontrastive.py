@@ -255,7 +255,7 @@ class DINOLoss(nn.Module):
     ) -> torch.Tensor:
         """Centred, sharpened, detached teacher distribution ``(B, K)``.
 
-        ``center`` replaces the running :attr:`center` when given.
+        ``center`` replaces the running ``center`` when given.
         """
         check_positive("teacher_temp", self.teacher_temp)
         c = self.center if center is None else center
@@ -279,7 +279,7 @@ class DINOLoss(nn.Module):
             the same crop as ``student_out[a]``.
         center : torch.Tensor of shape (1, out_dim) or None, default=None
             The center to subtract from the teacher's outputs; None uses the
-            running :attr:`center`. (DINO's objective passes the teacher's
+            running ``center``. (DINO's objective passes the teacher's
             own mean in evaluation mode, where the running center, a mean
             of training-mode outputs, does not fit.)
 
