@@ -9,9 +9,11 @@ against ``sklearn.cluster.KMeans``, and the inertia ratio; for PCA (n=200k, d=25
 ``transform`` times against ``sklearn.decomposition.PCA(
 svd_solver="covariance_eigh")`` and the explained-variance agreement with a
 float64 reference. Our runs and scikit-learn's alternate, each after a
-0.3 s pause so that neither pays for the other's spinning threads, and the
-ratio is the median of the back-to-back pairs, so load that drifts during
-the run cancels out.
+0.3 s pause so that neither pays for the other's spinning threads, both
+after a warm-up fit, and the targets read the median of the back-to-back
+pairs' ratios (``*_ratio_median``), so load that drifts during the run
+cancels out; the ratio of the best times (``*_ratio_best``) is printed
+beside it.
 
 K-means is also fitted on real data (MNIST-1D and the 8x8 digits tiled to
 200k rows, 20k MNIST digits of 784 pixels; k = 10 and 100) and on noise
@@ -20,7 +22,7 @@ rows with both estimators' default tolerance, as a user would run it: blobs
 let the distance bounds skip most rows, real data less so, noise least; the
 fitted estimators' ``predict`` on the same rows is timed too.
 
-Run: ``python benchmarks/bench_classical.py`` (about three minutes on 2 CPU
+Run: ``python benchmarks/bench_classical.py`` (about five minutes on 2 CPU
 cores). Targets: at most 1.0 times scikit-learn's time for every fit,
 transform and predict at both thread counts, with the accuracy kept (explained
 variances within 1e-5 of the float64 reference, inertia within 1e-4 of
@@ -46,8 +48,8 @@ TARGETS = {
     ("KMeans", "transform_time_ratio_median"): (1.0, True),
     ("KMeans", "predict_time_ratio_median"): (1.0, True),
     ("KMeans", "inertia_ratio"): (1.0001, True),
-    ("PCA", "time_ratio"): (1.0, True),
-    ("PCA", "transform_time_ratio"): (1.0, True),
+    ("PCA", "time_ratio_median"): (1.0, True),
+    ("PCA", "transform_time_ratio_median"): (1.0, True),
     ("PCA", "ev_max_rel_diff_vs_sklearn_float64"): (1e-5, True),
 }
 
@@ -82,7 +84,7 @@ def real_data_table(n_threads: int) -> None:
     )
     header = (
         f"  {'data':<9}{'n':>8}{'d':>5}{'k':>5}{'iters':>10}{'ms/iter':>16}"
-        f"{'time ratio':>12}{'predict':>9}{'inertia ratio':>15}"
+        f"{'ratio median':>13}{'best':>6}{'predict':>9}{'inertia ratio':>15}"
     )
     print(header)
     for name in REAL_SETS:
@@ -93,7 +95,8 @@ def real_data_table(n_threads: int) -> None:
                 f"  {name:<9}{r['n']:>8}{r['d']:>5}{k:>5}"
                 f"{r['n_iter_ours']:>5}/{r['n_iter_sklearn']:<4}"
                 f"{r['ms_per_iter_ours']:>7.1f}/{r['ms_per_iter_sklearn']:<8.1f}"
-                f"{ratio:>8.2f}    {predict:>9.2f}{r['inertia_ratio']:>15.5f}"
+                f"{ratio:>9.2f}    {r['time_ratio_best']:>6.2f}"
+                f"{predict:>9.2f}{r['inertia_ratio']:>15.5f}"
                 f"  (fit {verdict(ratio, 1.0, at_most=True)}; "
                 f"predict {verdict(predict, 1.0, at_most=True)})"
             )

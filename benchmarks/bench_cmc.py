@@ -90,7 +90,7 @@ def digits() -> None:
     accuracy = _probe_views(cmc, [None, 0, 1], X_tr, y_tr, X_te, y_te)
     met = [
         verdict(accuracy[None], DIGITS_FLOOR, at_most=False),
-        verdict(accuracy[None], round(base.accuracy, 4), at_most=False) + " (SimCLR)",
+        verdict(accuracy[None], base.accuracy, at_most=False) + " (SimCLR)",
     ]
     print(_row("CMC (left | right)", accuracy[None], fit_time, "; ".join(met)))
     for view, side in enumerate(("left", "right")):

@@ -13,7 +13,8 @@ The same SimCLR twice, on the MNIST-1D training split without labels:
   ``SimCLRProjectionHead`` of the same widths and its ``NTXentLoss`` at the
   same temperature, the same views function on batches drawn the same way
   (a new permutation each epoch) from the same standardised data, the same
-  optimiser, learning rate, weight decay, cosine schedule
+  optimiser (AdamW with its fused step, as the estimator uses it), learning
+  rate, weight decay, cosine schedule
   (``CosineAnnealingLR`` stepped every batch), batch size and number of
   epochs. The two views go through the network as one batch, as in
   SimCLR's implementation (Chen et al., 2020) and ours, so that batch
@@ -147,8 +148,13 @@ class LightlyLoop:
         self.criterion = NTXentLoss(temperature=p["temperature"])
         self.views = make_views(p["views"], shape)
         self.model = torch.nn.Sequential(self.backbone, head)
+        # The fused Adam/AdamW step, as the estimator's (torch >= 2.4).
+        fused = {"fused": True} if p["optimizer"] in ("adam", "adamw") else {}
         self.optimizer = OPTIMIZERS[p["optimizer"]](
-            self.model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"]
+            self.model.parameters(),
+            lr=p["lr"],
+            weight_decay=p["weight_decay"],
+            **fused,
         )
         self.batch_size = p["batch_size"]
         steps = p["max_epochs"] * math.ceil(len(self.X) / self.batch_size)

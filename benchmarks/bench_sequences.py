@@ -149,8 +149,8 @@ def peptides() -> None:
             f"{cls.__name__}() + linear probe",
             acc,
             seconds,
-            f"{verdict(acc, 0.85, at_most=False)}; fit "
-            f"{verdict(seconds, 300, at_most=True)} s",
+            f"{verdict(acc, 0.85, at_most=False)}; fit seconds "
+            f"{verdict(seconds, 300, at_most=True)}",
             unseen=acc_new,
         )
     bert = reps["BERTTransformer"]
@@ -182,7 +182,7 @@ def peptides() -> None:
             acc,
             seconds,
             f"{verdict(acc, target, at_most=False)}; "
-            f"fit {verdict(seconds, 300, at_most=True)} s",
+            f"fit seconds {verdict(seconds, 300, at_most=True)}",
             unseen=clf.score(X_new, y_new),
         )
 
