@@ -56,6 +56,10 @@ setup(
             "dask[distributed]>=2023.1",
             "psutil",
             "tokenizers>=0.15",
+            # The token data sets, so that the tests on real sequences run.
+            "modlamp",
+            "gensim",
+            "logomaker",
         ],
         # Subword tokenizers ("bpe", "wordpiece") for GPT and BERT.
         "text": ["tokenizers>=0.15"],
