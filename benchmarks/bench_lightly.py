@@ -47,7 +47,7 @@ torch threads, with new seeds at each thread count.
 Targets: epoch time of ours / the loop <= 1.0 at each thread count (over
 the epochs of all its seeds), and mean probe accuracies (over all runs)
 within 0.02 of each other. After 20 epochs the probe varies by a few
-points between seeds (0.84 to 0.89 in this benchmark's runs), and the two
+points between seeds (0.91 to 0.93 in this benchmark's recent runs), and the two
 sides share only the encoder's initial weights, so a few seeds cannot show
 a closer agreement. With our head and loss in the loop and the same seed, the
 loop's losses equal ``fit``'s to float rounding, and after 20 epochs its
@@ -81,7 +81,7 @@ with status 0.
 Run: ``python benchmarks/bench_lightly.py [--epochs 20] [--seeds 2]
 [--threads 1 2]`` (``--seeds`` at each thread count). About 8 minutes on
 two CPU cores with the defaults: 4 pairs of 20-epoch trainings, an epoch
-taking 2 to 3 s at one thread. The estimator's default,
+taking 0.7 to 2 s at one thread, by the machine. The estimator's default,
 ``max_epochs="auto"``, gives these 4,000 signals 30 epochs; 20 keep the run
 short, and both sides train for the same number.
 """
