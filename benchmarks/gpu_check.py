@@ -429,6 +429,38 @@ def _device_rtol(device: torch.device) -> float:
     return 1e-2 if device.type == "cuda" else 1e-3
 
 
+def check_queries(ctx: Context) -> str:
+    """GPT's ``predict_next`` and BERT's ``fill_mask`` on the device.
+
+    The fitted models' candidates against those of their copies loaded on
+    the CPU: the same probabilities to float32 precision.
+    """
+    parts = []
+    for name, query in (
+        ("GPTTransformer", "predict_next"),
+        ("BERTTransformer", "fill_mask"),
+    ):
+        if name not in ctx.fitted:
+            raise Skip(f"the fit check of {name} failed")
+        est, X = ctx.fitted[name]
+        texts = [t[:2] + "[MASK]" + t[3:] for t in X[:16]]  # prompts for GPT
+        got = getattr(est, query)(texts, top_k=3)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.pt")
+            est.save(path)
+            cpu = type(est).load(path, device="cpu")
+        want = getattr(cpu, query)(texts, top_k=3)
+        p_got, p_want = (
+            np.array(c, dtype=object).reshape(-1, 2)[:, 1].astype(float)
+            for c in (got, want)
+        )
+        err = np.abs(p_got - p_want).max()
+        if err > 1e-3:
+            raise AssertionError(f"{query} off the CPU copy's by {err:.3g}")
+        parts.append(f"{query} off the CPU's by {err:.2g}")
+    return ", ".join(parts)
+
+
 def check_finetune(name: str, ctx: Context) -> str:
     """The fine-tuner trains and predicts on the device."""
     est = make(name, ctx)
@@ -757,6 +789,7 @@ def checks(ctx: Context) -> list[tuple[str, callable]]:
     out.append(("early_stopping", lambda: check_early_stopping(ctx)))
     for name in public_estimators():
         out.append((f"save_load[{name}]", lambda n=name: check_save_load(n, ctx)))
+    out.append(("queries", lambda: check_queries(ctx)))
     for name in ("FineTuner", "FineTunerRegressor"):
         out.append((f"finetune[{name}]", lambda n=name: check_finetune(n, ctx)))
     out.append(("accelerate_two_process", lambda: check_accelerate(ctx)))

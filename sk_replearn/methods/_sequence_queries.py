@@ -90,7 +90,8 @@ def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
         with torch.inference_mode():
             # Causal: a prompt's last state does not read the padding after it.
             hidden = module.encoder.forward_tokens(ids.to(device))
-            last = hidden[torch.arange(len(rows)), (lengths - 1).to(device)]
+            rows_at = torch.arange(len(rows), device=device)
+            last = hidden[rows_at, (lengths - 1).to(device)]  # one device
             probs = module.logits(last).float().softmax(dim=1).cpu()
         out.extend(_ranked(probs, allowed.expand_as(probs), names, top_k))
     return out
