@@ -237,3 +237,68 @@ def test_fits_train_inside_the_callers_inference_mode(digits):
         inside.set_params(warm_start=True).fit(X)  # one epoch more
     np.testing.assert_array_equal(features, plain)
     assert clf.predict(X).shape == (len(X),) and inside.n_epochs_ == 2
+
+
+#: The training flags of _ModeRecorder's forward passes (the estimator
+#: trains a copy of the encoder it is given, so the record is global).
+_SEEN: list[tuple[bool, bool]] = []
+
+
+class _ModeRecorder(nn.Module):
+    """An MLP encoder that records the training flag of every forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Dropout(0.1))
+        self.out_features = 8
+
+    def forward(self, x):
+        _SEEN.append((self.training, self.net[2].training))
+        return self.net(x)
+
+
+class _EvalAfterEveryBatch(Callback):
+    """Puts the whole network in evaluation mode after each step."""
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training:
+            net.module_.eval()
+
+
+def test_training_steps_run_in_training_mode_without_resetting_it_each_step(
+    digits,
+):
+    # skorch sets the training mode before every step; walking the module
+    # tree each time cost a tenth of a small network's step. The walk is
+    # skipped while the flags are as it left them, and runs again when
+    # anything changed them, so every training step still sees train mode.
+    X, _ = digits
+    calls = []
+    original = nn.Module.train
+
+    def counting_train(module, mode=True):
+        calls.append(module)
+        return original(module, mode)
+
+    for callbacks in ([], [_EvalAfterEveryBatch()]):
+        _SEEN[:], calls[:] = [], []
+        est = AutoencoderTransformer(
+            encoder=_ModeRecorder(),
+            max_epochs=2,
+            batch_size=16,
+            callbacks=callbacks,
+            random_state=0,
+            device="cpu",
+        )
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nn.Module, "train", counting_train)
+            est.fit(X)
+        steps = 2 * len(X) // 16
+        training = [s for s in _SEEN if s[0]]
+        assert len(training) == steps and all(s == (True, True) for s in training)
+        module = est.net_.module_
+        walks = sum(m is module for m in calls)
+        if callbacks:  # every step finds the flags changed: a walk each
+            assert walks >= steps
+        else:  # the first step's walk, and one after each epoch's end
+            assert walks <= 2 * 2
