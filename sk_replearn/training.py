@@ -257,23 +257,30 @@ class RepresentationNet(NeuralNet):
         sets them from ``mode`` alone; :class:`~sk_replearn.transfer.
         _head.FineTuneModule` puts back its fixed frozen blocks), so the
         call is skipped then; anything that changed a flag since (a
-        transform's ``eval()``, a callback) makes it run.
+        transform's ``eval()``, a callback) or added or replaced a module
+        makes it run. (A module whose ``train`` does more than set flags
+        now does it when the mode changes, not at every step.)
         """
         tops = [
             getattr(self, name + "_", None) for name in self._modules + self._criteria
         ]
-        tops = [m for m in tops if isinstance(m, torch.nn.Module)]
+        # Every module now, in order: one added or replaced since counts too.
+        modules = [
+            m for top in tops if isinstance(top, torch.nn.Module) for m in top.modules()
+        ]
         left = getattr(self, "_modes_left", None)
         if (
             left is not None
             and left[0] == training
-            and left[1] == [id(m) for m in tops]
-            and all(m.training == flag for m, flag in left[2])
+            and len(left[1]) == len(modules)
+            and all(
+                m is seen and m.training == flag
+                for m, (seen, flag) in zip(modules, left[1])
+            )
         ):
             return
         super()._set_training(training)
-        flags = [(m, m.training) for top in tops for m in top.modules()]
-        self._modes_left = (training, [id(m) for m in tops], flags)
+        self._modes_left = (training, [(m, m.training) for m in modules])
 
     def __getstate__(self):
         # The modes' record holds the modules themselves: pickled with the

@@ -712,15 +712,30 @@ def test_early_stopping_that_leaves_one_training_sample_is_refused():
         est.fit(X)
 
 
-def test_early_stopping_leaves_a_validation_batch_the_loss_can_score(small_digits):
+@pytest.mark.parametrize(
+    "cls",
+    [SimCLRTransformer, MoCoTransformer, DINOTransformer],
+    ids=lambda c: c.__name__,
+)
+def test_early_stopping_leaves_a_validation_batch_the_loss_can_score(cls, small_digits):
     # One validation sample: NT-Xent raised in the validation step after a
-    # whole epoch of training.
+    # whole epoch of training, and so did MoCo's evaluation loss (in-batch
+    # negatives, no queue) once it stopped reading the training queue; DINO's
+    # centres the teacher on the batch's own mean, which one sample makes 0.
     X, _ = small_digits
-    simclr = _make(SimCLRTransformer, early_stopping=True, max_epochs=2)
+    est = _make(cls, early_stopping=True, max_epochs=2)
     with pytest.raises(ValueError, match=r"validation_fraction=0.1 leaves 1 valid"):
-        simclr.fit(X[:12])
-    simclr.set_params(validation_fraction=0.2).fit(X[:12])
+        est.fit(X[:12])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        est.set_params(validation_fraction=0.2).fit(X[:12])
+
+
+def test_early_stopping_with_one_validation_sample_for_a_per_sample_loss(
+    small_digits,
+):
     # BYOL's loss is per sample: one validation sample is enough.
+    X, _ = small_digits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
         _make(BYOLTransformer, early_stopping=True, max_epochs=2).fit(X[:12])

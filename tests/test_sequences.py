@@ -645,6 +645,45 @@ def test_fill_mask_gives_the_models_softmax_at_each_mask(strings):
     _assert_same_candidates(bert.fill_mask(["AC_EF"], mask_token="_", top_k=3), got[:1])
 
 
+def test_candidates_are_tokens_the_model_predicts_whatever_the_batch():
+    # top_k above the tokens a model can predict lists those only, however
+    # many prompts or masks share the batch (the count of allowed tokens was
+    # taken over the batch: PAD, CLS or MASK came in at probability -1, or
+    # topk failed past the vocabulary).
+    dna = ["GATTACA", "ACGTTGCA", "TTAGGC"] * 10
+    bert = make("BERTTransformer", max_epochs=1).fit(dna)
+    gpt = make("GPTTransformer", max_epochs=1).fit(dna)
+    letters = set("ACGT")
+    masks = bert.fill_mask(["GA[MASK]TA[MASK]A", "[MASK]CGT"])  # top_k=5
+    assert [len(m) for m in masks] == [2, 1]
+    assert all({t for t, _ in c} == letters for m in masks for c in m)
+    for top_k in (5, 50):
+        for candidates in gpt.predict_next(["GA", "C", ""], top_k=top_k):
+            names = [t for t, _ in candidates]
+            assert set(names) <= letters | {"[SEP]", "[UNK]"}
+            assert len(names) == min(top_k, 6) and len(set(names)) == len(names)
+            assert all(p >= 0 for _, p in candidates)
+
+
+def test_a_subword_vocabularys_own_unknown_token_is_no_candidate(strings):
+    # WordPiece's "[UNK]" is a token of its vocabulary, but encoding reads it
+    # as the special [UNK]: no sequence holds it, so no model predicts it.
+    pytest.importorskip("tokenizers")
+    gpt = _subword_gpt("wordpiece", strings)
+    own = gpt._codec().state["unk"] + N_SPECIAL
+    assert gpt._codec().tokens[own - N_SPECIAL] == "[UNK]"
+    (candidates,) = gpt.predict_next(["ACD"], top_k=gpt.vocab_size_)
+    names = [t for t, _ in candidates]
+    assert names.count("[UNK]") == 1  # the special one, a training target
+    assert len(names) == gpt.vocab_size_ - 4  # less PAD, CLS, MASK, its own
+    texts = gpt.generate(n_samples=20, max_new_tokens=5, temperature=5.0)
+    assert all("[UNK]" not in t for t in texts)
+    bert = BERTTransformer("wordpiece", vocab_size=300, embed_dim=8, depth=1)
+    bert.set_params(num_heads=2, max_epochs=1, random_state=0).fit(strings)
+    (masks,) = bert.fill_mask(["ACD [MASK] EF"], top_k=bert.vocab_size_)
+    assert "[UNK]" not in [t for t, _ in masks[0]]
+
+
 def test_language_models_predict_the_chain_on_held_out_sequences(markov_split):
     # The likeliest next letter after a prefix, and the likeliest hidden
     # letter, is a step of +1 or -1 of the letter before (0.7 + 0.3 / 20 of
@@ -726,8 +765,13 @@ def test_predict_next_and_fill_mask_refuse_bad_input(strings):
         bert.fill_mask(["ACDEFGHIK[MASK]"])
     with pytest.raises(TypeError, match=r"mask_token=3 must be a non-empty str"):
         bert.fill_mask(["A[MASK]"], mask_token=3)
-    with pytest.raises(TypeError, match=r"fitted on strings"):
+    with pytest.raises(TypeError, match=r"^BERTTransformer was fitted on strings"):
         bert.fill_mask([[1, 2]], mask_token=2)
+    with pytest.raises(TypeError, match=r"^GPTTransformer was fitted on strings"):
+        gpt.predict_next([[1, 2]])
+    # A sequence past max_length is read by its first max_length tokens.
+    with pytest.warns(UserWarning, match=r"1 of 1 sequences are longer than max"):
+        bert.fill_mask(["A[MASK]CDEFGHIKLM"])
     # Past the context window a prompt is read by its last tokens.
     long = "AC" * 200
     assert gpt.predict_next([long]) == gpt.predict_next([long[-gpt.max_length - 1 :]])

@@ -277,7 +277,8 @@ def test_training_steps_run_in_training_mode_without_resetting_it_each_step(
     original = nn.Module.train
 
     def counting_train(module, mode=True):
-        calls.append(module)
+        if mode:  # the walks to training mode, not the callback's eval()
+            calls.append(module)
         return original(module, mode)
 
     for callbacks in ([], [_EvalAfterEveryBatch()]):

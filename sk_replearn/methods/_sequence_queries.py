@@ -13,6 +13,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
+from .._warn import warn_user
 from ..tokens import (
     CLS,
     MASK,
@@ -44,9 +45,20 @@ def _token_names(codec) -> list[str]:
     return list(SPECIAL_TOKENS) + list(codec.tokens)
 
 
+def never_predicted(codec) -> list[int]:
+    """Ids of the vocabulary that no sequence holds: a Hugging Face
+    tokenizer's own unknown token, which :meth:`Codec.encode` reads as
+    ``[UNK]``."""
+    unk = codec.state.get("unk") if codec.kind == "hf" else None
+    return [] if unk is None else [unk + N_SPECIAL]
+
+
 def _ranked(probs: torch.Tensor, allowed: torch.Tensor, names, top_k: int):
-    """The ``top_k`` allowed ids of each row of ``probs``, most likely first."""
-    scores = probs.masked_fill(~allowed, -1.0)
+    """The ``top_k`` allowed ids of each row of ``probs``, most likely first.
+
+    ``allowed`` is one mask ``(V,)`` for every row.
+    """
+    scores = probs.masked_fill(~allowed, -1.0)  # (B, V)
     k = min(top_k, int(allowed.sum()))
     values, ids = scores.topk(k, dim=1)
     return [
@@ -71,14 +83,14 @@ def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
             f"token is asked (a list of str); got {prompts!r}."
         )
     kind, prompts = check_sequences(prompts, owner, "prompts")
-    codec = est._same_kind(kind, owner, "prompts")
+    codec = est._same_kind(kind, type(est).__name__, "prompts")
     encoded = codec.encode(prompts, name="prompts")
     warn_unknown(encoded, getattr(est, "_unknown_fraction", 0.0), owner, "prompts")
     module = est._module()
     device = next(module.parameters()).device
     window = module.encoder.pos_embed.shape[1] - 1
     allowed = torch.ones(module.vocab_size, dtype=torch.bool)
-    allowed[[PAD, CLS, MASK]] = False  # never a target in training
+    allowed[[PAD, CLS, MASK, *never_predicted(codec)]] = False  # never targets
     names = _token_names(codec)
     out: list[Candidates] = []
     for start in range(0, len(encoded), _QUERY_BATCH):
@@ -93,7 +105,7 @@ def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
             rows_at = torch.arange(len(rows), device=device)
             last = hidden[rows_at, (lengths - 1).to(device)]  # one device
             probs = module.logits(last).float().softmax(dim=1).cpu()
-        out.extend(_ranked(probs, allowed.expand_as(probs), names, top_k))
+        out.extend(_ranked(probs, allowed, names, top_k))
     return out
 
 
@@ -139,7 +151,7 @@ def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates
     owner = "BERTTransformer.fill_mask"
     check_top_k(top_k, owner)
     kind, sequences = check_sequences(X, owner)
-    codec = est._same_kind(kind, owner, "X")
+    codec = est._same_kind(kind, type(est).__name__, "X")
     encoded = _mask_token_ids(codec, sequences, mask_token, owner)
     module = est._module()
     device = next(module.parameters()).device
@@ -159,8 +171,17 @@ def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates
             )
     shown = [[t for t in row if t != MASK] for row in encoded]
     warn_unknown(shown, getattr(est, "_unknown_fraction", 0.0), owner)
+    n_cut = sum(len(row) > longest for row in encoded)
+    if n_cut:
+        warn_user(
+            f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
+            f"max_length={longest} tokens; the model reads their first "
+            "max_length tokens, which hold every mask.",
+            UserWarning,
+        )
     allowed = torch.zeros(module.vocab_size, dtype=torch.bool)
     allowed[N_SPECIAL:] = True  # BERT predicts text tokens only
+    allowed[never_predicted(codec)] = False
     names = _token_names(codec)
     out: list[list[Candidates]] = []
     for start in range(0, len(encoded), _QUERY_BATCH):
@@ -172,7 +193,7 @@ def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates
         chosen = ids == MASK
         with torch.inference_mode():
             probs = module.predict_masked(ids, chosen).float().softmax(dim=1).cpu()
-        ranked = iter(_ranked(probs, allowed.expand_as(probs), names, top_k))
+        ranked = iter(_ranked(probs, allowed, names, top_k))
         # predict_masked orders the masks row by row, left to right.
         for n in chosen.sum(dim=1).tolist():
             out.append([next(ranked) for _ in range(n)])

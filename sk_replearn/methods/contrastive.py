@@ -197,6 +197,8 @@ class MoCoTransformer(_TwoViewTransformer):
     """
 
     _objective = MoCoObjective
+    # its evaluation loss compares the samples of a batch (no queue there)
+    _min_validation = 2
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],

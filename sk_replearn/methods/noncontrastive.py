@@ -506,6 +506,8 @@ class DINOTransformer(_TwoViewTransformer):
     """
 
     _objective = DINOObjective
+    # its evaluation loss centres the teacher on the batch's own mean
+    _min_validation = 2
     #: Without local views on 1-D signals, a tenth more samples (see Notes).
     _auto_signal_samples_seen = 132_000
     _parameter_constraints: dict = {

@@ -15,7 +15,11 @@ from ..base import fit_context, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import CLS, N_SPECIAL, PAD, SEP, check_sequences
 from ._sequence_base import _SequenceTransformer
-from ._sequence_queries import fill_mask_candidates, next_token_candidates
+from ._sequence_queries import (
+    fill_mask_candidates,
+    never_predicted,
+    next_token_candidates,
+)
 
 __all__ = ["BERTTransformer", "GPTTransformer"]
 
@@ -294,6 +298,7 @@ class GPTTransformer(_SequenceTransformer):
         banned = torch.ones(module.vocab_size, dtype=torch.bool)
         banned[N_SPECIAL:] = False
         banned[SEP] = False  # the model may end the sequence
+        banned[never_predicted(codec)] = True  # a subword vocabulary's own [UNK]
         # Nor may a text begin with a piece that continues a word ("##ing").
         banned_first = banned.clone()
         banned_first[codec.continuations()] = True
