@@ -13,15 +13,14 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from .._warn import warn_user
 from ..tokens import (
     CLS,
     MASK,
     N_SPECIAL,
     PAD,
-    SEP,
     SPECIAL_TOKENS,
     check_sequences,
+    pad_sequences,
     warn_unknown,
 )
 
@@ -171,25 +170,22 @@ def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates
             )
     shown = [[t for t in row if t != MASK] for row in encoded]
     warn_unknown(shown, getattr(est, "_unknown_fraction", 0.0), owner)
-    n_cut = sum(len(row) > longest for row in encoded)
-    if n_cut:
-        warn_user(
-            f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
-            f"max_length={longest} tokens; the model reads their first "
-            "max_length tokens, which hold every mask.",
-            UserWarning,
-        )
+    # [CLS] ids [SEP], padded; one warning names the sequences it cuts.
+    padded, lengths = pad_sequences(
+        encoded,
+        longest,
+        owner,
+        "The model reads their first max_length tokens, which hold every mask.",
+    )
     allowed = torch.zeros(module.vocab_size, dtype=torch.bool)
     allowed[N_SPECIAL:] = True  # BERT predicts text tokens only
     allowed[never_predicted(codec)] = False
     names = _token_names(codec)
     out: list[list[Candidates]] = []
     for start in range(0, len(encoded), _QUERY_BATCH):
-        rows = [[CLS, *r[:longest], SEP] for r in encoded[start : start + _QUERY_BATCH]]
-        ids = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-        ids = ids.to(device)
+        stop = start + _QUERY_BATCH
+        width = int(lengths[start:stop].max())
+        ids = padded[start:stop, :width].long().to(device)
         chosen = ids == MASK
         with torch.inference_mode():
             probs = module.predict_masked(ids, chosen).float().softmax(dim=1).cpu()
