@@ -254,8 +254,9 @@ class RepresentationNet(NeuralNet):
         each flag through ``nn.Module.__setattr__``: about 0.1 ms a step on
         a small network, a tenth of an MLP autoencoder's step. A call gives
         the same flags whenever the flags it left are unchanged (``train``
-        sets them from ``mode`` alone; :class:`~sk_replearn.transfer.
-        _head.FineTuneModule` puts back its fixed frozen blocks), so the
+        sets them from ``mode`` alone;
+        :class:`~sk_replearn.transfer._head.FineTuneModule` puts back its
+        fixed frozen blocks), so the
         call is skipped then; anything that changed a flag since (a
         transform's ``eval()``, a callback) or added or replaced a module
         makes it run. (A module whose ``train`` does more than set flags

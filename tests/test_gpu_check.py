@@ -42,7 +42,7 @@ def test_gpu_check_tiny_on_cpu_passes_every_check(tmp_path):
 
 
 def test_gpu_check_only_runs_the_matching_checks(tmp_path):
-    # A short device session times K-means alone, or one family of checks.
+    # A short GPU run times K-means alone, or one family of checks.
     proc = _run(["--only", "kmeans_speed", "fit[PCA*]"], tmp_path)
     output = proc.stdout + proc.stderr[-3000:]
     assert proc.returncode == 0, output

@@ -142,7 +142,9 @@ def _assign_and_sum_bounded(
     w: torch.Tensor | None = None,
     moves: torch.Tensor | None = None,
 ) -> int:
-    """:func:`_assign_and_sum` that skips the rows whose label cannot change.
+    """``_assign_and_sum`` that skips the rows whose label cannot change.
+
+    See :func:`~sk_replearn.classical._assign._assign_and_sum`.
 
     Hamerly's bounds (Hamerly 2010, "Making k-means even faster"): ``upper``
     (n,) bounds each row's distance to its center from above, ``lower`` (n,)

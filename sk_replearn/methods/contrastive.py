@@ -55,8 +55,9 @@ class SimCLRTransformer(_TwoViewTransformer):
     trained on 2 labels a class scored 0.87 with them against 0.81 with
     ``temperature=0.1`` (the paper's, for batches of thousands),
     ``batch_size=256`` and ``lr=1e-3``, and on MNIST-1D the linear
-    probe with every label 0.931 against 0.924 in 60 epochs, and 0.935 in
-    the 30 epochs "auto" gives its 4,000 signals, a 32 s fit on 2 cores
+    probe with every label 0.931 against 0.924 in 60 epochs, and 0.931 as
+    well in the 30 epochs "auto" gives its 4,000 signals, a 21 s fit on 2
+    cores
     (``benchmarks/bench_labels.py``, ``benchmarks/bench_ssl.py``).
 
     References

@@ -151,7 +151,7 @@ class MAETransformer(MAESettingsMixin, NeuralRepresentation):
         (``strategy="full"``) reads an "auto" encoder by the last block's
         patch mean over all tokens, as MAE is fine-tuned [1]_, since through
         every block it fine-tuned worse (five draws each): on the digits
-        0.560, 0.732 and 0.805 with 2, 5 and 10 labels a class against
+        0.560, 0.732 and 0.804 with 2, 5 and 10 labels a class against
         0.610, 0.756 and 0.846, on MNIST-1D (40 epochs) 0.302 and 0.393 with
         4 and 10 against 0.318 and 0.412. Its ``transform`` is then
         ``embed_dim`` wide; a frozen fine-tuner, or an explicit

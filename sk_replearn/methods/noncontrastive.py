@@ -100,7 +100,7 @@ class BYOLTransformer(_TwoViewTransformer):
     #: 30 epochs probed 0.860, 0.868 and 0.877, 34 epochs 0.878, 0.866 and
     #: 0.848, 40 epochs 0.871, 0.885 and 0.869, 45 epochs 0.896, 0.898 and
     #: 0.889, 60 epochs 0.895, 0.907 and 0.885 (benchmarks/bench_ssl.py). 45
-    #: epochs took 40 s on 2 cores (seed 0: 0.893) where 30 took 28 s.
+    #: epochs took 41 s on 2 cores (seed 0: 0.893) where 30 took 28 s.
     _auto_samples_seen = 180_000
     _parameter_constraints: dict = {
         **_TwoViewTransformer._parameter_constraints,
@@ -198,7 +198,7 @@ class SimSiamTransformer(_TwoViewTransformer):
 
     _objective = SimSiamObjective
     #: Its steps are cheap (no second network) and it learns slowly: 50 epochs on
-    #: MNIST-1D probed 0.897 to 0.899 against 0.868 after 30, in 37 s on 2 cores
+    #: MNIST-1D probed 0.895 (seed 0) against 0.868 after 30, in 35 s on 2 cores
     #: (benchmarks/bench_ssl.py). 40 epochs probed as well (mean 0.885 against
     #: 0.883 on five seeds) but did worse on 4 labels a class (0.630 against
     #: 0.693, benchmarks/bench_labels.py; on seeds 0-2, 0.620 against 0.677 on
@@ -450,8 +450,8 @@ class DINOTransformer(_TwoViewTransformer):
     0.860, and ``lr=3e-3``, the default, 0.906. Batches of 128 with
     ``momentum=0.99`` then probed 0.904 to 0.914 in 60 epochs but 0.864 to
     0.897 in 30; a sharper teacher, ``teacher_temp=0.02`` (the default),
-    brings 30 epochs to 0.899 to 0.909 (two seeds, one and two threads), so
-    ``max_epochs="auto"`` gives DINO the 30 epochs of the other methods on
+    brought 30 epochs to 0.899 to 0.909 (two seeds, one and two threads), so
+    ``max_epochs="auto"`` gave DINO the 30 epochs of the other methods on
     these 4,000 signals, half the former fit time; where labels are few the
     shorter fit costs more (a ``LogisticRegression`` on 4 labels a class,
     five draws: 0.667 against 0.699 after 60 epochs at 0.04). Without local
@@ -459,11 +459,11 @@ class DINOTransformer(_TwoViewTransformer):
     0.903 and 0.904 (seeds 0, 1, 2) at one thread but 0.898 at two (in 62 s,
     1.5 times SimCLR's 41.9 s), 30 epochs 0.897, 0.890 and 0.892, 36 epochs
     0.915 and 0.892; one local view, 30 epochs, 0.899 and 0.896; two, 27
-    epochs, 0.892 and 0.898. The present defaults gave 0.906, 0.899 and
+    epochs, 0.892 and 0.898. The defaults of then gave 0.906, 0.899 and
     0.908, and 0.906 at two threads (``benchmarks/bench_ssl.py``): about the
-    same mean, with no run below 0.899, so they keep two local views. On the
+    same mean, with no run below 0.899, so they kept two local views. On the
     digits, which get 60 epochs either way, a ``LogisticRegression`` on 2
-    labels a class scores 0.837 with the present defaults (0.843 with
+    labels a class scored 0.837 with those defaults (0.843 with
     ``teacher_temp=0.04``) against 0.796 for batches of 256 at ``lr=1e-3``
     (``python -m sk_replearn``).
 

@@ -338,7 +338,7 @@ class _TwoViewTransformer(NeuralRepresentation):
 
 
 def _rows_of(X_t, idx: np.ndarray) -> torch.Tensor:
-    """The samples ``idx`` of a tensor, an :class:`ArrayRows` or a Dataset."""
+    """The samples ``idx`` of a tensor or a Dataset."""
     if isinstance(X_t, SampleDataset):  # read item by item, in order
         return torch.stack([X_t[int(i)][0] for i in idx])
     return X_t[torch.from_numpy(idx)]

@@ -114,7 +114,7 @@ def auto_encoder_kwargs(input_shape: Sequence[int], *, mirrored: bool = False) -
     0.797 / 0.899 / 0.923 to 0.811 / 0.906 / 0.941 and DINO from 0.792 /
     0.900 / 0.932 to 0.787 / 0.896 / 0.924, and over two more stratified
     splits SimCLR gained 1.5 to 4 points as well. The fits take longer
-    (SimCLR 13 s against 9 s at one thread); a small ResNet reaches 0.907 /
+    (SimCLR 13 s against 8 s at one thread); a small ResNet reaches 0.907 /
     0.949 / 0.969 with SimCLR but takes 55 s. An estimator's
     ``encoder_kwargs``, when given, replace these rather than add to them.
 
