@@ -215,6 +215,7 @@ def _check_input_shape(input_shape) -> tuple[int, ...] | None:
     if (
         len(shape) == 0
         or any(s < 1 for s in shape)
+        or any(isinstance(v, (bool, np.bool_)) for v in input_shape)
         or any(s != v for s, v in zip(shape, input_shape))
     ):
         raise ValueError(

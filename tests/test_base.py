@@ -143,6 +143,7 @@ def test_base_tabular_input_shape_defaults_to_n_features():
         ((0, 64), "non-empty tuple of positive ints"),
         (("a", 2), "tuple of positive ints"),
         ((1.5, 2), "tuple of positive ints"),
+        ((True, 64), "tuple of positive ints"),  # was read as (1, 64)
     ],
 )
 def test_base_bad_input_shape_is_a_clear_error(input_shape, match):

@@ -96,7 +96,7 @@ _BAD_VIEWS = [
         r"views\[0\] and views\[1\] share the columns \[2\]",
     ),
     ({"views": [[0, 1], [2, 64]]}, "column 64, out of range for X with 64 features"),
-    ({"views": [[0, 1], [-1, 2]]}, "column -1, out of range"),
+    ({"views": [[0, 1], [-65, 2]]}, r"column -65, out of range .* -64 to -1"),
     ({"views": [[0, 0], [2, 3]]}, "lists a column twice"),
     ({"views": [[0.5, 1.0], [2, 3]]}, "must hold column indices"),
     ({"views": [3, [2, 4]]}, r"views\[0\]=3 is not a non-empty group"),
@@ -117,6 +117,19 @@ def test_cmc_bad_views_raise_a_value_error_naming_the_parameter(
     X, _ = small_digits
     with pytest.raises(ValueError, match=match):
         _cmc(**{"input_shape": (1, 8, 8), **params}).fit(X[:40])
+
+
+def test_cmc_negative_view_indices_count_from_the_end(small_digits):
+    # As numpy's and ColumnTransformer's do; they were refused as out of range.
+    X, _ = small_digits
+    back = [list(range(-64, -32)), list(range(-32, 0))]
+    est = _cmc(input_shape=(1, 8, 8), views=back, random_state=0).fit(X[:40])
+    front = [list(range(32)), list(range(32, 64))]
+    assert est.views_ == front
+    again = _cmc(input_shape=(1, 8, 8), views=front, random_state=0).fit(X[:40])
+    np.testing.assert_array_equal(est.transform(X[:40]), again.transform(X[:40]))
+    with pytest.raises(ValueError, match=r"views\[0\] and views\[1\] share .*\[0\]"):
+        _cmc(input_shape=(1, 8, 8), views=[[0, 1], [-64]]).fit(X[:40])
 
 
 def test_cmc_auto_views_need_two_features():

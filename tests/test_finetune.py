@@ -31,6 +31,7 @@ from sk_replearn import (
     DINOTransformer,
     FineTuner,
     FineTunerRegressor,
+    GPTTransformer,
     KMeansTransformer,
     MAETransformer,
     MoCoTransformer,
@@ -650,8 +651,8 @@ def test_cross_val_score_on_pipeline_with_scaler(small_digits):
 def test_bad_targets(digits_ae, small_digits):
     X, y = small_digits
     clf = FineTuner(digits_ae, max_epochs=1)
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        clf.fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match=r"at least 2 classes .* 1 class \(0\.0\)"):
+        clf.fit(X, np.zeros(len(X)))  # the label as written, not np.float64(0.0)
     y_nan = y.astype(float)
     y_nan[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -662,6 +663,24 @@ def test_bad_targets(digits_ae, small_digits):
         clf.fit(X, np.linspace(0, 1, len(X)))
     with pytest.raises(ValueError, match="NaN"):
         FineTunerRegressor(digits_ae, max_epochs=1).fit(X, y_nan)
+
+
+@pytest.mark.parametrize("dtype", [str, object])
+def test_regressor_refuses_class_labels_naming_y(dtype, digits_ae, small_digits):
+    # numpy's "could not convert string to float" named neither y nor the
+    # fix; with a sequence model the message was scikit-learn's, another one.
+    X, _ = small_digits
+    labels = np.array(["cat", "dog"] * (len(X) // 2), dtype=dtype)
+    match = r"y holds values that are not numbers \('cat' among them\).* FineTuner"
+    with pytest.raises(ValueError, match=match):
+        FineTunerRegressor(digits_ae, max_epochs=1).fit(X, labels)
+    with pytest.raises(ValueError, match=match):
+        FineTunerRegressor(GPTTransformer(max_epochs=1), max_epochs=1).fit(
+            ["ACGT", "GATT"] * (len(X) // 2), labels
+        )
+    numbers = np.array(["1.5", 2.0] * (len(X) // 2), dtype=object)  # as numpy reads
+    reg = FineTunerRegressor(digits_ae, max_epochs=1, random_state=0).fit(X, numbers)
+    assert np.isfinite(reg.predict(X[:3])).all()
 
 
 def test_bad_parameters(digits_ae, small_digits):

@@ -2,6 +2,7 @@
 KMeans (Lloyd) from the same start, encodings, partial_fit, edge cases."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -1055,6 +1056,21 @@ def test_a_large_common_offset_is_shifted_away_not_refused(
     assert np.isfinite(km.transform(X)).all() and np.isfinite(km.score(X))
     with pytest.raises(ValueError, match="from the mean of the data fit saw"):
         km.predict(X * 10)  # spread by 1.5e19 about the fitted offset
+
+
+@pytest.mark.parametrize("rows", ["one", "all"])
+def test_float64_values_beyond_float32_are_refused_by_their_size(rows):
+    # The float32 mean overflowed to inf: numpy warned of the overflow and
+    # the message said "values up to inf" of data holding none.
+    X, _ = make_blobs(60, n_features=6, centers=3, random_state=0)
+    if rows == "one":
+        X[7] = 1e300
+    else:
+        X[:] = 1e300  # no spread at all, and a mean float32 cannot hold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"up to 1e\+300, beyond the range"):
+            KMeansTransformer(3, random_state=0, device="cpu").fit(X)
 
 
 def test_data_spread_below_float32_squares_is_refused_not_merged():

@@ -287,6 +287,12 @@ def test_transform_layer_not_a_block_raises(bad):
         est.get_feature_names_out()
 
 
+def test_transform_layer_message_counts_one_block_in_the_singular():
+    est = make("CMCTransformer").fit(TABLE)  # its views' encoders: one block
+    with pytest.raises(ValueError, match=r"which has 1 block \(those .* -1 to 0"):
+        est.set_params(transform_layer=1).transform(TABLE)
+
+
 def test_transform_layer_not_a_block_raises_at_fit_before_training():
     est = make("AutoencoderTransformer", transform_layer=7)
     with pytest.raises(ValueError, match=r"transform_layer=7 .* has 3 blocks"):

@@ -48,9 +48,14 @@ def _shift(
 
 
 def _fit_offset(X: np.ndarray) -> np.ndarray:
-    """The float64 mean of at most 65,536 rows spread over X, as float32."""
+    """The float64 mean of at most 65,536 rows spread over X, as float32.
+
+    A mean beyond float32's range comes back as inf, without numpy's
+    overflow warning: the caller refuses such an X by name.
+    """
     sample = X[:: max(1, X.shape[0] // _KMEANSPP_MAX_SAMPLES)]
-    return sample.mean(axis=0, dtype=np.float64).astype(np.float32)
+    with np.errstate(over="ignore"):
+        return sample.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def _shift_numpy(xb: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:

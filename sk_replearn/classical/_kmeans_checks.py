@@ -45,6 +45,13 @@ class KMeansChecksMixin:
         stored once X passes, for :meth:`_to_device` to shift X by.
         """
         offset32 = _fit_offset(X) if reset and X.size else self._offset
+        if not np.isfinite(offset32).all():  # float64 X beyond float32's range
+            raise ValueError(
+                f"X holds values up to {float(np.abs(X).max()):.3g}, beyond the "
+                f"range of float32 ({float(np.finfo(np.float32).max):.3g}), the "
+                f"precision in which {type(self).__name__} computes; rescale X "
+                "(e.g. with StandardScaler)."
+            )
         if X.size:
             self._check_spread(X, offset32.astype(np.float64), reset=reset)
         if reset:

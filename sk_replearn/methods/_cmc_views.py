@@ -145,12 +145,14 @@ def _group_columns(v: int, group, n_features: int, names) -> list[int]:
             f"views[{v}]={group!r} must hold column indices (ints), a boolean "
             f"mask or column names; got {arr.dtype} values."
         )
-    bad = arr[(arr < 0) | (arr >= n_features)]
+    bad = arr[(arr < -n_features) | (arr >= n_features)]
     if bad.size:
         raise ValueError(
             f"views[{v}] holds column {int(bad[0])}, out of range for X with "
-            f"{n_features} features; use indices 0 to {n_features - 1}."
+            f"{n_features} features; use indices 0 to {n_features - 1} (or "
+            f"-{n_features} to -1 from the end)."
         )
+    arr = arr % n_features  # negative indices count from the end, as numpy's
     cols = sorted(int(c) for c in arr)
     if len(set(cols)) < len(cols):
         raise ValueError(f"views[{v}] lists a column twice; list each column once.")

@@ -84,7 +84,8 @@ class TransformLayerMixin:
         if not _is_int(layer) or not -n_blocks <= layer < n_blocks:
             raise ValueError(
                 f"transform_layer={layer!r} is not a block of the encoder of "
-                f"{type(self).__name__}, which has {n_blocks} blocks (those "
+                f"{type(self).__name__}, which has {n_blocks} "
+                f"block{'s' if n_blocks != 1 else ''} (those "
                 "that freeze_layers counts); pass an int from "
                 f"{-n_blocks} to {n_blocks - 1}, -1 (the default) being the "
                 "last block, the encoder's output."

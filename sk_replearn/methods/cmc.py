@@ -93,16 +93,16 @@ class CMCTransformer(_TwoViewTransformer):
     {params n_components..n_components}
     views : "auto" or list of array-like, default="auto"
         The views, one group of columns each (at least 2 groups), as indices
-        into the columns of 2-D ``X`` (or into the flattened samples of N-D
-        ``X``), boolean masks of the columns, or column names of a
-        DataFrame. A view's values are taken in column order; the groups
-        may not overlap, and columns in no group are not used. "auto" makes
-        two views: for a table, the first ``d // 2`` columns and the rest;
-        for images ``(C, H, W)`` and signals ``(C, L)`` with several
-        channels, the first ``C // 2`` channels and the rest (for Lab
-        images, L and ab, the paper's views); for one channel, the first
-        half of the width (or length) and the rest. When ``X`` is a list of
-        arrays, its arrays are the views and ``views`` must be "auto".
+        (negative ones from the end) into the columns of 2-D ``X`` (or into the
+        flattened samples of N-D ``X``), boolean masks of the columns, or column
+        names of a DataFrame. A view's values are taken in column order; the
+        groups may not overlap, and columns in no group are not used. "auto"
+        makes two views: for a table, the first ``d // 2`` columns and the rest;
+        for images ``(C, H, W)`` and signals ``(C, L)`` with several channels,
+        the first ``C // 2`` channels and the rest (for Lab images, L and ab,
+        the paper's views); for one channel, the first half of the width (or
+        length) and the rest. When ``X`` is a list of arrays, its arrays are the
+        views and ``views`` must be "auto".
     view_shapes : "auto" or list of (tuple of int or None), default="auto"
         The shape of one sample of each view, which picks its encoder: a
         tuple such as ``(1, 8, 4)`` (its product the view's number of

@@ -86,6 +86,26 @@ def _holds_strings(X) -> bool:
     return isinstance(first, str)
 
 
+def _check_numeric_targets(y, name: str) -> None:
+    """Refuse, naming y, targets that are not numbers (class labels, say).
+
+    numpy's own message ("could not convert string to float") names neither
+    y nor the fix.
+    """
+    values = np.asarray(y)
+    if values.dtype.kind not in "USO":
+        return
+    try:
+        values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"y holds values that are not numbers ({values.ravel().tolist()[0]!r} "
+            f"among them); "
+            f"{name} predicts numbers: pass numeric targets, or use FineTuner "
+            "to predict class labels."
+        ) from exc
+
+
 #: Parameters of a representation whose change keeps it fitted.
 _KEEP_FITTED = frozenset({*_NOT_FINGERPRINTED, "transform_layer"})
 
@@ -275,6 +295,8 @@ class BaseFineTuner(NeuralRepresentation):
         encoded later by the representation's vocabulary) and y alone by
         scikit-learn's rules.
         """
+        if kwargs.get("y_numeric"):
+            _check_numeric_targets(y, type(self).__name__)
         if self._takes_sequences():
             _, sequences = check_sequences(X, type(self).__name__)
             y = check_array(

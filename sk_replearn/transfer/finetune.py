@@ -237,7 +237,7 @@ default=None
         if len(self.classes_) < 2:
             raise ValueError(
                 "FineTuner needs samples of at least 2 classes in y; got 1 class "
-                f"({self.classes_[0]!r})."
+                f"({self.classes_.tolist()[0]!r})."
             )
         self._check_params_against_data(len(X))
         sample_weight = self._class_weighted(sample_weight, X, y)
