@@ -330,6 +330,31 @@ def test_learning_rates_per_block(digits_ae, small_digits):
     assert lr_of["head.1.weight"] == pytest.approx(0.1)
 
 
+def test_learning_rates_per_block_with_a_redrawn_top(digits_ae, small_digits):
+    # A re-drawn block is new: it learns at the head's rate, and the decay
+    # starts at the top pre-trained block below it (which the test above,
+    # without reinit_layers, could not tell).
+    X, y = small_digits
+    clf = FineTuner(
+        digits_ae,
+        lr=0.1,
+        encoder_lr_scale=0.5,
+        layer_decay=0.5,
+        reinit_layers=1,
+        lr_schedule=None,
+        max_epochs=1,
+    ).fit(X, y)
+    net = clf.net_
+    names = {id(p): n for n, p in net.module_.named_parameters()}
+    lr_of = {
+        names[id(p)]: g["lr"] for g in net.optimizer_.param_groups for p in g["params"]
+    }
+    assert lr_of["encoder.head.weight"] == pytest.approx(0.1)  # re-drawn
+    assert lr_of["encoder.body.layers.3.weight"] == pytest.approx(0.05)  # 0.1*0.5
+    assert lr_of["encoder.body.layers.0.weight"] == pytest.approx(0.025)
+    assert lr_of["head.1.weight"] == pytest.approx(0.1)
+
+
 def test_reinit_layers_redraws_the_top(digits_ae, small_digits):
     X, y = small_digits
     clf = FineTuner(digits_ae, reinit_layers=1, max_epochs=1, lr=1e-9, random_state=0)

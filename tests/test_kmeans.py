@@ -280,6 +280,26 @@ def test_kmeans_empty_cluster_relocation(blobs):
     assert np.mean(ours.labels_ == ref.labels_) >= 0.99
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+def test_kmeans_relocation_takes_the_row_out_of_its_old_cluster(
+    compiled, blobs, monkeypatch
+):
+    # The iteration that relocates: the farthest row becomes the empty
+    # cluster's center and leaves its old cluster's mean, as in scikit-learn.
+    # Compared after that one iteration (later ones recompute every sum and
+    # hid a row left in both).
+    from sk_replearn.classical import _hamerly as hamerly_module
+
+    if compiled and hamerly_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
+    init = _init_from(blobs, 6)
+    init[2] = 1e3  # far from every sample: empty after the first assignment
+    ours = KMeansTransformer(6, init=init, max_iter=1, device="cpu").fit(blobs)
+    ref = KMeans(6, init=init, n_init=1, max_iter=1, algorithm="lloyd").fit(blobs)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=1e-5)
+
+
 def test_kmeans_duplicate_points_warn():
     X = np.repeat(np.arange(3.0)[:, None], 10, axis=0)  # 3 distinct points
     with pytest.warns(Warning, match="distinct clusters"):

@@ -397,7 +397,12 @@ def test_bert_masking_chooses_text_tokens_and_corrupts_80_10_10():
     masked = (inputs[chosen] == MASK).float().mean()
     kept = (inputs[chosen] == ids[chosen]).float().mean()
     assert abs(masked - 0.8) < 0.02 and abs(kept - (0.1 + 0.1 / 25)) < 0.02
-    assert (inputs >= N_SPECIAL).logical_or(inputs <= MASK).all()
+    # The 10 % swapped for a random token get a text token, each as likely
+    # (the check here before, ids >= N_SPECIAL or <= MASK, held of every id).
+    swapped = chosen & (inputs != MASK) & (inputs != ids)
+    assert abs(swapped.sum() / chosen.sum() - 0.1 * 24 / 25) < 0.01
+    drawn = torch.bincount(inputs[swapped], minlength=30)
+    assert (drawn[:N_SPECIAL] == 0).all() and (drawn[N_SPECIAL:] > 0).all()
     empty = torch.tensor([[CLS, SEP]])
     assert (bert_masking(empty, 0.15, 30, g)[1] == PAD).all()
 

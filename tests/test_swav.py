@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from _processes import run_ranks
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -203,6 +204,50 @@ def test_swav_objective_queue_fills_newest_first_then_serves_codes():
     torch.testing.assert_close(obj.queue[:, :8], z)
     obj.loss(obj(x), x)
     assert int(obj.queued) == 12  # full: the next batch's codes use it
+
+
+def test_swav_objective_full_queue_joins_each_views_codes():
+    # Once full, each global view's queue joins that view's Sinkhorn codes
+    # (SwAV's per-crop queues): the loss is the criterion's with the queues'
+    # scores against the unit prototypes, which differs from the loss
+    # without them. Checked so far only by the queue's count.
+    torch.manual_seed(0)
+    obj = SwAVObjective((6,), n_prototypes=5, queue_length=12)
+    for _ in range(2):
+        x = torch.randn(8, 6)
+        obj.loss(obj(x), x)
+    assert int(obj.queued) == 12
+    queue = obj.queue.clone()  # what the next loss reads, before it enqueues
+    x = torch.randn(8, 6)
+    out = obj(x)
+    got = obj.loss(out, x)
+    weight = F.normalize(obj.prototypes.weight.detach(), dim=1)
+    scores = [s.detach() for s in out[0]]
+    want = obj.criterion(scores, n_global=2, queue_scores=[q @ weight.T for q in queue])
+    torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
+    swapped = obj.criterion(
+        scores, n_global=2, queue_scores=[q @ weight.T for q in queue.flip(0)]
+    )
+    alone = obj.criterion(scores, n_global=2)
+    assert abs(float(alone) - float(want)) > 1e-3
+    assert abs(float(swapped) - float(want)) > 1e-4
+
+
+def test_swav_objective_renormalises_moved_prototypes_at_each_step():
+    # An optimiser step moves the prototypes off the unit sphere; the next
+    # training forward puts them back, so the scores stay cosines (as
+    # SwAV's code does). The test above only saw the initial unit rows.
+    torch.manual_seed(0)
+    obj = SwAVObjective((6,), n_prototypes=5)
+    x = torch.randn(8, 6)
+    with torch.no_grad():
+        obj.prototypes.weight.mul_(torch.arange(1.0, 6.0)[:, None])
+    scores, z = obj(x)
+    weight = obj.prototypes.weight.detach()
+    torch.testing.assert_close(weight.norm(dim=1), torch.ones(5), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        scores[0].detach(), z[0] @ weight.T, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_swav_objective_eval_leaves_state_alone():

@@ -1,6 +1,7 @@
 """Tests of the batched augmentations in ``sk_replearn.views``."""
 
 import copy
+import math
 import pickle
 
 import pytest
@@ -145,6 +146,63 @@ def test_imageviews_crop_zooms_into_the_image():
     assert (out.diff(dim=-1) >= -1e-6).all()  # not flipped: still increasing
 
 
+def _crop_boxes(views, H, W, n=512):
+    """Each view's crop (fw, fh, cx, cy), read off coordinate ramps.
+
+    Channel 0 holds each pixel's x in grid_sample's [-1, 1] units, channel 1
+    its y; bilinear sampling reproduces them exactly between the first and
+    last pixel centres, so two output samples near the middle of each axis
+    give the crop's width fraction and centre.
+    """
+    xs = (2 * torch.arange(W) + 1) / W - 1
+    ys = (2 * torch.arange(H) + 1) / H - 1
+    image = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]))
+    torch.manual_seed(0)
+    out = views(image.expand(n, 2, H, W).contiguous())
+
+    def line(values, size):  # the crop's (fraction, centre) along one axis
+        a, b = size // 2 - 3, size // 2 + 3
+        ua, ub = (2 * a + 1) / size - 1, (2 * b + 1) / size - 1
+        frac = (values[:, b] - values[:, a]) / (ub - ua)
+        return frac, values[:, a] - frac * ua
+
+    fw, cx = line(out[:, 0, H // 2, :], W)
+    fh, cy = line(out[:, 1, :, W // 2], H)
+    return fw, fh, cx, cy
+
+
+@pytest.mark.parametrize("H, W", [(32, 32), (24, 48)])
+def test_imageviews_crops_have_the_drawn_area_and_aspect(H, W):
+    # RandomResizedCrop's law: area a uniform in crop_scale, aspect
+    # (width / height, in pixels) log-uniform in crop_ratio. A crop's height
+    # computed with the ratio multiplied rather than divided made every
+    # crop of a square image square and its area a * r; the tests above
+    # only bound the crop from above.
+    views = ImageViews(**IMAGE_OFF | dict(crop_scale=(0.1, 0.2)))
+    fw, fh, _, _ = _crop_boxes(views, H, W)
+    area = fw * fh
+    assert area.min() >= 0.1 - 1e-4 and area.max() <= 0.2 + 1e-4
+    log_aspect = torch.log(fw * W / (fh * H))
+    low, high = math.log(3 / 4), math.log(4 / 3)
+    assert log_aspect.min() >= low - 1e-4 and log_aspect.max() <= high + 1e-4
+    # log-uniform over [low, high]: standard deviation (high - low) / sqrt(12)
+    assert log_aspect.std() == pytest.approx((high - low) / math.sqrt(12), rel=0.1)
+
+
+@pytest.mark.parametrize("ratio", [(2.0, 2.0), (0.5, 0.5)], ids=["wide", "tall"])
+def test_imageviews_crops_stay_inside_the_image(ratio):
+    # A crop's centre is drawn where the whole crop fits, along each axis by
+    # its own extent: with the height's extent for x, wide crops ran off the
+    # edge (grid_sample then repeats the border pixels) and tall ones never
+    # reached it.
+    views = ImageViews(**IMAGE_OFF | dict(crop_scale=(0.2, 0.3), crop_ratio=ratio))
+    fw, fh, cx, cy = _crop_boxes(views, 32, 32)
+    torch.testing.assert_close(fw / fh, torch.full_like(fw, ratio[0]))
+    assert (cx.abs() + fw).max() <= 1 + 1e-4 and (cy.abs() + fh).max() <= 1 + 1e-4
+    # and reaches the edges: the centre uniform over the room left
+    assert (cx.abs() / (1 - fw)).max() > 0.95 and (cy.abs() / (1 - fh)).max() > 0.95
+
+
 def _centroid(x):
     """Intensity-weighted (row, column) centre of each image, from the middle."""
     H, W = x.shape[-2:]
@@ -253,6 +311,30 @@ def test_imageviews_saturation_and_hue_keep_gray_images():
     torch.testing.assert_close(views(gray), gray)
     colour = torch.randn(16, 3, 5, 5)
     assert not torch.allclose(views(colour), colour)
+
+
+def test_imageviews_hue_turns_colours_by_up_to_hue_of_a_full_turn():
+    # hue=h rotates each image's colours about the gray axis by an angle
+    # uniform in [-h, h] turns (the docstring's "up to hue * 360 degrees");
+    # the test above only saw that colours change. Read the angle off a
+    # red image: its chroma (its colour less its gray) turns in the plane
+    # orthogonal to the gray axis.
+    hue = 0.25
+    off = dict(brightness=0, contrast=0, saturation=0, hue=hue)
+    views = ImageViews(**IMAGE_OFF | dict(jitter_prob=1.0), **off)
+    red = torch.zeros(4000, 3, 1, 1)
+    red[:, 0] = 1.0
+    torch.manual_seed(0)
+    out = views(red)[:, :, 0, 0]  # (B, 3)
+    gray = torch.full((3,), 3**-0.5)
+    before = red[0, :, 0, 0] - red[0, :, 0, 0].mean()
+    after = out - out.mean(dim=1, keepdim=True)
+    torch.testing.assert_close(after.norm(dim=1), before.norm().expand(len(out)))
+    sine = torch.linalg.cross(before.expand_as(after), after, dim=1) @ gray
+    angle = torch.atan2(sine, after @ before)
+    turn = hue * 2 * math.pi
+    assert angle.abs().max() <= turn + 1e-5 and angle.abs().max() > 0.98 * turn
+    assert angle.std() == pytest.approx(2 * turn / math.sqrt(12), rel=0.05)
 
 
 def test_imageviews_colour_ops_skip_other_channel_counts():
