@@ -307,14 +307,24 @@ def test_frozen_batchnorm_statistics_stay_fixed(small_digits):
     )
 
 
-def test_learning_rates_per_block(digits_ae, small_digits):
+@pytest.mark.parametrize(
+    "reinit_layers, rates",
+    [
+        # the top block (bottleneck) at 0.1*0.5, then each block below halves
+        (0, (0.05, 0.025, 0.0125)),
+        # a re-drawn top is new: it learns at the head's rate, and the decay
+        # starts at the top pre-trained block below it
+        (1, (0.1, 0.05, 0.025)),
+    ],
+)
+def test_learning_rates_per_block(reinit_layers, rates, digits_ae, small_digits):
     X, y = small_digits
     clf = FineTuner(
         digits_ae,
         lr=0.1,
         encoder_lr_scale=0.5,
         layer_decay=0.5,
-        reinit_layers=0,
+        reinit_layers=reinit_layers,
         lr_schedule=None,
         max_epochs=1,
     ).fit(X, y)
@@ -323,35 +333,9 @@ def test_learning_rates_per_block(digits_ae, small_digits):
     lr_of = {
         names[id(p)]: g["lr"] for g in net.optimizer_.param_groups for p in g["params"]
     }
-    # top block (bottleneck) 0.1*0.5, then each block below halves
-    assert lr_of["encoder.head.weight"] == pytest.approx(0.05)
-    assert lr_of["encoder.body.layers.3.weight"] == pytest.approx(0.025)
-    assert lr_of["encoder.body.layers.0.weight"] == pytest.approx(0.0125)
-    assert lr_of["head.1.weight"] == pytest.approx(0.1)
-
-
-def test_learning_rates_per_block_with_a_redrawn_top(digits_ae, small_digits):
-    # A re-drawn block is new: it learns at the head's rate, and the decay
-    # starts at the top pre-trained block below it (which the test above,
-    # without reinit_layers, could not tell).
-    X, y = small_digits
-    clf = FineTuner(
-        digits_ae,
-        lr=0.1,
-        encoder_lr_scale=0.5,
-        layer_decay=0.5,
-        reinit_layers=1,
-        lr_schedule=None,
-        max_epochs=1,
-    ).fit(X, y)
-    net = clf.net_
-    names = {id(p): n for n, p in net.module_.named_parameters()}
-    lr_of = {
-        names[id(p)]: g["lr"] for g in net.optimizer_.param_groups for p in g["params"]
-    }
-    assert lr_of["encoder.head.weight"] == pytest.approx(0.1)  # re-drawn
-    assert lr_of["encoder.body.layers.3.weight"] == pytest.approx(0.05)  # 0.1*0.5
-    assert lr_of["encoder.body.layers.0.weight"] == pytest.approx(0.025)
+    blocks = ("encoder.head", "encoder.body.layers.3", "encoder.body.layers.0")
+    for block, rate in zip(blocks, rates):
+        assert lr_of[f"{block}.weight"] == pytest.approx(rate), block
     assert lr_of["head.1.weight"] == pytest.approx(0.1)
 
 

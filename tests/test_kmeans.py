@@ -32,6 +32,17 @@ def blobs():
     return X.astype(np.float32)
 
 
+@pytest.fixture(params=[False, True], ids=["torch", "compiled"])
+def compiled(request, monkeypatch):
+    """The test on the torch loop, then on the compiled one where it is built."""
+    from sk_replearn.classical import _hamerly as hamerly_module
+
+    if request.param and hamerly_module._kernels is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(hamerly_module, "_SIMD", request.param)
+    return request.param
+
+
 def _init_from(X, k, seed=0):
     return X[np.random.default_rng(seed).choice(len(X), k, replace=False)]
 
@@ -280,19 +291,11 @@ def test_kmeans_empty_cluster_relocation(blobs):
     assert np.mean(ours.labels_ == ref.labels_) >= 0.99
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
-def test_kmeans_relocation_takes_the_row_out_of_its_old_cluster(
-    compiled, blobs, monkeypatch
-):
+def test_kmeans_relocation_takes_the_row_out_of_its_old_cluster(compiled, blobs):
     # The iteration that relocates: the farthest row becomes the empty
     # cluster's center and leaves its old cluster's mean, as in scikit-learn.
     # Compared after that one iteration (later ones recompute every sum and
     # hid a row left in both).
-    from sk_replearn.classical import _hamerly as hamerly_module
-
-    if compiled and hamerly_module._kernels is None:
-        pytest.skip("the C extension is not built")
-    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     init = _init_from(blobs, 6)
     init[2] = 1e3  # far from every sample: empty after the first assignment
     ours = KMeansTransformer(6, init=init, max_iter=1, device="cpu").fit(blobs)
@@ -1020,31 +1023,17 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     assert bad == 3
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
-def test_predict_gives_the_training_samples_their_fitted_labels(
-    blobs, compiled, monkeypatch
-):
+def test_predict_gives_the_training_samples_their_fitted_labels(blobs, compiled):
     """float32 data far from the origin: predict(X) is labels_, bit for bit."""
-    from sk_replearn.classical import _hamerly as hamerly_module
-
-    if compiled and hamerly_module._kernels is None:
-        pytest.skip("the C extension is not built")
-    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     X = np.ascontiguousarray(_far_blobs(blobs), dtype=np.float32)
     km = KMeansTransformer(n_clusters=5, random_state=0, device="cpu").fit(X)
     np.testing.assert_array_equal(km.predict(X), km.labels_)
     np.testing.assert_array_equal(km.predict(X[::-1]), km.labels_[::-1])
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
-def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
+def test_predict_names_bad_values(blobs, compiled, value):
     """NaN, infinity or a value too large for float32 squares: a clear error."""
-    from sk_replearn.classical import _hamerly as hamerly_module
-
-    if compiled and hamerly_module._kernels is None:
-        pytest.skip("the C extension is not built")
-    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     X = np.ascontiguousarray(blobs, dtype=np.float32)
     km = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(X)
     bad = X.copy()
@@ -1053,19 +1042,11 @@ def test_predict_names_bad_values(blobs, compiled, value, monkeypatch):
         km.predict(bad)
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_large_common_offset_is_shifted_away_not_refused(
-    compiled, dtype, monkeypatch
-):
+def test_a_large_common_offset_is_shifted_away_not_refused(compiled, dtype):
     # Timestamps in nanoseconds (1.7e18) spread by 1e13 over 200 features: the
     # values' squares overflow float32, the shifted ones' do not, and fit
     # refused what the docstring offers to handle.
-    from sk_replearn.classical import _hamerly as hamerly_module
-
-    if compiled and hamerly_module._kernels is None:
-        pytest.skip("the C extension is not built")
-    monkeypatch.setattr(hamerly_module, "_SIMD", compiled)
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(3), 100)
     X = 1.7e18 + rng.normal(size=(300, 200)) * 1e12 + groups[:, None] * 1e13
