@@ -310,11 +310,13 @@ def test_frozen_batchnorm_statistics_stay_fixed(small_digits):
 @pytest.mark.parametrize(
     "reinit_layers, rates",
     [
-        # the top block (bottleneck) at 0.1*0.5, then each block below halves
-        (0, (0.05, 0.025, 0.0125)),
+        # the top block (bottleneck) at 0.1*0.25, then each block below halves
+        (0, (0.025, 0.0125, 0.00625)),
         # a re-drawn top is new: it learns at the head's rate, and the decay
-        # starts at the top pre-trained block below it
-        (1, (0.1, 0.05, 0.025)),
+        # starts at the top pre-trained block below it (a scale of 0.5 would
+        # give the re-drawn block the head's rate had it been decayed as
+        # pre-trained: 0.1 * 0.5 / 0.5)
+        (1, (0.1, 0.025, 0.0125)),
     ],
 )
 def test_learning_rates_per_block(reinit_layers, rates, digits_ae, small_digits):
@@ -322,7 +324,7 @@ def test_learning_rates_per_block(reinit_layers, rates, digits_ae, small_digits)
     clf = FineTuner(
         digits_ae,
         lr=0.1,
-        encoder_lr_scale=0.5,
+        encoder_lr_scale=0.25,
         layer_decay=0.5,
         reinit_layers=reinit_layers,
         lr_schedule=None,
