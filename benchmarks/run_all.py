@@ -8,10 +8,10 @@ status). The benchmarks page of the documentation (``docs/benchmarks.rst``)
 shows these files as they are, so its tables are never typed by hand.
 
 Run: ``python benchmarks/run_all.py [--only bench_ssl bench_mae ...]``.
-All of them take about three hours on 2 CPU cores. A benchmark that fails still
-gets its file (what it printed, then its exit status and the end of its
-standard error), the others still run, and the exit status of this script
-is non-zero.
+All of them take two to three hours on 2 CPU cores. A benchmark that fails
+still gets its file (what it printed, then its exit status and the end of
+its standard error), the others still run, and the exit status of this
+script is non-zero.
 """
 
 from __future__ import annotations
