@@ -291,6 +291,22 @@ def test_cmc_augmentation_and_many_views_in_a_grid_search(small_digits):
     assert best.transform(X[:4]).shape == (4, 3 * 32)  # 8 channels x 2 x 2
 
 
+def test_cmc_trains_on_the_views_of_the_standardised_input():
+    # Each view in training is its columns of X standardised by the fit's
+    # mean and standard deviation, as transform reads them; views drawn from
+    # the raw columns were caught only by the learning test below.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(60, 6)) * np.arange(1, 7) + 100).astype(np.float32)
+    views = [[4, 0, 2], [1, 5, 3]]
+    est = _cmc(views=views, encoder="mlp", encoder_kwargs=None, max_epochs=1)
+    obj = est.set_params(random_state=0).fit(X).net_.module_
+    standard = (X - X.mean(0)) / X.std(0, ddof=1)
+    with torch.no_grad():
+        drawn = obj.draw_views(torch.from_numpy(X))
+    for got, cols in zip(drawn, est.views_):
+        np.testing.assert_allclose(got.numpy(), standard[:, cols], rtol=0, atol=1e-5)
+
+
 def test_cmc_learns_a_better_representation_than_random_init(digits_split):
     """A few epochs of CMC on the halves of digits beat the same encoders untrained.
 
