@@ -175,6 +175,9 @@ def test_cmc_list_of_arrays_rules(small_digits):
         ((1, 8, 8), HALVES, [(1, 8, 4), (1, 8, 4)]),
         ((3, 2, 2), [[0, 1, 2, 3], list(range(4, 12))], [(1, 2, 2), (2, 2, 2)]),
         ((1, 10), [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], [(1, 5), (1, 5)]),
+        # two channels (two sensors, say): a channel each, not the two halves
+        # of the length with both channels
+        ((2, 4), [[0, 1, 2, 3], [4, 5, 6, 7]], [(1, 4), (1, 4)]),
     ],
 )
 def test_cmc_auto_views_split_columns_channels_or_width(shape, views, expected):

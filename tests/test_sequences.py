@@ -265,6 +265,10 @@ def test_padding_marks_the_start_end_and_cuts_with_one_warning():
         ids, lengths = pad_sequences([[7, 8, 9], [], [5, 6, 7]], 2, "GPT")
     assert ids.tolist()[:2] == [[CLS, 7, 8, SEP], [CLS, SEP, PAD, PAD]]
     assert lengths.tolist() == [4, 2, 4]
+    with warnings.catch_warnings():  # exactly max_length tokens: nothing is cut
+        warnings.simplefilter("error")
+        ids, _ = pad_sequences([[7, 8], [9]], 2, "GPT")
+    assert ids.tolist() == [[CLS, 7, 8, SEP], [CLS, 9, SEP, PAD]]
     with pytest.warns(UserWarning, match="5 of 10 sequences"):
         est = make("BERTTransformer", max_length=4).fit(["ABCDEFGH", "AB"] * 5)
     with warnings.catch_warnings(record=True) as caught:
@@ -993,6 +997,37 @@ def test_generate_past_the_context_window_with_early_finishers():
         texts = gpt.generate(n_samples=5, max_new_tokens=20, random_state=seed)
         assert len(texts) == 5 and all(len(t) <= 20 for t in texts)
         assert set("".join(texts)) <= set("abcd")
+
+
+def test_generate_reads_a_long_prompt_by_its_last_tokens_as_predict_next_does():
+    # A prompt longer than the window (max_length + 1 tokens after [CLS]) is
+    # continued from its end: greedy generate's one new token is
+    # predict_next's first. Reading the prompt's first window instead went
+    # unseen (no test had a prompt that long). A model trained this little
+    # matters: a well-trained one ends every full window with [SEP], either
+    # way.
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrst")
+    corpus = ["".join(rng.choice(letters, rng.integers(2, 7))) for _ in range(64)]
+    gpt = GPTTransformer(
+        max_length=6, embed_dim=16, depth=1, num_heads=2, max_epochs=1, random_state=0
+    ).fit(corpus)
+    prompts = ["".join(rng.choice(letters, 15)) for _ in range(8)]
+    tops = [candidates[0][0] for candidates in gpt.predict_next(prompts, top_k=1)]
+    assert sum(top != "[SEP]" for top in tops) >= 4  # the check has teeth
+    for prompt, top in zip(prompts, tops):
+        (text,) = gpt.generate([prompt], max_new_tokens=1, temperature=1e-45)
+        assert text == prompt + ("" if top == "[SEP]" else top)
+
+
+def test_generate_lets_a_sample_end_before_max_new_tokens():
+    # [SEP] ends a sample (after each token this small model gives it about a
+    # sixth); were it banned, every sample would run to max_new_tokens.
+    gpt = GPTTransformer(
+        max_length=8, embed_dim=16, depth=1, num_heads=2, max_epochs=20, random_state=0
+    ).fit(["ab"] * 40)
+    texts = gpt.generate(n_samples=20, max_new_tokens=10, random_state=0)
+    assert max(len(t) for t in texts) < 10
 
 
 def test_a_ready_tokenizer_pads_and_truncates_as_the_estimator_does(strings):

@@ -74,10 +74,28 @@ def test_autoencoder_memmap_rows_are_not_materialised(memmap):
 
 
 def test_autoencoder_memmap_early_stopping_splits_lazily(memmap):
-    ae = AutoencoderTransformer(
-        **{**TINY, "max_epochs": 4}, early_stopping=True, validation_fraction=0.25
-    ).fit(memmap)
-    assert ae.n_epochs_ >= 1 and np.isfinite(ae.history_[:, "valid_loss"]).all()
+    # The validation split of a memmap reads the rows it drew, lazily: the
+    # same training and validation losses as the array in memory. A subset
+    # that read the file's first rows instead trained on the wrong rows and
+    # validated on training rows, which finite losses alone did not show.
+    params = {**TINY, "max_epochs": 4}
+    split = dict(early_stopping=True, validation_fraction=0.25)
+    in_memory = AutoencoderTransformer(**params, **split).fit(np.array(memmap))
+    streamed = AutoencoderTransformer(**params, **split).fit(memmap)
+    assert streamed.n_epochs_ == in_memory.n_epochs_ >= 1
+    assert streamed.loss_curve_ == in_memory.loss_curve_
+    valid = [ae.history_[:, "valid_loss"] for ae in (streamed, in_memory)]
+    assert np.isfinite(valid[0]).all() and valid[0] == valid[1]
+    np.testing.assert_array_equal(
+        streamed.transform(memmap), in_memory.transform(memmap)
+    )
+
+
+def test_a_subset_of_array_rows_reads_its_own_rows():
+    rows = ArrayRows(np.arange(12.0, dtype=np.float32).reshape(6, 2), (2,))
+    part = rows.subset(torch.tensor([4, 1, 5]))
+    assert len(part) == 3
+    np.testing.assert_array_equal(part[torch.tensor([0, 2])], [[8, 9], [10, 11]])
 
 
 def test_scale_sample_caps_the_rows_read(memmap):
