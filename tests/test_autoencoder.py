@@ -79,6 +79,21 @@ def test_autoencoder_grid_search_in_pipeline(small_digits, n_jobs):
     assert grid.best_estimator_.named_steps["ae"].n_components in (4, 8)
 
 
+def test_autoencoder_loss_is_the_error_on_the_standardised_input():
+    # The reconstruction is scored in the units it is made in: each column
+    # less its mean over the fit, over its standard deviation. Against the
+    # raw input the loss was caught only by the quality test above.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(64, 5)) * [1, 2, 3, 4, 5] + 50).astype(np.float32)
+    ae = AutoencoderTransformer(n_components=2, max_epochs=1, random_state=0)
+    obj = ae.fit(X).net_.module_.eval()
+    x = torch.from_numpy(X)
+    standard = torch.from_numpy((X - X.mean(0)) / X.std(0, ddof=1))
+    with torch.no_grad():
+        out = obj(x)
+        torch.testing.assert_close(obj.loss(out, x), ((out - standard) ** 2).mean())
+
+
 def test_autoencoder_training_lowers_the_loss(small_digits):
     X, _ = small_digits
     ae = AutoencoderTransformer(**{**IMAGE, "max_epochs": 10}).fit(X)

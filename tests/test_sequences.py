@@ -602,6 +602,24 @@ def _assert_same_candidates(got, expected) -> None:
     )
 
 
+def test_gpt_score_is_the_mean_log_probability_of_each_next_token():
+    # score (the training forward over whole sequences, every position) is
+    # the mean over all tokens, [SEP] included, of the log-probability
+    # predict_next (the last state of each prefix alone) gives the token
+    # that follows. A mean over sequences instead of tokens, or the next
+    # token read at the first state, passed every exact test.
+    gpt = GPTTransformer(
+        max_length=8, embed_dim=16, depth=1, num_heads=2, max_epochs=3, random_state=0
+    ).fit(["abc", "ab", "bca", "cab"] * 8)
+    X = ["abc", "ba", "cabca"]
+    prefixes = [s[:i] for s in X for i in range(len(s) + 1)]
+    following = [t for s in X for t in [*s, "[SEP]"]]
+    candidates = gpt.predict_next(prefixes, top_k=len(gpt.vocabulary_))
+    log_p = [np.log(dict(c)[t]) for c, t in zip(candidates, following)]
+    assert len(log_p) == 13
+    assert gpt.score(X) == pytest.approx(np.mean(log_p), rel=1e-6)
+
+
 def test_predict_next_gives_the_models_softmax_after_each_prompt(strings):
     gpt = make("GPTTransformer", max_epochs=2).fit(strings)
     module, codec = gpt._module(), gpt._codec()
