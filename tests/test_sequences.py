@@ -277,6 +277,36 @@ def test_padding_marks_the_start_end_and_cuts_with_one_warning():
     assert len([w for w in caught if "max_length=4" in str(w.message)]) == 1
 
 
+def test_a_language_models_cut_sequence_goes_on_in_place_of_the_end():
+    # For GPT, a text cut at max_length continues: its next token, not
+    # [SEP], takes the last place, so that the model learns no end at the cut.
+    with pytest.warns(UserWarning, match=r"first 3 tokens, the last in the place"):
+        ids, lengths = pad_sequences([[7, 8, 9], [5]], 2, "GPT", continues=True)
+    assert ids.tolist() == [[CLS, 7, 8, 9], [CLS, 5, SEP, PAD]]
+    assert lengths.tolist() == [4, 3]
+    # Periodic texts of 30 letters, cut at 8: every full window ended in
+    # [SEP] (probability 0.92), so the model ended every text at the window
+    # and greedy generation stopped at 8 letters. Now it goes on.
+    texts = [("abcd" * 10)[i : i + 30] for i in range(4)] * 16
+    with pytest.warns(UserWarning, match="64 of 64 sequences are longer"):
+        gpt = GPTTransformer(
+            max_length=8,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            dropout=0,
+            lr=1e-2,
+            max_epochs=30,
+            random_state=0,
+        ).fit(texts)
+    prompts = ["abcdabcd", "bcdabcdab", "cdabcdabcdabcd", "dabcdabc"]
+    tops = [c[0] for c in gpt.predict_next(prompts, top_k=1)]
+    assert [t for t, _ in tops] == ["a", "c", "a", "d"]
+    assert min(p for _, p in tops) > 0.8
+    (text,) = gpt.generate(["abcdab"], max_new_tokens=20, temperature=1e-45)
+    assert text == "abcdab" + "cdab" * 5
+
+
 def test_training_batches_group_lengths_and_cover_every_sequence():
     rng = np.random.default_rng(0)
     encoded = [[5] * int(n) for n in rng.integers(1, 100, size=1000)]

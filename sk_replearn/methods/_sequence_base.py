@@ -63,6 +63,10 @@ class _SequenceTransformer(NeuralRepresentation):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "conv_kernel_size": [Interval(Integral, 1, None, closed="left"), None],
     }
+    #: Whether a sequence cut at ``max_length`` keeps its next token where
+    #: ``[SEP]`` would go (see :func:`~sk_replearn.tokens.pad_sequences`):
+    #: a language model must not learn an end at the cut.
+    _cut_continues = False
 
     # -- input ---------------------------------------------------------------
     def _codec(self) -> Codec:
@@ -90,7 +94,9 @@ class _SequenceTransformer(NeuralRepresentation):
                 "many rows): to keep them whole, pre-train the representation "
                 "with a larger max_length."
             )
-        ids, lengths = pad_sequences(encoded, positions - 2, owner, fix)
+        ids, lengths = pad_sequences(
+            encoded, positions - 2, owner, fix, continues=self._cut_continues
+        )
         return TokenDataset(ids, lengths, y)
 
     def _same_kind(self, kind: str, owner: str, what: str) -> Codec:
@@ -130,7 +136,9 @@ class _SequenceTransformer(NeuralRepresentation):
             self._unknown_fraction = check_learnable(encoded, name)
         else:
             warn_unknown(encoded, getattr(self, "_unknown_fraction", 0.0), name)
-        ids, lengths = pad_sequences(encoded, self.max_length, name)
+        ids, lengths = pad_sequences(
+            encoded, self.max_length, name, continues=self._cut_continues
+        )
         return TokenDataset(ids, lengths)
 
     #: The vocabulary's parameters, compared as far as they matter.

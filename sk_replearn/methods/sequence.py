@@ -81,7 +81,10 @@ class GPTTransformer(_SequenceTransformer):
     only the ones before it) is trained to predict every next token, the
     output layer tied to the token embedding [1]_. To predict well it must
     learn the statistics of the sequences: words and phrases in prose,
-    motifs in proteins, ring and branch syntax in SMILES.
+    motifs in proteins, ring and branch syntax in SMILES. A sequence longer
+    than ``max_length`` tokens is cut, with a warning, to its first
+    ``max_length + 1``, the last in the place of ``[SEP]``: the text goes on,
+    so the model learns no end at the cut.
 
     :meth:`transform` pools the hidden states of each sequence (the mean
     over its tokens, or its last token, ``[SEP]``, which has read all of
@@ -144,6 +147,8 @@ class GPTTransformer(_SequenceTransformer):
         **_SequenceTransformer._parameter_constraints,
         "pooling": [StrOptions({"mean", "last"})],
     }
+    #: A text cut at max_length goes on: its next token, not [SEP], follows.
+    _cut_continues = True
 
     def __init__(
         self,

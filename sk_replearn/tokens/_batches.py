@@ -21,13 +21,21 @@ _POOL_BATCHES = 32
 
 # -- padded storage and batches -------------------------------------------------
 def pad_sequences(
-    encoded: list[list[int]], max_length: int, owner: str, fix: str | None = None
+    encoded: list[list[int]],
+    max_length: int,
+    owner: str,
+    fix: str | None = None,
+    *,
+    continues: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[CLS] ids [SEP]`` of each sequence, padded into one tensor.
 
     Sequences of more than ``max_length`` tokens keep their first
     ``max_length`` (one warning says how many were cut, and ``fix``, how to
-    keep them whole: by default, raise ``max_length``).
+    keep them whole: by default, raise ``max_length``). With ``continues``
+    (a language model's input), a cut sequence keeps its next token in the
+    place of ``[SEP]``: the text goes on past the cut, and a ``[SEP]`` there
+    would teach the model an end the text does not have.
 
     Returns
     -------
@@ -50,7 +58,7 @@ def pad_sequences(
         warn_user(
             f"{owner}: {n_cut} of {len(encoded)} sequences are longer than "
             f"max_length={max_length} tokens (the longest has {longest}); "
-            "they are cut to their first max_length tokens. "
+            f"they are cut to their first {_cut_to(max_length, continues)}. "
             f"{fix or 'Raise max_length to keep them whole.'}",
             UserWarning,
         )
@@ -65,8 +73,18 @@ def pad_sequences(
     for i, s in enumerate(encoded):
         n = lengths[i] - 2
         ids[i, 1 : n + 1] = s[:n]
-        ids[i, n + 1] = SEP
+        ids[i, n + 1] = s[n] if continues and len(s) > n else SEP
     return torch.from_numpy(ids), torch.from_numpy(lengths)
+
+
+def _cut_to(max_length: int, continues: bool) -> str:
+    """What a cut sequence keeps, in :func:`pad_sequences`' warning."""
+    if continues:
+        return (
+            f"{max_length + 1} tokens, the last in the place of [SEP] (the text "
+            "goes on)"
+        )
+    return "max_length tokens"
 
 
 class TokenDataset(torch.utils.data.Dataset):
