@@ -689,6 +689,9 @@ def test_regressor_refuses_class_labels_naming_y(dtype, digits_ae, small_digits)
         FineTunerRegressor(GPTTransformer(max_epochs=1), max_epochs=1).fit(
             ["ACGT", "GATT"] * (len(X) // 2), labels
         )
+    mixed = np.array(["1.5", "cat"] * (len(X) // 2), dtype=object)  # names the word
+    with pytest.raises(ValueError, match=match):
+        FineTunerRegressor(digits_ae, max_epochs=1).fit(X, mixed)
     numbers = np.array(["1.5", 2.0] * (len(X) // 2), dtype=object)  # as numpy reads
     reg = FineTunerRegressor(digits_ae, max_epochs=1, random_state=0).fit(X, numbers)
     assert np.isfinite(reg.predict(X[:3])).all()

@@ -99,11 +99,20 @@ def _check_numeric_targets(y, name: str) -> None:
         values.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(
-            f"y holds values that are not numbers ({values.ravel().tolist()[0]!r} "
-            f"among them); "
-            f"{name} predicts numbers: pass numeric targets, or use FineTuner "
-            "to predict class labels."
+            f"y holds values that are not numbers ({_not_a_number(values)!r} "
+            f"among them); {name} predicts numbers: pass numeric targets, or "
+            "use FineTuner to predict class labels."
         ) from exc
+
+
+def _not_a_number(values: np.ndarray):
+    """The first of ``values`` that float() refuses."""
+    for value in values.ravel().tolist():
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return values.ravel().tolist()[0]  # refused as a whole
 
 
 #: Parameters of a representation whose change keeps it fitted.
