@@ -1,5 +1,6 @@
 """AutoencoderTransformer and, through it, the training engine."""
 
+import copy
 import pickle
 import sys
 import warnings
@@ -353,8 +354,8 @@ def test_weights_the_last_step_makes_non_finite_are_an_error(small_digits):
     class SpoilLastStep(Callback):
         def on_epoch_end(self, net, **kwargs):
             if len(net.history) == 2:
-                with torch.no_grad():
-                    next(net.module_.parameters()).fill_(float("nan"))
+                with torch.no_grad():  # one weight is enough
+                    next(net.module_.parameters()).view(-1)[0] = float("nan")
 
     ae = AutoencoderTransformer(
         **{**IMAGE, "max_epochs": 2}, callbacks=[SpoilLastStep()]
@@ -430,6 +431,13 @@ def test_values_past_float32_in_a_dataset_are_refused_not_learned(name, monkeypa
     head = methods_base.scale_sample
     monkeypatch.setattr(methods_base, "scale_sample", lambda X_t: head(X_t, 16))
     with pytest.raises(NonFiniteLossError, match=r"values up to .*e\+30.*Rescale X"):
+        est.fit(dataset)
+    # At 1e19 the squares overflow to inf (the autoencoder's loss is inf, not
+    # NaN, which a check for NaN alone let train on): the same stop.
+    bad[50] = X[50] * 1e19
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(bad))
+    match = r"became (inf|nan).*values up to .*e\+19"
+    with pytest.raises(NonFiniteLossError, match=match):
         est.fit(dataset)
 
 
@@ -777,12 +785,10 @@ class _EpochsSeen(Callback):
         self.epochs.append(len(net.history))
 
 
-def test_callbacks_see_the_epoch_early_stopping_stops_at():
-    # Early stopping stopped by raising in on_epoch_end, before the user's
-    # callbacks, the checkpoint and the printed log saw that epoch.
+def _stopped_early(callback: Callback) -> AutoencoderTransformer:
+    """A fit whose validation loss turns up after epoch 6 of 8, at lr=0.5."""
     X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
-    seen = _EpochsSeen()
-    ae = AutoencoderTransformer(
+    return AutoencoderTransformer(
         3,
         max_epochs=30,
         batch_size=16,
@@ -791,9 +797,40 @@ def test_callbacks_see_the_epoch_early_stopping_stops_at():
         early_stopping=True,
         n_iter_no_change=2,
         validation_fraction=0.25,
-        callbacks=[seen],
+        callbacks=[callback],
         random_state=0,
         device="cpu",
     ).fit(X)
+
+
+def test_callbacks_see_the_epoch_early_stopping_stops_at():
+    # Early stopping stopped by raising in on_epoch_end, before the user's
+    # callbacks, the checkpoint and the printed log saw that epoch.
+    seen = _EpochsSeen()
+    ae = _stopped_early(seen)
     assert ae.n_epochs_ < 30  # it stopped early
     assert seen.epochs == list(range(1, ae.n_epochs_ + 1))
+
+
+class _Snapshots(Callback):
+    """The module's weights at the end of every epoch."""
+
+    def initialize(self):
+        self.states = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states.append(copy.deepcopy(net.module_.state_dict()))
+
+
+def test_early_stopping_keeps_the_best_epochs_weights():
+    # The weights kept are the best validation epoch's, not the last's; no
+    # test compared them, and keeping the last passed every one.
+    snapshots = _Snapshots()
+    ae = _stopped_early(snapshots)
+    best = int(np.argmin(ae.history_[:, "valid_loss"]))
+    assert best < ae.n_epochs_ - 1  # the check has teeth: the last is not the best
+    kept = ae.net_.module_.state_dict()
+    for name, value in kept.items():
+        assert torch.equal(value, snapshots.states[best][name]), name
+    assert not all(torch.equal(v, snapshots.states[-1][k]) for k, v in kept.items())

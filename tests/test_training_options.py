@@ -242,6 +242,7 @@ def test_fits_train_inside_the_callers_inference_mode(digits):
 #: The training flags of _ModeRecorder's forward passes (the estimator
 #: trains a copy of the encoder it is given, so the record is global).
 _SEEN: list[tuple[bool, bool]] = []
+_GRAD: list[bool] = []
 
 
 class _ModeRecorder(nn.Module):
@@ -254,6 +255,7 @@ class _ModeRecorder(nn.Module):
 
     def forward(self, x):
         _SEEN.append((self.training, self.net[2].training))
+        _GRAD.append(torch.is_grad_enabled())
         return self.net(x)
 
 
@@ -263,6 +265,30 @@ class _EvalAfterEveryBatch(Callback):
     def on_batch_end(self, net, training=None, **kwargs):
         if training:
             net.module_.eval()
+
+
+def test_validation_passes_run_in_evaluation_mode(digits):
+    # Early stopping's validation passes switch to evaluation mode (dropout
+    # off, batch norm's running statistics read, not updated with held-out
+    # data). The mode cache below once skipped the switch whenever the flags
+    # were as the last training step left them; only training passes were
+    # checked.
+    X, _ = digits
+    _SEEN[:], _GRAD[:] = [], []
+    AutoencoderTransformer(
+        encoder=_ModeRecorder(),
+        max_epochs=3,
+        batch_size=16,
+        early_stopping=True,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    training = [s for s, grad in zip(_SEEN, _GRAD) if grad]
+    evaluation = [s for s, grad in zip(_SEEN, _GRAD) if not grad]
+    assert len(training) == 3 * 6  # 86 training rows in batches of 16
+    assert all(s == (True, True) for s in training)
+    assert len(evaluation) >= 3  # a validation pass an epoch, at least
+    assert all(s == (False, False) for s in evaluation)
 
 
 def test_training_steps_run_in_training_mode_without_resetting_it_each_step(
