@@ -985,6 +985,20 @@ def test_finetuner_regressor_learns_targets_too_small_to_square():
     assert unit.score(X, y) > 0.9  # what the tiny targets get too; constant: 0
 
 
+def test_finetuner_regressor_learns_a_constant_target_column():
+    # A target column of spread 0 (a constant output, or a constant fold in
+    # cross-validation) keeps a scale of 1 and is learned as that constant.
+    # Its scale of 0 divided 0 by 0: a NaN loss, blamed on lr.
+    X = np.random.default_rng(0).normal(size=(80, 5)).astype(np.float32)
+    Y = np.c_[2 * X[:, 0], np.full(len(X), 7.0)]
+    reg = FineTunerRegressor(PCATransformer(3), max_epochs=100, random_state=0)
+    reg.fit(X, Y)
+    assert reg.y_scale_[1] == 1 and reg.y_mean_[1] == 7
+    pred = reg.predict(X)[:, 1]
+    assert np.isfinite(pred).all()
+    np.testing.assert_allclose(pred, 7.0, rtol=0, atol=0.01)  # 2.5e-4 here
+
+
 @pytest.mark.parametrize(
     "head, match",
     [
@@ -1343,6 +1357,33 @@ def test_sample_weight_weighs_each_samples_loss():
         reg.get_loss(pred, WeightedTargets(target, torch.ones(5))),
         reg.get_loss(pred, target),
     )
+
+
+def test_sample_weights_are_scaled_to_a_mean_of_1():
+    # Weights 3, 1, 3, 1, ... weigh the loss as 1.5, 0.5, ...: their mean is
+    # 1, so that lr keeps its meaning. They were left divided by their
+    # maximum (1, 1/3, ...), which shrank SGD's steps and the reported loss
+    # by mean(w) / max(w) = 2/3. lr=1e-12: the one step leaves the model as
+    # it was, so its probabilities give the loss of that step.
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    X = X.astype(np.float32)
+    w = np.where(np.arange(60) % 2, 1.0, 3.0)
+    rep = PCATransformer(n_components=3).fit(X)
+    clf = FineTuner(
+        rep,
+        strategy="frozen",
+        head_norm=None,
+        optimizer="sgd",
+        lr=1e-12,
+        weight_decay=0,
+        max_epochs=1,
+        batch_size=60,
+        lr_schedule=None,
+        random_state=0,
+    ).fit(X, y, sample_weight=w)
+    P = clf.predict_proba(X)
+    expected = np.mean(-np.log(P[np.arange(60), y]) * w / w.mean())
+    np.testing.assert_allclose(clf.history_[-1]["train_loss"], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cls", [FineTuner, FineTunerRegressor])

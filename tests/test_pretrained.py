@@ -18,6 +18,7 @@ import subprocess
 import sys
 import warnings
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -37,7 +38,13 @@ from sk_replearn import (
     SimCLRTransformer,
     persistence,
 )
-from sk_replearn.nn.pretrained import ExportedModule, HFTextBackbone, pool_features
+from sk_replearn.nn.pretrained import (
+    ExportedModule,
+    HFTextBackbone,
+    ImagePreprocess,
+    pool_features,
+    strip_classifier,
+)
 from sk_replearn.nn.surgery import encoder_blocks
 
 RUN = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "random_state": 0}
@@ -234,6 +241,17 @@ def test_pretrained_gives_penultimate_features_not_class_scores(digits):
     assert isinstance(net.fc, nn.Linear), "the caller's network was changed"
 
 
+def test_strip_classifier_replaces_the_last_child_of_a_classifier_name():
+    # The classifier is the network's last such child: "fc" here is a hidden
+    # layer. The first one (fc) was replaced, cutting the features too early.
+    net = nn.Sequential(
+        OrderedDict(body=nn.Linear(8, 6), fc=nn.Linear(6, 4), head=nn.Linear(4, 10))
+    )
+    assert strip_classifier(net) == "head"
+    assert isinstance(net.head, nn.Identity)
+    assert isinstance(net.fc, nn.Linear) and isinstance(net.body, nn.Linear)
+
+
 def test_pretrained_layer_cut_equals_a_forward_hook(digits):
     X, _ = digits
     net = _small_net().eval()
@@ -327,6 +345,36 @@ def test_pretrained_preprocess_repeats_channels_and_resizes(digits):
         input_shape=(1, 8, 8),
     ).fit(X)
     np.testing.assert_allclose(same.transform(X), rep.transform(X), atol=1e-6)
+
+
+def test_image_preprocess_maps_the_range_to_0_1_then_standardises():
+    # [low, high] -> [0, 1], then (x - mean) / std: [-1, 0, 1] -> [0, .5, 1]
+    # -> [-2, 0, 2]. Multiplying by std gave [-.125, 0, .125]; dropping low
+    # from x - low gave [-4, -2, 0] (alike only for data of minimum 0).
+    prep = ImagePreprocess(low=-1.0, high=1.0, mean=[0.5], std=[0.25])
+    out = prep(torch.tensor([-1.0, 0.0, 1.0]).view(1, 1, 1, 3))
+    assert out.flatten().tolist() == [-2.0, 0.0, 2.0]
+
+
+def test_pretrained_preprocess_scales_pixels_by_their_range_then_by_imagenet():
+    # With a network's mean/std hints, X is rescaled to [0, 1] by its fit
+    # range, then standardised per channel: pixels 0..255 land in about
+    # [-2.12, 2.64]. The range read as (max, min) turned the rescaling off,
+    # and the raw pixels reached the network as values up to ~1133.
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    X = np.random.default_rng(0).uniform(0, 255, size=(4, 3, 8, 8))
+    X = X.astype(np.float32)
+    rep = PretrainedTransformer(nn.Sequential(nn.Conv2d(3, 4, 3)), image_size=None)
+    rep._validate_X(X.reshape(4, -1), reset=True)
+    rep.input_shape_ = (3, 8, 8)
+    prep = rep._build_preprocess(
+        X.reshape(4, -1), rep.model, {"mean": mean, "std": std}
+    )
+    out = prep(torch.from_numpy(X)).numpy()
+    unit = (X.astype(np.float64) - X.min()) / (X.max() - X.min())
+    expected = (unit - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert -2.12 < out.min() and out.max() < 2.65
 
 
 def test_pretrained_weights_file_is_loaded_and_checked(digits, tmp_path):

@@ -192,3 +192,20 @@ def test_a_datasets_last_batch_of_one_is_dropped_in_training():
     SimCLRTransformer(
         input_shape=(1, 8, 8), max_epochs=1, batch_size=16, random_state=0, device="cpu"
     ).fit(data)
+
+
+def test_a_refit_without_warm_start_starts_anew():
+    # A second fit trains a new network from the seed: the same model as the
+    # first fit, and on other data the model a fresh estimator fits there.
+    # Continuing the old network on every refit was caught only by one of
+    # scikit-learn's common checks.
+    X, other = _table(64), _table(64) + 1.0
+    ae = AutoencoderTransformer(3, max_epochs=3, random_state=0, device="cpu")
+    first = ae.fit(X).transform(X)
+    again = ae.fit(X)
+    assert again.n_epochs_ == 3
+    np.testing.assert_array_equal(again.transform(X), first)
+    fresh = AutoencoderTransformer(3, max_epochs=3, random_state=0, device="cpu")
+    np.testing.assert_array_equal(
+        ae.fit(other).transform(other), fresh.fit(other).transform(other)
+    )

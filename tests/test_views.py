@@ -434,6 +434,14 @@ def test_tabularviews_corrupts_the_given_fraction_of_each_row():
     assert ((out != x).sum(1) == 3).all()
 
 
+def test_tabularviews_rounds_the_number_of_features_to_corrupt():
+    # round(corruption_rate * d), as documented: 0.6 * 3 = 1.8 corrupts 2
+    # values per row. It was floored to 1, most visible on narrow tables.
+    x = torch.arange(3.0) + 100 * torch.arange(50.0)[:, None]  # all distinct
+    out = TabularViews(corruption_rate=0.6)(x)
+    assert ((out != x).sum(1) == 2).all()
+
+
 def test_tabularviews_single_row_is_left_unchanged():
     x = torch.randn(1, 5)
     assert torch.equal(TabularViews(corruption_rate=1.0)(x), x)
@@ -533,3 +541,24 @@ def test_a_views_object_checks_parameters_set_after_a_call():
         views(x)
     with pytest.raises(ValueError, match="'mask_fraction' parameter"):
         views.local(x)
+
+
+def test_sequenceviews_crops_start_anywhere_and_shifts_go_both_ways():
+    # A half-length crop starts uniformly in [0, L / 2] and a shift is a whole
+    # number of steps uniform in [-max_shift L, max_shift L]; read off a ramp.
+    # A start drawn in [0, 1 / 2] and shifts drawn in [0, max_shift L] were
+    # caught only by the behaviour record, which any new draw would rewrite.
+    L = 40
+    ramp = torch.arange(float(L)).expand(2000, 1, L).contiguous()
+    off = dict(max_shift=0.0, scale_range=(1.0, 1.0), noise_std=0.0)
+    torch.manual_seed(0)
+    crops = SequenceViews(**off | dict(crop_scale=(0.5, 0.5)))(ramp)
+    start = crops[:, 0, 0] + 0.25  # the first sample centre of a crop x2
+    assert start.min() < 1 and start.max() > L / 2 - 1
+    assert start.mean() == pytest.approx(L / 4, abs=0.5)
+    torch.manual_seed(0)
+    shifted = SequenceViews(**off | dict(crop_scale=None, max_shift=0.25))(ramp)
+    shift = (-shifted[:, 0, 0]).remainder(L).round()  # view[0] = x[-shift mod L]
+    shift = torch.where(shift > L / 2, shift - L, shift)
+    assert shift.min() == -L / 4 and shift.max() == L / 4
+    assert shift.mean().abs() < 0.5
