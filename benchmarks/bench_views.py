@@ -9,10 +9,10 @@ machine hits both sides alike. A last row times what ``views="auto"``
 gives single-channel images (the warps: rotation, shear, zoom, shift and an
 elastic field, then the jitter), ours alone.
 
-Run: ``python benchmarks/bench_views.py [--repeats 30] [--threads 1]``.
+Run: ``python benchmarks/bench_views.py [--repeats 30] [--threads 1 2]``.
 Needs ``pip install kornia`` for the kornia column (skipped without it).
-Prints one row per (batch shape, pipeline): ms per batch of each and their
-ratio kornia / ours (> 1: ours is faster).
+Prints, at each thread count, one row per (batch shape, pipeline): ms per
+batch of each and their ratio kornia / ours (> 1: ours is faster).
 """
 
 from __future__ import annotations
@@ -70,11 +70,24 @@ def median_ms(fns, x, repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
+    try:
+        import kornia
+
+        versions = f"kornia {kornia.__version__}"
+    except ImportError:
+        versions = "kornia not installed"
+    print(f"torch {torch.__version__}, {versions}, CPU")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        print(f"\n{torch.get_num_threads()} thread(s)")
+        table(args.repeats)
+
+
+def table(repeats: int) -> None:
+    """One row per batch shape and pipeline, at the present thread count."""
     header = ("batch", "pipeline", "ours ms", "kornia ms", "ratio")
     print("{:<18} {:<12} {:>8} {:>10} {:>6}".format(*header))
     for shape in SHAPES:
@@ -86,7 +99,7 @@ def main() -> None:
             if kornia is not None:
                 fns.append(kornia)
             with torch.no_grad():
-                ms = median_ms(fns, x, args.repeats)
+                ms = median_ms(fns, x, repeats)
             row = f"{str(shape):<18} {name:<12} {ms[0]:>8.2f}"
             if kornia is not None:
                 row += f" {ms[1]:>10.2f} {ms[1] / ms[0]:>6.2f}"
@@ -97,9 +110,7 @@ def main() -> None:
     # shift, elastic field) and jitter in one resampling; ours only
     shape = SHAPES[0]
     with torch.no_grad():
-        (ms,) = median_ms(
-            [make_views("auto", shape[1:])], torch.rand(shape), args.repeats
-        )
+        (ms,) = median_ms([make_views("auto", shape[1:])], torch.rand(shape), repeats)
     print(f"{str(shape):<18} {'auto warps':<12} {ms:>8.2f} {'n/a':>10}")
 
 
