@@ -735,6 +735,25 @@ def _block_inputs(masks: str, length: int) -> tuple[torch.Tensor, dict]:
     return x, {}
 
 
+def test_transformer_blocks_are_pre_norm():
+    # Pre-norm (GPT-2's and ViT's layout, the docs' "pre-norm" token
+    # encoder): x + attn(norm1(x)), then + mlp(norm2(.)). A post-norm block
+    # was caught only by MAE's learning test. By hand with the block's own
+    # sub-layers, in evaluation mode (no dropout).
+    from sk_replearn.nn import transformer
+
+    torch.manual_seed(0)
+    block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0].eval()
+    assert block.norm_first
+    x = torch.randn(2, 5, 16)
+    h = block.norm1(x)
+    y = x + block.self_attn(h, h, h, need_weights=False)[0]
+    h = block.norm2(y)
+    want = y + block.linear2(block.activation(block.linear1(h)))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("masks", ["none", "causal", "padding"])
 def test_transformer_block_explicit_attention_matches_default(masks):
     # Short sequences on the CPU take the block's own attention (the masks

