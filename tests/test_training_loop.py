@@ -2,12 +2,13 @@
 
 Early stopping stops after exactly ``n_iter_no_change`` epochs without
 improvement (that it keeps the best epoch's weights is in
-``test_autoencoder.py``); the held-out part is
-``validation_fraction`` of the rows rounded, as the checks before the fit
-round it; the cosine schedule spans the training part's steps; ``precision``
-picks its dtype; a refused warm start leaves the optimiser as it was; and a
-Dataset's last batch of one is dropped in training, as an array's is. Each
-of these had a one-line bug that no test caught (found by planting them).
+``test_autoencoder.py``); the held-out part is ``validation_fraction`` of
+the rows rounded, as the checks before the fit round it; the cosine schedule
+spans the training part's steps; ``precision`` picks its dtype; a refused
+warm start leaves the optimiser as it was; a Dataset's last batch of one is
+dropped in training, as an array's is; and a refit without ``warm_start``
+starts anew. Each was unguarded: a one-line bug planted there passed every
+test.
 """
 
 from __future__ import annotations
