@@ -732,6 +732,9 @@ def _block_inputs(masks: str, length: int) -> tuple[torch.Tensor, dict]:
         pad = torch.zeros(3, length, dtype=torch.bool)
         pad[0, -2:] = True
         return x, {"src_key_padding_mask": pad}
+    if masks == "per_head":  # (batch * heads, n, n): one mask per sample and head
+        mask = torch.randn(3 * 4, length, length, dtype=torch.float64)
+        return x, {"src_mask": mask}
     return x, {}
 
 
@@ -754,7 +757,7 @@ def test_transformer_blocks_are_pre_norm():
         torch.testing.assert_close(block(x), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("masks", ["none", "causal", "padding"])
+@pytest.mark.parametrize("masks", ["none", "causal", "padding", "per_head"])
 def test_transformer_block_explicit_attention_matches_default(masks):
     # Short sequences on the CPU take the block's own attention (the masks
     # in the float form the layer gives them): the same function and
