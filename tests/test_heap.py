@@ -45,9 +45,9 @@ _STEPS = textwrap.dedent(
     """
     import ctypes, json, resource, sys
     import torch
-    from sk_replearn._heap import retain_heap
+    from sk_replearn._heap import _M_MMAP_THRESHOLD, retain_heap
 
-    ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD, held fixed
+    ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 * 1024)  # held fixed
     retained = retain_heap() if sys.argv[1] == "1" else False
 
     def step():

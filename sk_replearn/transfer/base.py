@@ -90,29 +90,20 @@ def _check_numeric_targets(y, name: str) -> None:
     """Refuse, naming y, targets that are not numbers (class labels, say).
 
     numpy's own message ("could not convert string to float") names neither
-    y nor the fix.
+    y nor the fix; the first value ``float`` refuses is quoted.
     """
     values = np.asarray(y)
     if values.dtype.kind not in "USO":
         return
-    try:
-        values.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"y holds values that are not numbers ({_not_a_number(values)!r} "
-            f"among them); {name} predicts numbers: pass numeric targets, or "
-            "use FineTuner to predict class labels."
-        ) from exc
-
-
-def _not_a_number(values: np.ndarray):
-    """The first of ``values`` that float() refuses."""
     for value in values.ravel().tolist():
         try:
             float(value)
-        except (TypeError, ValueError):
-            return value
-    return values.ravel().tolist()[0]  # refused as a whole
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"y holds values that are not numbers ({value!r} among them); "
+                f"{name} predicts numbers: pass numeric targets, or use "
+                "FineTuner to predict class labels."
+            ) from exc
 
 
 #: Parameters of a representation whose change keeps it fitted.
