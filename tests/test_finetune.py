@@ -695,6 +695,15 @@ def test_regressor_refuses_class_labels_naming_y(dtype, digits_ae, small_digits)
     numbers = np.array(["1.5", 2.0] * (len(X) // 2), dtype=object)  # as numpy reads
     reg = FineTunerRegressor(digits_ae, max_epochs=1, random_state=0).fit(X, numbers)
     assert np.isfinite(reg.predict(X[:3])).all()
+    # No y at all, or a missing value, gets scikit-learn's message naming it.
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        FineTunerRegressor(digits_ae, max_epochs=1).fit(X, None)
+    # scikit-learn reads an object y as floats after its finiteness check: a
+    # None or "nan" reached the loss as NaN and was blamed on lr.
+    for missing in [1.5, None], ["1.5", "nan"], [1.5, "inf"]:
+        y_missing = np.array(missing * (len(X) // 2), dtype=object)
+        with pytest.raises(ValueError, match="Input y contains (NaN|infinity)"):
+            FineTunerRegressor(digits_ae, max_epochs=1).fit(X, y_missing)
 
 
 def test_bad_parameters(digits_ae, small_digits):

@@ -90,12 +90,18 @@ def _check_numeric_targets(y, name: str) -> None:
     """Refuse, naming y, targets that are not numbers (class labels, say).
 
     numpy's own message ("could not convert string to float") names neither
-    y nor the fix; the first value ``float`` refuses is quoted.
+    y nor the fix; the first value ``float`` refuses is quoted. ``y=None``
+    and ``None`` entries (read as NaN, as numpy reads them) are left to
+    scikit-learn's checks, whose messages name them.
     """
+    if y is None:
+        return
     values = np.asarray(y)
     if values.dtype.kind not in "USO":
         return
     for value in values.ravel().tolist():
+        if value is None:
+            continue
         try:
             float(value)
         except (TypeError, ValueError) as exc:

@@ -7,6 +7,7 @@ from numbers import Real
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -441,6 +442,9 @@ default=None
         self._check_params_against_data(len(X))
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        # scikit-learn's multi-output check reads an object y (None, "nan")
+        # as floats after its finiteness check, so NaN would reach the loss.
+        assert_all_finite(Y, input_name="y", estimator_name=type(self).__name__)
         weight = self._relative_weights(sample_weight, X)
         self.y_mean_, std = _mean_std(Y, weight)
         self.y_scale_ = np.where(std > 0, std, 1.0)
