@@ -149,6 +149,9 @@ def test_checkpoint_resume_equals_uninterrupted_fit(name, data, tmp_path):
 
     resumed = _fit(factory(checkpoint_dir=str(tmp_path)), data)
     assert resumed.n_epochs_ == MAX_EPOCHS
+    # The net trains its remaining epochs, then says max_epochs as it was
+    # (a net fitted again would otherwise train only those that were left).
+    assert resumed.net_.max_epochs == reference.net_.max_epochs == MAX_EPOCHS
     # Only the remaining epochs ran: the first two came from the checkpoint.
     np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
     _assert_same_weights(resumed, reference)
@@ -319,6 +322,49 @@ def test_checkpoint_of_other_data_of_the_same_shape_is_refused(data, tmp_path):
     other = (X[::-1].copy(), y[::-1].copy())
     with pytest.raises(ValueError, match="other data of the same shape"):
         _fit(FACTORIES[next(iter(FACTORIES))](checkpoint_dir=tmp_path), other)
+
+
+def test_checkpoint_of_data_differing_in_its_last_row_is_refused(data, tmp_path):
+    # The digest reads rows spread over the data, the first and last included.
+    X, _ = data
+    other = X.copy()
+    other[-1] += 1.0
+    with pytest.raises(Killed):
+        _ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]).fit(X)
+    with pytest.raises(ValueError, match="other data of the same shape"):
+        _ae(checkpoint_dir=tmp_path).fit(other)
+
+
+def test_runtime_settings_of_a_nested_estimator_are_not_fingerprinted():
+    # verbose, device, ... say how a fit runs, for the representation too: a
+    # fine-tuning resumed with representation__verbose=1 is the same run.
+    from sk_replearn import AutoencoderTransformer
+    from sk_replearn.checkpoint import fingerprint
+
+    a = FineTuner(AutoencoderTransformer(verbose=0, device="auto"))
+    b = FineTuner(AutoencoderTransformer(verbose=1, device="cpu"))
+    assert fingerprint(a) == fingerprint(b)
+    c = FineTuner(AutoencoderTransformer(n_components=3))
+    assert fingerprint(a) != fingerprint(c)
+
+
+def test_a_fine_tuning_resumes_on_a_representation_pre_trained_again(data, tmp_path):
+    # The script run again pre-trains the same representation (same seed,
+    # same weights) in other times: its history_ is not its learned state.
+    X, y = data
+    P = np.random.default_rng(1).normal(size=(100, 8)).astype(np.float32)
+
+    def tuner(**kw):
+        est = make("FineTuner", **{**_EPOCHS, **kw})
+        return est.set_params(representation=_ae(max_epochs=1).fit(P))
+
+    reference = _fit(tuner(), data)
+    with pytest.raises(Killed):
+        _fit(
+            tuner(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]), data
+        )
+    resumed = _fit(tuner(checkpoint_dir=tmp_path), data)
+    _assert_same_weights(resumed, reference)
 
 
 def test_checkpoint_of_a_fine_tuning_of_another_representation_is_refused(
@@ -512,6 +558,10 @@ def test_checkpoint_fingerprint_holds_no_memory_address(data, tmp_path):
     with pytest.raises(ValueError, match=r"other parameters \(random_state=Random"):
         _fit(simclr(seed=1, checkpoint_dir=tmp_path), data)
     a, b = fingerprint(_simclr(views=lambda x: x)), fingerprint(_simclr(views=abs))
+    assert a["params"]["views"] != b["params"]["views"]
+    # Lambdas of one scope share a name: their code tells them apart.
+    a = fingerprint(_simclr(views=lambda x: x * 1.0))
+    b = fingerprint(_simclr(views=lambda x: x + 0.5))
     assert a["params"]["views"] != b["params"]["views"]
 
 

@@ -192,6 +192,17 @@ def test_ssl_estimator_bad_params_raise(cls, params, match, small_digits):
         _make(cls, **params).fit(X)
 
 
+@pytest.mark.parametrize(
+    "weight", ["invariance_weight", "variance_weight", "covariance_weight"]
+)
+def test_vicreg_trains_with_any_one_term_switched_off(weight, small_digits):
+    # An ablation the paper runs: only all three at 0 is refused.
+    X, _ = small_digits
+    vicreg = _make(VICRegTransformer, **{weight: 0.0}).fit(X)
+    assert getattr(vicreg.net_.module_.criterion, weight) == 0.0
+    assert np.isfinite(vicreg.transform(X[:4])).all()
+
+
 def test_simclr_views_that_do_not_fit_the_input_raise(small_digits):
     X, _ = small_digits
     from sk_replearn.views import SequenceViews

@@ -15,6 +15,7 @@ from sk_replearn.nn import (
     MLPDecoder,
     MLPEncoder,
     ProjectionHead,
+    Prototypes,
     ResNetEncoder,
     SignalAvgPool,
     SignalBatchNorm,
@@ -700,6 +701,36 @@ def test_projection_head_defaults_and_no_bn():
     assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.layers)
 
 
+def test_projection_head_biases_and_norms_as_the_papers():
+    # A hidden linear followed by batch norm has no bias (the norm's shift
+    # replaces it); without batch norm it has one. SimSiam's and MoCo v3's
+    # projector ends in a batch norm without scale or shift.
+    def hidden(head):
+        return [m for m in head.layers if isinstance(m, nn.Linear)][:-1]
+
+    with_bn = ProjectionHead(6, 5, 4, num_layers=3)
+    without = ProjectionHead(6, 5, 4, num_layers=3, batch_norm=False)
+    assert all(m.bias is None for m in hidden(with_bn))
+    assert all(m.bias is not None for m in hidden(without))
+    last_bn = ProjectionHead(6, 5, 4, num_layers=3, last_bn=True)
+    last = last_bn.layers[-1]
+    assert isinstance(last, nn.BatchNorm1d) and not list(last.parameters())
+    assert last_bn.layers[-2].bias is None
+
+
+def test_prototypes_give_cosine_similarities():
+    # DINO's logits: the cosine of each embedding with each prototype.
+    protos = Prototypes(8, 5)
+    z = torch.randn(3, 8)
+    weight = protos.weight.detach()
+    by_hand = torch.stack(
+        [torch.cosine_similarity(z[i : i + 1], weight, dim=1) for i in range(3)]
+    )
+    torch.testing.assert_close(protos(z), by_hand)
+    along = protos(3.0 * weight)  # each prototype's own direction
+    torch.testing.assert_close(along.diagonal(), torch.ones(5))
+
+
 def test_projection_head_bad_value_raises():
     with pytest.raises(ValueError, match="num_layers"):
         ProjectionHead(8, num_layers=0)
@@ -979,6 +1010,24 @@ def test_image_encoders_keep_torch_s_layers():
     )
 
 
+class _AttentionBody(nn.Module):
+    """A user's module of torch's layers, blocks found by its children.
+
+    ``nn.MultiheadAttention`` draws its output projection as an
+    ``nn.Linear`` and then zeroes that layer's bias: a re-draw that reset
+    the attention before its child left the bias drawn.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(128, 4, 256, batch_first=True)
+        self.out = nn.Linear(128, 128)
+        self.out_features = 128
+
+    def forward(self, x):
+        return self.out(self.layer(x.unsqueeze(1)).squeeze(1))
+
+
 @pytest.mark.parametrize(
     "body, shape",
     [
@@ -986,8 +1035,9 @@ def test_image_encoders_keep_torch_s_layers():
         (lambda: CNNEncoder((1, 8, 8)), (1, 8, 8)),
         (lambda: ViTEncoder((1, 8, 8), patch_size=2, embed_dim=128), (1, 8, 8)),
         (lambda: TokenEncoder(30, 20, embed_dim=128, depth=2, num_heads=4), None),
+        (_AttentionBody, (128,)),
     ],
-    ids=["resnet", "cnn", "vit", "tokens"],
+    ids=["resnet", "cnn", "vit", "tokens", "torch-attention"],
 )
 def test_redrawn_blocks_are_drawn_as_at_construction(body, shape):
     # reinit_layers promises the architecture from scratch: torch's default
@@ -1008,3 +1058,27 @@ def test_redrawn_blocks_are_drawn_as_at_construction(body, shape):
         else:  # random draws: the same spread about the same mean
             assert float(new.std()) == pytest.approx(float(old.std()), rel=0.2), name
             assert abs(float(new.mean() - old.mean())) < 0.2 * float(old.std()), name
+
+
+def test_blocks_of_a_users_module_are_its_children_loose_weights_first():
+    # A module the library does not know: each child with weights is a block,
+    # in registration order, and its own loose parameters (an input scale)
+    # run first, so they join the first block (freeze_layers=1 freezes
+    # them, layer_decay gives them the lowest rate).
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(6))
+            self.first = nn.Linear(6, 5)
+            self.act = nn.ReLU()
+            self.last = nn.Linear(5, 4)
+
+        def forward(self, x):
+            return self.last(self.act(self.first(x * self.scale)))
+
+    body = Scaled()
+    blocks = encoder_blocks(TransferEncoder(body, (6,), 4))
+    assert [[id(p) for p in b.params] for b in blocks] == [
+        [id(p) for p in [*body.first.parameters(), body.scale]],
+        [id(p) for p in body.last.parameters()],
+    ]

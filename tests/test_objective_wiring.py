@@ -14,6 +14,10 @@ Every network runs on both views as one batch (batch normalisation pools
 their statistics, see ``embed_pair``), so the hand computations do the same.
 """
 
+import warnings
+from inspect import signature
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -294,6 +298,62 @@ def test_every_two_view_objective_is_wired_here_or_named():
     }
     here = {cls for cls, _ in OBJECTIVES.values()}
     assert used == here | set(NOT_HERE)
+
+
+# A value other than the default for each hyperparameter an estimator hands
+# its objective (by name; a new one gets a row here).
+ESTIMATOR_SETTINGS = {
+    "hidden_dim": 12,
+    "projection_dim": 6,
+    "temperature": 0.3,
+    "momentum": 0.8,
+    "queue_size": 48,
+    "lambd": 0.05,
+    "predictor_dim": 3,
+    "bottleneck_dim": 5,
+    "teacher_temp": 0.07,
+    "student_temp": 0.2,
+    "warmup_teacher_temp": 0.02,
+    "center_momentum": 0.7,
+    "invariance_weight": 2.0,
+    "variance_weight": 3.0,
+    "covariance_weight": 0.5,
+    "epsilon": 0.1,
+    "sinkhorn_iterations": 5,
+    "n_prototypes": 7,
+    "queue_length": 32,
+}
+TWO_VIEW_ESTIMATORS = [
+    name
+    for name, cls in PUBLIC_ESTIMATORS.items()
+    if issubclass(cls, _TwoViewTransformer) and cls._objective is not CMCObjective
+]  # CMC's views, graph and core view: test_cmc.py
+
+
+@pytest.mark.parametrize("name", TWO_VIEW_ESTIMATORS)
+def test_every_hyperparameter_of_an_estimator_reaches_its_objective(name, monkeypatch):
+    # An estimator that forgot one in its _objective_params trained silently
+    # with the objective's default (BYOL's momentum, SwAV's Sinkhorn
+    # iterations) while get_params reported the user's value.
+    cls = PUBLIC_ESTIMATORS[name]
+    objective = cls._objective
+    shared = set(signature(objective).parameters) & set(cls().get_params())
+    shared -= {"input_shape"}  # the objective gets the fitted input_shape_
+    assert shared <= set(ESTIMATOR_SETTINGS), "add the new hyperparameter above"
+    settings = {key: ESTIMATOR_SETTINGS[key] for key in shared}
+    received = {}
+
+    def recording(**kwargs):
+        received.update(kwargs)
+        return objective(**kwargs)
+
+    monkeypatch.setattr(cls, "_objective", staticmethod(recording))
+    est = cls(encoder="mlp", max_epochs=1, batch_size=16, random_state=0, **settings)
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    assert {key: received[key] for key in shared} == settings
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))

@@ -9,6 +9,7 @@ unpickled in another process are no change.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pickle
 import re
@@ -255,6 +256,29 @@ def test_a_closure_of_another_value_is_a_change(data):
     _fit(est, X, y)  # the same closure again: no change
     with pytest.raises(ValueError, match="warm_start=True continues the fitted model"):
         _fit(est.set_params(encoder=_encoder_with(nn.ReLU)), X, y)
+
+
+def _layers(width, activation):
+    return nn.Sequential(nn.Linear(8, width), activation())
+
+
+def test_a_partial_of_the_same_keywords_in_another_order_is_no_change(data):
+    # save() refuses code, so only a warm start compares these: the same
+    # settings written in another order continue the fit; other settings
+    # are refused.
+    X, y = data
+    est = make(
+        "AutoencoderTransformer",
+        encoder=functools.partial(_layers, width=4, activation=nn.Tanh),
+        encoder_kwargs=None,
+        warm_start=True,
+    )
+    est = _fit(est, X, y)
+    est.set_params(encoder=functools.partial(_layers, activation=nn.Tanh, width=4))
+    assert _fit(est, X, y).n_epochs_ == 2
+    est.set_params(encoder=functools.partial(_layers, activation=nn.ReLU, width=4))
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted model"):
+        _fit(est, X, y)
 
 
 def test_ids_fitted_sequences_save_after_tokenizer_changes(tmp_path):

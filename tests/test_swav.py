@@ -438,12 +438,15 @@ def test_dino_warm_up_starts_at_teacher_temp_unless_set(teacher_temp, start):
 
 
 @pytest.mark.parametrize(
-    ("epochs", "steps"), [("auto", 3 * 2), (4, 4 * 2), (99, 10 * 2)]
+    ("epochs", "max_epochs", "steps"),
+    # "auto" is 30 % of the epochs, rounded: 2 epochs warm up for 1 (0.6),
+    # not for none.
+    [("auto", 10, 3 * 2), ("auto", 2, 1 * 2), (4, 10, 4 * 2), (99, 10, 10 * 2)],
 )
-def test_dino_warmup_epochs_to_steps(epochs, steps):
+def test_dino_warmup_epochs_to_steps(epochs, max_epochs, steps):
     X = np.random.default_rng(0).normal(size=(64, 6))
     dino = DINOTransformer(
-        encoder="mlp", warmup_teacher_temp_epochs=epochs, max_epochs=10,
+        encoder="mlp", warmup_teacher_temp_epochs=epochs, max_epochs=max_epochs,
         batch_size=32, projection_dim=8, random_state=0,
     ).fit(X)  # fmt: skip
     assert dino.net_.module_.warmup_teacher_temp_steps == steps
@@ -492,6 +495,11 @@ def test_a_queue_longer_than_the_fit_queues_is_warned_of():
     with pytest.warns(UserWarning, match=r"queue_length=81 is more than the 80 "):
         swav.fit(X)
     assert int(swav.net_.module_.queued) == 80 < 81  # indeed never full
+    # warm_start continues a queue only where there is one: a first fit
+    # with warm_start=True starts from an empty queue as any first fit.
+    first = SwAVTransformer(queue_length=81, warm_start=True, **params, random_state=0)
+    with pytest.warns(UserWarning, match=r"queue_length=81 is more than the 80 "):
+        first.fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         full = SwAVTransformer(queue_length=80, **params, random_state=0).fit(X)

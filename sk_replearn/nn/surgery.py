@@ -148,7 +148,7 @@ class Block:
         owned = set()
         with torch.no_grad():
             for module in self.modules:
-                for m in module.modules():
+                for m in _children_first(module):
                     # (nn.MultiheadAttention's is private)
                     reset = getattr(m, "reset_parameters", None) or getattr(
                         m, "_reset_parameters", None
@@ -165,6 +165,29 @@ class Block:
                     nn.init.trunc_normal_(p, std=0.02)
             if self.init is not None:
                 self.init(self)
+
+
+def _children_first(module: nn.Module) -> list[nn.Module]:
+    """``module`` and its sub-modules, each after its own sub-modules.
+
+    The order of construction: a layer that resets the parameters of its
+    children (``nn.MultiheadAttention`` zeroes its output projection's
+    bias, which that ``nn.Linear`` drew) does so after they are drawn.
+    Siblings keep their order; a shared sub-module is visited once.
+    """
+    order: list[nn.Module] = []
+    seen: set[int] = set()
+
+    def visit(m: nn.Module) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        for child in m.children():
+            visit(child)
+        order.append(m)
+
+    visit(module)
+    return order
 
 
 def _init_conv_block(block: Block) -> None:
