@@ -172,7 +172,9 @@ class _ShardedTokenBatches(TokenBatches):
     Every process draws the same length-grouped batches from a seed the
     main process broadcasts, and takes every ``world``-th of them (the same
     number on each process, so their steps stay in lockstep), moved to the
-    device.
+    device. Where there are fewer batches than processes, each process
+    takes one, some the same: a process without a step would leave the
+    others waiting for its gradients.
     """
 
     def __init__(self, dataset, batch_size, accelerator) -> None:
@@ -187,9 +189,10 @@ class _ShardedTokenBatches(TokenBatches):
     def __iter__(self):
         seed = int(torch.randint(0, 2**62, ()))  # torch's generator, seeded by fit
         generator = torch.Generator().manual_seed(shared_seed(self.accelerator, seed))
-        mine = self.training_batches(generator)[self.rank :: self.world]
+        batches = self.training_batches(generator)
         device = self.accelerator.device
-        for idx in mine[: len(self)]:
+        for k in range(len(self)):  # every world-th, wrapping round if few
+            idx = batches[(self.rank + k * self.world) % len(batches)]
             xb, yb = self._batch(idx)
             yield xb.to(device), None if yb is None else yb.to(device)
 

@@ -103,7 +103,11 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
     ("shape", "match"),
     [
         ((8, 8, 3), r"channels first: 8 channels.*X.transpose\(0, 3, 1, 2\).*permute"),
-        ((10, 10), r"signals of 10 channels.*X\[:, None\].*items x\[None\]"),
+        # square: not "more channels than time steps"
+        (
+            (10, 10),
+            r"channels and length 10\. For one-channel.*X\[:, None\].*x\[None\]",
+        ),
         # Keras's and tslearn's signals, (timesteps, channels)
         ((100, 1), r"100 channels and length 1: more.*X.transpose\(0, 2, 1\)"),
         ((40, 3), r"40 channels and length 3.*items x.T"),
@@ -127,6 +131,7 @@ def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
         _Scale().fit(np.zeros((6, 4, 4)))  # too small to be an image
         _Scale().fit(np.zeros((6, 64, 256)))  # EEG: 64 channels of 256 steps
         _Scale().fit(np.zeros((6, 5, 2)))  # too short to tell
+        _Scale().fit(np.zeros((6, 4, 32, 3)))  # 4 channels first (RGBA)
         # Models of flat rows give the same result whatever the axes mean.
         PCATransformer(2).fit(X)
         KMeansTransformer(2, n_init=1, random_state=0).fit(X)
@@ -297,3 +302,72 @@ def test_transforms_compute_as_without_the_callers_autocast():
             plain = method(X)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 np.testing.assert_array_equal(method(X), plain, err_msg=name)
+
+
+def test_base_reads_nested_lists_of_booleans_as_samples_of_their_shape():
+    X = np.random.default_rng(0).random((20, 2, 3)) > 0.5
+    model = PCATransformer(n_components=2).fit(X.tolist())
+    assert model.input_shape_ == (2, 3)
+    np.testing.assert_allclose(model.transform(X.tolist()), model.transform(X))
+
+
+def test_float_dtypes_of_an_array_like_without_a_dtype():
+    # Read through __array__: float64 values stay float64, integers become
+    # float32 (as an integer array does).
+    from sk_replearn._validation import float_dtypes
+
+    class Holder:
+        def __init__(self, dtype):
+            self.values = np.zeros((2, 2), dtype)
+
+        def __array__(self, dtype=None, copy=None):
+            return self.values
+
+    assert float_dtypes(Holder(np.float64))[0] is np.float64
+    assert float_dtypes(Holder(np.int64))[0] is np.float32
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_base_values_past_float32_are_refused_whatever_their_sign(sign):
+    from sk_replearn import AutoencoderTransformer
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    X[0, 0] = sign * 1e20
+    with pytest.raises(ValueError, match=r"values up to 1e\+20"):
+        AutoencoderTransformer(n_components=2, max_epochs=1).fit(X)
+
+
+def test_check_flag_takes_numpy_booleans():
+    from sk_replearn._validation import check_flag
+
+    check_flag(np.True_, "return_mask")
+    check_flag(False, "return_mask")
+    with pytest.raises(TypeError, match="return_mask"):
+        check_flag("no", "return_mask")
+
+
+def test_store_params_in_an_init_that_calls_super_keeps_the_class():
+    # Python puts __class__ among the locals of a method that uses super():
+    # stored, it turned a subclass's instance into its parent.
+    from sk_replearn.base import store_params
+
+    class Parent:
+        def __init__(self, *, a=1):
+            super().__init__()
+            store_params(self, locals())
+
+    class Child(Parent):
+        pass
+
+    obj = Child(a=2)
+    assert type(obj) is Child and obj.a == 2
+
+
+def test_get_feature_names_out_checks_the_input_features_it_is_given():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)), columns=list("abc"))
+    model = PCATransformer(n_components=2).fit(X)
+    names = ["pcatransformer0", "pcatransformer1"]
+    assert list(model.get_feature_names_out(["a", "b", "c"])) == names
+    with pytest.raises(ValueError, match="input_features is not equal"):
+        model.get_feature_names_out(["x", "y", "z"])

@@ -23,7 +23,9 @@ from sk_replearn import AutoencoderTransformer, PCATransformer, SimCLRTransforme
 from sk_replearn.distributed import (
     AcceleratedRepresentationNet,
     _ShardedBatches,
+    _ShardedTokenBatches,
     accelerated_net_class,
+    shared_seed,
     world_size,
 )
 from sk_replearn.losses.contrastive import NTXentLoss
@@ -244,6 +246,70 @@ def test_sharded_batches_are_disjoint_and_cover_the_epoch(monkeypatch):
         seen.append(torch.cat(rows))
     assert len(seen[0]) == len(seen[1]) == 11
     assert not set(seen[0].tolist()) & set(seen[1].tolist())
+
+
+def _token_batches(rank, world, n, batch_size):
+    from sk_replearn.tokens import TokenDataset
+
+    data = TokenDataset(
+        torch.arange(1, n + 1)[:, None], torch.ones(n, dtype=torch.long)
+    )
+    torch.manual_seed(0)  # fit seeds every rank alike
+    batches = _ShardedTokenBatches(data, batch_size, _FakeAccelerator(rank, world))
+    return len(batches), [xb[:, 0].tolist() for xb, _ in batches]
+
+
+def test_sharded_token_batches_are_disjoint_and_equal_in_number(monkeypatch):
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: seed
+    )
+    seen = []
+    for rank in range(2):  # 5 batches of 2: 2 a process, one left out
+        length, batches = _token_batches(rank, 2, n=10, batch_size=2)
+        assert length == len(batches) == 2
+        seen.append({token for batch in batches for token in batch})
+    assert len(seen[0]) == len(seen[1]) == 4 and not seen[0] & seen[1]
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "world"), [(4, 4, 2), (3, 2, 2), (5, 4, 3)]
+)
+def test_fewer_token_batches_than_processes_still_give_each_a_step(
+    n, batch_size, world, monkeypatch
+):
+    # A process without a step leaves the others waiting for its gradients.
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: seed
+    )
+    for rank in range(world):
+        length, batches = _token_batches(rank, world, n, batch_size)
+        assert length == len(batches) == 1
+
+
+def test_shared_seed_is_the_main_processs(monkeypatch):
+    import accelerate.utils
+
+    sent = []
+
+    def broadcast(objects, from_process):
+        sent.append((list(objects), from_process))
+        return [42]  # what process 0 drew
+
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+    assert shared_seed(_FakeAccelerator(1, 2), 7) == 42
+    assert sent == [([7], 0)]
+    assert shared_seed(_FakeAccelerator(0, 1), 7) == 7  # one process: its own
+
+
+def test_validation_batches_go_to_the_accelerators_device():
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+
+    net = AcceleratedRepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        accelerator=accelerate.Accelerator(cpu=True),
+        device=None,
+    )
+    assert net._dev() == torch.device("cpu")
 
 
 def test_accelerated_net_class_and_world_size():

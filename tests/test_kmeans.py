@@ -597,7 +597,10 @@ def _weights(n, seed=0):
 
 @pytest.mark.parametrize("bounds", [None, False])  # Hamerly path, plain path
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kmeans_sample_weight_matches_sklearn(blobs, dtype, bounds, monkeypatch):
+def test_kmeans_sample_weight_matches_sklearn(
+    blobs, dtype, bounds, compiled, monkeypatch
+):
+    # compiled: Hamerly's torch loop (machines without AVX2) and the C one.
     import sk_replearn.classical.kmeans as km
 
     if bounds is False:
@@ -1129,3 +1132,24 @@ def test_x_too_large_for_the_device_says_so(blobs, monkeypatch):
     with pytest.raises(MemoryError, match=r"\d+ x \d+ float32.*device='cpu'.*partial"):
         km.fit(blobs)
     assert not hasattr(km, "cluster_centers_")
+
+
+def test_kmeans_partial_fit_turns_float64_with_a_float64_batch(blobs):
+    # As scikit-learn's MiniBatchKMeans: the model is float64 once any batch is.
+    km = KMeansTransformer(n_clusters=3, random_state=0, device="cpu")
+    km.partial_fit(blobs[:300].astype(np.float32))
+    assert km.cluster_centers_.dtype == np.float32
+    km.partial_fit(blobs[300:600].astype(np.float64))
+    assert km.cluster_centers_.dtype == np.float64
+
+
+def test_kmeans_onehot_code_is_n_clusters_wide_for_any_batch(blobs):
+    # A batch whose samples all lie in cluster 0 once gave a code one column
+    # wide, which numpy broadcast into a row of ones.
+    km = KMeansTransformer(
+        n_clusters=N_CLUSTERS, encoding="onehot", random_state=0, device="cpu"
+    ).fit(blobs)
+    first = blobs[km.labels_ == 0][:2]
+    expected = np.zeros((2, N_CLUSTERS), np.float32)
+    expected[:, 0] = 1
+    np.testing.assert_array_equal(km.transform(first), expected)

@@ -280,6 +280,9 @@ def test_pca_partial_fit_says_how_large_a_first_chunk_must_be():
     model = PCATransformer(n_components=5, **CPU)
     with pytest.raises(ValueError, match=r"seen 3 sample.*first chunk of at least 5"):
         model.partial_fit(X[:3])
+    # One component needs two samples (a variance), and says so.
+    with pytest.raises(ValueError, match=r"first chunk of at least 2"):
+        PCATransformer(n_components=1, **CPU).partial_fit(X[:1])
     assert not hasattr(model, "n_features_in_")  # the refused chunk is not kept
     model.partial_fit(X[:5])
     for row in X[5:]:  # later chunks of any size
@@ -841,3 +844,30 @@ def test_a_float64_fit_decodes_in_float64_after_save_and_load(tmp_path):
     Z = pca.transform(X)
     np.testing.assert_array_equal(again.inverse_transform(Z), pca.inverse_transform(Z))
     assert again.inverse_transform(Z).dtype == np.float64
+
+
+def test_pca_partial_fit_turns_float64_with_a_float64_chunk():
+    # As for fit: float64 data gives a float64 model, here once any chunk is.
+    X = _data(n=40, d=4)
+    model = PCATransformer(n_components=2, **CPU)
+    model.partial_fit(X[:20].astype(np.float32))
+    assert model.inverse_transform(np.zeros((1, 2))).dtype == np.float32
+    model.partial_fit(X[20:])
+    assert model.inverse_transform(np.zeros((1, 2))).dtype == np.float64
+
+
+def test_pca_inverse_transform_refuses_codes_of_another_width():
+    X = _data(n=40, d=4)
+    model = PCATransformer(n_components=3, **CPU).fit(X)
+    for width in (2, 4):
+        with pytest.raises(ValueError, match="n_components_=3"):
+            model.inverse_transform(np.zeros((2, width)))
+
+
+@pytest.mark.parametrize("n_components", [1.0, 0.0, 1.5])
+def test_pca_variance_fraction_must_lie_strictly_between_0_and_1(n_components):
+    # As scikit-learn's: 1.0 is not "all the variance" but refused.
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="n_components"):
+        PCATransformer(n_components=n_components, **CPU).fit(_data(n=40, d=4))

@@ -600,3 +600,55 @@ def test_training_batches_shuffle_with_four_byte_indices_and_the_same_order():
     rows = ArrayRows(X.numpy(), (2,))
     torch.manual_seed(3)
     assert torch.equal(next(iter(Batches(rows, 64, training=True)))[0], expected[0])
+
+
+def test_scale_sample_counts_every_value_of_an_nd_sample():
+    rows = ArrayRows(np.zeros((1000, 2, 5), np.float32), (2, 5))
+    torch.manual_seed(0)
+    assert scale_sample(rows, max_values=2000).shape == (200, 2, 5)
+
+
+def test_a_dataset_is_refused_past_float32_by_each_samples_squares():
+    # The limit is a sample's: squares summed over 10 features overflow
+    # float32 above 5.8e18, whatever the number of samples.
+    X = np.random.default_rng(0).uniform(-1, 1, size=(100, 10))
+    fits = AutoencoderTransformer(n_components=2, max_epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits.fit(torch.utils.data.TensorDataset(torch.from_numpy(X * 5e18)))
+    assert np.isfinite(fits.loss_curve_).all()
+    with pytest.raises(ValueError, match=r"values up to 9\.\d+e\+18.*above 5\.83e\+18"):
+        AutoencoderTransformer(n_components=2, max_epochs=1).fit(
+            torch.utils.data.TensorDataset(torch.from_numpy(X * 1e19))
+        )
+
+
+def test_float32_precision_warns_of_a_step_of_an_eighth_of_the_spread():
+    # float32's step at 1e9 is 64: an eighth of a spread of 512 is blurred
+    # (warned of), a thirty-second of 2048 is not.
+    from sk_replearn.data import check_float32_precision
+
+    noise = np.random.default_rng(0).standard_normal((1000, 1))
+    with pytest.warns(UserWarning, match="feature 0"):
+        check_float32_precision(1e9 + 512 * noise, "Est")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_float32_precision(1e9 + 2048 * noise, "Est")
+
+
+def test_generators_kept_puts_back_pythons_numpys_and_torchs():
+    # A user's Dataset may draw from any of the three: numpy's legacy global
+    # generator included.
+    import random
+
+    from sk_replearn.data import generators_kept
+
+    random.seed(3)
+    torch.manual_seed(3)
+    numpy_before = np.random.get_state()[1].copy()  # noqa: NPY002
+    python_before, torch_before = random.getstate(), torch.get_rng_state()
+    with generators_kept():
+        random.random(), np.random.random(), torch.rand(1)  # noqa: NPY002
+    assert random.getstate() == python_before
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_before)  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), torch_before)
