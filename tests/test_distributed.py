@@ -96,12 +96,17 @@ bert = BERTTransformer(
     embed_dim=8, depth=1, num_heads=2, **{**common, "lr": 3e-3}
 ).fit(words)
 res["bert_transform"] = bert.transform(words)
+# Fewer token batches (one) than processes: each process still takes a step.
+few = BERTTransformer(
+    embed_dim=8, depth=1, num_heads=2, **{**common, "max_epochs": 2}
+).fit(words[:4])
 swav = SwAVTransformer(
     encoder="mlp", encoder_kwargs={"hidden_sizes": (16, 4)}, views=None,
     projection_dim=4, n_prototypes=4, **common
 ).fit(X)
 for name, est in [
-    ("simclr", sim), ("ae", ae), ("finetuner", ft), ("bert", bert), ("swav", swav)
+    ("simclr", sim), ("ae", ae), ("finetuner", ft), ("bert", bert), ("swav", swav),
+    ("bert_one_batch", few),
 ]:
     res[name + "_loss_curve"] = est.loss_curve_
     res[name + "_state"] = {
@@ -216,6 +221,18 @@ def test_accelerated_fit_identical_weights_on_ranks(ranks, name):
         # Each rank trained on its half of every epoch, not on all of it
         # (token batches: every other one of the epoch's batches of 8).
         assert set(r[name + "_samples_per_epoch"]) == {N_FIT // WORLD}
+
+
+def test_fewer_token_batches_than_processes_train_on_every_process(ranks):
+    # Four sequences make one batch of 8 for two processes: the second had
+    # no step, and the launch failed (its empty epoch crashed, the first
+    # lost its peer). Both now train on that batch, in step.
+    first, second = (r["bert_one_batch_state"] for r in ranks)
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    for r in ranks:
+        assert r["bert_one_batch_samples_per_epoch"] == [4, 4]
+        assert np.isfinite(r["bert_one_batch_loss_curve"]).all()
 
 
 @pytest.mark.parametrize("name", ["ae", "bert"])
