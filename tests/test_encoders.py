@@ -1082,3 +1082,14 @@ def test_blocks_of_a_users_module_are_its_children_loose_weights_first():
         [id(p) for p in [*body.first.parameters(), body.scale]],
         [id(p) for p in body.last.parameters()],
     ]
+
+
+def test_sincos_position_frequencies_are_the_transformers():
+    # Position p, frequency k of D/2: sin(p * 10000^(-k / (D/2))) then cos.
+    import math
+
+    pe = sincos_pos_embed_1d(8, 3)
+    for k in range(4):
+        w = 10000 ** (-k / 4)
+        assert pe[2, k].item() == pytest.approx(math.sin(2 * w), abs=1e-6)
+        assert pe[2, 4 + k].item() == pytest.approx(math.cos(2 * w), abs=1e-6)

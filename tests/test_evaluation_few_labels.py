@@ -719,3 +719,33 @@ def test_few_label_results_of_the_same_draws_are_equal():
         _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, random_state=1
     )
     assert first != other and first != "0.5"
+
+
+def test_knn_probe_auto_rounds_the_square_root_of_the_smallest_class():
+    # 3 labels a class: round(sqrt(3)) = 2 neighbours (a floor gives 1).
+    X, y = load_digits(return_X_y=True)
+    idx = few_label_indices(y, 3, random_state=0)
+    assert KNNProbe().fit(X[idx], y[idx]).n_neighbors_ == 2
+
+
+def test_knn_probe_takes_as_many_neighbours_as_labelled_samples():
+    X = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
+    y = np.array([0, 0, 1, 1])
+    probe = KNNProbe(n_neighbors=4).fit(X, y)
+    assert probe.n_neighbors_ == 4
+    with pytest.raises(ValueError, match="n_neighbors"):
+        KNNProbe(n_neighbors=5).fit(X, y)
+
+
+def test_linear_probe_auto_repeats_reach_ten_fits_with_three_folds():
+    X, y = load_digits(return_X_y=True)
+    idx = few_label_indices(y, 3, random_state=0)
+    probe = LinearProbeCV(Cs=2).fit(X[idx], y[idx])
+    assert probe.cv_.get_n_splits() == 12  # 4 repeats of 3 folds
+
+
+def test_few_label_indices_takes_a_class_of_exactly_n():
+    idx = few_label_indices([0, 0, 1, 1, 1], 2, random_state=0)
+    assert idx[:2].tolist() == [0, 1] and len(idx) == 4
+    with pytest.raises(ValueError):
+        few_label_indices([0, 1, 1, 1], 2, random_state=0)

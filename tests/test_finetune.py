@@ -1660,3 +1660,22 @@ def test_a_fine_tuner_pickled_before_head_norm_has_the_layer_it_was_fitted_with(
     old.__setstate__(state)
     assert old.get_params()["head_norm"] == "layer"
     np.testing.assert_array_equal(clone(old).fit(X, y).predict(X), clf.predict(X))
+
+
+def test_an_unfitted_representation_pre_trains_on_pretrain_x(small_digits):
+    X, y = small_digits
+    clf = FineTuner(PCATransformer(n_components=4), max_epochs=1, random_state=0)
+    clf.fit(X[:100], y[:100], pretrain_X=X)
+    assert clf.representation_.n_samples_ == len(X)
+
+
+def test_pretrain_x_of_shaped_samples_where_x_is_flat(small_digits):
+    # The same values per sample, (1, 8, 8) against 64: the same samples.
+    X, y = small_digits
+    rep = AutoencoderTransformer(
+        n_components=4, input_shape=(1, 8, 8), max_epochs=1, batch_size=32,
+        random_state=0,
+    )  # fmt: skip
+    clf = FineTuner(rep, max_epochs=1, random_state=0)
+    clf.fit(X[:60], y[:60], pretrain_X=X[:120].reshape(-1, 1, 8, 8))
+    assert clf.predict(X[:5]).shape == (5,)

@@ -534,3 +534,56 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_numpy_labels_as_dict_keys_are_saved_as_numbers(tmp_path):
+    # class_weight built from np.unique(y) has numpy integer keys.
+    from sk_replearn import FineTuner
+    from sk_replearn.persistence import from_plain, to_plain
+
+    assert from_plain(to_plain({np.int64(1): 3.0, np.int32(0): 1.0}, "cw")) == {
+        1: 3.0,
+        0: 1.0,
+    }
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    y = np.repeat(np.array([0, 1], dtype=np.int64), 20)
+    weights = {np.int64(0): 1.0, np.int64(1): 3.0}
+    clf = FineTuner(
+        PCATransformer(n_components=2), class_weight=weights, max_epochs=1,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    persistence.save(clf, tmp_path / "clf.pt")
+    assert persistence.load(tmp_path / "clf.pt").class_weight == {0: 1.0, 1: 3.0}
+
+
+def test_an_array_of_strings_keeps_its_shape():
+    from sk_replearn.persistence import from_plain, to_plain
+
+    a = np.array([["a", "b", "c"], ["d", "e", "f"]])
+    back = from_plain(to_plain(a, "x"))
+    assert back.shape == (2, 3) and (back == a).all()
+
+
+def test_a_loaded_net_keeps_its_optimiser_and_schedule(tmp_path):
+    # Adam's moments and the cosine schedule's length (validation batches of
+    # early stopping counted): a warm start after load goes on as without it.
+    X = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    est = AutoencoderTransformer(
+        n_components=2, encoder="mlp", max_epochs=2, batch_size=16,
+        early_stopping=True, lr_schedule="cosine", random_state=0,
+    ).fit(X)  # fmt: skip
+    persistence.save(est, tmp_path / "e.pt")
+    back = persistence.load(tmp_path / "e.pt")
+
+    def total_steps(e):
+        return dict(e.net_.callbacks_)["lr_schedule"].lr_lambda.total_steps
+
+    assert total_steps(back) == total_steps(est)
+    a = est.net_.optimizer_.state_dict()["state"]
+    b = back.net_.optimizer_.state_dict()["state"]
+    assert a and a.keys() == b.keys()
+    for k in a:
+        for name, value in a[k].items():
+            torch.testing.assert_close(
+                torch.as_tensor(b[k][name]), torch.as_tensor(value)
+            )

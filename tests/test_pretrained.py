@@ -1057,3 +1057,40 @@ def test_a_network_that_gives_nan_is_named_not_its_training(digits):
     with pytest.raises(ValueError, match="network itself produces them") as e:
         rep.transform(X)
     assert "lr" not in str(e.value) and "loss_curve_" not in str(e.value)
+
+
+def test_weights_of_a_training_checkpoint_under_model_are_read(tmp_path):
+    # The usual training-script file: {"model": state_dict, "epoch": ...}.
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    torch.save({"model": net.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
+    X = load_digits().data[:20].astype(np.float32)
+    fresh = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    rep = PretrainedTransformer(fresh, weights=tmp_path / "ckpt.pt").fit(X)
+    expected = net(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(rep.transform(X), expected, atol=1e-5)
+
+
+def test_image_size_of_booleans_is_refused():
+    X = np.random.default_rng(0).normal(size=(10, 64)).astype(np.float32)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8), image_size=(True, 8))
+    with pytest.raises(ValueError, match="image_size"):
+        rep.fit(X)
+
+
+def test_a_first_frozen_block_keeps_its_batch_norm_statistics():
+    # freeze_layers=1 with a batch norm in the first block: its running
+    # statistics stay the pre-trained ones (the block runs in eval mode).
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:120].astype(np.float32), y[:120]
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(4, 8, 3), nn.ReLU()),
+    )
+    before = net[0][1].running_mean.clone()
+    rep = PretrainedTransformer(net, input_shape=(1, 8, 8))
+    clf = FineTuner(rep, freeze_layers=1, max_epochs=1, random_state=0).fit(X, y)
+    after = clf.net_.module_.encoder.state_dict()
+    key = next(k for k in after if k.endswith("running_mean"))
+    torch.testing.assert_close(after[key].cpu(), before)

@@ -341,3 +341,19 @@ def test_a_fine_tuner_reads_the_block_its_representation_transforms_from(fitted)
         est.set_params(transform_layer=-1)
     assert ft.n_blocks_ == k + 1
     np.testing.assert_allclose(ft.transform(X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_block_widths_of_a_users_module_leave_its_mode_as_it_was():
+    # The widths come from a forward pass in eval mode; a module given in
+    # eval mode stayed in training mode (dropout on) after it.
+    from torch import nn
+
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    body = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 4))
+    enc = TransferEncoder(body, (6,), 4).eval()
+    assert block_widths(enc)[-1] == 4
+    assert not enc.training and not body[1].training
+    enc.train()
+    block_widths(enc)
+    assert enc.training and body[1].training
