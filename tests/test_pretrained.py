@@ -1094,3 +1094,26 @@ def test_a_first_frozen_block_keeps_its_batch_norm_statistics():
     after = clf.net_.module_.encoder.state_dict()
     key = next(k for k in after if k.endswith("running_mean"))
     torch.testing.assert_close(after[key].cpu(), before)
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_a_1d_convnet_is_pooled_over_the_length_of_its_feature_maps(pooling):
+    # (B, C, L) out of a Conv1d was read as tokens (B, T, D) and averaged
+    # over its channels: a width of the signal's length, not the channels.
+    X = np.random.default_rng(0).normal(size=(10, 2, 16)).astype(np.float32)
+    net = nn.Sequential(
+        nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Conv1d(4, 6, 3)
+    ).eval()
+    maps = net(torch.from_numpy(X)).detach()
+    rep = PretrainedTransformer(net, pooling=pooling).fit(X)
+    by_hand = maps.mean(2) if pooling == "avg" else maps.amax(2)
+    np.testing.assert_allclose(rep.transform(X), by_hand.numpy(), atol=1e-6)
+    cut = PretrainedTransformer(net, layer="2").fit(X)  # after the ReLU
+    assert cut.transform(X).shape == (10, 4)
+    with pytest.raises(ValueError, match="pooling='cls'.*feature map"):
+        PretrainedTransformer(net, pooling="cls").fit(X)
+    # A transformer's tokens (B, T, D) stay pooled over the tokens.
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0)
+    tokens = PretrainedTransformer(layer).fit(X)
+    expected = layer.eval()(torch.from_numpy(X)).detach().mean(1)
+    np.testing.assert_allclose(tokens.transform(X), expected.numpy(), atol=1e-5)

@@ -104,18 +104,24 @@ def strip_classifier(model: nn.Module) -> str | None:
     return None
 
 
-def pool_features(out: torch.Tensor, pooling: str) -> torch.Tensor:
+def pool_features(
+    out: torch.Tensor, pooling: str, signal_maps: bool = False
+) -> torch.Tensor:
     """One vector per sample from a network's output, ``(B, D)``.
 
     Parameters
     ----------
-    out : torch.Tensor of shape (B, D), (B, T, D) or (B, C, H, W)
+    out : torch.Tensor of shape (B, D), (B, T, D), (B, C, L) or (B, C, H, W)
         A 2-D output is returned as it is. A 3-D output is read as tokens
         ``(B, T, D)`` (a transformer's): ``"avg"`` and ``"max"`` pool over
-        the tokens, ``"cls"`` takes the first. A 4-D feature map
-        ``(B, C, H, W)`` is pooled over space (``"avg"``: global average
-        pooling, ``"max"``). ``"flatten"`` keeps every value.
+        the tokens, ``"cls"`` takes the first; with ``signal_maps`` as a
+        1-D convolution's feature map ``(B, C, L)``, pooled over its length.
+        A 4-D feature map ``(B, C, H, W)`` is pooled over space (``"avg"``:
+        global average pooling, ``"max"``). ``"flatten"`` keeps every value.
     pooling : {"avg", "max", "cls", "flatten"}
+    signal_maps : bool, default=False
+        Whether a 3-D output is a 1-D feature map ``(B, C, L)`` rather than
+        tokens (:meth:`PretrainedBackbone.infer_width` finds out).
 
     Returns
     -------
@@ -140,18 +146,19 @@ def pool_features(out: torch.Tensor, pooling: str) -> torch.Tensor:
         return out
     if pooling == "flatten" and out.dim() >= 2:
         return out.flatten(1)
-    if out.dim() == 3:  # tokens (B, T, D)
+    if out.dim() == 3 and not signal_maps:  # tokens (B, T, D)
         if pooling == "cls":
             return out[:, 0]
         return out.mean(1) if pooling == "avg" else out.amax(1)
-    if out.dim() == 4:  # feature maps (B, C, H, W)
+    if out.dim() in (3, 4):  # feature maps (B, C, L) or (B, C, H, W)
         if pooling == "cls":
             raise ValueError(
                 "pooling='cls' takes the first token of a transformer's output "
                 f"(B, T, D), but the network returned a feature map of shape "
                 f"{tuple(out.shape)}; use pooling='avg' or 'max'."
             )
-        return out.mean((2, 3)) if pooling == "avg" else out.amax((2, 3))
+        space = tuple(range(2, out.dim()))
+        return out.mean(space) if pooling == "avg" else out.amax(space)
     raise ValueError(
         f"the network returned an output of shape {tuple(out.shape)}; a 2-D "
         "(B, D), 3-D tokens (B, T, D) or 4-D feature map (B, C, H, W) output is "
@@ -202,6 +209,18 @@ def _as_tensor(out, what: str) -> torch.Tensor:
     )
 
 
+#: Layers whose 3-D output is a 1-D feature map (B, C, L), not tokens.
+_SIGNAL_MAP_LAYERS = (
+    nn.Conv1d,
+    nn.BatchNorm1d,
+    nn.InstanceNorm1d,
+    nn.MaxPool1d,
+    nn.AvgPool1d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveAvgPool1d,
+)
+
+
 class PretrainedBackbone(nn.Module):
     """A network cut at a layer and pooled: ``(B, *shape) -> (B, D)``.
 
@@ -227,6 +246,11 @@ class PretrainedBackbone(nn.Module):
     ----------
     out_features : int
         Set by :meth:`infer_width`.
+    signal_maps : bool
+        Whether a 3-D output is a 1-D convolution's feature map ``(B, C, L)``
+        (pooled over its length) rather than tokens ``(B, T, D)``: set by
+        :meth:`infer_width` from the last layer with weights that ran (a
+        ``Conv1d`` or a 1-D norm or pooling layer on it), False before.
 
     Examples
     --------
@@ -256,6 +280,7 @@ class PretrainedBackbone(nn.Module):
         self.model = model
         self.layer = layer
         self.pooling = pooling
+        self.signal_maps = False
         self.blocks = None if blocks is None else [_names(b) for b in blocks]
         if layer is not None:
             self._target()  # a wrong name fails here, listing the valid ones
@@ -280,16 +305,18 @@ class PretrainedBackbone(nn.Module):
         return self._features(x)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
+        maps = getattr(self, "signal_maps", False)  # (pickles of before it)
         if self.layer is None:
             out = _as_tensor(self.model(x), f"{type(self.model).__name__}")
-            return pool_features(out, self.pooling)
+            return pool_features(out, self.pooling, maps)
         out = _output_of(self._target(), lambda: self.model(x))
         if out is None:
             raise ValueError(
                 f"layer={self.layer!r} did not run in the forward pass of "
                 f"{type(self.model).__name__}; cut at a layer the forward uses."
             )
-        return pool_features(_as_tensor(out, f"layer {self.layer!r}"), self.pooling)
+        out = _as_tensor(out, f"layer {self.layer!r}")
+        return pool_features(out, self.pooling, maps)
 
     def infer_width(self, input_shape: Sequence[int]) -> int:
         """Set and return ``out_features`` by one forward pass on zeros.
@@ -308,9 +335,27 @@ class PretrainedBackbone(nn.Module):
         x = probe_zeros(self, 2, *input_shape)
         was_training = self.training
         self.eval()
+        last = []  # the layers with weights (or 1-D pooling) that ran, in order
+        hooks = [
+            m.register_forward_hook(lambda m, args, out: last.append(m))
+            for m in self.model.modules()
+            if isinstance(m, _SIGNAL_MAP_LAYERS)
+            or (
+                next(m.children(), None) is None  # a layer, not a container
+                and next(m.parameters(recurse=False), None) is not None
+            )
+        ]
         try:
             with torch.no_grad():
                 out = self(x)
+                for hook in hooks:
+                    hook.remove()
+                hooks = []
+                self.signal_maps = bool(last) and isinstance(
+                    last[-1], _SIGNAL_MAP_LAYERS
+                )
+                if self.signal_maps:  # pooled over the length, not the channels
+                    out = self(x)
         except ValueError:
             raise
         except Exception as exc:
@@ -321,6 +366,8 @@ class PretrainedBackbone(nn.Module):
                 "(channels, image_size)."
             ) from exc
         finally:
+            for hook in hooks:
+                hook.remove()
             self.train(was_training)
         self.out_features = int(out.shape[1])
         return self.out_features

@@ -96,7 +96,10 @@ class PretrainedTransformer(BaseRepresentation):
         How the output becomes one vector per sample: feature maps
         ``(B, C, H, W)`` are pooled over space, tokens ``(B, T, D)`` over
         the tokens (``"cls"``: the first token); ``"flatten"`` keeps every
-        value; a 2-D output is used as it is.
+        value; a 2-D output is used as it is. A 3-D output is read as a 1-D
+        convolution's feature map ``(B, C, L)``, pooled over its length,
+        where the last layer with weights to run is a ``Conv1d`` or a 1-D
+        norm or pooling layer; else as tokens.
     preprocess : "auto", callable or None, default="auto"
         Adapts image samples ``(C, H, W)`` to the network. ``"auto"``
         repeats a grey image's channel to the channels the network's first
