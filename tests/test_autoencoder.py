@@ -834,3 +834,36 @@ def test_early_stopping_keeps_the_best_epochs_weights():
     for name, value in kept.items():
         assert torch.equal(value, snapshots.states[best][name]), name
     assert not all(torch.equal(v, snapshots.states[-1][k]) for k, v in kept.items())
+
+
+@pytest.mark.parametrize(
+    ("noise_type", "noise"), [("mask", 1.0), ("gaussian", 2.0)]
+)  # at most 1 for a fraction masked; any standard deviation
+def test_autoencoder_noise_at_its_bounds_is_accepted(noise_type, noise, small_digits):
+    X, _ = small_digits
+    ae = AutoencoderTransformer(
+        n_components=4, noise=noise, noise_type=noise_type, max_epochs=1,
+        random_state=0,
+    ).fit(X[:64])  # fmt: skip
+    assert np.isfinite(ae.loss_curve_).all()
+
+
+def test_autoencoder_noise_type_reaches_the_objective(small_digits):
+    # "mask" zeroes a fraction of the inputs, "gaussian" adds noise: left
+    # out, both trained the objective's default (the same loss curve).
+    X, _ = small_digits
+    kw = dict(n_components=4, noise=0.5, max_epochs=2, random_state=0)
+    mask = AutoencoderTransformer(noise_type="mask", **kw).fit(X[:64])
+    gauss = AutoencoderTransformer(noise_type="gaussian", **kw).fit(X[:64])
+    assert mask.net_.module_.noise_type == "mask"
+    assert mask.loss_curve_ != gauss.loss_curve_
+
+
+def test_reconstruct_answers_in_the_shape_it_is_given(small_digits):
+    # Images as nested lists come back as images; rows as lists, as rows.
+    X, _ = small_digits
+    ae = AutoencoderTransformer(
+        n_components=4, input_shape=(1, 8, 8), max_epochs=1, random_state=0
+    ).fit(X[:64])
+    assert ae.reconstruct(X[:3].reshape(3, 1, 8, 8).tolist()).shape == (3, 1, 8, 8)
+    assert ae.reconstruct(X[:3].tolist()).shape == (3, 64)

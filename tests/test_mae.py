@@ -632,3 +632,11 @@ def test_score_and_reconstruct_mask_each_sample_by_itself(small_digits):
     _, one = mae.reconstruct(X[7:8], random_state=3)
     np.testing.assert_array_equal(one[0], mask[7])
     assert not np.array_equal(mae.reconstruct(X[:1], random_state=4)[1], mask[:1])
+
+
+def test_score_is_the_same_on_every_call_without_a_random_state(small_digits):
+    # Its masks come from a fixed seed, not from random_state: a model's
+    # score does not change from call to call (nor with the fit's seed).
+    X, _ = small_digits
+    mae = MAETransformer(**{**TINY, "random_state": None}).fit(X[:64])
+    assert mae.score(X[:64]) == mae.score(X[:64])

@@ -1294,3 +1294,76 @@ def test_fine_tuner_on_strings_weighs_samples(markov_split):
     weighted = FineTuner(rep, **kw).fit(train, noisy, sample_weight=weight)
     assert weighted.score(test, y_test) > 0.85  # as without the wrong labels
     assert plain.score(test, y_test) < weighted.score(test, y_test) - 0.1
+
+
+def test_transform_keeps_the_fitted_width_after_set_params():
+    X = ["ACGTAC", "GGTA", "TTACGA", "CAGT"] * 3
+    gpt = GPTTransformer(embed_dim=8, depth=1, num_heads=2, max_epochs=1)
+    Z = gpt.set_params(random_state=0).fit(X).transform(X)
+    gpt.set_params(embed_dim=16)  # not refitted: the fitted model answers
+    np.testing.assert_array_equal(gpt.transform(X), Z)
+
+
+def _token_data(lengths):
+    return TokenDataset(*pad_sequences([[5] * int(k) for k in lengths], 20, "GPT"))
+
+
+def test_token_training_batches_come_in_random_order():
+    batches = TokenBatches(_token_data(range(1, 9)), 2, training=True)
+    g = torch.Generator().manual_seed(0)
+    firsts = {tuple(sorted(batches.training_batches(g)[0].tolist())) for _ in range(20)}
+    assert len(firsts) > 1  # not shortest first in every epoch
+
+
+def test_token_training_batches_group_lengths_in_every_pool():
+    # 128 sequences in batches of 2: two pools of 32 batches, each sorted by
+    # its own sequences' lengths (1 or 10 tokens), so few batches mix them.
+    lengths = np.random.default_rng(0).permutation([1] * 64 + [10] * 64)
+    data = _token_data(lengths)
+    batches = TokenBatches(data, 2, training=True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        epoch = batches.training_batches(g)
+        mixed = sum(len(set(data.lengths[b].tolist())) > 1 for b in epoch)
+        assert mixed <= 2
+
+
+def test_a_last_token_batch_of_one_leaves_out_a_random_sequence():
+    # Left out after the pool was sorted, it was always the longest one,
+    # never trained on (129 sequences at the default batch size of 128).
+    batches = TokenBatches(_token_data(range(1, 6)), 2, training=True)
+    g = torch.Generator().manual_seed(0)
+    seen = torch.zeros(5, dtype=torch.long)
+    for _ in range(200):
+        epoch = batches.training_batches(g)
+        assert [len(b) for b in epoch] == [2, 2]
+        for b in epoch:
+            seen[b] += 1
+    assert seen.sum() == 800 and (seen > 100).all(), seen.tolist()
+
+
+def test_a_token_dataset_subset_keeps_its_own_lengths():
+    # The early-stopping split takes subsets: cut at another's length before.
+    data = TokenDataset(*pad_sequences([[5], [6, 7, 8]], 10, "GPT"))
+    sub = data.subset(torch.tensor([1]))
+    assert sub.lengths.tolist() == [5]
+    assert sub[0][0].tolist() == [CLS, 6, 7, 8, SEP]
+
+
+def test_token_ids_of_unsigned_arrays_and_not_of_booleans():
+    from sk_replearn.tokens import check_sequences
+
+    kind, ids = check_sequences([np.array([1, 2], dtype=np.uint8)], "GPT")
+    assert kind == "ids" and ids[0].tolist() == [1, 2]
+    with pytest.raises(TypeError):
+        check_sequences([torch.tensor([True, False])], "GPT")
+
+
+def test_unknown_tokens_are_warned_of_past_halfway_only():
+    from sk_replearn.tokens import warn_unknown
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unknown([[UNK, 7]], 0.0, "GPT")  # exactly half
+    with pytest.warns(UserWarning):
+        warn_unknown([[UNK, UNK, 7]], 0.0, "GPT")

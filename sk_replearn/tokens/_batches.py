@@ -167,7 +167,11 @@ class TokenBatches:
     def training_batches(self, generator=None) -> list[torch.Tensor]:
         """One epoch's batches of indices, length-grouped, in random order."""
         n, size = len(self.dataset), self.batch_size
-        order = shuffled_order(n, generator)
+        # The sample a last batch of one leaves out is drawn at random
+        # before the pools are sorted by length (after, it was always the
+        # longest of the last pool, never trained on).
+        order = shuffled_order(n, generator)[: min(n, self._count * size)]
+        n = len(order)
         pool = size * _POOL_BATCHES
         lengths = self.dataset.lengths
         for start in range(0, n, pool):
