@@ -308,3 +308,23 @@ def test_score_and_reconstruct_mask_each_sample_by_itself(small_digits, mask):
     _, one = ce.reconstruct(X[7:8], return_mask=True)
     np.testing.assert_array_equal(one[0], masks[7])
     assert len({m.tobytes() for m in masks[:10]}) > 1  # rows differ
+
+
+def test_auto_block_size_is_a_quarter_of_the_smallest_side():
+    from sk_replearn.objectives.context import resolve_block_size
+
+    assert resolve_block_size("auto", (1, 8, 28)) == 2
+
+
+def test_random_blocks_reach_every_position():
+    from sk_replearn.objectives.context import context_mask
+
+    g = torch.Generator().manual_seed(0)
+    mask = context_mask(500, (1, 8), "blocks", 0.25, block_size=2, generator=g)
+    assert mask[..., -1].any() and mask[..., 0].any()
+
+
+def test_a_centre_block_may_span_one_whole_side():
+    from sk_replearn.objectives.context import center_extent
+
+    assert center_extent((2, 100), 0.6) == (2, 77)

@@ -1093,3 +1093,54 @@ def test_sincos_position_frequencies_are_the_transformers():
         w = 10000 ** (-k / 4)
         assert pe[2, k].item() == pytest.approx(math.sin(2 * w), abs=1e-6)
         assert pe[2, 4 + k].item() == pytest.approx(math.cos(2 * w), abs=1e-6)
+
+
+def test_resnet_strides_in_the_first_block_of_each_stage_only():
+    # 32 steps, two later stages: 32 -> 16 -> 8, whatever the blocks a stage.
+    enc = ResNetEncoder((1, 32), channels=(8, 16, 32), blocks_per_stage=2)
+    assert enc.features(torch.randn(2, 1, 32)).shape == (2, 32, 8)
+
+
+def test_conv_decoder_biases_only_its_output_layer():
+    # The hidden transposed convolutions are followed by batch norm.
+    dec = ConvDecoder((1, 8, 8), in_features=4)
+    convs = [m for m in dec.layers if isinstance(m, nn.ConvTranspose2d)]
+    assert convs[-1].bias is not None
+    assert all(c.bias is None for c in convs[:-1])
+
+
+def test_vit_pooled_inner_blocks_are_read_before_the_final_norm():
+    # pooling="blocks" cut at block 2 of 3: the final norm belongs to the
+    # last block's output only.
+    torch.manual_seed(0)
+    enc = ViTEncoder(
+        (1, 16), patch_size=2, embed_dim=8, depth=3, num_heads=2, pooling="blocks"
+    ).eval()
+    tokens = enc.embed(torch.randn(3, 1, 16))
+    with torch.no_grad():
+        got = enc.forward_pooled(tokens, 2)
+        expected = enc.pool(enc.forward_tokens(tokens, 2))
+    torch.testing.assert_close(got[:, -expected.shape[1] :], expected)
+
+
+def test_auto_decoder_mirrors_the_encoders_dropout_and_kernel_size():
+    mlp = MLPEncoder((10,), hidden_sizes=(16, 8), dropout=0.3)
+    dec = build_decoder("auto", mlp, (10,), in_features=4)
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.3 for m in dec.modules())
+    cnn = CNNEncoder((1, 8, 8), channels=(4, 8), kernel_size=5)
+    dec = build_decoder("auto", cnn, (1, 8, 8), in_features=4)
+    convs = [m for m in dec.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert convs and all(c.kernel_size == (5, 5) for c in convs)
+
+
+def test_an_encoder_that_changes_the_batch_size_is_refused():
+    class DropsRows(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.fc(x)[:1]
+
+    with pytest.raises(ValueError, match="out_features"):
+        build_encoder(DropsRows(), (5,))

@@ -1153,3 +1153,12 @@ def test_kmeans_onehot_code_is_n_clusters_wide_for_any_batch(blobs):
     expected = np.zeros((2, N_CLUSTERS), np.float32)
     expected[:, 0] = 1
     np.testing.assert_array_equal(km.transform(first), expected)
+
+
+def test_random_init_with_fewer_positive_weights_than_clusters_says_so():
+    X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    w = np.zeros(20)
+    w[:2] = 1.0  # 2 samples of weight > 0 for 3 clusters
+    km = KMeansTransformer(n_clusters=3, init="random", n_init=1, random_state=0)
+    with pytest.raises(ValueError, match="init='random' draws n_clusters=3"):
+        km.fit(X, sample_weight=w)

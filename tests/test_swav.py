@@ -554,3 +554,13 @@ def test_auto_local_views_go_to_pooled_image_encoders(encoder, shape, local):
         device="cpu",
     ).fit(X)
     assert est.net_.module_.n_local_views == local
+
+
+def test_an_encoder_whose_width_depends_on_the_view_size_is_refused_for_local_views():
+    # Without global pooling a smaller crop gives another width: the local
+    # views cannot share the prototypes.
+    from torch import nn
+
+    flat = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten())
+    with pytest.raises(ValueError, match="maps the local views"):
+        SwAVObjective((1, 16, 16), encoder=flat, n_local_views=2)
