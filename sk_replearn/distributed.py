@@ -191,7 +191,7 @@ class _ShardedTokenBatches(TokenBatches):
         generator = torch.Generator().manual_seed(shared_seed(self.accelerator, seed))
         batches = self.training_batches(generator)
         device = self.accelerator.device
-        for k in range(len(self)):  # every world-th, wrapping round if few
+        for k in range(len(self) if batches else 0):  # every world-th, wrapping round
             idx = batches[(self.rank + k * self.world) % len(batches)]
             xb, yb = self._batch(idx)
             yield xb.to(device), None if yb is None else yb.to(device)
