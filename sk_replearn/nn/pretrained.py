@@ -348,9 +348,6 @@ class PretrainedBackbone(nn.Module):
         try:
             with torch.no_grad():
                 out = self(x)
-                for hook in hooks:
-                    hook.remove()
-                hooks = []
                 self.signal_maps = bool(last) and isinstance(
                     last[-1], _SIGNAL_MAP_LAYERS
                 )
