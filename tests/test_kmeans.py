@@ -104,6 +104,22 @@ def test_kmeans_matches_sklearn_exact_iterations(blobs):
     assert np.mean(ours.labels_ == ref.labels_) >= 0.99
 
 
+def test_kmeans_tolerance_is_the_variance_of_all_rows_as_in_sklearn():
+    # Beyond 65,536 rows the centring offset is the mean of a spread subsample,
+    # here the even rows only, which miss the odd rows' second square; the
+    # tolerance must still be tol times the variance of all of X, as in
+    # scikit-learn, so that both stop after the same Lloyd iterations.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(2 * 65_536, 2)).astype(np.float32)
+    X[1::2, 0] += 3.0
+    init = X[rng.choice(len(X), 8, replace=False)]
+    for tol in [1e-5, 1e-3]:
+        kw = {"n_clusters": 8, "init": init, "tol": tol, "max_iter": 300}
+        ref = KMeans(**kw, n_init=1, algorithm="lloyd").fit(X)
+        ours = KMeansTransformer(**kw, device="cpu").fit(X)
+        assert ours.n_iter_ == ref.n_iter_ < 300
+
+
 def test_kmeans_kmeanspp_and_random_init_quality(blobs):
     ref = KMeans(n_clusters=N_CLUSTERS, n_init=10, random_state=0).fit(blobs).inertia_
     for init in ["k-means++", "random"]:
