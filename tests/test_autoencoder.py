@@ -867,3 +867,39 @@ def test_reconstruct_answers_in_the_shape_it_is_given(small_digits):
     ).fit(X[:64])
     assert ae.reconstruct(X[:3].reshape(3, 1, 8, 8).tolist()).shape == (3, 1, 8, 8)
     assert ae.reconstruct(X[:3].tolist()).shape == (3, 64)
+
+
+def test_gaussian_corruption_has_the_given_standard_deviation():
+    # noise is the standard deviation of the added noise (Vincent et al.).
+    from sk_replearn.objectives.reconstruction import corrupt
+
+    torch.manual_seed(0)
+    x = torch.full((4, 5000), 2.0)
+    added = corrupt(x, 0.25, "gaussian") - x
+    assert abs(float(added.mean())) < 0.01
+    assert float(added.std()) == pytest.approx(0.25, rel=0.02)
+
+
+def test_autoencoder_keeps_the_strided_cnn_on_signals():
+    # encoder="auto" gives two-view methods a ResNet on 1-D signals; the
+    # autoencoder keeps the strided CNN its decoder mirrors.
+    from sk_replearn.nn.conv import CNNEncoder
+
+    X = np.random.default_rng(0).random((32, 16), dtype=np.float32)
+    ae = AutoencoderTransformer(input_shape=(1, 16), max_epochs=1, random_state=0)
+    assert isinstance(ae.fit(X).net_.module_.backbone, CNNEncoder)
+    assert ae.reconstruct(X[:3]).shape == (3, 16)
+
+
+def test_input_scale_of_samples_wider_than_a_block():
+    # One sample of more values than a block of the float64 pass (an RGB
+    # image of 100 x 240): blocks of one sample, not of none.
+    from sk_replearn.objectives.base import Objective
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 3, 100, 240)) * 2 + 5).astype(np.float32)
+    obj = Objective(input_shape=(3, 100, 240))
+    obj.set_input_scale(torch.from_numpy(x))
+    ref = x.astype(np.float64)
+    np.testing.assert_allclose(float(obj.input_shift), ref.mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(obj.input_scale), ref.std(ddof=1), rtol=1e-6)

@@ -17,6 +17,7 @@ from sk_replearn import CMCTransformer
 from sk_replearn.losses import InfoNCELoss
 from sk_replearn.losses.multiview import MultiViewInfoNCELoss, view_pairs
 from sk_replearn.nn import MLPEncoder
+from sk_replearn.objectives.cmc import MultiViewEncoder
 from sk_replearn.views import ImageViews
 
 #: Left and right four pixel columns of a flattened 8×8 image.
@@ -387,3 +388,141 @@ def test_a_bad_augmentation_is_named_augmentation_not_views():
     X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
     with pytest.raises(ValueError, match=r"augmentation=ImageViews\(\) augments"):
         _cmc(encoder="mlp", encoder_kwargs=None, augmentation=ImageViews()).fit(X)
+
+
+# -- what reaches the loss ---------------------------------------------------------
+_THIRDS = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+_MLP = dict(encoder="mlp", encoder_kwargs={"hidden_sizes": (4,)}, max_epochs=1)
+
+
+def _table(n=40, d=9):
+    return np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+
+
+def test_cmc_loss_is_the_papers_formula_of_each_views_networks():
+    """The objective's loss on a batch: eq. (2) over the graph's pairs of views.
+
+    Each view is its standardised columns through its own encoder and its own
+    head (of ``projection_dim`` outputs), with the user's temperature, graph
+    and core view; computed here by hand from those sub-networks.
+    """
+    X = _table()
+    est = _cmc(
+        views=_THIRDS,
+        graph="core",
+        core_view=2,
+        temperature=0.3,
+        projection_dim=6,
+        hidden_dim=5,
+        **_MLP,
+    ).fit(X)
+    obj = est.net_.module_.eval()
+    x = torch.from_numpy(X[:8])
+    standard = (X[:8] - X.mean(0)) / X.std(0, ddof=1)
+    with torch.no_grad():
+        loss = float(obj.loss(obj(x), x))
+        by_hand = [
+            obj.projectors[v](
+                obj.backbone.encoders[v](torch.from_numpy(standard[:, c]))
+            )
+            for v, c in enumerate(_THIRDS)
+        ]
+    assert all(z.shape == (8, 6) for z in by_hand)
+    pairs = [(2, 0), (0, 2), (2, 1), (1, 2)]
+    assert loss == pytest.approx(_naive_loss(by_hand, 0.3, pairs), rel=1e-4)
+
+
+def test_cmc_full_graph_ignores_core_view():
+    # core_view only names the core of graph="core"; with every pair
+    # contrasted, an index past the views is no error.
+    est = _cmc(graph="full", core_view=5, **_MLP).fit(_table(d=4))
+    assert est.transform(_table(5, 4)).shape == (5, 8)
+
+
+def _negate(views):
+    return -views
+
+
+def test_cmc_augmentation_is_applied_to_each_standardised_view():
+    X = _table()
+    est = _cmc(views=_THIRDS, augmentation=_negate, **_MLP).fit(X)
+    standard = (X - X.mean(0)) / X.std(0, ddof=1)
+    with torch.no_grad():
+        drawn = est.net_.module_.draw_views(torch.from_numpy(X))
+    for got, cols in zip(drawn, _THIRDS):
+        np.testing.assert_allclose(got.numpy(), -standard[:, cols], atol=1e-5)
+
+
+def test_cmc_auto_augmentation_fits_each_views_own_shape(small_digits):
+    # An image view and a flat one: each gets the family of its own shape.
+    X, _ = small_digits
+    left = _COLS[:, :4].ravel().tolist()
+    right = _COLS[:, 4:].ravel().tolist()[1:]  # no box: a flat vector
+    est = _cmc(views=[left, right], input_shape=(1, 8, 8), augmentation="auto")
+    est.set_params(encoder_kwargs=None, max_epochs=1).fit(X[:40])
+    assert est.view_shapes_ == [(1, 8, 4), (31,)]
+    assert np.isfinite(est.loss_curve_).all() and np.isfinite(est.score(X[:40]))
+
+
+def test_cmc_augmentation_object_is_copied_at_fit(small_digits):
+    # Changing the object passed in after fit leaves the fitted model (its
+    # score, whose views use the augmentation) as it was fitted.
+    X, _ = small_digits
+    aug = ImageViews(crop_scale=None, noise_std=0.1)
+    est = _cmc(views=HALVES, input_shape=(1, 8, 8), augmentation=aug, max_epochs=1)
+    before = est.fit(X[:40]).score(X[:40])
+    aug.set_params(noise_std=3.0)
+    assert est.score(X[:40]) == before
+
+
+def test_multiview_encoder_takes_each_views_values_in_the_given_order():
+    # View v is x.flatten(1)[:, views[v]], in the order views[v] lists them.
+    enc = MultiViewEncoder(
+        [MLPEncoder((3,), hidden_sizes=(2,)), MLPEncoder((3,), hidden_sizes=(2,))],
+        views=[[4, 0, 2], [1, 5, 3]],
+        view_shapes=[(3,), (3,)],
+    )
+    x = torch.arange(12.0).reshape(2, 6)
+    first, second = enc.split(x)
+    torch.testing.assert_close(first, x[:, [4, 0, 2]])
+    torch.testing.assert_close(second, x[:, [1, 5, 3]])
+
+
+def test_cmc_loss_checks_its_graph_when_built():
+    with pytest.raises(ValueError, match=r"graph='ring' is not one of"):
+        MultiViewInfoNCELoss(0.1, graph="ring")
+
+
+# -- errors that name what is wrong ------------------------------------------------
+def test_cmc_one_view_is_refused_as_a_views_error(small_digits):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match=r"views holds 1 group\(s\) of columns"):
+        _cmc(views=[HALVES[0]], input_shape=(1, 8, 8)).fit(X[:40])
+
+
+def test_cmc_overlapping_views_error_names_both_views():
+    with pytest.raises(
+        ValueError, match=r"views\[0\] and views\[2\] share the columns \[1\]"
+    ):
+        _cmc(views=[[0, 1], [2, 3], [1, 4]], **_MLP).fit(_table(d=6))
+
+
+def test_cmc_list_of_wrong_arrays_error_names_the_fitted_columns():
+    X = _table(d=6)
+    cmc = _cmc(**_MLP).fit([X[:, :2], X[:, 2:]])
+    with pytest.raises(
+        ValueError, match=r"\[2, 4\] columns at columns 0\.\.1, 2\.\.5;"
+    ):
+        cmc.transform([X[:, :3], X[:, 3:]])
+
+
+def test_cmc_early_stopping_leaves_a_validation_batch_the_loss_can_score(
+    small_digits,
+):
+    # One validation sample has no negatives: refused before training, not
+    # in the validation step after an epoch.
+    X, _ = small_digits
+    est = _cmc(views=HALVES, input_shape=(1, 8, 8), early_stopping=True)
+    with pytest.raises(ValueError, match=r"validation_fraction=0.1 leaves 1 valid"):
+        est.fit(X[:12])
+    est.set_params(validation_fraction=0.2).fit(X[:12])

@@ -151,6 +151,20 @@ def test_transfer_encoder_reproduces_transform(rep, small_digits):
     np.testing.assert_array_equal(rep.transform(X[:5]), before)
 
 
+def test_transfer_encoder_buffers_are_copies(small_digits):
+    # Loading other values into the copy's buffers (its input
+    # standardisation, batch-norm statistics) leaves the representation alone.
+    X, _ = small_digits
+    rep = AutoencoderTransformer(n_components=4, **_FAST).fit(X[:64])
+    before = rep.transform(X[:5])
+    encoder = transfer_encoder(rep)
+    state = encoder.state_dict()
+    encoder.load_state_dict(
+        {k: v * 2 + 1 if v.is_floating_point() else v for k, v in state.items()}
+    )
+    np.testing.assert_array_equal(rep.transform(X[:5]), before)
+
+
 def test_mae_auto_pooling_fine_tunes_the_last_block_mean(small_digits):
     """MAE's "auto" readout concatenates every block for ``transform`` and a
     frozen fine-tuner, but a fine-tuner that trains the encoder reads the
