@@ -604,6 +604,84 @@ def test_the_command_line_help_is_plain_text(capsys):
     assert "\n* all labels:" in text and "linear_probe" in text
 
 
+def test_the_command_line_runs_digits_by_default_two_estimators_at_a_time(
+    monkeypatch,
+):
+    # python -m sk_replearn: the digits table, random_state 0, 2 fits at a
+    # time; --n-jobs -1 (every core, as joblib's) is a valid count.
+    from sk_replearn import __main__ as job
+
+    calls = []
+    monkeypatch.setattr(job, "digits", lambda *args: calls.append(("digits", *args)))
+    monkeypatch.setattr(
+        job, "sequences", lambda *args: calls.append(("sequences", *args))
+    )
+    assert job.main([]) == 0
+    assert job.main(["--n-jobs", "-1"]) == 0
+    assert job.main(["sequences", "--random-state", "3", "--n-jobs", "1"]) == 0
+    assert calls == [("digits", 0, 2), ("digits", 0, -1), ("sequences", 3, 1)]
+
+
+def test_main_job_table_lists_every_image_method_once_by_family():
+    # Raw pixels, K-means, PCA and the autoencoder, then every self-supervised
+    # method that takes images (not GPT and BERT: strings), family by family.
+    from sk_replearn import methods
+    from sk_replearn.__main__ import estimators
+
+    ests = estimators(random_state=3)
+    names = list(ests)
+    assert names[:4] == [
+        "raw pixels",
+        "KMeansTransformer(k=64)",
+        "PCATransformer(32)",
+        "AutoencoderTransformer(32)",
+    ]
+    not_ssl_images = {"AutoencoderTransformer", "BERTTransformer", "GPTTransformer"}
+    image_methods = {n for n in methods.__all__ if n.endswith("Transformer")}
+    assert sorted(names[4:]) == sorted(image_methods - not_ssl_images)
+    families = ["contrastive", "noncontrastive", "clustering", "cmc", "masked"]
+    families.append("context")
+    order = [families.index(type(ests[n]).__module__.split(".")[-1]) for n in names[4:]]
+    assert order == sorted(order)
+    assert all(est.random_state == 3 for est in list(ests.values())[1:])
+    assert all(ests[n].input_shape == (1, 8, 8) for n in names[3:])
+
+
+def test_main_job_digits_table_gives_each_row_its_own_scores(monkeypatch, capsys):
+    # The fits start from the end of the table and the rows are printed in
+    # its order: each row must still show its own representation's scores.
+    import torch
+
+    from sk_replearn import __main__ as job
+
+    monkeypatch.setattr(
+        job,
+        "estimators",
+        lambda random_state: {
+            "raw pixels": None,
+            "PCATransformer(2)": PCATransformer(2, random_state=random_state),
+        },
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert job.main(["--n-jobs", "1"]) == 0
+        # one fit at a time runs in this process, its threads left as they were
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "1347 training / 450 held-out" in out  # a quarter of digits held out
+    rows = {
+        line[:34].strip(): [float(v) for v in line[34:].split()]
+        for line in out.splitlines()
+        if line.startswith(("raw pixels", "PCATransformer(2)"))
+    }
+    assert rows["raw pixels"][0] == 0.0  # nothing to fit
+    assert rows["raw pixels"][1] > 0.9
+    assert rows["PCATransformer(2)"][1] < 0.8  # 2 components lose most digits
+
+
 # -- what a scikit-learn user passes besides arrays and labels ---------------------
 @pytest.mark.parametrize("standardize", [False, True])
 def test_linear_probe_takes_sparse_features(standardize):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -317,3 +318,26 @@ def test_an_inner_transform_layer_is_measured_on_the_encoder_it_runs(monkeypatch
     monkeypatch.setattr(_heap, "BATCH_BYTES", 1)  # a row a batch, if measured
     np.testing.assert_allclose(mae.transform(X), Z, rtol=1e-5, atol=1e-6)
     assert rows[0] == 2 and set(rows[1:]) == {1} and len(rows) == 1 + len(X)
+
+
+@needs_glibc
+def test_retain_heap_moves_the_thresholds_to_glibc_s_own_ceiling(monkeypatch):
+    # The ceiling glibc's own adjustment reaches (malloc.h: M_MMAP_THRESHOLD
+    # is -3, M_TRIM_THRESHOLD -1): blocks of up to 4 MiB a byte of a long (32
+    # MiB on 64-bit machines) come from the heap, twice that of free heap is
+    # kept, and a transform batch's widest tensor takes a quarter of the first.
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setitem(_heap._state, "libc", FakeLibc())
+    monkeypatch.setitem(_heap._state, "retained", False)
+    for name in (*_heap._USER_SETTINGS, "GLIBC_TUNABLES", "SK_REPLEARN_RETAIN_HEAP"):
+        monkeypatch.delenv(name, raising=False)
+    mmap_threshold = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)
+    assert _heap.retain_heap() is True
+    assert sorted(calls) == [(-3, mmap_threshold), (-1, 2 * mmap_threshold)]
+    assert _heap.BATCH_BYTES == mmap_threshold // 4

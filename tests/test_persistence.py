@@ -587,3 +587,52 @@ def test_a_loaded_net_keeps_its_optimiser_and_schedule(tmp_path):
             torch.testing.assert_close(
                 torch.as_tensor(b[k][name]), torch.as_tensor(value)
             )
+
+
+def test_the_save_function_refuses_an_unfitted_estimator(tmp_path):
+    # As the save method does; else the file loads as an estimator that
+    # lacks the fitted attributes it claims.
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        persistence.save(PCATransformer(n_components=2), tmp_path / "pca.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_whose_tensors_were_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    # torch.load puts each tensor back on the device it was saved from, which
+    # a machine without that GPU lacks. Here the file's storages are marked
+    # "cuda:0" as a fit on a GPU writes them (pickle protocol 2 strings).
+    import zipfile
+
+    X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    pca = PCATransformer(n_components=2).fit(X)
+    persistence.save(pca, tmp_path / "cpu.pt")
+    with (
+        zipfile.ZipFile(tmp_path / "cpu.pt") as src,
+        zipfile.ZipFile(tmp_path / "gpu.pt", "w") as out,
+    ):
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename.endswith("/data.pkl"):
+                cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"
+                assert cpu in content
+                content = content.replace(cpu, cuda)
+            out.writestr(info, content)
+    back = persistence.load(tmp_path / "gpu.pt")
+    np.testing.assert_array_equal(back.transform(X), pca.transform(X))
+
+
+def test_a_file_that_may_not_be_read_raises_its_permission_error(tmp_path, monkeypatch):
+    # No permission to read is not a damaged file (as root, chmod does not
+    # stop reads: pretend).
+    path = tmp_path / "pca.pt"
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    persistence.save(PCATransformer(n_components=2).fit(X), path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(PermissionError):
+        persistence.load(path)

@@ -564,6 +564,40 @@ def test_exported_module_trains_and_keeps_its_weights_through_pickle():
     assert not torch.equal(module(x), lin(x))
 
 
+def _exported_bytes(module, x, dynamic=False) -> bytes:
+    shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic else None
+    buf = io.BytesIO()
+    program = torch.export.export(module, (x,), dynamic_shapes=shapes)
+    torch.export.save(program, buf)
+    return buf.getvalue()
+
+
+def test_exported_module_casts_its_weights_as_a_module_does():
+    lin = nn.Linear(3, 2)
+    module = ExportedModule(_exported_bytes(lin, torch.randn(4, 3), dynamic=True))
+    module = module.double()
+    assert all(p.dtype == torch.float64 for p in module.parameters())
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(module(x), lin.double()(x))
+
+
+def test_exported_module_keeps_its_mode_through_pickle_and_deepcopy():
+    module = ExportedModule(_exported_bytes(nn.Linear(3, 2), torch.randn(4, 3)))
+    for mode in (False, True):
+        module.train(mode)
+        assert pickle.loads(pickle.dumps(module)).training is mode
+        assert copy.deepcopy(module).training is mode
+
+
+def test_an_exported_program_without_weights_moves_copies_and_pickles():
+    # A fixed transform has no weight to read its device from.
+    module = ExportedModule(_exported_bytes(nn.Flatten(), torch.randn(4, 3, 2)))
+    x = torch.randn(4, 3, 2)
+    assert torch.equal(module.to("cpu")(x), x.flatten(1))
+    assert torch.equal(copy.deepcopy(module)(x), x.flatten(1))
+    assert torch.equal(pickle.loads(pickle.dumps(module))(x), x.flatten(1))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_pretrained_reduced_precision_network_runs_in_it_and_gives_float32(
     dtype, digits

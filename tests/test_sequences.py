@@ -1026,6 +1026,36 @@ def test_main_job_sequences_table(monkeypatch, capsys):
         assert float(line.split()[-1]) > 0.9  # two kinds of letters: easy
 
 
+def test_main_job_sequences_rows_are_held_out_scores_of_their_own_model(
+    monkeypatch, capsys
+):
+    # Labels that the letters do not tell: TF-IDF learns its training part by
+    # heart, but its row is its accuracy on the held-out part. The rows of
+    # BERT and GPT show their own results.
+    import sk_replearn.datasets
+    from sk_replearn import __main__ as job
+
+    rng = np.random.default_rng(0)
+    X = ["".join(rng.choice(list("ACDEFGHIKL"), 12)) for _ in range(80)]
+    y = rng.permutation(np.arange(80) % 2)
+    monkeypatch.setattr(sk_replearn.datasets, "load_peptides", lambda: (X, y))
+    results = {"BERTTransformer": (1.0, 0.25), "GPTTransformer": (2.0, 0.75)}
+    monkeypatch.setattr(job, "_sequence_probe", lambda cls, *a: results[cls.__name__])
+    assert job.main(["sequences", "--n-jobs", "1"]) == 0
+    names = ("TF-IDF of character 1-3-grams", "BERTTransformer()", "GPTTransformer()")
+    rows = {
+        name: [float(v) for v in numbers]
+        for name, *numbers in (
+            line.rsplit(maxsplit=2)
+            for line in capsys.readouterr().out.splitlines()
+            if line.startswith(names)
+        )
+    }
+    assert rows["BERTTransformer()"] == [1.0, 0.25]
+    assert rows["GPTTransformer()"] == [2.0, 0.75]
+    assert rows["TF-IDF of character 1-3-grams"][1] < 0.8
+
+
 def test_fine_tuner_views_on_token_sequences(strings):
     labels = np.repeat([0, 1], 40)
     rep = make("BERTTransformer").fit(strings)

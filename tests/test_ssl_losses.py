@@ -421,6 +421,22 @@ def test_cosine_momentum_rejects_zero_total_steps():
         cosine_momentum(0, 0)
 
 
+def test_cosine_momentum_of_one_step_and_before_the_first():
+    # One step in all (one batch, one epoch) is a schedule: base, then final.
+    assert cosine_momentum(0, 1) == pytest.approx(0.996)
+    assert cosine_momentum(1, 1) == 1.0
+    # A step before the start is clipped to it, as one past the end is.
+    assert cosine_momentum(-5, 10) == pytest.approx(0.996)
+    assert cosine_momentum(-25, 10, base=0.9) == pytest.approx(0.9)
+
+
+def test_update_momentum_rejects_parameters_of_other_shapes_and_equal_sizes():
+    # A (2, 3) weight and a (3, 2) one have as many values, but no EMA.
+    online, target = nn.Linear(3, 2, bias=False), nn.Linear(2, 3, bias=False)
+    with pytest.raises(ValueError, match="matching parameters"):
+        update_momentum(online, target, 0.9)
+
+
 # --- negative cosine (BYOL / SimSiam) --------------------------------------
 
 

@@ -318,6 +318,16 @@ def test_local_views_reject_bad_parameters(views, match):
         views.local(torch.randn(4, 1, 40))
 
 
+def test_local_shape_rounds_to_the_nearest_size_and_checks_local_size():
+    # 0.75 of 9 steps is 6.75 steps: 7; 0.3 of 10 x 6 pixels is 3 x 1.8: 3 x 2.
+    assert SequenceViews(local_size=0.75).local_shape((9,)) == (7,)
+    assert ImageViews(local_size=0.3).local_shape((10, 6)) == (3, 2)
+    assert ImageViews(local_size=0.05).local_shape((8, 8)) == (1, 1)  # >= 1
+    for local_size in (0.0, 1.5):  # a fraction of the input's size
+        with pytest.raises(ValueError, match="local_size"):
+            SequenceViews(local_size=local_size).local_shape((40,))
+
+
 def test_local_views_need_an_encoder_that_takes_them():
     with pytest.raises(ValueError, match="does not accept the local views"):
         SwAVObjective((1, 40), encoder="mlp", n_local_views=2)

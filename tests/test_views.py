@@ -532,6 +532,48 @@ def test_a_views_object_called_directly_checks_its_parameters(views, x):
         views(x)
 
 
+@pytest.mark.parametrize(
+    ("views", "x"),
+    [
+        (ImageViews(), torch.zeros(2, 1, 8, 8, 1)),
+        (SequenceViews(), torch.zeros(2, 1, 2, 40)),
+        (TabularViews(), torch.zeros(4, 2, 10)),
+    ],
+    ids=["image", "sequence", "tabular"],
+)
+def test_views_reject_batches_of_too_many_dimensions(views, x):
+    with pytest.raises(ValueError, match="augments batches of shape"):
+        views(x)
+
+
+@pytest.mark.parametrize(
+    ("views", "x"),
+    [
+        (ImageViews(zoom=(0.5, math.inf)), torch.zeros(2, 1, 8, 8)),
+        (ImageViews(blur_sigma=(0.1, math.inf)), torch.zeros(2, 1, 8, 8)),
+        (SequenceViews(scale_range=(1.0, math.inf)), torch.zeros(2, 1, 40)),
+    ],
+    ids=["zoom", "blur_sigma", "scale_range"],
+)
+def test_views_refuse_an_infinite_upper_bound(views, x):
+    # An infinite bound draws infinite or NaN views.
+    with pytest.raises(ValueError, match=r"\(finite\)"):
+        views(x)
+
+
+@pytest.mark.parametrize(
+    ("views", "shape"),
+    [(ImageViews(), (1, 3, 16, 16)), (SequenceViews(), (1, 2, 40))],
+    ids=["image", "sequence"],
+)
+def test_a_batch_of_one_sample_is_augmented(views, shape):
+    # Only an empty batch comes back as it is (a row of tabular data has no
+    # other rows to draw from, and is left alone: see above).
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    assert not torch.equal(views(x), x)
+
+
 def test_a_views_object_checks_parameters_set_after_a_call():
     views = SequenceViews()
     x = torch.zeros(4, 1, 40)
