@@ -1151,3 +1151,24 @@ def test_a_1d_convnet_is_pooled_over_the_length_of_its_feature_maps(pooling):
     tokens = PretrainedTransformer(layer).fit(X)
     expected = layer.eval()(torch.from_numpy(X)).detach().mean(1)
     np.testing.assert_allclose(tokens.transform(X), expected.numpy(), atol=1e-5)
+
+
+def test_a_fine_tuned_reduced_precision_program_keeps_its_float32_weights(
+    digits, tmp_path
+):
+    # FineTuner trains a float32 copy of a bfloat16 network; pickling or
+    # copying the fitted fine-tuner must keep those weights, not round them
+    # to the dtype the program was exported in.
+    X, y = digits
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU()).to(torch.bfloat16)
+    _export(net, torch.zeros(4, 1, 8, 8, dtype=torch.bfloat16), tmp_path / "bf16.pt2")
+    rep = PretrainedTransformer(str(tmp_path / "bf16.pt2"), input_shape=(1, 8, 8))
+    ft = FineTuner(rep, **RUN).fit(X, y)
+    for again in (pickle.loads(pickle.dumps(ft)), copy.deepcopy(ft)):
+        np.testing.assert_array_equal(again.predict_proba(X), ft.predict_proba(X))
+    module = ExportedModule(_exported_bytes(nn.Linear(3, 2), torch.randn(4, 3), True))
+    x = torch.randn(5, 3, dtype=torch.float64)
+    module = module.double()
+    for again in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        assert all(p.dtype == torch.float64 for p in again.parameters())
+        torch.testing.assert_close(again(x), module(x), rtol=0, atol=0)

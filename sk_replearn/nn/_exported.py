@@ -95,7 +95,7 @@ class ExportedModule(nn.Module):
         weights = {k: v.detach() for k, v in self.graph.state_dict().items()}
         program = torch.export.load(io.BytesIO(self.program))
         self.graph = move_to_device_pass(program, device).module()
-        self.graph.load_state_dict({k: v.to(device) for k, v in weights.items()})
+        _load_weights(self.graph, {k: v.to(device) for k, v in weights.items()})
 
     def train(self, mode: bool = True) -> ExportedModule:
         """Set the flag only: the program keeps the mode it was exported in."""
@@ -108,13 +108,28 @@ class ExportedModule(nn.Module):
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["program"])
-        self.graph.load_state_dict(state["weights"])
+        _load_weights(self.graph, state["weights"])
         self.training = state["training"]
 
     def __deepcopy__(self, memo) -> ExportedModule:
         new = ExportedModule.__new__(ExportedModule)
         new.__setstate__(self.__getstate__())
         return new.to(self._device())  # on the device of the original
+
+
+def _load_weights(graph: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load ``weights`` into a program's fresh module, in their own dtypes.
+
+    The fresh module has the dtypes the program was exported in; weights
+    cast since (``double()``, or a fine-tuner's float32 copy of a bfloat16
+    network) would be rounded to those by ``load_state_dict`` alone, so each
+    tensor is cast to its weight's dtype first (in place of its data: a
+    parameter stays the same object, and tied weights stay tied).
+    """
+    for name, tensor in [*graph.named_parameters(), *graph.named_buffers()]:
+        if name in weights and tensor.dtype != weights[name].dtype:
+            tensor.data = tensor.data.to(weights[name].dtype)
+    graph.load_state_dict(weights)
 
 
 def _static_batch(program) -> int | None:
