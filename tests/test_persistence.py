@@ -636,3 +636,20 @@ def test_a_file_that_may_not_be_read_raises_its_permission_error(tmp_path, monke
     monkeypatch.setattr(torch, "load", refuse)
     with pytest.raises(PermissionError):
         persistence.load(path)
+
+
+@pytest.mark.parametrize(
+    ("version", "match"),
+    [
+        (10**6, r"written by a newer sk_replearn \(format version 1000000\)"),
+        ("1", r"format version is '1', not a whole number"),
+        (1.5, r"format version is 1.5, not a whole number"),
+    ],
+)
+def test_a_file_of_a_version_this_one_cannot_read_is_refused_by_name(
+    tmp_path, version, match
+):
+    path = tmp_path / "est.pt"
+    torch.save({"format": "sk_replearn-estimator", "version": version}, path)
+    with pytest.raises(ValueError, match=match):
+        persistence.load(path)

@@ -164,7 +164,13 @@ def _read(path, fmt: str) -> dict:
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise ValueError(f"{os.fspath(path)!r} is not a {fmt} file.")
-    if payload.get("version", 0) > _VERSION:
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a {fmt} file that can be read: its "
+            f"format version is {version!r}, not a whole number."
+        )
+    if version > _VERSION:
         raise ValueError(
             f"{os.fspath(path)!r} was written by a newer sk_replearn (format "
             f"version {payload['version']}); upgrade sk_replearn to load it."
