@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -526,3 +527,29 @@ def test_cmc_early_stopping_leaves_a_validation_batch_the_loss_can_score(
     with pytest.raises(ValueError, match=r"validation_fraction=0.1 leaves 1 valid"):
         est.fit(X[:12])
     est.set_params(validation_fraction=0.2).fit(X[:12])
+
+
+def test_cmc_views_as_lists_or_1d_arrays_are_read_as_rows_with_a_warning():
+    # A list's items are samples, as scikit-learn reads a list; per-view data
+    # given as nested lists or 1-D arrays would be 2 samples: said, with the fix.
+    X = _table(d=6)
+    for views in ([X[:, :3].tolist(), X[:, 3:].tolist()], [X[:, 0], X[:, 1]]):
+        with (
+            warnings.catch_warnings(),
+            pytest.warns(UserWarning, match=r"read as 2 samples of one X.*np\.asarray"),
+        ):
+            # (the nested lists are also samples of 40 channels by 3 steps)
+            warnings.filterwarnings("ignore", "X's samples have shape")
+            _cmc(**_MLP).fit(views)
+    as_arrays = _cmc(**_MLP).fit([X[:, :3], X[:, 3:4]])  # a column as (n, 1)
+    assert as_arrays.views_ == [[0, 1, 2], [3]] and as_arrays.n_features_in_ == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _cmc(**_MLP).fit(X.tolist())  # rows of one X, as lists or arrays
+        _cmc(**_MLP).fit(list(X))
+
+
+def test_cmc_list_mixing_views_and_a_1d_array_is_refused_by_name():
+    X = _table(d=6)
+    with pytest.raises(ValueError, match=r"\(X\[1\]\).*\(n_samples, 1\) array"):
+        _cmc(**_MLP).fit([X[:, :3], X[:, 3]])

@@ -27,6 +27,7 @@ def _join_arrays(X):
         and X
         and all(getattr(a, "ndim", 0) >= 2 for a in X)
     ):
+        _check_rows(X)
         return X, None  # a 2-D array-like (a list of rows included)
     if len(X) < 2:
         raise ValueError(
@@ -43,6 +44,52 @@ def _join_arrays(X):
         )
     widths = [a.shape[1] for a in arrays]
     return np.hstack(arrays), (widths, [shape for _, shape in flat])
+
+
+def _check_rows(X) -> None:
+    """Refuse or warn of a list that is read as rows but looks like views.
+
+    A list mixing arrays of two or more dimensions with others is neither
+    one array per view nor rows of one X: refused. A list of 1-D arrays,
+    or of nested lists of rows, is read as scikit-learn reads a list (its
+    items are samples), so ``[view_a, view_b]`` of that kind would be two
+    samples: warned of where there are fewer items than values in the
+    first, the one case a sample list rarely is.
+    """
+    if not isinstance(X, (list, tuple)) or len(X) < 2:
+        return
+    ndims = [getattr(a, "ndim", None) for a in X]
+    for i, ndim in enumerate(ndims):
+        if ndim is not None and ndim >= 2:
+            other = next(j for j, n in enumerate(ndims) if n is None or n < 2)
+            raise ValueError(
+                f"X is a list holding an array of {ndim} dimensions (X[{i}]) "
+                f"beside one of fewer (X[{other}]); as one array per view, "
+                "each must be (n_samples, ...) with at least 2 dimensions: "
+                "give a view of one column as an (n_samples, 1) array "
+                "(a[:, None])."
+            )
+    first = X[0]
+    if ndims[0] == 1:
+        kind = "1-D arrays"
+    elif (
+        isinstance(first, (list, tuple))
+        and len(first) > 0
+        and isinstance(first[0], (list, tuple))
+    ):
+        kind = "nested lists"
+    else:
+        return
+    if len(X) < len(first):
+        from .._warn import warn_user
+
+        warn_user(
+            f"X is a list of {len(X)} {kind}, read as {len(X)} samples of one X "
+            "(as scikit-learn reads a list). If they are one array per view, "
+            "pass each as a numpy array of at least 2 dimensions, "
+            "(n_samples, ...): np.asarray(view), a one-column view as "
+            "(n_samples, 1)."
+        )
 
 
 def _consecutive(widths) -> list[list[int]]:

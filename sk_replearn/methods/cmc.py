@@ -81,9 +81,14 @@ class CMCTransformer(_TwoViewTransformer):
     what a :class:`~sklearn.pipeline.Pipeline` and
     :class:`~sklearn.model_selection.GridSearchCV` pass and slice by rows.
     For convenience ``fit`` and ``transform`` also take ``X`` as a list or
-    tuple of arrays, one per view, each ``(n_samples, ...)``: they are
+    tuple of arrays, one per view, each ``(n_samples, ...)`` with at least
+    two dimensions (a numpy array, tensor or DataFrame; a view of one
+    column as ``(n_samples, 1)``): they are
     flattened and joined side by side, and each array's columns become a
-    view (an N-D array ``(n, C, H, W)`` keeps its shape). This equals
+    view (an N-D array ``(n, C, H, W)`` keeps its shape). A list of 1-D
+    arrays or of nested lists is read as scikit-learn reads a list, its
+    items as samples (with a warning where there are fewer items than
+    values in each, as per-view data would be). This equals
     passing ``np.hstack`` of the flattened arrays with ``views`` set to the
     consecutive groups (``views_``), which is the form to use in a
     pipeline, since cross-validation cannot slice a list of arrays by rows.
