@@ -1178,3 +1178,18 @@ def test_random_init_with_fewer_positive_weights_than_clusters_says_so():
     km = KMeansTransformer(n_clusters=3, init="random", n_init=1, random_state=0)
     with pytest.raises(ValueError, match="init='random' draws n_clusters=3"):
         km.fit(X, sample_weight=w)
+
+
+def test_kmeans_leaves_torchs_thread_count_as_the_user_set_it(blobs):
+    """The threaded passes run torch single-threaded in each worker, then
+    give the caller's thread count back: fit and predict leave it as set."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        km = KMeansTransformer(n_clusters=5, random_state=0, batch_size=100)
+        km.fit(blobs)
+        assert torch.get_num_threads() == 2
+        km.predict(blobs)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -640,3 +640,66 @@ def test_score_is_the_same_on_every_call_without_a_random_state(small_digits):
     X, _ = small_digits
     mae = MAETransformer(**{**TINY, "random_state": None}).fit(X[:64])
     assert mae.score(X[:64]) == mae.score(X[:64])
+
+
+def test_resolve_patch_size_of_a_table_takes_a_divisor_giving_exactly_4_tokens():
+    # 148 = 4 x 37: no divisor gives 5 to 32 tokens, 37 gives 4 (the least
+    # "auto" accepts), where one token per feature would make 148.
+    assert resolve_patch_size("auto", (148,)) == 37
+
+
+def test_mae_forward_decoder_matches_a_naive_assembly_token_by_token():
+    """The decoder reads the class token, then at each position the encoded
+    visible token that was there (ids_restore undoes the shuffle) or the mask
+    token, plus that position's embedding; it predicts every token but the
+    class token, in the original order."""
+    torch.manual_seed(0)
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1).eval()
+    x = torch.randn(3, 1, 8, 8)
+    latent, _, ids_restore = obj.forward_encoder(
+        x, 0.75, torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        pred = obj.forward_decoder(latent, ids_restore)
+        embedded = obj.decoder_embed(obj.bottleneck(latent))  # (3, 1 + 4, Dd)
+        n_visible = latent.shape[1] - 1
+        for n in range(3):
+            rows = [embedded[n, 0]]  # the class token, no position
+            for position in range(obj.num_patches):
+                j = int(ids_restore[n, position])  # its place in the shuffle
+                token = embedded[n, 1 + j] if j < n_visible else obj.mask_token[0, 0]
+                rows.append(token + obj.decoder_pos_embed[0, position])
+            h = torch.stack(rows)[None]
+            for block in obj.decoder_blocks:
+                h = block(h)
+            expected = obj.decoder_pred(obj.decoder_norm(h))[0, 1:]
+            torch.testing.assert_close(pred[n], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mae_reconstruct_maps_norm_pix_predictions_back_per_true_token():
+    """With norm_pix_loss the decoder predicts each token normalised by its
+    own mean and standard deviation; reconstruct maps it back with those of
+    the true token, sqrt(var + 1e-6), then to the input's units."""
+    torch.manual_seed(0)
+    obj = MAEObjective(
+        (1, 8, 8), patch_size=2, depth=1, decoder_depth=1, norm_pix_loss=True
+    ).eval()
+    x = torch.randn(2, 1, 8, 8) * 5 + 2
+    obj.set_input_scale(x)
+    prediction, _, _ = obj.reconstruct(x, 0.5, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        latent, _, ids_restore = obj.forward_encoder(
+            x, 0.5, torch.Generator().manual_seed(0)
+        )
+        pred = obj.forward_decoder(latent, ids_restore)  # (2, 16, 4)
+    xn = (x - x.mean()) / x.std()
+    expected = torch.empty_like(x)
+    for n in range(2):
+        for i in range(4):
+            for j in range(4):
+                patch = xn[n, 0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(-1)
+                std = (patch.var() + 1e-6).sqrt()
+                values = pred[n, 4 * i + j] * std + patch.mean()
+                raw = values * x.std() + x.mean()
+                expected[n, 0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = raw.reshape(2, 2)
+    torch.testing.assert_close(prediction, expected, rtol=1e-4, atol=1e-4)

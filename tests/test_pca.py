@@ -871,3 +871,77 @@ def test_pca_variance_fraction_must_lie_strictly_between_0_and_1(n_components):
 
     with pytest.raises(InvalidParameterError, match="n_components"):
         PCATransformer(n_components=n_components, **CPU).fit(_data(n=40, d=4))
+
+
+def test_pca_whitens_data_of_tiny_scale_to_unit_variance():
+    """Whitening divides by sqrt(variance) floored at float64's eps only, as
+    scikit-learn does: data in units of 1e-9 still get unit-variance codes."""
+    X = _data(n=300, d=6) * 1e-9
+    ours = PCATransformer(n_components=3, whiten=True, **CPU).fit(X)
+    theirs = PCA(n_components=3, whiten=True).fit(X)
+    Z = ours.transform(X)
+    np.testing.assert_allclose(Z.var(0, ddof=1), 1.0, rtol=1e-4)
+    _close(Z, theirs.transform(X), 1e-4)
+
+
+def test_pca_float64_codes_are_the_float64_projection_rounded_once():
+    """float64 X is centred and projected in float64; only the codes are
+    rounded to float32. A small component beside a large one keeps its
+    digits (a float32 projection is off by float32's eps times the large one)."""
+    rng = np.random.default_rng(0)
+    axes, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    X = (rng.standard_normal((200, 3)) * [1e4, 1.0, 1e-2]) @ axes.T + 5.0
+    pca = PCATransformer(n_components=3, **CPU).fit(X)
+    Z = pca.transform(X)
+    reference = (X - pca.mean_) @ pca.components_.T  # float64
+    error = np.abs(Z - reference).max(axis=0) / reference.std(axis=0)
+    assert error.max() < 1e-6, error
+
+
+def test_pca_covariance_of_more_rows_than_one_float64_pooling():
+    """Past 2**16 rows the CPU pass pools its float32 block products into
+    float64 more than once: every row counts once, in the variances and the
+    mean alike."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((70_000, 16)) * np.linspace(3.0, 0.5, 16) + 2.0).astype(
+        np.float32
+    )
+    pca = PCATransformer(n_components=4, svd_solver="covariance_eigh", **CPU).fit(X)
+    X64 = X.astype(np.float64)
+    reference = np.linalg.eigvalsh(np.cov(X64, rowvar=False))[::-1][:4]
+    np.testing.assert_allclose(pca.explained_variance_, reference, rtol=1e-5)
+    np.testing.assert_allclose(pca.mean_, X64.mean(0), rtol=1e-12)
+    assert pca.n_samples_ == len(X)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pca_every_solver_gives_the_float64_mean_of_float32_data(solver):
+    """mean_ is float64 and exact for float32 X whatever the solver (the
+    SVD solvers take it from their own pass over X)."""
+    X = _data(n=500, d=30, mean=1000.0, dtype=np.float32)
+    pca = PCATransformer(n_components=5, svd_solver=solver, random_state=0, **CPU)
+    pca.fit(X)
+    assert pca.mean_.dtype == np.float64
+    np.testing.assert_allclose(pca.mean_, X.astype(np.float64).mean(0), rtol=1e-12)
+
+
+def test_pca_fit_leaves_torch_and_blas_thread_settings_as_they_were():
+    """The CPU passes hold torch and numpy's BLAS to one thread per worker
+    while they run, and give the user's settings back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    X = _data(n=3000, d=8, dtype=np.float32)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            before = blas_threads()
+            pca = PCATransformer(n_components=3, batch_size=256, **CPU).fit(X)
+            pca.transform(X)
+            assert torch.get_num_threads() == 2
+            assert blas_threads() == before
+    finally:
+        torch.set_num_threads(previous)

@@ -1397,3 +1397,83 @@ def test_unknown_tokens_are_warned_of_past_halfway_only():
         warn_unknown([[UNK, 7]], 0.0, "GPT")  # exactly half
     with pytest.warns(UserWarning):
         warn_unknown([[UNK, UNK, 7]], 0.0, "GPT")
+
+
+def test_bert_masking_chooses_max_1_round_ratio_n_of_every_sequence():
+    """Each sequence has max(1, round(mask_ratio * n)) of its n text tokens
+    chosen: a short sequence still one, 15% of 12 two (not floored to one)."""
+    rows = [[7], [7, 8, 9], [5 + i % 20 for i in range(12)], [6] * 20]
+    ids = torch.full((len(rows), 22), PAD)
+    for i, r in enumerate(rows):
+        ids[i, : len(r) + 2] = torch.tensor([CLS, *r, SEP])
+    g = torch.Generator().manual_seed(0)
+    for corrupt in (False, True):
+        _, targets = bert_masking(ids, 0.15, 30, g, corrupt=corrupt)
+        assert (targets != PAD).sum(1).tolist() == [1, 1, 2, 3]
+
+
+def test_bert_masking_replaces_with_every_text_token_equally_often():
+    """The 10% of chosen tokens swapped for a random token draw it uniformly
+    from the text tokens (ids N_SPECIAL ... vocab_size - 1)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(N_SPECIAL, 30, (8000, 20), generator=g)
+    inputs, targets = bert_masking(ids, 0.5, 30, g)
+    swapped = (targets != PAD) & (inputs != MASK) & (inputs != ids)
+    counts = torch.bincount(inputs[swapped], minlength=30)[N_SPECIAL:].double()
+    assert counts.sum() > 7000
+    assert ((counts / counts.mean() - 1).abs() < 0.25).all(), counts
+
+
+def test_bert_in_eval_mode_hides_every_chosen_token_behind_mask():
+    """Out of training (validation loss) every chosen token becomes [MASK],
+    as in scoring: the 80/10/10 corruption is training's alone."""
+    torch.manual_seed(0)
+    obj = BERTObjective(30, 24, embed_dim=8, depth=1, num_heads=2).eval()
+    text = torch.randint(N_SPECIAL, 30, (8, 20))
+    ids = torch.cat([torch.full((8, 1), CLS), text, torch.full((8, 1), SEP)], dim=1)
+    torch.manual_seed(1)
+    logits, targets = obj(ids)
+    torch.manual_seed(1)  # the same choice of tokens, [MASK] on each
+    inputs, expected = bert_masking(ids, 0.15, 30, corrupt=False)
+    chosen = expected != PAD
+    assert (inputs[chosen] == MASK).all()
+    assert torch.equal(targets, expected[chosen])
+    with torch.no_grad():
+        torch.testing.assert_close(logits, obj.predict_masked(inputs, chosen))
+
+
+def test_lists_of_booleans_are_not_token_ids():
+    # As boolean arrays and tensors: True and False are no token ids.
+    from sk_replearn.tokens import check_sequences
+
+    with pytest.raises(TypeError, match=r"X\[0\] is a list"):
+        check_sequences([[True, False, True]], "GPT")
+
+
+def test_empty_token_id_sequences_read_as_empty_sequences():
+    # As the empty string among strings: a sequence of no token, from a list
+    # or from a padded array whose rows are all padding.
+    from sk_replearn.tokens import check_sequences
+
+    kind, ids = check_sequences([[5, 6], []], "GPT")
+    assert kind == "ids" and [s.tolist() for s in ids] == [[5, 6], []]
+    kind, ids = check_sequences(np.zeros((2, 0), dtype=np.int64), "GPT")
+    assert kind == "ids" and [s.tolist() for s in ids] == [[], []]
+    gpt = GPTTransformer(
+        embed_dim=8, depth=1, num_heads=2, max_epochs=1, random_state=0
+    ).fit([[5, 6, 7], [], [6, 5]] * 4)
+    np.testing.assert_array_equal(
+        gpt.transform(np.zeros((2, 0), dtype=np.int64)), gpt.transform([[], []])
+    )
+
+
+def test_unknown_tokens_warn_halfway_from_the_training_share_to_all():
+    # With half the training tokens unknown (a small vocab_size) the bound
+    # is three quarters: 60% is no news, 80% is.
+    from sk_replearn.tokens import warn_unknown
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unknown([[UNK] * 6 + [7] * 4], 0.5, "GPT")
+    with pytest.warns(UserWarning, match="80% of the tokens"):
+        warn_unknown([[UNK] * 8 + [7] * 2], 0.5, "GPT")

@@ -357,3 +357,25 @@ def test_block_widths_of_a_users_module_leave_its_mode_as_it_was():
     enc.train()
     block_widths(enc)
     assert enc.training and body[1].training
+
+
+def test_export_encoder_of_a_fine_tuner_at_an_inner_block_is_a_trainable_copy():
+    """At an inner transform_layer, a fine-tuner's exported encoder gives its
+    transform, with every weight trainable (its frozen blocks too), and is a
+    copy: training it changes neither the fine-tuner's output nor which of
+    its own weights are frozen."""
+    clf = make("FineTuner", freeze_layers=2, transform_layer=1).fit(TABLE, LABELS)
+    own = list(clf.net_.module_.encoder.parameters())
+    frozen = [p.requires_grad for p in own]
+    assert not all(frozen)
+    expected = clf.transform(TABLE)
+    encoder = clf.export_encoder()
+    assert all(p.requires_grad for p in encoder.parameters())
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(TABLE)).numpy()
+    np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    np.testing.assert_array_equal(clf.transform(TABLE), expected)
+    assert [p.requires_grad for p in own] == frozen
