@@ -371,3 +371,24 @@ def test_get_feature_names_out_checks_the_input_features_it_is_given():
     assert list(model.get_feature_names_out(["a", "b", "c"])) == names
     with pytest.raises(ValueError, match="input_features is not equal"):
         model.get_feature_names_out(["x", "y", "z"])
+
+
+def test_keyed_draws_differ_between_samples():
+    # Each sample's draws (BERT's and MAE's masks) come from its own bytes:
+    # hundreds of distinct samples get as many distinct draws.
+    from sk_replearn._seeding import keyed_uniform
+
+    keys = [i.to_bytes(2, "little") for i in range(600)]
+    draws = keyed_uniform(keys, 0, [4] * len(keys), 4)
+    assert len({tuple(row.tolist()) for row in draws}) == len(keys)
+
+
+def test_messages_name_a_class_with_the_spoken_article():
+    # "an" before a vowel sound, an initialism by its letters' names.
+    from sk_replearn._util import with_article
+
+    assert with_article("FFTEncoder") == "an FFTEncoder"
+    assert with_article("UMAPTransformer") == "a UMAPTransformer"
+    assert with_article("int") == "an int"
+    assert with_article("object") == "an object"
+    assert with_article("list") == "a list"

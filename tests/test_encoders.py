@@ -1144,3 +1144,140 @@ def test_an_encoder_that_changes_the_batch_size_is_refused():
 
     with pytest.raises(ValueError, match="out_features"):
         build_encoder(DropsRows(), (5,))
+
+
+# -- MLP options, transformer blocks and the input standardisation ------------
+def test_mlp_codes_and_reconstructions_are_unconstrained():
+    # The last Linear of the encoder and of the decoder is bare: no norm or
+    # activation clips the code or the reconstruction (both take signs).
+    torch.manual_seed(0)
+    enc = MLPEncoder((8,), hidden_sizes=(16, 4))
+    dec = MLPDecoder((8,), in_features=4, hidden_sizes=(16,))
+    assert isinstance(enc.layers[-1], nn.Linear)
+    assert isinstance(dec.layers[-1], nn.Linear)
+    with torch.no_grad():
+        z = enc(torch.randn(64, 8))
+        x = dec(torch.randn(64, 4))
+    assert (z < 0).any() and (z > 0).any()
+    assert (x < 0).any() and (x > 0).any()
+
+
+def test_mlp_decoder_without_hidden_sizes_is_linear():
+    # hidden_sizes=() is documented: a linear decoder, one Linear layer.
+    dec = MLPDecoder((2, 3), in_features=4, hidden_sizes=())
+    assert [type(m) for m in dec.layers] == [nn.Linear]
+    assert dec(torch.randn(5, 4)).shape == (5, 2, 3)
+
+
+def test_mlp_default_widths_mirror_each_other():
+    # The documented defaults: encoder (256, 128), decoder (128, 256).
+    enc, dec = MLPEncoder((10,)), MLPDecoder((10,), in_features=128)
+    assert enc.hidden_sizes == (256, 128) and enc.out_features == 128
+    enc_widths = [m.out_features for m in enc.modules() if isinstance(m, nn.Linear)]
+    dec_widths = [m.out_features for m in dec.modules() if isinstance(m, nn.Linear)]
+    assert enc_widths == [256, 128] and dec_widths == [128, 256, 10]
+
+
+@pytest.mark.parametrize("cls", ["encoder", "decoder"])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"hidden_sizes": (True, 4)}, "hidden_sizes"),
+        ({"hidden_sizes": (0, 4)}, "hidden_sizes"),
+    ],
+)
+def test_mlp_refuses_a_dropout_of_one_bool_or_zero_widths(cls, kwargs, match):
+    # Every sample dropped, a bool or a zero width is a mistake, named as a
+    # ValueError for the argument (not built into a network that cannot learn).
+    with pytest.raises(ValueError, match=match):
+        if cls == "encoder":
+            MLPEncoder((8,), **kwargs)
+        else:
+            MLPDecoder((8,), in_features=4, **kwargs)
+
+
+def test_mlp_hidden_sizes_may_be_a_single_int():
+    # An int is one layer's width, as (int,).
+    enc = MLPEncoder((8,), hidden_sizes=16)
+    assert enc.hidden_sizes == (16,) and enc(torch.randn(3, 8)).shape == (3, 16)
+    dec = MLPDecoder((8,), in_features=4, hidden_sizes=16)
+    assert dec(torch.randn(3, 4)).shape == (3, 8)
+
+
+@pytest.mark.parametrize(
+    ("norm", "layer"),
+    [
+        (True, nn.LayerNorm),
+        ("layer", nn.LayerNorm),
+        ("batch", nn.BatchNorm1d),
+        (False, None),
+        (None, None),
+        ("none", None),
+    ],
+)
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_mlp_norm_and_activation_options_build_the_named_layers(
+    norm, layer, activation
+):
+    # Each documented option gives its own layer between the hidden widths.
+    enc = MLPEncoder((8,), hidden_sizes=(16, 4), norm=norm, activation=activation)
+    norms = [m for m in enc.modules() if isinstance(m, nn.LayerNorm | nn.BatchNorm1d)]
+    assert [type(m) for m in norms] == ([] if layer is None else [layer])
+    kind = {"relu": nn.ReLU, "gelu": nn.GELU}[activation]
+    assert [type(m) for m in enc.modules() if isinstance(m, nn.ReLU | nn.GELU)] == [
+        kind
+    ]
+    assert enc(torch.randn(3, 8)).shape == (3, 4)
+
+
+def test_transformer_blocks_use_gelu():
+    # The blocks' MLP is Linear -> GELU -> Linear (GPT-2's, ViT's, MAE's).
+    from sk_replearn.nn import transformer
+
+    torch.manual_seed(0)
+    block = transformer.transformer_blocks(16, 1, 4, 2.0, 0.0)[0].eval()
+    h = torch.randn(2, 5, 16)
+    want = block.linear2(nn.functional.gelu(block.linear1(h)))
+    with torch.no_grad():
+        got = block.linear2(block.activation(block.linear1(h)))
+    torch.testing.assert_close(got, want.detach())
+    assert block.linear1.out_features == 32  # embed_dim * mlp_ratio
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"depth": 0}, "depth"), ({"mlp_ratio": 0}, "mlp_ratio")]
+)
+def test_vit_encoder_refuses_zero_depth_or_mlp_ratio(kwargs, match):
+    # No blocks, or a feed-forward of no width, is a mistake named as such.
+    with pytest.raises(ValueError, match=match):
+        build_encoder("vit", (1, 8, 8), patch_size=4, **kwargs)
+
+
+def test_transformer_initialisation_zeroes_biases_and_sets_unit_norms():
+    # The ViT / MAE initialisation: zero biases, LayerNorms at (1, 0).
+    from sk_replearn.nn import transformer
+
+    enc = ViTEncoder((1, 8, 8), patch_size=4, embed_dim=16, depth=1, num_heads=2)
+    linears = [m for m in enc.modules() if isinstance(m, nn.Linear)]
+    norms = [m for m in enc.modules() if isinstance(m, nn.LayerNorm)]
+    assert linears and norms
+    with torch.no_grad():
+        for m in linears + norms:
+            m.bias.fill_(0.5)
+    transformer.init_transformer(enc)
+    assert all(not m.bias.any() for m in linears + norms)
+    assert all((m.weight == 1).all() for m in norms)
+
+
+def test_standardize_follows_its_module_and_is_saved():
+    # shift and scale are buffers: .to() moves and casts them with the
+    # module, and its state_dict restores them.
+    from sk_replearn.nn import Standardize
+
+    std = Standardize(1.0, 2.0).to(torch.float64)
+    assert std.shift.dtype == std.scale.dtype == torch.float64
+    assert Standardize(1.0, 2.0).to("meta").shift.device.type == "meta"
+    other = Standardize(0.0, 1.0)
+    other.load_state_dict(Standardize(3.0, 4.0).state_dict())
+    assert other(torch.tensor([[7.0]])).item() == 1.0

@@ -1477,3 +1477,60 @@ def test_unknown_tokens_warn_halfway_from_the_training_share_to_all():
         warn_unknown([[UNK] * 6 + [7] * 4], 0.5, "GPT")
     with pytest.warns(UserWarning, match="80% of the tokens"):
         warn_unknown([[UNK] * 8 + [7] * 2], 0.5, "GPT")
+
+
+# -- transform's cut, parameters that reach the network, data set labels ------
+def test_gpt_transform_reads_a_cut_sequence_as_going_on():
+    # As in fit, a text cut at max_length keeps its next token where [SEP]
+    # would go: transform reads it as a text that goes on, not as one that
+    # ends at the cut.
+    gpt = make("GPTTransformer", max_length=4).fit(["ACDE", "FGHI", "ACD", "KLMN"] * 4)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*2 of 3 sequences are longer", UserWarning)
+        Z = gpt.transform(["ACDEFGHI", "ACDEFKLM", "ACDE"])
+    np.testing.assert_array_equal(Z[0], Z[1])  # the same up to the kept token
+    assert not np.array_equal(Z[0], Z[2])  # a whole text of 4 ends with [SEP]
+
+
+def test_vocabulary_settings_that_do_not_apply_are_no_change_for_save(
+    strings, tmp_path
+):
+    # token_pattern splits only the "word" tokenizer's words, and integer
+    # token ids use no tokenizer: changing what does not apply leaves the
+    # fitted model what it is (save works); a change that applies is refused.
+    chars = make("GPTTransformer", max_epochs=1).fit(strings)
+    chars.set_params(token_pattern=r"\S").save(tmp_path / "chars.pt")
+    words = make("GPTTransformer", tokenizer="word", max_epochs=1).fit(strings)
+    with pytest.raises(ValueError, match="token_pattern"):
+        words.set_params(token_pattern=r"\S").save(tmp_path / "words.pt")
+    ids = make("GPTTransformer", max_epochs=1).fit([[5, 6, 7], [7, 6]] * 8)
+    ids.set_params(tokenizer="word", vocab_size=3).save(tmp_path / "ids.pt")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dropout_reaches_the_token_encoder(name, strings):
+    # dropout is the encoder's: its blocks and embeddings drop with it.
+    est = make(name, dropout=0.25).fit(strings[:8])
+    encoder = est.net_.module_.encoder
+    drops = [m.p for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and set(drops) == {0.25}
+    attention = [
+        m.dropout
+        for m in encoder.modules()
+        if isinstance(m, torch.nn.MultiheadAttention)
+    ]
+    assert attention and set(attention) == {0.25}
+
+
+def test_peptide_labels_are_the_files_integer_classes():
+    # y is the file's second column: 0 / 1 as int64, half of each, the
+    # first row antimicrobial.
+    from sk_replearn import datasets
+
+    try:
+        X, y = datasets.load_peptides()
+    except ImportError:
+        pytest.skip("modlamp (which ships the peptides) is not installed")
+    assert y.dtype == np.int64 and set(np.unique(y)) == {0, 1}
+    assert int(y.sum()) == 2600 and y[0] == 1
+    assert X[0] == "GLWSKIKEVGKEAAKAAAKAAGKAALGAVSEAV"

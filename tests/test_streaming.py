@@ -652,3 +652,42 @@ def test_generators_kept_puts_back_pythons_numpys_and_torchs():
     assert random.getstate() == python_before
     np.testing.assert_array_equal(np.random.get_state()[1], numpy_before)  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_before)
+
+
+def test_a_dataset_of_flat_samples_takes_the_input_shape():
+    # With input_shape, the flat samples of a Dataset are read in that shape,
+    # as the rows of an array are: a CNN trains on them and codes them as
+    # it codes the array.
+    X = _data(24, 16)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X))
+    run = dict(
+        TINY, input_shape=(1, 4, 4), encoder="cnn", encoder_kwargs={}, max_epochs=1
+    )
+    ae = AutoencoderTransformer(**run).fit(data)
+    assert ae.input_shape_ == (1, 4, 4) and ae.n_features_in_ == 16
+    np.testing.assert_array_equal(ae.transform(data), ae.transform(X))
+
+
+def test_a_read_only_array_trains_without_torchs_warning():
+    # An array torch would share read-only memory with (a joblib memory map,
+    # flags.writeable=False) is copied: no "not writable" warning from torch.
+    X = _data()
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoencoderTransformer(**TINY).fit(X)
+
+
+def test_items_that_are_mappings_are_named_as_dicts():
+    # Hugging Face's BatchEncoding is a Mapping, not a dict: named the same.
+    from collections import UserDict
+
+    class Mappings(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return UserDict({"pixel_values": torch.ones(3)})
+
+    with pytest.raises(TypeError, match="are dicts.*item\\['pixel_values'\\]"):
+        AutoencoderTransformer(**TINY).fit(Mappings())
