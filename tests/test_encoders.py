@@ -1281,3 +1281,26 @@ def test_standardize_follows_its_module_and_is_saved():
     other = Standardize(0.0, 1.0)
     other.load_state_dict(Standardize(3.0, 4.0).state_dict())
     assert other(torch.tensor([[7.0]])).item() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dropout": None}, r"dropout=None must be a float in \[0, 1\)"),
+        ({"dropout": "0.1"}, r"dropout='0.1' must be a float in \[0, 1\)"),
+        ({"dropout": float("nan")}, r"dropout=nan must be a float"),
+        ({"activation": ["relu"]}, r"activation=\['relu'\] is not supported"),
+    ],
+)
+def test_mlp_arguments_of_the_wrong_type_are_named(kwargs, match):
+    # Not a bare float() or hashing error from deep inside: the argument,
+    # its value and what is allowed, also through an estimator's encoder_kwargs.
+    import numpy as np
+
+    from sk_replearn import AutoencoderTransformer
+
+    with pytest.raises(ValueError, match=match):
+        MLPEncoder((8,), **kwargs)
+    ae = AutoencoderTransformer(2, encoder="mlp", encoder_kwargs=kwargs, max_epochs=1)
+    with pytest.raises(ValueError, match=match):
+        ae.fit(np.zeros((8, 8), dtype=np.float32))

@@ -8,7 +8,7 @@ traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 from torch import nn
 
@@ -59,7 +59,7 @@ def check_sizes(name: str, value) -> tuple[int, ...]:
 
 
 def activation_layer(name: str) -> nn.Module:
-    if name not in _ACTIVATIONS:
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
         raise ValueError(
             f"activation={name!r} is not supported; use one of {sorted(_ACTIVATIONS)}."
         )
@@ -80,7 +80,11 @@ def make_norm(norm: bool | str | None, width: int) -> nn.Module | None:
 
 
 def check_dropout(dropout: float) -> float:
-    if isinstance(dropout, bool) or not 0.0 <= float(dropout) < 1.0:
+    if (
+        not isinstance(dropout, Real)
+        or isinstance(dropout, bool)
+        or not 0.0 <= float(dropout) < 1.0
+    ):
         raise ValueError(f"dropout={dropout!r} must be a float in [0, 1).")
     return float(dropout)
 
