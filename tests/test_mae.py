@@ -703,3 +703,43 @@ def test_mae_reconstruct_maps_norm_pix_predictions_back_per_true_token():
                 raw = values * x.std() + x.mean()
                 expected[n, 0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = raw.reshape(2, 2)
     torch.testing.assert_close(prediction, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mae_norm_pix_loss_takes_one_position_tokens_of_several_channels():
+    # With patch_size=1 a token of a 3-channel signal still holds 3 values,
+    # enough to normalise by its own mean and variance: the fit goes ahead.
+    X = _signals(n=24, length=8)
+    X = np.concatenate([X, 2 * X, -X], axis=1)  # (24, 3, 8)
+    params = {**TINY, "max_epochs": 1, "patch_size": 1, "norm_pix_loss": True}
+    mae = MAETransformer(**params).fit(X)
+    assert (mae.input_shape_, mae.n_tokens_) == ((3, 8), 8)
+    assert np.isfinite(mae.loss_curve_).all()
+
+
+def test_mae_signal_widths_need_only_be_even():
+    # Sin-cos positions along one axis need widths that are multiples of 2
+    # (not of 4, as images need): a width of 6 fits a 1-D signal.
+    X = _signals(n=24, length=16)
+    widths = {"embed_dim": 6, "num_heads": 2, "decoder_embed_dim": 6}
+    mae = MAETransformer(**{**TINY, **widths, "max_epochs": 1}).fit(X)
+    assert np.isfinite(mae.loss_curve_).all()
+
+
+def test_mae_decoder_width_not_a_multiple_of_4_fails_at_fit_by_name(small_digits):
+    # The decoder's sin-cos positions over an image need a multiple of 4 too;
+    # the error names the parameter to change.
+    X, _ = small_digits
+    params = {**IMAGE, "decoder_embed_dim": 6, "decoder_num_heads": 2}
+    with pytest.raises(ValueError, match="decoder_embed_dim=6 must be a multiple of 4"):
+        MAETransformer(**params).fit(X)
+
+
+def test_mae_num_heads_shapes_the_encoder(small_digits):
+    # num_heads is the encoder's own number of heads, not the decoder's:
+    # changing it alone changes the learned representation.
+    X, _ = small_digits
+    X = X[:64]
+    params = {**IMAGE, "max_epochs": 1, "decoder_num_heads": 2}
+    one = MAETransformer(**{**params, "num_heads": 1}).fit(X).transform(X)
+    two = MAETransformer(**{**params, "num_heads": 2}).fit(X).transform(X)
+    assert not np.allclose(one, two)

@@ -1534,3 +1534,30 @@ def test_peptide_labels_are_the_files_integer_classes():
     assert y.dtype == np.int64 and set(np.unique(y)) == {0, 1}
     assert int(y.sum()) == 2600 and y[0] == 1
     assert X[0] == "GLWSKIKEVGKEAAKAAAKAAGKAALGAVSEAV"
+
+
+def test_fill_mask_refuses_a_mask_just_past_max_length(strings):
+    # With max_length=8 the model reads tokens 0 to 7: a mask at position 8
+    # is past them and refused, not silently left without candidates; one at
+    # position 7 is read.
+    with pytest.warns(UserWarning, match="longer than max_length=8"):
+        bert = make("BERTTransformer", max_epochs=1, max_length=8).fit(strings)
+    (masks,) = bert.fill_mask(["ACDEFGH[MASK]"], top_k=2)
+    assert len(masks) == 1 and len(masks[0]) == 2
+    with pytest.raises(ValueError, match=r"beyond its first max_length=8"):
+        bert.fill_mask(["ACDEFGHI[MASK]"])
+
+
+def test_fill_mask_reads_the_text_after_the_last_mask_as_written():
+    # Only the space before a mask goes with the hidden word: a subword
+    # vocabulary still reads the space that ends the text as its own token.
+    pytest.importorskip("tokenizers")
+    from sk_replearn.methods._sequence_queries import _mask_token_ids
+
+    sentences = ["the cat sat on the mat", "a dog ran to the park"] * 15
+    bpe = BERTTransformer("bpe", vocab_size=300, **{**_LEARN, "max_epochs": 1})
+    codec = bpe.fit(sentences)._codec()
+    full = codec.encode(["the cat sat "])[0]
+    assert len(full) == len(codec.encode(["the cat sat"])[0]) + 1  # the space
+    (row,) = _mask_token_ids(codec, ["the cat [MASK] "], "[MASK]", "BERT")
+    assert row == full[:-2] + [MASK, full[-1]]

@@ -731,3 +731,44 @@ def test_dino_center_is_the_mean_over_every_process(tmp_path):
     for r in (0, 1):
         center = torch.load(tmp_path / f"center{r}.pt")
         torch.testing.assert_close(center, whole.center, rtol=1e-6, atol=1e-7)
+
+
+def test_collapse_std_refuses_embeddings_that_are_not_2d():
+    # The batch is the first axis and the features the second: anything else
+    # is refused, not averaged along the wrong axis.
+    for shape in [(8,), (8, 4, 3)]:
+        with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+            collapse_std(torch.randn(shape))
+
+
+def test_collapse_std_is_the_sample_std_of_unit_vectors_by_hand():
+    # Two opposite unit vectors: per dimension the sample std (n - 1 in the
+    # denominator, as SimSiam's torch.std) is sqrt(2) along the first axis
+    # and 0 along the second; the mean over the two dimensions is sqrt(2)/2.
+    z = torch.tensor([[3.0, 0.0], [-5.0, 0.0]])
+    assert collapse_std(z).item() == pytest.approx(math.sqrt(2) / 2)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"lambd": float("nan")},
+        {"eps": float("nan")},
+        {"variance_weight": float("nan")},
+        {"covariance_weight": -1.0},
+    ],
+)
+def test_loss_weights_must_be_non_negative_numbers(params):
+    # A nan weight would make every loss nan from the first step.
+    loss = BarlowTwinsLoss if "lambd" in params or "eps" in params else VICRegLoss
+    with pytest.raises(ValueError, match=f"{next(iter(params))} must be >= 0"):
+        loss(**params)
+
+
+def test_pair_losses_refuse_embeddings_that_are_not_2d():
+    # (N, D) embeddings of each view: a 3-D pair of the same shape is refused
+    # with the expected shape, by every loss of a pair of views.
+    z = torch.randn(4, 3, 2)
+    for loss in [NTXentLoss(), BarlowTwinsLoss(), VICRegLoss(), NegativeCosineLoss()]:
+        with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+            loss(z, z.clone())

@@ -691,3 +691,68 @@ def test_items_that_are_mappings_are_named_as_dicts():
 
     with pytest.raises(TypeError, match="are dicts.*item\\['pixel_values'\\]"):
         AutoencoderTransformer(**TINY).fit(Mappings())
+
+
+def test_batch_size_minus_one_is_one_batch_of_every_sample():
+    # As in skorch, batch_size=-1 means the whole data in one batch, in
+    # training and in evaluation.
+    from sk_replearn.data import Batches
+
+    X = torch.arange(20.0).reshape(10, 2)
+    (train,) = [xb for xb, _ in Batches(X, -1, training=True)]
+    (valid,) = [xb for xb, _ in Batches(X, -1, training=False)]
+    assert torch.equal(valid, X)
+    assert torch.equal(train.sum(0), X.sum(0)) and len(train) == 10
+
+
+def test_eval_chunks_copy_only_read_only_rows_and_warn_nothing(memmap):
+    # A read-only array (a memmap opened "r") is copied a batch at a time,
+    # which torch takes without its "not writable" warning; a writable array
+    # is read in place, without a copy.
+    from sk_replearn.data import eval_chunks
+
+    writable = np.array(memmap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_only = list(eval_chunks(memmap, 40))
+    in_place = list(eval_chunks(writable, 40))
+    assert [sl for sl, _ in read_only] == [slice(0, 40), slice(40, 80), slice(80, N)]
+    for (sl, a), (_, b) in zip(read_only, in_place, strict=True):
+        np.testing.assert_array_equal(a.numpy(), writable[sl])
+        assert not np.shares_memory(a.numpy(), memmap)
+        assert np.shares_memory(b.numpy(), writable)
+
+
+def test_eval_chunks_of_a_dataset_name_the_rows_of_each_batch():
+    # The slices that come with a Dataset's batches are the batches' rows:
+    # the last, shorter batch stops at the last sample.
+    from sk_replearn.data import ArrayDataset, eval_chunks
+
+    X = torch.arange(10.0).reshape(10, 1)
+    chunks = list(eval_chunks(ArrayDataset(X), 4))
+    assert [sl for sl, _ in chunks] == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    for sl, xb in chunks:
+        assert torch.equal(xb, X[sl])
+
+
+def test_a_dataset_of_array_target_lists_trains_on_the_arrays():
+    # A list item whose first element is a numpy array is [sample, target],
+    # as one whose first element is a tensor: the array is the sample.
+    pairs = _Items(20, lambda i: [_SAMPLES[i], i % 2])
+    ae = AutoencoderTransformer(**_SMALL).fit(pairs)
+    assert ae.input_shape_ == (2, 4)
+    ref = AutoencoderTransformer(**_SMALL).fit(_Items(20, lambda i: _SAMPLES[i]))
+    np.testing.assert_array_equal(ae.transform(pairs), ref.transform(_SAMPLES))
+
+
+def test_tensor_to_numpy_keeps_the_float_dtypes_numpy_has():
+    # Only a dtype numpy lacks (bfloat16) is widened; half precision and
+    # double precision tensors keep theirs (and their memory size).
+    from sk_replearn.data import tensor_to_numpy
+
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        x = torch.linspace(0, 1, 5, dtype=dtype)
+        out = tensor_to_numpy(x)
+        assert out.dtype == torch.empty(0, dtype=dtype).numpy().dtype
+        np.testing.assert_array_equal(out, x.numpy())
+    assert tensor_to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32

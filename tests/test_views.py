@@ -604,3 +604,12 @@ def test_sequenceviews_crops_start_anywhere_and_shifts_go_both_ways():
     shift = torch.where(shift > L / 2, shift - L, shift)
     assert shift.min() == -L / 4 and shift.max() == L / 4
     assert shift.mean().abs() < 0.5
+
+
+def test_tabularviews_noise_has_the_given_standard_deviation():
+    # Gaussian noise of std noise_std, in standardised units, on every value.
+    torch.manual_seed(0)
+    x = torch.randn(256, 20)
+    noise = TabularViews(corruption_rate=0.0, noise_std=0.1)(x) - x
+    assert abs(noise.std().item() - 0.1) < 0.005
+    assert (noise != 0).all()
