@@ -538,6 +538,9 @@ def test_unlabelled_samples_reach_a_frozen_representation_semi_supervised():
 def test_few_label_indices_refuses_nan_labels():
     with pytest.raises(ValueError, match="NaN or infinite labels"):
         few_label_indices([0.0, np.nan, 1.0, 1.0], 1)
+    # an infinite label is no class either (it would be drawn as one)
+    with pytest.raises(ValueError, match="NaN or infinite labels"):
+        few_label_indices([0.0, np.inf, 1.0, 1.0], 1)
     # missing strings: pandas' NA had raised "boolean value of NA is ambiguous"
     pd = pytest.importorskip("pandas")
     for labels in (
