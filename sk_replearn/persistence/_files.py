@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._fingerprint import _digest_of
+from ..nn._checks import is_int
 from ._codec import _build, _other_version, estimator_to_plain
 
 _FORMAT = "sk_replearn-estimator"
@@ -165,7 +166,7 @@ def _read(path, fmt: str) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise ValueError(f"{os.fspath(path)!r} is not a {fmt} file.")
     version = payload.get("version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
+    if not is_int(version):
         raise ValueError(
             f"{os.fspath(path)!r} is not a {fmt} file that can be read: its "
             f"format version is {version!r}, not a whole number."
