@@ -141,8 +141,10 @@ class _ShardedBatches(Batches):
     so that the parts of the ``world`` processes are disjoint; each process
     takes ``len(X) // world`` samples and batches them as :class:`Batches`
     does, so every process runs the same number of equal-sized steps
-    (DistributedDataParallel and the NT-Xent all-gather need that). Batches
-    are moved to ``device``.
+    (DistributedDataParallel and the NT-Xent all-gather need that). Where
+    there are fewer samples than processes, each process takes one, some
+    the same: a process without a step would leave the others waiting for
+    its gradients. Batches are moved to ``device``.
     """
 
     def __init__(self, X, batch_size, accelerator, y=None) -> None:
@@ -150,7 +152,7 @@ class _ShardedBatches(Batches):
         self.accelerator = accelerator
         self.rank = int(accelerator.process_index)
         self.world = int(accelerator.num_processes)
-        self.n_local = len(X) // self.world
+        self.n_local = max(len(X) // self.world, 1)
 
     def __len__(self) -> int:
         return self.count(self.n_local, self.batch_size)
@@ -159,7 +161,10 @@ class _ShardedBatches(Batches):
         seed = int(torch.randint(0, 2**62, ()))  # torch's generator, seeded by fit
         generator = torch.Generator().manual_seed(shared_seed(self.accelerator, seed))
         order = shuffled_order(len(self.X), generator)
-        mine = order[self.rank * self.n_local : (self.rank + 1) * self.n_local]
+        if len(order) >= self.world:
+            mine = order[self.rank * self.n_local : (self.rank + 1) * self.n_local]
+        else:  # one sample a process, wrapping round
+            mine = order[self.rank % len(order)].reshape(1)
         size, device = self.batch_size, self.accelerator.device
         for k in range(len(self)):
             xb, yb = self._take(mine[k * size : (k + 1) * size])

@@ -475,3 +475,21 @@ def test_gridsearch_on_dask_equals_sequential():
     assert on_dask.best_params_.keys() == sequential.best_params_.keys()
     assert repr(on_dask.best_params_) == repr(sequential.best_params_)
     assert on_dask.best_score_ == sequential.best_score_
+
+
+@pytest.mark.parametrize(("n", "world"), [(1, 2), (2, 3), (3, 4)])
+def test_fewer_samples_than_processes_still_give_each_a_step(n, world, monkeypatch):
+    # A process without a step leaves the others waiting for its gradients;
+    # each takes one sample, the processes' samples as different as n allows.
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: seed
+    )
+    X = torch.arange(float(n))[:, None]
+    seen = []
+    for rank in range(world):
+        torch.manual_seed(0)  # fit seeds every rank alike
+        batches = _ShardedBatches(X, 4, _FakeAccelerator(rank, world))
+        rows = [xb[:, 0].long().tolist() for xb, _ in batches]
+        assert len(batches) == len(rows) == 1 and len(rows[0]) == 1
+        seen.append(rows[0][0])
+    assert set(seen) == set(range(n))
