@@ -1,17 +1,21 @@
 """Helpers that depend on nothing else in the package.
 
-What an estimator's state is (:func:`is_fitted`) and how messages name it
-(:func:`with_article`). They live below :mod:`sk_replearn.base`, which
-re-exports :func:`is_fitted`, so that the modules ``base`` itself imports
-(persistence, tokens, the fingerprints) can use them.
+What an estimator's state is (:func:`is_fitted`), what counts as an int
+argument (:func:`is_int`) and how messages name it (:func:`with_article`).
+They live below :mod:`sk_replearn.base`, which re-exports
+:func:`is_fitted`, so that the modules ``base`` itself imports
+(persistence, tokens, the fingerprints) and the argument checks of every
+layer can use them.
 """
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["is_fitted", "with_article"]
+__all__ = ["is_fitted", "is_int", "with_article"]
 
 
 def is_fitted(estimator) -> bool:
@@ -31,6 +35,22 @@ def is_fitted(estimator) -> bool:
     except (NotFittedError, TypeError):
         return False
     return True
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer argument: any Integral but a bool.
+
+    NumPy's integers count (a parameter grid's values are ``np.int64``);
+    ``True`` does not, though Python counts it as the int 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_replearn._util import is_int
+    >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+    (True, True, False, False)
+    """
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def with_article(noun: str) -> str:

@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
+from .._util import is_int
 from ._common import _a_classifier, _checked_labels, _class_counts
 from ._few_label import few_label_indices
 from ._probes import KNNProbe, LinearProbeCV
@@ -215,7 +216,7 @@ class ProbeScorer:
         ):
             if value is None and name == "n_per_class":
                 continue
-            if not isinstance(value, Integral) or isinstance(value, bool):
+            if not is_int(value):
                 raise ValueError(f"{name}={value!r} must be an int >= {low}.")
             if value < low:
                 raise ValueError(f"{name}={value!r} must be an int >= {low}.")

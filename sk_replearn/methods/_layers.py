@@ -10,12 +10,11 @@ encoder, up to that block, as a plain torch module).
 from __future__ import annotations
 
 import copy
-from numbers import Integral
 
-import numpy as np
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .._util import is_int
 from ..nn.layers import LayerEncoder, block_features, block_widths
 from ..nn.surgery import TransferEncoder, trainable
 from ..objectives.base import Objective
@@ -55,7 +54,7 @@ class TransformLayerMixin:
         bit as before the parameter existed); a ValueError for a value
         that is no block.
         """
-        if self.transform_layer == -1 and _is_int(self.transform_layer):
+        if self.transform_layer == -1 and is_int(self.transform_layer):
             return None
         encoder = self._layer_encoder(module)
         widths = block_widths(encoder)
@@ -81,7 +80,7 @@ class TransformLayerMixin:
     def _check_transform_layer(self, n_blocks: int) -> int:
         """``transform_layer`` as an index in ``[0, n_blocks)``, or a ValueError."""
         layer = self.transform_layer
-        if not _is_int(layer) or not -n_blocks <= layer < n_blocks:
+        if not is_int(layer) or not -n_blocks <= layer < n_blocks:
             raise ValueError(
                 f"transform_layer={layer!r} is not a block of the encoder of "
                 f"{type(self).__name__}, which has {n_blocks} "
@@ -150,7 +149,3 @@ class TransformLayerMixin:
             encoder = LayerEncoder(copy.deepcopy(inner[0]), inner[1])
         # A fine-tuner's frozen blocks come back trainable, as documented.
         return trainable(encoder.cpu().eval())
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, Integral | np.integer) and not isinstance(value, bool)

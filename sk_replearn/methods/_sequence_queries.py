@@ -8,11 +8,10 @@ with their probabilities.
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import torch
 
+from .._util import is_int
 from ..tokens import (
     CLS,
     MASK,
@@ -32,7 +31,7 @@ Candidates = list[tuple[str, float]]
 
 def check_top_k(top_k, owner: str) -> None:
     """``top_k`` is an int >= 1."""
-    if isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1:
+    if not is_int(top_k) or top_k < 1:
         raise ValueError(
             f"{owner}: top_k={top_k!r} must be an int >= 1 (how many of the "
             "most likely tokens to list)."
@@ -76,7 +75,7 @@ def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
     """
     owner = "GPTTransformer.predict_next"
     check_top_k(top_k, owner)
-    if isinstance(prompts, Integral) and not isinstance(prompts, bool):
+    if is_int(prompts):
         raise TypeError(
             f"{owner}'s first argument, prompts, is the beginnings whose next "
             f"token is asked (a list of str); got {prompts!r}."
@@ -111,7 +110,7 @@ def next_token_candidates(est, prompts, top_k: int) -> list[Candidates]:
 def _mask_token_ids(codec, sequences, mask_token, owner: str) -> list[list[int]]:
     """Ids of each sequence with ``[MASK]`` where it holds ``mask_token``."""
     if codec.kind == "ids":
-        if isinstance(mask_token, bool) or not isinstance(mask_token, Integral):
+        if not is_int(mask_token):
             raise TypeError(
                 f"{owner}: the model was fitted on integer token ids, so the "
                 "hidden positions are marked by an integer: pass mask_token=<int>, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
 from .._seeding import seed_from_random_state
+from .._util import is_int
 from ..base import fit_context, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
 from ..tokens import CLS, N_SPECIAL, PAD, SEP, check_sequences
@@ -55,7 +56,7 @@ def _tempered(logits: torch.Tensor, temperature: float, banned: torch.Tensor):
 
 def _check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
     for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name}={value!r} must be an int >= 1.")
     if (
         isinstance(temperature, bool)
@@ -66,9 +67,7 @@ def _check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
             f"temperature={temperature!r} must be a float > 0 (1 samples the "
             "model's distribution; lower is more conservative)."
         )
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1
-    ):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k={top_k!r} must be an int >= 1 or None.")
 
 
@@ -284,7 +283,7 @@ class GPTTransformer(_SequenceTransformer):
         codec = self._codec()
         if prompts is None:
             prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
-        elif isinstance(prompts, Integral) and not isinstance(prompts, bool):
+        elif is_int(prompts):
             raise TypeError(
                 f"GPTTransformer.generate's first argument, prompts, is the "
                 f"beginnings to continue (a list of str), not a count; got "

@@ -8,9 +8,11 @@ traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 
 from torch import nn
+
+from .._util import is_int
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -30,10 +32,6 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
             "images."
         )
     return shape
-
-
-def is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_int(name: str, value, low: int = 1) -> int:

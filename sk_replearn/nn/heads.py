@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._util import is_int
+
 __all__ = [
     "Bottleneck",
     "CentredLayerNorm",
@@ -97,7 +99,7 @@ class ProjectionHead(nn.Module):
             "num_layers": num_layers,
         }
         for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive int.")
         in_features, hidden_features, out_features, num_layers = (
             int(v) for v in sizes.values()

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._fingerprint import _digest_of
-from ..nn._checks import is_int
+from .._util import is_int
 from ._codec import _build, _other_version, estimator_to_plain
 
 _FORMAT = "sk_replearn-estimator"

@@ -17,10 +17,10 @@ import pickle
 from sklearn.base import clone, is_classifier, is_regressor
 
 from .._fingerprint import _is_sample_dataset
+from .._util import is_int
 from .._warn import warn_user
 from ..base import is_fitted, resolve_device
 from ..data import sample_of
-from ..methods._layers import _is_int
 from ..nn.layers import cut_encoder
 from ..nn.surgery import TransferEncoder, encoder_blocks
 from ..views import _identity
@@ -146,7 +146,7 @@ def transfer_encoder(representation, *, trained: bool = False) -> TransferEncode
         make = getattr(representation, "_fine_tuning_encoder", make)
     encoder = make()
     layer = getattr(representation, "transform_layer", -1)
-    if _is_int(layer) and layer == -1:
+    if is_int(layer) and layer == -1:
         return encoder
     block = representation._check_transform_layer(len(encoder_blocks(encoder)))
     return cut_encoder(encoder, block)

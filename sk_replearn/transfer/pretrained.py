@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._seeding import seed_from_random_state
+from .._util import is_int
 from ..base import BaseRepresentation, fit_context
 from ..methods._sequence_base import _SequenceTransformer
 from ..methods.base import _check_finite_output, seeded
@@ -428,11 +429,7 @@ class PretrainedTransformer(BaseRepresentation):
         if isinstance(size, Integral):
             size = (int(size), int(size))
         elif size is not None and (
-            len(size) != 2
-            or not all(
-                isinstance(v, Integral) and not isinstance(v, bool) for v in size
-            )
-            or min(size) < 1
+            len(size) != 2 or not all(is_int(v) for v in size) or min(size) < 1
         ):
             raise ValueError(
                 f"image_size={self.image_size!r} must be an int >= 1 or a pair "
