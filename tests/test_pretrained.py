@@ -42,6 +42,7 @@ from sk_replearn.nn.pretrained import (
     ExportedModule,
     HFTextBackbone,
     ImagePreprocess,
+    PretrainedBackbone,
     pool_features,
     strip_classifier,
 )
@@ -1172,3 +1173,16 @@ def test_a_fine_tuned_reduced_precision_program_keeps_its_float32_weights(
     for again in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
         assert all(p.dtype == torch.float64 for p in again.parameters())
         torch.testing.assert_close(again(x), module(x), rtol=0, atol=0)
+
+
+def test_the_width_probe_runs_a_1d_convnet_once():
+    # Finding that the output is a 1-D feature map, and its pooled width,
+    # takes one forward pass of zeros, whatever the network costs.
+    net = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 6, 3))
+    calls = []
+    net.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape))
+    backbone = PretrainedBackbone(net)
+    assert backbone.infer_width((2, 16)) == 6 and backbone.signal_maps
+    assert calls == [torch.Size([2, 2, 16])]
+    with pytest.raises(ValueError, match="pooling='cls'.*feature map"):
+        PretrainedBackbone(net, pooling="cls").infer_width((2, 16))

@@ -306,17 +306,19 @@ class PretrainedBackbone(nn.Module):
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         maps = getattr(self, "signal_maps", False)  # (pickles of before it)
+        return pool_features(self._unpooled(x), self.pooling, maps)
+
+    def _unpooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of ``layer`` (or of the network) before pooling."""
         if self.layer is None:
-            out = _as_tensor(self.model(x), f"{type(self.model).__name__}")
-            return pool_features(out, self.pooling, maps)
+            return _as_tensor(self.model(x), f"{type(self.model).__name__}")
         out = _output_of(self._target(), lambda: self.model(x))
         if out is None:
             raise ValueError(
                 f"layer={self.layer!r} did not run in the forward pass of "
                 f"{type(self.model).__name__}; cut at a layer the forward uses."
             )
-        out = _as_tensor(out, f"layer {self.layer!r}")
-        return pool_features(out, self.pooling, maps)
+        return _as_tensor(out, f"layer {self.layer!r}")
 
     def infer_width(self, input_shape: Sequence[int]) -> int:
         """Set and return ``out_features`` by one forward pass on zeros.
@@ -346,13 +348,14 @@ class PretrainedBackbone(nn.Module):
             )
         ]
         try:
-            with torch.no_grad():
-                out = self(x)
+            with torch.no_grad():  # x is in the weights' dtype: no cast
+                out = self._unpooled(x)
+                # a 1-D convolution's map is pooled over its length, not its
+                # channels, as tokens would be
                 self.signal_maps = bool(last) and isinstance(
                     last[-1], _SIGNAL_MAP_LAYERS
                 )
-                if self.signal_maps:  # pooled over the length, not the channels
-                    out = self(x)
+                out = pool_features(out, self.pooling, self.signal_maps)
         except ValueError:
             raise
         except Exception as exc:
