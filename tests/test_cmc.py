@@ -541,6 +541,10 @@ def test_cmc_views_as_lists_or_1d_arrays_are_read_as_rows_with_a_warning():
             # (the nested lists are also samples of 40 channels by 3 steps)
             warnings.filterwarnings("ignore", "X's samples have shape")
             _cmc(**_MLP).fit(views)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # once a fit, not again at its end
+        _cmc(**_MLP).fit([X[:, 0], X[:, 1]])
+    assert sum("read as 2 samples" in str(w.message) for w in seen) == 1
     as_arrays = _cmc(**_MLP).fit([X[:, :3], X[:, 3:4]])  # a column as (n, 1)
     assert as_arrays.views_ == [[0, 1, 2], [3]] and as_arrays.n_features_in_ == 4
     with warnings.catch_warnings():

@@ -16,18 +16,20 @@ import numpy as np
 from .._validation import flatten_samples
 
 
-def _join_arrays(X):
+def _join_arrays(X, *, fitting: bool):
     """``X`` as it is, or a list of per-view arrays joined side by side.
 
     Returns ``(X, None)``, or ``(joined, (widths, shapes))`` with each
     array's number of columns and its sample shape (None for a 2-D array).
+    A list read as rows is checked by :func:`_check_rows`, which warns in
+    ``fit`` only (``fitting``), as the input layout warnings are.
     """
     if not (
         isinstance(X, (list, tuple))
         and X
         and all(getattr(a, "ndim", 0) >= 2 for a in X)
     ):
-        _check_rows(X)
+        _check_rows(X, warn=fitting)
         return X, None  # a 2-D array-like (a list of rows included)
     if len(X) < 2:
         raise ValueError(
@@ -46,7 +48,7 @@ def _join_arrays(X):
     return np.hstack(arrays), (widths, [shape for _, shape in flat])
 
 
-def _check_rows(X) -> None:
+def _check_rows(X, *, warn: bool) -> None:
     """Refuse or warn of a list that is read as rows but looks like views.
 
     A list mixing arrays of two or more dimensions with others is neither
@@ -54,7 +56,8 @@ def _check_rows(X) -> None:
     or of nested lists of rows, is read as scikit-learn reads a list (its
     items are samples), so ``[view_a, view_b]`` of that kind would be two
     samples: warned of where there are fewer items than values in the
-    first, the one case a sample list rarely is.
+    first, the one case a sample list rarely is (when ``warn``: in ``fit``,
+    not again when the collapse check or ``transform`` reads X).
     """
     if not isinstance(X, (list, tuple)) or len(X) < 2:
         return
@@ -70,6 +73,8 @@ def _check_rows(X) -> None:
                 "(a[:, None])."
             )
     first = X[0]
+    if not warn:
+        return
     if ndims[0] == 1:
         kind = "1-D arrays"
     elif (

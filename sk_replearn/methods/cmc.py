@@ -393,7 +393,7 @@ class CMCTransformer(_TwoViewTransformer):
 
     def _validate_X(self, X, *, reset: bool, **kwargs) -> np.ndarray:
         """Join a list of per-view arrays, validate, and (fit) resolve the views."""
-        X, arrays = _join_arrays(X)
+        X, arrays = _join_arrays(X, fitting=reset)
         X = super()._validate_X(X, reset=reset, **kwargs)
         if reset:
             self._resolve_views(X.shape[1], arrays)
