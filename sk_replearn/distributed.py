@@ -17,7 +17,8 @@ do, and this module only makes the training net compose with them.
   is broadcast); the epoch's order is drawn on the main process and each
   process takes its own contiguous part of it (a remainder of fewer than
   one sample per process is left out of that epoch, as
-  :class:`~torch.utils.data.DistributedSampler` with ``drop_last`` does).
+  :class:`~torch.utils.data.DistributedSampler` with ``drop_last`` does;
+  with fewer samples than processes each takes one, some the same).
   A :class:`torch.utils.data.Dataset` passed to ``fit`` goes through a
   :class:`~torch.utils.data.DataLoader` that accelerate shards.
 * **Contrastive negatives.** SimCLR's NT-Xent scores each sample against the
