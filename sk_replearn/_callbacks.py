@@ -14,6 +14,7 @@ import math
 
 import torch
 from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .data import ArrayDataset, WeightedTargets
 from .data._precision import _peak_past_float32
@@ -198,7 +199,9 @@ class FreshLRScheduler(LRScheduler):
     warm start would continue the cosine where the last fit ended (at a
     learning rate near zero) and ignore a new ``lr``. Here every fit's
     schedule starts at its first step, from the learning rate set for it.
-    A checkpoint restores its own position afterwards.
+    A checkpoint restores its own position afterwards. A
+    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` policy, which
+    follows the monitored score rather than a step count, starts over too.
 
     Examples
     --------
@@ -211,7 +214,8 @@ class FreshLRScheduler(LRScheduler):
     """
 
     def __init__(self, policy="WarmRestartLR", monitor="train_loss", **kwargs):
-        kwargs.setdefault("last_epoch", -1)
+        if policy not in (ReduceLROnPlateau, "ReduceLROnPlateau"):  # no last_epoch
+            kwargs.setdefault("last_epoch", -1)
         super().__init__(policy=policy, monitor=monitor, **kwargs)
 
     def on_train_begin(self, net, **kwargs):

@@ -463,7 +463,6 @@ class RepresentationNet(NeuralNet):
                     f"{len(self.history)} finished epoch(s).",
                     RuntimeWarning,
                 )
-                self.interrupted_ = True
                 return self
 
     def notify(self, method_name, **cb_kwargs):

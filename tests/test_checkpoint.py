@@ -693,3 +693,15 @@ def test_a_dataset_that_draws_at_random_resumes(source, data, tmp_path):
         _Augmented(X, source)
     )
     assert ran == [3, 4]
+
+
+def test_an_interrupted_fine_tuner_says_fit_again_resumes_its_checkpoint(
+    data, tmp_path
+):
+    """A fine-tuner has no warm_start: its interrupt warning says fit again resumes."""
+    est = _finetuner(checkpoint_dir=tmp_path, callbacks=[InterruptMidEpoch(2)])
+    with pytest.warns(RuntimeWarning, match="interrupted during epoch 2") as caught:
+        est.fit(*data)
+    (message,) = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert "resumed by fit again when checkpoint_dir is set" in message
+    assert "warm_start" not in message

@@ -493,3 +493,11 @@ def test_fewer_samples_than_processes_still_give_each_a_step(n, world, monkeypat
         assert len(batches) == len(rows) == 1 and len(rows[0]) == 1
         seen.append(rows[0][0])
     assert set(seen) == set(range(n))
+
+
+def test_the_schedules_span_each_processs_share_of_the_samples(monkeypatch):
+    """Over two processes, an epoch's optimiser steps are those of half the samples."""
+    monkeypatch.setattr("sk_replearn.methods._engine.world_size", lambda acc: 2)
+    est = AutoencoderTransformer(max_epochs=3, batch_size=10)
+    assert est._optimizer_steps(100) == 3 * 5
+    assert est._samples_per_epoch(100) == 50 and est._samples_per_epoch(1) == 1

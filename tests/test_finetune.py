@@ -1693,3 +1693,20 @@ def test_pretrain_x_of_shaped_samples_where_x_is_flat(small_digits):
     clf = FineTuner(rep, max_epochs=1, random_state=0)
     clf.fit(X[:60], y[:60], pretrain_X=X[:120].reshape(-1, 1, 8, 8))
     assert clf.predict(X[:5]).shape == (5,)
+
+
+def test_the_criterion_scores_bf16_predictions_in_float32():
+    """Under precision="bf16" the fine-tuning loss is the float32 criterion's."""
+    from sk_replearn.training import SupervisedNet
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3).to(torch.bfloat16)
+    labels = torch.tensor([0, 2, 1, 1, 0, 2])
+    clf = SupervisedNet(
+        torch.nn.Linear(2, 3), criterion=torch.nn.CrossEntropyLoss, precision="bf16"
+    ).initialize()
+    loss = clf.get_loss(logits, labels)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(
+        loss, torch.nn.functional.cross_entropy(logits.float(), labels)
+    )

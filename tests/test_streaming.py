@@ -756,3 +756,50 @@ def test_tensor_to_numpy_keeps_the_float_dtypes_numpy_has():
         assert out.dtype == torch.empty(0, dtype=dtype).numpy().dtype
         np.testing.assert_array_equal(out, x.numpy())
     assert tensor_to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32
+
+
+def _row_batches(net, data, training):
+    """The row numbers of each batch the net's iterator cuts from ``data``."""
+    return [xb[0][:, 0].tolist() for xb in net.get_iterator(data, training=training)]
+
+
+def _numbered(n):
+    """A Dataset (not an array) whose sample i holds the number i."""
+    return torch.utils.data.TensorDataset(torch.arange(float(n))[:, None])
+
+
+def _net(**kwargs):
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    from sk_replearn.training import RepresentationNet
+
+    objective = AutoencoderObjective(input_shape=(1,), n_components=1)
+    return RepresentationNet(objective, verbose=0, **kwargs)
+
+
+def test_a_datasets_training_batches_are_shuffled_and_evaluation_in_order():
+    """A Dataset trains in a random order; evaluated in order, a batch of one merged."""
+    net = _net(batch_size=4)
+    torch.manual_seed(0)
+    train = _row_batches(net, _numbered(10), training=True)
+    assert [len(b) for b in train] == [4, 4, 2]
+    rows = [i for b in train for i in b]
+    assert sorted(rows) == list(range(10)) and rows != list(range(10))
+    assert _row_batches(net, _numbered(9), training=False) == [
+        [0.0, 1.0, 2.0, 3.0],
+        [4.0, 5.0, 6.0, 7.0, 8.0],
+    ]
+
+
+def test_a_datasets_batches_follow_the_iterator_settings_and_minus_one():
+    """iterator_train__/iterator_valid__batch_size size a Dataset's batches; -1: one."""
+    net = _net(batch_size=4, iterator_train__batch_size=5, iterator_valid__batch_size=3)
+    assert [len(b) for b in _row_batches(net, _numbered(10), training=True)] == [5, 5]
+    assert [len(b) for b in _row_batches(net, _numbered(10), training=False)] == [
+        3,
+        3,
+        4,
+    ]
+    whole = _net(batch_size=-1)
+    for training in (True, False):
+        (batch,) = _row_batches(whole, _numbered(7), training=training)
+        assert sorted(batch) == list(range(7))

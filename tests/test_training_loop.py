@@ -14,6 +14,8 @@ test.
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 
 import numpy as np
 import pytest
@@ -22,8 +24,15 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from sk_replearn import AutoencoderTransformer, SimCLRTransformer
+from sk_replearn._callbacks import StopOnNonFiniteLoss
 from sk_replearn.data import ArrayDataset
-from sk_replearn.training import NonFiniteLossError, RandomSplit
+from sk_replearn.objectives.reconstruction import AutoencoderObjective
+from sk_replearn.training import (
+    NonFiniteLossError,
+    RandomSplit,
+    RepresentationNet,
+    WarmupCosine,
+)
 
 
 def _table(n: int, d: int = 8) -> np.ndarray:
@@ -210,3 +219,125 @@ def test_a_refit_without_warm_start_starts_anew():
     np.testing.assert_array_equal(
         ae.fit(other).transform(other), fresh.fit(other).transform(other)
     )
+
+
+def test_a_representation_net_trains_on_every_sample_with_adamw_by_default():
+    """RepresentationNet alone holds no sample out and steps with AdamW."""
+    sizes = _BatchSizes()
+    net = RepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        max_epochs=1,
+        batch_size=8,
+        callbacks=[sizes],
+        verbose=0,
+    ).fit(torch.from_numpy(_table(30, 4)), None)
+    assert sizes.sizes and sum(sizes.sizes) == 30
+    assert "valid_loss" not in net.history[-1]
+    assert type(net.optimizer_) is torch.optim.AdamW
+
+
+def test_a_bf16_fit_on_the_cpu_gives_no_warning():
+    """bfloat16 needs no gradient scaler: precision="bf16" on the CPU warns nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ae = AutoencoderTransformer(
+            3, max_epochs=1, precision="bf16", random_state=0, device="cpu"
+        ).fit(_table(64))
+    assert np.isfinite(ae.loss_curve_).all()
+
+
+@pytest.mark.parametrize("fraction, held", [(0.01, 1), (0.99, 9)])
+def test_the_held_out_part_is_at_least_one_sample_and_never_all(fraction, held):
+    """A fraction that rounds to none holds out one sample; to all, leaves one."""
+    train, valid = RandomSplit(fraction)(ArrayDataset(torch.zeros(10, 2)))
+    assert (len(train), len(valid)) == (10 - held, held)
+
+
+def test_a_datasets_held_out_samples_are_not_trained_on():
+    """Split from a Dataset, training and validation share no sample and miss none."""
+    data = torch.utils.data.TensorDataset(torch.arange(20.0)[:, None])
+    torch.manual_seed(0)
+    train, valid = RandomSplit(0.25)(data)
+    rows = [int(train[i][0]) for i in range(len(train))]
+    held = [int(valid[i][0]) for i in range(len(valid))]
+    assert len(held) == 5 and len(rows) == 15
+    assert sorted(rows + held) == list(range(20))
+
+
+def test_the_cosine_factor_stays_at_zero_past_the_planned_steps():
+    """Steps beyond total_steps keep the decayed rate, not a rising cosine."""
+    factor = WarmupCosine(total_steps=10, warmup_steps=2)
+    assert [factor(s) for s in (10, 12, 14, 18)] == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_warm_start_schedules_from_its_own_lr():
+    """A warm start given a new lr starts its cosine schedule over from that lr."""
+    X = _table(40, 6)
+    ae = AutoencoderTransformer(
+        2, max_epochs=2, batch_size=10, lr=1e-3, warm_start=True, device="cpu"
+    ).fit(X)
+    rates = _LearningRates()
+    ae.set_params(lr=1e-2, callbacks=[rates]).fit(X)
+    assert len(rates.lrs) == 8
+    assert rates.lrs[0] == pytest.approx(1e-2)
+    assert rates.lrs[-1] < 0.1 * 1e-2
+
+
+@pytest.mark.parametrize(
+    "n, batch_size, extra, steps",
+    [
+        (95, 10, {"max_epochs": 2}, 20),  # 9 batches of 10 and one of 5 an epoch
+        # 10 of 95 held out (9.5 rounded), 85 in batches of 4: 21, one dropped
+        (95, 4, {"early_stopping": True, "validation_fraction": 0.1}, 21),
+    ],
+)
+def test_the_cosine_schedule_ends_at_the_last_step_taken(n, batch_size, extra, steps):
+    """The cosine's last rate is the one a schedule of the steps taken gives."""
+    rates = _LearningRates()
+    AutoencoderTransformer(
+        2,
+        **{"max_epochs": 1, **extra},
+        batch_size=batch_size,
+        lr=1e-3,
+        n_iter_no_change=50,
+        callbacks=[rates],
+        random_state=0,
+        device="cpu",
+    ).fit(_table(n, 6))
+    assert len(rates.lrs) == steps
+    last = 0.5 * (1 + math.cos(math.pi * (steps - 1) / steps))
+    assert rates.lrs[-1] == pytest.approx(1e-3 * last)
+
+
+def _initialized_net():
+    objective = AutoencoderObjective(input_shape=(4,), n_components=2)
+    return RepresentationNet(objective, lr=0.5, verbose=0).initialize()
+
+
+@pytest.mark.parametrize("kind", ["parameter", "buffer"])
+def test_non_finite_weights_at_the_end_of_training_are_refused(kind):
+    """A weight or a running statistic gone NaN after the last loss fails the fit."""
+    net = _initialized_net()
+    if kind == "parameter":
+        with torch.no_grad():
+            next(net.module_.parameters()).view(-1)[0] = float("nan")
+    else:
+        net.module_.register_buffer("running", torch.tensor([float("nan")]))
+    StopOnNonFiniteLoss().on_train_end(_initialized_net())  # finite: no error
+    with pytest.raises(NonFiniteLossError, match="left NaN or infinite weights"):
+        StopOnNonFiniteLoss().on_train_end(net)
+
+
+def test_a_non_finite_loss_names_its_pass_and_reads_every_input_tensor():
+    """The error says validation or training and reads each tensor of a batch's X."""
+    net, check = _initialized_net(), StopOnNonFiniteLoss()
+    nan = torch.tensor(float("nan"))
+    small, large = torch.full((2, 4), 1e20), torch.full((2, 4), 3e25)
+    with pytest.raises(
+        NonFiniteLossError, match=r"The validation loss became nan.* up to 3e\+25"
+    ):
+        check.on_batch_end(net, batch=((small, large), None), training=False, loss=nan)
+    with pytest.raises(NonFiniteLossError, match="training loss.*NaN or infinite"):
+        check.on_batch_end(
+            net, batch=((small, large * float("inf")), None), training=True, loss=nan
+        )

@@ -26,6 +26,7 @@ from sk_replearn import (
     SimCLRTransformer,
     SwAVTransformer,
 )
+from sk_replearn.training import FreshLRScheduler
 from sk_replearn.views import make_views
 
 SMALL = {"input_shape": (1, 8, 8), "max_epochs": 1, "batch_size": 32}
@@ -329,3 +330,35 @@ def test_training_steps_run_in_training_mode_without_resetting_it_each_step(
             assert walks >= steps
         else:  # the first step's walk, and one after each epoch's end
             assert walks <= 2 * 2
+
+
+def test_a_users_fresh_lr_scheduler_runs_without_early_stopping(digits):
+    """FreshLRScheduler watches train_loss, as skorch's LRScheduler: no split needed."""
+    step = FreshLRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.1)
+    rep = AutoencoderTransformer(
+        callbacks=[step], lr_schedule=None, lr=1e-3, **{**SMALL, "max_epochs": 2}
+    ).fit(digits[0])
+    assert rep.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+def test_a_users_callback_named_checkpoint_is_refused_with_checkpoint_dir(
+    digits, tmp_path
+):
+    """With checkpoint_dir set, "checkpoint" is the fit's own callback's name."""
+    with pytest.raises(ValueError, match=r"callbacks\[0\] is named 'checkpoint'"):
+        AutoencoderTransformer(
+            callbacks=[("checkpoint", Callback())], checkpoint_dir=tmp_path, **SMALL
+        ).fit(digits[0])
+
+
+@pytest.mark.parametrize(
+    "policy", [torch.optim.lr_scheduler.ReduceLROnPlateau, "ReduceLROnPlateau"]
+)
+def test_a_users_fresh_lr_scheduler_can_reduce_on_plateau(digits, policy):
+    """ReduceLROnPlateau takes no last_epoch: it follows the monitored loss."""
+    plateau = FreshLRScheduler(policy, patience=0, factor=0.5, threshold=10.0)
+    rep = AutoencoderTransformer(
+        callbacks=[plateau], lr_schedule=None, lr=1e-3, **{**SMALL, "max_epochs": 3}
+    ).fit(digits[0])
+    # no loss improves by 1000 %, so lr halves after each of the 3 epochs
+    assert rep.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1.25e-4)

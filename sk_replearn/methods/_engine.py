@@ -105,7 +105,8 @@ class TrainingEngineMixin:
         n_train = n_samples
         if self.early_stopping:
             n_train -= max(int(round(self.validation_fraction * n_train)), 1)
-        n_train //= world_size(self.accelerator)
+        # each process takes one sample where there are fewer than processes
+        n_train = max(n_train // world_size(self.accelerator), min(n_train, 1))
         if n_train % self.batch_size == 1 and n_train > 1:
             n_train -= 1  # a last batch of one is dropped
         return n_train
