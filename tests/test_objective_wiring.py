@@ -14,6 +14,7 @@ Every network runs on both views as one batch (batch normalisation pools
 their statistics, see ``embed_pair``), so the hand computations do the same.
 """
 
+import copy
 import warnings
 from inspect import signature
 
@@ -22,7 +23,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _instances import PUBLIC_ESTIMATORS
+from torch import nn
 
+from sk_replearn.losses import BarlowTwinsLoss, VICRegLoss
 from sk_replearn.methods.two_view import _TwoViewTransformer
 from sk_replearn.nn.momentum import cosine_momentum
 from sk_replearn.objectives.clustering import SwAVObjective
@@ -505,3 +508,108 @@ def test_dino_in_evaluation_centres_the_teacher_on_its_own_mean():
     expected = _dino(obj, views, state, evaluation=True)
     torch.testing.assert_close(loss, expected, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(obj.criterion.center, state["center"], rtol=0, atol=0)
+
+
+# --- what the settings build --------------------------------------------------
+
+
+def _linear_sizes(module):
+    """(in, out) of each linear layer of ``module``, in order."""
+    return [
+        (m.in_features, m.out_features)
+        for m in module.modules()
+        if isinstance(m, nn.Linear)
+    ]
+
+
+@pytest.mark.parametrize("hidden_dim", [12, None])
+def test_heads_have_the_widths_their_settings_ask_for(hidden_dim):
+    """hidden_dim, projection_dim and predictor_dim size every head as
+    documented; None gives the documented default width."""
+    common = {"encoder": "cnn", "encoder_kwargs": {"channels": (4, 8)}}
+    kw = {**common, "projection_dim": 8, "hidden_dim": hidden_dim}
+    byol = BYOLObjective((1, LENGTH), **kw)
+    w = byol.backbone.out_features
+    h = hidden_dim or w  # BYOL, Barlow Twins: None is the encoder's width
+    assert _linear_sizes(byol.projector) == [(w, h), (h, 8)]
+    assert _linear_sizes(byol.predictor) == [(8, h), (h, 8)]
+    barlow = BarlowTwinsObjective((1, LENGTH), **kw)
+    assert _linear_sizes(barlow.projector) == [(w, h), (h, h), (h, 8)]
+    vicreg = VICRegObjective((1, LENGTH), **kw)
+    e = hidden_dim or 8  # VICReg: None is projection_dim
+    assert _linear_sizes(vicreg.projector) == [(w, e), (e, e), (e, 8)]
+    dino = DINOObjective((1, LENGTH), **kw, bottleneck_dim=5)
+    h = hidden_dim or w
+    assert _linear_sizes(dino.head[0]) == [(w, h), (h, h), (h, 5)]
+    assert dino.head(torch.randn(3, w)).shape == (3, 8)
+    for predictor_dim, bottleneck in [(3, 3), (None, 2)]:  # None: projection_dim // 4
+        simsiam = SimSiamObjective((1, LENGTH), **kw, predictor_dim=predictor_dim)
+        assert _linear_sizes(simsiam.projector) == [(w, h), (h, h), (h, 8)]
+        assert _linear_sizes(simsiam.predictor) == [(8, bottleneck), (bottleneck, 8)]
+        last = simsiam.projector.layers[-1]  # the projection is batch-normalised
+        assert isinstance(last, nn.BatchNorm1d) and not last.affine
+
+
+@pytest.mark.parametrize("name", ["barlow_twins", "vicreg"])
+def test_objective_loss_uses_the_weights_it_was_given(name):
+    """The loss is the criterion built with the objective's own weights
+    (lambd; invariance, variance and covariance weights), not the defaults."""
+    obj, views, _, loss = _run(name)
+    z1, z2 = _pair(lambda v: obj.projector(obj.backbone(v)), *views)
+    params = OBJECTIVES[name][1]
+    if name == "barlow_twins":
+        expected = BarlowTwinsLoss(lambd=params["lambd"])(z1, z2)
+    else:
+        expected = VICRegLoss(**params)(z1, z2)
+    torch.testing.assert_close(loss, expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", list(MOMENTUM_PAIRS))
+def test_evaluation_leaves_the_momentum_networks_as_they_were(name):
+    """A forward in evaluation mode (score, a validation split) does not move
+    the EMA target or teacher towards the online networks."""
+    obj = _build(name).eval()
+    targets = [t for _, t in MOMENTUM_PAIRS[name]]
+    before = {t: copy.deepcopy(getattr(obj, t).state_dict()) for t in targets}
+    obj.forward_views(*_views(obj))
+    for t in targets:
+        for key, value in getattr(obj, t).state_dict().items():
+            torch.testing.assert_close(value, before[t][key], rtol=0, atol=0, msg=key)
+
+
+def test_dino_teacher_temperature_warms_up_linearly_then_stays():
+    """The teacher temperature goes linearly from warmup_teacher_temp to
+    teacher_temp over warmup_teacher_temp_steps training steps, then stays;
+    with no warm-up steps it is teacher_temp from the first step."""
+    obj = _build("dino")  # warm-up 0.02 -> 0.07 over 4 steps
+    got = []
+    for step in range(1, 8):  # the forward of step s has counted it
+        obj.step.fill_(step)
+        got.append(obj.scheduled_teacher_temp())
+    want = [0.02, 0.0325, 0.045, 0.0575, 0.07, 0.07, 0.07]
+    assert got == pytest.approx(want)
+    obj.eval()
+    obj.step.fill_(1)
+    assert obj.scheduled_teacher_temp() == pytest.approx(0.07)
+    cls, params = OBJECTIVES["dino"]
+    no_steps = cls((1, LENGTH), **SMALL, **{**params, "warmup_teacher_temp_steps": 0})
+    no_steps.train().step.fill_(1)
+    assert no_steps.scheduled_teacher_temp() == pytest.approx(0.07)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.02, float("nan")])
+def test_dino_refuses_a_warmup_teacher_temp_that_is_not_positive(value):
+    """A warm-up temperature must be > 0: the error names it when the
+    objective is built, not the teacher temperature at the first step."""
+    cls, params = OBJECTIVES["dino"]
+    with pytest.raises(ValueError, match="warmup_teacher_temp must be > 0"):
+        cls((1, LENGTH), **SMALL, **{**params, "warmup_teacher_temp": value})
+
+
+@pytest.mark.parametrize("steps", [-3, 2.7, True, None])
+def test_dino_refuses_warmup_steps_that_are_not_a_count(steps):
+    """A negative or fractional warm-up length is refused by name, not read
+    as no warm-up or cut to a whole step."""
+    cls, params = OBJECTIVES["dino"]
+    with pytest.raises(ValueError, match="warmup_teacher_temp_steps must be an int"):
+        cls((1, LENGTH), **SMALL, **{**params, "warmup_teacher_temp_steps": steps})

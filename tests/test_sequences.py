@@ -1561,3 +1561,120 @@ def test_fill_mask_reads_the_text_after_the_last_mask_as_written():
     assert len(full) == len(codec.encode(["the cat sat"])[0]) + 1  # the space
     (row,) = _mask_token_ids(codec, ["the cat [MASK] "], "[MASK]", "BERT")
     assert row == full[:-2] + [MASK, full[-1]]
+
+
+# -- the objectives' parts, by hand -------------------------------------------
+def _text_ids(n_rows, n_text, vocab, seed):
+    """[CLS] text [SEP] rows of random text tokens (ids N_SPECIAL ... vocab - 1)."""
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(N_SPECIAL, vocab, (n_rows, n_text), generator=g)
+    return torch.cat(
+        [torch.full((n_rows, 1), CLS), text, torch.full((n_rows, 1), SEP)], dim=1
+    )
+
+
+def test_bert_masked_accuracy_counts_the_models_hits_at_the_hidden_tokens():
+    """Per sequence: how many of its chosen tokens, all behind [MASK], the
+    model's top prediction gets right, and how many were chosen."""
+    from sk_replearn.objectives.sequence import content_noise
+
+    torch.manual_seed(0)
+    obj = BERTObjective(12, 16, embed_dim=8, depth=1, num_heads=2, mask_ratio=0.5)
+    obj.eval()
+    ids = _text_ids(6, 10, 12, seed=0)
+    ids[4, 6:] = PAD  # a shorter sequence
+    ids[4, 5] = SEP
+    got = obj.masked_accuracy(ids, seed=3)
+    inputs, targets = bert_masking(
+        ids, 0.5, 12, corrupt=False, noise=content_noise(ids, 3)
+    )
+    chosen = targets != PAD
+    assert (inputs[chosen] == MASK).all()
+    with torch.no_grad():
+        best = obj.predict_masked(inputs, chosen).argmax(dim=1)
+    hits = torch.zeros(ids.shape)
+    hits[chosen] = (best == targets[chosen]).float()
+    torch.testing.assert_close(got[:, 1], chosen.sum(1).float())
+    torch.testing.assert_close(got[:, 0], hits.sum(1))
+    assert got[:, 1].tolist() == [5.0, 5.0, 5.0, 5.0, 2.0, 5.0]  # round(0.5 n)
+
+
+def test_content_noise_follows_the_seed():
+    """The draws are a function of the seed and the sequence: the same seed
+    repeats them, another seed gives others."""
+    from sk_replearn.objectives.sequence import content_noise
+
+    ids = _text_ids(3, 8, 30, seed=1)
+    assert torch.equal(content_noise(ids, 5), content_noise(ids, 5))
+    assert not torch.equal(content_noise(ids, 5)[:, :10], content_noise(ids, 6)[:, :10])
+
+
+@pytest.mark.parametrize("cls", [GPTObjective, BERTObjective])
+def test_output_layer_is_the_token_embedding_plus_a_learned_bias(cls):
+    """Scores over the vocabulary are hidden @ E^T + b with E the token
+    embedding (tied) and b a bias trained with it."""
+    torch.manual_seed(0)
+    obj = cls(12, 10, embed_dim=8, depth=1, num_heads=2)
+    with torch.no_grad():
+        obj.output_bias.copy_(torch.linspace(-1, 1, 12))
+    hidden = torch.randn(5, 8)
+    want = hidden @ obj.encoder.token_embed.weight.T + obj.output_bias
+    torch.testing.assert_close(obj.logits(hidden), want)
+    assert "output_bias" in dict(obj.named_parameters())
+
+
+@pytest.mark.parametrize("cls", [GPTObjective, BERTObjective])
+def test_transfer_encoder_is_an_independent_copy(cls):
+    """The encoder handed to fine-tuning computes the representation, and
+    training it leaves the pre-trained objective as it was."""
+    torch.manual_seed(0)
+    obj = cls(12, 10, embed_dim=8, depth=1, num_heads=2).eval()
+    ids = _text_ids(3, 6, 12, seed=2)
+    encoder = obj.transfer_encoder().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(ids), obj.encode(ids))
+        before = obj.encode(ids).clone()
+        for p in encoder.parameters():
+            p.add_(1.0)
+        torch.testing.assert_close(obj.encode(ids), before)
+
+
+@pytest.mark.parametrize("mask_ratio, per_row", [(None, 3), (0.5, 10)])
+def test_bert_objective_chooses_its_mask_ratio_of_the_tokens(mask_ratio, per_row):
+    """BERT predicts mask_ratio of each sequence's text tokens: 15% by
+    default (3 of 20), else the ratio given."""
+    torch.manual_seed(0)
+    kw = {} if mask_ratio is None else {"mask_ratio": mask_ratio}
+    obj = BERTObjective(30, 24, embed_dim=8, depth=1, num_heads=2, **kw)
+    ids = _text_ids(4, 20, 30, seed=0)
+    _, targets = obj(ids)
+    assert len(targets) == 4 * per_row
+
+
+def test_bert_predicts_through_a_dense_gelu_layer_norm_head():
+    """BERT's prediction head (Devlin et al.) maps each hidden state through
+    a dense layer, GELU and LayerNorm before the tied output layer."""
+    torch.manual_seed(0)
+    obj = BERTObjective(12, 10, embed_dim=8, depth=1, num_heads=2).eval()
+    ids = _text_ids(2, 6, 12, seed=3)
+    chosen = torch.zeros(ids.shape, dtype=torch.bool)
+    chosen[:, 2:5] = True
+    with torch.no_grad():
+        hidden = obj.encoder.forward_tokens(ids)[chosen]  # (6, 8)
+        dense, norm = obj.transform[0], obj.transform[-1]
+        assert isinstance(dense, torch.nn.Linear)
+        assert isinstance(norm, torch.nn.LayerNorm)
+        head = torch.nn.functional.layer_norm(
+            torch.nn.functional.gelu(dense(hidden)), (8,), norm.weight, norm.bias
+        )
+        torch.testing.assert_close(obj.predict_masked(ids, chosen), obj.logits(head))
+
+
+@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, 1.5, -0.1, float("nan")])
+def test_bert_objective_and_masking_refuse_a_mask_ratio_outside_0_1(mask_ratio):
+    """A ratio of 1 or more would choose [CLS] and [SEP] as targets, one of 0
+    or less one token anyway: both are refused by name, as BERTTransformer's."""
+    with pytest.raises(ValueError, match=r"mask_ratio must be in \(0, 1\)"):
+        BERTObjective(30, 24, embed_dim=8, depth=1, num_heads=2, mask_ratio=mask_ratio)
+    with pytest.raises(ValueError, match=r"mask_ratio must be in \(0, 1\)"):
+        bert_masking(torch.tensor([[2, 5, 6, 7, 3]]), mask_ratio, 9, corrupt=False)

@@ -772,3 +772,148 @@ def test_pair_losses_refuse_embeddings_that_are_not_2d():
     for loss in [NTXentLoss(), BarlowTwinsLoss(), VICRegLoss(), NegativeCosineLoss()]:
         with pytest.raises(ValueError, match=r"shape \(N, D\)"):
             loss(z, z.clone())
+
+
+# -- settings at their bounds, and their checks ------------------------------------
+@pytest.mark.parametrize("gamma, eps", [(2.0, 1e-4), (0.5, 0.0)])
+def test_vicreg_hinge_floors_the_std_at_gamma(gamma, eps):
+    """The variance term is the hinge max(0, gamma - sqrt(Var + eps)) of the
+    given target std gamma, not of 1."""
+    gen = torch.Generator().manual_seed(3)
+    z1 = 0.8 * torch.randn(9, 5, generator=gen, dtype=torch.float64)
+    z2 = z1 + 0.3 * torch.randn(9, 5, generator=gen, dtype=torch.float64)
+    got = VICRegLoss(1.0, 2.0, 0.5, gamma=gamma, eps=eps)(z1, z2)
+    want = _naive_vicreg(z1, z2, 1.0, 2.0, 0.5, gamma=gamma, eps=eps)
+    assert got.item() == pytest.approx(want, abs=ATOL)
+    collapsed = torch.zeros(16, 4, dtype=torch.float64)
+    only_variance = VICRegLoss(0.0, 1.0, 0.0, gamma=gamma, eps=eps)
+    assert only_variance(collapsed, collapsed).item() == pytest.approx(
+        2 * (gamma - math.sqrt(eps))
+    )
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"gamma": 0.0}, "gamma must be > 0"),
+        ({"gamma": float("nan")}, "gamma must be > 0"),
+        ({"eps": -1e-4}, "eps must be >= 0"),
+        ({"invariance_weight": -1.0}, "invariance_weight must be >= 0"),
+    ],
+    ids=["gamma-zero", "gamma-nan", "eps-negative", "weight-negative"],
+)
+def test_vicreg_refuses_a_bad_target_std_or_eps(params, match):
+    """VICReg's target std must be positive and its eps non-negative (a
+    negative eps makes the std of a collapsed dimension NaN)."""
+    with pytest.raises(ValueError, match=match):
+        VICRegLoss(**params)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 1.0])
+def test_dino_center_momentum_at_its_bounds(momentum):
+    """center_momentum=1 keeps the center fixed, 0 sets it to the teacher's
+    batch mean: both ends of [0, 1] are valid settings."""
+    student, teacher = _dino_views()
+    loss = DINOLoss(5, center_momentum=momentum).double()
+    c0 = _randn(1, 5, seed=99)
+    loss.center.copy_(c0)
+    loss(student, teacher)
+    want = c0 if momentum == 1.0 else torch.cat(teacher).mean(0, keepdim=True)
+    torch.testing.assert_close(loss.center, want)
+
+
+def test_dino_refuses_views_of_different_batch_sizes():
+    """Every view, of the student and of the teacher, must hold the same B
+    samples: a mismatch is a ValueError, not a broadcast or a torch error."""
+    loss = DINOLoss(5)
+    a, b = torch.randn(4, 5), torch.randn(3, 5)
+    with pytest.raises(ValueError, match="student_out must be"):
+        loss([a, a, b], [a, a])
+    with pytest.raises(ValueError, match="teacher_out must be"):
+        loss([a, a, a], [a, b])
+    with pytest.raises(ValueError, match="same batch size"):
+        loss([b, b, b], [a, a])
+
+
+def test_loss_modules_print_their_settings():
+    """The repr of a loss with state shows the values it was built with."""
+    dino = DINOLoss(7, teacher_temp=0.05, student_temp=0.3, center_momentum=0.8)
+    assert repr(dino) == (
+        "DINOLoss(out_dim=7, teacher_temp=0.05, student_temp=0.3, center_momentum=0.8)"
+    )
+    assert repr(MemoryQueue(dim=3, size=5)) == "MemoryQueue(dim=3, size=5)"
+
+
+def test_memory_queue_rejects_bad_dim():
+    """A key of width 0 is refused when the queue is built."""
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        MemoryQueue(dim=0, size=4)
+
+
+@pytest.mark.parametrize("queue_shape", [(3,), (6, 1, 3)])
+def test_infonce_refuses_a_queue_that_is_not_2d(queue_shape):
+    """The queue is (K, D): a 1-D or 3-D tensor is a ValueError naming it."""
+    q, k = torch.randn(4, 3), torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"queue must have shape \(K, 3\)"):
+        InfoNCELoss()(q, k, torch.randn(queue_shape))
+
+
+@pytest.mark.parametrize("with_queue", [True, False])
+def test_infonce_gradient_reaches_the_keys_as_given(with_queue):
+    """Keys that require grad get the gradient of the formula (in-batch
+    negatives and the positive alike); only the queue is a constant."""
+    q = _randn(5, 3, seed=1).requires_grad_()
+    k = _randn(5, 3, seed=2).requires_grad_()
+    queue = _randn(6, 3, seed=5) if with_queue else None
+    gq, gk = torch.autograd.grad(InfoNCELoss(0.3)(q, k, queue), [q, k])
+    qn, kn = nn.functional.normalize(q, dim=1), nn.functional.normalize(k, dim=1)
+    if with_queue:
+        neg = qn @ nn.functional.normalize(queue, dim=1).T
+        logits = torch.cat([(qn * kn).sum(1, keepdim=True), neg], 1) / 0.3
+        want = (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+    else:
+        logits = qn @ kn.T / 0.3
+        want = (torch.logsumexp(logits, 1) - logits.diagonal()).mean()
+    wq, wk = torch.autograd.grad(want, [q, k])
+    torch.testing.assert_close(gq, wq)
+    torch.testing.assert_close(gk, wk)
+    assert gk.abs().sum() > 0
+
+
+def test_infonce_accepts_a_queue_of_another_float_dtype():
+    """A float32 queue (a MemoryQueue's default) with float64 queries gives
+    the float64 loss of the same values."""
+    q, k, queue = _randn(4, 3, seed=1), _randn(4, 3, seed=2), _randn(6, 3, seed=5)
+    got = InfoNCELoss(0.2)(q, k, queue.float())
+    want = _naive_infonce(q, k, queue.float().double(), 0.2)
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(want, abs=1e-6)
+
+
+# -- NT-Xent over several processes ------------------------------------------------
+def _ntxent_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+
+
+def _ntxent_rank(rank: int, world: int, out) -> None:
+    z1, z2 = _ntxent_batch()
+    half = slice(rank * 4, (rank + 1) * 4)
+    loss = NTXentLoss(0.5)
+    losses = {"train": loss.train()(z1[half], z2[half])}
+    losses["eval"] = loss.eval()(z1[half], z2[half])
+    torch.save(losses, out / f"ntxent{rank}.pt")
+
+
+def test_ntxent_contrasts_the_global_batch_in_training_only(tmp_path):
+    """On two processes, training scores each rank's anchors against the
+    whole batch (the ranks' mean loss is one process's loss on all of it);
+    evaluation scores each rank's own batch alone."""
+    run_ranks(_ntxent_rank, tmp_path)
+    z1, z2 = _ntxent_batch()
+    got = [torch.load(tmp_path / f"ntxent{r}.pt") for r in (0, 1)]
+    whole = NTXentLoss(0.5)(z1, z2)
+    torch.testing.assert_close((got[0]["train"] + got[1]["train"]) / 2, whole)
+    for r in (0, 1):
+        half = slice(r * 4, (r + 1) * 4)
+        torch.testing.assert_close(got[r]["eval"], NTXentLoss(0.5)(z1[half], z2[half]))

@@ -343,12 +343,16 @@ def test_imageviews_colour_ops_skip_other_channel_counts():
     torch.testing.assert_close(ImageViews(crop_scale=None, **colour_only)(x), x)
 
 
+def _unit_gaussian(dtype) -> torch.Tensor:
+    """The 7 taps of a Gaussian of std 1, summing to 1."""
+    kernel = torch.exp(-0.5 * torch.arange(-3, 4, dtype=dtype) ** 2)
+    return kernel / kernel.sum()
+
+
 def test_imageviews_blur_alone_matches_reflect_padded_convolution():
     x = torch.randn(3, 2, 9, 7, dtype=torch.float64)
     out = ImageViews(**IMAGE_OFF | dict(blur_prob=1.0, blur_sigma=(1.0, 1.0)))(x)
-    taps = torch.arange(-3, 4, dtype=x.dtype)
-    kernel = torch.exp(-0.5 * taps**2)
-    kernel = kernel / kernel.sum()
+    kernel = _unit_gaussian(x.dtype)
     padded = F.pad(x, (3, 3, 3, 3), mode="reflect").view(6, 1, 15, 13)
     expected = F.conv2d(padded, kernel.view(1, 1, 1, 7))
     expected = F.conv2d(expected, kernel.view(1, 1, 7, 1)).view_as(x)
@@ -613,3 +617,204 @@ def test_tabularviews_noise_has_the_given_standard_deviation():
     noise = TabularViews(corruption_rate=0.0, noise_std=0.1)(x) - x
     assert abs(noise.std().item() - 0.1) < 0.005
     assert (noise != 0).all()
+
+
+# -- laws of the draws, and the augmentations combined -------------------------
+def _unchanged_share(out, x):
+    """Share of the images of ``out`` equal to those of ``x``."""
+    same = [torch.allclose(o, xi, rtol=0, atol=1e-6) for o, xi in zip(out, x)]
+    return sum(same) / len(same)
+
+
+@pytest.mark.parametrize(
+    ("params", "changed"),
+    [
+        (dict(flip_prob=0.5), None),
+        (dict(blur_prob=0.5, blur_sigma=(1.0, 1.0)), None),
+        (dict(jitter_prob=0.5, brightness=0.4), "brightness"),
+        (dict(jitter_prob=0.5, brightness=0, contrast=0.4), "contrast"),
+        (dict(jitter_prob=0.5, brightness=0, contrast=0, saturation=0.4), "saturation"),
+        (dict(jitter_prob=0.5, brightness=0, contrast=0, saturation=0, hue=0.1), "hue"),
+    ],
+    ids=["flip", "blur", "brightness", "contrast", "saturation", "hue"],
+)
+def test_imageviews_each_image_draws_its_own_coin(params, changed):
+    """flip_prob, blur_prob and jitter_prob each apply their augmentation to
+    that share of the images, one coin per image; the others are unchanged."""
+    x = torch.randn(400, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    off = IMAGE_OFF | dict(brightness=0, contrast=0, saturation=0, hue=0)
+    torch.manual_seed(0)
+    out = ImageViews(**off | params)(x)
+    assert 0.4 < _unchanged_share(out, x) < 0.6
+
+
+def test_imageviews_contrast_scales_about_the_mean_of_the_whole_image():
+    """Contrast is x -> (x - m) c + m with m the mean over every channel and
+    pixel of the image (not a mean per channel), one c per image."""
+    g = torch.Generator().manual_seed(0)
+    offsets = torch.tensor([3.0, 0.0, -2.0]).view(1, 3, 1, 1)  # channel means apart
+    x = torch.randn(32, 3, 6, 6, generator=g) + offsets
+    off = dict(brightness=0, saturation=0, hue=0)
+    torch.manual_seed(0)
+    out = ImageViews(**IMAGE_OFF | dict(jitter_prob=1.0), **off)(x)
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    c = ((out - m) * (x - m)).sum(dim=(1, 2, 3), keepdim=True) / (x - m).pow(2).sum(
+        dim=(1, 2, 3), keepdim=True
+    )
+    torch.testing.assert_close(out, m + c * (x - m))
+    assert c.min() < 0.8 and c.max() > 1.2
+
+
+def test_imageviews_saturation_scales_the_chroma_both_ways():
+    """Saturation blends with the luma by a factor s ~ U(1 - saturation,
+    1 + saturation): it keeps the luma and scales the chroma by s, below and
+    above 1."""
+    x = torch.randn(400, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    off = dict(brightness=0, contrast=0, hue=0, saturation=0.4)
+    torch.manual_seed(0)
+    out = ImageViews(**IMAGE_OFF | dict(jitter_prob=1.0), **off)(x)
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    gray_x = (x * luma).sum(1, keepdim=True)
+    gray_out = (out * luma).sum(1, keepdim=True)
+    torch.testing.assert_close(gray_out, gray_x)
+    chroma_x, chroma_out = (x - gray_x).flatten(1), (out - gray_out).flatten(1)
+    s = (chroma_out * chroma_x).sum(1, keepdim=True) / chroma_x.pow(2).sum(1, True)
+    torch.testing.assert_close(chroma_out, s * chroma_x)  # one s per image
+    assert s.min() >= 0.6 - 1e-4 and s.max() <= 1.4 + 1e-4
+    assert s.min() < 0.65 and s.max() > 1.35
+
+
+def test_imageviews_grayscale_comes_after_the_colour_jitter():
+    """A grayscale image is the luma of the jittered image (as torchvision's
+    ColorJitter then RandomGrayscale), with the same draws otherwise."""
+    x = torch.randn(16, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    jitter = IMAGE_OFF | dict(jitter_prob=1.0, brightness=0, contrast=0, hue=0.2)
+    torch.manual_seed(0)
+    coloured = ImageViews(**jitter)(x)
+    torch.manual_seed(0)
+    gray = ImageViews(**jitter | dict(grayscale_prob=1.0))(x)
+    luma = 0.299 * coloured[:, 0] + 0.587 * coloured[:, 1] + 0.114 * coloured[:, 2]
+    for c in range(3):
+        torch.testing.assert_close(gray[:, c], luma)
+
+
+def _slope(out, ramp):
+    """Per image, d out / d ramp along the width through the middle."""
+    mid = out.shape[-1] // 2
+    return (out[:, 0, :, mid + 1] - out[:, 0, :, mid - 1]).mean(-1) / (
+        ramp[0, 0, 0, mid + 1] - ramp[0, 0, 0, mid - 1]
+    )
+
+
+def test_imageviews_warps_compose_with_the_crop_and_the_flip():
+    """A warp acts inside the crop, mirrored when flipped: a half-width crop
+    zoomed 2x and flipped shows a quarter of the width, reversed."""
+    ramp = torch.linspace(-1, 1, 32).expand(16, 1, 32, 32).contiguous()
+    crop = dict(crop_scale=(0.25, 0.25), crop_ratio=(1.0, 1.0), zoom=(2.0, 2.0))
+    for flip, sign in [(0.0, 1.0), (1.0, -1.0)]:
+        out = ImageViews(**IMAGE_OFF | crop, flip_prob=flip)(ramp)
+        torch.testing.assert_close(_slope(out, ramp), torch.full((16,), sign * 0.25))
+
+
+@pytest.mark.parametrize("zoom", [(0.5, 2.0), (1.0, 1.5)])
+def test_imageviews_zoom_is_log_uniform_in_its_range(zoom):
+    """The zoom factor is drawn log-uniformly in the range, one endpoint at 1
+    included (a range like (1, 1.5) zooms too)."""
+    ramp = torch.linspace(-1, 1, 32).expand(2000, 1, 32, 32).contiguous()
+    torch.manual_seed(0)
+    out = ImageViews(**IMAGE_OFF, zoom=zoom)(ramp)
+    log_z = -torch.log(_slope(out, ramp))  # a zoom z scales the content by z
+    low, high = math.log(zoom[0]), math.log(zoom[1])
+    assert log_z.min() >= low - 1e-4 and log_z.max() <= high + 1e-4
+    assert log_z.mean() == pytest.approx((low + high) / 2, abs=0.02 * (high - low))
+    assert log_z.std() == pytest.approx((high - low) / math.sqrt(12), rel=0.05)
+
+
+def test_imageviews_rotation_keeps_distances_on_a_wide_image():
+    """On an image wider than high a rotation keeps a blob's distance to the
+    centre in pixels: angles are taken in pixel units, not per axis."""
+    x = torch.zeros(64, 1, 25, 41)
+    x[:, :, 11:14, 26:29] = 1.0  # a blob 7 pixels right of the centre
+    torch.manual_seed(0)
+    out = ImageViews(**IMAGE_OFF, rotation=60)(x)
+    r, c = _centroid(out)
+    r0, c0 = _centroid(x)
+    radius = (r0**2 + c0**2).sqrt().expand(64)
+    torch.testing.assert_close((r**2 + c**2).sqrt(), radius, atol=0.3, rtol=0)
+    assert r.abs().max() > 4  # turned by up to 60 degrees: up to 6 pixels
+
+
+def test_imageviews_shear_and_translate_reach_both_ways_to_their_maximum():
+    """The shear factor is uniform in [-shear, shear] and each shift in
+    [-translate, translate] of the side: both signs, up to the bound."""
+    cols = torch.linspace(-1, 1, 16).expand(64, 1, 16, 16).contiguous()  # column
+    torch.manual_seed(0)
+    shift = (ImageViews(**IMAGE_OFF, shear=0.5)(cols) - cols)[:, 0, :, 4:12]
+    slope = shift[:, -1].mean(-1) - shift[:, 0].mean(-1)
+    assert slope.min() < -0.5 and slope.max() > 0.5
+    ramp = torch.linspace(-1, 1, 32).expand(256, 1, 32, 32).contiguous()
+    torch.manual_seed(0)
+    moved = (ImageViews(**IMAGE_OFF, translate=0.1)(ramp) - ramp)[..., 5:27]
+    per_image = moved.mean(dim=(1, 2, 3))
+    bound = 0.2 * 32 / 31  # 0.1 of the side, in value units of the ramp
+    assert per_image.min() < -0.9 * bound and per_image.max() > 0.9 * bound
+
+
+def test_imageviews_elastic_moves_each_control_point_by_its_std():
+    """The elastic field's control points sit on a 3x3 grid over the image,
+    corners included, each displaced by N(0, elastic) of the side (2 elastic
+    in grid units): read at the centre and at the middle of the left edge of
+    a wide image."""
+    H, W, n = 25, 41, 4000
+    xs = (2 * torch.arange(W) + 1) / W - 1
+    ys = (2 * torch.arange(H) + 1) / H - 1
+    image = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]))
+    torch.manual_seed(0)
+    out = ImageViews(**IMAGE_OFF, elastic=0.03)(image.expand(n, 2, H, W).contiguous())
+    dx_centre = out[:, 0, H // 2, W // 2] - xs[W // 2]
+    dy_edge = out[:, 1, H // 2, 0] - ys[H // 2]  # vertical: no clamping there
+    for d in (dx_centre, dy_edge):
+        assert d.std() == pytest.approx(2 * 0.03, rel=0.05)
+
+
+def test_imageviews_crops_stay_inside_at_the_default_scale():
+    """At the default crop_scale (up to the whole image) every crop lies
+    inside the image, as RandomResizedCrop's ten tries ensure."""
+    views = ImageViews(**IMAGE_OFF | dict(crop_scale=(0.2, 1.0)))
+    fw, fh, cx, cy = _crop_boxes(views, 32, 32)
+    assert fw.max() <= 1 + 1e-4 and fh.max() <= 1 + 1e-4
+    assert (cx.abs() + fw).max() <= 1 + 1e-4 and (cy.abs() + fh).max() <= 1 + 1e-4
+    assert (fw * fh).max() > 0.9  # large crops are drawn too
+
+
+def test_imageviews_crop_that_cannot_fit_takes_the_whole_side_at_the_nearest_ratio():
+    """When no drawn crop fits, the crop is the whole image cut to the
+    nearest allowed aspect ratio, as torchvision's fallback."""
+    too_wide = dict(crop_scale=(0.95, 1.0), crop_ratio=(2.0, 2.0))
+    views = ImageViews(**IMAGE_OFF | too_wide)
+    fw, fh, _, _ = _crop_boxes(views, 32, 32, n=64)
+    torch.testing.assert_close(fw, torch.ones(64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(fh, torch.full((64,), 0.5), atol=1e-4, rtol=0)
+
+
+def test_imageviews_blur_sigma_is_drawn_per_image():
+    """Each image gets its own blur sigma from blur_sigma: the blurred spread
+    of a point differs between images over the whole range."""
+    x = torch.zeros(200, 1, 31, 31, dtype=torch.float64)
+    x[:, :, 15, 15] = 1.0
+    views = ImageViews(**IMAGE_OFF | dict(blur_prob=1.0, blur_sigma=(0.5, 2.0)))
+    torch.manual_seed(0)
+    out = views(x)[:, 0]
+    taps = torch.arange(31, dtype=x.dtype) - 15
+    sigma = (out.sum(1) * taps**2).sum(-1).sqrt()  # the kernel's std, per image
+    assert sigma.min() < 0.7 and sigma.max() > 1.8
+
+
+def test_imageviews_blur_of_one_pixel_high_images():
+    """A one-pixel-high image is blurred along its width only."""
+    x = torch.randn(3, 2, 1, 9, dtype=torch.float64)
+    out = ImageViews(**IMAGE_OFF | dict(blur_prob=1.0, blur_sigma=(1.0, 1.0)))(x)
+    kernel = _unit_gaussian(x.dtype)
+    padded = F.pad(x.view(6, 1, 9), (3, 3), mode="reflect")
+    expected = F.conv1d(padded, kernel.view(1, 1, 7)).view_as(x)
+    torch.testing.assert_close(out, expected)

@@ -46,6 +46,14 @@ def check_non_negative(name: str, value: float) -> float:
     return value
 
 
+def check_fraction(name: str, value: float) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless in (0, 1)."""
+    value = float(value)
+    if not 0 < value < 1:  # also rejects nan
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}.")
+    return value
+
+
 def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     """Two embeddings of the same shape ``(N, D)``, ``N >= 1``, or a ValueError."""
     if a.ndim != 2 or a.shape != b.shape:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._util import is_int
 from ..losses._checks import check_positive, upcast
 from ..losses.noncontrastive import (
     BarlowTwinsLoss,
@@ -315,7 +316,12 @@ class DINOObjective(TwoViewObjective):
             if warmup_teacher_temp is None
             else check_positive("warmup_teacher_temp", warmup_teacher_temp)
         )
-        self.warmup_teacher_temp_steps = max(int(warmup_teacher_temp_steps), 0)
+        if not is_int(warmup_teacher_temp_steps) or warmup_teacher_temp_steps < 0:
+            raise ValueError(
+                "warmup_teacher_temp_steps must be an int >= 0 (0: no warm-up), "
+                f"got {warmup_teacher_temp_steps!r}."
+            )
+        self.warmup_teacher_temp_steps = int(warmup_teacher_temp_steps)
 
     def forward_views(self, v1, v2, local=None):
         """Student logits of every view, teacher logits of the global views.

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._seeding import keyed_uniform
+from ..losses._checks import check_fraction
 from ..nn.sequence import TokenEncoder
 from ..nn.surgery import TransferEncoder
 from ..tokens import MASK, N_SPECIAL, PAD
@@ -86,6 +87,7 @@ def bert_masking(
             return torch.rand(*shape, device=ids.device)
         return torch.rand(*shape, generator=generator).to(ids.device)
 
+    check_fraction("mask_ratio", mask_ratio)  # 1 would choose special tokens
     text = ids >= N_SPECIAL  # (B, T)
     n_text = text.sum(dim=1)  # (B,)
     k = torch.where(
@@ -270,7 +272,7 @@ class BERTObjective(_SequenceObjective):
         self, vocab_size: int, max_positions: int, *, mask_ratio: float = 0.15, **kw
     ) -> None:
         super().__init__(vocab_size, max_positions, **kw)
-        self.mask_ratio = float(mask_ratio)
+        self.mask_ratio = check_fraction("mask_ratio", mask_ratio)
         d = self.encoder.out_features
         # BERT's prediction head: a dense layer, GELU and LayerNorm before
         # the tied output layer.
