@@ -13,7 +13,7 @@ from _damage import flip_a_bit_of
 from _instances import make
 from skorch.callbacks import Callback
 
-from sk_replearn import FineTuner
+from sk_replearn import AutoencoderTransformer, FineTuner
 from sk_replearn.persistence._files import _atomic_save
 
 MAX_EPOCHS = 4
@@ -705,3 +705,32 @@ def test_an_interrupted_fine_tuner_says_fit_again_resumes_its_checkpoint(
     (message,) = [str(w.message) for w in caught if "interrupted" in str(w.message)]
     assert "resumed by fit again when checkpoint_dir is set" in message
     assert "warm_start" not in message
+
+
+class _CountedAE(AutoencoderTransformer):
+    """An autoencoder that counts its fits (its clones included)."""
+
+    fits: list = []
+
+    def fit(self, X, y=None, **kwargs):
+        type(self).fits.append(len(X))
+        return super().fit(X, y, **kwargs)
+
+
+def test_a_fine_tuners_checkpoint_dir_that_cannot_be_written_fails_before_pre_training(
+    tmp_path,
+):
+    """A fine-tuner's unwritable checkpoint_dir is refused before any pre-training."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "run"
+    params = make("AutoencoderTransformer", n_components=3).get_params()
+    rep = _CountedAE(**params)
+    _CountedAE.fits.clear()
+    with pytest.raises(ValueError, match="checkpoint_dir=.*Not a directory"):
+        FineTuner(rep, checkpoint_dir=folder, max_epochs=1).fit(X, y)
+    assert _CountedAE.fits == []
+    FineTuner(rep, max_epochs=1).fit(X, y)
+    assert _CountedAE.fits == [40]  # where it can, the same one pre-trains

@@ -1031,6 +1031,12 @@ def test_finetuner_regressor_learns_a_constant_target_column():
             r"must map \(batch, 4\) to \(batch, 3\)",
         ),
         (lambda i, o: torch.nn.Linear(i, 1), r"returned \(2, 1\)"),
+        (
+            lambda i, o: torch.nn.Sequential(
+                torch.nn.Linear(i, o), torch.nn.Unflatten(1, (1, o))
+            ),
+            r"returned \(2, 1, 3\)",
+        ),
     ],
 )
 def test_a_head_of_the_wrong_shape_is_refused_before_training(head, match):
@@ -1532,6 +1538,7 @@ def test_balanced_class_weight_finds_the_rare_class():
         ({"rare": -1.0}, ValueError, r"class_weight\['rare'\]=-1.0 must be a finite"),
         ({"rare": np.nan}, ValueError, r"class_weight\['rare'\]=nan must be a finite"),
         ({"rare": "3"}, TypeError, r"class_weight\['rare'\]='3' must be a number"),
+        ({"rare": True}, TypeError, r"class_weight\['rare'\]=True must be a number"),
         ({0: 1.0, 1: 5.0}, ValueError, "names none of the classes of y.*'common'"),
         ({"rare": 0, "common": 0}, ValueError, "every sample a weight of 0"),
         ("auto", ValueError, "'class_weight' parameter of FineTuner must be"),
@@ -1710,3 +1717,90 @@ def test_the_criterion_scores_bf16_predictions_in_float32():
     torch.testing.assert_close(
         loss, torch.nn.functional.cross_entropy(logits.float(), labels)
     )
+
+
+def test_an_empty_x_gets_scikit_learns_message():
+    """An empty X is refused by scikit-learn's check of X, not an IndexError."""
+    with pytest.raises(ValueError, match="2D array"):
+        FineTuner(max_epochs=1).fit([], [])
+
+
+def test_an_array_setting_of_a_fitted_representation_replaces_it(small_digits):
+    """An array-valued nested parameter, not comparable by ==, counts as a change."""
+    ae = _tiny_ae().fit(small_digits[0][:64])
+    ft = FineTuner(ae).set_params(representation__input_shape=np.array([8, 8]))
+    assert ft.representation is not ae and not is_fitted(ft.representation)
+    np.testing.assert_array_equal(ft.representation.input_shape, [8, 8])
+    assert ae.input_shape is None and is_fitted(ae)
+
+
+def test_sample_weights_of_any_magnitude_weigh_the_same():
+    """Only the ratios of the sample weights count, even near float64's largest."""
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    rep = PCATransformer(n_components=3).fit(X)
+    w = np.where(np.arange(60) % 2, 1.0, 3.0)
+    kw = dict(strategy="frozen", max_epochs=2, random_state=0)
+    ref = FineTuner(rep, **kw).fit(X, y, sample_weight=w)
+    huge = FineTuner(rep, **kw).fit(X, y, sample_weight=w * 1e307)
+    np.testing.assert_allclose(huge.predict_proba(X), ref.predict_proba(X), rtol=1e-6)
+    np.testing.assert_allclose(
+        huge.history_[:, "train_loss"], ref.history_[:, "train_loss"], rtol=1e-6
+    )
+
+
+def test_pretrain_x_with_the_columns_of_x_in_another_order_is_refused():
+    """A representation pre-trained on reordered columns of X is refused at fit."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 3)), columns=list("abc"))
+    y = (df["a"] > 0).astype(int)
+    ft = FineTuner(PCATransformer(n_components=2), max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=r"X: a, b, c; the representation: c, b, a"):
+        ft.fit(df, y, pretrain_X=df[list("cba")])
+
+
+def test_frozen_features_of_an_encoder_with_batch_norm_are_its_transform(small_digits):
+    """A frozen fine-tuning reads a batch-norm encoder as transform does, stats kept."""
+    X, y = small_digits
+    X, y = X[:100], y[:100]
+    rep = AutoencoderTransformer(n_components=8, input_shape=(1, 8, 8), **_FAST).fit(X)
+    clf = FineTuner(rep, strategy="frozen", max_epochs=1, random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.transform(X), rep.transform(X), atol=1e-5)
+
+
+def test_regressor_standardises_each_target_by_its_own_magnitude():
+    """Targets of far-apart magnitudes, and a zero column, are standardised apart."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    a, b = rng.normal(size=40) + 2, rng.normal(size=40) - 3
+    Y = np.c_[a * 1e200, b * 1e-200, np.zeros(40)]
+    reg = FineTunerRegressor(
+        PCATransformer(n_components=2), strategy="frozen", max_epochs=1, random_state=0
+    ).fit(X, Y)
+    np.testing.assert_allclose(
+        reg.y_mean_[:2], [a.mean() * 1e200, b.mean() * 1e-200], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        reg.y_scale_, [a.std() * 1e200, b.std() * 1e-200, 1.0], rtol=1e-12
+    )
+    assert reg.y_mean_[2] == 0
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_predict_proba_is_float64_and_its_rows_sum_to_one():
+    """Class probabilities come in float64, rows summing to 1 to float64 precision."""
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    clf = FineTuner(PCATransformer(n_components=3), max_epochs=1, random_state=0)
+    proba = clf.fit(X, y).predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+
+
+def test_both_fine_tuners_have_the_same_defaults():
+    """FineTuner and FineTunerRegressor default alike: the encoder at a tenth of lr."""
+    clf, reg = FineTuner().get_params(), FineTunerRegressor().get_params()
+    assert clf.pop("class_weight") is None
+    assert clf == reg
+    assert reg["encoder_lr_scale"] == 0.1 and reg["layer_decay"] == 1.0
+    assert reg["strategy"] == "full" and reg["head"] == "linear"
+    assert reg["head_norm"] == "auto"

@@ -653,3 +653,17 @@ def test_a_file_of_a_version_this_one_cannot_read_is_refused_by_name(
     torch.save({"format": "sk_replearn-estimator", "version": version}, path)
     with pytest.raises(ValueError, match=match):
         persistence.load(path)
+
+
+def test_save_load_of_a_regressor_of_several_targets(tmp_path):
+    """A regressor of several targets saves and loads with all its outputs."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    Y = np.c_[X[:, 0], X[:, 1] - X[:, 2], 3 * X[:, 3]]
+    reg = FineTunerRegressor(
+        PCATransformer(n_components=3), max_epochs=1, random_state=0
+    )
+    reg.fit(X, Y).save(tmp_path / "reg.pt")
+    loaded = persistence.load(tmp_path / "reg.pt")
+    assert loaded.predict(X).shape == (40, 3)
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))

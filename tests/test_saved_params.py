@@ -23,7 +23,7 @@ import torch
 from _instances import make
 from torch import nn
 
-from sk_replearn import FineTunerRegressor, PCATransformer, persistence
+from sk_replearn import FineTuner, FineTunerRegressor, PCATransformer, persistence
 from sk_replearn.views import TabularViews
 
 
@@ -384,3 +384,17 @@ def test_load_of_a_file_it_cannot_open_raises_the_os_error(data, tmp_path, monke
     monkeypatch.setattr(torch, "load", refused)
     with pytest.raises(PermissionError):
         persistence.load(path)
+
+
+def test_fine_tuner_save_after_training_only_changes_since_fit(tmp_path):
+    """Views, layer decay and class weights changed after fit still save."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    est = FineTuner(PCATransformer(n_components=2), max_epochs=1, random_state=0)
+    est.fit(X, y).set_params(
+        views=TabularViews(), layer_decay=0.5, class_weight="balanced"
+    )
+    est.save(tmp_path / "ft.pt")
+    loaded = persistence.load(tmp_path / "ft.pt")
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))

@@ -1678,3 +1678,33 @@ def test_bert_objective_and_masking_refuse_a_mask_ratio_outside_0_1(mask_ratio):
         BERTObjective(30, 24, embed_dim=8, depth=1, num_heads=2, mask_ratio=mask_ratio)
     with pytest.raises(ValueError, match=r"mask_ratio must be in \(0, 1\)"):
         bert_masking(torch.tensor([[2, 5, 6, 7, 3]]), mask_ratio, 9, corrupt=False)
+
+
+def test_fine_tuner_regressor_on_strings_predicts_several_targets(strings):
+    """Several targets of strings are learned together, as for arrays of numbers."""
+    Y = np.array([[s.count("A"), s.count("C")] for s in strings], dtype=float)
+    rep = make("GPTTransformer").fit(strings)
+    reg = FineTunerRegressor(rep, max_epochs=1, random_state=0, device="cpu")
+    assert reg.fit(strings, Y).predict(strings).shape == (len(strings), 2)
+    np.testing.assert_allclose(reg.y_mean_, Y.mean(axis=0))
+    assert reg.fit(strings, Y[:, :1]).predict(strings).shape == (len(strings), 1)
+    with pytest.raises(ValueError, match="Fit one fine-tuner per column"):
+        FineTuner(rep, max_epochs=1, device="cpu").fit(strings, Y)
+
+
+@pytest.mark.parametrize(
+    "as_text", [lambda y: y.astype(str), lambda y: list(y.astype(str))]
+)
+def test_fine_tuner_regressor_on_strings_reads_targets_written_as_text(
+    strings, as_text
+):
+    """Numeric targets written as text are numbers, as on arrays of numbers."""
+    y = np.array([s.count("A") for s in strings], dtype=float) / 2
+    rep = make("GPTTransformer").fit(strings)
+    reg = FineTunerRegressor(rep, max_epochs=1, random_state=0, device="cpu")
+    expected = reg.fit(strings, y).predict(strings)
+    np.testing.assert_array_equal(
+        reg.fit(strings, as_text(y)).predict(strings), expected
+    )
+    with pytest.raises(ValueError, match="y holds values that are not numbers"):
+        reg.fit(strings, ["high"] * len(strings))

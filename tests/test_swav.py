@@ -311,6 +311,7 @@ def test_global_views_unchanged_by_the_local_parameters():
     [
         (SequenceViews(local_size=0.0), "local_size"),
         (SequenceViews(local_crop_scale=(0.5, 0.2)), "local_crop_scale"),
+        (SequenceViews(local_crop_scale=(0.5, 1.5)), "local_crop_scale"),
     ],
 )
 def test_local_views_reject_bad_parameters(views, match):
@@ -574,3 +575,27 @@ def test_an_encoder_whose_width_depends_on_the_view_size_is_refused_for_local_vi
     flat = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten())
     with pytest.raises(ValueError, match="maps the local views"):
         SwAVObjective((1, 16, 16), encoder=flat, n_local_views=2)
+
+
+def test_sequenceviews_whole_local_views_are_the_rolled_signal_resized():
+    """A local view of the whole signal is it rolled by whole steps and resized."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 2, 40)
+    views = SequenceViews(
+        scale_range=(1, 1), noise_std=0, max_shift=0.25, local_crop_scale=(1.0, 1.0)
+    )
+    out = views.local(x)  # (64, 2, 20)
+    shifts = set()
+    for xi, oi in zip(x, out):
+        match = [
+            k
+            for k in range(-10, 11)
+            if torch.allclose(
+                oi,
+                F.interpolate(xi.roll(k, dims=-1)[None], size=20, mode="linear")[0],
+                atol=1e-6,
+            )
+        ]
+        assert match, "each local view must be x rolled by at most 10 steps, resized"
+        shifts.add(match[0] % 2)
+    assert shifts == {0, 1}  # odd shifts too: the interpolation wraps around

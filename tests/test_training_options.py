@@ -23,6 +23,7 @@ from sk_replearn import (
     AutoencoderTransformer,
     DINOTransformer,
     FineTuner,
+    PCATransformer,
     SimCLRTransformer,
     SwAVTransformer,
 )
@@ -362,3 +363,27 @@ def test_a_users_fresh_lr_scheduler_can_reduce_on_plateau(digits, policy):
     ).fit(digits[0])
     # no loss improves by 1000 %, so lr halves after each of the 3 epochs
     assert rep.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1.25e-4)
+
+
+def test_x_whose_squares_overflow_float32_is_refused_beside_a_fitted_representation():
+    """X too large for float32 arithmetic is refused by name, not trained into NaN."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.arange(40) % 2
+    rep = PCATransformer(n_components=2).fit(X)
+    with pytest.raises(ValueError, match="overflow float32.*FineTuner computes"):
+        FineTuner(rep, max_epochs=1).fit(X * 1e20, y)
+
+
+def test_labelled_x_that_float32_blurs_gets_a_warning_beside_a_pretrain_x():
+    """Labelled X blurred by float32 is warned of when pretrain_X is pre-trained on."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 16, size=(40, 3)).astype(np.float64)
+    y = np.arange(40) % 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FineTuner(PCATransformer(n_components=2), max_epochs=1).fit(
+            X + 1e9, y, pretrain_X=X
+        )
+    blurred = [str(w.message) for w in caught if "Standardise X" in str(w.message)]
+    assert len(blurred) == 1 and blurred[0].startswith("FineTuner:")

@@ -526,6 +526,7 @@ def test_views_call_rejects_bad_batches_and_params(views, x, match):
         (ImageViews(flip_prob=3), torch.zeros(4, 1, 8, 8)),
         (SequenceViews(mask_fraction=2.0), torch.zeros(4, 1, 40)),
         (SequenceViews(noise_std=-1), torch.zeros(4, 1, 40)),
+        (SequenceViews(max_shift=1.5), torch.zeros(4, 1, 40)),
         (TabularViews(corruption_rate=1.5), torch.zeros(4, 6)),
     ],
 )
@@ -818,3 +819,37 @@ def test_imageviews_blur_of_one_pixel_high_images():
     padded = F.pad(x.view(6, 1, 9), (3, 3), mode="reflect")
     expected = F.conv1d(padded, kernel.view(1, 1, 7)).view_as(x)
     torch.testing.assert_close(out, expected)
+
+
+def test_sequenceviews_mask_span_is_the_rounded_fraction_of_the_length():
+    """The masked span is mask_fraction * L rounded to the nearest whole step."""
+    x = torch.rand(64, 1, 10) + 1  # no zeros of its own
+    out = SequenceViews(**SEQUENCE_OFF | dict(mask_fraction=0.22))(x)
+    assert ((out[:, 0] == 0).sum(-1) == 2).all()  # 2.2 steps: 2
+
+
+def test_sequenceviews_mask_starts_anywhere_ends_included():
+    """The masked span starts uniformly: it can cover the first and the last step."""
+    torch.manual_seed(0)
+    x = torch.rand(400, 1, 10) + 1
+    zero = SequenceViews(**SEQUENCE_OFF | dict(mask_fraction=0.3))(x)[:, 0] == 0
+    starts = zero.int().argmax(-1)  # first masked step of each view
+    assert set(starts.tolist()) == set(range(8))  # 0 ... L - span
+
+
+def test_sequenceviews_crops_of_a_ramp_stay_increasing_up_to_the_last_step():
+    """A crop never reads past the signal's end: a ramp's crops keep increasing."""
+    torch.manual_seed(0)
+    ramp = torch.arange(40.0).expand(2000, 1, 40)
+    out = SequenceViews(**SEQUENCE_OFF | dict(crop_scale=(0.5, 0.5)))(ramp)
+    assert (out.diff(dim=-1) > 0).all()
+    assert out.min() >= 0 and out.max() <= 39
+
+
+def test_sequenceviews_smooth_noise_on_signals_shorter_than_its_kernel():
+    """Smooth noise on a short signal keeps its shape and its standard deviation."""
+    torch.manual_seed(0)
+    x = torch.zeros(2000, 1, 5)
+    noise = SequenceViews(**SEQUENCE_OFF | dict(noise_std=0.5, noise_sigma=2.0))(x)
+    assert noise.shape == x.shape
+    assert abs(noise.std().item() - 0.5) < 0.02

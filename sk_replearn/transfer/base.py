@@ -305,12 +305,11 @@ class BaseFineTuner(NeuralRepresentation):
             _check_numeric_targets(y, type(self).__name__)
         if self._takes_sequences():
             _, sequences = check_sequences(X, type(self).__name__)
-            y = check_array(
-                y,
-                ensure_2d=False,
-                dtype="numeric" if kwargs.get("y_numeric") else None,
-                input_name="y",
-            )
+            y_dtype = None
+            if kwargs.get("y_numeric"):  # numbers as text read as on arrays
+                text = np.asarray(y).dtype.kind in "US"
+                y_dtype = np.float64 if text else "numeric"
+            y = check_array(y, ensure_2d=False, dtype=y_dtype, input_name="y")
             if not kwargs.get("multi_output"):
                 y = column_or_1d(y, warn=True)
             check_consistent_length(sequences, y)
