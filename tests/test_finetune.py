@@ -1804,3 +1804,34 @@ def test_both_fine_tuners_have_the_same_defaults():
     assert reg["encoder_lr_scale"] == 0.1 and reg["layer_decay"] == 1.0
     assert reg["strategy"] == "full" and reg["head"] == "linear"
     assert reg["head_norm"] == "auto"
+
+
+def test_the_mlp_head_is_one_hidden_relu_layer_of_256():
+    """head="mlp" is normalisation, Linear(d, 256), ReLU, Linear(256, k)."""
+    head = build_head("mlp", 6, 3)
+    kinds = [type(m) for m in head]
+    assert kinds == [CentredLayerNorm, torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    assert (head[1].in_features, head[1].out_features) == (6, 256)
+    assert (head[3].in_features, head[3].out_features) == (256, 3)
+
+
+def test_checking_a_users_head_leaves_its_batch_norm_statistics_alone():
+    """The width check runs the head in eval mode and gives back its mode."""
+    mine = torch.nn.Sequential(torch.nn.BatchNorm1d(6), torch.nn.Linear(6, 3))
+    built = build_head(lambda d, k: mine, 6, 3)
+    assert built is mine and mine.training
+    assert int(mine[0].num_batches_tracked) == 0
+    torch.testing.assert_close(mine[0].running_mean, torch.zeros(6))
+
+
+def test_transform_of_a_fine_tuner_with_views_is_not_augmented(small_digits):
+    """Views augment training batches only: transform is the encoder's output."""
+    X, y = small_digits
+    noisy = ImageViews(crop_scale=None, rotation=30)
+    tuned = FineTuner(_tiny_simclr(), views=noisy, max_epochs=1, random_state=0)
+    Z = tuned.fit(X, y).transform(X)
+    np.testing.assert_array_equal(tuned.transform(X), Z)
+    encoder = tuned.net_.module_.encoder.eval()
+    with torch.no_grad():
+        plain = encoder(torch.as_tensor(X, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(Z, plain, rtol=1e-5, atol=1e-5)
