@@ -252,6 +252,7 @@ def test_kmeans_bad_input_transform(blobs):
         ({"init": np.zeros((2, 8))}, r"init has shape \(2, 8\)"),
         ({"init": np.zeros((3, 2, 4))}, r"init has shape \(3, 2, 4\).*\(3, 8\)"),
         ({"init": np.full((3, 8), np.nan)}, "init"),
+        ({"max_iter": 0}, "max_iter"),
     ],
 )
 def test_kmeans_bad_params(blobs, params, match):
@@ -1193,3 +1194,194 @@ def test_kmeans_leaves_torchs_thread_count_as_the_user_set_it(blobs):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+# -- behaviour pinned down against scikit-learn and by hand ---------------
+def test_kmeans_relocation_takes_the_farthest_row_in_euclidean_distance(compiled):
+    """An empty cluster takes the row farthest (Euclidean) from its center."""
+    # Around the first center, (3, 0) is the farthest row; (2, 2) would be by
+    # the sum of absolute differences. One iteration, as scikit-learn's.
+    X = np.r_[
+        [[0.0, 0.0], [0.5, 0.0], [0.0, 0.5], [3.0, 0.0], [2.0, 2.0]],
+        10.0 + np.random.default_rng(0).normal(scale=0.3, size=(6, 2)),
+    ]
+    init = np.array([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0]])
+    weights = np.random.default_rng(1).uniform(0.5, 3.0, len(X))
+    for sample_weight in (None, weights):
+        kw = {"n_clusters": 3, "init": init, "max_iter": 1}
+        ours = KMeansTransformer(**kw, device="cpu").fit(X, sample_weight=sample_weight)
+        ref = KMeans(**kw, n_init=1, algorithm="lloyd")
+        ref.fit(X, sample_weight=sample_weight)
+        np.testing.assert_allclose(ours.cluster_centers_[2], [3.0, 0.0], atol=1e-5)
+        np.testing.assert_allclose(
+            ours.cluster_centers_, ref.cluster_centers_, rtol=0, atol=1e-5
+        )
+
+
+def test_kmeans_cluster_given_a_row_of_weight_zero_keeps_its_center():
+    """A cluster relocated to a row of weight 0 stays empty and keeps its center."""
+    X = np.r_[
+        [[0.0, 0.0], [0.5, 0.0], [0.0, 0.5], [3.0, 0.0], [2.0, 2.0]],
+        10.0 + np.random.default_rng(0).normal(scale=0.3, size=(6, 2)),
+    ]
+    w = np.ones(len(X))
+    w[3] = 0.0  # the row farthest from its center, which relocation takes
+    init = np.array([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0]])
+    km = KMeansTransformer(3, init=init, max_iter=1, device="cpu")
+    with pytest.warns(Warning, match="distinct clusters"):
+        km.fit(X, sample_weight=w)
+    np.testing.assert_allclose(km.cluster_centers_[2], [100.0, 100.0], atol=1e-4)
+    assert not (km.labels_ == 2).any()
+
+
+@pytest.mark.parametrize("seed", [430, 487])
+def test_kmeans_tol_zero_runs_to_sklearns_fixed_point(compiled, seed):
+    """With tol=0, Lloyd runs until no label changes, through a late relocation."""
+    # Ten clusters on 30 rows: a cluster empties in the second iteration,
+    # when few labels change, and the last iteration but one changes a
+    # single label.
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(30, 2))
+    init = X[rng.choice(30, 10, replace=False)] + rng.normal(scale=0.3, size=(10, 2))
+    kw = {"n_clusters": 10, "init": init, "tol": 0.0}
+    ours = KMeansTransformer(**kw, device="cpu").fit(X)
+    ref = KMeans(**kw, n_init=1, algorithm="lloyd").fit(X)
+    assert ours.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-6)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
+
+
+def test_kmeans_partial_fit_matches_minibatch_kmeans_without_weights():
+    """Mini-batch steps give MiniBatchKMeans' centers, labels and inertia."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    # First batch: one cluster gets a single row, one none, and the row
+    # (1.4, 1.4) changes cluster once the first center has moved.
+    first = np.array(
+        [[0, 0], [-2, -2], [-2, -1.8], [1.4, 1.4], [6, 6], [6.2, 5.8], [3.1, 3.0]]
+    )
+    rng = np.random.default_rng(0)
+    later = np.r_[rng.normal(0, 1, (10, 2)), rng.normal(6, 1, (10, 2))]
+    init = np.array([[0.0, 0.0], [6.0, 6.0], [3.0, 3.0], [50.0, 50.0]])
+    ours = KMeansTransformer(4, init=init, device="cpu")
+    ref = MiniBatchKMeans(4, init=init, n_init=1, reassignment_ratio=0.0)
+    for batch in (first, later[rng.permutation(20)]):
+        ours.partial_fit(batch)
+        ref.partial_fit(batch)
+        np.testing.assert_allclose(
+            ours.cluster_centers_, ref.cluster_centers_, rtol=0, atol=1e-5
+        )
+        np.testing.assert_array_equal(ours.labels_, ref.labels_)
+        assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
+    np.testing.assert_allclose(ours.cluster_centers_[2:], [[3.1, 3.0], [50, 50]])
+
+
+def test_kmeans_weighted_seeding_draws_as_sklearn_with_heavy_tailed_weights():
+    """Weighted k-means++ picks each seed by weighted potential, as scikit-learn."""
+    X, _ = make_blobs(n_samples=300, n_features=2, centers=6, random_state=0)
+    for seed in range(3):
+        w = np.random.default_rng(seed).exponential(size=len(X)) ** 3
+        kw = {"n_clusters": 6, "init": "k-means++", "n_init": 1, "max_iter": 1}
+        ours = KMeansTransformer(**kw, random_state=seed, device="cpu")
+        ours.fit(X, sample_weight=w)
+        ref = KMeans(**kw, random_state=seed).fit(X, sample_weight=w)
+        np.testing.assert_allclose(
+            ours.cluster_centers_, ref.cluster_centers_, atol=1e-5
+        )
+
+
+def test_kmeans_plusplus_seeds_a_far_outlier_on_its_own():
+    """k-means++ makes a far outlier, here the last row, one of the seeds."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(50, 2)), [[1000.0, 1000.0]]]
+    for seed in range(5):
+        km = KMeansTransformer(2, n_init=1, max_iter=1, random_state=seed)
+        km.set_params(device="cpu").fit(X)
+        assert np.abs(km.cluster_centers_ - 1000.0).max(axis=1).min() < 1e-3
+
+
+def test_float64_value_beyond_float32_in_one_feature_is_refused_by_its_size():
+    """One value beyond float32's range, in one feature, is named by its size."""
+    X, _ = make_blobs(60, n_features=6, centers=3, random_state=0)
+    X[7, 2] = 1e300
+    with pytest.raises(ValueError, match=r"up to 1e\+300, beyond the range"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(X)
+
+
+def test_a_feature_spread_too_widely_is_refused_beside_features_far_apart():
+    """One feature spread beyond float32's squares is refused, whatever the others."""
+    # The other two features lie narrowly about +2**70 and -2**70: X's
+    # extremes then lie close to their own features' means.
+    rng = np.random.default_rng(0)
+    X = np.c_[
+        rng.normal(size=40) * 1e20,
+        2.0**70 + rng.normal(size=40) * 1e6,
+        -(2.0**70) + rng.normal(size=40) * 1e6,
+    ]
+    with pytest.raises(ValueError, match=r"from their mean: squared .* overflow"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(X)
+
+
+def test_values_far_below_the_mean_are_refused_as_far_above_are():
+    """A value far below its feature's mean overflows float32 and is refused too."""
+    X, _ = make_blobs(60, n_features=3, centers=3, random_state=0)
+    wide = X.copy()
+    wide[5, 1] = -1e20
+    with pytest.raises(ValueError, match=r"up to 9.83e\+19 from their mean"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(wide)
+    km = KMeansTransformer(3, random_state=0, device="cpu").fit(X)
+    Y = X[:4].copy()
+    Y[2, 0] = -1e20
+    for method in ("predict", "transform", "score"):
+        with pytest.raises(ValueError, match="from the mean of the data fit saw"):
+            getattr(km, method)(Y)
+
+
+def test_data_spread_by_less_than_1e_15_is_refused():
+    """Values within 1e-15 of their mean are refused, as the class Notes say."""
+    X, _ = make_blobs(200, n_features=4, centers=3, random_state=0)
+    X = (X - X.mean(axis=0)) / np.abs(X - X.mean(axis=0)).max() * 5e-16
+    with pytest.raises(ValueError, match=r"lie at most 5e-16 from their mean"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(X)
+
+
+def test_explicit_float64_init_keeps_the_digits_of_data_far_from_the_origin():
+    """Initial centers at 1.7e9 keep their float64 digits, as in scikit-learn."""
+    _, X, init = _timestamps()  # three bursts 100 s apart, the float32 steps 128 s
+    ours = KMeansTransformer(3, init=init, max_iter=1, device="cpu").fit(X)
+    ref = KMeans(3, init=init, n_init=1, max_iter=1, algorithm="lloyd").fit(X)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-3)
+
+
+def test_kmeans_partial_fit_after_a_weighted_fit_counts_the_fitted_weights():
+    """After fit with weights, partial_fit weighs each center by its total weight."""
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    init = X[:4]
+    kw = {"n_clusters": 4, "init": init, "tol": 0.0, "device": "cpu"}
+    weighted = KMeansTransformer(**kw).fit(X, sample_weight=np.full(len(X), 3.0))
+    repeated = KMeansTransformer(**kw).fit(np.repeat(X, 3, axis=0))
+    batch = np.random.default_rng(1).normal(size=(50, 3)) + 1.0
+    weighted.partial_fit(batch)
+    repeated.partial_fit(batch)
+    np.testing.assert_allclose(
+        weighted.cluster_centers_, repeated.cluster_centers_, atol=1e-5
+    )
+
+
+def test_kmeans_inverse_transform_refuses_codes_wider_than_n_clusters():
+    """Codes of another width than n_clusters are refused, wider ones too."""
+    X, _ = make_blobs(60, n_features=3, centers=3, random_state=0)
+    km = KMeansTransformer(n_clusters=3, random_state=0, device="cpu").fit(X)
+    codes = np.c_[km.transform(X[:5]), np.zeros(5, np.float32)]
+    with pytest.raises(ValueError, match="n_clusters=3"):
+        km.inverse_transform(codes)
+
+
+def test_values_whose_squares_just_overflow_float32_are_refused():
+    """Values spread twice as far as float32 can square and sum are refused."""
+    X, _ = make_blobs(60, n_features=3, centers=3, random_state=0)
+    X[5, 0] = 2 * np.sqrt(np.finfo(np.float32).max / 3)
+    with pytest.raises(ValueError, match="overflow float32"):
+        KMeansTransformer(3, random_state=0, device="cpu").fit(X)

@@ -494,6 +494,7 @@ def _bad_fit_inputs():
         (X, {"n_components": 0.5, "svd_solver": "randomized"}, "variance fraction"),
         (X, {"svd_solver": "arpack"}, "svd_solver"),
         (X, {"device": "not-a-device"}, "device="),
+        (X, {"n_components": 0}, "n_components"),
     ]
 
 
@@ -945,3 +946,198 @@ def test_pca_fit_leaves_torch_and_blas_thread_settings_as_they_were():
             assert blas_threads() == before
     finally:
         torch.set_num_threads(previous)
+
+
+# -- behaviour pinned down against scikit-learn and by hand ---------------
+def test_pca_random_state_seeds_the_randomized_solver():
+    """random_state seeds the randomized solver: an int or a RandomState."""
+    X = np.random.default_rng(0).standard_normal((200, 40))  # no dominant axes
+    kw = {"n_components": 3, "svd_solver": "randomized", "iterated_power": 0, **CPU}
+    a = PCATransformer(**kw, random_state=0).fit(X).components_
+    b = PCATransformer(**kw, random_state=1).fit(X).components_
+    c = PCATransformer(**kw, random_state=np.random.RandomState(1)).fit(X).components_
+    assert np.abs(a - b).max() > 0.1  # without power iterations, the seed shows
+    np.testing.assert_array_equal(b, c)
+
+
+@pytest.mark.parametrize("n_components, n_iter", [(3, 7), (5, 4)])
+def test_pca_iterated_power_auto_is_7_for_few_components_else_4(n_components, n_iter):
+    """'auto' runs 7 power iterations when n_components < 0.1 * min(X.shape), else 4."""
+    X = _data(n=300, d=40)  # 0.1 * min(X.shape) = 4
+    kw = {"svd_solver": "randomized", "random_state": 0, **CPU}
+    auto = PCATransformer(n_components, **kw).fit(X)
+    explicit = PCATransformer(n_components, iterated_power=n_iter, **kw).fit(X)
+    other = PCATransformer(n_components, iterated_power=11 - n_iter, **kw).fit(X)
+    np.testing.assert_array_equal(auto.components_, explicit.components_)
+    assert not np.array_equal(auto.components_, other.components_)
+
+
+@pytest.mark.parametrize("solver", ["full", "randomized"])
+def test_pca_refit_with_another_solver_forgets_the_earlier_fit(solver):
+    """partial_fit after a refit continues from the refit, not the first fit."""
+    X = _data()
+    model = PCATransformer(4, svd_solver="covariance_eigh", random_state=0, **CPU)
+    model.fit(X[:100]).set_params(svd_solver=solver).fit(X[100:300])
+    model.partial_fit(X[300:])
+    if solver == "full":  # continues exactly from the refit
+        expected = PCATransformer(4, svd_solver="covariance_eigh", **CPU).fit(X[100:])
+    else:  # its discarded spectrum is unknown: the new data alone
+        expected = PCATransformer(4, **CPU).partial_fit(X[300:])
+    assert model.n_samples_ == expected.n_samples_
+    np.testing.assert_allclose(model.components_, expected.components_, atol=1e-10)
+
+
+def test_pca_partial_fit_after_randomized_fit_answers_in_the_new_chunks_dtype():
+    """After a randomized fit, partial_fit on float32 data decodes in float32."""
+    X = _data()
+    model = PCATransformer(3, svd_solver="randomized", random_state=0, **CPU)
+    model.fit(X[:200]).partial_fit(X[200:].astype(np.float32))
+    assert model.inverse_transform(model.transform(X[:3])).dtype == np.float32
+
+
+@pytest.mark.parametrize("solver", ["covariance_eigh", "full"])
+def test_pca_variance_fraction_reached_exactly_keeps_one_more_component(solver):
+    """A fraction met exactly is not exceeded: one more component, as scikit-learn."""
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # ratios 1/2
+    ours = PCATransformer(0.5, svd_solver=solver, **CPU).fit(X)
+    np.testing.assert_array_equal(ours.explained_variance_ratio_, [0.5, 0.5])
+    assert ours.n_components_ == PCA(0.5, svd_solver=solver).fit(X).n_components_ == 2
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pca_constant_data_explain_no_variance(solver):
+    """Constant data give explained variance ratios of 0, not NaN."""
+    pca = PCATransformer(2, svd_solver=solver, random_state=0, **CPU)
+    pca.fit(np.full((10, 4), 3.0))
+    np.testing.assert_array_equal(pca.explained_variance_ratio_, [0.0, 0.0])
+    np.testing.assert_array_equal(pca.explained_variance_, [0.0, 0.0])
+
+
+def test_pca_randomized_solver_centres_data_far_from_the_origin():
+    """The randomized solver finds the axes of float64 data at 1e9 as the full one."""
+    X = _data(n=300, d=30, mean=1e9)
+    kw = {"n_components": 3, "random_state": 0, **CPU}
+    rand = PCATransformer(svd_solver="randomized", iterated_power=7, **kw).fit(X)
+    full = PCATransformer(svd_solver="full", **kw).fit(X)
+    np.testing.assert_allclose(
+        rand.explained_variance_, full.explained_variance_, rtol=1e-5
+    )
+    np.testing.assert_allclose(rand.components_, full.components_, atol=1e-3)
+
+
+def test_pca_full_solver_centres_float32_data_in_float64():
+    """The full solver's variances of float32 data at 3000 are those of float64."""
+    X = _data(n=200, d=10, mean=3000.0, dtype=np.float32)
+    pca = PCATransformer(svd_solver="full", **CPU).fit(X)
+    reference = np.linalg.eigvalsh(np.cov(X.astype(np.float64).T))[::-1]
+    np.testing.assert_allclose(pca.explained_variance_, reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "shape, n_components, expected",
+    [
+        ((10_000, 1_000), 5, "covariance_eigh"),  # n_features at 1000
+        ((2_000, 200), 5, "covariance_eigh"),  # n_samples at 10 * n_features
+        ((500, 60), 5, "full"),  # the larger side at 500
+        ((600, 700), 480, "full"),  # n_components at 0.8 * min(X.shape)
+        ((600, 700), 479, "randomized"),
+    ],
+)
+def test_pca_auto_solver_at_the_edges_of_sklearns_rule(shape, n_components, expected):
+    """Each bound of scikit-learn's 'auto' rule is inclusive or strict as there."""
+    pca = PCATransformer(n_components=n_components, **CPU)
+    assert pca._resolve_solver(*shape) == expected
+
+
+def test_pca_pickled_before_the_fit_dtype_was_kept_decodes_in_float32():
+    """A model whose pickle lacks the fit's dtype decodes in float32, as it did then."""
+    X = _data(n=100, d=6)
+    model = PCATransformer(3, **CPU).fit(X)
+    state = {k: v for k, v in model.__getstate__().items() if k != "_fit_dtype"}
+    restored = PCATransformer.__new__(PCATransformer)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    back = restored.inverse_transform(model.transform(X[:5]))
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(
+        back, model.inverse_transform(model.transform(X[:5])), rtol=1e-5
+    )
+
+
+def test_pca_precision_warns_below_n_features_times_eps():
+    """get_precision warns below d * eps times the largest eigenvalue."""
+    # One feature's variance about 4 eps times the others' (d = 12): ill-conditioned
+    # by the documented threshold, d * eps, though above eps itself.
+    rng = np.random.default_rng(0)
+    scales = np.r_[np.ones(11), np.sqrt(4 * np.finfo(np.float64).eps)]
+    X = rng.normal(size=(300, 12)) * scales
+    pca = PCATransformer(svd_solver="full", **CPU).fit(X)
+    ratio = pca.explained_variance_.min() / pca.explained_variance_.max()
+    assert np.finfo(np.float64).eps < ratio < 12 * np.finfo(np.float64).eps
+    with pytest.warns(LinAlgWarning, match="ill-conditioned"):
+        pca.get_precision()
+
+
+def test_pca_rank_deficient_data_give_no_negative_variances():
+    """Eigenvalues that round below 0 are 0: finite singular values, no warning."""
+    Z = np.random.default_rng(0).standard_normal((100, 3))
+    X = np.hstack([Z, Z, Z])  # rank 3 in 9 features
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pca = PCATransformer(svd_solver="covariance_eigh", **CPU).fit(X)
+    assert (pca.explained_variance_ >= 0).all()
+    assert np.isfinite(pca.singular_values_).all()
+    np.testing.assert_allclose(pca.explained_variance_[3:], 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_pca_noise_variance_of_fewer_samples_than_features_agrees_across_solvers(
+    solver,
+):
+    """With n < d, every solver averages the n - k discarded variances."""
+    X = np.random.default_rng(0).normal(size=(8, 12))
+    ours = PCATransformer(3, svd_solver=solver, random_state=0, **CPU).fit(X)
+    theirs = PCA(3, svd_solver="full").fit(X)
+    assert ours.noise_variance_ == pytest.approx(theirs.noise_variance_, rel=1e-9)
+
+
+def test_pca_randomized_total_variance_of_float32_data_far_from_the_origin():
+    """The randomized total variance of float32 data at 1e5 is exact."""
+    X = _data(n=300, d=20, mean=1e5, dtype=np.float32)
+    total = np.trace(np.cov(X.astype(np.float64).T))
+    pca = PCATransformer(3, svd_solver="randomized", random_state=0, **CPU).fit(X)
+    np.testing.assert_allclose(
+        pca.explained_variance_ / pca.explained_variance_ratio_, total, rtol=1e-9
+    )
+
+
+def test_pca_each_power_iteration_brings_the_randomized_variances_closer():
+    """iterated_power=i runs i power iterations: each one lowers the error."""
+    X = _data(n=300, d=60)  # slowly decaying spectrum: 0 iterations are 30 % off
+    exact = PCATransformer(3, svd_solver="full", **CPU).fit(X).explained_variance_
+    errors = []
+    for n_iter in range(4):
+        pca = PCATransformer(
+            3, svd_solver="randomized", iterated_power=n_iter, random_state=0, **CPU
+        ).fit(X)
+        errors.append(np.abs(pca.explained_variance_ / exact - 1).max())
+    assert errors[0] > 0.1
+    assert all(later < earlier for earlier, later in zip(errors, errors[1:]))
+
+
+def test_pca_randomized_noise_variance_of_data_of_rank_k_is_not_negative():
+    """Randomized noise variance of data of rank k is 0, never below."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 12)) + 5.0  # rank 3
+        pca = PCATransformer(3, svd_solver="randomized", random_state=0, **CPU).fit(X)
+        assert 0.0 <= pca.noise_variance_ < 1e-12
+
+
+@pytest.mark.parametrize("solver", ["covariance_eigh", "full"])
+def test_pca_noise_variance_of_one_discarded_component(solver):
+    """Discarding a single component, noise_variance_ is its variance, as sklearn's."""
+    X = _data(n=200, d=6)
+    ours = PCATransformer(5, svd_solver=solver, **CPU).fit(X)
+    theirs = PCA(5, svd_solver="full").fit(X)
+    assert ours.noise_variance_ == pytest.approx(theirs.noise_variance_, rel=1e-9)
+    assert ours.noise_variance_ > 0
