@@ -1186,3 +1186,318 @@ def test_the_width_probe_runs_a_1d_convnet_once():
     assert calls == [torch.Size([2, 2, 16])]
     with pytest.raises(ValueError, match="pooling='cls'.*feature map"):
         PretrainedBackbone(net, pooling="cls").infer_width((2, 16))
+
+
+# -- cutting, pooling and the blocks of a network, piece by piece --------------
+def test_pool_features_takes_the_maximum_over_tokens_or_space():
+    """ "max" is the largest value of each feature over the tokens or the map."""
+    tokens = torch.tensor([[[1.0, 5.0], [3.0, -2.0], [2.0, 0.0]]])  # (1, 3, 2)
+    assert pool_features(tokens, "max").tolist() == [[3.0, 5.0]]
+    maps = torch.arange(8.0).reshape(1, 2, 2, 2)  # channels 0..3 and 4..7
+    assert pool_features(maps, "max").tolist() == [[3.0, 7.0]]
+    assert pool_features(maps, "avg").tolist() == [[1.5, 5.5]]
+
+
+def test_strip_classifier_replaces_the_last_linear_of_a_sequential_head():
+    """A head ``Sequential(Linear, ReLU, Linear)`` loses its output layer only."""
+    net = nn.Sequential(
+        OrderedDict(
+            body=nn.Linear(8, 6),
+            head=nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 10)),
+        )
+    )
+    assert strip_classifier(net) == "head.2"
+    assert isinstance(net.head[0], nn.Linear) and isinstance(net.head[2], nn.Identity)
+    assert net(torch.zeros(3, 8)).shape == (3, 5)
+
+
+def test_strip_classifier_resets_a_timm_style_model_by_its_own_method():
+    """A model with timm's ``reset_classifier`` is named by its ``default_cfg``."""
+
+    class TimmLike(nn.Module):
+        default_cfg = {"classifier": "head.fc"}
+
+        def __init__(self, num_classes):
+            super().__init__()
+            self.num_classes = num_classes
+            self.head = nn.Linear(4, num_classes) if num_classes else nn.Identity()
+
+        def reset_classifier(self, num_classes):
+            self.num_classes = num_classes
+            self.head = nn.Identity()
+
+    net = TimmLike(10)
+    assert strip_classifier(net) == "head.fc"
+    assert net.num_classes == 0 and isinstance(net.head, nn.Identity)
+    assert strip_classifier(TimmLike(0)) is None  # built without a classifier
+
+
+class _Probe(nn.Module):
+    """Counts its calls; its output is its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x
+
+
+def test_pretrained_backbone_does_not_run_the_layers_after_its_cut():
+    """Cut at a layer, the network's later layers are skipped."""
+    after = _Probe()
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), after, nn.Linear(3, 2))
+    backbone = PretrainedBackbone(net, layer="1")
+    x = torch.randn(5, 4)
+    assert backbone.infer_width((4,)) == 3
+    torch.testing.assert_close(backbone(x), torch.relu(net[0](x)))
+    assert after.calls == 0
+    net(x)  # the network itself, called afterwards, runs whole and unhooked
+    assert after.calls == 1
+
+
+def test_pretrained_backbone_pools_the_first_tensor_of_a_tuple_output():
+    """A network returning ``(features, extra)`` is read by its features."""
+
+    class TwoOut(nn.Module):
+        def forward(self, x):
+            return x * 2, torch.zeros(len(x), 7)
+
+    x = torch.randn(3, 5)
+    torch.testing.assert_close(PretrainedBackbone(TwoOut())(x), x * 2)
+
+
+def test_pretrained_backbone_refuses_a_bad_pooling_or_layer_when_built():
+    """A wrong ``pooling`` or ``layer`` name fails at construction, named."""
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    with pytest.raises(ValueError, match=r"pooling='mean' must be one of"):
+        PretrainedBackbone(net, pooling="mean")
+    for layer in ("2", ""):
+        with pytest.raises(ValueError, match=rf"layer='{layer}' is not a module"):
+            PretrainedBackbone(net, layer=layer)
+
+
+def test_a_layer_the_forward_pass_never_calls_is_named():
+    """Cutting at an unused sub-module says that it did not run."""
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = nn.Linear(64, 4)
+            self.spare = nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.used(x.flatten(1))
+
+    X = np.zeros((4, 64), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"layer='spare' did not run in the forward"):
+        PretrainedTransformer(Unused(), layer="spare").fit(X)
+
+
+def test_cls_pooling_of_a_feature_map_is_not_blamed_on_the_input_shape(digits):
+    """The pooling's own error reaches the user, without an input-shape hint."""
+    X, _ = digits
+    with pytest.raises(ValueError, match="pooling='cls'.*feature map") as info:
+        PretrainedTransformer(
+            _small_net(), layer="stage1", pooling="cls", input_shape=(1, 8, 8)
+        ).fit(X)
+    assert "zero batch" not in str(info.value)
+
+
+class _Transpose(nn.Module):
+    def forward(self, x):
+        return x.transpose(1, 2)
+
+
+def test_tokens_made_by_a_linear_after_a_1d_convolution_are_pooled_as_tokens():
+    """Only the last weighted layer tells feature maps from tokens."""
+    net = nn.Sequential(nn.Conv1d(2, 4, 3), _Transpose(), nn.Linear(4, 6)).eval()
+    backbone = PretrainedBackbone(net)
+    assert backbone.infer_width((2, 16)) == 6 and not backbone.signal_maps
+    x = torch.randn(3, 2, 16)
+    torch.testing.assert_close(backbone(x), net(x).mean(1))
+
+
+def _block_names(net: nn.Module, blocks) -> list[list[str]]:
+    name = {id(p): n for n, p in net.named_parameters()}
+    return [sorted(name[id(p)] for p in b.params) for b in blocks]
+
+
+def test_transfer_blocks_end_at_the_cut_and_hold_every_weight_once():
+    """Blocks run up to the cut layer; the unused layers after it join the last."""
+    net = nn.Sequential(
+        nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+    )
+    blocks = PretrainedBackbone(net, layer="2").transfer_blocks()
+    assert _block_names(net, blocks) == [
+        ["0.bias", "0.weight"],
+        ["2.bias", "2.weight", "4.bias", "4.weight"],
+    ]
+    assert blocks[1].modules == [net[2], net[3], net[4]]
+
+
+class _WithToken(nn.Module):
+    """A class token of its own, then one or two weighted children."""
+
+    def __init__(self, n_children: int) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 4))
+        self.body = nn.Linear(4, 4)
+        if n_children == 2:
+            self.top = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.body(x + self.token)
+        return self.top(h) if hasattr(self, "top") else h
+
+
+def test_a_networks_own_weights_join_its_first_block():
+    """A class token of the network itself feeds, and joins, the first block."""
+    two = _WithToken(2)
+    assert _block_names(two, PretrainedBackbone(two).transfer_blocks()) == [
+        ["body.bias", "body.weight", "token"],
+        ["top.bias", "top.weight"],
+    ]
+    one = _WithToken(1)  # not a mere wrapper of its one child: its token counts
+    assert _block_names(one, PretrainedBackbone(one).transfer_blocks()) == [
+        ["body.bias", "body.weight", "token"]
+    ]
+
+
+def test_image_preprocess_changes_only_what_it_is_told_to():
+    """A range of one value is no rescaling; channels repeat a grey image only."""
+    x = torch.full((1, 1, 2, 2), 3.0)
+    assert torch.equal(ImagePreprocess(low=3.0, high=3.0)(x), x)  # not 0 / 0
+    prep = ImagePreprocess(channels=3)
+    assert torch.equal(prep(x), x.expand(1, 3, 2, 2))
+    two = torch.randn(1, 2, 2, 2)
+    assert torch.equal(prep(two), two)
+
+
+class _Tied(nn.Module):
+    """Its output layer shares the input layer's weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, 4)
+        self.mid = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 4)
+        self.out.weight = self.embed.weight
+
+    def forward(self, x):
+        return self.out(self.mid(self.embed(x)))
+
+
+def test_a_weight_shared_by_two_layers_is_in_one_block_only():
+    """A tied weight, left out of ``blocks``, is not placed twice."""
+    net = _Tied()
+    blocks = PretrainedBackbone(net, blocks=["embed", "mid"]).transfer_blocks()
+    held = [id(p) for b in blocks for p in b.params]
+    assert len(held) == len(set(held)) == len(list(net.parameters()))
+    assert any(p is net.out.bias for p in blocks[1].params)
+
+
+class _FakeLayer(nn.Module):
+    """A transformer-like layer: each token plus the mean of the real tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = nn.Linear(4, 4)
+
+    def forward(self, hidden, mask):
+        m = mask[..., None].to(hidden.dtype)
+        context = (hidden * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(
+            1
+        )
+        return self.dense(hidden) + context, None  # (states, attention)
+
+
+class _FakeTextModel(nn.Module):
+    """A stand-in for a Hugging Face ``AutoModel`` of the BERT family."""
+
+    config = type("Config", (), {"hidden_size": 4})
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embeddings = nn.Embedding(10, 4)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([_FakeLayer(), _FakeLayer()])
+        self.pooler = nn.Linear(4, 4)
+
+    def forward(self, input_ids, attention_mask=None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.embeddings(input_ids)
+        for layer in self.encoder.layer:
+            hidden = layer(hidden, attention_mask)[0]
+        return type("Out", (), {"last_hidden_state": hidden})
+
+
+def test_hugging_face_backbone_features_ignore_padding():
+    """A padded sequence gives the features it gives alone, at any cut."""
+    model = _FakeTextModel().eval()
+    padded = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])  # 0 pads
+    for layer in (None, "encoder.layer.0"):
+        for pooling in ("avg", "max", "cls"):
+            backbone = HFTextBackbone(model, 0, pooling, layer)
+            with torch.no_grad():
+                both = backbone(padded)
+                alone = [backbone(padded[:1, :3]), backbone(padded[1:, :2])]
+            torch.testing.assert_close(
+                both, torch.cat(alone), msg=f"{layer}, {pooling}"
+            )
+    cut = HFTextBackbone(model, 0, "avg", "encoder.layer.0")
+    ids = padded[:1, :3]
+    with torch.no_grad():
+        by_hand = model.encoder.layer[0](model.embeddings(ids), ids != 0)[0].mean(1)
+        torch.testing.assert_close(cut(ids), by_hand)
+        # A row of padding alone has no token to average: zeros, not NaN.
+        assert torch.equal(
+            HFTextBackbone(model, 0)(torch.zeros(1, 3).long()), torch.zeros(1, 4)
+        )
+
+
+def test_hugging_face_backbone_refuses_bad_settings_and_cuts_without_states():
+    """A wrong pooling or layer name, or a cut without token states, is named."""
+    model = _FakeTextModel()
+    with pytest.raises(ValueError, match="pooling='flatten' is not available"):
+        HFTextBackbone(model, 0, "flatten")
+    with pytest.raises(ValueError, match=r"layer='encoder.layer.2' is not a module"):
+        HFTextBackbone(model, 0, layer="encoder.layer.2")
+
+    class Summary(_FakeTextModel):
+        def forward(self, input_ids, attention_mask=None):
+            hidden = super().forward(input_ids, attention_mask).last_hidden_state
+            return type("Out", (), {"last_hidden_state": self.pooler(hidden[:, 0])})
+
+    cut = HFTextBackbone(Summary(), 0, layer="pooler")
+    with pytest.raises(ValueError, match=r"layer='pooler'.*gives no hidden states"):
+        cut(torch.tensor([[5, 6, 7]]))
+
+
+def test_hugging_face_backbone_blocks_are_embeddings_then_layers():
+    """One block for the embeddings, one per layer; the unused pooler joins the top."""
+    model = _FakeTextModel()
+    blocks = HFTextBackbone(model, 0).transfer_blocks()
+    layers = model.encoder.layer
+    assert [b.modules for b in blocks] == [[model.embeddings], [layers[0]], [layers[1]]]
+    pooler = list(model.pooler.parameters())
+    assert all(any(p is q for q in blocks[-1].params) for p in pooler)
+    assert sum(len(b.params) for b in blocks) == len(list(model.parameters()))
+
+    class Plain(nn.Module):  # no embeddings and encoder.layer: its children
+        config = _FakeTextModel.config
+
+        def __init__(self):
+            super().__init__()
+            self.embeddings = nn.Embedding(10, 4)
+            self.act = nn.ReLU()
+            self.top = nn.Linear(4, 4)
+
+    plain = Plain()
+    assert [b.modules for b in HFTextBackbone(plain, 0).transfer_blocks()] == [
+        [plain.embeddings],
+        [plain.top],
+    ]

@@ -1708,3 +1708,172 @@ def test_fine_tuner_regressor_on_strings_reads_targets_written_as_text(
     )
     with pytest.raises(ValueError, match="y holds values that are not numbers"):
         reg.fit(strings, ["high"] * len(strings))
+
+
+# -- parameters, vocabularies and cuts, one by one -----------------------------
+@pytest.mark.parametrize(
+    "name, param, value",
+    [
+        ("GPTTransformer", "vocab_size", 0),
+        ("BERTTransformer", "max_length", 1),
+        ("GPTTransformer", "mlp_ratio", 0.0),
+        ("BERTTransformer", "dropout", 1.0),
+        ("GPTTransformer", "conv_kernel_size", 0),
+        ("GPTTransformer", "pooling", "cls"),
+        ("BERTTransformer", "pooling", "last"),
+        ("BERTTransformer", "mask_ratio", 1.0),
+        ("BERTTransformer", "mask_ratio", 0.0),
+    ],
+)
+def test_a_parameter_out_of_its_range_is_refused_by_name(name, param, value):
+    """fit refuses a value outside a parameter's range, naming the parameter."""
+    with pytest.raises(ValueError, match=f"The '{param}' parameter of {name}"):
+        make(name, **{param: value}).fit(["ACD", "EFG"] * 4)
+
+
+def test_bert_reads_a_cut_sequence_as_ending_at_the_cut():
+    """BERT's sequence cut at max_length ends with [SEP], as a whole one does."""
+    bert = make("BERTTransformer", max_length=4).fit(["ACDE", "FGHI", "ACD"] * 4)
+    with pytest.warns(UserWarning, match="1 of 2 sequences are longer"):
+        Z = bert.transform(["ACDEFGHI", "ACDE"])
+    np.testing.assert_array_equal(Z[0], Z[1])
+
+
+def test_a_ready_tokenizer_is_compared_by_its_contents(strings, tmp_path):
+    """vocab_size means nothing to a ready tokenizer; another tokenizer is refused."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = _character_tokenizer(tokenizers)
+    gpt = make("GPTTransformer", tokenizer=tok, warm_start=True).fit(strings[:16])
+    gpt.set_params(vocab_size=7).save(tmp_path / "gpt.pt")  # no change: saved
+    gpt.set_params(tokenizer=_character_tokenizer(tokenizers)).fit(strings[:16])
+    other = _character_tokenizer(tokenizers)
+    other.add_tokens(["AC"])
+    with pytest.raises(ValueError, match="vocabulary of the first fit"):
+        gpt.set_params(tokenizer=other).fit(strings[:16])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_network_giving_nan_in_transform_is_named(name, strings):
+    """transform never returns NaN silently: it names the estimator and the count."""
+    est = make(name).fit(strings[:16])
+    with torch.no_grad():
+        est._module().encoder.token_embed.weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match=f"{name} computed non-finite values"):
+        est.transform(["ACD", "EF"])
+
+
+@pytest.mark.parametrize(
+    "name, pooling, position",
+    [("GPTTransformer", "last", -1), ("BERTTransformer", "cls", 0)],
+)
+def test_pooling_one_token_gives_that_tokens_hidden_state(
+    name, pooling, position, strings
+):
+    """pooling="last" (GPT) is the [SEP] state, pooling="cls" (BERT) the [CLS] state."""
+    est = make(name, pooling=pooling).fit(strings[:16])
+    encoder, codec = est._module().encoder.eval(), est._codec()
+    X = ["ACDEF", "GH"]
+    for z, text in zip(est.transform(X), X):
+        ids = torch.tensor([[CLS, *codec.encode([text])[0], SEP]])
+        with torch.no_grad():
+            state = encoder.forward_tokens(ids)[0, position]
+        np.testing.assert_allclose(z, state.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_greedy_generation_is_the_same_whatever_the_scores_offset():
+    """Scores shifted by a constant, all far below zero, give the same greedy text."""
+    gpt = make("GPTTransformer", max_epochs=2).fit(["abcabc", "abcab"] * 8)
+    prompts = ["ab", "c", ""]
+    greedy = gpt.generate(prompts, max_new_tokens=5, temperature=1e-45)
+    assert sum(map(len, greedy)) > sum(map(len, prompts))  # it draws something
+    with torch.no_grad():
+        gpt._module().output_bias -= 100.0  # the softmax does not change
+    assert gpt.generate(prompts, max_new_tokens=5, temperature=1e-45) == greedy
+
+
+@pytest.mark.parametrize(
+    "bad", [{"temperature": True}, {"temperature": float("nan")}, {"top_k": True}]
+)
+def test_generate_refuses_a_boolean_or_nan_setting_by_name(bad):
+    """True is no temperature or top_k, NaN no temperature: a ValueError names it."""
+    gpt = make("GPTTransformer").fit(["ACD", "EFG"] * 4)
+    with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+        gpt.generate(max_new_tokens=2, **bad)
+
+
+def test_generate_refuses_prompts_of_another_kind_than_fit_got():
+    """Token-id prompts for a model of strings (or strings for ids) are a TypeError."""
+    chars = make("GPTTransformer").fit(["ACD", "EFG"] * 4)
+    with pytest.raises(TypeError, match="fitted on strings but prompts holds integer"):
+        chars.generate([[5, 6]], max_new_tokens=2)
+    ids = make("GPTTransformer").fit([[5, 6, 7], [7, 6]] * 4)
+    with pytest.raises(TypeError, match="fitted on integer token ids but prompts"):
+        ids.generate(["AC"], max_new_tokens=2)
+
+
+def test_generate_may_continue_the_last_word_of_a_prompt(strings):
+    """After a prompt's word, a piece that continues it ("##CD") may be drawn."""
+    gpt = _subword_gpt("wordpiece", strings)
+    texts = gpt.generate(
+        ["ACD"], n_samples=30, max_new_tokens=2, temperature=3.0, random_state=0
+    )
+    assert all(t.startswith("ACD") for t in texts)
+    assert sum(t[3:4] not in ("", " ") for t in texts) >= 5  # the word goes on
+
+
+def test_generate_with_top_k_draws_among_the_k_likeliest_tokens(strings):
+    """top_k=3 at a high temperature draws each of the three likeliest tokens."""
+    gpt = make("GPTTransformer", max_epochs=2).fit(strings)
+    (candidates,) = gpt.predict_next(["ACD"], top_k=gpt.vocab_size_)
+    likeliest = [t for t, _ in candidates if t != "[UNK]"][:3]  # [UNK] is not drawn
+    texts = gpt.generate(
+        ["ACD"],
+        n_samples=60,
+        max_new_tokens=1,
+        top_k=3,
+        temperature=100.0,
+        random_state=0,
+    )
+    assert {t[3:] or "[SEP]" for t in texts} == set(likeliest)
+
+
+def test_generate_keeps_a_prompts_unseen_characters_as_given():
+    """A character prompt comes back whole, characters unseen in fit included."""
+    gpt = make("GPTTransformer").fit(["ACD", "EFG"] * 4)
+    texts = gpt.generate(["A€C", "ü"], n_samples=2, max_new_tokens=2, random_state=0)
+    assert [t[:3] for t in texts[:2]] == ["A€C"] * 2
+    assert [t[:1] for t in texts[2:]] == ["ü"] * 2
+
+
+def test_bert_score_pools_the_masked_tokens_of_all_sequences(strings):
+    """score is right guesses over masked tokens, summed over X; mask_ratio of each."""
+    from sk_replearn.methods.sequence import _SCORE_SEED
+
+    bert = make("BERTTransformer", mask_ratio=0.5, max_epochs=2).fit(strings)
+    module, codec = bert._module(), bert._codec()
+    X = ["ACDEFGHIKLMNPQRSTVWY", "AC", "WYA", strings[0], strings[1]]
+    sums = []
+    for text in X:  # each alone: its masks depend on its own tokens only
+        ids = torch.tensor([[CLS, *codec.encode([text])[0], SEP]])
+        with torch.no_grad():
+            sums.append(module.masked_accuracy(ids, _SCORE_SEED)[0].tolist())
+    right, masked = np.array(sums).T
+    assert masked.tolist() == [max(1, round(0.5 * len(t))) for t in X]
+    pooled = right.sum() / masked.sum()
+    assert pooled != pytest.approx(np.mean(right / masked))  # the check has teeth
+    assert bert.score(X) == pytest.approx(pooled, rel=1e-9)
+
+
+def test_generate_from_nothing_on_token_ids_draws_ids():
+    """A model of integer ids, given no prompt, draws space-separated ids."""
+    gpt = make("GPTTransformer").fit([[5, 6, 7], [7, 6]] * 4)
+    texts = gpt.generate(n_samples=4, max_new_tokens=3, random_state=0)
+    assert len(texts) == 4 and any(texts)
+    assert all(0 <= int(i) <= 7 for t in texts for i in t.split())
+    assert all(len(t.split()) <= 3 for t in texts)
+
+
+def test_predict_next_lists_five_tokens_by_default(strings):
+    """Without top_k, predict_next lists the five likeliest next tokens."""
+    gpt = make("GPTTransformer").fit(strings[:16])
+    assert [len(c) for c in gpt.predict_next(["ACD", ""])] == [5, 5]
