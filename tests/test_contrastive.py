@@ -2,6 +2,7 @@
 Barlow Twins and DINO."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -28,7 +29,7 @@ from sk_replearn.methods import (
     VICRegTransformer,
 )
 from sk_replearn.methods.two_view import _auto_epochs, _TwoViewTransformer
-from sk_replearn.views import ImageViews
+from sk_replearn.views import ImageViews, TabularViews
 
 #: Every public two-view estimator: a new method gets these tests unasked.
 ESTIMATORS = [
@@ -491,6 +492,7 @@ def test_ssl_estimator_defaults_to_auto_epochs(cls):
         (1347, 60),
         (2000, 60),
         (2001, 60),
+        (2999, 41),  # 40.01 epochs: rounded up
         (4000, 30),
         (12_000, 10),
         (10**7, 10),
@@ -750,3 +752,177 @@ def test_early_stopping_with_one_validation_sample_for_a_per_sample_loss(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
         _make(BYOLTransformer, early_stopping=True, max_epochs=2).fit(X[:12])
+
+
+class _NearConstant(nn.Module):
+    """An encoder whose outputs spread around one point by ``spread``."""
+
+    def __init__(self, input_shape, width=8, spread=0.0):
+        super().__init__()
+        self.value = nn.Parameter(torch.ones(width))
+        self.spread = spread
+        self.out_features = width
+
+    def forward(self, x):
+        return self.value + self.spread * x.flatten(1)[:, : self.out_features]
+
+
+def test_collapse_warning_fires_below_a_tenth_of_one_over_sqrt_width():
+    """collapse_std_ is the spread of the normalised transform of X, and the
+    warning fires when it is below 0.1 / sqrt(D), not at a looser bound."""
+    from sk_replearn.losses import collapse_std
+
+    X = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    bound = 0.1 / np.sqrt(8)
+    seen = {}
+    for spread in (0.07, 0.15):  # about 0.65 and 1.4 times the bound
+        est = SimCLRTransformer(
+            encoder=_NearConstant,
+            encoder_kwargs={"spread": spread},
+            lr=0,
+            max_epochs=1,
+            batch_size=50,
+            random_state=0,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X)
+        messages = [str(w.message) for w in caught if w.category is CollapseWarning]
+        want = float(collapse_std(torch.from_numpy(est.transform(X))))
+        assert est.collapse_std_ == pytest.approx(want, rel=1e-6)
+        seen[spread] = (est.collapse_std_ / bound, messages)
+    ratio, messages = seen[0.07]
+    assert 0.5 < ratio < 0.8 and len(messages) == 1
+    # the samples differ: the advice is about training, not the data
+    assert "Try other views" in messages[0] and "Every sample" not in messages[0]
+    ratio, messages = seen[0.15]
+    assert 1.2 < ratio < 1.6 and messages == []
+
+
+def test_a_one_dimensional_output_that_varies_a_little_does_not_warn():
+    """At D = 1 only an output that is the same for every sample warns: a
+    small relative spread (1e-3 of the mean) is not a collapse."""
+    X = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    est = SimCLRTransformer(
+        encoder=_NearConstant,
+        encoder_kwargs={"width": 1, "spread": 1e-3},
+        lr=0,
+        max_epochs=1,
+        batch_size=50,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        est.fit(X)
+    Z = est.transform(X)
+    assert 1e-4 < Z.std() / np.abs(Z).mean() < 1e-2
+
+
+@pytest.mark.parametrize(
+    "cls", [SimCLRTransformer, MoCoTransformer], ids=["SimCLR", "MoCo"]
+)
+def test_score_is_minus_the_mean_loss_over_batches_of_about_batch_size(cls):
+    """score is minus the objective's loss in evaluation mode, averaged over
+    batches of about batch_size samples weighted by their size."""
+    X = np.random.default_rng(0).normal(size=(70, 8)).astype(np.float32)
+    est = _make(cls, base=TINY, views=None, max_epochs=2, batch_size=16).fit(X)
+    module = est.net_.module_
+    # 70 rows: 4 batches of 18, 18, 17 and 17; 20 rows: one batch of 20
+    for n, sizes in [(70, [18, 18, 17, 17]), (20, [20])]:
+        score = est.score(X[:n])
+        module.eval()
+        total, start = 0.0, 0
+        with torch.no_grad():
+            for size in sizes:
+                xb = torch.from_numpy(X[start : start + size])
+                total += float(module.loss(module(xb), xb)) * size
+                start += size
+        assert score == pytest.approx(-total / n, rel=1e-6)
+    with pytest.raises(ValueError, match="needs at least 2; got 1"):
+        est.score(X[:1])
+
+
+def test_score_uses_the_views_the_model_was_fitted_with():
+    """Changing the views parameter after fit (set_params) leaves the fitted
+    model's score alone: the fitted model holds its own copy of the views."""
+    X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    est = _make(
+        SimCLRTransformer, base=TINY, views=TabularViews(), max_epochs=1, batch_size=32
+    ).fit(X)
+    before = est.score(X)
+    est.set_params(views__noise_std=5.0)
+    assert est.score(X) == before
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=IDS)
+def test_auto_epochs_reach_ten_where_the_docstring_says(cls):
+    """The docstring's "10 from N samples on" (or "N images or M signals
+    on") is where max_epochs="auto" reaches its floor of 10 epochs."""
+    doc = " ".join(cls.__doc__.split())
+    found = re.search(
+        r"10 from ([\d,]+) (?:samples|images or ([\d,]+) signals) on", doc
+    )
+    assert found, doc
+    images = int(found[1].replace(",", ""))
+    signals = int((found[2] or found[1]).replace(",", ""))
+    for shape, n in [((1, 8, 8), images), ((1, 40), signals)]:
+        est = cls(input_shape=shape)
+        est._resolve_epochs(n)
+        assert est.max_epochs_ == 10, (shape, n)
+        est._resolve_epochs(n - 100)
+        assert est.max_epochs_ == 11, (shape, n)
+
+
+def test_moco_accepts_the_ends_of_its_momentum_and_queue_ranges():
+    """momentum=1 keeps the key encoder as it started, and a queue of one
+    key is a valid queue: both are inside the documented ranges."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    record = _RecordStart()
+    moco = MoCoTransformer(
+        momentum=1.0, queue_size=1, batch_size=16, max_epochs=1, callbacks=[record],
+        **TINY,
+    ).fit(X)  # fmt: skip
+    module = moco.net_.module_
+    assert module.queue.keys.shape == (1, 8)
+    for start, key in zip(record.online, module.key_backbone.parameters()):
+        torch.testing.assert_close(key, start, rtol=0, atol=0)
+    online = [p.detach() for p in module.backbone.parameters()]
+    assert any(not torch.equal(o, s) for o, s in zip(online, record.online))
+
+
+class _InfiniteInEvaluation(nn.Module):
+    """Finite while training, but maps the first sample to inf afterwards."""
+
+    def __init__(self, input_shape, width=8):
+        super().__init__()
+        self.linear = nn.Linear(int(np.prod(input_shape)), width)
+        self.out_features = width
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        if not self.training:
+            out = torch.cat([torch.full_like(out[:1], float("inf")), out[1:]])
+        return out
+
+
+def test_a_fit_whose_encoder_ends_non_finite_on_one_sample_is_an_error():
+    """One training sample mapped to an infinite value after training is
+    enough for fit to raise, not only a wholly non-finite output."""
+    from sk_replearn.training import NonFiniteLossError
+
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    est = SimCLRTransformer(
+        encoder=_InfiniteInEvaluation, max_epochs=1, batch_size=16, random_state=0
+    )
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite"):
+        est.fit(X)
+
+
+def test_n_components_none_gives_the_width_of_the_encoder():
+    """With n_components=None, n_components_ is the encoder's width, the
+    number of columns transform returns."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    est = SimCLRTransformer(max_epochs=1, batch_size=16, **TINY).fit(X)
+    width = est.net_.module_.backbone.out_features
+    assert est.n_components is None
+    assert est.n_components_ == est.transform(X).shape[1] == width

@@ -613,3 +613,64 @@ def test_dino_refuses_warmup_steps_that_are_not_a_count(steps):
     cls, params = OBJECTIVES["dino"]
     with pytest.raises(ValueError, match="warmup_teacher_temp_steps must be an int"):
         cls((1, LENGTH), **SMALL, **{**params, "warmup_teacher_temp_steps": steps})
+
+
+@pytest.mark.parametrize("hidden_dim", [12, None])
+def test_contrastive_and_swav_heads_have_the_widths_their_settings_ask_for(hidden_dim):
+    """SimCLR's, MoCo's (and its key copy's) and SwAV's projection heads are
+    encoder width -> hidden_dim (None: the encoder's width) -> projection_dim,
+    and SwAV's prototypes live in the projection_dim-wide space."""
+    kw = {
+        "encoder": "cnn",
+        "encoder_kwargs": {"channels": (4, 8)},
+        "projection_dim": 8,
+        "hidden_dim": hidden_dim,
+    }
+    simclr = SimCLRObjective((1, LENGTH), **kw)
+    w = simclr.backbone.out_features
+    h = hidden_dim or w
+    assert _linear_sizes(simclr.projector) == [(w, h), (h, 8)]
+    moco = MoCoObjective((1, LENGTH), queue_size=16, **kw)
+    assert _linear_sizes(moco.projector) == [(w, h), (h, 8)]
+    assert _linear_sizes(moco.key_projector) == [(w, h), (h, 8)]
+    assert moco.queue.queue.shape == (16, 8)
+    swav = SwAVObjective((1, LENGTH), n_prototypes=5, **kw)
+    assert _linear_sizes(swav.projector) == [(w, h), (h, 8)]
+    assert _linear_sizes(swav.prototypes) == [(8, 5)]
+
+
+@pytest.mark.parametrize("name", ["simclr", "moco"])
+def test_contrastive_objectives_use_the_temperature_they_were_given(name):
+    """SimCLR's and MoCo's losses divide by the objective's own temperature,
+    not the loss's default: the formula by hand with that temperature."""
+    obj, views, state, loss = _run(name)
+    tau = OBJECTIVES[name][1]["temperature"]
+    assert obj.criterion.temperature == tau
+    if name == "moco":
+        q1, q2 = _pair(lambda v: obj.projector(obj.backbone(v)), *views)
+        with torch.no_grad():
+            k1, k2 = _pair(lambda v: obj.key_projector(obj.key_backbone(v)), *views)
+        queue = state["queue"]
+        expected = (_infonce(q1, k2, queue, tau) + _infonce(q2, k1, queue, tau)) / 2
+    else:
+        expected = _simclr(obj, views, state)
+    torch.testing.assert_close(loss, expected, rtol=RTOL, atol=ATOL)
+
+
+def _moco_rank(rank: int, world: int, out) -> None:
+    torch.manual_seed(0)  # the same networks and queue in both processes
+    obj = MoCoObjective((6,), encoder="mlp", projection_dim=4, queue_size=32)
+    x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(1))[rank]
+    obj.train()(x)
+    torch.save((int(obj.queue.ptr), obj.queue.queue.clone()), out / f"q{rank}.pt")
+
+
+def test_moco_queues_the_keys_of_every_process(tmp_path):
+    """In data-parallel training each process queues the keys of every
+    process's batch (MoCo's concat_all_gather): the queues stay equal."""
+    from _processes import run_ranks
+
+    run_ranks(_moco_rank, tmp_path)
+    (ptr0, queue0), (ptr1, queue1) = (torch.load(tmp_path / f"q{r}.pt") for r in (0, 1))
+    assert ptr0 == ptr1 == 2 * 2 * 5  # two views of 5 samples, in 2 processes
+    torch.testing.assert_close(queue0, queue1, rtol=0, atol=0)

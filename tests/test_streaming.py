@@ -803,3 +803,14 @@ def test_a_datasets_batches_follow_the_iterator_settings_and_minus_one():
     for training in (True, False):
         (batch,) = _row_batches(whole, _numbered(7), training=training)
         assert sorted(batch) == list(range(7))
+
+
+def test_two_view_score_of_a_dataset_of_items_equals_the_arrays():
+    """score reads a Dataset's items in the order of its rows: each sample
+    meets the same seeded random views as in the array, and the score is
+    the same."""
+    X = np.random.default_rng(0).normal(size=(24, 1, 16)).astype(np.float32)
+    sim = _mlp_simclr((8, 4), max_epochs=1, batch_size=8).set_params(views="auto")
+    sim.fit(X)
+    data = _Items(24, lambda i: (torch.from_numpy(X[i]), 0))
+    assert sim.score(data) == sim.score(X)

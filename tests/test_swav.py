@@ -152,6 +152,15 @@ def test_swav_loss_codes_carry_no_gradient():
         ([torch.randn(4, 3)], {}, "at least 2"),
         ([torch.randn(4, 3), torch.randn(4, 2)], {}, "same shape"),
         ([torch.randn(4, 3)] * 2, {"n_global": 3}, "n_global"),
+        ([torch.randn(0, 3)] * 2, {}, "B >= 1"),
+        ([torch.randn(4, 3)] * 2, {"n_global": True}, "n_global"),
+        ([torch.randn(4, 3)] * 2, {"n_global": 1.5}, "n_global"),
+        (
+            [torch.randn(4, 3)] * 2,
+            {"queue_scores": [torch.randn(6, 2), None]},
+            r"\(Q, 3\)",
+        ),
+        ([torch.randn(4, 3)] * 3, {"queue_scores": [torch.randn(6, 3)]}, "queue_sc"),
     ],
 )
 def test_swav_loss_rejects_bad_input(args, kwargs, match):
@@ -173,20 +182,23 @@ def test_swav_objective_prototypes_unit_norm_and_frozen_at_first():
     assert obj.prototypes.weight.grad.abs().sum() > 0
 
 
+def _swav_fit(X, **params) -> SwAVTransformer:
+    """SwAV of 10 prototypes fitted on X in batches of 32."""
+    return SwAVTransformer(
+        n_prototypes=10, batch_size=32, random_state=0, **params
+    ).fit(X)
+
+
+def _swav_on_digits(**params) -> SwAVTransformer:
+    """SwAV fitted on 64 digits (2 steps an epoch)."""
+    return _swav_fit(load_digits().data[:64], input_shape=(1, 8, 8), **params)
+
+
 def test_the_optimiser_skips_the_frozen_prototypes():
     # The frozen prototypes' zero gradient counted as AdamW steps: after the
     # freeze, its bias correction made their first updates 1.3 to 2 times
     # too large. As SwAV's code does, the optimiser now skips them.
-    X = load_digits().data[:64]
-    rep = SwAVTransformer(
-        input_shape=(1, 8, 8),
-        n_prototypes=10,
-        freeze_prototypes_epochs=1,
-        max_epochs=3,
-        batch_size=32,
-        random_state=0,
-    ).fit(X)
-    net = rep.net_
+    net = _swav_on_digits(freeze_prototypes_epochs=1, max_epochs=3).net_
     prototypes = net.module_.prototypes.weight
     steps_per_epoch = 2
     others = [p for p in net.module_.parameters() if p is not prototypes]
@@ -555,15 +567,7 @@ def test_each_process_keeps_its_own_swav_queue(tmp_path):
 )
 def test_auto_local_views_go_to_pooled_image_encoders(encoder, shape, local):
     X = np.random.default_rng(0).normal(size=(64, math.prod(shape))).astype(np.float32)
-    est = SwAVTransformer(
-        input_shape=shape,
-        encoder=encoder,
-        n_prototypes=10,
-        max_epochs=1,
-        batch_size=32,
-        random_state=0,
-        device="cpu",
-    ).fit(X)
+    est = _swav_fit(X, input_shape=shape, encoder=encoder, max_epochs=1, device="cpu")
     assert est.net_.module_.n_local_views == local
 
 
@@ -599,3 +603,145 @@ def test_sequenceviews_whole_local_views_are_the_rolled_signal_resized():
         assert match, "each local view must be x rolled by at most 10 steps, resized"
         shifts.add(match[0] % 2)
     assert shifts == {0, 1}  # odd shifts too: the interpolation wraps around
+
+
+def test_sinkhorn_rejects_scores_that_are_not_a_matrix():
+    """Scores must be (B, K): a vector is refused by name, not transposed."""
+    with pytest.raises(ValueError, match=r"scores must be \(B, K\)"):
+        sinkhorn_knopp(torch.randn(4))
+
+
+def test_swav_loss_uses_its_epsilon_and_sinkhorn_iterations():
+    """The codes are sinkhorn_knopp's with the loss's own epsilon and number
+    of iterations, and the loss is the naive loop's with them."""
+    scores = [_randn(5, 3, seed=50 + v).clamp(-1, 1) for v in range(3)]
+    loss = SwAVLoss(temperature=0.5, epsilon=0.3, sinkhorn_iterations=7)
+    torch.testing.assert_close(
+        loss.codes(scores[0]), _naive_sinkhorn(scores[0], 0.3, 7), rtol=1e-9, atol=ATOL
+    )
+    want = _naive_swav(scores, 2, 0.5, 0.3, 7)
+    assert loss(scores, n_global=2).item() == pytest.approx(want, abs=1e-9)
+    assert repr(loss) == "SwAVLoss(temperature=0.5, epsilon=0.3, sinkhorn_iterations=7)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"temperature": 0.0}, "temperature"),
+        ({"epsilon": -0.1}, "epsilon"),
+        ({"sinkhorn_iterations": 0}, "sinkhorn_iterations"),
+    ],
+)
+def test_swav_loss_rejects_bad_parameters(kwargs, match):
+    """A temperature or epsilon that is not > 0, or no iteration, is refused
+    when the loss is built."""
+    with pytest.raises(ValueError, match=match):
+        SwAVLoss(**kwargs)
+
+
+def test_swav_objective_queues_the_unit_embeddings_of_the_global_views():
+    """With local views too, the embeddings the objective returns (and
+    queues) are the global views' unit rows whose cosines with the unit
+    prototypes are the global views' scores."""
+    torch.manual_seed(0)
+    obj = SwAVObjective((1, 40), n_prototypes=5, projection_dim=8, n_local_views=2)
+    scores, z = obj(10 * torch.randn(16, 1, 40))
+    assert len(scores) == 4 and z.shape == (2, 16, 8)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(2, 16), rtol=0, atol=1e-6)
+    weight = obj.prototypes.weight.detach()
+    for view in range(2):
+        torch.testing.assert_close(
+            scores[view].detach(), z[view] @ weight.T, rtol=1e-5, atol=1e-6
+        )
+
+
+def test_swav_objective_in_evaluation_scores_against_unit_prototypes():
+    """In evaluation (score, a validation split) the batch's and the full
+    queue's scores are cosines with the normalised prototypes, whose
+    parameter is left as it is."""
+    torch.manual_seed(0)
+    obj = SwAVObjective((6,), n_prototypes=5, projection_dim=8, queue_length=8)
+    x = torch.randn(8, 6)
+    obj.loss(obj(x), x)  # training: the queue is full
+    with torch.no_grad():  # as an optimiser step leaves them: off the sphere
+        obj.prototypes.weight.mul_(torch.arange(1.0, 6.0)[:, None])
+    moved = obj.prototypes.weight.detach().clone()
+    obj.eval()
+    scores, z = obj(x)
+    got = obj.loss((scores, z), x)
+    torch.testing.assert_close(obj.prototypes.weight.detach(), moved, rtol=0, atol=0)
+    unit = F.normalize(moved, dim=1)
+    torch.testing.assert_close(scores[0], z[0] @ unit.T, rtol=1e-5, atol=1e-6)
+    queue_scores = [q @ unit.T for q in obj.queue]
+    want = obj.criterion(list(scores), n_global=2, queue_scores=queue_scores)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_swav_objective_loss_uses_its_temperature_epsilon_and_iterations():
+    """The objective's loss is SwAVLoss built with the objective's own
+    temperature, epsilon and Sinkhorn iterations, not the defaults."""
+    torch.manual_seed(0)
+    params = {"temperature": 0.3, "epsilon": 0.2, "sinkhorn_iterations": 7}
+    obj = SwAVObjective((6,), n_prototypes=5, projection_dim=8, **params)
+    x = torch.randn(8, 6)
+    out = obj(x)
+    got = obj.loss(out, x)
+    scores = [s.detach() for s in out[0]]
+    want = SwAVLoss(**params)(scores, n_global=2)
+    torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
+    assert abs(float(SwAVLoss()(scores, n_global=2)) - float(want)) > 1e-3
+
+
+def test_a_warm_start_that_continues_a_queue_is_not_warned_of():
+    """A warm start continues the fitted queue, which fills over the two
+    fits: only the first fit warns that its queue never fills."""
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    swav = SwAVTransformer(
+        queue_length=81,
+        warm_start=True,
+        n_prototypes=4,
+        batch_size=16,
+        max_epochs=2,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match=r"queue_length=81 is more than the 80 "):
+        swav.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        swav.fit(X)
+    assert int(swav.net_.module_.queued) == 81  # full: now in use
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "views"), [((1, 8, 8), None), (None, "auto")], ids=["none", "table"]
+)
+def test_auto_local_views_need_views_that_make_them(input_shape, views):
+    """n_local_views="auto" gives no local views, instead of an error, where
+    the views cannot make them: views=None on images, or tables (whose
+    "auto" views have no crops) with the default encoder."""
+    X = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    est = _swav_fit(X, input_shape=input_shape, views=views, max_epochs=1, device="cpu")
+    assert est.net_.module_.n_local_views == 0
+
+
+def _sinkhorn_rank(rank: int, world: int, out) -> None:
+    scores = 300 * _randn(8, 4, seed=60).clamp(-1, 1)  # far from cosines
+    torch.save(sinkhorn_knopp(scores[rank * 4 : (rank + 1) * 4]), out / f"q{rank}.pt")
+
+
+def test_sinkhorn_over_processes_of_large_scores_equals_one_process(tmp_path):
+    """Split over two processes, the codes of scores far from cosines are
+    the rows of one process's codes of the whole batch, and finite."""
+    run_ranks(_sinkhorn_rank, tmp_path)
+    got = torch.cat([torch.load(tmp_path / f"q{r}.pt") for r in (0, 1)])
+    want = sinkhorn_knopp(300 * _randn(8, 4, seed=60).clamp(-1, 1))
+    assert torch.isfinite(want).all()
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_prototypes_train_from_the_first_step_without_a_freeze():
+    """freeze_prototypes_epochs=0 (no freeze) is accepted and the optimiser
+    updates the prototypes at every step."""
+    net = _swav_on_digits(freeze_prototypes_epochs=0, max_epochs=2).net_
+    assert net.module_.freeze_prototypes_steps == 0
+    assert int(net.optimizer_.state[net.module_.prototypes.weight]["step"]) == 2 * 2
