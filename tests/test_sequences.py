@@ -1670,7 +1670,7 @@ def test_bert_predicts_through_a_dense_gelu_layer_norm_head():
         torch.testing.assert_close(obj.predict_masked(ids, chosen), obj.logits(head))
 
 
-@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, 1.5, -0.1, float("nan")])
+@pytest.mark.parametrize("mask_ratio", [0.0, 1.0, 1.5, -0.1, float("nan"), None, "0.1"])
 def test_bert_objective_and_masking_refuse_a_mask_ratio_outside_0_1(mask_ratio):
     """A ratio of 1 or more would choose [CLS] and [SEP] as targets, one of 0
     or less one token anyway: both are refused by name, as BERTTransformer's."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import torch
 from torch.nn import functional as F
 
@@ -48,10 +50,10 @@ def check_non_negative(name: str, value: float) -> float:
 
 def check_fraction(name: str, value: float) -> float:
     """``value`` as a float, or a ValueError naming ``name`` unless in (0, 1)."""
-    value = float(value)
-    if not 0 < value < 1:  # also rejects nan
+    real = isinstance(value, Real) and not isinstance(value, bool)
+    if not real or not 0 < value < 1:  # also rejects nan
         raise ValueError(f"{name} must be in (0, 1), got {value!r}.")
-    return value
+    return float(value)
 
 
 def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
