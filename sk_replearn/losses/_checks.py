@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Real
-
 import torch
 from torch.nn import functional as F
 
@@ -46,14 +44,6 @@ def check_non_negative(name: str, value: float) -> float:
     if not value >= 0:  # also rejects nan
         raise ValueError(f"{name} must be >= 0, got {value!r}.")
     return value
-
-
-def check_fraction(name: str, value: float) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless in (0, 1)."""
-    real = isinstance(value, Real) and not isinstance(value, bool)
-    if not real or not 0 < value < 1:  # also rejects nan
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}.")
-    return float(value)
 
 
 def check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:

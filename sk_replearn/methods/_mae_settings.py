@@ -14,10 +14,10 @@ values.
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 from sklearn.utils.validation import check_is_fitted
 
+from ..nn._checks import check_fraction
 from ..objectives.masked import MAEObjective, resolve_patch_size, token_shape
 
 #: What "auto" means for each of these parameters, by kind of sample:
@@ -88,12 +88,7 @@ class MAESettingsMixin:
             ratio = self._setting("mask_ratio") if ratio is None else ratio
         else:
             ratio = mask_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, Real) or not 0 < ratio < 1:
-            raise ValueError(
-                f"mask_ratio={ratio!r} must be a float strictly between 0 and 1 "
-                "(the fraction of tokens hidden)."
-            )
-        return float(ratio)
+        return check_fraction("mask_ratio", ratio, "the fraction of tokens hidden")
 
     def _token_grid(self) -> tuple[int, list[int]]:
         """The patch size and the grid of tokens the samples are cut into."""

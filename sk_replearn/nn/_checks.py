@@ -87,6 +87,16 @@ def check_dropout(dropout: float) -> float:
     return float(dropout)
 
 
+def check_fraction(name: str, value, what: str) -> float:
+    """``value`` as a float strictly between 0 and 1, or a ValueError naming
+    ``name`` and saying ``what`` it is the fraction of."""
+    if not isinstance(value, Real) or isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(
+            f"{name}={value!r} must be a float strictly between 0 and 1 ({what})."
+        )
+    return float(value)
+
+
 def spatial_sizes(shape: tuple[int, ...], owner: str) -> tuple[int, ...]:
     if len(shape) not in (2, 3):
         param = "decoder" if owner.endswith("Decoder") else "encoder"

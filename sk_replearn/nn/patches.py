@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
 
 import torch
+
+from ._checks import check_fraction
 
 __all__ = [
     "patchify",
@@ -314,15 +315,9 @@ def random_masking(
     .. [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár and R. Girshick. "Masked
        Autoencoders Are Scalable Vision Learners." CVPR 2022.
     """
-    if (
-        isinstance(mask_ratio, bool)
-        or not isinstance(mask_ratio, Real)
-        or not 0.0 < float(mask_ratio) < 1.0
-    ):
-        raise ValueError(
-            f"mask_ratio={mask_ratio!r} must be a float strictly between 0 and "
-            "1 (the fraction of tokens removed; MAE uses 0.75)."
-        )
+    check_fraction(
+        "mask_ratio", mask_ratio, "the fraction of tokens removed; MAE uses 0.75"
+    )
     if x.dim() != 3:
         raise ValueError(
             f"random_masking needs tokens (N, L, D); got shape {tuple(x.shape)}."

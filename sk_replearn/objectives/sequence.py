@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._seeding import keyed_uniform
-from ..losses._checks import check_fraction
+from ..nn._checks import check_fraction
 from ..nn.sequence import TokenEncoder
 from ..nn.surgery import TransferEncoder
 from ..tokens import MASK, N_SPECIAL, PAD
@@ -87,7 +87,8 @@ def bert_masking(
             return torch.rand(*shape, device=ids.device)
         return torch.rand(*shape, generator=generator).to(ids.device)
 
-    check_fraction("mask_ratio", mask_ratio)  # 1 would choose special tokens
+    # 1 or more would choose special tokens
+    check_fraction("mask_ratio", mask_ratio, "the fraction of text tokens chosen")
     text = ids >= N_SPECIAL  # (B, T)
     n_text = text.sum(dim=1)  # (B,)
     k = torch.where(
@@ -272,7 +273,9 @@ class BERTObjective(_SequenceObjective):
         self, vocab_size: int, max_positions: int, *, mask_ratio: float = 0.15, **kw
     ) -> None:
         super().__init__(vocab_size, max_positions, **kw)
-        self.mask_ratio = check_fraction("mask_ratio", mask_ratio)
+        self.mask_ratio = check_fraction(
+            "mask_ratio", mask_ratio, "the fraction of text tokens chosen"
+        )
         d = self.encoder.out_features
         # BERT's prediction head: a dense layer, GELU and LayerNorm before
         # the tied output layer.
