@@ -611,7 +611,9 @@ def test_dino_refuses_warmup_steps_that_are_not_a_count(steps):
     """A negative or fractional warm-up length is refused by name, not read
     as no warm-up or cut to a whole step."""
     cls, params = OBJECTIVES["dino"]
-    with pytest.raises(ValueError, match="warmup_teacher_temp_steps must be an int"):
+    with pytest.raises(
+        ValueError, match=r"warmup_teacher_temp_steps=.* must be an int >= 0"
+    ):
         cls((1, LENGTH), **SMALL, **{**params, "warmup_teacher_temp_steps": steps})
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._util import is_int
 from ..losses._checks import check_positive, upcast
 from ..losses.noncontrastive import (
     BarlowTwinsLoss,
@@ -21,6 +20,7 @@ from ..losses.noncontrastive import (
     VICRegLoss,
 )
 from ..nn import ProjectionHead, Prototypes
+from ..nn._checks import check_int
 from ..nn.momentum import copy_frozen
 from .two_view import TwoViewObjective, embed_pair
 
@@ -316,12 +316,9 @@ class DINOObjective(TwoViewObjective):
             if warmup_teacher_temp is None
             else check_positive("warmup_teacher_temp", warmup_teacher_temp)
         )
-        if not is_int(warmup_teacher_temp_steps) or warmup_teacher_temp_steps < 0:
-            raise ValueError(
-                "warmup_teacher_temp_steps must be an int >= 0 (0: no warm-up), "
-                f"got {warmup_teacher_temp_steps!r}."
-            )
-        self.warmup_teacher_temp_steps = int(warmup_teacher_temp_steps)
+        self.warmup_teacher_temp_steps = check_int(
+            "warmup_teacher_temp_steps", warmup_teacher_temp_steps, low=0
+        )
 
     def forward_views(self, v1, v2, local=None):
         """Student logits of every view, teacher logits of the global views.
