@@ -1043,6 +1043,56 @@ def test_the_compiled_nearest_labels_are_the_first_nearest_centers(
     assert bad == 3
 
 
+@pytest.mark.parametrize("k", [1, 5, 12, 20, 40])
+def test_the_compiled_loops_label_rows_of_non_finite_distances_alike(k):
+    """NaN or infinite distances: both loops name the same real center.
+
+    A row no distance can rank (NaN and infinite values) keeps the first
+    center, as the portable loop's strict comparison does; the labels stay
+    indices of the k centers (so the pass's sums stay inside their array),
+    which the data checks make sure no fit relies on.
+    """
+    from sk_replearn.classical import _hamerly as hamerly_module
+
+    kernels = hamerly_module._kernels
+    if kernels is None:
+        pytest.skip("the C extension is not built")
+    rng = np.random.default_rng(k)
+    n, d = 29, 3
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[[0, 9, 17, 28], [0, 1, 2, 0]] = [np.nan, np.inf, -np.inf, np.nan]
+    centers = rng.standard_normal((k, d)).astype(np.float32)
+    runs = []
+    for overflow in (False, True):  # then centers whose squares overflow
+        cents = np.full((k, d), 3e19, np.float32) if overflow else centers
+        rows = X * np.float32(3e19) if overflow else X
+        c_t, c_sq = hamerly_module._padded_centers(torch.from_numpy(cents))
+        for portable in (False, True):
+            labels = np.full(n, -1)
+            bad, _ = kernels.nearest_labels(rows, None, c_t, c_sq, labels, portable)
+            assert bad == (n if overflow else 4)
+            runs.append(labels)
+    for simd, portable in zip(runs[::2], runs[1::2]):
+        np.testing.assert_array_equal(simd, portable)
+        assert simd.min() >= 0 and simd.max() < k
+    assert runs[2].max() == 0  # no distance ranks: the first center
+    c_t, c_sq = hamerly_module._padded_centers(torch.from_numpy(centers))
+    passes = []
+    for portable in (False, True):
+        lab = np.zeros(n, np.int64)
+        up, low = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        delta = np.zeros((k, d))
+        x_sq = np.square(X).sum(1, dtype=np.float32)
+        half = np.zeros(k, np.float32)
+        kernels.hamerly_pass(
+            X, x_sq, c_t, c_sq, half, lab, up, low, None, None, delta, 0.0,
+            True, False, portable,
+        )  # fmt: skip
+        passes.append(lab)
+    np.testing.assert_array_equal(passes[0], passes[1])
+    assert passes[0].min() >= 0 and passes[0].max() < k
+
+
 def test_predict_gives_the_training_samples_their_fitted_labels(blobs, compiled):
     """float32 data far from the origin: predict(X) is labels_, bit for bit."""
     X = np.ascontiguousarray(_far_blobs(blobs), dtype=np.float32)

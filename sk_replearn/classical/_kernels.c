@@ -217,9 +217,13 @@ keep_two(__m256 *b1, __m256 *b2, __m256i *at, __m256 acc, const float *c_sq,
     __m256 v = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), acc,
                                 _mm256_loadu_ps(c_sq + j0));
     __m256 lt = _mm256_cmp_ps(v, *b1, _CMP_LT_OQ);
-    /* v < b1: b2 = b1; else b2 = min(b2, v) */
-    *b2 = _mm256_min_ps(*b2, _mm256_max_ps(v, *b1));
-    *b1 = _mm256_min_ps(*b1, v);
+    /* v < b1: b2 = b1; else b2 = min(b2, v). A NaN v changes nothing, as in
+     * nearest_plain: min_ps and max_ps return their second operand when one
+     * is NaN, so b1 and b2 stay numbers and at an index of a real center
+     * (a NaN in b1 would leave no lane equal to the minimum, and the label
+     * INT32_MAX). */
+    *b2 = _mm256_min_ps(_mm256_max_ps(*b1, v), *b2);
+    *b1 = _mm256_min_ps(v, *b1);
     __m256i j = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                  _mm256_set1_epi32((int)j0));
     *at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*at),
