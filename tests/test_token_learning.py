@@ -53,10 +53,10 @@ _SMALL = {
 _BERT = {**_SMALL, "mask_ratio": 0.3, "dropout": 0.0}
 
 
-def _load(loader):
+def _load(loader, **kwargs):
     """The data set, or a skip naming the wheel to install."""
     try:
-        return loader()
+        return loader(**kwargs)
     except ImportError as exc:  # an optional data wheel, not installed here
         pytest.skip(str(exc))
 
@@ -80,7 +80,7 @@ def peptides():
     sequence of one label is kept once, so none of the held-out peptides is
     also a training one.
     """
-    X, y = _load(datasets.load_peptides)
+    X, y = _load(datasets.load_peptides, return_X_y=True)
     labels: dict[str, set] = {}
     for s, label in zip(X, y):
         labels.setdefault(s, set()).add(int(label))
@@ -148,8 +148,8 @@ def _freesolv_split(random_state=0):
     """Unlabelled SMILES to pre-train on (the 1,935 drugs and the training
     half of FreeSolv), five draws of 100 labelled training molecules, and
     the held-out half."""
-    X, y = _load(datasets.load_freesolv)
-    drugs = _load(datasets.load_drug_smiles)
+    X, y = _load(datasets.load_freesolv, return_X_y=True)
+    drugs = _load(datasets.load_drug_smiles).data
     X_tr, X_te, y_tr, y_te = train_test_split(
         X, y, test_size=0.5, random_state=random_state
     )
