@@ -197,6 +197,11 @@ _MAPPED_AS_IS = frozenset(
 )
 
 
+def _holds_integers(X) -> bool:
+    """Whether X is a numpy array of integers (which a cast to float32 rounds)."""
+    return isinstance(X, np.ndarray) and X.dtype.kind in "iu"
+
+
 def _castable_mapped(X) -> bool:
     """Whether X is memory-mapped in a dtype of :data:`_MAPPED_AS_IS`."""
     return getattr(X, "dtype", None) in _MAPPED_AS_IS and is_memory_mapped(X)

@@ -44,13 +44,14 @@ from ._validation import (
     _check_float32_range,
     _check_input_shape,
     _hashable,
+    _holds_integers,
     _raise_unreadable,
     _warn_unlikely_layout,
     flatten_samples,
     float_dtypes,
     positive_strides,
 )
-from .data import eval_chunks
+from .data import check_float32_precision, eval_chunks
 
 __all__ = [
     "BaseRepresentation",
@@ -481,6 +482,10 @@ class BaseRepresentation(
         dtype = float_dtypes(X, self._integers_as)
         if keep_mapped and _castable_mapped(X):
             dtype = None  # read in float32 batches, never copied whole
+        elif reset and dtype[0] is np.float32 and _holds_integers(X):
+            # Integers far from 0 (timestamps near 1.7e9) lose their
+            # differences in the cast below, as float64 values would later.
+            check_float32_precision(X, type(self).__name__)
         try:
             X = validate_data(
                 self,

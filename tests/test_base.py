@@ -113,6 +113,8 @@ def test_base_input_shape_from_nd_input_and_flat_equivalence():
         ((40, 3), r"40 channels and length 3.*items x.T"),
         # a grey image taller than wide
         ((28, 20), r"28 channels and length 20.*X\[:, None\]"),
+        # a grey image with its one channel last
+        ((28, 28, 1), r"channels first: 28 channels of 28 x 1 images"),
     ],
 )
 def test_base_warns_of_samples_that_look_channels_last_or_without_channels(
@@ -149,6 +151,7 @@ def test_base_tabular_input_shape_defaults_to_n_features():
         (("a", 2), "tuple of positive ints"),
         ((1.5, 2), "tuple of positive ints"),
         ((True, 64), "tuple of positive ints"),  # was read as (1, 64)
+        ((), "non-empty tuple of positive ints"),
     ],
 )
 def test_base_bad_input_shape_is_a_clear_error(input_shape, match):
@@ -392,3 +395,29 @@ def test_messages_name_a_class_with_the_spoken_article():
     assert with_article("int") == "an int"
     assert with_article("object") == "an object"
     assert with_article("list") == "a list"
+
+
+def test_unreadable_frame_names_every_text_column_and_no_boolean_one():
+    """The error names each text column of a DataFrame, not its boolean ones."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, 3.0, 4.0],
+            "flag": [True, False, True, False],
+            "color": ["x", "y", "x", "y"],
+            "name": ["p", "q", "r", "s"],
+        }
+    )
+    with pytest.raises(ValueError, match=r"column\(s\) 'color', 'name' hold text"):
+        PCATransformer(n_components=2).fit(frame)
+
+
+def test_flatten_samples_reads_lists_of_integers_as_float64():
+    """Lists of numbers, integers included, become the float64 array they hold."""
+    from sk_replearn.base import flatten_samples
+
+    rows, shape = flatten_samples([[1, 2], [3, 4]])
+    assert rows.dtype == np.float64 and shape is None
+    samples, shape = flatten_samples([[[1, 2]], [[3, 4]]])
+    assert samples.dtype == np.float64 and shape == (1, 2)
+    np.testing.assert_array_equal(samples, [[1, 2], [3, 4]])

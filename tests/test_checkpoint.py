@@ -734,3 +734,102 @@ def test_a_fine_tuners_checkpoint_dir_that_cannot_be_written_fails_before_pre_tr
     assert _CountedAE.fits == []
     FineTuner(rep, max_epochs=1).fit(X, y)
     assert _CountedAE.fits == [40]  # where it can, the same one pre-trains
+
+
+# -- what a fingerprint tells apart ---------------------------------------------------
+def _linear_encoder(width, activation=torch.nn.Tanh):
+    return torch.nn.Sequential(torch.nn.LazyLinear(width), activation())
+
+
+class _EncoderFactory:
+    """An encoder factory object with its settings as attributes."""
+
+    def __init__(self, width=4, skip=()):
+        self.width = width
+        self.skip = skip
+
+    def build(self):
+        return _linear_encoder(self.width)
+
+
+def _encoder_text(encoder) -> str:
+    from sk_replearn.checkpoint import fingerprint
+
+    return fingerprint(AutoencoderTransformer(encoder=encoder))["params"]["encoder"]
+
+
+def test_fingerprint_tells_partials_of_other_arguments_apart():
+    """A partial counts by its positional arguments as well as its keywords."""
+    import functools
+
+    four = _encoder_text(functools.partial(_linear_encoder, 4))
+    assert four == _encoder_text(functools.partial(_linear_encoder, 4))
+    assert four != _encoder_text(functools.partial(_linear_encoder, 3))
+
+
+def test_fingerprint_tells_bound_methods_of_other_objects_apart():
+    """A bound method counts by the settings of the object it is bound to."""
+    four = _encoder_text(_EncoderFactory(4).build)
+    assert four == _encoder_text(_EncoderFactory(4).build)  # another object
+    assert four != _encoder_text(_EncoderFactory(3).build)
+
+
+def test_fingerprint_reads_equal_sets_alike_whatever_their_order():
+    """Equal sets read alike, in whatever order their items were added."""
+    first, second = {8, 0}, {0, 8}
+    assert list(first) != list(second)  # the orders they iterate in differ
+    assert _encoder_text(_EncoderFactory(skip=first)) == _encoder_text(
+        _EncoderFactory(skip=second)
+    )
+    assert _encoder_text(_EncoderFactory(skip=first)) != _encoder_text(
+        _EncoderFactory(skip={0, 9})
+    )
+
+
+def test_fingerprint_counts_what_a_fitted_representation_learned_as_a_float():
+    """A fitted representation counts by its learned values, floats included."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    from sk_replearn.checkpoint import fingerprint
+
+    class _Shift(TransformerMixin, BaseEstimator):
+        """A representation that learns one float: the mean of X."""
+
+        def fit(self, X, y=None):
+            self.shift_ = float(np.mean(X))
+            return self
+
+        def transform(self, X):
+            return np.asarray(X) - self.shift_
+
+    X = np.arange(12.0).reshape(6, 2)
+    a = fingerprint(FineTuner(_Shift().fit(X)))
+    assert a == fingerprint(FineTuner(_Shift().fit(X.copy())))
+    assert a != fingerprint(FineTuner(_Shift().fit(X + 1.0)))
+
+
+def test_pretrain_digest_reads_a_dataframe_as_its_values():
+    """A DataFrame pretrain_X counts by its values, as the array it holds."""
+    pd = pytest.importorskip("pandas")
+    from sk_replearn._fingerprint import pretrain_digest
+
+    X = np.arange(24.0).reshape(6, 4)
+    assert pretrain_digest(pd.DataFrame(X)) == pretrain_digest(X)
+    assert pretrain_digest(pd.DataFrame(X)) != pretrain_digest(pd.DataFrame(X + 1.0))
+
+
+def test_a_small_dataset_counts_by_every_sample():
+    """A Dataset of 16 samples or fewer counts by each of them, not only its ends."""
+    from torch.utils.data import TensorDataset
+
+    from sk_replearn._fingerprint import _data_fingerprint
+
+    X = torch.arange(48.0).reshape(16, 3)
+    other = X.clone()
+    other[7] += 1.0
+    assert _data_fingerprint(TensorDataset(X)) == _data_fingerprint(
+        TensorDataset(X.clone())
+    )
+    assert _data_fingerprint(TensorDataset(X)) != _data_fingerprint(
+        TensorDataset(other)
+    )

@@ -411,6 +411,8 @@ def test_probe_scorer_selects_a_representation_in_grid_search():
         ({"n_per_class": 2.0}, "n_per_class=2.0"),
         ({"n_draws": 0}, "n_draws=0"),
         ({"cv": 1}, "cv=1"),
+        ({"n_draws": None}, "n_draws=None"),
+        ({"cv": None}, "cv=None"),
         ({"random_state": np.random.RandomState(0)}, "random_state="),
     ],
 )
@@ -830,3 +832,159 @@ def test_few_label_indices_takes_a_class_of_exactly_n():
     assert idx[:2].tolist() == [0, 1] and len(idx) == 4
     with pytest.raises(ValueError):
         few_label_indices([0, 1, 1, 1], 2, random_state=0)
+
+
+# -- what the protocols promise beyond the score ------------------------------------
+def test_labels_given_as_a_column_are_read_with_scikit_learns_warning():
+    """A column vector of labels is read as 1-D, with scikit-learn's warning."""
+    from sklearn.exceptions import DataConversionWarning
+
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        idx = few_label_indices(Y_TRAIN[:, None], 2, random_state=0)
+    np.testing.assert_array_equal(idx, few_label_indices(Y_TRAIN, 2, random_state=0))
+
+
+def test_few_label_scores_read_a_column_of_labels_over_five_draws_by_default():
+    """y_train as a column scores as 1-D labels, silently; 5 draws by default."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        column = few_label_scores(
+            _lr(), X_TRAIN, Y_TRAIN[:, None], X_TEST, Y_TEST, n_per_class=2
+        )
+    flat = few_label_scores(
+        _lr(), X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, n_per_class=2, n_draws=5
+    )
+    assert column.scores.shape == (5,)
+    assert column == flat
+
+
+def test_few_label_scores_take_the_values_of_a_dict_as_samples():
+    """X_train as any sized collection (a dict's values) is read as its list."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = ["apple banana", "car bus", "banana cherry", "truck train"] * 10
+    y = np.array([0, 1, 0, 1] * 10)
+
+    model = make_pipeline(CountVectorizer(), _lr())
+    by_name = {f"doc{i}": text for i, text in enumerate(texts[:30])}
+    result = few_label_scores(
+        model, by_name.values(), y[:30], texts[30:], y[30:], n_per_class=2, n_draws=2
+    )
+    as_list = few_label_scores(
+        model, texts[:30], y[:30], texts[30:], y[30:], n_per_class=2, n_draws=2
+    )
+    assert result == as_list
+
+
+def test_linear_probe_takes_a_numpy_boolean_standardize():
+    """standardize=np.False_ (a value read from an array) is False."""
+    split = (X_TRAIN[:200], Y_TRAIN[:200], X_TEST[:200], Y_TEST[:200])
+    as_numpy = linear_probe(None, *split, standardize=np.False_)
+    assert as_numpy.accuracy == linear_probe(None, *split, standardize=False).accuracy
+
+
+def test_linear_probe_refuses_missing_held_out_labels_by_name():
+    """A NaN among y_test is refused naming y_test, before anything is fitted."""
+    y_test = Y_TEST.astype(float)
+    y_test[3] = np.nan
+    with pytest.raises(ValueError, match="y_test holds NaN or infinite labels"):
+        linear_probe(None, X_TRAIN, Y_TRAIN, X_TEST, y_test)
+
+
+def test_probe_scorer_repr_shows_its_settings():
+    """The repr (a search's scoring in a log) shows every setting as given."""
+    scorer = ProbeScorer("linear", n_per_class=2, n_draws=3, cv=4, random_state=1)
+    assert repr(scorer) == (
+        "ProbeScorer('linear', n_per_class=2, n_draws=3, cv=4, random_state=1)"
+    )
+
+
+def test_probe_scorer_folds_follow_random_state_and_the_smallest_class():
+    """All-label folds: cv (fewer for a small class), shuffled by random_state."""
+    pca = PCATransformer(n_components=8, random_state=0).fit(X_TRAIN)
+    keep = np.r_[np.flatnonzero(Y_TEST != 9)[:150], np.flatnonzero(Y_TEST == 9)[:3]]
+    X, y = X_TEST[keep], Y_TEST[keep]
+    cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=3)  # class 9 has 3
+    expected = cross_val_score(KNNProbe(), pca.transform(X), y, cv=cv).mean()
+    assert ProbeScorer("knn", random_state=3)(pca, X, y) == pytest.approx(expected)
+    # a numpy integer seeds as the int it equals
+    numpy_seed = ProbeScorer("knn", random_state=np.int64(3))(pca, X, y)
+    assert numpy_seed == pytest.approx(expected)
+
+
+def test_probe_scorer_judges_every_step_before_the_classifier():
+    """A pipeline of steps and a classifier is represented by all steps but the last."""
+    X, y = X_TRAIN[:300], Y_TRAIN[:300]
+    pipe = make_pipeline(
+        StandardScaler(), PCATransformer(n_components=4, random_state=0), _lr()
+    ).fit(X, y)
+    scorer = ProbeScorer("knn")
+    expected = scorer(pipe[:-1], X_TEST, Y_TEST)
+    assert scorer(pipe, X_TEST, Y_TEST) == pytest.approx(expected)
+
+
+def test_probe_scorer_leaves_the_classifier_it_is_given_unfitted():
+    """The probe is cloned for every fit; the classifier passed stays unfitted."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    given = _lr()
+    ProbeScorer(given, n_per_class=2, n_draws=1)(pca, X_TEST, Y_TEST)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(given)
+
+
+def test_linear_probe_cv_max_iter_bounds_the_search_and_the_refit():
+    """max_iter caps the solver in the cross-validation of C and in the final fit."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegressionCV
+
+    idx = few_label_indices(Y_TRAIN, 2, random_state=0)
+    X, y = X_TRAIN[idx], Y_TRAIN[idx]
+    Cs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe = LinearProbeCV(Cs=Cs, max_iter=3).fit(X, y)
+        search = LogisticRegressionCV(
+            Cs=Cs,
+            l1_ratios=(0.0,),
+            cv=list(probe.cv_.split(X, y)),
+            scoring="neg_log_loss",
+            max_iter=3,
+            refit=False,
+            use_legacy_attributes=False,
+        ).fit(X, y)
+        refit = LogisticRegression(C=probe.C_, max_iter=3).fit(X, y)
+    # on these labels, converged fits choose C=10 and 3-iteration fits C=100
+    mean_scores = search.scores_.mean(axis=0).ravel()
+    assert probe.C_ == search.Cs_[int(np.argmax(mean_scores))]
+    np.testing.assert_array_equal(
+        probe.predict_proba(X_TEST), refit.predict_proba(X_TEST)
+    )
+    assert probe.n_iter_ == 3
+
+
+def test_linear_probe_cv_reports_the_iterations_of_its_final_fit():
+    """n_iter_ is the iterations the final regression took, not the cap."""
+    idx = few_label_indices(Y_TRAIN, 3, random_state=0)
+    probe = LinearProbeCV(Cs=[0.1, 1.0]).fit(X_TRAIN[idx] / 16, Y_TRAIN[idx])
+    assert probe.n_iter_ == int(np.max(probe.estimator_.n_iter_))
+    assert probe.n_iter_ < probe.max_iter
+
+
+def test_few_label_results_of_other_label_counts_differ():
+    """Results are equal only for the same n_per_class as well as the same scores."""
+    from unittest.mock import ANY
+
+    from sk_replearn.evaluation import FewLabelResult
+
+    scores = np.array([0.5, 0.75])
+    assert FewLabelResult(2, scores) == FewLabelResult(2, scores.copy())
+    assert FewLabelResult(2, scores) != FewLabelResult(3, scores)
+    # other types compare by their own rules (a test's ANY matches a result)
+    assert FewLabelResult(2, scores) == ANY

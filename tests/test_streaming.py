@@ -814,3 +814,103 @@ def test_two_view_score_of_a_dataset_of_items_equals_the_arrays():
     sim.fit(X)
     data = _Items(24, lambda i: (torch.from_numpy(X[i]), 0))
     assert sim.score(data) == sim.score(X)
+
+
+def test_scale_sample_reads_its_rows_in_file_order():
+    """A subset read to set the standardisation comes in the order of the file."""
+    rows = ArrayRows(np.arange(1000, dtype=np.float32)[:, None], (1,))
+    torch.manual_seed(0)
+    sample = scale_sample(rows, max_values=100)[:, 0]
+    assert len(sample) == 100
+    assert (sample.diff() > 0).all()
+
+
+def test_an_infinite_dataset_value_after_the_first_sample_is_named_up_front():
+    """An infinite value in a later sample is refused as such before training."""
+    X = np.random.default_rng(0).uniform(-1, 1, size=(40, 10)).astype(np.float32)
+    X[25, 3] = np.inf
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X))
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite values \(found among the samples read"
+    ):
+        AutoencoderTransformer(n_components=2, max_epochs=1).fit(dataset)
+
+
+def test_float32_precision_warns_of_a_step_past_a_sixteenth_of_the_spread():
+    """The warning comes when float32's step exceeds a sixteenth of the spread."""
+    from sk_replearn.data import check_float32_precision
+
+    noise = np.random.default_rng(0).standard_normal((1000, 1))
+    noise = (noise - noise.mean()) / noise.std()  # a spread of exactly 1
+    # float32's step at 1e9 is 64: a sixteenth of 768 is 48, of 1100 is 68.75
+    with pytest.warns(UserWarning, match="feature 0"):
+        check_float32_precision(1e9 + 768 * noise, "Est")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_float32_precision(1e9 + 1100 * noise, "Est")
+
+
+def test_float32_precision_warns_of_a_negative_offset_too():
+    """Values around -1e9 lose their differences as those around 1e9 do."""
+    from sk_replearn.data import check_float32_precision
+
+    noise = np.random.default_rng(0).standard_normal((1000, 2))
+    with pytest.warns(UserWarning, match="feature 1 of X has values around -1e"):
+        check_float32_precision(noise * [1, 512] + [0, -1e9], "Est")
+
+
+def test_input_rows_reads_in_memory_integers_as_float32():
+    """Integers in memory are cast to float32 rows; only a memmap keeps its dtype."""
+    ae = AutoencoderTransformer(input_shape=(1, 2, 2))
+    X = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    rows = input_rows(ae, X, reset=True)
+    assert rows.dtype == np.float32
+    np.testing.assert_array_equal(rows, X)
+
+
+@pytest.mark.parametrize("layout", ["array", "memmap"])
+def test_integer_x_far_from_zero_is_warned_of_as_float64_x_is(layout, tmp_path):
+    """Integers that float32 rounds (timestamps) get float64's warning, once."""
+    from sk_replearn import FineTuner, FineTunerRegressor
+
+    base = np.random.default_rng(0).integers(0, 16, size=(64, 4))
+    X = 1_700_000_000 + base  # float32 steps of 128 there: all one value
+    if layout == "memmap":
+        mapped = np.lib.format.open_memmap(
+            tmp_path / "x.npy", mode="w+", dtype=np.int64, shape=X.shape
+        )
+        mapped[:] = X
+        mapped.flush()
+        X = np.load(tmp_path / "x.npy", mmap_mode="r")
+    y = np.arange(64) % 2
+    rep = AutoencoderTransformer(n_components=2, max_epochs=1, random_state=0)
+    fits = [(rep, (X,)), (FineTuner(rep, max_epochs=1, random_state=0), (X, y))]
+    if layout == "array":  # the fine-tuners take in-memory arrays
+        fits.append((FineTunerRegressor(max_epochs=1, random_state=0), (X, y)))
+    else:
+        fits = fits[:1]
+    for est, args in fits:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(*args)
+        messages = [str(w.message) for w in caught if w.category is UserWarning]
+        assert len(messages) == 1, messages
+        assert messages[0].startswith(f"{type(est).__name__}: feature 0 of X")
+        assert "resolves steps of 128" in messages[0]
+    for small in (base, base.astype(np.uint8)):  # exact in float32: no warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            AutoencoderTransformer(n_components=2, max_epochs=1).fit(small)
+            FineTuner(max_epochs=1, random_state=0).fit(small, y)
+
+
+def test_an_infinite_value_in_a_float64_dataset_is_named_without_numpys_warning():
+    """The clear error alone: no 'invalid value' RuntimeWarning before it."""
+    X = np.random.default_rng(0).uniform(-1, 1, (40, 10))
+    X[25, 3] = np.inf
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            AutoencoderTransformer(n_components=2, max_epochs=1).fit(data)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

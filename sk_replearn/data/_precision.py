@@ -100,7 +100,7 @@ def scale_sample(X_t, max_values: int = SCALE_SAMPLE_VALUES) -> torch.Tensor:
 
 
 def check_float32_precision(rows: np.ndarray, owner: str) -> None:
-    """Warn when float32, the training precision, blurs float64 X's values.
+    """Warn when float32, the training precision, blurs X's float64 or integer values.
 
     The networks train in float32, which resolves about 7 significant
     digits: a feature whose values sit at a large common offset (a
@@ -115,7 +115,9 @@ def check_float32_precision(rows: np.ndarray, owner: str) -> None:
     Parameters
     ----------
     rows : ndarray of shape (n_samples, n_features)
-        The validated input (a memmap is read on the sampled rows only).
+        The input before its cast to float32: float64 or integers (a memmap
+        is read on the sampled rows only); other dtypes are not looked at,
+        nor samples holding NaN or infinity, which the value checks name.
     owner : str
         The estimator's name, for the message.
 
@@ -132,12 +134,13 @@ def check_float32_precision(rows: np.ndarray, owner: str) -> None:
     >>> len(caught), str(caught[0].message)[:55]
     (1, 'SimCLRTransformer: feature 0 of X has values around 1e+')
     """
-    if rows.dtype != np.float64 or rows.size == 0 or rows.ndim != 2:
+    exact = rows.dtype == np.float64 or rows.dtype.kind in "iu"
+    if not exact or rows.size == 0 or rows.ndim != 2:
         return
     step = max(1, rows.size // SCALE_SAMPLE_VALUES)
-    sample = np.asarray(rows[::step])
-    if len(sample) < 2:
-        return
+    sample = np.asarray(rows[::step], dtype=np.float64)
+    if len(sample) < 2 or not np.isfinite(sample).all():
+        return  # NaN or infinity: the value checks that follow name it
     std = sample.std(axis=0)
     top = np.abs(sample).max(axis=0)
     spacing = np.spacing(top.astype(np.float32)).astype(np.float64)

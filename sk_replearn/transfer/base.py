@@ -44,6 +44,7 @@ from .._fingerprint import (
 from .._seeding import seed_from_random_state
 from .._validation import (
     _check_float32_range,
+    _holds_integers,
     flatten_samples,
     float_dtypes,
     positive_strides,
@@ -51,7 +52,7 @@ from .._validation import (
 from .._warn import warn_user
 from ..base import is_fitted, store_params
 from ..checkpoint import check_checkpoint_dir
-from ..data import WeightedTargets, training_samples
+from ..data import WeightedTargets, check_float32_precision, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
 from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
@@ -331,6 +332,8 @@ class BaseFineTuner(NeuralRepresentation):
                 "as pretrain_X."
             )
         X, nd_shape = flatten_samples(X)
+        if _holds_integers(X):  # rounded by the cast to float32 below
+            check_float32_precision(X, type(self).__name__)
         X, y = validate_data(
             self, X, y, dtype=float_dtypes(X), accept_sparse=False, **kwargs
         )
