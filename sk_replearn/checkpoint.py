@@ -12,7 +12,10 @@ What an *identical* resume needs, beyond skorch's own ``Checkpoint``
 the early-stopping and best-score bookkeeping of the callbacks, the float16
 gradient scaler, and torch's random state twice: once as it was when
 training began (so the train/validation split is drawn again the same) and
-once at the end of the last saved epoch (batch order, views, masks).
+once at the end of the last saved epoch (batch order, views, masks). A
+user's scheduler whose state holds objects that are not data (a rule object
+holding a function, in ``LambdaLR``) is saved without them: the resumed fit
+takes them from the scheduler as built again, and its counts from the file.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def _callback_states(net) -> dict:
     for name, cb in net.callbacks_:
         state = {}
         if isinstance(cb, LRScheduler) and getattr(cb, "lr_scheduler_", None):
-            state["lr_scheduler"] = cb.lr_scheduler_.state_dict()
+            state["lr_scheduler"] = _plain_items(cb.lr_scheduler_.state_dict())
             state["batch_idx_"] = cb.batch_idx_
         if isinstance(cb, EarlyStopping):
             for attr in ("misses_", "dynamic_threshold_", "best_epoch_"):
@@ -71,6 +74,25 @@ def _callback_states(net) -> dict:
     return states
 
 
+def _plain_items(state: dict) -> dict:
+    """The entries of a scheduler's state that are plain data.
+
+    A user's scheduler may hold objects that are not (``LambdaLR``'s
+    ``lr_lambdas`` of a rule object holding a function): those entries are
+    left out, and a resumed fit takes them from the scheduler as it is built
+    again, with its counts (``last_epoch``, the last rates) from the
+    checkpoint.
+    """
+    kept = {}
+    for key, value in state.items():
+        try:
+            to_plain(value, "scheduler state")
+        except TypeError:
+            continue
+        kept[key] = value
+    return kept
+
+
 def _restore_callback_states(net, states: dict) -> None:
     callbacks = dict(net.callbacks_)
     for name, state in states.items():
@@ -80,7 +102,10 @@ def _restore_callback_states(net, states: dict) -> None:
         state = from_plain(state)
         scheduler = state.pop("lr_scheduler", None)
         if scheduler is not None and getattr(cb, "lr_scheduler_", None):
-            cb.lr_scheduler_.load_state_dict(scheduler)
+            # entries the checkpoint left out: the scheduler's own, as built
+            cb.lr_scheduler_.load_state_dict(
+                {**cb.lr_scheduler_.state_dict(), **scheduler}
+            )
         for attr, value in state.items():
             setattr(cb, attr, value)
 

@@ -833,3 +833,145 @@ def test_a_small_dataset_counts_by_every_sample():
     assert _data_fingerprint(TensorDataset(X)) != _data_fingerprint(
         TensorDataset(other)
     )
+
+
+def test_checkpoint_resume_keeps_the_scores_and_callbacks_bookkeeping(data, tmp_path):
+    """A resumed fit ends with the best scores, "best" flags, early-stopping and
+    learning-rate schedule counters of an uninterrupted fit."""
+    # At this learning rate the validation loss is lowest at epoch 2 of 4:
+    # what epochs 3 and 4 compare against is all in the checkpoint.
+    settings = dict(lr=0.3, lr_schedule="cosine")
+    reference = _fit(_ae_early(**settings), data)
+    assert reference.net_.history[:, "valid_loss_best"] == [True, True, False, False]
+    with pytest.raises(Killed):
+        _fit(
+            _ae_early(
+                **settings,
+                checkpoint_dir=tmp_path,
+                callbacks=[KillAfterEpoch(KILL_AFTER)],
+            ),
+            data,
+        )
+    resumed = _fit(_ae_early(**settings, checkpoint_dir=tmp_path), data)
+
+    def bookkeeping(est):
+        attrs = ("best_score_", "best_epoch_", "misses_", "batch_idx_")
+        return {
+            (name, attr): getattr(cb, attr)
+            for name, cb in est.net_.callbacks_
+            for attr in attrs
+            if hasattr(cb, attr)
+        }
+
+    expected = bookkeeping(reference)
+    assert expected[("early_stopping", "best_epoch_")] == 2
+    assert expected[("lr_schedule", "batch_idx_")] == 16  # 4 epochs of 4 batches
+    assert bookkeeping(resumed) == expected
+    for key in ("train_loss_best", "valid_loss_best"):
+        assert resumed.net_.history[:, key] == reference.net_.history[:, key]
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    ["no start_epoch", "no data_digest", "no data_shape"],
+)
+def test_checkpoint_written_before_newer_fields_still_resumes(legacy, data, tmp_path):
+    """A checkpoint of an earlier version, without the fields added since, resumes."""
+    reference = _fit(_ae(), data)
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]), data)
+    path = tmp_path / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    if legacy == "no start_epoch":  # every run then began at epoch 0
+        del checkpoint["start_epoch"]
+    elif legacy == "no data_digest":  # the data then checked by shape only
+        del checkpoint["fingerprint"]["data_digest"]
+    else:  # a Dataset's shape was not recorded
+        checkpoint["fingerprint"]["data_shape"] = []
+    del checkpoint["checksum"]
+    _atomic_save(checkpoint, path)  # as it was written, with its checksum
+    ran = []
+    resumed = _fit(_ae(checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]), data)
+    assert ran == [3, 4]
+    _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_resume_with_random_state_none_holds_out_the_same_samples(
+    data, tmp_path
+):
+    """Unseeded, a resumed fit validates on the samples the killed fit held out."""
+
+    def ae(folder, **kw):
+        return _ae_early(random_state=None, checkpoint_dir=tmp_path / folder, **kw)
+
+    def seed(value):  # random_state=None draws from numpy's and torch's
+        np.random.seed(value)  # noqa: NPY002
+        torch.manual_seed(value)
+
+    seed(123)
+    reference = _fit(ae("whole"), data)
+    seed(123)
+    with pytest.raises(Killed):
+        _fit(ae("killed", callbacks=[KillAfterEpoch(KILL_AFTER)]), data)
+    seed(456)  # the new process's generators are anywhere
+    resumed = _fit(ae("killed"), data)
+    history = resumed.net_.history
+    assert history[:, "valid_loss"] == reference.net_.history[:, "valid_loss"]
+    _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_of_a_warm_start_from_another_optimizer_state_is_refused(
+    data, tmp_path
+):
+    """Two fitted models of equal weights but other optimizer states (Adam's
+    moments) are two models: one's warm start does not resume the other's."""
+    X = data[0]
+    # lr=0 leaves the weights as initialised; the optimizer state still moves.
+    one = _ae(max_epochs=1, lr=0.0, warm_start=True, batch_size=32).fit(X)
+    two = _ae(max_epochs=1, lr=0.0, warm_start=True, batch_size=16).fit(X)
+    _assert_same_weights(one, two)
+    more = dict(lr=0.01, batch_size=32, checkpoint_dir=tmp_path)
+    with pytest.raises(Killed):
+        one.set_params(**more, callbacks=[KillAfterEpoch(2)]).fit(X)
+    with pytest.raises(ValueError, match="warm start of another fitted model"):
+        two.set_params(**more).fit(X)
+
+
+class _HalvingRule:
+    """A learning-rate rule object that holds a function: not plain data."""
+
+    def __init__(self) -> None:
+        self.rule = lambda epoch: 0.5**epoch
+
+    def __call__(self, epoch: int) -> float:
+        return self.rule(epoch)
+
+
+def test_a_users_scheduler_whose_state_is_not_data_does_not_stop_the_checkpoint(
+    data, tmp_path
+):
+    """A user's scheduler whose state is not all data (a rule object holding a
+    function) neither fails the fit nor changes it; a killed fit resumes on
+    its schedule, to the same weights."""
+    from skorch.callbacks import LRScheduler
+
+    def ae(**kw):
+        sched = LRScheduler(torch.optim.lr_scheduler.LambdaLR, lr_lambda=_HalvingRule())
+        callbacks = [("sched", sched), *kw.pop("callbacks", [])]
+        return _ae(lr_schedule=None, lr=0.05, callbacks=callbacks, **kw)
+
+    reference = _fit(ae(), data)
+    kept = _fit(ae(checkpoint_dir=tmp_path / "whole"), data)
+    _assert_same_weights(kept, reference)
+    assert torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)[
+        "finished"
+    ]
+    with pytest.raises(Killed):
+        _fit(ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(KILL_AFTER)]), data)
+    ran = []
+    resumed = _fit(ae(checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]), data)
+    assert ran == [3, 4]
+    assert resumed.loss_curve_ == reference.loss_curve_
+    _assert_same_weights(resumed, reference)
+    rates = [g["lr"] for g in resumed.net_.optimizer_.param_groups]
+    assert rates == [g["lr"] for g in reference.net_.optimizer_.param_groups]

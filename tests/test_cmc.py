@@ -557,3 +557,28 @@ def test_cmc_list_mixing_views_and_a_1d_array_is_refused_by_name():
     X = _table(d=6)
     with pytest.raises(ValueError, match=r"\(X\[1\]\).*\(n_samples, 1\) array"):
         _cmc(**_MLP).fit([X[:, :3], X[:, 3]])
+
+
+def test_cmc_hidden_dim_is_the_hidden_width_of_every_views_head():
+    """hidden_dim sets the hidden layer of each view's projection head."""
+    est = _cmc(views=_THIRDS, hidden_dim=5, projection_dim=6, **_MLP).fit(_table())
+    for head in est.net_.module_.projectors:
+        linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linears] == [(4, 5), (5, 6)]
+
+
+def test_cmc_an_encoder_that_cannot_read_a_view_is_named_by_its_view():
+    """An encoder that cannot be built for one view's shape names that view."""
+    X = np.random.default_rng(0).normal(size=(16, 12)).astype(np.float32)
+    views = [list(range(8)), list(range(8, 12))]
+    with pytest.raises(ValueError, match=r"^The encoder of view 1 \(shape \(4,\)\): "):
+        _cmc(
+            views=views, view_shapes=[(1, 8), (4,)], encoder="resnet", max_epochs=1
+        ).fit(X)
+
+
+def test_an_augmentation_class_is_named_augmentation_not_views():
+    """A views class passed as augmentation is a TypeError naming augmentation=."""
+    X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"^augmentation=ImageViews is a class"):
+        _cmc(encoder="mlp", encoder_kwargs=None, augmentation=ImageViews).fit(X)

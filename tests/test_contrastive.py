@@ -727,7 +727,13 @@ def test_early_stopping_that_leaves_one_training_sample_is_refused():
 
 @pytest.mark.parametrize(
     "cls",
-    [SimCLRTransformer, MoCoTransformer, DINOTransformer],
+    [
+        SimCLRTransformer,
+        MoCoTransformer,
+        DINOTransformer,
+        BarlowTwinsTransformer,
+        VICRegTransformer,
+    ],
     ids=lambda c: c.__name__,
 )
 def test_early_stopping_leaves_a_validation_batch_the_loss_can_score(cls, small_digits):
@@ -926,3 +932,95 @@ def test_n_components_none_gives_the_width_of_the_encoder():
     width = est.net_.module_.backbone.out_features
     assert est.n_components is None
     assert est.n_components_ == est.transform(X).shape[1] == width
+
+
+class _RecordTarget(Callback):
+    """Copy the weights of the module's ``name`` network before training."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def on_train_begin(self, net, **kwargs):
+        network = getattr(net.module_, self.name)
+        self.start = [p.detach().clone() for p in network.parameters()]
+
+
+@pytest.mark.parametrize(
+    "cls, target, params",
+    [
+        (BYOLTransformer, "target_backbone", {}),
+        (DINOTransformer, "teacher_backbone", {"center_momentum": 1.0}),
+    ],
+    ids=["BYOL", "DINO"],
+)
+def test_momentum_1_is_accepted_and_keeps_the_target_as_it_started(cls, target, params):
+    """momentum=1 (and DINO's center_momentum=1), the top of the documented
+    [0, 1], is accepted: the target network never moves."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    record = _RecordTarget(target)
+    est = cls(
+        momentum=1.0, batch_size=16, max_epochs=1, callbacks=[record],
+        **SMALL_HEADS.get(cls, {}), **params, **TINY,
+    ).fit(X)  # fmt: skip
+    after = list(getattr(est.net_.module_, target).parameters())
+    for start, now in zip(record.start, after, strict=True):
+        torch.testing.assert_close(now, start, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "weight", ["invariance_weight", "variance_weight", "covariance_weight"]
+)
+def test_vicreg_trains_on_any_one_term_alone(weight):
+    """Any one of VICReg's three terms alone (the other two at 0) is a loss to train."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    weights = ("invariance_weight", "variance_weight", "covariance_weight")
+    others = {w: 0.0 for w in weights if w != weight}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        vicreg = VICRegTransformer(**others, batch_size=16, max_epochs=1, **TINY).fit(X)
+    criterion = vicreg.net_.module_.criterion
+    default = 1.0 if weight == "covariance_weight" else 25.0
+    assert getattr(criterion, weight) == default
+    assert all(getattr(criterion, w) == 0.0 for w in others)
+    assert np.isfinite(vicreg.loss_curve_).all()
+
+
+@pytest.mark.parametrize(
+    "cls, param, value, attribute",
+    [
+        (BarlowTwinsTransformer, "lambd", 0.0, "criterion.lambd"),
+        (BYOLTransformer, "momentum", 0.0, "momentum"),
+        (DINOTransformer, "warmup_teacher_temp_epochs", 0, "warmup_teacher_temp_steps"),
+    ],
+    ids=["BarlowTwins-lambd", "BYOL-momentum", "DINO-warmup_teacher_temp_epochs"],
+)
+def test_the_lower_end_of_a_documented_range_is_accepted(cls, param, value, attribute):
+    """lambd=0 (agreement only), momentum=0 (a target copied every step) and no
+    teacher warm-up are inside their documented ranges and reach the objective."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        est = cls(**{param: value}, batch_size=16, max_epochs=1, **TINY).fit(X)
+    found = est.net_.module_
+    for name in attribute.split("."):
+        found = getattr(found, name)
+    assert found == value
+
+
+def test_a_momentum_outside_0_1_is_refused_before_training():
+    """BYOL's momentum outside [0, 1] is refused by the estimator's parameter
+    check, naming the parameter and its range, before any epoch runs."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    ran = []
+
+    class Count(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            ran.append(len(net.history))
+
+    for bad in (-0.1, 1.5):
+        est = BYOLTransformer(momentum=bad, max_epochs=1, callbacks=[Count()], **TINY)
+        with pytest.raises(
+            ValueError, match=r"'momentum' parameter of BYOLTransformer .*range"
+        ):
+            est.fit(X)
+    assert ran == []

@@ -1928,3 +1928,61 @@ def test_predict_next_lists_five_tokens_by_default(strings):
     """Without top_k, predict_next lists the five likeliest next tokens."""
     gpt = make("GPTTransformer").fit(strings[:16])
     assert [len(c) for c in gpt.predict_next(["ACD", ""])] == [5, 5]
+
+
+def _tokenizer_with_special_tokens(tokenizers):
+    """A ready tokenizer of "a" and "b"; its template adds "<cls>" and "<sep>"."""
+    vocab = {"[UNK]": 0, "<cls>": 1, "<sep>": 2, "a": 3, "b": 4}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    tok.add_special_tokens(["<cls>", "<sep>"])
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<cls> $A <sep>", special_tokens=[("<cls>", 1), ("<sep>", 2)]
+    )
+    return tok
+
+
+def test_a_ready_tokenizers_template_adds_no_token_to_the_ids():
+    """encode gives the text's tokens, not those a ready tokenizer's template adds."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = _tokenizer_with_special_tokens(tokenizers)
+    assert tok.encode("ab").ids == [1, 3, 4, 2]  # the tokenizer's own call
+    codec = fit_codec(tok, ["ab", "ba"])
+    a, b = codec.vocabulary["a"], codec.vocabulary["b"]
+    assert (a, b) == (3 + N_SPECIAL, 4 + N_SPECIAL)
+    assert codec.encode(["ab", "ba"]) == [[a, b], [b, a]]
+
+
+def test_a_ready_tokenizers_own_special_tokens_written_in_the_text_are_decoded():
+    """A ready tokenizer's own special token, written in the text, decodes back."""
+    tokenizers = pytest.importorskip("tokenizers")
+    codec = fit_codec(_tokenizer_with_special_tokens(tokenizers), ["ab", "ba"])
+    (ids,) = codec.encode(["a<sep>b"])
+    assert ids == [codec.vocabulary[t] for t in ("a", "<sep>", "b")]
+    assert codec.decode(ids) == "a <sep> b"  # WordLevel joins its tokens by spaces
+
+
+def test_integer_sequences_that_are_all_empty_have_nothing_to_learn():
+    """Token-id sequences that are all empty are refused: they hold no id to learn."""
+    empty = [np.array([], dtype=np.int64)] * 3
+    with pytest.raises(ValueError, match="Every sequence of X is empty"):
+        fit_codec("char", empty)
+    assert fit_codec("char", [*empty, np.array([0])]).vocab_size == N_SPECIAL + 1
+
+
+def test_a_token_pattern_that_finds_no_word_is_named_in_fit_codec():
+    """A word vocabulary whose token_pattern matches nothing names the pattern."""
+    with pytest.raises(ValueError, match=r"token_pattern='\\\\d\+' finds no word in X"):
+        fit_codec("word", ["no digits here", "none"], token_pattern=r"\d+")
+
+
+@pytest.mark.parametrize("tokenizer", ["bpe", "wordpiece"])
+def test_a_subword_vocabulary_holds_1000_tokens_unless_vocab_size_says(tokenizer):
+    """vocab_size=None learns 1000 subwords (special tokens apart), as documented."""
+    pytest.importorskip("tokenizers")
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    words = ["".join(rng.choice(letters, rng.integers(2, 9))) for _ in range(4000)]
+    texts = [" ".join(words[i : i + 20]) for i in range(0, 4000, 20)]
+    assert fit_codec(tokenizer, texts).vocab_size == 1000 + N_SPECIAL
+    assert fit_codec(tokenizer, texts, vocab_size=400).vocab_size == 400 + N_SPECIAL
