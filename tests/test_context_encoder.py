@@ -209,6 +209,8 @@ def test_context_encoder_on_a_table(small_digits):
         ({"mask": "middle"}, "'mask' parameter"),
         ({"block_size": 8}, "block_size=8 is not smaller"),
         ({"mask": "center", "mask_ratio": 0.99}, "mask_ratio=0.99 makes the central"),
+        ({"block_size": 0}, "'block_size' parameter"),
+        ({"context_weight": -0.1}, "'context_weight' parameter"),
     ],
 )
 def test_context_encoder_bad_parameters_raise_naming_them(small_digits, params, match):
@@ -328,3 +330,131 @@ def test_a_centre_block_may_span_one_whole_side():
     from sk_replearn.objectives.context import center_extent
 
     assert center_extent((2, 100), 0.6) == (2, 77)
+
+
+def test_context_encoder_reconstruct_returns_the_fill_by_default(small_digits):
+    """Without return_mask, reconstruct returns the filled samples alone."""
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(**{**IMAGE, "max_epochs": 1}).fit(X[:64])
+    filled, mask = ce.reconstruct(X[:5], return_mask=True)
+    np.testing.assert_array_equal(ce.reconstruct(X[:5]), filled)
+    assert not np.array_equal(filled, mask)
+
+
+def test_context_encoder_refuses_samples_of_more_than_three_axes():
+    """Samples of (d,), (C, L) or (C, H, W) only; the error names input_shape."""
+    X = np.random.default_rng(0).normal(size=(20, 1, 2, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"got input_shape=\(1, 2, 4, 4\)"):
+        ContextEncoderTransformer(4, max_epochs=1).fit(X)
+
+
+def test_context_encoder_trains_with_its_block_size_and_context_weight(small_digits):
+    """block_size and context_weight reach the objective the fit trains."""
+    X, _ = small_digits
+    params = {**IMAGE, "mask": "blocks", "max_epochs": 1}
+    plain = ContextEncoderTransformer(**params).fit(X[:64])
+    sized = ContextEncoderTransformer(**params, block_size=3).fit(X[:64])
+    assert (plain.block_size_, sized.block_size_) == (2, 3)
+    weighted = ContextEncoderTransformer(**params, context_weight=0.5).fit(X[:64])
+    assert weighted.loss_curve_[0] > plain.loss_curve_[0]  # the context is added
+
+
+def test_context_encoder_builds_the_decoder_asked_for(small_digits):
+    """decoder="mlp" replaces the image's transposed convolutions by an MLP."""
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(**{**IMAGE, "max_epochs": 1}, decoder="mlp")
+    kinds = {type(m) for m in ce.fit(X[:64]).net_.module_.decoder.modules()}
+    assert torch.nn.Linear in kinds and torch.nn.ConvTranspose2d not in kinds
+
+
+def test_context_encoder_on_a_table_resolves_block_size_to_one(small_digits):
+    """A table has no blocks: block_size_ is 1, whatever block_size says."""
+    X, _ = small_digits
+    ce = ContextEncoderTransformer(4, mask="blocks", max_epochs=1, random_state=0)
+    assert ce.fit(X[:64]).block_size_ == 1
+    assert resolve_block_size(5, (64,)) == 1
+
+
+def test_centre_mask_on_images_one_row_high_says_to_pass_signals():
+    """With mask="center" too, a side of 1 is told to be a signal (C, L)."""
+    from sk_replearn.objectives.context import center_extent
+
+    X = np.random.default_rng(0).normal(size=(40, 3, 1, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"side of 1.*signals are \(C, L\)"):
+        ContextEncoderTransformer(mask="center", max_epochs=1).fit(X)
+    assert center_extent((1, 8), 0.25) == (1, 4)  # the block itself exists
+
+
+@pytest.mark.parametrize("kind", ["center", "blocks", "regions"])
+def test_masks_hide_at_least_one_value_at_a_tiny_ratio(kind):
+    """However small mask_ratio, every sample hides one value or more."""
+    g = torch.Generator().manual_seed(0)
+    mask = context_mask(5, (1, 8, 8), kind, 1e-3, block_size=2, generator=g)
+    assert (mask.flatten(1).sum(1) >= 1).all()
+    table = context_mask(5, (10,), kind, 1e-3, generator=g)
+    assert table.sum(1).tolist() == [1.0] * 5
+
+
+def test_masks_keep_one_value_visible_at_a_ratio_near_one():
+    """Random regions, and every kind on a table, hide all but one value."""
+    g = torch.Generator().manual_seed(0)
+    for kind in ("center", "blocks", "regions"):
+        table = context_mask(5, (10,), kind, 0.999, generator=g)
+        assert table.sum(1).tolist() == [9.0] * 5
+    mask = context_mask(5, (1, 8, 8), "regions", 0.999, generator=g)
+    assert mask.flatten(1).sum(1).tolist() == [63.0] * 5
+
+
+def test_one_random_block_is_a_square_of_side_block_size():
+    """At a small ratio, each sample hides one block_size x block_size square."""
+    g = torch.Generator().manual_seed(0)
+    mask = context_mask(20, (1, 8, 8), "blocks", 0.05, block_size=3, generator=g)
+    for m in mask[:, 0]:
+        hidden = m.nonzero()
+        lo, hi = hidden.min(0).values, hidden.max(0).values
+        assert (hi - lo + 1).tolist() == [3, 3] and m.sum().item() == 9
+
+
+def test_context_mask_refuses_an_unknown_kind():
+    """context_mask names the kinds it knows."""
+    with pytest.raises(ValueError, match=r"mask='middle' is not one of"):
+        context_mask(2, (1, 8, 8), "middle")
+
+
+def test_context_encoder_draws_masks_for_an_empty_batch():
+    """An empty batch gets an empty mask, also under per-sample seeding."""
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    obj = ContextEncoderObjective((1, 8, 8), n_components=4, mask="regions")
+    mask = obj.draw_mask(torch.empty(0, 1, 8, 8), KeyedNoise(0))
+    assert mask.shape == (0, 1, 8, 8)
+
+
+def test_context_encoder_loss_with_nothing_hidden_is_the_weighted_context():
+    """A mask hiding nothing scores the visible values alone, finitely."""
+    obj = ContextEncoderObjective((1, 4, 4), n_components=2, context_weight=0.5)
+    x = torch.randn(2, 1, 4, 4)
+    loss = obj.forward_loss(x, torch.zeros_like(x), torch.zeros(2, 1, 4, 4))
+    expected = 0.5 * obj.normalize(x).pow(2).mean().item()
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_context_encoder_fill_returns_no_graph():
+    """fill is inference: its tensors carry no autograd graph."""
+    obj = ContextEncoderObjective((1, 8, 8), n_components=4, mask="center")
+    filled, mask = obj.fill(torch.randn(2, 1, 8, 8))
+    assert not filled.requires_grad and not mask.requires_grad
+
+
+def test_context_mask_center_ignores_block_size_as_the_estimator_does():
+    """A block_size no sample could hold is not checked by the central mask."""
+    g = torch.Generator().manual_seed(0)
+    mask = context_mask(3, (1, 8, 8), "center", 0.25, block_size=8, generator=g)
+    expected = torch.zeros(3, 1, 8, 8)
+    expected[:, :, 2:6, 2:6] = 1.0  # the central 4 x 4 block
+    assert torch.equal(mask, expected)
+    X = np.random.default_rng(0).normal(size=(40, 1, 8, 8)).astype(np.float32)
+    est = ContextEncoderTransformer(mask="center", block_size=8, max_epochs=1)
+    assert est.fit(X).block_size_ == 2  # "auto"'s value, as documented
+    with pytest.raises(ValueError, match="block_size=8 is not smaller"):
+        context_mask(3, (1, 8, 8), "blocks", 0.25, block_size=8, generator=g)

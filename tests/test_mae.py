@@ -220,6 +220,9 @@ def test_mae_reconstruct_shapes_and_mask_fraction(small_digits, nd):
         ({"pooling_regions": 17}, "pooling_regions=17 is more than the 16 tokens"),
         ({"pooling_regions": 2, "pooling": "cls"}, "pooling='cls' does not read"),
         ({"pooling_regions": 2, "n_components": 3}, "n_components=3 code does not"),
+        ({"decoder_depth": 0}, "'decoder_depth' parameter"),
+        ({"num_heads": 0}, "'num_heads' parameter"),
+        ({"mlp_ratio": 0.0}, "'mlp_ratio' parameter"),
     ],
 )
 def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
@@ -743,3 +746,111 @@ def test_mae_num_heads_shapes_the_encoder(small_digits):
     one = MAETransformer(**{**params, "num_heads": 1}).fit(X).transform(X)
     two = MAETransformer(**{**params, "num_heads": 2}).fit(X).transform(X)
     assert not np.allclose(one, two)
+
+
+def test_token_shape_refuses_samples_of_more_than_three_axes():
+    """Samples are (d,), (C, L) or (C, H, W); a fourth axis is refused by name."""
+    from sk_replearn.objectives.masked import token_shape
+
+    assert token_shape((64,)) == (1, 64) and token_shape((2, 40)) == (2, 40)
+    with pytest.raises(ValueError, match=r"input_shape=\(1, 2, 4, 8\) must be \(d,\)"):
+        token_shape((1, 2, 4, 8))
+
+
+def test_keyed_masks_show_and_hide_every_token_across_samples():
+    """Masks drawn from each sample's values treat every position alike."""
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    torch.manual_seed(0)
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    x = torch.randn(40, 1, 8, 8)
+    _, mask, _ = obj.forward_encoder(x, 0.75, KeyedNoise(0))
+    assert mask.sum(1).tolist() == [12.0] * 40
+    # each of the 16 tokens is hidden in some samples and visible in others
+    assert (mask.amax(0) == 1).all() and (mask.amin(0) == 0).all()
+
+
+@pytest.mark.parametrize("mask_ratio", [0.5, 0.875])
+def test_mae_training_pass_hides_the_objectives_mask_ratio(mask_ratio):
+    """The training pass hides mask_ratio of the tokens; the encoder sees the rest."""
+    torch.manual_seed(0)
+    obj = MAEObjective(
+        (1, 8, 8), patch_size=2, mask_ratio=mask_ratio, depth=1, decoder_depth=1
+    )
+    seen = []
+    hook = obj.encoder.blocks[0].register_forward_pre_hook(
+        lambda block, args: seen.append(args[0].shape[1])
+    )
+    try:
+        pred, mask = obj(torch.randn(3, 1, 8, 8))
+    finally:
+        hook.remove()
+    hidden = round(16 * mask_ratio)
+    assert mask.sum(1).tolist() == [hidden] * 3
+    assert seen == [1 + 16 - hidden]  # the class token and the visible tokens
+    assert pred.shape == (3, 16, 4)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"pooling": "blocks", "n_components": 3}, "pooling='blocks'"),
+        ({"pooling_regions": 2, "n_components": 3}, "pooling_regions=2"),
+    ],
+)
+def test_mae_objective_refuses_poolings_its_code_does_not_see(params, match):
+    """The n_components code is per token: block and region poolings are refused."""
+    with pytest.raises(ValueError, match=match):
+        MAEObjective((1, 8, 8), depth=1, decoder_depth=1, **params)
+
+
+def test_mae_decoder_positions_follow_the_grid_of_a_non_square_image():
+    """Token ``row * grid_w + col``: the sin-cos of its row, then of its column."""
+    from sk_replearn.nn.patches import sincos_pos_embed_1d
+
+    obj = MAEObjective(
+        (1, 8, 4), patch_size=2, depth=1, decoder_depth=1, decoder_embed_dim=16
+    )
+    rows, cols = sincos_pos_embed_1d(8, 4), sincos_pos_embed_1d(8, 2)  # grid 4 x 2
+    expected = torch.stack([torch.cat([rows[t // 2], cols[t % 2]]) for t in range(8)])
+    torch.testing.assert_close(obj.decoder_pos_embed[0], expected)
+
+
+def test_mae_decoder_has_its_own_depth_and_mlp_width():
+    """decoder_depth blocks, each with decoder_embed_dim * mlp_ratio hidden units."""
+    obj = MAEObjective(
+        (1, 8, 8), depth=1, decoder_depth=3, decoder_embed_dim=16, mlp_ratio=2.0
+    )
+    assert len(obj.encoder.blocks) == 1 and len(obj.decoder_blocks) == 3
+    assert [b.linear1.out_features for b in obj.decoder_blocks] == [32] * 3
+
+
+def test_mae_objective_reconstruct_returns_no_graph():
+    """reconstruct is inference: its tensors carry no autograd graph."""
+    torch.manual_seed(0)
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    outputs = obj.reconstruct(torch.randn(2, 1, 8, 8), 0.5)
+    assert [t.requires_grad for t in outputs] == [False] * 3
+    outputs[0].numpy()  # usable as is
+
+
+def test_mae_score_is_the_squared_error_over_hidden_values_by_hand(small_digits):
+    """-mean of (X - prediction)^2 over the hidden values, mask_ratio_ of them."""
+    from sk_replearn.methods.masked import _SCORE_SEED
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    X, _ = small_digits
+    mae = MAETransformer(**{**IMAGE, "max_epochs": 1, "mask_ratio": 0.5}).fit(X[:64])
+    module = mae.net_.module_.eval()
+    xb = torch.as_tensor(X[:20]).reshape(-1, 1, 8, 8)
+    prediction, _, mask = module.reconstruct(xb, 0.5, KeyedNoise(_SCORE_SEED))
+    assert mask.sum().item() == 20 * 32  # half the values of every sample
+    expected = (((prediction - xb) ** 2) * mask).sum() / mask.sum()
+    assert mae.score(X[:20]) == pytest.approx(-expected.item(), rel=1e-5)
+
+
+def test_mae_objective_of_one_token_names_the_patch_size():
+    """One token leaves nothing to hide: the objective says so when built."""
+    with pytest.raises(ValueError, match=r"at least 2 tokens.*patch_size=8"):
+        MAEObjective((1, 8, 8), patch_size=8)
+    assert MAEObjective((1, 8, 8), patch_size=4).num_patches == 4

@@ -229,7 +229,7 @@ def context_mask(
         hidden, and one stays visible except under overlapping blocks at a
         ratio close to 1.
     block_size : int or "auto", default="auto"
-        See :func:`resolve_block_size`.
+        See :func:`resolve_block_size`; ignored by ``"center"``.
     generator : torch.Generator, optional
         Source of the randomness (its device draws it); torch's global
         generator by default.
@@ -267,7 +267,8 @@ def context_mask(
         hidden = _top_k_mask(rand(n, shape[0]), _hidden_count(shape[0], mask_ratio))
         return hidden.to(device) if device is not None else hidden
     spatial = shape[1:]
-    block = resolve_block_size(block_size, shape)
+    # "center" draws no blocks: its block_size is ignored, never checked
+    block = resolve_block_size("auto" if mask == "center" else block_size, shape)
     if mask == "center":
         sides = center_extent(spatial, mask_ratio)
         starts = torch.tensor([[(s - c) // 2 for s, c in zip(spatial, sides)]])
@@ -307,7 +308,7 @@ class ContextEncoderObjective(AutoencoderObjective):
     mask_ratio : float, default=0.25
         Fraction of each sample hidden in training.
     block_size : int or "auto", default="auto"
-        See :func:`resolve_block_size`.
+        See :func:`resolve_block_size`; ignored by ``"center"``.
     context_weight : float, default=0.0
         Weight of the squared error on the visible values, relative to the
         hidden ones' (0 scores the hidden region alone).

@@ -302,6 +302,12 @@ class MAEObjective(Objective):
             pooling=pooling,
             regions=pooling_regions,
         )
+        if self.encoder.num_patches < 2:
+            raise ValueError(
+                f"MAEObjective needs at least 2 tokens to hide some and see "
+                f"others; samples of shape {self.input_shape} with "
+                f"patch_size={self.patch_size} give 1: use a smaller patch_size."
+            )
         n_values = self.patch_size ** len(self.encoder.grid_size) * self.token_shape[0]
         # A per-token linear code between encoder and decoder; the decoder
         # reads it, so the representation (its pooled value) is trained.
