@@ -623,19 +623,6 @@ def test_a_dataset_is_refused_past_float32_by_each_samples_squares():
         )
 
 
-def test_float32_precision_warns_of_a_step_of_an_eighth_of_the_spread():
-    # float32's step at 1e9 is 64: an eighth of a spread of 512 is blurred
-    # (warned of), a thirty-second of 2048 is not.
-    from sk_replearn.data import check_float32_precision
-
-    noise = np.random.default_rng(0).standard_normal((1000, 1))
-    with pytest.warns(UserWarning, match="feature 0"):
-        check_float32_precision(1e9 + 512 * noise, "Est")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_float32_precision(1e9 + 2048 * noise, "Est")
-
-
 def test_generators_kept_puts_back_pythons_numpys_and_torchs():
     # A user's Dataset may draw from any of the three: numpy's legacy global
     # generator included.
