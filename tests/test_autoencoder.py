@@ -903,3 +903,15 @@ def test_input_scale_of_samples_wider_than_a_block():
     ref = x.astype(np.float64)
     np.testing.assert_allclose(float(obj.input_shift), ref.mean(), rtol=1e-6)
     np.testing.assert_allclose(float(obj.input_scale), ref.std(ddof=1), rtol=1e-6)
+
+
+def test_a_warm_start_refuses_columns_of_other_names():
+    """A warm start reads X as the fitted model did: renamed columns are refused."""
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    ae = AutoencoderTransformer(
+        2, max_epochs=1, batch_size=10, warm_start=True, random_state=0, device="cpu"
+    ).fit(pd.DataFrame(X, columns=list("abcdef")))
+    with pytest.raises(ValueError, match="feature names should match"):
+        ae.fit(pd.DataFrame(X, columns=list("uvwxyz")))
+    assert list(ae.feature_names_in_) == list("abcdef") and ae.n_epochs_ == 1

@@ -147,6 +147,7 @@ def test_base_tabular_input_shape_defaults_to_n_features():
     "input_shape, match",
     [
         ((1, 8, 9), "holds 72 values per sample but X has 64 features"),
+        ((1, 7, 9), "holds 63 values per sample but X has 64 features"),
         ((0, 64), "non-empty tuple of positive ints"),
         (("a", 2), "tuple of positive ints"),
         ((1.5, 2), "tuple of positive ints"),
@@ -421,3 +422,12 @@ def test_flatten_samples_reads_lists_of_integers_as_float64():
     samples, shape = flatten_samples([[[1, 2]], [[3, 4]]])
     assert samples.dtype == np.float64 and shape == (1, 2)
     np.testing.assert_array_equal(samples, [[1, 2], [3, 4]])
+
+
+@pytest.mark.skipif(
+    torch.backends.mps.is_available(), reason="needs a machine without Apple MPS"
+)
+def test_resolve_device_missing_mps_is_a_clear_error():
+    """device='mps' on a machine without Apple MPS is refused by name."""
+    with pytest.raises(ValueError, match="device='mps' asks for Apple MPS"):
+        resolve_device("mps")

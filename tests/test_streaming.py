@@ -901,3 +901,16 @@ def test_an_infinite_value_in_a_float64_dataset_is_named_without_numpys_warning(
         with pytest.raises(ValueError, match="NaN or infinite"):
             AutoencoderTransformer(n_components=2, max_epochs=1).fit(data)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_pca_of_an_integer_memmap_equals_pca_of_the_same_values_in_memory(tmp_path):
+    """PCA fitted and applied on an integer memmap equals PCA of the same array."""
+    values = np.random.default_rng(0).integers(0, 10, size=(40, 5)).astype(np.int16)
+    mapped = np.memmap(tmp_path / "x.dat", dtype=np.int16, mode="w+", shape=(40, 5))
+    mapped[:] = values
+    mapped.flush()
+    mapped = np.memmap(tmp_path / "x.dat", dtype=np.int16, mode="r", shape=(40, 5))
+    params = dict(n_components=2, random_state=0)
+    expected = PCATransformer(**params).fit(values).transform(values)
+    got = PCATransformer(**params).fit(mapped).transform(mapped)
+    np.testing.assert_allclose(got, expected, atol=1e-5)

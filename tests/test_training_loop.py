@@ -341,3 +341,11 @@ def test_a_non_finite_loss_names_its_pass_and_reads_every_input_tensor():
         check.on_batch_end(
             net, batch=((small, large * float("inf")), None), training=True, loss=nan
         )
+
+
+def test_a_fit_on_few_samples_without_early_stopping_holds_none_out():
+    """validation_fraction counts only with early stopping: 4 samples train."""
+    ae = AutoencoderTransformer(
+        2, max_epochs=2, batch_size=2, validation_fraction=0.1, device="cpu"
+    ).fit(_table(4))
+    assert ae.n_epochs_ == 2 and "valid_loss" not in ae.history_[-1]
