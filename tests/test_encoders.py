@@ -1304,3 +1304,50 @@ def test_mlp_arguments_of_the_wrong_type_are_named(kwargs, match):
     ae = AutoencoderTransformer(2, encoder="mlp", encoder_kwargs=kwargs, max_epochs=1)
     with pytest.raises(ValueError, match=match):
         ae.fit(np.zeros((8, 8), dtype=np.float32))
+
+
+def test_the_first_block_of_a_token_encoder_holds_its_embeddings_dropout():
+    """Putting the first block's layers in eval mode (what freezing it does)
+    turns off the dropout on the token and position embeddings."""
+    torch.manual_seed(0)
+    body = TokenEncoder(30, 6, embed_dim=8, depth=1, num_heads=2, dropout=0.5)
+    first = encoder_blocks(TransferEncoder(body, None, 8))[0]
+    body.train()
+    for module in first.modules:
+        module.eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        embedded = body.forward_tokens(ids, n_blocks=0)
+        expected = body.token_embed(ids) + body.pos_embed[:, :4]
+    torch.testing.assert_close(embedded, expected)
+
+
+def test_a_single_linear_layer_is_one_block_redrawn_as_nn_linear_draws_it():
+    """PCA's encoder, one Linear layer, is one block holding that layer; it
+    is re-drawn as nn.Linear draws its weights, not from a small normal."""
+    import numpy as np
+
+    from sk_replearn.nn.surgery import linear_encoder
+
+    torch.manual_seed(0)
+    enc = linear_encoder(np.eye(16, 48), np.ones(48))
+    blocks = encoder_blocks(enc)
+    assert len(blocks) == 1 and blocks[0].modules == [enc.body]
+    blocks[0].reset_parameters()
+    weight, bias = enc.body.weight.detach(), enc.body.bias.detach()
+    bound = 1 / 48**0.5  # nn.Linear's for 48 inputs
+    assert float(weight.abs().max()) <= bound
+    assert float(weight.std()) == pytest.approx(bound / 3**0.5, rel=0.1)
+    assert float(bias.abs().max()) <= bound
+    assert float(bias.std()) > 0.5 * bound / 3**0.5
+
+
+def test_trainable_makes_every_floating_and_complex_weight_train_again():
+    """trainable re-enables gradients on real and complex weights alike."""
+    from sk_replearn.nn.surgery import trainable
+
+    module = nn.Module()
+    module.real = nn.Parameter(torch.zeros(3), requires_grad=False)
+    module.phase = nn.Parameter(torch.zeros(3, dtype=torch.cfloat), requires_grad=False)
+    assert trainable(module) is module
+    assert module.real.requires_grad and module.phase.requires_grad

@@ -1501,3 +1501,20 @@ def test_hugging_face_backbone_blocks_are_embeddings_then_layers():
         [plain.embeddings],
         [plain.top],
     ]
+
+
+def test_block_reset_draws_untyped_weights_with_the_spread_of_torchs_layers():
+    """An untyped layer's matrix and kernel are re-drawn uniform within
+    nn.Linear's and nn.Conv2d's bound 1/sqrt(fan_in), with its spread."""
+    from sk_replearn.nn.surgery import Block
+
+    torch.manual_seed(0)
+    layer, conv = nn.Module(), nn.Module()
+    layer.weight = nn.Parameter(torch.full((64, 48), 5.0))  # fan_in 48
+    conv.weight = nn.Parameter(torch.full((32, 3, 4, 4), 5.0))  # fan_in 48
+    Block.of(layer, conv).reset_parameters()
+    bound = 1 / 48**0.5
+    for w in (layer.weight.detach(), conv.weight.detach()):
+        assert float(w.abs().max()) <= bound
+        # uniform on [-bound, bound]: standard deviation bound / sqrt(3)
+        assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.1)

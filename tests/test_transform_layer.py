@@ -379,3 +379,244 @@ def test_export_encoder_of_a_fine_tuner_at_an_inner_block_is_a_trainable_copy():
             p.add_(1.0)
     np.testing.assert_array_equal(clf.transform(TABLE), expected)
     assert [p.requires_grad for p in own] == frozen
+
+
+def test_block_features_of_a_layer_that_returns_no_tensor_names_the_layer():
+    """A block whose last layer returns a tuple (a GRU) is refused with a
+    ValueError naming the layer, for its features and for its width."""
+    from torch import nn
+
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 5, batch_first=True)
+            self.out = nn.Linear(5, 4)
+
+        def forward(self, x):
+            h, _ = self.rnn(x)
+            return self.out(h[:, -1])
+
+    enc = TransferEncoder(Recurrent(), (6, 3), 4).eval()
+    x = torch.randn(2, 6, 3)
+    assert block_features(enc, x, 1).shape == (2, 4)
+    with pytest.raises(ValueError, match="GRU in Recurrent returned no tensor"):
+        block_features(enc, x, 0)
+    with pytest.raises(ValueError, match="GRU in Recurrent returned no tensor"):
+        block_widths(enc)
+
+
+def test_block_features_of_a_module_that_lists_its_blocks_read_each_blocks_end():
+    """For a module that lists its own blocks, a block's features are the
+    output of its last layer (after the activation), not of its first."""
+    from torch import nn
+
+    from sk_replearn.nn.surgery import Block, TransferEncoder
+
+    class Listed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first = nn.Linear(6, 5)
+            self.act = nn.ReLU()
+            self.last = nn.Linear(5, 4)
+
+        def forward(self, x):
+            return self.last(self.act(self.first(x)))
+
+        def transfer_blocks(self):
+            return [Block.of(self.first, self.act), Block.of(self.last)]
+
+    torch.manual_seed(0)
+    body = Listed()
+    enc = TransferEncoder(body, (6,), 4).eval()
+    x = torch.randn(8, 6)
+    assert block_widths(enc) == [5, 4]
+    with torch.no_grad():
+        inner = block_features(enc, x, 0)
+        torch.testing.assert_close(inner, torch.relu(body.first(x)))
+    assert (inner == 0).any()  # the activation ran
+
+
+def test_the_last_block_of_a_convnet_under_a_head_is_the_convnets_own_output():
+    """Under a head, a ConvNet's last block gives the ConvNet's own output
+    (its pooled grid, flattened), read by block_features and kept by
+    cut_encoder, not a plain channel average."""
+    import copy
+
+    from torch import nn
+
+    from sk_replearn.nn import CNNEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    body = CNNEncoder((1, 8, 8), channels=(4, 6))  # pooled to 2 x 2: 24 wide
+    head = nn.Linear(body.out_features, 3)
+    enc = TransferEncoder(body, (1, 8, 8), 3, head=head).eval()
+    x = torch.randn(5, 64)
+    assert block_widths(enc) == [4, 24, 3]
+    with torch.no_grad():
+        expected = body(x.reshape(5, 1, 8, 8))
+        torch.testing.assert_close(block_features(enc, x, 1), expected)
+        cut = cut_encoder(copy.deepcopy(enc), 1).eval()
+        assert cut.out_features == 24
+        torch.testing.assert_close(cut(x), expected)
+
+
+def test_block_features_of_an_mlp_on_images_flatten_each_sample_first():
+    """An MLP on samples of several dimensions (images) reads each sample
+    flattened, at an inner block as in its own forward pass."""
+    from sk_replearn.nn import MLPEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    body = MLPEncoder((1, 4, 4), hidden_sizes=(5, 3))
+    enc = TransferEncoder(body, (1, 4, 4), 3).eval()
+    x = torch.randn(6, 16)
+    assert block_widths(enc) == [5, 3]
+    with torch.no_grad():
+        expected = body.layers[:3](x)  # Linear, LayerNorm, ReLU on 16 pixels
+        torch.testing.assert_close(block_features(enc, x, 0), expected)
+
+
+def test_block_features_and_cut_encoder_refuse_a_block_out_of_range():
+    """A block index below 0 or past the last block raises IndexError, from
+    block_features as from cut_encoder (no negative indexing)."""
+    from sk_replearn.nn import MLPEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    enc = TransferEncoder(MLPEncoder((6,), hidden_sizes=(8, 4)), (6,), 4).eval()
+    x = torch.randn(3, 6)
+    for bad in (-1, 2):
+        with pytest.raises(IndexError, match=rf"block={bad} .* 2 blocks"):
+            block_features(enc, x, bad)
+        with pytest.raises(IndexError, match=rf"block={bad} .* 2 blocks"):
+            cut_encoder(enc, bad)
+    assert len(encoder_blocks(enc)) == 2  # left as it was
+
+
+def test_the_head_below_a_block_of_loose_weights_is_read_but_not_cut():
+    """With weights outside the body and the head (a trainable input layer),
+    the head's block gives head(body(x)); cutting there is refused."""
+    from torch import nn
+
+    from sk_replearn.nn import MLPEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    prep, body, head = nn.Linear(6, 6), MLPEncoder((6,), (8, 4)), nn.Linear(4, 2)
+    enc = TransferEncoder(body, (6,), 2, prep=prep, head=head).eval()
+    blocks = encoder_blocks(enc)
+    assert len(blocks) == 4 and blocks[3].params == list(prep.parameters())
+    assert block_widths(enc) == [8, 4, 2, 2]
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(block_features(enc, x, 2), head(body(prep(x))))
+        torch.testing.assert_close(block_features(enc, x, 1), body(prep(x)))
+    with pytest.raises(ValueError, match="cannot be cut after block 2"):
+        cut_encoder(enc, 2)
+
+
+def test_block_widths_of_a_bottleneck_under_a_head_are_its_blocks_outputs():
+    """Under a head, a Bottleneck's blocks are its ConvNet's (the last one
+    the ConvNet's own output) and its linear layer, as wide as its
+    components; every width is that of block_features' output."""
+    from torch import nn
+
+    from sk_replearn.nn import CNNEncoder
+    from sk_replearn.nn.heads import Bottleneck
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    body = Bottleneck(CNNEncoder((1, 8, 8), channels=(4, 6)), 3)
+    enc = TransferEncoder(body, (1, 8, 8), 2, head=nn.Linear(3, 2)).eval()
+    assert block_widths(enc) == [4, 24, 3, 2]
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block_features(enc, x, 1), body.encoder(x))
+        torch.testing.assert_close(block_features(enc, x, 2), body(x))
+        measured = [block_features(enc, x, k).shape[1] for k in range(4)]
+    assert measured == [4, 24, 3, 2]
+
+
+def test_block_widths_of_a_users_module_leave_its_norm_statistics_untouched():
+    """Measuring the widths of a module with batch norm changes none of its
+    running statistics, whatever mode the module is in."""
+    from torch import nn
+
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
+    enc = TransferEncoder(body, (6,), 4).train()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    assert block_widths(enc) == [8, 8, 4]
+    after = enc.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_layer_encoder_is_the_encoder_read_at_one_block():
+    """LayerEncoder gives block_features of its block, with that block's
+    width as out_features and the encoder's input shape."""
+    from sk_replearn.nn import ResNetEncoder
+    from sk_replearn.nn.layers import LayerEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    enc = TransferEncoder(ResNetEncoder((1, 16), channels=(4, 6)), (1, 16), 6)
+    enc.eval()
+    layer = LayerEncoder(enc, 1).eval()
+    assert (layer.out_features, layer.input_shape, layer.block) == (4, (1, 16), 1)
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        z = layer(x)
+        torch.testing.assert_close(z, block_features(enc, x, 1))
+    assert z.shape == (5, 4)
+
+
+@pytest.mark.parametrize("pooling", ["last", "cls"])
+def test_inner_block_of_a_token_encoder_pools_as_the_encoder_does(pooling):
+    """An inner block of a token transformer is pooled by the encoder's own
+    pooling: the first token, or each sequence's last real token."""
+    from sk_replearn.nn.sequence import TokenEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    torch.manual_seed(0)
+    body = TokenEncoder(30, 6, embed_dim=8, depth=2, num_heads=2, pooling=pooling)
+    enc = TransferEncoder(body, None, 8).eval()
+    ids = torch.tensor([[5, 6, 7, PAD], [8, 9, PAD, PAD]])
+    with torch.no_grad():
+        hidden = body.forward_tokens(ids, n_blocks=1)  # (2, 4, 8)
+        z = block_features(enc, ids, 1)
+    last = [2, 1] if pooling == "last" else [0, 0]
+    torch.testing.assert_close(z, hidden[torch.arange(2), last])
+
+
+def test_a_cut_mlp_describes_the_layers_it_keeps():
+    """An MLP cut after an inner block reports the hidden sizes and width of
+    the layers it kept (what a decoder mirroring it reads)."""
+    from sk_replearn.nn import MLPEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    body = MLPEncoder((6,), hidden_sizes=(8, 5, 3))
+    cut = cut_encoder(TransferEncoder(body, (6,), 3), 1)
+    assert tuple(cut.body.hidden_sizes) == (8, 5)
+    assert cut.body.out_features == cut.out_features == 5
+    assert len(cut.body.layers) == 6  # two of Linear, LayerNorm, ReLU
+
+
+@pytest.mark.parametrize("blocks_per_stage", [1, 2])
+def test_a_cut_convnet_lists_the_stage_widths_it_keeps(blocks_per_stage):
+    """After a cut, ``channels`` ends at the cut's width, as hidden_sizes does."""
+    from sk_replearn.nn import CNNEncoder, ResNetEncoder
+    from sk_replearn.nn.surgery import TransferEncoder
+
+    cnn = TransferEncoder(CNNEncoder((1, 8, 8), channels=(4, 6)), (1, 8, 8), 24)
+    assert cut_encoder(cnn, 0).body.channels == (4,)
+    n_blocks = 1 + 3 * blocks_per_stage  # the stem, then three stages
+    for k in range(n_blocks - 1):
+        resnet = ResNetEncoder((1, 40), blocks_per_stage=blocks_per_stage)
+        cut = cut_encoder(TransferEncoder(resnet, (1, 40), 128), k)
+        stages = 1 + max(k - 1, 0) // blocks_per_stage
+        assert cut.body.channels == (32, 64, 128)[:stages]
+        assert cut.body.channels[-1] == cut.out_features

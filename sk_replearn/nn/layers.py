@@ -268,6 +268,14 @@ def _cut_body(body: nn.Module, k: int, width: int) -> nn.Module:
             body.hidden_sizes = body.hidden_sizes[: k + 1]
         else:  # a ConvNet: its feature map averaged over space, as block_features
             body.features = nn.Sequential(*kept)
+            # the widths of the stages kept (a ResNet's block 0 is its stem,
+            # of the first stage's width, then blocks_per_stage a stage)
+            stages = (
+                k + 1
+                if isinstance(body, CNNEncoder)
+                else 1 + max(k - 1, 0) // body.blocks_per_stage
+            )
+            body.channels = tuple(body.channels[:stages])
             body.pool = type(body.pool)(1)
             body.pool_size = 1
         body.out_features = width
@@ -310,7 +318,10 @@ def cut_encoder(encoder: TransferEncoder, block: int) -> TransferEncoder:
     -------
     TransferEncoder
         ``encoder``, whose ``out_features`` is now
-        ``block_widths(encoder)[block]``.
+        ``block_widths(encoder)[block]``; an MLP's ``hidden_sizes`` and a
+        ConvNet's ``channels`` list the layers or stages kept (a ResNet cut
+        inside a stage keeps that stage's width, and its
+        ``blocks_per_stage`` stays as built).
 
     Raises
     ------
