@@ -70,7 +70,7 @@ def _callback_states(net) -> dict:
             try:
                 states[name] = to_plain(state, f"callback {name!r}")
             except TypeError:
-                continue  # e.g. a user's scheduler holding a lambda
+                continue  # a user's callback whose best_score_ is not data
     return states
 
 
