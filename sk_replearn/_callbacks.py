@@ -280,6 +280,9 @@ class StopOnNonFiniteLoss(Callback):
 
 
 def _too_high_lr(net) -> str:
+    decay = _runaway_decay(net)
+    if decay is not None:
+        return decay
     reduced = getattr(net, "precision", "32") != "32"
     full = " or use precision='32'" if reduced else ""
     return (
@@ -289,6 +292,35 @@ def _too_high_lr(net) -> str:
         "If X holds values of extreme magnitude, rescale it first (e.g. with "
         "StandardScaler); a parameter that scales the data (a view's noise "
         "level, say) must stay in their range too."
+    )
+
+
+def _runaway_decay(net) -> str | None:
+    """The advice when weight decay alone makes the weights grow, else None.
+
+    A decay step multiplies the weights by ``1 - lr * weight_decay`` (AdamW's
+    decoupled decay, and SGD's as part of its gradient), which grows them in
+    magnitude, alternating in sign, once the product is above 2. The weight
+    decay is blamed when it is the larger factor of such a product (at a
+    group's starting rate, which a schedule only lowers); a huge ``lr`` with
+    a usual decay keeps the learning-rate advice.
+    """
+    groups = getattr(getattr(net, "optimizer_", None), "param_groups", None) or []
+    worst = None
+    for group in groups:
+        lr = float(group.get("initial_lr", group.get("lr", 0.0)))
+        decay = float(group.get("weight_decay", 0.0) or 0.0)
+        if lr * decay > 2 and decay > lr and (worst is None or lr * decay > worst[0]):
+            worst = (lr * decay, lr, decay)
+    if worst is None:
+        return None
+    product, lr, weight_decay = worst
+    return (
+        f"The weight decay (weight_decay={weight_decay:g}) is too high for the "
+        f"learning rate (lr={lr:g}): each step multiplies the weights by "
+        f"1 - lr * weight_decay = {1 - product:.3g}, which makes them grow instead "
+        "of shrink. Lower weight_decay so that lr * weight_decay stays well under "
+        "1 (values from 0 to 0.1 are usual)."
     )
 
 

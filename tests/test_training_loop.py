@@ -23,7 +23,7 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from sk_replearn import AutoencoderTransformer, SimCLRTransformer
+from sk_replearn import AutoencoderTransformer, FineTuner, SimCLRTransformer
 from sk_replearn._callbacks import StopOnNonFiniteLoss
 from sk_replearn.data import ArrayDataset
 from sk_replearn.objectives.reconstruction import AutoencoderObjective
@@ -349,3 +349,56 @@ def test_a_fit_on_few_samples_without_early_stopping_holds_none_out():
         2, max_epochs=2, batch_size=2, validation_fraction=0.1, device="cpu"
     ).fit(_table(4))
     assert ae.n_epochs_ == 2 and "valid_loss" not in ae.history_[-1]
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_a_weight_decay_that_grows_the_weights_is_named_as_the_cause(optimizer):
+    """Weights gone non-finite under an absurd weight_decay blame it, not lr."""
+    X = _table(32, 6)
+    ae = AutoencoderTransformer(
+        2,
+        max_epochs=3,
+        batch_size=8,
+        optimizer=optimizer,
+        lr=1e-2,
+        weight_decay=1e30,
+        random_state=0,
+        device="cpu",
+    )
+    with pytest.raises(NonFiniteLossError) as error:
+        ae.fit(X)
+    message = str(error.value)
+    assert "weight_decay=1e+30" in message and "lr=0.01" in message
+    assert "1 - lr * weight_decay = -1e+28" in message
+    assert "learning rate (lr=0.01) is most likely too high" not in message
+
+
+def test_a_huge_lr_with_a_usual_weight_decay_keeps_the_learning_rate_advice():
+    """lr=1e12 with weight_decay=0.05 (their product far above 2) blames lr."""
+    net = _initialized_net()
+    net.optimizer_.param_groups[0].update(lr=1e12, initial_lr=1e12, weight_decay=0.05)
+    nan = torch.tensor(float("nan"))
+    batch = (torch.zeros(2, 4), None)
+    with pytest.raises(NonFiniteLossError, match=r"learning rate \(lr=0.5\)") as e:
+        StopOnNonFiniteLoss().on_batch_end(net, batch=batch, training=True, loss=nan)
+    assert "weight decay" not in str(e.value)
+    net.optimizer_.param_groups[0].update(weight_decay=1e13)
+    with pytest.raises(NonFiniteLossError, match=r"weight_decay=1e\+13\) is too high"):
+        StopOnNonFiniteLoss().on_batch_end(net, batch=batch, training=True, loss=nan)
+
+
+@pytest.mark.parametrize(
+    "estimator, name",
+    [
+        (AutoencoderTransformer(lr=1e39, optimizer="sgd"), "lr"),
+        (AutoencoderTransformer(weight_decay=1e300, optimizer="sgd"), "weight_decay"),
+        (FineTuner(lr=1e300, optimizer="sgd"), "lr"),
+    ],
+)
+def test_a_rate_or_decay_past_float32_is_refused_by_name(estimator, name):
+    """Values SGD cannot convert to the weights' float32 are refused up front."""
+    X, y = _table(8, 3), np.arange(8) % 2
+    with pytest.raises(ValueError, match=rf"'{name}' parameter .* 3\.40*28"):
+        estimator.fit(X, y)
+    limit = float(np.finfo(np.float32).max)
+    estimator.set_params(**{name: limit})._validate_params()  # the largest float32

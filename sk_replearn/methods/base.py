@@ -51,6 +51,9 @@ _ACCELERATOR_METHODS = [
     "unwrap_model",
     "wait_for_everyone",
 ]
+#: The largest float32: a learning rate or weight decay above it cannot reach
+#: the weights (SGD converts both to their dtype, failing inside torch).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
 #: On the CPU, ``transform`` of more rows than this cuts its batches so that
@@ -109,9 +112,9 @@ class NeuralRepresentation(
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="left")],  # 0: the untrained baseline
+        "lr": [Interval(Real, 0, _FLOAT32_MAX, closed="both")],  # 0: untrained
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, _FLOAT32_MAX, closed="both")],
         "lr_schedule": [StrOptions({"cosine"}), None],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "callbacks": [list, None],

@@ -55,7 +55,12 @@ from ..checkpoint import check_checkpoint_dir
 from ..data import WeightedTargets, check_float32_precision, training_samples
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
-from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
+from ..methods.base import (
+    _FLOAT32_MAX,
+    _TRANSFORM_BATCH,
+    NeuralRepresentation,
+    seeded,
+)
 from ..nn.surgery import TransferEncoder, encoder_blocks, trainable
 from ..tokens import TokenDataset, check_sequences
 from ..training import SupervisedNet
@@ -144,7 +149,7 @@ class BaseFineTuner(NeuralRepresentation):
         },
         # The head must learn: lr=0 (a representation's untrained baseline)
         # would leave it as drawn.
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, _FLOAT32_MAX, closed="right")],
         "representation": [HasMethods(["fit", "transform"]), None],
         "strategy": [StrOptions({"full", "frozen"})],
         "head": [StrOptions(_HEADS), callable],
