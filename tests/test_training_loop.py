@@ -402,3 +402,13 @@ def test_a_rate_or_decay_past_float32_is_refused_by_name(estimator, name):
         estimator.fit(X, y)
     limit = float(np.finfo(np.float32).max)
     estimator.set_params(**{name: limit})._validate_params()  # the largest float32
+
+
+def test_an_encoder_rate_past_float32_is_refused_naming_both_factors():
+    """lr * encoder_lr_scale past float32's range names both and the fix."""
+    X, y = _table(8, 3), np.arange(8) % 2
+    tuner = FineTuner(lr=1e37, encoder_lr_scale=1e3, optimizer="sgd", max_epochs=1)
+    with pytest.raises(ValueError, match=r"lr \* encoder_lr_scale = 1e\+40 .*lower"):
+        tuner.fit(X, y)
+    tuner.set_params(lr=1e-2).fit(X, y)  # the same scale at a usual rate
+    assert hasattr(tuner, "classes_")

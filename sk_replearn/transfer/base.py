@@ -568,6 +568,14 @@ class BaseFineTuner(NeuralRepresentation):
         return transfer_encoder(self.representation_, trained=self.strategy != "frozen")
 
     def _surgery(self, encoder: TransferEncoder, n_out: int):
+        base = self.lr * self.encoder_lr_scale
+        if base > _FLOAT32_MAX:  # each alone is in range (their constraints)
+            raise ValueError(
+                f"lr * encoder_lr_scale = {base:.3g} (lr={self.lr}, "
+                f"encoder_lr_scale={self.encoder_lr_scale}) is past the largest "
+                f"float32 ({_FLOAT32_MAX:.3g}), so the encoder's learning rate "
+                "cannot reach its weights; lower encoder_lr_scale or lr."
+            )
         blocks = encoder_blocks(encoder)
         n = len(blocks)
         reinit = n if self.reinit_layers == "all" else int(self.reinit_layers)
@@ -585,7 +593,6 @@ class BaseFineTuner(NeuralRepresentation):
             )
         for block in blocks[n - reinit :]:
             block.reset_parameters()
-        base = self.lr * self.encoder_lr_scale
         lrs: list[float | None] = []
         for i in range(n):
             if i < frozen:
