@@ -431,3 +431,15 @@ def test_resolve_device_missing_mps_is_a_clear_error():
     """device='mps' on a machine without Apple MPS is refused by name."""
     with pytest.raises(ValueError, match="device='mps' asks for Apple MPS"):
         resolve_device("mps")
+
+
+def test_seed_from_random_state_is_numpys_draw_below_2_to_the_31_minus_1():
+    """The seed is an int drawn as randint(0, 2**31 - 1) by the random_state."""
+    for state in (0, 5, 123):
+        expected = np.random.RandomState(state).randint(0, 2**31 - 1)
+        seed = seed_from_random_state(state)
+        assert type(seed) is int and seed == expected
+    rng = np.random.RandomState(1)
+    first, second = seed_from_random_state(rng), seed_from_random_state(rng)
+    reference = np.random.RandomState(1).randint(0, 2**31 - 1, size=2)
+    assert [first, second] == reference.tolist()  # the instance's stream goes on

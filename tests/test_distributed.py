@@ -501,3 +501,106 @@ def test_the_schedules_span_each_processs_share_of_the_samples(monkeypatch):
     est = AutoencoderTransformer(max_epochs=3, batch_size=10)
     assert est._optimizer_steps(100) == 3 * 5
     assert est._samples_per_epoch(100) == 50 and est._samples_per_epoch(1) == 1
+
+
+def _token_data(n):
+    from sk_replearn.tokens import TokenDataset
+
+    return TokenDataset(
+        torch.arange(1, n + 1)[:, None], torch.ones(n, dtype=torch.long)
+    )
+
+
+def test_sharded_batches_are_drawn_anew_every_epoch(monkeypatch):
+    """A process's share of the samples comes in a new order each epoch."""
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: seed
+    )
+    torch.manual_seed(0)  # fit seeds the generator once, before the first epoch
+    arrays = _ShardedBatches(torch.arange(40.0)[:, None], 5, _FakeAccelerator(0, 2))
+    first = [xb[:, 0].tolist() for xb, _ in arrays]
+    second = [xb[:, 0].tolist() for xb, _ in arrays]
+    assert len(first) == len(second) == 4 and first != second
+    tokens = _ShardedTokenBatches(_token_data(40), 5, _FakeAccelerator(0, 2))
+    first = [xb[:, 0].tolist() for xb, _ in tokens]
+    second = [xb[:, 0].tolist() for xb, _ in tokens]
+    assert len(first) == len(second) == 4 and first != second
+
+
+def test_processes_whose_own_draws_differ_still_take_disjoint_shares(monkeypatch):
+    """The epoch's order is the main process's, whatever the others' generators hold."""
+    monkeypatch.setattr(
+        "sk_replearn.distributed.shared_seed", lambda accelerator, seed: 1234
+    )
+    X = torch.arange(20.0)[:, None]
+    arrays, tokens = [], []
+    for rank in range(2):
+        torch.manual_seed(rank)  # the processes' own streams differ
+        batches = _ShardedBatches(X, 4, _FakeAccelerator(rank, 2))
+        arrays.append({int(v) for xb, _ in batches for v in xb[:, 0]})
+        torch.manual_seed(rank)
+        batches = _ShardedTokenBatches(_token_data(20), 2, _FakeAccelerator(rank, 2))
+        tokens.append({int(v) for xb, _ in batches for v in xb[:, 0]})
+    assert len(arrays[0]) == len(arrays[1]) == 10 and not arrays[0] & arrays[1]
+    assert len(tokens[0]) == len(tokens[1]) == 10 and not tokens[0] & tokens[1]
+
+
+def test_accelerated_training_batches_take_iterator_train_batch_size():
+    """iterator_train__batch_size sizes the training batches, as without accelerate."""
+    from sk_replearn.data import ArrayDataset
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+
+    net = AcceleratedRepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        accelerator=accelerate.Accelerator(cpu=True),
+        batch_size=16,
+        iterator_train__batch_size=4,
+    )
+    torch.manual_seed(0)
+    arrays = net.get_iterator(ArrayDataset(torch.randn(20, 4)), training=True)
+    assert [len(xb) for xb, _ in arrays] == [4] * 5
+    tokens = net.get_iterator(_token_data(20), training=True)
+    assert [len(xb) for xb, _ in tokens] == [4] * 5
+
+
+def _spied_accelerator(prepared):
+    """An accelerator that records what it is asked to prepare."""
+    acc = accelerate.Accelerator(cpu=True)
+    prepare = acc.prepare
+
+    def spy(*objects):
+        prepared.extend(objects)
+        return prepare(*objects)
+
+    acc.prepare = spy
+    return acc
+
+
+def test_every_fit_of_a_warm_start_hands_the_model_to_the_accelerator():
+    """A warm start prepares the unwrapped model again, so replicas train together."""
+    prepared = []
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    ae = AutoencoderTransformer(
+        n_components=2, max_epochs=1, batch_size=16, random_state=0,
+        warm_start=True, accelerator=_spied_accelerator(prepared),
+    )  # fmt: skip
+    for fits in (1, 2):
+        ae.fit(X)
+        objective = ae.net_.module_
+        assert sum(obj is objective for obj in prepared) == fits
+
+
+def test_a_datasets_training_loader_is_handed_to_the_accelerator():
+    """A Dataset (not an array) is read by a DataLoader that accelerate shards."""
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+
+    prepared = []
+    net = AcceleratedRepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        accelerator=_spied_accelerator(prepared),
+        batch_size=4,
+    )
+    data = torch.utils.data.TensorDataset(torch.randn(12, 4), torch.zeros(12))
+    batches = net.get_iterator(data, training=True)
+    assert [type(p) for p in prepared] == [torch.utils.data.DataLoader]
+    assert [len(xb) for xb, _ in batches] == [4, 4, 4]

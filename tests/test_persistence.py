@@ -128,7 +128,9 @@ def test_load_refuses_other_files(tmp_path):
         persistence.load(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hi", b"\x80\x02}q\x00."], ids=repr)
+@pytest.mark.parametrize(
+    "content", [b"", b"hi", b"\x80\x02}q\x00.", b"PK, not a zip"], ids=repr
+)
 def test_load_of_a_file_torch_cannot_read_is_a_value_error(content, tmp_path):
     # A text file raised torch's KeyError, an empty one an IndexError of ours.
     path = tmp_path / "odd.pt"
@@ -489,8 +491,19 @@ def test_load_on_the_cpu_moves_the_nested_representation_too(
             lambda spec: spec["state"]["net_"].pop("optimizer"),
             "network entry that lacks 'optimizer'",
         ),
+        (
+            lambda spec: spec["state"]["net_"].pop("history"),
+            "network entry that lacks 'history'",
+        ),
+        (lambda spec: spec.update(params=[]), "without its parameters"),
     ],
-    ids=["unknown-parameter", "no-parameters", "no-optimizer"],
+    ids=[
+        "unknown-parameter",
+        "no-parameters",
+        "no-optimizer",
+        "no-history",
+        "parameters-not-a-dict",
+    ],
 )
 def test_load_of_a_file_of_another_version_says_so(edit, match, data, tmp_path):
     # A TypeError of __init__ or a bare KeyError said neither which file
@@ -667,3 +680,287 @@ def test_save_load_of_a_regressor_of_several_targets(tmp_path):
     loaded = persistence.load(tmp_path / "reg.pt")
     assert loaded.predict(X).shape == (40, 3)
     np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
+def test_plain_data_keeps_complex_numbers_devices_and_arrays_of_bools():
+    """Every kind of value to_plain takes, bytes too, survives torch's safe loader."""
+    from sk_replearn.persistence import from_plain, to_plain
+
+    value = {
+        "complex": 1 + 2j,
+        "scalar": np.float32(0.5),
+        "device": torch.device("cpu"),
+        "mask": np.array([[True, False], [False, True]]),
+        "pair": (np.arange(2), "x"),
+        "raw": b"ab",
+        "byte_strings": np.array([[b"ab", b"c"]]),
+    }
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(to_plain(value, "value"), buffer)
+    buffer.seek(0)
+    back = from_plain(torch.load(buffer, weights_only=True))
+    assert type(back["complex"]) is complex and back["complex"] == 1 + 2j
+    assert type(back["scalar"]) is float and back["scalar"] == 0.5
+    assert isinstance(back["device"], torch.device)
+    assert back["device"] == torch.device("cpu")
+    assert back["mask"].dtype == np.bool_
+    np.testing.assert_array_equal(back["mask"], value["mask"])
+    assert isinstance(back["pair"], tuple) and back["pair"][1] == "x"
+    assert isinstance(back["pair"][0], np.ndarray)
+    np.testing.assert_array_equal(back["pair"][0], [0, 1])
+    assert back["raw"] == b"ab"
+    assert back["byte_strings"].dtype == np.dtype("S2")
+    np.testing.assert_array_equal(back["byte_strings"], value["byte_strings"])
+
+
+def test_plain_data_is_a_detached_copy_of_arrays_and_tensors():
+    """Changing an array or tensor after to_plain leaves the plain value as it was."""
+    from sk_replearn.persistence import from_plain, to_plain
+
+    array, weight = np.arange(3.0), torch.zeros(2, requires_grad=True)
+    plain = to_plain({"array": array, "weight": weight}, "value")
+    array[0] = 9.0
+    with torch.no_grad():
+        weight[0] = 9.0
+    assert not plain["weight"].requires_grad
+    assert plain["weight"].tolist() == [0.0, 0.0]
+    assert from_plain(plain)["array"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_random_state_comes_back_where_its_stream_stood():
+    """A RandomState, with a normal draw cached, goes on with the same draws."""
+    import copy
+
+    from sk_replearn.persistence import from_plain, to_plain
+
+    rs = np.random.RandomState(2**31 + 5)
+    rs.normal(size=3)  # an odd number of normals leaves one cached
+    rs.randint(0, 2**32 - 1, size=700, dtype=np.uint64)  # key words past 2**31
+    expected = copy.deepcopy(rs)
+    back = from_plain(to_plain(rs, "random_state"))
+    np.testing.assert_array_equal(back.normal(size=5), expected.normal(size=5))
+    np.testing.assert_array_equal(back.randint(0, 100, 5), expected.randint(0, 100, 5))
+
+
+def test_to_plain_refuses_what_would_load_as_something_else():
+    """A key that marks the file's own values, or a lookalike class, is not saved."""
+    from sk_replearn.persistence import from_plain, to_plain
+
+    with pytest.raises(TypeError, match="only str and number keys"):
+        to_plain({"__sk_replearn__": "ndarray", "data": torch.zeros(1)}, "d")
+
+    class Adam(torch.optim.Adam):  # a user's optimizer with torch's name
+        pass
+
+    with pytest.raises(TypeError, match="Net.optimizer=.*cannot be saved as data"):
+        to_plain(Adam, "Net.optimizer")
+    assert from_plain(to_plain(torch.optim.Adam, "o")) is torch.optim.Adam
+
+    class Tokenizer:  # not Hugging Face's
+        def to_str(self):
+            return "{}"
+
+    with pytest.raises(TypeError, match="cannot be saved as data"):
+        to_plain(Tokenizer(), "Net.tokenizer")
+
+
+def test_load_onto_a_device_keeps_views_which_have_no_device(tmp_path):
+    """load(device=...) sets the estimators' device and leaves views, without one."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    views = TabularViews(corruption_rate=0.3)
+    simclr = SimCLRTransformer(
+        encoder_kwargs={"hidden_sizes": (8, 4)}, projection_dim=4, views=views,
+        max_epochs=1, batch_size=16, random_state=0,
+    ).fit(X)  # fmt: skip
+    simclr.save(tmp_path / "simclr.pt")
+    loaded = SimCLRTransformer.load(tmp_path / "simclr.pt", device="cpu")
+    assert loaded.device == "cpu"
+    assert loaded.views.get_params() == views.get_params()
+    np.testing.assert_array_equal(loaded.transform(X), simclr.transform(X))
+
+
+def _fitted_pca():
+    from sk_replearn import PCATransformer
+
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    return PCATransformer(n_components=2).fit(X), X
+
+
+def test_from_plain_refuses_tags_and_optimizers_it_does_not_know():
+    """A forged or foreign tagged value is a ValueError, not a value passed on."""
+    from sk_replearn.persistence import from_plain
+
+    with pytest.raises(ValueError, match="Unknown tagged value 'pickle'"):
+        from_plain({"__sk_replearn__": "pickle", "data": "x"})
+    for name in ("lr_scheduler", "Adamm"):
+        with pytest.raises(ValueError, match=f"torch.optim.{name}, which does not"):
+            from_plain({"__sk_replearn__": "optimizer", "name": name})
+
+
+def test_save_refuses_a_subclass_named_as_a_public_estimator():
+    """A user's subclass under a public estimator's name is not saved as the parent."""
+    from sk_replearn.persistence import to_plain
+
+    subclass = type("AutoencoderTransformer", (AutoencoderTransformer,), {})
+    with pytest.raises(TypeError, match="stores only sk_replearn's public estimators"):
+        to_plain(subclass(), "representation")
+
+
+def test_save_writes_format_version_1_and_load_reads_it(tmp_path):
+    """The file is marked as an estimator of format version 1, which load reads."""
+    pca, X = _fitted_pca()
+    persistence.save(pca, tmp_path / "pca.pt")
+    payload = torch.load(tmp_path / "pca.pt", weights_only=True)
+    assert payload["format"] == "sk_replearn-estimator" and payload["version"] == 1
+    np.testing.assert_array_equal(
+        persistence.load(tmp_path / "pca.pt").transform(X), pca.transform(X)
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ([1, 2], "is not a sk_replearn-estimator file"),
+        ({"format": "sk_replearn-estimator", "version": 1}, "holds no estimator"),
+    ],
+    ids=["a-list", "no-estimator"],
+)
+def test_load_of_a_file_without_an_estimator_is_a_value_error(payload, match, tmp_path):
+    """A file of other data, or of the format without an estimator, says so."""
+    path = tmp_path / "other.pt"
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=f"other.pt' {match}"):
+        persistence.load(path)
+
+
+def test_load_of_a_training_checkpoint_says_it_is_not_an_estimator_file(tmp_path):
+    """A checkpoint written during a fit is not taken for a saved estimator."""
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    AutoencoderTransformer(
+        n_components=2, max_epochs=1, random_state=0, checkpoint_dir=tmp_path
+    ).fit(X)
+    with pytest.raises(ValueError, match="is not a sk_replearn-estimator file"):
+        persistence.load(tmp_path / "checkpoint.pt")
+
+
+def test_load_of_a_path_that_cannot_be_opened_raises_its_os_error(tmp_path):
+    """A file name too long to open is an OSError, not a damaged file."""
+    with pytest.raises(OSError, match="too long"):
+        persistence.load(tmp_path / ("m" * 300 + ".pt"))
+
+
+def test_a_damaged_file_is_named_so_whatever_torchs_error_says(tmp_path, monkeypatch):
+    """A cut-off file is called damaged even when torch's error has no message."""
+    pca, _ = _fitted_pca()
+    path = tmp_path / "pca.pt"
+    persistence.save(pca, path)
+    path.write_bytes(path.read_bytes()[:100])
+
+    def fails(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(torch, "load", fails)
+    with pytest.raises(ValueError, match=r"pca.pt' is damaged.*\(RuntimeError: -\)"):
+        persistence.load(path)
+
+
+def test_a_failed_save_leaves_no_file_behind_and_the_old_one_whole(
+    tmp_path, monkeypatch
+):
+    """A write that fails midway leaves the folder as it was."""
+    pca, X = _fitted_pca()
+    path = tmp_path / "pca.pt"
+    persistence.save(pca, path)
+    before = path.read_bytes()
+
+    def fails(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", fails)
+    with pytest.raises(OSError, match="No space left"):
+        persistence.save(pca, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["pca.pt"]
+    assert path.read_bytes() == before
+
+
+def test_save_to_a_bare_file_name_writes_into_the_working_folder(tmp_path, monkeypatch):
+    """save("model.pt") writes into the current folder."""
+    pca, X = _fitted_pca()
+    monkeypatch.chdir(tmp_path)
+    persistence.save(pca, "pca.pt")
+    np.testing.assert_array_equal(
+        persistence.load(tmp_path / "pca.pt").transform(X), pca.transform(X)
+    )
+
+
+def test_save_keeps_where_it_runs_when_changed_since_fit(tmp_path):
+    """compile and a representation's device set after fit are saved as set."""
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    ae = AutoencoderTransformer(
+        n_components=2, max_epochs=1, random_state=0, device="cpu"
+    ).fit(X)
+    ae.set_params(compile=True).save(tmp_path / "ae.pt")
+    assert persistence.load(tmp_path / "ae.pt").compile is True
+    rep = AutoencoderTransformer(n_components=2, max_epochs=1, device="auto")
+    ft = FineTuner(rep, max_epochs=1, random_state=0).fit(X, y)
+    ft.set_params(representation__device="cpu").save(tmp_path / "ft.pt")
+    loaded = persistence.load(tmp_path / "ft.pt")
+    assert loaded.representation.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), ft.predict_proba(X))
+
+
+def test_a_loaded_warm_started_net_keeps_the_schedule_of_its_last_fit(tmp_path):
+    """After warm starts on data of other sizes, load keeps the last fit's schedule."""
+    X = np.random.default_rng(0).normal(size=(100, 6)).astype(np.float32)
+    est = AutoencoderTransformer(
+        n_components=2, max_epochs=1, batch_size=10, lr_schedule="cosine",
+        warm_start=True, random_state=0,
+    ).fit(X).fit(X[:40])  # fmt: skip
+    persistence.save(est, tmp_path / "e.pt")
+    back = persistence.load(tmp_path / "e.pt")
+
+    def total_steps(e):
+        return dict(e.net_.callbacks_)["lr_schedule"].lr_lambda.total_steps
+
+    assert total_steps(back) == total_steps(est)
+
+
+def test_a_value_that_is_not_data_is_quoted_whole_up_to_80_characters():
+    """The error quotes a repr of up to 80 characters whole, a longer one cut."""
+    from sk_replearn.persistence import to_plain
+
+    class Opaque:
+        def __init__(self, width: int) -> None:
+            self.width = width
+
+        def __repr__(self) -> str:
+            return "r" * self.width
+
+    with pytest.raises(TypeError) as short:
+        to_plain(Opaque(80), "Net.param")
+    assert f"Net.param={'r' * 80} cannot be saved" in str(short.value)
+    with pytest.raises(TypeError) as long:
+        to_plain(Opaque(81), "Net.param")
+    assert f"Net.param={'r' * 80}... cannot be saved" in str(long.value)
+    with pytest.raises(TypeError, match=r"Net.param=<a Linear module> cannot be saved"):
+        to_plain(torch.nn.Linear(2, 2), "Net.param")
+
+
+def test_load_of_a_barlow_twins_file_with_a_broken_network_entry_says_so(tmp_path):
+    """A Barlow Twins file whose network entry is not a table names another version."""
+    X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+    est = BarlowTwinsTransformer(
+        encoder_kwargs={"hidden_sizes": (8, 4)}, projection_dim=4, max_epochs=1,
+        random_state=0,
+    ).fit(X)  # fmt: skip
+    path = tmp_path / "barlow.pt"
+    est.save(path)
+    payload = torch.load(path, weights_only=True)
+    payload["estimator"]["state"]["net_"] = None
+    _resave(payload, path)
+    with pytest.raises(ValueError, match="barlow.pt'.*lacks 'module'.*another version"):
+        BarlowTwinsTransformer.load(path)

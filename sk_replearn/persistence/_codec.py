@@ -28,7 +28,7 @@ _TAG = "__sk_replearn__"
 def to_plain(value, name: str):
     """``value`` as data ``torch.load(weights_only=True)`` can read.
 
-    Numbers, strings, None, tensors, lists, tuples and dicts with string
+    Numbers, strings, bytes, None, tensors, lists, tuples and dicts with string
     or number keys pass through (recursively; numpy scalar keys become
     Python's); numpy arrays and scalars, random
     states, torch devices, ``torch.optim`` classes, Hugging Face
@@ -63,7 +63,7 @@ def to_plain(value, name: str):
     """
     if isinstance(value, np.generic):  # before float: np.float64 is a float
         return to_plain(value.item(), name)
-    if value is None or isinstance(value, (bool, int, float, complex, str)):
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return value
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone()
