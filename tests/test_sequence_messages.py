@@ -194,7 +194,13 @@ def test_strings_for_an_array_representation_point_to_a_sequence_model(X):
 
 
 @pytest.mark.parametrize(
-    "X", [[[1.0, 2.0]], [np.array([1.5, 2.0])], [torch.tensor([1.0, 2.0])]]
+    "X",
+    [
+        [[1.0, 2.0]],
+        [[1, 2.5]],
+        [np.array([1.5, 2.0])],
+        [torch.tensor([1.0, 2.0])],
+    ],
 )
 def test_float_token_ids_are_named_as_such(X):
     with pytest.raises(TypeError, match=r"X\[0\] is a sequence of non-integer"):

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from _instances import SEQUENCE_INSTANCES, make
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
@@ -55,8 +56,10 @@ from sk_replearn.tokens import (
     UNK,
     TokenBatches,
     TokenDataset,
+    check_sequences,
     fit_codec,
     pad_sequences,
+    warn_unknown,
 )
 
 NAMES = sorted(SEQUENCE_INSTANCES)
@@ -876,6 +879,8 @@ BAD_INPUT = [
     (["", ""], ValueError, "Every string of X is empty"),
     (np.array([1, 2, 3]), ValueError, "1-D integer array"),
     ([[1, -2]], ValueError, "negative token id"),
+    (torch.utils.data.TensorDataset(torch.zeros(3, 2)), TypeError, "torch Dataset"),
+    (sparse.csr_matrix(np.ones((2, 3))), TypeError, "got a sparse matrix"),
 ]
 
 
@@ -1986,3 +1991,142 @@ def test_a_subword_vocabulary_holds_1000_tokens_unless_vocab_size_says(tokenizer
     texts = [" ".join(words[i : i + 20]) for i in range(0, 4000, 20)]
     assert fit_codec(tokenizer, texts).vocab_size == 1000 + N_SPECIAL
     assert fit_codec(tokenizer, texts, vocab_size=400).vocab_size == 400 + N_SPECIAL
+
+
+@pytest.mark.parametrize(
+    "item", [np.array([[5, 6], [7, 8]]), torch.tensor([[5, 6], [7, 8]])]
+)
+def test_a_2d_array_among_token_id_sequences_is_refused(item):
+    """A 2-D item among token id sequences is named, not flattened."""
+    with pytest.raises(TypeError, match=r"X\[1\] is"):
+        check_sequences([[5, 6], item], "GPT")
+
+
+def test_input_errors_offer_token_ids_only_where_the_model_reads_them():
+    """The error for bad input offers integer token ids, except for a model
+    that reads strings alone."""
+    with pytest.raises(TypeError, match="or integer token ids"):
+        check_sequences(None, "GPTTransformer")
+    with pytest.raises(TypeError, match=r"pandas Series\); got None\.") as info:
+        check_sequences(None, "HFTransformer", strings_only=True)
+    assert "token ids" not in str(info.value)
+
+
+def test_a_dataframe_of_several_columns_is_refused_not_read_by_its_first():
+    """A DataFrame of two text columns is refused, not read by its first."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": ["ACGT", "GGTA"], "b": ["TTAC", "CAGT"]})
+    with pytest.raises(ValueError, match="got a DataFrame with 2 columns"):
+        check_sequences(frame, "GPTTransformer")
+
+
+def test_a_one_column_dataframe_reads_as_its_column():
+    """A DataFrame of one text column gives one sequence per row, in order."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"text": ["ACGT", "GGTA", "TTAC"]})
+    assert check_sequences(frame, "GPTTransformer") == ("str", ["ACGT", "GGTA", "TTAC"])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int16, np.uint8, np.uint64])
+def test_padded_arrays_of_any_integer_dtype_read_as_int64_ids(dtype):
+    """A 2-D array of ids of any integer dtype reads as int64 sequences."""
+    X = np.array([[3, 1, 7], [2, 9, 4]], dtype=dtype)
+    kind, ids = check_sequences(X, "GPTTransformer")
+    assert kind == "ids" and [s.tolist() for s in ids] == [[3, 1, 7], [2, 9, 4]]
+    assert all(s.dtype == np.int64 for s in ids)
+
+
+def test_a_column_of_strings_reads_as_its_strings_and_wider_arrays_are_refused():
+    """A (n, 1) array of strings gives its n strings; (n, 2) is refused, not cut."""
+    column = np.array([["ACGT"], ["GGTA"], ["TTAC"]])
+    kind, strings = check_sequences(column, "GPTTransformer")
+    assert kind == "str" and strings == ["ACGT", "GGTA", "TTAC"]
+    with pytest.raises(ValueError, match=r"array of shape \(2, 2\)"):
+        check_sequences(np.array([["AC", "GT"], ["TT", "CA"]]), "GPTTransformer")
+
+
+def test_a_boolean_array_is_refused_as_boolean():
+    """A 2-D boolean array is named as boolean (TypeError), not read as strings."""
+    with pytest.raises(TypeError, match=r"got a boolean array of shape \(2, 3\)"):
+        check_sequences(np.ones((2, 3), dtype=bool), "GPTTransformer")
+
+
+def test_a_minus_one_in_a_list_of_ids_is_refused_as_negative():
+    """-1 pads only a 2-D array: in a list of sequences it is a negative id."""
+    with pytest.raises(
+        ValueError, match="Sequence 1 of X holds the negative token id -1;"
+    ):
+        check_sequences([[5, 6], [7, -1]], "GPTTransformer")
+
+
+def test_a_list_of_numbers_among_strings_is_named_as_a_list():
+    """Among strings, a list of floats is named as a list, not as float token ids."""
+    with pytest.raises(TypeError, match=r"X\[1\] is a list \(\[1.5, 2.0\]\)"):
+        check_sequences(["ACGT", [1.5, 2.0]], "GPTTransformer")
+
+
+def test_the_unknown_token_warning_names_the_parameter_and_the_training_share():
+    """The warning names the parameter read and the [UNK] share seen in fit."""
+    with pytest.warns(UserWarning) as caught:
+        warn_unknown([[UNK] * 9 + [7]], 0.5, "GPTTransformer", "prompts")
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("GPTTransformer: 90% of the tokens of prompts (9 of 10)")
+    assert "(50% of the training tokens were)" in message
+
+
+def test_the_cut_warning_names_the_longest_sequence():
+    """The warning about cut sequences gives the longest one's length."""
+    with pytest.warns(UserWarning, match=r"2 of 3 sequences .*\(the longest has 6\)"):
+        pad_sequences([[7] * 4, [7], [7] * 6], 3, "GPTTransformer")
+
+
+def test_padded_ids_are_int32_and_lengths_int64():
+    """pad_sequences gives int32 ids (half the memory) and int64 lengths."""
+    ids, lengths = pad_sequences([[7, 8], [9]], 4, "GPTTransformer")
+    assert ids.dtype == torch.int32 and lengths.dtype == torch.int64
+    ids, lengths = pad_sequences([], 4, "GPTTransformer")
+    assert ids.shape == (0, 2) and lengths.shape == (0,)
+    assert ids.dtype == torch.int32 and lengths.dtype == torch.int64
+
+
+def test_token_dataset_items_and_batches_are_int64_ids_cut_to_length():
+    """A TokenDataset's items and a batch taken from it hold int64 ids, cut to
+    the sequence's (the batch's longest) length."""
+    data = TokenDataset(*pad_sequences([[5], [6, 7, 8], [9, 4]], 10, "GPT"))
+    ids, target = data[2]
+    assert ids.dtype == torch.int64 and ids.tolist() == [2, 9, 4, 3]
+    batch = data.take(torch.tensor([0, 2]))
+    assert batch.dtype == torch.int64 and batch.tolist() == [[2, 5, 3, 0], [2, 9, 4, 3]]
+
+
+def test_a_token_dataset_subset_keeps_the_targets_of_its_sequences():
+    """A subset of a labelled TokenDataset holds the targets of its own sequences."""
+    y = torch.tensor([10.0, 11.0, 12.0])
+    data = TokenDataset(*pad_sequences([[5], [6, 7], [8]], 10, "GPT"), y)
+    sub = data.subset(torch.tensor([2, 0]))
+    assert sub.y.tolist() == [12.0, 10.0]
+    assert [float(sub[i][1]) for i in range(2)] == [12.0, 10.0]
+
+
+def test_token_batch_size_minus_one_is_one_batch_of_every_sequence():
+    """As in skorch, batch_size=-1 is the whole data in one batch."""
+    data = TokenDataset(*pad_sequences([[5], [6, 7], [8], [9, 9, 9]], 10, "GPT"))
+    for training in (True, False):
+        batches = TokenBatches(data, -1, training=training)
+        assert len(batches) == 1
+        (xb, _), *rest = list(batches)
+        assert xb.shape == (4, 5) and not rest
+
+
+def test_token_training_batches_are_drawn_from_the_generator_given():
+    """An epoch's batches depend on the generator passed alone (as every
+    process of a distributed fit draws the same epoch), not on the global one."""
+    lengths = np.random.default_rng(0).integers(1, 9, size=40)
+    data = TokenDataset(*pad_sequences([[5] * int(k) for k in lengths], 10, "GPT"))
+    batches = TokenBatches(data, 4, training=True)
+    epochs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        epoch = batches.training_batches(torch.Generator().manual_seed(0))
+        epochs.append([b.tolist() for b in epoch])
+    assert epochs[0] == epochs[1]

@@ -477,6 +477,7 @@ def test_a_dataset_item_that_is_a_ragged_list_says_how_to_return_it():
         (None, "is None; AutoencoderTransformer needs samples of numbers"),
         (np.array([1.0, None], object), "holds None; AutoencoderTransformer needs"),
         (3.0, r"is one number \(3.0\); AutoencoderTransformer needs"),
+        (2j, r"is one number \(2j\); AutoencoderTransformer needs"),
         (np.zeros(4, "datetime64[D]"), "holds values of dtype datetime64.D., not real"),
         (np.zeros(4, np.complex64), "holds values of dtype complex64, not real"),
     ],
@@ -914,3 +915,79 @@ def test_pca_of_an_integer_memmap_equals_pca_of_the_same_values_in_memory(tmp_pa
     expected = PCATransformer(**params).fit(values).transform(values)
     got = PCATransformer(**params).fit(mapped).transform(mapped)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_dataset_without_len_is_named_as_not_map_style():
+    """A Dataset with __getitem__ but no __len__ gets the map-style error."""
+
+    class NoLength(torch.utils.data.Dataset):
+        def __getitem__(self, i):
+            return torch.ones(3)
+
+    with pytest.raises(TypeError, match="map-style torch Dataset with __len__"):
+        AutoencoderTransformer(**TINY).fit(NoLength())
+
+
+def test_the_dict_items_error_lists_their_keys():
+    """Items that are dicts are refused with their keys listed, to pick from."""
+
+    class Dicts(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return {"pixel_values": torch.ones(3), "labels": 0}
+
+    with pytest.raises(TypeError, match=r"\(keys 'pixel_values', 'labels'\)"):
+        AutoencoderTransformer(**TINY).fit(Dicts())
+
+
+def test_the_evaluation_sampler_merges_a_last_batch_of_one_and_says_so_in_len():
+    """EvalBatchSampler yields batches in order, a last one of one sample joined
+    to the one before, and its len is the number of batches it yields."""
+    from sk_replearn.data import EvalBatchSampler
+
+    sampler = EvalBatchSampler(9, 4)
+    assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7, 8]]
+    assert len(sampler) == 2
+    loader = torch.utils.data.DataLoader(torch.arange(9), batch_sampler=sampler)
+    assert [b.tolist() for b in loader] == list(sampler)
+    assert len(loader) == 2
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+@pytest.mark.parametrize("batch_size", [None, 0, 1, 2, 7])
+def test_batch_slices_cover_every_row_once_in_nonempty_chunks(n, batch_size):
+    """batch_slices cuts range(n) into consecutive non-empty chunks, one chunk
+    for None, a chunk size below 1 read as 1, and nothing for no rows."""
+    from sk_replearn.data import batch_slices
+
+    slices = list(batch_slices(n, batch_size))
+    assert [i for sl in slices for i in range(sl.start, sl.stop)] == list(range(n))
+    assert all(sl.stop > sl.start for sl in slices)
+    size = n if batch_size is None else max(batch_size, 1)
+    assert all(sl.stop - sl.start <= size for sl in slices)
+
+
+def test_a_batch_size_below_one_reads_as_batches_of_one():
+    """Batches and EvalBatchSampler given batch_size=0 serve one sample a batch."""
+    from sk_replearn.data import Batches, EvalBatchSampler
+
+    X = torch.arange(3.0)
+    assert [xb.tolist() for xb, _ in Batches(X, 0, training=False)] == [[0], [1], [2]]
+    assert len(list(Batches(X, 0, training=True))) == 3
+    assert list(EvalBatchSampler(3, 0)) == [[0], [1], [2]]
+
+
+def test_batches_of_no_rows_are_none_whatever_the_batch_size():
+    """Empty data gives no batch, batch_size=-1 (the whole data) included."""
+    from sk_replearn.data import Batches
+    from sk_replearn.tokens import TokenBatches, TokenDataset
+
+    tokens = TokenDataset(torch.zeros((0, 4), dtype=torch.int32), torch.zeros(0).long())
+    for batch_size in (-1, 1, 8):
+        for training in (True, False):
+            rows = Batches(torch.zeros(0, 3), batch_size, training=training)
+            assert len(rows) == 0 and list(rows) == []
+            sequences = TokenBatches(tokens, batch_size, training=training)
+            assert len(sequences) == 0 and list(sequences) == []

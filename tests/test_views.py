@@ -527,6 +527,7 @@ def test_views_call_rejects_bad_batches_and_params(views, x, match):
         (SequenceViews(mask_fraction=2.0), torch.zeros(4, 1, 40)),
         (SequenceViews(noise_std=-1), torch.zeros(4, 1, 40)),
         (SequenceViews(max_shift=1.5), torch.zeros(4, 1, 40)),
+        (SequenceViews(local_size=0.0), torch.zeros(4, 1, 40)),
         (TabularViews(corruption_rate=1.5), torch.zeros(4, 6)),
     ],
 )
@@ -853,3 +854,39 @@ def test_sequenceviews_smooth_noise_on_signals_shorter_than_its_kernel():
     noise = SequenceViews(**SEQUENCE_OFF | dict(noise_std=0.5, noise_sigma=2.0))(x)
     assert noise.shape == x.shape
     assert abs(noise.std().item() - 0.5) < 0.02
+
+
+def test_sequenceviews_scale_draws_each_signals_factor_from_scale_range():
+    """Each signal is multiplied by its own factor drawn uniformly in scale_range."""
+    torch.manual_seed(0)
+    x = torch.rand(500, 2, 40) + 1  # no zeros of its own
+    ratio = SequenceViews(**SEQUENCE_OFF | dict(scale_range=(2.0, 3.0)))(x) / x
+    factor = ratio[:, 0, 0]
+    torch.testing.assert_close(ratio, factor[:, None, None].expand_as(ratio))
+    assert factor.min() >= 2.0 - 1e-5 and factor.max() <= 3.0 + 1e-5
+    assert factor.mean() == pytest.approx(2.5, abs=0.05)
+    assert factor.std() == pytest.approx(1 / math.sqrt(12), abs=0.03)
+
+
+def test_sequenceviews_mask_span_rounds_up_past_half_a_step():
+    """A mask_fraction of 2.8 steps masks 3 steps, the nearest whole number."""
+    x = torch.rand(64, 1, 10) + 1  # no zeros of its own
+    out = SequenceViews(**SEQUENCE_OFF | dict(mask_fraction=0.28))(x)
+    assert ((out[:, 0] == 0).sum(-1) == 3).all()
+
+
+def test_sequenceviews_noise_is_white_noise_smoothed_by_a_three_sigma_gaussian():
+    """The noise is white noise convolved circularly with a unit-norm Gaussian
+    of noise_sigma cut at three sigma."""
+    x = torch.zeros(4, 2, 40, dtype=torch.float64)
+    views = SequenceViews(**SEQUENCE_OFF | dict(noise_std=0.5, noise_sigma=1.5))
+    torch.manual_seed(0)
+    noise = views(x)
+    torch.manual_seed(0)
+    white = torch.randn_like(x).view(8, 1, 40)
+    taps = torch.arange(-5.0, 6.0, dtype=x.dtype)  # radius ceil(3 * 1.5) = 5
+    kernel = torch.exp(-0.5 * (taps / 1.5) ** 2)
+    kernel = kernel / kernel.norm()
+    padded = torch.cat([white[..., -5:], white, white[..., :5]], dim=-1)
+    expected = 0.5 * F.conv1d(padded, kernel.view(1, 1, 11)).view_as(x)
+    torch.testing.assert_close(noise, expected)

@@ -71,7 +71,9 @@ class Batches:
         y: torch.Tensor | None = None,
     ) -> None:
         self.X, self.y = X, y
-        self.batch_size = len(X) if batch_size == -1 else max(int(batch_size), 1)
+        # -1: one batch of every row (of at least one, for empty data)
+        whole = max(len(X), 1)
+        self.batch_size = whole if batch_size == -1 else max(int(batch_size), 1)
         self.training = training
 
     def __len__(self) -> int:
