@@ -527,6 +527,9 @@ def test_autoencoder_pandas_output(small_digits):
         ({"optimizer": "lbfgs"}, "'optimizer' parameter"),
         ({"device": "tpu:0"}, "is not a device name"),
         ({"noise": 1.5, "noise_type": "mask"}, r"noise=1.5 with noise_type='mask'"),
+        ({"n_components": 0}, "'n_components' parameter"),
+        ({"noise": -0.1}, "'noise' parameter"),
+        ({"noise_type": "salt"}, "'noise_type' parameter"),
     ],
 )
 def test_autoencoder_bad_parameters_fail_at_fit(small_digits, params, match):
@@ -915,3 +918,73 @@ def test_a_warm_start_refuses_columns_of_other_names():
     with pytest.raises(ValueError, match="feature names should match"):
         ae.fit(pd.DataFrame(X, columns=list("uvwxyz")))
     assert list(ae.feature_names_in_) == list("abcdef") and ae.n_epochs_ == 1
+
+
+def test_autoencoder_builds_the_encoder_and_decoder_it_is_given():
+    """encoder_kwargs, decoder and decoder_kwargs shape the fitted network."""
+    X = np.random.default_rng(0).random((32, 64), dtype=np.float32)
+    ae = AutoencoderTransformer(
+        n_components=3,
+        input_shape=(1, 8, 8),
+        encoder="cnn",
+        encoder_kwargs={"channels": (4, 6)},
+        decoder="mlp",
+        decoder_kwargs={"hidden_sizes": (7,)},
+        max_epochs=1,
+        random_state=0,
+    ).fit(X)
+    module = ae.net_.module_
+    convs = [m for m in module.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [4, 6]
+    linears = [m for m in module.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [
+        (3, 7),
+        (7, 64),
+    ]
+
+
+def test_mask_corruption_zeroes_the_given_fraction_and_keeps_the_rest():
+    """noise_type="mask" zeroes a fraction noise of the values and keeps the others."""
+    from sk_replearn.objectives.reconstruction import corrupt
+
+    torch.manual_seed(0)
+    x = torch.full((4, 5000), 2.0)
+    out = corrupt(x, 0.25, "mask")
+    zeroed = out == 0
+    assert float(zeroed.float().mean()) == pytest.approx(0.25, abs=0.01)
+    assert torch.equal(out[~zeroed], x[~zeroed])
+
+
+def test_autoencoder_trains_with_adamw_at_its_default_rate():
+    """By default the optimiser is AdamW at lr=3e-3 with weight decay 1e-4."""
+    X = np.random.default_rng(0).random((16, 4), dtype=np.float32)
+    ae = AutoencoderTransformer(
+        n_components=2, max_epochs=1, lr_schedule=None, random_state=0
+    ).fit(X)
+    optimizer = ae.net_.optimizer_
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (3e-3, 1e-4)
+    ]
+
+
+def test_inverse_transform_reads_codes_of_object_dtype():
+    """Numeric codes held in an object array decode as the same codes in float32."""
+    X = np.random.default_rng(0).random((32, 6), dtype=np.float32)
+    ae = AutoencoderTransformer(n_components=2, max_epochs=1, random_state=0).fit(X)
+    Z = ae.transform(X[:3])
+    np.testing.assert_array_equal(
+        ae.inverse_transform(Z.astype(object)), ae.inverse_transform(Z)
+    )
+
+
+def test_an_unknown_corruption_is_refused_by_corrupt_and_the_objective():
+    """corrupt and AutoencoderObjective name an unknown noise_type, noise or not."""
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective, corrupt
+
+    for noise in (0.0, 0.5):
+        with pytest.raises(ValueError, match=r"noise_type='salt'.*'gaussian', 'mask'"):
+            corrupt(torch.ones(3, 4), noise, "salt")
+    with pytest.raises(ValueError, match="noise_type='salt'"):
+        AutoencoderObjective((4,), 2, noise=0.1, noise_type="salt")
+    assert AutoencoderObjective((4,), 2, noise_type="mask").noise_type == "mask"

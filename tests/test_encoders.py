@@ -1351,3 +1351,113 @@ def test_trainable_makes_every_floating_and_complex_weight_train_again():
     module.phase = nn.Parameter(torch.zeros(3, dtype=torch.cfloat), requires_grad=False)
     assert trainable(module) is module
     assert module.real.requires_grad and module.phase.requires_grad
+
+
+def test_projection_head_is_linear_relu_linear_without_batch_norm():
+    """Two layers without batch norm compute Linear, ReLU, Linear by hand."""
+    torch.manual_seed(0)
+    head = ProjectionHead(6, 5, 4, num_layers=2, batch_norm=False)
+    first, last = [m for m in head.layers if isinstance(m, nn.Linear)]
+    x = torch.randn(7, 6)
+    hidden = torch.clamp(x @ first.weight.T + first.bias, min=0.0)
+    by_hand = hidden @ last.weight.T + last.bias
+    torch.testing.assert_close(head(x), by_hand)
+
+
+@pytest.mark.parametrize("n_components", [0, -2, 2.5, "3", True])
+def test_bottleneck_refuses_a_width_that_is_not_a_positive_int(n_components):
+    """Bottleneck names n_components when the width is not an int >= 1."""
+    from sk_replearn.nn import Bottleneck, MLPEncoder
+
+    with pytest.raises(ValueError, match="n_components="):
+        Bottleneck(MLPEncoder((6,), hidden_sizes=(8,)), n_components)
+
+
+def test_bottleneck_trains_its_encoder():
+    """The gradient of a Bottleneck's output reaches the encoder's weights."""
+    from sk_replearn.nn import Bottleneck, MLPEncoder
+
+    torch.manual_seed(0)
+    enc = Bottleneck(MLPEncoder((6,), hidden_sizes=(8,)), 3)
+    enc(torch.randn(5, 6)).square().sum().backward()
+    grads = [p.grad for p in enc.encoder.parameters()]
+    assert grads and all(g is not None for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_projection_head_hidden_batch_norms_learn_a_scale_and_shift():
+    """A 3-layer projector: weights, the hidden norms' scale and shift, a last bias."""
+    head = ProjectionHead(6, 5, 4, num_layers=3)
+    # 6*5 + (5 + 5) + 5*5 + (5 + 5) + 5*4 + 4: no hidden biases, affine norms
+    assert sum(p.numel() for p in head.parameters()) == 99
+    norms = [m for m in head.layers if isinstance(m, nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(m.affine for m in norms)
+
+
+_PATCH_CALLS = [
+    lambda p: patchify(torch.zeros(1, 1, 4, 4), p),
+    lambda p: patchify(torch.zeros(1, 1, 4), p),
+    lambda p: unpatchify(torch.zeros(1, 4, 4), p, (1, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("call", _PATCH_CALLS)
+def test_a_patch_size_of_zero_is_a_clear_error(call):
+    """patch_size=0 is refused by name, not left to a division by zero."""
+    with pytest.raises(ValueError, match="patch_size=0"):
+        call(0)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: sincos_pos_embed_1d(8, 0), "length=0"),
+        (lambda: sincos_pos_embed_2d(8, 2, 0), "grid_w=0"),
+        (lambda: sincos_pos_embed_2d(8, 0, 2), "grid_h=0"),
+    ],
+)
+def test_sincos_pos_embed_of_no_position_raises(call, match):
+    """An empty sequence or grid side is refused rather than embedded as nothing."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_random_masking_keeps_the_tokens_of_the_lowest_noise():
+    """Given noise, the tokens of the smallest draws are kept, smallest first."""
+    x = torch.arange(5.0)[None, :, None].expand(1, 5, 2)
+    noise = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.7]])
+    visible, mask, ids_restore = random_masking(x, 0.6, noise=noise)
+    torch.testing.assert_close(visible[0, :, 0], torch.tensor([1.0, 3.0]))
+    torch.testing.assert_close(mask, torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0]]))
+    assert ids_restore.tolist() == [[4, 0, 2, 1, 3]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_random_masking_mask_has_the_dtype_of_the_tokens(dtype):
+    """The 0/1 mask comes in the tokens' dtype, ready to weigh their losses."""
+    _, mask, _ = random_masking(torch.zeros(2, 8, 3, dtype=dtype), 0.5)
+    assert mask.dtype == dtype
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 4, 4, 4)])
+def test_unpatchify_refuses_a_sample_shape_that_is_not_an_image_or_signal(shape):
+    """input_shape must be (C, H, W) or (C, L): others are refused by name."""
+    with pytest.raises(ValueError, match="input_shape="):
+        unpatchify(torch.zeros(1, 2, 2), 2, shape)
+
+
+def test_bottleneck_of_none_says_to_leave_it_out_not_that_none_is_taken():
+    """Bottleneck(encoder, None) points to the encoder alone, the estimators' None."""
+    from sk_replearn.nn import Bottleneck, MLPEncoder
+
+    with pytest.raises(ValueError, match="n_components=None") as error:
+        Bottleneck(MLPEncoder((6,), hidden_sizes=(8,)), None)
+    assert "leave out the Bottleneck" in str(error.value)
+    assert "or None" not in str(error.value)
+
+
+@pytest.mark.parametrize("call", _PATCH_CALLS)
+def test_a_patch_size_that_is_no_int_is_refused_by_name(call):
+    """patch_size=2.0 gets a ValueError naming it, not an error from inside torch."""
+    with pytest.raises(ValueError, match=r"patch_size=2\.0 must be a positive int"):
+        call(2.0)

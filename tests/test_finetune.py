@@ -1835,3 +1835,63 @@ def test_transform_of_a_fine_tuner_with_views_is_not_augmented(small_digits):
     with torch.no_grad():
         plain = encoder(torch.as_tensor(X, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(Z, plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [CentredLayerNorm, CentredScale])
+def test_centred_norms_track_a_training_batch_of_two(cls):
+    """Two samples have a batch mean: the first such batch sets the running mean."""
+    norm = cls(3)
+    x = torch.tensor([[1.0, 2.0, 3.0], [5.0, -2.0, 9.0]])
+    norm(x)
+    torch.testing.assert_close(norm.running_mean, x.mean(0))
+    assert int(norm.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("cls", [CentredLayerNorm, CentredScale])
+def test_centred_norms_default_momentum_weighs_batches_as_documented(cls):
+    """By default the t-th training batch weighs max(0.1, 1 / t) in the running mean."""
+    norm = cls(2)
+    expected = torch.zeros(2)
+    for t in range(1, 13):
+        batch = torch.tensor([[t, -t], [t + 2.0, 2.0 - t]])
+        norm(batch)
+        expected += max(0.1, 1 / t) * (batch.mean(0) - expected)
+    torch.testing.assert_close(norm.running_mean, expected)
+
+
+def test_centred_layer_norm_trains_on_the_running_mean_it_evaluates_with():
+    """A later training batch is centred on the running mean it has just updated."""
+    norm = CentredLayerNorm(3, momentum=0.25)
+    a, b = torch.randn(4, 3) + 10.0, torch.randn(4, 3) - 10.0
+    norm(a)
+    out = norm(b)
+    running = 0.5 * a.mean(0) + 0.5 * b.mean(0)
+    expected = torch.nn.functional.layer_norm(b - running, (3,), eps=1e-5)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(norm.eval()(b), expected)
+
+
+def test_untrained_centred_norms_centre_on_zero_and_scale_by_one():
+    """Before any training batch the statistics are BatchNorm's: mean 0, square 1."""
+    x = torch.tensor([[1.0, 2.0, 4.0], [-3.0, 0.5, 2.0]])
+    torch.testing.assert_close(
+        CentredLayerNorm(3).eval()(x),
+        torch.nn.functional.layer_norm(x, (3,), eps=1e-5),
+    )
+    torch.testing.assert_close(CentredScale(3).eval()(x), x / (1.0 + 1e-5) ** 0.5)
+
+
+def test_centred_layer_norm_keeps_the_dtype_of_its_input():
+    """bfloat16 features come back in bfloat16, in training and in evaluation."""
+    norm = CentredLayerNorm(3)
+    x = torch.randn(4, 3).bfloat16()
+    assert norm(x).dtype == torch.bfloat16
+    assert norm.eval()(x).dtype == torch.bfloat16
+
+
+def test_centred_norms_show_their_settings():
+    """The printed module gives the width, momentum and eps it was built with."""
+    assert repr(CentredScale(3, momentum=0.25, eps=1e-3)) == (
+        "CentredScale(3, momentum=0.25, eps=0.001)"
+    )
+    assert repr(CentredLayerNorm(4)) == "CentredLayerNorm(4, momentum=0.1, eps=1e-05)"

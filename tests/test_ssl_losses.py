@@ -917,3 +917,13 @@ def test_ntxent_contrasts_the_global_batch_in_training_only(tmp_path):
     for r in (0, 1):
         half = slice(r * 4, (r + 1) * 4)
         torch.testing.assert_close(got[r]["eval"], NTXentLoss(0.5)(z1[half], z2[half]))
+
+
+def test_collapse_std_is_detached_and_in_at_least_float32():
+    """The diagnostic carries no graph, and low-precision embeddings give a float32."""
+    z = torch.tensor([[3.0, 0.0], [-5.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    out = collapse_std(z)
+    assert not out.requires_grad and out.grad_fn is None
+    low = collapse_std(z.detach().bfloat16())
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(out.item(), rel=1e-6)

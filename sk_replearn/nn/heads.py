@@ -8,8 +8,6 @@ linear task head (1 layer).
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -201,10 +199,11 @@ class Bottleneck(nn.Module):
 
     def __init__(self, encoder: nn.Module, n_components: int) -> None:
         super().__init__()
-        if not isinstance(n_components, Integral) or n_components < 1:
+        if not is_int(n_components) or n_components < 1:
             raise ValueError(
                 f"n_components={n_components!r} must be an int >= 1 (the width "
-                "of the representation), or None for the encoder's own width."
+                "of the representation). For the encoder's own width, leave "
+                "out the Bottleneck (an estimator's n_components=None does)."
             )
         self.encoder = encoder
         self.linear = nn.Linear(encoder.out_features, int(n_components))

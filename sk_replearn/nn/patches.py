@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._util import is_int
 from ._checks import check_fraction
 
 __all__ = [
@@ -36,9 +37,9 @@ __all__ = [
 
 
 def _check_divides(patch_size: int, sizes: Sequence[int]) -> None:
-    if patch_size < 1 or any(s % patch_size for s in sizes):
+    if not is_int(patch_size) or patch_size < 1 or any(s % patch_size for s in sizes):
         raise ValueError(
-            f"patch_size={patch_size} must be a positive int dividing every "
+            f"patch_size={patch_size!r} must be a positive int dividing every "
             f"spatial size {tuple(sizes)}."
         )
 

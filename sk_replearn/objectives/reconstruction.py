@@ -20,6 +20,10 @@ from .base import Objective
 __all__ = ["AutoencoderObjective", "corrupt"]
 
 
+#: The corruptions of :func:`corrupt`.
+_NOISE_TYPES = frozenset({"gaussian", "mask"})
+
+
 def corrupt(x: torch.Tensor, noise: float, noise_type: str) -> torch.Tensor:
     """Corrupt a batch for a denoising autoencoder.
 
@@ -46,6 +50,11 @@ def corrupt(x: torch.Tensor, noise: float, noise_type: str) -> torch.Tensor:
     >>> abs(frac_zeroed - 0.25) < 0.05
     True
     """
+    if noise_type not in _NOISE_TYPES:
+        raise ValueError(
+            f"noise_type={noise_type!r} is not a kind of corruption; use one "
+            f"of {sorted(_NOISE_TYPES)}."
+        )
     if noise <= 0:
         return x
     if noise_type == "gaussian":
@@ -110,6 +119,7 @@ class AutoencoderObjective(Objective):
             **(decoder_kwargs or {}),
         )
         self.noise = float(noise)
+        corrupt(torch.zeros(1), 0.0, noise_type)  # an unknown kind: refused now
         self.noise_type = noise_type
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
