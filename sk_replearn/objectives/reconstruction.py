@@ -24,6 +24,15 @@ __all__ = ["AutoencoderObjective", "corrupt"]
 _NOISE_TYPES = frozenset({"gaussian", "mask"})
 
 
+def _check_noise_type(noise_type) -> None:
+    """Refuse a ``noise_type`` that is not one of :data:`_NOISE_TYPES`."""
+    if noise_type not in _NOISE_TYPES:
+        raise ValueError(
+            f"noise_type={noise_type!r} is not a kind of corruption; use one "
+            f"of {sorted(_NOISE_TYPES)}."
+        )
+
+
 def corrupt(x: torch.Tensor, noise: float, noise_type: str) -> torch.Tensor:
     """Corrupt a batch for a denoising autoencoder.
 
@@ -50,11 +59,7 @@ def corrupt(x: torch.Tensor, noise: float, noise_type: str) -> torch.Tensor:
     >>> abs(frac_zeroed - 0.25) < 0.05
     True
     """
-    if noise_type not in _NOISE_TYPES:
-        raise ValueError(
-            f"noise_type={noise_type!r} is not a kind of corruption; use one "
-            f"of {sorted(_NOISE_TYPES)}."
-        )
+    _check_noise_type(noise_type)
     if noise <= 0:
         return x
     if noise_type == "gaussian":
@@ -119,7 +124,7 @@ class AutoencoderObjective(Objective):
             **(decoder_kwargs or {}),
         )
         self.noise = float(noise)
-        corrupt(torch.zeros(1), 0.0, noise_type)  # an unknown kind: refused now
+        _check_noise_type(noise_type)  # now, not at the first training step
         self.noise_type = noise_type
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
