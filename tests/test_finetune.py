@@ -1895,3 +1895,102 @@ def test_centred_norms_show_their_settings():
         "CentredScale(3, momentum=0.25, eps=0.001)"
     )
     assert repr(CentredLayerNorm(4)) == "CentredLayerNorm(4, momentum=0.1, eps=1e-05)"
+
+
+def test_an_unfitted_regressor_is_refused_as_the_representation(small_digits):
+    """An unfitted regressor learns from labels, which pre-training lacks: refused."""
+    X, y = small_digits
+    match = r"representation=FineTunerRegressor\(...\) is unfitted, and it learns"
+    with pytest.raises(TypeError, match=match):
+        FineTuner(FineTunerRegressor(_tiny_ae()), max_epochs=1).fit(X, y)
+
+
+def test_a_dataset_pretrain_X_of_other_samples_is_refused_before_pre_training(
+    small_digits, monkeypatch
+):
+    """A torch Dataset as pretrain_X is checked on its first sample's shape,
+    before any pre-training; an empty one is left to the representation."""
+    from torch.utils.data import TensorDataset
+
+    X, y = small_digits
+    clf = FineTuner(_tiny_ae(), max_epochs=1, random_state=0)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("pre-training ran")
+
+    monkeypatch.setattr(type(clf.representation), "fit", no_training)
+    narrow = TensorDataset(torch.zeros(10, 60))
+    with pytest.raises(ValueError, match=r"pretrain_X has samples of shape \(60,\)"):
+        clf.fit(X[:100], y[:100], pretrain_X=narrow)
+    empty = TensorDataset(torch.zeros(0, 64))
+    with pytest.raises(AssertionError, match="pre-training ran"):
+        clf.fit(X[:100], y[:100], pretrain_X=empty)
+    images = TensorDataset(torch.zeros(10, 1, 8, 8))  # 64 values, as X's rows
+    with pytest.raises(AssertionError, match="pre-training ran"):
+        clf.fit(X[:100], y[:100], pretrain_X=images)
+
+
+def test_a_fitted_representation_that_cannot_be_copied_is_shared(small_digits):
+    """A fitted representation holding an object that cannot be copied is
+    fine-tuned from as it is, not refused."""
+    import threading
+
+    X, y = small_digits
+    rep = PCATransformer(n_components=4).fit(X)
+    rep.lock_ = threading.Lock()  # as an accelerator's handle: no deepcopy
+    clf = FineTuner(rep, max_epochs=1, random_state=0).fit(X, y)
+    assert clf.representation_ is rep
+    assert clf.predict(X[:5]).shape == (5,)
+
+
+def test_a_user_head_that_fails_in_any_way_is_named_with_the_widths_it_must_map():
+    """A head whose forward pass raises (here an AttributeError) is reported as
+    a ValueError naming the encoder's width and the mapping it must make."""
+
+    class ReadsAField(torch.nn.Module):  # written for a batch object
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, batch):
+            return self.fc(batch.features)
+
+    match = r"fails on the encoder's 6 features \(AttributeError.*\(batch, 6\) to"
+    with pytest.raises(ValueError, match=match):
+        build_head(ReadsAField(), 6, 3)
+    with pytest.raises(ValueError, match=match):
+        build_head(lambda d, k: ReadsAField(), 6, 3)
+
+
+def test_a_representation_pre_trains_with_the_seed_of_the_fine_tuner_or_its_own(
+    small_digits,
+):
+    """An unfitted representation without a random_state is pre-trained with
+    the seed the fine-tuner draws from its random_state, one with its own keeps it."""
+    from sk_replearn._seeding import seed_from_random_state
+
+    X, y = small_digits
+    clf = FineTuner(_tiny_ae(random_state=None), max_epochs=1, random_state=7)
+    rep = clf.fit(X, y).representation_
+    seed = seed_from_random_state(7)
+    assert rep.random_state == seed
+    alone = _tiny_ae(random_state=seed).fit(X)
+    np.testing.assert_array_equal(rep.transform(X[:20]), alone.transform(X[:20]))
+    own = FineTuner(_tiny_ae(random_state=3), max_epochs=1, random_state=7)
+    assert own.fit(X, y).representation_.random_state == 3
+
+
+def test_transfer_encoder_cuts_at_a_negative_or_the_last_transform_layer(
+    digits_ae, small_digits
+):
+    """A negative transform_layer counts blocks from the top and the last
+    block's index keeps them all: the copy gives that transform's output."""
+    X, _ = small_digits
+    x = torch.as_tensor(X[:20], dtype=torch.float32)
+    for layer, width in ((-2, 128), (-3, 256), (2, 16)):  # blocks: 256, 128, 16
+        rep = copy.deepcopy(digits_ae).set_params(transform_layer=layer)
+        encoder = transfer_encoder(rep).eval()
+        with torch.no_grad():
+            Z = encoder(x).numpy()
+        assert Z.shape == (20, width)
+        np.testing.assert_allclose(Z, rep.transform(X[:20]), rtol=1e-5, atol=1e-5)

@@ -1518,3 +1518,369 @@ def test_block_reset_draws_untyped_weights_with_the_spread_of_torchs_layers():
         assert float(w.abs().max()) <= bound
         # uniform on [-bound, bound]: standard deviation bound / sqrt(3)
         assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.1)
+
+
+class _FailingImport:
+    """A finder whose import of ``name`` fails as a broken install's does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name:
+            raise ImportError("undefined symbol: _ZN3c104impl")
+        return None
+
+
+@pytest.mark.parametrize("library", ["torchvision", "timm"])
+def test_a_vision_library_that_does_not_import_is_named_with_the_extra(
+    library, monkeypatch
+):
+    """A "torchvision:" or "timm:" model whose library fails to import names
+    that library and the vision extra; torchvision's adds its torch pairing."""
+    monkeypatch.delitem(sys.modules, library, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_FailingImport(library), *sys.meta_path])
+    X = np.zeros((2, 3, 8, 8), dtype=np.float32)
+    with pytest.raises(ImportError) as err:
+        PretrainedTransformer(f"{library}:resnet18").fit(X)
+    message = str(err.value)
+    assert f"model='{library}:...' needs {library}" in message
+    assert "undefined symbol" in message and "sk_replearn[vision]" in message
+    torch_pairing = "torchvision needs the torch version it was built for"
+    assert (torch_pairing in message) is (library == "torchvision")
+
+
+@pytest.mark.parametrize("source", ["torchvision", "timm"])
+def test_a_library_prefix_without_a_network_name_says_what_to_write(source, digits):
+    """model="torchvision:" (or "timm:") alone is refused with an example name."""
+    X, _ = digits
+    match = rf"model='{source}:' names no network; e\.g\. '{source}:resnet18'"
+    with pytest.raises(ValueError, match=match):
+        PretrainedTransformer(f"{source}:").fit(X)
+
+
+def test_a_model_given_as_a_path_object_is_the_file_it_names(digits, tmp_path):
+    """model= as a pathlib.Path reads the exported program, and is refused
+    as its str would be when absent or a torch.save file."""
+    X, _ = digits
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 3)
+    _export(lin, torch.zeros(4, 64), tmp_path / "lin.pt2")
+    rep = PretrainedTransformer(tmp_path / "lin.pt2").fit(X)
+    expected = lin(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(rep.transform(X), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="neither 'torchvision:<name>'"):
+        PretrainedTransformer(tmp_path / "absent.pt2").fit(X)
+    torch.save(lin.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="is a file of torch.save .* weights="):
+        PretrainedTransformer(tmp_path / "weights.pt").fit(X)
+
+
+def test_a_missing_weights_file_names_the_network_by_its_class(digits, tmp_path):
+    """The refusal of an absent weights file names model= by its class, not
+    by the module's whole printout."""
+    X, _ = digits
+    with pytest.raises(ValueError) as err:
+        PretrainedTransformer(SmallNet(), weights=tmp_path / "absent.pt").fit(X)
+    assert "is not a file. For model=SmallNet weights must be" in str(err.value)
+    assert "Conv2d" not in str(err.value)
+
+
+class _Preset:
+    """The transforms() of a torchvision weights entry: what the entry says."""
+
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+
+    def __init__(self, crop_size) -> None:
+        self.crop_size = crop_size
+
+
+def _fake_torchvision(monkeypatch, crop_size=(24,)):
+    """A torchvision with one network, "tiny", whose weights entries set its
+    weight to their value (V1: 1, V2 = DEFAULT: 2)."""
+    import enum
+    import types
+
+    class Weights(enum.Enum):
+        V1 = 1.0
+        V2 = 2.0
+        DEFAULT = 2.0  # an alias of V2, as torchvision's
+
+        def transforms(self):
+            return _Preset(crop_size)
+
+    def get_model(name, weights=None):
+        net = nn.Linear(4, 3)
+        if weights is not None:
+            nn.init.constant_(net.weight, weights.value)
+        return net
+
+    models = types.SimpleNamespace(
+        list_models=lambda: ["tiny"],
+        get_model=get_model,
+        get_model_weights=lambda name: Weights,
+    )
+    fake = types.SimpleNamespace(models=models)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+
+
+@pytest.mark.parametrize("crop_size, size", [((24,), (24, 24)), ([20, 28], (20, 28))])
+def test_torchvision_weights_by_name_bring_their_normalisation_and_crop(
+    crop_size, size, monkeypatch
+):
+    """A torchvision weights name loads that entry, with its mean, std and
+    crop size (a square for one number) as the preprocessing hints."""
+    from sk_replearn.transfer._loading import _load_network
+
+    _fake_torchvision(monkeypatch, crop_size)
+    for weights, value in (("V1", 1.0), ("DEFAULT", 2.0)):
+        network, hints = _load_network("torchvision:tiny", weights)
+        assert torch.equal(network.weight, torch.full((3, 4), value))
+        assert hints == {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3), "size": size}
+    with pytest.raises(ValueError, match=r"'V3' is not a weights name.*\['V1', 'V2'\]"):
+        _load_network("torchvision:tiny", "V3")
+    with pytest.raises(ValueError, match="torchvision model. Did you mean 'tiny'"):
+        _load_network("torchvision:tinny", None)
+
+
+def test_torchvision_weights_from_a_file_take_imagenet_normalisation(
+    monkeypatch, tmp_path
+):
+    """A torchvision network with weights from a file is normalised with
+    ImageNet's statistics and keeps the input size it is given."""
+    from sk_replearn.transfer._loading import _load_network
+
+    _fake_torchvision(monkeypatch)
+    torch.manual_seed(0)
+    saved = nn.Linear(4, 3)
+    torch.save(saved.state_dict(), tmp_path / "tiny.pth")
+    network, hints = _load_network("torchvision:tiny", tmp_path / "tiny.pth")
+    assert torch.equal(network.weight, saved.weight)
+    assert hints == {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    unloaded, hints = _load_network("torchvision:tiny", None)
+    assert hints == {}
+
+
+@pytest.mark.parametrize("weights", ["checkpoints/tiny", "TINY.PTH"])
+def test_a_torchvision_weights_path_that_is_absent_is_named_as_a_file(
+    weights, monkeypatch, tmp_path
+):
+    """Weights that look like a path (a folder in it, or a weights suffix in
+    any case) are a missing file, not an unknown weights name."""
+    from sk_replearn.transfer._loading import _load_network
+
+    _fake_torchvision(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="is not a file. For model='torchvision:tiny'"):
+        _load_network("torchvision:tiny", weights.replace("/", os.sep))
+
+
+def _fake_timm(monkeypatch, calls: list):
+    """A timm with one network, "tiny", whose pretrained config asks for
+    20x24 inputs; each create_model call is recorded."""
+    import types
+
+    def create_model(name, pretrained=False):
+        calls.append((name, pretrained))
+        net = nn.Linear(4, 3)
+        net.pretrained_cfg = {
+            "mean": (0.1, 0.2, 0.3),
+            "std": (0.4, 0.5, 0.6),
+            "input_size": (3, 20, 24),
+        }
+        return net
+
+    def list_models(pattern=""):
+        return ["tiny"] if pattern in ("", "tiny") else []
+
+    timm = types.SimpleNamespace(list_models=list_models, create_model=create_model)
+    monkeypatch.setitem(sys.modules, "timm", timm)
+
+
+def test_timm_weights_by_tag_or_file_build_the_network_they_name(monkeypatch, tmp_path):
+    """A timm weights tag is created pretrained as "name.tag" ("default": the
+    name alone), with its config's normalisation and input size; a file's
+    weights load into the unpretrained network, the input size left free."""
+    from sk_replearn.transfer._loading import _load_network
+
+    calls: list = []
+    _fake_timm(monkeypatch, calls)
+    hinted = {"mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "size": (20, 24)}
+    _, hints = _load_network("timm:tiny", "in1k")
+    assert calls == [("tiny.in1k", True)] and hints == hinted
+    _, hints = _load_network("timm:tiny", "default")
+    assert calls[1:] == [("tiny", True)] and hints == hinted
+    _, hints = _load_network("timm:tiny", None)
+    assert calls[2:] == [("tiny", False)] and hints == {}
+    torch.manual_seed(0)
+    saved = nn.Linear(4, 3)
+    torch.save(saved.state_dict(), tmp_path / "tiny.pth")
+    network, hints = _load_network("timm:tiny", tmp_path / "tiny.pth")
+    assert calls[3:] == [("tiny", False)]
+    assert torch.equal(network.weight, saved.weight)
+    assert hints == {"mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6)}
+    with pytest.raises(ValueError, match="'timm:tinny' is not a timm model"):
+        _load_network("timm:tinny", None)
+
+
+def test_only_hugging_face_models_of_token_ids_are_sent_to_their_folder(digits):
+    """A Hugging Face text model of remote code, given as a module, is refused
+    with the "hf:<folder>" advice; a Hugging Face model of pixels runs."""
+    X, _ = digits
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    remote_text = type("RemoteBert", (Flat,), {"main_input_name": "input_ids"})
+    remote_text.__module__ = "transformers_modules.someone.bert.modeling"
+    with pytest.raises(ValueError, match=r"RemoteBert\(...\) is a Hugging Face text"):
+        PretrainedTransformer(remote_text()).fit(X)
+    pixels = type("TinyViT", (Flat,), {"main_input_name": "pixel_values"})
+    pixels.__module__ = "transformers.models.vit.modeling_vit"
+    rep = PretrainedTransformer(pixels()).fit(X)  # its fc, a classifier, stripped
+    assert rep.transform(X).shape == (len(X), 64)
+
+
+def test_a_hugging_face_model_that_cannot_be_loaded_says_how_to_pass_a_folder(
+    monkeypatch, tmp_path
+):
+    """A Hugging Face name is fetched (a folder read offline); one that
+    cannot be loaded is a ValueError telling how to pass a saved folder."""
+    import types
+
+    from sk_replearn.transfer._loading import _hf_model
+
+    calls = []
+
+    class Tokenizer:  # cached
+        @staticmethod
+        def from_pretrained(name, local_files_only):
+            calls.append(("tokenizer", name, local_files_only))
+            return object()
+
+    class Model:  # not cached, and no network
+        @staticmethod
+        def from_pretrained(name, local_files_only):
+            calls.append(("model", name, local_files_only))
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    fake = types.SimpleNamespace(AutoTokenizer=Tokenizer, AutoModel=Model)
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    for name, local in (("bert-base-uncased", False), (str(tmp_path), True)):
+        with pytest.raises(ValueError, match=r"could not be loaded \(We couldn't"):
+            _hf_model(name)
+        assert calls == [("tokenizer", name, local), ("model", name, local)]
+        calls.clear()
+    with pytest.raises(ValueError, match="save_pretrained.*model='hf:path/to/folder'"):
+        PretrainedTransformer("hf:bert-base-uncased").fit(["a text", "another"])
+
+
+def test_weights_under_state_dict_are_read_and_other_values_are_refused(tmp_path):
+    """A checkpoint holding the weights under "state_dict" is read; a dict
+    of tensors and other values is refused as no state dict."""
+    from sk_replearn.transfer.pretrained import load_weights
+
+    torch.manual_seed(0)
+    saved = nn.Linear(3, 2)
+    torch.save({"state_dict": saved.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
+    fresh = nn.Linear(3, 2)
+    load_weights(fresh, tmp_path / "ckpt.pt")
+    assert torch.equal(fresh.weight, saved.weight)
+    assert torch.equal(fresh.bias, saved.bias)
+    torch.save({**saved.state_dict(), "epoch": 3}, tmp_path / "mixed.pt")
+    with pytest.raises(ValueError, match=r"does not hold a state dict \(a dict of"):
+        load_weights(nn.Linear(3, 2), tmp_path / "mixed.pt")
+
+
+def test_weights_of_another_network_list_five_keys_then_count_the_rest(tmp_path):
+    """The refusal of mismatched weights names the first five keys of each
+    kind and counts the others."""
+    from sk_replearn.transfer.pretrained import load_weights
+
+    torch.save({}, tmp_path / "empty.pt")
+    five = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2, bias=False))
+    with pytest.raises(ValueError) as err:
+        load_weights(five, tmp_path / "empty.pt")
+    listed = "missing keys: 0.weight, 0.bias, 1.weight, 1.bias, 2.weight"
+    assert str(err.value).endswith(f"Sequential: {listed}.")
+    six = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    with pytest.raises(ValueError) as err:
+        load_weights(six, tmp_path / "empty.pt")
+    assert str(err.value).endswith(f"Sequential: {listed} and 1 more.")
+
+
+def test_a_zip_file_of_no_torch_format_is_named_as_no_exported_program(
+    digits, tmp_path
+):
+    """A zip archive that no torch function wrote is refused as unreadable
+    by torch.export.load, not mistaken for a torch.save file."""
+    import zipfile
+
+    X, _ = digits
+    with zipfile.ZipFile(tmp_path / "table.zip", "w") as archive:
+        archive.writestr("table/values.csv", "1,2,3\n")
+    match = r"could not be read as a program saved by torch.export.save"
+    with pytest.raises(ValueError, match=match):
+        PretrainedTransformer(str(tmp_path / "table.zip")).fit(X)
+
+
+def test_a_pickled_module_as_weights_is_told_to_save_its_state_dict(tmp_path):
+    """Weights saved as a whole module are refused as holding code, with the
+    advice to save the module's state dict instead."""
+    from sk_replearn.transfer.pretrained import load_weights
+
+    torch.save(nn.Linear(3, 2), tmp_path / "module.pt")
+    match = r"holds more than tensors .* Save the weights with torch.save\(module"
+    with pytest.raises(ValueError, match=match):
+        load_weights(nn.Linear(3, 2), tmp_path / "module.pt")
+
+
+def test_a_weights_file_of_a_bare_tensor_or_list_is_refused_as_no_state_dict(
+    tmp_path,
+):
+    """A weights file holding a tensor or a list of tensors, not a dict, is a
+    ValueError saying how to save a state dict."""
+    from sk_replearn.transfer.pretrained import load_weights
+
+    weights = list(nn.Linear(3, 2).state_dict().values())
+    for name, content in (("tensor.pt", weights[0]), ("list.pt", weights)):
+        torch.save(content, tmp_path / name)
+        with pytest.raises(ValueError, match=r"does not hold a state dict .* torch.s"):
+            load_weights(nn.Linear(3, 2), tmp_path / name)
+
+
+def test_default_weights_are_named_in_either_case_for_both_libraries(monkeypatch):
+    """ "default" and "DEFAULT" give each library's default weights (timm's: the
+    network's name alone), never a tag "tiny.DEFAULT" reported as a download."""
+    from sk_replearn.transfer._loading import _load_network
+
+    _fake_torchvision(monkeypatch)
+    for weights in ("DEFAULT", "default", "Default"):
+        network, _ = _load_network("torchvision:tiny", weights)
+        assert torch.equal(network.weight, torch.full((3, 4), 2.0))
+    calls: list = []
+    _fake_timm(monkeypatch, calls)
+    for weights in ("default", "DEFAULT"):
+        _load_network("timm:tiny", weights)
+    assert calls == [("tiny", True), ("tiny", True)]
+
+
+def test_a_torchvision_network_without_weights_by_name_says_what_to_pass(monkeypatch):
+    """A network torchvision lists but has no weights enum for is a ValueError
+    naming it and the two choices left, not an error about an unbound name."""
+    from sk_replearn.transfer._loading import _load_network
+
+    _fake_torchvision(monkeypatch)
+
+    def no_weights(name):
+        raise ValueError(f"The model {name} has no weights")
+
+    models = sys.modules["torchvision"].models  # the fake
+    monkeypatch.setattr(models, "get_model_weights", no_weights)
+    with pytest.raises(ValueError, match=r"torchvision:tiny has no weights by name"):
+        _load_network("torchvision:tiny", "DEFAULT")

@@ -285,7 +285,14 @@ def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
         return network, {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     try:
         enum = models.get_model_weights(name)
-        entry = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f"torchvision:{name} has no weights by name (weights={weights!r}); "
+            "use weights=None for a random start, or a local weights file."
+        ) from exc
+    default = isinstance(weights, str) and weights.lower() == "default"
+    try:
+        entry = enum.DEFAULT if default else enum[weights]
     except (KeyError, ValueError) as exc:
         raise ValueError(
             f"weights={weights!r} is not a weights name of torchvision:{name}; "
@@ -310,7 +317,9 @@ def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
         raise ValueError(f"model='timm:{name}' is not a timm model.")
     file_weights = weights is not None and _is_file_like(weights)
     by_name = weights is not None and not file_weights
-    tagged = name if not by_name or weights == "default" else f"{name}.{weights}"
+    # "default" (torchvision's "DEFAULT" too): timm's default tag, the name alone
+    default = by_name and isinstance(weights, str) and weights.lower() == "default"
+    tagged = name if not by_name or default else f"{name}.{weights}"
     try:
         network = timm.create_model(tagged, pretrained=by_name)
     except Exception as exc:

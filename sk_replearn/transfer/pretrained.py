@@ -84,8 +84,9 @@ class PretrainedTransformer(BaseRepresentation):
         ``torch.load(weights_only=True)``, so a file that would run code is
         refused), or, for ``"torchvision:"`` and ``"timm:"`` models, the
         library's own weights name (``"DEFAULT"``, ``"IMAGENET1K_V1"`` for
-        torchvision; ``"default"`` for timm's pretrained weights), which the
-        library downloads; None keeps the network's own weights (random for
+        torchvision; a tag such as ``"a1_in1k"`` for timm), which the
+        library downloads (``"default"``, in either case, is each library's
+        default weights); None keeps the network's own weights (random for
         a freshly built library model).
     layer : str or None, default=None
         The sub-module whose output is the representation, by its name in
