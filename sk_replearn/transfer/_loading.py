@@ -265,6 +265,12 @@ def _is_file_like(weights) -> bool:
     )
 
 
+def _names_default(weights) -> bool:
+    """Whether ``weights`` asks for a library's default weights: "default" in
+    any case (torchvision's "DEFAULT", timm's "default")."""
+    return isinstance(weights, str) and weights.lower() == "default"
+
+
 def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
     tv = _import("torchvision")
     models = tv.models
@@ -290,9 +296,8 @@ def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
             f"torchvision:{name} has no weights by name (weights={weights!r}); "
             "use weights=None for a random start, or a local weights file."
         ) from exc
-    default = isinstance(weights, str) and weights.lower() == "default"
     try:
-        entry = enum.DEFAULT if default else enum[weights]
+        entry = enum.DEFAULT if _names_default(weights) else enum[weights]
     except (KeyError, ValueError) as exc:
         raise ValueError(
             f"weights={weights!r} is not a weights name of torchvision:{name}; "
@@ -317,9 +322,8 @@ def _timm_model(name: str, weights) -> tuple[nn.Module, dict]:
         raise ValueError(f"model='timm:{name}' is not a timm model.")
     file_weights = weights is not None and _is_file_like(weights)
     by_name = weights is not None and not file_weights
-    # "default" (torchvision's "DEFAULT" too): timm's default tag, the name alone
-    default = by_name and isinstance(weights, str) and weights.lower() == "default"
-    tagged = name if not by_name or default else f"{name}.{weights}"
+    # timm's default weights are the network's name without a tag
+    tagged = name if not by_name or _names_default(weights) else f"{name}.{weights}"
     try:
         network = timm.create_model(tagged, pretrained=by_name)
     except Exception as exc:
