@@ -15,7 +15,7 @@ from sklearn.utils.validation import _check_sample_weight, check_array
 
 from .._validation import positive_strides
 from .._warn import warn_user
-from ..data._precision import _float32_square_limit
+from ..data._precision import FLOAT32_MAX, _float32_square_limit
 from ._kmeans_blocks import _fit_offset
 
 #: The least spread about the offset that ``fit`` takes (see ``_check_range``).
@@ -48,7 +48,7 @@ class KMeansChecksMixin:
         if not np.isfinite(offset32).all():  # float64 X beyond float32's range
             raise ValueError(
                 f"X holds values up to {float(np.abs(X).max()):.3g}, beyond the "
-                f"range of float32 ({float(np.finfo(np.float32).max):.3g}), the "
+                f"range of float32 ({FLOAT32_MAX:.3g}), the "
                 f"precision in which {type(self).__name__} computes; rescale X "
                 "(e.g. with StandardScaler)."
             )

@@ -21,10 +21,14 @@ from ._datasets import ArrayRows, sample_of
 #: (32 MiB in float64); data with fewer is read whole, as an array is.
 SCALE_SAMPLE_VALUES = 2**22
 
+#: float32's largest finite value, the bound of every rate and value that
+#: training or a float32 computation must hold.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def _float32_square_limit(n_features: int) -> float:
     """The largest magnitude whose square, summed over ``n_features``, fits float32."""
-    return math.sqrt(float(np.finfo(np.float32).max) / n_features)
+    return math.sqrt(FLOAT32_MAX / n_features)
 
 
 def _peak_past_float32(samples: torch.Tensor) -> float | None:

@@ -28,6 +28,7 @@ from .._seeding import seed_from_random_state
 from .._warn import warn_user
 from ..base import BaseRepresentation
 from ..data import eval_chunks, input_rows, scale_sample, training_samples
+from ..data._precision import FLOAT32_MAX
 from ..distributed import accelerated_net_class, shared_seed
 from ..objectives.base import Objective
 from ..training import RepresentationNet, seeded_generators, trained_module
@@ -51,9 +52,6 @@ _ACCELERATOR_METHODS = [
     "unwrap_model",
     "wait_for_everyone",
 ]
-#: The largest float32: a learning rate or weight decay above it cannot reach
-#: the weights (SGD converts both to their dtype, failing inside torch).
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
 #: On the CPU, ``transform`` of more rows than this cuts its batches so that
@@ -112,9 +110,11 @@ class NeuralRepresentation(
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, _FLOAT32_MAX, closed="both")],  # 0: untrained
+        # Above float32's largest value a rate or decay cannot reach the weights
+        # (SGD converts both to their dtype, failing inside torch).
+        "lr": [Interval(Real, 0, FLOAT32_MAX, closed="both")],  # 0: untrained
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "weight_decay": [Interval(Real, 0, _FLOAT32_MAX, closed="both")],
+        "weight_decay": [Interval(Real, 0, FLOAT32_MAX, closed="both")],
         "lr_schedule": [StrOptions({"cosine"}), None],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "callbacks": [list, None],

@@ -53,10 +53,10 @@ from .._warn import warn_user
 from ..base import is_fitted, store_params
 from ..checkpoint import check_checkpoint_dir
 from ..data import WeightedTargets, check_float32_precision, training_samples
+from ..data._precision import FLOAT32_MAX
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
 from ..methods.base import (
-    _FLOAT32_MAX,
     _TRANSFORM_BATCH,
     NeuralRepresentation,
     seeded,
@@ -149,7 +149,7 @@ class BaseFineTuner(NeuralRepresentation):
         },
         # The head must learn: lr=0 (a representation's untrained baseline)
         # would leave it as drawn.
-        "lr": [Interval(Real, 0, _FLOAT32_MAX, closed="right")],
+        "lr": [Interval(Real, 0, FLOAT32_MAX, closed="right")],
         "representation": [HasMethods(["fit", "transform"]), None],
         "strategy": [StrOptions({"full", "frozen"})],
         "head": [StrOptions(_HEADS), callable],
@@ -569,11 +569,11 @@ class BaseFineTuner(NeuralRepresentation):
 
     def _surgery(self, encoder: TransferEncoder, n_out: int):
         base = self.lr * self.encoder_lr_scale
-        if base > _FLOAT32_MAX:  # each alone is in range (their constraints)
+        if base > FLOAT32_MAX:  # each alone is in range (their constraints)
             raise ValueError(
                 f"lr * encoder_lr_scale = {base:.3g} (lr={self.lr}, "
                 f"encoder_lr_scale={self.encoder_lr_scale}) is past the largest "
-                f"float32 ({_FLOAT32_MAX:.3g}), so the encoder's learning rate "
+                f"float32 ({FLOAT32_MAX:.3g}), so the encoder's learning rate "
                 "cannot reach its weights; lower encoder_lr_scale or lr."
             )
         blocks = encoder_blocks(encoder)
