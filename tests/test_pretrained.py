@@ -477,6 +477,20 @@ def test_pretrained_reads_an_exported_encoder_file(digits, tmp_path):
         clf.save(tmp_path / "clf.pt")
 
 
+def test_save_of_a_fine_tuner_names_the_fitted_copy_of_an_unfitted_pretrained(
+    digits, tmp_path
+):
+    """An unfitted PretrainedTransformer given to a fine-tuner is data; the
+    refusal names the fitted copy the fine-tuner holds, not the parameter."""
+    X, _ = digits
+    net = _small_net().eval()
+    _export(net, torch.from_numpy(X[:4]).reshape(-1, 1, 8, 8), tmp_path / "net.pt2")
+    rep = PretrainedTransformer(str(tmp_path / "net.pt2"), input_shape=(1, 8, 8))
+    clf = FineTuner(rep, max_epochs=1, random_state=0).fit(X[:60], np.arange(60) % 3)
+    with pytest.raises(TypeError, match=r"^FineTuner\.representation_ is a fitted"):
+        clf.save(tmp_path / "clf.pt")
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # a user's file
 def test_a_torch_save_file_as_model_is_named_without_torch_s_log(
     digits, tmp_path, caplog
