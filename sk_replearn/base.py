@@ -421,9 +421,9 @@ class BaseRepresentation(
         ``Interval(Integral, ...)`` and ``Interval(Real, ...)`` take
         ``True`` as 1, so ``n_components=True`` would pass validation and
         fail deep inside torch; a bool is refused wherever the constraints
-        do not list booleans.
+        do not list booleans; before scikit-learn's checks, so that
+        ``np.True_`` (which is no number to them) is told the same.
         """
-        super()._validate_params()
         for name, constraints in self._parameter_constraints.items():
             value = getattr(self, name, None)
             if not isinstance(value, bool | np.bool_) or not isinstance(
@@ -443,6 +443,7 @@ class BaseRepresentation(
                     f"The {name!r} parameter of {type(self).__name__} must be "
                     f"{kind}, not a bool; got {value!r}."
                 )
+        super()._validate_params()
 
     # -- input -----------------------------------------------------------
     def _validate_X(

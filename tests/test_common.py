@@ -13,6 +13,7 @@ other PCA solvers).
 from __future__ import annotations
 
 import inspect
+import itertools
 import warnings
 
 import numpy as np
@@ -232,6 +233,7 @@ def test_a_refused_fit_leaves_the_estimator_as_it_was(name):
 
 @pytest.mark.parametrize("name", sorted({**INSTANCES, **SEQUENCE_INSTANCES}))
 def test_a_bool_for_a_number_is_refused_by_name(name):
+    """A bool, Python's or numpy's, given for a number is refused by name."""
     # scikit-learn's Interval(Integral) and Interval(Real) take True as 1:
     # n_components=True passed validation and failed inside torch.
     from sklearn.utils._param_validation import Interval, InvalidParameterError
@@ -245,7 +247,7 @@ def test_a_bool_for_a_number_is_refused_by_name(name):
         and not any(c in ("boolean", "verbose", bool) for c in constraints)
     ]
     assert numeric or name == "PretrainedTransformer"
-    for param in numeric:
-        # "not a bool", or the range that True (as 1) falls outside of
-        with pytest.raises(InvalidParameterError, match=f"The '{param}' parameter"):
-            make(name, **{param: True})._validate_params()
+    for param, flag in itertools.product(numeric, [True, np.True_]):
+        match = f"The '{param}' parameter .* must be an? (int|float), not a bool"
+        with pytest.raises(InvalidParameterError, match=match):
+            make(name, **{param: flag})._validate_params()
