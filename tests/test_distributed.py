@@ -19,7 +19,12 @@ import torch
 from _processes import free_port
 from skorch.callbacks import Callback
 
-from sk_replearn import AutoencoderTransformer, PCATransformer, SimCLRTransformer
+from sk_replearn import (
+    AutoencoderTransformer,
+    FineTuner,
+    PCATransformer,
+    SimCLRTransformer,
+)
 from sk_replearn.distributed import (
     AcceleratedRepresentationNet,
     _ShardedBatches,
@@ -358,6 +363,30 @@ def test_an_accelerator_lacking_what_training_calls_is_refused_by_name():
     X = np.zeros((32, 4), np.float32)
     with pytest.raises(ValueError, match="'accelerator' parameter.*'gather_for_m"):
         AutoencoderTransformer(max_epochs=1, accelerator=Half()).fit(X)
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["device", "device_placement", "is_main_process", "num_processes", "process_index"],
+)
+def test_an_accelerator_lacking_an_attribute_training_reads_is_refused_by_name(
+    attribute,
+):
+    """An object with every method but not an attribute training reads is
+    refused by validation, naming the attribute, not inside the fit."""
+    real = accelerate.Accelerator(cpu=True)
+
+    class Lacking:
+        def __getattr__(self, name):
+            if name == attribute:
+                raise AttributeError(name)
+            return getattr(real, name)
+
+    X = np.zeros((32, 4), np.float32)
+    with pytest.raises(ValueError, match=f"'accelerator' parameter.*{attribute!r}"):
+        AutoencoderTransformer(max_epochs=1, accelerator=Lacking()).fit(X)
+    with pytest.raises(ValueError, match=f"'accelerator' parameter.*{attribute!r}"):
+        FineTuner(max_epochs=1, accelerator=Lacking()).fit(X, np.arange(32) % 2)
 
 
 def test_accelerated_one_process_trains_and_continues():

@@ -52,6 +52,39 @@ _ACCELERATOR_METHODS = [
     "unwrap_model",
     "wait_for_everyone",
 ]
+#: The attributes of an ``accelerate.Accelerator`` that training reads.
+_ACCELERATOR_ATTRIBUTES = [
+    "device",
+    "device_placement",
+    "is_main_process",
+    "num_processes",
+    "process_index",
+]
+
+
+class _AcceleratorLike(HasMethods):
+    """An object with an accelerator's methods and the attributes read.
+
+    ``HasMethods`` alone let an object without ``num_processes`` through,
+    to fail inside the fit with an ``AttributeError``.
+    """
+
+    def __init__(self):
+        super().__init__(_ACCELERATOR_METHODS)
+
+    def is_satisfied_by(self, val) -> bool:
+        return super().is_satisfied_by(val) and all(
+            hasattr(val, name) for name in _ACCELERATOR_ATTRIBUTES
+        )
+
+    def __str__(self) -> str:
+        names = ", ".join(map(repr, _ACCELERATOR_ATTRIBUTES[:-1]))
+        return (
+            f"{super().__str__()}, with the attributes {names} and "
+            f"{_ACCELERATOR_ATTRIBUTES[-1]!r} (an accelerate.Accelerator)"
+        )
+
+
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
 #: On the CPU, ``transform`` of more rows than this cuts its batches so that
@@ -128,7 +161,7 @@ class NeuralRepresentation(
         "checkpoint_dir": [str, os.PathLike, None],
         # What skorch's AccelerateMixin calls, not only what it starts with:
         # an object with prepare and backward alone failed inside the fit.
-        "accelerator": [HasMethods(_ACCELERATOR_METHODS), None],
+        "accelerator": [_AcceleratorLike(), None],
         # Checked against the encoder's blocks, which only the fitted (or
         # built) encoder knows: see _check_transform_layer.
         "transform_layer": "no_validation",
