@@ -321,6 +321,28 @@ def test_a_pickle_naming_the_transformer_block_before_its_move_still_loads(data)
     np.testing.assert_array_equal(pickle.loads(old).transform(X), est.transform(X))
 
 
+@pytest.mark.parametrize(
+    "name, module",
+    [
+        ("DINOTransformer", b"dino"),
+        ("BarlowTwinsTransformer", b"redundancy"),
+        ("VICRegTransformer", b"redundancy"),
+    ],
+)
+def test_a_pickle_naming_the_non_contrastive_module_before_its_split_loads(
+    name, module, data
+):
+    """DINO, Barlow Twins and VICReg were defined in methods/noncontrastive.py
+    before they had modules of their own: a pickle naming it still loads."""
+    X, y = data
+    est = _fit(make(name), X, y)
+    text = pickle.dumps(est, protocol=0)  # globals as "c<module>\n<name>\n"
+    new = b"csk_replearn.methods." + module + b"\n"
+    old = text.replace(new, b"csk_replearn.methods.noncontrastive\n")
+    assert old != text
+    np.testing.assert_array_equal(pickle.loads(old).transform(X), est.transform(X))
+
+
 @pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
 def test_grid_search_in_parallel_survives_failing_fits(data):
     """8 fits on 2 processes; the 2 with an impossible input_shape fail cleanly."""
