@@ -1,4 +1,7 @@
-"""The input checks of every estimator's ``_validate_X``.
+"""The input checks of every estimator: ``_validate_X`` and its helpers.
+
+:class:`InputChecksMixin` gives :class:`~sk_replearn.base.BaseRepresentation`
+``_validate_X`` and the checks of values, range and ``input_shape`` it runs.
 
 N-D samples flattened to rows and their layout warned about
 (:func:`flatten_samples`), the float dtype an input is read in
@@ -15,9 +18,11 @@ from typing import NoReturn
 
 import numpy as np
 import torch
+from sklearn.utils import assert_all_finite
+from sklearn.utils.validation import validate_data
 
 from ._warn import warn_user
-from .data import is_memory_mapped, tensor_to_numpy
+from .data import check_float32_precision, is_memory_mapped, tensor_to_numpy
 from .data._precision import _float32_square_limit
 
 
@@ -263,3 +268,128 @@ def check_flag(value, name: str) -> None:
     """Refuse a keyword flag that is not True or False (``"no"`` is truthy)."""
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name}={value!r} must be True or False.")
+
+
+class InputChecksMixin:
+    """The input checks of :class:`~sk_replearn.base.BaseRepresentation`:
+    X validated (N-D samples flattened, ``input_shape_`` resolved), its
+    values and range checked, and the errors of a result that overflowed."""
+
+    def _validate_X(
+        self, X, *, reset: bool, check_values: bool = True, keep_mapped: bool = False
+    ) -> np.ndarray:
+        """Validate X and return it as a 2-D float32/float64 array.
+
+        N-D input ``(n, *shape)`` is flattened to ``(n, prod(shape))`` and
+        ``shape`` becomes (or is checked against) ``input_shape_``. With
+        ``reset=True`` the fitted ``n_features_in_``, ``feature_names_in_``
+        and ``input_shape_`` are set; otherwise X is checked against them.
+        ``check_values=False`` leaves out the two passes over the values
+        (finite, within float32's range), for a caller that checks its own
+        result and then calls :meth:`_check_values` to name the bad input.
+        ``keep_mapped=True`` keeps a memory-mapped X of integers, booleans or
+        float16 as it is, for a caller that reads it in float32 batches
+        (:func:`~sk_replearn.data.training_samples`), where a cast would
+        copy the file into memory whole.
+        """
+        if isinstance(X, torch.utils.data.Dataset):
+            raise TypeError(
+                f"{type(self).__name__} takes X as an array (a numpy.memmap for "
+                "data larger than memory), not a torch Dataset: stack the "
+                "Dataset's samples into an array. The neural estimators' fit, "
+                "transform and score take Datasets."
+            )
+        if X is None:  # scikit-learn's check_array reads it as NaN ("array=nan")
+            raise TypeError(
+                f"{type(self).__name__} got X=None; pass an array-like of shape "
+                "(n_samples, n_features) or (n_samples, *input_shape)."
+            )
+        X, nd_shape = flatten_samples(X)
+        if not reset and nd_shape is not None:
+            # Before validate_data, whose message would count the flattened
+            # features ("X has 729 features") of images of the wrong size.
+            self._check_sample_shape(nd_shape)
+        dtype = float_dtypes(X, self._integers_as)
+        if keep_mapped and _castable_mapped(X):
+            dtype = None  # read in float32 batches, never copied whole
+        elif reset and dtype[0] is np.float32 and _holds_integers(X):
+            # Integers far from 0 (timestamps near 1.7e9) lose their
+            # differences in the cast below, as float64 values would later.
+            check_float32_precision(X, type(self).__name__)
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=dtype,
+                accept_sparse=False,
+                ensure_all_finite=check_values,
+            )
+        except ValueError as exc:
+            _raise_unreadable(X, exc, type(self).__name__)
+        X = positive_strides(X)
+        if check_values:
+            self._check_range(X, reset=reset)
+        if reset:
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+            # Whether X came N-D: inverse_transform answers in the same layout.
+            self._nd_input = nd_shape is not None
+        return X
+
+    def _check_sample_shape(self, nd_shape: tuple[int, ...]) -> None:
+        """N-D samples at transform time have the fitted ``input_shape_``."""
+        fitted = getattr(self, "input_shape_", None)
+        if fitted is not None and nd_shape != tuple(fitted):
+            raise ValueError(
+                f"X has samples of shape {nd_shape}, but {type(self).__name__} "
+                f"was fitted on samples of shape {tuple(fitted)}."
+            )
+
+    def _check_values(self, X: np.ndarray) -> None:
+        """The checks of X's values that ``_validate_X(check_values=False)`` skips."""
+        assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+        self._check_range(X, reset=False)
+
+    def _check_range(self, X: np.ndarray, *, reset: bool) -> None:
+        """Refuse finite values the estimator's float32 arithmetic cannot hold.
+
+        Here, values whose squares overflow float32; an estimator that
+        shifts X before squaring it checks the shifted values instead.
+        """
+        _check_float32_range(X, type(self).__name__)
+
+    def _raise_not_finite(self, X: np.ndarray, result: str) -> NoReturn:
+        """Raise the error that names why ``result``, computed from X, is not finite.
+
+        For callers of ``_validate_X(check_values=False)`` whose result came
+        out NaN or infinite: NaN, infinity or values too large for float32 in
+        X get the errors validation would have raised; otherwise the overflow
+        happened inside the computation, and the error says so.
+        """
+        self._check_values(X)
+        raise ValueError(
+            f"The {result} computed by {type(self).__name__} overflowed: X holds "
+            f"values up to {float(np.abs(X).max()):.3g} in magnitude; rescale X "
+            "(e.g. with StandardScaler)."
+        )
+
+    def _resolve_input_shape(self, n_features: int, nd_shape) -> tuple[int, ...]:
+        shape = _check_input_shape(self.input_shape)
+        if shape is not None:
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={tuple(shape)} holds {math.prod(shape)} values "
+                    f"per sample but X has {n_features} features; pass an "
+                    "input_shape whose product equals n_features, or None."
+                )
+            if nd_shape is not None and nd_shape != shape:
+                raise ValueError(
+                    f"input_shape={tuple(shape)} does not match the shape of "
+                    f"the samples in X, {nd_shape}; drop input_shape or reshape X."
+                )
+            return shape
+        if nd_shape is not None:
+            if self._reads_layout:
+                _warn_unlikely_layout(tuple(nd_shape))
+            return nd_shape
+        return (n_features,)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from .._device import no_autocast
 from .._warn import warn_user
-from ..base import no_autocast
 from ..data import batch_slices
 from ..data._precision import _float32_square_limit
 from . import _hamerly as _hamerly_module

@@ -16,10 +16,11 @@ import pickle
 
 from sklearn.base import clone, is_classifier, is_regressor
 
+from .._device import resolve_device
 from .._fingerprint import _is_sample_dataset
 from .._util import is_int
 from .._warn import warn_user
-from ..base import is_fitted, resolve_device
+from ..base import is_fitted
 from ..data import sample_of
 from ..nn.layers import cut_encoder
 from ..nn.surgery import TransferEncoder, encoder_blocks
