@@ -25,20 +25,13 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, InvalidParameterError
-from sklearn.utils.validation import (
-    _generate_get_feature_names_out,
-    check_is_fitted,
-)
+from sklearn.utils.validation import _generate_get_feature_names_out, check_is_fitted
 
 from ._device import no_autocast, resolve_device
 from ._heap import kept_heap
 from ._seeding import seed_from_random_state
 from ._util import is_fitted
-from ._validation import (
-    InputChecksMixin,
-    _hashable,
-    flatten_samples,
-)
+from ._validation import InputChecksMixin, _hashable, flatten_samples
 from .data import eval_chunks
 from .persistence._mixin import SaveLoadMixin
 

@@ -332,14 +332,16 @@ def test_a_pickle_naming_the_transformer_block_before_its_move_still_loads(data)
 def test_a_pickle_naming_the_non_contrastive_module_before_its_split_loads(
     name, module, data
 ):
-    """DINO, Barlow Twins and VICReg were defined in methods/noncontrastive.py
-    before they had modules of their own: a pickle naming it still loads."""
+    """DINO, Barlow Twins and VICReg, their objectives and losses were defined
+    in the noncontrastive modules before they had modules of their own: a
+    pickle naming those still loads."""
     X, y = data
     est = _fit(make(name), X, y)
-    text = pickle.dumps(est, protocol=0)  # globals as "c<module>\n<name>\n"
-    new = b"csk_replearn.methods." + module + b"\n"
-    old = text.replace(new, b"csk_replearn.methods.noncontrastive\n")
-    assert old != text
+    text = old = pickle.dumps(est, protocol=0)  # globals as "c<module>\n<name>\n"
+    for package in (b"methods", b"objectives", b"losses"):
+        new = b"csk_replearn." + package + b"." + module + b"\n"
+        assert new in text
+        old = old.replace(new, b"csk_replearn." + package + b".noncontrastive\n")
     np.testing.assert_array_equal(pickle.loads(old).transform(X), est.transform(X))
 
 

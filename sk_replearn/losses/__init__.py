@@ -2,18 +2,20 @@
 
 Pure torch: each loss is a small ``nn.Module`` taking embeddings, its
 docstring citing its paper. ``contrastive`` holds NT-Xent, InfoNCE and the
-queue of keys; ``noncontrastive`` the BYOL / SimSiam, Barlow Twins, DINO and
-VICReg losses; ``clustering`` SwAV's Sinkhorn codes and swapped prediction;
-``multiview`` CMC's InfoNCE between every pair of views; ``diagnostics`` the
-collapse measure. The objectives of
+queue of keys; ``noncontrastive`` the BYOL / SimSiam loss; ``redundancy``
+Barlow Twins' and VICReg's; ``dino`` DINO's; ``clustering`` SwAV's Sinkhorn
+codes and swapped prediction; ``multiview`` CMC's InfoNCE between every pair
+of views; ``diagnostics`` the collapse measure. The objectives of
 :mod:`sk_replearn.objectives` (same family names) build on them.
 """
 
 from .clustering import SwAVLoss, sinkhorn_knopp
 from .contrastive import InfoNCELoss, MemoryQueue, NTXentLoss, gather_batch
 from .diagnostics import collapse_std
+from .dino import DINOLoss
 from .multiview import MultiViewInfoNCELoss
-from .noncontrastive import BarlowTwinsLoss, DINOLoss, NegativeCosineLoss, VICRegLoss
+from .noncontrastive import NegativeCosineLoss
+from .redundancy import BarlowTwinsLoss, VICRegLoss
 
 __all__ = [
     "BarlowTwinsLoss",

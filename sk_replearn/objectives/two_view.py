@@ -2,9 +2,9 @@
 
 A two-view objective's ``forward`` draws two random views of the
 standardised batch (:meth:`TwoViewObjective.draw_views`) and embeds both
-(``forward_views``); its ``loss`` combines the embeddings with a loss module
-of :mod:`~sk_replearn.objectives.contrastive` or
-:mod:`~sk_replearn.objectives.noncontrastive`. ``encode`` returns the
+(``forward_views``); its ``loss`` combines the embeddings with a loss of
+:mod:`sk_replearn.losses` (each objective's module, such as
+:mod:`~sk_replearn.objectives.contrastive`, names its own). ``encode`` returns the
 encoder's output *before* any projection head: the representation.
 
 Momentum (EMA) networks are updated at the start of each training forward,

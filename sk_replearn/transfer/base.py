@@ -27,16 +27,10 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import (
-    check_is_fitted,
-)
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._fingerprint import (
-    _NOT_FINGERPRINTED,
-    _model_repr,
-    pretrain_digest,
-)
+from .._fingerprint import _NOT_FINGERPRINTED, _model_repr, pretrain_digest
 from .._seeding import seed_from_random_state
 from ..base import is_fitted, store_params
 from ..checkpoint import check_checkpoint_dir
@@ -44,11 +38,7 @@ from ..data import training_samples
 from ..data._precision import FLOAT32_MAX
 from ..distributed import accelerated_net_class, shared_seed
 from ..methods import AutoencoderTransformer
-from ..methods.base import (
-    _TRANSFORM_BATCH,
-    NeuralRepresentation,
-    seeded,
-)
+from ..methods.base import _TRANSFORM_BATCH, NeuralRepresentation, seeded
 from ..nn.surgery import TransferEncoder, encoder_blocks, trainable
 from ..tokens import TokenDataset
 from ..training import SupervisedNet
