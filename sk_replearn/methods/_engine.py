@@ -16,6 +16,7 @@ import math
 import sys
 
 import torch
+from sklearn.utils._param_validation import HasMethods
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 
 from .._callbacks import (
@@ -27,6 +28,49 @@ from .._callbacks import (
 from .._util import with_article
 from ..checkpoint import TrainingCheckpoint, fingerprint
 from ..distributed import world_size
+
+#: The methods of an ``accelerate.Accelerator`` that training calls.
+_ACCELERATOR_METHODS = [
+    "prepare",
+    "backward",
+    "autocast",
+    "accumulate",
+    "gather_for_metrics",
+    "unwrap_model",
+    "wait_for_everyone",
+]
+#: The attributes of an ``accelerate.Accelerator`` that training reads.
+_ACCELERATOR_ATTRIBUTES = [
+    "device",
+    "device_placement",
+    "is_main_process",
+    "num_processes",
+    "process_index",
+]
+
+
+class _AcceleratorLike(HasMethods):
+    """An object with an accelerator's methods and the attributes read.
+
+    ``HasMethods`` alone let an object without ``num_processes`` through,
+    to fail inside the fit with an ``AttributeError``.
+    """
+
+    def __init__(self):
+        super().__init__(_ACCELERATOR_METHODS)
+
+    def is_satisfied_by(self, val) -> bool:
+        return super().is_satisfied_by(val) and all(
+            hasattr(val, name) for name in _ACCELERATOR_ATTRIBUTES
+        )
+
+    def __str__(self) -> str:
+        names = ", ".join(map(repr, _ACCELERATOR_ATTRIBUTES[:-1]))
+        return (
+            f"{super().__str__()}, with the attributes {names} and "
+            f"{_ACCELERATOR_ATTRIBUTES[-1]!r} (an accelerate.Accelerator)"
+        )
+
 
 OPTIMIZERS = {
     "adamw": torch.optim.AdamW,

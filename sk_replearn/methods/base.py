@@ -3,7 +3,9 @@
 :class:`NeuralRepresentation` turns the engine parameters into a
 :class:`~sk_replearn.training.RepresentationNet` and runs it; a method adds
 only its hyperparameters and ``_build_objective``. The net's arguments
-come from :class:`~sk_replearn.methods._engine.TrainingEngineMixin`, and
+come from :class:`~sk_replearn.methods._engine.TrainingEngineMixin` (with the
+``accelerator`` constraint), warm starts and the parameters a fit recorded
+from :class:`~sk_replearn.methods._warm_start.WarmStartMixin`, and
 ``transform_layer`` and ``export_encoder`` from
 :class:`~sk_replearn.methods._layers.TransformLayerMixin`.
 """
@@ -11,18 +13,16 @@ come from :class:`~sk_replearn.methods._engine.TrainingEngineMixin`, and
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import threading
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._fingerprint import _model_repr
 from .._heap import batch_within_budget, widest_output
 from .._seeding import seed_from_random_state
 from .._warn import warn_user
@@ -31,59 +31,18 @@ from ..data import eval_chunks, input_rows, scale_sample, training_samples
 from ..data._precision import FLOAT32_MAX
 from ..distributed import accelerated_net_class, shared_seed
 from ..objectives.base import Objective
-from ..training import RepresentationNet, seeded_generators, trained_module
+from ..training import RepresentationNet, seeded_generators
 from ._engine import (
     OPTIMIZERS,
     TrainingEngineMixin,
+    _AcceleratorLike,
     _check_optimizer_class,
     _silent,  # noqa: F401 - nets pickled before the move name it here
 )
 from ._layers import TransformLayerMixin
+from ._warm_start import WarmStartMixin, _partial_fit_or_restore
 
 __all__ = ["NeuralRepresentation", "OPTIMIZERS", "seeded"]
-
-#: The methods of an ``accelerate.Accelerator`` that training calls.
-_ACCELERATOR_METHODS = [
-    "prepare",
-    "backward",
-    "autocast",
-    "accumulate",
-    "gather_for_metrics",
-    "unwrap_model",
-    "wait_for_everyone",
-]
-#: The attributes of an ``accelerate.Accelerator`` that training reads.
-_ACCELERATOR_ATTRIBUTES = [
-    "device",
-    "device_placement",
-    "is_main_process",
-    "num_processes",
-    "process_index",
-]
-
-
-class _AcceleratorLike(HasMethods):
-    """An object with an accelerator's methods and the attributes read.
-
-    ``HasMethods`` alone let an object without ``num_processes`` through,
-    to fail inside the fit with an ``AttributeError``.
-    """
-
-    def __init__(self):
-        super().__init__(_ACCELERATOR_METHODS)
-
-    def is_satisfied_by(self, val) -> bool:
-        return super().is_satisfied_by(val) and all(
-            hasattr(val, name) for name in _ACCELERATOR_ATTRIBUTES
-        )
-
-    def __str__(self) -> str:
-        names = ", ".join(map(repr, _ACCELERATOR_ATTRIBUTES[:-1]))
-        return (
-            f"{super().__str__()}, with the attributes {names} and "
-            f"{_ACCELERATOR_ATTRIBUTES[-1]!r} (an accelerate.Accelerator)"
-        )
-
 
 #: Rows per batch in ``transform``: large, since no gradients are kept.
 _TRANSFORM_BATCH = 1024
@@ -122,7 +81,7 @@ def seeded(seed: int, device: torch.device | None = None):
 
 
 class NeuralRepresentation(
-    TrainingEngineMixin, TransformLayerMixin, BaseRepresentation
+    WarmStartMixin, TrainingEngineMixin, TransformLayerMixin, BaseRepresentation
 ):
     """Base class of the neural estimators (not used directly).
 
@@ -182,30 +141,7 @@ class NeuralRepresentation(
         with seeded(seed, device):
             if warm:
                 net = self.net_
-                self._check_warm_start(net)
-                # The engine parameters set since the last fit apply to this
-                # one (the optimiser keeps its state); the learning-rate and
-                # momentum schedules span it.
-                engine = self._engine_kwargs(len(X_t), device)
-                net.set_params(
-                    **{
-                        k: engine[k]
-                        for k in (
-                            "max_epochs",
-                            "lr",
-                            "optimizer__weight_decay",
-                            "batch_size",
-                            "train_split",
-                            "verbose",
-                        )
-                    }
-                )
-                # Not set_params(callbacks=...): skorch's builds the callbacks
-                # from the old list first, which initialised again (and so
-                # emptied) a callback the user had since taken out.
-                net.callbacks = engine["callbacks"]
-                net.initialize_callbacks()
-                net.module_.restart_schedule(self._total_steps)
+                self._continue_net(net, len(X_t), device)
             else:
                 net = self._build_net(X_t, device)
             self._inner_layer(net.module_)  # a bad transform_layer: now
@@ -220,126 +156,6 @@ class NeuralRepresentation(
     #: Fewest validation samples early stopping can score (a loss that
     #: compares the samples of a batch needs 2).
     _min_validation = 1
-
-    #: Parameters a warm start applies to the network it continues (the
-    #: engine's: epochs, learning rate and schedule, batches, early
-    #: stopping, callbacks, seed) or that need no refit (transform_layer).
-    _WARM_APPLIED = frozenset(
-        {
-            "max_epochs",
-            "batch_size",
-            "num_workers",
-            "lr",
-            "weight_decay",
-            "lr_schedule",
-            "warmup_epochs",
-            "callbacks",
-            "early_stopping",
-            "validation_fraction",
-            "n_iter_no_change",
-            "verbose",
-            "checkpoint_dir",
-            "random_state",
-            "warm_start",
-            "transform_layer",
-        }
-    )
-    #: Parameters a subclass checks itself in a warm start (``optimizer``
-    #: is checked by :meth:`_check_warm_start`); ``save`` compares them too.
-    _WARM_OWN_CHECK: frozenset = frozenset()
-
-    def _model_params(self, text=_model_repr) -> dict:
-        """What the fitted model was built and trained with, each value as
-        ``text`` reads it (see :func:`~sk_replearn._fingerprint._model_repr`).
-
-        The optimiser counts (its saved state is its class's) by its name
-        where it has one: ``torch.optim.AdamW`` is ``"adamw"``.
-        """
-        skip = self._WARM_APPLIED  # _WARM_OWN_CHECK's too: save compares them
-        params = self.get_params(deep=False)
-        if "optimizer" in params:
-            named = {cls: name for name, cls in OPTIMIZERS.items()}
-            params["optimizer"] = named.get(params["optimizer"], params["optimizer"])
-        return {k: text(v) for k, v in params.items() if k not in skip}
-
-    def _changed_since_fit(self) -> list[tuple[str, str, str]]:
-        """``(name, fitted value, present value)``, as text, of each model
-        parameter that ``set_params`` changed since ``fit`` (none for an
-        unfitted estimator, or one fitted by a version that did not record
-        them).
-
-        Values are compared as :func:`~sk_replearn._fingerprint._model_repr`
-        reads them: equal settings of other types (``np.int64(4)`` and
-        ``4``, a list and a tuple) and a function or object unpickled in
-        another process are no change. A parameter the fit did not record
-        (one added since) is not compared.
-        """
-        fitted = getattr(self, "_fitted_params", None)
-        if fitted is None:
-            return []
-        now = self._model_params()
-        changed = [k for k in sorted(fitted.keys() & now.keys()) if fitted[k] != now[k]]
-        if changed:  # fitted by a version that recorded plain reprs?
-            plain = self._model_params(repr)
-            changed = [k for k in changed if fitted[k] != plain[k]]
-        return [(k, fitted[k], now[k]) for k in changed]
-
-    def _check_warm_params(self) -> None:
-        """Refuse a warm start after a change it would not apply.
-
-        A warm start continues the fitted network and objective: a changed
-        ``temperature``, ``views``, ``momentum``, width, ``device`` or
-        ``precision`` would be reported by ``get_params`` but not used.
-        (A changed ``optimizer`` is refused by :meth:`_check_warm_start`.)
-        """
-        own = self._WARM_OWN_CHECK | {"optimizer"}  # refused with their own words
-        changed = [c for c in self._changed_since_fit() if c[0] not in own]
-        if changed:
-            was = ", ".join(f"{k}={fitted}" for k, fitted, _ in changed[:4])
-            raise ValueError(
-                "warm_start=True continues the fitted model, which these changed "
-                f"parameters would not reach (it was fitted with {was}"
-                f"{', ...' if len(changed) > 4 else ''}); only the training "
-                "settings (max_epochs, lr, batch_size, the schedule, early "
-                "stopping, callbacks) apply to a warm start. Set them back, or "
-                "warm_start=False to fit anew."
-            )
-
-    def _check_warm_start(self, net) -> None:
-        """Refuse a warm start the fitted network or optimiser cannot follow.
-
-        ``warm_start=True`` continues the same network with the same
-        optimiser: parameters that would build another network (other
-        shapes: ``n_components``, widths, ...) or choose another optimiser
-        need a new fit.
-        """
-        optimizer = (
-            OPTIMIZERS[self.optimizer]
-            if isinstance(self.optimizer, str)
-            else self.optimizer
-        )
-        if net.optimizer is not optimizer:  # the class (an accelerator wraps it)
-            raise ValueError(
-                f"warm_start=True continues the fitted {net.optimizer.__name__} "
-                f"optimiser, but optimizer={self.optimizer!r} now; set "
-                "warm_start=False to train anew."
-            )
-        with torch.random.fork_rng(devices=[]):  # draws nothing of the fit's
-            fresh = self._build_objective().state_dict()
-        fitted = trained_module(net).state_dict()
-        changed = [
-            k
-            for k in sorted({*fresh, *fitted})
-            if k not in fresh or k not in fitted or fresh[k].shape != fitted[k].shape
-        ]
-        if changed:
-            raise ValueError(
-                "warm_start=True continues the fitted network, but the parameters "
-                f"now build one of other shapes ({', '.join(changed[:4])}"
-                f"{', ...' if len(changed) > 4 else ''}): a parameter such as "
-                "n_components or a width changed since the last fit. Set "
-                "warm_start=False to train a new network."
-            )
 
     def _training_data(self, X, *, reset: bool):
         """Validate X (setting the input shape when ``reset``); what the net slices.
@@ -538,27 +354,6 @@ class NeuralRepresentation(
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-
-
-def _partial_fit_or_restore(net, X_t) -> None:
-    """A warm start's training; if it raises, the model before.
-
-    The fitted model must survive a continuation that diverges or fails
-    (a non-finite loss, a user's callback, memory): its weights, optimiser
-    state and history are put back before the error propagates, as
-    :func:`~sk_replearn.base.fit_context` puts back the estimator's
-    attributes.
-    """
-    module = copy.deepcopy(net.module_.state_dict())
-    optimizer = copy.deepcopy(net.optimizer_.state_dict())
-    n_epochs = len(net.history)
-    try:
-        net.partial_fit(X_t, None)
-    except Exception:
-        net.module_.load_state_dict(module)
-        net.optimizer_.load_state_dict(optimizer)
-        del net.history[n_epochs:]
-        raise
 
 
 def _is_nested_samples(X) -> bool:
