@@ -1,22 +1,28 @@
-"""What a fitted language model predicts: next tokens (GPT), masked tokens (BERT).
+"""What a fitted language model predicts: next tokens and whole texts (GPT),
+masked tokens (BERT).
 
-The work behind :meth:`GPTTransformer.predict_next` and
-:meth:`BERTTransformer.fill_mask`: reading the prompts or the masked texts,
-running the trained objective in batches, and naming the most likely tokens
-with their probabilities.
+The work behind :meth:`GPTTransformer.predict_next`,
+:meth:`GPTTransformer.generate` and :meth:`BERTTransformer.fill_mask`:
+reading the prompts or the masked texts, running the trained objective in
+batches (token by token, for the texts generated), and naming the most
+likely tokens with their probabilities.
 """
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 
+from .._seeding import seed_from_random_state
 from .._util import is_int
 from ..tokens import (
     CLS,
     MASK,
     N_SPECIAL,
     PAD,
+    SEP,
     SPECIAL_TOKENS,
     check_sequences,
     pad_sequences,
@@ -193,3 +199,102 @@ def fill_mask_candidates(est, X, mask_token, top_k: int) -> list[list[Candidates
         for n in chosen.sum(dim=1).tolist():
             out.append([next(ranked) for _ in range(n)])
     return out
+
+
+def _tempered(logits: torch.Tensor, temperature: float, banned: torch.Tensor):
+    """``logits / temperature``, banned ids at -inf, finite for any temperature.
+
+    A temperature so low that the division overflows float32 (1e-45) is
+    greedy decoding: the logits are shifted by their maximum first, so that
+    the best id keeps 0 and the others fall to -inf instead of inf - inf.
+    """
+    out = (logits / temperature).masked_fill(banned, -torch.inf)
+    if torch.isfinite(out.amax(dim=1)).all():
+        return out
+    allowed = logits.masked_fill(banned, -torch.inf)
+    return ((allowed - allowed.amax(dim=1, keepdim=True)) / temperature).nan_to_num(
+        nan=-torch.inf
+    )
+
+
+def check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
+    """Refuse, by name, arguments of ``generate`` it cannot sample with."""
+    for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1.")
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, Real)
+        or not (temperature > 0)
+    ):
+        raise ValueError(
+            f"temperature={temperature!r} must be a float > 0 (1 samples the "
+            "model's distribution; lower is more conservative)."
+        )
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r} must be an int >= 1 or None.")
+
+
+def generated_texts(
+    est, prompts, n_samples, max_new_tokens, temperature, top_k, random_state
+) -> list[str]:
+    """The texts :meth:`GPTTransformer.generate` samples from fitted ``est``.
+
+    ``prompts`` are checked sequences of the kind ``est`` was fitted on,
+    the other arguments checked by :func:`check_generate`; the draws come
+    from a generator seeded by ``random_state``, on the CPU whatever the
+    model's device.
+    """
+    codec = est._codec()
+    module = est._module()
+    device = next(module.parameters()).device
+    positions = module.encoder.pos_embed.shape[1]
+    generator = torch.Generator().manual_seed(seed_from_random_state(random_state))
+    banned = torch.ones(module.vocab_size, dtype=torch.bool)
+    banned[N_SPECIAL:] = False
+    banned[SEP] = False  # the model may end the sequence
+    banned[never_predicted(codec)] = True  # a subword vocabulary's own [UNK]
+    # Nor may a text begin with a piece that continues a word ("##ing").
+    banned_first = banned.clone()
+    banned_first[codec.continuations()] = True
+    texts = []
+    for prompt, ids in zip(prompts, codec.encode(prompts, name="prompts")):
+        context = torch.tensor([CLS, *ids], dtype=torch.long)[-(positions - 1) :]
+        seqs = context.repeat(n_samples, 1).to(device)  # (n, L)
+        new = torch.full((n_samples, 0), PAD, dtype=torch.long, device=device)
+        done = torch.zeros(n_samples, dtype=torch.bool, device=device)
+        with torch.inference_mode():
+            for step in range(max_new_tokens):
+                # Only the unfinished samples go through the model: a
+                # finished one grows by [PAD]s, and a window of nothing
+                # but [PAD] has no token to attend to (NaN logits). The
+                # finished rows' draws are discarded below.
+                logits = torch.zeros(n_samples, module.vocab_size)
+                active = ~done.cpu()
+                logits[active] = (
+                    module.next_logits(seqs[active.to(device), -positions:])
+                    .float()
+                    .cpu()
+                )
+                # An empty prompt, or one of unknown tokens only, which
+                # the decoder leaves out: the text begins with the draw.
+                first = step == 0 and not any(i >= N_SPECIAL for i in ids)
+                logits = _tempered(
+                    logits, temperature, banned_first if first else banned
+                )
+                if top_k is not None and top_k < logits.shape[1]:
+                    kth = logits.topk(top_k, dim=1).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, -torch.inf)
+                nxt = torch.multinomial(logits.softmax(dim=1), 1, generator=generator)
+                nxt = nxt.to(device).masked_fill(done[:, None], PAD)  # (n, 1)
+                seqs, new = torch.cat([seqs, nxt], 1), torch.cat([new, nxt], 1)
+                done |= nxt[:, 0] == SEP
+                if bool(done.all()):
+                    break
+        for row in new.cpu().tolist():
+            row = row[: row.index(SEP)] if SEP in row else row
+            if codec.kind == "char":
+                texts.append(prompt + codec.decode(row))
+            else:
+                texts.append(codec.decode(list(ids) + row))
+    return texts

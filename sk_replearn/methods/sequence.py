@@ -5,20 +5,19 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import fill_doc
-from .._seeding import seed_from_random_state
 from .._util import is_int
 from ..base import fit_context, store_params
 from ..objectives.sequence import BERTObjective, GPTObjective
-from ..tokens import CLS, N_SPECIAL, PAD, SEP, check_sequences
+from ..tokens import check_sequences
 from ._sequence_base import _SequenceTransformer
 from ._sequence_queries import (
+    check_generate,
     fill_mask_candidates,
-    never_predicted,
+    generated_texts,
     next_token_candidates,
 )
 
@@ -36,39 +35,6 @@ SEQUENCE_DOCS = {
 The trained skorch net; ``net_.module_`` is the objective, whose
 ``encoder`` is a :class:`~sk_replearn.nn.sequence.TokenEncoder`.""",
 }
-
-
-def _tempered(logits: torch.Tensor, temperature: float, banned: torch.Tensor):
-    """``logits / temperature``, banned ids at -inf, finite for any temperature.
-
-    A temperature so low that the division overflows float32 (1e-45) is
-    greedy decoding: the logits are shifted by their maximum first, so that
-    the best id keeps 0 and the others fall to -inf instead of inf - inf.
-    """
-    out = (logits / temperature).masked_fill(banned, -torch.inf)
-    if torch.isfinite(out.amax(dim=1)).all():
-        return out
-    allowed = logits.masked_fill(banned, -torch.inf)
-    return ((allowed - allowed.amax(dim=1, keepdim=True)) / temperature).nan_to_num(
-        nan=-torch.inf
-    )
-
-
-def _check_generate(n_samples, max_new_tokens, temperature, top_k) -> None:
-    for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
-        if not is_int(value) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1.")
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, Real)
-        or not (temperature > 0)
-    ):
-        raise ValueError(
-            f"temperature={temperature!r} must be a float > 0 (1 samples the "
-            "model's distribution; lower is more conservative)."
-        )
-    if top_k is not None and (not is_int(top_k) or top_k < 1):
-        raise ValueError(f"top_k={top_k!r} must be an int >= 1 or None.")
 
 
 @fill_doc(SEQUENCE_DOCS)
@@ -279,7 +245,7 @@ class GPTTransformer(_SequenceTransformer):
             that the division overflows (1e-45) pick the likeliest token.
         """
         check_is_fitted(self, "net_")
-        _check_generate(n_samples, max_new_tokens, temperature, top_k)
+        check_generate(n_samples, max_new_tokens, temperature, top_k)
         codec = self._codec()
         if prompts is None:
             prompts = [""] if codec.kind != "ids" else [np.zeros(0, np.int64)]
@@ -295,60 +261,9 @@ class GPTTransformer(_SequenceTransformer):
                 prompts, "GPTTransformer.generate", "prompts"
             )
             self._same_kind(kind, "GPTTransformer", "prompts")
-        module = self._module()
-        device = next(module.parameters()).device
-        positions = module.encoder.pos_embed.shape[1]
-        generator = torch.Generator().manual_seed(seed_from_random_state(random_state))
-        banned = torch.ones(module.vocab_size, dtype=torch.bool)
-        banned[N_SPECIAL:] = False
-        banned[SEP] = False  # the model may end the sequence
-        banned[never_predicted(codec)] = True  # a subword vocabulary's own [UNK]
-        # Nor may a text begin with a piece that continues a word ("##ing").
-        banned_first = banned.clone()
-        banned_first[codec.continuations()] = True
-        texts = []
-        for prompt, ids in zip(prompts, codec.encode(prompts, name="prompts")):
-            context = torch.tensor([CLS, *ids], dtype=torch.long)[-(positions - 1) :]
-            seqs = context.repeat(n_samples, 1).to(device)  # (n, L)
-            new = torch.full((n_samples, 0), PAD, dtype=torch.long, device=device)
-            done = torch.zeros(n_samples, dtype=torch.bool, device=device)
-            with torch.inference_mode():
-                for step in range(max_new_tokens):
-                    # Only the unfinished samples go through the model: a
-                    # finished one grows by [PAD]s, and a window of nothing
-                    # but [PAD] has no token to attend to (NaN logits). The
-                    # finished rows' draws are discarded below.
-                    logits = torch.zeros(n_samples, module.vocab_size)
-                    active = ~done.cpu()
-                    logits[active] = (
-                        module.next_logits(seqs[active.to(device), -positions:])
-                        .float()
-                        .cpu()
-                    )
-                    # An empty prompt, or one of unknown tokens only, which
-                    # the decoder leaves out: the text begins with the draw.
-                    first = step == 0 and not any(i >= N_SPECIAL for i in ids)
-                    logits = _tempered(
-                        logits, temperature, banned_first if first else banned
-                    )
-                    if top_k is not None and top_k < logits.shape[1]:
-                        kth = logits.topk(top_k, dim=1).values[:, -1:]
-                        logits = logits.masked_fill(logits < kth, -torch.inf)
-                    nxt = torch.multinomial(
-                        logits.softmax(dim=1), 1, generator=generator
-                    )
-                    nxt = nxt.to(device).masked_fill(done[:, None], PAD)  # (n, 1)
-                    seqs, new = torch.cat([seqs, nxt], 1), torch.cat([new, nxt], 1)
-                    done |= nxt[:, 0] == SEP
-                    if bool(done.all()):
-                        break
-            for row in new.cpu().tolist():
-                row = row[: row.index(SEP)] if SEP in row else row
-                if codec.kind == "char":
-                    texts.append(prompt + codec.decode(row))
-                else:
-                    texts.append(codec.decode(list(ids) + row))
-        return texts
+        return generated_texts(
+            self, prompts, n_samples, max_new_tokens, temperature, top_k, random_state
+        )
 
     def predict_next(self, prompts, *, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """The most likely next tokens of each prompt, with their probabilities.
