@@ -582,3 +582,145 @@ def test_an_augmentation_class_is_named_augmentation_not_views():
     X = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
     with pytest.raises(TypeError, match=r"^augmentation=ImageViews is a class"):
         _cmc(encoder="mlp", encoder_kwargs=None, augmentation=ImageViews).fit(X)
+
+
+# -- the graph of views, and what the loss refuses -------------------------------
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((3, "ring"), r"graph='ring' is not one of \['full', 'core'\]"),
+        ((3, "core", -1), r"core_view=-1 is out of range for 3 views"),
+        ((3, "core", 3), r"core_view=3 is out of range for 3 views"),
+    ],
+)
+def test_view_pairs_refuses_an_unknown_graph_or_a_core_view_out_of_range(args, match):
+    """view_pairs names a graph it does not know, or a core view not in [0, V)."""
+    with pytest.raises(ValueError, match=match):
+        view_pairs(*args)
+
+
+def test_cmc_loss_refuses_a_negative_core_view():
+    """A negative core_view is refused, not read from the end (view 2 with itself)."""
+    zs = [torch.randn(4, 3) for _ in range(3)]
+    with pytest.raises(ValueError, match=r"core_view=-1 is out of range"):
+        MultiViewInfoNCELoss(0.5, graph="core", core_view=-1)(zs)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: view_pairs(2.7), r"n_views=2.7 must be an int"),
+        (lambda: view_pairs(3, "core", 1.5), r"core_view=1.5 must be an int"),
+        (lambda: view_pairs(3, "core", True), r"core_view=True must be an int"),
+        (lambda: MultiViewInfoNCELoss(core_view=1.5), r"core_view=1.5 is out of"),
+        (lambda: MultiViewInfoNCELoss(core_view=-1), r"core_view=-1 is out of"),
+    ],
+)
+def test_view_counts_and_indices_that_are_no_ints_are_refused_not_rounded(call, match):
+    """2.7 views or core view 1.5 are refused by name, not rounded down; the
+    loss refuses a core view it can never use when it is built."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_view_pairs_takes_numpy_ints():
+    """A core view and a count of views from numpy (a grid's values) are ints."""
+    assert view_pairs(np.int64(3), "core", np.int64(1)) == view_pairs(3, "core", 1)
+
+
+def test_cmc_loss_of_one_sample_names_the_multiview_loss():
+    """A batch of one sample is refused by MultiViewInfoNCELoss itself, by name."""
+    with pytest.raises(ValueError, match=r"^MultiViewInfoNCELoss uses .* got N=1\."):
+        MultiViewInfoNCELoss(0.5)([torch.ones(1, 3)] * 3)
+
+
+def _eval_rank(rank: int, world: int, out) -> None:
+    """One gloo process: the evaluated (eval()) loss of this rank's rows."""
+    n = 8 // world
+    mine = [z[rank * n : (rank + 1) * n] for z in _embeddings()]
+    loss = MultiViewInfoNCELoss(0.5, "core", core_view=2).eval()(mine)
+    torch.save(loss, out / f"rank{rank}.pt")
+
+
+def test_cmc_loss_in_eval_mode_under_gloo_scores_each_process_own_rows(tmp_path):
+    """Out of training, each process's loss takes its own rows' negatives only."""
+    world = 2
+    run_ranks(_eval_rank, tmp_path, world)
+    n = 8 // world
+    for r in range(world):
+        rows = [z[r * n : (r + 1) * n] for z in _embeddings()]
+        expected = MultiViewInfoNCELoss(0.5, "core", core_view=2)(rows)
+        got = torch.load(tmp_path / f"rank{r}.pt")
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+# -- more views= and X layouts ---------------------------------------------------
+def test_cmc_overlapping_views_error_names_the_view_that_took_the_column_first():
+    """The overlap error names the two views that share the column."""
+    with pytest.raises(
+        ValueError, match=r"views\[1\] and views\[2\] share the columns \[2\]"
+    ):
+        _cmc(views=[[0], [1, 2], [2, 3]], **_MLP).fit(_table(d=6))
+
+
+@pytest.mark.parametrize("empty", [[], np.array([], dtype=int)])
+def test_cmc_an_empty_view_is_refused_by_its_index(empty):
+    """An empty group of columns is refused as such, naming the view."""
+    with pytest.raises(ValueError, match=r"views\[0\]=.* is not a non-empty group"):
+        _cmc(views=[empty, [0, 1]], **_MLP).fit(_table(d=6))
+
+
+def test_cmc_views_by_dataframe_column_index_slices():
+    """views may be slices of df.columns (an object Index of names)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(30, 4)), columns=["a", "b", "c", "d"])
+    cmc = _cmc(views=[df.columns[[2, 0]], df.columns[3:]], **_MLP).fit(df)
+    assert cmc.views_ == [[0, 2], [3]]
+
+
+def test_cmc_views_naming_columns_x_does_not_have_are_refused_by_name():
+    """Unknown column names are a ValueError listing them and X's columns."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(_table(30, 4), columns=["a", "b", "c", "d"])
+    with pytest.raises(
+        ValueError, match=r"views\[0\] names columns \['z'\] that X does not have"
+    ):
+        _cmc(views=[["a", "z"], ["b"]], **_MLP).fit(df)
+
+
+def test_cmc_an_empty_list_is_refused_as_an_empty_x_not_as_one_view():
+    """fit([]) is scikit-learn's error for an X of no rows, not 'list of 1 array'."""
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        _cmc(**_MLP).fit([])
+
+
+def test_cmc_rows_read_as_a_list_are_warned_of_in_fit_only():
+    """The list-read-as-rows warning comes at fit, not again at transform."""
+    X = _table(d=6)
+    rows = [X[:, 0], X[:, 1]]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X's samples have shape")
+        with pytest.warns(UserWarning, match="read as 2 samples of one X"):
+            cmc = _cmc(**_MLP).fit(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cmc.transform(rows).shape[0] == 2
+
+
+def test_cmc_views_as_tuples_of_tuples_are_read_as_rows_with_a_warning():
+    """Per-view data as tuples of row tuples is warned of as lists of rows are."""
+    X = _table(d=6)
+    views = [tuple(map(tuple, X[:, :3])), tuple(map(tuple, X[:, 3:]))]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X's samples have shape")
+        with pytest.warns(UserWarning, match=r"read as 2 samples of one X"):
+            _cmc(**_MLP).fit(views)
+
+
+def test_cmc_a_square_list_of_rows_is_not_warned_of():
+    """A list of as many 1-D rows as values each is read as rows, with no warning."""
+    X = _table(n=6, d=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _cmc(**_MLP).fit(list(X)).n_features_in_ == 6

@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import Callback
 
 from sk_replearn import FineTuner
 from sk_replearn.evaluation import KNNProbe, few_label_indices
@@ -239,6 +240,8 @@ def test_mae_bad_parameters_fail_at_fit(small_digits, params, match):
         ((8, 1), {}, r"Even one value a token.*input_shape=\(1, 8\)"),
         ((1, 5), {"norm_pix_loss": True}, r"False \(no larger patch_size leaves"),
         ((1, 8), {"norm_pix_loss": True, "patch_size": 1}, r"or patch_size=2\."),
+        # the largest common divisor of the sides is itself a fix: 1 x 2 tokens
+        ((1, 2, 4), {"norm_pix_loss": True, "patch_size": 1}, r"or patch_size=2\."),
     ],
 )
 def test_mae_token_errors_name_a_fix_that_exists(shape, params, match):
@@ -854,3 +857,33 @@ def test_mae_objective_of_one_token_names_the_patch_size():
     with pytest.raises(ValueError, match=r"at least 2 tokens.*patch_size=8"):
         MAEObjective((1, 8, 8), patch_size=8)
     assert MAEObjective((1, 8, 8), patch_size=4).num_patches == 4
+
+
+class _PlanThenStop(Callback):
+    """Records the epochs the net plans to run, then stops after the first."""
+
+    def on_epoch_end(self, net, **kwargs):
+        self.planned = net.max_epochs
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("input_shape", [None, (1, 2, 4)])
+def test_mae_auto_max_epochs_of_images_and_tables_is_150(input_shape):
+    """max_epochs="auto" trains images and tables for 150 epochs (the docstring's)."""
+    X = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    params = {k: v for k, v in TINY.items() if k != "max_epochs"}
+    stop = _PlanThenStop()
+    mae = MAETransformer(**params, input_shape=input_shape, callbacks=[stop])
+    with pytest.warns(RuntimeWarning, match="interrupted after epoch 1"):
+        mae.fit(X)
+    assert stop.planned == mae.max_epochs_ == 150
+
+
+def test_mae_norm_pix_loss_reaches_the_training_loss(small_digits):
+    """norm_pix_loss=True trains on per-token normalised targets, not raw ones."""
+    X = small_digits[0][:64]
+    params = {**IMAGE, "max_epochs": 1}
+    raw = MAETransformer(**params).fit(X)
+    normed = MAETransformer(**params, norm_pix_loss=True).fit(X)
+    assert normed.net_.module_.norm_pix_loss and not raw.net_.module_.norm_pix_loss
+    assert normed.loss_curve_ != raw.loss_curve_

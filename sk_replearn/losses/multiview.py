@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._util import is_int
 from ._checks import check_pair, check_positive, matmul32, normalize
 from .contrastive import InfoNCELoss, _world, gather_batch
 
@@ -64,6 +65,8 @@ def view_pairs(n_views: int, graph: str = "full", core_view: int = 0):
     >>> view_pairs(3, "core", core_view=1)
     [(1, 0), (0, 1), (1, 2), (2, 1)]
     """
+    if not is_int(n_views):  # int() would round 2.7 down to 2 views
+        raise ValueError(f"n_views={n_views!r} must be an int, the number of views.")
     n_views = int(n_views)
     if n_views < 2:
         raise ValueError(
@@ -73,6 +76,11 @@ def view_pairs(n_views: int, graph: str = "full", core_view: int = 0):
         raise ValueError(f"graph={graph!r} is not one of {list(GRAPHS)}.")
     if graph == "full":
         return [(a, b) for a in range(n_views) for b in range(n_views) if a != b]
+    if not is_int(core_view):  # int() would read 1.5 as view 1
+        raise ValueError(
+            f"core_view={core_view!r} must be an int, the index of the core view "
+            f"in [0, {n_views - 1}]."
+        )
     if not 0 <= int(core_view) < n_views:
         raise ValueError(
             f"core_view={core_view!r} is out of range for {n_views} views; pass "
@@ -150,6 +158,13 @@ class MultiViewInfoNCELoss(nn.Module):
         self.pair_loss = InfoNCELoss(check_positive("temperature", temperature))
         if graph not in GRAPHS:
             raise ValueError(f"graph={graph!r} is not one of {list(GRAPHS)}.")
+        # Checked here as far as it can be without the number of views (the
+        # call checks the rest), so that a bad loss fails where it is built.
+        if not is_int(core_view) or core_view < 0:
+            raise ValueError(
+                f"core_view={core_view!r} is out of range: pass the index of the "
+                "core view, an int >= 0 below the number of views."
+            )
         self.graph, self.core_view = graph, int(core_view)
 
     @property
@@ -169,7 +184,7 @@ class MultiViewInfoNCELoss(nn.Module):
         zs : sequence of torch.Tensor of shape (N, D)
             One embedding per view; row ``i`` of each comes from sample ``i``.
             At least 2 views and ``N >= 2`` (with one sample there are no
-            negatives).
+            negatives), on every process of a multi-process fit too.
 
         Returns
         -------
