@@ -1058,6 +1058,71 @@ def test_ww_domains_are_upper_case_residues_unless_aligned():
     assert [s.replace("-", "").replace(".", "").upper() for s in aligned] == sequences
 
 
+def test_a_data_file_missing_from_its_wheel_says_to_reinstall_it(monkeypatch, tmp_path):
+    """A data wheel installed without its file is named, with the fix."""
+    import importlib.machinery
+    import importlib.util
+
+    from sk_replearn import datasets
+
+    spec = importlib.machinery.ModuleSpec("modlamp", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]  # an empty package folder
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"AMPvsUniProt\.csv is missing from the installed 'modlamp'; reinstall",
+    ):
+        datasets.load_peptides()
+
+
+def test_a_module_named_as_a_data_wheel_is_not_taken_for_the_wheel(monkeypatch):
+    """A plain module of the wheel's name (no package folder) counts as missing."""
+    import importlib.machinery
+    import importlib.util
+
+    from sk_replearn import datasets
+
+    module = importlib.machinery.ModuleSpec("gensim", None, origin="gensim.py")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: module)
+    with pytest.raises(ImportError, match=r"not installed: pip install gensim \("):
+        datasets.load_news()
+
+
+def test_each_data_set_is_described_by_its_own_descr():
+    """DESCR names the data set the loader returns, not another one's."""
+    from sk_replearn import datasets
+
+    titles = {
+        datasets.load_peptides: "Antimicrobial peptides against random UniProt",
+        datasets.load_freesolv: "FreeSolv: hydration free energies",
+        datasets.load_drug_smiles: "ChEMBL drugs",
+        datasets.load_news: "The Lee corpus",
+        datasets.load_ww_domains: "WW domains (Pfam PF00397)",
+    }
+    ran = 0
+    for load, title in titles.items():
+        try:
+            bunch = load()
+        except ImportError:
+            continue  # an optional wheel that is not installed here
+        ran += 1
+        assert bunch.DESCR.startswith(title)
+    if ran == 0:
+        pytest.skip("none of the data wheels is installed")
+
+
+def test_news_documents_are_stripped_of_surrounding_whitespace():
+    """Each news story is its text alone: no trailing blank a tokenizer would read."""
+    from sk_replearn import datasets
+
+    try:
+        documents = datasets.load_news().data
+    except ImportError:
+        pytest.skip("gensim (which ships the Lee corpus) is not installed")
+    assert [d for d in documents if d != d.strip()] == []
+    assert documents[0].startswith("Hundreds of people have been forced")
+
+
 def test_main_job_sequences_table(monkeypatch, capsys):
     # python -m sk_replearn sequences, on a few peptides of two kinds.
     import sk_replearn.datasets

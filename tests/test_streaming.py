@@ -518,6 +518,8 @@ def test_a_dataset_of_object_arrays_of_numbers_trains_as_their_floats():
         # trained on its real part, with only torch's ComplexWarning
         (np.ones(D, np.complex64), "Item 40 .* dtype complex64, not real numbers"),
         (1.0, r"Item 40 of the Dataset has 1 value \(shape \(\)\)"),
+        ([], r"Item 40 of the Dataset has 0 values \(shape \(0,\)\)"),
+        (np.array([{"a": 1}] * D, object), r"Item 40 .* holds a dict \(\{'a': 1\}\)"),
     ],
 )
 def test_a_later_dataset_item_that_is_no_sample_of_numbers_is_named(later, match):
@@ -991,3 +993,97 @@ def test_batches_of_no_rows_are_none_whatever_the_batch_size():
             assert len(rows) == 0 and list(rows) == []
             sequences = TokenBatches(tokens, batch_size, training=training)
             assert len(sequences) == 0 and list(sequences) == []
+
+
+def test_array_rows_subsets_compose_take_slices_and_report_their_shape():
+    """A subset of a subset, or by a slice, reads its own rows and has their shape."""
+    rows = ArrayRows(np.arange(12.0, dtype=np.float32).reshape(6, 2), (1, 2))
+    part = rows.subset(torch.tensor([4, 1, 5]))
+    assert part.shape == (3, 1, 2)
+    inner = part.subset(torch.tensor([2, 0]))  # rows 5 and 4 of the array
+    assert len(inner) == 2 and inner.shape == (2, 1, 2)
+    np.testing.assert_array_equal(inner[0:2], [[[10, 11]], [[8, 9]]])
+    sliced = rows.subset(slice(1, 4))  # rows 1, 2 and 3
+    assert sliced.shape == (3, 1, 2)
+    np.testing.assert_array_equal(sliced[torch.tensor([2, 0])], [[[6, 7]], [[2, 3]]])
+
+
+def test_array_rows_take_numpy_integers_and_the_first_row_from_the_end():
+    """rows[np.int64(i)] is sample i, and rows[-n] the first of n rows."""
+    rows = ArrayRows(np.arange(12.0).reshape(6, 2), (2,))
+    assert rows[np.int64(5)].tolist() == rows[5].tolist() == [10.0, 11.0]
+    assert rows[-6].tolist() == [0.0, 1.0]
+    with pytest.raises(IndexError, match="index -7 is out of range for 6 rows"):
+        rows[-7]
+    with pytest.raises(IndexError, match="index 6 is out of range for 6 rows"):
+        rows[np.int64(6)]
+
+
+def test_array_rows_batches_are_copies_not_views_of_the_array():
+    """Changing a sample or batch read from ArrayRows leaves the array as it was."""
+    array = np.arange(12.0, dtype=np.float32).reshape(6, 2)
+    rows = ArrayRows(array, (2,))
+    batch, sample = rows[1:3], rows[4]
+    batch += 100
+    sample += 100
+    np.testing.assert_array_equal(array, np.arange(12.0).reshape(6, 2))
+
+
+def test_dataset_items_come_with_their_target_or_a_zero_that_collates_to_n():
+    """Items are (sample, target i); unlabelled ones a 0-d zero, batched as (B,)."""
+    from sk_replearn.data import ArrayDataset, SampleDataset
+
+    X, y = torch.arange(8.0).reshape(4, 2), torch.tensor([3, 1, 4, 1])
+    labelled = ArrayDataset(X, y)
+    assert [int(labelled[i][1]) for i in range(4)] == [3, 1, 4, 1]
+    assert labelled[2][0].tolist() == [4.0, 5.0]
+    samples = SampleDataset(torch.utils.data.TensorDataset(X, y), [1, 2])
+    assert samples[3][0].tolist() == [[6.0, 7.0]]
+    for data in (ArrayDataset(X), samples):
+        assert data[0][1].shape == () and float(data[0][1]) == 0.0
+        _, yb = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+        assert yb.shape == (4,)
+    odd = SampleDataset(torch.utils.data.TensorDataset(torch.zeros(2, 3)), [1, 2])
+    with pytest.raises(ValueError, match=r"the samples have shape \(1, 2\), as"):
+        odd[1]
+
+
+def test_is_memory_mapped_sees_an_array_read_from_an_mmap_buffer(tmp_path):
+    """An ndarray built on an mmap.mmap's buffer is memory-mapped, as a memmap is."""
+    import mmap
+
+    path = tmp_path / "x.dat"
+    path.write_bytes(np.arange(8, dtype=np.float32).tobytes())
+    with open(path, "rb") as f:
+        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    X = np.ndarray((4, 2), np.float32, buffer=buffer)
+    assert is_memory_mapped(X) and is_memory_mapped(X[1:])
+    assert not is_memory_mapped(np.array(X))
+    # np.frombuffer's base is a memoryview of the mmap: read rows on demand
+    # too, not copied whole into memory by the fit.
+    flat = np.frombuffer(buffer, np.float32)
+    assert is_memory_mapped(flat) and is_memory_mapped(flat.reshape(4, 2)[1:])
+    assert not is_memory_mapped(np.frombuffer(bytearray(8), np.float32))
+    del X, flat
+    buffer.close()
+
+
+def test_tensor_to_numpy_reads_tensors_that_require_grad_and_keeps_integers():
+    """A tensor with autograd history is read; integers and bools keep their dtype."""
+    from sk_replearn.data import tensor_to_numpy
+
+    x = torch.linspace(0, 1, 4, requires_grad=True) * 2
+    np.testing.assert_array_equal(tensor_to_numpy(x), x.detach().numpy())
+    big = torch.tensor([2**24 + 1, -3])  # not a float32 value
+    out = tensor_to_numpy(big)
+    assert out.dtype == np.int64 and out.tolist() == [2**24 + 1, -3]
+    assert tensor_to_numpy(torch.tensor([True, False])).dtype == np.bool_
+
+
+def test_a_dataset_of_boolean_samples_trains_on_zeros_and_ones():
+    """Boolean samples (masks) are read as the 0.0 / 1.0 floats they hold."""
+    masks = _Items(20, lambda i: _SAMPLES[i] > 0)
+    ae = AutoencoderTransformer(**_SMALL).fit(masks)
+    assert ae.input_shape_ == (2, 4)
+    floats = (_SAMPLES > 0).astype(np.float32)
+    np.testing.assert_array_equal(ae.transform(masks), ae.transform(floats))

@@ -234,6 +234,8 @@ def is_memory_mapped(X) -> bool:
         if isinstance(X, np.memmap):
             return True
         X = X.base
+    if isinstance(X, memoryview):  # np.frombuffer's base: a view of the buffer
+        X = X.obj
     return isinstance(X, mmap.mmap)
 
 
