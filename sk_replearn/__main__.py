@@ -45,7 +45,16 @@ from .evaluation._scoring import _fit_represent, _probe_accuracy
 _FEW_LABELS, _FEW_DRAWS = 2, 5
 
 #: The families of :mod:`sk_replearn.methods` in the order the table shows them.
-_FAMILIES = ["contrastive", "noncontrastive", "clustering", "cmc", "masked", "context"]
+_FAMILIES = [
+    "contrastive",
+    "noncontrastive",
+    "redundancy",
+    "dino",
+    "clustering",
+    "cmc",
+    "masked",
+    "context",
+]
 
 
 def _self_supervised() -> list[type]:

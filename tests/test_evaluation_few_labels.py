@@ -644,8 +644,8 @@ def test_main_job_table_lists_every_image_method_once_by_family():
     not_ssl_images = {"AutoencoderTransformer", "BERTTransformer", "GPTTransformer"}
     image_methods = {n for n in methods.__all__ if n.endswith("Transformer")}
     assert sorted(names[4:]) == sorted(image_methods - not_ssl_images)
-    families = ["contrastive", "noncontrastive", "clustering", "cmc", "masked"]
-    families.append("context")
+    families = ["contrastive", "noncontrastive", "redundancy", "dino", "clustering"]
+    families += ["cmc", "masked", "context"]
     order = [families.index(type(ests[n]).__module__.split(".")[-1]) for n in names[4:]]
     assert order == sorted(order)
     assert all(est.random_state == 3 for est in list(ests.values())[1:])
@@ -988,3 +988,64 @@ def test_few_label_results_of_other_label_counts_differ():
     assert FewLabelResult(2, scores) != FewLabelResult(3, scores)
     # other types compare by their own rules (a test's ANY matches a result)
     assert FewLabelResult(2, scores) == ANY
+
+
+def test_main_job_rows_fit_the_sizes_their_names_state():
+    """K-means with 64 clusters, PCA and the autoencoder with 32 components."""
+    from sk_replearn.__main__ import estimators
+
+    ests = estimators(random_state=0)
+    assert ests["KMeansTransformer(k=64)"].n_clusters == 64
+    assert ests["PCATransformer(32)"].n_components == 32
+    assert ests["AutoencoderTransformer(32)"].n_components == 32
+
+
+def test_main_job_lists_each_family_in_the_order_its_module_defines_it():
+    """Within a family the self-supervised methods keep their source order."""
+    import inspect
+
+    from sk_replearn.__main__ import estimators
+
+    ssl = list(estimators(random_state=0).values())[4:]
+    for before, after in zip(ssl, ssl[1:]):
+        if type(before).__module__ == type(after).__module__:
+            first = inspect.getsourcelines(type(before))[1]
+            assert first < inspect.getsourcelines(type(after))[1]
+
+
+def test_main_job_few_label_column_is_logistic_regression_of_5000_iterations(
+    monkeypatch,
+):
+    """Few-label column: LogisticRegression(max_iter=5000), 2 a class, 5 draws."""
+    from sk_replearn import __main__ as job
+
+    calls = []
+
+    def record(estimator, *args, **kwargs):
+        calls.append((estimator.get_params(), kwargs))
+        return few_label_scores(estimator, *args, **kwargs)
+
+    monkeypatch.setattr(job, "few_label_scores", record)
+    job._probes(None, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, None)
+    [(params, kwargs)] = calls
+    assert params == LogisticRegression(max_iter=5000).get_params()
+    assert kwargs == {"n_per_class": 2, "n_draws": 5, "random_state": 0}
+
+
+def test_main_job_digits_split_is_stratified_and_seeded(monkeypatch, capsys):
+    """--random-state seeds a stratified split of a quarter of digits."""
+    from sk_replearn import __main__ as job
+
+    seen = []
+    monkeypatch.setattr(job, "estimators", lambda random_state: {"raw pixels": None})
+    monkeypatch.setattr(
+        job, "_probes", lambda est, *data: seen.append(data[:4]) or (0.0, 1.0, 1.0)
+    )
+    assert job.main(["--random-state", "5", "--n-jobs", "1"]) == 0
+    [(X_train, y_train, X_test, y_test)] = seen
+    expected = train_test_split(
+        X_DIGITS, Y_DIGITS, test_size=0.25, stratify=Y_DIGITS, random_state=5
+    )
+    for got, want in zip((X_train, X_test, y_train, y_test), expected):
+        np.testing.assert_array_equal(got, want)
+    capsys.readouterr()

@@ -31,13 +31,9 @@ from sk_replearn.nn.momentum import cosine_momentum
 from sk_replearn.objectives.clustering import SwAVObjective
 from sk_replearn.objectives.cmc import CMCObjective
 from sk_replearn.objectives.contrastive import MoCoObjective, SimCLRObjective
-from sk_replearn.objectives.noncontrastive import (
-    BarlowTwinsObjective,
-    BYOLObjective,
-    DINOObjective,
-    SimSiamObjective,
-    VICRegObjective,
-)
+from sk_replearn.objectives.dino import DINOObjective
+from sk_replearn.objectives.noncontrastive import BYOLObjective, SimSiamObjective
+from sk_replearn.objectives.redundancy import BarlowTwinsObjective, VICRegObjective
 
 BATCH, LENGTH = 6, 16
 SMALL = {

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sk_replearn import CollapseWarning, DINOTransformer, SwAVTransformer
 from sk_replearn.losses import SwAVLoss, sinkhorn_knopp
 from sk_replearn.objectives.clustering import SwAVObjective
-from sk_replearn.objectives.noncontrastive import DINOObjective
+from sk_replearn.objectives.dino import DINOObjective
 from sk_replearn.views import ImageViews, SequenceViews, TabularViews
 
 ATOL = 1e-10
