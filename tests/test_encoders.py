@@ -1461,3 +1461,60 @@ def test_a_patch_size_that_is_no_int_is_refused_by_name(call):
     """patch_size=2.0 gets a ValueError naming it, not an error from inside torch."""
     with pytest.raises(ValueError, match=r"patch_size=2\.0 must be a positive int"):
         call(2.0)
+
+
+def test_mlp_layers_run_linear_norm_activation_dropout_then_a_bare_linear():
+    """Both MLPs apply each option between their widths, in the documented order."""
+    enc = MLPEncoder(
+        (8,), hidden_sizes=(16, 4), activation="gelu", norm="batch", dropout=0.25
+    )
+    dec = MLPDecoder(
+        (8,),
+        in_features=4,
+        hidden_sizes=(16,),
+        activation="gelu",
+        norm="batch",
+        dropout=0.25,
+    )
+    for mlp, widths in ((enc, [16, 4]), (dec, [16, 8])):
+        assert [type(m) for m in mlp.layers] == [
+            nn.Linear,
+            nn.BatchNorm1d,
+            nn.GELU,
+            nn.Dropout,
+            nn.Linear,
+        ]
+        assert mlp.layers[3].p == 0.25
+        assert [
+            m.out_features for m in mlp.layers if isinstance(m, nn.Linear)
+        ] == widths
+
+
+@pytest.mark.parametrize(("norm", "layer"), [(False, None), ("batch", nn.BatchNorm1d)])
+def test_auto_decoder_mirrors_the_mlp_encoders_norm_and_activation(norm, layer):
+    """The decoder built for an MLPEncoder uses its norm and activation."""
+    enc = MLPEncoder((10,), hidden_sizes=(16, 8), activation="gelu", norm=norm)
+    dec = build_decoder("auto", enc, (10,), in_features=8)
+    norms = [m for m in dec.modules() if isinstance(m, nn.LayerNorm | nn.BatchNorm1d)]
+    # hidden widths (8, 16): a norm and an activation after each
+    assert [type(m) for m in norms] == ([] if layer is None else [layer, layer])
+    acts = [type(m) for m in dec.modules() if isinstance(m, nn.ReLU | nn.GELU)]
+    assert acts == [nn.GELU, nn.GELU]
+
+
+@pytest.mark.parametrize("input_shape", [(0, 8), (1, 2, 3, 4), 8, "ab"])
+@pytest.mark.parametrize("cls", ["encoder", "decoder"])
+def test_mlp_refuses_an_input_shape_that_is_no_sample_shape(cls, input_shape):
+    """A zero size, four dimensions or no tuple of ints is named as input_shape."""
+    with pytest.raises(ValueError, match="input_shape="):
+        if cls == "encoder":
+            MLPEncoder(input_shape)
+        else:
+            MLPDecoder(input_shape, in_features=4)
+
+
+@pytest.mark.parametrize("in_features", [0, 2.5, "4", True])
+def test_mlp_decoder_refuses_an_in_features_that_is_no_positive_int(in_features):
+    """The code width must be a positive int, named in the error."""
+    with pytest.raises(ValueError, match=r"in_features=.* must be an int >= 1"):
+        MLPDecoder((8,), in_features=in_features)

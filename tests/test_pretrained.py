@@ -1898,3 +1898,87 @@ def test_a_torchvision_network_without_weights_by_name_says_what_to_pass(monkeyp
     monkeypatch.setattr(models, "get_model_weights", no_weights)
     with pytest.raises(ValueError, match=r"torchvision:tiny has no weights by name"):
         _load_network("torchvision:tiny", "DEFAULT")
+
+
+def test_exported_module_keeps_its_own_copy_of_the_program():
+    """Changing the buffer it was given afterwards leaves the module intact."""
+    data = bytearray(_exported_bytes(nn.Linear(3, 2), torch.randn(4, 3), True))
+    module = ExportedModule(data)
+    data[:] = b""
+    x = torch.randn(5, 3)
+    for again in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        torch.testing.assert_close(again(x), module(x), rtol=0, atol=0)
+
+
+def test_exported_module_passes_keyword_arguments_to_the_program():
+    """A program exported with a keyword input takes it by keyword."""
+
+    class Scaled(nn.Module):
+        def forward(self, x, *, scale):
+            return x * scale
+
+    program = torch.export.export(
+        Scaled(), (torch.randn(4, 3),), {"scale": torch.tensor(2.0)}
+    )
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    x = torch.randn(4, 3)
+    out = ExportedModule(buf.getvalue())(x, scale=torch.tensor(3.0))
+    torch.testing.assert_close(out, 3 * x)
+
+
+def test_exported_module_keeps_cast_buffers_through_pickle_and_deepcopy():
+    """Batch-norm statistics cast to float64 stay float64 and exact when copied."""
+    norm = nn.BatchNorm1d(3).eval()
+    with torch.no_grad():
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    module = ExportedModule(_exported_bytes(norm, torch.randn(4, 3), True)).double()
+    with torch.no_grad():
+        module.graph.running_mean.add_(1e-12)  # not representable in float32
+    x = torch.randn(5, 3, dtype=torch.float64)
+    for again in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        assert all(
+            b.dtype == torch.float64 for b in again.buffers() if b.is_floating_point()
+        )
+        torch.testing.assert_close(again(x), module(x), rtol=0, atol=0)
+
+
+def test_exported_module_with_a_non_persistent_buffer_pickles_and_copies():
+    """A buffer left out of the state dict does not stop pickling or copying."""
+
+    class Offset(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+            self.register_buffer("shift", torch.ones(2), persistent=False)
+
+        def forward(self, x):
+            return self.lin(x) + self.shift
+
+    module = ExportedModule(_exported_bytes(Offset(), torch.randn(4, 3), True))
+    x = torch.randn(5, 3)
+    for again in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        torch.testing.assert_close(again(x), module(x), rtol=0, atol=0)
+
+
+def test_static_batch_is_the_first_inputs_batch_size():
+    """static_batch reads the first input of a program of several inputs."""
+
+    class Pair(nn.Module):
+        def forward(self, x, y):
+            return x.sum() + y.sum()
+
+    program = torch.export.export(Pair(), (torch.randn(4, 3), torch.randn(2, 3)))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    assert ExportedModule(buf.getvalue()).static_batch == 4
+
+
+def test_a_cast_exported_module_moved_to_another_device_keeps_its_dtype():
+    """Rebuilding the program on another device keeps the weights' dtype."""
+    pytest.importorskip("torch.export.passes")
+    module = ExportedModule(_exported_bytes(nn.Linear(3, 2), torch.randn(4, 3), True))
+    moved = module.double().to("meta")
+    assert all(p.device.type == "meta" for p in moved.parameters())
+    assert all(p.dtype == torch.float64 for p in moved.parameters())

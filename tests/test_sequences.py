@@ -2195,3 +2195,58 @@ def test_token_training_batches_are_drawn_from_the_generator_given():
         epoch = batches.training_batches(torch.Generator().manual_seed(0))
         epochs.append([b.tolist() for b in epoch])
     assert epochs[0] == epochs[1]
+
+
+def test_main_job_sequences_split_models_and_baseline_are_as_documented(
+    monkeypatch, capsys
+):
+    """Seeded stratified quarter held out, seeded models, TF-IDF of 1-3-grams."""
+    import types
+
+    import sk_replearn.datasets
+    from sk_replearn import __main__ as job
+
+    rng = np.random.default_rng(0)
+    X = ["".join(rng.choice(list("ACDEFGHIKL"), 12)) for _ in range(80)]
+    y = np.repeat([0, 1], [60, 20])
+    monkeypatch.setattr(
+        sk_replearn.datasets, "load_peptides", lambda *, return_X_y: (X, y)
+    )
+    probes, pipelines = [], []
+
+    def probe(rep, *data):
+        probes.append((rep, data))
+        return types.SimpleNamespace(fit_time=1.0, accuracy=0.5)
+
+    monkeypatch.setattr(job, "linear_probe", probe)
+    make = job.make_pipeline
+    monkeypatch.setattr(
+        job, "make_pipeline", lambda *s: pipelines.append(make(*s)) or pipelines[-1]
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert job.main(["sequences", "--random-state", "3", "--n-jobs", "1"]) == 0
+        # one fit at a time runs in this process, its threads left as they were
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    from sklearn.model_selection import train_test_split
+
+    expected = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
+    assert [type(rep).__name__ for rep, _ in probes] == [
+        "BERTTransformer",
+        "GPTTransformer",
+    ]
+    for rep, (X_train, y_train, X_test, y_test) in probes:
+        assert rep.random_state == 3
+        assert list(X_train) == expected[0] and list(X_test) == expected[1]
+        np.testing.assert_array_equal(y_train, expected[2])
+        np.testing.assert_array_equal(y_test, expected[3])
+    [tfidf] = pipelines
+    params = tfidf.get_params()
+    assert params["tfidfvectorizer__analyzer"] == "char"
+    assert params["tfidfvectorizer__ngram_range"] == (1, 3)
+    assert params["logisticregression__C"] == 10.0
+    assert params["logisticregression__max_iter"] == 5000

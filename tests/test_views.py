@@ -890,3 +890,69 @@ def test_sequenceviews_noise_is_white_noise_smoothed_by_a_three_sigma_gaussian()
     padded = torch.cat([white[..., -5:], white, white[..., :5]], dim=-1)
     expected = 0.5 * F.conv1d(padded, kernel.view(1, 1, 11)).view_as(x)
     torch.testing.assert_close(noise, expected)
+
+
+def test_tabularviews_draws_each_value_from_its_own_random_other_row():
+    """Every corrupted value comes from an independently drawn other row."""
+    B, d = 16, 7
+    x = torch.arange(float(B * d)).view(B, d)  # x[i, j] = i * d + j
+    torch.manual_seed(0)
+    out = TabularViews(corruption_rate=1.0)(x)
+    donor = (out - torch.arange(float(d))) / d  # the row each value came from
+    assert torch.equal(donor, donor.round())  # still in its own column
+    rows = torch.arange(float(B))[:, None]
+    assert (donor != rows).all()
+    # not one donor row per row (a blend of two rows) ...
+    distinct_per_row = torch.tensor([len(set(r.tolist())) for r in donor])
+    assert distinct_per_row.float().mean() > 4  # about 5.7 expected of 7
+    # ... nor one shift of the rows per feature (a permuted column)
+    shift = (donor - rows).remainder(B)
+    assert all(len(set(shift[:, j].tolist())) > 1 for j in range(d))
+
+
+def test_tabularviews_defaults_corrupt_sixty_percent_without_noise():
+    """TabularViews() corrupts round(0.6 * d) values of each row and adds no noise."""
+    views = TabularViews()
+    assert views.get_params() == {"corruption_rate": 0.6, "noise_std": 0.0}
+    x = torch.arange(10.0) + 100 * torch.arange(32.0)[:, None]  # all distinct
+    out = views(x)
+    assert ((out != x).sum(1) == 6).all()
+    for j in range(10):  # replaced by values of the column, nothing added
+        assert set(out[:, j].tolist()) <= set(x[:, j].tolist())
+
+
+def test_tabularviews_noise_std_may_exceed_one():
+    """Noise of a standard deviation above one (in standardised units) is allowed."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 20)
+    noise = TabularViews(corruption_rate=0.0, noise_std=2.0)(x) - x
+    assert abs(noise.std().item() - 2.0) < 0.1
+
+
+@pytest.mark.parametrize(
+    "x", [torch.zeros(4, 6).numpy(), [[0.0] * 6] * 4], ids=["ndarray", "list"]
+)
+def test_views_refuse_a_batch_that_is_not_a_tensor(x):
+    """A NumPy array or a list is refused with a ValueError naming the layout."""
+    with pytest.raises(ValueError, match=r"TabularViews augments batches of shape"):
+        TabularViews()(x)
+
+
+@pytest.mark.parametrize(
+    ("views", "match"),
+    [
+        (ImageViews(zoom=(0.5, 1.0, 2.0)), r"zoom=\(0.5, 1.0, 2.0\) must be a pair"),
+        (ImageViews(blur_sigma=("a", "b")), r"blur_sigma=\('a', 'b'\) must be a pair"),
+        (SequenceViews(scale_range=(1.0,)), r"scale_range=\(1.0,\) must be a pair"),
+    ],
+    ids=["three-values", "strings", "one-value"],
+)
+def test_views_name_a_range_that_is_not_a_pair_of_numbers(views, match):
+    """A range of three values, one value or strings is refused naming the parameter."""
+    x = (
+        torch.zeros(2, 1, 8, 8)
+        if isinstance(views, ImageViews)
+        else torch.zeros(2, 1, 40)
+    )
+    with pytest.raises(ValueError, match=match):
+        views(x)
