@@ -94,7 +94,8 @@ class MLPEncoder(nn.Module):
         self.activation, self.norm = activation, norm
         self.dropout = check_dropout(dropout)
         widths = (math.prod(self.input_shape), *self.hidden_sizes)
-        self.layers = nn.Sequential(*mlp_layers(widths, activation, norm, dropout))
+        layers = mlp_layers(widths, activation, norm, self.dropout)
+        self.layers = nn.Sequential(*layers)
         self.out_features = self.hidden_sizes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
