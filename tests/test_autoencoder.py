@@ -988,3 +988,40 @@ def test_an_unknown_corruption_is_refused_by_corrupt_and_the_objective():
     with pytest.raises(ValueError, match="noise_type='salt'"):
         AutoencoderObjective((4,), 2, noise=0.1, noise_type="salt")
     assert AutoencoderObjective((4,), 2, noise_type="mask").noise_type == "mask"
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 4)])
+def test_an_objective_not_yet_standardised_leaves_its_input_unchanged(shape):
+    """Before set_input_scale, normalize and denormalize are the identity."""
+    from sk_replearn.objectives.base import Objective
+
+    obj = Objective(input_shape=shape)
+    x = torch.randn(2, *shape)
+    assert torch.equal(obj.normalize(x), x)
+    assert torch.equal(obj.denormalize(x), x)
+
+
+def test_an_objective_without_a_transfer_encoder_says_it_cannot_be_fine_tuned():
+    """The base objective's transfer_encoder is a TypeError naming the class."""
+    from sk_replearn.objectives.base import Objective
+
+    class Plain(Objective):
+        pass
+
+    with pytest.raises(TypeError, match="^Plain does not define transfer_encoder"):
+        Plain(input_shape=(4,)).transfer_encoder((4,))
+
+
+def test_a_transfer_encoder_keeps_its_own_copy_of_the_standardisation():
+    """Re-standardising an objective leaves an encoder copied from it unchanged."""
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+
+    torch.manual_seed(0)
+    obj = AutoencoderObjective((6,), 2)
+    x = torch.randn(16, 6) * 3 + 5
+    obj.set_input_scale(x)
+    encoder = obj.transfer_encoder((6,)).eval()
+    with torch.no_grad():
+        before = encoder(x)
+        obj.set_input_scale(x * 10 - 4)
+        assert torch.equal(encoder(x), before)

@@ -1141,3 +1141,27 @@ def test_pca_noise_variance_of_one_discarded_component(solver):
     theirs = PCA(5, svd_solver="full").fit(X)
     assert ours.noise_variance_ == pytest.approx(theirs.noise_variance_, rel=1e-9)
     assert ours.noise_variance_ > 0
+
+
+_READ_ONLY_PROBE = """
+import numpy as np
+from sk_replearn.classical.pca import PCATransformer
+X = np.random.default_rng(0).normal(size=(300, 5)) + 2.0
+for dtype in (np.float32, np.float64):
+    Xr = X.astype(dtype)
+    Xr.flags.writeable = False  # as a joblib memory map is
+    pca = PCATransformer(n_components=2, svd_solver="covariance_eigh", device="cpu")
+    pca.fit(Xr).transform(Xr)
+print("done")
+"""
+
+
+def test_pca_on_read_only_x_emits_no_warning():
+    """Fitting and transforming a read-only X (a memory map) warns nothing."""
+    # In a fresh process: torch warns about a read-only array once per process.
+    out = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", _READ_ONLY_PROBE],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and out.stdout.split() == ["done"], out.stderr

@@ -4,6 +4,7 @@ import copy
 import math
 import pickle
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -482,6 +483,7 @@ def test_make_views_passes_objects_through_and_none_is_identity():
     ("views", "input_shape", "match"),
     [
         ("simclr", (1, 40), r"views='simclr'.*'auto', None"),
+        ("none", (10,), r"views='none'.*'auto', None"),
         (3, (10,), r"views=3 .*callable"),
         ("auto", (1, 2, 3, 4), r"input_shape=\(1, 2, 3, 4\)"),
         (ImageViews(), (64,), r"views=ImageViews\(\).*input_shape=\(64,\)"),
@@ -956,3 +958,66 @@ def test_views_name_a_range_that_is_not_a_pair_of_numbers(views, match):
     )
     with pytest.raises(ValueError, match=match):
         views(x)
+
+
+def test_make_views_auto_gives_single_channel_images_the_documented_warps():
+    """views='auto' on (1, H, W) is ImageViews with make_views' documented warps."""
+    expected = ImageViews(
+        crop_scale=None,
+        rotation=15,
+        shear=0.2,
+        zoom=(0.8, 1.2),
+        translate=0.15,
+        elastic=0.04,
+    )
+    assert make_views("auto", (1, 8, 8)).get_params() == expected.get_params()
+
+
+def test_make_views_reads_an_input_shape_of_numpy_integers():
+    """input_shape may hold numpy integers; messages show it as plain integers."""
+    assert type(make_views("auto", np.array([1, 40]))) is SequenceViews
+    with pytest.raises(ValueError, match=r"input_shape=\(1, 2, 3, 4\);"):
+        make_views("auto", np.array([1, 2, 3, 4]))
+
+
+def test_make_views_names_a_torch_module_class_given_for_an_instance():
+    """A torch module class passed as views is a TypeError asking for an instance."""
+    with pytest.raises(TypeError, match=r"views=Identity is a class.*Identity\(\)"):
+        make_views(torch.nn.Identity, (10,))
+
+
+@pytest.mark.parametrize(
+    "in_place",
+    [lambda x: x.mul_(0.9), lambda x: x.clamp_(-0.5, 0.5), lambda x: x.add_(0.1)],
+    ids=["scale", "clamp", "shift"],
+)
+def test_make_views_refuses_any_callable_that_changes_its_batch_in_place(in_place):
+    """Scaling, clipping or shifting the given batch in place is refused."""
+    with pytest.raises(ValueError, match="changed the batch it was given in place"):
+        make_views(in_place, (1, 8, 8))
+
+
+def test_make_views_draws_nothing_from_the_global_generator():
+    """Checking a random views callable leaves torch's random stream as it was."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    make_views(lambda x: x + torch.randn_like(x), (4,))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_make_views_returns_a_callable_that_fails_on_the_cpu_probe():
+    """A callable that only runs on an accelerator is returned for training to run."""
+
+    def cuda_only(x):
+        if not x.is_cuda:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        return x
+
+    assert make_views(cuda_only, (4,)) is cuda_only
+
+
+def test_make_views_names_what_a_callable_returned_instead_of_a_batch():
+    """A callable returning a list is refused with the type it returned."""
+    with pytest.raises(ValueError, match=r"same shape, \(2, 4\).*it returned list\."):
+        make_views(lambda x: x.tolist(), (4,))
