@@ -1102,7 +1102,8 @@ def test_resnet_strides_in_the_first_block_of_each_stage_only():
 
 
 def test_conv_decoder_biases_only_its_output_layer():
-    # The hidden transposed convolutions are followed by batch norm.
+    # Only the output layer has a bias, with or without batch norm after the
+    # hidden transposed convolutions (off by default).
     dec = ConvDecoder((1, 8, 8), in_features=4)
     convs = [m for m in dec.layers if isinstance(m, nn.ConvTranspose2d)]
     assert convs[-1].bias is not None
@@ -1518,3 +1519,178 @@ def test_mlp_decoder_refuses_an_in_features_that_is_no_positive_int(in_features)
     """The code width must be a positive int, named in the error."""
     with pytest.raises(ValueError, match=r"in_features=.* must be an int >= 1"):
         MLPDecoder((8,), in_features=in_features)
+
+
+# -- convolutional encoders and decoder: less common options -------------------
+def test_signal_layers_take_an_unbatched_signal_as_torch_s_layers_do():
+    """A single (C, L) signal is convolved and pooled as Conv1d and pooling do it."""
+    ours = SignalConv(2, 3, 3, padding=1).double()
+    ref = nn.Conv1d(2, 3, 3, padding=1).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 11, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))
+    assert ours(x).shape == (3, 11)
+    assert torch.equal(SignalAvgPool(1)(x), nn.AdaptiveAvgPool1d(1)(x))
+
+
+@pytest.mark.parametrize("padding_mode", ["circular", "reflect", "replicate"])
+def test_signal_conv_pads_as_its_padding_mode_says(padding_mode):
+    """Circular, reflect and replicate padding give Conv1d's result, not zeros'."""
+    ours = SignalConv(2, 3, 3, padding=1, padding_mode=padding_mode).double()
+    ref = nn.Conv1d(2, 3, 3, padding=1, padding_mode=padding_mode).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 2, 9, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+@pytest.mark.parametrize(
+    "make, ndim",
+    [
+        (lambda: CNNEncoder((1, 40), channels=(64, 128)), 1),
+        (lambda: CNNEncoder((1, 8, 8), channels=(64, 128)), 2),
+        (lambda: ResNetEncoder((1, 40), channels=(64, 128)), 1),
+    ],
+    ids=["cnn-signal", "cnn-image", "resnet-signal"],
+)
+def test_conv_encoders_draw_kaiming_fan_out_weights_and_unit_norms(make, ndim):
+    """Convolutions start at N(0, 2 / (out_channels * kernel area)), norms at 1, 0."""
+    enc = make()
+    zeroed = {id(m.bn2.weight) for m in enc.modules() if hasattr(m, "bn2")}
+    for name, m in enc.named_modules():
+        if isinstance(m, nn.Conv1d | nn.Conv2d) and m.weight.numel() >= 20000:
+            fan_out = m.out_channels * m.kernel_size[0] ** ndim
+            std = float(m.weight.detach().std())
+            assert std == pytest.approx(math.sqrt(2 / fan_out), rel=0.05), name
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            want = 0.0 if id(m.weight) in zeroed else 1.0
+            assert torch.equal(m.weight, torch.full_like(m.weight, want)), name
+            assert torch.equal(m.bias, torch.zeros_like(m.bias)), name
+
+
+@pytest.mark.parametrize(
+    "shape, strides, sizes",
+    [
+        ((1, 8, 8), (1, 2, 2), [(8, 8), (4, 4), (2, 2)]),
+        ((1, 40), (1, 1, 2), [(40,), (40,), (20,)]),
+    ],
+)
+def test_cnn_strides_apply_to_their_blocks_in_order(shape, strides, sizes):
+    """The i-th stride is the i-th block's: each block's output has its size."""
+    enc = CNNEncoder(shape, channels=(4, 8, 16), strides=strides)
+    x = torch.randn(2, *shape)
+    for i, (c, size) in enumerate(zip((4, 8, 16), sizes)):
+        assert enc.features[: 3 * (i + 1)](x).shape == (2, c, *size)
+
+
+def _block_lengths(enc, x):
+    lengths, h = [], enc.features[:3](x)  # the stem
+    for block in enc.features[3:]:
+        h = block(h)
+        lengths.append(h.shape[-1])
+    return lengths
+
+
+def test_resnet_halves_in_the_first_block_of_each_later_stage():
+    """With two blocks a stage, the first block of stages 2 and 3 halves the length."""
+    enc = ResNetEncoder((1, 32), channels=(4, 8, 16), blocks_per_stage=2)
+    assert _block_lengths(enc, torch.randn(2, 1, 32)) == [32, 32, 16, 16, 8, 8]
+
+
+def test_resnet_may_repeat_a_width_across_stages():
+    """Stages of equal width still halve the length, shortcut included."""
+    enc = ResNetEncoder((1, 32), channels=(8, 8, 16))
+    x = torch.randn(2, 1, 32)
+    assert _block_lengths(enc, x) == [32, 16, 8]
+    assert enc(x).shape == (2, 16)
+
+
+def test_resnet_block_is_act_of_residual_branch_plus_projected_shortcut():
+    """A strided block computes act(bn2(conv2(act(bn1(conv1 x)))) + bn(conv1x1 x))."""
+    enc = ResNetEncoder((2, 12), channels=(3, 5), activation="gelu")
+    block = enc.features[4]  # the first block of the second stage: stride 2
+    with torch.no_grad():
+        for m in block.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+    block.eval()
+    x = torch.randn(4, 3, 12, dtype=torch.float64)
+    block.double()
+    f = nn.functional
+
+    def bn(m, h):
+        return f.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias)
+
+    h = f.gelu(bn(block.bn1, f.conv1d(x, block.conv1.weight, stride=2, padding=1)))
+    h = bn(block.bn2, f.conv1d(h, block.conv2.weight, padding=1))
+    conv_s, bn_s = block.shortcut
+    want = f.gelu(h + bn(bn_s, f.conv1d(x, conv_s.weight, stride=2)))
+    torch.testing.assert_close(block(x), want)
+    assert want.shape == (4, 5, 6)
+
+
+@pytest.mark.parametrize("shape", [(1, 20), (1, 8, 8)])
+def test_resnet_kernel_size_and_activation_reach_every_layer(shape):
+    """The stem and every block use kernel_size and the activation asked for."""
+    enc = ResNetEncoder(shape, channels=(4, 8), kernel_size=5, activation="gelu")
+    convs = [m for m in enc.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
+    shortcuts = [m for m in convs if m.kernel_size[0] == 1]
+    assert len(shortcuts) == 1  # the second stage's projection
+    assert all(
+        m.kernel_size == (5,) * (len(shape) - 1) for m in convs if m.kernel_size[0] != 1
+    )
+    assert len(convs) == 1 + 2 * 2 + 1
+    acts = [type(m) for m in enc.modules() if isinstance(m, nn.ReLU | nn.GELU)]
+    assert acts == [nn.GELU] * (1 + 2 * 2)
+
+
+def test_resnet_pool_size_keeps_a_grid_of_averages():
+    """pool_size=2 averages each half of the last feature map, out_features wide."""
+    enc = ResNetEncoder((1, 16), channels=(4, 8), pool_size=2).eval()
+    x = torch.randn(3, 1, 16)
+    h = enc.features(x)  # (3, 8, 8)
+    want = torch.stack([h[..., :4].mean(-1), h[..., 4:].mean(-1)], -1).flatten(1)
+    assert enc.out_features == 16
+    torch.testing.assert_close(enc(x), want)
+
+
+def test_conv_decoder_is_activated_linear_then_transposed_convolutions():
+    """fc, act, then stride-2 transposed convolutions, act between, none at the end."""
+    dec = ConvDecoder((2, 10), in_features=3, channels=(4, 3), activation="gelu")
+    convs = [m for m in dec.layers if isinstance(m, nn.ConvTranspose1d)]
+    z = torch.randn(5, 3) * 3
+    f = nn.functional
+    # lengths 10 -> 5 -> 3 in the encoder: the grid is (4, 3); 3 -> 5 -> 9 + 1
+    h = f.gelu(dec.fc(z)).reshape(5, 4, 3)
+    h = f.gelu(f.conv_transpose1d(h, convs[0].weight, None, 2, 1))
+    want = f.conv_transpose1d(h, convs[1].weight, convs[1].bias, 2, 1, 1)
+    torch.testing.assert_close(dec(z), want)
+    assert want.shape == (5, 2, 10) and (want < 0).any()
+
+
+@pytest.mark.parametrize(
+    "shape, norm", [((2, 10), nn.BatchNorm1d), ((1, 7, 9), nn.BatchNorm2d)]
+)
+def test_conv_decoder_normalises_only_when_asked(shape, norm):
+    """batch_norm=True puts one norm after each hidden layer; the default none."""
+    default = ConvDecoder(shape, in_features=3, channels=(4, 3))
+    assert not any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in default.modules()
+    )
+    dec = ConvDecoder(shape, in_features=3, channels=(4, 3), batch_norm=True)
+    norms = [m for m in dec.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert [(type(m), m.num_features) for m in norms] == [(norm, 3)]
+    assert dec(torch.randn(4, 3)).shape == (4, *shape)
+
+
+@pytest.mark.parametrize("input_shape", [(1, 40), (1, 12, 12)])
+@pytest.mark.parametrize("kernel_size", [2, 4])
+def test_resnet_refuses_an_even_kernel_size_by_name(input_shape, kernel_size):
+    """An even kernel would leave a block's output a step longer than its
+    shortcut: refused when built, naming kernel_size, not inside torch."""
+    with pytest.raises(ValueError, match=rf"kernel_size={kernel_size} must be odd"):
+        ResNetEncoder(input_shape, kernel_size=kernel_size)
+    odd = ResNetEncoder(input_shape, kernel_size=kernel_size + 1)
+    assert odd(torch.randn(2, *input_shape)).shape == (2, odd.out_features)

@@ -368,7 +368,8 @@ class ResNetEncoder(nn.Module):
     blocks_per_stage : int, default=1
         Basic blocks per stage.
     kernel_size : int, default=3
-        Kernel size of the 3x3 (or length-3) convolutions.
+        Kernel size of the 3x3 (or length-3) convolutions; odd, so that a
+        block's output keeps its shortcut's size.
     pool_size : int, default=1
         Side of the pooled grid; ``1`` is global average pooling.
     activation : {"relu", "gelu"}, default="relu"
@@ -403,6 +404,12 @@ class ResNetEncoder(nn.Module):
         self.channels = check_sizes("channels", channels)
         self.blocks_per_stage = check_int("blocks_per_stage", blocks_per_stage)
         self.kernel_size = check_int("kernel_size", kernel_size)
+        if self.kernel_size % 2 == 0:  # else torch's error, deep in a block
+            raise ValueError(
+                f"kernel_size={kernel_size!r} must be odd for ResNetEncoder: a "
+                "block pads kernel_size // 2 on each side, which keeps the "
+                "length of its shortcut only for an odd kernel. Use 3 or 5."
+            )
         self.pool_size = check_int("pool_size", pool_size)
         self.activation = activation
         conv, bn, pool = conv_ops(ndim)
