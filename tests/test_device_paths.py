@@ -90,3 +90,28 @@ def test_pretrained_after_a_cuda_transform_pickles_cpu_tensors():
     np.testing.assert_allclose(Z, on_cpu.transform(X), rtol=1e-4, atol=1e-5)
     state = pickle.loads(pickle.dumps(rep)).encoder_.state_dict()
     assert {t.device.type for t in state.values()} == {"cpu"}
+
+
+def test_probe_zeros_follow_the_weights_before_a_float32_buffer():
+    """A bf16 module keeping a float32 buffer is probed in bf16, its weights' dtype."""
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2).to(torch.bfloat16)
+            self.register_buffer("scale", torch.ones(3))  # float32
+
+    assert probe_zeros(Scaled(), 2, 3).dtype == torch.bfloat16
+
+
+def test_probe_zeros_skip_an_integer_buffer_registered_first():
+    """A leading integer buffer (a counter) does not make the probe integer."""
+
+    class Counted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("count", torch.zeros((), dtype=torch.long))
+            self.register_buffer("scale", torch.ones(3, dtype=torch.float16))
+
+    probe = probe_zeros(Counted(), 2, 3)
+    assert (probe.dtype, probe.shape) == (torch.float16, (2, 3))

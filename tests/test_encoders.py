@@ -1694,3 +1694,240 @@ def test_resnet_refuses_an_even_kernel_size_by_name(input_shape, kernel_size):
         ResNetEncoder(input_shape, kernel_size=kernel_size)
     odd = ResNetEncoder(input_shape, kernel_size=kernel_size + 1)
     assert odd(torch.randn(2, *input_shape)).shape == (2, odd.out_features)
+
+
+@pytest.mark.parametrize("shape", [(0, 8), (1, 2, 3, 4), (2, 0, 5)])
+def test_resolve_encoder_auto_refuses_a_bad_input_shape(shape):
+    """Resolving "auto" refuses a shape that is no sample shape, naming input_shape."""
+    with pytest.raises(ValueError, match="input_shape"):
+        resolve_encoder("auto", shape)
+
+
+@pytest.mark.parametrize(
+    ("shape", "small"),
+    [
+        ((32, 8, 8), True),  # many channels, small sides
+        ((1, 16, 16), True),
+        ((1, 8, 32), False),  # one side above 16
+        ((1, 32, 8), False),
+    ],
+)
+def test_auto_small_image_cnn_depends_on_the_spatial_sides_only(shape, small):
+    """An image is small when both its sides are at most 16, whatever its channels."""
+    expected = {"channels": (16, 32, 64), "strides": (1, 2, 2)} if small else {}
+    assert auto_encoder_kwargs(shape) == expected
+    enc = build_encoder("auto", shape)
+    assert enc.strides == ((1, 2, 2) if small else (2, 2))
+
+
+def test_auto_encoder_kwargs_are_a_fresh_dict_each_call():
+    """Changing the returned kwargs does not change what "auto" builds next."""
+    first = auto_encoder_kwargs((1, 8, 8))
+    first["channels"] = (4, 8)
+    first.pop("strides")
+    assert auto_encoder_kwargs((1, 8, 8)) == {
+        "channels": (16, 32, 64),
+        "strides": (1, 2, 2),
+    }
+    assert build_encoder("auto", (1, 8, 8)).channels == (16, 32, 64)
+
+
+class _TakesAnyKwargs(nn.Module):
+    def __init__(self, input_shape, **options):
+        super().__init__()
+        self.options = options
+        self.fc = nn.Linear(math.prod(input_shape), options.get("width", 3))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_build_encoder_user_class_with_var_kwargs_gets_them():
+    """A user class taking **kwargs receives every keyword given, unchecked."""
+    enc = build_encoder(_TakesAnyKwargs, (1, 4, 4), width=6, scale=0.5)
+    assert enc.options == {"width": 6, "scale": 0.5}
+    assert enc.out_features == 6
+
+
+class _NoInputShape(nn.Module):
+    def __init__(self, width=3):
+        super().__init__()
+        self.fc = nn.Linear(4, width)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_build_encoder_user_class_without_input_shape_is_named():
+    """A class that takes no input_shape is told how the builder calls it."""
+    with pytest.raises(TypeError, match=r"_NoInputShape must accept.*'input_shape'"):
+        build_encoder(_NoInputShape, (4,))
+    with pytest.raises(TypeError, match=r"must accept.*'in_features'"):
+        build_decoder(_NoInputShape, "mlp", (4,), in_features=4)
+
+
+def test_build_encoder_bad_kwarg_lists_only_the_keywords_a_user_may_pass():
+    """The valid keywords listed leave out input_shape, which the builder sets."""
+    with pytest.raises(TypeError, match=r"valid ones are \['width'\]\."):
+        build_encoder(_WithOut, (4,), widht=3)
+    with pytest.raises(TypeError, match=r"valid ones are \['scale'\]\."):
+        build_decoder(_UserDecoder, "mlp", (4,), in_features=2, scael=1.0)
+
+
+class _NotAModule:
+    def __init__(self, input_shape=(4,)):
+        self.input_shape = input_shape
+
+
+def test_build_encoder_class_that_is_no_module_is_a_factory_that_must_return_one():
+    """A class that is not an nn.Module is called with no arguments, and refused."""
+    with pytest.raises(TypeError, match="must return an nn.Module; it returned _NotA"):
+        build_encoder(_NotAModule, (4,))
+
+
+def _make_encoder(width):
+    return nn.Linear(4, width)
+
+
+def test_a_factory_needing_arguments_is_named_with_the_fix():
+    """A function or partial missing arguments is named, with how to complete it."""
+    import functools
+
+    with pytest.raises(
+        TypeError,
+        match=r"encoder=_make_encoder is called with no arguments.*"
+        r"functools\.partial\(_make_encoder, \.\.\.\)",
+    ):
+        build_encoder(_make_encoder, (4,))
+    with pytest.raises(
+        TypeError,
+        match=r"encoder=functools\.partial\(_make_encoder, \.\.\.\) is called.*"
+        r"Give the partial every argument",
+    ):
+        build_encoder(functools.partial(_make_encoder), (4,))
+
+
+class _ReturnsTuple(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x), x  # (output, hidden states), as many libraries return
+
+
+def test_build_encoder_and_decoder_refuse_a_module_returning_no_tensor():
+    """A module whose forward returns a tuple is refused with a ValueError naming it."""
+    with pytest.raises(ValueError, match="encoder _ReturnsTuple must return a tensor"):
+        build_encoder(_ReturnsTuple(), (4,))
+    with pytest.raises(ValueError, match="decoder _ReturnsTuple must return a tensor"):
+        build_decoder(_ReturnsTuple(), "mlp", (3,), in_features=4)
+
+
+@pytest.mark.parametrize("declared", [5.0, "5", True])
+def test_build_encoder_refuses_an_out_features_that_is_no_int(declared):
+    """A user encoder declaring a float, str or bool out_features is refused."""
+    module = _WithOut((4,), width=5)
+    module.out_features = declared
+    with pytest.raises(ValueError, match=r"out_features=.*it must be an int"):
+        build_encoder(module, (4,))
+
+
+def _conv_t_widths(module):
+    kinds = nn.ConvTranspose1d | nn.ConvTranspose2d
+    return [
+        (m.in_channels, m.out_channels)
+        for m in module.modules()
+        if isinstance(m, kinds)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("encoder", "widths"),
+    [
+        ("cnn", [(64, 32), (32, 1)]),
+        (CNNEncoder, [(64, 32), (32, 1)]),
+        (CNNEncoder((1, 8, 8), channels=(4, 8, 16)), [(16, 8), (8, 4), (4, 1)]),
+        ("resnet", [(128, 64), (64, 32), (32, 1)]),
+        (ResNetEncoder, [(128, 64), (64, 32), (32, 1)]),
+        (ResNetEncoder((1, 8, 8), channels=(4, 8)), [(8, 4), (4, 1)]),
+    ],
+    ids=["cnn", "cnn-class", "cnn-module", "resnet", "resnet-class", "resnet-module"],
+)
+def test_auto_conv_decoder_runs_the_encoders_channels_backwards(encoder, widths):
+    """The auto decoder of a conv encoder (name, class, module) reverses its widths."""
+    dec = build_decoder("auto", encoder, (1, 8, 8), in_features=16)
+    assert isinstance(dec, ConvDecoder)
+    assert _conv_t_widths(dec) == widths
+    assert dec(torch.randn(2, 16)).shape == (2, 1, 8, 8)
+
+
+@pytest.mark.parametrize("cls", [CNNEncoder, ResNetEncoder])
+def test_auto_conv_decoder_uses_the_encoders_activation(cls):
+    """The auto decoder of a conv encoder with GELU uses GELU, not the default ReLU."""
+    enc = cls((1, 8, 8), channels=(4, 8), activation="gelu")
+    dec = build_decoder("auto", enc, (1, 8, 8), in_features=enc.out_features)
+    acts = {type(m) for m in dec.modules() if isinstance(m, nn.ReLU | nn.GELU)}
+    assert acts == {nn.GELU}
+
+
+def test_auto_vit_decoder_uses_the_encoders_heads_and_mlp_ratio():
+    """The auto decoder of a ViT encoder has its number of heads and MLP width."""
+    enc = build_encoder(
+        "vit", (1, 8, 8), embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0
+    )
+    dec = build_decoder("auto", enc, (1, 8, 8), in_features=enc.out_features)
+    assert isinstance(dec, ViTDecoder) and len(dec.blocks) > 0
+    for block in dec.blocks:
+        assert block.self_attn.num_heads == 2
+        assert block.linear1.out_features == 32  # 16 * mlp_ratio
+
+
+def test_auto_decoder_kwargs_override_the_mirrored_ones():
+    """Keywords given with decoder="auto" win over those mirrored from the encoder."""
+    enc = MLPEncoder((10,), hidden_sizes=(16, 8))
+    dec = build_decoder("auto", enc, (10,), in_features=8, hidden_sizes=(5,))
+    widths = [m.out_features for m in dec.modules() if isinstance(m, nn.Linear)]
+    assert widths == [5, 10]
+
+
+def test_build_decoder_bad_kwarg_of_a_named_decoder_raises():
+    """A misspelt keyword of a named decoder is a TypeError with a suggestion."""
+    with pytest.raises(TypeError, match=r"'hiden_sizes'.*Did you mean 'hidden_sizes'"):
+        build_decoder("mlp", "mlp", (10,), in_features=4, hiden_sizes=(8,))
+
+
+@pytest.mark.parametrize("in_features", [0, 2.5])
+def test_build_decoder_refuses_a_bad_in_features_for_a_user_class(in_features):
+    """The code width is checked before a user's decoder class is built."""
+    with pytest.raises(ValueError, match="in_features="):
+        build_decoder(_UserDecoder, "mlp", (1, 4, 4), in_features=in_features)
+
+
+class _DropsRowsDecoder(_UserDecoder):
+    def forward(self, z):
+        return super().forward(z)[:1]
+
+
+def test_build_decoder_refuses_a_decoder_that_changes_the_batch_size():
+    """A decoder must give one reconstruction per code: (B, *input_shape)."""
+    with pytest.raises(ValueError, match=r"returned \(1, 1, 4, 4\), expected"):
+        build_decoder(_DropsRowsDecoder, "mlp", (1, 4, 4), in_features=3)
+
+
+def test_build_decoder_auto_names_an_unknown_encoder_name():
+    """A misspelt encoder name given to the auto decoder gets a suggestion."""
+    with pytest.raises(ValueError, match=r"encoder='resnt'.*Did you mean 'resnet'"):
+        build_decoder("auto", "resnt", (1, 8, 8), in_features=4)
+
+
+def test_build_decoder_refuses_an_encoder_only_name():
+    """decoder="resnet" (an encoder name only) is a ValueError listing the decoders."""
+    with pytest.raises(ValueError, match=r"decoder='resnet' is not a known decoder"):
+        build_decoder("resnet", "resnet", (1, 8, 8), in_features=4)
+
+
+def test_build_decoder_module_with_kwargs_raises():
+    """decoder_kwargs cannot be applied to a decoder given as a module."""
+    with pytest.raises(TypeError, match="decoder_kwargs.*cannot be applied"):
+        build_decoder(_UserDecoder((4,), 2), "mlp", (4,), in_features=2, scale=2.0)
