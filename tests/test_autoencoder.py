@@ -1025,3 +1025,27 @@ def test_a_transfer_encoder_keeps_its_own_copy_of_the_standardisation():
         before = encoder(x)
         obj.set_input_scale(x * 10 - 4)
         assert torch.equal(encoder(x), before)
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("AutoencoderTransformer", {"encoder_kwargs": {"input_shape": (4,)}}),
+        ("AutoencoderTransformer", {"decoder_kwargs": {"in_features": 3}}),
+        ("AutoencoderTransformer", {"decoder_kwargs": {"input_shape": (4,)}}),
+        ("SimCLRTransformer", {"encoder_kwargs": {"input_shape": (4,)}}),
+        ("CMCTransformer", {"encoder_kwargs": {"input_shape": (2,)}}),
+    ],
+)
+def test_a_builders_own_keyword_in_encoder_or_decoder_kwargs_is_named(name, params):
+    """input_shape (or a decoder's in_features) among encoder_kwargs or
+    decoder_kwargs is refused naming that parameter, not as Python's
+    "got multiple values" of an internal builder."""
+    import sk_replearn
+
+    X = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    est = getattr(sk_replearn, name)(max_epochs=1, random_state=0, **params)
+    (param,) = params
+    (key,) = params[param]
+    with pytest.raises(ValueError, match=rf"{param} sets {key}=.*leave it out of"):
+        est.fit(X)

@@ -323,6 +323,42 @@ def _dummy_forward(module: nn.Module, shape: tuple, what: str) -> torch.Tensor:
     return out
 
 
+#: What a builder sets itself, by keyword, and where it comes from.
+_SET_BY_THE_ESTIMATOR = {
+    "input_shape": "the samples' shape: set the estimator's input_shape instead",
+    "in_features": "the width of the code it decodes",
+}
+
+
+def builder_kwargs(kwargs: dict | None, param: str, reserved: Sequence[str]) -> dict:
+    """An estimator's ``param`` (``encoder_kwargs``, say) as the keyword
+    arguments of a builder, refusing the ``reserved`` ones it sets itself.
+
+    Passed on, such a keyword failed as Python's "build_encoder() got
+    multiple values for argument 'input_shape'", naming neither the
+    parameter nor the fix.
+
+    Examples
+    --------
+    >>> from sk_replearn.nn.build import builder_kwargs
+    >>> builder_kwargs(None, "encoder_kwargs", ["input_shape"])
+    {}
+    >>> try:
+    ...     builder_kwargs({"input_shape": (4,)}, "encoder_kwargs", ["input_shape"])
+    ... except ValueError as exc:
+    ...     print(exc)  # doctest: +ELLIPSIS
+    encoder_kwargs sets input_shape=(4,), which the estimator sets itself (...
+    """
+    kwargs = dict(kwargs or {})
+    for name in reserved:
+        if name in kwargs:
+            raise ValueError(
+                f"{param} sets {name}={kwargs[name]!r}, which the estimator sets "
+                f"itself ({_SET_BY_THE_ESTIMATOR[name]}); leave it out of {param}."
+            )
+    return kwargs
+
+
 def build_encoder(
     encoder: str | type[nn.Module] | nn.Module,
     input_shape: Sequence[int],

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..losses.multiview import MultiViewInfoNCELoss
 from ..nn import Bottleneck, ProjectionHead, build_encoder
+from ..nn.build import builder_kwargs
 from ..views import make_views
 from .base import Objective
 from .two_view import TwoViewObjective
@@ -214,7 +215,8 @@ class CMCObjective(Objective):
     def _view_encoder(v, shape, encoder, encoder_kwargs, n_components) -> nn.Module:
         """View ``v``'s encoder; a build error says which view it is about."""
         try:
-            net = build_encoder(encoder, tuple(shape), **(encoder_kwargs or {}))
+            kwargs = builder_kwargs(encoder_kwargs, "encoder_kwargs", ["input_shape"])
+            net = build_encoder(encoder, tuple(shape), **kwargs)
         except ValueError as exc:
             raise ValueError(f"The encoder of view {v} (shape {shape}): {exc}") from exc
         return net if n_components is None else Bottleneck(net, n_components)

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn import build_decoder, build_encoder, resolve_encoder
+from ..nn.build import builder_kwargs
 from ..nn.surgery import TransferEncoder
 from .base import Objective
 
@@ -111,9 +112,8 @@ class AutoencoderObjective(Objective):
     ) -> None:
         super().__init__(tuple(input_shape))
         encoder = resolve_encoder(encoder, tuple(input_shape), mirrored=True)
-        self.backbone = build_encoder(
-            encoder, tuple(input_shape), **(encoder_kwargs or {})
-        )
+        kwargs = builder_kwargs(encoder_kwargs, "encoder_kwargs", ["input_shape"])
+        self.backbone = build_encoder(encoder, tuple(input_shape), **kwargs)
         self.bottleneck = nn.Linear(self.backbone.out_features, n_components)
         # Given the built encoder, "auto" mirrors its actual sizes.
         self.decoder = build_decoder(
@@ -121,7 +121,9 @@ class AutoencoderObjective(Objective):
             self.backbone,
             tuple(input_shape),
             n_components,
-            **(decoder_kwargs or {}),
+            **builder_kwargs(
+                decoder_kwargs, "decoder_kwargs", ["input_shape", "in_features"]
+            ),
         )
         self.noise = float(noise)
         _check_noise_type(noise_type)  # now, not at the first training step

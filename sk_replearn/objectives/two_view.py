@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..nn import Bottleneck, build_encoder
-from ..nn.build import probe_zeros
+from ..nn.build import builder_kwargs, probe_zeros
 from ..nn.momentum import cosine_momentum, update_momentum
 from ..nn.surgery import TransferEncoder
 from ..views import make_views
@@ -93,9 +93,8 @@ class TwoViewObjective(Objective):
         n_local_views: int = 0,
     ) -> None:
         super().__init__(tuple(input_shape))
-        self.backbone = build_encoder(
-            encoder, tuple(input_shape), **(encoder_kwargs or {})
-        )
+        kwargs = builder_kwargs(encoder_kwargs, "encoder_kwargs", ["input_shape"])
+        self.backbone = build_encoder(encoder, tuple(input_shape), **kwargs)
         if n_components is not None:
             self.backbone = Bottleneck(self.backbone, n_components)
         self.views = make_views(views, tuple(input_shape))
