@@ -71,13 +71,17 @@ class Batches:
         y: torch.Tensor | None = None,
     ) -> None:
         self.X, self.y = X, y
-        # -1: one batch of every row (of at least one, for empty data)
-        whole = max(len(X), 1)
-        self.batch_size = whole if batch_size == -1 else max(int(batch_size), 1)
+        self.batch_size = self.size(len(X), batch_size)
         self.training = training
 
     def __len__(self) -> int:
         return self.count(len(self.X), self.batch_size)
+
+    @staticmethod
+    def size(n: int, batch_size: int) -> int:
+        """Rows per batch of ``n`` samples: ``batch_size``, at least 1; -1 for
+        one batch of every row (of at least one, for empty data)."""
+        return max(n, 1) if batch_size == -1 else max(int(batch_size), 1)
 
     @staticmethod
     def count(n: int, batch_size: int) -> int:

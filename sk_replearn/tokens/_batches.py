@@ -153,8 +153,7 @@ class TokenBatches:
     def __init__(self, dataset: TokenDataset, batch_size: int, training: bool) -> None:
         self.dataset = dataset
         n = len(dataset)
-        # -1: one batch of every sequence (of at least one, for empty data)
-        self.batch_size = max(n, 1) if batch_size == -1 else max(int(batch_size), 1)
+        self.batch_size = Batches.size(n, batch_size)
         self.training = training
         self._count = Batches.count(n, self.batch_size)
 
