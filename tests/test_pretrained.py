@@ -338,6 +338,21 @@ def test_pretrained_preprocess_repeats_channels_and_resizes(digits):
     prep = rep.encoder_.prep
     assert prep(torch.zeros(2, 1, 8, 8)).shape == (2, 3, 16, 16)
     assert rep.transform(X).shape == (len(X), 16)
+
+
+def test_a_pickle_naming_the_image_adapter_where_it_was_defined_still_loads(digits):
+    # ImagePreprocess was defined in nn/pretrained.py before it moved to
+    # nn/_preprocess.py (public from pretrained still): a fitted transformer
+    # pickled then names the old module.
+    X, _ = digits
+    net = SmallNet(in_channels=3)
+    rep = PretrainedTransformer(net, image_size=16, input_shape=(1, 8, 8)).fit(X)
+    text = pickle.dumps(rep, protocol=0)  # globals as "c<module>\n<name>\n"
+    old = text.replace(
+        b"csk_replearn.nn._preprocess\n", b"csk_replearn.nn.pretrained\n"
+    )
+    assert old != text
+    np.testing.assert_array_equal(pickle.loads(old).transform(X), rep.transform(X))
     same = PretrainedTransformer(
         net,
         preprocess=lambda x: torch.nn.functional.interpolate(

@@ -12,22 +12,29 @@ encoder ``(B, *input_shape) -> (B, D)`` here, as DeCAF (Donahue et al.
   output to one vector per sample (:func:`pool_features`);
 - :class:`ImagePreprocess` adapts small arrays to the network: rescaling,
   channel repeat, resizing, normalisation with the weights' statistics;
+- :class:`HFTextBackbone` pools a Hugging Face text model's hidden states
+  over the real tokens of padded ids;
 - :class:`ExportedModule` holds a :func:`torch.export.load` ed program as a
-  trainable, picklable module (defined in the private ``_exported.py``,
-  public from here).
+  trainable, picklable module.
+
+The last three are defined in the private ``_preprocess.py``,
+``_hf_text.py`` and ``_exported.py``, and public from here; the cut's
+forward hook and the lookup of a layer by name are in ``_cut.py``.
 
 Nothing here knows about scikit-learn or devices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ._cut import _as_tensor, _has_params, _names, _output_of, _submodule
 from ._exported import ExportedModule
+from ._hf_text import HFTextBackbone
+from ._preprocess import ImagePreprocess
 from .build import first_floating, probe_zeros
 from .surgery import Block
 
@@ -163,49 +170,6 @@ def pool_features(
         f"the network returned an output of shape {tuple(out.shape)}; a 2-D "
         "(B, D), 3-D tokens (B, T, D) or 4-D feature map (B, C, H, W) output is "
         "needed. Cut the network at another layer (layer=...)."
-    )
-
-
-class _Stop(Exception):
-    """Raised by the cut's forward hook: the rest of the network is not run."""
-
-
-def _output_of(target: nn.Module, run: Callable[[], object]):
-    """What ``target`` returns when ``run()`` calls it, the rest not run.
-
-    A forward hook keeps ``target``'s output and stops the forward pass
-    there; None if ``run`` never called ``target``.
-    """
-    seen: list = []
-
-    def keep(module, inputs, output):
-        seen.append(output)
-        raise _Stop
-
-    handle = target.register_forward_hook(keep)
-    try:
-        run()
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return seen[0] if seen else None
-
-
-def _as_tensor(out, what: str) -> torch.Tensor:
-    """The tensor a network returned (the first of a tuple, or ``.logits``-less
-    output objects' first field)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if isinstance(out, dict) and out:
-        first = next(iter(out.values()))
-        if isinstance(first, torch.Tensor):
-            return first
-    raise ValueError(
-        f"{what} returned {type(out).__name__}, not a tensor; cut the network "
-        "at a layer whose output is a tensor (layer=...)."
     )
 
 
@@ -466,197 +430,3 @@ def _with_the_rest(blocks: list, model: nn.Module) -> list:
 
     place(model)
     return blocks
-
-
-def _names(group) -> list[str]:
-    return [group] if isinstance(group, str) else [str(n) for n in group]
-
-
-def _has_params(module: nn.Module) -> bool:
-    return any(True for _ in module.parameters())
-
-
-def _submodule(model: nn.Module, name: str, param: str) -> nn.Module:
-    if isinstance(model, ExportedModule) and param == "layer":  # runs whole
-        raise ValueError(
-            f"layer={name!r} cannot cut a program of torch.export, which runs "
-            "whole (its modules do not run one by one): export the network cut "
-            "where you want it (a fitted estimator's export_encoder(), or the "
-            "module cut in Python), or pass the network itself as model=."
-        )
-    modules = dict(model.named_modules())
-    if name in modules and name != "":
-        return modules[name]
-    import difflib
-
-    valid = [n for n in modules if n]
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    shown = valid if len(valid) <= 40 else valid[:20] + ["..."] + valid[-10:]
-    raise ValueError(
-        f"{param}={name!r} is not a module of {type(model).__name__}.{hint} Its "
-        f"modules are: {', '.join(shown)}."
-    )
-
-
-class ImagePreprocess(nn.Module):
-    """Adapt raw samples to a pre-trained image network.
-
-    In this order: ``(x - low) / (high - low)`` (to [0, 1], as the
-    networks' training images were), channel repeat (a grey image to the
-    three channels an RGB network takes), bilinear resize, then
-    ``(x - mean) / std`` with the weights' own statistics.
-
-    Parameters
-    ----------
-    low, high : float or None, default=None
-        The range of the raw values; None for none (no rescaling).
-    channels : int or None, default=None
-        Repeat a 1-channel image to this many channels; None keeps them.
-    size : tuple of int or None, default=None
-        ``(H, W)`` to resize to; None keeps the size.
-    mean, std : sequence of float or None, default=None
-        Per-channel normalisation after the resize; None for none.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.nn.pretrained import ImagePreprocess
-    >>> prep = ImagePreprocess(low=0, high=16, channels=3, size=(28, 28))
-    >>> prep(torch.full((2, 1, 8, 8), 16.0)).shape
-    torch.Size([2, 3, 28, 28])
-    """
-
-    def __init__(
-        self,
-        low: float | None = None,
-        high: float | None = None,
-        channels: int | None = None,
-        size: Sequence[int] | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__()
-        self.rescale = low is not None and high is not None and high > low
-        self.register_buffer("low", torch.tensor(float(low) if self.rescale else 0.0))
-        self.register_buffer(
-            "span", torch.tensor(float(high - low) if self.rescale else 1.0)
-        )
-        self.channels = None if channels is None else int(channels)
-        self.size = None if size is None else tuple(int(s) for s in size)
-        self.normalize = mean is not None and std is not None
-        shape = (1, -1, 1, 1)
-        self.register_buffer(
-            "mean", torch.tensor(list(mean) if self.normalize else [0.0]).view(shape)
-        )
-        self.register_buffer(
-            "std", torch.tensor(list(std) if self.normalize else [1.0]).view(shape)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The adapted batch, ``(B, channels, *size)``."""
-        if self.rescale:
-            x = (x - self.low) / self.span
-        if self.channels is not None and x.shape[1] == 1 and self.channels != 1:
-            x = x.expand(-1, self.channels, *x.shape[2:])
-        if self.size is not None and tuple(x.shape[2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        if self.normalize:
-            x = (x - self.mean) / self.std
-        return x
-
-
-class HFTextBackbone(nn.Module):
-    """A Hugging Face text model on padded token ids: ``(B, T) -> (B, D)``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A ``transformers`` model without a task head (``AutoModel``), whose
-        output has ``last_hidden_state``.
-    pad_id : int
-        The tokenizer's padding id: positions holding it are masked out of
-        attention and of the pooling.
-    pooling : {"avg", "max", "cls"}, default="avg"
-        Mean (or max) of the hidden states over the real tokens, or the
-        first token's ([CLS]).
-    layer : str or None, default=None
-        A sub-module (``"encoder.layer.5"``), as ``model.named_modules()``
-        names it, whose hidden states ``(B, T, D)`` (the first element of a
-        tuple output) are pooled; the layers after it are not run. None
-        pools the last hidden states.
-
-    Attributes
-    ----------
-    out_features : int
-        The model's hidden size.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        pad_id: int,
-        pooling: str = "avg",
-        layer: str | None = None,
-    ) -> None:
-        super().__init__()
-        if pooling not in ("avg", "max", "cls"):
-            raise ValueError(
-                f"pooling={pooling!r} is not available for a text model; use "
-                "'avg', 'max' or 'cls'."
-            )
-        self.model = model
-        self.pad_id = int(pad_id)
-        self.pooling = pooling
-        self.layer = layer
-        if layer is not None:
-            _submodule(model, layer, "layer")  # a wrong name fails here
-        self.out_features = int(model.config.hidden_size)
-
-    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The hidden states ``(B, T, D)`` of the last layer, or of ``layer``."""
-        if self.layer is None:
-            return self.model(
-                input_ids=ids, attention_mask=mask.long()
-            ).last_hidden_state
-        hidden = _output_of(
-            _submodule(self.model, self.layer, "layer"),
-            lambda: self.model(input_ids=ids, attention_mask=mask.long()),
-        )
-        if isinstance(hidden, (tuple, list)) and hidden:
-            hidden = hidden[0]  # a transformer layer's (states, attention, ...)
-        if not isinstance(hidden, torch.Tensor) or hidden.shape[:2] != ids.shape:
-            raise ValueError(
-                f"layer={self.layer!r} of {type(self.model).__name__} gives no "
-                "hidden states of one vector a token (batch, tokens, features) "
-                "in the forward pass; cut at a transformer layer (e.g. "
-                "'encoder.layer.0') or at the embeddings."
-            )
-        return hidden
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Pooled hidden states of a padded batch of ids, in float32."""
-        mask = ids != self.pad_id  # (B, T)
-        hidden = self._hidden(ids, mask)
-        # A bf16 or fp16 model's states are pooled (summed over the tokens)
-        # in float32, the features' dtype.
-        hidden = hidden.float()  # (B, T, D)
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        if self.pooling == "avg":
-            return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(1)
-
-    def transfer_blocks(self) -> list:
-        """The embeddings, then one block per transformer layer (BERT-like
-        models); otherwise the model's weighted children."""
-        embeddings = getattr(self.model, "embeddings", None)
-        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
-        if embeddings is None or layers is None:
-            return [Block.of(c) for c in self.model.children() if _has_params(c)]
-        blocks = [Block.of(embeddings)] + [Block.of(layer) for layer in layers]
-        used = {id(p) for b in blocks for p in b.params}
-        rest = [p for p in self.model.parameters() if id(p) not in used]
-        blocks[-1].params += rest  # a pooler, which the features do not use
-        return blocks
