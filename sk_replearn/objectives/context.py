@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-from .masked import KeyedNoise
+from ._keyed_noise import KeyedNoise
 from .reconstruction import AutoencoderObjective
 
 __all__ = [

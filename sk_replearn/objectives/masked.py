@@ -10,6 +10,12 @@ their values. The loss is the mean squared error on the hidden tokens only.
 The forward pass is split into the paper's named stages, each callable on its
 own: :meth:`MAEObjective.random_masking`, :meth:`MAEObjective.forward_encoder`,
 :meth:`MAEObjective.forward_decoder` and :meth:`MAEObjective.forward_loss`.
+
+How a sample is cut into tokens (:func:`token_shape`,
+:func:`resolve_patch_size`) is defined in the private ``_mae_tokens.py``,
+the masking noise keyed to each sample (:class:`KeyedNoise`, which the
+context encoder draws too) in ``_keyed_noise.py``; both are public from
+here.
 """
 
 from __future__ import annotations
@@ -20,113 +26,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._seeding import keyed_generator, keyed_uniform
 from ..nn import ViTEncoder, transformer
 from ..nn._block import init_transformer, transformer_blocks
 from ..nn.patches import patchify, random_masking, unpatchify
 from ..nn.surgery import TransferEncoder
+from ._keyed_noise import KeyedNoise
+from ._mae_tokens import resolve_patch_size, token_shape
 from .base import Objective
 
 __all__ = ["KeyedNoise", "MAEObjective", "resolve_patch_size", "token_shape"]
-
-#: "auto" aims at no more tokens than this (attention is quadratic in them).
-_MAX_AUTO_TOKENS = 64
-#: ... and at no more than this for a table, whose tokens carry one value
-#: each: 64 one-feature tokens made a digits fit 3x slower for no accuracy.
-_MAX_AUTO_TABLE_TOKENS = 32
-
-
-def token_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    """The ``(C, L)`` or ``(C, H, W)`` shape that is cut into tokens.
-
-    A table ``(d,)`` is read as a 1-channel signal ``(1, d)``: its tokens are
-    single features or groups of consecutive features, and their "positions"
-    are feature identities rather than places in space or time.
-
-    Examples
-    --------
-    >>> from sk_replearn.objectives.masked import token_shape
-    >>> token_shape((64,)), token_shape((1, 8, 8))
-    ((1, 64), (1, 8, 8))
-    """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 1:
-        return (1, shape[0])
-    if len(shape) not in (2, 3):
-        raise ValueError(
-            f"input_shape={shape} must be (d,) for tables, (C, L) for signals "
-            "or (C, H, W) for images."
-        )
-    return shape
-
-
-def resolve_patch_size(patch_size: int | str, input_shape: Sequence[int]) -> int:
-    """Resolve the ``patch_size`` parameter for a sample shape.
-
-    Parameters
-    ----------
-    patch_size : int or "auto"
-        Side of a square patch (images), length of a segment (signals) or
-        number of consecutive features per token (tables).
-    input_shape : tuple of int
-        ``(d,)``, ``(C, L)`` or ``(C, H, W)``.
-
-    Returns
-    -------
-    int
-        For images and signals, ``"auto"`` is the smallest ``p >= 2`` giving
-        4 to 64 tokens (8x8 -> 2, 28x28 -> 4, length 40 -> 2), else the
-        ``p`` giving the fewest tokens from 4 to 256 (length 127 -> 1,
-        254 -> 2), as
-        :class:`~sk_replearn.nn.ViTEncoder` chooses. For
-        tables it is 1 (one token per feature) when ``d <= 32``, else the
-        smallest divisor of ``d`` giving at most 32 tokens and at least 4,
-        else 1 up to ``d = 256``.
-
-    Raises
-    ------
-    ValueError
-        If an int ``patch_size`` does not divide the spatial sizes (naming
-        ``patch_size`` and the valid values), or if "auto" finds no patch
-        for a table of more than 256 features (a prime number of them, say),
-        which would otherwise get one token per feature.
-
-    Examples
-    --------
-    >>> from sk_replearn.objectives.masked import resolve_patch_size
-    >>> resolve_patch_size("auto", (1, 8, 8)), resolve_patch_size("auto", (30,))
-    (2, 1)
-    >>> resolve_patch_size("auto", (64,)), resolve_patch_size("auto", (100,))
-    (2, 4)
-    >>> resolve_patch_size(5, (1, 40))
-    5
-    """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 1 and patch_size == "auto":
-        d = shape[0]
-        if d <= _MAX_AUTO_TABLE_TOKENS:
-            return 1
-        for p in range(2, d + 1):
-            if d % p == 0 and d // p <= _MAX_AUTO_TABLE_TOKENS:
-                if d // p >= 4:
-                    return p
-                break
-        if d <= 4 * _MAX_AUTO_TOKENS:  # as for signals without a patch
-            return 1
-        others = [p for p in range(2, d // 2 + 1) if d % p == 0]
-        other = f" (or another divisor of {d}: {others[:8]})" if others else ""
-        raise ValueError(
-            f"MAETransformer could not choose a patch_size for {d} features: "
-            f"no divisor of {d} cuts them into 4 to {_MAX_AUTO_TABLE_TOKENS} "
-            f"tokens, and one token per feature would make {d} (attention's "
-            "cost grows with their square: 997 took 13 s an epoch for 256 "
-            "rows on one core). Pass patch_size=1 to accept that"
-            f"{other}, or reduce the features first (PCATransformer, or fewer "
-            "columns)."
-        )
-    return transformer.resolve_patch_size(
-        patch_size, token_shape(shape), "MAETransformer"
-    )
 
 
 def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
@@ -143,47 +51,6 @@ def _keep_ratio(num_tokens: int, mask_ratio: float) -> float:
     if kept >= num_tokens > 1:
         return 1.0 / num_tokens
     return mask_ratio
-
-
-class KeyedNoise:
-    """Masking noise drawn from each sample's own values and a seed.
-
-    Passed as the ``generator`` of :meth:`MAEObjective.reconstruct`, it
-    makes a sample's mask a function of the sample and ``seed`` alone, not
-    of the other rows of its batch or their order (``keyed_uniform``).
-
-    Parameters
-    ----------
-    seed : int
-        Mixed with each sample's bytes.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_replearn.objectives.masked import KeyedNoise
-    >>> x = torch.randn(3, 1, 8, 8)
-    >>> alone = KeyedNoise(0).uniform(x[2:], 16)
-    >>> in_batch = KeyedNoise(0).uniform(x, 16)
-    >>> torch.equal(alone[0], in_batch[2]), in_batch.shape
-    (True, torch.Size([3, 16]))
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = int(seed)
-
-    def uniform(self, x: torch.Tensor, length: int) -> torch.Tensor:
-        """``length`` uniform draws ``(N, length)`` for each sample of ``x``."""
-        keys = self._keys(x)
-        return keyed_uniform(keys, self.seed, [length] * len(keys), length)
-
-    def generators(self, x: torch.Tensor) -> list[torch.Generator]:
-        """One generator per sample of the raw batch ``x``."""
-        return [keyed_generator(key, self.seed) for key in self._keys(x)]
-
-    @staticmethod
-    def _keys(x: torch.Tensor) -> list[bytes]:
-        rows = x.detach().float().cpu().reshape(len(x), -1).numpy()
-        return [row.tobytes() for row in rows]
 
 
 class MAEObjective(Objective):
