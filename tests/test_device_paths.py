@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from sk_replearn.nn.build import probe_zeros
+from sk_replearn.nn._user_modules import probe_zeros
 from sk_replearn.nn.layers import block_widths
 from sk_replearn.nn.surgery import TransferEncoder
 from sk_replearn.objectives.two_view import TwoViewObjective

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .build import probe_zeros
+from ._user_modules import probe_zeros
 from .conv import CNNEncoder, ResNetEncoder
 from .heads import Bottleneck
 from .mlp import MLPEncoder

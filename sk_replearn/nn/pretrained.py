@@ -35,7 +35,7 @@ from ._cut import _as_tensor, _has_params, _names, _output_of, _submodule
 from ._exported import ExportedModule
 from ._hf_text import HFTextBackbone
 from ._preprocess import ImagePreprocess
-from .build import first_floating, probe_zeros
+from ._user_modules import first_floating, probe_zeros
 from .surgery import Block
 
 __all__ = [

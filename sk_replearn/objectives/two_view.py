@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..nn import Bottleneck, build_encoder
-from ..nn.build import builder_kwargs, probe_zeros
+from ..nn._user_modules import probe_zeros
+from ..nn.build import builder_kwargs
 from ..nn.momentum import cosine_momentum, update_momentum
 from ..nn.surgery import TransferEncoder
 from ..views import make_views

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from ..nn.build import probe_zeros
+from ..nn._user_modules import probe_zeros
 from ..nn.heads import CentredLayerNorm, CentredScale
 from ..nn.surgery import Block
 

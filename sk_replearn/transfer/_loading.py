@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..nn._exported import ExportedModule
-from ..nn.build import call_factory
+from ..nn._user_modules import call_factory
 
 #: Normalisation of torchvision's ImageNet weights (and timm's default).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

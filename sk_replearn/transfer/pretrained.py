@@ -28,7 +28,7 @@ from .._util import is_int
 from ..base import BaseRepresentation, fit_context
 from ..methods._sequence_base import _SequenceTransformer
 from ..methods.base import _check_finite_output, seeded
-from ..nn.build import _dummy_forward
+from ..nn._user_modules import _dummy_forward
 from ..nn.pretrained import (
     POOLINGS,
     HFTextBackbone,
