@@ -49,7 +49,7 @@ from sk_replearn import (
     PCATransformer,
     SimCLRTransformer,
 )
-from sk_replearn.nn import _block, conv
+from sk_replearn.nn import _block, _signal_layers
 from sk_replearn.views import ImageViews
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -281,8 +281,8 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     short = _block._SHORT_SEQUENCE
     _block._SHORT_SEQUENCE = _SHORT_SEQUENCE_AS_RECORDED
-    layout = conv._CHANNELS_LAST_SIGNALS
-    conv._CHANNELS_LAST_SIGNALS = _CHANNELS_LAST_SIGNALS_AS_RECORDED
+    layout = _signal_layers._CHANNELS_LAST_SIGNALS
+    _signal_layers._CHANNELS_LAST_SIGNALS = _CHANNELS_LAST_SIGNALS_AS_RECORDED
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -294,7 +294,7 @@ def _outputs(case: str) -> dict[str, np.ndarray]:
     finally:
         torch.set_num_threads(threads)
         _block._SHORT_SEQUENCE = short
-        conv._CHANNELS_LAST_SIGNALS = layout
+        _signal_layers._CHANNELS_LAST_SIGNALS = layout
     return out
 
 

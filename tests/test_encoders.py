@@ -22,10 +22,10 @@ from sk_replearn.nn import (
     SignalConv,
     ViTDecoder,
     ViTEncoder,
+    _signal_layers,
     auto_encoder_kwargs,
     build_decoder,
     build_encoder,
-    conv,
     patchify,
     random_masking,
     resolve_encoder,
@@ -994,11 +994,11 @@ def test_signal_encoders_compute_what_conv1d_layers_compute(monkeypatch, name):
     x = torch.randn(8, 2, 40, dtype=torch.float64)
     out = enc(x)
     # the same encoder in Conv1d's and BatchNorm1d's own layout
-    monkeypatch.setattr(conv, "_CHANNELS_LAST_SIGNALS", False)
+    monkeypatch.setattr(_signal_layers, "_CHANNELS_LAST_SIGNALS", False)
     torch.testing.assert_close(out, enc(x))
     enc.eval()
     ref = enc(x)
-    monkeypatch.setattr(conv, "_CHANNELS_LAST_SIGNALS", True)
+    monkeypatch.setattr(_signal_layers, "_CHANNELS_LAST_SIGNALS", True)
     torch.testing.assert_close(enc(x), ref)
 
 

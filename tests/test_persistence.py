@@ -321,6 +321,20 @@ def test_a_pickle_naming_the_transformer_block_before_its_move_still_loads(data)
     np.testing.assert_array_equal(pickle.loads(old).transform(X), est.transform(X))
 
 
+def test_a_pickle_naming_the_signal_layers_where_they_were_defined_still_loads(data):
+    X, _ = data
+    # A convolutional encoder of signals is built of SignalConv and
+    # SignalBatchNorm, defined in nn/conv.py before they moved to
+    # nn/_signal_layers.py (public from conv still).
+    est = AutoencoderTransformer(
+        n_components=2, encoder="cnn", input_shape=(1, 8), max_epochs=1, random_state=0
+    ).fit(X)
+    text = pickle.dumps(est, protocol=0)  # globals as "c<module>\n<name>\n"
+    old = text.replace(b"csk_replearn.nn._signal_layers\n", b"csk_replearn.nn.conv\n")
+    assert old != text
+    np.testing.assert_array_equal(pickle.loads(old).transform(X), est.transform(X))
+
+
 @pytest.mark.parametrize(
     "name, module",
     [
