@@ -363,6 +363,25 @@ def test_a_pickle_naming_the_image_adapter_where_it_was_defined_still_loads(digi
     np.testing.assert_allclose(same.transform(X), rep.transform(X), atol=1e-6)
 
 
+def test_a_pickle_naming_the_preprocessing_function_where_it_was_defined_loads(
+    digits,
+):
+    # A function given as preprocess is kept in a module defined in
+    # transfer/pretrained.py before the preprocessing moved to
+    # transfer/_pretrained_preprocess.py: a pickle made then names the old module.
+    X, _ = digits
+    net = SmallNet(in_channels=1)
+    rep = PretrainedTransformer(net, preprocess=torch.tanh, input_shape=(1, 8, 8))
+    rep.fit(X)
+    text = pickle.dumps(rep, protocol=0)  # globals as "c<module>\n<name>\n"
+    old = text.replace(
+        b"csk_replearn.transfer._pretrained_preprocess\n",
+        b"csk_replearn.transfer.pretrained\n",
+    )
+    assert old != text
+    np.testing.assert_array_equal(pickle.loads(old).transform(X), rep.transform(X))
+
+
 def test_image_preprocess_maps_the_range_to_0_1_then_standardises():
     # [low, high] -> [0, 1], then (x - mean) / std: [-1, 0, 1] -> [0, .5, 1]
     # -> [-2, 0, 2]. Multiplying by std gave [-.125, 0, .125]; dropping low

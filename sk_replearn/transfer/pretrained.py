@@ -6,7 +6,9 @@ The network comes from torchvision, timm, a file written by
 runs it frozen, batched, cut at a layer and pooled; as the
 ``representation`` of :class:`~sk_replearn.FineTuner` it is fine-tuned with
 every transfer strategy. Loading the network and its weights (torchvision,
-timm, Hugging Face, files) lives in ``_loading.py``.
+timm, Hugging Face, files) lives in ``_loading.py``, the preprocessing put
+before the network in ``_pretrained_preprocess.py``, and the tokenisation
+of a Hugging Face text model in ``_pretrained_text.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
@@ -24,31 +26,33 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._seeding import seed_from_random_state
-from .._util import is_int
 from ..base import BaseRepresentation, fit_context
-from ..methods._sequence_base import _SequenceTransformer
 from ..methods.base import _check_finite_output, seeded
-from ..nn._user_modules import _dummy_forward
 from ..nn.pretrained import (
     POOLINGS,
-    HFTextBackbone,
-    ImagePreprocess,
     PretrainedBackbone,
     strip_classifier,
 )
 from ..nn.surgery import TransferEncoder
-from ..tokens import TokenDataset, check_sequences
 from ._loading import (
-    _hf_model,
     _load_network,
     _refuse_in_memory_text_model,
     load_weights,
 )
+from ._pretrained_preprocess import (  # _Function: pickles made before name it here
+    PretrainedPreprocessMixin,
+    _first_conv_channels,
+    _Function,  # noqa: F401
+    _prep_shape,
+)
+from ._pretrained_text import PretrainedTextMixin
 
 __all__ = ["PretrainedTransformer", "load_weights"]
 
 
-class PretrainedTransformer(BaseRepresentation):
+class PretrainedTransformer(
+    PretrainedTextMixin, PretrainedPreprocessMixin, BaseRepresentation
+):
     """Off-the-shelf features of a network pre-trained elsewhere.
 
     A network trained on large data gives features that serve tasks it
@@ -345,60 +349,6 @@ class PretrainedTransformer(BaseRepresentation):
         module = copy.deepcopy(self.encoder_).cpu().eval()
         return module.requires_grad_(True)
 
-    # -- text models ------------------------------------------------------------
-    def _is_text(self) -> bool:
-        return isinstance(self.model, str) and self.model.startswith("hf:")
-
-    def _fit_text(self, X) -> PretrainedTransformer:
-        self._check_strings(X)
-        if self.blocks is not None:
-            raise ValueError(
-                f"blocks={self.blocks!r} groups the modules of an image network; "
-                f"a Hugging Face text model (model={self.model!r}) has its "
-                "embeddings and one block a transformer layer. Leave blocks=None."
-            )
-        name = self.model.partition(":")[2]
-        with seeded(seed_from_random_state(self.random_state)):
-            self.tokenizer_, network = _hf_model(name)
-        pad = self.tokenizer_.pad_token_id
-        backbone = HFTextBackbone(
-            network, 0 if pad is None else pad, self.pooling, self.layer
-        )
-        return self._set_encoder(TransferEncoder(backbone, None, backbone.out_features))
-
-    def _check_strings(self, X) -> list[str]:
-        owner = f"{type(self).__name__}(model={self.model!r})"
-        kind, sequences = check_sequences(X, owner, strings_only=True)
-        if kind != "str":
-            raise TypeError(
-                f"{type(self).__name__}(model={self.model!r}) reads strings, which "
-                "its own tokenizer encodes; X holds integer token ids."
-            )
-        return sequences
-
-    def _token_source(self):
-        """Itself for a text model (the fine-tuners encode strings through it)."""
-        return self if self._is_text() else None
-
-    def _token_data(self, X, y=None, *, owner: str | None = None) -> TokenDataset:
-        """X tokenised by the model's tokenizer: padded ids, lengths, targets."""
-        check_is_fitted(self, "tokenizer_")
-        sequences = self._check_strings(X)
-        network = self.encoder_.body.model
-        limit = getattr(network.config, "max_position_embeddings", 512)
-        length = min(self.max_length or limit, limit)
-        enc = self.tokenizer_(
-            sequences,
-            truncation=True,
-            max_length=length,
-            padding="longest",
-            return_tensors="pt",
-        )
-        lengths = enc["attention_mask"].sum(1)
-        return TokenDataset(enc["input_ids"], lengths, y)
-
-    _map_tokens = _SequenceTransformer._map_tokens
-
     # -- helpers ------------------------------------------------------------------
     def _set_encoder(self, encoder: TransferEncoder) -> PretrainedTransformer:
         """Keep ``encoder`` frozen, in eval mode and on the CPU, as ``encoder_``.
@@ -410,47 +360,6 @@ class PretrainedTransformer(BaseRepresentation):
         self.encoder_ = encoder.cpu().eval().requires_grad_(False)
         self.n_components_ = self._n_features_out = encoder.out_features
         return self
-
-    def _build_preprocess(self, X, network: nn.Module, hints: dict):
-        """The preprocessing module (or None) before the network."""
-        self.data_range_ = None
-        if self.preprocess is None:
-            return None
-        if self.preprocess != "auto":
-            if isinstance(self.preprocess, nn.Module):
-                return copy.deepcopy(self.preprocess)
-            return _Function(self.preprocess)
-        shape = tuple(self.input_shape_)
-        if len(shape) != 3:  # only images are adapted
-            return None
-        channels = _first_conv_channels(network)
-        size = self.image_size
-        if isinstance(size, str):  # "auto": the weights' own resolution
-            size = hints.get("size")
-        if isinstance(size, Integral):
-            size = (int(size), int(size))
-        elif size is not None and (
-            len(size) != 2 or not all(is_int(v) for v in size) or min(size) < 1
-        ):
-            raise ValueError(
-                f"image_size={self.image_size!r} must be an int >= 1 or a pair "
-                "(height, width) of ints >= 1, e.g. 224 or (224, 224)."
-            )
-        normalize = hints.get("mean") is not None
-        low = high = None
-        if normalize:
-            low, high = float(X.min()), float(X.max())
-            self.data_range_ = (low, high)
-        if not normalize and size is None and (channels in (None, shape[0])):
-            return None
-        return ImagePreprocess(
-            low=low,
-            high=high,
-            channels=channels if channels != shape[0] else None,
-            size=size,
-            mean=hints.get("mean"),
-            std=hints.get("std"),
-        )
 
     def _transfer_encoder(self) -> TransferEncoder:
         """A trainable float32 copy of the network (for the fine-tuners).
@@ -506,32 +415,3 @@ def _on_device(encoder: nn.Module, device: torch.device) -> nn.Module:
         cached = (stamp, tensors, copy.deepcopy(encoder).to(device))
         _DEVICE_COPIES[encoder] = cached
     return cached[2].eval()
-
-
-class _Function(nn.Module):
-    """A preprocessing function as a module (it must be picklable)."""
-
-    def __init__(self, fn: Callable) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-
-def _prep_shape(prep: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The sample shape ``prep`` gives, by the encoders' dry run on zeros."""
-    out = _dummy_forward(prep, (2, *shape), "preprocess")
-    if out.shape[0] != 2:
-        raise ValueError(
-            "preprocess must map a batch (B, *input_shape) to a tensor (B, ...); "
-            f"it returned one of shape {tuple(out.shape)}."
-        )
-    return tuple(out.shape[1:])
-
-
-def _first_conv_channels(network: nn.Module) -> int | None:
-    for m in network.modules():
-        if isinstance(m, nn.Conv2d):
-            return int(m.in_channels)
-    return None
