@@ -1931,3 +1931,148 @@ def test_build_decoder_module_with_kwargs_raises():
     """decoder_kwargs cannot be applied to a decoder given as a module."""
     with pytest.raises(TypeError, match="decoder_kwargs.*cannot be applied"):
         build_decoder(_UserDecoder((4,), 2), "mlp", (4,), in_features=2, scale=2.0)
+
+
+# -- ViT: sizes, positions, pooling and the decoder ---------------------------
+def test_vit_encoder_refuses_a_patch_size_that_divides_only_one_side():
+    """An explicit patch_size must divide the height and the width alike."""
+    with pytest.raises(ValueError, match=r"patch_size=8 must divide.*\[1, 2, 4\]"):
+        ViTEncoder((1, 8, 12), patch_size=8)
+
+
+@pytest.mark.parametrize("patch_size", [2.0, True])
+def test_vit_encoder_refuses_a_patch_size_that_is_no_int(patch_size):
+    """patch_size=2.0 or True is refused by name, not read as 2 or 1."""
+    with pytest.raises(ValueError, match=rf"patch_size={patch_size!r} must divide"):
+        ViTEncoder((1, 40), patch_size=patch_size)
+
+
+def test_vit_signal_embed_dim_needs_to_be_even_only():
+    """A signal's 1-D sin-cos positions need an even width, not a multiple of 4."""
+    enc = ViTEncoder((1, 40), embed_dim=6, depth=1, num_heads=3)
+    assert enc(torch.randn(2, 1, 40)).shape == (2, 6)
+    with pytest.raises(ValueError, match=r"embed_dim=5 must be a multiple of 2 "):
+        ViTEncoder((1, 40), embed_dim=5, num_heads=5)
+
+
+def test_vit_positions_of_a_non_square_grid_follow_its_rows_and_columns():
+    """A grid of 2 rows and 4 columns gets the positions of a 2 x 4 grid."""
+    enc = ViTEncoder((1, 8, 16), patch_size=4, embed_dim=16, depth=1, num_heads=2)
+    dec = ViTDecoder((1, 8, 16), 4, patch_size=4, embed_dim=16, depth=1, num_heads=2)
+    expected = sincos_pos_embed_2d(16, 2, 4)
+    torch.testing.assert_close(enc.pos_embed[0], expected)
+    torch.testing.assert_close(dec.pos_embed[0], expected)
+
+
+def test_vit_unknown_pooling_lists_the_poolings():
+    """An unknown pooling is refused with the quoted names of the known ones."""
+    with pytest.raises(
+        ValueError, match=r"pooling='max' must be one of 'mean', 'cls', 'blocks'\."
+    ):
+        ViTEncoder((1, 8, 8), pooling="max")
+
+
+def test_vit_set_pooling_keeps_the_regions_unless_given():
+    """set_pooling(pooling) alone keeps the encoder's regions."""
+    enc = ViTEncoder((1, 40), embed_dim=16, depth=2, regions=4)
+    enc.set_pooling("blocks")
+    assert (enc.regions, enc.out_features) == (4, (1 + 4) * 2 * 16)
+    assert enc.set_pooling("mean").out_features == 4 * 16
+    assert enc.set_pooling("cls", regions=1).out_features == 16
+
+
+def test_vit_regions_may_be_as_many_as_the_patch_tokens():
+    """regions=num_patches gives every patch token its own mean: the tokens."""
+    enc = ViTEncoder((1, 8, 8), patch_size=2, embed_dim=16, depth=1, regions=16)
+    enc.eval()
+    x = torch.randn(3, 1, 8, 8)
+    patches = enc.forward_tokens(enc.embed(x))[:, 1:]
+    torch.testing.assert_close(enc(x), patches.flatten(1))
+
+
+def test_vit_regions_are_the_parts_tensor_split_cuts():
+    """20 tokens in 6 regions are parts of 4, 4, 3, 3, 3 and 3 tokens."""
+    enc = ViTEncoder((1, 40), embed_dim=8, depth=1, num_heads=2, regions=6).eval()
+    x = torch.randn(3, 1, 40)
+    patches = enc.forward_tokens(enc.embed(x))[:, 1:]
+    bounds = [0, 4, 8, 11, 14, 17, 20]
+    expected = torch.cat(
+        [patches[:, a:b].mean(1) for a, b in zip(bounds, bounds[1:])], dim=1
+    )
+    assert enc.out_features == 6 * 8
+    torch.testing.assert_close(enc(x), expected)
+
+
+def test_vit_blocks_pooling_before_any_block_is_the_mean_of_each_region():
+    """n_blocks=0 reads the embedded patches, one mean per region."""
+    enc = ViTEncoder((1, 40), embed_dim=8, depth=2, num_heads=2, regions=4)
+    enc.set_pooling("blocks")
+    tokens = enc.embed(torch.randn(3, 1, 40))
+    expected = torch.cat([part.mean(1) for part in tokens.tensor_split(4, 1)], 1)
+    torch.testing.assert_close(enc.forward_pooled(tokens, 0), expected)
+    assert enc.pooled_width(0) == 4 * 8
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "blocks"])
+def test_vit_pooled_width_is_the_width_forward_pooled_gives(pooling):
+    """pooled_width(n) is the width of forward_pooled(tokens, n), for every n."""
+    enc = ViTEncoder((1, 16), patch_size=2, embed_dim=8, depth=3, num_heads=2)
+    enc.set_pooling(pooling, regions=1 if pooling == "cls" else 2)
+    tokens = enc.embed(torch.randn(2, 1, 16))
+    for n in (0, 1, 2, 3, 5, -1, None):
+        assert enc.forward_pooled(tokens, n).shape[1] == enc.pooled_width(n), n
+
+
+def test_vit_decoder_names_itself_when_no_patch_size_fits():
+    """The decoder's own name heads the error of an input with no patch size."""
+    with pytest.raises(ValueError, match=r"^ViTDecoder could not choose a patch_size"):
+        ViTDecoder((1, 1009), 8)
+
+
+def test_vit_decoder_refuses_a_code_of_no_feature():
+    """in_features=0 is refused by name, not built as a layer of no input."""
+    with pytest.raises(ValueError, match=r"in_features=0 must be an int >= 1"):
+        ViTDecoder((1, 8, 8), 0)
+
+
+def test_vit_decoder_builds_the_blocks_it_is_asked_for():
+    """depth, num_heads and mlp_ratio shape every block of the decoder."""
+    dec = ViTDecoder(
+        (1, 8, 8), 4, patch_size=2, embed_dim=16, depth=3, num_heads=4, mlp_ratio=2.0
+    )
+    assert len(dec.blocks) == 3
+    for block in dec.blocks:
+        assert block.self_attn.num_heads == 4
+        assert block.linear1.out_features == 32
+
+
+def test_vit_decoder_decodes_as_its_layers_say():
+    """The code is projected, added to each position, run through the blocks,
+    normalised and mapped to the pixels of each patch; its init zeroes the
+    biases of its linear layers."""
+    torch.manual_seed(0)
+    dec = ViTDecoder((2, 8, 8), 6, patch_size=4, embed_dim=16, depth=2, num_heads=2)
+    assert all(not m.bias.any() for m in dec.modules() if isinstance(m, nn.Linear))
+    dec.eval()
+    for p in dec.parameters():  # away from the init: every layer counts
+        p.data.normal_(0, 0.5)
+    z = torch.randn(3, 6)
+    tokens = dec.proj(z)[:, None] + dec.pos_embed
+    for block in dec.blocks:
+        tokens = block(tokens)
+    expected = unpatchify(dec.head(dec.norm(tokens)), 4, (2, 8, 8))
+    torch.testing.assert_close(dec(z), expected)
+    assert not torch.allclose(expected, unpatchify(dec.head(tokens), 4, (2, 8, 8)))
+
+
+def test_vit_encoder_refuses_no_attention_head_by_name():
+    """num_heads=0 is a ValueError naming it, not a division by zero."""
+    with pytest.raises(ValueError, match=r"num_heads=0 must be an int >= 1"):
+        ViTEncoder((1, 8, 8), num_heads=0)
+
+
+@pytest.mark.parametrize("dropout", [1.0, True])
+def test_vit_encoder_refuses_a_dropout_outside_zero_to_one(dropout):
+    """dropout=1.0 (every unit dropped) or a bool is refused by name."""
+    with pytest.raises(ValueError, match=rf"dropout={dropout!r} must be a float"):
+        ViTEncoder((1, 8, 8), dropout=dropout)

@@ -56,6 +56,7 @@ from sk_replearn.tokens import (
     UNK,
     TokenBatches,
     TokenDataset,
+    _codec,
     check_sequences,
     fit_codec,
     pad_sequences,
@@ -2250,3 +2251,73 @@ def test_main_job_sequences_split_models_and_baseline_are_as_documented(
     assert params["tfidfvectorizer__ngram_range"] == (1, 3)
     assert params["logisticregression__C"] == 10.0
     assert params["logisticregression__max_iter"] == 5000
+
+
+# -- vocabularies: messages, bounds and ready tokenizers -----------------------
+def test_the_lone_surrogate_fix_names_the_parameter_that_holds_it():
+    """The replacement offered reads the strings from the parameter named."""
+    bad = "\ud800"
+    with pytest.raises(ValueError, match=re.escape("for s in prompts];")):
+        _codec._check_utf8(["ok", bad], "prompts")
+
+
+def test_a_ready_tokenizers_added_tokens_are_in_the_vocabulary():
+    """A token added to a ready tokenizer past its model's ids has its own id."""
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {"[UNK]": 0, "a": 1, "b": 2}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split("", "isolated")
+    tok.add_special_tokens(["<x>"])
+    codec = fit_codec(tok, ["ab"])
+    assert codec.vocab_size == N_SPECIAL + 4
+    assert codec.vocabulary["<x>"] == N_SPECIAL + 3
+    (ids,) = codec.encode(["a<x>b"])
+    assert ids == [codec.vocabulary[t] for t in ("a", "<x>", "b")]
+    assert codec.decode(ids) == "a <x> b"
+
+
+def test_an_unseen_token_id_is_named_with_its_sequence_and_the_ids_seen():
+    """The message names the sequence, the id and the range of ids seen in fit."""
+    codec = fit_codec("char", [np.array([0, 5])])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "Sequence 1 of X holds the token id 6, outside the vocabulary of "
+            "the ids seen in fit (0 to 5)"
+        ),
+    ):
+        codec.encode([np.array([1]), np.array([2, 6])])
+
+
+def test_integer_ids_span_at_most_max_ids(monkeypatch):
+    """Ids 0 to MAX_IDS - 1 are learned; one more is refused, with the counts."""
+    monkeypatch.setattr(_codec, "MAX_IDS", 10)
+    assert fit_codec("char", [np.array([0, 9])]).vocab_size == N_SPECIAL + 10
+    with pytest.raises(ValueError, match=r"token id 10: .* here 11 ids \(at most 10\)"):
+        fit_codec("char", [np.array([0, 10])])
+
+
+def test_several_capturing_groups_are_counted_in_the_message():
+    """The message says how many capturing groups the token_pattern has."""
+    with pytest.raises(ValueError, match=r"token_pattern='\(a\)\(b\)\(c\)\?' has 3:"):
+        fit_codec("word", ["ab"], token_pattern=r"(a)(b)(c)?")
+
+
+def test_a_vocab_size_of_zero_keeps_no_token():
+    """vocab_size caps the kept tokens: at 0, only the special tokens remain."""
+    codec = fit_codec("char", ["abc"], vocab_size=0)
+    assert codec.vocab_size == N_SPECIAL
+    assert codec.encode(["ab"]) == [[UNK, UNK]]
+
+
+def test_wordpiece_splits_punctuation_from_words_and_decodes_its_pieces():
+    """WordPiece reads punctuation as tokens of its own, and decoding joins
+    the pieces of a word back together."""
+    pytest.importorskip("tokenizers")
+    texts = ["the cats sat on the mats.", "a dog, ran in the park"] * 20
+    codec = fit_codec("wordpiece", texts, vocab_size=30)
+    (ids,) = codec.encode(["mats, ran."])
+    pieces = [codec.tokens[i - N_SPECIAL] for i in ids]
+    assert pieces[-1] == "." and "," in pieces
+    assert len(pieces) > 4  # words of several pieces
+    assert codec.decode(codec.encode(["the cats ran"])[0]) == "the cats ran"
