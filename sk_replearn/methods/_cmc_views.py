@@ -4,7 +4,9 @@ Module functions that turn ``views=`` and ``X`` into groups of columns: a
 list of per-view arrays joined side by side and the consecutive groups of
 its arrays, the two halves of ``views="auto"``, the user's groups (indices,
 boolean masks or column names) checked and sorted, and the shape of the box
-of ``input_shape`` a view's columns form.
+of ``input_shape`` a view's columns form; and the mixin through which the
+estimator reads X and resolves its views in ``fit`` (``views_``,
+``view_shapes_``).
 """
 
 from __future__ import annotations
@@ -223,3 +225,93 @@ def _box_shape(cols: list[int], input_shape: tuple[int, ...]) -> tuple[int, ...]
     per_axis = [np.unique(i) for i in np.unravel_index(cols, input_shape)]
     box = tuple(len(u) for u in per_axis)
     return box if math.prod(box) == len(cols) else (len(cols),)
+
+
+class CMCViewsMixin:
+    """X read as views, and the views resolved in ``fit`` (not public)."""
+
+    def _validate_X(self, X, *, reset: bool, **kwargs) -> np.ndarray:
+        """Join a list of per-view arrays, validate, and (fit) resolve the views."""
+        X, arrays = _join_arrays(X, fitting=reset)
+        X = super()._validate_X(X, reset=reset, **kwargs)
+        if reset:
+            self._resolve_views(X.shape[1], arrays)
+        elif arrays is not None and _consecutive(arrays[0]) != self.views_:
+            raise ValueError(
+                f"X is a list of arrays of {arrays[0]} columns, but "
+                f"{type(self).__name__} was fitted on views of "
+                f"{[len(v) for v in self.views_]} columns at {self._where()}; pass "
+                "one array per fitted view, or the 2-D X it was fitted on."
+            )
+        return X
+
+    def _where(self) -> str:
+        return "columns " + ", ".join(f"{v[0]}..{v[-1]}" for v in self.views_)
+
+    def _resolve_views(self, n_features: int, arrays) -> None:
+        """Set ``views_`` and ``view_shapes_`` from the parameters and the data."""
+        if arrays is not None:
+            if not (isinstance(self.views, str) and self.views == "auto"):
+                raise ValueError(
+                    "X is a list of arrays, one per view, so views must be "
+                    f"'auto'; got views={self.views!r}. Pass the 2-D X with "
+                    "views=<groups of columns>, or the list with views='auto'."
+                )
+            if self.input_shape is not None:
+                raise ValueError(
+                    "input_shape describes a single array X; X is a list of "
+                    "arrays, one per view: give each view's shape by its "
+                    "array's shape (n, C, H, W) or by view_shapes, and leave "
+                    "input_shape=None."
+                )
+            views = _consecutive(arrays[0])
+        elif isinstance(self.views, str):
+            views = _auto_views(tuple(self.input_shape_))
+        else:
+            names = getattr(self, "feature_names_in_", None)
+            views = _check_views(self.views, n_features, names)
+        self.view_shapes_ = self._resolve_shapes(views, arrays)
+        self.views_ = views
+        if self.graph == "core":
+            self._check_view_index("core_view", self.core_view, len(views))
+        self._check_view_index("transform_view", self.transform_view, len(views))
+
+    def _resolve_shapes(self, views, arrays) -> list[tuple[int, ...]]:
+        if isinstance(self.view_shapes, str):  # "auto"
+            if arrays is not None:
+                return [s or (len(v),) for s, v in zip(arrays[1], views)]
+            return [_box_shape(v, tuple(self.input_shape_)) for v in views]
+        if len(self.view_shapes) != len(views):
+            raise ValueError(
+                f"view_shapes has {len(self.view_shapes)} entries for "
+                f"{len(views)} views; pass one shape (or None) per view, or "
+                "view_shapes='auto'."
+            )
+        shapes = []
+        for v, (shape, cols) in enumerate(zip(self.view_shapes, views)):
+            if shape is None:
+                shapes.append((len(cols),))
+                continue
+            try:
+                shape = tuple(int(s) for s in shape)
+            except (TypeError, ValueError):
+                shape = ()
+            if not shape or min(shape) < 1 or math.prod(shape) != len(cols):
+                raise ValueError(
+                    f"view_shapes[{v}]={self.view_shapes[v]!r} does not fit view "
+                    f"{v}, which has {len(cols)} columns; pass a tuple of positive "
+                    f"ints whose product is {len(cols)} (e.g. ({len(cols)},)), "
+                    "None for a flat vector, or view_shapes='auto'."
+                )
+            shapes.append(shape)
+        return shapes
+
+    @staticmethod
+    def _check_view_index(name: str, value, n_views: int):
+        if value is not None and not 0 <= value < n_views:
+            raise ValueError(
+                f"{name}={value!r} is out of range for {n_views} views; pass an "
+                f"index in [0, {n_views - 1}]"
+                + (" or None (every view)." if name == "transform_view" else ".")
+            )
+        return value

@@ -8,7 +8,6 @@ against the data in ``fit`` (``views_``, ``view_shapes_``) and trains
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,13 +18,7 @@ from .._docstrings import fill_doc
 from ..base import store_params
 from ..losses.multiview import GRAPHS
 from ..objectives.cmc import CMCObjective
-from ._cmc_views import (
-    _auto_views,
-    _box_shape,
-    _check_views,
-    _consecutive,
-    _join_arrays,
-)
+from ._cmc_views import CMCViewsMixin
 from .two_view import IN_BATCH_NEGATIVES_DOC, TWO_VIEW_DOCS, _TwoViewTransformer
 
 __all__ = ["CMCTransformer"]
@@ -62,7 +55,7 @@ read inside one view's network, take it from :meth:`export_encoder`.""",
 
 
 @fill_doc(CMC_DOCS, hidden_default="the view's encoding width")
-class CMCTransformer(_TwoViewTransformer):
+class CMCTransformer(CMCViewsMixin, _TwoViewTransformer):
     """CMC representation: the views of a sample agree, other samples differ.
 
     Contrastive Multiview Coding learns from data that come in several
@@ -390,89 +383,3 @@ class CMCTransformer(_TwoViewTransformer):
             "transform_view", self.transform_view, len(self.views_)
         )
         return module
-
-    def _validate_X(self, X, *, reset: bool, **kwargs) -> np.ndarray:
-        """Join a list of per-view arrays, validate, and (fit) resolve the views."""
-        X, arrays = _join_arrays(X, fitting=reset)
-        X = super()._validate_X(X, reset=reset, **kwargs)
-        if reset:
-            self._resolve_views(X.shape[1], arrays)
-        elif arrays is not None and _consecutive(arrays[0]) != self.views_:
-            raise ValueError(
-                f"X is a list of arrays of {arrays[0]} columns, but "
-                f"{type(self).__name__} was fitted on views of "
-                f"{[len(v) for v in self.views_]} columns at {self._where()}; pass "
-                "one array per fitted view, or the 2-D X it was fitted on."
-            )
-        return X
-
-    def _where(self) -> str:
-        return "columns " + ", ".join(f"{v[0]}..{v[-1]}" for v in self.views_)
-
-    def _resolve_views(self, n_features: int, arrays) -> None:
-        """Set ``views_`` and ``view_shapes_`` from the parameters and the data."""
-        if arrays is not None:
-            if not (isinstance(self.views, str) and self.views == "auto"):
-                raise ValueError(
-                    "X is a list of arrays, one per view, so views must be "
-                    f"'auto'; got views={self.views!r}. Pass the 2-D X with "
-                    "views=<groups of columns>, or the list with views='auto'."
-                )
-            if self.input_shape is not None:
-                raise ValueError(
-                    "input_shape describes a single array X; X is a list of "
-                    "arrays, one per view: give each view's shape by its "
-                    "array's shape (n, C, H, W) or by view_shapes, and leave "
-                    "input_shape=None."
-                )
-            views = _consecutive(arrays[0])
-        elif isinstance(self.views, str):
-            views = _auto_views(tuple(self.input_shape_))
-        else:
-            names = getattr(self, "feature_names_in_", None)
-            views = _check_views(self.views, n_features, names)
-        self.view_shapes_ = self._resolve_shapes(views, arrays)
-        self.views_ = views
-        if self.graph == "core":
-            self._check_view_index("core_view", self.core_view, len(views))
-        self._check_view_index("transform_view", self.transform_view, len(views))
-
-    def _resolve_shapes(self, views, arrays) -> list[tuple[int, ...]]:
-        if isinstance(self.view_shapes, str):  # "auto"
-            if arrays is not None:
-                return [s or (len(v),) for s, v in zip(arrays[1], views)]
-            return [_box_shape(v, tuple(self.input_shape_)) for v in views]
-        if len(self.view_shapes) != len(views):
-            raise ValueError(
-                f"view_shapes has {len(self.view_shapes)} entries for "
-                f"{len(views)} views; pass one shape (or None) per view, or "
-                "view_shapes='auto'."
-            )
-        shapes = []
-        for v, (shape, cols) in enumerate(zip(self.view_shapes, views)):
-            if shape is None:
-                shapes.append((len(cols),))
-                continue
-            try:
-                shape = tuple(int(s) for s in shape)
-            except (TypeError, ValueError):
-                shape = ()
-            if not shape or min(shape) < 1 or math.prod(shape) != len(cols):
-                raise ValueError(
-                    f"view_shapes[{v}]={self.view_shapes[v]!r} does not fit view "
-                    f"{v}, which has {len(cols)} columns; pass a tuple of positive "
-                    f"ints whose product is {len(cols)} (e.g. ({len(cols)},)), "
-                    "None for a flat vector, or view_shapes='auto'."
-                )
-            shapes.append(shape)
-        return shapes
-
-    @staticmethod
-    def _check_view_index(name: str, value, n_views: int):
-        if value is not None and not 0 <= value < n_views:
-            raise ValueError(
-                f"{name}={value!r} is out of range for {n_views} views; pass an "
-                f"index in [0, {n_views - 1}]"
-                + (" or None (every view)." if name == "transform_view" else ".")
-            )
-        return value
