@@ -20,17 +20,19 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
 from sk_replearn import AutoencoderTransformer, FineTuner, SimCLRTransformer
 from sk_replearn._callbacks import StopOnNonFiniteLoss
-from sk_replearn.data import ArrayDataset
+from sk_replearn.data import ArrayDataset, WeightedTargets
 from sk_replearn.objectives.reconstruction import AutoencoderObjective
+from sk_replearn.tokens import PAD, TokenDataset, pad_sequences
 from sk_replearn.training import (
     NonFiniteLossError,
     RandomSplit,
     RepresentationNet,
+    SupervisedNet,
     WarmupCosine,
 )
 
@@ -412,3 +414,268 @@ def test_an_encoder_rate_past_float32_is_refused_naming_both_factors():
         tuner.fit(X, y)
     tuner.set_params(lr=1e-2).fit(X, y)  # the same scale at a usual rate
     assert hasattr(tuner, "classes_")
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+class _EpochsSeen(Callback):
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen.append(len(net.history))
+
+
+class _RaiseAtEpochEnd(Callback):
+    def __init__(self, epoch, exc):
+        self.epoch, self.exc = epoch, exc
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise self.exc
+
+
+def _still_net(*callbacks, **kwargs):
+    """A net at lr=0: its train_loss is the same every epoch."""
+    return RepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        lr=0.0,
+        max_epochs=5,
+        batch_size=8,
+        callbacks=list(callbacks),
+        verbose=0,
+        **kwargs,
+    )
+
+
+def _stopper():
+    return EarlyStopping(monitor="train_loss", patience=1, sink=_quiet)
+
+
+def test_early_stopping_ends_quietly_after_every_callback_saw_its_last_epoch():
+    """The epoch early stopping ends at reaches the later callbacks; no warning."""
+    epochs = _EpochsSeen()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = _still_net(_stopper(), epochs).fit(torch.from_numpy(_table(32, 4)))
+    assert len(net.history) == 2
+    assert epochs.seen == [1, 2]
+
+
+def test_the_first_callback_error_at_the_epoch_early_stopping_ends_is_raised():
+    """Errors raised beside early stopping's stop win over it, the first of them."""
+    X = torch.from_numpy(_table(32, 4))
+    first, second = RuntimeError("first"), ValueError("second")
+    net = _still_net(
+        _stopper(), _RaiseAtEpochEnd(2, first), _RaiseAtEpochEnd(2, second)
+    )
+    with pytest.raises(RuntimeError, match="first"):
+        net.fit(X)
+
+
+def test_a_ctrl_c_at_an_epochs_end_wins_over_a_later_callbacks_error():
+    """The first exception of the epoch's end is the one raised: an interrupt."""
+    X = torch.from_numpy(_table(32, 4))
+    net = _still_net(
+        _RaiseAtEpochEnd(1, KeyboardInterrupt()),
+        _RaiseAtEpochEnd(1, RuntimeError("later")),
+    )
+    with pytest.warns(RuntimeWarning, match="interrupted after epoch 1"):
+        net.fit(X)
+    assert len(net.history) == 1
+
+
+def _interrupting_split(dataset, y=None, **fit_params):
+    raise KeyboardInterrupt
+
+
+def test_an_interrupt_before_the_first_epoch_says_so_and_names_no_checkpoint():
+    """Ctrl-C before any epoch: "before epoch 1", no checkpoint_dir to resume."""
+    net = _still_net(train_split=_interrupting_split)
+    with pytest.warns(RuntimeWarning, match="interrupted before epoch 1") as caught:
+        net.fit(torch.from_numpy(_table(32, 4)))
+    (message,) = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert "records the 0 finished epoch(s)" in message
+    assert "checkpoint_dir" not in message
+    assert len(net.history) == 0
+
+
+def test_training_draws_fresh_noise_at_every_epoch():
+    """Each epoch corrupts the samples anew: at lr=0 every epoch's loss differs."""
+    ae = AutoencoderTransformer(
+        3, noise=0.5, max_epochs=3, lr=0.0, random_state=0, device="cpu"
+    ).fit(_table(64))
+    assert len(set(ae.loss_curve_)) == 3
+
+
+def test_a_non_finite_loss_names_the_epoch_it_happened_in_and_the_precision_fix():
+    """The message counts epochs from 1; precision='32' is advised only below it."""
+    net, check = _initialized_net(), StopOnNonFiniteLoss()
+    net.history.new_epoch()
+    nan, batch = torch.tensor(float("nan")), (torch.zeros(2, 4), None)
+    with pytest.raises(NonFiniteLossError, match="became nan in epoch 1. ") as error:
+        check.on_batch_end(net, batch=batch, training=True, loss=nan)
+    assert "precision='32'" not in str(error.value)
+    net.precision = "bf16"
+    with pytest.raises(
+        NonFiniteLossError, match=r"warmup_epochs>0\) or use precision='32'"
+    ):
+        check.on_batch_end(net, batch=batch, training=True, loss=nan)
+
+
+def test_non_finite_weights_at_the_end_name_the_last_epoch():
+    """The end-of-training error names the epoch of the last step, counted from 1."""
+    net = _initialized_net()
+    net.history.new_epoch()
+    with torch.no_grad():
+        next(net.module_.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"last step \(epoch 1\)"):
+        StopOnNonFiniteLoss().on_train_end(net)
+
+
+def test_a_weight_decay_that_only_shrinks_the_weights_keeps_the_learning_rate_advice():
+    """lr * weight_decay = 1.5 flips the weights' sign yet shrinks them: lr is named."""
+    net = _initialized_net()
+    net.optimizer_.param_groups[0].update(lr=1.0, initial_lr=1.0, weight_decay=1.5)
+    nan, batch = torch.tensor(float("nan")), (torch.zeros(2, 4), None)
+    with pytest.raises(NonFiniteLossError, match=r"learning rate \(lr=0.5\)") as e:
+        StopOnNonFiniteLoss().on_batch_end(net, batch=batch, training=True, loss=nan)
+    assert "weight decay" not in str(e.value)
+
+
+def test_the_weight_decay_advice_names_the_group_that_grows_fastest():
+    """Of two parameter groups whose decay grows the weights, the worst is named."""
+    net = _initialized_net()
+    net.optimizer_.param_groups[0].update(lr=1.0, initial_lr=1.0, weight_decay=100.0)
+    net.optimizer_.add_param_group(
+        {
+            "params": [torch.zeros(1, requires_grad=True)],
+            "lr": 1.0,
+            "weight_decay": 10.0,
+        }
+    )
+    nan, batch = torch.tensor(float("nan")), (torch.zeros(2, 4), None)
+    with pytest.raises(NonFiniteLossError, match=r"weight_decay=100\) is too high"):
+        StopOnNonFiniteLoss().on_batch_end(net, batch=batch, training=True, loss=nan)
+
+
+def test_a_negative_warmup_is_no_warmup():
+    """WarmupCosine counts a negative warmup_steps as none: the same schedule."""
+    negative, none = WarmupCosine(10, -3), WarmupCosine(10, 0)
+    assert [negative(s) for s in range(12)] == [none(s) for s in range(12)]
+
+
+def test_the_split_trains_on_the_rest_of_its_random_order():
+    """Held out are the permutation's first rows; the rest train in its order."""
+    torch.manual_seed(0)
+    order = torch.randperm(20).float()
+    torch.manual_seed(0)
+    train, valid = RandomSplit(0.25)(ArrayDataset(torch.arange(20.0)[:, None]))
+    torch.testing.assert_close(valid.X[:, 0], order[:5])
+    torch.testing.assert_close(train.X[:, 0], order[5:])
+
+
+@pytest.mark.parametrize("weighted, held", [(False, [6, 4]), (True, [6, 2])])
+def test_a_stratified_split_holds_out_each_class_of_the_given_or_weighted_y(
+    weighted, held
+):
+    """Classes come from y when given; with weights, each class's share of the
+    samples of positive weight (here 60 and 20 of them) is held out."""
+    y = torch.tensor([0] * 60 + [1] * 40)
+    weight = (torch.arange(100) < 80).float()
+    targets = WeightedTargets(y, weight) if weighted else y
+    for seed in range(5):
+        torch.manual_seed(seed)
+        _, valid = RandomSplit(0.1, stratify=True)(
+            ArrayDataset(torch.arange(100.0)[:, None]), targets
+        )
+        rows = valid.X[:, 0].long()
+        assert torch.bincount(y[rows], minlength=2).tolist() == held
+        assert not weighted or bool((weight[rows] > 0).all())
+
+
+def test_an_infinite_loss_stops_training_as_a_nan_one_does():
+    """A loss of inf (an overflow, not a NaN) is refused, naming its value."""
+    inf, batch = torch.tensor(float("inf")), (torch.zeros(2, 4), None)
+    with pytest.raises(NonFiniteLossError, match="training loss became inf"):
+        StopOnNonFiniteLoss().on_batch_end(
+            _initialized_net(), batch=batch, training=True, loss=inf
+        )
+
+
+def test_token_training_batches_group_lengths_and_evaluation_keeps_the_order():
+    """In training, sequences of near lengths share a batch; evaluated, in order."""
+    rng = np.random.default_rng(0)
+    encoded = [[5] * int(n) for n in rng.integers(1, 100, size=320)]
+    data = TokenDataset(*pad_sequences(encoded, 128, "GPT"))
+    net = _still_net()
+    net.set_params(batch_size=32)
+    torch.manual_seed(0)
+    training = list(net.get_iterator(data, training=True))
+    real = sum(int((xb != PAD).sum()) for xb, _ in training)
+    assert real / sum(xb.numel() for xb, _ in training) > 0.9
+    evaluated = torch.cat([xb[:, :1] for xb, _ in net.get_iterator(data)])
+    assert len(evaluated) == 320
+    lengths = [int((xb != PAD).sum(1)[0]) for xb, _ in net.get_iterator(data)]
+    assert lengths == [int(n) for n in data.lengths[::32]]
+
+
+def test_a_batch_norm_given_batches_of_one_says_batch_size_is_1():
+    """Batches of one sample in training name batch_size and its value."""
+    X, y = torch.from_numpy(_table(8, 3)), torch.arange(8) % 2
+    net = SupervisedNet(
+        nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)),
+        criterion=nn.CrossEntropyLoss,
+        batch_size=1,
+        max_epochs=1,
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match=r"set batch_size to 2 or more \(it is 1\)\."):
+        net.fit(X, y)
+
+
+def test_weighted_targets_score_bf16_predictions_in_float32():
+    """Under precision="bf16" the weighted loss is the float32 criterion's too."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3).to(torch.bfloat16)
+    labels = torch.tensor([0, 2, 1, 1, 0, 2])
+    weight = torch.tensor([0.5, 2.0, 1.0, 1.0, 1.5, 0.0])
+    clf = SupervisedNet(
+        nn.Linear(2, 3), criterion=nn.CrossEntropyLoss, precision="bf16"
+    ).initialize()
+    loss = clf.get_loss(logits, WeightedTargets(labels, weight))
+    per_sample = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, (per_sample * weight).mean())
+
+
+def test_a_dataset_of_one_sample_trains_on_it():
+    """A lone sample is a batch of its own in training, not a dropped remainder."""
+    data = torch.utils.data.TensorDataset(torch.randn(1, 4), torch.zeros(1))
+    net = _still_net()
+    net.set_params(lr=1e-2, max_epochs=1)
+    net.fit(data)
+    assert np.isfinite(net.history[-1]["train_loss"])
+
+
+class _FirstRows(Callback):
+    def initialize(self):
+        self.rows = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.rows.append(batch[0][:, 0].tolist())
+
+
+def test_an_arrays_training_batches_are_reshuffled_and_drop_a_last_batch_of_one():
+    """Each epoch draws a new order; 33 rows in batches of 16 train as 16 and 16."""
+    rows = _FirstRows()
+    X = torch.arange(33.0)[:, None].repeat(1, 4)
+    _still_net(rows).set_params(max_epochs=2, batch_size=16).fit(X)
+    assert [len(r) for r in rows.rows] == [16, 16, 16, 16]
+    assert rows.rows[0] != rows.rows[2]
+    assert rows.rows[0] != sorted(rows.rows[0])
