@@ -347,7 +347,7 @@ def _views_give_non_finite(module, batch) -> bool:
             drawn = draw(x)
         except Exception:  # noqa: BLE001 - the diagnosis must not mask the error
             return False
-    return _holds_non_finite(list(drawn))
+    return _holds_non_finite((tuple(drawn),))  # a batch whose X is every view
 
 
 def _batch_inputs(batch) -> list[torch.Tensor]:

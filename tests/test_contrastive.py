@@ -646,6 +646,29 @@ def test_views_that_return_nan_are_named_not_the_learning_rate():
         est.fit(X)
 
 
+def test_views_that_spoil_only_the_second_view_are_named_too():
+    from sk_replearn.training import NonFiniteLossError
+
+    X = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+
+    class SecondViewHoles:
+        """Finite on every odd call and NaN on every even one: of the two
+        views drawn for a batch, the second is spoiled."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, x):
+            if len(x) <= 2:  # the dry run on two zero samples
+                return x
+            self.calls += 1
+            return x + 0.0 if self.calls % 2 else x * float("nan")
+
+    est = SimCLRTransformer(max_epochs=1, views=SecondViewHoles(), random_state=0)
+    with pytest.raises(NonFiniteLossError, match=r"views callable.*NaN or infinite"):
+        est.fit(X)
+
+
 def test_a_views_parameter_needs_a_views_object(small_digits):
     # A grid over views__noise_std with the default views="auto": a clear
     # ValueError (scikit-learn's was an AttributeError on str.set_params),
