@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import warnings
 
 import numpy as np
@@ -157,6 +158,31 @@ def test_checkpoint_resume_equals_uninterrupted_fit(name, data, tmp_path):
     _assert_same_weights(resumed, reference)
     X = data[0]
     np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
+
+
+def test_a_compiled_fit_resumes_from_its_checkpoint(data, tmp_path, monkeypatch):
+    # compile=True trains torch.compile's wrapper, whose state dict names
+    # every weight "_orig_mod.<name>": the checkpoint holds the module's own
+    # names, which the resumed fit loads. Dynamo's eager backend (no code
+    # generation) keeps the test fast; the wrapper is the same.
+    compile_ = torch.compile
+
+    def eager(module, **kwargs):
+        return compile_(module, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager)
+    reference = _fit(_ae(compile=True), data)
+    assert isinstance(reference.net_.module_, torch._dynamo.eval_frame.OptimizedModule)
+    with pytest.raises(Killed):
+        _fit(
+            _ae(compile=True, checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(2)]),
+            data,
+        )
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["module"].keys() == _ae().fit(data[0]).net_.module_.state_dict().keys()
+    resumed = _fit(_ae(compile=True, checkpoint_dir=tmp_path), data)
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)
 
 
 def test_checkpoint_resume_after_keyboard_interrupt_mid_epoch(data, tmp_path):
@@ -975,3 +1001,317 @@ def test_a_users_scheduler_whose_state_is_not_data_does_not_stop_the_checkpoint(
     _assert_same_weights(resumed, reference)
     rates = [g["lr"] for g in resumed.net_.optimizer_.param_groups]
     assert rates == [g["lr"] for g in reference.net_.optimizer_.param_groups]
+
+
+# -- callbacks' bookkeeping, refusals and what is written ----------------------
+class _Record:
+    """A user's own object, not data a checkpoint can hold."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class _BestAsAnObject(Callback):
+    """A user's callback whose best_score_ is an object of its own."""
+
+    def on_epoch_end(self, net, **kwargs):
+        self.best_score_ = _Record(len(net.history))
+
+
+def test_a_users_callback_whose_best_score_is_not_data_does_not_stop_the_checkpoint(
+    data, tmp_path
+):
+    """A user's callback keeping a best_score_ that is not data neither fails
+    the fit nor its resume: the checkpoint leaves that callback out."""
+    reference = _fit(_ae(callbacks=[("best", _BestAsAnObject())]), data)
+    with pytest.raises(Killed):
+        _fit(
+            _ae(
+                checkpoint_dir=tmp_path,
+                callbacks=[("best", _BestAsAnObject()), KillAfterEpoch(KILL_AFTER)],
+            ),
+            data,
+        )
+    ran = []
+    resumed = _fit(
+        _ae(
+            checkpoint_dir=tmp_path,
+            callbacks=[("best", _BestAsAnObject()), CountEpochs(ran)],
+        ),
+        data,
+    )
+    assert ran == [3, 4]
+    _assert_same_weights(resumed, reference)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["finished"]
+
+
+class _BestLoss(Callback):
+    """A user's callback that keeps the lowest training loss as best_score_."""
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        self.best_score_ = min(getattr(self, "best_score_", loss), loss)
+
+
+class _BestLossPerEpoch(Callback):
+    """A user's callback that keeps the training losses so far as an array."""
+
+    def on_epoch_end(self, net, **kwargs):
+        self.best_score_ = np.asarray(net.history[:, "train_loss"])
+
+
+def _halving_schedule():
+    from skorch.callbacks import LRScheduler
+
+    policy = torch.optim.lr_scheduler.StepLR
+    return ("sched", LRScheduler(policy, step_size=1, gamma=0.5))
+
+
+def test_a_resumed_fit_without_a_callback_of_the_killed_fit_restores_the_others(
+    data, tmp_path
+):
+    """A callback the killed fit had and the resumed fit has not is skipped;
+    the bookkeeping of the callbacks after it (a user's schedule) is restored."""
+
+    def ae(callbacks):
+        return _ae(
+            lr_schedule=None, lr=0.05, checkpoint_dir=tmp_path, callbacks=callbacks
+        )
+
+    def sched():  # a rate of the epoch's count, not of the rate before
+        from skorch.callbacks import LRScheduler
+
+        policy = torch.optim.lr_scheduler.LambdaLR
+        return ("sched", LRScheduler(policy, lr_lambda=_HalvingRule()))
+
+    reference = _fit(_ae(lr_schedule=None, lr=0.05, callbacks=[sched()]), data)
+    with pytest.raises(Killed):
+        _fit(ae([("best", _BestLoss()), sched(), KillAfterEpoch(KILL_AFTER)]), data)
+    resumed = _fit(ae([sched()]), data)
+    np.testing.assert_array_equal(resumed.loss_curve_, reference.loss_curve_)
+    _assert_same_weights(resumed, reference)
+
+
+def test_checkpoint_resume_gives_a_users_array_best_score_back_as_an_array(
+    data, tmp_path
+):
+    """A user's callback whose best_score_ is a numpy array has it back, equal."""
+    callbacks = [("best", _BestLossPerEpoch()), KillAfterEpoch(KILL_AFTER)]
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=callbacks), data)
+    seen = {}
+
+    class _Peek(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            seen.setdefault("best", dict(net.callbacks_)["best"].best_score_)
+
+    _fit(
+        _ae(
+            checkpoint_dir=tmp_path, callbacks=[("best", _BestLossPerEpoch()), _Peek()]
+        ),
+        data,
+    )
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"]
+    assert isinstance(seen["best"], np.ndarray)
+    np.testing.assert_array_equal(
+        seen["best"], [e["train_loss"] for e in saved[:KILL_AFTER]]
+    )
+
+
+def test_a_resumed_fit_with_a_users_scheduler_fits_again_as_a_new_fit(data, tmp_path):
+    """After resuming with a user's LRScheduler, the same estimator fits again
+    (starting over) to the weights of an uninterrupted fit."""
+
+    def ae(**kw):
+        return _ae(lr_schedule=None, lr=0.05, **kw)
+
+    reference = _fit(ae(callbacks=[_halving_schedule()]), data)
+    with pytest.raises(Killed):
+        _fit(
+            ae(
+                checkpoint_dir=tmp_path,
+                callbacks=[_halving_schedule(), KillAfterEpoch(KILL_AFTER)],
+            ),
+            data,
+        )
+    est = ae(checkpoint_dir=tmp_path, callbacks=[_halving_schedule()])
+    _fit(est, data)
+    _fit(est, data)  # the checkpoint is finished: this fit starts over
+    _assert_same_weights(est, reference)
+
+
+def test_checkpoint_of_a_warm_start_from_other_weights_is_refused(data, tmp_path):
+    """Two fitted models of one optimizer state (plain SGD keeps none) but
+    other weights are two models: one's warm start does not resume the other's."""
+    X = data[0]
+    one = _ae(max_epochs=1, optimizer="sgd", warm_start=True, random_state=0).fit(X)
+    two = _ae(max_epochs=1, optimizer="sgd", warm_start=True, random_state=1).fit(X)
+    more = dict(random_state=0, checkpoint_dir=tmp_path)
+    with pytest.raises(Killed):
+        one.set_params(**more, callbacks=[KillAfterEpoch(2)]).fit(X)
+    with pytest.raises(
+        ValueError,
+        match=r"warm start of another fitted model \(other weights or optimizer "
+        r"state at epoch 1\)",
+    ):
+        two.set_params(**more).fit(X)
+
+
+def test_checkpoint_dir_that_is_a_file_is_refused_saying_so(tmp_path):
+    """A checkpoint_dir that is a file is refused, naming the path and the reason."""
+    from sk_replearn.checkpoint import check_checkpoint_dir
+
+    path = tmp_path / "a-file"
+    path.write_text("")
+    with pytest.raises(
+        ValueError, match="checkpoint_dir=.*NotADirectoryError: .*is a file"
+    ):
+        check_checkpoint_dir(path)
+    assert path.read_text() == ""
+
+
+def test_checkpoint_dir_check_leaves_no_file_behind_nor_open(tmp_path):
+    """The write test removes its probe file and closes it."""
+    from sk_replearn.checkpoint import check_checkpoint_dir
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd to count the open files")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        check_checkpoint_dir(tmp_path / "run")
+    assert os.listdir(tmp_path / "run") == []
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_training_checkpoint_adds_the_datas_shape_over_the_fingerprint_given(
+    tmp_path,
+):
+    """The data's shape and digest are added to the fingerprint passed, over
+    any entry of that name in it; the rest of it is kept as given."""
+    from sk_replearn.checkpoint import TrainingCheckpoint
+    from sk_replearn.objectives.reconstruction import AutoencoderObjective
+    from sk_replearn.training import RepresentationNet
+
+    given = {"estimator": "mine", "data_shape": [1]}
+    net = RepresentationNet(
+        AutoencoderObjective(input_shape=(4,), n_components=2),
+        max_epochs=1,
+        callbacks=[("checkpoint", TrainingCheckpoint(tmp_path, fingerprint=given))],
+        verbose=0,
+    )
+    net.fit(torch.randn(16, 4), None)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["fingerprint"]
+    assert saved["estimator"] == "mine"
+    assert tuple(saved["data_shape"]) == (16, 4) and "data_digest" in saved
+
+
+def test_a_resumed_warm_start_keeps_its_max_epochs_for_the_next_round(data, tmp_path):
+    """A resumed warm-start round ends with max_epochs as set, so the next
+    round trains that many epochs again, as after an uninterrupted round."""
+    import copy
+
+    X = data[0]
+    first = _ae(max_epochs=2, warm_start=True).fit(X)
+    reference = copy.deepcopy(first).fit(X).fit(X)
+    assert reference.n_epochs_ == 6
+    with pytest.raises(Killed):
+        copy.deepcopy(first).set_params(
+            checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(3)]
+        ).fit(X)
+    resumed = copy.deepcopy(first).set_params(checkpoint_dir=tmp_path).fit(X)
+    assert resumed.n_epochs_ == 4 and resumed.net_.max_epochs == 2
+    resumed.set_params(checkpoint_dir=None).fit(X)
+    assert resumed.n_epochs_ == 6
+    _assert_same_weights(resumed, reference)
+
+
+def test_a_fit_killed_twice_resumes_twice_to_the_uninterrupted_weights(data, tmp_path):
+    """A resumed fit killed again resumes again: its checkpoints carry on the
+    killed run's state, down to the split drawn when training began."""
+
+    def ae(**kw):
+        return _ae_early(random_state=None, **kw)
+
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002
+    whole = _fit(ae(), data)
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002
+    with pytest.raises(Killed):
+        _fit(ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    with pytest.raises(Killed):
+        _fit(ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(3)]), data)
+    ran = []
+    resumed = _fit(ae(checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]), data)
+    assert ran == [4]
+    assert resumed.net_.history[:, "valid_loss"] == whole.net_.history[:, "valid_loss"]
+    _assert_same_weights(resumed, whole)
+
+
+def test_an_unreadable_checkpoint_names_the_file_to_delete(data, tmp_path):
+    """The refusal of an unreadable checkpoint names the file to delete."""
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError) as info:
+        _fit(_ae(max_epochs=1, checkpoint_dir=tmp_path), data)
+    assert f"Delete {str(path)!r} to start over" in str(info.value)
+
+
+def test_an_unfinished_run_from_scratch_is_overwritten_by_a_warm_start(data, tmp_path):
+    """A warm start from a fitted model does not resume (nor refuse) the
+    unfinished run from scratch in its checkpoint_dir: it trains all its
+    epochs, as without one."""
+    import copy
+
+    X = data[0]
+    first = _ae(max_epochs=2, warm_start=True).fit(X)
+    reference = copy.deepcopy(first).fit(X)
+    with pytest.raises(Killed):
+        _ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]).fit(X)
+    ran = []
+    more = copy.deepcopy(first).set_params(
+        checkpoint_dir=tmp_path, callbacks=[CountEpochs(ran)]
+    )
+    more.fit(X)
+    assert ran == [3, 4]
+    _assert_same_weights(more, reference)
+
+
+class _RemoveDir(Callback):
+    """Remove ``path`` (a cleanup job, say) at the end of epoch ``epoch``."""
+
+    def __init__(self, path, epoch: int) -> None:
+        self.path, self.epoch = path, epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            shutil.rmtree(self.path)
+
+
+def test_a_checkpoint_dir_removed_during_the_fit_is_made_again(data, tmp_path):
+    """A checkpoint_dir removed while the fit runs is made again at the next save."""
+    folder = tmp_path / "run"
+    _fit(_ae(checkpoint_dir=folder, callbacks=[_RemoveDir(folder, 2)]), data)
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert saved["finished"] and len(saved["history"]) == MAX_EPOCHS
+
+
+def test_interrupt_warning_names_a_path_checkpoint_dir_as_text(data, tmp_path):
+    """checkpoint_dir given as a Path reads as its text in the interrupt warning."""
+    with pytest.warns(RuntimeWarning) as caught:
+        _ae(checkpoint_dir=tmp_path, callbacks=[InterruptMidEpoch(2)]).fit(data[0])
+    (message,) = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert f"checkpoint_dir={str(tmp_path)!r}" in message
+
+
+def test_checkpoint_of_a_parameter_this_version_lacks_says_unset(data, tmp_path):
+    """A parameter set in only one of the checkpoint and the fit reads <unset>."""
+    with pytest.raises(Killed):
+        _fit(_ae(checkpoint_dir=tmp_path, callbacks=[KillAfterEpoch(1)]), data)
+    path = tmp_path / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["fingerprint"]["params"]["n_components"]
+    del checkpoint["checksum"]
+    _atomic_save(checkpoint, path)  # as it was written, with its checksum
+    with pytest.raises(ValueError, match=r"other parameters \(n_components=<unset>\)"):
+        _fit(_ae(checkpoint_dir=tmp_path), data)

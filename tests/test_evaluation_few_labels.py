@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss
 from sklearn.model_selection import (
     GridSearchCV,
@@ -26,6 +28,7 @@ from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_is_fitted
 
 from sk_replearn import PCATransformer
 from sk_replearn.__main__ import _probes
@@ -1049,3 +1052,100 @@ def test_main_job_digits_split_is_stratified_and_seeded(monkeypatch, capsys):
     for got, want in zip((X_train, X_test, y_train, y_test), expected):
         np.testing.assert_array_equal(got, want)
     capsys.readouterr()
+
+
+# -- what the probes keep, take and say ---------------------------------------
+def test_linear_probe_leaves_the_representation_it_is_given_unfitted():
+    """The representation is cloned before its fit: the one passed stays unfitted."""
+    pca = PCATransformer(n_components=4, random_state=0)
+    linear_probe(pca, X_TRAIN[:300], Y_TRAIN[:300], X_TEST[:200], Y_TEST[:200])
+    with pytest.raises(NotFittedError):
+        check_is_fitted(pca)
+
+
+def test_linear_probe_standardizes_raw_features_as_standard_scaler_does():
+    """Dense features are centred and scaled (StandardScaler()), not only scaled."""
+    result = linear_probe(None, X_TRAIN, Y_TRAIN, X_TEST, Y_TEST)
+    by_hand = make_pipeline(StandardScaler(), _lr()).fit(X_TRAIN, Y_TRAIN)
+    assert result.accuracy == by_hand.score(X_TEST, Y_TEST)
+
+
+def test_probe_scorer_takes_two_folds():
+    """cv=2, the fewest folds, is taken and gives 2-fold cross-validation."""
+    pca = PCATransformer(n_components=8, random_state=0).fit(X_TRAIN)
+    X, y = X_TEST[:300], Y_TEST[:300]
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    expected = cross_val_score(KNNProbe(), pca.transform(X), y, cv=cv).mean()
+    assert ProbeScorer("knn", cv=2)(pca, X, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="cv=1 must be an int >= 2"):
+        ProbeScorer(cv=1)
+
+
+def test_probe_scorer_error_quotes_a_count_given_as_text():
+    """A count given as a string is refused, shown quoted as it was given."""
+    with pytest.raises(ValueError, match=r"n_draws='3' must be an int >= 1"):
+        ProbeScorer(n_draws="3")
+
+
+def test_probe_scorer_takes_random_state_none():
+    """random_state=None is taken: draws and folds then vary from call to call."""
+    pca = PCATransformer(n_components=8, random_state=0).fit(X_TRAIN)
+    scorer = ProbeScorer("knn", n_per_class=2, n_draws=2, random_state=None)
+    assert scorer.random_state is None
+    assert 0 < scorer(pca, X_TEST, Y_TEST) <= 1
+
+
+def test_probe_scorer_reads_a_dataframe_representation_as_its_values():
+    """A representation giving DataFrames (set_output) scores as its arrays do."""
+    pytest.importorskip("pandas")
+
+    as_array = PCA(n_components=8, random_state=0).fit(X_TRAIN)
+    as_frame = PCA(n_components=8, random_state=0).set_output(transform="pandas")
+    as_frame.fit(X_TRAIN)
+    for scorer in (ProbeScorer("knn", n_per_class=2, n_draws=2), ProbeScorer("knn")):
+        expected = scorer(as_array, X_TEST[:300], Y_TEST[:300])
+        assert scorer(as_frame, X_TEST[:300], Y_TEST[:300]) == expected
+
+
+@pytest.mark.parametrize("probe", ["knn", "linear"])
+def test_probe_scorer_few_labels_names_the_class_left_with_nothing_to_score(probe):
+    """n_per_class as large as the smallest class is refused naming that class."""
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    keep = np.r_[np.flatnonzero(Y_TEST != 9)[:200], np.flatnonzero(Y_TEST == 9)[:2]]
+    with pytest.raises(
+        ValueError,
+        match=r"n_per_class=2 leaves nothing to score class 9, which has 2 "
+        r"samples in the scored fold; use n_per_class < 2",
+    ):
+        ProbeScorer(probe, n_per_class=2)(pca, X_TEST[keep], Y_TEST[keep])
+
+
+@pytest.mark.parametrize("probe, n, needs", [("knn", 1, 1), ("linear", 2, 2)])
+def test_probe_scorer_says_how_many_labels_a_class_its_probe_needs(probe, n, needs):
+    """A class too small for the all-label protocol: the message says what the
+    probe's training part needs of each class."""
+
+    pca = PCATransformer(n_components=4, random_state=0).fit(X_TRAIN)
+    keep = np.r_[np.flatnonzero(Y_TEST != 9)[:200], np.flatnonzero(Y_TEST == 9)[:n]]
+    with pytest.raises(
+        ValueError, match=rf"class 9 has {n} sample.*needs {needs} a class"
+    ):
+        ProbeScorer(probe)(pca, X_TEST[keep], Y_TEST[keep])
+
+
+def test_probe_scorer_judges_the_steps_before_a_last_step_without_transform():
+    """A pipeline ending in a step that neither classifies nor transforms (a
+    regressor) is represented by the steps before it."""
+
+    X, y = X_TRAIN[:300], Y_TRAIN[:300]
+    pipe = make_pipeline(PCATransformer(n_components=4, random_state=0), Ridge())
+    pipe.fit(X, y)
+    scorer = ProbeScorer("knn")
+    assert scorer(pipe, X_TEST, Y_TEST) == scorer(pipe[:-1], X_TEST, Y_TEST)
+
+
+def test_probe_scorer_refuses_a_pipeline_of_a_classifier_alone():
+    """A pipeline of one classifier has no representation to judge."""
+    pipe = Pipeline([("clf", _lr())]).fit(X_TRAIN[:300], Y_TRAIN[:300])
+    with pytest.raises(TypeError, match="estimator=Pipeline has no transform"):
+        ProbeScorer()(pipe, X_TEST, Y_TEST)
