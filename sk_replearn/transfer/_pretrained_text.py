@@ -4,8 +4,6 @@ pooled over the real tokens."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sklearn.utils.validation import check_is_fitted
 
 from .._seeding import seed_from_random_state
@@ -16,9 +14,6 @@ from ..nn.surgery import TransferEncoder
 from ..tokens import TokenDataset, check_sequences
 from ._loading import _hf_model
 
-if TYPE_CHECKING:
-    from .pretrained import PretrainedTransformer
-
 
 class PretrainedTextMixin:
     """Fit and tokenisation of a Hugging Face text model (not public)."""
@@ -26,7 +21,7 @@ class PretrainedTextMixin:
     def _is_text(self) -> bool:
         return isinstance(self.model, str) and self.model.startswith("hf:")
 
-    def _fit_text(self, X) -> PretrainedTransformer:
+    def _fit_text(self, X) -> PretrainedTextMixin:
         self._check_strings(X)
         if self.blocks is not None:
             raise ValueError(
