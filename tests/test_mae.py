@@ -887,3 +887,129 @@ def test_mae_norm_pix_loss_reaches_the_training_loss(small_digits):
     normed = MAETransformer(**params, norm_pix_loss=True).fit(X)
     assert normed.net_.module_.norm_pix_loss and not raw.net_.module_.norm_pix_loss
     assert normed.loss_curve_ != raw.loss_curve_
+
+
+def test_mae_masking_of_two_tokens_hides_one_at_a_tiny_ratio():
+    """Of two tokens, a ratio too small to hide any still hides exactly one."""
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    tokens = torch.randn(5, 2, 4)
+    gen = torch.Generator().manual_seed(0)
+    visible, mask, _ = obj.random_masking(tokens, 1e-9, gen)
+    assert visible.shape == (5, 1, 4)
+    assert mask.sum(1).tolist() == [1.0] * 5
+
+
+def test_mae_decoder_is_deterministic_in_training_mode():
+    """The decoder has no dropout: in training mode the same latent and
+    order give the same prediction twice."""
+    torch.manual_seed(0)
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=2).train()
+    x = torch.randn(3, 1, 8, 8)
+    latent, _, ids_restore = obj.forward_encoder(
+        x, 0.75, torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        first = obj.forward_decoder(latent, ids_restore)
+        second = obj.forward_decoder(latent, ids_restore)
+    assert torch.equal(first, second)
+
+
+def test_mae_decoder_starts_from_the_mae_initialisation():
+    """Every decoder linear, the prediction head included, starts with zero
+    biases; the mask token is drawn with a standard deviation of 0.02."""
+    torch.manual_seed(0)
+    obj = MAEObjective(
+        (1, 8, 8), patch_size=2, depth=1, decoder_depth=1, decoder_embed_dim=64
+    )
+    for linear in (obj.decoder_embed, obj.decoder_pred):
+        assert torch.equal(linear.bias, torch.zeros_like(linear.bias))
+    assert 0.01 < obj.mask_token.std().item() < 0.04
+
+
+def test_keyed_masks_depend_on_the_raw_sample_not_on_the_standardisation():
+    """KeyedNoise draws a sample's mask from its raw values: objectives fitted
+    to different input scales hide the same tokens of the same sample, the
+    ones the noise of KeyedNoise.uniform puts first."""
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 8, 8)
+    plain = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    scaled = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    scaled.set_input_scale(x * 7 + 3)
+    _, mask, _ = plain.forward_encoder(x, 0.75, KeyedNoise(4))
+    _, mask_scaled, _ = scaled.forward_encoder(x, 0.75, KeyedNoise(4))
+    assert torch.equal(mask, mask_scaled)
+    noise = KeyedNoise(4).uniform(x, 16)
+    _, expected, _ = plain.random_masking(plain.patchify(x), 0.75, noise=noise)
+    assert torch.equal(mask, expected)
+
+
+def test_keyed_noise_reads_values_whatever_their_dtype_or_graph():
+    """The draws of a sample depend on its values alone: a float64 copy or
+    a tensor that requires grad gets the same draws as the float32 one."""
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    x = torch.randn(3, 1, 4, 4)
+    draws = KeyedNoise(2).uniform(x, 5)
+    assert torch.equal(KeyedNoise(2).uniform(x.double(), 5), draws)
+    assert torch.equal(KeyedNoise(2).uniform(x.clone().requires_grad_(), 5), draws)
+    # every value counts, the last one included
+    changed = x.clone()
+    changed[:, 0, -1, -1] += 1.0
+    other = KeyedNoise(2).uniform(changed, 5)
+    assert all(not torch.equal(a, b) for a, b in zip(other, draws))
+
+
+def test_keyed_noise_generators_and_uniform_draw_from_the_given_seed():
+    """KeyedNoise(seed) keeps seed as given; its per-sample generators start
+    the same stream as its uniform draws, and another seed draws others."""
+    from sk_replearn.objectives.masked import KeyedNoise
+
+    x = torch.randn(3, 6)
+    noise = KeyedNoise(np.int64(5))
+    assert noise.seed == 5 and type(noise.seed) is int
+    draws = noise.uniform(x, 4)
+    for row, gen in zip(draws, noise.generators(x)):
+        assert torch.equal(row, torch.rand(4, generator=gen))
+    assert not torch.equal(KeyedNoise(6).uniform(x, 4), draws)
+
+
+def test_mae_objective_refuses_a_batch_of_samples_of_another_shape():
+    """A batch whose samples are not input_shape is an error, not a batch of
+    twice as many samples."""
+    obj = MAEObjective((1, 8, 8), patch_size=2, depth=1, decoder_depth=1)
+    assert obj.encode(torch.randn(3, 1, 8, 8)).shape == (3, 64)
+    with pytest.raises(RuntimeError, match="invalid for input of size"):
+        obj.encode(torch.randn(3, 2, 8, 8))
+
+
+@pytest.mark.parametrize("n_components, width", [(None, 16), (6, 6)])
+def test_mae_transfer_encoder_reports_the_width_it_outputs(n_components, width):
+    """The copy's out_features is its output's width: the n_components code
+    where there is one, else the encoder's tokens."""
+    obj = MAEObjective(
+        (1, 8, 8),
+        patch_size=2,
+        embed_dim=16,
+        depth=1,
+        decoder_depth=1,
+        n_components=n_components,
+    )
+    encoder = obj.transfer_encoder((1, 8, 8)).eval()
+    with torch.no_grad():
+        out = encoder(torch.randn(2, 1, 8, 8))
+    assert encoder.out_features == out.shape[1] == width
+
+
+def test_mae_transfer_encoder_given_regions_alone_keeps_the_pooling():
+    """transfer_encoder(regions=...) without pooling keeps the encoder's own
+    pooling: a class-token encoder's copy still reads the class token."""
+    torch.manual_seed(0)
+    obj = MAEObjective(
+        (1, 8, 8), patch_size=2, embed_dim=16, depth=1, decoder_depth=1, pooling="cls"
+    ).eval()
+    encoder = obj.transfer_encoder((1, 8, 8), regions=1).eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x), obj.encode(x))
