@@ -1,7 +1,8 @@
 """Helpers that depend on nothing else in the package.
 
 What an estimator's state is (:func:`is_fitted`), what counts as an int
-argument (:func:`is_int`) and how messages name it (:func:`with_article`).
+argument (:func:`is_int`), how messages name it (:func:`with_article`) and
+the closest valid name they suggest for a wrong one (:func:`did_you_mean`).
 They live below :mod:`sk_replearn.base`, which re-exports
 :func:`is_fitted`, so that the modules ``base`` itself imports
 (persistence, tokens, the fingerprints) and the argument checks of every
@@ -10,12 +11,14 @@ layer can use them.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from numbers import Integral
 
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["is_fitted", "is_int", "with_article"]
+__all__ = ["did_you_mean", "is_fitted", "is_int", "with_article"]
 
 
 def is_fitted(estimator) -> bool:
@@ -71,3 +74,19 @@ def with_article(noun: str) -> str:
     initialism = noun[:2].isupper() and noun[:2].isalpha()
     vowels = "AEFHILMNORSX" if initialism else "AEIOUaeiou"
     return f"{'an' if noun[:1] and noun[0] in vowels else 'a'} {noun}"
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """The hint " Did you mean '<option>'?" naming the option closest to
+    ``word``, for a message that refuses it; "" if no option is close.
+
+    Examples
+    --------
+    >>> from sk_replearn._util import did_you_mean
+    >>> did_you_mean("resnt", ["mlp", "cnn", "resnet"])
+    " Did you mean 'resnet'?"
+    >>> did_you_mean("xyz", ["mlp", "cnn"])
+    ''
+    """
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._util import did_you_mean
 from ._exported import ExportedModule
 
 
@@ -78,11 +79,8 @@ def _submodule(model: nn.Module, name: str, param: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name in modules and name != "":
         return modules[name]
-    import difflib
-
     valid = [n for n in modules if n]
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(str(name), valid)
     shown = valid if len(valid) <= 40 else valid[:20] + ["..."] + valid[-10:]
     raise ValueError(
         f"{param}={name!r} is not a module of {type(model).__name__}.{hint} Its "

@@ -10,7 +10,6 @@ elsewhere (:mod:`sk_replearn.nn.pretrained`).
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import inspect
 import itertools
@@ -19,10 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+from .._util import did_you_mean
 
 
 def _check_kwargs(cls: type, kwargs: dict, required: Sequence[str]) -> None:
@@ -44,7 +40,7 @@ def _check_kwargs(cls: type, kwargs: dict, required: Sequence[str]) -> None:
         if name not in params:
             raise TypeError(
                 f"{cls.__name__} got an unexpected keyword argument {name!r}; "
-                f"valid ones are {valid}.{_did_you_mean(name, valid)}"
+                f"valid ones are {valid}.{did_you_mean(name, valid)}"
             )
 
 

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from .._util import did_you_mean
 from ._checks import check_input_shape, check_int, is_int
 from ._user_modules import (
     _check_kwargs,
-    _did_you_mean,
     _dummy_forward,
     _is_module_class,
     _user_module,
@@ -163,7 +163,7 @@ def _check_name(param: str, value: str, names: Sequence[str]) -> str:
     if value not in names:
         raise ValueError(
             f"{param}={value!r} is not a known {param}; use one of "
-            f"{list(names)} or an nn.Module subclass.{_did_you_mean(value, names)}"
+            f"{list(names)} or an nn.Module subclass.{did_you_mean(value, names)}"
         )
     return value
 

@@ -19,6 +19,7 @@ import zipfile
 import torch
 from torch import nn
 
+from .._util import did_you_mean
 from ..nn._exported import ExportedModule
 from ..nn._user_modules import call_factory
 
@@ -275,12 +276,9 @@ def _torchvision_model(name: str, weights) -> tuple[nn.Module, dict]:
     tv = _import("torchvision")
     models = tv.models
     if name not in models.list_models():
-        import difflib
-
-        close = difflib.get_close_matches(name, models.list_models(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"model='torchvision:{name}' is not a torchvision model.{hint}"
+            f"model='torchvision:{name}' is not a torchvision model."
+            f"{did_you_mean(name, models.list_models())}"
         )
     hints: dict = {}
     if weights is None:
